@@ -1,0 +1,33 @@
+/* Error detail. Internal code records the detail of a failure in a thread-local slot with
+ * exo_errorf(); each public API entry point then copies it into the slot of the object the
+ * caller holds (runtime, model, session), so detail is per thread and per object, never one
+ * process-global string. */
+#ifndef EXO_BASE_ERROR_H
+#define EXO_BASE_ERROR_H
+
+#include "exo_plugin.h"
+
+#define EXO_ERROR_MAX 1024
+
+typedef struct exo_error_slot {
+    exo_status status;
+    char message[EXO_ERROR_MAX];
+} exo_error_slot;
+
+/* Records `status` and a printf-style message as this thread's last error; returns status. */
+exo_status exo_errorf(exo_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prefixes this thread's last error message with "prefix: " (adds context on the way up). */
+exo_status exo_error_wrap(exo_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Clears this thread's last error. */
+void exo_error_clear(void);
+
+/* This thread's last error message ("" when none). */
+const char *exo_error_message(void);
+
+/* Copies this thread's last error into an object's slot (when status is an error) and returns
+ * status unchanged: `return exo_error_keep(&obj->error, st);`. */
+exo_status exo_error_keep(exo_error_slot *slot, exo_status status);
+
+#endif

@@ -1,0 +1,45 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const level_names[] = {"error", "warn", "info", "debug", "trace"};
+
+int32_t exo_log_level_parse(const char *text) {
+    if (!text || !*text) return -1;
+    for (int32_t i = 0; i < 5; i++)
+        if (strcasecmp(text, level_names[i]) == 0) return i;
+    if (strcasecmp(text, "warning") == 0) return EXO_LOG_WARN;
+    if (text[0] >= '0' && text[0] <= '4' && text[1] == '\0') return text[0] - '0';
+    return -1;
+}
+
+void exo_logger_init(exo_logger *logger, exo_log_fn fn, void *user, int32_t level) {
+    logger->fn = fn;
+    logger->user = user;
+    if (level < 0) level = exo_log_level_parse(secure_getenv("EXO_LOG_LEVEL"));
+    if (level < 0) level = EXO_LOG_WARN;
+    if (level > EXO_LOG_TRACE) level = EXO_LOG_TRACE;
+    logger->threshold = level;
+}
+
+void exo_logf(const exo_logger *logger, exo_log_level level, const char *component,
+              const char *fmt, ...) {
+    if (!logger || level > logger->threshold) return;
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n') line[--n] = '\0';
+    if (logger->fn) {
+        logger->fn(logger->user, level, component, line);
+    } else {
+        const char *name = (level >= 0 && level <= EXO_LOG_TRACE) ? level_names[level] : "log";
+        fprintf(stderr, "exo %s [%s] %s\n", name, component ? component : "core", line);
+    }
+}

@@ -1,0 +1,86 @@
+/* A Hugging Face config.json read into the facts the graph builder needs. Both dialects:
+ * classic (`rope_theta` + `rope_scaling`) and newer (`rope_parameters`). */
+#ifndef EXO_MODEL_CONFIG_H
+#define EXO_MODEL_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "exo_plugin.h"
+
+typedef enum exo_arch {
+    EXO_ARCH_LLAMA = 0,
+    EXO_ARCH_MISTRAL = 1,
+    EXO_ARCH_QWEN2 = 2,
+    EXO_ARCH_QWEN3 = 3,
+    EXO_ARCH_PHI3 = 4,
+    EXO_ARCH_GEMMA = 5,
+} exo_arch;
+
+typedef enum exo_rope_scaling {
+    EXO_ROPE_SCALING_NONE = 0,  /* "default" */
+    EXO_ROPE_SCALING_LINEAR = 1,
+    EXO_ROPE_SCALING_LLAMA3 = 2,
+    EXO_ROPE_SCALING_YARN = 3,
+    EXO_ROPE_SCALING_DYNAMIC = 4, /* NTK-dynamic: inv_freq at init equals the default */
+} exo_rope_scaling;
+
+#define EXO_MAX_EOS 8
+
+typedef struct exo_model_config {
+    exo_arch arch;
+    char model_type[32];       /* as written in config.json */
+    uint32_t hidden_size;
+    uint32_t intermediate_size;
+    uint32_t n_layers;
+    uint32_t n_heads;
+    uint32_t n_kv_heads;       /* defaults to n_heads */
+    uint32_t head_dim;         /* defaults to hidden_size / n_heads */
+    uint32_t vocab_size;
+    uint32_t max_position_embeddings;
+    float rms_norm_eps;
+    bool tie_word_embeddings;
+    bool attention_bias;       /* q/k/v (and o for llama's attention_bias) biases present */
+    bool mlp_bias;
+    bool qk_norm;              /* qwen3 */
+    bool norm_add_one;         /* gemma: x * (1 + w) */
+    float embedding_scale;     /* gemma: sqrt(hidden_size); else 1 */
+    int32_t activation;        /* EXO_ACT_SILU or EXO_ACT_GELU_TANH */
+    uint32_t sliding_window;   /* 0 = none */
+    float final_logit_softcap; /* 0 = none */
+    float attn_logit_softcap;  /* 0 = none */
+    float attn_scale;          /* 1/sqrt(head_dim) unless query_pre_attn_scalar says otherwise */
+
+    /* RoPE */
+    double rope_theta;
+    float partial_rotary_factor; /* 1 = rotate the whole head */
+    exo_rope_scaling rope_scaling;
+    double rope_factor;
+    double rope_low_freq_factor;   /* llama3 */
+    double rope_high_freq_factor;  /* llama3 */
+    uint32_t rope_original_max_position; /* llama3 / yarn */
+    double yarn_beta_fast, yarn_beta_slow, yarn_attention_factor; /* attention_factor 0 = derived */
+
+    exo_dtype torch_dtype;     /* dtype field ("dtype" or "torch_dtype"); F32 when absent */
+    int32_t bos_token_id;      /* -1 when absent */
+    int32_t eos_token_ids[EXO_MAX_EOS];
+    uint32_t n_eos;
+    int32_t pad_token_id;      /* -1 when absent */
+} exo_model_config;
+
+/* Reads DIR/config.json. Errors name the file and the field: EXO_ERR_IO (missing/unreadable),
+ * EXO_ERR_FORMAT (bad JSON, missing or absurd fields), EXO_ERR_UNSUPPORTED (architecture). */
+exo_status exo_model_config_load(const char *dir, exo_model_config *out);
+
+/* Parses config.json text (path is used only in error messages). */
+exo_status exo_model_config_parse(const char *json, const char *path, exo_model_config *out);
+
+/* RoPE inverse frequencies as Hugging Face's rope init functions compute them for this config:
+ * out[i] for i in [0, n_rot/2), n_rot = head_dim * partial_rotary_factor rounded down to even.
+ * *attention_factor receives the factor multiplying cos/sin (yarn; 1 otherwise). */
+void exo_rope_inv_freq(const exo_model_config *cfg, float *out, uint32_t n_rot, float *attention_factor);
+
+/* n_rot for this config. */
+uint32_t exo_rope_n_rot(const exo_model_config *cfg);
+
+#endif

@@ -1,0 +1,56 @@
+/* safetensors files, mmap'd, and a model directory's weights (one file or indexed shards).
+ *
+ * Format: 8-byte little-endian header length N, N bytes of JSON
+ * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {..}},
+ * then the data. Offsets are relative to the end of the header. Every structural problem is an
+ * error naming the file and the tensor. */
+#ifndef EXO_MODEL_SAFETENSORS_H
+#define EXO_MODEL_SAFETENSORS_H
+
+#include <stdint.h>
+
+#include "exo_plugin.h"
+
+#define EXO_ST_MAX_DIMS 4
+
+typedef struct exo_st_tensor {
+    const char *name;
+    exo_dtype dtype;                 /* F32, F16, BF16 or I32 */
+    uint32_t n_dims;
+    int64_t shape[EXO_ST_MAX_DIMS];  /* outermost first, as written in the file */
+    uint64_t nbytes;
+    const void *data;                /* inside the mapping; NULL until the file is mapped */
+    const char *file;                /* path of the file holding it */
+} exo_st_tensor;
+
+/* ---- one file */
+typedef struct exo_st_file exo_st_file;
+
+/* Opens, maps and validates one safetensors file. */
+exo_status exo_st_file_open(const char *path, exo_st_file **out);
+void exo_st_file_close(exo_st_file *file);
+uint32_t exo_st_file_count(const exo_st_file *file);
+const exo_st_tensor *exo_st_file_tensor(const exo_st_file *file, uint32_t index);
+/* NULL when absent (no error recorded). */
+const exo_st_tensor *exo_st_file_find(const exo_st_file *file, const char *name);
+
+/* ---- a model directory: model.safetensors, or model.safetensors.index.json + shards.
+ * Shard files are opened and mapped only when one of their tensors is first requested, so a
+ * pipeline shard touches only the files it needs. */
+typedef struct exo_weights exo_weights;
+
+exo_status exo_weights_open(const char *dir, exo_weights **out);
+void exo_weights_close(exo_weights *w);
+/* Looks a tensor up, mapping its file when needed. EXO_ERR_NOT_FOUND (naming the tensor and
+ * the directory) when absent; EXO_ERR_IO / EXO_ERR_FORMAT when its file is bad. */
+exo_status exo_weights_get(exo_weights *w, const char *name, const exo_st_tensor **out);
+/* True when the tensor exists (does not map anything). */
+int exo_weights_has(const exo_weights *w, const char *name);
+/* Total bytes of the mapped files (for load reports). */
+uint64_t exo_weights_mapped_bytes(const exo_weights *w);
+
+/* Bytes per element (0 for block formats and unknown dtypes). */
+uint32_t exo_dtype_size(exo_dtype dtype);
+const char *exo_dtype_name(exo_dtype dtype);
+
+#endif
