@@ -248,7 +248,8 @@ enum {
     EXO_OP_ATTENTION = 8,
     /* dst = cap * tanh(x / cap). f[0]: cap. */
     EXO_OP_SOFTCAP = 9,
-    /* dst = x (a copy, shapes equal). */
+    /* dst = x. Element counts are equal; shapes may differ, which makes COPY the reshape
+     * (e.g. [T, n_heads*head_dim] -> [T, n_heads, head_dim]). */
     EXO_OP_COPY = 10,
     EXO_OP_COUNT = 11,
     EXO_OP_FORCE_INT32 = 0x7fffffff
@@ -330,7 +331,10 @@ typedef struct exo_plugin_api {
 
     /* Finds devices. May load the vendor library and query devices; creates no contexts or
      * queues. Bounded time, idempotent. `*count` receives the number of devices; the core
-     * then reads each report with device_report. */
+     * then reads each report with device_report. When it finds no device (loader missing, no
+     * driver, zeInit failing) it still returns EXO_OK with *count = 0 and tells why through
+     * host->set_error(host_ctx, EXO_ERR_NO_DEVICE, vendor_code, "..."): the core shows that
+     * message as the plugin's reason. An error status means the probe itself broke. */
     exo_status (*probe)(exo_plugin_ctx *ctx, uint32_t *count);
     exo_status (*device_report)(exo_plugin_ctx *ctx, uint32_t index, exo_device_report *out);
     exo_status (*device_telemetry)(exo_plugin_ctx *ctx, uint32_t index, exo_device_telemetry *out);

@@ -109,9 +109,14 @@ typedef struct exo_device_info {
     const exo_device_report *report;  /* owned by the runtime */
     const char *alternates;           /* same physical device through other plugins: "opencl:0" */
     const char *rank_reason;          /* the ranking key, written out */
+    int32_t alternate_of;             /* index of the primary view of this physical device, or -1 */
+    uint32_t selected;                /* 1 for the device work goes to by default */
 } exo_device_info;
 
-/* Devices after de-duplication, best first. Strings live until exo_runtime_destroy. */
+/* Every device of every plugin, best first. A physical device seen through several plugins
+ * (the same GPU through Level Zero and OpenCL) is listed once per plugin: the view that serves
+ * it best is its primary, the others follow it as alternates (used as fallbacks).
+ * Strings live until exo_runtime_destroy. */
 EXO_API uint32_t exo_device_count(const exo_runtime *rt);
 EXO_API exo_status exo_device_get_info(const exo_runtime *rt, uint32_t index, exo_device_info *out);
 EXO_API exo_status exo_device_telemetry_read(exo_runtime *rt, uint32_t index, exo_device_telemetry *out);
@@ -121,6 +126,127 @@ EXO_API exo_status exo_device_selected(const exo_runtime *rt, uint32_t *index, c
 
 /* Finds a device by "plugin[:index]" (index within that plugin; default 0). */
 EXO_API exo_status exo_device_find(const exo_runtime *rt, const char *spec, uint32_t *index);
+
+
+/* ---------------------------------------------------------------- models */
+
+typedef struct exo_model exo_model;
+
+typedef struct exo_model_info {
+    exo_struct_header hdr;
+    const char *architecture;   /* config.json model_type: "llama", "qwen2", ... */
+    const char *path;
+    uint32_t n_layers;
+    uint32_t hidden_size;
+    uint32_t intermediate_size;
+    uint32_t vocab_size;
+    uint32_t n_heads;
+    uint32_t n_kv_heads;
+    uint32_t head_dim;
+    uint32_t max_position_embeddings;
+    exo_dtype dtype;            /* of the checkpoint's weights */
+    int32_t bos_token_id;       /* -1: none */
+    const int32_t *eos_token_ids;
+    uint32_t n_eos;
+    uint32_t tie_word_embeddings;
+} exo_model_info;
+
+/* Opens a Hugging Face model directory: reads config.json and the safetensors headers (one file
+ * or model.safetensors.index.json shards, mapped lazily). Weights load with exo_shard_load. */
+EXO_API exo_status exo_model_open(exo_runtime *rt, const char *dir, exo_model **out);
+EXO_API void exo_model_close(exo_model *model);
+EXO_API exo_status exo_model_get_info(const exo_model *model, exo_model_info *out);
+EXO_API const char *exo_model_last_error(const exo_model *model);
+
+/* ---------------------------------------------------------------- shards */
+
+typedef struct exo_shard exo_shard;
+
+/* Load progress: called after each layer's weights are on the device. Return nonzero to cancel
+ * (exo_shard_load then returns EXO_ERR_ABORTED). */
+typedef int (*exo_progress_fn)(void *user, uint32_t layers_loaded, uint32_t layers_total);
+
+typedef struct exo_shard_options {
+    exo_struct_header hdr;
+    uint32_t start_layer;       /* half-open range [start_layer, end_layer) of the model's layers */
+    uint32_t end_layer;
+    const char *device;         /* "plugin[:index]"; NULL: the selected device, falling back down
+                                 * the ranking when opening, compiling or allocating fails */
+    uint32_t max_tokens;        /* tokens per forward step (prefill chunk); 0: 512 */
+    uint32_t max_ctx;           /* KV cache positions per session; 0: max_position_embeddings,
+                                 * capped at 4096 */
+    exo_progress_fn progress;
+    void *progress_user;
+} exo_shard_options;
+
+typedef struct exo_shard_info {
+    exo_struct_header hdr;
+    uint32_t start_layer, end_layer;
+    uint32_t embeds;            /* input is token ids (the first shard) */
+    uint32_t has_head;          /* output is logits (the last shard) */
+    uint32_t input_width;       /* hidden_size, or 1 (token ids) */
+    uint32_t output_width;      /* vocab_size (logits) or hidden_size */
+    uint32_t device;            /* device index (exo_device_get_info) */
+    const char *plugin;
+    const char *device_name;
+    uint64_t weight_bytes;
+    uint32_t max_tokens;
+    uint32_t max_ctx;
+} exo_shard_info;
+
+/* The first shard (start 0) embeds token ids; the last (end = n_layers) applies the final norm
+ * and lm_head; the others take and give hidden states [tokens, hidden_size] in float32. */
+EXO_API exo_status exo_shard_load(exo_model *model, const exo_shard_options *opts, exo_shard **out);
+EXO_API void exo_shard_free(exo_shard *shard);
+EXO_API exo_status exo_shard_get_info(const exo_shard *shard, exo_shard_info *out);
+EXO_API const char *exo_shard_last_error(const exo_shard *shard);
+
+/* ---------------------------------------------------------------- sessions (one sequence each) */
+
+typedef struct exo_session exo_session;
+
+/* exo_session_forward flags */
+#define EXO_FORWARD_LAST_ONLY (1u << 0) /* write only the last token's row of the output */
+
+/* A sequence's state on a shard: its KV cache, sized by the shard's max_ctx. max_ctx here
+ * may lower the limit for this session (0: the shard's). */
+EXO_API exo_status exo_session_create(exo_shard *shard, uint32_t max_ctx, exo_session **out);
+EXO_API void exo_session_free(exo_session *session);
+EXO_API exo_status exo_session_reset(exo_session *session);
+/* Tokens held in the KV cache (the position of the next token). */
+EXO_API uint32_t exo_session_position(const exo_session *session);
+/* Forgets every position from n on (n <= position), e.g. to retry a step. */
+EXO_API exo_status exo_session_truncate(exo_session *session, uint32_t n);
+EXO_API const char *exo_session_last_error(const exo_session *session);
+
+/* Runs n tokens through the shard at the session's next positions and appends them to its KV
+ * cache. Input: token ids (first shard) or hidden states [n, hidden_size]. Output: logits
+ * [n, vocab] (last shard) or hidden states [n, hidden_size]; with EXO_FORWARD_LAST_ONLY just
+ * the last row. out_count is the capacity of out in floats. Once the session holds state, a
+ * failing device gives EXO_ERR_DEVICE_LOST (no silent switch: re-place the shard). */
+EXO_API exo_status exo_session_forward_tokens(exo_session *session, const int32_t *tokens, uint32_t n,
+                                              uint32_t flags, float *out, uint64_t out_count);
+EXO_API exo_status exo_session_forward_hidden(exo_session *session, const float *hidden, uint32_t n,
+                                              uint32_t flags, float *out, uint64_t out_count);
+
+
+/* ---------------------------------------------------------------- tensor files (safetensors) */
+
+typedef struct exo_tensor_file exo_tensor_file;
+
+typedef struct exo_tensor_view {
+    exo_dtype dtype;
+    uint32_t n_dims;
+    int64_t shape[4];   /* outermost first */
+    const void *data;   /* valid until exo_tensor_file_close */
+    uint64_t nbytes;
+} exo_tensor_view;
+
+/* Reads a safetensors file (e.g. golden references, hidden states saved by a peer). */
+EXO_API exo_status exo_tensor_file_open(const char *path, exo_tensor_file **out);
+EXO_API void exo_tensor_file_close(exo_tensor_file *file);
+/* EXO_ERR_NOT_FOUND when the file has no tensor of that name. */
+EXO_API exo_status exo_tensor_file_get(const exo_tensor_file *file, const char *name, exo_tensor_view *out);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,56 @@
+/* The graph builder: (architecture config, weights, layer range [start, end)) -> a graph in
+ * the plugin IR (abi/exo_plugin.h). Architecture knowledge lives here and in model/config.c
+ * only; plugins never see architecture names. */
+#ifndef EXO_GRAPH_BUILDER_H
+#define EXO_GRAPH_BUILDER_H
+
+#include <stdbool.h>
+
+#include "model/config.h"
+#include "model/safetensors.h"
+
+/* A weight buffer the shard must create on the device: a tensor of the checkpoint (used in
+ * place where the device allows) or a constant the builder computed (RoPE frequencies, f32
+ * copies of biases). */
+typedef struct exo_plan_buffer {
+    const void *data;
+    uint64_t size;
+    void *owned;      /* malloc'd constant data (NULL for checkpoint tensors) */
+    int32_t layer;    /* layer it belongs to, -1 for embedding/head/constants (load progress) */
+    char name[96];
+} exo_plan_buffer;
+
+typedef struct exo_graph_plan {
+    exo_tensor *tensors;
+    uint32_t n_tensors, cap_tensors;
+    exo_node *nodes;
+    uint32_t n_nodes, cap_nodes;
+    exo_plan_buffer *buffers;
+    uint32_t n_buffers, cap_buffers;
+
+    uint32_t start, end;   /* layer range */
+    bool embeds;           /* input is token ids */
+    bool has_head;         /* output is logits */
+    uint32_t max_tokens;
+    uint32_t max_ctx;      /* KV rows per layer */
+
+    uint32_t in_tokens;    /* I32 [T] or UINT32_MAX */
+    uint32_t in_hidden;    /* F32 [T, hidden] or UINT32_MAX */
+    uint32_t in_positions; /* I32 [T] */
+    uint32_t output;       /* F32 [T, vocab] or [T, hidden] */
+    uint32_t *kv;          /* 2 per layer of the range: K then V, F32 [max_ctx, n_kv, head_dim] */
+    uint32_t n_kv;
+} exo_graph_plan;
+
+/* Builds the graph of layers [start, end). embeds: the graph starts from token ids (else from
+ * hidden states); head: it ends with the final norm and lm_head (else with hidden states).
+ * Errors name the model directory and the missing or malformed tensor. */
+exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
+                                uint32_t start, uint32_t end, bool embeds, bool head, uint32_t max_tokens,
+                                uint32_t max_ctx, exo_graph_plan *out);
+void exo_graph_plan_free(exo_graph_plan *plan);
+
+/* The graph as the plugin sees it; `buffers` are the device buffers created for plan->buffers. */
+void exo_graph_plan_view(const exo_graph_plan *plan, exo_buffer *const *buffers, exo_graph *out);
+
+#endif

@@ -1,0 +1,203 @@
+/* Loading one plugin: dlopen(RTLD_NOW | RTLD_LOCAL), the entry symbol, ABI negotiation
+ * (major exact, minor down to the smaller), init and probe. A plugin that fails any step is
+ * kept in the list as FAILED with the reason, so exo-probe can show it; it never takes the
+ * runtime down. */
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runtime.h"
+
+#define MAX_DEVICES_PER_PLUGIN 64
+
+/* ---------------------------------------------------------------- the host table */
+
+static void host_log(void *ctx, exo_log_level level, const char *component, const char *msg) {
+    exo_host_ctx *h = ctx;
+    char comp[96];
+    snprintf(comp, sizeof comp, "plugin:%s", h->plugin->name);
+    exo_logf(&h->rt->logger, level, component && *component ? component : comp, "%s", msg ? msg : "");
+}
+
+static exo_status host_set_error(void *ctx, exo_status status, int64_t vendor_code, const char *fmt, ...) {
+    exo_host_ctx *h = ctx;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->plugin->last_error, sizeof h->plugin->last_error, fmt ? fmt : "", ap);
+    va_end(ap);
+    exo_errorf(status, "%s: %s", h->plugin->name, h->plugin->last_error);
+    (void)vendor_code;
+    return status;
+}
+
+static const char *host_get_env(void *ctx, const char *name) { return name ? secure_getenv(name) : NULL; }
+static void *host_alloc(void *ctx, size_t size) { return malloc(size); }
+static void host_free(void *ctx, void *ptr) { free(ptr); }
+static uint64_t host_now_ns(void *ctx) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+static uint32_t host_cpu_threads(void *ctx) { return ((exo_host_ctx *)ctx)->rt->n_threads; }
+
+void exo_registry_host_init(exo_runtime *rt, exo_plugin_rec *p) {
+    memset(&p->host, 0, sizeof p->host);
+    EXO_STRUCT_INIT(&p->host);
+    p->host_ctx.rt = rt;
+    p->host_ctx.plugin = p;
+    p->host.host_ctx = &p->host_ctx;
+    p->host.log = host_log;
+    p->host.set_error = host_set_error;
+    p->host.get_env = host_get_env;
+    p->host.alloc = host_alloc;
+    p->host.free = host_free;
+    p->host.now_ns = host_now_ns;
+    p->host.cpu_threads = host_cpu_threads;
+}
+
+/* ---------------------------------------------------------------- loading */
+
+static void fail(exo_runtime *rt, exo_plugin_rec *p, exo_status status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void fail(exo_runtime *rt, exo_plugin_rec *p, exo_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->reason, sizeof p->reason, fmt, ap);
+    va_end(ap);
+    p->state = EXO_PLUGIN_FAILED;
+    p->status = status;
+    exo_logf(&rt->logger, EXO_LOG_WARN, "registry", "plugin %s (%s) skipped: %s: %s", p->name,
+             p->path, exo_status_name(status), p->reason);
+}
+
+/* The members a plugin table must hold for the core to use it at all. */
+#define REQUIRED_TABLE_SIZE (offsetof(exo_plugin_api, device_report) + sizeof(void *))
+
+void exo_registry_load(exo_runtime *rt, exo_plugin_rec *p) {
+    exo_registry_host_init(rt, p);
+    dlerror();
+    p->dl = dlopen(p->path, RTLD_NOW | RTLD_LOCAL);
+    if (!p->dl) {
+        const char *why = dlerror();
+        fail(rt, p, EXO_ERR_PLUGIN_LOAD, "dlopen failed: %s", why ? why : "unknown error");
+        return;
+    }
+    exo_plugin_entry_fn entry = (exo_plugin_entry_fn)dlsym(p->dl, EXO_PLUGIN_ENTRY_SYMBOL);
+    if (!entry) {
+        fail(rt, p, EXO_ERR_PLUGIN_LOAD, "does not export %s", EXO_PLUGIN_ENTRY_SYMBOL);
+        return;
+    }
+    memset(&p->api, 0, sizeof p->api);
+    EXO_STRUCT_INIT(&p->api);
+    p->last_error[0] = '\0';
+    exo_status st = entry(&p->host, &p->api);
+    uint32_t theirs = p->api.hdr.version;
+    if (st == EXO_ERR_ABI_MISMATCH || EXO_VERSION_MAJOR(theirs) != EXO_ABI_MAJOR) {
+        fail(rt, p, EXO_ERR_ABI_MISMATCH, "plugin ABI %u.%u, core ABI %u.%u: major versions differ",
+             EXO_VERSION_MAJOR(theirs), EXO_VERSION_MINOR(theirs), EXO_ABI_MAJOR, EXO_ABI_MINOR);
+        return;
+    }
+    if (st != EXO_OK) {
+        fail(rt, p, st, "entry point failed: %s", p->last_error[0] ? p->last_error : exo_status_str(st));
+        return;
+    }
+    /* A plugin built against an older minor fills a shorter table: everything past its size
+     * must read as absent (NULL), whatever the plugin left there. */
+    uint32_t size = p->api.hdr.size;
+    if (size > sizeof p->api) size = sizeof p->api;
+    if (size < REQUIRED_TABLE_SIZE) {
+        fail(rt, p, EXO_ERR_ABI_MISMATCH, "plugin table is %u bytes, smaller than the %zu the core needs",
+             size, (size_t)REQUIRED_TABLE_SIZE);
+        return;
+    }
+    memset((char *)&p->api + size, 0, sizeof p->api - size);
+    uint32_t their_minor = EXO_VERSION_MINOR(theirs), our_minor = EXO_ABI_MINOR;
+    uint32_t minor = their_minor < our_minor ? their_minor : our_minor;
+    p->abi_version = EXO_MAKE_VERSION(EXO_ABI_MAJOR, minor);
+    if (!p->api.init || !p->api.probe || !p->api.device_report) {
+        fail(rt, p, EXO_ERR_ABI_MISMATCH, "plugin table lacks init, probe or device_report");
+        return;
+    }
+    if (p->api.name && strcmp(p->api.name, p->name) != 0)
+        exo_logf(&rt->logger, EXO_LOG_WARN, "registry", "plugin file %s calls itself '%s'; using '%s'",
+                 p->path, p->api.name, p->name);
+    snprintf(p->version, sizeof p->version, "%s", p->api.version ? p->api.version : "");
+    snprintf(p->build_info, sizeof p->build_info, "%s", p->api.build_info ? p->api.build_info : "");
+    p->class_rank = exo_registry_class_rank(rt, p->name, p->api.rank);
+    p->last_error[0] = '\0';
+    st = p->api.init(&p->host, &p->ctx);
+    if (st != EXO_OK) {
+        p->ctx = NULL;
+        fail(rt, p, st, "init failed: %s", p->last_error[0] ? p->last_error : exo_status_str(st));
+        return;
+    }
+    exo_logf(&rt->logger, EXO_LOG_INFO, "registry", "plugin %s %s loaded from %s (ABI %u.%u, class rank %u)",
+             p->name, p->version, p->path, EXO_ABI_MAJOR, minor, p->class_rank);
+}
+
+/* Copies device reports out of the plugin, normalising what a buggy plugin may leave. */
+static void read_reports(exo_runtime *rt, exo_plugin_rec *p, uint32_t count) {
+    p->reports = calloc(count ? count : 1, sizeof *p->reports);
+    p->opened = calloc(count ? count : 1, sizeof *p->opened);
+    if (!p->reports || !p->opened) {
+        fail(rt, p, EXO_ERR_NO_MEMORY, "out of memory reading %u device reports", count);
+        return;
+    }
+    p->n_devices = count;
+    for (uint32_t i = 0; i < count; i++) {
+        exo_device_report *r = &p->reports[i];
+        EXO_STRUCT_INIT(r);
+        p->last_error[0] = '\0';
+        exo_status st = p->api.device_report(p->ctx, i, r);
+        EXO_STRUCT_INIT(r);
+        if (st != EXO_OK) {
+            r->score = 0;
+            snprintf(r->reason, sizeof r->reason, "device report failed: %s",
+                     p->last_error[0] ? p->last_error : exo_status_str(st));
+        }
+        r->reason[sizeof r->reason - 1] = r->fingerprint[sizeof r->fingerprint - 1] = '\0';
+        r->name[sizeof r->name - 1] = r->vendor[sizeof r->vendor - 1] = '\0';
+        r->driver_version[sizeof r->driver_version - 1] = r->api_version[sizeof r->api_version - 1] = '\0';
+        r->isa[sizeof r->isa - 1] = '\0';
+        if (!r->fingerprint[0]) snprintf(r->fingerprint, sizeof r->fingerprint, "%s:%u", p->name, i);
+    }
+}
+
+void exo_registry_probe(exo_runtime *rt, exo_plugin_rec *p) {
+    uint32_t count = 0;
+    p->last_error[0] = '\0';
+    exo_status st = p->api.probe(p->ctx, &count);
+    if (st != EXO_OK) {
+        fail(rt, p, st, "probe failed: %s", p->last_error[0] ? p->last_error : exo_status_str(st));
+        return;
+    }
+    if (count > MAX_DEVICES_PER_PLUGIN) {
+        exo_logf(&rt->logger, EXO_LOG_WARN, "registry", "plugin %s reports %u devices; using the first %u",
+                 p->name, count, MAX_DEVICES_PER_PLUGIN);
+        count = MAX_DEVICES_PER_PLUGIN;
+    }
+    if (count == 0) {
+        snprintf(p->reason, sizeof p->reason, "%s", p->last_error[0] ? p->last_error : "no devices found");
+        exo_logf(&rt->logger, EXO_LOG_INFO, "registry", "plugin %s: no devices: %s", p->name, p->reason);
+    }
+    read_reports(rt, p, count);
+}
+
+void exo_registry_unload(exo_plugin_rec *p) {
+    if (p->ctx && p->api.shutdown) {
+        if (p->opened && p->api.device_close)
+            for (uint32_t i = 0; i < p->n_devices; i++)
+                if (p->opened[i]) p->api.device_close(p->ctx, i);
+        p->api.shutdown(p->ctx);
+    }
+    p->ctx = NULL;
+    /* The library stays mapped: vendor runtimes (OpenMP, PoCL, Level Zero) keep threads and
+     * atexit handlers that point into it, and unloading them is a classic crash at exit. */
+    free(p->reports);
+    free(p->opened);
+    p->reports = NULL;
+    p->opened = NULL;
+}

@@ -1,0 +1,63 @@
+/* exo_model: a Hugging Face model directory opened for shards to load from. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+exo_status exo_model_open(exo_runtime *rt, const char *dir, exo_model **out) {
+    exo_error_clear();
+    if (!rt || !dir || !out) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_model_open: NULL argument");
+    *out = NULL;
+    exo_model *m = calloc(1, sizeof *m);
+    if (!m) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory opening %s", dir);
+    m->rt = rt;
+    snprintf(m->dir, sizeof m->dir, "%s", dir);
+    exo_status st = exo_model_config_load(dir, &m->cfg);
+    if (st == EXO_OK) st = exo_weights_open(dir, &m->weights);
+    if (st != EXO_OK) {
+        exo_error_keep(&rt->error, st);
+        free(m);
+        return st;
+    }
+    exo_logf(&rt->logger, EXO_LOG_INFO, "model", "opened %s: %s, %u layers, hidden %u, %u heads (%u kv), vocab %u",
+             dir, m->cfg.model_type, m->cfg.n_layers, m->cfg.hidden_size, m->cfg.n_heads, m->cfg.n_kv_heads,
+             m->cfg.vocab_size);
+    *out = m;
+    return EXO_OK;
+}
+
+void exo_model_close(exo_model *m) {
+    if (!m) return;
+    exo_weights_close(m->weights);
+    free(m);
+}
+
+const char *exo_model_last_error(const exo_model *m) { return m ? m->error.message : ""; }
+
+exo_status exo_model_get_info(const exo_model *m, exo_model_info *out) {
+    if (!m || !out || out->hdr.size < sizeof(exo_struct_header))
+        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_model_get_info: NULL argument or uninitialised header");
+    const exo_model_config *c = &m->cfg;
+    exo_model_info info;
+    memset(&info, 0, sizeof info);
+    EXO_STRUCT_INIT(&info);
+    info.architecture = c->model_type;
+    info.path = m->dir;
+    info.n_layers = c->n_layers;
+    info.hidden_size = c->hidden_size;
+    info.intermediate_size = c->intermediate_size;
+    info.vocab_size = c->vocab_size;
+    info.n_heads = c->n_heads;
+    info.n_kv_heads = c->n_kv_heads;
+    info.head_dim = c->head_dim;
+    info.max_position_embeddings = c->max_position_embeddings;
+    info.dtype = c->torch_dtype;
+    info.bos_token_id = c->bos_token_id;
+    info.eos_token_ids = c->eos_token_ids;
+    info.n_eos = c->n_eos;
+    info.tie_word_embeddings = c->tie_word_embeddings;
+    uint32_t size = out->hdr.size < sizeof info ? out->hdr.size : (uint32_t)sizeof info;
+    memcpy((char *)out + sizeof(exo_struct_header), (char *)&info + sizeof(exo_struct_header),
+           size - sizeof(exo_struct_header));
+    return EXO_OK;
+}

@@ -1,0 +1,43 @@
+/* Internal state of models, shards and sessions (core/run/model.c, shard.c, session.c). */
+#ifndef EXO_RUN_MODEL_INTERNAL_H
+#define EXO_RUN_MODEL_INTERNAL_H
+
+#include "graph/builder.h"
+#include "registry/runtime.h"
+
+struct exo_model {
+    exo_runtime *rt;
+    char dir[EXO_PATH_MAX];
+    exo_model_config cfg;
+    exo_weights *weights;
+    exo_error_slot error;
+};
+
+struct exo_shard {
+    exo_model *model;
+    exo_error_slot error;
+    uint32_t device;            /* ranked device index */
+    exo_plugin_rec *plugin;
+    exo_graph_plan plan;
+    exo_buffer **buffers;       /* one per plan buffer */
+    exo_compiled *compiled;
+    uint64_t weight_bytes;
+    uint32_t input_width, output_width;
+};
+
+struct exo_session {
+    exo_shard *shard;
+    exo_error_slot error;
+    uint32_t max_ctx;
+    uint32_t position;
+    exo_buffer **kv;            /* plan.n_kv */
+    exo_buffer *input;          /* tokens (I32) or hidden states (F32), max_tokens rows */
+    exo_buffer *positions;      /* I32 max_tokens */
+    exo_buffer *output;         /* F32 max_tokens x output_width */
+    int32_t *position_scratch;  /* host copy of positions, max_tokens */
+};
+
+/* Frees a plugin buffer if non-NULL. */
+void exo_shard_buffer_release(exo_shard *shard, exo_buffer *buf);
+
+#endif

@@ -1,0 +1,176 @@
+/* exo_session: one sequence on a shard — its KV cache on the shard's device, its position,
+ * and the forward step (token ids or hidden states in; logits or hidden states out). Input,
+ * position and output buffers are allocated once, so a step allocates nothing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+static exo_status alloc_buffer(exo_session *s, uint64_t size, exo_buffer_usage usage, exo_buffer **out) {
+    exo_shard *sh = s->shard;
+    const exo_device_rec *d = exo_runtime_device(sh->model->rt, sh->device);
+    sh->plugin->last_error[0] = '\0';
+    exo_status st = sh->plugin->api.buffer_alloc(sh->plugin->ctx, d->index, size, usage, out);
+    if (st != EXO_OK)
+        return exo_errorf(st, "%s:%u: allocating %llu bytes failed: %s", sh->plugin->name, d->index,
+                          (unsigned long long)size, sh->plugin->last_error[0] ? sh->plugin->last_error : exo_status_str(st));
+    return EXO_OK;
+}
+
+exo_status exo_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out) {
+    exo_error_clear();
+    if (!sh || !out) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_session_create: NULL argument");
+    *out = NULL;
+    if (max_ctx > sh->plan.max_ctx)
+        return exo_error_keep(&sh->error, exo_errorf(EXO_ERR_INVALID_ARG,
+            "session max_ctx %u exceeds the shard's %u (set exo_shard_options.max_ctx)", max_ctx, sh->plan.max_ctx));
+    exo_session *s = calloc(1, sizeof *s);
+    if (!s) return exo_error_keep(&sh->error, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory creating a session"));
+    s->shard = sh;
+    s->max_ctx = max_ctx ? max_ctx : sh->plan.max_ctx;
+    const exo_model_config *c = &sh->model->cfg;
+    uint64_t kv_bytes = (uint64_t)sh->plan.max_ctx * c->n_kv_heads * c->head_dim * sizeof(float);
+    uint32_t T = sh->plan.max_tokens;
+    exo_status st = EXO_OK;
+    s->kv = calloc(sh->plan.n_kv ? sh->plan.n_kv : 1, sizeof *s->kv);
+    s->position_scratch = malloc((size_t)T * sizeof *s->position_scratch);
+    if (!s->kv || !s->position_scratch) st = exo_errorf(EXO_ERR_NO_MEMORY, "out of memory creating a session");
+    for (uint32_t i = 0; st == EXO_OK && i < sh->plan.n_kv; i++) st = alloc_buffer(s, kv_bytes, EXO_BUFFER_KV, &s->kv[i]);
+    if (st == EXO_OK) st = alloc_buffer(s, (uint64_t)T * sh->input_width * 4, EXO_BUFFER_SCRATCH, &s->input);
+    if (st == EXO_OK) st = alloc_buffer(s, (uint64_t)T * 4, EXO_BUFFER_SCRATCH, &s->positions);
+    if (st == EXO_OK) st = alloc_buffer(s, (uint64_t)T * sh->output_width * 4, EXO_BUFFER_SCRATCH, &s->output);
+    if (st != EXO_OK) {
+        exo_session_free(s);
+        return exo_error_keep(&sh->error, st);
+    }
+    *out = s;
+    return EXO_OK;
+}
+
+void exo_session_free(exo_session *s) {
+    if (!s) return;
+    exo_shard *sh = s->shard;
+    if (s->kv)
+        for (uint32_t i = 0; i < sh->plan.n_kv; i++) exo_shard_buffer_release(sh, s->kv[i]);
+    exo_shard_buffer_release(sh, s->input);
+    exo_shard_buffer_release(sh, s->positions);
+    exo_shard_buffer_release(sh, s->output);
+    free(s->kv);
+    free(s->position_scratch);
+    free(s);
+}
+
+exo_status exo_session_reset(exo_session *s) {
+    if (!s) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_session_reset: session is NULL");
+    s->position = 0; /* cache rows past the position are never read: attention stops at pos[t] */
+    return EXO_OK;
+}
+
+uint32_t exo_session_position(const exo_session *s) { return s ? s->position : 0; }
+
+exo_status exo_session_truncate(exo_session *s, uint32_t n) {
+    if (!s) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_session_truncate: session is NULL");
+    if (n > s->position)
+        return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG,
+                                                    "cannot truncate to %u: the session holds %u positions", n, s->position));
+    s->position = n;
+    return EXO_OK;
+}
+
+const char *exo_session_last_error(const exo_session *s) { return s ? s->error.message : ""; }
+
+/* One chunk of at most max_tokens rows. */
+static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out) {
+    exo_shard *sh = s->shard;
+    const exo_plugin_api *api = &sh->plugin->api;
+    const exo_graph_plan *p = &sh->plan;
+    for (uint32_t i = 0; i < n; i++) s->position_scratch[i] = (int32_t)(s->position + i);
+    exo_status st = api->buffer_write(s->input, 0, input, (uint64_t)n * sh->input_width * 4);
+    if (st == EXO_OK) st = api->buffer_write(s->positions, 0, s->position_scratch, (uint64_t)n * 4);
+    if (st != EXO_OK) return exo_errorf(st, "writing the step's inputs failed: %s", sh->plugin->last_error);
+
+    exo_binding bindings[3 + 2 * 256];
+    uint32_t nb = 0;
+    bindings[nb++] = (exo_binding){.tensor = p->embeds ? p->in_tokens : p->in_hidden, .buffer = s->input};
+    bindings[nb++] = (exo_binding){.tensor = p->in_positions, .buffer = s->positions};
+    bindings[nb++] = (exo_binding){.tensor = p->output, .buffer = s->output};
+    for (uint32_t i = 0; i < p->n_kv && nb < sizeof bindings / sizeof bindings[0]; i++)
+        bindings[nb++] = (exo_binding){.tensor = p->kv[i], .buffer = s->kv[i]};
+    exo_exec_args args;
+    memset(&args, 0, sizeof args);
+    EXO_STRUCT_INIT(&args);
+    args.n_tokens = n;
+    args.n_bindings = nb;
+    args.bindings = bindings;
+    sh->plugin->last_error[0] = '\0';
+    st = api->graph_execute(sh->compiled, &args);
+    if (st != EXO_OK) return exo_errorf(st, "executing the graph failed: %s", sh->plugin->last_error);
+    uint32_t W = sh->output_width;
+    if (flags & EXO_FORWARD_LAST_ONLY)
+        st = api->buffer_read(s->output, (uint64_t)(n - 1) * W * 4, out, (uint64_t)W * 4);
+    else
+        st = api->buffer_read(s->output, 0, out, (uint64_t)n * W * 4);
+    if (st != EXO_OK) return exo_errorf(st, "reading the step's output failed: %s", sh->plugin->last_error);
+    s->position += n;
+    return EXO_OK;
+}
+
+static exo_status forward(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
+                          uint64_t out_count) {
+    exo_error_clear();
+    if (!s || !input || !out || n == 0)
+        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_session_forward: NULL argument or no tokens");
+    exo_shard *sh = s->shard;
+    uint32_t W = sh->output_width, in_w = sh->input_width;
+    uint64_t need = (flags & EXO_FORWARD_LAST_ONLY) ? W : (uint64_t)n * W;
+    if (out_count < need)
+        return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG,
+                              "output holds %llu floats; this step writes %llu", (unsigned long long)out_count,
+                              (unsigned long long)need));
+    if ((uint64_t)s->position + n > s->max_ctx)
+        return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG,
+                              "context full: %u positions held + %u new > max_ctx %u", s->position, n, s->max_ctx));
+    if (sh->plan.embeds) {
+        const int32_t *ids = input;
+        for (uint32_t i = 0; i < n; i++)
+            if (ids[i] < 0 || (uint32_t)ids[i] >= sh->model->cfg.vocab_size)
+                return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG,
+                                      "token %d at index %u is outside the vocabulary (%u)", ids[i], i,
+                                      sh->model->cfg.vocab_size));
+    }
+    bool had_state = s->position > 0;
+    uint32_t T = sh->plan.max_tokens, done = 0;
+    exo_status st = EXO_OK;
+    while (done < n && st == EXO_OK) {
+        uint32_t chunk = n - done < T ? n - done : T;
+        bool last = done + chunk == n;
+        const char *in = (const char *)input + (uint64_t)done * in_w * 4;
+        float *dst = (flags & EXO_FORWARD_LAST_ONLY) ? out : out + (uint64_t)done * W;
+        uint32_t f = (flags & EXO_FORWARD_LAST_ONLY) && !last ? EXO_FORWARD_LAST_ONLY : flags;
+        st = step(s, in, chunk, f, dst);
+        done += chunk;
+        had_state = had_state || (st == EXO_OK);
+    }
+    if (st != EXO_OK && had_state && st != EXO_ERR_INVALID_ARG && st != EXO_ERR_NO_MEMORY) {
+        /* The cache on the device may be half-written: EXO must re-place the shard. */
+        exo_error_wrap(EXO_ERR_DEVICE_LOST, "session state lost on %s", sh->plugin->name);
+        st = EXO_ERR_DEVICE_LOST;
+    }
+    return exo_error_keep(&s->error, st);
+}
+
+exo_status exo_session_forward_tokens(exo_session *s, const int32_t *tokens, uint32_t n, uint32_t flags, float *out,
+                                      uint64_t out_count) {
+    if (s && !s->shard->plan.embeds)
+        return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG,
+                              "this shard starts at layer %u and takes hidden states, not tokens", s->shard->plan.start));
+    return forward(s, tokens, n, flags, out, out_count);
+}
+
+exo_status exo_session_forward_hidden(exo_session *s, const float *hidden, uint32_t n, uint32_t flags, float *out,
+                                      uint64_t out_count) {
+    if (s && s->shard->plan.embeds)
+        return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG,
+                              "this shard starts at layer 0 and takes token ids, not hidden states"));
+    return forward(s, hidden, n, flags, out, out_count);
+}

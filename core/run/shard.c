@@ -1,0 +1,218 @@
+/* exo_shard: a layer range of a model, built into a graph and loaded on one device.
+ *
+ * Placement: the device the caller names, or else the selected device with fallback down the
+ * ranking (its alternates — the same GPU through another plugin — then the next devices, the
+ * CPU last) when opening, checking, allocating or compiling fails. Every failure is logged
+ * with its reason; if all fail, the error lists each device's reason. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+#define DEFAULT_MAX_TOKENS 512
+#define DEFAULT_MAX_CTX 4096
+#define MAX_CANDIDATES 64
+
+void exo_shard_buffer_release(exo_shard *shard, exo_buffer *buf) {
+    if (buf && shard->plugin->api.buffer_free) shard->plugin->api.buffer_free(buf);
+}
+
+static void unload_from_device(exo_shard *s) {
+    if (s->compiled && s->plugin->api.compiled_free) s->plugin->api.compiled_free(s->compiled);
+    s->compiled = NULL;
+    if (s->buffers)
+        for (uint32_t i = 0; i < s->plan.n_buffers; i++) exo_shard_buffer_release(s, s->buffers[i]);
+    free(s->buffers);
+    s->buffers = NULL;
+    s->weight_bytes = 0;
+}
+
+/* Puts one plan buffer on the device: in place over the mapping when the plugin can wrap host
+ * memory, else a device allocation and an upload. */
+static exo_status place_buffer(exo_shard *s, uint32_t dev, const exo_plan_buffer *pb, exo_buffer **out) {
+    const exo_plugin_api *api = &s->plugin->api;
+    exo_status st;
+    if (api->buffer_wrap_host && !pb->owned) {
+        st = api->buffer_wrap_host(s->plugin->ctx, dev, (void *)pb->data, pb->size, EXO_BUFFER_WEIGHTS, out);
+        if (st == EXO_OK) return st;
+    }
+    if (!api->buffer_alloc || !api->buffer_write)
+        return exo_errorf(EXO_ERR_UNSUPPORTED, "plugin %s has no buffers", s->plugin->name);
+    st = api->buffer_alloc(s->plugin->ctx, dev, pb->size ? pb->size : 1, EXO_BUFFER_WEIGHTS, out);
+    if (st != EXO_OK) return st;
+    st = api->buffer_write(*out, 0, pb->data, pb->size);
+    if (st != EXO_OK) {
+        api->buffer_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+static exo_status try_device(exo_shard *s, uint32_t rank, const exo_shard_options *o, bool *cancelled) {
+    exo_runtime *rt = s->model->rt;
+    exo_status st = exo_runtime_device_open(rt, rank);
+    if (st != EXO_OK) return st;
+    s->device = rank;
+    s->plugin = exo_runtime_device_plugin(rt, rank);
+    const exo_device_rec *d = exo_runtime_device(rt, rank);
+    const exo_plugin_api *api = &s->plugin->api;
+    s->plugin->last_error[0] = '\0';
+    if (!api->graph_compile || !api->graph_execute)
+        return exo_errorf(EXO_ERR_UNSUPPORTED, "plugin %s cannot run graphs yet", s->plugin->name);
+    exo_graph graph;
+    exo_graph_plan_view(&s->plan, NULL, &graph);
+    if (api->supports_graph) {
+        uint32_t first_bad = UINT32_MAX;
+        st = api->supports_graph(s->plugin->ctx, d->index, &graph, &first_bad);
+        if (st != EXO_OK)
+            return exo_errorf(st, "cannot run node %u (op %d) of the graph: %s", first_bad,
+                              first_bad < s->plan.n_nodes ? s->plan.nodes[first_bad].op : -1, s->plugin->last_error);
+    }
+    s->buffers = calloc(s->plan.n_buffers ? s->plan.n_buffers : 1, sizeof *s->buffers);
+    if (!s->buffers) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory loading the shard");
+    uint32_t total_layers = s->plan.end - s->plan.start, loaded = 0;
+    for (uint32_t i = 0; i < s->plan.n_buffers; i++) {
+        const exo_plan_buffer *pb = &s->plan.buffers[i];
+        st = place_buffer(s, d->index, pb, &s->buffers[i]);
+        if (st != EXO_OK)
+            return exo_errorf(st, "weight '%s' (%llu bytes): %s", pb->name, (unsigned long long)pb->size,
+                              s->plugin->last_error[0] ? s->plugin->last_error : exo_status_str(st));
+        s->weight_bytes += pb->size;
+        /* A layer is loaded when the next buffer belongs to another layer. */
+        bool layer_done = pb->layer >= 0 && (i + 1 == s->plan.n_buffers || s->plan.buffers[i + 1].layer != pb->layer);
+        if (layer_done) {
+            loaded++;
+            if (o && o->progress && o->progress(o->progress_user, loaded, total_layers) != 0) {
+                *cancelled = true;
+                return exo_errorf(EXO_ERR_ABORTED, "loading cancelled by the progress callback");
+            }
+        }
+    }
+    exo_graph_plan_view(&s->plan, s->buffers, &graph);
+    s->plugin->last_error[0] = '\0';
+    st = api->graph_compile(s->plugin->ctx, d->index, &graph, &s->compiled);
+    if (st != EXO_OK) {
+        s->compiled = NULL;
+        return exo_errorf(st, "compiling the graph failed: %s",
+                          s->plugin->last_error[0] ? s->plugin->last_error : exo_status_str(st));
+    }
+    if (total_layers == 0 && o && o->progress) o->progress(o->progress_user, 0, 0);
+    return EXO_OK;
+}
+
+exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **out) {
+    exo_error_clear();
+    if (!m || !out) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_shard_load: NULL argument");
+    *out = NULL;
+    if (o && (o->hdr.size < sizeof(exo_struct_header) || EXO_VERSION_MAJOR(o->hdr.version) != EXO_ABI_MAJOR))
+        return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "exo_shard_load: options header not "
+                                                                         "initialised (use EXO_STRUCT_INIT)"));
+    exo_shard_options opts;
+    memset(&opts, 0, sizeof opts);
+    EXO_STRUCT_INIT(&opts);
+    opts.end_layer = m->cfg.n_layers;
+    if (o) memcpy((char *)&opts + sizeof opts.hdr, (const char *)o + sizeof o->hdr,
+                  (o->hdr.size < sizeof opts ? o->hdr.size : sizeof opts) - sizeof opts.hdr);
+    uint32_t max_tokens = opts.max_tokens ? opts.max_tokens : DEFAULT_MAX_TOKENS;
+    if (max_tokens > 65536)
+        return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "max_tokens %u is too large", max_tokens));
+
+    exo_shard *s = calloc(1, sizeof *s);
+    if (!s) return exo_error_keep(&m->error, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory loading a shard"));
+    s->model = m;
+    bool embeds = opts.start_layer == 0, head = opts.end_layer == m->cfg.n_layers;
+    uint32_t max_ctx = opts.max_ctx ? opts.max_ctx : m->cfg.max_position_embeddings;
+    if (!opts.max_ctx && max_ctx > DEFAULT_MAX_CTX) max_ctx = DEFAULT_MAX_CTX;
+    if (max_ctx == 0 || max_ctx > (1u << 24)) {
+        free(s);
+        return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "max_ctx %u is out of range", max_ctx));
+    }
+    exo_status st = exo_graph_plan_build(&m->cfg, m->weights, m->dir, opts.start_layer, opts.end_layer, embeds, head,
+                                         max_tokens, max_ctx, &s->plan);
+    if (st != EXO_OK) {
+        free(s);
+        return exo_error_keep(&m->error, st);
+    }
+    s->input_width = embeds ? 1 : m->cfg.hidden_size;
+    s->output_width = head ? m->cfg.vocab_size : m->cfg.hidden_size;
+
+    exo_runtime *rt = m->rt;
+    uint32_t order[MAX_CANDIDATES], n = 0;
+    if (opts.device) {
+        st = exo_device_find(rt, opts.device, &order[0]);
+        n = st == EXO_OK ? 1 : 0; /* a named device gets no silent fallback */
+    } else {
+        uint32_t first = 0;
+        st = exo_device_selected(rt, &first, NULL);
+        if (st == EXO_OK) n = exo_registry_fallback_order(rt, first, order, MAX_CANDIDATES);
+    }
+    if (st != EXO_OK) {
+        exo_graph_plan_free(&s->plan);
+        free(s);
+        return exo_error_keep(&m->error, st);
+    }
+    char failures[EXO_ERROR_MAX] = "";
+    bool cancelled = false;
+    st = EXO_ERR_NO_DEVICE;
+    for (uint32_t i = 0; i < n && !cancelled; i++) {
+        const exo_device_rec *d = exo_runtime_device(rt, order[i]);
+        const char *pname = rt->plugins[d->plugin].name;
+        st = try_device(s, order[i], &opts, &cancelled);
+        if (st == EXO_OK) {
+            exo_logf(&rt->logger, EXO_LOG_INFO, "shard", "layers [%u, %u) of %s on %s:%u '%s' (%llu weight bytes)",
+                     opts.start_layer, opts.end_layer, m->dir, pname, d->index, d->report->name,
+                     (unsigned long long)s->weight_bytes);
+            break;
+        }
+        char line[EXO_ERROR_MAX];
+        snprintf(line, sizeof line, "%s:%u: %s", pname, d->index, exo_last_error());
+        exo_logf(&rt->logger, cancelled ? EXO_LOG_INFO : EXO_LOG_WARN, "shard", "%s%s", line,
+                 cancelled || i + 1 == n ? "" : "; trying the next device");
+        size_t used = strlen(failures);
+        snprintf(failures + used, sizeof failures - used, "%s%s", used ? "; " : "", line);
+        unload_from_device(s);
+        s->plugin = NULL;
+    }
+    if (st != EXO_OK) {
+        if (!cancelled) exo_errorf(st, "%s: layers [%u, %u) could not be loaded on any device: %s", m->dir,
+                                   opts.start_layer, opts.end_layer, failures[0] ? failures : "no candidates");
+        exo_graph_plan_free(&s->plan);
+        free(s);
+        return exo_error_keep(&m->error, st);
+    }
+    *out = s;
+    return EXO_OK;
+}
+
+void exo_shard_free(exo_shard *s) {
+    if (!s) return;
+    if (s->plugin) unload_from_device(s);
+    exo_graph_plan_free(&s->plan);
+    free(s);
+}
+
+const char *exo_shard_last_error(const exo_shard *s) { return s ? s->error.message : ""; }
+
+exo_status exo_shard_get_info(const exo_shard *s, exo_shard_info *out) {
+    if (!s || !out || out->hdr.size < sizeof(exo_struct_header))
+        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_shard_get_info: NULL argument or uninitialised header");
+    exo_shard_info info;
+    memset(&info, 0, sizeof info);
+    EXO_STRUCT_INIT(&info);
+    info.start_layer = s->plan.start;
+    info.end_layer = s->plan.end;
+    info.embeds = s->plan.embeds;
+    info.has_head = s->plan.has_head;
+    info.input_width = s->input_width;
+    info.output_width = s->output_width;
+    info.device = s->device;
+    info.plugin = s->plugin->name;
+    info.device_name = exo_runtime_device(s->model->rt, s->device)->report->name;
+    info.weight_bytes = s->weight_bytes;
+    info.max_tokens = s->plan.max_tokens;
+    info.max_ctx = s->plan.max_ctx;
+    uint32_t size = out->hdr.size < sizeof info ? out->hdr.size : (uint32_t)sizeof info;
+    memcpy((char *)out + sizeof(exo_struct_header), (char *)&info + sizeof(exo_struct_header),
+           size - sizeof(exo_struct_header));
+    return EXO_OK;
+}

@@ -1,0 +1,14 @@
+#!/bin/sh
+# The main job: installs what is missing, builds, and runs exo-run on the embedded default
+# model (tiny-llama-licenses), streaming a continuation on the best device found.
+# Extra arguments go to exo-run (e.g. scripts/run.sh -p "Hello" -n 32).
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${EXO_BUILD_DIR:-$ROOT/build}
+"$ROOT/scripts/install-deps.sh"
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" >/dev/null
+if [ -x "$BUILD/bin/exo-run" ]; then
+  exec "$BUILD/bin/exo-run" "$@"
+fi
+exec "$BUILD/bin/exo-probe" "$@"

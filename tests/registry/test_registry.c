@@ -1,0 +1,468 @@
+/* Registry behaviour against fake plugins: one behaviour per test. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exo.h"
+#include "registry/runtime.h"
+
+static exo_runtime *runtime_with(const char *dirs_csv, uint32_t flags) {
+    static char buf[8][1024];
+    static const char *dirs[8];
+    uint32_t n = 0;
+    char copy[1024];
+    snprintf(copy, sizeof copy, "%s", dirs_csv);
+    for (char *save = NULL, *t = strtok_r(copy, ",", &save); t && n < 8; t = strtok_r(NULL, ",", &save)) {
+        snprintf(buf[n], sizeof buf[n], "%s/%s", EXO_TEST_FAKE_PLUGIN_DIR, t);
+        dirs[n] = buf[n];
+        n++;
+    }
+    unsetenv("EXO_PLUGIN_PATH");
+    exo_runtime_options o;
+    memset(&o, 0, sizeof o);
+    EXO_STRUCT_INIT(&o);
+    o.plugin_paths = dirs;
+    o.n_plugin_paths = n;
+    o.flags = flags | EXO_RUNTIME_NO_DEFAULT_PATHS;
+    o.log_level = EXO_LOG_ERROR;
+    o.probe_timeout_ms = 2000;
+    exo_runtime *rt = NULL;
+    ck_assert_int_eq(exo_runtime_create(&o, &rt), EXO_OK);
+    return rt;
+}
+
+static exo_plugin_info plugin(exo_runtime *rt, const char *name) {
+    exo_plugin_info p;
+    for (uint32_t i = 0; i < exo_plugin_count(rt); i++) {
+        EXO_STRUCT_INIT(&p);
+        ck_assert_int_eq(exo_plugin_get_info(rt, i, &p), EXO_OK);
+        if (strcmp(p.name, name) == 0) return p;
+    }
+    ck_abort_msg("plugin %s not listed", name);
+    return p;
+}
+
+static exo_device_info device(exo_runtime *rt, uint32_t rank) {
+    exo_device_info d;
+    EXO_STRUCT_INIT(&d);
+    ck_assert_int_eq(exo_device_get_info(rt, rank, &d), EXO_OK);
+    return d;
+}
+
+START_TEST(loads_a_good_plugin) {
+    exo_runtime *rt = runtime_with("alpha", 0);
+    exo_plugin_info p = plugin(rt, "alpha");
+    ck_assert_int_eq(p.state, EXO_PLUGIN_LOADED);
+    ck_assert_uint_eq(p.n_devices, 1);
+    ck_assert_uint_eq(p.abi_version, EXO_ABI_VERSION);
+    ck_assert_uint_eq(exo_device_count(rt), 1);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(other_major_is_rejected) {
+    exo_runtime *rt = runtime_with("major2,alpha", 0);
+    exo_plugin_info p = plugin(rt, "major2");
+    ck_assert_int_eq(p.state, EXO_PLUGIN_FAILED);
+    ck_assert_int_eq(p.status, EXO_ERR_ABI_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(p.reason, "plugin ABI 2.0"));
+    ck_assert_int_eq(plugin(rt, "alpha").state, EXO_PLUGIN_LOADED);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(newer_minor_negotiates_down) {
+    exo_runtime *rt = runtime_with("minor9", 0);
+    exo_plugin_info p = plugin(rt, "minor9");
+    ck_assert_int_eq(p.state, EXO_PLUGIN_LOADED);
+    ck_assert_uint_eq(p.abi_version, EXO_MAKE_VERSION(EXO_ABI_MAJOR, EXO_ABI_MINOR));
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(smaller_table_reads_missing_members_as_absent) {
+    exo_runtime *rt = runtime_with("small", 0);
+    ck_assert_int_eq(plugin(rt, "small").state, EXO_PLUGIN_LOADED);
+    ck_assert_uint_eq(exo_device_count(rt), 1);
+    /* The plugin wrote device_open into its table but declared a size that excludes it. */
+    ck_assert_int_eq(exo_runtime_device_open(rt, 0), EXO_ERR_UNSUPPORTED);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(missing_entry_symbol_is_reported) {
+    exo_runtime *rt = runtime_with("nosym", 0);
+    exo_plugin_info p = plugin(rt, "nosym");
+    ck_assert_int_eq(p.state, EXO_PLUGIN_FAILED);
+    ck_assert_int_eq(p.status, EXO_ERR_PLUGIN_LOAD);
+    ck_assert_ptr_nonnull(strstr(p.reason, "exo_plugin_entry"));
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(failing_probe_is_reported) {
+    setenv("EXO_FAKE_alpha_PROBE", "fail", 1);
+    exo_runtime *rt = runtime_with("alpha,beta", 0);
+    exo_plugin_info p = plugin(rt, "alpha");
+    ck_assert_int_eq(p.state, EXO_PLUGIN_FAILED);
+    ck_assert_int_eq(p.status, EXO_ERR_BACKEND);
+    ck_assert_ptr_nonnull(strstr(p.reason, "fake driver refused to start"));
+    ck_assert_uint_eq(exo_device_count(rt), 1); /* beta's device is still there */
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(crashing_probe_is_contained_when_isolated) {
+    setenv("EXO_FAKE_alpha_PROBE", "crash", 1);
+    exo_runtime *rt = runtime_with("alpha,beta", EXO_RUNTIME_PROBE_ISOLATED);
+    exo_plugin_info p = plugin(rt, "alpha");
+    ck_assert_int_eq(p.state, EXO_PLUGIN_FAILED);
+    ck_assert_ptr_nonnull(strstr(p.reason, "crashed"));
+    ck_assert_int_eq(plugin(rt, "beta").state, EXO_PLUGIN_LOADED);
+    uint32_t sel = 99;
+    ck_assert_int_eq(exo_device_selected(rt, &sel, NULL), EXO_OK);
+    ck_assert_str_eq(device(rt, sel).plugin, "beta");
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(hanging_probe_times_out_when_isolated) {
+    setenv("EXO_FAKE_alpha_PROBE", "hang", 1);
+    exo_runtime *rt = runtime_with("alpha", EXO_RUNTIME_PROBE_ISOLATED);
+    exo_plugin_info p = plugin(rt, "alpha");
+    ck_assert_int_eq(p.state, EXO_PLUGIN_FAILED);
+    ck_assert_int_eq(p.status, EXO_ERR_TIMEOUT);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(isolated_probe_reports_devices) {
+    setenv("EXO_FAKE_alpha_DEVICES", "d:100:pci-1:4096:Card A;i:50:pci-2:512:Card B", 1);
+    exo_runtime *rt = runtime_with("alpha", EXO_RUNTIME_PROBE_ISOLATED);
+    ck_assert_uint_eq(exo_device_count(rt), 2);
+    ck_assert_str_eq(device(rt, 0).report->name, "Card A");
+    /* Work on an isolated-probed device loads the plugin in-process on demand. */
+    ck_assert_int_eq(exo_runtime_device_open(rt, 0), EXO_OK);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(score_zero_is_listed_but_not_selected) {
+    setenv("EXO_FAKE_alpha_DEVICES", "d:0:pci-1:4096:Broken GPU", 1);
+    setenv("EXO_FAKE_beta_DEVICES", "c:50:cpu:0:64:CPU", 1);
+    exo_runtime *rt = runtime_with("alpha,beta", 0);
+    ck_assert_uint_eq(exo_device_count(rt), 2);
+    exo_device_info last = device(rt, 1);
+    ck_assert_str_eq(last.plugin, "alpha");
+    ck_assert_uint_eq(last.usable, 0);
+    uint32_t sel = 99;
+    ck_assert_int_eq(exo_device_selected(rt, &sel, NULL), EXO_OK);
+    ck_assert_str_eq(device(rt, sel).plugin, "beta");
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(class_rank_orders_plugins) {
+    setenv("EXO_FAKE_alpha_RANK", "64", 1);
+    setenv("EXO_FAKE_beta_RANK", "256", 1);
+    setenv("EXO_FAKE_alpha_DEVICES", "d:100:a:4096", 1);
+    setenv("EXO_FAKE_beta_DEVICES", "d:1:b:16", 1);
+    exo_runtime *rt = runtime_with("alpha,beta", 0);
+    ck_assert_str_eq(device(rt, 0).plugin, "beta");
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(rank_override_from_environment) {
+    setenv("EXO_FAKE_alpha_RANK", "64", 1);
+    setenv("EXO_FAKE_beta_RANK", "256", 1);
+    setenv("EXO_FAKE_alpha_DEVICES", "d:100:a:4096", 1);
+    setenv("EXO_FAKE_beta_DEVICES", "d:100:b:4096", 1);
+    setenv("EXO_PLUGIN_RANK", "alpha:300", 1);
+    exo_runtime *rt = runtime_with("alpha,beta", 0);
+    ck_assert_str_eq(device(rt, 0).plugin, "alpha");
+    ck_assert_uint_eq(plugin(rt, "alpha").class_rank, 300);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(rank_zero_is_never_chosen_automatically) {
+    setenv("EXO_PLUGIN_RANK", "alpha:0", 1);
+    setenv("EXO_FAKE_beta_RANK", "10", 1);
+    setenv("EXO_FAKE_alpha_DEVICES", "d:100:a:4096", 1);
+    setenv("EXO_FAKE_beta_DEVICES", "c:1:b:16", 1);
+    exo_runtime *rt = runtime_with("alpha,beta", 0);
+    uint32_t sel = 99;
+    ck_assert_int_eq(exo_device_selected(rt, &sel, NULL), EXO_OK);
+    ck_assert_str_eq(device(rt, sel).plugin, "beta");
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(score_then_type_then_memory_then_name) {
+    setenv("EXO_FAKE_alpha_DEVICES",
+           "c:100:f1:9000:cpu;i:100:f2:100:igpu;d:100:f3:100:dgpu-small;d:100:f4:200:dgpu-big;d:50:f5:99999:low-score", 1);
+    exo_runtime *rt = runtime_with("alpha", 0);
+    ck_assert_str_eq(device(rt, 0).report->name, "dgpu-big");
+    ck_assert_str_eq(device(rt, 1).report->name, "dgpu-small");
+    ck_assert_str_eq(device(rt, 2).report->name, "igpu");
+    ck_assert_str_eq(device(rt, 3).report->name, "cpu");
+    ck_assert_str_eq(device(rt, 4).report->name, "low-score");
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(name_breaks_ties) {
+    setenv("EXO_FAKE_alpha_DEVICES", "d:100:a:100", 1);
+    setenv("EXO_FAKE_beta_DEVICES", "d:100:b:100", 1);
+    exo_runtime *rt = runtime_with("beta,alpha", 0);
+    ck_assert_str_eq(device(rt, 0).plugin, "alpha");
+    ck_assert_str_eq(device(rt, 1).plugin, "beta");
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(same_fingerprint_is_one_device) {
+    /* The same GPU through two plugins: the higher class rank at equal score is the primary. */
+    setenv("EXO_FAKE_alpha_RANK", "256", 1);
+    setenv("EXO_FAKE_beta_RANK", "128", 1);
+    setenv("EXO_FAKE_alpha_DEVICES", "d:100:pci-0000-03-00:1000", 1);
+    setenv("EXO_FAKE_beta_DEVICES", "d:100:pci-0000-03-00:1000", 1);
+    exo_runtime *rt = runtime_with("alpha,beta", 0);
+    ck_assert_uint_eq(exo_device_count(rt), 2);
+    exo_device_info primary = device(rt, 0), alt = device(rt, 1);
+    ck_assert_str_eq(primary.plugin, "alpha");
+    ck_assert_int_eq(primary.alternate_of, -1);
+    ck_assert_str_eq(primary.alternates, "beta:0");
+    ck_assert_int_eq(alt.alternate_of, 0);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(better_score_wins_a_shared_device) {
+    /* PoCL's view of the CPU (higher class, low score) yields to the CPU plugin's. */
+    setenv("EXO_FAKE_alpha_RANK", "128", 1);
+    setenv("EXO_FAKE_beta_RANK", "64", 1);
+    setenv("EXO_FAKE_alpha_DEVICES", "c:1:cpu:0:1000", 1);
+    setenv("EXO_FAKE_beta_DEVICES", "c:50:cpu:0:1000", 1);
+    exo_runtime *rt = runtime_with("alpha,beta", 0);
+    uint32_t sel = 99;
+    ck_assert_int_eq(exo_device_selected(rt, &sel, NULL), EXO_OK);
+    ck_assert_str_eq(device(rt, sel).plugin, "beta");
+    ck_assert_int_eq(device(rt, 1).alternate_of, 0);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(select_filter_keeps_only_matching_plugins) {
+    setenv("EXO_PLUGINS_SELECT", "al*", 1);
+    exo_runtime *rt = runtime_with("alpha,beta", 0);
+    ck_assert_int_eq(plugin(rt, "beta").state, EXO_PLUGIN_SKIPPED);
+    ck_assert_ptr_nonnull(strstr(plugin(rt, "beta").reason, "EXO_PLUGINS_SELECT"));
+    ck_assert_int_eq(plugin(rt, "alpha").state, EXO_PLUGIN_LOADED);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(disable_filter_skips_plugins) {
+    setenv("EXO_PLUGINS_DISABLE", "beta,gamma", 1);
+    exo_runtime *rt = runtime_with("alpha,beta,gamma", 0);
+    ck_assert_int_eq(plugin(rt, "beta").state, EXO_PLUGIN_SKIPPED);
+    ck_assert_int_eq(plugin(rt, "gamma").state, EXO_PLUGIN_SKIPPED);
+    ck_assert_uint_eq(exo_device_count(rt), 1);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(device_environment_picks_a_device) {
+    setenv("EXO_FAKE_alpha_DEVICES", "d:100:a:4096;d:100:b:100", 1);
+    setenv("EXO_DEVICE", "alpha:1", 1);
+    exo_runtime *rt = runtime_with("alpha", 0);
+    uint32_t sel = 99;
+    const char *why = NULL;
+    ck_assert_int_eq(exo_device_selected(rt, &sel, &why), EXO_OK);
+    ck_assert_uint_eq(device(rt, sel).plugin_index, 1);
+    ck_assert_ptr_nonnull(strstr(why, "EXO_DEVICE"));
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(device_environment_naming_nothing_is_an_error) {
+    setenv("EXO_DEVICE", "nosuch:3", 1);
+    exo_runtime *rt = runtime_with("alpha", 0);
+    uint32_t sel = 99;
+    ck_assert_int_eq(exo_device_selected(rt, &sel, NULL), EXO_ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(exo_last_error(), "nosuch:3"));
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(device_find_by_spec) {
+    setenv("EXO_FAKE_alpha_DEVICES", "d:100:a:4096;d:100:b:100", 1);
+    exo_runtime *rt = runtime_with("alpha", 0);
+    uint32_t idx = 99;
+    ck_assert_int_eq(exo_device_find(rt, "alpha:1", &idx), EXO_OK);
+    ck_assert_uint_eq(device(rt, idx).plugin_index, 1);
+    ck_assert_int_eq(exo_device_find(rt, "alpha", &idx), EXO_OK);
+    ck_assert_uint_eq(device(rt, idx).plugin_index, 0);
+    ck_assert_int_eq(exo_device_find(rt, "alpha:7", &idx), EXO_ERR_NOT_FOUND);
+    ck_assert_int_eq(exo_device_find(rt, "alpha:x", &idx), EXO_ERR_INVALID_ARG);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(fallback_order_goes_down_the_ranking) {
+    setenv("EXO_FAKE_alpha_RANK", "256", 1);
+    setenv("EXO_FAKE_beta_RANK", "128", 1);
+    setenv("EXO_FAKE_gamma_RANK", "64", 1);
+    setenv("EXO_FAKE_alpha_DEVICES", "d:100:gpu0:1000", 1);
+    setenv("EXO_FAKE_beta_DEVICES", "d:100:gpu0:1000;d:0:gpu9:1000", 1);
+    setenv("EXO_FAKE_gamma_DEVICES", "c:50:cpu:0:1000", 1);
+    exo_runtime *rt = runtime_with("alpha,beta,gamma", 0);
+    uint32_t order[8];
+    uint32_t n = exo_registry_fallback_order(rt, 0, order, 8);
+    ck_assert_uint_eq(n, 3); /* alpha's GPU, the same GPU through beta, then the CPU */
+    ck_assert_str_eq(device(rt, order[0]).plugin, "alpha");
+    ck_assert_str_eq(device(rt, order[1]).plugin, "beta");
+    ck_assert_str_eq(device(rt, order[2]).plugin, "gamma");
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(failing_open_reports_the_plugin_detail) {
+    setenv("EXO_FAKE_alpha_OPEN", "fail", 1);
+    exo_runtime *rt = runtime_with("alpha", 0);
+    ck_assert_int_eq(exo_runtime_device_open(rt, 0), EXO_ERR_DEVICE_OOM);
+    ck_assert_ptr_nonnull(strstr(exo_last_error(), "fake device out of memory"));
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(current_directory_is_never_searched) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/cwd", EXO_TEST_FAKE_PLUGIN_DIR);
+    ck_assert_int_eq(chdir(dir), 0);
+    unsetenv("EXO_PLUGIN_PATH");
+    setenv("EXO_PLUGIN_PATH", ".:cwd", 1); /* relative entries are ignored */
+    exo_runtime_options o;
+    memset(&o, 0, sizeof o);
+    EXO_STRUCT_INIT(&o);
+    o.flags = EXO_RUNTIME_NO_DEFAULT_PATHS;
+    o.log_level = EXO_LOG_ERROR;
+    exo_runtime *rt = NULL;
+    ck_assert_int_eq(exo_runtime_create(&o, &rt), EXO_OK);
+    ck_assert_uint_eq(exo_plugin_count(rt), 0);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(plugin_path_environment_is_searched) {
+    char dirs[2048];
+    snprintf(dirs, sizeof dirs, "%s/alpha:%s/beta", EXO_TEST_FAKE_PLUGIN_DIR, EXO_TEST_FAKE_PLUGIN_DIR);
+    setenv("EXO_PLUGIN_PATH", dirs, 1);
+    exo_runtime_options o;
+    memset(&o, 0, sizeof o);
+    EXO_STRUCT_INIT(&o);
+    o.flags = EXO_RUNTIME_NO_DEFAULT_PATHS;
+    o.log_level = EXO_LOG_ERROR;
+    exo_runtime *rt = NULL;
+    ck_assert_int_eq(exo_runtime_create(&o, &rt), EXO_OK);
+    ck_assert_uint_eq(exo_plugin_count(rt), 2);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+static char log_seen[8192];
+static void capture_log(void *user, exo_log_level level, const char *component, const char *message) {
+    size_t used = strlen(log_seen);
+    snprintf(log_seen + used, sizeof log_seen - used, "[%s] %s\n", component, message);
+}
+
+START_TEST(decisions_are_logged_with_reasons) {
+    setenv("EXO_PLUGINS_DISABLE", "beta", 1);
+    const char *dirs[2] = {EXO_TEST_FAKE_PLUGIN_DIR "/alpha", EXO_TEST_FAKE_PLUGIN_DIR "/beta"};
+    unsetenv("EXO_PLUGIN_PATH");
+    exo_runtime_options o;
+    memset(&o, 0, sizeof o);
+    EXO_STRUCT_INIT(&o);
+    o.plugin_paths = dirs;
+    o.n_plugin_paths = 2;
+    o.flags = EXO_RUNTIME_NO_DEFAULT_PATHS;
+    o.log = capture_log;
+    o.log_level = EXO_LOG_INFO;
+    exo_runtime *rt = NULL;
+    ck_assert_int_eq(exo_runtime_create(&o, &rt), EXO_OK);
+    ck_assert_ptr_nonnull(strstr(log_seen, "[registry] plugin beta skipped: disabled by EXO_PLUGINS_DISABLE"));
+    ck_assert_ptr_nonnull(strstr(log_seen, "[registry] plugin alpha"));
+    ck_assert_ptr_nonnull(strstr(log_seen, "[registry] rank 0: alpha:0"));
+    ck_assert_ptr_nonnull(strstr(log_seen, "[registry] selected alpha:0"));
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(uninitialised_options_are_rejected) {
+    exo_runtime_options o;
+    memset(&o, 0, sizeof o);
+    exo_runtime *rt = (exo_runtime *)0x1;
+    ck_assert_int_eq(exo_runtime_create(&o, &rt), EXO_ERR_INVALID_ARG);
+    ck_assert_ptr_null(rt);
+    ck_assert_ptr_nonnull(strstr(exo_last_error(), "EXO_STRUCT_INIT"));
+}
+END_TEST
+
+START_TEST(smaller_caller_structs_are_filled_only_to_their_size) {
+    exo_runtime *rt = runtime_with("alpha", 0);
+    struct { exo_struct_header hdr; const char *plugin; } small;
+    char guard[64];
+    memset(guard, 0x5a, sizeof guard);
+    small.hdr.size = sizeof small;
+    small.hdr.version = EXO_ABI_VERSION;
+    ck_assert_int_eq(exo_device_get_info(rt, 0, (exo_device_info *)&small), EXO_OK);
+    ck_assert_str_eq(small.plugin, "alpha");
+    for (size_t i = 0; i < sizeof guard; i++) ck_assert_int_eq(guard[i], 0x5a);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("registry");
+    TCase *tc = tcase_create("registry");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, loads_a_good_plugin);
+    tcase_add_test(tc, other_major_is_rejected);
+    tcase_add_test(tc, newer_minor_negotiates_down);
+    tcase_add_test(tc, smaller_table_reads_missing_members_as_absent);
+    tcase_add_test(tc, missing_entry_symbol_is_reported);
+    tcase_add_test(tc, failing_probe_is_reported);
+    tcase_add_test(tc, crashing_probe_is_contained_when_isolated);
+    tcase_add_test(tc, hanging_probe_times_out_when_isolated);
+    tcase_add_test(tc, isolated_probe_reports_devices);
+    tcase_add_test(tc, score_zero_is_listed_but_not_selected);
+    tcase_add_test(tc, class_rank_orders_plugins);
+    tcase_add_test(tc, rank_override_from_environment);
+    tcase_add_test(tc, rank_zero_is_never_chosen_automatically);
+    tcase_add_test(tc, score_then_type_then_memory_then_name);
+    tcase_add_test(tc, name_breaks_ties);
+    tcase_add_test(tc, same_fingerprint_is_one_device);
+    tcase_add_test(tc, better_score_wins_a_shared_device);
+    tcase_add_test(tc, select_filter_keeps_only_matching_plugins);
+    tcase_add_test(tc, disable_filter_skips_plugins);
+    tcase_add_test(tc, device_environment_picks_a_device);
+    tcase_add_test(tc, device_environment_naming_nothing_is_an_error);
+    tcase_add_test(tc, device_find_by_spec);
+    tcase_add_test(tc, fallback_order_goes_down_the_ranking);
+    tcase_add_test(tc, failing_open_reports_the_plugin_detail);
+    tcase_add_test(tc, current_directory_is_never_searched);
+    tcase_add_test(tc, plugin_path_environment_is_searched);
+    tcase_add_test(tc, decisions_are_logged_with_reasons);
+    tcase_add_test(tc, uninitialised_options_are_rejected);
+    tcase_add_test(tc, smaller_caller_structs_are_filled_only_to_their_size);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

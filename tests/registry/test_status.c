@@ -1,0 +1,53 @@
+/* Status codes have names and messages, and unknown codes are handled. */
+#include <check.h>
+#include <string.h>
+
+#include "exo.h"
+
+static const exo_status all[] = {EXO_OK, EXO_NOT_READY, EXO_ERR_INVALID_ARG, EXO_ERR_NO_MEMORY,
+    EXO_ERR_DEVICE_OOM, EXO_ERR_UNSUPPORTED, EXO_ERR_ABI_MISMATCH, EXO_ERR_PLUGIN_LOAD, EXO_ERR_NO_DEVICE,
+    EXO_ERR_DEVICE_LOST, EXO_ERR_BACKEND, EXO_ERR_TIMEOUT, EXO_ERR_ABORTED, EXO_ERR_INTERNAL, EXO_ERR_IO,
+    EXO_ERR_FORMAT, EXO_ERR_NOT_FOUND};
+
+START_TEST(every_status_has_a_distinct_name_and_message) {
+    size_t n = sizeof all / sizeof all[0];
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_ptr_nonnull(strstr(exo_status_name(all[i]), "EXO_"));
+        ck_assert_str_ne(exo_status_str(all[i]), "unknown status code");
+        for (size_t k = 0; k < i; k++) ck_assert_str_ne(exo_status_name(all[i]), exo_status_name(all[k]));
+    }
+}
+END_TEST
+
+START_TEST(names_match_the_codes) {
+    ck_assert_str_eq(exo_status_name(EXO_OK), "EXO_OK");
+    ck_assert_str_eq(exo_status_name(EXO_ERR_DEVICE_LOST), "EXO_ERR_DEVICE_LOST");
+    ck_assert_str_eq(exo_status_str(EXO_ERR_ABI_MISMATCH), "plugin ABI mismatch");
+}
+END_TEST
+
+START_TEST(unknown_codes_are_named_unknown) {
+    ck_assert_str_eq(exo_status_name(-12345), "EXO_ERR_UNKNOWN");
+    ck_assert_str_eq(exo_status_str(777), "unknown status code");
+}
+END_TEST
+
+START_TEST(last_error_is_per_thread_and_starts_empty) {
+    ck_assert_str_eq(exo_last_error(), "");
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("status");
+    TCase *tc = tcase_create("status");
+    tcase_add_test(tc, every_status_has_a_distinct_name_and_message);
+    tcase_add_test(tc, names_match_the_codes);
+    tcase_add_test(tc, unknown_codes_are_named_unknown);
+    tcase_add_test(tc, last_error_is_per_thread_and_starts_empty);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,257 @@
+/* exo-golden: checks a model against the reference outputs Hugging Face transformers computed
+ * for it (golden.safetensors, format in tests/data/hf-tiny/README.md).
+ *
+ *   exo-golden MODEL_DIR [--device PLUGIN[:N]] [--golden FILE] [--tolerance T] [--verbose]
+ *
+ * For every prompt p: (1) prompt logits of the whole model against p.logits; (2) teacher-forced
+ * decode of the golden greedy tokens one at a time through the KV cache, whose logits must
+ * match a single prefill of the same sequence, and whose argmax must be the golden token
+ * unless the two are tied within the tolerance; (3) for every split point k, shards [0,k) and
+ * [k,L) handing hidden states from one to the other reproduce p.logits, and the hidden states
+ * handed over match p.hidden.k. The last line is
+ *   golden: PASS|FAIL prompts=N max_rel_err=E decode_steps=S split_points=K
+ * and the exit status is 0 only on PASS. */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exo.h"
+
+typedef struct checker {
+    double tolerance;
+    double max_rel_err;
+    int failures;
+    int verbose;
+} checker;
+
+/* Relative L2 error of one row. */
+static double rel_err(const float *out, const float *ref, uint64_t n) {
+    double num = 0, den = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        double d = (double)out[i] - (double)ref[i];
+        num += d * d;
+        den += (double)ref[i] * (double)ref[i];
+    }
+    if (den == 0) return sqrt(num);
+    return sqrt(num / den);
+}
+
+static void compare_rows(checker *c, const char *what, const float *out, const float *ref, uint32_t rows,
+                         uint64_t width) {
+    for (uint32_t r = 0; r < rows; r++) {
+        double e = rel_err(out + (uint64_t)r * width, ref + (uint64_t)r * width, width);
+        if (!(e <= c->max_rel_err)) c->max_rel_err = isnan(e) ? INFINITY : e;
+        if (!(e <= c->tolerance)) {
+            c->failures++;
+            if (c->failures <= 20) printf("  FAIL %s row %u: relative error %.3e > %.1e\n", what, r, e, c->tolerance);
+        } else if (c->verbose) {
+            printf("  ok   %s row %u: %.3e\n", what, r, e);
+        }
+    }
+}
+
+static int die(const char *what, exo_status st) {
+    fprintf(stderr, "exo-golden: %s: %s: %s\n", what, exo_status_name(st), exo_last_error());
+    printf("golden: FAIL prompts=0 max_rel_err=inf decode_steps=0 split_points=0\n");
+    return 1;
+}
+
+static exo_status load_shard(exo_model *m, uint32_t start, uint32_t end, const char *device, uint32_t max_ctx,
+                             exo_shard **out) {
+    exo_shard_options o;
+    memset(&o, 0, sizeof o);
+    EXO_STRUCT_INIT(&o);
+    o.start_layer = start;
+    o.end_layer = end;
+    o.device = device;
+    o.max_ctx = max_ctx;
+    return exo_shard_load(m, &o, out);
+}
+
+static const float *golden_f32(const exo_tensor_file *g, const char *name, uint64_t expect, exo_status *st) {
+    exo_tensor_view v;
+    *st = exo_tensor_file_get(g, name, &v);
+    if (*st != EXO_OK) return NULL;
+    if (v.dtype != EXO_DTYPE_F32 || v.nbytes != expect * 4) {
+        fprintf(stderr, "exo-golden: golden tensor %s has an unexpected dtype or size\n", name);
+        *st = EXO_ERR_FORMAT;
+        return NULL;
+    }
+    return v.data;
+}
+
+int main(int argc, char **argv) {
+    const char *model_dir = NULL, *device = NULL, *golden_path = NULL;
+    checker c = {.tolerance = 1e-4};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) device = argv[++i];
+        else if (strcmp(argv[i], "--golden") == 0 && i + 1 < argc) golden_path = argv[++i];
+        else if (strcmp(argv[i], "--tolerance") == 0 && i + 1 < argc) c.tolerance = atof(argv[++i]);
+        else if (strcmp(argv[i], "--verbose") == 0 || strcmp(argv[i], "-v") == 0) c.verbose = 1;
+        else if (argv[i][0] != '-' && !model_dir) model_dir = argv[i];
+        else {
+            fprintf(stderr, "usage: exo-golden MODEL_DIR [--device PLUGIN[:N]] [--golden FILE] [--tolerance T] [--verbose]\n");
+            return 2;
+        }
+    }
+    if (!model_dir) {
+        fprintf(stderr, "usage: exo-golden MODEL_DIR [--device PLUGIN[:N]] [--golden FILE] [--tolerance T] [--verbose]\n");
+        return 2;
+    }
+    char default_golden[4096];
+    snprintf(default_golden, sizeof default_golden, "%s/golden.safetensors", model_dir);
+    if (!golden_path) golden_path = default_golden;
+
+    exo_runtime *rt = NULL;
+    exo_status st = exo_runtime_create(NULL, &rt);
+    if (st != EXO_OK) return die("creating the runtime", st);
+    exo_model *model = NULL;
+    st = exo_model_open(rt, model_dir, &model);
+    if (st != EXO_OK) return die(model_dir, st);
+    exo_tensor_file *golden = NULL;
+    st = exo_tensor_file_open(golden_path, &golden);
+    if (st != EXO_OK) return die(golden_path, st);
+    exo_model_info info;
+    EXO_STRUCT_INIT(&info);
+    exo_model_get_info(model, &info);
+    uint32_t L = info.n_layers, V = info.vocab_size, H = info.hidden_size;
+
+    /* The longest sequence: prompt + greedy continuation. */
+    uint32_t max_ctx = 0;
+    for (int p = 0;; p++) {
+        char name[64];
+        exo_tensor_view ids, greedy;
+        snprintf(name, sizeof name, "p%d.ids", p);
+        if (exo_tensor_file_get(golden, name, &ids) != EXO_OK) break;
+        snprintf(name, sizeof name, "p%d.greedy", p);
+        uint32_t n = (uint32_t)ids.shape[0];
+        if (exo_tensor_file_get(golden, name, &greedy) == EXO_OK) n += (uint32_t)greedy.shape[0];
+        if (n > max_ctx) max_ctx = n;
+    }
+    if (max_ctx == 0) return die("golden file holds no prompts (p0.ids)", EXO_ERR_FORMAT);
+
+    exo_shard *full = NULL;
+    st = load_shard(model, 0, L, device, max_ctx, &full);
+    if (st != EXO_OK) return die("loading the whole model", st);
+    exo_shard_info si;
+    EXO_STRUCT_INIT(&si);
+    exo_shard_get_info(full, &si);
+    printf("exo-golden: %s (%s, %u layers) on %s:%s '%s'\n", model_dir, info.architecture, L, si.plugin,
+           device ? device : "selected", si.device_name);
+
+    int prompts = 0, decode_steps = 0, split_points = 0;
+    for (int p = 0;; p++) {
+        char name[64];
+        exo_tensor_view ids_v, greedy_v;
+        snprintf(name, sizeof name, "p%d.ids", p);
+        if (exo_tensor_file_get(golden, name, &ids_v) != EXO_OK) break;
+        if (ids_v.dtype != EXO_DTYPE_I32) return die("golden ids are not int32", EXO_ERR_FORMAT);
+        uint32_t T = (uint32_t)ids_v.shape[0];
+        const int32_t *ids = ids_v.data;
+        snprintf(name, sizeof name, "p%d.logits", p);
+        const float *ref_logits = golden_f32(golden, name, (uint64_t)T * V, &st);
+        if (!ref_logits) return die(name, st);
+        prompts++;
+
+        /* (1) prompt logits */
+        float *logits = malloc((uint64_t)T * V * sizeof *logits);
+        exo_session *s = NULL;
+        st = exo_session_create(full, 0, &s);
+        if (st == EXO_OK) st = exo_session_forward_tokens(s, ids, T, 0, logits, (uint64_t)T * V);
+        if (st != EXO_OK) return die("prompt forward", st);
+        snprintf(name, sizeof name, "p%d prompt logits", p);
+        compare_rows(&c, name, logits, ref_logits, T, V);
+
+        /* (2) teacher-forced decode through the KV cache */
+        snprintf(name, sizeof name, "p%d.greedy", p);
+        if (exo_tensor_file_get(golden, name, &greedy_v) == EXO_OK && greedy_v.dtype == EXO_DTYPE_I32) {
+            uint32_t G = (uint32_t)greedy_v.shape[0];
+            const int32_t *greedy = greedy_v.data;
+            int32_t *seq = malloc((uint64_t)(T + G) * sizeof *seq);
+            float *step = malloc((uint64_t)G * V * sizeof *step);
+            float *whole = malloc((uint64_t)(T + G) * V * sizeof *whole);
+            memcpy(seq, ids, T * sizeof *seq);
+            memcpy(seq + T, greedy, G * sizeof *seq);
+            /* The prompt's last logits predict greedy[0]; each decoded token predicts the next. */
+            const float *prev = logits + (uint64_t)(T - 1) * V;
+            for (uint32_t j = 0; j < G && st == EXO_OK; j++) {
+                uint32_t top = 0;
+                for (uint32_t v = 1; v < V; v++)
+                    if (prev[v] > prev[top]) top = v;
+                double norm = 0;
+                for (uint32_t v = 0; v < V; v++) norm += (double)prev[v] * prev[v];
+                double gap = (double)prev[top] - (double)prev[greedy[j]];
+                if ((int32_t)top != greedy[j] && gap > c.tolerance * sqrt(norm)) {
+                    c.failures++;
+                    printf("  FAIL p%d decode step %u: argmax %u, golden token %d (gap %.3e)\n", p, j, top, greedy[j], gap);
+                }
+                if (j + 1 == G) break;
+                st = exo_session_forward_tokens(s, &greedy[j], 1, 0, step + (uint64_t)j * V, V);
+                prev = step + (uint64_t)j * V;
+                decode_steps++;
+            }
+            if (st != EXO_OK) return die("decode step", st);
+            /* The same sequence in one prefill must give the same logits as step by step. */
+            exo_session *fresh = NULL;
+            st = exo_session_create(full, 0, &fresh);
+            if (st == EXO_OK) st = exo_session_forward_tokens(fresh, seq, T + G - 1, 0, whole, (uint64_t)(T + G) * V);
+            if (st != EXO_OK) return die("prefill of prompt + continuation", st);
+            snprintf(name, sizeof name, "p%d decode vs prefill", p);
+            compare_rows(&c, name, step, whole + (uint64_t)T * V, G - 1, V);
+            exo_session_free(fresh);
+            free(seq);
+            free(step);
+            free(whole);
+        }
+        exo_session_free(s);
+
+        /* (3) split points, and the hidden states handed over */
+        float *hidden = malloc((uint64_t)T * H * sizeof *hidden);
+        for (uint32_t k = 0; k <= L; k++) {
+            snprintf(name, sizeof name, "p%d.hidden.%u", p, k);
+            exo_tensor_view hv;
+            bool have_hidden = k < L && exo_tensor_file_get(golden, name, &hv) == EXO_OK;
+            bool split = k > 0 && k < L;
+            if (!have_hidden && !split) continue;
+            exo_shard *a = NULL, *b = NULL;
+            exo_session *sa = NULL, *sb = NULL;
+            st = load_shard(model, 0, k, device, T, &a);
+            if (st == EXO_OK) st = exo_session_create(a, 0, &sa);
+            if (st == EXO_OK) st = exo_session_forward_tokens(sa, ids, T, 0, hidden, (uint64_t)T * H);
+            if (st != EXO_OK) return die("first shard of a split", st);
+            if (have_hidden) {
+                const float *ref_hidden = golden_f32(golden, name, (uint64_t)T * H, &st);
+                if (!ref_hidden) return die(name, st);
+                char what[96];
+                snprintf(what, sizeof what, "p%d hidden state entering layer %u", p, k);
+                compare_rows(&c, what, hidden, ref_hidden, T, H);
+            }
+            if (split) {
+                st = load_shard(model, k, L, device, T, &b);
+                if (st == EXO_OK) st = exo_session_create(b, 0, &sb);
+                if (st == EXO_OK) st = exo_session_forward_hidden(sb, hidden, T, 0, logits, (uint64_t)T * V);
+                if (st != EXO_OK) return die("second shard of a split", st);
+                char what[96];
+                snprintf(what, sizeof what, "p%d split at %u logits", p, k);
+                compare_rows(&c, what, logits, ref_logits, T, V);
+                if (p == 0) split_points++;
+            }
+            exo_session_free(sa);
+            exo_session_free(sb);
+            exo_shard_free(a);
+            exo_shard_free(b);
+        }
+        free(hidden);
+        free(logits);
+    }
+    exo_shard_free(full);
+    exo_tensor_file_close(golden);
+    exo_model_close(model);
+    exo_runtime_destroy(rt);
+    bool pass = c.failures == 0 && prompts > 0;
+    printf("golden: %s prompts=%d max_rel_err=%.3e decode_steps=%d split_points=%d\n", pass ? "PASS" : "FAIL", prompts,
+           c.max_rel_err, decode_steps, split_points);
+    return pass ? 0 : 1;
+}
