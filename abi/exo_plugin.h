@@ -332,9 +332,10 @@ typedef struct exo_plugin_api {
     /* Finds devices. May load the vendor library and query devices; creates no contexts or
      * queues. Bounded time, idempotent. `*count` receives the number of devices; the core
      * then reads each report with device_report. When it finds no device (loader missing, no
-     * driver, zeInit failing) it still returns EXO_OK with *count = 0 and tells why through
-     * host->set_error(host_ctx, EXO_ERR_NO_DEVICE, vendor_code, "..."): the core shows that
-     * message as the plugin's reason. An error status means the probe itself broke. */
+     * driver, zeInit failing) it sets *count = 0, tells why through
+     * host->set_error(host_ctx, EXO_ERR_NO_DEVICE, vendor_code, "...") and returns EXO_OK or
+     * EXO_ERR_NO_DEVICE: the core lists the plugin as loaded with no devices and that message as
+     * its reason. Any other error status means the probe itself broke. */
     exo_status (*probe)(exo_plugin_ctx *ctx, uint32_t *count);
     exo_status (*device_report)(exo_plugin_ctx *ctx, uint32_t index, exo_device_report *out);
     exo_status (*device_telemetry)(exo_plugin_ctx *ctx, uint32_t index, exo_device_telemetry *out);

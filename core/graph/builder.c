@@ -287,7 +287,9 @@ static exo_status layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_fa
     /* KV_WRITE's destination is the cache tensor itself: rows at the tokens' positions. */
     if (st == EXO_OK) st = node(b, EXO_OP_KV_WRITE, kc, 2, (uint32_t[]){kr, p->in_positions}, NULL, 0, NULL, 0);
     if (st == EXO_OK) st = node(b, EXO_OP_KV_WRITE, vc, 2, (uint32_t[]){v3, p->in_positions}, NULL, 0, NULL, 0);
-    int32_t attn_ip[4] = {(int32_t)nh, (int32_t)nkv, (int32_t)hd, (int32_t)c->sliding_window};
+    /* qwen2/qwen3 slide only from max_window_layers on; mistral's window covers every layer. */
+    uint32_t window = l >= c->sliding_window_first_layer ? c->sliding_window : 0;
+    int32_t attn_ip[4] = {(int32_t)nh, (int32_t)nkv, (int32_t)hd, (int32_t)window};
     float attn_fp[2] = {c->attn_scale, c->attn_logit_softcap};
     if (st == EXO_OK) st = activation(b, "attn", 1, nh * hd, 0, &attn);
     if (st == EXO_OK)
@@ -296,7 +298,7 @@ static exo_status layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_fa
     uint32_t wo = NONE, o = NONE, x1 = NONE;
     int64_t so[2] = {H, nh * hd};
     if (st == EXO_OK) st = weight(b, lname(n1, sizeof n1, l, "self_attn.o_proj.weight"), (int32_t)l, 2, so, &wo);
-    bool o_bias = c->attention_bias && c->arch == EXO_ARCH_LLAMA;
+    bool o_bias = c->attention_out_bias;
     if (st == EXO_OK)
         st = projection(b, l, attn, wo, o_bias ? lname(n2, sizeof n2, l, "self_attn.o_proj.bias") : NULL, H, "attn_out", &o);
     if (st == EXO_OK) st = activation(b, "residual_attn", 1, H, 0, &x1);

@@ -248,6 +248,117 @@ EXO_API void exo_tensor_file_close(exo_tensor_file *file);
 /* EXO_ERR_NOT_FOUND when the file has no tensor of that name. */
 EXO_API exo_status exo_tensor_file_get(const exo_tensor_file *file, const char *name, exo_tensor_view *out);
 
+
+/* ---------------------------------------------------------------- text: tokenizer */
+
+/* Token ids of UTF-8 text with the model's tokenizer (tokenizer.json). add_bos: prepend BOS
+ * when the model uses one. *n receives the count; EXO_ERR_INVALID_ARG when cap is too small
+ * (*n then says how many are needed). Invalid UTF-8 is an error. */
+EXO_API exo_status exo_model_tokenize(exo_model *model, const char *text, size_t len, int add_bos, int32_t *ids,
+                                      size_t cap, size_t *n);
+/* The exact bytes of token ids (special tokens as their text). Writes at most cap bytes and a
+ * terminating NUL when room remains; *len receives the full length. */
+EXO_API exo_status exo_model_detokenize(exo_model *model, const int32_t *ids, size_t n, char *text, size_t cap,
+                                        size_t *len);
+
+/* ---------------------------------------------------------------- sampling */
+
+typedef struct exo_sampling {
+    exo_struct_header hdr;
+    float temperature;        /* 0 = greedy */
+    int32_t top_k;            /* 0 = off */
+    float top_p;              /* 1 = off */
+    float min_p;              /* 0 = off */
+    float repetition_penalty; /* 1 = off (HF semantics) */
+    float presence_penalty;   /* 0 = off (OpenAI semantics) */
+    float frequency_penalty;  /* 0 = off */
+    int32_t penalty_window;   /* last tokens the penalties see */
+    int64_t seed;             /* < 0: from OS entropy */
+    uint32_t n_logprobs;      /* top log-probabilities reported per token (<= 20) */
+    uint32_t n_banned;
+    const int32_t *banned;    /* never sampled */
+} exo_sampling;
+
+/* EXO's defaults: temperature 0.7, top_p 1, top_k 0, min_p 0.05, repetition penalty 1 over the
+ * last 20 tokens, no presence/frequency penalty, seed 42. */
+EXO_API void exo_sampling_default(exo_sampling *sampling);
+
+/* ---------------------------------------------------------------- generation */
+
+typedef int32_t exo_finish_reason;
+enum {
+    EXO_FINISH_NONE = 0,
+    EXO_FINISH_EOS = 1,       /* the model produced an end-of-sequence token */
+    EXO_FINISH_STOP = 2,      /* a stop string appeared */
+    EXO_FINISH_LENGTH = 3,    /* max_tokens reached or the context is full */
+    EXO_FINISH_CANCELLED = 4, /* the callback or the cancel flag stopped it */
+    EXO_FINISH_REASON_FORCE_INT32 = 0x7fffffff
+};
+
+/* One event per generated token. Text that might begin a stop string is held back until it
+ * cannot; what is held when generation ends comes in a last event with token -1. */
+typedef struct exo_token_event {
+    exo_struct_header hdr;
+    uint32_t index;           /* 0 for the first generated token */
+    int32_t token;            /* -1: the final flush of held-back text */
+    const char *text;         /* newly completed UTF-8 text (may be empty; never splits a character) */
+    size_t text_len;
+    float logprob;
+    uint32_t n_top;
+    const int32_t *top_tokens;
+    const float *top_logprobs;
+} exo_token_event;
+
+/* Return nonzero to stop generating (finish reason CANCELLED). */
+typedef int (*exo_token_fn)(void *user, const exo_token_event *event);
+
+typedef struct exo_generate_options {
+    exo_struct_header hdr;
+    const exo_sampling *sampling; /* NULL: exo_sampling_default */
+    uint32_t max_tokens;          /* 0: until EOS or the context is full */
+    uint32_t n_stop;
+    const char *const *stop;      /* stop strings: generation ends before them; they are not emitted */
+    int32_t add_bos;              /* -1: as the tokenizer says; 0 / 1 */
+    uint32_t ignore_eos;
+    exo_token_fn on_token;
+    void *user;
+    const volatile int *cancel;   /* when non-NULL and nonzero, stop after the current step */
+} exo_generate_options;
+
+typedef struct exo_generate_stats {
+    exo_struct_header hdr;
+    uint32_t prompt_tokens;
+    uint32_t generation_tokens;
+    double prompt_tps;        /* prompt tokens / prefill seconds */
+    double generation_tps;    /* generated tokens after the first / their seconds */
+    double ttft_ms;           /* time to first token */
+    double total_ms;
+    uint64_t peak_memory_bytes; /* peak resident memory of the process */
+    exo_finish_reason finish_reason;
+    uint32_t reserved;
+} exo_generate_stats;
+
+/* Generates a continuation of `prompt` (raw text: chat templating is the caller's job) on a
+ * session of a whole-model shard, streaming tokens through on_token. The session continues
+ * from its current position (reset it for a fresh conversation). */
+EXO_API exo_status exo_generate(exo_session *session, const char *prompt, const exo_generate_options *opts,
+                                exo_generate_stats *stats);
+/* Same, from token ids. */
+EXO_API exo_status exo_generate_tokens(exo_session *session, const int32_t *prompt, uint32_t n,
+                                       const exo_generate_options *opts, exo_generate_stats *stats);
+
+/* Runs one throw-away step so the first real request does not pay for first-touch page faults,
+ * kernel builds and thread start-up. */
+EXO_API exo_status exo_shard_warmup(exo_shard *shard);
+
+
+/* ---------------------------------------------------------------- the embedded default model */
+
+/* Directory of the default model installed with the project (tiny-llama-licenses): EXO_MODEL_DIR
+ * when set, else the install's share/exo-ipex/models, else the source tree's models/. NULL when
+ * none exists. */
+EXO_API const char *exo_default_model_dir(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -66,6 +66,12 @@ typedef struct exo_model_config {
     int32_t eos_token_ids[EXO_MAX_EOS];
     uint32_t n_eos;
     int32_t pad_token_id;      /* -1 when absent */
+
+    /* Added with the config parser (details the fields above cannot carry). */
+    bool attention_out_bias;   /* o_proj has a bias (llama/qwen3/gemma attention_bias; never qwen2) */
+    uint32_t sliding_window_first_layer; /* layers >= this use sliding_window (qwen2/qwen3
+                                            max_window_layers); 0 with mistral/phi3: every layer */
+    bool yarn_truncate;        /* yarn: round the correction range to whole dims (default true) */
 } exo_model_config;
 
 /* Reads DIR/config.json. Errors name the file and the field: EXO_ERR_IO (missing/unreadable),

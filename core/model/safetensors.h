@@ -33,6 +33,8 @@ uint32_t exo_st_file_count(const exo_st_file *file);
 const exo_st_tensor *exo_st_file_tensor(const exo_st_file *file, uint32_t index);
 /* NULL when absent (no error recorded). */
 const exo_st_tensor *exo_st_file_find(const exo_st_file *file, const char *name);
+/* Bytes of the file's mapping (the whole file). */
+uint64_t exo_st_file_mapped_bytes(const exo_st_file *file);
 
 /* ---- a model directory: model.safetensors, or model.safetensors.index.json + shards.
  * Shard files are opened and mapped only when one of their tensors is first requested, so a

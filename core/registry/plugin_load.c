@@ -127,6 +127,7 @@ void exo_registry_load(exo_runtime *rt, exo_plugin_rec *p) {
     snprintf(p->version, sizeof p->version, "%s", p->api.version ? p->api.version : "");
     snprintf(p->build_info, sizeof p->build_info, "%s", p->api.build_info ? p->api.build_info : "");
     p->class_rank = exo_registry_class_rank(rt, p->name, p->api.rank);
+    p->runs_graphs = p->api.graph_compile && p->api.graph_execute && p->api.buffer_alloc;
     p->last_error[0] = '\0';
     st = p->api.init(&p->host, &p->ctx);
     if (st != EXO_OK) {
@@ -170,6 +171,10 @@ void exo_registry_probe(exo_runtime *rt, exo_plugin_rec *p) {
     uint32_t count = 0;
     p->last_error[0] = '\0';
     exo_status st = p->api.probe(p->ctx, &count);
+    if (st == EXO_ERR_NO_DEVICE) { /* "nothing here", with the reason in last_error */
+        st = EXO_OK;
+        count = 0;
+    }
     if (st != EXO_OK) {
         fail(rt, p, st, "probe failed: %s", p->last_error[0] ? p->last_error : exo_status_str(st));
         return;

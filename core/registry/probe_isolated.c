@@ -17,6 +17,7 @@ typedef struct isolated_result {
     int32_t status;
     uint32_t class_rank;
     uint32_t abi_version;
+    uint32_t runs_graphs;
     uint32_t n_devices;
     char reason[EXO_ERROR_MAX];
     char version[64];
@@ -43,6 +44,7 @@ static void child_probe(exo_runtime *rt, exo_plugin_rec *p, int fd) {
     r.status = p->status;
     r.class_rank = p->class_rank;
     r.abi_version = p->abi_version;
+    r.runs_graphs = p->runs_graphs;
     r.n_devices = p->state == EXO_PLUGIN_FAILED ? 0 : p->n_devices;
     memcpy(r.reason, p->reason, sizeof r.reason);
     memcpy(r.version, p->version, sizeof r.version);
@@ -148,6 +150,7 @@ void exo_registry_probe_isolated(exo_runtime *rt, exo_plugin_rec *p) {
     p->status = r.status;
     p->class_rank = r.class_rank;
     p->abi_version = r.abi_version;
+    p->runs_graphs = r.runs_graphs != 0;
     memcpy(p->reason, r.reason, sizeof p->reason);
     memcpy(p->version, r.version, sizeof p->version);
     memcpy(p->build_info, r.build_info, sizeof p->build_info);

@@ -212,6 +212,11 @@ static void select_device(exo_runtime *rt) {
     for (uint32_t i = 0; i < rt->n_ranked; i++) {
         const exo_device_rec *d = &rt->devices[rt->ranked[i]];
         if (!d->usable || d->class_rank == 0) continue;
+        if (!rt->plugins[d->plugin].runs_graphs) {
+            exo_logf(&rt->logger, EXO_LOG_INFO, "registry", "not selecting %s:%u: plugin %s cannot run graphs yet",
+                     rt->plugins[d->plugin].name, d->index, rt->plugins[d->plugin].name);
+            continue;
+        }
         rt->selected = (int32_t)i;
         rt->selected_status = EXO_OK;
         snprintf(rt->selected_reason, sizeof rt->selected_reason, "best ranked usable device (%s)", d->rank_reason);
@@ -243,7 +248,7 @@ uint32_t exo_registry_fallback_order(const exo_runtime *rt, uint32_t first, uint
     for (uint32_t i = 0; i < rt->n_ranked && n < max; i++) {
         if (i == first) continue;
         const exo_device_rec *d = &rt->devices[rt->ranked[i]];
-        if (!d->usable) continue;
+        if (!d->usable || !rt->plugins[d->plugin].runs_graphs) continue;
         out[n++] = i;
     }
     /* Alternates of `first` come right after it in the ranked list, so rank order already puts

@@ -39,6 +39,7 @@ struct exo_plugin_rec {
     char last_error[EXO_ERROR_MAX]; /* most recent host->set_error message */
     uint32_t class_rank;
     uint32_t abi_version;
+    bool runs_graphs;           /* the table has graph_compile and graph_execute */
     uint32_t n_devices;
     exo_device_report *reports; /* n_devices */
     bool *opened;               /* n_devices */

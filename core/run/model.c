@@ -16,8 +16,18 @@ exo_status exo_model_open(exo_runtime *rt, const char *dir, exo_model **out) {
     if (st == EXO_OK) st = exo_weights_open(dir, &m->weights);
     if (st != EXO_OK) {
         exo_error_keep(&rt->error, st);
+        exo_weights_close(m->weights);
         free(m);
         return st;
+    }
+    /* A model without a usable tokenizer still runs on token ids and hidden states; text calls
+     * report why the tokenizer is missing. */
+    m->tokenizer_status = exo_tokenizer_load(dir, &m->tokenizer);
+    if (m->tokenizer_status != EXO_OK) {
+        m->tokenizer = NULL;
+        snprintf(m->tokenizer_error, sizeof m->tokenizer_error, "%s", exo_error_message());
+        exo_logf(&rt->logger, EXO_LOG_INFO, "model", "no tokenizer: %s", m->tokenizer_error);
+        exo_error_clear();
     }
     exo_logf(&rt->logger, EXO_LOG_INFO, "model", "opened %s: %s, %u layers, hidden %u, %u heads (%u kv), vocab %u",
              dir, m->cfg.model_type, m->cfg.n_layers, m->cfg.hidden_size, m->cfg.n_heads, m->cfg.n_kv_heads,
@@ -28,6 +38,7 @@ exo_status exo_model_open(exo_runtime *rt, const char *dir, exo_model **out) {
 
 void exo_model_close(exo_model *m) {
     if (!m) return;
+    exo_tokenizer_free(m->tokenizer);
     exo_weights_close(m->weights);
     free(m);
 }

@@ -4,6 +4,7 @@
 
 #include "graph/builder.h"
 #include "registry/runtime.h"
+#include "run/tokenizer.h"
 
 struct exo_model {
     exo_runtime *rt;
@@ -11,6 +12,9 @@ struct exo_model {
     exo_model_config cfg;
     exo_weights *weights;
     exo_error_slot error;
+    exo_tokenizer *tokenizer;      /* NULL when tokenizer.json is missing or unsupported */
+    exo_status tokenizer_status;
+    char tokenizer_error[EXO_ERROR_MAX];
 };
 
 struct exo_shard {

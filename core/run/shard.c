@@ -59,15 +59,6 @@ static exo_status try_device(exo_shard *s, uint32_t rank, const exo_shard_option
     s->plugin->last_error[0] = '\0';
     if (!api->graph_compile || !api->graph_execute)
         return exo_errorf(EXO_ERR_UNSUPPORTED, "plugin %s cannot run graphs yet", s->plugin->name);
-    exo_graph graph;
-    exo_graph_plan_view(&s->plan, NULL, &graph);
-    if (api->supports_graph) {
-        uint32_t first_bad = UINT32_MAX;
-        st = api->supports_graph(s->plugin->ctx, d->index, &graph, &first_bad);
-        if (st != EXO_OK)
-            return exo_errorf(st, "cannot run node %u (op %d) of the graph: %s", first_bad,
-                              first_bad < s->plan.n_nodes ? s->plan.nodes[first_bad].op : -1, s->plugin->last_error);
-    }
     s->buffers = calloc(s->plan.n_buffers ? s->plan.n_buffers : 1, sizeof *s->buffers);
     if (!s->buffers) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory loading the shard");
     uint32_t total_layers = s->plan.end - s->plan.start, loaded = 0;
@@ -88,7 +79,16 @@ static exo_status try_device(exo_shard *s, uint32_t rank, const exo_shard_option
             }
         }
     }
+    exo_graph graph;
     exo_graph_plan_view(&s->plan, s->buffers, &graph);
+    if (api->supports_graph) {
+        uint32_t first_bad = UINT32_MAX;
+        s->plugin->last_error[0] = '\0';
+        st = api->supports_graph(s->plugin->ctx, d->index, &graph, &first_bad);
+        if (st != EXO_OK)
+            return exo_errorf(st, "cannot run node %u (op %d) of the graph: %s", first_bad,
+                              first_bad < s->plan.n_nodes ? s->plan.nodes[first_bad].op : -1, s->plugin->last_error);
+    }
     s->plugin->last_error[0] = '\0';
     st = api->graph_compile(s->plugin->ctx, d->index, &graph, &s->compiled);
     if (st != EXO_OK) {

@@ -7,7 +7,9 @@
  *   EXO_FAKE_<NAME>_DEVICES  "type:score:fingerprint:free_mib[:name];..."  type = d|i|c|a
  *   EXO_FAKE_<NAME>_PROBE    "fail" | "crash" | "hang"
  *   EXO_FAKE_<NAME>_RANK     class rank (default 200)
- *   EXO_FAKE_<NAME>_OPEN     "fail": device_open fails */
+ *   EXO_FAKE_<NAME>_OPEN     "fail": device_open fails
+ *   EXO_FAKE_<NAME>_COMPILE  "fail": graph_compile fails (fallback tests)
+ * Buffers are host memory; executing a graph fills its outputs with zeros. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +110,59 @@ static exo_status fake_open(exo_plugin_ctx *ctx, uint32_t index) {
     return index < ctx->n ? EXO_OK : EXO_ERR_INVALID_ARG;
 }
 
+struct exo_buffer {
+    uint64_t size;
+    unsigned char *data;
+};
+
+struct exo_compiled {
+    exo_plugin_ctx *ctx;
+};
+
+static exo_status fake_buffer_alloc(exo_plugin_ctx *ctx, uint32_t device, uint64_t size, exo_buffer_usage usage,
+                                    exo_buffer **out) {
+    exo_buffer *b = calloc(1, sizeof *b);
+    if (b) b->data = calloc(1, size ? size : 1);
+    if (!b || !b->data) {
+        free(b);
+        return EXO_ERR_NO_MEMORY;
+    }
+    b->size = size;
+    *out = b;
+    return EXO_OK;
+}
+
+static exo_status fake_buffer_write(exo_buffer *b, uint64_t offset, const void *data, uint64_t size) {
+    if (offset > b->size || size > b->size - offset) return EXO_ERR_INVALID_ARG;
+    memcpy(b->data + offset, data, size);
+    return EXO_OK;
+}
+
+static exo_status fake_buffer_read(exo_buffer *b, uint64_t offset, void *data, uint64_t size) {
+    if (offset > b->size || size > b->size - offset) return EXO_ERR_INVALID_ARG;
+    memcpy(data, b->data + offset, size);
+    return EXO_OK;
+}
+
+static void fake_buffer_free(exo_buffer *b) {
+    if (b) free(b->data);
+    free(b);
+}
+
+static exo_status fake_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_graph *graph, exo_compiled **out) {
+    const char *mode = fake_env(ctx->host, "COMPILE");
+    if (mode && strcmp(mode, "fail") == 0)
+        return ctx->host->set_error(ctx->host->host_ctx, EXO_ERR_BACKEND, -11, "fake kernel build failed");
+    exo_compiled *c = calloc(1, sizeof *c);
+    if (!c) return EXO_ERR_NO_MEMORY;
+    c->ctx = ctx;
+    *out = c;
+    return EXO_OK;
+}
+
+static exo_status fake_execute(exo_compiled *c, const exo_exec_args *args) { return EXO_OK; }
+static void fake_compiled_free(exo_compiled *c) { free(c); }
+
 static exo_status fake_entry(const exo_host_api *host, exo_plugin_api *out) {
     exo_plugin_api mine;
     memset(&mine, 0, sizeof mine);
@@ -123,11 +178,14 @@ static exo_status fake_entry(const exo_host_api *host, exo_plugin_api *out) {
     mine.shutdown = fake_shutdown;
     mine.probe = fake_probe;
     mine.device_report = fake_report;
-#ifndef FAKE_SMALL_TABLE
     mine.device_open = fake_open;
-#else
-    (void)fake_open;
-#endif
+    mine.buffer_alloc = fake_buffer_alloc;
+    mine.buffer_write = fake_buffer_write;
+    mine.buffer_read = fake_buffer_read;
+    mine.buffer_free = fake_buffer_free;
+    mine.graph_compile = fake_compile;
+    mine.graph_execute = fake_execute;
+    mine.compiled_free = fake_compiled_free;
     if (EXO_VERSION_MAJOR(out->hdr.version) != FAKE_MAJOR) {
         out->hdr.version = EXO_MAKE_VERSION(FAKE_MAJOR, FAKE_MINOR);
         return EXO_ERR_ABI_MISMATCH;

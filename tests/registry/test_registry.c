@@ -340,6 +340,58 @@ START_TEST(failing_open_reports_the_plugin_detail) {
 }
 END_TEST
 
+START_TEST(devices_of_plugins_without_graphs_are_not_selected) {
+    setenv("EXO_FAKE_small_RANK", "256", 1);
+    setenv("EXO_FAKE_alpha_RANK", "64", 1);
+    setenv("EXO_FAKE_alpha_DEVICES", "c:50:cpu:0:1000", 1);
+    exo_runtime *rt = runtime_with("small,alpha", 0);
+    ck_assert_str_eq(device(rt, 0).plugin, "small"); /* ranked first ... */
+    uint32_t sel = 99;
+    ck_assert_int_eq(exo_device_selected(rt, &sel, NULL), EXO_OK);
+    ck_assert_str_eq(device(rt, sel).plugin, "alpha"); /* ... but work goes where graphs run */
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(shard_load_falls_back_when_compiling_fails) {
+    setenv("EXO_FAKE_alpha_RANK", "256", 1);
+    setenv("EXO_FAKE_beta_RANK", "64", 1);
+    setenv("EXO_FAKE_alpha_COMPILE", "fail", 1);
+    setenv("EXO_FAKE_alpha_DEVICES", "d:100:gpu0:1000", 1);
+    setenv("EXO_FAKE_beta_DEVICES", "c:50:cpu:0:1000", 1);
+    exo_runtime *rt = runtime_with("alpha,beta", 0);
+    exo_model *m = NULL;
+    ck_assert_int_eq(exo_model_open(rt, EXO_TEST_DATA "/hf-tiny/llama", &m), EXO_OK);
+    exo_shard *s = NULL;
+    ck_assert_int_eq(exo_shard_load(m, NULL, &s), EXO_OK);
+    exo_shard_info info;
+    EXO_STRUCT_INIT(&info);
+    ck_assert_int_eq(exo_shard_get_info(s, &info), EXO_OK);
+    ck_assert_str_eq(info.plugin, "beta");
+    exo_shard_free(s);
+    exo_model_close(m);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(shard_load_reports_every_failed_device) {
+    setenv("EXO_FAKE_alpha_COMPILE", "fail", 1);
+    setenv("EXO_FAKE_beta_OPEN", "fail", 1);
+    setenv("EXO_FAKE_alpha_DEVICES", "d:100:gpu0:1000", 1);
+    setenv("EXO_FAKE_beta_DEVICES", "c:50:cpu:0:1000", 1);
+    exo_runtime *rt = runtime_with("alpha,beta", 0);
+    exo_model *m = NULL;
+    ck_assert_int_eq(exo_model_open(rt, EXO_TEST_DATA "/hf-tiny/llama", &m), EXO_OK);
+    exo_shard *s = NULL;
+    ck_assert_int_ne(exo_shard_load(m, NULL, &s), EXO_OK);
+    ck_assert_ptr_null(s);
+    ck_assert_ptr_nonnull(strstr(exo_model_last_error(m), "fake kernel build failed"));
+    ck_assert_ptr_nonnull(strstr(exo_model_last_error(m), "fake device out of memory"));
+    exo_model_close(m);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
 START_TEST(current_directory_is_never_searched) {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/cwd", EXO_TEST_FAKE_PLUGIN_DIR);
@@ -454,6 +506,9 @@ int main(void) {
     tcase_add_test(tc, device_find_by_spec);
     tcase_add_test(tc, fallback_order_goes_down_the_ranking);
     tcase_add_test(tc, failing_open_reports_the_plugin_detail);
+    tcase_add_test(tc, devices_of_plugins_without_graphs_are_not_selected);
+    tcase_add_test(tc, shard_load_falls_back_when_compiling_fails);
+    tcase_add_test(tc, shard_load_reports_every_failed_device);
     tcase_add_test(tc, current_directory_is_never_searched);
     tcase_add_test(tc, plugin_path_environment_is_searched);
     tcase_add_test(tc, decisions_are_logged_with_reasons);

@@ -1,0 +1,604 @@
+/* config.json -> exo_model_config, with Hugging Face transformers' per-model defaults.
+ *
+ * The defaults below are those of transformers' configuration classes (LlamaConfig,
+ * MistralConfig, Qwen2Config, Qwen3Config, Phi3Config, GemmaConfig) and of the modeling code that
+ * reads them (which projections carry a bias, which layers slide). A key that is absent takes the
+ * class default; JSON null counts as absent except where transformers gives null a meaning
+ * (sliding_window: null = no window). RoPE comes in two dialects, both read here:
+ *   classic: top-level rope_theta + rope_scaling {type|rope_type, factor, ...}
+ *   newer:   rope_parameters {rope_theta, rope_type, partial_rotary_factor, factor, ...}
+ * and is resolved the way RotaryEmbeddingConfigMixin.standardize_rope_params does. */
+#include "model/config.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/error.h"
+
+#define CFG_MAX_BYTES (16u * 1024u * 1024u)
+
+/* Sizes past these are corrupt files, not models (the largest real ones are far below). */
+#define CFG_MAX_HIDDEN (1u << 20)
+#define CFG_MAX_INTERMEDIATE (1u << 22)
+#define CFG_MAX_LAYERS 4096u
+#define CFG_MAX_HEADS 16384u
+#define CFG_MAX_HEAD_DIM 16384u
+#define CFG_MAX_VOCAB (1u << 24)
+#define CFG_MAX_POSITIONS (1u << 30)
+
+/* Per model type: what transformers' config class fills in when config.json is silent. */
+typedef struct cfg_arch_info {
+    const char *model_type;
+    const char *architecture; /* architectures[0], the fallback when model_type is missing */
+    exo_arch arch;
+    uint32_t max_position_embeddings;
+    double rms_norm_eps;
+    bool tie_word_embeddings;
+    uint32_t n_kv_heads;       /* when num_key_value_heads is absent; 0 = n_heads */
+    uint32_t head_dim;         /* when head_dim is absent; 0 = hidden_size / n_heads */
+} cfg_arch_info;
+
+static const cfg_arch_info cfg_archs[] = {
+    /* LlamaConfig: num_key_value_heads=None -> heads, head_dim=None -> hidden // heads */
+    {"llama", "LlamaForCausalLM", EXO_ARCH_LLAMA, 2048, 1e-6, false, 0, 0},
+    /* MistralConfig: num_key_value_heads=8, max_position_embeddings=4096*32 */
+    {"mistral", "MistralForCausalLM", EXO_ARCH_MISTRAL, 4096 * 32, 1e-6, false, 8, 0},
+    /* Qwen2Config: num_key_value_heads=32 */
+    {"qwen2", "Qwen2ForCausalLM", EXO_ARCH_QWEN2, 32768, 1e-6, false, 32, 0},
+    /* Qwen3Config: num_key_value_heads=32, head_dim=128 */
+    {"qwen3", "Qwen3ForCausalLM", EXO_ARCH_QWEN3, 32768, 1e-6, false, 32, 128},
+    /* Phi3Config: rms_norm_eps=1e-5, num_key_value_heads=None -> heads */
+    {"phi3", "Phi3ForCausalLM", EXO_ARCH_PHI3, 4096, 1e-5, false, 0, 0},
+    /* GemmaConfig: num_key_value_heads=16, head_dim=256, tie_word_embeddings=True */
+    {"gemma", "GemmaForCausalLM", EXO_ARCH_GEMMA, 8192, 1e-6, true, 16, 256},
+};
+
+/* Every transformers config class here defaults rope_theta to 10000 (default_theta). */
+#define CFG_DEFAULT_ROPE_THETA 10000.0
+/* Qwen2/Qwen3: sliding_window=4096, max_window_layers=28; Mistral: sliding_window=4096. */
+#define CFG_DEFAULT_SLIDING_WINDOW 4096u
+#define CFG_DEFAULT_MAX_WINDOW_LAYERS 28u
+/* Phi3Config.original_max_position_embeddings. */
+#define CFG_PHI3_ORIGINAL_MAX_POSITIONS 4096u
+
+typedef struct cfg_reader {
+    const char *path;
+    const cJSON *root;
+} cfg_reader;
+
+/* ------------------------------------------------------------------ field helpers */
+
+/* The item, or NULL when the key is absent or null. */
+static const cJSON *cfg_get(const cJSON *obj, const char *key) {
+    const cJSON *item = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+    return (item && !cJSON_IsNull(item)) ? item : NULL;
+}
+
+static exo_status cfg_uint(const cfg_reader *r, const cJSON *obj, const char *prefix,
+                           const char *key, bool required, uint32_t dflt, uint32_t max,
+                           uint32_t *out) {
+    const cJSON *item = cfg_get(obj, key);
+    if (!item) {
+        if (required)
+            return exo_errorf(EXO_ERR_FORMAT, "%s: field '%s%s' is missing", r->path, prefix, key);
+        *out = dflt;
+        return EXO_OK;
+    }
+    double v = cJSON_IsNumber(item) ? item->valuedouble : NAN;
+    if (!isfinite(v) || v != floor(v) || v < 1)
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field '%s%s' must be a positive integer", r->path,
+                          prefix, key);
+    if (v > max)
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field '%s%s' = %.0f is absurd (limit %u)", r->path,
+                          prefix, key, v, max);
+    *out = (uint32_t)v;
+    return EXO_OK;
+}
+
+/* A finite number; `*present` tells whether the key was there. */
+static exo_status cfg_number(const cfg_reader *r, const cJSON *obj, const char *prefix,
+                             const char *key, double dflt, double *out, bool *present) {
+    const cJSON *item = cfg_get(obj, key);
+    if (present) *present = item != NULL;
+    if (!item) {
+        *out = dflt;
+        return EXO_OK;
+    }
+    if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble))
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field '%s%s' must be a number", r->path, prefix, key);
+    *out = item->valuedouble;
+    return EXO_OK;
+}
+
+static exo_status cfg_positive(const cfg_reader *r, const cJSON *obj, const char *prefix,
+                               const char *key, double dflt, double *out, bool *present) {
+    bool here;
+    exo_status st = cfg_number(r, obj, prefix, key, dflt, out, &here);
+    if (present) *present = here;
+    if (st) return st;
+    if (here && !(*out > 0)) /* the default stands in for "absent" and is not checked */
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field '%s%s' must be positive (got %g)", r->path,
+                          prefix, key, *out);
+    return EXO_OK;
+}
+
+static exo_status cfg_bool(const cfg_reader *r, const cJSON *obj, const char *prefix,
+                           const char *key, bool dflt, bool *out) {
+    const cJSON *item = cfg_get(obj, key);
+    if (!item) {
+        *out = dflt;
+        return EXO_OK;
+    }
+    if (!cJSON_IsBool(item))
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field '%s%s' must be true or false", r->path,
+                          prefix, key);
+    *out = cJSON_IsTrue(item);
+    return EXO_OK;
+}
+
+/* A token id: a non-negative integer, or -1 when absent or null. */
+static exo_status cfg_token(const cfg_reader *r, const char *key, const cJSON *item, int32_t *out) {
+    double v = cJSON_IsNumber(item) ? item->valuedouble : NAN;
+    if (!isfinite(v) || v != floor(v) || v < 0 || v > INT32_MAX)
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field '%s' must be a non-negative integer token id",
+                          r->path, key);
+    *out = (int32_t)v;
+    return EXO_OK;
+}
+
+static exo_status cfg_optional_token(const cfg_reader *r, const char *key, int32_t *out) {
+    const cJSON *item = cfg_get(r->root, key);
+    *out = -1;
+    return item ? cfg_token(r, key, item, out) : EXO_OK;
+}
+
+/* ------------------------------------------------------------------ sections */
+
+static exo_status cfg_arch(const cfg_reader *r, exo_model_config *c, const cfg_arch_info **info) {
+    const cJSON *mt = cfg_get(r->root, "model_type");
+    if (mt && !cJSON_IsString(mt))
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field 'model_type' must be a string", r->path);
+    const size_t n = sizeof cfg_archs / sizeof cfg_archs[0];
+    if (mt) {
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(mt->valuestring, cfg_archs[i].model_type) == 0) {
+                *info = &cfg_archs[i];
+                snprintf(c->model_type, sizeof c->model_type, "%s", mt->valuestring);
+                c->arch = cfg_archs[i].arch;
+                return EXO_OK;
+            }
+        }
+        return exo_errorf(EXO_ERR_UNSUPPORTED,
+                          "%s: field 'model_type': architecture '%.64s' is not supported (llama, "
+                          "mistral, qwen2, qwen3, phi3, gemma are)", r->path, mt->valuestring);
+    }
+    /* No model_type: the first class name in "architectures" is the hint. */
+    const cJSON *archs = cfg_get(r->root, "architectures");
+    const cJSON *first = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
+    if (!cJSON_IsString(first))
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field 'model_type' is missing (and no "
+                          "'architectures' to infer it from)", r->path);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(first->valuestring, cfg_archs[i].architecture) == 0) {
+            *info = &cfg_archs[i];
+            snprintf(c->model_type, sizeof c->model_type, "%s", cfg_archs[i].model_type);
+            c->arch = cfg_archs[i].arch;
+            return EXO_OK;
+        }
+    }
+    return exo_errorf(EXO_ERR_UNSUPPORTED, "%s: field 'architectures': '%.64s' is not supported "
+                      "(and 'model_type' is missing)", r->path, first->valuestring);
+}
+
+static exo_status cfg_sizes(const cfg_reader *r, const cfg_arch_info *info, exo_model_config *c) {
+    const cJSON *o = r->root;
+    exo_status st;
+    if ((st = cfg_uint(r, o, "", "hidden_size", true, 0, CFG_MAX_HIDDEN, &c->hidden_size)) ||
+        (st = cfg_uint(r, o, "", "intermediate_size", true, 0, CFG_MAX_INTERMEDIATE,
+                       &c->intermediate_size)) ||
+        (st = cfg_uint(r, o, "", "num_hidden_layers", true, 0, CFG_MAX_LAYERS, &c->n_layers)) ||
+        (st = cfg_uint(r, o, "", "num_attention_heads", true, 0, CFG_MAX_HEADS, &c->n_heads)) ||
+        (st = cfg_uint(r, o, "", "vocab_size", true, 0, CFG_MAX_VOCAB, &c->vocab_size)) ||
+        (st = cfg_uint(r, o, "", "max_position_embeddings", false, info->max_position_embeddings,
+                       CFG_MAX_POSITIONS, &c->max_position_embeddings)))
+        return st;
+    uint32_t kv_default = info->n_kv_heads ? info->n_kv_heads : c->n_heads;
+    /* null means "same as heads" in every config class (their __post_init__). */
+    if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "num_key_value_heads")))
+        kv_default = c->n_heads;
+    if ((st = cfg_uint(r, o, "", "num_key_value_heads", false, kv_default, CFG_MAX_HEADS,
+                       &c->n_kv_heads)))
+        return st;
+    if (c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads != 0)
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field 'num_key_value_heads' = %u does not divide "
+                          "num_attention_heads = %u", r->path, c->n_kv_heads, c->n_heads);
+
+    bool derived_head_dim = !cfg_get(o, "head_dim") && info->head_dim == 0;
+    uint32_t head_dim_default = info->head_dim ? info->head_dim : c->hidden_size / c->n_heads;
+    /* LlamaConfig.validate_architecture insists on it even with an explicit head_dim. */
+    if ((derived_head_dim || c->arch == EXO_ARCH_LLAMA) && c->hidden_size % c->n_heads != 0)
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field 'hidden_size' = %u is not a multiple of "
+                          "num_attention_heads = %u", r->path, c->hidden_size, c->n_heads);
+    if (head_dim_default == 0) head_dim_default = 1; /* hidden < heads: rejected just below */
+    if ((st = cfg_uint(r, o, "", "head_dim", false, head_dim_default, CFG_MAX_HEAD_DIM,
+                       &c->head_dim)))
+        return st;
+    if (c->head_dim % 2 != 0)
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field 'head_dim' = %u must be even (RoPE rotates "
+                          "pairs)", r->path, c->head_dim);
+    double eps;
+    if ((st = cfg_positive(r, o, "", "rms_norm_eps", info->rms_norm_eps, &eps, NULL))) return st;
+    c->rms_norm_eps = (float)eps;
+    c->attn_scale = (float)(1.0 / sqrt((double)c->head_dim));
+    return cfg_bool(r, o, "", "tie_word_embeddings", info->tie_word_embeddings,
+                    &c->tie_word_embeddings);
+}
+
+/* Which projections carry biases, norms and activation: the modeling code's fixed choices. */
+static exo_status cfg_layers(const cfg_reader *r, exo_model_config *c) {
+    const cJSON *o = r->root;
+    exo_status st;
+    bool attention_bias = false, mlp_bias = false;
+    switch (c->arch) {
+    case EXO_ARCH_LLAMA: /* attention_bias: q, k, v and o; mlp_bias: gate, up, down */
+        if ((st = cfg_bool(r, o, "", "attention_bias", false, &attention_bias)) ||
+            (st = cfg_bool(r, o, "", "mlp_bias", false, &mlp_bias)))
+            return st;
+        c->attention_bias = c->attention_out_bias = attention_bias;
+        c->mlp_bias = mlp_bias;
+        break;
+    case EXO_ARCH_QWEN2: /* q, k, v always biased, o never (Qwen2Attention) */
+        c->attention_bias = true;
+        c->attention_out_bias = false;
+        break;
+    case EXO_ARCH_QWEN3:
+    case EXO_ARCH_GEMMA: /* attention_bias covers q, k, v and o */
+        if ((st = cfg_bool(r, o, "", "attention_bias", false, &attention_bias))) return st;
+        c->attention_bias = c->attention_out_bias = attention_bias;
+        break;
+    case EXO_ARCH_MISTRAL:
+    case EXO_ARCH_PHI3: /* no biases anywhere */
+        break;
+    }
+    c->qk_norm = c->arch == EXO_ARCH_QWEN3;
+    c->norm_add_one = c->arch == EXO_ARCH_GEMMA;
+    c->embedding_scale = c->arch == EXO_ARCH_GEMMA ? (float)sqrt((double)c->hidden_size) : 1.0f;
+
+    /* Gemma names its activation hidden_activation (hidden_act is the older key); its checkpoints
+     * say "gelu" but were trained with the tanh approximation, which transformers substitutes. */
+    const char *key = "hidden_act";
+    const cJSON *act = cfg_get(o, key);
+    if (c->arch == EXO_ARCH_GEMMA && cfg_get(o, "hidden_activation")) {
+        key = "hidden_activation";
+        act = cfg_get(o, key);
+    }
+    const char *name = c->arch == EXO_ARCH_GEMMA ? "gelu_pytorch_tanh" : "silu";
+    if (act) {
+        if (!cJSON_IsString(act))
+            return exo_errorf(EXO_ERR_FORMAT, "%s: field '%s' must be a string", r->path, key);
+        name = act->valuestring;
+    }
+    if (strcmp(name, "silu") == 0 || strcmp(name, "swish") == 0)
+        c->activation = EXO_ACT_SILU;
+    else if (strcmp(name, "gelu_pytorch_tanh") == 0 || strcmp(name, "gelu_new") == 0 ||
+             (c->arch == EXO_ARCH_GEMMA && strcmp(name, "gelu") == 0))
+        c->activation = EXO_ACT_GELU_TANH;
+    else
+        return exo_errorf(EXO_ERR_UNSUPPORTED, "%s: field '%s': activation '%.64s' is not "
+                          "supported (silu, gelu_pytorch_tanh are)", r->path, key, name);
+    return EXO_OK;
+}
+
+static exo_status cfg_sliding_window(const cfg_reader *r, exo_model_config *c) {
+    const cJSON *o = r->root;
+    const cJSON *sw = cJSON_GetObjectItemCaseSensitive(o, "sliding_window");
+    uint32_t window = 0;
+    exo_status st;
+    switch (c->arch) {
+    case EXO_ARCH_MISTRAL: /* absent: 4096; null: none */
+    case EXO_ARCH_PHI3:    /* absent or null: none */
+        if (!sw) window = c->arch == EXO_ARCH_MISTRAL ? CFG_DEFAULT_SLIDING_WINDOW : 0;
+        else if (!cJSON_IsNull(sw) &&
+                 (st = cfg_uint(r, o, "", "sliding_window", true, 0, UINT32_MAX, &window)))
+            return st;
+        c->sliding_window = window;
+        c->sliding_window_first_layer = 0;
+        return EXO_OK;
+    case EXO_ARCH_QWEN2:
+    case EXO_ARCH_QWEN3: {
+        /* The window exists only with use_sliding_window, and then only for layers at or past
+         * max_window_layers (or those layer_types marks "sliding_attention"). */
+        bool use = false;
+        if ((st = cfg_bool(r, o, "", "use_sliding_window", false, &use))) return st;
+        if (!use) return EXO_OK;
+        if (!sw) window = CFG_DEFAULT_SLIDING_WINDOW;
+        else if (!cJSON_IsNull(sw) &&
+                 (st = cfg_uint(r, o, "", "sliding_window", true, 0, UINT32_MAX, &window)))
+            return st;
+        if (window == 0) return EXO_OK;
+        uint32_t first;
+        const cJSON *types = cfg_get(o, "layer_types");
+        if (types) {
+            if (!cJSON_IsArray(types) || (uint32_t)cJSON_GetArraySize(types) != c->n_layers)
+                return exo_errorf(EXO_ERR_FORMAT, "%s: field 'layer_types' must list one type per "
+                                  "layer (%u)", r->path, c->n_layers);
+            first = c->n_layers;
+            uint32_t i = 0;
+            const cJSON *t;
+            cJSON_ArrayForEach(t, types) {
+                bool sliding = cJSON_IsString(t) && strcmp(t->valuestring, "sliding_attention") == 0;
+                bool full = cJSON_IsString(t) && strcmp(t->valuestring, "full_attention") == 0;
+                if (!sliding && !full)
+                    return exo_errorf(EXO_ERR_UNSUPPORTED, "%s: field 'layer_types'[%u]: unknown "
+                                      "layer type", r->path, i);
+                if (sliding && first == c->n_layers) first = i;
+                if (full && first != c->n_layers)
+                    return exo_errorf(EXO_ERR_UNSUPPORTED, "%s: field 'layer_types': full "
+                                      "attention after sliding layers is not supported", r->path);
+                i++;
+            }
+        } else if ((st = cfg_uint(r, o, "", "max_window_layers", false,
+                                  CFG_DEFAULT_MAX_WINDOW_LAYERS, CFG_MAX_LAYERS, &first))) {
+            return st;
+        }
+        if (first >= c->n_layers) return EXO_OK; /* no layer slides */
+        c->sliding_window = window;
+        c->sliding_window_first_layer = first;
+        return EXO_OK;
+    }
+    case EXO_ARCH_LLAMA:
+    case EXO_ARCH_GEMMA:
+        return EXO_OK;
+    }
+    return EXO_OK;
+}
+
+/* RoPE, resolved like RotaryEmbeddingConfigMixin: rope_scaling (classic) wins over
+ * rope_parameters when non-empty; rope_theta inside the dict wins over the top-level one. */
+static exo_status cfg_rope(const cfg_reader *r, exo_model_config *c) {
+    const cJSON *o = r->root;
+    const cJSON *scaling = cfg_get(o, "rope_scaling");
+    const cJSON *params = cfg_get(o, "rope_parameters");
+    if (scaling && !cJSON_IsObject(scaling))
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field 'rope_scaling' must be an object", r->path);
+    if (params && !cJSON_IsObject(params))
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field 'rope_parameters' must be an object", r->path);
+    const cJSON *d = NULL;
+    const char *prefix = "";
+    if (scaling && cJSON_GetArraySize(scaling) > 0) { d = scaling; prefix = "rope_scaling."; }
+    else if (params) { d = params; prefix = "rope_parameters."; }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, d) {
+        if (cJSON_IsObject(e))
+            return exo_errorf(EXO_ERR_UNSUPPORTED, "%s: field '%s%s': per-layer-type RoPE "
+                              "parameters are not supported", r->path, prefix, e->string);
+    }
+
+    exo_status st;
+    double theta;
+    if ((st = cfg_positive(r, o, "", "rope_theta", CFG_DEFAULT_ROPE_THETA, &theta, NULL)) ||
+        (st = cfg_positive(r, d, prefix, "rope_theta", theta, &theta, NULL)))
+        return st;
+    c->rope_theta = theta;
+
+    /* standardize_rope_params copies a top-level partial_rotary_factor over the dict's. */
+    double prf;
+    bool top_prf;
+    if ((st = cfg_positive(r, d, prefix, "partial_rotary_factor", 1.0, &prf, NULL)) ||
+        (st = cfg_positive(r, o, "", "partial_rotary_factor", prf, &prf, &top_prf)))
+        return st;
+    if (prf > 1.0)
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field '%spartial_rotary_factor' = %g must be in "
+                          "(0, 1]", r->path, top_prf ? "" : prefix, prf);
+    c->partial_rotary_factor = (float)prf;
+    /* transformers rotates int(head_dim * factor) dims; an odd or zero count cannot be paired. */
+    uint32_t n_rot = (uint32_t)floor(c->head_dim * (double)c->partial_rotary_factor + 1e-3);
+    if (n_rot == 0 || n_rot % 2 != 0)
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field '%spartial_rotary_factor' = %g gives %u "
+                          "rotary dims of head_dim %u; it must be a positive even number", r->path,
+                          top_prf ? "" : prefix, prf, n_rot, c->head_dim);
+
+    const char *type = "default";
+    const char *type_key = "rope_type";
+    const cJSON *t = cfg_get(d, "rope_type");
+    if (!t) { t = cfg_get(d, "type"); type_key = "type"; }
+    if (t) {
+        if (!cJSON_IsString(t))
+            return exo_errorf(EXO_ERR_FORMAT, "%s: field '%s%s' must be a string", r->path, prefix,
+                              type_key);
+        type = t->valuestring;
+    }
+    c->rope_scaling = EXO_ROPE_SCALING_NONE;
+    c->rope_factor = 1.0;
+    c->yarn_truncate = true;
+    if (strcmp(type, "default") == 0) return EXO_OK;
+    if (c->arch == EXO_ARCH_PHI3) /* Phi3Config accepts only default and longrope */
+        return exo_errorf(EXO_ERR_UNSUPPORTED, "%s: field '%s%s': rope type '%.64s' is not "
+                          "supported for phi3", r->path, prefix, type_key, type);
+
+    /* original_max_position_embeddings: a top-level value (Phi3 style) wins, then the dict's,
+     * then max_position_embeddings. */
+    uint32_t orig;
+    if ((st = cfg_uint(r, d, prefix, "original_max_position_embeddings", false,
+                       c->max_position_embeddings, CFG_MAX_POSITIONS, &orig)) ||
+        (st = cfg_uint(r, o, "", "original_max_position_embeddings", false, orig,
+                       CFG_MAX_POSITIONS, &orig)))
+        return st;
+
+    bool has_factor;
+    double factor;
+    if ((st = cfg_positive(r, d, prefix, "factor", 1.0, &factor, &has_factor))) return st;
+
+    if (strcmp(type, "linear") == 0 || strcmp(type, "dynamic") == 0) {
+        if (!has_factor)
+            return exo_errorf(EXO_ERR_FORMAT, "%s: field '%sfactor' is missing (rope type %s)",
+                              r->path, prefix, type);
+        c->rope_scaling = type[0] == 'l' ? EXO_ROPE_SCALING_LINEAR : EXO_ROPE_SCALING_DYNAMIC;
+        c->rope_factor = factor;
+        return EXO_OK;
+    }
+    if (strcmp(type, "llama3") == 0) {
+        double low, high;
+        bool has_low, has_high;
+        if ((st = cfg_positive(r, d, prefix, "low_freq_factor", 0, &low, &has_low)) ||
+            (st = cfg_positive(r, d, prefix, "high_freq_factor", 0, &high, &has_high)))
+            return st;
+        if (!has_factor || !has_low || !has_high)
+            return exo_errorf(EXO_ERR_FORMAT, "%s: field '%s%s' is missing (rope type llama3)",
+                              r->path, prefix,
+                              !has_factor ? "factor" : !has_low ? "low_freq_factor"
+                                                                : "high_freq_factor");
+        if (high <= low)
+            return exo_errorf(EXO_ERR_FORMAT, "%s: field '%shigh_freq_factor' = %g must exceed "
+                              "low_freq_factor = %g", r->path, prefix, high, low);
+        c->rope_scaling = EXO_ROPE_SCALING_LLAMA3;
+        c->rope_factor = factor;
+        c->rope_low_freq_factor = low;
+        c->rope_high_freq_factor = high;
+        c->rope_original_max_position = orig;
+        return EXO_OK;
+    }
+    if (strcmp(type, "yarn") == 0) {
+        if (!has_factor) factor = (double)c->max_position_embeddings / orig;
+        double attention, mscale, mscale_all_dim, beta_fast, beta_slow;
+        bool has_attention;
+        if ((st = cfg_positive(r, d, prefix, "attention_factor", 0, &attention, &has_attention)) ||
+            (st = cfg_number(r, d, prefix, "mscale", 0, &mscale, NULL)) ||
+            (st = cfg_number(r, d, prefix, "mscale_all_dim", 0, &mscale_all_dim, NULL)) ||
+            (st = cfg_number(r, d, prefix, "beta_fast", 0, &beta_fast, NULL)) ||
+            (st = cfg_number(r, d, prefix, "beta_slow", 0, &beta_slow, NULL)) ||
+            (st = cfg_bool(r, d, prefix, "truncate", true, &c->yarn_truncate)))
+            return st;
+        /* `beta_fast or 32`, `beta_slow or 1`: zero falls back like absent. */
+        if (beta_fast == 0) beta_fast = 32;
+        if (beta_slow == 0) beta_slow = 1;
+        if (beta_fast <= 0 || beta_slow <= 0)
+            return exo_errorf(EXO_ERR_FORMAT, "%s: field '%sbeta_fast'/'beta_slow' must be "
+                              "positive", r->path, prefix);
+        /* DeepSeek-style mscale pair: the ratio of the two yarn mscales (else derived later). */
+        if (!has_attention && mscale != 0 && mscale_all_dim != 0 && factor > 1)
+            attention = (0.1 * mscale * log(factor) + 1.0) / (0.1 * mscale_all_dim * log(factor) + 1.0);
+        else if (!has_attention && mscale != 0 && mscale_all_dim != 0)
+            attention = 1.0;
+        c->rope_scaling = EXO_ROPE_SCALING_YARN;
+        c->rope_factor = factor;
+        c->rope_original_max_position = orig;
+        c->yarn_beta_fast = beta_fast;
+        c->yarn_beta_slow = beta_slow;
+        c->yarn_attention_factor = attention;
+        return EXO_OK;
+    }
+    return exo_errorf(EXO_ERR_UNSUPPORTED, "%s: field '%s%s': rope type '%.64s' is not supported "
+                      "(default, linear, dynamic, llama3, yarn are)", r->path, prefix, type_key,
+                      type);
+}
+
+static exo_status cfg_tokens_and_dtype(const cfg_reader *r, exo_model_config *c) {
+    exo_status st;
+    if ((st = cfg_optional_token(r, "bos_token_id", &c->bos_token_id)) ||
+        (st = cfg_optional_token(r, "pad_token_id", &c->pad_token_id)))
+        return st;
+    const cJSON *eos = cfg_get(r->root, "eos_token_id");
+    c->n_eos = 0;
+    if (cJSON_IsArray(eos)) {
+        int n = cJSON_GetArraySize(eos);
+        if (n > EXO_MAX_EOS)
+            return exo_errorf(EXO_ERR_FORMAT, "%s: field 'eos_token_id' lists %d ids (at most %d)",
+                              r->path, n, EXO_MAX_EOS);
+        const cJSON *id;
+        cJSON_ArrayForEach(id, eos) {
+            if ((st = cfg_token(r, "eos_token_id", id, &c->eos_token_ids[c->n_eos]))) return st;
+            c->n_eos++;
+        }
+    } else if (eos) {
+        if ((st = cfg_token(r, "eos_token_id", eos, &c->eos_token_ids[0]))) return st;
+        c->n_eos = 1;
+    }
+
+    /* "dtype" since transformers 4.56; "torch_dtype" before. */
+    const char *key = "dtype";
+    const cJSON *dt = cfg_get(r->root, key);
+    if (!dt) { key = "torch_dtype"; dt = cfg_get(r->root, key); }
+    c->torch_dtype = EXO_DTYPE_F32;
+    if (!dt) return EXO_OK;
+    if (!cJSON_IsString(dt))
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field '%s' must be a string", r->path, key);
+    const char *s = dt->valuestring;
+    if (strcmp(s, "float32") == 0 || strcmp(s, "float") == 0) c->torch_dtype = EXO_DTYPE_F32;
+    else if (strcmp(s, "float16") == 0 || strcmp(s, "half") == 0) c->torch_dtype = EXO_DTYPE_F16;
+    else if (strcmp(s, "bfloat16") == 0) c->torch_dtype = EXO_DTYPE_BF16;
+    else
+        return exo_errorf(EXO_ERR_UNSUPPORTED, "%s: field '%s': dtype '%.64s' is not supported "
+                          "(float32, float16, bfloat16 are)", r->path, key, s);
+    return EXO_OK;
+}
+
+/* ------------------------------------------------------------------ entry points */
+
+exo_status exo_model_config_parse(const char *json, const char *path, exo_model_config *out) {
+    if (!json || !out) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_model_config_parse: NULL argument");
+    if (!path) path = "config.json";
+    memset(out, 0, sizeof *out);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(json, &end, true);
+    if (!root)
+        return exo_errorf(EXO_ERR_FORMAT, "%s: not valid JSON (near byte %lld)", path,
+                          end ? (long long)(end - json) : -1LL);
+    exo_status st = EXO_OK;
+    if (!cJSON_IsObject(root)) {
+        st = exo_errorf(EXO_ERR_FORMAT, "%s: not a JSON object", path);
+    } else {
+        cfg_reader r = {path, root};
+        const cfg_arch_info *info = NULL;
+        exo_model_config c;
+        memset(&c, 0, sizeof c);
+        if (!(st = cfg_arch(&r, &c, &info)) && !(st = cfg_sizes(&r, info, &c)) &&
+            !(st = cfg_layers(&r, &c)) && !(st = cfg_sliding_window(&r, &c)) &&
+            !(st = cfg_rope(&r, &c)) && !(st = cfg_tokens_and_dtype(&r, &c)))
+            *out = c;
+    }
+    cJSON_Delete(root);
+    return st;
+}
+
+exo_status exo_model_config_load(const char *dir, exo_model_config *out) {
+    if (!dir || !out) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_model_config_load: NULL argument");
+    size_t plen = strlen(dir) + sizeof "/config.json";
+    char *path = malloc(plen);
+    if (!path) return exo_errorf(EXO_ERR_NO_MEMORY, "%s: out of memory", dir);
+    snprintf(path, plen, "%s/config.json", dir);
+    exo_status st = EXO_OK;
+    char *text = NULL;
+    FILE *fp = fopen(path, "rb");
+    struct stat sb;
+    if (!fp) {
+        st = exo_errorf(EXO_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    } else if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        st = exo_errorf(EXO_ERR_IO, "%s: not a regular file", path);
+    } else if ((uint64_t)sb.st_size > CFG_MAX_BYTES) {
+        st = exo_errorf(EXO_ERR_FORMAT, "%s: %lld bytes is too large for a config (limit %u)",
+                        path, (long long)sb.st_size, CFG_MAX_BYTES);
+    } else if (!(text = malloc((size_t)sb.st_size + 1))) {
+        st = exo_errorf(EXO_ERR_NO_MEMORY, "%s: out of memory", path);
+    } else {
+        size_t got = fread(text, 1, (size_t)sb.st_size, fp);
+        if (got != (size_t)sb.st_size) {
+            st = exo_errorf(EXO_ERR_IO, "%s: short read", path);
+        } else {
+            text[got] = '\0';
+            if (strlen(text) != got)
+                st = exo_errorf(EXO_ERR_FORMAT, "%s: contains a NUL byte", path);
+            else
+                st = exo_model_config_parse(text, path, out);
+        }
+    }
+    if (fp) fclose(fp);
+    free(text);
+    free(path);
+    return st;
+}

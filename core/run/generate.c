@@ -1,0 +1,325 @@
+/* Streaming text generation on a whole-model session: prefill the prompt, then sample, stream
+ * and feed back one token at a time until EOS, a stop string, max_tokens, a full context or
+ * cancellation. Reports EXO's per-request stats. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "model_internal.h"
+#include "run/sampler.h"
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static uint64_t peak_rss_bytes(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (uint64_t)ru.ru_maxrss * 1024u;
+}
+
+void exo_sampling_default(exo_sampling *s) {
+    if (!s) return;
+    exo_sampler_params p;
+    exo_sampler_params_default(&p);
+    memset(s, 0, sizeof *s);
+    EXO_STRUCT_INIT(s);
+    s->temperature = p.temperature;
+    s->top_k = p.top_k;
+    s->top_p = p.top_p;
+    s->min_p = p.min_p;
+    s->repetition_penalty = p.repetition_penalty;
+    s->presence_penalty = p.presence_penalty;
+    s->frequency_penalty = p.frequency_penalty;
+    s->penalty_window = p.penalty_window;
+    s->seed = p.seed;
+    s->n_logprobs = p.n_logprobs;
+}
+
+/* Reads a caller's exo_sampling member by member, as far as its size reaches. */
+static void sampler_params_from(const exo_sampling *in, exo_sampler_params *p) {
+    exo_sampling s;
+    exo_sampling_default(&s);
+    if (in && in->hdr.size > sizeof s.hdr)
+        memcpy((char *)&s + sizeof s.hdr, (const char *)in + sizeof in->hdr,
+               (in->hdr.size < sizeof s ? in->hdr.size : sizeof s) - sizeof s.hdr);
+    exo_sampler_params_default(p);
+    p->temperature = s.temperature;
+    p->top_k = s.top_k;
+    p->top_p = s.top_p;
+    p->min_p = s.min_p;
+    p->repetition_penalty = s.repetition_penalty;
+    p->presence_penalty = s.presence_penalty;
+    p->frequency_penalty = s.frequency_penalty;
+    p->penalty_window = s.penalty_window;
+    p->seed = s.seed;
+    p->n_logprobs = s.n_logprobs;
+    p->banned = s.banned;
+    p->n_banned = s.n_banned;
+}
+
+/* Generated text not yet handed to the caller, held while it could still begin a stop string. */
+typedef struct text_stream {
+    char *buf;
+    size_t len, cap, emitted;
+    size_t max_stop;
+} text_stream;
+
+static exo_status stream_append(text_stream *t, const char *piece, size_t n) {
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 1024;
+        while (cap < t->len + n + 1) cap *= 2;
+        char *grown = realloc(t->buf, cap);
+        if (!grown) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory holding generated text");
+        t->buf = grown;
+        t->cap = cap;
+    }
+    memcpy(t->buf + t->len, piece, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+    return EXO_OK;
+}
+
+/* Position of the earliest stop string in the text not yet emitted (or SIZE_MAX). */
+static size_t find_stop(const text_stream *t, const exo_generate_options *o) {
+    size_t best = SIZE_MAX;
+    size_t from = t->emitted;
+    for (uint32_t i = 0; i < o->n_stop; i++) {
+        const char *stop = o->stop[i];
+        if (!stop || !*stop) continue;
+        const char *hit = strstr(t->buf + from, stop);
+        if (hit && (size_t)(hit - t->buf) < best) best = (size_t)(hit - t->buf);
+    }
+    return best;
+}
+
+/* How far text may be emitted: everything but a tail that could start a stop string, and never
+ * inside a UTF-8 character. */
+static size_t safe_end(const text_stream *t, bool final) {
+    if (final || t->max_stop <= 1) return t->len;
+    size_t keep = t->max_stop - 1;
+    size_t end = t->len > keep ? t->len - keep : 0;
+    while (end > t->emitted && end < t->len && ((unsigned char)t->buf[end] & 0xC0) == 0x80) end--;
+    return end < t->emitted ? t->emitted : end;
+}
+
+typedef struct generation {
+    exo_session *session;
+    exo_model *model;
+    exo_generate_options opts;
+    exo_sampler *sampler;
+    exo_detokenizer *detok;
+    text_stream text;
+    float *logits;
+    int32_t top_tokens[EXO_SAMPLER_MAX_LOGPROBS];
+    float top_logprobs[EXO_SAMPLER_MAX_LOGPROBS];
+} generation;
+
+static bool emit(generation *g, uint32_t index, int32_t token, const exo_sample_result *r, size_t end) {
+    exo_token_event ev;
+    memset(&ev, 0, sizeof ev);
+    EXO_STRUCT_INIT(&ev);
+    ev.index = index;
+    ev.token = token;
+    ev.text = g->text.buf ? g->text.buf + g->text.emitted : "";
+    ev.text_len = end - g->text.emitted;
+    if (r) {
+        ev.logprob = r->logprob;
+        ev.n_top = r->n_top;
+        for (uint32_t i = 0; i < r->n_top; i++) {
+            g->top_tokens[i] = r->top[i].token;
+            g->top_logprobs[i] = r->top[i].logprob;
+        }
+        ev.top_tokens = g->top_tokens;
+        ev.top_logprobs = g->top_logprobs;
+    }
+    int stop = g->opts.on_token ? g->opts.on_token(g->opts.user, &ev) : 0;
+    g->text.emitted = end;
+    return stop != 0;
+}
+
+static bool is_eos(const exo_model *m, int32_t token) {
+    for (uint32_t i = 0; i < m->cfg.n_eos; i++)
+        if (m->cfg.eos_token_ids[i] == token) return true;
+    if (m->tokenizer) {
+        const int32_t *eos = NULL;
+        size_t n = exo_tokenizer_eos(m->tokenizer, &eos);
+        for (size_t i = 0; i < n; i++)
+            if (eos[i] == token) return true;
+    }
+    return false;
+}
+
+static exo_status run(generation *g, const int32_t *prompt, uint32_t n_prompt, exo_generate_stats *stats) {
+    exo_session *s = g->session;
+    exo_model *m = g->model;
+    uint32_t V = m->cfg.vocab_size;
+    double t0 = now_ms();
+    exo_status st = exo_session_forward_tokens(s, prompt, n_prompt, EXO_FORWARD_LAST_ONLY, g->logits, V);
+    if (st != EXO_OK) return st;
+    double t_prefill = now_ms();
+    stats->prompt_tokens = n_prompt;
+    stats->prompt_tps = n_prompt / ((t_prefill - t0) / 1e3 + 1e-9);
+    for (uint32_t i = 0; i < n_prompt; i++) exo_sampler_accept(g->sampler, prompt[i]);
+
+    exo_finish_reason finish = EXO_FINISH_NONE;
+    uint32_t produced = 0;
+    double t_first = t_prefill;
+    while (finish == EXO_FINISH_NONE) {
+        exo_sample_result r;
+        st = exo_sampler_sample(g->sampler, g->logits, &r);
+        if (st != EXO_OK) return st;
+        if (produced == 0) {
+            t_first = now_ms();
+            stats->ttft_ms = t_first - t0;
+        }
+        if (!g->opts.ignore_eos && is_eos(m, r.token)) {
+            finish = EXO_FINISH_EOS;
+            break;
+        }
+        exo_sampler_accept(g->sampler, r.token);
+        const char *piece = NULL;
+        size_t piece_len = 0;
+        st = exo_detokenizer_push(g->detok, r.token, &piece, &piece_len);
+        if (st == EXO_OK) st = stream_append(&g->text, piece, piece_len);
+        if (st != EXO_OK) return st;
+        produced++;
+        size_t stop_at = find_stop(&g->text, &g->opts);
+        if (stop_at != SIZE_MAX) {
+            g->text.len = stop_at; /* the stop string and what follows are dropped */
+            finish = EXO_FINISH_STOP;
+        }
+        if (emit(g, produced - 1, r.token, &r, stop_at != SIZE_MAX ? stop_at : safe_end(&g->text, false)) &&
+            finish == EXO_FINISH_NONE)
+            finish = EXO_FINISH_CANCELLED;
+        if (finish != EXO_FINISH_NONE) break;
+        if (g->opts.cancel && *g->opts.cancel) {
+            finish = EXO_FINISH_CANCELLED;
+            break;
+        }
+        if ((g->opts.max_tokens && produced >= g->opts.max_tokens) || exo_session_position(s) >= s->max_ctx) {
+            finish = EXO_FINISH_LENGTH;
+            break;
+        }
+        st = exo_session_forward_tokens(s, &r.token, 1, 0, g->logits, V);
+        if (st != EXO_OK) return st;
+    }
+    /* Text the detokenizer or the stop-string window still holds. */
+    if (finish != EXO_FINISH_STOP) {
+        const char *piece = NULL;
+        size_t piece_len = 0;
+        if (exo_detokenizer_flush(g->detok, &piece, &piece_len) == EXO_OK && piece_len)
+            st = stream_append(&g->text, piece, piece_len);
+        if (st != EXO_OK) return st;
+    }
+    if (g->text.len > g->text.emitted) emit(g, produced, -1, NULL, g->text.len);
+    double t_end = now_ms();
+    stats->generation_tokens = produced;
+    stats->generation_tps = produced > 1 ? (produced - 1) / ((t_end - t_first) / 1e3 + 1e-9) : 0.0;
+    stats->total_ms = t_end - t0;
+    stats->finish_reason = finish;
+    stats->peak_memory_bytes = peak_rss_bytes();
+    return EXO_OK;
+}
+
+exo_status exo_generate_tokens(exo_session *s, const int32_t *prompt, uint32_t n, const exo_generate_options *o,
+                               exo_generate_stats *stats_out) {
+    exo_error_clear();
+    if (!s || (!prompt && n)) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_generate: NULL argument");
+    exo_shard *sh = s->shard;
+    exo_model *m = sh->model;
+    if (!sh->plan.embeds || !sh->plan.has_head)
+        return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG,
+            "exo_generate needs a whole-model shard (this one holds layers [%u, %u) of %u); drive pipeline "
+            "shards with exo_session_forward_*", sh->plan.start, sh->plan.end, m->cfg.n_layers));
+    if (!m->tokenizer)
+        return exo_error_keep(&s->error, exo_errorf(m->tokenizer_status ? m->tokenizer_status : EXO_ERR_UNSUPPORTED,
+                                                    "%s", m->tokenizer_error));
+    if (n == 0) return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG, "the prompt holds no tokens"));
+    generation g;
+    memset(&g, 0, sizeof g);
+    g.session = s;
+    g.model = m;
+    EXO_STRUCT_INIT(&g.opts);
+    g.opts.add_bos = -1;
+    if (o) {
+        if (o->hdr.size < sizeof o->hdr || EXO_VERSION_MAJOR(o->hdr.version) != EXO_ABI_MAJOR)
+            return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG, "generate options header not initialised"));
+        memcpy((char *)&g.opts + sizeof g.opts.hdr, (const char *)o + sizeof o->hdr,
+               (o->hdr.size < sizeof g.opts ? o->hdr.size : sizeof g.opts) - sizeof g.opts.hdr);
+    }
+    for (uint32_t i = 0; i < g.opts.n_stop; i++) {
+        size_t len = g.opts.stop && g.opts.stop[i] ? strlen(g.opts.stop[i]) : 0;
+        if (len > g.text.max_stop) g.text.max_stop = len;
+    }
+    exo_sampler_params params;
+    sampler_params_from(g.opts.sampling, &params);
+    exo_generate_stats stats;
+    memset(&stats, 0, sizeof stats);
+    EXO_STRUCT_INIT(&stats);
+    exo_status st = exo_sampler_create(&params, m->cfg.vocab_size, &g.sampler);
+    if (st == EXO_OK) st = exo_detokenizer_create(m->tokenizer, &g.detok);
+    if (st == EXO_OK) {
+        g.logits = malloc((size_t)m->cfg.vocab_size * sizeof *g.logits);
+        if (!g.logits) st = exo_errorf(EXO_ERR_NO_MEMORY, "out of memory for logits");
+    }
+    if (st == EXO_OK) st = run(&g, prompt, n, &stats);
+    exo_sampler_free(g.sampler);
+    exo_detokenizer_free(g.detok);
+    free(g.logits);
+    free(g.text.buf);
+    if (stats_out && stats_out->hdr.size > sizeof stats.hdr)
+        memcpy((char *)stats_out + sizeof stats.hdr, (char *)&stats + sizeof stats.hdr,
+               (stats_out->hdr.size < sizeof stats ? stats_out->hdr.size : sizeof stats) - sizeof stats.hdr);
+    return exo_error_keep(&s->error, st);
+}
+
+exo_status exo_generate(exo_session *s, const char *prompt, const exo_generate_options *o, exo_generate_stats *stats) {
+    exo_error_clear();
+    if (!s || !prompt) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_generate: NULL argument");
+    exo_model *m = s->shard->model;
+    if (!m->tokenizer)
+        return exo_error_keep(&s->error, exo_errorf(m->tokenizer_status ? m->tokenizer_status : EXO_ERR_UNSUPPORTED,
+                                                    "%s", m->tokenizer_error));
+    int32_t add_bos = o && EXO_STRUCT_HAS(o, exo_generate_options, add_bos) ? o->add_bos : -1;
+    bool bos = add_bos < 0 ? exo_tokenizer_adds_bos(m->tokenizer) : add_bos != 0;
+    /* BOS belongs at the start of a sequence only. */
+    if (exo_session_position(s) > 0) bos = false;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    exo_status st = exo_tokenizer_encode(m->tokenizer, prompt, strlen(prompt), bos, &ids, &n);
+    if (st != EXO_OK) return exo_error_keep(&s->error, st);
+    if (n > UINT32_MAX) n = UINT32_MAX;
+    st = exo_generate_tokens(s, ids, (uint32_t)n, o, stats);
+    free(ids);
+    return st;
+}
+
+exo_status exo_shard_warmup(exo_shard *sh) {
+    exo_error_clear();
+    if (!sh) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_shard_warmup: shard is NULL");
+    exo_session *s = NULL;
+    exo_status st = exo_session_create(sh, 2, &s);
+    float *out = NULL;
+    if (st == EXO_OK) {
+        out = malloc((size_t)sh->output_width * sizeof *out);
+        if (!out) st = exo_errorf(EXO_ERR_NO_MEMORY, "out of memory warming up");
+    }
+    if (st == EXO_OK) {
+        if (sh->plan.embeds) {
+            int32_t token = sh->model->cfg.bos_token_id >= 0 ? sh->model->cfg.bos_token_id : 0;
+            st = exo_session_forward_tokens(s, &token, 1, 0, out, sh->output_width);
+        } else {
+            float *zeros = calloc(sh->input_width, sizeof *zeros);
+            st = zeros ? exo_session_forward_hidden(s, zeros, 1, 0, out, sh->output_width)
+                       : exo_errorf(EXO_ERR_NO_MEMORY, "out of memory warming up");
+            free(zeros);
+        }
+    }
+    free(out);
+    exo_session_free(s);
+    return exo_error_keep(&sh->error, st);
+}

@@ -1,0 +1,51 @@
+/* The public text calls of a model: tokenize and detokenize with its tokenizer. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+static exo_status need_tokenizer(exo_model *m) {
+    if (m->tokenizer) return EXO_OK;
+    return exo_error_keep(&m->error, exo_errorf(m->tokenizer_status ? m->tokenizer_status : EXO_ERR_UNSUPPORTED,
+                                                "%s", m->tokenizer_error[0] ? m->tokenizer_error : "no tokenizer"));
+}
+
+exo_status exo_model_tokenize(exo_model *m, const char *text, size_t len, int add_bos, int32_t *ids, size_t cap,
+                              size_t *n) {
+    exo_error_clear();
+    if (!m || (!text && len) || !n) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_model_tokenize: NULL argument");
+    exo_status st = need_tokenizer(m);
+    if (st != EXO_OK) return st;
+    int32_t *out = NULL;
+    size_t count = 0;
+    st = exo_tokenizer_encode(m->tokenizer, text ? text : "", len, add_bos != 0, &out, &count);
+    if (st != EXO_OK) return exo_error_keep(&m->error, st);
+    *n = count;
+    if (count > cap) {
+        free(out);
+        return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "text needs %zu token ids; room for %zu",
+                                                    count, cap));
+    }
+    if (count) memcpy(ids, out, count * sizeof *ids);
+    free(out);
+    return EXO_OK;
+}
+
+exo_status exo_model_detokenize(exo_model *m, const int32_t *ids, size_t n, char *text, size_t cap, size_t *len) {
+    exo_error_clear();
+    if (!m || (!ids && n) || !len) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_model_detokenize: NULL argument");
+    exo_status st = need_tokenizer(m);
+    if (st != EXO_OK) return st;
+    char *out = NULL;
+    size_t count = 0;
+    st = exo_tokenizer_decode(m->tokenizer, ids, n, &out, &count);
+    if (st != EXO_OK) return exo_error_keep(&m->error, st);
+    *len = count;
+    if (text && cap) {
+        size_t k = count < cap ? count : cap;
+        memcpy(text, out, k);
+        if (k < cap) text[k] = '\0';
+    }
+    free(out);
+    return EXO_OK;
+}

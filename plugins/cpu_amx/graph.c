@@ -1,0 +1,341 @@
+/* Graph compile and execute on the CPU: compile validates everything (at 1 and max_tokens
+ * tokens), plans scratch for intermediates, sizes per-thread workspaces and picks kernels;
+ * execute binds INPUT/OUTPUT/KV tensors, checks the data that only exists at run time (token ids,
+ * positions) and runs the nodes in order on the thread pool. Execute allocates nothing. */
+#include "cpu_plugin.h"
+#include "graph_check.h"
+#include "graph_plan.h"
+#include "kernels_fast.h"
+#include "kernels_ref.h"
+#include "threadpool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define BOUND_ROLES (EXO_TENSOR_INPUT | EXO_TENSOR_OUTPUT | EXO_TENSOR_KV)
+
+struct exo_compiled {
+    exo_plugin_ctx *ctx;
+    uint32_t n_tensors, n_nodes, max_tokens;
+    exo_tensor *tensors;
+    exo_node *nodes;
+    void **data;      /* per tensor: weights and intermediates fixed at compile, bound ones per run */
+    uint8_t *bound;   /* per tensor: seen in the current execution's bindings */
+    uint8_t *scratch;
+    uint64_t scratch_size;
+    uint8_t *workspace;
+    size_t workspace_stride;
+    uint32_t n_threads;
+    bool fast;        /* AVX-512 kernels on */
+};
+
+static exo_status check_device(exo_plugin_ctx *ctx, uint32_t device, const char *what) {
+    if (device != 0) return cpu_error(ctx, EXO_ERR_NOT_FOUND, "cpu_amx %s: no device %u (only 0)", what, device);
+    return EXO_OK;
+}
+
+/* Everything compile-time can know: structure, then every node at one token and at max_tokens
+ * (all shape relations are linear in the token count, so both ends cover the range). */
+static exo_status check_graph(exo_plugin_ctx *ctx, const exo_graph *g, uint32_t *bad_node) {
+    exo_status st = cpu_check_graph_structure(ctx, g, bad_node);
+    if (st != EXO_OK) return st;
+    for (uint32_t i = 0; i < g->n_nodes; i++) {
+        st = cpu_check_node(ctx, g, i, 1);
+        if (st == EXO_OK && g->max_tokens > 1) st = cpu_check_node(ctx, g, i, g->max_tokens);
+        if (st != EXO_OK) {
+            *bad_node = i;
+            return st;
+        }
+    }
+    return EXO_OK;
+}
+
+exo_status cpu_supports_graph(exo_plugin_ctx *ctx, uint32_t device, const exo_graph *graph,
+                              uint32_t *first_unsupported) {
+    uint32_t bad = UINT32_MAX;
+    exo_status st = check_device(ctx, device, "supports_graph");
+    if (st == EXO_OK) st = check_graph(ctx, graph, &bad);
+    if (first_unsupported) *first_unsupported = bad;
+    return st;
+}
+
+void cpu_compiled_free(exo_compiled *c) {
+    if (!c) return;
+    free(c->tensors);
+    free(c->nodes);
+    free(c->data);
+    free(c->bound);
+    free(c->scratch);
+    free(c->workspace);
+    free(c);
+}
+
+static size_t node_workspace(const exo_compiled *c, const exo_node *nd) {
+    if (nd->op == EXO_OP_ATTENTION) {
+        size_t need = (size_t)nd->i[2] * sizeof(double);
+        size_t fast = c->fast ? cpu_avx512_attention_workspace(nd->i[2]) : 0;
+        return need > fast ? need : fast;
+    }
+    if (nd->op == EXO_OP_MATMUL && c->fast) return cpu_avx512_matmul_workspace(c->tensors[nd->src[1]].ne[0]);
+    return 0;
+}
+
+static bool kernels_forced_to_reference(exo_plugin_ctx *ctx) {
+    const char *v = ctx->host->get_env ? ctx->host->get_env(ctx->host->host_ctx, "EXO_CPU_KERNELS") : NULL;
+    return v && strcmp(v, "ref") == 0;
+}
+
+exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_graph *g, exo_compiled **out) {
+    if (!out) return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx graph_compile: out is NULL");
+    *out = NULL;
+    exo_status st = check_device(ctx, device, "graph_compile");
+    if (st != EXO_OK) return st;
+    if (!ctx->open) return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx graph_compile: device 0 is not open");
+    uint32_t bad;
+    st = check_graph(ctx, g, &bad);
+    if (st != EXO_OK) return st;
+
+    exo_compiled *c = calloc(1, sizeof *c);
+    if (!c) return cpu_error(ctx, EXO_ERR_NO_MEMORY, "cpu_amx graph_compile: out of memory");
+    c->ctx = ctx;
+    c->n_tensors = g->n_tensors;
+    c->n_nodes = g->n_nodes;
+    c->max_tokens = g->max_tokens;
+    c->n_threads = cpu_threadpool_size(ctx->pool);
+    const cpu_features *f = &ctx->features;
+    c->fast = f->avx512f && f->avx512bw && f->avx512vl && !kernels_forced_to_reference(ctx);
+    c->tensors = malloc(sizeof *c->tensors * g->n_tensors);
+    c->nodes = malloc(sizeof *c->nodes * g->n_nodes);
+    c->data = calloc(g->n_tensors, sizeof *c->data);
+    c->bound = calloc(g->n_tensors, 1);
+    uint64_t *offsets = malloc(sizeof *offsets * g->n_tensors);
+    if (!c->tensors || !c->nodes || !c->data || !c->bound || !offsets) {
+        free(offsets);
+        cpu_compiled_free(c);
+        return cpu_error(ctx, EXO_ERR_NO_MEMORY, "cpu_amx graph_compile: out of memory");
+    }
+    memcpy(c->tensors, g->tensors, sizeof *c->tensors * g->n_tensors);
+    memcpy(c->nodes, g->nodes, sizeof *c->nodes * g->n_nodes);
+
+    st = cpu_plan_scratch(ctx, g, offsets, &c->scratch_size);
+    uint64_t mem_total = 0, mem_avail = 0;
+    if (st == EXO_OK && cpu_read_meminfo(&mem_total, &mem_avail) && c->scratch_size > mem_total)
+        st = cpu_error(ctx, EXO_ERR_NO_MEMORY,
+                       "cpu_amx graph_compile: intermediates need %llu bytes of scratch at max_tokens %u, more than "
+                       "the machine's %llu bytes",
+                       (unsigned long long)c->scratch_size, g->max_tokens, (unsigned long long)mem_total);
+    if (st == EXO_OK && c->scratch_size > 0 &&
+        posix_memalign((void **)&c->scratch, CPU_ALIGN, (size_t)c->scratch_size) != 0) {
+        c->scratch = NULL;
+        st = cpu_error(ctx, EXO_ERR_NO_MEMORY, "cpu_amx graph_compile: cannot allocate %llu bytes of scratch",
+                       (unsigned long long)c->scratch_size);
+    }
+    size_t ws = 0;
+    for (uint32_t i = 0; st == EXO_OK && i < g->n_nodes; i++) {
+        size_t need = node_workspace(c, &g->nodes[i]);
+        if (need > ws) ws = need;
+    }
+    c->workspace_stride = (ws + CPU_ALIGN - 1) / CPU_ALIGN * CPU_ALIGN;
+    if (st == EXO_OK && c->workspace_stride > 0 &&
+        posix_memalign((void **)&c->workspace, CPU_ALIGN, c->workspace_stride * c->n_threads) != 0) {
+        c->workspace = NULL;
+        st = cpu_error(ctx, EXO_ERR_NO_MEMORY, "cpu_amx graph_compile: cannot allocate %zu bytes of workspace",
+                       c->workspace_stride * c->n_threads);
+    }
+    if (st != EXO_OK) {
+        free(offsets);
+        cpu_compiled_free(c);
+        return st;
+    }
+    for (uint32_t t = 0; t < g->n_tensors; t++) {
+        const exo_tensor *ten = &g->tensors[t];
+        if (ten->flags & EXO_TENSOR_WEIGHT) c->data[t] = g->buffers[ten->buffer]->data + ten->offset;
+        else if (offsets[t] != CPU_NOT_PLANNED) c->data[t] = c->scratch + offsets[t];
+    }
+    free(offsets);
+    cpu_log(ctx, EXO_LOG_DEBUG, "compiled %u nodes, %u tensors: %llu bytes scratch, %zu bytes workspace x %u threads, %s kernels",
+            g->n_nodes, g->n_tensors, (unsigned long long)c->scratch_size, c->workspace_stride, c->n_threads,
+            c->fast ? "AVX-512" : "reference");
+    *out = c;
+    return EXO_OK;
+}
+
+/* ---------------------------------------------------------------- execution */
+
+static const char *role_name(uint32_t flags) {
+    return flags & EXO_TENSOR_INPUT ? "INPUT" : flags & EXO_TENSOR_OUTPUT ? "OUTPUT" : "KV";
+}
+
+static exo_status bind_tensors(exo_compiled *c, const exo_exec_args *args) {
+    exo_plugin_ctx *ctx = c->ctx;
+    for (uint32_t t = 0; t < c->n_tensors; t++) c->bound[t] = 0;
+    if (args->n_bindings && !args->bindings)
+        return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx graph_execute: %u bindings but the array is NULL",
+                         args->n_bindings);
+    for (uint32_t b = 0; b < args->n_bindings; b++) {
+        const exo_binding *bd = &args->bindings[b];
+        if (bd->tensor >= c->n_tensors)
+            return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx graph_execute: binding %u names tensor %u of %u", b,
+                             bd->tensor, c->n_tensors);
+        const exo_tensor *t = &c->tensors[bd->tensor];
+        if (!(t->flags & BOUND_ROLES))
+            return cpu_error(ctx, EXO_ERR_INVALID_ARG,
+                             "cpu_amx graph_execute: binding %u: tensor %u '%.*s' is not an INPUT, OUTPUT or KV tensor", b,
+                             bd->tensor, CPU_NAME_ARG(t));
+        if (c->bound[bd->tensor])
+            return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx graph_execute: tensor %u '%.*s' is bound twice",
+                             bd->tensor, CPU_NAME_ARG(t));
+        if (!bd->buffer || !bd->buffer->data)
+            return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx graph_execute: binding %u ('%.*s') has no buffer", b,
+                             CPU_NAME_ARG(t));
+        uint64_t bytes = cpu_tensor_bytes(t, args->n_tokens), size = bd->buffer->size;
+        if (bd->offset > size || bytes > size - bd->offset)
+            return cpu_error(ctx, EXO_ERR_INVALID_ARG,
+                             "cpu_amx graph_execute: %s tensor '%.*s' needs bytes [%llu, %llu) but its buffer holds %llu",
+                             role_name(t->flags), CPU_NAME_ARG(t), (unsigned long long)bd->offset,
+                             (unsigned long long)(bd->offset + bytes), (unsigned long long)size);
+        uint32_t align = cpu_dtype_size(t->dtype) ? cpu_dtype_size(t->dtype) : 2;
+        if (((uintptr_t)bd->buffer->data + bd->offset) % align != 0)
+            return cpu_error(ctx, EXO_ERR_INVALID_ARG,
+                             "cpu_amx graph_execute: tensor '%.*s' is bound at offset %llu, not aligned to %u bytes",
+                             CPU_NAME_ARG(t), (unsigned long long)bd->offset, align);
+        c->bound[bd->tensor] = 1;
+        c->data[bd->tensor] = bd->buffer->data + bd->offset;
+    }
+    for (uint32_t t = 0; t < c->n_tensors; t++)
+        if ((c->tensors[t].flags & BOUND_ROLES) && !c->bound[t])
+            return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx graph_execute: %s tensor %u '%.*s' has no binding",
+                             role_name(c->tensors[t].flags), t, CPU_NAME_ARG(&c->tensors[t]));
+    return EXO_OK;
+}
+
+typedef struct exec_node {
+    exo_compiled *c;
+    uint32_t index;
+    const exo_node *node;
+    uint32_t n_tokens;
+} exec_node;
+
+static void *src_data(const exec_node *e, uint32_t s) { return e->c->data[e->node->src[s]]; }
+static int64_t src_shape(const exec_node *e, uint32_t s, int64_t ne[EXO_MAX_DIMS]) {
+    int64_t tmp[EXO_MAX_DIMS];
+    return cpu_resolve_shape(&e->c->tensors[e->node->src[s]], e->n_tokens, ne ? ne : tmp);
+}
+static int64_t outer_dim(const exec_node *e, uint32_t tensor) {
+    int64_t ne[EXO_MAX_DIMS];
+    const exo_tensor *t = &e->c->tensors[tensor];
+    cpu_resolve_shape(t, e->n_tokens, ne);
+    return ne[t->n_dims - 1];
+}
+
+/* Token ids and positions arrive with the inputs, so their range is checked per execution. */
+static exo_status check_indices(const exec_node *e, uint32_t s, int64_t count, int64_t limit, const char *what) {
+    const int32_t *v = src_data(e, s);
+    for (int64_t i = 0; i < count; i++)
+        if (v[i] < 0 || v[i] >= limit) {
+            const exo_tensor *t = &e->c->tensors[e->node->src[s]];
+            return cpu_error(e->c->ctx, EXO_ERR_INVALID_ARG,
+                             "cpu_amx graph_execute: node %u (%s): %s '%.*s'[%lld] = %d is outside [0, %lld)", e->index,
+                             cpu_op_name(e->node->op), what, CPU_NAME_ARG(t), (long long)i, v[i], (long long)limit);
+        }
+    return EXO_OK;
+}
+
+static exo_status run_node(const exec_node *e) {
+    exo_compiled *c = e->c;
+    const exo_node *nd = e->node;
+    cpu_threadpool *pool = c->ctx->pool;
+    float *dst = c->data[nd->dst];
+    int64_t ne[EXO_MAX_DIMS];
+    switch (nd->op) {
+    case EXO_OP_GET_ROWS: {
+        int64_t count = src_shape(e, 0, ne), tokens = src_shape(e, 1, NULL);
+        exo_status st = check_indices(e, 1, tokens, count / ne[0], "token id");
+        if (st != EXO_OK) return st;
+        cpu_get_rows_args a = {src_data(e, 0), c->tensors[nd->src[0]].dtype, ne[0], src_data(e, 1), nd->f[0], dst};
+        cpu_threadpool_run(pool, tokens, 1, cpu_ref_get_rows, &a);
+        return EXO_OK;
+    }
+    case EXO_OP_RMS_NORM: {
+        int64_t count = src_shape(e, 0, ne);
+        cpu_rms_norm_args a = {src_data(e, 0), src_data(e, 1), c->tensors[nd->src[1]].dtype, ne[0], nd->f[0], nd->i[0], dst};
+        cpu_threadpool_run(pool, count / ne[0], 1, c->fast ? cpu_avx512_rms_norm : cpu_ref_rms_norm, &a);
+        return EXO_OK;
+    }
+    case EXO_OP_MATMUL: {
+        int64_t wne[EXO_MAX_DIMS];
+        int64_t x_count = src_shape(e, 0, NULL), w_count = src_shape(e, 1, wne);
+        cpu_matmul_args a = {src_data(e, 0), x_count / wne[0], wne[0], w_count / wne[0], src_data(e, 1),
+                             c->tensors[nd->src[1]].dtype, nd->n_src == 3 ? src_data(e, 2) : NULL, dst,
+                             c->workspace, c->workspace_stride};
+        cpu_threadpool_run(pool, a.n, c->fast ? CPU_MATMUL_BLOCK : 1, c->fast ? cpu_avx512_matmul : cpu_ref_matmul, &a);
+        return EXO_OK;
+    }
+    case EXO_OP_ADD:
+    case EXO_OP_MUL: {
+        int64_t count = src_shape(e, 0, NULL);
+        cpu_binary_args a = {src_data(e, 0), src_data(e, 1), c->tensors[nd->src[1]].dtype, src_shape(e, 1, NULL), dst};
+        cpu_threadpool_run(pool, count, 4096, nd->op == EXO_OP_ADD ? cpu_ref_add : cpu_ref_mul, &a);
+        return EXO_OK;
+    }
+    case EXO_OP_GLU: {
+        cpu_glu_args a = {src_data(e, 0), src_data(e, 1), nd->i[0], dst};
+        cpu_threadpool_run(pool, src_shape(e, 0, NULL), 1024, cpu_ref_glu, &a);
+        return EXO_OK;
+    }
+    case EXO_OP_ROPE: {
+        int64_t count = src_shape(e, 0, ne), tokens = src_shape(e, 1, NULL);
+        cpu_rope_args a = {src_data(e, 0), src_data(e, 1), src_data(e, 2), ne[0], count / (ne[0] * tokens),
+                           nd->i[1], nd->i[0], nd->f[0], dst};
+        cpu_threadpool_run(pool, tokens, 1, cpu_ref_rope, &a);
+        return EXO_OK;
+    }
+    case EXO_OP_KV_WRITE: {
+        int64_t tokens = src_shape(e, 1, NULL), rows = outer_dim(e, nd->dst);
+        exo_status st = check_indices(e, 1, tokens, rows, "position");
+        if (st != EXO_OK) return st;
+        cpu_kv_write_args a = {src_data(e, 0), src_data(e, 1), src_shape(e, 0, NULL) / tokens, dst};
+        cpu_threadpool_run(pool, tokens, 1, cpu_ref_kv_write, &a);
+        return EXO_OK;
+    }
+    case EXO_OP_ATTENTION: {
+        int64_t tokens = src_shape(e, 3, NULL), rows = outer_dim(e, nd->src[1]);
+        exo_status st = check_indices(e, 3, tokens, rows, "position");
+        if (st != EXO_OK) return st;
+        cpu_attention_args a = {src_data(e, 0), src_data(e, 1), src_data(e, 2), src_data(e, 3), nd->i[0], nd->i[1],
+                                nd->i[2], nd->i[3], nd->f[0], nd->f[1], dst, c->workspace, c->workspace_stride};
+        cpu_threadpool_run(pool, tokens * nd->i[0], 1, c->fast ? cpu_avx512_attention : cpu_ref_attention, &a);
+        return EXO_OK;
+    }
+    case EXO_OP_SOFTCAP: {
+        cpu_softcap_args a = {src_data(e, 0), nd->f[0], dst};
+        cpu_threadpool_run(pool, src_shape(e, 0, NULL), 1024, cpu_ref_softcap, &a);
+        return EXO_OK;
+    }
+    case EXO_OP_COPY: {
+        const exo_tensor *s = &c->tensors[nd->src[0]], *d = &c->tensors[nd->dst];
+        cpu_copy_args a = {src_data(e, 0), s->dtype, d->dtype, dst};
+        int64_t items = s->dtype == d->dtype ? (int64_t)cpu_tensor_bytes(s, e->n_tokens) : src_shape(e, 0, NULL);
+        cpu_threadpool_run(pool, items, 16384, cpu_ref_copy, &a);
+        return EXO_OK;
+    }
+    default:
+        return cpu_error(c->ctx, EXO_ERR_INTERNAL, "cpu_amx graph_execute: node %u has unknown op %d", e->index, (int)nd->op);
+    }
+}
+
+exo_status cpu_graph_execute(exo_compiled *c, const exo_exec_args *args) {
+    if (!c) return EXO_ERR_INVALID_ARG;
+    exo_plugin_ctx *ctx = c->ctx;
+    if (!args || args->hdr.size < sizeof(exo_exec_args) || EXO_VERSION_MAJOR(args->hdr.version) != EXO_ABI_MAJOR)
+        return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx graph_execute: args are NULL or have a foreign header");
+    if (args->n_tokens < 1 || args->n_tokens > c->max_tokens)
+        return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx graph_execute: n_tokens %u is outside 1..%u (max_tokens)",
+                         args->n_tokens, c->max_tokens);
+    exo_status st = bind_tensors(c, args);
+    for (uint32_t i = 0; st == EXO_OK && i < c->n_nodes; i++) {
+        exec_node e = {c, i, &c->nodes[i], args->n_tokens};
+        st = run_node(&e);
+    }
+    return st;
+}

@@ -1,0 +1,109 @@
+/* The kernels' argument blocks. Every kernel has the thread pool's task signature: it processes
+ * items [begin, end) of its op's parallel dimension (named at each struct) on worker `thread`,
+ * which indexes the per-thread workspace. Reference (kernels_ref.c) and fast kernels
+ * (kernels_avx512.c) share these blocks, so the graph executor can swap one for the other. */
+#ifndef EXO_CPU_KERNELS_H
+#define EXO_CPU_KERNELS_H
+
+#include "exo_plugin.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef void (*cpu_kernel_fn)(void *args, int64_t begin, int64_t end, uint32_t thread);
+
+/* Items: tokens. dst[t, :] = table[ids[t], :] * scale. ids are checked before the call. */
+typedef struct cpu_get_rows_args {
+    const void *table;
+    exo_dtype table_type;
+    int64_t width;
+    const int32_t *ids;
+    float scale;
+    float *dst;
+} cpu_get_rows_args;
+
+/* Items: rows of `width`. dst = x / sqrt(mean(x^2) + eps) * (w or 1 + w). */
+typedef struct cpu_rms_norm_args {
+    const float *x;
+    const void *w;
+    exo_dtype w_type;
+    int64_t width;
+    float eps;
+    int one_plus;
+    float *dst;
+} cpu_rms_norm_args;
+
+/* Items: output columns n (weight rows). dst[m, n] = sum_k x[m, k] * W[n, k] + bias[n]. */
+typedef struct cpu_matmul_args {
+    const float *x;
+    int64_t m, k, n;
+    const void *w;
+    exo_dtype w_type;
+    const float *bias; /* NULL: none */
+    float *dst;
+    uint8_t *workspace; /* n_threads slices of workspace_stride bytes */
+    size_t workspace_stride;
+} cpu_matmul_args;
+
+/* Items: elements of a. b repeats every b_count elements (b_count == count or a row). */
+typedef struct cpu_binary_args {
+    const float *a;
+    const void *b;
+    exo_dtype b_type;
+    int64_t b_count;
+    float *dst;
+} cpu_binary_args;
+
+/* Items: elements. dst = act(gate) * up. */
+typedef struct cpu_glu_args {
+    const float *gate, *up;
+    int32_t act;
+    float *dst;
+} cpu_glu_args;
+
+/* Items: tokens. x is [T][n_heads][head_dim]; the first n_rot dims of each head rotate. */
+typedef struct cpu_rope_args {
+    const float *x;
+    const int32_t *pos;
+    const float *inv_freq;
+    int64_t head_dim, n_heads;
+    int32_t n_rot, mode;
+    float attn_factor;
+    float *dst;
+} cpu_rope_args;
+
+/* Items: tokens. cache[pos[t]] = src[t] (rows of row_size floats); positions checked before. */
+typedef struct cpu_kv_write_args {
+    const float *src;
+    const int32_t *pos;
+    int64_t row_size;
+    float *cache;
+} cpu_kv_write_args;
+
+/* Items: t * n_heads + h. See EXO_OP_ATTENTION; positions are checked before the call. */
+typedef struct cpu_attention_args {
+    const float *q, *k, *v;
+    const int32_t *pos;
+    int64_t n_heads, n_kv_heads, head_dim;
+    int64_t window; /* 0: none */
+    float scale, softcap;
+    float *dst;
+    uint8_t *workspace; /* needs head_dim doubles per thread */
+    size_t workspace_stride;
+} cpu_attention_args;
+
+/* Items: elements. */
+typedef struct cpu_softcap_args {
+    const float *x;
+    float cap;
+    float *dst;
+} cpu_softcap_args;
+
+/* Same dtype: items are bytes (a byte copy). Otherwise items are elements, src (f16/bf16) -> f32. */
+typedef struct cpu_copy_args {
+    const void *src;
+    exo_dtype src_type, dst_type;
+    void *dst;
+} cpu_copy_args;
+
+#endif

@@ -1,0 +1,267 @@
+/* AVX-512 kernels (see kernels_fast.h). Activations stay float32 for accuracy: bf16 weights are
+ * widened by a 16-bit shift (exact), f16 weights by vcvtph2ps (exact), and every product is a
+ * float32 FMA. Only functions in this file carry the AVX-512 target attribute, so the plugin
+ * still loads and runs (with the reference kernels) on CPUs without it. */
+#include "kernels_fast.h"
+
+#include "cpu_half.h"
+#include "kernels_ref.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdbool.h>
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
+#define INLINE static inline __attribute__((always_inline))
+
+#define TILE_TOKENS 4 /* tokens per micro-tile */
+#define TILE_ROWS 4   /* weight rows per micro-tile */
+#define ATTN_TILE 64  /* cache rows scored at a time */
+
+size_t cpu_avx512_matmul_workspace(int64_t k) { return (size_t)CPU_MATMUL_BLOCK * (size_t)k * sizeof(float); }
+size_t cpu_avx512_attention_workspace(int64_t head_dim) { return ((size_t)head_dim + ATTN_TILE) * sizeof(float); }
+
+/* 16 weights starting at element idx, widened to float; `mask` selects the valid lanes. */
+INLINE AVX512 __m512 load_weights(const void *w, int64_t idx, exo_dtype type, __mmask16 mask) {
+    if (type == EXO_DTYPE_BF16) {
+        __m256i h = _mm256_maskz_loadu_epi16(mask, (const uint16_t *)w + idx);
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    if (type == EXO_DTYPE_F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, (const uint16_t *)w + idx));
+    return _mm512_maskz_loadu_ps(mask, (const float *)w + idx);
+}
+
+/* dst[t][col0 + r] = x[t] . w[r] (+ bias) for R weight rows and M tokens; R, M are constants
+ * after inlining, so the accumulators live in registers. */
+INLINE AVX512 void micro_tile(const float *x, int64_t k, const void *w, exo_dtype type, const int R, const int M,
+                              float *dst, int64_t ldd, int64_t col0, const float *bias) {
+    __m512 acc[TILE_ROWS][TILE_TOKENS];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < M; t++) acc[r][t] = _mm512_setzero_ps();
+    int64_t j = 0;
+    for (; j + 16 <= k; j += 16) {
+        __m512 xv[TILE_TOKENS];
+#pragma GCC unroll 4
+        for (int t = 0; t < M; t++) xv[t] = _mm512_loadu_ps(x + t * k + j);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512 wv = load_weights(w, r * k + j, type, 0xffff);
+#pragma GCC unroll 4
+            for (int t = 0; t < M; t++) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
+        }
+    }
+    if (j < k) {
+        __mmask16 mask = (__mmask16)((1u << (k - j)) - 1);
+        __m512 xv[TILE_TOKENS];
+#pragma GCC unroll 4
+        for (int t = 0; t < M; t++) xv[t] = _mm512_maskz_loadu_ps(mask, x + t * k + j);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512 wv = load_weights(w, r * k + j, type, mask);
+#pragma GCC unroll 4
+            for (int t = 0; t < M; t++) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < M; t++)
+            dst[t * ldd + col0 + r] = _mm512_reduce_add_ps(acc[r][t]) + (bias ? bias[col0 + r] : 0.0f);
+}
+
+/* All tokens against weight rows [0, rows) of block w (row stride k), writing columns col0.. */
+INLINE AVX512 void block_product(const cpu_matmul_args *a, const void *w, exo_dtype type, int64_t col0, int64_t rows) {
+    for (int64_t t0 = 0; t0 < a->m; t0 += TILE_TOKENS) {
+        int64_t m = a->m - t0 < TILE_TOKENS ? a->m - t0 : TILE_TOKENS;
+        const float *x = a->x + t0 * a->k;
+        float *dst = a->dst + t0 * a->n;
+        int64_t r = 0;
+        const int elem = type == EXO_DTYPE_F32 ? 4 : 2;
+        for (; r + TILE_ROWS <= rows; r += TILE_ROWS) {
+            const void *wr = (const uint8_t *)w + (size_t)(r * a->k) * elem;
+            switch (m) {
+            case 1: micro_tile(x, a->k, wr, type, TILE_ROWS, 1, dst, a->n, col0 + r, a->bias); break;
+            case 2: micro_tile(x, a->k, wr, type, TILE_ROWS, 2, dst, a->n, col0 + r, a->bias); break;
+            case 3: micro_tile(x, a->k, wr, type, TILE_ROWS, 3, dst, a->n, col0 + r, a->bias); break;
+            default: micro_tile(x, a->k, wr, type, TILE_ROWS, 4, dst, a->n, col0 + r, a->bias); break;
+            }
+        }
+        for (; r < rows; r++) {
+            const void *wr = (const uint8_t *)w + (size_t)(r * a->k) * elem;
+            switch (m) {
+            case 1: micro_tile(x, a->k, wr, type, 1, 1, dst, a->n, col0 + r, a->bias); break;
+            case 2: micro_tile(x, a->k, wr, type, 1, 2, dst, a->n, col0 + r, a->bias); break;
+            case 3: micro_tile(x, a->k, wr, type, 1, 3, dst, a->n, col0 + r, a->bias); break;
+            default: micro_tile(x, a->k, wr, type, 1, 4, dst, a->n, col0 + r, a->bias); break;
+            }
+        }
+    }
+}
+
+static AVX512 void block_product_f32(const cpu_matmul_args *a, const void *w, int64_t col0, int64_t rows) {
+    block_product(a, w, EXO_DTYPE_F32, col0, rows);
+}
+static AVX512 void block_product_bf16(const cpu_matmul_args *a, const void *w, int64_t col0, int64_t rows) {
+    block_product(a, w, EXO_DTYPE_BF16, col0, rows);
+}
+static AVX512 void block_product_f16(const cpu_matmul_args *a, const void *w, int64_t col0, int64_t rows) {
+    block_product(a, w, EXO_DTYPE_F16, col0, rows);
+}
+
+/* Widens weight rows [row0, row0 + rows) to float32 in `out` (Q8_0 is dequantised). */
+static AVX512 void widen_rows(const cpu_matmul_args *a, int64_t row0, int64_t rows, float *out) {
+    if (a->w_type == EXO_DTYPE_Q8_0) {
+        for (int64_t r = 0; r < rows; r++) cpu_ref_load_row(a->w, a->w_type, a->k, row0 + r, out + r * a->k);
+        return;
+    }
+    int64_t count = rows * a->k;
+    const uint16_t *src = (const uint16_t *)a->w + row0 * a->k;
+    int64_t j = 0;
+    for (; j + 16 <= count; j += 16) _mm512_storeu_ps(out + j, load_weights(src, j, a->w_type, 0xffff));
+    if (j < count) {
+        __mmask16 mask = (__mmask16)((1u << (count - j)) - 1);
+        _mm512_mask_storeu_ps(out + j, mask, load_weights(src, j, a->w_type, mask));
+    }
+}
+
+/* Items are weight rows. Few tokens (decode): weights stream once, widened in registers. Many
+ * tokens (prefill) or Q8_0: each block of CPU_MATMUL_BLOCK rows is widened once into the
+ * thread's workspace and reused by every token tile while it sits in L2. */
+AVX512 void cpu_avx512_matmul(void *args, int64_t begin, int64_t end, uint32_t thread) {
+    const cpu_matmul_args *a = args;
+    bool widen = a->w_type == EXO_DTYPE_Q8_0 || (a->m > TILE_TOKENS && a->w_type != EXO_DTYPE_F32);
+    if (!widen) {
+        size_t elem = a->w_type == EXO_DTYPE_F32 ? 4 : 2;
+        const void *w = (const uint8_t *)a->w + (size_t)(begin * a->k) * elem;
+        if (a->w_type == EXO_DTYPE_F32 && a->m > TILE_TOKENS) {
+            for (int64_t n0 = begin; n0 < end; n0 += CPU_MATMUL_BLOCK) {
+                int64_t rows = end - n0 < CPU_MATMUL_BLOCK ? end - n0 : CPU_MATMUL_BLOCK;
+                block_product_f32(a, (const float *)a->w + n0 * a->k, n0, rows);
+            }
+        } else if (a->w_type == EXO_DTYPE_F32) {
+            block_product_f32(a, w, begin, end - begin);
+        } else if (a->w_type == EXO_DTYPE_BF16) {
+            block_product_bf16(a, w, begin, end - begin);
+        } else {
+            block_product_f16(a, w, begin, end - begin);
+        }
+        return;
+    }
+    float *block = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
+    for (int64_t n0 = begin; n0 < end; n0 += CPU_MATMUL_BLOCK) {
+        int64_t rows = end - n0 < CPU_MATMUL_BLOCK ? end - n0 : CPU_MATMUL_BLOCK;
+        widen_rows(a, n0, rows, block);
+        block_product_f32(a, block, n0, rows);
+    }
+}
+
+/* Sum of squares in double (like the reference), scaling in float32 vectors. */
+AVX512 void cpu_avx512_rms_norm(void *args, int64_t begin, int64_t end, uint32_t thread) {
+    const cpu_rms_norm_args *a = args;
+    int64_t n = a->width;
+    for (int64_t row = begin; row < end; row++) {
+        const float *x = a->x + row * n;
+        float *out = a->dst + row * n;
+        __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+        int64_t j = 0;
+        for (; j + 16 <= n; j += 16) {
+            __m512 v = _mm512_loadu_ps(x + j);
+            __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+            __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+            s0 = _mm512_fmadd_pd(lo, lo, s0);
+            s1 = _mm512_fmadd_pd(hi, hi, s1);
+        }
+        double sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+        for (; j < n; j++) sum += (double)x[j] * x[j];
+        double inv = 1.0 / sqrt(sum / (double)n + (double)a->eps);
+        __m512d vinv = _mm512_set1_pd(inv);
+        __m512d one = _mm512_set1_pd(a->one_plus ? 1.0 : 0.0);
+        for (j = 0; j + 8 <= n; j += 8) {
+            __m512d xv = _mm512_cvtps_pd(_mm256_loadu_ps(x + j));
+            __m512d wv;
+            if (a->w_type == EXO_DTYPE_F32) {
+                wv = _mm512_cvtps_pd(_mm256_loadu_ps((const float *)a->w + j));
+            } else {
+                __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)a->w + j));
+                __m256 wf = a->w_type == EXO_DTYPE_F16
+                                ? _mm256_cvtph_ps(h)
+                                : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+                wv = _mm512_cvtps_pd(wf);
+            }
+            __m512d r = _mm512_mul_pd(_mm512_mul_pd(xv, vinv), _mm512_add_pd(wv, one));
+            _mm256_storeu_ps(out + j, _mm512_cvtpd_ps(r));
+        }
+        for (; j < n; j++) {
+            double w = cpu_ref_load(a->w, a->w_type, j) + (a->one_plus ? 1.0 : 0.0);
+            out[j] = (float)((double)x[j] * inv * w);
+        }
+    }
+}
+
+INLINE AVX512 float dot_f32(const float *a, const float *b, int64_t n) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + j), _mm512_loadu_ps(b + j), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + j + 16), _mm512_loadu_ps(b + j + 16), acc1);
+    }
+    for (; j < n; j += 16) {
+        __mmask16 mask = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
+        acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + j), _mm512_maskz_loadu_ps(mask, b + j), acc0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+/* acc = acc * scale + p * v over n floats. */
+INLINE AVX512 void scale_add(float *acc, float scale, float p, const float *v, int64_t n) {
+    __m512 vs = _mm512_set1_ps(scale), vp = _mm512_set1_ps(p);
+    for (int64_t j = 0; j < n; j += 16) {
+        __mmask16 mask = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
+        __m512 r = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, acc + j), vs);
+        r = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, v + j), vp, r);
+        _mm512_mask_storeu_ps(acc + j, mask, r);
+    }
+}
+
+/* Online softmax in tiles of ATTN_TILE cache rows: score a tile, rescale the accumulator once
+ * per tile by the new maximum, then add the tile's weighted values. */
+AVX512 void cpu_avx512_attention(void *args, int64_t begin, int64_t end, uint32_t thread) {
+    const cpu_attention_args *a = args;
+    int64_t d = a->head_dim, group = a->n_heads / a->n_kv_heads, kv_row = a->n_kv_heads * d;
+    float *acc = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
+    float *scores = acc + d;
+    for (int64_t item = begin; item < end; item++) {
+        int64_t t = item / a->n_heads, h = item % a->n_heads, kvh = h / group;
+        const float *q = a->q + (t * a->n_heads + h) * d;
+        int64_t last = a->pos[t];
+        int64_t first = a->window > 0 && last - a->window + 1 > 0 ? last - a->window + 1 : 0;
+        float max = -INFINITY, denom = 0.0f;
+        for (int64_t j = 0; j < d; j++) acc[j] = 0.0f;
+        for (int64_t r0 = first; r0 <= last; r0 += ATTN_TILE) {
+            int64_t rows = last + 1 - r0 < ATTN_TILE ? last + 1 - r0 : ATTN_TILE;
+            float tile_max = -INFINITY;
+            for (int64_t r = 0; r < rows; r++) {
+                float s = dot_f32(q, a->k + (r0 + r) * kv_row + kvh * d, d) * a->scale;
+                if (a->softcap > 0.0f) s = a->softcap * tanhf(s / a->softcap);
+                scores[r] = s;
+                if (s > tile_max) tile_max = s;
+            }
+            float rescale = 1.0f;
+            if (tile_max > max) {
+                rescale = expf(max - tile_max);
+                max = tile_max;
+            }
+            denom *= rescale;
+            for (int64_t r = 0; r < rows; r++) {
+                float p = expf(scores[r] - max);
+                denom += p;
+                scale_add(acc, r == 0 ? rescale : 1.0f, p, a->v + (r0 + r) * kv_row + kvh * d, d);
+            }
+        }
+        float *out = a->dst + (t * a->n_heads + h) * d;
+        float inv = 1.0f / denom;
+        for (int64_t j = 0; j < d; j++) out[j] = acc[j] * inv;
+    }
+}

@@ -1,0 +1,21 @@
+/* Fast kernels: AVX-512 code compiled with function-level target attributes, chosen at run time
+ * only when CPUID and the OS allow AVX-512 (F, BW, VL). Each handles every case its reference
+ * kernel handles (falling back to it internally for dtypes it does not accelerate), so the
+ * executor can swap kernels per op without extra conditions. */
+#ifndef EXO_CPU_KERNELS_FAST_H
+#define EXO_CPU_KERNELS_FAST_H
+
+#include "kernels.h"
+
+/* Weight rows per work item block of the matmul kernels; the executor uses it as the grain. */
+#define CPU_MATMUL_BLOCK 16
+
+void cpu_avx512_matmul(void *args, int64_t begin, int64_t end, uint32_t thread);
+void cpu_avx512_attention(void *args, int64_t begin, int64_t end, uint32_t thread);
+void cpu_avx512_rms_norm(void *args, int64_t begin, int64_t end, uint32_t thread);
+
+/* Workspace bytes per thread the fast kernels need for a matmul with inner size k. */
+size_t cpu_avx512_matmul_workspace(int64_t k);
+size_t cpu_avx512_attention_workspace(int64_t head_dim);
+
+#endif

@@ -1,0 +1,170 @@
+/* Persistent worker threads (see threadpool.h). */
+#include "threadpool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_PAUSE() _mm_pause()
+#else
+#define CPU_PAUSE() ((void)0)
+#endif
+
+/* About 50-100 microseconds of pause instructions before a worker goes to sleep. */
+#define SPIN_ITERATIONS 20000
+
+typedef struct worker {
+    cpu_threadpool *pool;
+    uint32_t index;
+} worker;
+
+struct cpu_threadpool {
+    uint32_t n_threads;
+    uint32_t n_started;
+    pthread_t *threads;
+    worker *workers;
+    pthread_mutex_t run_lock; /* one job at a time */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_cond_t done;
+    atomic_uint_fast64_t generation;
+    atomic_int_fast64_t next_chunk;
+    atomic_uint pending; /* workers still inside the current job */
+    atomic_bool stop;
+    /* The current job. */
+    cpu_kernel_fn fn;
+    void *args;
+    int64_t n_items, chunk;
+};
+
+static void run_chunks(cpu_threadpool *p, uint32_t thread) {
+    int64_t n_chunks = (p->n_items + p->chunk - 1) / p->chunk;
+    for (;;) {
+        int64_t c = atomic_fetch_add(&p->next_chunk, 1);
+        if (c >= n_chunks) break;
+        int64_t begin = c * p->chunk;
+        int64_t end = begin + p->chunk < p->n_items ? begin + p->chunk : p->n_items;
+        p->fn(p->args, begin, end, thread);
+    }
+}
+
+static void *worker_main(void *arg) {
+    worker *w = arg;
+    cpu_threadpool *p = w->pool;
+    uint64_t seen = 0;
+    for (;;) {
+        uint64_t g = atomic_load(&p->generation);
+        for (int i = 0; i < SPIN_ITERATIONS && g == seen; i++) {
+            CPU_PAUSE();
+            g = atomic_load(&p->generation);
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&p->lock);
+            while ((g = atomic_load(&p->generation)) == seen) pthread_cond_wait(&p->wake, &p->lock);
+            pthread_mutex_unlock(&p->lock);
+        }
+        seen = g;
+        if (atomic_load(&p->stop)) return NULL;
+        run_chunks(p, w->index);
+        if (atomic_fetch_sub(&p->pending, 1) == 1) {
+            pthread_mutex_lock(&p->lock);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->lock);
+        }
+    }
+}
+
+cpu_threadpool *cpu_threadpool_create(uint32_t n_threads, char *err, size_t err_size) {
+    if (n_threads == 0) n_threads = 1;
+    cpu_threadpool *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, err_size, "thread pool: out of memory");
+        return NULL;
+    }
+    p->n_threads = n_threads;
+    p->threads = calloc(n_threads, sizeof *p->threads);
+    p->workers = calloc(n_threads, sizeof *p->workers);
+    if (!p->threads || !p->workers) {
+        free(p->threads);
+        free(p->workers);
+        free(p);
+        snprintf(err, err_size, "thread pool: out of memory for %u threads", n_threads);
+        return NULL;
+    }
+    pthread_mutex_init(&p->run_lock, NULL);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
+    atomic_init(&p->generation, 0);
+    atomic_init(&p->next_chunk, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->stop, false);
+    for (uint32_t i = 1; i < n_threads; i++) {
+        p->workers[i].pool = p;
+        p->workers[i].index = i;
+        int rc = pthread_create(&p->threads[i], NULL, worker_main, &p->workers[i]);
+        if (rc != 0) {
+            snprintf(err, err_size, "thread pool: pthread_create of worker %u failed: %s", i, strerror(rc));
+            cpu_threadpool_destroy(p);
+            return NULL;
+        }
+        p->n_started = i;
+    }
+    return p;
+}
+
+void cpu_threadpool_destroy(cpu_threadpool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->lock);
+    atomic_store(&p->stop, true);
+    atomic_fetch_add(&p->generation, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    for (uint32_t i = 1; i <= p->n_started; i++) pthread_join(p->threads[i], NULL);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done);
+    pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->run_lock);
+    free(p->threads);
+    free(p->workers);
+    free(p);
+}
+
+uint32_t cpu_threadpool_size(const cpu_threadpool *p) { return p ? p->n_threads : 1; }
+
+void cpu_threadpool_run(cpu_threadpool *p, int64_t n_items, int64_t grain, cpu_kernel_fn fn, void *args) {
+    if (n_items <= 0) return;
+    if (grain < 1) grain = 1;
+    if (!p || p->n_threads == 1 || n_items <= grain) {
+        fn(args, 0, n_items, 0);
+        return;
+    }
+    pthread_mutex_lock(&p->run_lock);
+    /* About four chunks per thread balances uneven work without much counter traffic. */
+    int64_t per = (n_items + (int64_t)p->n_threads * 4 - 1) / ((int64_t)p->n_threads * 4);
+    int64_t chunk = (per + grain - 1) / grain * grain;
+    p->fn = fn;
+    p->args = args;
+    p->n_items = n_items;
+    p->chunk = chunk;
+    atomic_store(&p->next_chunk, 0);
+    atomic_store(&p->pending, p->n_threads - 1);
+    pthread_mutex_lock(&p->lock);
+    atomic_fetch_add(&p->generation, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    run_chunks(p, 0);
+    for (int i = 0; i < SPIN_ITERATIONS && atomic_load(&p->pending) != 0; i++) CPU_PAUSE();
+    if (atomic_load(&p->pending) != 0) {
+        pthread_mutex_lock(&p->lock);
+        while (atomic_load(&p->pending) != 0) pthread_cond_wait(&p->done, &p->lock);
+        pthread_mutex_unlock(&p->lock);
+    }
+    pthread_mutex_unlock(&p->run_lock);
+}

@@ -1,0 +1,202 @@
+/* cpu_amx: the AVX-512 kernels against the reference kernels on the same graphs, per op, with
+ * NMSE thresholds (like ggml's test-backend-ops), across shapes that hit every tile tail and
+ * thread counts that split the work unevenly. Skips (77) on CPUs without AVX-512. */
+#include "cpu_test_graph.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define T EXO_DIM_TOKENS
+#define FAST_NMSE 1e-10
+
+static int cpu_has_avx512(void) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return 0;
+    char line[8192];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        if (strncmp(line, "flags", 5) == 0) found = strstr(line, " avx512f ") && strstr(line, " avx512bw ") && strstr(line, " avx512vl ");
+    fclose(f);
+    return found;
+}
+
+/* Compiles `g` twice (reference kernels forced, then the default ones, which must be the
+ * AVX-512 ones here), runs both on the same inputs and compares output `out`. */
+static void compare_fast_to_ref(tgraph *g, uint32_t out, uint32_t n_tokens, int64_t count, const char *what) {
+    cpu_fixture *fx = g->fx;
+    exo_graph graph = tg_graph(g);
+    exo_compiled *ref = NULL, *fast = NULL;
+    setenv("EXO_CPU_KERNELS", "ref", 1);
+    ck_assert_int_eq(fx->api.graph_compile(fx->ctx, 0, &graph, &ref), EXO_OK);
+    unsetenv("EXO_CPU_KERNELS");
+    fx->host.log[0] = 0;
+    ck_assert_int_eq(fx->api.graph_compile(fx->ctx, 0, &graph, &fast), EXO_OK);
+    ck_assert_msg(strstr(fx->host.log, "AVX-512 kernels"), "fast kernels not chosen: %s", fx->host.log);
+    float *a = malloc(sizeof(float) * count), *b = malloc(sizeof(float) * count);
+    ck_assert_int_eq(tg_run(g, ref, n_tokens), EXO_OK);
+    tg_read(g, out, a, sizeof(float) * count);
+    memset(b, 0xff, sizeof(float) * count);
+    ck_assert_int_eq(fx->api.buffer_write(g->bound[out], 0, b, sizeof(float) * count), EXO_OK);
+    ck_assert_int_eq(tg_run(g, fast, n_tokens), EXO_OK);
+    tg_read(g, out, b, sizeof(float) * count);
+    double e = tg_nmse_f(b, a, count);
+    ck_assert_msg(e < FAST_NMSE, "%s: fast vs reference NMSE %.3g", what, e);
+    fx->api.compiled_free(ref);
+    fx->api.compiled_free(fast);
+    free(a);
+    free(b);
+}
+
+static void *weights_of(exo_dtype type, int64_t n, uint32_t seed) {
+    float *src = malloc(sizeof(float) * n);
+    tg_random(src, n, -1, 1, seed);
+    if (type == EXO_DTYPE_F32) return src;
+    if (type == EXO_DTYPE_Q8_0) {
+        uint8_t *q = malloc((size_t)(n / 32) * 34);
+        for (int64_t b = 0; b < n / 32; b++) {
+            uint16_t d = tg_f32_to_f16(1.0f / 127.0f);
+            memcpy(q + b * 34, &d, 2);
+            for (int j = 0; j < 32; j++) q[b * 34 + 2 + j] = (uint8_t)(int8_t)(src[b * 32 + j] * 127.0f);
+        }
+        free(src);
+        return q;
+    }
+    uint16_t *h = malloc(sizeof(uint16_t) * n);
+    for (int64_t i = 0; i < n; i++) h[i] = type == EXO_DTYPE_BF16 ? tg_f32_to_bf16(src[i]) : tg_f32_to_f16(src[i]);
+    free(src);
+    return h;
+}
+
+static void matmul_fast_case(exo_dtype type, int64_t k, int64_t n, uint32_t tokens, uint32_t threads, int bias) {
+    if (!cpu_has_avx512()) exit(77);
+    cpu_fixture fx;
+    fx_open(&fx, threads);
+    tgraph g;
+    tg_init(&g, &fx, tokens);
+    void *w = weights_of(type, n * k, 7);
+    float *bv = weights_of(EXO_DTYPE_F32, n, 8);
+    uint32_t tw = tg_weight(&g, "w", type, w, k, n);
+    uint32_t tb = tg_weight(&g, "b", EXO_DTYPE_F32, bv, n, 0);
+    uint32_t x = tg_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, k, T, 0, 0);
+    uint32_t out = tg_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, n, T, 0, 0);
+    uint32_t src[] = {x, tw, tb};
+    tg_node(&g, EXO_OP_MATMUL, out, bias ? 3 : 2, src);
+    tg_alloc_bound(&g);
+    float *xv = weights_of(EXO_DTYPE_F32, k * tokens, 9);
+    tg_write(&g, x, xv, sizeof(float) * k * tokens);
+    char what[96];
+    snprintf(what, sizeof what, "MATMUL dtype %d k %lld n %lld tokens %u threads %u", type, (long long)k,
+             (long long)n, tokens, threads);
+    compare_fast_to_ref(&g, out, tokens, n * tokens, what);
+    free(w), free(bv), free(xv);
+    tg_free(&g);
+    fx_close(&fx);
+}
+
+START_TEST(matmul_decode_all_dtypes) {
+    exo_dtype types[] = {EXO_DTYPE_F32, EXO_DTYPE_F16, EXO_DTYPE_BF16, EXO_DTYPE_Q8_0};
+    for (int i = 0; i < 4; i++) {
+        matmul_fast_case(types[i], 96, 70, 1, 2, 1);
+        matmul_fast_case(types[i], 160, 33, 3, 3, 0);
+    }
+}
+END_TEST
+
+START_TEST(matmul_odd_k_tails) {
+    /* K not a multiple of 16 exercises the masked tail loads. */
+    matmul_fast_case(EXO_DTYPE_F32, 37, 21, 1, 2, 1);
+    matmul_fast_case(EXO_DTYPE_BF16, 45, 19, 2, 2, 0);
+    matmul_fast_case(EXO_DTYPE_F16, 23, 5, 4, 1, 1);
+}
+END_TEST
+
+START_TEST(matmul_prefill_all_dtypes) {
+    exo_dtype types[] = {EXO_DTYPE_F32, EXO_DTYPE_F16, EXO_DTYPE_BF16, EXO_DTYPE_Q8_0};
+    for (int i = 0; i < 4; i++) matmul_fast_case(types[i], 128, 75, 37, 3, 1);
+    matmul_fast_case(EXO_DTYPE_BF16, 50, 64, 9, 2, 0);
+}
+END_TEST
+
+static void attention_fast_case(int heads, int kv_heads, int dim, int ctx, int window, float softcap, uint32_t tokens) {
+    if (!cpu_has_avx512()) exit(77);
+    cpu_fixture fx;
+    fx_open(&fx, 2);
+    tgraph g;
+    tg_init(&g, &fx, tokens);
+    uint32_t q = tg_tensor(&g, "q", EXO_DTYPE_F32, EXO_TENSOR_INPUT, dim, heads, T, 0);
+    uint32_t kc = tg_tensor(&g, "k_cache", EXO_DTYPE_F32, EXO_TENSOR_KV, dim, kv_heads, ctx, 0);
+    uint32_t vc = tg_tensor(&g, "v_cache", EXO_DTYPE_F32, EXO_TENSOR_KV, dim, kv_heads, ctx, 0);
+    uint32_t pos = tg_tensor(&g, "pos", EXO_DTYPE_I32, EXO_TENSOR_INPUT, T, 0, 0, 0);
+    uint32_t out = tg_tensor(&g, "attn", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, dim * heads, T, 0, 0);
+    uint32_t src[] = {q, kc, vc, pos};
+    exo_node *nd = &g.nodes[tg_node(&g, EXO_OP_ATTENTION, out, 4, src)];
+    nd->i[0] = heads, nd->i[1] = kv_heads, nd->i[2] = dim, nd->i[3] = window;
+    nd->f[0] = 0.125f, nd->f[1] = softcap;
+    tg_alloc_bound(&g);
+    int64_t kv = (int64_t)ctx * kv_heads * dim;
+    float *cache = weights_of(EXO_DTYPE_F32, kv, 21), *qv = weights_of(EXO_DTYPE_F32, (int64_t)tokens * heads * dim, 22);
+    for (int64_t i = 0; i < kv; i++) cache[i] *= 4; /* sharper softmax */
+    tg_write(&g, kc, cache, sizeof(float) * kv);
+    for (int64_t i = 0; i < kv; i++) cache[i] = cache[i] * 0.5f + 0.1f;
+    tg_write(&g, vc, cache, sizeof(float) * kv);
+    tg_write(&g, q, qv, sizeof(float) * tokens * heads * dim);
+    int32_t *p = malloc(sizeof(int32_t) * tokens);
+    for (uint32_t t = 0; t < tokens; t++) p[t] = ctx - (int32_t)tokens + (int32_t)t;
+    tg_write(&g, pos, p, sizeof(int32_t) * tokens);
+    compare_fast_to_ref(&g, out, tokens, (int64_t)tokens * heads * dim, "ATTENTION");
+    free(cache), free(qv), free(p);
+    tg_free(&g);
+    fx_close(&fx);
+}
+
+START_TEST(attention_long_context) { attention_fast_case(8, 2, 64, 300, 0, 0, 3); }
+END_TEST
+START_TEST(attention_window_softcap_odd_dim) { attention_fast_case(4, 4, 40, 200, 70, 30.0f, 5); }
+END_TEST
+
+START_TEST(rms_norm_fast) {
+    if (!cpu_has_avx512()) exit(77);
+    exo_dtype types[] = {EXO_DTYPE_F32, EXO_DTYPE_F16, EXO_DTYPE_BF16};
+    for (int i = 0; i < 3; i++) {
+        cpu_fixture fx;
+        fx_open(&fx, 2);
+        tgraph g;
+        tg_init(&g, &fx, 5);
+        const int64_t h = 100;
+        void *w = weights_of(types[i], h, 31);
+        uint32_t tw = tg_weight(&g, "norm", types[i], w, h, 0);
+        uint32_t x = tg_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, h, T, 0, 0);
+        uint32_t out = tg_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, h, T, 0, 0);
+        uint32_t src[] = {x, tw};
+        exo_node *nd = &g.nodes[tg_node(&g, EXO_OP_RMS_NORM, out, 2, src)];
+        nd->f[0] = 1e-6f, nd->i[0] = i == 2;
+        tg_alloc_bound(&g);
+        float *xv = weights_of(EXO_DTYPE_F32, h * 5, 32);
+        tg_write(&g, x, xv, sizeof(float) * h * 5);
+        compare_fast_to_ref(&g, out, 5, h * 5, "RMS_NORM");
+        free(w), free(xv);
+        tg_free(&g);
+        fx_close(&fx);
+    }
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("cpu_fast");
+    TCase *tc = tcase_create("fast_vs_ref");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, matmul_decode_all_dtypes);
+    tcase_add_test(tc, matmul_odd_k_tails);
+    tcase_add_test(tc, matmul_prefill_all_dtypes);
+    tcase_add_test(tc, attention_long_context);
+    tcase_add_test(tc, attention_window_softcap_odd_dim);
+    tcase_add_test(tc, rms_norm_fast);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

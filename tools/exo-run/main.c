@@ -1,0 +1,261 @@
+/* exo-run: the main job. Loads a model (the embedded default when none is given), says which
+ * device it chose and why, streams a continuation of the prompt and ends with a stats line.
+ *
+ *   exo-run [--model DIR] [-p TEXT] [-n N] [--temperature T] [--top-k K] [--top-p P]
+ *           [--min-p P] [--seed S] [--device PLUGIN[:N]] [--json] [--tokenize TEXT]
+ *
+ * Prompts are raw text (chat templating is EXO's job). --json prints one JSON object per token
+ * and a stats object last. --tokenize prints the ids of TEXT (no BOS) as a JSON array on the
+ * last line and exits. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exo.h"
+
+#define DEFAULT_PROMPT "Permission is hereby granted, free of charge, to any person"
+
+typedef struct run_options {
+    const char *model_dir, *prompt, *device, *tokenize;
+    uint32_t n_predict;
+    int json;
+    exo_sampling sampling;
+} run_options;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: exo-run [options]\n"
+            "  --model DIR          Hugging Face model directory (default: the embedded tiny-llama-licenses)\n"
+            "  -p, --prompt TEXT    prompt (raw text; default: \"%s\")\n"
+            "  -n N                 tokens to generate (default 128)\n"
+            "  --temperature T      0 = greedy (default 0.7)\n"
+            "  --top-k K            0 = off (default 0)\n"
+            "  --top-p P            1 = off (default 1)\n"
+            "  --min-p P            0 = off (default 0.05)\n"
+            "  --seed S             sampling seed (default 42)\n"
+            "  --device PLUGIN[:N]  device to run on (default: the best one found; see exo-probe)\n"
+            "  --json               one JSON object per token, then a stats object\n"
+            "  --tokenize TEXT      print the token ids of TEXT (no BOS) as a JSON array and exit\n",
+            DEFAULT_PROMPT);
+}
+
+static int parse_number(const char *flag, const char *text, double lo, double hi, double *out) {
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || v < lo || v > hi) {
+        fprintf(stderr, "exo-run: %s expects a number in [%g, %g], got '%s'\n", flag, lo, hi, text);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static int parse_args(int argc, char **argv, run_options *o) {
+    memset(o, 0, sizeof *o);
+    o->prompt = DEFAULT_PROMPT;
+    o->n_predict = 128;
+    exo_sampling_default(&o->sampling);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double x;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(a, "--json") == 0) {
+            o->json = 1;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "exo-run: %s needs a value (or is unknown)\n", a);
+            return 0;
+        }
+        i++;
+        if (strcmp(a, "--model") == 0) o->model_dir = v;
+        else if (strcmp(a, "-p") == 0 || strcmp(a, "--prompt") == 0) o->prompt = v;
+        else if (strcmp(a, "--device") == 0) o->device = v;
+        else if (strcmp(a, "--tokenize") == 0) o->tokenize = v;
+        else if (strcmp(a, "-n") == 0 || strcmp(a, "--n-predict") == 0) {
+            if (!parse_number(a, v, 0, 1e7, &x)) return 0;
+            o->n_predict = (uint32_t)x;
+        } else if (strcmp(a, "--temperature") == 0 || strcmp(a, "--temp") == 0) {
+            if (!parse_number(a, v, 0, 100, &x)) return 0;
+            o->sampling.temperature = (float)x;
+        } else if (strcmp(a, "--top-k") == 0) {
+            if (!parse_number(a, v, 0, 1e9, &x)) return 0;
+            o->sampling.top_k = (int32_t)x;
+        } else if (strcmp(a, "--top-p") == 0) {
+            if (!parse_number(a, v, 0, 1, &x)) return 0;
+            o->sampling.top_p = (float)x;
+        } else if (strcmp(a, "--min-p") == 0) {
+            if (!parse_number(a, v, 0, 1, &x)) return 0;
+            o->sampling.min_p = (float)x;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (!parse_number(a, v, -1, 9.2e18, &x)) return 0;
+            o->sampling.seed = (int64_t)x;
+        } else {
+            fprintf(stderr, "exo-run: unknown option '%s'\n", a);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int on_token(void *user, const exo_token_event *ev) {
+    const run_options *o = user;
+    if (o->json) {
+        cJSON *obj = cJSON_CreateObject();
+        cJSON_AddNumberToObject(obj, "index", ev->index);
+        cJSON_AddNumberToObject(obj, "token", ev->token);
+        /* cJSON needs a NUL-terminated string; pieces are short. */
+        char *text = malloc(ev->text_len + 1);
+        if (text) {
+            memcpy(text, ev->text, ev->text_len);
+            text[ev->text_len] = '\0';
+            cJSON_AddStringToObject(obj, "text", text);
+            free(text);
+        }
+        if (ev->token >= 0) cJSON_AddNumberToObject(obj, "logprob", ev->logprob);
+        char *line = cJSON_PrintUnformatted(obj);
+        if (line) puts(line);
+        free(line);
+        cJSON_Delete(obj);
+    } else {
+        fwrite(ev->text, 1, ev->text_len, stdout);
+    }
+    fflush(stdout);
+    return 0;
+}
+
+static const char *finish_name(exo_finish_reason r) {
+    switch (r) {
+    case EXO_FINISH_EOS: return "eos";
+    case EXO_FINISH_STOP: return "stop";
+    case EXO_FINISH_LENGTH: return "length";
+    case EXO_FINISH_CANCELLED: return "cancelled";
+    default: return "none";
+    }
+}
+
+static int fail(const char *what, exo_status st, const char *detail) {
+    fprintf(stderr, "exo-run: %s: %s: %s\n", what, exo_status_name(st), detail && *detail ? detail : exo_last_error());
+    return 1;
+}
+
+static int tokenize(exo_model *model, const char *text) {
+    size_t n = 0, cap = strlen(text) + 8;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    if (!ids) return fail("tokenize", EXO_ERR_NO_MEMORY, "out of memory");
+    exo_status st = exo_model_tokenize(model, text, strlen(text), 0, ids, cap, &n);
+    if (st != EXO_OK) {
+        free(ids);
+        return fail("tokenize", st, exo_model_last_error(model));
+    }
+    putchar('[');
+    for (size_t i = 0; i < n; i++) printf("%s%d", i ? ", " : "", ids[i]);
+    puts("]");
+    free(ids);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    run_options o;
+    if (!parse_args(argc, argv, &o)) {
+        usage(stderr);
+        return 2;
+    }
+    if (!o.model_dir) o.model_dir = exo_default_model_dir();
+    if (!o.model_dir) {
+        fprintf(stderr, "exo-run: the embedded default model was not found; pass --model DIR\n");
+        return 1;
+    }
+    exo_runtime *rt = NULL;
+    exo_status st = exo_runtime_create(NULL, &rt);
+    if (st != EXO_OK) return fail("runtime", st, NULL);
+    exo_model *model = NULL;
+    st = exo_model_open(rt, o.model_dir, &model);
+    if (st != EXO_OK) return fail(o.model_dir, st, NULL);
+    if (o.tokenize) {
+        int rc = tokenize(model, o.tokenize);
+        exo_model_close(model);
+        exo_runtime_destroy(rt);
+        return rc;
+    }
+    exo_shard_options so;
+    memset(&so, 0, sizeof so);
+    EXO_STRUCT_INIT(&so);
+    exo_model_info mi;
+    EXO_STRUCT_INIT(&mi);
+    exo_model_get_info(model, &mi);
+    so.end_layer = mi.n_layers;
+    so.device = o.device;
+    exo_shard *shard = NULL;
+    st = exo_shard_load(model, &so, &shard);
+    if (st != EXO_OK) return fail("loading the model", st, exo_model_last_error(model));
+    exo_shard_info si;
+    EXO_STRUCT_INIT(&si);
+    exo_shard_get_info(shard, &si);
+    exo_device_info di;
+    EXO_STRUCT_INIT(&di);
+    exo_device_get_info(rt, si.device, &di);
+    uint32_t selected = 0;
+    const char *why = "";
+    exo_status sel = exo_device_selected(rt, &selected, &why);
+    const char *reason = o.device ? "requested with --device"
+                         : (sel == EXO_OK && selected == si.device) ? why
+                                                                    : "fallback: the better-ranked devices failed (see the log)";
+    FILE *info = o.json ? stderr : stdout;
+    fprintf(info, "device: %s:%u '%s' (%s)\nmodel: %s (%s, %u layers, %.1f MB of weights)\n", si.plugin,
+            di.plugin_index, si.device_name, reason, mi.path, mi.architecture, mi.n_layers, si.weight_bytes / 1e6);
+    fflush(info);
+
+    exo_session *session = NULL;
+    st = exo_session_create(shard, 0, &session);
+    if (st != EXO_OK) return fail("session", st, exo_shard_last_error(shard));
+    exo_shard_warmup(shard);
+    exo_generate_options go;
+    memset(&go, 0, sizeof go);
+    EXO_STRUCT_INIT(&go);
+    go.sampling = &o.sampling;
+    go.max_tokens = o.n_predict;
+    go.add_bos = -1;
+    go.on_token = on_token;
+    go.user = &o;
+    exo_generate_stats stats;
+    EXO_STRUCT_INIT(&stats);
+    if (!o.json) {
+        fputs(o.prompt, stdout);
+        fflush(stdout);
+    }
+    st = exo_generate(session, o.prompt, &go, &stats);
+    if (st != EXO_OK) return fail("generate", st, exo_session_last_error(session));
+    if (o.json) {
+        cJSON *obj = cJSON_CreateObject();
+        cJSON_AddStringToObject(obj, "type", "stats");
+        cJSON_AddNumberToObject(obj, "prompt_tokens", stats.prompt_tokens);
+        cJSON_AddNumberToObject(obj, "generation_tokens", stats.generation_tokens);
+        cJSON_AddNumberToObject(obj, "prompt_tps", stats.prompt_tps);
+        cJSON_AddNumberToObject(obj, "generation_tps", stats.generation_tps);
+        cJSON_AddNumberToObject(obj, "ttft_ms", stats.ttft_ms);
+        cJSON_AddNumberToObject(obj, "peak_memory_bytes", (double)stats.peak_memory_bytes);
+        cJSON_AddStringToObject(obj, "finish_reason", finish_name(stats.finish_reason));
+        cJSON_AddStringToObject(obj, "device", si.plugin);
+        char *line = cJSON_PrintUnformatted(obj);
+        if (line) puts(line);
+        free(line);
+        cJSON_Delete(obj);
+    } else {
+        printf("\n\nstats: prompt %u tokens at %.1f tok/s, generated %u tokens at %.1f tok/s, "
+               "time to first token %.1f ms, peak memory %.1f MB, finish %s\n",
+               stats.prompt_tokens, stats.prompt_tps, stats.generation_tokens, stats.generation_tps, stats.ttft_ms,
+               stats.peak_memory_bytes / 1e6, finish_name(stats.finish_reason));
+    }
+    exo_session_free(session);
+    exo_shard_free(shard);
+    exo_model_close(model);
+    exo_runtime_destroy(rt);
+    return 0;
+}
