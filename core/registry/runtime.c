@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "runtime.h"
+#include "base/struct_io.h"
 
 static void copy_option(char *dst, size_t size, const char *opt, const char *env) {
     const char *v = opt ? opt : secure_getenv(env);
@@ -127,9 +128,7 @@ exo_status exo_plugin_get_info(const exo_runtime *rt, uint32_t index, exo_plugin
     info.class_rank = p->class_rank;
     info.abi_version = p->abi_version;
     info.n_devices = p->state == EXO_PLUGIN_LOADED ? p->n_devices : 0;
-    uint32_t size = out->hdr.size < sizeof info ? out->hdr.size : (uint32_t)sizeof info;
-    memcpy((char *)out + sizeof(exo_struct_header), (char *)&info + sizeof(exo_struct_header),
-           size - sizeof(exo_struct_header));
+    exo_struct_copy_out(out, &info, sizeof info);
     return EXO_OK;
 }
 
@@ -169,9 +168,7 @@ exo_status exo_device_get_info(const exo_runtime *rt, uint32_t index, exo_device
     info.rank_reason = d->rank_reason;
     info.alternate_of = d->primary >= 0 ? rank_of(rt, d->primary) : -1;
     info.selected = rt->selected == (int32_t)index;
-    uint32_t size = out->hdr.size < sizeof info ? out->hdr.size : (uint32_t)sizeof info;
-    memcpy((char *)out + sizeof(exo_struct_header), (char *)&info + sizeof(exo_struct_header),
-           size - sizeof(exo_struct_header));
+    exo_struct_copy_out(out, &info, sizeof info);
     return EXO_OK;
 }
 
@@ -275,8 +272,6 @@ exo_status exo_device_telemetry_read(exo_runtime *rt, uint32_t index, exo_device
     }
     pthread_mutex_unlock(&rt->lock);
     EXO_STRUCT_INIT(&t);
-    uint32_t size = out->hdr.size < sizeof t ? out->hdr.size : (uint32_t)sizeof t;
-    memcpy((char *)out + sizeof(exo_struct_header), (char *)&t + sizeof(exo_struct_header),
-           size - sizeof(exo_struct_header));
+    exo_struct_copy_out(out, &t, sizeof t);
     return exo_error_keep(&rt->error, st);
 }

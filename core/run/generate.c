@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "base/struct_io.h"
 #include "model_internal.h"
 #include "run/sampler.h"
 
@@ -43,9 +44,7 @@ void exo_sampling_default(exo_sampling *s) {
 static void sampler_params_from(const exo_sampling *in, exo_sampler_params *p) {
     exo_sampling s;
     exo_sampling_default(&s);
-    if (in && in->hdr.size > sizeof s.hdr)
-        memcpy((char *)&s + sizeof s.hdr, (const char *)in + sizeof in->hdr,
-               (in->hdr.size < sizeof s ? in->hdr.size : sizeof s) - sizeof s.hdr);
+    if (in) exo_struct_copy_in(&s, sizeof s, in);
     exo_sampler_params_default(p);
     p->temperature = s.temperature;
     p->top_k = s.top_k;
@@ -248,8 +247,7 @@ exo_status exo_generate_tokens(exo_session *s, const int32_t *prompt, uint32_t n
     if (o) {
         if (o->hdr.size < sizeof o->hdr || EXO_VERSION_MAJOR(o->hdr.version) != EXO_ABI_MAJOR)
             return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG, "generate options header not initialised"));
-        memcpy((char *)&g.opts + sizeof g.opts.hdr, (const char *)o + sizeof o->hdr,
-               (o->hdr.size < sizeof g.opts ? o->hdr.size : sizeof g.opts) - sizeof g.opts.hdr);
+        exo_struct_copy_in(&g.opts, sizeof g.opts, o);
     }
     for (uint32_t i = 0; i < g.opts.n_stop; i++) {
         size_t len = g.opts.stop && g.opts.stop[i] ? strlen(g.opts.stop[i]) : 0;
@@ -271,9 +269,7 @@ exo_status exo_generate_tokens(exo_session *s, const int32_t *prompt, uint32_t n
     exo_detokenizer_free(g.detok);
     free(g.logits);
     free(g.text.buf);
-    if (stats_out && stats_out->hdr.size > sizeof stats.hdr)
-        memcpy((char *)stats_out + sizeof stats.hdr, (char *)&stats + sizeof stats.hdr,
-               (stats_out->hdr.size < sizeof stats ? stats_out->hdr.size : sizeof stats) - sizeof stats.hdr);
+    if (stats_out) exo_struct_copy_out(stats_out, &stats, sizeof stats);
     return exo_error_keep(&s->error, st);
 }
 

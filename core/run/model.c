@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/struct_io.h"
 #include "model_internal.h"
 
 exo_status exo_model_open(exo_runtime *rt, const char *dir, exo_model **out) {
@@ -67,8 +68,6 @@ exo_status exo_model_get_info(const exo_model *m, exo_model_info *out) {
     info.eos_token_ids = c->eos_token_ids;
     info.n_eos = c->n_eos;
     info.tie_word_embeddings = c->tie_word_embeddings;
-    uint32_t size = out->hdr.size < sizeof info ? out->hdr.size : (uint32_t)sizeof info;
-    memcpy((char *)out + sizeof(exo_struct_header), (char *)&info + sizeof(exo_struct_header),
-           size - sizeof(exo_struct_header));
+    exo_struct_copy_out(out, &info, sizeof info);
     return EXO_OK;
 }

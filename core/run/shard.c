@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/struct_io.h"
 #include "model_internal.h"
 
 #define DEFAULT_MAX_TOKENS 512
@@ -111,8 +112,7 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
     memset(&opts, 0, sizeof opts);
     EXO_STRUCT_INIT(&opts);
     opts.end_layer = m->cfg.n_layers;
-    if (o) memcpy((char *)&opts + sizeof opts.hdr, (const char *)o + sizeof o->hdr,
-                  (o->hdr.size < sizeof opts ? o->hdr.size : sizeof opts) - sizeof opts.hdr);
+    if (o) exo_struct_copy_in(&opts, sizeof opts, o);
     uint32_t max_tokens = opts.max_tokens ? opts.max_tokens : DEFAULT_MAX_TOKENS;
     if (max_tokens > 65536)
         return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "max_tokens %u is too large", max_tokens));
@@ -211,8 +211,6 @@ exo_status exo_shard_get_info(const exo_shard *s, exo_shard_info *out) {
     info.weight_bytes = s->weight_bytes;
     info.max_tokens = s->plan.max_tokens;
     info.max_ctx = s->plan.max_ctx;
-    uint32_t size = out->hdr.size < sizeof info ? out->hdr.size : (uint32_t)sizeof info;
-    memcpy((char *)out + sizeof(exo_struct_header), (char *)&info + sizeof(exo_struct_header),
-           size - sizeof(exo_struct_header));
+    exo_struct_copy_out(out, &info, sizeof info);
     return EXO_OK;
 }

@@ -16,8 +16,10 @@
 #define CPU_PAUSE() ((void)0)
 #endif
 
-/* About 50-100 microseconds of pause instructions before a worker goes to sleep. */
-#define SPIN_ITERATIONS 20000
+/* Pause iterations before a worker sleeps: tens of microseconds (PAUSE takes ~10-140 cycles
+ * depending on the core), enough to catch the next node of a decode step without burning a
+ * core that another process needs. */
+#define SPIN_ITERATIONS 4000
 
 typedef struct worker {
     cpu_threadpool *pool;
