@@ -340,9 +340,10 @@ static exo_status layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_fa
 /* ---------------------------------------------------------------- the whole range */
 
 exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
-                                uint32_t start, uint32_t end, bool embeds, bool head, uint32_t max_tokens,
+                                uint32_t start, uint32_t end, exo_graph_ends ends, uint32_t max_tokens,
                                 uint32_t max_ctx, exo_graph_plan *out) {
     memset(out, 0, sizeof *out);
+    bool embeds = ends.embeds, head = ends.head;
     if (start > end || end > cfg->n_layers)
         return exo_errorf(EXO_ERR_INVALID_ARG, "%s: layer range [%u, %u) outside the model's %u layers", model_dir,
                           start, end, cfg->n_layers);
@@ -358,7 +359,7 @@ exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weight
     out->has_head = head;
     out->max_tokens = max_tokens;
     out->max_ctx = max_ctx;
-    out->in_tokens = out->in_hidden = out->output = NONE;
+    out->in_tokens = out->in_hidden = out->output = out->in_output_row = NONE;
     out->n_kv = 2 * (end - start);
     out->kv = calloc(out->n_kv ? out->n_kv : 1, sizeof *out->kv);
     if (!out->kv) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory building the graph");
@@ -411,8 +412,22 @@ exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weight
     if (st == EXO_OK && head) {
         uint32_t w_norm = NONE, normed = NONE, lm_head = NONE, logits = NONE;
         int64_t vec_h[1] = {H};
-        st = weight(&b, "model.norm.weight", -1, 1, vec_h, &w_norm);
+        int64_t rows = EXO_DIM_TOKENS;
+        if (ends.last_row_only) {
+            /* Only the selected row goes through the final norm and the (large) lm_head. */
+            int64_t one[1] = {1};
+            uint32_t row = NONE;
+            rows = 1;
+            st = tensor(&b, EXO_DTYPE_I32, EXO_TENSOR_INPUT, "output_row", 1, one, &out->in_output_row);
+            if (st == EXO_OK) st = activation(&b, "last_hidden", 1, H, 0, &row);
+            if (st == EXO_OK) b.plan->tensors[row].ne[1] = 1;
+            float unit[1] = {1.0f};
+            if (st == EXO_OK) st = node(&b, EXO_OP_GET_ROWS, row, 2, (uint32_t[]){x, out->in_output_row}, NULL, 0, unit, 1);
+            x = row;
+        }
+        if (st == EXO_OK) st = weight(&b, "model.norm.weight", -1, 1, vec_h, &w_norm);
         if (st == EXO_OK) st = rms_norm(&b, x, w_norm, 1, H, 0, "final_norm", &normed);
+        if (st == EXO_OK) b.plan->tensors[normed].ne[1] = rows;
         if (st == EXO_OK) {
             if (cfg->tie_word_embeddings && !exo_weights_has(weights, "lm_head.weight")) {
                 if (embed_table == NONE) st = weight(&b, "model.embed_tokens.weight", -1, 2, vh, &embed_table);
@@ -421,7 +436,7 @@ exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weight
                 st = weight(&b, "lm_head.weight", -1, 2, vh, &lm_head);
             }
         }
-        int64_t shape[2] = {EXO_DIM_TOKENS, V};
+        int64_t shape[2] = {rows, V};
         bool softcap = cfg->final_logit_softcap > 0.0f;
         if (st == EXO_OK) st = tensor(&b, EXO_DTYPE_F32, softcap ? 0 : EXO_TENSOR_OUTPUT, "logits", 2, shape, &logits);
         if (st == EXO_OK) st = node(&b, EXO_OP_MATMUL, logits, 2, (uint32_t[]){normed, lm_head}, NULL, 0, NULL, 0);

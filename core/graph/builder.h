@@ -37,16 +37,24 @@ typedef struct exo_graph_plan {
     uint32_t in_tokens;    /* I32 [T] or UINT32_MAX */
     uint32_t in_hidden;    /* F32 [T, hidden] or UINT32_MAX */
     uint32_t in_positions; /* I32 [T] */
-    uint32_t output;       /* F32 [T, vocab] or [T, hidden] */
+    uint32_t in_output_row;/* I32 [1]: the row whose logits a last-row graph computes, or UINT32_MAX */
+    uint32_t output;       /* F32 [T, vocab] or [T, hidden]; [1, vocab] for a last-row graph */
     uint32_t *kv;          /* 2 per layer of the range: K then V, F32 [max_ctx, n_kv, head_dim] */
     uint32_t n_kv;
 } exo_graph_plan;
 
-/* Builds the graph of layers [start, end). embeds: the graph starts from token ids (else from
- * hidden states); head: it ends with the final norm and lm_head (else with hidden states).
+/* What a graph computes at its ends. */
+typedef struct exo_graph_ends {
+    bool embeds;          /* starts from token ids (else from hidden states) */
+    bool head;            /* ends with the final norm and lm_head (else with hidden states) */
+    bool last_row_only;   /* with head: logits of one selected row only (decode, sampling) */
+} exo_graph_ends;
+
+/* Builds the graph of layers [start, end). The weight buffers are listed in the same order
+ * whatever the ends' last_row_only says, so the two variants of a shard share their buffers.
  * Errors name the model directory and the missing or malformed tensor. */
 exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
-                                uint32_t start, uint32_t end, bool embeds, bool head, uint32_t max_tokens,
+                                uint32_t start, uint32_t end, exo_graph_ends ends, uint32_t max_tokens,
                                 uint32_t max_ctx, exo_graph_plan *out);
 void exo_graph_plan_free(exo_graph_plan *plan);
 

@@ -6,6 +6,9 @@
 #include "registry/runtime.h"
 #include "run/tokenizer.h"
 
+/* Layers one shard may hold (bounds the per-step binding table). */
+#define EXO_MAX_SHARD_LAYERS 1024
+
 struct exo_model {
     exo_runtime *rt;
     char dir[EXO_PATH_MAX];
@@ -22,9 +25,11 @@ struct exo_shard {
     exo_error_slot error;
     uint32_t device;            /* ranked device index */
     exo_plugin_rec *plugin;
-    exo_graph_plan plan;
+    exo_graph_plan plan;        /* every row out */
+    exo_graph_plan plan_last;   /* head shards: logits of one row (shares plan's buffers) */
     exo_buffer **buffers;       /* one per plan buffer */
     exo_compiled *compiled;
+    exo_compiled *compiled_last;
     uint64_t weight_bytes;
     uint32_t input_width, output_width;
 };
@@ -37,7 +42,9 @@ struct exo_session {
     exo_buffer **kv;            /* plan.n_kv */
     exo_buffer *input;          /* tokens (I32) or hidden states (F32), max_tokens rows */
     exo_buffer *positions;      /* I32 max_tokens */
-    exo_buffer *output;         /* F32 max_tokens x output_width */
+    exo_buffer *output;         /* F32 max_tokens x output_width; allocated on first use */
+    exo_buffer *output_last;    /* F32 output_width: the last-row graph's logits */
+    exo_buffer *output_row;     /* I32 [1]: which row the last-row graph keeps */
     int32_t *position_scratch;  /* host copy of positions, max_tokens */
 };
 

@@ -38,7 +38,10 @@ exo_status exo_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out
     for (uint32_t i = 0; st == EXO_OK && i < sh->plan.n_kv; i++) st = alloc_buffer(s, kv_bytes, EXO_BUFFER_KV, &s->kv[i]);
     if (st == EXO_OK) st = alloc_buffer(s, (uint64_t)T * sh->input_width * 4, EXO_BUFFER_SCRATCH, &s->input);
     if (st == EXO_OK) st = alloc_buffer(s, (uint64_t)T * 4, EXO_BUFFER_SCRATCH, &s->positions);
-    if (st == EXO_OK) st = alloc_buffer(s, (uint64_t)T * sh->output_width * 4, EXO_BUFFER_SCRATCH, &s->output);
+    if (st == EXO_OK && sh->plan.has_head) {
+        st = alloc_buffer(s, (uint64_t)sh->output_width * 4, EXO_BUFFER_SCRATCH, &s->output_last);
+        if (st == EXO_OK) st = alloc_buffer(s, 4, EXO_BUFFER_SCRATCH, &s->output_row);
+    }
     if (st != EXO_OK) {
         exo_session_free(s);
         return exo_error_keep(&sh->error, st);
@@ -55,6 +58,8 @@ void exo_session_free(exo_session *s) {
     exo_shard_buffer_release(sh, s->input);
     exo_shard_buffer_release(sh, s->positions);
     exo_shard_buffer_release(sh, s->output);
+    exo_shard_buffer_release(sh, s->output_last);
+    exo_shard_buffer_release(sh, s->output_row);
     free(s->kv);
     free(s->position_scratch);
     free(s);
@@ -89,13 +94,25 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
     if (st == EXO_OK) st = api->buffer_write(s->positions, 0, s->position_scratch, (uint64_t)n * 4);
     if (st != EXO_OK) return exo_errorf(st, "writing the step's inputs failed: %s", sh->plugin->last_error);
 
-    exo_binding bindings[3 + 2 * 256];
+    /* Logits of the last row only: the last-row graph, which skips the lm_head for the rest. */
+    bool last_graph = (flags & EXO_FORWARD_LAST_ONLY) && sh->compiled_last;
+    if (last_graph) {
+        p = &sh->plan_last;
+        int32_t row = (int32_t)(n - 1);
+        st = api->buffer_write(s->output_row, 0, &row, 4);
+        if (st != EXO_OK) return exo_errorf(st, "writing the output row failed: %s", sh->plugin->last_error);
+    } else if (!s->output) {
+        st = alloc_buffer(s, (uint64_t)p->max_tokens * sh->output_width * 4, EXO_BUFFER_SCRATCH, &s->output);
+        if (st != EXO_OK) return st;
+    }
+    exo_buffer *output = last_graph ? s->output_last : s->output;
+    exo_binding bindings[4 + 2 * EXO_MAX_SHARD_LAYERS];
     uint32_t nb = 0;
     bindings[nb++] = (exo_binding){.tensor = p->embeds ? p->in_tokens : p->in_hidden, .buffer = s->input};
     bindings[nb++] = (exo_binding){.tensor = p->in_positions, .buffer = s->positions};
-    bindings[nb++] = (exo_binding){.tensor = p->output, .buffer = s->output};
-    for (uint32_t i = 0; i < p->n_kv && nb < sizeof bindings / sizeof bindings[0]; i++)
-        bindings[nb++] = (exo_binding){.tensor = p->kv[i], .buffer = s->kv[i]};
+    bindings[nb++] = (exo_binding){.tensor = p->output, .buffer = output};
+    if (last_graph) bindings[nb++] = (exo_binding){.tensor = p->in_output_row, .buffer = s->output_row};
+    for (uint32_t i = 0; i < p->n_kv; i++) bindings[nb++] = (exo_binding){.tensor = p->kv[i], .buffer = s->kv[i]};
     exo_exec_args args;
     memset(&args, 0, sizeof args);
     EXO_STRUCT_INIT(&args);
@@ -103,13 +120,15 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
     args.n_bindings = nb;
     args.bindings = bindings;
     sh->plugin->last_error[0] = '\0';
-    st = api->graph_execute(sh->compiled, &args);
+    st = api->graph_execute(last_graph ? sh->compiled_last : sh->compiled, &args);
     if (st != EXO_OK) return exo_errorf(st, "executing the graph failed: %s", sh->plugin->last_error);
     uint32_t W = sh->output_width;
-    if (flags & EXO_FORWARD_LAST_ONLY)
-        st = api->buffer_read(s->output, (uint64_t)(n - 1) * W * 4, out, (uint64_t)W * 4);
+    if (last_graph)
+        st = api->buffer_read(output, 0, out, (uint64_t)W * 4);
+    else if (flags & EXO_FORWARD_LAST_ONLY)
+        st = api->buffer_read(output, (uint64_t)(n - 1) * W * 4, out, (uint64_t)W * 4);
     else
-        st = api->buffer_read(s->output, 0, out, (uint64_t)n * W * 4);
+        st = api->buffer_read(output, 0, out, (uint64_t)n * W * 4);
     if (st != EXO_OK) return exo_errorf(st, "reading the step's output failed: %s", sh->plugin->last_error);
     s->position += n;
     return EXO_OK;

@@ -20,7 +20,8 @@ void exo_shard_buffer_release(exo_shard *shard, exo_buffer *buf) {
 
 static void unload_from_device(exo_shard *s) {
     if (s->compiled && s->plugin->api.compiled_free) s->plugin->api.compiled_free(s->compiled);
-    s->compiled = NULL;
+    if (s->compiled_last && s->plugin->api.compiled_free) s->plugin->api.compiled_free(s->compiled_last);
+    s->compiled = s->compiled_last = NULL;
     if (s->buffers)
         for (uint32_t i = 0; i < s->plan.n_buffers; i++) exo_shard_buffer_release(s, s->buffers[i]);
     free(s->buffers);
@@ -97,6 +98,16 @@ static exo_status try_device(exo_shard *s, uint32_t rank, const exo_shard_option
         return exo_errorf(st, "compiling the graph failed: %s",
                           s->plugin->last_error[0] ? s->plugin->last_error : exo_status_str(st));
     }
+    if (s->plan.has_head) {
+        exo_graph_plan_view(&s->plan_last, s->buffers, &graph);
+        s->plugin->last_error[0] = '\0';
+        st = api->graph_compile(s->plugin->ctx, d->index, &graph, &s->compiled_last);
+        if (st != EXO_OK) {
+            s->compiled_last = NULL;
+            return exo_errorf(st, "compiling the last-row graph failed: %s",
+                              s->plugin->last_error[0] ? s->plugin->last_error : exo_status_str(st));
+        }
+    }
     if (total_layers == 0 && o && o->progress) o->progress(o->progress_user, 0, 0);
     return EXO_OK;
 }
@@ -114,6 +125,9 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
     opts.end_layer = m->cfg.n_layers;
     if (o) exo_struct_copy_in(&opts, sizeof opts, o);
     uint32_t max_tokens = opts.max_tokens ? opts.max_tokens : DEFAULT_MAX_TOKENS;
+    if (opts.end_layer > opts.start_layer && opts.end_layer - opts.start_layer > EXO_MAX_SHARD_LAYERS)
+        return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "a shard holds at most %u layers",
+                                                    EXO_MAX_SHARD_LAYERS));
     if (max_tokens > 65536)
         return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "max_tokens %u is too large", max_tokens));
 
@@ -127,9 +141,20 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
         free(s);
         return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "max_ctx %u is out of range", max_ctx));
     }
-    exo_status st = exo_graph_plan_build(&m->cfg, m->weights, m->dir, opts.start_layer, opts.end_layer, embeds, head,
+    exo_graph_ends ends = {.embeds = embeds, .head = head, .last_row_only = false};
+    exo_status st = exo_graph_plan_build(&m->cfg, m->weights, m->dir, opts.start_layer, opts.end_layer, ends,
                                          max_tokens, max_ctx, &s->plan);
+    if (st == EXO_OK && head) {
+        ends.last_row_only = true;
+        st = exo_graph_plan_build(&m->cfg, m->weights, m->dir, opts.start_layer, opts.end_layer, ends, max_tokens,
+                                  max_ctx, &s->plan_last);
+        if (st == EXO_OK && s->plan_last.n_buffers != s->plan.n_buffers)
+            st = exo_errorf(EXO_ERR_INTERNAL, "the last-row graph lists %u weight buffers, the full one %u",
+                            s->plan_last.n_buffers, s->plan.n_buffers);
+    }
     if (st != EXO_OK) {
+        exo_graph_plan_free(&s->plan);
+        exo_graph_plan_free(&s->plan_last);
         free(s);
         return exo_error_keep(&m->error, st);
     }
@@ -148,6 +173,7 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
     }
     if (st != EXO_OK) {
         exo_graph_plan_free(&s->plan);
+        exo_graph_plan_free(&s->plan_last);
         free(s);
         return exo_error_keep(&m->error, st);
     }
@@ -177,6 +203,7 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
         if (!cancelled) exo_errorf(st, "%s: layers [%u, %u) could not be loaded on any device: %s", m->dir,
                                    opts.start_layer, opts.end_layer, failures[0] ? failures : "no candidates");
         exo_graph_plan_free(&s->plan);
+        exo_graph_plan_free(&s->plan_last);
         free(s);
         return exo_error_keep(&m->error, st);
     }
@@ -188,6 +215,7 @@ void exo_shard_free(exo_shard *s) {
     if (!s) return;
     if (s->plugin) unload_from_device(s);
     exo_graph_plan_free(&s->plan);
+    exo_graph_plan_free(&s->plan_last);
     free(s);
 }
 

@@ -304,7 +304,9 @@ static exo_status run_node(const exec_node *e) {
         if (st != EXO_OK) return st;
         cpu_attention_args a = {src_data(e, 0), src_data(e, 1), src_data(e, 2), src_data(e, 3), nd->i[0], nd->i[1],
                                 nd->i[2], nd->i[3], nd->f[0], nd->f[1], dst, c->workspace, c->workspace_stride};
-        cpu_threadpool_run(pool, tokens * nd->i[0], 1, c->fast ? cpu_avx512_attention : cpu_ref_attention, &a);
+        /* Chunks hold whole GQA groups where possible, so the fast kernel shares K/V loads. */
+        int64_t group = nd->i[0] / nd->i[1];
+        cpu_threadpool_run(pool, tokens * nd->i[0], group, c->fast ? cpu_avx512_attention : cpu_ref_attention, &a);
         return EXO_OK;
     }
     case EXO_OP_SOFTCAP: {

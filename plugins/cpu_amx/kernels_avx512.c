@@ -17,9 +17,12 @@
 #define TILE_TOKENS 4 /* tokens per micro-tile */
 #define TILE_ROWS 4   /* weight rows per micro-tile */
 #define ATTN_TILE 64  /* cache rows scored at a time */
+#define ATTN_GROUP 8  /* query heads sharing one pass over a KV head */
 
 size_t cpu_avx512_matmul_workspace(int64_t k) { return (size_t)CPU_MATMUL_BLOCK * (size_t)k * sizeof(float); }
-size_t cpu_avx512_attention_workspace(int64_t head_dim) { return ((size_t)head_dim + ATTN_TILE) * sizeof(float); }
+size_t cpu_avx512_attention_workspace(int64_t head_dim) {
+    return (size_t)ATTN_GROUP * ((size_t)head_dim + ATTN_TILE) * sizeof(float);
+}
 
 /* 16 weights starting at element idx, widened to float; `mask` selects the valid lanes. */
 INLINE AVX512 __m512 load_weights(const void *w, int64_t idx, exo_dtype type, __mmask16 mask) {
@@ -226,42 +229,63 @@ INLINE AVX512 void scale_add(float *acc, float scale, float p, const float *v, i
 }
 
 /* Online softmax in tiles of ATTN_TILE cache rows: score a tile, rescale the accumulator once
- * per tile by the new maximum, then add the tile's weighted values. */
+ * per tile by the new maximum, then add the tile's weighted values. Query heads that share a KV
+ * head (GQA) and fall in the same chunk are processed together, so each K and V row is loaded
+ * once for up to ATTN_GROUP heads. */
 AVX512 void cpu_avx512_attention(void *args, int64_t begin, int64_t end, uint32_t thread) {
     const cpu_attention_args *a = args;
     int64_t d = a->head_dim, group = a->n_heads / a->n_kv_heads, kv_row = a->n_kv_heads * d;
-    float *acc = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
-    float *scores = acc + d;
-    for (int64_t item = begin; item < end; item++) {
-        int64_t t = item / a->n_heads, h = item % a->n_heads, kvh = h / group;
-        const float *q = a->q + (t * a->n_heads + h) * d;
+    float *ws = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
+    float *acc = ws, *scores = ws + ATTN_GROUP * d;
+    for (int64_t item = begin; item < end;) {
+        int64_t t = item / a->n_heads, h0 = item % a->n_heads, kvh = h0 / group;
+        /* Heads h0 .. h0 + g - 1: same token, same KV head, inside this chunk. */
+        int64_t g = (kvh + 1) * group - h0;
+        if (g > end - item) g = end - item;
+        if (g > ATTN_GROUP) g = ATTN_GROUP;
+        const float *q = a->q + (t * a->n_heads + h0) * d;
         int64_t last = a->pos[t];
         int64_t first = a->window > 0 && last - a->window + 1 > 0 ? last - a->window + 1 : 0;
-        float max = -INFINITY, denom = 0.0f;
-        for (int64_t j = 0; j < d; j++) acc[j] = 0.0f;
+        float max[ATTN_GROUP], denom[ATTN_GROUP];
+        for (int64_t j = 0; j < g; j++) max[j] = -INFINITY, denom[j] = 0.0f;
+        for (int64_t j = 0; j < g * d; j++) acc[j] = 0.0f;
         for (int64_t r0 = first; r0 <= last; r0 += ATTN_TILE) {
             int64_t rows = last + 1 - r0 < ATTN_TILE ? last + 1 - r0 : ATTN_TILE;
-            float tile_max = -INFINITY;
             for (int64_t r = 0; r < rows; r++) {
-                float s = dot_f32(q, a->k + (r0 + r) * kv_row + kvh * d, d) * a->scale;
-                if (a->softcap > 0.0f) s = a->softcap * tanhf(s / a->softcap);
-                scores[r] = s;
-                if (s > tile_max) tile_max = s;
+                const float *k = a->k + (r0 + r) * kv_row + kvh * d;
+                for (int64_t j = 0; j < g; j++) {
+                    float s = dot_f32(q + j * d, k, d) * a->scale;
+                    if (a->softcap > 0.0f) s = a->softcap * tanhf(s / a->softcap);
+                    scores[j * ATTN_TILE + r] = s;
+                }
             }
-            float rescale = 1.0f;
-            if (tile_max > max) {
-                rescale = expf(max - tile_max);
-                max = tile_max;
+            float rescale[ATTN_GROUP];
+            for (int64_t j = 0; j < g; j++) {
+                float tile_max = -INFINITY;
+                for (int64_t r = 0; r < rows; r++) tile_max = fmaxf(tile_max, scores[j * ATTN_TILE + r]);
+                rescale[j] = 1.0f;
+                if (tile_max > max[j]) {
+                    rescale[j] = expf(max[j] - tile_max);
+                    max[j] = tile_max;
+                }
+                denom[j] *= rescale[j];
+                for (int64_t r = 0; r < rows; r++) {
+                    float p = expf(scores[j * ATTN_TILE + r] - max[j]);
+                    scores[j * ATTN_TILE + r] = p;
+                    denom[j] += p;
+                }
             }
-            denom *= rescale;
             for (int64_t r = 0; r < rows; r++) {
-                float p = expf(scores[r] - max);
-                denom += p;
-                scale_add(acc, r == 0 ? rescale : 1.0f, p, a->v + (r0 + r) * kv_row + kvh * d, d);
+                const float *v = a->v + (r0 + r) * kv_row + kvh * d;
+                for (int64_t j = 0; j < g; j++)
+                    scale_add(acc + j * d, r == 0 ? rescale[j] : 1.0f, scores[j * ATTN_TILE + r], v, d);
             }
         }
-        float *out = a->dst + (t * a->n_heads + h) * d;
-        float inv = 1.0f / denom;
-        for (int64_t j = 0; j < d; j++) out[j] = acc[j] * inv;
+        for (int64_t j = 0; j < g; j++) {
+            float *out = a->dst + (t * a->n_heads + h0 + j) * d;
+            float inv = 1.0f / denom[j];
+            for (int64_t e = 0; e < d; e++) out[e] = acc[j * d + e] * inv;
+        }
+        item += g;
     }
 }

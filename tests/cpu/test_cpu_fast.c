@@ -155,6 +155,9 @@ START_TEST(attention_long_context) { attention_fast_case(8, 2, 64, 300, 0, 0, 3)
 END_TEST
 START_TEST(attention_window_softcap_odd_dim) { attention_fast_case(4, 4, 40, 200, 70, 30.0f, 5); }
 END_TEST
+/* MQA with more query heads than the kernel shares one KV pass across (groups get split). */
+START_TEST(attention_mqa_large_group) { attention_fast_case(20, 1, 32, 130, 0, 0, 3); }
+END_TEST
 
 START_TEST(rms_norm_fast) {
     if (!cpu_has_avx512()) exit(77);
@@ -192,6 +195,7 @@ int main(void) {
     tcase_add_test(tc, matmul_prefill_all_dtypes);
     tcase_add_test(tc, attention_long_context);
     tcase_add_test(tc, attention_window_softcap_odd_dim);
+    tcase_add_test(tc, attention_mqa_large_group);
     tcase_add_test(tc, rms_norm_fast);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

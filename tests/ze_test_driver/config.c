@@ -18,11 +18,38 @@ static double env_double(const char *name, double fallback, double lo, double hi
     return d;
 }
 
+static uint64_t env_u64(const char *name, uint64_t fallback) {
+    const char *v = getenv(name);
+    if (!v || !*v) return fallback;
+    char *end = NULL;
+    unsigned long long n = strtoull(v, &end, 0);
+    if (end == v || *end != '\0') return fallback;
+    return (uint64_t)n;
+}
+
+/* EXO_ZE_TEST_FAIL holds comma-separated failure names. */
+static bool fail_requested(const char *list, const char *what) {
+    if (!list) return false;
+    size_t n = strlen(what);
+    for (const char *p = list; (p = strstr(p, what)) != NULL; p += n) {
+        bool starts = p == list || p[-1] == ',';
+        bool ends = p[n] == '\0' || p[n] == ',';
+        if (starts && ends) return true;
+    }
+    return false;
+}
+
 void td_config_read(td_config *out) {
     memset(out, 0, sizeof *out);
     out->n_devices = (uint32_t)env_double("EXO_ZE_TEST_DEVICES", 2, 0, TD_MAX_DEVICES);
     const char *fail = getenv("EXO_ZE_TEST_FAIL");
-    out->fail_init = fail && strcmp(fail, "init") == 0;
+    out->fail_init = fail_requested(fail, "init");
+    out->fail_module_build = fail_requested(fail, "module_build");
+    out->alloc_fail_after_bytes = env_u64("EXO_ZE_TEST_ALLOC_FAIL_AFTER_BYTES", 0);
+    out->alloc_fail_at = env_u64("EXO_ZE_TEST_ALLOC_FAIL_AT", 0);
+    out->device_lost_at_submit = env_u64("EXO_ZE_TEST_DEVICE_LOST_AT_SUBMIT", 0);
+    out->max_alloc = env_u64("EXO_ZE_TEST_MAX_ALLOC", 0);
+    out->no_relaxed_alloc = env_flag("EXO_ZE_TEST_NO_RELAXED_ALLOC");
     out->no_sysman = env_flag("EXO_ZE_TEST_NO_SYSMAN");
     out->integrated = env_flag("EXO_ZE_TEST_INTEGRATED");
     out->utilization = env_double("EXO_ZE_TEST_UTILIZATION", 0.375, 0.0, 1.0);

@@ -63,3 +63,22 @@ ze_result_t ZE_APICALL td_zeDeviceGetMemoryProperties(ze_device_handle_t device,
     *count = 1;
     return ZE_RESULT_SUCCESS;
 }
+
+/* One queue group doing compute and copies, like the render/compute engine of an Arc card. */
+ze_result_t ZE_APICALL td_zeDeviceGetCommandQueueGroupProperties(ze_device_handle_t device, uint32_t *count,
+                                                                 ze_command_queue_group_properties_t *props) {
+    ze_result_t r = td_enter();
+    if (r != ZE_RESULT_SUCCESS) return r;
+    if (!td_device_valid(device)) return ZE_RESULT_ERROR_INVALID_NULL_HANDLE;
+    if (!count) return ZE_RESULT_ERROR_INVALID_NULL_POINTER;
+    if (*count == 0 || !props) {
+        *count = 1;
+        return ZE_RESULT_SUCCESS;
+    }
+    if (props[0].stype != ZE_STRUCTURE_TYPE_COMMAND_QUEUE_GROUP_PROPERTIES) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    props[0].flags = ZE_COMMAND_QUEUE_GROUP_PROPERTY_FLAG_COMPUTE | ZE_COMMAND_QUEUE_GROUP_PROPERTY_FLAG_COPY;
+    props[0].maxMemoryFillPatternSize = 16;
+    props[0].numQueues = 1;
+    *count = 1;
+    return ZE_RESULT_SUCCESS;
+}

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-td_state td_global;
+td_state td_global = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static atomic_uint_fast64_t calls_after_failed_init;
 static atomic_uint_fast64_t init_calls;
@@ -163,6 +163,7 @@ static void build_device(struct _ze_device_handle_t *d, uint32_t i) {
 
 void td_state_build(void) {
     struct _ze_driver_handle_t *drv = &td_global.driver;
+    bool custom_max_alloc = td_global.config.max_alloc > 0;
     memset(drv, 0, sizeof *drv);
     drv->magic = TD_DRIVER_MAGIC;
     drv->props.stype = ZE_STRUCTURE_TYPE_DRIVER_PROPERTIES;
@@ -170,5 +171,8 @@ void td_state_build(void) {
     drv->props.driverVersion = (1u << 24) | (3u << 16) | 26241u;
     memcpy(drv->props.uuid.id, "exo-ze-test-drv", 16);
     drv->n_devices = td_global.config.n_devices;
-    for (uint32_t i = 0; i < drv->n_devices; i++) build_device(&drv->devices[i], i);
+    for (uint32_t i = 0; i < drv->n_devices; i++) {
+        build_device(&drv->devices[i], i);
+        if (custom_max_alloc) drv->devices[i].props.maxMemAllocSize = td_global.config.max_alloc;
+    }
 }

@@ -45,7 +45,8 @@ ze_result_t ZE_APICALL td_zesMemoryGetState(zes_mem_handle_t mem, zes_mem_state_
     if (state->stype != ZES_STRUCTURE_TYPE_MEM_STATE) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
     const struct _ze_device_handle_t *d = mem->device;
     uint64_t seconds = (td_now_us() - td_global.start_us) / 1000000u;
-    uint64_t used = d->memory_used + (seconds % 8) * 16 * MIB;
+    uint64_t used = d->memory_used + d->allocated + (seconds % 8) * 16 * MIB;
+    if (used > d->memory.totalSize) used = d->memory.totalSize;
     state->health = ZES_MEM_HEALTH_OK;
     state->size = d->memory.totalSize;
     state->free = d->memory.totalSize - used;

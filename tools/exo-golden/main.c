@@ -163,6 +163,16 @@ int main(int argc, char **argv) {
         if (st != EXO_OK) return die("prompt forward", st);
         snprintf(name, sizeof name, "p%d prompt logits", p);
         compare_rows(&c, name, logits, ref_logits, T, V);
+        /* The last-row path (what sampling uses) must give the same last row. */
+        exo_session *last_only = NULL;
+        float *last = malloc((uint64_t)V * sizeof *last);
+        st = exo_session_create(full, 0, &last_only);
+        if (st == EXO_OK) st = exo_session_forward_tokens(last_only, ids, T, EXO_FORWARD_LAST_ONLY, last, V);
+        if (st != EXO_OK) return die("last-row prompt forward", st);
+        snprintf(name, sizeof name, "p%d last-row logits", p);
+        compare_rows(&c, name, last, ref_logits + (uint64_t)(T - 1) * V, 1, V);
+        exo_session_free(last_only);
+        free(last);
 
         /* (2) teacher-forced decode through the KV cache */
         snprintf(name, sizeof name, "p%d.greedy", p);

@@ -1,0 +1,310 @@
+"""Models, shards and sessions: exo_model, exo_shard, exo_session.
+
+Ownership follows the C API: a session belongs to a shard, a shard to a model, a model to a
+runtime. Each Python object keeps its parent alive, and closing a parent closes its children
+first, so no handle outlives what it points into. Objects are not thread-safe: use one session
+from one thread at a time (different sessions may be used from different threads)."""
+import array
+import ctypes as C
+import dataclasses
+import os
+import weakref
+
+from . import _capi
+from .errors import check, ExoError
+
+try:  # numpy is optional: without it, outputs are (bytes, shape, dtype)
+    import numpy as _np
+except ImportError:  # pragma: no cover - Debian's python3 has numpy
+    _np = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    architecture: str
+    path: str
+    n_layers: int
+    hidden_size: int
+    intermediate_size: int
+    vocab_size: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    max_position_embeddings: int
+    dtype: str
+    bos_token_id: int
+    eos_token_ids: tuple
+    tie_word_embeddings: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardInfo:
+    start_layer: int
+    end_layer: int
+    embeds: bool
+    has_head: bool
+    input_width: int
+    output_width: int
+    device: int
+    plugin: str
+    device_name: str
+    weight_bytes: int
+    max_tokens: int
+    max_ctx: int
+
+
+class _Handle:
+    """A C handle with an owner, children closed first, and an idempotent close()."""
+    _free_name = None
+
+    def __init__(self, parent):
+        self._lib = _capi.lib()
+        self._parent = parent
+        self._handle = None
+        self._children = weakref.WeakSet()
+        if parent is not None and hasattr(parent, "_children"):
+            parent._children.add(self)
+
+    @property
+    def handle(self):
+        if not self._handle:
+            raise ValueError(f"exo_ipex: {type(self).__name__} is closed")
+        return self._handle
+
+    @property
+    def closed(self):
+        return not self._handle
+
+    def close(self):
+        for child in list(self._children):
+            child.close()
+        if self._handle:
+            getattr(self._lib, self._free_name)(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Model(_Handle):
+    """exo_model_open: a Hugging Face model directory (config.json, safetensors, tokenizer)."""
+    _free_name = "exo_model_close"
+
+    def __init__(self, runtime, path):
+        super().__init__(runtime)
+        self.runtime = runtime
+        h = C.c_void_p()
+        path = os.fspath(path)
+        check(self._lib.exo_model_open(runtime.handle, path.encode(), C.byref(h)), None, f"opening {path}")
+        self._handle = h
+        self.info = self._info()
+
+    def last_error(self):
+        return _capi.text(self._lib.exo_model_last_error(self.handle))
+
+    def _info(self):
+        m = _capi.ModelInfo.new()
+        check(self._lib.exo_model_get_info(self.handle, C.byref(m)), self.last_error, "exo_model_get_info")
+        return ModelInfo(
+            architecture=_capi.text(m.architecture), path=_capi.text(m.path), n_layers=m.n_layers,
+            hidden_size=m.hidden_size, intermediate_size=m.intermediate_size, vocab_size=m.vocab_size,
+            n_heads=m.n_heads, n_kv_heads=m.n_kv_heads, head_dim=m.head_dim,
+            max_position_embeddings=m.max_position_embeddings, dtype=_capi.DTYPES.get(m.dtype, str(m.dtype)),
+            bos_token_id=m.bos_token_id, eos_token_ids=tuple(m.eos_token_ids[i] for i in range(m.n_eos)),
+            tie_word_embeddings=bool(m.tie_word_embeddings))
+
+    def tokenize(self, text, add_bos=False):
+        """Token ids of UTF-8 text (list of int). add_bos prepends BOS when the model has one."""
+        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        cap = len(data) + 8
+        n = C.c_size_t()
+        while True:
+            ids = (C.c_int32 * cap)()
+            st = self._lib.exo_model_tokenize(self.handle, data, len(data), int(bool(add_bos)), ids, cap,
+                                              C.byref(n))
+            if st == -1 and n.value > cap:  # too small: n says how many are needed
+                cap = n.value
+                continue
+            check(st, self.last_error, "exo_model_tokenize")
+            return list(ids[:n.value])
+
+    def detokenize_bytes(self, ids):
+        """The exact bytes of token ids (special tokens as their text)."""
+        ids = [int(i) for i in ids]
+        arr = (C.c_int32 * max(1, len(ids)))(*ids)
+        cap = 16 * len(ids) + 16
+        n = C.c_size_t()
+        while True:
+            buf = C.create_string_buffer(cap)
+            check(self._lib.exo_model_detokenize(self.handle, arr, len(ids), buf, cap, C.byref(n)),
+                  self.last_error, "exo_model_detokenize")
+            if n.value < cap:
+                return buf.raw[:n.value]
+            cap = n.value + 1
+
+    def detokenize(self, ids):
+        """Text of token ids; a token sequence ending inside a UTF-8 character gives U+FFFD."""
+        return self.detokenize_bytes(ids).decode("utf-8", "replace")
+
+    def load_shard(self, start_layer=0, end_layer=None, **kw):
+        return Shard(self, start_layer, end_layer, **kw)
+
+
+class Shard(_Handle):
+    """exo_shard_load: the weights of layers [start_layer, end_layer) on one device.
+
+    progress(layers_loaded, layers_total) is called after each layer; return True to cancel
+    (the load then raises Aborted). An exception raised by progress cancels the load and is
+    re-raised here."""
+    _free_name = "exo_shard_free"
+
+    def __init__(self, model, start_layer=0, end_layer=None, *, device=None, max_tokens=0, max_ctx=0,
+                 progress=None):
+        super().__init__(model)
+        self.model = model
+        if end_layer is None:
+            end_layer = model.info.n_layers
+        if start_layer < 0 or end_layer < 0:
+            raise ExoError(-1, f"layer range [{start_layer}, {end_layer}) has a negative bound", "exo_shard_load")
+        opts = _capi.ShardOptions.new()
+        opts.start_layer, opts.end_layer = int(start_layer), int(end_layer)
+        self._device = device.encode() if isinstance(device, str) else device
+        opts.device = self._device
+        opts.max_tokens, opts.max_ctx = int(max_tokens), int(max_ctx)
+        failure = []
+
+        def on_progress(_user, loaded, total):
+            try:
+                return 1 if progress(loaded, total) else 0
+            except BaseException as e:  # noqa: BLE001 - re-raised after the C call returns
+                failure.append(e)
+                return 1
+
+        cb = _capi.progress_fn(on_progress) if progress else _capi.progress_fn()
+        opts.progress = cb
+        h = C.c_void_p()
+        st = self._lib.exo_shard_load(model.handle, C.byref(opts), C.byref(h))
+        del cb  # the C side holds it only during the call
+        if failure:
+            raise failure[0]
+        check(st, model.last_error, f"loading layers [{start_layer}, {end_layer}) of {model.info.path}")
+        self._handle = h
+        self.info = self._info()
+
+    def last_error(self):
+        return _capi.text(self._lib.exo_shard_last_error(self.handle))
+
+    def _info(self):
+        s = _capi.ShardInfo.new()
+        check(self._lib.exo_shard_get_info(self.handle, C.byref(s)), self.last_error, "exo_shard_get_info")
+        return ShardInfo(
+            start_layer=s.start_layer, end_layer=s.end_layer, embeds=bool(s.embeds), has_head=bool(s.has_head),
+            input_width=s.input_width, output_width=s.output_width, device=s.device,
+            plugin=_capi.text(s.plugin), device_name=_capi.text(s.device_name), weight_bytes=s.weight_bytes,
+            max_tokens=s.max_tokens, max_ctx=s.max_ctx)
+
+    def warmup(self):
+        check(self._lib.exo_shard_warmup(self.handle), self.last_error, "exo_shard_warmup")
+
+    def session(self, max_ctx=0):
+        return Session(self, max_ctx)
+
+
+def _float_out(count):
+    if _np is not None:
+        out = _np.empty(count, dtype=_np.float32)
+        return out, out.ctypes.data_as(C.POINTER(C.c_float))
+    out = (C.c_float * count)()
+    return out, C.cast(out, C.POINTER(C.c_float))
+
+
+def _shape_out(out, rows, width):
+    if _np is not None:
+        return out.reshape(rows, width)
+    return bytes(out), (rows, width), "float32"
+
+
+class Session(_Handle):
+    """exo_session: one sequence's KV cache on a shard."""
+    _free_name = "exo_session_free"
+
+    def __init__(self, shard, max_ctx=0):
+        super().__init__(shard)
+        self.shard = shard
+        h = C.c_void_p()
+        check(self._lib.exo_session_create(shard.handle, int(max_ctx), C.byref(h)), shard.last_error,
+              "exo_session_create")
+        self._handle = h
+
+    def last_error(self):
+        return _capi.text(self._lib.exo_session_last_error(self.handle))
+
+    @property
+    def position(self):
+        """Tokens held in the KV cache (the position of the next token)."""
+        return self._lib.exo_session_position(self.handle)
+
+    def reset(self):
+        check(self._lib.exo_session_reset(self.handle), self.last_error, "exo_session_reset")
+
+    def truncate(self, n):
+        check(self._lib.exo_session_truncate(self.handle, int(n)), self.last_error, "exo_session_truncate")
+
+    def forward_tokens(self, tokens, last_only=False):
+        """Token ids -> logits [n, vocab] (last shard) or hidden states [n, hidden]; with
+        last_only just the last row ([1, width])."""
+        if _np is not None and isinstance(tokens, _np.ndarray):
+            ids = _np.ascontiguousarray(tokens.reshape(-1), dtype=_np.int32)
+            n, ptr = ids.size, ids.ctypes.data_as(C.POINTER(C.c_int32))
+        else:
+            ids = (C.c_int32 * max(1, len(tokens)))(*[int(t) for t in tokens])
+            n, ptr = len(tokens), ids
+        rows = 1 if last_only else n
+        width = self.shard.info.output_width
+        out, out_ptr = _float_out(rows * width)
+        check(self._lib.exo_session_forward_tokens(self.handle, ptr, n,
+                                                   _capi.FORWARD_LAST_ONLY if last_only else 0,
+                                                   out_ptr, rows * width),
+              self.last_error, "exo_session_forward_tokens")
+        return _shape_out(out, rows, width)
+
+    def forward_hidden(self, hidden, n=None, last_only=False):
+        """Hidden states [n, hidden_size] (float32; a numpy array, or bytes/array('f') with n)
+        -> the shard's output, as forward_tokens."""
+        width_in = self.shard.info.input_width
+        if _np is not None and isinstance(hidden, _np.ndarray):
+            h = _np.ascontiguousarray(hidden, dtype=_np.float32).reshape(-1)
+            keep, ptr = h, h.ctypes.data_as(C.POINTER(C.c_float))
+            total = h.size
+        else:
+            buf = hidden if isinstance(hidden, array.array) else array.array("f", bytes(hidden))
+            keep = (C.c_float * len(buf)).from_buffer(buf)
+            ptr, total = C.cast(keep, C.POINTER(C.c_float)), len(buf)
+        if n is None:
+            n = total // width_in if width_in else 0
+        if n * width_in != total:
+            raise ExoError(-1, f"hidden states hold {total} floats, not {n} x {width_in}",
+                           "exo_session_forward_hidden")
+        rows = 1 if last_only else n
+        width = self.shard.info.output_width
+        out, out_ptr = _float_out(rows * width)
+        check(self._lib.exo_session_forward_hidden(self.handle, ptr, n,
+                                                   _capi.FORWARD_LAST_ONLY if last_only else 0,
+                                                   out_ptr, rows * width),
+              self.last_error, "exo_session_forward_hidden")
+        del keep
+        return _shape_out(out, rows, width)
+
+    def generate(self, prompt, **kw):
+        """Streams a continuation: see exo_ipex.generation.Generation."""
+        from .generation import Generation
+        return Generation(self, prompt, **kw)

@@ -1,0 +1,48 @@
+/* common.cl — definitions shared by every kernel file. The build concatenates the kernels/ sources in a
+ * fixed order with this file first (plugins/gpu_common/CMakeLists.txt), both for the OpenCL
+ * plugin (built at run time) and for the SPIR-V module the Level Zero plugin embeds.
+ *
+ * Conventions (plugins/gpu_common/README.md):
+ *  - every buffer parameter is a pair (pointer, uint element offset), so a backend needs no
+ *    sub-buffers and weight tensors can sit anywhere inside one weight buffer;
+ *  - all arithmetic is f32; f16 weights are read with vload_half (no cl_khr_fp16 needed) and
+ *    bf16 weights as ushort << 16;
+ *  - OpenCL C 1.2, no subgroups and no half arithmetic unless the build defines EXO_SUBGROUPS /
+ *    EXO_FP16 (the portable path is what PoCL and the SPIR-V module run).
+ *
+ * Build-time switches (set by the backend from the device's extensions):
+ *  EXO_FP16       cl_khr_fp16: f16 weights load as native half vectors
+ *  EXO_SUBGROUPS  cl_khr_subgroups or cl_intel_subgroups: subgroup-reduction matvec kernels
+ *  EXO_INTEL_SG16 cl_intel_required_subgroup_size: pin those kernels to 16 lanes */
+#ifdef EXO_FP16
+#pragma OPENCL EXTENSION cl_khr_fp16 : enable
+#endif
+#if defined(EXO_SUBGROUPS) && defined(cl_khr_subgroups)
+#pragma OPENCL EXTENSION cl_khr_subgroups : enable
+#endif
+
+/* Dtype codes of runtime-typed operands; the values are abi/exo_plugin.h's exo_dtype. */
+#define EXO_F32 0
+#define EXO_F16 1
+#define EXO_BF16 2
+
+/* One element of a float-like tensor (F32, F16, BF16) as float. */
+inline float exo_load(__global const uchar *base, uint index, int type) {
+    if (type == EXO_F16) return vload_half(index, (__global const half *)base);
+    if (type == EXO_BF16) return as_float((uint)((__global const ushort *)base)[index] << 16);
+    return ((__global const float *)base)[index];
+}
+
+/* Four consecutive weights as floats, per storage type (element alignment is all vload needs). */
+inline float4 exo_load4_f32(__global const float *p, uint i) { return vload4(0, p + i); }
+#ifdef EXO_FP16
+inline float4 exo_load4_f16(__global const half *p, uint i) { return convert_float4(vload4(0, p + i)); }
+#else
+inline float4 exo_load4_f16(__global const half *p, uint i) { return vload_half4(0, p + i); }
+#endif
+inline float4 exo_load4_bf16(__global const ushort *p, uint i) {
+    return as_float4(convert_uint4(vload4(0, p + i)) << 16);
+}
+inline float exo_load1_f32(__global const float *p, uint i) { return p[i]; }
+inline float exo_load1_f16(__global const half *p, uint i) { return vload_half(i, p); }
+inline float exo_load1_bf16(__global const ushort *p, uint i) { return as_float((uint)p[i] << 16); }

@@ -1,0 +1,58 @@
+/* elementwise.cl — ADD, MUL, GLU, SOFTCAP and COPY: one work-item per element. */
+
+/* dst[i] = a[i] + b[i % b_count] (b repeats: same shape, or one row). */
+__kernel void exo_add(__global const float *a, uint a_off, __global const uchar *b, uint b_off, int b_type,
+                      uint b_count, __global float *dst, uint dst_off, uint count) {
+    uint i = get_global_id(0);
+    if (i >= count) return;
+    uint esz = b_type == EXO_F32 ? 4u : 2u;
+    dst[dst_off + i] = a[a_off + i] + exo_load(b + (size_t)b_off * esz, i % b_count, b_type);
+}
+
+__kernel void exo_mul(__global const float *a, uint a_off, __global const uchar *b, uint b_off, int b_type,
+                      uint b_count, __global float *dst, uint dst_off, uint count) {
+    uint i = get_global_id(0);
+    if (i >= count) return;
+    uint esz = b_type == EXO_F32 ? 4u : 2u;
+    dst[dst_off + i] = a[a_off + i] * exo_load(b + (size_t)b_off * esz, i % b_count, b_type);
+}
+
+/* dst = act(gate) * up; act 0 = SiLU, 1 = GELU (tanh approximation). */
+__kernel void exo_glu(__global const float *gate, uint gate_off, __global const float *up, uint up_off,
+                      __global float *dst, uint dst_off, uint count, int act) {
+    uint i = get_global_id(0);
+    if (i >= count) return;
+    float g = gate[gate_off + i], a;
+    if (act == 1) {
+        const float sqrt_2_over_pi = 0.79788456080286535588f;
+        a = 0.5f * g * (1.0f + tanh(sqrt_2_over_pi * (g + 0.044715f * g * g * g)));
+    } else {
+        a = g / (1.0f + exp(-g));
+    }
+    dst[dst_off + i] = a * up[up_off + i];
+}
+
+__kernel void exo_softcap(__global const float *x, uint x_off, __global float *dst, uint dst_off, uint count,
+                          float cap) {
+    uint i = get_global_id(0);
+    if (i >= count) return;
+    dst[dst_off + i] = cap * tanh(x[x_off + i] / cap);
+}
+
+/* Same-dtype copies move 32-bit or 16-bit words; converting copies widen f16/bf16 to f32. */
+__kernel void exo_copy_u32(__global const uint *src, uint src_off, __global uint *dst, uint dst_off, uint count) {
+    uint i = get_global_id(0);
+    if (i < count) dst[dst_off + i] = src[src_off + i];
+}
+
+__kernel void exo_copy_u16(__global const ushort *src, uint src_off, __global ushort *dst, uint dst_off,
+                           uint count) {
+    uint i = get_global_id(0);
+    if (i < count) dst[dst_off + i] = src[src_off + i];
+}
+
+__kernel void exo_copy_to_f32(__global const uchar *src, uint src_off, int src_type, __global float *dst,
+                              uint dst_off, uint count) {
+    uint i = get_global_id(0);
+    if (i < count) dst[dst_off + i] = exo_load(src + (size_t)src_off * 2u, i, src_type);
+}

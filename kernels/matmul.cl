@@ -1,0 +1,129 @@
+/* matmul.cl — MATMUL: dst[M,N] = x[M,K] @ W[N,K]^T (+ bias[N]), W in f32 / f16 / bf16, f32
+ * accumulation. Three shapes of kernel, each stamped out per weight type (suffix _f32/_f16/_bf16):
+ *
+ *  exo_matmul_vec_*     decode (M <= EXO_MV_MAX_M): one work-group of EXO_MV_WG items per weight
+ *                       row; each item strides over K with 4-wide loads, then a local-memory tree
+ *                       sums the partials. Weight rows are read once per row, whatever M is.
+ *  exo_matmul_vec_sg_*  the same with subgroup reductions (EXO_SUBGROUPS): a work-group of
+ *                       EXO_MV_WG items covers EXO_SG_ROWS rows, one subgroup per row at a time,
+ *                       no local memory and no barriers.
+ *  exo_matmul_tiled_*   prefill: 64x64 output blocks per 16x16 work-group (4x4 per item), K in
+ *                       steps of 16 through local memory, so each loaded weight serves 64 tokens. */
+#define EXO_MV_WG 64
+#define EXO_MV_MAX_M 4
+#define EXO_SG_ROWS 4
+#define EXO_GEMM_TS 16
+#define EXO_GEMM_BM 64
+#define EXO_GEMM_BK 16
+
+/* Accumulates x[mm, j..] . row[j..] for mm < m over this item's share of K (start, step). */
+#define EXO_ROW_DOT(SFX, wr, start, step)                                                          \
+    uint k4 = k & ~3u;                                                                             \
+    for (uint j = (start) * 4u; j < k4; j += (step) * 4u) {                                        \
+        float4 wv = exo_load4_##SFX(wr, j);                                                        \
+        for (uint mm = 0; mm < m; mm++) acc[mm] += dot(wv, vload4(0, x + x_off + (size_t)mm * k + j)); \
+    }                                                                                              \
+    for (uint j = k4 + (start); j < k; j += (step)) {                                              \
+        float wv = exo_load1_##SFX(wr, j);                                                         \
+        for (uint mm = 0; mm < m; mm++) acc[mm] += wv * x[x_off + (size_t)mm * k + j];             \
+    }
+
+#define EXO_DEFINE_MATVEC(SFX, WT)                                                                 \
+    __kernel void exo_matmul_vec_##SFX(__global const float *x, uint x_off, __global const WT *w,  \
+                                       uint w_off, __global const float *bias, uint bias_off,      \
+                                       int has_bias, __global float *dst, uint dst_off, uint m,    \
+                                       uint k, uint n) {                                           \
+        __local float partial[EXO_MV_MAX_M * EXO_MV_WG];                                           \
+        uint row = get_group_id(0), lid = get_local_id(0);                                         \
+        float acc[EXO_MV_MAX_M] = {0.0f, 0.0f, 0.0f, 0.0f};                                        \
+        if (row < n) {                                                                             \
+            __global const WT *wr = w + w_off + (size_t)row * k;                                   \
+            EXO_ROW_DOT(SFX, wr, lid, EXO_MV_WG)                                                   \
+        }                                                                                          \
+        for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) partial[mm * EXO_MV_WG + lid] = acc[mm];        \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        for (uint s = EXO_MV_WG / 2; s > 0; s >>= 1) {                                             \
+            if (lid < s)                                                                           \
+                for (uint mm = 0; mm < EXO_MV_MAX_M; mm++)                                         \
+                    partial[mm * EXO_MV_WG + lid] += partial[mm * EXO_MV_WG + lid + s];            \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+        }                                                                                          \
+        if (lid == 0 && row < n) {                                                                 \
+            float b = has_bias ? bias[bias_off + row] : 0.0f;                                      \
+            for (uint mm = 0; mm < m; mm++) dst[dst_off + (size_t)mm * n + row] = partial[mm * EXO_MV_WG] + b; \
+        }                                                                                          \
+    }
+
+#define EXO_DEFINE_TILED(SFX, WT)                                                                  \
+    __kernel void exo_matmul_tiled_##SFX(__global const float *x, uint x_off, __global const WT *w, \
+                                         uint w_off, __global const float *bias, uint bias_off,    \
+                                         int has_bias, __global float *dst, uint dst_off, uint m,  \
+                                         uint k, uint n) {                                         \
+        __local float xs[EXO_GEMM_BK][EXO_GEMM_BM + 1];                                            \
+        __local float ws[EXO_GEMM_BK][EXO_GEMM_BM + 1];                                            \
+        uint tx = get_local_id(0), ty = get_local_id(1), tid = ty * EXO_GEMM_TS + tx;              \
+        uint n0 = get_group_id(0) * EXO_GEMM_BM, m0 = get_group_id(1) * EXO_GEMM_BM;               \
+        float acc[4][4];                                                                           \
+        for (uint i = 0; i < 4; i++)                                                               \
+            for (uint jj = 0; jj < 4; jj++) acc[i][jj] = 0.0f;                                     \
+        for (uint k0 = 0; k0 < k; k0 += EXO_GEMM_BK) {                                             \
+            for (uint l = 0; l < 4; l++) {                                                         \
+                uint e = tid + l * 256u, r = e / EXO_GEMM_BK, c = e % EXO_GEMM_BK;                 \
+                uint gk = k0 + c, gm = m0 + r, gn = n0 + r;                                        \
+                xs[c][r] = gm < m && gk < k ? x[x_off + (size_t)gm * k + gk] : 0.0f;               \
+                ws[c][r] = gn < n && gk < k ? exo_load1_##SFX(w, w_off + (uint)((size_t)gn * k + gk)) : 0.0f; \
+            }                                                                                      \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+            for (uint kk = 0; kk < EXO_GEMM_BK; kk++) {                                            \
+                float a[4], b[4];                                                                  \
+                for (uint i = 0; i < 4; i++) a[i] = xs[kk][ty + EXO_GEMM_TS * i];                  \
+                for (uint jj = 0; jj < 4; jj++) b[jj] = ws[kk][tx + EXO_GEMM_TS * jj];             \
+                for (uint i = 0; i < 4; i++)                                                       \
+                    for (uint jj = 0; jj < 4; jj++) acc[i][jj] = fma(a[i], b[jj], acc[i][jj]);     \
+            }                                                                                      \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+        }                                                                                          \
+        for (uint i = 0; i < 4; i++)                                                               \
+            for (uint jj = 0; jj < 4; jj++) {                                                      \
+                uint gm = m0 + ty + EXO_GEMM_TS * i, gn = n0 + tx + EXO_GEMM_TS * jj;              \
+                if (gm < m && gn < n)                                                              \
+                    dst[dst_off + (size_t)gm * n + gn] = acc[i][jj] + (has_bias ? bias[bias_off + gn] : 0.0f); \
+            }                                                                                      \
+    }
+
+EXO_DEFINE_MATVEC(f32, float)
+EXO_DEFINE_MATVEC(f16, half)
+EXO_DEFINE_MATVEC(bf16, ushort)
+EXO_DEFINE_TILED(f32, float)
+EXO_DEFINE_TILED(f16, half)
+EXO_DEFINE_TILED(bf16, ushort)
+
+#ifdef EXO_SUBGROUPS
+#ifdef EXO_INTEL_SG16
+#define EXO_SG_ATTR __attribute__((intel_reqd_sub_group_size(16)))
+#else
+#define EXO_SG_ATTR
+#endif
+#define EXO_DEFINE_MATVEC_SG(SFX, WT)                                                              \
+    __kernel EXO_SG_ATTR void exo_matmul_vec_sg_##SFX(                                             \
+        __global const float *x, uint x_off, __global const WT *w, uint w_off,                    \
+        __global const float *bias, uint bias_off, int has_bias, __global float *dst, uint dst_off, \
+        uint m, uint k, uint n) {                                                                  \
+        uint lane = get_sub_group_local_id(), lanes = get_sub_group_size();                        \
+        for (uint r = get_sub_group_id(); r < EXO_SG_ROWS; r += get_num_sub_groups()) {            \
+            uint row = get_group_id(0) * EXO_SG_ROWS + r;                                          \
+            if (row >= n) break;                                                                   \
+            float acc[EXO_MV_MAX_M] = {0.0f, 0.0f, 0.0f, 0.0f};                                    \
+            __global const WT *wr = w + w_off + (size_t)row * k;                                   \
+            EXO_ROW_DOT(SFX, wr, lane, lanes)                                                      \
+            float b = has_bias ? bias[bias_off + row] : 0.0f;                                      \
+            for (uint mm = 0; mm < m; mm++) {                                                      \
+                float s = sub_group_reduce_add(acc[mm]);                                           \
+                if (lane == 0) dst[dst_off + (size_t)mm * n + row] = s + b;                        \
+            }                                                                                      \
+        }                                                                                          \
+    }
+EXO_DEFINE_MATVEC_SG(f32, float)
+EXO_DEFINE_MATVEC_SG(f16, half)
+EXO_DEFINE_MATVEC_SG(bf16, ushort)
+#endif

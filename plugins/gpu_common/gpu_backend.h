@@ -1,0 +1,81 @@
+/* gpu_backend.h — what a GPU plugin (OpenCL, Level Zero) gives the shared graph executor.
+ *
+ * The executor (gpu_graph.h) knows the graph IR and the kernels in kernels/ (OpenCL C): it validates
+ * graphs, plans intermediates into one scratch allocation, and turns every node into kernel
+ * launches (name, arguments, global and local sizes). The backend knows the vendor API: memory,
+ * kernel objects and the queue. Only abi/exo_plugin.h and this header cross between them.
+ *
+ * Kernel argument convention (kernels/common.cl): a GPU_ARG_MEM argument is passed to the
+ * kernel as TWO parameters, the buffer and a uint element offset (offset_bytes / element size
+ * of the kernel's pointer type, computed by the executor), so backends need no sub-buffers. */
+#ifndef EXO_GPU_BACKEND_H
+#define EXO_GPU_BACKEND_H
+
+#include "exo_plugin.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A backend's memory object (cl_mem wrapper, USM allocation); opaque to the executor. */
+typedef struct gpu_mem gpu_mem;
+
+typedef enum gpu_arg_kind {
+    GPU_ARG_MEM = 0, /* two kernel parameters: mem, uint element offset */
+    GPU_ARG_U32 = 1,
+    GPU_ARG_I32 = 2,
+    GPU_ARG_F32 = 3,
+} gpu_arg_kind;
+
+typedef struct gpu_arg {
+    gpu_arg_kind kind;
+    union {
+        struct {
+            gpu_mem *mem;
+            uint32_t offset; /* in elements of the kernel parameter's type */
+        } mem;
+        uint32_t u32;
+        int32_t i32;
+        float f32;
+    } v;
+} gpu_arg;
+
+#define GPU_MAX_ARGS 20
+
+typedef struct gpu_launch {
+    const char *kernel; /* kernel function name, e.g. "exo_matmul_vec_f16" */
+    uint32_t n_args;
+    gpu_arg args[GPU_MAX_ARGS];
+    uint32_t dims;      /* 1..3 */
+    size_t global[3];   /* total work-items per dimension (a multiple of local) */
+    size_t local[3];    /* work-group size; the executor always sets it */
+} gpu_launch;
+
+/* What the executor may use on this device, chosen by the backend from its extensions; the
+ * backend also builds the kernels with the matching -D switches (kernels/common.cl). */
+typedef struct gpu_features {
+    int subgroups;          /* EXO_SUBGROUPS kernels exist (exo_matmul_vec_sg_*) */
+    uint32_t max_work_group; /* CL_DEVICE_MAX_WORK_GROUP_SIZE or equivalent */
+    uint64_t max_alloc;     /* largest single allocation, bytes (0: unknown) */
+} gpu_features;
+
+typedef struct gpu_backend {
+    const char *name;        /* "opencl", "level_zero": prefixes every message */
+    const exo_host_api *host;
+    void *ctx;               /* passed back to every call below */
+    gpu_features features;
+    /* Device memory for the executor's scratch. */
+    exo_status (*mem_alloc)(void *ctx, uint64_t size, gpu_mem **out);
+    void (*mem_free)(void *ctx, gpu_mem *mem);
+    /* The memory behind a buffer the plugin handed out through buffer_alloc, and its size. NULL
+     * when `buf` is not one of this backend's buffers. */
+    gpu_mem *(*buffer_mem)(void *ctx, exo_buffer *buf, uint64_t *size);
+    /* Blocking read (the executor reads index inputs — token ids, positions — to range-check
+     * them before any kernel uses them). Must see every launch enqueued before it. */
+    exo_status (*mem_read)(void *ctx, gpu_mem *mem, uint64_t offset, void *dst, uint64_t size);
+    /* Enqueues one kernel, in order after every earlier launch. */
+    exo_status (*launch)(void *ctx, const gpu_launch *launch);
+    /* Waits until every enqueued launch has finished (end of graph_execute). */
+    exo_status (*finish)(void *ctx);
+} gpu_backend;
+
+#endif

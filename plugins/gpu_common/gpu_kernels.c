@@ -1,0 +1,239 @@
+/* gpu_kernels.c — node -> launches (see gpu_kernels.h). Argument lists follow the kernels'
+ * parameter lists in kernels/ one for one; a MEM argument stands for (pointer, element
+ * offset), the offset in units of the tensor's dtype. */
+#include "gpu_kernels.h"
+
+#include "gpu_check.h"
+
+#include <stdio.h>
+
+typedef struct builder {
+    const gpu_exec_view *v;
+    gpu_launch l;
+} builder;
+
+static void start(builder *b, const gpu_exec_view *v, const char *kernel) {
+    b->v = v;
+    b->l.kernel = kernel;
+    b->l.n_args = 0;
+    b->l.dims = 1;
+    for (int d = 0; d < 3; d++) b->l.global[d] = b->l.local[d] = 1;
+}
+
+static void arg_tensor(builder *b, uint32_t tensor) {
+    const exo_tensor *t = &b->v->tensors[tensor];
+    uint32_t esz = gpu_dtype_size(t->dtype);
+    gpu_arg *a = &b->l.args[b->l.n_args++];
+    a->kind = GPU_ARG_MEM;
+    a->v.mem.mem = b->v->mem[tensor];
+    a->v.mem.offset = (uint32_t)(b->v->offset[tensor] / (esz ? esz : 1));
+}
+static void arg_u32(builder *b, uint64_t x) {
+    gpu_arg *a = &b->l.args[b->l.n_args++];
+    a->kind = GPU_ARG_U32;
+    a->v.u32 = (uint32_t)x;
+}
+static void arg_i32(builder *b, int64_t x) {
+    gpu_arg *a = &b->l.args[b->l.n_args++];
+    a->kind = GPU_ARG_I32;
+    a->v.i32 = (int32_t)x;
+}
+static void arg_f32(builder *b, float x) {
+    gpu_arg *a = &b->l.args[b->l.n_args++];
+    a->kind = GPU_ARG_F32;
+    a->v.f32 = x;
+}
+
+static size_t round_up(uint64_t n, size_t m) { return (size_t)((n + m - 1) / m * m); }
+
+/* Sizes: `count` items per dimension, work-groups of `local`. */
+static exo_status go(builder *b, uint32_t dims, const uint64_t count[3], const size_t local[3]) {
+    b->l.dims = dims;
+    for (uint32_t d = 0; d < dims; d++) {
+        b->l.local[d] = local[d];
+        b->l.global[d] = round_up(count[d] ? count[d] : 1, local[d]);
+    }
+    return b->v->be->launch(b->v->be->ctx, &b->l);
+}
+
+static exo_status go_1d(builder *b, uint64_t count) {
+    return go(b, 1, (uint64_t[3]){count, 1, 1}, (size_t[3]){256, 1, 1});
+}
+
+static int64_t count_of(const gpu_exec_view *v, uint32_t tensor, int64_t ne[EXO_MAX_DIMS]) {
+    int64_t tmp[EXO_MAX_DIMS];
+    return gpu_resolve_shape(&v->tensors[tensor], v->n_tokens, ne ? ne : tmp);
+}
+static int64_t outer_dim(const gpu_exec_view *v, uint32_t tensor) {
+    int64_t ne[EXO_MAX_DIMS];
+    count_of(v, tensor, ne);
+    return ne[v->tensors[tensor].n_dims - 1];
+}
+static const char *dtype_suffix(exo_dtype t) { return t == EXO_DTYPE_F16 ? "f16" : t == EXO_DTYPE_BF16 ? "bf16" : "f32"; }
+
+/* x [M,K] @ W[N,K]^T: matrix-vector kernels for decode-sized M (in chunks of GPU_MATVEC_MAX_TOKENS
+ * rows of x), the tiled kernel otherwise. */
+static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
+    int64_t wne[EXO_MAX_DIMS];
+    int64_t w_count = count_of(v, nd->src[1], wne), k = wne[0], n = w_count / k;
+    int64_t m = count_of(v, nd->src[0], NULL) / k;
+    exo_dtype wt = v->tensors[nd->src[1]].dtype;
+    uint32_t bias = nd->n_src == 3 ? nd->src[2] : nd->dst;
+    char name[48];
+    builder b;
+    if (m > GPU_MATVEC_MAX_TOKENS) {
+        snprintf(name, sizeof name, "exo_matmul_tiled_%s", dtype_suffix(wt));
+        start(&b, v, name);
+        arg_tensor(&b, nd->src[0]);
+        arg_tensor(&b, nd->src[1]);
+        arg_tensor(&b, bias);
+        arg_i32(&b, nd->n_src == 3);
+        arg_tensor(&b, nd->dst);
+        arg_u32(&b, (uint64_t)m);
+        arg_u32(&b, (uint64_t)k);
+        arg_u32(&b, (uint64_t)n);
+        /* 64x64 outputs per 16x16 work-group. */
+        return go(&b, 2, (uint64_t[3]){(uint64_t)(n + 63) / 64 * 16, (uint64_t)(m + 63) / 64 * 16, 1},
+                  (size_t[3]){16, 16, 1});
+    }
+    int sg = v->be->features.subgroups;
+    snprintf(name, sizeof name, sg ? "exo_matmul_vec_sg_%s" : "exo_matmul_vec_%s", dtype_suffix(wt));
+    start(&b, v, name);
+    arg_tensor(&b, nd->src[0]);
+    arg_tensor(&b, nd->src[1]);
+    arg_tensor(&b, bias);
+    arg_i32(&b, nd->n_src == 3);
+    arg_tensor(&b, nd->dst);
+    arg_u32(&b, (uint64_t)m);
+    arg_u32(&b, (uint64_t)k);
+    arg_u32(&b, (uint64_t)n);
+    /* 64 items per work-group: one weight row per group, or 4 rows (EXO_SG_ROWS) with subgroups. */
+    uint64_t groups = sg ? (uint64_t)(n + 3) / 4 : (uint64_t)n;
+    return go(&b, 1, (uint64_t[3]){groups * 64, 1, 1}, (size_t[3]){64, 1, 1});
+}
+
+static exo_status enqueue_binary(const gpu_exec_view *v, const exo_node *nd, const char *kernel) {
+    builder b;
+    start(&b, v, kernel);
+    int64_t count = count_of(v, nd->src[0], NULL);
+    arg_tensor(&b, nd->src[0]);
+    arg_tensor(&b, nd->src[1]);
+    arg_i32(&b, v->tensors[nd->src[1]].dtype);
+    arg_u32(&b, (uint64_t)count_of(v, nd->src[1], NULL));
+    arg_tensor(&b, nd->dst);
+    arg_u32(&b, (uint64_t)count);
+    return go_1d(&b, (uint64_t)count);
+}
+
+exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t index) {
+    builder b;
+    int64_t ne[EXO_MAX_DIMS];
+    uint64_t T = v->n_tokens;
+    switch (nd->op) {
+    case EXO_OP_GET_ROWS: {
+        int64_t count = count_of(v, nd->src[0], ne), tokens = count_of(v, nd->src[1], NULL);
+        start(&b, v, "exo_get_rows");
+        arg_tensor(&b, nd->src[0]);
+        arg_i32(&b, v->tensors[nd->src[0]].dtype);
+        arg_u32(&b, (uint64_t)(count / ne[0]));
+        arg_tensor(&b, nd->src[1]);
+        arg_tensor(&b, nd->dst);
+        arg_u32(&b, (uint64_t)ne[0]);
+        arg_f32(&b, nd->f[0]);
+        return go(&b, 2, (uint64_t[3]){(uint64_t)ne[0], (uint64_t)tokens, 1}, (size_t[3]){64, 1, 1});
+    }
+    case EXO_OP_RMS_NORM: {
+        int64_t count = count_of(v, nd->src[0], ne);
+        /* A power-of-two group no wider than the row (small rows: q/k norm over head_dim). */
+        size_t local = 256;
+        while (local > 32 && (int64_t)local / 2 >= ne[0]) local /= 2;
+        start(&b, v, "exo_rms_norm");
+        arg_tensor(&b, nd->src[0]);
+        arg_tensor(&b, nd->src[1]);
+        arg_i32(&b, v->tensors[nd->src[1]].dtype);
+        arg_tensor(&b, nd->dst);
+        arg_u32(&b, (uint64_t)ne[0]);
+        arg_f32(&b, nd->f[0]);
+        arg_i32(&b, nd->i[0]);
+        return go(&b, 1, (uint64_t[3]){(uint64_t)(count / ne[0]) * local, 1, 1}, (size_t[3]){local, 1, 1});
+    }
+    case EXO_OP_MATMUL: return enqueue_matmul(v, nd);
+    case EXO_OP_ADD: return enqueue_binary(v, nd, "exo_add");
+    case EXO_OP_MUL: return enqueue_binary(v, nd, "exo_mul");
+    case EXO_OP_GLU: {
+        int64_t count = count_of(v, nd->src[0], NULL);
+        start(&b, v, "exo_glu");
+        arg_tensor(&b, nd->src[0]);
+        arg_tensor(&b, nd->src[1]);
+        arg_tensor(&b, nd->dst);
+        arg_u32(&b, (uint64_t)count);
+        arg_i32(&b, nd->i[0]);
+        return go_1d(&b, (uint64_t)count);
+    }
+    case EXO_OP_ROPE: {
+        int64_t count = count_of(v, nd->src[0], ne), tokens = count_of(v, nd->src[1], NULL);
+        int64_t heads = count / (ne[0] * tokens);
+        start(&b, v, "exo_rope");
+        arg_tensor(&b, nd->src[0]);
+        arg_tensor(&b, nd->src[1]);
+        arg_tensor(&b, nd->src[2]);
+        arg_tensor(&b, nd->dst);
+        arg_u32(&b, (uint64_t)ne[0]);
+        arg_u32(&b, (uint64_t)heads);
+        arg_i32(&b, nd->i[1]);
+        arg_i32(&b, nd->i[0]);
+        arg_f32(&b, nd->f[0]);
+        return go(&b, 3, (uint64_t[3]){(uint64_t)ne[0], (uint64_t)heads, (uint64_t)tokens}, (size_t[3]){32, 1, 1});
+    }
+    case EXO_OP_KV_WRITE: {
+        int64_t tokens = count_of(v, nd->src[1], NULL), row = count_of(v, nd->src[0], NULL) / tokens;
+        start(&b, v, "exo_kv_write");
+        arg_tensor(&b, nd->src[0]);
+        arg_tensor(&b, nd->src[1]);
+        arg_tensor(&b, nd->dst);
+        arg_u32(&b, (uint64_t)row);
+        arg_u32(&b, (uint64_t)outer_dim(v, nd->dst));
+        return go(&b, 2, (uint64_t[3]){(uint64_t)row, (uint64_t)tokens, 1}, (size_t[3]){64, 1, 1});
+    }
+    case EXO_OP_ATTENTION: {
+        int64_t tokens = count_of(v, nd->src[3], NULL);
+        start(&b, v, "exo_attention");
+        for (uint32_t s = 0; s < 4; s++) arg_tensor(&b, nd->src[s]);
+        arg_tensor(&b, nd->dst);
+        for (int p = 0; p < 4; p++) arg_i32(&b, nd->i[p]);
+        arg_f32(&b, nd->f[0]);
+        arg_f32(&b, nd->f[1]);
+        arg_i32(&b, outer_dim(v, nd->src[1]));
+        /* One work-group of 64 items per (head, token); head_dim <= 512 keeps 8 dims per item. */
+        return go(&b, 2, (uint64_t[3]){(uint64_t)nd->i[0] * 64, (uint64_t)tokens, 1}, (size_t[3]){64, 1, 1});
+    }
+    case EXO_OP_SOFTCAP: {
+        int64_t count = count_of(v, nd->src[0], NULL);
+        start(&b, v, "exo_softcap");
+        arg_tensor(&b, nd->src[0]);
+        arg_tensor(&b, nd->dst);
+        arg_u32(&b, (uint64_t)count);
+        arg_f32(&b, nd->f[0]);
+        return go_1d(&b, (uint64_t)count);
+    }
+    case EXO_OP_COPY: {
+        const exo_tensor *s = &v->tensors[nd->src[0]], *d = &v->tensors[nd->dst];
+        int64_t count = count_of(v, nd->src[0], NULL);
+        if (s->dtype != d->dtype) {
+            start(&b, v, "exo_copy_to_f32");
+            arg_tensor(&b, nd->src[0]);
+            arg_i32(&b, s->dtype);
+        } else {
+            start(&b, v, gpu_dtype_size(s->dtype) == 4 ? "exo_copy_u32" : "exo_copy_u16");
+            arg_tensor(&b, nd->src[0]);
+        }
+        arg_tensor(&b, nd->dst);
+        arg_u32(&b, (uint64_t)count);
+        return go_1d(&b, (uint64_t)count);
+    }
+    default:
+        break;
+    }
+    (void)T;
+    return gpu_fail(v->be, EXO_ERR_INTERNAL, "graph_execute: node %u has op %d, which has no kernel", index, (int)nd->op);
+}

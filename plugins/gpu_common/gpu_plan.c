@@ -1,0 +1,70 @@
+/* Greedy first-fit placement of intermediates by lifetime (see gpu_plan.h): the classic
+ * interval-coloring heuristic of ggml's gallocr and TFLite's arena planner (as in cpu_amx). */
+#include "gpu_plan.h"
+
+#include "gpu_check.h"
+
+#include <stdlib.h>
+
+typedef struct lifetime {
+    uint32_t tensor;
+    uint32_t first, last; /* node indices, inclusive */
+    uint64_t size, offset;
+} lifetime;
+
+typedef struct span {
+    uint64_t begin, end;
+} span;
+
+static int compare_spans(const void *a, const void *b) {
+    const span *x = a, *y = b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+exo_status gpu_plan_scratch(const gpu_backend *be, const exo_graph *g, uint64_t *offsets, uint64_t *total) {
+    *total = 0;
+    uint32_t *slot = malloc(sizeof *slot * g->n_tensors);
+    lifetime *lives = malloc(sizeof *lives * (g->n_nodes ? g->n_nodes : 1));
+    span *busy = malloc(sizeof *busy * (g->n_nodes ? g->n_nodes : 1));
+    if (!slot || !lives || !busy) {
+        free(slot);
+        free(lives);
+        free(busy);
+        return gpu_fail(be, EXO_ERR_NO_MEMORY, "graph: out of memory while planning scratch");
+    }
+    for (uint32_t t = 0; t < g->n_tensors; t++) {
+        offsets[t] = GPU_NOT_PLANNED;
+        slot[t] = UINT32_MAX;
+    }
+    /* Each intermediate is written by exactly one node (checked), so nodes define lifetimes. */
+    uint32_t n_lives = 0;
+    for (uint32_t i = 0; i < g->n_nodes; i++) {
+        const exo_node *nd = &g->nodes[i];
+        for (uint32_t s = 0; s < nd->n_src; s++)
+            if (slot[nd->src[s]] != UINT32_MAX) lives[slot[nd->src[s]]].last = i;
+        const exo_tensor *d = &g->tensors[nd->dst];
+        if (d->flags == 0) {
+            slot[d->id] = n_lives;
+            lives[n_lives++] = (lifetime){d->id, i, i, (gpu_tensor_bytes(d, g->max_tokens) + GPU_ALIGN - 1) / GPU_ALIGN * GPU_ALIGN, 0};
+        }
+    }
+    for (uint32_t a = 0; a < n_lives; a++) {
+        uint32_t n_busy = 0;
+        for (uint32_t b = 0; b < a; b++)
+            if (lives[b].first <= lives[a].last && lives[a].first <= lives[b].last)
+                busy[n_busy++] = (span){lives[b].offset, lives[b].offset + lives[b].size};
+        qsort(busy, n_busy, sizeof *busy, compare_spans);
+        uint64_t offset = 0;
+        for (uint32_t k = 0; k < n_busy; k++) {
+            if (busy[k].begin >= offset + lives[a].size) break;
+            if (busy[k].end > offset) offset = busy[k].end;
+        }
+        lives[a].offset = offset;
+        offsets[lives[a].tensor] = offset;
+        if (offset + lives[a].size > *total) *total = offset + lives[a].size;
+    }
+    free(slot);
+    free(lives);
+    free(busy);
+    return EXO_OK;
+}

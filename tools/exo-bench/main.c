@@ -1,0 +1,377 @@
+/* exo-bench: prefill and decode speed of a model on one device, against the machine's limits.
+ *
+ *   exo-bench --model DIR [--device D] [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json] [--no-stream]
+ *
+ * Like llama-bench: a prompt of p tokens in one forward step (prefill), then n single-token steps
+ * (decode), repeated r times after a warmup; mean +- sample sd over the repetitions. Decode is
+ * bound by memory bandwidth, so it also reports the bytes of weights read per token, the GB/s that
+ * makes, and (unless --no-stream) the machine's own read bandwidth measured in the same run with
+ * the same thread count: decode GB/s as a fraction of it is how close to the hardware limit we are.
+ * --json: the last line of stdout is one JSON object with every figure. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "exo.h"
+#include "model_cost.h"
+#include "read_bandwidth.h"
+#include "summary.h"
+
+#define STREAM_BYTES ((size_t)1 << 30)
+#define STREAM_PASSES 6
+#define WARMUP_DECODE_STEPS 4
+
+typedef struct bench_options {
+    const char *model_dir, *device;
+    uint32_t n_prompt, n_gen, threads, reps;
+    int json, no_stream;
+} bench_options;
+
+typedef struct bench_results {
+    double load_s;
+    summary prefill_tps, decode_tps, ttft_ms, step_ms;
+    uint64_t peak_rss_bytes;
+    read_bandwidth stream;
+    int have_stream;
+} bench_results;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: exo-bench --model DIR [options]\n"
+            "  --model DIR        Hugging Face model directory\n"
+            "  --device D         plugin[:index] (default: the best device; see exo-probe)\n"
+            "  -p N               prompt tokens, run as one prefill step (default 512)\n"
+            "  -n N               tokens decoded one at a time after the prefill (default 128)\n"
+            "  -t N               CPU threads (default: all cores)\n"
+            "  -r N               repetitions after one warmup (default 3)\n"
+            "  --json             last line of stdout: one JSON object with every figure\n"
+            "  --no-stream        skip the read-bandwidth measurement (1 GiB, a second or two)\n");
+}
+
+static int parse_count(const char *flag, const char *text, uint32_t lo, uint32_t hi, uint32_t *out) {
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno || end == text || *end || text[0] == '-' || v < lo || v > hi) {
+        fprintf(stderr, "exo-bench: %s expects an integer in [%u, %u], got '%s'\n", flag, lo, hi, text);
+        return 0;
+    }
+    *out = (uint32_t)v;
+    return 1;
+}
+
+static int parse_args(int argc, char **argv, bench_options *o) {
+    memset(o, 0, sizeof *o);
+    o->n_prompt = 512;
+    o->n_gen = 128;
+    o->reps = 3;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(a, "--json") == 0) {
+            o->json = 1;
+            continue;
+        } else if (strcmp(a, "--no-stream") == 0) {
+            o->no_stream = 1;
+            continue;
+        }
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            fprintf(stderr, "exo-bench: %s needs a value (or is unknown)\n", a);
+            return 0;
+        }
+        i++;
+        if (strcmp(a, "--model") == 0 || strcmp(a, "-m") == 0) o->model_dir = v;
+        else if (strcmp(a, "--device") == 0) o->device = v;
+        else if (strcmp(a, "-p") == 0) { if (!parse_count(a, v, 1, 1u << 20, &o->n_prompt)) return 0; }
+        else if (strcmp(a, "-n") == 0) { if (!parse_count(a, v, 1, 1u << 20, &o->n_gen)) return 0; }
+        else if (strcmp(a, "-t") == 0) { if (!parse_count(a, v, 1, 4096, &o->threads)) return 0; }
+        else if (strcmp(a, "-r") == 0) { if (!parse_count(a, v, 1, 1000, &o->reps)) return 0; }
+        else {
+            fprintf(stderr, "exo-bench: unknown option '%s'\n", a);
+            return 0;
+        }
+    }
+    if (!o->model_dir) {
+        fprintf(stderr, "exo-bench: --model DIR is required\n");
+        return 0;
+    }
+    return 1;
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static int fail(const char *what, exo_status st, const char *detail) {
+    fprintf(stderr, "exo-bench: %s: %s: %s\n", what, exo_status_name(st),
+            detail && *detail ? detail : exo_last_error());
+    return 1;
+}
+
+static int32_t argmax(const float *v, uint32_t n) {
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return (int32_t)best;
+}
+
+static const char *dtype_name(exo_dtype d) {
+    switch (d) {
+    case EXO_DTYPE_F32: return "f32";
+    case EXO_DTYPE_F16: return "f16";
+    case EXO_DTYPE_BF16: return "bf16";
+    case EXO_DTYPE_Q8_0: return "q8_0";
+    default: return "?";
+    }
+}
+
+/* The benchmark's state: everything one repetition needs. */
+typedef struct bench {
+    const bench_options *o;
+    exo_session *session;
+    int32_t *prompt;
+    float *logits;
+    uint32_t vocab;
+    double *step_s; /* every decode step of every repetition */
+    size_t n_steps;
+} bench;
+
+/* One prefill of the prompt, then n_decode greedy single-token steps. Times go to the out-params
+ * (any may be NULL); step times are appended to b->step_s when record is set. */
+static int run_once(bench *b, uint32_t n_decode, int record, double *prefill_s, double *ttft_s, double *decode_s) {
+    exo_status st = exo_session_reset(b->session);
+    if (st != EXO_OK) return fail("session reset", st, exo_session_last_error(b->session));
+    double t0 = now_s();
+    st = exo_session_forward_tokens(b->session, b->prompt, b->o->n_prompt, EXO_FORWARD_LAST_ONLY, b->logits,
+                                    b->vocab);
+    if (st != EXO_OK) return fail("prefill", st, exo_session_last_error(b->session));
+    double t1 = now_s();
+    int32_t token = argmax(b->logits, b->vocab);
+    double t2 = now_s();
+    double decode = 0;
+    for (uint32_t i = 0; i < n_decode; i++) {
+        double s0 = now_s();
+        st = exo_session_forward_tokens(b->session, &token, 1, 0, b->logits, b->vocab);
+        if (st != EXO_OK) return fail("decode step", st, exo_session_last_error(b->session));
+        token = argmax(b->logits, b->vocab);
+        double dt = now_s() - s0;
+        decode += dt;
+        if (record) b->step_s[b->n_steps++] = dt;
+    }
+    if (prefill_s) *prefill_s = t1 - t0;
+    if (ttft_s) *ttft_s = t2 - t0;
+    if (decode_s) *decode_s = decode;
+    return 0;
+}
+
+static uint64_t peak_rss_bytes(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (uint64_t)ru.ru_maxrss * 1024; /* Linux reports kB */
+}
+
+static void add(cJSON *o, const char *k, double v) { cJSON_AddNumberToObject(o, k, v); }
+
+static void report(const bench_options *o, const exo_model_info *mi, const exo_shard_info *si, const model_cost *c,
+                   const bench_results *r, uint32_t threads) {
+    double mean_ctx = o->n_prompt + (o->n_gen + 1) / 2.0; /* positions attended, averaged over the steps */
+    double kv_bytes = c->kv_bytes_per_position * mean_ctx;
+    double bytes = c->decode_weight_bytes + kv_bytes;
+    double tps = r->decode_tps.mean;
+    double gbps = bytes * tps / 1e9, weight_gbps = c->decode_weight_bytes * tps / 1e9;
+    double prefill_gflops = c->layer_flops_per_token * r->prefill_tps.mean / 1e9;
+    double stream = r->have_stream ? r->stream.best_gbps : 0;
+    double fraction = stream > 0 ? gbps / stream : 0;
+    double ceiling = stream > 0 ? stream * 1e9 / bytes : 0;
+
+    FILE *f = o->json ? stderr : stdout;
+    fprintf(f, "model:   %s (%s, %u layers, hidden %u, %s, %.3f B parameters)\n", mi->path, mi->architecture,
+            mi->n_layers, mi->hidden_size, dtype_name(mi->dtype), c->total_params / 1e9);
+    fprintf(f, "device:  %s '%s', %u threads; %.1f MB of weights on the device; load %.2f s\n", si->plugin,
+            si->device_name, threads, si->weight_bytes / 1e6, r->load_s);
+    fprintf(f, "prefill: pp%u %.2f +- %.2f tok/s, time to first token %.1f +- %.1f ms, %.1f GFLOP/s in the layer matrices\n",
+            o->n_prompt, r->prefill_tps.mean, r->prefill_tps.sd, r->ttft_ms.mean, r->ttft_ms.sd, prefill_gflops);
+    fprintf(f, "decode:  tg%u %.2f +- %.2f tok/s (per step: median %.2f ms, min %.2f, max %.2f)\n", o->n_gen, tps,
+            r->decode_tps.sd, r->step_ms.median, r->step_ms.min, r->step_ms.max);
+    fprintf(f, "bytes:   %.1f MB of weights + %.1f MB of KV (mean context %.0f) per token -> %.2f GB/s (weights alone %.2f)\n",
+            c->decode_weight_bytes / 1e6, kv_bytes / 1e6, mean_ctx, gbps, weight_gbps);
+    if (r->have_stream)
+        fprintf(f, "memory:  read bandwidth %.2f GB/s (%s, %u threads, %zu MiB, best of %d); decode at %.1f%% of it, "
+                   "ceiling %.2f tok/s\n",
+                stream, r->stream.kernel, r->stream.threads, r->stream.bytes >> 20, r->stream.passes, 100 * fraction,
+                ceiling);
+    fprintf(f, "peak RSS: %.1f MB (before the bandwidth buffer)\n", r->peak_rss_bytes / 1e6);
+    fflush(f);
+    if (!o->json) return;
+
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "model", mi->path);
+    cJSON_AddStringToObject(j, "architecture", mi->architecture);
+    cJSON_AddStringToObject(j, "dtype", dtype_name(mi->dtype));
+    cJSON_AddStringToObject(j, "device", si->plugin);
+    cJSON_AddStringToObject(j, "device_name", si->device_name);
+    add(j, "threads", threads);
+    add(j, "n_prompt", o->n_prompt);
+    add(j, "n_gen", o->n_gen);
+    add(j, "reps", o->reps);
+    add(j, "params", (double)c->total_params);
+    add(j, "load_s", r->load_s);
+    add(j, "prefill_tps", r->prefill_tps.mean);
+    add(j, "prefill_tps_sd", r->prefill_tps.sd);
+    add(j, "prefill_gflops", prefill_gflops);
+    add(j, "ttft_ms", r->ttft_ms.mean);
+    add(j, "ttft_ms_sd", r->ttft_ms.sd);
+    add(j, "decode_tps", tps);
+    add(j, "decode_tps_sd", r->decode_tps.sd);
+    add(j, "decode_step_ms_median", r->step_ms.median);
+    add(j, "decode_step_ms_min", r->step_ms.min);
+    add(j, "decode_step_ms_max", r->step_ms.max);
+    add(j, "decode_bytes_per_token", c->decode_weight_bytes);
+    add(j, "kv_bytes_per_token", kv_bytes);
+    add(j, "mean_context", mean_ctx);
+    add(j, "decode_gbps", gbps);
+    add(j, "decode_weight_gbps", weight_gbps);
+    add(j, "device_weight_bytes", (double)si->weight_bytes);
+    add(j, "peak_rss_bytes", (double)r->peak_rss_bytes);
+    if (r->have_stream) {
+        add(j, "stream_gbps", stream);
+        add(j, "decode_fraction_of_stream", fraction);
+        add(j, "decode_ceiling_tps", ceiling);
+    }
+    char *line = cJSON_PrintUnformatted(j);
+    if (line) puts(line);
+    free(line);
+    cJSON_Delete(j);
+}
+
+int main(int argc, char **argv) {
+    bench_options o;
+    if (!parse_args(argc, argv, &o)) {
+        usage(stderr);
+        return 2;
+    }
+    exo_runtime_options ro;
+    memset(&ro, 0, sizeof ro);
+    EXO_STRUCT_INIT(&ro);
+    ro.log_level = -1;
+    ro.n_threads = o.threads;
+    exo_runtime *rt = NULL;
+    exo_status st = exo_runtime_create(&ro, &rt);
+    if (st != EXO_OK) return fail("runtime", st, NULL);
+    uint32_t threads = o.threads;
+    if (!threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (uint32_t)n : 1;
+    }
+
+    bench_results r;
+    memset(&r, 0, sizeof r);
+    double t0 = now_s();
+    exo_model *model = NULL;
+    st = exo_model_open(rt, o.model_dir, &model);
+    if (st != EXO_OK) return fail(o.model_dir, st, NULL);
+    exo_model_info mi;
+    EXO_STRUCT_INIT(&mi);
+    st = exo_model_get_info(model, &mi);
+    if (st != EXO_OK) return fail(o.model_dir, st, exo_model_last_error(model));
+    model_cost cost;
+    char err[512];
+    if (model_cost_from_info(&mi, &cost, err, sizeof err)) {
+        fprintf(stderr, "exo-bench: %s\n", err);
+        return 1;
+    }
+    exo_shard_options so;
+    memset(&so, 0, sizeof so);
+    EXO_STRUCT_INIT(&so);
+    so.end_layer = mi.n_layers;
+    so.device = o.device;
+    so.max_tokens = o.n_prompt; /* the whole prompt in one step */
+    so.max_ctx = o.n_prompt + o.n_gen;
+    exo_shard *shard = NULL;
+    st = exo_shard_load(model, &so, &shard);
+    if (st != EXO_OK) return fail("loading the model", st, exo_model_last_error(model));
+    r.load_s = now_s() - t0;
+    exo_shard_info si;
+    EXO_STRUCT_INIT(&si);
+    exo_shard_get_info(shard, &si);
+
+    bench b = {.o = &o, .vocab = mi.vocab_size};
+    st = exo_session_create(shard, 0, &b.session);
+    if (st != EXO_OK) return fail("session", st, exo_shard_last_error(shard));
+    b.prompt = malloc(o.n_prompt * sizeof *b.prompt);
+    b.logits = malloc((size_t)mi.vocab_size * sizeof *b.logits);
+    b.step_s = malloc((size_t)o.reps * o.n_gen * sizeof *b.step_s);
+    double *prefill_tps = calloc(o.reps, sizeof(double)), *decode_tps = calloc(o.reps, sizeof(double));
+    double *ttft_ms = calloc(o.reps, sizeof(double));
+    if (!b.prompt || !b.logits || !b.step_s || !prefill_tps || !decode_tps || !ttft_ms)
+        return fail("setup", EXO_ERR_NO_MEMORY, "out of memory");
+    /* Token ids spread over the vocabulary (past the first few, which are often special); the
+     * values do not change the work done, only which embedding rows are read. */
+    uint32_t first = mi.vocab_size > 16 ? 16 : 0;
+    for (uint32_t i = 0; i < o.n_prompt; i++)
+        b.prompt[i] = (int32_t)(first + (uint32_t)(((uint64_t)i * 2654435761u) % (mi.vocab_size - first)));
+
+    /* Warmup: first-touch page faults, kernel builds and thread start-up stay out of the figures. */
+    st = exo_shard_warmup(shard);
+    if (st != EXO_OK) return fail("warmup", st, exo_shard_last_error(shard));
+    if (run_once(&b, o.n_gen < WARMUP_DECODE_STEPS ? o.n_gen : WARMUP_DECODE_STEPS, 0, NULL, NULL, NULL)) return 1;
+    for (uint32_t k = 0; k < o.reps; k++) {
+        double prefill_s, ttft_s, decode_s;
+        if (run_once(&b, o.n_gen, 1, &prefill_s, &ttft_s, &decode_s)) return 1;
+        prefill_tps[k] = o.n_prompt / prefill_s;
+        ttft_ms[k] = ttft_s * 1e3;
+        decode_tps[k] = o.n_gen / decode_s;
+        if (!o.json)
+            fprintf(stderr, "exo-bench: rep %u/%u: prefill %.2f tok/s, decode %.2f tok/s\n", k + 1, o.reps,
+                    prefill_tps[k], decode_tps[k]);
+    }
+    r.prefill_tps = summarize(prefill_tps, o.reps);
+    r.decode_tps = summarize(decode_tps, o.reps);
+    r.ttft_ms = summarize(ttft_ms, o.reps);
+    for (size_t i = 0; i < b.n_steps; i++) b.step_s[i] *= 1e3;
+    r.step_ms = summarize(b.step_s, b.n_steps);
+    r.peak_rss_bytes = peak_rss_bytes(); /* before the bandwidth buffer inflates it */
+
+    /* The runtime goes before the bandwidth sweep (its worker threads must not compete), and the
+     * info strings it owns go with it: keep copies for the report. */
+    char path[4096], arch[64], plugin[64], device_name[256];
+    snprintf(path, sizeof path, "%s", mi.path ? mi.path : o.model_dir);
+    snprintf(arch, sizeof arch, "%s", mi.architecture ? mi.architecture : "?");
+    snprintf(plugin, sizeof plugin, "%s", si.plugin ? si.plugin : "?");
+    snprintf(device_name, sizeof device_name, "%s", si.device_name ? si.device_name : "?");
+    mi.path = path;
+    mi.architecture = arch;
+    mi.eos_token_ids = NULL;
+    si.plugin = plugin;
+    si.device_name = device_name;
+
+    exo_session_free(b.session);
+    exo_shard_free(shard);
+    exo_model_close(model);
+    exo_runtime_destroy(rt);
+
+    if (!o.no_stream) {
+        if (read_bandwidth_measure(threads, STREAM_BYTES, STREAM_PASSES, &r.stream, err, sizeof err))
+            fprintf(stderr, "exo-bench: %s (continuing without it)\n", err);
+        else
+            r.have_stream = 1;
+    }
+    report(&o, &mi, &si, &cost, &r, threads);
+    free(b.prompt);
+    free(b.logits);
+    free(b.step_s);
+    free(prefill_tps);
+    free(decode_tps);
+    free(ttft_ms);
+    return 0;
+}

@@ -1,0 +1,170 @@
+/* exo-synth: writes a Hugging Face llama model directory with deterministic random weights.
+ *
+ *   exo-synth --preset NAME --out DIR [--dtype bf16|f16|f32] [--seed S] [--shard-gb G] [--quiet]
+ *
+ * The same preset, dtype and seed always give byte-identical files, so a benchmark model can be
+ * regenerated anywhere instead of being copied. The weights are random (std 0.02, norms near 1):
+ * good for measuring speed and memory, meaningless as text. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "synth.h"
+
+typedef struct synth_options {
+    const char *preset, *out;
+    synth_dtype dtype;
+    uint64_t seed;
+    double shard_gb;
+    bool quiet;
+} synth_options;
+
+static void usage(FILE *f) {
+    char names[256];
+    synth_preset_list(names, sizeof names);
+    fprintf(f,
+            "usage: exo-synth --preset NAME --out DIR [options]\n"
+            "  --preset NAME     model shape: %s\n"
+            "  --out DIR         output directory (created; existing model files are replaced)\n"
+            "  --dtype T         bf16 (default), f16 or f32\n"
+            "  --seed S          PRNG seed (default 0); same seed, same bytes\n"
+            "  --shard-gb G      split the weights into files of at most G GB (default 2)\n"
+            "  --quiet           no progress messages\n",
+            names);
+}
+
+static int parse_args(int argc, char **argv, synth_options *o) {
+    memset(o, 0, sizeof *o);
+    o->dtype = SYNTH_BF16;
+    o->shard_gb = 2.0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        if (strcmp(a, "--quiet") == 0) {
+            o->quiet = true;
+            continue;
+        }
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            fprintf(stderr, "exo-synth: %s needs a value (or is unknown)\n", a);
+            return 0;
+        }
+        i++;
+        char *end = NULL;
+        errno = 0;
+        if (strcmp(a, "--preset") == 0) {
+            o->preset = v;
+        } else if (strcmp(a, "--out") == 0) {
+            o->out = v;
+        } else if (strcmp(a, "--dtype") == 0) {
+            if (!synth_dtype_parse(v, &o->dtype)) {
+                fprintf(stderr, "exo-synth: --dtype expects bf16, f16 or f32, got '%s'\n", v);
+                return 0;
+            }
+        } else if (strcmp(a, "--seed") == 0) {
+            unsigned long long s = strtoull(v, &end, 0);
+            if (errno || end == v || *end || v[0] == '-') {
+                fprintf(stderr, "exo-synth: --seed expects a non-negative integer, got '%s'\n", v);
+                return 0;
+            }
+            o->seed = s;
+        } else if (strcmp(a, "--shard-gb") == 0) {
+            double g = strtod(v, &end);
+            if (errno || end == v || *end || !(g >= 0.001 && g <= 1e4)) {
+                fprintf(stderr, "exo-synth: --shard-gb expects a number in [0.001, 10000], got '%s'\n", v);
+                return 0;
+            }
+            o->shard_gb = g;
+        } else {
+            fprintf(stderr, "exo-synth: unknown option '%s'\n", a);
+            return 0;
+        }
+    }
+    if (!o->preset || !o->out) {
+        fprintf(stderr, "exo-synth: --preset and --out are required\n");
+        return 0;
+    }
+    return 1;
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path) {
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) {
+        fprintf(stderr, "exo-synth: output path '%s' is empty or too long\n", path);
+        return -1;
+    }
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+            fprintf(stderr, "exo-synth: %s: cannot create directory: %s\n", buf, strerror(errno));
+            return -1;
+        }
+        buf[i] = c;
+    }
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "exo-synth: %s: not a directory\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* A previous run may have written the other layout (one file vs. shards + index); loaders prefer
+ * the index, so a stale one would shadow the new weights. */
+static void remove_stale_layout(const char *dir) {
+    static const char *const names[] = {"model.safetensors", "model.safetensors.index.json"};
+    char path[4096];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+}
+
+static uint64_t parameter_count(const synth_preset *p) {
+    uint64_t h = p->hidden_size, q = (uint64_t)p->n_heads * p->head_dim, kv = (uint64_t)p->n_kv_heads * p->head_dim;
+    uint64_t layer = 2 * h * q + 2 * h * kv + 3 * h * p->intermediate_size + 2 * h;
+    uint64_t embed = (uint64_t)p->vocab_size * h;
+    return embed * (p->tie_word_embeddings ? 1 : 2) + p->n_layers * layer + h;
+}
+
+int main(int argc, char **argv) {
+    synth_options o;
+    if (!parse_args(argc, argv, &o)) {
+        usage(stderr);
+        return 2;
+    }
+    const synth_preset *p = synth_preset_find(o.preset);
+    if (!p) {
+        char names[256];
+        synth_preset_list(names, sizeof names);
+        fprintf(stderr, "exo-synth: unknown preset '%s' (known: %s)\n", o.preset, names);
+        return 2;
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (make_dirs(o.out)) return 1;
+    remove_stale_layout(o.out);
+    if (synth_write_config(o.out, p, o.dtype) || synth_write_tokenizer(o.out, p) ||
+        synth_write_weights(o.out, p, o.dtype, o.seed, (uint64_t)(o.shard_gb * 1e9), !o.quiet))
+        return 1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    uint64_t n = parameter_count(p);
+    if (!o.quiet)
+        fprintf(stderr, "exo-synth: %s (%s): %.3f B parameters, %.1f MB of %s weights, seed %llu, %.1f s -> %s\n",
+                p->name, p->description, n / 1e9, n * (double)synth_dtype_size(o.dtype) / 1e6,
+                synth_dtype_torch_name(o.dtype), (unsigned long long)o.seed, s, o.out);
+    return 0;
+}

@@ -1,0 +1,62 @@
+/* exo-synth: writes a Hugging Face llama model directory with deterministic random weights,
+ * for benchmarks at real model sizes without downloading checkpoints.
+ *
+ *   presets.c          the model shapes (llama-3.2-1b, small-110m, tiny)
+ *   random_fill.c      counter-based PRNG -> normal-ish values -> bf16/f16/f32 bytes
+ *   weights_writer.c   the tensor plan, safetensors files (sharded + index above 2 GB), streamed
+ *   config_writer.c    config.json and generation_config.json
+ *   tokenizer_writer.c a small byte-level BPE tokenizer.json (+ tokenizer_config.json)
+ */
+#ifndef EXO_SYNTH_H
+#define EXO_SYNTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The shape of a llama-family model, as config.json spells it. */
+typedef struct synth_preset {
+    const char *name;
+    const char *description;
+    uint32_t hidden_size, n_layers, n_heads, n_kv_heads, head_dim, intermediate_size, vocab_size;
+    uint32_t max_position_embeddings;
+    bool tie_word_embeddings;
+    double rms_norm_eps;
+    double rope_theta;
+    /* llama3 RoPE scaling; factor 0 means none. */
+    double rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    uint32_t rope_original_max_position;
+} synth_preset;
+
+const synth_preset *synth_preset_find(const char *name);
+/* Names of every preset, for usage messages, "a, b, c". */
+void synth_preset_list(char *out, size_t cap);
+
+typedef enum synth_dtype { SYNTH_BF16, SYNTH_F16, SYNTH_F32 } synth_dtype;
+
+bool synth_dtype_parse(const char *text, synth_dtype *out);
+uint32_t synth_dtype_size(synth_dtype dtype);
+const char *synth_dtype_safetensors_name(synth_dtype dtype); /* "BF16" */
+const char *synth_dtype_torch_name(synth_dtype dtype);       /* "bfloat16" */
+
+/* Fills out[0, count) with the values of elements [first, first + count) of the stream `seed`:
+ * mean + std * (approximately standard normal). Element i depends only on (seed, i), so a tensor
+ * can be written in chunks and its bytes do not depend on how it was split. */
+void synth_fill(synth_dtype dtype, uint64_t seed, uint64_t first, size_t count, float mean, float std,
+                void *out);
+/* The stream of one tensor: mixes the user's seed with the tensor's name. */
+uint64_t synth_tensor_seed(uint64_t seed, const char *name);
+
+/* Each writer returns 0 on success, or prints "exo-synth: <path>: <problem>" and returns -1. */
+int synth_write_weights(const char *dir, const synth_preset *p, synth_dtype dtype, uint64_t seed,
+                        uint64_t shard_limit_bytes, bool verbose);
+int synth_write_config(const char *dir, const synth_preset *p, synth_dtype dtype);
+int synth_write_tokenizer(const char *dir, const synth_preset *p);
+
+/* Token ids every preset uses (the tokenizer puts the specials first). */
+enum { SYNTH_BOS_ID = 0, SYNTH_EOS_ID = 1, SYNTH_PAD_ID = 2, SYNTH_N_SPECIAL = 3 };
+
+/* Writes text to dir/name; 0 or -1 with a message. */
+int synth_write_text_file(const char *dir, const char *name, const char *text);
+
+#endif

@@ -1,0 +1,237 @@
+/* The weights of a synthetic llama: which tensors, in which safetensors file, written streaming.
+ *
+ * A model whose weights exceed the shard limit is split the way transformers' save_pretrained
+ * splits it (model-0000K-of-0000N.safetensors + model.safetensors.index.json), whole tensors per
+ * file. Data goes out through one reusable chunk buffer, so memory stays a few MB whatever the
+ * model size. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "synth.h"
+
+#define CHUNK_BYTES (8u << 20)
+#define NAME_CAP 96
+
+typedef struct planned_tensor {
+    char name[NAME_CAP];
+    uint32_t n_dims;
+    uint64_t shape[2];
+    uint64_t nbytes;
+    bool is_norm;     /* RMSNorm weights: near 1, not near 0 */
+    uint32_t shard;
+    uint64_t offset;  /* within its file's data section */
+} planned_tensor;
+
+typedef struct weight_plan {
+    planned_tensor *t;
+    uint32_t n, cap;
+    uint32_t n_shards;
+    uint64_t total_bytes;
+} weight_plan;
+
+static int plan_add(weight_plan *w, const char *name, uint32_t n_dims, uint64_t d0, uint64_t d1, bool is_norm,
+                    uint32_t elem_size) {
+    if (w->n == w->cap) {
+        uint32_t cap = w->cap ? w->cap * 2 : 64;
+        planned_tensor *grown = realloc(w->t, cap * sizeof *grown);
+        if (!grown) {
+            fprintf(stderr, "exo-synth: out of memory planning %u tensors\n", cap);
+            return -1;
+        }
+        w->t = grown;
+        w->cap = cap;
+    }
+    planned_tensor *t = &w->t[w->n++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->n_dims = n_dims;
+    t->shape[0] = d0;
+    t->shape[1] = n_dims > 1 ? d1 : 1;
+    t->nbytes = d0 * t->shape[1] * elem_size;
+    t->is_norm = is_norm;
+    w->total_bytes += t->nbytes;
+    return 0;
+}
+
+/* The tensor names and shapes of transformers' LlamaForCausalLM ([out_features, in_features]). */
+static int plan_tensors(weight_plan *w, const synth_preset *p, uint32_t es) {
+    uint64_t h = p->hidden_size, q = (uint64_t)p->n_heads * p->head_dim, kv = (uint64_t)p->n_kv_heads * p->head_dim;
+    uint64_t f = p->intermediate_size, v = p->vocab_size;
+    char name[NAME_CAP];
+    if (plan_add(w, "model.embed_tokens.weight", 2, v, h, false, es)) return -1;
+    for (uint32_t l = 0; l < p->n_layers; l++) {
+        static const struct { const char *suffix; int kind; } parts[] = {
+            {"input_layernorm.weight", 0},  {"self_attn.q_proj.weight", 1}, {"self_attn.k_proj.weight", 2},
+            {"self_attn.v_proj.weight", 2}, {"self_attn.o_proj.weight", 3}, {"post_attention_layernorm.weight", 0},
+            {"mlp.gate_proj.weight", 4},    {"mlp.up_proj.weight", 4},      {"mlp.down_proj.weight", 5},
+        };
+        for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
+            snprintf(name, sizeof name, "model.layers.%u.%s", l, parts[k].suffix);
+            int rc;
+            switch (parts[k].kind) {
+            case 0: rc = plan_add(w, name, 1, h, 0, true, es); break;
+            case 1: rc = plan_add(w, name, 2, q, h, false, es); break;
+            case 2: rc = plan_add(w, name, 2, kv, h, false, es); break;
+            case 3: rc = plan_add(w, name, 2, h, q, false, es); break;
+            case 4: rc = plan_add(w, name, 2, f, h, false, es); break;
+            default: rc = plan_add(w, name, 2, h, f, false, es); break;
+            }
+            if (rc) return -1;
+        }
+    }
+    if (plan_add(w, "model.norm.weight", 1, h, 0, true, es)) return -1;
+    if (!p->tie_word_embeddings && plan_add(w, "lm_head.weight", 2, v, h, false, es)) return -1;
+    return 0;
+}
+
+/* Whole tensors per file, a new file when the next tensor would pass the limit. */
+static void plan_shards(weight_plan *w, uint64_t limit) {
+    uint32_t shard = 0;
+    uint64_t used = 0;
+    for (uint32_t i = 0; i < w->n; i++) {
+        planned_tensor *t = &w->t[i];
+        if (w->total_bytes > limit && used > 0 && used + t->nbytes > limit) {
+            shard++;
+            used = 0;
+        }
+        t->shard = shard;
+        t->offset = used;
+        used += t->nbytes;
+    }
+    w->n_shards = shard + 1;
+}
+
+static void shard_file_name(const weight_plan *w, uint32_t shard, char *out, size_t cap) {
+    if (w->n_shards == 1) snprintf(out, cap, "model.safetensors");
+    else snprintf(out, cap, "model-%05u-of-%05u.safetensors", shard + 1, w->n_shards);
+}
+
+/* The safetensors header of one file: JSON padded with spaces to a multiple of 8 bytes, so the
+ * data section (and every tensor, all sizes being even) stays aligned. */
+static char *shard_header(const weight_plan *w, uint32_t shard, synth_dtype dtype, uint64_t *len) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
+    cJSON_AddStringToObject(meta, "format", "pt");
+    for (uint32_t i = 0; i < w->n; i++) {
+        const planned_tensor *t = &w->t[i];
+        if (t->shard != shard) continue;
+        cJSON *e = cJSON_AddObjectToObject(root, t->name);
+        cJSON_AddStringToObject(e, "dtype", synth_dtype_safetensors_name(dtype));
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+        for (uint32_t d = 0; d < t->n_dims; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
+        cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)t->offset));
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(t->offset + t->nbytes)));
+    }
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!json) return NULL;
+    size_t n = strlen(json), padded = (n + 7) & ~(size_t)7;
+    char *out = realloc(json, padded + 1);
+    if (!out) {
+        free(json);
+        return NULL;
+    }
+    memset(out + n, ' ', padded - n);
+    out[padded] = '\0';
+    *len = padded;
+    return out;
+}
+
+static int write_tensor_data(FILE *f, const char *path, const planned_tensor *t, synth_dtype dtype, uint64_t seed,
+                             void *chunk) {
+    uint32_t es = synth_dtype_size(dtype);
+    uint64_t count = t->nbytes / es, per_chunk = CHUNK_BYTES / es;
+    uint64_t tseed = synth_tensor_seed(seed, t->name);
+    /* Matrices: std 0.02 (transformers' initializer_range); norms: 1 +- 0.02. */
+    float mean = t->is_norm ? 1.0f : 0.0f, std = 0.02f;
+    for (uint64_t first = 0; first < count; first += per_chunk) {
+        size_t n = (size_t)(count - first < per_chunk ? count - first : per_chunk);
+        synth_fill(dtype, tseed, first, n, mean, std, chunk);
+        if (fwrite(chunk, es, n, f) != n) {
+            fprintf(stderr, "exo-synth: %s: write failed in tensor %s: %s\n", path, t->name, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int write_shard(const char *dir, const weight_plan *w, uint32_t shard, synth_dtype dtype, uint64_t seed,
+                       void *chunk, bool verbose) {
+    char name[64], path[4096];
+    shard_file_name(w, shard, name, sizeof name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    uint64_t hlen = 0;
+    char *header = shard_header(w, shard, dtype, &hlen);
+    if (!header) {
+        fprintf(stderr, "exo-synth: %s: out of memory building the header\n", path);
+        return -1;
+    }
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "exo-synth: %s: cannot create: %s\n", path, strerror(errno));
+        free(header);
+        return -1;
+    }
+    unsigned char le[8];
+    for (int b = 0; b < 8; b++) le[b] = (unsigned char)(hlen >> (8 * b));
+    int rc = 0;
+    if (fwrite(le, 1, 8, f) != 8 || fwrite(header, 1, hlen, f) != hlen) {
+        fprintf(stderr, "exo-synth: %s: write failed: %s\n", path, strerror(errno));
+        rc = -1;
+    }
+    free(header);
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; rc == 0 && i < w->n; i++)
+        if (w->t[i].shard == shard) {
+            rc = write_tensor_data(f, path, &w->t[i], dtype, seed, chunk);
+            bytes += w->t[i].nbytes;
+        }
+    if (fclose(f) != 0 && rc == 0) {
+        fprintf(stderr, "exo-synth: %s: close failed: %s\n", path, strerror(errno));
+        rc = -1;
+    }
+    if (rc == 0 && verbose) fprintf(stderr, "exo-synth: wrote %s (%.1f MB of weights)\n", path, bytes / 1e6);
+    return rc;
+}
+
+static int write_index(const char *dir, const weight_plan *w) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON *meta = cJSON_AddObjectToObject(root, "metadata");
+    cJSON_AddNumberToObject(meta, "total_size", (double)w->total_bytes);
+    cJSON *map = cJSON_AddObjectToObject(root, "weight_map");
+    char name[64];
+    for (uint32_t i = 0; i < w->n; i++) {
+        shard_file_name(w, w->t[i].shard, name, sizeof name);
+        cJSON_AddStringToObject(map, w->t[i].name, name);
+    }
+    char *json = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!json) {
+        fprintf(stderr, "exo-synth: %s: out of memory building the index\n", dir);
+        return -1;
+    }
+    int rc = synth_write_text_file(dir, "model.safetensors.index.json", json);
+    free(json);
+    return rc;
+}
+
+int synth_write_weights(const char *dir, const synth_preset *p, synth_dtype dtype, uint64_t seed,
+                        uint64_t shard_limit_bytes, bool verbose) {
+    weight_plan w = {0};
+    void *chunk = malloc(CHUNK_BYTES);
+    int rc = chunk ? 0 : -1;
+    if (!chunk) fprintf(stderr, "exo-synth: out of memory for the write buffer\n");
+    if (rc == 0) rc = plan_tensors(&w, p, synth_dtype_size(dtype));
+    if (rc == 0) {
+        plan_shards(&w, shard_limit_bytes);
+        for (uint32_t s = 0; rc == 0 && s < w.n_shards; s++) rc = write_shard(dir, &w, s, dtype, seed, chunk, verbose);
+        if (rc == 0 && w.n_shards > 1) rc = write_index(dir, &w);
+    }
+    free(chunk);
+    free(w.t);
+    return rc;
+}
