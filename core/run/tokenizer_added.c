@@ -49,14 +49,14 @@ static exo_status push_segment(exo_tok_segments *out, size_t start, size_t len, 
     return EXO_OK;
 }
 
-exo_status exo_tok_split_added(const exo_tokenizer *tok, const char *text, size_t len, bool all,
+exo_status exo_tok_split_added(const exo_tokenizer *tok, const char *text, size_t len,
                                bool want_normalized, exo_tok_segments *out) {
     out->len = 0;
     bool first_byte[256] = {false};
     bool any = false;
     for (size_t t = 0; t < tok->n_added; t++) {
         const exo_added_token *a = &tok->added[t];
-        if (!all && a->normalized != want_normalized) continue;
+        if (a->normalized != want_normalized) continue;
         first_byte[(uint8_t)a->content[0]] = true;
         any = true;
     }
@@ -72,7 +72,7 @@ exo_status exo_tok_split_added(const exo_tokenizer *tok, const char *text, size_
         const exo_added_token *best = NULL;
         for (size_t t = 0; t < tok->n_added; t++) {
             const exo_added_token *a = &tok->added[t];
-            if (!all && a->normalized != want_normalized) continue;
+            if (a->normalized != want_normalized) continue;
             if (a->len > len - i || (best && a->len <= best->len)) continue;
             if (memcmp(text + i, a->content, a->len) != 0) continue;
             if (a->single_word && ((i > 0 && is_word_byte(text[i - 1])) ||

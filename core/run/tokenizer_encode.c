@@ -48,7 +48,7 @@ static exo_status encode_segment(encoder *e, const char *text, size_t len, bool 
     exo_status st = exo_tok_normalize(tok, text, len, &e->normalized);
     if (st) return st;
     const char *norm = e->normalized.data ? e->normalized.data : "";
-    if (!(tok->has_normalizer && tok->any_normalized_added))
+    if (!tok->any_normalized_added)
         return encode_words(e, norm, e->normalized.len, at_text_start);
     /* Added tokens marked "normalized" are matched in the normalized text. The normalized
      * text is copied out because encode_words reuses the buffers. */
@@ -56,7 +56,7 @@ static exo_status encode_segment(encoder *e, const char *text, size_t len, bool 
     if (!copy) return exo_errorf(EXO_ERR_NO_MEMORY, "tokenizer: out of memory");
     memcpy(copy, norm, e->normalized.len);
     size_t n = e->normalized.len;
-    st = exo_tok_split_added(tok, copy, n, false, true, &e->subsegments);
+    st = exo_tok_split_added(tok, copy, n, true, &e->subsegments);
     for (size_t i = 0; i < e->subsegments.len && !st; i++) {
         exo_tok_segment *s = &e->subsegments.data[i];
         if (s->added_id >= 0) st = exo_tok_ids_push(&e->ids, s->added_id);
@@ -82,9 +82,9 @@ exo_status exo_tokenizer_encode(const exo_tokenizer *tok, const char *text, size
     e.md = pcre2_match_data_create(1, NULL);
     if (!e.md) st = exo_errorf(EXO_ERR_NO_MEMORY, "tokenizer: out of memory");
     if (!st && add_bos && tok->bos >= 0) st = exo_tok_ids_push(&e.ids, tok->bos);
-    /* Without a normalizer every added token is matched in the raw text in one pass. */
-    if (!st) st = exo_tok_split_added(tok, text ? text : "", len, !tok->has_normalizer, false,
-                                      &e.segments);
+    /* Two passes, as the tokenizers library: tokens with normalized=false on the raw text,
+     * the others on each normalized stretch (encode_segment). */
+    if (!st) st = exo_tok_split_added(tok, text ? text : "", len, false, &e.segments);
     for (size_t i = 0; i < e.segments.len && !st; i++) {
         exo_tok_segment *s = &e.segments.data[i];
         if (s->added_id >= 0) st = exo_tok_ids_push(&e.ids, s->added_id);

@@ -266,10 +266,10 @@ typedef struct exo_tok_segments {
     size_t len, cap;
 } exo_tok_segments;
 
-/* Splits text at added tokens (those with normalized == want_normalized, or all when
- * `all`), leftmost-longest, honouring lstrip/rstrip/single_word. */
+/* Splits text at the added tokens whose "normalized" flag equals want_normalized,
+ * leftmost-longest, honouring lstrip/rstrip/single_word. */
 exo_status exo_tok_split_added(const exo_tokenizer *tok, const char *text, size_t len,
-                               bool all, bool want_normalized, exo_tok_segments *out);
+                               bool want_normalized, exo_tok_segments *out);
 
 /* Applies the normalizer to one segment, appending to out. */
 exo_status exo_tok_normalize(const exo_tokenizer *tok, const char *text, size_t len,

@@ -31,7 +31,8 @@ exo_status exo_regex_compile(exo_regex *re, const char *pattern, size_t len, boo
                              const char *path, const char *what) {
     int err = 0;
     PCRE2_SIZE at = 0;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    /* UCP gives \p{..}, \s and \w their Unicode meaning; PCRE2 refuses it with LITERAL. */
+    uint32_t opts = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
     re->code = pcre2_compile((PCRE2_SPTR)pattern, len, opts, &err, &at, NULL);
     if (!re->code) {
         PCRE2_UCHAR msg[256];
@@ -158,6 +159,14 @@ static exo_status parse_norm(exo_tokenizer *tok, const cJSON *node, int depth) {
         else st = dup_string(tok, pattern, &s->pattern, &s->pattern_len);
         if (st) return st;
         return dup_string(tok, content->valuestring, &s->text, &s->text_len);
+    }
+    if (!strcmp(type, "NFC")) {
+        /* Qwen2/Qwen3 declare NFC. Text from keyboards, files and the web is almost always
+         * NFC already, and NFC of NFC text is the identity, so the step passes text through;
+         * decomposed input (a letter followed by a combining accent) is then tokenized as
+         * written rather than composed first. Exact composition needs the Unicode tables
+         * (ICU's unorm2), which the core does not link. */
+        return EXO_OK;
     }
     return exo_errorf(EXO_ERR_UNSUPPORTED, "%s: normalizer type '%s' is not supported",
                       tok->path, type[0] ? type : "(none)");

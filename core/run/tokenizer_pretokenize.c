@@ -104,7 +104,7 @@ typedef struct range {
 } range;
 
 /* Splits one piece by a regex step, appending the resulting pieces to out. Returns in
- * *first_kept_at_zero whether the first produced piece starts at the piece's start. */
+ * *first_at_zero whether the first produced piece starts at the piece's start. */
 static exo_status split_piece(const exo_pretok_step *s, const char *text, size_t len,
                               pcre2_match_data *md, exo_tok_pieces *out, bool *first_at_zero) {
     size_t *spans = NULL, n = 0;
@@ -146,18 +146,15 @@ static exo_status split_piece(const exo_pretok_step *s, const char *text, size_t
         }
         break;
     case EXO_SPLIT_MERGED_WITH_NEXT:
-        /* Walk backwards so a delimiter joins the piece after it. */
+        /* Walk backwards so a delimiter joins the piece after it; the result is built from
+         * the end of the array down, so it never overwrites ranges not yet read. */
         for (size_t k = nr; k-- > 0;) {
             bool is_match = r[k].match;
-            if (is_match && !previous_match && m > 0) r[m - 1].start = r[k].start;
-            else r[m++] = (range){r[k].start, r[k].end, false};
+            if (is_match && !previous_match && m > 0) r[nr - m].start = r[k].start;
+            else r[nr - ++m] = (range){r[k].start, r[k].end, false};
             previous_match = is_match;
         }
-        for (size_t a = 0, b = m ? m - 1 : 0; a < b; a++, b--) {
-            range t = r[a];
-            r[a] = r[b];
-            r[b] = t;
-        }
+        memmove(r, r + nr - m, m * sizeof *r);
         break;
     case EXO_SPLIT_CONTIGUOUS:
         for (size_t k = 0; k < nr; k++) {

@@ -147,8 +147,12 @@ exo_status exo_tok_load_special(exo_tokenizer *tok, const char *dir, const cJSON
     if (st) goto done;
 
     int32_t leading = template_leading_token(tok, post_processor, 0);
+    /* "bos_token": null in tokenizer_config.json says the model has none (Qwen), even where
+     * config.json still carries a bos_token_id. */
+    const cJSON *bos_spec = tcfg ? get(tcfg, "bos_token") : NULL;
+    bool no_bos = cJSON_IsNull(bos_spec);
     if (tcfg) {
-        tok->bos = token_spec_id(tok, get(tcfg, "bos_token"));
+        tok->bos = token_spec_id(tok, bos_spec);
         int32_t eos = token_spec_id(tok, get(tcfg, "eos_token"));
         if (eos >= 0 && (st = add_eos(tok, eos))) goto done;
     }
@@ -156,10 +160,16 @@ exo_status exo_tok_load_special(exo_tokenizer *tok, const char *dir, const cJSON
     if ((st = read_config_ids(tok, gcfg, gpath, true, &gave_eos))) goto done;
     if ((st = read_config_ids(tok, mcfg, mpath, !gave_eos, &gave_eos))) goto done;
     if (tok->bos < 0) tok->bos = leading;
+    if (no_bos && leading < 0) tok->bos = -1;
 
+    /* Whether a sequence starts with BOS: add_bos_token when given; else the post-processor's
+     * template when it leads with a special token; else — a template that adds nothing, or none
+     * at all, as in tokenizers trained with the tokenizers library — BOS when tokenizer_config
+     * names one, which is how such models were trained and how their references were made. */
     const cJSON *add_bos = tcfg ? get(tcfg, "add_bos_token") : NULL;
     if (cJSON_IsBool(add_bos)) tok->adds_bos = cJSON_IsTrue(add_bos);
-    else tok->adds_bos = leading >= 0 && leading == tok->bos;
+    else if (leading >= 0) tok->adds_bos = leading == tok->bos;
+    else tok->adds_bos = tok->bos >= 0 && bos_spec && !cJSON_IsNull(bos_spec);
 done:
     free(gpath);
     free(mpath);

@@ -76,7 +76,11 @@ static size_t node_workspace(const exo_compiled *c, const exo_node *nd) {
         size_t fast = c->fast ? cpu_avx512_attention_workspace(nd->i[2]) : 0;
         return need > fast ? need : fast;
     }
-    if (nd->op == EXO_OP_MATMUL && c->fast) return cpu_avx512_matmul_workspace(c->tensors[nd->src[1]].ne[0]);
+    if (nd->op == EXO_OP_MATMUL && c->fast) {
+        size_t gemv = cpu_avx512_matmul_workspace(c->tensors[nd->src[1]].ne[0]);
+        size_t gemm = c->max_tokens > CPU_GEMV_MAX_TOKENS ? cpu_avx512_gemm_workspace() : 0;
+        return gemv > gemm ? gemv : gemm;
+    }
     return 0;
 }
 
@@ -268,7 +272,12 @@ static exo_status run_node(const exec_node *e) {
         cpu_matmul_args a = {src_data(e, 0), x_count / wne[0], wne[0], w_count / wne[0], src_data(e, 1),
                              c->tensors[nd->src[1]].dtype, nd->n_src == 3 ? src_data(e, 2) : NULL, dst,
                              c->workspace, c->workspace_stride};
-        cpu_threadpool_run(pool, a.n, c->fast ? CPU_MATMUL_BLOCK : 1, c->fast ? cpu_avx512_matmul : cpu_ref_matmul, &a);
+        if (!c->fast)
+            cpu_threadpool_run(pool, a.n, 1, cpu_ref_matmul, &a);
+        else if (a.m > CPU_GEMV_MAX_TOKENS)
+            cpu_threadpool_run(pool, a.n, CPU_GEMM_PANEL, cpu_avx512_gemm, &a);
+        else
+            cpu_threadpool_run(pool, a.n, CPU_MATMUL_BLOCK, cpu_avx512_matmul, &a);
         return EXO_OK;
     }
     case EXO_OP_ADD:

@@ -106,9 +106,6 @@ INLINE AVX512 void block_product(const cpu_matmul_args *a, const void *w, exo_dt
 static AVX512 void block_product_f32(const cpu_matmul_args *a, const void *w, int64_t col0, int64_t rows) {
     block_product(a, w, EXO_DTYPE_F32, col0, rows);
 }
-static AVX512 void block_product_bf16(const cpu_matmul_args *a, const void *w, int64_t col0, int64_t rows) {
-    block_product(a, w, EXO_DTYPE_BF16, col0, rows);
-}
 static AVX512 void block_product_f16(const cpu_matmul_args *a, const void *w, int64_t col0, int64_t rows) {
     block_product(a, w, EXO_DTYPE_F16, col0, rows);
 }
@@ -129,11 +126,102 @@ static AVX512 void widen_rows(const cpu_matmul_args *a, int64_t row0, int64_t ro
     }
 }
 
+/* ---- decode: bf16 matrix-vector product streaming the weights at memory speed.
+ * 32 bf16 weights (one 64-byte line) become two float32 vectors with one instruction each: the
+ * even-indexed values by a 16-bit left shift of the 32-bit lanes, the odd-indexed ones by
+ * masking off the low halves. The activations are re-laid out once per call to match (per block
+ * of 32: 16 even then 16 odd values), so the inner loop is one load, one shift, one AND and two
+ * FMAs per line and row, with a software prefetch a few lines ahead in every row stream. */
+#define GEMV_ROWS 4           /* weight rows per tile: 4 memory streams, R * M accumulators */
+#define GEMV_PREFETCH 512     /* bytes ahead in each row stream */
+
+/* x[t][0 .. k32) -> out[t][...] in the even/odd layout; k32 is a multiple of 32. */
+static AVX512 void split_even_odd(const float *x, int64_t k, int64_t k32, int64_t m, float *out) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int64_t t = 0; t < m; t++)
+        for (int64_t j = 0; j < k32; j += 32) {
+            __m512 lo = _mm512_loadu_ps(x + t * k + j), hi = _mm512_loadu_ps(x + t * k + j + 16);
+            _mm512_storeu_ps(out + t * k32 + j, _mm512_permutex2var_ps(lo, even, hi));
+            _mm512_storeu_ps(out + t * k32 + j + 16, _mm512_permutex2var_ps(lo, odd, hi));
+        }
+}
+
+/* dst[t][col0 + r] = x[t] . w[r] (+ bias) for R bf16 rows and M <= 4 tokens. */
+INLINE AVX512 void gemv_bf16_tile(const uint16_t *w, int64_t k, int64_t k32, const float *xs, const float *x,
+                                  const int R, const int M, float *dst, int64_t ldd, int64_t col0, const float *bias) {
+    __m512 acc[GEMV_ROWS][TILE_TOKENS];
+    const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < M; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < k32; j += 32) {
+        __m512 xe[TILE_TOKENS], xo[TILE_TOKENS];
+#pragma GCC unroll 4
+        for (int t = 0; t < M; t++) {
+            xe[t] = _mm512_loadu_ps(xs + t * k32 + j);
+            xo[t] = _mm512_loadu_ps(xs + t * k32 + j + 16);
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const uint16_t *row = w + r * k + j;
+            _mm_prefetch((const char *)row + GEMV_PREFETCH, _MM_HINT_T0);
+            __m512i v = _mm512_loadu_si512(row);
+            __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+            __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(v, high));
+#pragma GCC unroll 4
+            for (int t = 0; t < M; t++) {
+                acc[r][t] = _mm512_fmadd_ps(we, xe[t], acc[r][t]);
+                acc[r][t] = _mm512_fmadd_ps(wo, xo[t], acc[r][t]);
+            }
+        }
+    }
+    for (int64_t j = k32; j < k; j += 16) {
+        __mmask16 mask = k - j >= 16 ? 0xffff : (__mmask16)((1u << (k - j)) - 1);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512 wv = load_weights(w + r * k, j, EXO_DTYPE_BF16, mask);
+#pragma GCC unroll 4
+            for (int t = 0; t < M; t++)
+                acc[r][t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mask, x + t * k + j), acc[r][t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < M; t++)
+            dst[t * ldd + col0 + r] = _mm512_reduce_add_ps(acc[r][t]) + (bias ? bias[col0 + r] : 0.0f);
+}
+
+#define GEMV_CASE(R, M) gemv_bf16_tile(w, a->k, k32, xs, a->x, R, M, a->dst, a->n, n, a->bias)
+
+static AVX512 void gemv_bf16(const cpu_matmul_args *a, int64_t begin, int64_t end, float *xs) {
+    int64_t k32 = a->k & ~(int64_t)31;
+    split_even_odd(a->x, a->k, k32, a->m, xs);
+    for (int64_t n = begin, step; n < end; n += step) {
+        const uint16_t *w = (const uint16_t *)a->w + n * a->k;
+        bool full = end - n >= GEMV_ROWS;
+        step = full ? GEMV_ROWS : 1;
+        switch (a->m) {
+        case 1: if (full) GEMV_CASE(GEMV_ROWS, 1); else GEMV_CASE(1, 1); break;
+        case 2: if (full) GEMV_CASE(GEMV_ROWS, 2); else GEMV_CASE(1, 2); break;
+        case 3: if (full) GEMV_CASE(GEMV_ROWS, 3); else GEMV_CASE(1, 3); break;
+        default: if (full) GEMV_CASE(GEMV_ROWS, 4); else GEMV_CASE(1, 4); break;
+        }
+    }
+}
+
 /* Items are weight rows. Few tokens (decode): weights stream once, widened in registers. Many
- * tokens (prefill) or Q8_0: each block of CPU_MATMUL_BLOCK rows is widened once into the
- * thread's workspace and reused by every token tile while it sits in L2. */
+ * tokens use cpu_avx512_gemm instead; Q8_0 here widens each block of CPU_MATMUL_BLOCK rows once
+ * into the thread's workspace and reuses it for every token. */
 AVX512 void cpu_avx512_matmul(void *args, int64_t begin, int64_t end, uint32_t thread) {
     const cpu_matmul_args *a = args;
+    float *ws = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
+    if (a->w_type == EXO_DTYPE_BF16 && a->m <= TILE_TOKENS) {
+        gemv_bf16(a, begin, end, ws);
+        return;
+    }
     bool widen = a->w_type == EXO_DTYPE_Q8_0 || (a->m > TILE_TOKENS && a->w_type != EXO_DTYPE_F32);
     if (!widen) {
         size_t elem = a->w_type == EXO_DTYPE_F32 ? 4 : 2;
@@ -145,18 +233,15 @@ AVX512 void cpu_avx512_matmul(void *args, int64_t begin, int64_t end, uint32_t t
             }
         } else if (a->w_type == EXO_DTYPE_F32) {
             block_product_f32(a, w, begin, end - begin);
-        } else if (a->w_type == EXO_DTYPE_BF16) {
-            block_product_bf16(a, w, begin, end - begin);
         } else {
             block_product_f16(a, w, begin, end - begin);
         }
         return;
     }
-    float *block = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
     for (int64_t n0 = begin; n0 < end; n0 += CPU_MATMUL_BLOCK) {
         int64_t rows = end - n0 < CPU_MATMUL_BLOCK ? end - n0 : CPU_MATMUL_BLOCK;
-        widen_rows(a, n0, rows, block);
-        block_product_f32(a, block, n0, rows);
+        widen_rows(a, n0, rows, ws);
+        block_product_f32(a, ws, n0, rows);
     }
 }
 

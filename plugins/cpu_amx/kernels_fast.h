@@ -10,12 +10,20 @@
 /* Weight rows per work item block of the matmul kernels; the executor uses it as the grain. */
 #define CPU_MATMUL_BLOCK 16
 
+/* Output columns per packed panel of the prefill GEMM; the executor uses it as the grain. */
+#define CPU_GEMM_PANEL 32
+/* Token counts above this use the blocked GEMM (cpu_avx512_gemm); up to it, the streaming
+ * matrix-vector kernel (cpu_avx512_matmul), which reads each weight once from memory. */
+#define CPU_GEMV_MAX_TOKENS 4
+
 void cpu_avx512_matmul(void *args, int64_t begin, int64_t end, uint32_t thread);
+void cpu_avx512_gemm(void *args, int64_t begin, int64_t end, uint32_t thread);
 void cpu_avx512_attention(void *args, int64_t begin, int64_t end, uint32_t thread);
 void cpu_avx512_rms_norm(void *args, int64_t begin, int64_t end, uint32_t thread);
 
 /* Workspace bytes per thread the fast kernels need for a matmul with inner size k. */
 size_t cpu_avx512_matmul_workspace(int64_t k);
 size_t cpu_avx512_attention_workspace(int64_t head_dim);
+size_t cpu_avx512_gemm_workspace(void);
 
 #endif

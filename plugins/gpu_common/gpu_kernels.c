@@ -128,7 +128,6 @@ static exo_status enqueue_binary(const gpu_exec_view *v, const exo_node *nd, con
 exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t index) {
     builder b;
     int64_t ne[EXO_MAX_DIMS];
-    uint64_t T = v->n_tokens;
     switch (nd->op) {
     case EXO_OP_GET_ROWS: {
         int64_t count = count_of(v, nd->src[0], ne), tokens = count_of(v, nd->src[1], NULL);
@@ -234,6 +233,5 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
     default:
         break;
     }
-    (void)T;
     return gpu_fail(v->be, EXO_ERR_INTERNAL, "graph_execute: node %u has op %d, which has no kernel", index, (int)nd->op);
 }

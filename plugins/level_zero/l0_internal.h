@@ -10,9 +10,14 @@
  *   report.c     l0_device -> exo_device_report (score, caps, estimates)
  *   telemetry.c  Sysman readings (memory, utilization, temperature, power, frequency)
  *   plugin.c     the exo_plugin_api table and the context
- * A later issue adds context.c / queue.c / module.c / buffer.c for execution: their per-device
- * state (ze_context_handle_t, queues, module cache) joins l0_device, device_open creates it,
- * and their entry points join l0_loader (resolved in loader.c like the ones below).
+ * Execution (per device, created by device_open):
+ *   ze_check.c   every ze_result_t -> exo_status with the call's name (DEVICE_LOST, DEVICE_OOM...)
+ *   device_open.c context, command queue, immediate list for copies, graph list and fence
+ *   buffer.c     USM device memory: exo_buffer and the executor's scratch (gpu_mem)
+ *   module.c     the embedded SPIR-V -> ze_module (build log on failure), kernels by name
+ *   recorder.c   kernel launches -> a regular command list, recorded once and replayed while
+ *                the launch sequence stays the same
+ *   graph.c      supports/compile/execute through the shared executor (plugins/gpu_common)
  */
 #ifndef EXO_L0_INTERNAL_H
 #define EXO_L0_INTERNAL_H
@@ -65,6 +70,37 @@ typedef struct l0_loader {
     zes_pfnDeviceEnumFrequencyDomains_t zesDeviceEnumFrequencyDomains;
     zes_pfnFrequencyGetProperties_t zesFrequencyGetProperties;
     zes_pfnFrequencyGetState_t zesFrequencyGetState;
+    /* execution (optional as a group: without them devices are listed but cannot be opened) */
+    ze_pfnDriverGetExtensionProperties_t zeDriverGetExtensionProperties;
+    ze_pfnDeviceGetCommandQueueGroupProperties_t zeDeviceGetCommandQueueGroupProperties;
+    ze_pfnContextCreate_t zeContextCreate;
+    ze_pfnContextDestroy_t zeContextDestroy;
+    ze_pfnCommandQueueCreate_t zeCommandQueueCreate;
+    ze_pfnCommandQueueDestroy_t zeCommandQueueDestroy;
+    ze_pfnCommandQueueExecuteCommandLists_t zeCommandQueueExecuteCommandLists;
+    ze_pfnCommandListCreate_t zeCommandListCreate;
+    ze_pfnCommandListCreateImmediate_t zeCommandListCreateImmediate;
+    ze_pfnCommandListDestroy_t zeCommandListDestroy;
+    ze_pfnCommandListClose_t zeCommandListClose;
+    ze_pfnCommandListReset_t zeCommandListReset;
+    ze_pfnCommandListAppendMemoryCopy_t zeCommandListAppendMemoryCopy;
+    ze_pfnCommandListAppendLaunchKernel_t zeCommandListAppendLaunchKernel;
+    ze_pfnFenceCreate_t zeFenceCreate;
+    ze_pfnFenceDestroy_t zeFenceDestroy;
+    ze_pfnFenceHostSynchronize_t zeFenceHostSynchronize;
+    ze_pfnFenceReset_t zeFenceReset;
+    ze_pfnMemAllocDevice_t zeMemAllocDevice;
+    ze_pfnMemFree_t zeMemFree;
+    ze_pfnModuleCreate_t zeModuleCreate;
+    ze_pfnModuleDestroy_t zeModuleDestroy;
+    ze_pfnModuleBuildLogGetString_t zeModuleBuildLogGetString;
+    ze_pfnModuleBuildLogDestroy_t zeModuleBuildLogDestroy;
+    ze_pfnKernelCreate_t zeKernelCreate;
+    ze_pfnKernelDestroy_t zeKernelDestroy;
+    ze_pfnKernelSetGroupSize_t zeKernelSetGroupSize;
+    ze_pfnKernelSetArgumentValue_t zeKernelSetArgumentValue;
+    bool has_exec_symbols;
+    char missing_exec_symbol[64]; /* the first one missing, for the device_open error */
     bool has_sysman_symbols;
     bool sysman_requested; /* ZES_ENABLE_SYSMAN=1 was in effect at zeInit */
     bool init_done;
@@ -106,6 +142,23 @@ typedef struct l0_telemetry_state {
     zes_power_energy_counter_t energy_sample;
 } l0_telemetry_state;
 
+struct l0_module;
+
+/* Per opened device (device_open.c). The lock serialises the queue and the lists. */
+typedef struct l0_exec {
+    bool open;
+    bool lost;                        /* a call returned DEVICE_LOST: every later one fails fast */
+    pthread_mutex_t lock;
+    ze_context_handle_t context;
+    uint32_t queue_ordinal;           /* the compute queue group */
+    ze_command_queue_handle_t queue;
+    ze_command_list_handle_t copy_list; /* immediate, synchronous: buffer reads and writes */
+    bool relaxed_alloc;               /* ZE_experimental_relaxed_allocation_limits is offered */
+    bool large_buffers;               /* an allocation above maxMemAllocSize exists */
+    struct l0_module *module;         /* built by the first graph_compile */
+    uint64_t live_bytes;              /* device memory this plugin holds on the device */
+} l0_exec;
+
 typedef struct l0_device {
     ze_driver_handle_t driver;
     ze_device_handle_t handle;
@@ -124,6 +177,8 @@ typedef struct l0_device {
     char api_version[32];
     exo_device_report report; /* built once by the probe (report.c) */
     l0_telemetry_state telemetry;
+    uint32_t index;           /* position in ctx->devices */
+    l0_exec exec;
 } l0_device;
 
 struct exo_plugin_ctx {
@@ -164,6 +219,71 @@ void l0_report_build(l0_device *dev);
 exo_status l0_telemetry_read(exo_plugin_ctx *ctx, l0_device *dev, exo_device_telemetry *out);
 /* Enumerates the Sysman sensors and takes the first utilization/energy sample (probe time). */
 void l0_telemetry_prime(exo_plugin_ctx *ctx, l0_device *dev);
+
+/* ---------------------------------------------------------------- ze_check.c */
+
+/* What a failed call means for the caller: DEVICE_LOST / DEVICE_REQUIRES_RESET ->
+ * EXO_ERR_DEVICE_LOST, OUT_OF_DEVICE_MEMORY -> EXO_ERR_DEVICE_OOM, OUT_OF_HOST_MEMORY ->
+ * EXO_ERR_NO_MEMORY, UNSUPPORTED_* -> EXO_ERR_UNSUPPORTED, anything else EXO_ERR_BACKEND. */
+exo_status l0_status_of(ze_result_t r);
+/* Records "level_zero:<i> '<name>': <what>: <zeCall> failed: <NAME> (0x...)" as error detail,
+ * marks the device lost on DEVICE_LOST, and returns the mapped status. */
+exo_status l0_fail(exo_plugin_ctx *ctx, l0_device *dev, ze_result_t r, const char *call, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Error detail without a ze_result_t behind it. */
+exo_status l0_error(exo_plugin_ctx *ctx, l0_device *dev, exo_status st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* EXO_ERR_DEVICE_LOST with detail when the device was lost earlier, else EXO_OK. */
+exo_status l0_check_not_lost(exo_plugin_ctx *ctx, l0_device *dev);
+
+/* ---------------------------------------------------------------- device_open.c */
+
+exo_status l0_device_open(exo_plugin_ctx *ctx, uint32_t index);
+void l0_device_close(exo_plugin_ctx *ctx, uint32_t index);
+/* The opened device `index`, or NULL with error detail. */
+l0_device *l0_opened_device(exo_plugin_ctx *ctx, uint32_t index, const char *what);
+
+/* ---------------------------------------------------------------- buffer.c */
+
+/* Device memory: the executor's gpu_mem, and what buffer_alloc hands out (exo_buffer). */
+typedef struct l0_mem {
+    void *ptr;
+    uint64_t size;
+} l0_mem;
+
+struct exo_buffer {
+    uint32_t magic;
+    exo_plugin_ctx *ctx;
+    l0_device *dev;
+    exo_buffer_usage usage;
+    l0_mem mem;
+};
+
+/* zeMemAllocDevice of `size` bytes: above maxMemAllocSize through the relaxed-limits extension
+ * when the driver offers it, else a clear EXO_ERR_UNSUPPORTED. `what` names it in errors. */
+exo_status l0_mem_alloc(exo_plugin_ctx *ctx, l0_device *dev, uint64_t size, const char *what, l0_mem *out);
+void l0_mem_free(exo_plugin_ctx *ctx, l0_device *dev, l0_mem *mem);
+/* Blocking copies through the device's immediate list. */
+exo_status l0_copy(exo_plugin_ctx *ctx, l0_device *dev, void *dst, const void *src, uint64_t size, const char *what);
+
+exo_status l0_buffer_alloc(exo_plugin_ctx *ctx, uint32_t device, uint64_t size, exo_buffer_usage usage,
+                           exo_buffer **out);
+exo_status l0_buffer_write(exo_buffer *buf, uint64_t offset, const void *data, uint64_t size);
+exo_status l0_buffer_read(exo_buffer *buf, uint64_t offset, void *data, uint64_t size);
+void l0_buffer_free(exo_buffer *buf);
+/* The buffer's memory when it belongs to `dev`, else NULL. */
+l0_mem *l0_buffer_mem(exo_buffer *buf, l0_device *dev);
+
+/* ---------------------------------------------------------------- module.c */
+
+/* Builds the device's module from the embedded SPIR-V once (the build log becomes the error). */
+exo_status l0_module_ensure(exo_plugin_ctx *ctx, l0_device *dev);
+void l0_module_destroy(exo_plugin_ctx *ctx, l0_device *dev);
+/* The kernel `name` of the device's module, created on first use. */
+exo_status l0_module_kernel(exo_plugin_ctx *ctx, l0_device *dev, const char *name, ze_kernel_handle_t *out);
+/* Sets the group size unless it already is that (ze kernels keep it). */
+exo_status l0_kernel_group_size(exo_plugin_ctx *ctx, l0_device *dev, ze_kernel_handle_t kernel, const char *name,
+                                const uint32_t group[3]);
 
 /* ---------------------------------------------------------------- host.c */
 

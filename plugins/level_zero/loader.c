@@ -25,6 +25,46 @@ static l0_loader loader;
         }                                                                                      \
     } while (0)
 
+/* Execution entry points: a loader without one still probes; device_open names what is missing. */
+#define RESOLVE_EXEC(field)                                                                    \
+    do {                                                                                       \
+        *(void **)&l->field = dlsym(l->lib, #field);                                           \
+        if (!l->field && !l->missing_exec_symbol[0])                                           \
+            snprintf(l->missing_exec_symbol, sizeof l->missing_exec_symbol, "%s", #field);     \
+    } while (0)
+
+static void resolve_exec_symbols(l0_loader *l) {
+    RESOLVE_EXEC(zeDriverGetExtensionProperties);
+    RESOLVE_EXEC(zeDeviceGetCommandQueueGroupProperties);
+    RESOLVE_EXEC(zeContextCreate);
+    RESOLVE_EXEC(zeContextDestroy);
+    RESOLVE_EXEC(zeCommandQueueCreate);
+    RESOLVE_EXEC(zeCommandQueueDestroy);
+    RESOLVE_EXEC(zeCommandQueueExecuteCommandLists);
+    RESOLVE_EXEC(zeCommandListCreate);
+    RESOLVE_EXEC(zeCommandListCreateImmediate);
+    RESOLVE_EXEC(zeCommandListDestroy);
+    RESOLVE_EXEC(zeCommandListClose);
+    RESOLVE_EXEC(zeCommandListReset);
+    RESOLVE_EXEC(zeCommandListAppendMemoryCopy);
+    RESOLVE_EXEC(zeCommandListAppendLaunchKernel);
+    RESOLVE_EXEC(zeFenceCreate);
+    RESOLVE_EXEC(zeFenceDestroy);
+    RESOLVE_EXEC(zeFenceHostSynchronize);
+    RESOLVE_EXEC(zeFenceReset);
+    RESOLVE_EXEC(zeMemAllocDevice);
+    RESOLVE_EXEC(zeMemFree);
+    RESOLVE_EXEC(zeModuleCreate);
+    RESOLVE_EXEC(zeModuleDestroy);
+    RESOLVE_EXEC(zeModuleBuildLogGetString);
+    RESOLVE_EXEC(zeModuleBuildLogDestroy);
+    RESOLVE_EXEC(zeKernelCreate);
+    RESOLVE_EXEC(zeKernelDestroy);
+    RESOLVE_EXEC(zeKernelSetGroupSize);
+    RESOLVE_EXEC(zeKernelSetArgumentValue);
+    l->has_exec_symbols = !l->missing_exec_symbol[0];
+}
+
 static bool resolve_symbols(l0_loader *l, char *reason, size_t reason_size) {
     RESOLVE(zeInit, true);
     RESOLVE(zeDriverGet, true);
@@ -52,6 +92,7 @@ static bool resolve_symbols(l0_loader *l, char *reason, size_t reason_size) {
     RESOLVE(zesFrequencyGetProperties, false);
     RESOLVE(zesFrequencyGetState, false);
     l->has_sysman_symbols = l->zesDevicePciGetProperties && l->zesDeviceEnumMemoryModules && l->zesMemoryGetState;
+    resolve_exec_symbols(l);
     return true;
 }
 
@@ -121,8 +162,11 @@ exo_status l0_loader_open(const exo_host_api *host, const l0_loader **out, int64
         *vendor = loader.init_result;
         snprintf(reason, reason_size,
                  "zeInit failed: %s (0x%08x): no Level Zero driver/GPU found — install Intel's compute "
-                 "runtime (intel-level-zero-gpu / libze-intel-gpu1) and check access to /dev/dri/renderD*",
-                 ze_result_name(loader.init_result), (unsigned)loader.init_result);
+                 "runtime (intel-level-zero-gpu / libze-intel-gpu1), check access to /dev/dri/renderD* "
+                 "(render group), and if Sysman is the problem retry with EXO_ZE_NO_SYSMAN=1 "
+                 "(ZES_ENABLE_SYSMAN was %s)",
+                 ze_result_name(loader.init_result), (unsigned)loader.init_result,
+                 loader.sysman_requested ? "1" : "not set");
         st = EXO_ERR_NO_DEVICE;
     }
     if (st == EXO_OK) *out = &loader;

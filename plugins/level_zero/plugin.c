@@ -1,11 +1,17 @@
 /* plugin.c — the level_zero plugin's table and context: init/shutdown, probe (open the loader,
- * zeInit, find devices), device_report and device_telemetry. Buffers and graphs are NULL until
- * the execution layer exists; the core treats a NULL graph_compile as "cannot run graphs".
+ * zeInit, find devices), device_report and device_telemetry, and the execution layer's entry
+ * points (device_open.c, buffer.c, graph.c). A build without the SPIR-V kernels (clang-15 /
+ * llvm-spirv-15 / spirv-val missing) leaves graph_compile NULL: the core then lists the
+ * devices but runs nothing on them.
  *
  * "Loaded but 0 devices" is not an error: probe returns EXO_OK with *count = 0, logs the reason
  * at INFO, records it as error detail (host->set_error with the status it would have been), and
  * shows it in build_info. Later calls for devices return that same remembered reason. */
 #include "l0_internal.h"
+
+#ifdef EXO_L0_HAVE_KERNELS
+#include "l0_graph.h"
+#endif
 
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +42,7 @@ static void l0_shutdown(exo_plugin_ctx *ctx) {
     if (!ctx) return;
     const exo_host_api *host = ctx->host;
     /* The loader stays loaded and initialised: see loader.c. */
+    for (uint32_t i = 0; i < ctx->n_devices; i++) l0_device_close(ctx, i);
     host->free(host->host_ctx, ctx->devices);
     pthread_mutex_destroy(&ctx->lock);
     host->free(host->host_ctx, ctx);
@@ -129,7 +136,18 @@ static exo_status l0_entry(const exo_host_api *host, exo_plugin_api *out) {
     mine.probe = l0_probe;
     mine.device_report = l0_device_report;
     mine.device_telemetry = l0_device_telemetry;
-    /* device_open/close, buffers and graphs: the execution layer (a later issue). */
+    mine.device_open = l0_device_open;
+    mine.device_close = l0_device_close;
+    mine.buffer_alloc = l0_buffer_alloc;
+    mine.buffer_write = l0_buffer_write;
+    mine.buffer_read = l0_buffer_read;
+    mine.buffer_free = l0_buffer_free;
+#ifdef EXO_L0_HAVE_KERNELS
+    mine.supports_graph = l0_supports_graph;
+    mine.graph_compile = l0_graph_compile;
+    mine.graph_execute = l0_graph_execute;
+    mine.compiled_free = l0_compiled_free;
+#endif
     return exo_plugin_fill(out, &mine);
 }
 

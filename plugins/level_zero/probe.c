@@ -193,6 +193,7 @@ exo_status l0_probe_devices(exo_plugin_ctx *ctx) {
             memset(dev, 0, sizeof *dev);
             dev->driver = drivers[d];
             dev->handle = handles[i];
+            dev->index = ctx->n_devices;
             snprintf(dev->driver_version, sizeof dev->driver_version, "%s", version);
             snprintf(dev->api_version, sizeof dev->api_version, "%s", api);
             if (!query_device(ctx, dev)) continue;

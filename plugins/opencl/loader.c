@@ -28,6 +28,12 @@ int ocl_api_load(ocl_api *api, const char *library_name, char *why, size_t why_s
     memcpy(&api->name, &sym, sizeof sym); /* object -> function pointer without a cast warning */
     OCL_API_FUNCTIONS(OCL_API_RESOLVE)
 #undef OCL_API_RESOLVE
+#define OCL_EXEC_RESOLVE(name)                                                                \
+    sym = dlsym(library, #name);                                                              \
+    if (!sym && !api->missing_exec[0]) snprintf(api->missing_exec, sizeof api->missing_exec, "%s", #name); \
+    memcpy(&api->name, &sym, sizeof sym);
+    OCL_EXEC_FUNCTIONS(OCL_EXEC_RESOLVE)
+#undef OCL_EXEC_RESOLVE
     api->library = library;
     return OCL_API_LOADED;
 }

@@ -9,6 +9,8 @@
 #define EXO_OPENCL_OCL_API_H
 
 #define CL_TARGET_OPENCL_VERSION 300
+/* clCreateCommandQueue (1.2) rather than ...WithProperties (2.0): it is what every driver has. */
+#define CL_USE_DEPRECATED_OPENCL_1_2_APIS
 #include <CL/cl.h>
 #include <CL/cl_ext.h>
 
@@ -22,11 +24,37 @@
     X(clGetDeviceIDs)        \
     X(clGetDeviceInfo)
 
+/* The entry points of work: contexts, buffers, programs, kernels. Also OpenCL 1.2 core, but
+ * resolved separately so that a loader which only answers queries (the probe tests' stand-in)
+ * still probes; device_open refuses to open a device when any of these is missing. */
+#define OCL_EXEC_FUNCTIONS(X)      \
+    X(clCreateContext)             \
+    X(clReleaseContext)            \
+    X(clCreateCommandQueue)        \
+    X(clReleaseCommandQueue)       \
+    X(clCreateBuffer)              \
+    X(clReleaseMemObject)          \
+    X(clEnqueueWriteBuffer)        \
+    X(clEnqueueReadBuffer)         \
+    X(clCreateProgramWithSource)   \
+    X(clCreateProgramWithBinary)   \
+    X(clBuildProgram)              \
+    X(clGetProgramInfo)            \
+    X(clGetProgramBuildInfo)       \
+    X(clReleaseProgram)            \
+    X(clCreateKernel)              \
+    X(clReleaseKernel)             \
+    X(clSetKernelArg)              \
+    X(clEnqueueNDRangeKernel)      \
+    X(clFinish)
+
 typedef struct ocl_api {
     void *library; /* dlopen handle; NULL until ocl_api_load succeeds */
     char library_name[256];
+    char missing_exec[64]; /* first OCL_EXEC_FUNCTIONS entry the library lacks ("" when none) */
 #define OCL_API_MEMBER(name) __typeof__(&name) name;
     OCL_API_FUNCTIONS(OCL_API_MEMBER)
+    OCL_EXEC_FUNCTIONS(OCL_API_MEMBER)
 #undef OCL_API_MEMBER
 } ocl_api;
 

@@ -2,13 +2,16 @@
  *
  * Life cycle (abi/exo_plugin.h): init (no driver calls) -> probe (dlopen the ICD loader,
  * enumerate platforms and devices, fill one report per device) -> device_report / telemetry.
- * Later stages hang off ocl_device: device_open creates the cl_context and queue, buffers are
- * cl_mem objects of that context, and graph_compile builds programs through a binary cache
- * keyed by source, options, device and driver. Those entries are NULL in the table until then. */
+ * device_open creates an ocl_runtime for the device: cl_context, in-order queue, and the
+ * gpu_backend table through which the shared graph executor (plugins/gpu_common) allocates
+ * scratch and launches kernels. Buffers are cl_mem objects of that context. The kernels of
+ * kernels/ are built once per opened device, at its first graph_compile, through a program-binary
+ * cache keyed by source, options, device, driver and platform (cache.c). */
 #ifndef EXO_OPENCL_OCL_PLUGIN_H
 #define EXO_OPENCL_OCL_PLUGIN_H
 
 #include "exo_plugin.h"
+#include "gpu_backend.h"
 #include "ocl_api.h"
 
 #include <stddef.h>
@@ -37,6 +40,38 @@ typedef struct ocl_device_facts {
     int intel_dpas;              /* Intel: DPAS (XMX) reported by CL_DEVICE_FEATURE_CAPABILITIES_INTEL */
 } ocl_device_facts;
 
+/* Device memory as the graph executor sees it. */
+struct gpu_mem {
+    cl_mem mem;
+    uint64_t size;
+};
+
+/* A buffer handed out through the ABI: device memory of one opened device. */
+struct exo_buffer {
+    gpu_mem m;
+    struct ocl_runtime *rt;
+    exo_buffer_usage usage;
+};
+
+#define OCL_MAX_KERNELS 64
+
+/* An opened device. Allocated apart from the device list so its address is stable. */
+typedef struct ocl_runtime {
+    exo_plugin_ctx *ctx;
+    uint32_t index;           /* device index */
+    cl_device_id device;
+    cl_context context;
+    cl_command_queue queue;   /* in order */
+    cl_program program;       /* NULL until the first graph_compile */
+    char build_options[256];
+    struct {
+        const char *name;
+        cl_kernel kernel;
+    } kernels[OCL_MAX_KERNELS]; /* created on first launch, by name */
+    uint32_t n_kernels;
+    gpu_backend backend;
+} ocl_runtime;
+
 /* One OpenCL device as found by probe. */
 typedef struct ocl_device {
     cl_platform_id platform;
@@ -45,6 +80,7 @@ typedef struct ocl_device {
     uint32_t device_index;   /* position in clGetDeviceIDs' list for that platform */
     int has_amd_free_memory; /* CL_DEVICE_GLOBAL_FREE_MEMORY_AMD answers (telemetry re-reads it) */
     exo_device_report report;
+    ocl_runtime *rt;         /* non-NULL while open */
 } ocl_device;
 
 struct exo_plugin_ctx {
@@ -91,6 +127,39 @@ cl_int ocl_platform_string(exo_plugin_ctx *ctx, cl_platform_id platform, cl_plat
 
 /* AMD's CL_DEVICE_GLOBAL_FREE_MEMORY_AMD in bytes (the only free-memory query OpenCL has). */
 cl_int ocl_amd_free_memory(exo_plugin_ctx *ctx, cl_device_id dev, uint64_t *free_bytes);
+
+/* Records a failed OpenCL call: "opencl: <what> failed: CL_NAME (code)", with the cl_int as the
+ * vendor code. The status is EXO_ERR_DEVICE_OOM for allocation failures, EXO_ERR_NO_MEMORY for
+ * CL_OUT_OF_HOST_MEMORY, EXO_ERR_BACKEND otherwise. */
+exo_status ocl_fail(exo_plugin_ctx *ctx, cl_int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* device.c: device_open / device_close (context, queue, backend table). */
+exo_status ocl_device_open(exo_plugin_ctx *ctx, uint32_t index);
+void ocl_device_close(exo_plugin_ctx *ctx, uint32_t index);
+/* The opened device `index`, or an error naming why there is none. */
+exo_status ocl_runtime_get(exo_plugin_ctx *ctx, uint32_t index, const char *what, ocl_runtime **out);
+
+/* buffers.c */
+exo_status ocl_mem_create(ocl_runtime *rt, uint64_t size, gpu_mem *out);
+exo_status ocl_mem_read(ocl_runtime *rt, const gpu_mem *m, uint64_t offset, void *dst, uint64_t size);
+exo_status ocl_buffer_alloc(exo_plugin_ctx *ctx, uint32_t device, uint64_t size, exo_buffer_usage usage,
+                            exo_buffer **out);
+exo_status ocl_buffer_write(exo_buffer *buf, uint64_t offset, const void *data, uint64_t size);
+exo_status ocl_buffer_read(exo_buffer *buf, uint64_t offset, void *data, uint64_t size);
+void ocl_buffer_free(exo_buffer *buf);
+
+/* backend.c: fills rt->backend (the gpu_common vtable over this runtime). */
+void ocl_backend_init(ocl_runtime *rt, const ocl_device *dev);
+void ocl_release_kernels(ocl_runtime *rt);
+
+/* program.c: builds rt->program (once) from the embedded kernels, through the binary cache. */
+exo_status ocl_program_ensure(ocl_runtime *rt);
+
+/* graph.c: the ABI's graph entries over plugins/gpu_common. */
+exo_status ocl_supports_graph(exo_plugin_ctx *ctx, uint32_t device, const exo_graph *graph, uint32_t *first_unsupported);
+exo_status ocl_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_graph *graph, exo_compiled **out);
+exo_status ocl_graph_execute(exo_compiled *compiled, const exo_exec_args *args);
+void ocl_compiled_free(exo_compiled *compiled);
 
 /* True when the space-separated extension list `extensions` names `name` exactly. */
 int ocl_has_extension(const char *extensions, const char *name);

@@ -1,9 +1,8 @@
-/* plugin.c — the OpenCL plugin's entry point and function table (abi/exo_plugin.h).
- *
- * Now: init, shutdown, probe, device_report, device_telemetry. device_open (context + queue),
- * the buffer calls (cl_mem), supports_graph and graph_compile/execute (OpenCL C kernels through
- * a program-binary cache) come with the kernels; until then their entries stay NULL, which the
- * core reads as "cannot serve yet". */
+/* plugin.c — the OpenCL plugin's entry point and function table (abi/exo_plugin.h): probe and
+ * reports (probe.c, describe.c), device_open/close (device.c), buffers (buffers.c) and whole-graph
+ * execution (graph.c over plugins/gpu_common, kernels built by program.c). buffer_wrap_host stays
+ * NULL: weights are copied to device memory once at load, which is right for discrete GPUs and
+ * costs unified-memory devices one copy. */
 #include "ocl_plugin.h"
 
 #include <stdarg.h>
@@ -20,6 +19,20 @@ void ocl_log(exo_plugin_ctx *ctx, exo_log_level level, const char *fmt, ...) {
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     ctx->host->log(ctx->host->host_ctx, level, OCL_COMPONENT, line);
+}
+
+exo_status ocl_fail(exo_plugin_ctx *ctx, cl_int err, const char *fmt, ...) {
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    exo_status st = EXO_ERR_BACKEND;
+    if (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES || err == CL_INVALID_BUFFER_SIZE)
+        st = EXO_ERR_DEVICE_OOM;
+    else if (err == CL_OUT_OF_HOST_MEMORY)
+        st = EXO_ERR_NO_MEMORY;
+    return ctx->host->set_error(ctx->host->host_ctx, st, err, "opencl: %s failed: %s (%d)", what, cl_error_name(err), err);
 }
 
 /* The host members this plugin calls, all of ABI 1.0. */
@@ -44,6 +57,7 @@ static exo_status ocl_init(const exo_host_api *host, exo_plugin_ctx **out) {
 
 static void ocl_shutdown(exo_plugin_ctx *ctx) {
     if (!ctx) return;
+    for (uint32_t i = 0; i < ctx->n_devices; i++) ocl_device_close(ctx, i);
     ocl_release_devices(ctx);
     /* The ICD loader stays mapped: vendor drivers (PoCL's worker threads, NVIDIA's atexit
      * handlers) crash when their library is unloaded under them. dlopen counts references, so
@@ -122,6 +136,16 @@ static exo_status opencl_entry(const exo_host_api *host, exo_plugin_api *out) {
     mine.probe = ocl_probe_entry;
     mine.device_report = ocl_device_report;
     mine.device_telemetry = ocl_device_telemetry;
+    mine.device_open = ocl_device_open;
+    mine.device_close = ocl_device_close;
+    mine.buffer_alloc = ocl_buffer_alloc;
+    mine.buffer_write = ocl_buffer_write;
+    mine.buffer_read = ocl_buffer_read;
+    mine.buffer_free = ocl_buffer_free;
+    mine.supports_graph = ocl_supports_graph;
+    mine.graph_compile = ocl_graph_compile;
+    mine.graph_execute = ocl_graph_execute;
+    mine.compiled_free = ocl_compiled_free;
     return exo_plugin_fill(out, &mine);
 }
 

@@ -107,8 +107,10 @@ static exo_status probe_platform(exo_plugin_ctx *ctx, cl_platform_id platform, u
 }
 
 exo_status ocl_probe(exo_plugin_ctx *ctx) {
-    /* Idempotent: a new probe replaces the list. (When device_open arrives, opened devices must
-     * survive a re-probe; the list then has to be merged by cl_device_id instead.) */
+    /* Idempotent: a new probe replaces the list, unless a device is open: its runtime (context,
+     * buffers, compiled graphs) hangs off the list, which then stays as it is. */
+    for (uint32_t i = 0; i < ctx->n_devices; i++)
+        if (ctx->devices[i].rt) return EXO_OK;
     ocl_release_devices(ctx);
     ctx->no_device_reason[0] = '\0';
     exo_status st = load_api(ctx);

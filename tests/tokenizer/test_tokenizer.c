@@ -177,6 +177,22 @@ START_TEST(test_golden_greedy_decodes_like_hf) {
 }
 END_TEST
 
+START_TEST(test_explicit_add_bos_token_wins) {
+    char dir[] = "/tmp/exo-tok-bos-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cp %s/llama/tokenizer.json %s/ && printf '%%s' "
+             "'{\"bos_token\": \"<|begin_of_text|>\", \"add_bos_token\": false}' > %s/tokenizer_config.json",
+             HF_TINY, dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    exo_tokenizer *tok = load_ok(dir);
+    ck_assert(!exo_tokenizer_adds_bos(tok));
+    exo_tokenizer_free(tok);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(test_special_ids_from_config) {
     exo_tokenizer *tok = load_ok(HF_TINY "/llama");
     const int32_t *eos;
@@ -188,10 +204,33 @@ START_TEST(test_special_ids_from_config) {
     ck_assert(exo_tokenizer_is_special(tok, 2));
     ck_assert(!exo_tokenizer_is_special(tok, 3));
     ck_assert(!exo_tokenizer_is_special(tok, 512));
-    /* Neither tokenizer_config nor the post-processor asks for BOS. */
-    ck_assert(!exo_tokenizer_adds_bos(tok));
+    /* Neither tokenizer_config nor the post-processor says; tokenizer_config names a BOS, and
+     * the references were made with it first. */
+    ck_assert(exo_tokenizer_adds_bos(tok));
     ck_assert_int_eq(exo_tokenizer_token_id(tok, "<|end_of_text|>", 15), 1);
     exo_tokenizer_free(tok);
+}
+END_TEST
+
+/* Qwen-style configs: "bos_token": null means no BOS even though config.json has an id;
+ * generation_config's EOS list is taken whole, config.json's EOS only without it. */
+START_TEST(test_special_ids_qwen_style) {
+    char *dir = fixture_make_dir();
+    ck_assert(fixture_write_sentencepiece(dir, true));
+    ck_assert(fixture_write(dir, "tokenizer_config.json", "{\"bos_token\": null, \"eos_token\": \"</s>\"}"));
+    ck_assert(fixture_write(dir, "generation_config.json", "{\"bos_token_id\": 1, \"eos_token_id\": [2, 0]}"));
+    ck_assert(fixture_write(dir, "config.json", "{\"bos_token_id\": 1, \"eos_token_id\": 5}"));
+    exo_tokenizer *tok = load_ok(dir);
+    const int32_t *eos;
+    ck_assert_int_eq(exo_tokenizer_bos(tok), -1);
+    ck_assert(!exo_tokenizer_adds_bos(tok));
+    ck_assert_uint_eq(exo_tokenizer_eos(tok, &eos), 2);
+    ck_assert_int_eq(eos[0], SP_EOS);
+    ck_assert_int_eq(eos[1], SP_UNK);
+    /* add_bos has nothing to add. */
+    encode_expect(tok, "hello", true, (int32_t[]){SP_SPACE_HELLO}, 1);
+    exo_tokenizer_free(tok);
+    fixture_remove_dir(dir);
 }
 END_TEST
 
@@ -581,6 +620,142 @@ START_TEST(test_long_whitespace_run) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- pipeline pieces */
+
+static exo_tokenizer *load_json(const char *json, char **dir) {
+    *dir = fixture_make_dir();
+    ck_assert_ptr_nonnull(*dir);
+    ck_assert(fixture_write(*dir, "tokenizer.json", json));
+    return load_ok(*dir);
+}
+
+/* Pre-tokenizes text and compares the pieces with want (a NULL-terminated list). */
+static void expect_pieces(const exo_tokenizer *tok, const char *text, const char *const *want) {
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    exo_tok_pieces p = {0};
+    ck_assert_int_eq(exo_tok_pretokenize(tok, text, strlen(text), true, md, &p), EXO_OK);
+    size_t n_want = 0;
+    while (want[n_want]) n_want++;
+    ck_assert_msg(p.n == n_want, "\"%s\": %zu pieces, want %zu", text, p.n, n_want);
+    for (size_t i = 0; i < n_want; i++) {
+        size_t len = p.starts[i + 1] - p.starts[i];
+        ck_assert_msg(len == strlen(want[i]) && !memcmp(p.text.data + p.starts[i], want[i], len),
+                      "\"%s\": piece %zu is \"%.*s\", want \"%s\"", text, i, (int)len,
+                      p.text.data + p.starts[i], want[i]);
+    }
+    exo_tok_pieces_free(&p);
+    pcre2_match_data_free(md);
+}
+
+START_TEST(test_split_behaviors) {
+    static const char *const behaviors[] = {"Isolated", "Removed", "MergedWithPrevious",
+                                            "MergedWithNext", "Contiguous"};
+    static const char *const want[][7] = {
+        {"a", "-", "b", "-", "-", "c", NULL},
+        {"a", "b", "c", NULL},
+        {"a-", "b-", "-", "c", NULL},
+        {"a", "-b", "-", "-c", NULL},
+        {"a", "-", "b", "--", "c", NULL},
+    };
+    for (size_t i = 0; i < 5; i++) {
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"String\":\"-\"},"
+                 "\"behavior\":\"%s\",\"invert\":false},"
+                 "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}",
+                 behaviors[i]);
+        char *dir;
+        exo_tokenizer *tok = load_json(json, &dir);
+        expect_pieces(tok, "a-b--c", want[i]);
+        exo_tokenizer_free(tok);
+        fixture_remove_dir(dir);
+    }
+}
+END_TEST
+
+/* The Llama-3 regex with "Isolated": matches and the gaps between them are pieces. */
+START_TEST(test_llama3_regex_pieces) {
+    exo_tokenizer *tok = load_ok(HF_TINY "/llama3");
+    expect_pieces(tok, "  leading spaces", (const char *const[]){" ", " leading", " spaces", NULL});
+    expect_pieces(tok, "It's 1234567!\r\n\n x",
+                  (const char *const[]){"It", "'s", " ", "123", "456", "7", "!\r\n\n", " x", NULL});
+    expect_pieces(tok, "\xC3\xBC" "ber  \xE6\x97\xA5\xE6\x9C\xAC",
+                  (const char *const[]){"\xC3\xBC" "ber", " ", " \xE6\x97\xA5\xE6\x9C\xAC", NULL});
+    exo_tokenizer_free(tok);
+}
+END_TEST
+
+/* lstrip / rstrip added tokens swallow the whitespace around them. */
+START_TEST(test_added_token_strip) {
+    char *dir;
+    exo_tokenizer *tok = load_json(
+        "{\"added_tokens\":[{\"id\":1,\"content\":\"<m>\",\"lstrip\":true,\"rstrip\":true,"
+        "\"special\":true,\"normalized\":false},{\"id\":2,\"content\":\"<mm>\",\"special\":true,"
+        "\"normalized\":false}],"
+        "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\" \":3},\"merges\":[]}}",
+        &dir);
+    exo_tok_segments seg = {0};
+    const char *text = "a  <m>\t a<mm> a";
+    ck_assert_int_eq(exo_tok_split_added(tok, text, strlen(text), false, &seg), EXO_OK);
+    ck_assert_uint_eq(seg.len, 5);
+    ck_assert_int_eq(seg.data[0].added_id, -1); /* "a" */
+    ck_assert_uint_eq(seg.data[0].len, 1);
+    ck_assert_int_eq(seg.data[1].added_id, 1); /* "  <m>\t " */
+    ck_assert_uint_eq(seg.data[1].start, 1);
+    ck_assert_uint_eq(seg.data[1].len, 7);
+    ck_assert_int_eq(seg.data[2].added_id, -1); /* "a" */
+    ck_assert_int_eq(seg.data[3].added_id, 2);  /* "<mm>": no strip */
+    ck_assert_int_eq(seg.data[4].added_id, -1); /* " a" */
+    ck_assert_uint_eq(seg.data[4].len, 2);
+    free(seg.data);
+    /* Without a pre-tokenizer the spaces become their own token. */
+    encode_expect(tok, text, false, (int32_t[]){0, 1, 0, 2, 3, 0}, 6);
+    exo_tokenizer_free(tok);
+    fixture_remove_dir(dir);
+}
+END_TEST
+
+/* Random code points from every plane round-trip, random bytes are accepted or rejected
+ * cleanly, and streaming never emits broken UTF-8 (deterministic xorshift). */
+START_TEST(test_random_text) {
+    exo_tokenizer *tok = load_ok(LICENSES);
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    char buf[512];
+    for (int iter = 0; iter < 300; iter++) {
+        size_t n = 0;
+        while (n < sizeof buf - 8) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            uint32_t cp;
+            switch (x % 4) {
+            case 0: cp = 0x20 + (uint32_t)(x >> 8) % 0x5F; break;           /* ASCII */
+            case 1: cp = (uint32_t)(x >> 8) % 0x800; break;                  /* 2-byte, controls */
+            case 2: cp = 0x3000 + (uint32_t)(x >> 8) % 0x7000; break;        /* CJK-ish */
+            default: cp = 0x10000 + (uint32_t)(x >> 8) % 0x100000; break;    /* astral */
+            }
+            if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF)) continue;
+            n += (size_t)exo_utf8_encode(cp, buf + n);
+            if ((x >> 40) % 16 == 0) break;
+        }
+        buf[n] = '\0';
+        roundtrip(tok, buf);
+        int32_t *ids;
+        size_t n_ids;
+        ck_assert_int_eq(exo_tokenizer_encode(tok, buf, n, false, &ids, &n_ids), EXO_OK);
+        stream_and_check(tok, ids, n_ids);
+        free(ids);
+        /* The same bytes, scrambled: valid or not, never a crash. */
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            buf[i] = (char)(x >> 24);
+        }
+        exo_status st = exo_tokenizer_encode(tok, buf, n, false, &ids, &n_ids);
+        ck_assert(st == EXO_OK || st == EXO_ERR_INVALID_ARG);
+        if (st == EXO_OK) free(ids);
+    }
+    exo_tokenizer_free(tok);
+}
+END_TEST
+
 static Suite *tokenizer_suite(void) {
     Suite *s = suite_create("tokenizer");
     TCase *tc = tcase_create("reference");
@@ -589,6 +764,8 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(tc, test_golden_prompts_encode_like_hf);
     tcase_add_test(tc, test_golden_greedy_decodes_like_hf);
     tcase_add_test(tc, test_special_ids_from_config);
+    tcase_add_test(tc, test_explicit_add_bos_token_wins);
+    tcase_add_test(tc, test_special_ids_qwen_style);
     suite_add_tcase(s, tc);
     tc = tcase_create("roundtrip");
     tcase_add_test(tc, test_roundtrip_bytelevel);
@@ -596,6 +773,7 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(tc, test_literal_special_tokens_match);
     tcase_add_test(tc, test_add_bos_prepends_once);
     tcase_add_test(tc, test_long_whitespace_run);
+    tcase_add_test(tc, test_random_text);
     suite_add_tcase(s, tc);
     tc = tcase_create("stream");
     tcase_add_test(tc, test_stream_never_splits_characters);
@@ -606,6 +784,11 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(tc, test_sentencepiece_normalizer_encode);
     tcase_add_test(tc, test_sentencepiece_normalizer_decode);
     tcase_add_test(tc, test_sentencepiece_metaspace);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("pipeline");
+    tcase_add_test(tc, test_split_behaviors);
+    tcase_add_test(tc, test_llama3_regex_pieces);
+    tcase_add_test(tc, test_added_token_strip);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_add_test(tc, test_unsupported_model_types);

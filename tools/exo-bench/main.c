@@ -36,6 +36,7 @@ typedef struct bench_results {
     double load_s;
     summary prefill_tps, decode_tps, ttft_ms, step_ms;
     uint64_t peak_rss_bytes;
+    double loadavg;     /* 1-minute load average before the run: other work on the machine */
     read_bandwidth stream;
     int have_stream;
 } bench_results;
@@ -195,8 +196,8 @@ static void report(const bench_options *o, const exo_model_info *mi, const exo_s
     double ceiling = stream > 0 ? stream * 1e9 / bytes : 0;
 
     FILE *f = o->json ? stderr : stdout;
-    fprintf(f, "model:   %s (%s, %u layers, hidden %u, %s, %.3f B parameters)\n", mi->path, mi->architecture,
-            mi->n_layers, mi->hidden_size, dtype_name(mi->dtype), c->total_params / 1e9);
+    fprintf(f, "model:   %s (%s, %u layers, hidden %u, %s, %.2f M parameters)\n", mi->path, mi->architecture,
+            mi->n_layers, mi->hidden_size, dtype_name(mi->dtype), c->total_params / 1e6);
     fprintf(f, "device:  %s '%s', %u threads; %.1f MB of weights on the device; load %.2f s\n", si->plugin,
             si->device_name, threads, si->weight_bytes / 1e6, r->load_s);
     fprintf(f, "prefill: pp%u %.2f +- %.2f tok/s, time to first token %.1f +- %.1f ms, %.1f GFLOP/s in the layer matrices\n",
@@ -211,6 +212,9 @@ static void report(const bench_options *o, const exo_model_info *mi, const exo_s
                 stream, r->stream.kernel, r->stream.threads, r->stream.bytes >> 20, r->stream.passes, 100 * fraction,
                 ceiling);
     fprintf(f, "peak RSS: %.1f MB (before the bandwidth buffer)\n", r->peak_rss_bytes / 1e6);
+    if (r->loadavg > 0.5)
+        fprintf(f, "warning: the load average was %.2f before the run: other processes shared the CPU, so these "
+                   "figures may be low\n", r->loadavg);
     fflush(f);
     if (!o->json) return;
 
@@ -243,6 +247,7 @@ static void report(const bench_options *o, const exo_model_info *mi, const exo_s
     add(j, "decode_weight_gbps", weight_gbps);
     add(j, "device_weight_bytes", (double)si->weight_bytes);
     add(j, "peak_rss_bytes", (double)r->peak_rss_bytes);
+    add(j, "loadavg", r->loadavg);
     if (r->have_stream) {
         add(j, "stream_gbps", stream);
         add(j, "decode_fraction_of_stream", fraction);
@@ -276,6 +281,8 @@ int main(int argc, char **argv) {
 
     bench_results r;
     memset(&r, 0, sizeof r);
+    double load[1];
+    if (getloadavg(load, 1) == 1) r.loadavg = load[0];
     double t0 = now_s();
     exo_model *model = NULL;
     st = exo_model_open(rt, o.model_dir, &model);

@@ -77,8 +77,8 @@ static int parse_args(int argc, char **argv, synth_options *o) {
             o->seed = s;
         } else if (strcmp(a, "--shard-gb") == 0) {
             double g = strtod(v, &end);
-            if (errno || end == v || *end || !(g >= 0.001 && g <= 1e4)) {
-                fprintf(stderr, "exo-synth: --shard-gb expects a number in [0.001, 10000], got '%s'\n", v);
+            if (errno || end == v || *end || !(g >= 1e-6 && g <= 1e4)) {
+                fprintf(stderr, "exo-synth: --shard-gb expects a number in [0.000001, 10000], got '%s'\n", v);
                 return 0;
             }
             o->shard_gb = g;
@@ -163,8 +163,8 @@ int main(int argc, char **argv) {
     double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
     uint64_t n = parameter_count(p);
     if (!o.quiet)
-        fprintf(stderr, "exo-synth: %s (%s): %.3f B parameters, %.1f MB of %s weights, seed %llu, %.1f s -> %s\n",
-                p->name, p->description, n / 1e9, n * (double)synth_dtype_size(o.dtype) / 1e6,
+        fprintf(stderr, "exo-synth: %s (%s): %.2f M parameters, %.1f MB of %s weights, seed %llu, %.1f s -> %s\n",
+                p->name, p->description, n / 1e6, n * (double)synth_dtype_size(o.dtype) / 1e6,
                 synth_dtype_torch_name(o.dtype), (unsigned long long)o.seed, s, o.out);
     return 0;
 }

@@ -251,4 +251,6 @@ def lib():
 
 def text(b):
     """A C string as str ('' for NULL); undecodable bytes are replaced, never raised."""
+    if isinstance(b, str):
+        return b
     return b.decode("utf-8", "replace") if b else ""

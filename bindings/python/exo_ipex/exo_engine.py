@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from . import model as _model
-from .errors import ExoError
+from .errors import ExoError, error_for
 from .runtime import Runtime
 from .sampler import Sampler, SamplingParams
 
@@ -280,7 +280,7 @@ class IpexEngine:
             self._submitted.add(task.task_id)
             return
         if len(self._requests) >= self.b.max_concurrent:
-            raise ExoError(-1, f"{len(self._requests)} requests already run (max_concurrent "
+            raise error_for(-1, f"{len(self._requests)} requests already run (max_concurrent "
                                f"{self.b.max_concurrent})", "submit")
         if task.prompt_tokens is not None:
             ids = [int(t) for t in task.prompt_tokens]
@@ -288,7 +288,7 @@ class IpexEngine:
             add_bos = bool(task.add_bos) if task.add_bos is not None else False
             ids = self.model.tokenize(task.prompt or "", add_bos=add_bos)
         if not ids:
-            raise ExoError(-1, f"task {task.task_id}: the prompt holds no tokens", "submit")
+            raise error_for(-1, f"task {task.task_id}: the prompt holds no tokens", "submit")
         params = task.sampling()
         sampler = None
         if self.world == 1:
@@ -454,6 +454,8 @@ class IpexEngine:
                 if rid in self._submitted:
                     self._submitted.discard(rid)
                     out.append((rid, FinishedResponse()))
+            elif header["kind"] == "error":
+                self.link.send("error", rid, message=header.get("message", ""))  # on towards rank 0
             msg = self.link.recv(0)
         return out
 

@@ -12,7 +12,7 @@ import queue
 import threading
 
 from . import _capi
-from .errors import check, ExoError
+from .errors import check, ExoError, error_for
 
 
 class Piece(collections.namedtuple("Piece", "text token")):
@@ -47,7 +47,7 @@ def make_sampling(banned=(), **kw):
         if v is None:
             continue
         if k not in SAMPLING_FIELDS:
-            raise ExoError(-1, f"unknown sampling parameter '{k}'", "sampling")
+            raise error_for(-1, f"unknown sampling parameter '{k}'", "sampling")
         setattr(s, k, v)
     banned = [int(b) for b in banned]
     arr = (C.c_int32 * max(1, len(banned)))(*banned)

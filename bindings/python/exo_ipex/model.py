@@ -11,7 +11,7 @@ import os
 import weakref
 
 from . import _capi
-from .errors import check, ExoError
+from .errors import check, ExoError, error_for
 
 try:  # numpy is optional: without it, outputs are (bytes, shape, dtype)
     import numpy as _np
@@ -174,7 +174,7 @@ class Shard(_Handle):
         if end_layer is None:
             end_layer = model.info.n_layers
         if start_layer < 0 or end_layer < 0:
-            raise ExoError(-1, f"layer range [{start_layer}, {end_layer}) has a negative bound", "exo_shard_load")
+            raise error_for(-1, f"layer range [{start_layer}, {end_layer}) has a negative bound", "exo_shard_load")
         opts = _capi.ShardOptions.new()
         opts.start_layer, opts.end_layer = int(start_layer), int(end_layer)
         self._device = device.encode() if isinstance(device, str) else device
@@ -292,7 +292,7 @@ class Session(_Handle):
         if n is None:
             n = total // width_in if width_in else 0
         if n * width_in != total:
-            raise ExoError(-1, f"hidden states hold {total} floats, not {n} x {width_in}",
+            raise error_for(-1, f"hidden states hold {total} floats, not {n} x {width_in}",
                            "exo_session_forward_hidden")
         rows = 1 if last_only else n
         width = self.shard.info.output_width

@@ -1,0 +1,172 @@
+"""The old-era EXO interface (exo/inference/inference_engine.py), still used by EXO forks:
+async encode / sample / decode / infer_tensor / infer_prompt / ensure_shard / load_checkpoint,
+numpy in and out, a KV session per request id.
+
+Old EXO's Shard has an INCLUSIVE end_layer (is_last_layer: end_layer == n_layers - 1); the C
+API's range is half-open, so [start_layer, end_layer + 1) is what loads. Blocking C calls run on
+one worker thread (as the old MLX engine did), keeping the event loop free."""
+import asyncio
+import collections
+import concurrent.futures
+import dataclasses
+import os
+
+import numpy as np
+
+from . import model as _model
+from .errors import ExoError, error_for
+from .runtime import Runtime
+from .sampler import Sampler, SamplingParams
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """exo/inference/shard.py Shard (end_layer inclusive)."""
+    model_id: str
+    start_layer: int
+    end_layer: int
+    n_layers: int
+
+    def is_first_layer(self):
+        return self.start_layer == 0
+
+    def is_last_layer(self):
+        return self.end_layer == self.n_layers - 1
+
+    def get_layer_count(self):
+        return self.end_layer - self.start_layer + 1
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(**d)
+
+
+def half_open(shard):
+    """(start, end) of the C API for an old-era shard."""
+    return shard.start_layer, shard.end_layer + 1
+
+
+class IpexInferenceEngine:
+    """Old-era InferenceEngine. model_path(model_id) -> directory; by default
+    <models_dir>/<org>--<name> (EXO's download layout) or the model_id itself when it is a
+    directory."""
+
+    def __init__(self, models_dir=None, model_path=None, runtime=None, runtime_options=None, max_sessions=8,
+                 device=None):
+        self.models_dir = models_dir
+        self._model_path = model_path
+        self.runtime = runtime or Runtime(**(runtime_options or {}))
+        self._own_runtime = runtime is None
+        self.device = device
+        self.shard = None
+        self._model = self._c_shard = None
+        self.session = collections.OrderedDict()  # request id -> Session, least recent first
+        self.max_sessions = max_sessions
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="exo_ipex")
+
+    def model_path(self, model_id):
+        if self._model_path:
+            return self._model_path(model_id)
+        if os.path.isdir(model_id):
+            return model_id
+        if self.models_dir:
+            return os.path.join(self.models_dir, model_id.replace("/", "--"))
+        raise error_for(-15, f"no directory for model '{model_id}' (give models_dir or model_path)", "ensure_shard")
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # -- shards
+    def _load(self, shard):
+        if shard == self.shard:
+            return
+        self._unload()
+        path = self.model_path(shard.model_id)
+        m = _model.Model(self.runtime, path)
+        try:
+            if shard.n_layers != m.info.n_layers:
+                raise error_for(-1, f"shard says {shard.n_layers} layers, {path} has {m.info.n_layers}", "ensure_shard")
+            start, end = half_open(shard)
+            self._c_shard = _model.Shard(m, start, end, device=self.device)
+        except BaseException:
+            m.close()
+            raise
+        self._model, self.shard = m, shard
+
+    def _unload(self):
+        self.session.clear()
+        if self._model is not None:
+            self._model.close()  # closes the shard and its sessions first
+        self._model = self._c_shard = self.shard = None
+
+    async def ensure_shard(self, shard):
+        await self._run(self._load, shard)
+
+    async def load_checkpoint(self, shard, path):
+        await self.ensure_shard(shard)
+
+    async def save_checkpoint(self, shard, path):
+        pass
+
+    async def clear_session(self):
+        await self._run(self.session.clear)
+
+    # -- text
+    async def encode(self, shard, prompt, add_bos=False):
+        await self.ensure_shard(shard)
+        return np.asarray(await self._run(self._model.tokenize, prompt, add_bos), dtype=np.int64)
+
+    async def decode(self, shard, tokens):
+        await self.ensure_shard(shard)
+        return await self._run(self._model.detokenize, [int(t) for t in np.asarray(tokens).reshape(-1)])
+
+    async def sample(self, x, temp=0.0, top_p=1.0, top_k=0, seed=42):
+        """Samples from the last position of logits x [..., n, vocab]: an int array of shape (1,)."""
+        logits = np.asarray(x, dtype=np.float32)
+        row = logits.reshape(-1, logits.shape[-1])[-1]
+        s = Sampler(SamplingParams(temperature=temp, top_p=top_p, top_k=top_k, min_p=0.0, seed=seed), row.size)
+        return np.array([s.sample(row)[0]], dtype=np.int64)
+
+    # -- tensors
+    def _session(self, request_id):
+        s = self.session.pop(request_id, None)
+        if s is None or s.closed:
+            s = self._c_shard.session()
+            while len(self.session) >= self.max_sessions:
+                self.session.popitem(last=False)[1].close()
+        self.session[request_id] = s
+        return s
+
+    def _infer(self, request_id, input_data):
+        s = self._session(request_id)
+        x = np.asarray(input_data)
+        if self._c_shard.info.embeds:
+            if x.dtype.kind not in "iu":
+                raise error_for(-1, f"the first shard takes token ids, got {x.dtype}", "infer_tensor")
+            y = s.forward_tokens(x.reshape(-1).astype(np.int32))
+        else:
+            width = self._c_shard.info.input_width
+            if x.shape[-1] != width:
+                raise error_for(-1, f"hidden states of width {x.shape[-1]}, the shard takes {width}", "infer_tensor")
+            y = s.forward_hidden(x.reshape(-1, width).astype(np.float32))
+        return y.reshape(1, y.shape[0], y.shape[1])
+
+    async def infer_tensor(self, request_id, shard, input_data, inference_state=None):
+        """(1, n) token ids or (1, n, hidden) float states in; (1, n, hidden) states or
+        (1, n, vocab) logits out. Keeps a KV session per request id."""
+        await self.ensure_shard(shard)
+        out = await self._run(self._infer, request_id, input_data)
+        return out, inference_state
+
+    async def infer_prompt(self, request_id, shard, prompt, inference_state=None):
+        tokens = await self.encode(shard, prompt)
+        return await self.infer_tensor(request_id, shard, tokens.reshape(1, -1), inference_state)
+
+    def cleanup(self):
+        self._unload()
+        self._executor.shutdown(wait=True)
+        if self._own_runtime:
+            self.runtime.close()

@@ -1,0 +1,133 @@
+"""What an EXO node advertises for this engine: whether "ipex" (shown as "Intel IPEX") is
+offered, the node's memory / usage / temperature / power / chip for the dashboard and placement,
+and which models in a models directory the engine can run.
+
+The engine is offered only when an Intel device is present and usable: a Level Zero GPU, an
+Intel OpenCL GPU or an Intel CPU, decided from the devices' probe reports (PCI vendor id 0x8086,
+or "Intel" in the vendor or device name — the CPU plugin reports the CPU's brand string)."""
+import json
+import os
+
+from . import _capi
+
+ENGINE_ID = "ipex"
+ENGINE_NAME = "Intel IPEX"
+INTEL_VENDOR_ID = 0x8086
+ARCHITECTURES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma")
+DTYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "f32": "f32", "f16": "f16", "bf16": "bf16"}
+_GPU_TYPES = ("discrete_gpu", "integrated_gpu")
+
+
+def is_intel(device):
+    r = device.report
+    return r.vendor_id == INTEL_VENDOR_ID or "intel" in r.vendor.lower() or "intel" in r.name.lower()
+
+
+def intel_devices(runtime):
+    """Usable Intel devices, best first, primary views only (a GPU seen through Level Zero and
+    OpenCL counts once)."""
+    return [d for d in runtime.devices() if d.usable and d.alternate_of < 0 and is_intel(d)]
+
+
+def engine_info(runtime):
+    """{"engine_id", "name", "available", "reason", "devices"}: what the node broadcasts."""
+    devs = intel_devices(runtime)
+    if devs:
+        d = devs[0]
+        reason = f"{d.spec} '{d.report.name}' ({d.report.type})"
+    else:
+        seen = [f"{d.spec} '{d.report.name}'" for d in runtime.devices() if d.usable]
+        reason = "no Intel device: " + (", ".join(seen) if seen else "no usable device at all")
+    return {"engine_id": ENGINE_ID, "name": ENGINE_NAME, "available": bool(devs), "reason": reason,
+            "devices": [d.spec for d in devs]}
+
+
+def _meminfo():
+    out = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                k, v = line.split(":", 1)
+                out[k] = int(v.split()[0]) * 1024
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def node_profile(runtime):
+    """EXO's node fields for the best Intel device (None when the engine is not offered):
+    identity (chip), MemoryUsage (ram_total / ram_available count a GPU's own memory: placement
+    reads ram_available), SystemPerformanceProfile (gpu_usage 0..1, temp, sys_power) and flops."""
+    devs = intel_devices(runtime)
+    if not devs:
+        return None
+    d = devs[0]
+    r = d.report
+    mem = _meminfo()
+    ram_total, ram_avail = mem.get("MemTotal", 0), mem.get("MemAvailable", 0)
+    try:
+        t = runtime.telemetry(d)
+    except Exception:  # telemetry is optional per plugin
+        t = None
+    if r.type in _GPU_TYPES and "unified_memory" not in r.caps:
+        # A discrete GPU: the model lives in its own memory, which is what placement must see.
+        total = r.memory_total
+        avail = t.memory_free if t and t.memory_free is not None else r.memory_free
+    else:
+        total, avail = ram_total, ram_avail
+    return {
+        "engine_id": ENGINE_ID, "engine_name": ENGINE_NAME,
+        "chip_id": r.name, "device": d.spec, "device_type": r.type,
+        "memory": {"ram_total": total, "ram_available": avail,
+                   "swap_total": mem.get("SwapTotal", 0), "swap_available": mem.get("SwapFree", 0)},
+        "system": {"gpu_usage": float(t.utilization) if t and t.utilization is not None else 0.0,
+                   "temp": float(t.temperature_c) if t and t.temperature_c is not None else None,
+                   "sys_power": float(t.power_w) if t and t.power_w is not None else None},
+        "flops": {"fp32": r.tflops_fp32, "fp16": r.tflops_fp16, "int8": r.tflops_int8},
+        "memory_bandwidth_gbs": r.memory_bandwidth_gbs,
+    }
+
+
+def model_support(model_dir):
+    """(ok, why, info) for one Hugging Face model directory, from its config.json."""
+    cfg_path = os.path.join(model_dir, "config.json")
+    try:
+        with open(cfg_path) as f:
+            cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        return False, f"{cfg_path}: {e}", None
+    arch = cfg.get("model_type", "")
+    dtype = cfg.get("torch_dtype") or cfg.get("dtype") or "float32"
+    info = {"architecture": arch, "dtype": DTYPES.get(dtype, dtype), "n_layers": cfg.get("num_hidden_layers"),
+            "hidden_size": cfg.get("hidden_size")}
+    if arch not in ARCHITECTURES:
+        return False, f"architecture '{arch}' is not one of {', '.join(ARCHITECTURES)}", info
+    if dtype not in DTYPES:
+        return False, f"dtype '{dtype}' is not f32/f16/bf16", info
+    if "quantization" in cfg or "quantization_config" in cfg:
+        return False, "quantized checkpoints are not supported yet", info
+    if not any(n.endswith(".safetensors") or n.endswith(".safetensors.index.json") for n in os.listdir(model_dir)):
+        return False, "no safetensors weights", info
+    return True, "", info
+
+
+def supported_models(models_dir):
+    """Models under models_dir (EXO's layout: <org>--<name>/) this engine can run, as dicts
+    {"model_id", "path", "architecture", "dtype", "n_layers", "hidden_size"}."""
+    out = []
+    try:
+        names = sorted(os.listdir(models_dir))
+    except OSError:
+        return out
+    for name in names:
+        path = os.path.join(models_dir, name)
+        if not os.path.isdir(path):
+            continue
+        ok, _, info = model_support(path)
+        if ok:
+            out.append({"model_id": name.replace("--", "/"), "path": path, **info})
+    return out
+
+
+def library_info():
+    return {"library": _capi.library_path}

@@ -1,0 +1,184 @@
+"""EXO's engine shapes: the Builder/Engine pair (whole model, batched requests, cancellation,
+a two-process pipeline over ZeroMQ) and the old-era infer_tensor interface."""
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import exo_ipex
+from conftest import HERE, LICENSES, TINY_LLAMA, free_tcp_ports, subprocess_env
+from exo_ipex.exo_engine import (CancelledResponse, ErrorChunk, FinishedResponse, IpexBuilder, TextGenerationTask,
+                                 TokenChunk)
+from exo_ipex.legacy_engine import IpexInferenceEngine, Shard
+
+PROMPT = "The quick brown fox jumps over the lazy dog."
+
+
+def exo_run_greedy(exo_run, model, prompt, n):
+    out = subprocess.run([exo_run, "--model", model, "--temperature", "0", "-n", str(n), "--json", "-p", prompt],
+                         check=True, capture_output=True, text=True).stdout
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    toks = [e for e in events if e.get("type") != "stats"]
+    return "".join(e["text"] for e in toks), [e["token"] for e in toks if e["token"] >= 0], events[-1]
+
+
+def run_until_done(engine, task_ids):
+    chunks = {t: [] for t in task_ids}
+    ends = {}
+    order = []
+    while len(ends) < len(task_ids):
+        for tid, ev in engine.step():
+            if isinstance(ev, (TokenChunk, ErrorChunk)):
+                chunks[tid].append(ev)
+                order.append(tid)
+            else:
+                ends[tid] = ev
+    return chunks, ends, order
+
+
+@pytest.fixture(scope="module")
+def whole_engine():
+    b = IpexBuilder(TINY_LLAMA)
+    b.connect()
+    progress = list(b.load())
+    assert progress == [(i, 4) for i in range(1, 5)]
+    engine = b.build()
+    engine.warmup()
+    yield engine
+    engine.close()
+    b.close()
+
+
+def test_engine_reproduces_exo_runs_greedy_text(whole_engine, exo_run):
+    expect_text, expect_tokens, stats = exo_run_greedy(exo_run, TINY_LLAMA, PROMPT, 32)
+    whole_engine.submit(TextGenerationTask("a", prompt=PROMPT, max_output_tokens=32, temperature=0.0))
+    chunks, ends, _ = run_until_done(whole_engine, ["a"])
+    assert isinstance(ends["a"], FinishedResponse)
+    got = chunks["a"]
+    assert [c.token_id for c in got if c.token_id >= 0] == expect_tokens
+    assert "".join(c.text for c in got) == expect_text
+    last = got[-1]
+    assert last.finish_reason == "length" and last.stats.generation_tokens == 32
+    assert last.stats.prompt_tokens == stats["prompt_tokens"] and last.stats.peak_memory_usage > 0
+
+
+def test_engine_on_the_default_model_gives_the_golden_text():
+    gold = json.load(open(os.path.join(LICENSES, "golden.json")))["prompts"][0]
+    b = IpexBuilder(LICENSES)
+    engine = b.build()
+    engine.submit(TextGenerationTask("g", prompt_tokens=gold["ids"], max_output_tokens=len(gold["greedy"]),
+                                     temperature=0.0))
+    chunks, _, _ = run_until_done(engine, ["g"])
+    assert [c.token_id for c in chunks["g"] if c.token_id >= 0] == gold["greedy"]
+    assert "".join(c.text for c in chunks["g"]) == gold["greedy_text"]
+    b.close()
+
+
+def test_batched_requests_step_round_robin_and_match_alone(whole_engine):
+    prompts = {"r0": PROMPT, "r1": "Hello world", "r2": "Once upon a time"}
+    alone = {}
+    for tid, p in prompts.items():
+        whole_engine.submit(TextGenerationTask(tid, prompt=p, max_output_tokens=6, temperature=0.0))
+        alone[tid] = [c.token_id for c in run_until_done(whole_engine, [tid])[0][tid]]
+    for tid, p in prompts.items():
+        whole_engine.submit(TextGenerationTask(tid, prompt=p, max_output_tokens=6, temperature=0.0))
+    chunks, ends, order = run_until_done(whole_engine, list(prompts))
+    assert {t: [c.token_id for c in chunks[t]] for t in prompts} == alone
+    assert len(set(order[:3])) == 3  # each request produced a token before any produced a second
+
+
+def test_stop_strings_end_generation_before_the_stop(whole_engine, exo_run):
+    text, _, _ = exo_run_greedy(exo_run, TINY_LLAMA, PROMPT, 16)
+    # a plain-ASCII stop string from the middle of the text (this random model also emits
+    # invalid UTF-8 bytes, which exo-run's JSON shows as U+FFFD)
+    i = next(i for i in range(4, len(text) - 2) if text[i:i + 2].isascii() and text[i:i + 2].strip())
+    stop = text[i:i + 2]
+    whole_engine.submit(TextGenerationTask("s", prompt=PROMPT, max_output_tokens=16, temperature=0.0, stop=[stop]))
+    chunks, _, _ = run_until_done(whole_engine, ["s"])
+    got = "".join(c.text for c in chunks["s"])
+    assert got == text[:text.find(stop)] and chunks["s"][-1].finish_reason == "stop"
+
+
+def test_cancelled_request_ends_with_cancelled_response(whole_engine):
+    whole_engine.submit(TextGenerationTask("c", prompt=PROMPT, max_output_tokens=10000, temperature=0.0))
+    whole_engine.submit(TextGenerationTask("k", prompt=PROMPT, max_output_tokens=3, temperature=0.0))
+    first = whole_engine.step()
+    assert sorted(tid for tid, _ in first) == ["c", "k"]
+    whole_engine.cancel("c")
+    chunks, ends, _ = run_until_done(whole_engine, ["c", "k"])
+    assert isinstance(ends["c"], CancelledResponse) and isinstance(ends["k"], FinishedResponse)
+    assert len(chunks["c"]) == 0 and len(chunks["k"]) == 2
+
+
+def test_sampled_generation_is_seeded(whole_engine):
+    def run(seed):
+        whole_engine.submit(TextGenerationTask("x", prompt=PROMPT, max_output_tokens=8, temperature=1.0, seed=seed,
+                                               top_k=50, logprobs=True, top_logprobs=3))
+        return [c for c in run_until_done(whole_engine, ["x"])[0]["x"] if c.token_id >= 0]
+    a, b = run(7), run(7)
+    assert a and [c.token_id for c in a] == [c.token_id for c in b]
+    assert all(c.logprob <= 0 and len(c.top_logprobs) == 3 for c in a)
+
+
+def test_legacy_interface_whole_model_matches_golden_and_samples():
+    eng = IpexInferenceEngine()
+    shard = Shard(TINY_LLAMA, 0, 3, 4)  # inclusive end: the whole model
+    with exo_ipex.TensorFile(os.path.join(TINY_LLAMA, "golden.safetensors")) as f:
+        ids, ref, greedy = f.get("p0.ids"), f.get("p0.logits"), f.get("p0.greedy")
+
+    async def go():
+        logits, state = await eng.infer_tensor("r", shard, ids.reshape(1, -1))
+        tok = await eng.sample(logits, temp=0.0)
+        text = await eng.decode(shard, tok)
+        enc = await eng.encode(shard, "Hello world")
+        return logits, tok, text, enc
+    logits, tok, text, enc = asyncio.run(go())
+    assert logits.shape == (1,) + ref.shape
+    assert np.linalg.norm(logits[0] - ref) / np.linalg.norm(ref) < 1e-4
+    assert tok.shape == (1,) and tok[0] == int(np.argmax(ref[-1]))
+    assert isinstance(text, str) and enc.dtype.kind == "i"
+    with pytest.raises(exo_ipex.InvalidArgument):
+        asyncio.run(eng.ensure_shard(Shard(TINY_LLAMA, 0, 3, 6)))
+    eng.cleanup()
+
+
+def _two_ranks(args0, args1, timeout=90):
+    env = subprocess_env()
+    script = os.path.join(HERE, "pipeline_rank.py")
+    p1 = subprocess.Popen([sys.executable, script] + args1, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+    p0 = subprocess.Popen([sys.executable, script] + args0, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+    out0, err0 = p0.communicate(timeout=timeout)
+    out1, err1 = p1.communicate(timeout=timeout)
+    assert p0.returncode == 0, err0
+    assert p1.returncode == 0, err1
+    return out0
+
+
+def test_two_process_pipeline_reproduces_single_process_logits(tmp_path):
+    a0, a1 = (f"tcp://127.0.0.1:{p}" for p in free_tcp_ports(2))
+    out = tmp_path / "logits.npy"
+    _two_ranks(["logits", "0", a0, a1, TINY_LLAMA, str(out)], ["logits", "1", a0, a1, TINY_LLAMA, "-"])
+    piped = np.load(out)
+    with exo_ipex.TensorFile(os.path.join(TINY_LLAMA, "golden.safetensors")) as f:
+        ids, ref = f.get("p0.ids"), f.get("p0.logits")
+    rt = exo_ipex.Runtime()
+    single = rt.open_model(TINY_LLAMA).load_shard().session().forward_tokens(ids)
+    rt.close()
+    assert piped.shape == single.shape
+    assert np.max(np.abs(piped - single)) <= 1e-5 * np.max(np.abs(single))
+    assert np.linalg.norm(piped - ref) / np.linalg.norm(ref) < 1e-4
+
+
+def test_two_process_engine_pipeline_reproduces_exo_run(exo_run):
+    expect_text, expect_tokens, _ = exo_run_greedy(exo_run, TINY_LLAMA, PROMPT, 32)
+    a0, a1 = (f"tcp://127.0.0.1:{p}" for p in free_tcp_ports(2))
+    out = _two_ranks(["engine", "0", a0, a1, TINY_LLAMA, PROMPT, "32"], ["engine", "1", a0, a1, TINY_LLAMA, PROMPT, "32"])
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got["tokens"] == expect_tokens
+    assert got["text"] == expect_text

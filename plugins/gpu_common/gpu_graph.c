@@ -1,0 +1,278 @@
+/* gpu_graph.c — compile and execute (see gpu_graph.h). */
+#include "gpu_graph.h"
+
+#include "gpu_check.h"
+#include "gpu_kernels.h"
+#include "gpu_plan.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BOUND_ROLES (EXO_TENSOR_INPUT | EXO_TENSOR_OUTPUT | EXO_TENSOR_KV)
+
+/* A node that indexes with an INPUT tensor (token ids, positions): the values must lie in
+ * [0, limit), where the limit (table rows, cache rows) is resolved at the execution's token
+ * count (a GET_ROWS may pick rows of this execution's hidden states). */
+typedef struct index_check {
+    uint32_t node;
+    uint32_t tensor; /* the index input */
+    uint32_t bound;  /* the tensor whose outer extent is the limit */
+    uint32_t slot;   /* which read-back of index_host holds the tensor's values */
+    const char *what;
+} index_check;
+
+struct gpu_compiled {
+    const gpu_backend *be;
+    uint32_t n_tensors, n_nodes, max_tokens;
+    exo_tensor *tensors;
+    exo_node *nodes;
+    gpu_mem **mem;     /* per tensor: weights and intermediates fixed at compile, bound ones per run */
+    uint64_t *offset;  /* per tensor, bytes */
+    uint8_t *bound;    /* per tensor: seen in the current execution's bindings */
+    gpu_mem *scratch;
+    uint64_t scratch_size;
+    index_check *checks;
+    uint32_t n_checks, n_slots;
+    uint32_t *slot_tensor; /* per slot: the index input read back into it */
+    int64_t *slot_count;   /* per slot: its element count in the current execution */
+    int32_t *index_host;   /* n_slots x max_tokens values: index inputs read back to be checked */
+};
+
+/* Everything compile time can know: structure, then every node at one token and at max_tokens
+ * (shape relations are linear in the token count, so both ends cover the range). */
+static exo_status check_graph(const gpu_backend *be, const exo_graph *g, uint32_t *bad_node) {
+    exo_status st = gpu_check_graph_structure(be, g, bad_node);
+    if (st != EXO_OK) return st;
+    if (be->features.max_work_group < GPU_MIN_WORK_GROUP)
+        return gpu_fail(be, EXO_ERR_UNSUPPORTED, "graph: the device's work-groups hold %u items; the kernels need %u",
+                        be->features.max_work_group, GPU_MIN_WORK_GROUP);
+    for (uint32_t i = 0; i < g->n_nodes; i++) {
+        st = gpu_check_node(be, g, i, 1);
+        if (st == EXO_OK && g->max_tokens > 1) st = gpu_check_node(be, g, i, g->max_tokens);
+        if (st != EXO_OK) {
+            *bad_node = i;
+            return st;
+        }
+    }
+    return EXO_OK;
+}
+
+exo_status gpu_graph_supports(const gpu_backend *be, const exo_graph *g, uint32_t *first_unsupported) {
+    uint32_t bad = UINT32_MAX;
+    exo_status st = check_graph(be, g, &bad);
+    if (first_unsupported) *first_unsupported = bad;
+    return st;
+}
+
+void gpu_graph_free(gpu_compiled *c) {
+    if (!c) return;
+    if (c->scratch) c->be->mem_free(c->be->ctx, c->scratch);
+    free(c->tensors);
+    free(c->nodes);
+    free(c->mem);
+    free(c->offset);
+    free(c->bound);
+    free(c->checks);
+    free(c->slot_tensor);
+    free(c->slot_count);
+    free(c->index_host);
+    free(c);
+}
+
+/* GET_ROWS tables are [rows][width]: count / width rows. Caches are [ctx][...]: the outer extent. */
+static int64_t rows_of(const exo_tensor *t, uint32_t n_tokens, int table) {
+    int64_t ne[EXO_MAX_DIMS];
+    int64_t count = gpu_resolve_shape(t, n_tokens, ne);
+    return table ? count / ne[0] : ne[t->n_dims - 1];
+}
+
+static void add_check(gpu_compiled *c, uint32_t node, uint32_t tensor, uint32_t bound, const char *what) {
+    if (!(c->tensors[tensor].flags & EXO_TENSOR_INPUT)) return; /* computed indices: kernels guard */
+    uint32_t slot = 0;
+    while (slot < c->n_slots && c->slot_tensor[slot] != tensor) slot++;
+    if (slot == c->n_slots) c->slot_tensor[c->n_slots++] = tensor;
+    c->checks[c->n_checks++] = (index_check){node, tensor, bound, slot, what};
+}
+
+static void plan_index_checks(gpu_compiled *c) {
+    for (uint32_t i = 0; i < c->n_nodes; i++) {
+        const exo_node *nd = &c->nodes[i];
+        switch (nd->op) {
+        case EXO_OP_GET_ROWS: add_check(c, i, nd->src[1], nd->src[0], "token id"); break;
+        case EXO_OP_KV_WRITE: add_check(c, i, nd->src[1], nd->dst, "position"); break;
+        case EXO_OP_ATTENTION: add_check(c, i, nd->src[3], nd->src[1], "position"); break;
+        default: break;
+        }
+    }
+}
+
+exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_compiled **out) {
+    if (!out) return gpu_fail(be, EXO_ERR_INVALID_ARG, "graph_compile: out is NULL");
+    *out = NULL;
+    uint32_t bad;
+    exo_status st = check_graph(be, g, &bad);
+    if (st != EXO_OK) return st;
+
+    gpu_compiled *c = calloc(1, sizeof *c);
+    if (!c) return gpu_fail(be, EXO_ERR_NO_MEMORY, "graph_compile: out of memory");
+    c->be = be;
+    c->n_tensors = g->n_tensors;
+    c->n_nodes = g->n_nodes;
+    c->max_tokens = g->max_tokens;
+    c->tensors = malloc(sizeof *c->tensors * g->n_tensors);
+    c->nodes = malloc(sizeof *c->nodes * g->n_nodes);
+    c->mem = calloc(g->n_tensors, sizeof *c->mem);
+    c->offset = calloc(g->n_tensors, sizeof *c->offset);
+    c->bound = calloc(g->n_tensors, 1);
+    c->checks = calloc(g->n_nodes, sizeof *c->checks);
+    c->slot_tensor = calloc(g->n_nodes, sizeof *c->slot_tensor);
+    c->slot_count = calloc(g->n_nodes, sizeof *c->slot_count);
+    uint64_t *offsets = malloc(sizeof *offsets * g->n_tensors);
+    if (!c->tensors || !c->nodes || !c->mem || !c->offset || !c->bound || !c->checks || !c->slot_tensor || !c->slot_count || !offsets) {
+        free(offsets);
+        gpu_graph_free(c);
+        return gpu_fail(be, EXO_ERR_NO_MEMORY, "graph_compile: out of memory");
+    }
+    memcpy(c->tensors, g->tensors, sizeof *c->tensors * g->n_tensors);
+    memcpy(c->nodes, g->nodes, sizeof *c->nodes * g->n_nodes);
+    plan_index_checks(c);
+    c->index_host = malloc(sizeof *c->index_host * g->max_tokens * (c->n_slots ? c->n_slots : 1));
+    if (!c->index_host) {
+        free(offsets);
+        gpu_graph_free(c);
+        return gpu_fail(be, EXO_ERR_NO_MEMORY, "graph_compile: out of memory");
+    }
+
+    st = gpu_plan_scratch(be, g, offsets, &c->scratch_size);
+    if (st == EXO_OK && be->features.max_alloc && c->scratch_size > be->features.max_alloc)
+        st = gpu_fail(be, EXO_ERR_DEVICE_OOM,
+                      "graph_compile: intermediates need %llu bytes at max_tokens %u; the device's largest allocation "
+                      "is %llu bytes",
+                      (unsigned long long)c->scratch_size, g->max_tokens, (unsigned long long)be->features.max_alloc);
+    if (st == EXO_OK && c->scratch_size > 0) st = be->mem_alloc(be->ctx, c->scratch_size, &c->scratch);
+    if (st != EXO_OK) {
+        free(offsets);
+        gpu_graph_free(c);
+        return st;
+    }
+    for (uint32_t t = 0; t < g->n_tensors; t++) {
+        const exo_tensor *ten = &g->tensors[t];
+        if (ten->flags & EXO_TENSOR_WEIGHT) {
+            uint64_t size;
+            c->mem[t] = be->buffer_mem(be->ctx, g->buffers[ten->buffer], &size);
+            c->offset[t] = ten->offset;
+        } else if (offsets[t] != GPU_NOT_PLANNED) {
+            c->mem[t] = c->scratch;
+            c->offset[t] = offsets[t];
+        }
+    }
+    free(offsets);
+    if (be->host->log) {
+        char line[160];
+        snprintf(line, sizeof line, "compiled %u nodes, %u tensors: %llu bytes of device scratch for %u tokens",
+                 g->n_nodes, g->n_tensors, (unsigned long long)c->scratch_size, g->max_tokens);
+        be->host->log(be->host->host_ctx, EXO_LOG_DEBUG, be->name, line);
+    }
+    *out = c;
+    return EXO_OK;
+}
+
+/* ---------------------------------------------------------------- execution */
+
+static const char *role_name(uint32_t flags) {
+    return flags & EXO_TENSOR_INPUT ? "INPUT" : flags & EXO_TENSOR_OUTPUT ? "OUTPUT" : "KV";
+}
+
+static exo_status bind_tensors(gpu_compiled *c, const exo_exec_args *args) {
+    const gpu_backend *be = c->be;
+    memset(c->bound, 0, c->n_tensors);
+    if (args->n_bindings && !args->bindings)
+        return gpu_fail(be, EXO_ERR_INVALID_ARG, "graph_execute: %u bindings but the array is NULL", args->n_bindings);
+    for (uint32_t b = 0; b < args->n_bindings; b++) {
+        const exo_binding *bd = &args->bindings[b];
+        if (bd->tensor >= c->n_tensors)
+            return gpu_fail(be, EXO_ERR_INVALID_ARG, "graph_execute: binding %u names tensor %u of %u", b, bd->tensor,
+                            c->n_tensors);
+        const exo_tensor *t = &c->tensors[bd->tensor];
+        if (!(t->flags & BOUND_ROLES))
+            return gpu_fail(be, EXO_ERR_INVALID_ARG,
+                            "graph_execute: binding %u: tensor %u '%.*s' is not an INPUT, OUTPUT or KV tensor", b,
+                            bd->tensor, GPU_NAME_ARG(t));
+        if (c->bound[bd->tensor])
+            return gpu_fail(be, EXO_ERR_INVALID_ARG, "graph_execute: tensor %u '%.*s' is bound twice", bd->tensor,
+                            GPU_NAME_ARG(t));
+        uint64_t size = 0;
+        gpu_mem *mem = bd->buffer ? be->buffer_mem(be->ctx, bd->buffer, &size) : NULL;
+        if (!mem)
+            return gpu_fail(be, EXO_ERR_INVALID_ARG, "graph_execute: binding %u ('%.*s') has no buffer of this plugin", b,
+                            GPU_NAME_ARG(t));
+        uint64_t bytes = gpu_tensor_bytes(t, args->n_tokens);
+        if (bd->offset > size || bytes > size - bd->offset)
+            return gpu_fail(be, EXO_ERR_INVALID_ARG,
+                            "graph_execute: %s tensor '%.*s' needs bytes [%llu, %llu) but its buffer holds %llu",
+                            role_name(t->flags), GPU_NAME_ARG(t), (unsigned long long)bd->offset,
+                            (unsigned long long)(bd->offset + bytes), (unsigned long long)size);
+        uint32_t align = gpu_dtype_size(t->dtype) ? gpu_dtype_size(t->dtype) : 2;
+        if (bd->offset % align != 0 || (bd->offset + bytes) / align > UINT32_MAX)
+            return gpu_fail(be, EXO_ERR_INVALID_ARG,
+                            "graph_execute: tensor '%.*s' is bound at offset %llu, which is not aligned to %u bytes or "
+                            "lies beyond 2^32 elements",
+                            GPU_NAME_ARG(t), (unsigned long long)bd->offset, align);
+        c->bound[bd->tensor] = 1;
+        c->mem[bd->tensor] = mem;
+        c->offset[bd->tensor] = bd->offset;
+    }
+    for (uint32_t t = 0; t < c->n_tensors; t++)
+        if ((c->tensors[t].flags & BOUND_ROLES) && !c->bound[t])
+            return gpu_fail(be, EXO_ERR_INVALID_ARG, "graph_execute: %s tensor %u '%.*s' has no binding",
+                            role_name(c->tensors[t].flags), t, GPU_NAME_ARG(&c->tensors[t]));
+    return EXO_OK;
+}
+
+/* Token ids and positions arrive with the inputs, so their range is checked per execution,
+ * before any kernel indexes with them. */
+static exo_status check_indices(gpu_compiled *c, uint32_t n_tokens) {
+    const gpu_backend *be = c->be;
+    int64_t *counts = c->slot_count;
+    for (uint32_t k = 0; k < c->n_slots; k++) {
+        const exo_tensor *t = &c->tensors[c->slot_tensor[k]];
+        int64_t ne[EXO_MAX_DIMS];
+        int64_t count = gpu_resolve_shape(t, n_tokens, ne);
+        counts[k] = count;
+        if (count > (int64_t)c->max_tokens) continue; /* not a per-token vector: the kernels guard */
+        exo_status st = be->mem_read(be->ctx, c->mem[c->slot_tensor[k]], c->offset[c->slot_tensor[k]],
+                                     c->index_host + (size_t)k * c->max_tokens, (uint64_t)count * sizeof(int32_t));
+        if (st != EXO_OK) return st;
+    }
+    for (uint32_t k = 0; k < c->n_checks; k++) {
+        const index_check *ck = &c->checks[k];
+        if (counts[ck->slot] > (int64_t)c->max_tokens) continue;
+        const exo_tensor *t = &c->tensors[ck->tensor];
+        const int32_t *v = c->index_host + (size_t)ck->slot * c->max_tokens;
+        int64_t limit = rows_of(&c->tensors[ck->bound], n_tokens, c->nodes[ck->node].op == EXO_OP_GET_ROWS);
+        for (int64_t i = 0; i < counts[ck->slot]; i++)
+            if (v[i] < 0 || v[i] >= limit)
+                return gpu_fail(be, EXO_ERR_INVALID_ARG,
+                                "graph_execute: node %u (%s): %s '%.*s'[%lld] = %d is outside [0, %lld)", ck->node,
+                                gpu_op_name(c->nodes[ck->node].op), ck->what, GPU_NAME_ARG(t), (long long)i, v[i],
+                                (long long)limit);
+    }
+    return EXO_OK;
+}
+
+exo_status gpu_graph_execute(gpu_compiled *c, const exo_exec_args *args) {
+    if (!c) return EXO_ERR_INVALID_ARG;
+    const gpu_backend *be = c->be;
+    if (!args || args->hdr.size < sizeof(exo_exec_args) || EXO_VERSION_MAJOR(args->hdr.version) != EXO_ABI_MAJOR)
+        return gpu_fail(be, EXO_ERR_INVALID_ARG, "graph_execute: args are NULL or have a foreign header");
+    if (args->n_tokens < 1 || args->n_tokens > c->max_tokens)
+        return gpu_fail(be, EXO_ERR_INVALID_ARG, "graph_execute: n_tokens %u is outside 1..%u (max_tokens)",
+                        args->n_tokens, c->max_tokens);
+    exo_status st = bind_tensors(c, args);
+    if (st == EXO_OK) st = check_indices(c, args->n_tokens);
+    gpu_exec_view view = {be, c->tensors, c->mem, c->offset, args->n_tokens};
+    for (uint32_t i = 0; st == EXO_OK && i < c->n_nodes; i++) st = gpu_enqueue_node(&view, &c->nodes[i], i);
+    exo_status fin = be->finish(be->ctx);
+    return st != EXO_OK ? st : fin;
+}

@@ -1,0 +1,142 @@
+/* backend.c — the gpu_common backend table over one opened OpenCL device: scratch memory,
+ * buffer lookup, blocking reads, and kernel launches (kernel objects created on first use and
+ * kept per device; arguments are captured by clEnqueueNDRangeKernel, so one cl_kernel serves
+ * every launch of its name). */
+#include "ocl_plugin.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static exo_status be_mem_alloc(void *p, uint64_t size, gpu_mem **out) {
+    ocl_runtime *rt = p;
+    gpu_mem *m = rt->ctx->host->alloc(rt->ctx->host->host_ctx, sizeof *m);
+    if (!m) return rt->ctx->host->set_error(rt->ctx->host->host_ctx, EXO_ERR_NO_MEMORY, 0, "opencl: out of memory");
+    exo_status st = ocl_mem_create(rt, size, m);
+    if (st != EXO_OK) {
+        rt->ctx->host->free(rt->ctx->host->host_ctx, m);
+        return st;
+    }
+    *out = m;
+    return EXO_OK;
+}
+
+static void be_mem_free(void *p, gpu_mem *m) {
+    ocl_runtime *rt = p;
+    if (!m) return;
+    if (m->mem) rt->ctx->api.clReleaseMemObject(m->mem);
+    rt->ctx->host->free(rt->ctx->host->host_ctx, m);
+}
+
+static gpu_mem *be_buffer_mem(void *p, exo_buffer *buf, uint64_t *size) {
+    ocl_runtime *rt = p;
+    if (!buf || buf->rt != rt) return NULL;
+    *size = buf->m.size;
+    return &buf->m;
+}
+
+static exo_status be_mem_read(void *p, gpu_mem *m, uint64_t offset, void *dst, uint64_t size) {
+    return ocl_mem_read(p, m, offset, dst, size);
+}
+
+static exo_status kernel_for(ocl_runtime *rt, const char *name, cl_kernel *out) {
+    for (uint32_t i = 0; i < rt->n_kernels; i++)
+        if (strcmp(rt->kernels[i].name, name) == 0) {
+            *out = rt->kernels[i].kernel;
+            return EXO_OK;
+        }
+    if (!rt->program)
+        return rt->ctx->host->set_error(rt->ctx->host->host_ctx, EXO_ERR_INTERNAL, 0,
+                                        "opencl: kernel %s launched before the program was built", name);
+    if (rt->n_kernels == OCL_MAX_KERNELS)
+        return rt->ctx->host->set_error(rt->ctx->host->host_ctx, EXO_ERR_INTERNAL, 0,
+                                        "opencl: more than %d distinct kernels", OCL_MAX_KERNELS);
+    cl_int err = CL_SUCCESS;
+    cl_kernel k = rt->ctx->api.clCreateKernel(rt->program, name, &err);
+    if (!k) return ocl_fail(rt->ctx, err, "clCreateKernel(%s)", name);
+    /* Names come from gpu_common's string literals, which live as long as the plugin. */
+    rt->kernels[rt->n_kernels].name = name;
+    rt->kernels[rt->n_kernels++].kernel = k;
+    *out = k;
+    return EXO_OK;
+}
+
+void ocl_release_kernels(ocl_runtime *rt) {
+    for (uint32_t i = 0; i < rt->n_kernels; i++) rt->ctx->api.clReleaseKernel(rt->kernels[i].kernel);
+    rt->n_kernels = 0;
+}
+
+static exo_status be_launch(void *p, const gpu_launch *l) {
+    ocl_runtime *rt = p;
+    const ocl_api *api = &rt->ctx->api;
+    cl_kernel k = NULL;
+    exo_status st = kernel_for(rt, l->kernel, &k);
+    if (st != EXO_OK) return st;
+    cl_uint index = 0;
+    cl_int err = CL_SUCCESS;
+    for (uint32_t a = 0; a < l->n_args && err == CL_SUCCESS; a++) {
+        const gpu_arg *arg = &l->args[a];
+        switch (arg->kind) {
+        case GPU_ARG_MEM:
+            err = api->clSetKernelArg(k, index++, sizeof(cl_mem), &arg->v.mem.mem->mem);
+            if (err == CL_SUCCESS) err = api->clSetKernelArg(k, index++, sizeof(cl_uint), &arg->v.mem.offset);
+            break;
+        case GPU_ARG_U32: err = api->clSetKernelArg(k, index++, sizeof(cl_uint), &arg->v.u32); break;
+        case GPU_ARG_I32: err = api->clSetKernelArg(k, index++, sizeof(cl_int), &arg->v.i32); break;
+        case GPU_ARG_F32: err = api->clSetKernelArg(k, index++, sizeof(cl_float), &arg->v.f32); break;
+        }
+    }
+    if (err != CL_SUCCESS) return ocl_fail(rt->ctx, err, "clSetKernelArg(%s, argument %u)", l->kernel, index - 1);
+    err = api->clEnqueueNDRangeKernel(rt->queue, k, l->dims, NULL, l->global, l->local, 0, NULL, NULL);
+    if (err != CL_SUCCESS)
+        return ocl_fail(rt->ctx, err, "clEnqueueNDRangeKernel(%s, global %zux%zux%zu, local %zux%zux%zu)", l->kernel,
+                        l->global[0], l->global[1], l->global[2], l->local[0], l->local[1], l->local[2]);
+    return EXO_OK;
+}
+
+static exo_status be_finish(void *p) {
+    ocl_runtime *rt = p;
+    cl_int err = rt->ctx->api.clFinish(rt->queue);
+    if (err != CL_SUCCESS) return ocl_fail(rt->ctx, err, "clFinish (a kernel of this graph failed)");
+    return EXO_OK;
+}
+
+static int env_set(exo_plugin_ctx *ctx, const char *name, const char *value) {
+    const char *v = ctx->host->get_env(ctx->host->host_ctx, name);
+    return v && strcmp(v, value) == 0;
+}
+
+void ocl_backend_init(ocl_runtime *rt, const ocl_device *dev) {
+    exo_plugin_ctx *ctx = rt->ctx;
+    gpu_backend *be = &rt->backend;
+    memset(be, 0, sizeof *be);
+    be->name = "opencl";
+    be->host = ctx->host;
+    be->ctx = rt;
+    be->mem_alloc = be_mem_alloc;
+    be->mem_free = be_mem_free;
+    be->buffer_mem = be_buffer_mem;
+    be->mem_read = be_mem_read;
+    be->launch = be_launch;
+    be->finish = be_finish;
+
+    size_t max_wg = 0;
+    ctx->api.clGetDeviceInfo(dev->id, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);
+    be->features.max_work_group = (uint32_t)(max_wg > UINT32_MAX ? UINT32_MAX : max_wg);
+    be->features.max_alloc = dev->report.max_alloc;
+
+    /* Faster paths where the device has what they need; EXO_OPENCL_KERNELS=portable turns them
+     * off (the path PoCL and the SPIR-V module run, so it can be compared on any device). */
+    char *ext = NULL;
+    ocl_device_string(ctx, dev->id, CL_DEVICE_EXTENSIONS, &ext);
+    const char *e = ext ? ext : "";
+    int portable = env_set(ctx, "EXO_OPENCL_KERNELS", "portable");
+    int fp16 = !portable && ocl_has_extension(e, "cl_khr_fp16");
+    /* cl_intel_subgroups brings sub_group_reduce_add to OpenCL C 1.2 builds. */
+    int subgroups = !portable && ocl_has_extension(e, "cl_intel_subgroups");
+    int sg16 = subgroups && ocl_has_extension(e, "cl_intel_required_subgroup_size");
+    be->features.subgroups = subgroups;
+    snprintf(rt->build_options, sizeof rt->build_options, "-cl-std=CL1.2%s%s%s", fp16 ? " -DEXO_FP16" : "",
+             subgroups ? " -DEXO_SUBGROUPS" : "", sg16 ? " -DEXO_INTEL_SG16" : "");
+    if (ext) ctx->host->free(ctx->host->host_ctx, ext);
+    ocl_log(ctx, EXO_LOG_INFO, "device %u kernels: %s (max work-group %zu)", rt->index, rt->build_options, max_wg);
+}

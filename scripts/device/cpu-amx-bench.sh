@@ -1,0 +1,131 @@
+#!/bin/bash
+# CPU benchmark on the GPU machine's host CPU (16 cores with AMX): does prefill reach AMX through
+# oneDNN, and what do prefill and decode make of the hardware?
+#
+# Two modes:
+#   scripts/device/cpu-amx-bench.sh --collect [DIR]
+#       Here, on the build machine: copies what the device needs into DIR (default build-amx):
+#       bin/ (exo-bench, exo-synth, exo-probe), lib/ (libexocore, the cpu_amx plugin) and
+#       lib/carried/ (the Debian .so files the device lacks: libdnnl.so.2, libgomp.so.1,
+#       libcjson.so.1, libpcre2-8.so.0, libOpenCL.so.1, libstdc++.so.6, libgcc_s.so.1).
+#       Build first: cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release &&
+#       cmake --build build-bench -j2 --target exo-bench exo-synth exo-probe exo-plugin-cpu_amx
+#       Then carry DIR (about 45 MB; binaries need glibc >= 2.34).
+#   scripts/device/cpu-amx-bench.sh
+#       On the device: writes the synthetic models with exo-synth (no download, no carry), checks
+#       with ONEDNN_VERBOSE=1 that the prefill matmuls dispatch to avx512_core_amx, runs exo-bench
+#       and prints a table. JSON results go to $OUT (the device tool brings them back) or
+#       $EXO_BENCH_OUT, default /tmp/exo-amx-bench.
+#
+# Environment: EXO_AMX_DIR (the collected dir, default build-amx), EXO_MODELS (default
+# /tmp/exo-models), THREADS (default "16 8"), MODELS (default "small-110m llama-3.2-1b"),
+# REPS (default 3), EXO_MODEL_DIR_<preset> is not needed: a model dir in $EXO_MODELS is reused.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+AMX_DIR=${EXO_AMX_DIR:-$ROOT/build-amx}
+
+collect() {
+  local build=${EXO_BUILD_DIR:-$ROOT/build-bench} dest=${1:-$ROOT/build-amx}
+  for f in bin/exo-bench bin/exo-synth bin/exo-probe lib/libexocore.so.0 lib/exo/plugins/libexo-plugin-cpu_amx.so; do
+    [ -e "$build/$f" ] || { echo "collect: $build/$f is missing: build it first" >&2; exit 1; }
+  done
+  rm -rf "$dest"
+  mkdir -p "$dest/bin" "$dest/lib/exo/plugins" "$dest/lib/carried"
+  cp "$build"/bin/exo-bench "$build"/bin/exo-synth "$build"/bin/exo-probe "$dest/bin/"
+  cp -P "$build"/lib/libexocore.so* "$dest/lib/"
+  cp "$build/lib/exo/plugins/libexo-plugin-cpu_amx.so" "$dest/lib/exo/plugins/"
+  # Every non-glibc library the binaries, the core and the plugin load (libdnnl's own included).
+  ldd "$dest"/bin/* "$dest"/lib/libexocore.so.0 "$dest"/lib/exo/plugins/*.so 2>/dev/null |
+    awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u |
+    while read -r name path; do
+      case "$name" in
+        libc.so.*|libm.so.*|libdl.so.*|libpthread.so.*|librt.so.*|ld-linux*|libexocore*) ;;
+        *) cp -L "$path" "$dest/lib/carried/$name" ;;
+      esac
+    done
+  echo "collected into $dest ($(du -sh "$dest" | cut -f1)):"
+  ls "$dest/lib/carried"
+}
+
+if [ "${1:-}" = "--collect" ]; then
+  collect "${2:-}"
+  exit 0
+fi
+
+BIN=$AMX_DIR/bin
+export LD_LIBRARY_PATH="$AMX_DIR/lib/carried:$AMX_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+MODELS_DIR=${EXO_MODELS:-/tmp/exo-models}
+RESULTS=${OUT:-${EXO_BENCH_OUT:-/tmp/exo-amx-bench}}
+THREADS=${THREADS:-"16 8"}
+MODELS=${MODELS:-"small-110m llama-3.2-1b"}
+REPS=${REPS:-3}
+mkdir -p "$MODELS_DIR" "$RESULTS"
+
+echo "== host"
+date -u +%FT%TZ
+grep -m1 'model name' /proc/cpuinfo
+echo "cores: $(nproc); memory: $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+for flag in amx_tile amx_bf16 amx_int8 avx512_bf16 avx512_fp16; do
+  grep -qw "$flag" /proc/cpuinfo && echo "cpu flag $flag: yes" || echo "cpu flag $flag: NO"
+done
+if [ ! -x "$BIN/exo-bench" ]; then
+  echo "FAIL: $BIN/exo-bench not found: run '$0 --collect' on the build machine and carry build-amx" >&2
+  exit 1
+fi
+missing=$(ldd "$BIN/exo-bench" "$AMX_DIR/lib/exo/plugins/libexo-plugin-cpu_amx.so" | grep 'not found' | sort -u)
+if [ -n "$missing" ]; then
+  echo "FAIL: libraries not found:" >&2
+  echo "$missing" >&2
+  exit 1
+fi
+
+echo "== exo-probe"
+"$BIN/exo-probe" 2>&1 | head -40
+
+status=0
+for preset in $MODELS; do
+  model="$MODELS_DIR/$preset-bf16"
+  if [ ! -f "$model/config.json" ]; then
+    "$BIN/exo-synth" --preset "$preset" --dtype bf16 --out "$model" || { echo "FAIL: exo-synth $preset" >&2; exit 1; }
+  fi
+
+  # Dispatch check: one verbose prefill (ONEDNN_VERBOSE prints every primitive, which would
+  # distort the timings, so the measured runs below go without it).
+  t=$(echo "$THREADS" | awk '{print $1}')
+  verbose="$RESULTS/onednn-verbose-$preset.txt"
+  ONEDNN_VERBOSE=1 OMP_NUM_THREADS=$t "$BIN/exo-bench" --model "$model" -p 512 -n 2 -r 1 -t "$t" --no-stream \
+    >"$verbose" 2>&1
+  echo "== oneDNN dispatch, $preset (ONEDNN_VERBOSE=1, $(grep -c 'onednn_verbose,exec' "$verbose") executions)"
+  grep -m3 'onednn_verbose,info' "$verbose"
+  grep 'onednn_verbose,exec,cpu,matmul' "$verbose" | cut -d, -f5,6 | sort | uniq -c | sort -rn | head
+  if grep 'onednn_verbose,exec,cpu,matmul' "$verbose" | grep -q 'avx512_core_amx'; then
+    echo "PASS: prefill matmuls dispatch to avx512_core_amx"
+  else
+    echo "FAIL: no matmul dispatched to avx512_core_amx (see $verbose)"
+    status=1
+  fi
+
+  for t in $THREADS; do
+    json="$RESULTS/bench-$preset-bf16-t$t.json"
+    echo "== exo-bench $preset bf16, $t threads, -p 512 -n 128 -r $REPS"
+    OMP_NUM_THREADS=$t "$BIN/exo-bench" --model "$model" -p 512 -n 128 -r "$REPS" -t "$t" --json >"$json.log" 2>&1
+    rc=$?
+    grep -v '^{' "$json.log"
+    tail -n1 "$json.log" >"$json"
+    [ $rc -eq 0 ] || { echo "FAIL: exo-bench exited $rc" >&2; status=1; }
+  done
+done
+
+echo "== summary (tok/s; GB/s of weights+KV read per decoded token; fraction of the measured read bandwidth)"
+printf '%-28s %4s %10s %10s %9s %9s %7s\n' model threads pp512 tg128 dec_GB/s stream frac
+for json in "$RESULTS"/bench-*.json; do
+  [ -s "$json" ] || continue
+  python3 - "$json" <<'PY' 2>/dev/null || echo "$(basename "$json"): $(cat "$json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+name = sys.argv[1].rsplit('/', 1)[-1][len('bench-'):-len('.json')]
+print('%-28s %4d %10.1f %10.2f %9.2f %9.2f %6.0f%%' % (name.rsplit('-t', 1)[0], j['threads'], j['prefill_tps'],
+      j['decode_tps'], j['decode_gbps'], j.get('stream_gbps', 0), 100 * j.get('decode_fraction_of_stream', 0)))
+PY
+done
+exit $status

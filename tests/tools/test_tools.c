@@ -1,0 +1,417 @@
+/* exo-synth and exo-bench, run as the programs users run. exo-synth's models cannot be checked
+ * against references (no transformers here), so the tests check what can be: the runtime opens
+ * and runs them, their shapes and dtypes are the preset's, the bytes are deterministic per seed,
+ * and a sharded copy computes exactly what the single file does. exo-bench's JSON line carries
+ * positive figures, and its bytes-per-token matches the preset's dimensions. */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "exo.h"
+
+/* The tiny preset, as tools/exo-synth/presets.c defines it (written out again on purpose). */
+#define TINY_HIDDEN 64
+#define TINY_LAYERS 2
+#define TINY_HEADS 4
+#define TINY_KV_HEADS 2
+#define TINY_HEAD_DIM 16
+#define TINY_FFN 128
+#define TINY_VOCAB 512
+
+/* ------------------------------------------------------------------ helpers */
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+static char *tmpdir(void) {
+    char *dir = strdup("/tmp/exo-tools-test-XXXXXX");
+    ck_assert_ptr_nonnull(dir);
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    return dir;
+}
+
+static void rmdir_all(char *dir) {
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(dir);
+}
+
+/* Runs a shell command; returns its exit status, and its stdout in *out (caller frees) if out. */
+static int run(const char *cmd, char **out) {
+    FILE *p = popen(cmd, "r");
+    ck_assert_msg(p != NULL, "popen failed: %s", cmd);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    ck_assert_ptr_nonnull(buf);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += got;
+        if (cap - n < 1024) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            ck_assert_ptr_nonnull(buf);
+        }
+    }
+    buf[n] = '\0';
+    int status = pclose(p);
+    if (out) *out = buf;
+    else free(buf);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int synth(const char *args, const char *dir) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s --out %s --quiet", EXO_SYNTH_BIN, args, dir);
+    return run(cmd, NULL);
+}
+
+static unsigned char *read_file(const char *dir, const char *name, size_t *len) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    b[n] = 0;
+    *len = (size_t)n;
+    return b;
+}
+
+static int files_equal(const char *a_dir, const char *b_dir, const char *name) {
+    size_t na, nb;
+    unsigned char *a = read_file(a_dir, name, &na), *b = read_file(b_dir, name, &nb);
+    int eq = na == nb && memcmp(a, b, na) == 0;
+    free(a);
+    free(b);
+    return eq;
+}
+
+static int file_exists(const char *dir, const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* A model directory opened, loaded whole on the CPU plugin, with one session. */
+typedef struct loaded {
+    exo_runtime *rt;
+    exo_model *model;
+    exo_shard *shard;
+    exo_session *session;
+    exo_model_info info;
+} loaded;
+
+static void load(const char *dir, loaded *l) {
+    memset(l, 0, sizeof *l);
+    exo_runtime_options ro;
+    memset(&ro, 0, sizeof ro);
+    EXO_STRUCT_INIT(&ro);
+    ro.n_threads = 1;
+    ck_assert_int_eq(exo_runtime_create(&ro, &l->rt), EXO_OK);
+    exo_status st = exo_model_open(l->rt, dir, &l->model);
+    ck_assert_msg(st == EXO_OK, "open %s: %s", dir, exo_last_error());
+    EXO_STRUCT_INIT(&l->info);
+    ck_assert_int_eq(exo_model_get_info(l->model, &l->info), EXO_OK);
+    exo_shard_options so;
+    memset(&so, 0, sizeof so);
+    EXO_STRUCT_INIT(&so);
+    so.end_layer = l->info.n_layers;
+    so.device = "cpu_amx";
+    so.max_tokens = 16;
+    so.max_ctx = 64;
+    st = exo_shard_load(l->model, &so, &l->shard);
+    ck_assert_msg(st == EXO_OK, "load %s: %s", dir, exo_model_last_error(l->model));
+    ck_assert_int_eq(exo_session_create(l->shard, 0, &l->session), EXO_OK);
+}
+
+static void unload(loaded *l) {
+    exo_session_free(l->session);
+    exo_shard_free(l->shard);
+    exo_model_close(l->model);
+    exo_runtime_destroy(l->rt);
+}
+
+/* Logits of the last of a fixed 8-token prompt. */
+static float *prompt_logits(loaded *l) {
+    static const int32_t prompt[8] = {0, 70, 300, 5, 511, 42, 260, 99};
+    float *logits = malloc(TINY_VOCAB * sizeof *logits);
+    ck_assert_ptr_nonnull(logits);
+    exo_status st = exo_session_forward_tokens(l->session, prompt, 8, EXO_FORWARD_LAST_ONLY, logits, TINY_VOCAB);
+    ck_assert_msg(st == EXO_OK, "forward: %s", exo_session_last_error(l->session));
+    return logits;
+}
+
+/* ------------------------------------------------------------------ exo-synth */
+
+START_TEST(synth_tiny_is_a_model_the_runtime_runs) {
+    char *dir = tmpdir();
+    ck_assert_int_eq(synth("--preset tiny --dtype bf16 --seed 7", dir), 0);
+    static const char *const files[] = {"config.json", "generation_config.json", "model.safetensors",
+                                        "tokenizer.json", "tokenizer_config.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        ck_assert_msg(file_exists(dir, files[i]), "%s missing", files[i]);
+    loaded l;
+    load(dir, &l);
+    ck_assert_str_eq(l.info.architecture, "llama");
+    ck_assert_uint_eq(l.info.hidden_size, TINY_HIDDEN);
+    ck_assert_uint_eq(l.info.n_layers, TINY_LAYERS);
+    ck_assert_uint_eq(l.info.n_heads, TINY_HEADS);
+    ck_assert_uint_eq(l.info.n_kv_heads, TINY_KV_HEADS);
+    ck_assert_uint_eq(l.info.head_dim, TINY_HEAD_DIM);
+    ck_assert_uint_eq(l.info.intermediate_size, TINY_FFN);
+    ck_assert_uint_eq(l.info.vocab_size, TINY_VOCAB);
+    ck_assert_int_eq(l.info.dtype, EXO_DTYPE_BF16);
+    ck_assert_uint_eq(l.info.tie_word_embeddings, 0);
+    float *logits = prompt_logits(&l);
+    double sumsq = 0;
+    for (int i = 0; i < TINY_VOCAB; i++) {
+        ck_assert_msg(isfinite(logits[i]), "logit %d is %g", i, logits[i]);
+        sumsq += (double)logits[i] * logits[i];
+    }
+    ck_assert_msg(sumsq > 0, "all logits are zero");
+    free(logits);
+    unload(&l);
+    rmdir_all(dir);
+}
+END_TEST
+
+START_TEST(synth_tokenizer_round_trips_text) {
+    char *dir = tmpdir();
+    ck_assert_int_eq(synth("--preset tiny", dir), 0);
+    loaded l;
+    load(dir, &l);
+    const char *text = "Permission is hereby granted, free of charge, to any person\n\tünïcode 123";
+    int32_t ids[256];
+    size_t n = 0;
+    ck_assert_int_eq(exo_model_tokenize(l.model, text, strlen(text), 1, ids, 256, &n), EXO_OK);
+    ck_assert_int_eq(ids[0], 0); /* BOS is <|begin_of_text|>, id 0 */
+    ck_assert_uint_lt(n, strlen(text)); /* the merges shortened it */
+    char back[512];
+    size_t len = 0;
+    ck_assert_int_eq(exo_model_detokenize(l.model, ids + 1, n - 1, back, sizeof back, &len), EXO_OK);
+    ck_assert_str_eq(back, text);
+    unload(&l);
+    rmdir_all(dir);
+}
+END_TEST
+
+START_TEST(synth_same_seed_same_bytes) {
+    char *a = tmpdir(), *b = tmpdir();
+    ck_assert_int_eq(synth("--preset tiny --seed 11", a), 0);
+    ck_assert_int_eq(synth("--preset tiny --seed 11", b), 0);
+    static const char *const files[] = {"config.json", "generation_config.json", "model.safetensors",
+                                        "tokenizer.json", "tokenizer_config.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        ck_assert_msg(files_equal(a, b, files[i]), "%s differs between two runs with one seed", files[i]);
+    rmdir_all(a);
+    rmdir_all(b);
+}
+END_TEST
+
+START_TEST(synth_different_seed_different_weights) {
+    char *a = tmpdir(), *b = tmpdir();
+    ck_assert_int_eq(synth("--preset tiny --seed 1", a), 0);
+    ck_assert_int_eq(synth("--preset tiny --seed 2", b), 0);
+    ck_assert(!files_equal(a, b, "model.safetensors"));
+    ck_assert(files_equal(a, b, "config.json"));
+    ck_assert(files_equal(a, b, "tokenizer.json"));
+    rmdir_all(a);
+    rmdir_all(b);
+}
+END_TEST
+
+/* A shard limit below the model size gives an index and several files that compute exactly what
+ * the single file computes (the same tensors, the same bytes). */
+START_TEST(synth_sharded_equals_single_file) {
+    char *single = tmpdir(), *sharded = tmpdir();
+    ck_assert_int_eq(synth("--preset tiny --seed 3", single), 0);
+    ck_assert_int_eq(synth("--preset tiny --seed 3 --shard-gb 0.0001", sharded), 0);
+    ck_assert(file_exists(sharded, "model.safetensors.index.json"));
+    ck_assert(!file_exists(sharded, "model.safetensors"));
+    ck_assert(file_exists(sharded, "model-00001-of-00003.safetensors"));
+    ck_assert(file_exists(sharded, "model-00003-of-00003.safetensors"));
+    loaded a, b;
+    load(single, &a);
+    float *la = prompt_logits(&a);
+    unload(&a);
+    load(sharded, &b);
+    float *lb = prompt_logits(&b);
+    unload(&b);
+    ck_assert_mem_eq(la, lb, TINY_VOCAB * sizeof *la);
+    free(la);
+    free(lb);
+    rmdir_all(single);
+    rmdir_all(sharded);
+}
+END_TEST
+
+/* Rewriting a directory in the other layout leaves no stale index to shadow the new weights. */
+START_TEST(synth_rewrite_replaces_the_layout) {
+    char *dir = tmpdir();
+    ck_assert_int_eq(synth("--preset tiny --shard-gb 0.0001", dir), 0);
+    ck_assert(file_exists(dir, "model.safetensors.index.json"));
+    ck_assert_int_eq(synth("--preset tiny", dir), 0);
+    ck_assert(!file_exists(dir, "model.safetensors.index.json"));
+    ck_assert(file_exists(dir, "model.safetensors"));
+    rmdir_all(dir);
+}
+END_TEST
+
+START_TEST(synth_dtypes_are_what_was_asked) {
+    static const struct { const char *arg; exo_dtype dtype; size_t bytes; } cases[] = {
+        {"f16", EXO_DTYPE_F16, 2}, {"f32", EXO_DTYPE_F32, 4}};
+    for (size_t i = 0; i < 2; i++) {
+        char *dir = tmpdir(), args[64];
+        snprintf(args, sizeof args, "--preset tiny --dtype %s", cases[i].arg);
+        ck_assert_int_eq(synth(args, dir), 0);
+        loaded l;
+        load(dir, &l);
+        ck_assert_int_eq(l.info.dtype, cases[i].dtype);
+        float *logits = prompt_logits(&l);
+        for (int k = 0; k < TINY_VOCAB; k++) ck_assert(isfinite(logits[k]));
+        free(logits);
+        unload(&l);
+        struct stat sb;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        ck_assert_int_eq(stat(path, &sb), 0);
+        /* embed + lm_head + 2 layers of matrices and norms, plus the final norm */
+        size_t elements = 2 * TINY_VOCAB * TINY_HIDDEN +
+                          TINY_LAYERS * (2 * TINY_HIDDEN * TINY_HEADS * TINY_HEAD_DIM +
+                                         2 * TINY_HIDDEN * TINY_KV_HEADS * TINY_HEAD_DIM + 3 * TINY_HIDDEN * TINY_FFN +
+                                         2 * TINY_HIDDEN) +
+                          TINY_HIDDEN;
+        ck_assert_uint_gt((size_t)sb.st_size, elements * cases[i].bytes);
+        ck_assert_uint_lt((size_t)sb.st_size, elements * cases[i].bytes + 8192); /* + the header */
+        rmdir_all(dir);
+    }
+}
+END_TEST
+
+START_TEST(synth_rejects_unknown_preset_and_dtype) {
+    char *dir = tmpdir();
+    ck_assert_int_eq(synth("--preset llama-9000", dir), 2);
+    ck_assert_int_eq(synth("--preset tiny --dtype q4", dir), 2);
+    ck_assert(!file_exists(dir, "config.json"));
+    rmdir_all(dir);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ exo-bench */
+
+static cJSON *last_json_line(char *out) {
+    size_t n = strlen(out);
+    while (n && out[n - 1] == '\n') out[--n] = '\0';
+    char *line = strrchr(out, '\n');
+    line = line ? line + 1 : out;
+    cJSON *j = cJSON_Parse(line);
+    ck_assert_msg(j != NULL, "last line is not JSON: '%s'", line);
+    return j;
+}
+
+static double number(const cJSON *j, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    ck_assert_msg(cJSON_IsNumber(v), "key %s missing or not a number", key);
+    return v->valuedouble;
+}
+
+START_TEST(bench_json_has_positive_figures) {
+    char *dir = tmpdir();
+    ck_assert_int_eq(synth("--preset tiny", dir), 0);
+    char cmd[4096], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s --model %s --device cpu_amx -p 16 -n 8 -r 2 -t 1 --json", EXO_BENCH_BIN, dir);
+    ck_assert_int_eq(run(cmd, &out), 0);
+    cJSON *j = last_json_line(out);
+    static const char *const positive[] = {"prefill_tps", "decode_tps", "decode_bytes_per_token", "peak_rss_bytes",
+                                           "ttft_ms", "load_s", "kv_bytes_per_token", "decode_gbps", "stream_gbps",
+                                           "decode_fraction_of_stream", "decode_ceiling_tps"};
+    for (size_t i = 0; i < sizeof positive / sizeof positive[0]; i++)
+        ck_assert_msg(number(j, positive[i]) > 0, "%s is not positive", positive[i]);
+    ck_assert_double_eq(number(j, "threads"), 1);
+    ck_assert_double_eq(number(j, "n_prompt"), 16);
+    ck_assert_double_eq(number(j, "n_gen"), 8);
+    /* Weights read per token: every layer matrix and norm, the final norm, one embedding row and
+     * the whole (untied) lm_head, 2 bytes each in bf16. */
+    double elements = TINY_LAYERS * (2.0 * TINY_HIDDEN * TINY_HEADS * TINY_HEAD_DIM +
+                                     2.0 * TINY_HIDDEN * TINY_KV_HEADS * TINY_HEAD_DIM + 3.0 * TINY_HIDDEN * TINY_FFN +
+                                     2.0 * TINY_HIDDEN) +
+                      TINY_HIDDEN + TINY_HIDDEN + (double)TINY_VOCAB * TINY_HIDDEN;
+    ck_assert_double_eq(number(j, "decode_bytes_per_token"), 2 * elements);
+    /* K and V in float32 for every layer at the mean context 16 + (8 + 1) / 2 */
+    ck_assert_double_eq_tol(number(j, "kv_bytes_per_token"),
+                            2.0 * TINY_LAYERS * TINY_KV_HEADS * TINY_HEAD_DIM * 4 * 20.5, 1e-6);
+    cJSON_Delete(j);
+    free(out);
+    rmdir_all(dir);
+}
+END_TEST
+
+START_TEST(bench_no_stream_leaves_out_the_bandwidth) {
+    char *dir = tmpdir();
+    ck_assert_int_eq(synth("--preset tiny", dir), 0);
+    char cmd[4096], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s --model %s -p 4 -n 2 -r 1 -t 1 --json --no-stream", EXO_BENCH_BIN, dir);
+    ck_assert_int_eq(run(cmd, &out), 0);
+    cJSON *j = last_json_line(out);
+    ck_assert(number(j, "decode_tps") > 0);
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(j, "stream_gbps"));
+    cJSON_Delete(j);
+    free(out);
+    rmdir_all(dir);
+}
+END_TEST
+
+START_TEST(bench_fails_cleanly_without_a_model) {
+    char cmd[4096], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s --model /nonexistent/model --json --no-stream 2>&1", EXO_BENCH_BIN);
+    ck_assert_int_eq(run(cmd, &out), 1);
+    ck_assert_msg(strstr(out, "/nonexistent/model") != NULL, "message does not name the directory: %s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s --model x -p 0 2>&1", EXO_BENCH_BIN);
+    ck_assert_int_eq(run(cmd, &out), 2);
+    free(out);
+}
+END_TEST
+
+static Suite *tools_suite(void) {
+    Suite *s = suite_create("tools");
+    TCase *synth_tc = tcase_create("exo-synth");
+    tcase_set_timeout(synth_tc, 120);
+    tcase_add_test(synth_tc, synth_tiny_is_a_model_the_runtime_runs);
+    tcase_add_test(synth_tc, synth_tokenizer_round_trips_text);
+    tcase_add_test(synth_tc, synth_same_seed_same_bytes);
+    tcase_add_test(synth_tc, synth_different_seed_different_weights);
+    tcase_add_test(synth_tc, synth_sharded_equals_single_file);
+    tcase_add_test(synth_tc, synth_rewrite_replaces_the_layout);
+    tcase_add_test(synth_tc, synth_dtypes_are_what_was_asked);
+    tcase_add_test(synth_tc, synth_rejects_unknown_preset_and_dtype);
+    suite_add_tcase(s, synth_tc);
+    TCase *bench_tc = tcase_create("exo-bench");
+    tcase_set_timeout(bench_tc, 120);
+    tcase_add_test(bench_tc, bench_json_has_positive_figures);
+    tcase_add_test(bench_tc, bench_no_stream_leaves_out_the_bandwidth);
+    tcase_add_test(bench_tc, bench_fails_cleanly_without_a_model);
+    suite_add_tcase(s, bench_tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(tools_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
