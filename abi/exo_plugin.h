@@ -68,6 +68,7 @@ enum {
     EXO_ERR_IO = -13,           /* file missing, unreadable, truncated */
     EXO_ERR_FORMAT = -14,       /* malformed file contents */
     EXO_ERR_NOT_FOUND = -15,    /* a named thing (tensor, device, plugin) does not exist */
+    EXO_ERR_BUFFER_TOO_SMALL = -16, /* the caller's output buffer is too small; the count says how big */
     EXO_ERR_STATUS_FORCE_INT32 = 0x7fffffff
 };
 

@@ -27,22 +27,28 @@
 #define EXO_BF16 2
 
 /* One element of a float-like tensor (F32, F16, BF16) as float. */
-inline float exo_load(__global const uchar *base, uint index, int type) {
+static inline float exo_load(__global const uchar *base, uint index, int type) {
     if (type == EXO_F16) return vload_half(index, (__global const half *)base);
     if (type == EXO_BF16) return as_float((uint)((__global const ushort *)base)[index] << 16);
     return ((__global const float *)base)[index];
 }
 
-/* Four consecutive weights as floats, per storage type (element alignment is all vload needs). */
-inline float4 exo_load4_f32(__global const float *p, uint i) { return vload4(0, p + i); }
+/* Four consecutive weights as floats, per storage type (element alignment is all vload needs).
+ * f16 data travels as ushort (kernel parameters included) and is read through vload_half on a
+ * half pointer that is never offset: without cl_khr_fp16, half is a storage-only type, so no
+ * kernel signature or pointer arithmetic depends on it. */
+static inline float4 exo_load4_f32(__global const float *p, uint i) { return vload4(0, p + i); }
 #ifdef EXO_FP16
-inline float4 exo_load4_f16(__global const half *p, uint i) { return convert_float4(vload4(0, p + i)); }
+static inline float4 exo_load4_f16(__global const ushort *u, uint i) { return convert_float4(as_half4(vload4(0, u + i))); }
 #else
-inline float4 exo_load4_f16(__global const half *p, uint i) { return vload_half4(0, p + i); }
+static inline float4 exo_load4_f16(__global const ushort *u, uint i) {
+    __global const half *p = (__global const half *)u;
+    return (float4)(vload_half(i, p), vload_half(i + 1, p), vload_half(i + 2, p), vload_half(i + 3, p));
+}
 #endif
-inline float4 exo_load4_bf16(__global const ushort *p, uint i) {
+static inline float4 exo_load4_bf16(__global const ushort *p, uint i) {
     return as_float4(convert_uint4(vload4(0, p + i)) << 16);
 }
-inline float exo_load1_f32(__global const float *p, uint i) { return p[i]; }
-inline float exo_load1_f16(__global const half *p, uint i) { return vload_half(i, p); }
-inline float exo_load1_bf16(__global const ushort *p, uint i) { return as_float((uint)p[i] << 16); }
+static inline float exo_load1_f32(__global const float *p, uint i) { return p[i]; }
+static inline float exo_load1_f16(__global const ushort *u, uint i) { return vload_half(i, (__global const half *)u); }
+static inline float exo_load1_bf16(__global const ushort *p, uint i) { return as_float((uint)p[i] << 16); }

@@ -16,15 +16,16 @@
 #define EXO_GEMM_BM 64
 #define EXO_GEMM_BK 16
 
-/* Accumulates x[mm, j..] . row[j..] for mm < m over this item's share of K (start, step). */
-#define EXO_ROW_DOT(SFX, wr, start, step)                                                          \
+/* Accumulates x[mm, j..] . W[row_base + j..] for mm < m over this item's share of K (start,
+ * step). Weights are addressed by index from w, never by an offset pointer (see common.cl). */
+#define EXO_ROW_DOT(SFX, row_base, start, step)                                                    \
     uint k4 = k & ~3u;                                                                             \
     for (uint j = (start) * 4u; j < k4; j += (step) * 4u) {                                        \
-        float4 wv = exo_load4_##SFX(wr, j);                                                        \
+        float4 wv = exo_load4_##SFX(w, (row_base) + j);                                            \
         for (uint mm = 0; mm < m; mm++) acc[mm] += dot(wv, vload4(0, x + x_off + (size_t)mm * k + j)); \
     }                                                                                              \
     for (uint j = k4 + (start); j < k; j += (step)) {                                              \
-        float wv = exo_load1_##SFX(wr, j);                                                         \
+        float wv = exo_load1_##SFX(w, (row_base) + j);                                             \
         for (uint mm = 0; mm < m; mm++) acc[mm] += wv * x[x_off + (size_t)mm * k + j];             \
     }
 
@@ -37,8 +38,7 @@
         uint row = get_group_id(0), lid = get_local_id(0);                                         \
         float acc[EXO_MV_MAX_M] = {0.0f, 0.0f, 0.0f, 0.0f};                                        \
         if (row < n) {                                                                             \
-            __global const WT *wr = w + w_off + (size_t)row * k;                                   \
-            EXO_ROW_DOT(SFX, wr, lid, EXO_MV_WG)                                                   \
+            EXO_ROW_DOT(SFX, w_off + row * k, lid, EXO_MV_WG)                                      \
         }                                                                                          \
         for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) partial[mm * EXO_MV_WG + lid] = acc[mm];        \
         barrier(CLK_LOCAL_MEM_FENCE);                                                              \
@@ -92,10 +92,10 @@
     }
 
 EXO_DEFINE_MATVEC(f32, float)
-EXO_DEFINE_MATVEC(f16, half)
+EXO_DEFINE_MATVEC(f16, ushort)
 EXO_DEFINE_MATVEC(bf16, ushort)
 EXO_DEFINE_TILED(f32, float)
-EXO_DEFINE_TILED(f16, half)
+EXO_DEFINE_TILED(f16, ushort)
 EXO_DEFINE_TILED(bf16, ushort)
 
 #ifdef EXO_SUBGROUPS
@@ -114,8 +114,7 @@ EXO_DEFINE_TILED(bf16, ushort)
             uint row = get_group_id(0) * EXO_SG_ROWS + r;                                          \
             if (row >= n) break;                                                                   \
             float acc[EXO_MV_MAX_M] = {0.0f, 0.0f, 0.0f, 0.0f};                                    \
-            __global const WT *wr = w + w_off + (size_t)row * k;                                   \
-            EXO_ROW_DOT(SFX, wr, lane, lanes)                                                      \
+            EXO_ROW_DOT(SFX, w_off + row * k, lane, lanes)                                         \
             float b = has_bias ? bias[bias_off + row] : 0.0f;                                      \
             for (uint mm = 0; mm < m; mm++) {                                                      \
                 float s = sub_group_reduce_add(acc[mm]);                                           \
@@ -124,6 +123,6 @@ EXO_DEFINE_TILED(bf16, ushort)
         }                                                                                          \
     }
 EXO_DEFINE_MATVEC_SG(f32, float)
-EXO_DEFINE_MATVEC_SG(f16, half)
+EXO_DEFINE_MATVEC_SG(f16, ushort)
 EXO_DEFINE_MATVEC_SG(bf16, ushort)
 #endif

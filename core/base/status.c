@@ -18,7 +18,8 @@
     X(EXO_ERR_INTERNAL, "EXO_ERR_INTERNAL", "internal error")                \
     X(EXO_ERR_IO, "EXO_ERR_IO", "input/output error")                        \
     X(EXO_ERR_FORMAT, "EXO_ERR_FORMAT", "malformed data")                    \
-    X(EXO_ERR_NOT_FOUND, "EXO_ERR_NOT_FOUND", "not found")
+    X(EXO_ERR_NOT_FOUND, "EXO_ERR_NOT_FOUND", "not found")                   \
+    X(EXO_ERR_BUFFER_TOO_SMALL, "EXO_ERR_BUFFER_TOO_SMALL", "output buffer too small")
 
 const char *exo_status_name(exo_status status) {
     switch (status) {

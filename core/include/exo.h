@@ -146,9 +146,11 @@ typedef struct exo_model_info {
     uint32_t max_position_embeddings;
     exo_dtype dtype;            /* of the checkpoint's weights */
     int32_t bos_token_id;       /* -1: none */
-    const int32_t *eos_token_ids;
+    const int32_t *eos_token_ids; /* every end-of-sequence id: config.json, generation_config.json, tokenizer */
     uint32_t n_eos;
     uint32_t tie_word_embeddings;
+    uint32_t adds_bos;          /* text prompts start with BOS by default (exo_model_tokenize add_bos -1) */
+    uint32_t has_tokenizer;
 } exo_model_info;
 
 /* Opens a Hugging Face model directory: reads config.json and the safetensors headers (one file
@@ -195,7 +197,10 @@ typedef struct exo_shard_info {
 } exo_shard_info;
 
 /* The first shard (start 0) embeds token ids; the last (end = n_layers) applies the final norm
- * and lm_head; the others take and give hidden states [tokens, hidden_size] in float32. */
+ * and lm_head; the others take and give hidden states [tokens, hidden_size] in float32.
+ * Empty ranges are allowed at the ends only: [0, 0) is the embedding alone, [L, L) the final
+ * norm and lm_head alone. Lifetimes: sessions before their shard, shards before their model,
+ * models before the runtime (the Python binding closes children first). */
 EXO_API exo_status exo_shard_load(exo_model *model, const exo_shard_options *opts, exo_shard **out);
 EXO_API void exo_shard_free(exo_shard *shard);
 EXO_API exo_status exo_shard_get_info(const exo_shard *shard, exo_shard_info *out);
@@ -229,6 +234,23 @@ EXO_API exo_status exo_session_forward_tokens(exo_session *session, const int32_
 EXO_API exo_status exo_session_forward_hidden(exo_session *session, const float *hidden, uint32_t n,
                                               uint32_t flags, float *out, uint64_t out_count);
 
+/* One sequence's part of a batched step. */
+typedef struct exo_batch_entry {
+    exo_session *session;
+    const int32_t *tokens;      /* first shard */
+    const float *hidden;        /* other shards */
+    uint32_t n;
+    uint32_t flags;
+    float *out;
+    uint64_t out_count;
+    exo_status status;          /* this entry's result */
+    uint32_t reserved;
+} exo_batch_entry;
+
+/* Steps several sequences (EXO batches up to 8) of the same shard. Returns EXO_OK when every
+ * entry succeeded, else the first failing entry's status; each entry carries its own. */
+EXO_API exo_status exo_session_forward_batch(exo_batch_entry *entries, uint32_t n_entries);
+
 
 /* ---------------------------------------------------------------- tensor files (safetensors) */
 
@@ -251,13 +273,16 @@ EXO_API exo_status exo_tensor_file_get(const exo_tensor_file *file, const char *
 
 /* ---------------------------------------------------------------- text: tokenizer */
 
-/* Token ids of UTF-8 text with the model's tokenizer (tokenizer.json). add_bos: prepend BOS
- * when the model uses one. *n receives the count; EXO_ERR_INVALID_ARG when cap is too small
- * (*n then says how many are needed). Invalid UTF-8 is an error. */
+/* Token ids of UTF-8 text with the model's tokenizer (tokenizer.json). add_bos: 1 prepends BOS
+ * when the model has one, 0 does not, -1 does what the tokenizer's files say (add_bos_token, the
+ * post-processor template; else BOS when tokenizer_config names one). *n receives the count;
+ * EXO_ERR_BUFFER_TOO_SMALL when cap is too small (*n then says how many are needed). Invalid
+ * UTF-8 is an error (EXO_ERR_INVALID_ARG). */
 EXO_API exo_status exo_model_tokenize(exo_model *model, const char *text, size_t len, int add_bos, int32_t *ids,
                                       size_t cap, size_t *n);
 /* The exact bytes of token ids (special tokens as their text). Writes at most cap bytes and a
- * terminating NUL when room remains; *len receives the full length. */
+ * terminating NUL when room remains; *len receives the full length (EXO_OK even when cut:
+ * compare *len with cap). */
 EXO_API exo_status exo_model_detokenize(exo_model *model, const int32_t *ids, size_t n, char *text, size_t cap,
                                         size_t *len);
 
@@ -282,6 +307,40 @@ typedef struct exo_sampling {
 /* EXO's defaults: temperature 0.7, top_p 1, top_k 0, min_p 0.05, repetition penalty 1 over the
  * last 20 tokens, no presence/frequency penalty, seed 42. */
 EXO_API void exo_sampling_default(exo_sampling *sampling);
+
+/* A sampler for one sequence, for callers that drive the steps themselves (pipeline ranks).
+ * Order: repetition, presence and frequency penalties over the last penalty_window accepted
+ * tokens; banned tokens; temperature; top_k; top_p; min_p; draw. Log-probabilities are those
+ * of the penalised distribution before temperature and truncation. */
+typedef struct exo_sampler exo_sampler;
+
+typedef struct exo_sampled_token {
+    exo_struct_header hdr;
+    int32_t token;
+    float logprob;
+    uint32_t n_top;
+    int32_t top_tokens[20];
+    float top_logprobs[20];
+} exo_sampled_token;
+
+EXO_API exo_status exo_sampler_create(const exo_sampling *sampling, uint32_t vocab_size, exo_sampler **out);
+EXO_API void exo_sampler_free(exo_sampler *sampler);
+/* Adds a token the sequence keeps (prompt tokens too) to the penalties' history. */
+EXO_API void exo_sampler_accept(exo_sampler *sampler, int32_t token);
+/* Clears the history and restarts the random stream (the same stream for a fixed seed). */
+EXO_API void exo_sampler_reset(exo_sampler *sampler);
+/* Samples from one row of vocab_size logits (left unchanged). */
+EXO_API exo_status exo_sampler_sample(exo_sampler *sampler, const float *logits, exo_sampled_token *out);
+
+/* Streaming detokenizer: token ids in, text pieces out that never split a UTF-8 character. */
+typedef struct exo_detokenizer exo_detokenizer;
+
+EXO_API exo_status exo_detokenizer_create(exo_model *model, exo_detokenizer **out);
+EXO_API void exo_detokenizer_free(exo_detokenizer *detok);
+/* Appends a token; *text / *len receive the newly completed text (valid until the next call). */
+EXO_API exo_status exo_detokenizer_push(exo_detokenizer *detok, int32_t token, const char **text, size_t *len);
+/* Ends the stream: what an unfinished UTF-8 sequence held becomes U+FFFD. */
+EXO_API exo_status exo_detokenizer_flush(exo_detokenizer *detok, const char **text, size_t *len);
 
 /* ---------------------------------------------------------------- generation */
 

@@ -22,44 +22,6 @@ static uint64_t peak_rss_bytes(void) {
     return (uint64_t)ru.ru_maxrss * 1024u;
 }
 
-void exo_sampling_default(exo_sampling *s) {
-    if (!s) return;
-    exo_sampler_params p;
-    exo_sampler_params_default(&p);
-    memset(s, 0, sizeof *s);
-    EXO_STRUCT_INIT(s);
-    s->temperature = p.temperature;
-    s->top_k = p.top_k;
-    s->top_p = p.top_p;
-    s->min_p = p.min_p;
-    s->repetition_penalty = p.repetition_penalty;
-    s->presence_penalty = p.presence_penalty;
-    s->frequency_penalty = p.frequency_penalty;
-    s->penalty_window = p.penalty_window;
-    s->seed = p.seed;
-    s->n_logprobs = p.n_logprobs;
-}
-
-/* Reads a caller's exo_sampling member by member, as far as its size reaches. */
-static void sampler_params_from(const exo_sampling *in, exo_sampler_params *p) {
-    exo_sampling s;
-    exo_sampling_default(&s);
-    if (in) exo_struct_copy_in(&s, sizeof s, in);
-    exo_sampler_params_default(p);
-    p->temperature = s.temperature;
-    p->top_k = s.top_k;
-    p->top_p = s.top_p;
-    p->min_p = s.min_p;
-    p->repetition_penalty = s.repetition_penalty;
-    p->presence_penalty = s.presence_penalty;
-    p->frequency_penalty = s.frequency_penalty;
-    p->penalty_window = s.penalty_window;
-    p->seed = s.seed;
-    p->n_logprobs = s.n_logprobs;
-    p->banned = s.banned;
-    p->n_banned = s.n_banned;
-}
-
 /* Generated text not yet handed to the caller, held while it could still begin a stop string. */
 typedef struct text_stream {
     char *buf;
@@ -109,8 +71,8 @@ typedef struct generation {
     exo_session *session;
     exo_model *model;
     exo_generate_options opts;
-    exo_sampler *sampler;
-    exo_detokenizer *detok;
+    exo_token_sampler *sampler;
+    exo_text_stream *detok;
     text_stream text;
     float *logits;
     int32_t top_tokens[EXO_SAMPLER_MAX_LOGPROBS];
@@ -140,18 +102,6 @@ static bool emit(generation *g, uint32_t index, int32_t token, const exo_sample_
     return stop != 0;
 }
 
-static bool is_eos(const exo_model *m, int32_t token) {
-    for (uint32_t i = 0; i < m->cfg.n_eos; i++)
-        if (m->cfg.eos_token_ids[i] == token) return true;
-    if (m->tokenizer) {
-        const int32_t *eos = NULL;
-        size_t n = exo_tokenizer_eos(m->tokenizer, &eos);
-        for (size_t i = 0; i < n; i++)
-            if (eos[i] == token) return true;
-    }
-    return false;
-}
-
 static exo_status run(generation *g, const int32_t *prompt, uint32_t n_prompt, exo_generate_stats *stats) {
     exo_session *s = g->session;
     exo_model *m = g->model;
@@ -162,27 +112,27 @@ static exo_status run(generation *g, const int32_t *prompt, uint32_t n_prompt, e
     double t_prefill = now_ms();
     stats->prompt_tokens = n_prompt;
     stats->prompt_tps = n_prompt / ((t_prefill - t0) / 1e3 + 1e-9);
-    for (uint32_t i = 0; i < n_prompt; i++) exo_sampler_accept(g->sampler, prompt[i]);
+    for (uint32_t i = 0; i < n_prompt; i++) exo_token_sampler_accept(g->sampler, prompt[i]);
 
     exo_finish_reason finish = EXO_FINISH_NONE;
     uint32_t produced = 0;
     double t_first = t_prefill;
     while (finish == EXO_FINISH_NONE) {
         exo_sample_result r;
-        st = exo_sampler_sample(g->sampler, g->logits, &r);
+        st = exo_token_sampler_sample(g->sampler, g->logits, &r);
         if (st != EXO_OK) return st;
         if (produced == 0) {
             t_first = now_ms();
             stats->ttft_ms = t_first - t0;
         }
-        if (!g->opts.ignore_eos && is_eos(m, r.token)) {
+        if (!g->opts.ignore_eos && exo_model_is_eos(m, r.token)) {
             finish = EXO_FINISH_EOS;
             break;
         }
-        exo_sampler_accept(g->sampler, r.token);
+        exo_token_sampler_accept(g->sampler, r.token);
         const char *piece = NULL;
         size_t piece_len = 0;
-        st = exo_detokenizer_push(g->detok, r.token, &piece, &piece_len);
+        st = exo_text_stream_push(g->detok, r.token, &piece, &piece_len);
         if (st == EXO_OK) st = stream_append(&g->text, piece, piece_len);
         if (st != EXO_OK) return st;
         produced++;
@@ -210,7 +160,7 @@ static exo_status run(generation *g, const int32_t *prompt, uint32_t n_prompt, e
     if (finish != EXO_FINISH_STOP) {
         const char *piece = NULL;
         size_t piece_len = 0;
-        if (exo_detokenizer_flush(g->detok, &piece, &piece_len) == EXO_OK && piece_len)
+        if (exo_text_stream_flush(g->detok, &piece, &piece_len) == EXO_OK && piece_len)
             st = stream_append(&g->text, piece, piece_len);
         if (st != EXO_OK) return st;
     }
@@ -254,19 +204,19 @@ exo_status exo_generate_tokens(exo_session *s, const int32_t *prompt, uint32_t n
         if (len > g.text.max_stop) g.text.max_stop = len;
     }
     exo_sampler_params params;
-    sampler_params_from(g.opts.sampling, &params);
+    exo_sampling_to_params(g.opts.sampling, &params);
     exo_generate_stats stats;
     memset(&stats, 0, sizeof stats);
     EXO_STRUCT_INIT(&stats);
-    exo_status st = exo_sampler_create(&params, m->cfg.vocab_size, &g.sampler);
-    if (st == EXO_OK) st = exo_detokenizer_create(m->tokenizer, &g.detok);
+    exo_status st = exo_token_sampler_create(&params, m->cfg.vocab_size, &g.sampler);
+    if (st == EXO_OK) st = exo_text_stream_create(m->tokenizer, &g.detok);
     if (st == EXO_OK) {
         g.logits = malloc((size_t)m->cfg.vocab_size * sizeof *g.logits);
         if (!g.logits) st = exo_errorf(EXO_ERR_NO_MEMORY, "out of memory for logits");
     }
     if (st == EXO_OK) st = run(&g, prompt, n, &stats);
-    exo_sampler_free(g.sampler);
-    exo_detokenizer_free(g.detok);
+    exo_token_sampler_free(g.sampler);
+    exo_text_stream_free(g.detok);
     free(g.logits);
     free(g.text.buf);
     if (stats_out) exo_struct_copy_out(stats_out, &stats, sizeof stats);

@@ -5,6 +5,17 @@
 #include "base/struct_io.h"
 #include "model_internal.h"
 
+static void add_eos(exo_model *m, int32_t id) {
+    if (id < 0 || exo_model_is_eos(m, id) || m->n_eos == sizeof m->eos / sizeof m->eos[0]) return;
+    m->eos[m->n_eos++] = id;
+}
+
+bool exo_model_is_eos(const exo_model *m, int32_t token) {
+    for (uint32_t i = 0; i < m->n_eos; i++)
+        if (m->eos[i] == token) return true;
+    return false;
+}
+
 exo_status exo_model_open(exo_runtime *rt, const char *dir, exo_model **out) {
     exo_error_clear();
     if (!rt || !dir || !out) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_model_open: NULL argument");
@@ -29,6 +40,12 @@ exo_status exo_model_open(exo_runtime *rt, const char *dir, exo_model **out) {
         snprintf(m->tokenizer_error, sizeof m->tokenizer_error, "%s", exo_error_message());
         exo_logf(&rt->logger, EXO_LOG_INFO, "model", "no tokenizer: %s", m->tokenizer_error);
         exo_error_clear();
+    }
+    for (uint32_t i = 0; i < m->cfg.n_eos; i++) add_eos(m, m->cfg.eos_token_ids[i]);
+    if (m->tokenizer) {
+        const int32_t *eos = NULL;
+        size_t n = exo_tokenizer_eos(m->tokenizer, &eos);
+        for (size_t i = 0; i < n; i++) add_eos(m, eos[i]);
     }
     exo_logf(&rt->logger, EXO_LOG_INFO, "model", "opened %s: %s, %u layers, hidden %u, %u heads (%u kv), vocab %u",
              dir, m->cfg.model_type, m->cfg.n_layers, m->cfg.hidden_size, m->cfg.n_heads, m->cfg.n_kv_heads,
@@ -65,9 +82,11 @@ exo_status exo_model_get_info(const exo_model *m, exo_model_info *out) {
     info.max_position_embeddings = c->max_position_embeddings;
     info.dtype = c->torch_dtype;
     info.bos_token_id = c->bos_token_id;
-    info.eos_token_ids = c->eos_token_ids;
-    info.n_eos = c->n_eos;
+    info.eos_token_ids = m->eos;
+    info.n_eos = m->n_eos;
     info.tie_word_embeddings = c->tie_word_embeddings;
+    info.adds_bos = m->tokenizer && exo_tokenizer_adds_bos(m->tokenizer);
+    info.has_tokenizer = m->tokenizer != NULL;
     exo_struct_copy_out(out, &info, sizeof info);
     return EXO_OK;
 }

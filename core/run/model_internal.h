@@ -16,6 +16,8 @@ struct exo_model {
     exo_weights *weights;
     exo_error_slot error;
     exo_tokenizer *tokenizer;      /* NULL when tokenizer.json is missing or unsupported */
+    int32_t eos[2 * EXO_MAX_EOS];  /* every EOS id: config files and tokenizer */
+    uint32_t n_eos;
     exo_status tokenizer_status;
     char tokenizer_error[EXO_ERROR_MAX];
 };
@@ -47,6 +49,9 @@ struct exo_session {
     exo_buffer *output_row;     /* I32 [1]: which row the last-row graph keeps */
     int32_t *position_scratch;  /* host copy of positions, max_tokens */
 };
+
+/* True when token ends a sequence for this model. */
+bool exo_model_is_eos(const exo_model *m, int32_t token);
 
 /* Frees a plugin buffer if non-NULL. */
 void exo_shard_buffer_release(exo_shard *shard, exo_buffer *buf);

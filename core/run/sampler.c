@@ -14,7 +14,7 @@
 #include "base/error.h"
 #include "run/rng.h"
 
-struct exo_sampler {
+struct exo_token_sampler {
     exo_sampler_params params; /* params.banned points at our own copy */
     uint32_t vocab;
     int32_t *banned;
@@ -37,7 +37,7 @@ struct exo_sampler {
     uint32_t *distinct_pos; /* [vocab] index in `distinct`, valid while count > 0 */
 };
 
-void exo_sampler_params_default(exo_sampler_params *p) {
+void exo_token_sampler_params_default(exo_sampler_params *p) {
     memset(p, 0, sizeof *p);
     p->temperature = 0.7f;
     p->top_k = 0;
@@ -102,22 +102,22 @@ static exo_status validate(const exo_sampler_params *p, uint32_t vocab) {
 
 /* ---- lifetime ------------------------------------------------------------------------- */
 
-static void seed_rng(exo_sampler *s) {
+static void seed_rng(exo_token_sampler *s) {
     uint64_t seed = s->params.seed >= 0 ? (uint64_t)s->params.seed : exo_rng_entropy_seed();
     exo_rng_seed(&s->rng, seed);
 }
 
-exo_status exo_sampler_create(const exo_sampler_params *p, uint32_t vocab_size, exo_sampler **out) {
+exo_status exo_token_sampler_create(const exo_sampler_params *p, uint32_t vocab_size, exo_token_sampler **out) {
     if (!out)
-        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_sampler_create: out is NULL");
+        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_token_sampler_create: out is NULL");
     *out = NULL;
     if (!p)
-        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_sampler_create: params is NULL");
+        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_token_sampler_create: params is NULL");
     exo_status st = validate(p, vocab_size);
     if (st != EXO_OK)
         return st;
 
-    exo_sampler *s = calloc(1, sizeof *s);
+    exo_token_sampler *s = calloc(1, sizeof *s);
     if (!s)
         return exo_errorf(EXO_ERR_NO_MEMORY, "sampler: out of memory for the sampler");
     s->params = *p;
@@ -144,7 +144,7 @@ exo_status exo_sampler_create(const exo_sampler_params *p, uint32_t vocab_size, 
         ok = ok && s->ring && s->counts && s->distinct && s->distinct_pos;
     }
     if (!ok) {
-        exo_sampler_free(s);
+        exo_token_sampler_free(s);
         return exo_errorf(EXO_ERR_NO_MEMORY,
                           "sampler: out of memory for work arrays of %u tokens", vocab_size);
     }
@@ -153,7 +153,7 @@ exo_status exo_sampler_create(const exo_sampler_params *p, uint32_t vocab_size, 
     return EXO_OK;
 }
 
-void exo_sampler_free(exo_sampler *s) {
+void exo_token_sampler_free(exo_token_sampler *s) {
     if (!s)
         return;
     free(s->banned);
@@ -169,7 +169,7 @@ void exo_sampler_free(exo_sampler *s) {
 
 /* ---- penalty history ------------------------------------------------------------------ */
 
-static void history_forget(exo_sampler *s, int32_t token) {
+static void history_forget(exo_token_sampler *s, int32_t token) {
     if (--s->counts[token] > 0)
         return;
     uint32_t pos = s->distinct_pos[token];
@@ -178,7 +178,7 @@ static void history_forget(exo_sampler *s, int32_t token) {
     s->distinct_pos[last] = pos;
 }
 
-void exo_sampler_accept(exo_sampler *s, int32_t token) {
+void exo_token_sampler_accept(exo_token_sampler *s, int32_t token) {
     if (!s || s->window == 0 || token < 0 || (uint32_t)token >= s->vocab)
         return;
     if (s->ring_len == s->window)
@@ -193,7 +193,7 @@ void exo_sampler_accept(exo_sampler *s, int32_t token) {
     }
 }
 
-void exo_sampler_reset(exo_sampler *s) {
+void exo_token_sampler_reset(exo_token_sampler *s) {
     if (!s)
         return;
     for (uint32_t i = 0; i < s->n_distinct; i++)
@@ -221,7 +221,7 @@ static void sanitize(const float *logits, float *x, uint32_t n) {
     }
 }
 
-static void apply_penalties(const exo_sampler *s, float *x) {
+static void apply_penalties(const exo_token_sampler *s, float *x) {
     const float rep = s->params.repetition_penalty;
     const float presence = s->params.presence_penalty;
     const float frequency = s->params.frequency_penalty;
@@ -430,7 +430,7 @@ static inline uint32_t nucleus_band(float logit, float max, float temperature) {
     return (uint32_t)b;
 }
 
-static uint32_t nucleus(exo_sampler *s, int32_t *ids, uint32_t n, float max, float temperature,
+static uint32_t nucleus(exo_token_sampler *s, int32_t *ids, uint32_t n, float max, float temperature,
                         double target) {
     const float *x = s->work;
     if (n <= NUCLEUS_SORT_MAX)
@@ -465,7 +465,7 @@ static uint32_t nucleus(exo_sampler *s, int32_t *ids, uint32_t n, float max, flo
 }
 
 /* Steps 4-8 for T > 0. `max` is the largest processed logit; `n_valid` counts logits > -inf. */
-static int32_t sample_truncated(exo_sampler *s, float max, uint32_t n_valid) {
+static int32_t sample_truncated(exo_token_sampler *s, float max, uint32_t n_valid) {
     const exo_sampler_params *p = &s->params;
     const float *x = s->work;
     const float temperature = p->temperature;
@@ -550,9 +550,9 @@ static uint32_t top_logits(const float *x, uint32_t vocab, uint32_t k, exo_token
     return count;
 }
 
-exo_status exo_sampler_sample(exo_sampler *s, const float *logits, exo_sample_result *out) {
+exo_status exo_token_sampler_sample(exo_token_sampler *s, const float *logits, exo_sample_result *out) {
     if (!s || !logits || !out)
-        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_sampler_sample: %s is NULL",
+        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_token_sampler_sample: %s is NULL",
                           !s ? "sampler" : !logits ? "logits" : "out");
     memset(out, 0, sizeof *out);
     out->token = -1;
@@ -573,7 +573,7 @@ exo_status exo_sampler_sample(exo_sampler *s, const float *logits, exo_sample_re
         }
     if (argmax < 0)
         return exo_errorf(EXO_ERR_INVALID_ARG,
-                          "exo_sampler_sample: no token can be sampled: all %u logits are -inf "
+                          "exo_token_sampler_sample: no token can be sampled: all %u logits are -inf "
                           "or NaN (%u of them banned)",
                           vocab, s->params.n_banned);
 
@@ -591,7 +591,7 @@ exo_status exo_sampler_sample(exo_sampler *s, const float *logits, exo_sample_re
     bool greedy = p->temperature == 0.0f || p->top_k == 1 || p->top_p == 0.0f || n_valid == 1;
     int32_t token = greedy ? argmax : sample_truncated(s, max, n_valid);
     if (token < 0)
-        return exo_errorf(EXO_ERR_INTERNAL, "exo_sampler_sample: no candidate survived truncation");
+        return exo_errorf(EXO_ERR_INTERNAL, "exo_token_sampler_sample: no candidate survived truncation");
 
     out->token = token;
     out->logprob = (x[token] - max) - log_sum;

@@ -18,7 +18,7 @@
  *   7. min_p       keep tokens with p >= min_p * p_max (0 = off)
  *   8. sample      one draw from the renormalised survivors
  * The most probable token always survives steps 5-7, so a sample always exists unless every
- * logit is -inf/NaN/banned; then exo_sampler_sample fails with EXO_ERR_INVALID_ARG.
+ * logit is -inf/NaN/banned; then exo_token_sampler_sample fails with EXO_ERR_INVALID_ARG.
  *
  * Reported log-probabilities (exo_sample_result.logprob and .top): log-softmax of the logits
  * after steps 1-3 (penalties and bans applied), before temperature and truncation. This is
@@ -70,22 +70,22 @@ typedef struct exo_sampler_params {
 } exo_sampler_params;
 
 /* Fills the defaults listed above (EXO's mlx_generate defaults where it has them). */
-void exo_sampler_params_default(exo_sampler_params *p);
+void exo_token_sampler_params_default(exo_sampler_params *p);
 
-typedef struct exo_sampler exo_sampler;
+typedef struct exo_token_sampler exo_token_sampler;
 
 /* Validates the parameters (EXO_ERR_INVALID_ARG with a message naming the bad one) and
  * allocates the work arrays for `vocab_size` logits (EXO_ERR_NO_MEMORY). */
-exo_status exo_sampler_create(const exo_sampler_params *p, uint32_t vocab_size, exo_sampler **out);
-void exo_sampler_free(exo_sampler *s);
+exo_status exo_token_sampler_create(const exo_sampler_params *p, uint32_t vocab_size, exo_token_sampler **out);
+void exo_token_sampler_free(exo_token_sampler *s);
 
 /* Appends a token to the penalty history: feed the prompt tokens, then every sampled token.
  * Ids outside [0, vocab_size) cannot be penalised and are ignored. */
-void exo_sampler_accept(exo_sampler *s, int32_t token);
+void exo_token_sampler_accept(exo_token_sampler *s, int32_t token);
 
 /* Forgets the history and restarts the random stream (the same stream again for seed >= 0,
  * fresh entropy for seed < 0): the sampler behaves as just created. */
-void exo_sampler_reset(exo_sampler *s);
+void exo_token_sampler_reset(exo_token_sampler *s);
 
 typedef struct exo_token_logprob {
     int32_t token;
@@ -100,7 +100,12 @@ typedef struct exo_sample_result {
 } exo_sample_result;
 
 /* Samples one token from `logits` (vocab_size floats, not modified). Does not add the token to
- * the history: call exo_sampler_accept with the token the sequence keeps. */
-exo_status exo_sampler_sample(exo_sampler *s, const float *logits, exo_sample_result *out);
+ * the history: call exo_token_sampler_accept with the token the sequence keeps. */
+exo_status exo_token_sampler_sample(exo_token_sampler *s, const float *logits, exo_sample_result *out);
+
+/* Reads a caller's versioned exo_sampling (public API) into sampler parameters; members an
+ * older caller lacks keep their defaults. (core/run/sampler_api.c) */
+#include "exo.h"
+void exo_sampling_to_params(const exo_sampling *in, exo_sampler_params *p);
 
 #endif

@@ -193,3 +193,28 @@ exo_status exo_session_forward_hidden(exo_session *s, const float *hidden, uint3
                               "this shard starts at layer 0 and takes token ids, not hidden states"));
     return forward(s, hidden, n, flags, out, out_count);
 }
+
+exo_status exo_session_forward_batch(exo_batch_entry *entries, uint32_t n_entries) {
+    exo_error_clear();
+    if (!entries && n_entries) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_session_forward_batch: entries is NULL");
+    /* v1 steps the sequences one after another; the entry point exists so callers batch from
+     * the start and a plugin can later run them as one graph. */
+    exo_status first = EXO_OK;
+    char detail[EXO_ERROR_MAX] = "";
+    for (uint32_t i = 0; i < n_entries; i++) {
+        exo_batch_entry *e = &entries[i];
+        if (!e->session) {
+            e->status = exo_errorf(EXO_ERR_INVALID_ARG, "batch entry %u has no session", i);
+        } else if (e->session->shard->plan.embeds) {
+            e->status = exo_session_forward_tokens(e->session, e->tokens, e->n, e->flags, e->out, e->out_count);
+        } else {
+            e->status = exo_session_forward_hidden(e->session, e->hidden, e->n, e->flags, e->out, e->out_count);
+        }
+        if (e->status != EXO_OK && first == EXO_OK) {
+            first = e->status;
+            snprintf(detail, sizeof detail, "batch entry %u: %s", i, exo_error_message());
+        }
+    }
+    if (first != EXO_OK) exo_errorf(first, "%s", detail);
+    return first;
+}

@@ -18,12 +18,13 @@ exo_status exo_model_tokenize(exo_model *m, const char *text, size_t len, int ad
     if (st != EXO_OK) return st;
     int32_t *out = NULL;
     size_t count = 0;
-    st = exo_tokenizer_encode(m->tokenizer, text ? text : "", len, add_bos != 0, &out, &count);
+    bool bos = add_bos < 0 ? exo_tokenizer_adds_bos(m->tokenizer) : add_bos != 0;
+    st = exo_tokenizer_encode(m->tokenizer, text ? text : "", len, bos, &out, &count);
     if (st != EXO_OK) return exo_error_keep(&m->error, st);
     *n = count;
     if (count > cap) {
         free(out);
-        return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "text needs %zu token ids; room for %zu",
+        return exo_error_keep(&m->error, exo_errorf(EXO_ERR_BUFFER_TOO_SMALL, "text needs %zu token ids; room for %zu",
                                                     count, cap));
     }
     if (count) memcpy(ids, out, count * sizeof *ids);
@@ -48,4 +49,45 @@ exo_status exo_model_detokenize(exo_model *m, const int32_t *ids, size_t n, char
     }
     free(out);
     return EXO_OK;
+}
+
+/* ---- the public streaming detokenizer */
+
+struct exo_detokenizer {
+    exo_text_stream *stream;
+};
+
+exo_status exo_detokenizer_create(exo_model *m, exo_detokenizer **out) {
+    exo_error_clear();
+    if (!m || !out) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_detokenizer_create: NULL argument");
+    *out = NULL;
+    exo_status st = need_tokenizer(m);
+    if (st != EXO_OK) return st;
+    exo_detokenizer *d = calloc(1, sizeof *d);
+    if (!d) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory creating a detokenizer");
+    st = exo_text_stream_create(m->tokenizer, &d->stream);
+    if (st != EXO_OK) {
+        free(d);
+        return exo_error_keep(&m->error, st);
+    }
+    *out = d;
+    return EXO_OK;
+}
+
+void exo_detokenizer_free(exo_detokenizer *d) {
+    if (!d) return;
+    exo_text_stream_free(d->stream);
+    free(d);
+}
+
+exo_status exo_detokenizer_push(exo_detokenizer *d, int32_t token, const char **text, size_t *len) {
+    exo_error_clear();
+    if (!d || !text || !len) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_detokenizer_push: NULL argument");
+    return exo_text_stream_push(d->stream, token, text, len);
+}
+
+exo_status exo_detokenizer_flush(exo_detokenizer *d, const char **text, size_t *len) {
+    exo_error_clear();
+    if (!d || !text || !len) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_detokenizer_flush: NULL argument");
+    return exo_text_stream_flush(d->stream, text, len);
 }

@@ -76,18 +76,18 @@ int32_t exo_tokenizer_token_id(const exo_tokenizer *tok, const char *text, size_
  * an unfinished UTF-8 character are held back until it completes; bytes that can never form a
  * valid character become U+FFFD. The concatenation of all pieces (plus flush) equals the
  * decode of the whole sequence wherever that is valid UTF-8. */
-typedef struct exo_detokenizer exo_detokenizer;
+typedef struct exo_text_stream exo_text_stream;
 
-exo_status exo_detokenizer_create(const exo_tokenizer *tok, exo_detokenizer **out);
+exo_status exo_text_stream_create(const exo_tokenizer *tok, exo_text_stream **out);
 
 /* Appends one token; *piece / *len get the newly completed text (possibly empty, never NULL).
  * The piece stays valid until the next call on d. */
-exo_status exo_detokenizer_push(exo_detokenizer *d, int32_t id, const char **piece, size_t *len);
+exo_status exo_text_stream_push(exo_text_stream *d, int32_t id, const char **piece, size_t *len);
 
 /* Ends the stream: held-back bytes of an unfinished character come out as U+FFFD. The
  * detokenizer is then reset and may start a new stream. */
-exo_status exo_detokenizer_flush(exo_detokenizer *d, const char **piece, size_t *len);
+exo_status exo_text_stream_flush(exo_text_stream *d, const char **piece, size_t *len);
 
-void exo_detokenizer_free(exo_detokenizer *d);
+void exo_text_stream_free(exo_text_stream *d);
 
 #endif

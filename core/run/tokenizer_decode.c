@@ -173,7 +173,7 @@ exo_status exo_tokenizer_decode(const exo_tokenizer *tok, const int32_t *ids, si
 
 /* ---------------------------------------------------------------- streaming */
 
-struct exo_detokenizer {
+struct exo_text_stream {
     const exo_tokenizer *tok;
     exo_decode_state state;
     exo_tok_buf raw;     /* bytes of the current token */
@@ -184,15 +184,15 @@ struct exo_detokenizer {
 
 static const char replacement_char[] = "\xEF\xBF\xBD"; /* U+FFFD */
 
-exo_status exo_detokenizer_create(const exo_tokenizer *tok, exo_detokenizer **out) {
+exo_status exo_text_stream_create(const exo_tokenizer *tok, exo_text_stream **out) {
     if (!tok || !out) return exo_errorf(EXO_ERR_INVALID_ARG, "detokenizer: NULL argument");
-    exo_detokenizer *d = calloc(1, sizeof *d);
+    exo_text_stream *d = calloc(1, sizeof *d);
     if (!d) return exo_errorf(EXO_ERR_NO_MEMORY, "detokenizer: out of memory");
     d->tok = tok;
     exo_decode_state_init(tok, &d->state);
     exo_status st = exo_tok_buf_reserve(&d->out, 64);
     if (st) {
-        exo_detokenizer_free(d);
+        exo_text_stream_free(d);
         return st;
     }
     d->out.data[0] = '\0';
@@ -202,7 +202,7 @@ exo_status exo_detokenizer_create(const exo_tokenizer *tok, exo_detokenizer **ou
 
 /* Moves the complete characters of bytes into d->out; holds back an unfinished tail; replaces
  * what can never be valid with U+FFFD. */
-static exo_status emit_valid(exo_detokenizer *d, const char *bytes, size_t n) {
+static exo_status emit_valid(exo_text_stream *d, const char *bytes, size_t n) {
     exo_status st = EXO_OK;
     size_t i = 0;
     while (i < n && !st) {
@@ -223,7 +223,7 @@ static exo_status emit_valid(exo_detokenizer *d, const char *bytes, size_t n) {
     return st;
 }
 
-exo_status exo_detokenizer_push(exo_detokenizer *d, int32_t id, const char **piece, size_t *len) {
+exo_status exo_text_stream_push(exo_text_stream *d, int32_t id, const char **piece, size_t *len) {
     if (!d || !piece || !len) return exo_errorf(EXO_ERR_INVALID_ARG, "detokenizer: NULL argument");
     d->out.len = 0;
     d->out.data[0] = '\0';
@@ -242,7 +242,7 @@ exo_status exo_detokenizer_push(exo_detokenizer *d, int32_t id, const char **pie
     return EXO_OK;
 }
 
-exo_status exo_detokenizer_flush(exo_detokenizer *d, const char **piece, size_t *len) {
+exo_status exo_text_stream_flush(exo_text_stream *d, const char **piece, size_t *len) {
     if (!d || !piece || !len) return exo_errorf(EXO_ERR_INVALID_ARG, "detokenizer: NULL argument");
     d->out.len = 0;
     d->out.data[0] = '\0';
@@ -256,7 +256,7 @@ exo_status exo_detokenizer_flush(exo_detokenizer *d, const char **piece, size_t 
     return st;
 }
 
-void exo_detokenizer_free(exo_detokenizer *d) {
+void exo_text_stream_free(exo_text_stream *d) {
     if (!d) return;
     exo_decode_state_free(&d->state);
     exo_tok_buf_free(&d->raw);

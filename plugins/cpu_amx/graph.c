@@ -5,6 +5,7 @@
 #include "cpu_plugin.h"
 #include "graph_check.h"
 #include "graph_plan.h"
+#include "graph_prefault.h"
 #include "kernels_fast.h"
 #include "kernels_ref.h"
 #include "threadpool.h"
@@ -13,6 +14,9 @@
 #include <string.h>
 
 #define BOUND_ROLES (EXO_TENSOR_INPUT | EXO_TENSOR_OUTPUT | EXO_TENSOR_KV)
+/* Element-wise work below this many elements runs on the calling thread: a decode step's
+ * vectors (a few thousand floats, well under a microsecond) cost less than a hand-off. */
+#define CPU_ELTWISE_GRAIN 16384
 
 struct exo_compiled {
     exo_plugin_ctx *ctx;
@@ -74,7 +78,9 @@ static size_t node_workspace(const exo_compiled *c, const exo_node *nd) {
     if (nd->op == EXO_OP_ATTENTION) {
         size_t need = (size_t)nd->i[2] * sizeof(double);
         size_t fast = c->fast ? cpu_avx512_attention_workspace(nd->i[2]) : 0;
-        return need > fast ? need : fast;
+        size_t tiled = c->fast && c->max_tokens > 1 ? cpu_avx512_attention_tiled_workspace(nd->i[2]) : 0;
+        if (fast > need) need = fast;
+        return tiled > need ? tiled : need;
     }
     if (nd->op == EXO_OP_MATMUL && c->fast) {
         size_t gemv = cpu_avx512_matmul_workspace(c->tensors[nd->src[1]].ne[0]);
@@ -156,6 +162,8 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
         if (ten->flags & EXO_TENSOR_WEIGHT) c->data[t] = g->buffers[ten->buffer]->data + ten->offset;
         else if (offsets[t] != CPU_NOT_PLANNED) c->data[t] = c->scratch + offsets[t];
     }
+    /* offsets has n_tensors 64-bit slots, room for the prefault's n_tensors indices. */
+    cpu_prefault_weights(ctx, g, (uint32_t *)offsets);
     free(offsets);
     cpu_log(ctx, EXO_LOG_DEBUG, "compiled %u nodes, %u tensors: %llu bytes scratch, %zu bytes workspace x %u threads, %s kernels",
             g->n_nodes, g->n_tensors, (unsigned long long)c->scratch_size, c->workspace_stride, c->n_threads,
@@ -275,7 +283,7 @@ static exo_status run_node(const exec_node *e) {
         if (!c->fast)
             cpu_threadpool_run(pool, a.n, 1, cpu_ref_matmul, &a);
         else if (a.m > CPU_GEMV_MAX_TOKENS)
-            cpu_threadpool_run(pool, a.n, CPU_GEMM_PANEL, cpu_avx512_gemm, &a);
+            cpu_threadpool_run(pool, a.n, CPU_GEMM_GRAIN, cpu_avx512_gemm, &a);
         else
             cpu_threadpool_run(pool, a.n, CPU_MATMUL_BLOCK, cpu_avx512_matmul, &a);
         return EXO_OK;
@@ -284,19 +292,22 @@ static exo_status run_node(const exec_node *e) {
     case EXO_OP_MUL: {
         int64_t count = src_shape(e, 0, NULL);
         cpu_binary_args a = {src_data(e, 0), src_data(e, 1), c->tensors[nd->src[1]].dtype, src_shape(e, 1, NULL), dst};
-        cpu_threadpool_run(pool, count, 4096, nd->op == EXO_OP_ADD ? cpu_ref_add : cpu_ref_mul, &a);
+        cpu_kernel_fn fn = nd->op == EXO_OP_ADD ? (c->fast ? cpu_avx512_add : cpu_ref_add)
+                                                : (c->fast ? cpu_avx512_mul : cpu_ref_mul);
+        cpu_threadpool_run(pool, count, CPU_ELTWISE_GRAIN, fn, &a);
         return EXO_OK;
     }
     case EXO_OP_GLU: {
         cpu_glu_args a = {src_data(e, 0), src_data(e, 1), nd->i[0], dst};
-        cpu_threadpool_run(pool, src_shape(e, 0, NULL), 1024, cpu_ref_glu, &a);
+        cpu_threadpool_run(pool, src_shape(e, 0, NULL), c->fast ? CPU_ELTWISE_GRAIN : 1024,
+                           c->fast ? cpu_avx512_glu : cpu_ref_glu, &a);
         return EXO_OK;
     }
     case EXO_OP_ROPE: {
         int64_t count = src_shape(e, 0, ne), tokens = src_shape(e, 1, NULL);
         cpu_rope_args a = {src_data(e, 0), src_data(e, 1), src_data(e, 2), ne[0], count / (ne[0] * tokens),
                            nd->i[1], nd->i[0], nd->f[0], dst};
-        cpu_threadpool_run(pool, tokens, 1, cpu_ref_rope, &a);
+        cpu_threadpool_run(pool, tokens, 1, c->fast ? cpu_avx512_rope : cpu_ref_rope, &a);
         return EXO_OK;
     }
     case EXO_OP_KV_WRITE: {
@@ -312,9 +323,14 @@ static exo_status run_node(const exec_node *e) {
         exo_status st = check_indices(e, 3, tokens, rows, "position");
         if (st != EXO_OK) return st;
         cpu_attention_args a = {src_data(e, 0), src_data(e, 1), src_data(e, 2), src_data(e, 3), nd->i[0], nd->i[1],
-                                nd->i[2], nd->i[3], nd->f[0], nd->f[1], dst, c->workspace, c->workspace_stride};
-        /* Chunks hold whole GQA groups where possible, so the fast kernel shares K/V loads. */
+                                nd->i[2], nd->i[3], nd->f[0], nd->f[1], dst, c->workspace, c->workspace_stride, tokens};
         int64_t group = nd->i[0] / nd->i[1];
+        if (c->fast && tokens > 1 && cpu_attention_tiled_fits(group)) {
+            int64_t block = cpu_attention_block_tokens(group);
+            cpu_threadpool_run(pool, (tokens + block - 1) / block * nd->i[1], 1, cpu_avx512_attention_tiled, &a);
+            return EXO_OK;
+        }
+        /* Chunks hold whole GQA groups where possible, so the fast kernel shares K/V loads. */
         cpu_threadpool_run(pool, tokens * nd->i[0], group, c->fast ? cpu_avx512_attention : cpu_ref_attention, &a);
         return EXO_OK;
     }

@@ -90,6 +90,7 @@ typedef struct cpu_attention_args {
     float *dst;
     uint8_t *workspace; /* needs head_dim doubles per thread */
     size_t workspace_stride;
+    int64_t n_tokens;   /* query tokens (the tiled fast kernel's items are token blocks) */
 } cpu_attention_args;
 
 /* Items: elements. */

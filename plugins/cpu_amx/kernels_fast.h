@@ -7,11 +7,15 @@
 
 #include "kernels.h"
 
+#include <stdbool.h>
+
 /* Weight rows per work item block of the matmul kernels; the executor uses it as the grain. */
 #define CPU_MATMUL_BLOCK 16
 
 /* Output columns per packed panel of the prefill GEMM; the executor uses it as the grain. */
 #define CPU_GEMM_PANEL 32
+/* Grain of the GEMM's column chunks: each chunk repacks its activation tiles, so not too small. */
+#define CPU_GEMM_GRAIN (2 * CPU_GEMM_PANEL)
 /* Token counts above this use the blocked GEMM (cpu_avx512_gemm); up to it, the streaming
  * matrix-vector kernel (cpu_avx512_matmul), which reads each weight once from memory. */
 #define CPU_GEMV_MAX_TOKENS 4
@@ -20,10 +24,23 @@ void cpu_avx512_matmul(void *args, int64_t begin, int64_t end, uint32_t thread);
 void cpu_avx512_gemm(void *args, int64_t begin, int64_t end, uint32_t thread);
 void cpu_avx512_attention(void *args, int64_t begin, int64_t end, uint32_t thread);
 void cpu_avx512_rms_norm(void *args, int64_t begin, int64_t end, uint32_t thread);
+/* kernels_eltwise_avx512.c */
+void cpu_avx512_add(void *args, int64_t begin, int64_t end, uint32_t thread);
+void cpu_avx512_mul(void *args, int64_t begin, int64_t end, uint32_t thread);
+void cpu_avx512_glu(void *args, int64_t begin, int64_t end, uint32_t thread);
+void cpu_avx512_rope(void *args, int64_t begin, int64_t end, uint32_t thread);
 
 /* Workspace bytes per thread the fast kernels need for a matmul with inner size k. */
 size_t cpu_avx512_matmul_workspace(int64_t k);
 size_t cpu_avx512_attention_workspace(int64_t head_dim);
 size_t cpu_avx512_gemm_workspace(void);
+
+/* kernels_attention_avx512.c: the tiled prefill attention. Its items are
+ * n_kv_heads x ceil(n_tokens / cpu_attention_block_tokens(group)); it serves GQA groups up to
+ * the size cpu_attention_tiled_fits accepts (the per-row kernel above takes any). */
+void cpu_avx512_attention_tiled(void *args, int64_t begin, int64_t end, uint32_t thread);
+int64_t cpu_attention_block_tokens(int64_t group);
+bool cpu_attention_tiled_fits(int64_t group);
+size_t cpu_avx512_attention_tiled_workspace(int64_t head_dim);
 
 #endif

@@ -22,7 +22,8 @@
 #define GEMM_MR 12  /* tokens per micro-tile: 24 accumulators + 2 weight vectors + 1 broadcast */
 #define GEMM_NR 32  /* columns per micro-tile and per packed panel (two vectors) */
 #define GEMM_KC 256 /* inner elements per packed block: a 32 KiB panel slice fits L1 */
-#define GEMM_NC 128 /* columns per packed block: GEMM_NC x GEMM_KC floats = 128 KiB in L2 */
+#define GEMM_NC 512 /* columns per packed block: GEMM_NC x GEMM_KC floats = 512 KiB in L2; the
+                     * activation tile packed for a block is reused across its 16 panels */
 
 size_t cpu_avx512_gemm_workspace(void) { return (size_t)(GEMM_NC + GEMM_MR) * GEMM_KC * sizeof(float); }
 
@@ -93,8 +94,16 @@ static AVX512 void pack_block(const cpu_matmul_args *a, int64_t n0, int64_t nc, 
  * broadcasts then walk one contiguous stream instead of mr rows a power-of-two stride apart,
  * which would all map to the same L1 sets. */
 static AVX512 void pack_tokens(const float *x, int64_t k, int mr, int64_t kc, float *out) {
-    for (int i = 0; i < mr; i++)
-        for (int64_t kk = 0; kk < kc; kk++) out[kk * GEMM_MR + i] = x[i * k + kk];
+    const __mmask16 lanes = (__mmask16)((1u << GEMM_MR) - 1);
+    int64_t kk = 0;
+    for (; kk + 16 <= kc; kk += 16) {
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) r[i] = i < mr ? _mm512_loadu_ps(x + i * k + kk) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int i = 0; i < 16; i++) _mm512_mask_storeu_ps(out + (kk + i) * GEMM_MR, lanes, r[i]);
+    }
+    for (; kk < kc; kk++)
+        for (int i = 0; i < GEMM_MR; i++) out[kk * GEMM_MR + i] = i < mr ? x[i * k + kk] : 0.0f;
 }
 
 /* C[MR][32] (+)= A[MR][kc] . B[kc][32]. `first`: start from the bias (or zero) instead of C.

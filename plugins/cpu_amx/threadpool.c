@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,10 +17,14 @@
 #define CPU_PAUSE() ((void)0)
 #endif
 
-/* Pause iterations before a worker sleeps: tens of microseconds (PAUSE takes ~10-140 cycles
- * depending on the core), enough to catch the next node of a decode step without burning a
- * core that another process needs. */
-#define SPIN_ITERATIONS 4000
+/* Waiting has three stages. PAUSE spins catch the next job of a decode step within a fraction
+ * of a microsecond (a step runs a few hundred jobs, a few microseconds to a millisecond apart);
+ * then sched_yield spins keep the latency low but hand the core over when another thread is
+ * runnable, which matters when the machine is oversubscribed: a waiter that only spins can
+ * keep the very thread it waits for off the CPU; finally the waiter sleeps on a condition
+ * variable, so an idle pool costs nothing. */
+#define SPIN_ITERATIONS 2000
+#define YIELD_ITERATIONS 2000
 
 typedef struct worker {
     cpu_threadpool *pool;
@@ -36,23 +41,31 @@ struct cpu_threadpool {
     pthread_cond_t wake;
     pthread_cond_t done;
     atomic_uint_fast64_t generation;
-    atomic_int_fast64_t next_chunk;
+    atomic_int_fast64_t next_chunk; /* first item not yet claimed */
     atomic_uint pending; /* workers still inside the current job */
+    atomic_uint sleepers; /* workers blocked on `wake` (only they need the mutex and a signal) */
     atomic_bool stop;
     /* The current job. */
     cpu_kernel_fn fn;
     void *args;
-    int64_t n_items, chunk;
+    int64_t n_items, chunk; /* chunk: the grain; claims are multiples of it */
 };
 
+/* Guided self-scheduling: each claim takes half of an even share of what is left (rounded up
+ * to the grain), so chunks start large (few claims, long contiguous weight streams) and shrink
+ * to one grain at the end, where a thread that finishes early then waits at most one small
+ * chunk for the others. A fixed chunk size would leave up to a whole chunk of imbalance. */
 static void run_chunks(cpu_threadpool *p, uint32_t thread) {
-    int64_t n_chunks = (p->n_items + p->chunk - 1) / p->chunk;
+    int64_t n = p->n_items, grain = p->chunk, share = 2 * (int64_t)p->n_threads;
+    int64_t begin = atomic_load_explicit(&p->next_chunk, memory_order_relaxed);
     for (;;) {
-        int64_t c = atomic_fetch_add(&p->next_chunk, 1);
-        if (c >= n_chunks) break;
-        int64_t begin = c * p->chunk;
-        int64_t end = begin + p->chunk < p->n_items ? begin + p->chunk : p->n_items;
+        if (begin >= n) break;
+        int64_t size = (n - begin + share - 1) / share;
+        size = (size + grain - 1) / grain * grain;
+        int64_t end = begin + size < n ? begin + size : n;
+        if (!atomic_compare_exchange_weak(&p->next_chunk, &begin, end)) continue; /* begin reloaded */
         p->fn(p->args, begin, end, thread);
+        begin = atomic_load_explicit(&p->next_chunk, memory_order_relaxed);
     }
 }
 
@@ -61,14 +74,20 @@ static void *worker_main(void *arg) {
     cpu_threadpool *p = w->pool;
     uint64_t seen = 0;
     for (;;) {
-        uint64_t g = atomic_load(&p->generation);
+        uint64_t g = atomic_load_explicit(&p->generation, memory_order_acquire);
         for (int i = 0; i < SPIN_ITERATIONS && g == seen; i++) {
             CPU_PAUSE();
-            g = atomic_load(&p->generation);
+            g = atomic_load_explicit(&p->generation, memory_order_acquire);
+        }
+        for (int i = 0; i < YIELD_ITERATIONS && g == seen; i++) {
+            sched_yield();
+            g = atomic_load_explicit(&p->generation, memory_order_acquire);
         }
         if (g == seen) {
             pthread_mutex_lock(&p->lock);
+            atomic_fetch_add(&p->sleepers, 1);
             while ((g = atomic_load(&p->generation)) == seen) pthread_cond_wait(&p->wake, &p->lock);
+            atomic_fetch_sub(&p->sleepers, 1);
             pthread_mutex_unlock(&p->lock);
         }
         seen = g;
@@ -106,6 +125,7 @@ cpu_threadpool *cpu_threadpool_create(uint32_t n_threads, char *err, size_t err_
     atomic_init(&p->generation, 0);
     atomic_init(&p->next_chunk, 0);
     atomic_init(&p->pending, 0);
+    atomic_init(&p->sleepers, 0);
     atomic_init(&p->stop, false);
     for (uint32_t i = 1; i < n_threads; i++) {
         p->workers[i].pool = p;
@@ -148,21 +168,23 @@ void cpu_threadpool_run(cpu_threadpool *p, int64_t n_items, int64_t grain, cpu_k
         return;
     }
     pthread_mutex_lock(&p->run_lock);
-    /* About four chunks per thread balances uneven work without much counter traffic. */
-    int64_t per = (n_items + (int64_t)p->n_threads * 4 - 1) / ((int64_t)p->n_threads * 4);
-    int64_t chunk = (per + grain - 1) / grain * grain;
     p->fn = fn;
     p->args = args;
     p->n_items = n_items;
-    p->chunk = chunk;
+    p->chunk = grain;
     atomic_store(&p->next_chunk, 0);
     atomic_store(&p->pending, p->n_threads - 1);
-    pthread_mutex_lock(&p->lock);
+    /* A sleeper registers under the lock before it re-checks the generation, so either it sees
+     * the new generation or we see it counted and signal it. */
     atomic_fetch_add(&p->generation, 1);
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->lock);
+    if (atomic_load(&p->sleepers) != 0) {
+        pthread_mutex_lock(&p->lock);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->lock);
+    }
     run_chunks(p, 0);
     for (int i = 0; i < SPIN_ITERATIONS && atomic_load(&p->pending) != 0; i++) CPU_PAUSE();
+    for (int i = 0; i < YIELD_ITERATIONS && atomic_load(&p->pending) != 0; i++) sched_yield();
     if (atomic_load(&p->pending) != 0) {
         pthread_mutex_lock(&p->lock);
         while (atomic_load(&p->pending) != 0) pthread_cond_wait(&p->done, &p->lock);

@@ -87,8 +87,9 @@ exo_status l0_buffer_alloc(exo_plugin_ctx *ctx, uint32_t device, uint64_t size, 
                            exo_buffer **out) {
     if (!ctx || !out) return EXO_ERR_INVALID_ARG;
     *out = NULL;
-    l0_device *dev = l0_opened_device(ctx, device, "buffer_alloc");
-    if (!dev) return EXO_ERR_INVALID_ARG;
+    l0_device *dev;
+    exo_status opened = l0_opened_device(ctx, device, "buffer_alloc", &dev);
+    if (opened != EXO_OK) return opened;
     exo_buffer *buf = ctx->host->alloc(ctx->host->host_ctx, sizeof *buf);
     if (!buf) return l0_error(ctx, dev, EXO_ERR_NO_MEMORY, "buffer_alloc: out of host memory");
     memset(buf, 0, sizeof *buf);

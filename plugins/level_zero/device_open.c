@@ -7,17 +7,16 @@
 #include <stdio.h>
 #include <string.h>
 
-l0_device *l0_opened_device(exo_plugin_ctx *ctx, uint32_t index, const char *what) {
-    if (!ctx->probed || index >= ctx->n_devices) {
-        l0_error(ctx, NULL, EXO_ERR_NOT_FOUND, "%s: device %u does not exist (%u found)", what, index, ctx->n_devices);
-        return NULL;
-    }
+exo_status l0_opened_device(exo_plugin_ctx *ctx, uint32_t index, const char *what, l0_device **out) {
+    *out = NULL;
+    if (!ctx->probed || index >= ctx->n_devices)
+        return l0_error(ctx, NULL, EXO_ERR_NOT_FOUND, "%s: device %u does not exist (%u found)", what, index,
+                        ctx->n_devices);
     l0_device *dev = &ctx->devices[index];
-    if (!dev->exec.open) {
-        l0_error(ctx, dev, EXO_ERR_INVALID_ARG, "%s: the device is not open (device_open first)", what);
-        return NULL;
-    }
-    return dev;
+    if (!dev->exec.open)
+        return l0_error(ctx, dev, EXO_ERR_INVALID_ARG, "%s: the device is not open (device_open first)", what);
+    *out = dev;
+    return EXO_OK;
 }
 
 /* The first queue group that computes (Intel: the render/compute engine group, ordinal 0). */

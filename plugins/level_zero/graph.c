@@ -68,11 +68,17 @@ exo_status l0_supports_graph(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
                              uint32_t *first_unsupported) {
     if (first_unsupported) *first_unsupported = UINT32_MAX;
     if (!ctx || !graph) return EXO_ERR_INVALID_ARG;
-    l0_device *dev = l0_opened_device(ctx, device, "supports_graph");
-    if (!dev) return EXO_ERR_INVALID_ARG;
-    gpu_backend be;
-    fill_backend(&be, ctx, dev, NULL); /* validation touches no memory */
-    return gpu_graph_supports(&be, graph, first_unsupported);
+    l0_device *dev;
+    exo_status opened = l0_opened_device(ctx, device, "supports_graph", &dev);
+    if (opened != EXO_OK) return opened;
+    /* Validation looks buffers up (buffer_mem) but allocates and launches nothing: a compiled
+     * graph with no list or fence is all it needs. */
+    l0_compiled probe;
+    memset(&probe, 0, sizeof probe);
+    probe.ctx = ctx;
+    probe.dev = dev;
+    fill_backend(&probe.be, ctx, dev, &probe);
+    return gpu_graph_supports(&probe.be, graph, first_unsupported);
 }
 
 void l0_compiled_free(exo_compiled *c) {
@@ -94,8 +100,9 @@ void l0_compiled_free(exo_compiled *c) {
 exo_status l0_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_graph *graph, exo_compiled **out) {
     if (!ctx || !graph || !out) return EXO_ERR_INVALID_ARG;
     *out = NULL;
-    l0_device *dev = l0_opened_device(ctx, device, "graph_compile");
-    if (!dev) return EXO_ERR_INVALID_ARG;
+    l0_device *dev;
+    exo_status opened = l0_opened_device(ctx, device, "graph_compile", &dev);
+    if (opened != EXO_OK) return opened;
     pthread_mutex_lock(&dev->exec.lock);
     exo_status st = l0_module_ensure(ctx, dev);
     pthread_mutex_unlock(&dev->exec.lock);

@@ -11,9 +11,11 @@
 
 typedef struct exo_compiled l0_compiled;
 
-/* One launch as collected, with the device address behind each memory argument. */
+/* One launch as collected, with the device address behind each memory argument. The kernel
+ * name is copied (the executor's may live on its stack); l.kernel is not used once collected. */
 typedef struct l0_launch {
     gpu_launch l;
+    char name[64];
     void *ptr[GPU_MAX_ARGS];
 } l0_launch;
 

@@ -240,8 +240,9 @@ exo_status l0_check_not_lost(exo_plugin_ctx *ctx, l0_device *dev);
 
 exo_status l0_device_open(exo_plugin_ctx *ctx, uint32_t index);
 void l0_device_close(exo_plugin_ctx *ctx, uint32_t index);
-/* The opened device `index`, or NULL with error detail. */
-l0_device *l0_opened_device(exo_plugin_ctx *ctx, uint32_t index, const char *what);
+/* The opened device `index` in *out, or an error (with detail) when it does not exist or is
+ * not open. */
+exo_status l0_opened_device(exo_plugin_ctx *ctx, uint32_t index, const char *what, l0_device **out);
 
 /* ---------------------------------------------------------------- buffer.c */
 

@@ -23,7 +23,7 @@ static bool same_arg(const gpu_arg *a, const gpu_arg *b) {
 static bool same_launch(const l0_launch *la, const l0_launch *lb) {
     const gpu_launch *a = &la->l, *b = &lb->l;
     if (memcmp(la->ptr, lb->ptr, sizeof la->ptr) != 0) return false;
-    if (strcmp(a->kernel, b->kernel) != 0 || a->n_args != b->n_args || a->dims != b->dims) return false;
+    if (strcmp(la->name, lb->name) != 0 || a->n_args != b->n_args || a->dims != b->dims) return false;
     for (uint32_t d = 0; d < a->dims; d++)
         if (a->global[d] != b->global[d] || a->local[d] != b->local[d]) return false;
     for (uint32_t i = 0; i < a->n_args; i++)
@@ -48,44 +48,45 @@ static exo_status set_arg(l0_compiled *c, ze_kernel_handle_t k, const char *name
 
 static exo_status append_launch(l0_compiled *c, const l0_launch *launch) {
     const gpu_launch *l = &launch->l;
+    const char *name = launch->name;
     exo_plugin_ctx *ctx = c->ctx;
     l0_device *dev = c->dev;
     ze_kernel_handle_t k;
-    exo_status st = l0_module_kernel(ctx, dev, l->kernel, &k);
+    exo_status st = l0_module_kernel(ctx, dev, name, &k);
     if (st != EXO_OK) return st;
     uint32_t group[3] = {1, 1, 1};
     ze_group_count_t count = {1, 1, 1};
     uint32_t *counts[3] = {&count.groupCountX, &count.groupCountY, &count.groupCountZ};
-    if (l->dims < 1 || l->dims > 3) return l0_error(ctx, dev, EXO_ERR_INTERNAL, "kernel %s: %u dimensions", l->kernel, l->dims);
+    if (l->dims < 1 || l->dims > 3) return l0_error(ctx, dev, EXO_ERR_INTERNAL, "kernel %s: %u dimensions", name, l->dims);
     for (uint32_t d = 0; d < l->dims; d++) {
         if (l->local[d] == 0 || l->local[d] > UINT32_MAX || l->global[d] % l->local[d] != 0 ||
             l->global[d] / l->local[d] > UINT32_MAX)
             return l0_error(ctx, dev, EXO_ERR_INTERNAL, "kernel %s: global size %zu is not a multiple of the group size %zu",
-                            l->kernel, l->global[d], l->local[d]);
+                            name, l->global[d], l->local[d]);
         group[d] = (uint32_t)l->local[d];
         *counts[d] = (uint32_t)(l->global[d] / l->local[d]);
     }
-    st = l0_kernel_group_size(ctx, dev, k, l->kernel, group);
+    st = l0_kernel_group_size(ctx, dev, k, name, group);
     uint32_t param = 0;
     for (uint32_t i = 0; st == EXO_OK && i < l->n_args; i++) {
         const gpu_arg *a = &l->args[i];
         switch (a->kind) {
         case GPU_ARG_MEM: {
             void *ptr = launch->ptr[i];
-            st = set_arg(c, k, l->kernel, param++, sizeof ptr, &ptr);
-            if (st == EXO_OK) st = set_arg(c, k, l->kernel, param++, sizeof a->v.mem.offset, &a->v.mem.offset);
+            st = set_arg(c, k, name, param++, sizeof ptr, &ptr);
+            if (st == EXO_OK) st = set_arg(c, k, name, param++, sizeof a->v.mem.offset, &a->v.mem.offset);
             break;
         }
-        case GPU_ARG_U32: st = set_arg(c, k, l->kernel, param++, sizeof a->v.u32, &a->v.u32); break;
-        case GPU_ARG_I32: st = set_arg(c, k, l->kernel, param++, sizeof a->v.i32, &a->v.i32); break;
-        case GPU_ARG_F32: st = set_arg(c, k, l->kernel, param++, sizeof a->v.f32, &a->v.f32); break;
+        case GPU_ARG_U32: st = set_arg(c, k, name, param++, sizeof a->v.u32, &a->v.u32); break;
+        case GPU_ARG_I32: st = set_arg(c, k, name, param++, sizeof a->v.i32, &a->v.i32); break;
+        case GPU_ARG_F32: st = set_arg(c, k, name, param++, sizeof a->v.f32, &a->v.f32); break;
         }
     }
     if (st != EXO_OK) return st;
     ze_result_t r = ctx->ze->zeCommandListAppendLaunchKernel(c->list, k, &count, NULL, 0, NULL);
     if (r != ZE_RESULT_SUCCESS)
         return l0_fail(ctx, dev, r, "zeCommandListAppendLaunchKernel", "kernel %s (%ux%ux%u groups of %ux%ux%u)",
-                       l->kernel, count.groupCountX, count.groupCountY, count.groupCountZ, group[0], group[1], group[2]);
+                       name, count.groupCountX, count.groupCountY, count.groupCountZ, group[0], group[1], group[2]);
     return EXO_OK;
 }
 
@@ -127,6 +128,12 @@ exo_status l0_recorder_launch(void *ctxp, const gpu_launch *launch) {
     l0_launch *p = &c->pending[c->n_pending++];
     memset(p, 0, sizeof *p);
     p->l = *launch;
+    p->l.kernel = NULL;
+    if (!launch->kernel || strlen(launch->kernel) >= sizeof p->name) {
+        c->n_pending--;
+        return l0_error(c->ctx, c->dev, EXO_ERR_INTERNAL, "launch without a kernel name, or one that is too long");
+    }
+    memcpy(p->name, launch->kernel, strlen(launch->kernel) + 1);
     if (p->l.n_args > GPU_MAX_ARGS) p->l.n_args = GPU_MAX_ARGS;
     for (uint32_t i = 0; i < p->l.n_args; i++)
         if (p->l.args[i].kind == GPU_ARG_MEM && p->l.args[i].v.mem.mem)

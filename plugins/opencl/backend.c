@@ -53,8 +53,7 @@ static exo_status kernel_for(ocl_runtime *rt, const char *name, cl_kernel *out) 
     cl_int err = CL_SUCCESS;
     cl_kernel k = rt->ctx->api.clCreateKernel(rt->program, name, &err);
     if (!k) return ocl_fail(rt->ctx, err, "clCreateKernel(%s)", name);
-    /* Names come from gpu_common's string literals, which live as long as the plugin. */
-    rt->kernels[rt->n_kernels].name = name;
+    snprintf(rt->kernels[rt->n_kernels].name, sizeof rt->kernels[0].name, "%s", name);
     rt->kernels[rt->n_kernels++].kernel = k;
     *out = k;
     return EXO_OK;

@@ -65,7 +65,7 @@ typedef struct ocl_runtime {
     cl_program program;       /* NULL until the first graph_compile */
     char build_options[256];
     struct {
-        const char *name;
+        char name[48];
         cl_kernel kernel;
     } kernels[OCL_MAX_KERNELS]; /* created on first launch, by name */
     uint32_t n_kernels;

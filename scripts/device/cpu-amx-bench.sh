@@ -4,28 +4,28 @@
 #
 # Two modes:
 #   scripts/device/cpu-amx-bench.sh --collect [DIR]
-#       Here, on the build machine: copies what the device needs into DIR (default build-amx):
+#       Here, on the build machine: copies what the device needs into DIR (default build-bench/amx):
 #       bin/ (exo-bench, exo-synth, exo-probe), lib/ (libexocore, the cpu_amx plugin) and
 #       lib/carried/ (the Debian .so files the device lacks: libdnnl.so.2, libgomp.so.1,
 #       libcjson.so.1, libpcre2-8.so.0, libOpenCL.so.1, libstdc++.so.6, libgcc_s.so.1).
 #       Build first: cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release &&
 #       cmake --build build-bench -j2 --target exo-bench exo-synth exo-probe exo-plugin-cpu_amx
-#       Then carry DIR (about 45 MB; binaries need glibc >= 2.34).
+#       Then carry DIR (about 42 MB; binaries need glibc >= 2.34).
 #   scripts/device/cpu-amx-bench.sh
 #       On the device: writes the synthetic models with exo-synth (no download, no carry), checks
 #       with ONEDNN_VERBOSE=1 that the prefill matmuls dispatch to avx512_core_amx, runs exo-bench
 #       and prints a table. JSON results go to $OUT (the device tool brings them back) or
 #       $EXO_BENCH_OUT, default /tmp/exo-amx-bench.
 #
-# Environment: EXO_AMX_DIR (the collected dir, default build-amx), EXO_MODELS (default
+# Environment: EXO_AMX_DIR (the collected dir, default build-bench/amx), EXO_MODELS (default
 # /tmp/exo-models), THREADS (default "16 8"), MODELS (default "small-110m llama-3.2-1b"),
 # REPS (default 3), EXO_MODEL_DIR_<preset> is not needed: a model dir in $EXO_MODELS is reused.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-AMX_DIR=${EXO_AMX_DIR:-$ROOT/build-amx}
+AMX_DIR=${EXO_AMX_DIR:-$ROOT/build-bench/amx}
 
 collect() {
-  local build=${EXO_BUILD_DIR:-$ROOT/build-bench} dest=${1:-$ROOT/build-amx}
+  local build=${EXO_BUILD_DIR:-$ROOT/build-bench} dest=${1:-$ROOT/build-bench/amx}
   for f in bin/exo-bench bin/exo-synth bin/exo-probe lib/libexocore.so.0 lib/exo/plugins/libexo-plugin-cpu_amx.so; do
     [ -e "$build/$f" ] || { echo "collect: $build/$f is missing: build it first" >&2; exit 1; }
   done
@@ -69,7 +69,7 @@ for flag in amx_tile amx_bf16 amx_int8 avx512_bf16 avx512_fp16; do
   grep -qw "$flag" /proc/cpuinfo && echo "cpu flag $flag: yes" || echo "cpu flag $flag: NO"
 done
 if [ ! -x "$BIN/exo-bench" ]; then
-  echo "FAIL: $BIN/exo-bench not found: run '$0 --collect' on the build machine and carry build-amx" >&2
+  echo "FAIL: $BIN/exo-bench not found: run '$0 --collect' on the build machine and carry build-bench/amx" >&2
   exit 1
 fi
 missing=$(ldd "$BIN/exo-bench" "$AMX_DIR/lib/exo/plugins/libexo-plugin-cpu_amx.so" | grep 'not found' | sort -u)
@@ -117,14 +117,14 @@ for preset in $MODELS; do
 done
 
 echo "== summary (tok/s; GB/s of weights+KV read per decoded token; fraction of the measured read bandwidth)"
-printf '%-28s %4s %10s %10s %9s %9s %7s\n' model threads pp512 tg128 dec_GB/s stream frac
+printf '%-28s %7s %10s %10s %9s %9s %7s\n' model threads pp512 tg128 dec_GB/s stream frac
 for json in "$RESULTS"/bench-*.json; do
   [ -s "$json" ] || continue
   python3 - "$json" <<'PY' 2>/dev/null || echo "$(basename "$json"): $(cat "$json")"
 import json, sys
 j = json.load(open(sys.argv[1]))
 name = sys.argv[1].rsplit('/', 1)[-1][len('bench-'):-len('.json')]
-print('%-28s %4d %10.1f %10.2f %9.2f %9.2f %6.0f%%' % (name.rsplit('-t', 1)[0], j['threads'], j['prefill_tps'],
+print('%-28s %7d %10.1f %10.2f %9.2f %9.2f %6.0f%%' % (name.rsplit('-t', 1)[0], j['threads'], j['prefill_tps'],
       j['decode_tps'], j['decode_gbps'], j.get('stream_gbps', 0), 100 * j.get('decode_fraction_of_stream', 0)))
 PY
 done

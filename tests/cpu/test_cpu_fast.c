@@ -4,6 +4,7 @@
 #include "cpu_test_graph.h"
 
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,129 @@ START_TEST(matmul_prefill_all_dtypes) {
 }
 END_TEST
 
+/* The blocked GEMM's edges: several inner blocks with a tail that is not a multiple of 16,
+ * several column blocks with a partial last panel, token counts that leave a partial micro-tile,
+ * chunk splits over 1-3 threads. */
+START_TEST(matmul_gemm_blocking) {
+    matmul_fast_case(EXO_DTYPE_BF16, 600, 300, 29, 2, 1);
+    matmul_fast_case(EXO_DTYPE_BF16, 256, 64, 5, 1, 0);
+    matmul_fast_case(EXO_DTYPE_F32, 531, 97, 13, 3, 1);
+    matmul_fast_case(EXO_DTYPE_F16, 272, 161, 24, 2, 0);
+    matmul_fast_case(EXO_DTYPE_Q8_0, 544, 70, 12, 2, 1);
+}
+END_TEST
+
+/* The decode matrix-vector path: inner sizes with and without a tail past the last full line
+ * of 32 weights, row counts that leave single rows after the 4-row tiles. */
+START_TEST(matmul_gemv_shapes) {
+    for (uint32_t tokens = 1; tokens <= 4; tokens++) {
+        matmul_fast_case(EXO_DTYPE_BF16, 2048, 259, tokens, 2, tokens % 2);
+        matmul_fast_case(EXO_DTYPE_BF16, 77, 7, tokens, 1, 1);
+    }
+}
+END_TEST
+
+/* ADD/MUL with a same-shape operand, a row-broadcast weight (runs that restart mid-chunk) and a
+ * bf16 operand (reference fallback inside the fast kernel). */
+static void binary_fast_case(exo_op op, int broadcast, exo_dtype b_type) {
+    if (!cpu_has_avx512()) exit(77);
+    const int64_t h = 4099;
+    const uint32_t tokens = 3;
+    cpu_fixture fx;
+    fx_open(&fx, 2);
+    tgraph g;
+    tg_init(&g, &fx, tokens);
+    uint32_t ta = tg_tensor(&g, "a", EXO_DTYPE_F32, EXO_TENSOR_INPUT, h, T, 0, 0);
+    void *bw = weights_of(b_type, h, 42);
+    uint32_t tb = broadcast ? tg_weight(&g, "b", b_type, bw, h, 0)
+                            : tg_tensor(&g, "b", EXO_DTYPE_F32, EXO_TENSOR_INPUT, h, T, 0, 0);
+    uint32_t out = tg_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, h, T, 0, 0);
+    uint32_t src[] = {ta, tb};
+    tg_node(&g, op, out, 2, src);
+    tg_alloc_bound(&g);
+    float *av = weights_of(EXO_DTYPE_F32, h * tokens, 41), *bv = weights_of(EXO_DTYPE_F32, h * tokens, 43);
+    tg_write(&g, ta, av, sizeof(float) * h * tokens);
+    if (!broadcast) tg_write(&g, tb, bv, sizeof(float) * h * tokens);
+    compare_fast_to_ref(&g, out, tokens, h * tokens, op == EXO_OP_ADD ? "ADD" : "MUL");
+    free(av), free(bv), free(bw);
+    tg_free(&g);
+    fx_close(&fx);
+}
+
+START_TEST(add_mul_fast) {
+    binary_fast_case(EXO_OP_ADD, 0, EXO_DTYPE_F32);
+    binary_fast_case(EXO_OP_ADD, 1, EXO_DTYPE_F32);
+    binary_fast_case(EXO_OP_MUL, 1, EXO_DTYPE_F32);
+    binary_fast_case(EXO_OP_MUL, 1, EXO_DTYPE_BF16);
+}
+END_TEST
+
+/* GLU over gate values from deep negative (exp overflow side) to large positive. */
+START_TEST(glu_fast) {
+    if (!cpu_has_avx512()) exit(77);
+    for (int act = EXO_ACT_SILU; act <= EXO_ACT_GELU_TANH; act++) {
+        const int64_t w = 1000;
+        const uint32_t tokens = 5;
+        cpu_fixture fx;
+        fx_open(&fx, 2);
+        tgraph g;
+        tg_init(&g, &fx, tokens);
+        uint32_t tgate = tg_tensor(&g, "gate", EXO_DTYPE_F32, EXO_TENSOR_INPUT, w, T, 0, 0);
+        uint32_t tup = tg_tensor(&g, "up", EXO_DTYPE_F32, EXO_TENSOR_INPUT, w, T, 0, 0);
+        uint32_t out = tg_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, w, T, 0, 0);
+        uint32_t src[] = {tgate, tup};
+        g.nodes[tg_node(&g, EXO_OP_GLU, out, 2, src)].i[0] = act;
+        tg_alloc_bound(&g);
+        float *gate = malloc(sizeof(float) * w * tokens), *up = weights_of(EXO_DTYPE_F32, w * tokens, 52);
+        tg_random(gate, w * tokens, -30, 30, 51);
+        gate[0] = -120.0f, gate[1] = 95.0f, gate[2] = 0.0f;
+        tg_write(&g, tgate, gate, sizeof(float) * w * tokens);
+        tg_write(&g, tup, up, sizeof(float) * w * tokens);
+        compare_fast_to_ref(&g, out, tokens, w * tokens, act == EXO_ACT_SILU ? "GLU silu" : "GLU gelu_tanh");
+        free(gate), free(up);
+        tg_free(&g);
+        fx_close(&fx);
+    }
+}
+END_TEST
+
+/* RoPE at real head sizes: full and partial rotation (pass-through tail), large positions. */
+static void rope_fast_case(int mode, int64_t dim, int n_rot, float factor) {
+    if (!cpu_has_avx512()) exit(77);
+    const int64_t heads = 5;
+    const uint32_t tokens = 7;
+    cpu_fixture fx;
+    fx_open(&fx, 2);
+    tgraph g;
+    tg_init(&g, &fx, tokens);
+    float *inv_freq = malloc(sizeof(float) * (size_t)(n_rot / 2));
+    for (int i = 0; i < n_rot / 2; i++) inv_freq[i] = (float)pow(500000.0, -2.0 * i / n_rot);
+    uint32_t in = tg_tensor(&g, "q", EXO_DTYPE_F32, EXO_TENSOR_INPUT, dim, heads, T, 0);
+    uint32_t tp = tg_tensor(&g, "pos", EXO_DTYPE_I32, EXO_TENSOR_INPUT, T, 0, 0, 0);
+    uint32_t tf = tg_weight(&g, "rope_freqs", EXO_DTYPE_F32, inv_freq, n_rot / 2, 0);
+    uint32_t out = tg_tensor(&g, "q_rot", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, dim, heads, T, 0);
+    uint32_t src[] = {in, tp, tf};
+    exo_node *nd = &g.nodes[tg_node(&g, EXO_OP_ROPE, out, 3, src)];
+    nd->i[0] = mode, nd->i[1] = n_rot, nd->f[0] = factor;
+    tg_alloc_bound(&g);
+    float *x = weights_of(EXO_DTYPE_F32, dim * heads * tokens, 81);
+    int32_t pos[7] = {0, 1, 2, 63, 511, 4000, 131000};
+    tg_write(&g, in, x, sizeof(float) * dim * heads * tokens);
+    tg_write(&g, tp, pos, sizeof pos);
+    compare_fast_to_ref(&g, out, tokens, dim * heads * tokens, "ROPE");
+    free(x), free(inv_freq);
+    tg_free(&g);
+    fx_close(&fx);
+}
+
+START_TEST(rope_fast) {
+    rope_fast_case(EXO_ROPE_NEOX, 64, 64, 1.0f);
+    rope_fast_case(EXO_ROPE_NEOX, 128, 96, 1.2f);
+    rope_fast_case(EXO_ROPE_NEOX, 40, 40, 1.0f);
+    rope_fast_case(EXO_ROPE_NORMAL, 64, 32, 1.0f);
+}
+END_TEST
+
 static void attention_fast_case(int heads, int kv_heads, int dim, int ctx, int window, float softcap, uint32_t tokens) {
     if (!cpu_has_avx512()) exit(77);
     cpu_fixture fx;
@@ -159,6 +283,15 @@ END_TEST
 START_TEST(attention_mqa_large_group) { attention_fast_case(20, 1, 32, 130, 0, 0, 3); }
 END_TEST
 
+/* A long prefill: token blocks, causal masks that differ inside a block, tiles that a query
+ * only partly sees, a sliding window that skips whole tiles; and single-token decode. */
+START_TEST(attention_prefill_blocks) {
+    attention_fast_case(8, 2, 64, 300, 0, 0, 70);
+    attention_fast_case(6, 2, 32, 260, 90, 0, 45);
+    attention_fast_case(32, 8, 64, 129, 0, 0, 1);
+}
+END_TEST
+
 START_TEST(rms_norm_fast) {
     if (!cpu_has_avx512()) exit(77);
     exo_dtype types[] = {EXO_DTYPE_F32, EXO_DTYPE_F16, EXO_DTYPE_BF16};
@@ -193,9 +326,15 @@ int main(void) {
     tcase_add_test(tc, matmul_decode_all_dtypes);
     tcase_add_test(tc, matmul_odd_k_tails);
     tcase_add_test(tc, matmul_prefill_all_dtypes);
+    tcase_add_test(tc, matmul_gemm_blocking);
+    tcase_add_test(tc, matmul_gemv_shapes);
+    tcase_add_test(tc, add_mul_fast);
+    tcase_add_test(tc, glu_fast);
+    tcase_add_test(tc, rope_fast);
     tcase_add_test(tc, attention_long_context);
     tcase_add_test(tc, attention_window_softcap_odd_dim);
     tcase_add_test(tc, attention_mqa_large_group);
+    tcase_add_test(tc, attention_prefill_blocks);
     tcase_add_test(tc, rms_norm_fast);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

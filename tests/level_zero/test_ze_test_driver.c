@@ -201,6 +201,12 @@ START_TEST(local_memory_and_barriers_work) {
     ZE_OK(zeCommandListAppendLaunchKernel(list, k, &groups, NULL, 0, NULL));
     ZE_OK(zeCommandListAppendMemoryCopy(list, out, sums, sizeof out, NULL, 0, NULL));
     for (int g = 0; g < 4; g++) ck_assert_float_eq(out[g], 64.0f * (float)(g + 1));
+    ZE_OK(zeCommandListDestroy(list));
+    ZE_OK(zeKernelDestroy(k));
+    ZE_OK(zeModuleDestroy(module));
+    ZE_OK(zeMemFree(context, x));
+    ZE_OK(zeMemFree(context, sums));
+    ZE_OK(zeContextDestroy(context));
 }
 END_TEST
 
@@ -215,6 +221,11 @@ START_TEST(a_pointer_outside_usm_is_refused) {
     ze_kernel_desc_t kd = {.stype = ZE_STRUCTURE_TYPE_KERNEL_DESC, .pKernelName = "no_such_kernel"};
     ze_kernel_handle_t missing = NULL;
     ck_assert_int_eq(zeKernelCreate(module, &kd, &missing), ZE_RESULT_ERROR_INVALID_KERNEL_NAME);
+    /* A context still owning objects cannot be destroyed. */
+    ck_assert_int_eq(zeContextDestroy(context), ZE_RESULT_ERROR_HANDLE_OBJECT_IN_USE);
+    ZE_OK(zeKernelDestroy(k));
+    ZE_OK(zeModuleDestroy(module));
+    ZE_OK(zeContextDestroy(context));
 }
 END_TEST
 
@@ -229,6 +240,7 @@ START_TEST(injected_module_build_failure_has_a_log) {
     ck_assert_ptr_null(module);
     ck_assert_ptr_nonnull(strstr(log, "injected failure"));
     free(spv);
+    ZE_OK(zeContextDestroy(context));
 }
 END_TEST
 
@@ -241,6 +253,7 @@ START_TEST(malformed_spirv_fails_with_the_translator_log) {
     ck_assert_msg(strstr(log, "rejected the SPIR-V") != NULL, "log: %s", log);
     uint32_t junk[8] = {1, 2, 3};
     ck_assert_int_eq(build(0, junk, sizeof junk, &module, log, sizeof log), ZE_RESULT_ERROR_INVALID_ARGUMENT);
+    ZE_OK(zeContextDestroy(context));
 }
 END_TEST
 
@@ -259,6 +272,7 @@ START_TEST(allocations_fail_after_the_byte_budget) {
     ZE_OK(r);
     ZE_OK(zeMemFree(context, a));
     ZE_OK(zeMemFree(context, b));
+    ZE_OK(zeContextDestroy(context));
 }
 END_TEST
 
@@ -266,10 +280,15 @@ START_TEST(the_nth_allocation_fails) {
     setenv("EXO_ZE_TEST_ALLOC_FAIL_AT", "2", 1);
     start();
     ze_result_t r;
-    ck_assert_ptr_nonnull(device_alloc(16, 0, &r));
+    void *a = device_alloc(16, 0, &r);
+    ck_assert_ptr_nonnull(a);
     ck_assert_ptr_null(device_alloc(16, 0, &r));
     ck_assert_int_eq(r, ZE_RESULT_ERROR_OUT_OF_DEVICE_MEMORY);
-    ck_assert_ptr_nonnull(device_alloc(16, 0, &r));
+    void *b = device_alloc(16, 0, &r);
+    ck_assert_ptr_nonnull(b);
+    ZE_OK(zeMemFree(context, a));
+    ZE_OK(zeMemFree(context, b));
+    ZE_OK(zeContextDestroy(context));
 }
 END_TEST
 
@@ -294,6 +313,7 @@ START_TEST(sizes_above_max_alloc_need_relaxed_limits) {
     void *p = NULL;
     ZE_OK(zeMemAllocDevice(context, &d, 8192, 64, devices[0], &p));
     ZE_OK(zeMemFree(context, p));
+    ZE_OK(zeContextDestroy(context));
 }
 END_TEST
 
@@ -311,7 +331,12 @@ START_TEST(device_lost_at_the_nth_submit_sticks) {
     ck_assert_ptr_null(device_alloc(64, 0, &r));
     ck_assert_int_eq(r, ZE_RESULT_ERROR_DEVICE_LOST);
     /* The other device still works. */
-    ck_assert_ptr_nonnull(device_alloc(64, 1, &r));
+    void *other = device_alloc(64, 1, &r);
+    ck_assert_ptr_nonnull(other);
+    ZE_OK(zeCommandListDestroy(list));
+    ZE_OK(zeMemFree(context, other));
+    ZE_OK(zeMemFree(context, y));
+    ZE_OK(zeContextDestroy(context));
 }
 END_TEST
 

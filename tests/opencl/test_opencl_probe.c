@@ -246,18 +246,21 @@ START_TEST(telemetry_reports_the_driver) {
 }
 END_TEST
 
-/* The table as the core sees it: named, ranked, and not claiming work it cannot do yet. */
-START_TEST(table_is_opencl_ranked_with_work_entries_empty) {
+/* The table as the core sees it: named, ranked, able to run graphs, and without
+ * buffer_wrap_host (weights are copied to device memory). */
+START_TEST(table_is_opencl_ranked_with_work_entries) {
     loaded l;
     load(&l);
     ck_assert_str_eq(l.api.name, "opencl");
     ck_assert_uint_eq(l.api.rank, EXO_RANK_OPENCL);
     ck_assert_ptr_nonnull(l.api.probe);
     ck_assert_ptr_nonnull(l.api.device_report);
-    ck_assert_ptr_null(l.api.device_open);
-    ck_assert_ptr_null(l.api.buffer_alloc);
-    ck_assert_ptr_null(l.api.graph_compile);
-    ck_assert_ptr_null(l.api.graph_execute);
+    ck_assert_ptr_nonnull(l.api.device_open);
+    ck_assert_ptr_nonnull(l.api.buffer_alloc);
+    ck_assert_ptr_nonnull(l.api.supports_graph);
+    ck_assert_ptr_nonnull(l.api.graph_compile);
+    ck_assert_ptr_nonnull(l.api.graph_execute);
+    ck_assert_ptr_null(l.api.buffer_wrap_host);
     exo_test_plugin_unload(&l.host, &l.api, l.ctx);
 }
 END_TEST
@@ -410,7 +413,7 @@ int main(void) {
     tcase_add_test(fake, fake_non_pci_accelerator);
     suite_add_tcase(s, fake);
     TCase *table = tcase_create("table");
-    tcase_add_test(table, table_is_opencl_ranked_with_work_entries_empty);
+    tcase_add_test(table, table_is_opencl_ranked_with_work_entries);
     tcase_add_test(table, cl_error_names);
     suite_add_tcase(s, table);
 

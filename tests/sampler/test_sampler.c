@@ -18,25 +18,25 @@
 /* Defaults with every truncation off, so a test turns on only what it checks. */
 static exo_sampler_params plain_params(float temperature) {
     exo_sampler_params p;
-    exo_sampler_params_default(&p);
+    exo_token_sampler_params_default(&p);
     p.temperature = temperature;
     p.min_p = 0.0f;
     p.seed = 1234;
     return p;
 }
 
-static exo_sampler *make(const exo_sampler_params *p, uint32_t vocab) {
-    exo_sampler *s = NULL;
-    exo_status st = exo_sampler_create(p, vocab, &s);
-    ck_assert_msg(st == EXO_OK, "exo_sampler_create failed: %s", exo_error_message());
+static exo_token_sampler *make(const exo_sampler_params *p, uint32_t vocab) {
+    exo_token_sampler *s = NULL;
+    exo_status st = exo_token_sampler_create(p, vocab, &s);
+    ck_assert_msg(st == EXO_OK, "exo_token_sampler_create failed: %s", exo_error_message());
     ck_assert_ptr_nonnull(s);
     return s;
 }
 
-static exo_sample_result sample(exo_sampler *s, const float *logits) {
+static exo_sample_result sample(exo_token_sampler *s, const float *logits) {
     exo_sample_result r;
-    exo_status st = exo_sampler_sample(s, logits, &r);
-    ck_assert_msg(st == EXO_OK, "exo_sampler_sample failed: %s", exo_error_message());
+    exo_status st = exo_token_sampler_sample(s, logits, &r);
+    ck_assert_msg(st == EXO_OK, "exo_token_sampler_sample failed: %s", exo_error_message());
     return r;
 }
 
@@ -68,7 +68,7 @@ static void log_softmax(const float *x, double *out, uint32_t n) {
 }
 
 /* Histogram of `draws` samples. */
-static void histogram(exo_sampler *s, const float *logits, uint32_t n, uint32_t draws,
+static void histogram(exo_token_sampler *s, const float *logits, uint32_t n, uint32_t draws,
                       uint32_t *counts) {
     memset(counts, 0, n * sizeof *counts);
     for (uint32_t i = 0; i < draws; i++) {
@@ -99,11 +99,11 @@ static double chi_square(const uint32_t *counts, const double *probs, uint32_t n
 
 START_TEST(greedy_picks_argmax_lowest_id_on_ties) {
     exo_sampler_params p = plain_params(0.0f);
-    exo_sampler *s = make(&p, 6);
+    exo_token_sampler *s = make(&p, 6);
     const float logits[6] = {0.5f, 3.0f, -1.0f, 3.0f, 2.9f, 3.0f};
     for (int i = 0; i < 10; i++)
         ck_assert_int_eq(sample(s, logits).token, 1);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -112,22 +112,22 @@ START_TEST(tiny_temperature_equals_greedy) {
     float logits[1000];
     random_logits(logits, 1000, 7, -5.0f, 5.0f);
     exo_sampler_params g = plain_params(0.0f);
-    exo_sampler *greedy = make(&g, 1000);
+    exo_token_sampler *greedy = make(&g, 1000);
     int32_t expect = sample(greedy, logits).token;
     for (size_t t = 0; t < sizeof temps / sizeof temps[0]; t++) {
         exo_sampler_params p = plain_params(temps[t]);
         p.top_p = 0.9f; /* the nucleus path divides by T too */
         p.min_p = 0.1f;
-        exo_sampler *s = make(&p, 1000);
+        exo_token_sampler *s = make(&p, 1000);
         for (int i = 0; i < 50; i++) {
             exo_sample_result r = sample(s, logits);
             ck_assert_msg(r.token == expect, "T=%g gave %d, greedy %d", (double)temps[t],
                           r.token, expect);
             ck_assert(isfinite(r.logprob));
         }
-        exo_sampler_free(s);
+        exo_token_sampler_free(s);
     }
-    exo_sampler_free(greedy);
+    exo_token_sampler_free(greedy);
 }
 END_TEST
 
@@ -135,15 +135,15 @@ START_TEST(top_k_one_equals_greedy) {
     float logits[5000];
     random_logits(logits, 5000, 11, -3.0f, 3.0f);
     exo_sampler_params g = plain_params(0.0f);
-    exo_sampler *greedy = make(&g, 5000);
+    exo_token_sampler *greedy = make(&g, 5000);
     int32_t expect = sample(greedy, logits).token;
     exo_sampler_params p = plain_params(1.5f);
     p.top_k = 1;
-    exo_sampler *s = make(&p, 5000);
+    exo_token_sampler *s = make(&p, 5000);
     for (int i = 0; i < 200; i++)
         ck_assert_int_eq(sample(s, logits).token, expect);
-    exo_sampler_free(s);
-    exo_sampler_free(greedy);
+    exo_token_sampler_free(s);
+    exo_token_sampler_free(greedy);
 }
 END_TEST
 
@@ -152,14 +152,14 @@ END_TEST
 static void draw_sequence(int64_t seed, int32_t *tokens, uint32_t n) {
     exo_sampler_params p = plain_params(1.0f);
     p.seed = seed;
-    exo_sampler *s = make(&p, 1000);
+    exo_token_sampler *s = make(&p, 1000);
     float logits[1000];
     for (uint32_t i = 0; i < n; i++) {
         random_logits(logits, 1000, 100 + i, 0.0f, 2.0f); /* a new row every step */
         tokens[i] = sample(s, logits).token;
-        exo_sampler_accept(s, tokens[i]);
+        exo_token_sampler_accept(s, tokens[i]);
     }
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 
 START_TEST(same_seed_same_tokens_different_seed_differs) {
@@ -178,35 +178,35 @@ END_TEST
 START_TEST(unset_seed_draws_from_entropy) {
     exo_sampler_params p = plain_params(1.0f);
     p.seed = EXO_SAMPLER_SEED_RANDOM;
-    exo_sampler *s1 = make(&p, 1000), *s2 = make(&p, 1000);
+    exo_token_sampler *s1 = make(&p, 1000), *s2 = make(&p, 1000);
     float logits[1000] = {0}; /* uniform over 1000 tokens */
     uint32_t differ = 0;
     for (int i = 0; i < 50; i++)
         differ += sample(s1, logits).token != sample(s2, logits).token;
     ck_assert_uint_gt(differ, 0);
-    exo_sampler_free(s1);
-    exo_sampler_free(s2);
+    exo_token_sampler_free(s1);
+    exo_token_sampler_free(s2);
 }
 END_TEST
 
 START_TEST(reset_restarts_stream_and_forgets_history) {
     exo_sampler_params p = plain_params(1.0f);
     p.repetition_penalty = 5.0f;
-    exo_sampler *s = make(&p, 1000);
+    exo_token_sampler *s = make(&p, 1000);
     float logits[1000];
     random_logits(logits, 1000, 3, 0.0f, 1.0f);
     int32_t first[100], again[100];
     for (int i = 0; i < 100; i++) {
         first[i] = sample(s, logits).token;
-        exo_sampler_accept(s, first[i]);
+        exo_token_sampler_accept(s, first[i]);
     }
-    exo_sampler_reset(s);
+    exo_token_sampler_reset(s);
     for (int i = 0; i < 100; i++) {
         again[i] = sample(s, logits).token;
-        exo_sampler_accept(s, again[i]);
+        exo_token_sampler_accept(s, again[i]);
     }
     ck_assert_mem_eq(first, again, sizeof first);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -240,7 +240,7 @@ static void check_top_k(int v, int k, uint32_t draws, uint32_t min_distinct) {
         best[order[i]] = true;
     exo_sampler_params p = plain_params(1.0f);
     p.top_k = k;
-    exo_sampler *s = make(&p, v);
+    exo_token_sampler *s = make(&p, v);
     histogram(s, logits, v, draws, counts);
     uint32_t seen = 0;
     for (int i = 0; i < v; i++) {
@@ -249,7 +249,7 @@ static void check_top_k(int v, int k, uint32_t draws, uint32_t min_distinct) {
         seen += counts[i] > 0;
     }
     ck_assert_uint_ge(seen, min_distinct);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
     free(logits);
     free(order);
     free(best);
@@ -267,12 +267,12 @@ START_TEST(top_k_ties_keep_lowest_ids) {
     float logits[100] = {0}; /* all tied: the ranking falls back to ids */
     exo_sampler_params p = plain_params(1.0f);
     p.top_k = 10;
-    exo_sampler *s = make(&p, 100);
+    exo_token_sampler *s = make(&p, 100);
     uint32_t counts[100];
     histogram(s, logits, 100, 2000, counts);
     for (int i = 10; i < 100; i++)
         ck_assert_uint_eq(counts[i], 0);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -282,11 +282,11 @@ START_TEST(top_k_larger_than_vocab_is_no_truncation) {
     logits_from_probs(probs, logits, 4);
     exo_sampler_params p = plain_params(1.0f);
     p.top_k = 1000;
-    exo_sampler *s = make(&p, 4);
+    exo_token_sampler *s = make(&p, 4);
     uint32_t counts[4];
     histogram(s, logits, 4, 20000, counts);
     ck_assert_double_lt(chi_square(counts, probs, 4, 20000), 16.27); /* df 3, p = 0.001 */
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -300,24 +300,24 @@ START_TEST(top_p_keeps_smallest_nucleus) {
     /* 0.75: 0.5 (< 0.75, keep next) + 0.3 = 0.8 reached -> {2, 0}, renormalised 5/8, 3/8. */
     exo_sampler_params p = plain_params(1.0f);
     p.top_p = 0.75f;
-    exo_sampler *s = make(&p, 4);
+    exo_token_sampler *s = make(&p, 4);
     histogram(s, logits, 4, 20000, counts);
     const double expect75[4] = {0.375, 0.0, 0.625, 0.0};
     ck_assert_double_lt(chi_square(counts, expect75, 4, 20000), 10.83); /* df 1 */
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
     /* 0.9: 0.8 < 0.9, so 0.15 joins; 0.95 reached -> 0.05 excluded. */
     p.top_p = 0.9f;
     s = make(&p, 4);
     histogram(s, logits, 4, 20000, counts);
     const double expect90[4] = {0.3 / 0.95, 0.0, 0.5 / 0.95, 0.15 / 0.95};
     ck_assert_double_lt(chi_square(counts, expect90, 4, 20000), 13.82); /* df 2 */
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
     /* 0.4: the first token alone reaches it. */
     p.top_p = 0.4f;
     s = make(&p, 4);
     histogram(s, logits, 4, 2000, counts);
     ck_assert_uint_eq(counts[2], 2000);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -327,15 +327,15 @@ START_TEST(top_p_zero_is_greedy_and_one_is_off) {
     uint32_t counts[4];
     exo_sampler_params p = plain_params(1.0f);
     p.top_p = 0.0f;
-    exo_sampler *s = make(&p, 4);
+    exo_token_sampler *s = make(&p, 4);
     histogram(s, logits, 4, 2000, counts);
     ck_assert_uint_eq(counts[2], 2000);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
     p.top_p = 1.0f;
     s = make(&p, 4);
     histogram(s, logits, 4, 20000, counts);
     ck_assert_double_lt(chi_square(counts, nucleus_probs, 4, 20000), 16.27); /* df 3 */
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -362,7 +362,7 @@ static void check_large_nucleus(int v, float top_p, float temperature, int min_s
     ck_assert_int_gt(size, min_size);
     exo_sampler_params p = plain_params(temperature);
     p.top_p = top_p;
-    exo_sampler *s = make(&p, v);
+    exo_token_sampler *s = make(&p, v);
     histogram(s, logits, v, 3000, counts);
     uint32_t distinct = 0;
     for (int i = 0; i < v; i++) {
@@ -372,7 +372,7 @@ static void check_large_nucleus(int v, float top_p, float temperature, int min_s
         distinct += counts[i] > 0;
     }
     ck_assert_uint_gt(distinct, (uint32_t)min_size / 4);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
     free(logits);
     free(tempered);
     free(order);
@@ -394,11 +394,11 @@ START_TEST(top_p_with_all_logits_tied) {
     static uint32_t counts[V];
     exo_sampler_params p = plain_params(1.0f);
     p.top_p = 0.5f;
-    exo_sampler *s = make(&p, V);
+    exo_token_sampler *s = make(&p, V);
     histogram(s, logits, V, 1000, counts);
     for (int i = V / 2 + 1; i < V; i++)
         ck_assert_msg(counts[i] == 0, "token %d is outside the nucleus [0, %d]", i, V / 2);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -409,17 +409,17 @@ START_TEST(min_p_drops_tokens_below_fraction_of_max) {
     /* 0.2 * 0.5 = 0.1: the 0.05 token (id 1) goes, the rest renormalise over 0.95. */
     exo_sampler_params p = plain_params(1.0f);
     p.min_p = 0.2f;
-    exo_sampler *s = make(&p, 4);
+    exo_token_sampler *s = make(&p, 4);
     histogram(s, logits, 4, 20000, counts);
     const double expect[4] = {0.3 / 0.95, 0.0, 0.5 / 0.95, 0.15 / 0.95};
     ck_assert_double_lt(chi_square(counts, expect, 4, 20000), 13.82); /* df 2 */
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
     /* 0.7 * 0.5 = 0.35 > 0.3: only the best. */
     p.min_p = 0.7f;
     s = make(&p, 4);
     histogram(s, logits, 4, 2000, counts);
     ck_assert_uint_eq(counts[2], 2000);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -431,7 +431,7 @@ START_TEST(min_p_applies_after_temperature) {
     uint32_t counts[4];
     exo_sampler_params p = plain_params(2.0f);
     p.min_p = 0.3f;
-    exo_sampler *s = make(&p, 4);
+    exo_token_sampler *s = make(&p, 4);
     histogram(s, logits, 4, 20000, counts);
     double expect[4], z = 0;
     for (int i = 0; i < 4; i++)
@@ -439,12 +439,12 @@ START_TEST(min_p_applies_after_temperature) {
     for (int i = 0; i < 4; i++)
         expect[i] /= z;
     ck_assert_double_lt(chi_square(counts, expect, 4, 20000), 16.27);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
     p.temperature = 1.0f;
     s = make(&p, 4);
     histogram(s, logits, 4, 5000, counts);
     ck_assert_uint_eq(counts[1], 0);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -458,10 +458,10 @@ START_TEST(top_p_renormalises_over_top_k_then_min_p) {
     exo_sampler_params p = plain_params(1.0f);
     p.top_k = 2;
     p.top_p = 0.5f;
-    exo_sampler *s = make(&p, 4);
+    exo_token_sampler *s = make(&p, 4);
     histogram(s, logits, 4, 2000, counts);
     ck_assert_uint_eq(counts[0], 2000);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
     /* top_k = 3 -> 4/9 3/9 2/9; top_p = 0.8: 7/9 < 0.8 keeps token 2; min_p = 0.6 then drops
      * it (0.2 < 0.6 * 0.4) and keeps 0 and 1 in ratio 4:3. */
     p.top_k = 3;
@@ -471,7 +471,7 @@ START_TEST(top_p_renormalises_over_top_k_then_min_p) {
     histogram(s, logits, 4, 20000, counts);
     const double expect[4] = {4.0 / 7, 3.0 / 7, 0, 0};
     ck_assert_double_lt(chi_square(counts, expect, 4, 20000), 10.83);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -488,13 +488,13 @@ static void check_softmax_distribution(float temperature) {
     for (int i = 0; i < V; i++)
         probs[i] = exp(lp[i]);
     exo_sampler_params p = plain_params(temperature);
-    exo_sampler *s = make(&p, V);
+    exo_token_sampler *s = make(&p, V);
     uint32_t counts[V];
     histogram(s, logits, V, DRAWS, counts);
     double chi = chi_square(counts, probs, V, DRAWS);
     ck_assert_msg(chi < 24.32, "T=%g: chi-square %.2f over 7 degrees of freedom (p < 0.001)",
                   (double)temperature, chi);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 
 START_TEST(distribution_matches_softmax) { check_softmax_distribution(1.0f); }
@@ -510,7 +510,7 @@ END_TEST
 
 /* The processed logits, read back through the reported logprobs (which are their
  * log-softmax): differences of logprobs are differences of processed logits. */
-static void check_processed(exo_sampler *s, const float *logits, const float *expect, uint32_t n) {
+static void check_processed(exo_token_sampler *s, const float *logits, const float *expect, uint32_t n) {
     exo_sample_result r = sample(s, logits);
     ck_assert_uint_eq(r.n_top, n);
     double lp[EXO_SAMPLER_MAX_LOGPROBS];
@@ -526,15 +526,15 @@ START_TEST(repetition_penalty_divides_positive_multiplies_negative) {
     exo_sampler_params p = plain_params(0.0f);
     p.repetition_penalty = 2.0f;
     p.n_logprobs = 5;
-    exo_sampler *s = make(&p, 5);
+    exo_token_sampler *s = make(&p, 5);
     const float logits[5] = {2.0f, -1.0f, 0.5f, 1.0f, 0.0f};
-    exo_sampler_accept(s, 0);
-    exo_sampler_accept(s, 1);
-    exo_sampler_accept(s, 0); /* distinct tokens: penalised once, not per occurrence */
-    exo_sampler_accept(s, 4);
+    exo_token_sampler_accept(s, 0);
+    exo_token_sampler_accept(s, 1);
+    exo_token_sampler_accept(s, 0); /* distinct tokens: penalised once, not per occurrence */
+    exo_token_sampler_accept(s, 4);
     const float expect[5] = {1.0f, -2.0f, 0.5f, 1.0f, 0.0f};
     check_processed(s, logits, expect, 5);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -543,15 +543,15 @@ START_TEST(presence_and_frequency_penalties_subtract) {
     p.presence_penalty = 0.5f;
     p.frequency_penalty = 0.25f;
     p.n_logprobs = 5;
-    exo_sampler *s = make(&p, 5);
+    exo_token_sampler *s = make(&p, 5);
     const float logits[5] = {0, 0, 0, 0, 0};
     const int32_t history[] = {1, 1, 1, 2};
     for (size_t i = 0; i < 4; i++)
-        exo_sampler_accept(s, history[i]);
+        exo_token_sampler_accept(s, history[i]);
     /* token 1: -0.5 - 3 * 0.25; token 2: -0.5 - 0.25 */
     const float expect[5] = {0.0f, -1.25f, -0.75f, 0.0f, 0.0f};
     check_processed(s, logits, expect, 5);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -561,14 +561,14 @@ START_TEST(repetition_then_presence_frequency) {
     p.presence_penalty = 0.1f;
     p.frequency_penalty = -0.2f; /* negative: encourages */
     p.n_logprobs = 3;
-    exo_sampler *s = make(&p, 3);
+    exo_token_sampler *s = make(&p, 3);
     const float logits[3] = {3.0f, -3.0f, 1.0f};
-    exo_sampler_accept(s, 0);
-    exo_sampler_accept(s, 1);
-    exo_sampler_accept(s, 1);
+    exo_token_sampler_accept(s, 0);
+    exo_token_sampler_accept(s, 1);
+    exo_token_sampler_accept(s, 1);
     const float expect[3] = {3.0f / 1.5f - 0.1f + 0.2f, -3.0f * 1.5f - 0.1f + 0.4f, 1.0f};
     check_processed(s, logits, expect, 3);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -577,18 +577,18 @@ START_TEST(penalty_window_limits_history) {
     p.frequency_penalty = 1.0f;
     p.penalty_window = 3;
     p.n_logprobs = 4;
-    exo_sampler *s = make(&p, 4);
+    exo_token_sampler *s = make(&p, 4);
     const float logits[4] = {0, 0, 0, 0};
     const int32_t history[] = {0, 0, 1, 2, 2}; /* the window holds 1, 2, 2 */
     for (size_t i = 0; i < 5; i++)
-        exo_sampler_accept(s, history[i]);
+        exo_token_sampler_accept(s, history[i]);
     const float expect[4] = {0.0f, -1.0f, -2.0f, 0.0f};
     check_processed(s, logits, expect, 4);
     /* One more token pushes the 1 out. */
-    exo_sampler_accept(s, 3);
+    exo_token_sampler_accept(s, 3);
     const float expect2[4] = {0.0f, 0.0f, -2.0f, -1.0f};
     check_processed(s, logits, expect2, 4);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -597,30 +597,30 @@ START_TEST(zero_window_and_bad_ids_mean_no_penalty) {
     p.repetition_penalty = 3.0f;
     p.penalty_window = 0;
     p.n_logprobs = 3;
-    exo_sampler *s = make(&p, 3);
+    exo_token_sampler *s = make(&p, 3);
     const float logits[3] = {1.0f, 0.5f, -1.0f};
-    exo_sampler_accept(s, 0);
+    exo_token_sampler_accept(s, 0);
     check_processed(s, logits, logits, 3);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
     p.penalty_window = 8;
     s = make(&p, 3);
-    exo_sampler_accept(s, -1); /* ignored, never an out-of-bounds write */
-    exo_sampler_accept(s, 3);
-    exo_sampler_accept(s, INT32_MAX);
+    exo_token_sampler_accept(s, -1); /* ignored, never an out-of-bounds write */
+    exo_token_sampler_accept(s, 3);
+    exo_token_sampler_accept(s, INT32_MAX);
     check_processed(s, logits, logits, 3);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
 START_TEST(penalty_steers_greedy_choice) {
     exo_sampler_params p = plain_params(0.0f);
     p.repetition_penalty = 1.3f;
-    exo_sampler *s = make(&p, 3);
+    exo_token_sampler *s = make(&p, 3);
     const float logits[3] = {2.0f, 1.8f, 0.0f};
     ck_assert_int_eq(sample(s, logits).token, 0);
-    exo_sampler_accept(s, 0); /* 2.0 / 1.3 = 1.54 < 1.8 */
+    exo_token_sampler_accept(s, 0); /* 2.0 / 1.3 = 1.54 < 1.8 */
     ck_assert_int_eq(sample(s, logits).token, 1);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -637,14 +637,14 @@ START_TEST(banned_tokens_never_sampled) {
     p.banned = banned;
     p.n_banned = 3;
     p.n_logprobs = 20;
-    exo_sampler *s = make(&p, V);
+    exo_token_sampler *s = make(&p, V);
     uint32_t counts[V];
     histogram(s, logits, V, 5000, counts);
     ck_assert_uint_eq(counts[7] + counts[30] + counts[49], 0);
     exo_sample_result r = sample(s, logits);
     for (uint32_t i = 0; i < r.n_top; i++)
         ck_assert(r.top[i].token != 7 && r.top[i].token != 30 && r.top[i].token != 49);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
     p.temperature = 0.0f;
     s = make(&p, V);
     int32_t best = -1;
@@ -652,7 +652,7 @@ START_TEST(banned_tokens_never_sampled) {
         if (i != 7 && i != 30 && i != 49 && (best < 0 || logits[i] > logits[best]))
             best = i;
     ck_assert_int_eq(sample(s, logits).token, best);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -660,32 +660,32 @@ START_TEST(nan_and_neg_inf_are_never_chosen) {
     const float logits[6] = {NAN, -INFINITY, 0.5f, NAN, 0.25f, -INFINITY};
     exo_sampler_params p = plain_params(0.0f);
     p.n_logprobs = 6;
-    exo_sampler *s = make(&p, 6);
+    exo_token_sampler *s = make(&p, 6);
     exo_sample_result r = sample(s, logits);
     ck_assert_int_eq(r.token, 2);
     ck_assert_uint_eq(r.n_top, 2); /* only finite logprobs are listed */
     ck_assert(isfinite(r.logprob));
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
     p.temperature = 1.0f;
     s = make(&p, 6);
     uint32_t counts[6];
     histogram(s, logits, 6, 5000, counts);
     ck_assert_uint_eq(counts[0] + counts[1] + counts[3] + counts[5], 0);
     ck_assert_uint_gt(counts[4], 0);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
 START_TEST(positive_infinity_wins) {
     const float logits[4] = {1.0f, INFINITY, 2.0f, 0.0f};
     exo_sampler_params p = plain_params(1.0f);
-    exo_sampler *s = make(&p, 4);
+    exo_token_sampler *s = make(&p, 4);
     for (int i = 0; i < 100; i++) {
         exo_sample_result r = sample(s, logits);
         ck_assert_int_eq(r.token, 1);
         ck_assert(isfinite(r.logprob));
     }
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -695,19 +695,19 @@ START_TEST(no_valid_logit_is_an_error) {
     const float one_left[3] = {NAN, 1.0f, -INFINITY};
     const int32_t banned[] = {1};
     exo_sampler_params p = plain_params(1.0f);
-    exo_sampler *s = make(&p, 3);
+    exo_token_sampler *s = make(&p, 3);
     exo_sample_result r;
-    ck_assert_int_eq(exo_sampler_sample(s, all_inf, &r), EXO_ERR_INVALID_ARG);
+    ck_assert_int_eq(exo_token_sampler_sample(s, all_inf, &r), EXO_ERR_INVALID_ARG);
     ck_assert_int_eq(r.token, -1);
     ck_assert_ptr_nonnull(strstr(exo_error_message(), "no token can be sampled"));
-    ck_assert_int_eq(exo_sampler_sample(s, all_nan, &r), EXO_ERR_INVALID_ARG);
-    exo_sampler_free(s);
+    ck_assert_int_eq(exo_token_sampler_sample(s, all_nan, &r), EXO_ERR_INVALID_ARG);
+    exo_token_sampler_free(s);
     p.banned = banned;
     p.n_banned = 1;
     s = make(&p, 3);
-    ck_assert_int_eq(exo_sampler_sample(s, one_left, &r), EXO_ERR_INVALID_ARG);
+    ck_assert_int_eq(exo_token_sampler_sample(s, one_left, &r), EXO_ERR_INVALID_ARG);
     ck_assert_ptr_nonnull(strstr(exo_error_message(), "1 of them banned"));
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -725,12 +725,12 @@ START_TEST(logits_are_not_modified) {
     p.top_k = 10;
     p.top_p = 0.8f;
     p.min_p = 0.05f;
-    exo_sampler *s = make(&p, 100);
-    exo_sampler_accept(s, 1);
-    exo_sampler_accept(s, 2);
+    exo_token_sampler *s = make(&p, 100);
+    exo_token_sampler_accept(s, 1);
+    exo_token_sampler_accept(s, 2);
     sample(s, logits);
     ck_assert_mem_eq(logits, copy, sizeof copy);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -748,7 +748,7 @@ START_TEST(logprobs_equal_log_softmax) {
         exo_sampler_params p = plain_params(temps[t]);
         p.n_logprobs = 20;
         p.top_k = 50; /* truncation does not change what is reported */
-        exo_sampler *s = make(&p, V);
+        exo_token_sampler *s = make(&p, V);
         for (int d = 0; d < 20; d++) {
             exo_sample_result r = sample(s, logits);
             ck_assert(fabs(r.logprob - lp[r.token]) < 1e-5);
@@ -769,19 +769,19 @@ START_TEST(logprobs_equal_log_softmax) {
                     ck_assert(lp[i] <= r.top[r.n_top - 1].logprob + 1e-6);
             }
         }
-        exo_sampler_free(s);
+        exo_token_sampler_free(s);
     }
 }
 END_TEST
 
 START_TEST(no_logprobs_requested_gives_empty_top) {
     exo_sampler_params p = plain_params(1.0f);
-    exo_sampler *s = make(&p, 10);
+    exo_token_sampler *s = make(&p, 10);
     float logits[10] = {0};
     exo_sample_result r = sample(s, logits);
     ck_assert_uint_eq(r.n_top, 0);
     ck_assert(fabs(r.logprob - (float)log(0.1)) < 1e-6);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -790,7 +790,7 @@ END_TEST
 START_TEST(defaults_are_exo_defaults) {
     exo_sampler_params p;
     memset(&p, 0xff, sizeof p);
-    exo_sampler_params_default(&p);
+    exo_token_sampler_params_default(&p);
     ck_assert_float_eq(p.temperature, 0.7f);
     ck_assert_int_eq(p.top_k, 0);
     ck_assert_float_eq(p.top_p, 1.0f);
@@ -803,14 +803,14 @@ START_TEST(defaults_are_exo_defaults) {
     ck_assert_uint_eq(p.n_logprobs, 0);
     ck_assert_ptr_null(p.banned);
     ck_assert_uint_eq(p.n_banned, 0);
-    exo_sampler *s = make(&p, 32000);
-    exo_sampler_free(s);
+    exo_token_sampler *s = make(&p, 32000);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
 static void expect_rejected(const exo_sampler_params *p, uint32_t vocab, const char *needle) {
-    exo_sampler *s = (exo_sampler *)p; /* any non-NULL value: must be cleared */
-    exo_status st = exo_sampler_create(p, vocab, &s);
+    exo_token_sampler *s = (exo_token_sampler *)p; /* any non-NULL value: must be cleared */
+    exo_status st = exo_token_sampler_create(p, vocab, &s);
     ck_assert_msg(st == EXO_ERR_INVALID_ARG, "expected rejection mentioning '%s', got %d", needle,
                   st);
     ck_assert_ptr_null(s);
@@ -854,20 +854,20 @@ START_TEST(invalid_params_rejected_with_messages) {
     expect_rejected(&p, 0, "vocab_size");
     expect_rejected(&p, EXO_SAMPLER_MAX_VOCAB + 1, "vocab_size");
 
-    exo_sampler *s = NULL;
-    ck_assert_int_eq(exo_sampler_create(NULL, 10, &s), EXO_ERR_INVALID_ARG);
-    ck_assert_int_eq(exo_sampler_create(&p, 10, NULL), EXO_ERR_INVALID_ARG);
+    exo_token_sampler *s = NULL;
+    ck_assert_int_eq(exo_token_sampler_create(NULL, 10, &s), EXO_ERR_INVALID_ARG);
+    ck_assert_int_eq(exo_token_sampler_create(&p, 10, NULL), EXO_ERR_INVALID_ARG);
     s = make(&p, 10);
     exo_sample_result r;
     float logits[10] = {0};
-    ck_assert_int_eq(exo_sampler_sample(s, NULL, &r), EXO_ERR_INVALID_ARG);
+    ck_assert_int_eq(exo_token_sampler_sample(s, NULL, &r), EXO_ERR_INVALID_ARG);
     ck_assert_ptr_nonnull(strstr(exo_error_message(), "logits"));
-    ck_assert_int_eq(exo_sampler_sample(s, logits, NULL), EXO_ERR_INVALID_ARG);
-    ck_assert_int_eq(exo_sampler_sample(NULL, logits, &r), EXO_ERR_INVALID_ARG);
-    exo_sampler_free(s);
-    exo_sampler_free(NULL);
-    exo_sampler_accept(NULL, 1);
-    exo_sampler_reset(NULL);
+    ck_assert_int_eq(exo_token_sampler_sample(s, logits, NULL), EXO_ERR_INVALID_ARG);
+    ck_assert_int_eq(exo_token_sampler_sample(NULL, logits, &r), EXO_ERR_INVALID_ARG);
+    exo_token_sampler_free(s);
+    exo_token_sampler_free(NULL);
+    exo_token_sampler_accept(NULL, 1);
+    exo_token_sampler_reset(NULL);
 }
 END_TEST
 
@@ -876,11 +876,11 @@ START_TEST(banned_list_is_copied) {
     exo_sampler_params p = plain_params(0.0f);
     p.banned = banned;
     p.n_banned = 1;
-    exo_sampler *s = make(&p, 3);
+    exo_token_sampler *s = make(&p, 3);
     banned[0] = 1; /* the caller's array may change after create */
     const float logits[3] = {5.0f, 4.0f, 0.0f};
     ck_assert_int_eq(sample(s, logits).token, 1);
-    exo_sampler_free(s);
+    exo_token_sampler_free(s);
 }
 END_TEST
 
@@ -911,14 +911,14 @@ START_TEST(large_vocab_samples) {
         p.top_k = configs[c].top_k;
         p.n_logprobs = 5;
         p.repetition_penalty = 1.1f;
-        exo_sampler *s = make(&p, V);
+        exo_token_sampler *s = make(&p, V);
         for (int i = 0; i < 50; i++) {
             exo_sample_result r = sample(s, logits);
             ck_assert(r.token >= 0 && r.token < V);
             ck_assert_uint_eq(r.n_top, 5);
-            exo_sampler_accept(s, r.token);
+            exo_token_sampler_accept(s, r.token);
         }
-        exo_sampler_free(s);
+        exo_token_sampler_free(s);
     }
     free(logits);
 }

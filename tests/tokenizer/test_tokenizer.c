@@ -125,21 +125,21 @@ END_TEST
 
 /* Pushes all ids through a detokenizer and flushes; returns the concatenated pieces. */
 static char *stream_all(const exo_tokenizer *tok, const int32_t *ids, size_t n) {
-    exo_detokenizer *d;
-    ck_assert_int_eq(exo_detokenizer_create(tok, &d), EXO_OK);
+    exo_text_stream *d;
+    ck_assert_int_eq(exo_text_stream_create(tok, &d), EXO_OK);
     size_t cap = 256, o = 0;
     char *out = malloc(cap);
     for (size_t i = 0; i <= n; i++) {
         const char *piece;
         size_t len;
-        if (i < n) ck_assert_int_eq(exo_detokenizer_push(d, ids[i], &piece, &len), EXO_OK);
-        else ck_assert_int_eq(exo_detokenizer_flush(d, &piece, &len), EXO_OK);
+        if (i < n) ck_assert_int_eq(exo_text_stream_push(d, ids[i], &piece, &len), EXO_OK);
+        else ck_assert_int_eq(exo_text_stream_flush(d, &piece, &len), EXO_OK);
         while (o + len + 1 > cap) out = realloc(out, cap *= 2);
         memcpy(out + o, piece, len);
         o += len;
     }
     out[o] = '\0';
-    exo_detokenizer_free(d);
+    exo_text_stream_free(d);
     return out;
 }
 
@@ -323,8 +323,8 @@ static bool valid_utf8(const char *s, size_t n) { return exo_utf8_check((const u
 /* Streams ids one by one; every piece must be valid UTF-8 and the pieces must add up to the
  * whole decode. Returns how many pushes gave an empty piece. */
 static size_t stream_and_check(const exo_tokenizer *tok, const int32_t *ids, size_t n) {
-    exo_detokenizer *d;
-    ck_assert_int_eq(exo_detokenizer_create(tok, &d), EXO_OK);
+    exo_text_stream *d;
+    ck_assert_int_eq(exo_text_stream_create(tok, &d), EXO_OK);
     size_t whole_len, empty = 0;
     char *whole = decode_ok(tok, ids, n, &whole_len);
     char *joined = calloc(whole_len * 3 + 16, 1);
@@ -332,7 +332,7 @@ static size_t stream_and_check(const exo_tokenizer *tok, const int32_t *ids, siz
     for (size_t i = 0; i < n; i++) {
         const char *piece;
         size_t len;
-        ck_assert_int_eq(exo_detokenizer_push(d, ids[i], &piece, &len), EXO_OK);
+        ck_assert_int_eq(exo_text_stream_push(d, ids[i], &piece, &len), EXO_OK);
         ck_assert_msg(valid_utf8(piece, len), "piece %zu is not valid UTF-8", i);
         if (len == 0) empty++;
         memcpy(joined + o, piece, len);
@@ -340,13 +340,13 @@ static size_t stream_and_check(const exo_tokenizer *tok, const int32_t *ids, siz
     }
     const char *piece;
     size_t len;
-    ck_assert_int_eq(exo_detokenizer_flush(d, &piece, &len), EXO_OK);
+    ck_assert_int_eq(exo_text_stream_flush(d, &piece, &len), EXO_OK);
     ck_assert_uint_eq(len, 0); /* the whole sequence was valid */
     ck_assert_uint_eq(o, whole_len);
     ck_assert(memcmp(joined, whole, o) == 0);
     free(joined);
     free(whole);
-    exo_detokenizer_free(d);
+    exo_text_stream_free(d);
     return empty;
 }
 
@@ -376,23 +376,23 @@ START_TEST(test_stream_flush_replaces_unfinished) {
     const char *emoji = "\xF0\x9F\x99\x82"; /* 🙂 */
     ck_assert_int_eq(exo_tokenizer_encode(tok, emoji, 4, false, &ids, &n), EXO_OK);
     ck_assert_uint_ge(n, 2);
-    exo_detokenizer *d;
-    ck_assert_int_eq(exo_detokenizer_create(tok, &d), EXO_OK);
+    exo_text_stream *d;
+    ck_assert_int_eq(exo_text_stream_create(tok, &d), EXO_OK);
     const char *piece;
     size_t len;
     for (size_t i = 0; i + 1 < n; i++) {
-        ck_assert_int_eq(exo_detokenizer_push(d, ids[i], &piece, &len), EXO_OK);
+        ck_assert_int_eq(exo_text_stream_push(d, ids[i], &piece, &len), EXO_OK);
         ck_assert_uint_eq(len, 0);
     }
-    ck_assert_int_eq(exo_detokenizer_flush(d, &piece, &len), EXO_OK);
+    ck_assert_int_eq(exo_text_stream_flush(d, &piece, &len), EXO_OK);
     ck_assert_uint_eq(len, 3);
     ck_assert(memcmp(piece, "\xEF\xBF\xBD", 3) == 0);
     /* After flush the full emoji streams cleanly. */
-    for (size_t i = 0; i < n; i++) ck_assert_int_eq(exo_detokenizer_push(d, ids[i], &piece, &len), EXO_OK);
+    for (size_t i = 0; i < n; i++) ck_assert_int_eq(exo_text_stream_push(d, ids[i], &piece, &len), EXO_OK);
     ck_assert_uint_eq(len, 4);
     ck_assert(memcmp(piece, emoji, 4) == 0);
     free(ids);
-    exo_detokenizer_free(d);
+    exo_text_stream_free(d);
     exo_tokenizer_free(tok);
 }
 END_TEST
@@ -406,17 +406,17 @@ START_TEST(test_stream_replaces_invalid_bytes) {
     int32_t a = exo_tokenizer_token_id(tok, "a", 1);
     ck_assert_int_ge(ff, 0);
     ck_assert_int_ge(a, 0);
-    exo_detokenizer *d;
-    ck_assert_int_eq(exo_detokenizer_create(tok, &d), EXO_OK);
+    exo_text_stream *d;
+    ck_assert_int_eq(exo_text_stream_create(tok, &d), EXO_OK);
     const char *piece;
     size_t len;
-    ck_assert_int_eq(exo_detokenizer_push(d, a, &piece, &len), EXO_OK);
+    ck_assert_int_eq(exo_text_stream_push(d, a, &piece, &len), EXO_OK);
     ck_assert_uint_eq(len, 1);
-    ck_assert_int_eq(exo_detokenizer_push(d, ff, &piece, &len), EXO_OK);
+    ck_assert_int_eq(exo_text_stream_push(d, ff, &piece, &len), EXO_OK);
     ck_assert_uint_eq(len, 3);
     ck_assert(memcmp(piece, "\xEF\xBF\xBD", 3) == 0);
-    ck_assert_int_eq(exo_detokenizer_push(d, 1 << 20, &piece, &len), EXO_ERR_INVALID_ARG);
-    exo_detokenizer_free(d);
+    ck_assert_int_eq(exo_text_stream_push(d, 1 << 20, &piece, &len), EXO_ERR_INVALID_ARG);
+    exo_text_stream_free(d);
     exo_tokenizer_free(tok);
 }
 END_TEST

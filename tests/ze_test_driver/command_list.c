@@ -126,7 +126,7 @@ static ze_result_t append(ze_command_list_handle_t list, td_command *c, ze_event
     }
     if (list->immediate) {
         pthread_mutex_lock(&td_global.lock);
-        ze_result_t r = td_submit_gate(list->device);
+        ze_result_t r = td_submit_gate(list->device, false);
         if (r == ZE_RESULT_SUCCESS) {
             r = run_command(c);
             td_ocl_finish();

@@ -60,7 +60,7 @@ ze_result_t ZE_APICALL td_zeCommandQueueExecuteCommandLists(ze_command_queue_han
             return ZE_RESULT_ERROR_INVALID_COMMAND_LIST_TYPE;
     }
     pthread_mutex_lock(&td_global.lock);
-    r = td_submit_gate(queue->device);
+    r = td_submit_gate(queue->device, true);
     for (uint32_t i = 0; i < n && r == ZE_RESULT_SUCCESS; i++) r = td_command_list_run(lists[i]);
     if (r == ZE_RESULT_SUCCESS && fence) fence->signalled = true;
     pthread_mutex_unlock(&td_global.lock);

@@ -40,12 +40,35 @@ ze_result_t ZE_APICALL td_zeContextGetStatus(ze_context_handle_t context) {
     return ZE_RESULT_SUCCESS;
 }
 
-ze_result_t td_submit_gate(ze_device_handle_t device) {
+ze_result_t td_submit_gate(ze_device_handle_t device, bool queue_execute) {
     if (device->lost) return ZE_RESULT_ERROR_DEVICE_LOST;
     td_global.n_submits++;
+    if (queue_execute && ++td_global.n_executes == td_global.device_lost_at_execute) {
+        device->lost = true;
+        return ZE_RESULT_ERROR_DEVICE_LOST;
+    }
     if (td_global.config.device_lost_at_submit && td_global.n_submits == td_global.config.device_lost_at_submit) {
         device->lost = true;
         return ZE_RESULT_ERROR_DEVICE_LOST;
     }
     return ZE_RESULT_SUCCESS;
+}
+
+void exo_ze_test_driver_set_device_lost_at_submit(uint64_t n) {
+    pthread_mutex_lock(&td_global.lock);
+    td_global.config.device_lost_at_submit = n;
+    pthread_mutex_unlock(&td_global.lock);
+}
+
+void exo_ze_test_driver_set_device_lost_at_execute(uint64_t n) {
+    pthread_mutex_lock(&td_global.lock);
+    td_global.device_lost_at_execute = n;
+    pthread_mutex_unlock(&td_global.lock);
+}
+
+uint64_t exo_ze_test_driver_executes(void) {
+    pthread_mutex_lock(&td_global.lock);
+    uint64_t n = td_global.n_executes;
+    pthread_mutex_unlock(&td_global.lock);
+    return n;
 }

@@ -127,6 +127,8 @@ typedef struct td_state {
     pthread_mutex_t lock;
     uint64_t n_device_allocs; /* device allocations so far (EXO_ZE_TEST_ALLOC_FAIL_AT) */
     uint64_t n_submits;       /* submissions so far (EXO_ZE_TEST_DEVICE_LOST_AT_SUBMIT) */
+    uint64_t n_executes;      /* of which zeCommandQueueExecuteCommandLists */
+    uint64_t device_lost_at_execute; /* 0 = never */
 } td_state;
 
 extern td_state td_global;
@@ -308,7 +310,7 @@ bool td_spirv_to_bitcode(const void *spirv, size_t size, unsigned char **bc, siz
 bool td_context_valid(ze_context_handle_t context);
 /* Marks a device lost when this submission is the injected one; returns DEVICE_LOST then and
  * for every later call on a lost device. Lock held. */
-ze_result_t td_submit_gate(ze_device_handle_t device);
+ze_result_t td_submit_gate(ze_device_handle_t device, bool queue_execute);
 /* Runs a list's commands in order. Lock held. */
 ze_result_t td_command_list_run(ze_command_list_handle_t list);
 /* Builds a malloc'd build log handle (NULL when out of memory). */
@@ -415,5 +417,12 @@ TD_EXPORT uint64_t exo_ze_test_driver_launches(void);
 TD_EXPORT uint64_t exo_ze_test_driver_submits(void);
 TD_EXPORT uint64_t exo_ze_test_driver_live_device_bytes(void);
 TD_EXPORT uint64_t exo_ze_test_driver_module_builds(void);
+/* Same as EXO_ZE_TEST_DEVICE_LOST_AT_SUBMIT, set while running (a test loses the device after
+ * it has built state: the value is an absolute submission number, see ..._submits()). */
+TD_EXPORT void exo_ze_test_driver_set_device_lost_at_submit(uint64_t n);
+/* Loses the device at the n-th zeCommandQueueExecuteCommandLists (absolute, see ..._executes()):
+ * a graph run, as opposed to a copy on an immediate list. */
+TD_EXPORT void exo_ze_test_driver_set_device_lost_at_execute(uint64_t n);
+TD_EXPORT uint64_t exo_ze_test_driver_executes(void);
 
 #endif /* EXO_ZE_TEST_DRIVER_H */

@@ -60,7 +60,7 @@ class TextGenerationTask:
     logprobs: bool = False
     top_logprobs: int = None
     banned_tokens: list = None
-    add_bos: bool = None  # None: the model's BOS when its tokenizer adds one (see docs)
+    add_bos: bool = None  # prepend the model's BOS to a text prompt; None: no (see _tokenize)
 
     def sampling(self):
         p = SamplingParams()
@@ -251,6 +251,7 @@ class IpexEngine:
         self._sessions = {}             # other ranks: request_id -> (Session, Sampler or None)
         self._submitted = set()         # other ranks: task ids EXO submitted here
         self._ended = set()             # other ranks: request ids that ended before submit
+        self._finished_early = []       # other ranks: submitted after their end message
         self._cancelled_tasks = set()
         self._rr = itertools.count()
         self._eos = set(self.model.info.eos_token_ids) | self._generation_config_eos()
@@ -277,7 +278,11 @@ class IpexEngine:
         if not isinstance(task, TextGenerationTask):
             task = task_from_exo(task)
         if not self.is_first:
-            self._submitted.add(task.task_id)
+            if task.task_id in self._ended:  # rank 0 already finished it: report at the next step
+                self._ended.discard(task.task_id)
+                self._finished_early.append(task.task_id)
+            else:
+                self._submitted.add(task.task_id)
             return
         if len(self._requests) >= self.b.max_concurrent:
             raise error_for(-1, f"{len(self._requests)} requests already run (max_concurrent "
@@ -285,8 +290,10 @@ class IpexEngine:
         if task.prompt_tokens is not None:
             ids = [int(t) for t in task.prompt_tokens]
         else:
-            add_bos = bool(task.add_bos) if task.add_bos is not None else False
-            ids = self.model.tokenize(task.prompt or "", add_bos=add_bos)
+            # The C API cannot say whether the tokenizer itself adds BOS (exo_generate's
+            # add_bos = -1 can); EXO's chat templates write BOS into the text, so the default
+            # is none.
+            ids = self.model.tokenize(task.prompt or "", add_bos=bool(task.add_bos))
         if not ids:
             raise error_for(-1, f"task {task.task_id}: the prompt holds no tokens", "submit")
         params = task.sampling()
@@ -434,7 +441,8 @@ class IpexEngine:
 
     # -- ranks after the first
     def _step_downstream(self, timeout):
-        out = []
+        out = [(tid, FinishedResponse()) for tid in self._finished_early]
+        self._finished_early.clear()
         for tid in [t for t in self._submitted if self.should_cancel(t)]:
             self._submitted.discard(tid)
             self._cancelled_tasks.discard(tid)
@@ -454,6 +462,8 @@ class IpexEngine:
                 if rid in self._submitted:
                     self._submitted.discard(rid)
                     out.append((rid, FinishedResponse()))
+                else:
+                    self._ended.add(rid)
             elif header["kind"] == "error":
                 self.link.send("error", rid, message=header.get("message", ""))  # on towards rank 0
             msg = self.link.recv(0)

@@ -12,7 +12,7 @@ import queue
 import threading
 
 from . import _capi
-from .errors import check, ExoError, error_for
+from .errors import check, error_for
 
 
 class Piece(collections.namedtuple("Piece", "text token")):

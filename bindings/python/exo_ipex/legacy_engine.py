@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from . import model as _model
-from .errors import ExoError, error_for
+from .errors import error_for
 from .runtime import Runtime
 from .sampler import Sampler, SamplingParams
 

@@ -11,7 +11,7 @@ import os
 import weakref
 
 from . import _capi
-from .errors import check, ExoError, error_for
+from .errors import check, error_for
 
 try:  # numpy is optional: without it, outputs are (bytes, shape, dtype)
     import numpy as _np

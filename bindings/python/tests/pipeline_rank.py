@@ -51,8 +51,7 @@ def engine_mode(rank, addresses, model, prompt, n):
     assert progress[-1] == (2, 2), progress
     engine = b.build()
     engine.warmup()
-    engine.submit(TextGenerationTask(task_id="t1", prompt=prompt, max_output_tokens=n, temperature=0.0,
-                                     add_bos=rank == 0 and None))
+    engine.submit(TextGenerationTask(task_id="t1", prompt=prompt, max_output_tokens=n, temperature=0.0))
     text, tokens, finished = [], [], False
     while not finished:
         for tid, ev in engine.step(timeout=0.05):

@@ -12,7 +12,7 @@ from exo_ipex import node_info
 @pytest.fixture
 def fake_runtime(build_dir, monkeypatch):
     plugin_dir = os.path.join(build_dir, "tests", "fake_plugins", "alpha")
-    if not os.path.isdir(plugin_dir):
+    if not os.path.isfile(os.path.join(plugin_dir, "libexo-plugin-alpha.so")):
         pytest.skip("the registry's fake plugins are not built")
     made = []
 

@@ -179,3 +179,18 @@ def test_closed_objects_refuse_use(runtime):
     assert sh.closed
     with pytest.raises(ValueError):
         sh.session()
+
+
+def test_binding_works_without_numpy():
+    import sys
+    from conftest import subprocess_env
+    code = ("import sys; sys.modules['numpy'] = None\n"
+            "import exo_ipex\n"
+            f"rt = exo_ipex.Runtime(); m = rt.open_model({TINY_LLAMA!r})\n"
+            "data, shape, dtype = m.load_shard(0, 2).session().forward_tokens([0, 5, 6])\n"
+            "assert shape == (3, 64) and dtype == 'float32' and len(data) == 3 * 64 * 4\n"
+            "_, shape, _ = m.load_shard(2, 4).session().forward_hidden(data, last_only=True)\n"
+            "assert shape == (1, 512), shape\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

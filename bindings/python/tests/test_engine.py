@@ -128,7 +128,7 @@ def test_legacy_interface_whole_model_matches_golden_and_samples():
     eng = IpexInferenceEngine()
     shard = Shard(TINY_LLAMA, 0, 3, 4)  # inclusive end: the whole model
     with exo_ipex.TensorFile(os.path.join(TINY_LLAMA, "golden.safetensors")) as f:
-        ids, ref, greedy = f.get("p0.ids"), f.get("p0.logits"), f.get("p0.greedy")
+        ids, ref = f.get("p0.ids"), f.get("p0.logits")
 
     async def go():
         logits, state = await eng.infer_tensor("r", shard, ids.reshape(1, -1))
@@ -182,3 +182,35 @@ def test_two_process_engine_pipeline_reproduces_exo_run(exo_run):
     got = json.loads(out.strip().splitlines()[-1])
     assert got["tokens"] == expect_tokens
     assert got["text"] == expect_text
+
+
+def test_pipeline_ranks_in_one_process_finish_cancel_and_late_submit():
+    a0, a1 = (f"tcp://127.0.0.1:{p}" for p in free_tcp_ports(2))
+    builders = [IpexBuilder(TINY_LLAMA, start_layer=2 * r, end_layer=2 * r + 2, device_rank=r, world_size=2,
+                            addresses=[a0, a1]) for r in range(2)]
+    for b in builders:
+        b.connect()
+    e0, e1 = (b.build() for b in builders)
+    for tid, n in (("long", 10000), ("short", 4)):
+        e0.submit(TextGenerationTask(tid, prompt=PROMPT, max_output_tokens=n, temperature=0.0))
+    e1.submit(TextGenerationTask("long", prompt=PROMPT))  # "short" reaches rank 1 only after it ended
+    ends0, ends1, chunks = {}, {}, {"long": 0, "short": 0}
+    while len(ends0) < 2 or len(ends1) < 2:
+        for tid, ev in e0.step(timeout=0.01):
+            if isinstance(ev, TokenChunk):
+                chunks[tid] += 1
+                if tid == "long" and chunks[tid] == 3:
+                    e0.cancel("long")
+            else:
+                ends0[tid] = ev
+        if "short" in ends0 and "short" not in e1._submitted and "short" not in ends1:
+            e1.submit(TextGenerationTask("short", prompt=PROMPT))
+        for tid, ev in e1.step(timeout=0.01):
+            ends1[tid] = ev
+    assert isinstance(ends0["long"], CancelledResponse) and isinstance(ends0["short"], FinishedResponse)
+    assert all(isinstance(ev, FinishedResponse) for ev in ends1.values())
+    assert chunks["short"] == 4 and chunks["long"] >= 3
+    assert not e1._sessions  # every rank freed its sessions
+    for e, b in zip((e0, e1), builders):
+        e.close()
+        b.close()

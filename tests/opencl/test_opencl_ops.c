@@ -1,0 +1,383 @@
+/* Every op of the graph IR on the OpenCL plugin (PoCL here) against the CPU plugin's plain-C
+ * reference kernels (EXO_CPU_KERNELS=ref), by normalised mean squared error per op in the
+ * manner of ggml's test-backend-ops: random inputs, several shapes (odd sizes, GQA ratios, f32 /
+ * f16 / bf16 weights, weights at an offset inside their buffer), several token counts, and
+ * decode steps after a prefill on the same KV cache. Each case prints "nmse <op> <case> <value>". */
+#include "op_harness.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOKENS_DIM EXO_DIM_TOKENS
+
+static const char *op_label(exo_op op) {
+    switch (op) {
+    case EXO_OP_ADD: return "ADD";
+    case EXO_OP_MUL: return "MUL";
+    case EXO_OP_GLU: return "GLU";
+    case EXO_OP_SOFTCAP: return "SOFTCAP";
+    default: return "?";
+    }
+}
+
+/* NMSE thresholds per op. Both sides accumulate differently (f32 trees on the device, double on
+ * the reference), so errors are rounding-level; anything structural is orders above these. */
+#define NMSE_ELEMENTWISE 1e-12
+#define NMSE_NORM 1e-10
+#define NMSE_MATMUL 1e-9
+#define NMSE_ROPE 1e-10
+#define NMSE_ATTENTION 1e-9
+#define NMSE_TRANSCENDENTAL 1e-10
+
+static oh_device cl_dev, ref_dev;
+
+static void open_both(void) {
+    char why[1200];
+    setenv("EXO_CPU_KERNELS", "ref", 1);
+    if (oh_open(&cl_dev, "opencl", why, sizeof why) != 0) {
+        fprintf(stderr, "skip: no OpenCL device: %s\n", why);
+        exit(77);
+    }
+    ck_assert_msg(oh_open(&ref_dev, "cpu_amx", why, sizeof why) == 0, "%s", why);
+}
+
+static void close_both(void) {
+    oh_close(&cl_dev);
+    oh_close(&ref_dev);
+}
+
+typedef struct step_input {
+    uint32_t tensor;
+    const void *data; /* bytes for n_tokens of the step */
+} step_input;
+
+/* Runs the graph for each step (token count + inputs) on both devices and returns the largest
+ * NMSE over the `outputs` (read back after every step, at that step's token count). */
+static double compare(const oh_graph *g, uint32_t n_steps, const uint32_t *tokens, const step_input *inputs,
+                      uint32_t n_inputs, const uint32_t *outputs, uint32_t n_outputs) {
+    oh_run cl, ref;
+    ck_assert_msg(oh_start(&ref, &ref_dev, g) == EXO_OK, "cpu compile: %s", ref_dev.host.last_error);
+    exo_status st = oh_start(&cl, &cl_dev, g);
+    ck_assert_msg(st == EXO_OK, "opencl compile: %s", cl_dev.host.last_error);
+    double worst = 0.0;
+    for (uint32_t s = 0; s < n_steps; s++) {
+        for (uint32_t i = 0; i < n_inputs; i++) {
+            const step_input *in = &inputs[s * n_inputs + i];
+            uint64_t bytes = oh_bytes(g, in->tensor, tokens[s]);
+            ck_assert_int_eq(oh_write(&ref, in->tensor, in->data, bytes), EXO_OK);
+            ck_assert_int_eq(oh_write(&cl, in->tensor, in->data, bytes), EXO_OK);
+        }
+        ck_assert_msg(oh_exec(&ref, tokens[s]) == EXO_OK, "cpu: %s", ref_dev.host.last_error);
+        ck_assert_msg(oh_exec(&cl, tokens[s]) == EXO_OK, "opencl: %s", cl_dev.host.last_error);
+        for (uint32_t o = 0; o < n_outputs; o++) {
+            uint64_t bytes = oh_bytes(g, outputs[o], tokens[s]);
+            float *a = malloc(bytes), *b = malloc(bytes);
+            ck_assert_int_eq(oh_read(&cl, outputs[o], a, bytes), EXO_OK);
+            ck_assert_int_eq(oh_read(&ref, outputs[o], b, bytes), EXO_OK);
+            double e = oh_nmse(a, b, (int64_t)(bytes / 4));
+            if (!(e <= worst)) worst = e; /* NaN propagates */
+            free(a);
+            free(b);
+        }
+    }
+    oh_stop(&cl);
+    oh_stop(&ref);
+    return worst;
+}
+
+static void report(const char *op, const char *what, double nmse, double limit) {
+    printf("nmse %-10s %-44s %.3e\n", op, what, nmse);
+    fflush(stdout);
+    ck_assert_msg(nmse <= limit, "%s %s: NMSE %.3e exceeds %.1e", op, what, nmse, limit);
+}
+
+/* Weights of `dtype` from floats: the bytes for the device and the exact values they hold. */
+static void *weights_of(exo_dtype dtype, float *values, int64_t n) {
+    if (dtype == EXO_DTYPE_F32) {
+        float *w = malloc((size_t)n * 4);
+        memcpy(w, values, (size_t)n * 4);
+        return w;
+    }
+    uint16_t *w = malloc((size_t)n * 2);
+    for (int64_t i = 0; i < n; i++) w[i] = dtype == EXO_DTYPE_F16 ? oh_f32_to_f16(values[i]) : oh_f32_to_bf16(values[i]);
+    return w;
+}
+static const char *dtype_name(exo_dtype t) { return t == EXO_DTYPE_F16 ? "f16" : t == EXO_DTYPE_BF16 ? "bf16" : "f32"; }
+
+/* ---------------------------------------------------------------- one-node ops */
+
+START_TEST(rms_norm_matches_reference) {
+    open_both();
+    static const int64_t widths[] = {64, 257, 1000, 32};
+    static const exo_dtype types[] = {EXO_DTYPE_F32, EXO_DTYPE_F16, EXO_DTYPE_BF16};
+    for (int wi = 0; wi < 4; wi++)
+        for (int ti = 0; ti < 3; ti++) {
+            int64_t w = widths[wi], heads = wi == 3 ? 3 : 1; /* [T, heads, head_dim]: q/k norm */
+            float *wv = malloc((size_t)w * 4), *x = malloc((size_t)(w * heads * 6) * 4);
+            oh_random(wv, w, -1.0f, 1.0f, 11 + (uint32_t)wi);
+            oh_random(x, w * heads * 6, -3.0f, 3.0f, 12 + (uint32_t)wi);
+            void *wd = weights_of(types[ti], wv, w);
+            oh_graph g;
+            oh_init(&g, 6);
+            uint32_t in = heads > 1 ? oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 3, w, heads, TOKENS_DIM)
+                                    : oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, w, TOKENS_DIM, 0);
+            uint32_t wt = oh_weight(&g, "w", types[ti], wd, 0, 1, w, 0);
+            uint32_t out = heads > 1 ? oh_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 3, w, heads, TOKENS_DIM)
+                                     : oh_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, w, TOKENS_DIM, 0);
+            int32_t one_plus = ti == 2;
+            float eps = 1e-6f;
+            oh_node(&g, EXO_OP_RMS_NORM, out, 2, (uint32_t[]){in, wt}, &one_plus, 1, &eps, 1);
+            uint32_t tokens[] = {6, 1};
+            step_input inputs[] = {{in, x}, {in, x}};
+            char what[64];
+            snprintf(what, sizeof what, "width %lld x %lld heads, w %s%s", (long long)w, (long long)heads,
+                     dtype_name(types[ti]), one_plus ? " (1+w)" : "");
+            report("RMS_NORM", what, compare(&g, 2, tokens, inputs, 1, &out, 1), NMSE_NORM);
+            free(wv);
+            free(x);
+            free(wd);
+        }
+    close_both();
+}
+END_TEST
+
+START_TEST(matmul_matches_reference) {
+    open_both();
+    /* K, N, tokens: decode (matrix-vector kernels) and prefill (tiled) sizes, odd ones included. */
+    static const int64_t shapes[][3] = {{64, 32, 1}, {257, 33, 3}, {128, 96, 4}, {96, 130, 7}, {200, 70, 70}, {33, 65, 5}};
+    static const exo_dtype types[] = {EXO_DTYPE_F32, EXO_DTYPE_F16, EXO_DTYPE_BF16};
+    for (int si = 0; si < 6; si++)
+        for (int ti = 0; ti < 3; ti++) {
+            int64_t K = shapes[si][0], N = shapes[si][1], T = shapes[si][2];
+            int bias = (si + ti) % 2 == 0;
+            uint64_t offset = si % 2 ? (uint64_t)K * 4 * (types[ti] == EXO_DTYPE_F32 ? 4 : 2) : 0; /* a fused slice */
+            float *wv = malloc((size_t)(N * K) * 4), *x = malloc((size_t)(T * K) * 4), *b = malloc((size_t)N * 4);
+            oh_random(wv, N * K, -1.0f, 1.0f, 21 + (uint32_t)si);
+            oh_random(x, T * K, -1.0f, 1.0f, 22 + (uint32_t)si);
+            oh_random(b, N, -0.5f, 0.5f, 23 + (uint32_t)si);
+            void *wd = weights_of(types[ti], wv, N * K);
+            oh_graph g;
+            oh_init(&g, (uint32_t)T);
+            uint32_t in = oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, K, TOKENS_DIM, 0);
+            uint32_t wt = oh_weight(&g, "W", types[ti], wd, offset, 2, K, N);
+            uint32_t bt = oh_weight(&g, "bias", EXO_DTYPE_F32, b, 0, 1, N, 0);
+            uint32_t out = oh_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, N, TOKENS_DIM, 0);
+            oh_node(&g, EXO_OP_MATMUL, out, bias ? 3 : 2, (uint32_t[]){in, wt, bt}, NULL, 0, NULL, 0);
+            uint32_t tokens[] = {(uint32_t)T, 1};
+            step_input inputs[] = {{in, x}, {in, x}};
+            char what[96];
+            snprintf(what, sizeof what, "K %lld N %lld T %lld, W %s%s%s", (long long)K, (long long)N, (long long)T,
+                     dtype_name(types[ti]), bias ? " +bias" : "", offset ? " @offset" : "");
+            report("MATMUL", what, compare(&g, T > 1 ? 2 : 1, tokens, inputs, 1, &out, 1), NMSE_MATMUL);
+            free(wv);
+            free(x);
+            free(b);
+            free(wd);
+        }
+    close_both();
+}
+END_TEST
+
+/* One elementwise node of x (and y) -> out over [T, width]. */
+static void elementwise_case(exo_op op, int32_t iparam, float fparam, int64_t width, int b_row, exo_dtype b_type,
+                             const char *what, double limit) {
+    const uint32_t T = 5;
+    float *x = malloc((size_t)(width * T) * 4), *y = malloc((size_t)(width * T) * 4);
+    oh_random(x, width * T, -4.0f, 4.0f, 31);
+    oh_random(y, width * T, -2.0f, 2.0f, 32);
+    void *yw = NULL;
+    oh_graph g;
+    oh_init(&g, T);
+    uint32_t a = oh_tensor(&g, "a", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, width, TOKENS_DIM, 0), b = 0;
+    uint32_t n_src = op == EXO_OP_SOFTCAP ? 1 : 2;
+    if (b_row) {
+        yw = weights_of(b_type, y, width);
+        b = oh_weight(&g, "b", b_type, yw, 0, 1, width, 0);
+    } else {
+        b = oh_tensor(&g, "b", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, width, TOKENS_DIM, 0);
+    }
+    uint32_t out = oh_tensor(&g, "out", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, width, TOKENS_DIM, 0);
+    oh_node(&g, op, out, n_src, (uint32_t[]){a, b}, &iparam, 1, &fparam, 1);
+    uint32_t tokens[] = {T, 2};
+    step_input inputs[] = {{a, x}, {b, y}, {a, x + width}, {b, y}};
+    uint32_t n_in = b_row || n_src == 1 ? 1 : 2;
+    step_input in1[] = {{a, x}, {a, x + width}};
+    report(op_label(op), what, compare(&g, 2, tokens, n_in == 1 ? in1 : inputs, n_in, &out, 1), limit);
+    free(x);
+    free(y);
+    free(yw);
+}
+
+START_TEST(elementwise_ops_match_reference) {
+    open_both();
+    elementwise_case(EXO_OP_ADD, 0, 0, 301, 0, EXO_DTYPE_F32, "301 wide", NMSE_ELEMENTWISE);
+    elementwise_case(EXO_OP_ADD, 0, 0, 64, 1, EXO_DTYPE_BF16, "64 wide, b one bf16 row", NMSE_ELEMENTWISE);
+    elementwise_case(EXO_OP_MUL, 0, 0, 77, 0, EXO_DTYPE_F32, "77 wide", NMSE_ELEMENTWISE);
+    elementwise_case(EXO_OP_MUL, 0, 0, 96, 1, EXO_DTYPE_F16, "96 wide, b one f16 row", NMSE_ELEMENTWISE);
+    elementwise_case(EXO_OP_GLU, EXO_ACT_SILU, 0, 300, 0, EXO_DTYPE_F32, "silu 300 wide", NMSE_TRANSCENDENTAL);
+    elementwise_case(EXO_OP_GLU, EXO_ACT_GELU_TANH, 0, 129, 0, EXO_DTYPE_F32, "gelu-tanh 129 wide", NMSE_TRANSCENDENTAL);
+    elementwise_case(EXO_OP_SOFTCAP, 0, 3.0f, 500, 0, EXO_DTYPE_F32, "cap 3, 500 wide", NMSE_TRANSCENDENTAL);
+    close_both();
+}
+END_TEST
+
+START_TEST(get_rows_and_copy_match_reference) {
+    open_both();
+    static const exo_dtype types[] = {EXO_DTYPE_F32, EXO_DTYPE_F16, EXO_DTYPE_BF16};
+    const int64_t V = 37, H = 70;
+    const uint32_t T = 6;
+    float *table = malloc((size_t)(V * H) * 4);
+    oh_random(table, V * H, -1.0f, 1.0f, 41);
+    int32_t ids[6] = {0, 36, 5, 5, 17, 2};
+    for (int ti = 0; ti < 3; ti++) {
+        void *td = weights_of(types[ti], table, V * H);
+        oh_graph g;
+        oh_init(&g, T);
+        uint32_t tab = oh_weight(&g, "table", types[ti], td, 0, 2, H, V);
+        uint32_t in = oh_tensor(&g, "ids", EXO_DTYPE_I32, EXO_TENSOR_INPUT, 1, TOKENS_DIM, 0, 0);
+        uint32_t rows = oh_tensor(&g, "rows", EXO_DTYPE_F32, 0, 2, H, TOKENS_DIM, 0);
+        uint32_t out = oh_tensor(&g, "out", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 3, 10, 7, TOKENS_DIM);
+        float scale = ti == 1 ? 2.5f : 1.0f;
+        oh_node(&g, EXO_OP_GET_ROWS, rows, 2, (uint32_t[]){tab, in}, NULL, 0, &scale, 1);
+        oh_node(&g, EXO_OP_COPY, out, 1, (uint32_t[]){rows}, NULL, 0, NULL, 0); /* the reshape */
+        uint32_t tokens[] = {T, 1};
+        step_input inputs[] = {{in, ids}, {in, ids + 1}};
+        char what[64];
+        snprintf(what, sizeof what, "table %s [%lld][%lld], scale %g + reshape", dtype_name(types[ti]), (long long)V,
+                 (long long)H, (double)scale);
+        report("GET_ROWS", what, compare(&g, 2, tokens, inputs, 1, &out, 1), NMSE_ELEMENTWISE);
+        free(td);
+    }
+    /* The converting copy: f16 / bf16 weights to f32. */
+    for (int ti = 1; ti < 3; ti++) {
+        void *td = weights_of(types[ti], table, V * H);
+        oh_graph g;
+        oh_init(&g, 1);
+        uint32_t tab = oh_weight(&g, "table", types[ti], td, 0, 2, H, V);
+        uint32_t out = oh_tensor(&g, "out", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 1, V * H, 0, 0);
+        oh_node(&g, EXO_OP_COPY, out, 1, (uint32_t[]){tab}, NULL, 0, NULL, 0);
+        uint32_t tokens[] = {1};
+        char what[64];
+        snprintf(what, sizeof what, "%s -> f32, %lld elements", dtype_name(types[ti]), (long long)(V * H));
+        report("COPY", what, compare(&g, 1, tokens, NULL, 0, &out, 1), 0.0);
+        free(td);
+    }
+    free(table);
+    close_both();
+}
+END_TEST
+
+START_TEST(rope_matches_reference) {
+    open_both();
+    /* head_dim, heads, n_rot, mode, attention factor */
+    static const struct { int64_t hd, heads; int32_t n_rot, mode; float factor; } cases[] = {
+        {64, 4, 64, EXO_ROPE_NEOX, 1.0f}, {40, 3, 40, EXO_ROPE_NEOX, 1.0f}, {64, 2, 32, EXO_ROPE_NEOX, 1.2f},
+        {32, 5, 32, EXO_ROPE_NORMAL, 1.0f}, {128, 2, 96, EXO_ROPE_NORMAL, 0.9f}};
+    const uint32_t T = 7;
+    int32_t pos[7] = {0, 1, 2, 3, 100, 2047, 9};
+    for (int ci = 0; ci < 5; ci++) {
+        int64_t hd = cases[ci].hd, heads = cases[ci].heads;
+        float *x = malloc((size_t)(hd * heads * T) * 4), *freq = malloc((size_t)hd / 2 * 4);
+        oh_random(x, hd * heads * T, -2.0f, 2.0f, 51 + (uint32_t)ci);
+        for (int64_t i = 0; i < cases[ci].n_rot / 2; i++) freq[i] = powf(10000.0f, -2.0f * (float)i / (float)cases[ci].n_rot);
+        oh_graph g;
+        oh_init(&g, T);
+        uint32_t in = oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 3, hd, heads, TOKENS_DIM);
+        uint32_t p = oh_tensor(&g, "pos", EXO_DTYPE_I32, EXO_TENSOR_INPUT, 1, TOKENS_DIM, 0, 0);
+        uint32_t f = oh_weight(&g, "inv_freq", EXO_DTYPE_F32, freq, 0, 1, cases[ci].n_rot / 2, 0);
+        uint32_t out = oh_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 3, hd, heads, TOKENS_DIM);
+        int32_t ip[2] = {cases[ci].mode, cases[ci].n_rot};
+        oh_node(&g, EXO_OP_ROPE, out, 3, (uint32_t[]){in, p, f}, ip, 2, &cases[ci].factor, 1);
+        uint32_t tokens[] = {T, 1};
+        step_input inputs[] = {{in, x}, {p, pos}, {in, x}, {p, pos + 5}};
+        char what[80];
+        snprintf(what, sizeof what, "%s hd %lld x %lld heads, n_rot %d, factor %g",
+                 cases[ci].mode == EXO_ROPE_NEOX ? "neox" : "normal", (long long)hd, (long long)heads, cases[ci].n_rot,
+                 (double)cases[ci].factor);
+        report("ROPE", what, compare(&g, 2, tokens, inputs, 2, &out, 1), NMSE_ROPE);
+        free(x);
+        free(freq);
+    }
+    close_both();
+}
+END_TEST
+
+/* KV_WRITE k and v, then ATTENTION, over steps: a prefill of `prefill` tokens at positions
+ * 0.., then single-token decode steps; compares the attention output and both caches. */
+static void attention_case(int32_t nh, int32_t nkv, int32_t hd, int32_t window, float softcap, uint32_t prefill,
+                           uint32_t decode_steps) {
+    const int64_t ctx = 80;
+    uint32_t max_t = prefill;
+    oh_graph g;
+    oh_init(&g, max_t);
+    uint32_t q = oh_tensor(&g, "q", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 3, hd, nh, TOKENS_DIM);
+    uint32_t k = oh_tensor(&g, "k", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 3, hd, nkv, TOKENS_DIM);
+    uint32_t v = oh_tensor(&g, "v", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 3, hd, nkv, TOKENS_DIM);
+    uint32_t p = oh_tensor(&g, "pos", EXO_DTYPE_I32, EXO_TENSOR_INPUT, 1, TOKENS_DIM, 0, 0);
+    uint32_t kc = oh_tensor(&g, "k_cache", EXO_DTYPE_F32, EXO_TENSOR_KV, 3, hd, nkv, ctx);
+    uint32_t vc = oh_tensor(&g, "v_cache", EXO_DTYPE_F32, EXO_TENSOR_KV, 3, hd, nkv, ctx);
+    uint32_t out = oh_tensor(&g, "attn", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, (int64_t)nh * hd, TOKENS_DIM, 0);
+    oh_node(&g, EXO_OP_KV_WRITE, kc, 2, (uint32_t[]){k, p}, NULL, 0, NULL, 0);
+    oh_node(&g, EXO_OP_KV_WRITE, vc, 2, (uint32_t[]){v, p}, NULL, 0, NULL, 0);
+    int32_t ip[4] = {nh, nkv, hd, window};
+    float fp[2] = {1.0f / sqrtf((float)hd), softcap};
+    oh_node(&g, EXO_OP_ATTENTION, out, 4, (uint32_t[]){q, kc, vc, p}, ip, 4, fp, 2);
+
+    uint32_t n_steps = 1 + decode_steps;
+    uint32_t tokens[16];
+    step_input inputs[16 * 4];
+    float *data[16 * 3];
+    int32_t positions[16][64];
+    uint32_t next = 0;
+    for (uint32_t s = 0; s < n_steps; s++) {
+        tokens[s] = s == 0 ? prefill : 1;
+        for (uint32_t t = 0; t < tokens[s]; t++) positions[s][t] = (int32_t)next++;
+        int64_t sizes[3] = {(int64_t)nh * hd, (int64_t)nkv * hd, (int64_t)nkv * hd};
+        uint32_t ids[3] = {q, k, v};
+        for (int j = 0; j < 3; j++) {
+            data[s * 3 + j] = malloc((size_t)(sizes[j] * tokens[s]) * 4);
+            oh_random(data[s * 3 + j], sizes[j] * tokens[s], -2.0f, 2.0f, 61 + s * 3 + (uint32_t)j);
+            inputs[s * 4 + j] = (step_input){ids[j], data[s * 3 + j]};
+        }
+        inputs[s * 4 + 3] = (step_input){p, positions[s]};
+    }
+    uint32_t outputs[3] = {out, kc, vc};
+    char what[96];
+    snprintf(what, sizeof what, "%d/%d heads, hd %d, window %d, cap %g, %u+%u tok", nh, nkv, hd, window,
+             (double)softcap, prefill, decode_steps);
+    report("ATTENTION", what, compare(&g, n_steps, tokens, inputs, 4, outputs, 3), NMSE_ATTENTION);
+    for (uint32_t s = 0; s < n_steps * 3; s++) free(data[s]);
+}
+
+START_TEST(attention_and_kv_write_match_reference) {
+    open_both();
+    attention_case(4, 4, 64, 0, 0.0f, 7, 2);    /* MHA */
+    attention_case(8, 2, 64, 0, 0.0f, 5, 3);    /* GQA 4:1 */
+    attention_case(6, 1, 40, 0, 0.0f, 37, 2);   /* MQA, odd head_dim, prefill across KV tiles */
+    attention_case(4, 2, 128, 3, 0.0f, 9, 2);   /* sliding window */
+    attention_case(2, 1, 32, 0, 20.0f, 6, 2);   /* softcap */
+    attention_case(3, 3, 256, 0, 0.0f, 40, 1);  /* wide heads */
+    close_both();
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("opencl_ops");
+    TCase *tc = tcase_create("ops");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, rms_norm_matches_reference);
+    tcase_add_test(tc, matmul_matches_reference);
+    tcase_add_test(tc, elementwise_ops_match_reference);
+    tcase_add_test(tc, get_rows_and_copy_match_reference);
+    tcase_add_test(tc, rope_matches_reference);
+    tcase_add_test(tc, attention_and_kv_write_match_reference);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
