@@ -8,6 +8,7 @@
 #include "graph_prefault.h"
 #include "kernels_fast.h"
 #include "kernels_ref.h"
+#include "matmul_group.h"
 #include "threadpool.h"
 
 #include <stdlib.h>
@@ -31,6 +32,7 @@ struct exo_compiled {
     size_t workspace_stride;
     uint32_t n_threads;
     bool fast;        /* AVX-512 kernels on */
+    uint8_t *group;   /* per node: matmuls from here on sharing one pool job (0: not a group start) */
 };
 
 static exo_status check_device(exo_plugin_ctx *ctx, uint32_t device, const char *what) {
@@ -69,6 +71,7 @@ void cpu_compiled_free(exo_compiled *c) {
     free(c->nodes);
     free(c->data);
     free(c->bound);
+    free(c->group);
     free(c->scratch);
     free(c->workspace);
     free(c);
@@ -118,14 +121,20 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
     c->nodes = malloc(sizeof *c->nodes * g->n_nodes);
     c->data = calloc(g->n_tensors, sizeof *c->data);
     c->bound = calloc(g->n_tensors, 1);
+    c->group = calloc(g->n_nodes ? g->n_nodes : 1, 1);
     uint64_t *offsets = malloc(sizeof *offsets * g->n_tensors);
-    if (!c->tensors || !c->nodes || !c->data || !c->bound || !offsets) {
+    if (!c->tensors || !c->nodes || !c->data || !c->bound || !c->group || !offsets) {
         free(offsets);
         cpu_compiled_free(c);
         return cpu_error(ctx, EXO_ERR_NO_MEMORY, "cpu_amx graph_compile: out of memory");
     }
     memcpy(c->tensors, g->tensors, sizeof *c->tensors * g->n_tensors);
     memcpy(c->nodes, g->nodes, sizeof *c->nodes * g->n_nodes);
+    for (uint32_t i = 0; c->fast && i < g->n_nodes;) {
+        uint32_t len = cpu_matmul_group_length(g->nodes, g->n_nodes, i);
+        c->group[i] = (uint8_t)len;
+        i += len > 1 ? len : 1;
+    }
 
     st = cpu_plan_scratch(ctx, g, offsets, &c->scratch_size);
     uint64_t mem_total = 0, mem_avail = 0;
@@ -165,9 +174,13 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
     /* offsets has n_tensors 64-bit slots, room for the prefault's n_tensors indices. */
     cpu_prefault_weights(ctx, g, (uint32_t *)offsets);
     free(offsets);
-    cpu_log(ctx, EXO_LOG_DEBUG, "compiled %u nodes, %u tensors: %llu bytes scratch, %zu bytes workspace x %u threads, %s kernels",
+    uint32_t groups = 0;
+    for (uint32_t i = 0; i < g->n_nodes; i++) groups += c->group[i] > 1;
+    cpu_log(ctx, EXO_LOG_DEBUG,
+            "compiled %u nodes, %u tensors: %llu bytes scratch, %zu bytes workspace x %u threads, %s kernels, "
+            "%u matmul groups",
             g->n_nodes, g->n_tensors, (unsigned long long)c->scratch_size, c->workspace_stride, c->n_threads,
-            c->fast ? "AVX-512" : "reference");
+            c->fast ? "AVX-512" : "reference", groups);
     *out = c;
     return EXO_OK;
 }
@@ -253,6 +266,32 @@ static exo_status check_indices(const exec_node *e, uint32_t s, int64_t count, i
     return EXO_OK;
 }
 
+static void matmul_args(const exec_node *e, cpu_matmul_args *a) {
+    const exo_compiled *c = e->c;
+    const exo_node *nd = e->node;
+    int64_t wne[EXO_MAX_DIMS];
+    int64_t x_count = src_shape(e, 0, NULL), w_count = src_shape(e, 1, wne);
+    *a = (cpu_matmul_args){src_data(e, 0), x_count / wne[0], wne[0], w_count / wne[0], src_data(e, 1),
+                           c->tensors[nd->src[1]].dtype, nd->n_src == 3 ? src_data(e, 2) : NULL, c->data[nd->dst],
+                           c->workspace, c->workspace_stride};
+}
+
+/* Matmuls first .. first + count - 1 share their input: one pool job over all their columns. */
+static void run_matmul_group(exo_compiled *c, uint32_t first, uint32_t count, uint32_t n_tokens) {
+    cpu_matmul_group_args g;
+    g.count = count;
+    g.start[0] = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        exec_node e = {c, first + i, &c->nodes[first + i], n_tokens};
+        matmul_args(&e, &g.member[i]);
+        g.start[i + 1] = g.start[i] + g.member[i].n;
+    }
+    bool gemm = g.member[0].m > CPU_GEMV_MAX_TOKENS;
+    g.fn = gemm ? cpu_avx512_gemm : cpu_avx512_matmul;
+    cpu_threadpool_run(c->ctx->pool, g.start[count], gemm ? CPU_GEMM_GRAIN : CPU_MATMUL_BLOCK, cpu_matmul_group_task,
+                       &g);
+}
+
 static exo_status run_node(const exec_node *e) {
     exo_compiled *c = e->c;
     const exo_node *nd = e->node;
@@ -275,11 +314,8 @@ static exo_status run_node(const exec_node *e) {
         return EXO_OK;
     }
     case EXO_OP_MATMUL: {
-        int64_t wne[EXO_MAX_DIMS];
-        int64_t x_count = src_shape(e, 0, NULL), w_count = src_shape(e, 1, wne);
-        cpu_matmul_args a = {src_data(e, 0), x_count / wne[0], wne[0], w_count / wne[0], src_data(e, 1),
-                             c->tensors[nd->src[1]].dtype, nd->n_src == 3 ? src_data(e, 2) : NULL, dst,
-                             c->workspace, c->workspace_stride};
+        cpu_matmul_args a;
+        matmul_args(e, &a);
         if (!c->fast)
             cpu_threadpool_run(pool, a.n, 1, cpu_ref_matmul, &a);
         else if (a.m > CPU_GEMV_MAX_TOKENS)
@@ -361,6 +397,11 @@ exo_status cpu_graph_execute(exo_compiled *c, const exo_exec_args *args) {
                          args->n_tokens, c->max_tokens);
     exo_status st = bind_tensors(c, args);
     for (uint32_t i = 0; st == EXO_OK && i < c->n_nodes; i++) {
+        if (c->group[i] > 1) {
+            run_matmul_group(c, i, c->group[i], args->n_tokens);
+            i += c->group[i] - 1u;
+            continue;
+        }
         exec_node e = {c, i, &c->nodes[i], args->n_tokens};
         st = run_node(&e);
     }

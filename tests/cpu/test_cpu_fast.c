@@ -142,6 +142,49 @@ START_TEST(matmul_gemv_shapes) {
 }
 END_TEST
 
+/* Three matmuls reading one input (like q/k/v) run as one grouped pool job; each output must
+ * still match the reference, for decode (streaming kernel) and prefill (GEMM) token counts,
+ * with members of different widths, dtypes and bias. */
+static void matmul_group_case(uint32_t tokens) {
+    if (!cpu_has_avx512()) exit(77);
+    const int64_t k = 192, n[3] = {128, 48, 80};
+    const exo_dtype types[3] = {EXO_DTYPE_BF16, EXO_DTYPE_F32, EXO_DTYPE_BF16};
+    cpu_fixture fx;
+    fx_open(&fx, 2);
+    tgraph g;
+    tg_init(&g, &fx, tokens);
+    uint32_t x = tg_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, k, T, 0, 0);
+    void *w[3];
+    uint32_t out[3];
+    float *bias = weights_of(EXO_DTYPE_F32, n[1], 8);
+    uint32_t tb = tg_weight(&g, "b", EXO_DTYPE_F32, bias, n[1], 0);
+    for (int i = 0; i < 3; i++) {
+        w[i] = weights_of(types[i], n[i] * k, 10 + (uint32_t)i);
+        char name[8] = {'w', (char)('0' + i), 0};
+        uint32_t tw = tg_weight(&g, name, types[i], w[i], k, n[i]);
+        name[0] = 'y';
+        out[i] = tg_tensor(&g, name, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, n[i], T, 0, 0);
+        uint32_t src[] = {x, tw, tb};
+        tg_node(&g, EXO_OP_MATMUL, out[i], i == 1 ? 3 : 2, src);
+    }
+    tg_alloc_bound(&g);
+    float *xv = weights_of(EXO_DTYPE_F32, k * tokens, 9);
+    tg_write(&g, x, xv, sizeof(float) * k * tokens);
+    for (int i = 0; i < 3; i++) compare_fast_to_ref(&g, out[i], tokens, n[i] * tokens, "grouped MATMUL");
+    ck_assert_msg(strstr(fx.host.log, ", 1 matmul groups"), "the three matmuls were not grouped: %s", fx.host.log);
+    for (int i = 0; i < 3; i++) free(w[i]);
+    free(bias), free(xv);
+    tg_free(&g);
+    fx_close(&fx);
+}
+
+START_TEST(matmul_group_shared_input) {
+    matmul_group_case(1);
+    matmul_group_case(3);
+    matmul_group_case(40);
+}
+END_TEST
+
 /* ADD/MUL with a same-shape operand, a row-broadcast weight (runs that restart mid-chunk) and a
  * bf16 operand (reference fallback inside the fast kernel). */
 static void binary_fast_case(exo_op op, int broadcast, exo_dtype b_type) {
@@ -328,6 +371,7 @@ int main(void) {
     tcase_add_test(tc, matmul_prefill_all_dtypes);
     tcase_add_test(tc, matmul_gemm_blocking);
     tcase_add_test(tc, matmul_gemv_shapes);
+    tcase_add_test(tc, matmul_group_shared_input);
     tcase_add_test(tc, add_mul_fast);
     tcase_add_test(tc, glu_fast);
     tcase_add_test(tc, rope_fast);

@@ -130,6 +130,26 @@ START_TEST(gpus_are_enumerated_ranked_and_selected) {
 }
 END_TEST
 
+START_TEST(exo_device_selects_the_second_gpu_for_default_placement) {
+    setenv("EXO_DEVICE", "level_zero:1", 1);
+    exo_runtime *rt = runtime();
+    uint32_t selected = 99, second = 98;
+    const char *reason = NULL;
+    ck_assert_int_eq(exo_device_selected(rt, &selected, &reason), EXO_OK);
+    ck_assert_int_eq(exo_device_find(rt, "level_zero:1", &second), EXO_OK);
+    ck_assert_uint_eq(selected, second);
+    exo_model *m = model(rt);
+    exo_shard *s = NULL;
+    ck_assert_int_eq(load(m, NULL, &s), EXO_OK);
+    exo_shard_info info = shard_info(s);
+    ck_assert_str_eq(info.plugin, "level_zero");
+    ck_assert_uint_eq(info.device, second);
+    exo_shard_free(s);
+    exo_model_close(m);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
 START_TEST(a_shard_on_the_second_gpu_matches_the_cpu) {
     exo_runtime *rt = runtime();
     exo_model *m = model(rt);
@@ -381,6 +401,7 @@ int main(void) {
     TCase *tc = tcase_create("run");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, gpus_are_enumerated_ranked_and_selected);
+    tcase_add_test(tc, exo_device_selects_the_second_gpu_for_default_placement);
     tcase_add_test(tc, a_shard_on_the_second_gpu_matches_the_cpu);
     tcase_add_test(tc, telemetry_is_valid_and_sees_allocations);
     tcase_add_test(tc, out_of_device_memory_falls_back_to_the_cpu);

@@ -1,6 +1,7 @@
 """Checks exo-probe --json on this machine: the three plugins, the CPU device selected, PoCL's
 device listed as an alternate of it, and level_zero without devices and with the loader's
-reason — or, with the test driver, two fake Arc GPUs ranked first."""
+reason — or, with the test driver, two fake Arc GPUs ranked first (and selected: the level_zero
+plugin runs graphs)."""
 import json
 import subprocess
 import sys
@@ -19,7 +20,8 @@ pocl = [d for d in devices if d["plugin"] == "opencl" and d["type"] == "cpu"]
 assert cpu and cpu[0]["usable"], cpu
 assert pocl, "PoCL's device is not listed"
 assert pocl[0]["alternate_of"] == cpu[0]["rank"], pocl[0]
-assert doc["selected"] and doc["selected"]["plugin"] == "cpu_amx", doc["selected"]
+expected_selected = "level_zero" if mode == "test-driver" else "cpu_amx"
+assert doc["selected"] and doc["selected"]["plugin"] == expected_selected, doc["selected"]
 
 if mode == "no-driver":
     l0 = plugins["level_zero"]

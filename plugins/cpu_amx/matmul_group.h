@@ -1,0 +1,27 @@
+/* Matmuls that read the same input (q/k/v projections, gate/up) run as one thread-pool job:
+ * their weight rows are concatenated into one item range, so a decode step pays one hand-off
+ * and one join instead of one per matmul, and the split between threads is balanced over the
+ * whole group rather than per matmul. */
+#ifndef EXO_CPU_MATMUL_GROUP_H
+#define EXO_CPU_MATMUL_GROUP_H
+
+#include "kernels.h"
+
+#define CPU_MATMUL_GROUP_MAX 4
+
+typedef struct cpu_matmul_group_args {
+    cpu_matmul_args member[CPU_MATMUL_GROUP_MAX];
+    int64_t start[CPU_MATMUL_GROUP_MAX + 1]; /* first item of each member; start[count] = total */
+    uint32_t count;
+    cpu_kernel_fn fn; /* the members' kernel (they share the input, so its token count) */
+} cpu_matmul_group_args;
+
+/* How many consecutive MATMUL nodes from `first` on read the same input tensor (1 if the node
+ * starts no group, 0 if it is not a matmul), at most CPU_MATMUL_GROUP_MAX. Such nodes read
+ * only that input and their weights, so running them in any order is the same computation. */
+uint32_t cpu_matmul_group_length(const exo_node *nodes, uint32_t n_nodes, uint32_t first);
+
+/* Items: the concatenated output columns of all members. */
+void cpu_matmul_group_task(void *args, int64_t begin, int64_t end, uint32_t thread);
+
+#endif
