@@ -2,7 +2,7 @@
 adapter (exo_ipex.exo_engine). Stdlib only; numpy arrays are returned when numpy is present."""
 from ._capi import EXO_ABI_VERSION
 from .errors import ExoError, InvalidArgument, NotFound, IOFailure, FormatError, Unsupported, NoDevice, \
-    DeviceLost, Aborted, OutOfMemory
+    DeviceLost, Aborted, OutOfMemory, BufferTooSmall
 from .runtime import Runtime, Device, DeviceReport, PluginInfo, Telemetry, default_model_dir
 from .model import Model, Shard, Session, ModelInfo, ShardInfo
 from .generation import Generation, GenerationStats, Piece
@@ -17,6 +17,6 @@ def library_path():
 
 
 __all__ = ["EXO_ABI_VERSION", "ExoError", "InvalidArgument", "NotFound", "IOFailure", "FormatError",
-           "Unsupported", "NoDevice", "DeviceLost", "Aborted", "OutOfMemory", "Runtime", "Device",
+           "Unsupported", "NoDevice", "DeviceLost", "Aborted", "OutOfMemory", "BufferTooSmall", "Runtime", "Device",
            "DeviceReport", "PluginInfo", "Telemetry", "default_model_dir", "Model", "Shard", "Session",
            "ModelInfo", "ShardInfo", "Generation", "GenerationStats", "Piece", "TensorFile", "library_path"]

@@ -19,8 +19,9 @@ STATUS_NAMES = {
     -3: "EXO_ERR_DEVICE_OOM", -4: "EXO_ERR_UNSUPPORTED", -5: "EXO_ERR_ABI_MISMATCH",
     -6: "EXO_ERR_PLUGIN_LOAD", -7: "EXO_ERR_NO_DEVICE", -8: "EXO_ERR_DEVICE_LOST",
     -9: "EXO_ERR_BACKEND", -10: "EXO_ERR_TIMEOUT", -11: "EXO_ERR_ABORTED", -12: "EXO_ERR_INTERNAL",
-    -13: "EXO_ERR_IO", -14: "EXO_ERR_FORMAT", -15: "EXO_ERR_NOT_FOUND",
+    -13: "EXO_ERR_IO", -14: "EXO_ERR_FORMAT", -15: "EXO_ERR_NOT_FOUND", -16: "EXO_ERR_BUFFER_TOO_SMALL",
 }
+EXO_ERR_BUFFER_TOO_SMALL = -16
 
 # Log levels, device types, telemetry bits, dtypes, flags.
 LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE = 0, 1, 2, 3, 4
@@ -113,6 +114,7 @@ class ModelInfo(_Sized):
         ("n_heads", C.c_uint32), ("n_kv_heads", C.c_uint32), ("head_dim", C.c_uint32),
         ("max_position_embeddings", C.c_uint32), ("dtype", C.c_int32), ("bos_token_id", C.c_int32),
         ("eos_token_ids", C.POINTER(C.c_int32)), ("n_eos", C.c_uint32), ("tie_word_embeddings", C.c_uint32),
+        ("adds_bos", C.c_uint32), ("has_tokenizer", C.c_uint32),
     ]
 
 
@@ -149,6 +151,24 @@ class Sampling(_Sized):
     ]
 
 
+SAMPLER_MAX_LOGPROBS = 20
+
+
+class SampledToken(_Sized):
+    _fields_ = [
+        ("hdr", Header), ("token", C.c_int32), ("logprob", C.c_float), ("n_top", C.c_uint32),
+        ("top_tokens", C.c_int32 * SAMPLER_MAX_LOGPROBS), ("top_logprobs", C.c_float * SAMPLER_MAX_LOGPROBS),
+    ]
+
+
+class BatchEntry(C.Structure):  # not caller-sized: an element of the array exo_session_forward_batch takes
+    _fields_ = [
+        ("session", C.c_void_p), ("tokens", C.POINTER(C.c_int32)), ("hidden", C.POINTER(C.c_float)),
+        ("n", C.c_uint32), ("flags", C.c_uint32), ("out", C.POINTER(C.c_float)), ("out_count", C.c_uint64),
+        ("status", C.c_int32), ("reserved", C.c_uint32),
+    ]
+
+
 class TokenEvent(_Sized):
     _fields_ = [
         ("hdr", Header), ("index", C.c_uint32), ("token", C.c_int32), ("text", C.c_void_p),
@@ -182,7 +202,8 @@ STRUCTS = {
     DeviceReport: "exo_device_report", DeviceTelemetry: "exo_device_telemetry",
     RuntimeOptions: "exo_runtime_options", PluginInfo: "exo_plugin_info", DeviceInfo: "exo_device_info",
     ModelInfo: "exo_model_info", ShardOptions: "exo_shard_options", ShardInfo: "exo_shard_info",
-    TensorView: "exo_tensor_view", Sampling: "exo_sampling", TokenEvent: "exo_token_event",
+    TensorView: "exo_tensor_view", Sampling: "exo_sampling", SampledToken: "exo_sampled_token",
+    BatchEntry: "exo_batch_entry", TokenEvent: "exo_token_event",
     GenerateOptions: "exo_generate_options", GenerateStats: "exo_generate_stats",
 }
 
@@ -220,12 +241,22 @@ _PROTOTYPES = {
     "exo_session_last_error": (_cs, [P]),
     "exo_session_forward_tokens": (status_t, [P, C.POINTER(_i32), _u32, _u32, C.POINTER(C.c_float), _u64]),
     "exo_session_forward_hidden": (status_t, [P, C.POINTER(C.c_float), _u32, _u32, C.POINTER(C.c_float), _u64]),
+    "exo_session_forward_batch": (status_t, [C.POINTER(BatchEntry), _u32]),
     "exo_tensor_file_open": (status_t, [_cs, C.POINTER(P)]),
     "exo_tensor_file_close": (None, [P]),
     "exo_tensor_file_get": (status_t, [P, _cs, C.POINTER(TensorView)]),
     "exo_model_tokenize": (status_t, [P, C.c_char_p, _size, C.c_int, C.POINTER(_i32), _size, C.POINTER(_size)]),
     "exo_model_detokenize": (status_t, [P, C.POINTER(_i32), _size, C.c_void_p, _size, C.POINTER(_size)]),
     "exo_sampling_default": (None, [C.POINTER(Sampling)]),
+    "exo_sampler_create": (status_t, [C.POINTER(Sampling), _u32, C.POINTER(P)]),
+    "exo_sampler_free": (None, [P]),
+    "exo_sampler_accept": (None, [P, _i32]),
+    "exo_sampler_reset": (None, [P]),
+    "exo_sampler_sample": (status_t, [P, C.POINTER(C.c_float), C.POINTER(SampledToken)]),
+    "exo_detokenizer_create": (status_t, [P, C.POINTER(P)]),
+    "exo_detokenizer_free": (None, [P]),
+    "exo_detokenizer_push": (status_t, [P, _i32, C.POINTER(C.c_void_p), C.POINTER(_size)]),
+    "exo_detokenizer_flush": (status_t, [P, C.POINTER(C.c_void_p), C.POINTER(_size)]),
     "exo_generate": (status_t, [P, _cs, C.POINTER(GenerateOptions), C.POINTER(GenerateStats)]),
     "exo_generate_tokens": (status_t, [P, C.POINTER(_i32), _u32, C.POINTER(GenerateOptions),
                                        C.POINTER(GenerateStats)]),

@@ -54,9 +54,14 @@ class Aborted(ExoError):
     pass
 
 
+class BufferTooSmall(ExoError):
+    """EXO_ERR_BUFFER_TOO_SMALL: the binding sizes its buffers itself and retries, so this
+    reaches callers only if the library's reported size is wrong."""
+
+
 _BY_STATUS = {
     -1: InvalidArgument, -2: OutOfMemory, -3: OutOfMemory, -4: Unsupported, -7: NoDevice,
-    -8: DeviceLost, -11: Aborted, -13: IOFailure, -14: FormatError, -15: NotFound,
+    -8: DeviceLost, -11: Aborted, -13: IOFailure, -14: FormatError, -15: NotFound, -16: BufferTooSmall,
 }
 
 

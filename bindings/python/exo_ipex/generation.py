@@ -2,9 +2,10 @@
 that the caller iterates. Cancellation sets exo_generate's cancel flag and makes the callback
 return nonzero, so the C loop stops after the current step (finish reason "cancelled").
 
-Why a thread rather than a Python loop around the sampler: exo_generate owns the sampler, the
-EOS set, the streaming detokenizer and the stop-string hold-back, none of which the public C API
-exposes step by step; running it whole keeps this binding's output identical to exo-run's."""
+Why a thread rather than a Python loop over exo_sampler / exo_detokenizer: exo_generate runs the
+whole loop (sampler, EOS set, streaming detokenizer, stop-string hold-back) in C without a
+round trip through Python per token, and its output is exo-run's by construction. Callers that
+step sequences themselves (the engine, pipeline ranks) use those pieces directly."""
 import collections
 import ctypes as C
 import dataclasses
@@ -12,7 +13,8 @@ import queue
 import threading
 
 from . import _capi
-from .errors import check, error_for
+from .errors import check
+from .sampler import make_sampling
 
 
 class Piece(collections.namedtuple("Piece", "text token")):
@@ -32,28 +34,6 @@ class GenerationStats:
     total_ms: float
     peak_memory_bytes: int
     finish_reason: str   # "eos" | "stop" | "length" | "cancelled"
-
-
-SAMPLING_FIELDS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "presence_penalty",
-                   "frequency_penalty", "penalty_window", "seed", "n_logprobs")
-
-
-def make_sampling(banned=(), **kw):
-    """An exo_sampling from EXO's defaults (exo_sampling_default) with the given overrides.
-    Returns (struct, keep-alive) — the banned array must outlive the call it is passed to."""
-    s = _capi.Sampling.new()
-    _capi.lib().exo_sampling_default(C.byref(s))
-    for k, v in kw.items():
-        if v is None:
-            continue
-        if k not in SAMPLING_FIELDS:
-            raise error_for(-1, f"unknown sampling parameter '{k}'", "sampling")
-        setattr(s, k, v)
-    banned = [int(b) for b in banned]
-    arr = (C.c_int32 * max(1, len(banned)))(*banned)
-    s.n_banned = len(banned)
-    s.banned = C.cast(arr, C.POINTER(C.c_int32)) if banned else None
-    return s, arr
 
 
 _DONE = object()

@@ -33,8 +33,10 @@ class ModelInfo:
     max_position_embeddings: int
     dtype: str
     bos_token_id: int
-    eos_token_ids: tuple
+    eos_token_ids: tuple        # every EOS id: config.json, generation_config.json, tokenizer
     tie_word_embeddings: bool
+    adds_bos: bool              # text prompts start with BOS by default (add_bos=-1)
+    has_tokenizer: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +97,16 @@ class _Handle:
             pass
 
 
+def bos_flag(add_bos):
+    """exo_model_tokenize's add_bos from Python: None / -1 -> -1 (the tokenizer's default),
+    True / 1 -> 1, False / 0 -> 0."""
+    if add_bos is None or (not isinstance(add_bos, bool) and add_bos == -1):
+        return -1
+    if add_bos in (0, 1):
+        return int(add_bos)
+    raise error_for(-1, f"add_bos is {add_bos!r}; expected -1 (the tokenizer's default), 0 or 1", "tokenize")
+
+
 class Model(_Handle):
     """exo_model_open: a Hugging Face model directory (config.json, safetensors, tokenizer)."""
     _free_name = "exo_model_close"
@@ -120,22 +132,24 @@ class Model(_Handle):
             n_heads=m.n_heads, n_kv_heads=m.n_kv_heads, head_dim=m.head_dim,
             max_position_embeddings=m.max_position_embeddings, dtype=_capi.DTYPES.get(m.dtype, str(m.dtype)),
             bos_token_id=m.bos_token_id, eos_token_ids=tuple(m.eos_token_ids[i] for i in range(m.n_eos)),
-            tie_word_embeddings=bool(m.tie_word_embeddings))
+            tie_word_embeddings=bool(m.tie_word_embeddings), adds_bos=bool(m.adds_bos),
+            has_tokenizer=bool(m.has_tokenizer))
 
-    def tokenize(self, text, add_bos=False):
-        """Token ids of UTF-8 text (list of int). add_bos prepends BOS when the model has one."""
+    def tokenize(self, text, add_bos=-1):
+        """Token ids of UTF-8 text (list of int). add_bos: -1 (or None) as the tokenizer's files
+        say (ModelInfo.adds_bos), 1 / True prepends the model's BOS, 0 / False does not."""
         data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-        cap = len(data) + 8
+        bos = bos_flag(add_bos)
+        cap = len(data) + 4  # a token spans at least one byte; a few for BOS and template tokens
         n = C.c_size_t()
-        while True:
-            ids = (C.c_int32 * cap)()
-            st = self._lib.exo_model_tokenize(self.handle, data, len(data), int(bool(add_bos)), ids, cap,
-                                              C.byref(n))
-            if st == -1 and n.value > cap:  # too small: n says how many are needed
-                cap = n.value
-                continue
-            check(st, self.last_error, "exo_model_tokenize")
-            return list(ids[:n.value])
+        for _ in range(2):  # the second try has the exact size the first reported
+            ids = (C.c_int32 * max(1, cap))()
+            st = self._lib.exo_model_tokenize(self.handle, data, len(data), bos, ids, cap, C.byref(n))
+            if st != _capi.EXO_ERR_BUFFER_TOO_SMALL:
+                break
+            cap = n.value
+        check(st, self.last_error, "exo_model_tokenize")
+        return list(ids[:n.value])
 
     def detokenize_bytes(self, ids):
         """The exact bytes of token ids (special tokens as their text)."""
@@ -154,6 +168,11 @@ class Model(_Handle):
     def detokenize(self, ids):
         """Text of token ids; a token sequence ending inside a UTF-8 character gives U+FFFD."""
         return self.detokenize_bytes(ids).decode("utf-8", "replace")
+
+    def detokenizer(self):
+        """A streaming detokenizer over this model's tokenizer (exo_ipex.Detokenizer)."""
+        from .detokenizer import Detokenizer
+        return Detokenizer(self)
 
     def load_shard(self, start_layer=0, end_layer=None, **kw):
         return Shard(self, start_layer, end_layer, **kw)
@@ -233,6 +252,73 @@ def _shape_out(out, rows, width):
     return bytes(out), (rows, width), "float32"
 
 
+def _flags(last_only):
+    return _capi.FORWARD_LAST_ONLY if last_only else 0
+
+
+def _token_input(tokens):
+    """(keep-alive, int32 pointer, count) for token ids (a numpy array or a sequence)."""
+    if _np is not None and isinstance(tokens, _np.ndarray):
+        ids = _np.ascontiguousarray(tokens.reshape(-1), dtype=_np.int32)
+        return ids, ids.ctypes.data_as(C.POINTER(C.c_int32)), ids.size
+    ids = (C.c_int32 * max(1, len(tokens)))(*[int(t) for t in tokens])
+    return ids, C.cast(ids, C.POINTER(C.c_int32)), len(tokens)
+
+
+def _hidden_input(hidden, n, width_in):
+    """(keep-alive, float pointer, rows) for hidden states [n, width_in]: a numpy array, or
+    bytes / array('f') of float32."""
+    if _np is not None and isinstance(hidden, _np.ndarray):
+        keep = _np.ascontiguousarray(hidden, dtype=_np.float32).reshape(-1)
+        ptr, total = keep.ctypes.data_as(C.POINTER(C.c_float)), keep.size
+    else:
+        buf = hidden if isinstance(hidden, array.array) else array.array("f", bytes(hidden))
+        keep = (C.c_float * max(1, len(buf))).from_buffer(buf) if len(buf) else (C.c_float * 1)()
+        ptr, total = C.cast(keep, C.POINTER(C.c_float)), len(buf)
+    if n is None:
+        n = total // width_in if width_in else 0
+    if n * width_in != total:
+        raise error_for(-1, f"hidden states hold {total} floats, not {n} x {width_in}", "exo_session_forward_hidden")
+    return keep, ptr, n
+
+
+def forward_batch(steps):
+    """exo_session_forward_batch: one step of several sequences of the same shard, in one call.
+
+    steps: (session, input, last_only) triples; input is token ids on the first shard and
+    hidden states [n, hidden_size] on the others. Returns one result per step, in order: the
+    output (as Session.forward_tokens gives it), or the ExoError that step failed with. A failing
+    step does not stop the others."""
+    steps = list(steps)
+    if not steps:
+        return []
+    entries = (_capi.BatchEntry * len(steps))()
+    keep, outs = [], []
+    for e, (session, data, last_only) in zip(entries, steps):
+        info = session.shard.info
+        if info.embeds:
+            k, ptr, n = _token_input(data)
+            e.tokens = ptr
+        else:
+            k, ptr, n = _hidden_input(data, None, info.input_width)
+            e.hidden = ptr
+        out, out_ptr, rows, width = session._output(n, last_only)
+        e.session, e.n, e.flags = session.handle, n, _flags(last_only)
+        e.out, e.out_count = out_ptr, rows * width
+        keep.append(k)
+        outs.append((out, rows, width))
+    lib = _capi.lib()
+    lib.exo_session_forward_batch(entries, len(steps))  # each entry carries its own status
+    results = []
+    for e, (session, _, _), (out, rows, width) in zip(entries, steps, outs):
+        if e.status < 0:
+            results.append(error_for(e.status, session.last_error() or _capi.text(lib.exo_last_error()),
+                                     "exo_session_forward_batch"))
+        else:
+            results.append(_shape_out(out, rows, width))
+    return results
+
+
 class Session(_Handle):
     """exo_session: one sequence's KV cache on a shard."""
     _free_name = "exo_session_free"
@@ -262,47 +348,28 @@ class Session(_Handle):
     def forward_tokens(self, tokens, last_only=False):
         """Token ids -> logits [n, vocab] (last shard) or hidden states [n, hidden]; with
         last_only just the last row ([1, width])."""
-        if _np is not None and isinstance(tokens, _np.ndarray):
-            ids = _np.ascontiguousarray(tokens.reshape(-1), dtype=_np.int32)
-            n, ptr = ids.size, ids.ctypes.data_as(C.POINTER(C.c_int32))
-        else:
-            ids = (C.c_int32 * max(1, len(tokens)))(*[int(t) for t in tokens])
-            n, ptr = len(tokens), ids
-        rows = 1 if last_only else n
-        width = self.shard.info.output_width
-        out, out_ptr = _float_out(rows * width)
-        check(self._lib.exo_session_forward_tokens(self.handle, ptr, n,
-                                                   _capi.FORWARD_LAST_ONLY if last_only else 0,
-                                                   out_ptr, rows * width),
+        keep, ptr, n = _token_input(tokens)
+        out, out_ptr, rows, width = self._output(n, last_only)
+        check(self._lib.exo_session_forward_tokens(self.handle, ptr, n, _flags(last_only), out_ptr, rows * width),
               self.last_error, "exo_session_forward_tokens")
+        del keep
         return _shape_out(out, rows, width)
 
     def forward_hidden(self, hidden, n=None, last_only=False):
         """Hidden states [n, hidden_size] (float32; a numpy array, or bytes/array('f') with n)
         -> the shard's output, as forward_tokens."""
-        width_in = self.shard.info.input_width
-        if _np is not None and isinstance(hidden, _np.ndarray):
-            h = _np.ascontiguousarray(hidden, dtype=_np.float32).reshape(-1)
-            keep, ptr = h, h.ctypes.data_as(C.POINTER(C.c_float))
-            total = h.size
-        else:
-            buf = hidden if isinstance(hidden, array.array) else array.array("f", bytes(hidden))
-            keep = (C.c_float * len(buf)).from_buffer(buf)
-            ptr, total = C.cast(keep, C.POINTER(C.c_float)), len(buf)
-        if n is None:
-            n = total // width_in if width_in else 0
-        if n * width_in != total:
-            raise error_for(-1, f"hidden states hold {total} floats, not {n} x {width_in}",
-                           "exo_session_forward_hidden")
-        rows = 1 if last_only else n
-        width = self.shard.info.output_width
-        out, out_ptr = _float_out(rows * width)
-        check(self._lib.exo_session_forward_hidden(self.handle, ptr, n,
-                                                   _capi.FORWARD_LAST_ONLY if last_only else 0,
-                                                   out_ptr, rows * width),
+        keep, ptr, n = _hidden_input(hidden, n, self.shard.info.input_width)
+        out, out_ptr, rows, width = self._output(n, last_only)
+        check(self._lib.exo_session_forward_hidden(self.handle, ptr, n, _flags(last_only), out_ptr, rows * width),
               self.last_error, "exo_session_forward_hidden")
         del keep
         return _shape_out(out, rows, width)
+
+    def _output(self, n, last_only):
+        rows = 1 if last_only else n
+        width = self.shard.info.output_width
+        out, out_ptr = _float_out(rows * width)
+        return out, out_ptr, rows, width
 
     def generate(self, prompt, **kw):
         """Streams a continuation: see exo_ipex.generation.Generation."""

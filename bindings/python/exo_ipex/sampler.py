@@ -1,27 +1,57 @@
-"""A numpy token sampler for pipeline shards, where exo_generate cannot run (it needs a
-whole-model shard) and the C sampler is not public. It follows core/run/sampler.h step for step:
-sanitize, penalties over the last `penalty_window` tokens (repetition HF-style, then presence /
-frequency OpenAI-style), bans, temperature (0 = argmax, ties to the lowest id), top_k, top_p,
-min_p, one draw. Log-probabilities are the log-softmax after penalties and bans. Greedy results
-equal the C sampler's; seeded random draws use numpy's PCG64 stream, not the C xoshiro stream."""
-import collections
+"""Token sampling through the C library's sampler (exo_sampler_*), for callers that step
+sequences themselves: the engine's requests and the last rank of a pipeline, where exo_generate
+cannot run. It is the sampler exo_generate and exo-run use, so a seeded draw gives the same
+tokens here as there.
+
+SamplingParams is the plain-data form that travels between pipeline ranks (to_dict / from_dict);
+a field left None takes EXO's default from exo_sampling_default."""
+import ctypes as C
 import dataclasses
 
-import numpy as np
+from . import _capi
+from .errors import check, error_for
+from .model import _Handle
+
+try:
+    import numpy as _np
+except ImportError:  # pragma: no cover - Debian's python3 has numpy
+    _np = None
+
+SAMPLING_FIELDS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "presence_penalty",
+                   "frequency_penalty", "penalty_window", "seed", "n_logprobs")
+
+
+def make_sampling(banned=(), **kw):
+    """An exo_sampling from EXO's defaults (exo_sampling_default) with the given overrides (None
+    keeps the default). Returns (struct, keep-alive): the banned array must outlive every call
+    the struct is passed to."""
+    s = _capi.Sampling.new()
+    _capi.lib().exo_sampling_default(C.byref(s))
+    for k, v in kw.items():
+        if v is None:
+            continue
+        if k not in SAMPLING_FIELDS:
+            raise error_for(-1, f"unknown sampling parameter '{k}'", "sampling")
+        setattr(s, k, v)
+    banned = [int(b) for b in banned]
+    arr = (C.c_int32 * max(1, len(banned)))(*banned)
+    s.n_banned = len(banned)
+    s.banned = C.cast(arr, C.POINTER(C.c_int32)) if banned else None
+    return s, arr
 
 
 @dataclasses.dataclass
 class SamplingParams:
-    temperature: float = 0.7
-    top_k: int = 0
-    top_p: float = 1.0
-    min_p: float = 0.05
-    repetition_penalty: float = 1.0
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    penalty_window: int = 20
-    seed: int = 42
-    n_logprobs: int = 0
+    temperature: float = None
+    top_k: int = None
+    top_p: float = None
+    min_p: float = None
+    repetition_penalty: float = None
+    presence_penalty: float = None
+    frequency_penalty: float = None
+    penalty_window: int = None
+    seed: int = None
+    n_logprobs: int = None
     banned: tuple = ()
 
     def to_dict(self):
@@ -36,60 +66,40 @@ class SamplingParams:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
-class Sampler:
+class Sampler(_Handle):
+    """exo_sampler: one sequence's sampler. accept() every token the sequence keeps (the prompt
+    too), then sample() one row of logits at a time."""
+    _free_name = "exo_sampler_free"
+
     def __init__(self, params, vocab_size):
-        if params.temperature < 0 or not (0.0 <= params.top_p <= 1.0) or not (0.0 <= params.min_p <= 1.0) \
-                or params.top_k < 0 or params.repetition_penalty <= 0 or params.n_logprobs > 20:
-            raise ValueError(f"invalid sampling parameters: {params}")
-        self.p = params
-        self.vocab = vocab_size
-        self.history = collections.deque(maxlen=max(0, params.penalty_window))
-        self.rng = np.random.default_rng(params.seed if params.seed >= 0 else None)
+        super().__init__(None)
+        fields = {k: v for k, v in dataclasses.asdict(params).items() if k != "banned"}
+        self._sampling, self._banned = make_sampling(banned=params.banned, **fields)
+        self.vocab_size = int(vocab_size)
+        h = C.c_void_p()
+        check(self._lib.exo_sampler_create(C.byref(self._sampling), self.vocab_size, C.byref(h)), None,
+              "exo_sampler_create")
+        self._handle = h
+        self._result = _capi.SampledToken.new()
 
     def accept(self, token):
-        if 0 <= token < self.vocab and self.history.maxlen:
-            self.history.append(int(token))
+        self._lib.exo_sampler_accept(self.handle, int(token))
+
+    def reset(self):
+        """Forgets the history and restarts the random stream (the same one for a fixed seed)."""
+        self._lib.exo_sampler_reset(self.handle)
 
     def sample(self, logits):
-        """(token, logprob, top [(token, logprob)]) from one row of logits."""
-        p = self.p
-        x = np.array(logits, dtype=np.float64).reshape(-1)[: self.vocab]
-        x[np.isnan(x)] = -np.inf
-        x[np.isposinf(x)] = np.finfo(np.float32).max
-        if self.history:
-            ids, counts = np.unique(np.fromiter(self.history, dtype=np.int64), return_counts=True)
-            if p.repetition_penalty != 1.0:
-                v = x[ids]
-                x[ids] = np.where(v > 0, v / p.repetition_penalty, v * p.repetition_penalty)
-            if p.presence_penalty or p.frequency_penalty:
-                x[ids] -= p.presence_penalty + p.frequency_penalty * counts
-        if p.banned:
-            x[np.asarray(p.banned, dtype=np.int64)] = -np.inf
-        finite = np.isfinite(x)
-        if not finite.any():
-            raise ValueError("every logit is -inf, NaN or banned: nothing to sample")
-        m = x[finite].max()
-        logprobs = x - (m + np.log(np.exp(x[finite] - m).sum()))
-        if p.temperature == 0:
-            token = int(np.argmax(x))
+        """(token, logprob, top [(token, logprob)]) from one row of vocab_size logits."""
+        if _np is not None:
+            row = _np.ascontiguousarray(_np.asarray(logits, dtype=_np.float32).reshape(-1))
+            size, ptr = row.size, row.ctypes.data_as(C.POINTER(C.c_float))
         else:
-            order = np.lexsort((np.arange(x.size), -x))  # most probable first, ties to the lowest id
-            order = order[finite[order]]
-            probs = np.exp((x[order] - m) / p.temperature)
-            if p.top_k:
-                order, probs = order[: p.top_k], probs[: p.top_k]
-            probs = probs / probs.sum()
-            if p.top_p < 1.0:
-                above = np.cumsum(probs) - probs
-                keep = max(1, int((above < p.top_p).sum())) if p.top_p > 0 else 1
-                order, probs = order[:keep], probs[:keep] / probs[:keep].sum()
-            if p.min_p > 0:
-                keep = probs >= p.min_p * probs[0]
-                order, probs = order[keep], probs[keep] / probs[keep].sum()
-            token = int(order[self.rng.choice(order.size, p=probs)])
-        top = []
-        if p.n_logprobs:
-            k = min(p.n_logprobs, int(finite.sum()))
-            idx = np.lexsort((np.arange(x.size), -logprobs))[:k]
-            top = [(int(i), float(logprobs[i])) for i in idx]
-        return token, float(logprobs[token]), top
+            row = (C.c_float * len(logits))(*logits)
+            size, ptr = len(logits), row
+        if size < self.vocab_size:  # the C side reads vocab_size floats
+            raise error_for(-1, f"a row of {size} logits for a vocabulary of {self.vocab_size}", "exo_sampler_sample")
+        r = self._result
+        check(self._lib.exo_sampler_sample(self.handle, ptr, C.byref(r)), None, "exo_sampler_sample")
+        top = [(r.top_tokens[i], r.top_logprobs[i]) for i in range(r.n_top)]
+        return r.token, r.logprob, top
