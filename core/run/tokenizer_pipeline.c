@@ -122,7 +122,7 @@ static exo_status push_norm(exo_tokenizer *tok, exo_norm_step **step) {
 
 static exo_status parse_norm(exo_tokenizer *tok, const cJSON *node, int depth) {
     const char *type = type_of(node);
-    exo_norm_step *s;
+    exo_norm_step *s = NULL;
     exo_status st;
     if (depth > 16)
         return exo_errorf(EXO_ERR_FORMAT, "%s: normalizer Sequence nested too deeply", tok->path);
@@ -144,8 +144,8 @@ static exo_status parse_norm(exo_tokenizer *tok, const cJSON *node, int depth) {
         return dup_string(tok, p->valuestring, &s->text, &s->text_len);
     }
     if (!strcmp(type, "Replace")) {
-        const char *pattern;
-        bool is_regex;
+        const char *pattern = "";
+        bool is_regex = false;
         const cJSON *content = get(node, "content");
         if ((st = read_pattern(tok, node, "Replace normalizer", &pattern, &is_regex))) return st;
         if (!cJSON_IsString(content))
@@ -190,7 +190,7 @@ static exo_status push_pretok(exo_tokenizer *tok, exo_pretok_step **step) {
 
 static exo_status push_split(exo_tokenizer *tok, const char *pattern, bool literal,
                              exo_split_behavior behavior, bool invert, const char *what) {
-    exo_pretok_step *s;
+    exo_pretok_step *s = NULL;
     exo_status st = push_pretok(tok, &s);
     if (st) return st;
     s->kind = EXO_PRETOK_SPLIT;
@@ -222,7 +222,7 @@ static exo_status read_behavior(const exo_tokenizer *tok, const cJSON *node,
 
 static exo_status parse_pretok(exo_tokenizer *tok, const cJSON *node, int depth) {
     const char *type = type_of(node);
-    exo_pretok_step *s;
+    exo_pretok_step *s = NULL;
     exo_status st;
     if (depth > 16)
         return exo_errorf(EXO_ERR_FORMAT, "%s: pre_tokenizer Sequence nested too deeply", tok->path);
@@ -236,8 +236,8 @@ static exo_status parse_pretok(exo_tokenizer *tok, const cJSON *node, int depth)
         return EXO_OK;
     }
     if (!strcmp(type, "Split")) {
-        const char *pattern;
-        bool is_regex;
+        const char *pattern = "";
+        bool is_regex = false;
         exo_split_behavior behavior = EXO_SPLIT_ISOLATED;
         if ((st = read_pattern(tok, node, "Split pre-tokenizer", &pattern, &is_regex))) return st;
         if ((st = read_behavior(tok, node, &behavior))) return st;
@@ -301,7 +301,7 @@ static bool fused(const exo_tokenizer *tok) {
 
 static exo_status parse_dec(exo_tokenizer *tok, const cJSON *node, int depth) {
     const char *type = type_of(node);
-    exo_dec_step *s;
+    exo_dec_step *s = NULL;
     exo_status st;
     if (depth > 16)
         return exo_errorf(EXO_ERR_FORMAT, "%s: decoder Sequence nested too deeply", tok->path);
@@ -317,8 +317,8 @@ static exo_status parse_dec(exo_tokenizer *tok, const cJSON *node, int depth) {
     if (!strcmp(type, "ByteFallback")) return push_dec(tok, EXO_DEC_BYTEFALLBACK, &s);
     if (!strcmp(type, "Fuse")) return push_dec(tok, EXO_DEC_FUSE, &s);
     if (!strcmp(type, "Replace")) {
-        const char *pattern;
-        bool is_regex;
+        const char *pattern = "";
+        bool is_regex = false;
         const cJSON *content = get(node, "content");
         if ((st = read_pattern(tok, node, "Replace decoder", &pattern, &is_regex))) return st;
         if (is_regex)

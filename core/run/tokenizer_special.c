@@ -82,13 +82,13 @@ static exo_status read_config_ids(exo_tokenizer *tok, const cJSON *cfg, const ch
     if (!want_eos || !eos || cJSON_IsNull(eos)) return EXO_OK;
     if (cJSON_IsArray(eos)) {
         for (const cJSON *e = eos->child; e; e = e->next) {
-            int32_t id;
+            int32_t id = -1;
             exo_status st = check_id(tok, e, file, "eos_token_id", &id);
             if (!st) st = add_eos(tok, id);
             if (st) return st;
         }
     } else {
-        int32_t id;
+        int32_t id = -1;
         exo_status st = check_id(tok, eos, file, "eos_token_id", &id);
         if (!st) st = add_eos(tok, id);
         if (st) return st;
