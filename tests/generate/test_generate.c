@@ -1,0 +1,325 @@
+/* Generation through the public API on the embedded default model: greedy text equals the
+ * references, max_tokens / stop strings / EOS / cancellation end it with the right reason,
+ * streamed pieces are valid UTF-8 and add up to the whole text, seeds reproduce, and the stats
+ * are filled. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exo.h"
+
+#define MODEL EXO_TEST_SOURCE_DIR "/models/tiny-llama-licenses"
+#define PROMPT "Permission is hereby granted, free of charge, to any person"
+#define GREEDY " obtaining a copy\nof this software and associated documentation files (the \"Software\"), to deal"
+
+typedef struct fixture {
+    exo_runtime *rt;
+    exo_model *model;
+    exo_shard *shard;
+    exo_session *session;
+} fixture;
+
+static fixture open_model(void) {
+    fixture f = {0};
+    ck_assert_int_eq(exo_runtime_create(NULL, &f.rt), EXO_OK);
+    ck_assert_int_eq(exo_model_open(f.rt, MODEL, &f.model), EXO_OK);
+    ck_assert_int_eq(exo_shard_load(f.model, NULL, &f.shard), EXO_OK);
+    ck_assert_int_eq(exo_session_create(f.shard, 0, &f.session), EXO_OK);
+    return f;
+}
+
+static void close_model(fixture *f) {
+    exo_session_free(f->session);
+    exo_shard_free(f->shard);
+    exo_model_close(f->model);
+    exo_runtime_destroy(f->rt);
+}
+
+typedef struct collected {
+    char text[8192];
+    size_t len;
+    uint32_t events, tokens;
+    int cancel_after; /* return nonzero after this many tokens (0: never) */
+    int bad_utf8;
+} collected;
+
+static int utf8_complete(const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (!len || i + len > n) return 0;
+        for (size_t k = 1; k < len; k++)
+            if (((unsigned char)s[i + k] & 0xC0) != 0x80) return 0;
+        i += len;
+    }
+    return 1;
+}
+
+static int on_token(void *user, const exo_token_event *ev) {
+    collected *c = user;
+    if (!utf8_complete(ev->text, ev->text_len)) c->bad_utf8++;
+    if (c->len + ev->text_len < sizeof c->text) {
+        memcpy(c->text + c->len, ev->text, ev->text_len);
+        c->len += ev->text_len;
+        c->text[c->len] = '\0';
+    }
+    c->events++;
+    if (ev->token >= 0) c->tokens++;
+    return c->cancel_after && (int)c->tokens >= c->cancel_after;
+}
+
+static exo_generate_stats generate(fixture *f, const char *prompt, exo_sampling *sampling, uint32_t max_tokens,
+                                   const char *const *stop, uint32_t n_stop, collected *c, exo_status expect) {
+    exo_generate_options o;
+    memset(&o, 0, sizeof o);
+    EXO_STRUCT_INIT(&o);
+    o.sampling = sampling;
+    o.max_tokens = max_tokens;
+    o.stop = stop;
+    o.n_stop = n_stop;
+    o.add_bos = -1;
+    o.on_token = on_token;
+    o.user = c;
+    exo_generate_stats stats;
+    EXO_STRUCT_INIT(&stats);
+    ck_assert_int_eq(exo_session_reset(f->session), EXO_OK);
+    ck_assert_int_eq(exo_generate(f->session, prompt, &o, &stats), expect);
+    return stats;
+}
+
+static exo_sampling greedy(void) {
+    exo_sampling s;
+    exo_sampling_default(&s);
+    s.temperature = 0.0f;
+    return s;
+}
+
+START_TEST(greedy_text_matches_the_references) {
+    fixture f = open_model();
+    exo_sampling s = greedy();
+    collected c = {0};
+    exo_generate_stats st = generate(&f, PROMPT, &s, 24, NULL, 0, &c, EXO_OK);
+    ck_assert_msg(strncmp(c.text, GREEDY, strlen(c.text) < strlen(GREEDY) ? strlen(c.text) : strlen(GREEDY)) == 0,
+                  "got %s", c.text);
+    ck_assert_uint_eq(st.generation_tokens, 24);
+    ck_assert_int_eq(st.finish_reason, EXO_FINISH_LENGTH);
+    ck_assert_uint_eq(st.prompt_tokens, 13); /* BOS + 12 */
+    ck_assert(st.prompt_tps > 0 && st.generation_tps > 0 && st.ttft_ms > 0 && st.peak_memory_bytes > 0);
+    ck_assert_int_eq(c.bad_utf8, 0);
+    close_model(&f);
+}
+END_TEST
+
+START_TEST(stop_string_ends_before_it) {
+    fixture f = open_model();
+    exo_sampling s = greedy();
+    collected c = {0};
+    const char *stop[] = {"documentation"};
+    exo_generate_stats st = generate(&f, PROMPT, &s, 64, stop, 1, &c, EXO_OK);
+    ck_assert_int_eq(st.finish_reason, EXO_FINISH_STOP);
+    ck_assert_str_eq(c.text, " obtaining a copy\nof this software and associated ");
+    close_model(&f);
+}
+END_TEST
+
+START_TEST(callback_cancels) {
+    fixture f = open_model();
+    exo_sampling s = greedy();
+    collected c = {.cancel_after = 3};
+    exo_generate_stats st = generate(&f, PROMPT, &s, 64, NULL, 0, &c, EXO_OK);
+    ck_assert_int_eq(st.finish_reason, EXO_FINISH_CANCELLED);
+    ck_assert_uint_eq(c.tokens, 3);
+    close_model(&f);
+}
+END_TEST
+
+START_TEST(cancel_flag_stops) {
+    fixture f = open_model();
+    exo_sampling s = greedy();
+    volatile int cancel = 1;
+    exo_generate_options o;
+    memset(&o, 0, sizeof o);
+    EXO_STRUCT_INIT(&o);
+    o.sampling = &s;
+    o.max_tokens = 64;
+    o.add_bos = -1;
+    o.cancel = &cancel;
+    exo_generate_stats st;
+    EXO_STRUCT_INIT(&st);
+    ck_assert_int_eq(exo_generate(f.session, PROMPT, &o, &st), EXO_OK);
+    ck_assert_int_eq(st.finish_reason, EXO_FINISH_CANCELLED);
+    ck_assert_uint_eq(st.generation_tokens, 1);
+    close_model(&f);
+}
+END_TEST
+
+START_TEST(eos_ends_generation) {
+    fixture f = open_model();
+    exo_model_info info;
+    EXO_STRUCT_INIT(&info);
+    ck_assert_int_eq(exo_model_get_info(f.model, &info), EXO_OK);
+    ck_assert_uint_ge(info.n_eos, 1);
+    /* Ban every token but EOS: the first sample is EOS, which ends generation unseen. */
+    int32_t *banned = malloc(info.vocab_size * sizeof *banned);
+    uint32_t n = 0;
+    for (uint32_t t = 0; t < info.vocab_size; t++)
+        if (t != (uint32_t)info.eos_token_ids[0]) banned[n++] = (int32_t)t;
+    exo_sampling s = greedy();
+    s.banned = banned;
+    s.n_banned = n;
+    collected c = {0};
+    exo_generate_stats st = generate(&f, PROMPT, &s, 64, NULL, 0, &c, EXO_OK);
+    ck_assert_int_eq(st.finish_reason, EXO_FINISH_EOS);
+    ck_assert_uint_eq(st.generation_tokens, 0);
+    ck_assert_uint_eq(c.len, 0);
+    free(banned);
+    close_model(&f);
+}
+END_TEST
+
+START_TEST(same_seed_same_text) {
+    fixture f = open_model();
+    exo_sampling s;
+    exo_sampling_default(&s);
+    s.temperature = 4.0f; /* the model knows these licenses by heart: flatten it so seeds matter */
+    s.min_p = 0.0f;
+    s.seed = 1234;
+    collected a = {0}, b = {0}, c = {0};
+    generate(&f, "This program is", &s, 32, NULL, 0, &a, EXO_OK);
+    generate(&f, "This program is", &s, 32, NULL, 0, &b, EXO_OK);
+    s.seed = 99;
+    generate(&f, "This program is", &s, 32, NULL, 0, &c, EXO_OK);
+    ck_assert_str_eq(a.text, b.text);
+    ck_assert_str_ne(a.text, c.text);
+    close_model(&f);
+}
+END_TEST
+
+START_TEST(pieces_are_valid_utf8_for_multibyte_output) {
+    fixture f = open_model();
+    exo_sampling s;
+    exo_sampling_default(&s);
+    s.temperature = 1.5f;
+    s.min_p = 0.0f;
+    s.seed = 7;
+    collected c = {0};
+    generate(&f, "\xc3\xa9t\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80", &s, 48, NULL, 0, &c, EXO_OK);
+    ck_assert_int_eq(c.bad_utf8, 0);
+    close_model(&f);
+}
+END_TEST
+
+START_TEST(bad_utf8_prompt_is_an_error) {
+    fixture f = open_model();
+    exo_sampling s = greedy();
+    collected c = {0};
+    generate(&f, "bad \xff\xfe text", &s, 8, NULL, 0, &c, EXO_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(exo_session_last_error(f.session), "UTF-8"));
+    close_model(&f);
+}
+END_TEST
+
+START_TEST(pipeline_shards_refuse_generate) {
+    fixture f = {0};
+    ck_assert_int_eq(exo_runtime_create(NULL, &f.rt), EXO_OK);
+    ck_assert_int_eq(exo_model_open(f.rt, MODEL, &f.model), EXO_OK);
+    exo_shard_options o;
+    memset(&o, 0, sizeof o);
+    EXO_STRUCT_INIT(&o);
+    o.start_layer = 0;
+    o.end_layer = 3;
+    ck_assert_int_eq(exo_shard_load(f.model, &o, &f.shard), EXO_OK);
+    ck_assert_int_eq(exo_session_create(f.shard, 0, &f.session), EXO_OK);
+    ck_assert_int_eq(exo_generate(f.session, PROMPT, NULL, NULL), EXO_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(exo_session_last_error(f.session), "whole-model"));
+    close_model(&f);
+}
+END_TEST
+
+START_TEST(public_sampler_and_detokenizer_reproduce_generate) {
+    fixture f = open_model();
+    exo_model_info info;
+    EXO_STRUCT_INIT(&info);
+    exo_model_get_info(f.model, &info);
+    int32_t ids[64];
+    size_t n = 0;
+    ck_assert_int_eq(exo_model_tokenize(f.model, PROMPT, strlen(PROMPT), -1, ids, 64, &n), EXO_OK);
+    ck_assert_int_eq(exo_model_tokenize(f.model, PROMPT, strlen(PROMPT), -1, ids, 2, &n), EXO_ERR_BUFFER_TOO_SMALL);
+    ck_assert_uint_eq(n, 13);
+    exo_sampling s = greedy();
+    exo_sampler *sampler = NULL;
+    exo_detokenizer *detok = NULL;
+    ck_assert_int_eq(exo_sampler_create(&s, info.vocab_size, &sampler), EXO_OK);
+    ck_assert_int_eq(exo_detokenizer_create(f.model, &detok), EXO_OK);
+    float *logits = malloc(info.vocab_size * sizeof *logits);
+    ck_assert_int_eq(exo_session_forward_tokens(f.session, ids, (uint32_t)n, EXO_FORWARD_LAST_ONLY, logits,
+                                                info.vocab_size), EXO_OK);
+    char text[1024] = "";
+    for (int step = 0; step < 16; step++) {
+        exo_sampled_token t;
+        EXO_STRUCT_INIT(&t);
+        ck_assert_int_eq(exo_sampler_sample(sampler, logits, &t), EXO_OK);
+        exo_sampler_accept(sampler, t.token);
+        const char *piece;
+        size_t len;
+        ck_assert_int_eq(exo_detokenizer_push(detok, t.token, &piece, &len), EXO_OK);
+        strncat(text, piece, len);
+        ck_assert_int_eq(exo_session_forward_tokens(f.session, &t.token, 1, 0, logits, info.vocab_size), EXO_OK);
+    }
+    ck_assert_msg(strncmp(text, GREEDY, strlen(text)) == 0, "got %s", text);
+    free(logits);
+    exo_detokenizer_free(detok);
+    exo_sampler_free(sampler);
+    close_model(&f);
+}
+END_TEST
+
+START_TEST(batch_step_matches_single_steps) {
+    fixture f = open_model();
+    exo_model_info info;
+    EXO_STRUCT_INIT(&info);
+    exo_model_get_info(f.model, &info);
+    exo_session *other = NULL;
+    ck_assert_int_eq(exo_session_create(f.shard, 0, &other), EXO_OK);
+    int32_t a[3] = {0, 3105, 336}, b[2] = {0, 1605};
+    float *la = malloc(info.vocab_size * sizeof *la), *lb = malloc(info.vocab_size * sizeof *lb);
+    float *ref = malloc(info.vocab_size * sizeof *ref);
+    exo_batch_entry e[2] = {
+        {.session = f.session, .tokens = a, .n = 3, .flags = EXO_FORWARD_LAST_ONLY, .out = la, .out_count = info.vocab_size},
+        {.session = other, .tokens = b, .n = 2, .flags = EXO_FORWARD_LAST_ONLY, .out = lb, .out_count = info.vocab_size}};
+    ck_assert_int_eq(exo_session_forward_batch(e, 2), EXO_OK);
+    ck_assert_int_eq(e[0].status, EXO_OK);
+    ck_assert_int_eq(exo_session_reset(other), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_tokens(other, b, 2, EXO_FORWARD_LAST_ONLY, ref, info.vocab_size), EXO_OK);
+    ck_assert_mem_eq(ref, lb, info.vocab_size * sizeof *ref);
+    free(la);
+    free(lb);
+    free(ref);
+    exo_session_free(other);
+    close_model(&f);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("generate");
+    TCase *tc = tcase_create("generate");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, greedy_text_matches_the_references);
+    tcase_add_test(tc, stop_string_ends_before_it);
+    tcase_add_test(tc, callback_cancels);
+    tcase_add_test(tc, cancel_flag_stops);
+    tcase_add_test(tc, eos_ends_generation);
+    tcase_add_test(tc, same_seed_same_text);
+    tcase_add_test(tc, pieces_are_valid_utf8_for_multibyte_output);
+    tcase_add_test(tc, bad_utf8_prompt_is_an_error);
+    tcase_add_test(tc, pipeline_shards_refuse_generate);
+    tcase_add_test(tc, public_sampler_and_detokenizer_reproduce_generate);
+    tcase_add_test(tc, batch_step_matches_single_steps);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
