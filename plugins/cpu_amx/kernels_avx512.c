@@ -16,13 +16,8 @@
 
 #define TILE_TOKENS 4 /* tokens per micro-tile */
 #define TILE_ROWS 4   /* weight rows per micro-tile */
-#define ATTN_TILE 64  /* cache rows scored at a time */
-#define ATTN_GROUP 8  /* query heads sharing one pass over a KV head */
 
 size_t cpu_avx512_matmul_workspace(int64_t k) { return (size_t)CPU_MATMUL_BLOCK * (size_t)k * sizeof(float); }
-size_t cpu_avx512_attention_workspace(int64_t head_dim) {
-    return (size_t)ATTN_GROUP * ((size_t)head_dim + ATTN_TILE) * sizeof(float);
-}
 
 /* 16 weights starting at element idx, widened to float; `mask` selects the valid lanes. */
 INLINE AVX512 __m512 load_weights(const void *w, int64_t idx, exo_dtype type, __mmask16 mask) {
@@ -131,9 +126,11 @@ static AVX512 void widen_rows(const cpu_matmul_args *a, int64_t row0, int64_t ro
  * even-indexed values by a 16-bit left shift of the 32-bit lanes, the odd-indexed ones by
  * masking off the low halves. The activations are re-laid out once per call to match (per block
  * of 32: 16 even then 16 odd values), so the inner loop is one load, one shift, one AND and two
- * FMAs per line and row, with a software prefetch a few lines ahead in every row stream. */
-#define GEMV_ROWS 4           /* weight rows per tile: 4 memory streams, R * M accumulators */
-#define GEMV_PREFETCH 512     /* bytes ahead in each row stream */
+ * FMAs per line and row. A tile's rows are one contiguous block of memory, and each row is
+ * only a few 4 KiB pages, too short for the hardware prefetcher to ramp up on; so every line
+ * loaded prefetches the same line of the next tile, which then arrives a whole tile early. */
+#define GEMV_ROWS 8           /* weight rows per tile (1-2 tokens): 8 memory streams, R * M accumulators */
+#define GEMV_ROWS_WIDE 4      /* weight rows per tile for 3-4 tokens (16 accumulators) */
 
 /* x[t][0 .. k32) -> out[t][...] in the even/odd layout; k32 is a multiple of 32. */
 static AVX512 void split_even_odd(const float *x, int64_t k, int64_t k32, int64_t m, float *out) {
@@ -147,12 +144,12 @@ static AVX512 void split_even_odd(const float *x, int64_t k, int64_t k32, int64_
         }
 }
 
-/* dst[t][col0 + r] = x[t] . w[r] (+ bias) for R bf16 rows and M <= 4 tokens. */
+/* dst[t][col0 + r] = x[t] . w[r] (+ bias) for R bf16 rows and M <= 4 tokens (R * M <= 16). */
 INLINE AVX512 void gemv_bf16_tile(const uint16_t *w, int64_t k, int64_t k32, const float *xs, const float *x,
                                   const int R, const int M, float *dst, int64_t ldd, int64_t col0, const float *bias) {
-    __m512 acc[GEMV_ROWS][TILE_TOKENS];
+    __m512 acc[GEMV_ROWS][TILE_TOKENS]; /* R * M of them are used */
     const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < M; t++) acc[r][t] = _mm512_setzero_ps();
@@ -163,10 +160,10 @@ INLINE AVX512 void gemv_bf16_tile(const uint16_t *w, int64_t k, int64_t k32, con
             xe[t] = _mm512_loadu_ps(xs + t * k32 + j);
             xo[t] = _mm512_loadu_ps(xs + t * k32 + j + 16);
         }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             const uint16_t *row = w + r * k + j;
-            _mm_prefetch((const char *)row + GEMV_PREFETCH, _MM_HINT_T0);
+            _mm_prefetch((const char *)(row + R * k), _MM_HINT_T0); /* same line, next tile */
             __m512i v = _mm512_loadu_si512(row);
             __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
             __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(v, high));
@@ -179,7 +176,7 @@ INLINE AVX512 void gemv_bf16_tile(const uint16_t *w, int64_t k, int64_t k32, con
     }
     for (int64_t j = k32; j < k; j += 16) {
         __mmask16 mask = k - j >= 16 ? 0xffff : (__mmask16)((1u << (k - j)) - 1);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             __m512 wv = load_weights(w + r * k, j, EXO_DTYPE_BF16, mask);
 #pragma GCC unroll 4
@@ -187,7 +184,7 @@ INLINE AVX512 void gemv_bf16_tile(const uint16_t *w, int64_t k, int64_t k32, con
                 acc[r][t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mask, x + t * k + j), acc[r][t]);
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < M; t++)
@@ -199,15 +196,16 @@ INLINE AVX512 void gemv_bf16_tile(const uint16_t *w, int64_t k, int64_t k32, con
 static AVX512 void gemv_bf16(const cpu_matmul_args *a, int64_t begin, int64_t end, float *xs) {
     int64_t k32 = a->k & ~(int64_t)31;
     split_even_odd(a->x, a->k, k32, a->m, xs);
+    int64_t tile = a->m <= 2 ? GEMV_ROWS : GEMV_ROWS_WIDE;
     for (int64_t n = begin, step; n < end; n += step) {
         const uint16_t *w = (const uint16_t *)a->w + n * a->k;
-        bool full = end - n >= GEMV_ROWS;
-        step = full ? GEMV_ROWS : 1;
+        bool full = end - n >= tile;
+        step = full ? tile : 1;
         switch (a->m) {
         case 1: if (full) GEMV_CASE(GEMV_ROWS, 1); else GEMV_CASE(1, 1); break;
         case 2: if (full) GEMV_CASE(GEMV_ROWS, 2); else GEMV_CASE(1, 2); break;
-        case 3: if (full) GEMV_CASE(GEMV_ROWS, 3); else GEMV_CASE(1, 3); break;
-        default: if (full) GEMV_CASE(GEMV_ROWS, 4); else GEMV_CASE(1, 4); break;
+        case 3: if (full) GEMV_CASE(GEMV_ROWS_WIDE, 3); else GEMV_CASE(1, 3); break;
+        default: if (full) GEMV_CASE(GEMV_ROWS_WIDE, 4); else GEMV_CASE(1, 4); break;
         }
     }
 }
@@ -285,92 +283,5 @@ AVX512 void cpu_avx512_rms_norm(void *args, int64_t begin, int64_t end, uint32_t
             double w = cpu_ref_load(a->w, a->w_type, j) + (a->one_plus ? 1.0 : 0.0);
             out[j] = (float)((double)x[j] * inv * w);
         }
-    }
-}
-
-INLINE AVX512 float dot_f32(const float *a, const float *b, int64_t n) {
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    int64_t j = 0;
-    for (; j + 32 <= n; j += 32) {
-        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + j), _mm512_loadu_ps(b + j), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + j + 16), _mm512_loadu_ps(b + j + 16), acc1);
-    }
-    for (; j < n; j += 16) {
-        __mmask16 mask = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
-        acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + j), _mm512_maskz_loadu_ps(mask, b + j), acc0);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-}
-
-/* acc = acc * scale + p * v over n floats. */
-INLINE AVX512 void scale_add(float *acc, float scale, float p, const float *v, int64_t n) {
-    __m512 vs = _mm512_set1_ps(scale), vp = _mm512_set1_ps(p);
-    for (int64_t j = 0; j < n; j += 16) {
-        __mmask16 mask = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
-        __m512 r = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, acc + j), vs);
-        r = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, v + j), vp, r);
-        _mm512_mask_storeu_ps(acc + j, mask, r);
-    }
-}
-
-/* Online softmax in tiles of ATTN_TILE cache rows: score a tile, rescale the accumulator once
- * per tile by the new maximum, then add the tile's weighted values. Query heads that share a KV
- * head (GQA) and fall in the same chunk are processed together, so each K and V row is loaded
- * once for up to ATTN_GROUP heads. */
-AVX512 void cpu_avx512_attention(void *args, int64_t begin, int64_t end, uint32_t thread) {
-    const cpu_attention_args *a = args;
-    int64_t d = a->head_dim, group = a->n_heads / a->n_kv_heads, kv_row = a->n_kv_heads * d;
-    float *ws = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
-    float *acc = ws, *scores = ws + ATTN_GROUP * d;
-    for (int64_t item = begin; item < end;) {
-        int64_t t = item / a->n_heads, h0 = item % a->n_heads, kvh = h0 / group;
-        /* Heads h0 .. h0 + g - 1: same token, same KV head, inside this chunk. */
-        int64_t g = (kvh + 1) * group - h0;
-        if (g > end - item) g = end - item;
-        if (g > ATTN_GROUP) g = ATTN_GROUP;
-        const float *q = a->q + (t * a->n_heads + h0) * d;
-        int64_t last = a->pos[t];
-        int64_t first = a->window > 0 && last - a->window + 1 > 0 ? last - a->window + 1 : 0;
-        float max[ATTN_GROUP], denom[ATTN_GROUP];
-        for (int64_t j = 0; j < g; j++) max[j] = -INFINITY, denom[j] = 0.0f;
-        for (int64_t j = 0; j < g * d; j++) acc[j] = 0.0f;
-        for (int64_t r0 = first; r0 <= last; r0 += ATTN_TILE) {
-            int64_t rows = last + 1 - r0 < ATTN_TILE ? last + 1 - r0 : ATTN_TILE;
-            for (int64_t r = 0; r < rows; r++) {
-                const float *k = a->k + (r0 + r) * kv_row + kvh * d;
-                for (int64_t j = 0; j < g; j++) {
-                    float s = dot_f32(q + j * d, k, d) * a->scale;
-                    if (a->softcap > 0.0f) s = a->softcap * tanhf(s / a->softcap);
-                    scores[j * ATTN_TILE + r] = s;
-                }
-            }
-            float rescale[ATTN_GROUP];
-            for (int64_t j = 0; j < g; j++) {
-                float tile_max = -INFINITY;
-                for (int64_t r = 0; r < rows; r++) tile_max = fmaxf(tile_max, scores[j * ATTN_TILE + r]);
-                rescale[j] = 1.0f;
-                if (tile_max > max[j]) {
-                    rescale[j] = expf(max[j] - tile_max);
-                    max[j] = tile_max;
-                }
-                denom[j] *= rescale[j];
-                for (int64_t r = 0; r < rows; r++) {
-                    float p = expf(scores[j * ATTN_TILE + r] - max[j]);
-                    scores[j * ATTN_TILE + r] = p;
-                    denom[j] += p;
-                }
-            }
-            for (int64_t r = 0; r < rows; r++) {
-                const float *v = a->v + (r0 + r) * kv_row + kvh * d;
-                for (int64_t j = 0; j < g; j++)
-                    scale_add(acc + j * d, r == 0 ? rescale[j] : 1.0f, scores[j * ATTN_TILE + r], v, d);
-            }
-        }
-        for (int64_t j = 0; j < g; j++) {
-            float *out = a->dst + (t * a->n_heads + h0 + j) * d;
-            float inv = 1.0f / denom[j];
-            for (int64_t e = 0; e < d; e++) out[e] = acc[j * d + e] * inv;
-        }
-        item += g;
     }
 }

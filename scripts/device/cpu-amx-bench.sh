@@ -54,6 +54,7 @@ fi
 
 BIN=$AMX_DIR/bin
 export LD_LIBRARY_PATH="$AMX_DIR/lib/carried:$AMX_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export EXO_PLUGIN_PATH="$AMX_DIR/lib/exo/plugins" # also found next to libexocore; explicit is surer
 MODELS_DIR=${EXO_MODELS:-/tmp/exo-models}
 RESULTS=${OUT:-${EXO_BENCH_OUT:-/tmp/exo-amx-bench}}
 THREADS=${THREADS:-"16 8"}

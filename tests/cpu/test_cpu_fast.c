@@ -335,6 +335,17 @@ START_TEST(attention_prefill_blocks) {
 }
 END_TEST
 
+/* Single-token decode: partial last step of 16 rows, a window, softcap, odd head size, and an
+ * MQA group wider than the kernel's head group. */
+START_TEST(attention_decode_shapes) {
+    attention_fast_case(8, 2, 64, 1, 0, 0, 1);
+    attention_fast_case(8, 2, 64, 37, 0, 0, 1);
+    attention_fast_case(4, 4, 40, 200, 70, 30.0f, 1);
+    attention_fast_case(20, 1, 32, 130, 0, 0, 1);
+    attention_fast_case(12, 4, 128, 75, 0, 0, 2);
+}
+END_TEST
+
 START_TEST(rms_norm_fast) {
     if (!cpu_has_avx512()) exit(77);
     exo_dtype types[] = {EXO_DTYPE_F32, EXO_DTYPE_F16, EXO_DTYPE_BF16};
@@ -379,6 +390,7 @@ int main(void) {
     tcase_add_test(tc, attention_window_softcap_odd_dim);
     tcase_add_test(tc, attention_mqa_large_group);
     tcase_add_test(tc, attention_prefill_blocks);
+    tcase_add_test(tc, attention_decode_shapes);
     tcase_add_test(tc, rms_norm_fast);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

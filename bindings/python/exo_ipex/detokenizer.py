@@ -4,7 +4,6 @@ replaces what can never be valid with U+FFFD). Constant work per token, where re
 whole sequence each step would be quadratic."""
 import ctypes as C
 
-from . import _capi
 from .errors import check
 from .model import _Handle
 

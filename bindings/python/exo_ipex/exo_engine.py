@@ -18,7 +18,6 @@ EXO's own types (TokenChunk, FinishedResponse, ...) live in EXO; the dataclasses
 same fields so EXO's runner can convert them one to one (see docs/exo-integration.md)."""
 import dataclasses
 import itertools
-import json
 import os
 import queue
 import resource
@@ -60,7 +59,7 @@ class TextGenerationTask:
     logprobs: bool = False
     top_logprobs: int = None
     banned_tokens: list = None
-    add_bos: bool = None  # prepend the model's BOS to a text prompt; None: no (see _tokenize)
+    add_bos: int = -1  # for a text prompt: -1 (or None) as the tokenizer says, 1 / True BOS, 0 / False none
 
     def sampling(self):
         p = SamplingParams()
@@ -204,36 +203,26 @@ class IpexBuilder:
 # ------------------------------------------------------------------ per-request state on rank 0
 
 class _Request:
-    def __init__(self, task, session, prompt_ids, eos, sampler):
+    def __init__(self, task, session, prompt_ids, sampler, detokenizer):
         self.task = task
         self.session = session
         self.prompt_ids = prompt_ids
-        self.generated = []
-        self.eos = eos
-        self.sampler = sampler
-        self.next_input = None       # token to feed back; None before prefill
-        self.waiting = False         # a step is travelling through the pipeline
+        self.n_generated = 0
+        self.sampler = sampler           # world_size 1 only; the last rank samples otherwise
+        self.detokenizer = detokenizer
+        self.next_input = None           # token to feed back; None before prefill
+        self.waiting = False             # a step is travelling through the pipeline
         self.started = False
-        self.text = b""              # decoded generated text
-        self.emitted = 0             # bytes of text already streamed
+        self.held = ""                   # decoded text not streamed yet (it may begin a stop string)
         self.t0 = time.perf_counter()
         self.t_prefill = self.t_first = None
-        stops = [s.encode() for s in (task.stop or []) if s]
-        self.stops = stops
-        self.max_stop = max((len(s) for s in stops), default=0)
+        self.stops = [s for s in (task.stop or []) if s]
+        self.max_stop = max((len(s) for s in self.stops), default=0)
 
-
-def _utf8_safe_end(data, start, end):
-    """Moves end back so data[start:end] does not end inside a UTF-8 character."""
-    i = end
-    while i > start and (data[i - 1] & 0xC0) == 0x80:
-        i -= 1
-    if i > start:
-        lead = data[i - 1]
-        need = 1 if lead < 0x80 else 2 if lead >> 5 == 0b110 else 3 if lead >> 4 == 0b1110 else 4 if lead >> 3 == 0b11110 else 1
-        if end - (i - 1) < need:
-            return i - 1
-    return end
+    def close(self):
+        for obj in (self.session, self.sampler, self.detokenizer):
+            if obj is not None:
+                obj.close()
 
 
 class IpexEngine:
@@ -254,15 +243,7 @@ class IpexEngine:
         self._finished_early = []       # other ranks: submitted after their end message
         self._cancelled_tasks = set()
         self._rr = itertools.count()
-        self._eos = set(self.model.info.eos_token_ids) | self._generation_config_eos()
-
-    def _generation_config_eos(self):
-        try:
-            with open(os.path.join(self.model.info.path, "generation_config.json")) as f:
-                eos = json.load(f).get("eos_token_id")
-        except (OSError, ValueError):
-            return set()
-        return set(eos if isinstance(eos, list) else [eos] if isinstance(eos, int) else [])
+        self._eos = set(self.model.info.eos_token_ids)  # the library gathers every source of EOS ids
 
     # -- EXO's Engine interface
     def warmup(self):
@@ -290,24 +271,28 @@ class IpexEngine:
         if task.prompt_tokens is not None:
             ids = [int(t) for t in task.prompt_tokens]
         else:
-            # The C API cannot say whether the tokenizer itself adds BOS (exo_generate's
-            # add_bos = -1 can); EXO's chat templates write BOS into the text, so the default
-            # is none.
-            ids = self.model.tokenize(task.prompt or "", add_bos=bool(task.add_bos))
+            ids = self.model.tokenize(task.prompt or "", add_bos=task.add_bos)
         if not ids:
             raise error_for(-1, f"task {task.task_id}: the prompt holds no tokens", "submit")
-        params = task.sampling()
-        sampler = None
-        if self.world == 1:
-            sampler = Sampler(params, self.info.output_width)
-            for t in ids:
-                sampler.accept(t)
-        session = self.shard.session()
-        self._requests[task.task_id] = _Request(task, session, ids, self._eos, sampler)
+        sampler = detokenizer = session = None
+        try:
+            if self.world == 1:
+                sampler = Sampler(task.sampling(), self.info.output_width)
+                for t in ids:
+                    sampler.accept(t)
+            detokenizer = self.model.detokenizer()
+            session = self.shard.session()
+        except BaseException:
+            for obj in (sampler, detokenizer, session):
+                if obj is not None:
+                    obj.close()
+            raise
+        self._requests[task.task_id] = _Request(task, session, ids, sampler, detokenizer)
 
     def step(self, timeout=0.05):
-        """One round: every ready request advances by one forward. Returns a list of
-        (task_id, TokenChunk | FinishedResponse | CancelledResponse | ErrorChunk)."""
+        """One round: every ready request advances by one forward, all of them in one batched
+        call. Returns a list of (task_id, TokenChunk | FinishedResponse | CancelledResponse |
+        ErrorChunk)."""
         if not self.is_first:
             return self._step_downstream(timeout)
         out = []
@@ -318,13 +303,9 @@ class IpexEngine:
         reqs = list(self._requests.values())
         if reqs:
             k = next(self._rr) % len(reqs)
-            for req in reqs[k:] + reqs[:k]:
-                if not req.waiting and req.task.task_id in self._requests:
-                    try:
-                        self._advance(req, out)
-                    except ExoError as e:
-                        out.append((req.task.task_id, ErrorChunk(self.b.model_id, str(e))))
-                        out.extend(self._finish(req, None, error=True))
+            ready = [r for r in reqs[k:] + reqs[:k] if not r.waiting]
+            if ready:
+                self._advance(ready, out)
         if not out and any(r.waiting for r in self._requests.values()):
             self._drain_tokens(out, int(timeout * 1000))
         return out
@@ -332,31 +313,44 @@ class IpexEngine:
     def close(self):
         for req in list(self._requests.values()):
             self._end_downstream(req.task.task_id)
-            req.session.close()
+            req.close()
         self._requests.clear()
-        for s, _ in self._sessions.values():
+        for s, sampler in self._sessions.values():
             s.close()
+            if sampler is not None:
+                sampler.close()
         self._sessions.clear()
 
     # -- rank 0
-    def _advance(self, req, out):
-        first = not req.started
-        if first:
+    def _advance(self, reqs, out):
+        """One batched forward of the ready requests: the prompt of a new one, the last sampled
+        token of the others."""
+        steps = [(r.session, np.asarray(r.prompt_ids if not r.started else [r.next_input], dtype=np.int32),
+                  r.started or self.world == 1) for r in reqs]
+        results = _model.forward_batch(steps)
+        now = time.perf_counter()
+        for req, x in zip(reqs, results):
+            first = not req.started
             req.started = True
-            x = self._forward_tokens(req.session, req.prompt_ids, last_only=self.world == 1)
-            req.t_prefill = time.perf_counter()
-        else:
-            x = self._forward_tokens(req.session, [req.next_input], last_only=True)
-        if self.world == 1:
-            tok, lp, top = req.sampler.sample(x[-1])
-            out.extend(self._on_token(req, tok, lp, top))
-        else:
-            meta = {"start": True, "sampling": req.task.sampling().to_dict(), "history": req.prompt_ids} if first else {}
-            self.link.send("fwd", req.task.task_id, x, **meta)
-            req.waiting = True
-
-    def _forward_tokens(self, session, ids, last_only):
-        return session.forward_tokens(np.asarray(ids, dtype=np.int32), last_only=last_only)
+            if isinstance(x, ExoError):
+                out.append((req.task.task_id, ErrorChunk(self.b.model_id, str(x))))
+                out.extend(self._finish(req, None, error=True))
+                continue
+            if first:
+                req.t_prefill = now
+            if self.world == 1:
+                try:
+                    tok, lp, top = req.sampler.sample(x[-1])
+                except ExoError as e:
+                    out.append((req.task.task_id, ErrorChunk(self.b.model_id, str(e))))
+                    out.extend(self._finish(req, None, error=True))
+                    continue
+                out.extend(self._on_token(req, tok, lp, top))
+            else:
+                meta = {"start": True, "sampling": req.task.sampling().to_dict(), "history": req.prompt_ids} \
+                    if first else {}
+                self.link.send("fwd", req.task.task_id, x, **meta)
+                req.waiting = True
 
     def _drain_tokens(self, out, timeout_ms):
         if self.link is None:
@@ -377,33 +371,30 @@ class IpexEngine:
         if req.t_first is None:
             req.t_first = time.perf_counter()
         task = req.task
-        if tok in req.eos:
+        if tok in self._eos:
             return self._finish(req, "stop")
         if req.sampler is not None:
             req.sampler.accept(tok)
-        req.generated.append(tok)
+        req.n_generated += 1
         req.next_input = tok
-        req.text = self.model.detokenize_bytes(req.generated)
+        try:
+            req.held += req.detokenizer.push(tok)
+        except ExoError as e:  # an id outside the vocabulary (a broken peer)
+            return [(task.task_id, ErrorChunk(self.b.model_id, str(e)))] + self._finish(req, None, error=True)
+        # Only the held text can hold a stop string: what was streamed ended max_stop - 1
+        # characters before the text then known, so any stop starting there was seen already.
+        hit = min((i for i in (req.held.find(s) for s in req.stops) if i >= 0), default=-1)
         finish = None
-        end = len(req.text)
-        hit = min((i for i in (req.text.find(s, max(0, req.emitted - req.max_stop)) for s in req.stops) if i >= 0),
-                  default=-1)
         if hit >= 0:
-            req.text = req.text[:max(hit, req.emitted)]
-            end = len(req.text)
-            finish = "stop"
+            piece, req.held, finish = req.held[:hit], "", "stop"
         else:
-            if req.max_stop > 1:
-                end = max(req.emitted, end - (req.max_stop - 1))
-            end = _utf8_safe_end(req.text, req.emitted, end)
-            if task.max_output_tokens and len(req.generated) >= task.max_output_tokens:
+            if (task.max_output_tokens and req.n_generated >= task.max_output_tokens) or \
+                    req.session.position >= self.info.max_ctx:
                 finish = "length"
-            elif req.session.position + 1 >= self.info.max_ctx:
-                finish = "length"
-        if finish:
-            end = len(req.text)
-        piece = req.text[req.emitted:end].decode("utf-8", "replace")
-        req.emitted = end
+                piece, req.held = req.held + req.detokenizer.flush(), ""
+            else:  # hold back a tail that could begin a stop string
+                end = max(0, len(req.held) - (req.max_stop - 1)) if req.max_stop > 1 else len(req.held)
+                piece, req.held = req.held[:end], req.held[end:]
         chunk = TokenChunk(self.b.model_id, piece, int(tok), logprob=logprob if task.logprobs else None,
                            top_logprobs=[{"token_id": t, "logprob": lp} for t, lp in top] if task.logprobs else None)
         if finish:
@@ -414,7 +405,7 @@ class IpexEngine:
 
     def _stats(self, req):
         now = time.perf_counter()
-        n = len(req.generated)
+        n = req.n_generated
         prefill = (req.t_prefill or now) - req.t0
         decode = now - (req.t_first or now)
         return GenerationStats(prompt_tps=len(req.prompt_ids) / max(prefill, 1e-9),
@@ -426,12 +417,12 @@ class IpexEngine:
         tid = req.task.task_id
         out = []
         if not cancelled and not error and not chunk_sent:
-            rest = req.text[req.emitted:].decode("utf-8", "replace")
+            rest = req.held + req.detokenizer.flush()
             out.append((tid, TokenChunk(self.b.model_id, rest, -1, finish_reason=reason, stats=self._stats(req))))
         out.append((tid, CancelledResponse() if cancelled else FinishedResponse()))
         self._requests.pop(tid, None)
         self._cancelled_tasks.discard(tid)
-        req.session.close()
+        req.close()
         self._end_downstream(tid)
         return out
 
@@ -447,53 +438,82 @@ class IpexEngine:
             self._submitted.discard(tid)
             self._cancelled_tasks.discard(tid)
             out.append((tid, CancelledResponse()))  # rank 0 cancels too and ends the request
+        batch = []  # the "fwd" steps that arrived together run as one batched forward
         msg = self.link.recv(int(timeout * 1000))
         while msg is not None:
             header, x = msg
             rid = header["request_id"]
             if header["kind"] == "fwd":
-                self._forward_downstream(rid, header, x)
-            elif header["kind"] == "end":
-                entry = self._sessions.pop(rid, None)
-                if entry:
-                    entry[0].close()
-                if not self.is_last:
-                    self.link.send("end", rid)
-                if rid in self._submitted:
-                    self._submitted.discard(rid)
-                    out.append((rid, FinishedResponse()))
-                else:
-                    self._ended.add(rid)
-            elif header["kind"] == "error":
-                self.link.send("error", rid, message=header.get("message", ""))  # on towards rank 0
+                if any(r == rid for r, _, _ in batch):  # one step per request per batch
+                    self._forward_downstream(batch)
+                    batch = []
+                batch.append((rid, header, x))
+            else:
+                self._forward_downstream(batch)  # keep each request's messages in order
+                batch = []
+                if header["kind"] == "end":
+                    self._end_session(rid)
+                    if not self.is_last:
+                        self.link.send("end", rid)
+                    if rid in self._submitted:
+                        self._submitted.discard(rid)
+                        out.append((rid, FinishedResponse()))
+                    else:
+                        self._ended.add(rid)
+                elif header["kind"] == "error":
+                    self.link.send("error", rid, message=header.get("message", ""))  # on towards rank 0
             msg = self.link.recv(0)
+        self._forward_downstream(batch)
         return out
 
-    def _forward_downstream(self, rid, header, x):
-        try:
-            if header.get("start") or rid not in self._sessions:
-                old = self._sessions.pop(rid, None)
-                if old:
-                    old[0].close()
-                sampler = None
+    def _end_session(self, rid):
+        entry = self._sessions.pop(rid, None)
+        if entry:
+            entry[0].close()
+            if entry[1] is not None:
+                entry[1].close()
+
+    def _forward_downstream(self, batch):
+        steps, ready = [], []
+        for rid, header, x in batch:
+            try:
+                if header.get("start") or rid not in self._sessions:
+                    self._end_session(rid)
+                    sampler = None
+                    if self.is_last:
+                        sampler = Sampler(SamplingParams.from_dict(header.get("sampling", {})), self.info.output_width)
+                        for t in header.get("history", []):
+                            sampler.accept(t)
+                    try:
+                        self._sessions[rid] = (self.shard.session(), sampler)
+                    except BaseException:
+                        if sampler is not None:
+                            sampler.close()
+                        raise
+            except (ExoError, ValueError, TypeError) as e:
+                self._send_error(rid, e)
+                continue
+            steps.append((self._sessions[rid][0], x, self.is_last))
+            ready.append((rid, header))
+        for (rid, header), y in zip(ready, _model.forward_batch(steps)):
+            try:
+                if isinstance(y, ExoError):
+                    raise y
                 if self.is_last:
-                    sampler = Sampler(SamplingParams.from_dict(header.get("sampling", {})), self.info.output_width)
-                    for t in header.get("history", []):
-                        sampler.accept(t)
-                self._sessions[rid] = (self.shard.session(), sampler)
-            session, sampler = self._sessions[rid]
-            y = session.forward_hidden(x, last_only=self.is_last)
-            if self.is_last:
-                tok, lp, top = sampler.sample(y[-1])
-                sampler.accept(tok)
-                self.link.send("token", rid, token=tok, logprob=lp, top=top)
-            else:
-                self.link.send("fwd", rid, y, **{k: v for k, v in header.items()
-                                                  if k in ("start", "sampling", "history")})
-        except (ExoError, ValueError) as e:
-            # Back to rank 0 around the ring, which ends the request with an ErrorChunk.
-            # (A middle rank's message has to pass the later ranks: they forward "error" as is.)
-            self.link.send("error", rid, message=f"rank {self.rank}: {e}")
+                    sampler = self._sessions[rid][1]
+                    tok, lp, top = sampler.sample(y[-1])
+                    sampler.accept(tok)
+                    self.link.send("token", rid, token=tok, logprob=lp, top=top)
+                else:
+                    self.link.send("fwd", rid, y, **{k: v for k, v in header.items()
+                                                      if k in ("start", "sampling", "history")})
+            except (ExoError, ValueError) as e:
+                self._send_error(rid, e)
+
+    def _send_error(self, rid, e):
+        # Back to rank 0 around the ring, which ends the request with an ErrorChunk.
+        # (A middle rank's message has to pass the later ranks: they forward "error" as is.)
+        self.link.send("error", rid, message=f"rank {self.rank}: {e}")
 
 
 def task_from_exo(task):

@@ -14,6 +14,7 @@ import threading
 
 from . import _capi
 from .errors import check
+from .model import bos_flag
 from .sampler import make_sampling
 
 
@@ -63,7 +64,7 @@ class Generation:
         o.max_tokens = int(max_tokens)
         o.n_stop = len(self._stops)
         o.stop = C.cast(self._stop_arr, C.POINTER(C.c_char_p)) if self._stops else None
-        o.add_bos = int(add_bos)
+        o.add_bos = bos_flag(add_bos)
         o.ignore_eos = int(bool(ignore_eos))
         o.on_token = self._cb
         o.cancel = C.pointer(self._cancel_flag)

@@ -115,7 +115,8 @@ class IpexInferenceEngine:
         await self._run(self.session.clear)
 
     # -- text
-    async def encode(self, shard, prompt, add_bos=False):
+    async def encode(self, shard, prompt, add_bos=-1):
+        """Token ids of a prompt; BOS as the tokenizer's files say unless add_bos is 0 or 1."""
         await self.ensure_shard(shard)
         return np.asarray(await self._run(self._model.tokenize, prompt, add_bos), dtype=np.int64)
 
@@ -127,8 +128,8 @@ class IpexInferenceEngine:
         """Samples from the last position of logits x [..., n, vocab]: an int array of shape (1,)."""
         logits = np.asarray(x, dtype=np.float32)
         row = logits.reshape(-1, logits.shape[-1])[-1]
-        s = Sampler(SamplingParams(temperature=temp, top_p=top_p, top_k=top_k, min_p=0.0, seed=seed), row.size)
-        return np.array([s.sample(row)[0]], dtype=np.int64)
+        with Sampler(SamplingParams(temperature=temp, top_p=top_p, top_k=top_k, min_p=0.0, seed=seed), row.size) as s:
+            return np.array([s.sample(row)[0]], dtype=np.int64)
 
     # -- tensors
     def _session(self, request_id):

@@ -11,7 +11,7 @@ import os
 import weakref
 
 from . import _capi
-from .errors import check, error_for
+from .errors import ExoError, check, error_for
 
 try:  # numpy is optional: without it, outputs are (bytes, shape, dtype)
     import numpy as _np
@@ -140,7 +140,7 @@ class Model(_Handle):
         say (ModelInfo.adds_bos), 1 / True prepends the model's BOS, 0 / False does not."""
         data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
         bos = bos_flag(add_bos)
-        cap = len(data) + 4  # a token spans at least one byte; a few for BOS and template tokens
+        cap = len(data) // 4 + 8  # text runs about 4 bytes a token; the library says when it needs more
         n = C.c_size_t()
         for _ in range(2):  # the second try has the exact size the first reported
             ids = (C.c_int32 * max(1, cap))()
@@ -289,33 +289,36 @@ def forward_batch(steps):
     hidden states [n, hidden_size] on the others. Returns one result per step, in order: the
     output (as Session.forward_tokens gives it), or the ExoError that step failed with. A failing
     step does not stop the others."""
-    steps = list(steps)
-    if not steps:
-        return []
-    entries = (_capi.BatchEntry * len(steps))()
-    keep, outs = [], []
-    for e, (session, data, last_only) in zip(entries, steps):
-        info = session.shard.info
-        if info.embeds:
-            k, ptr, n = _token_input(data)
+    results, prepared = [], []
+    for i, (session, data, last_only) in enumerate(steps):
+        try:
+            info = session.shard.info
+            if info.embeds:
+                keep, ptr, n = _token_input(data)
+            else:
+                keep, ptr, n = _hidden_input(data, None, info.input_width)
+            out, out_ptr, rows, width = session._output(n, last_only)
+            prepared.append((i, session, info.embeds, keep, ptr, n, last_only, out, out_ptr, rows, width))
+            results.append(None)
+        except ExoError as e:  # refused here, before the library saw it
+            results.append(e)
+    if not prepared:
+        return results
+    entries = (_capi.BatchEntry * len(prepared))()
+    for e, (_, session, embeds, _, ptr, n, last_only, _, out_ptr, rows, width) in zip(entries, prepared):
+        e.session, e.n, e.flags = session.handle, n, _flags(last_only)
+        if embeds:
             e.tokens = ptr
         else:
-            k, ptr, n = _hidden_input(data, None, info.input_width)
             e.hidden = ptr
-        out, out_ptr, rows, width = session._output(n, last_only)
-        e.session, e.n, e.flags = session.handle, n, _flags(last_only)
         e.out, e.out_count = out_ptr, rows * width
-        keep.append(k)
-        outs.append((out, rows, width))
     lib = _capi.lib()
-    lib.exo_session_forward_batch(entries, len(steps))  # each entry carries its own status
-    results = []
-    for e, (session, _, _), (out, rows, width) in zip(entries, steps, outs):
+    lib.exo_session_forward_batch(entries, len(prepared))  # each entry carries its own status
+    for e, (i, session, _, _, _, _, _, out, _, rows, width) in zip(entries, prepared):
         if e.status < 0:
-            results.append(error_for(e.status, session.last_error() or _capi.text(lib.exo_last_error()),
-                                     "exo_session_forward_batch"))
+            results[i] = error_for(e.status, session.last_error(), "exo_session_forward_batch")
         else:
-            results.append(_shape_out(out, rows, width))
+            results[i] = _shape_out(out, rows, width)
     return results
 
 

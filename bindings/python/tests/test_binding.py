@@ -46,17 +46,36 @@ def test_unknown_device_raises_not_found(runtime):
 def test_model_info_and_tokenizer_round_trip(runtime):
     m = runtime.open_model(TINY_LLAMA)
     assert (m.info.architecture, m.info.n_layers, m.info.hidden_size, m.info.vocab_size) == ("llama", 4, 64, 512)
+    # tokenizer_config names a BOS and says nothing else: the tokenizer's default is to add it
+    assert m.info.has_tokenizer and m.info.adds_bos and m.info.bos_token_id == 0
     gold = json.load(open(os.path.join(TINY_LLAMA, "golden.json")))["prompts"][0]
-    ids = m.tokenize(gold["text"], add_bos=True)
-    assert ids == gold["ids"]
-    assert m.tokenize(gold["text"]) == gold["ids"][1:]
-    assert m.detokenize(ids[1:]) == gold["text"]
+    assert gold["ids"][0] == 0
+    assert m.tokenize(gold["text"]) == gold["ids"]  # add_bos=-1: as the tokenizer says
+    assert m.tokenize(gold["text"], add_bos=None) == gold["ids"]
+    assert m.tokenize(gold["text"], add_bos=True) == m.tokenize(gold["text"], add_bos=1) == gold["ids"]
+    assert m.tokenize(gold["text"], add_bos=False) == m.tokenize(gold["text"], add_bos=0) == gold["ids"][1:]
+    assert m.detokenize(gold["ids"][1:]) == gold["text"]
+    with pytest.raises(exo_ipex.InvalidArgument):
+        m.tokenize("x", add_bos=2)
 
 
 def test_long_text_tokenizes_past_the_first_guess(runtime):
     m = runtime.open_model(TINY_LLAMA)
-    text = "ab " * 3000
-    assert m.detokenize(m.tokenize(text)) == text
+    text = "ab " * 3000  # more tokens than the binding's first buffer (a quarter of the bytes)
+    ids = m.tokenize(text, add_bos=0)
+    assert len(ids) > len(text.encode()) // 4 + 8
+    assert m.detokenize(ids) == text
+
+
+def test_tokenize_says_how_many_ids_a_small_buffer_needs(runtime):
+    import ctypes
+    m = runtime.open_model(TINY_LLAMA)
+    data = b"Hello world, hello tokenizer"
+    need = len(m.tokenize(data, add_bos=1))
+    ids, n = (ctypes.c_int32 * 2)(), ctypes.c_size_t()
+    st = exo_ipex._capi.lib().exo_model_tokenize(m.handle, data, len(data), 1, ids, 2, ctypes.byref(n))
+    assert exo_ipex._capi.STATUS_NAMES[st] == "EXO_ERR_BUFFER_TOO_SMALL" and n.value == need
+    assert str(need) in m.last_error()
 
 
 def test_bad_model_dir_raises_with_detail(runtime, tmp_path):
@@ -138,9 +157,10 @@ def test_generate_streams_exo_runs_greedy_text(tiny_shard, exo_run):
 
 def test_generate_golden_text_of_the_default_model(runtime):
     gold = json.load(open(os.path.join(LICENSES, "golden.json")))["prompts"][0]
-    s = runtime.open_model(LICENSES).load_shard().session()
-    # golden ids start with BOS (0); this tokenizer does not add it, so ask for it.
-    text = s.generate(gold["text"], max_tokens=len(gold["greedy"]), temperature=0.0, add_bos=1).text()
+    m = runtime.open_model(LICENSES)
+    # golden ids start with BOS (0), which this tokenizer adds by default (add_bos=-1)
+    assert m.info.adds_bos and m.tokenize(gold["text"]) == gold["ids"]
+    text = m.load_shard().session().generate(gold["text"], max_tokens=len(gold["greedy"]), temperature=0.0).text()
     assert text == gold["greedy_text"]
 
 

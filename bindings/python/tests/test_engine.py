@@ -18,8 +18,11 @@ from exo_ipex.legacy_engine import IpexInferenceEngine, Shard
 PROMPT = "The quick brown fox jumps over the lazy dog."
 
 
-def exo_run_greedy(exo_run, model, prompt, n):
-    out = subprocess.run([exo_run, "--model", model, "--temperature", "0", "-n", str(n), "--json", "-p", prompt],
+SEEDED = {"temperature": 1.0, "top_k": 50, "seed": 7}  # exo-run: --temperature 1 --top-k 50 --seed 7
+
+
+def exo_run_greedy(exo_run, model, prompt, n, sampling=("--temperature", "0")):
+    out = subprocess.run([exo_run, "--model", model, *sampling, "-n", str(n), "--json", "-p", prompt],
                          check=True, capture_output=True, text=True).stdout
     events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     toks = [e for e in events if e.get("type") != "stats"]
@@ -78,17 +81,21 @@ def test_engine_on_the_default_model_gives_the_golden_text():
     b.close()
 
 
-def test_batched_requests_step_round_robin_and_match_alone(whole_engine):
+def test_batched_requests_step_round_robin_and_match_alone(whole_engine, monkeypatch):
     prompts = {"r0": PROMPT, "r1": "Hello world", "r2": "Once upon a time"}
     alone = {}
     for tid, p in prompts.items():
         whole_engine.submit(TextGenerationTask(tid, prompt=p, max_output_tokens=6, temperature=0.0))
         alone[tid] = [c.token_id for c in run_until_done(whole_engine, [tid])[0][tid]]
+    batch_sizes = []
+    real = exo_ipex.model.forward_batch
+    monkeypatch.setattr(exo_ipex.model, "forward_batch", lambda steps: batch_sizes.append(len(steps)) or real(steps))
     for tid, p in prompts.items():
         whole_engine.submit(TextGenerationTask(tid, prompt=p, max_output_tokens=6, temperature=0.0))
     chunks, ends, order = run_until_done(whole_engine, list(prompts))
     assert {t: [c.token_id for c in chunks[t]] for t in prompts} == alone
     assert len(set(order[:3])) == 3  # each request produced a token before any produced a second
+    assert batch_sizes == [3] * 6  # one exo_session_forward_batch per step for the three requests
 
 
 def test_stop_strings_end_generation_before_the_stop(whole_engine, exo_run):
@@ -114,14 +121,44 @@ def test_cancelled_request_ends_with_cancelled_response(whole_engine):
     assert len(chunks["c"]) == 0 and len(chunks["k"]) == 2
 
 
-def test_sampled_generation_is_seeded(whole_engine):
-    def run(seed):
-        whole_engine.submit(TextGenerationTask("x", prompt=PROMPT, max_output_tokens=8, temperature=1.0, seed=seed,
-                                               top_k=50, logprobs=True, top_logprobs=3))
-        return [c for c in run_until_done(whole_engine, ["x"])[0]["x"] if c.token_id >= 0]
-    a, b = run(7), run(7)
-    assert a and [c.token_id for c in a] == [c.token_id for c in b]
-    assert all(c.logprob <= 0 and len(c.top_logprobs) == 3 for c in a)
+def exo_run_seeded(exo_run, n):
+    return exo_run_greedy(exo_run, TINY_LLAMA, PROMPT, n, ("--temperature", "1", "--top-k", "50", "--seed", "7"))
+
+
+def test_sampled_generation_draws_exo_runs_seeded_tokens(whole_engine, exo_run):
+    expect_text, expect_tokens, _ = exo_run_seeded(exo_run, 12)
+
+    def run():
+        whole_engine.submit(TextGenerationTask("x", prompt=PROMPT, max_output_tokens=12, logprobs=True, top_logprobs=3,
+                                               **SEEDED))
+        return run_until_done(whole_engine, ["x"])[0]["x"]
+    a, b = run(), run()
+    assert [c.token_id for c in a if c.token_id >= 0] == expect_tokens  # the C sampler's stream
+    assert "".join(c.text for c in a) == expect_text
+    assert [c.token_id for c in a] == [c.token_id for c in b]
+    assert all(c.logprob <= 0 and len(c.top_logprobs) == 3 for c in a if c.token_id >= 0)
+
+
+def test_every_eos_id_of_the_model_ends_generation(exo_run, tmp_path):
+    """EOS ids come from the library's model info (config.json, generation_config.json, the
+    tokenizer): an extra id in generation_config.json ends the request like EOS."""
+    _, greedy, _ = exo_run_greedy(exo_run, TINY_LLAMA, PROMPT, 16)
+    for name in os.listdir(TINY_LLAMA):
+        os.symlink(os.path.join(TINY_LLAMA, name), tmp_path / name)
+    gen = json.load(open(os.path.join(TINY_LLAMA, "generation_config.json")))
+    stop_id = greedy[3]
+    gen["eos_token_id"] = [1, stop_id]
+    (tmp_path / "generation_config.json").unlink()
+    (tmp_path / "generation_config.json").write_text(json.dumps(gen))
+    b = IpexBuilder(tmp_path)
+    engine = b.build()
+    assert stop_id in b.model.info.eos_token_ids
+    engine.submit(TextGenerationTask("e", prompt=PROMPT, max_output_tokens=16, temperature=0.0))
+    chunks, ends, _ = run_until_done(engine, ["e"])
+    assert [c.token_id for c in chunks["e"] if c.token_id >= 0] == greedy[:greedy.index(stop_id)]
+    assert chunks["e"][-1].finish_reason == "stop" and isinstance(ends["e"], FinishedResponse)
+    engine.close()
+    b.close()
 
 
 def test_legacy_interface_whole_model_matches_golden_and_samples():
@@ -178,19 +215,52 @@ def test_two_process_pipeline_reproduces_single_process_logits(tmp_path):
 def test_two_process_engine_pipeline_reproduces_exo_run(exo_run):
     expect_text, expect_tokens, _ = exo_run_greedy(exo_run, TINY_LLAMA, PROMPT, 32)
     a0, a1 = (f"tcp://127.0.0.1:{p}" for p in free_tcp_ports(2))
-    out = _two_ranks(["engine", "0", a0, a1, TINY_LLAMA, PROMPT, "32"], ["engine", "1", a0, a1, TINY_LLAMA, PROMPT, "32"])
+    out = _two_ranks(["engine", "0", a0, a1, TINY_LLAMA, PROMPT, "32"],
+                     ["engine", "1", a0, a1, TINY_LLAMA, PROMPT, "32"])
     got = json.loads(out.strip().splitlines()[-1])
     assert got["tokens"] == expect_tokens
     assert got["text"] == expect_text
 
 
-def test_pipeline_ranks_in_one_process_finish_cancel_and_late_submit():
+def in_process_pipeline():
+    """Two ranks of the tiny model ([0, 2) and [2, 4)) in this process, over loopback TCP."""
     a0, a1 = (f"tcp://127.0.0.1:{p}" for p in free_tcp_ports(2))
     builders = [IpexBuilder(TINY_LLAMA, start_layer=2 * r, end_layer=2 * r + 2, device_rank=r, world_size=2,
                             addresses=[a0, a1]) for r in range(2)]
     for b in builders:
         b.connect()
-    e0, e1 = (b.build() for b in builders)
+    return builders, [b.build() for b in builders]
+
+
+def close_pipeline(builders, engines):
+    for e, b in zip(engines, builders):
+        e.close()
+        b.close()
+
+
+def test_pipeline_last_rank_draws_exo_runs_seeded_tokens_for_a_batch(exo_run):
+    expect_text, expect_tokens, _ = exo_run_seeded(exo_run, 10)
+    builders, (e0, e1) = in_process_pipeline()
+    tids = ["p", "q", "r"]
+    for tid in tids:  # three requests step together: batched on both ranks
+        e0.submit(TextGenerationTask(tid, prompt=PROMPT, max_output_tokens=10, **SEEDED))
+        e1.submit(TextGenerationTask(tid, prompt=PROMPT))
+    chunks, ends = {t: [] for t in tids}, {}
+    while len(ends) < len(tids):
+        for tid, ev in e0.step(timeout=0.01):
+            if isinstance(ev, TokenChunk):
+                chunks[tid].append(ev)
+            else:
+                ends[tid] = ev
+        e1.step(timeout=0.01)
+    for tid in tids:
+        assert [c.token_id for c in chunks[tid] if c.token_id >= 0] == expect_tokens
+        assert "".join(c.text for c in chunks[tid]) == expect_text
+    close_pipeline(builders, (e0, e1))
+
+
+def test_pipeline_ranks_in_one_process_finish_cancel_and_late_submit():
+    builders, (e0, e1) = in_process_pipeline()
     for tid, n in (("long", 10000), ("short", 4)):
         e0.submit(TextGenerationTask(tid, prompt=PROMPT, max_output_tokens=n, temperature=0.0))
     e1.submit(TextGenerationTask("long", prompt=PROMPT))  # "short" reaches rank 1 only after it ended
@@ -211,6 +281,4 @@ def test_pipeline_ranks_in_one_process_finish_cancel_and_late_submit():
     assert all(isinstance(ev, FinishedResponse) for ev in ends1.values())
     assert chunks["short"] == 4 and chunks["long"] >= 3
     assert not e1._sessions  # every rank freed its sessions
-    for e, b in zip((e0, e1), builders):
-        e.close()
-        b.close()
+    close_pipeline(builders, (e0, e1))

@@ -38,3 +38,47 @@ def test_struct_layouts_match_c(tmp_path):
     mismatches = [(c, f, py, cc_) for (c, f, py), cc_ in zip(expected, got) if py != cc_]
     assert len(got) == len(expected)
     assert not mismatches, mismatches
+
+
+def c_struct_members(path):
+    """{struct name: [member names]} of every `typedef struct NAME { ... } NAME;` in a header."""
+    import re
+    text = open(path).read()
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r"//[^\n]*", "", text)
+    out = {}
+    for name, body in re.findall(r"typedef\s+struct\s+(\w+)\s*\{(.*?)\}\s*\1\s*;", text, flags=re.S):
+        members = []
+        for decl in body.split(";"):
+            decl = decl.strip()
+            if not decl:
+                continue
+            if "(" in decl:  # a function pointer member: (*name)(...)
+                members.append(re.search(r"\(\s*\*\s*(\w+)\s*\)", decl).group(1))
+                continue
+            type_and_first, *rest = decl.split(",")  # uint32_t start_layer, end_layer
+            for d in [type_and_first] + rest:
+                members.append(re.search(r"(\w+)\s*(\[[^\]]*\]\s*)*$", d.strip()).group(1))
+        out[name] = members
+    return out
+
+
+def test_every_public_struct_and_member_is_mirrored():
+    """The layout test compares the members the binding knows; this one finds those it does
+    not: a struct of exo.h without a ctypes twin, or a member the twin lacks (a new member can
+    hide in trailing padding, where sizeof alone would not see it)."""
+    c = c_struct_members(os.path.join(REPO, "core", "include", "exo.h"))
+    c.update({k: v for k, v in c_struct_members(os.path.join(REPO, "abi", "exo_plugin.h")).items()
+              if k in ("exo_device_report", "exo_device_telemetry")})
+    assert {"exo_sampled_token", "exo_batch_entry", "exo_model_info", "exo_shard_options"} <= set(c)
+    mirrored = {cname: [f for f, *_ in cls._fields_] for cls, cname in _capi.STRUCTS.items()}
+    assert set(c) == set(mirrored), set(c) ^ set(mirrored)
+    for name, members in c.items():
+        assert mirrored[name] == members, name
+
+
+def test_status_names_match_the_library():
+    lib = _capi.lib()
+    known = {c: lib.exo_status_name(c).decode() for c in range(-64, 64)}
+    known = {c: n for c, n in known.items() if n != "EXO_ERR_UNKNOWN"}
+    assert known == _capi.STATUS_NAMES
