@@ -146,7 +146,8 @@ typedef struct exo_model_info {
     uint32_t max_position_embeddings;
     exo_dtype dtype;            /* of the checkpoint's weights */
     int32_t bos_token_id;       /* -1: none */
-    const int32_t *eos_token_ids; /* every end-of-sequence id: config.json, generation_config.json, tokenizer */
+    const int32_t *eos_token_ids; /* every end-of-sequence id (config.json, generation_config.json,
+                                   * tokenizer); valid until exo_model_close */
     uint32_t n_eos;
     uint32_t tie_word_embeddings;
     uint32_t adds_bos;          /* text prompts start with BOS by default (exo_model_tokenize add_bos -1) */
@@ -234,8 +235,10 @@ EXO_API exo_status exo_session_forward_tokens(exo_session *session, const int32_
 EXO_API exo_status exo_session_forward_hidden(exo_session *session, const float *hidden, uint32_t n,
                                               uint32_t flags, float *out, uint64_t out_count);
 
-/* One sequence's part of a batched step. */
+/* One sequence's part of a batched step. Every entry of the array starts with the header
+ * (EXO_STRUCT_INIT): its size is the array's stride, so the struct can grow. */
 typedef struct exo_batch_entry {
+    exo_struct_header hdr;
     exo_session *session;
     const int32_t *tokens;      /* first shard */
     const float *hidden;        /* other shards */
@@ -247,8 +250,9 @@ typedef struct exo_batch_entry {
     uint32_t reserved;
 } exo_batch_entry;
 
-/* Steps several sequences (EXO batches up to 8) of the same shard. Returns EXO_OK when every
- * entry succeeded, else the first failing entry's status; each entry carries its own. */
+/* Steps several sequences (EXO batches up to 8) of the same shard (EXO_ERR_INVALID_ARG when
+ * the sessions belong to different shards). Returns EXO_OK when every entry succeeded, else the
+ * first failing entry's status; each entry carries its own. */
 EXO_API exo_status exo_session_forward_batch(exo_batch_entry *entries, uint32_t n_entries);
 
 
@@ -275,7 +279,8 @@ EXO_API exo_status exo_tensor_file_get(const exo_tensor_file *file, const char *
 
 /* Token ids of UTF-8 text with the model's tokenizer (tokenizer.json). add_bos: 1 prepends BOS
  * when the model has one, 0 does not, -1 does what the tokenizer's files say (add_bos_token, the
- * post-processor template; else BOS when tokenizer_config names one). *n receives the count;
+ * post-processor template; else BOS when tokenizer_config names one). Text that already starts
+ * with the BOS token (a chat template's "<|begin_of_text|>") never gets a second one. *n receives the count;
  * EXO_ERR_BUFFER_TOO_SMALL when cap is too small (*n then says how many are needed). Invalid
  * UTF-8 is an error (EXO_ERR_INVALID_ARG). */
 EXO_API exo_status exo_model_tokenize(exo_model *model, const char *text, size_t len, int add_bos, int32_t *ids,
@@ -329,8 +334,9 @@ EXO_API void exo_sampler_free(exo_sampler *sampler);
 EXO_API void exo_sampler_accept(exo_sampler *sampler, int32_t token);
 /* Clears the history and restarts the random stream (the same stream for a fixed seed). */
 EXO_API void exo_sampler_reset(exo_sampler *sampler);
-/* Samples from one row of vocab_size logits (left unchanged). */
-EXO_API exo_status exo_sampler_sample(exo_sampler *sampler, const float *logits, exo_sampled_token *out);
+/* Samples from one row of logits (left unchanged); n_logits must equal the vocabulary size. */
+EXO_API exo_status exo_sampler_sample(exo_sampler *sampler, const float *logits, uint32_t n_logits,
+                                      exo_sampled_token *out);
 
 /* Streaming detokenizer: token ids in, text pieces out that never split a UTF-8 character. */
 typedef struct exo_detokenizer exo_detokenizer;

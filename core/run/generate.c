@@ -231,12 +231,11 @@ exo_status exo_generate(exo_session *s, const char *prompt, const exo_generate_o
         return exo_error_keep(&s->error, exo_errorf(m->tokenizer_status ? m->tokenizer_status : EXO_ERR_UNSUPPORTED,
                                                     "%s", m->tokenizer_error));
     int32_t add_bos = o && EXO_STRUCT_HAS(o, exo_generate_options, add_bos) ? o->add_bos : -1;
-    bool bos = add_bos < 0 ? exo_tokenizer_adds_bos(m->tokenizer) : add_bos != 0;
     /* BOS belongs at the start of a sequence only. */
-    if (exo_session_position(s) > 0) bos = false;
+    if (exo_session_position(s) > 0) add_bos = 0;
     int32_t *ids = NULL;
     size_t n = 0;
-    exo_status st = exo_tokenizer_encode(m->tokenizer, prompt, strlen(prompt), bos, &ids, &n);
+    exo_status st = exo_model_encode(m, prompt, strlen(prompt), add_bos, &ids, &n);
     if (st != EXO_OK) return exo_error_keep(&s->error, st);
     if (n > UINT32_MAX) n = UINT32_MAX;
     st = exo_generate_tokens(s, ids, (uint32_t)n, o, stats);

@@ -50,6 +50,9 @@ struct exo_session {
     int32_t *position_scratch;  /* host copy of positions, max_tokens */
 };
 
+/* Token ids of a text prompt (malloc'd); add_bos as exo_model_tokenize says. */
+exo_status exo_model_encode(exo_model *m, const char *text, size_t len, int add_bos, int32_t **ids, size_t *n);
+
 /* True when token ends a sequence for this model. */
 bool exo_model_is_eos(const exo_model *m, int32_t token);
 

@@ -10,6 +10,7 @@
 
 struct exo_sampler {
     exo_token_sampler *impl;
+    uint32_t vocab_size;
 };
 
 void exo_sampling_default(exo_sampling *s) {
@@ -60,6 +61,7 @@ exo_status exo_sampler_create(const exo_sampling *sampling, uint32_t vocab_size,
     exo_sampling_to_params(sampling, &p);
     exo_sampler *s = calloc(1, sizeof *s);
     if (!s) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory creating a sampler");
+    s->vocab_size = vocab_size;
     exo_status st = exo_token_sampler_create(&p, vocab_size, &s->impl);
     if (st != EXO_OK) {
         free(s);
@@ -83,10 +85,13 @@ void exo_sampler_reset(exo_sampler *s) {
     if (s) exo_token_sampler_reset(s->impl);
 }
 
-exo_status exo_sampler_sample(exo_sampler *s, const float *logits, exo_sampled_token *out) {
+exo_status exo_sampler_sample(exo_sampler *s, const float *logits, uint32_t n_logits, exo_sampled_token *out) {
     exo_error_clear();
     if (!s || !logits || !out || out->hdr.size < sizeof out->hdr)
         return exo_errorf(EXO_ERR_INVALID_ARG, "exo_sampler_sample: NULL argument or uninitialised header");
+    if (n_logits != s->vocab_size)
+        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_sampler_sample: %u logits for a vocabulary of %u", n_logits,
+                          s->vocab_size);
     exo_sample_result r;
     exo_status st = exo_token_sampler_sample(s->impl, logits, &r);
     if (st != EXO_OK) return st;

@@ -1,6 +1,8 @@
 /* exo_session: one sequence on a shard — its KV cache on the shard's device, its position,
  * and the forward step (token ids or hidden states in; logits or hidden states out). Input,
  * position and output buffers are allocated once, so a step allocates nothing. */
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,25 +198,39 @@ exo_status exo_session_forward_hidden(exo_session *s, const float *hidden, uint3
 
 exo_status exo_session_forward_batch(exo_batch_entry *entries, uint32_t n_entries) {
     exo_error_clear();
-    if (!entries && n_entries) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_session_forward_batch: entries is NULL");
+    if (!n_entries) return EXO_OK;
+    if (!entries || entries[0].hdr.size < sizeof(exo_struct_header) ||
+        EXO_VERSION_MAJOR(entries[0].hdr.version) != EXO_ABI_MAJOR)
+        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_session_forward_batch: entries NULL or header not initialised");
+    /* The caller's struct size is the stride: an older, smaller exo_batch_entry still works. */
+    size_t stride = entries[0].hdr.size;
+    if (stride < offsetof(exo_batch_entry, status) + sizeof(exo_status))
+        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_batch_entry of %zu bytes is too small", stride);
+#define ENTRY(i) ((exo_batch_entry *)((char *)entries + (size_t)(i)*stride))
+    const exo_shard *shard = NULL;
+    for (uint32_t i = 0; i < n_entries; i++) {
+        const exo_session *s = ENTRY(i)->session;
+        if (!s) return exo_errorf(EXO_ERR_INVALID_ARG, "batch entry %u has no session", i);
+        if (shard && s->shard != shard)
+            return exo_errorf(EXO_ERR_INVALID_ARG, "batch entry %u belongs to another shard than entry 0", i);
+        shard = s->shard;
+    }
     /* v1 steps the sequences one after another; the entry point exists so callers batch from
      * the start and a plugin can later run them as one graph. */
     exo_status first = EXO_OK;
     char detail[EXO_ERROR_MAX] = "";
     for (uint32_t i = 0; i < n_entries; i++) {
-        exo_batch_entry *e = &entries[i];
-        if (!e->session) {
-            e->status = exo_errorf(EXO_ERR_INVALID_ARG, "batch entry %u has no session", i);
-        } else if (e->session->shard->plan.embeds) {
+        exo_batch_entry *e = ENTRY(i);
+        if (e->session->shard->plan.embeds)
             e->status = exo_session_forward_tokens(e->session, e->tokens, e->n, e->flags, e->out, e->out_count);
-        } else {
+        else
             e->status = exo_session_forward_hidden(e->session, e->hidden, e->n, e->flags, e->out, e->out_count);
-        }
         if (e->status != EXO_OK && first == EXO_OK) {
             first = e->status;
             snprintf(detail, sizeof detail, "batch entry %u: %s", i, exo_error_message());
         }
     }
+#undef ENTRY
     if (first != EXO_OK) exo_errorf(first, "%s", detail);
     return first;
 }

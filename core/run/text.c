@@ -10,6 +10,29 @@ static exo_status need_tokenizer(exo_model *m) {
                                                 "%s", m->tokenizer_error[0] ? m->tokenizer_error : "no tokenizer"));
 }
 
+exo_status exo_model_encode(exo_model *m, const char *text, size_t len, int add_bos, int32_t **ids, size_t *n) {
+    bool bos = add_bos < 0 ? exo_tokenizer_adds_bos(m->tokenizer) : add_bos != 0;
+    exo_status st = exo_tokenizer_encode(m->tokenizer, text, len, false, ids, n);
+    if (st != EXO_OK || !bos) return st;
+    int32_t id = exo_tokenizer_bos(m->tokenizer);
+    if (id < 0) return EXO_OK;
+    if (*n > 0 && (*ids)[0] == id) {
+        exo_logf(&m->rt->logger, EXO_LOG_INFO, "model", "the prompt already starts with BOS; not adding another");
+        return EXO_OK;
+    }
+    int32_t *grown = realloc(*ids, (*n + 1) * sizeof *grown);
+    if (!grown) {
+        free(*ids);
+        *ids = NULL;
+        return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory tokenizing");
+    }
+    memmove(grown + 1, grown, *n * sizeof *grown);
+    grown[0] = id;
+    *ids = grown;
+    (*n)++;
+    return EXO_OK;
+}
+
 exo_status exo_model_tokenize(exo_model *m, const char *text, size_t len, int add_bos, int32_t *ids, size_t cap,
                               size_t *n) {
     exo_error_clear();
@@ -18,8 +41,7 @@ exo_status exo_model_tokenize(exo_model *m, const char *text, size_t len, int ad
     if (st != EXO_OK) return st;
     int32_t *out = NULL;
     size_t count = 0;
-    bool bos = add_bos < 0 ? exo_tokenizer_adds_bos(m->tokenizer) : add_bos != 0;
-    st = exo_tokenizer_encode(m->tokenizer, text ? text : "", len, bos, &out, &count);
+    st = exo_model_encode(m, text ? text : "", len, add_bos, &out, &count);
     if (st != EXO_OK) return exo_error_keep(&m->error, st);
     *n = count;
     if (count > cap) {

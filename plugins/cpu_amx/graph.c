@@ -33,6 +33,7 @@ struct exo_compiled {
     uint32_t n_threads;
     bool fast;        /* AVX-512 kernels on */
     uint8_t *group;   /* per node: matmuls from here on sharing one pool job (0: not a group start) */
+    float *x_packed;  /* GEMM activations re-laid out once per matmul (fast kernels, prefill) */
 };
 
 static exo_status check_device(exo_plugin_ctx *ctx, uint32_t device, const char *what) {
@@ -72,6 +73,7 @@ void cpu_compiled_free(exo_compiled *c) {
     free(c->data);
     free(c->bound);
     free(c->group);
+    free(c->x_packed);
     free(c->scratch);
     free(c->workspace);
     free(c);
@@ -160,6 +162,17 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
         c->workspace = NULL;
         st = cpu_error(ctx, EXO_ERR_NO_MEMORY, "cpu_amx graph_compile: cannot allocate %zu bytes of workspace",
                        c->workspace_stride * c->n_threads);
+    }
+    size_t packed = 0;
+    for (uint32_t i = 0; st == EXO_OK && c->fast && g->max_tokens > CPU_GEMV_MAX_TOKENS && i < g->n_nodes; i++)
+        if (g->nodes[i].op == EXO_OP_MATMUL) {
+            size_t need = cpu_avx512_gemm_packed_floats(g->max_tokens, g->tensors[g->nodes[i].src[1]].ne[0]);
+            if (need > packed) packed = need;
+        }
+    if (st == EXO_OK && packed > 0 && posix_memalign((void **)&c->x_packed, CPU_ALIGN, packed * sizeof(float)) != 0) {
+        c->x_packed = NULL;
+        st = cpu_error(ctx, EXO_ERR_NO_MEMORY, "cpu_amx graph_compile: cannot allocate %zu bytes for packed activations",
+                       packed * sizeof(float));
     }
     if (st != EXO_OK) {
         free(offsets);
@@ -273,7 +286,7 @@ static void matmul_args(const exec_node *e, cpu_matmul_args *a) {
     int64_t x_count = src_shape(e, 0, NULL), w_count = src_shape(e, 1, wne);
     *a = (cpu_matmul_args){src_data(e, 0), x_count / wne[0], wne[0], w_count / wne[0], src_data(e, 1),
                            c->tensors[nd->src[1]].dtype, nd->n_src == 3 ? src_data(e, 2) : NULL, c->data[nd->dst],
-                           c->workspace, c->workspace_stride};
+                           c->workspace, c->workspace_stride, NULL};
 }
 
 /* Matmuls first .. first + count - 1 share their input: one pool job over all their columns. */
@@ -288,6 +301,12 @@ static void run_matmul_group(exo_compiled *c, uint32_t first, uint32_t count, ui
     }
     bool gemm = g.member[0].m > CPU_GEMV_MAX_TOKENS;
     g.fn = gemm ? cpu_avx512_gemm : cpu_avx512_matmul;
+    if (gemm) {
+        /* The members share x: one packing serves them all. */
+        for (uint32_t i = 0; i < count; i++) g.member[i].x_packed = c->x_packed;
+        cpu_threadpool_run(c->ctx->pool, cpu_avx512_gemm_pack_items(g.member[0].m, g.member[0].k), 1,
+                           cpu_avx512_gemm_pack_x, &g.member[0]);
+    }
     cpu_threadpool_run(c->ctx->pool, g.start[count], gemm ? CPU_GEMM_GRAIN : CPU_MATMUL_BLOCK, cpu_matmul_group_task,
                        &g);
 }
@@ -318,9 +337,11 @@ static exo_status run_node(const exec_node *e) {
         matmul_args(e, &a);
         if (!c->fast)
             cpu_threadpool_run(pool, a.n, 1, cpu_ref_matmul, &a);
-        else if (a.m > CPU_GEMV_MAX_TOKENS)
+        else if (a.m > CPU_GEMV_MAX_TOKENS) {
+            a.x_packed = c->x_packed;
+            cpu_threadpool_run(pool, cpu_avx512_gemm_pack_items(a.m, a.k), 1, cpu_avx512_gemm_pack_x, &a);
             cpu_threadpool_run(pool, a.n, CPU_GEMM_GRAIN, cpu_avx512_gemm, &a);
-        else
+        } else
             cpu_threadpool_run(pool, a.n, CPU_MATMUL_BLOCK, cpu_avx512_matmul, &a);
         return EXO_OK;
     }

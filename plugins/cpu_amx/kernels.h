@@ -43,6 +43,7 @@ typedef struct cpu_matmul_args {
     float *dst;
     uint8_t *workspace; /* n_threads slices of workspace_stride bytes */
     size_t workspace_stride;
+    float *x_packed;    /* fast GEMM only: x re-laid out by cpu_avx512_gemm_pack_x, or NULL */
 } cpu_matmul_args;
 
 /* Items: elements of a. b repeats every b_count elements (b_count == count or a row). */

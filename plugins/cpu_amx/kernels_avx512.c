@@ -128,7 +128,8 @@ static AVX512 void widen_rows(const cpu_matmul_args *a, int64_t row0, int64_t ro
  * of 32: 16 even then 16 odd values), so the inner loop is one load, one shift, one AND and two
  * FMAs per line and row. A tile's rows are one contiguous block of memory, and each row is
  * only a few 4 KiB pages, too short for the hardware prefetcher to ramp up on; so every line
- * loaded prefetches the same line of the next tile, which then arrives a whole tile early. */
+ * loaded prefetches the same line of the next tile into L2 (not L1: for long rows a tile is
+ * larger than L1), which then arrives a whole tile early. */
 #define GEMV_ROWS 8           /* weight rows per tile (1-2 tokens): 8 memory streams, R * M accumulators */
 #define GEMV_ROWS_WIDE 4      /* weight rows per tile for 3-4 tokens (16 accumulators) */
 
@@ -163,7 +164,7 @@ INLINE AVX512 void gemv_bf16_tile(const uint16_t *w, int64_t k, int64_t k32, con
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             const uint16_t *row = w + r * k + j;
-            _mm_prefetch((const char *)(row + R * k), _MM_HINT_T0); /* same line, next tile */
+            _mm_prefetch((const char *)(row + R * k), _MM_HINT_T1); /* same line, next tile, into L2 */
             __m512i v = _mm512_loadu_si512(row);
             __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
             __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(v, high));

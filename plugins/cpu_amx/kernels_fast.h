@@ -22,6 +22,12 @@
 
 void cpu_avx512_matmul(void *args, int64_t begin, int64_t end, uint32_t thread);
 void cpu_avx512_gemm(void *args, int64_t begin, int64_t end, uint32_t thread);
+/* Re-lays x out for cpu_avx512_gemm once per matmul (or group of matmuls sharing x) into
+ * args->x_packed, instead of once per chunk of columns in every thread. Items:
+ * cpu_avx512_gemm_pack_items(m, k). x_packed needs cpu_avx512_gemm_packed_floats(m, k). */
+void cpu_avx512_gemm_pack_x(void *args, int64_t begin, int64_t end, uint32_t thread);
+int64_t cpu_avx512_gemm_pack_items(int64_t m, int64_t k);
+size_t cpu_avx512_gemm_packed_floats(int64_t m, int64_t k);
 void cpu_avx512_attention(void *args, int64_t begin, int64_t end, uint32_t thread);
 void cpu_avx512_rms_norm(void *args, int64_t begin, int64_t end, uint32_t thread);
 /* kernels_eltwise_avx512.c */

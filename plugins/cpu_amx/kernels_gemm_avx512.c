@@ -4,9 +4,9 @@
  * transposed to [kk][32 columns], the layout the micro-kernel streams) into its workspace while
  * they sit in L2. The micro-kernel then computes GEMM_MR tokens x 32 columns with 2 * GEMM_MR
  * vector accumulators: per inner step two weight loads and GEMM_MR activation broadcasts feed
- * 2 * GEMM_MR FMAs, so it runs at the FMA ports' rate rather than the loads'. A tile of
- * GEMM_MR x GEMM_KC activations is copied once into a contiguous stream and stays in L1 across
- * the block's panels.
+ * 2 * GEMM_MR FMAs, so it runs at the FMA ports' rate rather than the loads'. The activations
+ * are re-laid out once per matmul (cpu_avx512_gemm_pack_x, a separate pool pass) into tiles of
+ * GEMM_MR x GEMM_KC contiguous floats, which stay in L1 across a block's panels.
  * The widening cost is paid once per weight element per matmul, amortised over all m tokens. */
 #include "kernels_fast.h"
 
@@ -25,7 +25,7 @@
 #define GEMM_NC 512 /* columns per packed block: GEMM_NC x GEMM_KC floats = 512 KiB in L2; the
                      * activation tile packed for a block is reused across its 16 panels */
 
-size_t cpu_avx512_gemm_workspace(void) { return (size_t)(GEMM_NC + GEMM_MR) * GEMM_KC * sizeof(float); }
+size_t cpu_avx512_gemm_workspace(void) { return (size_t)GEMM_NC * GEMM_KC * sizeof(float); }
 
 /* 16 consecutive weights of row `row` starting at inner index j, as float32 (masked tail). */
 INLINE AVX512 __m512 load_row16(const void *w, exo_dtype type, int64_t k, int64_t row, int64_t j, __mmask16 mask) {
@@ -106,6 +106,28 @@ static AVX512 void pack_tokens(const float *x, int64_t k, int mr, int64_t kc, fl
         for (int i = 0; i < GEMM_MR; i++) out[kk * GEMM_MR + i] = i < mr ? x[i * k + kk] : 0.0f;
 }
 
+/* The packed activations: for each tile of GEMM_MR tokens, GEMM_MR x k floats, in which inner
+ * block p0 (of GEMM_KC) starts at GEMM_MR * p0, laid out [kk][GEMM_MR]. */
+size_t cpu_avx512_gemm_packed_floats(int64_t m, int64_t k) {
+    return (size_t)((m + GEMM_MR - 1) / GEMM_MR) * GEMM_MR * (size_t)k;
+}
+int64_t cpu_avx512_gemm_pack_items(int64_t m, int64_t k) {
+    return (m + GEMM_MR - 1) / GEMM_MR * ((k + GEMM_KC - 1) / GEMM_KC);
+}
+
+/* Items: token tile * inner blocks + inner block. */
+AVX512 void cpu_avx512_gemm_pack_x(void *args, int64_t begin, int64_t end, uint32_t thread) {
+    (void)thread;
+    const cpu_matmul_args *a = args;
+    int64_t blocks = (a->k + GEMM_KC - 1) / GEMM_KC;
+    for (int64_t item = begin; item < end; item++) {
+        int64_t t0 = item / blocks * GEMM_MR, p0 = item % blocks * GEMM_KC;
+        int mr = a->m - t0 < GEMM_MR ? (int)(a->m - t0) : GEMM_MR;
+        int64_t kc = a->k - p0 < GEMM_KC ? a->k - p0 : GEMM_KC;
+        pack_tokens(a->x + t0 * a->k + p0, a->k, mr, kc, a->x_packed + t0 * a->k + GEMM_MR * p0);
+    }
+}
+
 /* C[MR][32] (+)= A[MR][kc] . B[kc][32]. `first`: start from the bias (or zero) instead of C.
  * m0/m1 mask the columns that exist. MR is a constant after inlining. */
 INLINE AVX512 void micro_kernel(const float *a, const float *b, int64_t kc, float *c, int64_t ldc,
@@ -146,11 +168,11 @@ static AVX512 void micro_kernel_any(int mr, const float *a, const float *b, int6
     }
 }
 
-/* Items are weight rows (output columns); chunks should be multiples of GEMM_NR for full panels. */
+/* Items are weight rows (output columns); chunks should be multiples of GEMM_NR for full panels.
+ * args->x_packed must hold x as cpu_avx512_gemm_pack_x lays it out. */
 AVX512 void cpu_avx512_gemm(void *args, int64_t begin, int64_t end, uint32_t thread) {
     const cpu_matmul_args *a = args;
     float *packed = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
-    float *tokens = packed + GEMM_NC * GEMM_KC;
     for (int64_t n0 = begin; n0 < end; n0 += GEMM_NC) {
         int64_t nc = end - n0 < GEMM_NC ? end - n0 : GEMM_NC;
         for (int64_t p0 = 0; p0 < a->k; p0 += GEMM_KC) {
@@ -158,13 +180,13 @@ AVX512 void cpu_avx512_gemm(void *args, int64_t begin, int64_t end, uint32_t thr
             pack_block(a, n0, nc, p0, kc, packed);
             for (int64_t t0 = 0; t0 < a->m; t0 += GEMM_MR) {
                 int mr = a->m - t0 < GEMM_MR ? (int)(a->m - t0) : GEMM_MR;
-                pack_tokens(a->x + t0 * a->k + p0, a->k, mr, kc, tokens);
+                const float *tile = a->x_packed + t0 * a->k + GEMM_MR * p0;
                 for (int64_t p = 0; p * GEMM_NR < nc; p++) {
                     int64_t cols = nc - p * GEMM_NR < GEMM_NR ? nc - p * GEMM_NR : GEMM_NR;
                     __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
                     __mmask16 m1 = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
                     int64_t col = n0 + p * GEMM_NR;
-                    micro_kernel_any(mr, tokens, packed + p * kc * GEMM_NR, kc,
+                    micro_kernel_any(mr, tile, packed + p * kc * GEMM_NR, kc,
                                      a->dst + t0 * a->n + col, a->n, p0 == 0, a->bias ? a->bias + col : NULL, m0, m1);
                 }
             }

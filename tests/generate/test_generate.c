@@ -259,7 +259,7 @@ START_TEST(public_sampler_and_detokenizer_reproduce_generate) {
     for (int step = 0; step < 16; step++) {
         exo_sampled_token t;
         EXO_STRUCT_INIT(&t);
-        ck_assert_int_eq(exo_sampler_sample(sampler, logits, &t), EXO_OK);
+        ck_assert_int_eq(exo_sampler_sample(sampler, logits, info.vocab_size, &t), EXO_OK);
         exo_sampler_accept(sampler, t.token);
         const char *piece;
         size_t len;
@@ -275,6 +275,23 @@ START_TEST(public_sampler_and_detokenizer_reproduce_generate) {
 }
 END_TEST
 
+START_TEST(a_prompt_starting_with_bos_gets_no_second_one) {
+    fixture f = open_model();
+    int32_t ids[32];
+    size_t n = 0;
+    const char *text = "<|begin_of_text|>Hello";
+    ck_assert_int_eq(exo_model_tokenize(f.model, text, strlen(text), -1, ids, 32, &n), EXO_OK);
+    ck_assert_uint_ge(n, 2);
+    ck_assert_int_eq(ids[0], 0);
+    ck_assert_int_ne(ids[1], 0);
+    ck_assert_int_eq(exo_model_tokenize(f.model, "Hello", 5, 1, ids, 32, &n), EXO_OK);
+    ck_assert_int_eq(ids[0], 0);
+    ck_assert_int_eq(exo_model_tokenize(f.model, "Hello", 5, 0, ids, 32, &n), EXO_OK);
+    ck_assert_int_ne(ids[0], 0);
+    close_model(&f);
+}
+END_TEST
+
 START_TEST(batch_step_matches_single_steps) {
     fixture f = open_model();
     exo_model_info info;
@@ -286,8 +303,8 @@ START_TEST(batch_step_matches_single_steps) {
     float *la = malloc(info.vocab_size * sizeof *la), *lb = malloc(info.vocab_size * sizeof *lb);
     float *ref = malloc(info.vocab_size * sizeof *ref);
     exo_batch_entry e[2] = {
-        {.session = f.session, .tokens = a, .n = 3, .flags = EXO_FORWARD_LAST_ONLY, .out = la, .out_count = info.vocab_size},
-        {.session = other, .tokens = b, .n = 2, .flags = EXO_FORWARD_LAST_ONLY, .out = lb, .out_count = info.vocab_size}};
+        {.hdr = {sizeof(exo_batch_entry), EXO_ABI_VERSION}, .session = f.session, .tokens = a, .n = 3, .flags = EXO_FORWARD_LAST_ONLY, .out = la, .out_count = info.vocab_size},
+        {.hdr = {sizeof(exo_batch_entry), EXO_ABI_VERSION}, .session = other, .tokens = b, .n = 2, .flags = EXO_FORWARD_LAST_ONLY, .out = lb, .out_count = info.vocab_size}};
     ck_assert_int_eq(exo_session_forward_batch(e, 2), EXO_OK);
     ck_assert_int_eq(e[0].status, EXO_OK);
     ck_assert_int_eq(exo_session_reset(other), EXO_OK);
@@ -315,6 +332,7 @@ int main(void) {
     tcase_add_test(tc, bad_utf8_prompt_is_an_error);
     tcase_add_test(tc, pipeline_shards_refuse_generate);
     tcase_add_test(tc, public_sampler_and_detokenizer_reproduce_generate);
+    tcase_add_test(tc, a_prompt_starting_with_bos_gets_no_second_one);
     tcase_add_test(tc, batch_step_matches_single_steps);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -161,9 +161,9 @@ class SampledToken(_Sized):
     ]
 
 
-class BatchEntry(C.Structure):  # not caller-sized: an element of the array exo_session_forward_batch takes
+class BatchEntry(_Sized):  # an element of the array exo_session_forward_batch takes; hdr.size is the stride
     _fields_ = [
-        ("session", C.c_void_p), ("tokens", C.POINTER(C.c_int32)), ("hidden", C.POINTER(C.c_float)),
+        ("hdr", Header), ("session", C.c_void_p), ("tokens", C.POINTER(C.c_int32)), ("hidden", C.POINTER(C.c_float)),
         ("n", C.c_uint32), ("flags", C.c_uint32), ("out", C.POINTER(C.c_float)), ("out_count", C.c_uint64),
         ("status", C.c_int32), ("reserved", C.c_uint32),
     ]
@@ -252,7 +252,7 @@ _PROTOTYPES = {
     "exo_sampler_free": (None, [P]),
     "exo_sampler_accept": (None, [P, _i32]),
     "exo_sampler_reset": (None, [P]),
-    "exo_sampler_sample": (status_t, [P, C.POINTER(C.c_float), C.POINTER(SampledToken)]),
+    "exo_sampler_sample": (status_t, [P, C.POINTER(C.c_float), _u32, C.POINTER(SampledToken)]),
     "exo_detokenizer_create": (status_t, [P, C.POINTER(P)]),
     "exo_detokenizer_free": (None, [P]),
     "exo_detokenizer_push": (status_t, [P, _i32, C.POINTER(C.c_void_p), C.POINTER(_size)]),

@@ -97,9 +97,7 @@ class Sampler(_Handle):
         else:
             row = (C.c_float * len(logits))(*logits)
             size, ptr = len(logits), row
-        if size < self.vocab_size:  # the C side reads vocab_size floats
-            raise error_for(-1, f"a row of {size} logits for a vocabulary of {self.vocab_size}", "exo_sampler_sample")
         r = self._result
-        check(self._lib.exo_sampler_sample(self.handle, ptr, C.byref(r)), None, "exo_sampler_sample")
+        check(self._lib.exo_sampler_sample(self.handle, ptr, size, C.byref(r)), None, "exo_sampler_sample")
         top = [(r.top_tokens[i], r.top_logprobs[i]) for i in range(r.n_top)]
         return r.token, r.logprob, top
