@@ -2,61 +2,23 @@
 # CPU benchmark on the GPU machine's host CPU (16 cores with AMX): does prefill reach AMX through
 # oneDNN, and what do prefill and decode make of the hardware?
 #
-# Two modes:
-#   scripts/device/cpu-amx-bench.sh --collect [DIR]
-#       Here, on the build machine: copies what the device needs into DIR (default build-bench/amx):
-#       bin/ (exo-bench, exo-synth, exo-probe), lib/ (libexocore, the cpu_amx plugin) and
-#       lib/carried/ (the Debian .so files the device lacks: libdnnl.so.2, libgomp.so.1,
-#       libcjson.so.1, libpcre2-8.so.0, libOpenCL.so.1, libstdc++.so.6, libgcc_s.so.1).
-#       Build first: cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release &&
-#       cmake --build build-bench -j2 --target exo-bench exo-synth exo-probe exo-plugin-cpu_amx
-#       Then carry DIR (about 42 MB; binaries need glibc >= 2.34).
 #   scripts/device/cpu-amx-bench.sh
 #       On the device: writes the synthetic models with exo-synth (no download, no carry), checks
 #       with ONEDNN_VERBOSE=1 that the prefill matmuls dispatch to avx512_core_amx, runs exo-bench
-#       and prints a table. JSON results go to $OUT (the device tool brings them back) or
-#       $EXO_BENCH_OUT, default /tmp/exo-amx-bench.
+#       and prints a table. JSON results go to $OUT/cpu-amx-bench (the device tool brings them
+#       back), else /tmp/exo-device-results/cpu-amx-bench.
 #
-# Environment: EXO_AMX_DIR (the collected dir, default build-bench/amx), EXO_MODELS (default
-# /tmp/exo-models), THREADS (default "16 8"), MODELS (default "small-110m llama-3.2-1b"),
+# Environment: EXO_DEVICE_BUNDLE (scripts/device/collect.sh's bundle, default
+# build-device/bundle), EXO_MODELS (default /tmp/exo-models), THREADS (default "16 8"), MODELS (default "small-110m llama-3.2-1b"),
 # REPS (default 3), EXO_MODEL_DIR_<preset> is not needed: a model dir in $EXO_MODELS is reused.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-AMX_DIR=${EXO_AMX_DIR:-$ROOT/build-bench/amx}
 
-collect() {
-  local build=${EXO_BUILD_DIR:-$ROOT/build-bench} dest=${1:-$ROOT/build-bench/amx}
-  for f in bin/exo-bench bin/exo-synth bin/exo-probe lib/libexocore.so.0 lib/exo/plugins/libexo-plugin-cpu_amx.so; do
-    [ -e "$build/$f" ] || { echo "collect: $build/$f is missing: build it first" >&2; exit 1; }
-  done
-  rm -rf "$dest"
-  mkdir -p "$dest/bin" "$dest/lib/exo/plugins" "$dest/lib/carried"
-  cp "$build"/bin/exo-bench "$build"/bin/exo-synth "$build"/bin/exo-probe "$dest/bin/"
-  cp -P "$build"/lib/libexocore.so* "$dest/lib/"
-  cp "$build/lib/exo/plugins/libexo-plugin-cpu_amx.so" "$dest/lib/exo/plugins/"
-  # Every non-glibc library the binaries, the core and the plugin load (libdnnl's own included).
-  ldd "$dest"/bin/* "$dest"/lib/libexocore.so.0 "$dest"/lib/exo/plugins/*.so 2>/dev/null |
-    awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u |
-    while read -r name path; do
-      case "$name" in
-        libc.so.*|libm.so.*|libdl.so.*|libpthread.so.*|librt.so.*|ld-linux*|libexocore*) ;;
-        *) cp -L "$path" "$dest/lib/carried/$name" ;;
-      esac
-    done
-  echo "collected into $dest ($(du -sh "$dest" | cut -f1)):"
-  ls "$dest/lib/carried"
-}
 
-if [ "${1:-}" = "--collect" ]; then
-  collect "${2:-}"
-  exit 0
-fi
-
-BIN=$AMX_DIR/bin
-export LD_LIBRARY_PATH="$AMX_DIR/lib/carried:$AMX_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export EXO_PLUGIN_PATH="$AMX_DIR/lib/exo/plugins" # also found next to libexocore; explicit is surer
+. "$ROOT/scripts/device/env.sh"
+export EXO_PLUGINS_SELECT=cpu_amx
 MODELS_DIR=${EXO_MODELS:-/tmp/exo-models}
-RESULTS=${OUT:-${EXO_BENCH_OUT:-/tmp/exo-amx-bench}}
+RESULTS=$RESULTS/cpu-amx-bench
 THREADS=${THREADS:-"16 8"}
 MODELS=${MODELS:-"small-110m llama-3.2-1b"}
 REPS=${REPS:-3}
@@ -70,10 +32,10 @@ for flag in amx_tile amx_bf16 amx_int8 avx512_bf16 avx512_fp16; do
   grep -qw "$flag" /proc/cpuinfo && echo "cpu flag $flag: yes" || echo "cpu flag $flag: NO"
 done
 if [ ! -x "$BIN/exo-bench" ]; then
-  echo "FAIL: $BIN/exo-bench not found: run '$0 --collect' on the build machine and carry build-bench/amx" >&2
+  echo "FAIL: $BIN/exo-bench not found: run scripts/device/collect.sh on the build machine and carry build-device/bundle" >&2
   exit 1
 fi
-missing=$(ldd "$BIN/exo-bench" "$AMX_DIR/lib/exo/plugins/libexo-plugin-cpu_amx.so" | grep 'not found' | sort -u)
+missing=$(ldd "$BIN/exo-bench" "$BUNDLE/lib/exo/plugins/libexo-plugin-cpu_amx.so" | grep 'not found' | sort -u)
 if [ -n "$missing" ]; then
   echo "FAIL: libraries not found:" >&2
   echo "$missing" >&2
