@@ -2,7 +2,10 @@
 # Builds the bundle the GPU machine runs: that machine has gcc but no Debian dev packages and no
 # network, so we build here (Release) and carry binaries plus every non-glibc library they load.
 #
-#   scripts/device/collect.sh [BUILD_DIR] [BUNDLE_DIR]
+#   [PLUGINS="cpu_amx opencl"] scripts/device/collect.sh [BUILD_DIR] [BUNDLE_DIR]
+#
+# The run tool carries at most 64 MiB with the tree: libdnnl alone is ~30 MB, so an OpenCL-only
+# job collects with PLUGINS=opencl and a CPU job with PLUGINS=cpu_amx.
 #
 # Defaults: BUILD_DIR=build-device (configured and built here, Release), BUNDLE_DIR=
 # build-device/bundle. The bundle holds bin/ (exo-golden, exo-probe, exo-bench, exo-synth,
@@ -16,14 +19,14 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build-device}
 DEST=${2:-$BUILD/bundle}
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DEXO_BUILD_TESTS=OFF >/dev/null
+PLUGINS=${PLUGINS:-cpu_amx opencl}
 cmake --build "$BUILD" -j"$(nproc)" --target exo-golden exo-probe exo-bench exo-synth exo-run \
-  exo-plugin-cpu_amx exo-plugin-opencl >/dev/null
+  $(for p in $PLUGINS; do printf 'exo-plugin-%s ' "$p"; done) >/dev/null
 rm -rf "$DEST"
 mkdir -p "$DEST/bin" "$DEST/lib/exo/plugins" "$DEST/lib/carried"
 for tool in exo-golden exo-probe exo-bench exo-synth exo-run; do cp "$BUILD/bin/$tool" "$DEST/bin/"; done
 cp -P "$BUILD"/lib/libexocore.so* "$DEST/lib/"
-cp "$BUILD"/lib/exo/plugins/libexo-plugin-cpu_amx.so "$BUILD"/lib/exo/plugins/libexo-plugin-opencl.so \
-  "$DEST/lib/exo/plugins/"
+for p in $PLUGINS; do cp "$BUILD/lib/exo/plugins/libexo-plugin-$p.so" "$DEST/lib/exo/plugins/"; done
 # The ICD loader is dlopen'ed, so ldd does not list it.
 cp -L "$(ldconfig -p | awk '/libOpenCL.so.1 .*x86-64/ {print $NF; exit}')" "$DEST/lib/carried/libOpenCL.so.1"
 ldd "$DEST"/bin/* "$DEST"/lib/libexocore.so.0 "$DEST"/lib/exo/plugins/*.so 2>/dev/null |
