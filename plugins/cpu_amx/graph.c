@@ -1,7 +1,11 @@
 /* Graph compile and execute on the CPU: compile validates everything (at 1 and max_tokens
- * tokens), plans scratch for intermediates, sizes per-thread workspaces and picks kernels;
- * execute binds INPUT/OUTPUT/KV tensors, checks the data that only exists at run time (token ids,
- * positions) and runs the nodes in order on the thread pool. Execute allocates nothing. */
+ * tokens), plans scratch for intermediates, sizes per-thread workspaces and the GEMM's packed
+ * activations, picks kernels, finds matmuls that share an input (one pool job each group) and
+ * prefaults the weight pages; execute binds INPUT/OUTPUT/KV tensors, checks the data that only
+ * exists at run time (token ids, positions) and runs the nodes in order on the thread pool.
+ * Matmuls take the streaming matrix-vector kernel up to CPU_GEMV_MAX_TOKENS tokens and the
+ * blocked GEMM above; attention takes the per-token kernel for one token and the tiled one
+ * for more. Execute allocates nothing. */
 #include "cpu_plugin.h"
 #include "graph_check.h"
 #include "graph_plan.h"

@@ -40,11 +40,22 @@ static void prefault_range(void *args, int64_t begin, int64_t end, uint32_t thre
 
 void cpu_prefault_weights(exo_plugin_ctx *ctx, const exo_graph *g, uint32_t *scratch) {
     uint32_t n = 0;
+    uint64_t bytes = 0, total = 0, available = 0;
     for (uint32_t t = 0; t < g->n_tensors; t++) {
         const exo_tensor *ten = &g->tensors[t];
-        if ((ten->flags & EXO_TENSOR_WEIGHT) && !g->buffers[ten->buffer]->owned) scratch[n++] = t;
+        if ((ten->flags & EXO_TENSOR_WEIGHT) && !g->buffers[ten->buffer]->owned) {
+            scratch[n++] = t;
+            bytes += cpu_tensor_bytes(ten, g->max_tokens);
+        }
     }
     if (n == 0) return;
+    /* Weights that do not fit in free memory would only evict each other (and everything
+     * else) during the touch; then the pages come in as execution reads them. */
+    if (cpu_read_meminfo(&total, &available) && bytes > available) {
+        cpu_log(ctx, EXO_LOG_DEBUG, "not prefaulting %llu bytes of weights: only %llu bytes of memory are available",
+                (unsigned long long)bytes, (unsigned long long)available);
+        return;
+    }
     long page = sysconf(_SC_PAGESIZE);
     prefault_args a = {g, scratch, page > 0 ? (uintptr_t)page : 4096u};
     cpu_threadpool_run(ctx->pool, n, 1, prefault_range, &a);

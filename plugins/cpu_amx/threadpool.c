@@ -51,12 +51,13 @@ struct cpu_threadpool {
     int64_t n_items, chunk; /* chunk: the grain; claims are multiples of it */
 };
 
-/* Guided self-scheduling: each claim takes half of an even share of what is left (rounded up
- * to the grain), so chunks start large (few claims, long contiguous weight streams) and shrink
- * to one grain at the end, where a thread that finishes early then waits at most one small
- * chunk for the others. A fixed chunk size would leave up to a whole chunk of imbalance. */
+/* Guided self-scheduling: each claim takes an even share of what is left (rounded up to the
+ * grain), so chunks start large (few claims, long contiguous weight streams that each start
+ * cold) and shrink to one grain at the end, where a thread that finishes early then waits at
+ * most one small chunk for the others. A fixed chunk size would leave up to a whole chunk of
+ * imbalance. */
 static void run_chunks(cpu_threadpool *p, uint32_t thread) {
-    int64_t n = p->n_items, grain = p->chunk, share = 2 * (int64_t)p->n_threads;
+    int64_t n = p->n_items, grain = p->chunk, share = (int64_t)p->n_threads;
     int64_t begin = atomic_load_explicit(&p->next_chunk, memory_order_relaxed);
     for (;;) {
         if (begin >= n) break;

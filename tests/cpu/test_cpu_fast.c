@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define T EXO_DIM_TOKENS
 #define FAST_NMSE 1e-10
@@ -182,6 +184,52 @@ START_TEST(matmul_group_shared_input) {
     matmul_group_case(1);
     matmul_group_case(3);
     matmul_group_case(40);
+}
+END_TEST
+
+/* Weights read in place from a file mapping at an odd 2-byte offset, the way the core wraps a
+ * safetensors mmap (buffer_wrap_host): compile prefaults those pages (page-crossing tensors
+ * with unaligned starts), and the kernels take unaligned bf16 rows. */
+START_TEST(matmul_wrapped_file_weights) {
+    if (!cpu_has_avx512()) exit(77);
+    const int64_t k = 2048, n = 300;
+    const uint64_t offset = 4094; /* straddles the first page boundary */
+    char path[] = "/tmp/exo-cpu-fast-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    unlink(path);
+    uint16_t *w = weights_of(EXO_DTYPE_BF16, n * k, 7);
+    uint64_t size = offset + (uint64_t)(n * k) * 2;
+    ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
+    ck_assert_int_eq(pwrite(fd, w, (size_t)(n * k) * 2, (off_t)offset), (ssize_t)(n * k) * 2);
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    ck_assert(map != MAP_FAILED);
+    for (uint32_t tokens = 1; tokens <= 40; tokens += 39) {
+        cpu_fixture fx;
+        fx_open(&fx, 2);
+        tgraph g;
+        tg_init(&g, &fx, tokens);
+        exo_buffer *wrapped = NULL;
+        ck_assert_int_eq(fx.api.buffer_wrap_host(fx.ctx, 0, map, size, EXO_BUFFER_WEIGHTS, &wrapped), EXO_OK);
+        uint32_t tw = tg_tensor(&g, "w", EXO_DTYPE_BF16, EXO_TENSOR_WEIGHT, k, n, 0, 0);
+        g.tensors[tw].buffer = (int32_t)g.n_buffers;
+        g.tensors[tw].offset = offset;
+        g.buffers[g.n_buffers++] = wrapped;
+        uint32_t x = tg_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, k, T, 0, 0);
+        uint32_t out = tg_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, n, T, 0, 0);
+        uint32_t src[] = {x, tw};
+        tg_node(&g, EXO_OP_MATMUL, out, 2, src);
+        tg_alloc_bound(&g);
+        float *xv = weights_of(EXO_DTYPE_F32, k * tokens, 9);
+        tg_write(&g, x, xv, sizeof(float) * k * tokens);
+        compare_fast_to_ref(&g, out, tokens, n * tokens, "MATMUL on wrapped file weights");
+        free(xv);
+        tg_free(&g);
+        fx_close(&fx);
+    }
+    munmap(map, size);
+    close(fd);
+    free(w);
 }
 END_TEST
 
@@ -383,6 +431,7 @@ int main(void) {
     tcase_add_test(tc, matmul_gemm_blocking);
     tcase_add_test(tc, matmul_gemv_shapes);
     tcase_add_test(tc, matmul_group_shared_input);
+    tcase_add_test(tc, matmul_wrapped_file_weights);
     tcase_add_test(tc, add_mul_fast);
     tcase_add_test(tc, glu_fast);
     tcase_add_test(tc, rope_fast);
