@@ -14,7 +14,6 @@
 
 #include <immintrin.h>
 #include <stdbool.h>
-#include <string.h>
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
