@@ -135,7 +135,11 @@ void exo_registry_probe_isolated(exo_runtime *rt, exo_plugin_rec *p) {
     }
     isolated_result r;
     if ((size_t)got < sizeof r) {
-        mark_failed(rt, p, EXO_ERR_PLUGIN_LOAD, "isolated probe exited without an answer");
+        /* A crash handler (a sanitizer's, a driver's) may turn the signal into an exit status. */
+        char why[160];
+        snprintf(why, sizeof why, "probe crashed or exited in the isolated child without an answer (exit status %d)",
+                 WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
+        mark_failed(rt, p, EXO_ERR_PLUGIN_LOAD, why);
         free(buf);
         return;
     }
