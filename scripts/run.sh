@@ -7,10 +7,13 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${EXO_BUILD_DIR:-$ROOT/build}
 "$ROOT/scripts/install-deps.sh"
 echo "run.sh: building in $BUILD (Release; a minute on 2 cores the first time)" >&2
-cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" --target exo-run exo-probe exo-plugin-cpu_amx exo-plugin-opencl \
-  exo-plugin-level_zero >/dev/null
-if [ -x "$BUILD/bin/exo-run" ]; then
-  exec "$BUILD/bin/exo-run" "$@"
+mkdir -p "$BUILD"
+LOG="$BUILD/run-build.log"
+if ! { cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release &&
+       cmake --build "$BUILD" -j"$(nproc)" --target exo-run exo-probe exo-plugin-cpu_amx exo-plugin-opencl \
+         exo-plugin-level_zero; } >"$LOG" 2>&1; then
+  tail -30 "$LOG" >&2
+  echo "run.sh: the build failed (full log: $LOG)" >&2
+  exit 1
 fi
-exec "$BUILD/bin/exo-probe" "$@"
+exec "$BUILD/bin/exo-run" "$@"
