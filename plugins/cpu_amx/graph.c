@@ -7,18 +7,20 @@
  * blocked GEMM above; attention takes the per-token kernel for one token and the tiled one
  * for more. Execute allocates nothing. */
 #include "cpu_plugin.h"
-#include "graph_check.h"
-#include "graph_plan.h"
+#include "graph_bindings.h"
+#include "graph_ir.h"
+#include "graph_validate.h"
+#include "scratch_plan.h"
 #include "graph_prefault.h"
 #include "kernels_fast.h"
 #include "kernels_ref.h"
 #include "matmul_group.h"
+#include "matmul_onednn.h"
 #include "threadpool.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define BOUND_ROLES (EXO_TENSOR_INPUT | EXO_TENSOR_OUTPUT | EXO_TENSOR_KV)
 /* Element-wise work below this many elements runs on the calling thread: a decode step's
  * vectors (a few thousand floats, well under a microsecond) cost less than a hand-off. */
 #define CPU_ELTWISE_GRAIN 16384
@@ -38,6 +40,7 @@ struct exo_compiled {
     bool fast;        /* AVX-512 kernels on */
     uint8_t *group;   /* per node: matmuls from here on sharing one pool job (0: not a group start) */
     float *x_packed;  /* GEMM activations re-laid out once per matmul (fast kernels, prefill) */
+    cpu_onednn *onednn; /* bf16 prefill matmuls through oneDNN (AMX), or NULL: matmul_onednn.h */
 };
 
 static exo_status check_device(exo_plugin_ctx *ctx, uint32_t device, const char *what) {
@@ -45,20 +48,23 @@ static exo_status check_device(exo_plugin_ctx *ctx, uint32_t device, const char 
     return EXO_OK;
 }
 
-/* Everything compile-time can know: structure, then every node at one token and at max_tokens
- * (all shape relations are linear in the token count, so both ends cover the range). */
+/* The CPU's terms for the shared validator and planner (plugins/graph_common): every dtype,
+ * no indexing limit, weights and bindings in host memory, whose addresses must be aligned. */
+static bool host_buffer_span(const void *user, exo_buffer *buf, uint64_t *size, uintptr_t *base) {
+    if (!buf->data) return false;
+    *size = buf->size;
+    *base = (uintptr_t)buf->data;
+    return true;
+}
+
+static graph_target cpu_graph_target(const exo_plugin_ctx *ctx) {
+    return (graph_target){.name = "cpu_amx", .host = ctx->host, .dtypes = GRAPH_DTYPES_ALL,
+                          .buffer_span = host_buffer_span};
+}
+
 static exo_status check_graph(exo_plugin_ctx *ctx, const exo_graph *g, uint32_t *bad_node) {
-    exo_status st = cpu_check_graph_structure(ctx, g, bad_node);
-    if (st != EXO_OK) return st;
-    for (uint32_t i = 0; i < g->n_nodes; i++) {
-        st = cpu_check_node(ctx, g, i, 1);
-        if (st == EXO_OK && g->max_tokens > 1) st = cpu_check_node(ctx, g, i, g->max_tokens);
-        if (st != EXO_OK) {
-            *bad_node = i;
-            return st;
-        }
-    }
-    return EXO_OK;
+    graph_target target = cpu_graph_target(ctx);
+    return graph_validate(&target, g, bad_node);
 }
 
 exo_status cpu_supports_graph(exo_plugin_ctx *ctx, uint32_t device, const exo_graph *graph,
@@ -78,6 +84,7 @@ void cpu_compiled_free(exo_compiled *c) {
     free(c->bound);
     free(c->group);
     free(c->x_packed);
+    cpu_onednn_free(c->onednn);
     free(c->scratch);
     free(c->workspace);
     free(c);
@@ -142,7 +149,8 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
         i += len > 1 ? len : 1;
     }
 
-    st = cpu_plan_scratch(ctx, g, offsets, &c->scratch_size);
+    graph_target target = cpu_graph_target(ctx);
+    st = graph_plan_scratch(&target, g, CPU_ALIGN, offsets, &c->scratch_size);
     uint64_t mem_total = 0, mem_avail = 0;
     if (st == EXO_OK && cpu_read_meminfo(&mem_total, &mem_avail) && c->scratch_size > mem_total)
         st = cpu_error(ctx, EXO_ERR_NO_MEMORY,
@@ -178,6 +186,8 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
         st = cpu_error(ctx, EXO_ERR_NO_MEMORY, "cpu_amx graph_compile: cannot allocate %zu bytes for packed activations",
                        packed * sizeof(float));
     }
+    /* Not with the reference kernels: they are the oracle, exact to f32 accumulation. */
+    if (st == EXO_OK && c->fast) st = cpu_onednn_create(ctx, g, c->n_threads, &c->onednn);
     if (st != EXO_OK) {
         free(offsets);
         cpu_compiled_free(c);
@@ -186,7 +196,7 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
     for (uint32_t t = 0; t < g->n_tensors; t++) {
         const exo_tensor *ten = &g->tensors[t];
         if (ten->flags & EXO_TENSOR_WEIGHT) c->data[t] = g->buffers[ten->buffer]->data + ten->offset;
-        else if (offsets[t] != CPU_NOT_PLANNED) c->data[t] = c->scratch + offsets[t];
+        else if (offsets[t] != GRAPH_NOT_PLANNED) c->data[t] = c->scratch + offsets[t];
     }
     /* offsets has n_tensors 64-bit slots, room for the prefault's n_tensors indices. */
     cpu_prefault_weights(ctx, g, (uint32_t *)offsets);
@@ -204,51 +214,14 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
 
 /* ---------------------------------------------------------------- execution */
 
-static const char *role_name(uint32_t flags) {
-    return flags & EXO_TENSOR_INPUT ? "INPUT" : flags & EXO_TENSOR_OUTPUT ? "OUTPUT" : "KV";
-}
-
+/* Checks the arguments and bindings (plugins/graph_common), then points each bound tensor at
+ * its buffer. */
 static exo_status bind_tensors(exo_compiled *c, const exo_exec_args *args) {
-    exo_plugin_ctx *ctx = c->ctx;
-    for (uint32_t t = 0; t < c->n_tensors; t++) c->bound[t] = 0;
-    if (args->n_bindings && !args->bindings)
-        return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx graph_execute: %u bindings but the array is NULL",
-                         args->n_bindings);
-    for (uint32_t b = 0; b < args->n_bindings; b++) {
-        const exo_binding *bd = &args->bindings[b];
-        if (bd->tensor >= c->n_tensors)
-            return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx graph_execute: binding %u names tensor %u of %u", b,
-                             bd->tensor, c->n_tensors);
-        const exo_tensor *t = &c->tensors[bd->tensor];
-        if (!(t->flags & BOUND_ROLES))
-            return cpu_error(ctx, EXO_ERR_INVALID_ARG,
-                             "cpu_amx graph_execute: binding %u: tensor %u '%.*s' is not an INPUT, OUTPUT or KV tensor", b,
-                             bd->tensor, CPU_NAME_ARG(t));
-        if (c->bound[bd->tensor])
-            return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx graph_execute: tensor %u '%.*s' is bound twice",
-                             bd->tensor, CPU_NAME_ARG(t));
-        if (!bd->buffer || !bd->buffer->data)
-            return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx graph_execute: binding %u ('%.*s') has no buffer", b,
-                             CPU_NAME_ARG(t));
-        uint64_t bytes = cpu_tensor_bytes(t, args->n_tokens), size = bd->buffer->size;
-        if (bd->offset > size || bytes > size - bd->offset)
-            return cpu_error(ctx, EXO_ERR_INVALID_ARG,
-                             "cpu_amx graph_execute: %s tensor '%.*s' needs bytes [%llu, %llu) but its buffer holds %llu",
-                             role_name(t->flags), CPU_NAME_ARG(t), (unsigned long long)bd->offset,
-                             (unsigned long long)(bd->offset + bytes), (unsigned long long)size);
-        uint32_t align = cpu_dtype_size(t->dtype) ? cpu_dtype_size(t->dtype) : 2;
-        if (((uintptr_t)bd->buffer->data + bd->offset) % align != 0)
-            return cpu_error(ctx, EXO_ERR_INVALID_ARG,
-                             "cpu_amx graph_execute: tensor '%.*s' is bound at offset %llu, not aligned to %u bytes",
-                             CPU_NAME_ARG(t), (unsigned long long)bd->offset, align);
-        c->bound[bd->tensor] = 1;
-        c->data[bd->tensor] = bd->buffer->data + bd->offset;
-    }
-    for (uint32_t t = 0; t < c->n_tensors; t++)
-        if ((c->tensors[t].flags & BOUND_ROLES) && !c->bound[t])
-            return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx graph_execute: %s tensor %u '%.*s' has no binding",
-                             role_name(c->tensors[t].flags), t, CPU_NAME_ARG(&c->tensors[t]));
-    return EXO_OK;
+    graph_target target = cpu_graph_target(c->ctx);
+    exo_status st = graph_check_bindings(&target, c->tensors, c->n_tensors, c->max_tokens, args, c->bound);
+    for (uint32_t b = 0; st == EXO_OK && b < args->n_bindings; b++)
+        c->data[args->bindings[b].tensor] = args->bindings[b].buffer->data + args->bindings[b].offset;
+    return st;
 }
 
 typedef struct exec_node {
@@ -261,12 +234,12 @@ typedef struct exec_node {
 static void *src_data(const exec_node *e, uint32_t s) { return e->c->data[e->node->src[s]]; }
 static int64_t src_shape(const exec_node *e, uint32_t s, int64_t ne[EXO_MAX_DIMS]) {
     int64_t tmp[EXO_MAX_DIMS];
-    return cpu_resolve_shape(&e->c->tensors[e->node->src[s]], e->n_tokens, ne ? ne : tmp);
+    return graph_resolve_shape(&e->c->tensors[e->node->src[s]], e->n_tokens, ne ? ne : tmp);
 }
 static int64_t outer_dim(const exec_node *e, uint32_t tensor) {
     int64_t ne[EXO_MAX_DIMS];
     const exo_tensor *t = &e->c->tensors[tensor];
-    cpu_resolve_shape(t, e->n_tokens, ne);
+    graph_resolve_shape(t, e->n_tokens, ne);
     return ne[t->n_dims - 1];
 }
 
@@ -278,7 +251,7 @@ static exo_status check_indices(const exec_node *e, uint32_t s, int64_t count, i
             const exo_tensor *t = &e->c->tensors[e->node->src[s]];
             return cpu_error(e->c->ctx, EXO_ERR_INVALID_ARG,
                              "cpu_amx graph_execute: node %u (%s): %s '%.*s'[%lld] = %d is outside [0, %lld)", e->index,
-                             cpu_op_name(e->node->op), what, CPU_NAME_ARG(t), (long long)i, v[i], (long long)limit);
+                             graph_op_name(e->node->op), what, GRAPH_NAME_ARG(t), (long long)i, v[i], (long long)limit);
         }
     return EXO_OK;
 }
@@ -294,7 +267,7 @@ static void matmul_args(const exec_node *e, cpu_matmul_args *a) {
 }
 
 /* Matmuls first .. first + count - 1 share their input: one pool job over all their columns. */
-static void run_matmul_group(exo_compiled *c, uint32_t first, uint32_t count, uint32_t n_tokens) {
+static exo_status run_matmul_group(exo_compiled *c, uint32_t first, uint32_t count, uint32_t n_tokens) {
     cpu_matmul_group_args g;
     g.count = count;
     g.start[0] = 0;
@@ -302,6 +275,17 @@ static void run_matmul_group(exo_compiled *c, uint32_t first, uint32_t count, ui
         exec_node e = {c, first + i, &c->nodes[first + i], n_tokens};
         matmul_args(&e, &g.member[i]);
         g.start[i + 1] = g.start[i] + g.member[i].n;
+    }
+    bool onednn = true;
+    for (uint32_t i = 0; i < count; i++) onednn = onednn && cpu_onednn_takes(c->onednn, first + i, g.member[i].m);
+    if (onednn) {
+        /* The members share x: one bf16 rounding serves them all. */
+        cpu_onednn_load_x(c->onednn, c->ctx->pool, g.member[0].x, g.member[0].m, g.member[0].k);
+        for (uint32_t i = 0; i < count; i++) {
+            exo_status st = cpu_onednn_matmul(c->onednn, first + i, g.member[i].m, g.member[i].bias, g.member[i].dst);
+            if (st != EXO_OK) return st;
+        }
+        return EXO_OK;
     }
     bool gemm = g.member[0].m > CPU_GEMV_MAX_TOKENS;
     g.fn = gemm ? cpu_avx512_gemm : cpu_avx512_matmul;
@@ -313,6 +297,7 @@ static void run_matmul_group(exo_compiled *c, uint32_t first, uint32_t count, ui
     }
     cpu_threadpool_run(c->ctx->pool, g.start[count], gemm ? CPU_GEMM_GRAIN : CPU_MATMUL_BLOCK, cpu_matmul_group_task,
                        &g);
+    return EXO_OK;
 }
 
 static exo_status run_node(const exec_node *e) {
@@ -339,6 +324,10 @@ static exo_status run_node(const exec_node *e) {
     case EXO_OP_MATMUL: {
         cpu_matmul_args a;
         matmul_args(e, &a);
+        if (cpu_onednn_takes(c->onednn, e->index, a.m)) {
+            cpu_onednn_load_x(c->onednn, pool, a.x, a.m, a.k);
+            return cpu_onednn_matmul(c->onednn, e->index, a.m, a.bias, a.dst);
+        }
         if (!c->fast)
             cpu_threadpool_run(pool, a.n, 1, cpu_ref_matmul, &a);
         else if (a.m > CPU_GEMV_MAX_TOKENS) {
@@ -403,7 +392,7 @@ static exo_status run_node(const exec_node *e) {
     case EXO_OP_COPY: {
         const exo_tensor *s = &c->tensors[nd->src[0]], *d = &c->tensors[nd->dst];
         cpu_copy_args a = {src_data(e, 0), s->dtype, d->dtype, dst};
-        int64_t items = s->dtype == d->dtype ? (int64_t)cpu_tensor_bytes(s, e->n_tokens) : src_shape(e, 0, NULL);
+        int64_t items = s->dtype == d->dtype ? (int64_t)graph_tensor_bytes(s, e->n_tokens) : src_shape(e, 0, NULL);
         cpu_threadpool_run(pool, items, 16384, cpu_ref_copy, &a);
         return EXO_OK;
     }
@@ -414,16 +403,10 @@ static exo_status run_node(const exec_node *e) {
 
 exo_status cpu_graph_execute(exo_compiled *c, const exo_exec_args *args) {
     if (!c) return EXO_ERR_INVALID_ARG;
-    exo_plugin_ctx *ctx = c->ctx;
-    if (!args || args->hdr.size < sizeof(exo_exec_args) || EXO_VERSION_MAJOR(args->hdr.version) != EXO_ABI_MAJOR)
-        return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx graph_execute: args are NULL or have a foreign header");
-    if (args->n_tokens < 1 || args->n_tokens > c->max_tokens)
-        return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx graph_execute: n_tokens %u is outside 1..%u (max_tokens)",
-                         args->n_tokens, c->max_tokens);
     exo_status st = bind_tensors(c, args);
     for (uint32_t i = 0; st == EXO_OK && i < c->n_nodes; i++) {
         if (c->group[i] > 1) {
-            run_matmul_group(c, i, c->group[i], args->n_tokens);
+            st = run_matmul_group(c, i, c->group[i], args->n_tokens);
             i += c->group[i] - 1u;
             continue;
         }

@@ -7,7 +7,7 @@
  * Only the tensors the graph uses are touched: a shard maps whole files but reads its layers. */
 #include "graph_prefault.h"
 
-#include "graph_check.h"
+#include "graph_ir.h"
 #include "threadpool.h"
 
 #include <stdint.h>
@@ -26,7 +26,7 @@ static void prefault_range(void *args, int64_t begin, int64_t end, uint32_t thre
     for (int64_t i = begin; i < end; i++) {
         const exo_tensor *t = &a->g->tensors[a->tensors[i]];
         const uint8_t *data = a->g->buffers[t->buffer]->data + t->offset;
-        uint64_t bytes = cpu_tensor_bytes(t, a->g->max_tokens);
+        uint64_t bytes = graph_tensor_bytes(t, a->g->max_tokens);
         if (bytes == 0) continue;
         uintptr_t first = (uintptr_t)data & ~(a->page - 1);
         uintptr_t last = ((uintptr_t)data + bytes - 1) & ~(a->page - 1);
@@ -45,7 +45,7 @@ void cpu_prefault_weights(exo_plugin_ctx *ctx, const exo_graph *g, uint32_t *scr
         const exo_tensor *ten = &g->tensors[t];
         if ((ten->flags & EXO_TENSOR_WEIGHT) && !g->buffers[ten->buffer]->owned) {
             scratch[n++] = t;
-            bytes += cpu_tensor_bytes(ten, g->max_tokens);
+            bytes += graph_tensor_bytes(ten, g->max_tokens);
         }
     }
     if (n == 0) return;

@@ -112,8 +112,10 @@ static void request_amx(cpu_features *f) {
         return;
     }
     if (!(supported & (1ul << XFEATURE_XTILEDATA))) {
+        /* Seen on a cloud host: CPUID has AMX, the mask 0x202e7 has XTILECFG (bit 17) only. */
         snprintf(f->amx_status, sizeof f->amx_status,
-                 "AMX in CPUID but the kernel does not offer XTILEDATA (xcomp mask 0x%lx)", supported);
+                 "AMX in CPUID but unusable: the kernel's ARCH_GET_XCOMP_SUPP mask 0x%lx lacks XTILEDATA (bit %d)",
+                 supported, XFEATURE_XTILEDATA);
         return;
     }
     if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0) {

@@ -1,15 +1,16 @@
 /* gpu_graph.c — compile and execute (see gpu_graph.h). */
 #include "gpu_graph.h"
 
-#include "gpu_check.h"
 #include "gpu_kernels.h"
-#include "gpu_plan.h"
+#include "gpu_target.h"
+#include "graph_bindings.h"
+#include "graph_ir.h"
+#include "graph_validate.h"
+#include "scratch_plan.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define BOUND_ROLES (EXO_TENSOR_INPUT | EXO_TENSOR_OUTPUT | EXO_TENSOR_KV)
 
 /* A node that indexes with an INPUT tensor (token ids, positions): the values must lie in
  * [0, limit), where the limit (table rows, cache rows) is resolved at the execution's token
@@ -39,23 +40,15 @@ struct gpu_compiled {
     int32_t *index_host;   /* n_slots x max_tokens values: index inputs read back to be checked */
 };
 
-/* Everything compile time can know: structure, then every node at one token and at max_tokens
- * (shape relations are linear in the token count, so both ends cover the range). */
+/* The graph against the IR contract and the kernels' limits (plugins/graph_common), then the
+ * device against the kernels' work-group size. */
 static exo_status check_graph(const gpu_backend *be, const exo_graph *g, uint32_t *bad_node) {
-    exo_status st = gpu_check_graph_structure(be, g, bad_node);
-    if (st != EXO_OK) return st;
-    if (be->features.max_work_group < GPU_MIN_WORK_GROUP)
-        return gpu_fail(be, EXO_ERR_UNSUPPORTED, "graph: the device's work-groups hold %u items; the kernels need %u",
-                        be->features.max_work_group, GPU_MIN_WORK_GROUP);
-    for (uint32_t i = 0; i < g->n_nodes; i++) {
-        st = gpu_check_node(be, g, i, 1);
-        if (st == EXO_OK && g->max_tokens > 1) st = gpu_check_node(be, g, i, g->max_tokens);
-        if (st != EXO_OK) {
-            *bad_node = i;
-            return st;
-        }
-    }
-    return EXO_OK;
+    graph_target target = gpu_graph_target(be);
+    exo_status st = graph_validate(&target, g, bad_node);
+    if (st == EXO_OK && be->features.max_work_group < GPU_MIN_WORK_GROUP)
+        st = gpu_fail(be, EXO_ERR_UNSUPPORTED, "graph: the device's work-groups hold %u items; the kernels need %u",
+                      be->features.max_work_group, GPU_MIN_WORK_GROUP);
+    return st;
 }
 
 exo_status gpu_graph_supports(const gpu_backend *be, const exo_graph *g, uint32_t *first_unsupported) {
@@ -83,7 +76,7 @@ void gpu_graph_free(gpu_compiled *c) {
 /* GET_ROWS tables are [rows][width]: count / width rows. Caches are [ctx][...]: the outer extent. */
 static int64_t rows_of(const exo_tensor *t, uint32_t n_tokens, int table) {
     int64_t ne[EXO_MAX_DIMS];
-    int64_t count = gpu_resolve_shape(t, n_tokens, ne);
+    int64_t count = graph_resolve_shape(t, n_tokens, ne);
     return table ? count / ne[0] : ne[t->n_dims - 1];
 }
 
@@ -144,7 +137,8 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
         return gpu_fail(be, EXO_ERR_NO_MEMORY, "graph_compile: out of memory");
     }
 
-    st = gpu_plan_scratch(be, g, offsets, &c->scratch_size);
+    graph_target target = gpu_graph_target(be);
+    st = graph_plan_scratch(&target, g, GPU_ALIGN, offsets, &c->scratch_size);
     if (st == EXO_OK && be->features.max_alloc && c->scratch_size > be->features.max_alloc)
         st = gpu_fail(be, EXO_ERR_DEVICE_OOM,
                       "graph_compile: intermediates need %llu bytes at max_tokens %u; the device's largest allocation "
@@ -162,7 +156,7 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
             uint64_t size;
             c->mem[t] = be->buffer_mem(be->ctx, g->buffers[ten->buffer], &size);
             c->offset[t] = ten->offset;
-        } else if (offsets[t] != GPU_NOT_PLANNED) {
+        } else if (offsets[t] != GRAPH_NOT_PLANNED) {
             c->mem[t] = c->scratch;
             c->offset[t] = offsets[t];
         }
@@ -180,54 +174,19 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
 
 /* ---------------------------------------------------------------- execution */
 
-static const char *role_name(uint32_t flags) {
-    return flags & EXO_TENSOR_INPUT ? "INPUT" : flags & EXO_TENSOR_OUTPUT ? "OUTPUT" : "KV";
-}
-
+/* Checks the arguments and bindings (plugins/graph_common), then takes each bound tensor's
+ * device memory. */
 static exo_status bind_tensors(gpu_compiled *c, const exo_exec_args *args) {
     const gpu_backend *be = c->be;
-    memset(c->bound, 0, c->n_tensors);
-    if (args->n_bindings && !args->bindings)
-        return gpu_fail(be, EXO_ERR_INVALID_ARG, "graph_execute: %u bindings but the array is NULL", args->n_bindings);
-    for (uint32_t b = 0; b < args->n_bindings; b++) {
+    graph_target target = gpu_graph_target(be);
+    exo_status st = graph_check_bindings(&target, c->tensors, c->n_tensors, c->max_tokens, args, c->bound);
+    for (uint32_t b = 0; st == EXO_OK && b < args->n_bindings; b++) {
         const exo_binding *bd = &args->bindings[b];
-        if (bd->tensor >= c->n_tensors)
-            return gpu_fail(be, EXO_ERR_INVALID_ARG, "graph_execute: binding %u names tensor %u of %u", b, bd->tensor,
-                            c->n_tensors);
-        const exo_tensor *t = &c->tensors[bd->tensor];
-        if (!(t->flags & BOUND_ROLES))
-            return gpu_fail(be, EXO_ERR_INVALID_ARG,
-                            "graph_execute: binding %u: tensor %u '%.*s' is not an INPUT, OUTPUT or KV tensor", b,
-                            bd->tensor, GPU_NAME_ARG(t));
-        if (c->bound[bd->tensor])
-            return gpu_fail(be, EXO_ERR_INVALID_ARG, "graph_execute: tensor %u '%.*s' is bound twice", bd->tensor,
-                            GPU_NAME_ARG(t));
-        uint64_t size = 0;
-        gpu_mem *mem = bd->buffer ? be->buffer_mem(be->ctx, bd->buffer, &size) : NULL;
-        if (!mem)
-            return gpu_fail(be, EXO_ERR_INVALID_ARG, "graph_execute: binding %u ('%.*s') has no buffer of this plugin", b,
-                            GPU_NAME_ARG(t));
-        uint64_t bytes = gpu_tensor_bytes(t, args->n_tokens);
-        if (bd->offset > size || bytes > size - bd->offset)
-            return gpu_fail(be, EXO_ERR_INVALID_ARG,
-                            "graph_execute: %s tensor '%.*s' needs bytes [%llu, %llu) but its buffer holds %llu",
-                            role_name(t->flags), GPU_NAME_ARG(t), (unsigned long long)bd->offset,
-                            (unsigned long long)(bd->offset + bytes), (unsigned long long)size);
-        uint32_t align = gpu_dtype_size(t->dtype) ? gpu_dtype_size(t->dtype) : 2;
-        if (bd->offset % align != 0 || (bd->offset + bytes) / align > UINT32_MAX)
-            return gpu_fail(be, EXO_ERR_INVALID_ARG,
-                            "graph_execute: tensor '%.*s' is bound at offset %llu, which is not aligned to %u bytes or "
-                            "lies beyond 2^32 elements",
-                            GPU_NAME_ARG(t), (unsigned long long)bd->offset, align);
-        c->bound[bd->tensor] = 1;
-        c->mem[bd->tensor] = mem;
+        uint64_t size;
+        c->mem[bd->tensor] = be->buffer_mem(be->ctx, bd->buffer, &size);
         c->offset[bd->tensor] = bd->offset;
     }
-    for (uint32_t t = 0; t < c->n_tensors; t++)
-        if ((c->tensors[t].flags & BOUND_ROLES) && !c->bound[t])
-            return gpu_fail(be, EXO_ERR_INVALID_ARG, "graph_execute: %s tensor %u '%.*s' has no binding",
-                            role_name(c->tensors[t].flags), t, GPU_NAME_ARG(&c->tensors[t]));
-    return EXO_OK;
+    return st;
 }
 
 /* Token ids and positions arrive with the inputs, so their range is checked per execution,
@@ -238,7 +197,7 @@ static exo_status check_indices(gpu_compiled *c, uint32_t n_tokens) {
     for (uint32_t k = 0; k < c->n_slots; k++) {
         const exo_tensor *t = &c->tensors[c->slot_tensor[k]];
         int64_t ne[EXO_MAX_DIMS];
-        int64_t count = gpu_resolve_shape(t, n_tokens, ne);
+        int64_t count = graph_resolve_shape(t, n_tokens, ne);
         counts[k] = count;
         if (count > (int64_t)c->max_tokens) continue; /* not a per-token vector: the kernels guard */
         exo_status st = be->mem_read(be->ctx, c->mem[c->slot_tensor[k]], c->offset[c->slot_tensor[k]],
@@ -255,7 +214,7 @@ static exo_status check_indices(gpu_compiled *c, uint32_t n_tokens) {
             if (v[i] < 0 || v[i] >= limit)
                 return gpu_fail(be, EXO_ERR_INVALID_ARG,
                                 "graph_execute: node %u (%s): %s '%.*s'[%lld] = %d is outside [0, %lld)", ck->node,
-                                gpu_op_name(c->nodes[ck->node].op), ck->what, GPU_NAME_ARG(t), (long long)i, v[i],
+                                graph_op_name(c->nodes[ck->node].op), ck->what, GRAPH_NAME_ARG(t), (long long)i, v[i],
                                 (long long)limit);
     }
     return EXO_OK;
@@ -264,13 +223,9 @@ static exo_status check_indices(gpu_compiled *c, uint32_t n_tokens) {
 exo_status gpu_graph_execute(gpu_compiled *c, const exo_exec_args *args) {
     if (!c) return EXO_ERR_INVALID_ARG;
     const gpu_backend *be = c->be;
-    if (!args || args->hdr.size < sizeof(exo_exec_args) || EXO_VERSION_MAJOR(args->hdr.version) != EXO_ABI_MAJOR)
-        return gpu_fail(be, EXO_ERR_INVALID_ARG, "graph_execute: args are NULL or have a foreign header");
-    if (args->n_tokens < 1 || args->n_tokens > c->max_tokens)
-        return gpu_fail(be, EXO_ERR_INVALID_ARG, "graph_execute: n_tokens %u is outside 1..%u (max_tokens)",
-                        args->n_tokens, c->max_tokens);
     exo_status st = bind_tensors(c, args);
-    if (st == EXO_OK) st = check_indices(c, args->n_tokens);
+    if (st != EXO_OK) return st;
+    st = check_indices(c, args->n_tokens);
     gpu_exec_view view = {be, c->tensors, c->mem, c->offset, args->n_tokens};
     for (uint32_t i = 0; st == EXO_OK && i < c->n_nodes; i++) st = gpu_enqueue_node(&view, &c->nodes[i], i);
     exo_status fin = be->finish(be->ctx);

@@ -3,7 +3,8 @@
  * offset), the offset in units of the tensor's dtype. */
 #include "gpu_kernels.h"
 
-#include "gpu_check.h"
+#include "gpu_target.h"
+#include "graph_ir.h"
 
 #include <stdio.h>
 
@@ -22,7 +23,7 @@ static void start(builder *b, const gpu_exec_view *v, const char *kernel) {
 
 static void arg_tensor(builder *b, uint32_t tensor) {
     const exo_tensor *t = &b->v->tensors[tensor];
-    uint32_t esz = gpu_dtype_size(t->dtype);
+    uint32_t esz = graph_dtype_size(t->dtype);
     gpu_arg *a = &b->l.args[b->l.n_args++];
     a->kind = GPU_ARG_MEM;
     a->v.mem.mem = b->v->mem[tensor];
@@ -62,7 +63,7 @@ static exo_status go_1d(builder *b, uint64_t count) {
 
 static int64_t count_of(const gpu_exec_view *v, uint32_t tensor, int64_t ne[EXO_MAX_DIMS]) {
     int64_t tmp[EXO_MAX_DIMS];
-    return gpu_resolve_shape(&v->tensors[tensor], v->n_tokens, ne ? ne : tmp);
+    return graph_resolve_shape(&v->tensors[tensor], v->n_tokens, ne ? ne : tmp);
 }
 static int64_t outer_dim(const gpu_exec_view *v, uint32_t tensor) {
     int64_t ne[EXO_MAX_DIMS];
@@ -223,7 +224,7 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
             arg_tensor(&b, nd->src[0]);
             arg_i32(&b, s->dtype);
         } else {
-            start(&b, v, gpu_dtype_size(s->dtype) == 4 ? "exo_copy_u32" : "exo_copy_u16");
+            start(&b, v, graph_dtype_size(s->dtype) == 4 ? "exo_copy_u32" : "exo_copy_u16");
             arg_tensor(&b, nd->src[0]);
         }
         arg_tensor(&b, nd->dst);

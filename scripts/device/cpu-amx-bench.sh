@@ -17,6 +17,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
 . "$ROOT/scripts/device/env.sh"
 export EXO_PLUGINS_SELECT=cpu_amx
+# The plugin's default: oneDNN bf16 prefill only where AMX is usable (on: force it, off: never).
+export EXO_CPU_ONEDNN=${EXO_CPU_ONEDNN:-auto}
 MODELS_DIR=${EXO_MODELS:-/tmp/exo-models}
 RESULTS=$RESULTS/cpu-amx-bench
 THREADS=${THREADS:-"16 8"}
@@ -56,9 +58,10 @@ for preset in $MODELS; do
   # distort the timings, so the measured runs below go without it).
   t=$(echo "$THREADS" | awk '{print $1}')
   verbose="$RESULTS/onednn-verbose-$preset.txt"
-  ONEDNN_VERBOSE=1 OMP_NUM_THREADS=$t "$BIN/exo-bench" --model "$model" -p 512 -n 2 -r 1 -t "$t" --no-stream \
-    >"$verbose" 2>&1
-  echo "== oneDNN dispatch, $preset (ONEDNN_VERBOSE=1, $(grep -c 'onednn_verbose,exec' "$verbose") executions)"
+  ONEDNN_VERBOSE=1 EXO_LOG_LEVEL=info OMP_NUM_THREADS=$t "$BIN/exo-bench" --model "$model" -p 512 -n 2 -r 1 -t "$t" \
+    --no-stream >"$verbose" 2>&1
+  echo "== oneDNN dispatch, $preset (EXO_CPU_ONEDNN=$EXO_CPU_ONEDNN, ONEDNN_VERBOSE=1, $(grep -c 'onednn_verbose,exec' "$verbose") executions)"
+  grep -m1 'prefill matmuls' "$verbose" # the plugin's path and why (e.g. the kernel's XCOMP mask lacks XTILEDATA)
   grep -m3 'onednn_verbose,info' "$verbose"
   grep 'onednn_verbose,exec,cpu,matmul' "$verbose" | cut -d, -f5,6 | sort | uniq -c | sort -rn | head
   if grep 'onednn_verbose,exec,cpu,matmul' "$verbose" | grep -q 'avx512_core_amx'; then

@@ -1,8 +1,8 @@
-/* Greedy first-fit placement of intermediates by lifetime (see graph_plan.h): the classic
- * interval-coloring heuristic used by ggml's gallocr and TFLite's arena planner. */
-#include "graph_plan.h"
+/* scratch_plan.c — greedy first-fit placement of intermediates by lifetime (see scratch_plan.h):
+ * the classic interval-coloring heuristic used by ggml's gallocr and TFLite's arena planner. */
+#include "scratch_plan.h"
 
-#include "graph_check.h"
+#include "graph_ir.h"
 
 #include <stdlib.h>
 
@@ -21,7 +21,8 @@ static int compare_spans(const void *a, const void *b) {
     return x->begin < y->begin ? -1 : x->begin > y->begin;
 }
 
-exo_status cpu_plan_scratch(exo_plugin_ctx *ctx, const exo_graph *g, uint64_t *offsets, uint64_t *total) {
+exo_status graph_plan_scratch(const graph_target *target, const exo_graph *g, uint64_t align, uint64_t *offsets,
+                              uint64_t *total) {
     *total = 0;
     uint32_t *slot = malloc(sizeof *slot * g->n_tensors);
     lifetime *lives = malloc(sizeof *lives * (g->n_nodes ? g->n_nodes : 1));
@@ -30,13 +31,13 @@ exo_status cpu_plan_scratch(exo_plugin_ctx *ctx, const exo_graph *g, uint64_t *o
         free(slot);
         free(lives);
         free(busy);
-        return cpu_error(ctx, EXO_ERR_NO_MEMORY, "cpu_amx graph: out of memory while planning scratch");
+        return graph_fail(target, EXO_ERR_NO_MEMORY, "graph: out of memory while planning scratch");
     }
     for (uint32_t t = 0; t < g->n_tensors; t++) {
-        offsets[t] = CPU_NOT_PLANNED;
+        offsets[t] = GRAPH_NOT_PLANNED;
         slot[t] = UINT32_MAX;
     }
-    /* Each intermediate is written by exactly one node (checked), so nodes define lifetimes. */
+    /* Each intermediate is written by exactly one node (validated), so nodes define lifetimes. */
     uint32_t n_lives = 0;
     for (uint32_t i = 0; i < g->n_nodes; i++) {
         const exo_node *nd = &g->nodes[i];
@@ -44,8 +45,9 @@ exo_status cpu_plan_scratch(exo_plugin_ctx *ctx, const exo_graph *g, uint64_t *o
             if (slot[nd->src[s]] != UINT32_MAX) lives[slot[nd->src[s]]].last = i;
         const exo_tensor *d = &g->tensors[nd->dst];
         if (d->flags == 0) {
+            uint64_t size = (graph_tensor_bytes(d, g->max_tokens) + align - 1) / align * align;
             slot[d->id] = n_lives;
-            lives[n_lives++] = (lifetime){d->id, i, i, (cpu_tensor_bytes(d, g->max_tokens) + CPU_ALIGN - 1) / CPU_ALIGN * CPU_ALIGN, 0};
+            lives[n_lives++] = (lifetime){d->id, i, i, size, 0};
         }
     }
     for (uint32_t a = 0; a < n_lives; a++) {

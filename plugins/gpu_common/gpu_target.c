@@ -1,0 +1,30 @@
+/* gpu_target.c — see gpu_target.h. */
+#include "gpu_target.h"
+
+#include "graph_ir.h"
+
+/* Device memory: offsets count from the allocation's start, which the driver aligns. */
+static bool device_buffer_span(const void *user, exo_buffer *buf, uint64_t *size, uintptr_t *base) {
+    const gpu_backend *be = user;
+    *base = 0;
+    return be->buffer_mem(be->ctx, buf, size) != NULL;
+}
+
+graph_target gpu_graph_target(const gpu_backend *be) {
+    return (graph_target){.name = be->name,
+                          .host = be->host,
+                          .dtypes = GRAPH_DTYPES_ALL & ~GRAPH_DTYPE_BIT(EXO_DTYPE_Q8_0),
+                          .max_elements = UINT32_MAX, /* kernels/common.cl indexes with uint */
+                          .max_head_dim = GPU_MAX_HEAD_DIM,
+                          .buffer_span = device_buffer_span,
+                          .user = be};
+}
+
+exo_status gpu_fail(const gpu_backend *be, exo_status status, const char *fmt, ...) {
+    graph_target target = gpu_graph_target(be);
+    va_list ap;
+    va_start(ap, fmt);
+    exo_status st = graph_failv(&target, status, fmt, ap);
+    va_end(ap);
+    return st;
+}

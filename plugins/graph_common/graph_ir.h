@@ -1,0 +1,33 @@
+/* graph_ir.h — facts of the graph IR (abi/exo_plugin.h) every plugin needs: op and dtype names,
+ * element sizes, a tensor's shape at a token count and its size in bytes. */
+#ifndef EXO_GRAPH_IR_H
+#define EXO_GRAPH_IR_H
+
+#include "exo_plugin.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/* printf arguments for "%.*s": tensor names need not be NUL-terminated in the IR. */
+#define GRAPH_NAME_ARG(t) (int)strnlen((t)->name, EXO_TENSOR_NAME_MAX), (t)->name
+
+/* Q8_0 (ggml's layout): blocks of 32 int8 values and one f16 scale, 34 bytes. */
+#define GRAPH_Q8_0_BLOCK 32
+#define GRAPH_Q8_0_BYTES 34
+
+/* A dtype as a bit of a dtype mask (graph_target.dtypes, the validator's dtype rules). */
+#define GRAPH_DTYPE_BIT(d) (1u << (d))
+#define GRAPH_DTYPES_ALL ((1u << EXO_DTYPE_COUNT) - 1u)
+
+const char *graph_op_name(exo_op op);
+const char *graph_dtype_name(exo_dtype dtype);
+/* Bytes per element for element-addressed dtypes (0 for Q8_0, which is block-addressed). */
+uint32_t graph_dtype_size(exo_dtype dtype);
+/* The alignment a tensor's data needs: its element size, 2 (the f16 scale) for Q8_0. */
+uint32_t graph_dtype_align(exo_dtype dtype);
+
+/* ne with EXO_DIM_TOKENS replaced by n_tokens and missing dims as 1; returns the element count. */
+int64_t graph_resolve_shape(const exo_tensor *t, uint32_t n_tokens, int64_t ne[EXO_MAX_DIMS]);
+uint64_t graph_tensor_bytes(const exo_tensor *t, uint32_t n_tokens);
+
+#endif

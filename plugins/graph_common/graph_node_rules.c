@@ -1,0 +1,277 @@
+/* graph_node_rules.c — each op's contract (see graph_node_rules.h): operand count, dtypes,
+ * element counts and parameters, as abi/exo_plugin.h defines them, narrowed by what the
+ * target's kernels read (graph_target.dtypes, max_head_dim). */
+#include "graph_node_rules.h"
+
+#include "graph_ir.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct node_ctx {
+    const graph_target *tg;
+    const exo_graph *g;
+    uint32_t index;
+    const exo_node *node;
+    uint32_t n_tokens;
+} node_ctx;
+
+static exo_status node_fail(const node_ctx *n, exo_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static exo_status node_fail(const node_ctx *n, exo_status st, const char *fmt, ...) {
+    char msg[384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const exo_tensor *d = &n->g->tensors[n->node->dst];
+    return graph_fail(n->tg, st, "graph: node %u (%s -> '%.*s'), %u tokens: %s", n->index, graph_op_name(n->node->op),
+                      GRAPH_NAME_ARG(d), n->n_tokens, msg);
+}
+
+static const exo_tensor *src_tensor(const node_ctx *n, uint32_t s) { return &n->g->tensors[n->node->src[s]]; }
+
+static int64_t nelem(const node_ctx *n, const exo_tensor *t, int64_t ne[EXO_MAX_DIMS]) {
+    int64_t tmp[EXO_MAX_DIMS];
+    return graph_resolve_shape(t, n->n_tokens, ne ? ne : tmp);
+}
+
+/* Fails unless tensor `t` (described as `role`) has one of the dtypes in `mask`. */
+static exo_status want_dtype(const node_ctx *n, const exo_tensor *t, const char *role, uint32_t mask) {
+    if (mask & GRAPH_DTYPE_BIT(t->dtype)) return EXO_OK;
+    char allowed[64] = "";
+    for (int d = 0; d < EXO_DTYPE_COUNT; d++)
+        if (mask & GRAPH_DTYPE_BIT(d)) {
+            if (allowed[0]) strncat(allowed, "/", sizeof allowed - strlen(allowed) - 1);
+            strncat(allowed, graph_dtype_name(d), sizeof allowed - strlen(allowed) - 1);
+        }
+    return node_fail(n, EXO_ERR_UNSUPPORTED, "%s '%.*s' has dtype %s; supported: %s", role, GRAPH_NAME_ARG(t),
+                     graph_dtype_name(t->dtype), allowed[0] ? allowed : "none on this device");
+}
+
+static exo_status want_count(const node_ctx *n, const exo_tensor *t, const char *role, int64_t expected,
+                             const char *why) {
+    int64_t got = nelem(n, t, NULL);
+    if (got == expected) return EXO_OK;
+    return node_fail(n, EXO_ERR_INVALID_ARG, "%s '%.*s' has %lld elements; expected %lld (%s)", role, GRAPH_NAME_ARG(t),
+                     (long long)got, (long long)expected, why);
+}
+
+#define M(d) GRAPH_DTYPE_BIT(EXO_DTYPE_##d)
+#define FLOATS (M(F32) | M(F16) | M(BF16))
+/* Operands the IR lets come in several dtypes, narrowed to what the target's kernels read. */
+#define READABLE(n, mask) ((mask) & (n)->tg->dtypes)
+#define TRY(expr)                                   \
+    do {                                            \
+        exo_status st_ = (expr);                    \
+        if (st_ != EXO_OK) return st_;              \
+    } while (0)
+
+static exo_status check_get_rows(const node_ctx *n, const exo_tensor *dst) {
+    const exo_tensor *table = src_tensor(n, 0), *ids = src_tensor(n, 1);
+    TRY(want_dtype(n, table, "table", READABLE(n, FLOATS | M(Q8_0))));
+    TRY(want_dtype(n, ids, "ids", M(I32)));
+    TRY(want_dtype(n, dst, "dst", M(F32)));
+    int64_t ne[EXO_MAX_DIMS];
+    nelem(n, table, ne);
+    TRY(want_count(n, dst, "dst", nelem(n, ids, NULL) * ne[0], "tokens x table width"));
+    if (!isfinite(n->node->f[0])) return node_fail(n, EXO_ERR_INVALID_ARG, "scale f[0] is not finite");
+    return EXO_OK;
+}
+
+static exo_status check_rms_norm(const node_ctx *n, const exo_tensor *dst) {
+    const exo_tensor *x = src_tensor(n, 0), *w = src_tensor(n, 1);
+    TRY(want_dtype(n, x, "x", M(F32)));
+    TRY(want_dtype(n, w, "weight", READABLE(n, FLOATS)));
+    TRY(want_dtype(n, dst, "dst", M(F32)));
+    int64_t ne[EXO_MAX_DIMS];
+    int64_t count = nelem(n, x, ne);
+    TRY(want_count(n, w, "weight", ne[0], "x's ne[0]"));
+    TRY(want_count(n, dst, "dst", count, "same as x"));
+    if (!(n->node->f[0] >= 0.0f) || !isfinite(n->node->f[0]))
+        return node_fail(n, EXO_ERR_INVALID_ARG, "eps f[0] = %g must be finite and >= 0", (double)n->node->f[0]);
+    if (n->node->i[0] != 0 && n->node->i[0] != 1)
+        return node_fail(n, EXO_ERR_INVALID_ARG, "i[0] = %d must be 0 (w) or 1 (1 + w)", n->node->i[0]);
+    return EXO_OK;
+}
+
+static exo_status check_matmul(const node_ctx *n, const exo_tensor *dst) {
+    if (n->node->n_src != 2 && n->node->n_src != 3)
+        return node_fail(n, EXO_ERR_INVALID_ARG, "needs 2 or 3 sources (x, W[, bias]), has %u", n->node->n_src);
+    const exo_tensor *x = src_tensor(n, 0), *w = src_tensor(n, 1);
+    TRY(want_dtype(n, x, "x", M(F32)));
+    TRY(want_dtype(n, w, "weight", READABLE(n, FLOATS | M(Q8_0))));
+    TRY(want_dtype(n, dst, "dst", M(F32)));
+    int64_t wne[EXO_MAX_DIMS], xne[EXO_MAX_DIMS];
+    int64_t w_count = nelem(n, w, wne), x_count = nelem(n, x, xne);
+    int64_t k = wne[0], cols = w_count / k;
+    if (xne[0] != k)
+        return node_fail(n, EXO_ERR_INVALID_ARG, "x '%.*s' has ne[0] = %lld but weight '%.*s' has K = %lld",
+                         GRAPH_NAME_ARG(x), (long long)xne[0], GRAPH_NAME_ARG(w), (long long)k);
+    TRY(want_count(n, dst, "dst", x_count / k * cols, "rows of x x weight rows"));
+    if (n->node->n_src == 3) {
+        const exo_tensor *bias = src_tensor(n, 2);
+        TRY(want_dtype(n, bias, "bias", M(F32)));
+        TRY(want_count(n, bias, "bias", cols, "one per weight row"));
+    }
+    return EXO_OK;
+}
+
+static exo_status check_binary(const node_ctx *n, const exo_tensor *dst) {
+    const exo_tensor *a = src_tensor(n, 0), *b = src_tensor(n, 1);
+    TRY(want_dtype(n, a, "a", M(F32)));
+    TRY(want_dtype(n, b, "b", READABLE(n, FLOATS)));
+    TRY(want_dtype(n, dst, "dst", M(F32)));
+    int64_t ne[EXO_MAX_DIMS];
+    int64_t count = nelem(n, a, ne), b_count = nelem(n, b, NULL);
+    if (b_count != count && b_count != ne[0])
+        return node_fail(n, EXO_ERR_INVALID_ARG, "b '%.*s' has %lld elements; expected %lld (same as a) or %lld (one row)",
+                         GRAPH_NAME_ARG(b), (long long)b_count, (long long)count, (long long)ne[0]);
+    return want_count(n, dst, "dst", count, "same as a");
+}
+
+static exo_status check_glu(const node_ctx *n, const exo_tensor *dst) {
+    const exo_tensor *gate = src_tensor(n, 0), *up = src_tensor(n, 1);
+    TRY(want_dtype(n, gate, "gate", M(F32)));
+    TRY(want_dtype(n, up, "up", M(F32)));
+    TRY(want_dtype(n, dst, "dst", M(F32)));
+    int64_t count = nelem(n, gate, NULL);
+    TRY(want_count(n, up, "up", count, "same as gate"));
+    TRY(want_count(n, dst, "dst", count, "same as gate"));
+    if (n->node->i[0] != EXO_ACT_SILU && n->node->i[0] != EXO_ACT_GELU_TANH)
+        return node_fail(n, EXO_ERR_UNSUPPORTED, "unknown activation i[0] = %d", n->node->i[0]);
+    return EXO_OK;
+}
+
+static exo_status check_rope(const node_ctx *n, const exo_tensor *dst) {
+    const exo_tensor *x = src_tensor(n, 0), *pos = src_tensor(n, 1), *freq = src_tensor(n, 2);
+    TRY(want_dtype(n, x, "x", M(F32)));
+    TRY(want_dtype(n, pos, "positions", M(I32)));
+    TRY(want_dtype(n, freq, "inv_freq", M(F32)));
+    TRY(want_dtype(n, dst, "dst", M(F32)));
+    int64_t ne[EXO_MAX_DIMS];
+    int64_t count = nelem(n, x, ne), tokens = nelem(n, pos, NULL), head_dim = ne[0];
+    if (count % (head_dim * tokens) != 0)
+        return node_fail(n, EXO_ERR_INVALID_ARG, "x '%.*s' (%lld elements) is not [%lld tokens][heads][%lld]",
+                         GRAPH_NAME_ARG(x), (long long)count, (long long)tokens, (long long)head_dim);
+    int32_t mode = n->node->i[0], n_rot = n->node->i[1];
+    if (mode != EXO_ROPE_NORMAL && mode != EXO_ROPE_NEOX)
+        return node_fail(n, EXO_ERR_UNSUPPORTED, "unknown rope mode i[0] = %d", mode);
+    if (n_rot < 2 || n_rot % 2 != 0 || n_rot > head_dim)
+        return node_fail(n, EXO_ERR_INVALID_ARG, "n_rot i[1] = %d must be even and in 2..head_dim (%lld)", n_rot,
+                         (long long)head_dim);
+    TRY(want_count(n, freq, "inv_freq", n_rot / 2, "n_rot / 2"));
+    TRY(want_count(n, dst, "dst", count, "same as x"));
+    if (!isfinite(n->node->f[0])) return node_fail(n, EXO_ERR_INVALID_ARG, "attention factor f[0] is not finite");
+    return EXO_OK;
+}
+
+/* A cache is [ctx][row]: its outermost dim is the context length. */
+static int64_t cache_rows(const node_ctx *n, const exo_tensor *t, int64_t *row_size) {
+    int64_t ne[EXO_MAX_DIMS];
+    int64_t count = nelem(n, t, ne);
+    int64_t rows = ne[t->n_dims - 1];
+    *row_size = count / rows;
+    return rows;
+}
+
+static exo_status check_kv_write(const node_ctx *n, const exo_tensor *dst) {
+    const exo_tensor *src = src_tensor(n, 0), *pos = src_tensor(n, 1);
+    if (!(dst->flags & EXO_TENSOR_KV))
+        return node_fail(n, EXO_ERR_INVALID_ARG, "dst '%.*s' is not a KV tensor", GRAPH_NAME_ARG(dst));
+    TRY(want_dtype(n, dst, "cache", M(F32)));
+    TRY(want_dtype(n, src, "src", M(F32)));
+    TRY(want_dtype(n, pos, "positions", M(I32)));
+    int64_t row;
+    cache_rows(n, dst, &row);
+    return want_count(n, src, "src", nelem(n, pos, NULL) * row, "tokens x cache row");
+}
+
+static exo_status check_attention(const node_ctx *n, const exo_tensor *dst) {
+    const exo_tensor *q = src_tensor(n, 0), *k = src_tensor(n, 1), *v = src_tensor(n, 2), *pos = src_tensor(n, 3);
+    TRY(want_dtype(n, q, "q", M(F32)));
+    TRY(want_dtype(n, k, "k cache", M(F32)));
+    TRY(want_dtype(n, v, "v cache", M(F32)));
+    TRY(want_dtype(n, pos, "positions", M(I32)));
+    TRY(want_dtype(n, dst, "dst", M(F32)));
+    const int32_t *p = n->node->i;
+    if (p[0] < 1 || p[1] < 1 || p[2] < 1 || p[0] % p[1] != 0)
+        return node_fail(n, EXO_ERR_INVALID_ARG,
+                         "n_heads i[0] = %d, n_kv_heads i[1] = %d, head_dim i[2] = %d: all must be >= 1 and n_kv_heads "
+                         "must divide n_heads",
+                         p[0], p[1], p[2]);
+    uint32_t max_head_dim = n->tg->max_head_dim;
+    if (max_head_dim && (uint32_t)p[2] > max_head_dim)
+        return node_fail(n, EXO_ERR_UNSUPPORTED, "head_dim i[2] = %d exceeds the kernels' %u", p[2], max_head_dim);
+    if (p[3] < 0) return node_fail(n, EXO_ERR_INVALID_ARG, "window i[3] = %d is negative", p[3]);
+    float scale = n->node->f[0], cap = n->node->f[1];
+    if (!isfinite(scale)) return node_fail(n, EXO_ERR_INVALID_ARG, "scale f[0] is not finite");
+    if (!isfinite(cap) || cap < 0)
+        return node_fail(n, EXO_ERR_INVALID_ARG, "softcap f[1] = %g must be finite and >= 0", (double)cap);
+    int64_t tokens = nelem(n, pos, NULL), q_row = (int64_t)p[0] * p[2], kv_row = (int64_t)p[1] * p[2];
+    TRY(want_count(n, q, "q", tokens * q_row, "tokens x n_heads x head_dim"));
+    TRY(want_count(n, dst, "dst", tokens * q_row, "tokens x n_heads x head_dim"));
+    int64_t k_row, v_row;
+    int64_t k_rows = cache_rows(n, k, &k_row), v_rows = cache_rows(n, v, &v_row);
+    if (k_row != kv_row || v_row != kv_row || k_rows != v_rows)
+        return node_fail(n, EXO_ERR_INVALID_ARG,
+                         "k '%.*s' is [%lld][%lld] and v '%.*s' is [%lld][%lld]; both must be [ctx][n_kv_heads x "
+                         "head_dim = %lld]",
+                         GRAPH_NAME_ARG(k), (long long)k_rows, (long long)k_row, GRAPH_NAME_ARG(v), (long long)v_rows,
+                         (long long)v_row, (long long)kv_row);
+    return EXO_OK;
+}
+
+static exo_status check_softcap(const node_ctx *n, const exo_tensor *dst) {
+    const exo_tensor *x = src_tensor(n, 0);
+    TRY(want_dtype(n, x, "x", M(F32)));
+    TRY(want_dtype(n, dst, "dst", M(F32)));
+    if (!(n->node->f[0] > 0) || !isfinite(n->node->f[0]))
+        return node_fail(n, EXO_ERR_INVALID_ARG, "cap f[0] = %g must be finite and > 0", (double)n->node->f[0]);
+    return want_count(n, dst, "dst", nelem(n, x, NULL), "same as x");
+}
+
+/* A same-dtype copy moves bytes (any dtype the kernels read); a converting copy widens a float
+ * type to F32. */
+static exo_status check_copy(const node_ctx *n, const exo_tensor *dst) {
+    const exo_tensor *x = src_tensor(n, 0);
+    if (x->dtype == dst->dtype) {
+        TRY(want_dtype(n, x, "src", READABLE(n, GRAPH_DTYPES_ALL)));
+    } else {
+        TRY(want_dtype(n, x, "src (converting copy)", READABLE(n, FLOATS)));
+        TRY(want_dtype(n, dst, "dst (converting copy)", M(F32)));
+    }
+    return want_count(n, dst, "dst", nelem(n, x, NULL), "same as src");
+}
+
+exo_status graph_check_node(const graph_target *target, const exo_graph *g, uint32_t index, uint32_t n_tokens) {
+    node_ctx n = {target, g, index, &g->nodes[index], n_tokens};
+    static const uint32_t n_src[EXO_OP_COUNT] = {2, 2, 2, 2, 2, 2, 3, 2, 4, 1, 1};
+    const exo_node *nd = n.node;
+    const exo_tensor *dst = &g->tensors[nd->dst];
+    if (nd->op != EXO_OP_MATMUL && nd->n_src != n_src[nd->op])
+        return node_fail(&n, EXO_ERR_INVALID_ARG, "needs %u sources, has %u", n_src[nd->op], nd->n_src);
+    if (dst->flags & (EXO_TENSOR_INPUT | EXO_TENSOR_WEIGHT))
+        return node_fail(&n, EXO_ERR_INVALID_ARG, "dst is an %s tensor, which nodes cannot write",
+                         dst->flags & EXO_TENSOR_INPUT ? "INPUT" : "WEIGHT");
+    if ((dst->flags & EXO_TENSOR_KV) && nd->op != EXO_OP_KV_WRITE)
+        return node_fail(&n, EXO_ERR_INVALID_ARG, "only KV_WRITE may write the KV tensor");
+    for (uint32_t s = 0; s < nd->n_src; s++)
+        if (nd->src[s] == nd->dst)
+            return node_fail(&n, EXO_ERR_INVALID_ARG, "source %u is also the destination", s);
+    switch (nd->op) {
+    case EXO_OP_GET_ROWS: return check_get_rows(&n, dst);
+    case EXO_OP_RMS_NORM: return check_rms_norm(&n, dst);
+    case EXO_OP_MATMUL: return check_matmul(&n, dst);
+    case EXO_OP_ADD:
+    case EXO_OP_MUL: return check_binary(&n, dst);
+    case EXO_OP_GLU: return check_glu(&n, dst);
+    case EXO_OP_ROPE: return check_rope(&n, dst);
+    case EXO_OP_KV_WRITE: return check_kv_write(&n, dst);
+    case EXO_OP_ATTENTION: return check_attention(&n, dst);
+    case EXO_OP_SOFTCAP: return check_softcap(&n, dst);
+    case EXO_OP_COPY: return check_copy(&n, dst);
+    default: return node_fail(&n, EXO_ERR_UNSUPPORTED, "unknown op");
+    }
+}

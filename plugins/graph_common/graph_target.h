@@ -1,0 +1,38 @@
+/* graph_target.h — what a plugin tells the shared graph code about itself: its name and host
+ * table (every message goes out as "<name> <message>" through host->set_error), what its kernels
+ * can read, and where the memory behind its buffers lies. The IR contract is the same for every
+ * plugin; these fields are exactly where the CPU and GPU plugins differ. */
+#ifndef EXO_GRAPH_TARGET_H
+#define EXO_GRAPH_TARGET_H
+
+#include "exo_plugin.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct graph_target {
+    const char *name;          /* "cpu_amx", "opencl", "level_zero" */
+    const exo_host_api *host;
+    /* Dtypes the kernels read where the IR leaves a choice (weights, embedding tables, norm and
+     * bias-like operands, copies): a mask of GRAPH_DTYPE_BIT(). The GPU kernels have no Q8_0. */
+    uint32_t dtypes;
+    /* The most elements one tensor may hold and the furthest element of a buffer a tensor may
+     * reach; 0: no limit. GPU kernels index with 32-bit integers (kernels/common.cl). */
+    uint64_t max_elements;
+    /* The largest attention head_dim the kernels take; 0: no limit. */
+    uint32_t max_head_dim;
+    /* The memory behind `buf`: its size in bytes and the address its offsets count from, for
+     * alignment checks (0 where the base is a device allocation, which is always aligned).
+     * Returns false when `buf` is not one of this plugin's buffers. */
+    bool (*buffer_span)(const void *user, exo_buffer *buf, uint64_t *size, uintptr_t *base);
+    const void *user;          /* passed back to buffer_span */
+} graph_target;
+
+/* Records an error through the host table as "<target name> <message>" and returns status. */
+exo_status graph_fail(const graph_target *target, exo_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+exo_status graph_failv(const graph_target *target, exo_status status, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+#endif

@@ -1,0 +1,342 @@
+/* plugins/graph_common: what the CPU and GPU targets differ in (graph_target.h) changes exactly
+ * what it should, messages carry the target's name, and the scratch planner honours its
+ * alignment and shares memory between tensors whose lifetimes do not overlap. The plugins' own
+ * suites (test_cpu_graph_errors, the OpenCL and Level Zero runs) cover the IR contract itself. */
+#include "graph_bindings.h"
+#include "graph_ir.h"
+#include "graph_validate.h"
+#include "scratch_plan.h"
+#include "test_host.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define T EXO_DIM_TOKENS
+enum { K = 64, N = 8, MAX_TOKENS = 4 };
+
+/* This test's buffers: a size, the address offsets count from, and whether "we" made it. */
+struct exo_buffer {
+    uint64_t size;
+    uintptr_t base;
+    bool ours;
+};
+
+static bool span_of(const void *user, exo_buffer *buf, uint64_t *size, uintptr_t *base) {
+    (void)user;
+    *size = buf->size;
+    *base = buf->base;
+    return buf->ours;
+}
+
+typedef struct fixture {
+    exo_test_host host;
+    graph_target target;
+    exo_tensor tensors[8];
+    exo_node nodes[4];
+    uint32_t n_tensors, n_nodes;
+    exo_buffer weights;
+    exo_buffer *buffers[1];
+} fixture;
+
+static void fx_init(fixture *fx, uint32_t dtypes) {
+    memset(fx, 0, sizeof *fx);
+    exo_test_host_init(&fx->host);
+    fx->target = (graph_target){.name = "testdev", .host = &fx->host.api, .dtypes = dtypes, .buffer_span = span_of};
+    fx->weights = (exo_buffer){.size = 1 << 20, .base = 0, .ours = true};
+    fx->buffers[0] = &fx->weights;
+}
+
+static uint32_t add_tensor(fixture *fx, const char *name, exo_dtype dtype, uint32_t flags, int64_t ne0, int64_t ne1) {
+    uint32_t id = fx->n_tensors++;
+    exo_tensor *t = &fx->tensors[id];
+    t->id = id;
+    t->dtype = dtype;
+    t->flags = flags;
+    t->n_dims = 2;
+    t->ne[0] = ne0;
+    t->ne[1] = ne1;
+    t->buffer = flags & EXO_TENSOR_WEIGHT ? 0 : -1;
+    strncpy(t->name, name, sizeof t->name - 1);
+    return id;
+}
+
+static exo_node *add_node(fixture *fx, exo_op op, uint32_t dst, uint32_t n_src, const uint32_t *src) {
+    exo_node *nd = &fx->nodes[fx->n_nodes++];
+    nd->op = op;
+    nd->dst = dst;
+    nd->n_src = n_src;
+    memcpy(nd->src, src, n_src * sizeof *src);
+    return nd;
+}
+
+static exo_graph graph_of(fixture *fx) {
+    exo_graph g;
+    memset(&g, 0, sizeof g);
+    EXO_STRUCT_INIT(&g);
+    g.n_tensors = fx->n_tensors;
+    g.tensors = fx->tensors;
+    g.n_nodes = fx->n_nodes;
+    g.nodes = fx->nodes;
+    g.n_buffers = 1;
+    g.buffers = fx->buffers;
+    g.max_tokens = MAX_TOKENS;
+    return g;
+}
+
+/* x [K, T] @ W [K, N] -> y [N, T]; returns W's id. */
+static uint32_t build_matmul(fixture *fx, exo_dtype weight_dtype) {
+    uint32_t x = add_tensor(fx, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, K, T);
+    uint32_t w = add_tensor(fx, "proj.weight", weight_dtype, EXO_TENSOR_WEIGHT, K, N);
+    uint32_t y = add_tensor(fx, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, N, T);
+    add_node(fx, EXO_OP_MATMUL, y, 2, (uint32_t[]){x, w});
+    return w;
+}
+
+static exo_status validate(fixture *fx, uint32_t *bad) {
+    exo_graph g = graph_of(fx);
+    return graph_validate(&fx->target, &g, bad);
+}
+
+#define ck_assert_error_has(fx, needle) \
+    ck_assert_msg(strstr((fx)->host.last_error, needle), "'%s' not in: %s", needle, (fx)->host.last_error)
+
+START_TEST(q8_0_weights_follow_the_dtype_mask) {
+    fixture fx;
+    uint32_t bad = 7;
+    fx_init(&fx, GRAPH_DTYPES_ALL);
+    build_matmul(&fx, EXO_DTYPE_Q8_0);
+    ck_assert_int_eq(validate(&fx, &bad), EXO_OK);
+    ck_assert_uint_eq(bad, UINT32_MAX);
+    fx.target.dtypes = GRAPH_DTYPES_ALL & ~GRAPH_DTYPE_BIT(EXO_DTYPE_Q8_0);
+    ck_assert_int_eq(validate(&fx, &bad), EXO_ERR_UNSUPPORTED);
+    ck_assert_uint_eq(bad, 0);
+    ck_assert_error_has(&fx, "testdev graph: node 0 (MATMUL -> 'y')");
+    ck_assert_error_has(&fx, "'proj.weight' has dtype Q8_0; supported: F32/F16/BF16");
+}
+END_TEST
+
+START_TEST(same_dtype_copy_follows_the_dtype_mask) {
+    fixture fx;
+    uint32_t bad;
+    fx_init(&fx, GRAPH_DTYPES_ALL);
+    uint32_t w = add_tensor(&fx, "table", EXO_DTYPE_Q8_0, EXO_TENSOR_WEIGHT, K, N);
+    uint32_t out = add_tensor(&fx, "out", EXO_DTYPE_Q8_0, EXO_TENSOR_OUTPUT, K * N, 1);
+    add_node(&fx, EXO_OP_COPY, out, 1, (uint32_t[]){w});
+    ck_assert_int_eq(validate(&fx, &bad), EXO_OK);
+    fx.target.dtypes &= ~GRAPH_DTYPE_BIT(EXO_DTYPE_Q8_0);
+    ck_assert_int_eq(validate(&fx, &bad), EXO_ERR_UNSUPPORTED);
+    ck_assert_error_has(&fx, "src 'table' has dtype Q8_0");
+}
+END_TEST
+
+START_TEST(head_dim_limit) {
+    fixture fx;
+    uint32_t bad;
+    fx_init(&fx, GRAPH_DTYPES_ALL);
+    enum { HD = 16, CTX = 8 };
+    uint32_t q = add_tensor(&fx, "q", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2 * HD, T);
+    uint32_t kc = add_tensor(&fx, "k_cache", EXO_DTYPE_F32, EXO_TENSOR_KV, HD, CTX);
+    uint32_t vc = add_tensor(&fx, "v_cache", EXO_DTYPE_F32, EXO_TENSOR_KV, HD, CTX);
+    uint32_t pos = add_tensor(&fx, "pos", EXO_DTYPE_I32, EXO_TENSOR_INPUT, T, 1);
+    uint32_t out = add_tensor(&fx, "attn", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2 * HD, T);
+    exo_node *nd = add_node(&fx, EXO_OP_ATTENTION, out, 4, (uint32_t[]){q, kc, vc, pos});
+    nd->i[0] = 2, nd->i[1] = 1, nd->i[2] = HD, nd->f[0] = 0.25f;
+    ck_assert_int_eq(validate(&fx, &bad), EXO_OK); /* 0: no limit */
+    fx.target.max_head_dim = HD;
+    ck_assert_int_eq(validate(&fx, &bad), EXO_OK);
+    fx.target.max_head_dim = HD - 1;
+    ck_assert_int_eq(validate(&fx, &bad), EXO_ERR_UNSUPPORTED);
+    ck_assert_uint_eq(bad, 0);
+    ck_assert_error_has(&fx, "head_dim i[2] = 16 exceeds the kernels' 15");
+}
+END_TEST
+
+START_TEST(element_limit_on_tensors_and_weight_ends) {
+    fixture fx;
+    uint32_t bad;
+    fx_init(&fx, GRAPH_DTYPES_ALL);
+    uint32_t w = build_matmul(&fx, EXO_DTYPE_F32);
+    fx.target.max_elements = K * N;
+    ck_assert_int_eq(validate(&fx, &bad), EXO_OK);
+    fx.target.max_elements = K * N - 1; /* the weight itself is too large */
+    ck_assert_int_eq(validate(&fx, &bad), EXO_ERR_UNSUPPORTED);
+    ck_assert_uint_eq(bad, UINT32_MAX);
+    ck_assert_error_has(&fx, "'proj.weight': has 512 elements; the kernels index at most 511");
+    fx.target.max_elements = K * N + 3; /* fits, but placed so that it ends past the limit */
+    fx.tensors[w].offset = 4 * sizeof(float);
+    ck_assert_int_eq(validate(&fx, &bad), EXO_ERR_UNSUPPORTED);
+    ck_assert_error_has(&fx, "ends at element 516 of its buffer");
+}
+END_TEST
+
+START_TEST(weight_alignment_counts_from_the_buffer_base) {
+    fixture fx;
+    uint32_t bad;
+    fx_init(&fx, GRAPH_DTYPES_ALL);
+    uint32_t w = build_matmul(&fx, EXO_DTYPE_F16);
+    fx.tensors[w].offset = 2;
+    ck_assert_int_eq(validate(&fx, &bad), EXO_OK);
+    fx.weights.base = 0x1001; /* host memory at an odd address: offset 2 is misaligned there */
+    ck_assert_int_eq(validate(&fx, &bad), EXO_ERR_INVALID_ARG);
+    ck_assert_error_has(&fx, "offset 2 is not aligned to its 2-byte elements");
+    fx.weights.base = 0x1000;
+    fx.tensors[w].offset = 3;
+    ck_assert_int_eq(validate(&fx, &bad), EXO_ERR_INVALID_ARG);
+}
+END_TEST
+
+START_TEST(foreign_weight_buffer) {
+    fixture fx;
+    uint32_t bad;
+    fx_init(&fx, GRAPH_DTYPES_ALL);
+    build_matmul(&fx, EXO_DTYPE_F32);
+    fx.weights.ours = false;
+    ck_assert_int_eq(validate(&fx, &bad), EXO_ERR_INVALID_ARG);
+    ck_assert_error_has(&fx, "testdev graph: tensor 1 'proj.weight': weight buffer 0 was not allocated by this plugin");
+}
+END_TEST
+
+/* ---------------------------------------------------------------- bindings */
+
+typedef struct run {
+    exo_buffer in, out;
+    exo_binding b[2];
+    exo_exec_args args;
+    uint8_t bound[8];
+} run;
+
+static void run_init(run *r, fixture *fx, uint32_t n_tokens) {
+    memset(r, 0, sizeof *r);
+    r->in = (exo_buffer){.size = K * MAX_TOKENS * sizeof(float), .ours = true};
+    r->out = (exo_buffer){.size = N * MAX_TOKENS * sizeof(float), .ours = true};
+    r->b[0] = (exo_binding){.tensor = 0, .buffer = &r->in};
+    r->b[1] = (exo_binding){.tensor = 2, .buffer = &r->out};
+    EXO_STRUCT_INIT(&r->args);
+    r->args.n_tokens = n_tokens;
+    r->args.n_bindings = 2;
+    r->args.bindings = r->b;
+    (void)fx;
+}
+
+static exo_status bind(fixture *fx, run *r) {
+    return graph_check_bindings(&fx->target, fx->tensors, fx->n_tensors, MAX_TOKENS, &r->args, r->bound);
+}
+
+START_TEST(bindings_mark_what_they_bind) {
+    fixture fx;
+    run r;
+    fx_init(&fx, GRAPH_DTYPES_ALL);
+    build_matmul(&fx, EXO_DTYPE_F32);
+    run_init(&r, &fx, MAX_TOKENS);
+    memset(r.bound, 0xee, sizeof r.bound);
+    ck_assert_int_eq(bind(&fx, &r), EXO_OK);
+    ck_assert_uint_eq(r.bound[0], 1);
+    ck_assert_uint_eq(r.bound[1], 0);
+    ck_assert_uint_eq(r.bound[2], 1);
+}
+END_TEST
+
+START_TEST(bindings_reject_foreign_buffers_and_token_counts) {
+    fixture fx;
+    run r;
+    fx_init(&fx, GRAPH_DTYPES_ALL);
+    build_matmul(&fx, EXO_DTYPE_F32);
+    run_init(&r, &fx, MAX_TOKENS + 1);
+    ck_assert_int_eq(bind(&fx, &r), EXO_ERR_INVALID_ARG);
+    ck_assert_error_has(&fx, "testdev graph_execute: n_tokens 5 is outside 1..4");
+    r.args.n_tokens = 1;
+    r.out.ours = false;
+    ck_assert_int_eq(bind(&fx, &r), EXO_ERR_INVALID_ARG);
+    ck_assert_error_has(&fx, "binding 1 ('y') has no buffer of this plugin");
+    r.out.ours = true;
+    r.args.n_bindings = 1;
+    ck_assert_int_eq(bind(&fx, &r), EXO_ERR_INVALID_ARG);
+    ck_assert_error_has(&fx, "OUTPUT tensor 2 'y' has no binding");
+    ck_assert_int_eq(graph_check_bindings(&fx.target, fx.tensors, fx.n_tensors, MAX_TOKENS, NULL, r.bound),
+                     EXO_ERR_INVALID_ARG);
+}
+END_TEST
+
+START_TEST(bindings_follow_alignment_and_element_limit) {
+    fixture fx;
+    run r;
+    fx_init(&fx, GRAPH_DTYPES_ALL);
+    build_matmul(&fx, EXO_DTYPE_F32);
+    run_init(&r, &fx, 1);
+    r.out.base = 2; /* host memory two bytes off a float boundary */
+    ck_assert_int_eq(bind(&fx, &r), EXO_ERR_INVALID_ARG);
+    ck_assert_error_has(&fx, "'y' is bound at offset 0, not aligned to 4 bytes");
+    r.out.base = 0;
+    r.b[0].offset = 3 * K * sizeof(float); /* x in the last of four token rows: elements [192, 256) */
+    fx.target.max_elements = 4 * K;
+    ck_assert_int_eq(bind(&fx, &r), EXO_OK);
+    fx.target.max_elements = 4 * K - 1;
+    ck_assert_int_eq(bind(&fx, &r), EXO_ERR_INVALID_ARG);
+    ck_assert_error_has(&fx, "'x' bound at offset 768 ends at element 256 of its buffer; the kernels address at most 255");
+}
+END_TEST
+
+/* ---------------------------------------------------------------- scratch planning */
+
+/* in -> a -> b -> c -> out (RMS norms): a and c never live at once, b overlaps both. */
+static void build_chain(fixture *fx, uint32_t ids[3]) {
+    uint32_t norm_w = add_tensor(fx, "norm.weight", EXO_DTYPE_F32, EXO_TENSOR_WEIGHT, 10, 1);
+    uint32_t prev = add_tensor(fx, "in", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 10, T);
+    static const char *names[3] = {"a", "b", "c"};
+    for (int i = 0; i < 4; i++) {
+        uint32_t dst = i < 3 ? add_tensor(fx, names[i], EXO_DTYPE_F32, 0, 10, T)
+                             : add_tensor(fx, "out", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 10, T);
+        add_node(fx, EXO_OP_RMS_NORM, dst, 2, (uint32_t[]){prev, norm_w});
+        if (i < 3) ids[i] = dst;
+        prev = dst;
+    }
+}
+
+START_TEST(plan_aligns_and_reuses_dead_intermediates) {
+    fixture fx;
+    uint32_t ids[3], bad;
+    fx_init(&fx, GRAPH_DTYPES_ALL);
+    build_chain(&fx, ids);
+    ck_assert_int_eq(validate(&fx, &bad), EXO_OK);
+    exo_graph g = graph_of(&fx);
+    static const uint64_t aligns[] = {64, 256};
+    for (int k = 0; k < 2; k++) {
+        uint64_t align = aligns[k], offsets[8], total = 0;
+        uint64_t slot = (10 * MAX_TOKENS * sizeof(float) + align - 1) / align * align; /* 160 bytes, rounded */
+        ck_assert_int_eq(graph_plan_scratch(&fx.target, &g, align, offsets, &total), EXO_OK);
+        ck_assert_uint_eq(offsets[ids[0]], 0);
+        ck_assert_uint_eq(offsets[ids[1]], slot);
+        ck_assert_uint_eq(offsets[ids[2]], 0); /* a is dead once b is computed */
+        ck_assert_uint_eq(total, 2 * slot);
+        for (uint32_t t = 0; t < fx.n_tensors; t++)
+            if (fx.tensors[t].flags) ck_assert_uint_eq(offsets[t], GRAPH_NOT_PLANNED);
+            else ck_assert_uint_eq(offsets[t] % align, 0);
+    }
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("graph_common");
+    TCase *tc = tcase_create("target");
+    tcase_add_test(tc, q8_0_weights_follow_the_dtype_mask);
+    tcase_add_test(tc, same_dtype_copy_follows_the_dtype_mask);
+    tcase_add_test(tc, head_dim_limit);
+    tcase_add_test(tc, element_limit_on_tensors_and_weight_ends);
+    tcase_add_test(tc, weight_alignment_counts_from_the_buffer_base);
+    tcase_add_test(tc, foreign_weight_buffer);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("bindings");
+    tcase_add_test(tc, bindings_mark_what_they_bind);
+    tcase_add_test(tc, bindings_reject_foreign_buffers_and_token_counts);
+    tcase_add_test(tc, bindings_follow_alignment_and_element_limit);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("plan");
+    tcase_add_test(tc, plan_aligns_and_reuses_dead_intermediates);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
