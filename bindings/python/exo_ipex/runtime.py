@@ -6,9 +6,9 @@ import dataclasses
 import logging
 import os
 import threading
-import weakref
 
 from . import _capi
+from ._handle import _Handle
 from .errors import check
 
 _LEVEL_TO_PY = {_capi.LOG_ERROR: logging.ERROR, _capi.LOG_WARN: logging.WARNING, _capi.LOG_INFO: logging.INFO,
@@ -104,20 +104,20 @@ def _encode(s):
     return s.encode() if isinstance(s, str) else s
 
 
-class Runtime:
+class Runtime(_Handle):
     """exo_runtime: discovers, probes and ranks plugins. Use as a context manager or call close().
 
     Options mirror exo_runtime_options; a filter left None falls back to its environment
     variable (EXO_PLUGINS_SELECT, EXO_PLUGINS_DISABLE, EXO_PLUGIN_RANK, EXO_DEVICE).
     log_level None follows the Python logger "exo_ipex" (EXO_LOG_LEVEL when that is set)."""
+    _free_name = "exo_runtime_destroy"
 
     def __init__(self, plugin_paths=(), *, only_plugin_paths=False, probe_isolated=False, n_threads=0,
                  plugins_select=None, plugins_disable=None, plugin_rank=None, device=None,
                  log_level=None, probe_timeout_ms=0, logger=None):
         lib = _capi.lib()
+        super().__init__(None)  # models are its children, closed before it
         self._lib = lib
-        self._handle = None
-        self._children = weakref.WeakSet()  # models, closed before the runtime
         self.logger = logger or logging.getLogger("exo_ipex")
         # Everything the C side keeps pointers to lives as long as this object.
         self._log_cb = _capi.log_fn(self._on_log)
@@ -154,31 +154,6 @@ class Runtime:
             name = "exo_ipex." + _capi.text(component) if component else "exo_ipex"
             logging.getLogger(name).log(_LEVEL_TO_PY.get(level, logging.INFO), "%s", _capi.text(message))
         except Exception:  # pragma: no cover - logging must not break inference
-            pass
-
-    @property
-    def handle(self):
-        if not self._handle:
-            raise ValueError("exo_ipex: the runtime is closed")
-        return self._handle
-
-    def close(self):
-        for child in list(self._children):
-            child.close()
-        if self._handle:
-            self._lib.exo_runtime_destroy(self._handle)
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
             pass
 
     def last_error(self):

@@ -4,6 +4,7 @@ import ctypes as C
 import os
 
 from . import _capi
+from ._handle import _Handle
 from .errors import check
 
 try:
@@ -14,10 +15,11 @@ except ImportError:  # pragma: no cover
 _NP_DTYPES = {0: "float32", 1: "float16", 3: "int32"}
 
 
-class TensorFile:
+class TensorFile(_Handle):
+    _free_name = "exo_tensor_file_close"
+
     def __init__(self, path):
-        self._lib = _capi.lib()
-        self._handle = None
+        super().__init__(None)
         h = C.c_void_p()
         path = os.fspath(path)
         check(self._lib.exo_tensor_file_open(path.encode(), C.byref(h)), None, f"opening {path}")
@@ -34,20 +36,3 @@ class TensorFile:
         if _np is not None and dt:
             return _np.frombuffer(data, dtype=dt).reshape(shape).copy()
         return data, shape, _capi.DTYPES.get(v.dtype, str(v.dtype))
-
-    def close(self):
-        if self._handle:
-            self._lib.exo_tensor_file_close(self._handle)
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
