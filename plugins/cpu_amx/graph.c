@@ -4,8 +4,9 @@
  * prefaults the weight pages; execute binds INPUT/OUTPUT/KV tensors, checks the data that only
  * exists at run time (token ids, positions) and runs the nodes in order on the thread pool.
  * Matmuls take the streaming matrix-vector kernel up to CPU_GEMV_MAX_TOKENS tokens and the
- * blocked GEMM above; attention takes the per-token kernel for one token and the tiled one
- * for more. Execute allocates nothing. */
+ * blocked GEMM above (bf16 weights from CPU_ONEDNN_MIN_ROWS rows: oneDNN on AMX, matmul_onednn.h);
+ * attention takes the per-token kernel for one token and the tiled one for more. Execute
+ * allocates nothing, except a oneDNN primitive for a row count it has not seen yet. */
 #include "cpu_plugin.h"
 #include "graph_bindings.h"
 #include "graph_ir.h"

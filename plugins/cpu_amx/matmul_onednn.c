@@ -129,13 +129,19 @@ static void set_omp_threads(const cpu_onednn *o) {
     if (o->omp_set_num_threads) o->omp_set_num_threads(o->omp_threads);
 }
 
-/* libgomp is loaded already as oneDNN's dependency; look it up there rather than link a second
- * OpenMP runtime into the plugin. */
-static omp_set_num_threads_fn find_omp_set_num_threads(void) {
-    void *lib = dlopen("libgomp.so.1", RTLD_LAZY | RTLD_NOLOAD);
-    if (!lib) return NULL;
-    void *sym = dlsym(lib, "omp_set_num_threads");
-    dlclose(lib); /* only drops the reference NOLOAD took: libdnnl keeps it loaded */
+/* Once oneDNN has run a primitive, OpenMP worker threads (and oneDNN's thread-local state in
+ * them) live until the process exits; unloading libgomp or libdnnl under them when the host
+ * unloads this plugin would leave those threads on unmapped code. So both stay loaded for good
+ * (RTLD_NODELETE), and OpenMP's thread count is looked up in the libgomp oneDNN loaded rather
+ * than from a second runtime linked into the plugin. Returns NULL where oneDNN's runtime is
+ * not libgomp. */
+static omp_set_num_threads_fn pin_runtime(void) {
+    Dl_info info;
+    if (dladdr((void *)dnnl_engine_create, &info) && info.dli_fname)
+        (void)dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE); /* never closed: pinned */
+    void *gomp = dlopen("libgomp.so.1", RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+    if (!gomp) return NULL;
+    void *sym = dlsym(gomp, "omp_set_num_threads");
     omp_set_num_threads_fn fn = NULL;
     if (sym) memcpy(&fn, &sym, sizeof fn);
     return fn;
@@ -311,7 +317,7 @@ exo_status cpu_onednn_create(exo_plugin_ctx *ctx, const exo_graph *g, uint32_t n
     if (o) {
         o->ctx = ctx;
         o->omp_threads = (int)(n_threads ? n_threads : 1);
-        o->omp_set_num_threads = find_omp_set_num_threads();
+        o->omp_set_num_threads = pin_runtime();
         o->n_nodes = g->n_nodes;
         o->nodes = calloc(g->n_nodes, sizeof *o->nodes);
         o->shapes = calloc(eligible, sizeof *o->shapes);
