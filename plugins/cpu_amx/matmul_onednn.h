@@ -25,6 +25,8 @@
 /* Fewer rows than this stay on the own kernels: below it the matmul is closer to a matrix-vector
  * product, bound by reading the weights, and bf16 rounding would buy nothing. */
 #define CPU_ONEDNN_MIN_ROWS 32
+/* In auto mode, weights smaller than this (elements) stay on the own GEMM. */
+#define CPU_ONEDNN_AUTO_MIN_WEIGHT (2048 * 2048)
 
 typedef struct cpu_onednn cpu_onednn;
 

@@ -16,7 +16,9 @@
 #include <sys/syscall.h>
 #endif
 
-#define ARCH_GET_XCOMP_SUPP 0x1022
+/* <asm/prctl.h>: 0x1021 asks what the kernel supports, 0x1022 what this process is already
+ * permitted (tile data is not, until 0x1023 requests it). */
+#define ARCH_GET_XCOMP_SUPP 0x1021
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
 
@@ -112,7 +114,6 @@ static void request_amx(cpu_features *f) {
         return;
     }
     if (!(supported & (1ul << XFEATURE_XTILEDATA))) {
-        /* Seen on a cloud host: CPUID has AMX, the mask 0x202e7 has XTILECFG (bit 17) only. */
         snprintf(f->amx_status, sizeof f->amx_status,
                  "AMX in CPUID but unusable: the kernel's ARCH_GET_XCOMP_SUPP mask 0x%lx lacks XTILEDATA (bit %d)",
                  supported, XFEATURE_XTILEDATA);
