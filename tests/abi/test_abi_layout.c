@@ -3,6 +3,8 @@
 #include <check.h>
 #include <stddef.h>
 
+#include "check_run.h"
+
 #include "exo_plugin.h"
 
 #define FROZEN(type, member, off) _Static_assert(offsetof(type, member) == (off), #type "." #member " moved")
@@ -166,9 +168,5 @@ int main(void) {
     tcase_add_test(tc, plugin_fill_writes_only_what_fits);
     tcase_add_test(tc, plugin_fill_refuses_another_major);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return exo_check_run(s, CK_FORK_GETENV);
 }

@@ -11,6 +11,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "check_run.h"
+
 #define T EXO_DIM_TOKENS
 #define FAST_NMSE 1e-10
 
@@ -442,9 +444,5 @@ int main(void) {
     tcase_add_test(tc, attention_decode_shapes);
     tcase_add_test(tc, rms_norm_fast);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return exo_check_run(s, CK_FORK_GETENV);
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
+
 #define T EXO_DIM_TOKENS
 enum { H = 32, V = 16 };
 
@@ -395,9 +397,5 @@ int main(void) {
     tcase_set_timeout(tf, 300);
     tcase_add_test(tf, random_mutations_never_crash);
     suite_add_tcase(s, tf);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return exo_check_run(s, CK_FORK_GETENV);
 }

@@ -16,6 +16,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "check_run.h"
+
 #define T EXO_DIM_TOKENS
 #define REDUCED_TOLERANCE 2e-2 /* relative error per row, bf16 activations */
 #define BF16_MIN_ERROR 1e-6    /* below this the bf16 path did not run */
@@ -401,9 +403,5 @@ int main(void) {
     tcase_add_test(tc, onednn_only_for_bf16_weights);
     tcase_add_test(tc, onednn_mode_switch);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return exo_check_run(s, CK_FORK_GETENV);
 }

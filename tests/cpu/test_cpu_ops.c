@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
+
 #define TOL 1e-11 /* NMSE: float32 rounding of results that are exact in double is ~1e-15 */
 #define T EXO_DIM_TOKENS
 
@@ -704,9 +706,5 @@ int main(void) {
     tcase_add_test(tc, attention_uses_positions_not_token_order);
     tcase_add_test(tc, chain_reuses_scratch_correctly);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return exo_check_run(s, CK_FORK_GETENV);
 }

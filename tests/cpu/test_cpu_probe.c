@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
+
 /* Reads a flag from /proc/cpuinfo independently of the plugin's CPUID code. */
 static int cpuinfo_has_flag(const char *flag) {
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -218,9 +220,5 @@ int main(void) {
     tcase_add_test(tb, buffer_wrap_host_is_zero_copy);
     tcase_add_test(tb, buffers_need_an_open_device);
     suite_add_tcase(s, tb);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return exo_check_run(s, CK_FORK_GETENV);
 }

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
+
 #include "exo.h"
 
 #define MODEL EXO_TEST_SOURCE_DIR "/models/tiny-llama-licenses"
@@ -335,9 +337,5 @@ int main(void) {
     tcase_add_test(tc, a_prompt_starting_with_bos_gets_no_second_one);
     tcase_add_test(tc, batch_step_matches_single_steps);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return exo_check_run(s, CK_FORK_GETENV);
 }

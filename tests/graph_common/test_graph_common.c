@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
+
 #define T EXO_DIM_TOKENS
 enum { K = 64, N = 8, MAX_TOKENS = 4 };
 
@@ -334,9 +336,5 @@ int main(void) {
     tc = tcase_create("plan");
     tcase_add_test(tc, plan_aligns_and_reuses_dead_intermediates);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return exo_check_run(s, CK_FORK_GETENV);
 }

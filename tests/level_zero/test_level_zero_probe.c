@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "check_run.h"
+
 #define GIB (1024ull * 1024ull * 1024ull)
 
 static exo_test_host host;
@@ -342,10 +344,5 @@ int main(void) {
     tcase_add_test(tc, out_of_range_device_is_named);
     tcase_add_test(tc, report_fills_only_what_the_core_allocated);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_FORK); /* one process per case: the loader's state is global */
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return exo_check_run(s, CK_FORK); /* one process per case: the loader's state is global */
 }

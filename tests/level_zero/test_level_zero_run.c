@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
+
 #define MODEL EXO_TEST_DATA "/hf-tiny/llama"
 
 static char logbuf[1 << 16];
@@ -413,10 +415,5 @@ int main(void) {
     tcase_add_test(tc, weights_above_max_alloc_without_relaxed_limits_fall_back);
     tcase_add_test(tc, failed_zeinit_lists_no_level_zero_devices_with_a_hint);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return exo_check_run(s, CK_FORK);
 }

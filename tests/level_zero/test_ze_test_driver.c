@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
+
 #define ZE_OK(call)                                                                            \
     do {                                                                                       \
         ze_result_t r_ = (call);                                                               \
@@ -355,10 +357,5 @@ int main(void) {
     tcase_add_test(tc, sizes_above_max_alloc_need_relaxed_limits);
     tcase_add_test(tc, device_lost_at_the_nth_submit_sticks);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_FORK); /* the loader and zeInit are per process */
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return exo_check_run(s, CK_FORK); /* the loader and zeInit are per process */
 }

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_run.h"
+
 static oh_device cl_dev, ref_dev;
 static char cache_root[512], entry_dir[600];
 
@@ -162,9 +164,5 @@ int main(void) {
     tcase_add_test(tc, truncated_payload_is_rebuilt);
     tcase_add_test(tc, entry_for_another_key_is_rebuilt);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return exo_check_run(s, CK_FORK_GETENV);
 }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
+
 #define TOKENS_DIM EXO_DIM_TOKENS
 
 static const char *op_label(exo_op op) {
@@ -375,9 +377,5 @@ int main(void) {
     tcase_add_test(tc, rope_matches_reference);
     tcase_add_test(tc, attention_and_kv_write_match_reference);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return exo_check_run(s, CK_FORK_GETENV);
 }

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_run.h"
+
 typedef struct loaded {
     exo_test_host host;
     exo_plugin_api api;
@@ -417,11 +419,6 @@ int main(void) {
     tcase_add_test(table, cl_error_names);
     suite_add_tcase(s, table);
 
-    SRunner *sr = srunner_create(s);
     /* Each test needs a fresh process (see the top comment); CK_FORK=no would make them lie. */
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return exo_check_run(s, CK_FORK);
 }

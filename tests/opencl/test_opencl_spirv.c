@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
+
 static cl_context context;
 static cl_device_id device;
 static cl_command_queue queue;
@@ -221,9 +223,5 @@ int main(void) {
     tcase_add_test(tc, attention_from_spirv_matches_opencl_c);
     tcase_add_test(tc, rope_from_spirv_matches_opencl_c);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return exo_check_run(s, CK_FORK_GETENV);
 }

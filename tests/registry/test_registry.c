@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_run.h"
+
 #include "exo.h"
 #include "registry/runtime.h"
 
@@ -515,9 +517,5 @@ int main(void) {
     tcase_add_test(tc, uninitialised_options_are_rejected);
     tcase_add_test(tc, smaller_caller_structs_are_filled_only_to_their_size);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return exo_check_run(s, CK_FORK_GETENV);
 }

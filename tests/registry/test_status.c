@@ -2,6 +2,8 @@
 #include <check.h>
 #include <string.h>
 
+#include "check_run.h"
+
 #include "exo.h"
 
 static const exo_status all[] = {EXO_OK, EXO_NOT_READY, EXO_ERR_INVALID_ARG, EXO_ERR_NO_MEMORY,
@@ -45,9 +47,5 @@ int main(void) {
     tcase_add_test(tc, unknown_codes_are_named_unknown);
     tcase_add_test(tc, last_error_is_per_thread_and_starts_empty);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return exo_check_run(s, CK_FORK_GETENV);
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
+
 #include "base/error.h"
 #include "run/rng.h"
 #include "run/sampler.h"
@@ -998,9 +1000,5 @@ static Suite *sampler_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(sampler_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return exo_check_run(sampler_suite(), CK_FORK_GETENV);
 }

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
+
 #include "base/error.h"
 #include "run/tokenizer.h"
 #include "run/tokenizer_internal.h"
@@ -802,9 +804,5 @@ static Suite *tokenizer_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(tokenizer_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return exo_check_run(tokenizer_suite(), CK_FORK_GETENV);
 }

@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_run.h"
+
 #include "exo.h"
 
 /* The tiny preset, as tools/exo-synth/presets.c defines it (written out again on purpose). */
@@ -409,9 +411,5 @@ static Suite *tools_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(tools_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return exo_check_run(tools_suite(), CK_FORK_GETENV);
 }
