@@ -294,6 +294,43 @@ START_TEST(a_prompt_starting_with_bos_gets_no_second_one) {
 }
 END_TEST
 
+START_TEST(prompts_longer_than_a_step_are_chunked_exactly) {
+    /* A shard whose step holds 4 tokens must give a 13-token prompt the logits of one step. */
+    fixture f = open_model();
+    exo_model_info info;
+    EXO_STRUCT_INIT(&info);
+    exo_model_get_info(f.model, &info);
+    exo_shard_options o;
+    memset(&o, 0, sizeof o);
+    EXO_STRUCT_INIT(&o);
+    o.end_layer = info.n_layers;
+    o.max_tokens = 4;
+    exo_shard *small = NULL;
+    exo_session *s = NULL;
+    ck_assert_int_eq(exo_shard_load(f.model, &o, &small), EXO_OK);
+    ck_assert_int_eq(exo_session_create(small, 0, &s), EXO_OK);
+    int32_t ids[64];
+    size_t n = 0;
+    ck_assert_int_eq(exo_model_tokenize(f.model, PROMPT, strlen(PROMPT), -1, ids, 64, &n), EXO_OK);
+    size_t V = info.vocab_size;
+    float *chunked = malloc(n * V * sizeof *chunked), *whole = malloc(n * V * sizeof *whole);
+    ck_assert_int_eq(exo_session_forward_tokens(s, ids, (uint32_t)n, 0, chunked, n * V), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_tokens(f.session, ids, (uint32_t)n, 0, whole, n * V), EXO_OK);
+    ck_assert_uint_eq(exo_session_position(s), n);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n * V; i++) {
+        num += (chunked[i] - whole[i]) * (double)(chunked[i] - whole[i]);
+        den += whole[i] * (double)whole[i];
+    }
+    ck_assert_msg(num <= 1e-10 * den, "chunked prefill differs: rel %g", num / den);
+    free(chunked);
+    free(whole);
+    exo_session_free(s);
+    exo_shard_free(small);
+    close_model(&f);
+}
+END_TEST
+
 START_TEST(batch_step_matches_single_steps) {
     fixture f = open_model();
     exo_model_info info;
@@ -335,6 +372,7 @@ int main(void) {
     tcase_add_test(tc, pipeline_shards_refuse_generate);
     tcase_add_test(tc, public_sampler_and_detokenizer_reproduce_generate);
     tcase_add_test(tc, a_prompt_starting_with_bos_gets_no_second_one);
+    tcase_add_test(tc, prompts_longer_than_a_step_are_chunked_exactly);
     tcase_add_test(tc, batch_step_matches_single_steps);
     suite_add_tcase(s, tc);
     return exo_check_run(s, CK_FORK_GETENV);
