@@ -1,5 +1,7 @@
 #include "error.h"
 
+#include "exo.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,7 +28,7 @@ exo_status exo_error_wrap(exo_status status, const char *fmt, ...) {
     if (old[0])
         snprintf(thread_error.message, sizeof thread_error.message, "%s: %s", prefix, old);
     else
-        snprintf(thread_error.message, sizeof thread_error.message, "%s", prefix);
+        snprintf(thread_error.message, sizeof thread_error.message, "%s: %s", prefix, exo_status_str(status));
     thread_error.status = status;
     return status;
 }

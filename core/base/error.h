@@ -17,7 +17,10 @@ typedef struct exo_error_slot {
 /* Records `status` and a printf-style message as this thread's last error; returns status. */
 exo_status exo_errorf(exo_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Prefixes this thread's last error message with "prefix: " (adds context on the way up). */
+/* Prefixes this thread's last error message with "prefix: " (adds context on the way up); with
+ * no message recorded, the status's own text follows the prefix. Plugins' host->set_error lands
+ * in the same thread-local slot, so "clear, call the plugin, wrap on failure" gives the caller
+ * the plugin's detail without sharing a buffer between threads. */
 exo_status exo_error_wrap(exo_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Clears this thread's last error. */

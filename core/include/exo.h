@@ -215,7 +215,10 @@ typedef struct exo_session exo_session;
 #define EXO_FORWARD_LAST_ONLY (1u << 0) /* write only the last token's row of the output */
 
 /* A sequence's state on a shard: its KV cache, sized by the shard's max_ctx. max_ctx here
- * may lower the limit for this session (0: the shard's). */
+ * may lower the limit for this session (0: the shard's).
+ * Threads: different sessions (of one shard or of several) may be used from different threads;
+ * the steps of shards on the same device run one at a time. One session is used by one thread
+ * at a time. A failed forward leaves the session's position where it was. */
 EXO_API exo_status exo_session_create(exo_shard *shard, uint32_t max_ctx, exo_session **out);
 EXO_API void exo_session_free(exo_session *session);
 EXO_API exo_status exo_session_reset(exo_session *session);
@@ -405,7 +408,10 @@ typedef struct exo_generate_stats {
 
 /* Generates a continuation of `prompt` (raw text: chat templating is the caller's job) on a
  * session of a whole-model shard, streaming tokens through on_token. The session continues
- * from its current position (reset it for a fresh conversation). */
+ * from its current position (reset it for a fresh conversation). On return its cache holds the
+ * prompt and the generated tokens except the last one sampled (which was never fed back), and
+ * on a stop string the tokens that formed it but the last: a caller continuing the conversation
+ * should truncate to position - (tokens of the stop string) or re-feed what it keeps. */
 EXO_API exo_status exo_generate(exo_session *session, const char *prompt, const exo_generate_options *opts,
                                 exo_generate_stats *stats);
 /* Same, from token ids. */

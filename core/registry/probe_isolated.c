@@ -2,7 +2,9 @@
  * hangs inside its probe takes down only the child. The child loads and probes the plugin and
  * writes what it found through a pipe; the parent waits with a timeout. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +81,13 @@ static ssize_t read_until(int fd, char *buf, size_t cap, uint64_t deadline) {
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return (ssize_t)got;
         got += (size_t)n;
+        /* A complete answer ends the wait even if something else keeps the pipe open. */
+        if (got >= sizeof(isolated_result)) {
+            uint32_t n_devices;
+            memcpy(&n_devices, buf + offsetof(isolated_result, n_devices), sizeof n_devices);
+            if (n_devices <= 64 && got >= sizeof(isolated_result) + n_devices * sizeof(exo_device_report))
+                return (ssize_t)got;
+        }
     }
 }
 
@@ -91,7 +100,7 @@ static void mark_failed(exo_runtime *rt, exo_plugin_rec *p, exo_status status, c
 
 void exo_registry_probe_isolated(exo_runtime *rt, exo_plugin_rec *p) {
     int fds[2];
-    if (pipe(fds) != 0) {
+    if (pipe2(fds, O_CLOEXEC) != 0) { /* no exec'd process of another thread inherits it */
         mark_failed(rt, p, EXO_ERR_INTERNAL, "isolated probe: pipe() failed");
         return;
     }
@@ -104,6 +113,9 @@ void exo_registry_probe_isolated(exo_runtime *rt, exo_plugin_rec *p) {
     }
     if (pid == 0) {
         close(fds[0]);
+        /* The embedder's log callback may need locks another thread held at fork (Python's
+         * GIL): the child logs to stderr only. */
+        rt->logger.fn = NULL;
         child_probe(rt, p, fds[1]);
         close(fds[1]);
         _exit(0); /* no atexit handlers: they belong to the parent's state */

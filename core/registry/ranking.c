@@ -50,7 +50,9 @@ static int type_order(exo_device_type t) {
     }
 }
 
-static const exo_runtime *sort_rt; /* qsort has no context argument; ranking is single-threaded */
+/* qsort has no context argument; thread-local so runtimes created on several threads at once
+ * do not see each other's tables. */
+static _Thread_local const exo_runtime *sort_rt;
 
 static int compare_rank(const void *pa, const void *pb) {
     const exo_device_rec *a = &sort_rt->devices[*(const uint32_t *)pa];
@@ -103,6 +105,7 @@ static exo_status build_devices(exo_runtime *rt) {
             d->class_rank = p->class_rank;
             d->usable = d->report->score > 0;
             d->primary = -1;
+            pthread_mutex_init(&d->exec_lock, NULL);
         }
     }
     return EXO_OK;

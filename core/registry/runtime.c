@@ -35,7 +35,12 @@ exo_status exo_runtime_create(const exo_runtime_options *opts, exo_runtime **out
                                                "(use EXO_STRUCT_INIT)");
     exo_runtime *rt = calloc(1, sizeof *rt);
     if (!rt) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory creating the runtime");
-    pthread_mutex_init(&rt->lock, NULL);
+    /* Recursive: a log callback may call back into the runtime (telemetry) while it holds it. */
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&rt->lock, &attr);
+    pthread_mutexattr_destroy(&attr);
     /* Options: each member is read only when the caller's struct holds it. */
     exo_log_fn log = NULL;
     void *log_user = NULL;
@@ -94,6 +99,7 @@ exo_status exo_runtime_create(const exo_runtime_options *opts, exo_runtime **out
 void exo_runtime_destroy(exo_runtime *rt) {
     if (!rt) return;
     for (uint32_t i = 0; i < rt->n_plugins; i++) exo_registry_unload(&rt->plugins[i]);
+    for (uint32_t i = 0; i < rt->n_devices; i++) pthread_mutex_destroy(&rt->devices[i].exec_lock);
     for (uint32_t i = 0; i < rt->n_search_dirs; i++) free(rt->search_dirs[i]);
     free(rt->search_dirs);
     free(rt->devices);
@@ -105,6 +111,14 @@ void exo_runtime_destroy(exo_runtime *rt) {
 const char *exo_runtime_last_error(const exo_runtime *rt) { return rt ? rt->error.message : ""; }
 const char *exo_last_error(void) { return exo_error_message(); }
 const exo_logger *exo_runtime_logger(const exo_runtime *rt) { return &rt->logger; }
+
+void exo_runtime_device_lock(exo_runtime *rt, uint32_t rank) {
+    if (rank < rt->n_ranked) pthread_mutex_lock(&rt->devices[rt->ranked[rank]].exec_lock);
+}
+
+void exo_runtime_device_unlock(exo_runtime *rt, uint32_t rank) {
+    if (rank < rt->n_ranked) pthread_mutex_unlock(&rt->devices[rt->ranked[rank]].exec_lock);
+}
 
 uint32_t exo_plugin_count(const exo_runtime *rt) { return rt ? rt->n_plugins : 0; }
 
@@ -210,6 +224,8 @@ exo_status exo_device_find(const exo_runtime *rt, const char *spec, uint32_t *in
 
 /* Loads an isolated-probed plugin into this process on first use. */
 static exo_status ensure_loaded(exo_runtime *rt, exo_plugin_rec *p) {
+    if (p->inproc_failed)
+        return exo_errorf(EXO_ERR_PLUGIN_LOAD, "plugin %s: loading it in-process failed earlier: %s", p->name, p->reason);
     if (p->dl && p->ctx) return EXO_OK;
     exo_device_report *kept = p->reports;
     bool *kept_opened = p->opened;
@@ -219,8 +235,14 @@ static exo_status ensure_loaded(exo_runtime *rt, exo_plugin_rec *p) {
     exo_registry_load(rt, p);
     if (p->state == EXO_PLUGIN_LOADED) exo_registry_probe(rt, p);
     exo_status st = EXO_OK;
-    if (p->state != EXO_PLUGIN_LOADED || p->n_devices != kept_n)
-        st = exo_errorf(EXO_ERR_PLUGIN_LOAD, "plugin %s: loading it in-process failed: %s", p->name, p->reason);
+    if (p->state != EXO_PLUGIN_LOADED || p->n_devices != kept_n) {
+        /* The device list would not match the one the isolated probe ranked: never use it. */
+        st = exo_errorf(EXO_ERR_PLUGIN_LOAD, "plugin %s: loading it in-process failed (%u devices, the isolated "
+                        "probe saw %u): %s", p->name, p->n_devices, kept_n, p->reason);
+        if (p->ctx && p->api.shutdown) p->api.shutdown(p->ctx);
+        p->ctx = NULL;
+        p->inproc_failed = true;
+    }
     free(p->reports);
     free(p->opened);
     p->reports = kept; /* keep the pointers the device table holds */

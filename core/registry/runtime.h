@@ -40,6 +40,7 @@ struct exo_plugin_rec {
     uint32_t class_rank;
     uint32_t abi_version;
     bool runs_graphs;           /* the table has graph_compile and graph_execute */
+    bool inproc_failed;         /* loading in-process after an isolated probe failed: never retry */
     uint32_t n_devices;
     exo_device_report *reports; /* n_devices */
     bool *opened;               /* n_devices */
@@ -56,6 +57,9 @@ typedef struct exo_device_rec {
     int32_t primary;
     char alternates[256];
     char rank_reason[256];
+    /* Work on one device is serialised: a plugin's compiled graph and its device queue or
+     * thread pool serve one execution at a time. */
+    pthread_mutex_t exec_lock;
 } exo_device_rec;
 
 struct exo_runtime {
@@ -114,5 +118,9 @@ exo_status exo_runtime_device_open(exo_runtime *rt, uint32_t rank);
 const exo_device_rec *exo_runtime_device(const exo_runtime *rt, uint32_t rank);
 exo_plugin_rec *exo_runtime_device_plugin(exo_runtime *rt, uint32_t rank);
 const exo_logger *exo_runtime_logger(const exo_runtime *rt);
+/* Holds a device's execution lock around plugin calls that use the device (buffers, compile,
+ * execute) from the shard and session layer. */
+void exo_runtime_device_lock(exo_runtime *rt, uint32_t rank);
+void exo_runtime_device_unlock(exo_runtime *rt, uint32_t rank);
 
 #endif

@@ -51,7 +51,7 @@ static size_t find_stop(const text_stream *t, const exo_generate_options *o) {
     for (uint32_t i = 0; i < o->n_stop; i++) {
         const char *stop = o->stop[i];
         if (!stop || !*stop) continue;
-        const char *hit = strstr(t->buf + from, stop);
+        const char *hit = memmem(t->buf + from, t->len - from, stop, strlen(stop));
         if (hit && (size_t)(hit - t->buf) < best) best = (size_t)(hit - t->buf);
     }
     return best;
@@ -153,7 +153,7 @@ static exo_status run(generation *g, const int32_t *prompt, uint32_t n_prompt, e
             finish = EXO_FINISH_LENGTH;
             break;
         }
-        st = exo_session_forward_tokens(s, &r.token, 1, 0, g->logits, V);
+        st = exo_session_forward_tokens(s, &r.token, 1, EXO_FORWARD_LAST_ONLY, g->logits, V);
         if (st != EXO_OK) return st;
     }
     /* Text the detokenizer or the stop-string window still holds. */

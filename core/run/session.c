@@ -11,11 +11,11 @@
 static exo_status alloc_buffer(exo_session *s, uint64_t size, exo_buffer_usage usage, exo_buffer **out) {
     exo_shard *sh = s->shard;
     const exo_device_rec *d = exo_runtime_device(sh->model->rt, sh->device);
-    sh->plugin->last_error[0] = '\0';
+    exo_error_clear();
     exo_status st = sh->plugin->api.buffer_alloc(sh->plugin->ctx, d->index, size, usage, out);
     if (st != EXO_OK)
-        return exo_errorf(st, "%s:%u: allocating %llu bytes failed: %s", sh->plugin->name, d->index,
-                          (unsigned long long)size, sh->plugin->last_error[0] ? sh->plugin->last_error : exo_status_str(st));
+        return exo_error_wrap(st, "%s:%u: allocating %llu bytes failed", sh->plugin->name, d->index,
+                              (unsigned long long)size);
     return EXO_OK;
 }
 
@@ -37,6 +37,7 @@ exo_status exo_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out
     s->kv = calloc(sh->plan.n_kv ? sh->plan.n_kv : 1, sizeof *s->kv);
     s->position_scratch = malloc((size_t)T * sizeof *s->position_scratch);
     if (!s->kv || !s->position_scratch) st = exo_errorf(EXO_ERR_NO_MEMORY, "out of memory creating a session");
+    exo_runtime_device_lock(sh->model->rt, sh->device);
     for (uint32_t i = 0; st == EXO_OK && i < sh->plan.n_kv; i++) st = alloc_buffer(s, kv_bytes, EXO_BUFFER_KV, &s->kv[i]);
     if (st == EXO_OK) st = alloc_buffer(s, (uint64_t)T * sh->input_width * 4, EXO_BUFFER_SCRATCH, &s->input);
     if (st == EXO_OK) st = alloc_buffer(s, (uint64_t)T * 4, EXO_BUFFER_SCRATCH, &s->positions);
@@ -44,6 +45,7 @@ exo_status exo_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out
         st = alloc_buffer(s, (uint64_t)sh->output_width * 4, EXO_BUFFER_SCRATCH, &s->output_last);
         if (st == EXO_OK) st = alloc_buffer(s, 4, EXO_BUFFER_SCRATCH, &s->output_row);
     }
+    exo_runtime_device_unlock(sh->model->rt, sh->device);
     if (st != EXO_OK) {
         exo_session_free(s);
         return exo_error_keep(&sh->error, st);
@@ -55,6 +57,7 @@ exo_status exo_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out
 void exo_session_free(exo_session *s) {
     if (!s) return;
     exo_shard *sh = s->shard;
+    exo_runtime_device_lock(sh->model->rt, sh->device);
     if (s->kv)
         for (uint32_t i = 0; i < sh->plan.n_kv; i++) exo_shard_buffer_release(sh, s->kv[i]);
     exo_shard_buffer_release(sh, s->input);
@@ -62,6 +65,7 @@ void exo_session_free(exo_session *s) {
     exo_shard_buffer_release(sh, s->output);
     exo_shard_buffer_release(sh, s->output_last);
     exo_shard_buffer_release(sh, s->output_row);
+    exo_runtime_device_unlock(sh->model->rt, sh->device);
     free(s->kv);
     free(s->position_scratch);
     free(s);
@@ -92,9 +96,10 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
     const exo_plugin_api *api = &sh->plugin->api;
     const exo_graph_plan *p = &sh->plan;
     for (uint32_t i = 0; i < n; i++) s->position_scratch[i] = (int32_t)(s->position + i);
+    exo_error_clear();
     exo_status st = api->buffer_write(s->input, 0, input, (uint64_t)n * sh->input_width * 4);
     if (st == EXO_OK) st = api->buffer_write(s->positions, 0, s->position_scratch, (uint64_t)n * 4);
-    if (st != EXO_OK) return exo_errorf(st, "writing the step's inputs failed: %s", sh->plugin->last_error);
+    if (st != EXO_OK) return exo_error_wrap(st, "writing the step's inputs failed");
 
     /* Logits of the last row only: the last-row graph, which skips the lm_head for the rest. */
     bool last_graph = (flags & EXO_FORWARD_LAST_ONLY) && sh->compiled_last;
@@ -102,7 +107,7 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
         p = &sh->plan_last;
         int32_t row = (int32_t)(n - 1);
         st = api->buffer_write(s->output_row, 0, &row, 4);
-        if (st != EXO_OK) return exo_errorf(st, "writing the output row failed: %s", sh->plugin->last_error);
+        if (st != EXO_OK) return exo_error_wrap(st, "writing the output row failed");
     } else if (!s->output) {
         st = alloc_buffer(s, (uint64_t)p->max_tokens * sh->output_width * 4, EXO_BUFFER_SCRATCH, &s->output);
         if (st != EXO_OK) return st;
@@ -121,9 +126,9 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
     args.n_tokens = n;
     args.n_bindings = nb;
     args.bindings = bindings;
-    sh->plugin->last_error[0] = '\0';
+    exo_error_clear();
     st = api->graph_execute(last_graph ? sh->compiled_last : sh->compiled, &args);
-    if (st != EXO_OK) return exo_errorf(st, "executing the graph failed: %s", sh->plugin->last_error);
+    if (st != EXO_OK) return exo_error_wrap(st, "executing the graph failed");
     uint32_t W = sh->output_width;
     if (last_graph)
         st = api->buffer_read(output, 0, out, (uint64_t)W * 4);
@@ -131,7 +136,7 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
         st = api->buffer_read(output, (uint64_t)(n - 1) * W * 4, out, (uint64_t)W * 4);
     else
         st = api->buffer_read(output, 0, out, (uint64_t)n * W * 4);
-    if (st != EXO_OK) return exo_errorf(st, "reading the step's output failed: %s", sh->plugin->last_error);
+    if (st != EXO_OK) return exo_error_wrap(st, "reading the step's output failed");
     s->position += n;
     return EXO_OK;
 }
@@ -160,8 +165,9 @@ static exo_status forward(exo_session *s, const void *input, uint32_t n, uint32_
                                       sh->model->cfg.vocab_size));
     }
     bool had_state = s->position > 0;
-    uint32_t T = sh->plan.max_tokens, done = 0;
+    uint32_t T = sh->plan.max_tokens, done = 0, position0 = s->position;
     exo_status st = EXO_OK;
+    exo_runtime_device_lock(sh->model->rt, sh->device);
     while (done < n && st == EXO_OK) {
         uint32_t chunk = n - done < T ? n - done : T;
         bool last = done + chunk == n;
@@ -172,6 +178,10 @@ static exo_status forward(exo_session *s, const void *input, uint32_t n, uint32_
         done += chunk;
         had_state = had_state || (st == EXO_OK);
     }
+    exo_runtime_device_unlock(sh->model->rt, sh->device);
+    /* A failed call leaves the session where it was: cache rows past the position are never
+     * read, so chunks written before the failure are simply forgotten. */
+    if (st != EXO_OK) s->position = position0;
     if (st != EXO_OK && had_state && st != EXO_ERR_INVALID_ARG && st != EXO_ERR_NO_MEMORY) {
         /* The cache on the device may be half-written: EXO must re-place the shard. */
         exo_error_wrap(EXO_ERR_DEVICE_LOST, "session state lost on %s", sh->plugin->name);
@@ -204,8 +214,8 @@ exo_status exo_session_forward_batch(exo_batch_entry *entries, uint32_t n_entrie
         return exo_errorf(EXO_ERR_INVALID_ARG, "exo_session_forward_batch: entries NULL or header not initialised");
     /* The caller's struct size is the stride: an older, smaller exo_batch_entry still works. */
     size_t stride = entries[0].hdr.size;
-    if (stride < offsetof(exo_batch_entry, status) + sizeof(exo_status))
-        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_batch_entry of %zu bytes is too small", stride);
+    if (stride < offsetof(exo_batch_entry, status) + sizeof(exo_status) || stride % _Alignof(exo_batch_entry))
+        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_batch_entry of %zu bytes is too small or misaligned", stride);
 #define ENTRY(i) ((exo_batch_entry *)((char *)entries + (size_t)(i)*stride))
     const exo_shard *shard = NULL;
     for (uint32_t i = 0; i < n_entries; i++) {

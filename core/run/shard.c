@@ -44,7 +44,7 @@ static exo_status place_buffer(exo_shard *s, uint32_t dev, const exo_plan_buffer
     if (st != EXO_OK) return st;
     st = api->buffer_write(*out, 0, pb->data, pb->size);
     if (st != EXO_OK) {
-        api->buffer_free(*out);
+        if (api->buffer_free) api->buffer_free(*out);
         *out = NULL;
     }
     return st;
@@ -58,7 +58,6 @@ static exo_status try_device(exo_shard *s, uint32_t rank, const exo_shard_option
     s->plugin = exo_runtime_device_plugin(rt, rank);
     const exo_device_rec *d = exo_runtime_device(rt, rank);
     const exo_plugin_api *api = &s->plugin->api;
-    s->plugin->last_error[0] = '\0';
     if (!api->graph_compile || !api->graph_execute)
         return exo_errorf(EXO_ERR_UNSUPPORTED, "plugin %s cannot run graphs yet", s->plugin->name);
     s->buffers = calloc(s->plan.n_buffers ? s->plan.n_buffers : 1, sizeof *s->buffers);
@@ -66,10 +65,9 @@ static exo_status try_device(exo_shard *s, uint32_t rank, const exo_shard_option
     uint32_t total_layers = s->plan.end - s->plan.start, loaded = 0;
     for (uint32_t i = 0; i < s->plan.n_buffers; i++) {
         const exo_plan_buffer *pb = &s->plan.buffers[i];
+        exo_error_clear();
         st = place_buffer(s, d->index, pb, &s->buffers[i]);
-        if (st != EXO_OK)
-            return exo_errorf(st, "weight '%s' (%llu bytes): %s", pb->name, (unsigned long long)pb->size,
-                              s->plugin->last_error[0] ? s->plugin->last_error : exo_status_str(st));
+        if (st != EXO_OK) return exo_error_wrap(st, "weight '%s' (%llu bytes)", pb->name, (unsigned long long)pb->size);
         s->weight_bytes += pb->size;
         /* A layer is loaded when the next buffer belongs to another layer. */
         bool layer_done = pb->layer >= 0 && (i + 1 == s->plan.n_buffers || s->plan.buffers[i + 1].layer != pb->layer);
@@ -85,27 +83,25 @@ static exo_status try_device(exo_shard *s, uint32_t rank, const exo_shard_option
     exo_graph_plan_view(&s->plan, s->buffers, &graph);
     if (api->supports_graph) {
         uint32_t first_bad = UINT32_MAX;
-        s->plugin->last_error[0] = '\0';
+        exo_error_clear();
         st = api->supports_graph(s->plugin->ctx, d->index, &graph, &first_bad);
         if (st != EXO_OK)
-            return exo_errorf(st, "cannot run node %u (op %d) of the graph: %s", first_bad,
-                              first_bad < s->plan.n_nodes ? s->plan.nodes[first_bad].op : -1, s->plugin->last_error);
+            return exo_error_wrap(st, "cannot run node %u (op %d) of the graph", first_bad,
+                                  first_bad < s->plan.n_nodes ? s->plan.nodes[first_bad].op : -1);
     }
-    s->plugin->last_error[0] = '\0';
+    exo_error_clear();
     st = api->graph_compile(s->plugin->ctx, d->index, &graph, &s->compiled);
     if (st != EXO_OK) {
         s->compiled = NULL;
-        return exo_errorf(st, "compiling the graph failed: %s",
-                          s->plugin->last_error[0] ? s->plugin->last_error : exo_status_str(st));
+        return exo_error_wrap(st, "compiling the graph failed");
     }
     if (s->plan.has_head) {
         exo_graph_plan_view(&s->plan_last, s->buffers, &graph);
-        s->plugin->last_error[0] = '\0';
+        exo_error_clear();
         st = api->graph_compile(s->plugin->ctx, d->index, &graph, &s->compiled_last);
         if (st != EXO_OK) {
             s->compiled_last = NULL;
-            return exo_errorf(st, "compiling the last-row graph failed: %s",
-                              s->plugin->last_error[0] ? s->plugin->last_error : exo_status_str(st));
+            return exo_error_wrap(st, "compiling the last-row graph failed");
         }
     }
     if (total_layers == 0 && o && o->progress) o->progress(o->progress_user, 0, 0);
@@ -169,7 +165,9 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
     } else {
         uint32_t first = 0;
         st = exo_device_selected(rt, &first, NULL);
-        if (st == EXO_OK) n = exo_registry_fallback_order(rt, first, order, MAX_CANDIDATES);
+        /* A device the user named (EXO_DEVICE) gets no silent fallback either. */
+        if (st == EXO_OK) n = rt->device_spec[0] ? 1 : exo_registry_fallback_order(rt, first, order, MAX_CANDIDATES);
+        if (st == EXO_OK && n == 1) order[0] = first;
     }
     if (st != EXO_OK) {
         exo_graph_plan_free(&s->plan);
@@ -183,7 +181,10 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
     for (uint32_t i = 0; i < n && !cancelled; i++) {
         const exo_device_rec *d = exo_runtime_device(rt, order[i]);
         const char *pname = rt->plugins[d->plugin].name;
+        exo_runtime_device_lock(rt, order[i]);
         st = try_device(s, order[i], &opts, &cancelled);
+        if (st != EXO_OK) unload_from_device(s);
+        exo_runtime_device_unlock(rt, order[i]);
         if (st == EXO_OK) {
             exo_logf(&rt->logger, EXO_LOG_INFO, "shard", "layers [%u, %u) of %s on %s:%u '%s' (%llu weight bytes)",
                      opts.start_layer, opts.end_layer, m->dir, pname, d->index, d->report->name,
@@ -196,7 +197,6 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
                  cancelled || i + 1 == n ? "" : "; trying the next device");
         size_t used = strlen(failures);
         snprintf(failures + used, sizeof failures - used, "%s%s", used ? "; " : "", line);
-        unload_from_device(s);
         s->plugin = NULL;
     }
     if (st != EXO_OK) {
@@ -213,7 +213,11 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
 
 void exo_shard_free(exo_shard *s) {
     if (!s) return;
-    if (s->plugin) unload_from_device(s);
+    if (s->plugin) {
+        exo_runtime_device_lock(s->model->rt, s->device);
+        unload_from_device(s);
+        exo_runtime_device_unlock(s->model->rt, s->device);
+    }
     exo_graph_plan_free(&s->plan);
     exo_graph_plan_free(&s->plan_last);
     free(s);

@@ -3,6 +3,7 @@
  * streamed pieces are valid UTF-8 and add up to the whole text, seeds reproduce, and the stats
  * are filled. */
 #include <check.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,6 +332,58 @@ START_TEST(prompts_longer_than_a_step_are_chunked_exactly) {
 }
 END_TEST
 
+typedef struct concurrent_run {
+    exo_shard *shard;
+    const int32_t *ids;
+    uint32_t n;
+    uint32_t vocab;
+    const float *expect; /* last-row logits of one run alone */
+    int mismatches;
+    exo_status status;
+} concurrent_run;
+
+static void *run_sessions(void *arg) {
+    concurrent_run *r = arg;
+    float *logits = malloc(r->vocab * sizeof *logits);
+    for (int round = 0; round < 20 && r->status == EXO_OK; round++) {
+        exo_session *s = NULL;
+        r->status = exo_session_create(r->shard, 0, &s);
+        if (r->status == EXO_OK)
+            r->status = exo_session_forward_tokens(s, r->ids, r->n, EXO_FORWARD_LAST_ONLY, logits, r->vocab);
+        if (r->status == EXO_OK && memcmp(logits, r->expect, r->vocab * sizeof *logits) != 0) r->mismatches++;
+        exo_session_free(s);
+    }
+    free(logits);
+    return NULL;
+}
+
+START_TEST(sessions_on_one_shard_run_from_several_threads) {
+    fixture f = open_model();
+    exo_model_info info;
+    EXO_STRUCT_INIT(&info);
+    exo_model_get_info(f.model, &info);
+    int32_t a[8] = {0, 3105, 336, 1605, 1362, 14, 1232, 304}, b[5] = {0, 1605, 14, 301, 505};
+    float *ea = malloc(info.vocab_size * sizeof *ea), *eb = malloc(info.vocab_size * sizeof *eb);
+    ck_assert_int_eq(exo_session_forward_tokens(f.session, a, 8, EXO_FORWARD_LAST_ONLY, ea, info.vocab_size), EXO_OK);
+    ck_assert_int_eq(exo_session_reset(f.session), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_tokens(f.session, b, 5, EXO_FORWARD_LAST_ONLY, eb, info.vocab_size), EXO_OK);
+    concurrent_run ra = {f.shard, a, 8, info.vocab_size, ea, 0, EXO_OK};
+    concurrent_run rb = {f.shard, b, 5, info.vocab_size, eb, 0, EXO_OK};
+    pthread_t ta, tb;
+    ck_assert_int_eq(pthread_create(&ta, NULL, run_sessions, &ra), 0);
+    ck_assert_int_eq(pthread_create(&tb, NULL, run_sessions, &rb), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    ck_assert_int_eq(ra.status, EXO_OK);
+    ck_assert_int_eq(rb.status, EXO_OK);
+    ck_assert_int_eq(ra.mismatches, 0);
+    ck_assert_int_eq(rb.mismatches, 0);
+    free(ea);
+    free(eb);
+    close_model(&f);
+}
+END_TEST
+
 START_TEST(batch_step_matches_single_steps) {
     fixture f = open_model();
     exo_model_info info;
@@ -374,6 +427,7 @@ int main(void) {
     tcase_add_test(tc, a_prompt_starting_with_bos_gets_no_second_one);
     tcase_add_test(tc, prompts_longer_than_a_step_are_chunked_exactly);
     tcase_add_test(tc, batch_step_matches_single_steps);
+    tcase_add_test(tc, sessions_on_one_shard_run_from_several_threads);
     suite_add_tcase(s, tc);
     return exo_check_run(s, CK_FORK_GETENV);
 }

@@ -147,7 +147,8 @@ int main(int argc, char **argv) {
         exo_tensor_view ids_v, greedy_v;
         snprintf(name, sizeof name, "p%d.ids", p);
         if (exo_tensor_file_get(golden, name, &ids_v) != EXO_OK) break;
-        if (ids_v.dtype != EXO_DTYPE_I32) return die("golden ids are not int32", EXO_ERR_FORMAT);
+        if (ids_v.dtype != EXO_DTYPE_I32 || ids_v.n_dims != 1 || ids_v.shape[0] < 1)
+            return die("golden ids must be a non-empty int32 vector", EXO_ERR_FORMAT);
         uint32_t T = (uint32_t)ids_v.shape[0];
         const int32_t *ids = ids_v.data;
         snprintf(name, sizeof name, "p%d.logits", p);
@@ -176,9 +177,12 @@ int main(int argc, char **argv) {
 
         /* (2) teacher-forced decode through the KV cache */
         snprintf(name, sizeof name, "p%d.greedy", p);
-        if (exo_tensor_file_get(golden, name, &greedy_v) == EXO_OK && greedy_v.dtype == EXO_DTYPE_I32) {
+        if (exo_tensor_file_get(golden, name, &greedy_v) == EXO_OK && greedy_v.dtype == EXO_DTYPE_I32 &&
+            greedy_v.n_dims == 1 && greedy_v.shape[0] >= 1) {
             uint32_t G = (uint32_t)greedy_v.shape[0];
             const int32_t *greedy = greedy_v.data;
+            for (uint32_t j = 0; j < G; j++)
+                if (greedy[j] < 0 || (uint32_t)greedy[j] >= V) return die("golden greedy token outside the vocabulary", EXO_ERR_FORMAT);
             int32_t *seq = malloc((uint64_t)(T + G) * sizeof *seq);
             float *step = malloc((uint64_t)G * V * sizeof *step);
             float *whole = malloc((uint64_t)(T + G) * V * sizeof *whole);
