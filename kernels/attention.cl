@@ -3,21 +3,31 @@
  * EXO_ATT_TILE rows with an online softmax (running max m and denominator l rescale the output
  * accumulator), so no score row longer than one tile ever exists.
  *
- * Per tile: items compute the tile's scores (one row each: q . k * scale, optional softcap)
- * into local memory; then every item updates m and l from the whole tile (cheap reads of local
- * memory, so all items agree without a reduction) and accumulates p * v for the head dims it
- * owns (dims lid, lid + ls, ...: coalesced reads of v). GQA: head h reads kv head h / group. */
-#define EXO_ATT_TILE 32
+ * The work-group is split into parts of EXO_ATT_TILE items (the executor launches 4); part p
+ * takes tiles p, p + parts, ... of the row range, so a decode step (one query token) still keeps
+ * several tiles in flight per head. Each part keeps its own m, l and accumulator; at the end
+ * they are merged through local memory (rescaled to the common max).
+ *
+ * Per tile: a part's items compute the tile's scores (one row each: q . k * scale, optional
+ * softcap) into local memory; then every item of the part updates m and l from the whole tile
+ * (cheap reads of local memory, so all agree without a reduction) and accumulates p * v for the
+ * head dims it owns (dims plid, plid + EXO_ATT_TILE, ...: coalesced reads of v). GQA: head h
+ * reads kv head h / group. */
+#define EXO_ATT_TILE 64 /* items per part: each scores one row per tile */
+#define EXO_ATT_MAX_PARTS 4
 #define EXO_ATT_MAX_DIM 512
-#define EXO_ATT_MAX_PER_ITEM 16 /* head_dim / local size, at most */
+#define EXO_ATT_MAX_PER_ITEM (EXO_ATT_MAX_DIM / EXO_ATT_TILE)
 
 __kernel void exo_attention(__global const float *q, uint q_off, __global const float *kc, uint k_off,
                             __global const float *vc, uint v_off, __global const int *pos, uint pos_off,
                             __global float *dst, uint dst_off, int n_heads, int n_kv_heads, int head_dim,
                             int window, float scale, float softcap, int cache_rows) {
     __local float qs[EXO_ATT_MAX_DIM];
-    __local float scores[EXO_ATT_TILE];
+    __local float scores[EXO_ATT_MAX_PARTS][EXO_ATT_TILE];
+    __local float part_m[EXO_ATT_MAX_PARTS], part_l[EXO_ATT_MAX_PARTS];
+    __local float part_acc[EXO_ATT_MAX_PARTS][EXO_ATT_MAX_DIM];
     uint h = get_group_id(0), t = get_group_id(1), lid = get_local_id(0), ls = get_local_size(0);
+    uint part = lid / EXO_ATT_TILE, plid = lid % EXO_ATT_TILE, parts = ls / EXO_ATT_TILE;
     uint d = (uint)head_dim, kvh = h / (uint)(n_heads / n_kv_heads), kv_row = (uint)n_kv_heads * d;
     __global const float *qh = q + q_off + ((size_t)t * n_heads + h) * d;
     for (uint j = lid; j < d; j += ls) qs[j] = qh[j];
@@ -29,33 +39,65 @@ __kernel void exo_attention(__global const float *q, uint q_off, __global const 
     float m = -INFINITY, l = 0.0f;
     float acc[EXO_ATT_MAX_PER_ITEM];
     for (uint i = 0; i < EXO_ATT_MAX_PER_ITEM; i++) acc[i] = 0.0f;
+    __local float *sc = scores[part];
 
-    for (int r0 = first; r0 <= last; r0 += EXO_ATT_TILE) {
+    /* Every item runs the same number of iterations (barriers); a part past the end idles. */
+    for (int r_base = first; r_base <= last; r_base += (int)(parts * EXO_ATT_TILE)) {
+        int r0 = r_base + (int)(part * EXO_ATT_TILE);
         int rows = min(EXO_ATT_TILE, last - r0 + 1);
-        for (int r = (int)lid; r < rows; r += (int)ls) {
+        for (int r = (int)plid; r < rows; r += EXO_ATT_TILE) {
             __global const float *kr = kc + k_off + (size_t)(r0 + r) * kv_row + kvh * d;
-            float s = 0.0f;
-            for (uint j = 0; j < d; j++) s = fma(qs[j], kr[j], s);
-            s *= scale;
+            /* Four independent sums: the loads of a row overlap instead of waiting on one chain. */
+            float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+            uint j = 0;
+            for (; j + 4u <= d; j += 4u) {
+                s0 = fma(qs[j], kr[j], s0);
+                s1 = fma(qs[j + 1u], kr[j + 1u], s1);
+                s2 = fma(qs[j + 2u], kr[j + 2u], s2);
+                s3 = fma(qs[j + 3u], kr[j + 3u], s3);
+            }
+            for (; j < d; j++) s0 = fma(qs[j], kr[j], s0);
+            float s = ((s0 + s1) + (s2 + s3)) * scale;
             if (softcap > 0.0f) s = softcap * tanh(s / softcap);
-            scores[r] = s;
+            sc[r] = s;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        float tile_max = m;
-        for (int r = 0; r < rows; r++) tile_max = fmax(tile_max, scores[r]);
-        float rescale = exp(m - tile_max); /* exp(-inf) = 0 on the first tile */
-        l *= rescale;
-        for (uint i = 0; i < EXO_ATT_MAX_PER_ITEM; i++) acc[i] *= rescale;
-        for (int r = 0; r < rows; r++) {
-            float p = exp(scores[r] - tile_max);
-            l += p;
-            __global const float *vr = vc + v_off + (size_t)(r0 + r) * kv_row + kvh * d;
-            for (uint i = 0, j = lid; j < d; i++, j += ls) acc[i] = fma(p, vr[j], acc[i]);
+        if (rows > 0) {
+            float tile_max = m;
+            for (int r = 0; r < rows; r++) tile_max = fmax(tile_max, sc[r]);
+            float rescale = exp(m - tile_max); /* exp(-inf) = 0 on the first tile */
+            l *= rescale;
+            for (uint i = 0; i < EXO_ATT_MAX_PER_ITEM; i++) acc[i] *= rescale;
+            for (int r = 0; r < rows; r++) {
+                float p = exp(sc[r] - tile_max);
+                l += p;
+                __global const float *vr = vc + v_off + (size_t)(r0 + r) * kv_row + kvh * d;
+                for (uint i = 0, j = plid; j < d; i++, j += EXO_ATT_TILE) acc[i] = fma(p, vr[j], acc[i]);
+            }
+            m = tile_max;
         }
-        m = tile_max;
         barrier(CLK_LOCAL_MEM_FENCE); /* scores are rewritten by the next tile */
     }
+
+    /* Merge the parts: out = sum_p acc_p e^(m_p - M) / sum_p l_p e^(m_p - M), M = max_p m_p. */
+    if (plid == 0) {
+        part_m[part] = m;
+        part_l[part] = l;
+    }
+    for (uint i = 0, j = plid; j < d; i++, j += EXO_ATT_TILE) part_acc[part][j] = acc[i];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float big = -INFINITY;
+    for (uint p = 0; p < parts; p++) big = fmax(big, part_m[p]);
+    float weight[EXO_ATT_MAX_PARTS], denom = 0.0f;
+    for (uint p = 0; p < parts; p++) {
+        weight[p] = part_m[p] == -INFINITY ? 0.0f : exp(part_m[p] - big);
+        denom += part_l[p] * weight[p];
+    }
+    float inv = last >= 0 && denom > 0.0f ? 1.0f / denom : 0.0f;
     __global float *out = dst + dst_off + ((size_t)t * n_heads + h) * d;
-    float inv = last >= 0 ? 1.0f / l : 0.0f;
-    for (uint i = 0, j = lid; j < d; i++, j += ls) out[j] = acc[i] * inv;
+    for (uint j = lid; j < d; j += ls) {
+        float sum = 0.0f;
+        for (uint p = 0; p < parts; p++) sum += part_acc[p][j] * weight[p];
+        out[j] = sum * inv;
+    }
 }

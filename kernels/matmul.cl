@@ -7,9 +7,15 @@
  *  exo_matmul_vec_sg_*  the same with subgroup reductions (EXO_SUBGROUPS): a work-group of
  *                       EXO_MV_WG items covers EXO_SG_ROWS rows, one subgroup per row at a time,
  *                       no local memory and no barriers.
+ *  exo_matmul_vec16_*   decode on aligned data (host checks: k, the weight offset multiples of 8 and
+ *                       the x offset of 4 elements): 16-byte weight loads (8 bf16/f16 or 2x4 f32)
+ *                       so a GPU issues full-width coalesced reads. A work-group of EXO_MV16_WG
+ *                       items is a 2-D (lanes, rows) block: `lanes` items share one weight row
+ *                       (the host picks 32..128 to fill the device), a local tree sums them.
  *  exo_matmul_tiled_*   prefill: 64x64 output blocks per 16x16 work-group (4x4 per item), K in
  *                       steps of 16 through local memory, so each loaded weight serves 64 tokens. */
 #define EXO_MV_WG 64
+#define EXO_MV16_WG 256
 #define EXO_MV_MAX_M 4
 #define EXO_SG_ROWS 4
 #define EXO_GEMM_TS 16
@@ -54,6 +60,77 @@
         }                                                                                          \
     }
 
+/* Eight consecutive weights (chunk c, counted in 8-element steps from w) as two float4s; the
+ * chunk is 16-byte aligned (32 for f32), so these are single wide loads. bf16 pairs sit in one
+ * uint little-endian: the even element in the low half. */
+static inline void exo_chunk8_bf16(__global const ushort *w, uint c, float4 *lo, float4 *hi) {
+    uint4 u = ((__global const uint4 *)w)[c];
+    *lo = as_float4((uint4)(u.x << 16, u.x & 0xffff0000u, u.y << 16, u.y & 0xffff0000u));
+    *hi = as_float4((uint4)(u.z << 16, u.z & 0xffff0000u, u.w << 16, u.w & 0xffff0000u));
+}
+static inline void exo_chunk8_f16(__global const ushort *w, uint c, float4 *lo, float4 *hi) {
+    float8 f = vloada_half8(c, (__global const half *)w);
+    *lo = f.lo;
+    *hi = f.hi;
+}
+static inline void exo_chunk8_f32(__global const float *w, uint c, float4 *lo, float4 *hi) {
+    __global const float4 *p = (__global const float4 *)w;
+    *lo = p[2u * c];
+    *hi = p[2u * c + 1u];
+}
+
+/* acc[mm] += chunk c of the weights (lo, hi) . the same eight elements of x row mm. */
+#define EXO_MV16_ACC(c, lo, hi)                                                                    \
+    for (uint mm = 0; mm < EXO_MV_MAX_M; mm++)                                                     \
+        if (mm < m) {                                                                              \
+            uint xi = xc + ((mm * k) >> 2) + 2u * (c);                                             \
+            acc[mm] += dot(lo, xv[xi]) + dot(hi, xv[xi + 1u]);                                     \
+        }
+
+/* Local size (lanes, EXO_MV16_WG / lanes); global dimension 1 covers the rows. Every item runs
+ * the same number of barriers (lanes and m are uniform), rows past n included. */
+#define EXO_DEFINE_MATVEC16(SFX, WT)                                                               \
+    __kernel void exo_matmul_vec16_##SFX(__global const float *x, uint x_off, __global const WT *w, \
+                                         uint w_off, __global const float *bias, uint bias_off,    \
+                                         int has_bias, __global float *dst, uint dst_off, uint m,  \
+                                         uint k, uint n) {                                         \
+        __local float partial[EXO_MV_MAX_M * EXO_MV16_WG];                                         \
+        uint lane = get_local_id(0), lanes = get_local_size(0);                                    \
+        uint slot = get_local_id(1) * lanes + lane, row = get_global_id(1);                        \
+        float acc[EXO_MV_MAX_M] = {0.0f, 0.0f, 0.0f, 0.0f};                                        \
+        if (row < n) {                                                                             \
+            __global const float4 *xv = (__global const float4 *)x;                                \
+            uint chunks = k >> 3, wc = (w_off + row * k) >> 3, xc = x_off >> 2;                    \
+            /* Two chunks per step, both loads issued before either is used: more bytes in     \
+             * flight per item, which is what a bandwidth-bound matvec lives on. */                \
+            uint c = lane;                                                                         \
+            for (; c + lanes < chunks; c += 2u * lanes) {                                          \
+                float4 lo, hi, lo2, hi2;                                                           \
+                exo_chunk8_##SFX(w, wc + c, &lo, &hi);                                             \
+                exo_chunk8_##SFX(w, wc + c + lanes, &lo2, &hi2);                                   \
+                EXO_MV16_ACC(c, lo, hi)                                                            \
+                EXO_MV16_ACC(c + lanes, lo2, hi2)                                                  \
+            }                                                                                      \
+            if (c < chunks) {                                                                      \
+                float4 lo, hi;                                                                     \
+                exo_chunk8_##SFX(w, wc + c, &lo, &hi);                                             \
+                EXO_MV16_ACC(c, lo, hi)                                                            \
+            }                                                                                      \
+        }                                                                                          \
+        for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) partial[mm * EXO_MV16_WG + slot] = acc[mm];     \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        for (uint s = lanes / 2; s > 0; s >>= 1) {                                                 \
+            if (lane < s)                                                                          \
+                for (uint mm = 0; mm < m; mm++)                                                    \
+                    partial[mm * EXO_MV16_WG + slot] += partial[mm * EXO_MV16_WG + slot + s];      \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+        }                                                                                          \
+        if (lane == 0 && row < n) {                                                                \
+            float b = has_bias ? bias[bias_off + row] : 0.0f;                                      \
+            for (uint mm = 0; mm < m; mm++) dst[dst_off + (size_t)mm * n + row] = partial[mm * EXO_MV16_WG + slot] + b; \
+        }                                                                                          \
+    }
+
 #define EXO_DEFINE_TILED(SFX, WT)                                                                  \
     __kernel void exo_matmul_tiled_##SFX(__global const float *x, uint x_off, __global const WT *w, \
                                          uint w_off, __global const float *bias, uint bias_off,    \
@@ -94,6 +171,9 @@
 EXO_DEFINE_MATVEC(f32, float)
 EXO_DEFINE_MATVEC(f16, ushort)
 EXO_DEFINE_MATVEC(bf16, ushort)
+EXO_DEFINE_MATVEC16(f32, float)
+EXO_DEFINE_MATVEC16(f16, ushort)
+EXO_DEFINE_MATVEC16(bf16, ushort)
 EXO_DEFINE_TILED(f32, float)
 EXO_DEFINE_TILED(f16, ushort)
 EXO_DEFINE_TILED(bf16, ushort)

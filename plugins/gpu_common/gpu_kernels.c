@@ -72,8 +72,32 @@ static int64_t outer_dim(const gpu_exec_view *v, uint32_t tensor) {
 }
 static const char *dtype_suffix(exo_dtype t) { return t == EXO_DTYPE_F16 ? "f16" : t == EXO_DTYPE_BF16 ? "bf16" : "f32"; }
 
+static void matmul_args(builder *b, const exo_node *nd, uint32_t bias, int64_t m, int64_t k, int64_t n) {
+    arg_tensor(b, nd->src[0]);
+    arg_tensor(b, nd->src[1]);
+    arg_tensor(b, bias);
+    arg_i32(b, nd->n_src == 3);
+    arg_tensor(b, nd->dst);
+    arg_u32(b, (uint64_t)m);
+    arg_u32(b, (uint64_t)k);
+    arg_u32(b, (uint64_t)n);
+}
+
+/* exo_matmul_vec16_* reads weights in aligned 8-element chunks and x as float4s: k and the
+ * weight's element offset must be multiples of 8, x's of 4 (buffers themselves are at least
+ * 16-byte aligned: CL_DEVICE_MEM_BASE_ADDR_ALIGN is >= 1024 bits on every OpenCL 1.2 device). */
+static int matvec_wide_loads_fit(const gpu_exec_view *v, const exo_node *nd, int64_t k) {
+    uint32_t wsz = graph_dtype_size(v->tensors[nd->src[1]].dtype);
+    uint32_t xsz = graph_dtype_size(v->tensors[nd->src[0]].dtype);
+    if (k % 8 != 0 || !wsz || xsz != 4) return 0;
+    return (v->offset[nd->src[1]] / wsz) % 8 == 0 && v->offset[nd->src[1]] % wsz == 0 &&
+           (v->offset[nd->src[0]] / 4) % 4 == 0 && v->offset[nd->src[0]] % 4 == 0;
+}
+
 /* x [M,K] @ W[N,K]^T: matrix-vector kernels for decode-sized M (in chunks of GPU_MATVEC_MAX_TOKENS
- * rows of x), the tiled kernel otherwise. */
+ * rows of x), the tiled kernel otherwise. Among the matrix-vector kernels: the subgroup one where
+ * the device has Intel subgroups, else the wide-load one (exo_matmul_vec16_*, what NVIDIA and
+ * PoCL get) where the data is aligned for it, else the one-row-per-group fallback. */
 static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
     int64_t wne[EXO_MAX_DIMS];
     int64_t w_count = count_of(v, nd->src[1], wne), k = wne[0], n = w_count / k;
@@ -85,29 +109,26 @@ static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
     if (m > GPU_MATVEC_MAX_TOKENS) {
         snprintf(name, sizeof name, "exo_matmul_tiled_%s", dtype_suffix(wt));
         start(&b, v, name);
-        arg_tensor(&b, nd->src[0]);
-        arg_tensor(&b, nd->src[1]);
-        arg_tensor(&b, bias);
-        arg_i32(&b, nd->n_src == 3);
-        arg_tensor(&b, nd->dst);
-        arg_u32(&b, (uint64_t)m);
-        arg_u32(&b, (uint64_t)k);
-        arg_u32(&b, (uint64_t)n);
+        matmul_args(&b, nd, bias, m, k, n);
         /* 64x64 outputs per 16x16 work-group. */
         return go(&b, 2, (uint64_t[3]){(uint64_t)(n + 63) / 64 * 16, (uint64_t)(m + 63) / 64 * 16, 1},
                   (size_t[3]){16, 16, 1});
     }
     int sg = v->be->features.subgroups;
+    if (!sg && matvec_wide_loads_fit(v, nd, k)) {
+        /* Wide-load kernel: `lanes` items per row, 256 / lanes rows per work-group. More lanes
+         * per row (while each still gets >= 4 chunks of 8) until ~1024 groups fill a big GPU. */
+        uint64_t lanes = 32, chunks = (uint64_t)k / 8;
+        while (lanes < 128 && (uint64_t)n * lanes / 256 < 1024 && chunks >= lanes * 2 * 4) lanes *= 2;
+        uint64_t rows = 256 / lanes;
+        snprintf(name, sizeof name, "exo_matmul_vec16_%s", dtype_suffix(wt));
+        start(&b, v, name);
+        matmul_args(&b, nd, bias, m, k, n);
+        return go(&b, 2, (uint64_t[3]){lanes, (uint64_t)n, 1}, (size_t[3]){(size_t)lanes, (size_t)rows, 1});
+    }
     snprintf(name, sizeof name, sg ? "exo_matmul_vec_sg_%s" : "exo_matmul_vec_%s", dtype_suffix(wt));
     start(&b, v, name);
-    arg_tensor(&b, nd->src[0]);
-    arg_tensor(&b, nd->src[1]);
-    arg_tensor(&b, bias);
-    arg_i32(&b, nd->n_src == 3);
-    arg_tensor(&b, nd->dst);
-    arg_u32(&b, (uint64_t)m);
-    arg_u32(&b, (uint64_t)k);
-    arg_u32(&b, (uint64_t)n);
+    matmul_args(&b, nd, bias, m, k, n);
     /* 64 items per work-group: one weight row per group, or 4 rows (EXO_SG_ROWS) with subgroups. */
     uint64_t groups = sg ? (uint64_t)(n + 3) / 4 : (uint64_t)n;
     return go(&b, 1, (uint64_t[3]){groups * 64, 1, 1}, (size_t[3]){64, 1, 1});
@@ -204,8 +225,9 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
         arg_f32(&b, nd->f[0]);
         arg_f32(&b, nd->f[1]);
         arg_i32(&b, outer_dim(v, nd->src[1]));
-        /* One work-group of 64 items per (head, token); head_dim <= 512 keeps 8 dims per item. */
-        return go(&b, 2, (uint64_t[3]){(uint64_t)nd->i[0] * 64, (uint64_t)tokens, 1}, (size_t[3]){64, 1, 1});
+        /* One work-group of 4 parts x 64 items per (head, token) (kernels/attention.cl): the
+         * parts walk alternate tiles of the cache; head_dim <= 512 keeps 8 dims per item. */
+        return go(&b, 2, (uint64_t[3]){(uint64_t)nd->i[0] * 256, (uint64_t)tokens, 1}, (size_t[3]){256, 1, 1});
     }
     case EXO_OP_SOFTCAP: {
         int64_t count = count_of(v, nd->src[0], NULL);
