@@ -149,9 +149,11 @@ END_TEST
 START_TEST(matmul_matches_reference) {
     open_both();
     /* K, N, tokens: decode (matrix-vector kernels) and prefill (tiled) sizes, odd ones included. */
-    static const int64_t shapes[][3] = {{64, 32, 1}, {257, 33, 3}, {128, 96, 4}, {96, 130, 7}, {200, 70, 70}, {33, 65, 5}};
+    /* {2048, 40, 1} and {1536, 24, 2}: long rows, so the decode matvec's paired-load loop runs. */
+    static const int64_t shapes[][3] = {{64, 32, 1},   {257, 33, 3},  {128, 96, 4},  {96, 130, 7},
+                                        {200, 70, 70}, {33, 65, 5},   {2048, 40, 1}, {1536, 24, 2}};
     static const exo_dtype types[] = {EXO_DTYPE_F32, EXO_DTYPE_F16, EXO_DTYPE_BF16};
-    for (int si = 0; si < 6; si++)
+    for (int si = 0; si < (int)(sizeof shapes / sizeof shapes[0]); si++)
         for (int ti = 0; ti < 3; ti++) {
             int64_t K = shapes[si][0], N = shapes[si][1], T = shapes[si][2];
             int bias = (si + ti) % 2 == 0;
@@ -362,6 +364,7 @@ START_TEST(attention_and_kv_write_match_reference) {
     attention_case(4, 2, 128, 3, 0.0f, 9, 2);   /* sliding window */
     attention_case(2, 1, 32, 0, 20.0f, 6, 2);   /* softcap */
     attention_case(3, 3, 256, 0, 0.0f, 40, 1);  /* wide heads */
+    attention_case(4, 2, 64, 0, 0.0f, 70, 2);   /* a context over one 64-row KV tile: parts merge */
     close_both();
 }
 END_TEST
