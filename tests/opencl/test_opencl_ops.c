@@ -315,6 +315,8 @@ static void attention_case(int32_t nh, int32_t nkv, int32_t hd, int32_t window, 
                            uint32_t decode_steps) {
     const int64_t ctx = 80;
     uint32_t max_t = prefill;
+    ck_assert_uint_le(prefill + decode_steps, ctx); /* the cache and positions[] hold them all */
+    ck_assert_uint_le(decode_steps, 15);
     oh_graph g;
     oh_init(&g, max_t);
     uint32_t q = oh_tensor(&g, "q", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 3, hd, nh, TOKENS_DIM);
@@ -334,7 +336,7 @@ static void attention_case(int32_t nh, int32_t nkv, int32_t hd, int32_t window, 
     uint32_t tokens[16];
     step_input inputs[16 * 4];
     float *data[16 * 3];
-    int32_t positions[16][64];
+    int32_t positions[16][80];
     uint32_t next = 0;
     for (uint32_t s = 0; s < n_steps; s++) {
         tokens[s] = s == 0 ? prefill : 1;
