@@ -394,12 +394,8 @@ START_TEST(shard_load_reports_every_failed_device) {
 }
 END_TEST
 
-START_TEST(current_directory_is_never_searched) {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/cwd", EXO_TEST_FAKE_PLUGIN_DIR);
-    ck_assert_int_eq(chdir(dir), 0);
-    unsetenv("EXO_PLUGIN_PATH");
-    setenv("EXO_PLUGIN_PATH", ".:cwd", 1); /* relative entries are ignored */
+/* A runtime that searches only EXO_PLUGIN_PATH (no install or library directories). */
+static exo_runtime *runtime_from_environment(void) {
     exo_runtime_options o;
     memset(&o, 0, sizeof o);
     EXO_STRUCT_INIT(&o);
@@ -407,6 +403,16 @@ START_TEST(current_directory_is_never_searched) {
     o.log_level = EXO_LOG_ERROR;
     exo_runtime *rt = NULL;
     ck_assert_int_eq(exo_runtime_create(&o, &rt), EXO_OK);
+    return rt;
+}
+
+START_TEST(current_directory_is_never_searched) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/cwd", EXO_TEST_FAKE_PLUGIN_DIR);
+    ck_assert_int_eq(chdir(dir), 0);
+    unsetenv("EXO_PLUGIN_PATH");
+    setenv("EXO_PLUGIN_PATH", ".:cwd", 1); /* relative entries are ignored */
+    exo_runtime *rt = runtime_from_environment();
     ck_assert_uint_eq(exo_plugin_count(rt), 0);
     exo_runtime_destroy(rt);
 }
@@ -416,13 +422,7 @@ START_TEST(plugin_path_environment_is_searched) {
     char dirs[2048];
     snprintf(dirs, sizeof dirs, "%s/alpha:%s/beta", EXO_TEST_FAKE_PLUGIN_DIR, EXO_TEST_FAKE_PLUGIN_DIR);
     setenv("EXO_PLUGIN_PATH", dirs, 1);
-    exo_runtime_options o;
-    memset(&o, 0, sizeof o);
-    EXO_STRUCT_INIT(&o);
-    o.flags = EXO_RUNTIME_NO_DEFAULT_PATHS;
-    o.log_level = EXO_LOG_ERROR;
-    exo_runtime *rt = NULL;
-    ck_assert_int_eq(exo_runtime_create(&o, &rt), EXO_OK);
+    exo_runtime *rt = runtime_from_environment();
     ck_assert_uint_eq(exo_plugin_count(rt), 2);
     exo_runtime_destroy(rt);
 }
