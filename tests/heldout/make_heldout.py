@@ -1,0 +1,613 @@
+#!/usr/bin/python3
+"""Held-out golden models: tiny Hugging Face model directories that are not in the repository,
+with reference outputs from an independent float64 numpy re-implementation of the transformers
+forward pass (eager attention).
+
+    make_heldout.py OUT_DIR              write every held-out model into OUT_DIR/<name>/
+    make_heldout.py --validate HF_TINY   check this reference against the transformers-made
+                                         fixtures (tests/data/hf-tiny/<arch>/golden.safetensors)
+
+The reference follows transformers' modeling_{llama,mistral,qwen2,qwen3,phi3,gemma}.py, not our C
+runtime, so that it is an independent check of the runtime on shapes the dev fixtures do not have
+(other head counts and GQA ratios, head_dim != hidden / heads, vocabularies, long prompts past the
+attention tiles, sliding windows shorter than the prompt, llama3 RoPE scaling in both config
+dialects, bf16 / f16 checkpoints).
+
+Where transformers leaves float64 on purpose, so does this reference ("float32 islands"), because
+its float64 references carry those roundings:
+  - RMSNorm normalises in float32 (`hidden_states.to(torch.float32)`), then multiplies the weight
+    in the model dtype (Gemma multiplies `1 + w` in float32 too, then casts back);
+  - rotary cos / sin are computed in float32 from float32 inverse frequencies (autocast disabled,
+    `.float()`), then cast to the model dtype;
+  - eager attention's softmax runs in float32 (`softmax(..., dtype=torch.float32)`).
+Output format: tests/data/hf-tiny/README.md (golden.safetensors, golden.json).
+
+Only the standard library and numpy; deterministic (fixed seeds)."""
+
+import json
+import math
+import os
+import shutil
+import struct
+import sys
+
+import numpy as np
+
+F32 = np.float32
+F64 = np.float64
+
+# --------------------------------------------------------------------------------------------
+# safetensors
+
+
+def bf16_round(a):
+    """float32 -> bf16 bits (uint16), round to nearest even (no NaNs in our weights)."""
+    u = np.ascontiguousarray(a, dtype=F32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    return u.astype(np.uint16)
+
+
+def bf16_to_f32(bits):
+    return (bits.astype(np.uint32) << 16).view(F32)
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        raw = blob[8 + n + start:8 + n + end]
+        dtype = info["dtype"]
+        if dtype == "BF16":
+            a = bf16_to_f32(np.frombuffer(raw, np.uint16))
+        elif dtype in ("F32", "F16", "I32", "F64"):
+            a = np.frombuffer(raw, {"F32": F32, "F16": np.float16, "I32": np.int32, "F64": F64}[dtype])
+        else:
+            raise ValueError(f"{path}: tensor {name}: dtype {dtype} not handled")
+        out[name] = a.reshape(info["shape"])
+    return out
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """tensors: name -> (dtype string, numpy array already in that storage type)."""
+    header = {}
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    chunks, offset = [], 0
+    for name in sorted(tensors):
+        dtype, arr = tensors[name]
+        raw = np.ascontiguousarray(arr).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for c in chunks:
+            f.write(c)
+
+
+def store(a, dtype):
+    """float32 weights -> (safetensors dtype, storage array) for a checkpoint of that dtype."""
+    if dtype == "float32":
+        return "F32", a.astype(F32)
+    if dtype == "bfloat16":
+        return "BF16", bf16_round(a)
+    if dtype == "float16":
+        return "F16", a.astype(np.float16)  # numpy rounds to nearest even
+    raise ValueError(dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# config.json, read the way transformers reads it
+
+
+class Arch:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.type = cfg["model_type"]
+        if self.type not in ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma"):
+            raise ValueError(f"model_type {self.type} not handled")
+        self.hidden = cfg["hidden_size"]
+        self.n_heads = cfg["num_attention_heads"]
+        self.n_kv = cfg.get("num_key_value_heads") or self.n_heads
+        self.head_dim = cfg.get("head_dim") or self.hidden // self.n_heads
+        self.n_layers = cfg["num_hidden_layers"]
+        self.vocab = cfg["vocab_size"]
+        self.eps = cfg["rms_norm_eps"]
+        default_tie = self.type == "gemma"
+        self.tied = cfg.get("tie_word_embeddings", default_tie)
+        self.qkv_bias = self.type == "qwen2" or bool(cfg.get("attention_bias", False))
+        act = cfg.get("hidden_activation") if self.type == "gemma" else cfg.get("hidden_act")
+        self.act = act or ("gelu_pytorch_tanh" if self.type == "gemma" else "silu")
+        # Sliding window: mistral and phi3 use config.sliding_window whenever it is set; qwen2 /
+        # qwen3 only for layers that layer_types marks "sliding_attention" (use_sliding_window).
+        sw = cfg.get("sliding_window")
+        if self.type in ("mistral", "phi3"):
+            self.windows = [sw] * self.n_layers
+        elif self.type in ("qwen2", "qwen3"):
+            types = cfg.get("layer_types") or ["full_attention"] * self.n_layers
+            self.windows = [sw if t == "sliding_attention" else None for t in types]
+        else:
+            self.windows = [None] * self.n_layers
+        self.rope = self._rope_parameters(cfg)
+
+    @staticmethod
+    def _rope_parameters(cfg):
+        # Newer dialect: rope_parameters; classic: rope_theta plus rope_scaling (or none).
+        if cfg.get("rope_parameters"):
+            rp = dict(cfg["rope_parameters"])
+        else:
+            rp = dict(cfg.get("rope_scaling") or {})
+            rp["rope_theta"] = cfg.get("rope_theta", 10000.0)
+        if "type" in rp and "rope_type" not in rp:
+            rp["rope_type"] = rp.pop("type")
+        rp.setdefault("rope_type", "default")
+        if rp["rope_type"] not in ("default", "llama3"):
+            raise ValueError(f"rope_type {rp['rope_type']} not handled")
+        if rp.get("partial_rotary_factor", 1.0) != 1.0:
+            raise ValueError("partial_rotary_factor != 1 not handled")
+        return rp
+
+
+# --------------------------------------------------------------------------------------------
+# the forward pass (float64, transformers semantics)
+
+
+def inv_freq_f32(arch):
+    """modeling_rope_utils: _compute_default_rope_parameters / _compute_llama3_parameters, in
+    float32 like transformers (the tensors there are float32)."""
+    rp, dim = arch.rope, arch.head_dim
+    base = F32(rp["rope_theta"])
+    exponent = np.arange(0, dim, 2, dtype=np.int64).astype(F32) / F32(dim)
+    inv = (F32(1.0) / np.power(base, exponent, dtype=F32)).astype(F32)
+    if rp["rope_type"] == "llama3":
+        factor = rp["factor"]
+        low, high = rp["low_freq_factor"], rp["high_freq_factor"]
+        old_ctx = rp["original_max_position_embeddings"]
+        low_wavelen, high_wavelen = old_ctx / low, old_ctx / high
+        wavelen = (F32(2 * math.pi) / inv).astype(F32)
+        scaled = np.where(wavelen > low_wavelen, inv / F32(factor), inv).astype(F32)
+        smooth = ((F32(old_ctx) / wavelen - F32(low)) / F32(high - low)).astype(F32)
+        smoothed = ((F32(1) - smooth) * scaled / F32(factor) + smooth * scaled).astype(F32)
+        medium = ~(wavelen < high_wavelen) & ~(wavelen > low_wavelen)
+        inv = np.where(medium, smoothed, scaled).astype(F32)
+    return inv
+
+
+def rope_cos_sin(arch, positions):
+    inv = inv_freq_f32(arch)
+    freqs = (positions.astype(F32)[:, None] * inv[None, :]).astype(F32)
+    emb = np.concatenate([freqs, freqs], axis=-1)
+    return np.cos(emb).astype(F64), np.sin(emb).astype(F64)  # attention_scaling is 1 here
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return np.concatenate([-x[..., h:], x[..., :h]], axis=-1)
+
+
+def rms_norm(x, w, eps, gemma=False):
+    x32 = x.astype(F32)
+    var = np.mean(x32.astype(F64) ** 2, axis=-1, keepdims=True).astype(F32)
+    normed = (x32 * (F32(1) / np.sqrt(var + F32(eps)))).astype(F32)
+    if gemma:
+        return (normed * (F32(1) + w.astype(F32))).astype(F64)
+    return w.astype(F64) * normed.astype(F64)
+
+
+def softmax_f32(s, visible):
+    """Masked softmax over the last axis in float32, like eager attention (masked scores are
+    -inf there too: float64's min plus a score rounds to -inf in float32)."""
+    s = np.where(visible, s.astype(F32).astype(F64), -np.inf)
+    s = s - s.max(axis=-1, keepdims=True)
+    e = np.exp(s)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(F32).astype(F64)
+
+
+def activation(name, x):
+    if name == "silu":
+        return x / (1 + np.exp(-x))
+    if name in ("gelu_pytorch_tanh", "gelu_tanh"):
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    raise ValueError(f"activation {name} not handled")
+
+
+def forward(arch, w, ids, cache=None):
+    """ids [T] at positions past..past+T-1 -> (hidden states [n_layers + 1] each [T, hidden],
+    logits [T, vocab]), float64. w: name -> float64 weights. cache: per layer [keys, values]
+    after RoPE of the earlier positions (HF's DynamicCache), extended in place; None for a
+    whole-prompt forward."""
+    T = len(ids)
+    past = cache[0][0].shape[0] if cache else 0
+    D, Hq, Hk = arch.head_dim, arch.n_heads, arch.n_kv
+    gemma = arch.type == "gemma"
+    x = w["model.embed_tokens.weight"][np.asarray(ids)]
+    if gemma:
+        x = x * F64(arch.hidden ** 0.5)
+    cos, sin = rope_cos_sin(arch, past + np.arange(T))
+    cos, sin = cos[:, None, :], sin[:, None, :]
+    i = past + np.arange(T)[:, None]      # query positions
+    j = np.arange(past + T)[None, :]      # key positions
+    hidden = [x]
+    for layer in range(arch.n_layers):
+        p = f"model.layers.{layer}."
+        h = rms_norm(x, w[p + "input_layernorm.weight"], arch.eps, gemma)
+        if arch.type == "phi3":
+            qkv = h @ w[p + "self_attn.qkv_proj.weight"].T
+            q, k, v = np.split(qkv, [Hq * D, Hq * D + Hk * D], axis=-1)
+        else:
+            q = h @ w[p + "self_attn.q_proj.weight"].T
+            k = h @ w[p + "self_attn.k_proj.weight"].T
+            v = h @ w[p + "self_attn.v_proj.weight"].T
+            if arch.qkv_bias:
+                q = q + w[p + "self_attn.q_proj.bias"]
+                k = k + w[p + "self_attn.k_proj.bias"]
+                v = v + w[p + "self_attn.v_proj.bias"]
+        q, k, v = q.reshape(T, Hq, D), k.reshape(T, Hk, D), v.reshape(T, Hk, D)
+        if arch.type == "qwen3":  # per-head q/k RMSNorm before RoPE
+            q = rms_norm(q, w[p + "self_attn.q_norm.weight"], arch.eps)
+            k = rms_norm(k, w[p + "self_attn.k_norm.weight"], arch.eps)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        if cache is not None:
+            if len(cache) <= layer:
+                cache.append([k[:0], v[:0]])
+            cache[layer][0] = k = np.concatenate([cache[layer][0], k])
+            cache[layer][1] = v = np.concatenate([cache[layer][1], v])
+        # masking_utils: causal, and with a sliding window key j is visible from query i only
+        # while i - j < sliding_window.
+        visible = j <= i
+        if arch.windows[layer] is not None:
+            visible = visible & (i - j < arch.windows[layer])
+        group = Hq // Hk  # repeat_kv: query head h reads KV head h // group
+        out = np.empty((T, Hq, D))
+        for hh in range(Hq):
+            s = (q[:, hh, :] @ k[:, hh // group, :].T) * F64(D ** -0.5)
+            out[:, hh, :] = softmax_f32(s, visible) @ v[:, hh // group, :]
+        x = x + out.reshape(T, Hq * D) @ w[p + "self_attn.o_proj.weight"].T
+        h = rms_norm(x, w[p + "post_attention_layernorm.weight"], arch.eps, gemma)
+        if arch.type == "phi3":
+            gate, up = np.split(h @ w[p + "mlp.gate_up_proj.weight"].T, 2, axis=-1)
+        else:
+            gate = h @ w[p + "mlp.gate_proj.weight"].T
+            up = h @ w[p + "mlp.up_proj.weight"].T
+        x = x + (activation(arch.act, gate) * up) @ w[p + "mlp.down_proj.weight"].T
+        if layer + 1 < arch.n_layers:
+            hidden.append(x)
+    x = rms_norm(x, w["model.norm.weight"], arch.eps, gemma)
+    hidden.append(x)
+    head = w["model.embed_tokens.weight"] if arch.tied else w["lm_head.weight"]
+    return hidden, x @ head.T
+
+
+def greedy(arch, w, ids, n):
+    """Prompt forward, then n greedy tokens (float64 argmax) through the KV cache, like
+    generate(do_sample=False). Returns hidden states, prompt logits, the tokens and the smallest
+    top-2 logit gap along the path."""
+    cache = []
+    hidden, prompt_logits = forward(arch, w, ids, cache)
+    last, out, margin = prompt_logits[-1], [], math.inf
+    for step in range(n):
+        top2 = np.sort(last)[-2:]
+        margin = min(margin, float(top2[1] - top2[0]))
+        out.append(int(np.argmax(last)))
+        if step + 1 < n:
+            last = forward(arch, w, [out[-1]], cache)[1][-1]
+    return hidden, prompt_logits, out, margin
+
+
+def as_f64(w):
+    return {k: v.astype(F64) for k, v in w.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# validation against the transformers-made fixtures
+
+
+def rel_err_rows(out, ref):
+    num = np.sqrt(((out.astype(F64) - ref.astype(F64)) ** 2).sum(-1))
+    den = np.sqrt((ref.astype(F64) ** 2).sum(-1))
+    return float((num / np.where(den == 0, 1, den)).max())
+
+
+def validate(hf_tiny):
+    worst = 0.0
+    ok = True
+    for name in sorted(os.listdir(hf_tiny)):
+        d = os.path.join(hf_tiny, name)
+        if not os.path.exists(os.path.join(d, "golden.safetensors")):
+            continue
+        with open(os.path.join(d, "config.json")) as f:
+            arch = Arch(json.load(f))
+        w = as_f64(read_safetensors(os.path.join(d, "model.safetensors")))
+        g = read_safetensors(os.path.join(d, "golden.safetensors"))
+        err, greedy_ok = 0.0, True
+        p = 0
+        while f"p{p}.ids" in g:
+            ids = g[f"p{p}.ids"].tolist()
+            ref_greedy = g[f"p{p}.greedy"].tolist()
+            # The KV-cache path (prompt forward, then greedy decode) must reproduce the
+            # references' hidden states, logits and greedy tokens ...
+            hidden, logits, cont, _ = greedy(arch, w, ids, len(ref_greedy))
+            err = max(err, rel_err_rows(logits, g[f"p{p}.logits"]))
+            for li, hs in enumerate(hidden):
+                err = max(err, rel_err_rows(hs, g[f"p{p}.hidden.{li}"]))
+            greedy_ok &= cont == ref_greedy
+            # ... and so must one whole-sequence forward, teacher-forced on the golden tokens.
+            _, full = forward(arch, w, ids + ref_greedy)
+            err = max(err, rel_err_rows(full[:len(ids)], g[f"p{p}.logits"]))
+            for s, tok in enumerate(ref_greedy):
+                row = full[len(ids) - 1 + s]
+                if int(np.argmax(row)) != tok and row.max() - row[tok] > 1e-5:
+                    greedy_ok = False
+            p += 1
+        good = err <= 2e-6 and greedy_ok
+        ok &= good
+        worst = max(worst, err)
+        print(f"validate {name:12s} max_rel_err={err:.3e} greedy={'ok' if greedy_ok else 'MISMATCH'} {'PASS' if good else 'FAIL'}")
+    print(f"validate: {'PASS' if ok else 'FAIL'} worst={worst:.3e}")
+    return ok
+
+
+# --------------------------------------------------------------------------------------------
+# the held-out models
+
+
+def base_config(arch_type, spec):
+    """config.json as transformers 5.x writes it for this architecture (field sets copied from
+    the fixtures' configs), with the spec's dimensions."""
+    hidden, heads, kv = spec["hidden"], spec["heads"], spec["kv"]
+    c = {
+        "architectures": [{"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
+                           "qwen3": "Qwen3ForCausalLM", "phi3": "Phi3ForCausalLM", "gemma": "GemmaForCausalLM"}[arch_type]],
+        "attention_dropout": 0.0,
+        "bos_token_id": 0,
+        "dtype": spec.get("dtype", "float32"),
+        "eos_token_id": 1,
+        "hidden_act": "silu",
+        "hidden_size": hidden,
+        "initializer_range": 0.08,
+        "intermediate_size": spec["inter"],
+        "max_position_embeddings": 1024,
+        "model_type": arch_type,
+        "num_attention_heads": heads,
+        "num_hidden_layers": spec["layers"],
+        "num_key_value_heads": kv,
+        "pad_token_id": 2,
+        "rms_norm_eps": spec.get("eps", 1e-5),
+        "tie_word_embeddings": spec.get("tied", False),
+        "transformers_version": "5.17.0",
+        "use_cache": True,
+        "vocab_size": spec["vocab"],
+    }
+    if arch_type in ("llama", "qwen3", "gemma", "mistral"):
+        c["head_dim"] = spec.get("head_dim", hidden // heads)
+    if arch_type in ("llama", "qwen3", "gemma"):
+        c["attention_bias"] = False
+    if arch_type == "llama":
+        c["mlp_bias"] = False
+        c["pretraining_tp"] = 1
+    if arch_type in ("qwen2", "qwen3"):
+        c["layer_types"] = ["full_attention"] * spec["layers"]
+        c["max_window_layers"] = 28
+        c["use_sliding_window"] = False
+    if arch_type in ("qwen2", "qwen3", "mistral", "phi3"):
+        c["sliding_window"] = spec.get("sliding_window")
+    if arch_type == "phi3":
+        c["embd_pdrop"] = 0.0
+        c["resid_pdrop"] = 0.0
+        c["original_max_position_embeddings"] = 4096
+    if arch_type == "gemma":
+        c["hidden_act"] = "gelu_pytorch_tanh"
+        c["hidden_activation"] = "gelu_pytorch_tanh"
+        c["use_bidirectional_attention"] = None
+    rope = dict(spec.get("rope", {"rope_type": "default"}))
+    rope.setdefault("rope_theta", spec.get("rope_theta", 10000.0))
+    if arch_type == "phi3":
+        rope["partial_rotary_factor"] = 1.0
+    if spec.get("classic_dialect"):
+        # transformers 4.x: rope_theta at the top, rope_scaling null or the scaling dict.
+        c["rope_theta"] = rope.pop("rope_theta")
+        c["rope_scaling"] = None if rope.get("rope_type") == "default" else rope
+        c["transformers_version"] = "4.46.3"
+        c["torch_dtype"] = c.pop("dtype")
+    else:
+        c["rope_parameters"] = dict(sorted(rope.items()))
+    return dict(sorted(c.items()))
+
+
+def random_weights(arch, seed):
+    """Seeded like the fixtures: N(0, 0.08) matrices, norms 1 + N(0, 0.1) (Gemma stores w of
+    `1 + w`, so N(0, 0.1)), biases N(0, 0.05)."""
+    rng = np.random.default_rng(seed)
+    H, D, Hq, Hk, I, V = arch.hidden, arch.head_dim, arch.n_heads, arch.n_kv, arch.cfg["intermediate_size"], arch.vocab
+    norm_center = 0.0 if arch.type == "gemma" else 1.0
+
+    def mat(rows, cols):
+        return rng.normal(0.0, 0.08, (rows, cols)).astype(F32)
+
+    def norm(n):
+        return (norm_center + rng.normal(0.0, 0.1, n)).astype(F32)
+
+    w = {"model.embed_tokens.weight": mat(V, H)}
+    for layer in range(arch.n_layers):
+        p = f"model.layers.{layer}."
+        w[p + "input_layernorm.weight"] = norm(H)
+        w[p + "post_attention_layernorm.weight"] = norm(H)
+        if arch.type == "phi3":
+            w[p + "self_attn.qkv_proj.weight"] = mat(Hq * D + 2 * Hk * D, H)
+            w[p + "mlp.gate_up_proj.weight"] = mat(2 * I, H)
+        else:
+            w[p + "self_attn.q_proj.weight"] = mat(Hq * D, H)
+            w[p + "self_attn.k_proj.weight"] = mat(Hk * D, H)
+            w[p + "self_attn.v_proj.weight"] = mat(Hk * D, H)
+            w[p + "mlp.gate_proj.weight"] = mat(I, H)
+            w[p + "mlp.up_proj.weight"] = mat(I, H)
+            if arch.qkv_bias:
+                for n, size in (("q", Hq * D), ("k", Hk * D), ("v", Hk * D)):
+                    w[p + f"self_attn.{n}_proj.bias"] = rng.normal(0.0, 0.05, size).astype(F32)
+        if arch.type == "qwen3":
+            w[p + "self_attn.q_norm.weight"] = norm(D)
+            w[p + "self_attn.k_norm.weight"] = norm(D)
+        w[p + "self_attn.o_proj.weight"] = mat(H, Hq * D)
+        w[p + "mlp.down_proj.weight"] = mat(H, I)
+    w["model.norm.weight"] = norm(H)
+    if not arch.tied:
+        w["lm_head.weight"] = mat(V, H)
+    return w
+
+
+# name, architecture, dimensions, prompt lengths (BOS included). Every model has a short prompt
+# (1-5 tokens) and a long one past the 64- and 128-token attention tiles.
+MODELS = [
+    ("llama-gqa3", "llama", dict(hidden=96, heads=6, kv=2, head_dim=16, inter=200, vocab=600, layers=3,
+                                  classic_dialect=True), [4, 37, 203]),
+    ("llama-mqa-bf16", "llama", dict(hidden=80, heads=5, kv=1, head_dim=16, inter=136, vocab=517, layers=2,
+                                      dtype="bfloat16", rope_theta=50000.0), [2, 150, 19]),
+    ("llama3-tied-mha-f16", "llama", dict(hidden=64, heads=4, kv=4, head_dim=16, inter=128, vocab=520, layers=3,
+                                          tied=True, dtype="float16",
+                                          rope=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0,
+                                                    high_freq_factor=4.0, original_max_position_embeddings=64,
+                                                    rope_theta=500000.0)), [5, 260, 70]),
+    ("llama3-classic-5l", "llama", dict(hidden=48, heads=4, kv=2, head_dim=12, inter=104, vocab=530, layers=5,
+                                        classic_dialect=True,
+                                        rope=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0,
+                                                  high_freq_factor=4.0, original_max_position_embeddings=64,
+                                                  rope_theta=10000.0)), [1, 180, 45]),
+    ("mistral-swa40", "mistral", dict(hidden=96, heads=8, kv=2, head_dim=12, inter=160, vocab=640, layers=3,
+                                      sliding_window=40, rope_theta=1000000.0), [3, 200, 41]),
+    ("qwen2-tied-bias", "qwen2", dict(hidden=48, heads=6, kv=2, head_dim=8, inter=112, vocab=1000, layers=3,
+                                      tied=True, eps=1e-6, rope_theta=1000000.0), [4, 157, 29]),
+    ("qwen3-hd32", "qwen3", dict(hidden=64, heads=4, kv=2, head_dim=32, inter=144, vocab=560, layers=3,
+                                 eps=1e-6, rope_theta=1000000.0), [2, 64, 222]),
+    ("phi3-kv3", "phi3", dict(hidden=96, heads=6, kv=3, inter=176, vocab=610, layers=3), [5, 129, 300]),
+    ("gemma-hd40-mqa", "gemma", dict(hidden=80, heads=4, kv=1, head_dim=40, inter=120, vocab=700, layers=2,
+                                     tied=True), [3, 190, 33]),
+    # A bf16 Gemma: transformers' float64 reference scales the embeddings by sqrt(72) in float64
+    # (normalizer in the model dtype, float64 there); bf16 would round it by 0.2 %.
+    ("gemma-bf16", "gemma", dict(hidden=72, heads=3, kv=1, head_dim=24, inter=96, vocab=530, layers=2,
+                                 tied=True, dtype="bfloat16"), [4, 170, 12]),
+    # head_dim 128, as in most real checkpoints (vector paths specialised on it).
+    ("llama-hd128", "llama", dict(hidden=128, heads=2, kv=1, head_dim=128, inter=192, vocab=512, layers=2,
+                                  rope_theta=500000.0), [2, 140, 23]),
+]
+
+# A wrong-config twin of one held-out model (same weights and references, config without the
+# sliding window): exo-golden must FAIL on it, which shows the references can catch a mistake.
+WRONG_CONFIG = ("mistral-swa40", "mistral-swa40-full-attention", {"sliding_window": None})
+
+GREEDY_TOKENS = 24
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "generation_config.json")
+
+
+def byte_decoder():
+    """GPT-2 byte-level alphabet, inverted (what the tokenizer's ByteLevel decoder does)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+def make_decoder(tokenizer_path):
+    with open(tokenizer_path, encoding="utf-8") as f:
+        tok = json.load(f)
+    vocab = {i: s for s, i in tok["model"]["vocab"].items()}
+    special = {t["id"] for t in tok.get("added_tokens", []) if t.get("special")}
+    bd = byte_decoder()
+
+    def decode(ids):
+        # skip_special_tokens; ids past the tokenizer (config vocab is padded) decode to nothing.
+        data = bytearray()
+        for i in ids:
+            if i in special or i not in vocab:
+                continue
+            data.extend(bd[ch] for ch in vocab[i] if ch in bd)
+        return data.decode("utf-8", errors="replace")
+
+    return decode
+
+
+def make_model(out_dir, tokenizer_dir, index, name, arch_type, spec, prompt_lengths, decode):
+    d = os.path.join(out_dir, name)
+    os.makedirs(d, exist_ok=True)
+    config = base_config(arch_type, spec)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    for fn in TOKENIZER_FILES:
+        shutil.copyfile(os.path.join(tokenizer_dir, fn), os.path.join(d, fn))
+    arch = Arch(config)
+    dtype = spec.get("dtype", "float32")
+    stored = {k: store(v, dtype) for k, v in random_weights(arch, 1000 + index).items()}
+    write_safetensors(os.path.join(d, "model.safetensors"), stored, {"format": "pt"})
+    # The reference runs on the checkpoint as written (bf16 / f16 weights as rounded).
+    w = as_f64(read_safetensors(os.path.join(d, "model.safetensors")))
+    rng = np.random.default_rng(2000 + index)
+    golden, prompts = {}, []
+    for p, T in enumerate(prompt_lengths):
+        ids = [0] + rng.integers(3, arch.vocab, T - 1).tolist()
+        hidden, logits, cont, margin = greedy(arch, w, ids, GREEDY_TOKENS)
+        if config["eos_token_id"] in cont:
+            # generate() would stop there; the format wants GREEDY_TOKENS tokens: pick other seeds.
+            raise SystemExit(f"{name}: prompt {p}: the greedy path reaches EOS; change the seed or prompt")
+        golden[f"p{p}.ids"] = ("I32", np.asarray(ids, np.int32))
+        golden[f"p{p}.logits"] = ("F32", logits.astype(F32))
+        for li, hs in enumerate(hidden):
+            golden[f"p{p}.hidden.{li}"] = ("F32", hs.astype(F32))
+        golden[f"p{p}.greedy"] = ("I32", np.asarray(cont, np.int32))
+        prompts.append({"text": decode(ids), "ids": ids, "greedy": cont, "greedy_text": decode(cont),
+                        "min_top2_margin": margin})
+    write_safetensors(os.path.join(d, "golden.safetensors"), golden)
+    with open(os.path.join(d, "golden.json"), "w", encoding="utf-8") as f:
+        json.dump({"prompts": prompts,
+                   "reference": "float64 numpy re-implementation of transformers (eager attention), "
+                                "tests/heldout/make_heldout.py"}, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    print(f"{name}: {arch_type} {dtype} hidden={arch.hidden} heads={arch.n_heads}/{arch.n_kv} head_dim={arch.head_dim} "
+          f"layers={arch.n_layers} vocab={arch.vocab} prompts={prompt_lengths} "
+          f"min_top2_margin={min(p['min_top2_margin'] for p in prompts):.2e}")
+
+
+def main(argv):
+    here = os.path.dirname(os.path.abspath(__file__))
+    hf_tiny = os.path.join(here, "..", "data", "hf-tiny")
+    if len(argv) == 3 and argv[1] == "--validate":
+        return 0 if validate(argv[2]) else 1
+    if len(argv) != 2 or argv[1].startswith("-"):
+        print(__doc__.split("\n\n")[1], file=sys.stderr)
+        return 2
+    out_dir = argv[1]
+    os.makedirs(out_dir, exist_ok=True)
+    tokenizer_dir = os.path.join(hf_tiny, "llama")
+    decode = make_decoder(os.path.join(tokenizer_dir, "tokenizer.json"))
+    for index, (name, arch_type, spec, lengths) in enumerate(MODELS):
+        make_model(out_dir, tokenizer_dir, index, name, arch_type, spec, lengths, decode)
+    source, twin, changes = WRONG_CONFIG
+    twin_dir = os.path.join(out_dir, "wrong-config", twin)
+    shutil.rmtree(twin_dir, ignore_errors=True)
+    shutil.copytree(os.path.join(out_dir, source), twin_dir)
+    with open(os.path.join(twin_dir, "config.json")) as f:
+        config = json.load(f)
+    config.update(changes)
+    with open(os.path.join(twin_dir, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    print(f"wrong-config/{twin}: {source} with {changes}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
