@@ -19,6 +19,7 @@ exo_status ocl_runtime_get(exo_plugin_ctx *ctx, uint32_t index, const char *what
 
 static void release_runtime(ocl_runtime *rt) {
     const ocl_api *api = &rt->ctx->api;
+    ocl_profile_report_and_free(rt);
     ocl_release_kernels(rt);
     if (rt->program) api->clReleaseProgram(rt->program);
     if (rt->queue) api->clReleaseCommandQueue(rt->queue);
@@ -53,7 +54,9 @@ exo_status ocl_device_open(exo_plugin_ctx *ctx, uint32_t index) {
         release_runtime(rt);
         return ocl_fail(ctx, err, "clCreateContext for device %u (%s)", index, dev->report.name);
     }
-    rt->queue = ctx->api.clCreateCommandQueue(rt->context, dev->id, 0, &err);
+    rt->profile = ocl_profile_create(ctx);
+    cl_command_queue_properties queue_props = rt->profile ? CL_QUEUE_PROFILING_ENABLE : 0;
+    rt->queue = ctx->api.clCreateCommandQueue(rt->context, dev->id, queue_props, &err);
     if (!rt->queue) {
         release_runtime(rt);
         return ocl_fail(ctx, err, "clCreateCommandQueue for device %u (%s)", index, dev->report.name);

@@ -46,7 +46,9 @@
     X(clReleaseKernel)             \
     X(clSetKernelArg)              \
     X(clEnqueueNDRangeKernel)      \
-    X(clFinish)
+    X(clFinish)                    \
+    X(clGetEventProfilingInfo)     \
+    X(clReleaseEvent)
 
 typedef struct ocl_api {
     void *library; /* dlopen handle; NULL until ocl_api_load succeeds */

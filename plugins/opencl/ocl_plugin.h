@@ -56,6 +56,8 @@ struct exo_buffer {
 #define OCL_MAX_KERNELS 64
 
 /* An opened device. Allocated apart from the device list so its address is stable. */
+typedef struct ocl_profile ocl_profile;
+
 typedef struct ocl_runtime {
     exo_plugin_ctx *ctx;
     uint32_t index;           /* device index */
@@ -70,6 +72,7 @@ typedef struct ocl_runtime {
     } kernels[OCL_MAX_KERNELS]; /* created on first launch, by name */
     uint32_t n_kernels;
     gpu_backend backend;
+    ocl_profile *profile;     /* NULL unless EXO_OPENCL_PROFILE=1 (profile.c) */
 } ocl_runtime;
 
 /* One OpenCL device as found by probe. */
@@ -132,6 +135,14 @@ cl_int ocl_amd_free_memory(exo_plugin_ctx *ctx, cl_device_id dev, uint64_t *free
  * vendor code. The status is EXO_ERR_DEVICE_OOM for allocation failures, EXO_ERR_NO_MEMORY for
  * CL_OUT_OF_HOST_MEMORY, EXO_ERR_BACKEND otherwise. */
 exo_status ocl_fail(exo_plugin_ctx *ctx, cl_int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* profile.c: per-kernel device time under EXO_OPENCL_PROFILE=1. create returns NULL when off;
+ * add takes a launch's event; collect reads the events after a clFinish; report_and_free logs
+ * the totals at INFO (device_close). */
+ocl_profile *ocl_profile_create(exo_plugin_ctx *ctx);
+void ocl_profile_add(ocl_runtime *rt, const char *kernel, cl_event event);
+void ocl_profile_collect(ocl_runtime *rt);
+void ocl_profile_report_and_free(ocl_runtime *rt);
 
 /* device.c: device_open / device_close (context, queue, backend table). */
 exo_status ocl_device_open(exo_plugin_ctx *ctx, uint32_t index);
