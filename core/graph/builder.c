@@ -194,13 +194,14 @@ static const char *lname(char *out, size_t size, uint32_t layer, const char *suf
     return out;
 }
 
-/* x = matmul(h, W) (+ bias), with W named `proj` in layer l, or a given weight tensor. */
-static exo_status projection(builder *b, uint32_t l, uint32_t h, uint32_t w, const char *bias_name, int64_t n_out,
-                             const char *out_name, uint32_t *out) {
+/* x = matmul(h, W) (+ bias): [tokens][d0] out, or [tokens][d0][d1] when d1 > 0 (q, k and v come
+ * out per head: the same bytes as [tokens][d0 x d1], so no reshape copy is needed). */
+static exo_status projection(builder *b, uint32_t l, uint32_t h, uint32_t w, const char *bias_name, int64_t d0,
+                             int64_t d1, const char *out_name, uint32_t *out) {
     uint32_t bias = NONE;
     exo_status st = EXO_OK;
-    if (bias_name) st = vector_f32(b, bias_name, (int32_t)l, n_out, &bias);
-    if (st == EXO_OK) st = activation(b, out_name, 1, n_out, 0, out);
+    if (bias_name) st = vector_f32(b, bias_name, (int32_t)l, d1 > 0 ? d0 * d1 : d0, &bias);
+    if (st == EXO_OK) st = activation(b, out_name, d1 > 0 ? 2 : 1, d0, d1, out);
     uint32_t src[3] = {h, w, bias};
     if (st == EXO_OK) st = node(b, EXO_OP_MATMUL, *out, bias == NONE ? 2 : 3, src, NULL, 0, NULL, 0);
     return st;
@@ -213,14 +214,6 @@ static exo_status rms_norm(builder *b, uint32_t x, uint32_t w, uint32_t n_inner,
     float fp[1] = {b->cfg->rms_norm_eps};
     uint32_t src[2] = {x, w};
     if (st == EXO_OK) st = node(b, EXO_OP_RMS_NORM, *out, 2, src, ip, 1, fp, 1);
-    return st;
-}
-
-static exo_status reshape_heads(builder *b, uint32_t x, int64_t heads, int64_t head_dim, const char *name,
-                                uint32_t *out) {
-    exo_status st = activation(b, name, 2, heads, head_dim, out);
-    uint32_t src[1] = {x};
-    if (st == EXO_OK) st = node(b, EXO_OP_COPY, *out, 1, src, NULL, 0, NULL, 0);
     return st;
 }
 
@@ -253,32 +246,28 @@ static exo_status layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_fa
     }
     bool qkv_bias = c->attention_bias;
     if (st == EXO_OK)
-        st = projection(b, l, h, wq, qkv_bias ? lname(n2, sizeof n2, l, "self_attn.q_proj.bias") : NULL, nh * hd, "q", &q);
+        st = projection(b, l, h, wq, qkv_bias ? lname(n2, sizeof n2, l, "self_attn.q_proj.bias") : NULL, nh, hd, "q", &q);
     if (st == EXO_OK)
-        st = projection(b, l, h, wk, qkv_bias ? lname(n2, sizeof n2, l, "self_attn.k_proj.bias") : NULL, nkv * hd, "k", &k);
+        st = projection(b, l, h, wk, qkv_bias ? lname(n2, sizeof n2, l, "self_attn.k_proj.bias") : NULL, nkv, hd, "k", &k);
     if (st == EXO_OK)
-        st = projection(b, l, h, wv, qkv_bias ? lname(n2, sizeof n2, l, "self_attn.v_proj.bias") : NULL, nkv * hd, "v", &v);
+        st = projection(b, l, h, wv, qkv_bias ? lname(n2, sizeof n2, l, "self_attn.v_proj.bias") : NULL, nkv, hd, "v", &v);
 
-    uint32_t q3 = NONE, k3 = NONE, v3 = NONE;
-    if (st == EXO_OK) st = reshape_heads(b, q, nh, hd, "q_heads", &q3);
-    if (st == EXO_OK) st = reshape_heads(b, k, nkv, hd, "k_heads", &k3);
-    if (st == EXO_OK) st = reshape_heads(b, v, nkv, hd, "v_heads", &v3);
     if (st == EXO_OK && c->qk_norm) {
         int64_t vec_hd[1] = {hd};
         uint32_t wqn, wkn;
         st = weight(b, lname(n1, sizeof n1, l, "self_attn.q_norm.weight"), (int32_t)l, 1, vec_hd, &wqn);
         if (st == EXO_OK) st = weight(b, lname(n1, sizeof n1, l, "self_attn.k_norm.weight"), (int32_t)l, 1, vec_hd, &wkn);
-        if (st == EXO_OK) st = rms_norm(b, q3, wqn, 2, nh, hd, "q_normed", &q3);
-        if (st == EXO_OK) st = rms_norm(b, k3, wkn, 2, nkv, hd, "k_normed", &k3);
+        if (st == EXO_OK) st = rms_norm(b, q, wqn, 2, nh, hd, "q_normed", &q);
+        if (st == EXO_OK) st = rms_norm(b, k, wkn, 2, nkv, hd, "k_normed", &k);
     }
     /* RoPE */
     uint32_t qr = NONE, kr = NONE;
     int32_t rope_ip[2] = {EXO_ROPE_NEOX, (int32_t)exo_rope_n_rot(c)};
     float rope_fp[1] = {rope_factor};
     if (st == EXO_OK) st = activation(b, "q_rope", 2, nh, hd, &qr);
-    if (st == EXO_OK) st = node(b, EXO_OP_ROPE, qr, 3, (uint32_t[]){q3, p->in_positions, inv_freq}, rope_ip, 2, rope_fp, 1);
+    if (st == EXO_OK) st = node(b, EXO_OP_ROPE, qr, 3, (uint32_t[]){q, p->in_positions, inv_freq}, rope_ip, 2, rope_fp, 1);
     if (st == EXO_OK) st = activation(b, "k_rope", 2, nkv, hd, &kr);
-    if (st == EXO_OK) st = node(b, EXO_OP_ROPE, kr, 3, (uint32_t[]){k3, p->in_positions, inv_freq}, rope_ip, 2, rope_fp, 1);
+    if (st == EXO_OK) st = node(b, EXO_OP_ROPE, kr, 3, (uint32_t[]){k, p->in_positions, inv_freq}, rope_ip, 2, rope_fp, 1);
 
     /* KV cache and attention */
     uint32_t layer_in_range = l - p->start;
@@ -286,7 +275,7 @@ static exo_status layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_fa
     uint32_t attn;
     /* KV_WRITE's destination is the cache tensor itself: rows at the tokens' positions. */
     if (st == EXO_OK) st = node(b, EXO_OP_KV_WRITE, kc, 2, (uint32_t[]){kr, p->in_positions}, NULL, 0, NULL, 0);
-    if (st == EXO_OK) st = node(b, EXO_OP_KV_WRITE, vc, 2, (uint32_t[]){v3, p->in_positions}, NULL, 0, NULL, 0);
+    if (st == EXO_OK) st = node(b, EXO_OP_KV_WRITE, vc, 2, (uint32_t[]){v, p->in_positions}, NULL, 0, NULL, 0);
     /* qwen2/qwen3 slide only from max_window_layers on; mistral's window covers every layer. */
     uint32_t window = l >= c->sliding_window_first_layer ? c->sliding_window : 0;
     int32_t attn_ip[4] = {(int32_t)nh, (int32_t)nkv, (int32_t)hd, (int32_t)window};
@@ -300,7 +289,7 @@ static exo_status layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_fa
     if (st == EXO_OK) st = weight(b, lname(n1, sizeof n1, l, "self_attn.o_proj.weight"), (int32_t)l, 2, so, &wo);
     bool o_bias = c->attention_out_bias;
     if (st == EXO_OK)
-        st = projection(b, l, attn, wo, o_bias ? lname(n2, sizeof n2, l, "self_attn.o_proj.bias") : NULL, H, "attn_out", &o);
+        st = projection(b, l, attn, wo, o_bias ? lname(n2, sizeof n2, l, "self_attn.o_proj.bias") : NULL, H, 0, "attn_out", &o);
     if (st == EXO_OK) st = activation(b, "residual_attn", 1, H, 0, &x1);
     if (st == EXO_OK) st = node(b, EXO_OP_ADD, x1, 2, (uint32_t[]){*x, o}, NULL, 0, NULL, 0);
 
@@ -321,16 +310,16 @@ static exo_status layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_fa
     }
     bool mlp_bias = c->mlp_bias;
     if (st == EXO_OK)
-        st = projection(b, l, h2, wg, mlp_bias ? lname(n2, sizeof n2, l, "mlp.gate_proj.bias") : NULL, I, "gate", &g);
+        st = projection(b, l, h2, wg, mlp_bias ? lname(n2, sizeof n2, l, "mlp.gate_proj.bias") : NULL, I, 0, "gate", &g);
     if (st == EXO_OK)
-        st = projection(b, l, h2, wu, mlp_bias ? lname(n2, sizeof n2, l, "mlp.up_proj.bias") : NULL, I, "up", &u);
+        st = projection(b, l, h2, wu, mlp_bias ? lname(n2, sizeof n2, l, "mlp.up_proj.bias") : NULL, I, 0, "up", &u);
     int32_t act[1] = {c->activation};
     if (st == EXO_OK) st = activation(b, "glu", 1, I, 0, &m);
     if (st == EXO_OK) st = node(b, EXO_OP_GLU, m, 2, (uint32_t[]){g, u}, act, 1, NULL, 0);
     int64_t sd[2] = {H, I};
     if (st == EXO_OK) st = weight(b, lname(n1, sizeof n1, l, "mlp.down_proj.weight"), (int32_t)l, 2, sd, &wd);
     if (st == EXO_OK)
-        st = projection(b, l, m, wd, mlp_bias ? lname(n2, sizeof n2, l, "mlp.down_proj.bias") : NULL, H, "mlp_out", &d);
+        st = projection(b, l, m, wd, mlp_bias ? lname(n2, sizeof n2, l, "mlp.down_proj.bias") : NULL, H, 0, "mlp_out", &d);
     if (st == EXO_OK) st = activation(b, "residual_mlp", 1, H, 0, &x2);
     if (st == EXO_OK) st = node(b, EXO_OP_ADD, x2, 2, (uint32_t[]){x1, d}, NULL, 0, NULL, 0);
     if (st == EXO_OK) *x = x2;
