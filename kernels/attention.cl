@@ -101,3 +101,106 @@ __kernel void exo_attention(__global const float *q, uint q_off, __global const 
         out[j] = sum * inv;
     }
 }
+
+/* Decode attention split over the cache ("flash-decoding"): exo_attention above gives a decode
+ * step (one query token) only n_heads work-groups, far too few to fill a large GPU, and walks
+ * the rows with serial per-item loops. Here work-group (s, h) takes split s of head h's visible
+ * rows: consecutive tiles of EXO_ATT_TILE rows, one row per item for the score, the tile's
+ * maximum and sum by tree reductions in local memory, a running max / denominator across its
+ * tiles, and the weighted V rows accumulated per dim (dims lid, lid + EXO_ATT_TILE, ...). Each
+ * split writes (acc[head_dim], m, l) to part[(h * n_splits + s) * (head_dim + 2)];
+ * exo_attention_combine then merges the splits of each head. One query token (token 0). */
+__kernel void exo_attention_split(__global const float *q, uint q_off, __global const float *kc, uint k_off,
+                                  __global const float *vc, uint v_off, __global const int *pos, uint pos_off,
+                                  __global float *part, uint part_off, int n_heads, int n_kv_heads, int head_dim,
+                                  int window, float scale, float softcap, int cache_rows, int split_rows) {
+    __local float qs[EXO_ATT_MAX_DIM];
+    __local float p[EXO_ATT_TILE];
+    __local float red[EXO_ATT_TILE];
+    uint s = get_group_id(0), h = get_group_id(1), lid = get_local_id(0), n_splits = get_num_groups(0);
+    uint d = (uint)head_dim, kvh = h / (uint)(n_heads / n_kv_heads), kv_row = (uint)n_kv_heads * d;
+    for (uint j = lid; j < d; j += EXO_ATT_TILE) qs[j] = q[q_off + h * d + j];
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    int last = min(pos[pos_off], cache_rows - 1);
+    int first = window > 0 && last - window + 1 > 0 ? last - window + 1 : 0;
+    int begin = first + (int)s * split_rows, end = min(begin + split_rows, last + 1);
+    float m = -INFINITY, l = 0.0f;
+    float acc[EXO_ATT_MAX_PER_ITEM];
+    for (uint i = 0; i < EXO_ATT_MAX_PER_ITEM; i++) acc[i] = 0.0f;
+    /* Every item runs the same iterations (barriers). */
+    for (int r0 = begin; r0 < end; r0 += EXO_ATT_TILE) {
+        int rows = min(EXO_ATT_TILE, end - r0);
+        float sc = -INFINITY;
+        if ((int)lid < rows) {
+            __global const float *kr = kc + k_off + (size_t)(r0 + (int)lid) * kv_row + kvh * d;
+            float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+            uint j = 0;
+            for (; j + 4u <= d; j += 4u) {
+                s0 = fma(qs[j], kr[j], s0);
+                s1 = fma(qs[j + 1u], kr[j + 1u], s1);
+                s2 = fma(qs[j + 2u], kr[j + 2u], s2);
+                s3 = fma(qs[j + 3u], kr[j + 3u], s3);
+            }
+            for (; j < d; j++) s0 = fma(qs[j], kr[j], s0);
+            sc = ((s0 + s1) + (s2 + s3)) * scale;
+            if (softcap > 0.0f) sc = softcap * tanh(sc / softcap);
+        }
+        red[lid] = sc;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (uint w = EXO_ATT_TILE / 2; w > 0; w >>= 1) {
+            if (lid < w) red[lid] = fmax(red[lid], red[lid + w]);
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+        float new_m = fmax(m, red[0]);
+        float e = (int)lid < rows ? exp(sc - new_m) : 0.0f;
+        barrier(CLK_LOCAL_MEM_FENCE); /* red[0] read by all before it is overwritten */
+        p[lid] = e;
+        red[lid] = e;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (uint w = EXO_ATT_TILE / 2; w > 0; w >>= 1) {
+            if (lid < w) red[lid] += red[lid + w];
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+        float rescale = exp(m - new_m); /* exp(-inf) = 0 on the first tile */
+        l = l * rescale + red[0];
+        m = new_m;
+        for (uint i = 0, j = lid; j < d; i++, j += EXO_ATT_TILE) {
+            float a = acc[i] * rescale;
+            for (int r = 0; r < rows; r++)
+                a = fma(p[r], vc[v_off + (size_t)(r0 + r) * kv_row + kvh * d + j], a);
+            acc[i] = a;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE); /* p and red are rewritten by the next tile */
+    }
+    __global float *out = part + part_off + ((size_t)h * n_splits + s) * (d + 2u);
+    for (uint i = 0, j = lid; j < d; i++, j += EXO_ATT_TILE) out[j] = acc[i];
+    if (lid == 0) {
+        out[d] = m; /* -inf for a split with no rows */
+        out[d + 1u] = l;
+    }
+}
+
+/* out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M), M = max_s m_s; one work-group per head,
+ * the splits in order (deterministic). */
+__kernel void exo_attention_combine(__global const float *part, uint part_off, __global float *dst, uint dst_off,
+                                    int head_dim, int n_splits) {
+    uint h = get_group_id(0), lid = get_local_id(0), ls = get_local_size(0), d = (uint)head_dim;
+    __global const float *ph = part + part_off + (size_t)h * (uint)n_splits * (d + 2u);
+    float big = -INFINITY;
+    for (int s = 0; s < n_splits; s++) big = fmax(big, ph[(size_t)s * (d + 2u) + d]);
+    float denom = 0.0f;
+    for (int s = 0; s < n_splits; s++) {
+        float ms = ph[(size_t)s * (d + 2u) + d];
+        denom += ms == -INFINITY ? 0.0f : ph[(size_t)s * (d + 2u) + d + 1u] * exp(ms - big);
+    }
+    float inv = denom > 0.0f ? 1.0f / denom : 0.0f;
+    for (uint j = lid; j < d; j += ls) {
+        float sum = 0.0f;
+        for (int s = 0; s < n_splits; s++) {
+            float ms = ph[(size_t)s * (d + 2u) + d];
+            if (ms != -INFINITY) sum = fma(ph[(size_t)s * (d + 2u) + j], exp(ms - big), sum);
+        }
+        dst[dst_off + h * d + j] = sum * inv;
+    }
+}

@@ -33,6 +33,7 @@ struct gpu_compiled {
     uint8_t *bound;    /* per tensor: seen in the current execution's bindings */
     gpu_mem *scratch;
     uint64_t scratch_size;
+    gpu_mem *attn_partials; /* split decode attention's per-split states (gpu_kernels.h) */
     index_check *checks;
     uint32_t n_checks, n_slots;
     uint32_t *slot_tensor; /* per slot: the index input read back into it */
@@ -61,6 +62,7 @@ exo_status gpu_graph_supports(const gpu_backend *be, const exo_graph *g, uint32_
 void gpu_graph_free(gpu_compiled *c) {
     if (!c) return;
     if (c->scratch) c->be->mem_free(c->be->ctx, c->scratch);
+    if (c->attn_partials) c->be->mem_free(c->be->ctx, c->attn_partials);
     free(c->tensors);
     free(c->nodes);
     free(c->mem);
@@ -145,6 +147,15 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
                       "is %llu bytes",
                       (unsigned long long)c->scratch_size, g->max_tokens, (unsigned long long)be->features.max_alloc);
     if (st == EXO_OK && c->scratch_size > 0) st = be->mem_alloc(be->ctx, c->scratch_size, &c->scratch);
+    uint64_t partials = 0;
+    for (uint32_t i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == EXO_OP_ATTENTION) {
+            uint64_t need = GPU_ATT_PARTIAL_FLOATS(g->nodes[i].i[0], g->nodes[i].i[2]) * sizeof(float);
+            partials = need > partials ? need : partials;
+        }
+    /* Without it (too large for one allocation) decode attention takes the one-kernel path. */
+    if (st == EXO_OK && partials > 0 && (!be->features.max_alloc || partials <= be->features.max_alloc))
+        st = be->mem_alloc(be->ctx, partials, &c->attn_partials);
     if (st != EXO_OK) {
         free(offsets);
         gpu_graph_free(c);
@@ -220,14 +231,27 @@ static exo_status check_indices(gpu_compiled *c, uint32_t n_tokens) {
     return EXO_OK;
 }
 
+/* Token 0's position for attention node `node`, as check_indices read it back, or -1. */
+static int64_t first_position(const gpu_compiled *c, uint32_t node) {
+    for (uint32_t k = 0; k < c->n_checks; k++) {
+        const index_check *ck = &c->checks[k];
+        if (ck->node == node && c->slot_count[ck->slot] >= 1 && c->slot_count[ck->slot] <= (int64_t)c->max_tokens)
+            return c->index_host[(size_t)ck->slot * c->max_tokens];
+    }
+    return -1;
+}
+
 exo_status gpu_graph_execute(gpu_compiled *c, const exo_exec_args *args) {
     if (!c) return EXO_ERR_INVALID_ARG;
     const gpu_backend *be = c->be;
     exo_status st = bind_tensors(c, args);
     if (st != EXO_OK) return st;
     st = check_indices(c, args->n_tokens);
-    gpu_exec_view view = {be, c->tensors, c->mem, c->offset, args->n_tokens};
-    for (uint32_t i = 0; st == EXO_OK && i < c->n_nodes; i++) st = gpu_enqueue_node(&view, &c->nodes[i], i);
+    gpu_exec_view view = {be, c->tensors, c->mem, c->offset, args->n_tokens, c->attn_partials, -1};
+    for (uint32_t i = 0; st == EXO_OK && i < c->n_nodes; i++) {
+        if (c->nodes[i].op == EXO_OP_ATTENTION) view.attn_position = first_position(c, i);
+        st = gpu_enqueue_node(&view, &c->nodes[i], i);
+    }
     exo_status fin = be->finish(be->ctx);
     return st != EXO_OK ? st : fin;
 }

@@ -29,6 +29,12 @@ static void arg_tensor(builder *b, uint32_t tensor) {
     a->v.mem.mem = b->v->mem[tensor];
     a->v.mem.offset = (uint32_t)(b->v->offset[tensor] / (esz ? esz : 1));
 }
+static void arg_mem(builder *b, gpu_mem *mem, uint32_t element_offset) {
+    gpu_arg *a = &b->l.args[b->l.n_args++];
+    a->kind = GPU_ARG_MEM;
+    a->v.mem.mem = mem;
+    a->v.mem.offset = element_offset;
+}
 static void arg_u32(builder *b, uint64_t x) {
     gpu_arg *a = &b->l.args[b->l.n_args++];
     a->kind = GPU_ARG_U32;
@@ -134,6 +140,34 @@ static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
     return go(&b, 1, (uint64_t[3]){groups * 64, 1, 1}, (size_t[3]){64, 1, 1});
 }
 
+/* One decode token: its visible rows cut into splits of whole tiles (enough work-groups to fill
+ * a large GPU, at most GPU_ATT_MAX_SPLITS per head), then one combine per head. */
+static exo_status enqueue_attention_split(const gpu_exec_view *v, const exo_node *nd) {
+    int64_t last = v->attn_position, window = nd->i[3];
+    int64_t first = window > 0 && last - window + 1 > 0 ? last - window + 1 : 0;
+    int64_t rows = last - first + 1, tiles = (rows + GPU_ATT_TILE - 1) / GPU_ATT_TILE;
+    int64_t tiles_per_split = (tiles + GPU_ATT_MAX_SPLITS - 1) / GPU_ATT_MAX_SPLITS;
+    int64_t splits = (tiles + tiles_per_split - 1) / tiles_per_split;
+    builder b;
+    start(&b, v, "exo_attention_split");
+    for (uint32_t s = 0; s < 4; s++) arg_tensor(&b, nd->src[s]);
+    arg_mem(&b, v->attn_partials, 0);
+    for (int p = 0; p < 4; p++) arg_i32(&b, nd->i[p]);
+    arg_f32(&b, nd->f[0]);
+    arg_f32(&b, nd->f[1]);
+    arg_i32(&b, outer_dim(v, nd->src[1]));
+    arg_i32(&b, tiles_per_split * GPU_ATT_TILE);
+    exo_status st = go(&b, 2, (uint64_t[3]){(uint64_t)splits * GPU_ATT_TILE, (uint64_t)nd->i[0], 1},
+                       (size_t[3]){GPU_ATT_TILE, 1, 1});
+    if (st != EXO_OK) return st;
+    start(&b, v, "exo_attention_combine");
+    arg_mem(&b, v->attn_partials, 0);
+    arg_tensor(&b, nd->dst);
+    arg_i32(&b, nd->i[2]);
+    arg_i32(&b, splits);
+    return go(&b, 1, (uint64_t[3]){(uint64_t)nd->i[0] * GPU_ATT_TILE, 1, 1}, (size_t[3]){GPU_ATT_TILE, 1, 1});
+}
+
 static exo_status enqueue_binary(const gpu_exec_view *v, const exo_node *nd, const char *kernel) {
     builder b;
     start(&b, v, kernel);
@@ -218,6 +252,7 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
     }
     case EXO_OP_ATTENTION: {
         int64_t tokens = count_of(v, nd->src[3], NULL);
+        if (tokens == 1 && v->attn_partials && v->attn_position >= 0) return enqueue_attention_split(v, nd);
         start(&b, v, "exo_attention");
         for (uint32_t s = 0; s < 4; s++) arg_tensor(&b, nd->src[s]);
         arg_tensor(&b, nd->dst);

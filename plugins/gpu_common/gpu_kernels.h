@@ -13,6 +13,11 @@ typedef struct gpu_exec_view {
     gpu_mem **mem;     /* per tensor */
     uint64_t *offset;  /* per tensor, bytes into mem */
     uint32_t n_tokens;
+    /* Split decode attention (exo_attention_split + exo_attention_combine): room for the
+     * per-split states of GPU_ATT_MAX_SPLITS splits of every head (NULL: not available), and
+     * token 0's position for the node being enqueued (-1: not known on the host). */
+    gpu_mem *attn_partials;
+    int64_t attn_position;
 } gpu_exec_view;
 
 /* Enqueues the launches of node `index`. The node passed validation at this token count. */
@@ -20,6 +25,12 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
 
 /* Token counts up to this use the matrix-vector kernels (weights read once per row). */
 #define GPU_MATVEC_MAX_TOKENS 4 /* EXO_MV_MAX_M in kernels/matmul.cl */
+/* Most splits of one head's cache rows in a decode step (each a work-group of EXO_ATT_TILE). */
+#define GPU_ATT_MAX_SPLITS 32
+#define GPU_ATT_TILE 64 /* EXO_ATT_TILE in kernels/attention.cl */
+/* Floats of partial state the split decode attention needs for a node with these heads. */
+#define GPU_ATT_PARTIAL_FLOATS(n_heads, head_dim) ((uint64_t)(n_heads) * GPU_ATT_MAX_SPLITS * ((uint64_t)(head_dim) + 2))
+
 /* Work-group sizes the kernels assume (kernels/); a device must allow GPU_MIN_WORK_GROUP. */
 #define GPU_MIN_WORK_GROUP 256
 

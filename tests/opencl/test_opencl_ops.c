@@ -313,9 +313,8 @@ END_TEST
  * 0.., then single-token decode steps; compares the attention output and both caches. */
 static void attention_case(int32_t nh, int32_t nkv, int32_t hd, int32_t window, float softcap, uint32_t prefill,
                            uint32_t decode_steps) {
-    const int64_t ctx = 80;
+    const int64_t ctx = prefill + decode_steps + 3; /* the cache holds every step's rows */
     uint32_t max_t = prefill;
-    ck_assert_uint_le(prefill + decode_steps, ctx); /* the cache and positions[] hold them all */
     ck_assert_uint_le(decode_steps, 15);
     oh_graph g;
     oh_init(&g, max_t);
@@ -336,10 +335,11 @@ static void attention_case(int32_t nh, int32_t nkv, int32_t hd, int32_t window, 
     uint32_t tokens[16];
     step_input inputs[16 * 4];
     float *data[16 * 3];
-    int32_t positions[16][80];
+    int32_t *positions[16];
     uint32_t next = 0;
     for (uint32_t s = 0; s < n_steps; s++) {
         tokens[s] = s == 0 ? prefill : 1;
+        positions[s] = malloc(sizeof(int32_t) * tokens[s]);
         for (uint32_t t = 0; t < tokens[s]; t++) positions[s][t] = (int32_t)next++;
         int64_t sizes[3] = {(int64_t)nh * hd, (int64_t)nkv * hd, (int64_t)nkv * hd};
         uint32_t ids[3] = {q, k, v};
@@ -356,6 +356,7 @@ static void attention_case(int32_t nh, int32_t nkv, int32_t hd, int32_t window, 
              (double)softcap, prefill, decode_steps);
     report("ATTENTION", what, compare(&g, n_steps, tokens, inputs, 4, outputs, 3), NMSE_ATTENTION);
     for (uint32_t s = 0; s < n_steps * 3; s++) free(data[s]);
+    for (uint32_t s = 0; s < n_steps; s++) free(positions[s]);
 }
 
 START_TEST(attention_and_kv_write_match_reference) {
@@ -367,6 +368,10 @@ START_TEST(attention_and_kv_write_match_reference) {
     attention_case(2, 1, 32, 0, 20.0f, 6, 2);   /* softcap */
     attention_case(3, 3, 256, 0, 0.0f, 40, 1);  /* wide heads */
     attention_case(4, 2, 64, 0, 0.0f, 70, 2);   /* a context over one 64-row KV tile: parts merge */
+    /* Decode over a long cache: split into more tiles than splits (two tiles per split, the
+     * last split short), with and without a window that starts mid-cache. */
+    attention_case(2, 1, 32, 0, 0.0f, 2100, 2);
+    attention_case(4, 2, 32, 2090, 0.0f, 2200, 1);
     close_both();
 }
 END_TEST
