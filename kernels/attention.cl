@@ -165,11 +165,21 @@ __kernel void exo_attention_split(__global const float *q, uint q_off, __global 
         float rescale = exp(m - new_m); /* exp(-inf) = 0 on the first tile */
         l = l * rescale + red[0];
         m = new_m;
+        /* Four rows at a time into independent sums: four V loads in flight per item, not one
+         * load-then-FMA chain (a decode step has few work-groups per compute unit to hide
+         * memory latency with). */
         for (uint i = 0, j = lid; j < d; i++, j += EXO_ATT_TILE) {
-            float a = acc[i] * rescale;
-            for (int r = 0; r < rows; r++)
-                a = fma(p[r], vc[v_off + (size_t)(r0 + r) * kv_row + kvh * d + j], a);
-            acc[i] = a;
+            __global const float *vj = vc + v_off + (size_t)r0 * kv_row + kvh * d + j;
+            float a0 = acc[i] * rescale, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+            int r = 0;
+            for (; r + 4 <= rows; r += 4) {
+                a0 = fma(p[r], vj[(size_t)r * kv_row], a0);
+                a1 = fma(p[r + 1], vj[(size_t)(r + 1) * kv_row], a1);
+                a2 = fma(p[r + 2], vj[(size_t)(r + 2) * kv_row], a2);
+                a3 = fma(p[r + 3], vj[(size_t)(r + 3) * kv_row], a3);
+            }
+            for (; r < rows; r++) a0 = fma(p[r], vj[(size_t)r * kv_row], a0);
+            acc[i] = (a0 + a1) + (a2 + a3);
         }
         barrier(CLK_LOCAL_MEM_FENCE); /* p and red are rewritten by the next tile */
     }

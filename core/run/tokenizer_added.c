@@ -2,7 +2,7 @@
  * text before anything else runs, so that "<|eot_id|>" typed in a prompt is one token, as in
  * the tokenizers library: leftmost match wins, the longest among those starting there;
  * lstrip / rstrip swallow the whitespace beside the token; single_word tokens only match
- * between non-word characters. */
+ * between non-word characters (Unicode's, as the regex crate's \w). */
 #include "run/tokenizer_internal.h"
 
 #include <string.h>
@@ -32,8 +32,25 @@ static size_t whitespace_before(const char *s, size_t begin, size_t end) {
     return 0;
 }
 
-static bool is_word_byte(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+/* Whether the character starting at s[at] (at < len) is a word character (tok->word_char). */
+static bool is_word_char(const exo_tokenizer *tok, const char *s, size_t at, size_t len) {
+    uint32_t cp;
+    int k = exo_utf8_char((const uint8_t *)s + at, len - at, &cp);
+    if (k <= 0 || !tok->word_char.code) return false;
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    if (!md) return false;
+    int rc = pcre2_match(tok->word_char.code, (PCRE2_SPTR)s + at, (size_t)k, 0, PCRE2_ANCHORED, md, NULL);
+    pcre2_match_data_free(md);
+    return rc > 0;
+}
+
+/* single_word: no word character right before or right after [start, end). */
+static bool stands_alone(const exo_tokenizer *tok, const char *s, size_t start, size_t end, size_t len) {
+    if (end < len && is_word_char(tok, s, end, len)) return false;
+    if (start == 0) return true;
+    size_t prev = start - 1;
+    while (prev > 0 && ((uint8_t)s[prev] & 0xC0) == 0x80) prev--; /* back to the lead byte */
+    return !is_word_char(tok, s, prev, start);
 }
 
 static exo_status push_segment(exo_tok_segments *out, size_t start, size_t len, int32_t id) {
@@ -75,13 +92,16 @@ exo_status exo_tok_split_added(const exo_tokenizer *tok, const char *text, size_
             if (a->normalized != want_normalized) continue;
             if (a->len > len - i || (best && a->len <= best->len)) continue;
             if (memcmp(text + i, a->content, a->len) != 0) continue;
-            if (a->single_word && ((i > 0 && is_word_byte(text[i - 1])) ||
-                                   (i + a->len < len && is_word_byte(text[i + a->len]))))
-                continue;
             best = a;
         }
         if (!best) {
             i++;
+            continue;
+        }
+        /* As the library's leftmost-longest, non-overlapping matching: a single_word match with
+         * a word character beside it is dropped whole, and the search goes on after it. */
+        if (best->single_word && !stands_alone(tok, text, i, i + best->len, len)) {
+            i += best->len;
             continue;
         }
         size_t start = i, end = i + best->len;

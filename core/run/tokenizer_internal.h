@@ -215,6 +215,9 @@ struct exo_tokenizer {
     size_t n_added;
     exo_strmap added_map; /* content -> id */
     bool any_normalized_added;
+    /* One Unicode word character (the regex crate's \w, which the tokenizers library tests a
+     * single_word token's neighbours with); compiled only when some added token is single_word. */
+    exo_regex word_char;
 
     exo_norm_step *norm;
     size_t n_norm;

@@ -270,6 +270,12 @@ static exo_status parse_model(exo_tokenizer *tok, const cJSON *root) {
     if (merges && !cJSON_IsArray(merges))
         return exo_errorf(EXO_ERR_FORMAT, "%s: model.merges is not an array", tok->path);
     st = build_id_table(tok, vocab, get(root, "added_tokens"));
+    bool single_word = false;
+    for (size_t i = 0; st == EXO_OK && i < tok->n_added; i++) single_word |= tok->added[i].single_word;
+    if (st == EXO_OK && single_word) {
+        static const char word[] = "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]";
+        st = exo_regex_compile(&tok->word_char, word, sizeof word - 1, false, tok->path, "single_word");
+    }
     if (st) return st;
 
     int n_merges = merges ? cJSON_GetArraySize(merges) : 0;
@@ -366,6 +372,7 @@ void exo_tokenizer_free(exo_tokenizer *tok) {
     }
     free(tok->norm);
     for (size_t i = 0; i < tok->n_pretok; i++) exo_regex_free(&tok->pretok[i].regex);
+    exo_regex_free(&tok->word_char);
     free(tok->pretok);
     for (size_t i = 0; i < tok->n_dec; i++) {
         free(tok->dec[i].pattern);

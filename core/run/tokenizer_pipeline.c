@@ -27,13 +27,78 @@ static bool get_bool(const cJSON *obj, const char *key, bool dflt) {
     return cJSON_IsBool(v) ? cJSON_IsTrue(v) : dflt;
 }
 
+/* The tokenizers library runs these patterns with Oniguruma, whose \s is Unicode White_Space;
+ * PCRE2's \s (with UCP: \p{Z}, \h, \v) also takes U+180E MONGOLIAN VOWEL SEPARATOR, which
+ * left White_Space in Unicode 6.3, and so splits text around it differently. So \s and \S are
+ * spelled out as White_Space before compiling. Inside a class \s becomes the bare ranges; a \S
+ * inside a class (no class subtraction in PCRE2 10.42) stays PCRE2's. */
+#define WHITE_SPACE "\\t-\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+
+static char *white_space_pattern(const char *pattern, size_t len, size_t *out_len) {
+    size_t cap = len * (sizeof WHITE_SPACE + 3) + 1, n = 0;
+    char *out = malloc(cap);
+    if (!out) return NULL;
+    bool in_class = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = pattern[i];
+        if (c == '\\' && i + 1 < len) {
+            char e = pattern[i + 1];
+            const char *with = NULL;
+            if (e == 's') with = in_class ? WHITE_SPACE : "[" WHITE_SPACE "]";
+            else if (e == 'S' && !in_class) with = "[^" WHITE_SPACE "]";
+            if (with) {
+                memcpy(out + n, with, strlen(with));
+                n += strlen(with);
+            } else {
+                out[n++] = c;
+                out[n++] = e;
+            }
+            i++;
+            continue;
+        }
+        if (!in_class && c == '[') {
+            in_class = true;
+            out[n++] = c;
+            /* A ']' right after '[' or '[^' is a literal member, not the end. */
+            if (i + 1 < len && pattern[i + 1] == '^') out[n++] = pattern[++i];
+            if (i + 1 < len && pattern[i + 1] == ']') out[n++] = pattern[++i];
+            continue;
+        }
+        if (in_class && c == '[' && i + 1 < len && pattern[i + 1] == ':') {
+            /* A POSIX class [:name:] inside a class: copied whole. */
+            const char *close = NULL;
+            for (size_t k = i + 2; k + 1 < len; k++)
+                if (pattern[k] == ':' && pattern[k + 1] == ']') {
+                    close = pattern + k;
+                    break;
+                }
+            if (close) {
+                size_t span = (size_t)(close - (pattern + i)) + 2;
+                memcpy(out + n, pattern + i, span);
+                n += span;
+                i += span - 1;
+                continue;
+            }
+        }
+        if (in_class && c == ']') in_class = false;
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    *out_len = n;
+    return out;
+}
+
 exo_status exo_regex_compile(exo_regex *re, const char *pattern, size_t len, bool literal,
                              const char *path, const char *what) {
     int err = 0;
     PCRE2_SIZE at = 0;
-    /* UCP gives \p{..}, \s and \w their Unicode meaning; PCRE2 refuses it with LITERAL. */
+    /* UCP gives \p{..} and \w their Unicode meaning; PCRE2 refuses it with LITERAL. */
     uint32_t opts = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
-    re->code = pcre2_compile((PCRE2_SPTR)pattern, len, opts, &err, &at, NULL);
+    size_t rewritten_len = len;
+    char *rewritten = literal ? NULL : white_space_pattern(pattern, len, &rewritten_len);
+    if (!literal && !rewritten) return exo_errorf(EXO_ERR_NO_MEMORY, "%s: out of memory compiling a regex", path);
+    re->code = pcre2_compile((PCRE2_SPTR)(rewritten ? rewritten : pattern), rewritten_len, opts, &err, &at, NULL);
+    free(rewritten);
     if (!re->code) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(err, msg, sizeof msg);
