@@ -12,6 +12,7 @@
  *                       so a GPU issues full-width coalesced reads. A work-group of EXO_MV16_WG
  *                       items is a 2-D (lanes, rows) block: `lanes` items share one weight row
  *                       (the host picks 32..128 to fill the device), a local tree sums them.
+ *  exo_matmul_vec16x3_* the same for up to three matvecs sharing x, in one launch.
  *  exo_matmul_tiled_*   prefill: 64x64 output blocks per 16x16 work-group (4x4 per item), K in
  *                       steps of 16 through local memory, so each loaded weight serves 64 tokens. */
 #define EXO_MV_WG 64
@@ -87,48 +88,80 @@ static inline void exo_chunk8_f32(__global const float *w, uint c, float4 *lo, f
             acc[mm] += dot(lo, xv[xi]) + dot(hi, xv[xi + 1u]);                                     \
         }
 
-/* Local size (lanes, EXO_MV16_WG / lanes); global dimension 1 covers the rows. Every item runs
- * the same number of barriers (lanes and m are uniform), rows past n included. */
+/* The body of the vec16 kernels: weight row `row` of w (element offset w_off, n rows) against
+ * x, `lanes` items per row summed through local memory, written with its bias to dst. Local size
+ * (lanes, EXO_MV16_WG / lanes). Every item runs the same number of barriers (lanes and m are
+ * uniform), rows past n included. At kernel scope (it declares the local array). */
+#define EXO_MV16_BODY(SFX, w, w_off, bias, bias_off, has_bias, dst, dst_off, n, row)               \
+    __local float partial[EXO_MV_MAX_M * EXO_MV16_WG];                                             \
+    uint lane = get_local_id(0), lanes = get_local_size(0);                                        \
+    uint slot = get_local_id(1) * lanes + lane;                                                    \
+    float acc[EXO_MV_MAX_M] = {0.0f, 0.0f, 0.0f, 0.0f};                                            \
+    if (row < n) {                                                                                 \
+        __global const float4 *xv = (__global const float4 *)x;                                    \
+        uint chunks = k >> 3, wc = (w_off + row * k) >> 3, xc = x_off >> 2;                        \
+        /* Two chunks per step, both loads issued before either is used: more bytes in         \
+         * flight per item, which is what a bandwidth-bound matvec lives on. */                    \
+        uint c = lane;                                                                             \
+        for (; c + lanes < chunks; c += 2u * lanes) {                                              \
+            float4 lo, hi, lo2, hi2;                                                               \
+            exo_chunk8_##SFX(w, wc + c, &lo, &hi);                                                 \
+            exo_chunk8_##SFX(w, wc + c + lanes, &lo2, &hi2);                                       \
+            EXO_MV16_ACC(c, lo, hi)                                                                \
+            EXO_MV16_ACC(c + lanes, lo2, hi2)                                                      \
+        }                                                                                          \
+        if (c < chunks) {                                                                          \
+            float4 lo, hi;                                                                         \
+            exo_chunk8_##SFX(w, wc + c, &lo, &hi);                                                 \
+            EXO_MV16_ACC(c, lo, hi)                                                                \
+        }                                                                                          \
+    }                                                                                              \
+    for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) partial[mm * EXO_MV16_WG + slot] = acc[mm];         \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                  \
+    for (uint s = lanes / 2; s > 0; s >>= 1) {                                                     \
+        if (lane < s)                                                                              \
+            for (uint mm = 0; mm < m; mm++)                                                        \
+                partial[mm * EXO_MV16_WG + slot] += partial[mm * EXO_MV16_WG + slot + s];          \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+    }                                                                                              \
+    if (lane == 0 && row < n) {                                                                    \
+        float b = has_bias ? bias[bias_off + row] : 0.0f;                                          \
+        for (uint mm = 0; mm < m; mm++) dst[dst_off + (size_t)mm * n + row] = partial[mm * EXO_MV16_WG + slot] + b; \
+    }
+
+/* Global dimension 1 covers the rows. */
 #define EXO_DEFINE_MATVEC16(SFX, WT)                                                               \
     __kernel void exo_matmul_vec16_##SFX(__global const float *x, uint x_off, __global const WT *w, \
                                          uint w_off, __global const float *bias, uint bias_off,    \
                                          int has_bias, __global float *dst, uint dst_off, uint m,  \
                                          uint k, uint n) {                                         \
-        __local float partial[EXO_MV_MAX_M * EXO_MV16_WG];                                         \
-        uint lane = get_local_id(0), lanes = get_local_size(0);                                    \
-        uint slot = get_local_id(1) * lanes + lane, row = get_global_id(1);                        \
-        float acc[EXO_MV_MAX_M] = {0.0f, 0.0f, 0.0f, 0.0f};                                        \
-        if (row < n) {                                                                             \
-            __global const float4 *xv = (__global const float4 *)x;                                \
-            uint chunks = k >> 3, wc = (w_off + row * k) >> 3, xc = x_off >> 2;                    \
-            /* Two chunks per step, both loads issued before either is used: more bytes in     \
-             * flight per item, which is what a bandwidth-bound matvec lives on. */                \
-            uint c = lane;                                                                         \
-            for (; c + lanes < chunks; c += 2u * lanes) {                                          \
-                float4 lo, hi, lo2, hi2;                                                           \
-                exo_chunk8_##SFX(w, wc + c, &lo, &hi);                                             \
-                exo_chunk8_##SFX(w, wc + c + lanes, &lo2, &hi2);                                   \
-                EXO_MV16_ACC(c, lo, hi)                                                            \
-                EXO_MV16_ACC(c + lanes, lo2, hi2)                                                  \
-            }                                                                                      \
-            if (c < chunks) {                                                                      \
-                float4 lo, hi;                                                                     \
-                exo_chunk8_##SFX(w, wc + c, &lo, &hi);                                             \
-                EXO_MV16_ACC(c, lo, hi)                                                            \
-            }                                                                                      \
-        }                                                                                          \
-        for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) partial[mm * EXO_MV16_WG + slot] = acc[mm];     \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
-        for (uint s = lanes / 2; s > 0; s >>= 1) {                                                 \
-            if (lane < s)                                                                          \
-                for (uint mm = 0; mm < m; mm++)                                                    \
-                    partial[mm * EXO_MV16_WG + slot] += partial[mm * EXO_MV16_WG + slot + s];      \
-            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
-        }                                                                                          \
-        if (lane == 0 && row < n) {                                                                \
-            float b = has_bias ? bias[bias_off + row] : 0.0f;                                      \
-            for (uint mm = 0; mm < m; mm++) dst[dst_off + (size_t)mm * n + row] = partial[mm * EXO_MV16_WG + slot] + b; \
-        }                                                                                          \
+        uint row = get_global_id(1);                                                               \
+        EXO_MV16_BODY(SFX, w, w_off, bias, bias_off, has_bias, dst, dst_off, n, row)               \
+    }
+
+/* Up to three matvecs that share x (q/k/v, gate/up) in one launch: global dimension 1 covers
+ * n0 + n1 + n2 rows, each row computed by the member it falls in (n2 = 0 for a pair). Saves a
+ * decode step two launches per layer and their gaps, which cost more than these small matrices. */
+#define EXO_DEFINE_MATVEC16X3(SFX, WT)                                                             \
+    __kernel void exo_matmul_vec16x3_##SFX(                                                        \
+        __global const float *x, uint x_off, uint m, uint k,                                       \
+        __global const WT *w0, uint w0_off, __global const float *b0, uint b0_off, int hb0,        \
+        __global float *d0, uint d0_off, uint n0,                                                  \
+        __global const WT *w1, uint w1_off, __global const float *b1, uint b1_off, int hb1,        \
+        __global float *d1, uint d1_off, uint n1,                                                  \
+        __global const WT *w2, uint w2_off, __global const float *b2, uint b2_off, int hb2,        \
+        __global float *d2, uint d2_off, uint n2) {                                                \
+        uint g = get_global_id(1), sel = g < n0 ? 0u : g < n0 + n1 ? 1u : 2u;                      \
+        __global const WT *w = sel == 0u ? w0 : sel == 1u ? w1 : w2;                               \
+        __global const float *bias = sel == 0u ? b0 : sel == 1u ? b1 : b2;                         \
+        __global float *dst = sel == 0u ? d0 : sel == 1u ? d1 : d2;                                \
+        uint w_off = sel == 0u ? w0_off : sel == 1u ? w1_off : w2_off;                             \
+        uint bias_off = sel == 0u ? b0_off : sel == 1u ? b1_off : b2_off;                          \
+        uint dst_off = sel == 0u ? d0_off : sel == 1u ? d1_off : d2_off;                           \
+        int has_bias = sel == 0u ? hb0 : sel == 1u ? hb1 : hb2;                                    \
+        uint n = sel == 0u ? n0 : sel == 1u ? n1 : n2;                                             \
+        uint row = g - (sel == 0u ? 0u : sel == 1u ? n0 : n0 + n1);                                \
+        EXO_MV16_BODY(SFX, w, w_off, bias, bias_off, has_bias, dst, dst_off, n, row)               \
     }
 
 #define EXO_DEFINE_TILED(SFX, WT)                                                                  \
@@ -174,6 +207,9 @@ EXO_DEFINE_MATVEC(bf16, ushort)
 EXO_DEFINE_MATVEC16(f32, float)
 EXO_DEFINE_MATVEC16(f16, ushort)
 EXO_DEFINE_MATVEC16(bf16, ushort)
+EXO_DEFINE_MATVEC16X3(f32, float)
+EXO_DEFINE_MATVEC16X3(f16, ushort)
+EXO_DEFINE_MATVEC16X3(bf16, ushort)
 EXO_DEFINE_TILED(f32, float)
 EXO_DEFINE_TILED(f16, ushort)
 EXO_DEFINE_TILED(bf16, ushort)

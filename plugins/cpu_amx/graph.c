@@ -145,7 +145,7 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
     memcpy(c->tensors, g->tensors, sizeof *c->tensors * g->n_tensors);
     memcpy(c->nodes, g->nodes, sizeof *c->nodes * g->n_nodes);
     for (uint32_t i = 0; c->fast && i < g->n_nodes;) {
-        uint32_t len = cpu_matmul_group_length(g->nodes, g->n_nodes, i);
+        uint32_t len = graph_matmul_group_length(g->nodes, g->n_nodes, i, CPU_MATMUL_GROUP_MAX);
         c->group[i] = (uint8_t)len;
         i += len > 1 ? len : 1;
     }

@@ -16,11 +16,7 @@ typedef struct cpu_matmul_group_args {
     cpu_kernel_fn fn; /* the members' kernel (they share the input, so its token count) */
 } cpu_matmul_group_args;
 
-/* How many consecutive MATMUL nodes from `first` on read the same input tensor (1 if the node
- * starts no group, 0 if it is not a matmul), at most CPU_MATMUL_GROUP_MAX. Such nodes read
- * only that input and their weights, so running them in any order is the same computation. */
-uint32_t cpu_matmul_group_length(const exo_node *nodes, uint32_t n_nodes, uint32_t first);
-
+/* Groups are found with graph_matmul_group_length (graph_ir.h), at most CPU_MATMUL_GROUP_MAX. */
 /* Items: the concatenated output columns of all members. */
 void cpu_matmul_group_task(void *args, int64_t begin, int64_t end, uint32_t thread);
 

@@ -34,6 +34,7 @@ struct gpu_compiled {
     gpu_mem *scratch;
     uint64_t scratch_size;
     gpu_mem *attn_partials; /* split decode attention's per-split states (gpu_kernels.h) */
+    uint8_t *group;         /* per node: matmuls from here on sharing their input (0/1: none) */
     index_check *checks;
     uint32_t n_checks, n_slots;
     uint32_t *slot_tensor; /* per slot: the index input read back into it */
@@ -69,6 +70,7 @@ void gpu_graph_free(gpu_compiled *c) {
     free(c->offset);
     free(c->bound);
     free(c->checks);
+    free(c->group);
     free(c->slot_tensor);
     free(c->slot_count);
     free(c->index_host);
@@ -123,8 +125,9 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
     c->checks = calloc(g->n_nodes, sizeof *c->checks);
     c->slot_tensor = calloc(g->n_nodes, sizeof *c->slot_tensor);
     c->slot_count = calloc(g->n_nodes, sizeof *c->slot_count);
+    c->group = calloc(g->n_nodes ? g->n_nodes : 1, 1);
     uint64_t *offsets = malloc(sizeof *offsets * g->n_tensors);
-    if (!c->tensors || !c->nodes || !c->mem || !c->offset || !c->bound || !c->checks || !c->slot_tensor || !c->slot_count || !offsets) {
+    if (!c->tensors || !c->nodes || !c->mem || !c->offset || !c->bound || !c->checks || !c->slot_tensor || !c->slot_count || !c->group || !offsets) {
         free(offsets);
         gpu_graph_free(c);
         return gpu_fail(be, EXO_ERR_NO_MEMORY, "graph_compile: out of memory");
@@ -132,6 +135,11 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
     memcpy(c->tensors, g->tensors, sizeof *c->tensors * g->n_tensors);
     memcpy(c->nodes, g->nodes, sizeof *c->nodes * g->n_nodes);
     plan_index_checks(c);
+    for (uint32_t i = 0; i < g->n_nodes;) {
+        uint32_t len = graph_matmul_group_length(g->nodes, g->n_nodes, i, GPU_MATMUL_GROUP_MAX);
+        c->group[i] = (uint8_t)len;
+        i += len > 1 ? len : 1;
+    }
     c->index_host = malloc(sizeof *c->index_host * g->max_tokens * (c->n_slots ? c->n_slots : 1));
     if (!c->index_host) {
         free(offsets);
@@ -249,6 +257,11 @@ exo_status gpu_graph_execute(gpu_compiled *c, const exo_exec_args *args) {
     st = check_indices(c, args->n_tokens);
     gpu_exec_view view = {be, c->tensors, c->mem, c->offset, args->n_tokens, c->attn_partials, -1};
     for (uint32_t i = 0; st == EXO_OK && i < c->n_nodes; i++) {
+        if (c->group[i] > 1 && gpu_matmul_group_fits(&view, &c->nodes[i], c->group[i])) {
+            st = gpu_enqueue_matmul_group(&view, &c->nodes[i], c->group[i]);
+            i += c->group[i] - 1u;
+            continue;
+        }
         if (c->nodes[i].op == EXO_OP_ATTENTION) view.attn_position = first_position(c, i);
         st = gpu_enqueue_node(&view, &c->nodes[i], i);
     }

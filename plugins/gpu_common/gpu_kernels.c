@@ -100,6 +100,14 @@ static int matvec_wide_loads_fit(const gpu_exec_view *v, const exo_node *nd, int
            (v->offset[nd->src[0]] / 4) % 4 == 0 && v->offset[nd->src[0]] % 4 == 0;
 }
 
+/* Lanes per weight row of the wide-load kernels: more (while each still gets >= 4 chunks of 8)
+ * until ~1024 work-groups of 256 items fill a big GPU. */
+static uint64_t matvec_lanes(int64_t k, int64_t rows) {
+    uint64_t lanes = 32, chunks = (uint64_t)k / 8;
+    while (lanes < 128 && (uint64_t)rows * lanes / 256 < 1024 && chunks >= lanes * 2 * 4) lanes *= 2;
+    return lanes;
+}
+
 /* x [M,K] @ W[N,K]^T: matrix-vector kernels for decode-sized M (in chunks of GPU_MATVEC_MAX_TOKENS
  * rows of x), the tiled kernel otherwise. Among the matrix-vector kernels: the subgroup one where
  * the device has Intel subgroups, else the wide-load one (exo_matmul_vec16_*, what NVIDIA and
@@ -122,11 +130,8 @@ static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
     }
     int sg = v->be->features.subgroups;
     if (!sg && matvec_wide_loads_fit(v, nd, k)) {
-        /* Wide-load kernel: `lanes` items per row, 256 / lanes rows per work-group. More lanes
-         * per row (while each still gets >= 4 chunks of 8) until ~1024 groups fill a big GPU. */
-        uint64_t lanes = 32, chunks = (uint64_t)k / 8;
-        while (lanes < 128 && (uint64_t)n * lanes / 256 < 1024 && chunks >= lanes * 2 * 4) lanes *= 2;
-        uint64_t rows = 256 / lanes;
+        /* Wide-load kernel: `lanes` items per row, 256 / lanes rows per work-group. */
+        uint64_t lanes = matvec_lanes(k, n), rows = 256 / lanes;
         snprintf(name, sizeof name, "exo_matmul_vec16_%s", dtype_suffix(wt));
         start(&b, v, name);
         matmul_args(&b, nd, bias, m, k, n);
@@ -166,6 +171,44 @@ static exo_status enqueue_attention_split(const gpu_exec_view *v, const exo_node
     arg_i32(&b, nd->i[2]);
     arg_i32(&b, splits);
     return go(&b, 1, (uint64_t[3]){(uint64_t)nd->i[0] * GPU_ATT_TILE, 1, 1}, (size_t[3]){GPU_ATT_TILE, 1, 1});
+}
+
+bool gpu_matmul_group_fits(const gpu_exec_view *v, const exo_node *nodes, uint32_t count) {
+    if (count < 2 || count > GPU_MATMUL_GROUP_MAX || v->be->features.subgroups) return false;
+    int64_t wne[EXO_MAX_DIMS];
+    count_of(v, nodes[0].src[1], wne);
+    if (count_of(v, nodes[0].src[0], NULL) / wne[0] > GPU_MATVEC_MAX_TOKENS) return false;
+    for (uint32_t i = 0; i < count; i++)
+        if (v->tensors[nodes[i].src[1]].dtype != v->tensors[nodes[0].src[1]].dtype ||
+            !matvec_wide_loads_fit(v, &nodes[i], wne[0]))
+            return false;
+    return true;
+}
+
+exo_status gpu_enqueue_matmul_group(const gpu_exec_view *v, const exo_node *nodes, uint32_t count) {
+    int64_t wne[EXO_MAX_DIMS];
+    count_of(v, nodes[0].src[1], wne);
+    int64_t k = wne[0], m = count_of(v, nodes[0].src[0], NULL) / k, rows = 0;
+    char name[48];
+    snprintf(name, sizeof name, "exo_matmul_vec16x3_%s", dtype_suffix(v->tensors[nodes[0].src[1]].dtype));
+    builder b;
+    start(&b, v, name);
+    arg_tensor(&b, nodes[0].src[0]);
+    arg_u32(&b, (uint64_t)m);
+    arg_u32(&b, (uint64_t)k);
+    for (uint32_t i = 0; i < GPU_MATMUL_GROUP_MAX; i++) {
+        /* A pair repeats member 0 as the third with no rows. */
+        const exo_node *nd = &nodes[i < count ? i : 0];
+        int64_t n = i < count ? count_of(v, nd->src[1], NULL) / k : 0;
+        arg_tensor(&b, nd->src[1]);
+        arg_tensor(&b, nd->n_src == 3 ? nd->src[2] : nd->dst);
+        arg_i32(&b, nd->n_src == 3);
+        arg_tensor(&b, nd->dst);
+        arg_u32(&b, (uint64_t)n);
+        rows += n;
+    }
+    uint64_t lanes = matvec_lanes(k, rows);
+    return go(&b, 2, (uint64_t[3]){lanes, (uint64_t)rows, 1}, (size_t[3]){(size_t)lanes, (size_t)(256 / lanes), 1});
 }
 
 static exo_status enqueue_binary(const gpu_exec_view *v, const exo_node *nd, const char *kernel) {

@@ -6,6 +6,8 @@
 
 #include "gpu_backend.h"
 
+#include <stdbool.h>
+
 /* Where every tensor of the graph lives for the current execution. */
 typedef struct gpu_exec_view {
     const gpu_backend *be;
@@ -22,6 +24,13 @@ typedef struct gpu_exec_view {
 
 /* Enqueues the launches of node `index`. The node passed validation at this token count. */
 exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t index);
+
+/* Matmuls that share their input (graph_matmul_group_length) as one launch of
+ * exo_matmul_vec16x3_*: when they are matrix-vector sized, of one weight dtype, aligned for the
+ * wide loads, and the device takes that kernel (not the subgroup one). */
+#define GPU_MATMUL_GROUP_MAX 3
+bool gpu_matmul_group_fits(const gpu_exec_view *v, const exo_node *nodes, uint32_t count);
+exo_status gpu_enqueue_matmul_group(const gpu_exec_view *v, const exo_node *nodes, uint32_t count);
 
 /* Token counts up to this use the matrix-vector kernels (weights read once per row). */
 #define GPU_MATVEC_MAX_TOKENS 4 /* EXO_MV_MAX_M in kernels/matmul.cl */

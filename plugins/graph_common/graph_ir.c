@@ -42,3 +42,11 @@ uint64_t graph_tensor_bytes(const exo_tensor *t, uint32_t n_tokens) {
     if (t->dtype == EXO_DTYPE_Q8_0) return (uint64_t)(n / GRAPH_Q8_0_BLOCK) * GRAPH_Q8_0_BYTES;
     return (uint64_t)n * graph_dtype_size(t->dtype);
 }
+
+uint32_t graph_matmul_group_length(const exo_node *nodes, uint32_t n_nodes, uint32_t first, uint32_t max) {
+    if (nodes[first].op != EXO_OP_MATMUL) return 0;
+    uint32_t input = nodes[first].src[0], n = 1;
+    while (first + n < n_nodes && n < max && nodes[first + n].op == EXO_OP_MATMUL && nodes[first + n].src[0] == input)
+        n++;
+    return n;
+}

@@ -30,4 +30,10 @@ uint32_t graph_dtype_align(exo_dtype dtype);
 int64_t graph_resolve_shape(const exo_tensor *t, uint32_t n_tokens, int64_t ne[EXO_MAX_DIMS]);
 uint64_t graph_tensor_bytes(const exo_tensor *t, uint32_t n_tokens);
 
+/* How many consecutive MATMUL nodes from `first` on read the same input tensor (1 if the node
+ * starts no group, 0 if it is not a matmul), at most `max`: the q/k/v projections, gate and up.
+ * Such nodes read only that input and their weights, so running them together (one thread-pool
+ * job, one kernel launch) is the same computation. */
+uint32_t graph_matmul_group_length(const exo_node *nodes, uint32_t n_nodes, uint32_t first, uint32_t max);
+
 #endif
