@@ -89,10 +89,12 @@ static inline void exo_chunk8_f32(__global const float *w, uint c, float4 *lo, f
         }
 
 /* The body of the vec16 kernels: weight row `row` of w (element offset w_off, n rows) against
- * x, `lanes` items per row summed through local memory, written with its bias to dst. Local size
+ * x, `lanes` items per row summed through local memory, written with its bias to dst, plus
+ * res[same index] when has_res (a residual ADD folded in: (x.w + b) + r, the order the two
+ * nodes would round in). Local size
  * (lanes, EXO_MV16_WG / lanes). Every item runs the same number of barriers (lanes and m are
  * uniform), rows past n included. At kernel scope (it declares the local array). */
-#define EXO_MV16_BODY(SFX, w, w_off, bias, bias_off, has_bias, dst, dst_off, n, row)               \
+#define EXO_MV16_BODY(SFX, w, w_off, bias, bias_off, has_bias, dst, dst_off, n, row, res, res_off, has_res) \
     __local float partial[EXO_MV_MAX_M * EXO_MV16_WG];                                             \
     uint lane = get_local_id(0), lanes = get_local_size(0);                                        \
     uint slot = get_local_id(1) * lanes + lane;                                                    \
@@ -126,7 +128,11 @@ static inline void exo_chunk8_f32(__global const float *w, uint c, float4 *lo, f
     }                                                                                              \
     if (lane == 0 && row < n) {                                                                    \
         float b = has_bias ? bias[bias_off + row] : 0.0f;                                          \
-        for (uint mm = 0; mm < m; mm++) dst[dst_off + (size_t)mm * n + row] = partial[mm * EXO_MV16_WG + slot] + b; \
+        for (uint mm = 0; mm < m; mm++) {                                                          \
+            size_t o = (size_t)mm * n + row;                                                       \
+            float y = partial[mm * EXO_MV16_WG + slot] + b;                                        \
+            dst[dst_off + o] = has_res ? y + res[res_off + o] : y;                                 \
+        }                                                                                          \
     }
 
 /* Global dimension 1 covers the rows. */
@@ -134,9 +140,10 @@ static inline void exo_chunk8_f32(__global const float *w, uint c, float4 *lo, f
     __kernel void exo_matmul_vec16_##SFX(__global const float *x, uint x_off, __global const WT *w, \
                                          uint w_off, __global const float *bias, uint bias_off,    \
                                          int has_bias, __global float *dst, uint dst_off, uint m,  \
-                                         uint k, uint n) {                                         \
+                                         uint k, uint n, __global const float *res, uint res_off,  \
+                                         int has_res) {                                            \
         uint row = get_global_id(1);                                                               \
-        EXO_MV16_BODY(SFX, w, w_off, bias, bias_off, has_bias, dst, dst_off, n, row)               \
+        EXO_MV16_BODY(SFX, w, w_off, bias, bias_off, has_bias, dst, dst_off, n, row, res, res_off, has_res) \
     }
 
 /* Up to three matvecs that share x (q/k/v, gate/up) in one launch: global dimension 1 covers
@@ -161,7 +168,7 @@ static inline void exo_chunk8_f32(__global const float *w, uint c, float4 *lo, f
         int has_bias = sel == 0u ? hb0 : sel == 1u ? hb1 : hb2;                                    \
         uint n = sel == 0u ? n0 : sel == 1u ? n1 : n2;                                             \
         uint row = g - (sel == 0u ? 0u : sel == 1u ? n0 : n0 + n1);                                \
-        EXO_MV16_BODY(SFX, w, w_off, bias, bias_off, has_bias, dst, dst_off, n, row)               \
+        EXO_MV16_BODY(SFX, w, w_off, bias, bias_off, has_bias, dst, dst_off, n, row, x, 0u, 0)     \
     }
 
 #define EXO_DEFINE_TILED(SFX, WT)                                                                  \

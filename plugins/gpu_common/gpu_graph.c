@@ -35,6 +35,7 @@ struct gpu_compiled {
     uint64_t scratch_size;
     gpu_mem *attn_partials; /* split decode attention's per-split states (gpu_kernels.h) */
     uint8_t *group;         /* per node: matmuls from here on sharing their input (0/1: none) */
+    uint8_t *add_follows;   /* per node: a matmul whose output only the next node, an ADD, reads */
     index_check *checks;
     uint32_t n_checks, n_slots;
     uint32_t *slot_tensor; /* per slot: the index input read back into it */
@@ -71,6 +72,7 @@ void gpu_graph_free(gpu_compiled *c) {
     free(c->bound);
     free(c->checks);
     free(c->group);
+    free(c->add_follows);
     free(c->slot_tensor);
     free(c->slot_count);
     free(c->index_host);
@@ -104,6 +106,19 @@ static void plan_index_checks(gpu_compiled *c) {
     }
 }
 
+/* Whether node i's output is an intermediate that only node i + 1 reads (so a launch that
+ * computes both may skip writing it). */
+static bool read_only_next(const exo_graph *g, uint32_t i) {
+    uint32_t t = g->nodes[i].dst;
+    if (g->tensors[t].flags & (EXO_TENSOR_INPUT | EXO_TENSOR_OUTPUT | EXO_TENSOR_WEIGHT | EXO_TENSOR_KV)) return false;
+    for (uint32_t j = 0; j < g->n_nodes; j++) {
+        if (j == i + 1) continue;
+        for (uint32_t s = 0; s < g->nodes[j].n_src; s++)
+            if (g->nodes[j].src[s] == t) return false;
+    }
+    return true;
+}
+
 exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_compiled **out) {
     if (!out) return gpu_fail(be, EXO_ERR_INVALID_ARG, "graph_compile: out is NULL");
     *out = NULL;
@@ -126,8 +141,9 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
     c->slot_tensor = calloc(g->n_nodes, sizeof *c->slot_tensor);
     c->slot_count = calloc(g->n_nodes, sizeof *c->slot_count);
     c->group = calloc(g->n_nodes ? g->n_nodes : 1, 1);
+    c->add_follows = calloc(g->n_nodes ? g->n_nodes : 1, 1);
     uint64_t *offsets = malloc(sizeof *offsets * g->n_tensors);
-    if (!c->tensors || !c->nodes || !c->mem || !c->offset || !c->bound || !c->checks || !c->slot_tensor || !c->slot_count || !c->group || !offsets) {
+    if (!c->tensors || !c->nodes || !c->mem || !c->offset || !c->bound || !c->checks || !c->slot_tensor || !c->slot_count || !c->group || !c->add_follows || !offsets) {
         free(offsets);
         gpu_graph_free(c);
         return gpu_fail(be, EXO_ERR_NO_MEMORY, "graph_compile: out of memory");
@@ -140,6 +156,8 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
         c->group[i] = (uint8_t)len;
         i += len > 1 ? len : 1;
     }
+    for (uint32_t i = 0; i + 1 < g->n_nodes; i++)
+        c->add_follows[i] = c->group[i] == 1 && g->nodes[i + 1].op == EXO_OP_ADD && read_only_next(g, i);
     c->index_host = malloc(sizeof *c->index_host * g->max_tokens * (c->n_slots ? c->n_slots : 1));
     if (!c->index_host) {
         free(offsets);
@@ -260,6 +278,11 @@ exo_status gpu_graph_execute(gpu_compiled *c, const exo_exec_args *args) {
         if (c->group[i] > 1 && gpu_matmul_group_fits(&view, &c->nodes[i], c->group[i])) {
             st = gpu_enqueue_matmul_group(&view, &c->nodes[i], c->group[i]);
             i += c->group[i] - 1u;
+            continue;
+        }
+        if (c->add_follows[i] && gpu_matmul_add_fits(&view, &c->nodes[i], &c->nodes[i + 1])) {
+            st = gpu_enqueue_matmul_add(&view, &c->nodes[i], &c->nodes[i + 1]);
+            i++;
             continue;
         }
         if (c->nodes[i].op == EXO_OP_ATTENTION) view.attn_position = first_position(c, i);

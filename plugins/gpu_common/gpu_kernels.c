@@ -135,6 +135,8 @@ static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
         snprintf(name, sizeof name, "exo_matmul_vec16_%s", dtype_suffix(wt));
         start(&b, v, name);
         matmul_args(&b, nd, bias, m, k, n);
+        arg_tensor(&b, nd->src[0]); /* no residual */
+        arg_i32(&b, 0);
         return go(&b, 2, (uint64_t[3]){lanes, (uint64_t)n, 1}, (size_t[3]){(size_t)lanes, (size_t)rows, 1});
     }
     snprintf(name, sizeof name, sg ? "exo_matmul_vec_sg_%s" : "exo_matmul_vec_%s", dtype_suffix(wt));
@@ -209,6 +211,50 @@ exo_status gpu_enqueue_matmul_group(const gpu_exec_view *v, const exo_node *node
     }
     uint64_t lanes = matvec_lanes(k, rows);
     return go(&b, 2, (uint64_t[3]){lanes, (uint64_t)rows, 1}, (size_t[3]){(size_t)lanes, (size_t)(256 / lanes), 1});
+}
+
+/* The residual ADD after a matmul: its other operand, when add reads mm's output and a tensor
+ * of the same shape. */
+static uint32_t residual_of(const exo_node *mm, const exo_node *add) {
+    if (add->op != EXO_OP_ADD) return UINT32_MAX;
+    if (add->src[0] == mm->dst && add->src[1] != mm->dst) return add->src[1];
+    if (add->src[1] == mm->dst && add->src[0] != mm->dst) return add->src[0];
+    return UINT32_MAX;
+}
+
+static bool overlaps(const gpu_exec_view *v, uint32_t a, uint32_t b) {
+    if (v->mem[a] != v->mem[b]) return false;
+    uint64_t a0 = v->offset[a], a1 = a0 + graph_tensor_bytes(&v->tensors[a], v->n_tokens);
+    uint64_t b0 = v->offset[b], b1 = b0 + graph_tensor_bytes(&v->tensors[b], v->n_tokens);
+    return a0 < b1 && b0 < a1;
+}
+
+bool gpu_matmul_add_fits(const gpu_exec_view *v, const exo_node *mm, const exo_node *add) {
+    uint32_t res = residual_of(mm, add);
+    if (mm->op != EXO_OP_MATMUL || res == UINT32_MAX || v->be->features.subgroups) return false;
+    int64_t wne[EXO_MAX_DIMS];
+    count_of(v, mm->src[1], wne);
+    int64_t k = wne[0];
+    if (count_of(v, mm->src[0], NULL) / k > GPU_MATVEC_MAX_TOKENS || !matvec_wide_loads_fit(v, mm, k)) return false;
+    /* No broadcast, and the ADD's output must not land on x while other rows still read it. */
+    return count_of(v, res, NULL) == count_of(v, mm->dst, NULL) && !overlaps(v, add->dst, mm->src[0]);
+}
+
+exo_status gpu_enqueue_matmul_add(const gpu_exec_view *v, const exo_node *mm, const exo_node *add) {
+    int64_t wne[EXO_MAX_DIMS];
+    int64_t w_count = count_of(v, mm->src[1], wne), k = wne[0], n = w_count / k;
+    int64_t m = count_of(v, mm->src[0], NULL) / k;
+    exo_node fused = *mm;
+    fused.dst = add->dst;
+    char name[48];
+    snprintf(name, sizeof name, "exo_matmul_vec16_%s", dtype_suffix(v->tensors[mm->src[1]].dtype));
+    builder b;
+    start(&b, v, name);
+    matmul_args(&b, &fused, fused.n_src == 3 ? fused.src[2] : fused.dst, m, k, n);
+    arg_tensor(&b, residual_of(mm, add));
+    arg_i32(&b, 1);
+    uint64_t lanes = matvec_lanes(k, n);
+    return go(&b, 2, (uint64_t[3]){lanes, (uint64_t)n, 1}, (size_t[3]){(size_t)lanes, (size_t)(256 / lanes), 1});
 }
 
 static exo_status enqueue_binary(const gpu_exec_view *v, const exo_node *nd, const char *kernel) {

@@ -32,6 +32,12 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
 bool gpu_matmul_group_fits(const gpu_exec_view *v, const exo_node *nodes, uint32_t count);
 exo_status gpu_enqueue_matmul_group(const gpu_exec_view *v, const exo_node *nodes, uint32_t count);
 
+/* A matmul and the residual ADD that consumes it (add = mm's output + a same-shaped tensor) as
+ * one launch of exo_matmul_vec16_* writing add's output: when the matmul takes that kernel and
+ * add's output does not overlap x. The executor checks that nothing else reads mm's output. */
+bool gpu_matmul_add_fits(const gpu_exec_view *v, const exo_node *mm, const exo_node *add);
+exo_status gpu_enqueue_matmul_add(const gpu_exec_view *v, const exo_node *mm, const exo_node *add);
+
 /* Token counts up to this use the matrix-vector kernels (weights read once per row). */
 #define GPU_MATVEC_MAX_TOKENS 4 /* EXO_MV_MAX_M in kernels/matmul.cl */
 /* Most splits of one head's cache rows in a decode step (each a work-group of EXO_ATT_TILE). */

@@ -43,6 +43,12 @@ exo_status graph_plan_scratch(const graph_target *target, const exo_graph *g, ui
         const exo_node *nd = &g->nodes[i];
         for (uint32_t s = 0; s < nd->n_src; s++)
             if (slot[nd->src[s]] != UINT32_MAX) lives[slot[nd->src[s]]].last = i;
+        /* A matmul whose output an ADD reads next keeps its input x one node longer, so the ADD's
+         * output never lands on x: the GPU executor computes both in one launch
+         * (gpu_matmul_add_fits), writing the ADD's output while other rows still read x. */
+        if (nd->op == EXO_OP_MATMUL && i + 1 < g->n_nodes && g->nodes[i + 1].op == EXO_OP_ADD &&
+            (g->nodes[i + 1].src[0] == nd->dst || g->nodes[i + 1].src[1] == nd->dst) && slot[nd->src[0]] != UINT32_MAX)
+            lives[slot[nd->src[0]]].last = i + 1;
         const exo_tensor *d = &g->tensors[nd->dst];
         if (d->flags == 0) {
             uint64_t size = (graph_tensor_bytes(d, g->max_tokens) + align - 1) / align * align;
