@@ -134,16 +134,19 @@ __kernel void exo_attention_split(__global const float *q, uint q_off, __global 
         float sc = -INFINITY;
         if ((int)lid < rows) {
             __global const float *kr = kc + k_off + (size_t)(r0 + (int)lid) * kv_row + kvh * d;
-            float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+            /* Sixteen loads issued before their FMAs: a row costs d / 16 memory latencies. */
+            float4 s4 = (float4)(0.0f);
             uint j = 0;
-            for (; j + 4u <= d; j += 4u) {
-                s0 = fma(qs[j], kr[j], s0);
-                s1 = fma(qs[j + 1u], kr[j + 1u], s1);
-                s2 = fma(qs[j + 2u], kr[j + 2u], s2);
-                s3 = fma(qs[j + 3u], kr[j + 3u], s3);
+            for (; j + 16u <= d; j += 16u) {
+                float16 kv = vload16(0, kr + j);
+                s4 = fma(kv.s0123, vload4(0, qs + j), s4);
+                s4 = fma(kv.s4567, vload4(0, qs + j + 4u), s4);
+                s4 = fma(kv.s89ab, vload4(0, qs + j + 8u), s4);
+                s4 = fma(kv.scdef, vload4(0, qs + j + 12u), s4);
             }
+            float s0 = (s4.x + s4.y) + (s4.z + s4.w);
             for (; j < d; j++) s0 = fma(qs[j], kr[j], s0);
-            sc = ((s0 + s1) + (s2 + s3)) * scale;
+            sc = s0 * scale;
             if (softcap > 0.0f) sc = softcap * tanh(sc / softcap);
         }
         red[lid] = sc;
@@ -165,18 +168,26 @@ __kernel void exo_attention_split(__global const float *q, uint q_off, __global 
         float rescale = exp(m - new_m); /* exp(-inf) = 0 on the first tile */
         l = l * rescale + red[0];
         m = new_m;
-        /* Four rows at a time into independent sums: four V loads in flight per item, not one
+        /* Eight rows at a time into independent sums: eight V loads in flight per item, not one
          * load-then-FMA chain (a decode step has few work-groups per compute unit to hide
          * memory latency with). */
         for (uint i = 0, j = lid; j < d; i++, j += EXO_ATT_TILE) {
             __global const float *vj = vc + v_off + (size_t)r0 * kv_row + kvh * d + j;
             float a0 = acc[i] * rescale, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
             int r = 0;
-            for (; r + 4 <= rows; r += 4) {
-                a0 = fma(p[r], vj[(size_t)r * kv_row], a0);
-                a1 = fma(p[r + 1], vj[(size_t)(r + 1) * kv_row], a1);
-                a2 = fma(p[r + 2], vj[(size_t)(r + 2) * kv_row], a2);
-                a3 = fma(p[r + 3], vj[(size_t)(r + 3) * kv_row], a3);
+            for (; r + 8 <= rows; r += 8) {
+                float v0 = vj[(size_t)r * kv_row], v1 = vj[(size_t)(r + 1) * kv_row];
+                float v2 = vj[(size_t)(r + 2) * kv_row], v3 = vj[(size_t)(r + 3) * kv_row];
+                float v4 = vj[(size_t)(r + 4) * kv_row], v5 = vj[(size_t)(r + 5) * kv_row];
+                float v6 = vj[(size_t)(r + 6) * kv_row], v7 = vj[(size_t)(r + 7) * kv_row];
+                a0 = fma(p[r], v0, a0);
+                a1 = fma(p[r + 1], v1, a1);
+                a2 = fma(p[r + 2], v2, a2);
+                a3 = fma(p[r + 3], v3, a3);
+                a0 = fma(p[r + 4], v4, a0);
+                a1 = fma(p[r + 5], v5, a1);
+                a2 = fma(p[r + 6], v6, a2);
+                a3 = fma(p[r + 7], v7, a3);
             }
             for (; r < rows; r++) a0 = fma(p[r], vj[(size_t)r * kv_row], a0);
             acc[i] = (a0 + a1) + (a2 + a3);
