@@ -1,31 +1,61 @@
 /* rope.cl — ROPE over x [T][n_heads][head_dim]: one work-item per output element. The first
  * n_rot dims of each head rotate in pairs (NEOX: i and i + n_rot/2; NORMAL: 2i and 2i + 1); the
  * rest are copied. Angle = float(pos) * inv_freq[i] in f32, as Hugging Face computes it. */
+
+/* Output element j of one head xh at position p. */
+static inline float exo_rope_value(__global const float *xh, uint j, int p, __global const float *inv_freq,
+                                   uint freq_off, int n_rot, int mode, float attn_factor) {
+    if ((int)j >= n_rot) return xh[j];
+    uint half_rot = (uint)n_rot / 2, i, i0, i1;
+    if (mode == 1) { /* NEOX: halves */
+        i = j < half_rot ? j : j - half_rot;
+        i0 = i;
+        i1 = i + half_rot;
+    } else { /* NORMAL: interleaved pairs */
+        i = j / 2;
+        i0 = 2 * i;
+        i1 = 2 * i + 1;
+    }
+    float angle = (float)p * inv_freq[freq_off + i];
+    float c = cos(angle) * attn_factor, s = sin(angle) * attn_factor;
+    float x0 = xh[i0], x1 = xh[i1];
+    return j == i0 ? x0 * c - x1 * s : x1 * c + x0 * s;
+}
+
 __kernel void exo_rope(__global const float *x, uint x_off, __global const int *pos, uint pos_off,
                        __global const float *inv_freq, uint freq_off, __global float *dst, uint dst_off,
                        uint head_dim, uint n_heads, int n_rot, int mode, float attn_factor) {
     uint j = get_global_id(0), h = get_global_id(1), t = get_global_id(2);
     if (j >= head_dim) return;
     size_t base = ((size_t)t * n_heads + h) * head_dim;
-    __global const float *xh = x + x_off + base;
-    float out;
-    if ((int)j >= n_rot) {
-        out = xh[j];
-    } else {
-        uint half_rot = (uint)n_rot / 2, i, i0, i1;
-        if (mode == 1) { /* NEOX: halves */
-            i = j < half_rot ? j : j - half_rot;
-            i0 = i;
-            i1 = i + half_rot;
-        } else { /* NORMAL: interleaved pairs */
-            i = j / 2;
-            i0 = 2 * i;
-            i1 = 2 * i + 1;
-        }
-        float angle = (float)pos[pos_off + t] * inv_freq[freq_off + i];
-        float c = cos(angle) * attn_factor, s = sin(angle) * attn_factor;
-        float x0 = xh[i0], x1 = xh[i1];
-        out = j == i0 ? x0 * c - x1 * s : x1 * c + x0 * s;
+    dst[dst_off + base + j] =
+        exo_rope_value(x + x_off + base, j, pos[pos_off + t], inv_freq, freq_off, n_rot, mode, attn_factor);
+}
+
+/* A layer's ROPE of q and of k and its KV_WRITEs of k and v, in one launch (the executor fuses
+ * them when the roped k feeds only its KV_WRITE): work-items (j, head, token) over
+ * n_heads + 2 n_kv_heads heads — q heads rotate into q_out, k heads rotate straight into their
+ * cache row at pos[t], v heads are copied into theirs. A position outside the cache is skipped
+ * (the executor range-checks them first). */
+__kernel void exo_rope_kv(__global const float *q, uint q_off, __global const float *k, uint k_off,
+                          __global const float *v, uint v_off, __global const int *pos, uint pos_off,
+                          __global const float *inv_freq, uint freq_off, __global float *q_out, uint q_out_off,
+                          __global float *kc, uint kc_off, __global float *vc, uint vc_off, uint head_dim,
+                          uint n_heads, uint n_kv_heads, int n_rot, int mode, float attn_factor, uint cache_rows) {
+    uint j = get_global_id(0), hh = get_global_id(1), t = get_global_id(2);
+    if (j >= head_dim) return;
+    int p = pos[pos_off + t];
+    if (hh < n_heads) {
+        size_t base = ((size_t)t * n_heads + hh) * head_dim;
+        q_out[q_out_off + base + j] = exo_rope_value(q + q_off + base, j, p, inv_freq, freq_off, n_rot, mode, attn_factor);
+        return;
     }
-    dst[dst_off + base + j] = out;
+    if (p < 0 || (uint)p >= cache_rows) return;
+    uint h = hh - n_heads, is_v = h >= n_kv_heads;
+    if (is_v) h -= n_kv_heads;
+    size_t src = ((size_t)t * n_kv_heads + h) * head_dim, row = ((size_t)p * n_kv_heads + h) * head_dim;
+    if (is_v)
+        vc[vc_off + row + j] = v[v_off + src + j];
+    else
+        kc[kc_off + row + j] = exo_rope_value(k + k_off + src, j, p, inv_freq, freq_off, n_rot, mode, attn_factor);
 }

@@ -36,6 +36,8 @@ struct gpu_compiled {
     gpu_mem *attn_partials; /* split decode attention's per-split states (gpu_kernels.h) */
     uint8_t *group;         /* per node: matmuls from here on sharing their input (0/1: none) */
     uint8_t *add_follows;   /* per node: a matmul whose output only the next node, an ADD, reads */
+    uint8_t *rope_kv;       /* per node: starts ROPE q, ROPE k, KV_WRITE k, KV_WRITE v, the roped k
+                               read by nothing else (gpu_rope_kv_fits checks the rest) */
     index_check *checks;
     uint32_t n_checks, n_slots;
     uint32_t *slot_tensor; /* per slot: the index input read back into it */
@@ -73,6 +75,7 @@ void gpu_graph_free(gpu_compiled *c) {
     free(c->checks);
     free(c->group);
     free(c->add_follows);
+    free(c->rope_kv);
     free(c->slot_tensor);
     free(c->slot_count);
     free(c->index_host);
@@ -106,13 +109,12 @@ static void plan_index_checks(gpu_compiled *c) {
     }
 }
 
-/* Whether node i's output is an intermediate that only node i + 1 reads (so a launch that
- * computes both may skip writing it). */
-static bool read_only_next(const exo_graph *g, uint32_t i) {
-    uint32_t t = g->nodes[i].dst;
+/* Whether tensor t is an intermediate that only node `reader` reads (so a launch that computes
+ * both its producer and that reader may skip writing it). */
+static bool read_only_by(const exo_graph *g, uint32_t t, uint32_t reader) {
     if (g->tensors[t].flags & (EXO_TENSOR_INPUT | EXO_TENSOR_OUTPUT | EXO_TENSOR_WEIGHT | EXO_TENSOR_KV)) return false;
     for (uint32_t j = 0; j < g->n_nodes; j++) {
-        if (j == i + 1) continue;
+        if (j == reader) continue;
         for (uint32_t s = 0; s < g->nodes[j].n_src; s++)
             if (g->nodes[j].src[s] == t) return false;
     }
@@ -142,8 +144,9 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
     c->slot_count = calloc(g->n_nodes, sizeof *c->slot_count);
     c->group = calloc(g->n_nodes ? g->n_nodes : 1, 1);
     c->add_follows = calloc(g->n_nodes ? g->n_nodes : 1, 1);
+    c->rope_kv = calloc(g->n_nodes ? g->n_nodes : 1, 1);
     uint64_t *offsets = malloc(sizeof *offsets * g->n_tensors);
-    if (!c->tensors || !c->nodes || !c->mem || !c->offset || !c->bound || !c->checks || !c->slot_tensor || !c->slot_count || !c->group || !c->add_follows || !offsets) {
+    if (!c->tensors || !c->nodes || !c->mem || !c->offset || !c->bound || !c->checks || !c->slot_tensor || !c->slot_count || !c->group || !c->add_follows || !c->rope_kv || !offsets) {
         free(offsets);
         gpu_graph_free(c);
         return gpu_fail(be, EXO_ERR_NO_MEMORY, "graph_compile: out of memory");
@@ -157,7 +160,10 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
         i += len > 1 ? len : 1;
     }
     for (uint32_t i = 0; i + 1 < g->n_nodes; i++)
-        c->add_follows[i] = c->group[i] == 1 && g->nodes[i + 1].op == EXO_OP_ADD && read_only_next(g, i);
+        c->add_follows[i] = c->group[i] == 1 && g->nodes[i + 1].op == EXO_OP_ADD && read_only_by(g, g->nodes[i].dst, i + 1);
+    for (uint32_t i = 0; i + GPU_ROPE_KV_NODES <= g->n_nodes; i++)
+        c->rope_kv[i] = g->nodes[i].op == EXO_OP_ROPE && g->nodes[i + 1].op == EXO_OP_ROPE &&
+                        read_only_by(g, g->nodes[i + 1].dst, i + 2);
     c->index_host = malloc(sizeof *c->index_host * g->max_tokens * (c->n_slots ? c->n_slots : 1));
     if (!c->index_host) {
         free(offsets);
@@ -278,6 +284,11 @@ exo_status gpu_graph_execute(gpu_compiled *c, const exo_exec_args *args) {
         if (c->group[i] > 1 && gpu_matmul_group_fits(&view, &c->nodes[i], c->group[i])) {
             st = gpu_enqueue_matmul_group(&view, &c->nodes[i], c->group[i]);
             i += c->group[i] - 1u;
+            continue;
+        }
+        if (c->rope_kv[i] && gpu_rope_kv_fits(&view, &c->nodes[i])) {
+            st = gpu_enqueue_rope_kv(&view, &c->nodes[i]);
+            i += GPU_ROPE_KV_NODES - 1;
             continue;
         }
         if (c->add_follows[i] && gpu_matmul_add_fits(&view, &c->nodes[i], &c->nodes[i + 1])) {

@@ -257,6 +257,49 @@ exo_status gpu_enqueue_matmul_add(const gpu_exec_view *v, const exo_node *mm, co
     return go(&b, 2, (uint64_t[3]){lanes, (uint64_t)n, 1}, (size_t[3]){(size_t)lanes, (size_t)(256 / lanes), 1});
 }
 
+bool gpu_rope_kv_fits(const gpu_exec_view *v, const exo_node *n) {
+    const exo_node *rq = &n[0], *rk = &n[1], *wk = &n[2], *wv = &n[3];
+    if (rq->op != EXO_OP_ROPE || rk->op != EXO_OP_ROPE || wk->op != EXO_OP_KV_WRITE || wv->op != EXO_OP_KV_WRITE)
+        return false;
+    uint32_t pos = rq->src[1];
+    if (wk->src[0] != rk->dst || wv->src[0] == rq->dst || wv->src[0] == rk->dst || rk->src[1] != pos ||
+        wk->src[1] != pos || wv->src[1] != pos || rk->src[2] != rq->src[2] || rk->i[0] != rq->i[0] ||
+        rk->i[1] != rq->i[1] || rk->f[0] != rq->f[0])
+        return false;
+    int64_t qne[EXO_MAX_DIMS], kne[EXO_MAX_DIMS];
+    count_of(v, rq->src[0], qne);
+    int64_t k_count = count_of(v, rk->src[0], kne);
+    /* Same head size; v rows as long as k rows; both caches as long. */
+    return qne[0] == kne[0] && count_of(v, wv->src[0], NULL) == k_count &&
+           outer_dim(v, wk->dst) == outer_dim(v, wv->dst);
+}
+
+exo_status gpu_enqueue_rope_kv(const gpu_exec_view *v, const exo_node *n) {
+    const exo_node *rq = &n[0], *rk = &n[1], *wk = &n[2], *wv = &n[3];
+    int64_t ne[EXO_MAX_DIMS];
+    int64_t q_count = count_of(v, rq->src[0], ne), tokens = count_of(v, rq->src[1], NULL), head_dim = ne[0];
+    int64_t heads = q_count / (head_dim * tokens), kv_heads = count_of(v, rk->src[0], NULL) / (head_dim * tokens);
+    builder b;
+    start(&b, v, "exo_rope_kv");
+    arg_tensor(&b, rq->src[0]);
+    arg_tensor(&b, rk->src[0]);
+    arg_tensor(&b, wv->src[0]);
+    arg_tensor(&b, rq->src[1]);
+    arg_tensor(&b, rq->src[2]);
+    arg_tensor(&b, rq->dst);
+    arg_tensor(&b, wk->dst);
+    arg_tensor(&b, wv->dst);
+    arg_u32(&b, (uint64_t)head_dim);
+    arg_u32(&b, (uint64_t)heads);
+    arg_u32(&b, (uint64_t)kv_heads);
+    arg_i32(&b, rq->i[1]);
+    arg_i32(&b, rq->i[0]);
+    arg_f32(&b, rq->f[0]);
+    arg_u32(&b, (uint64_t)outer_dim(v, wk->dst));
+    return go(&b, 3, (uint64_t[3]){(uint64_t)head_dim, (uint64_t)(heads + 2 * kv_heads), (uint64_t)tokens},
+              (size_t[3]){32, 1, 1});
+}
+
 static exo_status enqueue_binary(const gpu_exec_view *v, const exo_node *nd, const char *kernel) {
     builder b;
     start(&b, v, kernel);

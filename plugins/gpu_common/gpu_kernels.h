@@ -36,6 +36,13 @@ exo_status gpu_enqueue_matmul_group(const gpu_exec_view *v, const exo_node *node
  * one launch of exo_matmul_vec16_* writing add's output: when the matmul takes that kernel and
  * add's output does not overlap x. The executor checks that nothing else reads mm's output. */
 bool gpu_matmul_add_fits(const gpu_exec_view *v, const exo_node *mm, const exo_node *add);
+
+/* n[0..3] = ROPE of q, ROPE of k, KV_WRITE of the roped k, KV_WRITE of v (same positions and
+ * RoPE parameters) as one launch of exo_rope_kv, the roped k going straight into the cache.
+ * The executor checks that nothing else reads the roped k. */
+#define GPU_ROPE_KV_NODES 4
+bool gpu_rope_kv_fits(const gpu_exec_view *v, const exo_node *n);
+exo_status gpu_enqueue_rope_kv(const gpu_exec_view *v, const exo_node *n);
 exo_status gpu_enqueue_matmul_add(const gpu_exec_view *v, const exo_node *mm, const exo_node *add);
 
 /* Token counts up to this use the matrix-vector kernels (weights read once per row). */
