@@ -99,7 +99,31 @@ static inline void exo_chunk8_f32(__global const float *w, uint c, float4 *lo, f
     uint lane = get_local_id(0), lanes = get_local_size(0);                                        \
     uint slot = get_local_id(1) * lanes + lane;                                                    \
     float acc[EXO_MV_MAX_M] = {0.0f, 0.0f, 0.0f, 0.0f};                                            \
-    if (row < n) {                                                                                 \
+    if (row < n && m == 1u) {                                                                      \
+        /* One token (every decode step): four chunks per step, all four loads issued before \
+         * any is used, two independent sums; no per-token loops to keep registers for. */      \
+        __global const float4 *xv = (__global const float4 *)x;                                    \
+        uint chunks = k >> 3, wc = (w_off + row * k) >> 3, xc = x_off >> 2;                        \
+        float s0 = 0.0f, s1 = 0.0f;                                                                \
+        uint c = lane;                                                                             \
+        for (; c + 3u * lanes < chunks; c += 4u * lanes) {                                         \
+            float4 l0, h0, l1, h1, l2, h2, l3, h3;                                                 \
+            exo_chunk8_##SFX(w, wc + c, &l0, &h0);                                                 \
+            exo_chunk8_##SFX(w, wc + c + lanes, &l1, &h1);                                         \
+            exo_chunk8_##SFX(w, wc + c + 2u * lanes, &l2, &h2);                                    \
+            exo_chunk8_##SFX(w, wc + c + 3u * lanes, &l3, &h3);                                    \
+            s0 += dot(l0, xv[xc + 2u * c]) + dot(h0, xv[xc + 2u * c + 1u]);                        \
+            s1 += dot(l1, xv[xc + 2u * (c + lanes)]) + dot(h1, xv[xc + 2u * (c + lanes) + 1u]);    \
+            s0 += dot(l2, xv[xc + 2u * (c + 2u * lanes)]) + dot(h2, xv[xc + 2u * (c + 2u * lanes) + 1u]); \
+            s1 += dot(l3, xv[xc + 2u * (c + 3u * lanes)]) + dot(h3, xv[xc + 2u * (c + 3u * lanes) + 1u]); \
+        }                                                                                          \
+        for (; c < chunks; c += lanes) {                                                           \
+            float4 lo, hi;                                                                         \
+            exo_chunk8_##SFX(w, wc + c, &lo, &hi);                                                 \
+            s0 += dot(lo, xv[xc + 2u * c]) + dot(hi, xv[xc + 2u * c + 1u]);                        \
+        }                                                                                          \
+        acc[0] = s0 + s1;                                                                          \
+    } else if (row < n) {                                                                          \
         __global const float4 *xv = (__global const float4 *)x;                                    \
         uint chunks = k >> 3, wc = (w_off + row * k) >> 3, xc = x_off >> 2;                        \
         /* Two chunks per step, both loads issued before either is used: more bytes in         \
