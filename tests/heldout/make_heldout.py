@@ -33,6 +33,10 @@ import sys
 
 import numpy as np
 
+# GPT-2's byte-level table, from the tests' one Python copy of the tokenizers library's rules.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tokenizer_fuzz"))
+from hf_bpe_reference import bytes_to_unicode  # noqa: E402
+
 F32 = np.float32
 F64 = np.float64
 
@@ -508,25 +512,12 @@ GREEDY_TOKENS = 24
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "generation_config.json")
 
 
-def byte_decoder():
-    """GPT-2 byte-level alphabet, inverted (what the tokenizer's ByteLevel decoder does)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
-
-
 def make_decoder(tokenizer_path):
     with open(tokenizer_path, encoding="utf-8") as f:
         tok = json.load(f)
     vocab = {i: s for s, i in tok["model"]["vocab"].items()}
     special = {t["id"] for t in tok.get("added_tokens", []) if t.get("special")}
-    bd = byte_decoder()
+    bd = {c: b for b, c in bytes_to_unicode().items()}  # the ByteLevel decoder's table
 
     def decode(ids):
         # skip_special_tokens; ids past the tokenizer (config vocab is padded) decode to nothing.
