@@ -4,7 +4,8 @@
  * intermediate into one scratch allocation sized for max_tokens (so execute allocates nothing)
  * and gathers the index inputs (token ids, positions) to range-check per execution; execute binds
  * INPUT/OUTPUT/KV tensors, checks those indices, and enqueues every node's kernel launches
- * through the backend (gpu_kernels.h picks the kernel and its sizes). */
+ * through the backend (gpu_kernels.h picks the kernel and its sizes), several nodes per launch
+ * where compile found a fusable run (README.md). */
 #ifndef EXO_GPU_GRAPH_H
 #define EXO_GPU_GRAPH_H
 
