@@ -17,19 +17,21 @@ __kernel void exo_mul(__global const float *a, uint a_off, __global const uchar 
     dst[dst_off + i] = a[a_off + i] * exo_load(b + (size_t)b_off * esz, i % b_count, b_type);
 }
 
-/* dst = act(gate) * up; act 0 = SiLU, 1 = GELU (tanh approximation). */
+/* The GLU's activation of the gate: act 0 = SiLU, 1 = GELU (tanh approximation). */
+static inline float exo_glu_act(float g, int act) {
+    if (act == 1) {
+        const float sqrt_2_over_pi = 0.79788456080286535588f;
+        return 0.5f * g * (1.0f + tanh(sqrt_2_over_pi * (g + 0.044715f * g * g * g)));
+    }
+    return g / (1.0f + exp(-g));
+}
+
+/* dst = act(gate) * up. */
 __kernel void exo_glu(__global const float *gate, uint gate_off, __global const float *up, uint up_off,
                       __global float *dst, uint dst_off, uint count, int act) {
     uint i = get_global_id(0);
     if (i >= count) return;
-    float g = gate[gate_off + i], a;
-    if (act == 1) {
-        const float sqrt_2_over_pi = 0.79788456080286535588f;
-        a = 0.5f * g * (1.0f + tanh(sqrt_2_over_pi * (g + 0.044715f * g * g * g)));
-    } else {
-        a = g / (1.0f + exp(-g));
-    }
-    dst[dst_off + i] = a * up[up_off + i];
+    dst[dst_off + i] = exo_glu_act(gate[gate_off + i], act) * up[up_off + i];
 }
 
 __kernel void exo_softcap(__global const float *x, uint x_off, __global float *dst, uint dst_off, uint count,

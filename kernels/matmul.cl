@@ -13,6 +13,7 @@
  *                       items is a 2-D (lanes, rows) block: `lanes` items share one weight row
  *                       (the host picks 32..128 to fill the device), a local tree sums them.
  *  exo_matmul_vec16x3_* the same for up to three matvecs sharing x, in one launch.
+ *  exo_matmul_vec16_glu_* one token's gate and up rows together, written as act(gate) * up.
  *  exo_matmul_tiled_*   prefill: 64x64 output blocks per 16x16 work-group (4x4 per item), K in
  *                       steps of 16 through local memory, so each loaded weight serves 64 tokens. */
 #define EXO_MV_WG 64
@@ -235,12 +236,58 @@ static inline void exo_chunk8_f32(__global const float *w, uint c, float4 *lo, f
 EXO_DEFINE_MATVEC(f32, float)
 EXO_DEFINE_MATVEC(f16, ushort)
 EXO_DEFINE_MATVEC(bf16, ushort)
+/* One token: row r of the gate and of the up projection in the same items (both read x once),
+ * summed through local memory, written as act(gate + bias) * (up + bias): the MLP's two matvecs
+ * and its GLU in one launch, without the gate and up vectors ever reaching memory. */
+#define EXO_DEFINE_MATVEC16_GLU(SFX, WT)                                                           \
+    __kernel void exo_matmul_vec16_glu_##SFX(                                                      \
+        __global const float *x, uint x_off, uint k, __global const WT *wg, uint wg_off,           \
+        __global const float *bg, uint bg_off, int hbg, __global const WT *wu, uint wu_off,        \
+        __global const float *bu, uint bu_off, int hbu, __global float *dst, uint dst_off, uint n,  \
+        int act) {                                                                                 \
+        __local float pg[EXO_MV16_WG], pu[EXO_MV16_WG];                                            \
+        uint lane = get_local_id(0), lanes = get_local_size(0);                                    \
+        uint slot = get_local_id(1) * lanes + lane, row = get_global_id(1);                        \
+        float sg = 0.0f, su = 0.0f;                                                                \
+        if (row < n) {                                                                             \
+            __global const float4 *xv = (__global const float4 *)x;                                \
+            uint chunks = k >> 3, cg = (wg_off + row * k) >> 3, cu = (wu_off + row * k) >> 3;      \
+            uint xc = x_off >> 2;                                                                  \
+            for (uint c = lane; c < chunks; c += lanes) {                                          \
+                float4 gl, gh, ul, uh;                                                             \
+                exo_chunk8_##SFX(wg, cg + c, &gl, &gh);                                            \
+                exo_chunk8_##SFX(wu, cu + c, &ul, &uh);                                            \
+                float4 xl = xv[xc + 2u * c], xh = xv[xc + 2u * c + 1u];                            \
+                sg += dot(gl, xl) + dot(gh, xh);                                                   \
+                su += dot(ul, xl) + dot(uh, xh);                                                   \
+            }                                                                                      \
+        }                                                                                          \
+        pg[slot] = sg;                                                                             \
+        pu[slot] = su;                                                                             \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        for (uint s = lanes / 2; s > 0; s >>= 1) {                                                 \
+            if (lane < s) {                                                                        \
+                pg[slot] += pg[slot + s];                                                          \
+                pu[slot] += pu[slot + s];                                                          \
+            }                                                                                      \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+        }                                                                                          \
+        if (lane == 0 && row < n) {                                                                \
+            float g = pg[slot] + (hbg ? bg[bg_off + row] : 0.0f);                                  \
+            float u = pu[slot] + (hbu ? bu[bu_off + row] : 0.0f);                                  \
+            dst[dst_off + row] = exo_glu_act(g, act) * u;                                          \
+        }                                                                                          \
+    }
+
 EXO_DEFINE_MATVEC16(f32, float)
 EXO_DEFINE_MATVEC16(f16, ushort)
 EXO_DEFINE_MATVEC16(bf16, ushort)
 EXO_DEFINE_MATVEC16X3(f32, float)
 EXO_DEFINE_MATVEC16X3(f16, ushort)
 EXO_DEFINE_MATVEC16X3(bf16, ushort)
+EXO_DEFINE_MATVEC16_GLU(f32, float)
+EXO_DEFINE_MATVEC16_GLU(f16, ushort)
+EXO_DEFINE_MATVEC16_GLU(bf16, ushort)
 EXO_DEFINE_TILED(f32, float)
 EXO_DEFINE_TILED(f16, ushort)
 EXO_DEFINE_TILED(bf16, ushort)

@@ -36,6 +36,7 @@ struct gpu_compiled {
     gpu_mem *attn_partials; /* split decode attention's per-split states (gpu_kernels.h) */
     uint8_t *group;         /* per node: matmuls from here on sharing their input (0/1: none) */
     uint8_t *add_follows;   /* per node: a matmul whose output only the next node, an ADD, reads */
+    uint8_t *glu_follows;   /* per node: a matmul pair whose outputs only the GLU after them reads */
     uint8_t *rope_kv;       /* per node: starts ROPE q, ROPE k, KV_WRITE k, KV_WRITE v, the roped k
                                read by nothing else (gpu_rope_kv_fits checks the rest) */
     index_check *checks;
@@ -76,6 +77,7 @@ void gpu_graph_free(gpu_compiled *c) {
     free(c->group);
     free(c->add_follows);
     free(c->rope_kv);
+    free(c->glu_follows);
     free(c->slot_tensor);
     free(c->slot_count);
     free(c->index_host);
@@ -145,8 +147,9 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
     c->group = calloc(g->n_nodes ? g->n_nodes : 1, 1);
     c->add_follows = calloc(g->n_nodes ? g->n_nodes : 1, 1);
     c->rope_kv = calloc(g->n_nodes ? g->n_nodes : 1, 1);
+    c->glu_follows = calloc(g->n_nodes ? g->n_nodes : 1, 1);
     uint64_t *offsets = malloc(sizeof *offsets * g->n_tensors);
-    if (!c->tensors || !c->nodes || !c->mem || !c->offset || !c->bound || !c->checks || !c->slot_tensor || !c->slot_count || !c->group || !c->add_follows || !c->rope_kv || !offsets) {
+    if (!c->tensors || !c->nodes || !c->mem || !c->offset || !c->bound || !c->checks || !c->slot_tensor || !c->slot_count || !c->group || !c->add_follows || !c->rope_kv || !c->glu_follows || !offsets) {
         free(offsets);
         gpu_graph_free(c);
         return gpu_fail(be, EXO_ERR_NO_MEMORY, "graph_compile: out of memory");
@@ -161,6 +164,9 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
     }
     for (uint32_t i = 0; i + 1 < g->n_nodes; i++)
         c->add_follows[i] = c->group[i] == 1 && g->nodes[i + 1].op == EXO_OP_ADD && read_only_by(g, g->nodes[i].dst, i + 1);
+    for (uint32_t i = 0; i + GPU_MATMUL_GLU_NODES <= g->n_nodes; i++)
+        c->glu_follows[i] = c->group[i] == 2 && g->nodes[i + 2].op == EXO_OP_GLU &&
+                            read_only_by(g, g->nodes[i].dst, i + 2) && read_only_by(g, g->nodes[i + 1].dst, i + 2);
     for (uint32_t i = 0; i + GPU_ROPE_KV_NODES <= g->n_nodes; i++)
         c->rope_kv[i] = g->nodes[i].op == EXO_OP_ROPE && g->nodes[i + 1].op == EXO_OP_ROPE &&
                         read_only_by(g, g->nodes[i + 1].dst, i + 2);
@@ -281,6 +287,11 @@ exo_status gpu_graph_execute(gpu_compiled *c, const exo_exec_args *args) {
     st = check_indices(c, args->n_tokens);
     gpu_exec_view view = {be, c->tensors, c->mem, c->offset, args->n_tokens, c->attn_partials, -1};
     for (uint32_t i = 0; st == EXO_OK && i < c->n_nodes; i++) {
+        if (c->glu_follows[i] && gpu_matmul_glu_fits(&view, &c->nodes[i])) {
+            st = gpu_enqueue_matmul_glu(&view, &c->nodes[i]);
+            i += GPU_MATMUL_GLU_NODES - 1;
+            continue;
+        }
         if (c->group[i] > 1 && gpu_matmul_group_fits(&view, &c->nodes[i], c->group[i])) {
             st = gpu_enqueue_matmul_group(&view, &c->nodes[i], c->group[i]);
             i += c->group[i] - 1u;

@@ -257,6 +257,38 @@ exo_status gpu_enqueue_matmul_add(const gpu_exec_view *v, const exo_node *mm, co
     return go(&b, 2, (uint64_t[3]){lanes, (uint64_t)n, 1}, (size_t[3]){(size_t)lanes, (size_t)(256 / lanes), 1});
 }
 
+bool gpu_matmul_glu_fits(const gpu_exec_view *v, const exo_node *n) {
+    const exo_node *glu = &n[2];
+    if (glu->op != EXO_OP_GLU || glu->src[0] != n[0].dst || glu->src[1] != n[1].dst) return false;
+    int64_t wne[EXO_MAX_DIMS];
+    count_of(v, n[0].src[1], wne);
+    /* One token only (the kernel has no per-token loop), the GLU's output not on x (the
+     * planner sees to that), otherwise as the grouped matvec. */
+    return count_of(v, n[0].src[0], NULL) == wne[0] && !overlaps(v, glu->dst, n[0].src[0]) &&
+           gpu_matmul_group_fits(v, n, 2);
+}
+
+exo_status gpu_enqueue_matmul_glu(const gpu_exec_view *v, const exo_node *n) {
+    int64_t wne[EXO_MAX_DIMS];
+    int64_t rows = count_of(v, n[0].src[1], wne) / wne[0], k = wne[0];
+    char name[48];
+    snprintf(name, sizeof name, "exo_matmul_vec16_glu_%s", dtype_suffix(v->tensors[n[0].src[1]].dtype));
+    builder b;
+    start(&b, v, name);
+    arg_tensor(&b, n[0].src[0]);
+    arg_u32(&b, (uint64_t)k);
+    for (int i = 0; i < 2; i++) {
+        arg_tensor(&b, n[i].src[1]);
+        arg_tensor(&b, n[i].n_src == 3 ? n[i].src[2] : n[i].dst);
+        arg_i32(&b, n[i].n_src == 3);
+    }
+    arg_tensor(&b, n[2].dst);
+    arg_u32(&b, (uint64_t)rows);
+    arg_i32(&b, n[2].i[0] == EXO_ACT_GELU_TANH ? 1 : 0);
+    uint64_t lanes = matvec_lanes(k, rows);
+    return go(&b, 2, (uint64_t[3]){lanes, (uint64_t)rows, 1}, (size_t[3]){(size_t)lanes, (size_t)(256 / lanes), 1});
+}
+
 bool gpu_rope_kv_fits(const gpu_exec_view *v, const exo_node *n) {
     const exo_node *rq = &n[0], *rk = &n[1], *wk = &n[2], *wv = &n[3];
     if (rq->op != EXO_OP_ROPE || rk->op != EXO_OP_ROPE || wk->op != EXO_OP_KV_WRITE || wv->op != EXO_OP_KV_WRITE)

@@ -37,6 +37,13 @@ exo_status gpu_enqueue_matmul_group(const gpu_exec_view *v, const exo_node *node
  * add's output does not overlap x. The executor checks that nothing else reads mm's output. */
 bool gpu_matmul_add_fits(const gpu_exec_view *v, const exo_node *mm, const exo_node *add);
 
+/* n[0], n[1] = the gate and up matmuls (a group of two sharing x), n[2] = the GLU of their
+ * outputs, as one launch of exo_matmul_vec16_glu_* for one token. The executor checks that
+ * nothing else reads the gate and up outputs. */
+#define GPU_MATMUL_GLU_NODES 3
+bool gpu_matmul_glu_fits(const gpu_exec_view *v, const exo_node *n);
+exo_status gpu_enqueue_matmul_glu(const gpu_exec_view *v, const exo_node *n);
+
 /* n[0..3] = ROPE of q, ROPE of k, KV_WRITE of the roped k, KV_WRITE of v (same positions and
  * RoPE parameters) as one launch of exo_rope_kv, the roped k going straight into the cache.
  * The executor checks that nothing else reads the roped k. */

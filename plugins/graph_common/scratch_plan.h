@@ -1,8 +1,8 @@
 /* scratch_plan.h — scratch planning: every intermediate tensor (no role flags) gets an
  * `align`-byte aligned offset in one scratch allocation sized for max_tokens; tensors whose
  * lifetimes (first write .. last read, in node order) do not overlap share memory. One
- * extension: a MATMUL's input lives through the next node when that node is an ADD reading the
- * matmul's output (the two may run fused; scratch_plan.c). */
+ * extension: a MATMUL's input lives through the end of a run the GPU executor may fuse with it
+ * (the ADD that reads its output next; the GLU after a gate/up pair; scratch_plan.c). */
 #ifndef EXO_SCRATCH_PLAN_H
 #define EXO_SCRATCH_PLAN_H
 
