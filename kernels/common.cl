@@ -49,6 +49,23 @@ static inline float4 exo_load4_f16(__global const ushort *u, uint i) {
 static inline float4 exo_load4_bf16(__global const ushort *p, uint i) {
     return as_float4(convert_uint4(vload4(0, p + i)) << 16);
 }
+/* Eight consecutive elements of a float-like tensor from element i (a multiple of 4) as two
+ * float4s. */
+static inline void exo_load8(__global const uchar *base, uint i, int type, float4 *lo, float4 *hi) {
+    if (type == EXO_F16) {
+        __global const half *p = (__global const half *)base;
+        *lo = vload_half4(i >> 2, p);
+        *hi = vload_half4((i >> 2) + 1u, p);
+    } else if (type == EXO_BF16) {
+        __global const ushort *p = (__global const ushort *)base;
+        *lo = as_float4(convert_uint4(vload4(i >> 2, p)) << 16);
+        *hi = as_float4(convert_uint4(vload4((i >> 2) + 1u, p)) << 16);
+    } else {
+        __global const float *p = (__global const float *)base;
+        *lo = vload4(i >> 2, p);
+        *hi = vload4((i >> 2) + 1u, p);
+    }
+}
 static inline float exo_load1_f32(__global const float *p, uint i) { return p[i]; }
 static inline float exo_load1_f16(__global const ushort *u, uint i) { return vload_half(i, (__global const half *)u); }
 static inline float exo_load1_bf16(__global const ushort *p, uint i) { return as_float((uint)p[i] << 16); }

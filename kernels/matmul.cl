@@ -89,6 +89,51 @@ static inline void exo_chunk8_f32(__global const float *w, uint c, float4 *lo, f
             acc[mm] += dot(lo, xv[xi]) + dot(hi, xv[xi + 1u]);                                     \
         }
 
+/* Fused RMS norm of the matvec input (one token): the kernels that take it read the raw x with
+ * the norm's weight nw (element offset nw_off, type nw_type), eps and one_plus, and `norm` set;
+ * kernels without it declare the same names with norm = 0. */
+#define EXO_NO_NORM                                                                                \
+    const int norm = 0, nw_type = 0, one_plus = 0;                                                 \
+    const uint nw_off = 0u;                                                                        \
+    const float eps = 0.0f;                                                                        \
+    __global const uchar *nw = (__global const uchar *)x;
+
+/* 1 / rms(x row 0) over the work-group's EXO_MV16_WG items, the reduction exo_rms_norm does
+ * (item-strided sums, then a tree in `scratch`), so the result is the same float. */
+#define EXO_MV16_INV_RMS(scratch, slot, inv)                                                       \
+    if (norm) {                                                                                    \
+        float sq = 0.0f;                                                                           \
+        for (uint j = slot; j < k; j += EXO_MV16_WG) sq += x[x_off + j] * x[x_off + j];            \
+        scratch[slot] = sq;                                                                        \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        for (uint s = EXO_MV16_WG / 2; s > 0; s >>= 1) {                                           \
+            if (slot < s) scratch[slot] += scratch[slot + s];                                      \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+        }                                                                                          \
+        inv = rsqrt(scratch[0] / (float)k + eps);                                                  \
+        barrier(CLK_LOCAL_MEM_FENCE); /* scratch is reused */                                      \
+    }
+
+/* x's chunk c (8 elements) as two float4s, normalised when `norm`: (x * inv) * w, with w + 1
+ * for one_plus, the order exo_rms_norm rounds in. */
+static inline void exo_x_chunk(__global const float4 *xv, uint xc, uint c, int norm, float inv,
+                               __global const uchar *nw, uint nw_off, int nw_type, int one_plus, float4 *lo,
+                               float4 *hi) {
+    *lo = xv[xc + 2u * c];
+    *hi = xv[xc + 2u * c + 1u];
+    if (norm) {
+        float4 wl, wh;
+        exo_load8(nw, nw_off + 8u * c, nw_type, &wl, &wh);
+        if (one_plus) {
+            wl += 1.0f;
+            wh += 1.0f;
+        }
+        *lo = *lo * inv * wl;
+        *hi = *hi * inv * wh;
+    }
+}
+#define EXO_XC(c, lo, hi) exo_x_chunk(xv, xc, (c), norm, inv, nw, nw_off, nw_type, one_plus, &lo, &hi)
+
 /* The body of the vec16 kernels: weight row `row` of w (element offset w_off, n rows) against
  * x, `lanes` items per row summed through local memory, written with its bias to dst, plus
  * res[same index] when has_res (a residual ADD folded in: (x.w + b) + r, the order the two
@@ -100,6 +145,8 @@ static inline void exo_chunk8_f32(__global const float *w, uint c, float4 *lo, f
     uint lane = get_local_id(0), lanes = get_local_size(0);                                        \
     uint slot = get_local_id(1) * lanes + lane;                                                    \
     float acc[EXO_MV_MAX_M] = {0.0f, 0.0f, 0.0f, 0.0f};                                            \
+    float inv = 1.0f;                                                                              \
+    EXO_MV16_INV_RMS(partial, slot, inv)                                                           \
     if (row < n && m == 1u) {                                                                      \
         /* One token (every decode step): four chunks per step, all four loads issued before \
          * any is used, two independent sums; no per-token loops to keep registers for. */      \
@@ -113,15 +160,21 @@ static inline void exo_chunk8_f32(__global const float *w, uint c, float4 *lo, f
             exo_chunk8_##SFX(w, wc + c + lanes, &l1, &h1);                                         \
             exo_chunk8_##SFX(w, wc + c + 2u * lanes, &l2, &h2);                                    \
             exo_chunk8_##SFX(w, wc + c + 3u * lanes, &l3, &h3);                                    \
-            s0 += dot(l0, xv[xc + 2u * c]) + dot(h0, xv[xc + 2u * c + 1u]);                        \
-            s1 += dot(l1, xv[xc + 2u * (c + lanes)]) + dot(h1, xv[xc + 2u * (c + lanes) + 1u]);    \
-            s0 += dot(l2, xv[xc + 2u * (c + 2u * lanes)]) + dot(h2, xv[xc + 2u * (c + 2u * lanes) + 1u]); \
-            s1 += dot(l3, xv[xc + 2u * (c + 3u * lanes)]) + dot(h3, xv[xc + 2u * (c + 3u * lanes) + 1u]); \
+            float4 a0, b0, a1, b1, a2, b2, a3, b3;                                                 \
+            EXO_XC(c, a0, b0);                                                                     \
+            EXO_XC(c + lanes, a1, b1);                                                             \
+            EXO_XC(c + 2u * lanes, a2, b2);                                                        \
+            EXO_XC(c + 3u * lanes, a3, b3);                                                        \
+            s0 += dot(l0, a0) + dot(h0, b0);                                                       \
+            s1 += dot(l1, a1) + dot(h1, b1);                                                       \
+            s0 += dot(l2, a2) + dot(h2, b2);                                                       \
+            s1 += dot(l3, a3) + dot(h3, b3);                                                       \
         }                                                                                          \
         for (; c < chunks; c += lanes) {                                                           \
-            float4 lo, hi;                                                                         \
+            float4 lo, hi, a, b;                                                                   \
             exo_chunk8_##SFX(w, wc + c, &lo, &hi);                                                 \
-            s0 += dot(lo, xv[xc + 2u * c]) + dot(hi, xv[xc + 2u * c + 1u]);                        \
+            EXO_XC(c, a, b);                                                                       \
+            s0 += dot(lo, a) + dot(hi, b);                                                         \
         }                                                                                          \
         acc[0] = s0 + s1;                                                                          \
     } else if (row < n) {                                                                          \
@@ -168,6 +221,7 @@ static inline void exo_chunk8_f32(__global const float *w, uint c, float4 *lo, f
                                          uint k, uint n, __global const float *res, uint res_off,  \
                                          int has_res) {                                            \
         uint row = get_global_id(1);                                                               \
+        EXO_NO_NORM                                                                                \
         EXO_MV16_BODY(SFX, w, w_off, bias, bias_off, has_bias, dst, dst_off, n, row, res, res_off, has_res) \
     }
 
@@ -182,7 +236,8 @@ static inline void exo_chunk8_f32(__global const float *w, uint c, float4 *lo, f
         __global const WT *w1, uint w1_off, __global const float *b1, uint b1_off, int hb1,        \
         __global float *d1, uint d1_off, uint n1,                                                  \
         __global const WT *w2, uint w2_off, __global const float *b2, uint b2_off, int hb2,        \
-        __global float *d2, uint d2_off, uint n2) {                                                \
+        __global float *d2, uint d2_off, uint n2, int norm, __global const uchar *nw, uint nw_off,   \
+        int nw_type, float eps, int one_plus) {                                                    \
         uint g = get_global_id(1), sel = g < n0 ? 0u : g < n0 + n1 ? 1u : 2u;                      \
         __global const WT *w = sel == 0u ? w0 : sel == 1u ? w1 : w2;                               \
         __global const float *bias = sel == 0u ? b0 : sel == 1u ? b1 : b2;                         \
@@ -244,11 +299,13 @@ EXO_DEFINE_MATVEC(bf16, ushort)
         __global const float *x, uint x_off, uint k, __global const WT *wg, uint wg_off,           \
         __global const float *bg, uint bg_off, int hbg, __global const WT *wu, uint wu_off,        \
         __global const float *bu, uint bu_off, int hbu, __global float *dst, uint dst_off, uint n,  \
-        int act) {                                                                                 \
+        int act, int norm, __global const uchar *nw, uint nw_off, int nw_type, float eps,          \
+        int one_plus) {                                                                            \
         __local float pg[EXO_MV16_WG], pu[EXO_MV16_WG];                                            \
         uint lane = get_local_id(0), lanes = get_local_size(0);                                    \
         uint slot = get_local_id(1) * lanes + lane, row = get_global_id(1);                        \
-        float sg = 0.0f, su = 0.0f;                                                                \
+        float sg = 0.0f, su = 0.0f, inv = 1.0f;                                                    \
+        EXO_MV16_INV_RMS(pg, slot, inv)                                                            \
         if (row < n) {                                                                             \
             __global const float4 *xv = (__global const float4 *)x;                                \
             uint chunks = k >> 3, cg = (wg_off + row * k) >> 3, cu = (wu_off + row * k) >> 3;      \
@@ -257,7 +314,8 @@ EXO_DEFINE_MATVEC(bf16, ushort)
                 float4 gl, gh, ul, uh;                                                             \
                 exo_chunk8_##SFX(wg, cg + c, &gl, &gh);                                            \
                 exo_chunk8_##SFX(wu, cu + c, &ul, &uh);                                            \
-                float4 xl = xv[xc + 2u * c], xh = xv[xc + 2u * c + 1u];                            \
+                float4 xl, xh;                                                                     \
+                EXO_XC(c, xl, xh);                                                                 \
                 sg += dot(gl, xl) + dot(gh, xh);                                                   \
                 su += dot(ul, xl) + dot(uh, xh);                                                   \
             }                                                                                      \

@@ -39,7 +39,7 @@ typedef struct gpu_arg {
     } v;
 } gpu_arg;
 
-#define GPU_MAX_ARGS 20
+#define GPU_MAX_ARGS 24
 
 typedef struct gpu_launch {
     const char *kernel; /* kernel function name, e.g. "exo_matmul_vec_f16" */

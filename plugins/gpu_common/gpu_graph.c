@@ -37,6 +37,7 @@ struct gpu_compiled {
     uint8_t *group;         /* per node: matmuls from here on sharing their input (0/1: none) */
     uint8_t *add_follows;   /* per node: a matmul whose output only the next node, an ADD, reads */
     uint8_t *glu_follows;   /* per node: a matmul pair whose outputs only the GLU after them reads */
+    uint8_t *norm_feeds;    /* per node: an RMS_NORM whose output only the matmul group after it reads */
     uint8_t *rope_kv;       /* per node: starts ROPE q, ROPE k, KV_WRITE k, KV_WRITE v, the roped k
                                read by nothing else (gpu_rope_kv_fits checks the rest) */
     index_check *checks;
@@ -78,6 +79,7 @@ void gpu_graph_free(gpu_compiled *c) {
     free(c->add_follows);
     free(c->rope_kv);
     free(c->glu_follows);
+    free(c->norm_feeds);
     free(c->slot_tensor);
     free(c->slot_count);
     free(c->index_host);
@@ -111,12 +113,12 @@ static void plan_index_checks(gpu_compiled *c) {
     }
 }
 
-/* Whether tensor t is an intermediate that only node `reader` reads (so a launch that computes
- * both its producer and that reader may skip writing it). */
-static bool read_only_by(const exo_graph *g, uint32_t t, uint32_t reader) {
+/* Whether tensor t is an intermediate that only nodes first .. last read (so a launch that
+ * computes its producer and those readers may skip writing it). */
+static bool read_only_by(const exo_graph *g, uint32_t t, uint32_t first, uint32_t last) {
     if (g->tensors[t].flags & (EXO_TENSOR_INPUT | EXO_TENSOR_OUTPUT | EXO_TENSOR_WEIGHT | EXO_TENSOR_KV)) return false;
     for (uint32_t j = 0; j < g->n_nodes; j++) {
-        if (j == reader) continue;
+        if (j >= first && j <= last) continue;
         for (uint32_t s = 0; s < g->nodes[j].n_src; s++)
             if (g->nodes[j].src[s] == t) return false;
     }
@@ -148,8 +150,9 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
     c->add_follows = calloc(g->n_nodes ? g->n_nodes : 1, 1);
     c->rope_kv = calloc(g->n_nodes ? g->n_nodes : 1, 1);
     c->glu_follows = calloc(g->n_nodes ? g->n_nodes : 1, 1);
+    c->norm_feeds = calloc(g->n_nodes ? g->n_nodes : 1, 1);
     uint64_t *offsets = malloc(sizeof *offsets * g->n_tensors);
-    if (!c->tensors || !c->nodes || !c->mem || !c->offset || !c->bound || !c->checks || !c->slot_tensor || !c->slot_count || !c->group || !c->add_follows || !c->rope_kv || !c->glu_follows || !offsets) {
+    if (!c->tensors || !c->nodes || !c->mem || !c->offset || !c->bound || !c->checks || !c->slot_tensor || !c->slot_count || !c->group || !c->add_follows || !c->rope_kv || !c->glu_follows || !c->norm_feeds || !offsets) {
         free(offsets);
         gpu_graph_free(c);
         return gpu_fail(be, EXO_ERR_NO_MEMORY, "graph_compile: out of memory");
@@ -163,13 +166,17 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
         i += len > 1 ? len : 1;
     }
     for (uint32_t i = 0; i + 1 < g->n_nodes; i++)
-        c->add_follows[i] = c->group[i] == 1 && g->nodes[i + 1].op == EXO_OP_ADD && read_only_by(g, g->nodes[i].dst, i + 1);
+        c->add_follows[i] = c->group[i] == 1 && g->nodes[i + 1].op == EXO_OP_ADD && read_only_by(g, g->nodes[i].dst, i + 1, i + 1);
     for (uint32_t i = 0; i + GPU_MATMUL_GLU_NODES <= g->n_nodes; i++)
         c->glu_follows[i] = c->group[i] == 2 && g->nodes[i + 2].op == EXO_OP_GLU &&
-                            read_only_by(g, g->nodes[i].dst, i + 2) && read_only_by(g, g->nodes[i + 1].dst, i + 2);
+                            read_only_by(g, g->nodes[i].dst, i + 2, i + 2) &&
+                            read_only_by(g, g->nodes[i + 1].dst, i + 2, i + 2);
+    for (uint32_t i = 0; i + 1 < g->n_nodes; i++)
+        c->norm_feeds[i] = g->nodes[i].op == EXO_OP_RMS_NORM && c->group[i + 1] > 1 &&
+                           read_only_by(g, g->nodes[i].dst, i + 1, i + c->group[i + 1]);
     for (uint32_t i = 0; i + GPU_ROPE_KV_NODES <= g->n_nodes; i++)
         c->rope_kv[i] = g->nodes[i].op == EXO_OP_ROPE && g->nodes[i + 1].op == EXO_OP_ROPE &&
-                        read_only_by(g, g->nodes[i + 1].dst, i + 2);
+                        read_only_by(g, g->nodes[i + 1].dst, i + 2, i + 2);
     c->index_host = malloc(sizeof *c->index_host * g->max_tokens * (c->n_slots ? c->n_slots : 1));
     if (!c->index_host) {
         free(offsets);
@@ -287,14 +294,23 @@ exo_status gpu_graph_execute(gpu_compiled *c, const exo_exec_args *args) {
     st = check_indices(c, args->n_tokens);
     gpu_exec_view view = {be, c->tensors, c->mem, c->offset, args->n_tokens, c->attn_partials, -1};
     for (uint32_t i = 0; st == EXO_OK && i < c->n_nodes; i++) {
-        if (c->glu_follows[i] && gpu_matmul_glu_fits(&view, &c->nodes[i])) {
-            st = gpu_enqueue_matmul_glu(&view, &c->nodes[i]);
-            i += GPU_MATMUL_GLU_NODES - 1;
+        /* An RMS_NORM folded into the matvec run it feeds: one launch fewer again. */
+        const exo_node *norm = NULL;
+        uint32_t at = i;
+        if (c->norm_feeds[i]) {
+            norm = &c->nodes[i];
+            at = i + 1;
+        }
+        if (c->glu_follows[at] && gpu_matmul_glu_fits(&view, &c->nodes[at]) &&
+            (!norm || gpu_norm_fits(&view, norm, &c->nodes[at], 2, c->nodes[at + 2].dst))) {
+            st = gpu_enqueue_matmul_glu(&view, &c->nodes[at], norm);
+            i = at + GPU_MATMUL_GLU_NODES - 1;
             continue;
         }
-        if (c->group[i] > 1 && gpu_matmul_group_fits(&view, &c->nodes[i], c->group[i])) {
-            st = gpu_enqueue_matmul_group(&view, &c->nodes[i], c->group[i]);
-            i += c->group[i] - 1u;
+        if (c->group[at] > 1 && gpu_matmul_group_fits(&view, &c->nodes[at], c->group[at]) &&
+            (!norm || gpu_norm_fits(&view, norm, &c->nodes[at], c->group[at], c->nodes[at].dst))) {
+            st = gpu_enqueue_matmul_group(&view, &c->nodes[at], c->group[at], norm);
+            i = at + c->group[at] - 1u;
             continue;
         }
         if (c->rope_kv[i] && gpu_rope_kv_fits(&view, &c->nodes[i])) {

@@ -100,6 +100,14 @@ static int matvec_wide_loads_fit(const gpu_exec_view *v, const exo_node *nd, int
            (v->offset[nd->src[0]] / 4) % 4 == 0 && v->offset[nd->src[0]] % 4 == 0;
 }
 
+/* Whether tensors a and b share bytes in this execution. */
+static bool overlaps(const gpu_exec_view *v, uint32_t a, uint32_t b) {
+    if (v->mem[a] != v->mem[b]) return false;
+    uint64_t a0 = v->offset[a], a1 = a0 + graph_tensor_bytes(&v->tensors[a], v->n_tokens);
+    uint64_t b0 = v->offset[b], b1 = b0 + graph_tensor_bytes(&v->tensors[b], v->n_tokens);
+    return a0 < b1 && b0 < a1;
+}
+
 /* Lanes per weight row of the wide-load kernels: more (while each still gets >= 4 chunks of 8)
  * until ~1024 work-groups of 256 items fill a big GPU. */
 static uint64_t matvec_lanes(int64_t k, int64_t rows) {
@@ -187,7 +195,35 @@ bool gpu_matmul_group_fits(const gpu_exec_view *v, const exo_node *nodes, uint32
     return true;
 }
 
-exo_status gpu_enqueue_matmul_group(const gpu_exec_view *v, const exo_node *nodes, uint32_t count) {
+/* The norm arguments of the fused kernels: the RMS_NORM node folded in, or none. */
+static void norm_args(builder *b, const exo_node *norm, uint32_t x) {
+    arg_i32(b, norm != NULL);
+    arg_tensor(b, norm ? norm->src[1] : x);
+    arg_i32(b, norm ? b->v->tensors[norm->src[1]].dtype : 0);
+    arg_f32(b, norm ? norm->f[0] : 0.0f);
+    arg_i32(b, norm ? norm->i[0] : 0);
+}
+
+bool gpu_norm_fits(const gpu_exec_view *v, const exo_node *norm, const exo_node *nodes, uint32_t count,
+                   uint32_t out) {
+    if (norm->op != EXO_OP_RMS_NORM || nodes[0].src[0] != norm->dst) return false;
+    int64_t ne[EXO_MAX_DIMS];
+    int64_t x_count = count_of(v, norm->src[0], ne);
+    const exo_tensor *w = &v->tensors[norm->src[1]];
+    uint32_t wsz = graph_dtype_size(w->dtype);
+    /* One token's row; the weight read 8 at a time from a multiple of 4; x as float4s. */
+    if (x_count != ne[0] || ne[0] % 8 != 0 || !wsz || v->offset[norm->src[1]] % ((uint64_t)wsz * 4) != 0 ||
+        v->offset[norm->src[0]] % 16 != 0)
+        return false;
+    /* The raw x is read while the outputs are written. */
+    if (overlaps(v, out, norm->src[0])) return false;
+    for (uint32_t i = 0; i < count; i++)
+        if (overlaps(v, nodes[i].dst, norm->src[0])) return false;
+    return true;
+}
+
+exo_status gpu_enqueue_matmul_group(const gpu_exec_view *v, const exo_node *nodes, uint32_t count,
+                                    const exo_node *norm) {
     int64_t wne[EXO_MAX_DIMS];
     count_of(v, nodes[0].src[1], wne);
     int64_t k = wne[0], m = count_of(v, nodes[0].src[0], NULL) / k, rows = 0;
@@ -195,7 +231,7 @@ exo_status gpu_enqueue_matmul_group(const gpu_exec_view *v, const exo_node *node
     snprintf(name, sizeof name, "exo_matmul_vec16x3_%s", dtype_suffix(v->tensors[nodes[0].src[1]].dtype));
     builder b;
     start(&b, v, name);
-    arg_tensor(&b, nodes[0].src[0]);
+    arg_tensor(&b, norm ? norm->src[0] : nodes[0].src[0]);
     arg_u32(&b, (uint64_t)m);
     arg_u32(&b, (uint64_t)k);
     for (uint32_t i = 0; i < GPU_MATMUL_GROUP_MAX; i++) {
@@ -209,6 +245,7 @@ exo_status gpu_enqueue_matmul_group(const gpu_exec_view *v, const exo_node *node
         arg_u32(&b, (uint64_t)n);
         rows += n;
     }
+    norm_args(&b, norm, nodes[0].src[0]);
     uint64_t lanes = matvec_lanes(k, rows);
     return go(&b, 2, (uint64_t[3]){lanes, (uint64_t)rows, 1}, (size_t[3]){(size_t)lanes, (size_t)(256 / lanes), 1});
 }
@@ -220,13 +257,6 @@ static uint32_t residual_of(const exo_node *mm, const exo_node *add) {
     if (add->src[0] == mm->dst && add->src[1] != mm->dst) return add->src[1];
     if (add->src[1] == mm->dst && add->src[0] != mm->dst) return add->src[0];
     return UINT32_MAX;
-}
-
-static bool overlaps(const gpu_exec_view *v, uint32_t a, uint32_t b) {
-    if (v->mem[a] != v->mem[b]) return false;
-    uint64_t a0 = v->offset[a], a1 = a0 + graph_tensor_bytes(&v->tensors[a], v->n_tokens);
-    uint64_t b0 = v->offset[b], b1 = b0 + graph_tensor_bytes(&v->tensors[b], v->n_tokens);
-    return a0 < b1 && b0 < a1;
 }
 
 bool gpu_matmul_add_fits(const gpu_exec_view *v, const exo_node *mm, const exo_node *add) {
@@ -268,14 +298,14 @@ bool gpu_matmul_glu_fits(const gpu_exec_view *v, const exo_node *n) {
            gpu_matmul_group_fits(v, n, 2);
 }
 
-exo_status gpu_enqueue_matmul_glu(const gpu_exec_view *v, const exo_node *n) {
+exo_status gpu_enqueue_matmul_glu(const gpu_exec_view *v, const exo_node *n, const exo_node *norm) {
     int64_t wne[EXO_MAX_DIMS];
     int64_t rows = count_of(v, n[0].src[1], wne) / wne[0], k = wne[0];
     char name[48];
     snprintf(name, sizeof name, "exo_matmul_vec16_glu_%s", dtype_suffix(v->tensors[n[0].src[1]].dtype));
     builder b;
     start(&b, v, name);
-    arg_tensor(&b, n[0].src[0]);
+    arg_tensor(&b, norm ? norm->src[0] : n[0].src[0]);
     arg_u32(&b, (uint64_t)k);
     for (int i = 0; i < 2; i++) {
         arg_tensor(&b, n[i].src[1]);
@@ -285,6 +315,7 @@ exo_status gpu_enqueue_matmul_glu(const gpu_exec_view *v, const exo_node *n) {
     arg_tensor(&b, n[2].dst);
     arg_u32(&b, (uint64_t)rows);
     arg_i32(&b, n[2].i[0] == EXO_ACT_GELU_TANH ? 1 : 0);
+    norm_args(&b, norm, n[0].src[0]);
     uint64_t lanes = matvec_lanes(k, rows);
     return go(&b, 2, (uint64_t[3]){lanes, (uint64_t)rows, 1}, (size_t[3]){(size_t)lanes, (size_t)(256 / lanes), 1});
 }

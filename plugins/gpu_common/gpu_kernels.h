@@ -30,7 +30,17 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
  * wide loads, and the device takes that kernel (not the subgroup one). */
 #define GPU_MATMUL_GROUP_MAX 3
 bool gpu_matmul_group_fits(const gpu_exec_view *v, const exo_node *nodes, uint32_t count);
-exo_status gpu_enqueue_matmul_group(const gpu_exec_view *v, const exo_node *nodes, uint32_t count);
+/* norm: the RMS_NORM whose output is the group's input, folded in (gpu_norm_fits), or NULL. */
+exo_status gpu_enqueue_matmul_group(const gpu_exec_view *v, const exo_node *nodes, uint32_t count,
+                                    const exo_node *norm);
+
+/* The RMS_NORM that makes the input of a fused matvec run (nodes[0..count-1], writing `out`
+ * when it ends in a GLU, else their own outputs) folded into that run's launch: each
+ * work-group recomputes the norm of the one token's row, as exo_rms_norm would. When the run
+ * takes one token, the weight and x are aligned for the wide loads, and no output overlaps the
+ * raw x. The executor checks that nothing else reads the norm's output. */
+bool gpu_norm_fits(const gpu_exec_view *v, const exo_node *norm, const exo_node *nodes, uint32_t count,
+                   uint32_t out);
 
 /* A matmul and the residual ADD that consumes it (add = mm's output + a same-shaped tensor) as
  * one launch of exo_matmul_vec16_* writing add's output: when the matmul takes that kernel and
@@ -42,7 +52,7 @@ bool gpu_matmul_add_fits(const gpu_exec_view *v, const exo_node *mm, const exo_n
  * nothing else reads the gate and up outputs. */
 #define GPU_MATMUL_GLU_NODES 3
 bool gpu_matmul_glu_fits(const gpu_exec_view *v, const exo_node *n);
-exo_status gpu_enqueue_matmul_glu(const gpu_exec_view *v, const exo_node *n);
+exo_status gpu_enqueue_matmul_glu(const gpu_exec_view *v, const exo_node *n, const exo_node *norm);
 
 /* n[0..3] = ROPE of q, ROPE of k, KV_WRITE of the roped k, KV_WRITE of v (same positions and
  * RoPE parameters) as one launch of exo_rope_kv, the roped k going straight into the cache.

@@ -216,7 +216,7 @@ typedef struct td_arg {
     unsigned char value[256];
 } td_arg;
 
-#define TD_MAX_ARGS 32
+#define TD_MAX_ARGS 48
 
 struct _ze_module_handle_t {
     uint32_t magic;
