@@ -108,12 +108,13 @@ static bool overlaps(const gpu_exec_view *v, uint32_t a, uint32_t b) {
     return a0 < b1 && b0 < a1;
 }
 
-/* Lanes per weight row of the wide-load kernels: more (while each still gets >= 4 chunks of 8)
- * until ~1024 work-groups of 256 items fill a big GPU. */
-static uint64_t matvec_lanes(int64_t k, int64_t rows) {
+/* Launches a wide-load matvec kernel over `rows` weight rows: `lanes` items per row, 256 / lanes
+ * rows per work-group; more lanes (while each still gets >= 8 chunks of 8) until ~1024
+ * work-groups fill a big GPU (a sweep of fixed lane counts on an H200 found nothing better). */
+static exo_status go_matvec(builder *b, int64_t k, int64_t rows) {
     uint64_t lanes = 32, chunks = (uint64_t)k / 8;
     while (lanes < 128 && (uint64_t)rows * lanes / 256 < 1024 && chunks >= lanes * 2 * 4) lanes *= 2;
-    return lanes;
+    return go(b, 2, (uint64_t[3]){lanes, (uint64_t)rows, 1}, (size_t[3]){(size_t)lanes, (size_t)(256 / lanes), 1});
 }
 
 /* x [M,K] @ W[N,K]^T: matrix-vector kernels for decode-sized M (in chunks of GPU_MATVEC_MAX_TOKENS
@@ -138,14 +139,12 @@ static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
     }
     int sg = v->be->features.subgroups;
     if (!sg && matvec_wide_loads_fit(v, nd, k)) {
-        /* Wide-load kernel: `lanes` items per row, 256 / lanes rows per work-group. */
-        uint64_t lanes = matvec_lanes(k, n), rows = 256 / lanes;
         snprintf(name, sizeof name, "exo_matmul_vec16_%s", dtype_suffix(wt));
         start(&b, v, name);
         matmul_args(&b, nd, bias, m, k, n);
         arg_tensor(&b, nd->src[0]); /* no residual */
         arg_i32(&b, 0);
-        return go(&b, 2, (uint64_t[3]){lanes, (uint64_t)n, 1}, (size_t[3]){(size_t)lanes, (size_t)rows, 1});
+        return go_matvec(&b, k, n);
     }
     snprintf(name, sizeof name, sg ? "exo_matmul_vec_sg_%s" : "exo_matmul_vec_%s", dtype_suffix(wt));
     start(&b, v, name);
@@ -246,8 +245,7 @@ exo_status gpu_enqueue_matmul_group(const gpu_exec_view *v, const exo_node *node
         rows += n;
     }
     norm_args(&b, norm, nodes[0].src[0]);
-    uint64_t lanes = matvec_lanes(k, rows);
-    return go(&b, 2, (uint64_t[3]){lanes, (uint64_t)rows, 1}, (size_t[3]){(size_t)lanes, (size_t)(256 / lanes), 1});
+    return go_matvec(&b, k, rows);
 }
 
 /* The residual ADD after a matmul: its other operand, when add reads mm's output and a tensor
@@ -283,8 +281,7 @@ exo_status gpu_enqueue_matmul_add(const gpu_exec_view *v, const exo_node *mm, co
     matmul_args(&b, &fused, fused.n_src == 3 ? fused.src[2] : fused.dst, m, k, n);
     arg_tensor(&b, residual_of(mm, add));
     arg_i32(&b, 1);
-    uint64_t lanes = matvec_lanes(k, n);
-    return go(&b, 2, (uint64_t[3]){lanes, (uint64_t)n, 1}, (size_t[3]){(size_t)lanes, (size_t)(256 / lanes), 1});
+    return go_matvec(&b, k, n);
 }
 
 bool gpu_matmul_glu_fits(const gpu_exec_view *v, const exo_node *n) {
@@ -316,8 +313,7 @@ exo_status gpu_enqueue_matmul_glu(const gpu_exec_view *v, const exo_node *n, con
     arg_u32(&b, (uint64_t)rows);
     arg_i32(&b, n[2].i[0] == EXO_ACT_GELU_TANH ? 1 : 0);
     norm_args(&b, norm, n[0].src[0]);
-    uint64_t lanes = matvec_lanes(k, rows);
-    return go(&b, 2, (uint64_t[3]){lanes, (uint64_t)rows, 1}, (size_t[3]){(size_t)lanes, (size_t)(256 / lanes), 1});
+    return go_matvec(&b, k, rows);
 }
 
 bool gpu_rope_kv_fits(const gpu_exec_view *v, const exo_node *n) {
