@@ -297,7 +297,7 @@ bool gpu_matmul_glu_fits(const gpu_exec_view *v, const exo_node *n) {
 
 exo_status gpu_enqueue_matmul_glu(const gpu_exec_view *v, const exo_node *n, const exo_node *norm) {
     int64_t wne[EXO_MAX_DIMS];
-    int64_t rows = count_of(v, n[0].src[1], wne) / wne[0], k = wne[0];
+    int64_t w_count = count_of(v, n[0].src[1], wne), k = wne[0], rows = w_count / k;
     char name[48];
     snprintf(name, sizeof name, "exo_matmul_vec16_glu_%s", dtype_suffix(v->tensors[n[0].src[1]].dtype));
     builder b;
