@@ -211,3 +211,45 @@ double tg_nmse_f(const float *a, const float *b, int64_t n) {
     }
     return den > 0 ? num / den : num;
 }
+
+void *tg_weights_of(exo_dtype type, int64_t n, uint32_t seed) {
+    float *src = malloc(sizeof(float) * n);
+    tg_random(src, n, -1, 1, seed);
+    if (type == EXO_DTYPE_F32) return src;
+    if (type == EXO_DTYPE_Q8_0) {
+        uint8_t *q = malloc((size_t)(n / 32) * 34);
+        for (int64_t b = 0; b < n / 32; b++) {
+            uint16_t d = tg_f32_to_f16(1.0f / 127.0f);
+            memcpy(q + b * 34, &d, 2);
+            for (int j = 0; j < 32; j++) q[b * 34 + 2 + j] = (uint8_t)(int8_t)(src[b * 32 + j] * 127.0f);
+        }
+        free(src);
+        return q;
+    }
+    uint16_t *h = malloc(sizeof(uint16_t) * n);
+    for (int64_t i = 0; i < n; i++) h[i] = type == EXO_DTYPE_BF16 ? tg_f32_to_bf16(src[i]) : tg_f32_to_f16(src[i]);
+    free(src);
+    return h;
+}
+
+void tg_build_matmul_group(tgraph *g, const exo_dtype types[3], tg_matmul_group *mg) {
+    const int64_t k = TG_GROUP_K, widths[3] = {128, 48, 80};
+    mg->x = tg_tensor(g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, k, EXO_DIM_TOKENS, 0, 0);
+    mg->bias = tg_weights_of(EXO_DTYPE_F32, widths[1], 8);
+    uint32_t tb = tg_weight(g, "b", EXO_DTYPE_F32, mg->bias, widths[1], 0);
+    for (int i = 0; i < 3; i++) {
+        mg->n[i] = widths[i];
+        mg->w[i] = tg_weights_of(types[i], widths[i] * k, 10 + (uint32_t)i);
+        char name[8] = {'w', (char)('0' + i), 0};
+        uint32_t tw = tg_weight(g, name, types[i], mg->w[i], k, widths[i]);
+        name[0] = 'y';
+        mg->out[i] = tg_tensor(g, name, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, widths[i], EXO_DIM_TOKENS, 0, 0);
+        uint32_t src[] = {mg->x, tw, tb};
+        tg_node(g, EXO_OP_MATMUL, mg->out[i], i == 1 ? 3 : 2, src);
+    }
+}
+
+void tg_matmul_group_free(tg_matmul_group *mg) {
+    for (int i = 0; i < 3; i++) free(mg->w[i]);
+    free(mg->bias);
+}

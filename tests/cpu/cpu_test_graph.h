@@ -50,6 +50,21 @@ void tg_random(float *out, int64_t n, float lo, float hi, uint32_t seed);
 uint16_t tg_f32_to_bf16(float f); /* round to nearest even */
 uint16_t tg_f32_to_f16(float f);  /* round to nearest even, normal range */
 double tg_bf16_to_f64(uint16_t h);
+/* n deterministic values in [-1, 1) stored as `type` (F32, F16, BF16, or Q8_0 with scale
+ * 1/127); malloc'd. */
+void *tg_weights_of(exo_dtype type, int64_t n, uint32_t seed);
+
+/* Three matmuls reading one input x [tokens][TG_GROUP_K], of widths 128, 48 and 80 (the middle
+ * one with a bias) and the given weight types: the grouped-matmul graphs of the CPU tests. */
+#define TG_GROUP_K 192
+typedef struct tg_matmul_group {
+    uint32_t x, out[3];
+    int64_t n[3];
+    void *w[3];
+    float *bias;
+} tg_matmul_group;
+void tg_build_matmul_group(tgraph *g, const exo_dtype types[3], tg_matmul_group *mg);
+void tg_matmul_group_free(tg_matmul_group *mg);
 double tg_f16_to_f64(uint16_t h);
 /* sum((a - b)^2) / sum(b^2) */
 double tg_nmse(const float *a, const double *b, int64_t n);

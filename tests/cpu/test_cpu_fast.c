@@ -54,34 +54,14 @@ static void compare_fast_to_ref(tgraph *g, uint32_t out, uint32_t n_tokens, int6
     free(b);
 }
 
-static void *weights_of(exo_dtype type, int64_t n, uint32_t seed) {
-    float *src = malloc(sizeof(float) * n);
-    tg_random(src, n, -1, 1, seed);
-    if (type == EXO_DTYPE_F32) return src;
-    if (type == EXO_DTYPE_Q8_0) {
-        uint8_t *q = malloc((size_t)(n / 32) * 34);
-        for (int64_t b = 0; b < n / 32; b++) {
-            uint16_t d = tg_f32_to_f16(1.0f / 127.0f);
-            memcpy(q + b * 34, &d, 2);
-            for (int j = 0; j < 32; j++) q[b * 34 + 2 + j] = (uint8_t)(int8_t)(src[b * 32 + j] * 127.0f);
-        }
-        free(src);
-        return q;
-    }
-    uint16_t *h = malloc(sizeof(uint16_t) * n);
-    for (int64_t i = 0; i < n; i++) h[i] = type == EXO_DTYPE_BF16 ? tg_f32_to_bf16(src[i]) : tg_f32_to_f16(src[i]);
-    free(src);
-    return h;
-}
-
 static void matmul_fast_case(exo_dtype type, int64_t k, int64_t n, uint32_t tokens, uint32_t threads, int bias) {
     if (!cpu_has_avx512()) exit(77);
     cpu_fixture fx;
     fx_open(&fx, threads);
     tgraph g;
     tg_init(&g, &fx, tokens);
-    void *w = weights_of(type, n * k, 7);
-    float *bv = weights_of(EXO_DTYPE_F32, n, 8);
+    void *w = tg_weights_of(type, n * k, 7);
+    float *bv = tg_weights_of(EXO_DTYPE_F32, n, 8);
     uint32_t tw = tg_weight(&g, "w", type, w, k, n);
     uint32_t tb = tg_weight(&g, "b", EXO_DTYPE_F32, bv, n, 0);
     uint32_t x = tg_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, k, T, 0, 0);
@@ -89,7 +69,7 @@ static void matmul_fast_case(exo_dtype type, int64_t k, int64_t n, uint32_t toke
     uint32_t src[] = {x, tw, tb};
     tg_node(&g, EXO_OP_MATMUL, out, bias ? 3 : 2, src);
     tg_alloc_bound(&g);
-    float *xv = weights_of(EXO_DTYPE_F32, k * tokens, 9);
+    float *xv = tg_weights_of(EXO_DTYPE_F32, k * tokens, 9);
     tg_write(&g, x, xv, sizeof(float) * k * tokens);
     char what[96];
     snprintf(what, sizeof what, "MATMUL dtype %d k %lld n %lld tokens %u threads %u", type, (long long)k,
@@ -151,33 +131,20 @@ END_TEST
  * with members of different widths, dtypes and bias. */
 static void matmul_group_case(uint32_t tokens) {
     if (!cpu_has_avx512()) exit(77);
-    const int64_t k = 192, n[3] = {128, 48, 80};
     const exo_dtype types[3] = {EXO_DTYPE_BF16, EXO_DTYPE_F32, EXO_DTYPE_BF16};
     cpu_fixture fx;
     fx_open(&fx, 2);
     tgraph g;
     tg_init(&g, &fx, tokens);
-    uint32_t x = tg_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, k, T, 0, 0);
-    void *w[3];
-    uint32_t out[3];
-    float *bias = weights_of(EXO_DTYPE_F32, n[1], 8);
-    uint32_t tb = tg_weight(&g, "b", EXO_DTYPE_F32, bias, n[1], 0);
-    for (int i = 0; i < 3; i++) {
-        w[i] = weights_of(types[i], n[i] * k, 10 + (uint32_t)i);
-        char name[8] = {'w', (char)('0' + i), 0};
-        uint32_t tw = tg_weight(&g, name, types[i], w[i], k, n[i]);
-        name[0] = 'y';
-        out[i] = tg_tensor(&g, name, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, n[i], T, 0, 0);
-        uint32_t src[] = {x, tw, tb};
-        tg_node(&g, EXO_OP_MATMUL, out[i], i == 1 ? 3 : 2, src);
-    }
+    tg_matmul_group mg;
+    tg_build_matmul_group(&g, types, &mg);
     tg_alloc_bound(&g);
-    float *xv = weights_of(EXO_DTYPE_F32, k * tokens, 9);
-    tg_write(&g, x, xv, sizeof(float) * k * tokens);
-    for (int i = 0; i < 3; i++) compare_fast_to_ref(&g, out[i], tokens, n[i] * tokens, "grouped MATMUL");
+    float *xv = tg_weights_of(EXO_DTYPE_F32, TG_GROUP_K * tokens, 9);
+    tg_write(&g, mg.x, xv, sizeof(float) * TG_GROUP_K * tokens);
+    for (int i = 0; i < 3; i++) compare_fast_to_ref(&g, mg.out[i], tokens, mg.n[i] * tokens, "grouped MATMUL");
     ck_assert_msg(strstr(fx.host.log, ", 1 matmul groups"), "the three matmuls were not grouped: %s", fx.host.log);
-    for (int i = 0; i < 3; i++) free(w[i]);
-    free(bias), free(xv);
+    tg_matmul_group_free(&mg);
+    free(xv);
     tg_free(&g);
     fx_close(&fx);
 }
@@ -200,7 +167,7 @@ START_TEST(matmul_wrapped_file_weights) {
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
     unlink(path);
-    uint16_t *w = weights_of(EXO_DTYPE_BF16, n * k, 7);
+    uint16_t *w = tg_weights_of(EXO_DTYPE_BF16, n * k, 7);
     uint64_t size = offset + (uint64_t)(n * k) * 2;
     ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
     ck_assert_int_eq(pwrite(fd, w, (size_t)(n * k) * 2, (off_t)offset), (ssize_t)(n * k) * 2);
@@ -222,7 +189,7 @@ START_TEST(matmul_wrapped_file_weights) {
         uint32_t src[] = {x, tw};
         tg_node(&g, EXO_OP_MATMUL, out, 2, src);
         tg_alloc_bound(&g);
-        float *xv = weights_of(EXO_DTYPE_F32, k * tokens, 9);
+        float *xv = tg_weights_of(EXO_DTYPE_F32, k * tokens, 9);
         tg_write(&g, x, xv, sizeof(float) * k * tokens);
         compare_fast_to_ref(&g, out, tokens, n * tokens, "MATMUL on wrapped file weights");
         free(xv);
@@ -246,14 +213,14 @@ static void binary_fast_case(exo_op op, int broadcast, exo_dtype b_type) {
     tgraph g;
     tg_init(&g, &fx, tokens);
     uint32_t ta = tg_tensor(&g, "a", EXO_DTYPE_F32, EXO_TENSOR_INPUT, h, T, 0, 0);
-    void *bw = weights_of(b_type, h, 42);
+    void *bw = tg_weights_of(b_type, h, 42);
     uint32_t tb = broadcast ? tg_weight(&g, "b", b_type, bw, h, 0)
                             : tg_tensor(&g, "b", EXO_DTYPE_F32, EXO_TENSOR_INPUT, h, T, 0, 0);
     uint32_t out = tg_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, h, T, 0, 0);
     uint32_t src[] = {ta, tb};
     tg_node(&g, op, out, 2, src);
     tg_alloc_bound(&g);
-    float *av = weights_of(EXO_DTYPE_F32, h * tokens, 41), *bv = weights_of(EXO_DTYPE_F32, h * tokens, 43);
+    float *av = tg_weights_of(EXO_DTYPE_F32, h * tokens, 41), *bv = tg_weights_of(EXO_DTYPE_F32, h * tokens, 43);
     tg_write(&g, ta, av, sizeof(float) * h * tokens);
     if (!broadcast) tg_write(&g, tb, bv, sizeof(float) * h * tokens);
     compare_fast_to_ref(&g, out, tokens, h * tokens, op == EXO_OP_ADD ? "ADD" : "MUL");
@@ -286,7 +253,7 @@ START_TEST(glu_fast) {
         uint32_t src[] = {tgate, tup};
         g.nodes[tg_node(&g, EXO_OP_GLU, out, 2, src)].i[0] = act;
         tg_alloc_bound(&g);
-        float *gate = malloc(sizeof(float) * w * tokens), *up = weights_of(EXO_DTYPE_F32, w * tokens, 52);
+        float *gate = malloc(sizeof(float) * w * tokens), *up = tg_weights_of(EXO_DTYPE_F32, w * tokens, 52);
         tg_random(gate, w * tokens, -30, 30, 51);
         gate[0] = -120.0f, gate[1] = 95.0f, gate[2] = 0.0f;
         tg_write(&g, tgate, gate, sizeof(float) * w * tokens);
@@ -318,7 +285,7 @@ static void rope_fast_case(int mode, int64_t dim, int n_rot, float factor) {
     exo_node *nd = &g.nodes[tg_node(&g, EXO_OP_ROPE, out, 3, src)];
     nd->i[0] = mode, nd->i[1] = n_rot, nd->f[0] = factor;
     tg_alloc_bound(&g);
-    float *x = weights_of(EXO_DTYPE_F32, dim * heads * tokens, 81);
+    float *x = tg_weights_of(EXO_DTYPE_F32, dim * heads * tokens, 81);
     int32_t pos[7] = {0, 1, 2, 63, 511, 4000, 131000};
     tg_write(&g, in, x, sizeof(float) * dim * heads * tokens);
     tg_write(&g, tp, pos, sizeof pos);
@@ -353,7 +320,7 @@ static void attention_fast_case(int heads, int kv_heads, int dim, int ctx, int w
     nd->f[0] = 0.125f, nd->f[1] = softcap;
     tg_alloc_bound(&g);
     int64_t kv = (int64_t)ctx * kv_heads * dim;
-    float *cache = weights_of(EXO_DTYPE_F32, kv, 21), *qv = weights_of(EXO_DTYPE_F32, (int64_t)tokens * heads * dim, 22);
+    float *cache = tg_weights_of(EXO_DTYPE_F32, kv, 21), *qv = tg_weights_of(EXO_DTYPE_F32, (int64_t)tokens * heads * dim, 22);
     for (int64_t i = 0; i < kv; i++) cache[i] *= 4; /* sharper softmax */
     tg_write(&g, kc, cache, sizeof(float) * kv);
     for (int64_t i = 0; i < kv; i++) cache[i] = cache[i] * 0.5f + 0.1f;
@@ -405,7 +372,7 @@ START_TEST(rms_norm_fast) {
         tgraph g;
         tg_init(&g, &fx, 5);
         const int64_t h = 100;
-        void *w = weights_of(types[i], h, 31);
+        void *w = tg_weights_of(types[i], h, 31);
         uint32_t tw = tg_weight(&g, "norm", types[i], w, h, 0);
         uint32_t x = tg_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, h, T, 0, 0);
         uint32_t out = tg_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, h, T, 0, 0);
@@ -413,7 +380,7 @@ START_TEST(rms_norm_fast) {
         exo_node *nd = &g.nodes[tg_node(&g, EXO_OP_RMS_NORM, out, 2, src)];
         nd->f[0] = 1e-6f, nd->i[0] = i == 2;
         tg_alloc_bound(&g);
-        float *xv = weights_of(EXO_DTYPE_F32, h * 5, 32);
+        float *xv = tg_weights_of(EXO_DTYPE_F32, h * 5, 32);
         tg_write(&g, x, xv, sizeof(float) * h * 5);
         compare_fast_to_ref(&g, out, 5, h * 5, "RMS_NORM");
         free(w), free(xv);

@@ -36,16 +36,6 @@ static int cpu_has_avx512(void) {
     return found;
 }
 
-static void *weights_of(exo_dtype type, int64_t n, uint32_t seed) {
-    float *src = malloc(sizeof(float) * n);
-    tg_random(src, n, -1, 1, seed);
-    if (type == EXO_DTYPE_F32) return src;
-    uint16_t *h = malloc(sizeof(uint16_t) * n);
-    for (int64_t i = 0; i < n; i++) h[i] = tg_f32_to_bf16(src[i]);
-    free(src);
-    return h;
-}
-
 /* Largest per-row ||got - want|| / ||want|| over `rows` rows of n. */
 static double max_row_error(const float *got, const float *want, int64_t rows, int64_t n) {
     double worst = 0;
@@ -76,8 +66,8 @@ static void mm_open(mm_graph *m, exo_dtype type, int64_t k, int64_t n, uint32_t 
     fx_open(&m->fx, threads);
     tg_init(&m->g, &m->fx, max_tokens);
     m->k = k, m->n = n;
-    m->w = weights_of(type, n * k, 7);
-    m->bias = weights_of(EXO_DTYPE_F32, n, 8);
+    m->w = tg_weights_of(type, n * k, 7);
+    m->bias = tg_weights_of(EXO_DTYPE_F32, n, 8);
     uint32_t tw = tg_weight(&m->g, "w", type, m->w, k, n);
     uint32_t tb = tg_weight(&m->g, "b", EXO_DTYPE_F32, m->bias, n, 0);
     m->x = tg_tensor(&m->g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, k, T, 0, 0);
@@ -120,7 +110,7 @@ static exo_compiled *compile_checked(tgraph *g, int want_onednn) {
  * (n per row): the bf16 tolerance where the oneDNN path takes the rows, exactness elsewhere. */
 static void compare_run(tgraph *g, exo_compiled *ref, exo_compiled *test, uint32_t x, int64_t k, uint32_t out,
                         int64_t n, uint32_t tokens, int via_onednn, const char *what) {
-    float *xv = weights_of(EXO_DTYPE_F32, k * tokens, 9 + tokens);
+    float *xv = tg_weights_of(EXO_DTYPE_F32, k * tokens, 9 + tokens);
     tg_write(g, x, xv, sizeof(float) * k * tokens);
     float *a = malloc(sizeof(float) * n * tokens), *b = malloc(sizeof(float) * n * tokens);
     ck_assert_int_eq(tg_run(g, ref, tokens), EXO_OK);
@@ -226,35 +216,22 @@ END_TEST
  * a oneDNN primitive each; one member with f32 weights -> the whole group on the own GEMM. */
 static void group_case(exo_dtype middle_type, int via_onednn) {
     if (!cpu_has_avx512()) exit(77);
-    const int64_t k = 192, n[3] = {128, 48, 80};
     const exo_dtype types[3] = {EXO_DTYPE_BF16, middle_type, EXO_DTYPE_BF16};
     const uint32_t tokens = 40;
     cpu_fixture fx;
     fx_open(&fx, 2);
     tgraph g;
     tg_init(&g, &fx, tokens);
-    uint32_t x = tg_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, k, T, 0, 0);
-    void *w[3];
-    uint32_t out[3];
-    float *bias = weights_of(EXO_DTYPE_F32, n[1], 8);
-    uint32_t tb = tg_weight(&g, "b", EXO_DTYPE_F32, bias, n[1], 0);
-    for (int i = 0; i < 3; i++) {
-        w[i] = weights_of(types[i], n[i] * k, 10 + (uint32_t)i);
-        char name[8] = {'w', (char)('0' + i), 0};
-        uint32_t tw = tg_weight(&g, name, types[i], w[i], k, n[i]);
-        name[0] = 'y';
-        out[i] = tg_tensor(&g, name, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, n[i], T, 0, 0);
-        uint32_t src[] = {x, tw, tb};
-        tg_node(&g, EXO_OP_MATMUL, out[i], i == 1 ? 3 : 2, src);
-    }
+    tg_matmul_group mg;
+    tg_build_matmul_group(&g, types, &mg);
     tg_alloc_bound(&g);
     exo_compiled *ref = compile_ref(&g), *test = compile_checked(&g, 1);
     ck_assert_msg(strstr(fx.host.log, ", 1 matmul groups"), "the three matmuls were not grouped: %s", fx.host.log);
-    for (int i = 0; i < 3; i++) compare_run(&g, ref, test, x, k, out[i], n[i], tokens, via_onednn, "grouped MATMUL");
+    for (int i = 0; i < 3; i++)
+        compare_run(&g, ref, test, mg.x, TG_GROUP_K, mg.out[i], mg.n[i], tokens, via_onednn, "grouped MATMUL");
     fx.api.compiled_free(ref);
     fx.api.compiled_free(test);
-    for (int i = 0; i < 3; i++) free(w[i]);
-    free(bias);
+    tg_matmul_group_free(&mg);
     tg_free(&g);
     fx_close(&fx);
 }
@@ -294,7 +271,7 @@ START_TEST(onednn_wrapped_unaligned_weights) {
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
     unlink(path);
-    uint16_t *w = weights_of(EXO_DTYPE_BF16, n * k, 7);
+    uint16_t *w = tg_weights_of(EXO_DTYPE_BF16, n * k, 7);
     uint64_t size = offset + (uint64_t)(n * k) * 2;
     ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
     ck_assert_int_eq(pwrite(fd, w, (size_t)(n * k) * 2, (off_t)offset), (ssize_t)(n * k) * 2);
