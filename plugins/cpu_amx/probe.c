@@ -53,6 +53,13 @@ bool cpu_read_meminfo(uint64_t *total, uint64_t *available) {
     return have_total;
 }
 
+/* CPUID pads the brand string with spaces (AMD pads at the end, Intel at the start); a report
+ * shows the name, not the padding. */
+static void trim_trailing_space(char *text) {
+    size_t n = strlen(text);
+    while (n > 0 && (text[n - 1] == ' ' || text[n - 1] == '\t')) text[--n] = 0;
+}
+
 /* Model name and clock from /proc/cpuinfo (first processor), max clock from cpufreq. */
 static void read_cpuinfo(cpu_features *f) {
     FILE *fp = fopen("/proc/cpuinfo", "r");
@@ -184,6 +191,7 @@ void cpu_detect_features(cpu_features *f) {
     snprintf(f->amx_status, sizeof f->amx_status, "no AMX: not an x86-64 CPU");
 #endif
     read_cpuinfo(f);
+    trim_trailing_space(f->brand);
     snprintf(f->onednn_isa, sizeof f->onednn_isa, "%s", onednn_isa_name(dnnl_get_effective_cpu_isa()));
 }
 

@@ -33,6 +33,20 @@ static ocl_vendor classify_vendor(cl_uint vendor_id, const char *extensions) {
     return OCL_VENDOR_OTHER;
 }
 
+/* The PCI vendor id of a CPU OpenCL device, from the CPUID vendor string its driver reports as
+ * CL_DEVICE_VENDOR. CL_DEVICE_VENDOR_ID cannot be trusted for CPUs: PoCL answers 0x8086 on every
+ * x86 host, AMD EPYC included, which would make an AMD CPU look like an Intel device. 0 when the
+ * string names no vendor we know (the report then claims none). */
+static cl_uint cpu_vendor_pci_id(const char *vendor) {
+    static const struct { const char *cpuid; cl_uint pci; } known[] = {
+        {"GenuineIntel", 0x8086}, {"AuthenticAMD", 0x1022}, {"HygonGenuine", 0x1d94},
+        {"Intel", 0x8086},        {"AMD", 0x1022},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strstr(vendor, known[i].cpuid)) return known[i].pci;
+    return 0;
+}
+
 /* "OpenCL 3.0 PoCL HSTR: ..." -> "OpenCL 3.0" (the rest is vendor text; the CPU keeps it as isa). */
 static void short_api_version(const char *version, char *out, size_t size) {
     unsigned major = 0, minor = 0;
@@ -210,6 +224,7 @@ void ocl_describe_device(exo_plugin_ctx *ctx, ocl_device *dev, const char *platf
     query(ctx, id, CL_DEVICE_COMPILER_AVAILABLE, &compiler, sizeof compiler);
     query(ctx, id, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, &facts.native_float_width, sizeof facts.native_float_width);
 
+    if (type_err == CL_SUCCESS && (facts.cl_type & CL_DEVICE_TYPE_CPU)) vendor_id = cpu_vendor_pci_id(r->vendor);
     facts.vendor = classify_vendor(vendor_id, facts.extensions);
     /* CL_DEVICE_VENDOR_ID is a PCI vendor id for PCI devices and a Khronos id (>= 0x10000) for
      * others; the report wants the PCI id or 0. */

@@ -52,6 +52,8 @@ START_TEST(probe_reports_one_cpu_device) {
     ck_assert(strlen(r.reason) > 0);
     ck_assert(strlen(r.isa) > 0);
     ck_assert(strlen(r.name) > 0);
+    /* The CPU's brand without CPUID's padding, at either end. */
+    ck_assert_msg(r.name[0] != ' ' && r.name[strlen(r.name) - 1] != ' ', "name '%s' is padded", r.name);
     /* Another index does not exist. */
     ck_assert_int_eq(fx.api.device_report(fx.ctx, 1, &r), EXO_ERR_NOT_FOUND);
     exo_test_plugin_unload(&fx.host, &fx.api, fx.ctx);
