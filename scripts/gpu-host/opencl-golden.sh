@@ -1,15 +1,15 @@
 #!/bin/bash
 # exo-golden on every fixture through the OpenCL plugin, on the GPU machine (NVIDIA H100/H200
 # through NVIDIA's OpenCL ICD). Prints what exo-probe sees, one summary line per fixture and a
-# total. Needs the bundle of scripts/device/collect.sh (carry build-device/bundle).
+# total. Needs the bundle of scripts/gpu-host/collect.sh (copied to build-device/bundle).
 #
 # Environment: EXO_DEVICE_BUNDLE (default build-device/bundle), EXO_OCL_ICD (the vendor library
 # named in the ICD file, default libnvidia-opencl.so.1), FIXTURES (default: all under
 # tests/data/hf-tiny), EXO_OPENCL_KERNELS=portable (optional: skip the subgroup/fp16 paths).
-# Full logs go to $OUT/opencl-golden (or /tmp/exo-device-results).
+# Full logs go to $EXO_RESULTS/opencl-golden (default /tmp/exo-results).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-. "$ROOT/scripts/device/env.sh"
+. "$ROOT/scripts/gpu-host/env.sh"
 export EXO_PLUGINS_SELECT=opencl
 WORK=$(mktemp -d /tmp/exo-opencl.XXXXXX)
 # The program-binary cache: fresh per run, so the first fixture builds the kernels and the others

@@ -1,19 +1,20 @@
 #!/bin/bash
-# Builds the bundle the GPU machine runs: that machine has gcc but no Debian dev packages and no
-# network, so we build here (Release) and carry binaries plus every non-glibc library they load.
+# Builds a self-contained bundle for a GPU host that has a GPU driver but no build dependencies
+# (no Debian dev packages, perhaps no network): built here (Release), it holds the binaries plus
+# every non-glibc library they load, so copying the folder over (scp, rsync) is all it takes.
 #
-#   [PLUGINS="cpu_amx opencl"] scripts/device/collect.sh [BUILD_DIR] [BUNDLE_DIR]
+#   [PLUGINS="cpu_amx opencl"] scripts/gpu-host/collect.sh [BUILD_DIR] [BUNDLE_DIR]
 #
-# The run tool carries at most 64 MiB with the tree: libdnnl alone is ~30 MB, so an OpenCL-only
-# job collects with PLUGINS=opencl and a CPU job with PLUGINS=cpu_amx.
+# libdnnl alone is ~30 MB: an OpenCL-only bundle (PLUGINS=opencl) or a CPU-only one
+# (PLUGINS=cpu_amx) keeps the copy small.
 #
 # Defaults: BUILD_DIR=build-device (configured and built here, Release), BUNDLE_DIR=
 # build-device/bundle. The bundle holds bin/ (exo-golden, exo-probe, exo-bench, exo-synth,
 # exo-run), lib/ (libexocore, lib/exo/plugins: cpu_amx and opencl) and lib/carried/ (libdnnl,
 # libgomp, libcjson, libpcre2-8, libstdc++, the ocl-icd loader libOpenCL.so.1 which the OpenCL
-# plugin dlopens, ...). Binaries need glibc >= 2.34 (Debian 12 builds). Carry it with the run
-# tool's `carry` argument; the scripts in this folder find it at build-device/bundle or
-# $EXO_DEVICE_BUNDLE.
+# plugin dlopens, ...). Binaries need glibc >= 2.34 (Debian 12 builds). Copy the whole checkout
+# (or scripts/ and the bundle) to the GPU host; the scripts in this folder find the bundle at
+# build-device/bundle or $EXO_DEVICE_BUNDLE.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build-device}

@@ -2,20 +2,20 @@
 # CPU benchmark on the GPU machine's host CPU (16 cores with AMX): does prefill reach AMX through
 # oneDNN, and what do prefill and decode make of the hardware?
 #
-#   scripts/device/cpu-amx-bench.sh
-#       On the device: writes the synthetic models with exo-synth (no download, no carry), checks
+#   scripts/gpu-host/cpu-amx-bench.sh
+#       On the GPU host: writes the synthetic models with exo-synth (no download), checks
 #       with ONEDNN_VERBOSE=1 that the prefill matmuls dispatch to avx512_core_amx, runs exo-bench
-#       and prints a table. JSON results go to $OUT/cpu-amx-bench (the device tool brings them
-#       back), else /tmp/exo-device-results/cpu-amx-bench.
+#       and prints a table. JSON results go to $EXO_RESULTS/cpu-amx-bench
+#       (default /tmp/exo-results).
 #
-# Environment: EXO_DEVICE_BUNDLE (scripts/device/collect.sh's bundle, default
+# Environment: EXO_DEVICE_BUNDLE (scripts/gpu-host/collect.sh's bundle, default
 # build-device/bundle), EXO_MODELS (default /tmp/exo-models), THREADS (default "16 8"), MODELS (default "small-110m llama-3.2-1b"),
 # REPS (default 3), EXO_MODEL_DIR_<preset> is not needed: a model dir in $EXO_MODELS is reused.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
 
-. "$ROOT/scripts/device/env.sh"
+. "$ROOT/scripts/gpu-host/env.sh"
 export EXO_PLUGINS_SELECT=cpu_amx
 # The plugin's default: oneDNN bf16 prefill only where AMX is usable (on: force it, off: never).
 export EXO_CPU_ONEDNN=${EXO_CPU_ONEDNN:-auto}
@@ -34,7 +34,7 @@ for flag in amx_tile amx_bf16 amx_int8 avx512_bf16 avx512_fp16; do
   grep -qw "$flag" /proc/cpuinfo && echo "cpu flag $flag: yes" || echo "cpu flag $flag: NO"
 done
 if [ ! -x "$BIN/exo-bench" ]; then
-  echo "FAIL: $BIN/exo-bench not found: run scripts/device/collect.sh on the build machine and carry build-device/bundle" >&2
+  echo "FAIL: $BIN/exo-bench not found: build it with scripts/gpu-host/collect.sh and copy build-device/bundle here" >&2
   exit 1
 fi
 missing=$(ldd "$BIN/exo-bench" "$BUNDLE/lib/exo/plugins/libexo-plugin-cpu_amx.so" | grep 'not found' | sort -u)

@@ -1,6 +1,6 @@
 #!/bin/bash
 # exo-bench through the OpenCL plugin on the GPU machine (NVIDIA H100/H200): prefill and decode
-# of the synthetic presets in bf16. Needs the bundle of scripts/device/collect.sh.
+# of the synthetic presets in bf16. Needs the bundle of scripts/gpu-host/collect.sh.
 #
 # Environment: EXO_DEVICE_BUNDLE, EXO_MODELS (default /tmp/exo-models; models are written there
 # with exo-synth when missing), MODELS (default "small-110m llama-3.2-1b"), REPS (default 2),
@@ -8,7 +8,7 @@
 # the per-kernel device time table; a small P makes it a decode profile).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-. "$ROOT/scripts/device/env.sh"
+. "$ROOT/scripts/gpu-host/env.sh"
 export EXO_PLUGINS_SELECT=opencl
 MODELS_DIR=${EXO_MODELS:-/tmp/exo-models}
 MODELS=${MODELS:-"small-110m llama-3.2-1b"}
