@@ -110,7 +110,6 @@ void exo_runtime_destroy(exo_runtime *rt) {
 
 const char *exo_runtime_last_error(const exo_runtime *rt) { return rt ? rt->error.message : ""; }
 const char *exo_last_error(void) { return exo_error_message(); }
-const exo_logger *exo_runtime_logger(const exo_runtime *rt) { return &rt->logger; }
 
 void exo_runtime_device_lock(exo_runtime *rt, uint32_t rank) {
     if (rank < rt->n_ranked) pthread_mutex_lock(&rt->devices[rt->ranked[rank]].exec_lock);

@@ -117,7 +117,6 @@ uint32_t exo_registry_fallback_order(const exo_runtime *rt, uint32_t first, uint
 exo_status exo_runtime_device_open(exo_runtime *rt, uint32_t rank);
 const exo_device_rec *exo_runtime_device(const exo_runtime *rt, uint32_t rank);
 exo_plugin_rec *exo_runtime_device_plugin(exo_runtime *rt, uint32_t rank);
-const exo_logger *exo_runtime_logger(const exo_runtime *rt);
 /* Holds a device's execution lock around plugin calls that use the device (buffers, compile,
  * execute) from the shard and session layer. */
 void exo_runtime_device_lock(exo_runtime *rt, uint32_t rank);
