@@ -19,8 +19,7 @@
 #include <sys/stat.h>
 
 #include "base/error.h"
-
-#define CFG_MAX_BYTES (16u * 1024u * 1024u)
+#include "model/json_file.h"
 
 /* Sizes past these are corrupt files, not models (the largest real ones are far below). */
 #define CFG_MAX_HIDDEN (1u << 20)
@@ -540,6 +539,20 @@ static exo_status cfg_tokens_and_dtype(const cfg_reader *r, exo_model_config *c)
 
 /* ------------------------------------------------------------------ entry points */
 
+/* The fields of a parsed config.json (root is not freed here). */
+static exo_status cfg_from_root(const cJSON *root, const char *path, exo_model_config *out) {
+    if (!cJSON_IsObject(root)) return exo_errorf(EXO_ERR_FORMAT, "%s: not a JSON object", path);
+    cfg_reader r = {path, root};
+    const cfg_arch_info *info = NULL;
+    exo_model_config c;
+    memset(&c, 0, sizeof c);
+    exo_status st;
+    if (!(st = cfg_arch(&r, &c, &info)) && !(st = cfg_sizes(&r, info, &c)) && !(st = cfg_layers(&r, &c)) &&
+        !(st = cfg_sliding_window(&r, &c)) && !(st = cfg_rope(&r, &c)) && !(st = cfg_tokens_and_dtype(&r, &c)))
+        *out = c;
+    return st;
+}
+
 exo_status exo_model_config_parse(const char *json, const char *path, exo_model_config *out) {
     if (!json || !out) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_model_config_parse: NULL argument");
     if (!path) path = "config.json";
@@ -549,56 +562,22 @@ exo_status exo_model_config_parse(const char *json, const char *path, exo_model_
     if (!root)
         return exo_errorf(EXO_ERR_FORMAT, "%s: not valid JSON (near byte %lld)", path,
                           end ? (long long)(end - json) : -1LL);
-    exo_status st = EXO_OK;
-    if (!cJSON_IsObject(root)) {
-        st = exo_errorf(EXO_ERR_FORMAT, "%s: not a JSON object", path);
-    } else {
-        cfg_reader r = {path, root};
-        const cfg_arch_info *info = NULL;
-        exo_model_config c;
-        memset(&c, 0, sizeof c);
-        if (!(st = cfg_arch(&r, &c, &info)) && !(st = cfg_sizes(&r, info, &c)) &&
-            !(st = cfg_layers(&r, &c)) && !(st = cfg_sliding_window(&r, &c)) &&
-            !(st = cfg_rope(&r, &c)) && !(st = cfg_tokens_and_dtype(&r, &c)))
-            *out = c;
-    }
+    exo_status st = cfg_from_root(root, path, out);
     cJSON_Delete(root);
     return st;
 }
 
+/* Read through the core's bounded JSON reader: the model-file path rule and a size limit. */
 exo_status exo_model_config_load(const char *dir, exo_model_config *out) {
     if (!dir || !out) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_model_config_load: NULL argument");
-    size_t plen = strlen(dir) + sizeof "/config.json";
-    char *path = malloc(plen);
-    if (!path) return exo_errorf(EXO_ERR_NO_MEMORY, "%s: out of memory", dir);
-    snprintf(path, plen, "%s/config.json", dir);
-    exo_status st = EXO_OK;
-    char *text = NULL;
-    FILE *fp = fopen(path, "rb");
-    struct stat sb;
-    if (!fp) {
-        st = exo_errorf(EXO_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    } else if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = exo_errorf(EXO_ERR_IO, "%s: not a regular file", path);
-    } else if ((uint64_t)sb.st_size > CFG_MAX_BYTES) {
-        st = exo_errorf(EXO_ERR_FORMAT, "%s: %lld bytes is too large for a config (limit %u)",
-                        path, (long long)sb.st_size, CFG_MAX_BYTES);
-    } else if (!(text = malloc((size_t)sb.st_size + 1))) {
-        st = exo_errorf(EXO_ERR_NO_MEMORY, "%s: out of memory", path);
-    } else {
-        size_t got = fread(text, 1, (size_t)sb.st_size, fp);
-        if (got != (size_t)sb.st_size) {
-            st = exo_errorf(EXO_ERR_IO, "%s: short read", path);
-        } else {
-            text[got] = '\0';
-            if (strlen(text) != got)
-                st = exo_errorf(EXO_ERR_FORMAT, "%s: contains a NUL byte", path);
-            else
-                st = exo_model_config_parse(text, path, out);
-        }
-    }
-    if (fp) fclose(fp);
-    free(text);
-    free(path);
+    memset(out, 0, sizeof *out);
+    cJSON *root = NULL;
+    exo_status st = exo_json_file_load(dir, "config.json", &root);
+    if (st == EXO_ERR_NOT_FOUND) return exo_errorf(EXO_ERR_IO, "%s/config.json: cannot open: no such file", dir);
+    if (st) return st;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    st = cfg_from_root(root, path, out);
+    cJSON_Delete(root);
     return st;
 }

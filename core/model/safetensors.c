@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/meminfo.h"
+#include "model/json_file.h"
 
 /* A header past this size is not a tensor index but an attack or a corrupt file. */
 #define ST_MAX_HEADER_BYTES (100u * 1024u * 1024u)
@@ -26,8 +28,10 @@
 
 struct exo_st_file {
     char *path;
+    int fd;                   /* kept open: revalidation fstats the very inode that is mapped */
     void *map;
     size_t map_size;
+    uint64_t data_end;        /* bytes of the file the header and every tensor need */
     uint32_t count;
     exo_st_tensor *tensors;   /* in header order */
     uint32_t *by_name;        /* indices into tensors, sorted by name (binary search) */
@@ -287,12 +291,14 @@ static exo_status st_parse_header(exo_st_file *f, const char *json, size_t json_
         prev = spans[k].index;
     }
     free(spans);
+    f->data_end = (uint64_t)(data - (const unsigned char *)f->map) + prev_end;
     return EXO_OK;
 }
 
 void exo_st_file_close(exo_st_file *file) {
     if (!file) return;
     if (file->map) munmap(file->map, file->map_size);
+    if (file->fd >= 0) close(file->fd);
     cJSON_Delete(file->root);
     free(file->tensors);
     free(file->by_name);
@@ -303,43 +309,55 @@ void exo_st_file_close(exo_st_file *file) {
 exo_status exo_st_file_open(const char *path, exo_st_file **out) {
     if (!path || !out) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_st_file_open: NULL argument");
     *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return exo_errorf(EXO_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    return exo_st_file_open_fd(fd, path, out);
+}
+
+exo_status exo_st_file_open_fd(int fd, const char *path, exo_st_file **out) {
+    if (fd < 0 || !path || !out) {
+        if (fd >= 0) close(fd);
+        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_st_file_open_fd: bad argument");
+    }
+    *out = NULL;
     exo_st_file *f = calloc(1, sizeof *f);
-    if (!f) return exo_errorf(EXO_ERR_NO_MEMORY, "%s: out of memory", path);
+    if (!f) {
+        close(fd);
+        return exo_errorf(EXO_ERR_NO_MEMORY, "%s: out of memory", path);
+    }
+    f->fd = fd;
     f->path = strdup(path);
-    if (!f->path) { free(f); return exo_errorf(EXO_ERR_NO_MEMORY, "%s: out of memory", path); }
+    if (!f->path) {
+        exo_st_file_close(f);
+        return exo_errorf(EXO_ERR_NO_MEMORY, "%s: out of memory", path);
+    }
 
     exo_status st = EXO_OK;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        st = exo_errorf(EXO_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        goto fail;
-    }
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         st = exo_errorf(EXO_ERR_IO, "%s: not a regular file", path);
-        close(fd);
         goto fail;
     }
     uint64_t size = (uint64_t)sb.st_size;
     if (size < 8) {
-        close(fd);
         st = exo_errorf(EXO_ERR_IO, "%s: file is %llu bytes, shorter than the 8-byte header length",
                         path, (unsigned long long)size);
         goto fail;
     }
     if (size > SIZE_MAX) {
-        close(fd);
         st = exo_errorf(EXO_ERR_IO, "%s: file too large to map", path);
         goto fail;
     }
     f->map_size = (size_t)size;
     f->map = mmap(NULL, f->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd); /* the mapping keeps the file */
     if (f->map == MAP_FAILED) {
         f->map = NULL;
         st = exo_errorf(EXO_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
         goto fail;
     }
+    /* The header is read through the mapping: make sure its pages are there first. */
+    st = exo_st_populate(f, "the header", f->map, size < 4096 ? (size_t)size : 4096);
+    if (st) goto fail;
 
     const unsigned char *bytes = f->map;
     uint64_t header_len = 0;
@@ -356,6 +374,11 @@ exo_status exo_st_file_open(const char *path, exo_st_file **out) {
                         (unsigned long long)size);
         goto fail;
     }
+    st = exo_st_populate(f, "the header", bytes, (size_t)(8 + header_len));
+    if (st) goto fail;
+    /* cJSON may take 41 bytes per header byte: refuse what the machine cannot hold. */
+    st = exo_json_parse_fits(path, header_len, exo_mem_available());
+    if (st) goto fail;
     if (header_len < 2) {
         st = exo_errorf(EXO_ERR_FORMAT, "%s: header length %llu is too small for a JSON object",
                         path, (unsigned long long)header_len);
@@ -393,3 +416,66 @@ const exo_st_tensor *exo_st_file_find(const exo_st_file *file, const char *name)
 
 /* Bytes mapped for this file (for the weights layer's load reports). */
 uint64_t exo_st_file_mapped_bytes(const exo_st_file *file) { return file ? file->map_size : 0; }
+
+/* ------------------------------------------------------------------ truncation guards */
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14; older headers lack the name */
+#endif
+
+/* Cleared the first time the kernel says it lacks MADV_POPULATE_READ. */
+static int st_populate_supported = 1;
+
+static exo_status st_truncated(const exo_st_file *f, const char *what, uint64_t need, uint64_t size) {
+    return exo_errorf(EXO_ERR_IO, "%s: %s can no longer be read (the file is %llu bytes, they end at byte %llu): "
+                      "the file was truncated or replaced while loading", f->path, what, (unsigned long long)size,
+                      (unsigned long long)need);
+}
+
+exo_status exo_st_file_check_extent(const exo_st_file *f, const char *what, uint64_t end) {
+    struct stat sb;
+    if (fstat(f->fd, &sb) != 0) return exo_errorf(EXO_ERR_IO, "%s: cannot stat: %s", f->path, strerror(errno));
+    if ((uint64_t)sb.st_size < end) return st_truncated(f, what, end, (uint64_t)sb.st_size);
+    return EXO_OK;
+}
+
+/* A read of a mapped page past the end of its file raises SIGBUS, and so does an I/O error under
+ * it. MADV_POPULATE_READ reads the pages in and reports those cases as EFAULT / EIO instead, so
+ * the first touch of the bytes happens here, where it can fail politely. Kernels without it
+ * (EINVAL) get the fstat check, which catches the same truncation, not the I/O error. */
+exo_status exo_st_populate(const exo_st_file *f, const char *what, const void *addr, size_t n) {
+    if (!f || !addr || n == 0) return EXO_OK;
+    const unsigned char *base = f->map;
+    const unsigned char *p = addr;
+    if (p < base || n > f->map_size || (size_t)(p - base) > f->map_size - n)
+        return exo_errorf(EXO_ERR_INTERNAL, "%s: %s lies outside the file's mapping", f->path, what);
+    uint64_t end = (uint64_t)(p - base) + n;
+    if (__atomic_load_n(&st_populate_supported, __ATOMIC_RELAXED)) {
+        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t start = (uintptr_t)p & ~(page - 1);
+        size_t len = (size_t)((uintptr_t)p + n - start);
+        for (;;) {
+            if (madvise((void *)start, len, MADV_POPULATE_READ) == 0) return EXO_OK;
+            if (errno == EINTR || errno == EAGAIN) continue;
+            break;
+        }
+        int err = errno;
+        if (err == EFAULT) {
+            struct stat sb;
+            uint64_t size = fstat(f->fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+            return st_truncated(f, what, end, size);
+        }
+        if (err == EIO || err == EHWPOISON)
+            return exo_errorf(EXO_ERR_IO, "%s: %s cannot be read: %s", f->path, what, strerror(err));
+        if (err == EINVAL || err == ENOSYS) __atomic_store_n(&st_populate_supported, 0, __ATOMIC_RELAXED);
+        /* ENOMEM (no memory to read into) and the unsupported cases: the size check below. */
+    }
+    return exo_st_file_check_extent(f, what, end);
+}
+
+exo_status exo_st_file_revalidate(const exo_st_file *f) {
+    if (!f) return EXO_OK;
+    return exo_st_file_check_extent(f, "its tensors", f->data_end);
+}
+
+const void *exo_st_file_map(const exo_st_file *f) { return f ? f->map : NULL; }

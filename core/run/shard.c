@@ -127,6 +127,11 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
     if (max_tokens > 65536)
         return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "max_tokens %u is too large", max_tokens));
 
+    /* The files may have changed since exo_model_open (truncated, replaced, swapped for a link):
+     * check them again before their bytes are used. */
+    exo_status checked = exo_weights_load_begin(m->weights);
+    if (checked != EXO_OK) return exo_error_keep(&m->error, checked);
+
     exo_shard *s = calloc(1, sizeof *s);
     if (!s) return exo_error_keep(&m->error, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory loading a shard"));
     s->model = m;

@@ -239,9 +239,7 @@ enum { EXO_TOK_ADDED = 1, EXO_TOK_SPECIAL = 2 };
 
 /* Loading helpers (tokenizer_load.c / tokenizer_pipeline.c / tokenizer_special.c). */
 
-/* Reads a whole file; *data is NUL-terminated. EXO_ERR_IO names the file. */
-exo_status exo_tok_read_file(const char *path, char **data, size_t *len);
-/* Reads and parses a JSON file; EXO_ERR_IO / EXO_ERR_FORMAT name the file. */
+/* Reads and parses a JSON file of a model directory (model/json_file.h); errors name the file. */
 struct cJSON;
 exo_status exo_tok_read_json(const char *path, struct cJSON **out);
 

@@ -10,70 +10,18 @@
 #include <sys/stat.h>
 
 #include "base/error.h"
+#include "model/json_file.h"
 
-/* Refuses files far beyond any real tokenizer (Llama-3's is 9 MB) before reading them. */
-#define TOKENIZER_MAX_FILE (1u << 30)
 /* Token ids are int32 and the id table is allocated up front: refuse absurd ids. */
 #define TOKENIZER_MAX_ID (1 << 24)
 
-exo_status exo_tok_read_file(const char *path, char **data, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return exo_errorf(EXO_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return exo_errorf(EXO_ERR_IO, "%s: not a regular file", path);
-    }
-    if ((uint64_t)sb.st_size > TOKENIZER_MAX_FILE) {
-        fclose(f);
-        return exo_errorf(EXO_ERR_FORMAT, "%s: file of %lld bytes is too large for a tokenizer file",
-                          path, (long long)sb.st_size);
-    }
-    size_t n = (size_t)sb.st_size;
-    char *buf = malloc(n + 1);
-    if (!buf) {
-        fclose(f);
-        return exo_errorf(EXO_ERR_NO_MEMORY, "%s: out of memory reading %zu bytes", path, n);
-    }
-    size_t got = fread(buf, 1, n, f);
-    bool failed = ferror(f);
-    fclose(f);
-    if (failed || got != n) {
-        free(buf);
-        return exo_errorf(EXO_ERR_IO, "%s: read %zu of %zu bytes", path, got, n);
-    }
-    buf[n] = '\0';
-    *data = buf;
-    *len = n;
-    return EXO_OK;
-}
-
+/* The core's one bounded JSON reader: the model-file path rule, a size limit per file name
+ * (tokenizer.json 64 MiB: the largest real ones are ~33 MB) and a memory check for the parse. */
 exo_status exo_tok_read_json(const char *path, cJSON **out) {
-    char *data;
-    size_t len;
-    exo_status st = exo_tok_read_file(path, &data, &len);
-    if (st) return st;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
-    if (!root) {
-        /* Line and column of the failure, counted from the parse end pointer. */
-        size_t at = end && end >= data && end <= data + len ? (size_t)(end - data) : 0;
-        size_t line = 1, col = 1;
-        for (size_t i = 0; i < at; i++) {
-            if (data[i] == '\n') {
-                line++;
-                col = 1;
-            } else {
-                col++;
-            }
-        }
-        free(data);
-        return exo_errorf(EXO_ERR_FORMAT, "%s: malformed JSON near line %zu, column %zu", path,
-                          line, col);
-    }
-    free(data);
-    *out = root;
-    return EXO_OK;
+    exo_status st = exo_json_file_load_path(path, out);
+    /* A missing tokenizer file is an I/O error to this loader's callers. */
+    if (st == EXO_ERR_NOT_FOUND) return exo_errorf(EXO_ERR_IO, "%s: cannot open: %s", path, strerror(ENOENT));
+    return st;
 }
 
 static const cJSON *get(const cJSON *obj, const char *key) {

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/error.h"
@@ -27,8 +28,10 @@ static exo_status read_optional(const char *dir, const char *name, cJSON **out) 
     char *path = malloc(n);
     if (!path) return exo_errorf(EXO_ERR_NO_MEMORY, "%s/%s: out of memory", dir, name);
     snprintf(path, n, "%s/%s", dir, name);
+    /* Absent is fine; a dangling link (lstat sees it) or one leading outside the model is an error. */
     exo_status st = EXO_OK;
-    if (access(path, F_OK) == 0) {
+    struct stat sb;
+    if (lstat(path, &sb) == 0) {
         st = exo_tok_read_json(path, out);
         if (!st && !cJSON_IsObject(*out)) {
             cJSON_Delete(*out);

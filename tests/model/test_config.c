@@ -513,7 +513,7 @@ START_TEST(load_names_the_file) {
     char path[4096];
     snprintf(path, sizeof path, "%s", mtu_path(dir, "config.json"));
     mtu_write(path, "{\"model_type\":", 14);
-    mtu_assert_error(exo_model_config_load(dir, &c), EXO_ERR_FORMAT, path, "not valid JSON");
+    mtu_assert_error(exo_model_config_load(dir, &c), EXO_ERR_FORMAT, path, "malformed JSON");
     const char *no_layers = "{\"model_type\":\"llama\",\"hidden_size\":8,\"intermediate_size\":8,"
                             "\"num_attention_heads\":1,\"vocab_size\":8}";
     mtu_write(path, no_layers, strlen(no_layers));

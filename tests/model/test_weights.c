@@ -211,7 +211,7 @@ START_TEST(index_not_json_or_without_weight_map) {
     snprintf(index_path, sizeof index_path, "%s", index);
     mtu_write(index_path, "{\"weight_map\": {", 16);
     exo_weights *w;
-    mtu_assert_error(exo_weights_open(dir, &w), EXO_ERR_FORMAT, index_path, "not valid JSON");
+    mtu_assert_error(exo_weights_open(dir, &w), EXO_ERR_FORMAT, index_path, "malformed JSON");
     mtu_write(index_path, "{\"metadata\": {}}", 16);
     mtu_assert_error(exo_weights_open(dir, &w), EXO_ERR_FORMAT, index_path, "weight_map");
     write_index(dir, "{\"a\": 3}");

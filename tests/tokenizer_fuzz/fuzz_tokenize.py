@@ -22,6 +22,7 @@ The library comes from EXO_IPEX_LIBRARY (as CTest sets it) or the binding's own 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -173,7 +174,7 @@ FLAG_TOKENS = [
 
 
 def make_flags_model(source_dir, work_dir):
-    """A model directory: source_dir's files linked, its tokenizer.json with FLAG_TOKENS added
+    """A model directory: source_dir's files copied, its tokenizer.json with FLAG_TOKENS added
     (new ids past the vocab)."""
     with open(os.path.join(source_dir, "tokenizer.json"), encoding="utf-8") as f:
         spec = json.load(f)
@@ -182,7 +183,8 @@ def make_flags_model(source_dir, work_dir):
         spec["added_tokens"].append(dict(tok, id=next_id + k))
     for name in os.listdir(source_dir):
         if name != "tokenizer.json":
-            os.symlink(os.path.join(os.path.abspath(source_dir), name), os.path.join(work_dir, name))
+            # copied: a model's files may not be links leading outside it
+            shutil.copyfile(os.path.join(source_dir, name), os.path.join(work_dir, name))
     with open(os.path.join(work_dir, "tokenizer.json"), "w", encoding="utf-8") as f:
         json.dump(spec, f, ensure_ascii=False)
     return work_dir
