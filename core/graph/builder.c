@@ -447,6 +447,15 @@ exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weight
     return st;
 }
 
+void exo_graph_plan_resize(exo_graph_plan *plan, uint32_t max_tokens, uint32_t max_ctx) {
+    plan->max_tokens = max_tokens;
+    plan->max_ctx = max_ctx;
+    for (uint32_t i = 0; i < plan->n_kv; i++) {
+        exo_tensor *t = &plan->tensors[plan->kv[i]];
+        t->ne[t->n_dims - 1] = max_ctx; /* ne is innermost first: positions are the outermost */
+    }
+}
+
 void exo_graph_plan_free(exo_graph_plan *plan) {
     if (!plan) return;
     for (uint32_t i = 0; i < plan->n_buffers; i++) free(plan->buffers[i].owned);

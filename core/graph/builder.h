@@ -56,6 +56,9 @@ typedef struct exo_graph_ends {
 exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
                                 uint32_t start, uint32_t end, exo_graph_ends ends, uint32_t max_tokens,
                                 uint32_t max_ctx, exo_graph_plan *out);
+/* Re-sizes a built plan: rows per step and KV cache positions (the KV tensors' outermost dimension).
+ * Nothing else in a plan depends on them, so a shard fitted to its device's memory keeps its graph. */
+void exo_graph_plan_resize(exo_graph_plan *plan, uint32_t max_tokens, uint32_t max_ctx);
 void exo_graph_plan_free(exo_graph_plan *plan);
 
 /* The graph as the plugin sees it; `buffers` are the device buffers created for plan->buffers. */

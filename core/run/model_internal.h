@@ -44,7 +44,9 @@ struct exo_session {
     exo_buffer **kv;            /* plan.n_kv */
     exo_buffer *input;          /* tokens (I32) or hidden states (F32), max_tokens rows */
     exo_buffer *positions;      /* I32 max_tokens */
-    exo_buffer *output;         /* F32 max_tokens x output_width; allocated on first use */
+    exo_buffer *output;         /* F32 output_rows x output_width: every row's output, allocated
+                                 * when a step asks for every row, grown to the largest step */
+    uint32_t output_rows;
     exo_buffer *output_last;    /* F32 output_width: the last-row graph's logits */
     exo_buffer *output_row;     /* I32 [1]: which row the last-row graph keeps */
     int32_t *position_scratch;  /* host copy of positions, max_tokens */

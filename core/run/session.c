@@ -1,12 +1,15 @@
 /* exo_session: one sequence on a shard — its KV cache on the shard's device, its position,
  * and the forward step (token ids or hidden states in; logits or hidden states out). Input,
- * position and output buffers are allocated once, so a step allocates nothing. */
+ * position and last-row output buffers are allocated once, so a decode step allocates nothing;
+ * the every-row output (vocab floats a row) exists only once a caller asks for every row, and
+ * holds the most rows a step has asked for, not the shard's max_tokens. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model_internal.h"
+#include "run/shard_memory.h"
 
 static exo_status alloc_buffer(exo_session *s, uint64_t size, exo_buffer_usage usage, exo_buffer **out) {
     exo_shard *sh = s->shard;
@@ -16,6 +19,19 @@ static exo_status alloc_buffer(exo_session *s, uint64_t size, exo_buffer_usage u
     if (st != EXO_OK)
         return exo_error_wrap(st, "%s:%u: allocating %llu bytes failed", sh->plugin->name, d->index,
                               (unsigned long long)size);
+    return EXO_OK;
+}
+
+/* Memory for n more bytes on the shard's device, checked before a host-memory device allocates
+ * them: an allocation past what the machine has would succeed and be killed when touched. */
+static exo_status check_room(exo_session *s, uint64_t n, const char *what) {
+    exo_shard *sh = s->shard;
+    bool host = false;
+    const char *source = "";
+    uint64_t avail = exo_device_memory_available(exo_runtime_device(sh->model->rt, sh->device), &host, &source);
+    if (host && n > avail)
+        return exo_errorf(EXO_ERR_NO_MEMORY, "%s: %s needs %llu bytes, more than %s: %llu bytes", sh->model->dir, what,
+                          (unsigned long long)n, source, (unsigned long long)avail);
     return EXO_OK;
 }
 
@@ -31,12 +47,16 @@ exo_status exo_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out
     s->shard = sh;
     s->max_ctx = max_ctx ? max_ctx : sh->plan.max_ctx;
     const exo_model_config *c = &sh->model->cfg;
+    /* config.json's limits keep this product below 2^54 (positions 2^24, heads and head_dim 2^14). */
     uint64_t kv_bytes = (uint64_t)sh->plan.max_ctx * c->n_kv_heads * c->head_dim * sizeof(float);
     uint32_t T = sh->plan.max_tokens;
-    exo_status st = EXO_OK;
+    /* Every session takes its own cache: the shard's load made room for one. */
+    exo_status st = check_room(s, exo_add_sat(exo_mul_sat(kv_bytes, sh->plan.n_kv),
+                                              exo_mul_sat((uint64_t)T * 4, (uint64_t)sh->input_width + 1)),
+                               "a session's KV cache and inputs");
     s->kv = calloc(sh->plan.n_kv ? sh->plan.n_kv : 1, sizeof *s->kv);
     s->position_scratch = malloc((size_t)T * sizeof *s->position_scratch);
-    if (!s->kv || !s->position_scratch) st = exo_errorf(EXO_ERR_NO_MEMORY, "out of memory creating a session");
+    if (st == EXO_OK && (!s->kv || !s->position_scratch)) st = exo_errorf(EXO_ERR_NO_MEMORY, "out of memory creating a session");
     exo_runtime_device_lock(sh->model->rt, sh->device);
     for (uint32_t i = 0; st == EXO_OK && i < sh->plan.n_kv; i++) st = alloc_buffer(s, kv_bytes, EXO_BUFFER_KV, &s->kv[i]);
     if (st == EXO_OK) st = alloc_buffer(s, (uint64_t)T * sh->input_width * 4, EXO_BUFFER_SCRATCH, &s->input);
@@ -108,9 +128,16 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
         int32_t row = (int32_t)(n - 1);
         st = api->buffer_write(s->output_row, 0, &row, 4);
         if (st != EXO_OK) return exo_error_wrap(st, "writing the output row failed");
-    } else if (!s->output) {
-        st = alloc_buffer(s, (uint64_t)p->max_tokens * sh->output_width * 4, EXO_BUFFER_SCRATCH, &s->output);
+    } else if (n > s->output_rows) {
+        /* Grown to this step's rows: a prompt of 20 tokens never pays for max_tokens rows of logits. */
+        uint64_t bytes = exo_mul_sat((uint64_t)n * 4, sh->output_width);
+        exo_shard_buffer_release(sh, s->output);
+        s->output = NULL;
+        s->output_rows = 0;
+        st = check_room(s, bytes, sh->plan.has_head ? "every row's logits" : "every row's hidden states");
+        if (st == EXO_OK) st = alloc_buffer(s, bytes, EXO_BUFFER_SCRATCH, &s->output);
         if (st != EXO_OK) return st;
+        s->output_rows = n;
     }
     exo_buffer *output = last_graph ? s->output_last : s->output;
     exo_binding bindings[4 + 2 * EXO_MAX_SHARD_LAYERS];

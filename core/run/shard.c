@@ -9,10 +9,19 @@
 
 #include "base/struct_io.h"
 #include "model_internal.h"
+#include "run/shard_memory.h"
 
 #define DEFAULT_MAX_TOKENS 512
 #define DEFAULT_MAX_CTX 4096
 #define MAX_CANDIDATES 64
+/* The shortest context a defaulted max_ctx is cut to before the shard is refused instead. */
+#define MIN_FITTED_CTX 256
+
+/* What the caller asked for; zero sizes are the defaults, which may shrink to fit a device. */
+typedef struct shard_request {
+    uint32_t max_tokens, max_ctx;
+    bool tokens_fixed, ctx_fixed;
+} shard_request;
 
 void exo_shard_buffer_release(exo_shard *shard, exo_buffer *buf) {
     if (buf && shard->plugin->api.buffer_free) shard->plugin->api.buffer_free(buf);
@@ -50,9 +59,51 @@ static exo_status place_buffer(exo_shard *s, uint32_t dev, const exo_plan_buffer
     return st;
 }
 
-static exo_status try_device(exo_shard *s, uint32_t rank, const exo_shard_options *o, bool *cancelled) {
+/* Sizes the plans for the device at rank, before anything is allocated on it: the weights, one
+ * session's KV cache and the intermediates must fit its memory. Defaulted sizes shrink to fit
+ * (logged); a shard that still does not fit is refused with every figure. */
+static exo_status fit_to_device(exo_shard *s, uint32_t rank, const shard_request *r) {
     exo_runtime *rt = s->model->rt;
-    exo_status st = exo_runtime_device_open(rt, rank);
+    const exo_device_rec *d = exo_runtime_device(rt, rank);
+    const exo_plugin_rec *plugin = exo_runtime_device_plugin(rt, rank);
+    bool host = false;
+    const char *source = "";
+    uint64_t avail = exo_device_memory_available(d, &host, &source);
+    /* On host memory a plugin that wraps the mapping uses the file's pages, which the kernel
+     * pages in and out as it likes; only copies take memory. */
+    bool weights_count = !host || !plugin->api.buffer_wrap_host;
+    exo_graph_plan *last = s->plan.has_head ? &s->plan_last : NULL;
+    exo_shard_memory m;
+    bool fits = exo_shard_memory_fit(&s->plan, last, s->input_width, s->output_width, avail, weights_count,
+                                     r->max_tokens, r->tokens_fixed, r->max_ctx, r->ctx_fixed, MIN_FITTED_CTX, &m);
+    if (!fits) {
+        exo_shard_memory_measure(&s->plan, last, s->input_width, s->output_width, r->max_tokens, r->max_ctx, &m);
+        return exo_errorf(host ? EXO_ERR_NO_MEMORY : EXO_ERR_DEVICE_OOM,
+                          "%s: layers [%u, %u) need %llu bytes (weights %llu, KV cache %llu for max_ctx %u, scratch "
+                          "%llu for max_tokens %u), more than %s: %llu bytes",
+                          s->model->dir, s->plan.start, s->plan.end,
+                          (unsigned long long)exo_shard_memory_need(&m, weights_count),
+                          (unsigned long long)(weights_count ? m.weights : m.weights_owned), (unsigned long long)m.kv,
+                          m.max_ctx, (unsigned long long)m.scratch, m.max_tokens, source, (unsigned long long)avail);
+    }
+    if (m.max_tokens != r->max_tokens || m.max_ctx != r->max_ctx)
+        exo_logf(&rt->logger, EXO_LOG_WARN, "shard",
+                 "%s: layers [%u, %u) at max_ctx %u and max_tokens %u would not fit %s (%llu bytes): using max_ctx "
+                 "%u and max_tokens %u (%llu bytes)",
+                 s->model->dir, s->plan.start, s->plan.end, r->max_ctx, r->max_tokens, source,
+                 (unsigned long long)avail, m.max_ctx, m.max_tokens,
+                 (unsigned long long)exo_shard_memory_need(&m, weights_count));
+    exo_graph_plan_resize(&s->plan, m.max_tokens, m.max_ctx);
+    if (last) exo_graph_plan_resize(last, m.max_tokens, m.max_ctx);
+    return EXO_OK;
+}
+
+static exo_status try_device(exo_shard *s, uint32_t rank, const exo_shard_options *o, const shard_request *r,
+                             bool *cancelled) {
+    exo_runtime *rt = s->model->rt;
+    exo_status st = fit_to_device(s, rank, r);
+    if (st != EXO_OK) return st;
+    st = exo_runtime_device_open(rt, rank);
     if (st != EXO_OK) return st;
     s->device = rank;
     s->plugin = exo_runtime_device_plugin(rt, rank);
@@ -142,6 +193,7 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
         free(s);
         return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "max_ctx %u is out of range", max_ctx));
     }
+    shard_request request = {max_tokens, max_ctx, opts.max_tokens != 0, opts.max_ctx != 0};
     exo_graph_ends ends = {.embeds = embeds, .head = head, .last_row_only = false};
     exo_status st = exo_graph_plan_build(&m->cfg, m->weights, m->dir, opts.start_layer, opts.end_layer, ends,
                                          max_tokens, max_ctx, &s->plan);
@@ -187,7 +239,7 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
         const exo_device_rec *d = exo_runtime_device(rt, order[i]);
         const char *pname = rt->plugins[d->plugin].name;
         exo_runtime_device_lock(rt, order[i]);
-        st = try_device(s, order[i], &opts, &cancelled);
+        st = try_device(s, order[i], &opts, &request, &cancelled);
         if (st != EXO_OK) unload_from_device(s);
         exo_runtime_device_unlock(rt, order[i]);
         if (st == EXO_OK) {
