@@ -20,10 +20,19 @@ int32_t exo_log_level_parse(const char *text) {
 void exo_logger_init(exo_logger *logger, exo_log_fn fn, void *user, int32_t level) {
     logger->fn = fn;
     logger->user = user;
-    if (level < 0) level = exo_log_level_parse(secure_getenv("EXO_LOG_LEVEL"));
+    const char *env = NULL;
+    if (level < 0) {
+        env = secure_getenv("EXO_LOG_LEVEL");
+        level = exo_log_level_parse(env);
+    }
     if (level < 0) level = EXO_LOG_WARN;
     if (level > EXO_LOG_TRACE) level = EXO_LOG_TRACE;
     logger->threshold = level;
+    /* A typo must not silently mean "warn": say so (at warn, which the default shows). */
+    if (env && *env && exo_log_level_parse(env) < 0)
+        exo_logf(logger, EXO_LOG_WARN, "core",
+                 "EXO_LOG_LEVEL='%s' is not a log level (accepted: error, warn, info, debug, trace or 0..4); using warn",
+                 env);
 }
 
 void exo_logf(const exo_logger *logger, exo_log_level level, const char *component,

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device_spec.h"
 #include "runtime.h"
 
 bool exo_registry_glob_list_match(const char *list, const char *name) {
@@ -32,12 +33,45 @@ uint32_t exo_registry_class_rank(const exo_runtime *rt, const char *name, uint32
         char *colon = strchr(tok, ':');
         if (!colon) continue;
         *colon = '\0';
-        char *end = NULL;
-        long v = strtol(colon + 1, &end, 10);
-        if (end == colon + 1 || *end || v < 0 || v > 65535) continue;
+        const char *digits = colon + 1;
+        if (!*digits || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 5) continue;
+        unsigned long v = strtoul(digits, NULL, 10);
+        if (v > 65535) continue;
         if (strcmp(tok, name) == 0) return (uint32_t)v;
     }
     return declared;
+}
+
+/* EXO_PLUGIN_RANK entries that exo_registry_class_rank skips (no ':', a rank that is not 0..65535,
+ * a name no plugin has) are typos: warn once per runtime so they are not silently ignored. */
+static void check_rank_override(const exo_runtime *rt) {
+    char copy[512];
+    snprintf(copy, sizeof copy, "%s", rt->rank_override);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        char *colon = strchr(tok, ':');
+        const char *digits = colon ? colon + 1 : "";
+        bool plain = *digits != '\0' && strspn(digits, "0123456789") == strlen(digits);
+        if (!colon || !plain || strlen(digits) > 5 || strtoul(digits, NULL, 10) > 65535) {
+            exo_logf(&rt->logger, EXO_LOG_WARN, "registry",
+                     "EXO_PLUGIN_RANK entry '%s' ignored: expected plugin:rank with rank 0..65535 "
+                     "(e.g. opencl:300,level_zero:0)", tok);
+            continue;
+        }
+        *colon = '\0';
+        bool known = false;
+        for (uint32_t i = 0; i < rt->n_plugins && !known; i++) known = strcmp(rt->plugins[i].name, tok) == 0;
+        if (!known) {
+            char names[256] = "";
+            for (uint32_t i = 0; i < rt->n_plugins; i++) {
+                size_t used = strlen(names);
+                snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", rt->plugins[i].name);
+            }
+            exo_logf(&rt->logger, EXO_LOG_WARN, "registry",
+                     "EXO_PLUGIN_RANK entry '%s:%s' ignored: no plugin named '%s' was found (plugins: %s)", tok,
+                     colon + 1, tok, names[0] ? names : "none");
+        }
+    }
 }
 
 static int type_order(exo_device_type t) {
@@ -180,21 +214,15 @@ static void order(exo_runtime *rt) {
 static void select_device(exo_runtime *rt) {
     rt->selected = -1;
     if (rt->device_spec[0]) {
-        char plugin[64];
-        uint32_t index = 0;
-        snprintf(plugin, sizeof plugin, "%s", rt->device_spec);
-        char *colon = strchr(plugin, ':');
-        bool parsed = true;
-        if (colon) {
-            *colon = '\0';
-            char *end = NULL;
-            long v = strtol(colon + 1, &end, 10);
-            parsed = end != colon + 1 && !*end && v >= 0 && v < 65536;
-            index = (uint32_t)v;
+        exo_device_spec spec;
+        if (exo_device_spec_parse(rt->device_spec, &spec) != EXO_OK) {
+            rt->selected_status = EXO_ERR_INVALID_ARG;
+            snprintf(rt->selected_reason, sizeof rt->selected_reason, "EXO_DEVICE: %s", exo_error_message());
+            return;
         }
-        for (uint32_t i = 0; parsed && i < rt->n_ranked; i++) {
+        for (uint32_t i = 0; i < rt->n_ranked; i++) {
             const exo_device_rec *d = &rt->devices[rt->ranked[i]];
-            if (strcmp(rt->plugins[d->plugin].name, plugin) != 0 || d->index != index) continue;
+            if (strcmp(rt->plugins[d->plugin].name, spec.plugin) != 0 || d->index != spec.index) continue;
             if (!d->usable) {
                 rt->selected_status = EXO_ERR_NO_DEVICE;
                 snprintf(rt->selected_reason, sizeof rt->selected_reason,
@@ -207,9 +235,8 @@ static void select_device(exo_runtime *rt) {
             return;
         }
         rt->selected_status = EXO_ERR_NOT_FOUND;
-        snprintf(rt->selected_reason, sizeof rt->selected_reason,
-                 parsed ? "EXO_DEVICE=%s: no such device (see exo-probe)"
-                        : "EXO_DEVICE=%s: expected plugin[:index]", rt->device_spec);
+        snprintf(rt->selected_reason, sizeof rt->selected_reason, "EXO_DEVICE=%s: no such device (see exo-probe)",
+                 rt->device_spec);
         return;
     }
     for (uint32_t i = 0; i < rt->n_ranked; i++) {
@@ -230,6 +257,7 @@ static void select_device(exo_runtime *rt) {
 }
 
 exo_status exo_registry_rank(exo_runtime *rt) {
+    check_rank_override(rt);
     exo_status st = build_devices(rt);
     if (st != EXO_OK) return st;
     deduplicate(rt);

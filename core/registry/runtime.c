@@ -6,6 +6,7 @@
 
 #include "runtime.h"
 #include "base/struct_io.h"
+#include "device_spec.h"
 
 static void copy_option(char *dst, size_t size, const char *opt, const char *env) {
     const char *v = opt ? opt : secure_getenv(env);
@@ -195,18 +196,11 @@ exo_status exo_device_selected(const exo_runtime *rt, uint32_t *index, const cha
 
 exo_status exo_device_find(const exo_runtime *rt, const char *spec, uint32_t *index) {
     if (!rt || !spec || !index) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_device_find: NULL argument");
-    char plugin[64];
-    snprintf(plugin, sizeof plugin, "%s", spec);
-    uint32_t want = 0;
-    char *colon = strchr(plugin, ':');
-    if (colon) {
-        *colon = '\0';
-        char *end = NULL;
-        long v = strtol(colon + 1, &end, 10);
-        if (end == colon + 1 || *end || v < 0)
-            return exo_errorf(EXO_ERR_INVALID_ARG, "device '%s': expected plugin[:index]", spec);
-        want = (uint32_t)v;
-    }
+    exo_device_spec parsed;
+    exo_status st = exo_device_spec_parse(spec, &parsed);
+    if (st != EXO_OK) return st;
+    const char *plugin = parsed.plugin;
+    uint32_t want = parsed.index;
     for (uint32_t i = 0; i < rt->n_ranked; i++) {
         const exo_device_rec *d = &rt->devices[rt->ranked[i]];
         if (strcmp(rt->plugins[d->plugin].name, plugin) == 0 && d->index == want) {

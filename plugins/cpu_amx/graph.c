@@ -107,9 +107,14 @@ static size_t node_workspace(const exo_compiled *c, const exo_node *nd) {
     return 0;
 }
 
+/* EXO_CPU_KERNELS: "ref" forces the reference kernels; "auto" (or unset) picks the fastest the CPU
+ * has. Anything else is a typo: warn and keep the default rather than ignore it silently. */
 static bool kernels_forced_to_reference(exo_plugin_ctx *ctx) {
     const char *v = ctx->host->get_env ? ctx->host->get_env(ctx->host->host_ctx, "EXO_CPU_KERNELS") : NULL;
-    return v && strcmp(v, "ref") == 0;
+    if (!v || !*v || strcmp(v, "auto") == 0) return false;
+    if (strcmp(v, "ref") == 0) return true;
+    cpu_log(ctx, EXO_LOG_WARN, "EXO_CPU_KERNELS='%.40s' is not one of ref, auto; using auto", v);
+    return false;
 }
 
 exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_graph *g, exo_compiled **out) {

@@ -319,7 +319,7 @@ START_TEST(onednn_only_for_bf16_weights) {
 END_TEST
 
 /* EXO_CPU_ONEDNN=off and auto: the exact own GEMM (auto only takes oneDNN where the probe found
- * usable AMX); a bad value is a compile error that names the variable. */
+ * usable AMX); a bad value warns, naming the variable, and acts as auto. */
 START_TEST(onednn_mode_switch) {
     if (!cpu_has_avx512()) exit(77);
     mm_graph m;
@@ -345,12 +345,14 @@ START_TEST(onednn_mode_switch) {
     compare_run(&m.g, ref, autom, m.x, m.k, m.y, m.n, 40, amx, "EXO_CPU_ONEDNN=auto");
     m.fx.api.compiled_free(autom);
 
+    /* A typo must not fail the compile (that would move the run to another device): it warns,
+     * naming the variable and the accepted values, and behaves as auto. */
     setenv("EXO_CPU_ONEDNN", "sometimes", 1);
-    exo_graph graph = tg_graph(&m.g);
-    exo_compiled *bad = NULL;
-    ck_assert_int_eq(m.fx.api.graph_compile(m.fx.ctx, 0, &graph, &bad), EXO_ERR_INVALID_ARG);
-    ck_assert_ptr_null(bad);
-    ck_assert_msg(strstr(m.fx.host.last_error, "EXO_CPU_ONEDNN='sometimes'"), "error: %s", m.fx.host.last_error);
+    exo_compiled *typo = compile_checked(&m.g, amx);
+    ck_assert_msg(strstr(m.fx.host.log, "EXO_CPU_ONEDNN='sometimes' is not one of auto, on, off"), "log: %s",
+                  m.fx.host.log);
+    compare_run(&m.g, ref, typo, m.x, m.k, m.y, m.n, 40, amx, "EXO_CPU_ONEDNN=sometimes");
+    m.fx.api.compiled_free(typo);
     setenv("EXO_CPU_ONEDNN", "on", 1);
 
     /* The reference kernels are the oracle: forcing them also turns the bf16 path off. */
@@ -359,6 +361,13 @@ START_TEST(onednn_mode_switch) {
     unsetenv("EXO_CPU_KERNELS");
     compare_run(&m.g, ref, ref2, m.x, m.k, m.y, m.n, 40, 0, "EXO_CPU_KERNELS=ref");
     m.fx.api.compiled_free(ref2);
+    /* An unknown EXO_CPU_KERNELS warns and keeps the default kernels (and so the oneDNN path). */
+    setenv("EXO_CPU_KERNELS", "reference", 1);
+    exo_compiled *typo_k = compile_checked(&m.g, 1);
+    unsetenv("EXO_CPU_KERNELS");
+    ck_assert_msg(strstr(m.fx.host.log, "EXO_CPU_KERNELS='reference' is not one of ref, auto"), "log: %s",
+                  m.fx.host.log);
+    m.fx.api.compiled_free(typo_k);
     m.fx.api.compiled_free(ref);
     mm_close(&m);
 }

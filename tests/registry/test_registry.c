@@ -8,6 +8,7 @@
 #include "check_run.h"
 
 #include "exo.h"
+#include "registry/device_spec.h"
 #include "registry/runtime.h"
 
 static exo_runtime *runtime_with(const char *dirs_csv, uint32_t flags) {
@@ -315,6 +316,56 @@ START_TEST(device_find_by_spec) {
 }
 END_TEST
 
+/* 4294967296 is 2^32: cast to uint32_t it is device 0, which is what used to run. The spec is
+ * refused with the same words through EXO_DEVICE, exo_device_find and exo_shard_options.device. */
+START_TEST(device_index_overflow_is_refused_everywhere_with_one_message) {
+    const char *problem = "device 'alpha:4294967296': the index 4294967296 is out of range";
+    setenv("EXO_FAKE_alpha_DEVICES", "d:100:a:4096", 1);
+    setenv("EXO_DEVICE", "alpha:4294967296", 1);
+    exo_runtime *rt = runtime_with("alpha", 0);
+    uint32_t sel = 99;
+    ck_assert_int_eq(exo_device_selected(rt, &sel, NULL), EXO_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(exo_last_error(), problem), "EXO_DEVICE: %s", exo_last_error());
+    exo_runtime_destroy(rt);
+
+    unsetenv("EXO_DEVICE");
+    rt = runtime_with("alpha", 0);
+    ck_assert_int_eq(exo_device_find(rt, "alpha:4294967296", &sel), EXO_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(exo_last_error(), problem), "exo_device_find: %s", exo_last_error());
+    exo_model *m = NULL;
+    ck_assert_int_eq(exo_model_open(rt, EXO_TEST_DATA "/hf-tiny/llama", &m), EXO_OK);
+    exo_shard_options so;
+    memset(&so, 0, sizeof so);
+    EXO_STRUCT_INIT(&so);
+    so.end_layer = 1;
+    so.device = "alpha:4294967296";
+    exo_shard *s = NULL;
+    ck_assert_int_eq(exo_shard_load(m, &so, &s), EXO_ERR_INVALID_ARG);
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(exo_model_last_error(m), problem), "shard: %s", exo_model_last_error(m));
+    exo_model_close(m);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(device_spec_refuses_signs_spaces_empty_index_and_junk) {
+    const char *bad[] = {"alpha:-1", "alpha:+1",  "alpha: 1",   "alpha:",     ":1",
+                         "alpha:1x", "alpha:1 ",  " alpha",     "alpha:0x1",  "alpha:1e3",
+                         "",         "al pha:1",  "alpha:1:2",  "alpha:65536", "alpha:99999999999999999999999"};
+    exo_device_spec spec;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_msg(exo_device_spec_parse(bad[i], &spec) == EXO_ERR_INVALID_ARG, "'%s' was accepted", bad[i]);
+        ck_assert_msg(strstr(exo_last_error(), "expected plugin[:index]"), "'%s': %s", bad[i], exo_last_error());
+    }
+    ck_assert_int_eq(exo_device_spec_parse("opencl", &spec), EXO_OK);
+    ck_assert_str_eq(spec.plugin, "opencl");
+    ck_assert_uint_eq(spec.index, 0);
+    ck_assert_int_eq(exo_device_spec_parse("level_zero:65535", &spec), EXO_OK);
+    ck_assert_str_eq(spec.plugin, "level_zero");
+    ck_assert_uint_eq(spec.index, 65535);
+}
+END_TEST
+
 START_TEST(fallback_order_goes_down_the_ranking) {
     setenv("EXO_FAKE_alpha_RANK", "256", 1);
     setenv("EXO_FAKE_beta_RANK", "128", 1);
@@ -456,6 +507,56 @@ START_TEST(decisions_are_logged_with_reasons) {
 }
 END_TEST
 
+/* A runtime over alpha and beta that logs warnings into log_seen, its level from EXO_LOG_LEVEL. */
+static exo_runtime *runtime_logging_warnings(void) {
+    const char *dirs[2] = {EXO_TEST_FAKE_PLUGIN_DIR "/alpha", EXO_TEST_FAKE_PLUGIN_DIR "/beta"};
+    unsetenv("EXO_PLUGIN_PATH");
+    exo_runtime_options o;
+    memset(&o, 0, sizeof o);
+    EXO_STRUCT_INIT(&o);
+    o.plugin_paths = dirs;
+    o.n_plugin_paths = 2;
+    o.flags = EXO_RUNTIME_NO_DEFAULT_PATHS;
+    o.log = capture_log;
+    o.log_level = -1;
+    log_seen[0] = '\0';
+    exo_runtime *rt = NULL;
+    ck_assert_int_eq(exo_runtime_create(&o, &rt), EXO_OK);
+    return rt;
+}
+
+START_TEST(unknown_rank_override_entries_warn_and_keep_the_ranking) {
+    setenv("EXO_FAKE_alpha_RANK", "64", 1);
+    setenv("EXO_FAKE_beta_RANK", "256", 1);
+    setenv("EXO_FAKE_alpha_DEVICES", "d:100:a:4096", 1);
+    setenv("EXO_FAKE_beta_DEVICES", "d:100:b:4096", 1);
+    setenv("EXO_PLUGIN_RANK", "alpha:high,alpah:300,alpha,alpha:-5,alpha:70000", 1);
+    exo_runtime *rt = runtime_logging_warnings();
+    ck_assert_str_eq(device(rt, 0).plugin, "beta");
+    ck_assert_uint_eq(plugin(rt, "alpha").class_rank, 64);
+    ck_assert_msg(strstr(log_seen, "EXO_PLUGIN_RANK entry 'alpha:high' ignored: expected plugin:rank with rank 0..65535"),
+                  "%s", log_seen);
+    ck_assert_msg(strstr(log_seen, "EXO_PLUGIN_RANK entry 'alpah:300' ignored: no plugin named 'alpah'"), "%s", log_seen);
+    ck_assert_msg(strstr(log_seen, "EXO_PLUGIN_RANK entry 'alpha' ignored"), "%s", log_seen);
+    ck_assert_msg(strstr(log_seen, "EXO_PLUGIN_RANK entry 'alpha:-5' ignored"), "%s", log_seen);
+    ck_assert_msg(strstr(log_seen, "EXO_PLUGIN_RANK entry 'alpha:70000' ignored"), "%s", log_seen);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(unknown_log_level_warns_and_uses_warn) {
+    setenv("EXO_LOG_LEVEL", "verbose", 1);
+    setenv("EXO_PLUGIN_RANK", "nosuch:1", 1); /* a warning that must still show at warn */
+    exo_runtime *rt = runtime_logging_warnings();
+    ck_assert_msg(strstr(log_seen, "EXO_LOG_LEVEL='verbose' is not a log level (accepted: error, warn, info, debug, "
+                                   "trace or 0..4); using warn"),
+                  "%s", log_seen);
+    ck_assert_msg(strstr(log_seen, "no plugin named 'nosuch'"), "%s", log_seen);
+    ck_assert_msg(!strstr(log_seen, "selected alpha"), "info lines shown at warn: %s", log_seen);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
 START_TEST(uninitialised_options_are_rejected) {
     exo_runtime_options o;
     memset(&o, 0, sizeof o);
@@ -506,6 +607,10 @@ int main(void) {
     tcase_add_test(tc, device_environment_picks_a_device);
     tcase_add_test(tc, device_environment_naming_nothing_is_an_error);
     tcase_add_test(tc, device_find_by_spec);
+    tcase_add_test(tc, device_index_overflow_is_refused_everywhere_with_one_message);
+    tcase_add_test(tc, device_spec_refuses_signs_spaces_empty_index_and_junk);
+    tcase_add_test(tc, unknown_rank_override_entries_warn_and_keep_the_ranking);
+    tcase_add_test(tc, unknown_log_level_warns_and_uses_warn);
     tcase_add_test(tc, fallback_order_goes_down_the_ranking);
     tcase_add_test(tc, failing_open_reports_the_plugin_detail);
     tcase_add_test(tc, devices_of_plugins_without_graphs_are_not_selected);
