@@ -156,7 +156,7 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
     }
 
     graph_target target = cpu_graph_target(ctx);
-    st = graph_plan_scratch(&target, g, CPU_ALIGN, offsets, &c->scratch_size);
+    st = graph_plan_scratch(&target, g, NULL, 0, CPU_ALIGN, offsets, &c->scratch_size);
     uint64_t mem_total = 0, mem_avail = 0;
     if (st == EXO_OK && cpu_read_meminfo(&mem_total, &mem_avail) && c->scratch_size > mem_total)
         st = cpu_error(ctx, EXO_ERR_NO_MEMORY,

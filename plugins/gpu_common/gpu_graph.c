@@ -1,6 +1,7 @@
 /* gpu_graph.c — compile and execute (see gpu_graph.h). */
 #include "gpu_graph.h"
 
+#include "gpu_fusions.h"
 #include "gpu_kernels.h"
 #include "gpu_target.h"
 #include "graph_bindings.h"
@@ -23,6 +24,14 @@ typedef struct index_check {
     const char *what;
 } index_check;
 
+/* What compile found at a node: the run each fusion may compute as one launch from here on, and
+ * the fusions whose run at the next node this RMS_NORM folds into. A node inside a run starts
+ * none (the runs of a graph do not overlap). */
+typedef struct node_runs {
+    uint8_t len[GPU_FUSION_COUNT]; /* per gpu_fusions entry: nodes in its run from here (0: none) */
+    uint8_t norm_into;             /* bit f: fold into gpu_fusions[f]'s run at node + 1 */
+} node_runs;
+
 struct gpu_compiled {
     const gpu_backend *be;
     uint32_t n_tensors, n_nodes, max_tokens;
@@ -34,12 +43,7 @@ struct gpu_compiled {
     gpu_mem *scratch;
     uint64_t scratch_size;
     gpu_mem *attn_partials; /* split decode attention's per-split states (gpu_kernels.h) */
-    uint8_t *group;         /* per node: matmuls from here on sharing their input (0/1: none) */
-    uint8_t *add_follows;   /* per node: a matmul whose output only the next node, an ADD, reads */
-    uint8_t *glu_follows;   /* per node: a matmul pair whose outputs only the GLU after them reads */
-    uint8_t *norm_feeds;    /* per node: an RMS_NORM whose output only the matmul group after it reads */
-    uint8_t *rope_kv;       /* per node: starts ROPE q, ROPE k, KV_WRITE k, KV_WRITE v, the roped k
-                               read by nothing else (gpu_rope_kv_fits checks the rest) */
+    node_runs *runs;        /* per node */
     index_check *checks;
     uint32_t n_checks, n_slots;
     uint32_t *slot_tensor; /* per slot: the index input read back into it */
@@ -75,11 +79,7 @@ void gpu_graph_free(gpu_compiled *c) {
     free(c->offset);
     free(c->bound);
     free(c->checks);
-    free(c->group);
-    free(c->add_follows);
-    free(c->rope_kv);
-    free(c->glu_follows);
-    free(c->norm_feeds);
+    free(c->runs);
     free(c->slot_tensor);
     free(c->slot_count);
     free(c->index_host);
@@ -113,16 +113,28 @@ static void plan_index_checks(gpu_compiled *c) {
     }
 }
 
-/* Whether tensor t is an intermediate that only nodes first .. last read (so a launch that
- * computes its producer and those readers may skip writing it). */
-static bool read_only_by(const exo_graph *g, uint32_t t, uint32_t first, uint32_t last) {
-    if (g->tensors[t].flags & (EXO_TENSOR_INPUT | EXO_TENSOR_OUTPUT | EXO_TENSOR_WEIGHT | EXO_TENSOR_KV)) return false;
-    for (uint32_t j = 0; j < g->n_nodes; j++) {
-        if (j >= first && j <= last) continue;
-        for (uint32_t s = 0; s < g->nodes[j].n_src; s++)
-            if (g->nodes[j].src[s] == t) return false;
+/* The fusion table's runs at every node (gpu_fusions.h), and the inputs those launches keep
+ * reading past their last reader, for the scratch planner (*n_keep entries of keep, which has
+ * room for n_nodes * GPU_FUSION_COUNT). */
+static void find_runs(gpu_compiled *c, const exo_graph *g, graph_keep_alive *keep, uint32_t *n_keep) {
+    *n_keep = 0;
+    for (uint32_t i = 0; i < g->n_nodes;) {
+        uint32_t longest = 1;
+        for (uint32_t f = 0; f < GPU_FUSION_COUNT; f++) {
+            const gpu_fusion *fu = &gpu_fusions[f];
+            uint32_t len = fu->detect(g, i);
+            c->runs[i].len[f] = (uint8_t)len;
+            if (len > longest) longest = len;
+            if (len && fu->keep_src >= 0)
+                keep[(*n_keep)++] = (graph_keep_alive){g->nodes[i + fu->keep_node].src[fu->keep_src], i + len - 1};
+        }
+        i += longest;
     }
-    return true;
+    for (uint32_t i = 0; i + 1 < g->n_nodes; i++)
+        for (uint32_t f = 0; f < GPU_FUSION_COUNT; f++) {
+            uint32_t len = c->runs[i + 1].len[f];
+            if (len && gpu_fusions[f].folds_norm && gpu_fusion_norm_detect(g, i, len)) c->runs[i].norm_into |= 1u << f;
+        }
 }
 
 exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_compiled **out) {
@@ -146,46 +158,32 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
     c->checks = calloc(g->n_nodes, sizeof *c->checks);
     c->slot_tensor = calloc(g->n_nodes, sizeof *c->slot_tensor);
     c->slot_count = calloc(g->n_nodes, sizeof *c->slot_count);
-    c->group = calloc(g->n_nodes ? g->n_nodes : 1, 1);
-    c->add_follows = calloc(g->n_nodes ? g->n_nodes : 1, 1);
-    c->rope_kv = calloc(g->n_nodes ? g->n_nodes : 1, 1);
-    c->glu_follows = calloc(g->n_nodes ? g->n_nodes : 1, 1);
-    c->norm_feeds = calloc(g->n_nodes ? g->n_nodes : 1, 1);
+    c->runs = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *c->runs);
     uint64_t *offsets = malloc(sizeof *offsets * g->n_tensors);
-    if (!c->tensors || !c->nodes || !c->mem || !c->offset || !c->bound || !c->checks || !c->slot_tensor || !c->slot_count || !c->group || !c->add_follows || !c->rope_kv || !c->glu_follows || !c->norm_feeds || !offsets) {
+    graph_keep_alive *keep = malloc(sizeof *keep * GPU_FUSION_COUNT * (g->n_nodes ? g->n_nodes : 1));
+    if (!c->tensors || !c->nodes || !c->mem || !c->offset || !c->bound || !c->checks || !c->slot_tensor ||
+        !c->slot_count || !c->runs || !offsets || !keep) {
         free(offsets);
+        free(keep);
         gpu_graph_free(c);
         return gpu_fail(be, EXO_ERR_NO_MEMORY, "graph_compile: out of memory");
     }
     memcpy(c->tensors, g->tensors, sizeof *c->tensors * g->n_tensors);
     memcpy(c->nodes, g->nodes, sizeof *c->nodes * g->n_nodes);
     plan_index_checks(c);
-    for (uint32_t i = 0; i < g->n_nodes;) {
-        uint32_t len = graph_matmul_group_length(g->nodes, g->n_nodes, i, GPU_MATMUL_GROUP_MAX);
-        c->group[i] = (uint8_t)len;
-        i += len > 1 ? len : 1;
-    }
-    for (uint32_t i = 0; i + 1 < g->n_nodes; i++)
-        c->add_follows[i] = c->group[i] == 1 && g->nodes[i + 1].op == EXO_OP_ADD && read_only_by(g, g->nodes[i].dst, i + 1, i + 1);
-    for (uint32_t i = 0; i + GPU_MATMUL_GLU_NODES <= g->n_nodes; i++)
-        c->glu_follows[i] = c->group[i] == 2 && g->nodes[i + 2].op == EXO_OP_GLU &&
-                            read_only_by(g, g->nodes[i].dst, i + 2, i + 2) &&
-                            read_only_by(g, g->nodes[i + 1].dst, i + 2, i + 2);
-    for (uint32_t i = 0; i + 1 < g->n_nodes; i++)
-        c->norm_feeds[i] = g->nodes[i].op == EXO_OP_RMS_NORM && c->group[i + 1] > 1 &&
-                           read_only_by(g, g->nodes[i].dst, i + 1, i + c->group[i + 1]);
-    for (uint32_t i = 0; i + GPU_ROPE_KV_NODES <= g->n_nodes; i++)
-        c->rope_kv[i] = g->nodes[i].op == EXO_OP_ROPE && g->nodes[i + 1].op == EXO_OP_ROPE &&
-                        read_only_by(g, g->nodes[i + 1].dst, i + 2, i + 2);
+    uint32_t n_keep;
+    find_runs(c, g, keep, &n_keep);
     c->index_host = malloc(sizeof *c->index_host * g->max_tokens * (c->n_slots ? c->n_slots : 1));
     if (!c->index_host) {
         free(offsets);
+        free(keep);
         gpu_graph_free(c);
         return gpu_fail(be, EXO_ERR_NO_MEMORY, "graph_compile: out of memory");
     }
 
     graph_target target = gpu_graph_target(be);
-    st = graph_plan_scratch(&target, g, GPU_ALIGN, offsets, &c->scratch_size);
+    st = graph_plan_scratch(&target, g, keep, n_keep, GPU_ALIGN, offsets, &c->scratch_size);
+    free(keep);
     if (st == EXO_OK && be->features.max_alloc && c->scratch_size > be->features.max_alloc)
         st = gpu_fail(be, EXO_ERR_DEVICE_OOM,
                       "graph_compile: intermediates need %llu bytes at max_tokens %u; the device's largest allocation "
@@ -286,6 +284,32 @@ static int64_t first_position(const gpu_compiled *c, uint32_t node) {
     return -1;
 }
 
+/* Enqueues what starts at node i: the first fusion (table order) whose run compile found here and
+ * that fits this execution — after the RMS_NORM at i folded in, where it may be — else node i
+ * alone. Returns how many nodes that covered. */
+static uint32_t enqueue_at(gpu_compiled *c, gpu_exec_view *view, uint32_t i, exo_status *st) {
+    const node_runs *r = &c->runs[i];
+    for (uint32_t f = 0; f < GPU_FUSION_COUNT; f++) {
+        const gpu_fusion *fu = &gpu_fusions[f];
+        uint32_t len = r->norm_into & (1u << f) ? c->runs[i + 1].len[f] : 0;
+        if (len && fu->fits(view, &c->nodes[i + 1], len, &c->nodes[i])) {
+            *st = fu->enqueue(view, &c->nodes[i + 1], len, &c->nodes[i]);
+            return 1 + len;
+        }
+    }
+    for (uint32_t f = 0; f < GPU_FUSION_COUNT; f++) {
+        const gpu_fusion *fu = &gpu_fusions[f];
+        uint32_t len = r->len[f];
+        if (len && fu->fits(view, &c->nodes[i], len, NULL)) {
+            *st = fu->enqueue(view, &c->nodes[i], len, NULL);
+            return len;
+        }
+    }
+    if (c->nodes[i].op == EXO_OP_ATTENTION) view->attn_position = first_position(c, i);
+    *st = gpu_enqueue_node(view, &c->nodes[i], i);
+    return 1;
+}
+
 exo_status gpu_graph_execute(gpu_compiled *c, const exo_exec_args *args) {
     if (!c) return EXO_ERR_INVALID_ARG;
     const gpu_backend *be = c->be;
@@ -293,39 +317,7 @@ exo_status gpu_graph_execute(gpu_compiled *c, const exo_exec_args *args) {
     if (st != EXO_OK) return st;
     st = check_indices(c, args->n_tokens);
     gpu_exec_view view = {be, c->tensors, c->mem, c->offset, args->n_tokens, c->attn_partials, -1};
-    for (uint32_t i = 0; st == EXO_OK && i < c->n_nodes; i++) {
-        /* An RMS_NORM folded into the matvec run it feeds: one launch fewer again. */
-        const exo_node *norm = NULL;
-        uint32_t at = i;
-        if (c->norm_feeds[i]) {
-            norm = &c->nodes[i];
-            at = i + 1;
-        }
-        if (c->glu_follows[at] && gpu_matmul_glu_fits(&view, &c->nodes[at]) &&
-            (!norm || gpu_norm_fits(&view, norm, &c->nodes[at], 2, c->nodes[at + 2].dst))) {
-            st = gpu_enqueue_matmul_glu(&view, &c->nodes[at], norm);
-            i = at + GPU_MATMUL_GLU_NODES - 1;
-            continue;
-        }
-        if (c->group[at] > 1 && gpu_matmul_group_fits(&view, &c->nodes[at], c->group[at]) &&
-            (!norm || gpu_norm_fits(&view, norm, &c->nodes[at], c->group[at], c->nodes[at].dst))) {
-            st = gpu_enqueue_matmul_group(&view, &c->nodes[at], c->group[at], norm);
-            i = at + c->group[at] - 1u;
-            continue;
-        }
-        if (c->rope_kv[i] && gpu_rope_kv_fits(&view, &c->nodes[i])) {
-            st = gpu_enqueue_rope_kv(&view, &c->nodes[i]);
-            i += GPU_ROPE_KV_NODES - 1;
-            continue;
-        }
-        if (c->add_follows[i] && gpu_matmul_add_fits(&view, &c->nodes[i], &c->nodes[i + 1])) {
-            st = gpu_enqueue_matmul_add(&view, &c->nodes[i], &c->nodes[i + 1]);
-            i++;
-            continue;
-        }
-        if (c->nodes[i].op == EXO_OP_ATTENTION) view.attn_position = first_position(c, i);
-        st = gpu_enqueue_node(&view, &c->nodes[i], i);
-    }
+    for (uint32_t i = 0; st == EXO_OK && i < c->n_nodes;) i += enqueue_at(c, &view, i, &st);
     exo_status fin = be->finish(be->ctx);
     return st != EXO_OK ? st : fin;
 }

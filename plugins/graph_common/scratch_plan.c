@@ -21,24 +21,8 @@ static int compare_spans(const void *a, const void *b) {
     return x->begin < y->begin ? -1 : x->begin > y->begin;
 }
 
-static bool reads(const exo_node *nd, uint32_t tensor) {
-    for (uint32_t s = 0; s < nd->n_src; s++)
-        if (nd->src[s] == tensor) return true;
-    return false;
-}
-
-/* The last node of a fusable run that starts with the matmul at node i (i itself if none). */
-static uint32_t fused_run_end(const exo_graph *g, uint32_t i) {
-    const exo_node *nd = &g->nodes[i];
-    if (i + 1 < g->n_nodes && g->nodes[i + 1].op == EXO_OP_ADD && reads(&g->nodes[i + 1], nd->dst)) return i + 1;
-    if (i + 2 < g->n_nodes && g->nodes[i + 1].op == EXO_OP_MATMUL && g->nodes[i + 1].src[0] == nd->src[0] &&
-        g->nodes[i + 2].op == EXO_OP_GLU && reads(&g->nodes[i + 2], nd->dst))
-        return i + 2;
-    return i;
-}
-
-exo_status graph_plan_scratch(const graph_target *target, const exo_graph *g, uint64_t align, uint64_t *offsets,
-                              uint64_t *total) {
+exo_status graph_plan_scratch(const graph_target *target, const exo_graph *g, const graph_keep_alive *keep,
+                              uint32_t n_keep, uint64_t align, uint64_t *offsets, uint64_t *total) {
     *total = 0;
     uint32_t *slot = malloc(sizeof *slot * g->n_tensors);
     lifetime *lives = malloc(sizeof *lives * (g->n_nodes ? g->n_nodes : 1));
@@ -57,23 +41,20 @@ exo_status graph_plan_scratch(const graph_target *target, const exo_graph *g, ui
     uint32_t n_lives = 0;
     for (uint32_t i = 0; i < g->n_nodes; i++) {
         const exo_node *nd = &g->nodes[i];
-        /* (last may already lie past i: extended by a fused run below.) */
         for (uint32_t s = 0; s < nd->n_src; s++)
-            if (slot[nd->src[s]] != UINT32_MAX && lives[slot[nd->src[s]]].last < i) lives[slot[nd->src[s]]].last = i;
-        /* A matmul keeps its input x alive through the node that finishes a run the GPU
-         * executor fuses into one launch, so that node's output never lands on x while other
-         * rows still read it: the ADD that reads the matmul's output next (gpu_matmul_add_fits),
-         * or the GLU of a gate/up pair (gpu_matmul_glu_fits). */
-        if (nd->op == EXO_OP_MATMUL && slot[nd->src[0]] != UINT32_MAX) {
-            uint32_t until = fused_run_end(g, i);
-            if (until > lives[slot[nd->src[0]]].last) lives[slot[nd->src[0]]].last = until;
-        }
+            if (slot[nd->src[s]] != UINT32_MAX) lives[slot[nd->src[s]]].last = i;
         const exo_tensor *d = &g->tensors[nd->dst];
         if (d->flags == 0) {
             uint64_t size = (graph_tensor_bytes(d, g->max_tokens) + align - 1) / align * align;
             slot[d->id] = n_lives;
             lives[n_lives++] = (lifetime){d->id, i, i, size, 0};
         }
+    }
+    /* The executor's fused launches: their outputs never land on what they still read. */
+    for (uint32_t k = 0; k < n_keep; k++) {
+        uint32_t t = keep[k].tensor;
+        if (t < g->n_tensors && slot[t] != UINT32_MAX && keep[k].until > lives[slot[t]].last)
+            lives[slot[t]].last = keep[k].until;
     }
     for (uint32_t a = 0; a < n_lives; a++) {
         uint32_t n_busy = 0;

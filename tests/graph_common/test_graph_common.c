@@ -306,7 +306,7 @@ START_TEST(plan_aligns_and_reuses_dead_intermediates) {
     for (int k = 0; k < 2; k++) {
         uint64_t align = aligns[k], offsets[8], total = 0;
         uint64_t slot = (10 * MAX_TOKENS * sizeof(float) + align - 1) / align * align; /* 160 bytes, rounded */
-        ck_assert_int_eq(graph_plan_scratch(&fx.target, &g, align, offsets, &total), EXO_OK);
+        ck_assert_int_eq(graph_plan_scratch(&fx.target, &g, NULL, 0, align, offsets, &total), EXO_OK);
         ck_assert_uint_eq(offsets[ids[0]], 0);
         ck_assert_uint_eq(offsets[ids[1]], slot);
         ck_assert_uint_eq(offsets[ids[2]], 0); /* a is dead once b is computed */
@@ -315,6 +315,26 @@ START_TEST(plan_aligns_and_reuses_dead_intermediates) {
             if (fx.tensors[t].flags) ck_assert_uint_eq(offsets[t], GRAPH_NOT_PLANNED);
             else ck_assert_uint_eq(offsets[t] % align, 0);
     }
+}
+END_TEST
+
+/* A fused launch that computes c while still reading a: a lives through c's node, so c no longer
+ * lands on it; a keep-alive for a role tensor (the input) changes nothing. */
+START_TEST(plan_keeps_what_a_fused_launch_still_reads) {
+    fixture fx;
+    uint32_t ids[3], bad;
+    fx_init(&fx, GRAPH_DTYPES_ALL);
+    build_chain(&fx, ids);
+    ck_assert_int_eq(validate(&fx, &bad), EXO_OK);
+    exo_graph g = graph_of(&fx);
+    uint64_t offsets[8], total = 0, slot = 256; /* 160 bytes, rounded to 256 */
+    const graph_keep_alive keep[] = {{ids[0], 2}, {fx.nodes[0].src[0], 3}};
+    ck_assert_int_eq(graph_plan_scratch(&fx.target, &g, keep, 2, 256, offsets, &total), EXO_OK);
+    ck_assert_uint_eq(offsets[ids[0]], 0);
+    ck_assert_uint_eq(offsets[ids[1]], slot);
+    ck_assert_uint_eq(offsets[ids[2]], 2 * slot);
+    ck_assert_uint_eq(offsets[fx.nodes[0].src[0]], GRAPH_NOT_PLANNED);
+    ck_assert_uint_eq(total, 3 * slot);
 }
 END_TEST
 
@@ -335,6 +355,7 @@ int main(void) {
     suite_add_tcase(s, tc);
     tc = tcase_create("plan");
     tcase_add_test(tc, plan_aligns_and_reuses_dead_intermediates);
+    tcase_add_test(tc, plan_keeps_what_a_fused_launch_still_reads);
     suite_add_tcase(s, tc);
     return exo_check_run(s, CK_FORK_GETENV);
 }

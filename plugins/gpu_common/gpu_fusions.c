@@ -1,0 +1,278 @@
+/* gpu_fusions.c — the fusion table (see gpu_fusions.h): per fusion, its detection, its fit
+ * check and its launch, side by side. Argument lists follow the fused kernels' parameter lists
+ * in kernels/matmul.cl and kernels/rope.cl one for one. */
+#include "gpu_fusions.h"
+
+#include "graph_ir.h"
+
+#include <stdio.h>
+
+/* Most matmuls sharing their input in one exo_matmul_vec16x3_* launch. */
+#define MATMUL_GROUP_MAX 3
+
+/* Whether tensor t is an intermediate that only nodes first .. last read (so a launch that
+ * computes its producer and those readers may skip writing it). */
+static bool read_only_by(const exo_graph *g, uint32_t t, uint32_t first, uint32_t last) {
+    if (g->tensors[t].flags & (EXO_TENSOR_INPUT | EXO_TENSOR_OUTPUT | EXO_TENSOR_WEIGHT | EXO_TENSOR_KV)) return false;
+    for (uint32_t j = 0; j < g->n_nodes; j++) {
+        if (j >= first && j <= last) continue;
+        for (uint32_t s = 0; s < g->nodes[j].n_src; s++)
+            if (g->nodes[j].src[s] == t) return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------ an RMS_NORM folded into the matvec after it */
+
+bool gpu_fusion_norm_detect(const exo_graph *g, uint32_t i, uint32_t len) {
+    return g->nodes[i].op == EXO_OP_RMS_NORM && read_only_by(g, g->nodes[i].dst, i + 1, i + len);
+}
+
+/* When the run takes one token, the weight and x are aligned for the wide loads, and no output
+ * (`out`, the run's own outputs) overlaps the raw x, which is read while they are written. */
+static bool norm_fits(const gpu_exec_view *v, const exo_node *norm, const exo_node *nodes, uint32_t count,
+                      uint32_t out) {
+    if (norm->op != EXO_OP_RMS_NORM || nodes[0].src[0] != norm->dst) return false;
+    int64_t ne[EXO_MAX_DIMS];
+    int64_t x_count = gpu_view_count(v, norm->src[0], ne);
+    const exo_tensor *w = &v->tensors[norm->src[1]];
+    uint32_t wsz = graph_dtype_size(w->dtype);
+    /* One token's row; the weight read 8 at a time from a multiple of 4; x as float4s. */
+    if (x_count != ne[0] || ne[0] % 8 != 0 || !wsz || v->offset[norm->src[1]] % ((uint64_t)wsz * 4) != 0 ||
+        v->offset[norm->src[0]] % 16 != 0)
+        return false;
+    if (gpu_view_overlaps(v, out, norm->src[0])) return false;
+    for (uint32_t i = 0; i < count; i++)
+        if (gpu_view_overlaps(v, nodes[i].dst, norm->src[0])) return false;
+    return true;
+}
+
+/* The norm arguments of the fused matvec kernels: the RMS_NORM node folded in, or none. */
+static void norm_args(gpu_builder *b, const exo_node *norm, uint32_t x) {
+    gpu_build_i32(b, norm != NULL);
+    gpu_build_tensor(b, norm ? norm->src[1] : x);
+    gpu_build_i32(b, norm ? b->v->tensors[norm->src[1]].dtype : 0);
+    gpu_build_f32(b, norm ? norm->f[0] : 0.0f);
+    gpu_build_i32(b, norm ? norm->i[0] : 0);
+}
+
+/* ------------------------------------------------ matmuls sharing their input: exo_matmul_vec16x3_* */
+
+/* The q/k/v projections, gate and up (graph_matmul_group_length). */
+static uint32_t group_detect(const exo_graph *g, uint32_t i) {
+    uint32_t len = graph_matmul_group_length(g->nodes, g->n_nodes, i, MATMUL_GROUP_MAX);
+    return len > 1 ? len : 0;
+}
+
+/* Matrix-vector sized, of one weight dtype, aligned for the wide loads, and the device takes
+ * that kernel (not the subgroup one). */
+static bool group_fits_matmuls(const gpu_exec_view *v, const exo_node *nodes, uint32_t count) {
+    if (count < 2 || count > MATMUL_GROUP_MAX || v->be->features.subgroups) return false;
+    int64_t wne[EXO_MAX_DIMS];
+    gpu_view_count(v, nodes[0].src[1], wne);
+    if (gpu_view_count(v, nodes[0].src[0], NULL) / wne[0] > GPU_MATVEC_MAX_TOKENS) return false;
+    for (uint32_t i = 0; i < count; i++)
+        if (v->tensors[nodes[i].src[1]].dtype != v->tensors[nodes[0].src[1]].dtype ||
+            !gpu_view_wide_loads_fit(v, &nodes[i], wne[0]))
+            return false;
+    return true;
+}
+
+static bool group_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
+    return group_fits_matmuls(v, run, len) && (!norm || norm_fits(v, norm, run, len, run[0].dst));
+}
+
+static exo_status group_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
+    int64_t wne[EXO_MAX_DIMS];
+    gpu_view_count(v, run[0].src[1], wne);
+    int64_t k = wne[0], m = gpu_view_count(v, run[0].src[0], NULL) / k, rows = 0;
+    char name[48];
+    snprintf(name, sizeof name, "exo_matmul_vec16x3_%s", gpu_dtype_suffix(v->tensors[run[0].src[1]].dtype));
+    gpu_builder b;
+    gpu_build_start(&b, v, name);
+    gpu_build_tensor(&b, norm ? norm->src[0] : run[0].src[0]);
+    gpu_build_u32(&b, (uint64_t)m);
+    gpu_build_u32(&b, (uint64_t)k);
+    for (uint32_t i = 0; i < MATMUL_GROUP_MAX; i++) {
+        /* A pair repeats member 0 as the third with no rows. */
+        const exo_node *nd = &run[i < len ? i : 0];
+        int64_t n = i < len ? gpu_view_count(v, nd->src[1], NULL) / k : 0;
+        gpu_build_tensor(&b, nd->src[1]);
+        gpu_build_tensor(&b, nd->n_src == 3 ? nd->src[2] : nd->dst);
+        gpu_build_i32(&b, nd->n_src == 3);
+        gpu_build_tensor(&b, nd->dst);
+        gpu_build_u32(&b, (uint64_t)n);
+        rows += n;
+    }
+    norm_args(&b, norm, run[0].src[0]);
+    return gpu_build_go_matvec(&b, k, rows);
+}
+
+/* ------------------------------------------------ gate, up and their GLU: exo_matmul_vec16_glu_* */
+
+/* A pair sharing x, then the GLU that alone reads both outputs (never written). */
+static uint32_t glu_detect(const exo_graph *g, uint32_t i) {
+    if (i + 3 > g->n_nodes || graph_matmul_group_length(g->nodes, g->n_nodes, i, MATMUL_GROUP_MAX) != 2 ||
+        g->nodes[i + 2].op != EXO_OP_GLU ||
+        !read_only_by(g, g->nodes[i].dst, i + 2, i + 2) || !read_only_by(g, g->nodes[i + 1].dst, i + 2, i + 2))
+        return 0;
+    return 3;
+}
+
+static bool glu_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
+    const exo_node *glu = &run[2];
+    if (len != 3 || glu->op != EXO_OP_GLU || glu->src[0] != run[0].dst || glu->src[1] != run[1].dst) return false;
+    int64_t wne[EXO_MAX_DIMS];
+    gpu_view_count(v, run[0].src[1], wne);
+    /* One token only (the kernel has no per-token loop), the GLU's output not on x (the keep
+     * entry sees to that), otherwise as the grouped matvec. */
+    return gpu_view_count(v, run[0].src[0], NULL) == wne[0] && !gpu_view_overlaps(v, glu->dst, run[0].src[0]) &&
+           group_fits_matmuls(v, run, 2) && (!norm || norm_fits(v, norm, run, 2, glu->dst));
+}
+
+static exo_status glu_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
+    (void)len;
+    int64_t wne[EXO_MAX_DIMS];
+    int64_t w_count = gpu_view_count(v, run[0].src[1], wne), k = wne[0], rows = w_count / k;
+    char name[48];
+    snprintf(name, sizeof name, "exo_matmul_vec16_glu_%s", gpu_dtype_suffix(v->tensors[run[0].src[1]].dtype));
+    gpu_builder b;
+    gpu_build_start(&b, v, name);
+    gpu_build_tensor(&b, norm ? norm->src[0] : run[0].src[0]);
+    gpu_build_u32(&b, (uint64_t)k);
+    for (int i = 0; i < 2; i++) {
+        gpu_build_tensor(&b, run[i].src[1]);
+        gpu_build_tensor(&b, run[i].n_src == 3 ? run[i].src[2] : run[i].dst);
+        gpu_build_i32(&b, run[i].n_src == 3);
+    }
+    gpu_build_tensor(&b, run[2].dst);
+    gpu_build_u32(&b, (uint64_t)rows);
+    gpu_build_i32(&b, run[2].i[0] == EXO_ACT_GELU_TANH ? 1 : 0);
+    norm_args(&b, norm, run[0].src[0]);
+    return gpu_build_go_matvec(&b, k, rows);
+}
+
+/* ------------------------------------------------ a matmul and its residual ADD: exo_matmul_vec16_* */
+
+/* The ADD's other operand, when it reads the matmul's output and a different tensor. */
+static uint32_t residual_of(const exo_node *mm, const exo_node *add) {
+    if (add->op != EXO_OP_ADD) return UINT32_MAX;
+    if (add->src[0] == mm->dst && add->src[1] != mm->dst) return add->src[1];
+    if (add->src[1] == mm->dst && add->src[0] != mm->dst) return add->src[0];
+    return UINT32_MAX;
+}
+
+/* A matmul whose output only the ADD right after it reads (never written: (x.w + b) + r). */
+static uint32_t add_detect(const exo_graph *g, uint32_t i) {
+    if (g->nodes[i].op != EXO_OP_MATMUL || i + 1 >= g->n_nodes || g->nodes[i + 1].op != EXO_OP_ADD ||
+        !read_only_by(g, g->nodes[i].dst, i + 1, i + 1))
+        return 0;
+    return 2;
+}
+
+static bool add_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
+    const exo_node *mm = &run[0], *add = &run[1];
+    uint32_t res = residual_of(mm, add);
+    if (len != 2 || norm || mm->op != EXO_OP_MATMUL || res == UINT32_MAX || v->be->features.subgroups) return false;
+    int64_t wne[EXO_MAX_DIMS];
+    gpu_view_count(v, mm->src[1], wne);
+    int64_t k = wne[0];
+    if (gpu_view_count(v, mm->src[0], NULL) / k > GPU_MATVEC_MAX_TOKENS || !gpu_view_wide_loads_fit(v, mm, k))
+        return false;
+    /* No broadcast, and the ADD's output must not land on x while other rows still read it. */
+    return gpu_view_count(v, res, NULL) == gpu_view_count(v, mm->dst, NULL) &&
+           !gpu_view_overlaps(v, add->dst, mm->src[0]);
+}
+
+static exo_status add_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
+    (void)len;
+    (void)norm;
+    const exo_node *mm = &run[0], *add = &run[1];
+    int64_t wne[EXO_MAX_DIMS];
+    int64_t w_count = gpu_view_count(v, mm->src[1], wne), k = wne[0], n = w_count / k;
+    int64_t m = gpu_view_count(v, mm->src[0], NULL) / k;
+    exo_node fused = *mm;
+    fused.dst = add->dst;
+    char name[48];
+    snprintf(name, sizeof name, "exo_matmul_vec16_%s", gpu_dtype_suffix(v->tensors[mm->src[1]].dtype));
+    gpu_builder b;
+    gpu_build_start(&b, v, name);
+    gpu_build_matmul_args(&b, &fused, fused.n_src == 3 ? fused.src[2] : fused.dst, m, k, n);
+    gpu_build_tensor(&b, residual_of(mm, add));
+    gpu_build_i32(&b, 1);
+    return gpu_build_go_matvec(&b, k, n);
+}
+
+/* ------------------------------------------------ RoPE of q and k, KV writes of k and v: exo_rope_kv */
+
+/* Two ROPEs, the roped k read only by the KV_WRITE after them (the kernel writes it straight
+ * into the cache); fits checks the rest. */
+static uint32_t rope_kv_detect(const exo_graph *g, uint32_t i) {
+    if (i + 4 > g->n_nodes || g->nodes[i].op != EXO_OP_ROPE || g->nodes[i + 1].op != EXO_OP_ROPE ||
+        !read_only_by(g, g->nodes[i + 1].dst, i + 2, i + 2))
+        return 0;
+    return 4;
+}
+
+/* The same positions and RoPE parameters for q and k, the KV writes of the roped k and of a v
+ * that is neither roped output. */
+static bool rope_kv_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
+    const exo_node *rq = &run[0], *rk = &run[1], *wk = &run[2], *wv = &run[3];
+    if (len != 4 || norm || rq->op != EXO_OP_ROPE || rk->op != EXO_OP_ROPE || wk->op != EXO_OP_KV_WRITE ||
+        wv->op != EXO_OP_KV_WRITE)
+        return false;
+    uint32_t pos = rq->src[1];
+    if (wk->src[0] != rk->dst || wv->src[0] == rq->dst || wv->src[0] == rk->dst || rk->src[1] != pos ||
+        wk->src[1] != pos || wv->src[1] != pos || rk->src[2] != rq->src[2] || rk->i[0] != rq->i[0] ||
+        rk->i[1] != rq->i[1] || rk->f[0] != rq->f[0])
+        return false;
+    int64_t qne[EXO_MAX_DIMS], kne[EXO_MAX_DIMS];
+    gpu_view_count(v, rq->src[0], qne);
+    int64_t k_count = gpu_view_count(v, rk->src[0], kne);
+    /* Same head size; v rows as long as k rows; both caches as long. */
+    return qne[0] == kne[0] && gpu_view_count(v, wv->src[0], NULL) == k_count &&
+           gpu_view_outer_dim(v, wk->dst) == gpu_view_outer_dim(v, wv->dst);
+}
+
+static exo_status rope_kv_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
+    (void)len;
+    (void)norm;
+    const exo_node *rq = &run[0], *rk = &run[1], *wk = &run[2], *wv = &run[3];
+    int64_t ne[EXO_MAX_DIMS];
+    int64_t q_count = gpu_view_count(v, rq->src[0], ne), tokens = gpu_view_count(v, rq->src[1], NULL);
+    int64_t head_dim = ne[0], heads = q_count / (head_dim * tokens);
+    int64_t kv_heads = gpu_view_count(v, rk->src[0], NULL) / (head_dim * tokens);
+    gpu_builder b;
+    gpu_build_start(&b, v, "exo_rope_kv");
+    gpu_build_tensor(&b, rq->src[0]);
+    gpu_build_tensor(&b, rk->src[0]);
+    gpu_build_tensor(&b, wv->src[0]);
+    gpu_build_tensor(&b, rq->src[1]);
+    gpu_build_tensor(&b, rq->src[2]);
+    gpu_build_tensor(&b, rq->dst);
+    gpu_build_tensor(&b, wk->dst);
+    gpu_build_tensor(&b, wv->dst);
+    gpu_build_u32(&b, (uint64_t)head_dim);
+    gpu_build_u32(&b, (uint64_t)heads);
+    gpu_build_u32(&b, (uint64_t)kv_heads);
+    gpu_build_i32(&b, rq->i[1]);
+    gpu_build_i32(&b, rq->i[0]);
+    gpu_build_f32(&b, rq->f[0]);
+    gpu_build_u32(&b, (uint64_t)gpu_view_outer_dim(v, wk->dst));
+    return gpu_build_go(&b, 3, (uint64_t[3]){(uint64_t)head_dim, (uint64_t)(heads + 2 * kv_heads), (uint64_t)tokens},
+                        (size_t[3]){32, 1, 1});
+}
+
+/* ------------------------------------------------ the table */
+
+/* Tried in this order at a node: gate/up/GLU before the plain pair it starts with. The keep
+ * entries: the GLU and the ADD write while the matmuls' rows still read x (run[0]'s source 0);
+ * the group's outputs are written by nodes that all read x, and exo_rope_kv's by nodes whose
+ * inputs are read at or after them, so both keep nothing. A folded RMS_NORM's raw input is
+ * checked per execution instead (norm_fits: no output of the run may overlap it). */
+const gpu_fusion gpu_fusions[GPU_FUSION_COUNT] = {
+    {"exo_matmul_vec16_glu", glu_detect, glu_fits, glu_enqueue, 0, 0, true},
+    {"exo_matmul_vec16x3", group_detect, group_fits, group_enqueue, 0, -1, true},
+    {"exo_rope_kv", rope_kv_detect, rope_kv_fits, rope_kv_enqueue, 0, -1, false},
+    {"exo_matmul_vec16 + add", add_detect, add_fits, add_enqueue, 0, 0, false},
+};

@@ -1,0 +1,108 @@
+/* gpu_launch.c — building one kernel launch (see gpu_launch.h). */
+#include "gpu_launch.h"
+
+#include "graph_ir.h"
+
+void gpu_build_start(gpu_builder *b, const gpu_exec_view *v, const char *kernel) {
+    b->v = v;
+    b->l.kernel = kernel;
+    b->l.n_args = 0;
+    b->l.dims = 1;
+    for (int d = 0; d < 3; d++) b->l.global[d] = b->l.local[d] = 1;
+}
+
+void gpu_build_tensor(gpu_builder *b, uint32_t tensor) {
+    const exo_tensor *t = &b->v->tensors[tensor];
+    uint32_t esz = graph_dtype_size(t->dtype);
+    gpu_arg *a = &b->l.args[b->l.n_args++];
+    a->kind = GPU_ARG_MEM;
+    a->v.mem.mem = b->v->mem[tensor];
+    a->v.mem.offset = (uint32_t)(b->v->offset[tensor] / (esz ? esz : 1));
+}
+void gpu_build_mem(gpu_builder *b, gpu_mem *mem, uint32_t element_offset) {
+    gpu_arg *a = &b->l.args[b->l.n_args++];
+    a->kind = GPU_ARG_MEM;
+    a->v.mem.mem = mem;
+    a->v.mem.offset = element_offset;
+}
+void gpu_build_u32(gpu_builder *b, uint64_t x) {
+    gpu_arg *a = &b->l.args[b->l.n_args++];
+    a->kind = GPU_ARG_U32;
+    a->v.u32 = (uint32_t)x;
+}
+void gpu_build_i32(gpu_builder *b, int64_t x) {
+    gpu_arg *a = &b->l.args[b->l.n_args++];
+    a->kind = GPU_ARG_I32;
+    a->v.i32 = (int32_t)x;
+}
+void gpu_build_f32(gpu_builder *b, float x) {
+    gpu_arg *a = &b->l.args[b->l.n_args++];
+    a->kind = GPU_ARG_F32;
+    a->v.f32 = x;
+}
+
+static size_t round_up(uint64_t n, size_t m) { return (size_t)((n + m - 1) / m * m); }
+
+/* Sizes: `count` items per dimension, work-groups of `local`. */
+exo_status gpu_build_go(gpu_builder *b, uint32_t dims, const uint64_t count[3], const size_t local[3]) {
+    b->l.dims = dims;
+    for (uint32_t d = 0; d < dims; d++) {
+        b->l.local[d] = local[d];
+        b->l.global[d] = round_up(count[d] ? count[d] : 1, local[d]);
+    }
+    return b->v->be->launch(b->v->be->ctx, &b->l);
+}
+
+exo_status gpu_build_go_1d(gpu_builder *b, uint64_t count) {
+    return gpu_build_go(b, 1, (uint64_t[3]){count, 1, 1}, (size_t[3]){256, 1, 1});
+}
+
+int64_t gpu_view_count(const gpu_exec_view *v, uint32_t tensor, int64_t ne[EXO_MAX_DIMS]) {
+    int64_t tmp[EXO_MAX_DIMS];
+    return graph_resolve_shape(&v->tensors[tensor], v->n_tokens, ne ? ne : tmp);
+}
+int64_t gpu_view_outer_dim(const gpu_exec_view *v, uint32_t tensor) {
+    int64_t ne[EXO_MAX_DIMS];
+    gpu_view_count(v, tensor, ne);
+    return ne[v->tensors[tensor].n_dims - 1];
+}
+const char *gpu_dtype_suffix(exo_dtype t) { return t == EXO_DTYPE_F16 ? "f16" : t == EXO_DTYPE_BF16 ? "bf16" : "f32"; }
+
+void gpu_build_matmul_args(gpu_builder *b, const exo_node *nd, uint32_t bias, int64_t m, int64_t k, int64_t n) {
+    gpu_build_tensor(b, nd->src[0]);
+    gpu_build_tensor(b, nd->src[1]);
+    gpu_build_tensor(b, bias);
+    gpu_build_i32(b, nd->n_src == 3);
+    gpu_build_tensor(b, nd->dst);
+    gpu_build_u32(b, (uint64_t)m);
+    gpu_build_u32(b, (uint64_t)k);
+    gpu_build_u32(b, (uint64_t)n);
+}
+
+/* exo_matmul_vec16_* reads weights in aligned 8-element chunks and x as float4s: k and the
+ * weight's element offset must be multiples of 8, x's of 4 (buffers themselves are at least
+ * 16-byte aligned: CL_DEVICE_MEM_BASE_ADDR_ALIGN is >= 1024 bits on every OpenCL 1.2 device). */
+bool gpu_view_wide_loads_fit(const gpu_exec_view *v, const exo_node *nd, int64_t k) {
+    uint32_t wsz = graph_dtype_size(v->tensors[nd->src[1]].dtype);
+    uint32_t xsz = graph_dtype_size(v->tensors[nd->src[0]].dtype);
+    if (k % 8 != 0 || !wsz || xsz != 4) return false;
+    return (v->offset[nd->src[1]] / wsz) % 8 == 0 && v->offset[nd->src[1]] % wsz == 0 &&
+           (v->offset[nd->src[0]] / 4) % 4 == 0 && v->offset[nd->src[0]] % 4 == 0;
+}
+
+/* Whether tensors a and b share bytes in this execution. */
+bool gpu_view_overlaps(const gpu_exec_view *v, uint32_t a, uint32_t b) {
+    if (v->mem[a] != v->mem[b]) return false;
+    uint64_t a0 = v->offset[a], a1 = a0 + graph_tensor_bytes(&v->tensors[a], v->n_tokens);
+    uint64_t b0 = v->offset[b], b1 = b0 + graph_tensor_bytes(&v->tensors[b], v->n_tokens);
+    return a0 < b1 && b0 < a1;
+}
+
+/* Launches a wide-load matvec kernel over `rows` weight rows: `lanes` items per row, 256 / lanes
+ * rows per work-group; more lanes (while each still gets >= 8 chunks of 8) until ~1024
+ * work-groups fill a big GPU (a sweep of fixed lane counts on an H200 found nothing better). */
+exo_status gpu_build_go_matvec(gpu_builder *b, int64_t k, int64_t rows) {
+    uint64_t lanes = 32, chunks = (uint64_t)k / 8;
+    while (lanes < 128 && (uint64_t)rows * lanes / 256 < 1024 && chunks >= lanes * 2 * 4) lanes *= 2;
+    return gpu_build_go(b, 2, (uint64_t[3]){lanes, (uint64_t)rows, 1}, (size_t[3]){(size_t)lanes, (size_t)(256 / lanes), 1});
+}

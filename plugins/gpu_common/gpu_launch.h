@@ -1,0 +1,62 @@
+/* gpu_launch.h — building one kernel launch: its arguments in the order of the kernel's parameter
+ * list (kernels/), its global and local sizes, and what choosing a kernel needs to know of the
+ * tensors in the current execution (shapes at its token count, placement). Shared by the per-node
+ * launches (gpu_kernels.c) and the fused ones (gpu_fusions.c). */
+#ifndef EXO_GPU_LAUNCH_H
+#define EXO_GPU_LAUNCH_H
+
+#include "gpu_backend.h"
+
+#include <stdbool.h>
+
+/* Where every tensor of the graph lives for the current execution. */
+typedef struct gpu_exec_view {
+    const gpu_backend *be;
+    const exo_tensor *tensors;
+    gpu_mem **mem;     /* per tensor */
+    uint64_t *offset;  /* per tensor, bytes into mem */
+    uint32_t n_tokens;
+    /* Split decode attention (exo_attention_split + exo_attention_combine): room for the
+     * per-split states of GPU_ATT_MAX_SPLITS splits of every head (NULL: not available), and
+     * token 0's position for the node being enqueued (-1: not known on the host). */
+    gpu_mem *attn_partials;
+    int64_t attn_position;
+} gpu_exec_view;
+
+/* Token counts up to this use the matrix-vector kernels (weights read once per row). */
+#define GPU_MATVEC_MAX_TOKENS 4 /* EXO_MV_MAX_M in kernels/matmul.cl */
+
+/* A tensor's element count at the execution's token count (ne: its resolved shape, or NULL). */
+int64_t gpu_view_count(const gpu_exec_view *v, uint32_t tensor, int64_t ne[EXO_MAX_DIMS]);
+/* Its outermost extent (a cache's rows). */
+int64_t gpu_view_outer_dim(const gpu_exec_view *v, uint32_t tensor);
+/* Whether tensors a and b share bytes in this execution. */
+bool gpu_view_overlaps(const gpu_exec_view *v, uint32_t a, uint32_t b);
+/* Whether matmul nd (inner size k) may take a wide-load matvec kernel (exo_matmul_vec16*). */
+bool gpu_view_wide_loads_fit(const gpu_exec_view *v, const exo_node *nd, int64_t k);
+/* The kernel-name suffix of a weight dtype: "f32", "f16", "bf16". */
+const char *gpu_dtype_suffix(exo_dtype t);
+
+typedef struct gpu_builder {
+    const gpu_exec_view *v;
+    gpu_launch l;
+} gpu_builder;
+
+void gpu_build_start(gpu_builder *b, const gpu_exec_view *v, const char *kernel);
+/* A tensor as a MEM argument: its memory and its element offset in units of its dtype. */
+void gpu_build_tensor(gpu_builder *b, uint32_t tensor);
+void gpu_build_mem(gpu_builder *b, gpu_mem *mem, uint32_t element_offset);
+void gpu_build_u32(gpu_builder *b, uint64_t x);
+void gpu_build_i32(gpu_builder *b, int64_t x);
+void gpu_build_f32(gpu_builder *b, float x);
+/* The matmul kernels' common head: x, W, bias, has_bias, y, m, k, n. */
+void gpu_build_matmul_args(gpu_builder *b, const exo_node *nd, uint32_t bias, int64_t m, int64_t k, int64_t n);
+
+/* Enqueues the launch: `count` items per dimension rounded up to work-groups of `local`. */
+exo_status gpu_build_go(gpu_builder *b, uint32_t dims, const uint64_t count[3], const size_t local[3]);
+/* One dimension of `count` items, work-groups of 256. */
+exo_status gpu_build_go_1d(gpu_builder *b, uint64_t count);
+/* A wide-load matvec kernel over `rows` weight rows of inner size k. */
+exo_status gpu_build_go_matvec(gpu_builder *b, int64_t k, int64_t rows);
+
+#endif
