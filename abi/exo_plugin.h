@@ -12,6 +12,42 @@
  *  - One exported symbol per plugin: exo_plugin_entry (EXO_PLUGIN_DEFINE also exports a
  *    per-name alias so tests can link several plugins into one binary).
  *  - Plugins never print, never call getenv, never abort or exit: they go through the host table.
+ *  - A writer of a struct the other side allocated copies with exo_struct_copy_out and leaves
+ *    the header alone: hdr.size keeps describing the allocation, and the allocator zeroes it
+ *    first, so members the writer does not know read as 0 (absent).
+ *
+ * The plugin contract (what exo_plugin_api's members mean; the loader enforces the first rule):
+ *  - REQUIRED / OPTIONAL. Every member is marked below. A plugin lacking init, probe or
+ *    device_report is refused at load. A plugin that sets graph_compile declares it runs graphs
+ *    and must also set device_open, buffer_alloc, buffer_write, buffer_read, buffer_free,
+ *    graph_execute and compiled_free, or it is refused at load with the missing members named
+ *    (exo-probe shows the reason). Without graph_compile it is a probe-only plugin: its devices
+ *    are listed and ranked but never given work. An OPTIONAL member may be NULL; the core then
+ *    does what its comment says. Members past the plugin's hdr.size read as NULL.
+ *  - Strings. name and version are read once, right after the entry call, and copied.
+ *    build_info is read and copied then, and again (from probe_build_info, when set) right after
+ *    each probe returns, on the probing thread, so exo-probe shows the text as the probe left it.
+ *    The entry's strings must stay valid while the library is loaded (string literals, or
+ *    static text written before the entry returns and never again).
+ *  - Ownership. Arguments are borrowed for the call only: the graph of supports_graph and
+ *    graph_compile (tensors, nodes, the buffers array), exec args and bindings, the data of
+ *    buffer_write/read, the output structs. A plugin copies what it keeps. What a plugin returns
+ *    (contexts, buffers, compiled graphs) it owns until the matching free: shutdown,
+ *    buffer_free, compiled_free. The core frees every compiled graph that uses a buffer before
+ *    that buffer, every buffer and compiled graph of a device before device_close, and closes
+ *    every device before shutdown. Weight buffers outlive the compiled graphs that name them;
+ *    host memory given to buffer_wrap_host outlives the buffer.
+ *  - Threads. Each runtime has its own context (init), and several runtimes may live in one
+ *    process: entry, init, probe and every other call may run on different contexts at the same
+ *    time, so process-wide state of a plugin (loader handles, static tables) needs its own
+ *    lock or pthread_once. On one context, init/probe/device_report/shutdown come from one
+ *    thread with nothing else in flight; device_open/device_close/device_telemetry are
+ *    serialised with each other; buffer, supports_graph, compile and execute calls are
+ *    serialised per device (the core holds that device's lock), but calls for two different
+ *    devices of one context, and device_telemetry of a device, may run concurrently with them.
+ *    Every host table function may be called from any thread at any time; set_error records
+ *    the detail for the calling thread (like errno), so a plugin calls it on the thread that
+ *    returns the status.
  *
  * The layout of everything here is asserted by tests/abi/test_abi_layout.c.
  */
@@ -28,7 +64,7 @@ extern "C" {
 /* ---------------------------------------------------------------- versions and headers */
 
 #define EXO_ABI_MAJOR 1
-#define EXO_ABI_MINOR 0
+#define EXO_ABI_MINOR 1 /* 1.1: exo_plugin_api.probe_build_info */
 #define EXO_MAKE_VERSION(major, minor) (((uint32_t)(major) << 16) | ((uint32_t)(minor)&0xffffu))
 #define EXO_VERSION_MAJOR(v) ((uint32_t)(v) >> 16)
 #define EXO_VERSION_MINOR(v) ((uint32_t)(v)&0xffffu)
@@ -72,6 +108,20 @@ enum {
     EXO_ERR_STATUS_FORCE_INT32 = 0x7fffffff
 };
 
+/* Copies a complete struct of the writer's layout (`src`, `src_size` bytes) into a struct the
+ * other side allocated (`dst`, whose header says how big it is): only the members both layouts
+ * hold, never the header. Returns EXO_ERR_INVALID_ARG, writing nothing, for a NULL or
+ * headerless dst. (A byte loop: this header includes nothing beyond stddef.h and stdint.h.) */
+static inline exo_status exo_struct_copy_out(void *dst, const void *src, size_t src_size) {
+    exo_struct_header *h = (exo_struct_header *)dst;
+    if (!h || !src || h->size < sizeof *h) return EXO_ERR_INVALID_ARG;
+    size_t n = h->size < src_size ? h->size : src_size;
+    const unsigned char *from = (const unsigned char *)src;
+    unsigned char *to = (unsigned char *)dst;
+    for (size_t k = sizeof *h; k < n; k++) to[k] = from[k];
+    return EXO_OK;
+}
+
 /* ---------------------------------------------------------------- logging */
 
 typedef int32_t exo_log_level;
@@ -91,8 +141,9 @@ typedef struct exo_host_api {
     void *host_ctx; /* passed back as the first argument of every call below */
     /* One line, no trailing newline. `component` is e.g. "plugin:opencl". */
     void (*log)(void *host_ctx, exo_log_level level, const char *component, const char *message);
-    /* Records error detail for the current call; returns `status` so plugins can
-     * `return host->set_error(...)`. vendor_code is the ze_result_t / cl_int / dnnl_status_t. */
+    /* Records error detail for the current call on the calling thread; returns `status` so
+     * plugins can `return host->set_error(...)`. vendor_code is the ze_result_t / cl_int /
+     * dnnl_status_t (0: none); the core keeps it with the detail and shows it in messages. */
     exo_status (*set_error)(void *host_ctx, exo_status status, int64_t vendor_code,
                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
     /* Environment lookup (secure_getenv). Returns NULL when unset. */
@@ -320,50 +371,73 @@ typedef struct exo_compiled exo_compiled;
 
 typedef struct exo_plugin_api {
     exo_struct_header hdr; /* set by the core before the entry call */
-    const char *name;      /* "level_zero", "opencl", "cpu_amx" */
-    const char *version;   /* plugin semver */
-    const char *build_info;/* e.g. "oneDNN 2.6.3" */
+    const char *name;      /* "level_zero", "opencl", "cpu_amx"; OPTIONAL (the file name rules) */
+    const char *version;   /* plugin semver; OPTIONAL */
+    const char *build_info;/* e.g. "oneDNN 2.6.3"; OPTIONAL; see "Strings" above */
     uint32_t rank;         /* class rank, EXO_RANK_* */
     uint32_t reserved;
 
-    /* Creates the plugin context. Cheap: no driver calls. */
+    /* REQUIRED. Creates the plugin context. Cheap: no driver calls. */
     exo_status (*init)(const exo_host_api *host, exo_plugin_ctx **out);
+    /* OPTIONAL (NULL: nothing to free). Frees the context; called once, after device_close of
+     * every opened device. */
     void (*shutdown)(exo_plugin_ctx *ctx);
 
-    /* Finds devices. May load the vendor library and query devices; creates no contexts or
-     * queues. Bounded time, idempotent. `*count` receives the number of devices; the core
-     * then reads each report with device_report. When it finds no device (loader missing, no
-     * driver, zeInit failing) it sets *count = 0, tells why through
+    /* REQUIRED. Finds devices. May load the vendor library and query devices; creates no
+     * contexts or queues. Bounded time, idempotent. `*count` receives the number of devices; the
+     * core then reads each report with device_report. When it finds no device (loader missing,
+     * no driver, zeInit failing) it sets *count = 0, tells why through
      * host->set_error(host_ctx, EXO_ERR_NO_DEVICE, vendor_code, "...") and returns EXO_OK or
      * EXO_ERR_NO_DEVICE: the core lists the plugin as loaded with no devices and that message as
      * its reason. Any other error status means the probe itself broke. */
     exo_status (*probe)(exo_plugin_ctx *ctx, uint32_t *count);
+    /* REQUIRED. Fills `out` (allocated and zeroed by the core) with exo_struct_copy_out. */
     exo_status (*device_report)(exo_plugin_ctx *ctx, uint32_t index, exo_device_report *out);
+    /* OPTIONAL (NULL: telemetry reads return no valid field). May run concurrently with work
+     * on the same device (see "Threads"). */
     exo_status (*device_telemetry)(exo_plugin_ctx *ctx, uint32_t index, exo_device_telemetry *out);
 
-    /* Opens a device for work (context, queue, ...). Called at most once per device. */
+    /* REQUIRED for graph runners (NULL: the plugin's devices cannot be opened). Opens a device
+     * for work (context, queue, ...). Called at most once per device. */
     exo_status (*device_open)(exo_plugin_ctx *ctx, uint32_t index);
+    /* OPTIONAL (NULL: nothing to close). Called at shutdown for each opened device. */
     void (*device_close)(exo_plugin_ctx *ctx, uint32_t index);
 
-    /* Buffers on an opened device. */
+    /* Buffers on an opened device. alloc, write, read and free: REQUIRED for graph runners.
+     * A weight buffer lives until every compiled graph naming it is freed. */
     exo_status (*buffer_alloc)(exo_plugin_ctx *ctx, uint32_t device, uint64_t size,
                                exo_buffer_usage usage, exo_buffer **out);
-    /* Optional (NULL when unsupported): wraps host memory the caller keeps alive and unchanged
-     * (e.g. an mmap'd weight file) without copying, when the device can use it in place. */
+    /* OPTIONAL (NULL: the core allocates and uploads instead): wraps host memory the caller
+     * keeps alive and unchanged (e.g. an mmap'd weight file) without copying, when the device
+     * can use it in place. */
     exo_status (*buffer_wrap_host)(exo_plugin_ctx *ctx, uint32_t device, void *ptr, uint64_t size,
                                    exo_buffer_usage usage, exo_buffer **out);
     exo_status (*buffer_write)(exo_buffer *buf, uint64_t offset, const void *data, uint64_t size);
     exo_status (*buffer_read)(exo_buffer *buf, uint64_t offset, void *data, uint64_t size);
     void (*buffer_free)(exo_buffer *buf);
 
-    /* Graph execution. supports_graph sets *first_unsupported to the first node it cannot run
-     * (UINT32_MAX when it can run them all) and returns EXO_OK or EXO_ERR_UNSUPPORTED. */
+    /* Graph execution. OPTIONAL (NULL: graph_compile decides alone): supports_graph sets
+     * *first_unsupported to the first node it cannot run (UINT32_MAX when it can run them all)
+     * and returns EXO_OK or EXO_ERR_UNSUPPORTED. */
     exo_status (*supports_graph)(exo_plugin_ctx *ctx, uint32_t device, const exo_graph *graph,
                                  uint32_t *first_unsupported);
+    /* OPTIONAL; setting it declares a graph runner (see "REQUIRED / OPTIONAL"). The graph is
+     * borrowed for the call: the compiled graph keeps copies of what it needs, and may keep the
+     * exo_buffer pointers of graph->buffers (those outlive it). */
     exo_status (*graph_compile)(exo_plugin_ctx *ctx, uint32_t device, const exo_graph *graph,
                                 exo_compiled **out);
+    /* REQUIRED for graph runners. args and its bindings are borrowed for the call; the bound
+     * buffers are the plugin's own, alive for the call. */
     exo_status (*graph_execute)(exo_compiled *compiled, const exo_exec_args *args);
+    /* REQUIRED for graph runners. */
     void (*compiled_free)(exo_compiled *compiled);
+
+    /* ---- ABI 1.1 */
+    /* OPTIONAL (NULL: build_info as read after the entry call stands). The build text as this
+     * context's last probe found it (e.g. the loader and driver versions, or why there are no
+     * devices), owned by the context and unchanged until its next probe or shutdown. The core
+     * calls it right after each probe returns, on the probing thread, and copies the text. */
+    const char *(*probe_build_info)(exo_plugin_ctx *ctx);
 } exo_plugin_api;
 
 /* The one exported symbol. The core fills out->hdr with its own size and version; the plugin

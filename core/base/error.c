@@ -14,8 +14,21 @@ exo_status exo_errorf(exo_status status, const char *fmt, ...) {
     vsnprintf(thread_error.message, sizeof thread_error.message, fmt, ap);
     va_end(ap);
     thread_error.status = status;
+    thread_error.vendor_code = 0;
     return status;
 }
+
+exo_status exo_errorf_vendor(exo_status status, int64_t vendor_code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(thread_error.message, sizeof thread_error.message, fmt, ap);
+    va_end(ap);
+    thread_error.status = status;
+    thread_error.vendor_code = vendor_code;
+    return status;
+}
+
+int64_t exo_error_vendor_code(void) { return thread_error.vendor_code; }
 
 exo_status exo_error_wrap(exo_status status, const char *fmt, ...) {
     char prefix[EXO_ERROR_MAX];
@@ -35,6 +48,7 @@ exo_status exo_error_wrap(exo_status status, const char *fmt, ...) {
 
 void exo_error_clear(void) {
     thread_error.status = EXO_OK;
+    thread_error.vendor_code = 0;
     thread_error.message[0] = '\0';
 }
 
@@ -43,6 +57,7 @@ const char *exo_error_message(void) { return thread_error.message; }
 exo_status exo_error_keep(exo_error_slot *slot, exo_status status) {
     if (slot && status < 0) {
         slot->status = status;
+        slot->vendor_code = thread_error.vendor_code;
         memcpy(slot->message, thread_error.message, sizeof slot->message);
     }
     return status;

@@ -11,11 +11,19 @@
 
 typedef struct exo_error_slot {
     exo_status status;
+    int64_t vendor_code; /* the ze_result_t / cl_int / dnnl_status_t behind it; 0 when none */
     char message[EXO_ERROR_MAX];
 } exo_error_slot;
 
 /* Records `status` and a printf-style message as this thread's last error; returns status. */
 exo_status exo_errorf(exo_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* As exo_errorf, keeping the vendor code a plugin gave host->set_error. */
+exo_status exo_errorf_vendor(exo_status status, int64_t vendor_code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The vendor code of this thread's last error (0 when none); exo_error_wrap keeps it. */
+int64_t exo_error_vendor_code(void);
 
 /* Prefixes this thread's last error message with "prefix: " (adds context on the way up); with
  * no message recorded, the status's own text follows the prefix. Plugins' host->set_error lands

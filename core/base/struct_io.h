@@ -9,13 +9,8 @@
 
 #include "exo_plugin.h"
 
-/* Copies a full struct of ours (`mine`, `size` bytes) into a caller's struct whose header says
- * how much room it has. */
-static inline void exo_struct_copy_out(void *caller, const void *mine, size_t size) {
-    exo_struct_header *h = caller;
-    size_t n = h->size < size ? h->size : size;
-    if (n > sizeof *h) memcpy((char *)caller + sizeof *h, (const char *)mine + sizeof *h, n - sizeof *h);
-}
+/* Writing out is exo_struct_copy_out from exo_plugin.h: the one helper plugins use too, so the
+ * core and every plugin agree on what a copy touches (never the header). */
 
 /* Copies a caller's struct into a full struct of ours (`mine`, `size` bytes, already holding
  * defaults): members the caller's older layout lacks keep their defaults. */

@@ -23,7 +23,7 @@ typedef struct isolated_result {
     uint32_t n_devices;
     char reason[EXO_ERROR_MAX];
     char version[64];
-    char build_info[256];
+    char build_info[640];
 } isolated_result;
 
 static void write_all(int fd, const void *data, size_t size) {

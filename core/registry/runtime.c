@@ -254,13 +254,13 @@ exo_status exo_runtime_device_open(exo_runtime *rt, uint32_t rank) {
         if (!p->api.device_open) {
             st = exo_errorf(EXO_ERR_UNSUPPORTED, "%s:%u: plugin cannot run work (no device_open)", p->name, d->index);
         } else {
-            p->last_error[0] = '\0';
+            exo_registry_plugin_error_clear();
             st = p->api.device_open(p->ctx, d->index);
             if (st == EXO_OK)
                 p->opened[d->index] = true;
             else
-                exo_errorf(st, "%s:%u: opening the device failed: %s", p->name, d->index,
-                           p->last_error[0] ? p->last_error : exo_status_str(st));
+                exo_errorf_vendor(st, exo_error_vendor_code(), "%s:%u: opening the device failed: %s", p->name,
+                                  d->index, exo_registry_plugin_error(p, exo_status_str(st)));
         }
     }
     pthread_mutex_unlock(&rt->lock);
@@ -280,10 +280,11 @@ exo_status exo_device_telemetry_read(exo_runtime *rt, uint32_t index, exo_device
     pthread_mutex_lock(&rt->lock);
     exo_status st = ensure_loaded(rt, p);
     if (st == EXO_OK && p->api.device_telemetry) {
-        p->last_error[0] = '\0';
+        exo_registry_plugin_error_clear();
         st = p->api.device_telemetry(p->ctx, d->index, &t);
         if (st != EXO_OK)
-            exo_errorf(st, "%s:%u: telemetry failed: %s", p->name, d->index, p->last_error);
+            exo_errorf_vendor(st, exo_error_vendor_code(), "%s:%u: telemetry failed: %s", p->name, d->index,
+                              exo_registry_plugin_error(p, exo_status_str(st)));
     }
     pthread_mutex_unlock(&rt->lock);
     EXO_STRUCT_INIT(&t);

@@ -27,7 +27,7 @@ struct exo_plugin_rec {
     char name[64];
     char path[EXO_PATH_MAX];
     char version[64];
-    char build_info[256];
+    char build_info[640];    /* after the entry, then as each probe left it (probe_build_info) */
     void *dl;                /* dlopen handle (NULL when not loaded in this process) */
     exo_plugin_api api;      /* zero beyond what the plugin filled */
     exo_plugin_ctx *ctx;
@@ -36,10 +36,9 @@ struct exo_plugin_rec {
     exo_plugin_state state;
     exo_status status;
     char reason[EXO_ERROR_MAX];
-    char last_error[EXO_ERROR_MAX]; /* most recent host->set_error message */
     uint32_t class_rank;
     uint32_t abi_version;
-    bool runs_graphs;           /* the table has graph_compile and graph_execute */
+    bool runs_graphs;           /* the table sets graph_compile (and so, checked at load, the rest) */
     bool inproc_failed;         /* loading in-process after an isolated probe failed: never retry */
     uint32_t n_devices;
     exo_device_report *reports; /* n_devices */
@@ -98,6 +97,10 @@ void exo_registry_load(exo_runtime *rt, exo_plugin_rec *p);
 /* Runs the probe in this process and copies the reports. */
 void exo_registry_probe(exo_runtime *rt, exo_plugin_rec *p);
 void exo_registry_unload(exo_plugin_rec *p);
+/* The detail the plugin last gave host->set_error on this thread, or `otherwise` when it gave
+ * none since exo_registry_plugin_error_clear (per thread: see plugin_load.c). */
+void exo_registry_plugin_error_clear(void);
+const char *exo_registry_plugin_error(const exo_plugin_rec *p, const char *otherwise);
 
 /* ---- probe_isolated.c: probes in a child process; fills reports or marks the plugin FAILED. */
 void exo_registry_probe_isolated(exo_runtime *rt, exo_plugin_rec *p);

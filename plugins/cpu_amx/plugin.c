@@ -5,6 +5,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,12 +58,19 @@ static exo_status cpu_device_open(exo_plugin_ctx *ctx, uint32_t index) {
     return EXO_OK;
 }
 
+/* Written once per process: two runtimes may call the entry at the same time, and the core may
+ * be reading the text one entry returned while another entry runs (the ABI's "Strings" rule). */
 static char build_info[128];
+static pthread_once_t build_info_once = PTHREAD_ONCE_INIT;
 
-static exo_status cpu_entry(const exo_host_api *host, exo_plugin_api *out) {
+static void build_info_fill(void) {
     const dnnl_version_t *v = dnnl_version();
     snprintf(build_info, sizeof build_info, "oneDNN %d.%d.%d; plain C reference + AVX-512 kernels", v->major,
              v->minor, v->patch);
+}
+
+static exo_status cpu_entry(const exo_host_api *host, exo_plugin_api *out) {
+    pthread_once(&build_info_once, build_info_fill);
     exo_plugin_api mine;
     memset(&mine, 0, sizeof mine);
     EXO_STRUCT_INIT(&mine);

@@ -278,10 +278,5 @@ exo_status cpu_device_report(exo_plugin_ctx *ctx, uint32_t index, exo_device_rep
         return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx device_report: output struct is NULL or too small");
     if (!ctx->probed) return cpu_error(ctx, EXO_ERR_INVALID_ARG, "cpu_amx device_report: call probe first");
     if (index != 0) return cpu_error(ctx, EXO_ERR_NOT_FOUND, "cpu_amx device_report: no device %u (only 0)", index);
-    uint32_t n = out->hdr.size < sizeof ctx->report ? out->hdr.size : (uint32_t)sizeof ctx->report;
-    memcpy((uint8_t *)out + sizeof(exo_struct_header), (const uint8_t *)&ctx->report + sizeof(exo_struct_header),
-           n - sizeof(exo_struct_header));
-    out->hdr.size = n;
-    out->hdr.version = EXO_ABI_VERSION;
-    return EXO_OK;
+    return exo_struct_copy_out(out, &ctx->report, sizeof ctx->report);
 }

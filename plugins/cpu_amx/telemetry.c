@@ -120,10 +120,5 @@ exo_status cpu_device_telemetry(exo_plugin_ctx *ctx, uint32_t index, exo_device_
         t.valid |= EXO_TELEMETRY_DRIVER;
     }
 
-    uint32_t n = out->hdr.size < sizeof t ? out->hdr.size : (uint32_t)sizeof t;
-    memcpy((uint8_t *)out + sizeof(exo_struct_header), (const uint8_t *)&t + sizeof(exo_struct_header),
-           n - sizeof(exo_struct_header));
-    out->hdr.size = n;
-    out->hdr.version = EXO_ABI_VERSION;
-    return EXO_OK;
+    return exo_struct_copy_out(out, &t, sizeof t);
 }

@@ -1,5 +1,5 @@
-/* host.c — the plugin's side of the host table: formatted log lines, struct copies that
- * respect the core's struct size, and the build_info text. */
+/* host.c — the plugin's side of the host table: formatted log lines and the per-context
+ * build_info text. (Struct copies use exo_struct_copy_out from exo_plugin.h.) */
 #include "l0_internal.h"
 
 #include <stdarg.h>
@@ -16,30 +16,9 @@ void l0_log(const exo_host_api *host, exo_log_level level, const char *fmt, ...)
     host->log(host->host_ctx, level, L0_COMPONENT, line);
 }
 
-void l0_copy_struct(void *dst, const void *src, size_t src_size) {
-    exo_struct_header *out = dst;
-    size_t n = out->size < src_size ? out->size : src_size;
-    if (n > sizeof(exo_struct_header))
-        memcpy((char *)dst + sizeof(exo_struct_header), (const char *)src + sizeof(exo_struct_header),
-               n - sizeof(exo_struct_header));
-    /* out->size stays: it tells the core which layout it allocated. */
-}
-
-/* Process-wide like the loader: the same text whichever context probed last. The core keeps
- * the pointer it read from the api table at load time, so the buffer never moves; updates are
- * rare (a probe) and each writes a complete NUL-terminated line at once. */
-static pthread_mutex_t build_info_lock = PTHREAD_MUTEX_INITIALIZER;
-static char build_info_text[512] = "Level Zero headers 1.4; loader dlopened at probe";
-
-const char *l0_build_info(void) { return build_info_text; }
-
-void l0_build_info_set(const char *fmt, ...) {
-    char line[sizeof build_info_text];
+void l0_build_info_set(exo_plugin_ctx *ctx, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    vsnprintf(ctx->build_info, sizeof ctx->build_info, fmt, ap);
     va_end(ap);
-    pthread_mutex_lock(&build_info_lock);
-    memcpy(build_info_text, line, sizeof line);
-    pthread_mutex_unlock(&build_info_lock);
 }

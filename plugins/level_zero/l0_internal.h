@@ -189,6 +189,7 @@ struct exo_plugin_ctx {
     exo_status failure;       /* EXO_OK, or why there are no devices (remembered for later calls) */
     int64_t failure_vendor;   /* ze_result_t behind `failure` */
     char reason[512];         /* one line: why 0 devices (empty when devices were found) */
+    char build_info[640];     /* probe_build_info's text: per context, so runtimes never share it */
     uint32_t n_devices;
     l0_device *devices;
 };
@@ -290,12 +291,12 @@ exo_status l0_kernel_group_size(exo_plugin_ctx *ctx, l0_device *dev, ze_kernel_h
 
 void l0_log(const exo_host_api *host, exo_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Copies a plugin-side struct into a core-allocated one of possibly different size: only the
- * bytes after the header that both sides know, so an older or newer core stays safe. */
-void l0_copy_struct(void *dst, const void *src, size_t src_size);
-/* The text exposed as exo_plugin_api.build_info; updated by the probe so the reason for
- * "0 devices" is visible to whoever lists plugins. */
-const char *l0_build_info(void);
-void l0_build_info_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The entry's exo_plugin_api.build_info: what is known before any probe. */
+#define L0_BUILD_INFO_AT_ENTRY "Level Zero headers 1.4; loader dlopened at probe"
+/* Sets the context's build text (exo_plugin_api.probe_build_info), so the loader, driver or the
+ * reason for "0 devices" is visible to whoever lists plugins. Called only inside the first probe
+ * (ctx->lock held): the text is immutable afterwards, which is what lets the core read it
+ * without that lock. */
+void l0_build_info_set(exo_plugin_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif /* EXO_L0_INTERNAL_H */

@@ -6,7 +6,7 @@
  *
  * "Loaded but 0 devices" is not an error: probe returns EXO_OK with *count = 0, logs the reason
  * at INFO, records it as error detail (host->set_error with the status it would have been), and
- * shows it in build_info. Later calls for devices return that same remembered reason. */
+ * shows it in probe_build_info. Later calls for devices return that same remembered reason. */
 #include "l0_internal.h"
 
 #ifdef EXO_L0_HAVE_KERNELS
@@ -30,6 +30,7 @@ static exo_status l0_init(const exo_host_api *host, exo_plugin_ctx **out) {
     if (!ctx) return host->set_error(host->host_ctx, EXO_ERR_NO_MEMORY, 0, "level_zero: out of host memory for the context");
     memset(ctx, 0, sizeof *ctx);
     ctx->host = host;
+    snprintf(ctx->build_info, sizeof ctx->build_info, "%s", L0_BUILD_INFO_AT_ENTRY);
     if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
         host->free(host->host_ctx, ctx);
         return host->set_error(host->host_ctx, EXO_ERR_INTERNAL, 0, "level_zero: pthread_mutex_init failed");
@@ -54,7 +55,7 @@ static void announce(exo_plugin_ctx *ctx) {
         l0_log(ctx->host, EXO_LOG_INFO, "0 devices: %s", ctx->reason);
         ctx->host->set_error(ctx->host->host_ctx, ctx->failure, ctx->failure_vendor, "%s",
                              ctx->reason);
-        l0_build_info_set("Level Zero headers 1.4; 0 devices: %s", ctx->reason);
+        l0_build_info_set(ctx, "Level Zero headers 1.4; 0 devices: %s", ctx->reason);
         return;
     }
     for (uint32_t i = 0; i < ctx->n_devices; i++) {
@@ -63,7 +64,7 @@ static void announce(exo_plugin_ctx *ctx) {
                r->fingerprint, (double)r->memory_total / (1024.0 * 1024.0 * 1024.0), r->compute_units, r->clock_mhz,
                r->score, r->reason);
     }
-    l0_build_info_set("Level Zero headers 1.4; loader %s; driver %s, API %s; %u device%s", loader_name,
+    l0_build_info_set(ctx, "Level Zero headers 1.4; loader %s; driver %s, API %s; %u device%s", loader_name,
                       ctx->devices[0].driver_version, ctx->devices[0].api_version, ctx->n_devices,
                       ctx->n_devices == 1 ? "" : "s");
 }
@@ -86,6 +87,9 @@ static exo_status l0_probe(exo_plugin_ctx *ctx, uint32_t *count) {
     return st;
 }
 
+/* Written only inside the first probe (see l0_build_info_set), so no lock is needed to read it. */
+static const char *l0_probe_build_info(exo_plugin_ctx *ctx) { return ctx ? ctx->build_info : NULL; }
+
 /* Error for a device index that does not exist, with the remembered reason when there are none. */
 static exo_status no_such_device(exo_plugin_ctx *ctx, const char *what, uint32_t index) {
     if (!ctx->probed)
@@ -106,7 +110,7 @@ static exo_status l0_device_report(exo_plugin_ctx *ctx, uint32_t index, exo_devi
     if (!ctx->probed || index >= ctx->n_devices)
         st = no_such_device(ctx, "device_report", index);
     else
-        l0_copy_struct(out, &ctx->devices[index].report, sizeof ctx->devices[index].report);
+        st = exo_struct_copy_out(out, &ctx->devices[index].report, sizeof ctx->devices[index].report);
     pthread_mutex_unlock(&ctx->lock);
     return st;
 }
@@ -129,11 +133,12 @@ static exo_status l0_entry(const exo_host_api *host, exo_plugin_api *out) {
     EXO_STRUCT_INIT(&mine);
     mine.name = "level_zero";
     mine.version = EXO_L0_PLUGIN_VERSION;
-    mine.build_info = l0_build_info();
+    mine.build_info = L0_BUILD_INFO_AT_ENTRY;
     mine.rank = EXO_RANK_LEVEL_ZERO;
     mine.init = l0_init;
     mine.shutdown = l0_shutdown;
     mine.probe = l0_probe;
+    mine.probe_build_info = l0_probe_build_info;
     mine.device_report = l0_device_report;
     mine.device_telemetry = l0_device_telemetry;
     mine.device_open = l0_device_open;

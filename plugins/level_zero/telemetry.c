@@ -216,7 +216,7 @@ exo_status l0_telemetry_read(exo_plugin_ctx *ctx, l0_device *dev, exo_device_tel
         }
     }
 
-    l0_copy_struct(out, &tel, sizeof tel);
+    exo_struct_copy_out(out, &tel, sizeof tel);
     if (lost)
         return ctx->host->set_error(ctx->host->host_ctx, EXO_ERR_DEVICE_LOST, ZE_RESULT_ERROR_DEVICE_LOST,
                                     "level_zero: %s (%s) was lost while reading telemetry", dev->props.name,

@@ -73,7 +73,7 @@ static exo_status ocl_probe_entry(exo_plugin_ctx *ctx, uint32_t *count) {
     return st;
 }
 
-/* Copies a struct we filled into the caller's, writing only the members its size holds. */
+/* Copies a struct we filled into the caller's (exo_struct_copy_out), naming a header it cannot use. */
 static exo_status copy_out(exo_plugin_ctx *ctx, void *dst, const void *src, uint32_t src_size,
                            const char *what) {
     exo_struct_header *hdr = dst;
@@ -82,11 +82,7 @@ static exo_status copy_out(exo_plugin_ctx *ctx, void *dst, const void *src, uint
                                     "opencl: %s struct has size %u, version 0x%x (this plugin: %u, 0x%x)",
                                     what, hdr->size, hdr->version, src_size, EXO_ABI_VERSION);
     }
-    uint32_t n = hdr->size < src_size ? hdr->size : src_size;
-    memcpy((unsigned char *)dst + sizeof *hdr, (const unsigned char *)src + sizeof *hdr, n - sizeof *hdr);
-    hdr->size = n;
-    hdr->version = EXO_ABI_VERSION;
-    return EXO_OK;
+    return exo_struct_copy_out(dst, src, src_size);
 }
 
 static exo_status check_index(exo_plugin_ctx *ctx, uint32_t index) {

@@ -3,6 +3,7 @@
  * ("OpenCL ICD loader libOpenCL.so.1 not found: ...", "no OpenCL platform: ..."). */
 #include "ocl_plugin.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -106,7 +107,22 @@ static exo_status probe_platform(exo_plugin_ctx *ctx, cl_platform_id platform, u
     return st;
 }
 
+static exo_status probe_serialised(exo_plugin_ctx *ctx);
+
+/* Probes of different contexts (two runtimes in one process) take turns: the ICD loader and the
+ * vendor drivers initialise themselves on the first enumeration, process-wide, and that is not
+ * safe to run twice at once (two runtimes probing PoCL together saw "platform has no devices"
+ * in one of them, and crashed at times). Enumeration is rare and short, so one lock is enough. */
+static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+
 exo_status ocl_probe(exo_plugin_ctx *ctx) {
+    pthread_mutex_lock(&probe_lock);
+    exo_status st = probe_serialised(ctx);
+    pthread_mutex_unlock(&probe_lock);
+    return st;
+}
+
+static exo_status probe_serialised(exo_plugin_ctx *ctx) {
     /* Idempotent: a new probe replaces the list, unless a device is open: its runtime (context,
      * buffers, compiled graphs) hangs off the list, which then stays as it is. */
     for (uint32_t i = 0; i < ctx->n_devices; i++)

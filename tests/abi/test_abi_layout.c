@@ -1,7 +1,9 @@
-/* The plugin ABI v1.0 layout, frozen. A change here means a plugin built against an earlier
- * header would be misread: such a change needs a major version bump (abi/exo_plugin.h). */
+/* The plugin ABI layout, frozen: v1.0's offsets, then each minor's appended members. A change
+ * here means a plugin built against an earlier header would be misread: such a change needs a
+ * major version bump (abi/exo_plugin.h). */
 #include <check.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "check_run.h"
 
@@ -109,6 +111,10 @@ FROZEN(exo_plugin_api, supports_graph, 136);
 FROZEN(exo_plugin_api, graph_compile, 144);
 FROZEN(exo_plugin_api, graph_execute, 152);
 FROZEN(exo_plugin_api, compiled_free, 160);
+/* 1.0's table ended here (168 bytes); 1.1 appended probe_build_info. */
+FROZEN(exo_plugin_api, probe_build_info, 168);
+_Static_assert(sizeof(exo_plugin_api) == 176, "exo_plugin_api size (1.1)");
+_Static_assert(EXO_ABI_MAJOR == 1 && EXO_ABI_MINOR >= 1, "ABI version");
 
 /* Enum values are part of the ABI too. */
 _Static_assert(EXO_OP_GET_ROWS == 0 && EXO_OP_ATTENTION == 8 && EXO_OP_COPY == 10 && EXO_OP_COUNT == 11, "op ids");
@@ -160,6 +166,44 @@ START_TEST(plugin_fill_refuses_another_major) {
 }
 END_TEST
 
+START_TEST(struct_copy_out_fills_only_what_both_layouts_hold) {
+    exo_device_report mine;
+    memset(&mine, 0x11, sizeof mine);
+    EXO_STRUCT_INIT(&mine);
+    /* An older reader: its struct ends after `reason`; what lies beyond is not its memory. */
+    size_t older = offsetof(exo_device_report, fingerprint);
+    unsigned char theirs[sizeof mine];
+    memset(theirs, 0xab, sizeof theirs);
+    exo_struct_header h = {(uint32_t)older, EXO_MAKE_VERSION(1, 0)};
+    memcpy(theirs, &h, sizeof h);
+    ck_assert_int_eq(exo_struct_copy_out(theirs, &mine, sizeof mine), EXO_OK);
+    exo_struct_header after;
+    memcpy(&after, theirs, sizeof after);
+    ck_assert_uint_eq(after.size, older); /* the header stays the allocator's */
+    ck_assert_uint_eq(after.version, EXO_MAKE_VERSION(1, 0));
+    for (size_t k = sizeof h; k < older; k++) ck_assert_uint_eq(theirs[k], 0x11);
+    for (size_t k = older; k < sizeof theirs; k++) ck_assert_uint_eq(theirs[k], 0xab);
+    /* A newer reader: members past the writer's layout keep the reader's zeroes. */
+    struct { exo_device_report r; uint64_t newer_member; } big;
+    memset(&big, 0, sizeof big);
+    big.r.hdr.size = sizeof big;
+    big.r.hdr.version = EXO_ABI_VERSION;
+    ck_assert_int_eq(exo_struct_copy_out(&big, &mine, sizeof mine), EXO_OK);
+    ck_assert_uint_eq(big.r.score, 0x11111111u);
+    ck_assert_uint_eq(big.newer_member, 0);
+}
+END_TEST
+
+START_TEST(struct_copy_out_refuses_a_headerless_destination) {
+    exo_device_report mine = {0}, theirs;
+    memset(&theirs, 0xab, sizeof theirs);
+    theirs.hdr.size = 4;
+    ck_assert_int_eq(exo_struct_copy_out(&theirs, &mine, sizeof mine), EXO_ERR_INVALID_ARG);
+    ck_assert_uint_eq(theirs.score, 0xababababu);
+    ck_assert_int_eq(exo_struct_copy_out(NULL, &mine, sizeof mine), EXO_ERR_INVALID_ARG);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("abi");
     TCase *tc = tcase_create("layout");
@@ -167,6 +211,8 @@ int main(void) {
     tcase_add_test(tc, struct_has_checks_the_declared_size);
     tcase_add_test(tc, plugin_fill_writes_only_what_fits);
     tcase_add_test(tc, plugin_fill_refuses_another_major);
+    tcase_add_test(tc, struct_copy_out_fills_only_what_both_layouts_hold);
+    tcase_add_test(tc, struct_copy_out_refuses_a_headerless_destination);
     suite_add_tcase(s, tc);
     return exo_check_run(s, CK_FORK_GETENV);
 }

@@ -113,7 +113,7 @@ START_TEST(probe_finds_two_arc_gpus) {
         ck_assert_ptr_nonnull(strstr(r.reason, "discrete Intel GPU"));
     }
     ck_assert_ptr_nonnull(strstr(host.log, "set ZES_ENABLE_SYSMAN=1"));
-    ck_assert_ptr_nonnull(strstr(api.build_info, "2 devices"));
+    ck_assert_ptr_nonnull(strstr(api.probe_build_info(ctx), "2 devices"));
 }
 END_TEST
 
@@ -141,7 +141,7 @@ START_TEST(init_failure_reports_reason_and_stops_calling) {
     ck_assert_uint_eq(probe(), 0);
     const char *reason = "zeInit failed: ZE_RESULT_ERROR_UNINITIALIZED (0x78000001): no Level Zero driver/GPU found";
     ck_assert_msg(strstr(host.log, reason) != NULL, "log: %s", host.log);
-    ck_assert_ptr_nonnull(strstr(api.build_info, reason));
+    ck_assert_ptr_nonnull(strstr(api.probe_build_info(ctx), reason));
     ck_assert_ptr_nonnull(strstr(host.last_error, reason));
     /* Later calls return the remembered failure instead of touching Level Zero. */
     exo_device_report r;
@@ -261,7 +261,7 @@ START_TEST(missing_loader_gives_clean_reason) {
     ck_assert_uint_eq(probe(), 0);
     const char *reason = "Level Zero loader libdoesnotexist.so not found: libdoesnotexist.so: cannot open shared object file";
     ck_assert_msg(strstr(host.log, reason) != NULL, "log: %s", host.log);
-    ck_assert_ptr_nonnull(strstr(api.build_info, reason));
+    ck_assert_ptr_nonnull(strstr(api.probe_build_info(ctx), reason));
     exo_device_report r;
     memset(&r, 0, sizeof r);
     EXO_STRUCT_INIT(&r);

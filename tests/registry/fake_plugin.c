@@ -2,13 +2,16 @@
  *
  * Build-time variants (compile definitions): FAKE_NAME (string), FAKE_MAJOR / FAKE_MINOR (ABI
  * version it claims), FAKE_SMALL_TABLE (fills only the table up to device_report, as a plugin
- * built against an older minor would), FAKE_NO_ENTRY (exports no entry symbol).
+ * built against an older minor would), FAKE_NO_ENTRY (exports no entry symbol),
+ * FAKE_NO_BUFFER_READ (a graph runner without buffer_read, which the contract refuses).
+ * Built against tests/registry/abi_1_0/exo_plugin.h it is a plugin of ABI 1.0 (the old layout).
  * Run-time behaviour, read through the host's get_env so tests set it per case:
  *   EXO_FAKE_<NAME>_DEVICES  "type:score:fingerprint:free_mib[:name];..."  type = d|i|c|a
  *   EXO_FAKE_<NAME>_PROBE    "fail" | "crash" | "hang"
  *   EXO_FAKE_<NAME>_RANK     class rank (default 200)
  *   EXO_FAKE_<NAME>_OPEN     "fail": device_open fails
  *   EXO_FAKE_<NAME>_COMPILE  "fail": graph_compile fails (fallback tests)
+ * Failures give host->set_error the vendor codes a driver would (a ze_result_t, a cl_int).
  * Buffers are host memory; executing a graph fills its outputs with zeros. */
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +37,7 @@ struct exo_plugin_ctx {
     const exo_host_api *host;
     uint32_t n;
     exo_device_report reports[MAX_FAKE_DEVICES];
+    char build_info[96]; /* what the last probe found (ABI 1.1's probe_build_info) */
 };
 
 static const char *fake_env(const exo_host_api *host, const char *what) {
@@ -64,7 +68,7 @@ static exo_device_type parse_type(char c) {
 static exo_status fake_probe(exo_plugin_ctx *ctx, uint32_t *count) {
     const char *mode = fake_env(ctx->host, "PROBE");
     if (mode && strcmp(mode, "fail") == 0)
-        return ctx->host->set_error(ctx->host->host_ctx, EXO_ERR_BACKEND, -1, "fake driver refused to start");
+        return ctx->host->set_error(ctx->host->host_ctx, EXO_ERR_BACKEND, 0x78000001, "fake driver refused to start");
     if (mode && strcmp(mode, "crash") == 0) raise(SIGSEGV);
     if (mode && strcmp(mode, "hang") == 0) for (;;) pause();
     const char *spec = fake_env(ctx->host, "DEVICES");
@@ -91,16 +95,26 @@ static exo_status fake_probe(exo_plugin_ctx *ctx, uint32_t *count) {
     }
     if (ctx->n == 0)
         ctx->host->set_error(ctx->host->host_ctx, EXO_ERR_NO_DEVICE, 0, "fake driver sees no hardware");
+    snprintf(ctx->build_info, sizeof ctx->build_info, "registry test plugin; probe found %u device%s", ctx->n,
+             ctx->n == 1 ? "" : "s");
     *count = ctx->n;
     return EXO_OK;
 }
 
+#if EXO_ABI_MINOR >= 1
+static const char *fake_probe_build_info(exo_plugin_ctx *ctx) { return ctx->build_info; }
+#endif
+
 static exo_status fake_report(exo_plugin_ctx *ctx, uint32_t index, exo_device_report *out) {
     if (index >= ctx->n) return EXO_ERR_INVALID_ARG;
+#if EXO_ABI_MINOR >= 1
+    return exo_struct_copy_out(out, &ctx->reports[index], sizeof ctx->reports[index]);
+#else /* the 1.0 header had no helper: what a plugin of that time wrote itself */
     uint32_t size = out->hdr.size < sizeof *out ? out->hdr.size : (uint32_t)sizeof *out;
     memcpy((char *)out + sizeof(exo_struct_header), (char *)&ctx->reports[index] + sizeof(exo_struct_header),
            size - sizeof(exo_struct_header));
     return EXO_OK;
+#endif
 }
 
 static exo_status fake_open(exo_plugin_ctx *ctx, uint32_t index) {
@@ -181,11 +195,18 @@ static exo_status fake_entry(const exo_host_api *host, exo_plugin_api *out) {
     mine.device_open = fake_open;
     mine.buffer_alloc = fake_buffer_alloc;
     mine.buffer_write = fake_buffer_write;
+#ifndef FAKE_NO_BUFFER_READ
     mine.buffer_read = fake_buffer_read;
+#else
+    (void)fake_buffer_read;
+#endif
     mine.buffer_free = fake_buffer_free;
     mine.graph_compile = fake_compile;
     mine.graph_execute = fake_execute;
     mine.compiled_free = fake_compiled_free;
+#if EXO_ABI_MINOR >= 1
+    mine.probe_build_info = fake_probe_build_info;
+#endif
     if (EXO_VERSION_MAJOR(out->hdr.version) != FAKE_MAJOR) {
         out->hdr.version = EXO_MAKE_VERSION(FAKE_MAJOR, FAKE_MINOR);
         return EXO_ERR_ABI_MISMATCH;

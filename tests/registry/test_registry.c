@@ -1,5 +1,6 @@
 /* Registry behaviour against fake plugins: one behaviour per test. */
 #include <check.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +71,7 @@ START_TEST(other_major_is_rejected) {
     exo_plugin_info p = plugin(rt, "major2");
     ck_assert_int_eq(p.state, EXO_PLUGIN_FAILED);
     ck_assert_int_eq(p.status, EXO_ERR_ABI_MISMATCH);
-    ck_assert_ptr_nonnull(strstr(p.reason, "plugin ABI 2.0"));
+    ck_assert_ptr_nonnull(strstr(p.reason, "plugin ABI 2."));
     ck_assert_int_eq(plugin(rt, "alpha").state, EXO_PLUGIN_LOADED);
     exo_runtime_destroy(rt);
 }
@@ -581,6 +582,110 @@ START_TEST(smaller_caller_structs_are_filled_only_to_their_size) {
 }
 END_TEST
 
+START_TEST(plugin_built_against_abi_1_0_loads_and_runs_a_shard) {
+    setenv("EXO_FAKE_old10_DEVICES", "c:50:cpu:0:1000", 1);
+    exo_runtime *rt = runtime_with("old10", 0);
+    exo_plugin_info p = plugin(rt, "old10");
+    ck_assert_int_eq(p.state, EXO_PLUGIN_LOADED);
+    ck_assert_uint_eq(p.abi_version, EXO_MAKE_VERSION(1, 0));
+    /* ABI 1.0 has no probe_build_info: the table ends before it, so the entry's text stands. */
+    ck_assert_str_eq(p.build_info, "registry test plugin");
+    ck_assert(!exo_runtime_device_plugin(rt, 0)->api.probe_build_info);
+    exo_model *m = NULL;
+    ck_assert_int_eq(exo_model_open(rt, EXO_TEST_DATA "/hf-tiny/llama", &m), EXO_OK);
+    exo_shard *s = NULL;
+    ck_assert_int_eq(exo_shard_load(m, NULL, &s), EXO_OK);
+    exo_shard_info info;
+    EXO_STRUCT_INIT(&info);
+    ck_assert_int_eq(exo_shard_get_info(s, &info), EXO_OK);
+    ck_assert_str_eq(info.plugin, "old10");
+    exo_session *session = NULL;
+    ck_assert_int_eq(exo_session_create(s, 0, &session), EXO_OK);
+    float *logits = malloc(info.output_width * sizeof *logits);
+    for (uint32_t i = 0; i < info.output_width; i++) logits[i] = 1.0f;
+    const int32_t tokens[2] = {1, 2};
+    ck_assert_int_eq(exo_session_forward_tokens(session, tokens, 2, EXO_FORWARD_LAST_ONLY, logits, info.output_width),
+                     EXO_OK);
+    ck_assert_float_eq(logits[0], 0.0f); /* read back through the old plugin's buffer_read */
+    free(logits);
+    exo_session_free(session);
+    exo_shard_free(s);
+    exo_model_close(m);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(graph_runner_without_buffer_read_is_refused) {
+    exo_runtime *rt = runtime_with("noread,alpha", 0);
+    exo_plugin_info p = plugin(rt, "noread");
+    ck_assert_int_eq(p.state, EXO_PLUGIN_FAILED);
+    ck_assert_int_eq(p.status, EXO_ERR_ABI_MISMATCH);
+    ck_assert_msg(strstr(p.reason, "lacks required member buffer_read") != NULL, "reason: %s", p.reason);
+    ck_assert_int_eq(plugin(rt, "alpha").state, EXO_PLUGIN_LOADED);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(build_info_is_the_text_the_probe_left) {
+    setenv("EXO_FAKE_alpha_DEVICES", "d:100:pci-1:4096;i:50:pci-2:512", 1);
+    for (int isolated = 0; isolated < 2; isolated++) {
+        exo_runtime *rt = runtime_with("alpha", isolated ? EXO_RUNTIME_PROBE_ISOLATED : 0);
+        ck_assert_str_eq(plugin(rt, "alpha").build_info, "registry test plugin; probe found 2 devices");
+        exo_runtime_destroy(rt);
+    }
+}
+END_TEST
+
+START_TEST(plugin_errors_keep_the_vendor_code) {
+    setenv("EXO_FAKE_alpha_PROBE", "fail", 1);
+    setenv("EXO_FAKE_beta_OPEN", "fail", 1);
+    exo_runtime *rt = runtime_with("alpha,beta", 0);
+    exo_plugin_info p = plugin(rt, "alpha");
+    ck_assert_msg(strstr(p.reason, "fake driver refused to start (vendor code 0x78000001)") != NULL, "reason: %s",
+                  p.reason);
+    ck_assert_int_eq(exo_runtime_device_open(rt, 0), EXO_ERR_DEVICE_OOM);
+    ck_assert_msg(strstr(exo_last_error(), "fake device out of memory (vendor code -5)") != NULL, "error: %s",
+                  exo_last_error());
+    ck_assert_int_eq(exo_error_vendor_code(), -5);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+/* host->set_error from two threads at once: each thread reads back its own detail. */
+typedef struct {
+    exo_plugin_rec *p;
+    int id;
+    int mismatches;
+} set_error_worker;
+
+static void *set_error_loop(void *arg) {
+    set_error_worker *w = arg;
+    char want[64];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(want, sizeof want, "thread %d failure %d", w->id, i);
+        exo_registry_plugin_error_clear();
+        w->p->host.set_error(w->p->host.host_ctx, EXO_ERR_BACKEND, -7001 - w->id, "%s", want);
+        char expect[96];
+        snprintf(expect, sizeof expect, "%s (vendor code %d)", want, -7001 - w->id);
+        if (strcmp(exo_registry_plugin_error(w->p, ""), expect) != 0 || exo_error_vendor_code() != -7001 - w->id)
+            w->mismatches++;
+    }
+    return NULL;
+}
+
+START_TEST(plugin_errors_from_two_threads_stay_apart) {
+    exo_runtime *rt = runtime_with("alpha", 0);
+    exo_plugin_rec *p = exo_runtime_device_plugin(rt, 0);
+    set_error_worker w[2] = {{p, 0, 0}, {p, 1, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, set_error_loop, &w[i]), 0);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    ck_assert_int_eq(w[0].mismatches, 0);
+    ck_assert_int_eq(w[1].mismatches, 0);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("registry");
     TCase *tc = tcase_create("registry");
@@ -621,6 +726,11 @@ int main(void) {
     tcase_add_test(tc, decisions_are_logged_with_reasons);
     tcase_add_test(tc, uninitialised_options_are_rejected);
     tcase_add_test(tc, smaller_caller_structs_are_filled_only_to_their_size);
+    tcase_add_test(tc, plugin_built_against_abi_1_0_loads_and_runs_a_shard);
+    tcase_add_test(tc, graph_runner_without_buffer_read_is_refused);
+    tcase_add_test(tc, build_info_is_the_text_the_probe_left);
+    tcase_add_test(tc, plugin_errors_keep_the_vendor_code);
+    tcase_add_test(tc, plugin_errors_from_two_threads_stay_apart);
     suite_add_tcase(s, tc);
     return exo_check_run(s, CK_FORK_GETENV);
 }

@@ -1,0 +1,421 @@
+/* FROZEN: abi/exo_plugin.h exactly as ABI 1.0 shipped it (commit cbda92e). The fake plugin in
+ * tests/registry/abi_1_0 is built against this copy to prove that a plugin compiled against an
+ * older header keeps loading and working. Never edit it; a later minor gets its own snapshot. */
+/*
+ * exo_plugin.h — the plugin ABI of exo-ipex. The only header a plugin includes.
+ *
+ * Rules (Level Zero / Vulkan loaders, SQLite's extension ABI, ggml's backend registry):
+ *  - Every struct that crosses the core<->plugin boundary starts with exo_struct_header
+ *    {size, version}. version = EXO_MAKE_VERSION(major, minor). The major must match exactly;
+ *    the minor is negotiated down to min(core, plugin).
+ *  - Structs and function tables only grow at the end. Members are never reordered, removed or
+ *    retyped (that needs a major bump). A reader touches a member only when
+ *    offsetof(member) + sizeof(member) <= hdr.size; a writer fills only what fits.
+ *  - Enums are int32_t with explicit values; values are never reused.
+ *  - One exported symbol per plugin: exo_plugin_entry (EXO_PLUGIN_DEFINE also exports a
+ *    per-name alias so tests can link several plugins into one binary).
+ *  - Plugins never print, never call getenv, never abort or exit: they go through the host table.
+ *
+ * The layout of everything here is asserted by tests/abi/test_abi_layout.c.
+ */
+#ifndef EXO_PLUGIN_H
+#define EXO_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- versions and headers */
+
+#define EXO_ABI_MAJOR 1
+#define EXO_ABI_MINOR 0
+#define EXO_MAKE_VERSION(major, minor) (((uint32_t)(major) << 16) | ((uint32_t)(minor)&0xffffu))
+#define EXO_VERSION_MAJOR(v) ((uint32_t)(v) >> 16)
+#define EXO_VERSION_MINOR(v) ((uint32_t)(v)&0xffffu)
+#define EXO_ABI_VERSION EXO_MAKE_VERSION(EXO_ABI_MAJOR, EXO_ABI_MINOR)
+
+typedef struct exo_struct_header {
+    uint32_t size;    /* sizeof(struct) as compiled by the side that allocated it */
+    uint32_t version; /* EXO_MAKE_VERSION the allocator was built with */
+} exo_struct_header;
+
+/* Initialises a struct's header for the compiling side's layout. */
+#define EXO_STRUCT_INIT(ptr) \
+    ((ptr)->hdr.size = (uint32_t)sizeof(*(ptr)), (ptr)->hdr.version = EXO_ABI_VERSION)
+
+/* True when a struct whose header says `size` holds `member` entirely. */
+#define EXO_STRUCT_HAS(ptr, type, member) \
+    ((ptr)->hdr.size >= offsetof(type, member) + sizeof(((type *)0)->member))
+
+/* ---------------------------------------------------------------- status codes */
+
+typedef int32_t exo_status;
+enum {
+    EXO_OK = 0,
+    EXO_NOT_READY = 1, /* positives are non-errors */
+    EXO_ERR_INVALID_ARG = -1,
+    EXO_ERR_NO_MEMORY = -2,     /* host memory */
+    EXO_ERR_DEVICE_OOM = -3,    /* device memory */
+    EXO_ERR_UNSUPPORTED = -4,
+    EXO_ERR_ABI_MISMATCH = -5,
+    EXO_ERR_PLUGIN_LOAD = -6,
+    EXO_ERR_NO_DEVICE = -7,
+    EXO_ERR_DEVICE_LOST = -8,
+    EXO_ERR_BACKEND = -9,       /* a vendor call failed; detail names it */
+    EXO_ERR_TIMEOUT = -10,
+    EXO_ERR_ABORTED = -11,      /* cancelled by the caller */
+    EXO_ERR_INTERNAL = -12,
+    EXO_ERR_IO = -13,           /* file missing, unreadable, truncated */
+    EXO_ERR_FORMAT = -14,       /* malformed file contents */
+    EXO_ERR_NOT_FOUND = -15,    /* a named thing (tensor, device, plugin) does not exist */
+    EXO_ERR_BUFFER_TOO_SMALL = -16, /* the caller's output buffer is too small; the count says how big */
+    EXO_ERR_STATUS_FORCE_INT32 = 0x7fffffff
+};
+
+/* ---------------------------------------------------------------- logging */
+
+typedef int32_t exo_log_level;
+enum {
+    EXO_LOG_ERROR = 0,
+    EXO_LOG_WARN = 1,
+    EXO_LOG_INFO = 2,
+    EXO_LOG_DEBUG = 3,
+    EXO_LOG_TRACE = 4,
+    EXO_LOG_LEVEL_FORCE_INT32 = 0x7fffffff
+};
+
+/* ---------------------------------------------------------------- host table (core -> plugin) */
+
+typedef struct exo_host_api {
+    exo_struct_header hdr;
+    void *host_ctx; /* passed back as the first argument of every call below */
+    /* One line, no trailing newline. `component` is e.g. "plugin:opencl". */
+    void (*log)(void *host_ctx, exo_log_level level, const char *component, const char *message);
+    /* Records error detail for the current call; returns `status` so plugins can
+     * `return host->set_error(...)`. vendor_code is the ze_result_t / cl_int / dnnl_status_t. */
+    exo_status (*set_error)(void *host_ctx, exo_status status, int64_t vendor_code,
+                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+    /* Environment lookup (secure_getenv). Returns NULL when unset. */
+    const char *(*get_env)(void *host_ctx, const char *name);
+    void *(*alloc)(void *host_ctx, size_t size); /* may return NULL */
+    void (*free)(void *host_ctx, void *ptr);
+    uint64_t (*now_ns)(void *host_ctx); /* monotonic clock */
+    /* Number of worker threads the host wants a CPU device to use (0: all cores). */
+    uint32_t (*cpu_threads)(void *host_ctx);
+} exo_host_api;
+
+/* ---------------------------------------------------------------- devices */
+
+typedef int32_t exo_device_type;
+enum {
+    EXO_DEVICE_UNKNOWN = 0,
+    EXO_DEVICE_DISCRETE_GPU = 1,
+    EXO_DEVICE_INTEGRATED_GPU = 2,
+    EXO_DEVICE_CPU = 3,
+    EXO_DEVICE_ACCELERATOR = 4,
+    EXO_DEVICE_TYPE_FORCE_INT32 = 0x7fffffff
+};
+
+/* Capability bits (exo_device_report.caps). */
+#define EXO_CAP_FP16 (1ull << 0)           /* fp16 arithmetic */
+#define EXO_CAP_BF16 (1ull << 1)           /* bf16 arithmetic / dot products */
+#define EXO_CAP_INT8_DOT (1ull << 2)       /* DP4A / VNNI */
+#define EXO_CAP_MATRIX (1ull << 3)         /* XMX / DPAS / AMX usable */
+#define EXO_CAP_UNIFIED_MEMORY (1ull << 4) /* device shares host memory */
+#define EXO_CAP_SUBGROUPS (1ull << 5)
+#define EXO_CAP_INT4_WEIGHTS (1ull << 6)
+#define EXO_CAP_MATRIX_PRESENT (1ull << 7) /* matrix engine exists but is not usable (e.g. AMX not permitted) */
+
+/* Score tiers (exo_device_report.score). 0 means the device cannot serve; `reason` says why. */
+#define EXO_SCORE_UNUSABLE 0
+#define EXO_SCORE_SERVABLE 1
+#define EXO_SCORE_CAPABLE 50
+#define EXO_SCORE_PREFERRED 100
+
+#define EXO_NAME_MAX 128
+#define EXO_REASON_MAX 256
+
+/* One device as the probe sees it. Filled by the plugin, allocated by the core. */
+typedef struct exo_device_report {
+    exo_struct_header hdr;
+    uint32_t score;                  /* 0 = cannot serve */
+    exo_device_type type;
+    char reason[EXO_REASON_MAX];     /* why this score (always set) */
+    char fingerprint[64];            /* PCI BDF "dddd:bb:dd.f", "uuid:<hex>", or "cpu:0" */
+    char name[EXO_NAME_MAX];         /* marketing name, e.g. "Intel(R) Arc(TM) A770 Graphics" */
+    char vendor[64];
+    uint32_t vendor_id;              /* PCI vendor id, 0x8086 for Intel; 0 when unknown */
+    uint32_t device_id;
+    char driver_version[64];
+    char api_version[32];            /* "1.4", "OpenCL 3.0" */
+    uint64_t memory_total;           /* bytes */
+    uint64_t memory_free;            /* bytes; equals memory_total when the driver cannot tell */
+    uint64_t max_alloc;              /* largest single allocation in bytes */
+    uint32_t compute_units;          /* EUs / compute units / CPU cores */
+    uint32_t clock_mhz;
+    uint64_t caps;                   /* EXO_CAP_* */
+    float tflops_fp32;               /* estimates for EXO's placement */
+    float tflops_fp16;
+    float tflops_int8;
+    float memory_bandwidth_gbs;      /* estimated peak, GB/s */
+    char isa[64];                    /* CPU: effective ISA (e.g. "avx512_core_bf16"); GPU: IP version */
+} exo_device_report;
+
+/* Sensor readings; every field has a validity bit. */
+#define EXO_TELEMETRY_MEMORY (1u << 0)
+#define EXO_TELEMETRY_UTILIZATION (1u << 1)
+#define EXO_TELEMETRY_TEMPERATURE (1u << 2)
+#define EXO_TELEMETRY_POWER (1u << 3)
+#define EXO_TELEMETRY_FREQUENCY (1u << 4)
+#define EXO_TELEMETRY_DRIVER (1u << 5)
+
+typedef struct exo_device_telemetry {
+    exo_struct_header hdr;
+    uint32_t valid;            /* EXO_TELEMETRY_* bits of the fields below that hold readings */
+    uint64_t memory_used;
+    uint64_t memory_free;
+    float utilization;         /* 0..1 */
+    float temperature_c;
+    float power_w;
+    float frequency_mhz;
+    char driver_version[64];
+} exo_device_telemetry;
+
+/* ---------------------------------------------------------------- the graph IR */
+
+typedef int32_t exo_dtype;
+enum {
+    EXO_DTYPE_F32 = 0,
+    EXO_DTYPE_F16 = 1,
+    EXO_DTYPE_BF16 = 2,
+    EXO_DTYPE_I32 = 3,
+    EXO_DTYPE_Q8_0 = 4, /* blocks of 32: f16 scale + 32 x int8 */
+    EXO_DTYPE_COUNT = 5,
+    EXO_DTYPE_FORCE_INT32 = 0x7fffffff
+};
+
+/* Tensor roles. */
+#define EXO_TENSOR_INPUT (1u << 0)  /* bound per execution (token ids, hidden states, positions) */
+#define EXO_TENSOR_OUTPUT (1u << 1) /* bound per execution (logits, hidden states) */
+#define EXO_TENSOR_WEIGHT (1u << 2) /* lives in a weight buffer at (buffer, offset) */
+#define EXO_TENSOR_KV (1u << 3)     /* KV cache: bound per execution, persistent per session */
+
+/* A dimension equal to EXO_DIM_TOKENS is the number of tokens of the current execution. */
+#define EXO_DIM_TOKENS (-1)
+#define EXO_MAX_DIMS 4
+#define EXO_MAX_SRC 6
+#define EXO_TENSOR_NAME_MAX 48
+
+/* Shapes use ggml's order: ne[0] is the innermost (contiguous) dimension. Tensors are dense
+ * and row-major in v1.0; nb is reserved for strided views and written as 0. */
+typedef struct exo_tensor {
+    uint32_t id;        /* index in the graph's tensor table */
+    exo_dtype dtype;
+    uint32_t flags;     /* EXO_TENSOR_*; none = intermediate owned by the plugin */
+    uint32_t n_dims;
+    int64_t ne[EXO_MAX_DIMS];
+    int64_t nb[EXO_MAX_DIMS];
+    int32_t buffer;     /* WEIGHT: index into exo_graph.buffers; otherwise -1 */
+    uint32_t reserved;
+    uint64_t offset;    /* byte offset inside that buffer */
+    char name[EXO_TENSOR_NAME_MAX];
+} exo_tensor;
+
+typedef int32_t exo_op;
+enum {
+    /* dst[T,H] = table[ids[t], :] * f[0].  src: table [V,H] weight, ids I32 [T]. f[0]: scale (1 = none). */
+    EXO_OP_GET_ROWS = 0,
+    /* dst = x / rms(x) * (w or 1 + w), over ne[0]. src: x, w [ne0]. f[0]: eps. i[0]: 1 = "1 + w". */
+    EXO_OP_RMS_NORM = 1,
+    /* dst[T,N] = x[T,K] @ W[N,K]^T (+ bias[N]). src: x f32, W (f32/f16/bf16/q8_0), optional bias f32. */
+    EXO_OP_MATMUL = 2,
+    /* dst = a + b (same shape). */
+    EXO_OP_ADD = 3,
+    /* dst = a * b (same shape). */
+    EXO_OP_MUL = 4,
+    /* dst = act(gate) * up. src: gate, up. i[0]: EXO_ACT_*. */
+    EXO_OP_GLU = 5,
+    /* Rotary embedding in place of a copy. src: x [T, n_heads, head_dim], positions I32 [T],
+     * inv_freq F32 [n_rot/2]. i[0]: EXO_ROPE_*; i[1]: n_rot (<= head_dim). f[0]: attention factor
+     * multiplying cos and sin (yarn mscale; 1 = none). */
+    EXO_OP_ROPE = 6,
+    /* cache[pos[t], :, :] = src[t, :, :]. dst: KV tensor [ctx, n_kv_heads, head_dim];
+     * src: k or v [T, n_kv_heads, head_dim] (f32), positions I32 [T]. */
+    EXO_OP_KV_WRITE = 7,
+    /* Fused causal attention over the KV cache. dst [T, n_heads*head_dim]; src: q [T, n_heads,
+     * head_dim], k cache, v cache [ctx, n_kv_heads, head_dim], positions I32 [T]. Query t attends
+     * to cache rows [max(0, pos[t] - window + 1), pos[t]]. i[0]: n_heads, i[1]: n_kv_heads,
+     * i[2]: head_dim, i[3]: window (0 = none). f[0]: scale, f[1]: softcap (0 = none). */
+    EXO_OP_ATTENTION = 8,
+    /* dst = cap * tanh(x / cap). f[0]: cap. */
+    EXO_OP_SOFTCAP = 9,
+    /* dst = x. Element counts are equal; shapes may differ, which makes COPY the reshape
+     * (e.g. [T, n_heads*head_dim] -> [T, n_heads, head_dim]). */
+    EXO_OP_COPY = 10,
+    EXO_OP_COUNT = 11,
+    EXO_OP_FORCE_INT32 = 0x7fffffff
+};
+
+enum { EXO_ACT_SILU = 0, EXO_ACT_GELU_TANH = 1 };
+enum { EXO_ROPE_NORMAL = 0 /* interleaved pairs (GPT-J) */, EXO_ROPE_NEOX = 1 /* halves (HF llama) */ };
+
+typedef struct exo_node {
+    exo_op op;
+    uint32_t dst;
+    uint32_t n_src;
+    uint32_t src[EXO_MAX_SRC];
+    int32_t i[8]; /* integer parameters, per op above */
+    float f[8];   /* float parameters, per op above */
+} exo_node;
+
+struct exo_buffer; /* plugin-defined */
+typedef struct exo_buffer exo_buffer;
+
+typedef struct exo_graph {
+    exo_struct_header hdr;
+    uint32_t n_tensors;
+    const exo_tensor *tensors;
+    uint32_t n_nodes;
+    const exo_node *nodes; /* topological order */
+    uint32_t n_buffers;
+    exo_buffer *const *buffers; /* weight buffers referenced by WEIGHT tensors */
+    uint32_t max_tokens;        /* largest EXO_DIM_TOKENS an execution will use */
+    uint32_t reserved;
+} exo_graph;
+
+/* One tensor bound to memory for one execution (INPUT, OUTPUT and KV tensors). */
+typedef struct exo_binding {
+    uint32_t tensor;
+    uint32_t reserved;
+    exo_buffer *buffer;
+    uint64_t offset;
+} exo_binding;
+
+typedef struct exo_exec_args {
+    exo_struct_header hdr;
+    uint32_t n_tokens; /* value of EXO_DIM_TOKENS for this execution, 1..max_tokens */
+    uint32_t n_bindings;
+    const exo_binding *bindings;
+} exo_exec_args;
+
+/* ---------------------------------------------------------------- plugin table (plugin -> core) */
+
+typedef int32_t exo_buffer_usage;
+enum {
+    EXO_BUFFER_WEIGHTS = 0,
+    EXO_BUFFER_KV = 1,
+    EXO_BUFFER_SCRATCH = 2, /* inputs, outputs, activations */
+    EXO_BUFFER_USAGE_FORCE_INT32 = 0x7fffffff
+};
+
+/* Plugin class ranks (GStreamer style, with gaps). */
+#define EXO_RANK_LEVEL_ZERO 256
+#define EXO_RANK_OPENCL 128
+#define EXO_RANK_CPU 64
+
+struct exo_plugin_ctx;  /* plugin-defined: state between probe/open and close */
+typedef struct exo_plugin_ctx exo_plugin_ctx;
+struct exo_compiled;    /* plugin-defined: a compiled graph */
+typedef struct exo_compiled exo_compiled;
+
+typedef struct exo_plugin_api {
+    exo_struct_header hdr; /* set by the core before the entry call */
+    const char *name;      /* "level_zero", "opencl", "cpu_amx" */
+    const char *version;   /* plugin semver */
+    const char *build_info;/* e.g. "oneDNN 2.6.3" */
+    uint32_t rank;         /* class rank, EXO_RANK_* */
+    uint32_t reserved;
+
+    /* Creates the plugin context. Cheap: no driver calls. */
+    exo_status (*init)(const exo_host_api *host, exo_plugin_ctx **out);
+    void (*shutdown)(exo_plugin_ctx *ctx);
+
+    /* Finds devices. May load the vendor library and query devices; creates no contexts or
+     * queues. Bounded time, idempotent. `*count` receives the number of devices; the core
+     * then reads each report with device_report. When it finds no device (loader missing, no
+     * driver, zeInit failing) it sets *count = 0, tells why through
+     * host->set_error(host_ctx, EXO_ERR_NO_DEVICE, vendor_code, "...") and returns EXO_OK or
+     * EXO_ERR_NO_DEVICE: the core lists the plugin as loaded with no devices and that message as
+     * its reason. Any other error status means the probe itself broke. */
+    exo_status (*probe)(exo_plugin_ctx *ctx, uint32_t *count);
+    exo_status (*device_report)(exo_plugin_ctx *ctx, uint32_t index, exo_device_report *out);
+    exo_status (*device_telemetry)(exo_plugin_ctx *ctx, uint32_t index, exo_device_telemetry *out);
+
+    /* Opens a device for work (context, queue, ...). Called at most once per device. */
+    exo_status (*device_open)(exo_plugin_ctx *ctx, uint32_t index);
+    void (*device_close)(exo_plugin_ctx *ctx, uint32_t index);
+
+    /* Buffers on an opened device. */
+    exo_status (*buffer_alloc)(exo_plugin_ctx *ctx, uint32_t device, uint64_t size,
+                               exo_buffer_usage usage, exo_buffer **out);
+    /* Optional (NULL when unsupported): wraps host memory the caller keeps alive and unchanged
+     * (e.g. an mmap'd weight file) without copying, when the device can use it in place. */
+    exo_status (*buffer_wrap_host)(exo_plugin_ctx *ctx, uint32_t device, void *ptr, uint64_t size,
+                                   exo_buffer_usage usage, exo_buffer **out);
+    exo_status (*buffer_write)(exo_buffer *buf, uint64_t offset, const void *data, uint64_t size);
+    exo_status (*buffer_read)(exo_buffer *buf, uint64_t offset, void *data, uint64_t size);
+    void (*buffer_free)(exo_buffer *buf);
+
+    /* Graph execution. supports_graph sets *first_unsupported to the first node it cannot run
+     * (UINT32_MAX when it can run them all) and returns EXO_OK or EXO_ERR_UNSUPPORTED. */
+    exo_status (*supports_graph)(exo_plugin_ctx *ctx, uint32_t device, const exo_graph *graph,
+                                 uint32_t *first_unsupported);
+    exo_status (*graph_compile)(exo_plugin_ctx *ctx, uint32_t device, const exo_graph *graph,
+                                exo_compiled **out);
+    exo_status (*graph_execute)(exo_compiled *compiled, const exo_exec_args *args);
+    void (*compiled_free)(exo_compiled *compiled);
+} exo_plugin_api;
+
+/* The one exported symbol. The core fills out->hdr with its own size and version; the plugin
+ * writes at most out->hdr.size bytes, and returns EXO_ERR_ABI_MISMATCH (after writing its own
+ * version into out->hdr.version) when the majors differ. */
+typedef exo_status (*exo_plugin_entry_fn)(const exo_host_api *host, exo_plugin_api *out);
+#define EXO_PLUGIN_ENTRY_SYMBOL "exo_plugin_entry"
+
+#if defined(__GNUC__)
+#define EXO_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define EXO_PLUGIN_EXPORT
+#endif
+
+/* Defines the exported entry point of a plugin as a call to `fn`. In a MODULE build
+ * (EXO_PLUGIN_STATIC undefined) it exports exo_plugin_entry; with EXO_PLUGIN_STATIC it defines
+ * exo_plugin_<name>_entry instead, so tests can link several plugins into one binary. */
+#ifdef EXO_PLUGIN_STATIC
+#define EXO_PLUGIN_DEFINE(name, fn)                                                            \
+    exo_status exo_plugin_##name##_entry(const exo_host_api *host, exo_plugin_api *out) {     \
+        return fn(host, out);                                                                  \
+    }
+#else
+#define EXO_PLUGIN_DEFINE(name, fn)                                                            \
+    EXO_PLUGIN_EXPORT exo_status exo_plugin_entry(const exo_host_api *host, exo_plugin_api *out); \
+    EXO_PLUGIN_EXPORT exo_status exo_plugin_entry(const exo_host_api *host, exo_plugin_api *out) { \
+        return fn(host, out);                                                                  \
+    }
+#endif
+
+/* Helper for plugin entry functions: checks the major and fills the table, writing only what
+ * fits in the core's struct. Returns EXO_OK or EXO_ERR_ABI_MISMATCH. */
+static inline exo_status exo_plugin_fill(exo_plugin_api *out, const exo_plugin_api *mine) {
+    if (!out || out->hdr.size < sizeof(exo_struct_header)) return EXO_ERR_INVALID_ARG;
+    if (EXO_VERSION_MAJOR(out->hdr.version) != EXO_ABI_MAJOR) {
+        out->hdr.version = EXO_ABI_VERSION;
+        return EXO_ERR_ABI_MISMATCH;
+    }
+    uint32_t core_size = out->hdr.size;
+    uint32_t n = core_size < sizeof(*mine) ? core_size : (uint32_t)sizeof(*mine);
+    const unsigned char *src = (const unsigned char *)mine;
+    unsigned char *dst = (unsigned char *)out;
+    for (uint32_t k = sizeof(exo_struct_header); k < n; k++) dst[k] = src[k];
+    out->hdr.size = n;
+    out->hdr.version = EXO_ABI_VERSION;
+    return EXO_OK;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EXO_PLUGIN_H */
