@@ -5,7 +5,7 @@
  * and gathers the index inputs (token ids, positions) to range-check per execution; execute binds
  * INPUT/OUTPUT/KV tensors, checks those indices, and enqueues every node's kernel launches
  * through the backend (gpu_kernels.h picks the kernel and its sizes), several nodes per launch
- * where compile found a fusable run (README.md). */
+ * where compile found a run of the fusion table (gpu_fusions.h). */
 #ifndef EXO_GPU_GRAPH_H
 #define EXO_GPU_GRAPH_H
 
