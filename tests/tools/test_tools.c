@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <ftw.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,6 +389,121 @@ START_TEST(bench_fails_cleanly_without_a_model) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------ command lines and exo-run */
+
+#define FIXTURE EXO_TEST_DATA "/hf-tiny/llama"
+
+/* Runs `cmd 2>&1`; returns its exit status and the output in *out. A child built with ASan exits
+ * 23 and prints "LeakSanitizer" when it leaks (ASAN_OPTIONS=detect_leaks=1 in the test env). */
+static int run_merged(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int run_merged(char **out, const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
+    int rc = run(cmd, out);
+    ck_assert_msg(!strstr(*out, "LeakSanitizer"), "leak in '%s':\n%s", cmd, *out);
+    return rc;
+}
+
+static void expect(const char *cmd_out, const char *text) {
+    ck_assert_msg(strstr(cmd_out, text) != NULL, "expected '%s' in:\n%s", text, cmd_out);
+}
+
+START_TEST(tools_refuse_fractional_negative_exponent_and_overflowing_counts) {
+    static const char *const bad[] = {"3.7", "-1", "1e3", "99999999999999999999", "+5", "12abc", "0x10", " 5"};
+    char *out = NULL;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(run_merged(&out, "%s -n '%s'", EXO_RUN_BIN, bad[i]), 2);
+        expect(out, "exo-run: -n expects a whole number in [0, 10000000], got");
+        free(out);
+        ck_assert_int_eq(run_merged(&out, "%s --model x -n '%s'", EXO_BENCH_BIN, bad[i]), 2);
+        expect(out, "exo-bench: -n expects a whole number");
+        free(out);
+    }
+    ck_assert_int_eq(run_merged(&out, "%s --top-k 2.5", EXO_RUN_BIN), 2);
+    expect(out, "--top-k expects a whole number");
+    free(out);
+    ck_assert_int_eq(run_merged(&out, "%s --temperature nan", EXO_RUN_BIN), 2);
+    expect(out, "--temperature expects a number in [0, 100], got 'nan'");
+    free(out);
+    ck_assert_int_eq(run_merged(&out, "%s x --tolerance 1e-3x", EXO_GOLDEN_BIN), 2);
+    expect(out, "exo-golden: --tolerance expects a number");
+    free(out);
+    ck_assert_int_eq(run_merged(&out, "%s --preset tiny --out /nonexistent --seed 1.5", EXO_SYNTH_BIN), 2);
+    expect(out, "exo-synth: --seed expects a whole number");
+    free(out);
+}
+END_TEST
+
+START_TEST(run_help_says_what_zero_and_minus_one_mean) {
+    char *out = NULL;
+    ck_assert_int_eq(run_merged(&out, "%s --help", EXO_RUN_BIN), 0);
+    expect(out, "0 = until EOS or the context is full");
+    expect(out, "-1 = from OS entropy");
+    free(out);
+}
+END_TEST
+
+/* The same refusal, in the core's words, whichever way the device is named. */
+START_TEST(device_index_overflow_is_refused_by_every_tool) {
+    const char *problem = "device 'cpu_amx:4294967296': the index 4294967296 is out of range";
+    char *out = NULL;
+    ck_assert_int_eq(run_merged(&out, "%s --model %s -n 1 --device cpu_amx:4294967296", EXO_RUN_BIN, FIXTURE), 1);
+    expect(out, problem);
+    ck_assert_msg(!strstr(out, "device: cpu_amx:0"), "ran on device 0:\n%s", out);
+    free(out);
+    ck_assert_int_eq(run_merged(&out, "EXO_DEVICE=cpu_amx:4294967296 %s --model %s -n 1", EXO_RUN_BIN, FIXTURE), 1);
+    expect(out, problem);
+    free(out);
+    ck_assert_int_eq(run_merged(&out, "%s --model %s -p 2 -n 1 -r 1 --no-stream --device cpu_amx:4294967296",
+                                EXO_BENCH_BIN, FIXTURE), 1);
+    expect(out, problem);
+    free(out);
+    ck_assert_int_eq(run_merged(&out, "%s %s --device cpu_amx:4294967296", EXO_GOLDEN_BIN, FIXTURE), 1);
+    expect(out, problem);
+    free(out);
+}
+END_TEST
+
+/* The fixture without tokenizer.json: the tokenizer is read before any weight goes to a device,
+ * so the run stops before the "device:" line that follows the load. */
+START_TEST(run_without_tokenizer_fails_before_loading_weights) {
+    char *dir = tmpdir(), *out = NULL;
+    ck_assert_int_eq(run_merged(&out, "cp %s/config.json %s/model.safetensors %s/", FIXTURE, FIXTURE, dir), 0);
+    free(out);
+    ck_assert_int_eq(run_merged(&out, "%s --model %s -n 1", EXO_RUN_BIN, dir), 1);
+    expect(out, "exo-run: the tokenizer:");
+    expect(out, "tokenizer.json");
+    ck_assert_msg(!strstr(out, "device:"), "weights were loaded first:\n%s", out);
+    free(out);
+    rmdir_all(dir);
+}
+END_TEST
+
+/* Every failing exo-run frees what it opened (checked by LeakSanitizer in the ASan build). */
+START_TEST(run_failure_paths_free_what_they_opened) {
+    char *out = NULL;
+    ck_assert_int_eq(run_merged(&out, "%s --model %s -n 1 --device nosuch:0", EXO_RUN_BIN, FIXTURE), 1);
+    expect(out, "no plugin named 'nosuch'");
+    free(out);
+    ck_assert_int_eq(run_merged(&out, "%s --model %s -n 1 -p \"$(printf '\\377')\"", EXO_RUN_BIN, FIXTURE), 1);
+    expect(out, "exo-run: the prompt:");
+    expect(out, "not valid UTF-8");
+    free(out);
+    ck_assert_int_eq(run_merged(&out, "%s --model /nonexistent/model -n 1", EXO_RUN_BIN), 1);
+    expect(out, "/nonexistent/model");
+    free(out);
+    ck_assert_int_eq(run_merged(&out, "%s --model %s -n 1 -p ''", EXO_RUN_BIN, FIXTURE), 0);
+    free(out);
+    ck_assert_int_eq(run_merged(&out, "%s --model %s -n 2 --temperature 0 -p 'The'", EXO_RUN_BIN, FIXTURE), 0);
+    expect(out, "stats: prompt");
+    free(out);
+}
+END_TEST
+
 static Suite *tools_suite(void) {
     Suite *s = suite_create("tools");
     TCase *synth_tc = tcase_create("exo-synth");
@@ -407,6 +523,14 @@ static Suite *tools_suite(void) {
     tcase_add_test(bench_tc, bench_no_stream_leaves_out_the_bandwidth);
     tcase_add_test(bench_tc, bench_fails_cleanly_without_a_model);
     suite_add_tcase(s, bench_tc);
+    TCase *cli_tc = tcase_create("command lines");
+    tcase_set_timeout(cli_tc, 120);
+    tcase_add_test(cli_tc, tools_refuse_fractional_negative_exponent_and_overflowing_counts);
+    tcase_add_test(cli_tc, run_help_says_what_zero_and_minus_one_mean);
+    tcase_add_test(cli_tc, device_index_overflow_is_refused_by_every_tool);
+    tcase_add_test(cli_tc, run_without_tokenizer_fails_before_loading_weights);
+    tcase_add_test(cli_tc, run_failure_paths_free_what_they_opened);
+    suite_add_tcase(s, cli_tc);
     return s;
 }
 

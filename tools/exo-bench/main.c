@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_number.h"
 #include "exo.h"
 #include "model_cost.h"
 #include "read_bandwidth.h"
@@ -55,15 +56,7 @@ static void usage(FILE *f) {
 }
 
 static int parse_count(const char *flag, const char *text, uint32_t lo, uint32_t hi, uint32_t *out) {
-    char *end = NULL;
-    errno = 0;
-    unsigned long v = strtoul(text, &end, 10);
-    if (errno || end == text || *end || text[0] == '-' || v < lo || v > hi) {
-        fprintf(stderr, "exo-bench: %s expects an integer in [%u, %u], got '%s'\n", flag, lo, hi, text);
-        return 0;
-    }
-    *out = (uint32_t)v;
-    return 1;
+    return cli_parse_u32("exo-bench", flag, text, lo, hi, out);
 }
 
 static int parse_args(int argc, char **argv, bench_options *o) {

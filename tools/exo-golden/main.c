@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_number.h"
 #include "exo.h"
 
 typedef struct checker {
@@ -88,7 +89,9 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) device = argv[++i];
         else if (strcmp(argv[i], "--golden") == 0 && i + 1 < argc) golden_path = argv[++i];
-        else if (strcmp(argv[i], "--tolerance") == 0 && i + 1 < argc) c.tolerance = atof(argv[++i]);
+        else if (strcmp(argv[i], "--tolerance") == 0 && i + 1 < argc) {
+            if (!cli_parse_real("exo-golden", "--tolerance", argv[++i], 0, 1e6, &c.tolerance)) return 2;
+        }
         else if (strcmp(argv[i], "--verbose") == 0 || strcmp(argv[i], "-v") == 0) c.verbose = 1;
         else if (argv[i][0] != '-' && !model_dir) model_dir = argv[i];
         else {

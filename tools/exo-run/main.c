@@ -8,11 +8,11 @@
  * and a stats object last. --tokenize prints the ids of TEXT (no BOS) as a JSON array on the
  * last line and exits. */
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_number.h"
 #include "exo.h"
 
 #define DEFAULT_PROMPT "Permission is hereby granted, free of charge, to any person"
@@ -29,28 +29,16 @@ static void usage(FILE *f) {
             "usage: exo-run [options]\n"
             "  --model DIR          Hugging Face model directory (default: the embedded tiny-llama-licenses)\n"
             "  -p, --prompt TEXT    prompt (raw text; default: \"%s\")\n"
-            "  -n N                 tokens to generate (default 128)\n"
+            "  -n N                 tokens to generate (default 128; 0 = until EOS or the context is full)\n"
             "  --temperature T      0 = greedy (default 0.7)\n"
             "  --top-k K            0 = off (default 0)\n"
             "  --top-p P            1 = off (default 1)\n"
             "  --min-p P            0 = off (default 0.05)\n"
-            "  --seed S             sampling seed (default 42)\n"
+            "  --seed S             sampling seed (default 42; -1 = from OS entropy)\n"
             "  --device PLUGIN[:N]  device to run on (default: the best one found; see exo-probe)\n"
             "  --json               one JSON object per token, then a stats object\n"
             "  --tokenize TEXT      print the token ids of TEXT (no BOS) as a JSON array and exit\n",
             DEFAULT_PROMPT);
-}
-
-static int parse_number(const char *flag, const char *text, double lo, double hi, double *out) {
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || *end || v < lo || v > hi) {
-        fprintf(stderr, "exo-run: %s expects a number in [%g, %g], got '%s'\n", flag, lo, hi, text);
-        return 0;
-    }
-    *out = v;
-    return 1;
 }
 
 static int parse_args(int argc, char **argv, run_options *o) {
@@ -62,6 +50,7 @@ static int parse_args(int argc, char **argv, run_options *o) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         double x;
+        int64_t k;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             exit(0);
@@ -79,23 +68,21 @@ static int parse_args(int argc, char **argv, run_options *o) {
         else if (strcmp(a, "--device") == 0) o->device = v;
         else if (strcmp(a, "--tokenize") == 0) o->tokenize = v;
         else if (strcmp(a, "-n") == 0 || strcmp(a, "--n-predict") == 0) {
-            if (!parse_number(a, v, 0, 1e7, &x)) return 0;
-            o->n_predict = (uint32_t)x;
+            if (!cli_parse_u32("exo-run", a, v, 0, 10000000, &o->n_predict)) return 0;
         } else if (strcmp(a, "--temperature") == 0 || strcmp(a, "--temp") == 0) {
-            if (!parse_number(a, v, 0, 100, &x)) return 0;
+            if (!cli_parse_real("exo-run", a, v, 0, 100, &x)) return 0;
             o->sampling.temperature = (float)x;
         } else if (strcmp(a, "--top-k") == 0) {
-            if (!parse_number(a, v, 0, 1e9, &x)) return 0;
-            o->sampling.top_k = (int32_t)x;
+            if (!cli_parse_int("exo-run", a, v, 0, INT32_MAX, &k)) return 0;
+            o->sampling.top_k = (int32_t)k;
         } else if (strcmp(a, "--top-p") == 0) {
-            if (!parse_number(a, v, 0, 1, &x)) return 0;
+            if (!cli_parse_real("exo-run", a, v, 0, 1, &x)) return 0;
             o->sampling.top_p = (float)x;
         } else if (strcmp(a, "--min-p") == 0) {
-            if (!parse_number(a, v, 0, 1, &x)) return 0;
+            if (!cli_parse_real("exo-run", a, v, 0, 1, &x)) return 0;
             o->sampling.min_p = (float)x;
         } else if (strcmp(a, "--seed") == 0) {
-            if (!parse_number(a, v, -1, 9.2e18, &x)) return 0;
-            o->sampling.seed = (int64_t)x;
+            if (!cli_parse_int("exo-run", a, v, -1, INT64_MAX, &o->sampling.seed)) return 0;
         } else {
             fprintf(stderr, "exo-run: unknown option '%s'\n", a);
             return 0;
@@ -161,6 +148,42 @@ static int tokenize(exo_model *model, const char *text) {
     return 0;
 }
 
+/* Token ids of the prompt (BOS as the tokenizer says), read before any weight is loaded: a missing
+ * or broken tokenizer.json, or a prompt that is not UTF-8, fails in milliseconds. */
+static exo_status encode_prompt(exo_model *model, const char *text, int32_t **ids, size_t *n) {
+    *ids = NULL;
+    *n = 0;
+    size_t need = 0;
+    exo_status st = exo_model_tokenize(model, text, strlen(text), -1, NULL, 0, &need);
+    if (st != EXO_OK && st != EXO_ERR_BUFFER_TOO_SMALL) return st;
+    *ids = malloc((need ? need : 1) * sizeof **ids);
+    if (!*ids) return EXO_ERR_NO_MEMORY;
+    st = exo_model_tokenize(model, text, strlen(text), -1, *ids, need, n);
+    if (st != EXO_OK) {
+        free(*ids);
+        *ids = NULL;
+    }
+    return st;
+}
+
+/* Everything main opens, freed in reverse order on every path (LeakSanitizer runs the failures). */
+typedef struct run_state {
+    exo_runtime *rt;
+    exo_model *model;
+    exo_shard *shard;
+    exo_session *session;
+    int32_t *prompt_ids;
+} run_state;
+
+static int finish(run_state *r, int rc) {
+    exo_session_free(r->session);
+    exo_shard_free(r->shard);
+    exo_model_close(r->model);
+    exo_runtime_destroy(r->rt);
+    free(r->prompt_ids);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     run_options o;
     if (!parse_args(argc, argv, &o)) {
@@ -172,38 +195,43 @@ int main(int argc, char **argv) {
         fprintf(stderr, "exo-run: the embedded default model was not found; pass --model DIR\n");
         return 1;
     }
-    exo_runtime *rt = NULL;
-    exo_status st = exo_runtime_create(NULL, &rt);
-    if (st != EXO_OK) return fail("runtime", st, NULL);
-    exo_model *model = NULL;
-    st = exo_model_open(rt, o.model_dir, &model);
-    if (st != EXO_OK) return fail(o.model_dir, st, NULL);
-    if (o.tokenize) {
-        int rc = tokenize(model, o.tokenize);
-        exo_model_close(model);
-        exo_runtime_destroy(rt);
-        return rc;
-    }
+    run_state r;
+    memset(&r, 0, sizeof r);
+    exo_status st = exo_runtime_create(NULL, &r.rt);
+    if (st != EXO_OK) return finish(&r, fail("runtime", st, NULL));
+    /* The device string is checked by the core's parser before anything is read from disk. */
+    uint32_t wanted = 0;
+    if (o.device && (st = exo_device_find(r.rt, o.device, &wanted)) != EXO_OK)
+        return finish(&r, fail("--device", st, NULL));
+    st = exo_model_open(r.rt, o.model_dir, &r.model);
+    if (st != EXO_OK) return finish(&r, fail(o.model_dir, st, NULL));
+    if (o.tokenize) return finish(&r, tokenize(r.model, o.tokenize));
+    exo_model_info mi;
+    EXO_STRUCT_INIT(&mi);
+    exo_model_get_info(r.model, &mi);
+    size_t n_prompt = 0;
+    st = encode_prompt(r.model, o.prompt, &r.prompt_ids, &n_prompt);
+    if (st != EXO_OK)
+        return finish(&r, fail(mi.has_tokenizer ? "the prompt" : "the tokenizer", st, exo_model_last_error(r.model)));
+    if (n_prompt == 0) return finish(&r, fail("the prompt", EXO_ERR_INVALID_ARG, "it holds no tokens"));
+    if (n_prompt > UINT32_MAX) return finish(&r, fail("the prompt", EXO_ERR_INVALID_ARG, "too many tokens"));
+
     exo_shard_options so;
     memset(&so, 0, sizeof so);
     EXO_STRUCT_INIT(&so);
-    exo_model_info mi;
-    EXO_STRUCT_INIT(&mi);
-    exo_model_get_info(model, &mi);
     so.end_layer = mi.n_layers;
     so.device = o.device;
-    exo_shard *shard = NULL;
-    st = exo_shard_load(model, &so, &shard);
-    if (st != EXO_OK) return fail("loading the model", st, exo_model_last_error(model));
+    st = exo_shard_load(r.model, &so, &r.shard);
+    if (st != EXO_OK) return finish(&r, fail("loading the model", st, exo_model_last_error(r.model)));
     exo_shard_info si;
     EXO_STRUCT_INIT(&si);
-    exo_shard_get_info(shard, &si);
+    exo_shard_get_info(r.shard, &si);
     exo_device_info di;
     EXO_STRUCT_INIT(&di);
-    exo_device_get_info(rt, si.device, &di);
+    exo_device_get_info(r.rt, si.device, &di);
     uint32_t selected = 0;
     const char *why = "";
-    exo_status sel = exo_device_selected(rt, &selected, &why);
+    exo_status sel = exo_device_selected(r.rt, &selected, &why);
     const char *reason = o.device ? "requested with --device"
                          : (sel == EXO_OK && selected == si.device) ? why
                                                                     : "fallback: the better-ranked devices failed (see the log)";
@@ -212,10 +240,9 @@ int main(int argc, char **argv) {
             di.plugin_index, si.device_name, reason, mi.path, mi.architecture, mi.n_layers, si.weight_bytes / 1e6);
     fflush(info);
 
-    exo_session *session = NULL;
-    st = exo_session_create(shard, 0, &session);
-    if (st != EXO_OK) return fail("session", st, exo_shard_last_error(shard));
-    exo_shard_warmup(shard);
+    st = exo_session_create(r.shard, 0, &r.session);
+    if (st != EXO_OK) return finish(&r, fail("session", st, exo_shard_last_error(r.shard)));
+    exo_shard_warmup(r.shard);
     exo_generate_options go;
     memset(&go, 0, sizeof go);
     EXO_STRUCT_INIT(&go);
@@ -230,8 +257,8 @@ int main(int argc, char **argv) {
         fputs(o.prompt, stdout);
         fflush(stdout);
     }
-    st = exo_generate(session, o.prompt, &go, &stats);
-    if (st != EXO_OK) return fail("generate", st, exo_session_last_error(session));
+    st = exo_generate_tokens(r.session, r.prompt_ids, (uint32_t)n_prompt, &go, &stats);
+    if (st != EXO_OK) return finish(&r, fail("generate", st, exo_session_last_error(r.session)));
     if (o.json) {
         cJSON *obj = cJSON_CreateObject();
         cJSON_AddStringToObject(obj, "type", "stats");
@@ -253,9 +280,5 @@ int main(int argc, char **argv) {
                stats.prompt_tokens, stats.prompt_tps, stats.generation_tokens, stats.generation_tps, stats.ttft_ms,
                stats.peak_memory_bytes / 1e6, finish_name(stats.finish_reason));
     }
-    exo_session_free(session);
-    exo_shard_free(shard);
-    exo_model_close(model);
-    exo_runtime_destroy(rt);
-    return 0;
+    return finish(&r, 0);
 }

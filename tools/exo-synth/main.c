@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_number.h"
 #include "synth.h"
 
 typedef struct synth_options {
@@ -57,8 +58,6 @@ static int parse_args(int argc, char **argv, synth_options *o) {
             return 0;
         }
         i++;
-        char *end = NULL;
-        errno = 0;
         if (strcmp(a, "--preset") == 0) {
             o->preset = v;
         } else if (strcmp(a, "--out") == 0) {
@@ -69,19 +68,11 @@ static int parse_args(int argc, char **argv, synth_options *o) {
                 return 0;
             }
         } else if (strcmp(a, "--seed") == 0) {
-            unsigned long long s = strtoull(v, &end, 0);
-            if (errno || end == v || *end || v[0] == '-') {
-                fprintf(stderr, "exo-synth: --seed expects a non-negative integer, got '%s'\n", v);
-                return 0;
-            }
-            o->seed = s;
+            int64_t s = 0;
+            if (!cli_parse_int("exo-synth", a, v, 0, INT64_MAX, &s)) return 0;
+            o->seed = (uint64_t)s;
         } else if (strcmp(a, "--shard-gb") == 0) {
-            double g = strtod(v, &end);
-            if (errno || end == v || *end || !(g >= 1e-6 && g <= 1e4)) {
-                fprintf(stderr, "exo-synth: --shard-gb expects a number in [0.000001, 10000], got '%s'\n", v);
-                return 0;
-            }
-            o->shard_gb = g;
+            if (!cli_parse_real("exo-synth", a, v, 1e-6, 1e4, &o->shard_gb)) return 0;
         } else {
             fprintf(stderr, "exo-synth: unknown option '%s'\n", a);
             return 0;

@@ -1,0 +1,45 @@
+#include "cli_number.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_parse_int(const char *tool, const char *option, const char *text, int64_t lo, int64_t hi, int64_t *out) {
+    const char *digits = text[0] == '-' && lo < 0 ? text + 1 : text;
+    bool plain = *digits && strspn(digits, "0123456789") == strlen(digits);
+    errno = 0;
+    char *end = NULL;
+    long long v = plain ? strtoll(text, &end, 10) : 0;
+    if (!plain || errno == ERANGE || v < lo || v > hi) {
+        fprintf(stderr, "%s: %s expects a whole number in [%" PRId64 ", %" PRId64 "], got '%s'\n", tool, option, lo, hi,
+                text);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int cli_parse_u32(const char *tool, const char *option, const char *text, uint32_t lo, uint32_t hi, uint32_t *out) {
+    int64_t v = 0;
+    if (!cli_parse_int(tool, option, text, lo, hi, &v)) return 0;
+    *out = (uint32_t)v;
+    return 1;
+}
+
+int cli_parse_real(const char *tool, const char *option, const char *text, double lo, double hi, double *out) {
+    /* strtod also reads leading spaces, hex floats, "inf" and "nan": only plain decimals pass. */
+    bool plain = *text && strspn(text, "0123456789.eE+-") == strlen(text);
+    errno = 0;
+    char *end = NULL;
+    double v = plain ? strtod(text, &end) : 0;
+    if (!plain || end == text || *end || errno == ERANGE || !isfinite(v) || v < lo || v > hi) {
+        fprintf(stderr, "%s: %s expects a number in [%g, %g], got '%s'\n", tool, option, lo, hi, text);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}

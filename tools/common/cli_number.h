@@ -1,0 +1,20 @@
+/* Strict numbers for the tools' command lines. strtoul and atof take "3.7" as 3, "-1" as a huge
+ * value, "1e3" as 1 and "12abc" as 12 without a word; these refuse anything but the plain form
+ * and print one line naming the tool, the option, the accepted range and the text given. */
+#ifndef EXO_TOOLS_CLI_NUMBER_H
+#define EXO_TOOLS_CLI_NUMBER_H
+
+#include <stdint.h>
+
+/* A whole decimal number in [lo, hi]: digits only, with a leading '-' only when lo < 0 (no '+',
+ * spaces, fraction, exponent, hex or overflow). Returns 1 and sets *out, else prints
+ * "TOOL: OPTION expects a whole number in [lo, hi], got 'TEXT'" to stderr and returns 0. */
+int cli_parse_int(const char *tool, const char *option, const char *text, int64_t lo, int64_t hi, int64_t *out);
+
+/* As cli_parse_int for a uint32_t. */
+int cli_parse_u32(const char *tool, const char *option, const char *text, uint32_t lo, uint32_t hi, uint32_t *out);
+
+/* A finite decimal number in [lo, hi] ("0.7", "1e-3", "-2"; no spaces, hex, inf or nan). */
+int cli_parse_real(const char *tool, const char *option, const char *text, double lo, double hi, double *out);
+
+#endif
