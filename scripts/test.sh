@@ -1,7 +1,8 @@
 #!/bin/sh
 # Every test: installs what is missing, then builds and runs the whole suite twice — a plain
-# build with warnings as errors, and a build with AddressSanitizer + UndefinedBehaviorSanitizer.
-# Build directories: build-test/ and build-asan/ (override with EXO_TEST_BUILD_DIR).
+# build with warnings as errors, and a build with AddressSanitizer + UndefinedBehaviorSanitizer —
+# and the concurrency tests a third time under ThreadSanitizer.
+# Build directories: build-test/, build-asan/ and build-tsan/ (override with EXO_TEST_BUILD_DIR).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BASE=${EXO_TEST_BUILD_DIR:-$ROOT}
@@ -20,4 +21,14 @@ run_suite() {
 
 run_suite "$BASE/build-test" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_suite "$BASE/build-asan" -DCMAKE_BUILD_TYPE=Debug -DEXO_SANITIZE=ON
+# Third, small: ThreadSanitizer over the concurrency tests only (two runtimes at once, plugin
+# error detail from two threads); the targets named and their plugins, a minute or two.
+TSAN_TESTS="test_two_runtimes test_registry"
+echo "== configure $BASE/build-tsan (-DEXO_TSAN=ON)"
+cmake -S "$ROOT" -B "$BASE/build-tsan" -DEXO_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEXO_TSAN=ON >/dev/null
+echo "== build $BASE/build-tsan ($TSAN_TESTS)"
+# shellcheck disable=SC2086 # the list is word-split on purpose
+cmake --build "$BASE/build-tsan" -j"$JOBS" --target $TSAN_TESTS
+echo "== test $BASE/build-tsan"
+(cd "$BASE/build-tsan" && ctest --output-on-failure -j"$JOBS" --timeout 900 -R "^($(echo $TSAN_TESTS | tr ' ' '|'))\$")
 /usr/bin/python3 -c 'print("all test suites passed")'
