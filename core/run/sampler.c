@@ -599,6 +599,15 @@ exo_status exo_token_sampler_sample(exo_token_sampler *s, const float *logits, e
         out->n_top = top_logits(x, vocab, p->n_logprobs, out->top);
         for (uint32_t i = 0; i < out->n_top; i++)
             out->top[i].logprob = (out->top[i].logprob - max) - log_sum;
+        /* Distinct logits far below the max can round to one logprob (1 - 1e30 == 2 - 1e30):
+         * the list is ranked by what it reports, so such a run is put back in id order. */
+        for (uint32_t i = 1; i < out->n_top; i++)
+            for (uint32_t j = i; j > 0 && out->top[j].logprob == out->top[j - 1].logprob &&
+                                 out->top[j].token < out->top[j - 1].token; j--) {
+                exo_token_logprob t = out->top[j];
+                out->top[j] = out->top[j - 1];
+                out->top[j - 1] = t;
+            }
     }
     return EXO_OK;
 }

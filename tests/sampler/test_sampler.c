@@ -787,6 +787,23 @@ START_TEST(no_logprobs_requested_gives_empty_top) {
 }
 END_TEST
 
+/* Found by tests/fuzz (fuzz_sampler): logits 2 and 1 are ranked 2 first, but next to a max of
+ * 1e30 both report the logprob -1e30, and equal logprobs list the lowest id first. */
+START_TEST(top_logprobs_rounded_equal_list_lowest_id_first) {
+    exo_sampler_params p = plain_params(0.0f);
+    p.n_logprobs = 3;
+    exo_token_sampler *s = make(&p, 3);
+    float logits[3] = {1e30f, 1.0f, 2.0f};
+    exo_sample_result r = sample(s, logits);
+    ck_assert_uint_eq(r.n_top, 3);
+    ck_assert_int_eq(r.top[0].token, 0);
+    ck_assert_float_eq(r.top[1].logprob, r.top[2].logprob);
+    ck_assert_int_eq(r.top[1].token, 1);
+    ck_assert_int_eq(r.top[2].token, 2);
+    exo_token_sampler_free(s);
+}
+END_TEST
+
 /* ---- parameters ----------------------------------------------------------------------- */
 
 START_TEST(defaults_are_exo_defaults) {
@@ -984,6 +1001,7 @@ static Suite *sampler_suite(void) {
         {"logits_are_not_modified", logits_are_not_modified},
         {"logprobs_equal_log_softmax", logprobs_equal_log_softmax},
         {"no_logprobs_requested_gives_empty_top", no_logprobs_requested_gives_empty_top},
+        {"top_logprobs_rounded_equal_list_lowest_id_first", top_logprobs_rounded_equal_list_lowest_id_first},
         {"defaults_are_exo_defaults", defaults_are_exo_defaults},
         {"invalid_params_rejected_with_messages", invalid_params_rejected_with_messages},
         {"banned_list_is_copied", banned_list_is_copied},
