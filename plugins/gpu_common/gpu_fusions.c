@@ -56,6 +56,22 @@ static void norm_args(gpu_builder *b, const exo_node *norm, uint32_t x) {
     gpu_build_i32(b, norm ? norm->i[0] : 0);
 }
 
+/* The head of a fused matvec launch: kernel `family`_<weight dtype> (name: its storage), then x:
+ * the folded RMS_NORM's raw input, or the input the run's matmuls share. */
+static void matvec_start(gpu_builder *b, char name[48], const gpu_exec_view *v, const char *family,
+                         const exo_node *run, const exo_node *norm) {
+    snprintf(name, 48, "%s_%s", family, gpu_dtype_suffix(v->tensors[run[0].src[1]].dtype));
+    gpu_build_start(b, v, name);
+    gpu_build_tensor(b, norm ? norm->src[0] : run[0].src[0]);
+}
+
+/* One matmul of a fused matvec: its weight, its bias (itself when it has none) and whether it has one. */
+static void member_args(gpu_builder *b, const exo_node *nd) {
+    gpu_build_tensor(b, nd->src[1]);
+    gpu_build_tensor(b, nd->n_src == 3 ? nd->src[2] : nd->dst);
+    gpu_build_i32(b, nd->n_src == 3);
+}
+
 /* ------------------------------------------------ matmuls sharing their input: exo_matmul_vec16x3_* */
 
 /* The q/k/v projections, gate and up (graph_matmul_group_length). */
@@ -87,19 +103,15 @@ static exo_status group_enqueue(const gpu_exec_view *v, const exo_node *run, uin
     gpu_view_count(v, run[0].src[1], wne);
     int64_t k = wne[0], m = gpu_view_count(v, run[0].src[0], NULL) / k, rows = 0;
     char name[48];
-    snprintf(name, sizeof name, "exo_matmul_vec16x3_%s", gpu_dtype_suffix(v->tensors[run[0].src[1]].dtype));
     gpu_builder b;
-    gpu_build_start(&b, v, name);
-    gpu_build_tensor(&b, norm ? norm->src[0] : run[0].src[0]);
+    matvec_start(&b, name, v, "exo_matmul_vec16x3", run, norm);
     gpu_build_u32(&b, (uint64_t)m);
     gpu_build_u32(&b, (uint64_t)k);
     for (uint32_t i = 0; i < MATMUL_GROUP_MAX; i++) {
         /* A pair repeats member 0 as the third with no rows. */
         const exo_node *nd = &run[i < len ? i : 0];
         int64_t n = i < len ? gpu_view_count(v, nd->src[1], NULL) / k : 0;
-        gpu_build_tensor(&b, nd->src[1]);
-        gpu_build_tensor(&b, nd->n_src == 3 ? nd->src[2] : nd->dst);
-        gpu_build_i32(&b, nd->n_src == 3);
+        member_args(&b, nd);
         gpu_build_tensor(&b, nd->dst);
         gpu_build_u32(&b, (uint64_t)n);
         rows += n;
@@ -135,16 +147,11 @@ static exo_status glu_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
     int64_t wne[EXO_MAX_DIMS];
     int64_t w_count = gpu_view_count(v, run[0].src[1], wne), k = wne[0], rows = w_count / k;
     char name[48];
-    snprintf(name, sizeof name, "exo_matmul_vec16_glu_%s", gpu_dtype_suffix(v->tensors[run[0].src[1]].dtype));
     gpu_builder b;
-    gpu_build_start(&b, v, name);
-    gpu_build_tensor(&b, norm ? norm->src[0] : run[0].src[0]);
+    matvec_start(&b, name, v, "exo_matmul_vec16_glu", run, norm);
     gpu_build_u32(&b, (uint64_t)k);
-    for (int i = 0; i < 2; i++) {
-        gpu_build_tensor(&b, run[i].src[1]);
-        gpu_build_tensor(&b, run[i].n_src == 3 ? run[i].src[2] : run[i].dst);
-        gpu_build_i32(&b, run[i].n_src == 3);
-    }
+    member_args(&b, &run[0]);
+    member_args(&b, &run[1]);
     gpu_build_tensor(&b, run[2].dst);
     gpu_build_u32(&b, (uint64_t)rows);
     gpu_build_i32(&b, run[2].i[0] == EXO_ACT_GELU_TANH ? 1 : 0);

@@ -295,13 +295,19 @@ static void build_chain(fixture *fx, uint32_t ids[3]) {
     }
 }
 
+/* The chain, validated, as a graph. */
+static exo_graph chain_graph(fixture *fx, uint32_t ids[3]) {
+    uint32_t bad;
+    fx_init(fx, GRAPH_DTYPES_ALL);
+    build_chain(fx, ids);
+    ck_assert_int_eq(validate(fx, &bad), EXO_OK);
+    return graph_of(fx);
+}
+
 START_TEST(plan_aligns_and_reuses_dead_intermediates) {
     fixture fx;
-    uint32_t ids[3], bad;
-    fx_init(&fx, GRAPH_DTYPES_ALL);
-    build_chain(&fx, ids);
-    ck_assert_int_eq(validate(&fx, &bad), EXO_OK);
-    exo_graph g = graph_of(&fx);
+    uint32_t ids[3];
+    exo_graph g = chain_graph(&fx, ids);
     static const uint64_t aligns[] = {64, 256};
     for (int k = 0; k < 2; k++) {
         uint64_t align = aligns[k], offsets[8], total = 0;
@@ -322,11 +328,8 @@ END_TEST
  * lands on it; a keep-alive for a role tensor (the input) changes nothing. */
 START_TEST(plan_keeps_what_a_fused_launch_still_reads) {
     fixture fx;
-    uint32_t ids[3], bad;
-    fx_init(&fx, GRAPH_DTYPES_ALL);
-    build_chain(&fx, ids);
-    ck_assert_int_eq(validate(&fx, &bad), EXO_OK);
-    exo_graph g = graph_of(&fx);
+    uint32_t ids[3];
+    exo_graph g = chain_graph(&fx, ids);
     uint64_t offsets[8], total = 0, slot = 256; /* 160 bytes, rounded to 256 */
     const graph_keep_alive keep[] = {{ids[0], 2}, {fx.nodes[0].src[0], 3}};
     ck_assert_int_eq(graph_plan_scratch(&fx.target, &g, keep, 2, 256, offsets, &total), EXO_OK);
