@@ -55,6 +55,13 @@ void exo_error_clear(void) {
 const char *exo_error_message(void) { return thread_error.message; }
 
 exo_status exo_error_keep(exo_error_slot *slot, exo_status status) {
+    /* A failure that recorded no detail still replaces the last error (libuv / SQLite: the last
+     * error is the last failing call's), with the status's own words rather than nothing. */
+    if (status < 0 && !thread_error.message[0]) {
+        snprintf(thread_error.message, sizeof thread_error.message, "%s: %s", exo_status_name(status),
+                 exo_status_str(status));
+        thread_error.status = status;
+    }
     if (slot && status < 0) {
         slot->status = status;
         slot->vendor_code = thread_error.vendor_code;

@@ -38,7 +38,10 @@ void exo_error_clear(void);
 const char *exo_error_message(void);
 
 /* Copies this thread's last error into an object's slot (when status is an error) and returns
- * status unchanged: `return exo_error_keep(&obj->error, st);`. */
+ * status unchanged: `return exo_error_keep(&obj->error, st);`. A failure with no message recorded
+ * since the entry point's exo_error_clear gets "EXO_ERR_X: <status text>", so the slot never
+ * keeps an earlier call's detail. Every public entry point that can fail on an object ends its
+ * failing paths here (objects passed const included: the slot is their one mutable part). */
 exo_status exo_error_keep(exo_error_slot *slot, exo_status status);
 
 #endif

@@ -5,6 +5,9 @@
  * call that can fail returns an exo_status (0 ok, negative error). exo_status_name() and
  * exo_status_str() give static strings; the detail of a failure is kept per object
  * (exo_runtime_last_error, exo_model_last_error, ...) and per thread (exo_last_error).
+ * As in libuv and SQLite, the last error is the last failing call's: every failing call on an
+ * object replaces its message (with at least "EXO_ERR_X: <status text>"), successful calls leave
+ * it as it was, so read it right after the failure.
  * Caller-sized structs: set hdr with EXO_STRUCT_INIT before passing them in.
  * The library never aborts or exits, and never crashes on bad input.
  */

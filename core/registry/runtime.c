@@ -122,12 +122,19 @@ void exo_runtime_device_unlock(exo_runtime *rt, uint32_t rank) {
 
 uint32_t exo_plugin_count(const exo_runtime *rt) { return rt ? rt->n_plugins : 0; }
 
+/* The runtime's last error is the last failing call's, also for calls that take it const. */
+static exo_status keep_rt(const exo_runtime *rt, exo_status st) {
+    return exo_error_keep((exo_error_slot *)&rt->error, st);
+}
+
 exo_status exo_plugin_get_info(const exo_runtime *rt, uint32_t index, exo_plugin_info *out) {
-    if (!rt || !out || out->hdr.size < sizeof(exo_struct_header))
-        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_plugin_get_info: NULL argument or uninitialised header");
+    exo_error_clear();
+    if (!rt) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_plugin_get_info: runtime is NULL");
+    if (!out || out->hdr.size < sizeof(exo_struct_header))
+        return keep_rt(rt, exo_errorf(EXO_ERR_INVALID_ARG, "exo_plugin_get_info: NULL argument or uninitialised header"));
     if (index >= rt->n_plugins)
-        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_plugin_get_info: index %u out of range (%u plugins)", index,
-                          rt->n_plugins);
+        return keep_rt(rt, exo_errorf(EXO_ERR_INVALID_ARG, "exo_plugin_get_info: index %u out of range (%u plugins)",
+                                      index, rt->n_plugins));
     const exo_plugin_rec *p = &rt->plugins[index];
     exo_plugin_info info;
     memset(&info, 0, sizeof info);
@@ -163,11 +170,13 @@ static int32_t rank_of(const exo_runtime *rt, int32_t device) {
 }
 
 exo_status exo_device_get_info(const exo_runtime *rt, uint32_t index, exo_device_info *out) {
-    if (!rt || !out || out->hdr.size < sizeof(exo_struct_header))
-        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_device_get_info: NULL argument or uninitialised header");
+    exo_error_clear();
+    if (!rt) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_device_get_info: runtime is NULL");
+    if (!out || out->hdr.size < sizeof(exo_struct_header))
+        return keep_rt(rt, exo_errorf(EXO_ERR_INVALID_ARG, "exo_device_get_info: NULL argument or uninitialised header"));
     if (index >= rt->n_ranked)
-        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_device_get_info: index %u out of range (%u devices)", index,
-                          rt->n_ranked);
+        return keep_rt(rt, exo_errorf(EXO_ERR_INVALID_ARG, "exo_device_get_info: index %u out of range (%u devices)",
+                                      index, rt->n_ranked));
     const exo_device_rec *d = &rt->devices[rt->ranked[index]];
     exo_device_info info;
     memset(&info, 0, sizeof info);
@@ -189,16 +198,18 @@ exo_status exo_device_get_info(const exo_runtime *rt, uint32_t index, exo_device
 exo_status exo_device_selected(const exo_runtime *rt, uint32_t *index, const char **reason) {
     if (!rt) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_device_selected: runtime is NULL");
     if (reason) *reason = rt->selected_reason;
-    if (rt->selected < 0) return exo_errorf(rt->selected_status, "%s", rt->selected_reason);
+    if (rt->selected < 0) return keep_rt(rt, exo_errorf(rt->selected_status, "%s", rt->selected_reason));
     if (index) *index = (uint32_t)rt->selected;
     return EXO_OK;
 }
 
 exo_status exo_device_find(const exo_runtime *rt, const char *spec, uint32_t *index) {
-    if (!rt || !spec || !index) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_device_find: NULL argument");
+    exo_error_clear();
+    if (!rt) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_device_find: runtime is NULL");
+    if (!spec || !index) return keep_rt(rt, exo_errorf(EXO_ERR_INVALID_ARG, "exo_device_find: NULL argument"));
     exo_device_spec parsed;
     exo_status st = exo_device_spec_parse(spec, &parsed);
-    if (st != EXO_OK) return st;
+    if (st != EXO_OK) return keep_rt(rt, st);
     const char *plugin = parsed.plugin;
     uint32_t want = parsed.index;
     for (uint32_t i = 0; i < rt->n_ranked; i++) {
@@ -210,9 +221,10 @@ exo_status exo_device_find(const exo_runtime *rt, const char *spec, uint32_t *in
     }
     for (uint32_t i = 0; i < rt->n_plugins; i++)
         if (strcmp(rt->plugins[i].name, plugin) == 0)
-            return exo_errorf(EXO_ERR_NOT_FOUND, "device '%s': plugin %s has no device %u (%s)", spec, plugin,
-                              want, rt->plugins[i].reason[0] ? rt->plugins[i].reason : "index out of range");
-    return exo_errorf(EXO_ERR_NOT_FOUND, "device '%s': no plugin named '%s' was loaded", spec, plugin);
+            return keep_rt(rt, exo_errorf(EXO_ERR_NOT_FOUND, "device '%s': plugin %s has no device %u (%s)", spec,
+                                          plugin, want,
+                                          rt->plugins[i].reason[0] ? rt->plugins[i].reason : "index out of range"));
+    return keep_rt(rt, exo_errorf(EXO_ERR_NOT_FOUND, "device '%s': no plugin named '%s' was loaded", spec, plugin));
 }
 
 /* Loads an isolated-probed plugin into this process on first use. */

@@ -64,8 +64,11 @@ void exo_model_close(exo_model *m) {
 const char *exo_model_last_error(const exo_model *m) { return m ? m->error.message : ""; }
 
 exo_status exo_model_get_info(const exo_model *m, exo_model_info *out) {
-    if (!m || !out || out->hdr.size < sizeof(exo_struct_header))
-        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_model_get_info: NULL argument or uninitialised header");
+    exo_error_clear();
+    if (!m) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_model_get_info: model is NULL");
+    if (!out || out->hdr.size < sizeof(exo_struct_header))
+        return exo_error_keep((exo_error_slot *)&m->error,
+                              exo_errorf(EXO_ERR_INVALID_ARG, "exo_model_get_info: NULL argument or uninitialised header"));
     const exo_model_config *c = &m->cfg;
     exo_model_info info;
     memset(&info, 0, sizeof info);

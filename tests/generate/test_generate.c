@@ -223,6 +223,37 @@ START_TEST(bad_utf8_prompt_is_an_error) {
 }
 END_TEST
 
+/* The last error is the last failing call's: a later failure on the same object replaces it, also
+ * where the call takes the object const (exo_model_get_info, exo_device_get_info). */
+START_TEST(a_failing_call_replaces_the_previous_message) {
+    fixture f = open_model();
+    size_t n = 0;
+    int32_t ids[8];
+    ck_assert_int_eq(exo_model_tokenize(f.model, "\xff", 1, 0, ids, 8, &n), EXO_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(exo_model_last_error(f.model), "UTF-8"));
+    exo_model_info mi;
+    memset(&mi, 0, sizeof mi); /* header not initialised */
+    ck_assert_int_eq(exo_model_get_info(f.model, &mi), EXO_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(exo_model_last_error(f.model), "exo_model_get_info"), "%s", exo_model_last_error(f.model));
+
+    uint32_t idx = 0;
+    ck_assert_int_eq(exo_device_find(f.rt, "nosuch:0", &idx), EXO_ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(exo_runtime_last_error(f.rt), "nosuch"));
+    exo_device_info di;
+    EXO_STRUCT_INIT(&di);
+    ck_assert_int_eq(exo_device_get_info(f.rt, 9999, &di), EXO_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(exo_runtime_last_error(f.rt), "index 9999 out of range"), "%s", exo_runtime_last_error(f.rt));
+
+    ck_assert_int_eq(exo_session_truncate(f.session, 99), EXO_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(exo_session_last_error(f.session), "cannot truncate to 99"));
+    exo_sampling s = greedy();
+    collected c = {0};
+    generate(&f, "bad \xff text", &s, 4, NULL, 0, &c, EXO_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(exo_session_last_error(f.session), "UTF-8"), "%s", exo_session_last_error(f.session));
+    close_model(&f);
+}
+END_TEST
+
 START_TEST(pipeline_shards_refuse_generate) {
     fixture f = {0};
     ck_assert_int_eq(exo_runtime_create(NULL, &f.rt), EXO_OK);
@@ -422,6 +453,7 @@ int main(void) {
     tcase_add_test(tc, same_seed_same_text);
     tcase_add_test(tc, pieces_are_valid_utf8_for_multibyte_output);
     tcase_add_test(tc, bad_utf8_prompt_is_an_error);
+    tcase_add_test(tc, a_failing_call_replaces_the_previous_message);
     tcase_add_test(tc, pipeline_shards_refuse_generate);
     tcase_add_test(tc, public_sampler_and_detokenizer_reproduce_generate);
     tcase_add_test(tc, a_prompt_starting_with_bos_gets_no_second_one);

@@ -4,6 +4,7 @@
 
 #include "check_run.h"
 
+#include "base/error.h"
 #include "exo.h"
 
 static const exo_status all[] = {EXO_OK, EXO_NOT_READY, EXO_ERR_INVALID_ARG, EXO_ERR_NO_MEMORY,
@@ -39,6 +40,20 @@ START_TEST(last_error_is_per_thread_and_starts_empty) {
 }
 END_TEST
 
+/* A failure that recorded no detail still replaces an object's last error, with the status's words. */
+START_TEST(a_failure_without_detail_replaces_the_old_message) {
+    exo_error_slot slot;
+    memset(&slot, 0, sizeof slot);
+    exo_error_keep(&slot, exo_errorf(EXO_ERR_FORMAT, "old detail from an earlier call"));
+    ck_assert_str_eq(slot.message, "old detail from an earlier call");
+    exo_error_clear(); /* what each entry point does first */
+    ck_assert_int_eq(exo_error_keep(&slot, EXO_ERR_IO), EXO_ERR_IO);
+    ck_assert_int_eq(slot.status, EXO_ERR_IO);
+    ck_assert_str_eq(slot.message, "EXO_ERR_IO: input/output error");
+    ck_assert_str_eq(exo_last_error(), "EXO_ERR_IO: input/output error");
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("status");
     TCase *tc = tcase_create("status");
@@ -46,6 +61,7 @@ int main(void) {
     tcase_add_test(tc, names_match_the_codes);
     tcase_add_test(tc, unknown_codes_are_named_unknown);
     tcase_add_test(tc, last_error_is_per_thread_and_starts_empty);
+    tcase_add_test(tc, a_failure_without_detail_replaces_the_old_message);
     suite_add_tcase(s, tc);
     return exo_check_run(s, CK_FORK_GETENV);
 }

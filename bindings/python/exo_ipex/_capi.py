@@ -280,6 +280,19 @@ def lib():
     return _lib
 
 
+def cstr(value, what):
+    """str or bytes as a C string argument (c_char_p; None stays None). C reads it up to the first
+    NUL, so text holding one would be cut silently: that raises ValueError naming the argument."""
+    if value is None:
+        return None
+    data = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    at = data.find(b"\0")
+    if at >= 0:
+        raise ValueError(f"{what} contains a NUL character at offset {at}; the C API reads it as the end "
+                         "of the string")
+    return data
+
+
 def text(b):
     """A C string as str ('' for NULL); undecodable bytes are replaced, never raised."""
     if isinstance(b, str):

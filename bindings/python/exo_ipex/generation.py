@@ -56,7 +56,7 @@ class Generation:
         self._cancel_flag = C.c_int(0)
         self._cancelled = False
         self._sampling, self._banned = make_sampling(banned=banned, **sampling)
-        self._stops = [s.encode() for s in stop]
+        self._stops = [_capi.cstr(s, "stop string") for s in stop]
         self._stop_arr = (C.c_char_p * max(1, len(self._stops)))(*self._stops)
         self._cb = _capi.token_fn(self._on_token)
         o = _capi.GenerateOptions.new()
@@ -70,7 +70,7 @@ class Generation:
         o.cancel = C.pointer(self._cancel_flag)
         self._opts = o
         if isinstance(prompt, str):
-            self._prompt, self._ids = prompt.encode("utf-8"), None
+            self._prompt, self._ids = _capi.cstr(prompt, "prompt"), None
         else:
             ids = [int(t) for t in prompt]
             self._prompt, self._ids = None, (C.c_int32 * max(1, len(ids)))(*ids)

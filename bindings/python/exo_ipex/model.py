@@ -74,7 +74,8 @@ class Model(_Handle):
         self.runtime = runtime
         h = C.c_void_p()
         path = os.fspath(path)
-        check(self._lib.exo_model_open(runtime.handle, path.encode(), C.byref(h)), None, f"opening {path}")
+        check(self._lib.exo_model_open(runtime.handle, _capi.cstr(path, "model path"), C.byref(h)), None,
+              f"opening {path}")
         self._handle = h
         self.info = self._info()
 
@@ -154,7 +155,7 @@ class Shard(_Handle):
             raise error_for(-1, f"layer range [{start_layer}, {end_layer}) has a negative bound", "exo_shard_load")
         opts = _capi.ShardOptions.new()
         opts.start_layer, opts.end_layer = int(start_layer), int(end_layer)
-        self._device = device.encode() if isinstance(device, str) else device
+        self._device = _capi.cstr(device, "device")
         opts.device = self._device
         opts.max_tokens, opts.max_ctx = int(max_tokens), int(max_ctx)
         failure = []

@@ -101,7 +101,7 @@ def _report(r):
 
 
 def _encode(s):
-    return s.encode() if isinstance(s, str) else s
+    return _capi.cstr(s, "runtime option")
 
 
 class Runtime(_Handle):
@@ -195,7 +195,7 @@ class Runtime(_Handle):
 
     def find_device(self, spec):
         idx = C.c_uint32()
-        check(self._lib.exo_device_find(self.handle, _encode(spec), C.byref(idx)), self.last_error,
+        check(self._lib.exo_device_find(self.handle, _capi.cstr(spec, "device"), C.byref(idx)), self.last_error,
               f"exo_device_find({spec!r})")
         return self.devices()[idx.value]
 

@@ -22,14 +22,14 @@ class TensorFile(_Handle):
         super().__init__(None)
         h = C.c_void_p()
         path = os.fspath(path)
-        check(self._lib.exo_tensor_file_open(path.encode(), C.byref(h)), None, f"opening {path}")
+        check(self._lib.exo_tensor_file_open(_capi.cstr(path, "tensor file path"), C.byref(h)), None, f"opening {path}")
         self._handle = h
 
     def get(self, name):
         """A copy of the tensor: a numpy array (f32/f16/i32) when numpy is present, else
         (bytes, shape, dtype name)."""
         v = _capi.TensorView()
-        check(self._lib.exo_tensor_file_get(self._handle, name.encode(), C.byref(v)), None, f"tensor {name}")
+        check(self._lib.exo_tensor_file_get(self._handle, _capi.cstr(name, "tensor name"), C.byref(v)), None, f"tensor {name}")
         shape = tuple(v.shape[i] for i in range(v.n_dims))
         data = C.string_at(v.data, v.nbytes)
         dt = _NP_DTYPES.get(v.dtype)

@@ -43,6 +43,27 @@ def test_unknown_device_raises_not_found(runtime):
     assert e.value.name == "EXO_ERR_NOT_FOUND"
 
 
+def test_device_index_overflow_is_refused_not_wrapped_to_device_0(runtime):
+    with pytest.raises(exo_ipex.InvalidArgument) as e:
+        runtime.find_device("cpu_amx:4294967296")
+    assert "the index 4294967296 is out of range" in str(e.value)
+
+
+def test_nul_in_a_string_argument_is_refused_never_cut(tiny_shard, runtime):
+    session = tiny_shard.session()
+    with pytest.raises(ValueError, match="prompt contains a NUL character at offset 1"):
+        session.generate("a\0b", max_tokens=1)
+    with pytest.raises(ValueError, match="stop string contains a NUL"):
+        session.generate("ab", max_tokens=1, stop=["x\0y"])
+    with pytest.raises(ValueError, match="device contains a NUL"):
+        runtime.find_device("cpu_amx\0:1")
+    with pytest.raises(ValueError, match="model path contains a NUL"):
+        runtime.open_model(TINY_LLAMA + "\0/elsewhere")
+    # tokenize hands the C API a length: the NUL is text like any other, nothing after it is lost
+    m = runtime.open_model(TINY_LLAMA)
+    assert m.detokenize(m.tokenize("a\0b", add_bos=0)) == "a\0b"
+
+
 def test_model_info_and_tokenizer_round_trip(runtime):
     m = runtime.open_model(TINY_LLAMA)
     assert (m.info.architecture, m.info.n_layers, m.info.hidden_size, m.info.vocab_size) == ("llama", 4, 64, 512)
