@@ -1,23 +1,29 @@
-"""EXO's engine shapes over exo-ipex.
+"""EXO's engine over exo-ipex: `IpexBuilder` and `IpexEngine`, EXO's own Builder / Engine.
 
-Current EXO (src/exo/worker/engines/base.py): a Builder (connect / load / build / close) makes an
-Engine (warmup / submit / step / close) inside the runner subprocess. This module gives
-IpexBuilder / IpexEngine with those methods, working on a whole model or on one pipeline shard
-[start_layer, end_layer) (half-open, as current EXO), with hidden states handed to the next rank
-through exo_ipex.transport (ZeroMQ). The old-era interface that EXO forks still use
-(infer_tensor / sample / encode / decode / ensure_shard, inclusive end_layer) is
-IpexInferenceEngine in exo_ipex.legacy_engine.
+EXO's runner (src/exo/worker/runner/runner.py at b5375f8) drives them: `builder.connect(bound)`
+on ConnectToGroup, `for p in builder.load(bound): p.layers_loaded / p.total` on LoadModel,
+`engine = builder.build()`, `engine.warmup()`, then for every TextGeneration `engine.submit(task)`
+and `engine.step()` until its tasks end, matching `case CancelledResponse()` / `case
+FinishedResponse()` and sending anything else as `ChunkGenerated(command_id, chunk)`; on
+Shutdown `engine.close()` (the builder is gone by then: the engine owns and frees everything).
+The classes come from exo_ipex.exo_types: EXO's when EXO is importable, stand-ins otherwise.
 
-Every rank gets the same tasks (EXO submits each TextGeneration to all ranks of an instance);
-rank 0 tokenizes, streams text and decides when a request ends; the last rank samples. The C API
-has one session per sequence, so the engine keeps one session per request (up to
-max_concurrent, EXO_MAX_CONCURRENT_REQUESTS = 8) and steps them round-robin: each step() runs
-at most one forward per ready request.
+What the engine does the way EXO's MLX BatchGenerator does (worker/runner/llm_inference/
+batch_generator.py): the prompt is the model's chat template over the task's messages
+(exo_ipex.chat_template); requests past `EXO_MAX_CONCURRENT_REQUESTS` wait in a queue and start
+as slots free; cancels arrive on the `cancel_receiver` (drained each step; `CANCEL_ALL_TASKS`
+ends every request and is cleared, and `submit` clears it too); prefill progress goes to the
+`event_sender` as `PrefillProgressChunk`; the last chunk of a request carries the real EOS id,
+`GenerationStats` (peak memory as `Memory`) and `Usage`; logprobs are `TopLogprobItem`s.
 
-EXO's own types (TokenChunk, FinishedResponse, ...) live in EXO; the dataclasses below have the
-same fields so EXO's runner can convert them one to one (see docs/exo-integration.md)."""
+Pipelines: every rank gets the same tasks; rank 0 tokenizes, streams text and decides when a
+request ends; the last rank samples (exo_ipex.transport carries hidden states around a ring).
+The C API has one session per sequence, so each request has its own session, and each step()
+runs every ready request's next forward in one batched call."""
+import collections
 import dataclasses
 import itertools
+import logging
 import os
 import queue
 import resource
@@ -27,21 +33,26 @@ import time
 import numpy as np
 
 from . import model as _model
+from .chat_template import ChatTemplate, render_task
 from .errors import ExoError, error_for
+from .exo_types import (CANCEL_ALL_TASKS, Builder, CancelledResponse, ChunkGenerated, CompletionTokensDetails,
+                        Engine, ErrorChunk, FinishedResponse, GenerationStats, Memory, ModelLoadingResponse,
+                        PrefillProgressChunk, PromptTokensDetails, TokenChunk, TopLogprobItem, Usage)
 from .runtime import Runtime
 from .sampler import Sampler, SamplingParams
 
 ENGINE_ID = "ipex"
 ENGINE_NAME = "Intel IPEX"
-CANCEL_ALL_TASKS = "__cancel_all__"
+DEFAULT_MODELS_DIR = os.path.expanduser("~/.local/share/exo/models")  # EXO_DEFAULT_MODELS_DIR
+log = logging.getLogger("exo_ipex.engine")
 
 
-# ------------------------------------------------------------------ EXO-shaped data
+# ------------------------------------------------------------------ a request, as the engine runs it
 
 @dataclasses.dataclass
 class TextGenerationTask:
-    """What the engine needs of EXO's TextGeneration task (TextGenerationTaskParams). The prompt
-    is raw text after EXO's chat template, or token ids."""
+    """One request in the engine's terms: EXO's TextGeneration after its chat template (see
+    request_from_exo), or built directly from a prompt or token ids (tools, tests)."""
     task_id: str
     prompt: str = None
     prompt_tokens: list = None
@@ -59,7 +70,8 @@ class TextGenerationTask:
     logprobs: bool = False
     top_logprobs: int = None
     banned_tokens: list = None
-    add_bos: int = -1  # for a text prompt: -1 (or None) as the tokenizer says, 1 / True BOS, 0 / False none
+    add_bos: int = -1  # for a text prompt: -1 as the tokenizer says, 1 BOS, 0 none
+    command_id: str = None  # EXO's: where prefill progress goes
 
     def sampling(self):
         p = SamplingParams()
@@ -76,88 +88,115 @@ class TextGenerationTask:
         return p
 
 
-@dataclasses.dataclass
-class GenerationStats:  # EXO api/types/api.py GenerationStats
-    prompt_tps: float
-    generation_tps: float
-    prompt_tokens: int
-    generation_tokens: int
-    peak_memory_usage: int  # bytes
-    prefix_cache_hit: str = "none"
-
-
-@dataclasses.dataclass
-class TokenChunk:  # EXO shared/types/chunks.py TokenChunk
-    model: str
-    text: str
-    token_id: int
-    finish_reason: str = None  # "stop" | "length" | None
-    stats: GenerationStats = None
-    logprob: float = None
-    top_logprobs: list = None
-    is_thinking: bool = False
-
-
-@dataclasses.dataclass
-class FinishedResponse:
-    pass
-
-
-@dataclasses.dataclass
-class CancelledResponse:
-    pass
-
-
-@dataclasses.dataclass
-class ErrorChunk:
-    model: str
-    error_message: str
-    diagnostics: str = None
+def request_from_exo(task, template, eos_ids):
+    """EXO's TextGeneration (task_id, command_id, task_params) as a TextGenerationTask: the
+    prompt rendered by the model's chat template from input / instructions /
+    chat_template_messages / tools / the thinking switch; bench mode bans EOS as MLX does."""
+    p = task.task_params
+    prompt, templated = render_task(template, p)
+    stop = p.stop
+    if isinstance(stop, str):
+        stop = [stop]
+    return TextGenerationTask(
+        task_id=task.task_id, command_id=getattr(task, "command_id", None), prompt=prompt,
+        add_bos=0 if templated else -1, max_output_tokens=p.max_output_tokens, temperature=p.temperature,
+        top_p=p.top_p, top_k=p.top_k, min_p=p.min_p, seed=p.seed, stop=list(stop or []),
+        repetition_penalty=p.repetition_penalty, repetition_context_size=p.repetition_context_size,
+        presence_penalty=p.presence_penalty, frequency_penalty=p.frequency_penalty, logprobs=bool(p.logprobs),
+        top_logprobs=p.top_logprobs, banned_tokens=sorted(eos_ids) if p.bench else None)
 
 
 def _peak_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def pipeline_addresses(bound_instance):
+    """ZeroMQ endpoints of an instance's ring, as this node sees them: EXO's ring instances carry
+    `hosts_by_node[node]`, one Host per rank (this rank's own entry is the address to bind,
+    the next rank's the address to reach it by)."""
+    hosts = bound_instance.instance.hosts_by_node[bound_instance.bound_node_id]
+    return [f"tcp://{h.ip}:{h.port}" for h in hosts]
+
+
 # ------------------------------------------------------------------ the builder
 
-class IpexBuilder:
-    """Builder for one runner: the whole model (world_size 1) or pipeline rank `device_rank` of
-    `world_size` with layers [start_layer, end_layer). addresses: one ZeroMQ endpoint per rank
-    (only for world_size > 1). runtime_options: keywords for exo_ipex.Runtime."""
+class IpexBuilder(Builder):
+    """EXO's Builder for one runner. EXO's bootstrap makes it as it makes MlxBuilder:
+    IpexBuilder(model_id=..., event_sender=..., cancel_receiver=...); the shard (layers,
+    rank, world size) comes from the bound instance at connect/load. Keywords serve callers
+    without a bound instance: model_dir (else models_dir/<org>--<name>), start_layer, end_layer,
+    device_rank, world_size, addresses (one ZeroMQ endpoint per rank), device, max_concurrent
+    (else EXO_MAX_CONCURRENT_REQUESTS, 8), runtime / runtime_options."""
 
-    def __init__(self, model_dir, *, model_id=None, start_layer=0, end_layer=None, device_rank=0, world_size=1,
-                 addresses=None, device=None, max_ctx=0, max_tokens=0, max_concurrent=None,
-                 runtime=None, runtime_options=None):
-        self.model_dir = os.fspath(model_dir)
-        self.model_id = model_id or os.path.basename(self.model_dir.rstrip("/")).replace("--", "/")
+    def __init__(self, model_id=None, event_sender=None, cancel_receiver=None, *, model_dir=None, models_dir=None,
+                 start_layer=0, end_layer=None, device_rank=0, world_size=1, addresses=None, device=None,
+                 max_ctx=0, max_tokens=0, max_concurrent=None, runtime=None, runtime_options=None):
+        if model_id is None and model_dir is None:
+            raise ValueError("IpexBuilder needs a model_id or a model_dir")
+        self.model_id = str(model_id) if model_id is not None else \
+            os.path.basename(os.fspath(model_dir).rstrip("/")).replace("--", "/")
+        self.models_dir = models_dir or os.environ.get("EXO_MODELS_DIR") or DEFAULT_MODELS_DIR
+        self.model_dir = os.fspath(model_dir) if model_dir is not None else None
+        self.event_sender, self.cancel_receiver = event_sender, cancel_receiver
         self.start_layer, self.end_layer = start_layer, end_layer
         self.device_rank, self.world_size = device_rank, world_size
         self.addresses = list(addresses or [])
-        self.device, self.max_ctx, self.max_tokens = device, max_ctx, max_tokens
+        self.device = device if device is not None else os.environ.get("EXO_DEVICE")
+        self.max_ctx, self.max_tokens = max_ctx, max_tokens
         self.max_concurrent = max_concurrent or int(os.environ.get("EXO_MAX_CONCURRENT_REQUESTS", "8"))
         self._own_runtime = runtime is None
         self.runtime = runtime
         self._runtime_options = runtime_options or {}
         self.model = self.shard = self.link = None
-        if world_size > 1 and len(self.addresses) != world_size:
-            raise ValueError(f"a {world_size}-rank pipeline needs {world_size} addresses, got {len(self.addresses)}")
-        if not 0 <= device_rank < world_size:
-            raise ValueError(f"device_rank {device_rank} outside world_size {world_size}")
+        self._check_ranks()
+
+    def _check_ranks(self):
+        if self.world_size > 1 and len(self.addresses) != self.world_size:
+            raise ValueError(f"a {self.world_size}-rank pipeline needs {self.world_size} addresses, "
+                             f"got {len(self.addresses)}")
+        if not 0 <= self.device_rank < self.world_size:
+            raise ValueError(f"device_rank {self.device_rank} outside world_size {self.world_size}")
+
+    def _bind(self, bound_instance):
+        """The shard of this runner from EXO's BoundInstance (PipelineShardMetadata: half-open
+        [start_layer, end_layer) as the C API)."""
+        if bound_instance is None:
+            return
+        shard = bound_instance.bound_shard
+        self.model_id = str(shard.model_card.model_id)
+        self.start_layer, self.end_layer = shard.start_layer, shard.end_layer
+        self.device_rank, self.world_size = shard.device_rank, shard.world_size
+        if self.world_size > 1 and not self.addresses:
+            self.addresses = pipeline_addresses(bound_instance)
+        self._check_ranks()
+
+    def _model_dir(self):
+        if self.model_dir is not None:
+            return self.model_dir
+        try:  # EXO's own path rule where EXO runs
+            from exo.shared.models.model_cards import ModelId  # noqa: F401
+            from exo.worker.download.download_utils import build_model_path
+            return str(build_model_path(self.model_id))
+        except ImportError:
+            return os.path.join(self.models_dir, self.model_id.replace("/", "--"))
 
     def connect(self, bound_instance=None):
         """Joins the pipeline: binds this rank's inbox and connects to the next rank."""
+        self._bind(bound_instance)
         if self.world_size > 1 and self.link is None:
             from .transport import PipelineLink
             self.link = PipelineLink(self.device_rank, self.addresses)
 
     def load(self, bound_instance=None):
-        """Generator of (layers_loaded, total) while the shard's weights load (EXO's
-        ModelLoadingResponse). Raises the load's ExoError at the end when it fails."""
+        """Generator of ModelLoadingResponse(layers_loaded, total) while the shard's weights
+        load; raises the load's ExoError at the end when it fails."""
+        self._bind(bound_instance)
+        if self.world_size > 1 and self.link is None:
+            self.connect()
         if self.runtime is None:
             self.runtime = Runtime(**self._runtime_options)
         if self.model is None:
-            self.model = _model.Model(self.runtime, self.model_dir)
+            self.model = _model.Model(self.runtime, self._model_dir())
         n = self.model.info.n_layers
         end = n if self.end_layer is None else self.end_layer
         events = queue.Queue()
@@ -175,7 +214,7 @@ class IpexBuilder:
         t = threading.Thread(target=work, name="exo_shard_load", daemon=True)
         t.start()
         while (item := events.get()) is not None:
-            yield item
+            yield ModelLoadingResponse(layers_loaded=item[0], total=item[1])
         t.join()
         if "error" in result:
             raise result["error"]
@@ -188,6 +227,7 @@ class IpexBuilder:
         return IpexEngine(self)
 
     def close(self):
+        """Frees the link, shard, model and runtime (the engine's close() calls this)."""
         if self.link is not None:
             self.link.close()
             self.link = None
@@ -225,8 +265,9 @@ class _Request:
                 obj.close()
 
 
-class IpexEngine:
-    """EXO Engine: warmup / submit / step / close, with cancel() / should_cancel()."""
+class IpexEngine(Engine):
+    """EXO's Engine: warmup / submit / step / close / serve_prefill, with should_cancel (EXO's)
+    and cancel() for callers without a cancel channel."""
 
     def __init__(self, builder):
         self.b = builder
@@ -236,7 +277,11 @@ class IpexEngine:
         self.info = self.shard.info
         self.rank, self.world = builder.device_rank, builder.world_size
         self.is_first, self.is_last = self.info.embeds, self.info.has_head
-        self._requests = {}             # rank 0: task_id -> _Request
+        self.model_id = builder.model_id
+        self.event_sender, self.cancel_receiver = builder.event_sender, builder.cancel_receiver
+        self.template = ChatTemplate.from_model_dir(self.model.info.path) if self.is_first else None
+        self._queue = collections.deque()  # rank 0: submitted, waiting for a slot
+        self._requests = {}             # rank 0: task_id -> _Request (at most max_concurrent)
         self._sessions = {}             # other ranks: request_id -> (Session, Sampler or None)
         self._submitted = set()         # other ranks: task ids EXO submitted here
         self._ended = set()             # other ranks: request ids that ended before submit
@@ -244,20 +289,23 @@ class IpexEngine:
         self._cancelled_tasks = set()
         self._rr = itertools.count()
         self._eos = set(self.model.info.eos_token_ids)  # the library gathers every source of EOS ids
+        self._closed = False
 
     # -- EXO's Engine interface
     def warmup(self):
         self.shard.warmup()
 
     def cancel(self, task_id=CANCEL_ALL_TASKS):
+        """What a task id on EXO's cancel channel does (applied at the next step)."""
         self._cancelled_tasks.add(task_id)
 
-    def should_cancel(self, task_id):
-        return task_id in self._cancelled_tasks or CANCEL_ALL_TASKS in self._cancelled_tasks
-
     def submit(self, task):
+        """EXO's TextGeneration (or a TextGenerationTask). Never refuses for load: past
+        max_concurrent a request waits for a slot. Clears a pending cancel-all, as MLX does."""
+        self._cancelled_tasks.discard(CANCEL_ALL_TASKS)
         if not isinstance(task, TextGenerationTask):
-            task = task_from_exo(task)
+            task = request_from_exo(task, self.template, self._eos) if self.is_first else \
+                TextGenerationTask(task_id=task.task_id)
         if not self.is_first:
             if task.task_id in self._ended:  # rank 0 already finished it: report at the next step
                 self._ended.discard(task.task_id)
@@ -265,40 +313,19 @@ class IpexEngine:
             else:
                 self._submitted.add(task.task_id)
             return
-        if len(self._requests) >= self.b.max_concurrent:
-            raise error_for(-1, f"{len(self._requests)} requests already run (max_concurrent "
-                               f"{self.b.max_concurrent})", "submit")
-        if task.prompt_tokens is not None:
-            ids = [int(t) for t in task.prompt_tokens]
-        else:
-            ids = self.model.tokenize(task.prompt or "", add_bos=task.add_bos)
-        if not ids:
-            raise error_for(-1, f"task {task.task_id}: the prompt holds no tokens", "submit")
-        sampler = detokenizer = session = None
-        try:
-            if self.world == 1:
-                sampler = Sampler(task.sampling(), self.info.output_width)
-                for t in ids:
-                    sampler.accept(t)
-            detokenizer = self.model.detokenizer()
-            session = self.shard.session()
-        except BaseException:
-            for obj in (sampler, detokenizer, session):
-                if obj is not None:
-                    obj.close()
-            raise
-        self._requests[task.task_id] = _Request(task, session, ids, sampler, detokenizer)
+        self._queue.append(task)
 
     def step(self, timeout=0.05):
-        """One round: every ready request advances by one forward, all of them in one batched
-        call. Returns a list of (task_id, TokenChunk | FinishedResponse | CancelledResponse |
-        ErrorChunk)."""
+        """One round: cancels from the channel applied, waiting requests started while slots
+        are free, every ready request advanced by one forward (all in one batched call).
+        Returns a list of (task_id, TokenChunk | ErrorChunk | FinishedResponse |
+        CancelledResponse)."""
+        self._collect_cancels()
         if not self.is_first:
             return self._step_downstream(timeout)
-        out = []
-        for tid, req in list(self._requests.items()):
-            if self.should_cancel(tid):
-                out.extend(self._finish(req, None, cancelled=True))
+        out = self._apply_cancellations()
+        while self._queue and len(self._requests) < self.b.max_concurrent:
+            self._start(self._queue.popleft(), out)
         self._drain_tokens(out, 0)
         reqs = list(self._requests.values())
         if reqs:
@@ -310,21 +337,96 @@ class IpexEngine:
             self._drain_tokens(out, int(timeout * 1000))
         return out
 
+    def serve_prefill(self, request, wfile):
+        """EXO's disaggregated prefill ships an MLX KV cache over its own wire format; this
+        engine's KV cache lives in the C library's device buffers in another layout, so it
+        cannot serve one. The runner catches this and logs it; the requester prefills itself."""
+        raise NotImplementedError("exo-ipex cannot serve MLX KV caches for disaggregated prefill")
+
     def close(self):
+        """EXO calls this once, at Shutdown: frees every request, session, the shard, model,
+        runtime and the pipeline sockets (EXO drops the builder after build())."""
+        if self._closed:
+            return
+        self._closed = True
         for req in list(self._requests.values()):
             self._end_downstream(req.task.task_id)
             req.close()
         self._requests.clear()
+        self._queue.clear()
         for s, sampler in self._sessions.values():
             s.close()
             if sampler is not None:
                 sampler.close()
         self._sessions.clear()
+        self.b.close()
+        self.link = None
+
+    # -- cancellation
+    def _collect_cancels(self):
+        if self.cancel_receiver is None:
+            return
+        for task_id in self.cancel_receiver.collect():
+            self._cancelled_tasks.add(task_id)
+
+    def _apply_cancellations(self):
+        """Rank 0: every cancelled request (running or waiting) ends with CancelledResponse; an
+        unknown id gets one too (MLX answers every cancelled id). Cancel-all ends what runs now
+        and is then cleared: later requests run."""
+        if not self._cancelled_tasks:
+            return []
+        cancel_all = CANCEL_ALL_TASKS in self._cancelled_tasks
+        out = []
+        for tid, req in list(self._requests.items()):
+            if cancel_all or tid in self._cancelled_tasks:
+                out.extend(self._finish(req, None, cancelled=True))
+        for task in list(self._queue):
+            if cancel_all or task.task_id in self._cancelled_tasks:
+                self._queue.remove(task)
+                out.append((task.task_id, CancelledResponse()))
+        done = {tid for tid, _ in out}
+        out.extend((tid, CancelledResponse()) for tid in self._cancelled_tasks
+                   if tid != CANCEL_ALL_TASKS and tid not in done)
+        self._cancelled_tasks.clear()
+        return out
 
     # -- rank 0
+    def _start(self, task, out):
+        """Tokenizes and opens the request's session; a failure ends that request only."""
+        sampler = detokenizer = session = None
+        try:
+            if task.prompt_tokens is not None:
+                ids = [int(t) for t in task.prompt_tokens]
+            else:
+                ids = self.model.tokenize(task.prompt or "", add_bos=task.add_bos)
+            if not ids:
+                raise error_for(-1, f"task {task.task_id}: the prompt holds no tokens", "submit")
+            if self.world == 1:
+                sampler = Sampler(task.sampling(), self.info.output_width)
+                for t in ids:
+                    sampler.accept(t)
+            detokenizer = self.model.detokenizer()
+            session = self.shard.session()
+        except (ExoError, ValueError) as e:
+            for obj in (sampler, detokenizer, session):
+                if obj is not None:
+                    obj.close()
+            out.append((task.task_id, ErrorChunk(model=self.model_id, error_message=str(e))))
+            out.append((task.task_id, FinishedResponse()))
+            return
+        self._requests[task.task_id] = _Request(task, session, ids, sampler, detokenizer)
+
+    def _progress(self, req, processed):
+        if self.event_sender is not None and req.task.command_id is not None:
+            self.event_sender.send(ChunkGenerated(command_id=req.task.command_id, chunk=PrefillProgressChunk(
+                model=self.model_id, processed_tokens=processed, total_tokens=len(req.prompt_ids))))
+
     def _advance(self, reqs, out):
         """One batched forward of the ready requests: the prompt of a new one, the last sampled
         token of the others."""
+        for r in reqs:
+            if not r.started:
+                self._progress(r, 0)
         steps = [(r.session, np.asarray(r.prompt_ids if not r.started else [r.next_input], dtype=np.int32),
                   r.started or self.world == 1) for r in reqs]
         results = _model.forward_batch(steps)
@@ -333,16 +435,17 @@ class IpexEngine:
             first = not req.started
             req.started = True
             if isinstance(x, ExoError):
-                out.append((req.task.task_id, ErrorChunk(self.b.model_id, str(x))))
+                out.append((req.task.task_id, ErrorChunk(model=self.model_id, error_message=str(x))))
                 out.extend(self._finish(req, None, error=True))
                 continue
             if first:
                 req.t_prefill = now
+                self._progress(req, len(req.prompt_ids))
             if self.world == 1:
                 try:
                     tok, lp, top = req.sampler.sample(x[-1])
                 except ExoError as e:
-                    out.append((req.task.task_id, ErrorChunk(self.b.model_id, str(e))))
+                    out.append((req.task.task_id, ErrorChunk(model=self.model_id, error_message=str(e))))
                     out.extend(self._finish(req, None, error=True))
                     continue
                 out.extend(self._on_token(req, tok, lp, top))
@@ -359,49 +462,71 @@ class IpexEngine:
         while msg is not None:
             header, _ = msg
             req = self._requests.get(header["request_id"])
-            if header["kind"] == "token" and req is not None:
+            if req is None:
+                log.info("pipeline %s for request %s, which has ended here: dropped", header["kind"],
+                         header["request_id"])
+            elif header["kind"] == "token" and isinstance(header.get("token"), int):
                 req.waiting = False
-                out.extend(self._on_token(req, header["token"], header["logprob"], header.get("top", [])))
-            elif header["kind"] == "error" and req is not None:
-                out.append((req.task.task_id, ErrorChunk(self.b.model_id, header.get("message", ""))))
+                out.extend(self._on_token(req, header["token"], header.get("logprob"), header.get("top", [])))
+            elif header["kind"] == "error":
+                out.append((req.task.task_id, ErrorChunk(model=self.model_id,
+                                                         error_message=str(header.get("message", "")))))
                 out.extend(self._finish(req, None, error=True))
+            else:
+                log.warning("pipeline message %s for request %s is not one rank 0 takes: dropped",
+                            header["kind"], header["request_id"])
             msg = self.link.recv(0)
+
+    def _logprobs(self, tok, logprob, top):
+        """EXO's TopLogprobItem: the token's text and bytes with its logprob."""
+        items = []
+        for t, lp in top:
+            raw = self.model.detokenize_bytes([int(t)])
+            items.append(TopLogprobItem(token=raw.decode("utf-8", "replace"), logprob=float(lp), bytes=list(raw)))
+        return (float(logprob) if logprob is not None else None), items
 
     def _on_token(self, req, tok, logprob, top):
         if req.t_first is None:
             req.t_first = time.perf_counter()
         task = req.task
-        if tok in self._eos:
-            return self._finish(req, "stop")
+        req.n_generated += 1  # EXO counts the EOS token as generated, as MLX's stream holds it
+        lp, top_items = self._logprobs(tok, logprob, top) if task.logprobs else (None, None)
+        if tok in self._eos:  # the last chunk carries the EOS id and the text still held
+            piece, req.held = req.held + req.detokenizer.flush(), ""
+            return self._last_chunk(req, piece, tok, "stop", lp, top_items)
         if req.sampler is not None:
             req.sampler.accept(tok)
-        req.n_generated += 1
         req.next_input = tok
         try:
             req.held += req.detokenizer.push(tok)
         except ExoError as e:  # an id outside the vocabulary (a broken peer)
-            return [(task.task_id, ErrorChunk(self.b.model_id, str(e)))] + self._finish(req, None, error=True)
+            return [(task.task_id, ErrorChunk(model=self.model_id, error_message=str(e)))] + \
+                self._finish(req, None, error=True)
         # Only the held text can hold a stop string: what was streamed ended max_stop - 1
         # characters before the text then known, so any stop starting there was seen already.
         hit = min((i for i in (req.held.find(s) for s in req.stops) if i >= 0), default=-1)
-        finish = None
         if hit >= 0:
-            piece, req.held, finish = req.held[:hit], "", "stop"
-        else:
-            if (task.max_output_tokens and req.n_generated >= task.max_output_tokens) or \
-                    req.session.position >= self.info.max_ctx:
-                finish = "length"
-                piece, req.held = req.held + req.detokenizer.flush(), ""
-            else:  # hold back a tail that could begin a stop string
-                end = max(0, len(req.held) - (req.max_stop - 1)) if req.max_stop > 1 else len(req.held)
-                piece, req.held = req.held[:end], req.held[end:]
-        chunk = TokenChunk(self.b.model_id, piece, int(tok), logprob=logprob if task.logprobs else None,
-                           top_logprobs=[{"token_id": t, "logprob": lp} for t, lp in top] if task.logprobs else None)
-        if finish:
-            chunk.finish_reason = finish
-            chunk.stats = self._stats(req)
-            return [(task.task_id, chunk)] + self._finish(req, finish, chunk_sent=True)
-        return [(task.task_id, chunk)]
+            piece, req.held = req.held[:hit], ""
+            return self._last_chunk(req, piece, tok, "stop", lp, top_items)
+        if (task.max_output_tokens and req.n_generated >= task.max_output_tokens) or \
+                req.session.position >= self.info.max_ctx:
+            piece, req.held = req.held + req.detokenizer.flush(), ""
+            return self._last_chunk(req, piece, tok, "length", lp, top_items)
+        # hold back a tail that could begin a stop string
+        end = max(0, len(req.held) - (req.max_stop - 1)) if req.max_stop > 1 else len(req.held)
+        piece, req.held = req.held[:end], req.held[end:]
+        return [(task.task_id, TokenChunk(model=self.model_id, text=piece, token_id=int(tok), usage=None,
+                                          logprob=lp, top_logprobs=top_items))]
+
+    def _last_chunk(self, req, piece, tok, finish, lp, top_items):
+        n_prompt = len(req.prompt_ids)
+        usage = Usage(prompt_tokens=n_prompt, completion_tokens=req.n_generated,
+                      total_tokens=n_prompt + req.n_generated,
+                      prompt_tokens_details=PromptTokensDetails(cached_tokens=0),
+                      completion_tokens_details=CompletionTokensDetails(reasoning_tokens=0))
+        chunk = TokenChunk(model=self.model_id, text=piece, token_id=int(tok), usage=usage, finish_reason=finish,
+                           stats=self._stats(req), logprob=lp, top_logprobs=top_items)
+        return [(req.task.task_id, chunk)] + self._finish(req, finish)
 
     def _stats(self, req):
         now = time.perf_counter()
@@ -411,20 +536,14 @@ class IpexEngine:
         return GenerationStats(prompt_tps=len(req.prompt_ids) / max(prefill, 1e-9),
                                generation_tps=(n - 1) / decode if n > 1 and decode > 0 else 0.0,
                                prompt_tokens=len(req.prompt_ids), generation_tokens=n,
-                               peak_memory_usage=_peak_rss_bytes())
+                               peak_memory_usage=Memory.from_bytes(_peak_rss_bytes()))
 
-    def _finish(self, req, reason, cancelled=False, error=False, chunk_sent=False):
+    def _finish(self, req, reason, cancelled=False, error=False):
         tid = req.task.task_id
-        out = []
-        if not cancelled and not error and not chunk_sent:
-            rest = req.held + req.detokenizer.flush()
-            out.append((tid, TokenChunk(self.b.model_id, rest, -1, finish_reason=reason, stats=self._stats(req))))
-        out.append((tid, CancelledResponse() if cancelled else FinishedResponse()))
         self._requests.pop(tid, None)
-        self._cancelled_tasks.discard(tid)
         req.close()
         self._end_downstream(tid)
-        return out
+        return [(tid, CancelledResponse() if cancelled else FinishedResponse())]
 
     def _end_downstream(self, tid):
         if self.link is not None:
@@ -434,16 +553,17 @@ class IpexEngine:
     def _step_downstream(self, timeout):
         out = [(tid, FinishedResponse()) for tid in self._finished_early]
         self._finished_early.clear()
-        for tid in [t for t in self._submitted if self.should_cancel(t)]:
+        cancel_all = CANCEL_ALL_TASKS in self._cancelled_tasks
+        for tid in [t for t in self._submitted if cancel_all or t in self._cancelled_tasks]:
             self._submitted.discard(tid)
-            self._cancelled_tasks.discard(tid)
             out.append((tid, CancelledResponse()))  # rank 0 cancels too and ends the request
+        self._cancelled_tasks.clear()
         batch = []  # the "fwd" steps that arrived together run as one batched forward
         msg = self.link.recv(int(timeout * 1000))
         while msg is not None:
             header, x = msg
             rid = header["request_id"]
-            if header["kind"] == "fwd":
+            if header["kind"] == "fwd" and x is not None:
                 if any(r == rid for r, _, _ in batch):  # one step per request per batch
                     self._forward_downstream(batch)
                     batch = []
@@ -460,8 +580,13 @@ class IpexEngine:
                         out.append((rid, FinishedResponse()))
                     else:
                         self._ended.add(rid)
+                        if len(self._ended) > 4 * self.b.max_concurrent:  # ids EXO never submitted here
+                            self._ended.pop()
                 elif header["kind"] == "error":
-                    self.link.send("error", rid, message=header.get("message", ""))  # on towards rank 0
+                    self.link.send("error", rid, message=str(header.get("message", "")))  # on towards rank 0
+                else:
+                    log.warning("pipeline message %s for request %s is not one rank %d takes: dropped",
+                                header["kind"], rid, self.rank)
             msg = self.link.recv(0)
         self._forward_downstream(batch)
         return out
@@ -477,8 +602,13 @@ class IpexEngine:
         steps, ready = [], []
         for rid, header, x in batch:
             try:
-                if header.get("start") or rid not in self._sessions:
+                if not header.get("start") and rid not in self._sessions:
+                    raise ValueError("a step for a request that has no session here (never started, or ended)")
+                if header.get("start"):
                     self._end_session(rid)
+                    if len(self._sessions) >= self.b.max_concurrent:
+                        raise error_for(-1, f"{len(self._sessions)} requests already hold sessions here "
+                                            f"(max_concurrent {self.b.max_concurrent})", "pipeline")
                     sampler = None
                     if self.is_last:
                         sampler = Sampler(SamplingParams.from_dict(header.get("sampling", {})), self.info.output_width)
@@ -490,7 +620,8 @@ class IpexEngine:
                         if sampler is not None:
                             sampler.close()
                         raise
-            except (ExoError, ValueError, TypeError) as e:
+            except (ExoError, ValueError, TypeError, AttributeError) as e:
+                log.warning("pipeline request %s refused on rank %d: %s", rid, self.rank, e)
                 self._send_error(rid, e)
                 continue
             steps.append((self._sessions[rid][0], x, self.is_last))
@@ -508,22 +639,10 @@ class IpexEngine:
                     self.link.send("fwd", rid, y, **{k: v for k, v in header.items()
                                                       if k in ("start", "sampling", "history")})
             except (ExoError, ValueError) as e:
+                self._end_session(rid)
                 self._send_error(rid, e)
 
     def _send_error(self, rid, e):
         # Back to rank 0 around the ring, which ends the request with an ErrorChunk.
         # (A middle rank's message has to pass the later ranks: they forward "error" as is.)
         self.link.send("error", rid, message=f"rank {self.rank}: {e}")
-
-
-def task_from_exo(task):
-    """Reads EXO's TextGeneration task (task.task_id, task.task_params: TextGenerationTaskParams)
-    into a TextGenerationTask. The chat template is EXO's: pass the rendered prompt as
-    task_params.prompt (or prompt_tokens)."""
-    params = getattr(task, "task_params", task)
-    fields = {f.name for f in dataclasses.fields(TextGenerationTask)}
-    kw = {k: getattr(params, k) for k in fields if hasattr(params, k)}
-    kw["task_id"] = str(getattr(task, "task_id", kw.get("task_id")))
-    if "stop" in kw and isinstance(kw["stop"], str):
-        kw["stop"] = [kw["stop"]]
-    return TextGenerationTask(**kw)

@@ -9,9 +9,16 @@ A message is two frames: a JSON header {"kind", "request_id", "dtype", "shape", 
 payload (C-contiguous array bytes, empty when the message carries no tensor). The receiver
 rebuilds the array from dtype and shape alone — no pickling, so a peer cannot run code here."""
 import json
+import logging
 
 import numpy as np
 import zmq
+
+log = logging.getLogger("exo_ipex.transport")
+# fwd: hidden states down the ring; token: the last rank's sample back to rank 0; end: a request
+# is over (frees its sessions); error: a rank's failure, back to rank 0; logits: the old-era
+# interface's last-shard output.
+KINDS = ("fwd", "token", "end", "error", "logits")
 
 
 class PipelineLink:
@@ -46,21 +53,40 @@ class PipelineLink:
         self.outbox.send_multipart([json.dumps(header).encode(), payload], copy=False)
 
     def recv(self, timeout_ms=0):
-        """(header, array or None), or None when nothing arrived within timeout_ms (-1: wait)."""
-        if not self._poller.poll(timeout_ms):
-            return None
-        frames = self.inbox.recv_multipart()
+        """(header, array or None), or None when nothing arrived within timeout_ms (-1: wait).
+        A malformed message (frame count, header, kind, request id, dtype, payload size) is
+        logged with its reason and skipped, never raised: a bad peer must not stop the rank."""
+        while self._poller.poll(timeout_ms):
+            frames = self.inbox.recv_multipart()
+            try:
+                return self._parse(frames)
+            except (ValueError, TypeError, KeyError) as e:
+                log.warning("rank %d: pipeline message dropped: %s", self.rank, e)
+            timeout_ms = 0  # what is already queued is still read; no second wait
+        return None
+
+    @staticmethod
+    def _parse(frames):
         if len(frames) != 2:
-            raise ValueError(f"pipeline message with {len(frames)} frames (expected 2)")
-        header = json.loads(frames[0])
+            raise ValueError(f"{len(frames)} frames (expected 2)")
+        try:
+            header = json.loads(frames[0])
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"header is not JSON ({e})") from None
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+        if header.get("kind") not in KINDS:
+            raise ValueError(f"unknown kind {header.get('kind')!r}")
+        if not isinstance(header.get("request_id"), str) or not header["request_id"]:
+            raise ValueError(f"{header['kind']} message without a request_id")
         array = None
         if "dtype" in header:
             dtype = np.dtype(header["dtype"])
             if dtype.kind not in "fiu":
-                raise ValueError(f"pipeline message carries dtype {dtype}, not a numeric tensor")
+                raise ValueError(f"dtype {dtype} is not a numeric tensor")
             shape = tuple(int(s) for s in header["shape"])
-            if int(np.prod(shape)) * dtype.itemsize != len(frames[1]):
-                raise ValueError(f"pipeline payload of {len(frames[1])} bytes does not hold {dtype} {shape}")
+            if any(s < 0 for s in shape) or int(np.prod(shape)) * dtype.itemsize != len(frames[1]):
+                raise ValueError(f"payload of {len(frames[1])} bytes does not hold {dtype} {shape}")
             array = np.frombuffer(frames[1], dtype=dtype).reshape(shape)
         return header, array
 

@@ -44,11 +44,11 @@ def logits_mode(rank, addresses, model, out_path):
 
 
 def engine_mode(rank, addresses, model, prompt, n):
-    b = IpexBuilder(model, start_layer=2 * rank, end_layer=2 * rank + 2, device_rank=rank, world_size=2,
+    b = IpexBuilder(model_dir=model, start_layer=2 * rank, end_layer=2 * rank + 2, device_rank=rank, world_size=2,
                     addresses=addresses)
     b.connect()
     progress = list(b.load())
-    assert progress[-1] == (2, 2), progress
+    assert (progress[-1].layers_loaded, progress[-1].total) == (2, 2), progress
     engine = b.build()
     engine.warmup()
     engine.submit(TextGenerationTask(task_id="t1", prompt=prompt, max_output_tokens=n, temperature=0.0))

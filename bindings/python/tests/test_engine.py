@@ -46,10 +46,10 @@ def run_until_done(engine, task_ids):
 
 @pytest.fixture(scope="module")
 def whole_engine():
-    b = IpexBuilder(TINY_LLAMA)
+    b = IpexBuilder(model_dir=TINY_LLAMA)
     b.connect()
     progress = list(b.load())
-    assert progress == [(i, 4) for i in range(1, 5)]
+    assert [(p.layers_loaded, p.total) for p in progress] == [(i, 4) for i in range(1, 5)]
     engine = b.build()
     engine.warmup()
     yield engine
@@ -67,12 +67,12 @@ def test_engine_reproduces_exo_runs_greedy_text(whole_engine, exo_run):
     assert "".join(c.text for c in got) == expect_text
     last = got[-1]
     assert last.finish_reason == "length" and last.stats.generation_tokens == 32
-    assert last.stats.prompt_tokens == stats["prompt_tokens"] and last.stats.peak_memory_usage > 0
+    assert last.stats.prompt_tokens == stats["prompt_tokens"] and last.stats.peak_memory_usage.in_bytes > 0
 
 
 def test_engine_on_the_default_model_gives_the_golden_text():
     gold = json.load(open(os.path.join(LICENSES, "golden.json")))["prompts"][0]
-    b = IpexBuilder(LICENSES)
+    b = IpexBuilder(model_dir=LICENSES)
     engine = b.build()
     engine.submit(TextGenerationTask("g", prompt_tokens=gold["ids"], max_output_tokens=len(gold["greedy"]),
                                      temperature=0.0))
@@ -151,13 +151,15 @@ def test_every_eos_id_of_the_model_ends_generation(exo_run, tmp_path):
     gen["eos_token_id"] = [1, stop_id]
     (tmp_path / "generation_config.json").unlink()
     (tmp_path / "generation_config.json").write_text(json.dumps(gen))
-    b = IpexBuilder(tmp_path)
+    b = IpexBuilder(model_dir=tmp_path)
     engine = b.build()
     assert stop_id in b.model.info.eos_token_ids
     engine.submit(TextGenerationTask("e", prompt=PROMPT, max_output_tokens=16, temperature=0.0))
     chunks, ends, _ = run_until_done(engine, ["e"])
-    assert [c.token_id for c in chunks["e"] if c.token_id >= 0] == greedy[:greedy.index(stop_id)]
+    # the last chunk carries the EOS id itself, as EXO's MLX engine streams it
+    assert [c.token_id for c in chunks["e"]] == greedy[:greedy.index(stop_id) + 1]
     assert chunks["e"][-1].finish_reason == "stop" and isinstance(ends["e"], FinishedResponse)
+    assert chunks["e"][-1].usage.completion_tokens == greedy.index(stop_id) + 1
     engine.close()
     b.close()
 
@@ -226,7 +228,7 @@ def test_two_process_engine_pipeline_reproduces_exo_run(exo_run):
 def in_process_pipeline():
     """Two ranks of the tiny model ([0, 2) and [2, 4)) in this process, over loopback TCP."""
     a0, a1 = (f"tcp://127.0.0.1:{p}" for p in free_tcp_ports(2))
-    builders = [IpexBuilder(TINY_LLAMA, start_layer=2 * r, end_layer=2 * r + 2, device_rank=r, world_size=2,
+    builders = [IpexBuilder(model_dir=TINY_LLAMA, start_layer=2 * r, end_layer=2 * r + 2, device_rank=r, world_size=2,
                             addresses=[a0, a1]) for r in range(2)]
     for b in builders:
         b.connect()
