@@ -266,6 +266,13 @@ int main(int argc, char **argv) {
     exo_runtime *rt = NULL;
     exo_status st = exo_runtime_create(&ro, &rt);
     if (st != EXO_OK) return fail("runtime", st, NULL);
+    /* --device goes through the core's parser before anything is opened. */
+    uint32_t wanted = 0;
+    if (o.device && (st = exo_device_find(rt, o.device, &wanted)) != EXO_OK) {
+        int rc = fail("--device", st, NULL);
+        exo_runtime_destroy(rt);
+        return rc;
+    }
     uint32_t threads = o.threads;
     if (!threads) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -110,6 +110,13 @@ int main(int argc, char **argv) {
     exo_runtime *rt = NULL;
     exo_status st = exo_runtime_create(NULL, &rt);
     if (st != EXO_OK) return die("creating the runtime", st);
+    /* --device goes through the core's parser before anything is opened. */
+    uint32_t wanted = 0;
+    if (device && (st = exo_device_find(rt, device, &wanted)) != EXO_OK) {
+        int rc = die("--device", st);
+        exo_runtime_destroy(rt);
+        return rc;
+    }
     exo_model *model = NULL;
     st = exo_model_open(rt, model_dir, &model);
     if (st != EXO_OK) return die(model_dir, st);
