@@ -117,6 +117,14 @@ static void fail(exo_runtime *rt, exo_plugin_rec *p, exo_status status, const ch
              p->path, exo_status_name(status), p->reason);
 }
 
+/* Copies plugin text into the record only when it changed. exo_plugin_get_info hands out
+ * pointers into the record that callers read at any time; a plugin probed in a child process
+ * is loaded again in-process on first use, and rewriting the same text then would race those
+ * readers for nothing. */
+static void set_text(char *dst, size_t cap, const char *src) {
+    if (strncmp(dst, src, cap - 1) != 0) snprintf(dst, cap, "%s", src);
+}
+
 /* The members a plugin table must hold for the core to use it at all. */
 #define REQUIRED_TABLE_SIZE (offsetof(exo_plugin_api, device_report) + sizeof(void *))
 
@@ -194,8 +202,9 @@ void exo_registry_load(exo_runtime *rt, exo_plugin_rec *p) {
     if (p->api.name && strcmp(p->api.name, p->name) != 0)
         exo_logf(&rt->logger, EXO_LOG_WARN, "registry", "plugin file %s calls itself '%s'; using '%s'",
                  p->path, p->api.name, p->name);
-    snprintf(p->version, sizeof p->version, "%s", p->api.version ? p->api.version : "");
-    snprintf(p->build_info, sizeof p->build_info, "%s", p->api.build_info ? p->api.build_info : "");
+    set_text(p->version, sizeof p->version, p->api.version ? p->api.version : "");
+    if (!p->build_info[0]) /* kept when an isolated probe already gave the text after probe */
+        set_text(p->build_info, sizeof p->build_info, p->api.build_info ? p->api.build_info : "");
     p->class_rank = exo_registry_class_rank(rt, p->name, p->api.rank);
     p->runs_graphs = p->api.graph_compile != NULL; /* table_complete checked the rest of the set */
     exo_registry_plugin_error_clear();
@@ -257,7 +266,7 @@ void exo_registry_probe(exo_runtime *rt, exo_plugin_rec *p) {
     /* The text as this probe left it (the ABI's "Strings" rule): read here, on the probing
      * thread, so exo-probe never shows what the plugin knew before it probed. */
     const char *text = p->api.probe_build_info ? p->api.probe_build_info(p->ctx) : NULL;
-    if (text && *text) snprintf(p->build_info, sizeof p->build_info, "%s", text);
+    if (text && *text) set_text(p->build_info, sizeof p->build_info, text);
     if (count == 0) {
         snprintf(p->reason, sizeof p->reason, "%s", exo_registry_plugin_error(p, "no devices found"));
         exo_logf(&rt->logger, EXO_LOG_INFO, "registry", "plugin %s: no devices: %s", p->name, p->reason);
