@@ -178,9 +178,14 @@ typedef struct exo_shard_options {
     uint32_t end_layer;
     const char *device;         /* "plugin[:index]"; NULL: the selected device, falling back down
                                  * the ranking when opening, compiling or allocating fails */
-    uint32_t max_tokens;        /* tokens per forward step (prefill chunk); 0: 512 */
+    uint32_t max_tokens;        /* tokens per forward step (prefill chunk); 0: 512, or fewer when
+                                 * the intermediates would not fit the device (logged) */
     uint32_t max_ctx;           /* KV cache positions per session; 0: max_position_embeddings,
-                                 * capped at 4096 */
+                                 * capped at 4096 and to what the device's memory holds (logged,
+                                 * at least 256). A shard whose weights, one session's cache and
+                                 * intermediates still do not fit is refused before anything is
+                                 * allocated (EXO_ERR_NO_MEMORY, or EXO_ERR_DEVICE_OOM for a GPU's
+                                 * own memory), with every figure in the message. */
     exo_progress_fn progress;
     void *progress_user;
 } exo_shard_options;
@@ -234,7 +239,8 @@ EXO_API const char *exo_session_last_error(const exo_session *session);
 /* Runs n tokens through the shard at the session's next positions and appends them to its KV
  * cache. Input: token ids (first shard) or hidden states [n, hidden_size]. Output: logits
  * [n, vocab] (last shard) or hidden states [n, hidden_size]; with EXO_FORWARD_LAST_ONLY just
- * the last row. out_count is the capacity of out in floats. Once the session holds state, a
+ * the last row, which is all sampling needs: only then does a step's logits cost one row of
+ * vocab floats rather than n. out_count is the capacity of out in floats. Once the session holds state, a
  * failing device gives EXO_ERR_DEVICE_LOST (no silent switch: re-place the shard). */
 EXO_API exo_status exo_session_forward_tokens(exo_session *session, const int32_t *tokens, uint32_t n,
                                               uint32_t flags, float *out, uint64_t out_count);
