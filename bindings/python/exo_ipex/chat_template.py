@@ -170,6 +170,9 @@ def render_task(template, params):
     tokenizer says (BOS as configured), a templated one with no BOS added."""
     messages = messages_of(params)
     if template is None:
-        return "\n".join(m["content"] for m in messages if isinstance(m.get("content"), str)), False
+        text = "\n".join(m["content"] for m in messages if isinstance(m.get("content"), str) and m["content"])
+        if not text:  # generating from BOS alone would answer a request nobody made
+            raise InvalidArgument(-1, "the task's messages hold no text", "chat_template")
+        return text, False
     tools = _plain(params.tools) if params.tools else None
     return template.render(messages, tools=tools, add_generation_prompt=True, **template_kwargs(params)), True

@@ -30,6 +30,7 @@ import resource
 import threading
 import time
 
+import jinja2
 import numpy as np
 
 from . import model as _model
@@ -281,6 +282,7 @@ class IpexEngine(Engine):
         self.event_sender, self.cancel_receiver = builder.event_sender, builder.cancel_receiver
         self.template = ChatTemplate.from_model_dir(self.model.info.path) if self.is_first else None
         self._queue = collections.deque()  # rank 0: submitted, waiting for a slot
+        self._failed = []               # rank 0: (task_id, why) of tasks that could not be read
         self._requests = {}             # rank 0: task_id -> _Request (at most max_concurrent)
         self._sessions = {}             # other ranks: request_id -> (Session, Sampler or None)
         self._submitted = set()         # other ranks: task ids EXO submitted here
@@ -304,8 +306,15 @@ class IpexEngine(Engine):
         max_concurrent a request waits for a slot. Clears a pending cancel-all, as MLX does."""
         self._cancelled_tasks.discard(CANCEL_ALL_TASKS)
         if not isinstance(task, TextGenerationTask):
-            task = request_from_exo(task, self.template, self._eos) if self.is_first else \
-                TextGenerationTask(task_id=task.task_id)
+            if not self.is_first:
+                task = TextGenerationTask(task_id=task.task_id)
+            else:
+                try:
+                    task = request_from_exo(task, self.template, self._eos)
+                except (ExoError, jinja2.TemplateError, TypeError, ValueError) as e:
+                    # the runner must not die for one request: it ends at the next step
+                    self._failed.append((task.task_id, f"chat template: {e}"))
+                    return
         if not self.is_first:
             if task.task_id in self._ended:  # rank 0 already finished it: report at the next step
                 self._ended.discard(task.task_id)
@@ -324,6 +333,9 @@ class IpexEngine(Engine):
         if not self.is_first:
             return self._step_downstream(timeout)
         out = self._apply_cancellations()
+        for tid, message in self._failed:
+            out += [(tid, ErrorChunk(model=self.model_id, error_message=message)), (tid, FinishedResponse())]
+        self._failed.clear()
         while self._queue and len(self._requests) < self.b.max_concurrent:
             self._start(self._queue.popleft(), out)
         self._drain_tokens(out, 0)

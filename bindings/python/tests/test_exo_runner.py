@@ -1,0 +1,209 @@
+"""The adapter driven by a double of EXO's runner (exo_runner_double.py, from runner.py): EXO's
+own task and chunk types, its load progress objects, its cancel channel and step loop."""
+import json
+import os
+import shutil
+import types
+
+import pytest
+
+from conftest import TINY_LLAMA
+from exo_runner_double import Channel, ConnectToGroup, LoadModel, RunnerDouble, Shutdown, StartWarmup
+from exo_ipex.exo_engine import IpexBuilder
+from exo_ipex.exo_types import (CANCEL_ALL_TASKS, ChunkGenerated, CommandId, ErrorChunk, InputMessage, Memory,
+                                PrefillProgressChunk, TaskId, TextGeneration, TextGenerationTaskParams, TokenChunk,
+                                TopLogprobItem, Usage)
+from test_engine import PROMPT, SEEDED, exo_run_greedy, exo_run_seeded
+
+MODEL_ID = "test-org/tiny-llama"
+
+
+def bound_instance(n_layers=4, start=0, end=4, rank=0, world=1, hosts=None):
+    """EXO's BoundInstance as the builder reads it: bound_shard (PipelineShardMetadata) and, for
+    a ring, instance.hosts_by_node[bound_node_id]."""
+    shard = types.SimpleNamespace(model_card=types.SimpleNamespace(model_id=MODEL_ID), start_layer=start,
+                                  end_layer=end, n_layers=n_layers, device_rank=rank, world_size=world)
+    instance = types.SimpleNamespace(instance_id="inst", hosts_by_node={"node": hosts or []})
+    return types.SimpleNamespace(instance=instance, bound_runner_id="runner", bound_node_id="node",
+                                 bound_shard=shard)
+
+
+@pytest.fixture
+def models_dir(tmp_path):
+    """EXO's models directory: <org>--<name> folders."""
+    os.symlink(TINY_LLAMA, tmp_path / MODEL_ID.replace("/", "--"))
+    return tmp_path
+
+
+def generation(content, **params):
+    return TextGeneration(instance_id="inst", command_id=CommandId(), task_params=TextGenerationTaskParams(
+        model=MODEL_ID, input=[InputMessage(role="user", content=content)], **params))
+
+
+def start_runner(models_dir, after_step=None, max_concurrent=None):
+    events, cancels = Channel(), Channel()
+    builder = IpexBuilder(model_id=MODEL_ID, event_sender=events, cancel_receiver=cancels, models_dir=str(models_dir),
+                          max_concurrent=max_concurrent)
+    runner = RunnerDouble(bound_instance(), builder, events, after_step)
+    for t in (LoadModel(), StartWarmup()):
+        runner.work.put(t)
+    runner.main()
+    return runner, builder, events, cancels
+
+
+def chunks_of(events, task):
+    return [e.chunk for e in events.items if isinstance(e, ChunkGenerated) and e.command_id == task.command_id]
+
+
+def token_chunks(events, task):
+    return [c for c in chunks_of(events, task) if isinstance(c, TokenChunk)]
+
+
+def completed(events):
+    return {e[1] for e in events.items if isinstance(e, tuple) and e[0] == "TaskStatusUpdated" and e[2] == "Complete"}
+
+
+def test_runner_loads_warms_generates_greedy_beside_sampled_and_shuts_down(models_dir, exo_run):
+    greedy_text, greedy_tokens, _ = exo_run_greedy(exo_run, TINY_LLAMA, PROMPT, 16)
+    seeded_text, seeded_tokens, _ = exo_run_seeded(exo_run, 12)
+    runner, builder, events, _ = start_runner(models_dir)
+    assert runner.statuses[:7] == [("RunnerIdle",), ("RunnerLoading", 0, 4)] + \
+        [("RunnerLoading", i, 4) for i in range(1, 5)] + [("RunnerLoaded",)]
+    assert runner.statuses[-1] == ("RunnerReady",)
+
+    greedy = generation(PROMPT, max_output_tokens=16, temperature=0.0)
+    sampled = generation(PROMPT, max_output_tokens=12, logprobs=True, top_logprobs=3, **SEEDED)
+    runner.work.put(greedy)
+    runner.work.put(sampled)  # arrives while the first runs: submitted between steps
+    runner.main()
+    assert runner.statuses[-1] == ("RunnerReady",) and not runner.active_tasks
+    assert {greedy.task_id, sampled.task_id} <= completed(events)
+
+    g = token_chunks(events, greedy)
+    assert [c.token_id for c in g] == greedy_tokens and "".join(c.text for c in g) == greedy_text
+    last = g[-1]
+    assert last.finish_reason == "length" and all(c.finish_reason is None for c in g[:-1])
+    assert isinstance(last.usage, Usage) and last.usage.completion_tokens == 16
+    assert last.usage.total_tokens == last.usage.prompt_tokens + 16 == last.stats.prompt_tokens + 16
+    assert isinstance(last.stats.peak_memory_usage, Memory) and last.stats.peak_memory_usage.in_bytes > 0
+    assert all(c.usage is None for c in g[:-1])
+
+    s = token_chunks(events, sampled)
+    assert [c.token_id for c in s] == seeded_tokens and "".join(c.text for c in s) == seeded_text
+    for c in s:
+        assert c.logprob <= 0 and len(c.top_logprobs) == 3
+        assert all(isinstance(t, TopLogprobItem) and isinstance(t.token, str) and t.logprob <= 0 for t in c.top_logprobs)
+        assert all(bytes(t.bytes).decode("utf-8", "replace") == t.token for t in c.top_logprobs)
+
+    progress = [c for c in chunks_of(events, greedy) if isinstance(c, PrefillProgressChunk)]
+    n_prompt = last.usage.prompt_tokens
+    assert [(p.processed_tokens, p.total_tokens) for p in progress] == [(0, n_prompt), (n_prompt, n_prompt)]
+
+    runner.work.put(Shutdown())
+    runner.main()
+    assert runner.statuses[-1] == ("RunnerShutdown",)
+    assert builder.shard is None and builder.model is None and builder.runtime is None
+
+
+def test_cancel_channel_ends_one_request_and_cancel_all_is_not_sticky(models_dir):
+    long_a = generation(PROMPT, max_output_tokens=10000, temperature=0.0)
+    long_b = generation("Hello world", max_output_tokens=10000, temperature=0.0)
+
+    sent = set()
+
+    def after_step(runner):
+        # EXO's runner supervisor puts the TaskId on the channel, once
+        if len(token_chunks(events, long_a)) == 3 and "a" not in sent:
+            sent.add("a")
+            cancels.send(long_a.task_id)
+        if len(token_chunks(events, long_b)) == 5 and "all" not in sent:
+            sent.add("all")
+            cancels.send(CANCEL_ALL_TASKS)
+
+    runner, builder, events, cancels = start_runner(models_dir)
+    runner.after_step = after_step
+    runner.work.put(long_a)
+    runner.work.put(long_b)
+    runner.main()
+    assert len(token_chunks(events, long_a)) == 3 and len(token_chunks(events, long_b)) == 5
+    assert not ({long_a.task_id, long_b.task_id} & completed(events))  # cancelled, not completed
+    assert runner.statuses[-1] == ("RunnerReady",)
+
+    after = generation(PROMPT, max_output_tokens=4, temperature=0.0)  # cancel-all does not outlive its step
+    runner.after_step = lambda r: None
+    runner.work.put(after)
+    runner.main()
+    assert len(token_chunks(events, after)) == 4 and after.task_id in completed(events)
+    runner.work.put(Shutdown())
+    runner.main()
+
+
+def test_requests_past_the_concurrency_limit_queue_and_all_finish(models_dir):
+    most = []
+    runner, builder, events, _ = start_runner(models_dir, max_concurrent=2)
+    runner.after_step = lambda r: most.append(len(r.generator._requests))
+    tasks = [generation(p, max_output_tokens=5, temperature=0.0)
+             for p in (PROMPT, "Hello world", "Once upon a time", "A", "The end")]
+    for t in tasks:
+        runner.work.put(t)
+    runner.main()
+    assert max(most) == 2  # never more sessions than the limit
+    assert {t.task_id for t in tasks} <= completed(events)
+    assert all(len(token_chunks(events, t)) == 5 for t in tasks)
+    runner.work.put(Shutdown())
+    runner.main()
+
+
+def test_text_generation_is_rendered_by_the_model_chat_template(tmp_path):
+    """A model folder whose tokenizer_config.json holds Qwen3's template: the engine's prompt is
+    the template's rendering of EXO's input and instructions, thinking switched off, tokenized
+    without an added BOS (prefill progress reports its length)."""
+    from exo_ipex.chat_template import ChatTemplate
+    folder = tmp_path / MODEL_ID.replace("/", "--")
+    folder.mkdir()
+    for name in os.listdir(TINY_LLAMA):
+        if name != "tokenizer_config.json":
+            shutil.copy(os.path.join(TINY_LLAMA, name), folder / name)  # the library reads no links out
+    config = json.load(open(os.path.join(TINY_LLAMA, "tokenizer_config.json")))
+    here = os.path.dirname(os.path.abspath(__file__))
+    template_file = os.path.join(here, "..", "..", "..", "tests", "data", "chat-templates", "qwen3.jinja")
+    config["chat_template"] = open(template_file).read()
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+
+    runner, builder, events, _ = start_runner(tmp_path)
+    task = generation("What is 2+2?", instructions="Be brief.", enable_thinking=False, max_output_tokens=3,
+                      temperature=0.0)
+    runner.work.put(task)
+    runner.main()
+    expected = ChatTemplate(config["chat_template"]).render(
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}],
+        enable_thinking=False, reasoning_effort="none")
+    assert expected.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    ids = runner.generator.model.tokenize(expected, add_bos=0)
+    progress = [c for c in chunks_of(events, task) if isinstance(c, PrefillProgressChunk)]
+    assert progress[-1].total_tokens == len(ids)
+    assert token_chunks(events, task)[-1].usage.prompt_tokens == len(ids)
+    runner.work.put(Shutdown())
+    runner.main()
+
+
+def test_a_request_that_cannot_start_ends_with_an_error_chunk_and_others_run(models_dir):
+    runner, builder, events, _ = start_runner(models_dir)
+    bad = generation("", max_output_tokens=3, temperature=0.0)  # no template, no text: nothing to answer
+    good = generation(PROMPT, max_output_tokens=3, temperature=0.0)
+    runner.work.put(bad)
+    runner.work.put(good)
+    runner.main()
+    errors = [c for c in chunks_of(events, bad) if isinstance(c, ErrorChunk)]
+    assert len(errors) == 1 and "no text" in errors[0].error_message
+    assert len(token_chunks(events, good)) == 3
+    runner.work.put(Shutdown())
+    runner.main()
+
+
+def test_serve_prefill_is_there_and_says_why_it_cannot(models_dir):
+    runner, builder, events, _ = start_runner(models_dir)
+    with pytest.raises(NotImplementedError, match="KV"):
+        runner.generator.serve_prefill(object(), None)
+    runner.work.put(Shutdown())
+    runner.main()
