@@ -49,22 +49,47 @@ def half_open(shard):
     return shard.start_layer, shard.end_layer + 1
 
 
-class IpexInferenceEngine:
-    """Old-era InferenceEngine. model_path(model_id) -> directory; by default
-    <models_dir>/<org>--<name> (EXO's download layout) or the model_id itself when it is a
-    directory."""
+class Tokenizer:
+    """What old EXO reads of `inference_engine.tokenizer`: node.py compares each sampled token
+    with `eos_token_id` on the last shard; encode / decode as a transformers tokenizer's."""
 
-    def __init__(self, models_dir=None, model_path=None, runtime=None, runtime_options=None, max_sessions=8,
-                 device=None):
+    def __init__(self, model):
+        self._model = model
+        info = model.info
+        self.eos_token_ids = list(info.eos_token_ids)
+        self.eos_token_id = self.eos_token_ids[0] if self.eos_token_ids else None
+        self.bos_token_id = info.bos_token_id if info.bos_token_id >= 0 else None
+
+    def encode(self, text, add_special_tokens=True):
+        return self._model.tokenize(text, add_bos=-1 if add_special_tokens else 0)
+
+    def decode(self, ids, skip_special_tokens=False):
+        ids = [int(t) for t in np.asarray(ids).reshape(-1)]
+        if skip_special_tokens:
+            ids = [t for t in ids if t not in self.eos_token_ids and t != self.bos_token_id]
+        return self._model.detokenize(ids)
+
+
+class IpexInferenceEngine:
+    """Old-era InferenceEngine, constructed as old EXO's factory constructs engines:
+    IpexInferenceEngine(shard_downloader). The model folder comes from
+    `await shard_downloader.ensure_shard(shard, "IpexInferenceEngine")`; without a downloader,
+    from model_path(model_id), or <models_dir>/<org>--<name>, or the model id as a folder."""
+
+    def __init__(self, shard_downloader=None, *, models_dir=None, model_path=None, runtime=None,
+                 runtime_options=None, max_sessions=8, device=None):
+        self.shard_downloader = shard_downloader
         self.models_dir = models_dir
         self._model_path = model_path
         self.runtime = runtime or Runtime(**(runtime_options or {}))
         self._own_runtime = runtime is None
         self.device = device
         self.shard = None
+        self.tokenizer = None  # a Tokenizer once a shard is loaded
         self._model = self._c_shard = None
         self.session = collections.OrderedDict()  # request id -> Session, least recent first
         self.max_sessions = max_sessions
+        self._samplers = {}  # sampling knobs -> Sampler: a seeded stream advances from call to call
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="exo_ipex")
 
     def model_path(self, model_id):
@@ -74,17 +99,17 @@ class IpexInferenceEngine:
             return model_id
         if self.models_dir:
             return os.path.join(self.models_dir, model_id.replace("/", "--"))
-        raise error_for(-15, f"no directory for model '{model_id}' (give models_dir or model_path)", "ensure_shard")
+        raise error_for(-15, f"no directory for model '{model_id}' (give a shard_downloader, models_dir or "
+                             f"model_path)", "ensure_shard")
 
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     # -- shards
-    def _load(self, shard):
+    def _load(self, shard, path):
         if shard == self.shard:
             return
         self._unload()
-        path = self.model_path(shard.model_id)
         m = _model.Model(self.runtime, path)
         try:
             if shard.n_layers != m.info.n_layers:
@@ -95,15 +120,22 @@ class IpexInferenceEngine:
             m.close()
             raise
         self._model, self.shard = m, shard
+        self.tokenizer = Tokenizer(m)
 
     def _unload(self):
         self.session.clear()
         if self._model is not None:
             self._model.close()  # closes the shard and its sessions first
-        self._model = self._c_shard = self.shard = None
+        self._model = self._c_shard = self.shard = self.tokenizer = None
 
     async def ensure_shard(self, shard):
-        await self._run(self._load, shard)
+        if shard == self.shard:
+            return
+        if self.shard_downloader is not None:
+            path = os.fspath(await self.shard_downloader.ensure_shard(shard, type(self).__name__))
+        else:
+            path = self.model_path(shard.model_id)
+        await self._run(self._load, shard, path)
 
     async def load_checkpoint(self, shard, path):
         await self.ensure_shard(shard)
@@ -125,11 +157,17 @@ class IpexInferenceEngine:
         return await self._run(self._model.detokenize, [int(t) for t in np.asarray(tokens).reshape(-1)])
 
     async def sample(self, x, temp=0.0, top_p=1.0, top_k=0, seed=42):
-        """Samples from the last position of logits x [..., n, vocab]: an int array of shape (1,)."""
+        """Samples from the last position of logits x [..., n, vocab]: an int array of shape (1,).
+        One sampler per set of knobs lives across calls, so a seeded stream goes on drawing
+        (a fresh sampler per call would redraw the seed's first number every time)."""
         logits = np.asarray(x, dtype=np.float32)
         row = logits.reshape(-1, logits.shape[-1])[-1]
-        with Sampler(SamplingParams(temperature=temp, top_p=top_p, top_k=top_k, min_p=0.0, seed=seed), row.size) as s:
-            return np.array([s.sample(row)[0]], dtype=np.int64)
+        key = (float(temp), float(top_p), int(top_k), seed, row.size)
+        s = self._samplers.get(key)
+        if s is None:
+            s = self._samplers[key] = Sampler(SamplingParams(temperature=temp, top_p=top_p, top_k=top_k, min_p=0.0,
+                                                             seed=seed), row.size)
+        return np.array([s.sample(row)[0]], dtype=np.int64)
 
     # -- tensors
     def _session(self, request_id):
@@ -168,6 +206,9 @@ class IpexInferenceEngine:
 
     def cleanup(self):
         self._unload()
+        for s in self._samplers.values():
+            s.close()
+        self._samplers.clear()
         self._executor.shutdown(wait=True)
         if self._own_runtime:
             self.runtime.close()
