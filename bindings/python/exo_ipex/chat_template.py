@@ -116,6 +116,8 @@ class ChatTemplate:
 
     def render(self, messages, tools=None, add_generation_prompt=True, documents=None, **kwargs):
         """The prompt text. A template's raise_exception surfaces as jinja2's TemplateError."""
+        if not messages:  # transformers refuses before rendering
+            raise ValueError("Cannot apply chat template to an empty conversation. Provide at least one message.")
         variables = {**self.special_tokens, **kwargs}
         return self._template(tools).render(messages=messages, tools=tools, documents=documents,
                                             add_generation_prompt=add_generation_prompt, **variables)
