@@ -51,13 +51,12 @@ def cycle():
     s.reset()
     assert len(list(s.generate("Hello", max_tokens=4, temperature=0.0))) >= 1
     rt.close()  # closes the model, shard and session first
-    b = IpexBuilder(TINY_LLAMA)
+    b = IpexBuilder(model_dir=TINY_LLAMA)
     e = b.build()
     e.submit(TextGenerationTask("t", prompt="Hello", max_output_tokens=3, temperature=0.0))
     while not any(isinstance(ev, FinishedResponse) for _, ev in e.step()):
         pass
-    e.close()
-    b.close()
+    e.close()  # as EXO: the engine's close frees the builder's shard, model and runtime too
 
 
 def test_repeated_load_and_close_does_not_grow():
