@@ -207,3 +207,48 @@ def test_serve_prefill_is_there_and_says_why_it_cannot(models_dir):
         runner.generator.serve_prefill(object(), None)
     runner.work.put(Shutdown())
     runner.main()
+
+
+def test_two_rank_pipeline_under_two_runners(models_dir, exo_run):
+    """Two runner doubles (threads), one per rank of an IpexRing-style instance: layers [0, 2)
+    and [2, 4), the ring's endpoints from hosts_by_node, every rank given the same tasks."""
+    import threading
+    from conftest import free_tcp_ports
+    expect_text, expect_tokens, _ = exo_run_greedy(exo_run, TINY_LLAMA, PROMPT, 12)
+    ports = free_tcp_ports(2)
+    hosts = [types.SimpleNamespace(ip="127.0.0.1", port=p) for p in ports]
+    task = generation(PROMPT, max_output_tokens=12, temperature=0.0)
+    runners, errors = [], []
+    for rank in range(2):
+        events, cancels = Channel(), Channel()
+        builder = IpexBuilder(model_id=MODEL_ID, event_sender=events, cancel_receiver=cancels,
+                              models_dir=str(models_dir))
+        runner = RunnerDouble(bound_instance(start=2 * rank, end=2 * rank + 2, rank=rank, world=2, hosts=hosts),
+                              builder, events)
+        for t in (ConnectToGroup(), LoadModel(), StartWarmup(), task):  # a Shutdown now would end the task
+            runner.work.put(t)
+        runners.append((runner, builder, events))
+
+    def run(r):
+        try:
+            r.main()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=run, args=(r,)) for r, _, _ in runners]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    (r0, b0, ev0), (r1, b1, ev1) = runners
+    assert r0.statuses[:3] == [("RunnerIdle",), ("RunnerConnecting",), ("RunnerConnected",)]
+    assert ("RunnerLoading", 2, 2) in r0.statuses and ("RunnerLoading", 2, 2) in r1.statuses
+    got = token_chunks(ev0, task)
+    assert [c.token_id for c in got] == expect_tokens and "".join(c.text for c in got) == expect_text
+    assert not token_chunks(ev1, task)  # only rank 0 streams
+    assert task.task_id in completed(ev0) and task.task_id in completed(ev1)
+    for r, _, _ in runners:
+        r.work.put(Shutdown())
+        r.main()
+    assert r0.statuses[-1] == r1.statuses[-1] == ("RunnerShutdown",)
+    assert b0.link is None and b1.link is None and b1.runtime is None
