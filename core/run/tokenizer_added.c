@@ -33,24 +33,28 @@ static size_t whitespace_before(const char *s, size_t begin, size_t end) {
 }
 
 /* Whether the character starting at s[at] (at < len) is a word character (tok->word_char). */
-static bool is_word_char(const exo_tokenizer *tok, const char *s, size_t at, size_t len) {
+static exo_status is_word_char(const exo_tokenizer *tok, const char *s, size_t at, size_t len,
+                               exo_regex_budget *b, bool *word) {
     uint32_t cp;
     int k = exo_utf8_char((const uint8_t *)s + at, len - at, &cp);
-    if (k <= 0 || !tok->word_char.code) return false;
-    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
-    if (!md) return false;
-    int rc = pcre2_match(tok->word_char.code, (PCRE2_SPTR)s + at, (size_t)k, 0, PCRE2_ANCHORED, md, NULL);
-    pcre2_match_data_free(md);
-    return rc > 0;
+    *word = false;
+    if (k <= 0 || !tok->word_char.code) return EXO_OK;
+    return exo_regex_match_here(&tok->word_char, s + at, (size_t)k, b, word);
 }
 
 /* single_word: no word character right before or right after [start, end). */
-static bool stands_alone(const exo_tokenizer *tok, const char *s, size_t start, size_t end, size_t len) {
-    if (end < len && is_word_char(tok, s, end, len)) return false;
-    if (start == 0) return true;
-    size_t prev = start - 1;
-    while (prev > 0 && ((uint8_t)s[prev] & 0xC0) == 0x80) prev--; /* back to the lead byte */
-    return !is_word_char(tok, s, prev, start);
+static exo_status stands_alone(const exo_tokenizer *tok, const char *s, size_t start, size_t end,
+                               size_t len, exo_regex_budget *b, bool *alone) {
+    bool word = false;
+    exo_status st = EXO_OK;
+    if (end < len) st = is_word_char(tok, s, end, len, b, &word);
+    if (!st && !word && start > 0) {
+        size_t prev = start - 1;
+        while (prev > 0 && ((uint8_t)s[prev] & 0xC0) == 0x80) prev--; /* back to the lead byte */
+        st = is_word_char(tok, s, prev, start, b, &word);
+    }
+    *alone = !word;
+    return st;
 }
 
 static exo_status push_segment(exo_tok_segments *out, size_t start, size_t len, int32_t id) {
@@ -67,7 +71,8 @@ static exo_status push_segment(exo_tok_segments *out, size_t start, size_t len, 
 }
 
 exo_status exo_tok_split_added(const exo_tokenizer *tok, const char *text, size_t len,
-                               bool want_normalized, exo_tok_segments *out) {
+                               bool want_normalized, exo_regex_budget *budget,
+                               exo_tok_segments *out) {
     out->len = 0;
     bool first_byte[256] = {false};
     bool any = false;
@@ -100,9 +105,17 @@ exo_status exo_tok_split_added(const exo_tokenizer *tok, const char *text, size_
         }
         /* As the library's leftmost-longest, non-overlapping matching: a single_word match with
          * a word character beside it is dropped whole, and the search goes on after it. */
-        if (best->single_word && !stands_alone(tok, text, i, i + best->len, len)) {
-            i += best->len;
-            continue;
+        if (best->single_word) {
+            bool alone = false;
+            size_t origin = budget->origin;
+            budget->origin = origin + i;
+            exo_status st = stands_alone(tok, text, i, i + best->len, len, budget, &alone);
+            budget->origin = origin;
+            if (st) return st;
+            if (!alone) {
+                i += best->len;
+                continue;
+            }
         }
         size_t start = i, end = i + best->len;
         if (best->lstrip)

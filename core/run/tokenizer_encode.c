@@ -11,7 +11,7 @@
 
 typedef struct encoder {
     const exo_tokenizer *tok;
-    pcre2_match_data *md;
+    exo_regex_budget budget; /* regex work left to this call, and the match scratch */
     exo_tok_buf normalized, mapped;
     exo_tok_segments segments, subsegments;
     exo_tok_pieces pieces;
@@ -20,7 +20,7 @@ typedef struct encoder {
 
 static exo_status encode_words(encoder *e, const char *text, size_t len, bool at_text_start) {
     const exo_tokenizer *tok = e->tok;
-    exo_status st = exo_tok_pretokenize(tok, text, len, at_text_start, e->md, &e->pieces);
+    exo_status st = exo_tok_pretokenize(tok, text, len, at_text_start, &e->budget, &e->pieces);
     const exo_bytelevel_char *table = tok->byte_level ? exo_bytelevel_table() : NULL;
     for (size_t k = 0; k < e->pieces.n && !st; k++) {
         const char *w = e->pieces.text.data + e->pieces.starts[k];
@@ -41,12 +41,17 @@ static exo_status encode_words(encoder *e, const char *text, size_t len, bool at
     return st;
 }
 
-/* One stretch of raw text between added tokens. */
-static exo_status encode_segment(encoder *e, const char *text, size_t len, bool at_text_start) {
+/* One stretch of raw text between added tokens, starting at byte origin of the input. */
+static exo_status encode_segment(encoder *e, const char *text, size_t len, size_t origin,
+                                 bool at_text_start) {
     const exo_tokenizer *tok = e->tok;
     e->normalized.len = 0;
-    exo_status st = exo_tok_normalize(tok, text, len, &e->normalized);
+    e->budget.origin = origin;
+    e->budget.normalized = false;
+    exo_status st = exo_tok_normalize(tok, text, len, &e->budget, &e->normalized);
     if (st) return st;
+    /* Positions in messages from here on count bytes of the normalized text. */
+    e->budget.normalized = tok->n_norm > 0;
     const char *norm = e->normalized.data ? e->normalized.data : "";
     if (!tok->any_normalized_added)
         return encode_words(e, norm, e->normalized.len, at_text_start);
@@ -56,9 +61,10 @@ static exo_status encode_segment(encoder *e, const char *text, size_t len, bool 
     if (!copy) return exo_errorf(EXO_ERR_NO_MEMORY, "tokenizer: out of memory");
     memcpy(copy, norm, e->normalized.len);
     size_t n = e->normalized.len;
-    st = exo_tok_split_added(tok, copy, n, true, &e->subsegments);
+    st = exo_tok_split_added(tok, copy, n, true, &e->budget, &e->subsegments);
     for (size_t i = 0; i < e->subsegments.len && !st; i++) {
         exo_tok_segment *s = &e->subsegments.data[i];
+        e->budget.origin = origin + s->start;
         if (s->added_id >= 0) st = exo_tok_ids_push(&e->ids, s->added_id);
         else st = encode_words(e, copy + s->start, s->len, at_text_start && s->start == 0);
     }
@@ -78,19 +84,17 @@ exo_status exo_tokenizer_encode(const exo_tokenizer *tok, const char *text, size
                           "tokenizer encode: text is not valid UTF-8 (byte 0x%02X at offset %zu)",
                           (uint8_t)text[bad], bad);
     encoder e = {.tok = tok};
-    exo_status st = EXO_OK;
-    e.md = pcre2_match_data_create(1, NULL);
-    if (!e.md) st = exo_errorf(EXO_ERR_NO_MEMORY, "tokenizer: out of memory");
+    exo_status st = exo_regex_budget_init(&e.budget);
     if (!st && add_bos && tok->bos >= 0) st = exo_tok_ids_push(&e.ids, tok->bos);
     /* Two passes, as the tokenizers library: tokens with normalized=false on the raw text,
      * the others on each normalized stretch (encode_segment). */
-    if (!st) st = exo_tok_split_added(tok, text ? text : "", len, false, &e.segments);
+    if (!st) st = exo_tok_split_added(tok, text ? text : "", len, false, &e.budget, &e.segments);
     for (size_t i = 0; i < e.segments.len && !st; i++) {
         exo_tok_segment *s = &e.segments.data[i];
         if (s->added_id >= 0) st = exo_tok_ids_push(&e.ids, s->added_id);
-        else st = encode_segment(&e, text + s->start, s->len, s->start == 0);
+        else st = encode_segment(&e, text + s->start, s->len, s->start, s->start == 0);
     }
-    pcre2_match_data_free(e.md);
+    exo_regex_budget_free(&e.budget);
     exo_tok_buf_free(&e.normalized);
     exo_tok_buf_free(&e.mapped);
     free(e.segments.data);

@@ -10,6 +10,7 @@
  *   tokenizer_added.c       matching added tokens in text
  *   tokenizer_normalize.c   normalizers
  *   tokenizer_pretokenize.c pre-tokenizers (regex splits, Metaspace)
+ *   tokenizer_regex.c       regex matching under a work bound per encode call
  *   tokenizer_bpe.c         the rank-ordered merge loop over one word
  *   tokenizer_encode.c      the encode pipeline
  *   tokenizer_decode.c      decode and the streaming detokenizer */
@@ -127,7 +128,34 @@ typedef enum exo_split_behavior {
 
 typedef struct exo_regex {
     pcre2_code *code;
+    char *label; /* "<path>: <step> pattern '<source, truncated>'", for messages */
 } exo_regex;
+
+/* The regex work allowed to one encode call (tokenizer_regex.c) and its scratch: match
+ * context and match data. origin: the input byte where the text being searched starts, and
+ * normalized: whether that offset counts bytes of the normalized text; both only for
+ * messages. */
+typedef struct exo_regex_budget {
+    pcre2_match_context *ctx;
+    pcre2_match_data *md;
+    uint64_t left; /* PCRE2 match-limit units */
+    size_t origin;
+    bool normalized;
+} exo_regex_budget;
+
+exo_status exo_regex_budget_init(exo_regex_budget *b);
+void exo_regex_budget_free(exo_regex_budget *b);
+
+/* The leftmost match in text[at..len) (options: PCRE2_ANCHORED or 0), charged to b. *found
+ * false: no match. A pattern that exhausts the budget, or the depth or heap limit, is an error
+ * naming the pattern and the position; text is valid UTF-8. */
+exo_status exo_regex_search(const exo_regex *re, const char *text, size_t len, size_t at,
+                            uint32_t options, exo_regex_budget *b, bool *found, size_t *start,
+                            size_t *end);
+
+/* Whether the pattern matches at the start of text; the budget grows by text's length. */
+exo_status exo_regex_match_here(const exo_regex *re, const char *text, size_t len,
+                                exo_regex_budget *b, bool *matched);
 
 typedef enum exo_norm_kind {
     EXO_NORM_PREPEND, /* text: prepended to every non-empty segment */
@@ -268,31 +296,36 @@ typedef struct exo_tok_segments {
 } exo_tok_segments;
 
 /* Splits text at the added tokens whose "normalized" flag equals want_normalized,
- * leftmost-longest, honouring lstrip/rstrip/single_word. */
+ * leftmost-longest, honouring lstrip/rstrip/single_word (a regex, charged to budget). */
 exo_status exo_tok_split_added(const exo_tokenizer *tok, const char *text, size_t len,
-                               bool want_normalized, exo_tok_segments *out);
+                               bool want_normalized, exo_regex_budget *budget,
+                               exo_tok_segments *out);
 
 /* Applies the normalizer to one segment, appending to out. */
 exo_status exo_tok_normalize(const exo_tokenizer *tok, const char *text, size_t len,
-                             exo_tok_buf *out);
+                             exo_regex_budget *budget, exo_tok_buf *out);
 
-/* A list of pieces (words) in one buffer: piece i is data[starts[i] .. starts[i + 1]). */
+/* A list of pieces (words) in one buffer: piece i is data[starts[i] .. starts[i + 1]).
+ * origins[i]: where piece i began in the text given to the pre-tokenizer (for messages). */
 typedef struct exo_tok_pieces {
     exo_tok_buf text;
-    size_t *starts; /* n + 1 entries */
+    size_t *starts;  /* n + 1 entries */
+    size_t *origins; /* n entries */
     size_t n, cap;
+    size_t open_origin; /* origin of the piece being built */
 } exo_tok_pieces;
 
 void exo_tok_pieces_free(exo_tok_pieces *p);
 
 /* Runs the pre-tokenizer over one normalized segment. at_text_start: the segment begins the
- * input (Metaspace "first"). The match data is the caller's (one per encode call). */
+ * input (Metaspace "first"). The budget is the caller's (one per encode call); its origin is
+ * the input offset of text. */
 exo_status exo_tok_pretokenize(const exo_tokenizer *tok, const char *text, size_t len,
-                               bool at_text_start, pcre2_match_data *md, exo_tok_pieces *out);
+                               bool at_text_start, exo_regex_budget *budget, exo_tok_pieces *out);
 
-/* Regex matches [start, end) pairs of one subject. */
+/* Regex matches [start, end) pairs of one subject; the budget grows by the subject's length. */
 exo_status exo_regex_find_all(const exo_regex *re, const char *text, size_t len,
-                              pcre2_match_data *md, size_t **spans, size_t *n_spans);
+                              exo_regex_budget *b, size_t **spans, size_t *n_spans);
 
 /* BPE over one pre-tokenized word (already byte-level mapped when the model is byte-level),
  * appending ids. */

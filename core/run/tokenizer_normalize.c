@@ -24,12 +24,9 @@ static exo_status replace_literal(const exo_norm_step *s, const char *text, size
 }
 
 static exo_status replace_regex(const exo_norm_step *s, const char *text, size_t len,
-                                exo_tok_buf *out) {
-    pcre2_match_data *md = pcre2_match_data_create_from_pattern(s->regex.code, NULL);
-    if (!md) return exo_errorf(EXO_ERR_NO_MEMORY, "tokenizer: out of memory");
+                                exo_regex_budget *budget, exo_tok_buf *out) {
     size_t *spans = NULL, n = 0;
-    exo_status st = exo_regex_find_all(&s->regex, text, len, md, &spans, &n);
-    pcre2_match_data_free(md);
+    exo_status st = exo_regex_find_all(&s->regex, text, len, budget, &spans, &n);
     size_t from = 0;
     for (size_t k = 0; k < n && !st; k++) {
         st = exo_tok_buf_append(out, text + from, spans[2 * k] - from);
@@ -41,9 +38,10 @@ static exo_status replace_regex(const exo_norm_step *s, const char *text, size_t
 }
 
 exo_status exo_tok_normalize(const exo_tokenizer *tok, const char *text, size_t len,
-                             exo_tok_buf *out) {
+                             exo_regex_budget *budget, exo_tok_buf *out) {
     if (tok->n_norm == 0) return exo_tok_buf_append(out, text, len);
     exo_tok_buf a = {0}, b = {0};
+    bool normalized_before = budget->normalized;
     exo_status st = exo_tok_buf_append(&a, text, len);
     for (size_t i = 0; i < tok->n_norm && !st; i++) {
         const exo_norm_step *s = &tok->norm[i];
@@ -54,14 +52,17 @@ exo_status exo_tok_normalize(const exo_tokenizer *tok, const char *text, size_t 
             if (!st) st = exo_tok_buf_append(&b, a.data, a.len);
             break;
         case EXO_NORM_REPLACE:
-            st = s->regex.code ? replace_regex(s, a.data, a.len, &b)
+            st = s->regex.code ? replace_regex(s, a.data, a.len, budget, &b)
                                : replace_literal(s, a.data, a.len, &b);
             break;
         }
         exo_tok_buf t = a;
         a = b;
         b = t;
+        /* Later steps see text this one changed: their offsets are not the input's. */
+        budget->normalized = true;
     }
+    budget->normalized = normalized_before;
     if (!st) st = exo_tok_buf_append(out, a.data, a.len);
     exo_tok_buf_free(&a);
     exo_tok_buf_free(&b);

@@ -5,6 +5,7 @@
 #include "run/tokenizer_internal.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/error.h"
@@ -92,6 +93,7 @@ exo_status exo_regex_compile(exo_regex *re, const char *pattern, size_t len, boo
                              const char *path, const char *what) {
     int err = 0;
     PCRE2_SIZE at = 0;
+    re->label = NULL;
     /* UCP gives \p{..} and \w their Unicode meaning; PCRE2 refuses it with LITERAL. */
     uint32_t opts = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
     size_t rewritten_len = len;
@@ -108,12 +110,29 @@ exo_status exo_regex_compile(exo_regex *re, const char *pattern, size_t len, boo
     }
     /* JIT makes splitting several times faster; the interpreter is the fallback. */
     (void)pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE);
+    /* The label names the pattern when it gives up on an input (tokenizer_regex.c): its first
+     * 40 bytes, cut at a character boundary. */
+    size_t shown = len;
+    if (shown > 40) {
+        shown = 40;
+        while (shown > 0 && ((uint8_t)pattern[shown] & 0xC0) == 0x80) shown--;
+    }
+    size_t cap = strlen(path) + strlen(what) + shown + 32;
+    re->label = malloc(cap);
+    if (!re->label) {
+        exo_regex_free(re);
+        return exo_errorf(EXO_ERR_NO_MEMORY, "%s: out of memory compiling a regex", path);
+    }
+    snprintf(re->label, cap, "%s: %s pattern '%.*s%s'", path, what, (int)shown, pattern,
+             shown < len ? "\xE2\x80\xA6" : "");
     return EXO_OK;
 }
 
 void exo_regex_free(exo_regex *re) {
     pcre2_code_free(re->code);
     re->code = NULL;
+    free(re->label);
+    re->label = NULL;
 }
 
 static exo_status dup_string(const exo_tokenizer *tok, const char *s, char **out, size_t *len) {

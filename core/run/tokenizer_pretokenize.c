@@ -12,90 +12,51 @@
 void exo_tok_pieces_free(exo_tok_pieces *p) {
     exo_tok_buf_free(&p->text);
     free(p->starts);
-    p->starts = NULL;
+    free(p->origins);
+    p->starts = p->origins = NULL;
     p->n = p->cap = 0;
 }
 
 static exo_status pieces_reset(exo_tok_pieces *p) {
     p->text.len = 0;
     p->n = 0;
-    if (!p->starts) {
+    p->open_origin = 0;
+    if (!p->starts || !p->origins) {
+        free(p->starts);
+        free(p->origins);
         p->cap = 16;
         p->starts = malloc((p->cap + 1) * sizeof *p->starts);
-        if (!p->starts) return exo_errorf(EXO_ERR_NO_MEMORY, "tokenizer: out of memory");
+        p->origins = malloc(p->cap * sizeof *p->origins);
+        if (!p->starts || !p->origins) return exo_errorf(EXO_ERR_NO_MEMORY, "tokenizer: out of memory");
     }
     p->starts[0] = 0;
     return EXO_OK;
 }
 
 /* Ends the piece whose bytes were appended to p->text since the last close (drops it when
- * empty). */
-static exo_status pieces_close(exo_tok_pieces *p) {
+ * empty); the next piece begins at next_origin of the pre-tokenizer's text. */
+static exo_status pieces_close(exo_tok_pieces *p, size_t next_origin) {
+    size_t origin = p->open_origin;
+    p->open_origin = next_origin;
     if (p->text.len == p->starts[p->n]) return EXO_OK;
     if (p->n == p->cap) {
         size_t *s = realloc(p->starts, (p->cap * 2 + 1) * sizeof *s);
         if (!s) return exo_errorf(EXO_ERR_NO_MEMORY, "tokenizer: out of memory");
         p->starts = s;
+        size_t *o = realloc(p->origins, p->cap * 2 * sizeof *o);
+        if (!o) return exo_errorf(EXO_ERR_NO_MEMORY, "tokenizer: out of memory");
+        p->origins = o;
         p->cap *= 2;
     }
+    p->origins[p->n] = origin;
     p->starts[++p->n] = p->text.len;
     return EXO_OK;
 }
 
-static exo_status pieces_add(exo_tok_pieces *p, const char *data, size_t len) {
+static exo_status pieces_add(exo_tok_pieces *p, const char *data, size_t len, size_t origin) {
+    p->open_origin = origin;
     exo_status st = exo_tok_buf_append(&p->text, data, len);
-    return st ? st : pieces_close(p);
-}
-
-exo_status exo_regex_find_all(const exo_regex *re, const char *text, size_t len,
-                              pcre2_match_data *md, size_t **spans, size_t *n_spans) {
-    size_t cap = 0, n = 0;
-    size_t *out = NULL;
-    size_t at = 0;
-    uint32_t opts = PCRE2_NO_UTF_CHECK;
-    while (at <= len) {
-        int rc = pcre2_match(re->code, (PCRE2_SPTR)text, len, at, opts, md, NULL);
-        if (rc == PCRE2_ERROR_JIT_STACKLIMIT && !(opts & PCRE2_NO_JIT)) {
-            /* Very long runs exhaust JIT's small stack; the interpreter keeps its state on
-             * the heap. */
-            opts |= PCRE2_NO_JIT;
-            continue;
-        }
-        if (rc == PCRE2_ERROR_NOMATCH) break;
-        if (rc < 0) {
-            PCRE2_UCHAR msg[256];
-            pcre2_get_error_message(rc, msg, sizeof msg);
-            free(out);
-            return exo_errorf(EXO_ERR_INTERNAL, "tokenizer: regex match failed at byte %zu: %s",
-                              at, (const char *)msg);
-        }
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-        size_t s = ov[0], e = ov[1];
-        if (e <= s) {
-            /* Empty match: step over one character (never splits inside one). */
-            if (s >= len) break;
-            uint32_t cp;
-            int k = exo_utf8_char((const uint8_t *)text + s, len - s, &cp);
-            at = s + (size_t)(k > 0 ? k : 1);
-            continue;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            size_t *p = realloc(out, cap * 2 * sizeof *p);
-            if (!p) {
-                free(out);
-                return exo_errorf(EXO_ERR_NO_MEMORY, "tokenizer: out of memory");
-            }
-            out = p;
-        }
-        out[2 * n] = s;
-        out[2 * n + 1] = e;
-        n++;
-        at = e;
-    }
-    *spans = out;
-    *n_spans = n;
-    return EXO_OK;
+    return st ? st : pieces_close(p, origin + len);
 }
 
 typedef struct range {
@@ -103,12 +64,14 @@ typedef struct range {
     bool match;
 } range;
 
-/* Splits one piece by a regex step, appending the resulting pieces to out. Returns in
- * *first_at_zero whether the first produced piece starts at the piece's start. */
+/* Splits one piece (which began at origin) by a regex step, appending the resulting pieces to
+ * out. Returns in *first_at_zero whether the first produced piece starts at the piece's
+ * start. */
 static exo_status split_piece(const exo_pretok_step *s, const char *text, size_t len,
-                              pcre2_match_data *md, exo_tok_pieces *out, bool *first_at_zero) {
+                              size_t origin, exo_regex_budget *b, exo_tok_pieces *out,
+                              bool *first_at_zero) {
     size_t *spans = NULL, n = 0;
-    exo_status st = exo_regex_find_all(&s->regex, text, len, md, &spans, &n);
+    exo_status st = exo_regex_find_all(&s->regex, text, len, b, &spans, &n);
     if (st) return st;
     range *r = malloc((2 * n + 1) * sizeof *r);
     if (!r) {
@@ -170,26 +133,27 @@ static exo_status split_piece(const exo_pretok_step *s, const char *text, size_t
         if (s->behavior == EXO_SPLIT_REMOVED && r[k].match) continue;
         if (first) *first_at_zero = r[k].start == 0;
         first = false;
-        st = pieces_add(out, text + r[k].start, r[k].end - r[k].start);
+        st = pieces_add(out, text + r[k].start, r[k].end - r[k].start, origin + r[k].start);
     }
     free(r);
     return st;
 }
 
 static exo_status metaspace_piece(const exo_pretok_step *s, const char *text, size_t len,
-                                  bool at_text_start, exo_tok_pieces *out) {
+                                  size_t origin, bool at_text_start, exo_tok_pieces *out) {
     const char *rep = s->replacement;
     size_t rl = s->replacement_len;
     bool starts_with_rep = (len >= rl && memcmp(text, rep, rl) == 0) || (len > 0 && text[0] == ' ');
     bool prepend = !starts_with_rep && (s->prepend == EXO_PREPEND_ALWAYS ||
                                         (s->prepend == EXO_PREPEND_FIRST && at_text_start));
     exo_status st = EXO_OK;
+    out->open_origin = origin;
     if (prepend) st = exo_tok_buf_append(&out->text, rep, rl);
     for (size_t i = 0; i < len && !st; i++) {
         bool is_space = text[i] == ' ';
         bool is_rep = !is_space && i + rl <= len && memcmp(text + i, rep, rl) == 0;
         /* With split, every replacement character starts a new piece (MergedWithNext). */
-        if ((is_space || is_rep) && s->split) st = pieces_close(out);
+        if ((is_space || is_rep) && s->split) st = pieces_close(out, origin + i);
         if (st) break;
         if (is_space) {
             st = exo_tok_buf_append(&out->text, rep, rl);
@@ -200,38 +164,41 @@ static exo_status metaspace_piece(const exo_pretok_step *s, const char *text, si
             st = exo_tok_buf_append(&out->text, text + i, 1);
         }
     }
-    return st ? st : pieces_close(out);
+    return st ? st : pieces_close(out, origin + len);
 }
 
 exo_status exo_tok_pretokenize(const exo_tokenizer *tok, const char *text, size_t len,
-                               bool at_text_start, pcre2_match_data *md, exo_tok_pieces *out) {
+                               bool at_text_start, exo_regex_budget *budget, exo_tok_pieces *out) {
     exo_status st = pieces_reset(out);
-    if (!st) st = pieces_add(out, text, len);
+    if (!st) st = pieces_add(out, text, len, 0);
     if (st || tok->n_pretok == 0) return st;
     exo_tok_pieces tmp = {0};
     exo_tok_pieces *cur = out, *next = &tmp;
     bool first_at_start = at_text_start;
+    size_t base = budget->origin;
     for (size_t i = 0; i < tok->n_pretok && !st; i++) {
         const exo_pretok_step *s = &tok->pretok[i];
         if ((st = pieces_reset(next))) break;
         for (size_t k = 0; k < cur->n && !st; k++) {
             const char *p = cur->text.data + cur->starts[k];
             size_t n = cur->starts[k + 1] - cur->starts[k];
+            size_t origin = cur->origins[k];
             bool piece_at_start = k == 0 && first_at_start;
             switch (s->kind) {
             case EXO_PRETOK_SPLIT: {
                 bool at_zero = false;
                 size_t before = next->n;
-                st = split_piece(s, p, n, md, next, &at_zero);
+                budget->origin = base + origin;
+                st = split_piece(s, p, n, origin, budget, next, &at_zero);
                 if (k == 0) first_at_start = first_at_start && next->n > before && at_zero;
                 break;
             }
             case EXO_PRETOK_BYTELEVEL:
                 if (s->add_prefix_space && p[0] != ' ') st = exo_tok_buf_append(&next->text, " ", 1);
-                if (!st) st = pieces_add(next, p, n);
+                if (!st) st = pieces_add(next, p, n, origin);
                 break;
             case EXO_PRETOK_METASPACE:
-                st = metaspace_piece(s, p, n, piece_at_start, next);
+                st = metaspace_piece(s, p, n, origin, piece_at_start, next);
                 break;
             }
         }
@@ -245,5 +212,6 @@ exo_status exo_tok_pretokenize(const exo_tokenizer *tok, const char *text, size_
         *cur = t;
     }
     exo_tok_pieces_free(&tmp);
+    budget->origin = base;
     return st;
 }

@@ -633,9 +633,10 @@ static exo_tokenizer *load_json(const char *json, char **dir) {
 
 /* Pre-tokenizes text and compares the pieces with want (a NULL-terminated list). */
 static void expect_pieces(const exo_tokenizer *tok, const char *text, const char *const *want) {
-    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    exo_regex_budget budget;
+    ck_assert_int_eq(exo_regex_budget_init(&budget), EXO_OK);
     exo_tok_pieces p = {0};
-    ck_assert_int_eq(exo_tok_pretokenize(tok, text, strlen(text), true, md, &p), EXO_OK);
+    ck_assert_int_eq(exo_tok_pretokenize(tok, text, strlen(text), true, &budget, &p), EXO_OK);
     size_t n_want = 0;
     while (want[n_want]) n_want++;
     ck_assert_msg(p.n == n_want, "\"%s\": %zu pieces, want %zu", text, p.n, n_want);
@@ -646,7 +647,7 @@ static void expect_pieces(const exo_tokenizer *tok, const char *text, const char
                       p.text.data + p.starts[i], want[i]);
     }
     exo_tok_pieces_free(&p);
-    pcre2_match_data_free(md);
+    exo_regex_budget_free(&budget);
 }
 
 START_TEST(test_split_behaviors) {
@@ -698,7 +699,10 @@ START_TEST(test_added_token_strip) {
         &dir);
     exo_tok_segments seg = {0};
     const char *text = "a  <m>\t a<mm> a";
-    ck_assert_int_eq(exo_tok_split_added(tok, text, strlen(text), false, &seg), EXO_OK);
+    exo_regex_budget budget;
+    ck_assert_int_eq(exo_regex_budget_init(&budget), EXO_OK);
+    ck_assert_int_eq(exo_tok_split_added(tok, text, strlen(text), false, &budget, &seg), EXO_OK);
+    exo_regex_budget_free(&budget);
     ck_assert_uint_eq(seg.len, 5);
     ck_assert_int_eq(seg.data[0].added_id, -1); /* "a" */
     ck_assert_uint_eq(seg.data[0].len, 1);

@@ -162,10 +162,13 @@ START_TEST(test_other_regex_steps_pretokenize_adversarial_text_unchanged) {
         &dir);
     text t = adversarial_text();
     exo_tok_buf norm = {0};
-    ck_assert_int_eq(exo_tok_normalize(tok, t.data, t.len, &norm), EXO_OK);
-    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    exo_regex_budget budget;
+    ck_assert_int_eq(exo_regex_budget_init(&budget), EXO_OK);
+    exo_status st = exo_tok_normalize(tok, t.data, t.len, &budget, &norm);
+    ck_assert_msg(st == EXO_OK, "%s", exo_error_message());
     exo_tok_pieces p = {0};
-    ck_assert_int_eq(exo_tok_pretokenize(tok, norm.data, norm.len, true, md, &p), EXO_OK);
+    st = exo_tok_pretokenize(tok, norm.data, norm.len, true, &budget, &p);
+    ck_assert_msg(st == EXO_OK, "%s", exo_error_message());
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < p.text.len; i++) h = (h ^ (uint8_t)p.text.data[i]) * 0x100000001b3ull;
     for (size_t i = 0; i <= p.n; i++) h = (h ^ p.starts[i]) * 0x100000001b3ull;
@@ -173,7 +176,7 @@ START_TEST(test_other_regex_steps_pretokenize_adversarial_text_unchanged) {
     ck_assert_uint_eq(p.n, 229598);
     ck_assert_uint_eq(h, 0x0bc0301f1abd0a7cull);
     exo_tok_pieces_free(&p);
-    pcre2_match_data_free(md);
+    exo_regex_budget_free(&budget);
     exo_tok_buf_free(&norm);
     free(t.data);
     exo_tokenizer_free(tok);
