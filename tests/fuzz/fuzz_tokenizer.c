@@ -178,7 +178,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             size_t tlen = 0;
             const char *t = exo_tokenizer_token_text(tok, ids[i], &tlen);
             /* Every id encode emits is a token with a string (the vocab's or an added token's). */
-            if (!t) finding("encode produced an id with no token text");
+            if (!t) {
+                fprintf(stderr, "id %d (of %zu) at index %zu\n", ids[i], n_ids, i);
+                finding("encode produced an id with no token text");
+            }
             if (exo_tokenizer_token_id(tok, t, tlen) < 0) finding("token_id of a token's own text is -1");
         }
         decode_and_stream(tok, ids, n_ids, true);
