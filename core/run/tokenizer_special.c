@@ -80,6 +80,11 @@ static exo_status read_config_ids(exo_tokenizer *tok, const cJSON *cfg, const ch
     if (tok->bos < 0 && cJSON_IsNumber(bos)) {
         exo_status st = check_id(tok, bos, file, "bos_token_id", &tok->bos);
         if (st) return st;
+        /* Encode puts the BOS id in front of every prompt, so it must be a token the vocabulary
+         * can decode; an id in a hole of the vocab would make every decode fail later. */
+        if (!exo_tokenizer_token_text(tok, tok->bos, NULL))
+            return exo_errorf(EXO_ERR_FORMAT, "%s: \"bos_token_id\" %d is not in the vocabulary of %s",
+                              file, tok->bos, tok->path);
     }
     const cJSON *eos = get(cfg, "eos_token_id");
     if (!want_eos || !eos || cJSON_IsNull(eos)) return EXO_OK;

@@ -236,6 +236,22 @@ START_TEST(test_special_ids_qwen_style) {
 }
 END_TEST
 
+/* A BOS id inside the vocab's range but naming no token (found by fuzz_tokenizer): every prompt
+ * would start with an id no decode can spell, so the load refuses it and names the key. */
+START_TEST(test_bos_id_in_a_vocab_hole_is_refused) {
+    char *dir = fixture_make_dir();
+    ck_assert(fixture_write(dir, "tokenizer.json",
+                            "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 2}, \"merges\": []}}"));
+    ck_assert(fixture_write(dir, "config.json", "{\"bos_token_id\": 1}"));
+    exo_tokenizer *tok = NULL;
+    ck_assert_int_eq(exo_tokenizer_load(dir, &tok), EXO_ERR_FORMAT);
+    ck_assert_ptr_null(tok);
+    ck_assert_msg(strstr(exo_error_message(), "bos_token_id") && strstr(exo_error_message(), "config.json"),
+                  "%s", exo_error_message());
+    fixture_remove_dir(dir);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- round trips */
 
 static const char *const roundtrip_texts[] = {
@@ -772,6 +788,7 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(tc, test_special_ids_from_config);
     tcase_add_test(tc, test_explicit_add_bos_token_wins);
     tcase_add_test(tc, test_special_ids_qwen_style);
+    tcase_add_test(tc, test_bos_id_in_a_vocab_hole_is_refused);
     suite_add_tcase(s, tc);
     tc = tcase_create("roundtrip");
     tcase_add_test(tc, test_roundtrip_bytelevel);
