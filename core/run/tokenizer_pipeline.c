@@ -108,8 +108,9 @@ exo_status exo_regex_compile(exo_regex *re, const char *pattern, size_t len, boo
                           path, what, (int)(len > 200 ? 200 : len), pattern, (size_t)at,
                           (const char *)msg);
     }
-    /* JIT makes splitting several times faster; the interpreter is the fallback. */
-    (void)pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE);
+    /* JIT makes splitting several times faster; the interpreter is the fallback. Matching
+     * is windowed with partial matches (tokenizer_regex.c), so both modes are compiled. */
+    (void)pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
     /* The label names the pattern when it gives up on an input (tokenizer_regex.c): its first
      * 40 bytes, cut at a character boundary. */
     size_t shown = len;

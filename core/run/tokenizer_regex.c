@@ -24,10 +24,12 @@
 #include "base/error.h"
 
 /* Units granted per byte of every subject searched, and once per encode call. */
-#define BUDGET_PER_BYTE 64u
+#define BUDGET_PER_BYTE 256u
 #define BUDGET_BASE (1u << 20)
 /* The first limit of a search; most searches of real patterns need fewer than 20 units. */
 #define SEARCH_FIRST_LIMIT 16u
+/* The first window of a search, in bytes; a unit is charged per byte of it. */
+#define SEARCH_FIRST_WINDOW 32u
 
 static void grant(exo_regex_budget *b, size_t bytes) {
     uint64_t add = ((uint64_t)bytes + 1) * BUDGET_PER_BYTE;
@@ -57,10 +59,18 @@ static exo_status gave_up(const exo_regex *re, const exo_regex_budget *b, size_t
     PCRE2_UCHAR msg[128];
     pcre2_get_error_message(rc, msg, sizeof msg);
     return exo_errorf(EXO_ERR_UNSUPPORTED,
-                      "%s gave up at byte %zu of the %sinput: %s (the tokenizer bounds regex "
-                      "work by the input's length)",
+                      "%s gave up searching from byte %zu of the %sinput: %s (the tokenizer "
+                      "bounds regex work by the input's length)",
                       re->label ? re->label : "tokenizer: a regex", b->origin + at,
                       b->normalized ? "normalized " : "", (const char *)msg);
+}
+
+/* The end of a window of about `window` bytes from at, on a character boundary. */
+static size_t window_end(const char *text, size_t len, size_t at, size_t window) {
+    if (len - at <= window) return len;
+    size_t end = at + window;
+    while (end > at && ((uint8_t)text[end] & 0xC0) == 0x80) end--;
+    return end > at ? end : len;
 }
 
 exo_status exo_regex_search(const exo_regex *re, const char *text, size_t len, size_t at,
@@ -76,30 +86,52 @@ exo_status exo_regex_search(const exo_regex *re, const char *text, size_t len, s
     pcre2_set_depth_limit(b->ctx, (uint32_t)(depth > UINT32_MAX ? UINT32_MAX : depth));
     pcre2_set_heap_limit(b->ctx, (uint32_t)(heap_kib > UINT32_MAX ? UINT32_MAX : heap_kib));
     uint64_t limit = SEARCH_FIRST_LIMIT;
+    size_t window = SEARCH_FIRST_WINDOW;
+    size_t from = at; /* no match starts in [at, from) */
     for (;;) {
+        /* The match limit does not count a scan without backtracking ("a*b" from every start
+         * of a run of a's is quadratic and free), so the search sees a window of the text and
+         * is charged its bytes. PARTIAL_HARD reports when the text past the window could
+         * change the result (an attempt reached the window's end, a lookahead included); the
+         * window then doubles. A complete match within it is the match on the whole text; no
+         * match means none starts before the window's end, and the search goes on from there. */
+        size_t stop = window_end(text, len, from, window);
+        uint64_t cost = (uint64_t)(stop - from);
         if (limit > b->left) limit = b->left;
         if (limit > UINT32_MAX) limit = UINT32_MAX;
-        if (limit == 0) return gave_up(re, b, at, PCRE2_ERROR_MATCHLIMIT);
+        if (limit == 0 || cost >= b->left - limit) {
+            b->left = 0;
+            return gave_up(re, b, from, PCRE2_ERROR_MATCHLIMIT);
+        }
         pcre2_set_match_limit(b->ctx, (uint32_t)limit);
-        int rc = pcre2_match(re->code, (PCRE2_SPTR)text, len, at, opts, b->md, b->ctx);
-        b->left -= limit;
+        int rc = pcre2_match(re->code, (PCRE2_SPTR)text, stop, from,
+                             opts | (stop < len ? PCRE2_PARTIAL_HARD : 0), b->md, b->ctx);
+        b->left -= limit + cost;
         if (rc == PCRE2_ERROR_JIT_STACKLIMIT && !(opts & PCRE2_NO_JIT)) {
             /* Very long runs exhaust the JIT's small stack; the interpreter keeps its state on
              * the heap, under the depth and heap limits. */
             opts |= PCRE2_NO_JIT;
             continue;
         }
+        if (rc == PCRE2_ERROR_PARTIAL) {
+            window *= 2;
+            continue;
+        }
         if (rc == PCRE2_ERROR_MATCHLIMIT) {
-            if (b->left == 0) return gave_up(re, b, at, rc);
+            if (b->left == 0) return gave_up(re, b, from, rc);
             limit *= 2;
             continue;
         }
-        if (rc == PCRE2_ERROR_NOMATCH) return EXO_OK;
-        if (rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT) return gave_up(re, b, at, rc);
+        if (rc == PCRE2_ERROR_NOMATCH) {
+            if (stop == len || (options & PCRE2_ANCHORED)) return EXO_OK;
+            from = stop;
+            continue;
+        }
+        if (rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT) return gave_up(re, b, from, rc);
         if (rc < 0) {
             PCRE2_UCHAR msg[128];
             pcre2_get_error_message(rc, msg, sizeof msg);
-            return exo_errorf(EXO_ERR_INTERNAL, "%s failed at byte %zu of the %sinput: %s",
+            return exo_errorf(EXO_ERR_INTERNAL, "%s failed searching from byte %zu of the %sinput: %s",
                               re->label ? re->label : "tokenizer: a regex", b->origin + at,
                               b->normalized ? "normalized " : "", (const char *)msg);
         }

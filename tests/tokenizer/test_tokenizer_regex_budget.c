@@ -38,6 +38,116 @@ static double now_s(void) {
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* ---------------------------------------------------------------- patterns that give up */
+
+/* A tokenizer.json with the given normalizer and pre-tokenizer (JSON, or null) and an added
+ * token "<m>"; the vocab does not matter, the regexes give up first. */
+static exo_tokenizer *load_steps(const char *normalizer, const char *pre_tokenizer, char **dir) {
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"added_tokens\":[{\"id\":1,\"content\":\"<m>\",\"special\":true,"
+             "\"normalized\":false}],\"normalizer\":%s,\"pre_tokenizer\":%s,"
+             "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"<m>\":1},\"merges\":[]}}",
+             normalizer, pre_tokenizer);
+    return load_json(json, dir);
+}
+
+/* prefix, then n copies of 'a'. */
+static char *a_run(const char *prefix, size_t n, size_t *len) {
+    size_t p = strlen(prefix);
+    char *s = malloc(p + n + 1);
+    ck_assert_ptr_nonnull(s);
+    memcpy(s, prefix, p);
+    memset(s + p, 'a', n);
+    s[p + n] = '\0';
+    *len = p + n;
+    return s;
+}
+
+/* Encodes text, expecting the bound to stop it within a few seconds (the unbounded match took
+ * 14.5 s) with a message containing each of the needles. */
+static void expect_gives_up(const exo_tokenizer *tok, const char *text, size_t len,
+                            const char *const *needles) {
+    int32_t *ids = (int32_t *)&ids;
+    size_t n = 99;
+    double t0 = now_s();
+    exo_status st = exo_tokenizer_encode(tok, text, len, false, &ids, &n);
+    double took = now_s() - t0;
+    ck_assert_msg(st == EXO_ERR_UNSUPPORTED, "encode gave %d (%s), want EXO_ERR_UNSUPPORTED", st,
+                  st ? exo_error_message() : "ok");
+    ck_assert_ptr_null(ids);
+    ck_assert_uint_eq(n, 0);
+    const char *msg = exo_error_message();
+    for (size_t i = 0; needles[i]; i++)
+        ck_assert_msg(strstr(msg, needles[i]), "message \"%s\" lacks \"%s\"", msg, needles[i]);
+    ck_assert_msg(took < 5.0, "gave up after %.2f s", took);
+}
+
+/* The pattern of the issue: (a|aa)+c backtracks exponentially on a run of a's without a c. */
+START_TEST(test_backtracking_split_pattern_gives_up_naming_pattern_and_byte) {
+    char *dir;
+    exo_tokenizer *tok = load_steps(
+        "null",
+        "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(a|aa)+c|\\\\s+|[^\\\\s]\"},"
+        "\"behavior\":\"Isolated\",\"invert\":false}",
+        &dir);
+    size_t len;
+    char *text = a_run("hello ", 20000, &len);
+    expect_gives_up(tok, text, len,
+                    (const char *const[]){"tokenizer.json: Split pre-tokenizer pattern '(a|aa)+c|\\s+|[^\\s]'",
+                                          "gave up searching from byte 6 of the input", "match limit", NULL});
+    free(text);
+    /* After an added token, the position still counts bytes of the whole input. */
+    text = a_run("<m>xy", 20000, &len);
+    expect_gives_up(tok, text, len, (const char *const[]){"gave up searching from byte 5 of the input", NULL});
+    free(text);
+    exo_tokenizer_free(tok);
+    fixture_remove_dir(dir);
+}
+END_TEST
+
+/* A long pattern is shown truncated, and a Replace normalizer is bounded the same way; the
+ * position then counts bytes of the normalized text. */
+START_TEST(test_backtracking_replace_pattern_gives_up) {
+    char *dir;
+    exo_tokenizer *tok = load_steps(
+        "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"__\"},"
+        "{\"type\":\"Replace\",\"pattern\":{\"Regex\":\"(a|aa)+c|b|(?:a long alternative "
+        "that is cut in the message)\"},\"content\":\"x\"}]}",
+        "null", &dir);
+    size_t len;
+    char *text = a_run("b", 20000, &len);
+    expect_gives_up(tok, text, len,
+                    (const char *const[]){"Replace normalizer pattern '(a|aa)+c|b|(?:a long alternative that is\xE2\x80\xA6'",
+                                          "gave up searching from byte 3 of the normalized input", NULL});
+    free(text);
+    exo_tokenizer_free(tok);
+    fixture_remove_dir(dir);
+}
+END_TEST
+
+/* Each search alone is linear here, but every start position scans the rest of the run: the
+ * sum is quadratic, and the budget of the whole call bounds it. "a*b" backtracks nowhere (so
+ * PCRE2's match limit never counts it): the bytes scanned are charged. */
+static const char *const quadratic[] = {"(?:a|b)*c|a", "a*b|a"};
+
+START_TEST(test_quadratic_split_pattern_gives_up) {
+    char *dir, pre[256], needle[64];
+    snprintf(pre, sizeof pre,
+             "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"%s\"},\"behavior\":\"Isolated\","
+             "\"invert\":false}",
+             quadratic[_i]);
+    snprintf(needle, sizeof needle, "pattern '%s'", quadratic[_i]);
+    exo_tokenizer *tok = load_steps("null", pre, &dir);
+    size_t len;
+    char *text = a_run("", 200000, &len);
+    expect_gives_up(tok, text, len, (const char *const[]){needle, NULL});
+    free(text);
+    exo_tokenizer_free(tok);
+    fixture_remove_dir(dir);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- adversarial text */
 
 typedef struct text {
@@ -192,10 +302,16 @@ static Suite *budget_suite(void) {
                         (int)(sizeof expected / sizeof expected[0]));
     tcase_add_test(tc, test_other_regex_steps_pretokenize_adversarial_text_unchanged);
     suite_add_tcase(s, tc);
+    tc = tcase_create("gives_up");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_backtracking_split_pattern_gives_up_naming_pattern_and_byte);
+    tcase_add_test(tc, test_backtracking_replace_pattern_gives_up);
+    tcase_add_loop_test(tc, test_quadratic_split_pattern_gives_up, 0,
+                        (int)(sizeof quadratic / sizeof quadratic[0]));
+    suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void) {
-    (void)now_s; /* TEMP */
     return exo_check_run(budget_suite(), CK_FORK_GETENV);
 }
