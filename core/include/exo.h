@@ -8,7 +8,17 @@
  * As in libuv and SQLite, the last error is the last failing call's: every failing call on an
  * object replaces its message (with at least "EXO_ERR_X: <status text>"), successful calls leave
  * it as it was, so read it right after the failure.
- * Caller-sized structs: set hdr with EXO_STRUCT_INIT before passing them in.
+ * Caller-sized structs: set hdr with EXO_STRUCT_INIT before passing them in. Options structs
+ * start from their initialiser instead (exo_runtime_options o = EXO_RUNTIME_OPTIONS_INIT;), which
+ * sets the header and every member whose default is not 0, so a caller names only what it changes.
+ * One disposal verb: every handle, however it was made (create, open, load), is released with
+ * exo_<noun>_destroy (Level Zero's zeContextDestroy, Vulkan's vkDestroy*): the caller never has to
+ * remember which of close / free a noun takes. Destroying NULL does nothing.
+ * Three numbers order devices, named apart: a plugin's class_rank (its class's preference,
+ * EXO_PLUGIN_RANK), a device's position in the ranking (0 = best; devices are listed in that
+ * order, so it is also the public device index that every exo_device_* call and
+ * exo_shard_info.device use) and its plugin_index (its index within its plugin:
+ * EXO_DEVICE=plugin:N).
  * The library never aborts or exits, and never crashes on bad input.
  */
 #ifndef EXO_H
@@ -40,6 +50,16 @@ EXO_API const char *exo_last_error(void);
 typedef void (*exo_log_fn)(void *user, exo_log_level level, const char *component,
                            const char *message);
 
+/* exo_runtime_options.log_level: the level EXO_LOG_LEVEL names, else EXO_LOG_WARN. */
+#define EXO_LOG_LEVEL_DEFAULT (-1)
+
+/* ---------------------------------------------------------------- default initialisers */
+
+/* The header of a caller-sized struct of `type`, in an initialiser: the size and version the
+ * caller was compiled with (the initialisers below are expanded in the caller, so they describe
+ * its layout even against a newer library). */
+#define EXO_STRUCT_HEADER_INIT(type) { (uint32_t)sizeof(type), EXO_ABI_VERSION }
+
 /* ---------------------------------------------------------------- runtime */
 
 typedef struct exo_runtime exo_runtime;
@@ -55,7 +75,7 @@ typedef struct exo_runtime_options {
     uint32_t flags;                  /* EXO_RUNTIME_* */
     exo_log_fn log;                  /* NULL: stderr */
     void *log_user;
-    int32_t log_level;               /* -1: EXO_LOG_LEVEL, else warn */
+    int32_t log_level;               /* EXO_LOG_LEVEL_DEFAULT (-1): EXO_LOG_LEVEL, else warn */
     uint32_t n_threads;              /* CPU worker threads; 0: all cores */
     /* Filters; NULL falls back to the environment variable of the same name. */
     const char *plugins_select;      /* EXO_PLUGINS_SELECT: comma-separated globs */
@@ -65,6 +85,11 @@ typedef struct exo_runtime_options {
     uint32_t probe_timeout_ms;       /* isolated probes; 0: 10000 */
     uint32_t reserved;
 } exo_runtime_options;
+
+/* Defaults: the environment's filters and log level, stderr, all cores. (A zeroed log_level
+ * would mean EXO_LOG_ERROR.) */
+#define EXO_RUNTIME_OPTIONS_INIT \
+    { .hdr = EXO_STRUCT_HEADER_INIT(exo_runtime_options), .log_level = EXO_LOG_LEVEL_DEFAULT }
 
 /* Discovers, loads, probes and ranks plugins. Never fails because a plugin is broken: such
  * plugins are listed with the reason. opts may be NULL. */
@@ -100,19 +125,19 @@ typedef struct exo_plugin_info {
 EXO_API uint32_t exo_plugin_count(const exo_runtime *rt);
 EXO_API exo_status exo_plugin_get_info(const exo_runtime *rt, uint32_t index, exo_plugin_info *out);
 
-/* ---------------------------------------------------------------- devices (in rank order) */
+/* ---------------------------------------------------------------- devices (best first) */
 
 typedef struct exo_device_info {
     exo_struct_header hdr;
     const char *plugin;               /* plugin name */
     uint32_t plugin_index;            /* device index within the plugin (EXO_DEVICE=plugin:N) */
-    uint32_t rank;                    /* 0 = best */
-    uint32_t class_rank;
+    uint32_t position;                /* place in the ranking, 0 = best: the public device index */
+    uint32_t class_rank;              /* the plugin's class rank (after EXO_PLUGIN_RANK) */
     uint32_t usable;                  /* score > 0, class rank > 0, not filtered */
     const exo_device_report *report;  /* owned by the runtime */
     const char *alternates;           /* same physical device through other plugins: "opencl:0" */
     const char *rank_reason;          /* the ranking key, written out */
-    int32_t alternate_of;             /* index of the primary view of this physical device, or -1 */
+    int32_t alternate_of;             /* device index of the primary view of this physical device, or -1 */
     uint32_t selected;                /* 1 for the device work goes to by default */
 } exo_device_info;
 
@@ -150,7 +175,7 @@ typedef struct exo_model_info {
     exo_dtype dtype;            /* of the checkpoint's weights */
     int32_t bos_token_id;       /* -1: none */
     const int32_t *eos_token_ids; /* every end-of-sequence id (config.json, generation_config.json,
-                                   * tokenizer); valid until exo_model_close */
+                                   * tokenizer); valid until exo_model_destroy */
     uint32_t n_eos;
     uint32_t tie_word_embeddings;
     uint32_t adds_bos;          /* text prompts start with BOS by default (exo_model_tokenize add_bos -1) */
@@ -160,7 +185,7 @@ typedef struct exo_model_info {
 /* Opens a Hugging Face model directory: reads config.json and the safetensors headers (one file
  * or model.safetensors.index.json shards, mapped lazily). Weights load with exo_shard_load. */
 EXO_API exo_status exo_model_open(exo_runtime *rt, const char *dir, exo_model **out);
-EXO_API void exo_model_close(exo_model *model);
+EXO_API void exo_model_destroy(exo_model *model);
 EXO_API exo_status exo_model_get_info(const exo_model *model, exo_model_info *out);
 EXO_API const char *exo_model_last_error(const exo_model *model);
 
@@ -172,10 +197,13 @@ typedef struct exo_shard exo_shard;
  * (exo_shard_load then returns EXO_ERR_ABORTED). */
 typedef int (*exo_progress_fn)(void *user, uint32_t layers_loaded, uint32_t layers_total);
 
+/* exo_shard_options.end_layer: up to the model's last layer (n_layers). */
+#define EXO_LAYERS_END UINT32_MAX
+
 typedef struct exo_shard_options {
     exo_struct_header hdr;
     uint32_t start_layer;       /* half-open range [start_layer, end_layer) of the model's layers */
-    uint32_t end_layer;
+    uint32_t end_layer;         /* EXO_LAYERS_END: n_layers (0 here means [0, 0): the embedding alone) */
     const char *device;         /* "plugin[:index]"; NULL: the selected device, falling back down
                                  * the ranking when opening, compiling or allocating fails */
     uint32_t max_tokens;        /* tokens per forward step (prefill chunk); 0: 512, or fewer when
@@ -189,6 +217,10 @@ typedef struct exo_shard_options {
     exo_progress_fn progress;
     void *progress_user;
 } exo_shard_options;
+
+/* Defaults: the whole model on the selected device, sizes from the model and the device. */
+#define EXO_SHARD_OPTIONS_INIT \
+    { .hdr = EXO_STRUCT_HEADER_INIT(exo_shard_options), .end_layer = EXO_LAYERS_END }
 
 typedef struct exo_shard_info {
     exo_struct_header hdr;
@@ -211,7 +243,7 @@ typedef struct exo_shard_info {
  * norm and lm_head alone. Lifetimes: sessions before their shard, shards before their model,
  * models before the runtime (the Python binding closes children first). */
 EXO_API exo_status exo_shard_load(exo_model *model, const exo_shard_options *opts, exo_shard **out);
-EXO_API void exo_shard_free(exo_shard *shard);
+EXO_API void exo_shard_destroy(exo_shard *shard);
 EXO_API exo_status exo_shard_get_info(const exo_shard *shard, exo_shard_info *out);
 EXO_API const char *exo_shard_last_error(const exo_shard *shard);
 
@@ -228,7 +260,7 @@ typedef struct exo_session exo_session;
  * the steps of shards on the same device run one at a time. One session is used by one thread
  * at a time. A failed forward leaves the session's position where it was. */
 EXO_API exo_status exo_session_create(exo_shard *shard, uint32_t max_ctx, exo_session **out);
-EXO_API void exo_session_free(exo_session *session);
+EXO_API void exo_session_destroy(exo_session *session);
 EXO_API exo_status exo_session_reset(exo_session *session);
 /* Tokens held in the KV cache (the position of the next token). */
 EXO_API uint32_t exo_session_position(const exo_session *session);
@@ -276,18 +308,21 @@ typedef struct exo_tensor_view {
     exo_dtype dtype;
     uint32_t n_dims;
     int64_t shape[4];   /* outermost first */
-    const void *data;   /* valid until exo_tensor_file_close */
+    const void *data;   /* valid until exo_tensor_file_destroy */
     uint64_t nbytes;
 } exo_tensor_view;
 
 /* Reads a safetensors file (e.g. golden references, hidden states saved by a peer). */
 EXO_API exo_status exo_tensor_file_open(const char *path, exo_tensor_file **out);
-EXO_API void exo_tensor_file_close(exo_tensor_file *file);
+EXO_API void exo_tensor_file_destroy(exo_tensor_file *file);
 /* EXO_ERR_NOT_FOUND when the file has no tensor of that name. */
 EXO_API exo_status exo_tensor_file_get(const exo_tensor_file *file, const char *name, exo_tensor_view *out);
 
 
 /* ---------------------------------------------------------------- text: tokenizer */
+
+/* add_bos of exo_model_tokenize and exo_generate_options: what the tokenizer's files say. */
+#define EXO_BOS_DEFAULT (-1)
 
 /* Token ids of UTF-8 text with the model's tokenizer (tokenizer.json). add_bos: 1 prepends BOS
  * when the model has one, 0 does not, -1 does what the tokenizer's files say (add_bos_token, the
@@ -322,7 +357,13 @@ typedef struct exo_sampling {
 } exo_sampling;
 
 /* EXO's defaults: temperature 0.7, top_p 1, top_k 0, min_p 0.05, repetition penalty 1 over the
- * last 20 tokens, no presence/frequency penalty, seed 42. */
+ * last 20 tokens, no presence/frequency penalty, seed 42, no log-probabilities. */
+#define EXO_SAMPLING_INIT                                                                          \
+    { .hdr = EXO_STRUCT_HEADER_INIT(exo_sampling), .temperature = 0.7f, .top_p = 1.0f,             \
+      .min_p = 0.05f, .repetition_penalty = 1.0f, .penalty_window = 20, .seed = 42 }
+/* The same defaults written by the library, for bindings that cannot expand a macro: it writes
+ * this library's sizeof(exo_sampling), so the caller's struct must be at least that big (a
+ * binding built against this header). C callers use EXO_SAMPLING_INIT. */
 EXO_API void exo_sampling_default(exo_sampling *sampling);
 
 /* A sampler for one sequence, for callers that drive the steps themselves (pipeline ranks).
@@ -341,7 +382,7 @@ typedef struct exo_sampled_token {
 } exo_sampled_token;
 
 EXO_API exo_status exo_sampler_create(const exo_sampling *sampling, uint32_t vocab_size, exo_sampler **out);
-EXO_API void exo_sampler_free(exo_sampler *sampler);
+EXO_API void exo_sampler_destroy(exo_sampler *sampler);
 /* Adds a token the sequence keeps (prompt tokens too) to the penalties' history. */
 EXO_API void exo_sampler_accept(exo_sampler *sampler, int32_t token);
 /* Clears the history and restarts the random stream (the same stream for a fixed seed). */
@@ -354,7 +395,7 @@ EXO_API exo_status exo_sampler_sample(exo_sampler *sampler, const float *logits,
 typedef struct exo_detokenizer exo_detokenizer;
 
 EXO_API exo_status exo_detokenizer_create(exo_model *model, exo_detokenizer **out);
-EXO_API void exo_detokenizer_free(exo_detokenizer *detok);
+EXO_API void exo_detokenizer_destroy(exo_detokenizer *detok);
 /* Appends a token; *text / *len receive the newly completed text (valid until the next call). */
 EXO_API exo_status exo_detokenizer_push(exo_detokenizer *detok, int32_t token, const char **text, size_t *len);
 /* Ends the stream: what an unfinished UTF-8 sequence held becomes U+FFFD. */
@@ -395,12 +436,16 @@ typedef struct exo_generate_options {
     uint32_t max_tokens;          /* 0: until EOS or the context is full */
     uint32_t n_stop;
     const char *const *stop;      /* stop strings: generation ends before them; they are not emitted */
-    int32_t add_bos;              /* -1: as the tokenizer says; 0 / 1 */
+    int32_t add_bos;              /* EXO_BOS_DEFAULT (-1): as the tokenizer says; 0 / 1 */
     uint32_t ignore_eos;
     exo_token_fn on_token;
     void *user;
     const volatile int *cancel;   /* when non-NULL and nonzero, stop after the current step */
 } exo_generate_options;
+
+/* Defaults: EXO's sampling, until EOS or the context is full, BOS as the tokenizer says. */
+#define EXO_GENERATE_OPTIONS_INIT \
+    { .hdr = EXO_STRUCT_HEADER_INIT(exo_generate_options), .add_bos = EXO_BOS_DEFAULT }
 
 typedef struct exo_generate_stats {
     exo_struct_header hdr;

@@ -11,7 +11,7 @@ exo_status exo_tensor_file_open(const char *path, exo_tensor_file **out) {
     return exo_st_file_open(path, (exo_st_file **)out);
 }
 
-void exo_tensor_file_close(exo_tensor_file *file) { exo_st_file_close((exo_st_file *)file); }
+void exo_tensor_file_destroy(exo_tensor_file *file) { exo_st_file_close((exo_st_file *)file); }
 
 exo_status exo_tensor_file_get(const exo_tensor_file *file, const char *name, exo_tensor_view *out) {
     if (!file || !name || !out) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_tensor_file_get: NULL argument");

@@ -205,7 +205,7 @@ static void order(exo_runtime *rt) {
                  "class rank %u, score %u, %s, %llu MiB free%s%s", d->class_rank, d->report->score,
                  type_name(d->report->type), (unsigned long long)(d->report->memory_free >> 20),
                  d->usable ? "" : ", unusable: ", d->usable ? "" : d->report->reason);
-        exo_logf(&rt->logger, EXO_LOG_INFO, "registry", "rank %u: %s:%u '%s' (%s)%s", i,
+        exo_logf(&rt->logger, EXO_LOG_INFO, "registry", "position %u: %s:%u '%s' (%s)%s", i,
                  rt->plugins[d->plugin].name, d->index, d->report->name, d->rank_reason,
                  d->primary >= 0 ? " [alternate]" : "");
     }

@@ -33,7 +33,7 @@ exo_status exo_runtime_create(const exo_runtime_options *opts, exo_runtime **out
     if (opts && (opts->hdr.size < sizeof(exo_struct_header) ||
                  EXO_VERSION_MAJOR(opts->hdr.version) != EXO_ABI_MAJOR))
         return exo_errorf(EXO_ERR_INVALID_ARG, "exo_runtime_create: options header not initialised "
-                                               "(use EXO_STRUCT_INIT)");
+                                               "(use EXO_RUNTIME_OPTIONS_INIT)");
     exo_runtime *rt = calloc(1, sizeof *rt);
     if (!rt) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory creating the runtime");
     /* Recursive: a log callback may call back into the runtime (telemetry) while it holds it. */
@@ -45,8 +45,8 @@ exo_status exo_runtime_create(const exo_runtime_options *opts, exo_runtime **out
     /* Options: each member is read only when the caller's struct holds it. */
     exo_log_fn log = NULL;
     void *log_user = NULL;
-    int32_t level = -1;
-    const char *select = NULL, *disable = NULL, *rank = NULL, *device = NULL;
+    int32_t level = EXO_LOG_LEVEL_DEFAULT;
+    const char *select = NULL, *disable = NULL, *rank_override = NULL, *device = NULL;
     if (opts) {
         if (EXO_STRUCT_HAS(opts, exo_runtime_options, flags)) rt->flags = opts->flags;
         if (EXO_STRUCT_HAS(opts, exo_runtime_options, log_user)) {
@@ -58,7 +58,7 @@ exo_status exo_runtime_create(const exo_runtime_options *opts, exo_runtime **out
         if (EXO_STRUCT_HAS(opts, exo_runtime_options, device)) {
             select = opts->plugins_select;
             disable = opts->plugins_disable;
-            rank = opts->plugin_rank;
+            rank_override = opts->plugin_rank;
             device = opts->device;
         }
         if (EXO_STRUCT_HAS(opts, exo_runtime_options, probe_timeout_ms)) rt->probe_timeout_ms = opts->probe_timeout_ms;
@@ -66,7 +66,7 @@ exo_status exo_runtime_create(const exo_runtime_options *opts, exo_runtime **out
     exo_logger_init(&rt->logger, log, log_user, level);
     copy_option(rt->select, sizeof rt->select, select, "EXO_PLUGINS_SELECT");
     copy_option(rt->disable, sizeof rt->disable, disable, "EXO_PLUGINS_DISABLE");
-    copy_option(rt->rank_override, sizeof rt->rank_override, rank, "EXO_PLUGIN_RANK");
+    copy_option(rt->rank_override, sizeof rt->rank_override, rank_override, "EXO_PLUGIN_RANK");
     copy_option(rt->device_spec, sizeof rt->device_spec, device, "EXO_DEVICE");
 
     exo_status st = exo_registry_search_dirs(rt, opts);
@@ -112,12 +112,12 @@ void exo_runtime_destroy(exo_runtime *rt) {
 const char *exo_runtime_last_error(const exo_runtime *rt) { return rt ? rt->error.message : ""; }
 const char *exo_last_error(void) { return exo_error_message(); }
 
-void exo_runtime_device_lock(exo_runtime *rt, uint32_t rank) {
-    if (rank < rt->n_ranked) pthread_mutex_lock(&rt->devices[rt->ranked[rank]].exec_lock);
+void exo_runtime_device_lock(exo_runtime *rt, uint32_t device) {
+    if (device < rt->n_ranked) pthread_mutex_lock(&rt->devices[rt->ranked[device]].exec_lock);
 }
 
-void exo_runtime_device_unlock(exo_runtime *rt, uint32_t rank) {
-    if (rank < rt->n_ranked) pthread_mutex_unlock(&rt->devices[rt->ranked[rank]].exec_lock);
+void exo_runtime_device_unlock(exo_runtime *rt, uint32_t device) {
+    if (device < rt->n_ranked) pthread_mutex_unlock(&rt->devices[rt->ranked[device]].exec_lock);
 }
 
 uint32_t exo_plugin_count(const exo_runtime *rt) { return rt ? rt->n_plugins : 0; }
@@ -155,17 +155,18 @@ exo_status exo_plugin_get_info(const exo_runtime *rt, uint32_t index, exo_plugin
 
 uint32_t exo_device_count(const exo_runtime *rt) { return rt ? rt->n_ranked : 0; }
 
-const exo_device_rec *exo_runtime_device(const exo_runtime *rt, uint32_t rank) {
-    return rank < rt->n_ranked ? &rt->devices[rt->ranked[rank]] : NULL;
+const exo_device_rec *exo_runtime_device(const exo_runtime *rt, uint32_t device) {
+    return device < rt->n_ranked ? &rt->devices[rt->ranked[device]] : NULL;
 }
 
-exo_plugin_rec *exo_runtime_device_plugin(exo_runtime *rt, uint32_t rank) {
-    return rank < rt->n_ranked ? &rt->plugins[rt->devices[rt->ranked[rank]].plugin] : NULL;
+exo_plugin_rec *exo_runtime_device_plugin(exo_runtime *rt, uint32_t device) {
+    return device < rt->n_ranked ? &rt->plugins[rt->devices[rt->ranked[device]].plugin] : NULL;
 }
 
-static int32_t rank_of(const exo_runtime *rt, int32_t device) {
+/* The public device index of the record rt->devices[rec], or -1. */
+static int32_t device_index_of(const exo_runtime *rt, int32_t rec) {
     for (uint32_t i = 0; i < rt->n_ranked; i++)
-        if (rt->ranked[i] == (uint32_t)device) return (int32_t)i;
+        if (rt->ranked[i] == (uint32_t)rec) return (int32_t)i;
     return -1;
 }
 
@@ -183,13 +184,13 @@ exo_status exo_device_get_info(const exo_runtime *rt, uint32_t index, exo_device
     EXO_STRUCT_INIT(&info);
     info.plugin = rt->plugins[d->plugin].name;
     info.plugin_index = d->index;
-    info.rank = index;
+    info.position = index;
     info.class_rank = d->class_rank;
     info.usable = d->usable && d->class_rank > 0;
     info.report = d->report;
     info.alternates = d->alternates;
     info.rank_reason = d->rank_reason;
-    info.alternate_of = d->primary >= 0 ? rank_of(rt, d->primary) : -1;
+    info.alternate_of = d->primary >= 0 ? device_index_of(rt, d->primary) : -1;
     info.selected = rt->selected == (int32_t)index;
     exo_struct_copy_out(out, &info, sizeof info);
     return EXO_OK;
@@ -256,9 +257,9 @@ static exo_status ensure_loaded(exo_runtime *rt, exo_plugin_rec *p) {
     return st;
 }
 
-exo_status exo_runtime_device_open(exo_runtime *rt, uint32_t rank) {
-    if (!rt || rank >= rt->n_ranked) return exo_errorf(EXO_ERR_INVALID_ARG, "device %u does not exist", rank);
-    const exo_device_rec *d = &rt->devices[rt->ranked[rank]];
+exo_status exo_runtime_device_open(exo_runtime *rt, uint32_t device) {
+    if (!rt || device >= rt->n_ranked) return exo_errorf(EXO_ERR_INVALID_ARG, "device %u does not exist", device);
+    const exo_device_rec *d = &rt->devices[rt->ranked[device]];
     exo_plugin_rec *p = &rt->plugins[d->plugin];
     pthread_mutex_lock(&rt->lock);
     exo_status st = ensure_loaded(rt, p);

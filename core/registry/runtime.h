@@ -78,9 +78,11 @@ struct exo_runtime {
 
     exo_device_rec *devices; /* every device of every plugin */
     uint32_t n_devices;
-    uint32_t *ranked;        /* primaries, best first (indices into devices) */
+    /* The ranking: ranked[i] is the record (index into devices) of public device index i, so a
+     * public device index is the device's position in the ranking. */
+    uint32_t *ranked;
     uint32_t n_ranked;
-    int32_t selected;        /* index into ranked, -1 when nothing is usable */
+    int32_t selected;        /* public device index, -1 when nothing is usable */
     exo_status selected_status;
     char selected_reason[512];
 };
@@ -112,17 +114,17 @@ bool exo_registry_glob_list_match(const char *list, const char *name);
 uint32_t exo_registry_class_rank(const exo_runtime *rt, const char *name, uint32_t declared);
 /* Builds rt->devices, de-duplicates, ranks and selects. */
 exo_status exo_registry_rank(exo_runtime *rt);
-/* Devices to try for work (ranked indices), starting with `first`, then its alternates and the
+/* Devices to try for work (public device indices), starting with `first`, then its alternates and the
  * other usable devices in rank order (CPU last). Returns how many were written. */
 uint32_t exo_registry_fallback_order(const exo_runtime *rt, uint32_t first, uint32_t *out, uint32_t max);
 
-/* ---- runtime.c: devices for work. `rank` is a public device index (position in rt->ranked). */
-exo_status exo_runtime_device_open(exo_runtime *rt, uint32_t rank);
-const exo_device_rec *exo_runtime_device(const exo_runtime *rt, uint32_t rank);
-exo_plugin_rec *exo_runtime_device_plugin(exo_runtime *rt, uint32_t rank);
+/* ---- runtime.c: devices for work. `device` is a public device index (exo_device_get_info). */
+exo_status exo_runtime_device_open(exo_runtime *rt, uint32_t device);
+const exo_device_rec *exo_runtime_device(const exo_runtime *rt, uint32_t device);
+exo_plugin_rec *exo_runtime_device_plugin(exo_runtime *rt, uint32_t device);
 /* Holds a device's execution lock around plugin calls that use the device (buffers, compile,
  * execute) from the shard and session layer. */
-void exo_runtime_device_lock(exo_runtime *rt, uint32_t rank);
-void exo_runtime_device_unlock(exo_runtime *rt, uint32_t rank);
+void exo_runtime_device_lock(exo_runtime *rt, uint32_t device);
+void exo_runtime_device_unlock(exo_runtime *rt, uint32_t device);
 
 #endif

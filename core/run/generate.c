@@ -192,8 +192,7 @@ exo_status exo_generate_tokens(exo_session *s, const int32_t *prompt, uint32_t n
     memset(&g, 0, sizeof g);
     g.session = s;
     g.model = m;
-    EXO_STRUCT_INIT(&g.opts);
-    g.opts.add_bos = -1;
+    g.opts = (exo_generate_options)EXO_GENERATE_OPTIONS_INIT;
     if (o) {
         if (o->hdr.size < sizeof o->hdr || EXO_VERSION_MAJOR(o->hdr.version) != EXO_ABI_MAJOR)
             return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG, "generate options header not initialised"));
@@ -230,7 +229,7 @@ exo_status exo_generate(exo_session *s, const char *prompt, const exo_generate_o
     if (!m->tokenizer)
         return exo_error_keep(&s->error, exo_errorf(m->tokenizer_status ? m->tokenizer_status : EXO_ERR_UNSUPPORTED,
                                                     "%s", m->tokenizer_error));
-    int32_t add_bos = o && EXO_STRUCT_HAS(o, exo_generate_options, add_bos) ? o->add_bos : -1;
+    int32_t add_bos = o && EXO_STRUCT_HAS(o, exo_generate_options, add_bos) ? o->add_bos : EXO_BOS_DEFAULT;
     /* BOS belongs at the start of a sequence only. */
     if (exo_session_position(s) > 0) add_bos = 0;
     int32_t *ids = NULL;
@@ -265,6 +264,6 @@ exo_status exo_shard_warmup(exo_shard *sh) {
         }
     }
     free(out);
-    exo_session_free(s);
+    exo_session_destroy(s);
     return exo_error_keep(&sh->error, st);
 }

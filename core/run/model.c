@@ -54,7 +54,7 @@ exo_status exo_model_open(exo_runtime *rt, const char *dir, exo_model **out) {
     return EXO_OK;
 }
 
-void exo_model_close(exo_model *m) {
+void exo_model_destroy(exo_model *m) {
     if (!m) return;
     exo_tokenizer_free(m->tokenizer);
     exo_weights_close(m->weights);

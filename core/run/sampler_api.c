@@ -14,21 +14,8 @@ struct exo_sampler {
 };
 
 void exo_sampling_default(exo_sampling *s) {
-    if (!s) return;
-    exo_sampler_params p;
-    exo_token_sampler_params_default(&p);
-    memset(s, 0, sizeof *s);
-    EXO_STRUCT_INIT(s);
-    s->temperature = p.temperature;
-    s->top_k = p.top_k;
-    s->top_p = p.top_p;
-    s->min_p = p.min_p;
-    s->repetition_penalty = p.repetition_penalty;
-    s->presence_penalty = p.presence_penalty;
-    s->frequency_penalty = p.frequency_penalty;
-    s->penalty_window = p.penalty_window;
-    s->seed = p.seed;
-    s->n_logprobs = p.n_logprobs;
+    /* One definition of EXO's defaults for C callers and bindings alike: the header's. */
+    if (s) *s = (exo_sampling)EXO_SAMPLING_INIT;
 }
 
 void exo_sampling_to_params(const exo_sampling *in, exo_sampler_params *p) {
@@ -71,7 +58,7 @@ exo_status exo_sampler_create(const exo_sampling *sampling, uint32_t vocab_size,
     return EXO_OK;
 }
 
-void exo_sampler_free(exo_sampler *s) {
+void exo_sampler_destroy(exo_sampler *s) {
     if (!s) return;
     exo_token_sampler_free(s->impl);
     free(s);

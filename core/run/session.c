@@ -67,14 +67,14 @@ exo_status exo_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out
     }
     exo_runtime_device_unlock(sh->model->rt, sh->device);
     if (st != EXO_OK) {
-        exo_session_free(s);
+        exo_session_destroy(s);
         return exo_error_keep(&sh->error, st);
     }
     *out = s;
     return EXO_OK;
 }
 
-void exo_session_free(exo_session *s) {
+void exo_session_destroy(exo_session *s) {
     if (!s) return;
     exo_shard *sh = s->shard;
     exo_runtime_device_lock(sh->model->rt, sh->device);

@@ -59,13 +59,13 @@ static exo_status place_buffer(exo_shard *s, uint32_t dev, const exo_plan_buffer
     return st;
 }
 
-/* Sizes the plans for the device at rank, before anything is allocated on it: the weights, one
+/* Sizes the plans for the device (a public device index), before anything is allocated on it: the weights, one
  * session's KV cache and the intermediates must fit its memory. Defaulted sizes shrink to fit
  * (logged); a shard that still does not fit is refused with every figure. */
-static exo_status fit_to_device(exo_shard *s, uint32_t rank, const shard_request *r) {
+static exo_status fit_to_device(exo_shard *s, uint32_t device, const shard_request *r) {
     exo_runtime *rt = s->model->rt;
-    const exo_device_rec *d = exo_runtime_device(rt, rank);
-    const exo_plugin_rec *plugin = exo_runtime_device_plugin(rt, rank);
+    const exo_device_rec *d = exo_runtime_device(rt, device);
+    const exo_plugin_rec *plugin = exo_runtime_device_plugin(rt, device);
     bool host = false;
     const char *source = "";
     uint64_t avail = exo_device_memory_available(d, &host, &source);
@@ -98,16 +98,16 @@ static exo_status fit_to_device(exo_shard *s, uint32_t rank, const shard_request
     return EXO_OK;
 }
 
-static exo_status try_device(exo_shard *s, uint32_t rank, const exo_shard_options *o, const shard_request *r,
+static exo_status try_device(exo_shard *s, uint32_t device, const exo_shard_options *o, const shard_request *r,
                              bool *cancelled) {
     exo_runtime *rt = s->model->rt;
-    exo_status st = fit_to_device(s, rank, r);
+    exo_status st = fit_to_device(s, device, r);
     if (st != EXO_OK) return st;
-    st = exo_runtime_device_open(rt, rank);
+    st = exo_runtime_device_open(rt, device);
     if (st != EXO_OK) return st;
-    s->device = rank;
-    s->plugin = exo_runtime_device_plugin(rt, rank);
-    const exo_device_rec *d = exo_runtime_device(rt, rank);
+    s->device = device;
+    s->plugin = exo_runtime_device_plugin(rt, device);
+    const exo_device_rec *d = exo_runtime_device(rt, device);
     const exo_plugin_api *api = &s->plugin->api;
     if (!api->graph_compile || !api->graph_execute)
         return exo_errorf(EXO_ERR_UNSUPPORTED, "plugin %s cannot run graphs yet", s->plugin->name);
@@ -165,12 +165,13 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
     *out = NULL;
     if (o && (o->hdr.size < sizeof(exo_struct_header) || EXO_VERSION_MAJOR(o->hdr.version) != EXO_ABI_MAJOR))
         return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "exo_shard_load: options header not "
-                                                                         "initialised (use EXO_STRUCT_INIT)"));
+                                                                         "initialised (use EXO_SHARD_OPTIONS_INIT)"));
     exo_shard_options opts;
     memset(&opts, 0, sizeof opts);
     EXO_STRUCT_INIT(&opts);
-    opts.end_layer = m->cfg.n_layers;
+    opts.end_layer = EXO_LAYERS_END;
     if (o) exo_struct_copy_in(&opts, sizeof opts, o);
+    if (opts.end_layer == EXO_LAYERS_END) opts.end_layer = m->cfg.n_layers;
     uint32_t max_tokens = opts.max_tokens ? opts.max_tokens : DEFAULT_MAX_TOKENS;
     if (opts.end_layer > opts.start_layer && opts.end_layer - opts.start_layer > EXO_MAX_SHARD_LAYERS)
         return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "a shard holds at most %u layers",
@@ -268,7 +269,7 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
     return EXO_OK;
 }
 
-void exo_shard_free(exo_shard *s) {
+void exo_shard_destroy(exo_shard *s) {
     if (!s) return;
     if (s->plugin) {
         exo_runtime_device_lock(s->model->rt, s->device);

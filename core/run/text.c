@@ -96,7 +96,7 @@ exo_status exo_detokenizer_create(exo_model *m, exo_detokenizer **out) {
     return EXO_OK;
 }
 
-void exo_detokenizer_free(exo_detokenizer *d) {
+void exo_detokenizer_destroy(exo_detokenizer *d) {
     if (!d) return;
     exo_text_stream_free(d->stream);
     free(d);

@@ -31,9 +31,7 @@ typedef struct probe_result {
 
 static void *probe_all(void *arg) {
     probe_result *r = arg;
-    exo_runtime_options o;
-    memset(&o, 0, sizeof o);
-    EXO_STRUCT_INIT(&o);
+    exo_runtime_options o = EXO_RUNTIME_OPTIONS_INIT;
     o.log_level = EXO_LOG_ERROR;
     o.n_threads = 1;
     exo_runtime *rt = NULL;
@@ -104,9 +102,7 @@ static int collect(void *user, const exo_token_event *ev) {
 
 static void *load_and_generate(void *arg) {
     generate_result *r = arg;
-    exo_runtime_options o;
-    memset(&o, 0, sizeof o);
-    EXO_STRUCT_INIT(&o);
+    exo_runtime_options o = EXO_RUNTIME_OPTIONS_INIT;
     o.log_level = EXO_LOG_ERROR;
     o.n_threads = 1;
     o.plugins_select = "cpu_amx";
@@ -122,23 +118,19 @@ static void *load_and_generate(void *arg) {
     if (r->status == EXO_OK)
         snprintf(r->where, sizeof r->where, "session"), r->status = exo_session_create(shard, 0, &session);
     if (r->status == EXO_OK) {
-        exo_sampling s;
-        exo_sampling_default(&s);
+        exo_sampling s = EXO_SAMPLING_INIT;
         s.temperature = 0.0f;
-        exo_generate_options g;
-        memset(&g, 0, sizeof g);
-        EXO_STRUCT_INIT(&g);
+        exo_generate_options g = EXO_GENERATE_OPTIONS_INIT;
         g.sampling = &s;
         g.max_tokens = 6;
-        g.add_bos = -1;
         g.on_token = collect;
         g.user = r;
         snprintf(r->where, sizeof r->where, "generate");
         r->status = exo_generate(session, PROMPT, &g, NULL);
     }
-    exo_session_free(session);
-    exo_shard_free(shard);
-    exo_model_close(model);
+    exo_session_destroy(session);
+    exo_shard_destroy(shard);
+    exo_model_destroy(model);
     exo_runtime_destroy(rt);
     return NULL;
 }

@@ -33,9 +33,9 @@ static fixture open_model(void) {
 }
 
 static void close_model(fixture *f) {
-    exo_session_free(f->session);
-    exo_shard_free(f->shard);
-    exo_model_close(f->model);
+    exo_session_destroy(f->session);
+    exo_shard_destroy(f->shard);
+    exo_model_destroy(f->model);
     exo_runtime_destroy(f->rt);
 }
 
@@ -74,14 +74,11 @@ static int on_token(void *user, const exo_token_event *ev) {
 
 static exo_generate_stats generate(fixture *f, const char *prompt, exo_sampling *sampling, uint32_t max_tokens,
                                    const char *const *stop, uint32_t n_stop, collected *c, exo_status expect) {
-    exo_generate_options o;
-    memset(&o, 0, sizeof o);
-    EXO_STRUCT_INIT(&o);
+    exo_generate_options o = EXO_GENERATE_OPTIONS_INIT;
     o.sampling = sampling;
     o.max_tokens = max_tokens;
     o.stop = stop;
     o.n_stop = n_stop;
-    o.add_bos = -1;
     o.on_token = on_token;
     o.user = c;
     exo_generate_stats stats;
@@ -92,8 +89,7 @@ static exo_generate_stats generate(fixture *f, const char *prompt, exo_sampling 
 }
 
 static exo_sampling greedy(void) {
-    exo_sampling s;
-    exo_sampling_default(&s);
+    exo_sampling s = EXO_SAMPLING_INIT;
     s.temperature = 0.0f;
     return s;
 }
@@ -141,12 +137,9 @@ START_TEST(cancel_flag_stops) {
     fixture f = open_model();
     exo_sampling s = greedy();
     volatile int cancel = 1;
-    exo_generate_options o;
-    memset(&o, 0, sizeof o);
-    EXO_STRUCT_INIT(&o);
+    exo_generate_options o = EXO_GENERATE_OPTIONS_INIT;
     o.sampling = &s;
     o.max_tokens = 64;
-    o.add_bos = -1;
     o.cancel = &cancel;
     exo_generate_stats st;
     EXO_STRUCT_INIT(&st);
@@ -183,8 +176,7 @@ END_TEST
 
 START_TEST(same_seed_same_text) {
     fixture f = open_model();
-    exo_sampling s;
-    exo_sampling_default(&s);
+    exo_sampling s = EXO_SAMPLING_INIT;
     s.temperature = 4.0f; /* the model knows these licenses by heart: flatten it so seeds matter */
     s.min_p = 0.0f;
     s.seed = 1234;
@@ -201,8 +193,7 @@ END_TEST
 
 START_TEST(pieces_are_valid_utf8_for_multibyte_output) {
     fixture f = open_model();
-    exo_sampling s;
-    exo_sampling_default(&s);
+    exo_sampling s = EXO_SAMPLING_INIT;
     s.temperature = 1.5f;
     s.min_p = 0.0f;
     s.seed = 7;
@@ -258,9 +249,7 @@ START_TEST(pipeline_shards_refuse_generate) {
     fixture f = {0};
     ck_assert_int_eq(exo_runtime_create(NULL, &f.rt), EXO_OK);
     ck_assert_int_eq(exo_model_open(f.rt, MODEL, &f.model), EXO_OK);
-    exo_shard_options o;
-    memset(&o, 0, sizeof o);
-    EXO_STRUCT_INIT(&o);
+    exo_shard_options o = EXO_SHARD_OPTIONS_INIT;
     o.start_layer = 0;
     o.end_layer = 3;
     ck_assert_int_eq(exo_shard_load(f.model, &o, &f.shard), EXO_OK);
@@ -303,8 +292,8 @@ START_TEST(public_sampler_and_detokenizer_reproduce_generate) {
     }
     ck_assert_msg(strncmp(text, GREEDY, strlen(text)) == 0, "got %s", text);
     free(logits);
-    exo_detokenizer_free(detok);
-    exo_sampler_free(sampler);
+    exo_detokenizer_destroy(detok);
+    exo_sampler_destroy(sampler);
     close_model(&f);
 }
 END_TEST
@@ -332,14 +321,17 @@ START_TEST(prompts_longer_than_a_step_are_chunked_exactly) {
     exo_model_info info;
     EXO_STRUCT_INIT(&info);
     exo_model_get_info(f.model, &info);
-    exo_shard_options o;
-    memset(&o, 0, sizeof o);
-    EXO_STRUCT_INIT(&o);
-    o.end_layer = info.n_layers;
+    exo_shard_options o = EXO_SHARD_OPTIONS_INIT; /* the whole model: end_layer EXO_LAYERS_END */
     o.max_tokens = 4;
     exo_shard *small = NULL;
     exo_session *s = NULL;
     ck_assert_int_eq(exo_shard_load(f.model, &o, &small), EXO_OK);
+    exo_shard_info si;
+    EXO_STRUCT_INIT(&si);
+    ck_assert_int_eq(exo_shard_get_info(small, &si), EXO_OK);
+    ck_assert_uint_eq(si.start_layer, 0);
+    ck_assert_uint_eq(si.end_layer, info.n_layers);
+    ck_assert(si.embeds && si.has_head);
     ck_assert_int_eq(exo_session_create(small, 0, &s), EXO_OK);
     int32_t ids[64];
     size_t n = 0;
@@ -357,8 +349,8 @@ START_TEST(prompts_longer_than_a_step_are_chunked_exactly) {
     ck_assert_msg(num <= 1e-10 * den, "chunked prefill differs: rel %g", num / den);
     free(chunked);
     free(whole);
-    exo_session_free(s);
-    exo_shard_free(small);
+    exo_session_destroy(s);
+    exo_shard_destroy(small);
     close_model(&f);
 }
 END_TEST
@@ -382,7 +374,7 @@ static void *run_sessions(void *arg) {
         if (r->status == EXO_OK)
             r->status = exo_session_forward_tokens(s, r->ids, r->n, EXO_FORWARD_LAST_ONLY, logits, r->vocab);
         if (r->status == EXO_OK && memcmp(logits, r->expect, r->vocab * sizeof *logits) != 0) r->mismatches++;
-        exo_session_free(s);
+        exo_session_destroy(s);
     }
     free(logits);
     return NULL;
@@ -436,7 +428,7 @@ START_TEST(batch_step_matches_single_steps) {
     free(la);
     free(lb);
     free(ref);
-    exo_session_free(other);
+    exo_session_destroy(other);
     close_model(&f);
 }
 END_TEST

@@ -30,9 +30,7 @@ static void capture_log(void *user, exo_log_level level, const char *component, 
 static exo_runtime *runtime(void) {
     setenv("ZE_ENABLE_ALT_DRIVERS", EXO_ZE_TEST_DRIVER, 0);
     logbuf[0] = '\0';
-    exo_runtime_options o;
-    memset(&o, 0, sizeof o);
-    EXO_STRUCT_INIT(&o);
+    exo_runtime_options o = EXO_RUNTIME_OPTIONS_INIT;
     o.log = capture_log;
     o.log_level = EXO_LOG_DEBUG;
     exo_runtime *rt = NULL;
@@ -49,9 +47,7 @@ static exo_model *model(exo_runtime *rt) {
 }
 
 static exo_status load(exo_model *m, const char *device, exo_shard **out) {
-    exo_shard_options o;
-    memset(&o, 0, sizeof o);
-    EXO_STRUCT_INIT(&o);
+    exo_shard_options o = EXO_SHARD_OPTIONS_INIT;
     exo_model_info info;
     memset(&info, 0, sizeof info);
     EXO_STRUCT_INIT(&info);
@@ -94,7 +90,7 @@ static exo_status run(exo_shard *s, uint32_t decode, float *logits, uint32_t voc
         int32_t tok = (int32_t)((i * 37 + 5) % vocab);
         st = exo_session_forward_tokens(ss, &tok, 1, EXO_FORWARD_LAST_ONLY, logits, vocab);
     }
-    exo_session_free(ss);
+    exo_session_destroy(ss);
     return st;
 }
 
@@ -117,7 +113,7 @@ START_TEST(gpus_are_enumerated_ranked_and_selected) {
         EXO_STRUCT_INIT(&d);
         ck_assert_int_eq(exo_device_get_info(rt, i, &d), EXO_OK);
         if (strcmp(d.plugin, "level_zero") != 0) continue;
-        ck_assert_uint_eq(d.rank, found); /* Level Zero GPUs rank above everything else */
+        ck_assert_uint_eq(d.position, found); /* Level Zero GPUs rank above everything else */
         ck_assert_uint_eq(d.plugin_index, found);
         ck_assert(d.usable);
         ck_assert_uint_eq(d.selected, found == 0);
@@ -146,8 +142,8 @@ START_TEST(exo_device_selects_the_second_gpu_for_default_placement) {
     exo_shard_info info = shard_info(s);
     ck_assert_str_eq(info.plugin, "level_zero");
     ck_assert_uint_eq(info.device, second);
-    exo_shard_free(s);
-    exo_model_close(m);
+    exo_shard_destroy(s);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
 }
 END_TEST
@@ -169,7 +165,7 @@ START_TEST(a_shard_on_the_second_gpu_matches_the_cpu) {
     ck_assert_int_eq(run(cpu, 6, b, vocab), EXO_OK);
     double err = max_rel_err(a, b, vocab);
     ck_assert_msg(err < 1e-4, "level_zero vs cpu_amx logits: max rel err %g", err);
-    exo_shard_free(gpu);
+    exo_shard_destroy(gpu);
     /* Decode steps of one token repeat the same launches: the recorded list is replayed. */
     const char *stats = strstr(logbuf, "graph ran ");
     ck_assert_msg(stats != NULL, "no replay statistics in the log");
@@ -177,10 +173,10 @@ START_TEST(a_shard_on_the_second_gpu_matches_the_cpu) {
     ck_assert_int_eq(sscanf(stats, "graph ran %llu times: recorded %llu, replayed %llu", &runs, &recorded, &replayed), 3);
     ck_assert_uint_ge(replayed, 4);
     ck_assert_uint_eq(runs, recorded + replayed);
-    exo_shard_free(cpu);
+    exo_shard_destroy(cpu);
     free(a);
     free(b);
-    exo_model_close(m);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
 }
 END_TEST
@@ -213,9 +209,9 @@ START_TEST(telemetry_is_valid_and_sees_allocations) {
      * 112 MiB over time, so compare against the weights rather than exact numbers). */
     ck_assert_uint_eq(t1.memory_used + t1.memory_free, t0.memory_used + t0.memory_free);
     ck_assert_uint_ge(t1.memory_used + 112ull * 1024 * 1024, t0.memory_used + held);
-    exo_shard_free(s);
+    exo_shard_destroy(s);
     ck_assert_uint_eq(driver_counter("exo_ze_test_driver_live_device_bytes"), 0);
-    exo_model_close(m);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
 }
 END_TEST
@@ -238,8 +234,8 @@ START_TEST(out_of_device_memory_falls_back_to_the_cpu) {
     ck_assert_msg(strstr(logbuf, "ZE_RESULT_ERROR_OUT_OF_DEVICE_MEMORY") != NULL, "log:\n%s", logbuf);
     ck_assert_msg(strstr(logbuf, "zeMemAllocDevice") != NULL, "log:\n%s", logbuf);
     ck_assert_uint_eq(driver_counter("exo_ze_test_driver_live_device_bytes"), 0); /* nothing leaked */
-    exo_shard_free(s);
-    exo_model_close(m);
+    exo_shard_destroy(s);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
 }
 END_TEST
@@ -253,8 +249,8 @@ START_TEST(the_nth_allocation_failing_falls_back_too) {
     exo_shard *s = NULL;
     ck_assert_str_eq(load_default(m, &s), "cpu_amx");
     ck_assert_msg(strstr(logbuf, "EXO_ERR_DEVICE_OOM") || strstr(logbuf, "OUT_OF_DEVICE_MEMORY"), "log:\n%s", logbuf);
-    exo_shard_free(s);
-    exo_model_close(m);
+    exo_shard_destroy(s);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
 }
 END_TEST
@@ -270,8 +266,8 @@ START_TEST(module_build_failure_falls_back_with_the_build_log) {
     ck_assert_msg(strstr(logbuf, "ZE_RESULT_ERROR_MODULE_BUILD_FAILURE") != NULL, "log:\n%s", logbuf);
     ck_assert_msg(strstr(logbuf, "build log: exo-ze-test-driver: injected failure") != NULL, "log:\n%s", logbuf);
     ck_assert_uint_eq(driver_counter("exo_ze_test_driver_live_device_bytes"), 0);
-    exo_shard_free(s);
-    exo_model_close(m);
+    exo_shard_destroy(s);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
 }
 END_TEST
@@ -300,12 +296,12 @@ START_TEST(device_lost_after_state_is_reported_as_lost) {
     ck_assert_int_eq(exo_session_forward_tokens(ss, &tok, 1, EXO_FORWARD_LAST_ONLY, logits, vocab),
                      EXO_ERR_DEVICE_LOST);
     dlclose(lib);
-    exo_session_free(ss);
+    exo_session_destroy(ss);
     /* A new session on the lost device fails too (before holding state: the caller re-places). */
     ck_assert_int_ne(exo_session_create(s, 0, &ss), EXO_OK);
-    exo_shard_free(s);
+    exo_shard_destroy(s);
     free(logits);
-    exo_model_close(m);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
 }
 END_TEST
@@ -332,10 +328,10 @@ START_TEST(device_lost_while_running_the_graph_is_reported_as_lost) {
                   why);
     ck_assert_msg(strstr(why, "level_zero:1") != NULL, "%s", why);
     dlclose(lib);
-    exo_session_free(ss);
-    exo_shard_free(s);
+    exo_session_destroy(ss);
+    exo_shard_destroy(s);
     free(logits);
-    exo_model_close(m);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
 }
 END_TEST
@@ -355,9 +351,9 @@ START_TEST(weights_above_max_alloc_use_relaxed_limits) {
     ck_assert_double_lt(max_rel_err(a, b, vocab), 1e-4);
     free(a);
     free(b);
-    exo_shard_free(gpu);
-    exo_shard_free(cpu);
-    exo_model_close(m);
+    exo_shard_destroy(gpu);
+    exo_shard_destroy(cpu);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
 }
 END_TEST
@@ -376,8 +372,8 @@ START_TEST(weights_above_max_alloc_without_relaxed_limits_fall_back) {
                   exo_model_last_error(m));
     ck_assert_msg(strstr(exo_model_last_error(m), "65536") != NULL, "%s", exo_model_last_error(m));
     ck_assert_str_eq(load_default(m, &s), "cpu_amx");
-    exo_shard_free(s);
-    exo_model_close(m);
+    exo_shard_destroy(s);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
 }
 END_TEST

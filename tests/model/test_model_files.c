@@ -86,8 +86,8 @@ static loaded load(const char *dir) {
 }
 
 static void unload(loaded *l) {
-    exo_shard_free(l->shard);
-    exo_model_close(l->model);
+    exo_shard_destroy(l->shard);
+    exo_model_destroy(l->model);
     exo_runtime_destroy(l->rt);
 }
 
@@ -101,7 +101,7 @@ static float *logits_of(loaded *l) {
     for (int i = 0; i < 7; i++) tokens[i] = ids[i] % (int32_t)l->vocab;
     ck_assert_msg(exo_session_forward_tokens(s, tokens, 7, EXO_FORWARD_LAST_ONLY, out, l->vocab) == EXO_OK, "%s",
                   exo_last_error());
-    exo_session_free(s);
+    exo_session_destroy(s);
     return out;
 }
 
@@ -336,7 +336,7 @@ START_TEST(truncation_between_open_and_shard_load_is_a_clear_error) {
     mtu_assert_error(exo_shard_load(m, NULL, &s), EXO_ERR_IO, "model.safetensors", "truncated");
     ck_assert_ptr_null(s);
     ck_assert_ptr_nonnull(strstr(exo_model_last_error(m), "truncated"));
-    exo_model_close(m);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
     mtu_rmdir(dir);
 }

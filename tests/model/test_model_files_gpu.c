@@ -15,7 +15,7 @@ static float *logits_of(exo_shard *shard, uint32_t vocab) {
     float *out = malloc(vocab * sizeof *out);
     ck_assert_msg(exo_session_forward_tokens(s, ids, 5, EXO_FORWARD_LAST_ONLY, out, vocab) == EXO_OK, "%s",
                   exo_last_error());
-    exo_session_free(s);
+    exo_session_destroy(s);
     return out;
 }
 
@@ -31,9 +31,7 @@ START_TEST(a_gpu_shard_survives_its_file_truncated_in_place) {
     exo_shard *shard = NULL;
     ck_assert_int_eq(exo_runtime_create(NULL, &rt), EXO_OK);
     ck_assert_int_eq(exo_model_open(rt, dir, &m), EXO_OK);
-    exo_shard_options o;
-    memset(&o, 0, sizeof o);
-    EXO_STRUCT_INIT(&o);
+    exo_shard_options o = EXO_SHARD_OPTIONS_INIT;
     exo_model_info mi;
     EXO_STRUCT_INIT(&mi);
     ck_assert_int_eq(exo_model_get_info(m, &mi), EXO_OK);
@@ -43,7 +41,7 @@ START_TEST(a_gpu_shard_survives_its_file_truncated_in_place) {
     if (exo_shard_load(m, &o, &shard) != EXO_OK) {
         no_device = 1; /* checked by main: PoCL absent or unusable here */
         fprintf(stderr, "skipping: %s\n", exo_last_error());
-        exo_model_close(m);
+        exo_model_destroy(m);
         exo_runtime_destroy(rt);
         mtu_rmdir(dir);
         return;
@@ -65,8 +63,8 @@ START_TEST(a_gpu_shard_survives_its_file_truncated_in_place) {
     mtu_assert_error(exo_shard_load(m, &o, &again), EXO_ERR_IO, "model.safetensors", "truncated");
     free(before);
     free(after);
-    exo_shard_free(shard);
-    exo_model_close(m);
+    exo_shard_destroy(shard);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
     mtu_rmdir(dir);
 }

@@ -19,7 +19,7 @@ cpu = [d for d in devices if d["plugin"] == "cpu_amx"]
 pocl = [d for d in devices if d["plugin"] == "opencl" and d["type"] == "cpu"]
 assert cpu and cpu[0]["usable"], cpu
 assert pocl, "PoCL's device is not listed"
-assert pocl[0]["alternate_of"] == cpu[0]["rank"], pocl[0]
+assert pocl[0]["alternate_of"] == cpu[0]["position"], pocl[0]
 expected_selected = "level_zero" if mode == "test-driver" else "cpu_amx"
 assert doc["selected"] and doc["selected"]["plugin"] == expected_selected, doc["selected"]
 
@@ -30,7 +30,7 @@ if mode == "no-driver":
 elif mode == "test-driver":
     gpus = [d for d in devices if d["plugin"] == "level_zero"]
     assert len(gpus) == 2, gpus
-    assert [d["rank"] for d in gpus] == [0, 1], [d["rank"] for d in gpus]
+    assert [d["position"] for d in gpus] == [0, 1], [d["position"] for d in gpus]
     assert all("Arc" in d["name"] and d["type"] == "discrete-gpu" for d in gpus)
     assert gpus[0]["fingerprint"] != gpus[1]["fingerprint"]
 else:

@@ -24,9 +24,7 @@ static exo_runtime *runtime_with(const char *dirs_csv, uint32_t flags) {
         n++;
     }
     unsetenv("EXO_PLUGIN_PATH");
-    exo_runtime_options o;
-    memset(&o, 0, sizeof o);
-    EXO_STRUCT_INIT(&o);
+    exo_runtime_options o = EXO_RUNTIME_OPTIONS_INIT;
     o.plugin_paths = dirs;
     o.n_plugin_paths = n;
     o.flags = flags | EXO_RUNTIME_NO_DEFAULT_PATHS;
@@ -335,16 +333,14 @@ START_TEST(device_index_overflow_is_refused_everywhere_with_one_message) {
     ck_assert_msg(strstr(exo_last_error(), problem), "exo_device_find: %s", exo_last_error());
     exo_model *m = NULL;
     ck_assert_int_eq(exo_model_open(rt, EXO_TEST_DATA "/hf-tiny/llama", &m), EXO_OK);
-    exo_shard_options so;
-    memset(&so, 0, sizeof so);
-    EXO_STRUCT_INIT(&so);
+    exo_shard_options so = EXO_SHARD_OPTIONS_INIT;
     so.end_layer = 1;
     so.device = "alpha:4294967296";
     exo_shard *s = NULL;
     ck_assert_int_eq(exo_shard_load(m, &so, &s), EXO_ERR_INVALID_ARG);
     ck_assert_ptr_null(s);
     ck_assert_msg(strstr(exo_model_last_error(m), problem), "shard: %s", exo_model_last_error(m));
-    exo_model_close(m);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
 }
 END_TEST
@@ -422,8 +418,8 @@ START_TEST(shard_load_falls_back_when_compiling_fails) {
     EXO_STRUCT_INIT(&info);
     ck_assert_int_eq(exo_shard_get_info(s, &info), EXO_OK);
     ck_assert_str_eq(info.plugin, "beta");
-    exo_shard_free(s);
-    exo_model_close(m);
+    exo_shard_destroy(s);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
 }
 END_TEST
@@ -441,16 +437,14 @@ START_TEST(shard_load_reports_every_failed_device) {
     ck_assert_ptr_null(s);
     ck_assert_ptr_nonnull(strstr(exo_model_last_error(m), "fake kernel build failed"));
     ck_assert_ptr_nonnull(strstr(exo_model_last_error(m), "fake device out of memory"));
-    exo_model_close(m);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
 }
 END_TEST
 
 /* A runtime that searches only EXO_PLUGIN_PATH (no install or library directories). */
 static exo_runtime *runtime_from_environment(void) {
-    exo_runtime_options o;
-    memset(&o, 0, sizeof o);
-    EXO_STRUCT_INIT(&o);
+    exo_runtime_options o = EXO_RUNTIME_OPTIONS_INIT;
     o.flags = EXO_RUNTIME_NO_DEFAULT_PATHS;
     o.log_level = EXO_LOG_ERROR;
     exo_runtime *rt = NULL;
@@ -490,9 +484,7 @@ START_TEST(decisions_are_logged_with_reasons) {
     setenv("EXO_PLUGINS_DISABLE", "beta", 1);
     const char *dirs[2] = {EXO_TEST_FAKE_PLUGIN_DIR "/alpha", EXO_TEST_FAKE_PLUGIN_DIR "/beta"};
     unsetenv("EXO_PLUGIN_PATH");
-    exo_runtime_options o;
-    memset(&o, 0, sizeof o);
-    EXO_STRUCT_INIT(&o);
+    exo_runtime_options o = EXO_RUNTIME_OPTIONS_INIT;
     o.plugin_paths = dirs;
     o.n_plugin_paths = 2;
     o.flags = EXO_RUNTIME_NO_DEFAULT_PATHS;
@@ -502,7 +494,7 @@ START_TEST(decisions_are_logged_with_reasons) {
     ck_assert_int_eq(exo_runtime_create(&o, &rt), EXO_OK);
     ck_assert_ptr_nonnull(strstr(log_seen, "[registry] plugin beta skipped: disabled by EXO_PLUGINS_DISABLE"));
     ck_assert_ptr_nonnull(strstr(log_seen, "[registry] plugin alpha"));
-    ck_assert_ptr_nonnull(strstr(log_seen, "[registry] rank 0: alpha:0"));
+    ck_assert_ptr_nonnull(strstr(log_seen, "[registry] position 0: alpha:0"));
     ck_assert_ptr_nonnull(strstr(log_seen, "[registry] selected alpha:0"));
     exo_runtime_destroy(rt);
 }
@@ -512,14 +504,11 @@ END_TEST
 static exo_runtime *runtime_logging_warnings(void) {
     const char *dirs[2] = {EXO_TEST_FAKE_PLUGIN_DIR "/alpha", EXO_TEST_FAKE_PLUGIN_DIR "/beta"};
     unsetenv("EXO_PLUGIN_PATH");
-    exo_runtime_options o;
-    memset(&o, 0, sizeof o);
-    EXO_STRUCT_INIT(&o);
+    exo_runtime_options o = EXO_RUNTIME_OPTIONS_INIT;
     o.plugin_paths = dirs;
     o.n_plugin_paths = 2;
     o.flags = EXO_RUNTIME_NO_DEFAULT_PATHS;
     o.log = capture_log;
-    o.log_level = -1;
     log_seen[0] = '\0';
     exo_runtime *rt = NULL;
     ck_assert_int_eq(exo_runtime_create(&o, &rt), EXO_OK);
@@ -564,7 +553,7 @@ START_TEST(uninitialised_options_are_rejected) {
     exo_runtime *rt = (exo_runtime *)0x1;
     ck_assert_int_eq(exo_runtime_create(&o, &rt), EXO_ERR_INVALID_ARG);
     ck_assert_ptr_null(rt);
-    ck_assert_ptr_nonnull(strstr(exo_last_error(), "EXO_STRUCT_INIT"));
+    ck_assert_ptr_nonnull(strstr(exo_last_error(), "EXO_RUNTIME_OPTIONS_INIT"));
 }
 END_TEST
 
@@ -608,9 +597,9 @@ START_TEST(plugin_built_against_abi_1_0_loads_and_runs_a_shard) {
                      EXO_OK);
     ck_assert_float_eq(logits[0], 0.0f); /* read back through the old plugin's buffer_read */
     free(logits);
-    exo_session_free(session);
-    exo_shard_free(s);
-    exo_model_close(m);
+    exo_session_destroy(session);
+    exo_shard_destroy(s);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
 }
 END_TEST

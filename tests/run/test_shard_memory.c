@@ -113,9 +113,7 @@ START_TEST(logits_of_a_huge_vocabulary_cost_the_rows_asked_for_not_max_tokens) {
     exo_session *s;
     ck_assert_int_eq(exo_runtime_create(NULL, &rt), EXO_OK);
     ck_assert_int_eq(exo_model_open(rt, dir, &m), EXO_OK);
-    exo_shard_options o;
-    memset(&o, 0, sizeof o);
-    EXO_STRUCT_INIT(&o);
+    exo_shard_options o = EXO_SHARD_OPTIONS_INIT;
     o.end_layer = sh.layers;
     o.max_tokens = 4096;
     ck_assert_msg(exo_shard_load(m, &o, &shard) == EXO_OK, "%s", exo_model_last_error(m));
@@ -151,9 +149,9 @@ START_TEST(logits_of_a_huge_vocabulary_cost_the_rows_asked_for_not_max_tokens) {
     ck_assert_msg(rss < 400, "peak RSS %ld MiB: the logits took more than the rows asked for", rss);
     free(last);
     free(logits);
-    exo_session_free(s);
-    exo_shard_free(shard);
-    exo_model_close(m);
+    exo_session_destroy(s);
+    exo_shard_destroy(shard);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
     mtu_rmdir(dir);
 }
@@ -170,9 +168,7 @@ START_TEST(a_kv_cache_no_machine_holds_is_refused_before_allocation) {
     exo_shard *shard = NULL;
     ck_assert_int_eq(exo_runtime_create(NULL, &rt), EXO_OK);
     ck_assert_int_eq(exo_model_open(rt, dir, &m), EXO_OK);
-    exo_shard_options o;
-    memset(&o, 0, sizeof o);
-    EXO_STRUCT_INIT(&o);
+    exo_shard_options o = EXO_SHARD_OPTIONS_INIT;
     o.end_layer = wide_heads.layers;
     o.max_ctx = 1u << 24;
     mtu_assert_error(exo_shard_load(m, &o, &shard), EXO_ERR_NO_MEMORY, dir, "KV cache 8796093022208 for max_ctx 16777216",
@@ -180,7 +176,7 @@ START_TEST(a_kv_cache_no_machine_holds_is_refused_before_allocation) {
     ck_assert_ptr_null(shard);
     long rss = peak_rss_mib();
     ck_assert_msg(rss < 200, "peak RSS %ld MiB for a refused shard", rss);
-    exo_model_close(m);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
     mtu_rmdir(dir);
 }
@@ -228,7 +224,7 @@ START_TEST(a_defaulted_context_shrinks_to_the_memory_there_is) {
                                     &mem));
     exo_graph_plan_free(&full);
     exo_graph_plan_free(&last);
-    exo_model_close(m);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
     mtu_rmdir(dir);
 }
@@ -255,7 +251,7 @@ START_TEST(a_defaulted_prefill_chunk_shrinks_when_intermediates_dominate) {
     ck_assert_uint_le(exo_shard_memory_need(&mem, true), avail);
     exo_graph_plan_free(&full);
     exo_graph_plan_free(&last);
-    exo_model_close(m);
+    exo_model_destroy(m);
     exo_runtime_destroy(rt);
     mtu_rmdir(dir);
 }

@@ -824,6 +824,30 @@ START_TEST(defaults_are_exo_defaults) {
     ck_assert_uint_eq(p.n_banned, 0);
     exo_token_sampler *s = make(&p, 32000);
     exo_token_sampler_free(s);
+
+    /* The public initialiser (exo.h), the library's exo_sampling_default and a NULL sampling
+     * all give these same defaults: three spellings, one set of values. */
+    exo_sampling init = EXO_SAMPLING_INIT, lib;
+    memset(&lib, 0xff, sizeof lib);
+    exo_sampling_default(&lib);
+    const exo_sampling *forms[3] = {&init, &lib, NULL};
+    for (int k = 0; k < 3; k++) {
+        exo_sampler_params q;
+        exo_sampling_to_params(forms[k], &q);
+        if (forms[k]) ck_assert_uint_eq(forms[k]->hdr.size, sizeof(exo_sampling));
+        ck_assert_float_eq(q.temperature, p.temperature);
+        ck_assert_int_eq(q.top_k, p.top_k);
+        ck_assert_float_eq(q.top_p, p.top_p);
+        ck_assert_float_eq(q.min_p, p.min_p);
+        ck_assert_float_eq(q.repetition_penalty, p.repetition_penalty);
+        ck_assert_float_eq(q.presence_penalty, p.presence_penalty);
+        ck_assert_float_eq(q.frequency_penalty, p.frequency_penalty);
+        ck_assert_int_eq(q.penalty_window, p.penalty_window);
+        ck_assert_int_eq(q.seed, p.seed);
+        ck_assert_uint_eq(q.n_logprobs, p.n_logprobs);
+        ck_assert_uint_eq(q.n_banned, 0);
+        ck_assert_ptr_null(q.banned);
+    }
 }
 END_TEST
 

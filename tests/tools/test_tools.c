@@ -119,18 +119,14 @@ typedef struct loaded {
 
 static void load(const char *dir, loaded *l) {
     memset(l, 0, sizeof *l);
-    exo_runtime_options ro;
-    memset(&ro, 0, sizeof ro);
-    EXO_STRUCT_INIT(&ro);
+    exo_runtime_options ro = EXO_RUNTIME_OPTIONS_INIT;
     ro.n_threads = 1;
     ck_assert_int_eq(exo_runtime_create(&ro, &l->rt), EXO_OK);
     exo_status st = exo_model_open(l->rt, dir, &l->model);
     ck_assert_msg(st == EXO_OK, "open %s: %s", dir, exo_last_error());
     EXO_STRUCT_INIT(&l->info);
     ck_assert_int_eq(exo_model_get_info(l->model, &l->info), EXO_OK);
-    exo_shard_options so;
-    memset(&so, 0, sizeof so);
-    EXO_STRUCT_INIT(&so);
+    exo_shard_options so = EXO_SHARD_OPTIONS_INIT;
     so.end_layer = l->info.n_layers;
     so.device = "cpu_amx";
     so.max_tokens = 16;
@@ -141,9 +137,9 @@ static void load(const char *dir, loaded *l) {
 }
 
 static void unload(loaded *l) {
-    exo_session_free(l->session);
-    exo_shard_free(l->shard);
-    exo_model_close(l->model);
+    exo_session_destroy(l->session);
+    exo_shard_destroy(l->shard);
+    exo_model_destroy(l->model);
     exo_runtime_destroy(l->rt);
 }
 

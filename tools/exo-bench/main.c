@@ -258,10 +258,7 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    exo_runtime_options ro;
-    memset(&ro, 0, sizeof ro);
-    EXO_STRUCT_INIT(&ro);
-    ro.log_level = -1;
+    exo_runtime_options ro = EXO_RUNTIME_OPTIONS_INIT;
     ro.n_threads = o.threads;
     exo_runtime *rt = NULL;
     exo_status st = exo_runtime_create(&ro, &rt);
@@ -297,10 +294,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "exo-bench: %s\n", err);
         return 1;
     }
-    exo_shard_options so;
-    memset(&so, 0, sizeof so);
-    EXO_STRUCT_INIT(&so);
-    so.end_layer = mi.n_layers;
+    exo_shard_options so = EXO_SHARD_OPTIONS_INIT;
     so.device = o.device;
     so.max_tokens = o.n_prompt; /* the whole prompt in one step */
     so.max_ctx = o.n_prompt + o.n_gen;
@@ -362,9 +356,9 @@ int main(int argc, char **argv) {
     si.plugin = plugin;
     si.device_name = device_name;
 
-    exo_session_free(b.session);
-    exo_shard_free(shard);
-    exo_model_close(model);
+    exo_session_destroy(b.session);
+    exo_shard_destroy(shard);
+    exo_model_destroy(model);
     exo_runtime_destroy(rt);
 
     if (!o.no_stream) {

@@ -61,9 +61,7 @@ static int die(const char *what, exo_status st) {
 
 static exo_status load_shard(exo_model *m, uint32_t start, uint32_t end, const char *device, uint32_t max_ctx,
                              exo_shard **out) {
-    exo_shard_options o;
-    memset(&o, 0, sizeof o);
-    EXO_STRUCT_INIT(&o);
+    exo_shard_options o = EXO_SHARD_OPTIONS_INIT;
     o.start_layer = start;
     o.end_layer = end;
     o.device = device;
@@ -182,7 +180,7 @@ int main(int argc, char **argv) {
         if (st != EXO_OK) return die("last-row prompt forward", st);
         snprintf(name, sizeof name, "p%d last-row logits", p);
         compare_rows(&c, name, last, ref_logits + (uint64_t)(T - 1) * V, 1, V);
-        exo_session_free(last_only);
+        exo_session_destroy(last_only);
         free(last);
 
         /* (2) teacher-forced decode through the KV cache */
@@ -224,12 +222,12 @@ int main(int argc, char **argv) {
             if (st != EXO_OK) return die("prefill of prompt + continuation", st);
             snprintf(name, sizeof name, "p%d decode vs prefill", p);
             compare_rows(&c, name, step, whole + (uint64_t)T * V, G - 1, V);
-            exo_session_free(fresh);
+            exo_session_destroy(fresh);
             free(seq);
             free(step);
             free(whole);
         }
-        exo_session_free(s);
+        exo_session_destroy(s);
 
         /* (3) split points, and the hidden states handed over */
         float *hidden = malloc((uint64_t)T * H * sizeof *hidden);
@@ -262,17 +260,17 @@ int main(int argc, char **argv) {
                 compare_rows(&c, what, logits, ref_logits, T, V);
                 if (p == 0) split_points++;
             }
-            exo_session_free(sa);
-            exo_session_free(sb);
-            exo_shard_free(a);
-            exo_shard_free(b);
+            exo_session_destroy(sa);
+            exo_session_destroy(sb);
+            exo_shard_destroy(a);
+            exo_shard_destroy(b);
         }
         free(hidden);
         free(logits);
     }
-    exo_shard_free(full);
-    exo_tensor_file_close(golden);
-    exo_model_close(model);
+    exo_shard_destroy(full);
+    exo_tensor_file_destroy(golden);
+    exo_model_destroy(model);
     exo_runtime_destroy(rt);
     bool pass = c.failures == 0 && prompts > 0;
     printf("golden: %s prompts=%d max_rel_err=%.3e decode_steps=%d split_points=%d\n", pass ? "PASS" : "FAIL", prompts,

@@ -85,7 +85,7 @@ static void print_json(exo_runtime *rt, int telemetry) {
         if (exo_device_get_info(rt, i, &d) != EXO_OK) continue;
         const exo_device_report *r = d.report;
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "rank", d.rank);
+        cJSON_AddNumberToObject(o, "position", d.position);
         cJSON_AddStringToObject(o, "plugin", d.plugin);
         cJSON_AddNumberToObject(o, "index", d.plugin_index);
         cJSON_AddStringToObject(o, "name", r->name);
@@ -134,7 +134,7 @@ static void print_json(exo_runtime *rt, int telemetry) {
         cJSON *o = cJSON_AddObjectToObject(root, "selected");
         cJSON_AddStringToObject(o, "plugin", d.plugin);
         cJSON_AddNumberToObject(o, "index", d.plugin_index);
-        cJSON_AddNumberToObject(o, "rank", sel);
+        cJSON_AddNumberToObject(o, "position", sel);
         cJSON_AddStringToObject(o, "reason", why);
     } else {
         cJSON_AddNullToObject(root, "selected");
@@ -152,12 +152,12 @@ static void print_table(exo_runtime *rt, int telemetry) {
         exo_plugin_info p;
         EXO_STRUCT_INIT(&p);
         if (exo_plugin_get_info(rt, i, &p) != EXO_OK) continue;
-        printf("  %-12s %-8s rank %-4u devices %-2u %s%s%s\n", p.name, state_name(p.state), p.class_rank,
+        printf("  %-12s %-8s class rank %-4u devices %-2u %s%s%s\n", p.name, state_name(p.state), p.class_rank,
                p.n_devices, p.build_info, p.reason[0] ? (p.build_info[0] ? " - " : "") : "", p.reason);
         printf("  %-12s %s\n", "", p.path);
     }
     printf("\nDevices (best first)\n");
-    printf("  %-4s %-16s %-15s %-10s %-6s %s\n", "rank", "device", "type", "memory", "score", "name");
+    printf("  %-4s %-16s %-15s %-10s %-6s %s\n", "pos", "device", "type", "memory", "score", "name");
     for (uint32_t i = 0; i < exo_device_count(rt); i++) {
         exo_device_info d;
         EXO_STRUCT_INIT(&d);
@@ -167,13 +167,13 @@ static void print_table(exo_runtime *rt, int telemetry) {
         snprintf(id, sizeof id, "%s:%u", d.plugin, d.plugin_index);
         snprintf(mem, sizeof mem, "%.1f GiB", (double)r->memory_total / (1024.0 * 1024.0 * 1024.0));
         caps_string(r->caps, caps, sizeof caps);
-        printf("%c %-4u %-16s %-15s %-10s %-6u %s\n", d.selected ? '*' : ' ', d.rank, id, type_name(r->type), mem,
+        printf("%c %-4u %-16s %-15s %-10s %-6u %s\n", d.selected ? '*' : ' ', d.position, id, type_name(r->type), mem,
                r->score, r->name);
         printf("         %s%s\n", d.usable ? "" : "UNUSABLE: ", r->reason);
         printf("         %s; driver %s, API %s; %u compute units; caps %s; ~%.1f TFLOPS fp32, ~%.0f GB/s%s%s\n",
                r->fingerprint, r->driver_version, r->api_version, r->compute_units, caps[0] ? caps : "-",
                r->tflops_fp32, r->memory_bandwidth_gbs, r->isa[0] ? "; ISA " : "", r->isa);
-        if (d.alternate_of >= 0) printf("         same physical device as rank %d (alternate)\n", d.alternate_of);
+        if (d.alternate_of >= 0) printf("         same physical device as position %d (alternate)\n", d.alternate_of);
         if (telemetry) {
             exo_device_telemetry t;
             EXO_STRUCT_INIT(&t);
@@ -224,10 +224,8 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    exo_runtime_options opts;
-    memset(&opts, 0, sizeof opts);
-    EXO_STRUCT_INIT(&opts);
-    opts.log_level = verbose ? EXO_LOG_DEBUG : -1;
+    exo_runtime_options opts = EXO_RUNTIME_OPTIONS_INIT;
+    opts.log_level = verbose ? EXO_LOG_DEBUG : EXO_LOG_LEVEL_DEFAULT;
     opts.flags = isolate ? EXO_RUNTIME_PROBE_ISOLATED : 0;
     exo_runtime *rt = NULL;
     exo_status st = exo_runtime_create(&opts, &rt);

@@ -45,7 +45,7 @@ static int parse_args(int argc, char **argv, run_options *o) {
     memset(o, 0, sizeof *o);
     o->prompt = DEFAULT_PROMPT;
     o->n_predict = 128;
-    exo_sampling_default(&o->sampling);
+    o->sampling = (exo_sampling)EXO_SAMPLING_INIT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -176,9 +176,9 @@ typedef struct run_state {
 } run_state;
 
 static int finish(run_state *r, int rc) {
-    exo_session_free(r->session);
-    exo_shard_free(r->shard);
-    exo_model_close(r->model);
+    exo_session_destroy(r->session);
+    exo_shard_destroy(r->shard);
+    exo_model_destroy(r->model);
     exo_runtime_destroy(r->rt);
     free(r->prompt_ids);
     return rc;
@@ -216,10 +216,7 @@ int main(int argc, char **argv) {
     if (n_prompt == 0) return finish(&r, fail("the prompt", EXO_ERR_INVALID_ARG, "it holds no tokens"));
     if (n_prompt > UINT32_MAX) return finish(&r, fail("the prompt", EXO_ERR_INVALID_ARG, "too many tokens"));
 
-    exo_shard_options so;
-    memset(&so, 0, sizeof so);
-    EXO_STRUCT_INIT(&so);
-    so.end_layer = mi.n_layers;
+    exo_shard_options so = EXO_SHARD_OPTIONS_INIT;
     so.device = o.device;
     st = exo_shard_load(r.model, &so, &r.shard);
     if (st != EXO_OK) return finish(&r, fail("loading the model", st, exo_model_last_error(r.model)));
@@ -243,12 +240,9 @@ int main(int argc, char **argv) {
     st = exo_session_create(r.shard, 0, &r.session);
     if (st != EXO_OK) return finish(&r, fail("session", st, exo_shard_last_error(r.shard)));
     exo_shard_warmup(r.shard);
-    exo_generate_options go;
-    memset(&go, 0, sizeof go);
-    EXO_STRUCT_INIT(&go);
+    exo_generate_options go = EXO_GENERATE_OPTIONS_INIT;
     go.sampling = &o.sampling;
     go.max_tokens = o.n_predict;
-    go.add_bos = -1;
     go.on_token = on_token;
     go.user = &o;
     exo_generate_stats stats;

@@ -31,6 +31,9 @@ TELEMETRY_POWER, TELEMETRY_FREQUENCY, TELEMETRY_DRIVER = 1 << 3, 1 << 4, 1 << 5
 DTYPES = {0: "f32", 1: "f16", 2: "bf16", 3: "i32", 4: "q8_0"}
 PLUGIN_STATES = {0: "loaded", 1: "skipped", 2: "failed"}
 FINISH_REASONS = {0: None, 1: "eos", 2: "stop", 3: "length", 4: "cancelled"}
+LOG_LEVEL_DEFAULT = -1  # EXO_LOG_LEVEL_DEFAULT: EXO_LOG_LEVEL, else warn
+BOS_DEFAULT = -1        # EXO_BOS_DEFAULT: BOS as the tokenizer's files say
+LAYERS_END = 0xFFFFFFFF  # EXO_LAYERS_END: a shard up to the model's last layer
 RUNTIME_PROBE_ISOLATED = 1 << 0
 RUNTIME_NO_DEFAULT_PATHS = 1 << 1
 FORWARD_LAST_ONLY = 1 << 0
@@ -45,11 +48,14 @@ class Header(C.Structure):
 
 
 class _Sized(C.Structure):
-    """A caller-sized struct: new() fills hdr with our size and the ABI version."""
+    """A caller-sized struct: new() fills hdr with our size and the ABI version, and the members
+    an options struct's EXO_<NAME>_INIT sets (_defaults; checked against the C macros by
+    tests/test_layout.py), before the given keywords."""
+    _defaults = {}
 
     @classmethod
     def new(cls, **kw):
-        s = cls(**kw)
+        s = cls(**{**cls._defaults, **kw})
         s.hdr.size = C.sizeof(cls)
         s.hdr.version = EXO_ABI_VERSION
         return s
@@ -87,6 +93,7 @@ class RuntimeOptions(_Sized):
         ("plugin_rank", C.c_char_p), ("device", C.c_char_p), ("probe_timeout_ms", C.c_uint32),
         ("reserved", C.c_uint32),
     ]
+    _defaults = {"log_level": LOG_LEVEL_DEFAULT}  # EXO_RUNTIME_OPTIONS_INIT
 
 
 class PluginInfo(_Sized):
@@ -100,7 +107,7 @@ class PluginInfo(_Sized):
 
 class DeviceInfo(_Sized):
     _fields_ = [
-        ("hdr", Header), ("plugin", C.c_char_p), ("plugin_index", C.c_uint32), ("rank", C.c_uint32),
+        ("hdr", Header), ("plugin", C.c_char_p), ("plugin_index", C.c_uint32), ("position", C.c_uint32),
         ("class_rank", C.c_uint32), ("usable", C.c_uint32), ("report", C.POINTER(DeviceReport)),
         ("alternates", C.c_char_p), ("rank_reason", C.c_char_p), ("alternate_of", C.c_int32),
         ("selected", C.c_uint32),
@@ -124,6 +131,7 @@ class ShardOptions(_Sized):
         ("max_tokens", C.c_uint32), ("max_ctx", C.c_uint32), ("progress", progress_fn),
         ("progress_user", C.c_void_p),
     ]
+    _defaults = {"end_layer": LAYERS_END}  # EXO_SHARD_OPTIONS_INIT
 
 
 class ShardInfo(_Sized):
@@ -149,6 +157,8 @@ class Sampling(_Sized):
         ("frequency_penalty", C.c_float), ("penalty_window", C.c_int32), ("seed", C.c_int64),
         ("n_logprobs", C.c_uint32), ("n_banned", C.c_uint32), ("banned", C.POINTER(C.c_int32)),
     ]
+    _defaults = {"temperature": 0.7, "top_p": 1.0, "min_p": 0.05, "repetition_penalty": 1.0,  # EXO_SAMPLING_INIT
+                 "penalty_window": 20, "seed": 42}
 
 
 SAMPLER_MAX_LOGPROBS = 20
@@ -186,6 +196,7 @@ class GenerateOptions(_Sized):
         ("stop", C.POINTER(C.c_char_p)), ("add_bos", C.c_int32), ("ignore_eos", C.c_uint32),
         ("on_token", token_fn), ("user", C.c_void_p), ("cancel", C.POINTER(C.c_int)),
     ]
+    _defaults = {"add_bos": BOS_DEFAULT}  # EXO_GENERATE_OPTIONS_INIT
 
 
 class GenerateStats(_Sized):
@@ -225,16 +236,16 @@ _PROTOTYPES = {
     "exo_device_selected": (status_t, [P, C.POINTER(_u32), C.POINTER(_cs)]),
     "exo_device_find": (status_t, [P, _cs, C.POINTER(_u32)]),
     "exo_model_open": (status_t, [P, _cs, C.POINTER(P)]),
-    "exo_model_close": (None, [P]),
+    "exo_model_destroy": (None, [P]),
     "exo_model_get_info": (status_t, [P, C.POINTER(ModelInfo)]),
     "exo_model_last_error": (_cs, [P]),
     "exo_shard_load": (status_t, [P, C.POINTER(ShardOptions), C.POINTER(P)]),
-    "exo_shard_free": (None, [P]),
+    "exo_shard_destroy": (None, [P]),
     "exo_shard_get_info": (status_t, [P, C.POINTER(ShardInfo)]),
     "exo_shard_last_error": (_cs, [P]),
     "exo_shard_warmup": (status_t, [P]),
     "exo_session_create": (status_t, [P, _u32, C.POINTER(P)]),
-    "exo_session_free": (None, [P]),
+    "exo_session_destroy": (None, [P]),
     "exo_session_reset": (status_t, [P]),
     "exo_session_position": (_u32, [P]),
     "exo_session_truncate": (status_t, [P, _u32]),
@@ -243,18 +254,18 @@ _PROTOTYPES = {
     "exo_session_forward_hidden": (status_t, [P, C.POINTER(C.c_float), _u32, _u32, C.POINTER(C.c_float), _u64]),
     "exo_session_forward_batch": (status_t, [C.POINTER(BatchEntry), _u32]),
     "exo_tensor_file_open": (status_t, [_cs, C.POINTER(P)]),
-    "exo_tensor_file_close": (None, [P]),
+    "exo_tensor_file_destroy": (None, [P]),
     "exo_tensor_file_get": (status_t, [P, _cs, C.POINTER(TensorView)]),
     "exo_model_tokenize": (status_t, [P, C.c_char_p, _size, C.c_int, C.POINTER(_i32), _size, C.POINTER(_size)]),
     "exo_model_detokenize": (status_t, [P, C.POINTER(_i32), _size, C.c_void_p, _size, C.POINTER(_size)]),
     "exo_sampling_default": (None, [C.POINTER(Sampling)]),
     "exo_sampler_create": (status_t, [C.POINTER(Sampling), _u32, C.POINTER(P)]),
-    "exo_sampler_free": (None, [P]),
+    "exo_sampler_destroy": (None, [P]),
     "exo_sampler_accept": (None, [P, _i32]),
     "exo_sampler_reset": (None, [P]),
     "exo_sampler_sample": (status_t, [P, C.POINTER(C.c_float), _u32, C.POINTER(SampledToken)]),
     "exo_detokenizer_create": (status_t, [P, C.POINTER(P)]),
-    "exo_detokenizer_free": (None, [P]),
+    "exo_detokenizer_destroy": (None, [P]),
     "exo_detokenizer_push": (status_t, [P, _i32, C.POINTER(C.c_void_p), C.POINTER(_size)]),
     "exo_detokenizer_flush": (status_t, [P, C.POINTER(C.c_void_p), C.POINTER(_size)]),
     "exo_generate": (status_t, [P, _cs, C.POINTER(GenerateOptions), C.POINTER(GenerateStats)]),

@@ -10,7 +10,7 @@ from .model import _Handle
 
 class Detokenizer(_Handle):
     """exo_detokenizer over a model's tokenizer; closed with (or before) the model."""
-    _free_name = "exo_detokenizer_free"
+    _free_name = "exo_detokenizer_destroy"
 
     def __init__(self, model):
         super().__init__(model)

@@ -67,7 +67,7 @@ def bos_flag(add_bos):
 
 class Model(_Handle):
     """exo_model_open: a Hugging Face model directory (config.json, safetensors, tokenizer)."""
-    _free_name = "exo_model_close"
+    _free_name = "exo_model_destroy"
 
     def __init__(self, runtime, path):
         super().__init__(runtime)
@@ -143,7 +143,7 @@ class Shard(_Handle):
     progress(layers_loaded, layers_total) is called after each layer; return True to cancel
     (the load then raises Aborted). An exception raised by progress cancels the load and is
     re-raised here."""
-    _free_name = "exo_shard_free"
+    _free_name = "exo_shard_destroy"
 
     def __init__(self, model, start_layer=0, end_layer=None, *, device=None, max_tokens=0, max_ctx=0,
                  progress=None):
@@ -284,7 +284,7 @@ def forward_batch(steps):
 
 class Session(_Handle):
     """exo_session: one sequence's KV cache on a shard."""
-    _free_name = "exo_session_free"
+    _free_name = "exo_session_destroy"
 
     def __init__(self, shard, max_ctx=0):
         super().__init__(shard)

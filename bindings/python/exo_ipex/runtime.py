@@ -58,11 +58,10 @@ class DeviceReport:
 
 @dataclasses.dataclass(frozen=True)
 class Device:
-    index: int          # position in the ranking (what exo_device_* take)
+    index: int          # position in the ranking, 0 = best: the public device index exo_device_* take
     plugin: str
-    plugin_index: int
-    rank: int
-    class_rank: int
+    plugin_index: int   # index within the plugin (EXO_DEVICE=plugin:N)
+    class_rank: int     # the plugin class's rank (EXO_PLUGIN_RANK)
     usable: bool
     selected: bool
     alternates: str
@@ -130,7 +129,7 @@ class Runtime(_Handle):
                      (_capi.RUNTIME_PROBE_ISOLATED if probe_isolated else 0)
         opts.log = self._log_cb
         if log_level is None:
-            log_level = -1 if os.environ.get("EXO_LOG_LEVEL") else self._level_from_logger()
+            log_level = _capi.LOG_LEVEL_DEFAULT if os.environ.get("EXO_LOG_LEVEL") else self._level_from_logger()
         opts.log_level = log_level
         opts.n_threads = n_threads
         self._strings = [_encode(s) for s in (plugins_select, plugins_disable, plugin_rank, device)]
@@ -179,7 +178,7 @@ class Runtime(_Handle):
             d = _capi.DeviceInfo.new()
             check(self._lib.exo_device_get_info(self.handle, i, C.byref(d)), None, "exo_device_get_info")
             out.append(Device(
-                index=i, plugin=_capi.text(d.plugin), plugin_index=d.plugin_index, rank=d.rank,
+                index=i, plugin=_capi.text(d.plugin), plugin_index=d.plugin_index,
                 class_rank=d.class_rank, usable=bool(d.usable), selected=bool(d.selected),
                 alternates=_capi.text(d.alternates), alternate_of=d.alternate_of,
                 rank_reason=_capi.text(d.rank_reason), report=_report(d.report.contents)))

@@ -69,7 +69,7 @@ class SamplingParams:
 class Sampler(_Handle):
     """exo_sampler: one sequence's sampler. accept() every token the sequence keeps (the prompt
     too), then sample() one row of logits at a time."""
-    _free_name = "exo_sampler_free"
+    _free_name = "exo_sampler_destroy"
 
     def __init__(self, params, vocab_size):
         super().__init__(None)

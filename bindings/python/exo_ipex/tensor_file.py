@@ -16,7 +16,7 @@ _NP_DTYPES = {0: "float32", 1: "float16", 3: "int32"}
 
 
 class TensorFile(_Handle):
-    _free_name = "exo_tensor_file_close"
+    _free_name = "exo_tensor_file_destroy"
 
     def __init__(self, path):
         super().__init__(None)

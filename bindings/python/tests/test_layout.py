@@ -1,5 +1,6 @@
 """The ctypes structs match the C compiler's layout of exo.h (size and every member offset)."""
 import ctypes
+import ctypes as C
 import os
 import shutil
 import subprocess
@@ -38,6 +39,47 @@ def test_struct_layouts_match_c(tmp_path):
     mismatches = [(c, f, py, cc_) for (c, f, py), cc_ in zip(expected, got) if py != cc_]
     assert len(got) == len(expected)
     assert not mismatches, mismatches
+
+
+def test_option_defaults_match_the_c_initialisers(tmp_path):
+    """new() of an options struct sets what its EXO_<NAME>_INIT sets: every number member of
+    the C initialiser equals the Python default (a new non-zero default in exo.h must reach the
+    binding, or Python callers get the zeroed meaning, e.g. log level ERROR)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("no C compiler to compare defaults with")
+    inits = {_capi.RuntimeOptions: ("exo_runtime_options", "EXO_RUNTIME_OPTIONS_INIT"),
+             _capi.ShardOptions: ("exo_shard_options", "EXO_SHARD_OPTIONS_INIT"),
+             _capi.Sampling: ("exo_sampling", "EXO_SAMPLING_INIT"),
+             _capi.GenerateOptions: ("exo_generate_options", "EXO_GENERATE_OPTIONS_INIT")}
+    lines = ['#include <stdio.h>', '#include "exo.h"', "int main(void) {"]
+    expected = []
+    for cls, (cname, macro) in inits.items():
+        var = cname + "_v"
+        lines.append(f"{cname} {var} = {macro};")
+        # The size is the layout's; of the version only the major must agree (the binding
+        # stamps the version it was written for, which may lag a minor behind the header).
+        lines.append(f'printf("%u %u\\n", {var}.hdr.size, {var}.hdr.version >> 16);')
+        py = cls.new()
+        expected.append((cname, "hdr", f"{py.hdr.size} {py.hdr.version >> 16}"))
+        for field, ctype in cls._fields_:
+            if ctype in (C.c_float, C.c_double):
+                lines.append(f'printf("%.9g\\n", (double){var}.{field});')
+                expected.append((cname, field, f"{getattr(py, field):.9g}"))
+            elif ctype in (C.c_int32, C.c_uint32, C.c_int64, C.c_uint64):
+                lines.append(f'printf("%lld\\n", (long long){var}.{field});')
+                expected.append((cname, field, str(getattr(py, field))))
+    lines.append("return 0; }")
+    src = tmp_path / "defaults.c"
+    src.write_text("\n".join(lines))
+    exe = tmp_path / "defaults"
+    subprocess.run([cc, "-std=gnu11", "-I", os.path.join(REPO, "core", "include"), "-I", os.path.join(REPO, "abi"),
+                    str(src), "-o", str(exe)], check=True)
+    got = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.splitlines()
+    assert len(got) == len(expected)
+    mismatches = [(c, f, py, c_) for (c, f, py), c_ in zip(expected, got) if py != c_]
+    assert not mismatches, mismatches
+    assert _capi.RuntimeOptions.new().log_level == -1 and _capi.GenerateOptions.new().add_bos == -1
 
 
 def c_struct_members(path):
