@@ -468,7 +468,7 @@ void exo_graph_plan_free(exo_graph_plan *plan) {
 
 void exo_graph_plan_view(const exo_graph_plan *plan, exo_buffer *const *buffers, exo_graph *out) {
     memset(out, 0, sizeof *out);
-    EXO_STRUCT_INIT(out);
+    EXO_ABI_STRUCT_INIT(out);
     out->n_tensors = plan->n_tensors;
     out->tensors = plan->tensors;
     out->n_nodes = plan->n_nodes;

@@ -19,24 +19,48 @@
  * order, so it is also the public device index that every exo_device_* call and
  * exo_shard_info.device use) and its plugin_index (its index within its plugin:
  * EXO_DEVICE=plugin:N).
+ * Versions: this API has its own, EXO_API_VERSION, apart from the plugin ABI's (a graph-IR change
+ * that bumps the plugin ABI's major leaves programs alone). Caller-sized structs carry the API
+ * version they were compiled with; the library refuses another major (EXO_ERR_INVALID_ARG) and
+ * serves any minor, by size: members a smaller struct lacks take their defaults, members past
+ * what the library knows are left alone. exo_version() says what the library implements. The
+ * shared structs of exo_types.h (device report, telemetry) are read by size alone.
+ * This header includes exo_types.h (the plain types shared with plugins) and nothing of the
+ * plugin ABI.
  * The library never aborts or exits, and never crashes on bad input.
  */
 #ifndef EXO_H
 #define EXO_H
 
-#include "exo_plugin.h" /* shared POD types: status codes, device reports, telemetry */
+#include "exo_types.h" /* shared plain types: status codes, dtypes, device reports, telemetry */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define EXO_VERSION_STRING "0.1.0"
+/* 1.0: the first versioned public API (one disposal verb, default initialisers). */
+#define EXO_API_MAJOR 1
+#define EXO_API_MINOR 0
+#define EXO_API_VERSION EXO_MAKE_VERSION(EXO_API_MAJOR, EXO_API_MINOR)
+
+/* Initialises a caller-sized struct's header: the caller's layout, the public API's version.
+ * (exo_plugin.h, where the core includes it too, stamps plugin-side structs with
+ * EXO_ABI_STRUCT_INIT instead; this definition replaces its plugin-only EXO_STRUCT_INIT.) */
+#undef EXO_STRUCT_INIT
+#define EXO_STRUCT_INIT(ptr) \
+    ((ptr)->hdr.size = (uint32_t)sizeof(*(ptr)), (ptr)->hdr.version = EXO_API_VERSION)
 
 #if defined(__GNUC__)
 #define EXO_API __attribute__((visibility("default")))
 #else
 #define EXO_API
 #endif
+
+/* ---------------------------------------------------------------- version */
+
+/* The library's version ("0.1.0"), static; *api_version (when not NULL) receives the
+ * EXO_API_VERSION it implements, which a program compares with the one it was compiled with. */
+EXO_API const char *exo_version(uint32_t *api_version);
 
 /* ---------------------------------------------------------------- status and errors */
 
@@ -58,7 +82,7 @@ typedef void (*exo_log_fn)(void *user, exo_log_level level, const char *componen
 /* The header of a caller-sized struct of `type`, in an initialiser: the size and version the
  * caller was compiled with (the initialisers below are expanded in the caller, so they describe
  * its layout even against a newer library). */
-#define EXO_STRUCT_HEADER_INIT(type) { (uint32_t)sizeof(type), EXO_ABI_VERSION }
+#define EXO_STRUCT_HEADER_INIT(type) { (uint32_t)sizeof(type), EXO_API_VERSION }
 
 /* ---------------------------------------------------------------- runtime */
 
@@ -134,7 +158,8 @@ typedef struct exo_device_info {
     uint32_t position;                /* place in the ranking, 0 = best: the public device index */
     uint32_t class_rank;              /* the plugin's class rank (after EXO_PLUGIN_RANK) */
     uint32_t usable;                  /* score > 0, class rank > 0, not filtered */
-    const exo_device_report *report;  /* owned by the runtime */
+    const exo_device_report *report;  /* owned by the runtime; filled by the plugin (its hdr carries
+                                       * the plugin ABI's version: read it by hdr.size) */
     const char *alternates;           /* same physical device through other plugins: "opencl:0" */
     const char *rank_reason;          /* the ranking key, written out */
     int32_t alternate_of;             /* device index of the primary view of this physical device, or -1 */

@@ -89,7 +89,7 @@ static uint32_t host_cpu_threads(void *ctx) { return ((exo_host_ctx *)ctx)->rt->
 
 void exo_registry_host_init(exo_runtime *rt, exo_plugin_rec *p) {
     memset(&p->host, 0, sizeof p->host);
-    EXO_STRUCT_INIT(&p->host);
+    EXO_ABI_STRUCT_INIT(&p->host);
     p->host_ctx.rt = rt;
     p->host_ctx.plugin = p;
     p->host.host_ctx = &p->host_ctx;
@@ -167,7 +167,7 @@ void exo_registry_load(exo_runtime *rt, exo_plugin_rec *p) {
         return;
     }
     memset(&p->api, 0, sizeof p->api);
-    EXO_STRUCT_INIT(&p->api);
+    EXO_ABI_STRUCT_INIT(&p->api);
     exo_registry_plugin_error_clear();
     exo_status st = entry(&p->host, &p->api);
     uint32_t theirs = p->api.hdr.version;
@@ -229,10 +229,10 @@ static void read_reports(exo_runtime *rt, exo_plugin_rec *p, uint32_t count) {
     p->n_devices = count;
     for (uint32_t i = 0; i < count; i++) {
         exo_device_report *r = &p->reports[i];
-        EXO_STRUCT_INIT(r);
+        EXO_ABI_STRUCT_INIT(r);
         exo_registry_plugin_error_clear();
         exo_status st = p->api.device_report(p->ctx, i, r);
-        EXO_STRUCT_INIT(r);
+        EXO_ABI_STRUCT_INIT(r);
         if (st != EXO_OK) {
             r->score = 0;
             snprintf(r->reason, sizeof r->reason, "device report failed: %s",

@@ -31,7 +31,7 @@ exo_status exo_runtime_create(const exo_runtime_options *opts, exo_runtime **out
     if (!out) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_runtime_create: out is NULL");
     *out = NULL;
     if (opts && (opts->hdr.size < sizeof(exo_struct_header) ||
-                 EXO_VERSION_MAJOR(opts->hdr.version) != EXO_ABI_MAJOR))
+                 EXO_VERSION_MAJOR(opts->hdr.version) != EXO_API_MAJOR))
         return exo_errorf(EXO_ERR_INVALID_ARG, "exo_runtime_create: options header not initialised "
                                                "(use EXO_RUNTIME_OPTIONS_INIT)");
     exo_runtime *rt = calloc(1, sizeof *rt);
@@ -289,7 +289,7 @@ exo_status exo_device_telemetry_read(exo_runtime *rt, uint32_t index, exo_device
     exo_plugin_rec *p = &rt->plugins[d->plugin];
     exo_device_telemetry t;
     memset(&t, 0, sizeof t);
-    EXO_STRUCT_INIT(&t);
+    EXO_ABI_STRUCT_INIT(&t);
     pthread_mutex_lock(&rt->lock);
     exo_status st = ensure_loaded(rt, p);
     if (st == EXO_OK && p->api.device_telemetry) {
@@ -300,7 +300,7 @@ exo_status exo_device_telemetry_read(exo_runtime *rt, uint32_t index, exo_device
                               exo_registry_plugin_error(p, exo_status_str(st)));
     }
     pthread_mutex_unlock(&rt->lock);
-    EXO_STRUCT_INIT(&t);
+    EXO_ABI_STRUCT_INIT(&t);
     exo_struct_copy_out(out, &t, sizeof t);
     return exo_error_keep(&rt->error, st);
 }

@@ -418,8 +418,8 @@ START_TEST(batch_step_matches_single_steps) {
     float *la = malloc(info.vocab_size * sizeof *la), *lb = malloc(info.vocab_size * sizeof *lb);
     float *ref = malloc(info.vocab_size * sizeof *ref);
     exo_batch_entry e[2] = {
-        {.hdr = {sizeof(exo_batch_entry), EXO_ABI_VERSION}, .session = f.session, .tokens = a, .n = 3, .flags = EXO_FORWARD_LAST_ONLY, .out = la, .out_count = info.vocab_size},
-        {.hdr = {sizeof(exo_batch_entry), EXO_ABI_VERSION}, .session = other, .tokens = b, .n = 2, .flags = EXO_FORWARD_LAST_ONLY, .out = lb, .out_count = info.vocab_size}};
+        {.hdr = {sizeof(exo_batch_entry), EXO_API_VERSION}, .session = f.session, .tokens = a, .n = 3, .flags = EXO_FORWARD_LAST_ONLY, .out = la, .out_count = info.vocab_size},
+        {.hdr = {sizeof(exo_batch_entry), EXO_API_VERSION}, .session = other, .tokens = b, .n = 2, .flags = EXO_FORWARD_LAST_ONLY, .out = lb, .out_count = info.vocab_size}};
     ck_assert_int_eq(exo_session_forward_batch(e, 2), EXO_OK);
     ck_assert_int_eq(e[0].status, EXO_OK);
     ck_assert_int_eq(exo_session_reset(other), EXO_OK);

@@ -563,7 +563,7 @@ START_TEST(smaller_caller_structs_are_filled_only_to_their_size) {
     char guard[64];
     memset(guard, 0x5a, sizeof guard);
     small.hdr.size = sizeof small;
-    small.hdr.version = EXO_ABI_VERSION;
+    small.hdr.version = EXO_API_VERSION;
     ck_assert_int_eq(exo_device_get_info(rt, 0, (exo_device_info *)&small), EXO_OK);
     ck_assert_str_eq(small.plugin, "alpha");
     for (size_t i = 0; i < sizeof guard; i++) ck_assert_int_eq(guard[i], 0x5a);

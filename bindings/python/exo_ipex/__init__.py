@@ -1,7 +1,7 @@
 """exo_ipex: Python binding of exo-ipex's C API (libexocore, through ctypes) and EXO's engine
 adapter (exo_ipex.exo_engine). Stdlib only; numpy arrays are returned when numpy is present
 (the engine adapter needs numpy, and pyzmq for pipelines)."""
-from ._capi import EXO_ABI_VERSION
+from ._capi import EXO_API_VERSION
 from .errors import ExoError, InvalidArgument, NotFound, IOFailure, FormatError, Unsupported, NoDevice, \
     DeviceLost, Aborted, OutOfMemory, BufferTooSmall
 from .runtime import Runtime, Device, DeviceReport, PluginInfo, Telemetry, default_model_dir
@@ -19,7 +19,7 @@ def library_path():
     return _capi.library_path
 
 
-__all__ = ["EXO_ABI_VERSION", "ExoError", "InvalidArgument", "NotFound", "IOFailure", "FormatError",
+__all__ = ["EXO_API_VERSION", "ExoError", "InvalidArgument", "NotFound", "IOFailure", "FormatError",
            "Unsupported", "NoDevice", "DeviceLost", "Aborted", "OutOfMemory", "BufferTooSmall", "Runtime",
            "Device", "DeviceReport", "PluginInfo", "Telemetry", "default_model_dir", "Model", "Shard", "Session",
            "ModelInfo", "ShardInfo", "forward_batch", "Sampler", "SamplingParams", "Detokenizer", "Generation",

@@ -1,18 +1,19 @@
-"""ctypes mirror of the public C API (core/include/exo.h and the POD types of abi/exo_plugin.h).
+"""ctypes mirror of the public C API (core/include/exo.h and the plain types of abi/exo_types.h).
 
 Every struct is laid out exactly as in C (ctypes applies the same natural alignment); the
 layout is checked against the C compiler by tests/test_layout.py. Caller-sized structs get
-their {size, version} header from `new()`.
+their {size, version} header from `new()`: the public API's version (EXO_API_VERSION), which
+is apart from the plugin ABI's.
 """
 import ctypes as C
 
 from . import _library
 
-EXO_ABI_MAJOR = 1
-EXO_ABI_MINOR = 0
-EXO_ABI_VERSION = (EXO_ABI_MAJOR << 16) | EXO_ABI_MINOR
+EXO_API_MAJOR = 1  # exo.h's EXO_API_MAJOR / EXO_API_MINOR: the API this binding mirrors
+EXO_API_MINOR = 0
+EXO_API_VERSION = (EXO_API_MAJOR << 16) | EXO_API_MINOR
 
-# Status codes (exo_plugin.h).
+# Status codes (exo_types.h).
 EXO_OK = 0
 STATUS_NAMES = {
     0: "EXO_OK", 1: "EXO_NOT_READY", -1: "EXO_ERR_INVALID_ARG", -2: "EXO_ERR_NO_MEMORY",
@@ -48,7 +49,7 @@ class Header(C.Structure):
 
 
 class _Sized(C.Structure):
-    """A caller-sized struct: new() fills hdr with our size and the ABI version, and the members
+    """A caller-sized struct: new() fills hdr with our size and the API version, and the members
     an options struct's EXO_<NAME>_INIT sets (_defaults; checked against the C macros by
     tests/test_layout.py), before the given keywords."""
     _defaults = {}
@@ -57,7 +58,7 @@ class _Sized(C.Structure):
     def new(cls, **kw):
         s = cls(**{**cls._defaults, **kw})
         s.hdr.size = C.sizeof(cls)
-        s.hdr.version = EXO_ABI_VERSION
+        s.hdr.version = EXO_API_VERSION
         return s
 
 
@@ -222,6 +223,7 @@ P = C.c_void_p  # opaque handles
 _u32, _i32, _u64, _size, _cs = C.c_uint32, C.c_int32, C.c_uint64, C.c_size_t, C.c_char_p
 
 _PROTOTYPES = {
+    "exo_version": (_cs, [C.POINTER(_u32)]),
     "exo_status_name": (_cs, [status_t]),
     "exo_status_str": (_cs, [status_t]),
     "exo_last_error": (_cs, []),

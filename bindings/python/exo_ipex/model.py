@@ -265,7 +265,7 @@ def forward_batch(steps):
         return results
     entries = (_capi.BatchEntry * len(prepared))()
     for e, (_, session, embeds, _, ptr, n, last_only, _, out_ptr, rows, width) in zip(entries, prepared):
-        e.hdr.size, e.hdr.version = C.sizeof(_capi.BatchEntry), _capi.EXO_ABI_VERSION
+        e.hdr.size, e.hdr.version = C.sizeof(_capi.BatchEntry), _capi.EXO_API_VERSION
         e.session, e.n, e.flags = session.handle, n, _flags(last_only)
         if embeds:
             e.tokens = ptr

@@ -11,10 +11,15 @@ from conftest import REPO
 from exo_ipex import _capi
 
 
-def test_abi_version():
-    assert _capi.EXO_ABI_VERSION == (1 << 16) | 0
+def test_api_version():
+    """Structs are stamped with the public API's version, and the library implements that API."""
+    assert _capi.EXO_API_VERSION == (1 << 16) | 0
     s = _capi.ShardOptions.new()
-    assert (s.hdr.size, s.hdr.version) == (ctypes.sizeof(_capi.ShardOptions), _capi.EXO_ABI_VERSION)
+    assert (s.hdr.size, s.hdr.version) == (ctypes.sizeof(_capi.ShardOptions), _capi.EXO_API_VERSION)
+    api = ctypes.c_uint32()
+    text = _capi.lib().exo_version(ctypes.byref(api)).decode()
+    assert api.value >> 16 == _capi.EXO_API_MAJOR and api.value & 0xffff >= _capi.EXO_API_MINOR
+    assert text.count(".") == 2 and all(part.isdigit() for part in text.split(".")), text
 
 
 def test_struct_layouts_match_c(tmp_path):
@@ -110,7 +115,7 @@ def test_every_public_struct_and_member_is_mirrored():
     not: a struct of exo.h without a ctypes twin, or a member the twin lacks (a new member can
     hide in trailing padding, where sizeof alone would not see it)."""
     c = c_struct_members(os.path.join(REPO, "core", "include", "exo.h"))
-    c.update({k: v for k, v in c_struct_members(os.path.join(REPO, "abi", "exo_plugin.h")).items()
+    c.update({k: v for k, v in c_struct_members(os.path.join(REPO, "abi", "exo_types.h")).items()
               if k in ("exo_device_report", "exo_device_telemetry")})
     assert {"exo_sampled_token", "exo_batch_entry", "exo_model_info", "exo_shard_options"} <= set(c)
     mirrored = {cname: [f for f, *_ in cls._fields_] for cls, cname in _capi.STRUCTS.items()}

@@ -3,7 +3,20 @@
 
 #include <exo.h>
 
+/* The installed exo.h brings its shared types (exo_types.h, installed beside it) and nothing of
+ * the plugin ABI. */
+#if defined(EXO_ABI_MAJOR) || defined(EXO_PLUGIN_H)
+#error "the installed exo.h exposes the plugin ABI"
+#endif
+
 int main(void) {
+    uint32_t api = 0;
+    const char *version = exo_version(&api);
+    if (EXO_VERSION_MAJOR(api) != EXO_API_MAJOR) {
+        fprintf(stderr, "library %s implements API %u.%u, built against %u.%u\n", version, EXO_VERSION_MAJOR(api),
+                EXO_VERSION_MINOR(api), EXO_API_MAJOR, EXO_API_MINOR);
+        return 1;
+    }
     exo_runtime *rt = NULL;
     exo_status st = exo_runtime_create(NULL, &rt);
     if (st != EXO_OK) {
