@@ -194,7 +194,7 @@ exo_status exo_generate_tokens(exo_session *s, const int32_t *prompt, uint32_t n
     g.model = m;
     g.opts = (exo_generate_options)EXO_GENERATE_OPTIONS_INIT;
     if (o) {
-        if (o->hdr.size < sizeof o->hdr || EXO_VERSION_MAJOR(o->hdr.version) != EXO_ABI_MAJOR)
+        if (o->hdr.size < sizeof o->hdr || EXO_VERSION_MAJOR(o->hdr.version) != EXO_API_MAJOR)
             return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG, "generate options header not initialised"));
         exo_struct_copy_in(&g.opts, sizeof g.opts, o);
     }

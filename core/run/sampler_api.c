@@ -42,7 +42,7 @@ exo_status exo_sampler_create(const exo_sampling *sampling, uint32_t vocab_size,
     if (!out) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_sampler_create: out is NULL");
     *out = NULL;
     if (sampling && (sampling->hdr.size < sizeof sampling->hdr ||
-                     EXO_VERSION_MAJOR(sampling->hdr.version) != EXO_ABI_MAJOR))
+                     EXO_VERSION_MAJOR(sampling->hdr.version) != EXO_API_MAJOR))
         return exo_errorf(EXO_ERR_INVALID_ARG, "exo_sampler_create: sampling header not initialised");
     exo_sampler_params p;
     exo_sampling_to_params(sampling, &p);

@@ -163,7 +163,7 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
     exo_error_clear();
     if (!m || !out) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_shard_load: NULL argument");
     *out = NULL;
-    if (o && (o->hdr.size < sizeof(exo_struct_header) || EXO_VERSION_MAJOR(o->hdr.version) != EXO_ABI_MAJOR))
+    if (o && (o->hdr.size < sizeof(exo_struct_header) || EXO_VERSION_MAJOR(o->hdr.version) != EXO_API_MAJOR))
         return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "exo_shard_load: options header not "
                                                                          "initialised (use EXO_SHARD_OPTIONS_INIT)"));
     exo_shard_options opts;
