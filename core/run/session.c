@@ -149,7 +149,7 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
     for (uint32_t i = 0; i < p->n_kv; i++) bindings[nb++] = (exo_binding){.tensor = p->kv[i], .buffer = s->kv[i]};
     exo_exec_args args;
     memset(&args, 0, sizeof args);
-    EXO_STRUCT_INIT(&args);
+    EXO_ABI_STRUCT_INIT(&args);
     args.n_tokens = n;
     args.n_bindings = nb;
     args.bindings = bindings;
@@ -237,7 +237,7 @@ exo_status exo_session_forward_batch(exo_batch_entry *entries, uint32_t n_entrie
     exo_error_clear();
     if (!n_entries) return EXO_OK;
     if (!entries || entries[0].hdr.size < sizeof(exo_struct_header) ||
-        EXO_VERSION_MAJOR(entries[0].hdr.version) != EXO_ABI_MAJOR)
+        EXO_VERSION_MAJOR(entries[0].hdr.version) != EXO_API_MAJOR)
         return exo_errorf(EXO_ERR_INVALID_ARG, "exo_session_forward_batch: entries NULL or header not initialised");
     /* The caller's struct size is the stride: an older, smaller exo_batch_entry still works. */
     size_t stride = entries[0].hdr.size;
