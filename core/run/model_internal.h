@@ -4,7 +4,7 @@
 
 #include "graph/builder.h"
 #include "registry/runtime.h"
-#include "run/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 /* Layers one shard may hold (bounds the per-step binding table). */
 #define EXO_MAX_SHARD_LAYERS 1024

@@ -12,8 +12,8 @@
  * and unknown normalizers / pre-tokenizers / decoders fail at load with EXO_ERR_UNSUPPORTED.
  *
  * A loaded tokenizer is immutable: encode/decode may run from several threads at once. */
-#ifndef EXO_RUN_TOKENIZER_H
-#define EXO_RUN_TOKENIZER_H
+#ifndef EXO_TOKENIZER_TOKENIZER_H
+#define EXO_TOKENIZER_TOKENIZER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -64,7 +64,8 @@ size_t exo_tokenizer_eos(const exo_tokenizer *tok, const int32_t **ids);
 bool exo_tokenizer_is_special(const exo_tokenizer *tok, int32_t id);
 
 /* The token's stored string (vocab form, e.g. "\u0120the" for byte-level), NULL for an unknown
- * id. *len gets its length in bytes. */
+ * id. *len (when not NULL) gets its length in bytes. Users: the BOS check at load
+ * (tokenizer_special.c) and the fuzz harness's round-trip oracle (tests/fuzz/fuzz_tokenizer.c). */
 const char *exo_tokenizer_token_text(const exo_tokenizer *tok, int32_t id, size_t *len);
 
 /* Id of an exact token string (vocab form or added-token content), -1 when absent. */

@@ -3,7 +3,7 @@
  * the tokenizers library: leftmost match wins, the longest among those starting there;
  * lstrip / rstrip swallow the whitespace beside the token; single_word tokens only match
  * between non-word characters (Unicode's, as the regex crate's \w). */
-#include "run/tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 #include <string.h>
 

@@ -3,7 +3,7 @@
  * merge present, leftmost first on ties. A binary heap of candidate merges makes that
  * O(n log n) in the word length; stale candidates (a side already merged away) are skipped
  * when popped, as in the tokenizers library's Word::merge_all. */
-#include "run/tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 #include <string.h>
 

@@ -2,7 +2,7 @@
  * strings. Printable Latin-1 bytes ('!'..'~', U+00A1..U+00AC, U+00AE..U+00FF) stand for
  * themselves; the other 68 bytes take U+0100, U+0101, ... in byte order (space -> U+0120 "Ġ",
  * newline -> U+010A "Ċ"). The tables are built once, thread-safely. */
-#include "run/tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 #include <pthread.h>
 

@@ -4,7 +4,7 @@
  * need no lookahead; the only cross-token effects are "first token" rules and a Strip after
  * Fuse, which the state carries. Special tokens go through the chain like any token, as in
  * the tokenizers library's decode(skip_special_tokens=False). */
-#include "run/tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 #include <string.h>
 

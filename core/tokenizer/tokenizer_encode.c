@@ -3,7 +3,7 @@
  *   each stretch between them is normalized (and split again at "normalized" added tokens);
  *   pre-tokenized into words; byte-level models map each byte of a word to its printable
  *   code point; BPE turns each word into ids. */
-#include "run/tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 #include <string.h>
 

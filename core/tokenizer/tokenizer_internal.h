@@ -14,15 +14,15 @@
  *   tokenizer_bpe.c         the rank-ordered merge loop over one word
  *   tokenizer_encode.c      the encode pipeline
  *   tokenizer_decode.c      decode and the streaming detokenizer */
-#ifndef EXO_RUN_TOKENIZER_INTERNAL_H
-#define EXO_RUN_TOKENIZER_INTERNAL_H
+#ifndef EXO_TOKENIZER_TOKENIZER_INTERNAL_H
+#define EXO_TOKENIZER_TOKENIZER_INTERNAL_H
 
 #include <stdlib.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "run/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 /* ---------------------------------------------------------------- UTF-8 and buffers */
 

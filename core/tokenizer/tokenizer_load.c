@@ -1,7 +1,7 @@
 /* Loading tokenizer.json: the BPE model (vocab, merges, unk / byte fallback options) and the
  * added tokens, then the pipeline sections and the BOS/EOS facts. Every failure names the
  * file and the item. */
-#include "run/tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -2,7 +2,7 @@
  * (left id, right id) -> (rank, merged id). Open addressing with linear probing, sized to a
  * load factor <= 1/2 up front, so real vocabularies (128k tokens, 280k merges) load without
  * rehashing and look up in a probe or two. */
-#include "run/tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 #include <string.h>
 

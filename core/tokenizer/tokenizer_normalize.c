@@ -1,6 +1,6 @@
 /* Normalizers, applied to each stretch of text between added tokens (so Llama-2's Prepend
  * puts a "\u2581" after every special token too, as the tokenizers library does). */
-#include "run/tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 #include <string.h>
 

@@ -2,7 +2,7 @@
  * of steps (a "Sequence" is flattened in order). Only the components that BPE checkpoints use
  * are implemented; any other type fails the load with EXO_ERR_UNSUPPORTED naming it, rather
  * than tokenizing differently from the reference. */
-#include "run/tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

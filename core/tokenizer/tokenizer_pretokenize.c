@@ -3,7 +3,7 @@
  * UTF + UCP for \p{L}, \p{N} and lookahead); Metaspace is SentencePiece's space handling.
  * Each step maps a list of pieces to a new list; empty pieces are dropped, as in the
  * tokenizers library. */
-#include "run/tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 #include <string.h>
 

@@ -17,7 +17,7 @@
  * The interpreter (used when the JIT is unavailable or runs out of its stack) also gets depth
  * and heap limits, linear in the bytes left to scan; the JIT ignores both and is bounded by its
  * own stack. */
-#include "run/tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 #include <string.h>
 

@@ -7,7 +7,7 @@
  *  - tokenizer.json's post_processor: a TemplateProcessing whose "single" template starts with
  *    a special token means the model's tokenizer prepends it (Llama-3 style).
  * The config files are optional; a file that exists but is malformed is an error. */
-#include "run/tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* UTF-8 validation (strict, as Rust's str: no overlongs, no surrogates, nothing above
  * U+10FFFF) and the growable buffers the tokenizer builds its output in. */
-#include "run/tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* libFuzzer harness: tokenizer.json loading (core/run/tokenizer_load.c and the pipeline it
+/* libFuzzer harness: tokenizer.json loading (core/tokenizer/tokenizer_load.c and the pipeline it
  * builds), encode, decode and the streaming detokenizer.
  *
  * Input layout, split at the first three NUL bytes (JSON text never holds a raw NUL):
@@ -17,7 +17,7 @@
 
 #include "base/error.h"
 #include "fuzz_scratch.h"
-#include "run/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

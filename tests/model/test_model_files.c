@@ -14,7 +14,7 @@
 #include "model/model_path.h"
 #include "model/safetensors.h"
 #include "model_test_util.h"
-#include "run/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #define LICENSES EXO_TEST_SOURCE_DIR "/models/tiny-llama-licenses"
 #define LLAMA EXO_TEST_DATA "/hf-tiny/llama"

@@ -8,8 +8,8 @@
 #include "check_run.h"
 
 #include "base/error.h"
-#include "run/tokenizer.h"
-#include "run/tokenizer_internal.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_internal.h"
 #include "tokenizer_fixtures.h"
 
 #define HF_TINY EXO_TEST_DATA "/hf-tiny"

@@ -1,4 +1,4 @@
-/* The regex work bound of the tokenizer (core/run/tokenizer_regex.c): a backtracking pattern
+/* The regex work bound of the tokenizer (core/tokenizer/tokenizer_regex.c): a backtracking pattern
  * gives up quickly with an error naming the pattern and the input position, and the patterns of
  * real tokenizers never reach the bound, even on about 1 MB of adversarial text (long runs of
  * spaces, digits, CJK, emoji, combining marks, punctuation). */
@@ -11,8 +11,8 @@
 #include "check_run.h"
 
 #include "base/error.h"
-#include "run/tokenizer.h"
-#include "run/tokenizer_internal.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_internal.h"
 #include "tokenizer_fixtures.h"
 
 #define HF_TINY EXO_TEST_DATA "/hf-tiny"
