@@ -271,6 +271,9 @@ EXO_API exo_status exo_shard_load(exo_model *model, const exo_shard_options *opt
 EXO_API void exo_shard_destroy(exo_shard *shard);
 EXO_API exo_status exo_shard_get_info(const exo_shard *shard, exo_shard_info *out);
 EXO_API const char *exo_shard_last_error(const exo_shard *shard);
+/* Runs one throw-away step so the first real request does not pay for first-touch page faults,
+ * kernel builds and thread start-up. */
+EXO_API exo_status exo_shard_warmup(exo_shard *shard);
 
 /* ---------------------------------------------------------------- sessions (one sequence each) */
 
@@ -496,11 +499,6 @@ EXO_API exo_status exo_generate(exo_session *session, const char *prompt, const 
 /* Same, from token ids. */
 EXO_API exo_status exo_generate_tokens(exo_session *session, const int32_t *prompt, uint32_t n,
                                        const exo_generate_options *opts, exo_generate_stats *stats);
-
-/* Runs one throw-away step so the first real request does not pay for first-touch page faults,
- * kernel builds and thread start-up. */
-EXO_API exo_status exo_shard_warmup(exo_shard *shard);
-
 
 /* ---------------------------------------------------------------- the embedded default model */
 

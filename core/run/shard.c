@@ -281,6 +281,35 @@ void exo_shard_destroy(exo_shard *s) {
     free(s);
 }
 
+/* One throwaway step (BOS, or a zero hidden row for a shard without the embedding) through a
+ * short session, so the first real request does not pay for first-touch page faults, lazy
+ * kernel builds and device warm-up. */
+exo_status exo_shard_warmup(exo_shard *sh) {
+    exo_error_clear();
+    if (!sh) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_shard_warmup: shard is NULL");
+    exo_session *s = NULL;
+    exo_status st = exo_session_create(sh, 2, &s);
+    float *out = NULL;
+    if (st == EXO_OK) {
+        out = malloc((size_t)sh->output_width * sizeof *out);
+        if (!out) st = exo_errorf(EXO_ERR_NO_MEMORY, "out of memory warming up");
+    }
+    if (st == EXO_OK) {
+        if (sh->plan.embeds) {
+            int32_t token = sh->model->cfg.bos_token_id >= 0 ? sh->model->cfg.bos_token_id : 0;
+            st = exo_session_forward_tokens(s, &token, 1, 0, out, sh->output_width);
+        } else {
+            float *zeros = calloc(sh->input_width, sizeof *zeros);
+            st = zeros ? exo_session_forward_hidden(s, zeros, 1, 0, out, sh->output_width)
+                       : exo_errorf(EXO_ERR_NO_MEMORY, "out of memory warming up");
+            free(zeros);
+        }
+    }
+    free(out);
+    exo_session_destroy(s);
+    return exo_error_keep(&sh->error, st);
+}
+
 const char *exo_shard_last_error(const exo_shard *s) { return s ? s->error.message : ""; }
 
 exo_status exo_shard_get_info(const exo_shard *s, exo_shard_info *out) {
