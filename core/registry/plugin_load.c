@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "runtime.h"
 
 #define MAX_DEVICES_PER_PLUGIN 64
@@ -80,11 +80,7 @@ static exo_status host_set_error(void *ctx, exo_status status, int64_t vendor_co
 static const char *host_get_env(void *ctx, const char *name) { return name ? secure_getenv(name) : NULL; }
 static void *host_alloc(void *ctx, size_t size) { return malloc(size); }
 static void host_free(void *ctx, void *ptr) { free(ptr); }
-static uint64_t host_now_ns(void *ctx) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+static uint64_t host_now_ns(void *ctx) { return exo_now_ns(); }
 static uint32_t host_cpu_threads(void *ctx) { return ((exo_host_ctx *)ctx)->rt->n_threads; }
 
 void exo_registry_host_init(exo_runtime *rt, exo_plugin_rec *p) {

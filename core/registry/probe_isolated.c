@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "runtime.h"
 
 typedef struct isolated_result {
@@ -55,17 +55,11 @@ static void child_probe(exo_runtime *rt, exo_plugin_rec *p, int fd) {
     if (r.n_devices) write_all(fd, p->reports, r.n_devices * sizeof *p->reports);
 }
 
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Reads until EOF or the deadline. Returns bytes read, or -1 on timeout. */
 static ssize_t read_until(int fd, char *buf, size_t cap, uint64_t deadline) {
     size_t got = 0;
     for (;;) {
-        uint64_t now = now_ms();
+        uint64_t now = exo_now_ms();
         if (now >= deadline) return -1;
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         int ready = poll(&pfd, 1, (int)(deadline - now));
@@ -124,7 +118,7 @@ void exo_registry_probe_isolated(exo_runtime *rt, exo_plugin_rec *p) {
     size_t cap = sizeof(isolated_result) + 64 * sizeof(exo_device_report);
     char *buf = malloc(cap);
     uint32_t timeout = rt->probe_timeout_ms ? rt->probe_timeout_ms : 10000;
-    ssize_t got = buf ? read_until(fds[0], buf, cap, now_ms() + timeout) : -1;
+    ssize_t got = buf ? read_until(fds[0], buf, cap, exo_now_ms() + timeout) : -1;
     close(fds[0]);
     int wstatus = 0;
     if (got < 0) {

@@ -4,17 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "base/struct_io.h"
 #include "model_internal.h"
 #include "run/sampler.h"
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static uint64_t peak_rss_bytes(void) {
     struct rusage ru;
@@ -106,24 +100,24 @@ static exo_status run(generation *g, const int32_t *prompt, uint32_t n_prompt, e
     exo_session *s = g->session;
     exo_model *m = g->model;
     uint32_t V = m->cfg.vocab_size;
-    double t0 = now_ms();
+    uint64_t t0 = exo_now_ns();
     exo_status st = exo_session_forward_tokens(s, prompt, n_prompt, EXO_FORWARD_LAST_ONLY, g->logits, V);
     if (st != EXO_OK) return st;
-    double t_prefill = now_ms();
+    uint64_t t_prefill = exo_now_ns();
     stats->prompt_tokens = n_prompt;
-    stats->prompt_tps = n_prompt / ((t_prefill - t0) / 1e3 + 1e-9);
+    stats->prompt_tps = n_prompt / ((double)(t_prefill - t0) / 1e9 + 1e-9);
     for (uint32_t i = 0; i < n_prompt; i++) exo_token_sampler_accept(g->sampler, prompt[i]);
 
     exo_finish_reason finish = EXO_FINISH_NONE;
     uint32_t produced = 0;
-    double t_first = t_prefill;
+    uint64_t t_first = t_prefill;
     while (finish == EXO_FINISH_NONE) {
         exo_sample_result r;
         st = exo_token_sampler_sample(g->sampler, g->logits, &r);
         if (st != EXO_OK) return st;
         if (produced == 0) {
-            t_first = now_ms();
-            stats->ttft_ms = t_first - t0;
+            t_first = exo_now_ns();
+            stats->ttft_ms = (double)(t_first - t0) / 1e6;
         }
         if (!g->opts.ignore_eos && exo_model_is_eos(m, r.token)) {
             finish = EXO_FINISH_EOS;
@@ -165,10 +159,10 @@ static exo_status run(generation *g, const int32_t *prompt, uint32_t n_prompt, e
         if (st != EXO_OK) return st;
     }
     if (g->text.len > g->text.emitted) emit(g, produced, -1, NULL, g->text.len);
-    double t_end = now_ms();
+    uint64_t t_end = exo_now_ns();
     stats->generation_tokens = produced;
-    stats->generation_tps = produced > 1 ? (produced - 1) / ((t_end - t_first) / 1e3 + 1e-9) : 0.0;
-    stats->total_ms = t_end - t0;
+    stats->generation_tps = produced > 1 ? (produced - 1) / ((double)(t_end - t_first) / 1e9 + 1e-9) : 0.0;
+    stats->total_ms = (double)(t_end - t0) / 1e6;
     stats->finish_reason = finish;
     stats->peak_memory_bytes = peak_rss_bytes();
     return EXO_OK;
