@@ -50,6 +50,8 @@ struct exo_session {
     exo_buffer *output_last;    /* F32 output_width: the last-row graph's logits */
     exo_buffer *output_row;     /* I32 [1]: which row the last-row graph keeps */
     int32_t *position_scratch;  /* host copy of positions, max_tokens */
+    exo_binding *bindings;      /* a step's graph bindings, n_bindings_cap (4 + the plan's KV tensors) */
+    uint32_t n_bindings_cap;
 };
 
 /* Token ids of a text prompt (malloc'd); add_bos as exo_model_tokenize says. */

@@ -1,6 +1,7 @@
 /* exo_session: one sequence on a shard — its KV cache on the shard's device, its position,
  * and the forward step (token ids or hidden states in; logits or hidden states out). Input,
- * position and last-row output buffers are allocated once, so a decode step allocates nothing;
+ * position and last-row output buffers, and the host-side positions and graph bindings, are
+ * allocated once, so a decode step allocates nothing and keeps a small stack frame;
  * the every-row output (vocab floats a row) exists only once a caller asks for every row, and
  * holds the most rows a step has asked for, not the shard's max_tokens. */
 #include <stddef.h>
@@ -56,7 +57,11 @@ exo_status exo_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out
                                "a session's KV cache and inputs");
     s->kv = calloc(sh->plan.n_kv ? sh->plan.n_kv : 1, sizeof *s->kv);
     s->position_scratch = malloc((size_t)T * sizeof *s->position_scratch);
-    if (st == EXO_OK && (!s->kv || !s->position_scratch)) st = exo_errorf(EXO_ERR_NO_MEMORY, "out of memory creating a session");
+    /* A step binds input, positions, output, the last-row index and every KV tensor. */
+    s->n_bindings_cap = 4 + (sh->plan.n_kv > sh->plan_last.n_kv ? sh->plan.n_kv : sh->plan_last.n_kv);
+    s->bindings = malloc(s->n_bindings_cap * sizeof *s->bindings);
+    if (st == EXO_OK && (!s->kv || !s->position_scratch || !s->bindings))
+        st = exo_errorf(EXO_ERR_NO_MEMORY, "out of memory creating a session");
     exo_runtime_device_lock(sh->model->rt, sh->device);
     for (uint32_t i = 0; st == EXO_OK && i < sh->plan.n_kv; i++) st = alloc_buffer(s, kv_bytes, EXO_BUFFER_KV, &s->kv[i]);
     if (st == EXO_OK) st = alloc_buffer(s, (uint64_t)T * sh->input_width * 4, EXO_BUFFER_SCRATCH, &s->input);
@@ -88,6 +93,7 @@ void exo_session_destroy(exo_session *s) {
     exo_runtime_device_unlock(sh->model->rt, sh->device);
     free(s->kv);
     free(s->position_scratch);
+    free(s->bindings);
     free(s);
 }
 
@@ -140,7 +146,7 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
         s->output_rows = n;
     }
     exo_buffer *output = last_graph ? s->output_last : s->output;
-    exo_binding bindings[4 + 2 * EXO_MAX_SHARD_LAYERS];
+    exo_binding *bindings = s->bindings; /* sized at create: this step's count is at most n_bindings_cap */
     uint32_t nb = 0;
     bindings[nb++] = (exo_binding){.tensor = p->embeds ? p->in_tokens : p->in_hidden, .buffer = s->input};
     bindings[nb++] = (exo_binding){.tensor = p->in_positions, .buffer = s->positions};
