@@ -1,10 +1,10 @@
-/* host.c — the plugin's side of the host table: formatted log lines and the per-context
- * build_info text. (Struct copies use exo_struct_copy_out from exo_plugin.h.) */
+/* host.c — the plugin's side of the host table: printf-style lines handed to host->log under
+ * the plugin's component name, and the context's build_info text (ctx->build_info, which
+ * probe_build_info returns), written by the first probe only (see l0_internal.h). */
 #include "l0_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
 
 void l0_log(const exo_host_api *host, exo_log_level level, const char *fmt, ...) {
     if (!host || !host->log) return;
