@@ -8,6 +8,9 @@
  *  - Structs and function tables only grow at the end. Members are never reordered, removed or
  *    retyped (that needs a major bump). A reader touches a member only when
  *    offsetof(member) + sizeof(member) <= hdr.size; a writer fills only what fits.
+ *  - Header-less IR elements (exo_tensor, exo_node, exo_binding) grow the same way; their
+ *    arrays carry the stride (ABI 1.2), readers index through the accessors, and a plugin of a
+ *    minor below 1.2 is only ever handed 1.0-sized elements (see "IR arrays" below).
  *  - Enums are int32_t with explicit values; values are never reused.
  *  - One exported symbol per plugin: exo_plugin_entry (EXO_PLUGIN_DEFINE also exports a
  *    per-name alias so tests can link several plugins into one binary).
@@ -68,7 +71,7 @@ extern "C" {
 /* ---------------------------------------------------------------- versions and headers */
 
 #define EXO_ABI_MAJOR 1
-#define EXO_ABI_MINOR 1 /* 1.1: exo_plugin_api.probe_build_info */
+#define EXO_ABI_MINOR 2 /* 1.1: exo_plugin_api.probe_build_info; 1.2: IR element strides */
 #define EXO_ABI_VERSION EXO_MAKE_VERSION(EXO_ABI_MAJOR, EXO_ABI_MINOR)
 
 /* Initialises the header of a struct the plugin side allocates, for the compiling side's layout
@@ -118,6 +121,13 @@ typedef struct exo_host_api {
 
 /* ---------------------------------------------------------------- the graph IR */
 
+/* The dtype's name as messages show it ("F32", "BF16", "Q8_0"; safetensors' spelling), or
+ * "unknown". The one table of names: the core and the plugins both use it. */
+static inline const char *exo_dtype_name(exo_dtype dtype) {
+    static const char *const names[EXO_DTYPE_COUNT] = {"F32", "F16", "BF16", "I32", "Q8_0"};
+    return dtype >= 0 && dtype < EXO_DTYPE_COUNT ? names[dtype] : "unknown";
+}
+
 /* Tensor roles. */
 #define EXO_TENSOR_INPUT (1u << 0)  /* bound per execution (token ids, hidden states, positions) */
 #define EXO_TENSOR_OUTPUT (1u << 1) /* bound per execution (logits, hidden states) */
@@ -147,9 +157,11 @@ typedef struct exo_tensor {
 
 typedef int32_t exo_op;
 enum {
-    /* dst[T,H] = table[ids[t], :] * f[0].  src: table [V,H] weight, ids I32 [T]. f[0]: scale (1 = none). */
+    /* dst[T,H] = table[ids[t], :] * scale.  src: table [V,H] weight, ids I32 [T].
+     * f[EXO_GET_ROWS_F_SCALE] (1 = none). */
     EXO_OP_GET_ROWS = 0,
-    /* dst = x / rms(x) * (w or 1 + w), over ne[0]. src: x, w [ne0]. f[0]: eps. i[0]: 1 = "1 + w". */
+    /* dst = x / rms(x) * (w or 1 + w), over ne[0]. src: x, w [ne0]. f[EXO_RMS_NORM_F_EPS];
+     * i[EXO_RMS_NORM_I_ADD_ONE]: 1 = "1 + w". */
     EXO_OP_RMS_NORM = 1,
     /* dst[T,N] = x[T,K] @ W[N,K]^T (+ bias[N]). src: x f32, W (f32/f16/bf16/q8_0), optional bias f32. */
     EXO_OP_MATMUL = 2,
@@ -157,27 +169,48 @@ enum {
     EXO_OP_ADD = 3,
     /* dst = a * b (same shape). */
     EXO_OP_MUL = 4,
-    /* dst = act(gate) * up. src: gate, up. i[0]: EXO_ACT_*. */
+    /* dst = act(gate) * up. src: gate, up. i[EXO_GLU_I_ACT]: EXO_ACT_*. */
     EXO_OP_GLU = 5,
     /* Rotary embedding in place of a copy. src: x [T, n_heads, head_dim], positions I32 [T],
-     * inv_freq F32 [n_rot/2]. i[0]: EXO_ROPE_*; i[1]: n_rot (<= head_dim). f[0]: attention factor
-     * multiplying cos and sin (yarn mscale; 1 = none). */
+     * inv_freq F32 [n_rot/2]. i[EXO_ROPE_I_MODE]: EXO_ROPE_*; i[EXO_ROPE_I_N_ROT]: n_rot
+     * (<= head_dim). f[EXO_ROPE_F_ATTN_FACTOR]: attention factor multiplying cos and sin (yarn
+     * mscale; 1 = none). */
     EXO_OP_ROPE = 6,
     /* cache[pos[t], :, :] = src[t, :, :]. dst: KV tensor [ctx, n_kv_heads, head_dim];
      * src: k or v [T, n_kv_heads, head_dim] (f32), positions I32 [T]. */
     EXO_OP_KV_WRITE = 7,
     /* Fused causal attention over the KV cache. dst [T, n_heads*head_dim]; src: q [T, n_heads,
      * head_dim], k cache, v cache [ctx, n_kv_heads, head_dim], positions I32 [T]. Query t attends
-     * to cache rows [max(0, pos[t] - window + 1), pos[t]]. i[0]: n_heads, i[1]: n_kv_heads,
-     * i[2]: head_dim, i[3]: window (0 = none). f[0]: scale, f[1]: softcap (0 = none). */
+     * to cache rows [max(0, pos[t] - window + 1), pos[t]]. i[EXO_ATTENTION_I_*]: n_heads,
+     * n_kv_heads, head_dim, window (0 = none); f[EXO_ATTENTION_F_*]: scale, softcap (0 = none). */
     EXO_OP_ATTENTION = 8,
-    /* dst = cap * tanh(x / cap). f[0]: cap. */
+    /* dst = cap * tanh(x / cap). f[EXO_SOFTCAP_F_CAP]. */
     EXO_OP_SOFTCAP = 9,
     /* dst = x. Element counts are equal; shapes may differ, which makes COPY the reshape
      * (e.g. [T, n_heads*head_dim] -> [T, n_heads, head_dim]). */
     EXO_OP_COPY = 10,
     EXO_OP_COUNT = 11,
     EXO_OP_FORCE_INT32 = 0x7fffffff
+};
+
+/* The parameter slots of exo_node.i[] (_I_) and exo_node.f[] (_F_), named per op. The values
+ * are ABI (a slot is never renumbered or reused within a major); an op gains a parameter by
+ * naming the next free slot. Slots an op does not name are written as 0. */
+enum {
+    EXO_GET_ROWS_F_SCALE = 0,
+    EXO_RMS_NORM_I_ADD_ONE = 0,
+    EXO_RMS_NORM_F_EPS = 0,
+    EXO_GLU_I_ACT = 0,
+    EXO_ROPE_I_MODE = 0,
+    EXO_ROPE_I_N_ROT = 1,
+    EXO_ROPE_F_ATTN_FACTOR = 0,
+    EXO_ATTENTION_I_N_HEADS = 0,
+    EXO_ATTENTION_I_N_KV_HEADS = 1,
+    EXO_ATTENTION_I_HEAD_DIM = 2,
+    EXO_ATTENTION_I_WINDOW = 3,
+    EXO_ATTENTION_F_SCALE = 0,
+    EXO_ATTENTION_F_SOFTCAP = 1,
+    EXO_SOFTCAP_F_CAP = 0
 };
 
 enum { EXO_ACT_SILU = 0, EXO_ACT_GELU_TANH = 1 };
@@ -188,8 +221,8 @@ typedef struct exo_node {
     uint32_t dst;
     uint32_t n_src;
     uint32_t src[EXO_MAX_SRC];
-    int32_t i[8]; /* integer parameters, per op above */
-    float f[8];   /* float parameters, per op above */
+    int32_t i[8]; /* integer parameters, per op above: i[EXO_<OP>_I_<NAME>] */
+    float f[8];   /* float parameters, per op above: f[EXO_<OP>_F_<NAME>] */
 } exo_node;
 
 struct exo_buffer; /* plugin-defined */
@@ -205,6 +238,9 @@ typedef struct exo_graph {
     exo_buffer *const *buffers; /* weight buffers referenced by WEIGHT tensors */
     uint32_t max_tokens;        /* largest EXO_DIM_TOKENS an execution will use */
     uint32_t reserved;
+    /* ---- ABI 1.2: the arrays' element strides (see "IR arrays" below). */
+    uint32_t tensor_stride; /* bytes from one exo_tensor of `tensors` to the next */
+    uint32_t node_stride;   /* bytes from one exo_node of `nodes` to the next */
 } exo_graph;
 
 /* One tensor bound to memory for one execution (INPUT, OUTPUT and KV tensors). */
@@ -220,7 +256,50 @@ typedef struct exo_exec_args {
     uint32_t n_tokens; /* value of EXO_DIM_TOKENS for this execution, 1..max_tokens */
     uint32_t n_bindings;
     const exo_binding *bindings;
+    /* ---- ABI 1.2 */
+    uint32_t binding_stride; /* bytes from one exo_binding of `bindings` to the next */
+    uint32_t reserved;
 } exo_exec_args;
+
+/* IR arrays. exo_tensor, exo_node and exo_binding carry no header: they grow within a major by
+ * appending members, and the arrays say how far apart their elements are. A stride that is 0,
+ * or absent (a graph or exec args whose hdr.size ends before it: an ABI 1.0/1.1 writer), is the
+ * ABI 1.0 element size below. A reader indexes only through the accessors that follow, never
+ * with tensors[i] / nodes[i] / bindings[i], and touches a member appended after 1.0 only when
+ * EXO_ELEMENT_HAS says the stride holds it. A writer sets each stride to the sizeof it filled
+ * (EXO_STRUCT_INIT-style), with every member it does not know zeroed. A plugin that negotiated
+ * a minor below 1.2 indexes with its own sizeof, which is the 1.0 size: the core hands such a
+ * plugin only arrays at the 1.0 strides (repacking them if an element has grown since). */
+#define EXO_TENSOR_SIZE_1_0 144u
+#define EXO_NODE_SIZE_1_0 100u
+#define EXO_BINDING_SIZE_1_0 24u
+
+/* True when elements `stride` bytes apart hold `member` of `type` entirely. */
+#define EXO_ELEMENT_HAS(stride, type, member) \
+    ((stride) >= offsetof(type, member) + sizeof(((type *)0)->member))
+
+static inline uint32_t exo_graph_tensor_stride(const exo_graph *g) {
+    uint32_t s = EXO_STRUCT_HAS(g, exo_graph, tensor_stride) ? g->tensor_stride : 0;
+    return s ? s : EXO_TENSOR_SIZE_1_0;
+}
+static inline uint32_t exo_graph_node_stride(const exo_graph *g) {
+    uint32_t s = EXO_STRUCT_HAS(g, exo_graph, node_stride) ? g->node_stride : 0;
+    return s ? s : EXO_NODE_SIZE_1_0;
+}
+static inline uint32_t exo_exec_binding_stride(const exo_exec_args *a) {
+    uint32_t s = EXO_STRUCT_HAS(a, exo_exec_args, binding_stride) ? a->binding_stride : 0;
+    return s ? s : EXO_BINDING_SIZE_1_0;
+}
+/* Element i of a graph's tensors / nodes, of an execution's bindings (i below the count). */
+static inline const exo_tensor *exo_graph_tensor(const exo_graph *g, uint32_t i) {
+    return (const exo_tensor *)(const void *)((const char *)g->tensors + (size_t)i * exo_graph_tensor_stride(g));
+}
+static inline const exo_node *exo_graph_node(const exo_graph *g, uint32_t i) {
+    return (const exo_node *)(const void *)((const char *)g->nodes + (size_t)i * exo_graph_node_stride(g));
+}
+static inline const exo_binding *exo_exec_binding(const exo_exec_args *a, uint32_t i) {
+    return (const exo_binding *)(const void *)((const char *)a->bindings + (size_t)i * exo_exec_binding_stride(a));
+}
 
 /* ---------------------------------------------------------------- plugin table (plugin -> core) */
 

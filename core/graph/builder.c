@@ -13,12 +13,28 @@
 
 #define NONE UINT32_MAX
 
+/* The builder's state. Errors are sticky (as SQLite's sqlite3_str): the first failing step
+ * records its status in `st` (its detail is already in the thread's error), and every later
+ * step is a no-op that returns NONE, so a build reads top-down and checks `st` once at the end.
+ * Steps that hand out an element to fill (node(), tensor_at()) hand out a sink after a failure:
+ * writes to it are harmless and never reach the plan. */
 typedef struct builder {
     exo_graph_plan *plan;
     const exo_model_config *cfg;
     exo_weights *weights;
     const char *dir;
+    exo_status st;
+    exo_node sink_node;
+    exo_tensor sink_tensor;
 } builder;
+
+static bool failed(const builder *b) { return b->st != EXO_OK; }
+
+/* Records the first error; returns NONE for the failing step's result. */
+static uint32_t fail(builder *b, exo_status st) {
+    if (b->st == EXO_OK) b->st = st;
+    return NONE;
+}
 
 /* ---------------------------------------------------------------- tables */
 
@@ -34,12 +50,18 @@ static exo_status grow(void **items, uint32_t *cap, uint32_t need, size_t item_s
     return EXO_OK;
 }
 
+/* A tensor of the plan to adjust (buffer, a dimension), or the sink after a failure. */
+static exo_tensor *tensor_at(builder *b, uint32_t id) {
+    return failed(b) || id >= b->plan->n_tensors ? &b->sink_tensor : &b->plan->tensors[id];
+}
+
 /* Adds a tensor; dims are given outermost first (as in PyTorch), stored innermost first. */
-static exo_status tensor(builder *b, exo_dtype dtype, uint32_t flags, const char *name, uint32_t n_dims,
-                         const int64_t *dims, uint32_t *id) {
+static uint32_t tensor(builder *b, exo_dtype dtype, uint32_t flags, const char *name, uint32_t n_dims,
+                       const int64_t *dims) {
     exo_graph_plan *p = b->plan;
+    if (failed(b)) return NONE;
     exo_status st = grow((void **)&p->tensors, &p->cap_tensors, p->n_tensors + 1, sizeof *p->tensors);
-    if (st != EXO_OK) return st;
+    if (st != EXO_OK) return fail(b, st);
     exo_tensor *t = &p->tensors[p->n_tensors];
     memset(t, 0, sizeof *t);
     t->id = p->n_tensors;
@@ -50,39 +72,44 @@ static exo_status tensor(builder *b, exo_dtype dtype, uint32_t flags, const char
     for (uint32_t i = 0; i < n_dims; i++) t->ne[i] = dims[n_dims - 1 - i];
     t->buffer = -1;
     snprintf(t->name, sizeof t->name, "%s", name);
-    *id = p->n_tensors++;
-    return EXO_OK;
+    return p->n_tensors++;
 }
 
 /* An intermediate activation [T, ...dims]. */
-static exo_status activation(builder *b, const char *name, uint32_t n_inner, int64_t d0, int64_t d1, uint32_t *id) {
+static uint32_t activation(builder *b, const char *name, uint32_t n_inner, int64_t d0, int64_t d1) {
     int64_t dims[3] = {EXO_DIM_TOKENS, d0, d1};
-    return tensor(b, EXO_DTYPE_F32, 0, name, 1 + n_inner, dims, id);
+    return tensor(b, EXO_DTYPE_F32, 0, name, 1 + n_inner, dims);
 }
 
-static exo_status node(builder *b, exo_op op, uint32_t dst, uint32_t n_src, const uint32_t *src,
-                       const int32_t *ip, uint32_t n_ip, const float *fp, uint32_t n_fp) {
+/* Adds a node; the caller sets its parameters (exo_node.i / .f by their named slots) through
+ * the returned pointer, which stays valid until the next node is added. */
+static exo_node *node(builder *b, exo_op op, uint32_t dst, uint32_t n_src, const uint32_t *src) {
     exo_graph_plan *p = b->plan;
+    if (failed(b)) return &b->sink_node;
     exo_status st = grow((void **)&p->nodes, &p->cap_nodes, p->n_nodes + 1, sizeof *p->nodes);
-    if (st != EXO_OK) return st;
+    if (st != EXO_OK) {
+        fail(b, st);
+        return &b->sink_node;
+    }
     exo_node *n = &p->nodes[p->n_nodes++];
     memset(n, 0, sizeof *n);
     n->op = op;
     n->dst = dst;
     n->n_src = n_src;
     for (uint32_t i = 0; i < n_src; i++) n->src[i] = src[i];
-    for (uint32_t i = 0; i < n_ip; i++) n->i[i] = ip[i];
-    for (uint32_t i = 0; i < n_fp; i++) n->f[i] = fp[i];
-    return EXO_OK;
+    return n;
 }
 
-static exo_status add_buffer(builder *b, const void *data, uint64_t size, void *owned, int32_t layer,
-                             const char *name, int32_t *index) {
+/* Adds a weight buffer and returns its index (-1 after a failure). Takes `owned` in all cases. */
+static int32_t add_buffer(builder *b, const void *data, uint64_t size, void *owned, int32_t layer,
+                          const char *name) {
     exo_graph_plan *p = b->plan;
-    exo_status st = grow((void **)&p->buffers, &p->cap_buffers, p->n_buffers + 1, sizeof *p->buffers);
+    exo_status st = b->st;
+    if (st == EXO_OK) st = grow((void **)&p->buffers, &p->cap_buffers, p->n_buffers + 1, sizeof *p->buffers);
     if (st != EXO_OK) {
         free(owned);
-        return st;
+        fail(b, st);
+        return -1;
     }
     exo_plan_buffer *buf = &p->buffers[p->n_buffers];
     buf->data = data;
@@ -90,8 +117,7 @@ static exo_status add_buffer(builder *b, const void *data, uint64_t size, void *
     buf->owned = owned;
     buf->layer = layer;
     snprintf(buf->name, sizeof buf->name, "%s", name);
-    *index = (int32_t)p->n_buffers++;
-    return EXO_OK;
+    return (int32_t)p->n_buffers++;
 }
 
 /* ---------------------------------------------------------------- weights */
@@ -122,28 +148,26 @@ static exo_status checkpoint(builder *b, const char *name, uint32_t n_dims, cons
 }
 
 /* A weight used as stored: one device buffer, used in place where the device can. */
-static exo_status weight(builder *b, const char *name, int32_t layer, uint32_t n_dims, const int64_t *shape,
-                         uint32_t *id) {
+static uint32_t weight(builder *b, const char *name, int32_t layer, uint32_t n_dims, const int64_t *shape) {
     const exo_st_tensor *t = NULL;
+    if (failed(b)) return NONE;
     exo_status st = checkpoint(b, name, n_dims, shape, &t);
-    int32_t buf = -1;
-    if (st == EXO_OK) st = add_buffer(b, t->data, t->nbytes, NULL, layer, name, &buf);
-    if (st == EXO_OK) st = tensor(b, t->dtype, EXO_TENSOR_WEIGHT, name, n_dims, shape, id);
-    if (st == EXO_OK) b->plan->tensors[*id].buffer = buf;
-    return st;
+    if (st != EXO_OK) return fail(b, st);
+    int32_t buf = add_buffer(b, t->data, t->nbytes, NULL, layer, name);
+    uint32_t id = tensor(b, t->dtype, EXO_TENSOR_WEIGHT, name, n_dims, shape);
+    tensor_at(b, id)->buffer = buf;
+    return id;
 }
 
 /* Rows [row0, row0 + rows) of a 2-D weight tensor already in the plan (fused projections). */
-static exo_status weight_rows(builder *b, uint32_t whole, int64_t row0, int64_t rows, const char *name,
-                              uint32_t *id) {
-    exo_tensor w = b->plan->tensors[whole];
+static uint32_t weight_rows(builder *b, uint32_t whole, int64_t row0, int64_t rows, const char *name) {
+    exo_tensor w = *tensor_at(b, whole);
     int64_t shape[2] = {rows, w.ne[0]};
-    exo_status st = tensor(b, w.dtype, EXO_TENSOR_WEIGHT, name, 2, shape, id);
-    if (st != EXO_OK) return st;
-    exo_tensor *t = &b->plan->tensors[*id];
+    uint32_t id = tensor(b, w.dtype, EXO_TENSOR_WEIGHT, name, 2, shape);
+    exo_tensor *t = tensor_at(b, id);
     t->buffer = w.buffer;
     t->offset = w.offset + (uint64_t)row0 * (uint64_t)w.ne[0] * exo_dtype_size(w.dtype);
-    return EXO_OK;
+    return id;
 }
 
 static float to_f32(const void *data, exo_dtype dtype, uint64_t i) {
@@ -171,20 +195,26 @@ static float to_f32(const void *data, exo_dtype dtype, uint64_t i) {
     return v;
 }
 
+/* A constant f32 weight of n values the builder owns (`values`, taken in all cases). */
+static uint32_t constant_f32(builder *b, float *values, int64_t n, int32_t layer, const char *name) {
+    int64_t shape[1] = {n};
+    int32_t buf = add_buffer(b, values, (uint64_t)n * sizeof *values, values, layer, name);
+    uint32_t id = tensor(b, EXO_DTYPE_F32, EXO_TENSOR_WEIGHT, name, 1, shape);
+    tensor_at(b, id)->buffer = buf;
+    return id;
+}
+
 /* A small vector (bias) as an f32 constant, whatever its stored dtype. */
-static exo_status vector_f32(builder *b, const char *name, int32_t layer, int64_t n, uint32_t *id) {
+static uint32_t vector_f32(builder *b, const char *name, int32_t layer, int64_t n) {
     const exo_st_tensor *t = NULL;
     int64_t shape[1] = {n};
+    if (failed(b)) return NONE;
     exo_status st = checkpoint(b, name, 1, shape, &t);
-    if (st != EXO_OK) return st;
+    if (st != EXO_OK) return fail(b, st);
     float *v = malloc((size_t)n * sizeof *v);
-    if (!v) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory converting '%s'", name);
+    if (!v) return fail(b, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory converting '%s'", name));
     for (int64_t i = 0; i < n; i++) v[i] = to_f32(t->data, t->dtype, (uint64_t)i);
-    int32_t buf = -1;
-    st = add_buffer(b, v, (uint64_t)n * sizeof *v, v, layer, name, &buf);
-    if (st == EXO_OK) st = tensor(b, EXO_DTYPE_F32, EXO_TENSOR_WEIGHT, name, 1, shape, id);
-    if (st == EXO_OK) b->plan->tensors[*id].buffer = buf;
-    return st;
+    return constant_f32(b, v, n, layer, name);
 }
 
 /* ---------------------------------------------------------------- one decoder layer */
@@ -196,156 +226,193 @@ static const char *lname(char *out, size_t size, uint32_t layer, const char *suf
 
 /* x = matmul(h, W) (+ bias): [tokens][d0] out, or [tokens][d0][d1] when d1 > 0 (q, k and v come
  * out per head: the same bytes as [tokens][d0 x d1], so no reshape copy is needed). */
-static exo_status projection(builder *b, uint32_t l, uint32_t h, uint32_t w, const char *bias_name, int64_t d0,
-                             int64_t d1, const char *out_name, uint32_t *out) {
-    uint32_t bias = NONE;
-    exo_status st = EXO_OK;
-    if (bias_name) st = vector_f32(b, bias_name, (int32_t)l, d1 > 0 ? d0 * d1 : d0, &bias);
-    if (st == EXO_OK) st = activation(b, out_name, d1 > 0 ? 2 : 1, d0, d1, out);
-    uint32_t src[3] = {h, w, bias};
-    if (st == EXO_OK) st = node(b, EXO_OP_MATMUL, *out, bias == NONE ? 2 : 3, src, NULL, 0, NULL, 0);
-    return st;
+static uint32_t projection(builder *b, uint32_t l, uint32_t h, uint32_t w, const char *bias_name, int64_t d0,
+                           int64_t d1, const char *out_name) {
+    uint32_t bias = bias_name ? vector_f32(b, bias_name, (int32_t)l, d1 > 0 ? d0 * d1 : d0) : NONE;
+    uint32_t out = activation(b, out_name, d1 > 0 ? 2 : 1, d0, d1);
+    node(b, EXO_OP_MATMUL, out, bias_name ? 3 : 2, (uint32_t[]){h, w, bias});
+    return out;
 }
 
-static exo_status rms_norm(builder *b, uint32_t x, uint32_t w, uint32_t n_inner, int64_t d0, int64_t d1,
-                           const char *name, uint32_t *out) {
-    exo_status st = activation(b, name, n_inner, d0, d1, out);
-    int32_t ip[1] = {b->cfg->norm_add_one ? 1 : 0};
-    float fp[1] = {b->cfg->rms_norm_eps};
-    uint32_t src[2] = {x, w};
-    if (st == EXO_OK) st = node(b, EXO_OP_RMS_NORM, *out, 2, src, ip, 1, fp, 1);
-    return st;
+static uint32_t rms_norm(builder *b, uint32_t x, uint32_t w, uint32_t n_inner, int64_t d0, int64_t d1,
+                         const char *name) {
+    uint32_t out = activation(b, name, n_inner, d0, d1);
+    exo_node *n = node(b, EXO_OP_RMS_NORM, out, 2, (uint32_t[]){x, w});
+    n->i[EXO_RMS_NORM_I_ADD_ONE] = b->cfg->norm_add_one ? 1 : 0;
+    n->f[EXO_RMS_NORM_F_EPS] = b->cfg->rms_norm_eps;
+    return out;
 }
 
-static exo_status layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_factor, uint32_t *x) {
+static uint32_t rope(builder *b, uint32_t x, uint32_t inv_freq, float factor, int64_t heads, const char *name) {
+    uint32_t out = activation(b, name, 2, heads, b->cfg->head_dim);
+    exo_node *n = node(b, EXO_OP_ROPE, out, 3, (uint32_t[]){x, b->plan->in_positions, inv_freq});
+    n->i[EXO_ROPE_I_MODE] = EXO_ROPE_NEOX;
+    n->i[EXO_ROPE_I_N_ROT] = (int32_t)exo_rope_n_rot(b->cfg);
+    n->f[EXO_ROPE_F_ATTN_FACTOR] = factor;
+    return out;
+}
+
+static uint32_t add(builder *b, uint32_t x, uint32_t y, int64_t width, const char *name) {
+    uint32_t out = activation(b, name, 1, width, 0);
+    node(b, EXO_OP_ADD, out, 2, (uint32_t[]){x, y});
+    return out;
+}
+
+/* Appends layer l to the graph; returns its output (the residual stream after the MLP). */
+static uint32_t layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_factor, uint32_t x) {
     const exo_model_config *c = b->cfg;
     exo_graph_plan *p = b->plan;
     int64_t H = c->hidden_size, I = c->intermediate_size, nh = c->n_heads, nkv = c->n_kv_heads, hd = c->head_dim;
+    int32_t li = (int32_t)l;
     char n1[128], n2[128];
-    exo_status st = EXO_OK;
     int64_t vec_h[1] = {H};
-    uint32_t w_norm1 = NONE, w_norm2 = NONE, h = NONE, q = NONE, k = NONE, v = NONE;
 
-    st = weight(b, lname(n1, sizeof n1, l, "input_layernorm.weight"), (int32_t)l, 1, vec_h, &w_norm1);
-    if (st == EXO_OK) st = rms_norm(b, *x, w_norm1, 1, H, 0, "attn_norm", &h);
+    uint32_t h = rms_norm(b, x, weight(b, lname(n1, sizeof n1, l, "input_layernorm.weight"), li, 1, vec_h), 1, H, 0,
+                          "attn_norm");
 
     /* q, k, v projections: separate, or phi3's fused qkv_proj split by rows. */
-    uint32_t wq = NONE, wk = NONE, wv = NONE;
-    if (st == EXO_OK && c->arch == EXO_ARCH_PHI3) {
-        uint32_t wqkv;
+    uint32_t wq, wk, wv;
+    if (c->arch == EXO_ARCH_PHI3) {
         int64_t shape[2] = {(nh + 2 * nkv) * hd, H};
-        st = weight(b, lname(n1, sizeof n1, l, "self_attn.qkv_proj.weight"), (int32_t)l, 2, shape, &wqkv);
-        if (st == EXO_OK) st = weight_rows(b, wqkv, 0, nh * hd, "q_proj", &wq);
-        if (st == EXO_OK) st = weight_rows(b, wqkv, nh * hd, nkv * hd, "k_proj", &wk);
-        if (st == EXO_OK) st = weight_rows(b, wqkv, (nh + nkv) * hd, nkv * hd, "v_proj", &wv);
-    } else if (st == EXO_OK) {
+        uint32_t wqkv = weight(b, lname(n1, sizeof n1, l, "self_attn.qkv_proj.weight"), li, 2, shape);
+        wq = weight_rows(b, wqkv, 0, nh * hd, "q_proj");
+        wk = weight_rows(b, wqkv, nh * hd, nkv * hd, "k_proj");
+        wv = weight_rows(b, wqkv, (nh + nkv) * hd, nkv * hd, "v_proj");
+    } else {
         int64_t sq[2] = {nh * hd, H}, skv[2] = {nkv * hd, H};
-        st = weight(b, lname(n1, sizeof n1, l, "self_attn.q_proj.weight"), (int32_t)l, 2, sq, &wq);
-        if (st == EXO_OK) st = weight(b, lname(n1, sizeof n1, l, "self_attn.k_proj.weight"), (int32_t)l, 2, skv, &wk);
-        if (st == EXO_OK) st = weight(b, lname(n1, sizeof n1, l, "self_attn.v_proj.weight"), (int32_t)l, 2, skv, &wv);
+        wq = weight(b, lname(n1, sizeof n1, l, "self_attn.q_proj.weight"), li, 2, sq);
+        wk = weight(b, lname(n1, sizeof n1, l, "self_attn.k_proj.weight"), li, 2, skv);
+        wv = weight(b, lname(n1, sizeof n1, l, "self_attn.v_proj.weight"), li, 2, skv);
     }
     bool qkv_bias = c->attention_bias;
-    if (st == EXO_OK)
-        st = projection(b, l, h, wq, qkv_bias ? lname(n2, sizeof n2, l, "self_attn.q_proj.bias") : NULL, nh, hd, "q", &q);
-    if (st == EXO_OK)
-        st = projection(b, l, h, wk, qkv_bias ? lname(n2, sizeof n2, l, "self_attn.k_proj.bias") : NULL, nkv, hd, "k", &k);
-    if (st == EXO_OK)
-        st = projection(b, l, h, wv, qkv_bias ? lname(n2, sizeof n2, l, "self_attn.v_proj.bias") : NULL, nkv, hd, "v", &v);
-
-    if (st == EXO_OK && c->qk_norm) {
+    const char *bq = qkv_bias ? lname(n2, sizeof n2, l, "self_attn.q_proj.bias") : NULL;
+    uint32_t q = projection(b, l, h, wq, bq, nh, hd, "q");
+    const char *bk = qkv_bias ? lname(n2, sizeof n2, l, "self_attn.k_proj.bias") : NULL;
+    uint32_t k = projection(b, l, h, wk, bk, nkv, hd, "k");
+    const char *bv = qkv_bias ? lname(n2, sizeof n2, l, "self_attn.v_proj.bias") : NULL;
+    uint32_t v = projection(b, l, h, wv, bv, nkv, hd, "v");
+    if (c->qk_norm) {
         int64_t vec_hd[1] = {hd};
-        uint32_t wqn, wkn;
-        st = weight(b, lname(n1, sizeof n1, l, "self_attn.q_norm.weight"), (int32_t)l, 1, vec_hd, &wqn);
-        if (st == EXO_OK) st = weight(b, lname(n1, sizeof n1, l, "self_attn.k_norm.weight"), (int32_t)l, 1, vec_hd, &wkn);
-        if (st == EXO_OK) st = rms_norm(b, q, wqn, 2, nh, hd, "q_normed", &q);
-        if (st == EXO_OK) st = rms_norm(b, k, wkn, 2, nkv, hd, "k_normed", &k);
+        uint32_t wqn = weight(b, lname(n1, sizeof n1, l, "self_attn.q_norm.weight"), li, 1, vec_hd);
+        uint32_t wkn = weight(b, lname(n1, sizeof n1, l, "self_attn.k_norm.weight"), li, 1, vec_hd);
+        q = rms_norm(b, q, wqn, 2, nh, hd, "q_normed");
+        k = rms_norm(b, k, wkn, 2, nkv, hd, "k_normed");
     }
-    /* RoPE */
-    uint32_t qr = NONE, kr = NONE;
-    int32_t rope_ip[2] = {EXO_ROPE_NEOX, (int32_t)exo_rope_n_rot(c)};
-    float rope_fp[1] = {rope_factor};
-    if (st == EXO_OK) st = activation(b, "q_rope", 2, nh, hd, &qr);
-    if (st == EXO_OK) st = node(b, EXO_OP_ROPE, qr, 3, (uint32_t[]){q, p->in_positions, inv_freq}, rope_ip, 2, rope_fp, 1);
-    if (st == EXO_OK) st = activation(b, "k_rope", 2, nkv, hd, &kr);
-    if (st == EXO_OK) st = node(b, EXO_OP_ROPE, kr, 3, (uint32_t[]){k, p->in_positions, inv_freq}, rope_ip, 2, rope_fp, 1);
+    uint32_t qr = rope(b, q, inv_freq, rope_factor, nh, "q_rope");
+    uint32_t kr = rope(b, k, inv_freq, rope_factor, nkv, "k_rope");
 
-    /* KV cache and attention */
-    uint32_t layer_in_range = l - p->start;
-    uint32_t kc = p->kv[2 * layer_in_range], vc = p->kv[2 * layer_in_range + 1];
-    uint32_t attn;
-    /* KV_WRITE's destination is the cache tensor itself: rows at the tokens' positions. */
-    if (st == EXO_OK) st = node(b, EXO_OP_KV_WRITE, kc, 2, (uint32_t[]){kr, p->in_positions}, NULL, 0, NULL, 0);
-    if (st == EXO_OK) st = node(b, EXO_OP_KV_WRITE, vc, 2, (uint32_t[]){v, p->in_positions}, NULL, 0, NULL, 0);
+    /* KV cache and attention. KV_WRITE's destination is the cache tensor itself: rows at the
+     * tokens' positions. */
+    uint32_t kc = p->kv[2 * (l - p->start)], vc = p->kv[2 * (l - p->start) + 1];
+    node(b, EXO_OP_KV_WRITE, kc, 2, (uint32_t[]){kr, p->in_positions});
+    node(b, EXO_OP_KV_WRITE, vc, 2, (uint32_t[]){v, p->in_positions});
+    uint32_t attn = activation(b, "attn", 1, nh * hd, 0);
+    exo_node *an = node(b, EXO_OP_ATTENTION, attn, 4, (uint32_t[]){qr, kc, vc, p->in_positions});
+    an->i[EXO_ATTENTION_I_N_HEADS] = (int32_t)nh;
+    an->i[EXO_ATTENTION_I_N_KV_HEADS] = (int32_t)nkv;
+    an->i[EXO_ATTENTION_I_HEAD_DIM] = (int32_t)hd;
     /* qwen2/qwen3 slide only from max_window_layers on; mistral's window covers every layer. */
-    uint32_t window = l >= c->sliding_window_first_layer ? c->sliding_window : 0;
-    int32_t attn_ip[4] = {(int32_t)nh, (int32_t)nkv, (int32_t)hd, (int32_t)window};
-    float attn_fp[2] = {c->attn_scale, c->attn_logit_softcap};
-    if (st == EXO_OK) st = activation(b, "attn", 1, nh * hd, 0, &attn);
-    if (st == EXO_OK)
-        st = node(b, EXO_OP_ATTENTION, attn, 4, (uint32_t[]){qr, kc, vc, p->in_positions}, attn_ip, 4, attn_fp, 2);
+    an->i[EXO_ATTENTION_I_WINDOW] = (int32_t)(l >= c->sliding_window_first_layer ? c->sliding_window : 0);
+    an->f[EXO_ATTENTION_F_SCALE] = c->attn_scale;
+    an->f[EXO_ATTENTION_F_SOFTCAP] = c->attn_logit_softcap;
 
-    uint32_t wo = NONE, o = NONE, x1 = NONE;
     int64_t so[2] = {H, nh * hd};
-    if (st == EXO_OK) st = weight(b, lname(n1, sizeof n1, l, "self_attn.o_proj.weight"), (int32_t)l, 2, so, &wo);
+    uint32_t wo = weight(b, lname(n1, sizeof n1, l, "self_attn.o_proj.weight"), li, 2, so);
     bool o_bias = c->attention_out_bias;
-    if (st == EXO_OK)
-        st = projection(b, l, attn, wo, o_bias ? lname(n2, sizeof n2, l, "self_attn.o_proj.bias") : NULL, H, 0, "attn_out", &o);
-    if (st == EXO_OK) st = activation(b, "residual_attn", 1, H, 0, &x1);
-    if (st == EXO_OK) st = node(b, EXO_OP_ADD, x1, 2, (uint32_t[]){*x, o}, NULL, 0, NULL, 0);
+    uint32_t o = projection(b, l, attn, wo, o_bias ? lname(n2, sizeof n2, l, "self_attn.o_proj.bias") : NULL, H, 0,
+                            "attn_out");
+    uint32_t x1 = add(b, x, o, H, "residual_attn");
 
     /* MLP */
-    uint32_t h2 = NONE, wg = NONE, wu = NONE, wd = NONE, g = NONE, u = NONE, m = NONE, d = NONE, x2 = NONE;
-    if (st == EXO_OK) st = weight(b, lname(n1, sizeof n1, l, "post_attention_layernorm.weight"), (int32_t)l, 1, vec_h, &w_norm2);
-    if (st == EXO_OK) st = rms_norm(b, x1, w_norm2, 1, H, 0, "mlp_norm", &h2);
-    if (st == EXO_OK && c->arch == EXO_ARCH_PHI3) {
-        uint32_t wgu;
+    uint32_t h2 = rms_norm(b, x1, weight(b, lname(n1, sizeof n1, l, "post_attention_layernorm.weight"), li, 1, vec_h),
+                           1, H, 0, "mlp_norm");
+    uint32_t wg, wu;
+    if (c->arch == EXO_ARCH_PHI3) {
         int64_t shape[2] = {2 * I, H};
-        st = weight(b, lname(n1, sizeof n1, l, "mlp.gate_up_proj.weight"), (int32_t)l, 2, shape, &wgu);
-        if (st == EXO_OK) st = weight_rows(b, wgu, 0, I, "gate_proj", &wg);
-        if (st == EXO_OK) st = weight_rows(b, wgu, I, I, "up_proj", &wu);
-    } else if (st == EXO_OK) {
+        uint32_t wgu = weight(b, lname(n1, sizeof n1, l, "mlp.gate_up_proj.weight"), li, 2, shape);
+        wg = weight_rows(b, wgu, 0, I, "gate_proj");
+        wu = weight_rows(b, wgu, I, I, "up_proj");
+    } else {
         int64_t shape[2] = {I, H};
-        st = weight(b, lname(n1, sizeof n1, l, "mlp.gate_proj.weight"), (int32_t)l, 2, shape, &wg);
-        if (st == EXO_OK) st = weight(b, lname(n1, sizeof n1, l, "mlp.up_proj.weight"), (int32_t)l, 2, shape, &wu);
+        wg = weight(b, lname(n1, sizeof n1, l, "mlp.gate_proj.weight"), li, 2, shape);
+        wu = weight(b, lname(n1, sizeof n1, l, "mlp.up_proj.weight"), li, 2, shape);
     }
     bool mlp_bias = c->mlp_bias;
-    if (st == EXO_OK)
-        st = projection(b, l, h2, wg, mlp_bias ? lname(n2, sizeof n2, l, "mlp.gate_proj.bias") : NULL, I, 0, "gate", &g);
-    if (st == EXO_OK)
-        st = projection(b, l, h2, wu, mlp_bias ? lname(n2, sizeof n2, l, "mlp.up_proj.bias") : NULL, I, 0, "up", &u);
-    int32_t act[1] = {c->activation};
-    if (st == EXO_OK) st = activation(b, "glu", 1, I, 0, &m);
-    if (st == EXO_OK) st = node(b, EXO_OP_GLU, m, 2, (uint32_t[]){g, u}, act, 1, NULL, 0);
+    uint32_t g =
+        projection(b, l, h2, wg, mlp_bias ? lname(n2, sizeof n2, l, "mlp.gate_proj.bias") : NULL, I, 0, "gate");
+    uint32_t u = projection(b, l, h2, wu, mlp_bias ? lname(n2, sizeof n2, l, "mlp.up_proj.bias") : NULL, I, 0, "up");
+    uint32_t m = activation(b, "glu", 1, I, 0);
+    node(b, EXO_OP_GLU, m, 2, (uint32_t[]){g, u})->i[EXO_GLU_I_ACT] = c->activation;
     int64_t sd[2] = {H, I};
-    if (st == EXO_OK) st = weight(b, lname(n1, sizeof n1, l, "mlp.down_proj.weight"), (int32_t)l, 2, sd, &wd);
-    if (st == EXO_OK)
-        st = projection(b, l, m, wd, mlp_bias ? lname(n2, sizeof n2, l, "mlp.down_proj.bias") : NULL, H, 0, "mlp_out", &d);
-    if (st == EXO_OK) st = activation(b, "residual_mlp", 1, H, 0, &x2);
-    if (st == EXO_OK) st = node(b, EXO_OP_ADD, x2, 2, (uint32_t[]){x1, d}, NULL, 0, NULL, 0);
-    if (st == EXO_OK) *x = x2;
-    return st;
+    uint32_t wd = weight(b, lname(n1, sizeof n1, l, "mlp.down_proj.weight"), li, 2, sd);
+    uint32_t d = projection(b, l, m, wd, mlp_bias ? lname(n2, sizeof n2, l, "mlp.down_proj.bias") : NULL, H, 0,
+                            "mlp_out");
+    return add(b, x1, d, H, "residual_mlp");
 }
 
 /* ---------------------------------------------------------------- the whole range */
+
+/* RoPE frequencies, one constant shared by every layer; sets *factor (yarn's attention factor). */
+static uint32_t rope_frequencies(builder *b, float *factor) {
+    uint32_t n_rot = exo_rope_n_rot(b->cfg);
+    if (failed(b)) return NONE;
+    float *freq = malloc(((size_t)n_rot / 2 + 1) * sizeof *freq);
+    if (!freq) return fail(b, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory building the graph"));
+    exo_rope_inv_freq(b->cfg, freq, n_rot, factor);
+    return constant_f32(b, freq, n_rot / 2, -1, "rope.inv_freq");
+}
+
+/* The final norm, lm_head and optional soft-capping over x; returns the logits tensor. With
+ * last_row_only, only the selected row goes through the norm and the (large) lm_head. */
+static uint32_t head(builder *b, uint32_t x, uint32_t embed_table, bool last_row_only) {
+    const exo_model_config *cfg = b->cfg;
+    exo_graph_plan *out = b->plan;
+    int64_t H = cfg->hidden_size, V = cfg->vocab_size, vh[2] = {V, H}, vec_h[1] = {H};
+    int64_t rows = EXO_DIM_TOKENS;
+    if (last_row_only) {
+        int64_t one[1] = {1};
+        rows = 1;
+        out->in_output_row = tensor(b, EXO_DTYPE_I32, EXO_TENSOR_INPUT, "output_row", 1, one);
+        uint32_t row = activation(b, "last_hidden", 1, H, 0);
+        tensor_at(b, row)->ne[1] = 1;
+        node(b, EXO_OP_GET_ROWS, row, 2, (uint32_t[]){x, out->in_output_row})->f[EXO_GET_ROWS_F_SCALE] = 1.0f;
+        x = row;
+    }
+    uint32_t normed = rms_norm(b, x, weight(b, "model.norm.weight", -1, 1, vec_h), 1, H, 0, "final_norm");
+    tensor_at(b, normed)->ne[1] = rows;
+    uint32_t lm_head;
+    if (cfg->tie_word_embeddings && !exo_weights_has(b->weights, "lm_head.weight"))
+        lm_head = embed_table != NONE ? embed_table : weight(b, "model.embed_tokens.weight", -1, 2, vh);
+    else
+        lm_head = weight(b, "lm_head.weight", -1, 2, vh);
+    int64_t shape[2] = {rows, V};
+    bool softcap = cfg->final_logit_softcap > 0.0f;
+    uint32_t logits = tensor(b, EXO_DTYPE_F32, softcap ? 0 : EXO_TENSOR_OUTPUT, "logits", 2, shape);
+    node(b, EXO_OP_MATMUL, logits, 2, (uint32_t[]){normed, lm_head});
+    if (!softcap) return logits;
+    uint32_t capped = tensor(b, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, "logits_capped", 2, shape);
+    node(b, EXO_OP_SOFTCAP, capped, 1, (uint32_t[]){logits})->f[EXO_SOFTCAP_F_CAP] = cfg->final_logit_softcap;
+    return capped;
+}
 
 exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
                                 uint32_t start, uint32_t end, exo_graph_ends ends, uint32_t max_tokens,
                                 uint32_t max_ctx, exo_graph_plan *out) {
     memset(out, 0, sizeof *out);
-    bool embeds = ends.embeds, head = ends.head;
+    bool embeds = ends.embeds, has_head = ends.head;
     if (start > end || end > cfg->n_layers)
         return exo_errorf(EXO_ERR_INVALID_ARG, "%s: layer range [%u, %u) outside the model's %u layers", model_dir,
                           start, end, cfg->n_layers);
-    if (start == end && !embeds && !head)
+    if (start == end && !embeds && !has_head)
         return exo_errorf(EXO_ERR_INVALID_ARG, "%s: empty layer range [%u, %u) without embedding or head", model_dir,
                           start, end);
     if (max_tokens == 0 || max_ctx == 0)
         return exo_errorf(EXO_ERR_INVALID_ARG, "%s: max_tokens and max_ctx must be positive", model_dir);
-    builder b = {.plan = out, .cfg = cfg, .weights = weights, .dir = model_dir};
+    builder b = {.plan = out, .cfg = cfg, .weights = weights, .dir = model_dir, .st = EXO_OK};
     out->start = start;
     out->end = end;
     out->embeds = embeds;
-    out->has_head = head;
+    out->has_head = has_head;
     out->max_tokens = max_tokens;
     out->max_ctx = max_ctx;
     out->in_tokens = out->in_hidden = out->output = out->in_output_row = NONE;
@@ -355,96 +422,43 @@ exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weight
 
     int64_t H = cfg->hidden_size, V = cfg->vocab_size;
     int64_t tokens_only[1] = {EXO_DIM_TOKENS};
-    exo_status st = tensor(&b, EXO_DTYPE_I32, EXO_TENSOR_INPUT, "positions", 1, tokens_only, &out->in_positions);
-    for (uint32_t l = start; st == EXO_OK && l < end; l++) {
+    out->in_positions = tensor(&b, EXO_DTYPE_I32, EXO_TENSOR_INPUT, "positions", 1, tokens_only);
+    for (uint32_t l = start; l < end; l++) {
         int64_t shape[3] = {max_ctx, cfg->n_kv_heads, cfg->head_dim};
         char name[64];
         snprintf(name, sizeof name, "cache_k.%u", l);
-        st = tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_KV, name, 3, shape, &out->kv[2 * (l - start)]);
+        out->kv[2 * (l - start)] = tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_KV, name, 3, shape);
         snprintf(name, sizeof name, "cache_v.%u", l);
-        if (st == EXO_OK) st = tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_KV, name, 3, shape, &out->kv[2 * (l - start) + 1]);
+        out->kv[2 * (l - start) + 1] = tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_KV, name, 3, shape);
     }
-
-    /* RoPE frequencies, shared by every layer. */
-    uint32_t inv_freq = NONE;
     float rope_factor = 1.0f;
-    uint32_t n_rot = exo_rope_n_rot(cfg);
-    if (st == EXO_OK && end > start) {
-        float *freq = malloc(((size_t)n_rot / 2 + 1) * sizeof *freq);
-        if (!freq) st = exo_errorf(EXO_ERR_NO_MEMORY, "out of memory building the graph");
-        int32_t buf = -1;
-        if (st == EXO_OK) {
-            exo_rope_inv_freq(cfg, freq, n_rot, &rope_factor);
-            st = add_buffer(&b, freq, (uint64_t)(n_rot / 2) * sizeof *freq, freq, -1, "rope.inv_freq", &buf);
-        }
-        int64_t shape[1] = {n_rot / 2};
-        if (st == EXO_OK) st = tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_WEIGHT, "rope.inv_freq", 1, shape, &inv_freq);
-        if (st == EXO_OK) out->tensors[inv_freq].buffer = buf;
-    }
+    uint32_t inv_freq = end > start ? rope_frequencies(&b, &rope_factor) : NONE;
 
     /* Input: token ids through the embedding, or hidden states from the previous shard. */
-    uint32_t x = NONE, embed_table = NONE;
-    int64_t vh[2] = {V, H};
-    if (st == EXO_OK && embeds) {
-        st = tensor(&b, EXO_DTYPE_I32, EXO_TENSOR_INPUT, "tokens", 1, tokens_only, &out->in_tokens);
-        if (st == EXO_OK) st = weight(&b, "model.embed_tokens.weight", -1, 2, vh, &embed_table);
-        if (st == EXO_OK) st = activation(&b, "embeddings", 1, H, 0, &x);
-        float scale[1] = {cfg->embedding_scale};
-        if (st == EXO_OK) st = node(&b, EXO_OP_GET_ROWS, x, 2, (uint32_t[]){embed_table, out->in_tokens}, NULL, 0, scale, 1);
-    } else if (st == EXO_OK) {
+    uint32_t x, embed_table = NONE;
+    if (embeds) {
+        int64_t vh[2] = {V, H};
+        out->in_tokens = tensor(&b, EXO_DTYPE_I32, EXO_TENSOR_INPUT, "tokens", 1, tokens_only);
+        embed_table = weight(&b, "model.embed_tokens.weight", -1, 2, vh);
+        x = activation(&b, "embeddings", 1, H, 0);
+        node(&b, EXO_OP_GET_ROWS, x, 2, (uint32_t[]){embed_table, out->in_tokens})->f[EXO_GET_ROWS_F_SCALE] =
+            cfg->embedding_scale;
+    } else {
         int64_t shape[2] = {EXO_DIM_TOKENS, H};
-        st = tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_INPUT, "hidden_in", 2, shape, &out->in_hidden);
-        x = out->in_hidden;
+        x = out->in_hidden = tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_INPUT, "hidden_in", 2, shape);
     }
-    for (uint32_t l = start; st == EXO_OK && l < end; l++) st = layer(&b, l, inv_freq, rope_factor, &x);
+    for (uint32_t l = start; l < end; l++) x = layer(&b, l, inv_freq, rope_factor, x);
 
-    if (st == EXO_OK && head) {
-        uint32_t w_norm = NONE, normed = NONE, lm_head = NONE, logits = NONE;
-        int64_t vec_h[1] = {H};
-        int64_t rows = EXO_DIM_TOKENS;
-        if (ends.last_row_only) {
-            /* Only the selected row goes through the final norm and the (large) lm_head. */
-            int64_t one[1] = {1};
-            uint32_t row = NONE;
-            rows = 1;
-            st = tensor(&b, EXO_DTYPE_I32, EXO_TENSOR_INPUT, "output_row", 1, one, &out->in_output_row);
-            if (st == EXO_OK) st = activation(&b, "last_hidden", 1, H, 0, &row);
-            if (st == EXO_OK) b.plan->tensors[row].ne[1] = 1;
-            float unit[1] = {1.0f};
-            if (st == EXO_OK) st = node(&b, EXO_OP_GET_ROWS, row, 2, (uint32_t[]){x, out->in_output_row}, NULL, 0, unit, 1);
-            x = row;
-        }
-        if (st == EXO_OK) st = weight(&b, "model.norm.weight", -1, 1, vec_h, &w_norm);
-        if (st == EXO_OK) st = rms_norm(&b, x, w_norm, 1, H, 0, "final_norm", &normed);
-        if (st == EXO_OK) b.plan->tensors[normed].ne[1] = rows;
-        if (st == EXO_OK) {
-            if (cfg->tie_word_embeddings && !exo_weights_has(weights, "lm_head.weight")) {
-                if (embed_table == NONE) st = weight(&b, "model.embed_tokens.weight", -1, 2, vh, &embed_table);
-                lm_head = embed_table;
-            } else {
-                st = weight(&b, "lm_head.weight", -1, 2, vh, &lm_head);
-            }
-        }
-        int64_t shape[2] = {rows, V};
-        bool softcap = cfg->final_logit_softcap > 0.0f;
-        if (st == EXO_OK) st = tensor(&b, EXO_DTYPE_F32, softcap ? 0 : EXO_TENSOR_OUTPUT, "logits", 2, shape, &logits);
-        if (st == EXO_OK) st = node(&b, EXO_OP_MATMUL, logits, 2, (uint32_t[]){normed, lm_head}, NULL, 0, NULL, 0);
-        if (st == EXO_OK && softcap) {
-            uint32_t capped;
-            float cap[1] = {cfg->final_logit_softcap};
-            st = tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, "logits_capped", 2, shape, &capped);
-            if (st == EXO_OK) st = node(&b, EXO_OP_SOFTCAP, capped, 1, (uint32_t[]){logits}, NULL, 0, cap, 1);
-            logits = capped;
-        }
-        out->output = logits;
-    } else if (st == EXO_OK) {
+    if (has_head) {
+        out->output = head(&b, x, embed_table, ends.last_row_only);
+    } else {
         /* Hidden states out: a copy, so the output binding never aliases an input. */
         int64_t shape[2] = {EXO_DIM_TOKENS, H};
-        st = tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, "hidden_out", 2, shape, &out->output);
-        if (st == EXO_OK) st = node(&b, EXO_OP_COPY, out->output, 1, (uint32_t[]){x}, NULL, 0, NULL, 0);
+        out->output = tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, "hidden_out", 2, shape);
+        node(&b, EXO_OP_COPY, out->output, 1, (uint32_t[]){x});
     }
-    if (st != EXO_OK) exo_graph_plan_free(out);
-    return st;
+    if (failed(&b)) exo_graph_plan_free(out);
+    return b.st;
 }
 
 void exo_graph_plan_resize(exo_graph_plan *plan, uint32_t max_tokens, uint32_t max_ctx) {
@@ -466,9 +480,18 @@ void exo_graph_plan_free(exo_graph_plan *plan) {
     memset(plan, 0, sizeof *plan);
 }
 
+/* The plan's arrays are of this header's element sizes, and a plugin that negotiated a minor
+ * below 1.2 indexes them with the 1.0 sizes (abi/exo_plugin.h, "IR arrays"). While the two are
+ * equal every plugin can take the plan's arrays as they are; the day an element grows, these
+ * fail and the view must repack the arrays at the 1.0 strides for such plugins. */
+_Static_assert(sizeof(exo_tensor) == EXO_TENSOR_SIZE_1_0, "exo_tensor grew: repack for ABI 1.0/1.1 plugins");
+_Static_assert(sizeof(exo_node) == EXO_NODE_SIZE_1_0, "exo_node grew: repack for ABI 1.0/1.1 plugins");
+
 void exo_graph_plan_view(const exo_graph_plan *plan, exo_buffer *const *buffers, exo_graph *out) {
     memset(out, 0, sizeof *out);
     EXO_ABI_STRUCT_INIT(out);
+    out->tensor_stride = (uint32_t)sizeof *plan->tensors;
+    out->node_stride = (uint32_t)sizeof *plan->nodes;
     out->n_tensors = plan->n_tensors;
     out->tensors = plan->tensors;
     out->n_nodes = plan->n_nodes;

@@ -50,17 +50,6 @@ uint32_t exo_dtype_size(exo_dtype dtype) {
     }
 }
 
-const char *exo_dtype_name(exo_dtype dtype) {
-    switch (dtype) {
-    case EXO_DTYPE_F32: return "F32";
-    case EXO_DTYPE_F16: return "F16";
-    case EXO_DTYPE_BF16: return "BF16";
-    case EXO_DTYPE_I32: return "I32";
-    case EXO_DTYPE_Q8_0: return "Q8_0";
-    default: return "unknown";
-    }
-}
-
 /* The dtypes safetensors defines; the ones we cannot use are UNSUPPORTED, anything else FORMAT. */
 static const char *const st_known_unsupported_dtypes[] = {
     "F64", "I64", "U64", "I16", "U16", "I8", "U8", "U32", "BOOL", "F8_E4M3", "F8_E5M2",

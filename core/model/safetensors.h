@@ -79,6 +79,5 @@ uint64_t exo_weights_mapped_bytes(const exo_weights *w);
 
 /* Bytes per element (0 for block formats and unknown dtypes). */
 uint32_t exo_dtype_size(exo_dtype dtype);
-const char *exo_dtype_name(exo_dtype dtype);
 
 #endif

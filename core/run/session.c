@@ -159,6 +159,9 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
     args.n_tokens = n;
     args.n_bindings = nb;
     args.bindings = bindings;
+    /* The 1.0 size too (an ABI 1.0/1.1 plugin indexes with it): see "IR arrays" in exo_plugin.h. */
+    _Static_assert(sizeof *bindings == EXO_BINDING_SIZE_1_0, "exo_binding grew: repack for ABI 1.0/1.1 plugins");
+    args.binding_stride = (uint32_t)sizeof *bindings;
     exo_error_clear();
     st = api->graph_execute(last_graph ? sh->compiled_last : sh->compiled, &args);
     if (st != EXO_OK) return exo_error_wrap(st, "executing the graph failed");

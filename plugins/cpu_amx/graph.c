@@ -93,9 +93,10 @@ void cpu_compiled_free(exo_compiled *c) {
 
 static size_t node_workspace(const exo_compiled *c, const exo_node *nd) {
     if (nd->op == EXO_OP_ATTENTION) {
-        size_t need = (size_t)nd->i[2] * sizeof(double);
-        size_t fast = c->fast ? cpu_avx512_attention_workspace(nd->i[2]) : 0;
-        size_t tiled = c->fast && c->max_tokens > 1 ? cpu_avx512_attention_tiled_workspace(nd->i[2]) : 0;
+        int32_t head_dim = nd->i[EXO_ATTENTION_I_HEAD_DIM];
+        size_t need = (size_t)head_dim * sizeof(double);
+        size_t fast = c->fast ? cpu_avx512_attention_workspace(head_dim) : 0;
+        size_t tiled = c->fast && c->max_tokens > 1 ? cpu_avx512_attention_tiled_workspace(head_dim) : 0;
         if (fast > need) need = fast;
         return tiled > need ? tiled : need;
     }
@@ -147,10 +148,9 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
         cpu_compiled_free(c);
         return cpu_error(ctx, EXO_ERR_NO_MEMORY, "cpu_amx graph_compile: out of memory");
     }
-    memcpy(c->tensors, g->tensors, sizeof *c->tensors * g->n_tensors);
-    memcpy(c->nodes, g->nodes, sizeof *c->nodes * g->n_nodes);
+    graph_copy_tables(g, c->tensors, c->nodes);
     for (uint32_t i = 0; c->fast && i < g->n_nodes;) {
-        uint32_t len = graph_matmul_group_length(g->nodes, g->n_nodes, i, CPU_MATMUL_GROUP_MAX);
+        uint32_t len = graph_matmul_group_length(g, i, CPU_MATMUL_GROUP_MAX);
         c->group[i] = (uint8_t)len;
         i += len > 1 ? len : 1;
     }
@@ -171,7 +171,7 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
     }
     size_t ws = 0;
     for (uint32_t i = 0; st == EXO_OK && i < g->n_nodes; i++) {
-        size_t need = node_workspace(c, &g->nodes[i]);
+        size_t need = node_workspace(c, &c->nodes[i]);
         if (need > ws) ws = need;
     }
     c->workspace_stride = (ws + CPU_ALIGN - 1) / CPU_ALIGN * CPU_ALIGN;
@@ -183,8 +183,8 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
     }
     size_t packed = 0;
     for (uint32_t i = 0; st == EXO_OK && c->fast && g->max_tokens > CPU_GEMV_MAX_TOKENS && i < g->n_nodes; i++)
-        if (g->nodes[i].op == EXO_OP_MATMUL) {
-            size_t need = cpu_avx512_gemm_packed_floats(g->max_tokens, g->tensors[g->nodes[i].src[1]].ne[0]);
+        if (c->nodes[i].op == EXO_OP_MATMUL) {
+            size_t need = cpu_avx512_gemm_packed_floats(g->max_tokens, c->tensors[c->nodes[i].src[1]].ne[0]);
             if (need > packed) packed = need;
         }
     if (st == EXO_OK && packed > 0 && posix_memalign((void **)&c->x_packed, CPU_ALIGN, packed * sizeof(float)) != 0) {
@@ -200,7 +200,7 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
         return st;
     }
     for (uint32_t t = 0; t < g->n_tensors; t++) {
-        const exo_tensor *ten = &g->tensors[t];
+        const exo_tensor *ten = exo_graph_tensor(g, t);
         if (ten->flags & EXO_TENSOR_WEIGHT) c->data[t] = g->buffers[ten->buffer]->data + ten->offset;
         else if (offsets[t] != GRAPH_NOT_PLANNED) c->data[t] = c->scratch + offsets[t];
     }
@@ -225,8 +225,10 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
 static exo_status bind_tensors(exo_compiled *c, const exo_exec_args *args) {
     graph_target target = cpu_graph_target(c->ctx);
     exo_status st = graph_check_bindings(&target, c->tensors, c->n_tensors, c->max_tokens, args, c->bound);
-    for (uint32_t b = 0; st == EXO_OK && b < args->n_bindings; b++)
-        c->data[args->bindings[b].tensor] = args->bindings[b].buffer->data + args->bindings[b].offset;
+    for (uint32_t b = 0; st == EXO_OK && b < args->n_bindings; b++) {
+        const exo_binding *bd = exo_exec_binding(args, b);
+        c->data[bd->tensor] = bd->buffer->data + bd->offset;
+    }
     return st;
 }
 
@@ -317,13 +319,15 @@ static exo_status run_node(const exec_node *e) {
         int64_t count = src_shape(e, 0, ne), tokens = src_shape(e, 1, NULL);
         exo_status st = check_indices(e, 1, tokens, count / ne[0], "token id");
         if (st != EXO_OK) return st;
-        cpu_get_rows_args a = {src_data(e, 0), c->tensors[nd->src[0]].dtype, ne[0], src_data(e, 1), nd->f[0], dst};
+        cpu_get_rows_args a = {src_data(e, 0), c->tensors[nd->src[0]].dtype, ne[0], src_data(e, 1),
+                               nd->f[EXO_GET_ROWS_F_SCALE], dst};
         cpu_threadpool_run(pool, tokens, 1, cpu_ref_get_rows, &a);
         return EXO_OK;
     }
     case EXO_OP_RMS_NORM: {
         int64_t count = src_shape(e, 0, ne);
-        cpu_rms_norm_args a = {src_data(e, 0), src_data(e, 1), c->tensors[nd->src[1]].dtype, ne[0], nd->f[0], nd->i[0], dst};
+        cpu_rms_norm_args a = {src_data(e, 0), src_data(e, 1), c->tensors[nd->src[1]].dtype, ne[0],
+                               nd->f[EXO_RMS_NORM_F_EPS], nd->i[EXO_RMS_NORM_I_ADD_ONE], dst};
         cpu_threadpool_run(pool, count / ne[0], 1, c->fast ? cpu_avx512_rms_norm : cpu_ref_rms_norm, &a);
         return EXO_OK;
     }
@@ -354,7 +358,7 @@ static exo_status run_node(const exec_node *e) {
         return EXO_OK;
     }
     case EXO_OP_GLU: {
-        cpu_glu_args a = {src_data(e, 0), src_data(e, 1), nd->i[0], dst};
+        cpu_glu_args a = {src_data(e, 0), src_data(e, 1), nd->i[EXO_GLU_I_ACT], dst};
         cpu_threadpool_run(pool, src_shape(e, 0, NULL), c->fast ? CPU_ELTWISE_GRAIN : 1024,
                            c->fast ? cpu_avx512_glu : cpu_ref_glu, &a);
         return EXO_OK;
@@ -362,7 +366,8 @@ static exo_status run_node(const exec_node *e) {
     case EXO_OP_ROPE: {
         int64_t count = src_shape(e, 0, ne), tokens = src_shape(e, 1, NULL);
         cpu_rope_args a = {src_data(e, 0), src_data(e, 1), src_data(e, 2), ne[0], count / (ne[0] * tokens),
-                           nd->i[1], nd->i[0], nd->f[0], dst};
+                           nd->i[EXO_ROPE_I_N_ROT], nd->i[EXO_ROPE_I_MODE], nd->f[EXO_ROPE_F_ATTN_FACTOR],
+                           dst};
         cpu_threadpool_run(pool, tokens, 1, c->fast ? cpu_avx512_rope : cpu_ref_rope, &a);
         return EXO_OK;
     }
@@ -378,20 +383,23 @@ static exo_status run_node(const exec_node *e) {
         int64_t tokens = src_shape(e, 3, NULL), rows = outer_dim(e, nd->src[1]);
         exo_status st = check_indices(e, 3, tokens, rows, "position");
         if (st != EXO_OK) return st;
-        cpu_attention_args a = {src_data(e, 0), src_data(e, 1), src_data(e, 2), src_data(e, 3), nd->i[0], nd->i[1],
-                                nd->i[2], nd->i[3], nd->f[0], nd->f[1], dst, c->workspace, c->workspace_stride, tokens};
-        int64_t group = nd->i[0] / nd->i[1];
+        int32_t heads = nd->i[EXO_ATTENTION_I_N_HEADS], kv_heads = nd->i[EXO_ATTENTION_I_N_KV_HEADS];
+        cpu_attention_args a = {src_data(e, 0), src_data(e, 1), src_data(e, 2), src_data(e, 3), heads, kv_heads,
+                                nd->i[EXO_ATTENTION_I_HEAD_DIM], nd->i[EXO_ATTENTION_I_WINDOW],
+                                nd->f[EXO_ATTENTION_F_SCALE], nd->f[EXO_ATTENTION_F_SOFTCAP], dst, c->workspace,
+                                c->workspace_stride, tokens};
+        int64_t group = heads / kv_heads;
         if (c->fast && tokens > 1 && cpu_attention_tiled_fits(group)) {
             int64_t block = cpu_attention_block_tokens(group);
-            cpu_threadpool_run(pool, (tokens + block - 1) / block * nd->i[1], 1, cpu_avx512_attention_tiled, &a);
+            cpu_threadpool_run(pool, (tokens + block - 1) / block * kv_heads, 1, cpu_avx512_attention_tiled, &a);
             return EXO_OK;
         }
         /* Chunks hold whole GQA groups where possible, so the fast kernel shares K/V loads. */
-        cpu_threadpool_run(pool, tokens * nd->i[0], group, c->fast ? cpu_avx512_attention : cpu_ref_attention, &a);
+        cpu_threadpool_run(pool, tokens * heads, group, c->fast ? cpu_avx512_attention : cpu_ref_attention, &a);
         return EXO_OK;
     }
     case EXO_OP_SOFTCAP: {
-        cpu_softcap_args a = {src_data(e, 0), nd->f[0], dst};
+        cpu_softcap_args a = {src_data(e, 0), nd->f[EXO_SOFTCAP_F_CAP], dst};
         cpu_threadpool_run(pool, src_shape(e, 0, NULL), 1024, cpu_ref_softcap, &a);
         return EXO_OK;
     }

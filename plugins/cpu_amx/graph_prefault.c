@@ -24,7 +24,7 @@ static void prefault_range(void *args, int64_t begin, int64_t end, uint32_t thre
     (void)thread;
     prefault_args *a = args;
     for (int64_t i = begin; i < end; i++) {
-        const exo_tensor *t = &a->g->tensors[a->tensors[i]];
+        const exo_tensor *t = exo_graph_tensor(a->g, a->tensors[i]);
         const uint8_t *data = a->g->buffers[t->buffer]->data + t->offset;
         uint64_t bytes = graph_tensor_bytes(t, a->g->max_tokens);
         if (bytes == 0) continue;
@@ -42,7 +42,7 @@ void cpu_prefault_weights(exo_plugin_ctx *ctx, const exo_graph *g, uint32_t *scr
     uint32_t n = 0;
     uint64_t bytes = 0, total = 0, available = 0;
     for (uint32_t t = 0; t < g->n_tensors; t++) {
-        const exo_tensor *ten = &g->tensors[t];
+        const exo_tensor *ten = exo_graph_tensor(g, t);
         if ((ten->flags & EXO_TENSOR_WEIGHT) && !g->buffers[ten->buffer]->owned) {
             scratch[n++] = t;
             bytes += graph_tensor_bytes(ten, g->max_tokens);

@@ -111,15 +111,15 @@ static bool amx_usable(const cpu_features *f, char *why, size_t why_size) {
 /* Rows of x at n_tokens for MATMUL node i (x is rows x K). */
 static int64_t matmul_rows(const exo_graph *g, const exo_node *nd, uint32_t n_tokens) {
     int64_t ne[EXO_MAX_DIMS];
-    int64_t x_count = graph_resolve_shape(&g->tensors[nd->src[0]], n_tokens, ne);
-    return x_count / g->tensors[nd->src[1]].ne[0];
+    int64_t x_count = graph_resolve_shape(exo_graph_tensor(g, nd->src[0]), n_tokens, ne);
+    return x_count / exo_graph_tensor(g, nd->src[1])->ne[0];
 }
 
 /* A MATMUL whose bf16 weights are fixed at compile time, hold at least min_weight elements, and
  * whose x reaches the row threshold. */
 static bool node_eligible(const exo_graph *g, const exo_node *nd, int64_t min_weight) {
     if (nd->op != EXO_OP_MATMUL) return false;
-    const exo_tensor *w = &g->tensors[nd->src[1]];
+    const exo_tensor *w = exo_graph_tensor(g, nd->src[1]);
     int64_t elements = 1;
     for (uint32_t d = 0; d < w->n_dims; d++) elements *= w->ne[d];
     return w->dtype == EXO_DTYPE_BF16 && (w->flags & EXO_TENSOR_WEIGHT) && elements >= min_weight &&
@@ -265,9 +265,9 @@ static exo_status build(cpu_onednn *o, const exo_graph *g, uint64_t *reordered_b
     for (uint32_t i = 0; i < g->n_nodes; i++) {
         onednn_node *on = &o->nodes[i];
         on->shape = -1;
-        const exo_node *nd = &g->nodes[i];
+        const exo_node *nd = exo_graph_node(g, i);
         if (!node_eligible(g, nd, o->min_weight)) continue;
-        const exo_tensor *w = &g->tensors[nd->src[1]];
+        const exo_tensor *w = exo_graph_tensor(g, nd->src[1]);
         int64_t k = w->ne[0], n = 1, rows = matmul_rows(g, nd, g->max_tokens);
         for (uint32_t d = 1; d < w->n_dims; d++) n *= w->ne[d];
         exo_status st = shape_index(o, n, k, nd->n_src == 3, rows, &on->shape);
@@ -300,7 +300,7 @@ exo_status cpu_onednn_create(exo_plugin_ctx *ctx, const exo_graph *g, uint32_t n
      * host, oneDNN 2.6's AMX matmuls beat it at 2048x2048 and up (1B shape, +12 % prefill) but
      * lose 4x at 768x2048 (110M shape), where conversion and hand-off overheads dominate. */
     int64_t min_weight = mode == MODE_AUTO ? CPU_ONEDNN_AUTO_MIN_WEIGHT : 0;
-    for (uint32_t i = 0; i < g->n_nodes; i++) eligible += node_eligible(g, &g->nodes[i], min_weight);
+    for (uint32_t i = 0; i < g->n_nodes; i++) eligible += node_eligible(g, exo_graph_node(g, i), min_weight);
     char why[200];
     bool amx = amx_usable(&ctx->features, why, sizeof why);
     if (mode == MODE_OFF) {

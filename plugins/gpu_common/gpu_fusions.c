@@ -13,11 +13,11 @@
 /* Whether tensor t is an intermediate that only nodes first .. last read (so a launch that
  * computes its producer and those readers may skip writing it). */
 static bool read_only_by(const exo_graph *g, uint32_t t, uint32_t first, uint32_t last) {
-    if (g->tensors[t].flags & (EXO_TENSOR_INPUT | EXO_TENSOR_OUTPUT | EXO_TENSOR_WEIGHT | EXO_TENSOR_KV)) return false;
+    if (exo_graph_tensor(g, t)->flags & (EXO_TENSOR_INPUT | EXO_TENSOR_OUTPUT | EXO_TENSOR_WEIGHT | EXO_TENSOR_KV)) return false;
     for (uint32_t j = 0; j < g->n_nodes; j++) {
         if (j >= first && j <= last) continue;
-        for (uint32_t s = 0; s < g->nodes[j].n_src; s++)
-            if (g->nodes[j].src[s] == t) return false;
+        for (uint32_t s = 0; s < exo_graph_node(g, j)->n_src; s++)
+            if (exo_graph_node(g, j)->src[s] == t) return false;
     }
     return true;
 }
@@ -25,7 +25,7 @@ static bool read_only_by(const exo_graph *g, uint32_t t, uint32_t first, uint32_
 /* ------------------------------------------------ an RMS_NORM folded into the matvec after it */
 
 bool gpu_fusion_norm_detect(const exo_graph *g, uint32_t i, uint32_t len) {
-    return g->nodes[i].op == EXO_OP_RMS_NORM && read_only_by(g, g->nodes[i].dst, i + 1, i + len);
+    return exo_graph_node(g, i)->op == EXO_OP_RMS_NORM && read_only_by(g, exo_graph_node(g, i)->dst, i + 1, i + len);
 }
 
 /* When the run takes one token, the weight and x are aligned for the wide loads, and no output
@@ -52,8 +52,8 @@ static void norm_args(gpu_builder *b, const exo_node *norm, uint32_t x) {
     gpu_build_i32(b, norm != NULL);
     gpu_build_tensor(b, norm ? norm->src[1] : x);
     gpu_build_i32(b, norm ? b->v->tensors[norm->src[1]].dtype : 0);
-    gpu_build_f32(b, norm ? norm->f[0] : 0.0f);
-    gpu_build_i32(b, norm ? norm->i[0] : 0);
+    gpu_build_f32(b, norm ? norm->f[EXO_RMS_NORM_F_EPS] : 0.0f);
+    gpu_build_i32(b, norm ? norm->i[EXO_RMS_NORM_I_ADD_ONE] : 0);
 }
 
 /* The head of a fused matvec launch: kernel `family`_<weight dtype> (name: its storage), then x:
@@ -76,7 +76,7 @@ static void member_args(gpu_builder *b, const exo_node *nd) {
 
 /* The q/k/v projections, gate and up (graph_matmul_group_length). */
 static uint32_t group_detect(const exo_graph *g, uint32_t i) {
-    uint32_t len = graph_matmul_group_length(g->nodes, g->n_nodes, i, MATMUL_GROUP_MAX);
+    uint32_t len = graph_matmul_group_length(g, i, MATMUL_GROUP_MAX);
     return len > 1 ? len : 0;
 }
 
@@ -124,9 +124,9 @@ static exo_status group_enqueue(const gpu_exec_view *v, const exo_node *run, uin
 
 /* A pair sharing x, then the GLU that alone reads both outputs (never written). */
 static uint32_t glu_detect(const exo_graph *g, uint32_t i) {
-    if (i + 3 > g->n_nodes || graph_matmul_group_length(g->nodes, g->n_nodes, i, MATMUL_GROUP_MAX) != 2 ||
-        g->nodes[i + 2].op != EXO_OP_GLU ||
-        !read_only_by(g, g->nodes[i].dst, i + 2, i + 2) || !read_only_by(g, g->nodes[i + 1].dst, i + 2, i + 2))
+    if (i + 3 > g->n_nodes || graph_matmul_group_length(g, i, MATMUL_GROUP_MAX) != 2 ||
+        exo_graph_node(g, i + 2)->op != EXO_OP_GLU ||
+        !read_only_by(g, exo_graph_node(g, i)->dst, i + 2, i + 2) || !read_only_by(g, exo_graph_node(g, i + 1)->dst, i + 2, i + 2))
         return 0;
     return 3;
 }
@@ -154,7 +154,7 @@ static exo_status glu_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
     member_args(&b, &run[1]);
     gpu_build_tensor(&b, run[2].dst);
     gpu_build_u32(&b, (uint64_t)rows);
-    gpu_build_i32(&b, run[2].i[0] == EXO_ACT_GELU_TANH ? 1 : 0);
+    gpu_build_i32(&b, run[2].i[EXO_GLU_I_ACT] == EXO_ACT_GELU_TANH ? 1 : 0);
     norm_args(&b, norm, run[0].src[0]);
     return gpu_build_go_matvec(&b, k, rows);
 }
@@ -171,8 +171,8 @@ static uint32_t residual_of(const exo_node *mm, const exo_node *add) {
 
 /* A matmul whose output only the ADD right after it reads (never written: (x.w + b) + r). */
 static uint32_t add_detect(const exo_graph *g, uint32_t i) {
-    if (g->nodes[i].op != EXO_OP_MATMUL || i + 1 >= g->n_nodes || g->nodes[i + 1].op != EXO_OP_ADD ||
-        !read_only_by(g, g->nodes[i].dst, i + 1, i + 1))
+    if (exo_graph_node(g, i)->op != EXO_OP_MATMUL || i + 1 >= g->n_nodes || exo_graph_node(g, i + 1)->op != EXO_OP_ADD ||
+        !read_only_by(g, exo_graph_node(g, i)->dst, i + 1, i + 1))
         return 0;
     return 2;
 }
@@ -215,8 +215,8 @@ static exo_status add_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
 /* Two ROPEs, the roped k read only by the KV_WRITE after them (the kernel writes it straight
  * into the cache); fits checks the rest. */
 static uint32_t rope_kv_detect(const exo_graph *g, uint32_t i) {
-    if (i + 4 > g->n_nodes || g->nodes[i].op != EXO_OP_ROPE || g->nodes[i + 1].op != EXO_OP_ROPE ||
-        !read_only_by(g, g->nodes[i + 1].dst, i + 2, i + 2))
+    if (i + 4 > g->n_nodes || exo_graph_node(g, i)->op != EXO_OP_ROPE || exo_graph_node(g, i + 1)->op != EXO_OP_ROPE ||
+        !read_only_by(g, exo_graph_node(g, i + 1)->dst, i + 2, i + 2))
         return 0;
     return 4;
 }
@@ -230,8 +230,9 @@ static bool rope_kv_fits(const gpu_exec_view *v, const exo_node *run, uint32_t l
         return false;
     uint32_t pos = rq->src[1];
     if (wk->src[0] != rk->dst || wv->src[0] == rq->dst || wv->src[0] == rk->dst || rk->src[1] != pos ||
-        wk->src[1] != pos || wv->src[1] != pos || rk->src[2] != rq->src[2] || rk->i[0] != rq->i[0] ||
-        rk->i[1] != rq->i[1] || rk->f[0] != rq->f[0])
+        wk->src[1] != pos || wv->src[1] != pos || rk->src[2] != rq->src[2] || rk->i[EXO_ROPE_I_MODE] != rq->i[EXO_ROPE_I_MODE] ||
+        rk->i[EXO_ROPE_I_N_ROT] != rq->i[EXO_ROPE_I_N_ROT] ||
+        rk->f[EXO_ROPE_F_ATTN_FACTOR] != rq->f[EXO_ROPE_F_ATTN_FACTOR])
         return false;
     int64_t qne[EXO_MAX_DIMS], kne[EXO_MAX_DIMS];
     gpu_view_count(v, rq->src[0], qne);
@@ -262,9 +263,9 @@ static exo_status rope_kv_enqueue(const gpu_exec_view *v, const exo_node *run, u
     gpu_build_u32(&b, (uint64_t)head_dim);
     gpu_build_u32(&b, (uint64_t)heads);
     gpu_build_u32(&b, (uint64_t)kv_heads);
-    gpu_build_i32(&b, rq->i[1]);
-    gpu_build_i32(&b, rq->i[0]);
-    gpu_build_f32(&b, rq->f[0]);
+    gpu_build_i32(&b, rq->i[EXO_ROPE_I_N_ROT]);
+    gpu_build_i32(&b, rq->i[EXO_ROPE_I_MODE]);
+    gpu_build_f32(&b, rq->f[EXO_ROPE_F_ATTN_FACTOR]);
     gpu_build_u32(&b, (uint64_t)gpu_view_outer_dim(v, wk->dst));
     return gpu_build_go(&b, 3, (uint64_t[3]){(uint64_t)head_dim, (uint64_t)(heads + 2 * kv_heads), (uint64_t)tokens},
                         (size_t[3]){32, 1, 1});

@@ -126,7 +126,7 @@ static void find_runs(gpu_compiled *c, const exo_graph *g, graph_keep_alive *kee
             c->runs[i].len[f] = (uint8_t)len;
             if (len > longest) longest = len;
             if (len && fu->keep_src >= 0)
-                keep[(*n_keep)++] = (graph_keep_alive){g->nodes[i + fu->keep_node].src[fu->keep_src], i + len - 1};
+                keep[(*n_keep)++] = (graph_keep_alive){exo_graph_node(g, i + fu->keep_node)->src[fu->keep_src], i + len - 1};
         }
         i += longest;
     }
@@ -168,8 +168,7 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
         gpu_graph_free(c);
         return gpu_fail(be, EXO_ERR_NO_MEMORY, "graph_compile: out of memory");
     }
-    memcpy(c->tensors, g->tensors, sizeof *c->tensors * g->n_tensors);
-    memcpy(c->nodes, g->nodes, sizeof *c->nodes * g->n_nodes);
+    graph_copy_tables(g, c->tensors, c->nodes);
     plan_index_checks(c);
     uint32_t n_keep;
     find_runs(c, g, keep, &n_keep);
@@ -192,8 +191,9 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
     if (st == EXO_OK && c->scratch_size > 0) st = be->mem_alloc(be->ctx, c->scratch_size, &c->scratch);
     uint64_t partials = 0;
     for (uint32_t i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].op == EXO_OP_ATTENTION) {
-            uint64_t need = GPU_ATT_PARTIAL_FLOATS(g->nodes[i].i[0], g->nodes[i].i[2]) * sizeof(float);
+        if (c->nodes[i].op == EXO_OP_ATTENTION) {
+            const int32_t *p = c->nodes[i].i;
+            uint64_t need = GPU_ATT_PARTIAL_FLOATS(p[EXO_ATTENTION_I_N_HEADS], p[EXO_ATTENTION_I_HEAD_DIM]) * sizeof(float);
             partials = need > partials ? need : partials;
         }
     /* Without it (too large for one allocation) decode attention takes the one-kernel path. */
@@ -205,7 +205,7 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
         return st;
     }
     for (uint32_t t = 0; t < g->n_tensors; t++) {
-        const exo_tensor *ten = &g->tensors[t];
+        const exo_tensor *ten = exo_graph_tensor(g, t);
         if (ten->flags & EXO_TENSOR_WEIGHT) {
             uint64_t size;
             c->mem[t] = be->buffer_mem(be->ctx, g->buffers[ten->buffer], &size);
@@ -235,7 +235,7 @@ static exo_status bind_tensors(gpu_compiled *c, const exo_exec_args *args) {
     graph_target target = gpu_graph_target(be);
     exo_status st = graph_check_bindings(&target, c->tensors, c->n_tensors, c->max_tokens, args, c->bound);
     for (uint32_t b = 0; st == EXO_OK && b < args->n_bindings; b++) {
-        const exo_binding *bd = &args->bindings[b];
+        const exo_binding *bd = exo_exec_binding(args, b);
         uint64_t size;
         c->mem[bd->tensor] = be->buffer_mem(be->ctx, bd->buffer, &size);
         c->offset[bd->tensor] = bd->offset;

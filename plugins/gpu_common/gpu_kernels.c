@@ -45,10 +45,20 @@ static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
     return gpu_build_go(&b, 1, (uint64_t[3]){groups * 64, 1, 1}, (size_t[3]){64, 1, 1});
 }
 
+/* The parameters both attention kernels take after their tensors (kernels/attention.cl). */
+static void attention_params(gpu_builder *b, const exo_node *nd) {
+    gpu_build_i32(b, nd->i[EXO_ATTENTION_I_N_HEADS]);
+    gpu_build_i32(b, nd->i[EXO_ATTENTION_I_N_KV_HEADS]);
+    gpu_build_i32(b, nd->i[EXO_ATTENTION_I_HEAD_DIM]);
+    gpu_build_i32(b, nd->i[EXO_ATTENTION_I_WINDOW]);
+    gpu_build_f32(b, nd->f[EXO_ATTENTION_F_SCALE]);
+    gpu_build_f32(b, nd->f[EXO_ATTENTION_F_SOFTCAP]);
+}
+
 /* One decode token: its visible rows cut into splits of whole tiles (enough work-groups to fill
  * a large GPU, at most GPU_ATT_MAX_SPLITS per head), then one combine per head. */
 static exo_status enqueue_attention_split(const gpu_exec_view *v, const exo_node *nd) {
-    int64_t last = v->attn_position, window = nd->i[3];
+    int64_t last = v->attn_position, window = nd->i[EXO_ATTENTION_I_WINDOW];
     int64_t first = window > 0 && last - window + 1 > 0 ? last - window + 1 : 0;
     int64_t rows = last - first + 1, tiles = (rows + GPU_ATT_TILE - 1) / GPU_ATT_TILE;
     int64_t tiles_per_split = (tiles + GPU_ATT_MAX_SPLITS - 1) / GPU_ATT_MAX_SPLITS;
@@ -57,20 +67,18 @@ static exo_status enqueue_attention_split(const gpu_exec_view *v, const exo_node
     gpu_build_start(&b, v, "exo_attention_split");
     for (uint32_t s = 0; s < 4; s++) gpu_build_tensor(&b, nd->src[s]);
     gpu_build_mem(&b, v->attn_partials, 0);
-    for (int p = 0; p < 4; p++) gpu_build_i32(&b, nd->i[p]);
-    gpu_build_f32(&b, nd->f[0]);
-    gpu_build_f32(&b, nd->f[1]);
+    attention_params(&b, nd);
     gpu_build_i32(&b, gpu_view_outer_dim(v, nd->src[1]));
     gpu_build_i32(&b, tiles_per_split * GPU_ATT_TILE);
-    exo_status st = gpu_build_go(&b, 2, (uint64_t[3]){(uint64_t)splits * GPU_ATT_TILE, (uint64_t)nd->i[0], 1},
+    exo_status st = gpu_build_go(&b, 2, (uint64_t[3]){(uint64_t)splits * GPU_ATT_TILE, (uint64_t)nd->i[EXO_ATTENTION_I_N_HEADS], 1},
                        (size_t[3]){GPU_ATT_TILE, 1, 1});
     if (st != EXO_OK) return st;
     gpu_build_start(&b, v, "exo_attention_combine");
     gpu_build_mem(&b, v->attn_partials, 0);
     gpu_build_tensor(&b, nd->dst);
-    gpu_build_i32(&b, nd->i[2]);
+    gpu_build_i32(&b, nd->i[EXO_ATTENTION_I_HEAD_DIM]);
     gpu_build_i32(&b, splits);
-    return gpu_build_go(&b, 1, (uint64_t[3]){(uint64_t)nd->i[0] * GPU_ATT_TILE, 1, 1}, (size_t[3]){GPU_ATT_TILE, 1, 1});
+    return gpu_build_go(&b, 1, (uint64_t[3]){(uint64_t)nd->i[EXO_ATTENTION_I_N_HEADS] * GPU_ATT_TILE, 1, 1}, (size_t[3]){GPU_ATT_TILE, 1, 1});
 }
 
 static exo_status enqueue_binary(const gpu_exec_view *v, const exo_node *nd, const char *kernel) {
@@ -99,7 +107,7 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
         gpu_build_tensor(&b, nd->src[1]);
         gpu_build_tensor(&b, nd->dst);
         gpu_build_u32(&b, (uint64_t)ne[0]);
-        gpu_build_f32(&b, nd->f[0]);
+        gpu_build_f32(&b, nd->f[EXO_GET_ROWS_F_SCALE]);
         return gpu_build_go(&b, 2, (uint64_t[3]){(uint64_t)ne[0], (uint64_t)tokens, 1}, (size_t[3]){64, 1, 1});
     }
     case EXO_OP_RMS_NORM: {
@@ -113,8 +121,8 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
         gpu_build_i32(&b, v->tensors[nd->src[1]].dtype);
         gpu_build_tensor(&b, nd->dst);
         gpu_build_u32(&b, (uint64_t)ne[0]);
-        gpu_build_f32(&b, nd->f[0]);
-        gpu_build_i32(&b, nd->i[0]);
+        gpu_build_f32(&b, nd->f[EXO_RMS_NORM_F_EPS]);
+        gpu_build_i32(&b, nd->i[EXO_RMS_NORM_I_ADD_ONE]);
         return gpu_build_go(&b, 1, (uint64_t[3]){(uint64_t)(count / ne[0]) * local, 1, 1}, (size_t[3]){local, 1, 1});
     }
     case EXO_OP_MATMUL: return enqueue_matmul(v, nd);
@@ -127,7 +135,7 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
         gpu_build_tensor(&b, nd->src[1]);
         gpu_build_tensor(&b, nd->dst);
         gpu_build_u32(&b, (uint64_t)count);
-        gpu_build_i32(&b, nd->i[0]);
+        gpu_build_i32(&b, nd->i[EXO_GLU_I_ACT]);
         return gpu_build_go_1d(&b, (uint64_t)count);
     }
     case EXO_OP_ROPE: {
@@ -140,9 +148,9 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
         gpu_build_tensor(&b, nd->dst);
         gpu_build_u32(&b, (uint64_t)ne[0]);
         gpu_build_u32(&b, (uint64_t)heads);
-        gpu_build_i32(&b, nd->i[1]);
-        gpu_build_i32(&b, nd->i[0]);
-        gpu_build_f32(&b, nd->f[0]);
+        gpu_build_i32(&b, nd->i[EXO_ROPE_I_N_ROT]);
+        gpu_build_i32(&b, nd->i[EXO_ROPE_I_MODE]);
+        gpu_build_f32(&b, nd->f[EXO_ROPE_F_ATTN_FACTOR]);
         return gpu_build_go(&b, 3, (uint64_t[3]){(uint64_t)ne[0], (uint64_t)heads, (uint64_t)tokens}, (size_t[3]){32, 1, 1});
     }
     case EXO_OP_KV_WRITE: {
@@ -161,13 +169,11 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
         gpu_build_start(&b, v, "exo_attention");
         for (uint32_t s = 0; s < 4; s++) gpu_build_tensor(&b, nd->src[s]);
         gpu_build_tensor(&b, nd->dst);
-        for (int p = 0; p < 4; p++) gpu_build_i32(&b, nd->i[p]);
-        gpu_build_f32(&b, nd->f[0]);
-        gpu_build_f32(&b, nd->f[1]);
+        attention_params(&b, nd);
         gpu_build_i32(&b, gpu_view_outer_dim(v, nd->src[1]));
         /* One work-group of 4 parts x 64 items per (head, token) (kernels/attention.cl): the
          * parts walk alternate tiles of the cache; head_dim <= 512 keeps 8 dims per item. */
-        return gpu_build_go(&b, 2, (uint64_t[3]){(uint64_t)nd->i[0] * 256, (uint64_t)tokens, 1}, (size_t[3]){256, 1, 1});
+        return gpu_build_go(&b, 2, (uint64_t[3]){(uint64_t)nd->i[EXO_ATTENTION_I_N_HEADS] * 256, (uint64_t)tokens, 1}, (size_t[3]){256, 1, 1});
     }
     case EXO_OP_SOFTCAP: {
         int64_t count = gpu_view_count(v, nd->src[0], NULL);
@@ -175,7 +181,7 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
         gpu_build_tensor(&b, nd->src[0]);
         gpu_build_tensor(&b, nd->dst);
         gpu_build_u32(&b, (uint64_t)count);
-        gpu_build_f32(&b, nd->f[0]);
+        gpu_build_f32(&b, nd->f[EXO_SOFTCAP_F_CAP]);
         return gpu_build_go_1d(&b, (uint64_t)count);
     }
     case EXO_OP_COPY: {

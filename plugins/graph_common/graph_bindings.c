@@ -51,8 +51,15 @@ static exo_status check_binding(const graph_target *tg, const exo_tensor *tensor
 
 exo_status graph_check_bindings(const graph_target *target, const exo_tensor *tensors, uint32_t n_tensors,
                                 uint32_t max_tokens, const exo_exec_args *args, uint8_t *bound) {
-    if (!args || args->hdr.size < sizeof(exo_exec_args) || EXO_VERSION_MAJOR(args->hdr.version) != EXO_ABI_MAJOR)
+    /* Args of an ABI 1.0/1.1 core end before binding_stride: their bindings are 1.0-sized. */
+    if (!args || args->hdr.size < offsetof(exo_exec_args, binding_stride) ||
+        EXO_VERSION_MAJOR(args->hdr.version) != EXO_ABI_MAJOR)
         return graph_fail(target, EXO_ERR_INVALID_ARG, "graph_execute: args are NULL or have a foreign header");
+    uint32_t stride = exo_exec_binding_stride(args);
+    if (stride < EXO_BINDING_SIZE_1_0 || stride % _Alignof(exo_binding) != 0)
+        return graph_fail(target, EXO_ERR_INVALID_ARG,
+                          "graph_execute: binding_stride %u is below %u bytes or not a multiple of %zu", stride,
+                          EXO_BINDING_SIZE_1_0, _Alignof(exo_binding));
     if (args->n_tokens < 1 || args->n_tokens > max_tokens)
         return graph_fail(target, EXO_ERR_INVALID_ARG, "graph_execute: n_tokens %u is outside 1..%u (max_tokens)",
                           args->n_tokens, max_tokens);
@@ -61,7 +68,7 @@ exo_status graph_check_bindings(const graph_target *target, const exo_tensor *te
         return graph_fail(target, EXO_ERR_INVALID_ARG, "graph_execute: %u bindings but the array is NULL",
                           args->n_bindings);
     for (uint32_t b = 0; b < args->n_bindings; b++) {
-        const exo_binding *bd = &args->bindings[b];
+        const exo_binding *bd = exo_exec_binding(args, b);
         exo_status st = check_binding(target, tensors, n_tensors, args->n_tokens, bd, b, bound);
         if (st != EXO_OK) return st;
         bound[bd->tensor] = 1;

@@ -7,11 +7,6 @@ const char *graph_op_name(exo_op op) {
     return op >= 0 && op < EXO_OP_COUNT ? names[op] : "UNKNOWN";
 }
 
-const char *graph_dtype_name(exo_dtype dtype) {
-    static const char *names[EXO_DTYPE_COUNT] = {"F32", "F16", "BF16", "I32", "Q8_0"};
-    return dtype >= 0 && dtype < EXO_DTYPE_COUNT ? names[dtype] : "UNKNOWN";
-}
-
 uint32_t graph_dtype_size(exo_dtype dtype) {
     switch (dtype) {
     case EXO_DTYPE_F32:
@@ -43,10 +38,25 @@ uint64_t graph_tensor_bytes(const exo_tensor *t, uint32_t n_tokens) {
     return (uint64_t)n * graph_dtype_size(t->dtype);
 }
 
-uint32_t graph_matmul_group_length(const exo_node *nodes, uint32_t n_nodes, uint32_t first, uint32_t max) {
-    if (nodes[first].op != EXO_OP_MATMUL) return 0;
-    uint32_t input = nodes[first].src[0], n = 1;
-    while (first + n < n_nodes && n < max && nodes[first + n].op == EXO_OP_MATMUL && nodes[first + n].src[0] == input)
+uint32_t graph_matmul_group_length(const exo_graph *g, uint32_t first, uint32_t max) {
+    if (exo_graph_node(g, first)->op != EXO_OP_MATMUL) return 0;
+    uint32_t input = exo_graph_node(g, first)->src[0], n = 1;
+    while (first + n < g->n_nodes && n < max && exo_graph_node(g, first + n)->op == EXO_OP_MATMUL &&
+           exo_graph_node(g, first + n)->src[0] == input)
         n++;
     return n;
+}
+
+/* One element of `size` bytes in this header's layout from one `stride` bytes apart. */
+static void copy_element(void *dst, size_t size, const void *src, size_t stride) {
+    size_t n = stride < size ? stride : size;
+    memcpy(dst, src, n);
+    memset((char *)dst + n, 0, size - n);
+}
+
+void graph_copy_tables(const exo_graph *g, exo_tensor *tensors, exo_node *nodes) {
+    for (uint32_t i = 0; i < g->n_tensors; i++)
+        copy_element(&tensors[i], sizeof *tensors, exo_graph_tensor(g, i), exo_graph_tensor_stride(g));
+    for (uint32_t i = 0; i < g->n_nodes; i++)
+        copy_element(&nodes[i], sizeof *nodes, exo_graph_node(g, i), exo_graph_node_stride(g));
 }

@@ -1,5 +1,6 @@
-/* graph_ir.h — facts of the graph IR (abi/exo_plugin.h) every plugin needs: op and dtype names,
- * element sizes, a tensor's shape at a token count and its size in bytes. */
+/* graph_ir.h — facts of the graph IR (abi/exo_plugin.h) every plugin needs: op names, element
+ * sizes, a tensor's shape at a token count and its size in bytes. (Dtype names are the ABI
+ * header's exo_dtype_name, shared with the core.) */
 #ifndef EXO_GRAPH_IR_H
 #define EXO_GRAPH_IR_H
 
@@ -20,7 +21,6 @@
 #define GRAPH_DTYPES_ALL ((1u << EXO_DTYPE_COUNT) - 1u)
 
 const char *graph_op_name(exo_op op);
-const char *graph_dtype_name(exo_dtype dtype);
 /* Bytes per element for element-addressed dtypes (0 for Q8_0, which is block-addressed). */
 uint32_t graph_dtype_size(exo_dtype dtype);
 /* The alignment a tensor's data needs: its element size, 2 (the f16 scale) for Q8_0. */
@@ -34,6 +34,11 @@ uint64_t graph_tensor_bytes(const exo_tensor *t, uint32_t n_tokens);
  * starts no group, 0 if it is not a matmul), at most `max`: the q/k/v projections, gate and up.
  * Such nodes read only that input and their weights, so running them together (one thread-pool
  * job, one kernel launch) is the same computation. */
-uint32_t graph_matmul_group_length(const exo_node *nodes, uint32_t n_nodes, uint32_t first, uint32_t max);
+uint32_t graph_matmul_group_length(const exo_graph *g, uint32_t first, uint32_t max);
+
+/* Copies the graph's tensor and node tables into the plugin's own arrays of this header's
+ * layout (n_tensors and n_nodes elements), whatever strides the graph has: members the graph's
+ * elements lack read as 0, members this header lacks are dropped. */
+void graph_copy_tables(const exo_graph *g, exo_tensor *tensors, exo_node *nodes);
 
 #endif

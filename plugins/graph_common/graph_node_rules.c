@@ -25,12 +25,12 @@ static exo_status node_fail(const node_ctx *n, exo_status st, const char *fmt, .
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    const exo_tensor *d = &n->g->tensors[n->node->dst];
+    const exo_tensor *d = exo_graph_tensor(n->g, n->node->dst);
     return graph_fail(n->tg, st, "graph: node %u (%s -> '%.*s'), %u tokens: %s", n->index, graph_op_name(n->node->op),
                       GRAPH_NAME_ARG(d), n->n_tokens, msg);
 }
 
-static const exo_tensor *src_tensor(const node_ctx *n, uint32_t s) { return &n->g->tensors[n->node->src[s]]; }
+static const exo_tensor *src_tensor(const node_ctx *n, uint32_t s) { return exo_graph_tensor(n->g, n->node->src[s]); }
 
 static int64_t nelem(const node_ctx *n, const exo_tensor *t, int64_t ne[EXO_MAX_DIMS]) {
     int64_t tmp[EXO_MAX_DIMS];
@@ -44,10 +44,10 @@ static exo_status want_dtype(const node_ctx *n, const exo_tensor *t, const char 
     for (int d = 0; d < EXO_DTYPE_COUNT; d++)
         if (mask & GRAPH_DTYPE_BIT(d)) {
             if (allowed[0]) strncat(allowed, "/", sizeof allowed - strlen(allowed) - 1);
-            strncat(allowed, graph_dtype_name(d), sizeof allowed - strlen(allowed) - 1);
+            strncat(allowed, exo_dtype_name(d), sizeof allowed - strlen(allowed) - 1);
         }
     return node_fail(n, EXO_ERR_UNSUPPORTED, "%s '%.*s' has dtype %s; supported: %s", role, GRAPH_NAME_ARG(t),
-                     graph_dtype_name(t->dtype), allowed[0] ? allowed : "none on this device");
+                     exo_dtype_name(t->dtype), allowed[0] ? allowed : "none on this device");
 }
 
 static exo_status want_count(const node_ctx *n, const exo_tensor *t, const char *role, int64_t expected,
@@ -76,7 +76,8 @@ static exo_status check_get_rows(const node_ctx *n, const exo_tensor *dst) {
     int64_t ne[EXO_MAX_DIMS];
     nelem(n, table, ne);
     TRY(want_count(n, dst, "dst", nelem(n, ids, NULL) * ne[0], "tokens x table width"));
-    if (!isfinite(n->node->f[0])) return node_fail(n, EXO_ERR_INVALID_ARG, "scale f[0] is not finite");
+    if (!isfinite(n->node->f[EXO_GET_ROWS_F_SCALE]))
+        return node_fail(n, EXO_ERR_INVALID_ARG, "scale f[0] is not finite");
     return EXO_OK;
 }
 
@@ -89,10 +90,12 @@ static exo_status check_rms_norm(const node_ctx *n, const exo_tensor *dst) {
     int64_t count = nelem(n, x, ne);
     TRY(want_count(n, w, "weight", ne[0], "x's ne[0]"));
     TRY(want_count(n, dst, "dst", count, "same as x"));
-    if (!(n->node->f[0] >= 0.0f) || !isfinite(n->node->f[0]))
-        return node_fail(n, EXO_ERR_INVALID_ARG, "eps f[0] = %g must be finite and >= 0", (double)n->node->f[0]);
-    if (n->node->i[0] != 0 && n->node->i[0] != 1)
-        return node_fail(n, EXO_ERR_INVALID_ARG, "i[0] = %d must be 0 (w) or 1 (1 + w)", n->node->i[0]);
+    float eps = n->node->f[EXO_RMS_NORM_F_EPS];
+    int32_t add_one = n->node->i[EXO_RMS_NORM_I_ADD_ONE];
+    if (!(eps >= 0.0f) || !isfinite(eps))
+        return node_fail(n, EXO_ERR_INVALID_ARG, "eps f[0] = %g must be finite and >= 0", (double)eps);
+    if (add_one != 0 && add_one != 1)
+        return node_fail(n, EXO_ERR_INVALID_ARG, "i[0] = %d must be 0 (w) or 1 (1 + w)", add_one);
     return EXO_OK;
 }
 
@@ -139,8 +142,9 @@ static exo_status check_glu(const node_ctx *n, const exo_tensor *dst) {
     int64_t count = nelem(n, gate, NULL);
     TRY(want_count(n, up, "up", count, "same as gate"));
     TRY(want_count(n, dst, "dst", count, "same as gate"));
-    if (n->node->i[0] != EXO_ACT_SILU && n->node->i[0] != EXO_ACT_GELU_TANH)
-        return node_fail(n, EXO_ERR_UNSUPPORTED, "unknown activation i[0] = %d", n->node->i[0]);
+    int32_t act = n->node->i[EXO_GLU_I_ACT];
+    if (act != EXO_ACT_SILU && act != EXO_ACT_GELU_TANH)
+        return node_fail(n, EXO_ERR_UNSUPPORTED, "unknown activation i[0] = %d", act);
     return EXO_OK;
 }
 
@@ -155,7 +159,7 @@ static exo_status check_rope(const node_ctx *n, const exo_tensor *dst) {
     if (count % (head_dim * tokens) != 0)
         return node_fail(n, EXO_ERR_INVALID_ARG, "x '%.*s' (%lld elements) is not [%lld tokens][heads][%lld]",
                          GRAPH_NAME_ARG(x), (long long)count, (long long)tokens, (long long)head_dim);
-    int32_t mode = n->node->i[0], n_rot = n->node->i[1];
+    int32_t mode = n->node->i[EXO_ROPE_I_MODE], n_rot = n->node->i[EXO_ROPE_I_N_ROT];
     if (mode != EXO_ROPE_NORMAL && mode != EXO_ROPE_NEOX)
         return node_fail(n, EXO_ERR_UNSUPPORTED, "unknown rope mode i[0] = %d", mode);
     if (n_rot < 2 || n_rot % 2 != 0 || n_rot > head_dim)
@@ -163,7 +167,8 @@ static exo_status check_rope(const node_ctx *n, const exo_tensor *dst) {
                          (long long)head_dim);
     TRY(want_count(n, freq, "inv_freq", n_rot / 2, "n_rot / 2"));
     TRY(want_count(n, dst, "dst", count, "same as x"));
-    if (!isfinite(n->node->f[0])) return node_fail(n, EXO_ERR_INVALID_ARG, "attention factor f[0] is not finite");
+    if (!isfinite(n->node->f[EXO_ROPE_F_ATTN_FACTOR]))
+        return node_fail(n, EXO_ERR_INVALID_ARG, "attention factor f[0] is not finite");
     return EXO_OK;
 }
 
@@ -195,21 +200,22 @@ static exo_status check_attention(const node_ctx *n, const exo_tensor *dst) {
     TRY(want_dtype(n, v, "v cache", M(F32)));
     TRY(want_dtype(n, pos, "positions", M(I32)));
     TRY(want_dtype(n, dst, "dst", M(F32)));
-    const int32_t *p = n->node->i;
-    if (p[0] < 1 || p[1] < 1 || p[2] < 1 || p[0] % p[1] != 0)
+    int32_t heads = n->node->i[EXO_ATTENTION_I_N_HEADS], kv_heads = n->node->i[EXO_ATTENTION_I_N_KV_HEADS];
+    int32_t head_dim = n->node->i[EXO_ATTENTION_I_HEAD_DIM], window = n->node->i[EXO_ATTENTION_I_WINDOW];
+    if (heads < 1 || kv_heads < 1 || head_dim < 1 || heads % kv_heads != 0)
         return node_fail(n, EXO_ERR_INVALID_ARG,
                          "n_heads i[0] = %d, n_kv_heads i[1] = %d, head_dim i[2] = %d: all must be >= 1 and n_kv_heads "
                          "must divide n_heads",
-                         p[0], p[1], p[2]);
+                         heads, kv_heads, head_dim);
     uint32_t max_head_dim = n->tg->max_head_dim;
-    if (max_head_dim && (uint32_t)p[2] > max_head_dim)
-        return node_fail(n, EXO_ERR_UNSUPPORTED, "head_dim i[2] = %d exceeds the kernels' %u", p[2], max_head_dim);
-    if (p[3] < 0) return node_fail(n, EXO_ERR_INVALID_ARG, "window i[3] = %d is negative", p[3]);
-    float scale = n->node->f[0], cap = n->node->f[1];
+    if (max_head_dim && (uint32_t)head_dim > max_head_dim)
+        return node_fail(n, EXO_ERR_UNSUPPORTED, "head_dim i[2] = %d exceeds the kernels' %u", head_dim, max_head_dim);
+    if (window < 0) return node_fail(n, EXO_ERR_INVALID_ARG, "window i[3] = %d is negative", window);
+    float scale = n->node->f[EXO_ATTENTION_F_SCALE], cap = n->node->f[EXO_ATTENTION_F_SOFTCAP];
     if (!isfinite(scale)) return node_fail(n, EXO_ERR_INVALID_ARG, "scale f[0] is not finite");
     if (!isfinite(cap) || cap < 0)
         return node_fail(n, EXO_ERR_INVALID_ARG, "softcap f[1] = %g must be finite and >= 0", (double)cap);
-    int64_t tokens = nelem(n, pos, NULL), q_row = (int64_t)p[0] * p[2], kv_row = (int64_t)p[1] * p[2];
+    int64_t tokens = nelem(n, pos, NULL), q_row = (int64_t)heads * head_dim, kv_row = (int64_t)kv_heads * head_dim;
     TRY(want_count(n, q, "q", tokens * q_row, "tokens x n_heads x head_dim"));
     TRY(want_count(n, dst, "dst", tokens * q_row, "tokens x n_heads x head_dim"));
     int64_t k_row, v_row;
@@ -227,8 +233,9 @@ static exo_status check_softcap(const node_ctx *n, const exo_tensor *dst) {
     const exo_tensor *x = src_tensor(n, 0);
     TRY(want_dtype(n, x, "x", M(F32)));
     TRY(want_dtype(n, dst, "dst", M(F32)));
-    if (!(n->node->f[0] > 0) || !isfinite(n->node->f[0]))
-        return node_fail(n, EXO_ERR_INVALID_ARG, "cap f[0] = %g must be finite and > 0", (double)n->node->f[0]);
+    float cap = n->node->f[EXO_SOFTCAP_F_CAP];
+    if (!(cap > 0) || !isfinite(cap))
+        return node_fail(n, EXO_ERR_INVALID_ARG, "cap f[0] = %g must be finite and > 0", (double)cap);
     return want_count(n, dst, "dst", nelem(n, x, NULL), "same as x");
 }
 
@@ -246,10 +253,10 @@ static exo_status check_copy(const node_ctx *n, const exo_tensor *dst) {
 }
 
 exo_status graph_check_node(const graph_target *target, const exo_graph *g, uint32_t index, uint32_t n_tokens) {
-    node_ctx n = {target, g, index, &g->nodes[index], n_tokens};
+    node_ctx n = {target, g, index, exo_graph_node(g, index), n_tokens};
     static const uint32_t n_src[EXO_OP_COUNT] = {2, 2, 2, 2, 2, 2, 3, 2, 4, 1, 1};
     const exo_node *nd = n.node;
-    const exo_tensor *dst = &g->tensors[nd->dst];
+    const exo_tensor *dst = exo_graph_tensor(g, nd->dst);
     if (nd->op != EXO_OP_MATMUL && nd->n_src != n_src[nd->op])
         return node_fail(&n, EXO_ERR_INVALID_ARG, "needs %u sources, has %u", n_src[nd->op], nd->n_src);
     if (dst->flags & (EXO_TENSOR_INPUT | EXO_TENSOR_WEIGHT))

@@ -55,7 +55,7 @@ static exo_status check_weight(const graph_target *tg, const exo_graph *g, const
 }
 
 static exo_status check_tensor(const graph_target *tg, const exo_graph *g, uint32_t i) {
-    const exo_tensor *t = &g->tensors[i];
+    const exo_tensor *t = exo_graph_tensor(g, i);
     if (t->id != i) return tensor_fail(tg, t, i, EXO_ERR_INVALID_ARG, "id %u differs from its table index", t->id);
     if (t->dtype < 0 || t->dtype >= EXO_DTYPE_COUNT)
         return tensor_fail(tg, t, i, EXO_ERR_INVALID_ARG, "unknown dtype %d", (int)t->dtype);
@@ -101,7 +101,7 @@ static exo_status check_tensor(const graph_target *tg, const exo_graph *g, uint3
 /* Operand ids are in range, so the later passes index safely. */
 static exo_status check_operands(const graph_target *tg, const exo_graph *g, uint32_t *bad_node) {
     for (uint32_t i = 0; i < g->n_nodes; i++) {
-        const exo_node *nd = &g->nodes[i];
+        const exo_node *nd = exo_graph_node(g, i);
         *bad_node = i;
         if (nd->op < 0 || nd->op >= EXO_OP_COUNT)
             return graph_fail(tg, EXO_ERR_UNSUPPORTED, "graph: node %u: unknown op %d", i, (int)nd->op);
@@ -129,9 +129,9 @@ static exo_status check_order(const graph_target *tg, const exo_graph *g, uint32
     if (!written) return graph_fail(tg, EXO_ERR_NO_MEMORY, "graph: out of memory");
     exo_status st = EXO_OK;
     for (uint32_t i = 0; i < g->n_nodes && st == EXO_OK; i++) {
-        const exo_node *nd = &g->nodes[i];
+        const exo_node *nd = exo_graph_node(g, i);
         for (uint32_t s = 0; s < nd->n_src && st == EXO_OK; s++) {
-            const exo_tensor *t = &g->tensors[nd->src[s]];
+            const exo_tensor *t = exo_graph_tensor(g, nd->src[s]);
             bool produced = !(t->flags & (EXO_TENSOR_INPUT | EXO_TENSOR_WEIGHT | EXO_TENSOR_KV));
             if (produced && !written[t->id]) {
                 *bad_node = i;
@@ -141,7 +141,7 @@ static exo_status check_order(const graph_target *tg, const exo_graph *g, uint32
             }
         }
         if (st != EXO_OK) break;
-        const exo_tensor *d = &g->tensors[nd->dst];
+        const exo_tensor *d = exo_graph_tensor(g, nd->dst);
         if (written[d->id] && !(d->flags & EXO_TENSOR_KV)) {
             *bad_node = i;
             st = graph_fail(tg, EXO_ERR_INVALID_ARG, "graph: node %u (%s): tensor '%.*s' is written by an earlier node too",
@@ -155,9 +155,17 @@ static exo_status check_order(const graph_target *tg, const exo_graph *g, uint32
 
 static exo_status check_structure(const graph_target *tg, const exo_graph *g, uint32_t *bad_node) {
     if (!g) return graph_fail(tg, EXO_ERR_INVALID_ARG, "graph: graph is NULL");
-    if (g->hdr.size < sizeof(exo_graph) || EXO_VERSION_MAJOR(g->hdr.version) != EXO_ABI_MAJOR)
+    /* A graph of an ABI 1.0/1.1 core ends before the strides: its elements are 1.0-sized. */
+    if (g->hdr.size < offsetof(exo_graph, tensor_stride) || EXO_VERSION_MAJOR(g->hdr.version) != EXO_ABI_MAJOR)
         return graph_fail(tg, EXO_ERR_ABI_MISMATCH, "graph: header size %u / version 0x%x not understood", g->hdr.size,
                           g->hdr.version);
+    uint32_t ts = exo_graph_tensor_stride(g), ns = exo_graph_node_stride(g);
+    if (ts < EXO_TENSOR_SIZE_1_0 || ts % _Alignof(exo_tensor) != 0)
+        return graph_fail(tg, EXO_ERR_INVALID_ARG, "graph: tensor_stride %u is below %u bytes or not a multiple of %zu",
+                          ts, EXO_TENSOR_SIZE_1_0, _Alignof(exo_tensor));
+    if (ns < EXO_NODE_SIZE_1_0 || ns % _Alignof(exo_node) != 0)
+        return graph_fail(tg, EXO_ERR_INVALID_ARG, "graph: node_stride %u is below %u bytes or not a multiple of %zu", ns,
+                          EXO_NODE_SIZE_1_0, _Alignof(exo_node));
     if (g->n_tensors == 0 || !g->tensors) return graph_fail(tg, EXO_ERR_INVALID_ARG, "graph: no tensors");
     if (g->n_nodes == 0 || !g->nodes) return graph_fail(tg, EXO_ERR_INVALID_ARG, "graph: no nodes");
     if (g->n_buffers && !g->buffers)

@@ -40,10 +40,10 @@ exo_status graph_plan_scratch(const graph_target *target, const exo_graph *g, co
     /* Each intermediate is written by exactly one node (validated), so nodes define lifetimes. */
     uint32_t n_lives = 0;
     for (uint32_t i = 0; i < g->n_nodes; i++) {
-        const exo_node *nd = &g->nodes[i];
+        const exo_node *nd = exo_graph_node(g, i);
         for (uint32_t s = 0; s < nd->n_src; s++)
             if (slot[nd->src[s]] != UINT32_MAX) lives[slot[nd->src[s]]].last = i;
-        const exo_tensor *d = &g->tensors[nd->dst];
+        const exo_tensor *d = exo_graph_tensor(g, nd->dst);
         if (d->flags == 0) {
             uint64_t size = (graph_tensor_bytes(d, g->max_tokens) + align - 1) / align * align;
             slot[d->id] = n_lives;

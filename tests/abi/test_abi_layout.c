@@ -83,6 +83,11 @@ FROZEN(exo_graph, nodes, 32);
 FROZEN(exo_graph, n_buffers, 40);
 FROZEN(exo_graph, buffers, 48);
 FROZEN(exo_graph, max_tokens, 56);
+FROZEN(exo_graph, reserved, 60);
+/* 1.0's graph ended here (64 bytes); 1.2 appended the element strides. */
+FROZEN(exo_graph, tensor_stride, 64);
+FROZEN(exo_graph, node_stride, 68);
+_Static_assert(sizeof(exo_graph) == 72, "exo_graph size (1.2)");
 
 FROZEN(exo_binding, tensor, 0);
 FROZEN(exo_binding, buffer, 8);
@@ -90,6 +95,12 @@ FROZEN(exo_binding, offset, 16);
 FROZEN(exo_exec_args, n_tokens, 8);
 FROZEN(exo_exec_args, n_bindings, 12);
 FROZEN(exo_exec_args, bindings, 16);
+/* 1.0's args ended here (24 bytes); 1.2 appended binding_stride. */
+FROZEN(exo_exec_args, binding_stride, 24);
+_Static_assert(sizeof(exo_exec_args) == 32, "exo_exec_args size (1.2)");
+_Static_assert(sizeof(exo_binding) == 24, "exo_binding size");
+/* The strides an older writer's arrays have: 1.0's element sizes, forever. */
+_Static_assert(EXO_TENSOR_SIZE_1_0 == 144 && EXO_NODE_SIZE_1_0 == 100 && EXO_BINDING_SIZE_1_0 == 24, "1.0 sizes");
 
 FROZEN(exo_plugin_api, name, 8);
 FROZEN(exo_plugin_api, version, 16);
@@ -119,7 +130,48 @@ _Static_assert(EXO_ABI_MAJOR == 1 && EXO_ABI_MINOR >= 1, "ABI version");
 /* Enum values are part of the ABI too. */
 _Static_assert(EXO_OP_GET_ROWS == 0 && EXO_OP_ATTENTION == 8 && EXO_OP_COPY == 10 && EXO_OP_COUNT == 11, "op ids");
 _Static_assert(EXO_DTYPE_F32 == 0 && EXO_DTYPE_BF16 == 2 && EXO_DTYPE_Q8_0 == 4, "dtype ids");
+/* The named parameter slots are the positions the op comments of 1.0 gave. */
+_Static_assert(EXO_GET_ROWS_F_SCALE == 0 && EXO_RMS_NORM_F_EPS == 0 && EXO_RMS_NORM_I_ADD_ONE == 0 &&
+                   EXO_GLU_I_ACT == 0 && EXO_SOFTCAP_F_CAP == 0,
+               "one-parameter slots");
+_Static_assert(EXO_ROPE_I_MODE == 0 && EXO_ROPE_I_N_ROT == 1 && EXO_ROPE_F_ATTN_FACTOR == 0, "rope slots");
+_Static_assert(EXO_ATTENTION_I_N_HEADS == 0 && EXO_ATTENTION_I_N_KV_HEADS == 1 && EXO_ATTENTION_I_HEAD_DIM == 2 &&
+                   EXO_ATTENTION_I_WINDOW == 3 && EXO_ATTENTION_F_SCALE == 0 && EXO_ATTENTION_F_SOFTCAP == 1,
+               "attention slots");
 _Static_assert(EXO_ERR_NOT_FOUND == -15, "status ids");
+
+/* A graph whose header ends before the strides (an ABI 1.0/1.1 core), or whose strides are 0,
+ * is read at 1.0's element sizes; a set stride is honoured, so elements may grow. */
+START_TEST(ir_accessors_apply_the_strides) {
+    exo_graph g;
+    memset(&g, 0, sizeof g);
+    EXO_STRUCT_INIT(&g);
+    static unsigned char table[4 * 256];
+    g.tensors = (const exo_tensor *)(const void *)table;
+    g.nodes = (const exo_node *)(const void *)table;
+    ck_assert_ptr_eq(exo_graph_tensor(&g, 2), table + 2 * 144);
+    ck_assert_ptr_eq(exo_graph_node(&g, 2), table + 2 * 100);
+    g.tensor_stride = 208;
+    g.node_stride = 128;
+    ck_assert_ptr_eq(exo_graph_tensor(&g, 3), table + 3 * 208);
+    ck_assert_ptr_eq(exo_graph_node(&g, 3), table + 3 * 128);
+    g.hdr.size = (uint32_t)offsetof(exo_graph, tensor_stride); /* an older core's graph */
+    ck_assert_ptr_eq(exo_graph_tensor(&g, 3), table + 3 * 144);
+    ck_assert_ptr_eq(exo_graph_node(&g, 3), table + 3 * 100);
+
+    exo_exec_args a;
+    memset(&a, 0, sizeof a);
+    EXO_STRUCT_INIT(&a);
+    a.bindings = (const exo_binding *)(const void *)table;
+    ck_assert_ptr_eq(exo_exec_binding(&a, 1), table + 24);
+    a.binding_stride = 40;
+    ck_assert_ptr_eq(exo_exec_binding(&a, 2), table + 80);
+    a.hdr.size = (uint32_t)offsetof(exo_exec_args, binding_stride);
+    ck_assert_ptr_eq(exo_exec_binding(&a, 2), table + 48);
+    ck_assert(EXO_ELEMENT_HAS(144u, exo_tensor, name));
+    ck_assert(!EXO_ELEMENT_HAS(143u, exo_tensor, name));
+}
+END_TEST
 
 START_TEST(version_macros_round_trip) {
     uint32_t v = EXO_MAKE_VERSION(3, 7);
@@ -208,6 +260,7 @@ int main(void) {
     Suite *s = suite_create("abi");
     TCase *tc = tcase_create("layout");
     tcase_add_test(tc, version_macros_round_trip);
+    tcase_add_test(tc, ir_accessors_apply_the_strides);
     tcase_add_test(tc, struct_has_checks_the_declared_size);
     tcase_add_test(tc, plugin_fill_writes_only_what_fits);
     tcase_add_test(tc, plugin_fill_refuses_another_major);

@@ -251,7 +251,7 @@ START_TEST(glu_fast) {
         uint32_t tup = tg_tensor(&g, "up", EXO_DTYPE_F32, EXO_TENSOR_INPUT, w, T, 0, 0);
         uint32_t out = tg_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, w, T, 0, 0);
         uint32_t src[] = {tgate, tup};
-        g.nodes[tg_node(&g, EXO_OP_GLU, out, 2, src)].i[0] = act;
+        g.nodes[tg_node(&g, EXO_OP_GLU, out, 2, src)].i[EXO_GLU_I_ACT] = act;
         tg_alloc_bound(&g);
         float *gate = malloc(sizeof(float) * w * tokens), *up = tg_weights_of(EXO_DTYPE_F32, w * tokens, 52);
         tg_random(gate, w * tokens, -30, 30, 51);
@@ -283,7 +283,7 @@ static void rope_fast_case(int mode, int64_t dim, int n_rot, float factor) {
     uint32_t out = tg_tensor(&g, "q_rot", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, dim, heads, T, 0);
     uint32_t src[] = {in, tp, tf};
     exo_node *nd = &g.nodes[tg_node(&g, EXO_OP_ROPE, out, 3, src)];
-    nd->i[0] = mode, nd->i[1] = n_rot, nd->f[0] = factor;
+    nd->i[EXO_ROPE_I_MODE] = mode, nd->i[EXO_ROPE_I_N_ROT] = n_rot, nd->f[EXO_ROPE_F_ATTN_FACTOR] = factor;
     tg_alloc_bound(&g);
     float *x = tg_weights_of(EXO_DTYPE_F32, dim * heads * tokens, 81);
     int32_t pos[7] = {0, 1, 2, 63, 511, 4000, 131000};
@@ -316,8 +316,9 @@ static void attention_fast_case(int heads, int kv_heads, int dim, int ctx, int w
     uint32_t out = tg_tensor(&g, "attn", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, dim * heads, T, 0, 0);
     uint32_t src[] = {q, kc, vc, pos};
     exo_node *nd = &g.nodes[tg_node(&g, EXO_OP_ATTENTION, out, 4, src)];
-    nd->i[0] = heads, nd->i[1] = kv_heads, nd->i[2] = dim, nd->i[3] = window;
-    nd->f[0] = 0.125f, nd->f[1] = softcap;
+    nd->i[EXO_ATTENTION_I_N_HEADS] = heads, nd->i[EXO_ATTENTION_I_N_KV_HEADS] = kv_heads;
+    nd->i[EXO_ATTENTION_I_HEAD_DIM] = dim, nd->i[EXO_ATTENTION_I_WINDOW] = window;
+    nd->f[EXO_ATTENTION_F_SCALE] = 0.125f, nd->f[EXO_ATTENTION_F_SOFTCAP] = softcap;
     tg_alloc_bound(&g);
     int64_t kv = (int64_t)ctx * kv_heads * dim;
     float *cache = tg_weights_of(EXO_DTYPE_F32, kv, 21), *qv = tg_weights_of(EXO_DTYPE_F32, (int64_t)tokens * heads * dim, 22);
@@ -378,7 +379,7 @@ START_TEST(rms_norm_fast) {
         uint32_t out = tg_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, h, T, 0, 0);
         uint32_t src[] = {x, tw};
         exo_node *nd = &g.nodes[tg_node(&g, EXO_OP_RMS_NORM, out, 2, src)];
-        nd->f[0] = 1e-6f, nd->i[0] = i == 2;
+        nd->f[EXO_RMS_NORM_F_EPS] = 1e-6f, nd->i[EXO_RMS_NORM_I_ADD_ONE] = i == 2;
         tg_alloc_bound(&g);
         float *xv = tg_weights_of(EXO_DTYPE_F32, h * 5, 32);
         tg_write(&g, x, xv, sizeof(float) * h * 5);

@@ -30,7 +30,7 @@ static void build_small(small_graph *s, cpu_fixture *fx) {
     s->hidden = tg_tensor(g, "hidden", EXO_DTYPE_F32, 0, H, T, 0, 0);
     s->logits = tg_tensor(g, "logits", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, V, T, 0, 0);
     uint32_t s0[] = {s->emb, s->ids}, s1[] = {s->hidden, s->w};
-    g->nodes[tg_node(g, EXO_OP_GET_ROWS, s->hidden, 2, s0)].f[0] = 1.0f;
+    g->nodes[tg_node(g, EXO_OP_GET_ROWS, s->hidden, 2, s0)].f[EXO_GET_ROWS_F_SCALE] = 1.0f;
     tg_node(g, EXO_OP_MATMUL, s->logits, 2, s1);
 }
 
@@ -167,18 +167,19 @@ START_TEST(bad_parameters) {
     uint32_t out = tg_tensor(&g, "attn", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 24, T, 0, 0);
     uint32_t src[] = {q, kc, vc, pos};
     exo_node *nd = &g.nodes[tg_node(&g, EXO_OP_ATTENTION, out, 4, src)];
-    nd->i[0] = 3, nd->i[1] = 2, nd->i[2] = 8, nd->f[0] = 0.35f; /* 2 kv heads do not divide 3 */
+    nd->i[EXO_ATTENTION_I_N_HEADS] = 3, nd->i[EXO_ATTENTION_I_N_KV_HEADS] = 2;
+    nd->i[EXO_ATTENTION_I_HEAD_DIM] = 8, nd->f[EXO_ATTENTION_F_SCALE] = 0.35f; /* 2 kv heads do not divide 3 */
     small_graph wrap = {.g = g};
     wrap.g.fx = &fx;
     expect_compile_error(&wrap, EXO_ERR_INVALID_ARG, 0, "node 0 (ATTENTION", "n_kv_heads");
-    wrap.g.nodes[0].i[1] = 1;
-    wrap.g.nodes[0].f[1] = -1.0f;
+    wrap.g.nodes[0].i[EXO_ATTENTION_I_N_KV_HEADS] = 1;
+    wrap.g.nodes[0].f[EXO_ATTENTION_F_SOFTCAP] = -1.0f;
     expect_compile_error(&wrap, EXO_ERR_INVALID_ARG, 0, "ATTENTION", "softcap");
-    wrap.g.nodes[0].f[1] = 0.0f;
+    wrap.g.nodes[0].f[EXO_ATTENTION_F_SOFTCAP] = 0.0f;
     wrap.g.tensors[kc].nb[1] = 64;
     expect_compile_error(&wrap, EXO_ERR_UNSUPPORTED, UINT32_MAX, "k_cache", "strided");
     wrap.g.tensors[kc].nb[1] = 0;
-    wrap.g.nodes[0].i[1] = 3; /* cache rows are 2 x 8, not 3 x 8 */
+    wrap.g.nodes[0].i[EXO_ATTENTION_I_N_KV_HEADS] = 3; /* cache rows are 2 x 8, not 3 x 8 */
     expect_compile_error(&wrap, EXO_ERR_INVALID_ARG, 0, "'k_cache'", "n_kv_heads");
     fx_close(&fx);
 }

@@ -99,7 +99,7 @@ static void get_rows_case(exo_dtype type) {
         uint32_t id = tg_tensor(&g, "ids", EXO_DTYPE_I32, EXO_TENSOR_INPUT, T, 0, 0, 0);
         uint32_t out = tg_tensor(&g, "embd", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, H, T, 0, 0);
         uint32_t src2[] = {w, id};
-        g.nodes[tg_node(&g, EXO_OP_GET_ROWS, out, 2, src2)].f[0] = 1.5f;
+        g.nodes[tg_node(&g, EXO_OP_GET_ROWS, out, 2, src2)].f[EXO_GET_ROWS_F_SCALE] = 1.5f;
         tg_alloc_bound(&g);
         tg_write(&g, id, ids, sizeof ids);
         exo_compiled *c = compile_ok(&g);
@@ -150,8 +150,8 @@ static void rms_norm_case(exo_dtype wtype, int one_plus) {
         uint32_t out = tg_tensor(&g, "normed", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, H, T, 0, 0);
         uint32_t src[] = {in, wt};
         exo_node *nd = &g.nodes[tg_node(&g, EXO_OP_RMS_NORM, out, 2, src)];
-        nd->f[0] = eps;
-        nd->i[0] = one_plus;
+        nd->f[EXO_RMS_NORM_F_EPS] = eps;
+        nd->i[EXO_RMS_NORM_I_ADD_ONE] = one_plus;
         tg_alloc_bound(&g);
         tg_write(&g, in, x, sizeof x);
         exo_compiled *c = compile_ok(&g);
@@ -292,7 +292,7 @@ static void glu_case(int act) {
         uint32_t tu = tg_tensor(&g, "up", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 50, T, 0, 0);
         uint32_t out = tg_tensor(&g, "act", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 50, T, 0, 0);
         uint32_t src[] = {tg_, tu};
-        g.nodes[tg_node(&g, EXO_OP_GLU, out, 2, src)].i[0] = act;
+        g.nodes[tg_node(&g, EXO_OP_GLU, out, 2, src)].i[EXO_GLU_I_ACT] = act;
         tg_alloc_bound(&g);
         tg_write(&g, tg_, gate, sizeof gate);
         tg_write(&g, tu, up, sizeof up);
@@ -326,7 +326,7 @@ START_TEST(softcap_tanh) {
         tg_init(&g, &fx, 1);
         uint32_t in = tg_tensor(&g, "logits", EXO_DTYPE_F32, EXO_TENSOR_INPUT, N, 0, 0, 0);
         uint32_t out = tg_tensor(&g, "capped", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, N, 0, 0, 0);
-        g.nodes[tg_node(&g, EXO_OP_SOFTCAP, out, 1, &in)].f[0] = 5.0f;
+        g.nodes[tg_node(&g, EXO_OP_SOFTCAP, out, 1, &in)].f[EXO_SOFTCAP_F_CAP] = 5.0f;
         tg_alloc_bound(&g);
         tg_write(&g, in, x, sizeof x);
         exo_compiled *c = compile_ok(&g);
@@ -413,9 +413,9 @@ static void rope_case(int mode_rope, int n_rot, float factor) {
         uint32_t out = tg_tensor(&g, "q_rot", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, D, H, T, 0);
         uint32_t src[] = {in, tp, tf};
         exo_node *nd = &g.nodes[tg_node(&g, EXO_OP_ROPE, out, 3, src)];
-        nd->i[0] = mode_rope;
-        nd->i[1] = n_rot;
-        nd->f[0] = factor;
+        nd->i[EXO_ROPE_I_MODE] = mode_rope;
+        nd->i[EXO_ROPE_I_N_ROT] = n_rot;
+        nd->f[EXO_ROPE_F_ATTN_FACTOR] = factor;
         tg_alloc_bound(&g);
         tg_write(&g, in, x, sizeof x);
         tg_write(&g, tp, pos, sizeof pos);
@@ -499,12 +499,12 @@ static void build_attention(attn_graph *a, cpu_fixture *fx, const attn_cfg *cfg,
     tg_node(g, EXO_OP_KV_WRITE, a->kc, 2, wk);
     tg_node(g, EXO_OP_KV_WRITE, a->vc, 2, wv);
     exo_node *nd = &g->nodes[tg_node(g, EXO_OP_ATTENTION, a->out, 4, at)];
-    nd->i[0] = cfg->heads;
-    nd->i[1] = cfg->kv_heads;
-    nd->i[2] = cfg->dim;
-    nd->i[3] = cfg->window;
-    nd->f[0] = (float)(1.0 / sqrt((double)cfg->dim));
-    nd->f[1] = cfg->softcap;
+    nd->i[EXO_ATTENTION_I_N_HEADS] = cfg->heads;
+    nd->i[EXO_ATTENTION_I_N_KV_HEADS] = cfg->kv_heads;
+    nd->i[EXO_ATTENTION_I_HEAD_DIM] = cfg->dim;
+    nd->i[EXO_ATTENTION_I_WINDOW] = cfg->window;
+    nd->f[EXO_ATTENTION_F_SCALE] = (float)(1.0 / sqrt((double)cfg->dim));
+    nd->f[EXO_ATTENTION_F_SOFTCAP] = cfg->softcap;
     tg_alloc_bound(g);
 }
 
@@ -652,7 +652,7 @@ START_TEST(chain_reuses_scratch_correctly) {
         uint32_t act = tg_tensor(&g, "act", EXO_DTYPE_F32, 0, H, T, 0, 0);
         uint32_t out = tg_tensor(&g, "out", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, H, T, 0, 0);
         uint32_t s1[] = {in, tnw}, s2[] = {n1, tw}, s3[] = {y, y}, s4[] = {act, in};
-        g.nodes[tg_node(&g, EXO_OP_RMS_NORM, n1, 2, s1)].f[0] = 1e-5f;
+        g.nodes[tg_node(&g, EXO_OP_RMS_NORM, n1, 2, s1)].f[EXO_RMS_NORM_F_EPS] = 1e-5f;
         tg_node(&g, EXO_OP_MATMUL, y, 2, s2);
         tg_node(&g, EXO_OP_GLU, act, 2, s3);
         tg_node(&g, EXO_OP_ADD, out, 2, s4);

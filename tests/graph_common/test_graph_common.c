@@ -143,7 +143,8 @@ START_TEST(head_dim_limit) {
     uint32_t pos = add_tensor(&fx, "pos", EXO_DTYPE_I32, EXO_TENSOR_INPUT, T, 1);
     uint32_t out = add_tensor(&fx, "attn", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2 * HD, T);
     exo_node *nd = add_node(&fx, EXO_OP_ATTENTION, out, 4, (uint32_t[]){q, kc, vc, pos});
-    nd->i[0] = 2, nd->i[1] = 1, nd->i[2] = HD, nd->f[0] = 0.25f;
+    nd->i[EXO_ATTENTION_I_N_HEADS] = 2, nd->i[EXO_ATTENTION_I_N_KV_HEADS] = 1;
+    nd->i[EXO_ATTENTION_I_HEAD_DIM] = HD, nd->f[EXO_ATTENTION_F_SCALE] = 0.25f;
     ck_assert_int_eq(validate(&fx, &bad), EXO_OK); /* 0: no limit */
     fx.target.max_head_dim = HD;
     ck_assert_int_eq(validate(&fx, &bad), EXO_OK);

@@ -131,6 +131,7 @@ struct exo_buffer {
 
 struct exo_compiled {
     exo_plugin_ctx *ctx;
+    uint32_t n_tensors;
 };
 
 static exo_status fake_buffer_alloc(exo_plugin_ctx *ctx, uint32_t device, uint64_t size, exo_buffer_usage usage,
@@ -167,14 +168,30 @@ static exo_status fake_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_g
     const char *mode = fake_env(ctx->host, "COMPILE");
     if (mode && strcmp(mode, "fail") == 0)
         return ctx->host->set_error(ctx->host->host_ctx, EXO_ERR_BACKEND, -11, "fake kernel build failed");
+    /* Indexed as a plugin of any minor may (1.0 knows no strides): the core hands every plugin
+     * arrays it can walk with its own sizeof, so ids and operands must read back intact. */
+    for (uint32_t i = 0; i < graph->n_tensors; i++)
+        if (graph->tensors[i].id != i)
+            return ctx->host->set_error(ctx->host->host_ctx, EXO_ERR_INVALID_ARG, 0, "tensor %u reads id %u", i,
+                                        graph->tensors[i].id);
+    for (uint32_t i = 0; i < graph->n_nodes; i++)
+        if (graph->nodes[i].dst >= graph->n_tensors || graph->nodes[i].n_src > EXO_MAX_SRC)
+            return ctx->host->set_error(ctx->host->host_ctx, EXO_ERR_INVALID_ARG, 0, "node %u reads garbage", i);
     exo_compiled *c = calloc(1, sizeof *c);
     if (!c) return EXO_ERR_NO_MEMORY;
     c->ctx = ctx;
+    c->n_tensors = graph->n_tensors;
     *out = c;
     return EXO_OK;
 }
 
-static exo_status fake_execute(exo_compiled *c, const exo_exec_args *args) { return EXO_OK; }
+static exo_status fake_execute(exo_compiled *c, const exo_exec_args *args) {
+    for (uint32_t b = 0; b < args->n_bindings; b++)
+        if (args->bindings[b].tensor >= c->n_tensors || !args->bindings[b].buffer)
+            return c->ctx->host->set_error(c->ctx->host->host_ctx, EXO_ERR_INVALID_ARG, 0, "binding %u reads garbage",
+                                           b);
+    return EXO_OK;
+}
 static void fake_compiled_free(exo_compiled *c) { free(c); }
 
 static exo_status fake_entry(const exo_host_api *host, exo_plugin_api *out) {
