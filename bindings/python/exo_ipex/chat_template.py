@@ -15,6 +15,7 @@ tokens it wants (transformers: add_special_tokens=False after a chat template)."
 import datetime
 import json
 import os
+import re
 
 import jinja2
 import jinja2.ext
@@ -138,43 +139,106 @@ def _plain(value):
 
 
 def messages_of(params):
-    """The chat of EXO's TextGenerationTaskParams: `chat_template_messages` when the API adapter
-    gave them (they keep tool calls and reasoning), else `instructions` as the system message and
-    the `input` messages."""
-    if params.chat_template_messages:
-        return [_plain(m) for m in params.chat_template_messages]
-    messages = []
-    if params.instructions:
-        messages.append({"role": "system", "content": str(params.instructions)})
-    messages.extend({"role": str(m.role), "content": str(m.content)} for m in params.input)
-    return messages
+    """The chat of EXO's TextGenerationTaskParams as EXO's MLX engine builds it
+    (worker/engines/mlx/utils_mlx.py `apply_chat_template`, `render_chat_template`,
+    `consolidate_system_messages`, `_normalize_tool_calls` at b5375f8):
+    `chat_template_messages` when not None (they keep tool calls and reasoning), else
+    `instructions` as a system message and the `input` messages whose content is not empty; then
+    every system / developer message merged into one system message first (non-empty contents
+    joined by newlines); JSON-string tool-call arguments parsed into objects; for gpt-oss models an
+    assistant's `reasoning_content` as its `thinking`."""
+    if params.chat_template_messages is not None:
+        messages = [_plain(m) for m in params.chat_template_messages]
+    else:
+        messages = []
+        if params.instructions:
+            messages.append({"role": "system", "content": str(params.instructions)})
+        messages.extend({"role": str(m.role), "content": str(m.content)} for m in params.input if m.content)
+    system_parts, rest = [], []
+    for m in messages:
+        if m.get("role") in ("system", "developer"):
+            if m.get("content", ""):
+                system_parts.append(m.get("content", ""))
+        else:
+            rest.append(m)
+    if system_parts:
+        rest.insert(0, {"role": "system", "content": "\n".join(system_parts)})
+    for m in rest:
+        _normalize_tool_calls(m)
+    if "gpt-oss" in str(params.model).lower():
+        for m in rest:
+            if m.get("role") == "assistant" and "thinking" not in m:
+                rc = m.get("reasoning_content")
+                if isinstance(rc, str) and rc:
+                    m["thinking"] = rc
+    return rest
+
+
+def _normalize_tool_calls(message):
+    """OpenAI's tool_calls[].function.arguments is a JSON string; EXO hands templates the object."""
+    calls = message.get("tool_calls")
+    if not calls or not isinstance(calls, list):
+        return
+    for call in calls:
+        func = call.get("function") if isinstance(call, dict) else None
+        if isinstance(func, dict) and isinstance(func.get("arguments"), str):
+            try:
+                func["arguments"] = json.loads(func["arguments"])
+            except json.JSONDecodeError:
+                pass
 
 
 def template_kwargs(params):
-    """The thinking switch as EXO resolves it (text_generation.resolve_reasoning_params):
-    enable_thinking for Qwen3-style templates, reasoning_effort for those that read it."""
-    effort, thinking = params.reasoning_effort, params.enable_thinking
-    if effort is None and thinking is not None:
-        effort = "medium" if thinking else "none"
-    if thinking is None and effort is not None:
-        thinking = effort != "none"
+    """The thinking switch as EXO's MLX engine passes it to the template: `enable_thinking` and
+    `thinking` (Qwen3 / GLM read the one, DeepSeek the other) when the task sets enable_thinking,
+    `reasoning_effort` when it sets that; nothing resolved here (EXO's API adapters resolve the
+    pair before the task is made, text_generation.resolve_reasoning_params)."""
     kw = {}
-    if thinking is not None:
-        kw["enable_thinking"] = bool(thinking)
-    if effort is not None:
-        kw["reasoning_effort"] = str(effort)
+    if params.enable_thinking is not None:
+        kw["enable_thinking"] = params.enable_thinking
+        kw["thinking"] = params.enable_thinking
+    if params.reasoning_effort is not None:
+        kw["reasoning_effort"] = params.reasoning_effort
     return kw
 
 
+# EXO's _patch_lossy_chat_template: gpt-oss-style templates collapse nested object schemas in
+# tools past a length; EXO drops the length guard when a request has tools.
+_LOSSY_TEMPLATE_PATTERN = re.compile(r"""inner_type\s*==\s*["']object \| object["']\s*or\s*inner_type\|length\s*>\s*\d+""")
+
+
+def _patched_lossy(source):
+    if not isinstance(source, str):
+        return None
+    patched, n = _LOSSY_TEMPLATE_PATTERN.subn(lambda m: m.group(0).split(" or ")[0], source)
+    return patched if n > 0 else None
+
+
 def render_task(template, params):
-    """(prompt text, True) rendered with the model's template, or, for a model without one,
-    (the messages' contents joined by newlines, False): such a prompt is tokenized the way the
-    tokenizer says (BOS as configured), a templated one with no BOS added."""
+    """(prompt text, True) rendered with the model's template as EXO's MLX engine renders it
+    (add_generation_prompt, tools, thinking switch; a trailing assistant message is a prefill:
+    rendered without it, its content appended after the generation prompt), or, for a model
+    without a template, (the messages' contents joined by newlines, False): such a prompt is
+    tokenized the way the tokenizer says (BOS as configured), a templated one with no BOS added.
+    (DeepSeek V3.2 / V4, which EXO encodes with its own vendored encoders, are not covered.)"""
     messages = messages_of(params)
     if template is None:
         text = "\n".join(m["content"] for m in messages if isinstance(m.get("content"), str) and m["content"])
         if not text:  # generating from BOS alone would answer a request nobody made
             raise InvalidArgument(-1, "the task's messages hold no text", "chat_template")
         return text, False
-    tools = _plain(params.tools) if params.tools else None
-    return template.render(messages, tools=tools, add_generation_prompt=True, **template_kwargs(params)), True
+    prefill = None
+    if messages and messages[-1].get("role") == "assistant":
+        prefill = messages[-1].get("content", "")
+        messages = messages[:-1]
+    tools = _plain(params.tools) if params.tools is not None else None
+    if params.tools:
+        if not hasattr(template, "_lossy_fixed"):
+            patched = _patched_lossy(template.source)
+            template._lossy_fixed = None if patched is None else \
+                ChatTemplate(patched, template.special_tokens, template.named)
+        template = template._lossy_fixed or template
+    prompt = template.render(messages, tools=tools, add_generation_prompt=True, **template_kwargs(params))
+    if prefill and isinstance(prefill, str):
+        prompt += prefill
+    return prompt, True

@@ -289,6 +289,8 @@ class IpexEngine(Engine):
         self._ended = set()             # other ranks: request ids that ended before submit
         self._finished_early = []       # other ranks: submitted after their end message
         self._cancelled_tasks = set()
+        self._early_cancels = {}        # task ids cancelled before submit (insertion-ordered, bounded)
+        self._cancel_channel_closed = False
         self._rr = itertools.count()
         self._eos = set(self.model.info.eos_token_ids)  # the library gathers every source of EOS ids
         self._closed = False
@@ -303,8 +305,18 @@ class IpexEngine(Engine):
 
     def submit(self, task):
         """EXO's TextGeneration (or a TextGenerationTask). Never refuses for load: past
-        max_concurrent a request waits for a slot. Clears a pending cancel-all, as MLX does."""
-        self._cancelled_tasks.discard(CANCEL_ALL_TASKS)
+        max_concurrent a request waits for a slot. Clears a pending cancel-all, as MLX does;
+        what the cancel channel holds is read first, so a cancel-all sent before this task
+        arrived does not end it, and a cancel sent for this task before it arrived does."""
+        self._collect_cancels()
+        if CANCEL_ALL_TASKS in self._cancelled_tasks:  # still ends what was in flight before
+            self._cancelled_tasks.discard(CANCEL_ALL_TASKS)
+            self._cancelled_tasks.update(self._requests)
+            self._cancelled_tasks.update(t.task_id for t in self._queue)
+            self._cancelled_tasks.update(self._submitted)
+        if task.task_id in self._early_cancels:  # cancelled before the runner handed it over
+            self._early_cancels.pop(task.task_id)
+            self._cancelled_tasks.add(task.task_id)
         if not isinstance(task, TextGenerationTask):
             if not self.is_first:
                 task = TextGenerationTask(task_id=task.task_id)
@@ -376,10 +388,38 @@ class IpexEngine(Engine):
 
     # -- cancellation
     def _collect_cancels(self):
-        if self.cancel_receiver is None:
+        """Reads EXO's cancel channel (MpReceiver.collect(): everything waiting, no blocking).
+        EXO's supervisor, going down, sends CANCEL_ALL_TASKS and closes the channel; the
+        receiver's collect() then raises EndOfStream (dropping what it had gathered) and
+        ClosedResourceError after that. A closed channel is read as that cancel-all, once,
+        and never read again, instead of raising out of step()."""
+        rx = self.cancel_receiver
+        if rx is None or self._cancel_channel_closed:
             return
-        for task_id in self.cancel_receiver.collect():
+        try:
+            ids = rx.collect()
+        except Exception as e:  # anyio's EndOfStream / ClosedResourceError (anyio is EXO's)
+            if type(e).__name__ not in ("EndOfStream", "ClosedResourceError", "BrokenResourceError"):
+                raise
+            log.info("cancel channel closed (%s): every request is cancelled", type(e).__name__)
+            self._cancel_channel_closed = True
+            ids = [CANCEL_ALL_TASKS]
+        for task_id in ids:
             self._cancelled_tasks.add(task_id)
+
+    def _known(self, tid):
+        return tid in self._requests or tid in self._submitted or any(t.task_id == tid for t in self._queue) \
+            or any(t == tid for t, _ in self._failed)
+
+    def _remember_early_cancels(self):
+        """A task id cancelled before the engine has seen it: EXO's supervisor sends the cancel on
+        its own channel while the task may still wait in the runner's work queue. Kept (a
+        bounded few) so that the task, once submitted, ends as cancelled."""
+        for tid in self._cancelled_tasks:
+            if tid != CANCEL_ALL_TASKS and not self._known(tid):
+                self._early_cancels[tid] = None
+        while len(self._early_cancels) > 4 * self.b.max_concurrent + 16:
+            self._early_cancels.pop(next(iter(self._early_cancels)))
 
     def _apply_cancellations(self):
         """Rank 0: every cancelled request (running or waiting) ends with CancelledResponse; an
@@ -387,6 +427,7 @@ class IpexEngine(Engine):
         and is then cleared: later requests run."""
         if not self._cancelled_tasks:
             return []
+        self._remember_early_cancels()
         cancel_all = CANCEL_ALL_TASKS in self._cancelled_tasks
         out = []
         for tid, req in list(self._requests.items()):
@@ -565,6 +606,8 @@ class IpexEngine(Engine):
     def _step_downstream(self, timeout):
         out = [(tid, FinishedResponse()) for tid in self._finished_early]
         self._finished_early.clear()
+        if self._cancelled_tasks:
+            self._remember_early_cancels()
         cancel_all = CANCEL_ALL_TASKS in self._cancelled_tasks
         for tid in [t for t in self._submitted if cancel_all or t in self._cancelled_tasks]:
             self._submitted.discard(tid)

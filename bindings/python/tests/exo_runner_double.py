@@ -8,7 +8,8 @@ ChunkGenerated(command_id, chunk)), and the same work queue read between engine 
 Differences, each because a test cannot block forever: tasks come from a queue.Queue that the
 test fills, and an empty queue outside a generation ends main() (EXO's reader thread would wait);
 `after_step(runner)` runs after every engine step so a test can act mid-stream (a cancel on the
-cancel channel, a new task). Event and status objects are recorded as tuples."""
+cancel channel, a new task). Event and status objects are recorded as tuples (TaskStatusUpdated,
+TaskAcknowledged; statuses in `statuses`)."""
 import dataclasses
 import queue
 
@@ -36,19 +37,47 @@ class Shutdown:
     task_id: TaskId = dataclasses.field(default_factory=TaskId)
 
 
+class EndOfStream(Exception):
+    """anyio.EndOfStream, which EXO's MpReceiver raises when it meets the sender's close."""
+
+
+class ClosedResourceError(Exception):
+    """anyio.ClosedResourceError, which EXO's MpReceiver raises once it is closed."""
+
+
+_END = object()
+
+
 class Channel:
-    """EXO's MpSender / MpReceiver pair in one process: send(), and collect() (every item
-    waiting now, without blocking), which the MLX engine calls on its cancel receiver."""
+    """EXO's MpSender / MpReceiver pair (utils/channels.py) in one process: send(), close() (the
+    sender's: an end-of-stream marker goes in), and the receiver's collect(), which the MLX engine
+    calls on its cancel receiver: every item waiting now, without blocking; like EXO's, it raises
+    EndOfStream when it reaches the marker (dropping the items it had gathered, as
+    MpReceiver.collect does) and ClosedResourceError on every call after that."""
 
     def __init__(self):
         self.items = []
+        self.closed = False
 
     def send(self, item):
+        if self.closed:
+            raise ClosedResourceError()
         self.items.append(item)
 
+    def close(self):
+        self.items.append(_END)
+
     def collect(self):
-        items, self.items = self.items, []
-        return items
+        if self.closed:
+            raise ClosedResourceError()
+        out = []
+        while self.items:
+            item = self.items.pop(0)
+            if item is _END:
+                self.closed = True
+                raise EndOfStream()
+            out.append(item)
+        return out
 
 
 class RunnerDouble:
@@ -71,6 +100,9 @@ class RunnerDouble:
     def send_task_status(self, task_id, status):
         self.event_sender.send(("TaskStatusUpdated", task_id, status))
 
+    def acknowledge_task(self, task):
+        self.event_sender.send(("TaskAcknowledged", task.task_id))
+
     def main(self):
         while True:
             try:
@@ -91,12 +123,14 @@ class RunnerDouble:
             case ConnectToGroup() if status == "RunnerIdle":
                 assert isinstance(self.generator, Builder)
                 self.update_status(("RunnerConnecting",))
+                self.acknowledge_task(task)
                 self.generator.connect(self.bound_instance)
                 self.send_task_status(task.task_id, "Complete")
                 self.update_status(("RunnerConnected",))
             case LoadModel() if isinstance(self.generator, Builder) and status in ("RunnerConnected", "RunnerIdle"):
                 total_layers = self.shard_metadata.end_layer - self.shard_metadata.start_layer
                 self.update_status(("RunnerLoading", 0, total_layers))
+                self.acknowledge_task(task)
                 for load_progress in self.generator.load(self.bound_instance):
                     self.update_status(("RunnerLoading", load_progress.layers_loaded, load_progress.total))
                 self.generator = self.generator.build()
@@ -105,6 +139,7 @@ class RunnerDouble:
             case StartWarmup() if status == "RunnerLoaded":
                 assert isinstance(self.generator, Engine)
                 self.update_status(("RunnerWarmingUp",))
+                self.acknowledge_task(task)
                 self.generator.warmup()
                 self.send_task_status(task.task_id, "Complete")
                 self.update_status(("RunnerReady",))
@@ -117,6 +152,7 @@ class RunnerDouble:
 
     def shutdown(self, task):
         self.update_status(("RunnerShuttingDown",))
+        self.acknowledge_task(task)
         self.generator.close()
         self.send_task_status(task.task_id, "Complete")
         self.update_status(("RunnerShutdown",))
@@ -129,6 +165,7 @@ class RunnerDouble:
     def handle_generation_tasks(self, starting_task):
         assert isinstance(self.generator, Engine)
         self.update_status(("RunnerRunning",))
+        self.acknowledge_task(starting_task)
         self.seen.add(starting_task.task_id)
         self.submit_generation(starting_task)
         while self.active_tasks:
@@ -156,6 +193,7 @@ class RunnerDouble:
             self.seen.add(item.task_id)
             match item:
                 case TextGeneration():
+                    self.acknowledge_task(item)
                     self.submit_generation(item)
                 case Shutdown():
                     self.shutdown(item)

@@ -74,12 +74,13 @@ def test_tokenizer_config_template_and_special_tokens_are_read(tmp_path):
 
 def test_exo_task_params_become_the_template_messages():
     """EXO's TextGenerationTaskParams: instructions as the system turn before input; the thinking
-    switch as EXO resolves it; chat_template_messages, when given, instead of both."""
+    switch as the task carries it; chat_template_messages, when given, instead of both."""
     case = next(c for c in cases.CASES if c["name"] == "qwen3-thinking-off")
     template = ChatTemplate(cases.template_text(case), case["tokens"])
     system, ask = case["messages"]
     params = TextGenerationTaskParams(model="m", input=[InputMessage(role="user", content=ask["content"])],
-                                      instructions=system["content"], reasoning_effort="none")
+                                      instructions=system["content"], reasoning_effort="none",
+                                      enable_thinking=False)  # as EXO's API adapters resolve the pair
     assert render_task(template, params) == (GOLDEN[case["name"]]["text"], True)
     multi = next(c for c in cases.CASES if c["name"] == "qwen3-tools")
     params = TextGenerationTaskParams(model="m", input=[InputMessage(role="user", content="ignored")],
@@ -87,3 +88,68 @@ def test_exo_task_params_become_the_template_messages():
                                       enable_thinking=False)
     assert render_task(ChatTemplate(cases.template_text(multi), multi["tokens"]), params)[0] == \
         GOLDEN[multi["name"]]["text"]
+
+
+# A template that shows what it was given: the messages and the thinking variables.
+_ECHO = ("{% for m in messages %}[{{ m.role }}|{{ m.content }}"
+         "{% if m.tool_calls %}|{{ m.tool_calls[0].function.arguments.city }}{% endif %}"
+         "{% if m.thinking %}|think:{{ m.thinking }}{% endif %}]{% endfor %}"
+         "{% if add_generation_prompt %}<gen>{% endif %}"
+         "|et={{ enable_thinking if enable_thinking is defined else 'undef' }}"
+         "|t={{ thinking if thinking is defined else 'undef' }}"
+         "|re={{ reasoning_effort if reasoning_effort is defined else 'undef' }}"
+         "|tools={{ tools | length if tools is not none else 'none' }}")
+
+
+def _params(**kw):
+    kw.setdefault("model", "m")
+    kw.setdefault("input", [])
+    return TextGenerationTaskParams(**kw)
+
+
+def test_task_messages_are_built_as_exo_mlx_engine_builds_them():
+    """worker/engines/mlx/utils_mlx.py at b5375f8: input messages with empty content skipped
+    (apply_chat_template); every system / developer message merged into one leading system
+    message (consolidate_system_messages); a trailing assistant message is a prefill appended
+    after the generation prompt (render_chat_template); the thinking switch passed as the task
+    carries it, enable_thinking also as `thinking`, nothing resolved."""
+    t = ChatTemplate(_ECHO)
+    p = _params(instructions="Be brief.", input=[InputMessage(role="user", content="Hi"),
+                                                 InputMessage(role="developer", content="No jokes."),
+                                                 InputMessage(role="user", content=""),
+                                                 InputMessage(role="assistant", content="Sure: ")],
+                enable_thinking=False)
+    assert render_task(t, p) == ("[system|Be brief.\nNo jokes.][user|Hi]<gen>|et=False|t=False|re=undef|tools=none"
+                                 "Sure: ", True)
+    only_effort = render_task(t, _params(input=[InputMessage(role="user", content="Hi")], reasoning_effort="high"))[0]
+    assert only_effort.endswith("|et=undef|t=undef|re=high|tools=none")
+
+
+def test_chat_template_messages_are_normalized_as_exo_does():
+    """chat_template_messages used whenever not None; tool-call arguments given as a JSON string
+    reach the template as an object (_normalize_tool_calls); for gpt-oss models an assistant's
+    reasoning_content is its `thinking`; an empty list is an empty conversation (refused)."""
+    t = ChatTemplate(_ECHO)
+    call = {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}}
+    msgs = [{"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": "", "tool_calls": [call], "reasoning_content": "look it up"},
+            {"role": "tool", "content": "sunny"}]
+    tools = [{"type": "function", "function": {"name": "weather", "parameters": {}}}]
+    p = _params(input=[InputMessage(role="user", content="ignored")], chat_template_messages=msgs, tools=tools)
+    assert render_task(t, p)[0] == "[user|Weather?][assistant||Oslo][tool|sunny]<gen>|et=undef|t=undef|re=undef|tools=1"
+    assert call["function"]["arguments"] == '{"city": "Oslo"}'  # the task's own data is left as it was
+    p = _params(model="openai/gpt-oss-20b", chat_template_messages=msgs)
+    assert "[assistant||Oslo|think:look it up]" in render_task(t, p)[0]
+    with pytest.raises(ValueError, match="empty conversation"):
+        render_task(t, _params(input=[InputMessage(role="user", content="Hi")], chat_template_messages=[]))
+
+
+def test_lossy_tool_schema_guard_is_dropped_when_tools_are_given():
+    """EXO's _patch_lossy_chat_template: gpt-oss's `inner_type|length > 50` guard removed for a
+    request with tools."""
+    src = ("{% set inner_type = 'x' * 60 %}{% if inner_type == \"object | object\" or inner_type|length > 50 %}"
+           "any[]{% else %}typed{% endif %}")
+    t = ChatTemplate(src)
+    msgs = [InputMessage(role="user", content="Hi")]
+    assert render_task(t, _params(input=msgs))[0] == "any[]"
+    assert render_task(t, _params(input=msgs, tools=[{"type": "function"}]))[0] == "typed"

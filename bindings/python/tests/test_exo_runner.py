@@ -252,3 +252,115 @@ def test_two_rank_pipeline_under_two_runners(models_dir, exo_run):
         r.main()
     assert r0.statuses[-1] == r1.statuses[-1] == ("RunnerShutdown",)
     assert b0.link is None and b1.link is None and b1.runtime is None
+
+
+def acknowledged(events):
+    return {e[1] for e in events.items if isinstance(e, tuple) and e[0] == "TaskAcknowledged"}
+
+
+def test_supervisor_shutdown_cancel_all_then_closed_channel_ends_requests_without_raising(models_dir):
+    """EXO's RunnerSupervisor, going down (supervisor.py run()'s finally), sends CANCEL_ALL_TASKS
+    on the cancel channel and closes it; EXO's MpReceiver.collect() then raises EndOfStream
+    (losing the cancel it had read) and ClosedResourceError afterwards. The engine must end
+    every request as cancelled, not raise out of step() (which would crash the runner)."""
+    a = generation(PROMPT, max_output_tokens=10000, temperature=0.0)
+    b = generation("Hello world", max_output_tokens=10000, temperature=0.0)
+    sent = []
+
+    def after_step(runner):
+        if len(token_chunks(events, a)) == 2 and not sent:
+            sent.append(1)
+            cancels.send(CANCEL_ALL_TASKS)
+            cancels.close()
+
+    runner, builder, events, cancels = start_runner(models_dir)
+    runner.after_step = after_step
+    runner.work.put(a)
+    runner.work.put(b)
+    runner.main()
+    assert runner.statuses[-1] == ("RunnerReady",) and not runner.active_tasks
+    assert len(token_chunks(events, a)) == 2 and not ({a.task_id, b.task_id} & completed(events))
+    runner.after_step = lambda r: None
+    after = generation(PROMPT, max_output_tokens=3, temperature=0.0)  # the closed channel is not read again
+    runner.work.put(after)
+    runner.main()
+    assert len(token_chunks(events, after)) == 3 and after.task_id in completed(events)
+    runner.work.put(Shutdown())
+    runner.main()
+
+
+def test_cancels_sent_before_the_task_reaches_the_engine(models_dir):
+    """The supervisor's cancel travels on its own channel while the task may still wait in the
+    runner's work queue: a cancel-all sent before a task does not end it (cleared at submit, as
+    MLX's submit clears it), but still ends what was running; a cancel of a task id the engine
+    has not seen yet ends that task once it is submitted."""
+    runner, builder, events, cancels = start_runner(models_dir)
+    cancels.send(CANCEL_ALL_TASKS)  # while idle
+    first = generation(PROMPT, max_output_tokens=3, temperature=0.0)
+    runner.work.put(first)
+    runner.main()
+    assert len(token_chunks(events, first)) == 3 and first.task_id in completed(events)
+
+    early = generation(PROMPT, max_output_tokens=50, temperature=0.0)
+    cancels.send(early.task_id)  # before the runner has it
+    runner.work.put(early)
+    runner.main()
+    assert runner.statuses[-1] == ("RunnerReady",) and not runner.active_tasks
+    assert not token_chunks(events, early) and early.task_id not in completed(events)
+
+    running = generation(PROMPT, max_output_tokens=10000, temperature=0.0)
+    later = generation("Hello world", max_output_tokens=4, temperature=0.0)
+
+    def after_step(r):  # cancel-all, then a new task read before the engine's next step
+        if len(token_chunks(events, running)) == 2 and later.task_id not in r.seen:
+            cancels.send(CANCEL_ALL_TASKS)
+            r.work.put(later)
+    runner.after_step = after_step
+    runner.work.put(running)
+    runner.main()
+    assert len(token_chunks(events, running)) == 2 and running.task_id not in completed(events)
+    assert len(token_chunks(events, later)) == 4 and later.task_id in completed(events)
+    assert {first.task_id, early.task_id, running.task_id, later.task_id} <= acknowledged(events)
+    runner.work.put(Shutdown())
+    runner.main()
+
+
+def test_shutdown_before_load_closes_the_builder(models_dir):
+    """runner.py shutdown(): `self.generator.close()` whatever the generator is: a Shutdown
+    before LoadModel closes the builder (base.py's Builder.close)."""
+    events, cancels = Channel(), Channel()
+    builder = IpexBuilder(model_id=MODEL_ID, event_sender=events, cancel_receiver=cancels, models_dir=str(models_dir))
+    runner = RunnerDouble(bound_instance(), builder, events)
+    runner.work.put(Shutdown())
+    runner.main()
+    assert runner.statuses[-1] == ("RunnerShutdown",) and builder.runtime is None
+
+
+def test_rendered_task_reaches_the_engine_as_exo_renders_it(tmp_path):
+    """Through the runner: a TextGeneration with instructions, a developer message, an empty
+    message and a trailing assistant prefill is prompted as EXO's MLX engine prompts it."""
+    from exo_ipex.chat_template import ChatTemplate
+    folder = tmp_path / MODEL_ID.replace("/", "--")
+    folder.mkdir()
+    for name in os.listdir(TINY_LLAMA):
+        if name != "tokenizer_config.json":
+            shutil.copy(os.path.join(TINY_LLAMA, name), folder / name)
+    config = json.load(open(os.path.join(TINY_LLAMA, "tokenizer_config.json")))
+    here = os.path.dirname(os.path.abspath(__file__))
+    config["chat_template"] = open(os.path.join(here, "..", "..", "..", "tests", "data", "chat-templates",
+                                                "qwen3.jinja")).read()
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    runner, builder, events, _ = start_runner(tmp_path)
+    task = TextGeneration(instance_id="inst", command_id=CommandId(), task_params=TextGenerationTaskParams(
+        model=MODEL_ID, instructions="Be brief.", enable_thinking=True, max_output_tokens=2, temperature=0.0,
+        input=[InputMessage(role="developer", content="No jokes."), InputMessage(role="user", content="2+2?"),
+               InputMessage(role="user", content=""), InputMessage(role="assistant", content="The answer")]))
+    runner.work.put(task)
+    runner.main()
+    expected = ChatTemplate(config["chat_template"]).render(
+        [{"role": "system", "content": "Be brief.\nNo jokes."}, {"role": "user", "content": "2+2?"}],
+        enable_thinking=True, thinking=True) + "The answer"
+    ids = runner.generator.model.tokenize(expected, add_bos=0)
+    assert token_chunks(events, task)[-1].usage.prompt_tokens == len(ids)
+    runner.work.put(Shutdown())
+    runner.main()

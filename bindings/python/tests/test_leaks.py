@@ -105,3 +105,35 @@ def test_nothing_of_the_library_leaks_under_leak_sanitizer():
     assert any("exo_sampler_create" in b or "libexocore" in b for b in leaked)
     leaks = run_under_leak_sanitizer("import test_leaks\nfor _ in range(3): test_leaks.cycle()\n")
     assert not leaks, "\n\n".join(leaks[:5])
+
+
+_CYCLE_SCRIPT = """
+import gc, sys
+sys.path.insert(0, {pkg!r})
+import exo_ipex
+gc.disable()
+class Holder:
+    pass
+h = Holder()
+h.rt = exo_ipex.Runtime()
+h.model = h.rt.open_model({model!r})
+h.shard = h.model.load_shard()
+h.session = h.shard.session()
+h.self = h  # a cycle, as a failed test's traceback frames make one
+order = [h.rt, h.model, h.shard, h.session] if {parents_first!r} else [h.session, h.shard, h.model, h.rt]
+h.keep = order
+del h, order
+gc.collect()
+print("collected")
+"""
+
+
+@pytest.mark.parametrize("parents_first", [True, False])
+def test_handles_collected_in_a_cycle_free_children_before_parents(parents_first):
+    """Handles left in a reference cycle (a runner that raised: its frames hold the engine) are
+    finalized by the garbage collector in any order, with `_children` weak references already
+    cleared: the C objects must still go children first, not segfault on a freed runtime."""
+    script = _CYCLE_SCRIPT.format(pkg=os.path.dirname(HERE), model=TINY_LLAMA, parents_first=parents_first)
+    r = subprocess.run([sys.executable, "-c", script], env=subprocess_env(), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and "collected" in r.stdout, (r.returncode, r.stderr[-2000:])
