@@ -400,7 +400,8 @@ static int run_merged(char **out, const char *fmt, ...) {
     va_end(ap);
     strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
     int rc = run(cmd, out);
-    ck_assert_msg(!strstr(*out, "LeakSanitizer"), "leak in '%s':\n%s", cmd, *out);
+    /* The report's head only: check refuses messages past its pipe's limit (about 4 KB). */
+    ck_assert_msg(!strstr(*out, "LeakSanitizer"), "leak in '%s':\n%.2000s", cmd, strstr(*out, "LeakSanitizer"));
     return rc;
 }
 
@@ -500,6 +501,79 @@ START_TEST(run_failure_paths_free_what_they_opened) {
 }
 END_TEST
 
+#define FIXTURE_VOCAB 512 /* vocab_size in the fixture's config.json */
+
+/* A golden file (safetensors: 8-byte header length, JSON header, data) of one prompt, ids 1 and
+ * 2, whose p0.logits holds n_logits zeros, and a one-token greedy continuation when greedy >= 0. */
+static void write_golden(const char *path, uint64_t n_logits, int32_t greedy) {
+    char header[512];
+    uint64_t logits_end = 8 + n_logits * 4;
+    int n = snprintf(header, sizeof header,
+                     "{\"p0.ids\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                     "\"p0.logits\":{\"dtype\":\"F32\",\"shape\":[1,%llu],\"data_offsets\":[8,%llu]}%s",
+                     (unsigned long long)n_logits, (unsigned long long)logits_end, greedy >= 0 ? "," : "}");
+    if (greedy >= 0)
+        n += snprintf(header + n, sizeof header - (size_t)n,
+                      "\"p0.greedy\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[%llu,%llu]}}",
+                      (unsigned long long)logits_end, (unsigned long long)logits_end + 4);
+    /* Padded with spaces to a multiple of 8, as safetensors writers do: the data then starts
+     * aligned, and the int32 and float views the tool reads are aligned too. */
+    ck_assert_int_lt(n, (int)sizeof header - 8);
+    while (n % 8) header[n++] = ' ';
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    uint64_t len = (uint64_t)n;
+    static const int32_t ids[2] = {1, 2};
+    ck_assert_uint_eq(fwrite(&len, 8, 1, f), 1);
+    ck_assert_uint_eq(fwrite(header, 1, (size_t)n, f), (size_t)n);
+    ck_assert_uint_eq(fwrite(ids, sizeof ids, 1, f), 1);
+    static const float zero = 0;
+    for (uint64_t i = 0; i < n_logits; i++) ck_assert_uint_eq(fwrite(&zero, 4, 1, f), 1);
+    if (greedy >= 0) ck_assert_uint_eq(fwrite(&greedy, 4, 1, f), 1);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Every failing exo-golden and exo-bench frees what it opened (checked by LeakSanitizer in the
+ * ASan build): each failure below comes after the model, and most after the golden file or a
+ * shard, were opened. */
+START_TEST(golden_and_bench_failure_paths_free_what_they_opened) {
+    char *dir = tmpdir(), *out = NULL;
+    ck_assert_int_eq(run_merged(&out, "%s %s --golden /nonexistent/golden.safetensors", EXO_GOLDEN_BIN, FIXTURE), 1);
+    expect(out, "/nonexistent/golden.safetensors: EXO_ERR_IO");
+    expect(out, "golden: FAIL");
+    free(out);
+    /* A safetensors file that is no golden file: opened, then found to hold no prompts. */
+    ck_assert_int_eq(run_merged(&out, "%s %s --golden %s/model.safetensors", EXO_GOLDEN_BIN, FIXTURE, FIXTURE), 1);
+    expect(out, "golden file holds no prompts");
+    free(out);
+    /* The whole model loaded, then a golden tensor of the wrong size. */
+    char golden[4096];
+    snprintf(golden, sizeof golden, "%s/bad-logits.safetensors", dir);
+    write_golden(golden, 3, -1);
+    ck_assert_int_eq(run_merged(&out, "%s %s --device cpu_amx --golden %s", EXO_GOLDEN_BIN, FIXTURE, golden), 1);
+    expect(out, "golden tensor p0.logits has an unexpected dtype or size");
+    free(out);
+    /* Further in: the prompt's buffers and two sessions exist when the greedy token is refused. */
+    snprintf(golden, sizeof golden, "%s/bad-greedy.safetensors", dir);
+    write_golden(golden, 2 * FIXTURE_VOCAB, FIXTURE_VOCAB);
+    ck_assert_int_eq(run_merged(&out, "%s %s --device cpu_amx --golden %s", EXO_GOLDEN_BIN, FIXTURE, golden), 1);
+    expect(out, "golden greedy token outside the vocabulary");
+    free(out);
+    /* A model that opens (its config is fine) but whose shard cannot load: its weights file is
+     * the golden file, which holds none of the model's tensors. */
+    ck_assert_int_eq(run_merged(&out, "cp %s/config.json %s/ && cp %s/golden.safetensors %s/model.safetensors",
+                                FIXTURE, dir, FIXTURE, dir), 0);
+    free(out);
+    ck_assert_int_eq(run_merged(&out, "%s %s --golden %s/golden.safetensors", EXO_GOLDEN_BIN, dir, FIXTURE), 1);
+    expect(out, "exo-golden: loading the whole model: EXO_ERR_NOT_FOUND");
+    free(out);
+    ck_assert_int_eq(run_merged(&out, "%s --model %s -p 2 -n 1 -r 1 -t 1 --no-stream", EXO_BENCH_BIN, dir), 1);
+    expect(out, "exo-bench: loading the model: EXO_ERR_NOT_FOUND");
+    free(out);
+    rmdir_all(dir);
+}
+END_TEST
+
 static Suite *tools_suite(void) {
     Suite *s = suite_create("tools");
     TCase *synth_tc = tcase_create("exo-synth");
@@ -526,6 +600,7 @@ static Suite *tools_suite(void) {
     tcase_add_test(cli_tc, device_index_overflow_is_refused_by_every_tool);
     tcase_add_test(cli_tc, run_without_tokenizer_fails_before_loading_weights);
     tcase_add_test(cli_tc, run_failure_paths_free_what_they_opened);
+    tcase_add_test(cli_tc, golden_and_bench_failure_paths_free_what_they_opened);
     suite_add_tcase(s, cli_tc);
     return s;
 }

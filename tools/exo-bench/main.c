@@ -129,16 +129,48 @@ static const char *dtype_name(exo_dtype d) {
     }
 }
 
-/* The benchmark's state: everything one repetition needs. */
+/* The benchmark's state: everything one repetition needs, and everything main opens or
+ * allocates, so that one path (finish) frees it whichever step fails. */
 typedef struct bench {
     const bench_options *o;
+    exo_runtime *rt;
+    exo_model *model;
+    exo_shard *shard;
     exo_session *session;
     int32_t *prompt;
     float *logits;
     uint32_t vocab;
     double *step_s; /* every decode step of every repetition */
     size_t n_steps;
+    double *prefill_tps, *decode_tps, *ttft_ms; /* one per repetition */
 } bench;
+
+/* Closes the session, shard, model and runtime, children first. The success path calls it
+ * before the bandwidth sweep (the runtime's worker threads must not compete with it); finish
+ * calls it again, which then finds nothing to close. */
+static void close_runtime(bench *b) {
+    exo_session_destroy(b->session);
+    exo_shard_destroy(b->shard);
+    exo_model_destroy(b->model);
+    exo_runtime_destroy(b->rt);
+    b->session = NULL;
+    b->shard = NULL;
+    b->model = NULL;
+    b->rt = NULL;
+}
+
+/* Frees everything main holds and returns rc: every exit after parsing goes through here, the
+ * failures included (tests/tools runs them under LeakSanitizer). */
+static int finish(bench *b, int rc) {
+    close_runtime(b);
+    free(b->prompt);
+    free(b->logits);
+    free(b->step_s);
+    free(b->prefill_tps);
+    free(b->decode_tps);
+    free(b->ttft_ms);
+    return rc;
+}
 
 /* One prefill of the prompt, then n_decode greedy single-token steps. Times go to the out-params
  * (any may be NULL); step times are appended to b->step_s when record is set. */
@@ -258,18 +290,17 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    bench b;
+    memset(&b, 0, sizeof b);
+    b.o = &o;
     exo_runtime_options ro = EXO_RUNTIME_OPTIONS_INIT;
     ro.n_threads = o.threads;
-    exo_runtime *rt = NULL;
-    exo_status st = exo_runtime_create(&ro, &rt);
-    if (st != EXO_OK) return fail("runtime", st, NULL);
+    exo_status st = exo_runtime_create(&ro, &b.rt);
+    if (st != EXO_OK) return finish(&b, fail("runtime", st, NULL));
     /* --device goes through the core's parser before anything is opened. */
     uint32_t wanted = 0;
-    if (o.device && (st = exo_device_find(rt, o.device, &wanted)) != EXO_OK) {
-        int rc = fail("--device", st, NULL);
-        exo_runtime_destroy(rt);
-        return rc;
-    }
+    if (o.device && (st = exo_device_find(b.rt, o.device, &wanted)) != EXO_OK)
+        return finish(&b, fail("--device", st, NULL));
     uint32_t threads = o.threads;
     if (!threads) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -281,41 +312,40 @@ int main(int argc, char **argv) {
     double load[1];
     if (getloadavg(load, 1) == 1) r.loadavg = load[0];
     double t0 = now_s();
-    exo_model *model = NULL;
-    st = exo_model_open(rt, o.model_dir, &model);
-    if (st != EXO_OK) return fail(o.model_dir, st, NULL);
+    st = exo_model_open(b.rt, o.model_dir, &b.model);
+    if (st != EXO_OK) return finish(&b, fail(o.model_dir, st, NULL));
     exo_model_info mi;
     EXO_STRUCT_INIT(&mi);
-    st = exo_model_get_info(model, &mi);
-    if (st != EXO_OK) return fail(o.model_dir, st, exo_model_last_error(model));
+    st = exo_model_get_info(b.model, &mi);
+    if (st != EXO_OK) return finish(&b, fail(o.model_dir, st, exo_model_last_error(b.model)));
     model_cost cost;
     char err[512];
     if (model_cost_from_info(&mi, &cost, err, sizeof err)) {
         fprintf(stderr, "exo-bench: %s\n", err);
-        return 1;
+        return finish(&b, 1);
     }
     exo_shard_options so = EXO_SHARD_OPTIONS_INIT;
     so.device = o.device;
     so.max_tokens = o.n_prompt; /* the whole prompt in one step */
     so.max_ctx = o.n_prompt + o.n_gen;
-    exo_shard *shard = NULL;
-    st = exo_shard_load(model, &so, &shard);
-    if (st != EXO_OK) return fail("loading the model", st, exo_model_last_error(model));
+    st = exo_shard_load(b.model, &so, &b.shard);
+    if (st != EXO_OK) return finish(&b, fail("loading the model", st, exo_model_last_error(b.model)));
     r.load_s = now_s() - t0;
     exo_shard_info si;
     EXO_STRUCT_INIT(&si);
-    exo_shard_get_info(shard, &si);
+    exo_shard_get_info(b.shard, &si);
 
-    bench b = {.o = &o, .vocab = mi.vocab_size};
-    st = exo_session_create(shard, 0, &b.session);
-    if (st != EXO_OK) return fail("session", st, exo_shard_last_error(shard));
+    b.vocab = mi.vocab_size;
+    st = exo_session_create(b.shard, 0, &b.session);
+    if (st != EXO_OK) return finish(&b, fail("session", st, exo_shard_last_error(b.shard)));
     b.prompt = malloc(o.n_prompt * sizeof *b.prompt);
     b.logits = malloc((size_t)mi.vocab_size * sizeof *b.logits);
     b.step_s = malloc((size_t)o.reps * o.n_gen * sizeof *b.step_s);
-    double *prefill_tps = calloc(o.reps, sizeof(double)), *decode_tps = calloc(o.reps, sizeof(double));
-    double *ttft_ms = calloc(o.reps, sizeof(double));
-    if (!b.prompt || !b.logits || !b.step_s || !prefill_tps || !decode_tps || !ttft_ms)
-        return fail("setup", EXO_ERR_NO_MEMORY, "out of memory");
+    b.prefill_tps = calloc(o.reps, sizeof(double));
+    b.decode_tps = calloc(o.reps, sizeof(double));
+    b.ttft_ms = calloc(o.reps, sizeof(double));
+    if (!b.prompt || !b.logits || !b.step_s || !b.prefill_tps || !b.decode_tps || !b.ttft_ms)
+        return finish(&b, fail("setup", EXO_ERR_NO_MEMORY, "out of memory"));
     /* Token ids spread over the vocabulary (past the first few, which are often special); the
      * values do not change the work done, only which embedding rows are read. */
     uint32_t first = mi.vocab_size > 16 ? 16 : 0;
@@ -323,22 +353,23 @@ int main(int argc, char **argv) {
         b.prompt[i] = (int32_t)(first + (uint32_t)(((uint64_t)i * 2654435761u) % (mi.vocab_size - first)));
 
     /* Warmup: first-touch page faults, kernel builds and thread start-up stay out of the figures. */
-    st = exo_shard_warmup(shard);
-    if (st != EXO_OK) return fail("warmup", st, exo_shard_last_error(shard));
-    if (run_once(&b, o.n_gen < WARMUP_DECODE_STEPS ? o.n_gen : WARMUP_DECODE_STEPS, 0, NULL, NULL, NULL)) return 1;
+    st = exo_shard_warmup(b.shard);
+    if (st != EXO_OK) return finish(&b, fail("warmup", st, exo_shard_last_error(b.shard)));
+    if (run_once(&b, o.n_gen < WARMUP_DECODE_STEPS ? o.n_gen : WARMUP_DECODE_STEPS, 0, NULL, NULL, NULL))
+        return finish(&b, 1);
     for (uint32_t k = 0; k < o.reps; k++) {
         double prefill_s, ttft_s, decode_s;
-        if (run_once(&b, o.n_gen, 1, &prefill_s, &ttft_s, &decode_s)) return 1;
-        prefill_tps[k] = o.n_prompt / prefill_s;
-        ttft_ms[k] = ttft_s * 1e3;
-        decode_tps[k] = o.n_gen / decode_s;
+        if (run_once(&b, o.n_gen, 1, &prefill_s, &ttft_s, &decode_s)) return finish(&b, 1);
+        b.prefill_tps[k] = o.n_prompt / prefill_s;
+        b.ttft_ms[k] = ttft_s * 1e3;
+        b.decode_tps[k] = o.n_gen / decode_s;
         if (!o.json)
             fprintf(stderr, "exo-bench: rep %u/%u: prefill %.2f tok/s, decode %.2f tok/s\n", k + 1, o.reps,
-                    prefill_tps[k], decode_tps[k]);
+                    b.prefill_tps[k], b.decode_tps[k]);
     }
-    r.prefill_tps = summarize(prefill_tps, o.reps);
-    r.decode_tps = summarize(decode_tps, o.reps);
-    r.ttft_ms = summarize(ttft_ms, o.reps);
+    r.prefill_tps = summarize(b.prefill_tps, o.reps);
+    r.decode_tps = summarize(b.decode_tps, o.reps);
+    r.ttft_ms = summarize(b.ttft_ms, o.reps);
     for (size_t i = 0; i < b.n_steps; i++) b.step_s[i] *= 1e3;
     r.step_ms = summarize(b.step_s, b.n_steps);
     r.peak_rss_bytes = peak_rss_bytes(); /* before the bandwidth buffer inflates it */
@@ -355,11 +386,7 @@ int main(int argc, char **argv) {
     mi.eos_token_ids = NULL;
     si.plugin = plugin;
     si.device_name = device_name;
-
-    exo_session_destroy(b.session);
-    exo_shard_destroy(shard);
-    exo_model_destroy(model);
-    exo_runtime_destroy(rt);
+    close_runtime(&b);
 
     if (!o.no_stream) {
         if (read_bandwidth_measure(threads, STREAM_BYTES, STREAM_PASSES, &r.stream, err, sizeof err))
@@ -368,11 +395,5 @@ int main(int argc, char **argv) {
             r.have_stream = 1;
     }
     report(&o, &mi, &si, &cost, &r, threads);
-    free(b.prompt);
-    free(b.logits);
-    free(b.step_s);
-    free(prefill_tps);
-    free(decode_tps);
-    free(ttft_ms);
-    return 0;
+    return finish(&b, 0);
 }

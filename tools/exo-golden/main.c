@@ -81,6 +81,57 @@ static const float *golden_f32(const exo_tensor_file *g, const char *name, uint6
     return v.data;
 }
 
+/* Everything main opens or allocates, so that one path (finish) frees it whichever check fails:
+ * tests/tools runs the failures under LeakSanitizer. */
+typedef struct golden_run {
+    exo_runtime *rt;
+    exo_model *model;
+    exo_tensor_file *golden;
+    exo_shard *full;
+    /* One prompt's buffers and sessions (release_prompt). */
+    float *logits, *last, *step, *whole, *hidden;
+    int32_t *seq;
+    exo_session *s, *last_only, *fresh;
+    /* One split point's shards and sessions (release_split). */
+    exo_shard *a, *b;
+    exo_session *sa, *sb;
+} golden_run;
+
+static void release_split(golden_run *g) {
+    exo_session_destroy(g->sa);
+    exo_session_destroy(g->sb);
+    exo_shard_destroy(g->a);
+    exo_shard_destroy(g->b);
+    g->sa = g->sb = NULL;
+    g->a = g->b = NULL;
+}
+
+static void release_prompt(golden_run *g) {
+    release_split(g);
+    exo_session_destroy(g->s);
+    exo_session_destroy(g->last_only);
+    exo_session_destroy(g->fresh);
+    g->s = g->last_only = g->fresh = NULL;
+    free(g->logits);
+    free(g->last);
+    free(g->step);
+    free(g->whole);
+    free(g->hidden);
+    free(g->seq);
+    g->logits = g->last = g->step = g->whole = g->hidden = NULL;
+    g->seq = NULL;
+}
+
+/* Frees everything, children before their parents, and returns rc. */
+static int finish(golden_run *g, int rc) {
+    release_prompt(g);
+    exo_shard_destroy(g->full);
+    exo_tensor_file_destroy(g->golden);
+    exo_model_destroy(g->model);
+    exo_runtime_destroy(g->rt);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     const char *model_dir = NULL, *device = NULL, *golden_path = NULL;
     checker c = {.tolerance = 1e-4};
@@ -105,25 +156,20 @@ int main(int argc, char **argv) {
     snprintf(default_golden, sizeof default_golden, "%s/golden.safetensors", model_dir);
     if (!golden_path) golden_path = default_golden;
 
-    exo_runtime *rt = NULL;
-    exo_status st = exo_runtime_create(NULL, &rt);
-    if (st != EXO_OK) return die("creating the runtime", st);
+    golden_run g;
+    memset(&g, 0, sizeof g);
+    exo_status st = exo_runtime_create(NULL, &g.rt);
+    if (st != EXO_OK) return finish(&g, die("creating the runtime", st));
     /* --device goes through the core's parser before anything is opened. */
     uint32_t wanted = 0;
-    if (device && (st = exo_device_find(rt, device, &wanted)) != EXO_OK) {
-        int rc = die("--device", st);
-        exo_runtime_destroy(rt);
-        return rc;
-    }
-    exo_model *model = NULL;
-    st = exo_model_open(rt, model_dir, &model);
-    if (st != EXO_OK) return die(model_dir, st);
-    exo_tensor_file *golden = NULL;
-    st = exo_tensor_file_open(golden_path, &golden);
-    if (st != EXO_OK) return die(golden_path, st);
+    if (device && (st = exo_device_find(g.rt, device, &wanted)) != EXO_OK) return finish(&g, die("--device", st));
+    st = exo_model_open(g.rt, model_dir, &g.model);
+    if (st != EXO_OK) return finish(&g, die(model_dir, st));
+    st = exo_tensor_file_open(golden_path, &g.golden);
+    if (st != EXO_OK) return finish(&g, die(golden_path, st));
     exo_model_info info;
     EXO_STRUCT_INIT(&info);
-    exo_model_get_info(model, &info);
+    exo_model_get_info(g.model, &info);
     uint32_t L = info.n_layers, V = info.vocab_size, H = info.hidden_size;
 
     /* The longest sequence: prompt + greedy continuation. */
@@ -132,20 +178,19 @@ int main(int argc, char **argv) {
         char name[64];
         exo_tensor_view ids, greedy;
         snprintf(name, sizeof name, "p%d.ids", p);
-        if (exo_tensor_file_get(golden, name, &ids) != EXO_OK) break;
+        if (exo_tensor_file_get(g.golden, name, &ids) != EXO_OK) break;
         snprintf(name, sizeof name, "p%d.greedy", p);
         uint32_t n = (uint32_t)ids.shape[0];
-        if (exo_tensor_file_get(golden, name, &greedy) == EXO_OK) n += (uint32_t)greedy.shape[0];
+        if (exo_tensor_file_get(g.golden, name, &greedy) == EXO_OK) n += (uint32_t)greedy.shape[0];
         if (n > max_ctx) max_ctx = n;
     }
-    if (max_ctx == 0) return die("golden file holds no prompts (p0.ids)", EXO_ERR_FORMAT);
+    if (max_ctx == 0) return finish(&g, die("golden file holds no prompts (p0.ids)", EXO_ERR_FORMAT));
 
-    exo_shard *full = NULL;
-    st = load_shard(model, 0, L, device, max_ctx, &full);
-    if (st != EXO_OK) return die("loading the whole model", st);
+    st = load_shard(g.model, 0, L, device, max_ctx, &g.full);
+    if (st != EXO_OK) return finish(&g, die("loading the whole model", st));
     exo_shard_info si;
     EXO_STRUCT_INIT(&si);
-    exo_shard_get_info(full, &si);
+    exo_shard_get_info(g.full, &si);
     printf("exo-golden: %s (%s, %u layers) on %s:%s '%s'\n", model_dir, info.architecture, L, si.plugin,
            device ? device : "selected", si.device_name);
 
@@ -154,50 +199,50 @@ int main(int argc, char **argv) {
         char name[64];
         exo_tensor_view ids_v, greedy_v;
         snprintf(name, sizeof name, "p%d.ids", p);
-        if (exo_tensor_file_get(golden, name, &ids_v) != EXO_OK) break;
+        if (exo_tensor_file_get(g.golden, name, &ids_v) != EXO_OK) break;
         if (ids_v.dtype != EXO_DTYPE_I32 || ids_v.n_dims != 1 || ids_v.shape[0] < 1)
-            return die("golden ids must be a non-empty int32 vector", EXO_ERR_FORMAT);
+            return finish(&g, die("golden ids must be a non-empty int32 vector", EXO_ERR_FORMAT));
         uint32_t T = (uint32_t)ids_v.shape[0];
         const int32_t *ids = ids_v.data;
         snprintf(name, sizeof name, "p%d.logits", p);
-        const float *ref_logits = golden_f32(golden, name, (uint64_t)T * V, &st);
-        if (!ref_logits) return die(name, st);
+        const float *ref_logits = golden_f32(g.golden, name, (uint64_t)T * V, &st);
+        if (!ref_logits) return finish(&g, die(name, st));
         prompts++;
 
         /* (1) prompt logits */
-        float *logits = malloc((uint64_t)T * V * sizeof *logits);
-        exo_session *s = NULL;
-        st = exo_session_create(full, 0, &s);
-        if (st == EXO_OK) st = exo_session_forward_tokens(s, ids, T, 0, logits, (uint64_t)T * V);
-        if (st != EXO_OK) return die("prompt forward", st);
+        g.logits = malloc((uint64_t)T * V * sizeof *g.logits);
+        g.last = malloc((uint64_t)V * sizeof *g.last);
+        g.hidden = malloc((uint64_t)T * H * sizeof *g.hidden);
+        if (!g.logits || !g.last || !g.hidden) return finish(&g, die("the prompt's buffers", EXO_ERR_NO_MEMORY));
+        st = exo_session_create(g.full, 0, &g.s);
+        if (st == EXO_OK) st = exo_session_forward_tokens(g.s, ids, T, 0, g.logits, (uint64_t)T * V);
+        if (st != EXO_OK) return finish(&g, die("prompt forward", st));
         snprintf(name, sizeof name, "p%d prompt logits", p);
-        compare_rows(&c, name, logits, ref_logits, T, V);
+        compare_rows(&c, name, g.logits, ref_logits, T, V);
         /* The last-row path (what sampling uses) must give the same last row. */
-        exo_session *last_only = NULL;
-        float *last = malloc((uint64_t)V * sizeof *last);
-        st = exo_session_create(full, 0, &last_only);
-        if (st == EXO_OK) st = exo_session_forward_tokens(last_only, ids, T, EXO_FORWARD_LAST_ONLY, last, V);
-        if (st != EXO_OK) return die("last-row prompt forward", st);
+        st = exo_session_create(g.full, 0, &g.last_only);
+        if (st == EXO_OK) st = exo_session_forward_tokens(g.last_only, ids, T, EXO_FORWARD_LAST_ONLY, g.last, V);
+        if (st != EXO_OK) return finish(&g, die("last-row prompt forward", st));
         snprintf(name, sizeof name, "p%d last-row logits", p);
-        compare_rows(&c, name, last, ref_logits + (uint64_t)(T - 1) * V, 1, V);
-        exo_session_destroy(last_only);
-        free(last);
+        compare_rows(&c, name, g.last, ref_logits + (uint64_t)(T - 1) * V, 1, V);
 
         /* (2) teacher-forced decode through the KV cache */
         snprintf(name, sizeof name, "p%d.greedy", p);
-        if (exo_tensor_file_get(golden, name, &greedy_v) == EXO_OK && greedy_v.dtype == EXO_DTYPE_I32 &&
+        if (exo_tensor_file_get(g.golden, name, &greedy_v) == EXO_OK && greedy_v.dtype == EXO_DTYPE_I32 &&
             greedy_v.n_dims == 1 && greedy_v.shape[0] >= 1) {
             uint32_t G = (uint32_t)greedy_v.shape[0];
             const int32_t *greedy = greedy_v.data;
             for (uint32_t j = 0; j < G; j++)
-                if (greedy[j] < 0 || (uint32_t)greedy[j] >= V) return die("golden greedy token outside the vocabulary", EXO_ERR_FORMAT);
-            int32_t *seq = malloc((uint64_t)(T + G) * sizeof *seq);
-            float *step = malloc((uint64_t)G * V * sizeof *step);
-            float *whole = malloc((uint64_t)(T + G) * V * sizeof *whole);
-            memcpy(seq, ids, T * sizeof *seq);
-            memcpy(seq + T, greedy, G * sizeof *seq);
+                if (greedy[j] < 0 || (uint32_t)greedy[j] >= V)
+                    return finish(&g, die("golden greedy token outside the vocabulary", EXO_ERR_FORMAT));
+            g.seq = malloc((uint64_t)(T + G) * sizeof *g.seq);
+            g.step = malloc((uint64_t)G * V * sizeof *g.step);
+            g.whole = malloc((uint64_t)(T + G) * V * sizeof *g.whole);
+            if (!g.seq || !g.step || !g.whole) return finish(&g, die("decode buffers", EXO_ERR_NO_MEMORY));
+            memcpy(g.seq, ids, T * sizeof *g.seq);
+            memcpy(g.seq + T, greedy, G * sizeof *g.seq);
             /* The prompt's last logits predict greedy[0]; each decoded token predicts the next. */
-            const float *prev = logits + (uint64_t)(T - 1) * V;
+            const float *prev = g.logits + (uint64_t)(T - 1) * V;
             for (uint32_t j = 0; j < G && st == EXO_OK; j++) {
                 uint32_t top = 0;
                 for (uint32_t v = 1; v < V; v++)
@@ -210,70 +255,54 @@ int main(int argc, char **argv) {
                     printf("  FAIL p%d decode step %u: argmax %u, golden token %d (gap %.3e)\n", p, j, top, greedy[j], gap);
                 }
                 if (j + 1 == G) break;
-                st = exo_session_forward_tokens(s, &greedy[j], 1, 0, step + (uint64_t)j * V, V);
-                prev = step + (uint64_t)j * V;
+                st = exo_session_forward_tokens(g.s, &greedy[j], 1, 0, g.step + (uint64_t)j * V, V);
+                prev = g.step + (uint64_t)j * V;
                 decode_steps++;
             }
-            if (st != EXO_OK) return die("decode step", st);
+            if (st != EXO_OK) return finish(&g, die("decode step", st));
             /* The same sequence in one prefill must give the same logits as step by step. */
-            exo_session *fresh = NULL;
-            st = exo_session_create(full, 0, &fresh);
-            if (st == EXO_OK) st = exo_session_forward_tokens(fresh, seq, T + G - 1, 0, whole, (uint64_t)(T + G) * V);
-            if (st != EXO_OK) return die("prefill of prompt + continuation", st);
+            st = exo_session_create(g.full, 0, &g.fresh);
+            if (st == EXO_OK)
+                st = exo_session_forward_tokens(g.fresh, g.seq, T + G - 1, 0, g.whole, (uint64_t)(T + G) * V);
+            if (st != EXO_OK) return finish(&g, die("prefill of prompt + continuation", st));
             snprintf(name, sizeof name, "p%d decode vs prefill", p);
-            compare_rows(&c, name, step, whole + (uint64_t)T * V, G - 1, V);
-            exo_session_destroy(fresh);
-            free(seq);
-            free(step);
-            free(whole);
+            compare_rows(&c, name, g.step, g.whole + (uint64_t)T * V, G - 1, V);
         }
-        exo_session_destroy(s);
 
         /* (3) split points, and the hidden states handed over */
-        float *hidden = malloc((uint64_t)T * H * sizeof *hidden);
         for (uint32_t k = 0; k <= L; k++) {
             snprintf(name, sizeof name, "p%d.hidden.%u", p, k);
             exo_tensor_view hv;
-            bool have_hidden = k < L && exo_tensor_file_get(golden, name, &hv) == EXO_OK;
+            bool have_hidden = k < L && exo_tensor_file_get(g.golden, name, &hv) == EXO_OK;
             bool split = k > 0 && k < L;
             if (!have_hidden && !split) continue;
-            exo_shard *a = NULL, *b = NULL;
-            exo_session *sa = NULL, *sb = NULL;
-            st = load_shard(model, 0, k, device, T, &a);
-            if (st == EXO_OK) st = exo_session_create(a, 0, &sa);
-            if (st == EXO_OK) st = exo_session_forward_tokens(sa, ids, T, 0, hidden, (uint64_t)T * H);
-            if (st != EXO_OK) return die("first shard of a split", st);
+            st = load_shard(g.model, 0, k, device, T, &g.a);
+            if (st == EXO_OK) st = exo_session_create(g.a, 0, &g.sa);
+            if (st == EXO_OK) st = exo_session_forward_tokens(g.sa, ids, T, 0, g.hidden, (uint64_t)T * H);
+            if (st != EXO_OK) return finish(&g, die("first shard of a split", st));
             if (have_hidden) {
-                const float *ref_hidden = golden_f32(golden, name, (uint64_t)T * H, &st);
-                if (!ref_hidden) return die(name, st);
+                const float *ref_hidden = golden_f32(g.golden, name, (uint64_t)T * H, &st);
+                if (!ref_hidden) return finish(&g, die(name, st));
                 char what[96];
                 snprintf(what, sizeof what, "p%d hidden state entering layer %u", p, k);
-                compare_rows(&c, what, hidden, ref_hidden, T, H);
+                compare_rows(&c, what, g.hidden, ref_hidden, T, H);
             }
             if (split) {
-                st = load_shard(model, k, L, device, T, &b);
-                if (st == EXO_OK) st = exo_session_create(b, 0, &sb);
-                if (st == EXO_OK) st = exo_session_forward_hidden(sb, hidden, T, 0, logits, (uint64_t)T * V);
-                if (st != EXO_OK) return die("second shard of a split", st);
+                st = load_shard(g.model, k, L, device, T, &g.b);
+                if (st == EXO_OK) st = exo_session_create(g.b, 0, &g.sb);
+                if (st == EXO_OK) st = exo_session_forward_hidden(g.sb, g.hidden, T, 0, g.logits, (uint64_t)T * V);
+                if (st != EXO_OK) return finish(&g, die("second shard of a split", st));
                 char what[96];
                 snprintf(what, sizeof what, "p%d split at %u logits", p, k);
-                compare_rows(&c, what, logits, ref_logits, T, V);
+                compare_rows(&c, what, g.logits, ref_logits, T, V);
                 if (p == 0) split_points++;
             }
-            exo_session_destroy(sa);
-            exo_session_destroy(sb);
-            exo_shard_destroy(a);
-            exo_shard_destroy(b);
+            release_split(&g);
         }
-        free(hidden);
-        free(logits);
+        release_prompt(&g);
     }
-    exo_shard_destroy(full);
-    exo_tensor_file_destroy(golden);
-    exo_model_destroy(model);
-    exo_runtime_destroy(rt);
     bool pass = c.failures == 0 && prompts > 0;
     printf("golden: %s prompts=%d max_rel_err=%.3e decode_steps=%d split_points=%d\n", pass ? "PASS" : "FAIL", prompts,
            c.max_rel_err, decode_steps, split_points);
-    return pass ? 0 : 1;
+    return finish(&g, pass ? 0 : 1);
 }
