@@ -313,8 +313,13 @@ exo_status exo_shard_warmup(exo_shard *sh) {
 const char *exo_shard_last_error(const exo_shard *s) { return s ? s->error.message : ""; }
 
 exo_status exo_shard_get_info(const exo_shard *s, exo_shard_info *out) {
-    if (!s || !out || out->hdr.size < sizeof(exo_struct_header))
-        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_shard_get_info: NULL argument or uninitialised header");
+    exo_error_clear();
+    if (!s) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_shard_get_info: shard is NULL");
+    /* The error slot is the one part of a const shard that a call may change (base/error.h). */
+    if (!out || out->hdr.size < sizeof(exo_struct_header))
+        return exo_error_keep((exo_error_slot *)&s->error,
+                              exo_errorf(EXO_ERR_INVALID_ARG,
+                                         "exo_shard_get_info: NULL argument or uninitialised header"));
     exo_shard_info info;
     memset(&info, 0, sizeof info);
     EXO_STRUCT_INIT(&info);

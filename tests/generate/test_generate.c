@@ -215,7 +215,7 @@ START_TEST(bad_utf8_prompt_is_an_error) {
 END_TEST
 
 /* The last error is the last failing call's: a later failure on the same object replaces it, also
- * where the call takes the object const (exo_model_get_info, exo_device_get_info). */
+ * where the call takes the object const (exo_model_get_info, exo_shard_get_info, exo_device_get_info). */
 START_TEST(a_failing_call_replaces_the_previous_message) {
     fixture f = open_model();
     size_t n = 0;
@@ -226,6 +226,16 @@ START_TEST(a_failing_call_replaces_the_previous_message) {
     memset(&mi, 0, sizeof mi); /* header not initialised */
     ck_assert_int_eq(exo_model_get_info(f.model, &mi), EXO_ERR_INVALID_ARG);
     ck_assert_msg(strstr(exo_model_last_error(f.model), "exo_model_get_info"), "%s", exo_model_last_error(f.model));
+    /* The same for a shard: a refused session leaves its message, then exo_shard_get_info's replaces it. */
+    exo_session *too_long = NULL;
+    ck_assert_int_eq(exo_session_create(f.shard, UINT32_MAX, &too_long), EXO_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(exo_shard_last_error(f.shard), "exceeds the shard's"));
+    exo_shard_info si;
+    memset(&si, 0, sizeof si); /* header not initialised */
+    ck_assert_int_eq(exo_shard_get_info(f.shard, &si), EXO_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(exo_shard_last_error(f.shard), "exo_shard_get_info"), "%s", exo_shard_last_error(f.shard));
+    ck_assert_int_eq(exo_shard_get_info(f.shard, NULL), EXO_ERR_INVALID_ARG);
+    ck_assert_int_eq(exo_shard_get_info(NULL, &si), EXO_ERR_INVALID_ARG);
 
     uint32_t idx = 0;
     ck_assert_int_eq(exo_device_find(f.rt, "nosuch:0", &idx), EXO_ERR_NOT_FOUND);
