@@ -121,13 +121,6 @@ typedef struct exo_host_api {
 
 /* ---------------------------------------------------------------- the graph IR */
 
-/* The dtype's name as messages show it ("F32", "BF16", "Q8_0"; safetensors' spelling), or
- * "unknown". The one table of names: the core and the plugins both use it. */
-static inline const char *exo_dtype_name(exo_dtype dtype) {
-    static const char *const names[EXO_DTYPE_COUNT] = {"F32", "F16", "BF16", "I32", "Q8_0"};
-    return dtype >= 0 && dtype < EXO_DTYPE_COUNT ? names[dtype] : "unknown";
-}
-
 /* Tensor roles. */
 #define EXO_TENSOR_INPUT (1u << 0)  /* bound per execution (token ids, hidden states, positions) */
 #define EXO_TENSOR_OUTPUT (1u << 1) /* bound per execution (logits, hidden states) */

@@ -90,6 +90,25 @@ enum {
     EXO_DTYPE_FORCE_INT32 = 0x7fffffff
 };
 
+/* The dtype's name as messages show it ("F32", "BF16", "Q8_0"; safetensors' spelling), or
+ * "unknown". The one table of names: the core, the plugins and embedders all use it. */
+static inline const char *exo_dtype_name(exo_dtype dtype) {
+    static const char *const names[EXO_DTYPE_COUNT] = {"F32", "F16", "BF16", "I32", "Q8_0"};
+    return dtype >= 0 && dtype < EXO_DTYPE_COUNT ? names[dtype] : "unknown";
+}
+
+/* Bytes per element; 0 for block formats (Q8_0: a block's bytes cover 32 elements) and unknown
+ * values, which have no per-element size. */
+static inline uint32_t exo_dtype_size(exo_dtype dtype) {
+    switch (dtype) {
+    case EXO_DTYPE_F32:
+    case EXO_DTYPE_I32: return 4;
+    case EXO_DTYPE_F16:
+    case EXO_DTYPE_BF16: return 2;
+    default: return 0;
+    }
+}
+
 /* ---------------------------------------------------------------- devices */
 
 typedef int32_t exo_device_type;

@@ -40,16 +40,6 @@ struct exo_st_file {
 
 /* ------------------------------------------------------------------ dtypes */
 
-uint32_t exo_dtype_size(exo_dtype dtype) {
-    switch (dtype) {
-    case EXO_DTYPE_F32: return 4;
-    case EXO_DTYPE_F16: return 2;
-    case EXO_DTYPE_BF16: return 2;
-    case EXO_DTYPE_I32: return 4;
-    default: return 0; /* block formats (Q8_0) and unknown values have no per-element size */
-    }
-}
-
 /* The dtypes safetensors defines; the ones we cannot use are UNSUPPORTED, anything else FORMAT. */
 static const char *const st_known_unsupported_dtypes[] = {
     "F64", "I64", "U64", "I16", "U16", "I8", "U8", "U32", "BOOL", "F8_E4M3", "F8_E5M2",

@@ -77,7 +77,4 @@ int exo_weights_has(const exo_weights *w, const char *name);
 /* Total bytes of the mapped files (for load reports). */
 uint64_t exo_weights_mapped_bytes(const exo_weights *w);
 
-/* Bytes per element (0 for block formats and unknown dtypes). */
-uint32_t exo_dtype_size(exo_dtype dtype);
-
 #endif

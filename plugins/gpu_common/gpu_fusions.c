@@ -36,7 +36,7 @@ static bool norm_fits(const gpu_exec_view *v, const exo_node *norm, const exo_no
     int64_t ne[EXO_MAX_DIMS];
     int64_t x_count = gpu_view_count(v, norm->src[0], ne);
     const exo_tensor *w = &v->tensors[norm->src[1]];
-    uint32_t wsz = graph_dtype_size(w->dtype);
+    uint32_t wsz = exo_dtype_size(w->dtype);
     /* One token's row; the weight read 8 at a time from a multiple of 4; x as float4s. */
     if (x_count != ne[0] || ne[0] % 8 != 0 || !wsz || v->offset[norm->src[1]] % ((uint64_t)wsz * 4) != 0 ||
         v->offset[norm->src[0]] % 16 != 0)

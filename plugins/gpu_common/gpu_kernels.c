@@ -192,7 +192,7 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
             gpu_build_tensor(&b, nd->src[0]);
             gpu_build_i32(&b, s->dtype);
         } else {
-            gpu_build_start(&b, v, graph_dtype_size(s->dtype) == 4 ? "exo_copy_u32" : "exo_copy_u16");
+            gpu_build_start(&b, v, exo_dtype_size(s->dtype) == 4 ? "exo_copy_u32" : "exo_copy_u16");
             gpu_build_tensor(&b, nd->src[0]);
         }
         gpu_build_tensor(&b, nd->dst);

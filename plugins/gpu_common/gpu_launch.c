@@ -13,7 +13,7 @@ void gpu_build_start(gpu_builder *b, const gpu_exec_view *v, const char *kernel)
 
 void gpu_build_tensor(gpu_builder *b, uint32_t tensor) {
     const exo_tensor *t = &b->v->tensors[tensor];
-    uint32_t esz = graph_dtype_size(t->dtype);
+    uint32_t esz = exo_dtype_size(t->dtype);
     gpu_arg *a = &b->l.args[b->l.n_args++];
     a->kind = GPU_ARG_MEM;
     a->v.mem.mem = b->v->mem[tensor];
@@ -83,8 +83,8 @@ void gpu_build_matmul_args(gpu_builder *b, const exo_node *nd, uint32_t bias, in
  * weight's element offset must be multiples of 8, x's of 4 (buffers themselves are at least
  * 16-byte aligned: CL_DEVICE_MEM_BASE_ADDR_ALIGN is >= 1024 bits on every OpenCL 1.2 device). */
 bool gpu_view_wide_loads_fit(const gpu_exec_view *v, const exo_node *nd, int64_t k) {
-    uint32_t wsz = graph_dtype_size(v->tensors[nd->src[1]].dtype);
-    uint32_t xsz = graph_dtype_size(v->tensors[nd->src[0]].dtype);
+    uint32_t wsz = exo_dtype_size(v->tensors[nd->src[1]].dtype);
+    uint32_t xsz = exo_dtype_size(v->tensors[nd->src[0]].dtype);
     if (k % 8 != 0 || !wsz || xsz != 4) return false;
     return (v->offset[nd->src[1]] / wsz) % 8 == 0 && v->offset[nd->src[1]] % wsz == 0 &&
            (v->offset[nd->src[0]] / 4) % 4 == 0 && v->offset[nd->src[0]] % 4 == 0;

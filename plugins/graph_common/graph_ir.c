@@ -7,18 +7,8 @@ const char *graph_op_name(exo_op op) {
     return op >= 0 && op < EXO_OP_COUNT ? names[op] : "UNKNOWN";
 }
 
-uint32_t graph_dtype_size(exo_dtype dtype) {
-    switch (dtype) {
-    case EXO_DTYPE_F32:
-    case EXO_DTYPE_I32: return 4;
-    case EXO_DTYPE_F16:
-    case EXO_DTYPE_BF16: return 2;
-    default: return 0;
-    }
-}
-
 uint32_t graph_dtype_align(exo_dtype dtype) {
-    uint32_t size = graph_dtype_size(dtype);
+    uint32_t size = exo_dtype_size(dtype);
     return size ? size : 2;
 }
 
@@ -35,7 +25,7 @@ uint64_t graph_tensor_bytes(const exo_tensor *t, uint32_t n_tokens) {
     int64_t ne[EXO_MAX_DIMS];
     int64_t n = graph_resolve_shape(t, n_tokens, ne);
     if (t->dtype == EXO_DTYPE_Q8_0) return (uint64_t)(n / GRAPH_Q8_0_BLOCK) * GRAPH_Q8_0_BYTES;
-    return (uint64_t)n * graph_dtype_size(t->dtype);
+    return (uint64_t)n * exo_dtype_size(t->dtype);
 }
 
 uint32_t graph_matmul_group_length(const exo_graph *g, uint32_t first, uint32_t max) {

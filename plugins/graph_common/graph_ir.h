@@ -1,6 +1,6 @@
-/* graph_ir.h — facts of the graph IR (abi/exo_plugin.h) every plugin needs: op names, element
- * sizes, a tensor's shape at a token count and its size in bytes. (Dtype names are the ABI
- * header's exo_dtype_name, shared with the core.) */
+/* graph_ir.h — facts of the graph IR (abi/exo_plugin.h) every plugin needs: op names, a
+ * tensor's shape at a token count and its size in bytes. (Dtype names and element sizes are
+ * exo_dtype_name / exo_dtype_size of abi/exo_types.h, shared with the core.) */
 #ifndef EXO_GRAPH_IR_H
 #define EXO_GRAPH_IR_H
 
@@ -21,8 +21,6 @@
 #define GRAPH_DTYPES_ALL ((1u << EXO_DTYPE_COUNT) - 1u)
 
 const char *graph_op_name(exo_op op);
-/* Bytes per element for element-addressed dtypes (0 for Q8_0, which is block-addressed). */
-uint32_t graph_dtype_size(exo_dtype dtype);
 /* The alignment a tensor's data needs: its element size, 2 (the f16 scale) for Q8_0. */
 uint32_t graph_dtype_align(exo_dtype dtype);
 
