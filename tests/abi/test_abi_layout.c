@@ -25,37 +25,7 @@ FROZEN(exo_host_api, now_ns, 56);
 FROZEN(exo_host_api, cpu_threads, 64);
 _Static_assert(sizeof(exo_host_api) == 72, "exo_host_api size");
 
-FROZEN(exo_device_report, score, 8);
-FROZEN(exo_device_report, type, 12);
-FROZEN(exo_device_report, reason, 16);
-FROZEN(exo_device_report, fingerprint, 272);
-FROZEN(exo_device_report, name, 336);
-FROZEN(exo_device_report, vendor, 464);
-FROZEN(exo_device_report, vendor_id, 528);
-FROZEN(exo_device_report, device_id, 532);
-FROZEN(exo_device_report, driver_version, 536);
-FROZEN(exo_device_report, api_version, 600);
-FROZEN(exo_device_report, memory_total, 632);
-FROZEN(exo_device_report, memory_free, 640);
-FROZEN(exo_device_report, max_alloc, 648);
-FROZEN(exo_device_report, compute_units, 656);
-FROZEN(exo_device_report, clock_mhz, 660);
-FROZEN(exo_device_report, caps, 664);
-FROZEN(exo_device_report, tflops_fp32, 672);
-FROZEN(exo_device_report, tflops_fp16, 676);
-FROZEN(exo_device_report, tflops_int8, 680);
-FROZEN(exo_device_report, memory_bandwidth_gbs, 684);
-FROZEN(exo_device_report, isa, 688);
-_Static_assert(sizeof(exo_device_report) == 752, "exo_device_report size");
-
-FROZEN(exo_device_telemetry, valid, 8);
-FROZEN(exo_device_telemetry, memory_used, 16);
-FROZEN(exo_device_telemetry, memory_free, 24);
-FROZEN(exo_device_telemetry, utilization, 32);
-FROZEN(exo_device_telemetry, temperature_c, 36);
-FROZEN(exo_device_telemetry, power_w, 40);
-FROZEN(exo_device_telemetry, frequency_mhz, 44);
-FROZEN(exo_device_telemetry, driver_version, 48);
+/* exo_device_report and exo_device_telemetry live in exo_types.h: frozen in test_types_layout.c. */
 
 FROZEN(exo_tensor, id, 0);
 FROZEN(exo_tensor, dtype, 4);
