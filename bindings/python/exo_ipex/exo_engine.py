@@ -286,7 +286,7 @@ class IpexEngine(Engine):
         self._requests = {}             # rank 0: task_id -> _Request (at most max_concurrent)
         self._sessions = {}             # other ranks: request_id -> (Session, Sampler or None)
         self._submitted = set()         # other ranks: task ids EXO submitted here
-        self._ended = set()             # other ranks: request ids that ended before submit
+        self._ended = {}                # other ranks: request id -> cancelled, ended before submit
         self._finished_early = []       # other ranks: submitted after their end message
         self._cancelled_tasks = set()
         self._early_cancels = {}        # task ids cancelled before submit (insertion-ordered, bounded)
@@ -328,9 +328,8 @@ class IpexEngine(Engine):
                     self._failed.append((task.task_id, f"chat template: {e}"))
                     return
         if not self.is_first:
-            if task.task_id in self._ended:  # rank 0 already finished it: report at the next step
-                self._ended.discard(task.task_id)
-                self._finished_early.append(task.task_id)
+            if task.task_id in self._ended:  # rank 0 already ended it: report at the next step
+                self._finished_early.append((task.task_id, self._ended.pop(task.task_id)))
             else:
                 self._submitted.add(task.task_id)
             return
@@ -345,7 +344,10 @@ class IpexEngine(Engine):
         if not self.is_first:
             return self._step_downstream(timeout)
         out = self._apply_cancellations()
+        gone = {tid for tid, _ in out}
         for tid, message in self._failed:
+            if tid in gone:  # cancelled already: nothing more may follow its CancelledResponse
+                continue
             out += [(tid, ErrorChunk(model=self.model_id, error_message=message)), (tid, FinishedResponse())]
         self._failed.clear()
         while self._queue and len(self._requests) < self.b.max_concurrent:
@@ -374,7 +376,7 @@ class IpexEngine(Engine):
             return
         self._closed = True
         for req in list(self._requests.values()):
-            self._end_downstream(req.task.task_id)
+            self._end_downstream(req.task.task_id, cancelled=True)
             req.close()
         self._requests.clear()
         self._queue.clear()
@@ -595,16 +597,18 @@ class IpexEngine(Engine):
         tid = req.task.task_id
         self._requests.pop(tid, None)
         req.close()
-        self._end_downstream(tid)
+        self._end_downstream(tid, cancelled)
         return [(tid, CancelledResponse() if cancelled else FinishedResponse())]
 
-    def _end_downstream(self, tid):
+    def _end_downstream(self, tid, cancelled=False):
+        """Tells the later ranks the request is over (they free its session and end the task in
+        their runner as rank 0 did: cancelled, or finished)."""
         if self.link is not None:
-            self.link.send("end", tid)
+            self.link.send("end", tid, **({"cancelled": True} if cancelled else {}))
 
     # -- ranks after the first
     def _step_downstream(self, timeout):
-        out = [(tid, FinishedResponse()) for tid in self._finished_early]
+        out = [(tid, CancelledResponse() if cancelled else FinishedResponse()) for tid, cancelled in self._finished_early]
         self._finished_early.clear()
         if self._cancelled_tasks:
             self._remember_early_cancels()
@@ -628,15 +632,16 @@ class IpexEngine(Engine):
                 batch = []
                 if header["kind"] == "end":
                     self._end_session(rid)
+                    cancelled = header.get("cancelled") is True
                     if not self.is_last:
-                        self.link.send("end", rid)
+                        self.link.send("end", rid, **({"cancelled": True} if cancelled else {}))
                     if rid in self._submitted:
                         self._submitted.discard(rid)
-                        out.append((rid, FinishedResponse()))
+                        out.append((rid, CancelledResponse() if cancelled else FinishedResponse()))
                     else:
-                        self._ended.add(rid)
+                        self._ended[rid] = cancelled
                         if len(self._ended) > 4 * self.b.max_concurrent:  # ids EXO never submitted here
-                            self._ended.pop()
+                            self._ended.pop(next(iter(self._ended)))
                 elif header["kind"] == "error":
                     self.link.send("error", rid, message=str(header.get("message", "")))  # on towards rank 0
                 else:

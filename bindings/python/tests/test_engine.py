@@ -281,7 +281,8 @@ def test_pipeline_ranks_in_one_process_finish_cancel_and_late_submit():
         for tid, ev in e1.step(timeout=0.01):
             ends1[tid] = ev
     assert isinstance(ends0["long"], CancelledResponse) and isinstance(ends0["short"], FinishedResponse)
-    assert all(isinstance(ev, FinishedResponse) for ev in ends1.values())
+    # rank 1 ends each as rank 0 did: EXO's runner there must not mark a cancelled task Complete
+    assert isinstance(ends1["long"], CancelledResponse) and isinstance(ends1["short"], FinishedResponse)
     assert chunks["short"] == 4 and chunks["long"] >= 3
     assert not e1._sessions  # every rank freed its sessions
     close_pipeline(builders, (e0, e1))

@@ -364,3 +364,48 @@ def test_rendered_task_reaches_the_engine_as_exo_renders_it(tmp_path):
     assert token_chunks(events, task)[-1].usage.prompt_tokens == len(ids)
     runner.work.put(Shutdown())
     runner.main()
+
+
+def test_two_rank_pipeline_cancel_on_rank_0_ends_the_task_as_cancelled_on_rank_1(models_dir):
+    """A request cancelled on rank 0 (its runner's channel) leaves the later rank's runner as
+    cancelled too (CancelledResponse, so no TaskStatus Complete there), even when that rank's
+    own cancel never comes."""
+    import threading
+    from conftest import free_tcp_ports
+    ports = free_tcp_ports(2)
+    hosts = [types.SimpleNamespace(ip="127.0.0.1", port=p) for p in ports]
+    task = generation(PROMPT, max_output_tokens=10000, temperature=0.0)
+    runners, errors = [], []
+    for rank in range(2):
+        events, cancels = Channel(), Channel()
+        builder = IpexBuilder(model_id=MODEL_ID, event_sender=events, cancel_receiver=cancels,
+                              models_dir=str(models_dir))
+        runner = RunnerDouble(bound_instance(start=2 * rank, end=2 * rank + 2, rank=rank, world=2, hosts=hosts),
+                              builder, events)
+        for t in (ConnectToGroup(), LoadModel(), StartWarmup(), task):
+            runner.work.put(t)
+        runners.append((runner, events, cancels))
+    (r0, ev0, c0), (r1, ev1, _) = runners
+
+    def after_step(r):
+        if len(token_chunks(ev0, task)) == 3 and not c0.items:
+            c0.send(task.task_id)
+    r0.after_step = after_step
+
+    def run(r):
+        try:
+            r.main()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=run, args=(r,)) for r, _, _ in runners]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert len(token_chunks(ev0, task)) == 3
+    assert not r0.active_tasks and not r1.active_tasks
+    assert task.task_id not in completed(ev0) and task.task_id not in completed(ev1)
+    for r, _, _ in runners:
+        r.work.put(Shutdown())
+        r.main()
