@@ -71,7 +71,8 @@ extern "C" {
 /* ---------------------------------------------------------------- versions and headers */
 
 #define EXO_ABI_MAJOR 1
-#define EXO_ABI_MINOR 2 /* 1.1: exo_plugin_api.probe_build_info; 1.2: IR element strides */
+#define EXO_ABI_MINOR 3 /* 1.1: exo_plugin_api.probe_build_info; 1.2: IR element strides;
+                          1.3: quantized weights (EXO_DTYPE_MLX_AFFINE, exo_tensor.q_*) */
 #define EXO_ABI_VERSION EXO_MAKE_VERSION(EXO_ABI_MAJOR, EXO_ABI_MINOR)
 
 /* Initialises the header of a struct the plugin side allocates, for the compiling side's layout
@@ -146,17 +147,44 @@ typedef struct exo_tensor {
     uint32_t reserved;
     uint64_t offset;    /* byte offset inside that buffer */
     char name[EXO_TENSOR_NAME_MAX];
+    /* ---- ABI 1.3: how a weight of a quantized dtype is read (see "Quantized weights"); written
+     * as 0 for every other tensor. */
+    uint32_t q_bits;    /* MLX_AFFINE: bits per element, 2, 3, 4, 5, 6 or 8 */
+    uint32_t q_group;   /* MLX_AFFINE: elements per scale/bias along ne[0]: 32, 64 or 128 */
+    uint32_t q_scales;  /* MLX_AFFINE: tensor id of the scales */
+    uint32_t q_biases;  /* MLX_AFFINE: tensor id of the biases */
 } exo_tensor;
+
+/* Quantized weights (ABI 1.3). A tensor of dtype EXO_DTYPE_MLX_AFFINE is a WEIGHT of logical
+ * shape ne = [K, rows...] (ne[0] = K, the reduced dimension, a multiple of q_group) stored as
+ * MLX's affine quantization writes it (mlx.core.quantize, mlx-lm's QuantizedLinear and
+ * QuantizedEmbedding; the layout of mlx-community checkpoints):
+ *  - data: each row is K * q_bits / 32 little-endian uint32 words (4-byte aligned), read as one
+ *    little-endian bit stream: element j of a row is the unsigned integer q in bits
+ *    [j * q_bits, (j + 1) * q_bits) of the row (bit 0 = the lowest bit of the row's first word),
+ *    so 3-, 5- and 6-bit values may straddle two words; the row takes K * q_bits / 8 bytes;
+ *  - q_scales and q_biases: two WEIGHT tensors of one float dtype (F32, F16 or BF16), each of
+ *    shape ne = [K / q_group, rows...]: group g of row r covers elements [g * q_group,
+ *    (g + 1) * q_group);
+ *  - value: w[r, j] = scales[r, j / q_group] * q + biases[r, j / q_group], computed in float
+ *    (scales may be negative, biases zero).
+ * Kernels dequantize in registers or tiles; a plugin never expands such a weight to float in
+ * memory. A plugin whose kernels lack the dtype refuses the graph in supports_graph (the core
+ * then falls back down the ranking); a plugin of a minor below 1.3 sees an unknown dtype and
+ * refuses it too. */
 
 typedef int32_t exo_op;
 enum {
     /* dst[T,H] = table[ids[t], :] * scale.  src: table [V,H] weight, ids I32 [T].
-     * f[EXO_GET_ROWS_F_SCALE] (1 = none). */
+     * f[EXO_GET_ROWS_F_SCALE] (1 = none). The table may be MLX_AFFINE (1.3): the selected rows
+     * are dequantized ("Quantized weights"); the table is then often also an lm_head's W. */
     EXO_OP_GET_ROWS = 0,
     /* dst = x / rms(x) * (w or 1 + w), over ne[0]. src: x, w [ne0]. f[EXO_RMS_NORM_F_EPS];
      * i[EXO_RMS_NORM_I_ADD_ONE]: 1 = "1 + w". */
     EXO_OP_RMS_NORM = 1,
-    /* dst[T,N] = x[T,K] @ W[N,K]^T (+ bias[N]). src: x f32, W (f32/f16/bf16/q8_0), optional bias f32. */
+    /* dst[T,N] = x[T,K] @ W[N,K]^T (+ bias[N]). src: x f32, W (f32/f16/bf16/q8_0, or MLX_AFFINE
+     * (1.3) with K a multiple of W.q_group, dequantized as "Quantized weights" says), optional
+     * bias f32. */
     EXO_OP_MATMUL = 2,
     /* dst = a + b (same shape). */
     EXO_OP_ADD = 3,

@@ -86,19 +86,21 @@ enum {
     EXO_DTYPE_BF16 = 2,
     EXO_DTYPE_I32 = 3,
     EXO_DTYPE_Q8_0 = 4, /* blocks of 32: f16 scale + 32 x int8 */
-    EXO_DTYPE_COUNT = 5,
+    EXO_DTYPE_MLX_AFFINE = 5, /* plugin ABI 1.3: MLX affine packed weights; exo_tensor's q_* fields
+                               * describe them (exo_plugin.h, "Quantized weights") */
+    EXO_DTYPE_COUNT = 6,
     EXO_DTYPE_FORCE_INT32 = 0x7fffffff
 };
 
 /* The dtype's name as messages show it ("F32", "BF16", "Q8_0"; safetensors' spelling), or
  * "unknown". The one table of names: the core, the plugins and embedders all use it. */
 static inline const char *exo_dtype_name(exo_dtype dtype) {
-    static const char *const names[EXO_DTYPE_COUNT] = {"F32", "F16", "BF16", "I32", "Q8_0"};
+    static const char *const names[EXO_DTYPE_COUNT] = {"F32", "F16", "BF16", "I32", "Q8_0", "MLX_AFFINE"};
     return dtype >= 0 && dtype < EXO_DTYPE_COUNT ? names[dtype] : "unknown";
 }
 
-/* Bytes per element; 0 for block formats (Q8_0: a block's bytes cover 32 elements) and unknown
- * values, which have no per-element size. */
+/* Bytes per element; 0 for block and packed formats (Q8_0: a block's bytes cover 32 elements;
+ * MLX_AFFINE: bits per element) and unknown values, which have no per-element size. */
 static inline uint32_t exo_dtype_size(exo_dtype dtype) {
     switch (dtype) {
     case EXO_DTYPE_F32:

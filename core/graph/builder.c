@@ -131,8 +131,10 @@ static exo_status checkpoint(builder *b, const char *name, uint32_t n_dims, cons
     if (st != EXO_OK) return st;
     const exo_st_tensor *t = *out;
     if (!is_float(t->dtype))
-        return exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16",
-                          t->file, name, exo_dtype_name(t->dtype));
+        return exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16%s",
+                          t->file, name, exo_st_dtype_name(t->dtype),
+                          t->dtype == EXO_ST_DTYPE_U32 ? " (U32 is only read as a quantized module's packed weight, "
+                                                         "beside its .scales and .biases)" : "");
     bool same = t->n_dims == n_dims;
     for (uint32_t i = 0; same && i < n_dims; i++) same = t->shape[i] == shape[i];
     if (!same) {
@@ -147,10 +149,100 @@ static exo_status checkpoint(builder *b, const char *name, uint32_t n_dims, cons
     return EXO_OK;
 }
 
+/* "[a, b]" of a checkpoint tensor's shape, for messages. */
+static const char *shape_text(const exo_st_tensor *t, char *out, size_t size) {
+    out[0] = 0;
+    for (uint32_t i = 0; i < t->n_dims; i++)
+        snprintf(out + strlen(out), size - strlen(out), "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+    return out;
+}
+
+/* A checkpoint tensor as one weight buffer and a tensor of the plan (dims outermost first). */
+static uint32_t stored(builder *b, const exo_st_tensor *t, const char *name, exo_dtype dtype, int32_t layer,
+                       uint32_t n_dims, const int64_t *shape) {
+    int32_t buf = add_buffer(b, t->data, t->nbytes, NULL, layer, name);
+    uint32_t id = tensor(b, dtype, EXO_TENSOR_WEIGHT, name, n_dims, shape);
+    tensor_at(b, id)->buffer = buf;
+    return id;
+}
+
+/* An MLX-quantized module (`module`.weight U32 [rows, K * bits / 32], .scales and .biases
+ * [rows, K / group] of one float dtype) as an EXO_DTYPE_MLX_AFFINE weight of logical shape
+ * [rows, K] whose descriptor names its scales and biases (abi/exo_plugin.h, "Quantized
+ * weights"). The packed words are used as stored: nothing is dequantized here. */
+static uint32_t quantized_weight(builder *b, const char *name, const char *module, int32_t layer, const int64_t *shape) {
+    const exo_model_config *c = b->cfg;
+    int64_t rows = shape[0], k = shape[1];
+    uint32_t bits, group;
+    exo_quant_for(c, module, &bits, &group);
+    char sname[160], bname[160], got[96];
+    snprintf(sname, sizeof sname, "%s.scales", module);
+    snprintf(bname, sizeof bname, "%s.biases", module);
+    if (c->quant.bits == 0)
+        return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' exists but config.json has no 'quantization': "
+                                  "cannot read the quantized module '%s'", b->dir, sname, module));
+    if (bits == 0)
+        return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' exists but config.json's quantization leaves "
+                                  "module '%s' unquantized (override false)", b->dir, sname, module));
+    if (k % group != 0)
+        return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s': input width %lld is not a multiple of the "
+                                  "group size %u", b->dir, name, (long long)k, group));
+    const exo_st_tensor *w = NULL, *sc = NULL, *bi = NULL;
+    exo_status st = exo_weights_get(b->weights, name, &w);
+    if (st == EXO_OK) st = exo_weights_get(b->weights, sname, &sc);
+    if (st == EXO_OK) st = exo_weights_get(b->weights, bname, &bi);
+    if (st != EXO_OK) return fail(b, st);
+    int64_t words = k * bits / 32, groups = k / group;
+    if (w->dtype != EXO_ST_DTYPE_U32)
+        return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has dtype %s; a quantized module's weight (it has "
+                                  "'%s') must be U32", w->file, name, exo_st_dtype_name(w->dtype), sname));
+    if (w->n_dims != 2 || w->shape[0] != rows || w->shape[1] != words)
+        return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has shape [%s]; %u-bit packing of [%lld, %lld] "
+                                  "needs [%lld, %lld] U32 words", w->file, name, shape_text(w, got, sizeof got), bits,
+                                  (long long)rows, (long long)k, (long long)rows, (long long)words));
+    const exo_st_tensor *sb[2] = {sc, bi};
+    const char *sbn[2] = {sname, bname};
+    for (int i = 0; i < 2; i++) {
+        if (!is_float(sb[i]->dtype))
+            return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has dtype %s; scales and biases must be F32, "
+                                      "F16 or BF16", sb[i]->file, sbn[i], exo_st_dtype_name(sb[i]->dtype)));
+        if (sb[i]->n_dims != 2 || sb[i]->shape[0] != rows || sb[i]->shape[1] != groups)
+            return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has shape [%s]; group size %u over [%lld, %lld] "
+                                      "needs [%lld, %lld]", sb[i]->file, sbn[i], shape_text(sb[i], got, sizeof got),
+                                      group, (long long)rows, (long long)k, (long long)rows, (long long)groups));
+    }
+    if (sc->dtype != bi->dtype)
+        return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensors '%s' (%s) and '%s' (%s) must have one dtype", sc->file,
+                                  sname, exo_st_dtype_name(sc->dtype), bname, exo_st_dtype_name(bi->dtype)));
+    int64_t sshape[2] = {rows, groups};
+    uint32_t ts = stored(b, sc, sname, sc->dtype, layer, 2, sshape);
+    uint32_t tb = stored(b, bi, bname, bi->dtype, layer, 2, sshape);
+    uint32_t id = stored(b, w, name, EXO_DTYPE_MLX_AFFINE, layer, 2, shape);
+    exo_tensor *t = tensor_at(b, id);
+    t->q_bits = bits;
+    t->q_group = group;
+    t->q_scales = ts;
+    t->q_biases = tb;
+    return id;
+}
+
+/* The module path of a 2-D weight ("x.weight" -> "x") when the checkpoint quantized it (has
+ * "x.scales"); false otherwise. */
+static bool quantized_module(const builder *b, const char *name, uint32_t n_dims, char *module, size_t size) {
+    size_t n = strlen(name);
+    if (n_dims != 2 || n < 7 || strcmp(name + n - 7, ".weight") != 0 || n - 7 + 8 > size) return false;
+    snprintf(module, size, "%.*s.scales", (int)(n - 7), name);
+    bool quantized = exo_weights_has(b->weights, module);
+    module[n - 7] = 0;
+    return quantized;
+}
+
 /* A weight used as stored: one device buffer, used in place where the device can. */
 static uint32_t weight(builder *b, const char *name, int32_t layer, uint32_t n_dims, const int64_t *shape) {
     const exo_st_tensor *t = NULL;
     if (failed(b)) return NONE;
+    char module[160];
+    if (quantized_module(b, name, n_dims, module, sizeof module)) return quantized_weight(b, name, module, layer, shape);
     exo_status st = checkpoint(b, name, n_dims, shape, &t);
     if (st != EXO_OK) return fail(b, st);
     int32_t buf = add_buffer(b, t->data, t->nbytes, NULL, layer, name);
@@ -166,7 +258,28 @@ static uint32_t weight_rows(builder *b, uint32_t whole, int64_t row0, int64_t ro
     uint32_t id = tensor(b, w.dtype, EXO_TENSOR_WEIGHT, name, 2, shape);
     exo_tensor *t = tensor_at(b, id);
     t->buffer = w.buffer;
-    t->offset = w.offset + (uint64_t)row0 * (uint64_t)w.ne[0] * exo_dtype_size(w.dtype);
+    if (w.dtype != EXO_DTYPE_MLX_AFFINE) {
+        t->offset = w.offset + (uint64_t)row0 * (uint64_t)w.ne[0] * exo_dtype_size(w.dtype);
+        return id;
+    }
+    /* Quantized: the packed rows, and the same rows of the scales and biases. */
+    t->offset = w.offset + (uint64_t)row0 * (uint64_t)w.ne[0] * w.q_bits / 8;
+    t->q_bits = w.q_bits;
+    t->q_group = w.q_group;
+    char sub[EXO_TENSOR_NAME_MAX + 8];
+    uint32_t parts[2] = {w.q_scales, w.q_biases}, made[2];
+    for (int i = 0; i < 2; i++) {
+        exo_tensor p = *tensor_at(b, parts[i]);
+        int64_t pshape[2] = {rows, p.ne[0]};
+        snprintf(sub, sizeof sub, "%s.%s", name, i ? "biases" : "scales");
+        made[i] = tensor(b, p.dtype, EXO_TENSOR_WEIGHT, sub, 2, pshape);
+        exo_tensor *pt = tensor_at(b, made[i]);
+        pt->buffer = p.buffer;
+        pt->offset = p.offset + (uint64_t)row0 * (uint64_t)p.ne[0] * exo_dtype_size(p.dtype);
+    }
+    t = tensor_at(b, id);
+    t->q_scales = made[0];
+    t->q_biases = made[1];
     return id;
 }
 
@@ -475,28 +588,41 @@ void exo_graph_plan_free(exo_graph_plan *plan) {
     for (uint32_t i = 0; i < plan->n_buffers; i++) free(plan->buffers[i].owned);
     free(plan->buffers);
     free(plan->tensors);
+    free(plan->tensors_1_0);
     free(plan->nodes);
     free(plan->kv);
     memset(plan, 0, sizeof *plan);
 }
 
 /* The plan's arrays are of this header's element sizes, and a plugin that negotiated a minor
- * below 1.2 indexes them with the 1.0 sizes (abi/exo_plugin.h, "IR arrays"). While the two are
- * equal every plugin can take the plan's arrays as they are; the day an element grows, these
- * fail and the view must repack the arrays at the 1.0 strides for such plugins. */
-_Static_assert(sizeof(exo_tensor) == EXO_TENSOR_SIZE_1_0, "exo_tensor grew: repack for ABI 1.0/1.1 plugins");
+ * below 1.2 indexes them with the 1.0 sizes (abi/exo_plugin.h, "IR arrays"). exo_tensor grew in
+ * 1.3 (the quantization descriptor), so such a plugin gets the tensors repacked at the 1.0
+ * stride (it loses only the descriptor, of a dtype it does not know and refuses). exo_node has
+ * not grown: the day it does, this fails and the nodes need the same. */
 _Static_assert(sizeof(exo_node) == EXO_NODE_SIZE_1_0, "exo_node grew: repack for ABI 1.0/1.1 plugins");
 
-void exo_graph_plan_view(const exo_graph_plan *plan, exo_buffer *const *buffers, exo_graph *out) {
+exo_status exo_graph_plan_view(exo_graph_plan *plan, exo_buffer *const *buffers, uint32_t abi_version, exo_graph *out) {
     memset(out, 0, sizeof *out);
     EXO_ABI_STRUCT_INIT(out);
-    out->tensor_stride = (uint32_t)sizeof *plan->tensors;
+    const void *tensors = plan->tensors;
+    uint32_t tensor_stride = (uint32_t)sizeof *plan->tensors;
+    if (EXO_VERSION_MINOR(abi_version) < 2 && sizeof *plan->tensors != EXO_TENSOR_SIZE_1_0) {
+        free(plan->tensors_1_0);
+        plan->tensors_1_0 = malloc((size_t)(plan->n_tensors ? plan->n_tensors : 1) * EXO_TENSOR_SIZE_1_0);
+        if (!plan->tensors_1_0) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory repacking the graph");
+        for (uint32_t i = 0; i < plan->n_tensors; i++)
+            memcpy((char *)plan->tensors_1_0 + (size_t)i * EXO_TENSOR_SIZE_1_0, &plan->tensors[i], EXO_TENSOR_SIZE_1_0);
+        tensors = plan->tensors_1_0;
+        tensor_stride = EXO_TENSOR_SIZE_1_0;
+    }
+    out->tensor_stride = tensor_stride;
     out->node_stride = (uint32_t)sizeof *plan->nodes;
     out->n_tensors = plan->n_tensors;
-    out->tensors = plan->tensors;
+    out->tensors = tensors;
     out->n_nodes = plan->n_nodes;
     out->nodes = plan->nodes;
     out->n_buffers = plan->n_buffers;
     out->buffers = buffers;
     out->max_tokens = plan->max_tokens;
+    return EXO_OK;
 }

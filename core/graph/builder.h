@@ -41,6 +41,7 @@ typedef struct exo_graph_plan {
     uint32_t output;       /* F32 [T, vocab] or [T, hidden]; [1, vocab] for a last-row graph */
     uint32_t *kv;          /* 2 per layer of the range: K then V, F32 [max_ctx, n_kv, head_dim] */
     uint32_t n_kv;
+    void *tensors_1_0;     /* the tensors repacked at the ABI 1.0 stride (exo_graph_plan_view), or NULL */
 } exo_graph_plan;
 
 /* What a graph computes at its ends. */
@@ -61,7 +62,9 @@ exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weight
 void exo_graph_plan_resize(exo_graph_plan *plan, uint32_t max_tokens, uint32_t max_ctx);
 void exo_graph_plan_free(exo_graph_plan *plan);
 
-/* The graph as the plugin sees it; `buffers` are the device buffers created for plan->buffers. */
-void exo_graph_plan_view(const exo_graph_plan *plan, exo_buffer *const *buffers, exo_graph *out);
+/* The graph as a plugin of the negotiated `abi_version` sees it; `buffers` are the device buffers
+ * created for plan->buffers. A plugin below ABI 1.2 gets the tensors repacked at the 1.0 stride
+ * (kept in the plan until the next view or plan_free). EXO_ERR_NO_MEMORY when repacking fails. */
+exo_status exo_graph_plan_view(exo_graph_plan *plan, exo_buffer *const *buffers, uint32_t abi_version, exo_graph *out);
 
 #endif

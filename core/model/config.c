@@ -537,6 +537,122 @@ static exo_status cfg_tokens_and_dtype(const cfg_reader *r, exo_model_config *c)
     return EXO_OK;
 }
 
+/* ------------------------------------------------------------------ quantization */
+
+static const char *const cfg_quant_modules[EXO_QM_COUNT] = {
+    "model.embed_tokens", "lm_head",       "self_attn.q_proj", "self_attn.k_proj",
+    "self_attn.v_proj",   "self_attn.o_proj", "self_attn.qkv_proj", "mlp.gate_proj",
+    "mlp.up_proj",        "mlp.down_proj", "mlp.gate_up_proj",
+};
+
+/* A module path as (layer, module); false for paths the dense builder never reads. */
+static bool cfg_quant_module(const char *path, uint32_t *layer, uint8_t *module) {
+    for (uint8_t m = 0; m <= EXO_QM_LM_HEAD; m++)
+        if (strcmp(path, cfg_quant_modules[m]) == 0) {
+            *layer = UINT32_MAX;
+            *module = m;
+            return true;
+        }
+    static const char prefix[] = "model.layers.";
+    if (strncmp(path, prefix, sizeof prefix - 1) != 0) return false;
+    const char *p = path + sizeof prefix - 1;
+    if (*p < '0' || *p > '9') return false;
+    char *end = NULL;
+    unsigned long l = strtoul(p, &end, 10);
+    if (*end != '.' || l >= CFG_MAX_LAYERS) return false;
+    for (uint8_t m = EXO_QM_Q_PROJ; m < EXO_QM_COUNT; m++)
+        if (strcmp(end + 1, cfg_quant_modules[m]) == 0) {
+            *layer = (uint32_t)l;
+            *module = m;
+            return true;
+        }
+    return false;
+}
+
+static bool cfg_quant_bits_ok(double v) { return v == 2 || v == 3 || v == 4 || v == 5 || v == 6 || v == 8; }
+static bool cfg_quant_group_ok(double v) { return v == 32 || v == 64 || v == 128; }
+
+/* {group_size, bits} of `obj` (the defaults where absent), checked. */
+static exo_status cfg_quant_pair(const cfg_reader *r, const char *key, const char *prefix, const cJSON *obj,
+                                 uint32_t dflt_bits, uint32_t dflt_group, uint32_t *bits, uint32_t *group) {
+    const cJSON *b = cfg_get(obj, "bits"), *g = cfg_get(obj, "group_size");
+    if ((b && !cJSON_IsNumber(b)) || (g && !cJSON_IsNumber(g)))
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field '%s%s': bits and group_size must be numbers", r->path, key,
+                          prefix);
+    double bv = b ? b->valuedouble : dflt_bits, gv = g ? g->valuedouble : dflt_group;
+    if (!cfg_quant_bits_ok(bv))
+        return exo_errorf(EXO_ERR_UNSUPPORTED, "%s: field '%s%s.bits' = %g is not supported (2, 3, 4, 5, 6, 8 are)",
+                          r->path, key, prefix, bv);
+    if (!cfg_quant_group_ok(gv))
+        return exo_errorf(EXO_ERR_UNSUPPORTED,
+                          "%s: field '%s%s.group_size' = %g is not supported (32, 64, 128 are)", r->path, key, prefix,
+                          gv);
+    *bits = (uint32_t)bv;
+    *group = (uint32_t)gv;
+    return EXO_OK;
+}
+
+/* mlx-lm writes `quantization` (and a copy as `quantization_config`): {group_size, bits, [mode],
+ * per-module overrides keyed by module path: {group_size, bits} or false}. */
+static exo_status cfg_quantization(const cfg_reader *r, exo_model_config *c) {
+    const char *key = "quantization";
+    const cJSON *q = cfg_get(r->root, key);
+    if (!q) {
+        key = "quantization_config";
+        q = cfg_get(r->root, key);
+    }
+    memset(&c->quant, 0, sizeof c->quant);
+    if (!q) return EXO_OK;
+    if (!cJSON_IsObject(q)) return exo_errorf(EXO_ERR_FORMAT, "%s: field '%s' must be an object", r->path, key);
+    const cJSON *method = cfg_get(q, "quant_method");
+    if (method && !cfg_get(q, "bits"))
+        return exo_errorf(EXO_ERR_UNSUPPORTED, "%s: field '%s.quant_method' = '%.32s' is not supported (MLX affine "
+                          "checkpoints are)", r->path, key, cJSON_IsString(method) ? method->valuestring : "?");
+    const cJSON *mode = cfg_get(q, "mode");
+    if (mode && !(cJSON_IsString(mode) && strcmp(mode->valuestring, "affine") == 0))
+        return exo_errorf(EXO_ERR_UNSUPPORTED, "%s: field '%s.mode' = '%.32s' is not supported (affine is)", r->path,
+                          key, cJSON_IsString(mode) ? mode->valuestring : "?");
+    if (!cfg_get(q, "bits") || !cfg_get(q, "group_size"))
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field '%s' needs 'bits' and 'group_size'", r->path, key);
+    exo_status st = cfg_quant_pair(r, key, "", q, 0, 0, &c->quant.bits, &c->quant.group);
+    if (st) return st;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, q) {
+        if (!item->string || (!cJSON_IsObject(item) && !cJSON_IsFalse(item))) continue;
+        uint32_t layer;
+        uint8_t module;
+        char prefix[160];
+        snprintf(prefix, sizeof prefix, ".%.120s", item->string);
+        uint32_t bits = 0, group = 0;
+        if (cJSON_IsObject(item) &&
+            (st = cfg_quant_pair(r, key, prefix, item, c->quant.bits, c->quant.group, &bits, &group)))
+            return st;
+        if (!cfg_quant_module(item->string, &layer, &module)) continue; /* not a module a dense graph reads */
+        if (c->quant.n_overrides == EXO_QUANT_MAX_OVERRIDES)
+            return exo_errorf(EXO_ERR_UNSUPPORTED, "%s: field '%s' has more than %u per-module overrides", r->path,
+                              key, EXO_QUANT_MAX_OVERRIDES);
+        c->quant.overrides[c->quant.n_overrides++] =
+            (exo_quant_override){layer, module, (uint8_t)bits, (uint16_t)group};
+    }
+    return EXO_OK;
+}
+
+void exo_quant_for(const exo_model_config *cfg, const char *module_path, uint32_t *bits, uint32_t *group) {
+    *bits = cfg->quant.bits;
+    *group = cfg->quant.group;
+    uint32_t layer;
+    uint8_t module;
+    if (!cfg->quant.bits || !cfg_quant_module(module_path, &layer, &module)) return;
+    for (uint32_t i = 0; i < cfg->quant.n_overrides; i++) {
+        const exo_quant_override *o = &cfg->quant.overrides[i];
+        if (o->layer == layer && o->module == module) {
+            *bits = o->bits;
+            *group = o->group;
+            return;
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ entry points */
 
 /* The fields of a parsed config.json (root is not freed here). */
@@ -548,7 +664,8 @@ static exo_status cfg_from_root(const cJSON *root, const char *path, exo_model_c
     memset(&c, 0, sizeof c);
     exo_status st;
     if (!(st = cfg_arch(&r, &c, &info)) && !(st = cfg_sizes(&r, info, &c)) && !(st = cfg_layers(&r, &c)) &&
-        !(st = cfg_sliding_window(&r, &c)) && !(st = cfg_rope(&r, &c)) && !(st = cfg_tokens_and_dtype(&r, &c)))
+        !(st = cfg_sliding_window(&r, &c)) && !(st = cfg_rope(&r, &c)) && !(st = cfg_tokens_and_dtype(&r, &c)) &&
+        !(st = cfg_quantization(&r, &c)))
         *out = c;
     return st;
 }

@@ -27,6 +27,40 @@ typedef enum exo_rope_scaling {
 
 #define EXO_MAX_EOS 8
 
+/* MLX affine quantization (config.json `quantization`, or `quantization_config`). A module is
+ * quantized iff its `<path>.scales` tensor exists; these say how it must be read. Per-module
+ * overrides are kept for the modules the builder uses (the attention and MLP projections of
+ * each layer, the embedding and the lm_head), in a compact form. */
+#define EXO_QUANT_MAX_OVERRIDES 512
+typedef enum exo_quant_module {
+    EXO_QM_EMBED_TOKENS = 0, /* model.embed_tokens */
+    EXO_QM_LM_HEAD,          /* lm_head */
+    EXO_QM_Q_PROJ,           /* model.layers.N.self_attn.q_proj, ... */
+    EXO_QM_K_PROJ,
+    EXO_QM_V_PROJ,
+    EXO_QM_O_PROJ,
+    EXO_QM_QKV_PROJ,
+    EXO_QM_GATE_PROJ,        /* model.layers.N.mlp.gate_proj, ... */
+    EXO_QM_UP_PROJ,
+    EXO_QM_DOWN_PROJ,
+    EXO_QM_GATE_UP_PROJ,
+    EXO_QM_COUNT
+} exo_quant_module;
+
+typedef struct exo_quant_override {
+    uint32_t layer;   /* UINT32_MAX for modules outside the layers */
+    uint8_t module;   /* exo_quant_module */
+    uint8_t bits;     /* 0: the override is `false` (the module stays float) */
+    uint16_t group;
+} exo_quant_override;
+
+typedef struct exo_quant_config {
+    uint32_t bits;    /* 0: the checkpoint is not quantized */
+    uint32_t group;
+    uint32_t n_overrides;
+    exo_quant_override overrides[EXO_QUANT_MAX_OVERRIDES];
+} exo_quant_config;
+
 typedef struct exo_model_config {
     exo_arch arch;
     char model_type[32];       /* as written in config.json */
@@ -72,6 +106,7 @@ typedef struct exo_model_config {
     uint32_t sliding_window_first_layer; /* layers >= this use sliding_window (qwen2/qwen3
                                             max_window_layers); 0 with mistral/phi3: every layer */
     bool yarn_truncate;        /* yarn: round the correction range to whole dims (default true) */
+    exo_quant_config quant;    /* MLX affine quantization; quant.bits 0 = none */
 } exo_model_config;
 
 /* Reads DIR/config.json. Errors name the file and the field: EXO_ERR_IO (missing/unreadable),
@@ -80,6 +115,11 @@ exo_status exo_model_config_load(const char *dir, exo_model_config *out);
 
 /* Parses config.json text (path is used only in error messages). */
 exo_status exo_model_config_parse(const char *json, const char *path, exo_model_config *out);
+
+/* The (bits, group) config.json gives the module `module_path` (a weight's name without
+ * ".weight", e.g. "model.layers.3.mlp.down_proj"): its override, else the defaults. *bits = 0
+ * when the checkpoint is not quantized or an override says `false`. */
+void exo_quant_for(const exo_model_config *cfg, const char *module_path, uint32_t *bits, uint32_t *group);
 
 /* RoPE inverse frequencies as Hugging Face's rope init functions compute them for this config:
  * out[i] for i in [0, n_rot/2), n_rot = head_dim * partial_rotary_factor rounded down to even.

@@ -42,7 +42,7 @@ struct exo_st_file {
 
 /* The dtypes safetensors defines; the ones we cannot use are UNSUPPORTED, anything else FORMAT. */
 static const char *const st_known_unsupported_dtypes[] = {
-    "F64", "I64", "U64", "I16", "U16", "I8", "U8", "U32", "BOOL", "F8_E4M3", "F8_E5M2",
+    "F64", "I64", "U64", "I16", "U16", "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2",
     "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64", "E8M0",
 };
 
@@ -54,7 +54,7 @@ static exo_status st_parse_dtype(const char *path, const char *name, const cJSON
     const char *s = item->valuestring;
     static const struct { const char *name; exo_dtype dtype; } ok[] = {
         {"F32", EXO_DTYPE_F32}, {"F16", EXO_DTYPE_F16}, {"BF16", EXO_DTYPE_BF16},
-        {"I32", EXO_DTYPE_I32},
+        {"I32", EXO_DTYPE_I32}, {"U32", EXO_ST_DTYPE_U32},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         if (strcmp(s, ok[i].name) == 0) {
@@ -65,7 +65,7 @@ static exo_status st_parse_dtype(const char *path, const char *name, const cJSON
     for (size_t i = 0; i < sizeof st_known_unsupported_dtypes / sizeof st_known_unsupported_dtypes[0]; i++) {
         if (strcmp(s, st_known_unsupported_dtypes[i]) == 0)
             return exo_errorf(EXO_ERR_UNSUPPORTED,
-                              "%s: tensor '%s': dtype %s is not supported (F32, F16, BF16, I32 are)",
+                              "%s: tensor '%s': dtype %s is not supported (F32, F16, BF16, I32, U32 are)",
                               path, name, s);
     }
     return exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s': unknown dtype '%.64s'", path, name, s);
@@ -163,11 +163,11 @@ static exo_status st_parse_entry(const char *path, const cJSON *entry, uint64_t 
                           "%s: tensor '%s': data ends at byte %llu but the data section holds %llu "
                           "bytes (truncated file?)", path, name, (unsigned long long)end,
                           (unsigned long long)data_size);
-    uint64_t want = elements * exo_dtype_size(t->dtype); /* no overflow: shape check bounds it */
+    uint64_t want = elements * exo_st_dtype_size(t->dtype); /* no overflow: shape check bounds it */
     if (end - begin != want)
         return exo_errorf(EXO_ERR_FORMAT,
                           "%s: tensor '%s': holds %llu bytes but its %s shape needs %llu", path,
-                          name, (unsigned long long)(end - begin), exo_dtype_name(t->dtype),
+                          name, (unsigned long long)(end - begin), exo_st_dtype_name(t->dtype),
                           (unsigned long long)want);
     t->name = name;
     t->nbytes = want;

@@ -14,9 +14,17 @@
 
 #define EXO_ST_MAX_DIMS 4
 
+/* U32: the packed words of MLX-quantized weights. A file-level dtype of the core only: it never
+ * reaches the IR (the builder turns such a tensor with its scales and biases into an
+ * EXO_DTYPE_MLX_AFFINE weight) and is refused wherever a float or I32 is expected. */
+#define EXO_ST_DTYPE_U32 ((exo_dtype)0x100)
+
+static inline const char *exo_st_dtype_name(exo_dtype d) { return d == EXO_ST_DTYPE_U32 ? "U32" : exo_dtype_name(d); }
+static inline uint32_t exo_st_dtype_size(exo_dtype d) { return d == EXO_ST_DTYPE_U32 ? 4 : exo_dtype_size(d); }
+
 typedef struct exo_st_tensor {
     const char *name;
-    exo_dtype dtype;                 /* F32, F16, BF16 or I32 */
+    exo_dtype dtype;                 /* F32, F16, BF16, I32 or EXO_ST_DTYPE_U32 */
     uint32_t n_dims;
     int64_t shape[EXO_ST_MAX_DIMS];  /* outermost first, as written in the file */
     uint64_t nbytes;

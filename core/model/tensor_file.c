@@ -17,6 +17,9 @@ exo_status exo_tensor_file_get(const exo_tensor_file *file, const char *name, ex
     if (!file || !name || !out) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_tensor_file_get: NULL argument");
     const exo_st_tensor *t = exo_st_file_find((const exo_st_file *)file, name);
     if (!t) return exo_errorf(EXO_ERR_NOT_FOUND, "tensor '%s' not found", name);
+    if (t->dtype == EXO_ST_DTYPE_U32)
+        return exo_errorf(EXO_ERR_UNSUPPORTED, "tensor '%s' is U32 (packed quantized weights), which has no "
+                          "exo_dtype", name);
     out->dtype = t->dtype;
     out->n_dims = t->n_dims;
     for (uint32_t i = 0; i < 4; i++) out->shape[i] = i < t->n_dims ? t->shape[i] : 1;

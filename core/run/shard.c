@@ -131,7 +131,8 @@ static exo_status try_device(exo_shard *s, uint32_t device, const exo_shard_opti
         }
     }
     exo_graph graph;
-    exo_graph_plan_view(&s->plan, s->buffers, &graph);
+    st = exo_graph_plan_view(&s->plan, s->buffers, s->plugin->abi_version, &graph);
+    if (st != EXO_OK) return st;
     if (api->supports_graph) {
         uint32_t first_bad = UINT32_MAX;
         exo_error_clear();
@@ -147,7 +148,8 @@ static exo_status try_device(exo_shard *s, uint32_t device, const exo_shard_opti
         return exo_error_wrap(st, "compiling the graph failed");
     }
     if (s->plan.has_head) {
-        exo_graph_plan_view(&s->plan_last, s->buffers, &graph);
+        st = exo_graph_plan_view(&s->plan_last, s->buffers, s->plugin->abi_version, &graph);
+        if (st != EXO_OK) return st;
         exo_error_clear();
         st = api->graph_compile(s->plugin->ctx, d->index, &graph, &s->compiled_last);
         if (st != EXO_OK) {

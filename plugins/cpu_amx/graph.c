@@ -264,6 +264,14 @@ static exo_status check_indices(const exec_node *e, uint32_t s, int64_t count, i
     return EXO_OK;
 }
 
+/* The quantization of weight `tensor` (zero unless MLX_AFFINE). */
+static cpu_quant quant_of(const exo_compiled *c, uint32_t tensor) {
+    const exo_tensor *t = &c->tensors[tensor];
+    if (t->dtype != EXO_DTYPE_MLX_AFFINE) return (cpu_quant){0};
+    return (cpu_quant){c->data[t->q_scales], c->data[t->q_biases], c->tensors[t->q_scales].dtype, t->q_bits,
+                       t->q_group};
+}
+
 static void matmul_args(const exec_node *e, cpu_matmul_args *a) {
     const exo_compiled *c = e->c;
     const exo_node *nd = e->node;
@@ -271,7 +279,7 @@ static void matmul_args(const exec_node *e, cpu_matmul_args *a) {
     int64_t x_count = src_shape(e, 0, NULL), w_count = src_shape(e, 1, wne);
     *a = (cpu_matmul_args){src_data(e, 0), x_count / wne[0], wne[0], w_count / wne[0], src_data(e, 1),
                            c->tensors[nd->src[1]].dtype, nd->n_src == 3 ? src_data(e, 2) : NULL, c->data[nd->dst],
-                           c->workspace, c->workspace_stride, NULL};
+                           c->workspace, c->workspace_stride, NULL, quant_of(c, nd->src[1])};
 }
 
 /* Matmuls first .. first + count - 1 share their input: one pool job over all their columns. */
@@ -320,7 +328,7 @@ static exo_status run_node(const exec_node *e) {
         exo_status st = check_indices(e, 1, tokens, count / ne[0], "token id");
         if (st != EXO_OK) return st;
         cpu_get_rows_args a = {src_data(e, 0), c->tensors[nd->src[0]].dtype, ne[0], src_data(e, 1),
-                               nd->f[EXO_GET_ROWS_F_SCALE], dst};
+                               nd->f[EXO_GET_ROWS_F_SCALE], dst, quant_of(c, nd->src[0])};
         cpu_threadpool_run(pool, tokens, 1, cpu_ref_get_rows, &a);
         return EXO_OK;
     }

@@ -12,6 +12,15 @@
 
 typedef void (*cpu_kernel_fn)(void *args, int64_t begin, int64_t end, uint32_t thread);
 
+/* How an EXO_DTYPE_MLX_AFFINE weight is read (abi/exo_plugin.h, "Quantized weights"): rows of
+ * k * bits / 32 little-endian words holding a bit stream of k codes q; w = scale * q + bias with
+ * one scale and bias (of `type`, [rows][k / group]) per group of `group` elements. */
+typedef struct cpu_quant {
+    const void *scales, *biases;
+    exo_dtype type;
+    uint32_t bits, group;
+} cpu_quant;
+
 /* Items: tokens. dst[t, :] = table[ids[t], :] * scale. ids are checked before the call. */
 typedef struct cpu_get_rows_args {
     const void *table;
@@ -20,6 +29,7 @@ typedef struct cpu_get_rows_args {
     const int32_t *ids;
     float scale;
     float *dst;
+    cpu_quant q;      /* table_type MLX_AFFINE only */
 } cpu_get_rows_args;
 
 /* Items: rows of `width`. dst = x / sqrt(mean(x^2) + eps) * (w or 1 + w). */
@@ -44,6 +54,7 @@ typedef struct cpu_matmul_args {
     uint8_t *workspace; /* n_threads slices of workspace_stride bytes */
     size_t workspace_stride;
     float *x_packed;    /* fast GEMM only: x re-laid out by cpu_avx512_gemm_pack_x, or NULL */
+    cpu_quant q;        /* w_type MLX_AFFINE only */
 } cpu_matmul_args;
 
 /* Items: elements of a. b repeats every b_count elements (b_count == count or a row). */

@@ -220,6 +220,10 @@ _Static_assert(CPU_GEMV_MAX_TOKENS <= TILE_TOKENS, "the decode kernels take up t
 
 AVX512 void cpu_avx512_matmul(void *args, int64_t begin, int64_t end, uint32_t thread) {
     const cpu_matmul_args *a = args;
+    if (a->w_type == EXO_DTYPE_MLX_AFFINE) {
+        cpu_mlx_matmul(args, begin, end, thread);
+        return;
+    }
     float *ws = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
     switch (a->w_type) {
     case EXO_DTYPE_BF16: gemv_bf16(a, begin, end, ws); return;

@@ -21,6 +21,9 @@
 #define CPU_GEMV_MAX_TOKENS 4
 
 void cpu_avx512_matmul(void *args, int64_t begin, int64_t end, uint32_t thread);
+/* kernels_mlx_avx512.c: any token count on an MLX_AFFINE weight (cpu_avx512_matmul and _gemm
+ * hand such weights to it). Needs cpu_avx512_matmul_workspace(k) per thread. */
+void cpu_mlx_matmul(void *args, int64_t begin, int64_t end, uint32_t thread);
 void cpu_avx512_gemm(void *args, int64_t begin, int64_t end, uint32_t thread);
 /* Re-lays x out for cpu_avx512_gemm once per matmul (or group of matmuls sharing x) into
  * args->x_packed, instead of once per chunk of columns in every thread. Items:

@@ -171,6 +171,10 @@ static AVX512 void micro_kernel_any(int mr, const float *a, const float *b, int6
  * args->x_packed must hold x as cpu_avx512_gemm_pack_x lays it out. */
 AVX512 void cpu_avx512_gemm(void *args, int64_t begin, int64_t end, uint32_t thread) {
     const cpu_matmul_args *a = args;
+    if (a->w_type == EXO_DTYPE_MLX_AFFINE) {
+        cpu_mlx_matmul(args, begin, end, thread);
+        return;
+    }
     float *packed = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
     for (int64_t n0 = begin; n0 < end; n0 += GEMM_NC) {
         int64_t nc = end - n0 < GEMM_NC ? end - n0 : GEMM_NC;

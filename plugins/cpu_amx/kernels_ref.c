@@ -29,11 +29,25 @@ void cpu_ref_load_row(const void *data, exo_dtype type, int64_t k, int64_t row, 
     for (int64_t j = 0; j < k; j++) out[j] = cpu_ref_load(data, type, row * k + j);
 }
 
+void cpu_ref_mlx_row(const void *w, const cpu_quant *q, int64_t k, int64_t row, float *out) {
+    const uint32_t *words = (const uint32_t *)w + row * (k * q->bits / 32);
+    int64_t groups = k / q->group;
+    for (int64_t g = 0; g < groups; g++) {
+        float scale = cpu_ref_load(q->scales, q->type, row * groups + g);
+        float bias = cpu_ref_load(q->biases, q->type, row * groups + g);
+        for (int64_t j = g * q->group; j < (g + 1) * q->group; j++)
+            out[j] = scale * (float)cpu_mlx_code(words, j, q->bits) + bias;
+    }
+}
+
 void cpu_ref_get_rows(void *args, int64_t begin, int64_t end, uint32_t thread) {
     const cpu_get_rows_args *a = args;
     for (int64_t t = begin; t < end; t++) {
         float *out = a->dst + t * a->width;
-        cpu_ref_load_row(a->table, a->table_type, a->width, a->ids[t], out);
+        if (a->table_type == EXO_DTYPE_MLX_AFFINE)
+            cpu_ref_mlx_row(a->table, &a->q, a->width, a->ids[t], out);
+        else
+            cpu_ref_load_row(a->table, a->table_type, a->width, a->ids[t], out);
         if (a->scale != 1.0f)
             for (int64_t j = 0; j < a->width; j++) out[j] = (float)((double)out[j] * a->scale);
     }
@@ -56,9 +70,22 @@ void cpu_ref_rms_norm(void *args, int64_t begin, int64_t end, uint32_t thread) {
 }
 
 /* Dot product of x (float) with row n of W, accumulated in double. */
-static double dot_weight_row(const float *x, const void *w, exo_dtype type, int64_t k, int64_t n) {
+static double dot_weight_row(const float *x, const void *w, exo_dtype type, const cpu_quant *q, int64_t k,
+                             int64_t n) {
     double acc = 0.0;
     switch (type) {
+    case EXO_DTYPE_MLX_AFFINE: {
+        /* Each weight dequantized in float, exactly as cpu_ref_mlx_row gives it. */
+        const uint32_t *words = (const uint32_t *)w + n * (k * q->bits / 32);
+        int64_t groups = k / q->group;
+        for (int64_t g = 0; g < groups; g++) {
+            float scale = cpu_ref_load(q->scales, q->type, n * groups + g);
+            float bias = cpu_ref_load(q->biases, q->type, n * groups + g);
+            for (int64_t j = g * q->group; j < (g + 1) * q->group; j++)
+                acc += (double)x[j] * (scale * (float)cpu_mlx_code(words, j, q->bits) + bias);
+        }
+        break;
+    }
     case EXO_DTYPE_F32: {
         const float *row = (const float *)w + n * k;
         for (int64_t j = 0; j < k; j++) acc += (double)x[j] * row[j];
@@ -95,7 +122,7 @@ void cpu_ref_matmul(void *args, int64_t begin, int64_t end, uint32_t thread) {
     for (int64_t n = begin; n < end; n++) {
         double bias = a->bias ? a->bias[n] : 0.0;
         for (int64_t m = 0; m < a->m; m++)
-            a->dst[m * a->n + n] = (float)(dot_weight_row(a->x + m * a->k, a->w, a->w_type, a->k, n) + bias);
+            a->dst[m * a->n + n] = (float)(dot_weight_row(a->x + m * a->k, a->w, a->w_type, &a->q, a->k, n) + bias);
     }
 }
 

@@ -8,6 +8,7 @@ const char *graph_op_name(exo_op op) {
 }
 
 uint32_t graph_dtype_align(exo_dtype dtype) {
+    if (dtype == EXO_DTYPE_MLX_AFFINE) return 4; /* uint32 words */
     uint32_t size = exo_dtype_size(dtype);
     return size ? size : 2;
 }
@@ -25,6 +26,7 @@ uint64_t graph_tensor_bytes(const exo_tensor *t, uint32_t n_tokens) {
     int64_t ne[EXO_MAX_DIMS];
     int64_t n = graph_resolve_shape(t, n_tokens, ne);
     if (t->dtype == EXO_DTYPE_Q8_0) return (uint64_t)(n / GRAPH_Q8_0_BLOCK) * GRAPH_Q8_0_BYTES;
+    if (t->dtype == EXO_DTYPE_MLX_AFFINE) return (uint64_t)n / 8 * t->q_bits; /* ne[0] is a multiple of 32 */
     return (uint64_t)n * exo_dtype_size(t->dtype);
 }
 

@@ -21,11 +21,13 @@
 #define GRAPH_DTYPES_ALL ((1u << EXO_DTYPE_COUNT) - 1u)
 
 const char *graph_op_name(exo_op op);
-/* The alignment a tensor's data needs: its element size, 2 (the f16 scale) for Q8_0. */
+/* The alignment a tensor's data needs: its element size, 2 (the f16 scale) for Q8_0, 4 (uint32
+ * words) for MLX_AFFINE. */
 uint32_t graph_dtype_align(exo_dtype dtype);
 
 /* ne with EXO_DIM_TOKENS replaced by n_tokens and missing dims as 1; returns the element count. */
 int64_t graph_resolve_shape(const exo_tensor *t, uint32_t n_tokens, int64_t ne[EXO_MAX_DIMS]);
+/* Bytes of the tensor's data; an MLX_AFFINE tensor must have passed the validator (q_bits read). */
 uint64_t graph_tensor_bytes(const exo_tensor *t, uint32_t n_tokens);
 
 /* How many consecutive MATMUL nodes from `first` on read the same input tensor (1 if the node

@@ -70,7 +70,7 @@ static exo_status want_count(const node_ctx *n, const exo_tensor *t, const char 
 
 static exo_status check_get_rows(const node_ctx *n, const exo_tensor *dst) {
     const exo_tensor *table = src_tensor(n, 0), *ids = src_tensor(n, 1);
-    TRY(want_dtype(n, table, "table", READABLE(n, FLOATS | M(Q8_0))));
+    TRY(want_dtype(n, table, "table", READABLE(n, FLOATS | M(Q8_0) | M(MLX_AFFINE))));
     TRY(want_dtype(n, ids, "ids", M(I32)));
     TRY(want_dtype(n, dst, "dst", M(F32)));
     int64_t ne[EXO_MAX_DIMS];
@@ -104,7 +104,7 @@ static exo_status check_matmul(const node_ctx *n, const exo_tensor *dst) {
         return node_fail(n, EXO_ERR_INVALID_ARG, "needs 2 or 3 sources (x, W[, bias]), has %u", n->node->n_src);
     const exo_tensor *x = src_tensor(n, 0), *w = src_tensor(n, 1);
     TRY(want_dtype(n, x, "x", M(F32)));
-    TRY(want_dtype(n, w, "weight", READABLE(n, FLOATS | M(Q8_0))));
+    TRY(want_dtype(n, w, "weight", READABLE(n, FLOATS | M(Q8_0) | M(MLX_AFFINE))));
     TRY(want_dtype(n, dst, "dst", M(F32)));
     int64_t wne[EXO_MAX_DIMS], xne[EXO_MAX_DIMS];
     int64_t w_count = nelem(n, w, wne), x_count = nelem(n, x, xne);

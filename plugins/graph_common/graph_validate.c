@@ -95,7 +95,55 @@ static exo_status check_tensor(const graph_target *tg, const exo_graph *g, uint3
     if (t->dtype == EXO_DTYPE_Q8_0 && ne[0] % GRAPH_Q8_0_BLOCK != 0)
         return tensor_fail(tg, t, i, EXO_ERR_INVALID_ARG, "Q8_0 needs ne[0] (%lld) to be a multiple of %d",
                            (long long)ne[0], GRAPH_Q8_0_BLOCK);
+    if (t->dtype == EXO_DTYPE_MLX_AFFINE) {
+        /* The descriptor first: the weight's byte count depends on q_bits. */
+        if (!EXO_ELEMENT_HAS(exo_graph_tensor_stride(g), exo_tensor, q_biases))
+            return tensor_fail(tg, t, i, EXO_ERR_INVALID_ARG, "MLX_AFFINE needs ABI 1.3 tensors (stride %u holds no "
+                               "quantization descriptor)", exo_graph_tensor_stride(g));
+        if (!(t->flags & EXO_TENSOR_WEIGHT))
+            return tensor_fail(tg, t, i, EXO_ERR_INVALID_ARG, "MLX_AFFINE tensors must be weights");
+        uint32_t bits = t->q_bits, group = t->q_group;
+        if (bits != 2 && bits != 3 && bits != 4 && bits != 5 && bits != 6 && bits != 8)
+            return tensor_fail(tg, t, i, EXO_ERR_UNSUPPORTED, "MLX_AFFINE q_bits %u is not 2, 3, 4, 5, 6 or 8", bits);
+        if (group != 32 && group != 64 && group != 128)
+            return tensor_fail(tg, t, i, EXO_ERR_UNSUPPORTED, "MLX_AFFINE q_group %u is not 32, 64 or 128", group);
+        if (ne[0] % group != 0)
+            return tensor_fail(tg, t, i, EXO_ERR_INVALID_ARG, "MLX_AFFINE needs ne[0] (%lld) to be a multiple of "
+                               "q_group %u", (long long)ne[0], group);
+    }
     return t->flags & EXO_TENSOR_WEIGHT ? check_weight(tg, g, t, i) : EXO_OK;
+}
+
+/* A quantized weight's scales and biases: two float weights of one dtype and shape
+ * [ne[0] / q_group, outer dims...] (after every tensor passed check_tensor). */
+static exo_status check_quant(const graph_target *tg, const exo_graph *g, uint32_t i) {
+    const exo_tensor *t = exo_graph_tensor(g, i);
+    if (t->dtype != EXO_DTYPE_MLX_AFFINE) return EXO_OK;
+    uint32_t ids[2] = {t->q_scales, t->q_biases};
+    const char *role[2] = {"scales", "biases"};
+    for (int k = 0; k < 2; k++) {
+        if (ids[k] >= g->n_tensors || ids[k] == i)
+            return tensor_fail(tg, t, i, EXO_ERR_INVALID_ARG, "%s tensor id %u is out of range or itself", role[k],
+                               ids[k]);
+        const exo_tensor *p = exo_graph_tensor(g, ids[k]);
+        if (!(p->flags & EXO_TENSOR_WEIGHT) ||
+            (p->dtype != EXO_DTYPE_F32 && p->dtype != EXO_DTYPE_F16 && p->dtype != EXO_DTYPE_BF16))
+            return tensor_fail(tg, t, i, EXO_ERR_INVALID_ARG, "%s '%.*s' must be an F32, F16 or BF16 weight (is %s)",
+                               role[k], GRAPH_NAME_ARG(p), exo_dtype_name(p->dtype));
+        if (!(tg->dtypes & GRAPH_DTYPE_BIT(p->dtype)))
+            return tensor_fail(tg, t, i, EXO_ERR_UNSUPPORTED, "%s '%.*s' has dtype %s, which the kernels do not read",
+                               role[k], GRAPH_NAME_ARG(p), exo_dtype_name(p->dtype));
+        if (p->dtype != exo_graph_tensor(g, ids[0])->dtype)
+            return tensor_fail(tg, t, i, EXO_ERR_INVALID_ARG, "scales and biases differ in dtype");
+        bool same = p->n_dims == t->n_dims && p->ne[0] * (int64_t)t->q_group == t->ne[0];
+        for (uint32_t d = 1; same && d < t->n_dims; d++) same = p->ne[d] == t->ne[d];
+        if (!same)
+            return tensor_fail(tg, t, i, EXO_ERR_INVALID_ARG,
+                               "%s '%.*s' has ne [%lld, %lld]; expected ne[0] = %lld / %u and the weight's outer dims",
+                               role[k], GRAPH_NAME_ARG(p), (long long)p->ne[0], (long long)p->ne[1],
+                               (long long)t->ne[0], t->q_group);
+    }
+    return EXO_OK;
 }
 
 /* Operand ids are in range, so the later passes index safely. */
@@ -173,6 +221,10 @@ static exo_status check_structure(const graph_target *tg, const exo_graph *g, ui
     if (g->max_tokens == 0) return graph_fail(tg, EXO_ERR_INVALID_ARG, "graph: max_tokens is 0");
     for (uint32_t i = 0; i < g->n_tensors; i++) {
         exo_status st = check_tensor(tg, g, i);
+        if (st != EXO_OK) return st;
+    }
+    for (uint32_t i = 0; i < g->n_tensors; i++) {
+        exo_status st = check_quant(tg, g, i);
         if (st != EXO_OK) return st;
     }
     exo_status st = check_operands(tg, g, bad_node);

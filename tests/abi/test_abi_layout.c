@@ -36,7 +36,13 @@ FROZEN(exo_tensor, nb, 48);
 FROZEN(exo_tensor, buffer, 80);
 FROZEN(exo_tensor, offset, 88);
 FROZEN(exo_tensor, name, 96);
-_Static_assert(sizeof(exo_tensor) == 144, "exo_tensor size");
+/* 1.0's tensor ended here (144 bytes); 1.3 appended the quantization descriptor. */
+FROZEN(exo_tensor, q_bits, 144);
+FROZEN(exo_tensor, q_group, 148);
+FROZEN(exo_tensor, q_scales, 152);
+FROZEN(exo_tensor, q_biases, 156);
+_Static_assert(sizeof(exo_tensor) == 160, "exo_tensor size (1.3)");
+_Static_assert(EXO_DTYPE_MLX_AFFINE == 5 && EXO_DTYPE_COUNT == 6, "dtype values");
 
 FROZEN(exo_node, op, 0);
 FROZEN(exo_node, dst, 4);

@@ -101,6 +101,8 @@ exo_graph tg_graph(const tgraph *g) {
     graph.n_buffers = g->n_buffers;
     graph.buffers = (exo_buffer *const *)g->buffers;
     graph.max_tokens = g->max_tokens;
+    graph.tensor_stride = (uint32_t)sizeof(exo_tensor); /* the writer's element sizes (ABI 1.2+) */
+    graph.node_stride = (uint32_t)sizeof(exo_node);
     return graph;
 }
 

@@ -148,11 +148,19 @@ START_TEST(an_older_cores_graph_and_args_still_run) {
     chain_build(&c);
     float want[N * H], got[N * H];
     run_packed(&c, want);
-    /* An ABI 1.1 core's graph: 64 bytes, no stride members, 1.0-sized elements. */
+    /* An ABI 1.1 core's graph: 64 bytes, no stride members, 1.0-sized elements (exo_tensor has
+     * grown since: its 1.0 prefix, packed). */
     exo_graph graph = tg_graph(&c.g);
     graph.hdr.size = (uint32_t)offsetof(exo_graph, tensor_stride);
     graph.hdr.version = EXO_MAKE_VERSION(1, 1);
+    unsigned char *tensors_1_0 = malloc((size_t)c.g.n_tensors * EXO_TENSOR_SIZE_1_0);
+    ck_assert_ptr_nonnull(tensors_1_0);
+    for (uint32_t i = 0; i < c.g.n_tensors; i++)
+        memcpy(tensors_1_0 + (size_t)i * EXO_TENSOR_SIZE_1_0, &c.g.tensors[i], EXO_TENSOR_SIZE_1_0);
+    graph.tensors = (const exo_tensor *)(const void *)tensors_1_0;
+    _Static_assert(sizeof(exo_node) == EXO_NODE_SIZE_1_0, "nodes: pack them at 1.0 too");
     exo_compiled *compiled = compile(&c, &graph);
+    free(tensors_1_0);
     run(&c, compiled, 0, true, got);
     ck_assert_mem_eq(got, want, sizeof want);
     c.fx.api.compiled_free(compiled);

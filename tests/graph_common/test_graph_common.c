@@ -83,6 +83,8 @@ static exo_graph graph_of(fixture *fx) {
     g.n_buffers = 1;
     g.buffers = fx->buffers;
     g.max_tokens = MAX_TOKENS;
+    g.tensor_stride = (uint32_t)sizeof(exo_tensor); /* the writer's element sizes (ABI 1.2+) */
+    g.node_stride = (uint32_t)sizeof(exo_node);
     return g;
 }
 

@@ -117,6 +117,8 @@ exo_status oh_start(oh_run *r, oh_device *d, const oh_graph *g) {
     graph.n_buffers = n_weights;
     graph.buffers = weights;
     graph.max_tokens = g->max_tokens;
+    graph.tensor_stride = (uint32_t)sizeof(exo_tensor); /* the writer's element sizes (ABI 1.2+) */
+    graph.node_stride = (uint32_t)sizeof(exo_node);
     return d->api.graph_compile(d->ctx, 0, &graph, &r->compiled);
 }
 

@@ -1,0 +1,148 @@
+/* MLX affine kernels against an independent packer: random codes written bit by bit with a plain
+ * bit writer (the layout of abi/exo_plugin.h, "Quantized weights": a little-endian bit stream per
+ * row), random bf16 scales (negative too) and biases (zero too). The reference row dequantizer,
+ * the reference matmul and, where the CPU has AVX-512, the fast matmul must give scale * q + bias
+ * for every bits value and group size, at any row count. Compiled with the plugin's kernel
+ * sources, so it checks exactly what the plugin runs. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels_fast.h"
+#include "kernels_ref.h"
+
+static uint32_t rng = 12345;
+static uint32_t next_u32(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    return rng;
+}
+
+/* Writes value v (bits wide) at bit position pos of words, one bit at a time. */
+static void put_bits(uint32_t *words, uint64_t pos, uint32_t v, uint32_t bits) {
+    for (uint32_t b = 0; b < bits; b++, pos++)
+        if (v >> b & 1u) words[pos / 32] |= 1u << (pos % 32);
+}
+
+static uint16_t bf16_of(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)(u >> 16); /* truncation: any bf16 will do */
+}
+static float f32_of_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static int has_avx512(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+}
+
+static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, int64_t m) {
+    int64_t words_per_row = k * bits / 32, groups = k / group;
+    uint32_t *w = calloc((size_t)(rows * words_per_row), 4);
+    uint32_t *codes = malloc((size_t)(rows * k) * 4);
+    uint16_t *sc = malloc((size_t)(rows * groups) * 2), *bi = malloc((size_t)(rows * groups) * 2);
+    float *x = malloc((size_t)(m * k) * 4), *want = malloc((size_t)(m * rows) * 4);
+    float *got = malloc((size_t)(m * rows) * 4), *row = malloc((size_t)k * 4);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < k; j++) {
+            uint32_t q = next_u32() & ((1u << bits) - 1u);
+            if (j == 0) q = (1u << bits) - 1u; /* the largest code */
+            codes[r * k + j] = q;
+            put_bits(w + r * words_per_row, (uint64_t)j * bits, q, bits);
+        }
+    for (int64_t i = 0; i < rows * groups; i++) {
+        sc[i] = bf16_of(((float)(next_u32() % 2001) - 1000.0f) / 16000.0f);
+        bi[i] = i % 5 == 0 ? 0 : bf16_of(((float)(next_u32() % 2001) - 1000.0f) / 8000.0f);
+    }
+    for (int64_t i = 0; i < m * k; i++) x[i] = ((float)(next_u32() % 2001) - 1000.0f) / 1000.0f;
+    cpu_quant q = {sc, bi, EXO_DTYPE_BF16, bits, group};
+    for (int64_t r = 0; r < rows; r++) {
+        cpu_ref_mlx_row(w, &q, k, r, row);
+        for (int64_t j = 0; j < k; j++) {
+            float s = f32_of_bf16(sc[r * groups + j / group]), b = f32_of_bf16(bi[r * groups + j / group]);
+            float expect = s * (float)codes[r * k + j] + b;
+            ck_assert_msg(row[j] == expect, "bits %u group %u row %lld elem %lld: %g != %g", bits, group, (long long)r,
+                          (long long)j, (double)row[j], (double)expect);
+        }
+        for (int64_t mm = 0; mm < m; mm++) {
+            double acc = 0;
+            for (int64_t j = 0; j < k; j++) acc += (double)x[mm * k + j] * row[j];
+            want[mm * rows + r] = (float)acc;
+        }
+    }
+    uint8_t *ws = aligned_alloc(64, (size_t)(16 * k * 4 + 64) / 64 * 64);
+    cpu_matmul_args a = {x, m, k, rows, w, EXO_DTYPE_MLX_AFFINE, NULL, got, ws, (size_t)16 * k * 4, NULL, q};
+    cpu_ref_matmul(&a, 0, rows, 0);
+    for (int64_t i = 0; i < m * rows; i++)
+        ck_assert_msg(fabsf(got[i] - want[i]) <= 1e-6f * (1 + fabsf(want[i])), "ref matmul bits %u: %g != %g", bits,
+                      (double)got[i], (double)want[i]);
+    if (has_avx512()) {
+        memset(got, 0, (size_t)(m * rows) * 4);
+        cpu_mlx_matmul(&a, 0, rows, 0);
+        for (int64_t i = 0; i < m * rows; i++)
+            ck_assert_msg(fabsf(got[i] - want[i]) <= 1e-5f * (1 + fabsf(want[i])), "avx512 matmul bits %u: %g != %g",
+                          bits, (double)got[i], (double)want[i]);
+    }
+    int32_t ids[3] = {(int32_t)(rows - 1), 0, (int32_t)(rows / 2)};
+    float *rows_out = malloc((size_t)(3 * k) * 4);
+    cpu_get_rows_args g = {w, EXO_DTYPE_MLX_AFFINE, k, ids, 1.0f, rows_out, q};
+    cpu_ref_get_rows(&g, 0, 3, 0);
+    for (int t = 0; t < 3; t++) {
+        cpu_ref_mlx_row(w, &q, k, ids[t], row);
+        ck_assert(memcmp(row, rows_out + t * k, (size_t)k * 4) == 0);
+    }
+    free(rows_out);
+    free(ws);
+    free(w);
+    free(codes);
+    free(sc);
+    free(bi);
+    free(x);
+    free(want);
+    free(got);
+    free(row);
+}
+
+START_TEST(every_bits_and_group) {
+    static const uint32_t bits[] = {2, 3, 4, 5, 6, 8}, groups[] = {32, 64, 128};
+    for (size_t b = 0; b < 6; b++)
+        for (size_t g = 0; g < 3; g++)
+            for (int64_t m = 1; m <= 5; m += 4) check_case(bits[b], groups[g], 7, 256, m);
+}
+END_TEST
+
+/* The straddling codes: at 3, 5 and 6 bits, code 10 (3-bit: bits 30..32) crosses a word. */
+START_TEST(codes_straddle_words) {
+    uint32_t words[2] = {0, 0};
+    put_bits(words, 30, 5, 3);
+    ck_assert_uint_eq(words[0] >> 30, 1);
+    ck_assert_uint_eq(words[1] & 1u, 1);
+    ck_assert_uint_eq(cpu_mlx_code(words, 10, 3), 5);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("cpu_mlx");
+    TCase *tc = tcase_create("kernels");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, every_bits_and_group);
+    tcase_add_test(tc, codes_straddle_words);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
