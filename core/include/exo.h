@@ -336,7 +336,7 @@ typedef struct exo_tensor_view {
     exo_dtype dtype;
     uint32_t n_dims;
     int64_t shape[4];   /* outermost first */
-    const void *data;   /* valid until exo_tensor_file_destroy */
+    const void *data;   /* valid until exo_tensor_file_destroy; aligned to the element size */
     uint64_t nbytes;
 } exo_tensor_view;
 

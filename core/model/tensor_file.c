@@ -20,6 +20,13 @@ exo_status exo_tensor_file_get(const exo_tensor_file *file, const char *name, ex
     if (t->dtype == EXO_ST_DTYPE_U32)
         return exo_errorf(EXO_ERR_UNSUPPORTED, "tensor '%s' is U32 (packed quantized weights), which has no "
                           "exo_dtype", name);
+    /* Typed reads of `data` need it aligned to the element; safetensors writers pad the header
+     * to 8 bytes so every tensor is. A file that is not padded is refused rather than handed
+     * out as a misaligned pointer. */
+    uint32_t elem = exo_dtype_size(t->dtype);
+    if (elem > 1 && (uintptr_t)t->data % elem != 0)
+        return exo_errorf(EXO_ERR_FORMAT, "tensor '%s': data is not aligned to its %u-byte elements (the "
+                          "file's header is not padded to 8 bytes as safetensors writers do)", name, elem);
     out->dtype = t->dtype;
     out->n_dims = t->n_dims;
     for (uint32_t i = 0; i < 4; i++) out->shape[i] = i < t->n_dims ? t->shape[i] : 1;

@@ -2,6 +2,7 @@
  * an error naming the file and the tensor (never a crash or an out-of-bounds read). */
 #include <cjson/cJSON.h>
 
+#include "exo.h"
 #include "model/safetensors.h"
 #include "model_test_util.h"
 
@@ -147,6 +148,24 @@ START_TEST(metadata_is_ignored_and_padding_accepted) {
         "\"empty\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[16,16]},"
         "\"scalar\":{\"dtype\":\"I32\",\"shape\":[],\"data_offsets\":[16,20]}}    ") + 20);
     exo_st_file_close(f);
+    mtu_rmdir(dir);
+}
+END_TEST
+
+/* The public reader hands out typed data only where it is aligned to its elements: a header not
+ * padded to 8 bytes leaves an F32 tensor at an odd address, which is refused, not returned. */
+START_TEST(public_reader_refuses_misaligned_tensor_data) {
+    char *dir = mtu_tmpdir();
+    char path[4096];
+    snprintf(path, sizeof path, "%s", mtu_path(dir, "odd.safetensors"));
+    const char *header = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    ck_assert_uint_ne((8 + strlen(header)) % 4, 0); /* the premise: data lands misaligned */
+    mtu_write_st(path, header, 4);
+    exo_tensor_file *f = NULL;
+    ck_assert_int_eq(exo_tensor_file_open(path, &f), EXO_OK);
+    exo_tensor_view v;
+    mtu_assert_error(exo_tensor_file_get(f, "a", &v), EXO_ERR_FORMAT, "'a'", "aligned");
+    exo_tensor_file_destroy(f);
     mtu_rmdir(dir);
 }
 END_TEST
@@ -348,6 +367,7 @@ static Suite *safetensors_suite(void) {
     tcase_add_test(fx, golden_file_holds_int32_ids);
     tcase_add_test(fx, dtype_names_and_sizes);
     tcase_add_test(fx, metadata_is_ignored_and_padding_accepted);
+    tcase_add_test(fx, public_reader_refuses_misaligned_tensor_data);
     suite_add_tcase(s, fx);
     TCase *bad = tcase_create("malformed");
     tcase_add_test(bad, file_shorter_than_8_bytes);
