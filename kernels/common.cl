@@ -69,3 +69,22 @@ static inline void exo_load8(__global const uchar *base, uint i, int type, float
 static inline float exo_load1_f32(__global const float *p, uint i) { return p[i]; }
 static inline float exo_load1_f16(__global const ushort *u, uint i) { return vload_half(i, (__global const half *)u); }
 static inline float exo_load1_bf16(__global const ushort *p, uint i) { return as_float((uint)p[i] << 16); }
+
+/* MLX affine quantized weights (abi/exo_plugin.h, "Quantized weights"): each row a little-endian
+ * bit stream of `bits`-bit codes in uint words; scales and biases one float per group of the row
+ * (F32/F16/BF16, read through exo_load), w = scale * q + bias in float. Code j of the row that
+ * starts at word `row_word` (a 3/5/6-bit code may straddle two words). */
+static inline uint exo_mlx_code(__global const uint *w, uint row_word, uint j, uint bits) {
+    uint p = j * bits, wi = row_word + (p >> 5), sh = p & 31u;
+    uint v = w[wi] >> sh;
+    if (sh + bits > 32u) v |= w[wi + 1u] << (32u - sh);
+    return v & ((1u << bits) - 1u);
+}
+/* Dequantized element j of row `row` (k elements, groups of `group`). */
+static inline float exo_mlx_load(__global const uint *w, uint w_off, __global const uchar *sc, uint sc_off,
+                                 __global const uchar *bi, uint bi_off, int q_type, uint bits, uint group, uint k,
+                                 uint row, uint j) {
+    uint gi = row * (k / group) + j / group;
+    float s = exo_load(sc, sc_off + gi, q_type), b = exo_load(bi, bi_off + gi, q_type);
+    return s * (float)exo_mlx_code(w, w_off + row * (k / 32u) * bits, j, bits) + b;
+}

@@ -378,3 +378,90 @@ EXO_DEFINE_MATVEC_SG(f32, float)
 EXO_DEFINE_MATVEC_SG(f16, ushort)
 EXO_DEFINE_MATVEC_SG(bf16, ushort)
 #endif
+
+/* MLX affine weights (common.cl's exo_mlx_*; abi/exo_plugin.h "Quantized weights"), dequantized
+ * in registers, never in memory. Both take, after x: the packed words (element offset in
+ * words), scales and biases (element offsets in their type q_type), bits and group; then bias,
+ * has_bias, dst, m, k, n as the float kernels do.
+ *
+ *  exo_matmul_vec_mlx    decode (M <= EXO_MV_MAX_M): one work-group of EXO_MV_WG items per row;
+ *                        an item takes whole 32-element blocks (exactly `bits` words, inside one
+ *                        group, so one scale and bias), streamed through a 64-bit bit buffer.
+ *  exo_matmul_tiled_mlx  prefill: exo_matmul_tiled_* with each weight of the tile dequantized as
+ *                        it is loaded into local memory. */
+__kernel void exo_matmul_vec_mlx(__global const float *x, uint x_off, __global const uint *w, uint w_off,
+                                 __global const uchar *sc, uint sc_off, __global const uchar *bi, uint bi_off,
+                                 int q_type, uint bits, uint group, __global const float *bias, uint bias_off,
+                                 int has_bias, __global float *dst, uint dst_off, uint m, uint k, uint n) {
+    __local float partial[EXO_MV_MAX_M * EXO_MV_WG];
+    uint row = get_group_id(0), lid = get_local_id(0);
+    float acc[EXO_MV_MAX_M] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (row < n) {
+        uint blocks = k >> 5, groups = k / group, per_group = group >> 5, mask = (1u << bits) - 1u;
+        uint rw = w_off + row * blocks * bits;
+        for (uint blk = lid; blk < blocks; blk += EXO_MV_WG) {
+            uint gi = row * groups + blk / per_group;
+            float s = exo_load(sc, sc_off + gi, q_type), b = exo_load(bi, bi_off + gi, q_type);
+            uint wi = rw + blk * bits, x0 = x_off + blk * 32u;
+            ulong buf = w[wi++];
+            uint avail = 32u;
+            for (uint j = 0; j < 32u; j++) {
+                if (avail < bits) { /* the next word: a code may straddle the two */
+                    buf |= (ulong)w[wi++] << avail;
+                    avail += 32u;
+                }
+                float wv = s * (float)((uint)buf & mask) + b;
+                buf >>= bits;
+                avail -= bits;
+                for (uint mm = 0; mm < m; mm++) acc[mm] += wv * x[x0 + mm * k + j];
+            }
+        }
+    }
+    for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) partial[mm * EXO_MV_WG + lid] = acc[mm];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint s = EXO_MV_WG / 2; s > 0; s >>= 1) {
+        if (lid < s)
+            for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) partial[mm * EXO_MV_WG + lid] += partial[mm * EXO_MV_WG + lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0 && row < n) {
+        float b = has_bias ? bias[bias_off + row] : 0.0f;
+        for (uint mm = 0; mm < m; mm++) dst[dst_off + (size_t)mm * n + row] = partial[mm * EXO_MV_WG] + b;
+    }
+}
+
+__kernel void exo_matmul_tiled_mlx(__global const float *x, uint x_off, __global const uint *w, uint w_off,
+                                   __global const uchar *sc, uint sc_off, __global const uchar *bi, uint bi_off,
+                                   int q_type, uint bits, uint group, __global const float *bias, uint bias_off,
+                                   int has_bias, __global float *dst, uint dst_off, uint m, uint k, uint n) {
+    __local float xs[EXO_GEMM_BK][EXO_GEMM_BM + 1];
+    __local float ws[EXO_GEMM_BK][EXO_GEMM_BM + 1];
+    uint tx = get_local_id(0), ty = get_local_id(1), tid = ty * EXO_GEMM_TS + tx;
+    uint n0 = get_group_id(0) * EXO_GEMM_BM, m0 = get_group_id(1) * EXO_GEMM_BM;
+    float acc[4][4];
+    for (uint i = 0; i < 4; i++)
+        for (uint jj = 0; jj < 4; jj++) acc[i][jj] = 0.0f;
+    for (uint k0 = 0; k0 < k; k0 += EXO_GEMM_BK) {
+        for (uint l = 0; l < 4; l++) {
+            uint e = tid + l * 256u, r = e / EXO_GEMM_BK, c = e % EXO_GEMM_BK;
+            uint gk = k0 + c, gm = m0 + r, gn = n0 + r;
+            xs[c][r] = gm < m && gk < k ? x[x_off + (size_t)gm * k + gk] : 0.0f;
+            ws[c][r] = gn < n && gk < k ? exo_mlx_load(w, w_off, sc, sc_off, bi, bi_off, q_type, bits, group, k, gn, gk)
+                                        : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (uint kk = 0; kk < EXO_GEMM_BK; kk++) {
+            float a[4], b[4];
+            for (uint i = 0; i < 4; i++) a[i] = xs[kk][ty + EXO_GEMM_TS * i];
+            for (uint jj = 0; jj < 4; jj++) b[jj] = ws[kk][tx + EXO_GEMM_TS * jj];
+            for (uint i = 0; i < 4; i++)
+                for (uint jj = 0; jj < 4; jj++) acc[i][jj] = fma(a[i], b[jj], acc[i][jj]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (uint i = 0; i < 4; i++)
+        for (uint jj = 0; jj < 4; jj++) {
+            uint gm = m0 + ty + EXO_GEMM_TS * i, gn = n0 + tx + EXO_GEMM_TS * jj;
+            if (gm < m && gn < n) dst[dst_off + (size_t)gm * n + gn] = acc[i][jj] + (has_bias ? bias[bias_off + gn] : 0.0f);
+        }
+}

@@ -20,6 +20,22 @@ static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
     uint32_t bias = nd->n_src == 3 ? nd->src[2] : nd->dst;
     char name[48];
     gpu_builder b;
+    if (wt == EXO_DTYPE_MLX_AFFINE) { /* dequantized in the kernel (kernels/matmul.cl) */
+        int tiled = m > GPU_MATVEC_MAX_TOKENS;
+        gpu_build_start(&b, v, tiled ? "exo_matmul_tiled_mlx" : "exo_matmul_vec_mlx");
+        gpu_build_tensor(&b, nd->src[0]);
+        gpu_build_mlx_weight(&b, nd->src[1]);
+        gpu_build_tensor(&b, bias);
+        gpu_build_i32(&b, nd->n_src == 3);
+        gpu_build_tensor(&b, nd->dst);
+        gpu_build_u32(&b, (uint64_t)m);
+        gpu_build_u32(&b, (uint64_t)k);
+        gpu_build_u32(&b, (uint64_t)n);
+        if (tiled)
+            return gpu_build_go(&b, 2, (uint64_t[3]){(uint64_t)(n + 63) / 64 * 16, (uint64_t)(m + 63) / 64 * 16, 1},
+                                (size_t[3]){16, 16, 1});
+        return gpu_build_go(&b, 1, (uint64_t[3]){(uint64_t)n * 64, 1, 1}, (size_t[3]){64, 1, 1});
+    }
     if (m > GPU_MATVEC_MAX_TOKENS) {
         snprintf(name, sizeof name, "exo_matmul_tiled_%s", gpu_dtype_suffix(wt));
         gpu_build_start(&b, v, name);
@@ -100,9 +116,14 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
     switch (nd->op) {
     case EXO_OP_GET_ROWS: {
         int64_t count = gpu_view_count(v, nd->src[0], ne), tokens = gpu_view_count(v, nd->src[1], NULL);
-        gpu_build_start(&b, v, "exo_get_rows");
-        gpu_build_tensor(&b, nd->src[0]);
-        gpu_build_i32(&b, v->tensors[nd->src[0]].dtype);
+        if (v->tensors[nd->src[0]].dtype == EXO_DTYPE_MLX_AFFINE) { /* rows dequantized (kernels/embed.cl) */
+            gpu_build_start(&b, v, "exo_get_rows_mlx");
+            gpu_build_mlx_weight(&b, nd->src[0]);
+        } else {
+            gpu_build_start(&b, v, "exo_get_rows");
+            gpu_build_tensor(&b, nd->src[0]);
+            gpu_build_i32(&b, v->tensors[nd->src[0]].dtype);
+        }
         gpu_build_u32(&b, (uint64_t)(count / ne[0]));
         gpu_build_tensor(&b, nd->src[1]);
         gpu_build_tensor(&b, nd->dst);

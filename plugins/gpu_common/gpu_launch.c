@@ -25,6 +25,15 @@ void gpu_build_mem(gpu_builder *b, gpu_mem *mem, uint32_t element_offset) {
     a->v.mem.mem = mem;
     a->v.mem.offset = element_offset;
 }
+void gpu_build_mlx_weight(gpu_builder *b, uint32_t tensor) {
+    const exo_tensor *t = &b->v->tensors[tensor];
+    gpu_build_mem(b, b->v->mem[tensor], (uint32_t)(b->v->offset[tensor] / 4)); /* 4-byte aligned (validator) */
+    gpu_build_tensor(b, t->q_scales);
+    gpu_build_tensor(b, t->q_biases);
+    gpu_build_i32(b, b->v->tensors[t->q_scales].dtype);
+    gpu_build_u32(b, t->q_bits);
+    gpu_build_u32(b, t->q_group);
+}
 void gpu_build_u32(gpu_builder *b, uint64_t x) {
     gpu_arg *a = &b->l.args[b->l.n_args++];
     a->kind = GPU_ARG_U32;
@@ -81,11 +90,13 @@ void gpu_build_matmul_args(gpu_builder *b, const exo_node *nd, uint32_t bias, in
 
 /* exo_matmul_vec16_* reads weights in aligned 8-element chunks and x as float4s: k and the
  * weight's element offset must be multiples of 8, x's of 4 (buffers themselves are at least
- * 16-byte aligned: CL_DEVICE_MEM_BASE_ADDR_ALIGN is >= 1024 bits on every OpenCL 1.2 device). */
+ * 16-byte aligned: CL_DEVICE_MEM_BASE_ADDR_ALIGN is >= 1024 bits on every OpenCL 1.2 device).
+ * Never for MLX_AFFINE weights (no element size; those kernels have no quantized form): every
+ * fusion asks this, so a quantized matmul always runs alone (exo_matmul_*_mlx). */
 bool gpu_view_wide_loads_fit(const gpu_exec_view *v, const exo_node *nd, int64_t k) {
     uint32_t wsz = exo_dtype_size(v->tensors[nd->src[1]].dtype);
     uint32_t xsz = exo_dtype_size(v->tensors[nd->src[0]].dtype);
-    if (k % 8 != 0 || !wsz || xsz != 4) return false;
+    if (k % 8 != 0 || !wsz || xsz != 4 || v->tensors[nd->src[1]].dtype == EXO_DTYPE_MLX_AFFINE) return false;
     return (v->offset[nd->src[1]] / wsz) % 8 == 0 && v->offset[nd->src[1]] % wsz == 0 &&
            (v->offset[nd->src[0]] / 4) % 4 == 0 && v->offset[nd->src[0]] % 4 == 0;
 }

@@ -46,6 +46,9 @@ void gpu_build_start(gpu_builder *b, const gpu_exec_view *v, const char *kernel)
 /* A tensor as a MEM argument: its memory and its element offset in units of its dtype. */
 void gpu_build_tensor(gpu_builder *b, uint32_t tensor);
 void gpu_build_mem(gpu_builder *b, gpu_mem *mem, uint32_t element_offset);
+/* An MLX_AFFINE weight as the quantized kernels take it: its words (offset in words), scales,
+ * biases, their dtype, bits and group (kernels/matmul.cl, exo_matmul_vec_mlx). */
+void gpu_build_mlx_weight(gpu_builder *b, uint32_t tensor);
 void gpu_build_u32(gpu_builder *b, uint64_t x);
 void gpu_build_i32(gpu_builder *b, int64_t x);
 void gpu_build_f32(gpu_builder *b, float x);

@@ -13,10 +13,10 @@ static bool device_buffer_span(const void *user, exo_buffer *buf, uint64_t *size
 graph_target gpu_graph_target(const gpu_backend *be) {
     return (graph_target){.name = be->name,
                           .host = be->host,
-                          /* No Q8_0 and no MLX_AFFINE kernels yet: a quantized graph is refused
-                           * in supports_graph and the shard falls back down the ranking. */
-                          .dtypes = GRAPH_DTYPES_ALL & ~(GRAPH_DTYPE_BIT(EXO_DTYPE_Q8_0) |
-                                                         GRAPH_DTYPE_BIT(EXO_DTYPE_MLX_AFFINE)),
+                          /* No Q8_0 kernels yet: such a graph is refused in supports_graph and
+                           * the shard falls back down the ranking. MLX_AFFINE weights run
+                           * packed (exo_matmul_*_mlx, exo_get_rows_mlx). */
+                          .dtypes = GRAPH_DTYPES_ALL & ~GRAPH_DTYPE_BIT(EXO_DTYPE_Q8_0),
                           .max_elements = UINT32_MAX, /* kernels/common.cl indexes with uint */
                           .max_head_dim = GPU_MAX_HEAD_DIM,
                           .buffer_span = device_buffer_span,

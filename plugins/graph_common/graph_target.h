@@ -15,8 +15,8 @@ typedef struct graph_target {
     const char *name;          /* "cpu_amx", "opencl", "level_zero" */
     const exo_host_api *host;
     /* Dtypes the kernels read where the IR leaves a choice (weights, embedding tables, norm and
-     * bias-like operands, copies): a mask of GRAPH_DTYPE_BIT(). The GPU kernels have no Q8_0 and
-     * no MLX_AFFINE (yet): graphs with such weights are refused as UNSUPPORTED, naming the node. */
+     * bias-like operands, copies): a mask of GRAPH_DTYPE_BIT(). The GPU kernels have no Q8_0
+     * (yet): graphs with such weights are refused as UNSUPPORTED, naming the node. */
     uint32_t dtypes;
     /* The most elements one tensor may hold and the furthest element of a buffer a tensor may
      * reach; 0: no limit. GPU kernels index with 32-bit integers (kernels/common.cl). */

@@ -76,6 +76,7 @@ uint64_t oh_bytes(const oh_graph *g, uint32_t tensor, uint32_t n_tokens) {
     const exo_tensor *t = &g->tensors[tensor];
     uint64_t n = 1;
     for (uint32_t d = 0; d < t->n_dims; d++) n *= (uint64_t)(t->ne[d] == EXO_DIM_TOKENS ? n_tokens : t->ne[d]);
+    if (t->dtype == EXO_DTYPE_MLX_AFFINE) return n * t->q_bits / 8; /* packed codes */
     return n * (t->dtype == EXO_DTYPE_F16 || t->dtype == EXO_DTYPE_BF16 ? 2 : 4);
 }
 

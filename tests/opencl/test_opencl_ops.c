@@ -185,6 +185,121 @@ START_TEST(matmul_matches_reference) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- MLX affine weights */
+
+/* An MLX_AFFINE weight [K, rows] with random codes, written by this test's own bit writer (a
+ * little-endian bit stream per row), and its scales/biases [K / group, rows] in `qt`. Adds the
+ * three weights to g (the codes at byte offset `offset`) and returns the packed tensor's id;
+ * *mem collects the three allocations to free. */
+static uint32_t mlx_weight(oh_graph *g, const char *name, int64_t K, int64_t rows, uint32_t bits, uint32_t group,
+                           exo_dtype qt, uint64_t offset, uint32_t seed, void *mem[3]) {
+    int64_t wpr = K * bits / 32, groups = K / group;
+    uint32_t *words = calloc((size_t)(wpr * rows), 4);
+    uint32_t state = seed * 2654435761u + 1u;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < K; j++) {
+            state = state * 1664525u + 1013904223u;
+            uint32_t q = (state >> 8) & ((1u << bits) - 1u);
+            uint64_t p = (uint64_t)j * bits;
+            uint32_t *row = words + r * wpr, sh = (uint32_t)(p % 32);
+            row[p / 32] |= q << sh;
+            if (sh + bits > 32) row[p / 32 + 1] |= q >> (32 - sh);
+        }
+    float *sv = malloc((size_t)(groups * rows) * 4), *bv = malloc((size_t)(groups * rows) * 4);
+    oh_random(sv, groups * rows, -0.2f, 0.2f, seed + 1); /* negative scales too */
+    oh_random(bv, groups * rows, -0.5f, 0.5f, seed + 2);
+    for (int64_t i = 0; i < groups * rows; i += 7) bv[i] = 0.0f; /* zero biases too */
+    mem[0] = words;
+    mem[1] = weights_of(qt, sv, groups * rows);
+    mem[2] = weights_of(qt, bv, groups * rows);
+    free(sv);
+    free(bv);
+    char sname[48], bname[48];
+    snprintf(sname, sizeof sname, "%s.scales", name);
+    snprintf(bname, sizeof bname, "%s.biases", name);
+    uint32_t st = oh_weight(g, sname, qt, mem[1], 0, 2, groups, rows);
+    uint32_t bt = oh_weight(g, bname, qt, mem[2], 0, 2, groups, rows);
+    uint32_t wt = oh_weight(g, name, EXO_DTYPE_MLX_AFFINE, words, offset, 2, K, rows);
+    g->tensors[wt].q_bits = bits;
+    g->tensors[wt].q_group = group;
+    g->tensors[wt].q_scales = st;
+    g->tensors[wt].q_biases = bt;
+    return wt;
+}
+
+/* MATMUL with MLX affine weights: every bits value, every group, each scale dtype, decode
+ * (matrix-vector) and prefill (tiled) token counts, with and without bias, packed words at an
+ * offset; then the decode step after the prefill on the same graph. */
+START_TEST(mlx_matmul_matches_reference) {
+    open_both();
+    static const uint32_t bits[] = {2, 3, 4, 5, 6, 8};
+    static const uint32_t groups[] = {32, 64, 128};
+    static const exo_dtype qtypes[] = {EXO_DTYPE_BF16, EXO_DTYPE_F16, EXO_DTYPE_F32};
+    static const int64_t shapes[][3] = {{256, 33, 1}, {384, 70, 3}, {128, 65, 70}, {2048, 24, 1}};
+    for (int bi = 0; bi < 6; bi++)
+        for (int si = 0; si < 4; si++) {
+            int64_t K = shapes[si][0], N = shapes[si][1], T = shapes[si][2];
+            uint32_t group = groups[(bi + si) % 3];
+            exo_dtype qt = qtypes[(bi + 2 * si) % 3];
+            int bias = (bi + si) % 2 == 0;
+            uint64_t offset = si % 2 ? 12 : 0;
+            float *x = malloc((size_t)(T * K) * 4), *b = malloc((size_t)N * 4);
+            oh_random(x, T * K, -1.0f, 1.0f, 61 + (uint32_t)si);
+            oh_random(b, N, -0.5f, 0.5f, 62 + (uint32_t)si);
+            oh_graph g;
+            oh_init(&g, (uint32_t)T);
+            void *mem[3];
+            uint32_t in = oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, K, TOKENS_DIM, 0);
+            uint32_t wt = mlx_weight(&g, "W", K, N, bits[bi], group, qt, offset, 70 + (uint32_t)(bi * 4 + si), mem);
+            uint32_t bt = oh_weight(&g, "bias", EXO_DTYPE_F32, b, 0, 1, N, 0);
+            uint32_t out = oh_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, N, TOKENS_DIM, 0);
+            oh_node(&g, EXO_OP_MATMUL, out, bias ? 3 : 2, (uint32_t[]){in, wt, bt}, NULL, 0, NULL, 0);
+            uint32_t tokens[] = {(uint32_t)T, 1};
+            step_input inputs[] = {{in, x}, {in, x}};
+            char what[96];
+            snprintf(what, sizeof what, "K %lld N %lld T %lld, q%u g%u %s%s%s", (long long)K, (long long)N,
+                     (long long)T, bits[bi], group, dtype_name(qt), bias ? " +bias" : "", offset ? " @offset" : "");
+            report("MATMUL", what, compare(&g, T > 1 ? 2 : 1, tokens, inputs, 1, &out, 1), NMSE_MATMUL);
+            free(x);
+            free(b);
+            for (int i = 0; i < 3; i++) free(mem[i]);
+        }
+    close_both();
+}
+END_TEST
+
+/* GET_ROWS of an MLX affine table (a quantized embed_tokens): every bits value, with a scale. */
+START_TEST(mlx_get_rows_matches_reference) {
+    open_both();
+    static const uint32_t bits[] = {2, 3, 4, 5, 6, 8};
+    static const uint32_t groups[] = {32, 64, 128};
+    static const exo_dtype qtypes[] = {EXO_DTYPE_BF16, EXO_DTYPE_F16, EXO_DTYPE_F32};
+    const int64_t V = 37, H = 384;
+    const uint32_t T = 6;
+    int32_t ids[6] = {0, 36, 5, 5, 17, 2};
+    for (int bi = 0; bi < 6; bi++) {
+        oh_graph g;
+        oh_init(&g, T);
+        void *mem[3];
+        uint32_t group = groups[bi % 3];
+        exo_dtype qt = qtypes[bi % 3];
+        uint32_t tab = mlx_weight(&g, "table", H, V, bits[bi], group, qt, bi % 2 ? 8 : 0, 90 + (uint32_t)bi, mem);
+        uint32_t in = oh_tensor(&g, "ids", EXO_DTYPE_I32, EXO_TENSOR_INPUT, 1, TOKENS_DIM, 0, 0);
+        uint32_t out = oh_tensor(&g, "rows", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, H, TOKENS_DIM, 0);
+        float scale = bi % 2 ? 2.5f : 1.0f;
+        oh_node(&g, EXO_OP_GET_ROWS, out, 2, (uint32_t[]){tab, in}, NULL, 0, &scale, 1);
+        uint32_t tokens[] = {T, 1};
+        step_input inputs[] = {{in, ids}, {in, ids + 1}};
+        char what[64];
+        snprintf(what, sizeof what, "q%u g%u %s [%lld][%lld], scale %g", bits[bi], group, dtype_name(qt),
+                 (long long)V, (long long)H, (double)scale);
+        report("GET_ROWS", what, compare(&g, 2, tokens, inputs, 1, &out, 1), NMSE_ELEMENTWISE);
+        for (int i = 0; i < 3; i++) free(mem[i]);
+    }
+    close_both();
+}
+END_TEST
+
 /* One elementwise node of x (and y) -> out over [T, width]. */
 static void elementwise_case(exo_op op, int32_t iparam, float fparam, int64_t width, int b_row, exo_dtype b_type,
                              const char *what, double limit) {
@@ -384,6 +499,8 @@ int main(void) {
     tcase_add_test(tc, matmul_matches_reference);
     tcase_add_test(tc, elementwise_ops_match_reference);
     tcase_add_test(tc, get_rows_and_copy_match_reference);
+    tcase_add_test(tc, mlx_matmul_matches_reference);
+    tcase_add_test(tc, mlx_get_rows_matches_reference);
     tcase_add_test(tc, rope_matches_reference);
     tcase_add_test(tc, attention_and_kv_write_match_reference);
     suite_add_tcase(s, tc);
