@@ -71,8 +71,9 @@ extern "C" {
 /* ---------------------------------------------------------------- versions and headers */
 
 #define EXO_ABI_MAJOR 1
-#define EXO_ABI_MINOR 3 /* 1.1: exo_plugin_api.probe_build_info; 1.2: IR element strides;
-                          1.3: quantized weights (EXO_DTYPE_MLX_AFFINE, exo_tensor.q_*) */
+#define EXO_ABI_MINOR 4 /* 1.1: exo_plugin_api.probe_build_info; 1.2: IR element strides;
+                          1.3: quantized weights (EXO_DTYPE_MLX_AFFINE, exo_tensor.q_*);
+                          1.4: mixture of experts (EXO_OP_MOE_*) */
 #define EXO_ABI_VERSION EXO_MAKE_VERSION(EXO_ABI_MAJOR, EXO_ABI_MINOR)
 
 /* Initialises the header of a struct the plugin side allocates, for the compiling side's layout
@@ -210,7 +211,28 @@ enum {
     /* dst = x. Element counts are equal; shapes may differ, which makes COPY the reshape
      * (e.g. [T, n_heads*head_dim] -> [T, n_heads, head_dim]). */
     EXO_OP_COPY = 10,
-    EXO_OP_COUNT = 11,
+    /* ---- ABI 1.4: mixture of experts (see "Mixture of experts" below). Routing is two nodes
+     * that share one rule: MOE_TOPK picks the experts, MOE_WEIGHTS weighs them. */
+    /* dst ids I32 [T, k] = the k experts of each token, best first. src: scores F32 [T, E] (the
+     * router's logits). i[EXO_MOE_TOPK_I_K]: k (1..E); i[EXO_MOE_TOPK_I_RULE]: EXO_MOE_RULE_*,
+     * the scores the selection ranks (SOFTMAX: softmax over the E logits, in float; the order is
+     * that of the logits). Ties rank the lower expert id first. */
+    EXO_OP_MOE_TOPK = 11,
+    /* dst F32 [T, k] = the weight of each selected expert. src: scores F32 [T, E] (the same
+     * logits), ids I32 [T, k] (MOE_TOPK's dst). i[EXO_MOE_WEIGHTS_I_RULE]: EXO_MOE_RULE_*
+     * (SOFTMAX: p = softmax over all E logits, w[t, j] = p[t, ids[t, j]]);
+     * i[EXO_MOE_WEIGHTS_I_NORMALIZE]: 1 = divide the k weights by their sum (norm_topk_prob);
+     * f[EXO_MOE_WEIGHTS_F_SCALE]: a factor on every weight (routed_scaling_factor; 1 = none). */
+    EXO_OP_MOE_WEIGHTS = 12,
+    /* The expert-indexed matmul. dst F32 [T, k, N]: dst[t, j, :] = x_row @ W[ids[t, j]]^T.
+     * src: x F32 [T, K] (each selected expert reads the token's row) or [T, k, K] (slot j reads
+     * row (t, j)); ids I32 [T, k] (values in [0, E), checked at run time); the experts' weights,
+     * named by src[2] in one of two forms ("Mixture of experts" below) with
+     * i[EXO_MOE_MATMUL_I_N_EXPERTS] = E. Only the selected experts' weights are read. */
+    EXO_OP_MOE_MATMUL = 13,
+    /* dst F32 [T, N] = sum over j of w[t, j] * y[t, j, :]. src: y F32 [T, k, N], w F32 [T, k]. */
+    EXO_OP_MOE_COMBINE = 14,
+    EXO_OP_COUNT = 15,
     EXO_OP_FORCE_INT32 = 0x7fffffff
 };
 
@@ -231,8 +253,33 @@ enum {
     EXO_ATTENTION_I_WINDOW = 3,
     EXO_ATTENTION_F_SCALE = 0,
     EXO_ATTENTION_F_SOFTCAP = 1,
-    EXO_SOFTCAP_F_CAP = 0
+    EXO_SOFTCAP_F_CAP = 0,
+    /* ABI 1.4 */
+    EXO_MOE_TOPK_I_K = 0,
+    EXO_MOE_TOPK_I_RULE = 1,
+    EXO_MOE_WEIGHTS_I_RULE = 0,
+    EXO_MOE_WEIGHTS_I_NORMALIZE = 1,
+    EXO_MOE_WEIGHTS_F_SCALE = 0,
+    EXO_MOE_MATMUL_I_N_EXPERTS = 0
 };
+
+/* Routing rules (i[EXO_MOE_TOPK_I_RULE], i[EXO_MOE_WEIGHTS_I_RULE]). Values are ABI; the rules
+ * of other architectures take the next values (reserved, refused by today's validators:
+ * 1 = sigmoid scores with a selection-only bias (glm4_moe), 2 = top-k of the raw logits then
+ * softmax over the chosen (gpt_oss)). */
+enum { EXO_MOE_RULE_SOFTMAX = 0 };
+
+/* Mixture of experts (ABI 1.4). An expert's weights stay where the checkpoint has them: the
+ * MOE_MATMUL weight operand src[2] is either
+ *  - a table: src[2] is expert 0's weight, a 2-D WEIGHT [N, K], and experts 1..E-1 are the
+ *    WEIGHT tensors with the next E-1 ids of the graph's tensor table (ids src[2] + e), of one
+ *    dtype and shape, each at its own (buffer, offset); per-expert checkpoint tensors (Qwen3-MoE,
+ *    Mixtral), which are not contiguous in the files, come this way; or
+ *  - stacked: src[2] is one 3-D WEIGHT [E, N, K] (ne = {K, N, E}), expert e at e * N * K
+ *    elements (fused checkpoints such as gpt_oss, mlx-lm's switch_mlp).
+ * Weights may be of any dtype MATMUL takes (an MLX_AFFINE table entry carries its own scales and
+ * biases). A decode step reads only the k selected experts' bytes; a plugin may group tokens by
+ * expert (one matmul per active expert) in prefill. */
 
 enum { EXO_ACT_SILU = 0, EXO_ACT_GELU_TANH = 1 };
 enum { EXO_ROPE_NORMAL = 0 /* interleaved pairs (GPT-J) */, EXO_ROPE_NEOX = 1 /* halves (HF llama) */ };

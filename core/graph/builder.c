@@ -371,6 +371,68 @@ static uint32_t add(builder *b, uint32_t x, uint32_t y, int64_t width, const cha
     return out;
 }
 
+/* One expert projection of every expert of layer l as an expert table (abi/exo_plugin.h,
+ * "Mixture of experts"): E weight tensors with consecutive ids, each where the checkpoint has
+ * it (per-expert tensors are not contiguous in the files). Returns expert 0's id. */
+static uint32_t expert_table(builder *b, uint32_t l, const char *block, const char *proj, int64_t rows, int64_t cols) {
+    const exo_model_config *c = b->cfg;
+    uint32_t first = NONE;
+    char name[160], suffix[96], module[160];
+    int64_t shape[2] = {rows, cols};
+    for (uint32_t e = 0; e < c->n_experts && !failed(b); e++) {
+        snprintf(suffix, sizeof suffix, "%s.experts.%u.%s.weight", block, e, proj);
+        lname(name, sizeof name, l, suffix);
+        if (quantized_module(b, name, 2, module, sizeof module))
+            return fail(b, exo_errorf(EXO_ERR_UNSUPPORTED, "%s: tensor '%s' is quantized; quantized per-expert "
+                                      "weights are not supported yet (float experts are)", b->dir, name));
+        uint32_t id = weight(b, name, (int32_t)l, 2, shape);
+        if (e == 0) first = id;
+        else if (id != NONE && id != first + e)
+            return fail(b, exo_errorf(EXO_ERR_INTERNAL, "builder: expert table of '%s' is not consecutive", name));
+    }
+    return failed(b) ? NONE : first;
+}
+
+/* The sparse MLP of a MoE layer over the normed input h (Qwen3MoeSparseMoeBlock,
+ * MixtralSparseMoeBlock): router logits, softmax over all experts in float, top-k (ties to the
+ * lower id), the k probabilities (renormalised when norm_topk_prob; mixtral always), then each
+ * selected expert's SwiGLU MLP, summed with those weights. */
+static uint32_t moe_mlp(builder *b, uint32_t l, uint32_t h) {
+    const exo_model_config *c = b->cfg;
+    int64_t H = c->hidden_size, I = c->moe_intermediate_size, E = c->n_experts, K = c->n_experts_per_tok;
+    bool mixtral = c->arch == EXO_ARCH_MIXTRAL;
+    const char *block = mixtral ? "block_sparse_moe" : "mlp";
+    char n1[160], suffix[96];
+    snprintf(suffix, sizeof suffix, "%s.gate.weight", block);
+    int64_t sr[2] = {E, H};
+    uint32_t router = weight(b, lname(n1, sizeof n1, l, suffix), (int32_t)l, 2, sr);
+    uint32_t logits = projection(b, l, h, router, NULL, E, 0, "router_logits");
+    int64_t slots[2] = {EXO_DIM_TOKENS, K};
+    uint32_t ids = tensor(b, EXO_DTYPE_I32, 0, "moe_ids", 2, slots);
+    exo_node *n = node(b, EXO_OP_MOE_TOPK, ids, 1, (uint32_t[]){logits});
+    n->i[EXO_MOE_TOPK_I_K] = (int32_t)K;
+    n->i[EXO_MOE_TOPK_I_RULE] = EXO_MOE_RULE_SOFTMAX;
+    uint32_t w = tensor(b, EXO_DTYPE_F32, 0, "moe_weights", 2, slots);
+    n = node(b, EXO_OP_MOE_WEIGHTS, w, 2, (uint32_t[]){logits, ids});
+    n->i[EXO_MOE_WEIGHTS_I_RULE] = EXO_MOE_RULE_SOFTMAX;
+    n->i[EXO_MOE_WEIGHTS_I_NORMALIZE] = c->norm_topk_prob ? 1 : 0;
+    n->f[EXO_MOE_WEIGHTS_F_SCALE] = 1.0f;
+    uint32_t tg = expert_table(b, l, block, mixtral ? "w1" : "gate_proj", I, H);
+    uint32_t tu = expert_table(b, l, block, mixtral ? "w3" : "up_proj", I, H);
+    uint32_t td = expert_table(b, l, block, mixtral ? "w2" : "down_proj", H, I);
+    uint32_t g = activation(b, "moe_gate", 2, K, I);
+    node(b, EXO_OP_MOE_MATMUL, g, 3, (uint32_t[]){h, ids, tg})->i[EXO_MOE_MATMUL_I_N_EXPERTS] = (int32_t)E;
+    uint32_t u = activation(b, "moe_up", 2, K, I);
+    node(b, EXO_OP_MOE_MATMUL, u, 3, (uint32_t[]){h, ids, tu})->i[EXO_MOE_MATMUL_I_N_EXPERTS] = (int32_t)E;
+    uint32_t m = activation(b, "moe_glu", 2, K, I);
+    node(b, EXO_OP_GLU, m, 2, (uint32_t[]){g, u})->i[EXO_GLU_I_ACT] = c->activation;
+    uint32_t d = activation(b, "moe_down", 2, K, H);
+    node(b, EXO_OP_MOE_MATMUL, d, 3, (uint32_t[]){m, ids, td})->i[EXO_MOE_MATMUL_I_N_EXPERTS] = (int32_t)E;
+    uint32_t out = activation(b, "mlp_out", 1, H, 0);
+    node(b, EXO_OP_MOE_COMBINE, out, 2, (uint32_t[]){d, w});
+    return out;
+}
+
 /* Appends layer l to the graph; returns its output (the residual stream after the MLP). */
 static uint32_t layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_factor, uint32_t x) {
     const exo_model_config *c = b->cfg;
@@ -439,6 +501,7 @@ static uint32_t layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_fact
     /* MLP */
     uint32_t h2 = rms_norm(b, x1, weight(b, lname(n1, sizeof n1, l, "post_attention_layernorm.weight"), li, 1, vec_h),
                            1, H, 0, "mlp_norm");
+    if (exo_layer_is_moe(c, l)) return add(b, x1, moe_mlp(b, l, h2), H, "residual_mlp");
     uint32_t wg, wu;
     if (c->arch == EXO_ARCH_PHI3) {
         int64_t shape[2] = {2 * I, H};

@@ -55,6 +55,10 @@ static const cfg_arch_info cfg_archs[] = {
     {"phi3", "Phi3ForCausalLM", EXO_ARCH_PHI3, 4096, 1e-5, false, 0, 0},
     /* GemmaConfig: num_key_value_heads=16, head_dim=256, tie_word_embeddings=True */
     {"gemma", "GemmaForCausalLM", EXO_ARCH_GEMMA, 8192, 1e-6, true, 16, 256},
+    /* Qwen3MoeConfig: num_key_value_heads=4, head_dim=None -> hidden // heads */
+    {"qwen3_moe", "Qwen3MoeForCausalLM", EXO_ARCH_QWEN3_MOE, 32768, 1e-6, false, 4, 0},
+    /* MixtralConfig: num_key_value_heads=8, rms_norm_eps=1e-5, max_position_embeddings=4096*32 */
+    {"mixtral", "MixtralForCausalLM", EXO_ARCH_MIXTRAL, 4096 * 32, 1e-5, false, 8, 0},
 };
 
 /* Every transformers config class here defaults rope_theta to 10000 (default_theta). */
@@ -174,7 +178,7 @@ static exo_status cfg_arch(const cfg_reader *r, exo_model_config *c, const cfg_a
         }
         return exo_errorf(EXO_ERR_UNSUPPORTED,
                           "%s: field 'model_type': architecture '%.64s' is not supported (llama, "
-                          "mistral, qwen2, qwen3, phi3, gemma are)", r->path, mt->valuestring);
+                          "mistral, qwen2, qwen3, phi3, gemma, qwen3_moe, mixtral are)", r->path, mt->valuestring);
     }
     /* No model_type: the first class name in "architectures" is the hint. */
     const cJSON *archs = cfg_get(r->root, "architectures");
@@ -256,15 +260,17 @@ static exo_status cfg_layers(const cfg_reader *r, exo_model_config *c) {
         c->attention_out_bias = false;
         break;
     case EXO_ARCH_QWEN3:
+    case EXO_ARCH_QWEN3_MOE:
     case EXO_ARCH_GEMMA: /* attention_bias covers q, k, v and o */
         if ((st = cfg_bool(r, o, "", "attention_bias", false, &attention_bias))) return st;
         c->attention_bias = c->attention_out_bias = attention_bias;
         break;
     case EXO_ARCH_MISTRAL:
+    case EXO_ARCH_MIXTRAL:
     case EXO_ARCH_PHI3: /* no biases anywhere */
         break;
     }
-    c->qk_norm = c->arch == EXO_ARCH_QWEN3;
+    c->qk_norm = c->arch == EXO_ARCH_QWEN3 || c->arch == EXO_ARCH_QWEN3_MOE;
     c->norm_add_one = c->arch == EXO_ARCH_GEMMA;
     c->embedding_scale = c->arch == EXO_ARCH_GEMMA ? (float)sqrt((double)c->hidden_size) : 1.0f;
 
@@ -300,6 +306,7 @@ static exo_status cfg_sliding_window(const cfg_reader *r, exo_model_config *c) {
     exo_status st;
     switch (c->arch) {
     case EXO_ARCH_MISTRAL: /* absent: 4096; null: none */
+    case EXO_ARCH_MIXTRAL: /* absent or null: none */
     case EXO_ARCH_PHI3:    /* absent or null: none */
         if (!sw) window = c->arch == EXO_ARCH_MISTRAL ? CFG_DEFAULT_SLIDING_WINDOW : 0;
         else if (!cJSON_IsNull(sw) &&
@@ -309,7 +316,8 @@ static exo_status cfg_sliding_window(const cfg_reader *r, exo_model_config *c) {
         c->sliding_window_first_layer = 0;
         return EXO_OK;
     case EXO_ARCH_QWEN2:
-    case EXO_ARCH_QWEN3: {
+    case EXO_ARCH_QWEN3:
+    case EXO_ARCH_QWEN3_MOE: {
         /* The window exists only with use_sliding_window, and then only for layers at or past
          * max_window_layers (or those layer_types marks "sliding_attention"). */
         bool use = false;
@@ -380,7 +388,8 @@ static exo_status cfg_rope(const cfg_reader *r, exo_model_config *c) {
 
     exo_status st;
     double theta;
-    if ((st = cfg_positive(r, o, "", "rope_theta", CFG_DEFAULT_ROPE_THETA, &theta, NULL)) ||
+    double theta_default = c->arch == EXO_ARCH_MIXTRAL ? 1e6 : CFG_DEFAULT_ROPE_THETA; /* MixtralConfig */
+    if ((st = cfg_positive(r, o, "", "rope_theta", theta_default, &theta, NULL)) ||
         (st = cfg_positive(r, d, prefix, "rope_theta", theta, &theta, NULL)))
         return st;
     c->rope_theta = theta;
@@ -653,6 +662,56 @@ void exo_quant_for(const exo_model_config *cfg, const char *module_path, uint32_
     }
 }
 
+/* Mixture of experts: Qwen3MoeConfig (num_experts=128, num_experts_per_tok=8,
+ * moe_intermediate_size=768, norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[]) and
+ * MixtralConfig (num_local_experts=8, num_experts_per_tok=2; every layer sparse, experts as wide
+ * as intermediate_size, the k weights always renormalised). */
+static exo_status cfg_moe(const cfg_reader *r, exo_model_config *c) {
+    const cJSON *o = r->root;
+    exo_status st;
+    if (c->arch == EXO_ARCH_MIXTRAL) {
+        if ((st = cfg_uint(r, o, "", "num_local_experts", false, 8, 1024, &c->n_experts)) ||
+            (st = cfg_uint(r, o, "", "num_experts_per_tok", false, 2, 1024, &c->n_experts_per_tok)))
+            return st;
+        c->moe_intermediate_size = c->intermediate_size;
+        c->norm_topk_prob = true;
+        c->decoder_sparse_step = 1;
+    } else if (c->arch == EXO_ARCH_QWEN3_MOE) {
+        /* num_experts 0 would make every layer dense; cfg_uint takes positives only. */
+        const cJSON *ne = cfg_get(o, "num_experts");
+        if (ne && cJSON_IsNumber(ne) && ne->valuedouble == 0) c->n_experts = 0;
+        else if ((st = cfg_uint(r, o, "", "num_experts", false, 128, 1024, &c->n_experts))) return st;
+        if ((st = cfg_uint(r, o, "", "num_experts_per_tok", false, 8, 1024, &c->n_experts_per_tok)) ||
+            (st = cfg_uint(r, o, "", "moe_intermediate_size", false, 768, CFG_MAX_INTERMEDIATE,
+                           &c->moe_intermediate_size)) ||
+            (st = cfg_bool(r, o, "", "norm_topk_prob", false, &c->norm_topk_prob)) ||
+            (st = cfg_uint(r, o, "", "decoder_sparse_step", false, 1, CFG_MAX_LAYERS, &c->decoder_sparse_step)))
+            return st;
+        const cJSON *only = cfg_get(o, "mlp_only_layers"), *e;
+        if (only && !cJSON_IsArray(only))
+            return exo_errorf(EXO_ERR_FORMAT, "%s: field 'mlp_only_layers' must be a list of layer indices", r->path);
+        cJSON_ArrayForEach(e, only) {
+            double v = cJSON_IsNumber(e) ? e->valuedouble : NAN;
+            if (!isfinite(v) || v != floor(v) || v < 0 || v >= c->n_layers)
+                return exo_errorf(EXO_ERR_FORMAT, "%s: field 'mlp_only_layers' holds %s, not a layer index in [0, %u)",
+                                  r->path, cJSON_IsNumber(e) ? "a number out of range" : "a non-number", c->n_layers);
+            c->mlp_only[(uint32_t)v / 64] |= 1ull << ((uint32_t)v % 64);
+        }
+    } else {
+        return EXO_OK;
+    }
+    if (c->n_experts > 0 && c->n_experts_per_tok > c->n_experts)
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field 'num_experts_per_tok' = %u exceeds the %u experts", r->path,
+                          c->n_experts_per_tok, c->n_experts);
+    return EXO_OK;
+}
+
+bool exo_layer_is_moe(const exo_model_config *cfg, uint32_t l) {
+    if (cfg->n_experts == 0 || l >= CFG_MAX_LAYERS) return false;
+    if (cfg->mlp_only[l / 64] >> (l % 64) & 1) return false;
+    return cfg->decoder_sparse_step > 0 && (l + 1) % cfg->decoder_sparse_step == 0;
+}
+
 /* ------------------------------------------------------------------ entry points */
 
 /* The fields of a parsed config.json (root is not freed here). */
@@ -665,7 +724,7 @@ static exo_status cfg_from_root(const cJSON *root, const char *path, exo_model_c
     exo_status st;
     if (!(st = cfg_arch(&r, &c, &info)) && !(st = cfg_sizes(&r, info, &c)) && !(st = cfg_layers(&r, &c)) &&
         !(st = cfg_sliding_window(&r, &c)) && !(st = cfg_rope(&r, &c)) && !(st = cfg_tokens_and_dtype(&r, &c)) &&
-        !(st = cfg_quantization(&r, &c)))
+        !(st = cfg_quantization(&r, &c)) && !(st = cfg_moe(&r, &c)))
         *out = c;
     return st;
 }

@@ -15,6 +15,8 @@ typedef enum exo_arch {
     EXO_ARCH_QWEN3 = 3,
     EXO_ARCH_PHI3 = 4,
     EXO_ARCH_GEMMA = 5,
+    EXO_ARCH_QWEN3_MOE = 6, /* qwen3 attention; sparse MoE MLPs (softmax top-k router) */
+    EXO_ARCH_MIXTRAL = 7,   /* mistral attention; block_sparse_moe (softmax top-k, renormalised) */
 } exo_arch;
 
 typedef enum exo_rope_scaling {
@@ -107,7 +109,18 @@ typedef struct exo_model_config {
                                             max_window_layers); 0 with mistral/phi3: every layer */
     bool yarn_truncate;        /* yarn: round the correction range to whole dims (default true) */
     exo_quant_config quant;    /* MLX affine quantization; quant.bits 0 = none */
+
+    /* Mixture of experts (qwen3_moe, mixtral); n_experts 0 = a dense model. */
+    uint32_t n_experts;            /* num_experts / num_local_experts */
+    uint32_t n_experts_per_tok;    /* k */
+    uint32_t moe_intermediate_size;/* an expert's width (mixtral: intermediate_size) */
+    bool norm_topk_prob;           /* renormalise the k weights (mixtral: always) */
+    uint32_t decoder_sparse_step;  /* qwen3_moe: layer l is sparse iff (l + 1) % step == 0 ... */
+    uint64_t mlp_only[64];         /* ... and l is not in mlp_only_layers (a bitmap, layers < 4096) */
 } exo_model_config;
+
+/* True when layer l's MLP is a sparse mixture of experts (Qwen3MoeDecoderLayer's rule). */
+bool exo_layer_is_moe(const exo_model_config *cfg, uint32_t l);
 
 /* Reads DIR/config.json. Errors name the file and the field: EXO_ERR_IO (missing/unreadable),
  * EXO_ERR_FORMAT (bad JSON, missing or absurd fields), EXO_ERR_UNSUPPORTED (architecture). */

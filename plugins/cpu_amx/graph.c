@@ -42,6 +42,10 @@ struct exo_compiled {
     uint8_t *group;   /* per node: matmuls from here on sharing one pool job (0: not a group start) */
     float *x_packed;  /* GEMM activations re-laid out once per matmul (fast kernels, prefill) */
     cpu_onednn *onednn; /* bf16 prefill matmuls through oneDNN (AMX), or NULL: matmul_onednn.h */
+    /* MOE_MATMUL: the rows of one expert gathered (x) and its results (y) before the scatter,
+     * and the (token, slot) rows bucketed by expert. */
+    float *moe_x, *moe_y;
+    int32_t *moe_rows, *moe_start;
 };
 
 static exo_status check_device(exo_plugin_ctx *ctx, uint32_t device, const char *what) {
@@ -60,7 +64,7 @@ static bool host_buffer_span(const void *user, exo_buffer *buf, uint64_t *size, 
 
 static graph_target cpu_graph_target(const exo_plugin_ctx *ctx) {
     return (graph_target){.name = "cpu_amx", .host = ctx->host, .dtypes = GRAPH_DTYPES_ALL,
-                          .buffer_span = host_buffer_span};
+                          .buffer_span = host_buffer_span, .moe = true};
 }
 
 static exo_status check_graph(exo_plugin_ctx *ctx, const exo_graph *g, uint32_t *bad_node) {
@@ -85,6 +89,10 @@ void cpu_compiled_free(exo_compiled *c) {
     free(c->bound);
     free(c->group);
     free(c->x_packed);
+    free(c->moe_x);
+    free(c->moe_y);
+    free(c->moe_rows);
+    free(c->moe_start);
     cpu_onednn_free(c->onednn);
     free(c->scratch);
     free(c->workspace);
@@ -100,8 +108,8 @@ static size_t node_workspace(const exo_compiled *c, const exo_node *nd) {
         if (fast > need) need = fast;
         return tiled > need ? tiled : need;
     }
-    if (nd->op == EXO_OP_MATMUL && c->fast) {
-        size_t gemv = cpu_avx512_matmul_workspace(c->tensors[nd->src[1]].ne[0]);
+    if ((nd->op == EXO_OP_MATMUL || nd->op == EXO_OP_MOE_MATMUL) && c->fast) {
+        size_t gemv = cpu_avx512_matmul_workspace(c->tensors[nd->src[nd->op == EXO_OP_MATMUL ? 1 : 2]].ne[0]);
         size_t gemm = c->max_tokens > CPU_GEMV_MAX_TOKENS ? cpu_avx512_gemm_workspace() : 0;
         return gemv > gemm ? gemv : gemm;
     }
@@ -116,6 +124,38 @@ static bool kernels_forced_to_reference(exo_plugin_ctx *ctx) {
     if (strcmp(v, "ref") == 0) return true;
     cpu_log(ctx, EXO_LOG_WARN, "EXO_CPU_KERNELS='%.40s' is not one of ref, auto; using auto", v);
     return false;
+}
+
+/* The MOE_MATMUL gather/scatter buffers, for the largest such node: one expert takes at most
+ * max_tokens rows (a token selects an expert once). */
+static exo_status moe_alloc(exo_compiled *c) {
+    size_t xs = 0, ys = 0, rows = 0, experts = 0;
+    for (uint32_t i = 0; i < c->n_nodes; i++) {
+        const exo_node *nd = &c->nodes[i];
+        if (nd->op == EXO_OP_MOE_TOPK && c->tensors[nd->src[0]].ne[0] > CPU_MOE_MAX_EXPERTS)
+            return cpu_error(c->ctx, EXO_ERR_UNSUPPORTED, "cpu_amx graph_compile: node %u (MOE_TOPK) routes over %lld "
+                             "experts; the kernels take at most %d", i, (long long)c->tensors[nd->src[0]].ne[0],
+                             CPU_MOE_MAX_EXPERTS);
+        if (nd->op == EXO_OP_MOE_WEIGHTS && c->tensors[nd->src[0]].ne[0] > CPU_MOE_MAX_EXPERTS)
+            return cpu_error(c->ctx, EXO_ERR_UNSUPPORTED, "cpu_amx graph_compile: node %u (MOE_WEIGHTS) routes over "
+                             "%lld experts; the kernels take at most %d", i, (long long)c->tensors[nd->src[0]].ne[0],
+                             CPU_MOE_MAX_EXPERTS);
+        if (nd->op != EXO_OP_MOE_MATMUL) continue;
+        const exo_tensor *w = &c->tensors[nd->src[2]];
+        size_t k = (size_t)c->tensors[nd->src[1]].ne[0];
+        if ((size_t)w->ne[0] * c->max_tokens > xs) xs = (size_t)w->ne[0] * c->max_tokens;
+        if ((size_t)w->ne[1] * c->max_tokens > ys) ys = (size_t)w->ne[1] * c->max_tokens;
+        if (k * c->max_tokens > rows) rows = k * c->max_tokens;
+        if ((size_t)nd->i[EXO_MOE_MATMUL_I_N_EXPERTS] + 1 > experts) experts = (size_t)nd->i[EXO_MOE_MATMUL_I_N_EXPERTS] + 1;
+    }
+    if (!xs) return EXO_OK;
+    if (posix_memalign((void **)&c->moe_x, CPU_ALIGN, xs * sizeof(float)) != 0) c->moe_x = NULL;
+    if (posix_memalign((void **)&c->moe_y, CPU_ALIGN, ys * sizeof(float)) != 0) c->moe_y = NULL;
+    c->moe_rows = malloc(rows * sizeof *c->moe_rows);
+    c->moe_start = malloc((experts + 1) * sizeof *c->moe_start);
+    if (!c->moe_x || !c->moe_y || !c->moe_rows || !c->moe_start)
+        return cpu_error(c->ctx, EXO_ERR_NO_MEMORY, "cpu_amx graph_compile: out of memory for the expert buffers");
+    return EXO_OK;
 }
 
 exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_graph *g, exo_compiled **out) {
@@ -183,8 +223,9 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
     }
     size_t packed = 0;
     for (uint32_t i = 0; st == EXO_OK && c->fast && g->max_tokens > CPU_GEMV_MAX_TOKENS && i < g->n_nodes; i++)
-        if (c->nodes[i].op == EXO_OP_MATMUL) {
-            size_t need = cpu_avx512_gemm_packed_floats(g->max_tokens, c->tensors[c->nodes[i].src[1]].ne[0]);
+        if (c->nodes[i].op == EXO_OP_MATMUL || c->nodes[i].op == EXO_OP_MOE_MATMUL) {
+            uint32_t w = c->nodes[i].src[c->nodes[i].op == EXO_OP_MATMUL ? 1 : 2];
+            size_t need = cpu_avx512_gemm_packed_floats(g->max_tokens, c->tensors[w].ne[0]);
             if (need > packed) packed = need;
         }
     if (st == EXO_OK && packed > 0 && posix_memalign((void **)&c->x_packed, CPU_ALIGN, packed * sizeof(float)) != 0) {
@@ -192,6 +233,7 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
         st = cpu_error(ctx, EXO_ERR_NO_MEMORY, "cpu_amx graph_compile: cannot allocate %zu bytes for packed activations",
                        packed * sizeof(float));
     }
+    if (st == EXO_OK) st = moe_alloc(c);
     /* Not with the reference kernels: they are the oracle, exact to f32 accumulation. */
     if (st == EXO_OK && c->fast) st = cpu_onednn_create(ctx, g, c->n_threads, &c->onednn);
     if (st != EXO_OK) {
@@ -316,6 +358,65 @@ static exo_status run_matmul_group(exo_compiled *c, uint32_t first, uint32_t cou
     return EXO_OK;
 }
 
+/* The expert-indexed matmul: the (token, slot) rows are bucketed by expert, and each active
+ * expert runs one matmul over its gathered rows (so a decode step reads only the k selected
+ * experts' weights, and prefill reads each active expert once per chunk of rows), whose results
+ * are scattered back to dst[t, j, :]. */
+static exo_status run_moe_matmul(const exec_node *e) {
+    exo_compiled *c = e->c;
+    const exo_node *nd = e->node;
+    cpu_threadpool *pool = c->ctx->pool;
+    int64_t ine[EXO_MAX_DIMS];
+    int64_t slots_total = src_shape(e, 1, ine), k = ine[0], tokens = slots_total / k;
+    int32_t experts = nd->i[EXO_MOE_MATMUL_I_N_EXPERTS];
+    exo_status st = check_indices(e, 1, slots_total, experts, "expert id");
+    if (st != EXO_OK) return st;
+    const exo_tensor *w0 = &c->tensors[nd->src[2]];
+    int64_t kin = w0->ne[0], n = w0->ne[1];
+    bool per_slot = src_shape(e, 0, NULL) == slots_total * kin;
+    const int32_t *ids = src_data(e, 1);
+    const float *x = src_data(e, 0);
+    float *dst = c->data[nd->dst];
+    /* Bucket the rows by expert (counting sort: rows keep their order within an expert). */
+    int32_t *start = c->moe_start;
+    memset(start, 0, (size_t)(experts + 1) * sizeof *start);
+    for (int64_t r = 0; r < slots_total; r++) start[ids[r] + 1]++;
+    for (int32_t x_ = 0; x_ < experts; x_++) start[x_ + 1] += start[x_];
+    for (int64_t r = 0; r < slots_total; r++) c->moe_rows[start[ids[r]]++] = (int32_t)r;
+    for (int32_t x_ = experts; x_ > 0; x_--) start[x_] = start[x_ - 1];
+    start[0] = 0;
+    (void)tokens;
+    for (int32_t ex = 0; ex < experts; ex++) {
+        int64_t m = start[ex + 1] - start[ex];
+        if (m == 0) continue;
+        const int32_t *rows = c->moe_rows + start[ex];
+        for (int64_t i = 0; i < m; i++) {
+            int64_t src_row = per_slot ? rows[i] : rows[i] / k;
+            memcpy(c->moe_x + i * kin, x + src_row * kin, (size_t)kin * sizeof(float));
+        }
+        const void *w;
+        cpu_quant q = {0};
+        if (w0->n_dims == 3) {
+            w = (const uint8_t *)c->data[nd->src[2]] + (size_t)ex * (size_t)(n * kin) * exo_dtype_size(w0->dtype);
+        } else {
+            w = c->data[nd->src[2] + (uint32_t)ex];
+            q = quant_of(c, nd->src[2] + (uint32_t)ex);
+        }
+        cpu_matmul_args a = {c->moe_x, m, kin, n, w, w0->dtype, NULL, c->moe_y, c->workspace, c->workspace_stride,
+                             NULL, q};
+        if (!c->fast)
+            cpu_threadpool_run(pool, n, 1, cpu_ref_matmul, &a);
+        else if (m > CPU_GEMV_MAX_TOKENS) {
+            a.x_packed = c->x_packed;
+            cpu_threadpool_run(pool, cpu_avx512_gemm_pack_items(a.m, a.k), 1, cpu_avx512_gemm_pack_x, &a);
+            cpu_threadpool_run(pool, n, CPU_GEMM_GRAIN, cpu_avx512_gemm, &a);
+        } else
+            cpu_threadpool_run(pool, n, CPU_MATMUL_BLOCK, cpu_avx512_matmul, &a);
+        for (int64_t i = 0; i < m; i++) memcpy(dst + (int64_t)rows[i] * n, c->moe_y + i * n, (size_t)n * sizeof(float));
+    }
+    return EXO_OK;
+}
+
 static exo_status run_node(const exec_node *e) {
     exo_compiled *c = e->c;
     const exo_node *nd = e->node;
@@ -416,6 +517,29 @@ static exo_status run_node(const exec_node *e) {
         cpu_copy_args a = {src_data(e, 0), s->dtype, d->dtype, dst};
         int64_t items = s->dtype == d->dtype ? (int64_t)graph_tensor_bytes(s, e->n_tokens) : src_shape(e, 0, NULL);
         cpu_threadpool_run(pool, items, 16384, cpu_ref_copy, &a);
+        return EXO_OK;
+    }
+    case EXO_OP_MOE_TOPK:
+    case EXO_OP_MOE_WEIGHTS: {
+        int64_t tokens = src_shape(e, 0, ne), experts = ne[0];
+        bool topk = nd->op == EXO_OP_MOE_TOPK;
+        int64_t k = topk ? nd->i[EXO_MOE_TOPK_I_K] : c->tensors[nd->src[1]].ne[0];
+        tokens /= experts;
+        if (!topk) {
+            exo_status st = check_indices(e, 1, tokens * k, experts, "expert id");
+            if (st != EXO_OK) return st;
+        }
+        cpu_moe_route_args a = {src_data(e, 0), experts, k, topk ? (int32_t *)c->data[nd->dst] : src_data(e, 1),
+                                topk ? NULL : dst, nd->i[EXO_MOE_WEIGHTS_I_NORMALIZE], nd->f[EXO_MOE_WEIGHTS_F_SCALE]};
+        cpu_threadpool_run(pool, tokens, 8, topk ? cpu_ref_moe_topk : cpu_ref_moe_weights, &a);
+        return EXO_OK;
+    }
+    case EXO_OP_MOE_MATMUL: return run_moe_matmul(e);
+    case EXO_OP_MOE_COMBINE: {
+        int64_t wne[EXO_MAX_DIMS];
+        int64_t slots = src_shape(e, 1, wne), k = wne[0];
+        cpu_moe_combine_args a = {src_data(e, 0), src_data(e, 1), k, src_shape(e, 0, NULL) / slots, dst};
+        cpu_threadpool_run(pool, slots / k, 8, cpu_ref_moe_combine, &a);
         return EXO_OK;
     }
     default:

@@ -57,6 +57,28 @@ typedef struct cpu_matmul_args {
     cpu_quant q;        /* w_type MLX_AFFINE only */
 } cpu_matmul_args;
 
+/* Mixture of experts (EXO_OP_MOE_*). Items: tokens. probs is the router softmax of a token's E
+ * logits, in float (both TOPK and WEIGHTS compute it the same way). TOPK: ids[t, :] = the k
+ * experts of highest probability, best first, ties to the lower id. WEIGHTS: w[t, j] =
+ * probs[ids[t, j]] (divided by their sum when normalize), times scale. ids are checked before
+ * the WEIGHTS call. */
+#define CPU_MOE_MAX_EXPERTS 1024 /* the routing kernels' per-token stack arrays */
+typedef struct cpu_moe_route_args {
+    const float *scores;
+    int64_t experts, k;
+    int32_t *ids;         /* TOPK: written; WEIGHTS: read */
+    float *weights;       /* WEIGHTS: written */
+    int normalize;
+    float scale;
+} cpu_moe_route_args;
+
+/* Items: tokens. dst[t, :] = sum_j w[t, j] * y[t, j, :]. */
+typedef struct cpu_moe_combine_args {
+    const float *y, *w;
+    int64_t k, n;
+    float *dst;
+} cpu_moe_combine_args;
+
 /* Items: elements of a. b repeats every b_count elements (b_count == count or a row). */
 typedef struct cpu_binary_args {
     const float *a;

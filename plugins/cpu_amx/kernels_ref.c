@@ -236,3 +236,55 @@ void cpu_ref_copy(void *args, int64_t begin, int64_t end, uint32_t thread) {
     }
     for (int64_t i = begin; i < end; i++) ((float *)a->dst)[i] = cpu_ref_load(a->src, a->src_type, i);
 }
+
+/* The router's softmax over E logits, as float (max subtracted, sums in double). */
+static void moe_softmax(const float *logits, int64_t experts, float *probs) {
+    float mx = logits[0];
+    for (int64_t e = 1; e < experts; e++) mx = logits[e] > mx ? logits[e] : mx;
+    double sum = 0.0;
+    for (int64_t e = 0; e < experts; e++) sum += exp((double)logits[e] - mx);
+    for (int64_t e = 0; e < experts; e++) probs[e] = (float)(exp((double)logits[e] - mx) / sum);
+}
+
+void cpu_ref_moe_topk(void *args, int64_t begin, int64_t end, uint32_t thread) {
+    const cpu_moe_route_args *a = args;
+    float probs[CPU_MOE_MAX_EXPERTS];
+    uint8_t taken[CPU_MOE_MAX_EXPERTS];
+    for (int64_t t = begin; t < end; t++) {
+        moe_softmax(a->scores + t * a->experts, a->experts, probs);
+        memset(taken, 0, (size_t)a->experts);
+        for (int64_t j = 0; j < a->k; j++) {
+            int64_t best = -1;
+            for (int64_t e = 0; e < a->experts; e++) /* strict >: a tie keeps the lower id */
+                if (!taken[e] && (best < 0 || probs[e] > probs[best])) best = e;
+            taken[best] = 1;
+            a->ids[t * a->k + j] = (int32_t)best;
+        }
+    }
+}
+
+void cpu_ref_moe_weights(void *args, int64_t begin, int64_t end, uint32_t thread) {
+    const cpu_moe_route_args *a = args;
+    float probs[CPU_MOE_MAX_EXPERTS];
+    for (int64_t t = begin; t < end; t++) {
+        moe_softmax(a->scores + t * a->experts, a->experts, probs);
+        const int32_t *ids = a->ids + t * a->k;
+        double sum = 0.0;
+        for (int64_t j = 0; j < a->k; j++) sum += probs[ids[j]];
+        for (int64_t j = 0; j < a->k; j++) {
+            double w = probs[ids[j]];
+            if (a->normalize) w /= sum;
+            a->weights[t * a->k + j] = (float)(w * a->scale);
+        }
+    }
+}
+
+void cpu_ref_moe_combine(void *args, int64_t begin, int64_t end, uint32_t thread) {
+    const cpu_moe_combine_args *a = args;
+    for (int64_t t = begin; t < end; t++)
+        for (int64_t i = 0; i < a->n; i++) {
+            double acc = 0.0;
+            for (int64_t j = 0; j < a->k; j++) acc += (double)a->w[t * a->k + j] * a->y[(t * a->k + j) * a->n + i];
+            a->dst[t * a->n + i] = (float)acc;
+        }
+}

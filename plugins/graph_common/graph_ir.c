@@ -3,7 +3,8 @@
 
 const char *graph_op_name(exo_op op) {
     static const char *names[EXO_OP_COUNT] = {"GET_ROWS", "RMS_NORM", "MATMUL",    "ADD",     "MUL",  "GLU",
-                                              "ROPE",     "KV_WRITE", "ATTENTION", "SOFTCAP", "COPY"};
+                                              "ROPE",     "KV_WRITE", "ATTENTION", "SOFTCAP", "COPY",
+                                              "MOE_TOPK", "MOE_WEIGHTS", "MOE_MATMUL", "MOE_COMBINE"};
     return op >= 0 && op < EXO_OP_COUNT ? names[op] : "UNKNOWN";
 }
 

@@ -252,9 +252,131 @@ static exo_status check_copy(const node_ctx *n, const exo_tensor *dst) {
     return want_count(n, dst, "dst", nelem(n, x, NULL), "same as src");
 }
 
+/* ---- mixture of experts (ABI 1.4) */
+
+/* [T, k] of an ids or weights operand: *k from its ne[0], its count a multiple of it. */
+static exo_status want_token_slots(const node_ctx *n, const exo_tensor *t, const char *role, int64_t k) {
+    int64_t ne[EXO_MAX_DIMS];
+    int64_t count = nelem(n, t, ne);
+    if (ne[0] != k || count != (int64_t)n->n_tokens * k)
+        return node_fail(n, EXO_ERR_INVALID_ARG, "%s '%.*s' has ne[0] = %lld and %lld elements; expected [tokens = %u, k = %lld]",
+                         role, GRAPH_NAME_ARG(t), (long long)ne[0], (long long)count, n->n_tokens, (long long)k);
+    return EXO_OK;
+}
+
+static exo_status want_rule(const node_ctx *n, int32_t rule, const char *slot) {
+    if (rule != EXO_MOE_RULE_SOFTMAX)
+        return node_fail(n, EXO_ERR_UNSUPPORTED, "routing rule %s = %d is not supported (0 = softmax is)", slot, rule);
+    return EXO_OK;
+}
+
+static exo_status check_moe_topk(const node_ctx *n, const exo_tensor *dst) {
+    const exo_tensor *scores = src_tensor(n, 0);
+    TRY(want_dtype(n, scores, "scores", M(F32)));
+    TRY(want_dtype(n, dst, "dst", M(I32)));
+    int64_t ne[EXO_MAX_DIMS];
+    int64_t count = nelem(n, scores, ne), experts = ne[0];
+    if (count != (int64_t)n->n_tokens * experts)
+        return node_fail(n, EXO_ERR_INVALID_ARG, "scores '%.*s' (%lld elements) is not [tokens][experts = %lld]",
+                         GRAPH_NAME_ARG(scores), (long long)count, (long long)experts);
+    int32_t k = n->node->i[EXO_MOE_TOPK_I_K];
+    if (k < 1 || k > experts)
+        return node_fail(n, EXO_ERR_INVALID_ARG, "k i[0] = %d must be in 1..experts (%lld)", k, (long long)experts);
+    TRY(want_rule(n, n->node->i[EXO_MOE_TOPK_I_RULE], "i[1]"));
+    return want_token_slots(n, dst, "dst", k);
+}
+
+static exo_status check_moe_weights(const node_ctx *n, const exo_tensor *dst) {
+    const exo_tensor *scores = src_tensor(n, 0), *ids = src_tensor(n, 1);
+    TRY(want_dtype(n, scores, "scores", M(F32)));
+    TRY(want_dtype(n, ids, "ids", M(I32)));
+    TRY(want_dtype(n, dst, "dst", M(F32)));
+    int64_t ne[EXO_MAX_DIMS], ine[EXO_MAX_DIMS];
+    int64_t count = nelem(n, scores, ne);
+    nelem(n, ids, ine);
+    if (count != (int64_t)n->n_tokens * ne[0])
+        return node_fail(n, EXO_ERR_INVALID_ARG, "scores '%.*s' (%lld elements) is not [tokens][experts = %lld]",
+                         GRAPH_NAME_ARG(scores), (long long)count, (long long)ne[0]);
+    if (ine[0] < 1 || ine[0] > ne[0])
+        return node_fail(n, EXO_ERR_INVALID_ARG, "ids '%.*s' has k = %lld; expected 1..experts (%lld)", GRAPH_NAME_ARG(ids),
+                         (long long)ine[0], (long long)ne[0]);
+    TRY(want_token_slots(n, ids, "ids", ine[0]));
+    TRY(want_token_slots(n, dst, "dst", ine[0]));
+    TRY(want_rule(n, n->node->i[EXO_MOE_WEIGHTS_I_RULE], "i[0]"));
+    int32_t norm = n->node->i[EXO_MOE_WEIGHTS_I_NORMALIZE];
+    if (norm != 0 && norm != 1) return node_fail(n, EXO_ERR_INVALID_ARG, "normalize i[1] = %d must be 0 or 1", norm);
+    float scale = n->node->f[EXO_MOE_WEIGHTS_F_SCALE];
+    if (!isfinite(scale) || scale == 0.0f)
+        return node_fail(n, EXO_ERR_INVALID_ARG, "scale f[0] = %g must be finite and non-zero (1 = none)", (double)scale);
+    return EXO_OK;
+}
+
+static exo_status check_moe_matmul(const node_ctx *n, const exo_tensor *dst) {
+    const exo_tensor *x = src_tensor(n, 0), *ids = src_tensor(n, 1), *w0 = src_tensor(n, 2);
+    TRY(want_dtype(n, x, "x", M(F32)));
+    TRY(want_dtype(n, ids, "ids", M(I32)));
+    TRY(want_dtype(n, dst, "dst", M(F32)));
+    int32_t experts = n->node->i[EXO_MOE_MATMUL_I_N_EXPERTS];
+    if (experts < 1) return node_fail(n, EXO_ERR_INVALID_ARG, "n_experts i[0] = %d must be >= 1", experts);
+    if (!(w0->flags & EXO_TENSOR_WEIGHT))
+        return node_fail(n, EXO_ERR_INVALID_ARG, "experts' weight '%.*s' is not a WEIGHT tensor", GRAPH_NAME_ARG(w0));
+    int64_t k_in = w0->ne[0], rows = w0->ne[1];
+    if (w0->n_dims == 3) { /* stacked [E, N, K] */
+        TRY(want_dtype(n, w0, "experts' weight", READABLE(n, FLOATS)));
+        if (w0->ne[2] != experts)
+            return node_fail(n, EXO_ERR_INVALID_ARG, "stacked weight '%.*s' holds %lld experts; n_experts i[0] = %d",
+                             GRAPH_NAME_ARG(w0), (long long)w0->ne[2], experts);
+    } else if (w0->n_dims == 2) { /* a table of E 2-D weights with consecutive ids */
+        if ((uint64_t)n->node->src[2] + (uint64_t)experts > n->g->n_tensors)
+            return node_fail(n, EXO_ERR_INVALID_ARG, "the expert table from tensor %u holds %d entries, past the graph's %u tensors",
+                             n->node->src[2], experts, n->g->n_tensors);
+        for (int32_t e = 0; e < experts; e++) {
+            const exo_tensor *w = exo_graph_tensor(n->g, n->node->src[2] + (uint32_t)e);
+            TRY(want_dtype(n, w, "expert weight", READABLE(n, FLOATS | M(Q8_0) | M(MLX_AFFINE))));
+            if (!(w->flags & EXO_TENSOR_WEIGHT) || w->n_dims != 2 || w->ne[0] != k_in || w->ne[1] != rows ||
+                w->dtype != w0->dtype)
+                return node_fail(n, EXO_ERR_INVALID_ARG,
+                                 "expert %d's weight '%.*s' (tensor %u) is not a 2-D WEIGHT of expert 0's dtype %s and "
+                                 "shape [%lld, %lld]",
+                                 e, GRAPH_NAME_ARG(w), n->node->src[2] + (uint32_t)e, exo_dtype_name(w0->dtype),
+                                 (long long)rows, (long long)k_in);
+        }
+    } else {
+        return node_fail(n, EXO_ERR_INVALID_ARG, "experts' weight '%.*s' has %u dims; expected 2 (a table) or 3 (stacked)",
+                         GRAPH_NAME_ARG(w0), w0->n_dims);
+    }
+    int64_t ine[EXO_MAX_DIMS], xne[EXO_MAX_DIMS];
+    nelem(n, ids, ine);
+    int64_t slots = ine[0], x_count = nelem(n, x, xne);
+    TRY(want_token_slots(n, ids, "ids", slots));
+    if (xne[0] != k_in)
+        return node_fail(n, EXO_ERR_INVALID_ARG, "x '%.*s' has ne[0] = %lld but the experts' K is %lld", GRAPH_NAME_ARG(x),
+                         (long long)xne[0], (long long)k_in);
+    int64_t tokens = n->n_tokens;
+    if (x_count != tokens * k_in && x_count != tokens * slots * k_in)
+        return node_fail(n, EXO_ERR_INVALID_ARG, "x '%.*s' has %lld elements; expected [tokens, K] or [tokens, k, K]",
+                         GRAPH_NAME_ARG(x), (long long)x_count);
+    return want_count(n, dst, "dst", tokens * slots * rows, "tokens x k x N");
+}
+
+static exo_status check_moe_combine(const node_ctx *n, const exo_tensor *dst) {
+    const exo_tensor *y = src_tensor(n, 0), *w = src_tensor(n, 1);
+    TRY(want_dtype(n, y, "y", M(F32)));
+    TRY(want_dtype(n, w, "weights", M(F32)));
+    TRY(want_dtype(n, dst, "dst", M(F32)));
+    int64_t wne[EXO_MAX_DIMS], yne[EXO_MAX_DIMS];
+    nelem(n, w, wne);
+    int64_t slots = wne[0], y_count = nelem(n, y, yne);
+    TRY(want_token_slots(n, w, "weights", slots));
+    if (y_count != (int64_t)n->n_tokens * slots * yne[0])
+        return node_fail(n, EXO_ERR_INVALID_ARG, "y '%.*s' (%lld elements) is not [tokens][k = %lld][%lld]",
+                         GRAPH_NAME_ARG(y), (long long)y_count, (long long)slots, (long long)yne[0]);
+    return want_count(n, dst, "dst", (int64_t)n->n_tokens * yne[0], "tokens x N");
+}
+
 exo_status graph_check_node(const graph_target *target, const exo_graph *g, uint32_t index, uint32_t n_tokens) {
     node_ctx n = {target, g, index, exo_graph_node(g, index), n_tokens};
-    static const uint32_t n_src[EXO_OP_COUNT] = {2, 2, 2, 2, 2, 2, 3, 2, 4, 1, 1};
+    static const uint32_t n_src[EXO_OP_COUNT] = {2, 2, 2, 2, 2, 2, 3, 2, 4, 1, 1, 1, 2, 3, 2};
     const exo_node *nd = n.node;
     const exo_tensor *dst = exo_graph_tensor(g, nd->dst);
     if (nd->op != EXO_OP_MATMUL && nd->n_src != n_src[nd->op])
@@ -267,6 +389,8 @@ exo_status graph_check_node(const graph_target *target, const exo_graph *g, uint
     for (uint32_t s = 0; s < nd->n_src; s++)
         if (nd->src[s] == nd->dst)
             return node_fail(&n, EXO_ERR_INVALID_ARG, "source %u is also the destination", s);
+    if (nd->op >= EXO_OP_MOE_TOPK && nd->op <= EXO_OP_MOE_COMBINE && !target->moe)
+        return node_fail(&n, EXO_ERR_UNSUPPORTED, "the mixture-of-experts ops have no kernels on this device");
     switch (nd->op) {
     case EXO_OP_GET_ROWS: return check_get_rows(&n, dst);
     case EXO_OP_RMS_NORM: return check_rms_norm(&n, dst);
@@ -279,6 +403,10 @@ exo_status graph_check_node(const graph_target *target, const exo_graph *g, uint
     case EXO_OP_ATTENTION: return check_attention(&n, dst);
     case EXO_OP_SOFTCAP: return check_softcap(&n, dst);
     case EXO_OP_COPY: return check_copy(&n, dst);
+    case EXO_OP_MOE_TOPK: return check_moe_topk(&n, dst);
+    case EXO_OP_MOE_WEIGHTS: return check_moe_weights(&n, dst);
+    case EXO_OP_MOE_MATMUL: return check_moe_matmul(&n, dst);
+    case EXO_OP_MOE_COMBINE: return check_moe_combine(&n, dst);
     default: return node_fail(&n, EXO_ERR_UNSUPPORTED, "unknown op");
     }
 }

@@ -28,6 +28,10 @@ typedef struct graph_target {
      * Returns false when `buf` is not one of this plugin's buffers. */
     bool (*buffer_span)(const void *user, exo_buffer *buf, uint64_t *size, uintptr_t *base);
     const void *user;          /* passed back to buffer_span */
+    /* The kernels run the mixture-of-experts ops (EXO_OP_MOE_*, ABI 1.4). False (a target that
+     * does not say): graphs with them are refused as UNSUPPORTED, naming the node, so the core
+     * falls back down the ranking (to the CPU). */
+    bool moe;
 } graph_target;
 
 /* Records an error through the host table as "<target name> <message>" and returns status. */

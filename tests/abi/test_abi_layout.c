@@ -104,7 +104,15 @@ _Static_assert(sizeof(exo_plugin_api) == 176, "exo_plugin_api size (1.1)");
 _Static_assert(EXO_ABI_MAJOR == 1 && EXO_ABI_MINOR >= 1, "ABI version");
 
 /* Enum values are part of the ABI too. */
-_Static_assert(EXO_OP_GET_ROWS == 0 && EXO_OP_ATTENTION == 8 && EXO_OP_COPY == 10 && EXO_OP_COUNT == 11, "op ids");
+_Static_assert(EXO_OP_GET_ROWS == 0 && EXO_OP_ATTENTION == 8 && EXO_OP_COPY == 10, "op ids");
+/* 1.4 appended the mixture-of-experts ops, their slots and the routing rule. */
+_Static_assert(EXO_ABI_MINOR >= 4 && EXO_OP_MOE_TOPK == 11 && EXO_OP_MOE_WEIGHTS == 12 && EXO_OP_MOE_MATMUL == 13 &&
+                   EXO_OP_MOE_COMBINE == 14 && EXO_OP_COUNT == 15,
+               "op ids (1.4)");
+_Static_assert(EXO_MOE_TOPK_I_K == 0 && EXO_MOE_TOPK_I_RULE == 1 && EXO_MOE_WEIGHTS_I_RULE == 0 &&
+                   EXO_MOE_WEIGHTS_I_NORMALIZE == 1 && EXO_MOE_WEIGHTS_F_SCALE == 0 && EXO_MOE_MATMUL_I_N_EXPERTS == 0 &&
+                   EXO_MOE_RULE_SOFTMAX == 0,
+               "mixture-of-experts slots and rule (1.4)");
 _Static_assert(EXO_DTYPE_F32 == 0 && EXO_DTYPE_BF16 == 2 && EXO_DTYPE_Q8_0 == 4, "dtype ids");
 /* The named parameter slots are the positions the op comments of 1.0 gave. */
 _Static_assert(EXO_GET_ROWS_F_SCALE == 0 && EXO_RMS_NORM_F_EPS == 0 && EXO_RMS_NORM_I_ADD_ONE == 0 &&

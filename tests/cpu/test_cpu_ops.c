@@ -672,6 +672,167 @@ START_TEST(chain_reuses_scratch_correctly) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- MOE_* (ABI 1.4) */
+
+/* Routing against a straightforward implementation: softmax over all experts in double, the k
+ * best by a full scan (ties: the lower expert id), their probabilities, renormalised or not.
+ * Tokens 1-3 carry ties: for first place, at the k-th place (the (k+1)-th ties the k-th), and
+ * every expert equal. */
+static void moe_route_case(int64_t experts, int64_t k, int normalize) {
+    enum { TOK = 6 };
+    float logits[TOK * 16];
+    tg_random(logits, TOK * experts, -2, 2, 71);
+    logits[1 * experts + 2] = logits[1 * experts + 4] = 3.0f;          /* tie for first */
+    for (int64_t e = 0; e < experts; e++) logits[2 * experts + e] = -1.0f - (float)e;
+    logits[2 * experts + k] = logits[2 * experts + k - 1];             /* tie at the k-th place */
+    for (int64_t e = 0; e < experts; e++) logits[3 * experts + e] = 0.5f; /* all equal */
+    int32_t want_ids[TOK * 16];
+    double want_w[TOK * 16];
+    for (int t = 0; t < TOK; t++) {
+        double p[16], mx = logits[t * experts], sum = 0;
+        for (int64_t e = 0; e < experts; e++) mx = fmax(mx, logits[t * experts + e]);
+        for (int64_t e = 0; e < experts; e++) sum += p[e] = exp(logits[t * experts + e] - mx);
+        for (int64_t e = 0; e < experts; e++) p[e] /= sum;
+        int taken[16] = {0};
+        double picked = 0;
+        for (int64_t j = 0; j < k; j++) {
+            int64_t best = -1;
+            for (int64_t e = 0; e < experts; e++)
+                if (!taken[e] && (best < 0 || logits[t * experts + e] > logits[t * experts + best])) best = e;
+            taken[best] = 1;
+            want_ids[t * k + j] = (int32_t)best;
+            want_w[t * k + j] = p[best];
+            picked += p[best];
+        }
+        if (normalize)
+            for (int64_t j = 0; j < k; j++) want_w[t * k + j] /= picked;
+    }
+    ck_assert_int_eq(want_ids[1 * k + 0], 2); /* the fixture's ties are what they claim */
+    ck_assert_int_eq(want_ids[2 * k + k - 1], (int32_t)(k - 1));
+    for (int mode = 0; mode < 2; mode++) {
+        set_mode(mode);
+        cpu_fixture fx;
+        fx_open(&fx, 2);
+        tgraph g;
+        tg_init(&g, &fx, TOK);
+        uint32_t in = tg_tensor(&g, "router_logits", EXO_DTYPE_F32, EXO_TENSOR_INPUT, experts, T, 0, 0);
+        uint32_t ids = tg_tensor(&g, "moe_ids", EXO_DTYPE_I32, EXO_TENSOR_OUTPUT, k, T, 0, 0);
+        uint32_t w = tg_tensor(&g, "moe_weights", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, k, T, 0, 0);
+        uint32_t n1 = tg_node(&g, EXO_OP_MOE_TOPK, ids, 1, &in);
+        g.nodes[n1].i[EXO_MOE_TOPK_I_K] = (int32_t)k;
+        g.nodes[n1].i[EXO_MOE_TOPK_I_RULE] = EXO_MOE_RULE_SOFTMAX;
+        uint32_t n2 = tg_node(&g, EXO_OP_MOE_WEIGHTS, w, 2, (uint32_t[]){in, ids});
+        g.nodes[n2].i[EXO_MOE_WEIGHTS_I_RULE] = EXO_MOE_RULE_SOFTMAX;
+        g.nodes[n2].i[EXO_MOE_WEIGHTS_I_NORMALIZE] = normalize;
+        g.nodes[n2].f[EXO_MOE_WEIGHTS_F_SCALE] = 1.0f;
+        tg_alloc_bound(&g);
+        tg_write(&g, in, logits, sizeof(float) * TOK * experts);
+        exo_compiled *c = compile_ok(&g);
+        for (uint32_t tokens = 1; tokens <= TOK; tokens += TOK - 1) {
+            int32_t got_ids[TOK * 16];
+            float got_w[TOK * 16];
+            run_ok(&g, c, tokens);
+            tg_read(&g, ids, got_ids, sizeof(int32_t) * tokens * k);
+            tg_read(&g, w, got_w, sizeof(float) * tokens * k);
+            for (int64_t i = 0; i < (int64_t)tokens * k; i++)
+                ck_assert_msg(got_ids[i] == want_ids[i], "MOE_TOPK (%s kernels) token %lld slot %lld: expert %d, want %d",
+                              mode_name(mode), (long long)(i / k), (long long)(i % k), got_ids[i], want_ids[i]);
+            check_close("MOE_WEIGHTS", mode, got_w, want_w, tokens * k, 1e-11);
+        }
+        fx.api.compiled_free(c);
+        tg_free(&g);
+        fx_close(&fx);
+    }
+}
+
+START_TEST(moe_route_top2_renormalised) { moe_route_case(6, 2, 1); }
+END_TEST
+START_TEST(moe_route_top3_plain) { moe_route_case(8, 3, 0); }
+END_TEST
+
+/* The expert-indexed matmul (table and stacked weights, x per token and per slot) and the
+ * weighted combine, against per-(token, slot) dot products. Expert 0 takes every token (more
+ * rows than the decode kernel's 4: the prefill path); the others a few each. */
+static void moe_matmul_case(exo_dtype wtype, int stacked, int per_slot) {
+    enum { E = 4, K = 40, N = 24, KS = 2, TOK = 9 };
+    float *x = malloc(sizeof(float) * TOK * KS * K), *wsrc = malloc(sizeof(float) * E * N * K);
+    double *wexact = malloc(sizeof(double) * E * N * K), *want_y = malloc(sizeof(double) * TOK * KS * N);
+    double *want_o = malloc(sizeof(double) * TOK * N);
+    float *got = malloc(sizeof(float) * TOK * KS * N), rw[TOK * KS];
+    int32_t ids[TOK * KS];
+    tg_random(x, TOK * KS * K, -1, 1, 81);
+    tg_random(wsrc, E * N * K, -1, 1, 82);
+    tg_random(rw, TOK * KS, 0, 1, 83);
+    for (int t = 0; t < TOK; t++) ids[t * KS] = 0, ids[t * KS + 1] = 1 + t % (E - 1);
+    void *w = make_weights(wtype, wsrc, E * N * K, wexact);
+    for (int t = 0; t < TOK; t++)
+        for (int j = 0; j < KS; j++)
+            for (int o = 0; o < N; o++) {
+                const float *xr = x + (per_slot ? t * KS + j : t) * K;
+                double acc = 0;
+                for (int q = 0; q < K; q++) acc += (double)xr[q] * wexact[((int64_t)ids[t * KS + j] * N + o) * K + q];
+                want_y[(t * KS + j) * N + o] = acc;
+            }
+    for (int t = 0; t < TOK; t++)
+        for (int o = 0; o < N; o++)
+            want_o[t * N + o] = rw[t * KS] * want_y[(t * KS) * N + o] + rw[t * KS + 1] * want_y[(t * KS + 1) * N + o];
+    size_t esize = exo_dtype_size(wtype);
+    for (int mode = 0; mode < 2; mode++) {
+        set_mode(mode);
+        cpu_fixture fx;
+        fx_open(&fx, 2);
+        tgraph g;
+        tg_init(&g, &fx, TOK);
+        uint32_t w0;
+        if (stacked) {
+            w0 = tg_weight(&g, "experts", wtype, w, K, N * E);
+            g.tensors[w0].n_dims = 3, g.tensors[w0].ne[1] = N, g.tensors[w0].ne[2] = E;
+        } else {
+            w0 = tg_weight(&g, "expert.0", wtype, w, K, N);
+            for (int e = 1; e < E; e++) tg_weight(&g, "expert.n", wtype, (const char *)w + (size_t)e * N * K * esize, K, N);
+        }
+        uint32_t in = per_slot ? tg_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, K, KS, T, 0)
+                               : tg_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, K, T, 0, 0);
+        uint32_t ti = tg_tensor(&g, "ids", EXO_DTYPE_I32, EXO_TENSOR_INPUT, KS, T, 0, 0);
+        uint32_t tw = tg_tensor(&g, "w", EXO_DTYPE_F32, EXO_TENSOR_INPUT, KS, T, 0, 0);
+        uint32_t y = tg_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, N, KS, T, 0);
+        uint32_t out = tg_tensor(&g, "out", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, N, T, 0, 0);
+        uint32_t nm = tg_node(&g, EXO_OP_MOE_MATMUL, y, 3, (uint32_t[]){in, ti, w0});
+        g.nodes[nm].i[EXO_MOE_MATMUL_I_N_EXPERTS] = E;
+        tg_node(&g, EXO_OP_MOE_COMBINE, out, 2, (uint32_t[]){y, tw});
+        tg_alloc_bound(&g);
+        tg_write(&g, in, x, sizeof(float) * TOK * (per_slot ? KS : 1) * K);
+        tg_write(&g, ti, ids, sizeof ids);
+        tg_write(&g, tw, rw, sizeof rw);
+        exo_compiled *c = compile_ok(&g);
+        for (uint32_t tokens = 1; tokens <= TOK; tokens += TOK - 1) {
+            run_ok(&g, c, tokens);
+            tg_read(&g, y, got, sizeof(float) * tokens * KS * N);
+            check_close("MOE_MATMUL", mode, got, want_y, tokens * KS * N, 1e-11);
+            tg_read(&g, out, got, sizeof(float) * tokens * N);
+            check_close("MOE_COMBINE", mode, got, want_o, tokens * N, 1e-11);
+        }
+        /* An expert id out of range is refused at run time, naming it. */
+        int32_t bad[TOK * KS];
+        memcpy(bad, ids, sizeof bad);
+        bad[1] = E;
+        tg_write(&g, ti, bad, sizeof bad);
+        ck_assert_int_eq(tg_run(&g, c, 1), EXO_ERR_INVALID_ARG);
+        ck_assert_ptr_nonnull(strstr(fx.host.last_error, "expert id"));
+        fx.api.compiled_free(c);
+        tg_free(&g);
+        fx_close(&fx);
+    }
+    free(w), free(x), free(wsrc), free(wexact), free(want_y), free(want_o), free(got);
+}
+
+START_TEST(moe_matmul_table_f32) { moe_matmul_case(EXO_DTYPE_F32, 0, 0); }
+END_TEST
+START_TEST(moe_matmul_table_bf16_per_slot) { moe_matmul_case(EXO_DTYPE_BF16, 0, 1); }
+END_TEST
+START_TEST(moe_matmul_stacked_f16) { moe_matmul_case(EXO_DTYPE_F16, 1, 0); }
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("cpu_ops");
     TCase *tc = tcase_create("ops");
@@ -705,6 +866,11 @@ int main(void) {
     tcase_add_test(tc, attention_softcap);
     tcase_add_test(tc, attention_uses_positions_not_token_order);
     tcase_add_test(tc, chain_reuses_scratch_correctly);
+    tcase_add_test(tc, moe_route_top2_renormalised);
+    tcase_add_test(tc, moe_route_top3_plain);
+    tcase_add_test(tc, moe_matmul_table_f32);
+    tcase_add_test(tc, moe_matmul_table_bf16_per_slot);
+    tcase_add_test(tc, moe_matmul_stacked_f16);
     suite_add_tcase(s, tc);
     return exo_check_run(s, CK_FORK_GETENV);
 }
