@@ -205,6 +205,11 @@ typedef struct exo_model_info {
     uint32_t tie_word_embeddings;
     uint32_t adds_bos;          /* text prompts start with BOS by default (exo_model_tokenize add_bos -1) */
     uint32_t has_tokenizer;
+    /* Appended (API 1.x): the checkpoint's MLX affine quantization (config.json `quantization`):
+     * the default bits per weight and group size; 0 = not quantized. Per-module overrides may
+     * differ; scales and biases are of `dtype`. */
+    uint32_t quant_bits;
+    uint32_t quant_group;
 } exo_model_info;
 
 /* Opens a Hugging Face model directory: reads config.json and the safetensors headers (one file

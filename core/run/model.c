@@ -90,6 +90,8 @@ exo_status exo_model_get_info(const exo_model *m, exo_model_info *out) {
     info.tie_word_embeddings = c->tie_word_embeddings;
     info.adds_bos = m->tokenizer && exo_tokenizer_adds_bos(m->tokenizer);
     info.has_tokenizer = m->tokenizer != NULL;
+    info.quant_bits = c->quant.bits;
+    info.quant_group = c->quant.bits ? c->quant.group : 0;
     exo_struct_copy_out(out, &info, sizeof info);
     return EXO_OK;
 }

@@ -574,6 +574,104 @@ START_TEST(golden_and_bench_failure_paths_free_what_they_opened) {
 }
 END_TEST
 
+/* Quantized synthetic models (MLX affine, issue 13): exo-synth writes mlx-lm's layout, the
+ * runtime loads and runs it packed, and exo-bench counts the bytes the packed codes, scales and
+ * biases take (bf16 scales and biases: 2 x 2 bytes per group). */
+static double tiny_quant_bytes_per_token(double bits, double group) {
+    double m = bits / 8 + 4.0 / group;
+    double matrices = TINY_LAYERS * (2.0 * TINY_HIDDEN * TINY_HEADS * TINY_HEAD_DIM +
+                                     2.0 * TINY_HIDDEN * TINY_KV_HEADS * TINY_HEAD_DIM + 3.0 * TINY_HIDDEN * TINY_FFN) +
+                      TINY_HIDDEN + (double)TINY_VOCAB * TINY_HIDDEN;
+    double norms = TINY_LAYERS * 2.0 * TINY_HIDDEN + TINY_HIDDEN;
+    return matrices * m + norms * 2;
+}
+
+START_TEST(synth_quantized_models_load_run_and_bench) {
+    static const struct { const char *spec; uint32_t bits, group; } cases[] = {
+        {"mlx-q4-g64", 4, 64}, {"mlx-q8-g32", 8, 32}, {"mlx-q3-g32", 3, 32}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char *dir = tmpdir(), args[128];
+        snprintf(args, sizeof args, "--preset tiny --seed 5 --quant %s", cases[c].spec);
+        ck_assert_int_eq(synth(args, dir), 0);
+        size_t n;
+        unsigned char *cfg = read_file(dir, "config.json", &n);
+        cJSON *j = cJSON_Parse((const char *)cfg);
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(j, "quantization");
+        ck_assert_msg(cJSON_IsObject(q), "%s: no quantization block", cases[c].spec);
+        ck_assert_double_eq(cJSON_GetObjectItemCaseSensitive(q, "bits")->valuedouble, cases[c].bits);
+        ck_assert_double_eq(cJSON_GetObjectItemCaseSensitive(q, "group_size")->valuedouble, cases[c].group);
+        cJSON_Delete(j);
+        free(cfg);
+        unsigned char *st = read_file(dir, "model.safetensors", &n);
+        ck_assert_ptr_nonnull(strstr((const char *)st + 8, "\"model.layers.0.mlp.down_proj.weight\":{\"dtype\":\"U32\""));
+        ck_assert_ptr_nonnull(strstr((const char *)st + 8, "\"model.embed_tokens.scales\":{\"dtype\":\"BF16\""));
+        ck_assert_ptr_nonnull(strstr((const char *)st + 8, "\"lm_head.biases\":{\"dtype\":\"BF16\""));
+        free(st);
+
+        loaded l;
+        load(dir, &l);
+        ck_assert_uint_eq(l.info.quant_bits, cases[c].bits);
+        ck_assert_uint_eq(l.info.quant_group, cases[c].group);
+        exo_shard_info si;
+        EXO_STRUCT_INIT(&si);
+        ck_assert_int_eq(exo_shard_get_info(l.shard, &si), EXO_OK);
+        /* On the device: the packed words, scales and biases of every matrix, the embedding
+         * and the untied lm_head, the bf16 norms; nothing expanded to float. */
+        double m = cases[c].bits / 8.0 + 4.0 / cases[c].group;
+        double stored = (TINY_LAYERS * (2.0 * TINY_HIDDEN * TINY_HEADS * TINY_HEAD_DIM +
+                                        2.0 * TINY_HIDDEN * TINY_KV_HEADS * TINY_HEAD_DIM +
+                                        3.0 * TINY_HIDDEN * TINY_FFN) +
+                         2.0 * TINY_VOCAB * TINY_HIDDEN) * m +
+                        (TINY_LAYERS * 2.0 * TINY_HIDDEN + TINY_HIDDEN) * 2 +
+                        TINY_HEAD_DIM / 2 * 4.0; /* and RoPE's inv_freq, f32 */
+        ck_assert_msg(si.weight_bytes == (uint64_t)stored, "%s: %llu weight bytes on the device, expected %.0f",
+                      cases[c].spec, (unsigned long long)si.weight_bytes, stored);
+        float *logits = prompt_logits(&l);
+        double sum = 0;
+        for (uint32_t i = 0; i < TINY_VOCAB; i++) {
+            ck_assert_msg(isfinite(logits[i]), "%s: logit %u not finite", cases[c].spec, i);
+            sum += fabs(logits[i]);
+        }
+        ck_assert_msg(sum > 0, "%s: all logits zero", cases[c].spec);
+        free(logits);
+        unload(&l);
+
+        char cmd[4096], *out = NULL;
+        snprintf(cmd, sizeof cmd, "%s --model %s --device cpu_amx -p 8 -n 4 -r 1 -t 1 --no-stream --json",
+                 EXO_BENCH_BIN, dir);
+        ck_assert_int_eq(run(cmd, &out), 0);
+        cJSON *b = last_json_line(out);
+        ck_assert_double_eq(number(b, "quant_bits"), cases[c].bits);
+        ck_assert_double_eq(number(b, "quant_group"), cases[c].group);
+        ck_assert_double_eq_tol(number(b, "decode_bytes_per_token"),
+                                tiny_quant_bytes_per_token(cases[c].bits, cases[c].group), 1e-6);
+        ck_assert_double_eq(number(b, "device_weight_bytes"), (double)(uint64_t)stored);
+        ck_assert_msg(number(b, "decode_tps") > 0, "%s: no decode speed", cases[c].spec);
+        cJSON_Delete(b);
+        free(out);
+        rmdir_all(dir);
+    }
+}
+END_TEST
+
+START_TEST(synth_quant_spec_is_parsed_strictly) {
+    char *dir = tmpdir(), cmd[4096], *out = NULL;
+    static const char *const bad[] = {"mlx-q7-g64", "mlx-q4-g48", "mlx-q4-g64x", "q4", "mlx-q04-g64", "MLX-Q4-G64"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s --preset tiny --quant %s --out %s --quiet 2>&1", EXO_SYNTH_BIN, bad[i], dir);
+        ck_assert_int_eq(run(cmd, &out), 2);
+        expect(out, "exo-synth: --quant expects mlx-q<bits>-g<group>");
+        free(out);
+    }
+    /* The tiny preset's widths (64) hold no group of 128. */
+    snprintf(cmd, sizeof cmd, "%s --preset tiny --quant mlx-q4-g128 --out %s --quiet 2>&1", EXO_SYNTH_BIN, dir);
+    ck_assert_int_eq(run(cmd, &out), 2);
+    expect(out, "is not a multiple of the group size 128");
+    free(out);
+    rmdir_all(dir);
+}
+END_TEST
+
 static Suite *tools_suite(void) {
     Suite *s = suite_create("tools");
     TCase *synth_tc = tcase_create("exo-synth");
@@ -586,6 +684,8 @@ static Suite *tools_suite(void) {
     tcase_add_test(synth_tc, synth_rewrite_replaces_the_layout);
     tcase_add_test(synth_tc, synth_dtypes_are_what_was_asked);
     tcase_add_test(synth_tc, synth_rejects_unknown_preset_and_dtype);
+    tcase_add_test(synth_tc, synth_quantized_models_load_run_and_bench);
+    tcase_add_test(synth_tc, synth_quant_spec_is_parsed_strictly);
     suite_add_tcase(s, synth_tc);
     TCase *bench_tc = tcase_create("exo-bench");
     tcase_set_timeout(bench_tc, 120);

@@ -43,3 +43,25 @@ int cli_parse_real(const char *tool, const char *option, const char *text, doubl
     *out = v;
     return 1;
 }
+
+int cli_parse_quant(const char *tool, const char *option, const char *text, uint32_t *bits, uint32_t *group) {
+    static const char *const bit_names[] = {"2", "3", "4", "5", "6", "8"};
+    static const char *const group_names[] = {"32", "64", "128"};
+    if (text && strncmp(text, "mlx-q", 5) == 0) {
+        const char *p = text + 5;
+        for (size_t i = 0; i < sizeof bit_names / sizeof bit_names[0]; i++) {
+            size_t n = strlen(bit_names[i]);
+            if (strncmp(p, bit_names[i], n) != 0 || strncmp(p + n, "-g", 2) != 0) continue;
+            for (size_t j = 0; j < sizeof group_names / sizeof group_names[0]; j++)
+                if (strcmp(p + n + 2, group_names[j]) == 0) {
+                    *bits = (uint32_t)atoi(bit_names[i]);
+                    *group = (uint32_t)atoi(group_names[j]);
+                    return 1;
+                }
+        }
+    }
+    fprintf(stderr,
+            "%s: %s expects mlx-q<bits>-g<group> (bits 2, 3, 4, 5, 6 or 8; group 32, 64 or 128; e.g. mlx-q4-g64), "
+            "got '%s'\n", tool, option, text ? text : "");
+    return 0;
+}

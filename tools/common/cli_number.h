@@ -17,4 +17,10 @@ int cli_parse_u32(const char *tool, const char *option, const char *text, uint32
 /* A finite decimal number in [lo, hi] ("0.7", "1e-3", "-2"; no spaces, hex, inf or nan). */
 int cli_parse_real(const char *tool, const char *option, const char *text, double lo, double hi, double *out);
 
+/* A quantization spec "mlx-q<BITS>-g<GROUP>" (MLX affine: BITS 2, 3, 4, 5, 6 or 8; GROUP 32, 64 or
+ * 128), e.g. "mlx-q4-g64" (mlx-lm's default) or "mlx-q8-g32"; nothing else (no spaces, signs,
+ * leading zeros or suffixes). Returns 1 and sets *bits and *group, else prints
+ * "TOOL: OPTION expects mlx-q<bits>-g<group> ..., got 'TEXT'" to stderr and returns 0. */
+int cli_parse_quant(const char *tool, const char *option, const char *text, uint32_t *bits, uint32_t *group);
+
 #endif

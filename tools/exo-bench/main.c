@@ -221,8 +221,12 @@ static void report(const bench_options *o, const exo_model_info *mi, const exo_s
     double ceiling = stream > 0 ? stream * 1e9 / bytes : 0;
 
     FILE *f = o->json ? stderr : stdout;
-    fprintf(f, "model:   %s (%s, %u layers, hidden %u, %s, %.2f M parameters)\n", mi->path, mi->architecture,
-            mi->n_layers, mi->hidden_size, dtype_name(mi->dtype), c->total_params / 1e6);
+    char quant[64] = "";
+    if (c->quant_bits)
+        snprintf(quant, sizeof quant, ", MLX affine %u-bit g%u (%.3f bytes/weight)", c->quant_bits, c->quant_group,
+                 c->bytes_per_weight);
+    fprintf(f, "model:   %s (%s, %u layers, hidden %u, %s%s, %.2f M parameters)\n", mi->path, mi->architecture,
+            mi->n_layers, mi->hidden_size, dtype_name(mi->dtype), quant, c->total_params / 1e6);
     fprintf(f, "device:  %s '%s', %u threads; %.1f MB of weights on the device; load %.2f s\n", si->plugin,
             si->device_name, threads, si->weight_bytes / 1e6, r->load_s);
     fprintf(f, "prefill: pp%u %.2f +- %.2f tok/s, time to first token %.1f +- %.1f ms, %.1f GFLOP/s in the layer matrices\n",
@@ -254,6 +258,9 @@ static void report(const bench_options *o, const exo_model_info *mi, const exo_s
     add(j, "n_gen", o->n_gen);
     add(j, "reps", o->reps);
     add(j, "params", (double)c->total_params);
+    add(j, "quant_bits", c->quant_bits);
+    add(j, "quant_group", c->quant_group);
+    add(j, "bytes_per_weight", c->bytes_per_weight);
     add(j, "load_s", r->load_s);
     add(j, "prefill_tps", r->prefill_tps.mean);
     add(j, "prefill_tps_sd", r->prefill_tps.sd);
@@ -320,7 +327,7 @@ int main(int argc, char **argv) {
     if (st != EXO_OK) return finish(&b, fail(o.model_dir, st, exo_model_last_error(b.model)));
     model_cost cost;
     char err[512];
-    if (model_cost_from_info(&mi, &cost, err, sizeof err)) {
+    if (model_cost_from_info(&mi, mi.quant_bits, mi.quant_group, &cost, err, sizeof err)) {
         fprintf(stderr, "exo-bench: %s\n", err);
         return finish(&b, 1);
     }

@@ -14,22 +14,29 @@ static double dtype_bytes(exo_dtype dtype) {
     }
 }
 
-int model_cost_from_info(const exo_model_info *mi, model_cost *out, char *err, size_t cap) {
+int model_cost_from_info(const exo_model_info *mi, uint32_t quant_bits, uint32_t quant_group, model_cost *out,
+                         char *err, size_t cap) {
     double b = dtype_bytes(mi->dtype);
     if (b == 0.0) {
         snprintf(err, cap, "%s: weight dtype %d has no known size", mi->path, (int)mi->dtype);
         return -1;
     }
+    /* MLX affine: bits / 8 of packed codes per weight, plus a scale and a bias (of the
+     * checkpoint's float dtype) per group; the norms stay float. */
+    double m = quant_bits ? quant_bits / 8.0 + 2.0 * b / quant_group : b;
     uint64_t h = mi->hidden_size, q = (uint64_t)mi->n_heads * mi->head_dim;
     uint64_t kv = (uint64_t)mi->n_kv_heads * mi->head_dim, f = mi->intermediate_size;
     uint64_t per_layer = h * q + 2 * h * kv + q * h + 3 * h * f;
-    out->bytes_per_weight = b;
+    out->bytes_per_weight = m;
+    out->quant_bits = quant_bits;
+    out->quant_group = quant_bits ? quant_group : 0;
     out->layer_matrix_params = per_layer * mi->n_layers;
     out->norm_params = (2ull * mi->n_layers + 1) * h;
     out->head_params = (uint64_t)mi->vocab_size * h;
     out->total_params = out->layer_matrix_params + out->norm_params + out->head_params +
                         (mi->tie_word_embeddings ? 0 : out->head_params);
-    out->decode_weight_bytes = (double)(out->layer_matrix_params + out->norm_params + h + out->head_params) * b;
+    out->decode_weight_bytes =
+        (double)(out->layer_matrix_params + h + out->head_params) * m + (double)out->norm_params * b;
     out->kv_bytes_per_position = 2.0 * mi->n_layers * (double)kv * MODEL_COST_KV_BYTES;
     out->layer_flops_per_token = 2.0 * (double)out->layer_matrix_params;
     return 0;

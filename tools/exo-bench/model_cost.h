@@ -9,7 +9,9 @@
 #include "exo.h"
 
 typedef struct model_cost {
-    double bytes_per_weight;       /* of the checkpoint's dtype (Q8_0: 34 bytes per 32) */
+    double bytes_per_weight;       /* of a matrix weight: the checkpoint's dtype (Q8_0: 34 bytes per
+                                    * 32), or MLX affine: bits / 8 + 2 float scale/bias per group */
+    uint32_t quant_bits, quant_group; /* MLX affine matrices (0: float) */
     uint64_t layer_matrix_params;  /* q, k, v, o, gate, up, down of every layer */
     uint64_t norm_params;          /* two RMSNorms per layer and the final one */
     uint64_t head_params;          /* lm_head: vocab x hidden, tied or not */
@@ -26,7 +28,11 @@ typedef struct model_cost {
 /* The KV cache holds float32 (core/graph/builder.c); if that changes, this must follow. */
 #define MODEL_COST_KV_BYTES 4.0
 
-/* 0 on success; -1 when the dtype has no known size (message in err). */
-int model_cost_from_info(const exo_model_info *mi, model_cost *out, char *err, size_t cap);
+/* 0 on success; -1 when the dtype has no known size (message in err). quant_bits > 0: the
+ * matrices (layers, embedding, lm_head) are MLX affine of that many bits with quant_group
+ * weights per scale and bias (of mi->dtype), as a quantized checkpoint (mi->quant_bits) or
+ * quantize-on-load stores them; every quantized byte read counts: packed codes, scales, biases. */
+int model_cost_from_info(const exo_model_info *mi, uint32_t quant_bits, uint32_t quant_group, model_cost *out,
+                         char *err, size_t cap);
 
 #endif

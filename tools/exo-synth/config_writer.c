@@ -35,7 +35,7 @@ static int write_json(const char *dir, const char *name, cJSON *root) {
     return rc;
 }
 
-int synth_write_config(const char *dir, const synth_preset *p, synth_dtype dtype) {
+int synth_write_config(const char *dir, const synth_preset *p, synth_dtype dtype, synth_quant q) {
     cJSON *c = cJSON_CreateObject();
     cJSON *archs = cJSON_AddArrayToObject(c, "architectures");
     cJSON_AddItemToArray(archs, cJSON_CreateString("LlamaForCausalLM"));
@@ -55,6 +55,11 @@ int synth_write_config(const char *dir, const synth_preset *p, synth_dtype dtype
     cJSON_AddNumberToObject(c, "num_hidden_layers", p->n_layers);
     cJSON_AddNumberToObject(c, "num_key_value_heads", p->n_kv_heads);
     cJSON_AddNumberToObject(c, "pretraining_tp", 1);
+    if (q.bits) { /* mlx-lm's block: one default for every quantized module */
+        cJSON *qb = cJSON_AddObjectToObject(c, "quantization");
+        cJSON_AddNumberToObject(qb, "group_size", q.group);
+        cJSON_AddNumberToObject(qb, "bits", q.bits);
+    }
     cJSON_AddNumberToObject(c, "rms_norm_eps", p->rms_norm_eps);
     if (p->rope_factor > 0) {
         cJSON *s = cJSON_AddObjectToObject(c, "rope_scaling");

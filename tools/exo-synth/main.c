@@ -1,6 +1,7 @@
 /* exo-synth: writes a Hugging Face llama model directory with deterministic random weights.
  *
- *   exo-synth --preset NAME --out DIR [--dtype bf16|f16|f32] [--seed S] [--shard-gb G] [--quiet]
+ *   exo-synth --preset NAME --out DIR [--dtype bf16|f16|f32] [--quant mlx-q4-g64] [--seed S] [--shard-gb G]
+ *             [--quiet]
  *
  * The same preset, dtype and seed always give byte-identical files, so a benchmark model can be
  * regenerated anywhere instead of being copied. The weights are random (std 0.02, norms near 1):
@@ -19,6 +20,7 @@
 typedef struct synth_options {
     const char *preset, *out;
     synth_dtype dtype;
+    synth_quant quant;
     uint64_t seed;
     double shard_gb;
     bool quiet;
@@ -31,7 +33,9 @@ static void usage(FILE *f) {
             "usage: exo-synth --preset NAME --out DIR [options]\n"
             "  --preset NAME     model shape: %s\n"
             "  --out DIR         output directory (created; existing model files are replaced)\n"
-            "  --dtype T         bf16 (default), f16 or f32\n"
+            "  --dtype T         bf16 (default), f16 or f32 (with --quant: of scales, biases, norms)\n"
+            "  --quant Q         MLX affine quantized weights, mlx-q<bits>-g<group> (e.g. mlx-q4-g64,\n"
+            "                    mlx-q8-g32): the layout of mlx-community checkpoints\n"
             "  --seed S          PRNG seed (default 0); same seed, same bytes\n"
             "  --shard-gb G      split the weights into files of at most G GB (default 2)\n"
             "  --quiet           no progress messages\n",
@@ -67,6 +71,8 @@ static int parse_args(int argc, char **argv, synth_options *o) {
                 fprintf(stderr, "exo-synth: --dtype expects bf16, f16 or f32, got '%s'\n", v);
                 return 0;
             }
+        } else if (strcmp(a, "--quant") == 0) {
+            if (!cli_parse_quant("exo-synth", a, v, &o->quant.bits, &o->quant.group)) return 0;
         } else if (strcmp(a, "--seed") == 0) {
             int64_t s = 0;
             if (!cli_parse_int("exo-synth", a, v, 0, INT64_MAX, &s)) return 0;
@@ -147,15 +153,26 @@ int main(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (make_dirs(o.out)) return 1;
     remove_stale_layout(o.out);
-    if (synth_write_config(o.out, p, o.dtype) || synth_write_tokenizer(o.out, p) ||
-        synth_write_weights(o.out, p, o.dtype, o.seed, (uint64_t)(o.shard_gb * 1e9), !o.quiet))
+    if (o.quant.bits) {
+        /* Every quantized matrix's input width must hold whole groups and whole words. */
+        uint32_t widths[3] = {p->hidden_size, p->n_heads * p->head_dim, p->intermediate_size};
+        for (int i = 0; i < 3; i++)
+            if (widths[i] % o.quant.group || (uint64_t)widths[i] * o.quant.bits % 32) {
+                fprintf(stderr, "exo-synth: preset %s: input width %u is not a multiple of the group size %u\n",
+                        p->name, widths[i], o.quant.group);
+                return 2;
+            }
+    }
+    uint64_t bytes = 0;
+    if (synth_write_config(o.out, p, o.dtype, o.quant) || synth_write_tokenizer(o.out, p) ||
+        synth_write_weights(o.out, p, o.dtype, o.quant, o.seed, (uint64_t)(o.shard_gb * 1e9), !o.quiet, &bytes))
         return 1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
     uint64_t n = parameter_count(p);
     if (!o.quiet)
-        fprintf(stderr, "exo-synth: %s (%s): %.2f M parameters, %.1f MB of %s weights, seed %llu, %.1f s -> %s\n",
-                p->name, p->description, n / 1e6, n * (double)synth_dtype_size(o.dtype) / 1e6,
-                synth_dtype_torch_name(o.dtype), (unsigned long long)o.seed, s, o.out);
+        fprintf(stderr, "exo-synth: %s (%s): %.2f M parameters, %.1f MB of %s%s%s weights, seed %llu, %.1f s -> %s\n",
+                p->name, p->description, n / 1e6, bytes / 1e6, o.quant.bits ? "MLX-quantized " : "",
+                synth_dtype_torch_name(o.dtype), o.quant.bits ? " (scales)" : "", (unsigned long long)o.seed, s, o.out);
     return 0;
 }

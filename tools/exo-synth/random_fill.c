@@ -106,3 +106,7 @@ const char *synth_dtype_safetensors_name(synth_dtype dtype) {
 const char *synth_dtype_torch_name(synth_dtype dtype) {
     return dtype == SYNTH_BF16 ? "bfloat16" : dtype == SYNTH_F16 ? "float16" : "float32";
 }
+
+void synth_fill_words(uint64_t seed, uint64_t first, size_t count, uint32_t *out) {
+    for (size_t k = 0; k < count; k++) out[k] = (uint32_t)(splitmix64(seed + (first + k) * GOLDEN) >> 32);
+}

@@ -47,10 +47,26 @@ void synth_fill(synth_dtype dtype, uint64_t seed, uint64_t first, size_t count, 
 /* The stream of one tensor: mixes the user's seed with the tensor's name. */
 uint64_t synth_tensor_seed(uint64_t seed, const char *name);
 
+/* Fills out[0, count) with uniformly random 32-bit words [first, first + count) of the stream
+ * `seed` (the packed codes of a quantized weight), chunk-independent like synth_fill. */
+void synth_fill_words(uint64_t seed, uint64_t first, size_t count, uint32_t *out);
+
+/* MLX affine quantization of the written model: bits 0 = none (float weights). */
+typedef struct synth_quant {
+    uint32_t bits, group;
+} synth_quant;
+
 /* Each writer returns 0 on success, or prints "exo-synth: <path>: <problem>" and returns -1. */
-int synth_write_weights(const char *dir, const synth_preset *p, synth_dtype dtype, uint64_t seed,
-                        uint64_t shard_limit_bytes, bool verbose);
-int synth_write_config(const char *dir, const synth_preset *p, synth_dtype dtype);
+/* With q.bits > 0 every linear weight and the embedding (and an untied lm_head), as mlx-lm's
+ * nn.quantize does, is written in MLX's layout: <module>.weight U32 [rows, K * bits / 32] of
+ * random codes, <module>.scales and .biases [rows, K / group] in `dtype` (scales near s, biases
+ * near -s * (2^bits - 1) / 2, so the weights have mean ~0 and std ~0.02); norms stay `dtype`.
+ * *total_bytes (may be NULL) gets the bytes of all tensors written. */
+int synth_write_weights(const char *dir, const synth_preset *p, synth_dtype dtype, synth_quant q, uint64_t seed,
+                        uint64_t shard_limit_bytes, bool verbose, uint64_t *total_bytes);
+/* config.json (with a `quantization` block {group_size, bits} when q.bits > 0) and
+ * generation_config.json. */
+int synth_write_config(const char *dir, const synth_preset *p, synth_dtype dtype, synth_quant q);
 int synth_write_tokenizer(const char *dir, const synth_preset *p);
 
 /* Token ids every preset uses (the tokenizer puts the specials first). */

@@ -3,9 +3,15 @@
  * A model whose weights exceed the shard limit is split the way transformers' save_pretrained
  * splits it (model-0000K-of-0000N.safetensors + model.safetensors.index.json), whole tensors per
  * file. Data goes out through one reusable chunk buffer, so memory stays a few MB whatever the
- * model size. */
+ * model size.
+ *
+ * Quantized (MLX affine): each 2-D weight becomes <module>.weight (U32 packed codes), .scales and
+ * .biases. The U32 tensors are planned first, so in every file they start at 4-byte aligned
+ * offsets (each file's data starts 8-aligned, and U32 sizes are multiples of 4); the 2-byte
+ * tensors follow. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +21,11 @@
 #define CHUNK_BYTES (8u << 20)
 #define NAME_CAP 96
 
+typedef enum tensor_kind { TK_FLOAT, TK_PACKED, TK_SCALES, TK_BIASES } tensor_kind;
+
 typedef struct planned_tensor {
     char name[NAME_CAP];
+    tensor_kind kind;
     uint32_t n_dims;
     uint64_t shape[2];
     uint64_t nbytes;
@@ -30,10 +39,14 @@ typedef struct weight_plan {
     uint32_t n, cap;
     uint32_t n_shards;
     uint64_t total_bytes;
+    synth_quant q;
+    uint32_t es;      /* element size of the float dtype */
+    bool packed_pass; /* planning the U32 tensors (first) or the others */
 } weight_plan;
 
-static int plan_add(weight_plan *w, const char *name, uint32_t n_dims, uint64_t d0, uint64_t d1, bool is_norm,
-                    uint32_t elem_size) {
+static int plan_one(weight_plan *w, const char *name, tensor_kind kind, uint32_t n_dims, uint64_t d0, uint64_t d1,
+                    bool is_norm, uint32_t elem_size) {
+    if ((kind == TK_PACKED) != w->packed_pass) return 0;
     if (w->n == w->cap) {
         uint32_t cap = w->cap ? w->cap * 2 : 64;
         planned_tensor *grown = realloc(w->t, cap * sizeof *grown);
@@ -47,6 +60,7 @@ static int plan_add(weight_plan *w, const char *name, uint32_t n_dims, uint64_t 
     planned_tensor *t = &w->t[w->n++];
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
+    t->kind = kind;
     t->n_dims = n_dims;
     t->shape[0] = d0;
     t->shape[1] = n_dims > 1 ? d1 : 1;
@@ -54,6 +68,19 @@ static int plan_add(weight_plan *w, const char *name, uint32_t n_dims, uint64_t 
     t->is_norm = is_norm;
     w->total_bytes += t->nbytes;
     return 0;
+}
+
+/* One tensor of the model: a float one, or (quantized, 2-D) the three of an MLX module. */
+static int plan_add(weight_plan *w, const char *name, uint32_t n_dims, uint64_t d0, uint64_t d1, bool is_norm,
+                    uint32_t es) {
+    if (!w->q.bits || n_dims != 2) return plan_one(w, name, TK_FLOAT, n_dims, d0, d1, is_norm, es);
+    char module[NAME_CAP], part[NAME_CAP + 8];
+    snprintf(module, sizeof module, "%.*s", (int)(strlen(name) - strlen(".weight")), name);
+    if (plan_one(w, name, TK_PACKED, 2, d0, d1 * w->q.bits / 32, false, 4)) return -1;
+    snprintf(part, sizeof part, "%s.scales", module);
+    if (plan_one(w, part, TK_SCALES, 2, d0, d1 / w->q.group, false, es)) return -1;
+    snprintf(part, sizeof part, "%s.biases", module);
+    return plan_one(w, part, TK_BIASES, 2, d0, d1 / w->q.group, false, es);
 }
 
 /* The tensor names and shapes of transformers' LlamaForCausalLM ([out_features, in_features]). */
@@ -112,6 +139,7 @@ static void shard_file_name(const weight_plan *w, uint32_t shard, char *out, siz
 /* The safetensors header of one file: JSON padded with spaces to a multiple of 8 bytes, so the
  * data section (and every tensor, all sizes being even) stays aligned. */
 static char *shard_header(const weight_plan *w, uint32_t shard, synth_dtype dtype, uint64_t *len) {
+    const char *float_name = synth_dtype_safetensors_name(dtype);
     cJSON *root = cJSON_CreateObject();
     cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
     cJSON_AddStringToObject(meta, "format", "pt");
@@ -119,7 +147,7 @@ static char *shard_header(const weight_plan *w, uint32_t shard, synth_dtype dtyp
         const planned_tensor *t = &w->t[i];
         if (t->shard != shard) continue;
         cJSON *e = cJSON_AddObjectToObject(root, t->name);
-        cJSON_AddStringToObject(e, "dtype", synth_dtype_safetensors_name(dtype));
+        cJSON_AddStringToObject(e, "dtype", t->kind == TK_PACKED ? "U32" : float_name);
         cJSON *shape = cJSON_AddArrayToObject(e, "shape");
         for (uint32_t d = 0; d < t->n_dims; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
         cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
@@ -141,16 +169,25 @@ static char *shard_header(const weight_plan *w, uint32_t shard, synth_dtype dtyp
     return out;
 }
 
-static int write_tensor_data(FILE *f, const char *path, const planned_tensor *t, synth_dtype dtype, uint64_t seed,
-                             void *chunk) {
-    uint32_t es = synth_dtype_size(dtype);
+static int write_tensor_data(FILE *f, const char *path, const planned_tensor *t, synth_dtype dtype, synth_quant q,
+                             uint64_t seed, void *chunk) {
+    uint32_t es = t->kind == TK_PACKED ? 4 : synth_dtype_size(dtype);
     uint64_t count = t->nbytes / es, per_chunk = CHUNK_BYTES / es;
     uint64_t tseed = synth_tensor_seed(seed, t->name);
-    /* Matrices: std 0.02 (transformers' initializer_range); norms: 1 +- 0.02. */
+    /* Matrices: std 0.02 (transformers' initializer_range); norms: 1 +- 0.02. Quantized: codes
+     * uniform over [0, 2^bits), whose std is sqrt((n^2 - 1) / 12) for n = 2^bits levels, so a
+     * scale s = 0.02 / that gives std 0.02; biases centre the codes (-s * (n - 1) / 2). Both get
+     * 5% jitter per group. */
     float mean = t->is_norm ? 1.0f : 0.0f, std = 0.02f;
+    if (t->kind == TK_SCALES || t->kind == TK_BIASES) {
+        double levels = (double)(1u << q.bits), s = 0.02 / sqrt((levels * levels - 1.0) / 12.0);
+        mean = (float)(t->kind == TK_SCALES ? s : -s * (levels - 1.0) / 2.0);
+        std = fabsf(mean) * 0.05f;
+    }
     for (uint64_t first = 0; first < count; first += per_chunk) {
         size_t n = (size_t)(count - first < per_chunk ? count - first : per_chunk);
-        synth_fill(dtype, tseed, first, n, mean, std, chunk);
+        if (t->kind == TK_PACKED) synth_fill_words(tseed, first, n, chunk);
+        else synth_fill(dtype, tseed, first, n, mean, std, chunk);
         if (fwrite(chunk, es, n, f) != n) {
             fprintf(stderr, "exo-synth: %s: write failed in tensor %s: %s\n", path, t->name, strerror(errno));
             return -1;
@@ -161,6 +198,7 @@ static int write_tensor_data(FILE *f, const char *path, const planned_tensor *t,
 
 static int write_shard(const char *dir, const weight_plan *w, uint32_t shard, synth_dtype dtype, uint64_t seed,
                        void *chunk, bool verbose) {
+    synth_quant q = w->q;
     char name[64], path[4096];
     shard_file_name(w, shard, name, sizeof name);
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -187,7 +225,7 @@ static int write_shard(const char *dir, const weight_plan *w, uint32_t shard, sy
     uint64_t bytes = 0;
     for (uint32_t i = 0; rc == 0 && i < w->n; i++)
         if (w->t[i].shard == shard) {
-            rc = write_tensor_data(f, path, &w->t[i], dtype, seed, chunk);
+            rc = write_tensor_data(f, path, &w->t[i], dtype, q, seed, chunk);
             bytes += w->t[i].nbytes;
         }
     if (fclose(f) != 0 && rc == 0) {
@@ -219,13 +257,19 @@ static int write_index(const char *dir, const weight_plan *w) {
     return rc;
 }
 
-int synth_write_weights(const char *dir, const synth_preset *p, synth_dtype dtype, uint64_t seed,
-                        uint64_t shard_limit_bytes, bool verbose) {
+int synth_write_weights(const char *dir, const synth_preset *p, synth_dtype dtype, synth_quant q, uint64_t seed,
+                        uint64_t shard_limit_bytes, bool verbose, uint64_t *total_bytes) {
     weight_plan w = {0};
+    w.q = q;
     void *chunk = malloc(CHUNK_BYTES);
     int rc = chunk ? 0 : -1;
     if (!chunk) fprintf(stderr, "exo-synth: out of memory for the write buffer\n");
+    /* The packed U32 tensors first (alignment, see the top), then the rest in model order. */
+    w.packed_pass = true;
+    if (rc == 0 && q.bits) rc = plan_tensors(&w, p, synth_dtype_size(dtype));
+    w.packed_pass = false;
     if (rc == 0) rc = plan_tensors(&w, p, synth_dtype_size(dtype));
+    if (total_bytes) *total_bytes = w.total_bytes;
     if (rc == 0) {
         plan_shards(&w, shard_limit_bytes);
         for (uint32_t s = 0; rc == 0 && s < w.n_shards; s++) rc = write_shard(dir, &w, s, dtype, seed, chunk, verbose);

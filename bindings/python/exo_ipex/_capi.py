@@ -122,7 +122,8 @@ class ModelInfo(_Sized):
         ("n_heads", C.c_uint32), ("n_kv_heads", C.c_uint32), ("head_dim", C.c_uint32),
         ("max_position_embeddings", C.c_uint32), ("dtype", C.c_int32), ("bos_token_id", C.c_int32),
         ("eos_token_ids", C.POINTER(C.c_int32)), ("n_eos", C.c_uint32), ("tie_word_embeddings", C.c_uint32),
-        ("adds_bos", C.c_uint32), ("has_tokenizer", C.c_uint32),
+        ("adds_bos", C.c_uint32), ("has_tokenizer", C.c_uint32), ("quant_bits", C.c_uint32),
+        ("quant_group", C.c_uint32),
     ]
 
 
