@@ -88,6 +88,29 @@ def node_profile(runtime):
     }
 
 
+MLX_BITS = (2, 3, 4, 5, 6, 8)
+MLX_GROUPS = (32, 64, 128)
+
+
+def quant_support(quant):
+    """(ok, why) for a config.json `quantization` / `quantization_config` block: MLX affine
+    (mlx-lm's {"group_size", "bits"[, "mode": "affine"]}, per-module overrides allowed) is what the
+    engine runs; other formats (mxfp4/nvfp4/mxfp8 modes, Hugging Face quant_method fp8/gptq/awq/
+    bitsandbytes...) are refused with their name."""
+    if not isinstance(quant, dict):
+        return False, f"quantization block {quant!r} is not an object"
+    method = quant.get("quant_method")
+    if method is not None:
+        return False, f"quantization format '{method}' is not supported (MLX affine only)"
+    mode = quant.get("mode", "affine")
+    if mode != "affine":
+        return False, f"quantization format '{mode}' is not supported (MLX affine only)"
+    bits, group = quant.get("bits"), quant.get("group_size")
+    if bits not in MLX_BITS or group not in MLX_GROUPS:
+        return False, f"MLX affine bits {bits} / group {group} not supported (bits 2-6 or 8, group 32/64/128)"
+    return True, ""
+
+
 def model_support(model_dir):
     """(ok, why, info) for one Hugging Face model directory, from its config.json."""
     cfg_path = os.path.join(model_dir, "config.json")
@@ -104,8 +127,12 @@ def model_support(model_dir):
         return False, f"architecture '{arch}' is not one of {', '.join(ARCHITECTURES)}", info
     if dtype not in DTYPES:
         return False, f"dtype '{dtype}' is not f32/f16/bf16", info
-    if "quantization" in cfg or "quantization_config" in cfg:
-        return False, "quantized checkpoints are not supported yet", info
+    quant = cfg.get("quantization", cfg.get("quantization_config"))
+    if quant is not None:
+        ok, why = quant_support(quant)
+        if not ok:
+            return False, why, info
+        info["quantization"] = f"mlx-q{quant['bits']}-g{quant['group_size']}"
     if not any(n.endswith(".safetensors") or n.endswith(".safetensors.index.json") for n in os.listdir(model_dir)):
         return False, "no safetensors weights", info
     return True, "", info
@@ -113,7 +140,8 @@ def model_support(model_dir):
 
 def supported_models(models_dir):
     """Models under models_dir (EXO's layout: <org>--<name>/) this engine can run, as dicts
-    {"model_id", "path", "architecture", "dtype", "n_layers", "hidden_size"}."""
+    {"model_id", "path", "architecture", "dtype", "n_layers", "hidden_size"} (and "quantization",
+    "mlx-q4-g64" style, for MLX affine checkpoints)."""
     out = []
     try:
         names = sorted(os.listdir(models_dir))

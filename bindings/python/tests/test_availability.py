@@ -77,6 +77,12 @@ def test_models_directory_lists_runnable_models(tmp_path):
     for name, cfg in {"org--gpt2": {"model_type": "gpt2", "torch_dtype": "float32"},
                       "org--quant": {"model_type": "llama", "torch_dtype": "bfloat16",
                                      "quantization": {"group_size": 64, "bits": 4}},
+                      "org--mxfp4": {"model_type": "llama", "torch_dtype": "bfloat16",
+                                     "quantization": {"group_size": 32, "bits": 4, "mode": "mxfp4"}},
+                      "org--hf-fp8": {"model_type": "llama", "torch_dtype": "bfloat16",
+                                      "quantization_config": {"quant_method": "fp8"}},
+                      "org--q7": {"model_type": "llama", "torch_dtype": "bfloat16",
+                                  "quantization": {"group_size": 64, "bits": 7}},
                       "org--fp8": {"model_type": "qwen3", "torch_dtype": "float8_e4m3fn"}}.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(json.dumps(cfg))
@@ -84,5 +90,10 @@ def test_models_directory_lists_runnable_models(tmp_path):
     (tmp_path / "org--broken").mkdir()
     (tmp_path / "org--broken" / "config.json").write_text("{")
     models = node_info.supported_models(tmp_path)
-    assert [m["model_id"] for m in models] == ["org/tiny-llama"]
-    assert models[0]["architecture"] == "llama" and models[0]["dtype"] == "f32"
+    # MLX affine checkpoints run (issue 13); MXFP4, Hugging Face fp8 and 7-bit do not.
+    assert [m["model_id"] for m in models] == ["org/quant", "org/tiny-llama"]
+    assert models[0]["quantization"] == "mlx-q4-g64" and models[0]["dtype"] == "bf16"
+    assert models[1]["architecture"] == "llama" and models[1]["dtype"] == "f32"
+    assert "mxfp4" in node_info.model_support(tmp_path / "org--mxfp4")[1]
+    assert "fp8" in node_info.model_support(tmp_path / "org--hf-fp8")[1]
+    assert "bits 7" in node_info.model_support(tmp_path / "org--q7")[1]
