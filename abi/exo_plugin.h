@@ -278,7 +278,9 @@ enum { EXO_MOE_RULE_SOFTMAX = 0 };
  *  - stacked: src[2] is one 3-D WEIGHT [E, N, K] (ne = {K, N, E}), expert e at e * N * K
  *    elements (fused checkpoints such as gpt_oss, mlx-lm's switch_mlp).
  * Weights may be of any dtype MATMUL takes (an MLX_AFFINE table entry carries its own scales and
- * biases). A decode step reads only the k selected experts' bytes; a plugin may group tokens by
+ * biases; a stacked MLX_AFFINE weight has scales and biases ne = {K / q_group, N, E}, so expert
+ * e's packed rows start at byte e * N * K * q_bits / 8 and its scales/biases at element
+ * e * N * K / q_group: mlx-lm's QuantizedSwitchLinear). A decode step reads only the k selected experts' bytes; a plugin may group tokens by
  * expert (one matmul per active expert) in prefill. */
 
 enum { EXO_ACT_SILU = 0, EXO_ACT_GELU_TANH = 1 };

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "base/error.h"
 
@@ -23,6 +25,7 @@ typedef struct builder {
     const exo_model_config *cfg;
     exo_weights *weights;
     const char *dir;
+    exo_quant_cache *q;   /* quantize on load (bits set), or NULL */
     exo_status st;
     exo_node sink_node;
     exo_tensor sink_tensor;
@@ -169,13 +172,15 @@ static uint32_t stored(builder *b, const exo_st_tensor *t, const char *name, exo
 /* An MLX-quantized module (`module`.weight U32 [rows, K * bits / 32], .scales and .biases
  * [rows, K / group] of one float dtype) as an EXO_DTYPE_MLX_AFFINE weight of logical shape
  * [rows, K] whose descriptor names its scales and biases (abi/exo_plugin.h, "Quantized
- * weights"). The packed words are used as stored: nothing is dequantized here. */
-static uint32_t quantized_weight(builder *b, const char *name, const char *module, int32_t layer, const int64_t *shape) {
+ * weights"). n_dims 3: mlx-lm's stacked experts (SwitchLinear), [E, rows, K] with scales and
+ * biases [E, rows, K / group]. The packed words are used as stored: nothing is dequantized here. */
+static uint32_t quantized_weight(builder *b, const char *name, const char *module, int32_t layer, uint32_t n_dims,
+                                 const int64_t *shape) {
     const exo_model_config *c = b->cfg;
-    int64_t rows = shape[0], k = shape[1];
+    int64_t k = shape[n_dims - 1];
     uint32_t bits, group;
     exo_quant_for(c, module, &bits, &group);
-    char sname[160], bname[160], got[96];
+    char sname[160], bname[160], got[96], want[96] = "";
     snprintf(sname, sizeof sname, "%s.scales", module);
     snprintf(bname, sizeof bname, "%s.biases", module);
     if (c->quant.bits == 0)
@@ -193,31 +198,40 @@ static uint32_t quantized_weight(builder *b, const char *name, const char *modul
     if (st == EXO_OK) st = exo_weights_get(b->weights, bname, &bi);
     if (st != EXO_OK) return fail(b, st);
     int64_t words = k * bits / 32, groups = k / group;
+    for (uint32_t i = 0; i + 1 < n_dims; i++)
+        snprintf(want + strlen(want), sizeof want - strlen(want), "%lld, ", (long long)shape[i]);
     if (w->dtype != EXO_ST_DTYPE_U32)
         return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has dtype %s; a quantized module's weight (it has "
                                   "'%s') must be U32", w->file, name, exo_st_dtype_name(w->dtype), sname));
-    if (w->n_dims != 2 || w->shape[0] != rows || w->shape[1] != words)
-        return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has shape [%s]; %u-bit packing of [%lld, %lld] "
-                                  "needs [%lld, %lld] U32 words", w->file, name, shape_text(w, got, sizeof got), bits,
-                                  (long long)rows, (long long)k, (long long)rows, (long long)words));
+    bool same = w->n_dims == n_dims && w->shape[n_dims - 1] == words;
+    for (uint32_t i = 0; same && i + 1 < n_dims; i++) same = w->shape[i] == shape[i];
+    if (!same)
+        return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has shape [%s]; %u-bit packing of [%s%lld] "
+                                  "needs [%s%lld] U32 words", w->file, name, shape_text(w, got, sizeof got), bits, want,
+                                  (long long)k, want, (long long)words));
     const exo_st_tensor *sb[2] = {sc, bi};
     const char *sbn[2] = {sname, bname};
     for (int i = 0; i < 2; i++) {
         if (!is_float(sb[i]->dtype))
             return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has dtype %s; scales and biases must be F32, "
                                       "F16 or BF16", sb[i]->file, sbn[i], exo_st_dtype_name(sb[i]->dtype)));
-        if (sb[i]->n_dims != 2 || sb[i]->shape[0] != rows || sb[i]->shape[1] != groups)
-            return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has shape [%s]; group size %u over [%lld, %lld] "
-                                      "needs [%lld, %lld]", sb[i]->file, sbn[i], shape_text(sb[i], got, sizeof got),
-                                      group, (long long)rows, (long long)k, (long long)rows, (long long)groups));
+        same = sb[i]->n_dims == n_dims && sb[i]->shape[n_dims - 1] == groups;
+        for (uint32_t d = 0; same && d + 1 < n_dims; d++) same = sb[i]->shape[d] == shape[d];
+        if (!same)
+            return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has shape [%s]; group size %u over [%s%lld] "
+                                      "needs [%s%lld]", sb[i]->file, sbn[i], shape_text(sb[i], got, sizeof got),
+                                      group, want, (long long)k, want, (long long)groups));
     }
     if (sc->dtype != bi->dtype)
         return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensors '%s' (%s) and '%s' (%s) must have one dtype", sc->file,
                                   sname, exo_st_dtype_name(sc->dtype), bname, exo_st_dtype_name(bi->dtype)));
-    int64_t sshape[2] = {rows, groups};
-    uint32_t ts = stored(b, sc, sname, sc->dtype, layer, 2, sshape);
-    uint32_t tb = stored(b, bi, bname, bi->dtype, layer, 2, sshape);
-    uint32_t id = stored(b, w, name, EXO_DTYPE_MLX_AFFINE, layer, 2, shape);
+    int64_t sshape[3];
+    for (uint32_t i = 0; i + 1 < n_dims; i++) sshape[i] = shape[i];
+    sshape[n_dims - 1] = groups;
+    uint32_t ts = stored(b, sc, sname, sc->dtype, layer, n_dims, sshape);
+    uint32_t tb = stored(b, bi, bname, bi->dtype, layer, n_dims, sshape);
+    uint32_t id = stored(b, w, name, EXO_DTYPE_MLX_AFFINE, layer, n_dims, shape);
+    if (failed(b)) return NONE;
     exo_tensor *t = tensor_at(b, id);
     t->q_bits = bits;
     t->q_group = group;
@@ -226,23 +240,196 @@ static uint32_t quantized_weight(builder *b, const char *name, const char *modul
     return id;
 }
 
-/* The module path of a 2-D weight ("x.weight" -> "x") when the checkpoint quantized it (has
- * "x.scales"); false otherwise. */
+/* The module path of a 2-D (or stacked 3-D) weight ("x.weight" -> "x") when the checkpoint
+ * quantized it (has "x.scales"); false otherwise. */
 static bool quantized_module(const builder *b, const char *name, uint32_t n_dims, char *module, size_t size) {
     size_t n = strlen(name);
-    if (n_dims != 2 || n < 7 || strcmp(name + n - 7, ".weight") != 0 || n - 7 + 8 > size) return false;
+    if ((n_dims != 2 && n_dims != 3) || n < 7 || strcmp(name + n - 7, ".weight") != 0 || n - 7 + 8 > size) return false;
     snprintf(module, size, "%.*s.scales", (int)(n - 7), name);
     bool quantized = exo_weights_has(b->weights, module);
     module[n - 7] = 0;
     return quantized;
 }
 
+static float to_f32(const void *data, exo_dtype dtype, uint64_t i);
+
+/* f32 -> bf16 / f16, rounding to nearest even (as MLX casts its scales and biases). */
+static uint16_t f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static uint16_t f32_to_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return sign | 0x7e00u;
+    if (a >= 0x477ff000u) return sign | 0x7c00u; /* rounds to >= 65520: infinity */
+    if (a < 0x38800000u) {                       /* below 2^-14: subnormal or zero */
+        float v;
+        memcpy(&v, &a, 4);
+        return (uint16_t)(sign | (uint16_t)lrintf(v * 16777216.0f)); /* units of 2^-24, nearest even */
+    }
+    uint32_t r = a - 0x38000000u; /* rebias the exponent by 112 */
+    r = (r + 0xfffu + ((r >> 13) & 1u)) >> 13;
+    return (uint16_t)(sign | (uint16_t)r);
+}
+
+static void store_float(void *out, exo_dtype dtype, uint64_t i, float v) {
+    if (dtype == EXO_DTYPE_F32) {
+        memcpy((char *)out + 4 * i, &v, 4);
+        return;
+    }
+    uint16_t h = dtype == EXO_DTYPE_BF16 ? f32_to_bf16(v) : f32_to_f16(v);
+    memcpy((char *)out + 2 * i, &h, 2);
+}
+
+/* Quantizes t [rows, k] as mlx.core.quantize does (mlx/backend/cpu/quantized.cpp), group by
+ * group: the scale spans [min, max] over 2^bits - 1 steps, signed so that the edge of larger
+ * magnitude is a whole code, which the bias then makes exact (bias 0 when that edge rounds to
+ * code 0, so 0 stays exact). Codes are packed as "Quantized weights" reads them. */
+static void quantize_rows(const exo_st_tensor *t, int64_t rows, int64_t k, uint32_t bits, uint32_t group,
+                          uint32_t *words, void *scales, void *biases) {
+    const float n_bins = (float)((1u << bits) - 1), eps = 1e-7f;
+    exo_dtype dt = (exo_dtype)t->dtype;
+    int64_t groups = k / group, row_words = k * bits / 32;
+    for (int64_t r = 0; r < rows; r++) {
+        uint32_t *out = words + r * row_words;
+        uint64_t acc = 0;
+        uint32_t have = 0;
+        int64_t wi = 0;
+        for (int64_t g = 0; g < groups; g++) {
+            uint64_t base = (uint64_t)(r * k + g * group);
+            float lo = to_f32(t->data, dt, base), hi = lo;
+            for (uint32_t j = 1; j < group; j++) {
+                float v = to_f32(t->data, dt, base + j);
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
+            }
+            bool mask = fabsf(lo) > fabsf(hi);
+            float scale = (hi - lo) / n_bins;
+            scale = scale > eps ? scale : eps;
+            scale = mask ? scale : -scale;
+            float edge = mask ? lo : hi;
+            float q0 = rintf(edge / scale), bias = 0.0f;
+            if (q0 != 0.0f) {
+                scale = edge / q0;
+                bias = edge;
+            }
+            for (uint32_t j = 0; j < group; j++) {
+                float q = rintf((to_f32(t->data, dt, base + j) - bias) / scale);
+                q = q < 0.0f ? 0.0f : q > n_bins ? n_bins : q;
+                acc |= (uint64_t)(uint32_t)q << have;
+                have += bits;
+                if (have >= 32) {
+                    out[wi++] = (uint32_t)acc;
+                    acc >>= 32;
+                    have -= 32;
+                }
+            }
+            store_float(scales, dt, (uint64_t)(r * groups + g), scale);
+            store_float(biases, dt, (uint64_t)(r * groups + g), bias);
+        }
+    }
+}
+
+void exo_quant_cache_free(exo_quant_cache *cache) {
+    if (!cache) return;
+    for (uint32_t i = 0; i < cache->n; i++) free(cache->items[i].data);
+    free(cache->items);
+    cache->items = NULL;
+    cache->n = cache->cap = 0;
+}
+
+/* Adds a buffer over data the quantize cache holds. */
+static int32_t add_heap_buffer(builder *b, const void *data, uint64_t size, int32_t layer, const char *name) {
+    int32_t i = add_buffer(b, data, size, NULL, layer, name);
+    if (i >= 0) b->plan->buffers[i].heap = true;
+    return i;
+}
+
+/* A float checkpoint weight [rows, k] quantized on load (b->q): packed once per shard (the
+ * cache entry is shared by the shard's plans), then its file pages are dropped so that the
+ * float weights do not stay resident. */
+static uint32_t quantize_on_load(builder *b, const char *name, int32_t layer, const int64_t *shape) {
+    exo_quant_cache *q = b->q;
+    const exo_st_tensor *t = NULL;
+    exo_status st = checkpoint(b, name, 2, shape, &t);
+    if (st != EXO_OK) return fail(b, st);
+    int64_t rows = shape[0], k = shape[1], groups = k / q->group;
+    exo_quant_entry *e = NULL;
+    for (uint32_t i = 0; i < q->n && !e; i++)
+        if (strcmp(q->items[i].name, name) == 0) e = &q->items[i];
+    if (!e) {
+        st = grow((void **)&q->items, &q->cap, q->n + 1, sizeof *q->items);
+        if (st != EXO_OK) return fail(b, st);
+        uint64_t wbytes = (uint64_t)rows * (uint64_t)k * q->bits / 8;
+        uint64_t sbytes = (uint64_t)rows * (uint64_t)groups * exo_dtype_size((exo_dtype)t->dtype);
+        char *data = malloc(wbytes + 2 * sbytes ? wbytes + 2 * sbytes : 1);
+        if (!data) return fail(b, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory quantizing '%s'", name));
+        quantize_rows(t, rows, k, q->bits, q->group, (uint32_t *)(void *)data, data + wbytes, data + wbytes + sbytes);
+        e = &q->items[q->n++];
+        memset(e, 0, sizeof *e);
+        snprintf(e->name, sizeof e->name, "%s", name);
+        e->data = data;
+        e->words_bytes = wbytes;
+        e->scales_bytes = sbytes;
+        /* The mapping is MAP_PRIVATE and read-only: dropping its pages only lets the kernel
+         * reclaim them (a later read faults them in from the file again). */
+        long page = sysconf(_SC_PAGESIZE);
+        if (page > 0) {
+            uintptr_t from = ((uintptr_t)t->data + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+            uintptr_t to = ((uintptr_t)t->data + (uintptr_t)t->nbytes) & ~((uintptr_t)page - 1);
+            if (to > from) (void)madvise((void *)from, to - from, MADV_DONTNEED);
+        }
+    }
+    char sname[EXO_TENSOR_NAME_MAX + 8], bname[EXO_TENSOR_NAME_MAX + 8];
+    int stem = (int)strlen(name) - 7; /* without ".weight" (quantizes() checked the suffix) */
+    snprintf(sname, sizeof sname, "%.*s.scales", stem, name);
+    snprintf(bname, sizeof bname, "%.*s.biases", stem, name);
+    const char *data = e->data;
+    int64_t sshape[2] = {rows, groups};
+    exo_dtype sd = (exo_dtype)t->dtype;
+    int32_t bs = add_heap_buffer(b, data + e->words_bytes, e->scales_bytes, layer, sname);
+    uint32_t ts = tensor(b, sd, EXO_TENSOR_WEIGHT, sname, 2, sshape);
+    tensor_at(b, ts)->buffer = bs;
+    int32_t bb = add_heap_buffer(b, data + e->words_bytes + e->scales_bytes, e->scales_bytes, layer, bname);
+    uint32_t tb = tensor(b, sd, EXO_TENSOR_WEIGHT, bname, 2, sshape);
+    tensor_at(b, tb)->buffer = bb;
+    int32_t bw = add_heap_buffer(b, data, e->words_bytes, layer, name);
+    uint32_t id = tensor(b, EXO_DTYPE_MLX_AFFINE, EXO_TENSOR_WEIGHT, name, 2, shape);
+    if (failed(b)) return NONE;
+    exo_tensor *w = tensor_at(b, id);
+    w->buffer = bw;
+    w->q_bits = q->bits;
+    w->q_group = q->group;
+    w->q_scales = ts;
+    w->q_biases = tb;
+    return id;
+}
+
+/* Whether weight() quantizes a float weight on load: a 2-D ".weight" of a linear layer or the
+ * embedding whose input width is a multiple of the group (mlx-lm's nn.quantize predicate).
+ * MoE experts and routers stay float (the expert matmul reads float tables). */
+static bool quantizes(const builder *b, const char *name, uint32_t n_dims, const int64_t *shape) {
+    size_t n = strlen(name);
+    if (!b->q || !b->q->bits || n_dims != 2 || n <= 7 || strcmp(name + n - 7, ".weight") != 0) return false;
+    if (shape[1] % b->q->group != 0) return false;
+    if (b->cfg->n_experts && (strstr(name, ".experts.") || strstr(name, ".gate.weight"))) return false;
+    return true;
+}
+
 /* A weight used as stored: one device buffer, used in place where the device can. */
 static uint32_t weight(builder *b, const char *name, int32_t layer, uint32_t n_dims, const int64_t *shape) {
     const exo_st_tensor *t = NULL;
     if (failed(b)) return NONE;
+    if (quantizes(b, name, n_dims, shape)) return quantize_on_load(b, name, layer, shape);
     char module[160];
-    if (quantized_module(b, name, n_dims, module, sizeof module)) return quantized_weight(b, name, module, layer, shape);
+    if (quantized_module(b, name, n_dims, module, sizeof module))
+        return quantized_weight(b, name, module, layer, n_dims, shape);
     exo_status st = checkpoint(b, name, n_dims, shape, &t);
     if (st != EXO_OK) return fail(b, st);
     int32_t buf = add_buffer(b, t->data, t->nbytes, NULL, layer, name);
@@ -393,6 +580,19 @@ static uint32_t expert_table(builder *b, uint32_t l, const char *block, const ch
     return failed(b) ? NONE : first;
 }
 
+/* One expert projection of layer l: mlx-lm's stacked form (`<block>.switch_mlp.<proj>.weight`
+ * [E, rows, cols], float or MLX-quantized; its SwitchGLU names the projections gate_proj, up_proj
+ * and down_proj for mixtral too) where the checkpoint has it, else the per-expert table. */
+static uint32_t experts_weight(builder *b, uint32_t l, const char *block, const char *proj, const char *switch_proj,
+                               int64_t rows, int64_t cols) {
+    char name[160], suffix[96];
+    snprintf(suffix, sizeof suffix, "%s.switch_mlp.%s.weight", block, switch_proj);
+    lname(name, sizeof name, l, suffix);
+    if (!exo_weights_has(b->weights, name)) return expert_table(b, l, block, proj, rows, cols);
+    int64_t shape[3] = {b->cfg->n_experts, rows, cols};
+    return weight(b, name, (int32_t)l, 3, shape);
+}
+
 /* The sparse MLP of a MoE layer over the normed input h (Qwen3MoeSparseMoeBlock,
  * MixtralSparseMoeBlock): router logits, softmax over all experts in float, top-k (ties to the
  * lower id), the k probabilities (renormalised when norm_topk_prob; mixtral always), then each
@@ -417,9 +617,9 @@ static uint32_t moe_mlp(builder *b, uint32_t l, uint32_t h) {
     n->i[EXO_MOE_WEIGHTS_I_RULE] = EXO_MOE_RULE_SOFTMAX;
     n->i[EXO_MOE_WEIGHTS_I_NORMALIZE] = c->norm_topk_prob ? 1 : 0;
     n->f[EXO_MOE_WEIGHTS_F_SCALE] = 1.0f;
-    uint32_t tg = expert_table(b, l, block, mixtral ? "w1" : "gate_proj", I, H);
-    uint32_t tu = expert_table(b, l, block, mixtral ? "w3" : "up_proj", I, H);
-    uint32_t td = expert_table(b, l, block, mixtral ? "w2" : "down_proj", H, I);
+    uint32_t tg = experts_weight(b, l, block, mixtral ? "w1" : "gate_proj", "gate_proj", I, H);
+    uint32_t tu = experts_weight(b, l, block, mixtral ? "w3" : "up_proj", "up_proj", I, H);
+    uint32_t td = experts_weight(b, l, block, mixtral ? "w2" : "down_proj", "down_proj", H, I);
     uint32_t g = activation(b, "moe_gate", 2, K, I);
     node(b, EXO_OP_MOE_MATMUL, g, 3, (uint32_t[]){h, ids, tg})->i[EXO_MOE_MATMUL_I_N_EXPERTS] = (int32_t)E;
     uint32_t u = activation(b, "moe_up", 2, K, I);
@@ -574,6 +774,12 @@ static uint32_t head(builder *b, uint32_t x, uint32_t embed_table, bool last_row
 exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
                                 uint32_t start, uint32_t end, exo_graph_ends ends, uint32_t max_tokens,
                                 uint32_t max_ctx, exo_graph_plan *out) {
+    return exo_graph_plan_build_quantized(cfg, weights, model_dir, start, end, ends, max_tokens, max_ctx, NULL, out);
+}
+
+exo_status exo_graph_plan_build_quantized(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
+                                          uint32_t start, uint32_t end, exo_graph_ends ends, uint32_t max_tokens,
+                                          uint32_t max_ctx, exo_quant_cache *cache, exo_graph_plan *out) {
     memset(out, 0, sizeof *out);
     bool embeds = ends.embeds, has_head = ends.head;
     if (start > end || end > cfg->n_layers)
@@ -584,7 +790,7 @@ exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weight
                           start, end);
     if (max_tokens == 0 || max_ctx == 0)
         return exo_errorf(EXO_ERR_INVALID_ARG, "%s: max_tokens and max_ctx must be positive", model_dir);
-    builder b = {.plan = out, .cfg = cfg, .weights = weights, .dir = model_dir, .st = EXO_OK};
+    builder b = {.plan = out, .cfg = cfg, .weights = weights, .dir = model_dir, .q = cache, .st = EXO_OK};
     out->start = start;
     out->end = end;
     out->embeds = embeds;

@@ -552,6 +552,9 @@ static const char *const cfg_quant_modules[EXO_QM_COUNT] = {
     "model.embed_tokens", "lm_head",       "self_attn.q_proj", "self_attn.k_proj",
     "self_attn.v_proj",   "self_attn.o_proj", "self_attn.qkv_proj", "mlp.gate_proj",
     "mlp.up_proj",        "mlp.down_proj", "mlp.gate_up_proj",
+    "mlp.gate",           "mlp.switch_mlp.gate_proj", "mlp.switch_mlp.up_proj", "mlp.switch_mlp.down_proj",
+    "block_sparse_moe.gate", "block_sparse_moe.switch_mlp.gate_proj", "block_sparse_moe.switch_mlp.up_proj",
+    "block_sparse_moe.switch_mlp.down_proj",
 };
 
 /* A module path as (layer, module); false for paths the dense builder never reads. */

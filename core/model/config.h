@@ -32,7 +32,8 @@ typedef enum exo_rope_scaling {
 /* MLX affine quantization (config.json `quantization`, or `quantization_config`). A module is
  * quantized iff its `<path>.scales` tensor exists; these say how it must be read. Per-module
  * overrides are kept for the modules the builder uses (the attention and MLP projections of
- * each layer, the embedding and the lm_head), in a compact form. */
+ * each layer, a MoE layer's router and stacked experts, the embedding and the lm_head), in a
+ * compact form. */
 #define EXO_QUANT_MAX_OVERRIDES 512
 typedef enum exo_quant_module {
     EXO_QM_EMBED_TOKENS = 0, /* model.embed_tokens */
@@ -46,6 +47,14 @@ typedef enum exo_quant_module {
     EXO_QM_UP_PROJ,
     EXO_QM_DOWN_PROJ,
     EXO_QM_GATE_UP_PROJ,
+    EXO_QM_MOE_ROUTER,       /* model.layers.N.mlp.gate (qwen3_moe's router; mlx-lm keeps it 8-bit) */
+    EXO_QM_SWITCH_GATE_PROJ, /* model.layers.N.mlp.switch_mlp.gate_proj: mlx-lm's stacked experts */
+    EXO_QM_SWITCH_UP_PROJ,
+    EXO_QM_SWITCH_DOWN_PROJ,
+    EXO_QM_MIXTRAL_ROUTER,   /* model.layers.N.block_sparse_moe.gate, and its switch_mlp */
+    EXO_QM_MIXTRAL_SWITCH_GATE_PROJ,
+    EXO_QM_MIXTRAL_SWITCH_UP_PROJ,
+    EXO_QM_MIXTRAL_SWITCH_DOWN_PROJ,
     EXO_QM_COUNT
 } exo_quant_module;
 

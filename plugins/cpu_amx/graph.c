@@ -396,7 +396,14 @@ static exo_status run_moe_matmul(const exec_node *e) {
         }
         const void *w;
         cpu_quant q = {0};
-        if (w0->n_dims == 3) {
+        if (w0->n_dims == 3 && w0->dtype == EXO_DTYPE_MLX_AFFINE) {
+            /* Expert ex's packed rows, and its rows of the scales and biases ([E, N, K / group]). */
+            size_t groups = (size_t)(n * (kin / w0->q_group));
+            q = quant_of(c, nd->src[2]);
+            w = (const uint8_t *)c->data[nd->src[2]] + (size_t)ex * (size_t)(n * kin) / 8 * w0->q_bits;
+            q.scales = (const uint8_t *)q.scales + (size_t)ex * groups * exo_dtype_size(q.type);
+            q.biases = (const uint8_t *)q.biases + (size_t)ex * groups * exo_dtype_size(q.type);
+        } else if (w0->n_dims == 3) {
             w = (const uint8_t *)c->data[nd->src[2]] + (size_t)ex * (size_t)(n * kin) * exo_dtype_size(w0->dtype);
         } else {
             w = c->data[nd->src[2] + (uint32_t)ex];

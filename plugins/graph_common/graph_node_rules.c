@@ -321,8 +321,8 @@ static exo_status check_moe_matmul(const node_ctx *n, const exo_tensor *dst) {
     if (!(w0->flags & EXO_TENSOR_WEIGHT))
         return node_fail(n, EXO_ERR_INVALID_ARG, "experts' weight '%.*s' is not a WEIGHT tensor", GRAPH_NAME_ARG(w0));
     int64_t k_in = w0->ne[0], rows = w0->ne[1];
-    if (w0->n_dims == 3) { /* stacked [E, N, K] */
-        TRY(want_dtype(n, w0, "experts' weight", READABLE(n, FLOATS)));
+    if (w0->n_dims == 3) { /* stacked [E, N, K]; MLX_AFFINE: scales/biases [E, N, K / group] (check_quant) */
+        TRY(want_dtype(n, w0, "experts' weight", READABLE(n, FLOATS | M(MLX_AFFINE))));
         if (w0->ne[2] != experts)
             return node_fail(n, EXO_ERR_INVALID_ARG, "stacked weight '%.*s' holds %lld experts; n_experts i[0] = %d",
                              GRAPH_NAME_ARG(w0), (long long)w0->ne[2], experts);
