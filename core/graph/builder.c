@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "base/error.h"
 
@@ -23,6 +25,7 @@ typedef struct builder {
     const exo_model_config *cfg;
     exo_weights *weights;
     const char *dir;
+    exo_quant_cache *q;   /* quantize on load (bits set), or NULL */
     exo_status st;
     exo_node sink_node;
     exo_tensor sink_tensor;
@@ -248,10 +251,182 @@ static bool quantized_module(const builder *b, const char *name, uint32_t n_dims
     return quantized;
 }
 
+static float to_f32(const void *data, exo_dtype dtype, uint64_t i);
+
+/* f32 -> bf16 / f16, rounding to nearest even (as MLX casts its scales and biases). */
+static uint16_t f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static uint16_t f32_to_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return sign | 0x7e00u;
+    if (a >= 0x477ff000u) return sign | 0x7c00u; /* rounds to >= 65520: infinity */
+    if (a < 0x38800000u) {                       /* below 2^-14: subnormal or zero */
+        float v;
+        memcpy(&v, &a, 4);
+        return (uint16_t)(sign | (uint16_t)lrintf(v * 16777216.0f)); /* units of 2^-24, nearest even */
+    }
+    uint32_t r = a - 0x38000000u; /* rebias the exponent by 112 */
+    r = (r + 0xfffu + ((r >> 13) & 1u)) >> 13;
+    return (uint16_t)(sign | (uint16_t)r);
+}
+
+static void store_float(void *out, exo_dtype dtype, uint64_t i, float v) {
+    if (dtype == EXO_DTYPE_F32) {
+        memcpy((char *)out + 4 * i, &v, 4);
+        return;
+    }
+    uint16_t h = dtype == EXO_DTYPE_BF16 ? f32_to_bf16(v) : f32_to_f16(v);
+    memcpy((char *)out + 2 * i, &h, 2);
+}
+
+/* Quantizes t [rows, k] as mlx.core.quantize does (mlx/backend/cpu/quantized.cpp), group by
+ * group: the scale spans [min, max] over 2^bits - 1 steps, signed so that the edge of larger
+ * magnitude is a whole code, which the bias then makes exact (bias 0 when that edge rounds to
+ * code 0, so 0 stays exact). Codes are packed as "Quantized weights" reads them. */
+static void quantize_rows(const exo_st_tensor *t, int64_t rows, int64_t k, uint32_t bits, uint32_t group,
+                          uint32_t *words, void *scales, void *biases) {
+    const float n_bins = (float)((1u << bits) - 1), eps = 1e-7f;
+    exo_dtype dt = (exo_dtype)t->dtype;
+    int64_t groups = k / group, row_words = k * bits / 32;
+    for (int64_t r = 0; r < rows; r++) {
+        uint32_t *out = words + r * row_words;
+        uint64_t acc = 0;
+        uint32_t have = 0;
+        int64_t wi = 0;
+        for (int64_t g = 0; g < groups; g++) {
+            uint64_t base = (uint64_t)(r * k + g * group);
+            float lo = to_f32(t->data, dt, base), hi = lo;
+            for (uint32_t j = 1; j < group; j++) {
+                float v = to_f32(t->data, dt, base + j);
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
+            }
+            bool mask = fabsf(lo) > fabsf(hi);
+            float scale = (hi - lo) / n_bins;
+            scale = scale > eps ? scale : eps;
+            scale = mask ? scale : -scale;
+            float edge = mask ? lo : hi;
+            float q0 = rintf(edge / scale), bias = 0.0f;
+            if (q0 != 0.0f) {
+                scale = edge / q0;
+                bias = edge;
+            }
+            for (uint32_t j = 0; j < group; j++) {
+                float q = rintf((to_f32(t->data, dt, base + j) - bias) / scale);
+                q = q < 0.0f ? 0.0f : q > n_bins ? n_bins : q;
+                acc |= (uint64_t)(uint32_t)q << have;
+                have += bits;
+                if (have >= 32) {
+                    out[wi++] = (uint32_t)acc;
+                    acc >>= 32;
+                    have -= 32;
+                }
+            }
+            store_float(scales, dt, (uint64_t)(r * groups + g), scale);
+            store_float(biases, dt, (uint64_t)(r * groups + g), bias);
+        }
+    }
+}
+
+void exo_quant_cache_free(exo_quant_cache *cache) {
+    if (!cache) return;
+    for (uint32_t i = 0; i < cache->n; i++) free(cache->items[i].data);
+    free(cache->items);
+    cache->items = NULL;
+    cache->n = cache->cap = 0;
+}
+
+/* Adds a buffer over data the quantize cache holds. */
+static int32_t add_heap_buffer(builder *b, const void *data, uint64_t size, int32_t layer, const char *name) {
+    int32_t i = add_buffer(b, data, size, NULL, layer, name);
+    if (i >= 0) b->plan->buffers[i].heap = true;
+    return i;
+}
+
+/* A float checkpoint weight [rows, k] quantized on load (b->q): packed once per shard (the
+ * cache entry is shared by the shard's plans), then its file pages are dropped so that the
+ * float weights do not stay resident. */
+static uint32_t quantize_on_load(builder *b, const char *name, int32_t layer, const int64_t *shape) {
+    exo_quant_cache *q = b->q;
+    const exo_st_tensor *t = NULL;
+    exo_status st = checkpoint(b, name, 2, shape, &t);
+    if (st != EXO_OK) return fail(b, st);
+    int64_t rows = shape[0], k = shape[1], groups = k / q->group;
+    exo_quant_entry *e = NULL;
+    for (uint32_t i = 0; i < q->n && !e; i++)
+        if (strcmp(q->items[i].name, name) == 0) e = &q->items[i];
+    if (!e) {
+        st = grow((void **)&q->items, &q->cap, q->n + 1, sizeof *q->items);
+        if (st != EXO_OK) return fail(b, st);
+        uint64_t wbytes = (uint64_t)rows * (uint64_t)k * q->bits / 8;
+        uint64_t sbytes = (uint64_t)rows * (uint64_t)groups * exo_dtype_size((exo_dtype)t->dtype);
+        char *data = malloc(wbytes + 2 * sbytes ? wbytes + 2 * sbytes : 1);
+        if (!data) return fail(b, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory quantizing '%s'", name));
+        quantize_rows(t, rows, k, q->bits, q->group, (uint32_t *)(void *)data, data + wbytes, data + wbytes + sbytes);
+        e = &q->items[q->n++];
+        memset(e, 0, sizeof *e);
+        snprintf(e->name, sizeof e->name, "%s", name);
+        e->data = data;
+        e->words_bytes = wbytes;
+        e->scales_bytes = sbytes;
+        /* The mapping is MAP_PRIVATE and read-only: dropping its pages only lets the kernel
+         * reclaim them (a later read faults them in from the file again). */
+        long page = sysconf(_SC_PAGESIZE);
+        if (page > 0) {
+            uintptr_t from = ((uintptr_t)t->data + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+            uintptr_t to = ((uintptr_t)t->data + (uintptr_t)t->nbytes) & ~((uintptr_t)page - 1);
+            if (to > from) (void)madvise((void *)from, to - from, MADV_DONTNEED);
+        }
+    }
+    char sname[EXO_TENSOR_NAME_MAX + 8], bname[EXO_TENSOR_NAME_MAX + 8];
+    int stem = (int)strlen(name) - 7; /* without ".weight" (quantizes() checked the suffix) */
+    snprintf(sname, sizeof sname, "%.*s.scales", stem, name);
+    snprintf(bname, sizeof bname, "%.*s.biases", stem, name);
+    const char *data = e->data;
+    int64_t sshape[2] = {rows, groups};
+    exo_dtype sd = (exo_dtype)t->dtype;
+    int32_t bs = add_heap_buffer(b, data + e->words_bytes, e->scales_bytes, layer, sname);
+    uint32_t ts = tensor(b, sd, EXO_TENSOR_WEIGHT, sname, 2, sshape);
+    tensor_at(b, ts)->buffer = bs;
+    int32_t bb = add_heap_buffer(b, data + e->words_bytes + e->scales_bytes, e->scales_bytes, layer, bname);
+    uint32_t tb = tensor(b, sd, EXO_TENSOR_WEIGHT, bname, 2, sshape);
+    tensor_at(b, tb)->buffer = bb;
+    int32_t bw = add_heap_buffer(b, data, e->words_bytes, layer, name);
+    uint32_t id = tensor(b, EXO_DTYPE_MLX_AFFINE, EXO_TENSOR_WEIGHT, name, 2, shape);
+    if (failed(b)) return NONE;
+    exo_tensor *w = tensor_at(b, id);
+    w->buffer = bw;
+    w->q_bits = q->bits;
+    w->q_group = q->group;
+    w->q_scales = ts;
+    w->q_biases = tb;
+    return id;
+}
+
+/* Whether weight() quantizes a float weight on load: a 2-D ".weight" of a linear layer or the
+ * embedding whose input width is a multiple of the group (mlx-lm's nn.quantize predicate).
+ * MoE experts and routers stay float (the expert matmul reads float tables). */
+static bool quantizes(const builder *b, const char *name, uint32_t n_dims, const int64_t *shape) {
+    size_t n = strlen(name);
+    if (!b->q || !b->q->bits || n_dims != 2 || n <= 7 || strcmp(name + n - 7, ".weight") != 0) return false;
+    if (shape[1] % b->q->group != 0) return false;
+    if (b->cfg->n_experts && (strstr(name, ".experts.") || strstr(name, ".gate.weight"))) return false;
+    return true;
+}
+
 /* A weight used as stored: one device buffer, used in place where the device can. */
 static uint32_t weight(builder *b, const char *name, int32_t layer, uint32_t n_dims, const int64_t *shape) {
     const exo_st_tensor *t = NULL;
     if (failed(b)) return NONE;
+    if (quantizes(b, name, n_dims, shape)) return quantize_on_load(b, name, layer, shape);
     char module[160];
     if (quantized_module(b, name, n_dims, module, sizeof module))
         return quantized_weight(b, name, module, layer, n_dims, shape);
@@ -599,6 +774,12 @@ static uint32_t head(builder *b, uint32_t x, uint32_t embed_table, bool last_row
 exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
                                 uint32_t start, uint32_t end, exo_graph_ends ends, uint32_t max_tokens,
                                 uint32_t max_ctx, exo_graph_plan *out) {
+    return exo_graph_plan_build_quantized(cfg, weights, model_dir, start, end, ends, max_tokens, max_ctx, NULL, out);
+}
+
+exo_status exo_graph_plan_build_quantized(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
+                                          uint32_t start, uint32_t end, exo_graph_ends ends, uint32_t max_tokens,
+                                          uint32_t max_ctx, exo_quant_cache *cache, exo_graph_plan *out) {
     memset(out, 0, sizeof *out);
     bool embeds = ends.embeds, has_head = ends.head;
     if (start > end || end > cfg->n_layers)
@@ -609,7 +790,7 @@ exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weight
                           start, end);
     if (max_tokens == 0 || max_ctx == 0)
         return exo_errorf(EXO_ERR_INVALID_ARG, "%s: max_tokens and max_ctx must be positive", model_dir);
-    builder b = {.plan = out, .cfg = cfg, .weights = weights, .dir = model_dir, .st = EXO_OK};
+    builder b = {.plan = out, .cfg = cfg, .weights = weights, .dir = model_dir, .q = cache, .st = EXO_OK};
     out->start = start;
     out->end = end;
     out->embeds = embeds;

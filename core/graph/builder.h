@@ -18,7 +18,25 @@ typedef struct exo_plan_buffer {
     void *owned;      /* malloc'd constant data (NULL for checkpoint tensors) */
     int32_t layer;    /* layer it belongs to, -1 for embedding/head/constants (load progress) */
     char name[96];
+    bool heap;        /* data the builder computed and a exo_quant_cache holds (quantized on load):
+                       * takes memory like `owned`, but is freed with the cache, not the plan */
 } exo_plan_buffer;
+
+/* Weights quantized while loading (exo_shard_options.quantize_bits/_group) to MLX affine, held
+ * once per shard and shared by its plans (full and last-row): an entry per checkpoint tensor. */
+typedef struct exo_quant_entry {
+    char name[96];
+    void *data;            /* packed words, then scales, then biases */
+    uint64_t words_bytes, scales_bytes;
+} exo_quant_entry;
+
+typedef struct exo_quant_cache {
+    uint32_t bits, group;  /* 0 bits: nothing is quantized */
+    exo_quant_entry *items;
+    uint32_t n, cap;
+} exo_quant_cache;
+
+void exo_quant_cache_free(exo_quant_cache *cache);
 
 typedef struct exo_graph_plan {
     exo_tensor *tensors;
@@ -57,6 +75,13 @@ typedef struct exo_graph_ends {
 exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
                                 uint32_t start, uint32_t end, exo_graph_ends ends, uint32_t max_tokens,
                                 uint32_t max_ctx, exo_graph_plan *out);
+/* exo_graph_plan_build, quantizing on load: with cache->bits set, every 2-D float linear weight
+ * and the embedding whose input width is a multiple of cache->group becomes an MLX_AFFINE weight
+ * (mlx.core.quantize's arithmetic; scales and biases in the checkpoint's float dtype) kept in
+ * `cache`, which must outlive the plan. Norms, biases, MoE experts and routers stay float. */
+exo_status exo_graph_plan_build_quantized(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
+                                          uint32_t start, uint32_t end, exo_graph_ends ends, uint32_t max_tokens,
+                                          uint32_t max_ctx, exo_quant_cache *cache, exo_graph_plan *out);
 /* Re-sizes a built plan: rows per step and KV cache positions (the KV tensors' outermost dimension).
  * Nothing else in a plan depends on them, so a shard fitted to its device's memory keeps its graph. */
 void exo_graph_plan_resize(exo_graph_plan *plan, uint32_t max_tokens, uint32_t max_ctx);

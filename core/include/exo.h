@@ -246,6 +246,14 @@ typedef struct exo_shard_options {
                                  * own memory), with every figure in the message. */
     exo_progress_fn progress;
     void *progress_user;
+    /* Quantize on load (what ipex-llm's load_in_4bit does): a float (F32/F16/BF16) checkpoint's
+     * linear weights and embedding whose input width is a multiple of quantize_group become MLX
+     * affine weights (abi/exo_plugin.h, "Quantized weights"; mlx.core.quantize's arithmetic,
+     * scales and biases in the checkpoint's dtype) kept in host memory once per shard; norms,
+     * biases, other widths and MoE experts stay float. quantize_bits: 0 = off, or 2, 3, 4, 5, 6, 8;
+     * quantize_group: 32, 64 or 128 (0 = 64). A checkpoint already quantized is refused. */
+    uint32_t quantize_bits;
+    uint32_t quantize_group;
 } exo_shard_options;
 
 /* Defaults: the whole model on the selected device, sizes from the model and the device. */

@@ -29,6 +29,7 @@ struct exo_shard {
     exo_plugin_rec *plugin;
     exo_graph_plan plan;        /* every row out */
     exo_graph_plan plan_last;   /* head shards: logits of one row (shares plan's buffers) */
+    exo_quant_cache qcache;     /* weights quantized on load, shared by both plans */
     exo_buffer **buffers;       /* one per plan buffer */
     exo_compiled *compiled;
     exo_compiled *compiled_last;

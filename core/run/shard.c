@@ -180,6 +180,19 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
                                                     EXO_MAX_SHARD_LAYERS));
     if (max_tokens > 65536)
         return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "max_tokens %u is too large", max_tokens));
+    uint32_t qbits = opts.quantize_bits, qgroup = opts.quantize_group ? opts.quantize_group : 64;
+    if (qbits || opts.quantize_group) {
+        if (qbits < 2 || qbits > 8 || qbits == 7)
+            return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "quantize_bits %u: quantizing on load "
+                                                        "takes 2, 3, 4, 5, 6 or 8 bits", qbits));
+        if (qgroup != 32 && qgroup != 64 && qgroup != 128)
+            return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "quantize_group %u: quantizing on load "
+                                                        "takes groups of 32, 64 or 128", qgroup));
+        if (m->cfg.quant.bits)
+            return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "%s is already quantized (%u-bit, group "
+                                                        "%u): quantize on load takes a float checkpoint", m->dir,
+                                                        m->cfg.quant.bits, m->cfg.quant.group));
+    }
 
     /* The files may have changed since exo_model_open (truncated, replaced, swapped for a link):
      * check them again before their bytes are used. */
@@ -189,6 +202,8 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
     exo_shard *s = calloc(1, sizeof *s);
     if (!s) return exo_error_keep(&m->error, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory loading a shard"));
     s->model = m;
+    s->qcache.bits = qbits;
+    s->qcache.group = qgroup;
     bool embeds = opts.start_layer == 0, head = opts.end_layer == m->cfg.n_layers;
     uint32_t max_ctx = opts.max_ctx ? opts.max_ctx : m->cfg.max_position_embeddings;
     if (!opts.max_ctx && max_ctx > DEFAULT_MAX_CTX) max_ctx = DEFAULT_MAX_CTX;
@@ -198,12 +213,12 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
     }
     shard_request request = {max_tokens, max_ctx, opts.max_tokens != 0, opts.max_ctx != 0};
     exo_graph_ends ends = {.embeds = embeds, .head = head, .last_row_only = false};
-    exo_status st = exo_graph_plan_build(&m->cfg, m->weights, m->dir, opts.start_layer, opts.end_layer, ends,
-                                         max_tokens, max_ctx, &s->plan);
+    exo_status st = exo_graph_plan_build_quantized(&m->cfg, m->weights, m->dir, opts.start_layer, opts.end_layer,
+                                                   ends, max_tokens, max_ctx, &s->qcache, &s->plan);
     if (st == EXO_OK && head) {
         ends.last_row_only = true;
-        st = exo_graph_plan_build(&m->cfg, m->weights, m->dir, opts.start_layer, opts.end_layer, ends, max_tokens,
-                                  max_ctx, &s->plan_last);
+        st = exo_graph_plan_build_quantized(&m->cfg, m->weights, m->dir, opts.start_layer, opts.end_layer, ends,
+                                            max_tokens, max_ctx, &s->qcache, &s->plan_last);
         if (st == EXO_OK && s->plan_last.n_buffers != s->plan.n_buffers)
             st = exo_errorf(EXO_ERR_INTERNAL, "the last-row graph lists %u weight buffers, the full one %u",
                             s->plan_last.n_buffers, s->plan.n_buffers);
@@ -211,6 +226,7 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
     if (st != EXO_OK) {
         exo_graph_plan_free(&s->plan);
         exo_graph_plan_free(&s->plan_last);
+        exo_quant_cache_free(&s->qcache);
         free(s);
         return exo_error_keep(&m->error, st);
     }
@@ -232,6 +248,7 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
     if (st != EXO_OK) {
         exo_graph_plan_free(&s->plan);
         exo_graph_plan_free(&s->plan_last);
+        exo_quant_cache_free(&s->qcache);
         free(s);
         return exo_error_keep(&m->error, st);
     }
@@ -264,6 +281,7 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
                                    opts.start_layer, opts.end_layer, failures[0] ? failures : "no candidates");
         exo_graph_plan_free(&s->plan);
         exo_graph_plan_free(&s->plan_last);
+        exo_quant_cache_free(&s->qcache);
         free(s);
         return exo_error_keep(&m->error, st);
     }
@@ -280,6 +298,7 @@ void exo_shard_destroy(exo_shard *s) {
     }
     exo_graph_plan_free(&s->plan);
     exo_graph_plan_free(&s->plan_last);
+    exo_quant_cache_free(&s->qcache);
     free(s);
 }
 

@@ -70,7 +70,7 @@ void exo_shard_memory_measure(const exo_graph_plan *full, const exo_graph_plan *
     *out = (exo_shard_memory){.max_tokens = max_tokens, .max_ctx = max_ctx};
     for (uint32_t i = 0; i < full->n_buffers; i++) {
         out->weights = exo_add_sat(out->weights, full->buffers[i].size);
-        if (full->buffers[i].owned) out->weights_owned = exo_add_sat(out->weights_owned, full->buffers[i].size);
+        if (full->buffers[i].owned || full->buffers[i].heap) out->weights_owned = exo_add_sat(out->weights_owned, full->buffers[i].size);
     }
     /* K and V of every layer: F32 [max_ctx, n_kv_heads, head_dim] (ne innermost first). */
     for (uint32_t i = 0; i < full->n_kv; i++) {

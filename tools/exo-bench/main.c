@@ -1,6 +1,6 @@
 /* exo-bench: prefill and decode speed of a model on one device, against the machine's limits.
  *
- *   exo-bench --model DIR [--device D] [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json] [--no-stream]
+ *   exo-bench --model DIR [--device D] [--quantize mlx-q4-g64] [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json] [--no-stream]
  *
  * Like llama-bench: a prompt of p tokens in one forward step (prefill), then n single-token steps
  * (decode), repeated r times after a warmup; mean +- sample sd over the repetitions. Decode is
@@ -30,6 +30,7 @@
 typedef struct bench_options {
     const char *model_dir, *device;
     uint32_t n_prompt, n_gen, threads, reps;
+    uint32_t quant_bits, quant_group; /* --quantize: on load; 0 = as stored */
     int json, no_stream;
 } bench_options;
 
@@ -47,6 +48,8 @@ static void usage(FILE *f) {
             "usage: exo-bench --model DIR [options]\n"
             "  --model DIR        Hugging Face model directory\n"
             "  --device D         plugin[:index] (default: the best device; see exo-probe)\n"
+            "  --quantize SPEC    quantize a float checkpoint on load: mlx-q<bits>-g<group>, e.g. mlx-q4-g64\n"
+            "                     (bits 2-6 or 8, group 32/64/128; bytes per token count the packed size)\n"
             "  -p N               prompt tokens, run as one prefill step (default 512)\n"
             "  -n N               tokens decoded one at a time after the prefill (default 128)\n"
             "  -t N               CPU threads (default: all cores)\n"
@@ -84,6 +87,9 @@ static int parse_args(int argc, char **argv, bench_options *o) {
         i++;
         if (strcmp(a, "--model") == 0 || strcmp(a, "-m") == 0) o->model_dir = v;
         else if (strcmp(a, "--device") == 0) o->device = v;
+        else if (strcmp(a, "--quantize") == 0) {
+            if (!cli_parse_quant("exo-bench", a, v, &o->quant_bits, &o->quant_group)) return 0;
+        }
         else if (strcmp(a, "-p") == 0) { if (!parse_count(a, v, 1, 1u << 20, &o->n_prompt)) return 0; }
         else if (strcmp(a, "-n") == 0) { if (!parse_count(a, v, 1, 1u << 20, &o->n_gen)) return 0; }
         else if (strcmp(a, "-t") == 0) { if (!parse_count(a, v, 1, 4096, &o->threads)) return 0; }
@@ -327,12 +333,15 @@ int main(int argc, char **argv) {
     if (st != EXO_OK) return finish(&b, fail(o.model_dir, st, exo_model_last_error(b.model)));
     model_cost cost;
     char err[512];
-    if (model_cost_from_info(&mi, mi.quant_bits, mi.quant_group, &cost, err, sizeof err)) {
+    uint32_t qbits = o.quant_bits ? o.quant_bits : mi.quant_bits, qgroup = o.quant_bits ? o.quant_group : mi.quant_group;
+    if (model_cost_from_info(&mi, qbits, qgroup, &cost, err, sizeof err)) {
         fprintf(stderr, "exo-bench: %s\n", err);
         return finish(&b, 1);
     }
     exo_shard_options so = EXO_SHARD_OPTIONS_INIT;
     so.device = o.device;
+    so.quantize_bits = o.quant_bits;
+    so.quantize_group = o.quant_group;
     so.max_tokens = o.n_prompt; /* the whole prompt in one step */
     so.max_ctx = o.n_prompt + o.n_gen;
     st = exo_shard_load(b.model, &so, &b.shard);

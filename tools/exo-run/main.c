@@ -2,7 +2,7 @@
  * device it chose and why, streams a continuation of the prompt and ends with a stats line.
  *
  *   exo-run [--model DIR] [-p TEXT] [-n N] [--temperature T] [--top-k K] [--top-p P]
- *           [--min-p P] [--seed S] [--device PLUGIN[:N]] [--json] [--tokenize TEXT]
+ *           [--min-p P] [--seed S] [--device PLUGIN[:N]] [--quantize mlx-q4-g64] [--json] [--tokenize TEXT]
  *
  * Prompts are raw text (chat templating is EXO's job). --json prints one JSON object per token
  * and a stats object last. --tokenize prints the ids of TEXT (no BOS) as a JSON array on the
@@ -20,6 +20,7 @@
 typedef struct run_options {
     const char *model_dir, *prompt, *device, *tokenize;
     uint32_t n_predict;
+    uint32_t quant_bits, quant_group; /* --quantize: on load; 0 = as stored */
     int json;
     exo_sampling sampling;
 } run_options;
@@ -36,6 +37,8 @@ static void usage(FILE *f) {
             "  --min-p P            0 = off (default 0.05)\n"
             "  --seed S             sampling seed (default 42; -1 = from OS entropy)\n"
             "  --device PLUGIN[:N]  device to run on (default: the best one found; see exo-probe)\n"
+            "  --quantize SPEC      quantize a float checkpoint on load to MLX affine: mlx-q<bits>-g<group>,\n"
+            "                       e.g. mlx-q4-g64 (bits 2-6 or 8, group 32/64/128)\n"
             "  --json               one JSON object per token, then a stats object\n"
             "  --tokenize TEXT      print the token ids of TEXT (no BOS) as a JSON array and exit\n",
             DEFAULT_PROMPT);
@@ -66,6 +69,9 @@ static int parse_args(int argc, char **argv, run_options *o) {
         if (strcmp(a, "--model") == 0) o->model_dir = v;
         else if (strcmp(a, "-p") == 0 || strcmp(a, "--prompt") == 0) o->prompt = v;
         else if (strcmp(a, "--device") == 0) o->device = v;
+        else if (strcmp(a, "--quantize") == 0) {
+            if (!cli_parse_quant("exo-run", a, v, &o->quant_bits, &o->quant_group)) return 0;
+        }
         else if (strcmp(a, "--tokenize") == 0) o->tokenize = v;
         else if (strcmp(a, "-n") == 0 || strcmp(a, "--n-predict") == 0) {
             if (!cli_parse_u32("exo-run", a, v, 0, 10000000, &o->n_predict)) return 0;
@@ -218,6 +224,8 @@ int main(int argc, char **argv) {
 
     exo_shard_options so = EXO_SHARD_OPTIONS_INIT;
     so.device = o.device;
+    so.quantize_bits = o.quant_bits;
+    so.quantize_group = o.quant_group;
     st = exo_shard_load(r.model, &so, &r.shard);
     if (st != EXO_OK) return finish(&r, fail("loading the model", st, exo_model_last_error(r.model)));
     exo_shard_info si;

@@ -137,16 +137,31 @@ class Model(_Handle):
         return Shard(self, start_layer, end_layer, **kw)
 
 
+def _quantize_spec(spec):
+    """"mlx-q<bits>-g<group>" or (bits, group) -> (bits, group); the core checks the values."""
+    if isinstance(spec, str):
+        import re
+        m = re.fullmatch(r"mlx-q(\d+)-g(\d+)", spec)
+        if not m:
+            raise ValueError(f"quantize={spec!r}: expected mlx-q<bits>-g<group>, e.g. mlx-q4-g64")
+        return int(m.group(1)), int(m.group(2))
+    bits, group = spec
+    return int(bits), int(group)
+
+
 class Shard(_Handle):
     """exo_shard_load: the weights of layers [start_layer, end_layer) on one device.
 
     progress(layers_loaded, layers_total) is called after each layer; return True to cancel
     (the load then raises Aborted). An exception raised by progress cancels the load and is
-    re-raised here."""
+    re-raised here.
+
+    quantize: quantize a float checkpoint on load to MLX affine (exo_shard_options.quantize_bits
+    and quantize_group): "mlx-q4-g64" (bits 2-6 or 8, group 32/64/128) or a (bits, group) pair."""
     _free_name = "exo_shard_destroy"
 
     def __init__(self, model, start_layer=0, end_layer=None, *, device=None, max_tokens=0, max_ctx=0,
-                 progress=None):
+                 progress=None, quantize=None):
         super().__init__(model)
         self.model = model
         if end_layer is None:
@@ -158,6 +173,8 @@ class Shard(_Handle):
         self._device = _capi.cstr(device, "device")
         opts.device = self._device
         opts.max_tokens, opts.max_ctx = int(max_tokens), int(max_ctx)
+        if quantize is not None:
+            opts.quantize_bits, opts.quantize_group = _quantize_spec(quantize)
         failure = []
 
         def on_progress(_user, loaded, total):
