@@ -206,12 +206,12 @@ void exo_token_sampler_reset(exo_token_sampler *s) {
 
 /* ---- logits processing ---------------------------------------------------------------- */
 
-static float clamp_finite(float v) {
+static float clamp_finite(double v) {
     if (v > FLT_MAX)
         return FLT_MAX;
-    if (v < -FLT_MAX)
+    if (v < -FLT_MAX || isnan(v)) /* NaN cannot come from finite terms; never let it through */
         return -FLT_MAX;
-    return v;
+    return (float)v;
 }
 
 static void sanitize(const float *logits, float *x, uint32_t n) {
@@ -229,12 +229,15 @@ static void apply_penalties(const exo_token_sampler *s, float *x) {
         return;
     for (uint32_t d = 0; d < s->n_distinct; d++) {
         int32_t t = s->distinct[d];
-        float v = x[t];
-        if (v == -INFINITY) /* impossible stays impossible */
+        if (x[t] == -INFINITY) /* impossible stays impossible */
             continue;
+        /* In double: with huge (finite) penalties float overflows to inf, and FLT_MAX / rep
+         * minus an infinite penalty is inf - inf = NaN (found by fuzz_sampler). Every term is
+         * finite in double, and the result is clamped back into float's range. */
+        double v = x[t];
         if (rep != 1.0f)
-            v = v > 0.0f ? v / rep : v * rep;
-        v -= presence + frequency * (float)s->counts[t];
+            v = v > 0.0 ? v / rep : v * rep;
+        v -= (double)presence + (double)frequency * (double)s->counts[t];
         /* A penalty shifts a probability; it must not turn a token into NaN or -inf. */
         x[t] = clamp_finite(v);
     }

@@ -557,6 +557,26 @@ START_TEST(presence_and_frequency_penalties_subtract) {
 }
 END_TEST
 
+/* Huge but finite penalties (found by fuzz_sampler): FLT_MAX / 0.5 overflows float to inf and
+ * 3 x 1.7e38 does too, so float arithmetic made inf - inf = NaN and a NaN logprob. The penalty is
+ * computed in double and clamped: the token keeps a finite logit and the draw a finite logprob. */
+START_TEST(huge_penalties_never_make_nan) {
+    exo_sampler_params p = plain_params(0.0f);
+    p.repetition_penalty = 0.5f;
+    p.frequency_penalty = 1.7e38f;
+    exo_token_sampler *s = make(&p, 3);
+    for (int i = 0; i < 3; i++)
+        exo_token_sampler_accept(s, 0);
+    const float logits[3] = {FLT_MAX, 1.0f, 0.0f};
+    exo_sample_result r;
+    ck_assert_int_eq(exo_token_sampler_sample(s, logits, &r), EXO_OK);
+    /* 2 x FLT_MAX - 5.1e38 = 1.7e38 in double: still far above the others. */
+    ck_assert_int_eq(r.token, 0);
+    ck_assert_msg(!isnan(r.logprob) && r.logprob <= 0.0f, "logprob %g", r.logprob);
+    exo_token_sampler_free(s);
+}
+END_TEST
+
 START_TEST(repetition_then_presence_frequency) {
     exo_sampler_params p = plain_params(0.0f);
     p.repetition_penalty = 1.5f;
@@ -1014,6 +1034,7 @@ static Suite *sampler_suite(void) {
         {"repetition_penalty_divides_positive_multiplies_negative",
          repetition_penalty_divides_positive_multiplies_negative},
         {"presence_and_frequency_penalties_subtract", presence_and_frequency_penalties_subtract},
+        {"huge_penalties_never_make_nan", huge_penalties_never_make_nan},
         {"repetition_then_presence_frequency", repetition_then_presence_frequency},
         {"penalty_window_limits_history", penalty_window_limits_history},
         {"zero_window_and_bad_ids_mean_no_penalty", zero_window_and_bad_ids_mean_no_penalty},
