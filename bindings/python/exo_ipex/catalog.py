@@ -5,8 +5,9 @@ verdict is read from what the card names:
 - format: "bf16" / "fp16" and MLX affine "<N>bit" (N 2-6 or 8) run; MXFP4 / MXFP8 / NVFP4 (in the
   quantization field or the model id) and cards without a quantization (the upstream
   checkpoints of Kimi: fp8/int4 block formats) do not;
-- architecture: the families of node_info.ARCHITECTURES as dense decoders, and qwen3_moe from
-  float checkpoints only (its MLX-quantized experts are not run yet). Other mixture-of-experts
+- architecture: the families of node_info.ARCHITECTURES as dense decoders, and qwen3_moe in
+  every format above (float, and MLX affine: mlx-lm's stacked switch_mlp experts, run packed;
+  issue 14). Other mixture-of-experts
   ("-A3B"-style active-parameter ids, DeepSeek, Kimi, MiniMax, GLM, gpt-oss, Step), hybrid
   attention (Qwen3-Next, Qwen3.5/3.6, Nemotron 3/Nano v2), vision models (-VL) and Gemma 4 are
   not implemented yet."""
@@ -48,10 +49,8 @@ def card_architecture(card):
         return False, f"architecture {family} (mixture of experts) not yet"
     if family == "qwen" and re.match(r"Qwen3-", name) and "Next" not in name and "-VL-" not in name \
             and _ACTIVE_PARAMS.search(name):
-        # qwen3_moe runs from float checkpoints (issue 14); MLX-quantized experts not yet.
-        if str(card.get("quantization", "")) in ("bf16", "fp16"):
-            return True, "qwen3_moe"
-        return False, "architecture qwen3_moe (MoE) runs from bf16/fp16 only, quantized experts not yet"
+        # qwen3_moe runs from float and MLX affine checkpoints (issue 14); card_format judges the format.
+        return True, "qwen3_moe"
     if _ACTIVE_PARAMS.search(name):
         return False, "architecture MoE (active-parameter model) not yet"
     if family == "nemotron":
