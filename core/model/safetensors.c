@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/utf8.h"
 #include "base/meminfo.h"
 #include "model/json_file.h"
 
@@ -82,28 +83,9 @@ static bool st_json_uint(const cJSON *item, uint64_t *out) {
 
 /* ------------------------------------------------------------------ header checks */
 
-/* Strict UTF-8 (no overlongs, no surrogates, no NUL): names end up in messages and in maps. */
+/* Strict UTF-8 and no NUL: names end up in messages and in maps. */
 static bool st_valid_utf8(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c == 0) return false;
-        if (c < 0x80) { i++; continue; }
-        size_t len;
-        unsigned min;
-        if ((c & 0xe0) == 0xc0) { len = 2; min = 0x80; c &= 0x1f; }
-        else if ((c & 0xf0) == 0xe0) { len = 3; min = 0x800; c &= 0x0f; }
-        else if ((c & 0xf8) == 0xf0) { len = 4; min = 0x10000; c &= 0x07; }
-        else return false;
-        if (n - i < len) return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return false;
-            c = (c << 6) | (s[i + k] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return false;
-        i += len;
-    }
-    return true;
+    return exo_utf8_check(s, n) == n && !memchr(s, 0, n);
 }
 
 static exo_status st_parse_shape(const char *path, const char *name, const cJSON *shape,

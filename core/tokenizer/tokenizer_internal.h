@@ -1,7 +1,7 @@
 /* Internals shared by the tokenizer's files: the loaded tokenizer, its lookup tables, and the
  * steps of the tokenizers-library pipeline (normalizer -> pre-tokenizer -> BPE model ->
  * decoder) read from tokenizer.json. One file per concept:
- *   tokenizer_utf8.c        UTF-8 validation and growable byte buffers
+ *   tokenizer_utf8.c        growable byte buffers (UTF-8 itself: core/base/utf8.c)
  *   tokenizer_maps.c        string -> id and (id, id) -> merge hash maps
  *   tokenizer_bytelevel.c   the GPT-2 byte <-> unicode mapping
  *   tokenizer_load.c        tokenizer.json: model, vocab, merges, added tokens
@@ -22,24 +22,10 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "base/utf8.h"
 #include "tokenizer/tokenizer.h"
 
-/* ---------------------------------------------------------------- UTF-8 and buffers */
-
-/* Length of the UTF-8 character at s (1..4); 0 when the bytes can never start a valid
- * character (bad lead, bad continuation, overlong, surrogate, > U+10FFFF); -1 when s[0..n) is
- * a valid but unfinished prefix. *cp gets the code point when the length is > 0. */
-int exo_utf8_char(const uint8_t *s, size_t n, uint32_t *cp);
-
-/* Offset of the first invalid byte of s[0..n), or n when all of it is valid UTF-8. */
-size_t exo_utf8_check(const uint8_t *s, size_t n);
-
-/* Length of the maximal ill-formed subpart at s (>= 1): the bytes one U+FFFD replaces, as in
- * the Unicode / WHATWG "maximal subpart" practice that Rust's from_utf8_lossy follows. */
-size_t exo_utf8_invalid_len(const uint8_t *s, size_t n);
-
-/* Writes cp as UTF-8 into out (4 bytes room); returns its length. */
-int exo_utf8_encode(uint32_t cp, char *out);
+/* ---------------------------------------------------------------- output buffers (UTF-8: base/utf8.h) */
 
 typedef struct exo_tok_buf {
     char *data;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/utf8.h"
 #include "fuzz_scratch.h"
 #include "tokenizer/tokenizer.h"
 
@@ -28,29 +29,9 @@ static void finding(const char *what) {
     abort();
 }
 
-/* Strict UTF-8 (as the stream promises to emit): no overlongs, surrogates or values past
- * U+10FFFF. */
-static bool valid_utf8(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) { i++; continue; }
-        size_t len;
-        unsigned min;
-        if ((c & 0xe0) == 0xc0) { len = 2; min = 0x80; c &= 0x1f; }
-        else if ((c & 0xf0) == 0xe0) { len = 3; min = 0x800; c &= 0x0f; }
-        else if ((c & 0xf8) == 0xf0) { len = 4; min = 0x10000; c &= 0x07; }
-        else return false;
-        if (n - i < len) return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return false;
-            c = (c << 6) | (s[i + k] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return false;
-        i += len;
-    }
-    return true;
-}
+/* Strict UTF-8, as the stream promises to emit (the core's checker: the stream under test is
+ * a different component, the detokenizer). */
+static bool valid_utf8(const unsigned char *s, size_t n) { return exo_utf8_check(s, n) == n; }
 
 /* Next part up to a NUL (or the end); *rest moves past the NUL. */
 static void take_part(const uint8_t **rest, const uint8_t *end, const uint8_t **part, size_t *len) {
