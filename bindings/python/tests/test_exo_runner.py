@@ -209,16 +209,34 @@ def test_serve_prefill_is_there_and_says_why_it_cannot(models_dir):
     runner.main()
 
 
+def run_in_threads(runners):
+    """Runs each runner double's main loop in its own thread (one per rank, as EXO runs one
+    process per rank) and fails with whatever any of them raised."""
+    import threading
+    errors = []
+
+    def run(r):
+        try:
+            r.main()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=run, args=(r,)) for r in runners]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+
+
 def test_two_rank_pipeline_under_two_runners(models_dir, exo_run):
     """Two runner doubles (threads), one per rank of an IpexRing-style instance: layers [0, 2)
     and [2, 4), the ring's endpoints from hosts_by_node, every rank given the same tasks."""
-    import threading
     from conftest import free_tcp_ports
     expect_text, expect_tokens, _ = exo_run_greedy(exo_run, TINY_LLAMA, PROMPT, 12)
     ports = free_tcp_ports(2)
     hosts = [types.SimpleNamespace(ip="127.0.0.1", port=p) for p in ports]
     task = generation(PROMPT, max_output_tokens=12, temperature=0.0)
-    runners, errors = [], []
+    runners = []
     for rank in range(2):
         events, cancels = Channel(), Channel()
         builder = IpexBuilder(model_id=MODEL_ID, event_sender=events, cancel_receiver=cancels,
@@ -229,17 +247,7 @@ def test_two_rank_pipeline_under_two_runners(models_dir, exo_run):
             runner.work.put(t)
         runners.append((runner, builder, events))
 
-    def run(r):
-        try:
-            r.main()
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-    threads = [threading.Thread(target=run, args=(r,)) for r, _, _ in runners]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
+    run_in_threads([r for r, _, _ in runners])
     (r0, b0, ev0), (r1, b1, ev1) = runners
     assert r0.statuses[:3] == [("RunnerIdle",), ("RunnerConnecting",), ("RunnerConnected",)]
     assert ("RunnerLoading", 2, 2) in r0.statuses and ("RunnerLoading", 2, 2) in r1.statuses
@@ -370,12 +378,11 @@ def test_two_rank_pipeline_cancel_on_rank_0_ends_the_task_as_cancelled_on_rank_1
     """A request cancelled on rank 0 (its runner's channel) leaves the later rank's runner as
     cancelled too (CancelledResponse, so no TaskStatus Complete there), even when that rank's
     own cancel never comes."""
-    import threading
     from conftest import free_tcp_ports
     ports = free_tcp_ports(2)
     hosts = [types.SimpleNamespace(ip="127.0.0.1", port=p) for p in ports]
     task = generation(PROMPT, max_output_tokens=10000, temperature=0.0)
-    runners, errors = [], []
+    runners = []
     for rank in range(2):
         events, cancels = Channel(), Channel()
         builder = IpexBuilder(model_id=MODEL_ID, event_sender=events, cancel_receiver=cancels,
@@ -392,17 +399,7 @@ def test_two_rank_pipeline_cancel_on_rank_0_ends_the_task_as_cancelled_on_rank_1
             c0.send(task.task_id)
     r0.after_step = after_step
 
-    def run(r):
-        try:
-            r.main()
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-    threads = [threading.Thread(target=run, args=(r,)) for r, _, _ in runners]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
+    run_in_threads([r for r, _, _ in runners])
     assert len(token_chunks(ev0, task)) == 3
     assert not r0.active_tasks and not r1.active_tasks
     assert task.task_id not in completed(ev0) and task.task_id not in completed(ev1)
