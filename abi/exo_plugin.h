@@ -71,9 +71,11 @@ extern "C" {
 /* ---------------------------------------------------------------- versions and headers */
 
 #define EXO_ABI_MAJOR 1
-#define EXO_ABI_MINOR 4 /* 1.1: exo_plugin_api.probe_build_info; 1.2: IR element strides;
+#define EXO_ABI_MINOR 5 /* 1.1: exo_plugin_api.probe_build_info; 1.2: IR element strides;
                           1.3: quantized weights (EXO_DTYPE_MLX_AFFINE, exo_tensor.q_*);
-                          1.4: mixture of experts (EXO_OP_MOE_*) */
+                          1.4: mixture of experts (EXO_OP_MOE_*);
+                          1.5: gpt_oss and glm4_moe: routing rules SIGMOID_BIAS and
+                          TOPK_SOFTMAX, expert biases, attention sinks, EXO_ACT_SWIGLU_CLAMP */
 #define EXO_ABI_VERSION EXO_MAKE_VERSION(EXO_ABI_MAJOR, EXO_ABI_MINOR)
 
 /* Initialises the header of a struct the plugin side allocates, for the compiling side's layout
@@ -191,7 +193,10 @@ enum {
     EXO_OP_ADD = 3,
     /* dst = a * b (same shape). */
     EXO_OP_MUL = 4,
-    /* dst = act(gate) * up. src: gate, up. i[EXO_GLU_I_ACT]: EXO_ACT_*. */
+    /* dst = act(gate) * up. src: gate, up. i[EXO_GLU_I_ACT]: EXO_ACT_*. (1.5) With
+     * EXO_ACT_SWIGLU_CLAMP (gpt_oss's experts): g = min(gate, limit), u = clamp(up, -limit,
+     * limit), dst = (u + 1) * g * sigmoid(alpha * g), alpha = f[EXO_GLU_F_ALPHA], limit =
+     * f[EXO_GLU_F_LIMIT] (> 0). */
     EXO_OP_GLU = 5,
     /* Rotary embedding in place of a copy. src: x [T, n_heads, head_dim], positions I32 [T],
      * inv_freq F32 [n_rot/2]. i[EXO_ROPE_I_MODE]: EXO_ROPE_*; i[EXO_ROPE_I_N_ROT]: n_rot
@@ -204,7 +209,10 @@ enum {
     /* Fused causal attention over the KV cache. dst [T, n_heads*head_dim]; src: q [T, n_heads,
      * head_dim], k cache, v cache [ctx, n_kv_heads, head_dim], positions I32 [T]. Query t attends
      * to cache rows [max(0, pos[t] - window + 1), pos[t]]. i[EXO_ATTENTION_I_*]: n_heads,
-     * n_kv_heads, head_dim, window (0 = none); f[EXO_ATTENTION_F_*]: scale, softcap (0 = none). */
+     * n_kv_heads, head_dim, window (0 = none); f[EXO_ATTENTION_F_*]: scale, softcap (0 = none).
+     * (1.5) Optional src[4]: sinks F32 [n_heads] (gpt_oss): head h's softmax over its scores
+     * gets one more logit, sinks[h], in the denominator only (it has no value row):
+     * p_i = exp(s_i - m) / (exp(sinks[h] - m) + sum_j exp(s_j - m)), m = max(max_j s_j, sinks[h]). */
     EXO_OP_ATTENTION = 8,
     /* dst = cap * tanh(x / cap). f[EXO_SOFTCAP_F_CAP]. */
     EXO_OP_SOFTCAP = 9,
@@ -216,19 +224,26 @@ enum {
     /* dst ids I32 [T, k] = the k experts of each token, best first. src: scores F32 [T, E] (the
      * router's logits). i[EXO_MOE_TOPK_I_K]: k (1..E); i[EXO_MOE_TOPK_I_RULE]: EXO_MOE_RULE_*,
      * the scores the selection ranks (SOFTMAX: softmax over the E logits, in float; the order is
-     * that of the logits). Ties rank the lower expert id first. */
+     * that of the logits). Ties rank the lower expert id first. (1.5) SIGMOID_BIAS: ranks
+     * sigmoid(logit[e]) + bias[e], bias = src[1] F32 [E] (glm4_moe's e_score_correction_bias);
+     * TOPK_SOFTMAX: ranks the raw logits (gpt_oss). Only SIGMOID_BIAS has (and needs) src[1]. */
     EXO_OP_MOE_TOPK = 11,
     /* dst F32 [T, k] = the weight of each selected expert. src: scores F32 [T, E] (the same
      * logits), ids I32 [T, k] (MOE_TOPK's dst). i[EXO_MOE_WEIGHTS_I_RULE]: EXO_MOE_RULE_*
      * (SOFTMAX: p = softmax over all E logits, w[t, j] = p[t, ids[t, j]]);
      * i[EXO_MOE_WEIGHTS_I_NORMALIZE]: 1 = divide the k weights by their sum (norm_topk_prob);
-     * f[EXO_MOE_WEIGHTS_F_SCALE]: a factor on every weight (routed_scaling_factor; 1 = none). */
+     * f[EXO_MOE_WEIGHTS_F_SCALE]: a factor on every weight (routed_scaling_factor; 1 = none).
+     * (1.5) SIGMOID_BIAS: w[t, j] = sigmoid(logits[t, ids[t, j]]) (the bias only selects);
+     * NORMALIZE divides by (their sum + 1e-20), as glm4_moe does; then F_SCALE.
+     * TOPK_SOFTMAX: w = softmax over the k selected logits (NORMALIZE must be 0); then F_SCALE. */
     EXO_OP_MOE_WEIGHTS = 12,
     /* The expert-indexed matmul. dst F32 [T, k, N]: dst[t, j, :] = x_row @ W[ids[t, j]]^T.
      * src: x F32 [T, K] (each selected expert reads the token's row) or [T, k, K] (slot j reads
      * row (t, j)); ids I32 [T, k] (values in [0, E), checked at run time); the experts' weights,
      * named by src[2] in one of two forms ("Mixture of experts" below) with
-     * i[EXO_MOE_MATMUL_I_N_EXPERTS] = E. Only the selected experts' weights are read. */
+     * i[EXO_MOE_MATMUL_I_N_EXPERTS] = E. Only the selected experts' weights are read. (1.5)
+     * Optional src[3]: bias F32 [E, N] (ne = {N, E}): dst[t, j, :] += bias[ids[t, j], :]
+     * (gpt_oss's expert biases). */
     EXO_OP_MOE_MATMUL = 13,
     /* dst F32 [T, N] = sum over j of w[t, j] * y[t, j, :]. src: y F32 [T, k, N], w F32 [T, k]. */
     EXO_OP_MOE_COMBINE = 14,
@@ -260,14 +275,19 @@ enum {
     EXO_MOE_WEIGHTS_I_RULE = 0,
     EXO_MOE_WEIGHTS_I_NORMALIZE = 1,
     EXO_MOE_WEIGHTS_F_SCALE = 0,
-    EXO_MOE_MATMUL_I_N_EXPERTS = 0
+    EXO_MOE_MATMUL_I_N_EXPERTS = 0,
+    /* ABI 1.5 */
+    EXO_GLU_F_ALPHA = 0,
+    EXO_GLU_F_LIMIT = 1
 };
 
 /* Routing rules (i[EXO_MOE_TOPK_I_RULE], i[EXO_MOE_WEIGHTS_I_RULE]). Values are ABI; the rules
- * of other architectures take the next values (reserved, refused by today's validators:
- * 1 = sigmoid scores with a selection-only bias (glm4_moe), 2 = top-k of the raw logits then
- * softmax over the chosen (gpt_oss)). */
-enum { EXO_MOE_RULE_SOFTMAX = 0 };
+ * of other architectures take the next values. A plugin of minor 1.4 refuses 1 and 2. */
+enum {
+    EXO_MOE_RULE_SOFTMAX = 0,      /* qwen3_moe, mixtral: softmax over all E logits */
+    EXO_MOE_RULE_SIGMOID_BIAS = 1, /* 1.5, glm4_moe: sigmoid scores, selection-only bias */
+    EXO_MOE_RULE_TOPK_SOFTMAX = 2  /* 1.5, gpt_oss: top-k of the raw logits, softmax over the k */
+};
 
 /* Mixture of experts (ABI 1.4). An expert's weights stay where the checkpoint has them: the
  * MOE_MATMUL weight operand src[2] is either
@@ -283,7 +303,7 @@ enum { EXO_MOE_RULE_SOFTMAX = 0 };
  * e * N * K / q_group: mlx-lm's QuantizedSwitchLinear). A decode step reads only the k selected experts' bytes; a plugin may group tokens by
  * expert (one matmul per active expert) in prefill. */
 
-enum { EXO_ACT_SILU = 0, EXO_ACT_GELU_TANH = 1 };
+enum { EXO_ACT_SILU = 0, EXO_ACT_GELU_TANH = 1, EXO_ACT_SWIGLU_CLAMP = 2 /* 1.5, see EXO_OP_GLU */ };
 enum { EXO_ROPE_NORMAL = 0 /* interleaved pairs (GPT-J) */, EXO_ROPE_NEOX = 1 /* halves (HF llama) */ };
 
 typedef struct exo_node {

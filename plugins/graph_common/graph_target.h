@@ -32,6 +32,10 @@ typedef struct graph_target {
      * does not say): graphs with them are refused as UNSUPPORTED, naming the node, so the core
      * falls back down the ranking (to the CPU). */
     bool moe;
+    /* The kernels run the ABI 1.5 additions (gpt_oss, glm4_moe): routing rules SIGMOID_BIAS
+     * and TOPK_SOFTMAX, MOE_MATMUL's expert bias, ATTENTION's sinks, EXO_ACT_SWIGLU_CLAMP.
+     * False: nodes using them are refused as UNSUPPORTED, naming the node and the feature. */
+    bool moe_1_5;
 } graph_target;
 
 /* Records an error through the host table as "<target name> <message>" and returns status. */

@@ -113,6 +113,10 @@ _Static_assert(EXO_MOE_TOPK_I_K == 0 && EXO_MOE_TOPK_I_RULE == 1 && EXO_MOE_WEIG
                    EXO_MOE_WEIGHTS_I_NORMALIZE == 1 && EXO_MOE_WEIGHTS_F_SCALE == 0 && EXO_MOE_MATMUL_I_N_EXPERTS == 0 &&
                    EXO_MOE_RULE_SOFTMAX == 0,
                "mixture-of-experts slots and rule (1.4)");
+/* 1.5 appended two routing rules, an activation and the GLU's two float slots. */
+_Static_assert(EXO_ABI_MINOR >= 5 && EXO_MOE_RULE_SIGMOID_BIAS == 1 && EXO_MOE_RULE_TOPK_SOFTMAX == 2 &&
+                   EXO_ACT_SWIGLU_CLAMP == 2 && EXO_GLU_F_ALPHA == 0 && EXO_GLU_F_LIMIT == 1,
+               "gpt_oss / glm4_moe rules, activation and slots (1.5)");
 _Static_assert(EXO_DTYPE_F32 == 0 && EXO_DTYPE_BF16 == 2 && EXO_DTYPE_Q8_0 == 4, "dtype ids");
 /* The named parameter slots are the positions the op comments of 1.0 gave. */
 _Static_assert(EXO_GET_ROWS_F_SCALE == 0 && EXO_RMS_NORM_F_EPS == 0 && EXO_RMS_NORM_I_ADD_ONE == 0 &&
