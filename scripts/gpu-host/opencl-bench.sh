@@ -4,7 +4,8 @@
 #
 # Environment: EXO_DEVICE_BUNDLE, EXO_MODELS (default /tmp/exo-models; models are written there
 # with exo-synth when missing), MODELS (default "small-110m llama-3.2-1b"), REPS (default 2),
-# P / N (prompt and generated tokens, default 512 / 128), PROFILE=1 (EXO_OPENCL_PROFILE: prints
+# P / N (prompt and generated tokens, default 512 / 128), WEIGHTS (default "bf16": bf16 and/or
+# MLX affine variants such as mlx-q4-g64 mlx-q8-g32, written by exo-synth --quant), PROFILE=1 (EXO_OPENCL_PROFILE: prints
 # the per-kernel device time table; a small P makes it a decode profile).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,17 +19,22 @@ N=${N:-128}
 [ "${PROFILE:-0}" = 1 ] && export EXO_OPENCL_PROFILE=1 EXO_LOG_LEVEL=info
 mkdir -p "$MODELS_DIR" "$RESULTS/opencl-bench"
 status=0
+WEIGHTS=${WEIGHTS:-bf16}
 for preset in $MODELS; do
-  model="$MODELS_DIR/$preset-bf16"
-  [ -f "$model/config.json" ] || "$BIN/exo-synth" --preset "$preset" --dtype bf16 --out "$model" >/dev/null ||
-    { echo "FAIL: exo-synth $preset" >&2; exit 1; }
-  json="$RESULTS/opencl-bench/$preset-bf16-p$P-n$N.json"
-  echo "== exo-bench $preset bf16 on opencl:0, -p $P -n $N -r $REPS"
+ for weights in $WEIGHTS; do
+  model="$MODELS_DIR/$preset-$weights"
+  quant=()
+  [ "$weights" = bf16 ] || quant=(--quant "$weights")
+  [ -f "$model/config.json" ] || "$BIN/exo-synth" --preset "$preset" --dtype bf16 "${quant[@]}" --out "$model" >/dev/null ||
+    { echo "FAIL: exo-synth $preset $weights" >&2; exit 1; }
+  json="$RESULTS/opencl-bench/$preset-$weights-p$P-n$N.json"
+  echo "== exo-bench $preset $weights on opencl:0, -p $P -n $N -r $REPS"
   "$BIN/exo-bench" --model "$model" --device opencl:0 -p "$P" -n "$N" -r "$REPS" --no-stream --json >"$json.log" 2>&1
   rc=$?
   grep -v '^{' "$json.log" | grep -v '^exo info' | tail -12
   grep 'profile' "$json.log" | head -24
   tail -n1 "$json.log" >"$json"
   [ $rc -eq 0 ] || { echo "FAIL: exo-bench exited $rc" >&2; status=1; }
+ done
 done
 exit $status

@@ -4,8 +4,9 @@
 # total. Needs the bundle of scripts/gpu-host/collect.sh (copied to build-device/bundle).
 #
 # Environment: EXO_DEVICE_BUNDLE (default build-device/bundle), EXO_OCL_ICD (the vendor library
-# named in the ICD file, default libnvidia-opencl.so.1), FIXTURES (default: all under
-# tests/data/hf-tiny), EXO_OPENCL_KERNELS=portable (optional: skip the subgroup/fp16 paths).
+# named in the ICD file, default libnvidia-opencl.so.1), FIXTURES (paths under tests/data, default:
+# every fixture of hf-tiny, mlx-tiny and moe-tiny), EXO_OPENCL_KERNELS=portable (optional: skip
+# the subgroup/fp16 paths).
 # Full logs go to $EXO_RESULTS/opencl-golden (default /tmp/exo-results).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,18 +22,19 @@ mkdir -p "$LOGS"
 echo "== exo-probe (OpenCL plugin only)"
 "$BIN/exo-probe" 2>&1 | tee "$LOGS/probe.txt" | head -40
 
-FIXTURES=${FIXTURES:-$(ls -d "$ROOT"/tests/data/hf-tiny/*/ | xargs -n1 basename)}
+FIXTURES=${FIXTURES:-$(cd "$ROOT/tests/data" && ls -d hf-tiny/*/ mlx-tiny/*/ moe-tiny/*/ | sed 's:/$::')}
 pass=0 fail=0
 echo "== exo-golden --device opencl"
 for m in $FIXTURES; do
   start=$EPOCHREALTIME
-  EXO_LOG_LEVEL=${EXO_LOG_LEVEL:-info} "$BIN/exo-golden" "$ROOT/tests/data/hf-tiny/$m" --device opencl > "$LOGS/$m.txt" 2>&1
+  log=$LOGS/${m//\//_}.txt
+  EXO_LOG_LEVEL=${EXO_LOG_LEVEL:-info} "$BIN/exo-golden" "$ROOT/tests/data/$m" --device opencl > "$log" 2>&1
   rc=$?
   secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')
-  summary=$(grep -E "^golden: (PASS|FAIL)" "$LOGS/$m.txt" | tail -1)
-  [ -n "$summary" ] || summary="golden: ERROR rc=$rc: $(grep -v '^  ' "$LOGS/$m.txt" | tail -1)"
+  summary=$(grep -E "^golden: (PASS|FAIL)" "$log" | tail -1)
+  [ -n "$summary" ] || summary="golden: ERROR rc=$rc: $(grep -v '^  ' "$log" | tail -1)"
   case "$summary" in "golden: PASS"*) pass=$((pass + 1)) ;; *) fail=$((fail + 1)) ;; esac
-  printf '%-12s %s (%ss)\n' "$m" "$summary" "$secs"
+  printf '%-28s %s (%ss)\n' "$m" "$summary" "$secs"
 done
 echo "== opencl golden: $pass passed, $fail failed (logs in $LOGS)"
 grep -h "kernels: \|built the kernels\|program cache" "$LOGS"/*.txt 2>/dev/null | sort -u | head -5
