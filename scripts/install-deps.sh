@@ -6,7 +6,8 @@ PACKAGES="build-essential cmake pkg-config git \
   libze-dev libze1 ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo \
   libdnnl-dev libcjson-dev check libsubunit-dev libpcre2-dev \
   clang-15 llvm-spirv-15 spirv-tools llvm-15 \
-  python3 python3-pytest python3-zmq python3-numpy python3-jinja2"
+  python3 python3-pytest python3-zmq python3-numpy python3-jinja2 \
+  nix-bin"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

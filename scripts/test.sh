@@ -8,6 +8,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BASE=${EXO_TEST_BUILD_DIR:-$ROOT}
 JOBS=$(nproc)
 "$ROOT/scripts/install-deps.sh"
+# The Nix expressions (flake.nix, nix/) parse: a syntax error fails the run here, before the builds.
+"$ROOT/scripts/check-nix.sh"
 
 run_suite() {
   dir=$1; shift
