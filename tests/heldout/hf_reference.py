@@ -72,7 +72,8 @@ class Arch:
     def _is_sparse(self, layer):
         c = self.cfg
         if self.type == "qwen3_moe":
-            return (layer not in (c.get("mlp_only_layers") or []) and c["num_experts"] > 0
+            n_experts = c.get("num_experts", c.get("num_local_experts", 0))  # hub / transformers 5 dialect
+            return (layer not in (c.get("mlp_only_layers") or []) and n_experts > 0
                     and (layer + 1) % c.get("decoder_sparse_step", 1) == 0)
         if self.type in ("mixtral", "gpt_oss"):
             return True

@@ -38,7 +38,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from hf_bpe_reference import bytes_to_unicode  # noqa: E402
 
 from hf_reference import Arch, as_f64, forward, greedy  # noqa: E402
-from st_io import read_safetensors, store, write_safetensors  # noqa: E402
+from mlx_quant import read_checkpoint, stack_experts, write_checkpoint  # noqa: E402
+from moe_models import MOE_MODELS, moe_config, moe_weights  # noqa: E402
+from st_io import bf16, bf16_to_f32, read_safetensors, store, write_safetensors  # noqa: E402
 
 F32 = np.float32
 F64 = np.float64
@@ -54,16 +56,26 @@ def rel_err_rows(out, ref):
     return float((num / np.where(den == 0, 1, den)).max())
 
 
-def validate(hf_tiny):
-    worst = 0.0
-    ok = True
-    for name in sorted(os.listdir(hf_tiny)):
-        d = os.path.join(hf_tiny, name)
+def load_weights(d):
+    """A model directory's weights as the reference reads them: float checkpoints as stored,
+    MLX affine ones dequantized by mlx_quant's own reader."""
+    with open(os.path.join(d, "config.json")) as f:
+        config = json.load(f)
+    if config.get("quantization") or config.get("quantization_config"):
+        return config, read_checkpoint(d)
+    return config, as_f64(read_safetensors(os.path.join(d, "model.safetensors")))
+
+
+def validate_models(root):
+    """The reference against every transformers-made golden under root (hf-tiny, moe-tiny,
+    mlx-tiny): KV-cache path and whole-sequence forward, hidden states, logits, greedy tokens."""
+    worst, ok = 0.0, True
+    for name in sorted(os.listdir(root)):
+        d = os.path.join(root, name)
         if not os.path.exists(os.path.join(d, "golden.safetensors")):
             continue
-        with open(os.path.join(d, "config.json")) as f:
-            arch = Arch(json.load(f))
-        w = as_f64(read_safetensors(os.path.join(d, "model.safetensors")))
+        config, w = load_weights(d)
+        arch = Arch(config)
         g = read_safetensors(os.path.join(d, "golden.safetensors"))
         err, greedy_ok = 0.0, True
         p = 0
@@ -75,7 +87,8 @@ def validate(hf_tiny):
             hidden, logits, cont, _ = greedy(arch, w, ids, len(ref_greedy))
             err = max(err, rel_err_rows(logits, g[f"p{p}.logits"]))
             for li, hs in enumerate(hidden):
-                err = max(err, rel_err_rows(hs, g[f"p{p}.hidden.{li}"]))
+                if f"p{p}.hidden.{li}" in g:
+                    err = max(err, rel_err_rows(hs, g[f"p{p}.hidden.{li}"]))
             greedy_ok &= cont == ref_greedy
             # ... and so must one whole-sequence forward, teacher-forced on the golden tokens.
             _, full = forward(arch, w, ids + ref_greedy)
@@ -85,10 +98,60 @@ def validate(hf_tiny):
                 if int(np.argmax(row)) != tok and row.max() - row[tok] > 1e-5:
                     greedy_ok = False
             p += 1
-        good = err <= 2e-6 and greedy_ok
+        good = err <= 2e-6 and greedy_ok and p > 0
         ok &= good
         worst = max(worst, err)
-        print(f"validate {name:12s} max_rel_err={err:.3e} greedy={'ok' if greedy_ok else 'MISMATCH'} {'PASS' if good else 'FAIL'}")
+        print(f"validate {os.path.basename(root)}/{name:20s} max_rel_err={err:.3e} "
+              f"greedy={'ok' if greedy_ok else 'MISMATCH'} {'PASS' if good else 'FAIL'}")
+    return ok, worst
+
+
+# The float checkpoints the mlx-tiny fixtures were quantized from (fixtures README).
+MLX_FIXTURE_SOURCES = {"llama-q4-g64": "hf-tiny/llama", "llama-q2-g32": "hf-tiny/llama",
+                       "llama-mixed-q4-g32": "hf-tiny/llama", "llama3-q8-g32": "hf-tiny/llama3",
+                       "qwen3-q6-g32": "hf-tiny/qwen3", "mistral-q3-g32": "hf-tiny/mistral",
+                       "qwen2-q5-g32": "hf-tiny/qwen2", "qwen3_moe-q4-g32": "moe-tiny/qwen3_moe"}
+
+
+def validate_quantizer(data):
+    """Our MLX quantizer and packer on the fixtures' float sources, rounded to bf16, must give
+    the mlx-tiny checkpoints bit for bit: the same quantized modules, U32 words, bf16 scales and
+    biases."""
+    ok = True
+    for name, src in sorted(MLX_FIXTURE_SOURCES.items()):
+        d = os.path.join(data, "mlx-tiny", name)
+        if not os.path.isdir(d):
+            continue
+        with open(os.path.join(d, "config.json")) as f:
+            config = json.load(f)
+        fixture = read_safetensors(os.path.join(d, "model.safetensors"))
+        w = {k: bf16(v) for k, v in read_safetensors(os.path.join(data, src, "model.safetensors")).items()}
+        if config.get("tie_word_embeddings"):
+            w.pop("lm_head.weight", None)
+        experts = config.get("num_experts") or config.get("num_local_experts")
+        if experts:
+            w = stack_experts(w, config["model_type"], config["num_hidden_layers"], experts)
+        ours = write_checkpoint(w, config, config["quantization"])
+        bad = sorted(set(ours) ^ set(fixture))
+        for k in sorted(set(ours) & set(fixture)):
+            dtype, a = ours[k]
+            mine = a if dtype == "U32" else bf16_to_f32(a)
+            if mine.shape != fixture[k].shape or not np.array_equal(mine, fixture[k]):
+                bad.append(k)
+        n_quant = sum(1 for k in ours if k.endswith(".scales"))
+        print(f"validate quantizer {name:20s} {n_quant} quantized modules, {len(ours)} tensors: "
+              f"{'identical' if not bad else 'DIFFER: ' + ', '.join(bad[:5])}")
+        ok &= not bad
+    return ok
+
+
+def validate(data):
+    ok, worst = True, 0.0
+    for family in ("hf-tiny", "moe-tiny", "mlx-tiny"):
+        if os.path.isdir(os.path.join(data, family)):
+            good, err = validate_models(os.path.join(data, family))
+            ok, worst = ok and good, max(worst, err)
+    ok &= validate_quantizer(data)
     print(f"validate: {'PASS' if ok else 'FAIL'} worst={worst:.3e}")
     return ok
 
