@@ -1,8 +1,10 @@
 /* Builds the decoder-layer graph of the llama family (llama, mistral, qwen2, qwen3, phi3,
- * gemma) for a layer range. The differences between these architectures are all data:
- * biases, q/k norm, fused projections, norm "1 + w", embedding scale, activation, sliding
- * window and soft-capping, read from the config. */
+ * gemma, and the mixtures of experts qwen3_moe, mixtral, gpt_oss, glm4_moe) for a layer range.
+ * The differences between these architectures are all data: biases, q/k norm, fused
+ * projections, norm "1 + w", embedding scale, activation, sliding windows, attention sinks and
+ * soft-capping, read from the config. The sparse MLPs are built in moe_layer.c. */
 #include "builder.h"
+#include "builder_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -13,35 +15,17 @@
 
 #include "base/error.h"
 
-#define NONE UINT32_MAX
-
-/* The builder's state. Errors are sticky (as SQLite's sqlite3_str): the first failing step
- * records its status in `st` (its detail is already in the thread's error), and every later
- * step is a no-op that returns NONE, so a build reads top-down and checks `st` once at the end.
- * Steps that hand out an element to fill (node(), tensor_at()) hand out a sink after a failure:
- * writes to it are harmless and never reach the plan. */
-typedef struct builder {
-    exo_graph_plan *plan;
-    const exo_model_config *cfg;
-    exo_weights *weights;
-    const char *dir;
-    exo_quant_cache *q;   /* quantize on load (bits set), or NULL */
-    exo_status st;
-    exo_node sink_node;
-    exo_tensor sink_tensor;
-} builder;
-
-static bool failed(const builder *b) { return b->st != EXO_OK; }
+bool gb_failed(const builder *b) { return b->st != EXO_OK; }
 
 /* Records the first error; returns NONE for the failing step's result. */
-static uint32_t fail(builder *b, exo_status st) {
+uint32_t gb_fail(builder *b, exo_status st) {
     if (b->st == EXO_OK) b->st = st;
     return NONE;
 }
 
 /* ---------------------------------------------------------------- tables */
 
-static exo_status grow(void **items, uint32_t *cap, uint32_t need, size_t item_size) {
+exo_status gb_grow(void **items, uint32_t *cap, uint32_t need, size_t item_size) {
     if (need <= *cap) return EXO_OK;
     uint32_t n = *cap ? *cap * 2 : 64;
     while (n < need) n *= 2;
@@ -54,17 +38,17 @@ static exo_status grow(void **items, uint32_t *cap, uint32_t need, size_t item_s
 }
 
 /* A tensor of the plan to adjust (buffer, a dimension), or the sink after a failure. */
-static exo_tensor *tensor_at(builder *b, uint32_t id) {
-    return failed(b) || id >= b->plan->n_tensors ? &b->sink_tensor : &b->plan->tensors[id];
+exo_tensor *gb_tensor_at(builder *b, uint32_t id) {
+    return gb_failed(b) || id >= b->plan->n_tensors ? &b->sink_tensor : &b->plan->tensors[id];
 }
 
 /* Adds a tensor; dims are given outermost first (as in PyTorch), stored innermost first. */
-static uint32_t tensor(builder *b, exo_dtype dtype, uint32_t flags, const char *name, uint32_t n_dims,
+uint32_t gb_tensor(builder *b, exo_dtype dtype, uint32_t flags, const char *name, uint32_t n_dims,
                        const int64_t *dims) {
     exo_graph_plan *p = b->plan;
-    if (failed(b)) return NONE;
-    exo_status st = grow((void **)&p->tensors, &p->cap_tensors, p->n_tensors + 1, sizeof *p->tensors);
-    if (st != EXO_OK) return fail(b, st);
+    if (gb_failed(b)) return NONE;
+    exo_status st = gb_grow((void **)&p->tensors, &p->cap_tensors, p->n_tensors + 1, sizeof *p->tensors);
+    if (st != EXO_OK) return gb_fail(b, st);
     exo_tensor *t = &p->tensors[p->n_tensors];
     memset(t, 0, sizeof *t);
     t->id = p->n_tensors;
@@ -79,19 +63,19 @@ static uint32_t tensor(builder *b, exo_dtype dtype, uint32_t flags, const char *
 }
 
 /* An intermediate activation [T, ...dims]. */
-static uint32_t activation(builder *b, const char *name, uint32_t n_inner, int64_t d0, int64_t d1) {
+uint32_t gb_activation(builder *b, const char *name, uint32_t n_inner, int64_t d0, int64_t d1) {
     int64_t dims[3] = {EXO_DIM_TOKENS, d0, d1};
-    return tensor(b, EXO_DTYPE_F32, 0, name, 1 + n_inner, dims);
+    return gb_tensor(b, EXO_DTYPE_F32, 0, name, 1 + n_inner, dims);
 }
 
 /* Adds a node; the caller sets its parameters (exo_node.i / .f by their named slots) through
  * the returned pointer, which stays valid until the next node is added. */
-static exo_node *node(builder *b, exo_op op, uint32_t dst, uint32_t n_src, const uint32_t *src) {
+exo_node *gb_node(builder *b, exo_op op, uint32_t dst, uint32_t n_src, const uint32_t *src) {
     exo_graph_plan *p = b->plan;
-    if (failed(b)) return &b->sink_node;
-    exo_status st = grow((void **)&p->nodes, &p->cap_nodes, p->n_nodes + 1, sizeof *p->nodes);
+    if (gb_failed(b)) return &b->sink_node;
+    exo_status st = gb_grow((void **)&p->nodes, &p->cap_nodes, p->n_nodes + 1, sizeof *p->nodes);
     if (st != EXO_OK) {
-        fail(b, st);
+        gb_fail(b, st);
         return &b->sink_node;
     }
     exo_node *n = &p->nodes[p->n_nodes++];
@@ -104,14 +88,14 @@ static exo_node *node(builder *b, exo_op op, uint32_t dst, uint32_t n_src, const
 }
 
 /* Adds a weight buffer and returns its index (-1 after a failure). Takes `owned` in all cases. */
-static int32_t add_buffer(builder *b, const void *data, uint64_t size, void *owned, int32_t layer,
+int32_t gb_add_buffer(builder *b, const void *data, uint64_t size, void *owned, int32_t layer,
                           const char *name) {
     exo_graph_plan *p = b->plan;
     exo_status st = b->st;
-    if (st == EXO_OK) st = grow((void **)&p->buffers, &p->cap_buffers, p->n_buffers + 1, sizeof *p->buffers);
+    if (st == EXO_OK) st = gb_grow((void **)&p->buffers, &p->cap_buffers, p->n_buffers + 1, sizeof *p->buffers);
     if (st != EXO_OK) {
         free(owned);
-        fail(b, st);
+        gb_fail(b, st);
         return -1;
     }
     exo_plan_buffer *buf = &p->buffers[p->n_buffers];
@@ -128,7 +112,7 @@ static int32_t add_buffer(builder *b, const void *data, uint64_t size, void *own
 static bool is_float(exo_dtype d) { return d == EXO_DTYPE_F32 || d == EXO_DTYPE_F16 || d == EXO_DTYPE_BF16; }
 
 /* Looks a checkpoint tensor up and checks its shape (outermost first) and dtype. */
-static exo_status checkpoint(builder *b, const char *name, uint32_t n_dims, const int64_t *shape,
+exo_status gb_checkpoint(builder *b, const char *name, uint32_t n_dims, const int64_t *shape,
                              const exo_st_tensor **out) {
     exo_status st = exo_weights_get(b->weights, name, out);
     if (st != EXO_OK) return st;
@@ -163,9 +147,9 @@ static const char *shape_text(const exo_st_tensor *t, char *out, size_t size) {
 /* A checkpoint tensor as one weight buffer and a tensor of the plan (dims outermost first). */
 static uint32_t stored(builder *b, const exo_st_tensor *t, const char *name, exo_dtype dtype, int32_t layer,
                        uint32_t n_dims, const int64_t *shape) {
-    int32_t buf = add_buffer(b, t->data, t->nbytes, NULL, layer, name);
-    uint32_t id = tensor(b, dtype, EXO_TENSOR_WEIGHT, name, n_dims, shape);
-    tensor_at(b, id)->buffer = buf;
+    int32_t buf = gb_add_buffer(b, t->data, t->nbytes, NULL, layer, name);
+    uint32_t id = gb_tensor(b, dtype, EXO_TENSOR_WEIGHT, name, n_dims, shape);
+    gb_tensor_at(b, id)->buffer = buf;
     return id;
 }
 
@@ -184,46 +168,46 @@ static uint32_t quantized_weight(builder *b, const char *name, const char *modul
     snprintf(sname, sizeof sname, "%s.scales", module);
     snprintf(bname, sizeof bname, "%s.biases", module);
     if (c->quant.bits == 0)
-        return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' exists but config.json has no 'quantization': "
+        return gb_fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' exists but config.json has no 'quantization': "
                                   "cannot read the quantized module '%s'", b->dir, sname, module));
     if (bits == 0)
-        return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' exists but config.json's quantization leaves "
+        return gb_fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' exists but config.json's quantization leaves "
                                   "module '%s' unquantized (override false)", b->dir, sname, module));
     if (k % group != 0)
-        return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s': input width %lld is not a multiple of the "
+        return gb_fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s': input width %lld is not a multiple of the "
                                   "group size %u", b->dir, name, (long long)k, group));
     const exo_st_tensor *w = NULL, *sc = NULL, *bi = NULL;
     exo_status st = exo_weights_get(b->weights, name, &w);
     if (st == EXO_OK) st = exo_weights_get(b->weights, sname, &sc);
     if (st == EXO_OK) st = exo_weights_get(b->weights, bname, &bi);
-    if (st != EXO_OK) return fail(b, st);
+    if (st != EXO_OK) return gb_fail(b, st);
     int64_t words = k * bits / 32, groups = k / group;
     for (uint32_t i = 0; i + 1 < n_dims; i++)
         snprintf(want + strlen(want), sizeof want - strlen(want), "%lld, ", (long long)shape[i]);
     if (w->dtype != EXO_ST_DTYPE_U32)
-        return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has dtype %s; a quantized module's weight (it has "
+        return gb_fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has dtype %s; a quantized module's weight (it has "
                                   "'%s') must be U32", w->file, name, exo_st_dtype_name(w->dtype), sname));
     bool same = w->n_dims == n_dims && w->shape[n_dims - 1] == words;
     for (uint32_t i = 0; same && i + 1 < n_dims; i++) same = w->shape[i] == shape[i];
     if (!same)
-        return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has shape [%s]; %u-bit packing of [%s%lld] "
+        return gb_fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has shape [%s]; %u-bit packing of [%s%lld] "
                                   "needs [%s%lld] U32 words", w->file, name, shape_text(w, got, sizeof got), bits, want,
                                   (long long)k, want, (long long)words));
     const exo_st_tensor *sb[2] = {sc, bi};
     const char *sbn[2] = {sname, bname};
     for (int i = 0; i < 2; i++) {
         if (!is_float(sb[i]->dtype))
-            return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has dtype %s; scales and biases must be F32, "
+            return gb_fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has dtype %s; scales and biases must be F32, "
                                       "F16 or BF16", sb[i]->file, sbn[i], exo_st_dtype_name(sb[i]->dtype)));
         same = sb[i]->n_dims == n_dims && sb[i]->shape[n_dims - 1] == groups;
         for (uint32_t d = 0; same && d + 1 < n_dims; d++) same = sb[i]->shape[d] == shape[d];
         if (!same)
-            return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has shape [%s]; group size %u over [%s%lld] "
+            return gb_fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensor '%s' has shape [%s]; group size %u over [%s%lld] "
                                       "needs [%s%lld]", sb[i]->file, sbn[i], shape_text(sb[i], got, sizeof got),
                                       group, want, (long long)k, want, (long long)groups));
     }
     if (sc->dtype != bi->dtype)
-        return fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensors '%s' (%s) and '%s' (%s) must have one dtype", sc->file,
+        return gb_fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: tensors '%s' (%s) and '%s' (%s) must have one dtype", sc->file,
                                   sname, exo_st_dtype_name(sc->dtype), bname, exo_st_dtype_name(bi->dtype)));
     int64_t sshape[3];
     for (uint32_t i = 0; i + 1 < n_dims; i++) sshape[i] = shape[i];
@@ -231,8 +215,8 @@ static uint32_t quantized_weight(builder *b, const char *name, const char *modul
     uint32_t ts = stored(b, sc, sname, sc->dtype, layer, n_dims, sshape);
     uint32_t tb = stored(b, bi, bname, bi->dtype, layer, n_dims, sshape);
     uint32_t id = stored(b, w, name, EXO_DTYPE_MLX_AFFINE, layer, n_dims, shape);
-    if (failed(b)) return NONE;
-    exo_tensor *t = tensor_at(b, id);
+    if (gb_failed(b)) return NONE;
+    exo_tensor *t = gb_tensor_at(b, id);
     t->q_bits = bits;
     t->q_group = group;
     t->q_scales = ts;
@@ -242,7 +226,7 @@ static uint32_t quantized_weight(builder *b, const char *name, const char *modul
 
 /* The module path of a 2-D (or stacked 3-D) weight ("x.weight" -> "x") when the checkpoint
  * quantized it (has "x.scales"); false otherwise. */
-static bool quantized_module(const builder *b, const char *name, uint32_t n_dims, char *module, size_t size) {
+bool gb_quantized_module(const builder *b, const char *name, uint32_t n_dims, char *module, size_t size) {
     size_t n = strlen(name);
     if ((n_dims != 2 && n_dims != 3) || n < 7 || strcmp(name + n - 7, ".weight") != 0 || n - 7 + 8 > size) return false;
     snprintf(module, size, "%.*s.scales", (int)(n - 7), name);
@@ -251,7 +235,6 @@ static bool quantized_module(const builder *b, const char *name, uint32_t n_dims
     return quantized;
 }
 
-static float to_f32(const void *data, exo_dtype dtype, uint64_t i);
 
 /* f32 -> bf16 / f16, rounding to nearest even (as MLX casts its scales and biases). */
 static uint16_t f32_to_bf16(float f) {
@@ -303,9 +286,9 @@ static void quantize_rows(const exo_st_tensor *t, int64_t rows, int64_t k, uint3
         int64_t wi = 0;
         for (int64_t g = 0; g < groups; g++) {
             uint64_t base = (uint64_t)(r * k + g * group);
-            float lo = to_f32(t->data, dt, base), hi = lo;
+            float lo = gb_to_f32(t->data, dt, base), hi = lo;
             for (uint32_t j = 1; j < group; j++) {
-                float v = to_f32(t->data, dt, base + j);
+                float v = gb_to_f32(t->data, dt, base + j);
                 lo = v < lo ? v : lo;
                 hi = v > hi ? v : hi;
             }
@@ -320,7 +303,7 @@ static void quantize_rows(const exo_st_tensor *t, int64_t rows, int64_t k, uint3
                 bias = edge;
             }
             for (uint32_t j = 0; j < group; j++) {
-                float q = rintf((to_f32(t->data, dt, base + j) - bias) / scale);
+                float q = rintf((gb_to_f32(t->data, dt, base + j) - bias) / scale);
                 q = q < 0.0f ? 0.0f : q > n_bins ? n_bins : q;
                 acc |= (uint64_t)(uint32_t)q << have;
                 have += bits;
@@ -344,9 +327,19 @@ void exo_quant_cache_free(exo_quant_cache *cache) {
     cache->n = cache->cap = 0;
 }
 
+/* The mapping is MAP_PRIVATE and read-only: dropping its pages only lets the kernel reclaim them
+ * (a later read faults them in from the file again). */
+void gb_drop_pages(const exo_st_tensor *t) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return;
+    uintptr_t from = ((uintptr_t)t->data + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t to = ((uintptr_t)t->data + (uintptr_t)t->nbytes) & ~((uintptr_t)page - 1);
+    if (to > from) (void)madvise((void *)from, to - from, MADV_DONTNEED);
+}
+
 /* Adds a buffer over data the quantize cache holds. */
-static int32_t add_heap_buffer(builder *b, const void *data, uint64_t size, int32_t layer, const char *name) {
-    int32_t i = add_buffer(b, data, size, NULL, layer, name);
+int32_t gb_add_heap_buffer(builder *b, const void *data, uint64_t size, int32_t layer, const char *name) {
+    int32_t i = gb_add_buffer(b, data, size, NULL, layer, name);
     if (i >= 0) b->plan->buffers[i].heap = true;
     return i;
 }
@@ -357,19 +350,19 @@ static int32_t add_heap_buffer(builder *b, const void *data, uint64_t size, int3
 static uint32_t quantize_on_load(builder *b, const char *name, int32_t layer, const int64_t *shape) {
     exo_quant_cache *q = b->q;
     const exo_st_tensor *t = NULL;
-    exo_status st = checkpoint(b, name, 2, shape, &t);
-    if (st != EXO_OK) return fail(b, st);
+    exo_status st = gb_checkpoint(b, name, 2, shape, &t);
+    if (st != EXO_OK) return gb_fail(b, st);
     int64_t rows = shape[0], k = shape[1], groups = k / q->group;
     exo_quant_entry *e = NULL;
     for (uint32_t i = 0; i < q->n && !e; i++)
         if (strcmp(q->items[i].name, name) == 0) e = &q->items[i];
     if (!e) {
-        st = grow((void **)&q->items, &q->cap, q->n + 1, sizeof *q->items);
-        if (st != EXO_OK) return fail(b, st);
+        st = gb_grow((void **)&q->items, &q->cap, q->n + 1, sizeof *q->items);
+        if (st != EXO_OK) return gb_fail(b, st);
         uint64_t wbytes = (uint64_t)rows * (uint64_t)k * q->bits / 8;
         uint64_t sbytes = (uint64_t)rows * (uint64_t)groups * exo_dtype_size((exo_dtype)t->dtype);
         char *data = malloc(wbytes + 2 * sbytes ? wbytes + 2 * sbytes : 1);
-        if (!data) return fail(b, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory quantizing '%s'", name));
+        if (!data) return gb_fail(b, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory quantizing '%s'", name));
         quantize_rows(t, rows, k, q->bits, q->group, (uint32_t *)(void *)data, data + wbytes, data + wbytes + sbytes);
         e = &q->items[q->n++];
         memset(e, 0, sizeof *e);
@@ -377,14 +370,7 @@ static uint32_t quantize_on_load(builder *b, const char *name, int32_t layer, co
         e->data = data;
         e->words_bytes = wbytes;
         e->scales_bytes = sbytes;
-        /* The mapping is MAP_PRIVATE and read-only: dropping its pages only lets the kernel
-         * reclaim them (a later read faults them in from the file again). */
-        long page = sysconf(_SC_PAGESIZE);
-        if (page > 0) {
-            uintptr_t from = ((uintptr_t)t->data + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-            uintptr_t to = ((uintptr_t)t->data + (uintptr_t)t->nbytes) & ~((uintptr_t)page - 1);
-            if (to > from) (void)madvise((void *)from, to - from, MADV_DONTNEED);
-        }
+        gb_drop_pages(t);
     }
     char sname[EXO_TENSOR_NAME_MAX + 8], bname[EXO_TENSOR_NAME_MAX + 8];
     int stem = (int)strlen(name) - 7; /* without ".weight" (quantizes() checked the suffix) */
@@ -393,16 +379,16 @@ static uint32_t quantize_on_load(builder *b, const char *name, int32_t layer, co
     const char *data = e->data;
     int64_t sshape[2] = {rows, groups};
     exo_dtype sd = (exo_dtype)t->dtype;
-    int32_t bs = add_heap_buffer(b, data + e->words_bytes, e->scales_bytes, layer, sname);
-    uint32_t ts = tensor(b, sd, EXO_TENSOR_WEIGHT, sname, 2, sshape);
-    tensor_at(b, ts)->buffer = bs;
-    int32_t bb = add_heap_buffer(b, data + e->words_bytes + e->scales_bytes, e->scales_bytes, layer, bname);
-    uint32_t tb = tensor(b, sd, EXO_TENSOR_WEIGHT, bname, 2, sshape);
-    tensor_at(b, tb)->buffer = bb;
-    int32_t bw = add_heap_buffer(b, data, e->words_bytes, layer, name);
-    uint32_t id = tensor(b, EXO_DTYPE_MLX_AFFINE, EXO_TENSOR_WEIGHT, name, 2, shape);
-    if (failed(b)) return NONE;
-    exo_tensor *w = tensor_at(b, id);
+    int32_t bs = gb_add_heap_buffer(b, data + e->words_bytes, e->scales_bytes, layer, sname);
+    uint32_t ts = gb_tensor(b, sd, EXO_TENSOR_WEIGHT, sname, 2, sshape);
+    gb_tensor_at(b, ts)->buffer = bs;
+    int32_t bb = gb_add_heap_buffer(b, data + e->words_bytes + e->scales_bytes, e->scales_bytes, layer, bname);
+    uint32_t tb = gb_tensor(b, sd, EXO_TENSOR_WEIGHT, bname, 2, sshape);
+    gb_tensor_at(b, tb)->buffer = bb;
+    int32_t bw = gb_add_heap_buffer(b, data, e->words_bytes, layer, name);
+    uint32_t id = gb_tensor(b, EXO_DTYPE_MLX_AFFINE, EXO_TENSOR_WEIGHT, name, 2, shape);
+    if (gb_failed(b)) return NONE;
+    exo_tensor *w = gb_tensor_at(b, id);
     w->buffer = bw;
     w->q_bits = q->bits;
     w->q_group = q->group;
@@ -411,39 +397,42 @@ static uint32_t quantize_on_load(builder *b, const char *name, int32_t layer, co
     return id;
 }
 
-/* Whether weight() quantizes a float weight on load: a 2-D ".weight" of a linear layer or the
+/* Whether gb_weight() quantizes a float weight on load: a 2-D ".weight" of a linear layer or the
  * embedding whose input width is a multiple of the group (mlx-lm's nn.quantize predicate).
- * MoE experts and routers stay float (the expert matmul reads float tables). */
+ * MoE experts and routers stay float (the expert matmul reads float tables); glm4_moe's shared
+ * experts are a dense MLP and are quantized like one. */
 static bool quantizes(const builder *b, const char *name, uint32_t n_dims, const int64_t *shape) {
     size_t n = strlen(name);
     if (!b->q || !b->q->bits || n_dims != 2 || n <= 7 || strcmp(name + n - 7, ".weight") != 0) return false;
     if (shape[1] % b->q->group != 0) return false;
-    if (b->cfg->n_experts && (strstr(name, ".experts.") || strstr(name, ".gate.weight"))) return false;
+    if (b->cfg->n_experts &&
+        (strstr(name, ".experts.") || strstr(name, ".gate.weight") || strstr(name, ".router.weight")))
+        return false;
     return true;
 }
 
 /* A weight used as stored: one device buffer, used in place where the device can. */
-static uint32_t weight(builder *b, const char *name, int32_t layer, uint32_t n_dims, const int64_t *shape) {
+uint32_t gb_weight(builder *b, const char *name, int32_t layer, uint32_t n_dims, const int64_t *shape) {
     const exo_st_tensor *t = NULL;
-    if (failed(b)) return NONE;
+    if (gb_failed(b)) return NONE;
     if (quantizes(b, name, n_dims, shape)) return quantize_on_load(b, name, layer, shape);
     char module[160];
-    if (quantized_module(b, name, n_dims, module, sizeof module))
+    if (gb_quantized_module(b, name, n_dims, module, sizeof module))
         return quantized_weight(b, name, module, layer, n_dims, shape);
-    exo_status st = checkpoint(b, name, n_dims, shape, &t);
-    if (st != EXO_OK) return fail(b, st);
-    int32_t buf = add_buffer(b, t->data, t->nbytes, NULL, layer, name);
-    uint32_t id = tensor(b, t->dtype, EXO_TENSOR_WEIGHT, name, n_dims, shape);
-    tensor_at(b, id)->buffer = buf;
+    exo_status st = gb_checkpoint(b, name, n_dims, shape, &t);
+    if (st != EXO_OK) return gb_fail(b, st);
+    int32_t buf = gb_add_buffer(b, t->data, t->nbytes, NULL, layer, name);
+    uint32_t id = gb_tensor(b, t->dtype, EXO_TENSOR_WEIGHT, name, n_dims, shape);
+    gb_tensor_at(b, id)->buffer = buf;
     return id;
 }
 
 /* Rows [row0, row0 + rows) of a 2-D weight tensor already in the plan (fused projections). */
 static uint32_t weight_rows(builder *b, uint32_t whole, int64_t row0, int64_t rows, const char *name) {
-    exo_tensor w = *tensor_at(b, whole);
+    exo_tensor w = *gb_tensor_at(b, whole);
     int64_t shape[2] = {rows, w.ne[0]};
-    uint32_t id = tensor(b, w.dtype, EXO_TENSOR_WEIGHT, name, 2, shape);
-    exo_tensor *t = tensor_at(b, id);
+    uint32_t id = gb_tensor(b, w.dtype, EXO_TENSOR_WEIGHT, name, 2, shape);
+    exo_tensor *t = gb_tensor_at(b, id);
     t->buffer = w.buffer;
     if (w.dtype != EXO_DTYPE_MLX_AFFINE) {
         t->offset = w.offset + (uint64_t)row0 * (uint64_t)w.ne[0] * exo_dtype_size(w.dtype);
@@ -456,21 +445,21 @@ static uint32_t weight_rows(builder *b, uint32_t whole, int64_t row0, int64_t ro
     char sub[EXO_TENSOR_NAME_MAX + 8];
     uint32_t parts[2] = {w.q_scales, w.q_biases}, made[2];
     for (int i = 0; i < 2; i++) {
-        exo_tensor p = *tensor_at(b, parts[i]);
+        exo_tensor p = *gb_tensor_at(b, parts[i]);
         int64_t pshape[2] = {rows, p.ne[0]};
         snprintf(sub, sizeof sub, "%s.%s", name, i ? "biases" : "scales");
-        made[i] = tensor(b, p.dtype, EXO_TENSOR_WEIGHT, sub, 2, pshape);
-        exo_tensor *pt = tensor_at(b, made[i]);
+        made[i] = gb_tensor(b, p.dtype, EXO_TENSOR_WEIGHT, sub, 2, pshape);
+        exo_tensor *pt = gb_tensor_at(b, made[i]);
         pt->buffer = p.buffer;
         pt->offset = p.offset + (uint64_t)row0 * (uint64_t)p.ne[0] * exo_dtype_size(p.dtype);
     }
-    t = tensor_at(b, id);
+    t = gb_tensor_at(b, id);
     t->q_scales = made[0];
     t->q_biases = made[1];
     return id;
 }
 
-static float to_f32(const void *data, exo_dtype dtype, uint64_t i) {
+float gb_to_f32(const void *data, exo_dtype dtype, uint64_t i) {
     if (dtype == EXO_DTYPE_F32) {
         float v;
         memcpy(&v, (const char *)data + 4 * i, 4);
@@ -496,140 +485,65 @@ static float to_f32(const void *data, exo_dtype dtype, uint64_t i) {
 }
 
 /* A constant f32 weight of n values the builder owns (`values`, taken in all cases). */
-static uint32_t constant_f32(builder *b, float *values, int64_t n, int32_t layer, const char *name) {
+uint32_t gb_constant_f32(builder *b, float *values, int64_t n, int32_t layer, const char *name) {
     int64_t shape[1] = {n};
-    int32_t buf = add_buffer(b, values, (uint64_t)n * sizeof *values, values, layer, name);
-    uint32_t id = tensor(b, EXO_DTYPE_F32, EXO_TENSOR_WEIGHT, name, 1, shape);
-    tensor_at(b, id)->buffer = buf;
+    int32_t buf = gb_add_buffer(b, values, (uint64_t)n * sizeof *values, values, layer, name);
+    uint32_t id = gb_tensor(b, EXO_DTYPE_F32, EXO_TENSOR_WEIGHT, name, 1, shape);
+    gb_tensor_at(b, id)->buffer = buf;
     return id;
 }
 
 /* A small vector (bias) as an f32 constant, whatever its stored dtype. */
-static uint32_t vector_f32(builder *b, const char *name, int32_t layer, int64_t n) {
+uint32_t gb_vector_f32(builder *b, const char *name, int32_t layer, int64_t n) {
     const exo_st_tensor *t = NULL;
     int64_t shape[1] = {n};
-    if (failed(b)) return NONE;
-    exo_status st = checkpoint(b, name, 1, shape, &t);
-    if (st != EXO_OK) return fail(b, st);
+    if (gb_failed(b)) return NONE;
+    exo_status st = gb_checkpoint(b, name, 1, shape, &t);
+    if (st != EXO_OK) return gb_fail(b, st);
     float *v = malloc((size_t)n * sizeof *v);
-    if (!v) return fail(b, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory converting '%s'", name));
-    for (int64_t i = 0; i < n; i++) v[i] = to_f32(t->data, t->dtype, (uint64_t)i);
-    return constant_f32(b, v, n, layer, name);
+    if (!v) return gb_fail(b, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory converting '%s'", name));
+    for (int64_t i = 0; i < n; i++) v[i] = gb_to_f32(t->data, t->dtype, (uint64_t)i);
+    return gb_constant_f32(b, v, n, layer, name);
 }
 
 /* ---------------------------------------------------------------- one decoder layer */
 
-static const char *lname(char *out, size_t size, uint32_t layer, const char *suffix) {
+const char *gb_lname(char *out, size_t size, uint32_t layer, const char *suffix) {
     snprintf(out, size, "model.layers.%u.%s", layer, suffix);
     return out;
 }
 
 /* x = matmul(h, W) (+ bias): [tokens][d0] out, or [tokens][d0][d1] when d1 > 0 (q, k and v come
  * out per head: the same bytes as [tokens][d0 x d1], so no reshape copy is needed). */
-static uint32_t projection(builder *b, uint32_t l, uint32_t h, uint32_t w, const char *bias_name, int64_t d0,
+uint32_t gb_projection(builder *b, uint32_t l, uint32_t h, uint32_t w, const char *bias_name, int64_t d0,
                            int64_t d1, const char *out_name) {
-    uint32_t bias = bias_name ? vector_f32(b, bias_name, (int32_t)l, d1 > 0 ? d0 * d1 : d0) : NONE;
-    uint32_t out = activation(b, out_name, d1 > 0 ? 2 : 1, d0, d1);
-    node(b, EXO_OP_MATMUL, out, bias_name ? 3 : 2, (uint32_t[]){h, w, bias});
+    uint32_t bias = bias_name ? gb_vector_f32(b, bias_name, (int32_t)l, d1 > 0 ? d0 * d1 : d0) : NONE;
+    uint32_t out = gb_activation(b, out_name, d1 > 0 ? 2 : 1, d0, d1);
+    gb_node(b, EXO_OP_MATMUL, out, bias_name ? 3 : 2, (uint32_t[]){h, w, bias});
     return out;
 }
 
 static uint32_t rms_norm(builder *b, uint32_t x, uint32_t w, uint32_t n_inner, int64_t d0, int64_t d1,
                          const char *name) {
-    uint32_t out = activation(b, name, n_inner, d0, d1);
-    exo_node *n = node(b, EXO_OP_RMS_NORM, out, 2, (uint32_t[]){x, w});
+    uint32_t out = gb_activation(b, name, n_inner, d0, d1);
+    exo_node *n = gb_node(b, EXO_OP_RMS_NORM, out, 2, (uint32_t[]){x, w});
     n->i[EXO_RMS_NORM_I_ADD_ONE] = b->cfg->norm_add_one ? 1 : 0;
     n->f[EXO_RMS_NORM_F_EPS] = b->cfg->rms_norm_eps;
     return out;
 }
 
 static uint32_t rope(builder *b, uint32_t x, uint32_t inv_freq, float factor, int64_t heads, const char *name) {
-    uint32_t out = activation(b, name, 2, heads, b->cfg->head_dim);
-    exo_node *n = node(b, EXO_OP_ROPE, out, 3, (uint32_t[]){x, b->plan->in_positions, inv_freq});
+    uint32_t out = gb_activation(b, name, 2, heads, b->cfg->head_dim);
+    exo_node *n = gb_node(b, EXO_OP_ROPE, out, 3, (uint32_t[]){x, b->plan->in_positions, inv_freq});
     n->i[EXO_ROPE_I_MODE] = EXO_ROPE_NEOX;
     n->i[EXO_ROPE_I_N_ROT] = (int32_t)exo_rope_n_rot(b->cfg);
     n->f[EXO_ROPE_F_ATTN_FACTOR] = factor;
     return out;
 }
 
-static uint32_t add(builder *b, uint32_t x, uint32_t y, int64_t width, const char *name) {
-    uint32_t out = activation(b, name, 1, width, 0);
-    node(b, EXO_OP_ADD, out, 2, (uint32_t[]){x, y});
-    return out;
-}
-
-/* One expert projection of every expert of layer l as an expert table (abi/exo_plugin.h,
- * "Mixture of experts"): E weight tensors with consecutive ids, each where the checkpoint has
- * it (per-expert tensors are not contiguous in the files). Returns expert 0's id. */
-static uint32_t expert_table(builder *b, uint32_t l, const char *block, const char *proj, int64_t rows, int64_t cols) {
-    const exo_model_config *c = b->cfg;
-    uint32_t first = NONE;
-    char name[160], suffix[96], module[160];
-    int64_t shape[2] = {rows, cols};
-    for (uint32_t e = 0; e < c->n_experts && !failed(b); e++) {
-        snprintf(suffix, sizeof suffix, "%s.experts.%u.%s.weight", block, e, proj);
-        lname(name, sizeof name, l, suffix);
-        if (quantized_module(b, name, 2, module, sizeof module))
-            return fail(b, exo_errorf(EXO_ERR_UNSUPPORTED, "%s: tensor '%s' is quantized; quantized per-expert "
-                                      "weights are not supported yet (float experts are)", b->dir, name));
-        uint32_t id = weight(b, name, (int32_t)l, 2, shape);
-        if (e == 0) first = id;
-        else if (id != NONE && id != first + e)
-            return fail(b, exo_errorf(EXO_ERR_INTERNAL, "builder: expert table of '%s' is not consecutive", name));
-    }
-    return failed(b) ? NONE : first;
-}
-
-/* One expert projection of layer l: mlx-lm's stacked form (`<block>.switch_mlp.<proj>.weight`
- * [E, rows, cols], float or MLX-quantized; its SwitchGLU names the projections gate_proj, up_proj
- * and down_proj for mixtral too) where the checkpoint has it, else the per-expert table. */
-static uint32_t experts_weight(builder *b, uint32_t l, const char *block, const char *proj, const char *switch_proj,
-                               int64_t rows, int64_t cols) {
-    char name[160], suffix[96];
-    snprintf(suffix, sizeof suffix, "%s.switch_mlp.%s.weight", block, switch_proj);
-    lname(name, sizeof name, l, suffix);
-    if (!exo_weights_has(b->weights, name)) return expert_table(b, l, block, proj, rows, cols);
-    int64_t shape[3] = {b->cfg->n_experts, rows, cols};
-    return weight(b, name, (int32_t)l, 3, shape);
-}
-
-/* The sparse MLP of a MoE layer over the normed input h (Qwen3MoeSparseMoeBlock,
- * MixtralSparseMoeBlock): router logits, softmax over all experts in float, top-k (ties to the
- * lower id), the k probabilities (renormalised when norm_topk_prob; mixtral always), then each
- * selected expert's SwiGLU MLP, summed with those weights. */
-static uint32_t moe_mlp(builder *b, uint32_t l, uint32_t h) {
-    const exo_model_config *c = b->cfg;
-    int64_t H = c->hidden_size, I = c->moe_intermediate_size, E = c->n_experts, K = c->n_experts_per_tok;
-    bool mixtral = c->arch == EXO_ARCH_MIXTRAL;
-    const char *block = mixtral ? "block_sparse_moe" : "mlp";
-    char n1[160], suffix[96];
-    snprintf(suffix, sizeof suffix, "%s.gate.weight", block);
-    int64_t sr[2] = {E, H};
-    uint32_t router = weight(b, lname(n1, sizeof n1, l, suffix), (int32_t)l, 2, sr);
-    uint32_t logits = projection(b, l, h, router, NULL, E, 0, "router_logits");
-    int64_t slots[2] = {EXO_DIM_TOKENS, K};
-    uint32_t ids = tensor(b, EXO_DTYPE_I32, 0, "moe_ids", 2, slots);
-    exo_node *n = node(b, EXO_OP_MOE_TOPK, ids, 1, (uint32_t[]){logits});
-    n->i[EXO_MOE_TOPK_I_K] = (int32_t)K;
-    n->i[EXO_MOE_TOPK_I_RULE] = EXO_MOE_RULE_SOFTMAX;
-    uint32_t w = tensor(b, EXO_DTYPE_F32, 0, "moe_weights", 2, slots);
-    n = node(b, EXO_OP_MOE_WEIGHTS, w, 2, (uint32_t[]){logits, ids});
-    n->i[EXO_MOE_WEIGHTS_I_RULE] = EXO_MOE_RULE_SOFTMAX;
-    n->i[EXO_MOE_WEIGHTS_I_NORMALIZE] = c->norm_topk_prob ? 1 : 0;
-    n->f[EXO_MOE_WEIGHTS_F_SCALE] = 1.0f;
-    uint32_t tg = experts_weight(b, l, block, mixtral ? "w1" : "gate_proj", "gate_proj", I, H);
-    uint32_t tu = experts_weight(b, l, block, mixtral ? "w3" : "up_proj", "up_proj", I, H);
-    uint32_t td = experts_weight(b, l, block, mixtral ? "w2" : "down_proj", "down_proj", H, I);
-    uint32_t g = activation(b, "moe_gate", 2, K, I);
-    node(b, EXO_OP_MOE_MATMUL, g, 3, (uint32_t[]){h, ids, tg})->i[EXO_MOE_MATMUL_I_N_EXPERTS] = (int32_t)E;
-    uint32_t u = activation(b, "moe_up", 2, K, I);
-    node(b, EXO_OP_MOE_MATMUL, u, 3, (uint32_t[]){h, ids, tu})->i[EXO_MOE_MATMUL_I_N_EXPERTS] = (int32_t)E;
-    uint32_t m = activation(b, "moe_glu", 2, K, I);
-    node(b, EXO_OP_GLU, m, 2, (uint32_t[]){g, u})->i[EXO_GLU_I_ACT] = c->activation;
-    uint32_t d = activation(b, "moe_down", 2, K, H);
-    node(b, EXO_OP_MOE_MATMUL, d, 3, (uint32_t[]){m, ids, td})->i[EXO_MOE_MATMUL_I_N_EXPERTS] = (int32_t)E;
-    uint32_t out = activation(b, "mlp_out", 1, H, 0);
-    node(b, EXO_OP_MOE_COMBINE, out, 2, (uint32_t[]){d, w});
+uint32_t gb_add(builder *b, uint32_t x, uint32_t y, int64_t width, const char *name) {
+    uint32_t out = gb_activation(b, name, 1, width, 0);
+    gb_node(b, EXO_OP_ADD, out, 2, (uint32_t[]){x, y});
     return out;
 }
 
@@ -642,34 +556,34 @@ static uint32_t layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_fact
     char n1[128], n2[128];
     int64_t vec_h[1] = {H};
 
-    uint32_t h = rms_norm(b, x, weight(b, lname(n1, sizeof n1, l, "input_layernorm.weight"), li, 1, vec_h), 1, H, 0,
+    uint32_t h = rms_norm(b, x, gb_weight(b, gb_lname(n1, sizeof n1, l, "input_layernorm.weight"), li, 1, vec_h), 1, H, 0,
                           "attn_norm");
 
     /* q, k, v projections: separate, or phi3's fused qkv_proj split by rows. */
     uint32_t wq, wk, wv;
     if (c->arch == EXO_ARCH_PHI3) {
         int64_t shape[2] = {(nh + 2 * nkv) * hd, H};
-        uint32_t wqkv = weight(b, lname(n1, sizeof n1, l, "self_attn.qkv_proj.weight"), li, 2, shape);
+        uint32_t wqkv = gb_weight(b, gb_lname(n1, sizeof n1, l, "self_attn.qkv_proj.weight"), li, 2, shape);
         wq = weight_rows(b, wqkv, 0, nh * hd, "q_proj");
         wk = weight_rows(b, wqkv, nh * hd, nkv * hd, "k_proj");
         wv = weight_rows(b, wqkv, (nh + nkv) * hd, nkv * hd, "v_proj");
     } else {
         int64_t sq[2] = {nh * hd, H}, skv[2] = {nkv * hd, H};
-        wq = weight(b, lname(n1, sizeof n1, l, "self_attn.q_proj.weight"), li, 2, sq);
-        wk = weight(b, lname(n1, sizeof n1, l, "self_attn.k_proj.weight"), li, 2, skv);
-        wv = weight(b, lname(n1, sizeof n1, l, "self_attn.v_proj.weight"), li, 2, skv);
+        wq = gb_weight(b, gb_lname(n1, sizeof n1, l, "self_attn.q_proj.weight"), li, 2, sq);
+        wk = gb_weight(b, gb_lname(n1, sizeof n1, l, "self_attn.k_proj.weight"), li, 2, skv);
+        wv = gb_weight(b, gb_lname(n1, sizeof n1, l, "self_attn.v_proj.weight"), li, 2, skv);
     }
     bool qkv_bias = c->attention_bias;
-    const char *bq = qkv_bias ? lname(n2, sizeof n2, l, "self_attn.q_proj.bias") : NULL;
-    uint32_t q = projection(b, l, h, wq, bq, nh, hd, "q");
-    const char *bk = qkv_bias ? lname(n2, sizeof n2, l, "self_attn.k_proj.bias") : NULL;
-    uint32_t k = projection(b, l, h, wk, bk, nkv, hd, "k");
-    const char *bv = qkv_bias ? lname(n2, sizeof n2, l, "self_attn.v_proj.bias") : NULL;
-    uint32_t v = projection(b, l, h, wv, bv, nkv, hd, "v");
+    const char *bq = qkv_bias ? gb_lname(n2, sizeof n2, l, "self_attn.q_proj.bias") : NULL;
+    uint32_t q = gb_projection(b, l, h, wq, bq, nh, hd, "q");
+    const char *bk = qkv_bias ? gb_lname(n2, sizeof n2, l, "self_attn.k_proj.bias") : NULL;
+    uint32_t k = gb_projection(b, l, h, wk, bk, nkv, hd, "k");
+    const char *bv = qkv_bias ? gb_lname(n2, sizeof n2, l, "self_attn.v_proj.bias") : NULL;
+    uint32_t v = gb_projection(b, l, h, wv, bv, nkv, hd, "v");
     if (c->qk_norm) {
         int64_t vec_hd[1] = {hd};
-        uint32_t wqn = weight(b, lname(n1, sizeof n1, l, "self_attn.q_norm.weight"), li, 1, vec_hd);
-        uint32_t wkn = weight(b, lname(n1, sizeof n1, l, "self_attn.k_norm.weight"), li, 1, vec_hd);
+        uint32_t wqn = gb_weight(b, gb_lname(n1, sizeof n1, l, "self_attn.q_norm.weight"), li, 1, vec_hd);
+        uint32_t wkn = gb_weight(b, gb_lname(n1, sizeof n1, l, "self_attn.k_norm.weight"), li, 1, vec_hd);
         q = rms_norm(b, q, wqn, 2, nh, hd, "q_normed");
         k = rms_norm(b, k, wkn, 2, nkv, hd, "k_normed");
     }
@@ -679,51 +593,55 @@ static uint32_t layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_fact
     /* KV cache and attention. KV_WRITE's destination is the cache tensor itself: rows at the
      * tokens' positions. */
     uint32_t kc = p->kv[2 * (l - p->start)], vc = p->kv[2 * (l - p->start) + 1];
-    node(b, EXO_OP_KV_WRITE, kc, 2, (uint32_t[]){kr, p->in_positions});
-    node(b, EXO_OP_KV_WRITE, vc, 2, (uint32_t[]){v, p->in_positions});
-    uint32_t attn = activation(b, "attn", 1, nh * hd, 0);
-    exo_node *an = node(b, EXO_OP_ATTENTION, attn, 4, (uint32_t[]){qr, kc, vc, p->in_positions});
+    gb_node(b, EXO_OP_KV_WRITE, kc, 2, (uint32_t[]){kr, p->in_positions});
+    gb_node(b, EXO_OP_KV_WRITE, vc, 2, (uint32_t[]){v, p->in_positions});
+    uint32_t attn = gb_activation(b, "attn", 1, nh * hd, 0);
+    /* gpt_oss: one learnt logit per head joins each softmax's denominator (ATTENTION's src[4]). */
+    uint32_t sinks = c->attention_sinks ? gb_vector_f32(b, gb_lname(n1, sizeof n1, l, "self_attn.sinks"), li, nh) : NONE;
+    exo_node *an = gb_node(b, EXO_OP_ATTENTION, attn, c->attention_sinks ? 5 : 4,
+                           (uint32_t[]){qr, kc, vc, p->in_positions, sinks});
     an->i[EXO_ATTENTION_I_N_HEADS] = (int32_t)nh;
     an->i[EXO_ATTENTION_I_N_KV_HEADS] = (int32_t)nkv;
     an->i[EXO_ATTENTION_I_HEAD_DIM] = (int32_t)hd;
-    /* qwen2/qwen3 slide only from max_window_layers on; mistral's window covers every layer. */
-    an->i[EXO_ATTENTION_I_WINDOW] = (int32_t)(l >= c->sliding_window_first_layer ? c->sliding_window : 0);
+    /* qwen2/qwen3 slide only from max_window_layers on; mistral's window covers every layer;
+     * gpt_oss's layer_types say it per layer. */
+    an->i[EXO_ATTENTION_I_WINDOW] = (int32_t)exo_layer_window(c, l);
     an->f[EXO_ATTENTION_F_SCALE] = c->attn_scale;
     an->f[EXO_ATTENTION_F_SOFTCAP] = c->attn_logit_softcap;
 
     int64_t so[2] = {H, nh * hd};
-    uint32_t wo = weight(b, lname(n1, sizeof n1, l, "self_attn.o_proj.weight"), li, 2, so);
+    uint32_t wo = gb_weight(b, gb_lname(n1, sizeof n1, l, "self_attn.o_proj.weight"), li, 2, so);
     bool o_bias = c->attention_out_bias;
-    uint32_t o = projection(b, l, attn, wo, o_bias ? lname(n2, sizeof n2, l, "self_attn.o_proj.bias") : NULL, H, 0,
+    uint32_t o = gb_projection(b, l, attn, wo, o_bias ? gb_lname(n2, sizeof n2, l, "self_attn.o_proj.bias") : NULL, H, 0,
                             "attn_out");
-    uint32_t x1 = add(b, x, o, H, "residual_attn");
+    uint32_t x1 = gb_add(b, x, o, H, "residual_attn");
 
     /* MLP */
-    uint32_t h2 = rms_norm(b, x1, weight(b, lname(n1, sizeof n1, l, "post_attention_layernorm.weight"), li, 1, vec_h),
+    uint32_t h2 = rms_norm(b, x1, gb_weight(b, gb_lname(n1, sizeof n1, l, "post_attention_layernorm.weight"), li, 1, vec_h),
                            1, H, 0, "mlp_norm");
-    if (exo_layer_is_moe(c, l)) return add(b, x1, moe_mlp(b, l, h2), H, "residual_mlp");
+    if (exo_layer_is_moe(c, l)) return gb_add(b, x1, gb_moe_mlp(b, l, h2), H, "residual_mlp");
     uint32_t wg, wu;
     if (c->arch == EXO_ARCH_PHI3) {
         int64_t shape[2] = {2 * I, H};
-        uint32_t wgu = weight(b, lname(n1, sizeof n1, l, "mlp.gate_up_proj.weight"), li, 2, shape);
+        uint32_t wgu = gb_weight(b, gb_lname(n1, sizeof n1, l, "mlp.gate_up_proj.weight"), li, 2, shape);
         wg = weight_rows(b, wgu, 0, I, "gate_proj");
         wu = weight_rows(b, wgu, I, I, "up_proj");
     } else {
         int64_t shape[2] = {I, H};
-        wg = weight(b, lname(n1, sizeof n1, l, "mlp.gate_proj.weight"), li, 2, shape);
-        wu = weight(b, lname(n1, sizeof n1, l, "mlp.up_proj.weight"), li, 2, shape);
+        wg = gb_weight(b, gb_lname(n1, sizeof n1, l, "mlp.gate_proj.weight"), li, 2, shape);
+        wu = gb_weight(b, gb_lname(n1, sizeof n1, l, "mlp.up_proj.weight"), li, 2, shape);
     }
     bool mlp_bias = c->mlp_bias;
     uint32_t g =
-        projection(b, l, h2, wg, mlp_bias ? lname(n2, sizeof n2, l, "mlp.gate_proj.bias") : NULL, I, 0, "gate");
-    uint32_t u = projection(b, l, h2, wu, mlp_bias ? lname(n2, sizeof n2, l, "mlp.up_proj.bias") : NULL, I, 0, "up");
-    uint32_t m = activation(b, "glu", 1, I, 0);
-    node(b, EXO_OP_GLU, m, 2, (uint32_t[]){g, u})->i[EXO_GLU_I_ACT] = c->activation;
+        gb_projection(b, l, h2, wg, mlp_bias ? gb_lname(n2, sizeof n2, l, "mlp.gate_proj.bias") : NULL, I, 0, "gate");
+    uint32_t u = gb_projection(b, l, h2, wu, mlp_bias ? gb_lname(n2, sizeof n2, l, "mlp.up_proj.bias") : NULL, I, 0, "up");
+    uint32_t m = gb_activation(b, "glu", 1, I, 0);
+    gb_node(b, EXO_OP_GLU, m, 2, (uint32_t[]){g, u})->i[EXO_GLU_I_ACT] = c->activation;
     int64_t sd[2] = {H, I};
-    uint32_t wd = weight(b, lname(n1, sizeof n1, l, "mlp.down_proj.weight"), li, 2, sd);
-    uint32_t d = projection(b, l, m, wd, mlp_bias ? lname(n2, sizeof n2, l, "mlp.down_proj.bias") : NULL, H, 0,
+    uint32_t wd = gb_weight(b, gb_lname(n1, sizeof n1, l, "mlp.down_proj.weight"), li, 2, sd);
+    uint32_t d = gb_projection(b, l, m, wd, mlp_bias ? gb_lname(n2, sizeof n2, l, "mlp.down_proj.bias") : NULL, H, 0,
                             "mlp_out");
-    return add(b, x1, d, H, "residual_mlp");
+    return gb_add(b, x1, d, H, "residual_mlp");
 }
 
 /* ---------------------------------------------------------------- the whole range */
@@ -731,11 +649,11 @@ static uint32_t layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_fact
 /* RoPE frequencies, one constant shared by every layer; sets *factor (yarn's attention factor). */
 static uint32_t rope_frequencies(builder *b, float *factor) {
     uint32_t n_rot = exo_rope_n_rot(b->cfg);
-    if (failed(b)) return NONE;
+    if (gb_failed(b)) return NONE;
     float *freq = malloc(((size_t)n_rot / 2 + 1) * sizeof *freq);
-    if (!freq) return fail(b, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory building the graph"));
+    if (!freq) return gb_fail(b, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory building the graph"));
     exo_rope_inv_freq(b->cfg, freq, n_rot, factor);
-    return constant_f32(b, freq, n_rot / 2, -1, "rope.inv_freq");
+    return gb_constant_f32(b, freq, n_rot / 2, -1, "rope.inv_freq");
 }
 
 /* The final norm, lm_head and optional soft-capping over x; returns the logits tensor. With
@@ -748,26 +666,26 @@ static uint32_t head(builder *b, uint32_t x, uint32_t embed_table, bool last_row
     if (last_row_only) {
         int64_t one[1] = {1};
         rows = 1;
-        out->in_output_row = tensor(b, EXO_DTYPE_I32, EXO_TENSOR_INPUT, "output_row", 1, one);
-        uint32_t row = activation(b, "last_hidden", 1, H, 0);
-        tensor_at(b, row)->ne[1] = 1;
-        node(b, EXO_OP_GET_ROWS, row, 2, (uint32_t[]){x, out->in_output_row})->f[EXO_GET_ROWS_F_SCALE] = 1.0f;
+        out->in_output_row = gb_tensor(b, EXO_DTYPE_I32, EXO_TENSOR_INPUT, "output_row", 1, one);
+        uint32_t row = gb_activation(b, "last_hidden", 1, H, 0);
+        gb_tensor_at(b, row)->ne[1] = 1;
+        gb_node(b, EXO_OP_GET_ROWS, row, 2, (uint32_t[]){x, out->in_output_row})->f[EXO_GET_ROWS_F_SCALE] = 1.0f;
         x = row;
     }
-    uint32_t normed = rms_norm(b, x, weight(b, "model.norm.weight", -1, 1, vec_h), 1, H, 0, "final_norm");
-    tensor_at(b, normed)->ne[1] = rows;
+    uint32_t normed = rms_norm(b, x, gb_weight(b, "model.norm.weight", -1, 1, vec_h), 1, H, 0, "final_norm");
+    gb_tensor_at(b, normed)->ne[1] = rows;
     uint32_t lm_head;
     if (cfg->tie_word_embeddings && !exo_weights_has(b->weights, "lm_head.weight"))
-        lm_head = embed_table != NONE ? embed_table : weight(b, "model.embed_tokens.weight", -1, 2, vh);
+        lm_head = embed_table != NONE ? embed_table : gb_weight(b, "model.embed_tokens.weight", -1, 2, vh);
     else
-        lm_head = weight(b, "lm_head.weight", -1, 2, vh);
+        lm_head = gb_weight(b, "lm_head.weight", -1, 2, vh);
     int64_t shape[2] = {rows, V};
     bool softcap = cfg->final_logit_softcap > 0.0f;
-    uint32_t logits = tensor(b, EXO_DTYPE_F32, softcap ? 0 : EXO_TENSOR_OUTPUT, "logits", 2, shape);
-    node(b, EXO_OP_MATMUL, logits, 2, (uint32_t[]){normed, lm_head});
+    uint32_t logits = gb_tensor(b, EXO_DTYPE_F32, softcap ? 0 : EXO_TENSOR_OUTPUT, "logits", 2, shape);
+    gb_node(b, EXO_OP_MATMUL, logits, 2, (uint32_t[]){normed, lm_head});
     if (!softcap) return logits;
-    uint32_t capped = tensor(b, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, "logits_capped", 2, shape);
-    node(b, EXO_OP_SOFTCAP, capped, 1, (uint32_t[]){logits})->f[EXO_SOFTCAP_F_CAP] = cfg->final_logit_softcap;
+    uint32_t capped = gb_tensor(b, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, "logits_capped", 2, shape);
+    gb_node(b, EXO_OP_SOFTCAP, capped, 1, (uint32_t[]){logits})->f[EXO_SOFTCAP_F_CAP] = cfg->final_logit_softcap;
     return capped;
 }
 
@@ -804,14 +722,14 @@ exo_status exo_graph_plan_build_quantized(const exo_model_config *cfg, exo_weigh
 
     int64_t H = cfg->hidden_size, V = cfg->vocab_size;
     int64_t tokens_only[1] = {EXO_DIM_TOKENS};
-    out->in_positions = tensor(&b, EXO_DTYPE_I32, EXO_TENSOR_INPUT, "positions", 1, tokens_only);
+    out->in_positions = gb_tensor(&b, EXO_DTYPE_I32, EXO_TENSOR_INPUT, "positions", 1, tokens_only);
     for (uint32_t l = start; l < end; l++) {
         int64_t shape[3] = {max_ctx, cfg->n_kv_heads, cfg->head_dim};
         char name[64];
         snprintf(name, sizeof name, "cache_k.%u", l);
-        out->kv[2 * (l - start)] = tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_KV, name, 3, shape);
+        out->kv[2 * (l - start)] = gb_tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_KV, name, 3, shape);
         snprintf(name, sizeof name, "cache_v.%u", l);
-        out->kv[2 * (l - start) + 1] = tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_KV, name, 3, shape);
+        out->kv[2 * (l - start) + 1] = gb_tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_KV, name, 3, shape);
     }
     float rope_factor = 1.0f;
     uint32_t inv_freq = end > start ? rope_frequencies(&b, &rope_factor) : NONE;
@@ -820,14 +738,14 @@ exo_status exo_graph_plan_build_quantized(const exo_model_config *cfg, exo_weigh
     uint32_t x, embed_table = NONE;
     if (embeds) {
         int64_t vh[2] = {V, H};
-        out->in_tokens = tensor(&b, EXO_DTYPE_I32, EXO_TENSOR_INPUT, "tokens", 1, tokens_only);
-        embed_table = weight(&b, "model.embed_tokens.weight", -1, 2, vh);
-        x = activation(&b, "embeddings", 1, H, 0);
-        node(&b, EXO_OP_GET_ROWS, x, 2, (uint32_t[]){embed_table, out->in_tokens})->f[EXO_GET_ROWS_F_SCALE] =
+        out->in_tokens = gb_tensor(&b, EXO_DTYPE_I32, EXO_TENSOR_INPUT, "tokens", 1, tokens_only);
+        embed_table = gb_weight(&b, "model.embed_tokens.weight", -1, 2, vh);
+        x = gb_activation(&b, "embeddings", 1, H, 0);
+        gb_node(&b, EXO_OP_GET_ROWS, x, 2, (uint32_t[]){embed_table, out->in_tokens})->f[EXO_GET_ROWS_F_SCALE] =
             cfg->embedding_scale;
     } else {
         int64_t shape[2] = {EXO_DIM_TOKENS, H};
-        x = out->in_hidden = tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_INPUT, "hidden_in", 2, shape);
+        x = out->in_hidden = gb_tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_INPUT, "hidden_in", 2, shape);
     }
     for (uint32_t l = start; l < end; l++) x = layer(&b, l, inv_freq, rope_factor, x);
 
@@ -836,10 +754,10 @@ exo_status exo_graph_plan_build_quantized(const exo_model_config *cfg, exo_weigh
     } else {
         /* Hidden states out: a copy, so the output binding never aliases an input. */
         int64_t shape[2] = {EXO_DIM_TOKENS, H};
-        out->output = tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, "hidden_out", 2, shape);
-        node(&b, EXO_OP_COPY, out->output, 1, (uint32_t[]){x});
+        out->output = gb_tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, "hidden_out", 2, shape);
+        gb_node(&b, EXO_OP_COPY, out->output, 1, (uint32_t[]){x});
     }
-    if (failed(&b)) exo_graph_plan_free(out);
+    if (gb_failed(&b)) exo_graph_plan_free(out);
     return b.st;
 }
 

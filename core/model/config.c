@@ -59,6 +59,10 @@ static const cfg_arch_info cfg_archs[] = {
     {"qwen3_moe", "Qwen3MoeForCausalLM", EXO_ARCH_QWEN3_MOE, 32768, 1e-6, false, 4, 0},
     /* MixtralConfig: num_key_value_heads=8, rms_norm_eps=1e-5, max_position_embeddings=4096*32 */
     {"mixtral", "MixtralForCausalLM", EXO_ARCH_MIXTRAL, 4096 * 32, 1e-5, false, 8, 0},
+    /* GptOssConfig: num_key_value_heads=8, head_dim=64, rms_norm_eps=1e-5, max_position_embeddings=131072 */
+    {"gpt_oss", "GptOssForCausalLM", EXO_ARCH_GPT_OSS, 131072, 1e-5, false, 8, 64},
+    /* Glm4MoeConfig: num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-5, max_position_embeddings=131072 */
+    {"glm4_moe", "Glm4MoeForCausalLM", EXO_ARCH_GLM4_MOE, 131072, 1e-5, false, 8, 128},
 };
 
 /* Every transformers config class here defaults rope_theta to 10000 (default_theta). */
@@ -178,7 +182,7 @@ static exo_status cfg_arch(const cfg_reader *r, exo_model_config *c, const cfg_a
         }
         return exo_errorf(EXO_ERR_UNSUPPORTED,
                           "%s: field 'model_type': architecture '%.64s' is not supported (llama, "
-                          "mistral, qwen2, qwen3, phi3, gemma, qwen3_moe, mixtral are)", r->path, mt->valuestring);
+                          "mistral, qwen2, qwen3, phi3, gemma, qwen3_moe, mixtral, gpt_oss, glm4_moe are)", r->path, mt->valuestring);
     }
     /* No model_type: the first class name in "architectures" is the hint. */
     const cJSON *archs = cfg_get(r->root, "architectures");
@@ -265,12 +269,22 @@ static exo_status cfg_layers(const cfg_reader *r, exo_model_config *c) {
         if ((st = cfg_bool(r, o, "", "attention_bias", false, &attention_bias))) return st;
         c->attention_bias = c->attention_out_bias = attention_bias;
         break;
+    case EXO_ARCH_GPT_OSS: /* attention_bias (default true) covers q, k, v and o */
+        if ((st = cfg_bool(r, o, "", "attention_bias", true, &attention_bias))) return st;
+        c->attention_bias = c->attention_out_bias = attention_bias;
+        break;
+    case EXO_ARCH_GLM4_MOE: /* q, k, v only: Glm4MoeAttention's o_proj never has one */
+        if ((st = cfg_bool(r, o, "", "attention_bias", false, &attention_bias))) return st;
+        c->attention_bias = attention_bias;
+        c->attention_out_bias = false;
+        break;
     case EXO_ARCH_MISTRAL:
     case EXO_ARCH_MIXTRAL:
     case EXO_ARCH_PHI3: /* no biases anywhere */
         break;
     }
     c->qk_norm = c->arch == EXO_ARCH_QWEN3 || c->arch == EXO_ARCH_QWEN3_MOE;
+    if (c->arch == EXO_ARCH_GLM4_MOE && (st = cfg_bool(r, o, "", "use_qk_norm", false, &c->qk_norm))) return st;
     c->norm_add_one = c->arch == EXO_ARCH_GEMMA;
     c->embedding_scale = c->arch == EXO_ARCH_GEMMA ? (float)sqrt((double)c->hidden_size) : 1.0f;
 
@@ -296,6 +310,37 @@ static exo_status cfg_layers(const cfg_reader *r, exo_model_config *c) {
     else
         return exo_errorf(EXO_ERR_UNSUPPORTED, "%s: field '%s': activation '%.64s' is not "
                           "supported (silu, gelu_pytorch_tanh are)", r->path, key, name);
+    return EXO_OK;
+}
+
+/* GptOssConfig: sliding_window=128 (null: none); layer_types default to sliding for even layers and
+ * full for odd ones; each layer slides or not on its own (GptOssAttention). */
+static exo_status cfg_gpt_oss_layer_types(const cfg_reader *r, exo_model_config *c) {
+    const cJSON *o = r->root;
+    const cJSON *sw = cJSON_GetObjectItemCaseSensitive(o, "sliding_window");
+    uint32_t window = 128;
+    exo_status st;
+    if (sw && cJSON_IsNull(sw)) window = 0;
+    else if (sw && (st = cfg_uint(r, o, "", "sliding_window", true, 0, UINT32_MAX, &window))) return st;
+    const cJSON *types = cfg_get(o, "layer_types");
+    if (types && (!cJSON_IsArray(types) || (uint32_t)cJSON_GetArraySize(types) != c->n_layers))
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field 'layer_types' must list one type per layer (%u)", r->path,
+                          c->n_layers);
+    memset(c->full_attention, 0, sizeof c->full_attention);
+    for (uint32_t l = 0; l < c->n_layers; l++) {
+        bool full = (l + 1) % 2 == 0;
+        if (types) {
+            const cJSON *t = cJSON_GetArrayItem(types, (int)l);
+            bool sliding = cJSON_IsString(t) && strcmp(t->valuestring, "sliding_attention") == 0;
+            full = cJSON_IsString(t) && strcmp(t->valuestring, "full_attention") == 0;
+            if (!sliding && !full)
+                return exo_errorf(EXO_ERR_UNSUPPORTED, "%s: field 'layer_types'[%u]: unknown layer type (sliding_attention "
+                                  "and full_attention are)", r->path, l);
+        }
+        if (full) c->full_attention[l / 64] |= 1ull << (l % 64);
+    }
+    c->sliding_window = window;
+    c->sliding_window_first_layer = 0;
     return EXO_OK;
 }
 
@@ -358,8 +403,11 @@ static exo_status cfg_sliding_window(const cfg_reader *r, exo_model_config *c) {
         c->sliding_window_first_layer = first;
         return EXO_OK;
     }
+    case EXO_ARCH_GPT_OSS:
+        return cfg_gpt_oss_layer_types(r, c);
     case EXO_ARCH_LLAMA:
     case EXO_ARCH_GEMMA:
+    case EXO_ARCH_GLM4_MOE: /* Glm4MoeAttention has no window */
         return EXO_OK;
     }
     return EXO_OK;
@@ -388,7 +436,9 @@ static exo_status cfg_rope(const cfg_reader *r, exo_model_config *c) {
 
     exo_status st;
     double theta;
-    double theta_default = c->arch == EXO_ARCH_MIXTRAL ? 1e6 : CFG_DEFAULT_ROPE_THETA; /* MixtralConfig */
+    /* MixtralConfig 1e6, GptOssConfig 150000 */
+    double theta_default = c->arch == EXO_ARCH_MIXTRAL ? 1e6 : c->arch == EXO_ARCH_GPT_OSS ? 150000.0
+                                                                                            : CFG_DEFAULT_ROPE_THETA;
     if ((st = cfg_positive(r, o, "", "rope_theta", theta_default, &theta, NULL)) ||
         (st = cfg_positive(r, d, prefix, "rope_theta", theta, &theta, NULL)))
         return st;
@@ -397,7 +447,8 @@ static exo_status cfg_rope(const cfg_reader *r, exo_model_config *c) {
     /* standardize_rope_params copies a top-level partial_rotary_factor over the dict's. */
     double prf;
     bool top_prf;
-    if ((st = cfg_positive(r, d, prefix, "partial_rotary_factor", 1.0, &prf, NULL)) ||
+    double prf_default = c->arch == EXO_ARCH_GLM4_MOE ? 0.5 : 1.0; /* Glm4MoeConfig.partial_rotary_factor */
+    if ((st = cfg_positive(r, d, prefix, "partial_rotary_factor", prf_default, &prf, NULL)) ||
         (st = cfg_positive(r, o, "", "partial_rotary_factor", prf, &prf, &top_prf)))
         return st;
     if (prf > 1.0)
@@ -424,6 +475,18 @@ static exo_status cfg_rope(const cfg_reader *r, exo_model_config *c) {
     c->rope_scaling = EXO_ROPE_SCALING_NONE;
     c->rope_factor = 1.0;
     c->yarn_truncate = true;
+    if (c->arch == EXO_ARCH_GPT_OSS && !d) {
+        /* GptOssConfig.__post_init__ without rope parameters: yarn, factor 32, beta_fast 32,
+         * beta_slow 1, truncate false, original_max_position_embeddings 4096. */
+        c->rope_scaling = EXO_ROPE_SCALING_YARN;
+        c->rope_factor = 32.0;
+        c->rope_original_max_position = 4096;
+        c->yarn_beta_fast = 32.0;
+        c->yarn_beta_slow = 1.0;
+        c->yarn_attention_factor = 0.0;
+        c->yarn_truncate = false;
+        return EXO_OK;
+    }
     if (strcmp(type, "default") == 0) return EXO_OK;
     if (c->arch == EXO_ARCH_PHI3) /* Phi3Config accepts only default and longrope */
         return exo_errorf(EXO_ERR_UNSUPPORTED, "%s: field '%s%s': rope type '%.64s' is not "
@@ -555,6 +618,8 @@ static const char *const cfg_quant_modules[EXO_QM_COUNT] = {
     "mlp.gate",           "mlp.switch_mlp.gate_proj", "mlp.switch_mlp.up_proj", "mlp.switch_mlp.down_proj",
     "block_sparse_moe.gate", "block_sparse_moe.switch_mlp.gate_proj", "block_sparse_moe.switch_mlp.up_proj",
     "block_sparse_moe.switch_mlp.down_proj",
+    "mlp.router", "mlp.experts.gate_proj", "mlp.experts.up_proj", "mlp.experts.down_proj",
+    "mlp.shared_experts.gate_proj", "mlp.shared_experts.up_proj", "mlp.shared_experts.down_proj",
 };
 
 /* A module path as (layer, module); false for paths the dense builder never reads. */
@@ -665,6 +730,79 @@ void exo_quant_for(const exo_model_config *cfg, const char *module_path, uint32_
     }
 }
 
+/* GptOssConfig: num_local_experts=128, num_experts_per_tok=4, experts as wide as intermediate_size,
+ * every layer sparse; swiglu_alpha=1.702, swiglu_limit=7.0 (GptOssExperts). The router has a bias
+ * and ranks the raw logits; the k chosen are softmaxed among themselves (GptOssTopKRouter). */
+static exo_status cfg_gpt_oss_moe(const cfg_reader *r, exo_model_config *c) {
+    const cJSON *o = r->root;
+    exo_status st;
+    double alpha, limit;
+    if ((st = cfg_uint(r, o, "", "num_local_experts", false, 128, 1024, &c->n_experts)) ||
+        (st = cfg_uint(r, o, "", "num_experts_per_tok", false, 4, 1024, &c->n_experts_per_tok)) ||
+        (st = cfg_positive(r, o, "", "swiglu_alpha", 1.702, &alpha, NULL)) ||
+        (st = cfg_positive(r, o, "", "swiglu_limit", 7.0, &limit, NULL)))
+        return st;
+    c->moe_intermediate_size = c->intermediate_size;
+    c->moe_rule = EXO_MOE_RULE_TOPK_SOFTMAX;
+    c->norm_topk_prob = false;
+    c->decoder_sparse_step = 1;
+    c->moe_bias = true;
+    c->expert_activation = EXO_ACT_SWIGLU_CLAMP;
+    c->swiglu_alpha = (float)alpha;
+    c->swiglu_limit = (float)limit;
+    c->attention_sinks = true;
+    return EXO_OK;
+}
+
+/* Glm4MoeConfig: n_routed_experts=128, num_experts_per_tok=8, moe_intermediate_size=1408,
+ * n_shared_experts=1, first_k_dense_replace=1, routed_scaling_factor=1.0, norm_topk_prob=True,
+ * n_group=1, topk_group=1. num_nextn_predict_layers (the multi-token-prediction layer, stored as
+ * layer index num_hidden_layers) is checked and otherwise ignored: no layer past n_layers loads. */
+static exo_status cfg_glm4_moe(const cfg_reader *r, exo_model_config *c) {
+    const cJSON *o = r->root;
+    exo_status st;
+    double scale;
+    uint32_t n_group, topk_group, nextn;
+    if ((st = cfg_uint(r, o, "", "n_routed_experts", false, 128, 1024, &c->n_experts)) ||
+        (st = cfg_uint(r, o, "", "num_experts_per_tok", false, 8, 1024, &c->n_experts_per_tok)) ||
+        (st = cfg_uint(r, o, "", "moe_intermediate_size", false, 1408, CFG_MAX_INTERMEDIATE,
+                       &c->moe_intermediate_size)) ||
+        (st = cfg_positive(r, o, "", "routed_scaling_factor", 1.0, &scale, NULL)) ||
+        (st = cfg_bool(r, o, "", "norm_topk_prob", true, &c->norm_topk_prob)) ||
+        (st = cfg_uint(r, o, "", "n_group", false, 1, 1024, &n_group)) ||
+        (st = cfg_uint(r, o, "", "topk_group", false, 1, 1024, &topk_group)))
+        return st;
+    /* 0 is meaningful for these two (no shared expert, no dense layer); cfg_uint takes positives. */
+    const char *zero_ok[3] = {"n_shared_experts", "first_k_dense_replace", "num_nextn_predict_layers"};
+    uint32_t *dest[3] = {&c->n_shared_experts, &c->first_k_dense_replace, &nextn};
+    uint32_t dflt[3] = {1, 1, 0};
+    for (int i = 0; i < 3; i++) {
+        const cJSON *v = cfg_get(o, zero_ok[i]);
+        if (v && cJSON_IsNumber(v) && v->valuedouble == 0) *dest[i] = 0;
+        else if ((st = cfg_uint(r, o, "", zero_ok[i], false, dflt[i], CFG_MAX_LAYERS, dest[i]))) return st;
+    }
+    if (c->n_shared_experts > 64)
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field 'n_shared_experts' = %u is absurd (limit 64)", r->path,
+                          c->n_shared_experts);
+    if ((uint64_t)c->moe_intermediate_size * c->n_shared_experts > CFG_MAX_INTERMEDIATE)
+        return exo_errorf(EXO_ERR_FORMAT, "%s: fields 'moe_intermediate_size' x 'n_shared_experts' = %llu is absurd "
+                          "(limit %u)", r->path, (unsigned long long)c->moe_intermediate_size * c->n_shared_experts,
+                          CFG_MAX_INTERMEDIATE);
+    /* Glm4MoeMoE.route_tokens_to_experts keeps the topk_group best of n_group groups (ranked by the
+     * sum of each group's two best scores) before the top-k; with every group kept the mask is a
+     * no-op, else it changes which experts can win, which the routing op does not model. */
+    if (n_group > 1 && topk_group < n_group)
+        return exo_errorf(EXO_ERR_UNSUPPORTED, "%s: fields 'n_group' = %u, 'topk_group' = %u: group-limited routing "
+                          "(topk_group < n_group) is not supported", r->path, n_group, topk_group);
+    if (n_group > 1 && c->n_experts % n_group != 0)
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field 'n_group' = %u does not divide n_routed_experts = %u", r->path,
+                          n_group, c->n_experts);
+    c->routed_scaling_factor = (float)scale;
+    c->moe_rule = EXO_MOE_RULE_SIGMOID_BIAS;
+    c->decoder_sparse_step = 1;
+    return EXO_OK;
+}
+
 /* Mixture of experts: Qwen3MoeConfig (num_experts=128, num_experts_per_tok=8,
  * moe_intermediate_size=768, norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[]) and
  * MixtralConfig (num_local_experts=8, num_experts_per_tok=2; every layer sparse, experts as wide
@@ -672,7 +810,14 @@ void exo_quant_for(const exo_model_config *cfg, const char *module_path, uint32_
 static exo_status cfg_moe(const cfg_reader *r, exo_model_config *c) {
     const cJSON *o = r->root;
     exo_status st;
-    if (c->arch == EXO_ARCH_MIXTRAL) {
+    c->moe_rule = EXO_MOE_RULE_SOFTMAX;
+    c->routed_scaling_factor = 1.0f;
+    c->expert_activation = c->activation;
+    if (c->arch == EXO_ARCH_GPT_OSS) {
+        if ((st = cfg_gpt_oss_moe(r, c))) return st;
+    } else if (c->arch == EXO_ARCH_GLM4_MOE) {
+        if ((st = cfg_glm4_moe(r, c))) return st;
+    } else if (c->arch == EXO_ARCH_MIXTRAL) {
         if ((st = cfg_uint(r, o, "", "num_local_experts", false, 8, 1024, &c->n_experts)) ||
             (st = cfg_uint(r, o, "", "num_experts_per_tok", false, 2, 1024, &c->n_experts_per_tok)))
             return st;
@@ -710,9 +855,15 @@ static exo_status cfg_moe(const cfg_reader *r, exo_model_config *c) {
 }
 
 bool exo_layer_is_moe(const exo_model_config *cfg, uint32_t l) {
-    if (cfg->n_experts == 0 || l >= CFG_MAX_LAYERS) return false;
+    if (cfg->n_experts == 0 || l >= CFG_MAX_LAYERS || l < cfg->first_k_dense_replace) return false;
     if (cfg->mlp_only[l / 64] >> (l % 64) & 1) return false;
     return cfg->decoder_sparse_step > 0 && (l + 1) % cfg->decoder_sparse_step == 0;
+}
+
+uint32_t exo_layer_window(const exo_model_config *cfg, uint32_t l) {
+    if (l < cfg->sliding_window_first_layer || l >= CFG_MAX_LAYERS) return 0;
+    if (cfg->full_attention[l / 64] >> (l % 64) & 1) return 0;
+    return cfg->sliding_window;
 }
 
 /* ------------------------------------------------------------------ entry points */

@@ -17,6 +17,10 @@ typedef enum exo_arch {
     EXO_ARCH_GEMMA = 5,
     EXO_ARCH_QWEN3_MOE = 6, /* qwen3 attention; sparse MoE MLPs (softmax top-k router) */
     EXO_ARCH_MIXTRAL = 7,   /* mistral attention; block_sparse_moe (softmax top-k, renormalised) */
+    EXO_ARCH_GPT_OSS = 8,   /* biased attention with sinks, sliding/full layers; biased router (top-k of the
+                               logits, softmax over the k), clamped-SwiGLU experts with biases */
+    EXO_ARCH_GLM4_MOE = 9,  /* partial RoPE, optional q/k norm; dense first layers; sigmoid router with a
+                               selection-only bias, routed scaling, shared experts */
 } exo_arch;
 
 typedef enum exo_rope_scaling {
@@ -55,6 +59,13 @@ typedef enum exo_quant_module {
     EXO_QM_MIXTRAL_SWITCH_GATE_PROJ,
     EXO_QM_MIXTRAL_SWITCH_UP_PROJ,
     EXO_QM_MIXTRAL_SWITCH_DOWN_PROJ,
+    EXO_QM_GPT_OSS_ROUTER,       /* model.layers.N.mlp.router (mlx-lm: 8-bit, group 64) */
+    EXO_QM_EXPERTS_GATE_PROJ,    /* model.layers.N.mlp.experts.gate_proj: mlx-lm's gpt_oss SwitchGLU */
+    EXO_QM_EXPERTS_UP_PROJ,
+    EXO_QM_EXPERTS_DOWN_PROJ,
+    EXO_QM_SHARED_GATE_PROJ,     /* model.layers.N.mlp.shared_experts.gate_proj (glm4_moe) */
+    EXO_QM_SHARED_UP_PROJ,
+    EXO_QM_SHARED_DOWN_PROJ,
     EXO_QM_COUNT
 } exo_quant_module;
 
@@ -120,16 +131,33 @@ typedef struct exo_model_config {
     exo_quant_config quant;    /* MLX affine quantization; quant.bits 0 = none */
 
     /* Mixture of experts (qwen3_moe, mixtral); n_experts 0 = a dense model. */
-    uint32_t n_experts;            /* num_experts / num_local_experts */
+    uint32_t n_experts;            /* num_experts / num_local_experts / n_routed_experts */
     uint32_t n_experts_per_tok;    /* k */
     uint32_t moe_intermediate_size;/* an expert's width (mixtral: intermediate_size) */
     bool norm_topk_prob;           /* renormalise the k weights (mixtral: always) */
     uint32_t decoder_sparse_step;  /* qwen3_moe: layer l is sparse iff (l + 1) % step == 0 ... */
     uint64_t mlp_only[64];         /* ... and l is not in mlp_only_layers (a bitmap, layers < 4096) */
+
+    /* gpt_oss and glm4_moe (ABI 1.5). */
+    int32_t moe_rule;              /* EXO_MOE_RULE_*: how the router's logits select and weigh experts */
+    float routed_scaling_factor;   /* glm4_moe: a factor on the routed weights; 1 = none */
+    uint32_t first_k_dense_replace;/* glm4_moe: layers below this have a dense MLP */
+    uint32_t n_shared_experts;     /* glm4_moe: a dense SwiGLU of moe_intermediate_size * this, added to
+                                      the routed output; 0 = none */
+    bool moe_bias;                 /* gpt_oss: the router and the experts carry biases */
+    int32_t expert_activation;     /* the experts' GLU: EXO_ACT_SILU, or EXO_ACT_SWIGLU_CLAMP (gpt_oss) */
+    float swiglu_alpha, swiglu_limit; /* EXO_ACT_SWIGLU_CLAMP's alpha and limit */
+    bool attention_sinks;          /* gpt_oss: self_attn.sinks, one extra softmax logit per head */
+    uint64_t full_attention[64];   /* gpt_oss layer_types: layers that attend fully (a bitmap); the
+                                      others slide with sliding_window */
 } exo_model_config;
 
-/* True when layer l's MLP is a sparse mixture of experts (Qwen3MoeDecoderLayer's rule). */
+/* True when layer l's MLP is a sparse mixture of experts (Qwen3MoeDecoderLayer's rule;
+ * glm4_moe: l >= first_k_dense_replace). */
 bool exo_layer_is_moe(const exo_model_config *cfg, uint32_t l);
+
+/* Layer l's attention window (EXO_ATTENTION_I_WINDOW): 0 = the whole context. */
+uint32_t exo_layer_window(const exo_model_config *cfg, uint32_t l);
 
 /* Reads DIR/config.json. Errors name the file and the field: EXO_ERR_IO (missing/unreadable),
  * EXO_ERR_FORMAT (bad JSON, missing or absurd fields), EXO_ERR_UNSUPPORTED (architecture). */

@@ -64,7 +64,8 @@ static bool host_buffer_span(const void *user, exo_buffer *buf, uint64_t *size, 
 
 static graph_target cpu_graph_target(const exo_plugin_ctx *ctx) {
     return (graph_target){.name = "cpu_amx", .host = ctx->host, .dtypes = GRAPH_DTYPES_ALL,
-                          .buffer_span = host_buffer_span, .moe = true};
+                          .buffer_span = host_buffer_span, .moe = true,
+                          .moe_1_5 = true};
 }
 
 static exo_status check_graph(exo_plugin_ctx *ctx, const exo_graph *g, uint32_t *bad_node) {
@@ -409,7 +410,9 @@ static exo_status run_moe_matmul(const exec_node *e) {
             w = c->data[nd->src[2] + (uint32_t)ex];
             q = quant_of(c, nd->src[2] + (uint32_t)ex);
         }
-        cpu_matmul_args a = {c->moe_x, m, kin, n, w, w0->dtype, NULL, c->moe_y, c->workspace, c->workspace_stride,
+        /* (1.5) src[3]: the experts' biases [E, N]; expert ex's row is the matmul's bias. */
+        const float *bias = nd->n_src > 3 ? (const float *)src_data(e, 3) + (int64_t)ex * n : NULL;
+        cpu_matmul_args a = {c->moe_x, m, kin, n, w, w0->dtype, bias, c->moe_y, c->workspace, c->workspace_stride,
                              NULL, q};
         if (!c->fast)
             cpu_threadpool_run(pool, n, 1, cpu_ref_matmul, &a);
@@ -474,7 +477,8 @@ static exo_status run_node(const exec_node *e) {
         return EXO_OK;
     }
     case EXO_OP_GLU: {
-        cpu_glu_args a = {src_data(e, 0), src_data(e, 1), nd->i[EXO_GLU_I_ACT], dst};
+        cpu_glu_args a = {src_data(e, 0), src_data(e, 1), nd->i[EXO_GLU_I_ACT], dst, nd->f[EXO_GLU_F_ALPHA],
+                          nd->f[EXO_GLU_F_LIMIT]};
         cpu_threadpool_run(pool, src_shape(e, 0, NULL), c->fast ? CPU_ELTWISE_GRAIN : 1024,
                            c->fast ? cpu_avx512_glu : cpu_ref_glu, &a);
         return EXO_OK;
@@ -503,7 +507,7 @@ static exo_status run_node(const exec_node *e) {
         cpu_attention_args a = {src_data(e, 0), src_data(e, 1), src_data(e, 2), src_data(e, 3), heads, kv_heads,
                                 nd->i[EXO_ATTENTION_I_HEAD_DIM], nd->i[EXO_ATTENTION_I_WINDOW],
                                 nd->f[EXO_ATTENTION_F_SCALE], nd->f[EXO_ATTENTION_F_SOFTCAP], dst, c->workspace,
-                                c->workspace_stride, tokens};
+                                c->workspace_stride, tokens, nd->n_src > 4 ? src_data(e, 4) : NULL};
         int64_t group = heads / kv_heads;
         if (c->fast && tokens > 1 && cpu_attention_tiled_fits(group)) {
             int64_t block = cpu_attention_block_tokens(group);
@@ -537,7 +541,9 @@ static exo_status run_node(const exec_node *e) {
             if (st != EXO_OK) return st;
         }
         cpu_moe_route_args a = {src_data(e, 0), experts, k, topk ? (int32_t *)c->data[nd->dst] : src_data(e, 1),
-                                topk ? NULL : dst, nd->i[EXO_MOE_WEIGHTS_I_NORMALIZE], nd->f[EXO_MOE_WEIGHTS_F_SCALE]};
+                                topk ? NULL : dst, nd->i[EXO_MOE_WEIGHTS_I_NORMALIZE], nd->f[EXO_MOE_WEIGHTS_F_SCALE],
+                                nd->i[topk ? EXO_MOE_TOPK_I_RULE : EXO_MOE_WEIGHTS_I_RULE],
+                                topk && nd->n_src > 1 ? src_data(e, 1) : NULL};
         cpu_threadpool_run(pool, tokens, 8, topk ? cpu_ref_moe_topk : cpu_ref_moe_weights, &a);
         return EXO_OK;
     }

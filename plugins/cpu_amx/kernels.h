@@ -57,10 +57,12 @@ typedef struct cpu_matmul_args {
     cpu_quant q;        /* w_type MLX_AFFINE only */
 } cpu_matmul_args;
 
-/* Mixture of experts (EXO_OP_MOE_*). Items: tokens. probs is the router softmax of a token's E
- * logits, in float (both TOPK and WEIGHTS compute it the same way). TOPK: ids[t, :] = the k
- * experts of highest probability, best first, ties to the lower id. WEIGHTS: w[t, j] =
- * probs[ids[t, j]] (divided by their sum when normalize), times scale. ids are checked before
+/* Mixture of experts (EXO_OP_MOE_*). Items: tokens. TOPK ranks a token's E experts by the rule's
+ * scores, in float (SOFTMAX: the router softmax; SIGMOID_BIAS: sigmoid(logit) + bias[e];
+ * TOPK_SOFTMAX: the logits) and writes ids[t, :] = the k best, best first, ties to the lower id.
+ * WEIGHTS: SOFTMAX w[t, j] = probs[ids[t, j]] (divided by their sum when normalize);
+ * SIGMOID_BIAS sigmoid(logit[ids[t, j]]) (divided by their sum + 1e-20 when normalize);
+ * TOPK_SOFTMAX the softmax over the k selected logits; then times scale. ids are checked before
  * the WEIGHTS call. */
 #define CPU_MOE_MAX_EXPERTS 1024 /* the routing kernels' per-token stack arrays */
 typedef struct cpu_moe_route_args {
@@ -70,6 +72,8 @@ typedef struct cpu_moe_route_args {
     float *weights;       /* WEIGHTS: written */
     int normalize;
     float scale;
+    int32_t rule;         /* EXO_MOE_RULE_* */
+    const float *bias;    /* TOPK with SIGMOID_BIAS: the selection bias [E]; else NULL */
 } cpu_moe_route_args;
 
 /* Items: tokens. dst[t, :] = sum_j w[t, j] * y[t, j, :]. */
@@ -88,11 +92,13 @@ typedef struct cpu_binary_args {
     float *dst;
 } cpu_binary_args;
 
-/* Items: elements. dst = act(gate) * up. */
+/* Items: elements. dst = act(gate) * up; EXO_ACT_SWIGLU_CLAMP: g = min(gate, limit),
+ * u = clamp(up, -limit, limit), dst = (u + 1) * g * sigmoid(alpha * g). */
 typedef struct cpu_glu_args {
     const float *gate, *up;
     int32_t act;
     float *dst;
+    float alpha, limit; /* EXO_ACT_SWIGLU_CLAMP only */
 } cpu_glu_args;
 
 /* Items: tokens. x is [T][n_heads][head_dim]; the first n_rot dims of each head rotate. */
@@ -125,6 +131,7 @@ typedef struct cpu_attention_args {
     uint8_t *workspace; /* needs head_dim doubles per thread */
     size_t workspace_stride;
     int64_t n_tokens;   /* query tokens (the tiled fast kernel's items are token blocks) */
+    const float *sinks; /* [n_heads]: one more logit per head in the softmax's denominator, or NULL */
 } cpu_attention_args;
 
 /* Items: elements. */

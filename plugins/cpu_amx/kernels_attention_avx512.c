@@ -41,6 +41,15 @@ size_t cpu_avx512_attention_tiled_workspace(int64_t head_dim) {
             2 * FA_QUERIES) * sizeof(float);
 }
 
+/* The factor on a query row's accumulated weighted V rows (kept relative to the running maximum
+ * `max`, with denominator `den`): 1 / den, or with a sink logit (gpt_oss) its share of the
+ * denominator taken in at the final maximum. */
+INLINE float attn_norm(float max, float den, const float *sinks, int64_t h) {
+    if (!sinks) return 1.0f / den;
+    float m = fmaxf(max, sinks[h]), r = expf(max - m);
+    return r / (den * r + expf(sinks[h] - m));
+}
+
 size_t cpu_avx512_attention_workspace(int64_t head_dim) {
     return (size_t)ATTN_GROUP * ((size_t)head_dim + ATTN_ROWS) * sizeof(float);
 }
@@ -125,7 +134,7 @@ AVX512 void cpu_avx512_attention(void *args, int64_t begin, int64_t end, uint32_
         }
         for (int64_t j = 0; j < g; j++) {
             float *out = a->dst + (t * a->n_heads + h0 + j) * d;
-            float inv = 1.0f / denom[j];
+            float inv = attn_norm(max[j], denom[j], a->sinks, h0 + j);
             for (int64_t e = 0; e < d; e++) out[e] = acc[j * d + e] * inv;
         }
         item += g;
@@ -245,7 +254,7 @@ AVX512 void cpu_avx512_attention_tiled(void *args, int64_t begin, int64_t end, u
         for (int64_t i = 0; i < nq; i++) {
             int64_t t = t0 + i / group, h = kvh * group + i % group;
             float *out = a->dst + (t * a->n_heads + h) * d;
-            float inv = 1.0f / den[i];
+            float inv = attn_norm(mx[i], den[i], a->sinks, h);
             for (int64_t j = 0; j < d; j++) out[j] = acc[i * d + j] * inv;
         }
     }

@@ -55,10 +55,16 @@ AVX512 void cpu_avx512_glu(void *args, int64_t begin, int64_t end, uint32_t thre
     (void)thread;
     const cpu_glu_args *a = args;
     const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512 lim = _mm512_set1_ps(a->limit), nlim = _mm512_set1_ps(-a->limit), alpha = _mm512_set1_ps(a->alpha);
     for (int64_t i = begin; i < end; i += 16) {
         __mmask16 m = cpu_tail_mask(end - i);
         __m512 g = _mm512_maskz_loadu_ps(m, a->gate + i), u = _mm512_maskz_loadu_ps(m, a->up + i);
         __m512 z = g;
+        if (a->act == EXO_ACT_SWIGLU_CLAMP) { /* (clamp(u) + 1) * g * sigmoid(alpha * g), g = min(gate, limit) */
+            g = _mm512_min_ps(g, lim);
+            u = _mm512_add_ps(_mm512_max_ps(_mm512_min_ps(u, lim), nlim), one);
+            z = _mm512_mul_ps(alpha, g);
+        }
         if (a->act == EXO_ACT_GELU_TANH) {
             __m512 g3 = _mm512_mul_ps(_mm512_mul_ps(g, g), g);
             __m512 inner = _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), g3, g);

@@ -142,6 +142,13 @@ void cpu_ref_glu(void *args, int64_t begin, int64_t end, uint32_t thread) {
     const cpu_glu_args *a = args;
     for (int64_t i = begin; i < end; i++) {
         double g = a->gate[i], act;
+        if (a->act == EXO_ACT_SWIGLU_CLAMP) { /* GptOssExperts: clamp, then (up + 1) * glu */
+            double lim = a->limit, u = a->up[i];
+            g = g < lim ? g : lim;
+            u = u < -lim ? -lim : u > lim ? lim : u;
+            a->dst[i] = (float)((u + 1.0) * g / (1.0 + exp(-(double)a->alpha * g)));
+            continue;
+        }
         if (a->act == EXO_ACT_GELU_TANH) {
             const double sqrt_2_over_pi = 0.79788456080286535587989211986876;
             act = 0.5 * g * (1.0 + tanh(sqrt_2_over_pi * (g + 0.044715 * g * g * g)));
@@ -218,8 +225,15 @@ void cpu_ref_attention(void *args, int64_t begin, int64_t end, uint32_t thread) 
             denom += p;
             for (int64_t j = 0; j < d; j++) acc[j] += p * v[j];
         }
+        /* A sink is one more logit in the denominator only: the final maximum takes it in, and
+         * the accumulated rows are rescaled to that maximum. */
+        double norm = 1.0 / denom;
+        if (a->sinks) {
+            double sink = a->sinks[h], m = sink > max ? sink : max, r = exp(max - m);
+            norm = r / (denom * r + exp(sink - m));
+        }
         float *out = a->dst + (t * a->n_heads + h) * d;
-        for (int64_t j = 0; j < d; j++) out[j] = (float)(acc[j] / denom);
+        for (int64_t j = 0; j < d; j++) out[j] = (float)(acc[j] * norm);
     }
 }
 
@@ -246,12 +260,21 @@ static void moe_softmax(const float *logits, int64_t experts, float *probs) {
     for (int64_t e = 0; e < experts; e++) probs[e] = (float)(exp((double)logits[e] - mx) / sum);
 }
 
+/* sigmoid in float, as torch's float32 sigmoid of the router logits. */
+static float moe_sigmoid(float x) { return (float)(1.0 / (1.0 + exp(-(double)x))); }
+
 void cpu_ref_moe_topk(void *args, int64_t begin, int64_t end, uint32_t thread) {
     const cpu_moe_route_args *a = args;
     float probs[CPU_MOE_MAX_EXPERTS];
     uint8_t taken[CPU_MOE_MAX_EXPERTS];
     for (int64_t t = begin; t < end; t++) {
-        moe_softmax(a->scores + t * a->experts, a->experts, probs);
+        const float *logits = a->scores + t * a->experts;
+        if (a->rule == EXO_MOE_RULE_SIGMOID_BIAS) /* glm4_moe: the bias only ranks */
+            for (int64_t e = 0; e < a->experts; e++) probs[e] = moe_sigmoid(logits[e]) + a->bias[e];
+        else if (a->rule == EXO_MOE_RULE_TOPK_SOFTMAX) /* gpt_oss: the raw logits rank */
+            memcpy(probs, logits, (size_t)a->experts * sizeof *probs);
+        else
+            moe_softmax(logits, a->experts, probs);
         memset(taken, 0, (size_t)a->experts);
         for (int64_t j = 0; j < a->k; j++) {
             int64_t best = -1;
@@ -263,10 +286,43 @@ void cpu_ref_moe_topk(void *args, int64_t begin, int64_t end, uint32_t thread) {
     }
 }
 
+/* gpt_oss: softmax over the k selected logits (GptOssTopKRouter), in double. */
+static void moe_weights_topk_softmax(const cpu_moe_route_args *a, int64_t t) {
+    const float *logits = a->scores + t * a->experts;
+    const int32_t *ids = a->ids + t * a->k;
+    double mx = logits[ids[0]], sum = 0.0;
+    for (int64_t j = 1; j < a->k; j++) mx = logits[ids[j]] > mx ? logits[ids[j]] : mx;
+    for (int64_t j = 0; j < a->k; j++) sum += exp((double)logits[ids[j]] - mx);
+    for (int64_t j = 0; j < a->k; j++)
+        a->weights[t * a->k + j] = (float)(exp((double)logits[ids[j]] - mx) / sum * a->scale);
+}
+
+/* glm4_moe: the selected experts' sigmoid scores (without the bias), normalised by their sum +
+ * 1e-20 (Glm4MoeMoE.route_tokens_to_experts), times routed_scaling_factor. */
+static void moe_weights_sigmoid(const cpu_moe_route_args *a, int64_t t) {
+    const float *logits = a->scores + t * a->experts;
+    const int32_t *ids = a->ids + t * a->k;
+    double sum = 0.0;
+    for (int64_t j = 0; j < a->k; j++) sum += moe_sigmoid(logits[ids[j]]);
+    for (int64_t j = 0; j < a->k; j++) {
+        double w = moe_sigmoid(logits[ids[j]]);
+        if (a->normalize) w /= sum + 1e-20;
+        a->weights[t * a->k + j] = (float)(w * a->scale);
+    }
+}
+
 void cpu_ref_moe_weights(void *args, int64_t begin, int64_t end, uint32_t thread) {
     const cpu_moe_route_args *a = args;
     float probs[CPU_MOE_MAX_EXPERTS];
     for (int64_t t = begin; t < end; t++) {
+        if (a->rule == EXO_MOE_RULE_TOPK_SOFTMAX) {
+            moe_weights_topk_softmax(a, t);
+            continue;
+        }
+        if (a->rule == EXO_MOE_RULE_SIGMOID_BIAS) {
+            moe_weights_sigmoid(a, t);
+            continue;
+        }
         moe_softmax(a->scores + t * a->experts, a->experts, probs);
         const int32_t *ids = a->ids + t * a->k;
         double sum = 0.0;

@@ -134,6 +134,14 @@ static exo_status check_binary(const node_ctx *n, const exo_tensor *dst) {
     return want_count(n, dst, "dst", count, "same as a");
 }
 
+/* The ABI 1.5 additions (gpt_oss, glm4_moe) run only where the target's kernels say so
+ * (graph_target.moe_1_5); elsewhere the node is refused naming the feature, and the core falls
+ * back to a device that runs it. */
+static exo_status want_1_5(const node_ctx *n, const char *feature) {
+    if (n->tg->moe_1_5) return EXO_OK;
+    return node_fail(n, EXO_ERR_UNSUPPORTED, "%s (ABI 1.5) has no kernels on this device", feature);
+}
+
 static exo_status check_glu(const node_ctx *n, const exo_tensor *dst) {
     const exo_tensor *gate = src_tensor(n, 0), *up = src_tensor(n, 1);
     TRY(want_dtype(n, gate, "gate", M(F32)));
@@ -143,6 +151,14 @@ static exo_status check_glu(const node_ctx *n, const exo_tensor *dst) {
     TRY(want_count(n, up, "up", count, "same as gate"));
     TRY(want_count(n, dst, "dst", count, "same as gate"));
     int32_t act = n->node->i[EXO_GLU_I_ACT];
+    if (act == EXO_ACT_SWIGLU_CLAMP) {
+        TRY(want_1_5(n, "activation EXO_ACT_SWIGLU_CLAMP (i[0] = 2)"));
+        float alpha = n->node->f[EXO_GLU_F_ALPHA], limit = n->node->f[EXO_GLU_F_LIMIT];
+        if (!isfinite(alpha) || !isfinite(limit) || !(limit > 0))
+            return node_fail(n, EXO_ERR_INVALID_ARG, "SWIGLU_CLAMP alpha f[0] = %g and limit f[1] = %g must be finite, "
+                             "limit > 0", (double)alpha, (double)limit);
+        return EXO_OK;
+    }
     if (act != EXO_ACT_SILU && act != EXO_ACT_GELU_TANH)
         return node_fail(n, EXO_ERR_UNSUPPORTED, "unknown activation i[0] = %d", act);
     return EXO_OK;
@@ -226,6 +242,12 @@ static exo_status check_attention(const node_ctx *n, const exo_tensor *dst) {
                          "head_dim = %lld]",
                          GRAPH_NAME_ARG(k), (long long)k_rows, (long long)k_row, GRAPH_NAME_ARG(v), (long long)v_rows,
                          (long long)v_row, (long long)kv_row);
+    if (n->node->n_src == 5) {
+        const exo_tensor *sinks = src_tensor(n, 4);
+        TRY(want_1_5(n, "attention sinks (src[4])"));
+        TRY(want_dtype(n, sinks, "sinks", M(F32)));
+        TRY(want_count(n, sinks, "sinks", heads, "one per head"));
+    }
     return EXO_OK;
 }
 
@@ -265,8 +287,11 @@ static exo_status want_token_slots(const node_ctx *n, const exo_tensor *t, const
 }
 
 static exo_status want_rule(const node_ctx *n, int32_t rule, const char *slot) {
+    if (rule == EXO_MOE_RULE_SIGMOID_BIAS) return want_1_5(n, "routing rule SIGMOID_BIAS");
+    if (rule == EXO_MOE_RULE_TOPK_SOFTMAX) return want_1_5(n, "routing rule TOPK_SOFTMAX");
     if (rule != EXO_MOE_RULE_SOFTMAX)
-        return node_fail(n, EXO_ERR_UNSUPPORTED, "routing rule %s = %d is not supported (0 = softmax is)", slot, rule);
+        return node_fail(n, EXO_ERR_UNSUPPORTED, "routing rule %s = %d is not supported (0 softmax, 1 sigmoid_bias, "
+                         "2 topk_softmax are)", slot, rule);
     return EXO_OK;
 }
 
@@ -282,7 +307,18 @@ static exo_status check_moe_topk(const node_ctx *n, const exo_tensor *dst) {
     int32_t k = n->node->i[EXO_MOE_TOPK_I_K];
     if (k < 1 || k > experts)
         return node_fail(n, EXO_ERR_INVALID_ARG, "k i[0] = %d must be in 1..experts (%lld)", k, (long long)experts);
-    TRY(want_rule(n, n->node->i[EXO_MOE_TOPK_I_RULE], "i[1]"));
+    int32_t rule = n->node->i[EXO_MOE_TOPK_I_RULE];
+    TRY(want_rule(n, rule, "i[1]"));
+    /* Only SIGMOID_BIAS ranks with a bias, and it needs one. */
+    if ((rule == EXO_MOE_RULE_SIGMOID_BIAS) != (n->node->n_src == 2))
+        return node_fail(n, EXO_ERR_INVALID_ARG, "routing rule i[1] = %d takes %s; the node has %u sources", rule,
+                         rule == EXO_MOE_RULE_SIGMOID_BIAS ? "2 sources (scores, bias)" : "1 source (scores)",
+                         n->node->n_src);
+    if (n->node->n_src == 2) {
+        const exo_tensor *bias = src_tensor(n, 1);
+        TRY(want_dtype(n, bias, "selection bias", M(F32)));
+        TRY(want_count(n, bias, "selection bias", experts, "one per expert"));
+    }
     return want_token_slots(n, dst, "dst", k);
 }
 
@@ -302,9 +338,13 @@ static exo_status check_moe_weights(const node_ctx *n, const exo_tensor *dst) {
                          (long long)ine[0], (long long)ne[0]);
     TRY(want_token_slots(n, ids, "ids", ine[0]));
     TRY(want_token_slots(n, dst, "dst", ine[0]));
-    TRY(want_rule(n, n->node->i[EXO_MOE_WEIGHTS_I_RULE], "i[0]"));
+    int32_t rule = n->node->i[EXO_MOE_WEIGHTS_I_RULE];
+    TRY(want_rule(n, rule, "i[0]"));
     int32_t norm = n->node->i[EXO_MOE_WEIGHTS_I_NORMALIZE];
     if (norm != 0 && norm != 1) return node_fail(n, EXO_ERR_INVALID_ARG, "normalize i[1] = %d must be 0 or 1", norm);
+    if (rule == EXO_MOE_RULE_TOPK_SOFTMAX && norm)
+        return node_fail(n, EXO_ERR_INVALID_ARG, "normalize i[1] must be 0 with rule TOPK_SOFTMAX (its k weights "
+                         "already sum to 1)");
     float scale = n->node->f[EXO_MOE_WEIGHTS_F_SCALE];
     if (!isfinite(scale) || scale == 0.0f)
         return node_fail(n, EXO_ERR_INVALID_ARG, "scale f[0] = %g must be finite and non-zero (1 = none)", (double)scale);
@@ -356,6 +396,17 @@ static exo_status check_moe_matmul(const node_ctx *n, const exo_tensor *dst) {
     if (x_count != tokens * k_in && x_count != tokens * slots * k_in)
         return node_fail(n, EXO_ERR_INVALID_ARG, "x '%.*s' has %lld elements; expected [tokens, K] or [tokens, k, K]",
                          GRAPH_NAME_ARG(x), (long long)x_count);
+    if (n->node->n_src == 4) {
+        const exo_tensor *bias = src_tensor(n, 3);
+        TRY(want_1_5(n, "expert bias (src[3])"));
+        TRY(want_dtype(n, bias, "expert bias", M(F32)));
+        int64_t bne[EXO_MAX_DIMS];
+        int64_t b_count = nelem(n, bias, bne);
+        if (bne[0] != rows || b_count != (int64_t)experts * rows)
+            return node_fail(n, EXO_ERR_INVALID_ARG, "expert bias '%.*s' has ne[0] = %lld and %lld elements; expected "
+                             "[E = %d, N = %lld]", GRAPH_NAME_ARG(bias), (long long)bne[0], (long long)b_count, experts,
+                             (long long)rows);
+    }
     return want_count(n, dst, "dst", tokens * slots * rows, "tokens x k x N");
 }
 
@@ -379,8 +430,11 @@ exo_status graph_check_node(const graph_target *target, const exo_graph *g, uint
     static const uint32_t n_src[EXO_OP_COUNT] = {2, 2, 2, 2, 2, 2, 3, 2, 4, 1, 1, 1, 2, 3, 2};
     const exo_node *nd = n.node;
     const exo_tensor *dst = exo_graph_tensor(g, nd->dst);
-    if (nd->op != EXO_OP_MATMUL && nd->n_src != n_src[nd->op])
-        return node_fail(&n, EXO_ERR_INVALID_ARG, "needs %u sources, has %u", n_src[nd->op], nd->n_src);
+    /* One optional source (1.5): ATTENTION's sinks, MOE_TOPK's selection bias, MOE_MATMUL's bias. */
+    bool optional = nd->op == EXO_OP_ATTENTION || nd->op == EXO_OP_MOE_TOPK || nd->op == EXO_OP_MOE_MATMUL;
+    if (nd->op != EXO_OP_MATMUL && nd->n_src != n_src[nd->op] && !(optional && nd->n_src == n_src[nd->op] + 1))
+        return node_fail(&n, EXO_ERR_INVALID_ARG, "needs %u%s sources, has %u", n_src[nd->op],
+                         optional ? " or one more" : "", nd->n_src);
     if (dst->flags & (EXO_TENSOR_INPUT | EXO_TENSOR_WEIGHT))
         return node_fail(&n, EXO_ERR_INVALID_ARG, "dst is an %s tensor, which nodes cannot write",
                          dst->flags & EXO_TENSOR_INPUT ? "INPUT" : "WEIGHT");

@@ -1,0 +1,71 @@
+/* builder_internal.h — the graph builder's steps, shared by the files of core/graph: builder.c
+ * (tables, weights, the decoder layer, the whole range) and moe_layer.c (the mixture-of-experts
+ * MLPs). Not part of the core's interface. */
+#ifndef EXO_GRAPH_BUILDER_INTERNAL_H
+#define EXO_GRAPH_BUILDER_INTERNAL_H
+
+#include "builder.h"
+
+#include <stddef.h>
+
+#define NONE UINT32_MAX
+
+/* The builder's state. Errors are sticky (as SQLite's sqlite3_str): the first failing step
+ * records its status in `st` (its detail is already in the thread's error), and every later
+ * step is a no-op that returns NONE, so a build reads top-down and checks `st` once at the end.
+ * Steps that hand out an element to fill (gb_node(), gb_tensor_at()) hand out a sink after a
+ * failure: writes to it are harmless and never reach the plan. */
+typedef struct builder {
+    exo_graph_plan *plan;
+    const exo_model_config *cfg;
+    exo_weights *weights;
+    const char *dir;
+    exo_quant_cache *q;   /* quantize on load (bits set) and re-laid-out weights, or NULL */
+    exo_status st;
+    exo_node sink_node;
+    exo_tensor sink_tensor;
+} builder;
+
+bool gb_failed(const builder *b);
+/* Records the first error; returns NONE for the failing step's result. */
+uint32_t gb_fail(builder *b, exo_status st);
+/* Grows a table of item_size items to hold `need`. */
+exo_status gb_grow(void **items, uint32_t *cap, uint32_t need, size_t item_size);
+/* A tensor of the plan to adjust, or the sink after a failure. */
+exo_tensor *gb_tensor_at(builder *b, uint32_t id);
+/* Adds a tensor; dims are given outermost first (as in PyTorch), stored innermost first. */
+uint32_t gb_tensor(builder *b, exo_dtype dtype, uint32_t flags, const char *name, uint32_t n_dims,
+                   const int64_t *dims);
+/* An intermediate activation [T, d0] (n_inner 1) or [T, d0, d1] (n_inner 2). */
+uint32_t gb_activation(builder *b, const char *name, uint32_t n_inner, int64_t d0, int64_t d1);
+/* Adds a node; its parameters are set through the returned pointer (valid until the next node). */
+exo_node *gb_node(builder *b, exo_op op, uint32_t dst, uint32_t n_src, const uint32_t *src);
+/* Adds a weight buffer and returns its index (-1 after a failure). Takes `owned` in all cases. */
+int32_t gb_add_buffer(builder *b, const void *data, uint64_t size, void *owned, int32_t layer, const char *name);
+/* Adds a buffer over data an exo_quant_cache holds (freed with the cache, not the plan). */
+int32_t gb_add_heap_buffer(builder *b, const void *data, uint64_t size, int32_t layer, const char *name);
+/* Lets the kernel reclaim a checkpoint tensor's file pages once the builder has copied it. */
+void gb_drop_pages(const exo_st_tensor *t);
+/* Looks a float checkpoint tensor up and checks its shape (outermost first) and dtype. */
+exo_status gb_checkpoint(builder *b, const char *name, uint32_t n_dims, const int64_t *shape,
+                         const exo_st_tensor **out);
+/* The module path of a ".weight" the checkpoint MLX-quantized (it has "<module>.scales"). */
+bool gb_quantized_module(const builder *b, const char *name, uint32_t n_dims, char *module, size_t size);
+float gb_to_f32(const void *data, exo_dtype dtype, uint64_t i);
+/* A weight used as stored (float, or MLX-quantized with its scales and biases). */
+uint32_t gb_weight(builder *b, const char *name, int32_t layer, uint32_t n_dims, const int64_t *shape);
+/* A constant f32 weight of n values the builder owns (`values`, taken in all cases). */
+uint32_t gb_constant_f32(builder *b, float *values, int64_t n, int32_t layer, const char *name);
+/* A small vector (bias) as an f32 constant, whatever its stored dtype. */
+uint32_t gb_vector_f32(builder *b, const char *name, int32_t layer, int64_t n);
+/* "model.layers.<layer>.<suffix>" in out. */
+const char *gb_lname(char *out, size_t size, uint32_t layer, const char *suffix);
+/* matmul(h, W) (+ bias): [T, d0], or [T, d0, d1] when d1 > 0. */
+uint32_t gb_projection(builder *b, uint32_t l, uint32_t h, uint32_t w, const char *bias_name, int64_t d0, int64_t d1,
+                       const char *out_name);
+uint32_t gb_add(builder *b, uint32_t x, uint32_t y, int64_t width, const char *name);
+
+/* The MLP of a sparse layer l over the normed input h (moe_layer.c); returns its [T, H] output. */
+uint32_t gb_moe_mlp(builder *b, uint32_t l, uint32_t h);
+
+#endif
