@@ -1,25 +1,28 @@
 #!/usr/bin/python3
 """Held-out golden models: tiny Hugging Face model directories that are not in the repository,
 with reference outputs from an independent float64 numpy re-implementation of the transformers
-forward pass (eager attention).
+forward pass (eager attention; hf_reference.py).
 
-    make_heldout.py OUT_DIR              write every held-out model into OUT_DIR/<name>/
-    make_heldout.py --validate HF_TINY   check this reference against the transformers-made
-                                         fixtures (tests/data/hf-tiny/<arch>/golden.safetensors)
+    make_heldout.py OUT_DIR           write every held-out model into OUT_DIR/<name>/
+    make_heldout.py --validate DATA   check the reference against the transformers-made fixtures
+                                      (DATA/{hf-tiny,moe-tiny,mlx-tiny}/<name>/golden.safetensors,
+                                      mlx-tiny read through our own dequantizer) and our MLX
+                                      quantizer against the mlx-tiny checkpoints (bit for bit)
 
-The reference follows transformers' modeling_{llama,mistral,qwen2,qwen3,phi3,gemma}.py, not our C
-runtime, so that it is an independent check of the runtime on shapes the dev fixtures do not have
-(other head counts and GQA ratios, head_dim != hidden / heads, vocabularies, long prompts past the
-attention tiles, sliding windows shorter than the prompt, llama3 RoPE scaling in both config
-dialects, bf16 / f16 checkpoints).
-
-Where transformers leaves float64 on purpose, so does this reference ("float32 islands"), because
-its float64 references carry those roundings:
-  - RMSNorm normalises in float32 (`hidden_states.to(torch.float32)`), then multiplies the weight
-    in the model dtype (Gemma multiplies `1 + w` in float32 too, then casts back);
-  - rotary cos / sin are computed in float32 from float32 inverse frequencies (autocast disabled,
-    `.float()`), then cast to the model dtype;
-  - eager attention's softmax runs in float32 (`softmax(..., dtype=torch.float32)`).
+The reference follows transformers' modeling files, not our C runtime, so that it is an
+independent check of the runtime on shapes the dev fixtures do not have:
+  - dense (MODELS): other head counts and GQA ratios, head_dim != hidden / heads, vocabularies,
+    long prompts past the attention tiles, sliding windows shorter than the prompt, llama3 RoPE
+    scaling in both config dialects, bf16 / f16 checkpoints;
+  - MLX affine quantized (QUANT_MODELS, mlx_quant.py): 2/3/4/5/6/8 bits with groups 32/64/128,
+    modules left float by width or by a `false` override, per-module overrides of bits and group,
+    tied quantized embeddings, fused phi3 projections, MoE experts in mlx-lm's switch_mlp layout
+    with an 8-bit router; checkpoints quantized from bf16 weights exactly as MLX does, goldens
+    from exactly the dequantized weights;
+  - mixtures of experts (moe_models.py): qwen3_moe, mixtral, gpt_oss, glm4_moe with other expert
+    counts, top-k, renormalisation, dense layers among sparse ones, sliding windows; weights are
+    redrawn until every router's k-th and (k+1)-th scores are >= 1e-3 apart along the prompts and
+    greedy paths (golden.json min_router_topk_margin), so float32 routing picks the same experts.
 Output format: tests/data/hf-tiny/README.md (golden.safetensors, golden.json).
 
 Only the standard library and numpy; deterministic (fixed seeds)."""
@@ -39,7 +42,7 @@ from hf_bpe_reference import bytes_to_unicode  # noqa: E402
 
 from hf_reference import Arch, as_f64, forward, greedy  # noqa: E402
 from mlx_quant import read_checkpoint, stack_experts, write_checkpoint  # noqa: E402
-from moe_models import MOE_MODELS, moe_config, moe_weights  # noqa: E402
+from moe_models import DIALECT_TWINS, MOE_MODELS, moe_config, moe_weights  # noqa: E402
 from st_io import bf16, bf16_to_f32, read_safetensors, store, write_safetensors  # noqa: E402
 
 F32 = np.float32
@@ -299,6 +302,55 @@ MODELS = [
                                   rope_theta=500000.0), [2, 140, 23]),
 ]
 
+# MLX affine quantized held-out models (mlx-community's layout, see mlx_quant.py): other bit
+# widths, groups and shapes than mlx-tiny's, name, architecture, spec, prompt lengths and the
+# config.json quantization block (per-module overrides included).
+def _q(group, bits, **overrides):
+    return dict({"group_size": group, "bits": bits}, **overrides)
+
+
+QUANT_MODELS = [
+    ("llama-q3-g64", "llama", dict(hidden=128, heads=4, kv=2, head_dim=32, inter=192, vocab=600, layers=3),
+     [3, 90, 20], _q(64, 3)),
+    # down_proj (input 320) is not a multiple of 128: it stays bf16
+    ("qwen3-q5-g128", "qwen3", dict(hidden=128, heads=4, kv=1, head_dim=32, inter=320, vocab=700, layers=2,
+                                    eps=1e-6, rope_theta=1000000.0), [2, 140, 17], _q(128, 5)),
+    ("mistral-q6-g64-swa32", "mistral", dict(hidden=128, heads=8, kv=2, head_dim=16, inter=256, vocab=520,
+                                             layers=2, sliding_window=32), [4, 150, 33], _q(64, 6)),
+    # phi3's fused qkv_proj and gate_up_proj quantized like any Linear
+    ("phi3-q8-g128", "phi3", dict(hidden=128, heads=4, kv=2, inter=256, vocab=530, layers=2), [2, 100, 25],
+     _q(128, 8)),
+    # tied quantized embeddings: Gemma's scaled one, qwen2's with float q/k/v biases, llama3's
+    # with an odd vocabulary
+    ("gemma-q4-g32-tied", "gemma", dict(hidden=96, heads=3, kv=1, head_dim=32, inter=160, vocab=777, layers=2,
+                                        tied=True), [3, 80, 14], _q(32, 4)),
+    ("qwen2-q2-g64-tied", "qwen2", dict(hidden=64, heads=4, kv=2, head_dim=16, inter=192, vocab=1000, layers=2,
+                                        tied=True, eps=1e-6, rope_theta=1000000.0), [2, 70, 9], _q(64, 2)),
+    ("llama3-q5-g32-tied-v1111", "llama", dict(hidden=64, heads=4, kv=2, head_dim=16, inter=96, vocab=1111,
+                                               layers=2, tied=True,
+                                               rope=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0,
+                                                         high_freq_factor=4.0, original_max_position_embeddings=64,
+                                                         rope_theta=500000.0)), [5, 120, 30], _q(32, 5)),
+    # per-module overrides: another bits/group, false (float although 128 divides it), the
+    # lm_head and the embedding at their own widths
+    ("llama-mixed-q4-g64", "llama", dict(hidden=128, heads=4, kv=4, head_dim=32, inter=256, vocab=640, layers=3),
+     [2, 110, 26], _q(64, 4, **{"model.layers.0.self_attn.v_proj": {"group_size": 32, "bits": 8},
+                                 "model.layers.1.self_attn.o_proj": False,
+                                 "model.layers.2.mlp.down_proj": {"group_size": 128, "bits": 3},
+                                 "lm_head": {"group_size": 64, "bits": 6},
+                                 "model.embed_tokens": {"group_size": 128, "bits": 2}})),
+    # MoE in mlx-lm's switch_mlp layout: qwen3_moe with the router at 8 bits g64 (mlx-lm's
+    # qwen3_moe predicate), top-3 of 6 unnormalised, layer 1 dense; mixtral's router quantized
+    # at the model's 6 bits.
+    ("qwen3_moe-q4-g64-switch", "qwen3_moe",
+     dict(hidden=128, heads=4, kv=2, head_dim=32, inter=192, moe_inter=64, vocab=600, layers=3, experts=6, k=3,
+          norm=False, mlp_only=[1], hub_dialect=True), [2, 60, 14],
+     _q(64, 4, **{f"model.layers.{i}.mlp.gate": {"group_size": 64, "bits": 8} for i in (0, 2)})),
+    ("mixtral-q6-g32-switch", "mixtral",
+     dict(hidden=64, heads=4, kv=2, head_dim=16, inter=96, vocab=520, layers=2, experts=4, k=2), [3, 50, 11],
+     _q(32, 6)),
+]
+
 # A wrong-config twin of one held-out model (same weights and references, config without the
 # sliding window): exo-golden must FAIL on it, which shows the references can catch a mistake.
 WRONG_CONFIG = ("mistral-swa40", "mistral-swa40-full-attention", {"sliding_window": None})
@@ -326,28 +378,33 @@ def make_decoder(tokenizer_path):
     return decode
 
 
-def make_model(out_dir, tokenizer_dir, index, name, arch_type, spec, prompt_lengths, decode):
-    d = os.path.join(out_dir, name)
-    os.makedirs(d, exist_ok=True)
-    config = base_config(arch_type, spec)
+class Reseed(Exception):
+    pass
+
+
+MIN_ROUTER_MARGIN = 1e-3
+
+
+def write_config(d, config):
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
         f.write("\n")
-    for fn in TOKENIZER_FILES:
-        shutil.copyfile(os.path.join(tokenizer_dir, fn), os.path.join(d, fn))
+
+
+def write_goldens(d, name, config, w, prompt_lengths, prompt_seed, decode, retry):
+    """Prompts, the reference's outputs on weights w, golden.safetensors and golden.json. With
+    retry, a greedy path reaching EOS or a router top-k margin below MIN_ROUTER_MARGIN raises
+    Reseed (the caller draws other weights); without, EOS is an error."""
     arch = Arch(config)
-    dtype = spec.get("dtype", "float32")
-    stored = {k: store(v, dtype) for k, v in random_weights(arch, 1000 + index).items()}
-    write_safetensors(os.path.join(d, "model.safetensors"), stored, {"format": "pt"})
-    # The reference runs on the checkpoint as written (bf16 / f16 weights as rounded).
-    w = as_f64(read_safetensors(os.path.join(d, "model.safetensors")))
-    rng = np.random.default_rng(2000 + index)
-    golden, prompts = {}, []
+    rng = np.random.default_rng(prompt_seed)
+    golden, prompts, stats = {}, [], {}
     for p, T in enumerate(prompt_lengths):
         ids = [0] + rng.integers(3, arch.vocab, T - 1).tolist()
-        hidden, logits, cont, margin = greedy(arch, w, ids, GREEDY_TOKENS)
+        hidden, logits, cont, margin = greedy(arch, w, ids, GREEDY_TOKENS, stats)
         if config["eos_token_id"] in cont:
             # generate() would stop there; the format wants GREEDY_TOKENS tokens: pick other seeds.
+            if retry:
+                raise Reseed(f"prompt {p} reaches EOS")
             raise SystemExit(f"{name}: prompt {p}: the greedy path reaches EOS; change the seed or prompt")
         golden[f"p{p}.ids"] = ("I32", np.asarray(ids, np.int32))
         golden[f"p{p}.logits"] = ("F32", logits.astype(F32))
@@ -356,15 +413,99 @@ def make_model(out_dir, tokenizer_dir, index, name, arch_type, spec, prompt_leng
         golden[f"p{p}.greedy"] = ("I32", np.asarray(cont, np.int32))
         prompts.append({"text": decode(ids), "ids": ids, "greedy": cont, "greedy_text": decode(cont),
                         "min_top2_margin": margin})
+    meta = {"prompts": prompts,
+            "reference": "float64 numpy re-implementation of transformers (eager attention), "
+                         "tests/heldout/make_heldout.py"}
+    if "router_margin" in stats:
+        # The smallest gap between the k-th and (k+1)-th router score over every token and layer
+        # of the prompts and greedy paths (the fixtures' field).
+        meta["min_router_topk_margin"] = stats["router_margin"]
+        if retry and stats["router_margin"] < MIN_ROUTER_MARGIN:
+            raise Reseed(f"router margin {stats['router_margin']:.1e}")
     write_safetensors(os.path.join(d, "golden.safetensors"), golden)
     with open(os.path.join(d, "golden.json"), "w", encoding="utf-8") as f:
-        json.dump({"prompts": prompts,
-                   "reference": "float64 numpy re-implementation of transformers (eager attention), "
-                                "tests/heldout/make_heldout.py"}, f, indent=1, ensure_ascii=False)
+        json.dump(meta, f, indent=1, ensure_ascii=False)
         f.write("\n")
-    print(f"{name}: {arch_type} {dtype} hidden={arch.hidden} heads={arch.n_heads}/{arch.n_kv} head_dim={arch.head_dim} "
-          f"layers={arch.n_layers} vocab={arch.vocab} prompts={prompt_lengths} "
-          f"min_top2_margin={min(p['min_top2_margin'] for p in prompts):.2e}")
+    return meta
+
+
+def summary(name, arch, dtype, prompt_lengths, meta, extra=""):
+    router = f" min_router_topk_margin={meta['min_router_topk_margin']:.2e}" if "min_router_topk_margin" in meta else ""
+    print(f"{name}: {arch.type} {dtype}{extra} hidden={arch.hidden} heads={arch.n_heads}/{arch.n_kv} "
+          f"head_dim={arch.head_dim} layers={arch.n_layers} vocab={arch.vocab} prompts={prompt_lengths} "
+          f"min_top2_margin={min(p['min_top2_margin'] for p in meta['prompts']):.2e}{router}")
+
+
+def new_dir(out_dir, tokenizer_dir, name):
+    d = os.path.join(out_dir, name)
+    os.makedirs(d, exist_ok=True)
+    for fn in TOKENIZER_FILES:
+        shutil.copyfile(os.path.join(tokenizer_dir, fn), os.path.join(d, fn))
+    return d
+
+
+def make_model(out_dir, tokenizer_dir, index, name, arch_type, spec, prompt_lengths, decode):
+    d = new_dir(out_dir, tokenizer_dir, name)
+    config = base_config(arch_type, spec)
+    write_config(d, config)
+    arch = Arch(config)
+    dtype = spec.get("dtype", "float32")
+    stored = {k: store(v, dtype) for k, v in random_weights(arch, 1000 + index).items()}
+    write_safetensors(os.path.join(d, "model.safetensors"), stored, {"format": "pt"})
+    # The reference runs on the checkpoint as written (bf16 / f16 weights as rounded).
+    _, w = load_weights(d)
+    meta = write_goldens(d, name, config, w, prompt_lengths, 2000 + index, decode, retry=False)
+    summary(name, arch, dtype, prompt_lengths, meta)
+
+
+MAX_SEEDS = 40
+
+
+def make_seeded(out_dir, tokenizer_dir, base_seed, name, config, weights_fn, prompt_lengths, decode, quant=None):
+    """A model whose weights are redrawn (seed base_seed, base_seed + 1, ...) until the routers'
+    choices have clear margins and no greedy path reaches EOS. quant: write the checkpoint in
+    MLX affine layout (config.json's quantization block) from the bf16-rounded weights, and
+    compute the goldens from exactly its dequantized weights, read back by mlx_quant's reader."""
+    d = new_dir(out_dir, tokenizer_dir, name)
+    arch = Arch(config)
+    dtype = config["dtype"]
+    for seed in range(base_seed, base_seed + MAX_SEEDS):
+        weights = weights_fn(arch, seed)
+        if quant is None:
+            stored = {k: store(v, dtype) for k, v in weights.items()}
+            metadata = {"format": "pt"}
+        else:
+            weights = {k: bf16(v) for k, v in weights.items()}  # the bf16 model mlx-community starts from
+            experts = config.get("num_experts") or config.get("num_local_experts")
+            if experts:
+                weights = stack_experts(weights, arch.type, arch.n_layers, experts)
+            stored = write_checkpoint(weights, config, quant)
+            metadata = {"format": "mlx"}
+        write_config(d, config)
+        write_safetensors(os.path.join(d, "model.safetensors"), stored, metadata)
+        _, w = load_weights(d)
+        try:
+            meta = write_goldens(d, name, config, w, prompt_lengths, base_seed + 7919, decode, retry=True)
+        except Reseed as why:
+            print(f"{name}: seed {seed}: {why}; reseeding")
+            continue
+        extra = ""
+        if quant is not None:
+            n_q = sum(1 for k in stored if k.endswith(".scales"))
+            extra = f" mlx-q{quant['bits']}-g{quant['group_size']} ({n_q} quantized modules)"
+        summary(name, arch, dtype, prompt_lengths, meta, extra + f" seed={seed}")
+        return
+    raise SystemExit(f"{name}: no seed in {MAX_SEEDS} gives router margins >= {MIN_ROUTER_MARGIN}")
+
+
+def quant_config(config, quant):
+    c = dict(config, quantization=quant, quantization_config=quant, dtype="bfloat16")
+    c["torch_dtype"] = "bfloat16"
+    return dict(sorted(c.items()))
+
+
+def dense_weights(arch, seed):
+    return random_weights(arch, seed)
 
 
 def main(argv):
@@ -381,6 +522,24 @@ def main(argv):
     decode = make_decoder(os.path.join(tokenizer_dir, "tokenizer.json"))
     for index, (name, arch_type, spec, lengths) in enumerate(MODELS):
         make_model(out_dir, tokenizer_dir, index, name, arch_type, spec, lengths, decode)
+    for index, (name, arch_type, spec, lengths) in enumerate(MOE_MODELS):
+        make_seeded(out_dir, tokenizer_dir, 5000 + 100 * index, name, moe_config(arch_type, spec), moe_weights,
+                    lengths, decode)
+    for index, (name, arch_type, spec, lengths, quant) in enumerate(QUANT_MODELS):
+        moe = arch_type in ("qwen3_moe", "mixtral")
+        config = quant_config(moe_config(arch_type, spec) if moe else base_config(arch_type, spec), quant)
+        make_seeded(out_dir, tokenizer_dir, 7000 + 100 * index, name, config,
+                    moe_weights if moe else dense_weights, lengths, decode, quant)
+    for source, twin in DIALECT_TWINS:
+        twin_dir = os.path.join(out_dir, twin)
+        shutil.rmtree(twin_dir, ignore_errors=True)
+        shutil.copytree(os.path.join(out_dir, source), twin_dir)
+        with open(os.path.join(twin_dir, "config.json")) as f:
+            config = json.load(f)
+        config["num_local_experts"] = config.pop("num_experts")
+        config["rope_parameters"] = {"rope_theta": config.pop("rope_theta"), "rope_type": "default"}
+        write_config(twin_dir, dict(sorted(config.items())))
+        print(f"{twin}: {source} with the transformers 5.x config dialect (num_local_experts, rope_parameters)")
     source, twin, changes = WRONG_CONFIG
     twin_dir = os.path.join(out_dir, "wrong-config", twin)
     shutil.rmtree(twin_dir, ignore_errors=True)

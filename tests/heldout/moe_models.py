@@ -153,12 +153,21 @@ MOE_MODELS = [
     # top-3 of 12 without renormalisation; layers 1 and 3 dense among sparse ones (mlp_only_layers)
     ("qwen3_moe-e12-top3-plain", "qwen3_moe",
      dict(hidden=64, heads=4, kv=1, head_dim=32, inter=96, moe_inter=40, vocab=600, layers=5, experts=12, k=3,
-          norm=False, mlp_only=[1, 3]), [3, 70, 21]),
-    # 5 experts, top-2 renormalised, decoder_sparse_step 2 (layers 1 and 3 sparse), bf16, the
-    # hub's config dialect
+          norm=False, mlp_only=[1, 3], hub_dialect=True), [3, 70, 21]),
+    # 5 experts, top-2 renormalised, decoder_sparse_step 2 (layers 1 and 3 sparse), bf16
     ("qwen3_moe-e5-step2-bf16", "qwen3_moe",
      dict(hidden=48, heads=6, kv=2, head_dim=8, inter=80, moe_inter=24, vocab=530, layers=4, experts=5, k=2,
           norm=True, sparse_step=2, dtype="bfloat16", hub_dialect=True), [2, 60, 15]),
+]
+
+# qwen3_moe's two config dialects: the hub's (Qwen3-30B-A3B: num_experts, top-level rope_theta)
+# and the one transformers 5.x save_pretrained writes (num_local_experts, rope_parameters). The
+# twin has the source's weights and goldens under the other dialect's config.
+DIALECT_TWINS = [
+    ("qwen3_moe-e12-top3-plain", "qwen3_moe-e12-top3-plain-t5config"),
+]
+
+MOE_MODELS += [
     # mixtral top-1 of 4, with a sliding window shorter than the long prompt
     ("mixtral-e4-top1-swa24", "mixtral",
      dict(hidden=64, heads=8, kv=2, head_dim=8, inter=72, vocab=520, layers=3, experts=4, k=1,
