@@ -191,6 +191,117 @@ START_TEST(weight_alignment_counts_from_the_buffer_base) {
 }
 END_TEST
 
+/* The ABI 1.5 additions (gpt_oss, glm4_moe) pass on a target whose kernels run them
+ * (moe_1_5) and are refused as UNSUPPORTED elsewhere, naming the node and the feature. */
+static void expect_1_5(fixture *fx, uint32_t node, const char *feature) {
+    uint32_t bad;
+    fx->target.moe = true;
+    fx->target.moe_1_5 = true;
+    ck_assert_msg(validate(fx, &bad) == EXO_OK, "%s: %s", feature, fx->host.last_error);
+    fx->target.moe_1_5 = false;
+    ck_assert_int_eq(validate(fx, &bad), EXO_ERR_UNSUPPORTED);
+    ck_assert_uint_eq(bad, node);
+    ck_assert_error_has(fx, feature);
+    ck_assert_error_has(fx, "(ABI 1.5) has no kernels on this device");
+}
+
+START_TEST(swiglu_clamp_needs_moe_1_5) {
+    fixture fx;
+    fx_init(&fx, GRAPH_DTYPES_ALL);
+    uint32_t g = add_tensor(&fx, "gate", EXO_DTYPE_F32, EXO_TENSOR_INPUT, K, T);
+    uint32_t u = add_tensor(&fx, "up", EXO_DTYPE_F32, EXO_TENSOR_INPUT, K, T);
+    uint32_t y = add_tensor(&fx, "glu", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, K, T);
+    exo_node *nd = add_node(&fx, EXO_OP_GLU, y, 2, (uint32_t[]){g, u});
+    nd->i[EXO_GLU_I_ACT] = EXO_ACT_SWIGLU_CLAMP;
+    nd->f[EXO_GLU_F_ALPHA] = 1.702f;
+    nd->f[EXO_GLU_F_LIMIT] = 7.0f;
+    expect_1_5(&fx, 0, "GLU -> 'glu'), 1 tokens: activation EXO_ACT_SWIGLU_CLAMP");
+    fx.target.moe_1_5 = true; /* a limit that is not > 0 is malformed, not unsupported */
+    nd->f[EXO_GLU_F_LIMIT] = 0.0f;
+    uint32_t bad;
+    ck_assert_int_eq(validate(&fx, &bad), EXO_ERR_INVALID_ARG);
+    ck_assert_error_has(&fx, "limit f[1] = 0");
+}
+END_TEST
+
+START_TEST(attention_sinks_need_moe_1_5) {
+    fixture fx;
+    fx_init(&fx, GRAPH_DTYPES_ALL);
+    enum { HD = 16, CTX = 8 };
+    uint32_t q = add_tensor(&fx, "q", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2 * HD, T);
+    uint32_t kc = add_tensor(&fx, "k_cache", EXO_DTYPE_F32, EXO_TENSOR_KV, HD, CTX);
+    uint32_t vc = add_tensor(&fx, "v_cache", EXO_DTYPE_F32, EXO_TENSOR_KV, HD, CTX);
+    uint32_t pos = add_tensor(&fx, "pos", EXO_DTYPE_I32, EXO_TENSOR_INPUT, T, 1);
+    uint32_t out = add_tensor(&fx, "attn", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2 * HD, T);
+    uint32_t sinks = add_tensor(&fx, "self_attn.sinks", EXO_DTYPE_F32, EXO_TENSOR_WEIGHT, 2, 1);
+    exo_node *nd = add_node(&fx, EXO_OP_ATTENTION, out, 5, (uint32_t[]){q, kc, vc, pos, sinks});
+    nd->i[EXO_ATTENTION_I_N_HEADS] = 2, nd->i[EXO_ATTENTION_I_N_KV_HEADS] = 1;
+    nd->i[EXO_ATTENTION_I_HEAD_DIM] = HD, nd->f[EXO_ATTENTION_F_SCALE] = 0.25f;
+    expect_1_5(&fx, 0, "attention sinks (src[4])");
+    fx.tensors[sinks].ne[0] = 3; /* one per head */
+    fx.target.moe_1_5 = true;
+    uint32_t bad;
+    ck_assert_int_eq(validate(&fx, &bad), EXO_ERR_INVALID_ARG);
+    ck_assert_error_has(&fx, "sinks 'self_attn.sinks' has 3 elements; expected 2 (one per head)");
+}
+END_TEST
+
+START_TEST(routing_rules_need_moe_1_5) {
+    fixture fx;
+    fx_init(&fx, GRAPH_DTYPES_ALL);
+    enum { E = 8, KS = 2 };
+    uint32_t scores = add_tensor(&fx, "router_logits", EXO_DTYPE_F32, EXO_TENSOR_INPUT, E, T);
+    uint32_t bias = add_tensor(&fx, "mlp.gate.e_score_correction_bias", EXO_DTYPE_F32, EXO_TENSOR_WEIGHT, E, 1);
+    uint32_t ids = add_tensor(&fx, "moe_ids", EXO_DTYPE_I32, EXO_TENSOR_OUTPUT, KS, T);
+    uint32_t w = add_tensor(&fx, "moe_weights", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, KS, T);
+    exo_node *top = add_node(&fx, EXO_OP_MOE_TOPK, ids, 2, (uint32_t[]){scores, bias});
+    top->i[EXO_MOE_TOPK_I_K] = KS;
+    top->i[EXO_MOE_TOPK_I_RULE] = EXO_MOE_RULE_SIGMOID_BIAS;
+    exo_node *wt = add_node(&fx, EXO_OP_MOE_WEIGHTS, w, 2, (uint32_t[]){scores, ids});
+    wt->i[EXO_MOE_WEIGHTS_I_RULE] = EXO_MOE_RULE_SIGMOID_BIAS;
+    wt->i[EXO_MOE_WEIGHTS_I_NORMALIZE] = 1;
+    wt->f[EXO_MOE_WEIGHTS_F_SCALE] = 2.5f;
+    expect_1_5(&fx, 0, "MOE_TOPK -> 'moe_ids'), 1 tokens: routing rule SIGMOID_BIAS");
+    /* gpt_oss's rule ranks the raw logits: no bias source, and its weights are not renormalised. */
+    fx.nodes[0].n_src = 1;
+    fx.nodes[0].i[EXO_MOE_TOPK_I_RULE] = EXO_MOE_RULE_TOPK_SOFTMAX;
+    fx.nodes[1].i[EXO_MOE_WEIGHTS_I_RULE] = EXO_MOE_RULE_TOPK_SOFTMAX;
+    fx.nodes[1].i[EXO_MOE_WEIGHTS_I_NORMALIZE] = 0;
+    expect_1_5(&fx, 0, "routing rule TOPK_SOFTMAX");
+    uint32_t bad;
+    fx.target.moe_1_5 = true;
+    fx.nodes[1].i[EXO_MOE_WEIGHTS_I_NORMALIZE] = 1;
+    ck_assert_int_eq(validate(&fx, &bad), EXO_ERR_INVALID_ARG);
+    ck_assert_uint_eq(bad, 1);
+    ck_assert_error_has(&fx, "normalize i[1] must be 0 with rule TOPK_SOFTMAX");
+    fx.nodes[1].i[EXO_MOE_WEIGHTS_I_NORMALIZE] = 0;
+    fx.nodes[0].n_src = 2; /* a bias with a rule that has none */
+    ck_assert_int_eq(validate(&fx, &bad), EXO_ERR_INVALID_ARG);
+    ck_assert_error_has(&fx, "takes 1 source (scores); the node has 2 sources");
+}
+END_TEST
+
+START_TEST(expert_bias_needs_moe_1_5) {
+    fixture fx;
+    fx_init(&fx, GRAPH_DTYPES_ALL);
+    enum { E = 4, KS = 2 };
+    uint32_t x = add_tensor(&fx, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, K, T);
+    uint32_t ids = add_tensor(&fx, "moe_ids", EXO_DTYPE_I32, EXO_TENSOR_INPUT, KS, T);
+    uint32_t w = add_tensor(&fx, "mlp.experts.gate_proj.weight", EXO_DTYPE_F32, EXO_TENSOR_WEIGHT, K, N);
+    fx.tensors[w].n_dims = 3;
+    fx.tensors[w].ne[2] = E;
+    uint32_t bias = add_tensor(&fx, "mlp.experts.gate_proj.bias", EXO_DTYPE_F32, EXO_TENSOR_WEIGHT, N, E);
+    uint32_t y = add_tensor(&fx, "moe_gate", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, KS * N, T);
+    add_node(&fx, EXO_OP_MOE_MATMUL, y, 4, (uint32_t[]){x, ids, w, bias})->i[EXO_MOE_MATMUL_I_N_EXPERTS] = E;
+    expect_1_5(&fx, 0, "expert bias (src[3])");
+    fx.tensors[bias].ne[0] = N + 1; /* [E, N] */
+    fx.target.moe_1_5 = true;
+    uint32_t bad;
+    ck_assert_int_eq(validate(&fx, &bad), EXO_ERR_INVALID_ARG);
+    ck_assert_error_has(&fx, "expected [E = 4, N = 8]");
+}
+END_TEST
+
 START_TEST(foreign_weight_buffer) {
     fixture fx;
     uint32_t bad;
@@ -353,6 +464,10 @@ int main(void) {
     tcase_add_test(tc, element_limit_on_tensors_and_weight_ends);
     tcase_add_test(tc, weight_alignment_counts_from_the_buffer_base);
     tcase_add_test(tc, foreign_weight_buffer);
+    tcase_add_test(tc, swiglu_clamp_needs_moe_1_5);
+    tcase_add_test(tc, attention_sinks_need_moe_1_5);
+    tcase_add_test(tc, routing_rules_need_moe_1_5);
+    tcase_add_test(tc, expert_bias_needs_moe_1_5);
     suite_add_tcase(s, tc);
     tc = tcase_create("bindings");
     tcase_add_test(tc, bindings_mark_what_they_bind);

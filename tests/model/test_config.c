@@ -381,6 +381,154 @@ END_TEST
 #define EXPECT_BAD(json, want, ...) \
     mtu_assert_error(exo_model_config_parse(json, PATH, &(exo_model_config){0}), want, PATH, __VA_ARGS__)
 
+/* ------------------------------------------------------------------ gpt_oss, glm4_moe */
+
+#define MOE EXO_TEST_DATA "/moe-tiny"
+
+START_TEST(gpt_oss_fixture) {
+    exo_model_config c = load(MOE "/gpt_oss");
+    ck_assert_int_eq(c.arch, EXO_ARCH_GPT_OSS);
+    ck_assert_uint_eq(c.n_experts, 8);
+    ck_assert_uint_eq(c.n_experts_per_tok, 2);
+    ck_assert_uint_eq(c.moe_intermediate_size, 48);
+    ck_assert_int_eq(c.moe_rule, EXO_MOE_RULE_TOPK_SOFTMAX);
+    ck_assert(c.moe_bias && c.attention_sinks && !c.norm_topk_prob);
+    ck_assert(c.attention_bias && c.attention_out_bias); /* o_proj too */
+    ck_assert_int_eq(c.expert_activation, EXO_ACT_SWIGLU_CLAMP);
+    ck_assert_float_eq_tol(c.swiglu_alpha, 1.702f, 1e-7f);
+    ck_assert_float_eq(c.swiglu_limit, 7.0f);
+    for (uint32_t l = 0; l < 3; l++) ck_assert(exo_layer_is_moe(&c, l));
+    /* layer_types: sliding, full, sliding with sliding_window 8 */
+    ck_assert_uint_eq(exo_layer_window(&c, 0), 8);
+    ck_assert_uint_eq(exo_layer_window(&c, 1), 0);
+    ck_assert_uint_eq(exo_layer_window(&c, 2), 8);
+    ck_assert_int_eq(c.rope_scaling, EXO_ROPE_SCALING_YARN);
+    ck_assert(!c.yarn_truncate);
+    ck_assert_double_eq(c.rope_factor, 4.0);
+    ck_assert_double_eq(c.rope_theta, 150000.0);
+    ck_assert_uint_eq(c.rope_original_max_position, 128);
+}
+END_TEST
+
+/* GptOssConfig's defaults: without rope parameters yarn factor 32 (truncate false), layer_types
+ * alternating from sliding, sliding_window 128; the classic dialect as the hub writes it. */
+START_TEST(gpt_oss_default_rope_and_windows) {
+    exo_model_config c = parse("{\"model_type\":\"gpt_oss\",\"hidden_size\":64,\"intermediate_size\":32,"
+                               "\"num_hidden_layers\":4,\"num_attention_heads\":8,\"vocab_size\":8,"
+                               "\"swiglu_limit\":5.5,\"attention_bias\":false}");
+    ck_assert_uint_eq(c.n_experts, 128);
+    ck_assert_uint_eq(c.n_experts_per_tok, 4);
+    ck_assert_uint_eq(c.head_dim, 64);
+    ck_assert_uint_eq(c.n_kv_heads, 8);
+    ck_assert_float_eq(c.swiglu_limit, 5.5f);
+    ck_assert(!c.attention_bias && !c.attention_out_bias);
+    ck_assert_uint_eq(exo_layer_window(&c, 0), 128);
+    ck_assert_uint_eq(exo_layer_window(&c, 1), 0);
+    ck_assert_uint_eq(exo_layer_window(&c, 2), 128);
+    ck_assert_uint_eq(exo_layer_window(&c, 3), 0);
+    ck_assert_int_eq(c.rope_scaling, EXO_ROPE_SCALING_YARN);
+    ck_assert_double_eq(c.rope_factor, 32.0);
+    ck_assert_uint_eq(c.rope_original_max_position, 4096);
+    ck_assert(!c.yarn_truncate);
+    ck_assert_double_eq(c.rope_theta, 150000.0);
+    /* The classic dialect as the hub's gpt-oss configs write it. */
+    c = parse("{\"model_type\":\"gpt_oss\",\"hidden_size\":64,\"intermediate_size\":32,\"num_hidden_layers\":2,"
+              "\"num_attention_heads\":8,\"vocab_size\":8,\"rope_theta\":150000,\"rope_scaling\":{\"rope_type\":"
+              "\"yarn\",\"factor\":32.0,\"beta_fast\":32.0,\"beta_slow\":1.0,\"truncate\":false,"
+              "\"original_max_position_embeddings\":4096},\"sliding_window\":null,"
+              "\"layer_types\":[\"sliding_attention\",\"full_attention\"]}");
+    ck_assert(!c.yarn_truncate);
+    ck_assert_double_eq(c.rope_factor, 32.0);
+    ck_assert_uint_eq(exo_layer_window(&c, 0), 0); /* no window at all */
+}
+END_TEST
+
+START_TEST(glm4_moe_fixture) {
+    exo_model_config c = load(MOE "/glm4_moe");
+    ck_assert_int_eq(c.arch, EXO_ARCH_GLM4_MOE);
+    ck_assert_uint_eq(c.n_experts, 8);
+    ck_assert_uint_eq(c.n_experts_per_tok, 2);
+    ck_assert_uint_eq(c.moe_intermediate_size, 48);
+    ck_assert_uint_eq(c.intermediate_size, 128);
+    ck_assert_uint_eq(c.n_shared_experts, 1);
+    ck_assert_int_eq(c.moe_rule, EXO_MOE_RULE_SIGMOID_BIAS);
+    ck_assert(c.norm_topk_prob && !c.moe_bias && !c.attention_sinks);
+    ck_assert_float_eq(c.routed_scaling_factor, 2.5f);
+    ck_assert(!exo_layer_is_moe(&c, 0) && exo_layer_is_moe(&c, 1) && exo_layer_is_moe(&c, 2));
+    ck_assert(c.qk_norm);
+    ck_assert(c.attention_bias && !c.attention_out_bias); /* q/k/v only */
+    ck_assert_float_eq(c.partial_rotary_factor, 0.5f);
+    ck_assert_uint_eq(exo_rope_n_rot(&c), 8);
+    ck_assert_double_eq(c.rope_theta, 1e6);
+    ck_assert_uint_eq(exo_layer_window(&c, 1), 0);
+}
+END_TEST
+
+/* Both dialects give the same facts; Glm4MoeConfig's partial_rotary_factor defaults to 0.5. */
+START_TEST(glm4_moe_dialects_and_defaults) {
+    const char *base = "{\"model_type\":\"glm4_moe\",\"hidden_size\":64,\"intermediate_size\":128,"
+                       "\"num_hidden_layers\":3,\"num_attention_heads\":4,\"num_key_value_heads\":2,\"head_dim\":16,"
+                       "\"vocab_size\":8,";
+    char json[1024];
+    snprintf(json, sizeof json, "%s\"partial_rotary_factor\":0.25,\"rope_theta\":500000}", base);
+    exo_model_config a = parse(json);
+    snprintf(json, sizeof json, "%s\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":500000,"
+             "\"partial_rotary_factor\":0.25}}", base);
+    exo_model_config b = parse(json);
+    ck_assert_float_eq(a.partial_rotary_factor, 0.25f);
+    ck_assert_float_eq(b.partial_rotary_factor, 0.25f);
+    ck_assert_double_eq(a.rope_theta, b.rope_theta);
+    snprintf(json, sizeof json, "%s\"n_shared_experts\":0,\"first_k_dense_replace\":0,\"n_group\":4,"
+             "\"topk_group\":4,\"num_nextn_predict_layers\":1}", base);
+    exo_model_config c = parse(json);
+    ck_assert_float_eq(c.partial_rotary_factor, 0.5f);
+    ck_assert_uint_eq(c.n_experts, 128);
+    ck_assert_uint_eq(c.n_experts_per_tok, 8);
+    ck_assert_uint_eq(c.moe_intermediate_size, 1408);
+    ck_assert_uint_eq(c.n_shared_experts, 0);
+    ck_assert(exo_layer_is_moe(&c, 0));
+    ck_assert(!c.qk_norm && !c.attention_bias);
+    ck_assert(c.norm_topk_prob);
+    ck_assert_float_eq(c.routed_scaling_factor, 1.0f);
+}
+END_TEST
+
+START_TEST(moe_config_errors) {
+#define GLM "{\"model_type\":\"glm4_moe\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":3," \
+            "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"head_dim\":16,\"vocab_size\":8,"
+#define OSS "{\"model_type\":\"gpt_oss\",\"hidden_size\":64,\"intermediate_size\":32,\"num_hidden_layers\":2," \
+            "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"head_dim\":16,\"vocab_size\":8,"
+    /* Group-limited routing would change the selection: refused rather than mis-routed. */
+    EXPECT_BAD(GLM "\"n_routed_experts\":16,\"n_group\":4,\"topk_group\":2}", EXO_ERR_UNSUPPORTED, "'n_group' = 4",
+               "'topk_group' = 2", "group-limited");
+    EXPECT_BAD(GLM "\"n_routed_experts\":10,\"n_group\":4,\"topk_group\":4}", EXO_ERR_FORMAT, "'n_group' = 4",
+               "does not divide");
+    EXPECT_BAD(GLM "\"n_routed_experts\":4,\"num_experts_per_tok\":5}", EXO_ERR_FORMAT, "'num_experts_per_tok' = 5",
+               "exceeds the 4 experts");
+    EXPECT_BAD(GLM "\"n_routed_experts\":5000}", EXO_ERR_FORMAT, "'n_routed_experts'", "absurd");
+    EXPECT_BAD(GLM "\"n_shared_experts\":100}", EXO_ERR_FORMAT, "'n_shared_experts' = 100", "absurd");
+    EXPECT_BAD(GLM "\"n_shared_experts\":-1}", EXO_ERR_FORMAT, "'n_shared_experts'", "positive integer");
+    EXPECT_BAD(GLM "\"routed_scaling_factor\":0}", EXO_ERR_FORMAT, "'routed_scaling_factor'", "positive");
+    EXPECT_BAD(GLM "\"norm_topk_prob\":1}", EXO_ERR_FORMAT, "'norm_topk_prob'", "true or false");
+    EXPECT_BAD(GLM "\"first_k_dense_replace\":\"one\"}", EXO_ERR_FORMAT, "'first_k_dense_replace'");
+    EXPECT_BAD(GLM "\"use_qk_norm\":\"yes\"}", EXO_ERR_FORMAT, "'use_qk_norm'");
+    EXPECT_BAD(OSS "\"num_local_experts\":2048}", EXO_ERR_FORMAT, "'num_local_experts'", "absurd");
+    EXPECT_BAD(OSS "\"num_local_experts\":4,\"num_experts_per_tok\":8}", EXO_ERR_FORMAT,
+               "'num_experts_per_tok' = 8", "exceeds the 4 experts");
+    EXPECT_BAD(OSS "\"num_local_experts\":0}", EXO_ERR_FORMAT, "'num_local_experts'", "positive integer");
+    EXPECT_BAD(OSS "\"swiglu_limit\":-7}", EXO_ERR_FORMAT, "'swiglu_limit'", "positive");
+    EXPECT_BAD(OSS "\"layer_types\":[\"sliding_attention\"]}", EXO_ERR_FORMAT, "'layer_types'", "one type per layer");
+    EXPECT_BAD(OSS "\"layer_types\":[\"sliding_attention\",\"chunked_attention\"]}", EXO_ERR_UNSUPPORTED,
+               "'layer_types'[1]", "unknown layer type");
+    EXPECT_BAD(OSS "\"sliding_window\":-1}", EXO_ERR_FORMAT, "'sliding_window'");
+    /* The hub's own gpt-oss checkpoints are MXFP4: refused with the reason. */
+    EXPECT_BAD(OSS "\"quantization_config\":{\"quant_method\":\"mxfp4\"}}", EXO_ERR_UNSUPPORTED,
+               "'quantization_config.quant_method' = 'mxfp4'", "MLX affine");
+#undef GLM
+#undef OSS
+}
+END_TEST
+
 START_TEST(not_json_or_not_object) {
     EXPECT_BAD("{\"model_type\": \"llama\",", EXO_ERR_FORMAT, "not valid JSON");
     EXPECT_BAD("[1]", EXO_ERR_FORMAT, "not a JSON object");
@@ -567,6 +715,11 @@ static Suite *config_suite(void) {
     tcase_add_test(bad, rope_parameters_incomplete_or_wrong);
     tcase_add_test(bad, wrongly_typed_fields);
     tcase_add_test(bad, load_names_the_file);
+    tcase_add_test(bad, moe_config_errors);
+    tcase_add_test(defaults, gpt_oss_fixture);
+    tcase_add_test(defaults, gpt_oss_default_rope_and_windows);
+    tcase_add_test(defaults, glm4_moe_fixture);
+    tcase_add_test(defaults, glm4_moe_dialects_and_defaults);
     suite_add_tcase(s, bad);
     return s;
 }
