@@ -210,6 +210,17 @@ typedef struct exo_model_info {
      * differ; scales and biases are of `dtype`. */
     uint32_t quant_bits;
     uint32_t quant_group;
+    /* Appended (API 1.x): mixture of experts (qwen3_moe, mixtral); n_experts 0 = a dense model.
+     * n_moe_layers of the n_layers have a sparse MLP (router [n_experts, hidden] and n_experts
+     * SwiGLU experts of width moe_intermediate_size, n_experts_per_tok of them run per token);
+     * the others a dense MLP of intermediate_size. router_quant_bits/_group: the router's own
+     * MLX quantization (mlx-lm keeps it 8-bit by a per-module override; 0 = float). */
+    uint32_t n_experts;
+    uint32_t n_experts_per_tok;
+    uint32_t moe_intermediate_size;
+    uint32_t n_moe_layers;
+    uint32_t router_quant_bits;
+    uint32_t router_quant_group;
 } exo_model_info;
 
 /* Opens a Hugging Face model directory: reads config.json and the safetensors headers (one file

@@ -1,4 +1,5 @@
 /* exo_model: a Hugging Face model directory opened for shards to load from. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,6 +93,23 @@ exo_status exo_model_get_info(const exo_model *m, exo_model_info *out) {
     info.has_tokenizer = m->tokenizer != NULL;
     info.quant_bits = c->quant.bits;
     info.quant_group = c->quant.bits ? c->quant.group : 0;
+    info.n_experts = c->n_experts;
+    info.n_experts_per_tok = c->n_experts ? c->n_experts_per_tok : 0;
+    info.moe_intermediate_size = c->n_experts ? c->moe_intermediate_size : 0;
+    bool router_seen = false;
+    for (uint32_t l = 0; l < c->n_layers; l++) {
+        if (!exo_layer_is_moe(c, l)) continue;
+        info.n_moe_layers++;
+        if (router_seen) continue;
+        /* The router as the builder names it; overrides are per layer, the first sparse layer's
+         * stands for all (mlx-lm writes the same one for every layer). */
+        char module[96];
+        snprintf(module, sizeof module, "model.layers.%u.%s.gate", l,
+                 c->arch == EXO_ARCH_MIXTRAL ? "block_sparse_moe" : "mlp");
+        exo_quant_for(c, module, &info.router_quant_bits, &info.router_quant_group);
+        if (!info.router_quant_bits) info.router_quant_group = 0;
+        router_seen = true;
+    }
     exo_struct_copy_out(out, &info, sizeof info);
     return EXO_OK;
 }

@@ -672,6 +672,327 @@ START_TEST(synth_quant_spec_is_parsed_strictly) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------ MoE synthetic models */
+
+/* The tiny-moe preset (tools/exo-synth/presets.c), written out again on purpose: qwen3_moe,
+ * layer 0 dense (mlp_only_layers), layers 1-2 sparse. The attention and vocab are tiny's. */
+#define MOE_LAYERS 3
+#define MOE_DENSE_LAYERS 1
+#define MOE_EXPERTS 8
+#define MOE_TOPK 2
+#define MOE_WIDTH 64
+
+/* Weights one token reads at m bytes per matrix weight (experts at me, routers at mr, norms at
+ * 2 bytes): attention of every layer, layer 0's dense MLP, the routers and k of the E experts of
+ * the sparse layers, every RMSNorm (q/k norms left out, as exo-bench does), one embedding row
+ * and the untied lm_head. */
+static double moe_bytes_per_token(double m, double me, double mr) {
+    double h = TINY_HIDDEN, attention = 2.0 * h * TINY_HEADS * TINY_HEAD_DIM + 2.0 * h * TINY_KV_HEADS * TINY_HEAD_DIM;
+    double matrices = MOE_LAYERS * attention + MOE_DENSE_LAYERS * 3.0 * h * TINY_FFN + h + TINY_VOCAB * h;
+    double sparse = MOE_LAYERS - MOE_DENSE_LAYERS;
+    double experts = sparse * MOE_TOPK * 3.0 * h * MOE_WIDTH, routers = sparse * MOE_EXPERTS * h;
+    return matrices * m + experts * me + routers * mr + (2.0 * MOE_LAYERS + 1) * h * 2;
+}
+
+/* exo-bench's JSON line for a model, with its MoE figures checked against the preset. */
+static void check_moe_bench(const char *dir, double m, double me, double mr) {
+    char cmd[4096], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s --model %s --device cpu_amx -p 8 -n 4 -r 1 -t 1 --no-stream --json 2>&1",
+             EXO_BENCH_BIN, dir);
+    ck_assert_int_eq(run(cmd, &out), 0);
+    ck_assert_msg(strstr(out, "experts: 2 sparse layers, top-2 of 8") != NULL, "no experts line: %s", out);
+    cJSON *j = last_json_line(out);
+    double sparse = MOE_LAYERS - MOE_DENSE_LAYERS, expert = 3.0 * TINY_HIDDEN * MOE_WIDTH;
+    ck_assert_double_eq(number(j, "n_experts"), MOE_EXPERTS);
+    ck_assert_double_eq(number(j, "n_experts_per_tok"), MOE_TOPK);
+    ck_assert_double_eq(number(j, "n_moe_layers"), sparse);
+    ck_assert_double_eq_tol(number(j, "expert_bytes_total"), sparse * MOE_EXPERTS * expert * me, 1e-6);
+    ck_assert_double_eq_tol(number(j, "expert_bytes_per_token"), sparse * MOE_TOPK * expert * me, 1e-6);
+    ck_assert_double_eq_tol(number(j, "router_bytes_per_token"), sparse * MOE_EXPERTS * TINY_HIDDEN * mr, 1e-6);
+    ck_assert_double_eq_tol(number(j, "decode_bytes_per_token"), moe_bytes_per_token(m, me, mr), 1e-6);
+    ck_assert_msg(number(j, "decode_tps") > 0, "%s: no decode speed", dir);
+    cJSON_Delete(j);
+    free(out);
+}
+
+static void check_moe_info(const loaded *l, uint32_t router_bits, uint32_t router_group) {
+    ck_assert_str_eq(l->info.architecture, "qwen3_moe");
+    ck_assert_uint_eq(l->info.n_layers, MOE_LAYERS);
+    ck_assert_uint_eq(l->info.n_experts, MOE_EXPERTS);
+    ck_assert_uint_eq(l->info.n_experts_per_tok, MOE_TOPK);
+    ck_assert_uint_eq(l->info.moe_intermediate_size, MOE_WIDTH);
+    ck_assert_uint_eq(l->info.n_moe_layers, MOE_LAYERS - MOE_DENSE_LAYERS);
+    ck_assert_uint_eq(l->info.router_quant_bits, router_bits);
+    ck_assert_uint_eq(l->info.router_quant_group, router_group);
+}
+
+START_TEST(synth_tiny_moe_has_the_hub_layout_and_runs) {
+    char *dir = tmpdir();
+    ck_assert_int_eq(synth("--preset tiny-moe --seed 4", dir), 0);
+    size_t n;
+    char *st = (char *)read_file(dir, "model.safetensors", &n);
+    /* transformers' names: per-expert tensors and the router in sparse layers, a dense MLP in
+     * layer 0, q/k norms. */
+    static const char *const present[] = {
+        "\"model.layers.1.mlp.experts.7.down_proj.weight\":{\"dtype\":\"BF16\",\"shape\":[64,64]",
+        "\"model.layers.2.mlp.experts.0.gate_proj.weight\":{\"dtype\":\"BF16\",\"shape\":[64,64]",
+        "\"model.layers.2.mlp.gate.weight\":{\"dtype\":\"BF16\",\"shape\":[8,64]",
+        "\"model.layers.0.mlp.up_proj.weight\":{\"dtype\":\"BF16\",\"shape\":[128,64]",
+        "\"model.layers.0.self_attn.k_norm.weight\":{\"dtype\":\"BF16\",\"shape\":[16]"};
+    for (size_t i = 0; i < sizeof present / sizeof present[0]; i++)
+        ck_assert_msg(strstr(st + 8, present[i]) != NULL, "header lacks %s", present[i]);
+    ck_assert_ptr_null(strstr(st + 8, "model.layers.0.mlp.experts."));
+    ck_assert_ptr_null(strstr(st + 8, "model.layers.1.mlp.gate_proj"));
+    ck_assert_ptr_null(strstr(st + 8, "model.layers.1.mlp.experts.8."));
+    free(st);
+    loaded l;
+    load(dir, &l);
+    check_moe_info(&l, 0, 0);
+    float *logits = prompt_logits(&l);
+    double sumsq = 0;
+    for (int i = 0; i < TINY_VOCAB; i++) {
+        ck_assert_msg(isfinite(logits[i]), "logit %d is %g", i, logits[i]);
+        sumsq += (double)logits[i] * logits[i];
+    }
+    ck_assert_msg(sumsq > 0, "all logits are zero");
+    free(logits);
+    unload(&l);
+    /* bf16: everything 2 bytes a weight; only k of the E experts count per token. */
+    check_moe_bench(dir, 2, 2, 2);
+    /* Quantized on load: attention, dense MLP, embedding and lm_head packed; experts and routers
+     * stay bf16, as the loader leaves them. */
+    char cmd[4096], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s --model %s --device cpu_amx --quantize mlx-q4-g32 -p 4 -n 2 -r 1 -t 1 --no-stream --json",
+             EXO_BENCH_BIN, dir);
+    ck_assert_int_eq(run(cmd, &out), 0);
+    cJSON *j = last_json_line(out);
+    ck_assert_double_eq_tol(number(j, "decode_bytes_per_token"), moe_bytes_per_token(0.5 + 4.0 / 32, 2, 2), 1e-6);
+    cJSON_Delete(j);
+    free(out);
+    rmdir_all(dir);
+}
+END_TEST
+
+/* The tensors of a safetensors file, parsed here (the public reader refuses U32 on purpose). */
+typedef struct st_file {
+    unsigned char *bytes;
+    size_t len;
+    cJSON *header;
+    const unsigned char *data;
+} st_file;
+
+static void st_open(const char *dir, st_file *f) {
+    f->bytes = read_file(dir, "model.safetensors", &f->len);
+    uint64_t hlen = 0;
+    for (int b = 7; b >= 0; b--) hlen = hlen << 8 | f->bytes[b];
+    ck_assert_uint_le(8 + hlen, f->len);
+    f->header = cJSON_ParseWithLength((const char *)f->bytes + 8, hlen);
+    ck_assert_ptr_nonnull(f->header);
+    f->data = f->bytes + 8 + hlen;
+}
+
+static const void *st_tensor(const st_file *f, const char *name, const char *dtype, int64_t *shape, int *n_dims) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(f->header, name);
+    ck_assert_msg(cJSON_IsObject(t), "tensor %s missing", name);
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(t, "dtype")->valuestring, dtype);
+    *n_dims = 0;
+    const cJSON *d;
+    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(t, "shape")) shape[(*n_dims)++] = (int64_t)d->valuedouble;
+    return f->data + (size_t)cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(t, "data_offsets"), 0)->valuedouble;
+}
+
+static float bf16_value(const void *p, size_t i) {
+    uint16_t h;
+    memcpy(&h, (const unsigned char *)p + 2 * i, 2);
+    uint32_t u = (uint32_t)h << 16;
+    float v;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
+/* A float32 safetensors file written tensor by tensor: names, shapes and data kept until the end. */
+typedef struct st_out {
+    cJSON *header;
+    float *data;
+    size_t n, cap;
+} st_out;
+
+static float *st_add(st_out *o, const char *name, int n_dims, const int64_t *shape) {
+    size_t count = 1;
+    cJSON *t = cJSON_AddObjectToObject(o->header, name), *s = cJSON_AddArrayToObject(t, "shape");
+    for (int d = 0; d < n_dims; d++) {
+        cJSON_AddItemToArray(s, cJSON_CreateNumber((double)shape[d]));
+        count *= (size_t)shape[d];
+    }
+    cJSON_AddStringToObject(t, "dtype", "F32");
+    cJSON *offs = cJSON_AddArrayToObject(t, "data_offsets");
+    cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(o->n * 4)));
+    cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)((o->n + count) * 4)));
+    if (o->n + count > o->cap) {
+        o->cap = (o->n + count) * 2;
+        o->data = realloc(o->data, o->cap * sizeof *o->data);
+        ck_assert_ptr_nonnull(o->data);
+    }
+    o->n += count;
+    return o->data + o->n - count;
+}
+
+/* Dequantizes an MLX module (w = scale * q + bias; element j of a row in bits [j*bits, (j+1)*bits)
+ * of the row's little-endian bit stream, MLX's layout) into float rows [rows, cols]. */
+static void dequantize_rows(const uint32_t *packed, const void *scales, const void *biases, size_t row0, size_t rows,
+                            size_t cols, uint32_t bits, uint32_t group, float *out) {
+    size_t words = cols * bits / 32, groups = cols / group;
+    for (size_t r = 0; r < rows; r++) {
+        const uint32_t *row = packed + (row0 + r) * words;
+        for (size_t j = 0; j < cols; j++) {
+            size_t bit = j * bits;
+            uint64_t w = row[bit / 32] | (bit / 32 + 1 < words ? (uint64_t)row[bit / 32 + 1] << 32 : 0);
+            uint32_t q = (uint32_t)(w >> (bit % 32)) & ((1u << bits) - 1);
+            size_t g = (row0 + r) * groups + j / group;
+            out[r * cols + j] = bf16_value(scales, g) * (float)q + bf16_value(biases, g);
+        }
+    }
+}
+
+/* Writes DIR/model.safetensors and config.json: the quantized model QDIR dequantized to float32
+ * in the hub's layout (stacked switch_mlp experts split into mlp.experts.E.*), the config without
+ * its quantization. */
+static void write_dequantized_copy(const char *qdir, const char *dir, uint32_t bits, uint32_t group) {
+    st_file q;
+    st_open(qdir, &q);
+    st_out o = {cJSON_CreateObject(), NULL, 0, 0};
+    const cJSON *t;
+    cJSON_ArrayForEach(t, q.header) {
+        const char *name = t->string, *dtype = cJSON_GetObjectItemCaseSensitive(t, "dtype") ?
+            cJSON_GetObjectItemCaseSensitive(t, "dtype")->valuestring : NULL;
+        size_t len = strlen(name);
+        if (!dtype || (len > 7 && (!strcmp(name + len - 7, ".scales") || !strcmp(name + len - 7, ".biases")))) continue;
+        int64_t shape[4];
+        int nd;
+        const void *src = st_tensor(&q, name, dtype, shape, &nd);
+        if (!strcmp(dtype, "BF16")) { /* norms */
+            float *dst = st_add(&o, name, nd, shape);
+            for (int64_t i = 0; i < shape[0]; i++) dst[i] = bf16_value(src, (size_t)i);
+            continue;
+        }
+        ck_assert_str_eq(dtype, "U32");
+        char module[128], part[160];
+        snprintf(module, sizeof module, "%.*s", (int)(len - 7), name);
+        /* The router: mlx-lm's 8-bit g64 override, as config.json says. */
+        uint32_t b = strstr(name, "mlp.gate.weight") ? 8 : bits, g = strstr(name, "mlp.gate.weight") ? 64 : group;
+        int64_t ss[4], bs[4];
+        int snd, bnd;
+        snprintf(part, sizeof part, "%s.scales", module);
+        const void *scales = st_tensor(&q, part, "BF16", ss, &snd);
+        snprintf(part, sizeof part, "%s.biases", module);
+        const void *biases = st_tensor(&q, part, "BF16", bs, &bnd);
+        int64_t cols = shape[nd - 1] * 32 / b, rows = shape[nd - 2];
+        ck_assert_int_eq(ss[snd - 1], cols / g);
+        const char *sw = strstr(module, "mlp.switch_mlp.");
+        if (!sw) {
+            int64_t fs[2] = {rows, cols};
+            dequantize_rows(src, scales, biases, 0, (size_t)rows, (size_t)cols, b, g, st_add(&o, name, 2, fs));
+            continue;
+        }
+        ck_assert_int_eq(nd, 3);
+        for (int64_t e = 0; e < shape[0]; e++) {
+            snprintf(part, sizeof part, "%.*smlp.experts.%lld.%s.weight", (int)(sw - module), module, (long long)e,
+                     sw + strlen("mlp.switch_mlp."));
+            int64_t fs[2] = {rows, cols};
+            dequantize_rows(src, scales, biases, (size_t)(e * rows), (size_t)rows, (size_t)cols, b, g,
+                            st_add(&o, part, 2, fs));
+        }
+    }
+    char *json = cJSON_PrintUnformatted(o.header);
+    size_t jl = strlen(json), padded = (jl + 7) & ~(size_t)7;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    unsigned char le[8];
+    for (int i = 0; i < 8; i++) le[i] = (unsigned char)(padded >> (8 * i));
+    ck_assert_uint_eq(fwrite(le, 1, 8, f), 8);
+    ck_assert_uint_eq(fwrite(json, 1, jl, f), jl);
+    for (size_t i = jl; i < padded; i++) fputc(' ', f);
+    ck_assert_uint_eq(fwrite(o.data, sizeof *o.data, o.n, f), o.n);
+    ck_assert_int_eq(fclose(f), 0);
+    free(json);
+    cJSON_Delete(o.header);
+    free(o.data);
+    cJSON_Delete(q.header);
+    free(q.bytes);
+
+    size_t n;
+    char *text = (char *)read_file(qdir, "config.json", &n);
+    cJSON *cfg = cJSON_Parse(text);
+    ck_assert_ptr_nonnull(cfg);
+    cJSON_DeleteItemFromObjectCaseSensitive(cfg, "quantization");
+    cJSON_DeleteItemFromObjectCaseSensitive(cfg, "quantization_config");
+    cJSON_ReplaceItemInObjectCaseSensitive(cfg, "torch_dtype", cJSON_CreateString("float32"));
+    char *out = cJSON_Print(cfg);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs(out, f);
+    ck_assert_int_eq(fclose(f), 0);
+    free(out);
+    cJSON_Delete(cfg);
+    free(text);
+}
+
+/* exo-synth's quantized MoE is mlx-lm's layout (stacked switch_mlp experts, 8-bit router by
+ * override), and the runtime reads it as such: its logits equal (to float rounding) those of the
+ * same weights dequantized into a float checkpoint with per-expert tensors, which the runtime runs
+ * through its float expert table instead. A wrong expert slice, bit order, group or router
+ * override shows up as a large difference. */
+START_TEST(synth_quantized_moe_matches_its_dequantized_float_copy) {
+    static const struct { const char *spec; uint32_t bits, group; } cases[] = {{"mlx-q4-g32", 4, 32},
+                                                                              {"mlx-q3-g64", 3, 64}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char *qdir = tmpdir(), *fdir = tmpdir(), args[128];
+        snprintf(args, sizeof args, "--preset tiny-moe --seed 9 --quant %s", cases[c].spec);
+        ck_assert_int_eq(synth(args, qdir), 0);
+        size_t n;
+        char *st = (char *)read_file(qdir, "model.safetensors", &n);
+        char want[160];
+        snprintf(want, sizeof want, "\"model.layers.1.mlp.switch_mlp.down_proj.weight\":{\"dtype\":\"U32\",\"shape\":[8,64,%u]",
+                 64 * cases[c].bits / 32);
+        ck_assert_msg(strstr(st + 8, want) != NULL, "%s: header lacks %s", cases[c].spec, want);
+        ck_assert_msg(strstr(st + 8, "\"model.layers.2.mlp.gate.weight\":{\"dtype\":\"U32\",\"shape\":[8,16]") != NULL,
+                      "%s: router not 8-bit", cases[c].spec);
+        ck_assert_ptr_null(strstr(st + 8, "mlp.experts."));
+        free(st);
+        write_dequantized_copy(qdir, fdir, cases[c].bits, cases[c].group);
+
+        loaded lq, lf;
+        load(qdir, &lq);
+        check_moe_info(&lq, 8, 64);
+        load(fdir, &lf);
+        check_moe_info(&lf, 0, 0);
+        ck_assert_int_eq(lf.info.dtype, EXO_DTYPE_F32);
+        float *a = prompt_logits(&lq), *b = prompt_logits(&lf);
+        double diff = 0, ref = 0;
+        for (int i = 0; i < TINY_VOCAB; i++) {
+            ck_assert_msg(isfinite(a[i]), "%s: logit %d is %g", cases[c].spec, i, a[i]);
+            diff += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+            ref += (double)b[i] * b[i];
+        }
+        ck_assert_msg(ref > 0, "all logits are zero");
+        ck_assert_msg(sqrt(diff / ref) < 1e-5, "%s: quantized vs dequantized float logits differ by %g (relative)",
+                      cases[c].spec, sqrt(diff / ref));
+        free(a);
+        free(b);
+        unload(&lq);
+        unload(&lf);
+
+        double m = cases[c].bits / 8.0 + 4.0 / cases[c].group;
+        check_moe_bench(qdir, m, m, 1.0 + 4.0 / 64);
+        rmdir_all(qdir);
+        rmdir_all(fdir);
+    }
+}
+END_TEST
+
 static Suite *tools_suite(void) {
     Suite *s = suite_create("tools");
     TCase *synth_tc = tcase_create("exo-synth");
@@ -686,6 +1007,8 @@ static Suite *tools_suite(void) {
     tcase_add_test(synth_tc, synth_rejects_unknown_preset_and_dtype);
     tcase_add_test(synth_tc, synth_quantized_models_load_run_and_bench);
     tcase_add_test(synth_tc, synth_quant_spec_is_parsed_strictly);
+    tcase_add_test(synth_tc, synth_tiny_moe_has_the_hub_layout_and_runs);
+    tcase_add_test(synth_tc, synth_quantized_moe_matches_its_dequantized_float_copy);
     suite_add_tcase(s, synth_tc);
     TCase *bench_tc = tcase_create("exo-bench");
     tcase_set_timeout(bench_tc, 120);

@@ -241,6 +241,11 @@ static void report(const bench_options *o, const exo_model_info *mi, const exo_s
             r->decode_tps.sd, r->step_ms.median, r->step_ms.min, r->step_ms.max);
     fprintf(f, "bytes:   %.1f MB of weights + %.1f MB of KV (mean context %.0f) per token -> %.2f GB/s (weights alone %.2f)\n",
             c->decode_weight_bytes / 1e6, kv_bytes / 1e6, mean_ctx, gbps, weight_gbps);
+    if (c->n_experts)
+        fprintf(f, "experts: %u sparse layers, top-%u of %u: %.1f MB of experts read per token of %.1f MB stored "
+                   "(%.3f bytes/weight), routers %.1f MB\n",
+                c->n_moe_layers, c->n_experts_per_tok, c->n_experts, c->expert_bytes_per_token / 1e6,
+                c->expert_bytes_total / 1e6, c->expert_bytes_per_weight, c->router_bytes_per_token / 1e6);
     if (r->have_stream)
         fprintf(f, "memory:  read bandwidth %.2f GB/s (%s, %u threads, %zu MiB, best of %d); decode at %.1f%% of it, "
                    "ceiling %.2f tok/s\n",
@@ -280,6 +285,12 @@ static void report(const bench_options *o, const exo_model_info *mi, const exo_s
     add(j, "decode_step_ms_max", r->step_ms.max);
     add(j, "decode_bytes_per_token", c->decode_weight_bytes);
     add(j, "kv_bytes_per_token", kv_bytes);
+    add(j, "n_experts", c->n_experts);
+    add(j, "n_experts_per_tok", c->n_experts_per_tok);
+    add(j, "n_moe_layers", c->n_moe_layers);
+    add(j, "expert_bytes_total", c->expert_bytes_total);
+    add(j, "expert_bytes_per_token", c->expert_bytes_per_token);
+    add(j, "router_bytes_per_token", c->router_bytes_per_token);
     add(j, "mean_context", mean_ctx);
     add(j, "decode_gbps", gbps);
     add(j, "decode_weight_gbps", weight_gbps);
@@ -333,8 +344,7 @@ int main(int argc, char **argv) {
     if (st != EXO_OK) return finish(&b, fail(o.model_dir, st, exo_model_last_error(b.model)));
     model_cost cost;
     char err[512];
-    uint32_t qbits = o.quant_bits ? o.quant_bits : mi.quant_bits, qgroup = o.quant_bits ? o.quant_group : mi.quant_group;
-    if (model_cost_from_info(&mi, qbits, qgroup, &cost, err, sizeof err)) {
+    if (model_cost_from_info(&mi, o.quant_bits, o.quant_group, &cost, err, sizeof err)) {
         fprintf(stderr, "exo-bench: %s\n", err);
         return finish(&b, 1);
     }

@@ -1,4 +1,5 @@
-/* exo-synth: writes a Hugging Face llama model directory with deterministic random weights.
+/* exo-synth: writes a Hugging Face model directory (llama or qwen3_moe) with deterministic random
+ * weights.
  *
  *   exo-synth --preset NAME --out DIR [--dtype bf16|f16|f32] [--quant mlx-q4-g64] [--seed S] [--shard-gb G]
  *             [--quiet]
@@ -129,11 +130,20 @@ static void remove_stale_layout(const char *dir) {
     }
 }
 
-static uint64_t parameter_count(const synth_preset *p) {
+/* Every stored parameter, and (*active) those one token uses: k of the E experts. */
+static uint64_t parameter_count(const synth_preset *p, uint64_t *active) {
     uint64_t h = p->hidden_size, q = (uint64_t)p->n_heads * p->head_dim, kv = (uint64_t)p->n_kv_heads * p->head_dim;
-    uint64_t layer = 2 * h * q + 2 * h * kv + 3 * h * p->intermediate_size + 2 * h;
-    uint64_t embed = (uint64_t)p->vocab_size * h;
-    return embed * (p->tie_word_embeddings ? 1 : 2) + p->n_layers * layer + h;
+    uint64_t attention = 2 * h * q + 2 * h * kv + 2 * h + (p->arch == SYNTH_QWEN3_MOE ? 2ull * p->head_dim : 0);
+    uint64_t expert = 3 * h * p->moe_intermediate_size, router = (uint64_t)p->n_experts * h;
+    uint64_t embed = (uint64_t)p->vocab_size * h, all = 0, used = 0;
+    for (uint32_t l = 0; l < p->n_layers; l++) {
+        bool moe = synth_layer_is_moe(p, l);
+        all += attention + (moe ? router + expert * p->n_experts : 3 * h * p->intermediate_size);
+        used += attention + (moe ? router + expert * p->n_experts_per_tok : 3 * h * p->intermediate_size);
+    }
+    uint64_t rest = embed * (p->tie_word_embeddings ? 1 : 2) + h;
+    *active = used + rest;
+    return all + rest;
 }
 
 int main(int argc, char **argv) {
@@ -154,12 +164,15 @@ int main(int argc, char **argv) {
     if (make_dirs(o.out)) return 1;
     remove_stale_layout(o.out);
     if (o.quant.bits) {
-        /* Every quantized matrix's input width must hold whole groups and whole words. */
-        uint32_t widths[3] = {p->hidden_size, p->n_heads * p->head_dim, p->intermediate_size};
-        for (int i = 0; i < 3; i++)
-            if (widths[i] % o.quant.group || (uint64_t)widths[i] * o.quant.bits % 32) {
+        /* Every quantized matrix's input width must hold whole groups and whole words (the
+         * routers' at their own 8-bit g64). */
+        struct { uint32_t width; synth_quant q; } m[5] = {
+            {p->hidden_size, o.quant}, {p->n_heads * p->head_dim, o.quant}, {p->intermediate_size, o.quant},
+            {p->moe_intermediate_size, o.quant}, {p->hidden_size, SYNTH_ROUTER_QUANT}};
+        for (int i = 0; i < (p->n_experts ? 5 : 3); i++)
+            if (m[i].width % m[i].q.group || (uint64_t)m[i].width * m[i].q.bits % 32) {
                 fprintf(stderr, "exo-synth: preset %s: input width %u is not a multiple of the group size %u\n",
-                        p->name, widths[i], o.quant.group);
+                        p->name, m[i].width, m[i].q.group);
                 return 2;
             }
     }
@@ -169,10 +182,11 @@ int main(int argc, char **argv) {
         return 1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
-    uint64_t n = parameter_count(p);
+    uint64_t active = 0, n = parameter_count(p, &active);
     if (!o.quiet)
-        fprintf(stderr, "exo-synth: %s (%s): %.2f M parameters, %.1f MB of %s%s%s weights, seed %llu, %.1f s -> %s\n",
-                p->name, p->description, n / 1e6, bytes / 1e6, o.quant.bits ? "MLX-quantized " : "",
+        fprintf(stderr, "exo-synth: %s (%s): %.2f M parameters (%.2f M active per token), %.1f MB of %s%s%s weights, "
+                        "seed %llu, %.1f s -> %s\n",
+                p->name, p->description, n / 1e6, active / 1e6, bytes / 1e6, o.quant.bits ? "MLX-quantized " : "",
                 synth_dtype_torch_name(o.dtype), o.quant.bits ? " (scales)" : "", (unsigned long long)o.seed, s, o.out);
     return 0;
 }

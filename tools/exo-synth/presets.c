@@ -1,4 +1,4 @@
-/* The model shapes exo-synth can write. Dimensions follow the published configs, so that a
+/* The model shapes exo-synth can write (llama and qwen3_moe). Dimensions follow the published configs, so that a
  * benchmark on a synthetic model reads exactly the bytes the real one would. */
 #include <stdio.h>
 #include <string.h>
@@ -31,7 +31,35 @@ static const synth_preset presets[] = {
         .rope_factor = 8.0, .rope_low_freq_factor = 1.0, .rope_high_freq_factor = 4.0,
         .rope_original_max_position = 128,
     },
+    {
+        /* Qwen3-30B-A3B's config.json with 8 of its 48 layers: 8 layers are 11.2 GB in bf16 and
+         * 3.4 GB at 4 bits, so both fit this 24 GiB machine with room for a dense comparison
+         * model and the neighbours; the experts still dominate the file (9.7 of 11.2 GB), and a
+         * token reads 8 of 128 of them per layer, like the full model. */
+        .name = "qwen3-30b-a3b-8l",
+        .description = "Qwen3-30B-A3B with 8 of its 48 layers (qwen3_moe: 128 experts, top-8, width 768, "
+                       "GQA 32/4, head_dim 128, vocab 151936, untied)",
+        .arch = SYNTH_QWEN3_MOE,
+        .hidden_size = 2048, .n_layers = 8, .n_heads = 32, .n_kv_heads = 4, .head_dim = 128,
+        .intermediate_size = 6144, .vocab_size = 151936, .max_position_embeddings = 40960,
+        .tie_word_embeddings = false, .rms_norm_eps = 1e-6, .rope_theta = 1000000.0,
+        .n_experts = 128, .n_experts_per_tok = 8, .moe_intermediate_size = 768, .norm_topk_prob = true,
+    },
+    {
+        /* Layer 0 dense (mlp_only_layers), so the dense-among-sparse path is exercised too. */
+        .name = "tiny-moe",
+        .description = "a tiny qwen3_moe for tests (hidden 64, 3 layers of which layer 0 dense, 8 experts, "
+                       "top-2, width 64, GQA 4/2, vocab 512)",
+        .arch = SYNTH_QWEN3_MOE,
+        .hidden_size = 64, .n_layers = 3, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16,
+        .intermediate_size = 128, .vocab_size = 512, .max_position_embeddings = 1024,
+        .tie_word_embeddings = false, .rms_norm_eps = 1e-6, .rope_theta = 1000000.0,
+        .n_experts = 8, .n_experts_per_tok = 2, .moe_intermediate_size = 64, .n_dense_layers = 1,
+        .norm_topk_prob = true,
+    },
 };
+
+bool synth_layer_is_moe(const synth_preset *p, uint32_t l) { return p->n_experts > 0 && l >= p->n_dense_layers; }
 
 const synth_preset *synth_preset_find(const char *name) {
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)

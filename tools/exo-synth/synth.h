@@ -1,7 +1,8 @@
-/* exo-synth: writes a Hugging Face llama model directory with deterministic random weights,
- * for benchmarks at real model sizes without downloading checkpoints.
+/* exo-synth: writes a Hugging Face model directory (llama, or the qwen3_moe mixture of experts)
+ * with deterministic random weights, for benchmarks at real model sizes without downloading
+ * checkpoints.
  *
- *   presets.c          the model shapes (llama-3.2-1b, small-110m, tiny)
+ *   presets.c          the model shapes (llama-3.2-1b, small-110m, tiny, qwen3-30b-a3b-8l, tiny-moe)
  *   random_fill.c      counter-based PRNG -> normal-ish values -> bf16/f16/f32 bytes
  *   weights_writer.c   the tensor plan, safetensors files (sharded + index above 2 GB), streamed
  *   config_writer.c    config.json and generation_config.json
@@ -14,10 +15,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The shape of a llama-family model, as config.json spells it. */
+typedef enum synth_arch { SYNTH_LLAMA, SYNTH_QWEN3_MOE } synth_arch;
+
+/* The shape of a model, as config.json spells it. */
 typedef struct synth_preset {
     const char *name;
     const char *description;
+    synth_arch arch;
     uint32_t hidden_size, n_layers, n_heads, n_kv_heads, head_dim, intermediate_size, vocab_size;
     uint32_t max_position_embeddings;
     bool tie_word_embeddings;
@@ -26,6 +30,12 @@ typedef struct synth_preset {
     /* llama3 RoPE scaling; factor 0 means none. */
     double rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     uint32_t rope_original_max_position;
+    /* qwen3_moe: q/k RMSNorms (always), and the mixture of experts: a router [n_experts, hidden]
+     * and n_experts SwiGLU experts of width moe_intermediate_size per sparse layer, top
+     * n_experts_per_tok, renormalised when norm_topk_prob; the first n_dense_layers layers are
+     * dense (mlp_only_layers) with intermediate_size. */
+    uint32_t n_experts, n_experts_per_tok, moe_intermediate_size, n_dense_layers;
+    bool norm_topk_prob;
 } synth_preset;
 
 const synth_preset *synth_preset_find(const char *name);
@@ -56,15 +66,26 @@ typedef struct synth_quant {
     uint32_t bits, group;
 } synth_quant;
 
+/* mlx-lm's quant_predicate for qwen3_moe keeps every router (`mlp.gate`) at 8 bits, group 64,
+ * whatever the default; convert writes that as a per-module override in config.json. */
+#define SYNTH_ROUTER_QUANT ((synth_quant){8, 64})
+
+/* True when layer l of the preset has a sparse (mixture-of-experts) MLP. */
+bool synth_layer_is_moe(const synth_preset *p, uint32_t l);
+
 /* Each writer returns 0 on success, or prints "exo-synth: <path>: <problem>" and returns -1. */
 /* With q.bits > 0 every linear weight and the embedding (and an untied lm_head), as mlx-lm's
  * nn.quantize does, is written in MLX's layout: <module>.weight U32 [rows, K * bits / 32] of
  * random codes, <module>.scales and .biases [rows, K / group] in `dtype` (scales near s, biases
  * near -s * (2^bits - 1) / 2, so the weights have mean ~0 and std ~0.02); norms stay `dtype`.
- * *total_bytes (may be NULL) gets the bytes of all tensors written. */
+ * Experts: float ones per expert as on the hub (mlp.experts.E.{gate,up,down}_proj.weight),
+ * quantized ones stacked as mlx-lm's sanitize and SwitchGLU store them
+ * (mlp.switch_mlp.{gate,up,down}_proj.{weight,scales,biases} [E, rows, ...]); routers at
+ * SYNTH_ROUTER_QUANT. *total_bytes (may be NULL) gets the bytes of all tensors written. */
 int synth_write_weights(const char *dir, const synth_preset *p, synth_dtype dtype, synth_quant q, uint64_t seed,
                         uint64_t shard_limit_bytes, bool verbose, uint64_t *total_bytes);
-/* config.json (with a `quantization` block {group_size, bits} when q.bits > 0) and
+/* config.json (with a `quantization` block {group_size, bits} when q.bits > 0, plus the routers'
+ * overrides, and the same block as `quantization_config`, as mlx-lm writes them) and
  * generation_config.json. */
 int synth_write_config(const char *dir, const synth_preset *p, synth_dtype dtype, synth_quant q);
 int synth_write_tokenizer(const char *dir, const synth_preset *p);

@@ -1,4 +1,5 @@
-/* The weights of a synthetic llama: which tensors, in which safetensors file, written streaming.
+/* The weights of a synthetic llama or qwen3_moe: which tensors, in which safetensors file,
+ * written streaming.
  *
  * A model whose weights exceed the shard limit is split the way transformers' save_pretrained
  * splits it (model-0000K-of-0000N.safetensors + model.safetensors.index.json), whole tensors per
@@ -27,9 +28,10 @@ typedef struct planned_tensor {
     char name[NAME_CAP];
     tensor_kind kind;
     uint32_t n_dims;
-    uint64_t shape[2];
+    uint64_t shape[3];
     uint64_t nbytes;
     bool is_norm;     /* RMSNorm weights: near 1, not near 0 */
+    uint32_t bits;    /* TK_SCALES/TK_BIASES: of the codes they scale (sets their typical values) */
     uint32_t shard;
     uint64_t offset;  /* within its file's data section */
 } planned_tensor;
@@ -40,12 +42,11 @@ typedef struct weight_plan {
     uint32_t n_shards;
     uint64_t total_bytes;
     synth_quant q;
-    uint32_t es;      /* element size of the float dtype */
     bool packed_pass; /* planning the U32 tensors (first) or the others */
 } weight_plan;
 
-static int plan_one(weight_plan *w, const char *name, tensor_kind kind, uint32_t n_dims, uint64_t d0, uint64_t d1,
-                    bool is_norm, uint32_t elem_size) {
+static int plan_one(weight_plan *w, const char *name, tensor_kind kind, uint32_t n_dims, const uint64_t *shape,
+                    bool is_norm, uint32_t bits, uint32_t elem_size) {
     if ((kind == TK_PACKED) != w->packed_pass) return 0;
     if (w->n == w->cap) {
         uint32_t cap = w->cap ? w->cap * 2 : 64;
@@ -62,55 +63,102 @@ static int plan_one(weight_plan *w, const char *name, tensor_kind kind, uint32_t
     snprintf(t->name, sizeof t->name, "%s", name);
     t->kind = kind;
     t->n_dims = n_dims;
-    t->shape[0] = d0;
-    t->shape[1] = n_dims > 1 ? d1 : 1;
-    t->nbytes = d0 * t->shape[1] * elem_size;
+    t->nbytes = elem_size;
+    for (uint32_t d = 0; d < n_dims; d++) {
+        t->shape[d] = shape[d];
+        t->nbytes *= shape[d];
+    }
     t->is_norm = is_norm;
+    t->bits = bits;
     w->total_bytes += t->nbytes;
     return 0;
 }
 
-/* One tensor of the model: a float one, or (quantized, 2-D) the three of an MLX module. */
-static int plan_add(weight_plan *w, const char *name, uint32_t n_dims, uint64_t d0, uint64_t d1, bool is_norm,
-                    uint32_t es) {
-    if (!w->q.bits || n_dims != 2) return plan_one(w, name, TK_FLOAT, n_dims, d0, d1, is_norm, es);
-    char module[NAME_CAP], part[NAME_CAP + 8];
-    snprintf(module, sizeof module, "%.*s", (int)(strlen(name) - strlen(".weight")), name);
-    if (plan_one(w, name, TK_PACKED, 2, d0, d1 * w->q.bits / 32, false, 4)) return -1;
-    snprintf(part, sizeof part, "%s.scales", module);
-    if (plan_one(w, part, TK_SCALES, 2, d0, d1 / w->q.group, false, es)) return -1;
-    snprintf(part, sizeof part, "%s.biases", module);
-    return plan_one(w, part, TK_BIASES, 2, d0, d1 / w->q.group, false, es);
+static int plan_norm(weight_plan *w, const char *name, uint64_t width, uint32_t es) {
+    return plan_one(w, name, TK_FLOAT, 1, &width, true, 0, es);
 }
 
-/* The tensor names and shapes of transformers' LlamaForCausalLM ([out_features, in_features]). */
+/* One matrix [rows, cols] (or a stack [experts, rows, cols] when experts > 0): float, or with
+ * q.bits > 0 the three tensors of an MLX module, the last dimension packed / grouped. */
+static int plan_matrix(weight_plan *w, const char *name, uint64_t experts, uint64_t rows, uint64_t cols,
+                       synth_quant q, uint32_t es) {
+    uint64_t shape[3];
+    uint32_t n = 0;
+    if (experts) shape[n++] = experts;
+    shape[n++] = rows;
+    shape[n++] = cols;
+    if (!q.bits) return plan_one(w, name, TK_FLOAT, n, shape, false, 0, es);
+    char module[NAME_CAP], part[NAME_CAP + 8];
+    snprintf(module, sizeof module, "%.*s", (int)(strlen(name) - strlen(".weight")), name);
+    shape[n - 1] = cols * q.bits / 32;
+    if (plan_one(w, name, TK_PACKED, n, shape, false, q.bits, 4)) return -1;
+    shape[n - 1] = cols / q.group;
+    snprintf(part, sizeof part, "%s.scales", module);
+    if (plan_one(w, part, TK_SCALES, n, shape, false, q.bits, es)) return -1;
+    snprintf(part, sizeof part, "%s.biases", module);
+    return plan_one(w, part, TK_BIASES, n, shape, false, q.bits, es);
+}
+
+/* The sparse MLP of layer l (prefix "model.layers.L."): transformers' Qwen3MoeSparseMoeBlock
+ * names (router mlp.gate, per-expert mlp.experts.E.*) when float; mlx-lm's stacked
+ * mlp.switch_mlp.* when quantized, with the router at its 8-bit override. */
+static int plan_experts(weight_plan *w, const synth_preset *p, const char *prefix, uint32_t es) {
+    static const char *const projs[3] = {"gate_proj", "up_proj", "down_proj"};
+    uint64_t h = p->hidden_size, f = p->moe_intermediate_size;
+    char name[NAME_CAP];
+    snprintf(name, sizeof name, "%smlp.gate.weight", prefix);
+    if (plan_matrix(w, name, 0, p->n_experts, h, w->q.bits ? SYNTH_ROUTER_QUANT : w->q, es)) return -1;
+    for (int k = 0; k < 3; k++) {
+        uint64_t rows = k < 2 ? f : h, cols = k < 2 ? h : f;
+        if (w->q.bits) {
+            snprintf(name, sizeof name, "%smlp.switch_mlp.%s.weight", prefix, projs[k]);
+            if (plan_matrix(w, name, p->n_experts, rows, cols, w->q, es)) return -1;
+            continue;
+        }
+        for (uint32_t e = 0; e < p->n_experts; e++) {
+            snprintf(name, sizeof name, "%smlp.experts.%u.%s.weight", prefix, e, projs[k]);
+            if (plan_matrix(w, name, 0, rows, cols, w->q, es)) return -1;
+        }
+    }
+    return 0;
+}
+
+/* The tensor names and shapes of transformers' LlamaForCausalLM / Qwen3MoeForCausalLM
+ * ([out_features, in_features]). */
 static int plan_tensors(weight_plan *w, const synth_preset *p, uint32_t es) {
     uint64_t h = p->hidden_size, q = (uint64_t)p->n_heads * p->head_dim, kv = (uint64_t)p->n_kv_heads * p->head_dim;
     uint64_t f = p->intermediate_size, v = p->vocab_size;
-    char name[NAME_CAP];
-    if (plan_add(w, "model.embed_tokens.weight", 2, v, h, false, es)) return -1;
+    bool qk_norm = p->arch == SYNTH_QWEN3_MOE;
+    char prefix[NAME_CAP], name[NAME_CAP + 48];
+    if (plan_matrix(w, "model.embed_tokens.weight", 0, v, h, w->q, es)) return -1;
     for (uint32_t l = 0; l < p->n_layers; l++) {
         static const struct { const char *suffix; int kind; } parts[] = {
             {"input_layernorm.weight", 0},  {"self_attn.q_proj.weight", 1}, {"self_attn.k_proj.weight", 2},
-            {"self_attn.v_proj.weight", 2}, {"self_attn.o_proj.weight", 3}, {"post_attention_layernorm.weight", 0},
+            {"self_attn.v_proj.weight", 2}, {"self_attn.o_proj.weight", 3}, {"self_attn.q_norm.weight", 6},
+            {"self_attn.k_norm.weight", 6}, {"post_attention_layernorm.weight", 0},
             {"mlp.gate_proj.weight", 4},    {"mlp.up_proj.weight", 4},      {"mlp.down_proj.weight", 5},
         };
+        bool moe = synth_layer_is_moe(p, l);
+        snprintf(prefix, sizeof prefix, "model.layers.%u.", l);
         for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
-            snprintf(name, sizeof name, "model.layers.%u.%s", l, parts[k].suffix);
+            if ((parts[k].kind == 6 && !qk_norm) || (parts[k].kind >= 4 && parts[k].kind <= 5 && moe)) continue;
+            snprintf(name, sizeof name, "%s%s", prefix, parts[k].suffix);
             int rc;
             switch (parts[k].kind) {
-            case 0: rc = plan_add(w, name, 1, h, 0, true, es); break;
-            case 1: rc = plan_add(w, name, 2, q, h, false, es); break;
-            case 2: rc = plan_add(w, name, 2, kv, h, false, es); break;
-            case 3: rc = plan_add(w, name, 2, h, q, false, es); break;
-            case 4: rc = plan_add(w, name, 2, f, h, false, es); break;
-            default: rc = plan_add(w, name, 2, h, f, false, es); break;
+            case 0: rc = plan_norm(w, name, h, es); break;
+            case 1: rc = plan_matrix(w, name, 0, q, h, w->q, es); break;
+            case 2: rc = plan_matrix(w, name, 0, kv, h, w->q, es); break;
+            case 3: rc = plan_matrix(w, name, 0, h, q, w->q, es); break;
+            case 4: rc = plan_matrix(w, name, 0, f, h, w->q, es); break;
+            case 5: rc = plan_matrix(w, name, 0, h, f, w->q, es); break;
+            default: rc = plan_norm(w, name, p->head_dim, es); break;
             }
             if (rc) return -1;
         }
+        if (moe && plan_experts(w, p, prefix, es)) return -1;
     }
-    if (plan_add(w, "model.norm.weight", 1, h, 0, true, es)) return -1;
-    if (!p->tie_word_embeddings && plan_add(w, "lm_head.weight", 2, v, h, false, es)) return -1;
+    if (plan_norm(w, "model.norm.weight", h, es)) return -1;
+    if (!p->tie_word_embeddings && plan_matrix(w, "lm_head.weight", 0, v, h, w->q, es)) return -1;
     return 0;
 }
 
@@ -169,8 +217,8 @@ static char *shard_header(const weight_plan *w, uint32_t shard, synth_dtype dtyp
     return out;
 }
 
-static int write_tensor_data(FILE *f, const char *path, const planned_tensor *t, synth_dtype dtype, synth_quant q,
-                             uint64_t seed, void *chunk) {
+static int write_tensor_data(FILE *f, const char *path, const planned_tensor *t, synth_dtype dtype, uint64_t seed,
+                             void *chunk) {
     uint32_t es = t->kind == TK_PACKED ? 4 : synth_dtype_size(dtype);
     uint64_t count = t->nbytes / es, per_chunk = CHUNK_BYTES / es;
     uint64_t tseed = synth_tensor_seed(seed, t->name);
@@ -180,7 +228,7 @@ static int write_tensor_data(FILE *f, const char *path, const planned_tensor *t,
      * 5% jitter per group. */
     float mean = t->is_norm ? 1.0f : 0.0f, std = 0.02f;
     if (t->kind == TK_SCALES || t->kind == TK_BIASES) {
-        double levels = (double)(1u << q.bits), s = 0.02 / sqrt((levels * levels - 1.0) / 12.0);
+        double levels = (double)(1u << t->bits), s = 0.02 / sqrt((levels * levels - 1.0) / 12.0);
         mean = (float)(t->kind == TK_SCALES ? s : -s * (levels - 1.0) / 2.0);
         std = fabsf(mean) * 0.05f;
     }
@@ -198,7 +246,6 @@ static int write_tensor_data(FILE *f, const char *path, const planned_tensor *t,
 
 static int write_shard(const char *dir, const weight_plan *w, uint32_t shard, synth_dtype dtype, uint64_t seed,
                        void *chunk, bool verbose) {
-    synth_quant q = w->q;
     char name[64], path[4096];
     shard_file_name(w, shard, name, sizeof name);
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -225,7 +272,7 @@ static int write_shard(const char *dir, const weight_plan *w, uint32_t shard, sy
     uint64_t bytes = 0;
     for (uint32_t i = 0; rc == 0 && i < w->n; i++)
         if (w->t[i].shard == shard) {
-            rc = write_tensor_data(f, path, &w->t[i], dtype, q, seed, chunk);
+            rc = write_tensor_data(f, path, &w->t[i], dtype, seed, chunk);
             bytes += w->t[i].nbytes;
         }
     if (fclose(f) != 0 && rc == 0) {
