@@ -5,12 +5,13 @@ verdict is read from what the card names:
 - format: "bf16" / "fp16" and MLX affine "<N>bit" (N 2-6 or 8) run; MXFP4 / MXFP8 / NVFP4 (in the
   quantization field or the model id) and cards without a quantization (the upstream
   checkpoints of Kimi: fp8/int4 block formats) do not;
-- architecture: the families of node_info.ARCHITECTURES as dense decoders, and qwen3_moe in
-  every format above (float, and MLX affine: mlx-lm's stacked switch_mlp experts, run packed;
-  issue 14). Other mixture-of-experts
-  ("-A3B"-style active-parameter ids, DeepSeek, Kimi, MiniMax, GLM, gpt-oss, Step), hybrid
-  attention (Qwen3-Next, Qwen3.5/3.6, Nemotron 3/Nano v2), vision models (-VL) and Gemma 4 are
-  not implemented yet."""
+- architecture: the families of node_info.ARCHITECTURES as dense decoders, and the mixtures of
+  experts qwen3_moe, glm4_moe (GLM-4.5/4.6/4.7, not their -Flash: glm4_moe_lite's MLA attention)
+  and gpt_oss in every format above (float, and MLX affine: mlx-lm's stacked experts, run packed;
+  issue 14; EXO's gpt-oss cards are MXFP4, which card_format refuses). Other mixture-of-experts
+  ("-A3B"-style active-parameter ids, DeepSeek, Kimi, MiniMax, GLM-5, Step), hybrid attention
+  (Qwen3-Next, Qwen3.5/3.6, Nemotron 3/Nano v2), vision models (-VL) and Gemma 4 are not
+  implemented yet."""
 import os
 import re
 
@@ -19,7 +20,7 @@ try:
 except ImportError:  # Python < 3.11
     tomllib = None
 
-_MOE_FAMILIES = ("deepseek", "kimi", "minimax", "glm", "gpt-oss", "step")
+_MOE_FAMILIES = ("deepseek", "kimi", "minimax", "step")
 _ACTIVE_PARAMS = re.compile(r"-A\d+(\.\d+)?B", re.IGNORECASE)
 
 
@@ -47,6 +48,14 @@ def card_architecture(card):
     name = mid.split("/")[-1]
     if family in _MOE_FAMILIES:
         return False, f"architecture {family} (mixture of experts) not yet"
+    if family == "gpt-oss":
+        return True, "gpt_oss"
+    if family == "glm":
+        if re.search(r"GLM-4\.[5-7]", name, re.IGNORECASE) and "flash" not in name.lower():
+            return True, "glm4_moe"
+        if "flash" in name.lower():
+            return False, "architecture glm4_moe_lite (MLA attention, mixture of experts) not yet"
+        return False, "architecture glm (GLM-5: sparse attention, mixture of experts) not yet"
     if family == "qwen" and re.match(r"Qwen3-", name) and "Next" not in name and "-VL-" not in name \
             and _ACTIVE_PARAMS.search(name):
         # qwen3_moe runs from float and MLX affine checkpoints (issue 14); card_format judges the format.

@@ -13,7 +13,7 @@ from . import _capi
 ENGINE_ID = "ipex"
 ENGINE_NAME = "Intel IPEX"
 INTEL_VENDOR_ID = 0x8086
-ARCHITECTURES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "qwen3_moe", "mixtral")
+ARCHITECTURES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "qwen3_moe", "mixtral", "gpt_oss", "glm4_moe")
 DTYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "f32": "f32", "f16": "f16", "bf16": "bf16"}
 _GPU_TYPES = ("discrete_gpu", "integrated_gpu")
 

@@ -24,11 +24,16 @@ def test_catalog_lists_every_card_with_a_reason():
     # MLX affine and float llama / dense qwen3 checkpoints are served ...
     for mid in ("mlx-community/Llama-3.2-1B-Instruct-4bit", "mlx-community/Meta-Llama-3.1-8B-Instruct-8bit",
                 "mlx-community/Meta-Llama-3.1-8B-Instruct-bf16", "mlx-community/Qwen3-0.6B-4bit",
-                "mlx-community/Qwen3-30B-A3B-4bit"):  # qwen3_moe, MLX-quantized experts (issue 14)
+                "mlx-community/Qwen3-30B-A3B-4bit",  # qwen3_moe, MLX-quantized experts (issue 14)
+                "mlx-community/GLM-4.5-Air-8bit", "mlx-community/GLM-4.5-Air-bf16",  # glm4_moe
+                "mlx-community/GLM-4.7-4bit"):
         if mid in why:
             assert mid in served, (mid, why[mid])
     # ... and the others say why not: format, architecture or both.
-    expect = {"mlx-community/gpt-oss-20b-MXFP4-Q8": ("format mxfp4", "mixture of experts"),
+    # gpt_oss runs (float, MLX affine); EXO's gpt-oss cards are MXFP4, refused for the format alone.
+    expect = {"mlx-community/gpt-oss-20b-MXFP4-Q8": ("format mxfp4",),
+              "mlx-community/GLM-4.7-Flash-4bit": ("glm4_moe_lite", "not yet"),
+              "mlx-community/GLM-5": ("not yet",),
               "mlx-community/DeepSeek-V3.1-4bit": ("mixture of experts",),
               "mlx-community/MiniMax-M2.7-4bit-mxfp4": ("format mxfp4",),
               "mlx-community/Qwen3-Next-80B-A3B-Instruct-4bit": ("not yet",)}
