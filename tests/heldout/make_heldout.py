@@ -351,9 +351,13 @@ QUANT_MODELS = [
      _q(32, 6)),
 ]
 
-# A wrong-config twin of one held-out model (same weights and references, config without the
-# sliding window): exo-golden must FAIL on it, which shows the references can catch a mistake.
-WRONG_CONFIG = ("mistral-swa40", "mistral-swa40-full-attention", {"sliding_window": None})
+# Wrong-config twins of held-out models (same weights and references, one config field changed):
+# exo-golden must FAIL on them, which shows the references can catch a mistake.
+WRONG_CONFIGS = [
+    ("mistral-swa40", "mistral-swa40-full-attention", {"sliding_window": None}),
+    # the MoE references must catch a routing mistake too: renormalising the top-3 weights
+    ("qwen3_moe-e12-top3-plain", "qwen3_moe-e12-top3-renormalised", {"norm_topk_prob": True}),
+]
 
 GREEDY_TOKENS = 24
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "generation_config.json")
@@ -540,17 +544,15 @@ def main(argv):
         config["rope_parameters"] = {"rope_theta": config.pop("rope_theta"), "rope_type": "default"}
         write_config(twin_dir, dict(sorted(config.items())))
         print(f"{twin}: {source} with the transformers 5.x config dialect (num_local_experts, rope_parameters)")
-    source, twin, changes = WRONG_CONFIG
-    twin_dir = os.path.join(out_dir, "wrong-config", twin)
-    shutil.rmtree(twin_dir, ignore_errors=True)
-    shutil.copytree(os.path.join(out_dir, source), twin_dir)
-    with open(os.path.join(twin_dir, "config.json")) as f:
-        config = json.load(f)
-    config.update(changes)
-    with open(os.path.join(twin_dir, "config.json"), "w") as f:
-        json.dump(config, f, indent=2)
-        f.write("\n")
-    print(f"wrong-config/{twin}: {source} with {changes}")
+    for source, twin, changes in WRONG_CONFIGS:
+        twin_dir = os.path.join(out_dir, "wrong-config", twin)
+        shutil.rmtree(twin_dir, ignore_errors=True)
+        shutil.copytree(os.path.join(out_dir, source), twin_dir)
+        with open(os.path.join(twin_dir, "config.json")) as f:
+            config = json.load(f)
+        config.update(changes)
+        write_config(twin_dir, config)
+        print(f"wrong-config/{twin}: {source} with {changes}")
     return 0
 
 
