@@ -12,7 +12,8 @@
  * softcap) into local memory; then every item of the part updates m and l from the whole tile
  * (cheap reads of local memory, so all agree without a reduction) and accumulates p * v for the
  * head dims it owns (dims plid, plid + EXO_ATT_TILE, ...: coalesced reads of v). GQA: head h
- * reads kv head h / group. */
+ * reads kv head h / group. A sink (src[4], gpt_oss) joins the merge as one more logit that
+ * adds to the denominator only. */
 #define EXO_ATT_TILE 64 /* items per part: each scores one row per tile */
 #define EXO_ATT_MAX_PARTS 4
 #define EXO_ATT_MAX_DIM 512
@@ -20,7 +21,7 @@
 
 __kernel void exo_attention(__global const float *q, uint q_off, __global const float *kc, uint k_off,
                             __global const float *vc, uint v_off, __global const int *pos, uint pos_off,
-                            __global float *dst, uint dst_off, int n_heads, int n_kv_heads, int head_dim,
+                            __global const float *sinks, uint sinks_off, int has_sinks, __global float *dst, uint dst_off, int n_heads, int n_kv_heads, int head_dim,
                             int window, float scale, float softcap, int cache_rows) {
     __local float qs[EXO_ATT_MAX_DIM];
     __local float scores[EXO_ATT_MAX_PARTS][EXO_ATT_TILE];
@@ -86,9 +87,9 @@ __kernel void exo_attention(__global const float *q, uint q_off, __global const 
     }
     for (uint i = 0, j = plid; j < d; i++, j += EXO_ATT_TILE) part_acc[part][j] = acc[i];
     barrier(CLK_LOCAL_MEM_FENCE);
-    float big = -INFINITY;
+    float big = has_sinks ? sinks[sinks_off + h] : -INFINITY;
     for (uint p = 0; p < parts; p++) big = fmax(big, part_m[p]);
-    float weight[EXO_ATT_MAX_PARTS], denom = 0.0f;
+    float weight[EXO_ATT_MAX_PARTS], denom = has_sinks ? exp(sinks[sinks_off + h] - big) : 0.0f;
     for (uint p = 0; p < parts; p++) {
         weight[p] = part_m[p] == -INFINITY ? 0.0f : exp(part_m[p] - big);
         denom += part_l[p] * weight[p];
@@ -202,15 +203,17 @@ __kernel void exo_attention_split(__global const float *q, uint q_off, __global 
     }
 }
 
-/* out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M), M = max_s m_s; one work-group per head,
- * the splits in order (deterministic). */
-__kernel void exo_attention_combine(__global const float *part, uint part_off, __global float *dst, uint dst_off,
-                                    int head_dim, int n_splits) {
+/* out = sum_s acc_s e^(m_s - M) / (sum_s l_s e^(m_s - M) [+ e^(sink - M)]), M = max(max_s m_s
+ * [, sink]); one work-group per head, the splits in order (deterministic). A sink (ATTENTION's
+ * src[4], gpt_oss) is one more logit with no value row: it only adds to the denominator. */
+__kernel void exo_attention_combine(__global const float *part, uint part_off, __global const float *sinks,
+                                    uint sinks_off, int has_sinks, __global float *dst, uint dst_off, int head_dim,
+                                    int n_splits) {
     uint h = get_group_id(0), lid = get_local_id(0), ls = get_local_size(0), d = (uint)head_dim;
     __global const float *ph = part + part_off + (size_t)h * (uint)n_splits * (d + 2u);
-    float big = -INFINITY;
+    float big = has_sinks ? sinks[sinks_off + h] : -INFINITY;
     for (int s = 0; s < n_splits; s++) big = fmax(big, ph[(size_t)s * (d + 2u) + d]);
-    float denom = 0.0f;
+    float denom = has_sinks ? exp(sinks[sinks_off + h] - big) : 0.0f;
     for (int s = 0; s < n_splits; s++) {
         float ms = ph[(size_t)s * (d + 2u) + d];
         denom += ms == -INFINITY ? 0.0f : ph[(size_t)s * (d + 2u) + d + 1u] * exp(ms - big);

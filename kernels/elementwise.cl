@@ -26,12 +26,22 @@ static inline float exo_glu_act(float g, int act) {
     return g / (1.0f + exp(-g));
 }
 
-/* dst = act(gate) * up. */
+#define EXO_ACT_SWIGLU_CLAMP 2
+
+/* dst = act(gate) * up; act 2 (EXO_ACT_SWIGLU_CLAMP, gpt_oss's experts): g = min(gate, limit),
+ * u = clamp(up, -limit, limit), dst = (u + 1) * (g * sigmoid(alpha * g)), transformers' order. */
 __kernel void exo_glu(__global const float *gate, uint gate_off, __global const float *up, uint up_off,
-                      __global float *dst, uint dst_off, uint count, int act) {
+                      __global float *dst, uint dst_off, uint count, int act, float alpha, float limit) {
     uint i = get_global_id(0);
     if (i >= count) return;
-    dst[dst_off + i] = exo_glu_act(gate[gate_off + i], act) * up[up_off + i];
+    float g = gate[gate_off + i], u = up[up_off + i];
+    if (act == EXO_ACT_SWIGLU_CLAMP) {
+        g = fmin(g, limit);
+        u = clamp(u, -limit, limit);
+        dst[dst_off + i] = (u + 1.0f) * (g * (1.0f / (1.0f + exp(-alpha * g))));
+        return;
+    }
+    dst[dst_off + i] = exo_glu_act(g, act) * u;
 }
 
 __kernel void exo_softcap(__global const float *x, uint x_off, __global float *dst, uint dst_off, uint count,

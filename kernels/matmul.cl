@@ -251,42 +251,57 @@ static inline void exo_x_chunk(__global const float4 *xv, uint xc, uint c, int n
         EXO_MV16_BODY(SFX, w, w_off, bias, bias_off, has_bias, dst, dst_off, n, row, x, 0u, 0)     \
     }
 
+/* The body of every tiled kernel (at kernel scope: it declares the local tiles): the 64x64
+ * block of outputs at rows m0.., columns n0.. of an m x n result, one 16x16 work-group with 4x4
+ * outputs per item, K in steps of EXO_GEMM_BK through local memory, so each loaded weight serves
+ * 64 rows. X_AT(gm, gk) and W_AT(gn, gk) read an element of x (row gm < m) and of the weights
+ * (row gn < n); STORE(gm, gn, v) writes an output. Function-like macro names, so the float,
+ * quantized and expert-indexed kernels differ only in how they address their operands. */
+#define EXO_GEMM_BLOCK(m, n, k, m0, n0, X_AT, W_AT, STORE)                                         \
+    __local float xs[EXO_GEMM_BK][EXO_GEMM_BM + 1];                                                \
+    __local float ws[EXO_GEMM_BK][EXO_GEMM_BM + 1];                                                \
+    uint tx = get_local_id(0), ty = get_local_id(1), tid = ty * EXO_GEMM_TS + tx;                  \
+    float acc[4][4];                                                                               \
+    for (uint i = 0; i < 4; i++)                                                                   \
+        for (uint jj = 0; jj < 4; jj++) acc[i][jj] = 0.0f;                                         \
+    for (uint k0 = 0; k0 < (k); k0 += EXO_GEMM_BK) {                                               \
+        for (uint l = 0; l < 4; l++) {                                                             \
+            uint e_ = tid + l * 256u, r = e_ / EXO_GEMM_BK, c = e_ % EXO_GEMM_BK;                  \
+            uint gk = k0 + c, gm = (m0) + r, gn = (n0) + r;                                        \
+            xs[c][r] = gm < (m) && gk < (k) ? X_AT(gm, gk) : 0.0f;                                 \
+            ws[c][r] = gn < (n) && gk < (k) ? W_AT(gn, gk) : 0.0f;                                 \
+        }                                                                                          \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        for (uint kk = 0; kk < EXO_GEMM_BK; kk++) {                                                \
+            float a[4], b[4];                                                                      \
+            for (uint i = 0; i < 4; i++) a[i] = xs[kk][ty + EXO_GEMM_TS * i];                      \
+            for (uint jj = 0; jj < 4; jj++) b[jj] = ws[kk][tx + EXO_GEMM_TS * jj];                 \
+            for (uint i = 0; i < 4; i++)                                                           \
+                for (uint jj = 0; jj < 4; jj++) acc[i][jj] = fma(a[i], b[jj], acc[i][jj]);         \
+        }                                                                                          \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+    }                                                                                              \
+    for (uint i = 0; i < 4; i++)                                                                   \
+        for (uint jj = 0; jj < 4; jj++) {                                                          \
+            uint gm = (m0) + ty + EXO_GEMM_TS * i, gn = (n0) + tx + EXO_GEMM_TS * jj;              \
+            if (gm < (m) && gn < (n)) STORE(gm, gn, acc[i][jj]);                                   \
+        }
+
+/* Operand access of the plain tiled kernels: x rows of k, weight rows of k, dst rows of n. */
+#define EXO_TILED_X(gm, gk) x[x_off + (size_t)(gm) * k + (gk)]
+#define EXO_TILED_STORE(gm, gn, v) dst[dst_off + (size_t)(gm) * n + (gn)] = (v) + (has_bias ? bias[bias_off + (gn)] : 0.0f)
+
 #define EXO_DEFINE_TILED(SFX, WT)                                                                  \
     __kernel void exo_matmul_tiled_##SFX(__global const float *x, uint x_off, __global const WT *w, \
                                          uint w_off, __global const float *bias, uint bias_off,    \
                                          int has_bias, __global float *dst, uint dst_off, uint m,  \
                                          uint k, uint n) {                                         \
-        __local float xs[EXO_GEMM_BK][EXO_GEMM_BM + 1];                                            \
-        __local float ws[EXO_GEMM_BK][EXO_GEMM_BM + 1];                                            \
-        uint tx = get_local_id(0), ty = get_local_id(1), tid = ty * EXO_GEMM_TS + tx;              \
-        uint n0 = get_group_id(0) * EXO_GEMM_BM, m0 = get_group_id(1) * EXO_GEMM_BM;               \
-        float acc[4][4];                                                                           \
-        for (uint i = 0; i < 4; i++)                                                               \
-            for (uint jj = 0; jj < 4; jj++) acc[i][jj] = 0.0f;                                     \
-        for (uint k0 = 0; k0 < k; k0 += EXO_GEMM_BK) {                                             \
-            for (uint l = 0; l < 4; l++) {                                                         \
-                uint e = tid + l * 256u, r = e / EXO_GEMM_BK, c = e % EXO_GEMM_BK;                 \
-                uint gk = k0 + c, gm = m0 + r, gn = n0 + r;                                        \
-                xs[c][r] = gm < m && gk < k ? x[x_off + (size_t)gm * k + gk] : 0.0f;               \
-                ws[c][r] = gn < n && gk < k ? exo_load1_##SFX(w, w_off + (uint)((size_t)gn * k + gk)) : 0.0f; \
-            }                                                                                      \
-            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
-            for (uint kk = 0; kk < EXO_GEMM_BK; kk++) {                                            \
-                float a[4], b[4];                                                                  \
-                for (uint i = 0; i < 4; i++) a[i] = xs[kk][ty + EXO_GEMM_TS * i];                  \
-                for (uint jj = 0; jj < 4; jj++) b[jj] = ws[kk][tx + EXO_GEMM_TS * jj];             \
-                for (uint i = 0; i < 4; i++)                                                       \
-                    for (uint jj = 0; jj < 4; jj++) acc[i][jj] = fma(a[i], b[jj], acc[i][jj]);     \
-            }                                                                                      \
-            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
-        }                                                                                          \
-        for (uint i = 0; i < 4; i++)                                                               \
-            for (uint jj = 0; jj < 4; jj++) {                                                      \
-                uint gm = m0 + ty + EXO_GEMM_TS * i, gn = n0 + tx + EXO_GEMM_TS * jj;              \
-                if (gm < m && gn < n)                                                              \
-                    dst[dst_off + (size_t)gm * n + gn] = acc[i][jj] + (has_bias ? bias[bias_off + gn] : 0.0f); \
-            }                                                                                      \
+        EXO_GEMM_BLOCK(m, n, k, get_group_id(1) * EXO_GEMM_BM, get_group_id(0) * EXO_GEMM_BM,      \
+                       EXO_TILED_X, EXO_TILED_W_##SFX, EXO_TILED_STORE)                            \
     }
+#define EXO_TILED_W_f32(gn, gk) exo_load1_f32(w, w_off + (uint)((size_t)(gn) * k + (gk)))
+#define EXO_TILED_W_f16(gn, gk) exo_load1_f16(w, w_off + (uint)((size_t)(gn) * k + (gk)))
+#define EXO_TILED_W_bf16(gn, gk) exo_load1_bf16(w, w_off + (uint)((size_t)(gn) * k + (gk)))
 
 EXO_DEFINE_MATVEC(f32, float)
 EXO_DEFINE_MATVEC(f16, ushort)
@@ -384,84 +399,149 @@ EXO_DEFINE_MATVEC_SG(bf16, ushort)
  * words), scales and biases (element offsets in their type q_type), bits and group; then bias,
  * has_bias, dst, m, k, n as the float kernels do.
  *
- *  exo_matmul_vec_mlx    decode (M <= EXO_MV_MAX_M): one work-group of EXO_MV_WG items per row;
- *                        an item takes whole 32-element blocks (exactly `bits` words, inside one
- *                        group, so one scale and bias), streamed through a 64-bit bit buffer.
+ *  exo_matmul_vec_mlx    decode (M <= EXO_MV_MAX_M): the vec16 geometry, a lane group per row;
+ *                        a lane takes whole 32-element blocks (exactly `bits` words, inside one
+ *                        group, so one scale and bias), two at a time.
  *  exo_matmul_tiled_mlx  prefill: exo_matmul_tiled_* with each weight of the tile dequantized as
  *                        it is loaded into local memory. */
-__kernel void exo_matmul_vec_mlx(__global const float *x, uint x_off, __global const uint *w, uint w_off,
-                                 __global const uchar *sc, uint sc_off, __global const uchar *bi, uint bi_off,
-                                 int q_type, uint bits, uint group, __global const float *bias, uint bias_off,
-                                 int has_bias, __global float *dst, uint dst_off, uint m, uint k, uint n) {
-    __local float partial[EXO_MV_MAX_M * EXO_MV_WG];
-    uint row = get_group_id(0), lid = get_local_id(0);
-    float acc[EXO_MV_MAX_M] = {0.0f, 0.0f, 0.0f, 0.0f};
-    if (row < n) {
-        uint blocks = k >> 5, groups = k / group, per_group = group >> 5, mask = (1u << bits) - 1u;
-        uint rw = w_off + row * blocks * bits;
-        for (uint blk = lid; blk < blocks; blk += EXO_MV_WG) {
-            uint gi = row * groups + blk / per_group;
-            float s = exo_load(sc, sc_off + gi, q_type), b = exo_load(bi, bi_off + gi, q_type);
-            uint wi = rw + blk * bits, x0 = x_off + blk * 32u;
-            ulong buf = w[wi++];
-            uint avail = 32u;
-            for (uint j = 0; j < 32u; j++) {
-                if (avail < bits) { /* the next word: a code may straddle the two */
-                    buf |= (ulong)w[wi++] << avail;
-                    avail += 32u;
-                }
-                float wv = s * (float)((uint)buf & mask) + b;
-                buf >>= bits;
-                avail -= bits;
-                for (uint mm = 0; mm < m; mm++) acc[mm] += wv * x[x0 + mm * k + j];
+/* acc[mm] (mm < m) += row `row` of an MLX weight . x row mm (x + x_off + mm * k), over the
+ * 32-element blocks start, start + step, ...: a block is exactly `bits` words inside one group
+ * (one scale and bias), streamed through a 64-bit bit buffer so codes straddling two words are
+ * read once. Shared by the dense and the expert-indexed matvecs. */
+static inline void exo_mlx_row_dot(__global const uint *w, uint w_off, __global const uchar *sc, uint sc_off,
+                                   __global const uchar *bi, uint bi_off, int q_type, uint bits, uint group, uint k,
+                                   uint row, __global const float *x, uint x_off, uint m, uint start, uint step,
+                                   float *acc) {
+    uint blocks = k >> 5, groups = k / group, per_group = group >> 5, mask = (1u << bits) - 1u;
+    uint rw = w_off + row * blocks * bits;
+    for (uint blk = start; blk < blocks; blk += step) {
+        uint gi = row * groups + blk / per_group;
+        float s = exo_load(sc, sc_off + gi, q_type), b = exo_load(bi, bi_off + gi, q_type);
+        uint wi = rw + blk * bits, x0 = x_off + blk * 32u;
+        ulong buf = w[wi++];
+        uint avail = 32u;
+        for (uint j = 0; j < 32u; j++) {
+            if (avail < bits) { /* the next word: a code may straddle the two */
+                buf |= (ulong)w[wi++] << avail;
+                avail += 32u;
             }
+            float wv = s * (float)((uint)buf & mask) + b;
+            buf >>= bits;
+            avail -= bits;
+            for (uint mm = 0; mm < m; mm++) acc[mm] += wv * x[x0 + mm * k + j];
         }
-    }
-    for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) partial[mm * EXO_MV_WG + lid] = acc[mm];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint s = EXO_MV_WG / 2; s > 0; s >>= 1) {
-        if (lid < s)
-            for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) partial[mm * EXO_MV_WG + lid] += partial[mm * EXO_MV_WG + lid + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lid == 0 && row < n) {
-        float b = has_bias ? bias[bias_off + row] : 0.0f;
-        for (uint mm = 0; mm < m; mm++) dst[dst_off + (size_t)mm * n + row] = partial[mm * EXO_MV_WG] + b;
     }
 }
 
+/* The 32 weights of one 32-element block of an MLX row (`bits` words at p, one scale s and bias
+ * b), dequantized as s * q + b. 2-, 4- and 8-bit codes never straddle words and are unpacked
+ * from whole vector loads; 3-, 5- and 6-bit ones go through a 64-bit bit buffer. */
+static inline void exo_mlx_block(__global const uint *p, uint bits, float s, float b, float *wv) {
+    if (bits == 4u) {
+        uint4 v = vload4(0, p);
+        uint wd[4] = {v.x, v.y, v.z, v.w};
+        for (uint i = 0; i < 4u; i++)
+            for (uint j = 0; j < 8u; j++) wv[8u * i + j] = s * (float)((wd[i] >> (4u * j)) & 15u) + b;
+    } else if (bits == 8u) {
+        uint8 v = vload8(0, p);
+        uint wd[8] = {v.s0, v.s1, v.s2, v.s3, v.s4, v.s5, v.s6, v.s7};
+        for (uint i = 0; i < 8u; i++)
+            for (uint j = 0; j < 4u; j++) wv[4u * i + j] = s * (float)((wd[i] >> (8u * j)) & 255u) + b;
+    } else if (bits == 2u) {
+        uint2 v = vload2(0, p);
+        uint wd[2] = {v.x, v.y};
+        for (uint i = 0; i < 2u; i++)
+            for (uint j = 0; j < 16u; j++) wv[16u * i + j] = s * (float)((wd[i] >> (2u * j)) & 3u) + b;
+    } else {
+        uint mask = (1u << bits) - 1u, wi = 0, avail = 32u;
+        ulong buf = p[wi++];
+        for (uint j = 0; j < 32u; j++) {
+            if (avail < bits) { /* the next word: a code may straddle the two */
+                buf |= (ulong)p[wi++] << avail;
+                avail += 32u;
+            }
+            wv[j] = s * (float)((uint)buf & mask) + b;
+            buf >>= bits;
+            avail -= bits;
+        }
+    }
+}
+
+/* acc[mm] += the block's 32 weights . x row mm's 32 elements at x + x0. */
+static inline void exo_mlx_block_dot(const float *wv, __global const float *x, uint x0, uint m, uint k,
+                                     float *acc) {
+    for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) {
+        if (mm >= m) break;
+        __global const float *xr = x + x0 + mm * k;
+        float a0 = 0.0f, a1 = 0.0f;
+        for (uint c = 0; c < 8u; c += 2u) {
+            float4 u = vload4(c, xr), v = vload4(c + 1u, xr);
+            a0 += wv[4u * c] * u.x + wv[4u * c + 1u] * u.y + wv[4u * c + 2u] * u.z + wv[4u * c + 3u] * u.w;
+            a1 += wv[4u * c + 4u] * v.x + wv[4u * c + 5u] * v.y + wv[4u * c + 6u] * v.z + wv[4u * c + 7u] * v.w;
+        }
+        acc[mm] += a0 + a1;
+    }
+}
+
+/* Decode on MLX weights with the vec16 geometry (gpu_build_go_matvec: local size (lanes,
+ * EXO_MV16_WG / lanes), one row per lane group, global dimension 1 the rows): lane l takes
+ * blocks l, l + lanes, ... of its row, two at a time with both blocks' words loaded before
+ * either is unpacked, so each item keeps more bytes in flight (a 4-bit block is one 16-byte
+ * load; the lanes of a row read consecutive blocks, so a row streams contiguously). */
+__kernel void exo_matmul_vec_mlx(__global const float *x, uint x_off, __global const uint *w, uint w_off,
+                                   __global const uchar *sc, uint sc_off, __global const uchar *bi, uint bi_off,
+                                   int q_type, uint bits, uint group, __global const float *bias, uint bias_off,
+                                   int has_bias, __global float *dst, uint dst_off, uint m, uint k, uint n) {
+    __local float partial[EXO_MV_MAX_M * EXO_MV16_WG];
+    uint lane = get_local_id(0), lanes = get_local_size(0);
+    uint slot = get_local_id(1) * lanes + lane;
+    uint row = get_global_id(1);
+    float acc[EXO_MV_MAX_M] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (row < n) {
+        uint blocks = k >> 5, groups = k / group, per_group = group >> 5;
+        __global const uint *rw = w + w_off + (size_t)row * blocks * bits;
+        uint g0 = row * groups;
+        uint blk = lane;
+        for (; blk + lanes < blocks; blk += 2u * lanes) {
+            uint blk2 = blk + lanes;
+            float s0 = exo_load(sc, sc_off + g0 + blk / per_group, q_type);
+            float b0 = exo_load(bi, bi_off + g0 + blk / per_group, q_type);
+            float s1 = exo_load(sc, sc_off + g0 + blk2 / per_group, q_type);
+            float b1 = exo_load(bi, bi_off + g0 + blk2 / per_group, q_type);
+            float w0[32], w1[32];
+            exo_mlx_block(rw + blk * bits, bits, s0, b0, w0);
+            exo_mlx_block(rw + blk2 * bits, bits, s1, b1, w1);
+            exo_mlx_block_dot(w0, x, x_off + blk * 32u, m, k, acc);
+            exo_mlx_block_dot(w1, x, x_off + blk2 * 32u, m, k, acc);
+        }
+        if (blk < blocks) {
+            float s0 = exo_load(sc, sc_off + g0 + blk / per_group, q_type);
+            float b0 = exo_load(bi, bi_off + g0 + blk / per_group, q_type);
+            float w0[32];
+            exo_mlx_block(rw + blk * bits, bits, s0, b0, w0);
+            exo_mlx_block_dot(w0, x, x_off + blk * 32u, m, k, acc);
+        }
+    }
+    for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) partial[mm * EXO_MV16_WG + slot] = acc[mm];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint s = lanes / 2; s > 0; s >>= 1) {
+        if (lane < s)
+            for (uint mm = 0; mm < EXO_MV_MAX_M; mm++)
+                partial[mm * EXO_MV16_WG + slot] += partial[mm * EXO_MV16_WG + slot + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lane == 0 && row < n) {
+        float b = has_bias ? bias[bias_off + row] : 0.0f;
+        for (uint mm = 0; mm < m; mm++) dst[dst_off + (size_t)mm * n + row] = partial[mm * EXO_MV16_WG + slot] + b;
+    }
+}
+
+/* The tiled kernel's weight element (gn, gk), dequantized as it is loaded into local memory. */
+#define EXO_TILED_W_mlx(gn, gk) exo_mlx_load(w, w_off, sc, sc_off, bi, bi_off, q_type, bits, group, k, (gn), (gk))
 __kernel void exo_matmul_tiled_mlx(__global const float *x, uint x_off, __global const uint *w, uint w_off,
                                    __global const uchar *sc, uint sc_off, __global const uchar *bi, uint bi_off,
                                    int q_type, uint bits, uint group, __global const float *bias, uint bias_off,
                                    int has_bias, __global float *dst, uint dst_off, uint m, uint k, uint n) {
-    __local float xs[EXO_GEMM_BK][EXO_GEMM_BM + 1];
-    __local float ws[EXO_GEMM_BK][EXO_GEMM_BM + 1];
-    uint tx = get_local_id(0), ty = get_local_id(1), tid = ty * EXO_GEMM_TS + tx;
-    uint n0 = get_group_id(0) * EXO_GEMM_BM, m0 = get_group_id(1) * EXO_GEMM_BM;
-    float acc[4][4];
-    for (uint i = 0; i < 4; i++)
-        for (uint jj = 0; jj < 4; jj++) acc[i][jj] = 0.0f;
-    for (uint k0 = 0; k0 < k; k0 += EXO_GEMM_BK) {
-        for (uint l = 0; l < 4; l++) {
-            uint e = tid + l * 256u, r = e / EXO_GEMM_BK, c = e % EXO_GEMM_BK;
-            uint gk = k0 + c, gm = m0 + r, gn = n0 + r;
-            xs[c][r] = gm < m && gk < k ? x[x_off + (size_t)gm * k + gk] : 0.0f;
-            ws[c][r] = gn < n && gk < k ? exo_mlx_load(w, w_off, sc, sc_off, bi, bi_off, q_type, bits, group, k, gn, gk)
-                                        : 0.0f;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (uint kk = 0; kk < EXO_GEMM_BK; kk++) {
-            float a[4], b[4];
-            for (uint i = 0; i < 4; i++) a[i] = xs[kk][ty + EXO_GEMM_TS * i];
-            for (uint jj = 0; jj < 4; jj++) b[jj] = ws[kk][tx + EXO_GEMM_TS * jj];
-            for (uint i = 0; i < 4; i++)
-                for (uint jj = 0; jj < 4; jj++) acc[i][jj] = fma(a[i], b[jj], acc[i][jj]);
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    for (uint i = 0; i < 4; i++)
-        for (uint jj = 0; jj < 4; jj++) {
-            uint gm = m0 + ty + EXO_GEMM_TS * i, gn = n0 + tx + EXO_GEMM_TS * jj;
-            if (gm < m && gn < n) dst[dst_off + (size_t)gm * n + gn] = acc[i][jj] + (has_bias ? bias[bias_off + gn] : 0.0f);
-        }
+    EXO_GEMM_BLOCK(m, n, k, get_group_id(1) * EXO_GEMM_BM, get_group_id(0) * EXO_GEMM_BM, EXO_TILED_X, EXO_TILED_W_mlx,
+                   EXO_TILED_STORE)
 }

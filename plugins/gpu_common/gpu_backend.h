@@ -72,6 +72,9 @@ typedef struct gpu_backend {
     /* Blocking read (the executor reads index inputs — token ids, positions — to range-check
      * them before any kernel uses them). Must see every launch enqueued before it. */
     exo_status (*mem_read)(void *ctx, gpu_mem *mem, uint64_t offset, void *dst, uint64_t size);
+    /* Blocking write of host data into device memory (compile time: the MoE expert tables),
+     * in order after every launch enqueued before it. */
+    exo_status (*mem_write)(void *ctx, gpu_mem *mem, uint64_t offset, const void *src, uint64_t size);
     /* Enqueues one kernel, in order after every earlier launch. */
     exo_status (*launch)(void *ctx, const gpu_launch *launch);
     /* Waits until every enqueued launch has finished (end of graph_execute). */

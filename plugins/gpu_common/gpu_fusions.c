@@ -134,6 +134,8 @@ static uint32_t glu_detect(const exo_graph *g, uint32_t i) {
 static bool glu_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
     const exo_node *glu = &run[2];
     if (len != 3 || glu->op != EXO_OP_GLU || glu->src[0] != run[0].dst || glu->src[1] != run[1].dst) return false;
+    /* exo_matmul_vec16_glu_* knows SiLU and GELU only: a clamped SwiGLU (gpt_oss) runs alone. */
+    if (glu->i[EXO_GLU_I_ACT] != EXO_ACT_SILU && glu->i[EXO_GLU_I_ACT] != EXO_ACT_GELU_TANH) return false;
     int64_t wne[EXO_MAX_DIMS];
     gpu_view_count(v, run[0].src[1], wne);
     /* One token only (the kernel has no per-token loop), the GLU's output not on x (the keep

@@ -3,6 +3,7 @@
 
 #include "gpu_fusions.h"
 #include "gpu_kernels.h"
+#include "gpu_moe.h"
 #include "gpu_target.h"
 #include "graph_bindings.h"
 #include "graph_ir.h"
@@ -22,6 +23,7 @@ typedef struct index_check {
     uint32_t bound;  /* the tensor whose outer extent is the limit */
     uint32_t slot;   /* which read-back of index_host holds the tensor's values */
     const char *what;
+    int64_t limit;   /* > 0: a fixed limit (a MoE node's expert count) instead of bound's extent */
 } index_check;
 
 /* What compile found at a node: the run each fusion may compute as one launch from here on, and
@@ -43,12 +45,14 @@ struct gpu_compiled {
     gpu_mem *scratch;
     uint64_t scratch_size;
     gpu_mem *attn_partials; /* split decode attention's per-split states (gpu_kernels.h) */
+    gpu_moe_plan moe;       /* MOE_MATMUL expert tables and prefill work area */
     node_runs *runs;        /* per node */
     index_check *checks;
     uint32_t n_checks, n_slots;
     uint32_t *slot_tensor; /* per slot: the index input read back into it */
     int64_t *slot_count;   /* per slot: its element count in the current execution */
-    int32_t *index_host;   /* n_slots x max_tokens values: index inputs read back to be checked */
+    int32_t *index_host;   /* n_slots x slot_cap values: index inputs read back to be checked */
+    int64_t slot_cap;      /* values per slot: the largest index input at max_tokens (MoE ids: tokens x k) */
 };
 
 /* The graph against the IR contract and the kernels' limits (plugins/graph_common), then the
@@ -56,6 +60,17 @@ struct gpu_compiled {
 static exo_status check_graph(const gpu_backend *be, const exo_graph *g, uint32_t *bad_node) {
     graph_target target = gpu_graph_target(be);
     exo_status st = graph_validate(&target, g, bad_node);
+    for (uint32_t i = 0; st == EXO_OK && i < g->n_nodes; i++) {
+        const exo_node *nd = exo_graph_node(g, i);
+        int64_t experts = nd->op == EXO_OP_MOE_MATMUL                                 ? nd->i[EXO_MOE_MATMUL_I_N_EXPERTS]
+                          : nd->op == EXO_OP_MOE_TOPK || nd->op == EXO_OP_MOE_WEIGHTS ? exo_graph_tensor(g, nd->src[0])->ne[0]
+                                                                                      : 0;
+        if (experts > GPU_MOE_MAX_EXPERTS) {
+            *bad_node = i;
+            st = gpu_fail(be, EXO_ERR_UNSUPPORTED, "graph: node %u (%s) has %lld experts; the kernels take at most %d", i,
+                          graph_op_name(nd->op), (long long)experts, GPU_MOE_MAX_EXPERTS);
+        }
+    }
     if (st == EXO_OK && be->features.max_work_group < GPU_MIN_WORK_GROUP)
         st = gpu_fail(be, EXO_ERR_UNSUPPORTED, "graph: the device's work-groups hold %u items; the kernels need %u",
                       be->features.max_work_group, GPU_MIN_WORK_GROUP);
@@ -73,6 +88,7 @@ void gpu_graph_free(gpu_compiled *c) {
     if (!c) return;
     if (c->scratch) c->be->mem_free(c->be->ctx, c->scratch);
     if (c->attn_partials) c->be->mem_free(c->be->ctx, c->attn_partials);
+    gpu_moe_plan_free(c->be, &c->moe);
     free(c->tensors);
     free(c->nodes);
     free(c->mem);
@@ -93,21 +109,27 @@ static int64_t rows_of(const exo_tensor *t, uint32_t n_tokens, int table) {
     return table ? count / ne[0] : ne[t->n_dims - 1];
 }
 
-static void add_check(gpu_compiled *c, uint32_t node, uint32_t tensor, uint32_t bound, const char *what) {
+static void add_check(gpu_compiled *c, uint32_t node, uint32_t tensor, uint32_t bound, const char *what, int64_t limit) {
     if (!(c->tensors[tensor].flags & EXO_TENSOR_INPUT)) return; /* computed indices: kernels guard */
     uint32_t slot = 0;
     while (slot < c->n_slots && c->slot_tensor[slot] != tensor) slot++;
     if (slot == c->n_slots) c->slot_tensor[c->n_slots++] = tensor;
-    c->checks[c->n_checks++] = (index_check){node, tensor, bound, slot, what};
+    c->checks[c->n_checks++] = (index_check){node, tensor, bound, slot, what, limit};
+    int64_t ne[EXO_MAX_DIMS], count = graph_resolve_shape(&c->tensors[tensor], c->max_tokens, ne);
+    if (count > c->slot_cap) c->slot_cap = count;
 }
 
 static void plan_index_checks(gpu_compiled *c) {
     for (uint32_t i = 0; i < c->n_nodes; i++) {
         const exo_node *nd = &c->nodes[i];
         switch (nd->op) {
-        case EXO_OP_GET_ROWS: add_check(c, i, nd->src[1], nd->src[0], "token id"); break;
-        case EXO_OP_KV_WRITE: add_check(c, i, nd->src[1], nd->dst, "position"); break;
-        case EXO_OP_ATTENTION: add_check(c, i, nd->src[3], nd->src[1], "position"); break;
+        case EXO_OP_GET_ROWS: add_check(c, i, nd->src[1], nd->src[0], "token id", 0); break;
+        case EXO_OP_KV_WRITE: add_check(c, i, nd->src[1], nd->dst, "position", 0); break;
+        case EXO_OP_ATTENTION: add_check(c, i, nd->src[3], nd->src[1], "position", 0); break;
+        /* Ids from MOE_TOPK are in range by construction; ids given as inputs are checked here
+         * (the kernels would only write NaN rows for them). */
+        case EXO_OP_MOE_WEIGHTS: add_check(c, i, nd->src[1], nd->src[0], "expert id", c->tensors[nd->src[0]].ne[0]); break;
+        case EXO_OP_MOE_MATMUL: add_check(c, i, nd->src[1], nd->src[2], "expert id", nd->i[EXO_MOE_MATMUL_I_N_EXPERTS]); break;
         default: break;
         }
     }
@@ -172,7 +194,7 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
     plan_index_checks(c);
     uint32_t n_keep;
     find_runs(c, g, keep, &n_keep);
-    c->index_host = malloc(sizeof *c->index_host * g->max_tokens * (c->n_slots ? c->n_slots : 1));
+    c->index_host = malloc(sizeof *c->index_host * (size_t)(c->slot_cap ? c->slot_cap : 1) * (c->n_slots ? c->n_slots : 1));
     if (!c->index_host) {
         free(offsets);
         free(keep);
@@ -216,6 +238,11 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
         }
     }
     free(offsets);
+    st = gpu_moe_plan_build(be, c->tensors, c->nodes, c->n_nodes, c->mem, c->offset, c->max_tokens, &c->moe);
+    if (st != EXO_OK) {
+        gpu_graph_free(c);
+        return st;
+    }
     if (be->host->log) {
         char line[160];
         snprintf(line, sizeof line, "compiled %u nodes, %u tensors: %llu bytes of device scratch for %u tokens",
@@ -253,17 +280,18 @@ static exo_status check_indices(gpu_compiled *c, uint32_t n_tokens) {
         int64_t ne[EXO_MAX_DIMS];
         int64_t count = graph_resolve_shape(t, n_tokens, ne);
         counts[k] = count;
-        if (count > (int64_t)c->max_tokens) continue; /* not a per-token vector: the kernels guard */
+        if (count > c->slot_cap) continue; /* cannot happen: the cap is the count at max_tokens */
         exo_status st = be->mem_read(be->ctx, c->mem[c->slot_tensor[k]], c->offset[c->slot_tensor[k]],
-                                     c->index_host + (size_t)k * c->max_tokens, (uint64_t)count * sizeof(int32_t));
+                                     c->index_host + (size_t)k * (size_t)c->slot_cap, (uint64_t)count * sizeof(int32_t));
         if (st != EXO_OK) return st;
     }
     for (uint32_t k = 0; k < c->n_checks; k++) {
         const index_check *ck = &c->checks[k];
-        if (counts[ck->slot] > (int64_t)c->max_tokens) continue;
+        if (counts[ck->slot] > c->slot_cap) continue;
         const exo_tensor *t = &c->tensors[ck->tensor];
-        const int32_t *v = c->index_host + (size_t)ck->slot * c->max_tokens;
-        int64_t limit = rows_of(&c->tensors[ck->bound], n_tokens, c->nodes[ck->node].op == EXO_OP_GET_ROWS);
+        const int32_t *v = c->index_host + (size_t)ck->slot * (size_t)c->slot_cap;
+        int64_t limit = ck->limit > 0 ? ck->limit
+                                      : rows_of(&c->tensors[ck->bound], n_tokens, c->nodes[ck->node].op == EXO_OP_GET_ROWS);
         for (int64_t i = 0; i < counts[ck->slot]; i++)
             if (v[i] < 0 || v[i] >= limit)
                 return gpu_fail(be, EXO_ERR_INVALID_ARG,
@@ -278,8 +306,8 @@ static exo_status check_indices(gpu_compiled *c, uint32_t n_tokens) {
 static int64_t first_position(const gpu_compiled *c, uint32_t node) {
     for (uint32_t k = 0; k < c->n_checks; k++) {
         const index_check *ck = &c->checks[k];
-        if (ck->node == node && c->slot_count[ck->slot] >= 1 && c->slot_count[ck->slot] <= (int64_t)c->max_tokens)
-            return c->index_host[(size_t)ck->slot * c->max_tokens];
+        if (ck->node == node && c->slot_count[ck->slot] >= 1 && c->slot_count[ck->slot] <= c->slot_cap)
+            return c->index_host[(size_t)ck->slot * (size_t)c->slot_cap];
     }
     return -1;
 }
@@ -316,7 +344,7 @@ exo_status gpu_graph_execute(gpu_compiled *c, const exo_exec_args *args) {
     exo_status st = bind_tensors(c, args);
     if (st != EXO_OK) return st;
     st = check_indices(c, args->n_tokens);
-    gpu_exec_view view = {be, c->tensors, c->mem, c->offset, args->n_tokens, c->attn_partials, -1};
+    gpu_exec_view view = {be, c->tensors, c->mem, c->offset, args->n_tokens, c->attn_partials, -1, &c->moe};
     for (uint32_t i = 0; st == EXO_OK && i < c->n_nodes;) i += enqueue_at(c, &view, i, &st);
     exo_status fin = be->finish(be->ctx);
     return st != EXO_OK ? st : fin;

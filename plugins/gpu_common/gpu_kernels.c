@@ -3,6 +3,7 @@
  * offset), the offset in units of the tensor's dtype (gpu_launch.h builds them). */
 #include "gpu_kernels.h"
 
+#include "gpu_moe.h"
 #include "gpu_target.h"
 #include "graph_ir.h"
 
@@ -34,7 +35,7 @@ static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
         if (tiled)
             return gpu_build_go(&b, 2, (uint64_t[3]){(uint64_t)(n + 63) / 64 * 16, (uint64_t)(m + 63) / 64 * 16, 1},
                                 (size_t[3]){16, 16, 1});
-        return gpu_build_go(&b, 1, (uint64_t[3]){(uint64_t)n * 64, 1, 1}, (size_t[3]){64, 1, 1});
+        return gpu_build_go_matvec(&b, k, n);
     }
     if (m > GPU_MATVEC_MAX_TOKENS) {
         snprintf(name, sizeof name, "exo_matmul_tiled_%s", gpu_dtype_suffix(wt));
@@ -71,6 +72,13 @@ static void attention_params(gpu_builder *b, const exo_node *nd) {
     gpu_build_f32(b, nd->f[EXO_ATTENTION_F_SOFTCAP]);
 }
 
+/* ATTENTION's optional sinks (src[4], ABI 1.5): the tensor and whether it is there. */
+static void attention_sinks(gpu_builder *b, const exo_node *nd) {
+    bool sinks = nd->n_src >= 5;
+    gpu_build_tensor(b, sinks ? nd->src[4] : nd->src[0]);
+    gpu_build_i32(b, sinks);
+}
+
 /* One decode token: its visible rows cut into splits of whole tiles (enough work-groups to fill
  * a large GPU, at most GPU_ATT_MAX_SPLITS per head), then one combine per head. */
 static exo_status enqueue_attention_split(const gpu_exec_view *v, const exo_node *nd) {
@@ -91,6 +99,7 @@ static exo_status enqueue_attention_split(const gpu_exec_view *v, const exo_node
     if (st != EXO_OK) return st;
     gpu_build_start(&b, v, "exo_attention_combine");
     gpu_build_mem(&b, v->attn_partials, 0);
+    attention_sinks(&b, nd);
     gpu_build_tensor(&b, nd->dst);
     gpu_build_i32(&b, nd->i[EXO_ATTENTION_I_HEAD_DIM]);
     gpu_build_i32(&b, splits);
@@ -157,6 +166,8 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
         gpu_build_tensor(&b, nd->dst);
         gpu_build_u32(&b, (uint64_t)count);
         gpu_build_i32(&b, nd->i[EXO_GLU_I_ACT]);
+        gpu_build_f32(&b, nd->f[EXO_GLU_F_ALPHA]); /* EXO_ACT_SWIGLU_CLAMP only */
+        gpu_build_f32(&b, nd->f[EXO_GLU_F_LIMIT]);
         return gpu_build_go_1d(&b, (uint64_t)count);
     }
     case EXO_OP_ROPE: {
@@ -189,6 +200,7 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
         if (tokens == 1 && v->attn_partials && v->attn_position >= 0) return enqueue_attention_split(v, nd);
         gpu_build_start(&b, v, "exo_attention");
         for (uint32_t s = 0; s < 4; s++) gpu_build_tensor(&b, nd->src[s]);
+        attention_sinks(&b, nd);
         gpu_build_tensor(&b, nd->dst);
         attention_params(&b, nd);
         gpu_build_i32(&b, gpu_view_outer_dim(v, nd->src[1]));
@@ -220,6 +232,10 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
         gpu_build_u32(&b, (uint64_t)count);
         return gpu_build_go_1d(&b, (uint64_t)count);
     }
+    case EXO_OP_MOE_TOPK:
+    case EXO_OP_MOE_WEIGHTS:
+    case EXO_OP_MOE_MATMUL:
+    case EXO_OP_MOE_COMBINE: return gpu_moe_enqueue(v, nd, index);
     default:
         break;
     }

@@ -9,6 +9,8 @@
 
 #include <stdbool.h>
 
+struct gpu_moe_plan;
+
 /* Where every tensor of the graph lives for the current execution. */
 typedef struct gpu_exec_view {
     const gpu_backend *be;
@@ -21,6 +23,8 @@ typedef struct gpu_exec_view {
      * token 0's position for the node being enqueued (-1: not known on the host). */
     gpu_mem *attn_partials;
     int64_t attn_position;
+    /* The MoE expert tables and prefill work area (gpu_moe.h). */
+    const struct gpu_moe_plan *moe;
 } gpu_exec_view;
 
 /* Token counts up to this use the matrix-vector kernels (weights read once per row). */

@@ -20,7 +20,11 @@ graph_target gpu_graph_target(const gpu_backend *be) {
                           .max_elements = UINT32_MAX, /* kernels/common.cl indexes with uint */
                           .max_head_dim = GPU_MAX_HEAD_DIM,
                           .buffer_span = device_buffer_span,
-                          .user = be};
+                          .user = be,
+                          /* kernels/moe.cl: the four MoE ops, every routing rule, expert biases;
+                           * attention sinks and the clamped SwiGLU in attention.cl/elementwise.cl. */
+                          .moe = true,
+                          .moe_1_5 = true};
 }
 
 exo_status gpu_fail(const gpu_backend *be, exo_status status, const char *fmt, ...) {

@@ -46,6 +46,16 @@ static exo_status be_mem_read(void *ctxp, gpu_mem *mem, uint64_t offset, void *d
     return l0_copy(c->ctx, c->dev, dst, (const char *)m->ptr + offset, size, "reading index inputs");
 }
 
+static exo_status be_mem_write(void *ctxp, gpu_mem *mem, uint64_t offset, const void *src, uint64_t size) {
+    l0_compiled *c = ctxp;
+    exo_status st = l0_recorder_finish(c); /* after every launch before it */
+    if (st != EXO_OK) return st;
+    const l0_mem *m = (const l0_mem *)mem;
+    if (!m || offset > m->size || size > m->size - offset)
+        return l0_error(c->ctx, c->dev, EXO_ERR_INVALID_ARG, "writing device memory outside its allocation");
+    return l0_copy(c->ctx, c->dev, (char *)m->ptr + offset, src, size, "writing the graph's tables");
+}
+
 /* What the executor may assume about this device. The module is the portable build (no
  * subgroups, no fp16 arithmetic), which every Level Zero GPU runs. */
 static void fill_backend(gpu_backend *be, exo_plugin_ctx *ctx, l0_device *dev, void *backend_ctx) {
@@ -60,6 +70,7 @@ static void fill_backend(gpu_backend *be, exo_plugin_ctx *ctx, l0_device *dev, v
     be->mem_free = be_mem_free;
     be->buffer_mem = be_buffer_mem;
     be->mem_read = be_mem_read;
+    be->mem_write = be_mem_write;
     be->launch = l0_recorder_launch;
     be->finish = l0_recorder_finish;
 }

@@ -38,6 +38,16 @@ static exo_status be_mem_read(void *p, gpu_mem *m, uint64_t offset, void *dst, u
     return ocl_mem_read(p, m, offset, dst, size);
 }
 
+static exo_status be_mem_write(void *p, gpu_mem *m, uint64_t offset, const void *src, uint64_t size) {
+    ocl_runtime *rt = p;
+    cl_int err = rt->ctx->api.clEnqueueWriteBuffer(rt->queue, m->mem, CL_TRUE, (size_t)offset, (size_t)size, src, 0, NULL,
+                                                   NULL);
+    if (err != CL_SUCCESS)
+        return ocl_fail(rt->ctx, err, "clEnqueueWriteBuffer(%llu bytes at %llu of the graph's tables)",
+                        (unsigned long long)size, (unsigned long long)offset);
+    return EXO_OK;
+}
+
 static exo_status kernel_for(ocl_runtime *rt, const char *name, cl_kernel *out) {
     for (uint32_t i = 0; i < rt->n_kernels; i++)
         if (strcmp(rt->kernels[i].name, name) == 0) {
@@ -119,6 +129,7 @@ void ocl_backend_init(ocl_runtime *rt, const ocl_device *dev) {
     be->mem_free = be_mem_free;
     be->buffer_mem = be_buffer_mem;
     be->mem_read = be_mem_read;
+    be->mem_write = be_mem_write;
     be->launch = be_launch;
     be->finish = be_finish;
 

@@ -192,10 +192,12 @@ START_TEST(attention_from_spirv_matches_opencl_c) {
     random_floats(q, sizeof q / 4, 4);
     random_floats(kc, sizeof kc / 4, 5);
     random_floats(vc, sizeof vc / 4, 6);
-    karg args[] = {BUF(q, sizeof q), BUF(kc, sizeof kc), BUF(vc, sizeof vc), BUF(pos, sizeof pos), OUT(NULL, sizeof a),
-                   I32(NH), I32(NKV), I32(HD), I32(0), F32(0.125f), F32(0.0f), I32(CTX)};
+    static float sinks[NH];
+    random_floats(sinks, NH, 7); /* gpt_oss's per-head sink logits: the denominator's extra term */
+    karg args[] = {BUF(q, sizeof q), BUF(kc, sizeof kc), BUF(vc, sizeof vc), BUF(pos, sizeof pos), BUF(sinks, sizeof sinks),
+                   I32(1), OUT(NULL, sizeof a), I32(NH), I32(NKV), I32(HD), I32(0), F32(0.125f), F32(0.0f), I32(CTX)};
     size_t g[2] = {NH * 64, T}, l[2] = {64, 1};
-    compare("exo_attention", args, 12, 2, g, l, a, b, sizeof a / 4);
+    compare("exo_attention", args, 14, 2, g, l, a, b, sizeof a / 4);
     teardown();
 }
 END_TEST
