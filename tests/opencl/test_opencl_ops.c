@@ -185,6 +185,125 @@ START_TEST(matmul_matches_reference) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- mixture of experts */
+
+/* A whole MoE block on both devices: router logits (an input) -> MOE_TOPK -> MOE_WEIGHTS, an
+ * expert matmul on the token rows (x [T, K]) with expert biases, a second one on the per-slot
+ * rows it made ([T, k, N] as x, the down projection's shape) and MOE_COMBINE. Experts as a
+ * table of E weights (each in its own buffer: one launch group per expert) or one stacked
+ * [E, N, K] weight. Any routing difference would show as a large error. */
+static void moe_case(int32_t rule, int32_t k, int normalize, exo_dtype wt, int stacked, int64_t T) {
+    enum { E = 4, K = 96, N = 40 };
+    float *logits = malloc((size_t)(T * E) * 4), *x = malloc((size_t)(T * K) * 4), sel_bias[E];
+    float *w1 = malloc((size_t)(E * N * K) * 4), *w2 = malloc((size_t)(E * N * N) * 4);
+    float eb1[E * N], eb2[E * N];
+    oh_random(logits, T * E, -2.0f, 2.0f, 61 + (uint32_t)T);
+    oh_random(x, T * K, -1.0f, 1.0f, 62);
+    oh_random(sel_bias, E, -0.3f, 0.3f, 63);
+    oh_random(w1, E * N * K, -1.0f, 1.0f, 64);
+    oh_random(w2, E * N * N, -1.0f, 1.0f, 65);
+    oh_random(eb1, E * N, -0.5f, 0.5f, 66);
+    oh_random(eb2, E * N, -0.5f, 0.5f, 67);
+    void *d1 = weights_of(wt, w1, E * N * K), *d2 = weights_of(wt, w2, E * N * N);
+    size_t esz = wt == EXO_DTYPE_F32 ? 4 : 2;
+    oh_graph g;
+    oh_init(&g, (uint32_t)T);
+    uint32_t sc = oh_tensor(&g, "logits", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, E, TOKENS_DIM, 0);
+    uint32_t xin = oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, K, TOKENS_DIM, 0);
+    uint32_t sb = oh_weight(&g, "e_score_correction_bias", EXO_DTYPE_F32, sel_bias, 0, 1, E, 0);
+    uint32_t w1t = 0, w2t = 0;
+    if (stacked) {
+        w1t = oh_weight(&g, "gate_stacked", wt, d1, 0, 2, K, N);
+        w2t = oh_weight(&g, "down_stacked", wt, d2, 0, 2, N, N);
+        g.tensors[w1t].n_dims = g.tensors[w2t].n_dims = 3;
+        g.tensors[w1t].ne[2] = g.tensors[w2t].ne[2] = E;
+    } else {
+        for (int e = 0; e < E; e++) {
+            uint32_t id = oh_weight(&g, "gate_expert", wt, (const char *)d1 + (size_t)e * N * K * esz, 0, 2, K, N);
+            if (e == 0) w1t = id;
+        }
+        for (int e = 0; e < E; e++) {
+            uint32_t id = oh_weight(&g, "down_expert", wt, (const char *)d2 + (size_t)e * N * N * esz, 0, 2, N, N);
+            if (e == 0) w2t = id;
+        }
+    }
+    uint32_t b1 = oh_weight(&g, "gate_bias", EXO_DTYPE_F32, eb1, 0, 2, N, E);
+    uint32_t b2 = oh_weight(&g, "down_bias", EXO_DTYPE_F32, eb2, 0, 2, N, E);
+    uint32_t ids = oh_tensor(&g, "ids", EXO_DTYPE_I32, 0, 2, k, TOKENS_DIM, 0);
+    uint32_t wts = oh_tensor(&g, "weights", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, k, TOKENS_DIM, 0);
+    uint32_t y1 = oh_tensor(&g, "y1", EXO_DTYPE_F32, 0, 3, N, k, TOKENS_DIM);
+    uint32_t y2 = oh_tensor(&g, "y2", EXO_DTYPE_F32, 0, 3, N, k, TOKENS_DIM);
+    uint32_t out = oh_tensor(&g, "out", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, N, TOKENS_DIM, 0);
+    int sig = rule == EXO_MOE_RULE_SIGMOID_BIAS;
+    oh_node(&g, EXO_OP_MOE_TOPK, ids, sig ? 2 : 1, (uint32_t[]){sc, sb}, (int32_t[]){k, rule}, 2, NULL, 0);
+    oh_node(&g, EXO_OP_MOE_WEIGHTS, wts, 2, (uint32_t[]){sc, ids}, (int32_t[]){rule, normalize}, 2,
+            (float[]){sig ? 2.5f : 1.0f}, 1);
+    oh_node(&g, EXO_OP_MOE_MATMUL, y1, 4, (uint32_t[]){xin, ids, w1t, b1}, (int32_t[]){E}, 1, NULL, 0);
+    oh_node(&g, EXO_OP_MOE_MATMUL, y2, stacked ? 3 : 4, (uint32_t[]){y1, ids, w2t, b2}, (int32_t[]){E}, 1, NULL, 0);
+    oh_node(&g, EXO_OP_MOE_COMBINE, out, 2, (uint32_t[]){y2, wts}, NULL, 0, NULL, 0);
+    uint32_t tokens[] = {(uint32_t)T, 1};
+    step_input inputs[] = {{sc, logits}, {xin, x}, {sc, logits + (T - 1) * E}, {xin, x + (T - 1) * K}};
+    char what[96];
+    snprintf(what, sizeof what, "rule %d k %d%s W %s %s, T %lld", rule, k, normalize ? " norm" : "", dtype_name(wt),
+             stacked ? "stacked" : "table", (long long)T);
+    report("MOE", what, compare(&g, T > 1 ? 2 : 1, tokens, inputs, 2, (uint32_t[]){wts, out}, 2), NMSE_MATMUL);
+    free(logits);
+    free(x);
+    free(w1);
+    free(w2);
+    free(d1);
+    free(d2);
+}
+
+START_TEST(moe_block_matches_reference) {
+    open_both();
+    /* T = 150, k = 2: each expert gets ~75 rows, so prefill sorts them into more than one tile. */
+    static const int64_t tokens[] = {1, 3, 150};
+    for (int ti = 0; ti < 3; ti++) {
+        int64_t T = tokens[ti];
+        moe_case(EXO_MOE_RULE_SOFTMAX, 2, 1, EXO_DTYPE_F32, 0, T);
+        moe_case(EXO_MOE_RULE_SOFTMAX, 3, 0, EXO_DTYPE_BF16, 1, T);
+        moe_case(EXO_MOE_RULE_SIGMOID_BIAS, 2, 1, EXO_DTYPE_F16, 0, T);
+        moe_case(EXO_MOE_RULE_TOPK_SOFTMAX, 2, 0, EXO_DTYPE_F32, 1, T);
+    }
+    close_both();
+}
+END_TEST
+
+/* Expert ids given as an input are range-checked before any kernel reads with them: an id of
+ * E is an error naming the node and the tensor, on decode and prefill token counts. */
+START_TEST(moe_input_ids_out_of_range_are_refused) {
+    open_both();
+    enum { E = 3, K = 32, N = 8, T = 6 };
+    float w[E * N * K], x[T * K];
+    oh_random(w, E * N * K, -1.0f, 1.0f, 71);
+    oh_random(x, T * K, -1.0f, 1.0f, 72);
+    oh_graph g;
+    oh_init(&g, T);
+    uint32_t xin = oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, K, TOKENS_DIM, 0);
+    uint32_t ids = oh_tensor(&g, "chosen", EXO_DTYPE_I32, EXO_TENSOR_INPUT, 2, 2, TOKENS_DIM, 0);
+    uint32_t wt = oh_weight(&g, "experts", EXO_DTYPE_F32, w, 0, 2, K, N);
+    g.tensors[wt].n_dims = 3;
+    g.tensors[wt].ne[2] = E;
+    uint32_t y = oh_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 3, N, 2, TOKENS_DIM);
+    oh_node(&g, EXO_OP_MOE_MATMUL, y, 3, (uint32_t[]){xin, ids, wt}, (int32_t[]){E}, 1, NULL, 0);
+    oh_run cl;
+    ck_assert_msg(oh_start(&cl, &cl_dev, &g) == EXO_OK, "%s", cl_dev.host.last_error);
+    int32_t bad[T * 2] = {0, 1, 2, 0, 1, 2, 0, 1, 2, 3, 0, 1};
+    for (uint32_t n = 1; n <= T; n += T - 1) {
+        if (n == 1) bad[1] = 3;
+        ck_assert_int_eq(oh_write(&cl, xin, x, (uint64_t)n * K * 4), EXO_OK);
+        ck_assert_int_eq(oh_write(&cl, ids, bad, (uint64_t)n * 2 * 4), EXO_OK);
+        ck_assert_int_eq(oh_exec(&cl, n), EXO_ERR_INVALID_ARG);
+        ck_assert_msg(strstr(cl_dev.host.last_error, "MOE_MATMUL") && strstr(cl_dev.host.last_error, "expert id 'chosen'"),
+                      "%s", cl_dev.host.last_error);
+        bad[1] = 1;
+    }
+    oh_stop(&cl);
+    close_both();
+}
+END_TEST
+
 /* ---------------------------------------------------------------- MLX affine weights */
 
 /* An MLX_AFFINE weight [K, rows] with random codes, written by this test's own bit writer (a
@@ -503,6 +622,8 @@ int main(void) {
     tcase_add_test(tc, mlx_get_rows_matches_reference);
     tcase_add_test(tc, rope_matches_reference);
     tcase_add_test(tc, attention_and_kv_write_match_reference);
+    tcase_add_test(tc, moe_block_matches_reference);
+    tcase_add_test(tc, moe_input_ids_out_of_range_are_refused);
     suite_add_tcase(s, tc);
     return exo_check_run(s, CK_FORK_GETENV);
 }
