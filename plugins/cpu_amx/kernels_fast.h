@@ -21,8 +21,10 @@
 #define CPU_GEMV_MAX_TOKENS 4
 
 void cpu_avx512_matmul(void *args, int64_t begin, int64_t end, uint32_t thread);
-/* kernels_mlx_avx512.c: any token count on an MLX_AFFINE weight (cpu_avx512_matmul and _gemm
- * hand such weights to it). Needs cpu_avx512_matmul_workspace(k) per thread. */
+/* kernels_mlx_avx512.c: decode on an MLX_AFFINE weight, dequantization fused into the dot
+ * product (cpu_avx512_matmul hands such weights to it; any token count, in tiles of 4). Needs
+ * cpu_avx512_matmul_workspace(k) per thread. cpu_avx512_gemm takes MLX_AFFINE weights itself,
+ * dequantizing them while it packs its weight panels. */
 void cpu_mlx_matmul(void *args, int64_t begin, int64_t end, uint32_t thread);
 void cpu_avx512_gemm(void *args, int64_t begin, int64_t end, uint32_t thread);
 /* Re-lays x out for cpu_avx512_gemm once per matmul (or group of matmuls sharing x) into

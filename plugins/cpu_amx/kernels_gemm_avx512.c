@@ -7,10 +7,12 @@
  * 2 * GEMM_MR FMAs, so it runs at the FMA ports' rate rather than the loads'. The activations
  * are re-laid out once per matmul (cpu_avx512_gemm_pack_x, a separate pool pass) into tiles of
  * GEMM_MR x GEMM_KC contiguous floats, which stay in L1 across a block's panels.
- * The widening cost is paid once per weight element per matmul, amortised over all m tokens. */
+ * The widening cost is paid once per weight element per matmul, amortised over all m tokens;
+ * MLX affine weights are dequantized at the same place (scale * q + bias, as the reference). */
 #include "kernels_fast.h"
 
 #include "cpu_half.h"
+#include "kernels_mlx_codes.h"
 
 #include <immintrin.h>
 #include <stdbool.h>
@@ -27,8 +29,10 @@
 size_t cpu_avx512_gemm_workspace(void) { return (size_t)GEMM_NC * GEMM_KC * sizeof(float); }
 
 /* 16 consecutive weights of row `row` starting at inner index j, as float32 (masked tail). */
-INLINE AVX512 __m512 load_row16(const void *w, exo_dtype type, int64_t k, int64_t row, int64_t j, __mmask16 mask) {
-    switch (type) {
+INLINE AVX512 __m512 load_row16(const cpu_matmul_args *a, int64_t row, int64_t j, __mmask16 mask) {
+    const void *w = a->w;
+    const int64_t k = a->k;
+    switch (a->w_type) {
     case EXO_DTYPE_BF16: {
         __m256i h = _mm256_maskz_loadu_epi16(mask, (const uint16_t *)w + row * k + j);
         return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
@@ -40,6 +44,16 @@ INLINE AVX512 __m512 load_row16(const void *w, exo_dtype type, int64_t k, int64_
         float d = cpu_f16_to_f32(cpu_load_u16(blk));
         __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2 + j % CPU_Q8_0_BLOCK));
         return _mm512_mul_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
+    }
+    case EXO_DTYPE_MLX_AFFINE: {
+        /* k is a multiple of the group (>= 32) and j of 16, so the 16 values share one scale and
+         * bias. Dequantized exactly as the reference does, scale * q + bias as a product then a
+         * sum (not fused), so the packed panel holds the reference's float weights. */
+        const cpu_quant *q = &a->q;
+        int64_t g = row * (k / q->group) + j / q->group;
+        __m512 s = _mm512_set1_ps(mlx_param(q->scales, q->type, g)), b = _mm512_set1_ps(mlx_param(q->biases, q->type, g));
+        __m512 codes = mlx_codes16((const uint8_t *)w + row * (k * q->bits / 8), j, q->bits);
+        return _mm512_add_ps(_mm512_mul_ps(s, codes), b);
     }
     default: return _mm512_maskz_loadu_ps(mask, (const float *)w + row * k + j);
     }
@@ -81,7 +95,7 @@ static AVX512 void pack_block(const cpu_matmul_args *a, int64_t n0, int64_t nc, 
                 __mmask16 mask = (__mmask16)((1u << width) - 1);
                 __m512 r[16];
                 for (int i = 0; i < 16; i++)
-                    r[i] = r0 + i < nc ? load_row16(a->w, a->w_type, a->k, n0 + r0 + i, p0 + kk, mask) : _mm512_setzero_ps();
+                    r[i] = r0 + i < nc ? load_row16(a, n0 + r0 + i, p0 + kk, mask) : _mm512_setzero_ps();
                 transpose16(r);
                 for (int i = 0; i < width; i++) _mm512_storeu_ps(panel + (kk + i) * GEMM_NR + half * 16, r[i]);
             }
@@ -171,10 +185,6 @@ static AVX512 void micro_kernel_any(int mr, const float *a, const float *b, int6
  * args->x_packed must hold x as cpu_avx512_gemm_pack_x lays it out. */
 AVX512 void cpu_avx512_gemm(void *args, int64_t begin, int64_t end, uint32_t thread) {
     const cpu_matmul_args *a = args;
-    if (a->w_type == EXO_DTYPE_MLX_AFFINE) {
-        cpu_mlx_matmul(args, begin, end, thread);
-        return;
-    }
     float *packed = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
     for (int64_t n0 = begin; n0 < end; n0 += GEMM_NC) {
         int64_t nc = end - n0 < GEMM_NC ? end - n0 : GEMM_NC;

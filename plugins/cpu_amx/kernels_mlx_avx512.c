@@ -1,64 +1,187 @@
-/* AVX-512 matmul on MLX affine weights (EXO_DTYPE_MLX_AFFINE; abi/exo_plugin.h, "Quantized
- * weights"): each weight row is dequantized in the kernel, group by group, into the calling
- * thread's workspace (k floats, never the whole weight), as scale * q + bias in float exactly as
- * the reference kernel computes it, then multiplied with every row of x by float32 FMAs. 4- and
- * 8-bit codes are unpacked 16 at a time in registers; 2-, 3-, 5- and 6-bit codes one at a time
- * from the row's bit stream. */
+/* AVX-512 decode matmul on MLX affine weights (EXO_DTYPE_MLX_AFFINE; abi/exo_plugin.h,
+ * "Quantized weights"), a few tokens at a time. Dequantization is fused into the dot product:
+ * since w = scale * q + bias within a group,
+ *
+ *     x . w = sum over groups g of  scale_g * (x_g . q_g)  +  bias_g * sum(x_g),
+ *
+ * so the inner loop multiplies the activations by the integer codes themselves, widened to
+ * float in registers (exact: codes are below 2^8), and the bias term is one short dot product
+ * per row between the row's biases and the group sums of x, computed once per call. Nothing is
+ * dequantized to memory; the packed weights stream once from DRAM at the read-bandwidth limit.
+ *
+ * Layout tricks: a 4-bit row's byte i holds codes 2i (low nibble) and 2i + 1 (high nibble), so 16
+ * bytes widened to 16 lanes give the 16 even codes (AND 15) and the 16 odd ones (shift by 4) of
+ * 32 elements with two instructions; the activations are re-laid out once per call to match (per
+ * block of 32: the 16 even, then the 16 odd values). 8-bit codes widen directly, in natural order.
+ * The other widths (2, 3, 5, 6) are unpacked 32 at a time to bytes on the stack, then widened
+ * the same way.
+ *
+ * Tiles of R rows x M tokens keep R * M group accumulators plus R * M row accumulators in
+ * registers (R * M <= 8), enough independent FMA chains to hide their latency; every group
+ * start prefetches each row MLX_PREFETCH bytes ahead, as the bf16 decode kernel does, since a
+ * tile's rows are R interleaved streams that the hardware prefetcher ramps up on too slowly.
+ *
+ * Rounding differs from the reference kernel (which dequantizes w to float, then dots) by the
+ * order of the float sums only: both are float32 evaluations of the same exact sum. */
 #include "kernels_fast.h"
 
-#include "kernels_ref.h"
+#include "kernels_mlx_codes.h"
 
-#include <immintrin.h>
+#define MLX_TOKENS 4       /* tokens per tile (the decode kernel's CPU_GEMV_MAX_TOKENS) */
+#define MLX_ROWS 8         /* rows per tile at one token: 8 group + 8 row accumulators */
+#define MLX_PREFETCH 1024  /* bytes ahead in each row stream */
 
-#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
-#define INLINE static inline __attribute__((always_inline))
+_Static_assert(CPU_GEMV_MAX_TOKENS <= MLX_TOKENS, "the MLX decode kernel takes up to MLX_TOKENS tokens per tile");
 
-/* 16 codes from element j (a multiple of 16) of a 4- or 8-bit row, as floats. */
-INLINE AVX512 __m512 codes16(const uint32_t *row, int64_t j, uint32_t bits) {
-    if (bits == 8) return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)((const uint8_t *)row + j))));
-    /* 4 bits: byte i holds element 2i in its low nibble and 2i + 1 in its high nibble. */
-    __m128i b = _mm_loadl_epi64((const __m128i *)((const uint8_t *)row + j / 2));
-    __m128i nib = _mm_set1_epi8(0x0f);
-    __m128i lo = _mm_and_si128(b, nib), hi = _mm_and_si128(_mm_srli_epi16(b, 4), nib);
-    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)));
-}
+/* Per-thread workspace (floats): the re-laid-out activations of a token tile (MLX_TOKENS x k),
+ * their group sums (MLX_TOKENS x k / 32 at most) and the tile rows' scales as float32
+ * (MLX_ROWS x k / 32 at most): below 16 k, the decode workspace (cpu_avx512_matmul_workspace). */
+_Static_assert(MLX_TOKENS * 32 + MLX_TOKENS + MLX_ROWS <= CPU_MATMUL_BLOCK * 32, "MLX decode workspace");
 
-/* Row n of the weight, dequantized into out[k]. */
-INLINE AVX512 void dequant_row(const cpu_matmul_args *a, int64_t n, float *out) {
-    const cpu_quant *q = &a->q;
-    const uint32_t *row = (const uint32_t *)a->w + n * (a->k * q->bits / 32);
-    int64_t groups = a->k / q->group;
-    for (int64_t g = 0; g < groups; g++) {
-        float scale = cpu_ref_load(q->scales, q->type, n * groups + g);
-        float bias = cpu_ref_load(q->biases, q->type, n * groups + g);
-        int64_t j0 = g * q->group, j1 = j0 + q->group;
-        if (q->bits == 4 || q->bits == 8) {
-            __m512 s = _mm512_set1_ps(scale), b = _mm512_set1_ps(bias);
-            for (int64_t j = j0; j < j1; j += 16) {
-                /* Rounded as the reference's scale * q + bias (a product, then a sum), not fused. */
-                __m512 w = _mm512_add_ps(_mm512_mul_ps(s, codes16(row, j, q->bits)), b);
-                _mm512_storeu_ps(out + j, w);
+/* xs[t] = x[t] in the order the codes of `bits` come in (see the top); sx[t][g] = sum of group g. */
+static MLX_AVX512 void prepare_x(const float *x, int64_t k, int m, uint32_t bits, uint32_t group, float *xs, float *sx) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    int64_t groups = k / group;
+    for (int t = 0; t < m; t++) {
+        const float *xt = x + t * k;
+        for (int64_t g = 0; g < groups; g++) {
+            __m512 s = _mm512_setzero_ps();
+            for (int64_t j = g * group; j < (g + 1) * group; j += 32) {
+                __m512 lo = _mm512_loadu_ps(xt + j), hi = _mm512_loadu_ps(xt + j + 16);
+                s = _mm512_add_ps(s, _mm512_add_ps(lo, hi));
+                if (bits == 4) {
+                    _mm512_storeu_ps(xs + t * k + j, _mm512_permutex2var_ps(lo, even, hi));
+                    _mm512_storeu_ps(xs + t * k + j + 16, _mm512_permutex2var_ps(lo, odd, hi));
+                } else {
+                    _mm512_storeu_ps(xs + t * k + j, lo);
+                    _mm512_storeu_ps(xs + t * k + j + 16, hi);
+                }
             }
-        } else {
-            for (int64_t j = j0; j < j1; j++) out[j] = scale * (float)cpu_mlx_code(row, j, q->bits) + bias;
+            sx[t * groups + g] = _mm512_reduce_add_ps(s);
         }
     }
 }
 
-AVX512 void cpu_mlx_matmul(void *args, int64_t begin, int64_t end, uint32_t thread) {
+/* The 32 codes of elements j .. j + 31 of a row as two float vectors, matching prepare_x's
+ * layout. BITS is 4 or 8 (a constant after inlining), or 0 for the other widths (`bits`). */
+MLX_INLINE MLX_AVX512 void codes32(const uint8_t *row, int64_t j, const int BITS, uint32_t bits, __m512 *w0, __m512 *w1) {
+    if (BITS == 4) {
+        __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(row + j / 2)));
+        *w0 = _mm512_cvtepi32_ps(_mm512_and_si512(v, _mm512_set1_epi32(15)));
+        *w1 = _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4));
+    } else if (BITS == 8) {
+        *w0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(row + j))));
+        *w1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(row + j + 16))));
+    } else {
+        uint8_t codes[32];
+        mlx_codes_to_bytes(row, j, 32, bits, codes);
+        *w0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)codes)));
+        *w1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(codes + 16))));
+    }
+}
+
+/* dst[t0 + t][n + r] for R rows from n and M tokens from t0 (R, M, BITS constants after inlining). */
+MLX_INLINE MLX_AVX512 void mlx_tile(const cpu_matmul_args *a, int64_t n, int64_t t0, const float *xs, const float *sx,
+                                    float *scl, const int R, const int M, const int BITS) {
+    const cpu_quant *q = &a->q;
+    const int64_t k = a->k, group = q->group, groups = k / group, row_bytes = k * q->bits / 8;
+    const uint8_t *w = (const uint8_t *)a->w + n * row_bytes;
+    /* The tile's scales as float32, so each group broadcasts one from memory. */
+    for (int r = 0; r < R; r++)
+        for (int64_t g = 0; g < groups; g += 16) {
+            __mmask16 mask = groups - g >= 16 ? 0xffff : (__mmask16)((1u << (groups - g)) - 1);
+            _mm512_mask_storeu_ps(scl + r * groups + g, mask, mlx_load_params16(q->scales, q->type, (n + r) * groups + g, mask));
+        }
+    __m512 acc[MLX_ROWS][MLX_TOKENS], gacc[MLX_ROWS][MLX_TOKENS];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < M; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < groups; g++) {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            _mm_prefetch((const char *)(w + r * row_bytes + g * group * q->bits / 8) + MLX_PREFETCH, _MM_HINT_T0);
+#pragma GCC unroll 4
+            for (int t = 0; t < M; t++) gacc[r][t] = _mm512_setzero_ps();
+        }
+        for (int64_t j = g * group; j < (g + 1) * group; j += 32) {
+            __m512 x0[MLX_TOKENS], x1[MLX_TOKENS];
+#pragma GCC unroll 4
+            for (int t = 0; t < M; t++) {
+                x0[t] = _mm512_loadu_ps(xs + t * k + j);
+                x1[t] = _mm512_loadu_ps(xs + t * k + j + 16);
+            }
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                __m512 w0, w1;
+                codes32(w + r * row_bytes, j, BITS, q->bits, &w0, &w1);
+#pragma GCC unroll 4
+                for (int t = 0; t < M; t++) {
+                    gacc[r][t] = _mm512_fmadd_ps(w0, x0[t], gacc[r][t]);
+                    gacc[r][t] = _mm512_fmadd_ps(w1, x1[t], gacc[r][t]);
+                }
+            }
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            __m512 s = _mm512_set1_ps(scl[r * groups + g]);
+#pragma GCC unroll 4
+            for (int t = 0; t < M; t++) acc[r][t] = _mm512_fmadd_ps(gacc[r][t], s, acc[r][t]);
+        }
+    }
+    /* Reduced in fully unrolled loops, so that acc stays in registers. */
+    float dot[MLX_ROWS][MLX_TOKENS];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < M; t++) dot[r][t] = _mm512_reduce_add_ps(acc[r][t]);
+    /* The bias terms: sum over groups of bias_g * sum(x_g), 16 groups at a time. */
+    for (int r = 0; r < R; r++) {
+        __m512 bsum[MLX_TOKENS];
+        for (int t = 0; t < M; t++) bsum[t] = _mm512_setzero_ps();
+        for (int64_t g = 0; g < groups; g += 16) {
+            __mmask16 mask = groups - g >= 16 ? 0xffff : (__mmask16)((1u << (groups - g)) - 1);
+            __m512 b = mlx_load_params16(q->biases, q->type, (n + r) * groups + g, mask);
+            for (int t = 0; t < M; t++) bsum[t] = _mm512_fmadd_ps(b, _mm512_maskz_loadu_ps(mask, sx + t * groups + g), bsum[t]);
+        }
+        float bias = a->bias ? a->bias[n + r] : 0.0f;
+        for (int t = 0; t < M; t++)
+            a->dst[(t0 + t) * a->n + n + r] = dot[r][t] + _mm512_reduce_add_ps(bsum[t]) + bias;
+    }
+}
+
+/* Rows [begin, end) for M tokens from t0: full tiles of `rows`, then single rows. */
+MLX_INLINE MLX_AVX512 void mlx_rows(const cpu_matmul_args *a, int64_t begin, int64_t end, int64_t t0, const float *xs,
+                                    const float *sx, float *scl, const int M, const int BITS) {
+    const int R = MLX_ROWS / M >= 2 ? MLX_ROWS / M : 2;
+    int64_t n = begin;
+    for (; n + R <= end; n += R) mlx_tile(a, n, t0, xs, sx, scl, R, M, BITS);
+    for (; n < end; n++) mlx_tile(a, n, t0, xs, sx, scl, 1, M, BITS);
+}
+
+#define MLX_ROWS_CASE(LABEL, M) \
+    LABEL: \
+        if (bits == 4) mlx_rows(a, begin, end, t0, xs, sx, scl, M, 4); \
+        else if (bits == 8) mlx_rows(a, begin, end, t0, xs, sx, scl, M, 8); \
+        else mlx_rows(a, begin, end, t0, xs, sx, scl, M, 0); \
+        break;
+
+/* Items are weight rows; any token count (tiles of MLX_TOKENS). */
+MLX_AVX512 void cpu_mlx_matmul(void *args, int64_t begin, int64_t end, uint32_t thread) {
     const cpu_matmul_args *a = args;
-    float *w = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
-    for (int64_t n = begin; n < end; n++) {
-        dequant_row(a, n, w);
-        float bias = a->bias ? a->bias[n] : 0.0f;
-        for (int64_t m = 0; m < a->m; m++) {
-            const float *x = a->x + m * a->k;
-            __m512 acc = _mm512_setzero_ps();
-            int64_t j = 0;
-            for (; j + 16 <= a->k; j += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + j), _mm512_loadu_ps(w + j), acc);
-            float sum = _mm512_reduce_add_ps(acc);
-            for (; j < a->k; j++) sum += x[j] * w[j];
-            a->dst[m * a->n + n] = sum + bias;
+    const uint32_t bits = a->q.bits;
+    float *xs = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
+    float *sx = xs + MLX_TOKENS * a->k;
+    float *scl = sx + MLX_TOKENS * (a->k / a->q.group);
+    for (int64_t t0 = 0; t0 < a->m; t0 += MLX_TOKENS) {
+        int m = a->m - t0 < MLX_TOKENS ? (int)(a->m - t0) : MLX_TOKENS;
+        prepare_x(a->x + t0 * a->k, a->k, m, bits, a->q.group, xs, sx);
+        switch (m) {
+            MLX_ROWS_CASE(case 1, 1)
+            MLX_ROWS_CASE(case 2, 2)
+            MLX_ROWS_CASE(case 3, 3)
+            MLX_ROWS_CASE(default, 4)
         }
     }
 }

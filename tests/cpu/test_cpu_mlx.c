@@ -1,8 +1,8 @@
 /* MLX affine kernels against an independent packer: random codes written bit by bit with a plain
  * bit writer (the layout of abi/exo_plugin.h, "Quantized weights": a little-endian bit stream per
  * row), random bf16 scales (negative too) and biases (zero too). The reference row dequantizer,
- * the reference matmul and, where the CPU has AVX-512, the fast matmul must give scale * q + bias
- * for every bits value and group size, at any row count. Compiled with the plugin's kernel
+ * the reference matmul and, where the CPU has AVX-512, the fused decode kernel and the prefill
+ * GEMM must give scale * q + bias for every bits value and group size, at any row count. Compiled with the plugin's kernel
  * sources, so it checks exactly what the plugin runs. */
 #include <check.h>
 #include <math.h>
@@ -51,6 +51,9 @@ static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, i
     uint16_t *sc = malloc((size_t)(rows * groups) * 2), *bi = malloc((size_t)(rows * groups) * 2);
     float *x = malloc((size_t)(m * k) * 4), *want = malloc((size_t)(m * rows) * 4);
     float *got = malloc((size_t)(m * rows) * 4), *row = malloc((size_t)k * 4);
+    /* sum |x_j w_j| of each output: float32 sums of k terms in any order stay within a small
+     * multiple of eps times it (the results themselves may cancel to much less). */
+    float *mag = malloc((size_t)(m * rows) * 4);
     for (int64_t r = 0; r < rows; r++)
         for (int64_t j = 0; j < k; j++) {
             uint32_t q = next_u32() & ((1u << bits) - 1u);
@@ -73,9 +76,13 @@ static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, i
                           (long long)j, (double)row[j], (double)expect);
         }
         for (int64_t mm = 0; mm < m; mm++) {
-            double acc = 0;
-            for (int64_t j = 0; j < k; j++) acc += (double)x[mm * k + j] * row[j];
+            double acc = 0, size = 0;
+            for (int64_t j = 0; j < k; j++) {
+                acc += (double)x[mm * k + j] * row[j];
+                size += fabs((double)x[mm * k + j] * row[j]);
+            }
             want[mm * rows + r] = (float)acc;
+            mag[mm * rows + r] = (float)size;
         }
     }
     uint8_t *ws = aligned_alloc(64, (size_t)(16 * k * 4 + 64) / 64 * 64);
@@ -85,11 +92,30 @@ static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, i
         ck_assert_msg(fabsf(got[i] - want[i]) <= 1e-6f * (1 + fabsf(want[i])), "ref matmul bits %u: %g != %g", bits,
                       (double)got[i], (double)want[i]);
     if (has_avx512()) {
+        /* The fused decode kernel, over two ranges of rows as two pool chunks would split them. */
         memset(got, 0, (size_t)(m * rows) * 4);
-        cpu_mlx_matmul(&a, 0, rows, 0);
+        cpu_mlx_matmul(&a, 0, rows / 3, 0);
+        cpu_mlx_matmul(&a, rows / 3, rows, 0);
         for (int64_t i = 0; i < m * rows; i++)
-            ck_assert_msg(fabsf(got[i] - want[i]) <= 1e-5f * (1 + fabsf(want[i])), "avx512 matmul bits %u: %g != %g",
-                          bits, (double)got[i], (double)want[i]);
+            ck_assert_msg(fabsf(got[i] - want[i]) <= 1e-6f * mag[i] + 1e-7f,
+                          "avx512 decode bits %u group %u k %lld m %lld [%lld]: %g != %g", bits, group, (long long)k,
+                          (long long)m, (long long)i, (double)got[i], (double)want[i]);
+        /* The prefill GEMM, which dequantizes panels of the weight while packing them. */
+        float *packed = aligned_alloc(64, (cpu_avx512_gemm_packed_floats(m, k) * 4 + 63) / 64 * 64);
+        uint8_t *gws = aligned_alloc(64, (cpu_avx512_gemm_workspace() + 63) / 64 * 64);
+        cpu_matmul_args ga = a;
+        ga.x_packed = packed;
+        ga.workspace = gws;
+        ga.workspace_stride = cpu_avx512_gemm_workspace();
+        cpu_avx512_gemm_pack_x(&ga, 0, cpu_avx512_gemm_pack_items(m, k), 0);
+        memset(got, 0, (size_t)(m * rows) * 4);
+        cpu_avx512_gemm(&ga, 0, rows, 0);
+        for (int64_t i = 0; i < m * rows; i++)
+            ck_assert_msg(fabsf(got[i] - want[i]) <= 1e-6f * mag[i] + 1e-7f,
+                          "avx512 gemm bits %u group %u k %lld m %lld [%lld]: %g != %g", bits, group, (long long)k,
+                          (long long)m, (long long)i, (double)got[i], (double)want[i]);
+        free(packed);
+        free(gws);
     }
     int32_t ids[3] = {(int32_t)(rows - 1), 0, (int32_t)(rows / 2)};
     float *rows_out = malloc((size_t)(3 * k) * 4);
@@ -109,13 +135,26 @@ static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, i
     free(want);
     free(got);
     free(row);
+    free(mag);
 }
 
 START_TEST(every_bits_and_group) {
+    /* 19 rows: full tiles of every tile height the decode kernel uses, and single-row tails;
+     * m 1-4 are its token tiles, 5 and 13 run two tiles (and the GEMM's partial micro-tiles). */
     static const uint32_t bits[] = {2, 3, 4, 5, 6, 8}, groups[] = {32, 64, 128};
+    static const int64_t ms[] = {1, 2, 3, 4, 5, 13};
     for (size_t b = 0; b < 6; b++)
         for (size_t g = 0; g < 3; g++)
-            for (int64_t m = 1; m <= 5; m += 4) check_case(bits[b], groups[g], 7, 256, m);
+            for (size_t i = 0; i < sizeof ms / sizeof *ms; i++) check_case(bits[b], groups[g], 19, 256, ms[i]);
+}
+END_TEST
+
+/* More groups per row than one vector of scales holds (16), with a partial last vector. */
+START_TEST(many_groups) {
+    check_case(4, 64, 19, 21 * 64, 1);
+    check_case(8, 32, 19, 48 * 32, 2);
+    check_case(5, 32, 9, 37 * 32, 1);
+    check_case(4, 128, 9, 3 * 128 * 7, 5);
 }
 END_TEST
 
@@ -134,6 +173,7 @@ static Suite *suite(void) {
     TCase *tc = tcase_create("kernels");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, every_bits_and_group);
+    tcase_add_test(tc, many_groups);
     tcase_add_test(tc, codes_straddle_words);
     suite_add_tcase(s, tc);
     return s;
