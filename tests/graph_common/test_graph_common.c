@@ -246,6 +246,26 @@ START_TEST(attention_sinks_need_moe_1_5) {
 }
 END_TEST
 
+/* A target whose kernels lack the MoE ops (graph_target.moe false, e.g. a new GPU plugin) refuses
+ * them as UNSUPPORTED naming the node, so the core falls back down the ranking. */
+START_TEST(moe_ops_need_moe) {
+    fixture fx;
+    uint32_t bad;
+    fx_init(&fx, GRAPH_DTYPES_ALL);
+    uint32_t scores = add_tensor(&fx, "router_logits", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 8, T);
+    uint32_t ids = add_tensor(&fx, "moe_ids", EXO_DTYPE_I32, EXO_TENSOR_OUTPUT, 2, T);
+    exo_node *top = add_node(&fx, EXO_OP_MOE_TOPK, ids, 1, (uint32_t[]){scores});
+    top->i[EXO_MOE_TOPK_I_K] = 2;
+    fx.target.moe = true;
+    ck_assert_msg(validate(&fx, &bad) == EXO_OK, "%s", fx.host.last_error);
+    fx.target.moe = false;
+    ck_assert_int_eq(validate(&fx, &bad), EXO_ERR_UNSUPPORTED);
+    ck_assert_uint_eq(bad, 0);
+    ck_assert_error_has(&fx, "MOE_TOPK -> 'moe_ids'");
+    ck_assert_error_has(&fx, "the mixture-of-experts ops have no kernels on this device");
+}
+END_TEST
+
 START_TEST(routing_rules_need_moe_1_5) {
     fixture fx;
     fx_init(&fx, GRAPH_DTYPES_ALL);
@@ -466,6 +486,7 @@ int main(void) {
     tcase_add_test(tc, foreign_weight_buffer);
     tcase_add_test(tc, swiglu_clamp_needs_moe_1_5);
     tcase_add_test(tc, attention_sinks_need_moe_1_5);
+    tcase_add_test(tc, moe_ops_need_moe);
     tcase_add_test(tc, routing_rules_need_moe_1_5);
     tcase_add_test(tc, expert_bias_needs_moe_1_5);
     suite_add_tcase(s, tc);
