@@ -46,6 +46,7 @@ struct exo_compiled {
      * and the (token, slot) rows bucketed by expert. */
     float *moe_x, *moe_y;
     int32_t *moe_rows, *moe_start;
+    cpu_matmul_args *moe_args; /* one per active expert (the single-row decode path) */
 };
 
 static exo_status check_device(exo_plugin_ctx *ctx, uint32_t device, const char *what) {
@@ -94,6 +95,7 @@ void cpu_compiled_free(exo_compiled *c) {
     free(c->moe_y);
     free(c->moe_rows);
     free(c->moe_start);
+    free(c->moe_args);
     cpu_onednn_free(c->onednn);
     free(c->scratch);
     free(c->workspace);
@@ -154,7 +156,8 @@ static exo_status moe_alloc(exo_compiled *c) {
     if (posix_memalign((void **)&c->moe_y, CPU_ALIGN, ys * sizeof(float)) != 0) c->moe_y = NULL;
     c->moe_rows = malloc(rows * sizeof *c->moe_rows);
     c->moe_start = malloc((experts + 1) * sizeof *c->moe_start);
-    if (!c->moe_x || !c->moe_y || !c->moe_rows || !c->moe_start)
+    c->moe_args = malloc(experts * sizeof *c->moe_args);
+    if (!c->moe_x || !c->moe_y || !c->moe_rows || !c->moe_start || !c->moe_args)
         return cpu_error(c->ctx, EXO_ERR_NO_MEMORY, "cpu_amx graph_compile: out of memory for the expert buffers");
     return EXO_OK;
 }
@@ -359,10 +362,47 @@ static exo_status run_matmul_group(exo_compiled *c, uint32_t first, uint32_t cou
     return EXO_OK;
 }
 
+/* The single-row expert matvecs of one MOE_MATMUL as one thread-pool job: items are the rows of
+ * the active experts laid end to end (expert i's rows at [i * n, (i + 1) * n)), so the k experts
+ * of a decode step cost one hand-off instead of k, and the threads split all k experts' rows
+ * evenly instead of each expert's 768 or 2048 rows separately. */
+typedef struct moe_gemv_job {
+    const cpu_matmul_args *a; /* one per active expert, x and y pointing at its row */
+    int64_t n;                /* rows per expert */
+} moe_gemv_job;
+
+static void moe_gemv_rows(void *args, int64_t begin, int64_t end, uint32_t thread) {
+    const moe_gemv_job *j = args;
+    for (int64_t i = begin / j->n; i * j->n < end; i++) {
+        int64_t lo = begin > i * j->n ? begin - i * j->n : 0, hi = end < (i + 1) * j->n ? end - i * j->n : j->n;
+        cpu_avx512_matmul((void *)&j->a[i], lo, hi, thread);
+    }
+}
+
+/* Expert ex's weight (and its quantization: rows of the scales and biases) of a MOE_MATMUL. */
+static const void *expert_weight(const exo_compiled *c, const exo_node *nd, int32_t ex, int64_t kin, int64_t n,
+                                 cpu_quant *q) {
+    const exo_tensor *w0 = &c->tensors[nd->src[2]];
+    *q = (cpu_quant){0};
+    if (w0->n_dims == 3 && w0->dtype == EXO_DTYPE_MLX_AFFINE) {
+        /* Expert ex's packed rows, and its rows of the scales and biases ([E, N, K / group]). */
+        size_t groups = (size_t)(n * (kin / w0->q_group));
+        *q = quant_of(c, nd->src[2]);
+        q->scales = (const uint8_t *)q->scales + (size_t)ex * groups * exo_dtype_size(q->type);
+        q->biases = (const uint8_t *)q->biases + (size_t)ex * groups * exo_dtype_size(q->type);
+        return (const uint8_t *)c->data[nd->src[2]] + (size_t)ex * (size_t)(n * kin) / 8 * w0->q_bits;
+    }
+    if (w0->n_dims == 3)
+        return (const uint8_t *)c->data[nd->src[2]] + (size_t)ex * (size_t)(n * kin) * exo_dtype_size(w0->dtype);
+    *q = quant_of(c, nd->src[2] + (uint32_t)ex);
+    return c->data[nd->src[2] + (uint32_t)ex];
+}
+
 /* The expert-indexed matmul: the (token, slot) rows are bucketed by expert, and each active
  * expert runs one matmul over its gathered rows (so a decode step reads only the k selected
  * experts' weights, and prefill reads each active expert once per chunk of rows), whose results
- * are scattered back to dst[t, j, :]. */
+ * are scattered back to dst[t, j, :]. When every active expert has a single row (decoding one
+ * token), the rows need no gathering: the k matvecs read x and write dst in place, as one job. */
 static exo_status run_moe_matmul(const exec_node *e) {
     exo_compiled *c = e->c;
     const exo_node *nd = e->node;
@@ -387,6 +427,28 @@ static exo_status run_moe_matmul(const exec_node *e) {
     for (int32_t x_ = experts; x_ > 0; x_--) start[x_] = start[x_ - 1];
     start[0] = 0;
     (void)tokens;
+    int32_t active = 0;
+    bool single_rows = c->fast;
+    for (int32_t ex = 0; ex < experts && single_rows; ex++) {
+        int64_t m = start[ex + 1] - start[ex];
+        if (m == 0) continue;
+        if (m > 1) {
+            single_rows = false;
+            break;
+        }
+        int32_t r = c->moe_rows[start[ex]];
+        cpu_matmul_args *a = &c->moe_args[active++];
+        cpu_quant q;
+        const void *w = expert_weight(c, nd, ex, kin, n, &q);
+        const float *bias = nd->n_src > 3 ? (const float *)src_data(e, 3) + (int64_t)ex * n : NULL;
+        *a = (cpu_matmul_args){x + (per_slot ? r : r / k) * kin, 1, kin, n, w, w0->dtype, bias, dst + (int64_t)r * n,
+                               c->workspace, c->workspace_stride, NULL, q};
+    }
+    if (single_rows && active > 0) {
+        moe_gemv_job job = {c->moe_args, n};
+        cpu_threadpool_run(pool, active * n, CPU_MATMUL_BLOCK, moe_gemv_rows, &job);
+        return EXO_OK;
+    }
     for (int32_t ex = 0; ex < experts; ex++) {
         int64_t m = start[ex + 1] - start[ex];
         if (m == 0) continue;
@@ -395,21 +457,8 @@ static exo_status run_moe_matmul(const exec_node *e) {
             int64_t src_row = per_slot ? rows[i] : rows[i] / k;
             memcpy(c->moe_x + i * kin, x + src_row * kin, (size_t)kin * sizeof(float));
         }
-        const void *w;
-        cpu_quant q = {0};
-        if (w0->n_dims == 3 && w0->dtype == EXO_DTYPE_MLX_AFFINE) {
-            /* Expert ex's packed rows, and its rows of the scales and biases ([E, N, K / group]). */
-            size_t groups = (size_t)(n * (kin / w0->q_group));
-            q = quant_of(c, nd->src[2]);
-            w = (const uint8_t *)c->data[nd->src[2]] + (size_t)ex * (size_t)(n * kin) / 8 * w0->q_bits;
-            q.scales = (const uint8_t *)q.scales + (size_t)ex * groups * exo_dtype_size(q.type);
-            q.biases = (const uint8_t *)q.biases + (size_t)ex * groups * exo_dtype_size(q.type);
-        } else if (w0->n_dims == 3) {
-            w = (const uint8_t *)c->data[nd->src[2]] + (size_t)ex * (size_t)(n * kin) * exo_dtype_size(w0->dtype);
-        } else {
-            w = c->data[nd->src[2] + (uint32_t)ex];
-            q = quant_of(c, nd->src[2] + (uint32_t)ex);
-        }
+        cpu_quant q;
+        const void *w = expert_weight(c, nd, ex, kin, n, &q);
         /* (1.5) src[3]: the experts' biases [E, N]; expert ex's row is the matmul's bias. */
         const float *bias = nd->n_src > 3 ? (const float *)src_data(e, 3) + (int64_t)ex * n : NULL;
         cpu_matmul_args a = {c->moe_x, m, kin, n, w, w0->dtype, bias, c->moe_y, c->workspace, c->workspace_stride,
