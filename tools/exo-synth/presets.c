@@ -33,7 +33,7 @@ static const synth_preset presets[] = {
     },
     {
         /* Qwen3-30B-A3B's config.json with 8 of its 48 layers: 8 layers are 11.2 GB in bf16 and
-         * 3.4 GB at 4 bits, so both fit this 24 GiB machine with room for a dense comparison
+         * 3.2 GB at MLX 4-bit g64, so both fit this 24 GiB machine with room for a dense comparison
          * model and the neighbours; the experts still dominate the file (9.7 of 11.2 GB), and a
          * token reads 8 of 128 of them per layer, like the full model. */
         .name = "qwen3-30b-a3b-8l",
@@ -44,6 +44,17 @@ static const synth_preset presets[] = {
         .intermediate_size = 6144, .vocab_size = 151936, .max_position_embeddings = 40960,
         .tie_word_embeddings = false, .rms_norm_eps = 1e-6, .rope_theta = 1000000.0,
         .n_experts = 128, .n_experts_per_tok = 8, .moe_intermediate_size = 768, .norm_topk_prob = true,
+    },
+    {
+        /* The dense model a token of qwen3-30b-a3b-8l reads like: the same attention, embedding
+         * and lm_head, and a dense MLP of 6144 = 8 x 768 (Qwen3-30B-A3B's own intermediate_size),
+         * i.e. the k active experts' bytes; only the routers (0.5 MB a layer in bf16) are missing.
+         * MoE decode against this model shows what the routing and gathering cost. */
+        .name = "qwen3-30b-a3b-8l-dense",
+        .description = "the dense twin of qwen3-30b-a3b-8l (llama layout, MLP width 6144 = top-8 x 768)",
+        .hidden_size = 2048, .n_layers = 8, .n_heads = 32, .n_kv_heads = 4, .head_dim = 128,
+        .intermediate_size = 6144, .vocab_size = 151936, .max_position_embeddings = 40960,
+        .tie_word_embeddings = false, .rms_norm_eps = 1e-6, .rope_theta = 1000000.0,
     },
     {
         /* Layer 0 dense (mlp_only_layers), so the dense-among-sparse path is exercised too. */
