@@ -730,14 +730,57 @@ void exo_quant_for(const exo_model_config *cfg, const char *module_path, uint32_
     }
 }
 
-/* GptOssConfig: num_local_experts=128, num_experts_per_tok=4, experts as wide as intermediate_size,
+/* The expert count, which transformers reads under more than one name: each config class's
+ * attribute_map aliases one key to another (transformers 5.x: Qwen3MoeConfig, MixtralConfig,
+ * GptOssConfig map num_experts -> num_local_experts, Glm4MoeConfig num_local_experts ->
+ * n_routed_experts), and transformers 4.x and 5.x save_pretrained write different ones (Qwen3-30B-A3B's
+ * own config says num_experts, a 5.x save num_local_experts). Any of `keys` is read; two that
+ * disagree are an error. It is required although the config classes default it (128 or 8): the
+ * checkpoint's expert tensors fix it, and a default would only surface later as a confusing shape
+ * mismatch on some expert tensor. zero_ok: 0 is meaningful (qwen3_moe: every layer dense). */
+static exo_status cfg_expert_count(const cfg_reader *r, const char *const *keys, size_t n_keys, bool zero_ok,
+                                   uint32_t *out) {
+    const char *found = NULL;
+    uint32_t value = 0;
+    for (size_t i = 0; i < n_keys; i++) {
+        const cJSON *item = cfg_get(r->root, keys[i]);
+        if (!item) continue;
+        uint32_t v = 0;
+        exo_status st = EXO_OK;
+        if (!(zero_ok && cJSON_IsNumber(item) && item->valuedouble == 0) &&
+            (st = cfg_uint(r, r->root, "", keys[i], true, 0, 1024, &v)))
+            return st;
+        if (found && v != value)
+            return exo_errorf(EXO_ERR_FORMAT, "%s: fields '%s' = %u and '%s' = %u disagree (transformers reads them "
+                              "as one: the number of experts)", r->path, found, value, keys[i], v);
+        found = keys[i];
+        value = v;
+    }
+    if (!found) {
+        char names[160] = "";
+        for (size_t i = 1; i < n_keys; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s'%s'", i > 1 ? ", " : "", keys[i]);
+        return exo_errorf(EXO_ERR_FORMAT, "%s: field '%s' (the number of experts; or its alias %s) is missing",
+                          r->path, keys[0], names);
+    }
+    *out = value;
+    return EXO_OK;
+}
+
+/* moe_intermediate_size fixes the expert tensors' shapes: required, like the expert count. */
+static exo_status cfg_moe_width(const cfg_reader *r, uint32_t *out) {
+    return cfg_uint(r, r->root, "", "moe_intermediate_size", true, 0, CFG_MAX_INTERMEDIATE, out);
+}
+
+/* GptOssConfig: num_local_experts (alias num_experts; required here), num_experts_per_tok=4, experts as wide as intermediate_size,
  * every layer sparse; swiglu_alpha=1.702, swiglu_limit=7.0 (GptOssExperts). The router has a bias
  * and ranks the raw logits; the k chosen are softmaxed among themselves (GptOssTopKRouter). */
 static exo_status cfg_gpt_oss_moe(const cfg_reader *r, exo_model_config *c) {
     const cJSON *o = r->root;
     exo_status st;
     double alpha, limit;
-    if ((st = cfg_uint(r, o, "", "num_local_experts", false, 128, 1024, &c->n_experts)) ||
+    static const char *const experts[] = {"num_local_experts", "num_experts"};
+    if ((st = cfg_expert_count(r, experts, 2, false, &c->n_experts)) ||
         (st = cfg_uint(r, o, "", "num_experts_per_tok", false, 4, 1024, &c->n_experts_per_tok)) ||
         (st = cfg_positive(r, o, "", "swiglu_alpha", 1.702, &alpha, NULL)) ||
         (st = cfg_positive(r, o, "", "swiglu_limit", 7.0, &limit, NULL)))
@@ -754,7 +797,8 @@ static exo_status cfg_gpt_oss_moe(const cfg_reader *r, exo_model_config *c) {
     return EXO_OK;
 }
 
-/* Glm4MoeConfig: n_routed_experts=128, num_experts_per_tok=8, moe_intermediate_size=1408,
+/* Glm4MoeConfig: n_routed_experts (alias num_local_experts) and moe_intermediate_size (both
+ * required here, see cfg_expert_count), num_experts_per_tok=8,
  * n_shared_experts=1, first_k_dense_replace=1, routed_scaling_factor=1.0, norm_topk_prob=True,
  * n_group=1, topk_group=1. num_nextn_predict_layers (the multi-token-prediction layer, stored as
  * layer index num_hidden_layers) is checked and otherwise ignored: no layer past n_layers loads. */
@@ -763,10 +807,10 @@ static exo_status cfg_glm4_moe(const cfg_reader *r, exo_model_config *c) {
     exo_status st;
     double scale;
     uint32_t n_group, topk_group, nextn;
-    if ((st = cfg_uint(r, o, "", "n_routed_experts", false, 128, 1024, &c->n_experts)) ||
+    static const char *const experts[] = {"n_routed_experts", "num_local_experts"};
+    if ((st = cfg_expert_count(r, experts, 2, false, &c->n_experts)) ||
         (st = cfg_uint(r, o, "", "num_experts_per_tok", false, 8, 1024, &c->n_experts_per_tok)) ||
-        (st = cfg_uint(r, o, "", "moe_intermediate_size", false, 1408, CFG_MAX_INTERMEDIATE,
-                       &c->moe_intermediate_size)) ||
+        (st = cfg_moe_width(r, &c->moe_intermediate_size)) ||
         (st = cfg_positive(r, o, "", "routed_scaling_factor", 1.0, &scale, NULL)) ||
         (st = cfg_bool(r, o, "", "norm_topk_prob", true, &c->norm_topk_prob)) ||
         (st = cfg_uint(r, o, "", "n_group", false, 1, 1024, &n_group)) ||
@@ -803,9 +847,9 @@ static exo_status cfg_glm4_moe(const cfg_reader *r, exo_model_config *c) {
     return EXO_OK;
 }
 
-/* Mixture of experts: Qwen3MoeConfig (num_experts=128, num_experts_per_tok=8,
- * moe_intermediate_size=768, norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[]) and
- * MixtralConfig (num_local_experts=8, num_experts_per_tok=2; every layer sparse, experts as wide
+/* Mixture of experts: Qwen3MoeConfig (num_experts, alias num_local_experts, and
+ * moe_intermediate_size required here; num_experts_per_tok=8, norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[]) and
+ * MixtralConfig (num_local_experts, alias num_experts, required here; num_experts_per_tok=2; every layer sparse, experts as wide
  * as intermediate_size, the k weights always renormalised). */
 static exo_status cfg_moe(const cfg_reader *r, exo_model_config *c) {
     const cJSON *o = r->root;
@@ -818,20 +862,19 @@ static exo_status cfg_moe(const cfg_reader *r, exo_model_config *c) {
     } else if (c->arch == EXO_ARCH_GLM4_MOE) {
         if ((st = cfg_glm4_moe(r, c))) return st;
     } else if (c->arch == EXO_ARCH_MIXTRAL) {
-        if ((st = cfg_uint(r, o, "", "num_local_experts", false, 8, 1024, &c->n_experts)) ||
+        static const char *const experts[] = {"num_local_experts", "num_experts"};
+        if ((st = cfg_expert_count(r, experts, 2, false, &c->n_experts)) ||
             (st = cfg_uint(r, o, "", "num_experts_per_tok", false, 2, 1024, &c->n_experts_per_tok)))
             return st;
         c->moe_intermediate_size = c->intermediate_size;
         c->norm_topk_prob = true;
         c->decoder_sparse_step = 1;
     } else if (c->arch == EXO_ARCH_QWEN3_MOE) {
-        /* num_experts 0 would make every layer dense; cfg_uint takes positives only. */
-        const cJSON *ne = cfg_get(o, "num_experts");
-        if (ne && cJSON_IsNumber(ne) && ne->valuedouble == 0) c->n_experts = 0;
-        else if ((st = cfg_uint(r, o, "", "num_experts", false, 128, 1024, &c->n_experts))) return st;
+        /* num_experts 0 makes every layer dense. */
+        static const char *const experts[] = {"num_experts", "num_local_experts"};
+        if ((st = cfg_expert_count(r, experts, 2, true, &c->n_experts))) return st;
         if ((st = cfg_uint(r, o, "", "num_experts_per_tok", false, 8, 1024, &c->n_experts_per_tok)) ||
-            (st = cfg_uint(r, o, "", "moe_intermediate_size", false, 768, CFG_MAX_INTERMEDIATE,
-                           &c->moe_intermediate_size)) ||
+            (st = cfg_moe_width(r, &c->moe_intermediate_size)) ||
             (st = cfg_bool(r, o, "", "norm_topk_prob", false, &c->norm_topk_prob)) ||
             (st = cfg_uint(r, o, "", "decoder_sparse_step", false, 1, CFG_MAX_LAYERS, &c->decoder_sparse_step)))
             return st;

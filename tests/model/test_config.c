@@ -415,8 +415,8 @@ END_TEST
 START_TEST(gpt_oss_default_rope_and_windows) {
     exo_model_config c = parse("{\"model_type\":\"gpt_oss\",\"hidden_size\":64,\"intermediate_size\":32,"
                                "\"num_hidden_layers\":4,\"num_attention_heads\":8,\"vocab_size\":8,"
-                               "\"swiglu_limit\":5.5,\"attention_bias\":false}");
-    ck_assert_uint_eq(c.n_experts, 128);
+                               "\"num_local_experts\":16,\"swiglu_limit\":5.5,\"attention_bias\":false}");
+    ck_assert_uint_eq(c.n_experts, 16);
     ck_assert_uint_eq(c.n_experts_per_tok, 4);
     ck_assert_uint_eq(c.head_dim, 64);
     ck_assert_uint_eq(c.n_kv_heads, 8);
@@ -433,7 +433,7 @@ START_TEST(gpt_oss_default_rope_and_windows) {
     ck_assert_double_eq(c.rope_theta, 150000.0);
     /* The classic dialect as the hub's gpt-oss configs write it. */
     c = parse("{\"model_type\":\"gpt_oss\",\"hidden_size\":64,\"intermediate_size\":32,\"num_hidden_layers\":2,"
-              "\"num_attention_heads\":8,\"vocab_size\":8,\"rope_theta\":150000,\"rope_scaling\":{\"rope_type\":"
+              "\"num_attention_heads\":8,\"vocab_size\":8,\"num_local_experts\":4,\"rope_theta\":150000,\"rope_scaling\":{\"rope_type\":"
               "\"yarn\",\"factor\":32.0,\"beta_fast\":32.0,\"beta_slow\":1.0,\"truncate\":false,"
               "\"original_max_position_embeddings\":4096},\"sliding_window\":null,"
               "\"layer_types\":[\"sliding_attention\",\"full_attention\"]}");
@@ -468,7 +468,7 @@ END_TEST
 START_TEST(glm4_moe_dialects_and_defaults) {
     const char *base = "{\"model_type\":\"glm4_moe\",\"hidden_size\":64,\"intermediate_size\":128,"
                        "\"num_hidden_layers\":3,\"num_attention_heads\":4,\"num_key_value_heads\":2,\"head_dim\":16,"
-                       "\"vocab_size\":8,";
+                       "\"vocab_size\":8,\"n_routed_experts\":16,\"moe_intermediate_size\":32,";
     char json[1024];
     snprintf(json, sizeof json, "%s\"partial_rotary_factor\":0.25,\"rope_theta\":500000}", base);
     exo_model_config a = parse(json);
@@ -482,9 +482,9 @@ START_TEST(glm4_moe_dialects_and_defaults) {
              "\"topk_group\":4,\"num_nextn_predict_layers\":1}", base);
     exo_model_config c = parse(json);
     ck_assert_float_eq(c.partial_rotary_factor, 0.5f);
-    ck_assert_uint_eq(c.n_experts, 128);
+    ck_assert_uint_eq(c.n_experts, 16);
     ck_assert_uint_eq(c.n_experts_per_tok, 8);
-    ck_assert_uint_eq(c.moe_intermediate_size, 1408);
+    ck_assert_uint_eq(c.moe_intermediate_size, 32);
     ck_assert_uint_eq(c.n_shared_experts, 0);
     ck_assert(exo_layer_is_moe(&c, 0));
     ck_assert(!c.qk_norm && !c.attention_bias);
@@ -495,7 +495,8 @@ END_TEST
 
 START_TEST(moe_config_errors) {
 #define GLM "{\"model_type\":\"glm4_moe\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":3," \
-            "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"head_dim\":16,\"vocab_size\":8,"
+            "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"head_dim\":16,\"vocab_size\":8," \
+            "\"moe_intermediate_size\":32,"
 #define OSS "{\"model_type\":\"gpt_oss\",\"hidden_size\":64,\"intermediate_size\":32,\"num_hidden_layers\":2," \
             "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"head_dim\":16,\"vocab_size\":8,"
     /* Group-limited routing would change the selection: refused rather than mis-routed. */
@@ -506,26 +507,108 @@ START_TEST(moe_config_errors) {
     EXPECT_BAD(GLM "\"n_routed_experts\":4,\"num_experts_per_tok\":5}", EXO_ERR_FORMAT, "'num_experts_per_tok' = 5",
                "exceeds the 4 experts");
     EXPECT_BAD(GLM "\"n_routed_experts\":5000}", EXO_ERR_FORMAT, "'n_routed_experts'", "absurd");
-    EXPECT_BAD(GLM "\"n_shared_experts\":100}", EXO_ERR_FORMAT, "'n_shared_experts' = 100", "absurd");
-    EXPECT_BAD(GLM "\"n_shared_experts\":-1}", EXO_ERR_FORMAT, "'n_shared_experts'", "positive integer");
-    EXPECT_BAD(GLM "\"routed_scaling_factor\":0}", EXO_ERR_FORMAT, "'routed_scaling_factor'", "positive");
-    EXPECT_BAD(GLM "\"norm_topk_prob\":1}", EXO_ERR_FORMAT, "'norm_topk_prob'", "true or false");
-    EXPECT_BAD(GLM "\"first_k_dense_replace\":\"one\"}", EXO_ERR_FORMAT, "'first_k_dense_replace'");
+    EXPECT_BAD(GLM "\"n_routed_experts\":8,\"n_shared_experts\":100}", EXO_ERR_FORMAT, "'n_shared_experts' = 100", "absurd");
+    EXPECT_BAD(GLM "\"n_routed_experts\":8,\"n_shared_experts\":-1}", EXO_ERR_FORMAT, "'n_shared_experts'", "positive integer");
+    EXPECT_BAD(GLM "\"n_routed_experts\":8,\"routed_scaling_factor\":0}", EXO_ERR_FORMAT, "'routed_scaling_factor'", "positive");
+    EXPECT_BAD(GLM "\"n_routed_experts\":8,\"norm_topk_prob\":1}", EXO_ERR_FORMAT, "'norm_topk_prob'", "true or false");
+    EXPECT_BAD(GLM "\"n_routed_experts\":8,\"first_k_dense_replace\":\"one\"}", EXO_ERR_FORMAT, "'first_k_dense_replace'");
     EXPECT_BAD(GLM "\"use_qk_norm\":\"yes\"}", EXO_ERR_FORMAT, "'use_qk_norm'");
     EXPECT_BAD(OSS "\"num_local_experts\":2048}", EXO_ERR_FORMAT, "'num_local_experts'", "absurd");
     EXPECT_BAD(OSS "\"num_local_experts\":4,\"num_experts_per_tok\":8}", EXO_ERR_FORMAT,
                "'num_experts_per_tok' = 8", "exceeds the 4 experts");
     EXPECT_BAD(OSS "\"num_local_experts\":0}", EXO_ERR_FORMAT, "'num_local_experts'", "positive integer");
-    EXPECT_BAD(OSS "\"swiglu_limit\":-7}", EXO_ERR_FORMAT, "'swiglu_limit'", "positive");
-    EXPECT_BAD(OSS "\"layer_types\":[\"sliding_attention\"]}", EXO_ERR_FORMAT, "'layer_types'", "one type per layer");
-    EXPECT_BAD(OSS "\"layer_types\":[\"sliding_attention\",\"chunked_attention\"]}", EXO_ERR_UNSUPPORTED,
+    EXPECT_BAD(OSS "\"num_local_experts\":8,\"swiglu_limit\":-7}", EXO_ERR_FORMAT, "'swiglu_limit'", "positive");
+    EXPECT_BAD(OSS "\"num_local_experts\":8,\"layer_types\":[\"sliding_attention\"]}", EXO_ERR_FORMAT, "'layer_types'", "one type per layer");
+    EXPECT_BAD(OSS "\"num_local_experts\":8,\"layer_types\":[\"sliding_attention\",\"chunked_attention\"]}", EXO_ERR_UNSUPPORTED,
                "'layer_types'[1]", "unknown layer type");
-    EXPECT_BAD(OSS "\"sliding_window\":-1}", EXO_ERR_FORMAT, "'sliding_window'");
+    EXPECT_BAD(OSS "\"num_local_experts\":8,\"sliding_window\":-1}", EXO_ERR_FORMAT, "'sliding_window'");
     /* The hub's own gpt-oss checkpoints are MXFP4: refused with the reason. */
-    EXPECT_BAD(OSS "\"quantization_config\":{\"quant_method\":\"mxfp4\"}}", EXO_ERR_UNSUPPORTED,
+    EXPECT_BAD(OSS "\"num_local_experts\":8,\"quantization_config\":{\"quant_method\":\"mxfp4\"}}", EXO_ERR_UNSUPPORTED,
                "'quantization_config.quant_method' = 'mxfp4'", "MLX affine");
 #undef GLM
 #undef OSS
+}
+END_TEST
+
+/* The expert count under every name transformers reads it by: the keys 4.x and 5.x write, and
+ * the aliases each config class's attribute_map adds (5.x: Qwen3MoeConfig, MixtralConfig,
+ * GptOssConfig num_experts -> num_local_experts; Glm4MoeConfig num_local_experts ->
+ * n_routed_experts). Each alias alone gives the same config as the canonical key. */
+START_TEST(moe_expert_count_aliases) {
+    static const struct {
+        const char *head; /* the config without its expert count */
+        const char *keys[2];
+    } archs[] = {
+        {"{\"model_type\":\"qwen3_moe\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":2,"
+         "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"vocab_size\":8,\"moe_intermediate_size\":32,\"num_experts_per_tok\":3,",
+         {"num_experts", "num_local_experts"}},
+        {"{\"model_type\":\"mixtral\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":2,"
+         "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"head_dim\":16,\"vocab_size\":8,\"num_experts_per_tok\":3,",
+         {"num_local_experts", "num_experts"}},
+        {"{\"model_type\":\"gpt_oss\",\"hidden_size\":64,\"intermediate_size\":32,\"num_hidden_layers\":2,"
+         "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"head_dim\":16,\"vocab_size\":8,\"num_experts_per_tok\":3,",
+         {"num_local_experts", "num_experts"}},
+        {"{\"model_type\":\"glm4_moe\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":2,"
+         "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"vocab_size\":8,\"moe_intermediate_size\":32,\"num_experts_per_tok\":3,",
+         {"n_routed_experts", "num_local_experts"}},
+    };
+    char json[1024], want[160];
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++) {
+        for (int k = 0; k < 2; k++) {
+            snprintf(json, sizeof json, "%s\"%s\":12}", archs[i].head, archs[i].keys[k]);
+            exo_model_config c = parse(json);
+            ck_assert_msg(c.n_experts == 12, "%s via '%s': %u experts", c.model_type, archs[i].keys[k], c.n_experts);
+            ck_assert_uint_eq(c.n_experts_per_tok, 3);
+            ck_assert(exo_layer_is_moe(&c, 1));
+        }
+        /* both, agreeing: accepted; disagreeing: an error naming both */
+        snprintf(json, sizeof json, "%s\"%s\":12,\"%s\":12}", archs[i].head, archs[i].keys[0], archs[i].keys[1]);
+        ck_assert_uint_eq(parse(json).n_experts, 12);
+        snprintf(json, sizeof json, "%s\"%s\":12,\"%s\":128}", archs[i].head, archs[i].keys[0], archs[i].keys[1]);
+        EXPECT_BAD(json, EXO_ERR_FORMAT, "disagree", archs[i].keys[0], archs[i].keys[1]);
+        /* neither: an error naming the key and its alias, not the class default (128 or 8) */
+        snprintf(json, sizeof json, "%s\"rms_norm_eps\":1e-6}", archs[i].head);
+        snprintf(want, sizeof want, "field '%s'", archs[i].keys[0]);
+        EXPECT_BAD(json, EXO_ERR_FORMAT, want, archs[i].keys[1], "missing");
+        /* an alias is checked like the key itself */
+        snprintf(json, sizeof json, "%s\"%s\":2048}", archs[i].head, archs[i].keys[1]);
+        EXPECT_BAD(json, EXO_ERR_FORMAT, archs[i].keys[1], "absurd");
+        snprintf(json, sizeof json, "%s\"%s\":\"12\"}", archs[i].head, archs[i].keys[1]);
+        EXPECT_BAD(json, EXO_ERR_FORMAT, archs[i].keys[1], "positive integer");
+    }
+    /* qwen3_moe: 0 experts (every layer dense) under either name */
+    snprintf(json, sizeof json, "%s\"num_local_experts\":0}", archs[0].head);
+    exo_model_config c = parse(json);
+    ck_assert(c.n_experts == 0 && !exo_layer_is_moe(&c, 0) && !exo_layer_is_moe(&c, 1));
+    snprintf(json, sizeof json, "%s\"num_local_experts\":0}", archs[1].head);
+    EXPECT_BAD(json, EXO_ERR_FORMAT, "'num_local_experts'", "positive integer");
+}
+END_TEST
+
+/* qwen3_moe's two dialects, whole: the hub's (Qwen3-30B-A3B: num_experts, top-level rope_theta)
+ * and transformers 5.x's save (num_local_experts, rope_parameters) give the same config. */
+START_TEST(qwen3_moe_dialects) {
+    const char *common = "{\"model_type\":\"qwen3_moe\",\"hidden_size\":64,\"intermediate_size\":96,"
+                         "\"num_hidden_layers\":5,\"num_attention_heads\":4,\"num_key_value_heads\":1,\"head_dim\":32,"
+                         "\"vocab_size\":600,\"moe_intermediate_size\":40,\"num_experts_per_tok\":3,"
+                         "\"mlp_only_layers\":[1,3],\"norm_topk_prob\":false,";
+    char json[1024];
+    snprintf(json, sizeof json, "%s\"num_experts\":12,\"rope_theta\":1000000.0}", common);
+    exo_model_config a = parse(json);
+    snprintf(json, sizeof json, "%s\"num_local_experts\":12,\"rope_parameters\":{\"rope_theta\":1000000.0,"
+             "\"rope_type\":\"default\"}}", common);
+    exo_model_config b = parse(json);
+    ck_assert_uint_eq(a.n_experts, 12);
+    ck_assert_mem_eq(&a, &b, sizeof a);
+    ck_assert(exo_layer_is_moe(&b, 0) && !exo_layer_is_moe(&b, 1) && exo_layer_is_moe(&b, 2));
+    ck_assert_double_eq(b.rope_theta, 1e6);
+    /* moe_intermediate_size fixes the experts' shapes: required, not the class default 768 */
+    EXPECT_BAD("{\"model_type\":\"qwen3_moe\",\"hidden_size\":64,\"intermediate_size\":96,\"num_hidden_layers\":2,"
+               "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"vocab_size\":8,\"num_experts\":12}",
+               EXO_ERR_FORMAT, "'moe_intermediate_size'", "missing");
+    EXPECT_BAD("{\"model_type\":\"glm4_moe\",\"hidden_size\":64,\"intermediate_size\":96,\"num_hidden_layers\":2,"
+               "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"head_dim\":16,\"vocab_size\":8,\"n_routed_experts\":12}",
+               EXO_ERR_FORMAT, "'moe_intermediate_size'", "missing");
 }
 END_TEST
 
@@ -716,6 +799,8 @@ static Suite *config_suite(void) {
     tcase_add_test(bad, wrongly_typed_fields);
     tcase_add_test(bad, load_names_the_file);
     tcase_add_test(bad, moe_config_errors);
+    tcase_add_test(defaults, moe_expert_count_aliases);
+    tcase_add_test(dialects, qwen3_moe_dialects);
     tcase_add_test(defaults, gpt_oss_fixture);
     tcase_add_test(defaults, gpt_oss_default_rope_and_windows);
     tcase_add_test(defaults, glm4_moe_fixture);
