@@ -404,124 +404,103 @@ EXO_DEFINE_MATVEC_SG(bf16, ushort)
  *                        group, so one scale and bias), two at a time.
  *  exo_matmul_tiled_mlx  prefill: exo_matmul_tiled_* with each weight of the tile dequantized as
  *                        it is loaded into local memory. */
-/* acc[mm] (mm < m) += row `row` of an MLX weight . x row mm (x + x_off + mm * k), over the
- * 32-element blocks start, start + step, ...: a block is exactly `bits` words inside one group
- * (one scale and bias), streamed through a 64-bit bit buffer so codes straddling two words are
- * read once. Shared by the dense and the expert-indexed matvecs. */
-static inline void exo_mlx_row_dot(__global const uint *w, uint w_off, __global const uchar *sc, uint sc_off,
-                                   __global const uchar *bi, uint bi_off, int q_type, uint bits, uint group, uint k,
-                                   uint row, __global const float *x, uint x_off, uint m, uint start, uint step,
-                                   float *acc) {
-    uint blocks = k >> 5, groups = k / group, per_group = group >> 5, mask = (1u << bits) - 1u;
-    uint rw = w_off + row * blocks * bits;
-    for (uint blk = start; blk < blocks; blk += step) {
-        uint gi = row * groups + blk / per_group;
-        float s = exo_load(sc, sc_off + gi, q_type), b = exo_load(bi, bi_off + gi, q_type);
-        uint wi = rw + blk * bits, x0 = x_off + blk * 32u;
-        ulong buf = w[wi++];
-        uint avail = 32u;
-        for (uint j = 0; j < 32u; j++) {
-            if (avail < bits) { /* the next word: a code may straddle the two */
-                buf |= (ulong)w[wi++] << avail;
-                avail += 32u;
-            }
-            float wv = s * (float)((uint)buf & mask) + b;
-            buf >>= bits;
-            avail -= bits;
-            for (uint mm = 0; mm < m; mm++) acc[mm] += wv * x[x0 + mm * k + j];
-        }
-    }
+/* Straight-line pieces of the MLX decode kernel (no private arrays: GPU compilers put
+ * dynamically indexed ones in slow stack memory). q . x of the 8 4-bit codes of word wd against
+ * x elements (a, b), of the 4 8-bit codes of wd against a, and a float4's sum. */
+static inline float exo_dot8_q4(uint wd, float4 a, float4 b) {
+    return (float)(wd & 15u) * a.x + (float)((wd >> 4) & 15u) * a.y + (float)((wd >> 8) & 15u) * a.z +
+           (float)((wd >> 12) & 15u) * a.w + (float)((wd >> 16) & 15u) * b.x + (float)((wd >> 20) & 15u) * b.y +
+           (float)((wd >> 24) & 15u) * b.z + (float)(wd >> 28) * b.w;
 }
+static inline float exo_dot4_q8(uint wd, float4 a) {
+    return (float)(wd & 255u) * a.x + (float)((wd >> 8) & 255u) * a.y + (float)((wd >> 16) & 255u) * a.z +
+           (float)(wd >> 24) * a.w;
+}
+static inline float exo_sum4(float4 a) { return (a.x + a.y) + (a.z + a.w); }
 
-/* The 32 weights of one 32-element block of an MLX row (`bits` words at p, one scale s and bias
- * b), dequantized as s * q + b. 2-, 4- and 8-bit codes never straddle words and are unpacked
- * from whole vector loads; 3-, 5- and 6-bit ones go through a 64-bit bit buffer. */
-static inline void exo_mlx_block(__global const uint *p, uint bits, float s, float b, float *wv) {
+/* One 32-element block of an MLX row (`bits` words at p; one scale s and bias b, since a block
+ * lies inside one group) against the 32 x elements at xr: sum_j (s * q_j + b) * x_j, computed
+ * as s * (q . x) + b * sum(x) -- the same sum regrouped, so each code costs one multiply-add.
+ * 4- and 8-bit codes come from whole vector loads; other widths from a 64-bit bit buffer. */
+static inline float exo_mlx_block_dot(__global const uint *p, uint bits, float s, float b, __global const float *xr) {
+    float4 x0 = vload4(0, xr), x1 = vload4(1, xr), x2 = vload4(2, xr), x3 = vload4(3, xr);
+    float4 x4 = vload4(4, xr), x5 = vload4(5, xr), x6 = vload4(6, xr), x7 = vload4(7, xr);
+    float xs = ((exo_sum4(x0) + exo_sum4(x1)) + (exo_sum4(x2) + exo_sum4(x3))) +
+               ((exo_sum4(x4) + exo_sum4(x5)) + (exo_sum4(x6) + exo_sum4(x7)));
+    float qd;
     if (bits == 4u) {
         uint4 v = vload4(0, p);
-        uint wd[4] = {v.x, v.y, v.z, v.w};
-        for (uint i = 0; i < 4u; i++)
-            for (uint j = 0; j < 8u; j++) wv[8u * i + j] = s * (float)((wd[i] >> (4u * j)) & 15u) + b;
+        qd = (exo_dot8_q4(v.x, x0, x1) + exo_dot8_q4(v.y, x2, x3)) + (exo_dot8_q4(v.z, x4, x5) + exo_dot8_q4(v.w, x6, x7));
     } else if (bits == 8u) {
-        uint8 v = vload8(0, p);
-        uint wd[8] = {v.s0, v.s1, v.s2, v.s3, v.s4, v.s5, v.s6, v.s7};
-        for (uint i = 0; i < 8u; i++)
-            for (uint j = 0; j < 4u; j++) wv[4u * i + j] = s * (float)((wd[i] >> (8u * j)) & 255u) + b;
-    } else if (bits == 2u) {
-        uint2 v = vload2(0, p);
-        uint wd[2] = {v.x, v.y};
-        for (uint i = 0; i < 2u; i++)
-            for (uint j = 0; j < 16u; j++) wv[16u * i + j] = s * (float)((wd[i] >> (2u * j)) & 3u) + b;
+        uint4 u = vload4(0, p), v = vload4(1, p);
+        qd = ((exo_dot4_q8(u.x, x0) + exo_dot4_q8(u.y, x1)) + (exo_dot4_q8(u.z, x2) + exo_dot4_q8(u.w, x3))) +
+             ((exo_dot4_q8(v.x, x4) + exo_dot4_q8(v.y, x5)) + (exo_dot4_q8(v.z, x6) + exo_dot4_q8(v.w, x7)));
     } else {
         uint mask = (1u << bits) - 1u, wi = 0, avail = 32u;
         ulong buf = p[wi++];
+        qd = 0.0f;
         for (uint j = 0; j < 32u; j++) {
             if (avail < bits) { /* the next word: a code may straddle the two */
                 buf |= (ulong)p[wi++] << avail;
                 avail += 32u;
             }
-            wv[j] = s * (float)((uint)buf & mask) + b;
+            qd += (float)((uint)buf & mask) * xr[j];
             buf >>= bits;
             avail -= bits;
         }
     }
+    return s * qd + b * xs;
 }
 
-/* acc[mm] += the block's 32 weights . x row mm's 32 elements at x + x0. */
-static inline void exo_mlx_block_dot(const float *wv, __global const float *x, uint x0, uint m, uint k,
-                                     float *acc) {
-    for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) {
-        if (mm >= m) break;
-        __global const float *xr = x + x0 + mm * k;
-        float a0 = 0.0f, a1 = 0.0f;
-        for (uint c = 0; c < 8u; c += 2u) {
-            float4 u = vload4(c, xr), v = vload4(c + 1u, xr);
-            a0 += wv[4u * c] * u.x + wv[4u * c + 1u] * u.y + wv[4u * c + 2u] * u.z + wv[4u * c + 3u] * u.w;
-            a1 += wv[4u * c + 4u] * v.x + wv[4u * c + 5u] * v.y + wv[4u * c + 6u] * v.z + wv[4u * c + 7u] * v.w;
+/* acc[mm] (mm < m) += row `row` of an MLX weight . x row mm (x + x_off + mm * k), over the
+ * 32-element blocks start, start + step, ... (a block is exactly `bits` words inside one group:
+ * one scale and bias), two blocks at a time with both blocks' loads issued before either is
+ * used, so each item keeps more bytes in flight. Shared by the dense and the expert-indexed
+ * matvecs. */
+static inline void exo_mlx_row_dot(__global const uint *w, uint w_off, __global const uchar *sc, uint sc_off,
+                                   __global const uchar *bi, uint bi_off, int q_type, uint bits, uint group, uint k,
+                                   uint row, __global const float *x, uint x_off, uint m, uint start, uint step,
+                                   float *acc) {
+    uint blocks = k >> 5, groups = k / group, per_group = group >> 5;
+    __global const uint *rw = w + w_off + (size_t)row * blocks * bits;
+    __global const float *xr = x + x_off;
+    uint g0 = row * groups, blk = start;
+    for (; blk + step < blocks; blk += 2u * step) {
+        uint blk2 = blk + step;
+        float s0 = exo_load(sc, sc_off + g0 + blk / per_group, q_type);
+        float b0 = exo_load(bi, bi_off + g0 + blk / per_group, q_type);
+        float s1 = exo_load(sc, sc_off + g0 + blk2 / per_group, q_type);
+        float b1 = exo_load(bi, bi_off + g0 + blk2 / per_group, q_type);
+        for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) {
+            if (mm >= m) break;
+            acc[mm] += exo_mlx_block_dot(rw + blk * bits, bits, s0, b0, xr + mm * k + blk * 32u) +
+                       exo_mlx_block_dot(rw + blk2 * bits, bits, s1, b1, xr + mm * k + blk2 * 32u);
         }
-        acc[mm] += a0 + a1;
+    }
+    if (blk < blocks) {
+        float s0 = exo_load(sc, sc_off + g0 + blk / per_group, q_type);
+        float b0 = exo_load(bi, bi_off + g0 + blk / per_group, q_type);
+        for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) {
+            if (mm >= m) break;
+            acc[mm] += exo_mlx_block_dot(rw + blk * bits, bits, s0, b0, xr + mm * k + blk * 32u);
+        }
     }
 }
 
 /* Decode on MLX weights with the vec16 geometry (gpu_build_go_matvec: local size (lanes,
  * EXO_MV16_WG / lanes), one row per lane group, global dimension 1 the rows): lane l takes
- * blocks l, l + lanes, ... of its row, two at a time with both blocks' words loaded before
- * either is unpacked, so each item keeps more bytes in flight (a 4-bit block is one 16-byte
- * load; the lanes of a row read consecutive blocks, so a row streams contiguously). */
+ * blocks l, l + lanes, ... of its row (a 4-bit block is one 16-byte load; the lanes of a row
+ * read consecutive blocks, so a row streams contiguously). */
 __kernel void exo_matmul_vec_mlx(__global const float *x, uint x_off, __global const uint *w, uint w_off,
-                                   __global const uchar *sc, uint sc_off, __global const uchar *bi, uint bi_off,
-                                   int q_type, uint bits, uint group, __global const float *bias, uint bias_off,
-                                   int has_bias, __global float *dst, uint dst_off, uint m, uint k, uint n) {
+                                 __global const uchar *sc, uint sc_off, __global const uchar *bi, uint bi_off,
+                                 int q_type, uint bits, uint group, __global const float *bias, uint bias_off,
+                                 int has_bias, __global float *dst, uint dst_off, uint m, uint k, uint n) {
     __local float partial[EXO_MV_MAX_M * EXO_MV16_WG];
     uint lane = get_local_id(0), lanes = get_local_size(0);
     uint slot = get_local_id(1) * lanes + lane;
     uint row = get_global_id(1);
     float acc[EXO_MV_MAX_M] = {0.0f, 0.0f, 0.0f, 0.0f};
-    if (row < n) {
-        uint blocks = k >> 5, groups = k / group, per_group = group >> 5;
-        __global const uint *rw = w + w_off + (size_t)row * blocks * bits;
-        uint g0 = row * groups;
-        uint blk = lane;
-        for (; blk + lanes < blocks; blk += 2u * lanes) {
-            uint blk2 = blk + lanes;
-            float s0 = exo_load(sc, sc_off + g0 + blk / per_group, q_type);
-            float b0 = exo_load(bi, bi_off + g0 + blk / per_group, q_type);
-            float s1 = exo_load(sc, sc_off + g0 + blk2 / per_group, q_type);
-            float b1 = exo_load(bi, bi_off + g0 + blk2 / per_group, q_type);
-            float w0[32], w1[32];
-            exo_mlx_block(rw + blk * bits, bits, s0, b0, w0);
-            exo_mlx_block(rw + blk2 * bits, bits, s1, b1, w1);
-            exo_mlx_block_dot(w0, x, x_off + blk * 32u, m, k, acc);
-            exo_mlx_block_dot(w1, x, x_off + blk2 * 32u, m, k, acc);
-        }
-        if (blk < blocks) {
-            float s0 = exo_load(sc, sc_off + g0 + blk / per_group, q_type);
-            float b0 = exo_load(bi, bi_off + g0 + blk / per_group, q_type);
-            float w0[32];
-            exo_mlx_block(rw + blk * bits, bits, s0, b0, w0);
-            exo_mlx_block_dot(w0, x, x_off + blk * 32u, m, k, acc);
-        }
-    }
+    if (row < n) exo_mlx_row_dot(w, w_off, sc, sc_off, bi, bi_off, q_type, bits, group, k, row, x, x_off, m, lane, lanes, acc);
     for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) partial[mm * EXO_MV16_WG + slot] = acc[mm];
     barrier(CLK_LOCAL_MEM_FENCE);
     for (uint s = lanes / 2; s > 0; s >>= 1) {
