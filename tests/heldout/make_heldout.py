@@ -17,8 +17,10 @@ independent check of the runtime on shapes the dev fixtures do not have:
   - MLX affine quantized (QUANT_MODELS, mlx_quant.py): 2/3/4/5/6/8 bits with groups 32/64/128,
     modules left float by width or by a `false` override, per-module overrides of bits and group,
     tied quantized embeddings, fused phi3 projections, MoE experts in mlx-lm's switch_mlp layout
-    with an 8-bit router; checkpoints quantized from bf16 weights exactly as MLX does, goldens
-    from exactly the dequantized weights;
+    with an 8-bit router, gpt_oss's split experts with float biases and 8-bit routers, glm4_moe
+    with a float router and shared experts; checkpoints quantized from bf16 weights exactly as
+    MLX does, goldens from exactly the dequantized weights (so quantization cannot move a router
+    choice away from the reference: the reseeding below measures the margins on those weights);
   - mixtures of experts (moe_models.py): qwen3_moe, mixtral, gpt_oss, glm4_moe with other expert
     counts, top-k, renormalisation, dense layers among sparse ones, sliding windows; weights are
     redrawn until every router's k-th and (k+1)-th scores are >= 1e-3 apart along the prompts and
@@ -41,9 +43,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from hf_bpe_reference import bytes_to_unicode  # noqa: E402
 
 from hf_reference import Arch, as_f64, forward, greedy  # noqa: E402
-from mlx_quant import read_checkpoint, stack_experts, write_checkpoint  # noqa: E402
-from moe_models import DIALECT_TWINS, MOE_MODELS, moe_config, moe_weights  # noqa: E402
-from st_io import bf16, bf16_to_f32, read_safetensors, store, write_safetensors  # noqa: E402
+from mlx_quant import mlx_layout, read_checkpoint, stack_experts, write_checkpoint  # noqa: E402
+from moe_models import DIALECT_TWINS, MOE_MODELS, YARN, moe_config, moe_weights  # noqa: E402
+from st_io import bf16, bf16_round, bf16_to_f32, read_header, read_safetensors, store, write_safetensors  # noqa: E402
 
 F32 = np.float32
 F64 = np.float64
@@ -349,6 +351,28 @@ QUANT_MODELS = [
     ("mixtral-q6-g32-switch", "mixtral",
      dict(hidden=64, heads=4, kv=2, head_dim=16, inter=96, vocab=520, layers=2, experts=4, k=2), [3, 50, 11],
      _q(32, 6)),
+    # gpt_oss and glm4_moe as mlx-lm quantizes them (quantize_model with each model's predicate,
+    # "mode": "affine" in the block): gpt_oss's experts split by its sanitize into
+    # mlp.experts.{gate,up,down}_proj with float biases, its routers at 8 bits group 64 by the
+    # predicate (with float router biases), sinks float; glm4_moe's experts in switch_mlp, shared
+    # experts and dense layers quantized, its router (a bare MoEGate parameter) left bf16 and the
+    # correction bias float32. 4 and 8 bits, groups 32/64, YaRN / sliding windows, top-k 2-3.
+    ("gpt_oss-q4-g64-mlx", "gpt_oss",
+     dict(hidden=128, heads=4, kv=2, head_dim=32, inter=64, vocab=540, layers=2, experts=6, k=2,
+          sliding_window=12, rope=YARN, max_pos=512), [2, 70, 17],
+     _q(64, 4, mode="affine", **{f"model.layers.{i}.mlp.router": {"group_size": 64, "bits": 8} for i in range(2)})),
+    ("gpt_oss-q8-g32-mlx", "gpt_oss",
+     dict(hidden=64, heads=4, kv=1, head_dim=16, inter=32, vocab=530, layers=3, experts=4, k=3,
+          sliding_window=20, rope=YARN, max_pos=512), [3, 60, 22],
+     _q(32, 8, mode="affine", **{f"model.layers.{i}.mlp.router": {"group_size": 64, "bits": 8} for i in range(3)})),
+    ("glm4_moe-q4-g32-mlx", "glm4_moe",
+     dict(hidden=64, heads=4, kv=2, head_dim=16, inter=96, moe_inter=32, vocab=560, layers=3, experts=8, k=2,
+          first_dense=1, shared=1, norm=True, scaling=2.5, qk_norm=True, partial_rotary=0.5), [2, 66, 19],
+     _q(32, 4, mode="affine")),
+    ("glm4_moe-q8-g64-mlx", "glm4_moe",
+     dict(hidden=128, heads=2, kv=1, head_dim=64, inter=128, moe_inter=64, vocab=580, layers=3, experts=6, k=3,
+          first_dense=1, shared=2, norm=False, scaling=1.5, qk_norm=False, partial_rotary=0.5), [4, 55, 13],
+     _q(64, 8, mode="affine")),
 ]
 
 # Wrong-config twins of held-out models (same weights and references, one config field changed):
@@ -358,6 +382,32 @@ WRONG_CONFIGS = [
     # the MoE references must catch a routing mistake too: renormalising the top-3 weights
     ("qwen3_moe-e12-top3-plain", "qwen3_moe-e12-top3-renormalised", {"norm_topk_prob": True}),
 ]
+
+# Wrong-layout twins of MLX MoE models: the same files with each layer's expert gate_proj and
+# up_proj stacks (weight, scales, biases and expert bias) trading names, the kind of slip a
+# sanitize-layout reader makes (gpt_oss interleaves gate and up in its fused tensor). exo-golden
+# must FAIL on them, which shows the MLX MoE goldens can catch a layout mistake.
+WRONG_LAYOUTS = [
+    ("gpt_oss-q8-g32-mlx", "gpt_oss-q8-g32-mlx-gate-up-swapped", "mlp.experts."),
+    ("glm4_moe-q4-g32-mlx", "glm4_moe-q4-g32-mlx-gate-up-swapped", "mlp.switch_mlp."),
+]
+
+
+def swap_gate_up(src, dst, stack):
+    header = read_header(os.path.join(src, "model.safetensors"))
+    raw = read_safetensors(os.path.join(src, "model.safetensors"))
+    out, swapped = {}, 0
+    for name, t in raw.items():
+        dtype = header[name]["dtype"]
+        if f".{stack}gate_proj." in name:
+            name, swapped = name.replace(f".{stack}gate_proj.", f".{stack}up_proj."), swapped + 1
+        elif f".{stack}up_proj." in name:
+            name = name.replace(f".{stack}up_proj.", f".{stack}gate_proj.")
+        out[name] = (dtype, bf16_round(t) if dtype == "BF16" else t)
+    if not swapped:
+        raise SystemExit(f"{src}: no '{stack}gate_proj' tensors to swap")
+    write_safetensors(os.path.join(dst, "model.safetensors"), out, {"format": "mlx"})
+
 
 GREEDY_TOKENS = 24
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "generation_config.json")
@@ -480,10 +530,7 @@ def make_seeded(out_dir, tokenizer_dir, base_seed, name, config, weights_fn, pro
             metadata = {"format": "pt"}
         else:
             weights = {k: bf16(v) for k, v in weights.items()}  # the bf16 model mlx-community starts from
-            experts = config.get("num_experts") or config.get("num_local_experts")
-            if experts:
-                weights = stack_experts(weights, arch.type, arch.n_layers, experts)
-            stored = write_checkpoint(weights, config, quant)
+            stored = write_checkpoint(mlx_layout(weights, config), config, quant)
             metadata = {"format": "mlx"}
         write_config(d, config)
         write_safetensors(os.path.join(d, "model.safetensors"), stored, metadata)
@@ -530,7 +577,7 @@ def main(argv):
         make_seeded(out_dir, tokenizer_dir, 5000 + 100 * index, name, moe_config(arch_type, spec), moe_weights,
                     lengths, decode)
     for index, (name, arch_type, spec, lengths, quant) in enumerate(QUANT_MODELS):
-        moe = arch_type in ("qwen3_moe", "mixtral")
+        moe = arch_type in ("qwen3_moe", "mixtral", "gpt_oss", "glm4_moe")
         config = quant_config(moe_config(arch_type, spec) if moe else base_config(arch_type, spec), quant)
         make_seeded(out_dir, tokenizer_dir, 7000 + 100 * index, name, config,
                     moe_weights if moe else dense_weights, lengths, decode, quant)
@@ -544,6 +591,12 @@ def main(argv):
         config["rope_parameters"] = {"rope_theta": config.pop("rope_theta"), "rope_type": "default"}
         write_config(twin_dir, dict(sorted(config.items())))
         print(f"{twin}: {source} with the transformers 5.x config dialect (num_local_experts, rope_parameters)")
+    for source, twin, stack in WRONG_LAYOUTS:
+        twin_dir = os.path.join(out_dir, "wrong-config", twin)
+        shutil.rmtree(twin_dir, ignore_errors=True)
+        shutil.copytree(os.path.join(out_dir, source), twin_dir)
+        swap_gate_up(os.path.join(out_dir, source), twin_dir, stack)
+        print(f"wrong-config/{twin}: {source} with {stack}gate_proj and up_proj swapped")
     for source, twin, changes in WRONG_CONFIGS:
         twin_dir = os.path.join(out_dir, "wrong-config", twin)
         shutil.rmtree(twin_dir, ignore_errors=True)

@@ -17,7 +17,15 @@ mlx-community publishes it:
     {group_size, bits, per-module overrides: {group_size, bits} or false}; a module is quantized
     iff `<module>.scales` exists; a tied lm_head is the quantized embed_tokens itself;
   - mixtures of experts: mlx-lm stacks each layer's experts as `mlp.switch_mlp.{gate,up,down}_proj`
-    (qwen3_moe) / `block_sparse_moe.switch_mlp.{gate,up,down}_proj` (mixtral, from w1/w3/w2).
+    (qwen3_moe, glm4_moe) / `block_sparse_moe.switch_mlp.{gate,up,down}_proj` (mixtral, from
+    w1/w3/w2); gpt_oss's sanitize splits the fused experts into `mlp.experts.{gate,up,down}_proj`
+    [E, out, in] (gate the even, up the odd rows of the interleaved gate_up_proj) with their
+    biases `mlp.experts.{gate,up,down}_proj.bias` [E, out] (models/gpt_oss.py);
+  - what mlx-lm leaves float: modules that are not Linear / Embedding / SwitchLinear (glm4_moe's
+    router `mlp.gate.weight` is a bare MoEGate parameter), those whose input width is not a
+    multiple of the model's group (quantize_model's wrapped predicate, before any override), and
+    glm4_moe's `e_score_correction_bias`, kept float32 (its cast_predicate); gpt_oss's quant
+    predicate puts every `mlp.router` at 8 bits, group 64.
 
 The reader (read_checkpoint) is separate from the writer: it unpacks whatever checkpoint it is
 given bit by bit, so --validate can check it on the transformers-made mlx-tiny fixtures."""
@@ -124,6 +132,65 @@ def unstack_experts(weights, arch_type):
     return out
 
 
+def gpt_oss_split_experts(weights):
+    """mlx-lm's gpt_oss sanitize on transformers' fused experts: gate_up_proj [E, H, 2I] (x @ W,
+    gate the even and up the odd columns) and down_proj [E, I, H] -> [E, out, in] per projection,
+    the biases split the same way."""
+    out = {}
+    for name, t in weights.items():
+        if name.endswith("mlp.experts.gate_up_proj"):
+            p = name[:-len("gate_up_proj")]
+            out[p + "gate_proj.weight"] = np.ascontiguousarray(t[..., 0::2].swapaxes(-1, -2))
+            out[p + "up_proj.weight"] = np.ascontiguousarray(t[..., 1::2].swapaxes(-1, -2))
+        elif name.endswith("mlp.experts.gate_up_proj_bias"):
+            p = name[:-len("gate_up_proj_bias")]
+            out[p + "gate_proj.bias"] = np.ascontiguousarray(t[..., 0::2])
+            out[p + "up_proj.bias"] = np.ascontiguousarray(t[..., 1::2])
+        elif name.endswith("mlp.experts.down_proj"):
+            out[name + ".weight"] = np.ascontiguousarray(t.swapaxes(-1, -2))
+        elif name.endswith("mlp.experts.down_proj_bias"):
+            out[name[:-len("down_proj_bias")] + "down_proj.bias"] = t
+        else:
+            out[name] = t
+    return out
+
+
+def gpt_oss_fuse_experts(weights):
+    """The inverse of gpt_oss_split_experts (the reference reads transformers' names), written
+    with explicit indexing rather than slicing so that the two check each other."""
+    out = dict(weights)
+    for name in [n for n in weights if n.endswith("mlp.experts.gate_proj.weight")]:
+        p = name[:-len("gate_proj.weight")]
+        g, u = out.pop(p + "gate_proj.weight"), out.pop(p + "up_proj.weight")  # [E, I, H]
+        gb, ub = out.pop(p + "gate_proj.bias"), out.pop(p + "up_proj.bias")  # [E, I]
+        E, inter, hidden = g.shape
+        fused = np.empty((E, hidden, 2 * inter), dtype=g.dtype)
+        fused_b = np.empty((E, 2 * inter), dtype=gb.dtype)
+        for n in range(inter):
+            fused[:, :, 2 * n], fused[:, :, 2 * n + 1] = g[:, n, :], u[:, n, :]
+            fused_b[:, 2 * n], fused_b[:, 2 * n + 1] = gb[:, n], ub[:, n]
+        out[p + "gate_up_proj"], out[p + "gate_up_proj_bias"] = fused, fused_b
+        out[p + "down_proj"] = np.ascontiguousarray(np.transpose(out.pop(p + "down_proj.weight"), (0, 2, 1)))
+        out[p + "down_proj_bias"] = out.pop(p + "down_proj.bias")
+    return out
+
+
+def mlx_layout(weights, cfg):
+    """transformers' checkpoint names -> the layout mlx-lm's sanitize() gives the architecture."""
+    arch = cfg["model_type"]
+    if arch == "gpt_oss":
+        return gpt_oss_split_experts(weights)
+    experts = cfg.get("num_experts") or cfg.get("num_local_experts") or cfg.get("n_routed_experts")
+    if experts:
+        return stack_experts(weights, arch, cfg["num_hidden_layers"], experts)
+    return weights
+
+
+def mlx_keeps_float(name, cfg):
+    """Weights no mlx-lm quantization touches whatever the predicate (see the module docstring)."""
+    return cfg.get("model_type") == "glm4_moe" and name.endswith(".mlp.gate.weight")
+
+
 def module_setting(module, quant):
     """(group, bits) for a module, or None when an override says false."""
     o = quant.get(module)
@@ -141,9 +208,13 @@ def write_checkpoint(weights, cfg, quant):
     of its group becomes U32 + BF16 scales/biases; the rest stays BF16."""
     tensors = {}
     for name, t in weights.items():
-        module = name[:-len(".weight")] if name.endswith(".weight") else None
+        if name.endswith("e_score_correction_bias"):
+            tensors[name] = ("F32", t.astype(F32))
+            continue
+        module = name[:-len(".weight")] if name.endswith(".weight") and not mlx_keeps_float(name, cfg) else None
         setting = module_setting(module, quant) if module and t.ndim >= 2 else None
-        if setting is None or t.shape[-1] % setting[0] != 0:
+        # quantize_model tests the width against the model's group before the override's
+        if setting is None or t.shape[-1] % quant["group_size"] != 0 or t.shape[-1] % setting[0] != 0:
             tensors[name] = ("BF16", bf16_round(t))
             continue
         group, bits = setting
@@ -183,8 +254,9 @@ def read_checkpoint(model_dir):
             if t.dtype == np.uint32:
                 raise ValueError(f"{name}: U32 without scales")
             w[name] = t.astype(F64)
-    return unstack_experts(w, cfg["model_type"])
+    w = unstack_experts(w, cfg["model_type"])
+    return gpt_oss_fuse_experts(w) if cfg["model_type"] == "gpt_oss" else w
 
 
-__all__ = ["quantize", "pack", "unpack", "dequantize", "stack_experts", "unstack_experts", "write_checkpoint",
-           "read_checkpoint", "bf16", "bf16_to_f32"]
+__all__ = ["quantize", "pack", "unpack", "dequantize", "stack_experts", "unstack_experts", "gpt_oss_split_experts",
+           "gpt_oss_fuse_experts", "mlx_layout", "write_checkpoint", "read_checkpoint", "bf16", "bf16_to_f32"]
