@@ -452,39 +452,34 @@ static inline float exo_mlx_block_dot(__global const uint *p, uint bits, float s
     return s * qd + b * xs;
 }
 
-/* acc[mm] (mm < m) += row `row` of an MLX weight . x row mm (x + x_off + mm * k), over the
- * 32-element blocks start, start + step, ... (a block is exactly `bits` words inside one group:
- * one scale and bias), two blocks at a time with both blocks' loads issued before either is
- * used, so each item keeps more bytes in flight. Shared by the dense and the expert-indexed
- * matvecs. */
-static inline void exo_mlx_row_dot(__global const uint *w, uint w_off, __global const uchar *sc, uint sc_off,
-                                   __global const uchar *bi, uint bi_off, int q_type, uint bits, uint group, uint k,
-                                   uint row, __global const float *x, uint x_off, uint m, uint start, uint step,
-                                   float *acc) {
-    uint blocks = k >> 5, groups = k / group, per_group = group >> 5;
+/* Row `row` of an MLX weight . the k elements at xr (one token), over the 32-element blocks
+ * start, start + step, ... (a block is exactly `bits` words inside one group: one scale and
+ * bias), two blocks at a time with both blocks' loads issued before either is used, so each
+ * item keeps more bytes in flight. Scalar sums only: a private array indexed in a loop GPU
+ * compilers cannot unroll lives in (slow) stack memory. The group of a block is a shift (the
+ * validator admits groups 32, 64 and 128 only). Shared by the dense and the expert matvecs. */
+static inline float exo_mlx_row_dot(__global const uint *w, uint w_off, __global const uchar *sc, uint sc_off,
+                                    __global const uchar *bi, uint bi_off, int q_type, uint bits, uint group, uint k,
+                                    uint row, __global const float *xr, uint start, uint step) {
+    uint blocks = k >> 5, shift = 31u - clz(group >> 5);
     __global const uint *rw = w + w_off + (size_t)row * blocks * bits;
-    __global const float *xr = x + x_off;
-    uint g0 = row * groups, blk = start;
+    uint g0 = row * (k / group), blk = start;
+    float a0 = 0.0f, a1 = 0.0f;
     for (; blk + step < blocks; blk += 2u * step) {
         uint blk2 = blk + step;
-        float s0 = exo_load(sc, sc_off + g0 + blk / per_group, q_type);
-        float b0 = exo_load(bi, bi_off + g0 + blk / per_group, q_type);
-        float s1 = exo_load(sc, sc_off + g0 + blk2 / per_group, q_type);
-        float b1 = exo_load(bi, bi_off + g0 + blk2 / per_group, q_type);
-        for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) {
-            if (mm >= m) break;
-            acc[mm] += exo_mlx_block_dot(rw + blk * bits, bits, s0, b0, xr + mm * k + blk * 32u) +
-                       exo_mlx_block_dot(rw + blk2 * bits, bits, s1, b1, xr + mm * k + blk2 * 32u);
-        }
+        float s0 = exo_load(sc, sc_off + g0 + (blk >> shift), q_type);
+        float b0 = exo_load(bi, bi_off + g0 + (blk >> shift), q_type);
+        float s1 = exo_load(sc, sc_off + g0 + (blk2 >> shift), q_type);
+        float b1 = exo_load(bi, bi_off + g0 + (blk2 >> shift), q_type);
+        a0 += exo_mlx_block_dot(rw + blk * bits, bits, s0, b0, xr + blk * 32u);
+        a1 += exo_mlx_block_dot(rw + blk2 * bits, bits, s1, b1, xr + blk2 * 32u);
     }
     if (blk < blocks) {
-        float s0 = exo_load(sc, sc_off + g0 + blk / per_group, q_type);
-        float b0 = exo_load(bi, bi_off + g0 + blk / per_group, q_type);
-        for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) {
-            if (mm >= m) break;
-            acc[mm] += exo_mlx_block_dot(rw + blk * bits, bits, s0, b0, xr + mm * k + blk * 32u);
-        }
+        float s0 = exo_load(sc, sc_off + g0 + (blk >> shift), q_type);
+        float b0 = exo_load(bi, bi_off + g0 + (blk >> shift), q_type);
+        a0 += exo_mlx_block_dot(rw + blk * bits, bits, s0, b0, xr + blk * 32u);
     }
+    return a0 + a1;
 }
 
 /* Decode on MLX weights with the vec16 geometry (gpu_build_go_matvec: local size (lanes,
@@ -500,7 +495,11 @@ __kernel void exo_matmul_vec_mlx(__global const float *x, uint x_off, __global c
     uint slot = get_local_id(1) * lanes + lane;
     uint row = get_global_id(1);
     float acc[EXO_MV_MAX_M] = {0.0f, 0.0f, 0.0f, 0.0f};
-    if (row < n) exo_mlx_row_dot(w, w_off, sc, sc_off, bi, bi_off, q_type, bits, group, k, row, x, x_off, m, lane, lanes, acc);
+    if (row < n)
+        for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) /* a fixed trip count: unrolled, acc stays in registers */
+            if (mm < m)
+                acc[mm] = exo_mlx_row_dot(w, w_off, sc, sc_off, bi, bi_off, q_type, bits, group, k, row,
+                                          x + x_off + mm * k, lane, lanes);
     for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) partial[mm * EXO_MV16_WG + slot] = acc[mm];
     barrier(CLK_LOCAL_MEM_FENCE);
     for (uint s = lanes / 2; s > 0; s >>= 1) {

@@ -134,8 +134,8 @@ __kernel void exo_moe_matvec(__global const float *x, uint x_off, __global const
     float acc[1] = {0.0f};
     if (row < n) {
         if (w_type == EXO_MLX)
-            exo_mlx_row_dot((__global const uint *)w, tab[te], sc, tab[te + 1u], bi, tab[te + 2u], q_type, bits, group, k,
-                            row, xr, 0u, 1u, lid, EXO_MV_WG, acc);
+            acc[0] = exo_mlx_row_dot((__global const uint *)w, tab[te], sc, tab[te + 1u], bi, tab[te + 2u], q_type, bits,
+                                     group, k, row, xr, lid, EXO_MV_WG);
         else
             for (uint j = lid; j < k; j += EXO_MV_WG) acc[0] = fma(exo_load(w, tab[te] + row * k + j, w_type), xr[j], acc[0]);
     }
