@@ -7,6 +7,8 @@
  * bound by memory bandwidth, so it also reports the bytes of weights read per token, the GB/s that
  * makes, and (unless --no-stream) the machine's own read bandwidth measured in the same run with
  * the same thread count: decode GB/s as a fraction of it is how close to the hardware limit we are.
+ * A mixture of experts reads per token only the k experts its router chose in each sparse layer:
+ * those are what its bytes count (model_cost.h), next to the experts' stored total.
  * --json: the last line of stdout is one JSON object with every figure. */
 #include <cjson/cJSON.h>
 #include <errno.h>
