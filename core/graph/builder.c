@@ -692,12 +692,13 @@ static uint32_t head(builder *b, uint32_t x, uint32_t embed_table, bool last_row
 exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
                                 uint32_t start, uint32_t end, exo_graph_ends ends, uint32_t max_tokens,
                                 uint32_t max_ctx, exo_graph_plan *out) {
-    return exo_graph_plan_build_quantized(cfg, weights, model_dir, start, end, ends, max_tokens, max_ctx, NULL, out);
+    return exo_graph_plan_build_quantized(cfg, weights, model_dir, start, end, ends, max_tokens, max_ctx, NULL, 0, out);
 }
 
 exo_status exo_graph_plan_build_quantized(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
                                           uint32_t start, uint32_t end, exo_graph_ends ends, uint32_t max_tokens,
-                                          uint32_t max_ctx, exo_quant_cache *cache, exo_graph_plan *out) {
+                                          uint32_t max_ctx, exo_quant_cache *cache, uint64_t max_buffer,
+                                          exo_graph_plan *out) {
     memset(out, 0, sizeof *out);
     bool embeds = ends.embeds, has_head = ends.head;
     if (start > end || end > cfg->n_layers)
@@ -708,7 +709,9 @@ exo_status exo_graph_plan_build_quantized(const exo_model_config *cfg, exo_weigh
                           start, end);
     if (max_tokens == 0 || max_ctx == 0)
         return exo_errorf(EXO_ERR_INVALID_ARG, "%s: max_tokens and max_ctx must be positive", model_dir);
-    builder b = {.plan = out, .cfg = cfg, .weights = weights, .dir = model_dir, .q = cache, .st = EXO_OK};
+    if (max_buffer == 0 || max_buffer > EXO_GRAPH_MAX_SHARED_BUFFER) max_buffer = EXO_GRAPH_MAX_SHARED_BUFFER;
+    builder b = {.plan = out, .cfg = cfg, .weights = weights, .dir = model_dir, .q = cache, .max_buffer = max_buffer,
+                 .st = EXO_OK};
     out->start = start;
     out->end = end;
     out->embeds = embeds;

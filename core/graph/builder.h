@@ -60,6 +60,10 @@ typedef struct exo_graph_plan {
     uint32_t *kv;          /* 2 per layer of the range: K then V, F32 [max_ctx, n_kv, head_dim] */
     uint32_t n_kv;
     void *tensors_1_0;     /* the tensors repacked at the ABI 1.0 stride (exo_graph_plan_view), or NULL */
+    /* Pooled KV caches (ABI 1.6; graph/kv_pool.h): 0 = one cache per session (as built);
+     * otherwise the KV tensors are pools of kv_slots sessions and in_slots is I32 [T]. */
+    uint32_t kv_slots;
+    uint32_t in_slots;
 } exo_graph_plan;
 
 /* What a graph computes at its ends. */
@@ -75,13 +79,21 @@ typedef struct exo_graph_ends {
 exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
                                 uint32_t start, uint32_t end, exo_graph_ends ends, uint32_t max_tokens,
                                 uint32_t max_ctx, exo_graph_plan *out);
+/* The largest weight buffer a layer's per-expert tensors share by default: 4 GiB keeps every
+ * float element within the GPU kernels' 32-bit element offsets. */
+#define EXO_GRAPH_MAX_SHARED_BUFFER ((uint64_t)4 << 30)
+
 /* exo_graph_plan_build, quantizing on load: with cache->bits set, every 2-D float linear weight
  * and the embedding whose input width is a multiple of cache->group becomes an MLX_AFFINE weight
  * (mlx.core.quantize's arithmetic; scales and biases in the checkpoint's float dtype) kept in
- * `cache`, which must outlive the plan. Norms, biases, MoE experts and routers stay float. */
+ * `cache`, which must outlive the plan. Norms, biases, MoE experts and routers stay float.
+ * max_buffer (0: EXO_GRAPH_MAX_SHARED_BUFFER, and never above it) bounds the buffers that a
+ * layer's per-expert tensors share (the smallest largest-allocation of the devices the shard
+ * may land on). */
 exo_status exo_graph_plan_build_quantized(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
                                           uint32_t start, uint32_t end, exo_graph_ends ends, uint32_t max_tokens,
-                                          uint32_t max_ctx, exo_quant_cache *cache, exo_graph_plan *out);
+                                          uint32_t max_ctx, exo_quant_cache *cache, uint64_t max_buffer,
+                                          exo_graph_plan *out);
 /* Re-sizes a built plan: rows per step and KV cache positions (the KV tensors' outermost dimension).
  * Nothing else in a plan depends on them, so a shard fitted to its device's memory keeps its graph. */
 void exo_graph_plan_resize(exo_graph_plan *plan, uint32_t max_tokens, uint32_t max_ctx);

@@ -21,6 +21,7 @@ typedef struct builder {
     exo_weights *weights;
     const char *dir;
     exo_quant_cache *q;   /* quantize on load (bits set) and re-laid-out weights, or NULL */
+    uint64_t max_buffer;  /* the largest weight buffer expert tensors may share (gb_expert_spans) */
     exo_status st;
     exo_node sink_node;
     exo_tensor sink_tensor;
@@ -64,6 +65,30 @@ const char *gb_lname(char *out, size_t size, uint32_t layer, const char *suffix)
 uint32_t gb_projection(builder *b, uint32_t l, uint32_t h, uint32_t w, const char *bias_name, int64_t d0, int64_t d1,
                        const char *out_name);
 uint32_t gb_add(builder *b, uint32_t x, uint32_t y, int64_t width, const char *name);
+
+/* One checkpoint tensor of a layer's expert tables, for gb_expert_spans (expert_spans.c). */
+typedef struct gb_span_item {
+    const char *file;           /* the file holding it: a span never crosses files */
+    const uint8_t *data;        /* its bytes in the file's mapping */
+    uint64_t nbytes;
+    uint32_t align;             /* its element size */
+    uint32_t span;              /* out: its span */
+    uint64_t offset;            /* out: its byte offset in the span */
+} gb_span_item;
+
+/* One weight buffer over a byte range of a checkpoint file. */
+typedef struct gb_span {
+    const char *file;
+    const uint8_t *data;
+    uint64_t size;
+    uint32_t n_items;
+} gb_span;
+
+/* Groups items (in any order) into spans, each one weight buffer over a range of one file that
+ * holds several of them: ranges of at most max_bytes in which the tensors take at least 4/5 of
+ * the bytes, each tensor aligned to its elements. A tensor that joins no other gets a span of
+ * its own bytes (a buffer of its own, as any weight has). `spans` has room for n. */
+exo_status gb_expert_spans(gb_span_item *items, uint32_t n, uint64_t max_bytes, gb_span *spans, uint32_t *n_spans);
 
 /* The MLP of a sparse layer l over the normed input h (moe_layer.c); returns its [T, H] output. */
 uint32_t gb_moe_mlp(builder *b, uint32_t l, uint32_t h);

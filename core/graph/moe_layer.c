@@ -11,44 +11,78 @@
 
 #include "base/error.h"
 
-/* One expert projection of every expert of layer l as an expert table (abi/exo_plugin.h,
- * "Mixture of experts"): E weight tensors with consecutive ids, each where the checkpoint has
- * it (per-expert tensors are not contiguous in the files). Returns expert 0's id. */
-static uint32_t expert_table(builder *b, uint32_t l, const char *block, const char *proj, int64_t rows, int64_t cols) {
-    const exo_model_config *c = b->cfg;
-    uint32_t first = NONE;
-    char name[160], suffix[96], module[160];
-    int64_t shape[2] = {rows, cols};
-    for (uint32_t e = 0; e < c->n_experts && !gb_failed(b); e++) {
-        snprintf(suffix, sizeof suffix, "%s.experts.%u.%s.weight", block, e, proj);
-        gb_lname(name, sizeof name, l, suffix);
-        if (gb_quantized_module(b, name, 2, module, sizeof module))
-            return gb_fail(b, exo_errorf(EXO_ERR_UNSUPPORTED, "%s: tensor '%s' is quantized; quantized per-expert "
-                                         "weights are not supported yet (float experts are)", b->dir, name));
-        uint32_t id = gb_weight(b, name, (int32_t)l, 2, shape);
-        if (e == 0) first = id;
-        else if (id != NONE && id != first + e)
-            return gb_fail(b, exo_errorf(EXO_ERR_INTERNAL, "builder: expert table of '%s' is not consecutive", name));
-    }
-    return gb_failed(b) ? NONE : first;
-}
-
-/* One expert projection of layer l: a stacked `<block>.<stack>.<switch_proj>.weight` [E, rows, cols]
- * (mlx-lm's SwitchGLU, float or MLX-quantized: `switch_mlp` for qwen3_moe, mixtral and glm4_moe,
- * `experts` for gpt_oss) where the checkpoint has it, else the per-expert table. */
-static uint32_t experts_weight(builder *b, uint32_t l, const char *block, const char *stack, const char *proj,
-                               const char *switch_proj, int64_t rows, int64_t cols) {
+/* The stacked `<block>.<stack>.<switch_proj>.weight` [E, rows, cols] of layer l (mlx-lm's
+ * SwitchGLU, float or MLX-quantized: `switch_mlp` for qwen3_moe, mixtral and glm4_moe, `experts`
+ * for gpt_oss), or NONE without an error when the checkpoint has none. */
+static uint32_t stacked_weight(builder *b, uint32_t l, const char *block, const char *stack, const char *switch_proj,
+                               int64_t rows, int64_t cols) {
     char name[160], suffix[96];
     snprintf(suffix, sizeof suffix, "%s.%s.%s.weight", block, stack, switch_proj);
     gb_lname(name, sizeof name, l, suffix);
-    if (!exo_weights_has(b->weights, name)) {
-        if (!proj)
-            return gb_fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: layer %u has neither '%s' nor a fused "
-                                         "'mlp.experts.gate_up_proj'", b->dir, l, name));
-        return expert_table(b, l, block, proj, rows, cols);
-    }
+    if (!exo_weights_has(b->weights, name)) return NONE;
     int64_t shape[3] = {b->cfg->n_experts, rows, cols};
     return gb_weight(b, name, (int32_t)l, 3, shape);
+}
+
+/* Layer l's per-expert projections proj[p] for each p with table[p] as expert tables
+ * (abi/exo_plugin.h, "Mixture of experts": E weight tensors of consecutive ids per projection,
+ * each where the checkpoint has it), sets w[p] to expert 0's id. The layer's tensors share
+ * buffers over their byte ranges in the files (gb_expert_spans, the cap in b->max_buffer): with
+ * a file's experts side by side, as safetensors writers lay them out, the whole layer is one
+ * buffer, which a GPU runs as one launch per table instead of one per expert. */
+static void expert_tables(builder *b, uint32_t l, const char *block, const char *const proj[3], const bool table[3],
+                          const int64_t shape[3][2], uint32_t w[3]) {
+    uint32_t E = b->cfg->n_experts, n = 0, n_spans = 0;
+    if (gb_failed(b) || !(table[0] || table[1] || table[2])) return;
+    const exo_st_tensor **ts = calloc(3 * (size_t)E, sizeof *ts);
+    gb_span_item *items = calloc(3 * (size_t)E, sizeof *items);
+    gb_span *spans = calloc(3 * (size_t)E, sizeof *spans);
+    int32_t *bufs = malloc(3 * (size_t)E * sizeof *bufs);
+    char name[160], suffix[96], module[160];
+    exo_status st = ts && items && spans && bufs ? EXO_OK : exo_errorf(EXO_ERR_NO_MEMORY, "out of memory building the "
+                                                                                      "expert tables");
+    for (int p = 0; p < 3 && st == EXO_OK; p++)
+        for (uint32_t e = 0; e < E && table[p] && st == EXO_OK; e++, n++) {
+            snprintf(suffix, sizeof suffix, "%s.experts.%u.%s.weight", block, e, proj[p]);
+            gb_lname(name, sizeof name, l, suffix);
+            if (gb_quantized_module(b, name, 2, module, sizeof module))
+                st = exo_errorf(EXO_ERR_UNSUPPORTED, "%s: tensor '%s' is quantized; quantized per-expert weights are "
+                                "not supported yet (float experts are)", b->dir, name);
+            else
+                st = gb_checkpoint(b, name, 2, shape[p], &ts[n]);
+            if (st == EXO_OK)
+                items[n] = (gb_span_item){.file = ts[n]->file, .data = ts[n]->data, .nbytes = ts[n]->nbytes,
+                                          .align = (uint32_t)exo_dtype_size(ts[n]->dtype)};
+        }
+    if (st == EXO_OK) st = gb_expert_spans(items, n, b->max_buffer, spans, &n_spans);
+    if (st != EXO_OK) gb_fail(b, st);
+    /* Buffers in the order their first tensor comes: with no tensors side by side, the order
+     * and the buffers one tensor each have always had. */
+    for (uint32_t s = 0; s < n_spans && !gb_failed(b); s++) bufs[s] = -1;
+    for (uint32_t i = 0; i < n && !gb_failed(b); i++) {
+        const gb_span *sp = &spans[items[i].span];
+        if (bufs[items[i].span] >= 0) continue;
+        if (sp->n_items == 1) {
+            snprintf(name, sizeof name, "%s", ts[i]->name);
+        } else {
+            snprintf(suffix, sizeof suffix, "%s.experts (%u tensors)", block, sp->n_items);
+            gb_lname(name, sizeof name, l, suffix);
+        }
+        bufs[items[i].span] = gb_add_buffer(b, sp->data, sp->size, NULL, (int32_t)l, name);
+    }
+    n = 0;
+    for (int p = 0; p < 3 && !gb_failed(b); p++)
+        for (uint32_t e = 0; e < E && table[p]; e++, n++) {
+            uint32_t id = gb_tensor(b, ts[n]->dtype, EXO_TENSOR_WEIGHT, ts[n]->name, 2, shape[p]);
+            exo_tensor *t = gb_tensor_at(b, id);
+            t->buffer = bufs[items[n].span];
+            t->offset = items[n].offset;
+            if (e == 0) w[p] = id;
+        }
+    free(ts);
+    free(items);
+    free(spans);
+    free(bufs);
 }
 
 /* ---------------------------------------------------------------- gpt_oss's fused experts */
@@ -194,7 +228,10 @@ static void gpt_oss_experts(builder *b, uint32_t l, uint32_t w[3], uint32_t bias
     char suffix[96];
     for (int p = 0; p < 3; p++) {
         int64_t rows = p < 2 ? I : H, cols = p < 2 ? H : I;
-        w[p] = experts_weight(b, l, "mlp", "experts", NULL, parts[p], rows, cols);
+        w[p] = stacked_weight(b, l, "mlp", "experts", parts[p], rows, cols);
+        if (w[p] == NONE && !gb_failed(b))
+            gb_fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: layer %u has neither 'model.layers.%u.mlp.experts.%s.weight' "
+                                  "nor a fused 'mlp.experts.gate_up_proj'", b->dir, l, l, parts[p]));
         snprintf(suffix, sizeof suffix, "mlp.experts.%s.bias", parts[p]);
         bias[p] = expert_bias(b, l, suffix, rows, rows, 0, 1, suffix);
     }
@@ -266,9 +303,15 @@ uint32_t gb_moe_mlp(builder *b, uint32_t l, uint32_t h) {
     if (gpt_oss) {
         gpt_oss_experts(b, l, we, bias);
     } else {
-        we[0] = experts_weight(b, l, block, "switch_mlp", mixtral ? "w1" : "gate_proj", "gate_proj", I, H);
-        we[1] = experts_weight(b, l, block, "switch_mlp", mixtral ? "w3" : "up_proj", "up_proj", I, H);
-        we[2] = experts_weight(b, l, block, "switch_mlp", mixtral ? "w2" : "down_proj", "down_proj", H, I);
+        /* mlx-lm's stacked switch_mlp where the checkpoint has it, else the hub's per-expert tables. */
+        static const char *const parts[3] = {"gate_proj", "up_proj", "down_proj"}, *const mixtral_parts[3] = {"w1", "w3", "w2"};
+        const int64_t shape[3][2] = {{I, H}, {I, H}, {H, I}};
+        bool table[3];
+        for (int p = 0; p < 3; p++) {
+            we[p] = stacked_weight(b, l, block, "switch_mlp", parts[p], shape[p][0], shape[p][1]);
+            table[p] = we[p] == NONE;
+        }
+        expert_tables(b, l, block, mixtral ? mixtral_parts : parts, table, shape, we);
     }
     uint32_t g = expert_matmul(b, h, ids, we[0], bias[0], I, "moe_gate");
     uint32_t u = expert_matmul(b, h, ids, we[1], bias[1], I, "moe_up");

@@ -212,13 +212,40 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
         return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "max_ctx %u is out of range", max_ctx));
     }
     shard_request request = {max_tokens, max_ctx, opts.max_tokens != 0, opts.max_ctx != 0};
+
+    /* The devices to try, in order, before the graph is built: the weight buffers that a layer's
+     * experts share must fit the smallest largest-allocation among them. */
+    exo_runtime *rt = m->rt;
+    uint32_t order[MAX_CANDIDATES], n = 0;
+    exo_status st;
+    if (opts.device) {
+        st = exo_device_find(rt, opts.device, &order[0]);
+        n = st == EXO_OK ? 1 : 0; /* a named device gets no silent fallback */
+    } else {
+        uint32_t first = 0;
+        st = exo_device_selected(rt, &first, NULL);
+        /* A device the user named (EXO_DEVICE) gets no silent fallback either. */
+        if (st == EXO_OK) n = rt->device_spec[0] ? 1 : exo_registry_fallback_order(rt, first, order, MAX_CANDIDATES);
+        if (st == EXO_OK && n == 1) order[0] = first;
+    }
+    if (st != EXO_OK) {
+        exo_quant_cache_free(&s->qcache);
+        free(s);
+        return exo_error_keep(&m->error, st);
+    }
+    uint64_t max_buffer = 0; /* 0: the builder's own cap */
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t a = exo_runtime_device(rt, order[i])->report->max_alloc;
+        if (a && (!max_buffer || a < max_buffer)) max_buffer = a;
+    }
+
     exo_graph_ends ends = {.embeds = embeds, .head = head, .last_row_only = false};
-    exo_status st = exo_graph_plan_build_quantized(&m->cfg, m->weights, m->dir, opts.start_layer, opts.end_layer,
-                                                   ends, max_tokens, max_ctx, &s->qcache, &s->plan);
+    st = exo_graph_plan_build_quantized(&m->cfg, m->weights, m->dir, opts.start_layer, opts.end_layer, ends,
+                                        max_tokens, max_ctx, &s->qcache, max_buffer, &s->plan);
     if (st == EXO_OK && head) {
         ends.last_row_only = true;
         st = exo_graph_plan_build_quantized(&m->cfg, m->weights, m->dir, opts.start_layer, opts.end_layer, ends,
-                                            max_tokens, max_ctx, &s->qcache, &s->plan_last);
+                                            max_tokens, max_ctx, &s->qcache, max_buffer, &s->plan_last);
         if (st == EXO_OK && s->plan_last.n_buffers != s->plan.n_buffers)
             st = exo_errorf(EXO_ERR_INTERNAL, "the last-row graph lists %u weight buffers, the full one %u",
                             s->plan_last.n_buffers, s->plan.n_buffers);
@@ -233,25 +260,6 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
     s->input_width = embeds ? 1 : m->cfg.hidden_size;
     s->output_width = head ? m->cfg.vocab_size : m->cfg.hidden_size;
 
-    exo_runtime *rt = m->rt;
-    uint32_t order[MAX_CANDIDATES], n = 0;
-    if (opts.device) {
-        st = exo_device_find(rt, opts.device, &order[0]);
-        n = st == EXO_OK ? 1 : 0; /* a named device gets no silent fallback */
-    } else {
-        uint32_t first = 0;
-        st = exo_device_selected(rt, &first, NULL);
-        /* A device the user named (EXO_DEVICE) gets no silent fallback either. */
-        if (st == EXO_OK) n = rt->device_spec[0] ? 1 : exo_registry_fallback_order(rt, first, order, MAX_CANDIDATES);
-        if (st == EXO_OK && n == 1) order[0] = first;
-    }
-    if (st != EXO_OK) {
-        exo_graph_plan_free(&s->plan);
-        exo_graph_plan_free(&s->plan_last);
-        exo_quant_cache_free(&s->qcache);
-        free(s);
-        return exo_error_keep(&m->error, st);
-    }
     char failures[EXO_ERROR_MAX] = "";
     bool cancelled = false;
     st = EXO_ERR_NO_DEVICE;
