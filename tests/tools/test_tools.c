@@ -993,6 +993,44 @@ START_TEST(synth_quantized_moe_matches_its_dequantized_float_copy) {
 }
 END_TEST
 
+/* exo-bench on MoE checkpoints as others wrote them: mixtral (transformers, float32,
+ * block_sparse_moe) and qwen3_moe as mlx-lm writes it (q4-g32; the routers 8-bit g32 by override;
+ * the experts' down_proj, 48 wide, left bf16 because 48 holds no whole group of 32). Per token:
+ * attention, k of the E experts and the router of each sparse layer, norms, one embedding row and
+ * the lm_head, each at its stored size. */
+START_TEST(bench_counts_active_experts_of_published_checkpoints) {
+    static const struct {
+        const char *dir;
+        double experts, k, width, m, m_down, m_router, b; /* bytes per weight: matrices, experts' down, router, float */
+    } cases[] = {
+        {EXO_TEST_DATA "/moe-tiny/mixtral", 6, 2, 96, 4, 4, 4, 4},
+        {EXO_TEST_DATA "/mlx-tiny/qwen3_moe-q4-g32", 8, 2, 48, 0.5 + 4.0 / 32, 2, 1 + 4.0 / 32, 2},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        double h = TINY_HIDDEN, layers = 3, w = cases[c].width;
+        double attention = (2.0 * h * TINY_HEADS * TINY_HEAD_DIM + 2.0 * h * TINY_KV_HEADS * TINY_HEAD_DIM) * cases[c].m;
+        double expert = 2 * h * w * cases[c].m + h * w * cases[c].m_down;
+        double router = cases[c].experts * h * cases[c].m_router;
+        double want = layers * (attention + cases[c].k * expert + router) + (h + TINY_VOCAB * h) * cases[c].m +
+                      (2 * layers + 1) * h * cases[c].b;
+        char cmd[4096], *out = NULL;
+        snprintf(cmd, sizeof cmd, "%s --model %s --device cpu_amx -p 4 -n 2 -r 1 -t 1 --no-stream --json", EXO_BENCH_BIN,
+                 cases[c].dir);
+        ck_assert_int_eq(run(cmd, &out), 0);
+        cJSON *j = last_json_line(out);
+        ck_assert_double_eq(number(j, "n_experts"), cases[c].experts);
+        ck_assert_double_eq(number(j, "n_experts_per_tok"), cases[c].k);
+        ck_assert_double_eq(number(j, "n_moe_layers"), layers);
+        ck_assert_double_eq_tol(number(j, "expert_bytes_total"), layers * cases[c].experts * expert, 1e-6);
+        ck_assert_double_eq_tol(number(j, "router_bytes_per_token"), layers * router, 1e-6);
+        ck_assert_msg(fabs(number(j, "decode_bytes_per_token") - want) < 1e-6, "%s: %.0f bytes per token, expected %.0f",
+                      cases[c].dir, number(j, "decode_bytes_per_token"), want);
+        cJSON_Delete(j);
+        free(out);
+    }
+}
+END_TEST
+
 static Suite *tools_suite(void) {
     Suite *s = suite_create("tools");
     TCase *synth_tc = tcase_create("exo-synth");
@@ -1015,6 +1053,7 @@ static Suite *tools_suite(void) {
     tcase_add_test(bench_tc, bench_json_has_positive_figures);
     tcase_add_test(bench_tc, bench_no_stream_leaves_out_the_bandwidth);
     tcase_add_test(bench_tc, bench_fails_cleanly_without_a_model);
+    tcase_add_test(bench_tc, bench_counts_active_experts_of_published_checkpoints);
     suite_add_tcase(s, bench_tc);
     TCase *cli_tc = tcase_create("command lines");
     tcase_set_timeout(cli_tc, 120);

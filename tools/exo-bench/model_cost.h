@@ -13,8 +13,10 @@
 #include "exo.h"
 
 typedef struct model_cost {
-    double bytes_per_weight;       /* of a matrix weight: the checkpoint's dtype (Q8_0: 34 bytes per
-                                    * 32), or MLX affine: bits / 8 + 2 float scale/bias per group */
+    double bytes_per_weight;       /* of a matrix weight of width hidden: the checkpoint's dtype
+                                    * (Q8_0: 34 bytes per 32), or MLX affine: bits / 8 + 2 float
+                                    * scale/bias per group (a matrix whose width holds no whole
+                                    * group counts float, as mlx-lm leaves it) */
     uint32_t quant_bits, quant_group; /* MLX affine matrices (0: float) */
     uint64_t layer_matrix_params;  /* per token: q, k, v, o of every layer, gate/up/down of the dense
                                     * MLPs and of the k active experts of the sparse ones, routers */
@@ -32,7 +34,8 @@ typedef struct model_cost {
 
     /* Mixture of experts (n_experts 0: dense; the fields below are then 0). */
     uint32_t n_experts, n_experts_per_tok, n_moe_layers;
-    double expert_bytes_per_weight;  /* experts' storage (quantize-on-load leaves them float) */
+    double expert_bytes_per_weight;  /* experts' storage, gate/up/down averaged (quantize-on-load
+                                      * leaves them float) */
     double router_bytes_per_weight;  /* routers' storage (mlx-lm: 8-bit by override) */
     double expert_bytes_total;       /* all E experts of every sparse layer, as stored */
     double expert_bytes_per_token;   /* the k active ones, counted in decode_weight_bytes */
