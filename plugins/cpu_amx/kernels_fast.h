@@ -26,6 +26,12 @@ void cpu_avx512_matmul(void *args, int64_t begin, int64_t end, uint32_t thread);
  * cpu_avx512_matmul_workspace(k) per thread. cpu_avx512_gemm takes MLX_AFFINE weights itself,
  * dequantizing them while it packs its weight panels. */
 void cpu_mlx_matmul(void *args, int64_t begin, int64_t end, uint32_t thread);
+/* The same with the activations quantized to int8 per group (an opt-in mode of reduced
+ * precision, kernels_mlx_avx512.c says how much): 4- and 8-bit weights whose k is a multiple of
+ * 128 / 64 on a CPU with AVX512_VNNI (cpu_mlx_int8_takes); other MLX weights go to cpu_mlx_matmul,
+ * other dtypes to cpu_avx512_matmul, so the executor can use it in its place. */
+void cpu_mlx_matmul_int8(void *args, int64_t begin, int64_t end, uint32_t thread);
+bool cpu_mlx_int8_takes(const cpu_matmul_args *a);
 void cpu_avx512_gemm(void *args, int64_t begin, int64_t end, uint32_t thread);
 /* Re-lays x out for cpu_avx512_gemm once per matmul (or group of matmuls sharing x) into
  * args->x_packed, instead of once per chunk of columns in every thread. Items:

@@ -27,8 +27,8 @@
  * weights in L2: the kernel is then bound by its instructions, not by memory.
  *
  * Rounding differs from the reference kernel (which dequantizes w to float, then dots) by the
- * order of the float sums only: both are float32 evaluations of the same exact sum (plus, on the
- * 4-bit bf16 path below, the 2^-18 relative split of each activation). */
+ * order of the float sums only: both are float32 evaluations of the same exact sum (the 4-bit bf16
+ * path below splits each activation into three bf16 parts, exact to 2^-27). */
 #include "kernels_fast.h"
 
 #include "kernels_mlx_codes.h"
@@ -41,10 +41,15 @@
 
 _Static_assert(CPU_GEMV_MAX_TOKENS <= MLX_TOKENS, "the MLX decode kernel takes up to MLX_TOKENS tokens per tile");
 
-/* Per-thread workspace (floats): the re-laid-out activations of a token tile (MLX_TOKENS x k),
+/* Per-thread workspace (floats): the re-laid-out activations of a token tile (MLX_XS_FLOATS),
  * their group sums (MLX_TOKENS x k / 32 at most) and the tile rows' scales as float32
- * (MLX_ROWS x k / 32 at most): below 16 k, the decode workspace (cpu_avx512_matmul_workspace). */
-_Static_assert(MLX_TOKENS * 32 + MLX_TOKENS + MLX_ROWS <= CPU_MATMUL_BLOCK * 32, "MLX decode workspace");
+ * (MLX_ROWS x k / 32 + 16 at most): below 16 k, the decode workspace (cpu_avx512_matmul_workspace).
+ * The int8 mode needs less (see there). */
+#define MLX_BF16_PARTS 3 /* bf16 parts of each activation on the 4-bit bf16 path (see there) */
+/* Floats of the re-laid-out activations: MLX_TOKENS x k floats, or x 3 bf16 on the bf16 path. */
+#define MLX_XS_FLOATS(k) (MLX_TOKENS * (k) * MLX_BF16_PARTS / 2)
+_Static_assert(MLX_TOKENS * MLX_BF16_PARTS / 2 * 32 + MLX_TOKENS + MLX_ROWS + 16 <= CPU_MATMUL_BLOCK * 32,
+               "MLX decode workspace");
 
 /* xs[t] = x[t] in the order the codes of `bits` come in (see the top); sx[t][g] = sum of group g. */
 static MLX_AVX512 void prepare_x(const float *x, int64_t k, int m, uint32_t bits, uint32_t group, float *xs, float *sx) {
@@ -122,15 +127,29 @@ MLX_INLINE MLX_AVX512 void mlx_finish(const cpu_matmul_args *a, int64_t n, int64
  * turns the low nibbles (vpermw reads the low 5 index bits, so the table repeats twice) and the
  * shifted high nibbles into bf16 values, exact since codes are below 2^8; each vdpbf16ps then
  * multiplies 32 codes by 32 activations (products exact in float32, sums rounded in float32).
- * The activations cannot be one bf16 each without losing 16 bits, so each is split into a bf16
- * head and a bf16 tail, x = h + l + e with |e| <= 2^-18 |x| (h rounds x to nearest, x - h is exact
- * in float, l rounds it): per element an error 64 times float32's rounding, but random, so the
- * dot product stays at the float32 accumulation error. 2 + 4 + 1 instructions per 64 codes.
- * Layout of xs per block of 64 elements: heads of the 32 even elements, heads of the 32 odd
- * ones, then the tails of both (4 vectors of 32 bf16, as much space as 64 floats). */
+ * The activations cannot be one bf16 each without losing 16 bits, so each is split into three
+ * bf16 parts, x = h + m + l + e: h rounds x to nearest, x - h is exact in float, m rounds that, and
+ * so on, leaving |e| <= 2^-27 |x|, below float32's own rounding. Two parts (|e| <= 2^-18 |x|) were
+ * measured first: the 4-bit g64 golden test then read max_rel_err 4.0e-5 of its 1e-4, against
+ * 1.5e-6 on the float path, too little margin for other models. 2 + 6 + 1 instructions per 64
+ * codes (the float path: 15). Layout of xs per block of 64 elements: for each part, the 32 even
+ * elements, then the 32 odd ones (6 vectors of 32 bf16, 1.5 times the floats' space). */
 #define MLX_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
 
-static MLX_BF16 void prepare_x_bf16(const float *x, int64_t k, int m, float *xs) {
+/* 16 bf16 values (the low or high half of v) back in float: bf16 is the top half of a float. */
+MLX_INLINE MLX_BF16 __m512 widen_bf16(__m256i h) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* v (32 floats as two vectors) -> its bf16 rounding in *part, and what is left, exactly, in v. */
+MLX_INLINE MLX_BF16 void split_bf16(__m512 *v0, __m512 *v1, __m512i *part) {
+    __m512i h = (__m512i)_mm512_cvtne2ps_pbh(*v1, *v0);
+    *v0 = _mm512_sub_ps(*v0, widen_bf16(_mm512_castsi512_si256(h)));
+    *v1 = _mm512_sub_ps(*v1, widen_bf16(_mm512_extracti64x4_epi64(h, 1)));
+    *part = h;
+}
+
+static MLX_BF16 void prepare_x_bf16(const float *x, int64_t k, int m, uint16_t *xs) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     for (int t = 0; t < m; t++)
@@ -140,25 +159,19 @@ static MLX_BF16 void prepare_x_bf16(const float *x, int64_t k, int m, float *xs)
             __m512 v2 = _mm512_loadu_ps(xj + 32), v3 = _mm512_loadu_ps(xj + 48);
             __m512 e0 = _mm512_permutex2var_ps(v0, even, v1), e1 = _mm512_permutex2var_ps(v2, even, v3);
             __m512 o0 = _mm512_permutex2var_ps(v0, odd, v1), o1 = _mm512_permutex2var_ps(v2, odd, v3);
-            __m512bh eh = _mm512_cvtne2ps_pbh(e1, e0), oh = _mm512_cvtne2ps_pbh(o1, o0);
-            /* The heads back in float (bf16 is the top half of a float), for the exact remainders. */
-            __m512i ehi = (__m512i)eh, ohi = (__m512i)oh;
-            __m512 eh0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(ehi)), 16));
-            __m512 eh1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(ehi, 1)), 16));
-            __m512 oh0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(ohi)), 16));
-            __m512 oh1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(ohi, 1)), 16));
-            __m512bh el = _mm512_cvtne2ps_pbh(_mm512_sub_ps(e1, eh1), _mm512_sub_ps(e0, eh0));
-            __m512bh ol = _mm512_cvtne2ps_pbh(_mm512_sub_ps(o1, oh1), _mm512_sub_ps(o0, oh0));
-            float *out = xs + t * k + j;
-            _mm512_storeu_si512(out, (__m512i)eh);
-            _mm512_storeu_si512(out + 16, (__m512i)oh);
-            _mm512_storeu_si512(out + 32, (__m512i)el);
-            _mm512_storeu_si512(out + 48, (__m512i)ol);
+            __m512i *out = (__m512i *)(xs + t * k * MLX_BF16_PARTS + j * MLX_BF16_PARTS);
+            for (int p = 0; p < MLX_BF16_PARTS; p++) {
+                __m512i pe, po;
+                split_bf16(&e0, &e1, &pe);
+                split_bf16(&o0, &o1, &po);
+                _mm512_storeu_si512(out + 2 * p, pe);
+                _mm512_storeu_si512(out + 2 * p + 1, po);
+            }
         }
 }
 
 /* The 4-bit tile on the bf16 path: as mlx_tile (below), the inner step 64 codes. */
-MLX_INLINE MLX_BF16 void mlx_tile_bf16(const cpu_matmul_args *a, int64_t n, int64_t t0, const float *xs, const float *sx,
+MLX_INLINE MLX_BF16 void mlx_tile_bf16(const cpu_matmul_args *a, int64_t n, int64_t t0, const uint16_t *xs, const float *sx,
                                        float *scl, const int R, const int M) {
     const cpu_quant *q = &a->q;
     const int64_t k = a->k, group = q->group, groups = k / group, row_bytes = k / 2;
@@ -185,14 +198,15 @@ MLX_INLINE MLX_BF16 void mlx_tile_bf16(const cpu_matmul_args *a, int64_t n, int6
             for (int t = 0; t < M; t++) gacc[r][t] = _mm512_setzero_ps();
         }
         for (int64_t j = g * group; j < (g + 1) * group; j += 64) {
-            __m512bh xeh[MLX_TOKENS], xoh[MLX_TOKENS], xel[MLX_TOKENS], xol[MLX_TOKENS];
+            __m512bh xe[MLX_TOKENS][MLX_BF16_PARTS], xo[MLX_TOKENS][MLX_BF16_PARTS];
 #pragma GCC unroll 4
             for (int t = 0; t < M; t++) {
-                const float *xj = xs + t * k + j;
-                xeh[t] = (__m512bh)_mm512_loadu_si512(xj);
-                xoh[t] = (__m512bh)_mm512_loadu_si512(xj + 16);
-                xel[t] = (__m512bh)_mm512_loadu_si512(xj + 32);
-                xol[t] = (__m512bh)_mm512_loadu_si512(xj + 48);
+                const __m512i *xj = (const __m512i *)(xs + t * k * MLX_BF16_PARTS + j * MLX_BF16_PARTS);
+#pragma GCC unroll 3
+                for (int p = 0; p < MLX_BF16_PARTS; p++) {
+                    xe[t][p] = (__m512bh)_mm512_loadu_si512(xj + 2 * p);
+                    xo[t][p] = (__m512bh)_mm512_loadu_si512(xj + 2 * p + 1);
+                }
             }
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
@@ -200,12 +214,12 @@ MLX_INLINE MLX_BF16 void mlx_tile_bf16(const cpu_matmul_args *a, int64_t n, int6
                 __m512bh lo = (__m512bh)_mm512_permutexvar_epi16(v, table);
                 __m512bh hi = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(v, 4), table);
 #pragma GCC unroll 4
-                for (int t = 0; t < M; t++) {
-                    gacc[r][t] = _mm512_dpbf16_ps(gacc[r][t], lo, xeh[t]);
-                    gacc[r][t] = _mm512_dpbf16_ps(gacc[r][t], hi, xoh[t]);
-                    gacc[r][t] = _mm512_dpbf16_ps(gacc[r][t], lo, xel[t]);
-                    gacc[r][t] = _mm512_dpbf16_ps(gacc[r][t], hi, xol[t]);
-                }
+                for (int t = 0; t < M; t++)
+#pragma GCC unroll 3
+                    for (int p = 0; p < MLX_BF16_PARTS; p++) {
+                        gacc[r][t] = _mm512_dpbf16_ps(gacc[r][t], lo, xe[t][p]);
+                        gacc[r][t] = _mm512_dpbf16_ps(gacc[r][t], hi, xo[t][p]);
+                    }
             }
         }
 #pragma GCC unroll 8
@@ -279,7 +293,7 @@ MLX_INLINE MLX_AVX512 void mlx_rows(const cpu_matmul_args *a, int64_t begin, int
     for (; n < end; n++) mlx_tile(a, n, t0, xs, sx, scl, 1, M, BITS);
 }
 
-MLX_INLINE MLX_BF16 void mlx_rows_bf16(const cpu_matmul_args *a, int64_t begin, int64_t end, int64_t t0, const float *xs,
+MLX_INLINE MLX_BF16 void mlx_rows_bf16(const cpu_matmul_args *a, int64_t begin, int64_t end, int64_t t0, const uint16_t *xs,
                                        const float *sx, float *scl, const int M) {
     const int R = MLX_ROWS / M >= 2 ? MLX_ROWS / M : 2;
     int64_t n = begin;
@@ -287,7 +301,7 @@ MLX_INLINE MLX_BF16 void mlx_rows_bf16(const cpu_matmul_args *a, int64_t begin, 
     for (; n < end; n++) mlx_tile_bf16(a, n, t0, xs, sx, scl, 1, M);
 }
 
-static MLX_BF16 void mlx_bf16(const cpu_matmul_args *a, int64_t begin, int64_t end, int64_t t0, int m, float *xs,
+static MLX_BF16 void mlx_bf16(const cpu_matmul_args *a, int64_t begin, int64_t end, int64_t t0, int m, uint16_t *xs,
                               const float *sx, float *scl) {
     prepare_x_bf16(a->x + t0 * a->k, a->k, m, xs);
     switch (m) {
@@ -314,18 +328,172 @@ static bool have_bf16(void) {
         else mlx_rows(a, begin, end, t0, xs, sx, scl, M, 0); \
         break;
 
+/* ---- int8 activations (the opt-in reduced-precision mode, cpu_mlx_matmul_int8), 4 and 8 bits.
+ * Each group of x is quantized to int8 with its own scale d = max|x| / 127 (error <= d / 2 per
+ * element, the precision of llama.cpp's q8_0 activations), and vpdpbusd multiplies 64 unsigned
+ * codes by 64 signed activations per instruction: 4-bit codes are split into their low and high
+ * nibbles (byte i of a 64-byte chunk holds elements 2i, 2i + 1 of 128), to which the activations
+ * are laid out even / odd per 128. Lane i of the int32 result sums 8 (4-bit) or 4 (8-bit)
+ * consecutive elements, so it lies in one group: a per-lane vector of scale_g * d_g (a vpermps
+ * of the row's values, prepared per tile) turns it into float. The bias term stays exact (float
+ * group sums of x, as on the exact path). 5 instructions per 64 4-bit codes instead of 8, 7 per
+ * 64 8-bit codes instead of 12. */
+#define MLX_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
+
+/* xq[t]: x[t] as int8 in the layout of the codes of `bits`; dx[t][g]: group g's scale. */
+static MLX_VNNI void prepare_x_int8(const float *x, int64_t k, int m, uint32_t bits, uint32_t group, int8_t *xq,
+                                    float *dx) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    int64_t groups = k / group;
+    for (int t = 0; t < m; t++) {
+        const float *xt = x + t * k;
+        int8_t *qt = xq + t * k;
+        for (int64_t g = 0; g < groups; g++) {
+            __m512 mx = _mm512_setzero_ps();
+            for (int64_t j = g * group; j < (g + 1) * group; j += 16) mx = _mm512_max_ps(mx, _mm512_andnot_ps(sign, _mm512_loadu_ps(xt + j)));
+            float d = _mm512_reduce_max_ps(mx) / 127.0f;
+            dx[t * groups + g] = d;
+            __m512 inv = _mm512_set1_ps(d > 0.0f ? 1.0f / d : 0.0f);
+            for (int64_t j = g * group; j < (g + 1) * group; j += 32) {
+                __m512 lo = _mm512_mul_ps(_mm512_loadu_ps(xt + j), inv), hi = _mm512_mul_ps(_mm512_loadu_ps(xt + j + 16), inv);
+                __m512 a = lo, b = hi;
+                int8_t *pa = qt + j, *pb = qt + j + 16;
+                if (bits == 4) {
+                    /* Element 128 c + i goes to 128 c + i / 2, or to 128 c + 64 + i / 2 if odd. */
+                    a = _mm512_permutex2var_ps(lo, even, hi);
+                    b = _mm512_permutex2var_ps(lo, odd, hi);
+                    int64_t base = j / 128 * 128, sub = j % 128 / 2;
+                    pa = qt + base + sub;
+                    pb = qt + base + 64 + sub;
+                }
+                _mm_storeu_si128((__m128i *)pa, _mm512_cvtsepi32_epi8(_mm512_cvt_roundps_epi32(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+                _mm_storeu_si128((__m128i *)pb, _mm512_cvtsepi32_epi8(_mm512_cvt_roundps_epi32(b, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+            }
+        }
+    }
+}
+
+/* The tile on int8 activations (BITS 4 or 8); sdx: per (row, token) the groups' scale_g * d_g,
+ * R * M * groups + 16 floats. */
+MLX_INLINE MLX_VNNI void mlx_tile_int8(const cpu_matmul_args *a, int64_t n, int64_t t0, const int8_t *xq,
+                                       const float *dx, const float *sx, float *sdx, const int R, const int M,
+                                       const int BITS) {
+    const cpu_quant *q = &a->q;
+    const int64_t k = a->k, group = q->group, groups = k / group, row_bytes = k * BITS / 8;
+    const int64_t chunk = 512 / BITS; /* elements per 64 bytes of codes */
+    const uint8_t *w = (const uint8_t *)a->w + n * row_bytes;
+    for (int r = 0; r < R; r++)
+        for (int64_t g = 0; g < groups; g += 16) {
+            __mmask16 mask = groups - g >= 16 ? 0xffff : (__mmask16)((1u << (groups - g)) - 1);
+            __m512 s = mlx_load_params16(q->scales, q->type, (n + r) * groups + g, mask);
+            for (int t = 0; t < M; t++)
+                _mm512_mask_storeu_ps(sdx + (r * M + t) * groups + g, mask,
+                                      _mm512_mul_ps(s, _mm512_maskz_loadu_ps(mask, dx + t * groups + g)));
+        }
+    /* Lane i's group, relative to the chunk's first: its elements start at (chunk / 16) i. */
+    int32_t lanes[16];
+    for (int i = 0; i < 16; i++) lanes[i] = (int32_t)(i * (chunk / 16) / group);
+    const __m512i idx = _mm512_loadu_si512(lanes);
+    const __m512i nib = _mm512_set1_epi8(0x0f);
+    __m512 acc[MLX_ROWS][MLX_TOKENS];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < M; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < k; j += chunk) {
+        int64_t g0 = j / group;
+        __m512i x0[MLX_TOKENS], x1[MLX_TOKENS];
+#pragma GCC unroll 4
+        for (int t = 0; t < M; t++) {
+            x0[t] = _mm512_loadu_si512(xq + t * k + j);
+            if (BITS == 4) x1[t] = _mm512_loadu_si512(xq + t * k + j + 64);
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            const uint8_t *row = w + r * row_bytes + j * BITS / 8;
+            _mm_prefetch((const char *)(row + R * row_bytes), MLX_PF_HINT);
+            __m512i v = _mm512_loadu_si512(row);
+#pragma GCC unroll 4
+            for (int t = 0; t < M; t++) {
+                __m512i d;
+                if (BITS == 4) {
+                    d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, nib), x0[t]);
+                    d = _mm512_dpbusd_epi32(d, _mm512_and_si512(_mm512_srli_epi16(v, 4), nib), x1[t]);
+                } else {
+                    d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, x0[t]);
+                }
+                __m512 mult = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(sdx + (r * M + t) * groups + g0));
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), mult, acc[r][t]);
+            }
+        }
+    }
+    mlx_finish(a, n, t0, sx, acc, R, M);
+}
+
+MLX_INLINE MLX_VNNI void mlx_rows_int8(const cpu_matmul_args *a, int64_t begin, int64_t end, int64_t t0,
+                                       const int8_t *xq, const float *dx, const float *sx, float *sdx, const int M,
+                                       const int BITS) {
+    const int R = MLX_ROWS / M >= 2 ? MLX_ROWS / M : 2;
+    int64_t n = begin;
+    for (; n + R <= end; n += R) mlx_tile_int8(a, n, t0, xq, dx, sx, sdx, R, M, BITS);
+    for (; n < end; n++) mlx_tile_int8(a, n, t0, xq, dx, sx, sdx, 1, M, BITS);
+}
+
+#define MLX_INT8_CASE(LABEL, M) \
+    LABEL: \
+        if (bits == 4) mlx_rows_int8(a, begin, end, t0, xq, dx, sx, sdx, M, 4); \
+        else mlx_rows_int8(a, begin, end, t0, xq, dx, sx, sdx, M, 8); \
+        break;
+
+bool cpu_mlx_int8_takes(const cpu_matmul_args *a) {
+    const int64_t chunk = a->q.bits == 4 ? 128 : 64;
+    return (a->q.bits == 4 || a->q.bits == 8) && a->k % chunk == 0 && __builtin_cpu_supports("avx512vnni");
+}
+
+/* A drop-in for cpu_avx512_matmul: weights that are not MLX_AFFINE go to it, MLX weights
+ * cpu_mlx_int8_takes refuses to cpu_mlx_matmul. Workspace: as cpu_mlx_matmul. */
+MLX_VNNI void cpu_mlx_matmul_int8(void *args, int64_t begin, int64_t end, uint32_t thread) {
+    const cpu_matmul_args *a = args;
+    if (a->w_type != EXO_DTYPE_MLX_AFFINE) {
+        cpu_avx512_matmul(args, begin, end, thread);
+        return;
+    }
+    if (!cpu_mlx_int8_takes(a)) {
+        cpu_mlx_matmul(args, begin, end, thread);
+        return;
+    }
+    const uint32_t bits = a->q.bits;
+    const int64_t groups = a->k / a->q.group;
+    float *ws = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
+    float *sx = ws + MLX_TOKENS * a->k, *dx = sx + MLX_TOKENS * groups, *sdx = dx + MLX_TOKENS * groups;
+    int8_t *xq = (int8_t *)ws;
+    for (int64_t t0 = 0; t0 < a->m; t0 += MLX_TOKENS) {
+        int m = a->m - t0 < MLX_TOKENS ? (int)(a->m - t0) : MLX_TOKENS;
+        prepare_x(a->x + t0 * a->k, a->k, m, bits, a->q.group, ws, sx);
+        prepare_x_int8(a->x + t0 * a->k, a->k, m, bits, a->q.group, xq, dx);
+        switch (m) {
+            MLX_INT8_CASE(case 1, 1)
+            MLX_INT8_CASE(case 2, 2)
+            MLX_INT8_CASE(case 3, 3)
+            MLX_INT8_CASE(default, 4)
+        }
+    }
+}
+
 /* Items are weight rows; any token count (tiles of MLX_TOKENS). */
 MLX_AVX512 void cpu_mlx_matmul(void *args, int64_t begin, int64_t end, uint32_t thread) {
     const cpu_matmul_args *a = args;
     const uint32_t bits = a->q.bits;
     float *xs = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
-    float *sx = xs + MLX_TOKENS * a->k;
+    float *sx = xs + MLX_XS_FLOATS(a->k);
     float *scl = sx + MLX_TOKENS * (a->k / a->q.group);
     for (int64_t t0 = 0; t0 < a->m; t0 += MLX_TOKENS) {
         int m = a->m - t0 < MLX_TOKENS ? (int)(a->m - t0) : MLX_TOKENS;
         prepare_x(a->x + t0 * a->k, a->k, m, bits, a->q.group, xs, sx);
         if (bits == 4 && a->q.group % 64 == 0 && have_bf16()) {
-            mlx_bf16(a, begin, end, t0, m, xs, sx, scl);
+            mlx_bf16(a, begin, end, t0, m, (uint16_t *)xs, sx, scl);
             continue;
         }
         switch (m) {

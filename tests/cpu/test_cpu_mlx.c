@@ -116,6 +116,29 @@ static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, i
                           (long long)m, (long long)i, (double)got[i], (double)want[i]);
         free(packed);
         free(gws);
+        /* The int8-activation mode: x quantized per group with d = max|x_g| / 127, so each
+         * element is off by at most d / 2 and each output by at most sum_j |w_j| d_g(j) / 2 (plus
+         * float rounding); computed here independently of the kernel. */
+        memset(got, 0, (size_t)(m * rows) * 4);
+        cpu_mlx_matmul_int8(&a, 0, rows / 3, 0);
+        cpu_mlx_matmul_int8(&a, rows / 3, rows, 0);
+        int quantized = cpu_mlx_int8_takes(&a);
+        for (int64_t mm = 0; mm < m; mm++)
+            for (int64_t r = 0; r < rows; r++) {
+                double bound = 0;
+                cpu_ref_mlx_row(w, &q, k, r, row);
+                for (int64_t g = 0; g < groups && quantized; g++) {
+                    double mx = 0;
+                    for (int64_t j = g * group; j < (g + 1) * group; j++) mx = fmax(mx, fabs(x[mm * k + j]));
+                    double sw = 0, s = f32_of_bf16(sc[r * groups + g]);
+                    for (int64_t j = g * group; j < (g + 1) * group; j++) sw += fabs(s * codes[r * k + j]);
+                    bound += sw * mx / 127.0 / 2.0;
+                }
+                int64_t i = mm * rows + r;
+                ck_assert_msg(fabsf(got[i] - want[i]) <= bound * 1.0001 + 1e-6f * mag[i] + 1e-7f,
+                              "int8 decode bits %u group %u k %lld m %lld [%lld]: %g != %g (bound %g)", bits, group,
+                              (long long)k, (long long)m, (long long)i, (double)got[i], (double)want[i], bound);
+            }
     }
     int32_t ids[3] = {(int32_t)(rows - 1), 0, (int32_t)(rows / 2)};
     float *rows_out = malloc((size_t)(3 * k) * 4);
@@ -155,6 +178,8 @@ START_TEST(many_groups) {
     check_case(8, 32, 19, 48 * 32, 2);
     check_case(5, 32, 9, 37 * 32, 1);
     check_case(4, 128, 9, 3 * 128 * 7, 5);
+    check_case(4, 32, 19, 12 * 128, 3); /* the int8 mode: k a multiple of 128, four groups per chunk */
+    check_case(8, 128, 19, 6 * 128, 1);
 }
 END_TEST
 
