@@ -39,6 +39,7 @@ struct exo_compiled {
     size_t workspace_stride;
     uint32_t n_threads;
     bool fast;        /* AVX-512 kernels on */
+    cpu_kernel_fn gemv; /* the decode matmul: cpu_avx512_matmul, or cpu_mlx_matmul_int8 (EXO_CPU_MLX_INT8) */
     uint8_t *group;   /* per node: matmuls from here on sharing one pool job (0: not a group start) */
     float *x_packed;  /* GEMM activations re-laid out once per matmul (fast kernels, prefill) */
     cpu_onednn *onednn; /* bf16 prefill matmuls through oneDNN (AMX), or NULL: matmul_onednn.h */
@@ -129,6 +130,17 @@ static bool kernels_forced_to_reference(exo_plugin_ctx *ctx) {
     return false;
 }
 
+/* EXO_CPU_MLX_INT8=on: decode matmuls on 4- and 8-bit MLX weights quantize their activations to
+ * int8 per group (cpu_mlx_matmul_int8: faster, at reduced precision; docs/performance.md 4.4).
+ * Off (the default) keeps every matmul at float32 precision. */
+static bool mlx_int8_requested(exo_plugin_ctx *ctx) {
+    const char *v = ctx->host->get_env ? ctx->host->get_env(ctx->host->host_ctx, "EXO_CPU_MLX_INT8") : NULL;
+    if (!v || !*v || strcmp(v, "off") == 0 || strcmp(v, "0") == 0) return false;
+    if (strcmp(v, "on") == 0 || strcmp(v, "1") == 0) return true;
+    cpu_log(ctx, EXO_LOG_WARN, "EXO_CPU_MLX_INT8='%.40s' is not one of on, off (or 1, 0); using off", v);
+    return false;
+}
+
 /* The MOE_MATMUL gather/scatter buffers, for the largest such node: one expert takes at most
  * max_tokens rows (a token selects an expert once). */
 static exo_status moe_alloc(exo_compiled *c) {
@@ -181,6 +193,7 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
     c->n_threads = cpu_threadpool_size(ctx->pool);
     const cpu_features *f = &ctx->features;
     c->fast = f->avx512f && f->avx512bw && f->avx512vl && !kernels_forced_to_reference(ctx);
+    c->gemv = c->fast && mlx_int8_requested(ctx) ? cpu_mlx_matmul_int8 : cpu_avx512_matmul;
     c->tensors = malloc(sizeof *c->tensors * g->n_tensors);
     c->nodes = malloc(sizeof *c->nodes * g->n_nodes);
     c->data = calloc(g->n_tensors, sizeof *c->data);
@@ -350,7 +363,7 @@ static exo_status run_matmul_group(exo_compiled *c, uint32_t first, uint32_t cou
         return EXO_OK;
     }
     bool gemm = g.member[0].m > CPU_GEMV_MAX_TOKENS;
-    g.fn = gemm ? cpu_avx512_gemm : cpu_avx512_matmul;
+    g.fn = gemm ? cpu_avx512_gemm : c->gemv;
     if (gemm) {
         /* The members share x: one packing serves them all. */
         for (uint32_t i = 0; i < count; i++) g.member[i].x_packed = c->x_packed;
@@ -513,7 +526,7 @@ static exo_status run_node(const exec_node *e) {
             cpu_threadpool_run(pool, cpu_avx512_gemm_pack_items(a.m, a.k), 1, cpu_avx512_gemm_pack_x, &a);
             cpu_threadpool_run(pool, a.n, CPU_GEMM_GRAIN, cpu_avx512_gemm, &a);
         } else
-            cpu_threadpool_run(pool, a.n, CPU_MATMUL_BLOCK, cpu_avx512_matmul, &a);
+            cpu_threadpool_run(pool, a.n, CPU_MATMUL_BLOCK, c->gemv, &a);
         return EXO_OK;
     }
     case EXO_OP_ADD:
