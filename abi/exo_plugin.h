@@ -71,11 +71,12 @@ extern "C" {
 /* ---------------------------------------------------------------- versions and headers */
 
 #define EXO_ABI_MAJOR 1
-#define EXO_ABI_MINOR 5 /* 1.1: exo_plugin_api.probe_build_info; 1.2: IR element strides;
+#define EXO_ABI_MINOR 6 /* 1.1: exo_plugin_api.probe_build_info; 1.2: IR element strides;
                           1.3: quantized weights (EXO_DTYPE_MLX_AFFINE, exo_tensor.q_*);
                           1.4: mixture of experts (EXO_OP_MOE_*);
                           1.5: gpt_oss and glm4_moe: routing rules SIGMOID_BIAS and
-                          TOPK_SOFTMAX, expert biases, attention sinks, EXO_ACT_SWIGLU_CLAMP */
+                          TOPK_SOFTMAX, expert biases, attention sinks, EXO_ACT_SWIGLU_CLAMP;
+                          1.6: pooled KV caches (batched steps, "Pooled KV caches") */
 #define EXO_ABI_VERSION EXO_MAKE_VERSION(EXO_ABI_MAJOR, EXO_ABI_MINOR)
 
 /* Initialises the header of a struct the plugin side allocates, for the compiling side's layout
@@ -204,7 +205,9 @@ enum {
      * mscale; 1 = none). */
     EXO_OP_ROPE = 6,
     /* cache[pos[t], :, :] = src[t, :, :]. dst: KV tensor [ctx, n_kv_heads, head_dim];
-     * src: k or v [T, n_kv_heads, head_dim] (f32), positions I32 [T]. */
+     * src: k or v [T, n_kv_heads, head_dim] (f32), positions I32 [T]. (1.6) With a pooled
+     * cache [n_slots, ctx, n_kv_heads, head_dim], src[2] is slots I32 [T] and row t goes to
+     * cache[slots[t], pos[t], :, :] ("Pooled KV caches"). */
     EXO_OP_KV_WRITE = 7,
     /* Fused causal attention over the KV cache. dst [T, n_heads*head_dim]; src: q [T, n_heads,
      * head_dim], k cache, v cache [ctx, n_kv_heads, head_dim], positions I32 [T]. Query t attends
@@ -212,7 +215,10 @@ enum {
      * n_kv_heads, head_dim, window (0 = none); f[EXO_ATTENTION_F_*]: scale, softcap (0 = none).
      * (1.5) Optional src[4]: sinks F32 [n_heads] (gpt_oss): head h's softmax over its scores
      * gets one more logit, sinks[h], in the denominator only (it has no value row):
-     * p_i = exp(s_i - m) / (exp(sinks[h] - m) + sum_j exp(s_j - m)), m = max(max_j s_j, sinks[h]). */
+     * p_i = exp(s_i - m) / (exp(sinks[h] - m) + sum_j exp(s_j - m)), m = max(max_j s_j, sinks[h]).
+     * (1.6) With pooled caches [n_slots, ctx, n_kv_heads, head_dim], the last source (src[4],
+     * or src[5] after the sinks) is slots I32 [T]: query t attends to rows of slot slots[t]
+     * only ("Pooled KV caches"). */
     EXO_OP_ATTENTION = 8,
     /* dst = cap * tanh(x / cap). f[EXO_SOFTCAP_F_CAP]. */
     EXO_OP_SOFTCAP = 9,
@@ -302,6 +308,19 @@ enum {
  * e's packed rows start at byte e * N * K * q_bits / 8 and its scales/biases at element
  * e * N * K / q_group: mlx-lm's QuantizedSwitchLinear). A decode step reads only the k selected experts' bytes; a plugin may group tokens by
  * expert (one matmul per active expert) in prefill. */
+
+/* Pooled KV caches (ABI 1.6): one graph run steps several sequences (a batched step), so every
+ * matmul reads its weights once for all of them. The tokens of all sequences are concatenated
+ * (T = the sum of their counts, each sequence's tokens contiguous, in any order of sequences);
+ * every op but KV_WRITE and ATTENTION treats them as one batch of rows. The KV tensors are then
+ * pools, 4-D [n_slots, ctx, n_kv_heads, head_dim] (ne = {head_dim, n_kv_heads, ctx, n_slots}),
+ * one slot per live sequence; an INPUT slots I32 [T] names each token's slot and is the last
+ * source of KV_WRITE and ATTENTION. Positions stay per token (each sequence at its own).
+ * Whether a node is pooled is the rank of its cache tensors: 4-D pooled (then the slots
+ * source is there), 3-D not. A slot id outside [0, n_slots) or a position outside [0, ctx) is
+ * refused at execute naming the node. A plugin that cannot run the pooled form refuses it in
+ * supports_graph (EXO_ERR_UNSUPPORTED): the core then gives it per-sequence caches and steps
+ * the sequences of a batch one after another; a plugin of a minor below 1.6 never sees it. */
 
 enum { EXO_ACT_SILU = 0, EXO_ACT_GELU_TANH = 1, EXO_ACT_SWIGLU_CLAMP = 2 /* 1.5, see EXO_OP_GLU */ };
 enum { EXO_ROPE_NORMAL = 0 /* interleaved pairs (GPT-J) */, EXO_ROPE_NEOX = 1 /* halves (HF llama) */ };

@@ -3,6 +3,7 @@
 #define EXO_RUN_MODEL_INTERNAL_H
 
 #include "graph/builder.h"
+#include "graph/kv_pool.h"
 #include "registry/runtime.h"
 #include "tokenizer/tokenizer.h"
 
@@ -22,6 +23,22 @@ struct exo_model {
     char tokenizer_error[EXO_ERROR_MAX];
 };
 
+/* The KV caches of a shard whose plugin runs pooled caches (ABI 1.6): per KV tensor of the plan
+ * one buffer of `slots` sessions' caches; a session takes a slot for its life (session_pool.c). */
+typedef struct exo_kv_pool {
+    uint32_t slots;             /* slots the buffers hold (0: none yet) */
+    exo_buffer **kv;            /* plan.n_kv buffers, [slots][max_ctx][n_kv_heads][head_dim] F32 */
+    uint8_t *used;              /* per slot: taken by a live session */
+} exo_kv_pool;
+
+/* A batched step's buffers (batch.c), made at the first batched step and kept by the shard:
+ * steps of one device run one at a time (the device lock), so one set serves every session. */
+typedef struct exo_batch_buffers {
+    exo_buffer *input, *positions, *slots, *output;
+    uint32_t output_rows;       /* rows the output holds */
+    void *host;                 /* inputs gathered on the host: max_tokens x (input_width + 2) words */
+} exo_batch_buffers;
+
 struct exo_shard {
     exo_model *model;
     exo_error_slot error;
@@ -35,6 +52,9 @@ struct exo_shard {
     exo_compiled *compiled_last;
     uint64_t weight_bytes;
     uint32_t input_width, output_width;
+    bool pooled;                /* plans pooled (plan.kv_slots sessions), sessions in `pool` */
+    exo_kv_pool pool;
+    exo_batch_buffers batch;
 };
 
 struct exo_session {
@@ -51,9 +71,32 @@ struct exo_session {
     exo_buffer *output_last;    /* F32 output_width: the last-row graph's logits */
     exo_buffer *output_row;     /* I32 [1]: which row the last-row graph keeps */
     int32_t *position_scratch;  /* host copy of positions, max_tokens */
-    exo_binding *bindings;      /* a step's graph bindings, n_bindings_cap (4 + the plan's KV tensors) */
+    exo_binding *bindings;      /* a step's graph bindings, n_bindings_cap (5 + the plan's KV tensors) */
     uint32_t n_bindings_cap;
+    uint32_t slot;              /* pooled shard: this session's slot in shard->pool */
+    exo_buffer *slots;          /* pooled shard: I32 max_tokens, every entry `slot` */
 };
+
+/* Checks one step's arguments as exo_session_forward_* does (NULL, no tokens, output too small,
+ * context full, token ids outside the vocabulary, tokens vs hidden states), recording the error
+ * on the session. */
+exo_status exo_session_check_step(exo_session *s, const void *input, uint32_t n, uint32_t flags, const float *out,
+                                  uint64_t out_count, bool tokens);
+
+/* Compiles the shard's plans (the full one, and the last-row one for a head) as they stand on its
+ * device; on failure nothing is returned and the error says which. Device lock held. */
+exo_status exo_shard_compile(exo_shard *s, exo_compiled **full, exo_compiled **last);
+
+/* A slot of the shard's KV pool for a new session, growing the pool (and recompiling the plans
+ * for the new slot count) when every slot is taken. Device lock held. */
+exo_status exo_kv_pool_take(exo_shard *s, uint32_t *slot);
+void exo_kv_pool_release(exo_shard *s, uint32_t slot);
+/* Frees the pool's buffers. Device lock held. */
+void exo_kv_pool_free(exo_shard *s);
+/* Frees the batched step's buffers (batch.c). Device lock held. */
+void exo_batch_buffers_free(exo_shard *s);
+/* Bytes the pool would need for `slots` sessions (every KV tensor). */
+uint64_t exo_kv_pool_bytes(const exo_shard *s, uint32_t slots);
 
 /* Token ids of a text prompt (malloc'd); add_bos as exo_model_tokenize says. */
 exo_status exo_model_encode(exo_model *m, const char *text, size_t len, int add_bos, int32_t **ids, size_t *n);

@@ -51,19 +51,31 @@ exo_status exo_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out
     /* config.json's limits keep this product below 2^54 (positions 2^24, heads and head_dim 2^14). */
     uint64_t kv_bytes = (uint64_t)sh->plan.max_ctx * c->n_kv_heads * c->head_dim * sizeof(float);
     uint32_t T = sh->plan.max_tokens;
-    /* Every session takes its own cache: the shard's load made room for one. */
-    exo_status st = check_room(s, exo_add_sat(exo_mul_sat(kv_bytes, sh->plan.n_kv),
-                                              exo_mul_sat((uint64_t)T * 4, (uint64_t)sh->input_width + 1)),
+    /* Every session takes its own cache (the shard's load made room for one): its own buffers,
+     * or a slot of the shard's pool (session_pool.c checks the room it grows into). */
+    exo_status st = check_room(s, exo_add_sat(sh->pooled ? 0 : exo_mul_sat(kv_bytes, sh->plan.n_kv),
+                                              exo_mul_sat((uint64_t)T * 4, (uint64_t)sh->input_width + 2)),
                                "a session's KV cache and inputs");
     s->kv = calloc(sh->plan.n_kv ? sh->plan.n_kv : 1, sizeof *s->kv);
     s->position_scratch = malloc((size_t)T * sizeof *s->position_scratch);
-    /* A step binds input, positions, output, the last-row index and every KV tensor. */
-    s->n_bindings_cap = 4 + (sh->plan.n_kv > sh->plan_last.n_kv ? sh->plan.n_kv : sh->plan_last.n_kv);
+    /* A step binds input, positions, output, the last-row index, the slots and every KV tensor. */
+    s->n_bindings_cap = 5 + (sh->plan.n_kv > sh->plan_last.n_kv ? sh->plan.n_kv : sh->plan_last.n_kv);
     s->bindings = malloc(s->n_bindings_cap * sizeof *s->bindings);
+    s->slot = UINT32_MAX;
     if (st == EXO_OK && (!s->kv || !s->position_scratch || !s->bindings))
         st = exo_errorf(EXO_ERR_NO_MEMORY, "out of memory creating a session");
     exo_runtime_device_lock(sh->model->rt, sh->device);
-    for (uint32_t i = 0; st == EXO_OK && i < sh->plan.n_kv; i++) st = alloc_buffer(s, kv_bytes, EXO_BUFFER_KV, &s->kv[i]);
+    if (sh->pooled) {
+        uint32_t slot = 0;
+        if (st == EXO_OK) st = exo_kv_pool_take(sh, &slot);
+        if (st == EXO_OK) s->slot = slot;
+        if (st == EXO_OK) st = alloc_buffer(s, (uint64_t)T * 4, EXO_BUFFER_SCRATCH, &s->slots);
+        /* Every token of this session's steps is in its slot: written once. */
+        for (uint32_t i = 0; st == EXO_OK && i < T; i++) s->position_scratch[i] = (int32_t)slot;
+        if (st == EXO_OK) st = sh->plugin->api.buffer_write(s->slots, 0, s->position_scratch, (uint64_t)T * 4);
+    }
+    for (uint32_t i = 0; st == EXO_OK && !sh->pooled && i < sh->plan.n_kv; i++)
+        st = alloc_buffer(s, kv_bytes, EXO_BUFFER_KV, &s->kv[i]);
     if (st == EXO_OK) st = alloc_buffer(s, (uint64_t)T * sh->input_width * 4, EXO_BUFFER_SCRATCH, &s->input);
     if (st == EXO_OK) st = alloc_buffer(s, (uint64_t)T * 4, EXO_BUFFER_SCRATCH, &s->positions);
     if (st == EXO_OK && sh->plan.has_head) {
@@ -85,6 +97,8 @@ void exo_session_destroy(exo_session *s) {
     exo_runtime_device_lock(sh->model->rt, sh->device);
     if (s->kv)
         for (uint32_t i = 0; i < sh->plan.n_kv; i++) exo_shard_buffer_release(sh, s->kv[i]);
+    if (s->slot != UINT32_MAX) exo_kv_pool_release(sh, s->slot);
+    exo_shard_buffer_release(sh, s->slots);
     exo_shard_buffer_release(sh, s->input);
     exo_shard_buffer_release(sh, s->positions);
     exo_shard_buffer_release(sh, s->output);
@@ -152,7 +166,10 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
     bindings[nb++] = (exo_binding){.tensor = p->in_positions, .buffer = s->positions};
     bindings[nb++] = (exo_binding){.tensor = p->output, .buffer = output};
     if (last_graph) bindings[nb++] = (exo_binding){.tensor = p->in_output_row, .buffer = s->output_row};
-    for (uint32_t i = 0; i < p->n_kv; i++) bindings[nb++] = (exo_binding){.tensor = p->kv[i], .buffer = s->kv[i]};
+    /* A pooled shard's caches are its pool's buffers (they change when the pool grows). */
+    exo_buffer **kv = sh->pooled ? sh->pool.kv : s->kv;
+    for (uint32_t i = 0; i < p->n_kv; i++) bindings[nb++] = (exo_binding){.tensor = p->kv[i], .buffer = kv[i]};
+    if (sh->pooled) bindings[nb++] = (exo_binding){.tensor = p->in_slots, .buffer = s->slots};
     exo_exec_args args;
     memset(&args, 0, sizeof args);
     EXO_ABI_STRUCT_INIT(&args);
@@ -177,13 +194,17 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
     return EXO_OK;
 }
 
-static exo_status forward(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
-                          uint64_t out_count) {
-    exo_error_clear();
+exo_status exo_session_check_step(exo_session *s, const void *input, uint32_t n, uint32_t flags, const float *out,
+                                  uint64_t out_count, bool tokens) {
     if (!s || !input || !out || n == 0)
         return exo_errorf(EXO_ERR_INVALID_ARG, "exo_session_forward: NULL argument or no tokens");
     exo_shard *sh = s->shard;
-    uint32_t W = sh->output_width, in_w = sh->input_width;
+    if (tokens != sh->plan.embeds)
+        return exo_error_keep(&s->error, sh->plan.embeds
+            ? exo_errorf(EXO_ERR_INVALID_ARG, "this shard starts at layer 0 and takes token ids, not hidden states")
+            : exo_errorf(EXO_ERR_INVALID_ARG, "this shard starts at layer %u and takes hidden states, not tokens",
+                         sh->plan.start));
+    uint32_t W = sh->output_width;
     uint64_t need = (flags & EXO_FORWARD_LAST_ONLY) ? W : (uint64_t)n * W;
     if (out_count < need)
         return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG,
@@ -200,6 +221,16 @@ static exo_status forward(exo_session *s, const void *input, uint32_t n, uint32_
                                       "token %d at index %u is outside the vocabulary (%u)", ids[i], i,
                                       sh->model->cfg.vocab_size));
     }
+    return EXO_OK;
+}
+
+static exo_status forward(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
+                          uint64_t out_count, bool tokens) {
+    exo_error_clear();
+    exo_status checked = exo_session_check_step(s, input, n, flags, out, out_count, tokens);
+    if (checked != EXO_OK) return checked;
+    exo_shard *sh = s->shard;
+    uint32_t W = sh->output_width, in_w = sh->input_width;
     bool had_state = s->position > 0;
     uint32_t T = sh->plan.max_tokens, done = 0, position0 = s->position;
     exo_status st = EXO_OK;
@@ -228,55 +259,10 @@ static exo_status forward(exo_session *s, const void *input, uint32_t n, uint32_
 
 exo_status exo_session_forward_tokens(exo_session *s, const int32_t *tokens, uint32_t n, uint32_t flags, float *out,
                                       uint64_t out_count) {
-    if (s && !s->shard->plan.embeds)
-        return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG,
-                              "this shard starts at layer %u and takes hidden states, not tokens", s->shard->plan.start));
-    return forward(s, tokens, n, flags, out, out_count);
+    return forward(s, tokens, n, flags, out, out_count, true);
 }
 
 exo_status exo_session_forward_hidden(exo_session *s, const float *hidden, uint32_t n, uint32_t flags, float *out,
                                       uint64_t out_count) {
-    if (s && s->shard->plan.embeds)
-        return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG,
-                              "this shard starts at layer 0 and takes token ids, not hidden states"));
-    return forward(s, hidden, n, flags, out, out_count);
-}
-
-exo_status exo_session_forward_batch(exo_batch_entry *entries, uint32_t n_entries) {
-    exo_error_clear();
-    if (!n_entries) return EXO_OK;
-    if (!entries || entries[0].hdr.size < sizeof(exo_struct_header) ||
-        EXO_VERSION_MAJOR(entries[0].hdr.version) != EXO_API_MAJOR)
-        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_session_forward_batch: entries NULL or header not initialised");
-    /* The caller's struct size is the stride: an older, smaller exo_batch_entry still works. */
-    size_t stride = entries[0].hdr.size;
-    if (stride < offsetof(exo_batch_entry, status) + sizeof(exo_status) || stride % _Alignof(exo_batch_entry))
-        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_batch_entry of %zu bytes is too small or misaligned", stride);
-#define ENTRY(i) ((exo_batch_entry *)((char *)entries + (size_t)(i)*stride))
-    const exo_shard *shard = NULL;
-    for (uint32_t i = 0; i < n_entries; i++) {
-        const exo_session *s = ENTRY(i)->session;
-        if (!s) return exo_errorf(EXO_ERR_INVALID_ARG, "batch entry %u has no session", i);
-        if (shard && s->shard != shard)
-            return exo_errorf(EXO_ERR_INVALID_ARG, "batch entry %u belongs to another shard than entry 0", i);
-        shard = s->shard;
-    }
-    /* v1 steps the sequences one after another; the entry point exists so callers batch from
-     * the start and a plugin can later run them as one graph. */
-    exo_status first = EXO_OK;
-    char detail[EXO_ERROR_MAX] = "";
-    for (uint32_t i = 0; i < n_entries; i++) {
-        exo_batch_entry *e = ENTRY(i);
-        if (e->session->shard->plan.embeds)
-            e->status = exo_session_forward_tokens(e->session, e->tokens, e->n, e->flags, e->out, e->out_count);
-        else
-            e->status = exo_session_forward_hidden(e->session, e->hidden, e->n, e->flags, e->out, e->out_count);
-        if (e->status != EXO_OK && first == EXO_OK) {
-            first = e->status;
-            snprintf(detail, sizeof detail, "batch entry %u: %s", i, exo_error_message());
-        }
-    }
-#undef ENTRY
-    if (first != EXO_OK) exo_errorf(first, "%s", detail);
-    return first;
+    return forward(s, hidden, n, flags, out, out_count, false);
 }

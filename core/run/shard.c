@@ -31,6 +31,12 @@ static void unload_from_device(exo_shard *s) {
     if (s->compiled && s->plugin->api.compiled_free) s->plugin->api.compiled_free(s->compiled);
     if (s->compiled_last && s->plugin->api.compiled_free) s->plugin->api.compiled_free(s->compiled_last);
     s->compiled = s->compiled_last = NULL;
+    exo_kv_pool_free(s);
+    exo_batch_buffers_free(s);
+    /* Back to one cache per session, the form the next device is fitted and tried with. */
+    exo_graph_plan_pool_kv(&s->plan, 0);
+    exo_graph_plan_pool_kv(&s->plan_last, 0);
+    s->pooled = false;
     if (s->buffers)
         for (uint32_t i = 0; i < s->plan.n_buffers; i++) exo_shard_buffer_release(s, s->buffers[i]);
     free(s->buffers);
@@ -98,6 +104,63 @@ static exo_status fit_to_device(exo_shard *s, uint32_t device, const shard_reque
     return EXO_OK;
 }
 
+exo_status exo_shard_compile(exo_shard *s, exo_compiled **full, exo_compiled **last) {
+    const exo_plugin_api *api = &s->plugin->api;
+    uint32_t dev = exo_runtime_device(s->model->rt, s->device)->index;
+    *full = *last = NULL;
+    exo_graph graph;
+    exo_status st = exo_graph_plan_view(&s->plan, s->buffers, s->plugin->abi_version, &graph);
+    if (st != EXO_OK) return st;
+    exo_error_clear();
+    st = api->graph_compile(s->plugin->ctx, dev, &graph, full);
+    if (st != EXO_OK) {
+        *full = NULL;
+        return exo_error_wrap(st, "compiling the graph failed");
+    }
+    if (!s->plan.has_head) return EXO_OK;
+    st = exo_graph_plan_view(&s->plan_last, s->buffers, s->plugin->abi_version, &graph);
+    if (st == EXO_OK) {
+        exo_error_clear();
+        st = api->graph_compile(s->plugin->ctx, dev, &graph, last);
+        if (st != EXO_OK) exo_error_wrap(st, "compiling the last-row graph failed");
+    }
+    if (st != EXO_OK) {
+        *last = NULL;
+        if (api->compiled_free) api->compiled_free(*full);
+        *full = NULL;
+    }
+    return st;
+}
+
+/* Pools the plans' KV caches (one graph run steps a batch of sequences) when the plugin negotiated
+ * ABI 1.6 and accepts the pooled graph; otherwise each session keeps its own caches and a batch's
+ * sequences are stepped one after another (logged once per load). */
+static bool try_pooled(exo_shard *s, uint32_t dev) {
+    const exo_plugin_api *api = &s->plugin->api;
+    exo_runtime *rt = s->model->rt;
+    if (EXO_VERSION_MINOR(s->plugin->abi_version) < 6 || !api->supports_graph) {
+        exo_logf(&rt->logger, EXO_LOG_INFO, "shard", "plugin %s (ABI 1.%u) takes no pooled KV caches: batched steps run "
+                 "their sequences one after another", s->plugin->name, EXO_VERSION_MINOR(s->plugin->abi_version));
+        return false;
+    }
+    exo_graph graph;
+    uint32_t first_bad = UINT32_MAX;
+    exo_status st = exo_graph_plan_pool_kv(&s->plan, 1);
+    if (st == EXO_OK) st = exo_graph_plan_pool_kv(&s->plan_last, s->plan.has_head ? 1 : 0);
+    if (st == EXO_OK) st = exo_graph_plan_view(&s->plan, s->buffers, s->plugin->abi_version, &graph);
+    if (st == EXO_OK) {
+        exo_error_clear();
+        st = api->supports_graph(s->plugin->ctx, dev, &graph, &first_bad);
+    }
+    if (st == EXO_OK) return true;
+    exo_logf(&rt->logger, EXO_LOG_INFO, "shard", "plugin %s runs no pooled KV caches (%s): batched steps run their "
+             "sequences one after another", s->plugin->name, exo_error_message());
+    exo_error_clear();
+    exo_graph_plan_pool_kv(&s->plan, 0);
+    exo_graph_plan_pool_kv(&s->plan_last, 0);
+    return false;
+}
+
 static exo_status try_device(exo_shard *s, uint32_t device, const exo_shard_options *o, const shard_request *r,
                              bool *cancelled) {
     exo_runtime *rt = s->model->rt;
@@ -130,6 +193,7 @@ static exo_status try_device(exo_shard *s, uint32_t device, const exo_shard_opti
             }
         }
     }
+    s->pooled = try_pooled(s, d->index);
     exo_graph graph;
     st = exo_graph_plan_view(&s->plan, s->buffers, s->plugin->abi_version, &graph);
     if (st != EXO_OK) return st;
@@ -141,22 +205,8 @@ static exo_status try_device(exo_shard *s, uint32_t device, const exo_shard_opti
             return exo_error_wrap(st, "cannot run node %u (op %d) of the graph", first_bad,
                                   first_bad < s->plan.n_nodes ? s->plan.nodes[first_bad].op : -1);
     }
-    exo_error_clear();
-    st = api->graph_compile(s->plugin->ctx, d->index, &graph, &s->compiled);
-    if (st != EXO_OK) {
-        s->compiled = NULL;
-        return exo_error_wrap(st, "compiling the graph failed");
-    }
-    if (s->plan.has_head) {
-        st = exo_graph_plan_view(&s->plan_last, s->buffers, s->plugin->abi_version, &graph);
-        if (st != EXO_OK) return st;
-        exo_error_clear();
-        st = api->graph_compile(s->plugin->ctx, d->index, &graph, &s->compiled_last);
-        if (st != EXO_OK) {
-            s->compiled_last = NULL;
-            return exo_error_wrap(st, "compiling the last-row graph failed");
-        }
-    }
+    st = exo_shard_compile(s, &s->compiled, &s->compiled_last);
+    if (st != EXO_OK) return st;
     if (total_layers == 0 && o && o->progress) o->progress(o->progress_user, 0, 0);
     return EXO_OK;
 }

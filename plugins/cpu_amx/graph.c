@@ -67,7 +67,7 @@ static bool host_buffer_span(const void *user, exo_buffer *buf, uint64_t *size, 
 static graph_target cpu_graph_target(const exo_plugin_ctx *ctx) {
     return (graph_target){.name = "cpu_amx", .host = ctx->host, .dtypes = GRAPH_DTYPES_ALL,
                           .buffer_span = host_buffer_span, .moe = true,
-                          .moe_1_5 = true};
+                          .moe_1_5 = true, .kv_pool = true};
 }
 
 static exo_status check_graph(exo_plugin_ctx *ctx, const exo_graph *g, uint32_t *bad_node) {
@@ -489,6 +489,69 @@ static exo_status run_moe_matmul(const exec_node *e) {
     return EXO_OK;
 }
 
+/* A KV cache's rows per sequence (ctx). Pooled (ABI 1.6, 4-D [slots][ctx][row]): also the node's
+ * slots source `slots_src` and the floats from one slot to the next; unpooled, *slots stays NULL. */
+static int64_t cache_geometry(const exec_node *e, uint32_t cache, uint32_t slots_src, const int32_t **slots,
+                              int64_t *slot_floats) {
+    int64_t ne[EXO_MAX_DIMS];
+    const exo_tensor *t = &e->c->tensors[cache];
+    graph_resolve_shape(t, e->n_tokens, ne);
+    if (t->n_dims != 4) return ne[t->n_dims - 1];
+    *slots = src_data(e, slots_src);
+    *slot_floats = ne[0] * ne[1] * ne[2];
+    return ne[2];
+}
+
+/* Attention for a run of tokens that share one cache (one slot, or an unpooled cache): the
+ * tiled kernel for several tokens, the per-row kernel otherwise. */
+static void run_attention_run(exo_compiled *c, cpu_attention_args *a) {
+    int64_t group = a->n_heads / a->n_kv_heads;
+    if (c->fast && a->n_tokens > 1 && cpu_attention_tiled_fits(group)) {
+        int64_t block = cpu_attention_block_tokens(group);
+        cpu_threadpool_run(c->ctx->pool, (a->n_tokens + block - 1) / block * a->n_kv_heads, 1,
+                           cpu_avx512_attention_tiled, a);
+        return;
+    }
+    /* Chunks hold whole GQA groups where possible, so the fast kernel shares K/V loads. */
+    cpu_threadpool_run(c->ctx->pool, a->n_tokens * a->n_heads, group, c->fast ? cpu_avx512_attention : cpu_ref_attention,
+                       a);
+}
+
+/* A batched step's tokens come as runs, one per sequence (abi/exo_plugin.h, "Pooled KV caches").
+ * When every run is one token (batched decode) the per-row kernel takes them all in one job,
+ * each row reading its own slot; otherwise each run of a slot goes to the kernels on its own,
+ * so the tiled prefill kernel always sees one sequence's cache. */
+static void run_attention(exo_compiled *c, const cpu_attention_args *a) {
+    if (!a->slots) {
+        cpu_attention_args one = *a;
+        run_attention_run(c, &one);
+        return;
+    }
+    bool decode = true;
+    for (int64_t t = 1; decode && t < a->n_tokens; t++) decode = a->slots[t] != a->slots[t - 1];
+    if (decode) {
+        cpu_attention_args all = *a;
+        cpu_threadpool_run(c->ctx->pool, all.n_tokens * all.n_heads, all.n_heads / all.n_kv_heads,
+                           c->fast ? cpu_avx512_attention : cpu_ref_attention, &all);
+        return;
+    }
+    int64_t q_row = a->n_heads * a->head_dim;
+    for (int64_t t0 = 0; t0 < a->n_tokens;) {
+        int64_t t1 = t0 + 1;
+        while (t1 < a->n_tokens && a->slots[t1] == a->slots[t0]) t1++;
+        cpu_attention_args run = *a;
+        run.q = a->q + t0 * q_row;
+        run.dst = a->dst + t0 * q_row;
+        run.pos = a->pos + t0;
+        run.k = a->k + a->slots[t0] * a->slot_floats;
+        run.v = a->v + a->slots[t0] * a->slot_floats;
+        run.slots = NULL;
+        run.n_tokens = t1 - t0;
+        run_attention_run(c, &run);
+        t0 = t1;
+    }
+}
+
 static exo_status run_node(const exec_node *e) {
     exo_compiled *c = e->c;
     const exo_node *nd = e->node;
@@ -554,30 +617,30 @@ static exo_status run_node(const exec_node *e) {
         return EXO_OK;
     }
     case EXO_OP_KV_WRITE: {
-        int64_t tokens = src_shape(e, 1, NULL), rows = outer_dim(e, nd->dst);
+        int64_t tokens = src_shape(e, 1, NULL), slot_floats = 0;
+        const int32_t *slots = NULL;
+        int64_t rows = cache_geometry(e, nd->dst, 2, &slots, &slot_floats);
         exo_status st = check_indices(e, 1, tokens, rows, "position");
+        if (st == EXO_OK && slots) st = check_indices(e, 2, tokens, outer_dim(e, nd->dst), "slot");
         if (st != EXO_OK) return st;
-        cpu_kv_write_args a = {src_data(e, 0), src_data(e, 1), src_shape(e, 0, NULL) / tokens, dst};
+        cpu_kv_write_args a = {src_data(e, 0), src_data(e, 1), src_shape(e, 0, NULL) / tokens, dst, slots, slot_floats};
         cpu_threadpool_run(pool, tokens, 1, cpu_ref_kv_write, &a);
         return EXO_OK;
     }
     case EXO_OP_ATTENTION: {
-        int64_t tokens = src_shape(e, 3, NULL), rows = outer_dim(e, nd->src[1]);
+        int64_t tokens = src_shape(e, 3, NULL), slot_floats = 0;
+        const int32_t *slots = NULL;
+        int64_t rows = cache_geometry(e, nd->src[1], nd->n_src - 1, &slots, &slot_floats);
         exo_status st = check_indices(e, 3, tokens, rows, "position");
+        if (st == EXO_OK && slots) st = check_indices(e, nd->n_src - 1, tokens, outer_dim(e, nd->src[1]), "slot");
         if (st != EXO_OK) return st;
         int32_t heads = nd->i[EXO_ATTENTION_I_N_HEADS], kv_heads = nd->i[EXO_ATTENTION_I_N_KV_HEADS];
+        bool sinks = nd->n_src == (slots ? 6u : 5u);
         cpu_attention_args a = {src_data(e, 0), src_data(e, 1), src_data(e, 2), src_data(e, 3), heads, kv_heads,
                                 nd->i[EXO_ATTENTION_I_HEAD_DIM], nd->i[EXO_ATTENTION_I_WINDOW],
                                 nd->f[EXO_ATTENTION_F_SCALE], nd->f[EXO_ATTENTION_F_SOFTCAP], dst, c->workspace,
-                                c->workspace_stride, tokens, nd->n_src > 4 ? src_data(e, 4) : NULL};
-        int64_t group = heads / kv_heads;
-        if (c->fast && tokens > 1 && cpu_attention_tiled_fits(group)) {
-            int64_t block = cpu_attention_block_tokens(group);
-            cpu_threadpool_run(pool, (tokens + block - 1) / block * kv_heads, 1, cpu_avx512_attention_tiled, &a);
-            return EXO_OK;
-        }
-        /* Chunks hold whole GQA groups where possible, so the fast kernel shares K/V loads. */
-        cpu_threadpool_run(pool, tokens * heads, group, c->fast ? cpu_avx512_attention : cpu_ref_attention, &a);
+                                c->workspace_stride, tokens, sinks ? src_data(e, 4) : NULL, slots, slot_floats};
+        run_attention(c, &a);
         return EXO_OK;
     }
     case EXO_OP_SOFTCAP: {

@@ -112,12 +112,15 @@ typedef struct cpu_rope_args {
     float *dst;
 } cpu_rope_args;
 
-/* Items: tokens. cache[pos[t]] = src[t] (rows of row_size floats); positions checked before. */
+/* Items: tokens. cache[pos[t]] = src[t] (rows of row_size floats); positions checked before.
+ * Pooled caches (ABI 1.6): cache[slots[t]][pos[t]], slot_floats apart; slots NULL: one cache. */
 typedef struct cpu_kv_write_args {
     const float *src;
     const int32_t *pos;
     int64_t row_size;
     float *cache;
+    const int32_t *slots;
+    int64_t slot_floats;
 } cpu_kv_write_args;
 
 /* Items: t * n_heads + h. See EXO_OP_ATTENTION; positions are checked before the call. */
@@ -132,6 +135,11 @@ typedef struct cpu_attention_args {
     size_t workspace_stride;
     int64_t n_tokens;   /* query tokens (the tiled fast kernel's items are token blocks) */
     const float *sinks; /* [n_heads]: one more logit per head in the softmax's denominator, or NULL */
+    /* Pooled caches (ABI 1.6): token t reads the caches at k/v + slots[t] * slot_floats; NULL:
+     * one cache. The per-row kernels take it; the tiled one is handed one slot's run of tokens
+     * with k/v already offset (graph.c), so it never reads it. */
+    const int32_t *slots;
+    int64_t slot_floats;
 } cpu_attention_args;
 
 /* Items: elements. */

@@ -103,14 +103,14 @@ AVX512 void cpu_avx512_attention(void *args, int64_t begin, int64_t end, uint32_
         if (g > end - item) g = end - item;
         if (g > ATTN_GROUP) g = ATTN_GROUP;
         const float *q = a->q + (t * a->n_heads + h0) * d;
-        int64_t last = a->pos[t];
+        int64_t last = a->pos[t], slot = a->slots ? (int64_t)a->slots[t] * a->slot_floats : 0;
         int64_t first = a->window > 0 && last - a->window + 1 > 0 ? last - a->window + 1 : 0;
         float max[ATTN_GROUP], denom[ATTN_GROUP], rescale[ATTN_GROUP];
         for (int64_t j = 0; j < g; j++) max[j] = -INFINITY, denom[j] = 0.0f;
         for (int64_t j = 0; j < g * d; j++) acc[j] = 0.0f;
         for (int64_t r0 = first; r0 <= last; r0 += ATTN_ROWS) {
             int64_t rows = last + 1 - r0 < ATTN_ROWS ? last + 1 - r0 : ATTN_ROWS;
-            const float *k = a->k + r0 * kv_row + kvh * d, *v = a->v + r0 * kv_row + kvh * d;
+            const float *k = a->k + slot + r0 * kv_row + kvh * d, *v = a->v + slot + r0 * kv_row + kvh * d;
             for (int64_t j = 0; j < g; j++) {
                 __m512 s = score16(q + j * d, k, kv_row, d, rows, a->scale, a->softcap);
                 float new_max = fmaxf(max[j], _mm512_reduce_max_ps(s));

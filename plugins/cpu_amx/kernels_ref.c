@@ -189,9 +189,10 @@ void cpu_ref_rope(void *args, int64_t begin, int64_t end, uint32_t thread) {
 
 void cpu_ref_kv_write(void *args, int64_t begin, int64_t end, uint32_t thread) {
     const cpu_kv_write_args *a = args;
-    for (int64_t t = begin; t < end; t++)
-        memcpy(a->cache + (int64_t)a->pos[t] * a->row_size, a->src + t * a->row_size,
-               (size_t)a->row_size * sizeof(float));
+    for (int64_t t = begin; t < end; t++) {
+        float *cache = a->slots ? a->cache + (int64_t)a->slots[t] * a->slot_floats : a->cache;
+        memcpy(cache + (int64_t)a->pos[t] * a->row_size, a->src + t * a->row_size, (size_t)a->row_size * sizeof(float));
+    }
 }
 
 /* One query row against its visible cache rows with an online (streaming) softmax: the running
@@ -204,13 +205,13 @@ void cpu_ref_attention(void *args, int64_t begin, int64_t end, uint32_t thread) 
     for (int64_t item = begin; item < end; item++) {
         int64_t t = item / a->n_heads, h = item % a->n_heads, kvh = h / group;
         const float *q = a->q + (t * a->n_heads + h) * d;
-        int64_t last = a->pos[t];
+        int64_t last = a->pos[t], slot = a->slots ? (int64_t)a->slots[t] * a->slot_floats : 0;
         int64_t first = a->window > 0 && last - a->window + 1 > 0 ? last - a->window + 1 : 0;
         double max = -INFINITY, denom = 0.0;
         for (int64_t j = 0; j < d; j++) acc[j] = 0.0;
         for (int64_t r = first; r <= last; r++) {
-            const float *k = a->k + r * kv_row + kvh * d;
-            const float *v = a->v + r * kv_row + kvh * d;
+            const float *k = a->k + slot + r * kv_row + kvh * d;
+            const float *v = a->v + slot + r * kv_row + kvh * d;
             double s = 0.0;
             for (int64_t j = 0; j < d; j++) s += (double)q[j] * k[j];
             s *= a->scale;

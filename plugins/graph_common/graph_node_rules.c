@@ -189,12 +189,25 @@ static exo_status check_rope(const node_ctx *n, const exo_tensor *dst) {
 }
 
 /* A cache is [ctx][row]: its outermost dim is the context length. */
-static int64_t cache_rows(const node_ctx *n, const exo_tensor *t, int64_t *row_size) {
+/* A cache is [ctx][row] or, pooled (ABI 1.6), [slots][ctx][row]: returns ctx and sets the row
+ * size and the slot count (1 unpooled). */
+static int64_t cache_rows(const node_ctx *n, const exo_tensor *t, int64_t *row_size, int64_t *slots) {
     int64_t ne[EXO_MAX_DIMS];
     int64_t count = nelem(n, t, ne);
-    int64_t rows = ne[t->n_dims - 1];
-    *row_size = count / rows;
+    bool pooled = t->n_dims == 4;
+    int64_t rows = ne[pooled ? 2 : t->n_dims - 1];
+    *slots = pooled ? ne[3] : 1;
+    *row_size = count / (rows * *slots);
     return rows;
+}
+
+/* The slots source of a pooled node: I32, one per token, and a target whose kernels take it. */
+static exo_status check_slots(const node_ctx *n, uint32_t s, const exo_tensor *pos) {
+    const exo_tensor *slots = src_tensor(n, s);
+    if (!n->tg->kv_pool)
+        return node_fail(n, EXO_ERR_UNSUPPORTED, "pooled KV caches (ABI 1.6) have no kernels on this device");
+    TRY(want_dtype(n, slots, "slots", M(I32)));
+    return want_count(n, slots, "slots", nelem(n, pos, NULL), "one per token");
 }
 
 static exo_status check_kv_write(const node_ctx *n, const exo_tensor *dst) {
@@ -204,8 +217,13 @@ static exo_status check_kv_write(const node_ctx *n, const exo_tensor *dst) {
     TRY(want_dtype(n, dst, "cache", M(F32)));
     TRY(want_dtype(n, src, "src", M(F32)));
     TRY(want_dtype(n, pos, "positions", M(I32)));
-    int64_t row;
-    cache_rows(n, dst, &row);
+    bool pooled = dst->n_dims == 4;
+    if (n->node->n_src != (pooled ? 3u : 2u))
+        return node_fail(n, EXO_ERR_INVALID_ARG, "cache '%.*s' is %u-D: needs %u sources, has %u", GRAPH_NAME_ARG(dst),
+                         dst->n_dims, pooled ? 3u : 2u, n->node->n_src);
+    if (pooled) TRY(check_slots(n, 2, pos));
+    int64_t row, slots;
+    cache_rows(n, dst, &row, &slots);
     return want_count(n, src, "src", nelem(n, pos, NULL) * row, "tokens x cache row");
 }
 
@@ -234,15 +252,25 @@ static exo_status check_attention(const node_ctx *n, const exo_tensor *dst) {
     int64_t tokens = nelem(n, pos, NULL), q_row = (int64_t)heads * head_dim, kv_row = (int64_t)kv_heads * head_dim;
     TRY(want_count(n, q, "q", tokens * q_row, "tokens x n_heads x head_dim"));
     TRY(want_count(n, dst, "dst", tokens * q_row, "tokens x n_heads x head_dim"));
-    int64_t k_row, v_row;
-    int64_t k_rows = cache_rows(n, k, &k_row), v_rows = cache_rows(n, v, &v_row);
+    int64_t k_row, v_row, k_slots, v_slots;
+    int64_t k_rows = cache_rows(n, k, &k_row, &k_slots), v_rows = cache_rows(n, v, &v_row, &v_slots);
+    bool pooled = k->n_dims == 4;
+    if (pooled != (v->n_dims == 4) || k_slots != v_slots)
+        return node_fail(n, EXO_ERR_INVALID_ARG, "k '%.*s' is %u-D with %lld slots and v '%.*s' %u-D with %lld: both "
+                         "pooled (4-D) with one slot count, or neither", GRAPH_NAME_ARG(k), k->n_dims,
+                         (long long)k_slots, GRAPH_NAME_ARG(v), v->n_dims, (long long)v_slots);
+    uint32_t base = 4 + (pooled ? 1u : 0u);
+    if (n->node->n_src != base && n->node->n_src != base + 1)
+        return node_fail(n, EXO_ERR_INVALID_ARG, "caches are %s: needs %u sources (or one more for sinks), has %u",
+                         pooled ? "pooled (4-D)" : "3-D", base, n->node->n_src);
+    if (pooled) TRY(check_slots(n, n->node->n_src - 1, pos));
     if (k_row != kv_row || v_row != kv_row || k_rows != v_rows)
         return node_fail(n, EXO_ERR_INVALID_ARG,
                          "k '%.*s' is [%lld][%lld] and v '%.*s' is [%lld][%lld]; both must be [ctx][n_kv_heads x "
                          "head_dim = %lld]",
                          GRAPH_NAME_ARG(k), (long long)k_rows, (long long)k_row, GRAPH_NAME_ARG(v), (long long)v_rows,
                          (long long)v_row, (long long)kv_row);
-    if (n->node->n_src == 5) {
+    if (n->node->n_src == base + 1) {
         const exo_tensor *sinks = src_tensor(n, 4);
         TRY(want_1_5(n, "attention sinks (src[4])"));
         TRY(want_dtype(n, sinks, "sinks", M(F32)));
@@ -430,11 +458,15 @@ exo_status graph_check_node(const graph_target *target, const exo_graph *g, uint
     static const uint32_t n_src[EXO_OP_COUNT] = {2, 2, 2, 2, 2, 2, 3, 2, 4, 1, 1, 1, 2, 3, 2};
     const exo_node *nd = n.node;
     const exo_tensor *dst = exo_graph_tensor(g, nd->dst);
-    /* One optional source (1.5): ATTENTION's sinks, MOE_TOPK's selection bias, MOE_MATMUL's bias. */
-    bool optional = nd->op == EXO_OP_ATTENTION || nd->op == EXO_OP_MOE_TOPK || nd->op == EXO_OP_MOE_MATMUL;
-    if (nd->op != EXO_OP_MATMUL && nd->n_src != n_src[nd->op] && !(optional && nd->n_src == n_src[nd->op] + 1))
+    /* One optional source (1.5): ATTENTION's sinks, MOE_TOPK's selection bias, MOE_MATMUL's bias;
+     * (1.6) the slots of KV_WRITE and ATTENTION over pooled caches, checked with the caches. */
+    bool optional = nd->op == EXO_OP_ATTENTION || nd->op == EXO_OP_MOE_TOPK || nd->op == EXO_OP_MOE_MATMUL ||
+                    nd->op == EXO_OP_KV_WRITE;
+    uint32_t extra = nd->op == EXO_OP_ATTENTION ? 2 : 1;
+    if (nd->op != EXO_OP_MATMUL && nd->n_src != n_src[nd->op] &&
+        !(optional && nd->n_src > n_src[nd->op] && nd->n_src <= n_src[nd->op] + extra))
         return node_fail(&n, EXO_ERR_INVALID_ARG, "needs %u%s sources, has %u", n_src[nd->op],
-                         optional ? " or one more" : "", nd->n_src);
+                         optional ? (extra > 1 ? " to two more" : " or one more") : "", nd->n_src);
     if (dst->flags & (EXO_TENSOR_INPUT | EXO_TENSOR_WEIGHT))
         return node_fail(&n, EXO_ERR_INVALID_ARG, "dst is an %s tensor, which nodes cannot write",
                          dst->flags & EXO_TENSOR_INPUT ? "INPUT" : "WEIGHT");

@@ -36,6 +36,10 @@ typedef struct graph_target {
      * and TOPK_SOFTMAX, MOE_MATMUL's expert bias, ATTENTION's sinks, EXO_ACT_SWIGLU_CLAMP.
      * False: nodes using them are refused as UNSUPPORTED, naming the node and the feature. */
     bool moe_1_5;
+    /* The kernels run pooled KV caches (ABI 1.6, "Pooled KV caches"): KV_WRITE and ATTENTION
+     * over 4-D caches with a per-token slots source. False: such nodes are refused as
+     * UNSUPPORTED, naming the node, and the core steps a batch's sequences one after another. */
+    bool kv_pool;
 } graph_target;
 
 /* Records an error through the host table as "<target name> <message>" and returns status. */

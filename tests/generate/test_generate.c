@@ -3,6 +3,7 @@
  * streamed pieces are valid UTF-8 and add up to the whole text, seeds reproduce, and the stats
  * are filled. */
 #include <check.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -434,7 +435,15 @@ START_TEST(batch_step_matches_single_steps) {
     ck_assert_int_eq(e[0].status, EXO_OK);
     ck_assert_int_eq(exo_session_reset(other), EXO_OK);
     ck_assert_int_eq(exo_session_forward_tokens(other, b, 2, EXO_FORWARD_LAST_ONLY, ref, info.vocab_size), EXO_OK);
-    ck_assert_mem_eq(ref, lb, info.vocab_size * sizeof *ref);
+    /* One graph run for both sequences: their rows share the matmuls (a 5-row product, not a
+     * 2-row one), whose kernels sum in another order, so equal to float rounding, not bitwise
+     * (tests/batch checks batched steps in depth). */
+    float diff = 0, scale = 0;
+    for (uint32_t i = 0; i < info.vocab_size; i++) {
+        diff = fmaxf(diff, fabsf(ref[i] - lb[i]));
+        scale = fmaxf(scale, fabsf(ref[i]));
+    }
+    ck_assert_float_le(diff, 1e-4f * scale);
     free(la);
     free(lb);
     free(ref);

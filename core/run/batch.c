@@ -1,0 +1,223 @@
+/* exo_session_forward_batch: one step of several sequences of a shard.
+ *
+ * On a pooled shard (its plugin runs pooled KV caches, ABI 1.6; abi/exo_plugin.h, "Pooled KV
+ * caches") the entries' tokens are concatenated, each entry's run contiguous, and go through
+ * the shard's graph in one execution: every matmul reads its weights once for the whole batch,
+ * while KV_WRITE and ATTENTION use each token's slot (its session's cache) and position. Decode
+ * steps of one token and prefill chunks mix freely; more tokens than max_tokens take several
+ * executions, an entry's tokens split across them in order. Every entry is checked first
+ * (exo_session_check_step): a failing entry carries its own status and the others still run.
+ * A shard that is not pooled steps the good entries one after another, as a session alone. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+/* The part of one entry's tokens that one execution carries. */
+typedef struct segment {
+    uint32_t entry;
+    uint32_t offset;            /* first token of the entry in this execution */
+    uint32_t count;
+    uint32_t row;               /* its first row in the execution */
+} segment;
+
+#define ENTRY(i) ((exo_batch_entry *)((char *)entries + (size_t)(i)*stride))
+
+void exo_batch_buffers_free(exo_shard *sh) {
+    exo_batch_buffers *b = &sh->batch;
+    exo_shard_buffer_release(sh, b->input);
+    exo_shard_buffer_release(sh, b->positions);
+    exo_shard_buffer_release(sh, b->slots);
+    exo_shard_buffer_release(sh, b->output);
+    free(b->host);
+    memset(b, 0, sizeof *b);
+}
+
+/* The shard's batch buffers: inputs of max_tokens rows, made once; the output grown to `rows`. */
+static exo_status batch_buffers(exo_shard *sh, uint32_t rows) {
+    exo_batch_buffers *b = &sh->batch;
+    const exo_plugin_api *api = &sh->plugin->api;
+    uint32_t dev = exo_runtime_device(sh->model->rt, sh->device)->index, T = sh->plan.max_tokens;
+    exo_status st = EXO_OK;
+    exo_error_clear();
+    if (!b->host) {
+        b->host = malloc((size_t)T * (sh->input_width + 2) * 4);
+        if (!b->host) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory for a batched step's inputs");
+        st = api->buffer_alloc(sh->plugin->ctx, dev, (uint64_t)T * sh->input_width * 4, EXO_BUFFER_SCRATCH, &b->input);
+        if (st == EXO_OK) st = api->buffer_alloc(sh->plugin->ctx, dev, (uint64_t)T * 4, EXO_BUFFER_SCRATCH, &b->positions);
+        if (st == EXO_OK) st = api->buffer_alloc(sh->plugin->ctx, dev, (uint64_t)T * 4, EXO_BUFFER_SCRATCH, &b->slots);
+    }
+    if (st == EXO_OK && rows > b->output_rows) {
+        exo_shard_buffer_release(sh, b->output);
+        b->output = NULL;
+        b->output_rows = 0;
+        st = api->buffer_alloc(sh->plugin->ctx, dev, (uint64_t)rows * sh->output_width * 4, EXO_BUFFER_SCRATCH,
+                               &b->output);
+        if (st == EXO_OK) b->output_rows = rows;
+    }
+    if (st != EXO_OK) {
+        exo_error_wrap(st, "allocating a batched step's buffers failed");
+        exo_batch_buffers_free(sh);
+        return st;
+    }
+    return EXO_OK;
+}
+
+/* One execution of the full graph over `rows` tokens made of the segments; copies each
+ * segment's outputs to its entry. */
+static exo_status execute(exo_shard *sh, exo_batch_entry *entries, size_t stride, const segment *seg, uint32_t n_seg,
+                          uint32_t rows, exo_binding *bindings) {
+    const exo_plugin_api *api = &sh->plugin->api;
+    exo_batch_buffers *b = &sh->batch;
+    const exo_graph_plan *p = &sh->plan;
+    uint32_t in_w = sh->input_width, W = sh->output_width;
+    char *in = b->host;
+    int32_t *pos = (int32_t *)(in + (size_t)rows * in_w * 4), *slots = pos + rows;
+    for (uint32_t k = 0; k < n_seg; k++) {
+        const exo_batch_entry *e = ENTRY(seg[k].entry);
+        const void *src = p->embeds ? (const void *)e->tokens : (const void *)e->hidden;
+        memcpy(in + (size_t)seg[k].row * in_w * 4, (const char *)src + (size_t)seg[k].offset * in_w * 4,
+               (size_t)seg[k].count * in_w * 4);
+        for (uint32_t j = 0; j < seg[k].count; j++) {
+            pos[seg[k].row + j] = (int32_t)(e->session->position + seg[k].offset + j);
+            slots[seg[k].row + j] = (int32_t)e->session->slot;
+        }
+    }
+    exo_error_clear();
+    exo_status st = api->buffer_write(b->input, 0, in, (uint64_t)rows * in_w * 4);
+    if (st == EXO_OK) st = api->buffer_write(b->positions, 0, pos, (uint64_t)rows * 4);
+    if (st == EXO_OK) st = api->buffer_write(b->slots, 0, slots, (uint64_t)rows * 4);
+    if (st != EXO_OK) return exo_error_wrap(st, "writing a batched step's inputs failed");
+    uint32_t nb = 0;
+    bindings[nb++] = (exo_binding){.tensor = p->embeds ? p->in_tokens : p->in_hidden, .buffer = b->input};
+    bindings[nb++] = (exo_binding){.tensor = p->in_positions, .buffer = b->positions};
+    bindings[nb++] = (exo_binding){.tensor = p->in_slots, .buffer = b->slots};
+    bindings[nb++] = (exo_binding){.tensor = p->output, .buffer = b->output};
+    for (uint32_t i = 0; i < p->n_kv; i++) bindings[nb++] = (exo_binding){.tensor = p->kv[i], .buffer = sh->pool.kv[i]};
+    exo_exec_args args;
+    memset(&args, 0, sizeof args);
+    EXO_ABI_STRUCT_INIT(&args);
+    args.n_tokens = rows;
+    args.n_bindings = nb;
+    args.bindings = bindings;
+    args.binding_stride = (uint32_t)sizeof *bindings;
+    exo_error_clear();
+    st = api->graph_execute(sh->compiled, &args);
+    if (st != EXO_OK) return exo_error_wrap(st, "executing the batched graph failed");
+    for (uint32_t k = 0; k < n_seg && st == EXO_OK; k++) {
+        exo_batch_entry *e = ENTRY(seg[k].entry);
+        if (!(e->flags & EXO_FORWARD_LAST_ONLY))
+            st = api->buffer_read(b->output, (uint64_t)seg[k].row * W * 4, e->out + (uint64_t)seg[k].offset * W,
+                                  (uint64_t)seg[k].count * W * 4);
+        else if (seg[k].offset + seg[k].count == e->n)
+            st = api->buffer_read(b->output, (uint64_t)(seg[k].row + seg[k].count - 1) * W * 4, e->out, (uint64_t)W * 4);
+    }
+    if (st != EXO_OK) return exo_error_wrap(st, "reading a batched step's output failed");
+    return EXO_OK;
+}
+
+/* The good entries (status EXO_OK) as one batch, in executions of at most max_tokens tokens.
+ * A failed execution fails every entry not yet finished (their positions stay where they were;
+ * an entry that held state gets EXO_ERR_DEVICE_LOST, as a session alone does). */
+static void run_batched(exo_shard *sh, exo_batch_entry *entries, size_t stride, uint32_t n_entries) {
+    uint32_t T = sh->plan.max_tokens;
+    uint32_t *done = calloc(n_entries, sizeof *done);
+    segment *seg = malloc((size_t)n_entries * sizeof *seg);
+    exo_binding *bindings = malloc((size_t)(4 + sh->plan.n_kv) * sizeof *bindings);
+    exo_status st = done && seg && bindings ? EXO_OK : exo_errorf(EXO_ERR_NO_MEMORY, "out of memory for a batched step");
+    exo_runtime_device_lock(sh->model->rt, sh->device);
+    if (st == EXO_OK) st = batch_buffers(sh, T);
+    for (bool more = true; st == EXO_OK && more;) {
+        uint32_t n_seg = 0, rows = 0;
+        for (uint32_t i = 0; i < n_entries && rows < T; i++) {
+            exo_batch_entry *e = ENTRY(i);
+            if (e->status != EXO_OK || done[i] == e->n) continue;
+            uint32_t count = e->n - done[i] < T - rows ? e->n - done[i] : T - rows;
+            seg[n_seg++] = (segment){i, done[i], count, rows};
+            rows += count;
+        }
+        if (!n_seg) break;
+        st = execute(sh, entries, stride, seg, n_seg, rows, bindings);
+        for (uint32_t k = 0; st == EXO_OK && k < n_seg; k++) done[seg[k].entry] += seg[k].count;
+    }
+    exo_runtime_device_unlock(sh->model->rt, sh->device);
+    char detail[EXO_ERROR_MAX];
+    snprintf(detail, sizeof detail, "%s", exo_error_message());
+    for (uint32_t i = 0; i < n_entries; i++) {
+        exo_batch_entry *e = ENTRY(i);
+        if (e->status != EXO_OK) continue;
+        exo_session *s = e->session;
+        if (st == EXO_OK) {
+            s->position += e->n;
+            continue;
+        }
+        bool had_state = s->position > 0 || (done && done[i] > 0);
+        exo_errorf(st, "%s", detail);
+        e->status = st;
+        if (had_state && st != EXO_ERR_INVALID_ARG && st != EXO_ERR_NO_MEMORY) {
+            /* The cache on the device may be half-written: EXO must re-place the shard. */
+            exo_error_wrap(EXO_ERR_DEVICE_LOST, "session state lost on %s", sh->plugin->name);
+            e->status = EXO_ERR_DEVICE_LOST;
+        }
+        exo_error_keep(&s->error, e->status);
+    }
+    free(done);
+    free(seg);
+    free(bindings);
+}
+
+exo_status exo_session_forward_batch(exo_batch_entry *entries, uint32_t n_entries) {
+    exo_error_clear();
+    if (!n_entries) return EXO_OK;
+    if (!entries || entries[0].hdr.size < sizeof(exo_struct_header) ||
+        EXO_VERSION_MAJOR(entries[0].hdr.version) != EXO_API_MAJOR)
+        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_session_forward_batch: entries NULL or header not initialised");
+    /* The caller's struct size is the stride: an older, smaller exo_batch_entry still works. */
+    size_t stride = entries[0].hdr.size;
+    if (stride < offsetof(exo_batch_entry, status) + sizeof(exo_status) || stride % _Alignof(exo_batch_entry))
+        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_batch_entry of %zu bytes is too small or misaligned", stride);
+    exo_shard *shard = NULL;
+    for (uint32_t i = 0; i < n_entries; i++) {
+        const exo_session *s = ENTRY(i)->session;
+        if (!s) return exo_errorf(EXO_ERR_INVALID_ARG, "batch entry %u has no session", i);
+        if (shard && s->shard != shard)
+            return exo_errorf(EXO_ERR_INVALID_ARG, "batch entry %u belongs to another shard than entry 0", i);
+        shard = s->shard;
+    }
+    /* Each entry checked on its own first: a bad one fails alone. */
+    uint32_t good = 0;
+    for (uint32_t i = 0; i < n_entries; i++) {
+        exo_batch_entry *e = ENTRY(i);
+        exo_error_clear();
+        e->status = EXO_OK;
+        for (uint32_t j = 0; j < i; j++)
+            if (ENTRY(j)->session == e->session)
+                e->status = exo_error_keep(&e->session->error, exo_errorf(EXO_ERR_INVALID_ARG,
+                                           "batch entry %u steps the session of entry %u again", i, j));
+        if (e->status == EXO_OK)
+            e->status = exo_session_check_step(e->session, shard->plan.embeds ? (const void *)e->tokens
+                                                                               : (const void *)e->hidden,
+                                               e->n, e->flags, e->out, e->out_count, shard->plan.embeds);
+        good += e->status == EXO_OK;
+    }
+    if (shard->pooled && good > 1) {
+        run_batched(shard, entries, stride, n_entries);
+    } else {
+        /* Not pooled (the plugin runs no pooled caches), or one sequence: steps of one session. */
+        for (uint32_t i = 0; i < n_entries; i++) {
+            exo_batch_entry *e = ENTRY(i);
+            if (e->status != EXO_OK) continue;
+            if (shard->plan.embeds)
+                e->status = exo_session_forward_tokens(e->session, e->tokens, e->n, e->flags, e->out, e->out_count);
+            else
+                e->status = exo_session_forward_hidden(e->session, e->hidden, e->n, e->flags, e->out, e->out_count);
+        }
+    }
+    for (uint32_t i = 0; i < n_entries; i++)
+        if (ENTRY(i)->status != EXO_OK) {
+            exo_batch_entry *e = ENTRY(i);
+            return exo_errorf(e->status, "batch entry %u: %s", i, exo_session_last_error(e->session));
+        }
+    return EXO_OK;
+}
