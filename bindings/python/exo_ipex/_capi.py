@@ -123,7 +123,9 @@ class ModelInfo(_Sized):
         ("max_position_embeddings", C.c_uint32), ("dtype", C.c_int32), ("bos_token_id", C.c_int32),
         ("eos_token_ids", C.POINTER(C.c_int32)), ("n_eos", C.c_uint32), ("tie_word_embeddings", C.c_uint32),
         ("adds_bos", C.c_uint32), ("has_tokenizer", C.c_uint32), ("quant_bits", C.c_uint32),
-        ("quant_group", C.c_uint32),
+        ("quant_group", C.c_uint32), ("n_experts", C.c_uint32), ("n_experts_per_tok", C.c_uint32),
+        ("moe_intermediate_size", C.c_uint32), ("n_moe_layers", C.c_uint32), ("router_quant_bits", C.c_uint32),
+        ("router_quant_group", C.c_uint32),
     ]
 
 
