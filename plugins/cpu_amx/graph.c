@@ -25,6 +25,12 @@
 /* Element-wise work below this many elements runs on the calling thread: a decode step's
  * vectors (a few thousand floats, well under a microsecond) cost less than a hand-off. */
 #define CPU_ELTWISE_GRAIN 16384
+/* Dense matmuls of up to this many tokens take the streaming kernels, which loop the tokens in
+ * tiles while a tile of weight rows is in cache (kernels_avx512.c); above it the GEMM. Past
+ * CPU_GEMV_MAX_TOKENS this is a batched decode step (abi/exo_plugin.h, "Pooled KV caches"),
+ * whose few rows the GEMM's per-weight packing would cost far more than they compute (1B bf16,
+ * 8 rows: ~5x the time of one). Bounded by the bf16 kernel's workspace (CPU_MATMUL_BLOCK rows). */
+#define CPU_DECODE_MAX_TOKENS CPU_MATMUL_BLOCK
 
 struct exo_compiled {
     exo_plugin_ctx *ctx;
@@ -362,7 +368,7 @@ static exo_status run_matmul_group(exo_compiled *c, uint32_t first, uint32_t cou
         }
         return EXO_OK;
     }
-    bool gemm = g.member[0].m > CPU_GEMV_MAX_TOKENS;
+    bool gemm = g.member[0].m > CPU_DECODE_MAX_TOKENS;
     g.fn = gemm ? cpu_avx512_gemm : c->gemv;
     if (gemm) {
         /* The members share x: one packing serves them all. */
@@ -584,7 +590,7 @@ static exo_status run_node(const exec_node *e) {
         }
         if (!c->fast)
             cpu_threadpool_run(pool, a.n, 1, cpu_ref_matmul, &a);
-        else if (a.m > CPU_GEMV_MAX_TOKENS) {
+        else if (a.m > CPU_DECODE_MAX_TOKENS) {
             a.x_packed = c->x_packed;
             cpu_threadpool_run(pool, cpu_avx512_gemm_pack_items(a.m, a.k), 1, cpu_avx512_gemm_pack_x, &a);
             cpu_threadpool_run(pool, a.n, CPU_GEMM_GRAIN, cpu_avx512_gemm, &a);

@@ -187,7 +187,7 @@ INLINE AVX512 void gemv_bf16_tile(const uint16_t *w, int64_t k, int64_t k32, con
             dst[t * ldd + col0 + r] = _mm512_reduce_add_ps(acc[r][t]) + (bias ? bias[col0 + r] : 0.0f);
 }
 
-#define GEMV_CASE(R, M) gemv_bf16_tile(w, a->k, k32, xs, a->x, R, M, a->dst, a->n, n, a->bias)
+#define GEMV_CASE(R, M) gemv_bf16_tile(w, a->k, k32, xs_t, x_t, R, M, dst_t, a->n, n, a->bias)
 
 static AVX512 void gemv_bf16(const cpu_matmul_args *a, int64_t begin, int64_t end, float *xs) {
     int64_t k32 = a->k & ~(int64_t)31;
@@ -200,22 +200,32 @@ static AVX512 void gemv_bf16(const cpu_matmul_args *a, int64_t begin, int64_t en
         int64_t bytes = a->k * 2 < GEMV_PREFETCH ? a->k * 2 : GEMV_PREFETCH;
         for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(row + o, _MM_HINT_T0);
     }
+    /* More than TILE_TOKENS tokens (a batched decode step): each tile of rows takes the tokens
+     * TILE_TOKENS at a time while its rows are still in L1/L2, so the weights stream from memory
+     * once per step whatever the batch. */
     for (int64_t n = begin, step; n < end; n += step) {
         const uint16_t *w = (const uint16_t *)a->w + n * a->k;
         bool full = end - n >= tile;
         step = full ? tile : 1;
-        switch (a->m) {
-        case 1: if (full) GEMV_CASE(GEMV_ROWS, 1); else GEMV_CASE(1, 1); break;
-        case 2: if (full) GEMV_CASE(GEMV_ROWS, 2); else GEMV_CASE(1, 2); break;
-        case 3: if (full) GEMV_CASE(GEMV_ROWS_WIDE, 3); else GEMV_CASE(1, 3); break;
-        default: if (full) GEMV_CASE(GEMV_ROWS_WIDE, 4); else GEMV_CASE(1, 4); break;
+        for (int64_t t0 = 0; t0 < a->m; t0 += TILE_TOKENS) {
+            const float *xs_t = xs + t0 * k32, *x_t = a->x + t0 * a->k;
+            float *dst_t = a->dst + t0 * a->n;
+            switch (a->m - t0 < TILE_TOKENS ? a->m - t0 : TILE_TOKENS) {
+            /* The last group of a batch may have 1-2 tokens in a tile of GEMV_ROWS_WIDE rows. */
+            case 1: if (!full) GEMV_CASE(1, 1); else if (tile == GEMV_ROWS) GEMV_CASE(GEMV_ROWS, 1); else GEMV_CASE(GEMV_ROWS_WIDE, 1); break;
+            case 2: if (!full) GEMV_CASE(1, 2); else if (tile == GEMV_ROWS) GEMV_CASE(GEMV_ROWS, 2); else GEMV_CASE(GEMV_ROWS_WIDE, 2); break;
+            case 3: if (full) GEMV_CASE(GEMV_ROWS_WIDE, 3); else GEMV_CASE(1, 3); break;
+            default: if (full) GEMV_CASE(GEMV_ROWS_WIDE, 4); else GEMV_CASE(1, 4); break;
+            }
         }
     }
 }
 
-/* Items are weight rows; at most CPU_GEMV_MAX_TOKENS tokens (more go to cpu_avx512_gemm). The
- * weights stream once from memory, widened in registers; Q8_0 rows are dequantised a block of
- * CPU_MATMUL_BLOCK rows at a time into the thread's workspace. */
+/* Items are weight rows; up to CPU_MATMUL_BLOCK tokens (the executor sends prefill to
+ * cpu_avx512_gemm), taken TILE_TOKENS at a time per tile of rows. The weights stream once from
+ * memory, widened in registers; Q8_0 rows are dequantised a block of CPU_MATMUL_BLOCK rows at a
+ * time into the thread's workspace. The bf16 path re-lays out the tokens into the workspace,
+ * which holds CPU_MATMUL_BLOCK rows of k floats. */
 _Static_assert(CPU_GEMV_MAX_TOKENS <= TILE_TOKENS, "the decode kernels take up to TILE_TOKENS tokens");
 
 AVX512 void cpu_avx512_matmul(void *args, int64_t begin, int64_t end, uint32_t thread) {
