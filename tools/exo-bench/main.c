@@ -1,6 +1,6 @@
 /* exo-bench: prefill and decode speed of a model on one device, against the machine's limits.
  *
- *   exo-bench --model DIR [--device D] [--quantize mlx-q4-g64] [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json] [--no-stream]
+ *   exo-bench --model DIR [--device D] [--quantize mlx-q4-g64] [-p 512] [-n 128] [-t THREADS] [-r REPS] [--batch N] [--json] [--no-stream]
  *
  * Like llama-bench: a prompt of p tokens in one forward step (prefill), then n single-token steps
  * (decode), repeated r times after a warmup; mean +- sample sd over the repetitions. Decode is
@@ -21,6 +21,7 @@
 
 #include "cli_number.h"
 #include "exo.h"
+#include "batch_bench.h"
 #include "model_cost.h"
 #include "read_bandwidth.h"
 #include "summary.h"
@@ -32,6 +33,7 @@
 typedef struct bench_options {
     const char *model_dir, *device;
     uint32_t n_prompt, n_gen, threads, reps;
+    uint32_t batch;                   /* --batch: sequences stepped together (0: none) */
     uint32_t quant_bits, quant_group; /* --quantize: on load; 0 = as stored */
     int json, no_stream;
 } bench_options;
@@ -43,6 +45,7 @@ typedef struct bench_results {
     double loadavg;     /* 1-minute load average before the run: other work on the machine */
     read_bandwidth stream;
     int have_stream;
+    batch_results batch;              /* --batch */
 } bench_results;
 
 static void usage(FILE *f) {
@@ -56,6 +59,8 @@ static void usage(FILE *f) {
             "  -n N               tokens decoded one at a time after the prefill (default 128)\n"
             "  -t N               CPU threads (default: all cores)\n"
             "  -r N               repetitions after one warmup (default 3)\n"
+            "  --batch N          also N sequences stepped together (exo_session_forward_batch): aggregate and\n"
+            "                     per-sequence decode tok/s, a prompt prefilled while the others decode, KV bytes\n"
             "  --json             last line of stdout: one JSON object with every figure\n"
             "  --no-stream        skip the read-bandwidth measurement (1 GiB, a second or two)\n");
 }
@@ -96,6 +101,7 @@ static int parse_args(int argc, char **argv, bench_options *o) {
         else if (strcmp(a, "-n") == 0) { if (!parse_count(a, v, 1, 1u << 20, &o->n_gen)) return 0; }
         else if (strcmp(a, "-t") == 0) { if (!parse_count(a, v, 1, 4096, &o->threads)) return 0; }
         else if (strcmp(a, "-r") == 0) { if (!parse_count(a, v, 1, 1000, &o->reps)) return 0; }
+        else if (strcmp(a, "--batch") == 0) { if (!parse_count(a, v, 1, 256, &o->batch)) return 0; }
         else {
             fprintf(stderr, "exo-bench: unknown option '%s'\n", a);
             return 0;
@@ -253,6 +259,7 @@ static void report(const bench_options *o, const exo_model_info *mi, const exo_s
                    "ceiling %.2f tok/s\n",
                 stream, r->stream.kernel, r->stream.threads, r->stream.bytes >> 20, r->stream.passes, 100 * fraction,
                 ceiling);
+    if (o->batch) batch_bench_print(f, &r->batch, o->n_prompt, o->n_gen);
     fprintf(f, "peak RSS: %.1f MB (before the bandwidth buffer)\n", r->peak_rss_bytes / 1e6);
     if (r->loadavg > 0.5)
         fprintf(f, "warning: the load average was %.2f before the run: other processes shared the CPU, so these "
@@ -299,6 +306,7 @@ static void report(const bench_options *o, const exo_model_info *mi, const exo_s
     add(j, "device_weight_bytes", (double)si->weight_bytes);
     add(j, "peak_rss_bytes", (double)r->peak_rss_bytes);
     add(j, "loadavg", r->loadavg);
+    if (o->batch) batch_bench_json(j, &r->batch);
     if (r->have_stream) {
         add(j, "stream_gbps", stream);
         add(j, "decode_fraction_of_stream", fraction);
@@ -354,8 +362,9 @@ int main(int argc, char **argv) {
     so.device = o.device;
     so.quantize_bits = o.quant_bits;
     so.quantize_group = o.quant_group;
-    so.max_tokens = o.n_prompt; /* the whole prompt in one step */
-    so.max_ctx = o.n_prompt + o.n_gen;
+    /* The whole prompt in one step; with --batch, also with a token of each other sequence. */
+    so.max_tokens = o.n_prompt + (o.batch ? o.batch - 1 : 0);
+    so.max_ctx = o.n_prompt + o.n_gen + (o.batch ? 1 : 0); /* the batch's mixed step decodes one more */
     st = exo_shard_load(b.model, &so, &b.shard);
     if (st != EXO_OK) return finish(&b, fail("loading the model", st, exo_model_last_error(b.model)));
     r.load_s = now_s() - t0;
@@ -400,6 +409,8 @@ int main(int argc, char **argv) {
     r.ttft_ms = summarize(b.ttft_ms, o.reps);
     for (size_t i = 0; i < b.n_steps; i++) b.step_s[i] *= 1e3;
     r.step_ms = summarize(b.step_s, b.n_steps);
+    if (o.batch && batch_bench_run(b.shard, &mi, so.max_ctx, b.prompt, o.n_prompt, o.n_gen, o.batch, o.reps, &r.batch))
+        return finish(&b, 1);
     r.peak_rss_bytes = peak_rss_bytes(); /* before the bandwidth buffer inflates it */
 
     /* The runtime goes before the bandwidth sweep (its worker threads must not compete), and the
