@@ -304,7 +304,8 @@ uint32_t gb_moe_mlp(builder *b, uint32_t l, uint32_t h) {
         gpt_oss_experts(b, l, we, bias);
     } else {
         /* mlx-lm's stacked switch_mlp where the checkpoint has it, else the hub's per-expert tables. */
-        static const char *const parts[3] = {"gate_proj", "up_proj", "down_proj"}, *const mixtral_parts[3] = {"w1", "w3", "w2"};
+        static const char *const parts[3] = {"gate_proj", "up_proj", "down_proj"};
+        static const char *const mixtral_parts[3] = {"w1", "w3", "w2"};
         const int64_t shape[3][2] = {{I, H}, {I, H}, {H, I}};
         bool table[3];
         for (int p = 0; p < 3; p++) {

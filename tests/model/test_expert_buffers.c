@@ -86,7 +86,8 @@ static void unbuild(built *b) {
  * (the graph's names are cut at EXO_TENSOR_NAME_MAX: the checkpoint's are rebuilt here). */
 static void check_tables_point_at_their_bytes(built *b) {
     bool mixtral = b->cfg.arch == EXO_ARCH_MIXTRAL;
-    static const char *const parts[3] = {"gate_proj", "up_proj", "down_proj"}, *const mixtral_parts[3] = {"w1", "w3", "w2"};
+    static const char *const parts[3] = {"gate_proj", "up_proj", "down_proj"};
+    static const char *const mixtral_parts[3] = {"w1", "w3", "w2"};
     uint32_t tables = 0;
     for (uint32_t i = 0; i < b->plan.n_nodes; i++) {
         const exo_node *nd = &b->plan.nodes[i];
@@ -119,7 +120,8 @@ START_TEST(a_layers_tables_share_one_buffer) {
         if (nd->op != EXO_OP_MOE_MATMUL) continue;
         const exo_tensor *w0 = &b.plan.tensors[nd->src[2]];
         ck_assert_uint_eq(w0->n_dims, 2); /* a table, not a stacked weight */
-        for (uint32_t e = 1; e < b.cfg.n_experts; e++) ck_assert_int_eq(b.plan.tensors[nd->src[2] + e].buffer, w0->buffer);
+        for (uint32_t e = 1; e < b.cfg.n_experts; e++)
+            ck_assert_int_eq(b.plan.tensors[nd->src[2] + e].buffer, w0->buffer);
         if (tables++ % 3 == 0) {
             layer_buffer = (uint32_t)w0->buffer;
             uint64_t per_expert = (uint64_t)w0->ne[0] * (uint64_t)w0->ne[1] * exo_dtype_size(w0->dtype);
