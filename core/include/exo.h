@@ -319,6 +319,17 @@ EXO_API uint32_t exo_session_position(const exo_session *session);
 /* Forgets every position from n on (n <= position), e.g. to retry a step. */
 EXO_API exo_status exo_session_truncate(exo_session *session, uint32_t n);
 EXO_API const char *exo_session_last_error(const exo_session *session);
+/* Prefix reuse: copies the first n positions of src's KV cache into dst and sets dst's position
+ * to n, so dst continues as if it had been fed src's first n inputs itself (a shared system
+ * prompt, a conversation's earlier turns) without recomputing them. Both sessions belong to one
+ * shard; n <= src's position and dst's max_ctx; dst's earlier state is dropped; src is left as it
+ * was. On failure dst holds no positions (0). A pooled shard copies slot to slot, per-session
+ * caches buffer to buffer; either way the bytes go through the host (n rows per KV tensor). */
+EXO_API exo_status exo_session_copy_prefix(exo_session *dst, const exo_session *src, uint32_t n);
+/* Device memory the session's KV cache takes: every position up to its shard's max_ctx, whatever
+ * the session holds now (its slot of a pooled shard's caches, or buffers of its own). What a
+ * cache of idle sessions, kept for prefix reuse, costs per session. */
+EXO_API uint64_t exo_session_kv_bytes(const exo_session *session);
 
 /* Runs n tokens through the shard at the session's next positions and appends them to its KV
  * cache. Input: token ids (first shard) or hidden states [n, hidden_size]. Output: logits

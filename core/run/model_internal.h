@@ -95,6 +95,10 @@ void exo_kv_pool_release(exo_shard *s, uint32_t slot);
 void exo_kv_pool_free(exo_shard *s);
 /* Frees the batched step's buffers (batch.c). Device lock held. */
 void exo_batch_buffers_free(exo_shard *s);
+/* Copies `bytes` from one device buffer of the shard's plugin to another (through a host bounce
+ * buffer, in pieces). Device lock held. */
+exo_status exo_shard_buffer_copy(exo_shard *s, exo_buffer *from, uint64_t from_off, exo_buffer *to, uint64_t to_off,
+                                 uint64_t bytes);
 /* Bytes the pool would need for `slots` sessions (every KV tensor). */
 uint64_t exo_kv_pool_bytes(const exo_shard *s, uint32_t slots);
 

@@ -119,6 +119,10 @@ exo_status exo_session_reset(exo_session *s) {
 
 uint32_t exo_session_position(const exo_session *s) { return s ? s->position : 0; }
 
+uint64_t exo_session_kv_bytes(const exo_session *s) {
+    return s ? exo_mul_sat(exo_graph_plan_kv_slot_bytes(&s->shard->plan), s->shard->plan.n_kv) : 0;
+}
+
 exo_status exo_session_truncate(exo_session *s, uint32_t n) {
     if (!s) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_session_truncate: session is NULL");
     if (n > s->position)
@@ -129,6 +133,42 @@ exo_status exo_session_truncate(exo_session *s, uint32_t n) {
 }
 
 const char *exo_session_last_error(const exo_session *s) { return s ? s->error.message : ""; }
+
+exo_status exo_session_copy_prefix(exo_session *dst, const exo_session *src, uint32_t n) {
+    exo_error_clear();
+    if (!dst || !src) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_session_copy_prefix: NULL session");
+    if (dst == src) return exo_error_keep(&dst->error, exo_errorf(EXO_ERR_INVALID_ARG,
+                                          "exo_session_copy_prefix: source and destination are the same session"));
+    exo_shard *sh = dst->shard;
+    if (src->shard != sh)
+        return exo_error_keep(&dst->error, exo_errorf(EXO_ERR_INVALID_ARG,
+                              "exo_session_copy_prefix: the sessions belong to different shards"));
+    if (n > src->position)
+        return exo_error_keep(&dst->error, exo_errorf(EXO_ERR_INVALID_ARG,
+                              "cannot copy %u positions: the source session holds %u", n, src->position));
+    if (n > dst->max_ctx)
+        return exo_error_keep(&dst->error, exo_errorf(EXO_ERR_INVALID_ARG,
+                              "cannot copy %u positions into a session of max_ctx %u", n, dst->max_ctx));
+    /* Forgotten first: should the copy fail half-way, no half-written row is ever read. */
+    dst->position = 0;
+    const exo_graph_plan *p = &sh->plan;
+    /* Every KV tensor is [ctx][n_kv_heads][head_dim] per session (a slot of the pool, outermost,
+     * or a buffer of its own): position r's row starts at r x row bytes of the session's part. */
+    uint64_t slot_bytes = exo_graph_plan_kv_slot_bytes(p);
+    uint64_t row_bytes = p->n_kv ? slot_bytes / p->tensors[p->kv[0]].ne[2] : 0;
+    exo_status st = EXO_OK;
+    exo_runtime_device_lock(sh->model->rt, sh->device);
+    for (uint32_t i = 0; st == EXO_OK && i < p->n_kv; i++) {
+        exo_buffer *from = sh->pooled ? sh->pool.kv[i] : src->kv[i], *to = sh->pooled ? sh->pool.kv[i] : dst->kv[i];
+        uint64_t from_off = sh->pooled ? (uint64_t)src->slot * slot_bytes : 0;
+        uint64_t to_off = sh->pooled ? (uint64_t)dst->slot * slot_bytes : 0;
+        st = exo_shard_buffer_copy(sh, from, from_off, to, to_off, (uint64_t)n * row_bytes);
+        if (st != EXO_OK) exo_error_wrap(st, "copying %u positions of KV tensor %u between sessions failed", n, i);
+    }
+    exo_runtime_device_unlock(sh->model->rt, sh->device);
+    if (st == EXO_OK) dst->position = n;
+    return exo_error_keep(&dst->error, st);
+}
 
 /* One chunk of at most max_tokens rows. */
 static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out) {

@@ -24,21 +24,30 @@ static void free_buffers(exo_shard *s, exo_buffer **kv) {
     free(kv);
 }
 
-/* Copies the first `bytes` of each old pool buffer into the new one. */
-static exo_status copy_pool(exo_shard *s, exo_buffer **from, exo_buffer **to, uint64_t bytes) {
+exo_status exo_shard_buffer_copy(exo_shard *s, exo_buffer *from, uint64_t from_off, exo_buffer *to, uint64_t to_off,
+                                 uint64_t bytes) {
+    /* The plugin ABI has no device-to-device copy: the bytes bounce through host memory. */
     const exo_plugin_api *api = &s->plugin->api;
     void *tmp = bytes ? malloc(bytes < COPY_CHUNK ? bytes : COPY_CHUNK) : NULL;
-    if (bytes && !tmp) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory growing the KV pool");
+    if (bytes && !tmp) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory copying a KV cache");
     exo_status st = EXO_OK;
-    for (uint32_t i = 0; st == EXO_OK && i < s->plan.n_kv; i++)
-        for (uint64_t off = 0; st == EXO_OK && off < bytes; off += COPY_CHUNK) {
-            uint64_t n = bytes - off < COPY_CHUNK ? bytes - off : COPY_CHUNK;
-            exo_error_clear();
-            st = api->buffer_read(from[i], off, tmp, n);
-            if (st == EXO_OK) st = api->buffer_write(to[i], off, tmp, n);
-            if (st != EXO_OK) exo_error_wrap(st, "copying the KV pool into its larger successor failed");
-        }
+    for (uint64_t off = 0; st == EXO_OK && off < bytes; off += COPY_CHUNK) {
+        uint64_t n = bytes - off < COPY_CHUNK ? bytes - off : COPY_CHUNK;
+        exo_error_clear();
+        st = api->buffer_read(from, from_off + off, tmp, n);
+        if (st == EXO_OK) st = api->buffer_write(to, to_off + off, tmp, n);
+    }
     free(tmp);
+    return st;
+}
+
+/* Copies the first `bytes` of each old pool buffer into the new one (none: the first pool). */
+static exo_status copy_pool(exo_shard *s, exo_buffer **from, exo_buffer **to, uint64_t bytes) {
+    exo_status st = EXO_OK;
+    for (uint32_t i = 0; st == EXO_OK && bytes && i < s->plan.n_kv; i++) {
+        st = exo_shard_buffer_copy(s, from[i], 0, to[i], 0, bytes);
+        if (st != EXO_OK) exo_error_wrap(st, "copying the KV pool into its larger successor failed");
+    }
     return st;
 }
 

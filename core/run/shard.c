@@ -138,6 +138,17 @@ exo_status exo_shard_compile(exo_shard *s, exo_compiled **full, exo_compiled **l
 static bool try_pooled(exo_shard *s, uint32_t dev) {
     const exo_plugin_api *api = &s->plugin->api;
     exo_runtime *rt = s->model->rt;
+    /* EXO_KV_POOL=off keeps per-session caches on any plugin: the form every plugin ran before
+     * ABI 1.6, kept reachable to compare against and to fall back to should a plugin's pooled
+     * kernels misbehave (and to test the per-session paths on plugins that pool). */
+    const char *env = secure_getenv("EXO_KV_POOL");
+    if (env && *env && strcmp(env, "auto") != 0 && strcmp(env, "off") != 0)
+        exo_logf(&rt->logger, EXO_LOG_WARN, "shard", "EXO_KV_POOL=%s is not auto or off: auto (the default) is kept", env);
+    if (env && strcmp(env, "off") == 0) {
+        exo_logf(&rt->logger, EXO_LOG_INFO, "shard", "EXO_KV_POOL=off: no pooled KV caches on plugin %s: batched steps run "
+                 "their sequences one after another", s->plugin->name);
+        return false;
+    }
     if (EXO_VERSION_MINOR(s->plugin->abi_version) < 6 || !api->supports_graph) {
         exo_logf(&rt->logger, EXO_LOG_INFO, "shard", "plugin %s (ABI 1.%u) takes no pooled KV caches: batched steps run "
                  "their sequences one after another", s->plugin->name, EXO_VERSION_MINOR(s->plugin->abi_version));

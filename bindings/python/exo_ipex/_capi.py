@@ -255,6 +255,8 @@ _PROTOTYPES = {
     "exo_session_position": (_u32, [P]),
     "exo_session_truncate": (status_t, [P, _u32]),
     "exo_session_last_error": (_cs, [P]),
+    "exo_session_copy_prefix": (status_t, [P, P, _u32]),
+    "exo_session_kv_bytes": (_u64, [P]),
     "exo_session_forward_tokens": (status_t, [P, C.POINTER(_i32), _u32, _u32, C.POINTER(C.c_float), _u64]),
     "exo_session_forward_hidden": (status_t, [P, C.POINTER(C.c_float), _u32, _u32, C.POINTER(C.c_float), _u64]),
     "exo_session_forward_batch": (status_t, [C.POINTER(BatchEntry), _u32]),

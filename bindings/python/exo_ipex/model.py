@@ -319,11 +319,25 @@ class Session(_Handle):
         """Tokens held in the KV cache (the position of the next token)."""
         return self._lib.exo_session_position(self.handle)
 
+    @property
+    def kv_bytes(self):
+        """Device memory this session's KV cache takes (every position of the shard's max_ctx)."""
+        return self._lib.exo_session_kv_bytes(self.handle)
+
     def reset(self):
         check(self._lib.exo_session_reset(self.handle), self.last_error, "exo_session_reset")
 
     def truncate(self, n):
         check(self._lib.exo_session_truncate(self.handle, int(n)), self.last_error, "exo_session_truncate")
+
+    def copy_prefix(self, src, n):
+        """exo_session_copy_prefix: this session takes the first n positions of src's KV cache
+        (another session of the same shard) and continues from position n, as if it had been
+        fed src's first n inputs itself; what it held before is dropped, src is unchanged."""
+        if not isinstance(src, Session):
+            raise TypeError(f"copy_prefix needs a Session, not {type(src).__name__}")
+        check(self._lib.exo_session_copy_prefix(self.handle, src.handle, int(n)), self.last_error,
+              "exo_session_copy_prefix")
 
     def forward_tokens(self, tokens, last_only=False):
         """Token ids -> logits [n, vocab] (last shard) or hidden states [n, hidden]; with

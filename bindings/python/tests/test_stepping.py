@@ -124,3 +124,27 @@ def test_batched_step_of_hidden_states(runtime):
     assert y.shape == (1, 64) and np.allclose(y[0], h3[1], rtol=1e-4, atol=1e-4)
     bad, = forward_batch([(a, np.zeros((1, 63), np.float32), False)])
     assert isinstance(bad, exo_ipex.InvalidArgument)
+
+
+def test_copy_prefix_continues_as_recomputed_and_refuses_bad_copies(tiny_shard, runtime):
+    shared, tail = [0, 5, 6, 7, 8, 9, 10], [11, 12, 13]
+    src, dst = tiny_shard.session(), tiny_shard.session()
+    src.forward_tokens(shared + [40, 41], last_only=True)
+    dst.forward_tokens([3, 3, 3], last_only=True)  # dropped by the copy
+    dst.copy_prefix(src, len(shared))
+    assert dst.position == len(shared) and src.position == len(shared) + 2
+    info, mi = tiny_shard.info, tiny_shard.model.info
+    assert dst.kv_bytes == (info.end_layer - info.start_layer) * 2 * info.max_ctx * mi.n_kv_heads * mi.head_dim * 4
+    got = dst.forward_tokens(tail)
+    fresh = tiny_shard.session()
+    want = fresh.forward_tokens(shared + tail)[len(shared):]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    with pytest.raises(exo_ipex.InvalidArgument, match="holds 9"):
+        dst.copy_prefix(src, 10)
+    with pytest.raises(TypeError):
+        dst.copy_prefix(object(), 1)
+    other = runtime.open_model(TINY_LLAMA).load_shard().session()
+    with pytest.raises(exo_ipex.InvalidArgument, match="different shards"):
+        other.copy_prefix(src, 1)
+    for s in (src, dst, fresh, other):
+        s.close()
