@@ -14,6 +14,9 @@
  *                       (the host picks 32..128 to fill the device), a local tree sums them.
  *  exo_matmul_vec16x3_* the same for up to three matvecs sharing x, in one launch.
  *  exo_matmul_vec16_glu_* one token's gate and up rows together, written as act(gate) * up.
+ *                       The vec16 family also takes MLX affine 4- and 8-bit weights (suffix
+ *                       _mlx4/_mlx8, "Weight storage of the vec16 kernels" below), so quantized
+ *                       decode fuses as float decode does.
  *  exo_matmul_tiled_*   prefill: 64x64 output blocks per 16x16 work-group (4x4 per item), K in
  *                       steps of 16 through local memory, so each loaded weight serves 64 tokens. */
 #define EXO_MV_WG 64
@@ -62,31 +65,147 @@
         }                                                                                          \
     }
 
-/* Eight consecutive weights (chunk c, counted in 8-element steps from w) as two float4s; the
- * chunk is 16-byte aligned (32 for f32), so these are single wide loads. bf16 pairs sit in one
- * uint little-endian: the even element in the low half. */
-static inline void exo_chunk8_bf16(__global const ushort *w, uint c, float4 *lo, float4 *hi) {
+/* Straight-line pieces of the MLX decode kernels (no private arrays: GPU compilers put
+ * dynamically indexed ones in slow stack memory). q . x of the 8 4-bit codes of word wd against
+ * x elements (a, b), of the 4 8-bit codes of wd against a, and a float4's sum. */
+static inline float exo_dot8_q4(uint wd, float4 a, float4 b) {
+    return (float)(wd & 15u) * a.x + (float)((wd >> 4) & 15u) * a.y + (float)((wd >> 8) & 15u) * a.z +
+           (float)((wd >> 12) & 15u) * a.w + (float)((wd >> 16) & 15u) * b.x + (float)((wd >> 20) & 15u) * b.y +
+           (float)((wd >> 24) & 15u) * b.z + (float)(wd >> 28) * b.w;
+}
+static inline float exo_dot4_q8(uint wd, float4 a) {
+    return (float)(wd & 255u) * a.x + (float)((wd >> 8) & 255u) * a.y + (float)((wd >> 16) & 255u) * a.z +
+           (float)(wd >> 24) * a.w;
+}
+static inline float exo_sum4(float4 a) { return (a.x + a.y) + (a.z + a.w); }
+
+/* ---- Weight storage of the vec16 kernels (exo_matmul_vec16*_<SFX>). One kernel body serves
+ * every storage; what differs is how a weight operand named P reaches the kernel and how the
+ * body reads one 8-element chunk of its row. Per storage SFX:
+ *  EXO_W_PARAMS_SFX(P)     P's kernel parameters: P, P_off (in elements of its type; in words
+ *                          for MLX), and for MLX its scales and biases P_sc, P_sc_off, P_bi,
+ *                          P_bi_off (offsets in elements of the launch's q_type);
+ *  EXO_Q_PARAMS_SFX        what all weights of one launch share, closing the parameter list
+ *                          (MLX: q_type, the scales' and biases' dtype, and group; float: none);
+ *  EXO_W_SELECT_SFX(P, sel, P0, P1, P2)   declares P as operand P0, P1 or P2 (exo_matmul_vec16x3_*);
+ *  EXO_W_ROW_SFX(P, row)   declares where row `row` (k elements) starts: P_c (and for MLX P_g,
+ *                          the row's first group, and P_gs, chunks per group as a shift);
+ *  EXO_WCH_SFX             the type of a loaded chunk;
+ *  EXO_W_LOAD_SFX(P, c)    chunk c of that row, loads only, so the body issues several loads
+ *                          before it uses any (bytes in flight are what a matvec lives on);
+ *  EXO_W_DOT_SFX(ch, a, b) chunk ch . the same eight x elements (float4s a, b).
+ * Float storages (f32, f16, bf16) read a chunk as one aligned 16-byte load (two for f32).
+ * MLX affine (mlx4, mlx8: 4- and 8-bit codes; other widths straddle words and run
+ * exo_matmul_vec_mlx alone): a chunk's codes are one word (4-bit) or one aligned 8-byte pair
+ * (8-bit; the host checks the words' offset is even), plus its group's scale and bias -- a
+ * group of 32..128 elements is 4..16 consecutive chunks, read by neighbouring lanes, so those
+ * loads hit the same cache lines. The dot is s * (q . x) + b * sum(x), the sum regrouped as in
+ * exo_mlx_block_dot, so each code costs one multiply-add. */
+#define EXO_SEL3(sel, a, b, c) ((sel) == 0u ? (a) : (sel) == 1u ? (b) : (c))
+
+/* Eight consecutive weights (chunk c, counted in 8-element steps from w); the chunk is 16-byte
+ * aligned (32 for f32), so these are single wide loads. bf16 pairs sit in one uint
+ * little-endian: the even element in the low half. */
+static inline float8 exo_chunk8_bf16(__global const ushort *w, uint c) {
     uint4 u = ((__global const uint4 *)w)[c];
-    *lo = as_float4((uint4)(u.x << 16, u.x & 0xffff0000u, u.y << 16, u.y & 0xffff0000u));
-    *hi = as_float4((uint4)(u.z << 16, u.z & 0xffff0000u, u.w << 16, u.w & 0xffff0000u));
+    return (float8)(as_float4((uint4)(u.x << 16, u.x & 0xffff0000u, u.y << 16, u.y & 0xffff0000u)),
+                    as_float4((uint4)(u.z << 16, u.z & 0xffff0000u, u.w << 16, u.w & 0xffff0000u)));
 }
-static inline void exo_chunk8_f16(__global const ushort *w, uint c, float4 *lo, float4 *hi) {
-    float8 f = vloada_half8(c, (__global const half *)w);
-    *lo = f.lo;
-    *hi = f.hi;
-}
-static inline void exo_chunk8_f32(__global const float *w, uint c, float4 *lo, float4 *hi) {
+static inline float8 exo_chunk8_f16(__global const ushort *w, uint c) { return vloada_half8(c, (__global const half *)w); }
+static inline float8 exo_chunk8_f32(__global const float *w, uint c) {
     __global const float4 *p = (__global const float4 *)w;
-    *lo = p[2u * c];
-    *hi = p[2u * c + 1u];
+    return (float8)(p[2u * c], p[2u * c + 1u]);
 }
 
-/* acc[mm] += chunk c of the weights (lo, hi) . the same eight elements of x row mm. */
-#define EXO_MV16_ACC(c, lo, hi)                                                                    \
+#define EXO_W_PARAMS_FLOAT(WT, P) __global const WT *P, uint P##_off
+#define EXO_W_SELECT_FLOAT(WT, P, sel, P0, P1, P2)                                                 \
+    __global const WT *P = EXO_SEL3(sel, P0, P1, P2);                                              \
+    uint P##_off = EXO_SEL3(sel, P0##_off, P1##_off, P2##_off);
+#define EXO_W_ROW_FLOAT(P, row) uint P##_c = (P##_off + (row) * k) >> 3;
+#define EXO_W_DOT_FLOAT(ch, a, b) (dot((ch).lo, (a)) + dot((ch).hi, (b)))
+
+#define EXO_W_PARAMS_f32(P) EXO_W_PARAMS_FLOAT(float, P)
+#define EXO_W_PARAMS_f16(P) EXO_W_PARAMS_FLOAT(ushort, P)
+#define EXO_W_PARAMS_bf16(P) EXO_W_PARAMS_FLOAT(ushort, P)
+#define EXO_Q_PARAMS_f32
+#define EXO_Q_PARAMS_f16
+#define EXO_Q_PARAMS_bf16
+#define EXO_W_SELECT_f32(P, sel, P0, P1, P2) EXO_W_SELECT_FLOAT(float, P, sel, P0, P1, P2)
+#define EXO_W_SELECT_f16(P, sel, P0, P1, P2) EXO_W_SELECT_FLOAT(ushort, P, sel, P0, P1, P2)
+#define EXO_W_SELECT_bf16(P, sel, P0, P1, P2) EXO_W_SELECT_FLOAT(ushort, P, sel, P0, P1, P2)
+#define EXO_W_ROW_f32(P, row) EXO_W_ROW_FLOAT(P, row)
+#define EXO_W_ROW_f16(P, row) EXO_W_ROW_FLOAT(P, row)
+#define EXO_W_ROW_bf16(P, row) EXO_W_ROW_FLOAT(P, row)
+#define EXO_WCH_f32 float8
+#define EXO_WCH_f16 float8
+#define EXO_WCH_bf16 float8
+#define EXO_W_LOAD_f32(P, c) exo_chunk8_f32(P, P##_c + (c))
+#define EXO_W_LOAD_f16(P, c) exo_chunk8_f16(P, P##_c + (c))
+#define EXO_W_LOAD_bf16(P, c) exo_chunk8_bf16(P, P##_c + (c))
+#define EXO_W_DOT_f32(ch, a, b) EXO_W_DOT_FLOAT(ch, a, b)
+#define EXO_W_DOT_f16(ch, a, b) EXO_W_DOT_FLOAT(ch, a, b)
+#define EXO_W_DOT_bf16(ch, a, b) EXO_W_DOT_FLOAT(ch, a, b)
+
+/* An MLX chunk: its codes (q.y unused at 4 bits), its group's scale and bias. */
+typedef struct {
+    uint2 q;
+    float s, b;
+} exo_qchunk;
+/* Chunk c of the MLX row whose words start at word wc (even at 8 bits); sci / bii: its group's
+ * element index in the scales / biases. `bits` is a literal at every call, so the branch folds. */
+static inline exo_qchunk exo_qchunk_load(__global const uint *w, uint wc, uint c, uint bits, __global const uchar *sc,
+                                         uint sci, __global const uchar *bi, uint bii, int q_type) {
+    exo_qchunk ch;
+    ch.q = bits == 4u ? (uint2)(w[wc + c], 0u) : ((__global const uint2 *)w)[(wc >> 1) + c];
+    ch.s = exo_load(sc, sci, q_type);
+    ch.b = exo_load(bi, bii, q_type);
+    return ch;
+}
+static inline float exo_qchunk_dot(exo_qchunk ch, uint bits, float4 a, float4 b) {
+    float qd = bits == 4u ? exo_dot8_q4(ch.q.x, a, b) : exo_dot4_q8(ch.q.x, a) + exo_dot4_q8(ch.q.y, b);
+    return ch.s * qd + ch.b * (exo_sum4(a) + exo_sum4(b));
+}
+
+#define EXO_W_PARAMS_Q(P)                                                                          \
+    __global const uint *P, uint P##_off, __global const uchar *P##_sc, uint P##_sc_off,            \
+        __global const uchar *P##_bi, uint P##_bi_off
+#define EXO_W_SELECT_Q(P, sel, P0, P1, P2)                                                         \
+    __global const uint *P = EXO_SEL3(sel, P0, P1, P2);                                            \
+    uint P##_off = EXO_SEL3(sel, P0##_off, P1##_off, P2##_off);                                    \
+    __global const uchar *P##_sc = EXO_SEL3(sel, P0##_sc, P1##_sc, P2##_sc);                       \
+    uint P##_sc_off = EXO_SEL3(sel, P0##_sc_off, P1##_sc_off, P2##_sc_off);                        \
+    __global const uchar *P##_bi = EXO_SEL3(sel, P0##_bi, P1##_bi, P2##_bi);                       \
+    uint P##_bi_off = EXO_SEL3(sel, P0##_bi_off, P1##_bi_off, P2##_bi_off);
+/* A row is k * bits / 32 words and k / group groups; a group is group / 8 chunks (a power of
+ * two: the validator admits groups 32, 64 and 128), so a chunk's group is a shift. */
+#define EXO_W_ROW_Q(P, row, bits)                                                                  \
+    uint P##_c = P##_off + (row) * (k / 32u * (bits)), P##_g = (row) * (k / group);                \
+    uint P##_gs = 28u - clz(group);
+#define EXO_W_LOAD_Q(P, c, bits)                                                                   \
+    exo_qchunk_load(P, P##_c, (c), (bits), P##_sc, P##_sc_off + P##_g + ((c) >> P##_gs), P##_bi,     \
+                    P##_bi_off + P##_g + ((c) >> P##_gs), q_type)
+
+#define EXO_W_PARAMS_mlx4(P) EXO_W_PARAMS_Q(P)
+#define EXO_W_PARAMS_mlx8(P) EXO_W_PARAMS_Q(P)
+#define EXO_Q_PARAMS_mlx4 , int q_type, uint group
+#define EXO_Q_PARAMS_mlx8 , int q_type, uint group
+#define EXO_W_SELECT_mlx4(P, sel, P0, P1, P2) EXO_W_SELECT_Q(P, sel, P0, P1, P2)
+#define EXO_W_SELECT_mlx8(P, sel, P0, P1, P2) EXO_W_SELECT_Q(P, sel, P0, P1, P2)
+#define EXO_W_ROW_mlx4(P, row) EXO_W_ROW_Q(P, row, 4u)
+#define EXO_W_ROW_mlx8(P, row) EXO_W_ROW_Q(P, row, 8u)
+#define EXO_WCH_mlx4 exo_qchunk
+#define EXO_WCH_mlx8 exo_qchunk
+#define EXO_W_LOAD_mlx4(P, c) EXO_W_LOAD_Q(P, c, 4u)
+#define EXO_W_LOAD_mlx8(P, c) EXO_W_LOAD_Q(P, c, 8u)
+#define EXO_W_DOT_mlx4(ch, a, b) exo_qchunk_dot((ch), 4u, (a), (b))
+#define EXO_W_DOT_mlx8(ch, a, b) exo_qchunk_dot((ch), 8u, (a), (b))
+
+/* acc[mm] += chunk ch (chunk c of the row) . the same eight elements of x row mm. */
+#define EXO_MV16_ACC(SFX, c, ch)                                                                   \
     for (uint mm = 0; mm < EXO_MV_MAX_M; mm++)                                                     \
         if (mm < m) {                                                                              \
             uint xi = xc + ((mm * k) >> 2) + 2u * (c);                                             \
-            acc[mm] += dot(lo, xv[xi]) + dot(hi, xv[xi + 1u]);                                     \
+            acc[mm] += EXO_W_DOT_##SFX(ch, xv[xi], xv[xi + 1u]);                                   \
         }
 
 /* Fused RMS norm of the matvec input (one token): the kernels that take it read the raw x with
@@ -134,66 +253,63 @@ static inline void exo_x_chunk(__global const float4 *xv, uint xc, uint c, int n
 }
 #define EXO_XC(c, lo, hi) exo_x_chunk(xv, xc, (c), norm, inv, nw, nw_off, nw_type, one_plus, &lo, &hi)
 
-/* The body of the vec16 kernels: weight row `row` of w (element offset w_off, n rows) against
- * x, `lanes` items per row summed through local memory, written with its bias to dst, plus
- * res[same index] when has_res (a residual ADD folded in: (x.w + b) + r, the order the two
- * nodes would round in). Local size
- * (lanes, EXO_MV16_WG / lanes). Every item runs the same number of barriers (lanes and m are
- * uniform), rows past n included. At kernel scope (it declares the local array). */
-#define EXO_MV16_BODY(SFX, w, w_off, bias, bias_off, has_bias, dst, dst_off, n, row, res, res_off, has_res) \
+/* The body of the vec16 kernels: row `row` of weight P (storage SFX, n rows) against x, `lanes`
+ * items per row summed through local memory, written with its bias to dst, plus res[same
+ * index] when has_res (a residual ADD folded in: (x.w + b) + r, the order the two nodes would
+ * round in). Local size (lanes, EXO_MV16_WG / lanes). Every item runs the same number of
+ * barriers (lanes and m are uniform), rows past n included. At kernel scope (it declares the
+ * local array). */
+#define EXO_MV16_BODY(SFX, P, bias, bias_off, has_bias, dst, dst_off, n, row, res, res_off, has_res) \
     __local float partial[EXO_MV_MAX_M * EXO_MV16_WG];                                             \
     uint lane = get_local_id(0), lanes = get_local_size(0);                                        \
     uint slot = get_local_id(1) * lanes + lane;                                                    \
     float acc[EXO_MV_MAX_M] = {0.0f, 0.0f, 0.0f, 0.0f};                                            \
     float inv = 1.0f;                                                                              \
     EXO_MV16_INV_RMS(partial, slot, inv)                                                           \
-    if (row < n && m == 1u) {                                                                      \
-        /* One token (every decode step): four chunks per step, all four loads issued before \
-         * any is used, two independent sums; no per-token loops to keep registers for. */      \
+    if (row < n) {                                                                                 \
         __global const float4 *xv = (__global const float4 *)x;                                    \
-        uint chunks = k >> 3, wc = (w_off + row * k) >> 3, xc = x_off >> 2;                        \
-        float s0 = 0.0f, s1 = 0.0f;                                                                \
-        uint c = lane;                                                                             \
-        for (; c + 3u * lanes < chunks; c += 4u * lanes) {                                         \
-            float4 l0, h0, l1, h1, l2, h2, l3, h3;                                                 \
-            exo_chunk8_##SFX(w, wc + c, &l0, &h0);                                                 \
-            exo_chunk8_##SFX(w, wc + c + lanes, &l1, &h1);                                         \
-            exo_chunk8_##SFX(w, wc + c + 2u * lanes, &l2, &h2);                                    \
-            exo_chunk8_##SFX(w, wc + c + 3u * lanes, &l3, &h3);                                    \
-            float4 a0, b0, a1, b1, a2, b2, a3, b3;                                                 \
-            EXO_XC(c, a0, b0);                                                                     \
-            EXO_XC(c + lanes, a1, b1);                                                             \
-            EXO_XC(c + 2u * lanes, a2, b2);                                                        \
-            EXO_XC(c + 3u * lanes, a3, b3);                                                        \
-            s0 += dot(l0, a0) + dot(h0, b0);                                                       \
-            s1 += dot(l1, a1) + dot(h1, b1);                                                       \
-            s0 += dot(l2, a2) + dot(h2, b2);                                                       \
-            s1 += dot(l3, a3) + dot(h3, b3);                                                       \
-        }                                                                                          \
-        for (; c < chunks; c += lanes) {                                                           \
-            float4 lo, hi, a, b;                                                                   \
-            exo_chunk8_##SFX(w, wc + c, &lo, &hi);                                                 \
-            EXO_XC(c, a, b);                                                                       \
-            s0 += dot(lo, a) + dot(hi, b);                                                         \
-        }                                                                                          \
-        acc[0] = s0 + s1;                                                                          \
-    } else if (row < n) {                                                                          \
-        __global const float4 *xv = (__global const float4 *)x;                                    \
-        uint chunks = k >> 3, wc = (w_off + row * k) >> 3, xc = x_off >> 2;                        \
-        /* Two chunks per step, both loads issued before either is used: more bytes in         \
-         * flight per item, which is what a bandwidth-bound matvec lives on. */                    \
-        uint c = lane;                                                                             \
-        for (; c + lanes < chunks; c += 2u * lanes) {                                              \
-            float4 lo, hi, lo2, hi2;                                                               \
-            exo_chunk8_##SFX(w, wc + c, &lo, &hi);                                                 \
-            exo_chunk8_##SFX(w, wc + c + lanes, &lo2, &hi2);                                       \
-            EXO_MV16_ACC(c, lo, hi)                                                                \
-            EXO_MV16_ACC(c + lanes, lo2, hi2)                                                      \
-        }                                                                                          \
-        if (c < chunks) {                                                                          \
-            float4 lo, hi;                                                                         \
-            exo_chunk8_##SFX(w, wc + c, &lo, &hi);                                                 \
-            EXO_MV16_ACC(c, lo, hi)                                                                \
+        uint chunks = k >> 3, xc = x_off >> 2, c = lane;                                           \
+        EXO_W_ROW_##SFX(P, row)                                                                    \
+        if (m == 1u) {                                                                             \
+            /* One token (every decode step): four chunks per step, all four loads issued      \
+             * before any is used, two independent sums; no per-token loops to keep registers \
+             * for. */                                                                             \
+            float s0 = 0.0f, s1 = 0.0f;                                                            \
+            for (; c + 3u * lanes < chunks; c += 4u * lanes) {                                     \
+                EXO_WCH_##SFX ch0 = EXO_W_LOAD_##SFX(P, c);                                        \
+                EXO_WCH_##SFX ch1 = EXO_W_LOAD_##SFX(P, c + lanes);                                \
+                EXO_WCH_##SFX ch2 = EXO_W_LOAD_##SFX(P, c + 2u * lanes);                           \
+                EXO_WCH_##SFX ch3 = EXO_W_LOAD_##SFX(P, c + 3u * lanes);                           \
+                float4 a0, b0, a1, b1, a2, b2, a3, b3;                                             \
+                EXO_XC(c, a0, b0);                                                                 \
+                EXO_XC(c + lanes, a1, b1);                                                         \
+                EXO_XC(c + 2u * lanes, a2, b2);                                                    \
+                EXO_XC(c + 3u * lanes, a3, b3);                                                    \
+                s0 += EXO_W_DOT_##SFX(ch0, a0, b0);                                                \
+                s1 += EXO_W_DOT_##SFX(ch1, a1, b1);                                                \
+                s0 += EXO_W_DOT_##SFX(ch2, a2, b2);                                                \
+                s1 += EXO_W_DOT_##SFX(ch3, a3, b3);                                                \
+            }                                                                                      \
+            for (; c < chunks; c += lanes) {                                                       \
+                EXO_WCH_##SFX ch = EXO_W_LOAD_##SFX(P, c);                                         \
+                float4 a, b;                                                                       \
+                EXO_XC(c, a, b);                                                                   \
+                s0 += EXO_W_DOT_##SFX(ch, a, b);                                                   \
+            }                                                                                      \
+            acc[0] = s0 + s1;                                                                      \
+        } else {                                                                                   \
+            /* Two chunks per step, both loads issued before either is used: more bytes in     \
+             * flight per item, which is what a bandwidth-bound matvec lives on. */                \
+            for (; c + lanes < chunks; c += 2u * lanes) {                                          \
+                EXO_WCH_##SFX ch0 = EXO_W_LOAD_##SFX(P, c);                                        \
+                EXO_WCH_##SFX ch1 = EXO_W_LOAD_##SFX(P, c + lanes);                                \
+                EXO_MV16_ACC(SFX, c, ch0)                                                          \
+                EXO_MV16_ACC(SFX, c + lanes, ch1)                                                  \
+            }                                                                                      \
+            if (c < chunks) {                                                                      \
+                EXO_WCH_##SFX ch = EXO_W_LOAD_##SFX(P, c);                                         \
+                EXO_MV16_ACC(SFX, c, ch)                                                           \
+            }                                                                                      \
         }                                                                                          \
     }                                                                                              \
     for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) partial[mm * EXO_MV16_WG + slot] = acc[mm];         \
@@ -214,41 +330,41 @@ static inline void exo_x_chunk(__global const float4 *xv, uint xc, uint c, int n
     }
 
 /* Global dimension 1 covers the rows. */
-#define EXO_DEFINE_MATVEC16(SFX, WT)                                                               \
-    __kernel void exo_matmul_vec16_##SFX(__global const float *x, uint x_off, __global const WT *w, \
-                                         uint w_off, __global const float *bias, uint bias_off,    \
-                                         int has_bias, __global float *dst, uint dst_off, uint m,  \
-                                         uint k, uint n, __global const float *res, uint res_off,  \
-                                         int has_res) {                                            \
+#define EXO_DEFINE_MATVEC16(SFX)                                                                   \
+    __kernel void exo_matmul_vec16_##SFX(__global const float *x, uint x_off, EXO_W_PARAMS_##SFX(w), \
+                                         __global const float *bias, uint bias_off, int has_bias,  \
+                                         __global float *dst, uint dst_off, uint m, uint k, uint n, \
+                                         __global const float *res, uint res_off,                  \
+                                         int has_res EXO_Q_PARAMS_##SFX) {                         \
         uint row = get_global_id(1);                                                               \
         EXO_NO_NORM                                                                                \
-        EXO_MV16_BODY(SFX, w, w_off, bias, bias_off, has_bias, dst, dst_off, n, row, res, res_off, has_res) \
+        EXO_MV16_BODY(SFX, w, bias, bias_off, has_bias, dst, dst_off, n, row, res, res_off, has_res) \
     }
 
 /* Up to three matvecs that share x (q/k/v, gate/up) in one launch: global dimension 1 covers
  * n0 + n1 + n2 rows, each row computed by the member it falls in (n2 = 0 for a pair). Saves a
- * decode step two launches per layer and their gaps, which cost more than these small matrices. */
-#define EXO_DEFINE_MATVEC16X3(SFX, WT)                                                             \
+ * decode step two launches per layer and their gaps, which cost more than these small matrices.
+ * The members share one storage (and for MLX one q_type and group: the host checks). */
+#define EXO_DEFINE_MATVEC16X3(SFX)                                                                 \
     __kernel void exo_matmul_vec16x3_##SFX(                                                        \
         __global const float *x, uint x_off, uint m, uint k,                                       \
-        __global const WT *w0, uint w0_off, __global const float *b0, uint b0_off, int hb0,        \
+        EXO_W_PARAMS_##SFX(w0), __global const float *b0, uint b0_off, int hb0,                    \
         __global float *d0, uint d0_off, uint n0,                                                  \
-        __global const WT *w1, uint w1_off, __global const float *b1, uint b1_off, int hb1,        \
+        EXO_W_PARAMS_##SFX(w1), __global const float *b1, uint b1_off, int hb1,                    \
         __global float *d1, uint d1_off, uint n1,                                                  \
-        __global const WT *w2, uint w2_off, __global const float *b2, uint b2_off, int hb2,        \
-        __global float *d2, uint d2_off, uint n2, int norm, __global const uchar *nw, uint nw_off,   \
-        int nw_type, float eps, int one_plus) {                                                    \
+        EXO_W_PARAMS_##SFX(w2), __global const float *b2, uint b2_off, int hb2,                    \
+        __global float *d2, uint d2_off, uint n2, int norm, __global const uchar *nw, uint nw_off, \
+        int nw_type, float eps, int one_plus EXO_Q_PARAMS_##SFX) {                                 \
         uint g = get_global_id(1), sel = g < n0 ? 0u : g < n0 + n1 ? 1u : 2u;                      \
-        __global const WT *w = sel == 0u ? w0 : sel == 1u ? w1 : w2;                               \
-        __global const float *bias = sel == 0u ? b0 : sel == 1u ? b1 : b2;                         \
-        __global float *dst = sel == 0u ? d0 : sel == 1u ? d1 : d2;                                \
-        uint w_off = sel == 0u ? w0_off : sel == 1u ? w1_off : w2_off;                             \
-        uint bias_off = sel == 0u ? b0_off : sel == 1u ? b1_off : b2_off;                          \
-        uint dst_off = sel == 0u ? d0_off : sel == 1u ? d1_off : d2_off;                           \
-        int has_bias = sel == 0u ? hb0 : sel == 1u ? hb1 : hb2;                                    \
-        uint n = sel == 0u ? n0 : sel == 1u ? n1 : n2;                                             \
-        uint row = g - (sel == 0u ? 0u : sel == 1u ? n0 : n0 + n1);                                \
-        EXO_MV16_BODY(SFX, w, w_off, bias, bias_off, has_bias, dst, dst_off, n, row, x, 0u, 0)     \
+        EXO_W_SELECT_##SFX(w, sel, w0, w1, w2)                                                     \
+        __global const float *bias = EXO_SEL3(sel, b0, b1, b2);                                    \
+        __global float *dst = EXO_SEL3(sel, d0, d1, d2);                                           \
+        uint bias_off = EXO_SEL3(sel, b0_off, b1_off, b2_off);                                     \
+        uint dst_off = EXO_SEL3(sel, d0_off, d1_off, d2_off);                                      \
+        int has_bias = EXO_SEL3(sel, hb0, hb1, hb2);                                               \
+        uint n = EXO_SEL3(sel, n0, n1, n2);                                                        \
+        uint row = g - EXO_SEL3(sel, 0u, n0, n0 + n1);                                             \
+        EXO_MV16_BODY(SFX, w, bias, bias_off, has_bias, dst, dst_off, n, row, x, 0u, 0)            \
     }
 
 /* The body of every tiled kernel (at kernel scope: it declares the local tiles): the 64x64
@@ -309,13 +425,13 @@ EXO_DEFINE_MATVEC(bf16, ushort)
 /* One token: row r of the gate and of the up projection in the same items (both read x once),
  * summed through local memory, written as act(gate + bias) * (up + bias): the MLP's two matvecs
  * and its GLU in one launch, without the gate and up vectors ever reaching memory. */
-#define EXO_DEFINE_MATVEC16_GLU(SFX, WT)                                                           \
+#define EXO_DEFINE_MATVEC16_GLU(SFX)                                                               \
     __kernel void exo_matmul_vec16_glu_##SFX(                                                      \
-        __global const float *x, uint x_off, uint k, __global const WT *wg, uint wg_off,           \
-        __global const float *bg, uint bg_off, int hbg, __global const WT *wu, uint wu_off,        \
+        __global const float *x, uint x_off, uint k, EXO_W_PARAMS_##SFX(wg),                       \
+        __global const float *bg, uint bg_off, int hbg, EXO_W_PARAMS_##SFX(wu),                    \
         __global const float *bu, uint bu_off, int hbu, __global float *dst, uint dst_off, uint n,  \
         int act, int norm, __global const uchar *nw, uint nw_off, int nw_type, float eps,          \
-        int one_plus) {                                                                            \
+        int one_plus EXO_Q_PARAMS_##SFX) {                                                         \
         __local float pg[EXO_MV16_WG], pu[EXO_MV16_WG];                                            \
         uint lane = get_local_id(0), lanes = get_local_size(0);                                    \
         uint slot = get_local_id(1) * lanes + lane, row = get_global_id(1);                        \
@@ -323,16 +439,16 @@ EXO_DEFINE_MATVEC(bf16, ushort)
         EXO_MV16_INV_RMS(pg, slot, inv)                                                            \
         if (row < n) {                                                                             \
             __global const float4 *xv = (__global const float4 *)x;                                \
-            uint chunks = k >> 3, cg = (wg_off + row * k) >> 3, cu = (wu_off + row * k) >> 3;      \
-            uint xc = x_off >> 2;                                                                  \
+            uint chunks = k >> 3, xc = x_off >> 2;                                                 \
+            EXO_W_ROW_##SFX(wg, row)                                                               \
+            EXO_W_ROW_##SFX(wu, row)                                                               \
             for (uint c = lane; c < chunks; c += lanes) {                                          \
-                float4 gl, gh, ul, uh;                                                             \
-                exo_chunk8_##SFX(wg, cg + c, &gl, &gh);                                            \
-                exo_chunk8_##SFX(wu, cu + c, &ul, &uh);                                            \
+                EXO_WCH_##SFX gch = EXO_W_LOAD_##SFX(wg, c);                                       \
+                EXO_WCH_##SFX uch = EXO_W_LOAD_##SFX(wu, c);                                       \
                 float4 xl, xh;                                                                     \
                 EXO_XC(c, xl, xh);                                                                 \
-                sg += dot(gl, xl) + dot(gh, xh);                                                   \
-                su += dot(ul, xl) + dot(uh, xh);                                                   \
+                sg += EXO_W_DOT_##SFX(gch, xl, xh);                                                \
+                su += EXO_W_DOT_##SFX(uch, xl, xh);                                                \
             }                                                                                      \
         }                                                                                          \
         pg[slot] = sg;                                                                             \
@@ -352,15 +468,16 @@ EXO_DEFINE_MATVEC(bf16, ushort)
         }                                                                                          \
     }
 
-EXO_DEFINE_MATVEC16(f32, float)
-EXO_DEFINE_MATVEC16(f16, ushort)
-EXO_DEFINE_MATVEC16(bf16, ushort)
-EXO_DEFINE_MATVEC16X3(f32, float)
-EXO_DEFINE_MATVEC16X3(f16, ushort)
-EXO_DEFINE_MATVEC16X3(bf16, ushort)
-EXO_DEFINE_MATVEC16_GLU(f32, float)
-EXO_DEFINE_MATVEC16_GLU(f16, ushort)
-EXO_DEFINE_MATVEC16_GLU(bf16, ushort)
+/* The vec16 family per storage: float weights, and MLX affine 4- and 8-bit codes. */
+#define EXO_DEFINE_MATVEC16_ALL(SFX)                                                               \
+    EXO_DEFINE_MATVEC16(SFX)                                                                       \
+    EXO_DEFINE_MATVEC16X3(SFX)                                                                     \
+    EXO_DEFINE_MATVEC16_GLU(SFX)
+EXO_DEFINE_MATVEC16_ALL(f32)
+EXO_DEFINE_MATVEC16_ALL(f16)
+EXO_DEFINE_MATVEC16_ALL(bf16)
+EXO_DEFINE_MATVEC16_ALL(mlx4)
+EXO_DEFINE_MATVEC16_ALL(mlx8)
 EXO_DEFINE_TILED(f32, float)
 EXO_DEFINE_TILED(f16, ushort)
 EXO_DEFINE_TILED(bf16, ushort)
@@ -401,22 +518,10 @@ EXO_DEFINE_MATVEC_SG(bf16, ushort)
  *
  *  exo_matmul_vec_mlx    decode (M <= EXO_MV_MAX_M): the vec16 geometry, a lane group per row;
  *                        a lane takes whole 32-element blocks (exactly `bits` words, inside one
- *                        group, so one scale and bias), two at a time.
+ *                        group, so one scale and bias), two at a time. Every bit width; the
+ *                        fused decode kernels take 4 and 8 bits (exo_matmul_vec16*_mlx4/8).
  *  exo_matmul_tiled_mlx  prefill: exo_matmul_tiled_* with each weight of the tile dequantized as
  *                        it is loaded into local memory. */
-/* Straight-line pieces of the MLX decode kernel (no private arrays: GPU compilers put
- * dynamically indexed ones in slow stack memory). q . x of the 8 4-bit codes of word wd against
- * x elements (a, b), of the 4 8-bit codes of wd against a, and a float4's sum. */
-static inline float exo_dot8_q4(uint wd, float4 a, float4 b) {
-    return (float)(wd & 15u) * a.x + (float)((wd >> 4) & 15u) * a.y + (float)((wd >> 8) & 15u) * a.z +
-           (float)((wd >> 12) & 15u) * a.w + (float)((wd >> 16) & 15u) * b.x + (float)((wd >> 20) & 15u) * b.y +
-           (float)((wd >> 24) & 15u) * b.z + (float)(wd >> 28) * b.w;
-}
-static inline float exo_dot4_q8(uint wd, float4 a) {
-    return (float)(wd & 255u) * a.x + (float)((wd >> 8) & 255u) * a.y + (float)((wd >> 16) & 255u) * a.z +
-           (float)(wd >> 24) * a.w;
-}
-static inline float exo_sum4(float4 a) { return (a.x + a.y) + (a.z + a.w); }
 
 /* One 32-element block of an MLX row (`bits` words at p; one scale s and bias b, since a block
  * lies inside one group) against the 32 x elements at xr: sum_j (s * q_j + b) * x_j, computed

@@ -39,7 +39,9 @@ typedef struct gpu_arg {
     } v;
 } gpu_arg;
 
-#define GPU_MAX_ARGS 24
+/* The longest list: exo_matmul_vec16x3_mlx* (x, m, k, three members of words, scales, biases,
+ * bias, has_bias, dst, n, the norm's five, q_type and group) is 31. */
+#define GPU_MAX_ARGS 32
 
 typedef struct gpu_launch {
     const char *kernel; /* kernel function name, e.g. "exo_matmul_vec_f16" */

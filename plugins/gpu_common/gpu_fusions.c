@@ -56,18 +56,20 @@ static void norm_args(gpu_builder *b, const exo_node *norm, uint32_t x) {
     gpu_build_i32(b, norm ? norm->i[EXO_RMS_NORM_I_ADD_ONE] : 0);
 }
 
-/* The head of a fused matvec launch: kernel `family`_<weight dtype> (name: its storage), then x:
+/* The head of a fused matvec launch: kernel `family`_<weight storage> (name: its storage;
+ * gpu_weight_suffix: f32, f16, bf16, mlx4, mlx8), then x:
  * the folded RMS_NORM's raw input, or the input the run's matmuls share. */
 static void matvec_start(gpu_builder *b, char name[48], const gpu_exec_view *v, const char *family,
                          const exo_node *run, const exo_node *norm) {
-    snprintf(name, 48, "%s_%s", family, gpu_dtype_suffix(v->tensors[run[0].src[1]].dtype));
+    snprintf(name, 48, "%s_%s", family, gpu_weight_suffix(&v->tensors[run[0].src[1]]));
     gpu_build_start(b, v, name);
     gpu_build_tensor(b, norm ? norm->src[0] : run[0].src[0]);
 }
 
-/* One matmul of a fused matvec: its weight, its bias (itself when it has none) and whether it has one. */
+/* One matmul of a fused matvec: its weight (an MLX one as words, scales, biases), its bias
+ * (itself when it has none) and whether it has one. */
 static void member_args(gpu_builder *b, const exo_node *nd) {
-    gpu_build_tensor(b, nd->src[1]);
+    gpu_build_weight(b, nd->src[1]);
     gpu_build_tensor(b, nd->n_src == 3 ? nd->src[2] : nd->dst);
     gpu_build_i32(b, nd->n_src == 3);
 }
@@ -80,16 +82,16 @@ static uint32_t group_detect(const exo_graph *g, uint32_t i) {
     return len > 1 ? len : 0;
 }
 
-/* Matrix-vector sized, of one weight dtype, aligned for the wide loads, and the device takes
- * that kernel (not the subgroup one). */
+/* Matrix-vector sized, of one weight format (dtype; for MLX_AFFINE also bits, group and scale
+ * dtype: the kernel takes them once), aligned for the wide loads, and the device takes that
+ * kernel (not the subgroup one). */
 static bool group_fits_matmuls(const gpu_exec_view *v, const exo_node *nodes, uint32_t count) {
     if (count < 2 || count > MATMUL_GROUP_MAX || v->be->features.subgroups) return false;
     int64_t wne[EXO_MAX_DIMS];
     gpu_view_count(v, nodes[0].src[1], wne);
     if (gpu_view_count(v, nodes[0].src[0], NULL) / wne[0] > GPU_MATVEC_MAX_TOKENS) return false;
     for (uint32_t i = 0; i < count; i++)
-        if (v->tensors[nodes[i].src[1]].dtype != v->tensors[nodes[0].src[1]].dtype ||
-            !gpu_view_wide_loads_fit(v, &nodes[i], wne[0]))
+        if (!gpu_same_weight_format(v, nodes[i].src[1], nodes[0].src[1]) || !gpu_view_wide_loads_fit(v, &nodes[i], wne[0]))
             return false;
     return true;
 }
@@ -117,6 +119,7 @@ static exo_status group_enqueue(const gpu_exec_view *v, const exo_node *run, uin
         rows += n;
     }
     norm_args(&b, norm, run[0].src[0]);
+    gpu_build_weight_format(&b, run[0].src[1]);
     return gpu_build_go_matvec(&b, k, rows);
 }
 
@@ -158,6 +161,7 @@ static exo_status glu_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
     gpu_build_u32(&b, (uint64_t)rows);
     gpu_build_i32(&b, run[2].i[EXO_GLU_I_ACT] == EXO_ACT_GELU_TANH ? 1 : 0);
     norm_args(&b, norm, run[0].src[0]);
+    gpu_build_weight_format(&b, run[0].src[1]);
     return gpu_build_go_matvec(&b, k, rows);
 }
 
@@ -203,12 +207,13 @@ static exo_status add_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
     exo_node fused = *mm;
     fused.dst = add->dst;
     char name[48];
-    snprintf(name, sizeof name, "exo_matmul_vec16_%s", gpu_dtype_suffix(v->tensors[mm->src[1]].dtype));
+    snprintf(name, sizeof name, "exo_matmul_vec16_%s", gpu_weight_suffix(&v->tensors[mm->src[1]]));
     gpu_builder b;
     gpu_build_start(&b, v, name);
     gpu_build_matmul_args(&b, &fused, fused.n_src == 3 ? fused.src[2] : fused.dst, m, k, n);
     gpu_build_tensor(&b, residual_of(mm, add));
     gpu_build_i32(&b, 1);
+    gpu_build_weight_format(&b, mm->src[1]);
     return gpu_build_go_matvec(&b, k, n);
 }
 

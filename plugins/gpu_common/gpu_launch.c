@@ -3,6 +3,14 @@
 
 #include "graph_ir.h"
 
+#include <assert.h>
+
+/* The next argument slot; a kernel with more parameters than GPU_MAX_ARGS holds is a bug here. */
+static gpu_arg *next_arg(gpu_builder *b) {
+    assert(b->l.n_args < GPU_MAX_ARGS);
+    return &b->l.args[b->l.n_args++];
+}
+
 void gpu_build_start(gpu_builder *b, const gpu_exec_view *v, const char *kernel) {
     b->v = v;
     b->l.kernel = kernel;
@@ -14,38 +22,52 @@ void gpu_build_start(gpu_builder *b, const gpu_exec_view *v, const char *kernel)
 void gpu_build_tensor(gpu_builder *b, uint32_t tensor) {
     const exo_tensor *t = &b->v->tensors[tensor];
     uint32_t esz = exo_dtype_size(t->dtype);
-    gpu_arg *a = &b->l.args[b->l.n_args++];
+    gpu_arg *a = next_arg(b);
     a->kind = GPU_ARG_MEM;
     a->v.mem.mem = b->v->mem[tensor];
     a->v.mem.offset = (uint32_t)(b->v->offset[tensor] / (esz ? esz : 1));
 }
 void gpu_build_mem(gpu_builder *b, gpu_mem *mem, uint32_t element_offset) {
-    gpu_arg *a = &b->l.args[b->l.n_args++];
+    gpu_arg *a = next_arg(b);
     a->kind = GPU_ARG_MEM;
     a->v.mem.mem = mem;
     a->v.mem.offset = element_offset;
 }
-void gpu_build_mlx_weight(gpu_builder *b, uint32_t tensor) {
+void gpu_build_weight(gpu_builder *b, uint32_t tensor) {
     const exo_tensor *t = &b->v->tensors[tensor];
+    if (t->dtype != EXO_DTYPE_MLX_AFFINE) {
+        gpu_build_tensor(b, tensor);
+        return;
+    }
     gpu_build_mem(b, b->v->mem[tensor], (uint32_t)(b->v->offset[tensor] / 4)); /* 4-byte aligned (validator) */
     gpu_build_tensor(b, t->q_scales);
     gpu_build_tensor(b, t->q_biases);
+}
+void gpu_build_weight_format(gpu_builder *b, uint32_t tensor) {
+    const exo_tensor *t = &b->v->tensors[tensor];
+    if (t->dtype != EXO_DTYPE_MLX_AFFINE) return;
+    gpu_build_i32(b, b->v->tensors[t->q_scales].dtype);
+    gpu_build_u32(b, t->q_group);
+}
+void gpu_build_mlx_weight(gpu_builder *b, uint32_t tensor) {
+    const exo_tensor *t = &b->v->tensors[tensor];
+    gpu_build_weight(b, tensor);
     gpu_build_i32(b, b->v->tensors[t->q_scales].dtype);
     gpu_build_u32(b, t->q_bits);
     gpu_build_u32(b, t->q_group);
 }
 void gpu_build_u32(gpu_builder *b, uint64_t x) {
-    gpu_arg *a = &b->l.args[b->l.n_args++];
+    gpu_arg *a = next_arg(b);
     a->kind = GPU_ARG_U32;
     a->v.u32 = (uint32_t)x;
 }
 void gpu_build_i32(gpu_builder *b, int64_t x) {
-    gpu_arg *a = &b->l.args[b->l.n_args++];
+    gpu_arg *a = next_arg(b);
     a->kind = GPU_ARG_I32;
     a->v.i32 = (int32_t)x;
 }
 void gpu_build_f32(gpu_builder *b, float x) {
-    gpu_arg *a = &b->l.args[b->l.n_args++];
+    gpu_arg *a = next_arg(b);
     a->kind = GPU_ARG_F32;
     a->v.f32 = x;
 }
@@ -76,10 +98,20 @@ int64_t gpu_view_outer_dim(const gpu_exec_view *v, uint32_t tensor) {
     return ne[v->tensors[tensor].n_dims - 1];
 }
 const char *gpu_dtype_suffix(exo_dtype t) { return t == EXO_DTYPE_F16 ? "f16" : t == EXO_DTYPE_BF16 ? "bf16" : "f32"; }
+const char *gpu_weight_suffix(const exo_tensor *w) {
+    if (w->dtype == EXO_DTYPE_MLX_AFFINE) return w->q_bits == 8 ? "mlx8" : "mlx4"; /* gpu_view_wide_loads_fit: 4 or 8 */
+    return gpu_dtype_suffix(w->dtype);
+}
+bool gpu_same_weight_format(const gpu_exec_view *v, uint32_t a, uint32_t b) {
+    const exo_tensor *ta = &v->tensors[a], *tb = &v->tensors[b];
+    if (ta->dtype != tb->dtype) return false;
+    return ta->dtype != EXO_DTYPE_MLX_AFFINE || (ta->q_bits == tb->q_bits && ta->q_group == tb->q_group &&
+                                                 v->tensors[ta->q_scales].dtype == v->tensors[tb->q_scales].dtype);
+}
 
 void gpu_build_matmul_args(gpu_builder *b, const exo_node *nd, uint32_t bias, int64_t m, int64_t k, int64_t n) {
     gpu_build_tensor(b, nd->src[0]);
-    gpu_build_tensor(b, nd->src[1]);
+    gpu_build_weight(b, nd->src[1]);
     gpu_build_tensor(b, bias);
     gpu_build_i32(b, nd->n_src == 3);
     gpu_build_tensor(b, nd->dst);
@@ -88,17 +120,21 @@ void gpu_build_matmul_args(gpu_builder *b, const exo_node *nd, uint32_t bias, in
     gpu_build_u32(b, (uint64_t)n);
 }
 
-/* exo_matmul_vec16_* reads weights in aligned 8-element chunks and x as float4s: k and the
+/* exo_matmul_vec16* read weights in aligned 8-element chunks and x as float4s: k and the
  * weight's element offset must be multiples of 8, x's of 4 (buffers themselves are at least
  * 16-byte aligned: CL_DEVICE_MEM_BASE_ADDR_ALIGN is >= 1024 bits on every OpenCL 1.2 device).
- * Never for MLX_AFFINE weights (no element size; those kernels have no quantized form): every
- * fusion asks this, so a quantized matmul always runs alone (exo_matmul_*_mlx). */
+ * MLX_AFFINE weights: 4- and 8-bit codes only (a chunk is one word, or an 8-byte pair, so the
+ * 8-bit words' offset must be even; 2/3/5/6-bit codes straddle words and run alone as
+ * exo_matmul_vec_mlx), groups of 32, 64 or 128 (whole chunks, a power of two). */
 bool gpu_view_wide_loads_fit(const gpu_exec_view *v, const exo_node *nd, int64_t k) {
-    uint32_t wsz = exo_dtype_size(v->tensors[nd->src[1]].dtype);
+    const exo_tensor *w = &v->tensors[nd->src[1]];
     uint32_t xsz = exo_dtype_size(v->tensors[nd->src[0]].dtype);
-    if (k % 8 != 0 || !wsz || xsz != 4 || v->tensors[nd->src[1]].dtype == EXO_DTYPE_MLX_AFFINE) return false;
-    return (v->offset[nd->src[1]] / wsz) % 8 == 0 && v->offset[nd->src[1]] % wsz == 0 &&
-           (v->offset[nd->src[0]] / 4) % 4 == 0 && v->offset[nd->src[0]] % 4 == 0;
+    if (k % 8 != 0 || xsz != 4 || (v->offset[nd->src[0]] / 4) % 4 != 0 || v->offset[nd->src[0]] % 4 != 0) return false;
+    if (w->dtype == EXO_DTYPE_MLX_AFFINE)
+        return (w->q_bits == 4 || w->q_bits == 8) && (w->q_group == 32 || w->q_group == 64 || w->q_group == 128) &&
+               v->offset[nd->src[1]] % (w->q_bits == 8 ? 8 : 4) == 0;
+    uint32_t wsz = exo_dtype_size(w->dtype);
+    return wsz && (v->offset[nd->src[1]] / wsz) % 8 == 0 && v->offset[nd->src[1]] % wsz == 0;
 }
 
 /* Whether tensors a and b share bytes in this execution. */

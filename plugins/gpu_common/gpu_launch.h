@@ -19,8 +19,9 @@ typedef struct gpu_exec_view {
     uint64_t *offset;  /* per tensor, bytes into mem */
     uint32_t n_tokens;
     /* Split decode attention (exo_attention_split + exo_attention_combine): room for the
-     * per-split states of GPU_ATT_MAX_SPLITS splits of every head (NULL: not available), and
-     * token 0's position for the node being enqueued (-1: not known on the host). */
+     * per-split states of GPU_ATT_MAX_SPLITS splits of every head of GPU_ATT_SPLIT_MAX_TOKENS
+     * tokens (NULL: not available), and the largest position among the tokens of the node being
+     * enqueued (-1: not known on the host). */
     gpu_mem *attn_partials;
     int64_t attn_position;
     /* The MoE expert tables and prefill work area (gpu_moe.h). */
@@ -40,6 +41,12 @@ bool gpu_view_overlaps(const gpu_exec_view *v, uint32_t a, uint32_t b);
 bool gpu_view_wide_loads_fit(const gpu_exec_view *v, const exo_node *nd, int64_t k);
 /* The kernel-name suffix of a weight dtype: "f32", "f16", "bf16". */
 const char *gpu_dtype_suffix(exo_dtype t);
+/* The vec16 kernels' suffix of weight w (its storage): a float dtype's, or "mlx4" / "mlx8". */
+const char *gpu_weight_suffix(const exo_tensor *w);
+/* Whether weights a and b take one vec16 kernel together (exo_matmul_vec16x3_*,
+ * exo_matmul_vec16_glu_*): one dtype, and for MLX_AFFINE one bits, group and scale dtype (the
+ * kernel takes q_type and group once). */
+bool gpu_same_weight_format(const gpu_exec_view *v, uint32_t a, uint32_t b);
 
 typedef struct gpu_builder {
     const gpu_exec_view *v;
@@ -50,13 +57,19 @@ void gpu_build_start(gpu_builder *b, const gpu_exec_view *v, const char *kernel)
 /* A tensor as a MEM argument: its memory and its element offset in units of its dtype. */
 void gpu_build_tensor(gpu_builder *b, uint32_t tensor);
 void gpu_build_mem(gpu_builder *b, gpu_mem *mem, uint32_t element_offset);
-/* An MLX_AFFINE weight as the quantized kernels take it: its words (offset in words), scales,
- * biases, their dtype, bits and group (kernels/matmul.cl, exo_matmul_vec_mlx). */
+/* A weight as the vec16 kernels take it (kernels/matmul.cl, EXO_W_PARAMS_*): a float one as
+ * one MEM argument; an MLX_AFFINE one as its words (offset in words), scales and biases. */
+void gpu_build_weight(gpu_builder *b, uint32_t tensor);
+/* What the weights of one vec16 launch share, its last arguments (EXO_Q_PARAMS_*): nothing for
+ * float weights; q_type (the scales' dtype) and group for MLX_AFFINE. */
+void gpu_build_weight_format(gpu_builder *b, uint32_t tensor);
+/* An MLX_AFFINE weight as the other quantized kernels take it: gpu_build_weight's three, then
+ * the scales' dtype, bits and group (exo_matmul_vec_mlx, exo_matmul_tiled_mlx, exo_get_rows_mlx). */
 void gpu_build_mlx_weight(gpu_builder *b, uint32_t tensor);
 void gpu_build_u32(gpu_builder *b, uint64_t x);
 void gpu_build_i32(gpu_builder *b, int64_t x);
 void gpu_build_f32(gpu_builder *b, float x);
-/* The matmul kernels' common head: x, W, bias, has_bias, y, m, k, n. */
+/* The matmul kernels' common head: x, W (gpu_build_weight), bias, has_bias, y, m, k, n. */
 void gpu_build_matmul_args(gpu_builder *b, const exo_node *nd, uint32_t bias, int64_t m, int64_t k, int64_t n);
 
 /* Enqueues the launch: `count` items per dimension rounded up to work-groups of `local`. */

@@ -387,6 +387,117 @@ START_TEST(mlx_matmul_matches_reference) {
 }
 END_TEST
 
+/* The fused decode kernels on MLX weights (plugins/gpu_common/README.md "Fusions"): per format
+ * (4- and 8-bit, groups 32/64/128, each scale dtype), an RMS_NORM then q/k/v matmuls
+ * (exo_matmul_vec16x3_mlx*, the norm folded in at one token), an RMS_NORM then gate/up and
+ * their GLU (exo_matmul_vec16_glu_mlx*), and a matmul with its residual ADD
+ * (exo_matmul_vec16_mlx*), at one token and at a few (the norm then runs alone). The last
+ * formats decline a fusion on purpose: members of mixed bits, 8-bit words at an odd word offset,
+ * 2-bit codes, so those nodes run alone and must match too. tests/opencl's
+ * opencl_profile_mlx_fusions shows which kernels a real model's decode takes. */
+typedef struct mlx_fmt {
+    uint32_t bits, bits_k, group; /* bits_k: the second member's */
+    exo_dtype qt;
+    uint64_t offset; /* the packed words' byte offset in their buffer */
+} mlx_fmt;
+
+static void mlx_fused_case(const mlx_fmt *f, int64_t K, int64_t N, uint32_t seed) {
+    char what[96];
+    snprintf(what, sizeof what, "K %lld N %lld, q%u/q%u g%u %s%s", (long long)K, (long long)N, f->bits, f->bits_k,
+             f->group, dtype_name(f->qt), f->offset ? " @offset" : "");
+    const uint32_t T = 3, tokens[] = {1, T};
+    float *x = malloc((size_t)(T * K) * 4), *r = malloc((size_t)(T * N) * 4), *nw = malloc((size_t)K * 4);
+    float *b = malloc((size_t)N * 4);
+    oh_random(x, T * K, -1.0f, 1.0f, seed);
+    oh_random(r, T * N, -1.0f, 1.0f, seed + 1);
+    oh_random(nw, K, 0.5f, 1.5f, seed + 2);
+    oh_random(b, N, -0.5f, 0.5f, seed + 3);
+    const float eps = 1e-5f;
+    const int32_t no_add_one = 0;
+    void *mem[3][3];
+    /* q/k/v: the norm's output read only by the three matmuls; q with a bias. */
+    {
+        oh_graph g;
+        oh_init(&g, T);
+        uint32_t in = oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, K, TOKENS_DIM, 0);
+        uint32_t nwt = oh_weight(&g, "norm", EXO_DTYPE_F32, nw, 0, 1, K, 0);
+        uint32_t h = oh_tensor(&g, "h", EXO_DTYPE_F32, 0, 2, K, TOKENS_DIM, 0);
+        uint32_t bt = oh_weight(&g, "bias", EXO_DTYPE_F32, b, 0, 1, N, 0);
+        oh_node(&g, EXO_OP_RMS_NORM, h, 2, (uint32_t[]){in, nwt}, &no_add_one, 1, &eps, 1);
+        uint32_t outs[3];
+        for (int i = 0; i < 3; i++) {
+            char name[8] = {'W', "qkv"[i], 0}, oname[8] = {'y', "qkv"[i], 0};
+            uint32_t wt = mlx_weight(&g, name, K, N - i, i == 1 ? f->bits_k : f->bits, f->group, f->qt, f->offset,
+                                     seed + 10 + (uint32_t)i, mem[i]);
+            outs[i] = oh_tensor(&g, oname, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, N - i, TOKENS_DIM, 0);
+            oh_node(&g, EXO_OP_MATMUL, outs[i], i == 0 ? 3 : 2, (uint32_t[]){h, wt, bt}, NULL, 0, NULL, 0);
+        }
+        step_input inputs[] = {{in, x}, {in, x}};
+        report("NORM+QKV", what, compare(&g, 2, tokens, inputs, 1, outs, 3), NMSE_MATMUL);
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++) free(mem[i][j]);
+    }
+    /* gate/up and the GLU, after a norm with 1 + w; gate and up never written. */
+    {
+        oh_graph g;
+        oh_init(&g, T);
+        const int32_t add_one = 1, act = EXO_ACT_SILU;
+        uint32_t in = oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, K, TOKENS_DIM, 0);
+        uint32_t nwt = oh_weight(&g, "norm", EXO_DTYPE_F32, nw, 0, 1, K, 0);
+        uint32_t h = oh_tensor(&g, "h", EXO_DTYPE_F32, 0, 2, K, TOKENS_DIM, 0);
+        oh_node(&g, EXO_OP_RMS_NORM, h, 2, (uint32_t[]){in, nwt}, &add_one, 1, &eps, 1);
+        uint32_t wg = mlx_weight(&g, "Wg", K, N, f->bits, f->group, f->qt, f->offset, seed + 20, mem[0]);
+        uint32_t wu = mlx_weight(&g, "Wu", K, N, f->bits_k, f->group, f->qt, f->offset, seed + 21, mem[1]);
+        uint32_t gt = oh_tensor(&g, "g", EXO_DTYPE_F32, 0, 2, N, TOKENS_DIM, 0);
+        uint32_t ut = oh_tensor(&g, "u", EXO_DTYPE_F32, 0, 2, N, TOKENS_DIM, 0);
+        uint32_t out = oh_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, N, TOKENS_DIM, 0);
+        oh_node(&g, EXO_OP_MATMUL, gt, 2, (uint32_t[]){h, wg}, NULL, 0, NULL, 0);
+        oh_node(&g, EXO_OP_MATMUL, ut, 2, (uint32_t[]){h, wu}, NULL, 0, NULL, 0);
+        oh_node(&g, EXO_OP_GLU, out, 2, (uint32_t[]){gt, ut}, &act, 1, NULL, 0);
+        step_input inputs[] = {{in, x}, {in, x}};
+        report("NORM+GLU", what, compare(&g, 2, tokens, inputs, 1, &out, 1), NMSE_MATMUL);
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 3; j++) free(mem[i][j]);
+    }
+    /* o_proj / down_proj and the residual ADD (matmul output never written). */
+    {
+        oh_graph g;
+        oh_init(&g, T);
+        uint32_t in = oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, K, TOKENS_DIM, 0);
+        uint32_t res = oh_tensor(&g, "r", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, N, TOKENS_DIM, 0);
+        uint32_t wo = mlx_weight(&g, "Wo", K, N, f->bits, f->group, f->qt, f->offset, seed + 30, mem[0]);
+        uint32_t y = oh_tensor(&g, "y", EXO_DTYPE_F32, 0, 2, N, TOKENS_DIM, 0);
+        uint32_t out = oh_tensor(&g, "out", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, N, TOKENS_DIM, 0);
+        oh_node(&g, EXO_OP_MATMUL, y, 2, (uint32_t[]){in, wo}, NULL, 0, NULL, 0);
+        oh_node(&g, EXO_OP_ADD, out, 2, (uint32_t[]){y, res}, NULL, 0, NULL, 0);
+        step_input inputs[] = {{in, x}, {res, r}, {in, x}, {res, r}};
+        report("MATMUL+ADD", what, compare(&g, 2, tokens, inputs, 2, &out, 1), NMSE_MATMUL);
+        for (int j = 0; j < 3; j++) free(mem[0][j]);
+    }
+    free(x);
+    free(r);
+    free(nw);
+    free(b);
+}
+
+START_TEST(mlx_fused_decode_matches_reference) {
+    open_both();
+    static const mlx_fmt fmts[] = {
+        {4, 4, 64, EXO_DTYPE_BF16, 0},  {8, 8, 32, EXO_DTYPE_F16, 8},  {4, 4, 128, EXO_DTYPE_F32, 8},
+        {8, 8, 128, EXO_DTYPE_BF16, 0}, {4, 4, 32, EXO_DTYPE_F16, 16}, {8, 8, 64, EXO_DTYPE_F32, 0},
+        {4, 8, 64, EXO_DTYPE_BF16, 0}, /* mixed bits: no x3, no GLU fusion */
+        {8, 8, 32, EXO_DTYPE_BF16, 4}, /* 8-bit words at an odd word offset: no fusion */
+        {2, 2, 64, EXO_DTYPE_BF16, 0}, /* 2-bit: no fusion */
+    };
+    /* K 2048: the one-token loop's four-chunk steps run; K 384: 48 chunks, its tail only. */
+    for (int i = 0; i < (int)(sizeof fmts / sizeof fmts[0]); i++) {
+        mlx_fused_case(&fmts[i], 2048, 40, 300 + (uint32_t)i * 50);
+        mlx_fused_case(&fmts[i], 384, 67, 700 + (uint32_t)i * 50);
+    }
+    close_both();
+}
+END_TEST
+
 /* GET_ROWS of an MLX affine table (a quantized embed_tokens): every bits value, with a scale. */
 START_TEST(mlx_get_rows_matches_reference) {
     open_both();
@@ -620,6 +731,7 @@ int main(void) {
     tcase_add_test(tc, get_rows_and_copy_match_reference);
     tcase_add_test(tc, mlx_matmul_matches_reference);
     tcase_add_test(tc, mlx_get_rows_matches_reference);
+    tcase_add_test(tc, mlx_fused_decode_matches_reference);
     tcase_add_test(tc, rope_matches_reference);
     tcase_add_test(tc, attention_and_kv_write_match_reference);
     tcase_add_test(tc, moe_block_matches_reference);
