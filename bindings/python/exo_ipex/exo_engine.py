@@ -19,10 +19,14 @@ ends every request and is cleared, and `submit` clears it too); prefill progress
 Pipelines: every rank gets the same tasks; rank 0 tokenizes, streams text and decides when a
 request ends; the last rank samples (exo_ipex.transport carries hidden states around a ring).
 The C API has one session per sequence, so each request has its own session, and each step()
-runs every ready request's next forward in one batched call."""
+runs every ready request's next forward in one batched call (continuous batching: requests join
+and leave between steps). On one process a prompt is prefilled in chunks: a step carries at most
+`prefill_chunk` prompt tokens (EXO_IPEX_PREFILL_CHUNK, 128) beside the running requests' decode
+tokens, so a long prompt never stalls the others' streams for longer than one chunk. A prompt
+whose beginning some session holds already starts from a copy of those KV positions
+(exo_ipex.prefix_cache; EXO_IPEX_PREFIX_CACHE_BYTES bounds the finished sessions kept)."""
 import collections
 import dataclasses
-import itertools
 import logging
 import os
 import queue
@@ -35,6 +39,7 @@ import numpy as np
 
 from . import model as _model
 from .chat_template import ChatTemplate, render_task
+from .prefix_cache import PrefixCache
 from .errors import ExoError, error_for
 from .exo_types import (CANCEL_ALL_TASKS, Builder, CancelledResponse, ChunkGenerated, CompletionTokensDetails,
                         Engine, ErrorChunk, FinishedResponse, GenerationStats, Memory, ModelLoadingResponse,
@@ -45,6 +50,14 @@ from .sampler import Sampler, SamplingParams
 ENGINE_ID = "ipex"
 ENGINE_NAME = "Intel IPEX"
 DEFAULT_MODELS_DIR = os.path.expanduser("~/.local/share/exo/models")  # EXO_DEFAULT_MODELS_DIR
+# Prompt tokens one step carries at most (docs/exo-integration.md, "Continuous batching"): the
+# running requests' next token waits for at most one such chunk.
+DEFAULT_PREFILL_CHUNK = 128
+# Finished requests' sessions kept for prefix reuse: at most this many bytes of KV cache, and at
+# most max_concurrent entries (each is a whole session's cache: Session.kv_bytes).
+DEFAULT_PREFIX_CACHE_BYTES = 1 << 30
+# A shorter common prefix is recomputed: too little work to save.
+PREFIX_MIN_TOKENS = 8
 log = logging.getLogger("exo_ipex.engine")
 
 
@@ -73,6 +86,7 @@ class TextGenerationTask:
     banned_tokens: list = None
     add_bos: int = -1  # for a text prompt: -1 as the tokenizer says, 1 BOS, 0 none
     command_id: str = None  # EXO's: where prefill progress goes
+    prefix_cache: bool = True  # may reuse and leave cached KV (EXO: not in bench mode unless asked)
 
     def sampling(self):
         p = SamplingParams()
@@ -104,7 +118,8 @@ def request_from_exo(task, template, eos_ids):
         top_p=p.top_p, top_k=p.top_k, min_p=p.min_p, seed=p.seed, stop=list(stop or []),
         repetition_penalty=p.repetition_penalty, repetition_context_size=p.repetition_context_size,
         presence_penalty=p.presence_penalty, frequency_penalty=p.frequency_penalty, logprobs=bool(p.logprobs),
-        top_logprobs=p.top_logprobs, banned_tokens=sorted(eos_ids) if p.bench else None)
+        top_logprobs=p.top_logprobs, banned_tokens=sorted(eos_ids) if p.bench else None,
+        prefix_cache=not p.bench or bool(getattr(p, "use_prefix_cache", False)))
 
 
 def _peak_rss_bytes():
@@ -127,11 +142,14 @@ class IpexBuilder(Builder):
     rank, world size) comes from the bound instance at connect/load. Keywords serve callers
     without a bound instance: model_dir (else models_dir/<org>--<name>), start_layer, end_layer,
     device_rank, world_size, addresses (one ZeroMQ endpoint per rank), device, max_concurrent
-    (else EXO_MAX_CONCURRENT_REQUESTS, 8), runtime / runtime_options."""
+    (else EXO_MAX_CONCURRENT_REQUESTS, 8), prefill_chunk (else EXO_IPEX_PREFILL_CHUNK, 128),
+    prefix_cache_bytes (else EXO_IPEX_PREFIX_CACHE_BYTES, 1 GiB; 0: no prefix reuse),
+    runtime / runtime_options."""
 
     def __init__(self, model_id=None, event_sender=None, cancel_receiver=None, *, model_dir=None, models_dir=None,
                  start_layer=0, end_layer=None, device_rank=0, world_size=1, addresses=None, device=None,
-                 max_ctx=0, max_tokens=0, max_concurrent=None, runtime=None, runtime_options=None):
+                 max_ctx=0, max_tokens=0, max_concurrent=None, prefill_chunk=None, prefix_cache_bytes=None,
+                 runtime=None, runtime_options=None):
         if model_id is None and model_dir is None:
             raise ValueError("IpexBuilder needs a model_id or a model_dir")
         self.model_id = str(model_id) if model_id is not None else \
@@ -145,6 +163,12 @@ class IpexBuilder(Builder):
         self.device = device if device is not None else os.environ.get("EXO_DEVICE")
         self.max_ctx, self.max_tokens = max_ctx, max_tokens
         self.max_concurrent = max_concurrent or int(os.environ.get("EXO_MAX_CONCURRENT_REQUESTS", "8"))
+        self.prefill_chunk = int(prefill_chunk if prefill_chunk is not None else
+                                 os.environ.get("EXO_IPEX_PREFILL_CHUNK", DEFAULT_PREFILL_CHUNK))
+        if self.prefill_chunk < 1:
+            raise ValueError(f"prefill_chunk is {self.prefill_chunk}; a step must carry at least one prompt token")
+        self.prefix_cache_bytes = int(prefix_cache_bytes if prefix_cache_bytes is not None else
+                                      os.environ.get("EXO_IPEX_PREFIX_CACHE_BYTES", DEFAULT_PREFIX_CACHE_BYTES))
         self._own_runtime = runtime is None
         self.runtime = runtime
         self._runtime_options = runtime_options or {}
@@ -244,10 +268,13 @@ class IpexBuilder(Builder):
 # ------------------------------------------------------------------ per-request state on rank 0
 
 class _Request:
-    def __init__(self, task, session, prompt_ids, sampler, detokenizer):
+    def __init__(self, task, session, prompt_ids, sampler, detokenizer, cached=0):
         self.task = task
         self.session = session
         self.prompt_ids = prompt_ids
+        self.cached = cached             # prompt tokens whose KV came from another session
+        self.fed = cached                # prompt tokens in the KV cache
+        self.kv_tokens = list(prompt_ids[:cached])  # every token in the KV cache, in order
         self.n_generated = 0
         self.sampler = sampler           # world_size 1 only; the last rank samples otherwise
         self.detokenizer = detokenizer
@@ -260,10 +287,15 @@ class _Request:
         self.stops = [s for s in (task.stop or []) if s]
         self.max_stop = max((len(s) for s in self.stops), default=0)
 
+    @property
+    def prefilling(self):
+        return self.fed < len(self.prompt_ids)
+
     def close(self):
         for obj in (self.session, self.sampler, self.detokenizer):
             if obj is not None:
                 obj.close()
+        self.session = None
 
 
 class IpexEngine(Engine):
@@ -291,8 +323,11 @@ class IpexEngine(Engine):
         self._cancelled_tasks = set()
         self._early_cancels = {}        # task ids cancelled before submit (insertion-ordered, bounded)
         self._cancel_channel_closed = False
-        self._rr = itertools.count()
         self._eos = set(self.model.info.eos_token_ids)  # the library gathers every source of EOS ids
+        # Prefix reuse and chunked prefill need the whole model here: in a pipeline every rank
+        # holds its own sessions, and the last rank samples after every forward it gets.
+        self._prefix = PrefixCache(self.shard, builder.prefix_cache_bytes if self.world == 1 else 0,
+                                   builder.max_concurrent, PREFIX_MIN_TOKENS)
         self._closed = False
 
     # -- EXO's Engine interface
@@ -353,15 +388,18 @@ class IpexEngine(Engine):
         while self._queue and len(self._requests) < self.b.max_concurrent:
             self._start(self._queue.popleft(), out)
         self._drain_tokens(out, 0)
-        reqs = list(self._requests.values())
-        if reqs:
-            k = next(self._rr) % len(reqs)
-            ready = [r for r in reqs[k:] + reqs[:k] if not r.waiting]
-            if ready:
-                self._advance(ready, out)
+        # in the order they started: the prompt budget goes to the oldest prefill first
+        ready = [r for r in self._requests.values() if not r.waiting]
+        if ready:
+            self._advance(ready, out)
         if not out and any(r.waiting for r in self._requests.values()):
             self._drain_tokens(out, int(timeout * 1000))
         return out
+
+    def prefix_cache_stats(self):
+        """The prefix cache so far: hits, cached_prompt_tokens (not recomputed), entries, bytes
+        (held now), budget_bytes, evictions. Each request's Usage says its own cached tokens."""
+        return self._prefix.stats()
 
     def serve_prefill(self, request, wfile):
         """EXO's disaggregated prefill ships an MLX KV cache over its own wire format; this
@@ -380,6 +418,7 @@ class IpexEngine(Engine):
             req.close()
         self._requests.clear()
         self._queue.clear()
+        self._prefix.close()
         for s, sampler in self._sessions.values():
             s.close()
             if sampler is not None:
@@ -461,7 +500,14 @@ class IpexEngine(Engine):
                 for t in ids:
                     sampler.accept(t)
             detokenizer = self.model.detokenizer()
-            session = self.shard.session()
+            cached = 0
+            if task.prefix_cache and self._prefix.enabled:
+                running = [(r.session, r.kv_tokens) for r in self._requests.values()]
+                session, cached = self._prefix.acquire(ids, running)
+                if cached:
+                    log.info("task %s: %d of %d prompt tokens from the prefix cache", task.task_id, cached, len(ids))
+            else:
+                session = self._prefix.new_session()
         except (ExoError, ValueError) as e:
             for obj in (sampler, detokenizer, session):
                 if obj is not None:
@@ -469,7 +515,7 @@ class IpexEngine(Engine):
             out.append((task.task_id, ErrorChunk(model=self.model_id, error_message=str(e))))
             out.append((task.task_id, FinishedResponse()))
             return
-        self._requests[task.task_id] = _Request(task, session, ids, sampler, detokenizer)
+        self._requests[task.task_id] = _Request(task, session, ids, sampler, detokenizer, cached)
 
     def _progress(self, req, processed):
         if self.event_sender is not None and req.task.command_id is not None:
@@ -477,25 +523,45 @@ class IpexEngine(Engine):
                 model=self.model_id, processed_tokens=processed, total_tokens=len(req.prompt_ids))))
 
     def _advance(self, reqs, out):
-        """One batched forward of the ready requests: the prompt of a new one, the last sampled
-        token of the others."""
+        """One batched forward of the ready requests: the last sampled token of those decoding,
+        and prompt tokens of those prefilling. On one process the prompt tokens of a step are at
+        most prefill_chunk, given to the requests in the order they started (a request past the
+        budget waits a step; one that has prefilled its whole prompt samples its first token);
+        a pipeline's rank 0 sends a whole prompt at once (the last rank samples every forward)."""
+        budget = self.b.prefill_chunk if self.world == 1 else None
+        steps, stepped = [], []
         for r in reqs:
-            if not r.started:
-                self._progress(r, 0)
-        steps = [(r.session, np.asarray(r.prompt_ids if not r.started else [r.next_input], dtype=np.int32),
-                  r.started or self.world == 1) for r in reqs]
+            if not r.prefilling:
+                ids = [r.next_input]
+            else:
+                n = len(r.prompt_ids) - r.fed if budget is None else min(budget, len(r.prompt_ids) - r.fed)
+                if n == 0:
+                    continue
+                if budget is not None:
+                    budget -= n
+                if not r.started:
+                    self._progress(r, r.fed)
+                    r.started = True
+                ids = r.prompt_ids[r.fed:r.fed + n]
+            steps.append((r.session, np.asarray(ids, dtype=np.int32), self.world == 1 or not r.prefilling))
+            stepped.append((r, ids))
+        if not steps:
+            return
         results = _model.forward_batch(steps)
         now = time.perf_counter()
-        for req, x in zip(reqs, results):
-            first = not req.started
-            req.started = True
+        for (req, ids), x in zip(stepped, results):
             if isinstance(x, ExoError):
                 out.append((req.task.task_id, ErrorChunk(model=self.model_id, error_message=str(x))))
                 out.extend(self._finish(req, None, error=True))
                 continue
-            if first:
+            req.kv_tokens.extend(ids)
+            prompt = req.prefilling  # a pipeline's whole prompt, or one chunk of it
+            if prompt:
+                req.fed += len(ids)
+                self._progress(req, req.fed)
+                if req.prefilling:
+                    continue  # the next chunk comes at the next step
                 req.t_prefill = now
-                self._progress(req, len(req.prompt_ids))
             if self.world == 1:
                 try:
                     tok, lp, top = req.sampler.sample(x[-1])
@@ -506,7 +572,7 @@ class IpexEngine(Engine):
                 out.extend(self._on_token(req, tok, lp, top))
             else:
                 meta = {"start": True, "sampling": req.task.sampling().to_dict(), "history": req.prompt_ids} \
-                    if first else {}
+                    if prompt else {}
                 self.link.send("fwd", req.task.task_id, x, **meta)
                 req.waiting = True
 
@@ -577,7 +643,7 @@ class IpexEngine(Engine):
         n_prompt = len(req.prompt_ids)
         usage = Usage(prompt_tokens=n_prompt, completion_tokens=req.n_generated,
                       total_tokens=n_prompt + req.n_generated,
-                      prompt_tokens_details=PromptTokensDetails(cached_tokens=0),
+                      prompt_tokens_details=PromptTokensDetails(cached_tokens=req.cached),
                       completion_tokens_details=CompletionTokensDetails(reasoning_tokens=0))
         chunk = TokenChunk(model=self.model_id, text=piece, token_id=int(tok), usage=usage, finish_reason=finish,
                            stats=self._stats(req), logprob=lp, top_logprobs=top_items)
@@ -588,14 +654,21 @@ class IpexEngine(Engine):
         n = req.n_generated
         prefill = (req.t_prefill or now) - req.t0
         decode = now - (req.t_first or now)
-        return GenerationStats(prompt_tps=len(req.prompt_ids) / max(prefill, 1e-9),
+        # As MLX: "exact" when the cache held every prompt token it could (all but the last,
+        # which the request feeds for its logits), "partial" when some.
+        hit = "none" if not req.cached else "exact" if req.cached == len(req.prompt_ids) - 1 else "partial"
+        return GenerationStats(prompt_tps=(len(req.prompt_ids) - req.cached) / max(prefill, 1e-9),
                                generation_tps=(n - 1) / decode if n > 1 and decode > 0 else 0.0,
                                prompt_tokens=len(req.prompt_ids), generation_tokens=n,
-                               peak_memory_usage=Memory.from_bytes(_peak_rss_bytes()))
+                               peak_memory_usage=Memory.from_bytes(_peak_rss_bytes()), prefix_cache_hit=hit)
 
     def _finish(self, req, reason, cancelled=False, error=False):
         tid = req.task.task_id
         self._requests.pop(tid, None)
+        if not error and req.task.prefix_cache and req.session is not None and self._prefix.enabled:
+            # its KV is whole (a failed step may have left a device's state unknown: not kept)
+            self._prefix.put(req.session, req.kv_tokens)
+            req.session = None
         req.close()
         self._end_downstream(tid, cancelled)
         return [(tid, CancelledResponse() if cancelled else FinishedResponse())]

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from conftest import TINY_LLAMA
+from conftest import LICENSES, TINY_LLAMA
 from exo_runner_double import Channel, ConnectToGroup, LoadModel, RunnerDouble, Shutdown, StartWarmup
 from exo_ipex.exo_engine import IpexBuilder
 from exo_ipex.exo_types import (CANCEL_ALL_TASKS, ChunkGenerated, CommandId, ErrorChunk, InputMessage, Memory,
@@ -406,3 +406,184 @@ def test_two_rank_pipeline_cancel_on_rank_0_ends_the_task_as_cancelled_on_rank_1
     for r, _, _ in runners:
         r.work.put(Shutdown())
         r.main()
+
+
+# ------------------------------------------------------------------ continuous batching, prefix reuse
+
+LICENSES_ID = "test-org/tiny-llama-licenses"
+SYSTEM = ("You answer questions about software licenses. Quote the license text exactly, name the license, "
+          "and say which clauses apply.")
+LONG = " ".join(["Permission is hereby granted, free of charge, to any person obtaining a copy of this software"] * 12)
+
+
+@pytest.fixture
+def licenses_dir(tmp_path):
+    """The demo model (models/tiny-llama-licenses) in EXO's models directory."""
+    os.symlink(LICENSES, tmp_path / LICENSES_ID.replace("/", "--"))
+    return tmp_path
+
+
+def licenses_generation(content, system=None, **params):
+    return TextGeneration(instance_id="inst", command_id=CommandId(), task_params=TextGenerationTaskParams(
+        model=LICENSES_ID, input=[InputMessage(role="user", content=content)], instructions=system,
+        temperature=0.0, **params))
+
+
+def licenses_runner(models_dir, **builder_kw):
+    events, cancels = Channel(), Channel()
+    builder = IpexBuilder(model_id=LICENSES_ID, event_sender=events, cancel_receiver=cancels,
+                          models_dir=str(models_dir), **builder_kw)
+    bound = bound_instance(n_layers=6, end=6)
+    bound.bound_shard.model_card.model_id = LICENSES_ID
+    runner = RunnerDouble(bound, builder, events)
+    for t in (LoadModel(), StartWarmup()):
+        runner.work.put(t)
+    runner.main()
+    return runner, events, cancels
+
+
+def run_alone(models_dir, tasks):
+    """Each task by itself, one after another, whole prompts, no prefix reuse: the reference."""
+    runner, events, _ = licenses_runner(models_dir, prefix_cache_bytes=0, prefill_chunk=4096)
+    out = {}
+    for t in tasks:
+        runner.work.put(t)
+        runner.main()
+        out[t.task_id] = [c.token_id for c in token_chunks(events, t)]
+    runner.work.put(Shutdown())
+    runner.main()
+    return out
+
+
+def recording(runner, events):
+    """Wraps the engine's step(): per step, the tokens each task got and the prefill progress
+    (processed, total) each task reported while the step ran."""
+    engine, log = runner.generator, []
+    step = engine.step
+
+    def recorded(*a, **kw):
+        n = len(events.items)
+        results = step(*a, **kw)
+        progress = {}
+        for e in events.items[n:]:
+            if isinstance(e, ChunkGenerated) and isinstance(e.chunk, PrefillProgressChunk):
+                progress[e.command_id] = (e.chunk.processed_tokens, e.chunk.total_tokens)
+        log.append(({tid for tid, r in results if isinstance(r, TokenChunk)}, progress))
+        return results
+
+    engine.step = recorded
+    return log
+
+
+def copy_task(t):
+    """The same request under a new id (the reference run must not share ids)."""
+    return TextGeneration(instance_id="inst", command_id=CommandId(), task_params=t.task_params)
+
+
+def test_eight_concurrent_requests_join_leave_and_cancel_and_equal_running_alone(licenses_dir):
+    """8 running at once (10 submitted: two wait for a slot), mixed prompt lengths (a long one
+    prefilled in chunks of 32 beside the others' decode steps), requests joining mid-stream,
+    two cancelled (one while prefilling, one while decoding), several sharing a system prompt
+    (prefix reuse from running and finished requests): every request's greedy tokens equal the
+    same request run alone; a cancelled one's are a prefix of them."""
+    lengths = [24, 9, 40, 17, 31, 12, 28, 20, 15, 26]
+    prompts = ["Permission is hereby granted", LONG, "THE SOFTWARE IS PROVIDED", "Licensed under the Apache License",
+               "Redistribution and use in source and binary forms", "You may obtain a copy of the License at",
+               LONG + " subject to the following conditions", "Copyright (c)", "This program is free software",
+               "Subject to the terms and conditions"]
+    systems = [SYSTEM if i % 3 == 0 else None for i in range(10)]
+    tasks = [licenses_generation(p, s, max_output_tokens=n) for p, s, n in zip(prompts, systems, lengths)]
+    runner, events, cancels = licenses_runner(licenses_dir, prefill_chunk=32)
+    engine = runner.generator
+    log = recording(runner, events)
+    late = {3: [tasks[6]], 6: [tasks[7], tasks[8]], 9: [tasks[9]]}  # step -> tasks joining then
+    cancel_at = {}
+
+    def after_step(r):
+        k = len(log)
+        for t in late.get(k, []):
+            r.work.put(t)
+        if k == 4:  # tasks[6] (a long prompt) is still prefilling: cancelled mid-prefill
+            cancels.send(tasks[6].task_id)
+            cancel_at[tasks[6].task_id] = k
+        if len(token_chunks(events, tasks[2])) >= 10 and tasks[2].task_id not in cancel_at:
+            cancels.send(tasks[2].task_id)
+            cancel_at[tasks[2].task_id] = k
+
+    runner.after_step = after_step
+    for t in tasks[:6]:
+        runner.work.put(t)
+    runner.main()
+    assert not runner.active_tasks and runner.statuses[-1] == ("RunnerReady",)
+    got = {t.task_id: [c.token_id for c in token_chunks(events, t)] for t in tasks}
+    stats = engine.prefix_cache_stats()
+    runner.work.put(Shutdown())
+    runner.main()
+
+    refs = [copy_task(t) for t in tasks]
+    want = run_alone(licenses_dir, refs)
+    for t, ref in zip(tasks, refs):
+        w = want[ref.task_id]
+        if t.task_id in cancel_at:
+            assert got[t.task_id] == w[:len(got[t.task_id])] and len(got[t.task_id]) < len(w), t.task_id
+            assert t.task_id not in completed(events)
+        else:
+            assert got[t.task_id] == w and len(w) == t.task_params.max_output_tokens, t.task_id
+            assert t.task_id in completed(events)
+    assert 0 < len(got[tasks[2].task_id]) and got[tasks[6].task_id] == []
+
+    # 8 requests ran at once, never more; the rest waited for slots
+    assert max(len(tokens) for tokens, _ in log) == 8
+    # the long prompt went in chunks of at most 32 tokens while others streamed in the same steps
+    long_cmd = tasks[1].command_id
+    chunk_steps = [(tokens, p[long_cmd]) for tokens, p in log if long_cmd in p]
+    seen, total = [p[0] for _, p in chunk_steps], chunk_steps[0][1][1]
+    assert total > 64 and seen[-1] == total and all(0 < b - a <= 32 for a, b in zip([0] + seen, seen))
+    # (the first step's decodes are its own prompts' first tokens; every later chunk rode with
+    # other requests' tokens)
+    assert all(tokens - {tasks[1].task_id} for tokens, _ in chunk_steps[1:])
+    # the shared system prompt was reused
+    assert stats["hits"] >= 1 and stats["cached_prompt_tokens"] >= 8
+
+
+def test_next_turn_and_shared_system_prompt_reuse_cached_kv_and_report_it(licenses_dir):
+    """A conversation's next turn takes over the first turn's cached session (its whole prompt
+    and reply), another conversation with the same system prompt copies that prefix; Usage and
+    GenerationStats say how much was cached; outputs equal running without the cache; bench mode
+    neither reuses nor leaves anything."""
+    first = licenses_generation("Which license says THE SOFTWARE IS PROVIDED AS IS?", SYSTEM, max_output_tokens=12)
+    runner, events, _ = licenses_runner(licenses_dir)
+    engine = runner.generator
+    runner.work.put(first)
+    runner.main()
+    reply = "".join(c.text for c in token_chunks(events, first))
+    n_first = token_chunks(events, first)[-1].usage.prompt_tokens
+    follow = TextGeneration(instance_id="inst", command_id=CommandId(), task_params=TextGenerationTaskParams(
+        model=LICENSES_ID, temperature=0.0, max_output_tokens=10, input=[], chat_template_messages=[
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": "Which license says THE SOFTWARE IS PROVIDED AS IS?"},
+            {"role": "assistant", "content": reply}, {"role": "user", "content": "And the Apache License?"}]))
+    other = licenses_generation("Is the MIT license permissive?", SYSTEM, max_output_tokens=10)
+    bench = licenses_generation("Is the MIT license permissive?", SYSTEM, max_output_tokens=10, bench=True)
+    for t in (follow, other, bench):
+        runner.work.put(t)
+        runner.main()
+    last = {t.task_id: token_chunks(events, t)[-1] for t in (first, follow, other, bench)}
+    assert last[first.task_id].usage.prompt_tokens_details.cached_tokens == 0
+    assert last[first.task_id].stats.prefix_cache_hit == "none"
+    # the next turn: the first turn's prompt at least (its reply re-tokenized may differ)
+    cached = last[follow.task_id].usage.prompt_tokens_details.cached_tokens
+    assert cached >= n_first - 1 and last[follow.task_id].stats.prefix_cache_hit == "partial"
+    # the other conversation: the system prompt's tokens and what follows them alike
+    shared = last[other.task_id].usage.prompt_tokens_details.cached_tokens
+    assert 8 <= shared < last[other.task_id].usage.prompt_tokens - 1
+    assert last[bench.task_id].usage.prompt_tokens_details.cached_tokens == 0
+    stats = engine.prefix_cache_stats()
+    assert stats["hits"] == 2 and stats["cached_prompt_tokens"] == cached + shared
+    assert 1 <= stats["entries"] <= 3 and stats["bytes"] <= stats["budget_bytes"]
+    runner.work.put(Shutdown())
+    runner.main()
+    refs = [copy_task(t) for t in (first, follow, other)]
+    want = run_alone(licenses_dir, refs)
+    for t, ref in zip((first, follow, other), refs):
+        assert [c.token_id for c in token_chunks(events, t)] == want[ref.task_id], t.task_id

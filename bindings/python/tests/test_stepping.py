@@ -148,3 +148,45 @@ def test_copy_prefix_continues_as_recomputed_and_refuses_bad_copies(tiny_shard, 
         other.copy_prefix(src, 1)
     for s in (src, dst, fresh, other):
         s.close()
+
+
+def test_prefix_cache_keeps_an_lru_byte_budget_and_serves_the_longest_prefix(tiny_shard):
+    from exo_ipex.prefix_cache import PrefixCache
+    size = tiny_shard.session().kv_bytes
+    cache = PrefixCache(tiny_shard, 2 * size, 8, min_tokens=4)
+
+    def finished(tokens):
+        s = tiny_shard.session()
+        s.forward_tokens(tokens, last_only=True)
+        cache.put(s, tokens)
+
+    a, b, c = [0] + list(range(10, 20)), [0] + list(range(30, 40)), [0] + list(range(50, 60))
+    finished(a)
+    finished(b)
+    assert cache.stats()["entries"] == 2 and cache.stats()["bytes"] == 2 * size
+    s, n = cache.acquire(a[:6] + [7, 7])  # a partial match: copied, `a` stays and becomes most recent
+    assert n == 6 and s.position == 6 and cache.stats()["entries"] == 2
+    s.close()
+    finished(c)  # over the budget: `b`, least recently used, goes
+    st = cache.stats()
+    assert st["entries"] == 2 and st["evictions"] == 1 and st["bytes"] <= st["budget_bytes"]
+    s, n = cache.acquire(b + [1])
+    assert n == 0 and s.position == 0
+    s.close()
+    # an entry every token of which begins the prompt is taken over, not copied
+    s, n = cache.acquire(c + [1, 2])
+    assert n == len(c) and s.position == len(c) and cache.stats()["entries"] == 1
+    # back, longer: it replaces nothing else, and a prefix of a held entry is not kept twice
+    s.forward_tokens([1], last_only=True)
+    cache.put(s, c + [1])
+    finished(c[:8])
+    assert cache.stats()["entries"] == 2 and cache.stats()["hits"] == 2
+    # too short a match is recomputed; the last prompt token is always fed
+    s, n = cache.acquire(a[:3] + [9, 9, 9])
+    assert n == 0
+    s.close()
+    s, n = cache.acquire(a)
+    assert n == len(a) - 1
+    s.close()
+    cache.close()
+    assert cache.stats()["entries"] == 0 and cache.stats()["bytes"] == 0
