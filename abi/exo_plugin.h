@@ -71,12 +71,13 @@ extern "C" {
 /* ---------------------------------------------------------------- versions and headers */
 
 #define EXO_ABI_MAJOR 1
-#define EXO_ABI_MINOR 6 /* 1.1: exo_plugin_api.probe_build_info; 1.2: IR element strides;
+#define EXO_ABI_MINOR 7 /* 1.1: exo_plugin_api.probe_build_info; 1.2: IR element strides;
                           1.3: quantized weights (EXO_DTYPE_MLX_AFFINE, exo_tensor.q_*);
                           1.4: mixture of experts (EXO_OP_MOE_*);
                           1.5: gpt_oss and glm4_moe: routing rules SIGMOID_BIAS and
                           TOPK_SOFTMAX, expert biases, attention sinks, EXO_ACT_SWIGLU_CLAMP;
-                          1.6: pooled KV caches (batched steps, "Pooled KV caches") */
+                          1.6: pooled KV caches (batched steps, "Pooled KV caches");
+                          1.7: KV caches of 16-bit floats ("KV cache dtypes") */
 #define EXO_ABI_VERSION EXO_MAKE_VERSION(EXO_ABI_MAJOR, EXO_ABI_MINOR)
 
 /* Initialises the header of a struct the plugin side allocates, for the compiling side's layout
@@ -207,7 +208,8 @@ enum {
     /* cache[pos[t], :, :] = src[t, :, :]. dst: KV tensor [ctx, n_kv_heads, head_dim];
      * src: k or v [T, n_kv_heads, head_dim] (f32), positions I32 [T]. (1.6) With a pooled
      * cache [n_slots, ctx, n_kv_heads, head_dim], src[2] is slots I32 [T] and row t goes to
-     * cache[slots[t], pos[t], :, :] ("Pooled KV caches"). */
+     * cache[slots[t], pos[t], :, :] ("Pooled KV caches"). (1.7) A BF16 or F16 cache stores
+     * each float rounded to nearest even ("KV cache dtypes"). */
     EXO_OP_KV_WRITE = 7,
     /* Fused causal attention over the KV cache. dst [T, n_heads*head_dim]; src: q [T, n_heads,
      * head_dim], k cache, v cache [ctx, n_kv_heads, head_dim], positions I32 [T]. Query t attends
@@ -218,7 +220,8 @@ enum {
      * p_i = exp(s_i - m) / (exp(sinks[h] - m) + sum_j exp(s_j - m)), m = max(max_j s_j, sinks[h]).
      * (1.6) With pooled caches [n_slots, ctx, n_kv_heads, head_dim], the last source (src[4],
      * or src[5] after the sinks) is slots I32 [T]: query t attends to rows of slot slots[t]
-     * only ("Pooled KV caches"). */
+     * only ("Pooled KV caches"). (1.7) The caches may be BF16 or F16 (k and v of one dtype),
+     * read exactly and computed with in float ("KV cache dtypes"). */
     EXO_OP_ATTENTION = 8,
     /* dst = cap * tanh(x / cap). f[EXO_SOFTCAP_F_CAP]. */
     EXO_OP_SOFTCAP = 9,
@@ -321,6 +324,16 @@ enum {
  * refused at execute naming the node. A plugin that cannot run the pooled form refuses it in
  * supports_graph (EXO_ERR_UNSUPPORTED): the core then gives it per-sequence caches and steps
  * the sequences of a batch one after another; a plugin of a minor below 1.6 never sees it. */
+
+/* KV cache dtypes (ABI 1.7): a KV tensor (per-session 3-D or pooled 4-D) may be F32, BF16 or
+ * F16; the K and V caches that one ATTENTION reads share a dtype. KV_WRITE rounds its float32
+ * rows to the cache's dtype, to nearest even (F16: overflow to infinity, subnormals kept);
+ * ATTENTION widens the cached values exactly and computes in float32 as with an F32 cache. The
+ * 16-bit forms halve the cache (the bytes a decode step reads per position, and the memory a
+ * session takes); the core picks them per shard (exo_shard_options.kv_dtype) and offers them
+ * only to a plugin of minor 1.7 or later. A plugin whose kernels lack a KV dtype refuses the
+ * graph in supports_graph (EXO_ERR_UNSUPPORTED, naming the node); the core then gives it F32
+ * caches. Buffer sizes and the offsets of slots and positions follow the element size. */
 
 enum { EXO_ACT_SILU = 0, EXO_ACT_GELU_TANH = 1, EXO_ACT_SWIGLU_CLAMP = 2 /* 1.5, see EXO_OP_GLU */ };
 enum { EXO_ROPE_NORMAL = 0 /* interleaved pairs (GPT-J) */, EXO_ROPE_NEOX = 1 /* halves (HF llama) */ };

@@ -794,6 +794,11 @@ _Static_assert(sizeof(exo_node) == EXO_NODE_SIZE_1_0, "exo_node grew: repack for
 exo_status exo_graph_plan_view(exo_graph_plan *plan, exo_buffer *const *buffers, uint32_t abi_version, exo_graph *out) {
     memset(out, 0, sizeof *out);
     EXO_ABI_STRUCT_INIT(out);
+    /* The shard offers 16-bit caches only from ABI 1.7 on (run/shard.c); an older plugin would
+     * read them as float32. */
+    if (EXO_VERSION_MINOR(abi_version) < 7 && plan->kv_dtype != EXO_DTYPE_F32)
+        return exo_errorf(EXO_ERR_INTERNAL, "a %s KV cache offered to a plugin of ABI 1.%u (16-bit caches need 1.7)",
+                          exo_dtype_name(plan->kv_dtype), EXO_VERSION_MINOR(abi_version));
     const void *tensors = plan->tensors;
     uint32_t tensor_stride = (uint32_t)sizeof *plan->tensors;
     if (EXO_VERSION_MINOR(abi_version) < 2 && sizeof *plan->tensors != EXO_TENSOR_SIZE_1_0) {

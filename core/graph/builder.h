@@ -57,13 +57,15 @@ typedef struct exo_graph_plan {
     uint32_t in_positions; /* I32 [T] */
     uint32_t in_output_row;/* I32 [1]: the row whose logits a last-row graph computes, or UINT32_MAX */
     uint32_t output;       /* F32 [T, vocab] or [T, hidden]; [1, vocab] for a last-row graph */
-    uint32_t *kv;          /* 2 per layer of the range: K then V, F32 [max_ctx, n_kv, head_dim] */
+    uint32_t *kv;          /* 2 per layer of the range: K then V, [max_ctx, n_kv, head_dim] of kv_dtype */
     uint32_t n_kv;
     void *tensors_1_0;     /* the tensors repacked at the ABI 1.0 stride (exo_graph_plan_view), or NULL */
     /* Pooled KV caches (ABI 1.6; graph/kv_pool.h): 0 = one cache per session (as built);
      * otherwise the KV tensors are pools of kv_slots sessions and in_slots is I32 [T]. */
     uint32_t kv_slots;
     uint32_t in_slots;
+    /* The KV tensors' dtype (ABI 1.7, "KV cache dtypes"; graph/kv_pool.h): F32 as built. */
+    exo_dtype kv_dtype;
 } exo_graph_plan;
 
 /* What a graph computes at its ends. */

@@ -69,5 +69,10 @@ exo_status exo_graph_plan_pool_kv(exo_graph_plan *p, uint32_t slots) {
 uint64_t exo_graph_plan_kv_slot_bytes(const exo_graph_plan *p) {
     if (!p->n_kv) return 0;
     const exo_tensor *t = &p->tensors[p->kv[0]];
-    return (uint64_t)t->ne[0] * (uint64_t)t->ne[1] * (uint64_t)t->ne[2] * sizeof(float);
+    return (uint64_t)t->ne[0] * (uint64_t)t->ne[1] * (uint64_t)t->ne[2] * exo_dtype_size(t->dtype);
+}
+
+void exo_graph_plan_set_kv_dtype(exo_graph_plan *p, exo_dtype dtype) {
+    for (uint32_t i = 0; i < p->n_kv; i++) p->tensors[p->kv[i]].dtype = dtype;
+    p->kv_dtype = dtype;
 }

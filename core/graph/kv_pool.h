@@ -14,7 +14,12 @@
  * leaves the plan as it was. */
 exo_status exo_graph_plan_pool_kv(exo_graph_plan *plan, uint32_t slots);
 
-/* Bytes of one session's slot in one KV tensor of the plan (ctx x n_kv_heads x head_dim floats). */
+/* Bytes of one session's slot in one KV tensor of the plan (ctx x n_kv_heads x head_dim elements
+ * of the plan's KV dtype). Everything that sizes or copies KV memory goes through this. */
 uint64_t exo_graph_plan_kv_slot_bytes(const exo_graph_plan *plan);
+
+/* Sets the dtype of every KV tensor of the plan (abi/exo_plugin.h, "KV cache dtypes", ABI 1.7):
+ * F32, BF16 or F16. Like pooling, a transform of a built plan: nothing else depends on it. */
+void exo_graph_plan_set_kv_dtype(exo_graph_plan *plan, exo_dtype dtype);
 
 #endif

@@ -265,7 +265,22 @@ typedef struct exo_shard_options {
      * quantize_group: 32, 64 or 128 (0 = 64). A checkpoint already quantized is refused. */
     uint32_t quantize_bits;
     uint32_t quantize_group;
+    /* The KV cache's element type, an exo_kv_dtype. EXO_KV_DTYPE_DEFAULT (0): the one the
+     * EXO_KV_DTYPE environment variable names (f32, bf16 or f16), else BF16. A 16-bit cache
+     * takes half the memory of F32 and half the bytes a decode step reads per position; values
+     * are rounded to nearest even when written and attention computes in float32 (golden
+     * tolerance: docs/model-files.md). A device whose kernels lack the dtype gets F32 (logged);
+     * exo_shard_info.kv_dtype says what the shard runs. */
+    uint32_t kv_dtype;
 } exo_shard_options;
+
+/* exo_shard_options.kv_dtype, exo_shard_info.kv_dtype. */
+typedef enum exo_kv_dtype {
+    EXO_KV_DTYPE_DEFAULT = 0, /* options only: EXO_KV_DTYPE, else BF16 where the device takes it */
+    EXO_KV_DTYPE_F32 = 1,
+    EXO_KV_DTYPE_BF16 = 2,
+    EXO_KV_DTYPE_F16 = 3,
+} exo_kv_dtype;
 
 /* Defaults: the whole model on the selected device, sizes from the model and the device. */
 #define EXO_SHARD_OPTIONS_INIT \
@@ -284,6 +299,7 @@ typedef struct exo_shard_info {
     uint64_t weight_bytes;
     uint32_t max_tokens;
     uint32_t max_ctx;
+    uint32_t kv_dtype;          /* the KV cache's element type: EXO_KV_DTYPE_F32, _BF16 or _F16 */
 } exo_shard_info;
 
 /* The first shard (start 0) embeds token ids; the last (end = n_layers) applies the final norm

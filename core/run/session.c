@@ -47,9 +47,8 @@ exo_status exo_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out
     if (!s) return exo_error_keep(&sh->error, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory creating a session"));
     s->shard = sh;
     s->max_ctx = max_ctx ? max_ctx : sh->plan.max_ctx;
-    const exo_model_config *c = &sh->model->cfg;
-    /* config.json's limits keep this product below 2^54 (positions 2^24, heads and head_dim 2^14). */
-    uint64_t kv_bytes = (uint64_t)sh->plan.max_ctx * c->n_kv_heads * c->head_dim * sizeof(float);
+    /* One KV tensor at the shard's max_ctx and KV dtype (config.json's limits keep it below 2^54). */
+    uint64_t kv_bytes = exo_graph_plan_kv_slot_bytes(&sh->plan);
     uint32_t T = sh->plan.max_tokens;
     /* Every session takes its own cache (the shard's load made room for one): its own buffers,
      * or a slot of the shard's pool (session_pool.c checks the room it grows into). */

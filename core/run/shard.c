@@ -21,7 +21,42 @@
 typedef struct shard_request {
     uint32_t max_tokens, max_ctx;
     bool tokens_fixed, ctx_fixed;
+    exo_dtype kv_dtype; /* the KV cache wanted (F32, BF16, F16) */
+    bool kv_named;      /* kv_dtype was asked for (option or EXO_KV_DTYPE), not defaulted */
 } shard_request;
+
+/* The KV cache's dtype: exo_shard_options.kv_dtype, else what EXO_KV_DTYPE names, else BF16
+ * (half the memory and the bytes a decode step reads per position of F32; the golden tolerance
+ * it costs is in docs/model-files.md). A device that cannot take it gets F32 (try_device). */
+static exo_status wanted_kv_dtype(exo_runtime *rt, uint32_t option, shard_request *r) {
+    static const exo_dtype from_option[] = {EXO_DTYPE_BF16, EXO_DTYPE_F32, EXO_DTYPE_BF16, EXO_DTYPE_F16};
+    static const char *const names[] = {"f32", "bf16", "f16"};
+    static const exo_dtype dtypes[] = {EXO_DTYPE_F32, EXO_DTYPE_BF16, EXO_DTYPE_F16};
+    if (option >= sizeof from_option / sizeof *from_option)
+        return exo_errorf(EXO_ERR_INVALID_ARG, "kv_dtype %u: takes EXO_KV_DTYPE_DEFAULT, _F32, _BF16 or _F16", option);
+    r->kv_dtype = from_option[option];
+    r->kv_named = option != EXO_KV_DTYPE_DEFAULT;
+    const char *env = secure_getenv("EXO_KV_DTYPE");
+    if (r->kv_named || !env || !*env) return EXO_OK;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strcmp(env, names[i]) == 0) {
+            r->kv_dtype = dtypes[i];
+            r->kv_named = true;
+            return EXO_OK;
+        }
+    exo_logf(&rt->logger, EXO_LOG_WARN, "shard", "EXO_KV_DTYPE=%s is not f32, bf16 or f16: the default (bf16) is kept",
+             env);
+    return EXO_OK;
+}
+
+static exo_kv_dtype public_kv_dtype(exo_dtype d) {
+    return d == EXO_DTYPE_BF16 ? EXO_KV_DTYPE_BF16 : d == EXO_DTYPE_F16 ? EXO_KV_DTYPE_F16 : EXO_KV_DTYPE_F32;
+}
+
+static void set_kv_dtype(exo_shard *s, exo_dtype dtype) {
+    exo_graph_plan_set_kv_dtype(&s->plan, dtype);
+    exo_graph_plan_set_kv_dtype(&s->plan_last, dtype);
+}
 
 void exo_shard_buffer_release(exo_shard *shard, exo_buffer *buf) {
     if (buf && shard->plugin->api.buffer_free) shard->plugin->api.buffer_free(buf);
@@ -135,6 +170,34 @@ exo_status exo_shard_compile(exo_shard *s, exo_compiled **full, exo_compiled **l
 /* Pools the plans' KV caches (one graph run steps a batch of sequences) when the plugin negotiated
  * ABI 1.6 and accepts the pooled graph; otherwise each session keeps its own caches and a batch's
  * sequences are stepped one after another (logged once per load). */
+/* Whether the plugin takes the plans' 16-bit KV caches (ABI 1.7, "KV cache dtypes"): asked
+ * through supports_graph, with one cache per session, before pooling is tried with the dtype
+ * kept. A refusal is logged (a warning when the dtype was asked for) and the caller falls back
+ * to F32. */
+static bool takes_kv_dtype(exo_shard *s, uint32_t dev, bool named) {
+    const exo_plugin_api *api = &s->plugin->api;
+    exo_runtime *rt = s->model->rt;
+    exo_log_level level = named ? EXO_LOG_WARN : EXO_LOG_INFO;
+    const char *dtype = exo_dtype_name(s->plan.kv_dtype);
+    if (!api->supports_graph) {
+        exo_logf(&rt->logger, level, "shard", "plugin %s cannot say whether it takes %s KV caches: float32 caches",
+                 s->plugin->name, dtype);
+        return false;
+    }
+    exo_graph graph;
+    uint32_t first_bad = UINT32_MAX;
+    exo_status st = exo_graph_plan_view(&s->plan, s->buffers, s->plugin->abi_version, &graph);
+    if (st == EXO_OK) {
+        exo_error_clear();
+        st = api->supports_graph(s->plugin->ctx, dev, &graph, &first_bad);
+    }
+    if (st == EXO_OK) return true;
+    exo_logf(&rt->logger, level, "shard", "plugin %s runs no %s KV caches (%s): float32 caches", s->plugin->name, dtype,
+             exo_error_message());
+    exo_error_clear();
+    return false;
+}
+
 static bool try_pooled(exo_shard *s, uint32_t dev) {
     const exo_plugin_api *api = &s->plugin->api;
     exo_runtime *rt = s->model->rt;
@@ -175,6 +238,16 @@ static bool try_pooled(exo_shard *s, uint32_t dev) {
 static exo_status try_device(exo_shard *s, uint32_t device, const exo_shard_options *o, const shard_request *r,
                              bool *cancelled) {
     exo_runtime *rt = s->model->rt;
+    /* A plugin below ABI 1.7 never sees a 16-bit cache; the memory fit counts the dtype offered. */
+    const exo_plugin_rec *candidate = exo_runtime_device_plugin(rt, device);
+    exo_dtype kv = r->kv_dtype;
+    if (kv != EXO_DTYPE_F32 && EXO_VERSION_MINOR(candidate->abi_version) < 7) {
+        exo_logf(&rt->logger, r->kv_named ? EXO_LOG_WARN : EXO_LOG_INFO, "shard", "plugin %s (ABI 1.%u) takes no %s KV "
+                 "caches (ABI 1.7): float32 caches", candidate->name, EXO_VERSION_MINOR(candidate->abi_version),
+                 exo_dtype_name(kv));
+        kv = EXO_DTYPE_F32;
+    }
+    set_kv_dtype(s, kv);
     exo_status st = fit_to_device(s, device, r);
     if (st != EXO_OK) return st;
     st = exo_runtime_device_open(rt, device);
@@ -203,6 +276,12 @@ static exo_status try_device(exo_shard *s, uint32_t device, const exo_shard_opti
                 return exo_errorf(EXO_ERR_ABORTED, "loading cancelled by the progress callback");
             }
         }
+    }
+    if (s->plan.kv_dtype != EXO_DTYPE_F32 && !takes_kv_dtype(s, d->index, r->kv_named)) {
+        /* F32 caches take twice the memory: fitted again (a defaulted max_ctx may shrink). */
+        set_kv_dtype(s, EXO_DTYPE_F32);
+        st = fit_to_device(s, device, r);
+        if (st != EXO_OK) return st;
     }
     s->pooled = try_pooled(s, d->index);
     exo_graph graph;
@@ -272,7 +351,13 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
         free(s);
         return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "max_ctx %u is out of range", max_ctx));
     }
-    shard_request request = {max_tokens, max_ctx, opts.max_tokens != 0, opts.max_ctx != 0};
+    shard_request request = {max_tokens, max_ctx, opts.max_tokens != 0, opts.max_ctx != 0, EXO_DTYPE_F32, false};
+    exo_status wanted = wanted_kv_dtype(m->rt, opts.kv_dtype, &request);
+    if (wanted != EXO_OK) {
+        exo_quant_cache_free(&s->qcache);
+        free(s);
+        return exo_error_keep(&m->error, wanted);
+    }
 
     /* The devices to try, in order, before the graph is built: the weight buffers that a layer's
      * experts share must fit the smallest largest-allocation among them. */
@@ -425,6 +510,7 @@ exo_status exo_shard_get_info(const exo_shard *s, exo_shard_info *out) {
     info.weight_bytes = s->weight_bytes;
     info.max_tokens = s->plan.max_tokens;
     info.max_ctx = s->plan.max_ctx;
+    info.kv_dtype = public_kv_dtype(s->plan.kv_dtype);
     exo_struct_copy_out(out, &info, sizeof info);
     return EXO_OK;
 }

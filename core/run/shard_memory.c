@@ -72,10 +72,11 @@ void exo_shard_memory_measure(const exo_graph_plan *full, const exo_graph_plan *
         out->weights = exo_add_sat(out->weights, full->buffers[i].size);
         if (full->buffers[i].owned || full->buffers[i].heap) out->weights_owned = exo_add_sat(out->weights_owned, full->buffers[i].size);
     }
-    /* K and V of every layer: F32 [max_ctx, n_kv_heads, head_dim] (ne innermost first). */
+    /* K and V of every layer: [max_ctx, n_kv_heads, head_dim] (ne innermost first) of the
+     * plan's KV dtype. */
     for (uint32_t i = 0; i < full->n_kv; i++) {
         const exo_tensor *t = &full->tensors[full->kv[i]];
-        uint64_t row = 4;
+        uint64_t row = exo_dtype_size(t->dtype);
         for (uint32_t d = 0; d + 1 < t->n_dims && d < EXO_MAX_DIMS; d++)
             row = exo_mul_sat(row, t->ne[d] > 0 ? (uint64_t)t->ne[d] : 0);
         out->kv_per_ctx = exo_add_sat(out->kv_per_ctx, row);

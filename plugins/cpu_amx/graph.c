@@ -73,7 +73,8 @@ static bool host_buffer_span(const void *user, exo_buffer *buf, uint64_t *size, 
 static graph_target cpu_graph_target(const exo_plugin_ctx *ctx) {
     return (graph_target){.name = "cpu_amx", .host = ctx->host, .dtypes = GRAPH_DTYPES_ALL,
                           .buffer_span = host_buffer_span, .moe = true,
-                          .moe_1_5 = true, .kv_pool = true};
+                          .moe_1_5 = true, .kv_pool = true,
+                          .kv_dtypes = GRAPH_DTYPE_BIT(EXO_DTYPE_BF16) | GRAPH_DTYPE_BIT(EXO_DTYPE_F16)};
 }
 
 static exo_status check_graph(exo_plugin_ctx *ctx, const exo_graph *g, uint32_t *bad_node) {
@@ -498,13 +499,13 @@ static exo_status run_moe_matmul(const exec_node *e) {
 /* A KV cache's rows per sequence (ctx). Pooled (ABI 1.6, 4-D [slots][ctx][row]): also the node's
  * slots source `slots_src` and the floats from one slot to the next; unpooled, *slots stays NULL. */
 static int64_t cache_geometry(const exec_node *e, uint32_t cache, uint32_t slots_src, const int32_t **slots,
-                              int64_t *slot_floats) {
+                              int64_t *slot_elems) {
     int64_t ne[EXO_MAX_DIMS];
     const exo_tensor *t = &e->c->tensors[cache];
     graph_resolve_shape(t, e->n_tokens, ne);
     if (t->n_dims != 4) return ne[t->n_dims - 1];
     *slots = src_data(e, slots_src);
-    *slot_floats = ne[0] * ne[1] * ne[2];
+    *slot_elems = ne[0] * ne[1] * ne[2];
     return ne[2];
 }
 
@@ -549,8 +550,9 @@ static void run_attention(exo_compiled *c, const cpu_attention_args *a) {
         run.q = a->q + t0 * q_row;
         run.dst = a->dst + t0 * q_row;
         run.pos = a->pos + t0;
-        run.k = a->k + a->slots[t0] * a->slot_floats;
-        run.v = a->v + a->slots[t0] * a->slot_floats;
+        size_t slot_bytes = (size_t)a->slot_elems * exo_dtype_size(a->kv_dtype);
+        run.k = (const uint8_t *)a->k + (size_t)a->slots[t0] * slot_bytes;
+        run.v = (const uint8_t *)a->v + (size_t)a->slots[t0] * slot_bytes;
         run.slots = NULL;
         run.n_tokens = t1 - t0;
         run_attention_run(c, &run);
@@ -623,20 +625,21 @@ static exo_status run_node(const exec_node *e) {
         return EXO_OK;
     }
     case EXO_OP_KV_WRITE: {
-        int64_t tokens = src_shape(e, 1, NULL), slot_floats = 0;
+        int64_t tokens = src_shape(e, 1, NULL), slot_elems = 0;
         const int32_t *slots = NULL;
-        int64_t rows = cache_geometry(e, nd->dst, 2, &slots, &slot_floats);
+        int64_t rows = cache_geometry(e, nd->dst, 2, &slots, &slot_elems);
         exo_status st = check_indices(e, 1, tokens, rows, "position");
         if (st == EXO_OK && slots) st = check_indices(e, 2, tokens, outer_dim(e, nd->dst), "slot");
         if (st != EXO_OK) return st;
-        cpu_kv_write_args a = {src_data(e, 0), src_data(e, 1), src_shape(e, 0, NULL) / tokens, dst, slots, slot_floats};
-        cpu_threadpool_run(pool, tokens, 1, cpu_ref_kv_write, &a);
+        cpu_kv_write_args a = {src_data(e, 0), src_data(e, 1), src_shape(e, 0, NULL) / tokens, dst, slots, slot_elems,
+                               c->tensors[nd->dst].dtype};
+        cpu_threadpool_run(pool, tokens, 1, c->fast ? cpu_avx512_kv_write : cpu_ref_kv_write, &a);
         return EXO_OK;
     }
     case EXO_OP_ATTENTION: {
-        int64_t tokens = src_shape(e, 3, NULL), slot_floats = 0;
+        int64_t tokens = src_shape(e, 3, NULL), slot_elems = 0;
         const int32_t *slots = NULL;
-        int64_t rows = cache_geometry(e, nd->src[1], nd->n_src - 1, &slots, &slot_floats);
+        int64_t rows = cache_geometry(e, nd->src[1], nd->n_src - 1, &slots, &slot_elems);
         exo_status st = check_indices(e, 3, tokens, rows, "position");
         if (st == EXO_OK && slots) st = check_indices(e, nd->n_src - 1, tokens, outer_dim(e, nd->src[1]), "slot");
         if (st != EXO_OK) return st;
@@ -645,7 +648,8 @@ static exo_status run_node(const exec_node *e) {
         cpu_attention_args a = {src_data(e, 0), src_data(e, 1), src_data(e, 2), src_data(e, 3), heads, kv_heads,
                                 nd->i[EXO_ATTENTION_I_HEAD_DIM], nd->i[EXO_ATTENTION_I_WINDOW],
                                 nd->f[EXO_ATTENTION_F_SCALE], nd->f[EXO_ATTENTION_F_SOFTCAP], dst, c->workspace,
-                                c->workspace_stride, tokens, sinks ? src_data(e, 4) : NULL, slots, slot_floats};
+                                c->workspace_stride, tokens, sinks ? src_data(e, 4) : NULL, slots, slot_elems,
+                                c->tensors[nd->src[1]].dtype};
         run_attention(c, &a);
         return EXO_OK;
     }

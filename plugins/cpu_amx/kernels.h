@@ -112,20 +112,23 @@ typedef struct cpu_rope_args {
     float *dst;
 } cpu_rope_args;
 
-/* Items: tokens. cache[pos[t]] = src[t] (rows of row_size floats); positions checked before.
- * Pooled caches (ABI 1.6): cache[slots[t]][pos[t]], slot_floats apart; slots NULL: one cache. */
+/* Items: tokens. cache[pos[t]] = src[t] (rows of row_size floats, rounded to nearest even into
+ * a BF16 or F16 cache: ABI 1.7); positions checked before. Pooled caches (ABI 1.6):
+ * cache[slots[t]][pos[t]], slot_elems apart; slots NULL: one cache. */
 typedef struct cpu_kv_write_args {
     const float *src;
     const int32_t *pos;
     int64_t row_size;
-    float *cache;
+    void *cache;
     const int32_t *slots;
-    int64_t slot_floats;
+    int64_t slot_elems; /* elements of the cache's dtype */
+    exo_dtype dtype;    /* the cache's: F32, BF16 or F16 */
 } cpu_kv_write_args;
 
 /* Items: t * n_heads + h. See EXO_OP_ATTENTION; positions are checked before the call. */
 typedef struct cpu_attention_args {
-    const float *q, *k, *v;
+    const float *q;
+    const void *k, *v;  /* caches of kv_dtype (ABI 1.7: F32, BF16 or F16), read as float */
     const int32_t *pos;
     int64_t n_heads, n_kv_heads, head_dim;
     int64_t window; /* 0: none */
@@ -135,11 +138,12 @@ typedef struct cpu_attention_args {
     size_t workspace_stride;
     int64_t n_tokens;   /* query tokens (the tiled fast kernel's items are token blocks) */
     const float *sinks; /* [n_heads]: one more logit per head in the softmax's denominator, or NULL */
-    /* Pooled caches (ABI 1.6): token t reads the caches at k/v + slots[t] * slot_floats; NULL:
-     * one cache. The per-row kernels take it; the tiled one is handed one slot's run of tokens
-     * with k/v already offset (graph.c), so it never reads it. */
+    /* Pooled caches (ABI 1.6): token t reads the caches slots[t] * slot_elems elements past k/v;
+     * NULL: one cache. The per-row kernels take it; the tiled one is handed one slot's run of
+     * tokens with k/v already offset (graph.c), so it never reads it. */
     const int32_t *slots;
-    int64_t slot_floats;
+    int64_t slot_elems;
+    exo_dtype kv_dtype;
 } cpu_attention_args;
 
 /* Items: elements. */

@@ -14,13 +14,19 @@
  * element times a K^T vector) with no horizontal sums, then an online softmax per query row
  * (vector exp, running maximum and denominator) and the weighted V rows are accumulated. Each
  * K/V tile is read once for up to FA_QUERIES query rows instead of once per row. Rows outside a
- * query's causal / sliding-window range are masked to -inf, and their weights to exactly 0. */
+ * query's causal / sliding-window range are masked to -inf, and their weights to exactly 0.
+ *
+ * The caches may be F32, BF16 or F16 (ABI 1.7): every K and V load goes through kv_load16,
+ * which widens 16 elements exactly (bf16 by a 16-bit shift, f16 by vcvtph2ps, which AVX-512F
+ * has: no AVX512_FP16 needed); each kernel body is inlined once per dtype, so the F32 path is
+ * the code it was. The 16-bit caches halve the bytes a decode step streams per position. */
 #include "kernels_fast.h"
 
 #include "kernels_math_avx512.h"
 
 #include <math.h>
 #include <stdbool.h>
+#include <string.h>
 
 #define AVX512 CPU_AVX512
 #define INLINE CPU_INLINE
@@ -68,17 +74,25 @@ INLINE AVX512 __m512 sum16(__m512 v[16]) {
     return _mm512_add_ps(_mm512_shuffle_f32x4(d01, d23, 0x88), _mm512_shuffle_f32x4(d01, d23, 0xdd));
 }
 
-/* Scores of one query row against cache rows r0 .. r0 + rows - 1 (rows <= 16), scaled and
- * soft-capped, -inf in the lanes past `rows`. */
-INLINE AVX512 __m512 score16(const float *q, const float *k, int64_t kv_row, int64_t d, int64_t rows, float scale,
-                             float softcap) {
+/* Elements idx .. idx + 15 (those in `m`) of a cache of dtype dt, widened to float exactly. */
+INLINE AVX512 __m512 kv_load16(const void *cache, int64_t idx, __mmask16 m, exo_dtype dt) {
+    if (dt == EXO_DTYPE_F32) return _mm512_maskz_loadu_ps(m, (const float *)cache + idx);
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)cache + idx);
+    if (dt == EXO_DTYPE_BF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return _mm512_cvtph_ps(h);
+}
+
+/* Scores of one query row against cache rows r0 .. r0 + rows - 1 (rows <= 16; row r's elements
+ * start at k_idx + r * kv_row), scaled and soft-capped, -inf in the lanes past `rows`. */
+INLINE AVX512 __m512 score16(const float *q, const void *k, int64_t k_idx, int64_t kv_row, int64_t d, int64_t rows,
+                             float scale, float softcap, exo_dtype dt) {
     __m512 part[16];
     for (int r = 0; r < 16; r++) part[r] = _mm512_setzero_ps();
     for (int64_t j = 0; j < d; j += 16) {
         __mmask16 mk = cpu_tail_mask(d - j);
         __m512 qv = _mm512_maskz_loadu_ps(mk, q + j);
         for (int r = 0; r < 16; r++)
-            if (r < rows) part[r] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, k + r * kv_row + j), part[r]);
+            if (r < rows) part[r] = _mm512_fmadd_ps(qv, kv_load16(k, k_idx + r * kv_row + j, mk, dt), part[r]);
     }
     __m512 s = _mm512_mul_ps(sum16(part), _mm512_set1_ps(scale));
     if (softcap > 0.0f) {
@@ -91,8 +105,8 @@ INLINE AVX512 __m512 score16(const float *q, const float *k, int64_t kv_row, int
 }
 
 /* Items: t * n_heads + h; see the top of the file. */
-AVX512 void cpu_avx512_attention(void *args, int64_t begin, int64_t end, uint32_t thread) {
-    const cpu_attention_args *a = args;
+INLINE AVX512 void attention_rows(const cpu_attention_args *a, int64_t begin, int64_t end, uint32_t thread,
+                                  const exo_dtype dt) {
     int64_t d = a->head_dim, group = a->n_heads / a->n_kv_heads, kv_row = a->n_kv_heads * d;
     float *acc = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
     float *p = acc + ATTN_GROUP * d; /* [ATTN_GROUP][ATTN_ROWS] softmax weights of the step */
@@ -103,16 +117,16 @@ AVX512 void cpu_avx512_attention(void *args, int64_t begin, int64_t end, uint32_
         if (g > end - item) g = end - item;
         if (g > ATTN_GROUP) g = ATTN_GROUP;
         const float *q = a->q + (t * a->n_heads + h0) * d;
-        int64_t last = a->pos[t], slot = a->slots ? (int64_t)a->slots[t] * a->slot_floats : 0;
+        int64_t last = a->pos[t], slot = a->slots ? (int64_t)a->slots[t] * a->slot_elems : 0;
         int64_t first = a->window > 0 && last - a->window + 1 > 0 ? last - a->window + 1 : 0;
         float max[ATTN_GROUP], denom[ATTN_GROUP], rescale[ATTN_GROUP];
         for (int64_t j = 0; j < g; j++) max[j] = -INFINITY, denom[j] = 0.0f;
         for (int64_t j = 0; j < g * d; j++) acc[j] = 0.0f;
         for (int64_t r0 = first; r0 <= last; r0 += ATTN_ROWS) {
             int64_t rows = last + 1 - r0 < ATTN_ROWS ? last + 1 - r0 : ATTN_ROWS;
-            const float *k = a->k + slot + r0 * kv_row + kvh * d, *v = a->v + slot + r0 * kv_row + kvh * d;
+            int64_t kv0 = slot + r0 * kv_row + kvh * d; /* element of row r0 in both caches */
             for (int64_t j = 0; j < g; j++) {
-                __m512 s = score16(q + j * d, k, kv_row, d, rows, a->scale, a->softcap);
+                __m512 s = score16(q + j * d, a->k, kv0, kv_row, d, rows, a->scale, a->softcap, dt);
                 float new_max = fmaxf(max[j], _mm512_reduce_max_ps(s));
                 rescale[j] = expf(max[j] - new_max); /* 0 on the first step */
                 __m512 e = _mm512_maskz_mov_ps(cpu_tail_mask(rows), cpu_exp_ps(_mm512_sub_ps(s, _mm512_set1_ps(new_max))));
@@ -126,7 +140,7 @@ AVX512 void cpu_avx512_attention(void *args, int64_t begin, int64_t end, uint32_
                 for (int64_t j = 0; j < g; j++)
                     o[j] = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, acc + j * d + c), _mm512_set1_ps(rescale[j]));
                 for (int64_t r = 0; r < rows; r++) {
-                    __m512 vr = _mm512_maskz_loadu_ps(mk, v + r * kv_row + c);
+                    __m512 vr = kv_load16(a->v, kv0 + r * kv_row + c, mk, dt);
                     for (int64_t j = 0; j < g; j++) o[j] = _mm512_fmadd_ps(_mm512_set1_ps(p[j * ATTN_ROWS + r]), vr, o[j]);
                 }
                 for (int64_t j = 0; j < g; j++) _mm512_mask_storeu_ps(acc + j * d + c, mk, o[j]);
@@ -138,6 +152,15 @@ AVX512 void cpu_avx512_attention(void *args, int64_t begin, int64_t end, uint32_
             for (int64_t e = 0; e < d; e++) out[e] = acc[j * d + e] * inv;
         }
         item += g;
+    }
+}
+
+AVX512 void cpu_avx512_attention(void *args, int64_t begin, int64_t end, uint32_t thread) {
+    const cpu_attention_args *a = args;
+    switch (a->kv_dtype) {
+    case EXO_DTYPE_BF16: attention_rows(a, begin, end, thread, EXO_DTYPE_BF16); return;
+    case EXO_DTYPE_F16: attention_rows(a, begin, end, thread, EXO_DTYPE_F16); return;
+    default: attention_rows(a, begin, end, thread, EXO_DTYPE_F32); return;
     }
 }
 
@@ -183,8 +206,8 @@ INLINE AVX512 void score_rows(const float *const *q, const int NQ, const float *
 }
 
 /* Items: kv_head + n_kv_heads * token_block, token blocks of cpu_attention_block_tokens(group). */
-AVX512 void cpu_avx512_attention_tiled(void *args, int64_t begin, int64_t end, uint32_t thread) {
-    const cpu_attention_args *a = args;
+INLINE AVX512 void attention_tiles(const cpu_attention_args *a, int64_t begin, int64_t end, uint32_t thread,
+                                   const exo_dtype dt) {
     int64_t d = a->head_dim, group = a->n_heads / a->n_kv_heads, kv_row = a->n_kv_heads * d;
     int64_t block = cpu_attention_block_tokens(group);
     float *kt = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
@@ -214,8 +237,17 @@ AVX512 void cpu_avx512_attention_tiled(void *args, int64_t begin, int64_t end, u
                     for (int64_t j = 0; j < d; j++) kt[j * FA_ROWS + r] = 0.0f;
                     continue;
                 }
-                const float *k = a->k + (r0 + r) * kv_row + kvh * d;
-                for (int64_t j = 0; j < d; j++) kt[j * FA_ROWS + r] = k[j];
+                int64_t k0 = (r0 + r) * kv_row + kvh * d;
+                if (dt == EXO_DTYPE_F32) {
+                    const float *k = (const float *)a->k + k0;
+                    for (int64_t j = 0; j < d; j++) kt[j * FA_ROWS + r] = k[j];
+                    continue;
+                }
+                float wide[16];
+                for (int64_t j = 0; j < d; j += 16) {
+                    _mm512_storeu_ps(wide, kv_load16(a->k, k0 + j, cpu_tail_mask(d - j), dt));
+                    for (int64_t l = 0; l < 16 && j + l < d; l++) kt[(j + l) * FA_ROWS + r] = wide[l];
+                }
             }
             int64_t i = 0;
             for (; i + 4 <= nq; i += 4)
@@ -241,12 +273,12 @@ AVX512 void cpu_avx512_attention_tiled(void *args, int64_t begin, int64_t end, u
                 den[i] = den[i] * rescale + _mm512_reduce_add_ps(sum);
                 mx[i] = new_max;
                 float *ai = acc + i * d;
-                const float *vt = a->v + r0 * kv_row + kvh * d;
+                int64_t v0 = r0 * kv_row + kvh * d;
                 for (int64_t j = 0; j < d; j += 16) {
                     __mmask16 mk = cpu_tail_mask(d - j);
                     __m512 o = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, ai + j), _mm512_set1_ps(rescale));
                     for (int64_t r = 0; r < rows; r++)
-                        o = _mm512_fmadd_ps(_mm512_set1_ps(si[r]), _mm512_maskz_loadu_ps(mk, vt + r * kv_row + j), o);
+                        o = _mm512_fmadd_ps(_mm512_set1_ps(si[r]), kv_load16(a->v, v0 + r * kv_row + j, mk, dt), o);
                     _mm512_mask_storeu_ps(ai + j, mk, o);
                 }
             }
@@ -256,6 +288,46 @@ AVX512 void cpu_avx512_attention_tiled(void *args, int64_t begin, int64_t end, u
             float *out = a->dst + (t * a->n_heads + h) * d;
             float inv = attn_norm(mx[i], den[i], a->sinks, h);
             for (int64_t j = 0; j < d; j++) out[j] = acc[i * d + j] * inv;
+        }
+    }
+}
+
+AVX512 void cpu_avx512_attention_tiled(void *args, int64_t begin, int64_t end, uint32_t thread) {
+    const cpu_attention_args *a = args;
+    switch (a->kv_dtype) {
+    case EXO_DTYPE_BF16: attention_tiles(a, begin, end, thread, EXO_DTYPE_BF16); return;
+    case EXO_DTYPE_F16: attention_tiles(a, begin, end, thread, EXO_DTYPE_F16); return;
+    default: attention_tiles(a, begin, end, thread, EXO_DTYPE_F32); return;
+    }
+}
+
+/* bf16 of 16 floats, rounding to nearest even (cpu_f32_to_bf16 lane by lane). */
+INLINE AVX512 __m256i bf16_round16(__m512 x) {
+    __m512i u = _mm512_castps_si512(x);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    return _mm512_cvtepi32_epi16(r);
+}
+
+AVX512 void cpu_avx512_kv_write(void *args, int64_t begin, int64_t end, uint32_t thread) {
+    const cpu_kv_write_args *a = args;
+    size_t elem = exo_dtype_size(a->dtype);
+    for (int64_t t = begin; t < end; t++) {
+        int64_t first = (a->slots ? (int64_t)a->slots[t] * a->slot_elems : 0) + (int64_t)a->pos[t] * a->row_size;
+        const float *src = a->src + t * a->row_size;
+        if (a->dtype == EXO_DTYPE_F32) {
+            memcpy((float *)a->cache + first, src, (size_t)a->row_size * elem);
+            continue;
+        }
+        uint16_t *row = (uint16_t *)a->cache + first;
+        for (int64_t i = 0; i < a->row_size; i += 16) {
+            __mmask16 m = cpu_tail_mask(a->row_size - i);
+            __m512 x = _mm512_maskz_loadu_ps(m, src + i);
+            __m256i h = a->dtype == EXO_DTYPE_BF16 ? bf16_round16(x)
+                                                   : _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm256_mask_storeu_epi16(row + i, m, h);
         }
     }
 }

@@ -59,5 +59,9 @@ void cpu_avx512_attention_tiled(void *args, int64_t begin, int64_t end, uint32_t
 int64_t cpu_attention_block_tokens(int64_t group);
 bool cpu_attention_tiled_fits(int64_t group);
 size_t cpu_avx512_attention_tiled_workspace(int64_t head_dim);
+/* KV_WRITE into an F32, BF16 or F16 cache (ABI 1.7): rows rounded to nearest even with
+ * AVX-512F's conversions (vcvtps2ph; bf16 by integer rounding, as no AVX512_BF16 is assumed).
+ * Items: tokens, as cpu_ref_kv_write. */
+void cpu_avx512_kv_write(void *args, int64_t begin, int64_t end, uint32_t thread);
 
 #endif

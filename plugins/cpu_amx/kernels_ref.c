@@ -189,9 +189,19 @@ void cpu_ref_rope(void *args, int64_t begin, int64_t end, uint32_t thread) {
 
 void cpu_ref_kv_write(void *args, int64_t begin, int64_t end, uint32_t thread) {
     const cpu_kv_write_args *a = args;
+    size_t elem = exo_dtype_size(a->dtype);
     for (int64_t t = begin; t < end; t++) {
-        float *cache = a->slots ? a->cache + (int64_t)a->slots[t] * a->slot_floats : a->cache;
-        memcpy(cache + (int64_t)a->pos[t] * a->row_size, a->src + t * a->row_size, (size_t)a->row_size * sizeof(float));
+        int64_t first = (a->slots ? (int64_t)a->slots[t] * a->slot_elems : 0) + (int64_t)a->pos[t] * a->row_size;
+        uint8_t *row = (uint8_t *)a->cache + (size_t)first * elem;
+        const float *src = a->src + t * a->row_size;
+        if (a->dtype == EXO_DTYPE_F32) {
+            memcpy(row, src, (size_t)a->row_size * sizeof(float));
+            continue;
+        }
+        for (int64_t i = 0; i < a->row_size; i++) {
+            uint16_t h = a->dtype == EXO_DTYPE_BF16 ? cpu_f32_to_bf16(src[i]) : cpu_f32_to_f16(src[i]);
+            memcpy(row + 2 * i, &h, sizeof h);
+        }
     }
 }
 
@@ -205,15 +215,14 @@ void cpu_ref_attention(void *args, int64_t begin, int64_t end, uint32_t thread) 
     for (int64_t item = begin; item < end; item++) {
         int64_t t = item / a->n_heads, h = item % a->n_heads, kvh = h / group;
         const float *q = a->q + (t * a->n_heads + h) * d;
-        int64_t last = a->pos[t], slot = a->slots ? (int64_t)a->slots[t] * a->slot_floats : 0;
+        int64_t last = a->pos[t], slot = a->slots ? (int64_t)a->slots[t] * a->slot_elems : 0;
         int64_t first = a->window > 0 && last - a->window + 1 > 0 ? last - a->window + 1 : 0;
         double max = -INFINITY, denom = 0.0;
         for (int64_t j = 0; j < d; j++) acc[j] = 0.0;
         for (int64_t r = first; r <= last; r++) {
-            const float *k = a->k + slot + r * kv_row + kvh * d;
-            const float *v = a->v + slot + r * kv_row + kvh * d;
+            int64_t row = slot + r * kv_row + kvh * d;
             double s = 0.0;
-            for (int64_t j = 0; j < d; j++) s += (double)q[j] * k[j];
+            for (int64_t j = 0; j < d; j++) s += (double)q[j] * cpu_ref_load(a->k, a->kv_dtype, row + j);
             s *= a->scale;
             if (a->softcap > 0.0f) s = a->softcap * tanh(s / a->softcap);
             if (s > max) {
@@ -224,7 +233,7 @@ void cpu_ref_attention(void *args, int64_t begin, int64_t end, uint32_t thread) 
             }
             double p = exp(s - max);
             denom += p;
-            for (int64_t j = 0; j < d; j++) acc[j] += p * v[j];
+            for (int64_t j = 0; j < d; j++) acc[j] += p * cpu_ref_load(a->v, a->kv_dtype, row + j);
         }
         /* A sink is one more logit in the denominator only: the final maximum takes it in, and
          * the accumulated rows are rescaled to that maximum. */

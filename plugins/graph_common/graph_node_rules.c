@@ -210,11 +210,15 @@ static exo_status check_slots(const node_ctx *n, uint32_t s, const exo_tensor *p
     return want_count(n, slots, "slots", nelem(n, pos, NULL), "one per token");
 }
 
+/* The dtypes a KV cache may have on this target: F32, and the 16-bit floats its kernels declare
+ * (ABI 1.7, "KV cache dtypes"). */
+#define KV_DTYPES(n) (M(F32) | ((n)->tg->kv_dtypes & (M(BF16) | M(F16))))
+
 static exo_status check_kv_write(const node_ctx *n, const exo_tensor *dst) {
     const exo_tensor *src = src_tensor(n, 0), *pos = src_tensor(n, 1);
     if (!(dst->flags & EXO_TENSOR_KV))
         return node_fail(n, EXO_ERR_INVALID_ARG, "dst '%.*s' is not a KV tensor", GRAPH_NAME_ARG(dst));
-    TRY(want_dtype(n, dst, "cache", M(F32)));
+    TRY(want_dtype(n, dst, "cache", KV_DTYPES(n)));
     TRY(want_dtype(n, src, "src", M(F32)));
     TRY(want_dtype(n, pos, "positions", M(I32)));
     bool pooled = dst->n_dims == 4;
@@ -230,8 +234,11 @@ static exo_status check_kv_write(const node_ctx *n, const exo_tensor *dst) {
 static exo_status check_attention(const node_ctx *n, const exo_tensor *dst) {
     const exo_tensor *q = src_tensor(n, 0), *k = src_tensor(n, 1), *v = src_tensor(n, 2), *pos = src_tensor(n, 3);
     TRY(want_dtype(n, q, "q", M(F32)));
-    TRY(want_dtype(n, k, "k cache", M(F32)));
-    TRY(want_dtype(n, v, "v cache", M(F32)));
+    TRY(want_dtype(n, k, "k cache", KV_DTYPES(n)));
+    TRY(want_dtype(n, v, "v cache", KV_DTYPES(n)));
+    if (k->dtype != v->dtype)
+        return node_fail(n, EXO_ERR_INVALID_ARG, "k cache '%.*s' is %s and v cache '%.*s' %s: both must be one dtype",
+                         GRAPH_NAME_ARG(k), exo_dtype_name(k->dtype), GRAPH_NAME_ARG(v), exo_dtype_name(v->dtype));
     TRY(want_dtype(n, pos, "positions", M(I32)));
     TRY(want_dtype(n, dst, "dst", M(F32)));
     int32_t heads = n->node->i[EXO_ATTENTION_I_N_HEADS], kv_heads = n->node->i[EXO_ATTENTION_I_N_KV_HEADS];

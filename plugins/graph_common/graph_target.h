@@ -40,6 +40,11 @@ typedef struct graph_target {
      * over 4-D caches with a per-token slots source. False: such nodes are refused as
      * UNSUPPORTED, naming the node, and the core steps a batch's sequences one after another. */
     bool kv_pool;
+    /* KV cache dtypes beyond F32 that the KV_WRITE and ATTENTION kernels take (ABI 1.7, "KV
+     * cache dtypes"): a mask of GRAPH_DTYPE_BIT() of BF16 and F16. 0 (a target that does not
+     * say): F32 caches only; others are refused as UNSUPPORTED, naming the node, and the core
+     * gives the plugin F32 caches. */
+    uint32_t kv_dtypes;
 } graph_target;
 
 /* Records an error through the host table as "<target name> <message>" and returns status. */

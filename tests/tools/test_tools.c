@@ -349,7 +349,18 @@ START_TEST(bench_json_has_positive_figures) {
                                      2.0 * TINY_HIDDEN) +
                       TINY_HIDDEN + TINY_HIDDEN + (double)TINY_VOCAB * TINY_HIDDEN;
     ck_assert_double_eq(number(j, "decode_bytes_per_token"), 2 * elements);
-    /* K and V in float32 for every layer at the mean context 16 + (8 + 1) / 2 */
+    /* K and V in bf16 (the default KV cache) for every layer at the mean context 16 + (8 + 1) / 2 */
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "kv_dtype")->valuestring, "bf16");
+    ck_assert_double_eq_tol(number(j, "kv_bytes_per_token"),
+                            2.0 * TINY_LAYERS * TINY_KV_HEADS * TINY_HEAD_DIM * 2 * 20.5, 1e-6);
+    cJSON_Delete(j);
+    free(out);
+    /* --kv-dtype f32: twice the bytes */
+    snprintf(cmd, sizeof cmd, "%s --model %s --device cpu_amx -p 16 -n 8 -r 1 -t 1 --kv-dtype f32 --json", EXO_BENCH_BIN,
+             dir);
+    ck_assert_int_eq(run(cmd, &out), 0);
+    j = last_json_line(out);
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "kv_dtype")->valuestring, "f32");
     ck_assert_double_eq_tol(number(j, "kv_bytes_per_token"),
                             2.0 * TINY_LAYERS * TINY_KV_HEADS * TINY_HEAD_DIM * 4 * 20.5, 1e-6);
     cJSON_Delete(j);

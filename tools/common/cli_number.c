@@ -1,5 +1,7 @@
 #include "cli_number.h"
 
+#include "exo.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -64,4 +66,21 @@ int cli_parse_quant(const char *tool, const char *option, const char *text, uint
             "%s: %s expects mlx-q<bits>-g<group> (bits 2, 3, 4, 5, 6 or 8; group 32, 64 or 128; e.g. mlx-q4-g64), "
             "got '%s'\n", tool, option, text ? text : "");
     return 0;
+}
+
+/* Indexed by exo_kv_dtype (exo.h): DEFAULT, F32, BF16, F16. */
+static const char *const kv_dtype_names[] = {"default", "f32", "bf16", "f16"};
+
+int cli_parse_kv_dtype(const char *tool, const char *option, const char *text, uint32_t *out) {
+    for (uint32_t i = EXO_KV_DTYPE_F32; i < sizeof kv_dtype_names / sizeof kv_dtype_names[0]; i++)
+        if (text && strcmp(text, kv_dtype_names[i]) == 0) {
+            *out = i;
+            return 1;
+        }
+    fprintf(stderr, "%s: %s expects f32, bf16 or f16, got '%s'\n", tool, option, text ? text : "");
+    return 0;
+}
+
+const char *cli_kv_dtype_name(uint32_t kv_dtype) {
+    return kv_dtype < sizeof kv_dtype_names / sizeof kv_dtype_names[0] ? kv_dtype_names[kv_dtype] : "unknown";
 }

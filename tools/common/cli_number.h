@@ -23,4 +23,12 @@ int cli_parse_real(const char *tool, const char *option, const char *text, doubl
  * "TOOL: OPTION expects mlx-q<bits>-g<group> ..., got 'TEXT'" to stderr and returns 0. */
 int cli_parse_quant(const char *tool, const char *option, const char *text, uint32_t *bits, uint32_t *group);
 
+/* A KV cache dtype for exo_shard_options.kv_dtype: "f32", "bf16" or "f16" (EXO_KV_DTYPE_F32, _BF16,
+ * _F16; the values of exo.h's exo_kv_dtype). Returns 1 and sets *out, else prints
+ * "TOOL: OPTION expects f32, bf16 or f16, got 'TEXT'" to stderr and returns 0. */
+int cli_parse_kv_dtype(const char *tool, const char *option, const char *text, uint32_t *out);
+
+/* "f32", "bf16" or "f16" for an exo_kv_dtype value; "default" for EXO_KV_DTYPE_DEFAULT. */
+const char *cli_kv_dtype_name(uint32_t kv_dtype);
+
 #endif

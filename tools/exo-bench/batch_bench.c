@@ -131,7 +131,8 @@ int batch_bench_run(exo_shard *shard, const exo_model_info *mi, uint32_t max_ctx
         out->decode_tps = summarize(s.decode_tps, reps);
         out->decode_tps_per_seq = summarize(s.per_seq, reps);
         out->step_ms = summarize(s.step_s, s.n_steps);
-        out->kv_bytes = (double)batch * mi->n_layers * 2.0 * max_ctx * mi->n_kv_heads * mi->head_dim * sizeof(float);
+        out->kv_bytes = 0; /* what the sessions hold, at the shard's KV dtype */
+        for (uint32_t i = 0; i < batch; i++) out->kv_bytes += (double)exo_session_kv_bytes(s.sessions[i]);
     }
     for (uint32_t i = 0; s.sessions && i < batch; i++) exo_session_destroy(s.sessions[i]);
     free(s.sessions);

@@ -1,6 +1,6 @@
 /* exo-bench: prefill and decode speed of a model on one device, against the machine's limits.
  *
- *   exo-bench --model DIR [--device D] [--quantize mlx-q4-g64] [-p 512] [-n 128] [-t THREADS] [-r REPS] [--batch N] [--json] [--no-stream]
+ *   exo-bench --model DIR [--device D] [--quantize mlx-q4-g64] [--kv-dtype bf16] [-p 512] [-n 128] [-t THREADS] [-r REPS] [--batch N] [--json] [--no-stream]
  *
  * Like llama-bench: a prompt of p tokens in one forward step (prefill), then n single-token steps
  * (decode), repeated r times after a warmup; mean +- sample sd over the repetitions. Decode is
@@ -35,6 +35,7 @@ typedef struct bench_options {
     uint32_t n_prompt, n_gen, threads, reps;
     uint32_t batch;                   /* --batch: sequences stepped together (0: none) */
     uint32_t quant_bits, quant_group; /* --quantize: on load; 0 = as stored */
+    uint32_t kv_dtype;                /* --kv-dtype: exo_kv_dtype; 0 = the library's default */
     int json, no_stream;
 } bench_options;
 
@@ -55,6 +56,8 @@ static void usage(FILE *f) {
             "  --device D         plugin[:index] (default: the best device; see exo-probe)\n"
             "  --quantize SPEC    quantize a float checkpoint on load: mlx-q<bits>-g<group>, e.g. mlx-q4-g64\n"
             "                     (bits 2-6 or 8, group 32/64/128; bytes per token count the packed size)\n"
+            "  --kv-dtype T       KV cache f32, bf16 or f16 (default: EXO_KV_DTYPE, else bf16 where the device\n"
+            "                     takes it); KV bytes count its element size\n"
             "  -p N               prompt tokens, run as one prefill step (default 512)\n"
             "  -n N               tokens decoded one at a time after the prefill (default 128)\n"
             "  -t N               CPU threads (default: all cores)\n"
@@ -97,6 +100,7 @@ static int parse_args(int argc, char **argv, bench_options *o) {
         else if (strcmp(a, "--quantize") == 0) {
             if (!cli_parse_quant("exo-bench", a, v, &o->quant_bits, &o->quant_group)) return 0;
         }
+        else if (strcmp(a, "--kv-dtype") == 0) { if (!cli_parse_kv_dtype("exo-bench", a, v, &o->kv_dtype)) return 0; }
         else if (strcmp(a, "-p") == 0) { if (!parse_count(a, v, 1, 1u << 20, &o->n_prompt)) return 0; }
         else if (strcmp(a, "-n") == 0) { if (!parse_count(a, v, 1, 1u << 20, &o->n_gen)) return 0; }
         else if (strcmp(a, "-t") == 0) { if (!parse_count(a, v, 1, 4096, &o->threads)) return 0; }
@@ -247,8 +251,9 @@ static void report(const bench_options *o, const exo_model_info *mi, const exo_s
             o->n_prompt, r->prefill_tps.mean, r->prefill_tps.sd, r->ttft_ms.mean, r->ttft_ms.sd, prefill_gflops);
     fprintf(f, "decode:  tg%u %.2f +- %.2f tok/s (per step: median %.2f ms, min %.2f, max %.2f)\n", o->n_gen, tps,
             r->decode_tps.sd, r->step_ms.median, r->step_ms.min, r->step_ms.max);
-    fprintf(f, "bytes:   %.1f MB of weights + %.1f MB of KV (mean context %.0f) per token -> %.2f GB/s (weights alone %.2f)\n",
-            c->decode_weight_bytes / 1e6, kv_bytes / 1e6, mean_ctx, gbps, weight_gbps);
+    fprintf(f, "bytes:   %.1f MB of weights + %.1f MB of %s KV (mean context %.0f) per token -> %.2f GB/s (weights alone "
+               "%.2f)\n", c->decode_weight_bytes / 1e6, kv_bytes / 1e6, cli_kv_dtype_name(si->kv_dtype), mean_ctx, gbps,
+            weight_gbps);
     if (c->n_experts)
         fprintf(f, "experts: %u sparse layers, top-%u of %u: %.1f MB of experts read per token of %.1f MB stored "
                    "(%.3f bytes/weight), routers %.1f MB\n",
@@ -294,6 +299,7 @@ static void report(const bench_options *o, const exo_model_info *mi, const exo_s
     add(j, "decode_step_ms_max", r->step_ms.max);
     add(j, "decode_bytes_per_token", c->decode_weight_bytes);
     add(j, "kv_bytes_per_token", kv_bytes);
+    cJSON_AddStringToObject(j, "kv_dtype", cli_kv_dtype_name(si->kv_dtype));
     add(j, "n_experts", c->n_experts);
     add(j, "n_experts_per_tok", c->n_experts_per_tok);
     add(j, "n_moe_layers", c->n_moe_layers);
@@ -362,6 +368,7 @@ int main(int argc, char **argv) {
     so.device = o.device;
     so.quantize_bits = o.quant_bits;
     so.quantize_group = o.quant_group;
+    so.kv_dtype = o.kv_dtype;
     /* The whole prompt in one step; with --batch, also with a token of each other sequence. */
     so.max_tokens = o.n_prompt + (o.batch ? o.batch - 1 : 0);
     so.max_ctx = o.n_prompt + o.n_gen + (o.batch ? 1 : 0); /* the batch's mixed step decodes one more */
@@ -375,6 +382,8 @@ int main(int argc, char **argv) {
     b.vocab = mi.vocab_size;
     st = exo_session_create(b.shard, 0, &b.session);
     if (st != EXO_OK) return finish(&b, fail("session", st, exo_shard_last_error(b.shard)));
+    /* KV bytes per position as the runtime holds them (the shard's KV dtype, every layer). */
+    cost.kv_bytes_per_position = (double)exo_session_kv_bytes(b.session) / si.max_ctx;
     b.prompt = malloc(o.n_prompt * sizeof *b.prompt);
     b.logits = malloc((size_t)mi.vocab_size * sizeof *b.logits);
     b.step_s = malloc((size_t)o.reps * o.n_gen * sizeof *b.step_s);

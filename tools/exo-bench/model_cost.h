@@ -27,7 +27,8 @@ typedef struct model_cost {
      * embedding row, and the whole lm_head (a tied one is the embedding table, read in full for
      * the logits). */
     double decode_weight_bytes;
-    /* K and V of one cached position across all layers, as the runtime stores them (float32). */
+    /* K and V of one cached position across all layers, at 4 bytes an element (float32) until
+     * the shard says which dtype it holds: main.c sets it from exo_session_kv_bytes. */
     double kv_bytes_per_position;
     /* Multiply-adds x 2 of the layer matrices for one token (attention scores excluded). */
     double layer_flops_per_token;
@@ -42,7 +43,7 @@ typedef struct model_cost {
     double router_bytes_per_token;   /* every sparse layer's router, counted in decode_weight_bytes */
 } model_cost;
 
-/* The KV cache holds float32 (core/graph/builder.c); if that changes, this must follow. */
+/* Bytes of a float32 KV element, the figure before the shard's KV dtype is known. */
 #define MODEL_COST_KV_BYTES 4.0
 
 /* 0 on success; -1 when the dtype has no known size (message in err). on_load_bits > 0: the

@@ -1,14 +1,19 @@
 /* exo-golden: checks a model against the reference outputs Hugging Face transformers computed
  * for it (golden.safetensors, format in tests/data/hf-tiny/README.md).
  *
- *   exo-golden MODEL_DIR [--device PLUGIN[:N]] [--golden FILE] [--tolerance T] [--verbose]
+ *   exo-golden MODEL_DIR [--device PLUGIN[:N]] [--golden FILE] [--tolerance T] [--kv-dtype f32|bf16|f16]
+ *              [--verbose]
  *
  * For every prompt p: (1) prompt logits of the whole model against p.logits; (2) teacher-forced
  * decode of the golden greedy tokens one at a time through the KV cache, whose logits must
  * match a single prefill of the same sequence, and whose argmax must be the golden token
  * unless the two are tied within the tolerance; (3) for every split point k, shards [0,k) and
  * [k,L) handing hidden states from one to the other reproduce p.logits, and the hidden states
- * handed over match p.hidden.k. The last line is
+ * handed over match p.hidden.k. Every logits row compared with a reference must also have the
+ * reference's argmax wherever the reference's top-2 margin exceeds TOP1_MARGIN (a reduced-precision
+ * run may move the logits by its tolerance, never the confident choices). --kv-dtype picks the KV
+ * cache (exo_shard_options.kv_dtype; the library's default otherwise); the line naming the device
+ * says which one the shards run. The last line is
  *   golden: PASS|FAIL prompts=N max_rel_err=E decode_steps=S split_points=K
  * and the exit status is 0 only on PASS. */
 #include <math.h>
@@ -19,6 +24,10 @@
 
 #include "cli_number.h"
 #include "exo.h"
+
+/* Logit margin (top-1 minus top-2 of the reference) above which the argmax must agree
+ * (/work/shared/fixtures/README.md, "Reasonable tolerances"). */
+#define TOP1_MARGIN 0.05
 
 typedef struct checker {
     double tolerance;
@@ -39,9 +48,36 @@ static double rel_err(const float *out, const float *ref, uint64_t n) {
     return sqrt(num / den);
 }
 
+static uint64_t argmax(const float *row, uint64_t n) {
+    uint64_t best = 0;
+    for (uint64_t i = 1; i < n; i++)
+        if (row[i] > row[best]) best = i;
+    return best;
+}
+
+/* Whether out's row has ref's argmax, or ref is not confident about it (margin <= TOP1_MARGIN). */
+static bool same_top1(const float *out, const float *ref, uint64_t n, uint64_t *got, uint64_t *want, double *margin) {
+    *want = argmax(ref, n);
+    *got = argmax(out, n);
+    float second = -INFINITY;
+    for (uint64_t i = 0; i < n; i++)
+        if (i != *want && ref[i] > second) second = ref[i];
+    *margin = (double)ref[*want] - (double)second;
+    return *got == *want || !(*margin > TOP1_MARGIN);
+}
+
+/* logits: the rows are logits (checked for the top-1 as well). */
 static void compare_rows(checker *c, const char *what, const float *out, const float *ref, uint32_t rows,
-                         uint64_t width) {
+                         uint64_t width, bool logits) {
     for (uint32_t r = 0; r < rows; r++) {
+        uint64_t got, want;
+        double margin;
+        if (logits && !same_top1(out + (uint64_t)r * width, ref + (uint64_t)r * width, width, &got, &want, &margin)) {
+            c->failures++;
+            if (c->failures <= 20)
+                printf("  FAIL %s row %u: argmax %llu, reference %llu (margin %.3f > %.2f)\n", what, r,
+                       (unsigned long long)got, (unsigned long long)want, margin, TOP1_MARGIN);
+        }
         double e = rel_err(out + (uint64_t)r * width, ref + (uint64_t)r * width, width);
         if (!(e <= c->max_rel_err)) c->max_rel_err = isnan(e) ? INFINITY : e;
         if (!(e <= c->tolerance)) {
@@ -60,8 +96,9 @@ static int die(const char *what, exo_status st) {
 }
 
 static exo_status load_shard(exo_model *m, uint32_t start, uint32_t end, const char *device, uint32_t max_ctx,
-                             exo_shard **out) {
+                             uint32_t kv_dtype, exo_shard **out) {
     exo_shard_options o = EXO_SHARD_OPTIONS_INIT;
+    o.kv_dtype = kv_dtype;
     o.start_layer = start;
     o.end_layer = end;
     o.device = device;
@@ -135,21 +172,27 @@ static int finish(golden_run *g, int rc) {
 int main(int argc, char **argv) {
     const char *model_dir = NULL, *device = NULL, *golden_path = NULL;
     checker c = {.tolerance = 1e-4};
+    uint32_t kv_dtype = EXO_KV_DTYPE_DEFAULT;
+    static const char usage[] = "usage: exo-golden MODEL_DIR [--device PLUGIN[:N]] [--golden FILE] [--tolerance T] "
+                                "[--kv-dtype f32|bf16|f16] [--verbose]\n";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) device = argv[++i];
         else if (strcmp(argv[i], "--golden") == 0 && i + 1 < argc) golden_path = argv[++i];
         else if (strcmp(argv[i], "--tolerance") == 0 && i + 1 < argc) {
             if (!cli_parse_real("exo-golden", "--tolerance", argv[++i], 0, 1e6, &c.tolerance)) return 2;
         }
+        else if (strcmp(argv[i], "--kv-dtype") == 0 && i + 1 < argc) {
+            if (!cli_parse_kv_dtype("exo-golden", "--kv-dtype", argv[++i], &kv_dtype)) return 2;
+        }
         else if (strcmp(argv[i], "--verbose") == 0 || strcmp(argv[i], "-v") == 0) c.verbose = 1;
         else if (argv[i][0] != '-' && !model_dir) model_dir = argv[i];
         else {
-            fprintf(stderr, "usage: exo-golden MODEL_DIR [--device PLUGIN[:N]] [--golden FILE] [--tolerance T] [--verbose]\n");
+            fputs(usage, stderr);
             return 2;
         }
     }
     if (!model_dir) {
-        fprintf(stderr, "usage: exo-golden MODEL_DIR [--device PLUGIN[:N]] [--golden FILE] [--tolerance T] [--verbose]\n");
+        fputs(usage, stderr);
         return 2;
     }
     char default_golden[4096];
@@ -186,13 +229,13 @@ int main(int argc, char **argv) {
     }
     if (max_ctx == 0) return finish(&g, die("golden file holds no prompts (p0.ids)", EXO_ERR_FORMAT));
 
-    st = load_shard(g.model, 0, L, device, max_ctx, &g.full);
+    st = load_shard(g.model, 0, L, device, max_ctx, kv_dtype, &g.full);
     if (st != EXO_OK) return finish(&g, die("loading the whole model", st));
     exo_shard_info si;
     EXO_STRUCT_INIT(&si);
     exo_shard_get_info(g.full, &si);
-    printf("exo-golden: %s (%s, %u layers) on %s:%s '%s'\n", model_dir, info.architecture, L, si.plugin,
-           device ? device : "selected", si.device_name);
+    printf("exo-golden: %s (%s, %u layers) on %s:%s '%s', %s KV cache\n", model_dir, info.architecture, L, si.plugin,
+           device ? device : "selected", si.device_name, cli_kv_dtype_name(si.kv_dtype));
 
     int prompts = 0, decode_steps = 0, split_points = 0;
     for (int p = 0;; p++) {
@@ -218,13 +261,13 @@ int main(int argc, char **argv) {
         if (st == EXO_OK) st = exo_session_forward_tokens(g.s, ids, T, 0, g.logits, (uint64_t)T * V);
         if (st != EXO_OK) return finish(&g, die("prompt forward", st));
         snprintf(name, sizeof name, "p%d prompt logits", p);
-        compare_rows(&c, name, g.logits, ref_logits, T, V);
+        compare_rows(&c, name, g.logits, ref_logits, T, V, true);
         /* The last-row path (what sampling uses) must give the same last row. */
         st = exo_session_create(g.full, 0, &g.last_only);
         if (st == EXO_OK) st = exo_session_forward_tokens(g.last_only, ids, T, EXO_FORWARD_LAST_ONLY, g.last, V);
         if (st != EXO_OK) return finish(&g, die("last-row prompt forward", st));
         snprintf(name, sizeof name, "p%d last-row logits", p);
-        compare_rows(&c, name, g.last, ref_logits + (uint64_t)(T - 1) * V, 1, V);
+        compare_rows(&c, name, g.last, ref_logits + (uint64_t)(T - 1) * V, 1, V, true);
 
         /* (2) teacher-forced decode through the KV cache */
         snprintf(name, sizeof name, "p%d.greedy", p);
@@ -266,7 +309,7 @@ int main(int argc, char **argv) {
                 st = exo_session_forward_tokens(g.fresh, g.seq, T + G - 1, 0, g.whole, (uint64_t)(T + G) * V);
             if (st != EXO_OK) return finish(&g, die("prefill of prompt + continuation", st));
             snprintf(name, sizeof name, "p%d decode vs prefill", p);
-            compare_rows(&c, name, g.step, g.whole + (uint64_t)T * V, G - 1, V);
+            compare_rows(&c, name, g.step, g.whole + (uint64_t)T * V, G - 1, V, true);
         }
 
         /* (3) split points, and the hidden states handed over */
@@ -276,7 +319,7 @@ int main(int argc, char **argv) {
             bool have_hidden = k < L && exo_tensor_file_get(g.golden, name, &hv) == EXO_OK;
             bool split = k > 0 && k < L;
             if (!have_hidden && !split) continue;
-            st = load_shard(g.model, 0, k, device, T, &g.a);
+            st = load_shard(g.model, 0, k, device, T, kv_dtype, &g.a);
             if (st == EXO_OK) st = exo_session_create(g.a, 0, &g.sa);
             if (st == EXO_OK) st = exo_session_forward_tokens(g.sa, ids, T, 0, g.hidden, (uint64_t)T * H);
             if (st != EXO_OK) return finish(&g, die("first shard of a split", st));
@@ -285,16 +328,16 @@ int main(int argc, char **argv) {
                 if (!ref_hidden) return finish(&g, die(name, st));
                 char what[96];
                 snprintf(what, sizeof what, "p%d hidden state entering layer %u", p, k);
-                compare_rows(&c, what, g.hidden, ref_hidden, T, H);
+                compare_rows(&c, what, g.hidden, ref_hidden, T, H, false);
             }
             if (split) {
-                st = load_shard(g.model, k, L, device, T, &g.b);
+                st = load_shard(g.model, k, L, device, T, kv_dtype, &g.b);
                 if (st == EXO_OK) st = exo_session_create(g.b, 0, &g.sb);
                 if (st == EXO_OK) st = exo_session_forward_hidden(g.sb, g.hidden, T, 0, g.logits, (uint64_t)T * V);
                 if (st != EXO_OK) return finish(&g, die("second shard of a split", st));
                 char what[96];
                 snprintf(what, sizeof what, "p%d split at %u logits", p, k);
-                compare_rows(&c, what, g.logits, ref_logits, T, V);
+                compare_rows(&c, what, g.logits, ref_logits, T, V, true);
                 if (p == 0) split_points++;
             }
             release_split(&g);

@@ -2,7 +2,8 @@
  * device it chose and why, streams a continuation of the prompt and ends with a stats line.
  *
  *   exo-run [--model DIR] [-p TEXT] [-n N] [--temperature T] [--top-k K] [--top-p P]
- *           [--min-p P] [--seed S] [--device PLUGIN[:N]] [--quantize mlx-q4-g64] [--json] [--tokenize TEXT]
+ *           [--min-p P] [--seed S] [--device PLUGIN[:N]] [--quantize mlx-q4-g64] [--kv-dtype f32|bf16|f16]
+ *           [--json] [--tokenize TEXT]
  *
  * Prompts are raw text (chat templating is EXO's job). --json prints one JSON object per token
  * and a stats object last. --tokenize prints the ids of TEXT (no BOS) as a JSON array on the
@@ -21,6 +22,7 @@ typedef struct run_options {
     const char *model_dir, *prompt, *device, *tokenize;
     uint32_t n_predict;
     uint32_t quant_bits, quant_group; /* --quantize: on load; 0 = as stored */
+    uint32_t kv_dtype;                /* --kv-dtype: exo_kv_dtype; 0 = the library's default */
     int json;
     exo_sampling sampling;
 } run_options;
@@ -39,6 +41,8 @@ static void usage(FILE *f) {
             "  --device PLUGIN[:N]  device to run on (default: the best one found; see exo-probe)\n"
             "  --quantize SPEC      quantize a float checkpoint on load to MLX affine: mlx-q<bits>-g<group>,\n"
             "                       e.g. mlx-q4-g64 (bits 2-6 or 8, group 32/64/128)\n"
+            "  --kv-dtype T         KV cache f32, bf16 or f16 (default: EXO_KV_DTYPE, else bf16 where the\n"
+            "                       device takes it)\n"
             "  --json               one JSON object per token, then a stats object\n"
             "  --tokenize TEXT      print the token ids of TEXT (no BOS) as a JSON array and exit\n",
             DEFAULT_PROMPT);
@@ -71,6 +75,8 @@ static int parse_args(int argc, char **argv, run_options *o) {
         else if (strcmp(a, "--device") == 0) o->device = v;
         else if (strcmp(a, "--quantize") == 0) {
             if (!cli_parse_quant("exo-run", a, v, &o->quant_bits, &o->quant_group)) return 0;
+        } else if (strcmp(a, "--kv-dtype") == 0) {
+            if (!cli_parse_kv_dtype("exo-run", a, v, &o->kv_dtype)) return 0;
         }
         else if (strcmp(a, "--tokenize") == 0) o->tokenize = v;
         else if (strcmp(a, "-n") == 0 || strcmp(a, "--n-predict") == 0) {
@@ -226,6 +232,7 @@ int main(int argc, char **argv) {
     so.device = o.device;
     so.quantize_bits = o.quant_bits;
     so.quantize_group = o.quant_group;
+    so.kv_dtype = o.kv_dtype;
     st = exo_shard_load(r.model, &so, &r.shard);
     if (st != EXO_OK) return finish(&r, fail("loading the model", st, exo_model_last_error(r.model)));
     exo_shard_info si;
@@ -241,8 +248,9 @@ int main(int argc, char **argv) {
                          : (sel == EXO_OK && selected == si.device) ? why
                                                                     : "fallback: the better-ranked devices failed (see the log)";
     FILE *info = o.json ? stderr : stdout;
-    fprintf(info, "device: %s:%u '%s' (%s)\nmodel: %s (%s, %u layers, %.1f MB of weights)\n", si.plugin,
-            di.plugin_index, si.device_name, reason, mi.path, mi.architecture, mi.n_layers, si.weight_bytes / 1e6);
+    fprintf(info, "device: %s:%u '%s' (%s)\nmodel: %s (%s, %u layers, %.1f MB of weights, %s KV cache)\n", si.plugin,
+            di.plugin_index, si.device_name, reason, mi.path, mi.architecture, mi.n_layers, si.weight_bytes / 1e6,
+            cli_kv_dtype_name(si.kv_dtype));
     fflush(info);
 
     st = exo_session_create(r.shard, 0, &r.session);

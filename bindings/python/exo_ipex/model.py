@@ -53,6 +53,7 @@ class ShardInfo:
     weight_bytes: int
     max_tokens: int
     max_ctx: int
+    kv_dtype: str  # the KV cache's element type: "f32", "bf16" or "f16"
 
 
 def bos_flag(add_bos):
@@ -157,11 +158,14 @@ class Shard(_Handle):
     re-raised here.
 
     quantize: quantize a float checkpoint on load to MLX affine (exo_shard_options.quantize_bits
-    and quantize_group): "mlx-q4-g64" (bits 2-6 or 8, group 32/64/128) or a (bits, group) pair."""
+    and quantize_group): "mlx-q4-g64" (bits 2-6 or 8, group 32/64/128) or a (bits, group) pair.
+
+    kv_dtype: the KV cache's element type (exo_shard_options.kv_dtype): "f32", "bf16" or "f16";
+    None: EXO_KV_DTYPE, else bf16 where the device takes it. info.kv_dtype says what it runs."""
     _free_name = "exo_shard_destroy"
 
     def __init__(self, model, start_layer=0, end_layer=None, *, device=None, max_tokens=0, max_ctx=0,
-                 progress=None, quantize=None):
+                 progress=None, quantize=None, kv_dtype=None):
         super().__init__(model)
         self.model = model
         if end_layer is None:
@@ -175,6 +179,10 @@ class Shard(_Handle):
         opts.max_tokens, opts.max_ctx = int(max_tokens), int(max_ctx)
         if quantize is not None:
             opts.quantize_bits, opts.quantize_group = _quantize_spec(quantize)
+        if kv_dtype is not None:
+            if kv_dtype not in _capi.KV_DTYPES:
+                raise error_for(-1, f"kv_dtype {kv_dtype!r}: expects 'f32', 'bf16' or 'f16'", "exo_shard_load")
+            opts.kv_dtype = _capi.KV_DTYPES[kv_dtype]
         failure = []
 
         def on_progress(_user, loaded, total):
@@ -205,7 +213,8 @@ class Shard(_Handle):
             start_layer=s.start_layer, end_layer=s.end_layer, embeds=bool(s.embeds), has_head=bool(s.has_head),
             input_width=s.input_width, output_width=s.output_width, device=s.device,
             plugin=_capi.text(s.plugin), device_name=_capi.text(s.device_name), weight_bytes=s.weight_bytes,
-            max_tokens=s.max_tokens, max_ctx=s.max_ctx)
+            max_tokens=s.max_tokens, max_ctx=s.max_ctx,
+            kv_dtype={v: k for k, v in _capi.KV_DTYPES.items()}.get(s.kv_dtype, "f32"))
 
     def warmup(self):
         check(self._lib.exo_shard_warmup(self.handle), self.last_error, "exo_shard_warmup")
