@@ -124,11 +124,16 @@ START_TEST(copied_prefix_continues_as_recomputed) {
     fill(junk, 5, 0, 11, V);
     ck_assert_int_eq(exo_session_forward_tokens(dst, junk, 11, EXO_FORWARD_LAST_ONLY, out, V), EXO_OK);
 
-    /* A session's KV takes K and V of every layer for every position of the shard's context. */
+    /* A session's KV takes K and V of every layer for every position of the shard's context, at
+     * the shard's KV element size (bf16 by default where the plugin takes it). */
     exo_model_info mi;
     EXO_STRUCT_INIT(&mi);
     ck_assert_int_eq(exo_model_get_info(f.model, &mi), EXO_OK);
-    ck_assert_uint_eq(exo_session_kv_bytes(dst), (uint64_t)mi.n_layers * 2 * CTX * mi.n_kv_heads * mi.head_dim * 4);
+    exo_shard_info si;
+    EXO_STRUCT_INIT(&si);
+    ck_assert_int_eq(exo_shard_get_info(f.shard, &si), EXO_OK);
+    uint64_t elem = si.kv_dtype == EXO_KV_DTYPE_F32 ? 4 : 2;
+    ck_assert_uint_eq(exo_session_kv_bytes(dst), (uint64_t)mi.n_layers * 2 * CTX * mi.n_kv_heads * mi.head_dim * elem);
     ck_assert_uint_eq(exo_session_kv_bytes(NULL), 0);
     ck_assert_msg(exo_session_copy_prefix(dst, src, K) == EXO_OK, "%s: %s", dir, exo_last_error());
     ck_assert_uint_eq(exo_session_position(dst), K);

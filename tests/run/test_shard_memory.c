@@ -171,7 +171,13 @@ START_TEST(a_kv_cache_no_machine_holds_is_refused_before_allocation) {
     exo_shard_options o = EXO_SHARD_OPTIONS_INIT;
     o.end_layer = wide_heads.layers;
     o.max_ctx = 1u << 24;
+    o.kv_dtype = EXO_KV_DTYPE_F32;
     mtu_assert_error(exo_shard_load(m, &o, &shard), EXO_ERR_NO_MEMORY, dir, "KV cache 8796093022208 for max_ctx 16777216",
+                     "MemAvailable", "layers [0, 2)");
+    ck_assert_ptr_null(shard);
+    /* The default bf16 cache is counted at its own element size: half of that. */
+    o.kv_dtype = EXO_KV_DTYPE_DEFAULT;
+    mtu_assert_error(exo_shard_load(m, &o, &shard), EXO_ERR_NO_MEMORY, dir, "KV cache 4398046511104 for max_ctx 16777216",
                      "MemAvailable", "layers [0, 2)");
     ck_assert_ptr_null(shard);
     long rss = peak_rss_mib();
