@@ -13,7 +13,8 @@
  * (cheap reads of local memory, so all agree without a reduction) and accumulates p * v for the
  * head dims it owns (dims plid, plid + EXO_ATT_TILE, ...: coalesced reads of v). GQA: head h
  * reads kv head h / group. A sink (src[4], gpt_oss) joins the merge as one more logit that
- * adds to the denominator only. */
+ * adds to the denominator only. Pooled caches (n_slots > 0, ABI 1.6): token t reads the rows of
+ * its slot slots[t] only (exo_slot_row0), so the tokens of several sequences share a launch. */
 #define EXO_ATT_TILE 64 /* items per part: each scores one row per tile */
 #define EXO_ATT_MAX_PARTS 4
 #define EXO_ATT_MAX_DIM 512
@@ -21,7 +22,7 @@
 
 __kernel void exo_attention(__global const float *q, uint q_off, __global const float *kc, uint k_off,
                             __global const float *vc, uint v_off, __global const int *pos, uint pos_off,
-                            __global const float *sinks, uint sinks_off, int has_sinks, __global float *dst, uint dst_off, int n_heads, int n_kv_heads, int head_dim,
+                            __global const int *slots, uint slots_off, uint n_slots, __global const float *sinks, uint sinks_off, int has_sinks, __global float *dst, uint dst_off, int n_heads, int n_kv_heads, int head_dim,
                             int window, float scale, float softcap, int cache_rows) {
     __local float qs[EXO_ATT_MAX_DIM];
     __local float scores[EXO_ATT_MAX_PARTS][EXO_ATT_TILE];
@@ -36,7 +37,11 @@ __kernel void exo_attention(__global const float *q, uint q_off, __global const 
 
     int last = pos[pos_off + t];
     if (last >= cache_rows) last = cache_rows - 1; /* the executor rejects such positions first */
+    long row0 = exo_slot_row0(slots, slots_off, n_slots, t, (uint)cache_rows);
+    if (row0 < 0) last = -1; /* nor slots outside the pool: no rows */
     int first = window > 0 && last - window + 1 > 0 ? last - window + 1 : 0;
+    kc += k_off + (size_t)max(row0, 0L) * kv_row;
+    vc += v_off + (size_t)max(row0, 0L) * kv_row;
     float m = -INFINITY, l = 0.0f;
     float acc[EXO_ATT_MAX_PER_ITEM];
     for (uint i = 0; i < EXO_ATT_MAX_PER_ITEM; i++) acc[i] = 0.0f;
@@ -47,7 +52,7 @@ __kernel void exo_attention(__global const float *q, uint q_off, __global const 
         int r0 = r_base + (int)(part * EXO_ATT_TILE);
         int rows = min(EXO_ATT_TILE, last - r0 + 1);
         for (int r = (int)plid; r < rows; r += EXO_ATT_TILE) {
-            __global const float *kr = kc + k_off + (size_t)(r0 + r) * kv_row + kvh * d;
+            __global const float *kr = kc + (size_t)(r0 + r) * kv_row + kvh * d;
             /* Four independent sums: the loads of a row overlap instead of waiting on one chain. */
             float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
             uint j = 0;
@@ -72,7 +77,7 @@ __kernel void exo_attention(__global const float *q, uint q_off, __global const 
             for (int r = 0; r < rows; r++) {
                 float p = exp(sc[r] - tile_max);
                 l += p;
-                __global const float *vr = vc + v_off + (size_t)(r0 + r) * kv_row + kvh * d;
+                __global const float *vr = vc + (size_t)(r0 + r) * kv_row + kvh * d;
                 for (uint i = 0, j = plid; j < d; i++, j += EXO_ATT_TILE) acc[i] = fma(p, vr[j], acc[i]);
             }
             m = tile_max;
@@ -109,22 +114,34 @@ __kernel void exo_attention(__global const float *q, uint q_off, __global const 
  * rows: consecutive tiles of EXO_ATT_TILE rows, one row per item for the score, the tile's
  * maximum and sum by tree reductions in local memory, a running max / denominator across its
  * tiles, and the weighted V rows accumulated per dim (dims lid, lid + EXO_ATT_TILE, ...). Each
- * split writes (acc[head_dim], m, l) to part[(h * n_splits + s) * (head_dim + 2)];
- * exo_attention_combine then merges the splits of each head. One query token (token 0). */
+ * split writes (acc[head_dim], m, l) to part[((t * n_heads + h) * n_splits + s) * (head_dim + 2)];
+ * exo_attention_combine then merges the splits of each (token, head).
+ *
+ * Work-group (s, h, t): a few query tokens (a batched decode step, ABI 1.6: each its own
+ * sequence, slot and position; or a short chunk of one sequence) share the launch. Every token
+ * cuts its own visible rows [first_t, last_t] into splits of split_rows from first_t on, so a
+ * token with fewer rows than the launch's longest (n_splits x split_rows, sized by the executor
+ * for the longest) leaves its last splits empty (m = -inf), which the combine skips. */
 __kernel void exo_attention_split(__global const float *q, uint q_off, __global const float *kc, uint k_off,
                                   __global const float *vc, uint v_off, __global const int *pos, uint pos_off,
+                                  __global const int *slots, uint slots_off, uint n_slots,
                                   __global float *part, uint part_off, int n_heads, int n_kv_heads, int head_dim,
                                   int window, float scale, float softcap, int cache_rows, int split_rows) {
     __local float qs[EXO_ATT_MAX_DIM];
     __local float p[EXO_ATT_TILE];
     __local float red[EXO_ATT_TILE];
-    uint s = get_group_id(0), h = get_group_id(1), lid = get_local_id(0), n_splits = get_num_groups(0);
+    uint s = get_group_id(0), h = get_group_id(1), t = get_group_id(2), lid = get_local_id(0);
+    uint n_splits = get_num_groups(0), th = t * (uint)n_heads + h;
     uint d = (uint)head_dim, kvh = h / (uint)(n_heads / n_kv_heads), kv_row = (uint)n_kv_heads * d;
-    for (uint j = lid; j < d; j += EXO_ATT_TILE) qs[j] = q[q_off + h * d + j];
+    for (uint j = lid; j < d; j += EXO_ATT_TILE) qs[j] = q[q_off + th * d + j];
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    int last = min(pos[pos_off], cache_rows - 1);
+    int last = min(pos[pos_off + t], cache_rows - 1);
+    long row0 = exo_slot_row0(slots, slots_off, n_slots, t, (uint)cache_rows);
+    if (row0 < 0) last = -1; /* a slot outside the pool: no rows (the executor refuses it first) */
     int first = window > 0 && last - window + 1 > 0 ? last - window + 1 : 0;
+    kc += k_off + (size_t)max(row0, 0L) * kv_row;
+    vc += v_off + (size_t)max(row0, 0L) * kv_row;
     int begin = first + (int)s * split_rows, end = min(begin + split_rows, last + 1);
     float m = -INFINITY, l = 0.0f;
     float acc[EXO_ATT_MAX_PER_ITEM];
@@ -134,7 +151,7 @@ __kernel void exo_attention_split(__global const float *q, uint q_off, __global 
         int rows = min(EXO_ATT_TILE, end - r0);
         float sc = -INFINITY;
         if ((int)lid < rows) {
-            __global const float *kr = kc + k_off + (size_t)(r0 + (int)lid) * kv_row + kvh * d;
+            __global const float *kr = kc + (size_t)(r0 + (int)lid) * kv_row + kvh * d;
             /* Sixteen loads issued before their FMAs: a row costs d / 16 memory latencies. */
             float4 s4 = (float4)(0.0f);
             uint j = 0;
@@ -173,7 +190,7 @@ __kernel void exo_attention_split(__global const float *q, uint q_off, __global 
          * load-then-FMA chain (a decode step has few work-groups per compute unit to hide
          * memory latency with). */
         for (uint i = 0, j = lid; j < d; i++, j += EXO_ATT_TILE) {
-            __global const float *vj = vc + v_off + (size_t)r0 * kv_row + kvh * d + j;
+            __global const float *vj = vc + (size_t)r0 * kv_row + kvh * d + j;
             float a0 = acc[i] * rescale, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
             int r = 0;
             for (; r + 8 <= rows; r += 8) {
@@ -195,7 +212,7 @@ __kernel void exo_attention_split(__global const float *q, uint q_off, __global 
         }
         barrier(CLK_LOCAL_MEM_FENCE); /* p and red are rewritten by the next tile */
     }
-    __global float *out = part + part_off + ((size_t)h * n_splits + s) * (d + 2u);
+    __global float *out = part + part_off + ((size_t)th * n_splits + s) * (d + 2u);
     for (uint i = 0, j = lid; j < d; i++, j += EXO_ATT_TILE) out[j] = acc[i];
     if (lid == 0) {
         out[d] = m; /* -inf for a split with no rows */
@@ -204,13 +221,15 @@ __kernel void exo_attention_split(__global const float *q, uint q_off, __global 
 }
 
 /* out = sum_s acc_s e^(m_s - M) / (sum_s l_s e^(m_s - M) [+ e^(sink - M)]), M = max(max_s m_s
- * [, sink]); one work-group per head, the splits in order (deterministic). A sink (ATTENTION's
- * src[4], gpt_oss) is one more logit with no value row: it only adds to the denominator. */
+ * [, sink]); one work-group per (head, token), the splits in order (deterministic). A sink
+ * (ATTENTION's src[4], gpt_oss) is one more logit with no value row: it only adds to the
+ * denominator. */
 __kernel void exo_attention_combine(__global const float *part, uint part_off, __global const float *sinks,
                                     uint sinks_off, int has_sinks, __global float *dst, uint dst_off, int head_dim,
                                     int n_splits) {
     uint h = get_group_id(0), lid = get_local_id(0), ls = get_local_size(0), d = (uint)head_dim;
-    __global const float *ph = part + part_off + (size_t)h * (uint)n_splits * (d + 2u);
+    uint th = get_group_id(1) * get_num_groups(0) + h; /* (token, head): heads are dim 0 */
+    __global const float *ph = part + part_off + (size_t)th * (uint)n_splits * (d + 2u);
     float big = has_sinks ? sinks[sinks_off + h] : -INFINITY;
     for (int s = 0; s < n_splits; s++) big = fmax(big, ph[(size_t)s * (d + 2u) + d]);
     float denom = has_sinks ? exp(sinks[sinks_off + h] - big) : 0.0f;
@@ -225,6 +244,6 @@ __kernel void exo_attention_combine(__global const float *part, uint part_off, _
             float ms = ph[(size_t)s * (d + 2u) + d];
             if (ms != -INFINITY) sum = fma(ph[(size_t)s * (d + 2u) + j], exp(ms - big), sum);
         }
-        dst[dst_off + h * d + j] = sum * inv;
+        dst[dst_off + th * d + j] = sum * inv;
     }
 }

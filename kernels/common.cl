@@ -88,3 +88,14 @@ static inline float exo_mlx_load(__global const uint *w, uint w_off, __global co
     float s = exo_load(sc, sc_off + gi, q_type), b = exo_load(bi, bi_off + gi, q_type);
     return s * (float)exo_mlx_code(w, w_off + row * (k / 32u) * bits, j, bits) + b;
 }
+
+/* Pooled KV caches (ABI 1.6, abi/exo_plugin.h "Pooled KV caches"): a cache is [n_slots][ctx][row]
+ * and token t's rows are those of slot slots[t]. The first cache row of token t's slot (its rows
+ * are that + [0, ctx)); 0 for an unpooled cache (n_slots 0: the kernels' slots argument is then a
+ * stand-in never read); -1 for a slot outside the pool, which the kernels skip (the executor
+ * refuses such INPUT slots before any launch, naming the node). */
+static inline long exo_slot_row0(__global const int *slots, uint slots_off, uint n_slots, uint t, uint ctx) {
+    if (n_slots == 0u) return 0;
+    int s = slots[slots_off + t];
+    return s < 0 || (uint)s >= n_slots ? -1 : (long)s * (long)ctx;
+}

@@ -35,13 +35,14 @@ __kernel void exo_rope(__global const float *x, uint x_off, __global const int *
 /* A layer's ROPE of q and of k and its KV_WRITEs of k and v, in one launch (the executor fuses
  * them when the roped k feeds only its KV_WRITE): work-items (j, head, token) over
  * n_heads + 2 n_kv_heads heads — q heads rotate into q_out, k heads rotate straight into their
- * cache row at pos[t], v heads are copied into theirs. A position outside the cache is skipped
- * (the executor range-checks them first). */
+ * cache row at pos[t] (of slot slots[t] in a pooled cache, n_slots > 0), v heads are copied into
+ * theirs. A position or slot outside the cache is skipped (the executor range-checks them first). */
 __kernel void exo_rope_kv(__global const float *q, uint q_off, __global const float *k, uint k_off,
                           __global const float *v, uint v_off, __global const int *pos, uint pos_off,
-                          __global const float *inv_freq, uint freq_off, __global float *q_out, uint q_out_off,
-                          __global float *kc, uint kc_off, __global float *vc, uint vc_off, uint head_dim,
-                          uint n_heads, uint n_kv_heads, int n_rot, int mode, float attn_factor, uint cache_rows) {
+                          __global const int *slots, uint slots_off, uint n_slots, __global const float *inv_freq,
+                          uint freq_off, __global float *q_out, uint q_out_off, __global float *kc, uint kc_off,
+                          __global float *vc, uint vc_off, uint head_dim, uint n_heads, uint n_kv_heads, int n_rot,
+                          int mode, float attn_factor, uint cache_rows) {
     uint j = get_global_id(0), hh = get_global_id(1), t = get_global_id(2);
     if (j >= head_dim) return;
     int p = pos[pos_off + t];
@@ -50,10 +51,11 @@ __kernel void exo_rope_kv(__global const float *q, uint q_off, __global const fl
         q_out[q_out_off + base + j] = exo_rope_value(q + q_off + base, j, p, inv_freq, freq_off, n_rot, mode, attn_factor);
         return;
     }
-    if (p < 0 || (uint)p >= cache_rows) return;
+    long row0 = exo_slot_row0(slots, slots_off, n_slots, t, cache_rows);
+    if (p < 0 || (uint)p >= cache_rows || row0 < 0) return;
     uint h = hh - n_heads, is_v = h >= n_kv_heads;
     if (is_v) h -= n_kv_heads;
-    size_t src = ((size_t)t * n_kv_heads + h) * head_dim, row = ((size_t)p * n_kv_heads + h) * head_dim;
+    size_t src = ((size_t)t * n_kv_heads + h) * head_dim, row = ((size_t)(row0 + p) * n_kv_heads + h) * head_dim;
     if (is_v)
         vc[vc_off + row + j] = v[v_off + src + j];
     else

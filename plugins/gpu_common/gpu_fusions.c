@@ -3,6 +3,7 @@
  * in kernels/matmul.cl and kernels/rope.cl one for one. */
 #include "gpu_fusions.h"
 
+#include "gpu_kernels.h"
 #include "graph_ir.h"
 
 #include <stdio.h>
@@ -229,7 +230,8 @@ static uint32_t rope_kv_detect(const exo_graph *g, uint32_t i) {
 }
 
 /* The same positions and RoPE parameters for q and k, the KV writes of the roped k and of a v
- * that is neither roped output. */
+ * that is neither roped output, into caches of one form (pooled ones, ABI 1.6, with one slots
+ * source). */
 static bool rope_kv_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
     const exo_node *rq = &run[0], *rk = &run[1], *wk = &run[2], *wv = &run[3];
     if (len != 4 || norm || rq->op != EXO_OP_ROPE || rk->op != EXO_OP_ROPE || wk->op != EXO_OP_KV_WRITE ||
@@ -239,14 +241,16 @@ static bool rope_kv_fits(const gpu_exec_view *v, const exo_node *run, uint32_t l
     if (wk->src[0] != rk->dst || wv->src[0] == rq->dst || wv->src[0] == rk->dst || rk->src[1] != pos ||
         wk->src[1] != pos || wv->src[1] != pos || rk->src[2] != rq->src[2] || rk->i[EXO_ROPE_I_MODE] != rq->i[EXO_ROPE_I_MODE] ||
         rk->i[EXO_ROPE_I_N_ROT] != rq->i[EXO_ROPE_I_N_ROT] ||
-        rk->f[EXO_ROPE_F_ATTN_FACTOR] != rq->f[EXO_ROPE_F_ATTN_FACTOR])
+        rk->f[EXO_ROPE_F_ATTN_FACTOR] != rq->f[EXO_ROPE_F_ATTN_FACTOR] || wk->n_src != wv->n_src ||
+        wk->src[wk->n_src - 1] != wv->src[wv->n_src - 1])
         return false;
     int64_t qne[EXO_MAX_DIMS], kne[EXO_MAX_DIMS];
     gpu_view_count(v, rq->src[0], qne);
     int64_t k_count = gpu_view_count(v, rk->src[0], kne);
     /* Same head size; v rows as long as k rows; both caches as long. */
     return qne[0] == kne[0] && gpu_view_count(v, wv->src[0], NULL) == k_count &&
-           gpu_view_outer_dim(v, wk->dst) == gpu_view_outer_dim(v, wv->dst);
+           gpu_view_count(v, wk->dst, NULL) == gpu_view_count(v, wv->dst, NULL) &&
+           gpu_cache_rows(v, wk->dst) == gpu_cache_rows(v, wv->dst);
 }
 
 static exo_status rope_kv_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
@@ -263,6 +267,7 @@ static exo_status rope_kv_enqueue(const gpu_exec_view *v, const exo_node *run, u
     gpu_build_tensor(&b, rk->src[0]);
     gpu_build_tensor(&b, wv->src[0]);
     gpu_build_tensor(&b, rq->src[1]);
+    gpu_build_kv_slots(&b, wk, wk->dst, rq->src[1]);
     gpu_build_tensor(&b, rq->src[2]);
     gpu_build_tensor(&b, rq->dst);
     gpu_build_tensor(&b, wk->dst);
@@ -273,7 +278,7 @@ static exo_status rope_kv_enqueue(const gpu_exec_view *v, const exo_node *run, u
     gpu_build_i32(&b, rq->i[EXO_ROPE_I_N_ROT]);
     gpu_build_i32(&b, rq->i[EXO_ROPE_I_MODE]);
     gpu_build_f32(&b, rq->f[EXO_ROPE_F_ATTN_FACTOR]);
-    gpu_build_u32(&b, (uint64_t)gpu_view_outer_dim(v, wk->dst));
+    gpu_build_u32(&b, (uint64_t)gpu_cache_rows(v, wk->dst));
     return gpu_build_go(&b, 3, (uint64_t[3]){(uint64_t)head_dim, (uint64_t)(heads + 2 * kv_heads), (uint64_t)tokens},
                         (size_t[3]){32, 1, 1});
 }

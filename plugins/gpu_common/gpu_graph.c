@@ -14,13 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A node that indexes with an INPUT tensor (token ids, positions): the values must lie in
- * [0, limit), where the limit (table rows, cache rows) is resolved at the execution's token
- * count (a GET_ROWS may pick rows of this execution's hidden states). */
+/* A node that indexes with an INPUT tensor (token ids, positions, KV slots): the values must lie
+ * in [0, limit), where the limit (table rows, cache rows, pool slots) is resolved at the
+ * execution's token count (a GET_ROWS may pick rows of this execution's hidden states). */
 typedef struct index_check {
     uint32_t node;
     uint32_t tensor; /* the index input */
-    uint32_t bound;  /* the tensor whose outer extent is the limit */
+    uint32_t bound;  /* the tensor whose extent is the limit */
+    int32_t dim;     /* which extent of bound (INDEX_TABLE_ROWS: its rows, count / ne[0]) */
     uint32_t slot;   /* which read-back of index_host holds the tensor's values */
     const char *what;
     int64_t limit;   /* > 0: a fixed limit (a MoE node's expert count) instead of bound's extent */
@@ -102,19 +103,28 @@ void gpu_graph_free(gpu_compiled *c) {
     free(c);
 }
 
-/* GET_ROWS tables are [rows][width]: count / width rows. Caches are [ctx][...]: the outer extent. */
-static int64_t rows_of(const exo_tensor *t, uint32_t n_tokens, int table) {
+#define INDEX_TABLE_ROWS (-1)
+/* A pooled KV_WRITE or ATTENTION checks its positions and its slots. */
+#define MAX_CHECKS_PER_NODE 2
+
+/* Extent `dim` of t at n_tokens; INDEX_TABLE_ROWS: a GET_ROWS table's rows ([rows][width]). */
+static int64_t extent_of(const exo_tensor *t, uint32_t n_tokens, int32_t dim) {
     int64_t ne[EXO_MAX_DIMS];
     int64_t count = graph_resolve_shape(t, n_tokens, ne);
-    return table ? count / ne[0] : ne[t->n_dims - 1];
+    return dim == INDEX_TABLE_ROWS ? count / ne[0] : ne[dim];
 }
 
-static void add_check(gpu_compiled *c, uint32_t node, uint32_t tensor, uint32_t bound, const char *what, int64_t limit) {
+/* The extent of a cache that positions index: ctx, outermost in [ctx][n_kv_heads][head_dim], the
+ * one inside the slots in a pool (ABI 1.6, [n_slots][ctx][n_kv_heads][head_dim]). */
+static int32_t ctx_dim(const exo_tensor *cache) { return cache->n_dims == 4 ? 2 : (int32_t)cache->n_dims - 1; }
+
+static void add_check(gpu_compiled *c, uint32_t node, uint32_t tensor, uint32_t bound, int32_t dim, const char *what,
+                      int64_t limit) {
     if (!(c->tensors[tensor].flags & EXO_TENSOR_INPUT)) return; /* computed indices: kernels guard */
     uint32_t slot = 0;
     while (slot < c->n_slots && c->slot_tensor[slot] != tensor) slot++;
     if (slot == c->n_slots) c->slot_tensor[c->n_slots++] = tensor;
-    c->checks[c->n_checks++] = (index_check){node, tensor, bound, slot, what, limit};
+    c->checks[c->n_checks++] = (index_check){node, tensor, bound, dim, slot, what, limit};
     int64_t ne[EXO_MAX_DIMS], count = graph_resolve_shape(&c->tensors[tensor], c->max_tokens, ne);
     if (count > c->slot_cap) c->slot_cap = count;
 }
@@ -122,14 +132,23 @@ static void add_check(gpu_compiled *c, uint32_t node, uint32_t tensor, uint32_t 
 static void plan_index_checks(gpu_compiled *c) {
     for (uint32_t i = 0; i < c->n_nodes; i++) {
         const exo_node *nd = &c->nodes[i];
+        /* A pooled cache (4-D) also has its slots, the node's last source, in [0, n_slots). */
+        uint32_t cache = nd->op == EXO_OP_KV_WRITE ? nd->dst : nd->src[1];
         switch (nd->op) {
-        case EXO_OP_GET_ROWS: add_check(c, i, nd->src[1], nd->src[0], "token id", 0); break;
-        case EXO_OP_KV_WRITE: add_check(c, i, nd->src[1], nd->dst, "position", 0); break;
-        case EXO_OP_ATTENTION: add_check(c, i, nd->src[3], nd->src[1], "position", 0); break;
+        case EXO_OP_GET_ROWS: add_check(c, i, nd->src[1], nd->src[0], INDEX_TABLE_ROWS, "token id", 0); break;
+        case EXO_OP_KV_WRITE:
+        case EXO_OP_ATTENTION:
+            add_check(c, i, nd->src[nd->op == EXO_OP_KV_WRITE ? 1 : 3], cache, ctx_dim(&c->tensors[cache]), "position", 0);
+            if (c->tensors[cache].n_dims == 4) add_check(c, i, nd->src[nd->n_src - 1], cache, 3, "slot", 0);
+            break;
         /* Ids from MOE_TOPK are in range by construction; ids given as inputs are checked here
          * (the kernels would only write NaN rows for them). */
-        case EXO_OP_MOE_WEIGHTS: add_check(c, i, nd->src[1], nd->src[0], "expert id", c->tensors[nd->src[0]].ne[0]); break;
-        case EXO_OP_MOE_MATMUL: add_check(c, i, nd->src[1], nd->src[2], "expert id", nd->i[EXO_MOE_MATMUL_I_N_EXPERTS]); break;
+        case EXO_OP_MOE_WEIGHTS:
+            add_check(c, i, nd->src[1], nd->src[0], 0, "expert id", c->tensors[nd->src[0]].ne[0]);
+            break;
+        case EXO_OP_MOE_MATMUL:
+            add_check(c, i, nd->src[1], nd->src[2], 0, "expert id", nd->i[EXO_MOE_MATMUL_I_N_EXPERTS]);
+            break;
         default: break;
         }
     }
@@ -177,9 +196,10 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
     c->mem = calloc(g->n_tensors, sizeof *c->mem);
     c->offset = calloc(g->n_tensors, sizeof *c->offset);
     c->bound = calloc(g->n_tensors, 1);
-    c->checks = calloc(g->n_nodes, sizeof *c->checks);
-    c->slot_tensor = calloc(g->n_nodes, sizeof *c->slot_tensor);
-    c->slot_count = calloc(g->n_nodes, sizeof *c->slot_count);
+    /* At most MAX_CHECKS_PER_NODE index checks per node, each with at most one new input. */
+    c->checks = calloc((size_t)g->n_nodes * MAX_CHECKS_PER_NODE + 1, sizeof *c->checks);
+    c->slot_tensor = calloc((size_t)g->n_nodes * MAX_CHECKS_PER_NODE + 1, sizeof *c->slot_tensor);
+    c->slot_count = calloc((size_t)g->n_nodes * MAX_CHECKS_PER_NODE + 1, sizeof *c->slot_count);
     c->runs = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *c->runs);
     uint64_t *offsets = malloc(sizeof *offsets * g->n_tensors);
     graph_keep_alive *keep = malloc(sizeof *keep * GPU_FUSION_COUNT * (g->n_nodes ? g->n_nodes : 1));
@@ -212,10 +232,12 @@ exo_status gpu_graph_compile(const gpu_backend *be, const exo_graph *g, gpu_comp
                       (unsigned long long)c->scratch_size, g->max_tokens, (unsigned long long)be->features.max_alloc);
     if (st == EXO_OK && c->scratch_size > 0) st = be->mem_alloc(be->ctx, c->scratch_size, &c->scratch);
     uint64_t partials = 0;
+    uint32_t split_tokens = g->max_tokens < GPU_ATT_SPLIT_MAX_TOKENS ? g->max_tokens : GPU_ATT_SPLIT_MAX_TOKENS;
     for (uint32_t i = 0; i < g->n_nodes; i++)
         if (c->nodes[i].op == EXO_OP_ATTENTION) {
             const int32_t *p = c->nodes[i].i;
-            uint64_t need = GPU_ATT_PARTIAL_FLOATS(p[EXO_ATTENTION_I_N_HEADS], p[EXO_ATTENTION_I_HEAD_DIM]) * sizeof(float);
+            uint64_t need =
+                GPU_ATT_PARTIAL_FLOATS(p[EXO_ATTENTION_I_N_HEADS], p[EXO_ATTENTION_I_HEAD_DIM], split_tokens) * sizeof(float);
             partials = need > partials ? need : partials;
         }
     /* Without it (too large for one allocation) decode attention takes the one-kernel path. */
@@ -270,8 +292,8 @@ static exo_status bind_tensors(gpu_compiled *c, const exo_exec_args *args) {
     return st;
 }
 
-/* Token ids and positions arrive with the inputs, so their range is checked per execution,
- * before any kernel indexes with them. */
+/* Token ids, positions and KV slots arrive with the inputs, so their range is checked per
+ * execution, before any kernel indexes with them. */
 static exo_status check_indices(gpu_compiled *c, uint32_t n_tokens) {
     const gpu_backend *be = c->be;
     int64_t *counts = c->slot_count;
@@ -290,8 +312,7 @@ static exo_status check_indices(gpu_compiled *c, uint32_t n_tokens) {
         if (counts[ck->slot] > c->slot_cap) continue;
         const exo_tensor *t = &c->tensors[ck->tensor];
         const int32_t *v = c->index_host + (size_t)ck->slot * (size_t)c->slot_cap;
-        int64_t limit = ck->limit > 0 ? ck->limit
-                                      : rows_of(&c->tensors[ck->bound], n_tokens, c->nodes[ck->node].op == EXO_OP_GET_ROWS);
+        int64_t limit = ck->limit > 0 ? ck->limit : extent_of(&c->tensors[ck->bound], n_tokens, ck->dim);
         for (int64_t i = 0; i < counts[ck->slot]; i++)
             if (v[i] < 0 || v[i] >= limit)
                 return gpu_fail(be, EXO_ERR_INVALID_ARG,
@@ -302,12 +323,17 @@ static exo_status check_indices(gpu_compiled *c, uint32_t n_tokens) {
     return EXO_OK;
 }
 
-/* Token 0's position for attention node `node`, as check_indices read it back, or -1. */
-static int64_t first_position(const gpu_compiled *c, uint32_t node) {
+/* The largest position among attention node `node`'s tokens, as check_indices read them back,
+ * or -1 (not read back: computed positions). */
+static int64_t largest_position(const gpu_compiled *c, uint32_t node) {
+    const exo_node *nd = &c->nodes[node];
     for (uint32_t k = 0; k < c->n_checks; k++) {
         const index_check *ck = &c->checks[k];
-        if (ck->node == node && c->slot_count[ck->slot] >= 1 && c->slot_count[ck->slot] <= c->slot_cap)
-            return c->index_host[(size_t)ck->slot * (size_t)c->slot_cap];
+        if (ck->node != node || ck->tensor != nd->src[3] || c->slot_count[ck->slot] > c->slot_cap) continue;
+        const int32_t *p = c->index_host + (size_t)ck->slot * (size_t)c->slot_cap;
+        int64_t largest = -1;
+        for (int64_t t = 0; t < c->slot_count[ck->slot]; t++) largest = p[t] > largest ? p[t] : largest;
+        return largest;
     }
     return -1;
 }
@@ -333,7 +359,7 @@ static uint32_t enqueue_at(gpu_compiled *c, gpu_exec_view *view, uint32_t i, exo
             return len;
         }
     }
-    if (c->nodes[i].op == EXO_OP_ATTENTION) view->attn_position = first_position(c, i);
+    if (c->nodes[i].op == EXO_OP_ATTENTION) view->attn_position = largest_position(c, i);
     *st = gpu_enqueue_node(view, &c->nodes[i], i);
     return 1;
 }

@@ -67,6 +67,20 @@ static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
     return gpu_build_go(&b, 1, (uint64_t[3]){groups * 64, 1, 1}, (size_t[3]){64, 1, 1});
 }
 
+int64_t gpu_cache_rows(const gpu_exec_view *v, uint32_t cache) {
+    int64_t ne[EXO_MAX_DIMS];
+    gpu_view_count(v, cache, ne);
+    uint32_t n_dims = v->tensors[cache].n_dims;
+    return ne[n_dims == 4 ? 2 : n_dims - 1];
+}
+
+void gpu_build_kv_slots(gpu_builder *b, const exo_node *nd, uint32_t cache, uint32_t stand_in) {
+    const exo_tensor *t = &b->v->tensors[cache];
+    bool pooled = t->n_dims == 4;
+    gpu_build_tensor(b, pooled ? nd->src[nd->n_src - 1] : stand_in);
+    gpu_build_u32(b, pooled ? (uint64_t)t->ne[3] : 0);
+}
+
 /* The parameters both attention kernels take after their tensors (kernels/attention.cl). */
 static void attention_params(gpu_builder *b, const exo_node *nd) {
     gpu_build_i32(b, nd->i[EXO_ATTENTION_I_N_HEADS]);
@@ -77,16 +91,20 @@ static void attention_params(gpu_builder *b, const exo_node *nd) {
     gpu_build_f32(b, nd->f[EXO_ATTENTION_F_SOFTCAP]);
 }
 
-/* ATTENTION's optional sinks (src[4], ABI 1.5): the tensor and whether it is there. */
+/* ATTENTION's optional sinks (src[4], ABI 1.5): the tensor and whether it is there. Pooled
+ * caches (ABI 1.6) append the slots after them. */
 static void attention_sinks(gpu_builder *b, const exo_node *nd) {
-    bool sinks = nd->n_src >= 5;
+    bool sinks = nd->n_src >= (b->v->tensors[nd->src[1]].n_dims == 4 ? 6u : 5u);
     gpu_build_tensor(b, sinks ? nd->src[4] : nd->src[0]);
     gpu_build_i32(b, sinks);
 }
 
-/* One decode token: its visible rows cut into splits of whole tiles (enough work-groups to fill
- * a large GPU, at most GPU_ATT_MAX_SPLITS per head), then one combine per head. */
-static exo_status enqueue_attention_split(const gpu_exec_view *v, const exo_node *nd) {
+/* Up to GPU_ATT_SPLIT_MAX_TOKENS query tokens (a decode step, a batched one of several
+ * sequences): the visible rows cut into splits of whole tiles (enough work-groups to fill a large
+ * GPU, at most GPU_ATT_MAX_SPLITS per head), then one combine per (head, token). The split length
+ * comes from the token that sees the most rows: the one at the largest position, as a window
+ * only caps the count (v->attn_position); tokens that see fewer leave their last splits empty. */
+static exo_status enqueue_attention_split(const gpu_exec_view *v, const exo_node *nd, int64_t tokens) {
     int64_t last = v->attn_position, window = nd->i[EXO_ATTENTION_I_WINDOW];
     int64_t first = window > 0 && last - window + 1 > 0 ? last - window + 1 : 0;
     int64_t rows = last - first + 1, tiles = (rows + GPU_ATT_TILE - 1) / GPU_ATT_TILE;
@@ -95,12 +113,14 @@ static exo_status enqueue_attention_split(const gpu_exec_view *v, const exo_node
     gpu_builder b;
     gpu_build_start(&b, v, "exo_attention_split");
     for (uint32_t s = 0; s < 4; s++) gpu_build_tensor(&b, nd->src[s]);
+    gpu_build_kv_slots(&b, nd, nd->src[1], nd->src[3]);
     gpu_build_mem(&b, v->attn_partials, 0);
     attention_params(&b, nd);
-    gpu_build_i32(&b, gpu_view_outer_dim(v, nd->src[1]));
+    gpu_build_i32(&b, gpu_cache_rows(v, nd->src[1]));
     gpu_build_i32(&b, tiles_per_split * GPU_ATT_TILE);
-    exo_status st = gpu_build_go(&b, 2, (uint64_t[3]){(uint64_t)splits * GPU_ATT_TILE, (uint64_t)nd->i[EXO_ATTENTION_I_N_HEADS], 1},
-                       (size_t[3]){GPU_ATT_TILE, 1, 1});
+    uint64_t heads = (uint64_t)nd->i[EXO_ATTENTION_I_N_HEADS];
+    exo_status st = gpu_build_go(&b, 3, (uint64_t[3]){(uint64_t)splits * GPU_ATT_TILE, heads, (uint64_t)tokens},
+                                 (size_t[3]){GPU_ATT_TILE, 1, 1});
     if (st != EXO_OK) return st;
     gpu_build_start(&b, v, "exo_attention_combine");
     gpu_build_mem(&b, v->attn_partials, 0);
@@ -108,7 +128,7 @@ static exo_status enqueue_attention_split(const gpu_exec_view *v, const exo_node
     gpu_build_tensor(&b, nd->dst);
     gpu_build_i32(&b, nd->i[EXO_ATTENTION_I_HEAD_DIM]);
     gpu_build_i32(&b, splits);
-    return gpu_build_go(&b, 1, (uint64_t[3]){(uint64_t)nd->i[EXO_ATTENTION_I_N_HEADS] * GPU_ATT_TILE, 1, 1}, (size_t[3]){GPU_ATT_TILE, 1, 1});
+    return gpu_build_go(&b, 2, (uint64_t[3]){heads * GPU_ATT_TILE, (uint64_t)tokens, 1}, (size_t[3]){GPU_ATT_TILE, 1, 1});
 }
 
 static exo_status enqueue_binary(const gpu_exec_view *v, const exo_node *nd, const char *kernel) {
@@ -195,20 +215,23 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
         gpu_build_start(&b, v, "exo_kv_write");
         gpu_build_tensor(&b, nd->src[0]);
         gpu_build_tensor(&b, nd->src[1]);
+        gpu_build_kv_slots(&b, nd, nd->dst, nd->src[1]);
         gpu_build_tensor(&b, nd->dst);
         gpu_build_u32(&b, (uint64_t)row);
-        gpu_build_u32(&b, (uint64_t)gpu_view_outer_dim(v, nd->dst));
+        gpu_build_u32(&b, (uint64_t)gpu_cache_rows(v, nd->dst));
         return gpu_build_go(&b, 2, (uint64_t[3]){(uint64_t)row, (uint64_t)tokens, 1}, (size_t[3]){64, 1, 1});
     }
     case EXO_OP_ATTENTION: {
         int64_t tokens = gpu_view_count(v, nd->src[3], NULL);
-        if (tokens == 1 && v->attn_partials && v->attn_position >= 0) return enqueue_attention_split(v, nd);
+        if (tokens <= GPU_ATT_SPLIT_MAX_TOKENS && v->attn_partials && v->attn_position >= 0)
+            return enqueue_attention_split(v, nd, tokens);
         gpu_build_start(&b, v, "exo_attention");
         for (uint32_t s = 0; s < 4; s++) gpu_build_tensor(&b, nd->src[s]);
+        gpu_build_kv_slots(&b, nd, nd->src[1], nd->src[3]);
         attention_sinks(&b, nd);
         gpu_build_tensor(&b, nd->dst);
         attention_params(&b, nd);
-        gpu_build_i32(&b, gpu_view_outer_dim(v, nd->src[1]));
+        gpu_build_i32(&b, gpu_cache_rows(v, nd->src[1]));
         /* One work-group of 4 parts x 64 items per (head, token) (kernels/attention.cl): the
          * parts walk alternate tiles of the cache; head_dim <= 512 keeps 8 dims per item. */
         return gpu_build_go(&b, 2, (uint64_t[3]){(uint64_t)nd->i[EXO_ATTENTION_I_N_HEADS] * 256, (uint64_t)tokens, 1}, (size_t[3]){256, 1, 1});

@@ -13,8 +13,21 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
 /* Most splits of one head's cache rows in a decode step (each a work-group of EXO_ATT_TILE). */
 #define GPU_ATT_MAX_SPLITS 32
 #define GPU_ATT_TILE 64 /* EXO_ATT_TILE in kernels/attention.cl */
-/* Floats of partial state the split decode attention needs for a node with these heads. */
-#define GPU_ATT_PARTIAL_FLOATS(n_heads, head_dim) ((uint64_t)(n_heads) * GPU_ATT_MAX_SPLITS * ((uint64_t)(head_dim) + 2))
+/* Most query tokens the split attention takes in one launch: a batched decode step of that many
+ * sequences (ABI 1.6), or a chunk that short; more take exo_attention. */
+#define GPU_ATT_SPLIT_MAX_TOKENS 16
+/* Floats of partial state the split decode attention needs for a node with these heads and up to
+ * `tokens` query tokens. */
+#define GPU_ATT_PARTIAL_FLOATS(n_heads, head_dim, tokens) \
+    ((uint64_t)(tokens) * (uint64_t)(n_heads) * GPU_ATT_MAX_SPLITS * ((uint64_t)(head_dim) + 2))
+
+/* A KV cache's rows per sequence (ctx): its outermost extent, or for a pooled cache (ABI 1.6,
+ * 4-D [n_slots][ctx][n_kv_heads][head_dim]) the one inside the slots. */
+int64_t gpu_cache_rows(const gpu_exec_view *v, uint32_t cache);
+/* The slots arguments of the kernels that index a cache (kernels/common.cl, exo_slot_row0):
+ * for a pooled `cache`, node nd's slots source (its last) and the pool's slot count; for an
+ * unpooled one, `stand_in` (an I32 tensor the kernel never reads then) and 0. */
+void gpu_build_kv_slots(gpu_builder *b, const exo_node *nd, uint32_t cache, uint32_t stand_in);
 
 /* Work-group sizes the kernels assume (kernels/); a device must allow GPU_MIN_WORK_GROUP. */
 #define GPU_MIN_WORK_GROUP 256

@@ -24,7 +24,10 @@ graph_target gpu_graph_target(const gpu_backend *be) {
                           /* kernels/moe.cl: the four MoE ops, every routing rule, expert biases;
                            * attention sinks and the clamped SwiGLU in attention.cl/elementwise.cl. */
                           .moe = true,
-                          .moe_1_5 = true};
+                          .moe_1_5 = true,
+                          /* Pooled KV caches (ABI 1.6): every kernel that reads or writes a
+                           * cache takes the per-token slots (kernels/common.cl, exo_slot_row0). */
+                          .kv_pool = true};
 }
 
 exo_status gpu_fail(const gpu_backend *be, exo_status status, const char *fmt, ...) {

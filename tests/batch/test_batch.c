@@ -1,4 +1,5 @@
-/* Batched steps (exo_session_forward_batch) on the CPU device: every sequence of a batch gives
+/* Batched steps (exo_session_forward_batch) on the device EXO_PLUGINS_SELECT names (cpu_amx,
+ * opencl, level_zero: tests/batch/CMakeLists.txt): every sequence of a batch gives
  * the logits it gives stepped alone (max |diff| <= 1e-4 x the row's largest logit, float32 KV),
  * with decode steps and prefill chunks of different lengths at different positions mixed in one
  * step, across a KV pool that grows while sequences hold state, and with more tokens than one

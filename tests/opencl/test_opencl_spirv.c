@@ -184,20 +184,29 @@ START_TEST(matmul_from_spirv_matches_opencl_c) {
 }
 END_TEST
 
+/* Over a pool of two caches (ABI 1.6): the tokens alternate slots, each at its own position. */
 START_TEST(attention_from_spirv_matches_opencl_c) {
     setup();
-    enum { NH = 4, NKV = 2, HD = 64, T = 5, CTX = 40 };
-    static float q[T * NH * HD], kc[CTX * NKV * HD], vc[CTX * NKV * HD], a[T * NH * HD], b[T * NH * HD];
-    int32_t pos[T] = {30, 31, 32, 33, 34};
+    enum { NH = 4, NKV = 2, HD = 64, T = 5, CTX = 40, SLOTS = 2, SPLIT = 16, SPLITS = 2 };
+    static float q[T * NH * HD], kc[SLOTS * CTX * NKV * HD], vc[SLOTS * CTX * NKV * HD], a[T * NH * HD], b[T * NH * HD];
+    static float pa[T * NH * SPLITS * (HD + 2)], pb[T * NH * SPLITS * (HD + 2)];
+    int32_t pos[T] = {30, 17, 32, 20, 34}, slots[T] = {1, 0, 1, 0, 0};
     random_floats(q, sizeof q / 4, 4);
     random_floats(kc, sizeof kc / 4, 5);
     random_floats(vc, sizeof vc / 4, 6);
     static float sinks[NH];
     random_floats(sinks, NH, 7); /* gpt_oss's per-head sink logits: the denominator's extra term */
-    karg args[] = {BUF(q, sizeof q), BUF(kc, sizeof kc), BUF(vc, sizeof vc), BUF(pos, sizeof pos), BUF(sinks, sizeof sinks),
-                   I32(1), OUT(NULL, sizeof a), I32(NH), I32(NKV), I32(HD), I32(0), F32(0.125f), F32(0.0f), I32(CTX)};
+    karg args[] = {BUF(q, sizeof q), BUF(kc, sizeof kc), BUF(vc, sizeof vc), BUF(pos, sizeof pos), BUF(slots, sizeof slots),
+                   U32(SLOTS), BUF(sinks, sizeof sinks), I32(1), OUT(NULL, sizeof a), I32(NH), I32(NKV), I32(HD), I32(0),
+                   F32(0.125f), F32(0.0f), I32(CTX)};
     size_t g[2] = {NH * 64, T}, l[2] = {64, 1};
-    compare("exo_attention", args, 14, 2, g, l, a, b, sizeof a / 4);
+    compare("exo_attention", args, 16, 2, g, l, a, b, sizeof a / 4);
+    /* The split decode kernel over the same tokens: every token's rows fill both splits of 16. */
+    karg split_args[] = {BUF(q, sizeof q), BUF(kc, sizeof kc), BUF(vc, sizeof vc), BUF(pos, sizeof pos),
+                         BUF(slots, sizeof slots), U32(SLOTS), OUT(NULL, sizeof pa), I32(NH), I32(NKV), I32(HD), I32(0),
+                         F32(0.125f), F32(0.0f), I32(CTX), I32(SPLIT)};
+    size_t gs[3] = {SPLITS * 64, NH, T}, ls[3] = {64, 1, 1};
+    compare("exo_attention_split", split_args, 15, 3, gs, ls, pa, pb, sizeof pa / 4);
     teardown();
 }
 END_TEST
