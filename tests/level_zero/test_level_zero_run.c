@@ -56,6 +56,9 @@ static exo_status load(exo_model *m, const char *device, exo_shard **out) {
     o.device = device;
     o.max_tokens = 16;
     o.max_ctx = 64;
+    /* float32 caches on both sides: these tests compare the GPU with the CPU at 1e-4, and the
+     * CPU's default (bf16) cache alone moves logits by ~1e-3. */
+    o.kv_dtype = EXO_KV_DTYPE_F32;
     return exo_shard_load(m, &o, out);
 }
 
