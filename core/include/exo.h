@@ -272,6 +272,17 @@ typedef struct exo_shard_options {
      * tolerance: docs/model-files.md). A device whose kernels lack the dtype gets F32 (logged);
      * exo_shard_info.kv_dtype says what the shard runs. */
     uint32_t kv_dtype;
+    /* Appended (API 1.x): pipeline placement across the node's devices (docs/placement.md).
+     * NULL: one device, as `device` says. "auto": every usable GPU of the node (one view per
+     * physical GPU, best first) when it has more than one and no device is pinned (`device`,
+     * EXO_DEVICE), else one device as with NULL; a CPU is never added automatically. A
+     * comma-separated list of "plugin[:index]" ("level_zero:0,level_zero:1", GPU + CPU allowed):
+     * exactly those devices, in that order. The layer range is split into consecutive parts, one
+     * per device, sized by each device's available memory and speed (exo_shard_get_part_info
+     * says which layers each holds); a step runs the parts one after another, the hidden states
+     * handed from device to device through host memory inside the call. A named list gets no
+     * fallback to other devices. */
+    const char *devices;
 } exo_shard_options;
 
 /* exo_shard_options.kv_dtype, exo_shard_info.kv_dtype. */
@@ -300,6 +311,10 @@ typedef struct exo_shard_info {
     uint32_t max_tokens;
     uint32_t max_ctx;
     uint32_t kv_dtype;          /* the KV cache's element type: EXO_KV_DTYPE_F32, _BF16 or _F16 */
+    /* Appended (API 1.x): devices the shard spans (exo_shard_options.devices): 1 for a shard on
+     * one device. For a pipeline, device, plugin, device_name and kv_dtype are its first part's,
+     * weight_bytes the sum, max_tokens and max_ctx the smallest of its parts'. */
+    uint32_t n_parts;
 } exo_shard_info;
 
 /* The first shard (start 0) embeds token ids; the last (end = n_layers) applies the final norm
@@ -311,6 +326,10 @@ EXO_API exo_status exo_shard_load(exo_model *model, const exo_shard_options *opt
 EXO_API void exo_shard_destroy(exo_shard *shard);
 EXO_API exo_status exo_shard_get_info(const exo_shard *shard, exo_shard_info *out);
 EXO_API const char *exo_shard_last_error(const exo_shard *shard);
+/* Part `part` (0 .. n_parts - 1) of a shard placed across devices: its layer range, device,
+ * weights and sizes (n_parts 1 in the part's own info). Part 0 of a one-device shard is the
+ * shard itself. EXO_ERR_INVALID_ARG past the last part. */
+EXO_API exo_status exo_shard_get_part_info(const exo_shard *shard, uint32_t part, exo_shard_info *out);
 /* Runs one throw-away step so the first real request does not pay for first-touch page faults,
  * kernel builds and thread start-up. */
 EXO_API exo_status exo_shard_warmup(exo_shard *shard);

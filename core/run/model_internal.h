@@ -9,6 +9,8 @@
 
 /* Layers one shard may hold (bounds the per-step binding table). */
 #define EXO_MAX_SHARD_LAYERS 1024
+/* KV cache positions of a shard whose max_ctx is defaulted, at most (before fitting to memory). */
+#define EXO_DEFAULT_MAX_CTX 4096
 
 struct exo_model {
     exo_runtime *rt;
@@ -55,6 +57,12 @@ struct exo_shard {
     bool pooled;                /* plans pooled (plan.kv_slots sessions), sessions in `pool` */
     exo_kv_pool pool;
     exo_batch_buffers batch;
+    /* Pipeline placement (pipeline.c): a shard across devices is a shell over `parts`, each an
+     * ordinary shard of consecutive layers on one device, in order. The shell's plan holds no
+     * graph, only what callers read of a shard (layer range, ends, max_tokens, max_ctx, KV
+     * dtype); device and plugin are its first part's. n_parts 0: an ordinary shard. */
+    exo_shard **parts;
+    uint32_t n_parts;
 };
 
 struct exo_session {
@@ -75,6 +83,10 @@ struct exo_session {
     uint32_t n_bindings_cap;
     uint32_t slot;              /* pooled shard: this session's slot in shard->pool */
     exo_buffer *slots;          /* pooled shard: I32 max_tokens, every entry `slot` */
+    /* A pipeline shard's session (pipeline.c): one session per part, all at `position`, and
+     * the host buffers that hand hidden states from one part to the next (2 x max_tokens rows). */
+    exo_session **parts;
+    float *relay;
 };
 
 /* Checks one step's arguments as exo_session_forward_* does (NULL, no tokens, output too small,
@@ -101,6 +113,26 @@ exo_status exo_shard_buffer_copy(exo_shard *s, exo_buffer *from, uint64_t from_o
                                  uint64_t bytes);
 /* Bytes the pool would need for `slots` sessions (every KV tensor). */
 uint64_t exo_kv_pool_bytes(const exo_shard *s, uint32_t slots);
+
+/* One step of one ordinary shard's session, as exo_session_forward_tokens/_hidden (session.c);
+ * pipeline.c runs each part through it. */
+exo_status exo_session_forward_part(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
+                                    uint64_t out_count, bool tokens);
+
+/* ---- pipeline.c: a shard placed across devices (the shell and its parts). */
+/* Loads [opts->start_layer, opts->end_layer) across devices[0..n) (placement.c sizes the parts).
+ * opts is complete (exo_shard_load's defaults applied). */
+exo_status exo_pipeline_load(exo_model *m, const exo_shard_options *opts, const uint32_t *devices, uint32_t n,
+                             exo_shard **out);
+void exo_pipeline_destroy(exo_shard *s);
+exo_status exo_pipeline_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out);
+void exo_pipeline_session_destroy(exo_session *s);
+/* Sets every part's position to n (<= position: checked by the caller). */
+void exo_pipeline_session_truncate(exo_session *s, uint32_t n);
+uint64_t exo_pipeline_session_kv_bytes(const exo_session *s);
+exo_status exo_pipeline_copy_prefix(exo_session *dst, const exo_session *src, uint32_t n);
+exo_status exo_pipeline_forward(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
+                                uint64_t out_count, bool tokens);
 
 /* Token ids of a text prompt (malloc'd); add_bos as exo_model_tokenize says. */
 exo_status exo_model_encode(exo_model *m, const char *text, size_t len, int add_bos, int32_t **ids, size_t *n);

@@ -43,6 +43,7 @@ exo_status exo_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out
     if (max_ctx > sh->plan.max_ctx)
         return exo_error_keep(&sh->error, exo_errorf(EXO_ERR_INVALID_ARG,
             "session max_ctx %u exceeds the shard's %u (set exo_shard_options.max_ctx)", max_ctx, sh->plan.max_ctx));
+    if (sh->n_parts) return exo_error_keep(&sh->error, exo_pipeline_session_create(sh, max_ctx, out));
     exo_session *s = calloc(1, sizeof *s);
     if (!s) return exo_error_keep(&sh->error, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory creating a session"));
     s->shard = sh;
@@ -92,6 +93,10 @@ exo_status exo_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out
 
 void exo_session_destroy(exo_session *s) {
     if (!s) return;
+    if (s->parts) {
+        exo_pipeline_session_destroy(s);
+        return;
+    }
     exo_shard *sh = s->shard;
     exo_runtime_device_lock(sh->model->rt, sh->device);
     if (s->kv)
@@ -113,12 +118,14 @@ void exo_session_destroy(exo_session *s) {
 exo_status exo_session_reset(exo_session *s) {
     if (!s) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_session_reset: session is NULL");
     s->position = 0; /* cache rows past the position are never read: attention stops at pos[t] */
+    if (s->parts) exo_pipeline_session_truncate(s, 0);
     return EXO_OK;
 }
 
 uint32_t exo_session_position(const exo_session *s) { return s ? s->position : 0; }
 
 uint64_t exo_session_kv_bytes(const exo_session *s) {
+    if (s && s->parts) return exo_pipeline_session_kv_bytes(s);
     return s ? exo_mul_sat(exo_graph_plan_kv_slot_bytes(&s->shard->plan), s->shard->plan.n_kv) : 0;
 }
 
@@ -128,6 +135,7 @@ exo_status exo_session_truncate(exo_session *s, uint32_t n) {
         return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG,
                                                     "cannot truncate to %u: the session holds %u positions", n, s->position));
     s->position = n;
+    if (s->parts) exo_pipeline_session_truncate(s, n);
     return EXO_OK;
 }
 
@@ -148,6 +156,7 @@ exo_status exo_session_copy_prefix(exo_session *dst, const exo_session *src, uin
     if (n > dst->max_ctx)
         return exo_error_keep(&dst->error, exo_errorf(EXO_ERR_INVALID_ARG,
                               "cannot copy %u positions into a session of max_ctx %u", n, dst->max_ctx));
+    if (sh->n_parts) return exo_error_keep(&dst->error, exo_pipeline_copy_prefix(dst, src, n));
     /* Forgotten first: should the copy fail half-way, no half-written row is ever read. */
     dst->position = 0;
     const exo_graph_plan *p = &sh->plan;
@@ -263,8 +272,8 @@ exo_status exo_session_check_step(exo_session *s, const void *input, uint32_t n,
     return EXO_OK;
 }
 
-static exo_status forward(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
-                          uint64_t out_count, bool tokens) {
+exo_status exo_session_forward_part(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
+                                    uint64_t out_count, bool tokens) {
     exo_error_clear();
     exo_status checked = exo_session_check_step(s, input, n, flags, out, out_count, tokens);
     if (checked != EXO_OK) return checked;
@@ -298,10 +307,12 @@ static exo_status forward(exo_session *s, const void *input, uint32_t n, uint32_
 
 exo_status exo_session_forward_tokens(exo_session *s, const int32_t *tokens, uint32_t n, uint32_t flags, float *out,
                                       uint64_t out_count) {
-    return forward(s, tokens, n, flags, out, out_count, true);
+    if (s && s->parts) return exo_pipeline_forward(s, tokens, n, flags, out, out_count, true);
+    return exo_session_forward_part(s, tokens, n, flags, out, out_count, true);
 }
 
 exo_status exo_session_forward_hidden(exo_session *s, const float *hidden, uint32_t n, uint32_t flags, float *out,
                                       uint64_t out_count) {
-    return forward(s, hidden, n, flags, out, out_count, false);
+    if (s && s->parts) return exo_pipeline_forward(s, hidden, n, flags, out, out_count, false);
+    return exo_session_forward_part(s, hidden, n, flags, out, out_count, false);
 }

@@ -9,10 +9,10 @@
 
 #include "base/struct_io.h"
 #include "model_internal.h"
+#include "run/placement.h"
 #include "run/shard_memory.h"
 
 #define DEFAULT_MAX_TOKENS 512
-#define DEFAULT_MAX_CTX 4096
 #define MAX_CANDIDATES 64
 /* The shortest context a defaulted max_ctx is cut to before the shard is refused instead. */
 #define MIN_FITTED_CTX 256
@@ -334,6 +334,20 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
                                                         m->cfg.quant.bits, m->cfg.quant.group));
     }
 
+    /* Across devices (pipeline.c): the parts are loaded as shards of their own from here. */
+    uint32_t spread[EXO_PLACEMENT_MAX_DEVICES], n_spread = 0;
+    exo_status placed = exo_placement_devices(m->rt, opts.devices, opts.device, spread, EXO_PLACEMENT_MAX_DEVICES,
+                                              &n_spread);
+    if (placed != EXO_OK) return exo_error_keep(&m->error, placed);
+    if (n_spread > 1 && opts.end_layer > opts.start_layer)
+        return exo_error_keep(&m->error, exo_pipeline_load(m, &opts, spread, n_spread, out));
+    char one_device[96];
+    if (n_spread == 1) { /* a list of one: that device, as `device` names it */
+        const exo_device_rec *d = exo_runtime_device(m->rt, spread[0]);
+        snprintf(one_device, sizeof one_device, "%s:%u", m->rt->plugins[d->plugin].name, d->index);
+        opts.device = one_device;
+    }
+
     /* The files may have changed since exo_model_open (truncated, replaced, swapped for a link):
      * check them again before their bytes are used. */
     exo_status checked = exo_weights_load_begin(m->weights);
@@ -346,7 +360,7 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
     s->qcache.group = qgroup;
     bool embeds = opts.start_layer == 0, head = opts.end_layer == m->cfg.n_layers;
     uint32_t max_ctx = opts.max_ctx ? opts.max_ctx : m->cfg.max_position_embeddings;
-    if (!opts.max_ctx && max_ctx > DEFAULT_MAX_CTX) max_ctx = DEFAULT_MAX_CTX;
+    if (!opts.max_ctx && max_ctx > EXO_DEFAULT_MAX_CTX) max_ctx = EXO_DEFAULT_MAX_CTX;
     if (max_ctx == 0 || max_ctx > (1u << 24)) {
         free(s);
         return exo_error_keep(&m->error, exo_errorf(EXO_ERR_INVALID_ARG, "max_ctx %u is out of range", max_ctx));
@@ -445,6 +459,11 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
 
 void exo_shard_destroy(exo_shard *s) {
     if (!s) return;
+    if (s->n_parts) { /* a pipeline's shell: its parts hold everything */
+        exo_pipeline_destroy(s);
+        free(s);
+        return;
+    }
     if (s->plugin) {
         exo_runtime_device_lock(s->model->rt, s->device);
         unload_from_device(s);
@@ -511,6 +530,7 @@ exo_status exo_shard_get_info(const exo_shard *s, exo_shard_info *out) {
     info.max_tokens = s->plan.max_tokens;
     info.max_ctx = s->plan.max_ctx;
     info.kv_dtype = public_kv_dtype(s->plan.kv_dtype);
+    info.n_parts = s->n_parts ? s->n_parts : 1;
     exo_struct_copy_out(out, &info, sizeof info);
     return EXO_OK;
 }

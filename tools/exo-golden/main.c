@@ -1,8 +1,8 @@
 /* exo-golden: checks a model against the reference outputs Hugging Face transformers computed
  * for it (golden.safetensors, format in tests/data/hf-tiny/README.md).
  *
- *   exo-golden MODEL_DIR [--device PLUGIN[:N]] [--golden FILE] [--tolerance T] [--kv-dtype f32|bf16|f16]
- *              [--verbose]
+ *   exo-golden MODEL_DIR [--device PLUGIN[:N] | --devices A,B,...] [--golden FILE] [--tolerance T]
+ *              [--kv-dtype f32|bf16|f16] [--verbose]
  *
  * For every prompt p: (1) prompt logits of the whole model against p.logits; (2) teacher-forced
  * decode of the golden greedy tokens one at a time through the KV cache, whose logits must
@@ -13,7 +13,10 @@
  * reference's argmax wherever the reference's top-2 margin exceeds TOP1_MARGIN (a reduced-precision
  * run may move the logits by its tolerance, never the confident choices). --kv-dtype picks the KV
  * cache (exo_shard_options.kv_dtype; the library's default otherwise); the line naming the device
- * says which one the shards run. The last line is
+ * says which one the shards run. --devices loads every shard (the whole model and both sides of
+ * every split) as a pipeline across the listed devices (exo_shard_options.devices), so each check
+ * runs the hidden state handed device to device inside a step; a line per part names its layers
+ * and device. The last line is
  *   golden: PASS|FAIL prompts=N max_rel_err=E decode_steps=S split_points=K
  * and the exit status is 0 only on PASS. */
 #include <math.h>
@@ -95,15 +98,37 @@ static int die(const char *what, exo_status st) {
     return 1;
 }
 
-static exo_status load_shard(exo_model *m, uint32_t start, uint32_t end, const char *device, uint32_t max_ctx,
-                             uint32_t kv_dtype, exo_shard **out) {
+/* Where shards go: one device (NULL: the selected one), or a pipeline across `devices`. */
+typedef struct placement {
+    const char *device;
+    const char *devices;
+    uint32_t kv_dtype;
+} placement;
+
+static exo_status load_shard(exo_model *m, uint32_t start, uint32_t end, const placement *where, uint32_t max_ctx,
+                             exo_shard **out) {
     exo_shard_options o = EXO_SHARD_OPTIONS_INIT;
-    o.kv_dtype = kv_dtype;
+    o.kv_dtype = where->kv_dtype;
     o.start_layer = start;
     o.end_layer = end;
-    o.device = device;
+    o.device = where->device;
+    o.devices = where->devices;
     o.max_ctx = max_ctx;
     return exo_shard_load(m, &o, out);
+}
+
+/* One line per part of a shard across devices: which layers went where. */
+static void print_parts(const exo_runtime *rt, const exo_shard *shard, uint32_t n_parts) {
+    for (uint32_t i = 0; i < n_parts; i++) {
+        exo_shard_info pi;
+        EXO_STRUCT_INIT(&pi);
+        exo_device_info di;
+        EXO_STRUCT_INIT(&di);
+        if (exo_shard_get_part_info(shard, i, &pi) != EXO_OK || exo_device_get_info(rt, pi.device, &di) != EXO_OK)
+            continue;
+        printf("  part %u: layers [%u, %u) on %s:%u '%s'\n", i, pi.start_layer, pi.end_layer, pi.plugin,
+               di.plugin_index, pi.device_name);
+    }
 }
 
 static const float *golden_f32(const exo_tensor_file *g, const char *name, uint64_t expect, exo_status *st) {
@@ -170,13 +195,14 @@ static int finish(golden_run *g, int rc) {
 }
 
 int main(int argc, char **argv) {
-    const char *model_dir = NULL, *device = NULL, *golden_path = NULL;
+    const char *model_dir = NULL, *device = NULL, *devices = NULL, *golden_path = NULL;
     checker c = {.tolerance = 1e-4};
     uint32_t kv_dtype = EXO_KV_DTYPE_DEFAULT;
-    static const char usage[] = "usage: exo-golden MODEL_DIR [--device PLUGIN[:N]] [--golden FILE] [--tolerance T] "
-                                "[--kv-dtype f32|bf16|f16] [--verbose]\n";
+    static const char usage[] = "usage: exo-golden MODEL_DIR [--device PLUGIN[:N] | --devices A,B,...] [--golden FILE] "
+                                "[--tolerance T] [--kv-dtype f32|bf16|f16] [--verbose]\n";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) device = argv[++i];
+        else if (strcmp(argv[i], "--devices") == 0 && i + 1 < argc) devices = argv[++i];
         else if (strcmp(argv[i], "--golden") == 0 && i + 1 < argc) golden_path = argv[++i];
         else if (strcmp(argv[i], "--tolerance") == 0 && i + 1 < argc) {
             if (!cli_parse_real("exo-golden", "--tolerance", argv[++i], 0, 1e6, &c.tolerance)) return 2;
@@ -191,10 +217,11 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (!model_dir) {
+    if (!model_dir || (device && devices)) {
         fputs(usage, stderr);
         return 2;
     }
+    placement where = {device, devices, kv_dtype};
     char default_golden[4096];
     snprintf(default_golden, sizeof default_golden, "%s/golden.safetensors", model_dir);
     if (!golden_path) golden_path = default_golden;
@@ -229,13 +256,18 @@ int main(int argc, char **argv) {
     }
     if (max_ctx == 0) return finish(&g, die("golden file holds no prompts (p0.ids)", EXO_ERR_FORMAT));
 
-    st = load_shard(g.model, 0, L, device, max_ctx, kv_dtype, &g.full);
+    st = load_shard(g.model, 0, L, &where, max_ctx, &g.full);
     if (st != EXO_OK) return finish(&g, die("loading the whole model", st));
     exo_shard_info si;
     EXO_STRUCT_INIT(&si);
     exo_shard_get_info(g.full, &si);
-    printf("exo-golden: %s (%s, %u layers) on %s:%s '%s', %s KV cache\n", model_dir, info.architecture, L, si.plugin,
-           device ? device : "selected", si.device_name, cli_kv_dtype_name(si.kv_dtype));
+    if (devices)
+        printf("exo-golden: %s (%s, %u layers) across %u devices (%s), %s KV cache\n", model_dir, info.architecture, L,
+               si.n_parts, devices, cli_kv_dtype_name(si.kv_dtype));
+    else
+        printf("exo-golden: %s (%s, %u layers) on %s:%s '%s', %s KV cache\n", model_dir, info.architecture, L,
+               si.plugin, device ? device : "selected", si.device_name, cli_kv_dtype_name(si.kv_dtype));
+    if (si.n_parts > 1) print_parts(g.rt, g.full, si.n_parts);
 
     int prompts = 0, decode_steps = 0, split_points = 0;
     for (int p = 0;; p++) {
@@ -319,7 +351,7 @@ int main(int argc, char **argv) {
             bool have_hidden = k < L && exo_tensor_file_get(g.golden, name, &hv) == EXO_OK;
             bool split = k > 0 && k < L;
             if (!have_hidden && !split) continue;
-            st = load_shard(g.model, 0, k, device, T, kv_dtype, &g.a);
+            st = load_shard(g.model, 0, k, &where, T, &g.a);
             if (st == EXO_OK) st = exo_session_create(g.a, 0, &g.sa);
             if (st == EXO_OK) st = exo_session_forward_tokens(g.sa, ids, T, 0, g.hidden, (uint64_t)T * H);
             if (st != EXO_OK) return finish(&g, die("first shard of a split", st));
@@ -331,7 +363,7 @@ int main(int argc, char **argv) {
                 compare_rows(&c, what, g.hidden, ref_hidden, T, H, false);
             }
             if (split) {
-                st = load_shard(g.model, k, L, device, T, kv_dtype, &g.b);
+                st = load_shard(g.model, k, L, &where, T, &g.b);
                 if (st == EXO_OK) st = exo_session_create(g.b, 0, &g.sb);
                 if (st == EXO_OK) st = exo_session_forward_hidden(g.sb, g.hidden, T, 0, g.logits, (uint64_t)T * V);
                 if (st != EXO_OK) return finish(&g, die("second shard of a split", st));

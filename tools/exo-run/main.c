@@ -2,8 +2,13 @@
  * device it chose and why, streams a continuation of the prompt and ends with a stats line.
  *
  *   exo-run [--model DIR] [-p TEXT] [-n N] [--temperature T] [--top-k K] [--top-p P]
- *           [--min-p P] [--seed S] [--device PLUGIN[:N]] [--quantize mlx-q4-g64] [--kv-dtype f32|bf16|f16]
- *           [--json] [--tokenize TEXT]
+ *           [--min-p P] [--seed S] [--device PLUGIN[:N] | --devices auto|A,B,...] [--quantize mlx-q4-g64]
+ *           [--kv-dtype f32|bf16|f16] [--json] [--tokenize TEXT]
+ *
+ * Placement: with no --device (and no EXO_DEVICE) the model spreads over every usable GPU of the
+ * node when it has more than one (exo_shard_options.devices = "auto", a pipeline of layer ranges,
+ * docs/placement.md), else it runs on the best device; --devices names the devices to spread it
+ * over, --device pins one.
  *
  * Prompts are raw text (chat templating is EXO's job). --json prints one JSON object per token
  * and a stats object last. --tokenize prints the ids of TEXT (no BOS) as a JSON array on the
@@ -19,7 +24,7 @@
 #define DEFAULT_PROMPT "Permission is hereby granted, free of charge, to any person"
 
 typedef struct run_options {
-    const char *model_dir, *prompt, *device, *tokenize;
+    const char *model_dir, *prompt, *device, *devices, *tokenize;
     uint32_t n_predict;
     uint32_t quant_bits, quant_group; /* --quantize: on load; 0 = as stored */
     uint32_t kv_dtype;                /* --kv-dtype: exo_kv_dtype; 0 = the library's default */
@@ -38,7 +43,10 @@ static void usage(FILE *f) {
             "  --top-p P            1 = off (default 1)\n"
             "  --min-p P            0 = off (default 0.05)\n"
             "  --seed S             sampling seed (default 42; -1 = from OS entropy)\n"
-            "  --device PLUGIN[:N]  device to run on (default: the best one found; see exo-probe)\n"
+            "  --device PLUGIN[:N]  device to run on (default: every usable GPU when there are several,\n"
+            "                       else the best device found; see exo-probe)\n"
+            "  --devices LIST       spread the layers over these devices: auto (the default) or\n"
+            "                       PLUGIN[:N],PLUGIN[:N],... (a pipeline, one layer range per device)\n"
             "  --quantize SPEC      quantize a float checkpoint on load to MLX affine: mlx-q<bits>-g<group>,\n"
             "                       e.g. mlx-q4-g64 (bits 2-6 or 8, group 32/64/128)\n"
             "  --kv-dtype T         KV cache f32, bf16 or f16 (default: EXO_KV_DTYPE, else bf16 where the\n"
@@ -73,6 +81,7 @@ static int parse_args(int argc, char **argv, run_options *o) {
         if (strcmp(a, "--model") == 0) o->model_dir = v;
         else if (strcmp(a, "-p") == 0 || strcmp(a, "--prompt") == 0) o->prompt = v;
         else if (strcmp(a, "--device") == 0) o->device = v;
+        else if (strcmp(a, "--devices") == 0) o->devices = v;
         else if (strcmp(a, "--quantize") == 0) {
             if (!cli_parse_quant("exo-run", a, v, &o->quant_bits, &o->quant_group)) return 0;
         } else if (strcmp(a, "--kv-dtype") == 0) {
@@ -230,6 +239,8 @@ int main(int argc, char **argv) {
 
     exo_shard_options so = EXO_SHARD_OPTIONS_INIT;
     so.device = o.device;
+    /* Every usable GPU when the node has several and nothing pins one device. */
+    so.devices = o.devices ? o.devices : o.device ? NULL : "auto";
     so.quantize_bits = o.quant_bits;
     so.quantize_group = o.quant_group;
     so.kv_dtype = o.kv_dtype;
@@ -248,9 +259,24 @@ int main(int argc, char **argv) {
                          : (sel == EXO_OK && selected == si.device) ? why
                                                                     : "fallback: the better-ranked devices failed (see the log)";
     FILE *info = o.json ? stderr : stdout;
-    fprintf(info, "device: %s:%u '%s' (%s)\nmodel: %s (%s, %u layers, %.1f MB of weights, %s KV cache)\n", si.plugin,
-            di.plugin_index, si.device_name, reason, mi.path, mi.architecture, mi.n_layers, si.weight_bytes / 1e6,
-            cli_kv_dtype_name(si.kv_dtype));
+    if (si.n_parts > 1) {
+        fprintf(info, "devices: a pipeline across %u devices (%s)\n", si.n_parts,
+                o.devices ? "requested with --devices" : "every usable GPU of the node");
+        for (uint32_t i = 0; i < si.n_parts; i++) {
+            exo_shard_info pi;
+            EXO_STRUCT_INIT(&pi);
+            exo_device_info pd;
+            EXO_STRUCT_INIT(&pd);
+            if (exo_shard_get_part_info(r.shard, i, &pi) != EXO_OK || exo_device_get_info(r.rt, pi.device, &pd) != EXO_OK)
+                continue;
+            fprintf(info, "  layers [%u, %u) on %s:%u '%s'\n", pi.start_layer, pi.end_layer, pi.plugin,
+                    pd.plugin_index, pi.device_name);
+        }
+    } else {
+        fprintf(info, "device: %s:%u '%s' (%s)\n", si.plugin, di.plugin_index, si.device_name, reason);
+    }
+    fprintf(info, "model: %s (%s, %u layers, %.1f MB of weights, %s KV cache)\n", mi.path, mi.architecture,
+            mi.n_layers, si.weight_bytes / 1e6, cli_kv_dtype_name(si.kv_dtype));
     fflush(info);
 
     st = exo_session_create(r.shard, 0, &r.session);

@@ -134,7 +134,7 @@ class ShardOptions(_Sized):
         ("hdr", Header), ("start_layer", C.c_uint32), ("end_layer", C.c_uint32), ("device", C.c_char_p),
         ("max_tokens", C.c_uint32), ("max_ctx", C.c_uint32), ("progress", progress_fn),
         ("progress_user", C.c_void_p), ("quantize_bits", C.c_uint32), ("quantize_group", C.c_uint32),
-        ("kv_dtype", C.c_uint32),
+        ("kv_dtype", C.c_uint32), ("devices", C.c_char_p),
     ]
     _defaults = {"end_layer": LAYERS_END}  # EXO_SHARD_OPTIONS_INIT
 
@@ -145,7 +145,7 @@ class ShardInfo(_Sized):
         ("has_head", C.c_uint32), ("input_width", C.c_uint32), ("output_width", C.c_uint32),
         ("device", C.c_uint32), ("plugin", C.c_char_p), ("device_name", C.c_char_p),
         ("weight_bytes", C.c_uint64), ("max_tokens", C.c_uint32), ("max_ctx", C.c_uint32),
-        ("kv_dtype", C.c_uint32),
+        ("kv_dtype", C.c_uint32), ("n_parts", C.c_uint32),
     ]
 
 # exo_kv_dtype (exo.h): exo_shard_options.kv_dtype / exo_shard_info.kv_dtype, by name.
@@ -252,6 +252,7 @@ _PROTOTYPES = {
     "exo_shard_load": (status_t, [P, C.POINTER(ShardOptions), C.POINTER(P)]),
     "exo_shard_destroy": (None, [P]),
     "exo_shard_get_info": (status_t, [P, C.POINTER(ShardInfo)]),
+    "exo_shard_get_part_info": (status_t, [P, _u32, C.POINTER(ShardInfo)]),
     "exo_shard_last_error": (_cs, [P]),
     "exo_shard_warmup": (status_t, [P]),
     "exo_session_create": (status_t, [P, _u32, C.POINTER(P)]),

@@ -141,14 +141,17 @@ class IpexBuilder(Builder):
     IpexBuilder(model_id=..., event_sender=..., cancel_receiver=...); the shard (layers,
     rank, world size) comes from the bound instance at connect/load. Keywords serve callers
     without a bound instance: model_dir (else models_dir/<org>--<name>), start_layer, end_layer,
-    device_rank, world_size, addresses (one ZeroMQ endpoint per rank), device, max_concurrent
+    device_rank, world_size, addresses (one ZeroMQ endpoint per rank), device, devices (the
+    node's devices the shard's layers spread over, exo_shard_options.devices: "auto" by default,
+    i.e. every usable GPU when the node has several and device / EXO_DEVICE pins none; a list
+    "plugin:N,plugin:N" names them; docs/placement.md), max_concurrent
     (else EXO_MAX_CONCURRENT_REQUESTS, 8), prefill_chunk (else EXO_IPEX_PREFILL_CHUNK, 128),
     prefix_cache_bytes (else EXO_IPEX_PREFIX_CACHE_BYTES, 1 GiB; 0: no prefix reuse),
     runtime / runtime_options."""
 
     def __init__(self, model_id=None, event_sender=None, cancel_receiver=None, *, model_dir=None, models_dir=None,
                  start_layer=0, end_layer=None, device_rank=0, world_size=1, addresses=None, device=None,
-                 max_ctx=0, max_tokens=0, max_concurrent=None, prefill_chunk=None, prefix_cache_bytes=None,
+                 devices="auto", max_ctx=0, max_tokens=0, max_concurrent=None, prefill_chunk=None, prefix_cache_bytes=None,
                  runtime=None, runtime_options=None):
         if model_id is None and model_dir is None:
             raise ValueError("IpexBuilder needs a model_id or a model_dir")
@@ -161,6 +164,7 @@ class IpexBuilder(Builder):
         self.device_rank, self.world_size = device_rank, world_size
         self.addresses = list(addresses or [])
         self.device = device if device is not None else os.environ.get("EXO_DEVICE")
+        self.devices = None if self.device else devices  # a pinned device wins
         self.max_ctx, self.max_tokens = max_ctx, max_tokens
         self.max_concurrent = max_concurrent or int(os.environ.get("EXO_MAX_CONCURRENT_REQUESTS", "8"))
         self.prefill_chunk = int(prefill_chunk if prefill_chunk is not None else
@@ -230,7 +234,7 @@ class IpexBuilder(Builder):
         def work():
             try:
                 result["shard"] = _model.Shard(self.model, self.start_layer, end, device=self.device,
-                                               max_ctx=self.max_ctx, max_tokens=self.max_tokens,
+                                               devices=self.devices, max_ctx=self.max_ctx, max_tokens=self.max_tokens,
                                                progress=lambda done, total: events.put((done, total)))
             except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
                 result["error"] = e

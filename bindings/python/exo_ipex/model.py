@@ -54,6 +54,13 @@ class ShardInfo:
     max_tokens: int
     max_ctx: int
     kv_dtype: str  # the KV cache's element type: "f32", "bf16" or "f16"
+    # A shard across devices (devices=...): its parts, each a ShardInfo of one device's layers
+    # (empty for a shard on one device).
+    parts: tuple = ()
+
+    @property
+    def n_parts(self):
+        return len(self.parts) or 1
 
 
 def bos_flag(add_bos):
@@ -161,11 +168,16 @@ class Shard(_Handle):
     and quantize_group): "mlx-q4-g64" (bits 2-6 or 8, group 32/64/128) or a (bits, group) pair.
 
     kv_dtype: the KV cache's element type (exo_shard_options.kv_dtype): "f32", "bf16" or "f16";
-    None: EXO_KV_DTYPE, else bf16 where the device takes it. info.kv_dtype says what it runs."""
+    None: EXO_KV_DTYPE, else bf16 where the device takes it. info.kv_dtype says what it runs.
+
+    devices: spread the layer range over several devices as a pipeline (exo_shard_options.devices,
+    docs/placement.md): "auto" (every usable GPU when the node has more than one and `device` /
+    EXO_DEVICE pins none), or "plugin[:N],plugin[:N],..." / a list of such names. info.parts says
+    which layers each device holds; sessions and steps work as on one device."""
     _free_name = "exo_shard_destroy"
 
     def __init__(self, model, start_layer=0, end_layer=None, *, device=None, max_tokens=0, max_ctx=0,
-                 progress=None, quantize=None, kv_dtype=None):
+                 progress=None, quantize=None, kv_dtype=None, devices=None):
         super().__init__(model)
         self.model = model
         if end_layer is None:
@@ -176,6 +188,10 @@ class Shard(_Handle):
         opts.start_layer, opts.end_layer = int(start_layer), int(end_layer)
         self._device = _capi.cstr(device, "device")
         opts.device = self._device
+        if devices is not None and not isinstance(devices, str):
+            devices = ",".join(devices)
+        self._devices = _capi.cstr(devices, "devices")
+        opts.devices = self._devices
         opts.max_tokens, opts.max_ctx = int(max_tokens), int(max_ctx)
         if quantize is not None:
             opts.quantize_bits, opts.quantize_group = _quantize_spec(quantize)
@@ -206,15 +222,25 @@ class Shard(_Handle):
     def last_error(self):
         return _capi.text(self._lib.exo_shard_last_error(self.handle))
 
-    def _info(self):
-        s = _capi.ShardInfo.new()
-        check(self._lib.exo_shard_get_info(self.handle, C.byref(s)), self.last_error, "exo_shard_get_info")
+    @staticmethod
+    def _info_of(s, parts=()):
         return ShardInfo(
             start_layer=s.start_layer, end_layer=s.end_layer, embeds=bool(s.embeds), has_head=bool(s.has_head),
             input_width=s.input_width, output_width=s.output_width, device=s.device,
             plugin=_capi.text(s.plugin), device_name=_capi.text(s.device_name), weight_bytes=s.weight_bytes,
             max_tokens=s.max_tokens, max_ctx=s.max_ctx,
-            kv_dtype={v: k for k, v in _capi.KV_DTYPES.items()}.get(s.kv_dtype, "f32"))
+            kv_dtype={v: k for k, v in _capi.KV_DTYPES.items()}.get(s.kv_dtype, "f32"), parts=tuple(parts))
+
+    def _info(self):
+        s = _capi.ShardInfo.new()
+        check(self._lib.exo_shard_get_info(self.handle, C.byref(s)), self.last_error, "exo_shard_get_info")
+        parts = []
+        for i in range(s.n_parts if s.n_parts > 1 else 0):
+            p = _capi.ShardInfo.new()
+            check(self._lib.exo_shard_get_part_info(self.handle, i, C.byref(p)), self.last_error,
+                  "exo_shard_get_part_info")
+            parts.append(self._info_of(p))
+        return self._info_of(s, parts)
 
     def warmup(self):
         check(self._lib.exo_shard_warmup(self.handle), self.last_error, "exo_shard_warmup")

@@ -1,0 +1,438 @@
+/* Placement across the node's devices (core/run/placement.c, pipeline.c).
+ *
+ * The split: layer counts proportional to speed within each device's room, every device some
+ * work, a clear refusal when the room is short (whitebox, no device). The device list: "auto",
+ * explicit lists and their errors. A pipeline shard across two devices (PIPELINE_DEVICES: the
+ * Level Zero test driver's two GPUs, or two PoCL devices) against the same model on one device:
+ * prompt logits, the last row, decode steps, truncate and re-run, a copied prefix, a batched
+ * step of two sessions, greedy generation and a sub-range taking hidden states, every row within
+ * 1e-4 of the one-device run (relative to its largest value); part info, load progress across the
+ * parts, and a cancelled load. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exo.h"
+#include "run/placement.h"
+
+#define DATA EXO_TEST_SOURCE_DIR "/tests/data"
+#define MODEL DATA "/hf-tiny/llama"
+#define TOL 1e-4
+#define CTX 64
+
+/* ---------------------------------------------------------------- the split (no device) */
+
+static void split_is(uint32_t layers, const double *speed, const uint32_t *cap, uint32_t n, const uint32_t *want) {
+    uint32_t got[EXO_PLACEMENT_MAX_DEVICES] = {0};
+    ck_assert_int_eq(exo_placement_split(layers, speed, cap, n, got), EXO_OK);
+    for (uint32_t i = 0; i < n; i++)
+        ck_assert_msg(got[i] == want[i], "%u layers: device %u got %u, expected %u", layers, i, got[i], want[i]);
+}
+
+START_TEST(split_follows_speed_and_room) {
+    const uint32_t open[3] = {UINT32_MAX, UINT32_MAX, UINT32_MAX};
+    split_is(8, (double[]){1, 1}, open, 2, (uint32_t[]){4, 4});
+    split_is(8, (double[]){3, 1}, open, 2, (uint32_t[]){6, 2});
+    split_is(7, (double[]){1, 1}, open, 2, (uint32_t[]){4, 3});     /* ties: the better-ranked device */
+    split_is(8, (double[]){1, 1}, (uint32_t[]){2, UINT32_MAX}, 2, (uint32_t[]){2, 6}); /* room caps a share */
+    split_is(3, (double[]){10, 1, 1}, open, 3, (uint32_t[]){1, 1, 1}); /* every device works */
+    split_is(1, (double[]){1, 1}, open, 2, (uint32_t[]){1, 0});     /* fewer layers than devices */
+    split_is(10, (double[]){560, 0}, open, 2, (uint32_t[]){9, 1});   /* unknown speed counts as 1 */
+    uint32_t got[2];
+    ck_assert_int_eq(exo_placement_split(9, (double[]){1, 1}, (uint32_t[]){4, 4}, 2, got), EXO_ERR_NO_MEMORY);
+    ck_assert_msg(strstr(exo_last_error(), "hold 8 of the 9 layers"), "%s", exo_last_error());
+}
+END_TEST
+
+/* ---------------------------------------------------------------- devices */
+
+static const char *pipeline_devices(void) {
+    const char *d = getenv("PIPELINE_DEVICES");
+    return d && *d ? d : "level_zero:0,level_zero:1";
+}
+
+typedef struct fixture {
+    exo_runtime *rt;
+    exo_model *model;
+    exo_shard *one, *two; /* one device; across the two */
+    uint32_t vocab, hidden, layers;
+} fixture;
+
+static exo_shard *load(fixture *f, uint32_t start, uint32_t end, const char *device, const char *devices) {
+    exo_shard_options o = EXO_SHARD_OPTIONS_INIT;
+    o.start_layer = start;
+    o.end_layer = end;
+    o.device = device;
+    o.devices = devices;
+    o.max_ctx = CTX;
+    o.kv_dtype = EXO_KV_DTYPE_F32;
+    exo_shard *s = NULL;
+    ck_assert_msg(exo_shard_load(f->model, &o, &s) == EXO_OK, "loading [%u, %u) on %s: %s", start, end,
+                  devices ? devices : device, exo_last_error());
+    return s;
+}
+
+/* The first device of the list: the one-device reference runs there. */
+static void first_device(char *out, size_t cap) {
+    snprintf(out, cap, "%s", pipeline_devices());
+    char *comma = strchr(out, ',');
+    if (comma) *comma = '\0';
+}
+
+static fixture open_fixture(void) {
+    fixture f = {0};
+    ck_assert_int_eq(exo_runtime_create(NULL, &f.rt), EXO_OK);
+    uint32_t index;
+    char first[64];
+    first_device(first, sizeof first);
+    if (exo_device_find(f.rt, first, &index) != EXO_OK) {
+        exo_runtime_destroy(f.rt);
+        f.rt = NULL;
+        return f;
+    }
+    ck_assert_msg(exo_model_open(f.rt, MODEL, &f.model) == EXO_OK, "%s", exo_last_error());
+    exo_model_info mi;
+    EXO_STRUCT_INIT(&mi);
+    exo_model_get_info(f.model, &mi);
+    f.vocab = mi.vocab_size;
+    f.hidden = mi.hidden_size;
+    f.layers = mi.n_layers;
+    f.one = load(&f, 0, f.layers, first, NULL);
+    f.two = load(&f, 0, f.layers, NULL, pipeline_devices());
+    return f;
+}
+
+static void close_fixture(fixture *f) {
+    exo_shard_destroy(f->one);
+    exo_shard_destroy(f->two);
+    exo_model_destroy(f->model);
+    exo_runtime_destroy(f->rt);
+}
+
+/* The environment provides the devices (ctest sets it up): their absence is a failure. */
+#define NEED_DEVICES(f) ck_assert_msg((f).rt != NULL, "%s not found", pipeline_devices())
+
+static double row_err(const float *a, const float *b, uint64_t n) {
+    double peak = 0, worst = 0;
+    for (uint64_t i = 0; i < n; i++) peak = fmax(peak, fabs((double)b[i]));
+    for (uint64_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - (double)b[i]));
+    return peak > 0 ? worst / peak : worst;
+}
+
+static void rows_match(const char *what, const float *a, const float *b, uint32_t rows, uint64_t width) {
+    for (uint32_t r = 0; r < rows; r++) {
+        double e = row_err(a + r * width, b + r * width, width);
+        ck_assert_msg(e <= TOL, "%s row %u: %.3e from one device", what, r, e);
+    }
+}
+
+static int32_t token(uint32_t i, uint32_t vocab) { return (int32_t)((i * 104729u + 13u) % vocab); }
+
+START_TEST(device_lists) {
+    exo_runtime *rt = NULL;
+    ck_assert_int_eq(exo_runtime_create(NULL, &rt), EXO_OK);
+    uint32_t index, devs[EXO_PLACEMENT_MAX_DEVICES], n = 0;
+    if (exo_device_find(rt, "level_zero:1", &index) != EXO_OK) {
+        printf("skipped: the Level Zero test driver's two GPUs are not here\n");
+        exo_runtime_destroy(rt);
+        return;
+    }
+    /* Internal view of the runtime: the function reads its ranking. */
+    ck_assert_int_eq(exo_placement_devices((const struct exo_runtime *)rt, "auto", NULL, devs, 16, &n), EXO_OK);
+    ck_assert_uint_eq(n, 2); /* both fake GPUs, not the CPU */
+    ck_assert_int_eq(exo_placement_devices(rt, "auto", "level_zero:1", devs, 16, &n), EXO_OK);
+    ck_assert_uint_eq(n, 0); /* a pinned device wins */
+    ck_assert_int_eq(exo_placement_devices(rt, "level_zero:1,cpu_amx", NULL, devs, 16, &n), EXO_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(devs[0], index);
+    static const struct {
+        const char *list, *says;
+    } bad[] = {{"level_zero:0,level_zero:0", "listed twice"}, {"level_zero:0,", "ends with a comma"},
+               {",level_zero:0", "comma-separated"}, {"level_zero:7", "has no device 7"},
+               {"nope:0", "no plugin named 'nope'"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ck_assert_int_ne(exo_placement_devices(rt, bad[i].list, NULL, devs, 16, &n), EXO_OK);
+        ck_assert_msg(strstr(exo_last_error(), bad[i].says), "%s: %s", bad[i].list, exo_last_error());
+    }
+    /* Through the public API, the load names the problem. */
+    exo_model *m = NULL;
+    ck_assert_int_eq(exo_model_open(rt, MODEL, &m), EXO_OK);
+    exo_shard_options o = EXO_SHARD_OPTIONS_INIT;
+    o.devices = "level_zero:0,level_zero:0";
+    exo_shard *s = NULL;
+    ck_assert_int_eq(exo_shard_load(m, &o, &s), EXO_ERR_INVALID_ARG);
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(exo_model_last_error(m), "listed twice"), "%s", exo_model_last_error(m));
+    exo_model_destroy(m);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(parts_cover_the_range) {
+    fixture f = open_fixture();
+    NEED_DEVICES(f);
+    exo_shard_info all, p0, p1;
+    EXO_STRUCT_INIT(&all);
+    EXO_STRUCT_INIT(&p0);
+    EXO_STRUCT_INIT(&p1);
+    ck_assert_int_eq(exo_shard_get_info(f.two, &all), EXO_OK);
+    ck_assert_uint_eq(all.n_parts, 2);
+    ck_assert_uint_eq(all.start_layer, 0);
+    ck_assert_uint_eq(all.end_layer, f.layers);
+    ck_assert(all.embeds && all.has_head);
+    ck_assert_uint_eq(all.output_width, f.vocab);
+    ck_assert_int_eq(exo_shard_get_part_info(f.two, 0, &p0), EXO_OK);
+    ck_assert_int_eq(exo_shard_get_part_info(f.two, 1, &p1), EXO_OK);
+    ck_assert_uint_eq(p0.start_layer, 0);
+    ck_assert_uint_eq(p0.end_layer, p1.start_layer);
+    ck_assert_uint_eq(p1.end_layer, f.layers);
+    ck_assert(p0.end_layer > 0 && p0.end_layer < f.layers); /* equal devices: both hold layers */
+    ck_assert_uint_ne(p0.device, p1.device);
+    ck_assert(p0.embeds && !p0.has_head && !p1.embeds && p1.has_head);
+    ck_assert_uint_eq(p0.n_parts, 1);
+    ck_assert_uint_eq(all.weight_bytes, p0.weight_bytes + p1.weight_bytes);
+    ck_assert_int_eq(exo_shard_get_part_info(f.two, 2, &p0), EXO_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(exo_shard_last_error(f.two), "part 2 of a shard of 2"), "%s", exo_shard_last_error(f.two));
+    /* A shard on one device is its own part 0. */
+    exo_shard_info one;
+    EXO_STRUCT_INIT(&one);
+    ck_assert_int_eq(exo_shard_get_part_info(f.one, 0, &one), EXO_OK);
+    ck_assert_uint_eq(one.n_parts, 1);
+    ck_assert_uint_eq(one.end_layer, f.layers);
+    close_fixture(&f);
+}
+END_TEST
+
+START_TEST(steps_match_one_device) {
+    fixture f = open_fixture();
+    NEED_DEVICES(f);
+    enum { T = 11, G = 5 };
+    int32_t ids[T + G];
+    for (uint32_t i = 0; i < T + G; i++) ids[i] = token(i, f.vocab);
+    uint64_t V = f.vocab;
+    float *a = malloc((T + G) * V * 4), *b = malloc((T + G) * V * 4);
+    exo_session *sa = NULL, *sb = NULL, *sc = NULL;
+    ck_assert_int_eq(exo_session_create(f.one, 0, &sa), EXO_OK);
+    ck_assert_int_eq(exo_session_create(f.two, 0, &sb), EXO_OK);
+    /* Prompt: every row, then one decode step at a time. */
+    ck_assert_int_eq(exo_session_forward_tokens(sa, ids, T, 0, a, T * V), EXO_OK);
+    ck_assert_msg(exo_session_forward_tokens(sb, ids, T, 0, b, T * V) == EXO_OK, "%s", exo_session_last_error(sb));
+    rows_match("prompt", b, a, T, V);
+    for (uint32_t j = 0; j < G; j++) {
+        ck_assert_int_eq(exo_session_forward_tokens(sa, &ids[T + j], 1, 0, a, V), EXO_OK);
+        ck_assert_int_eq(exo_session_forward_tokens(sb, &ids[T + j], 1, 0, b, V), EXO_OK);
+        rows_match("decode", b, a, 1, V);
+    }
+    ck_assert_uint_eq(exo_session_position(sb), T + G);
+    ck_assert(exo_session_kv_bytes(sb) > 0);
+    /* Truncate, then the same steps again from there (LAST_ONLY: one row). */
+    ck_assert_int_eq(exo_session_truncate(sb, 4), EXO_OK);
+    ck_assert_uint_eq(exo_session_position(sb), 4);
+    ck_assert_int_eq(exo_session_forward_tokens(sb, ids + 4, T + G - 4, EXO_FORWARD_LAST_ONLY, b, V), EXO_OK);
+    rows_match("after truncate, last row", b, a, 1, V);
+    /* A copied prefix continues as the source would. */
+    ck_assert_int_eq(exo_session_create(f.two, 0, &sc), EXO_OK);
+    ck_assert_int_eq(exo_session_copy_prefix(sc, sb, T), EXO_OK);
+    ck_assert_uint_eq(exo_session_position(sc), T);
+    ck_assert_int_eq(exo_session_forward_tokens(sc, ids + T, G, EXO_FORWARD_LAST_ONLY, b, V), EXO_OK);
+    rows_match("copied prefix", b, a, 1, V);
+    /* A bad step leaves the session where it was. */
+    int32_t bad = (int32_t)f.vocab;
+    ck_assert_int_eq(exo_session_forward_tokens(sc, &bad, 1, 0, b, V), EXO_ERR_INVALID_ARG);
+    ck_assert_uint_eq(exo_session_position(sc), T + G);
+    ck_assert_int_eq(exo_session_forward_tokens(sc, ids, 1, 0, b, V - 1), EXO_ERR_INVALID_ARG);
+    /* Reset: the prompt again from scratch. */
+    ck_assert_int_eq(exo_session_reset(sb), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_tokens(sb, ids, T, 0, b, T * V), EXO_OK);
+    ck_assert_int_eq(exo_session_reset(sa), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_tokens(sa, ids, T, 0, a, T * V), EXO_OK);
+    rows_match("after reset", b, a, T, V);
+    exo_session_destroy(sa);
+    exo_session_destroy(sb);
+    exo_session_destroy(sc);
+    free(a);
+    free(b);
+    close_fixture(&f);
+}
+END_TEST
+
+typedef struct gen_log {
+    int32_t tokens[16];
+    uint32_t n;
+} gen_log;
+
+static int on_token(void *user, const exo_token_event *e) {
+    gen_log *g = user;
+    if (e->token >= 0 && g->n < 16) g->tokens[g->n++] = e->token;
+    return 0;
+}
+
+START_TEST(batch_and_generate_match_one_device) {
+    fixture f = open_fixture();
+    NEED_DEVICES(f);
+    uint64_t V = f.vocab;
+    enum { T0 = 6, T1 = 9 };
+    int32_t p0[T0], p1[T1];
+    for (uint32_t i = 0; i < T0; i++) p0[i] = token(i + 3, f.vocab);
+    for (uint32_t i = 0; i < T1; i++) p1[i] = token(i + 40, f.vocab);
+    float *a0 = malloc(V * 4), *a1 = malloc(V * 4), *b0 = malloc(V * 4), *b1 = malloc(V * 4);
+    exo_session *s[4] = {0};
+    for (int i = 0; i < 2; i++) ck_assert_int_eq(exo_session_create(f.one, 0, &s[i]), EXO_OK);
+    for (int i = 2; i < 4; i++) ck_assert_int_eq(exo_session_create(f.two, 0, &s[i]), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_tokens(s[0], p0, T0, EXO_FORWARD_LAST_ONLY, a0, V), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_tokens(s[1], p1, T1, EXO_FORWARD_LAST_ONLY, a1, V), EXO_OK);
+    exo_batch_entry e[2];
+    memset(e, 0, sizeof e);
+    for (int i = 0; i < 2; i++) {
+        EXO_STRUCT_INIT(&e[i]);
+        e[i].session = s[2 + i];
+        e[i].flags = EXO_FORWARD_LAST_ONLY;
+        e[i].out_count = V;
+    }
+    e[0].tokens = p0, e[0].n = T0, e[0].out = b0;
+    e[1].tokens = p1, e[1].n = T1, e[1].out = b1;
+    ck_assert_msg(exo_session_forward_batch(e, 2) == EXO_OK, "%s", exo_last_error());
+    rows_match("batched entry 0", b0, a0, 1, V);
+    rows_match("batched entry 1", b1, a1, 1, V);
+    ck_assert_uint_eq(exo_session_position(s[3]), T1);
+    for (int i = 0; i < 4; i++) exo_session_destroy(s[i]);
+
+    /* Greedy generation (exo_generate_tokens): the same tokens on one device and across two. */
+    gen_log logs[2];
+    memset(logs, 0, sizeof logs);
+    for (int pass = 0; pass < 2; pass++) {
+        exo_session *g = NULL;
+        ck_assert_int_eq(exo_session_create(pass ? f.two : f.one, 0, &g), EXO_OK);
+        exo_sampling greedy = EXO_SAMPLING_INIT;
+        greedy.temperature = 0;
+        exo_generate_options go = EXO_GENERATE_OPTIONS_INIT;
+        go.sampling = &greedy;
+        go.max_tokens = 8;
+        go.ignore_eos = 1;
+        go.on_token = on_token;
+        go.user = &logs[pass];
+        ck_assert_msg(exo_generate_tokens(g, p1, T1, &go, NULL) == EXO_OK, "%s", exo_session_last_error(g));
+        exo_session_destroy(g);
+    }
+    ck_assert_uint_eq(logs[1].n, 8);
+    ck_assert_uint_eq(logs[0].n, logs[1].n);
+    for (uint32_t k = 0; k < logs[0].n; k++) ck_assert_int_eq(logs[1].tokens[k], logs[0].tokens[k]);
+    free(a0);
+    free(a1);
+    free(b0);
+    free(b1);
+    close_fixture(&f);
+}
+END_TEST
+
+/* An EXO shard's range ([1, L) here: hidden states in) spread over the devices. */
+START_TEST(sub_range_takes_hidden_states) {
+    fixture f = open_fixture();
+    NEED_DEVICES(f);
+    char first[64];
+    first_device(first, sizeof first);
+    exo_shard *head = load(&f, 0, 1, first, NULL), *one = load(&f, 1, f.layers, first, NULL),
+              *two = load(&f, 1, f.layers, NULL, pipeline_devices());
+    exo_shard_info info;
+    EXO_STRUCT_INIT(&info);
+    ck_assert_int_eq(exo_shard_get_info(two, &info), EXO_OK);
+    ck_assert_uint_eq(info.start_layer, 1);
+    ck_assert(!info.embeds);
+    ck_assert_uint_eq(info.n_parts, f.layers - 1 >= 2 ? 2 : 1);
+    enum { T = 7 };
+    int32_t ids[T];
+    for (uint32_t i = 0; i < T; i++) ids[i] = token(i + 5, f.vocab);
+    uint64_t V = f.vocab;
+    float *h = malloc((uint64_t)T * f.hidden * 4), *a = malloc(T * V * 4), *b = malloc(T * V * 4);
+    exo_session *sh = NULL, *sa = NULL, *sb = NULL;
+    ck_assert_int_eq(exo_session_create(head, 0, &sh), EXO_OK);
+    ck_assert_int_eq(exo_session_create(one, 0, &sa), EXO_OK);
+    ck_assert_int_eq(exo_session_create(two, 0, &sb), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_tokens(sh, ids, T, 0, h, (uint64_t)T * f.hidden), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_hidden(sa, h, T, 0, a, T * V), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_hidden(sb, h, T, 0, b, T * V), EXO_OK);
+    rows_match("range [1, L)", b, a, T, V);
+    ck_assert_int_eq(exo_session_forward_tokens(sb, ids, 1, 0, b, V), EXO_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(exo_session_last_error(sb), "takes hidden states"), "%s", exo_session_last_error(sb));
+    exo_session_destroy(sh);
+    exo_session_destroy(sa);
+    exo_session_destroy(sb);
+    exo_shard_destroy(head);
+    exo_shard_destroy(one);
+    exo_shard_destroy(two);
+    free(h);
+    free(a);
+    free(b);
+    close_fixture(&f);
+}
+END_TEST
+
+typedef struct progress_log {
+    uint32_t calls, last, total, cancel_at;
+    int monotonic;
+} progress_log;
+
+static int on_progress(void *user, uint32_t loaded, uint32_t total) {
+    progress_log *p = user;
+    if (p->calls && loaded < p->last) p->monotonic = 0;
+    p->calls++;
+    p->last = loaded;
+    p->total = total;
+    return p->cancel_at && loaded >= p->cancel_at;
+}
+
+START_TEST(progress_spans_the_parts) {
+    exo_runtime *rt = NULL;
+    ck_assert_int_eq(exo_runtime_create(NULL, &rt), EXO_OK);
+    char first[64];
+    first_device(first, sizeof first);
+    uint32_t index;
+    ck_assert_msg(exo_device_find(rt, first, &index) == EXO_OK, "%s not found", first);
+    exo_model *m = NULL;
+    ck_assert_int_eq(exo_model_open(rt, MODEL, &m), EXO_OK);
+    exo_model_info mi;
+    EXO_STRUCT_INIT(&mi);
+    exo_model_get_info(m, &mi);
+    progress_log log = {.monotonic = 1};
+    exo_shard_options o = EXO_SHARD_OPTIONS_INIT;
+    o.devices = pipeline_devices();
+    o.max_ctx = CTX;
+    o.progress = on_progress;
+    o.progress_user = &log;
+    exo_shard *s = NULL;
+    ck_assert_int_eq(exo_shard_load(m, &o, &s), EXO_OK);
+    ck_assert(log.monotonic);
+    ck_assert_uint_eq(log.last, mi.n_layers);
+    ck_assert_uint_eq(log.total, mi.n_layers);
+    exo_shard_destroy(s);
+    /* Cancelled in the second part: nothing is left loaded. */
+    log = (progress_log){.monotonic = 1, .cancel_at = mi.n_layers};
+    s = NULL;
+    ck_assert_int_eq(exo_shard_load(m, &o, &s), EXO_ERR_ABORTED);
+    ck_assert_ptr_null(s);
+    exo_model_destroy(m);
+    exo_runtime_destroy(rt);
+}
+END_TEST
+
+int main(void) {
+    Suite *suite = suite_create("placement");
+    TCase *tc = tcase_create("placement");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, split_follows_speed_and_room);
+    tcase_add_test(tc, device_lists);
+    tcase_add_test(tc, parts_cover_the_range);
+    tcase_add_test(tc, steps_match_one_device);
+    tcase_add_test(tc, batch_and_generate_match_one_device);
+    tcase_add_test(tc, sub_range_takes_hidden_states);
+    tcase_add_test(tc, progress_spans_the_parts);
+    suite_add_tcase(suite, tc);
+    SRunner *runner = srunner_create(suite);
+    srunner_set_fork_status(runner, CK_NOFORK);
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed ? 1 : 0;
+}
