@@ -126,6 +126,18 @@ START_TEST(matmul_gemv_shapes) {
 }
 END_TEST
 
+/* A batched decode step's 5-16 tokens through the streaming kernel: several token groups per
+ * tile of rows, a last group of 1-4 tokens, single rows after the tiles, k with and without a
+ * tail. */
+START_TEST(matmul_gemv_batch_shapes) {
+    const uint32_t batch[] = {5, 7, 8, 9, 12, 13, 16};
+    for (size_t i = 0; i < sizeof batch / sizeof *batch; i++) {
+        matmul_fast_case(EXO_DTYPE_BF16, 2048, 259, batch[i], 2, batch[i] % 2);
+        matmul_fast_case(EXO_DTYPE_BF16, 77, 35, batch[i], 1, 1);
+    }
+}
+END_TEST
+
 /* Three matmuls reading one input (like q/k/v) run as one grouped pool job; each output must
  * still match the reference, for decode (streaming kernel) and prefill (GEMM) token counts,
  * with members of different widths, dtypes and bias. */
@@ -400,6 +412,7 @@ int main(void) {
     tcase_add_test(tc, matmul_prefill_all_dtypes);
     tcase_add_test(tc, matmul_gemm_blocking);
     tcase_add_test(tc, matmul_gemv_shapes);
+    tcase_add_test(tc, matmul_gemv_batch_shapes);
     tcase_add_test(tc, matmul_group_shared_input);
     tcase_add_test(tc, matmul_wrapped_file_weights);
     tcase_add_test(tc, add_mul_fast);

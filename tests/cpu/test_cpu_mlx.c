@@ -85,8 +85,9 @@ static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, i
             mag[mm * rows + r] = (float)size;
         }
     }
-    uint8_t *ws = aligned_alloc(64, (size_t)(16 * k * 4 + 64) / 64 * 64);
-    cpu_matmul_args a = {x, m, k, rows, w, EXO_DTYPE_MLX_AFFINE, NULL, got, ws, (size_t)16 * k * 4, NULL, q};
+    size_t ws_bytes = cpu_avx512_matmul_workspace(k);
+    uint8_t *ws = aligned_alloc(64, (ws_bytes + 63) / 64 * 64);
+    cpu_matmul_args a = {x, m, k, rows, w, EXO_DTYPE_MLX_AFFINE, NULL, got, ws, ws_bytes, NULL, q};
     cpu_ref_matmul(&a, 0, rows, 0);
     for (int64_t i = 0; i < m * rows; i++)
         ck_assert_msg(fabsf(got[i] - want[i]) <= 1e-6f * (1 + fabsf(want[i])), "ref matmul bits %u: %g != %g", bits,
@@ -163,9 +164,10 @@ static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, i
 
 START_TEST(every_bits_and_group) {
     /* 19 rows: full tiles of every tile height the decode kernel uses, and single-row tails;
-     * m 1-4 are its token tiles, 5 and 13 run two tiles (and the GEMM's partial micro-tiles). */
+     * m 1-2 the one-token paths, 3-16 the batched path (scaled codes) with 1-4 tokens in its
+     * last token tile (and the GEMM's partial micro-tiles). */
     static const uint32_t bits[] = {2, 3, 4, 5, 6, 8}, groups[] = {32, 64, 128};
-    static const int64_t ms[] = {1, 2, 3, 4, 5, 13};
+    static const int64_t ms[] = {1, 2, 3, 4, 5, 8, 13, 16};
     for (size_t b = 0; b < 6; b++)
         for (size_t g = 0; g < 3; g++)
             for (size_t i = 0; i < sizeof ms / sizeof *ms; i++) check_case(bits[b], groups[g], 19, 256, ms[i]);
