@@ -415,6 +415,9 @@ static bool quantizes(const builder *b, const char *name, uint32_t n_dims, const
 uint32_t gb_weight(builder *b, const char *name, int32_t layer, uint32_t n_dims, const int64_t *shape) {
     const exo_st_tensor *t = NULL;
     if (gb_failed(b)) return NONE;
+    bool sliced = false;
+    uint32_t part = gb_slice_weight(b, name, layer, n_dims, shape, &sliced); /* tensor parallelism */
+    if (sliced) return part;
     if (quantizes(b, name, n_dims, shape)) return quantize_on_load(b, name, layer, shape);
     char module[160];
     if (gb_quantized_module(b, name, n_dims, module, sizeof module))
@@ -498,6 +501,9 @@ uint32_t gb_vector_f32(builder *b, const char *name, int32_t layer, int64_t n) {
     const exo_st_tensor *t = NULL;
     int64_t shape[1] = {n};
     if (gb_failed(b)) return NONE;
+    bool sliced = false;
+    uint32_t part = gb_slice_vector(b, name, layer, n, &sliced); /* tensor parallelism */
+    if (sliced) return part;
     exo_status st = gb_checkpoint(b, name, 1, shape, &t);
     if (st != EXO_OK) return gb_fail(b, st);
     float *v = malloc((size_t)n * sizeof *v);
@@ -547,11 +553,12 @@ uint32_t gb_add(builder *b, uint32_t x, uint32_t y, int64_t width, const char *n
     return out;
 }
 
-/* Appends layer l to the graph; returns its output (the residual stream after the MLP). */
-static uint32_t layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_factor, uint32_t x) {
+/* Appends layer l's attention over the residual stream x; returns its o_proj output (before the
+ * residual is added). */
+static uint32_t attention(builder *b, uint32_t l, uint32_t inv_freq, float rope_factor, uint32_t x) {
     const exo_model_config *c = b->cfg;
     exo_graph_plan *p = b->plan;
-    int64_t H = c->hidden_size, I = c->intermediate_size, nh = c->n_heads, nkv = c->n_kv_heads, hd = c->head_dim;
+    int64_t H = c->hidden_size, nh = c->n_heads, nkv = c->n_kv_heads, hd = c->head_dim;
     int32_t li = (int32_t)l;
     char n1[128], n2[128];
     int64_t vec_h[1] = {H};
@@ -612,14 +619,34 @@ static uint32_t layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_fact
     int64_t so[2] = {H, nh * hd};
     uint32_t wo = gb_weight(b, gb_lname(n1, sizeof n1, l, "self_attn.o_proj.weight"), li, 2, so);
     bool o_bias = c->attention_out_bias;
-    uint32_t o = gb_projection(b, l, attn, wo, o_bias ? gb_lname(n2, sizeof n2, l, "self_attn.o_proj.bias") : NULL, H, 0,
-                            "attn_out");
-    uint32_t x1 = gb_add(b, x, o, H, "residual_attn");
+    return gb_projection(b, l, attn, wo, o_bias ? gb_lname(n2, sizeof n2, l, "self_attn.o_proj.bias") : NULL, H, 0,
+                         "attn_out");
+}
+
+/* Appends layer l to the graph; returns its output (the residual stream after the MLP). A tensor-
+ * parallel half layer (b->slice) returns its rank's o_proj or MLP output instead: the caller sums
+ * the ranks' outputs and adds the residual. */
+static uint32_t layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_factor, uint32_t x) {
+    const exo_model_config *c = b->cfg;
+    int64_t H = c->hidden_size, I = c->intermediate_size;
+    int32_t li = (int32_t)l;
+    char n1[128], n2[128];
+    int64_t vec_h[1] = {H};
+    exo_graph_half half = b->slice ? b->slice->half : 0;
+    uint32_t x1 = x;
+    if (half != EXO_GRAPH_HALF_MLP) {
+        uint32_t o = attention(b, l, inv_freq, rope_factor, x);
+        if (half == EXO_GRAPH_HALF_ATTENTION) return o;
+        x1 = gb_add(b, x, o, H, "residual_attn");
+    }
 
     /* MLP */
     uint32_t h2 = rms_norm(b, x1, gb_weight(b, gb_lname(n1, sizeof n1, l, "post_attention_layernorm.weight"), li, 1, vec_h),
                            1, H, 0, "mlp_norm");
-    if (exo_layer_is_moe(c, l)) return gb_add(b, x1, gb_moe_mlp(b, l, h2), H, "residual_mlp");
+    if (exo_layer_is_moe(c, l)) {
+        uint32_t moe = gb_moe_mlp(b, l, h2);
+        return half ? moe : gb_add(b, x1, moe, H, "residual_mlp");
+    }
     uint32_t wg, wu;
     if (c->arch == EXO_ARCH_PHI3) {
         int64_t shape[2] = {2 * I, H};
@@ -641,7 +668,7 @@ static uint32_t layer(builder *b, uint32_t l, uint32_t inv_freq, float rope_fact
     uint32_t wd = gb_weight(b, gb_lname(n1, sizeof n1, l, "mlp.down_proj.weight"), li, 2, sd);
     uint32_t d = gb_projection(b, l, m, wd, mlp_bias ? gb_lname(n2, sizeof n2, l, "mlp.down_proj.bias") : NULL, H, 0,
                             "mlp_out");
-    return gb_add(b, x1, d, H, "residual_mlp");
+    return half ? d : gb_add(b, x1, d, H, "residual_mlp");
 }
 
 /* ---------------------------------------------------------------- the whole range */
@@ -657,18 +684,19 @@ static uint32_t rope_frequencies(builder *b, float *factor) {
 }
 
 /* The final norm, lm_head and optional soft-capping over x; returns the logits tensor. With
- * last_row_only, only the selected row goes through the norm and the (large) lm_head. */
-static uint32_t head(builder *b, uint32_t x, uint32_t embed_table, bool last_row_only) {
+ * `selected` rows (> 0), only those rows (in_output_row) go through the norm and the (large)
+ * lm_head. */
+static uint32_t head(builder *b, uint32_t x, uint32_t embed_table, uint32_t selected) {
     const exo_model_config *cfg = b->cfg;
     exo_graph_plan *out = b->plan;
     int64_t H = cfg->hidden_size, V = cfg->vocab_size, vh[2] = {V, H}, vec_h[1] = {H};
     int64_t rows = EXO_DIM_TOKENS;
-    if (last_row_only) {
-        int64_t one[1] = {1};
-        rows = 1;
-        out->in_output_row = gb_tensor(b, EXO_DTYPE_I32, EXO_TENSOR_INPUT, "output_row", 1, one);
+    if (selected) {
+        int64_t count[1] = {selected};
+        rows = selected;
+        out->in_output_row = gb_tensor(b, EXO_DTYPE_I32, EXO_TENSOR_INPUT, "output_row", 1, count);
         uint32_t row = gb_activation(b, "last_hidden", 1, H, 0);
-        gb_tensor_at(b, row)->ne[1] = 1;
+        gb_tensor_at(b, row)->ne[1] = rows;
         gb_node(b, EXO_OP_GET_ROWS, row, 2, (uint32_t[]){x, out->in_output_row})->f[EXO_GET_ROWS_F_SCALE] = 1.0f;
         x = row;
     }
@@ -753,13 +781,71 @@ exo_status exo_graph_plan_build_quantized(const exo_model_config *cfg, exo_weigh
     for (uint32_t l = start; l < end; l++) x = layer(&b, l, inv_freq, rope_factor, x);
 
     if (has_head) {
-        out->output = head(&b, x, embed_table, ends.last_row_only);
+        out->output = head(&b, x, embed_table, ends.selected_rows > 1 ? ends.selected_rows : ends.last_row_only ? 1 : 0);
     } else {
         /* Hidden states out: a copy, so the output binding never aliases an input. */
         int64_t shape[2] = {EXO_DIM_TOKENS, H};
         out->output = gb_tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, "hidden_out", 2, shape);
         gb_node(&b, EXO_OP_COPY, out->output, 1, (uint32_t[]){x});
     }
+    if (gb_failed(&b)) exo_graph_plan_free(out);
+    return b.st;
+}
+
+/* ---------------------------------------------------------------- tensor parallelism */
+
+exo_status exo_graph_slice_check(const exo_model_config *cfg, uint32_t l, uint32_t n_ranks, bool quantize_on_load) {
+    if (n_ranks < 2) return EXO_OK;
+    if (quantize_on_load)
+        return exo_errorf(EXO_ERR_UNSUPPORTED, "tensor parallelism over checkpoints quantized on load is not "
+                          "implemented (split a float or an MLX-quantized checkpoint)");
+    if (cfg->n_heads % n_ranks || cfg->n_kv_heads % n_ranks)
+        return exo_errorf(EXO_ERR_INVALID_ARG, "tensor parallelism over %u devices splits attention heads evenly: %u "
+                          "heads and %u KV heads do not divide by %u", n_ranks, cfg->n_heads, cfg->n_kv_heads, n_ranks);
+    if (!exo_layer_is_moe(cfg, l) && cfg->intermediate_size % n_ranks)
+        return exo_errorf(EXO_ERR_INVALID_ARG, "tensor parallelism over %u devices splits the MLP evenly: layer %u's "
+                          "intermediate size %u does not divide by %u", n_ranks, l, cfg->intermediate_size, n_ranks);
+    return EXO_OK;
+}
+
+exo_status exo_graph_plan_build_slice(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
+                                      uint32_t l, const exo_graph_slice *slice, uint32_t max_tokens, uint32_t max_ctx,
+                                      exo_graph_plan *out) {
+    memset(out, 0, sizeof *out);
+    if (l >= cfg->n_layers || !slice || slice->n_ranks == 0 || slice->rank >= slice->n_ranks ||
+        (slice->half != EXO_GRAPH_HALF_ATTENTION && slice->half != EXO_GRAPH_HALF_MLP) || !max_tokens || !max_ctx)
+        return exo_errorf(EXO_ERR_INVALID_ARG, "%s: bad tensor-parallel slice of layer %u", model_dir, l);
+    exo_status checked = exo_graph_slice_check(cfg, l, slice->n_ranks, false);
+    if (checked != EXO_OK) return exo_error_wrap(checked, "%s", model_dir);
+    /* The rank's shapes: its heads, KV heads and intermediate columns. */
+    exo_model_config local = *cfg;
+    local.n_heads /= slice->n_ranks;
+    local.n_kv_heads /= slice->n_ranks;
+    local.intermediate_size /= slice->n_ranks;
+    builder b = {.plan = out, .cfg = &local, .weights = weights, .dir = model_dir,
+                 .max_buffer = EXO_GRAPH_MAX_SHARED_BUFFER, .slice = slice, .full = cfg, .st = EXO_OK};
+    bool attn = slice->half == EXO_GRAPH_HALF_ATTENTION;
+    out->start = l;
+    out->end = l + 1;
+    out->max_tokens = max_tokens;
+    out->max_ctx = max_ctx;
+    out->in_tokens = out->output = out->in_output_row = NONE;
+    out->n_kv = attn ? 2 : 0;
+    out->kv = calloc(2, sizeof *out->kv);
+    if (!out->kv) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory building the graph");
+    int64_t H = cfg->hidden_size, tokens_only[1] = {EXO_DIM_TOKENS}, hidden[2] = {EXO_DIM_TOKENS, H};
+    out->in_positions = gb_tensor(&b, EXO_DTYPE_I32, EXO_TENSOR_INPUT, "positions", 1, tokens_only);
+    if (attn) {
+        int64_t shape[3] = {max_ctx, local.n_kv_heads, local.head_dim};
+        out->kv[0] = gb_tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_KV, "cache_k", 3, shape);
+        out->kv[1] = gb_tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_KV, "cache_v", 3, shape);
+    }
+    float rope_factor = 1.0f;
+    uint32_t inv_freq = attn ? rope_frequencies(&b, &rope_factor) : NONE;
+    uint32_t x = out->in_hidden = gb_tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_INPUT, "hidden_in", 2, hidden);
+    uint32_t part = layer(&b, l, inv_freq, rope_factor, x);
+    out->output = gb_tensor(&b, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, attn ? "attn_part" : "mlp_part", 2, hidden);
+    gb_node(&b, EXO_OP_COPY, out->output, 1, (uint32_t[]){part});
     if (gb_failed(&b)) exo_graph_plan_free(out);
     return b.st;
 }

@@ -55,7 +55,7 @@ typedef struct exo_graph_plan {
     uint32_t in_tokens;    /* I32 [T] or UINT32_MAX */
     uint32_t in_hidden;    /* F32 [T, hidden] or UINT32_MAX */
     uint32_t in_positions; /* I32 [T] */
-    uint32_t in_output_row;/* I32 [1]: the row whose logits a last-row graph computes, or UINT32_MAX */
+    uint32_t in_output_row;/* I32 [1] (or [selected_rows]): the rows whose logits a last-row graph computes, or UINT32_MAX */
     uint32_t output;       /* F32 [T, vocab] or [T, hidden]; [1, vocab] for a last-row graph */
     uint32_t *kv;          /* 2 per layer of the range: K then V, [max_ctx, n_kv, head_dim] of kv_dtype */
     uint32_t n_kv;
@@ -73,6 +73,9 @@ typedef struct exo_graph_ends {
     bool embeds;          /* starts from token ids (else from hidden states) */
     bool head;            /* ends with the final norm and lm_head (else with hidden states) */
     bool last_row_only;   /* with head: logits of one selected row only (decode, sampling) */
+    /* With head, above 1: logits of this many selected rows (in_output_row I32 [selected_rows]),
+     * the rows a batched step samples from (run/batch.c); last_row_only is selected_rows 1. */
+    uint32_t selected_rows;
 } exo_graph_ends;
 
 /* Builds the graph of layers [start, end). The weight buffers are listed in the same order
@@ -96,6 +99,34 @@ exo_status exo_graph_plan_build_quantized(const exo_model_config *cfg, exo_weigh
                                           uint32_t start, uint32_t end, exo_graph_ends ends, uint32_t max_tokens,
                                           uint32_t max_ctx, exo_quant_cache *cache, uint64_t max_buffer,
                                           exo_graph_plan *out);
+/* Tensor parallelism (core/run/tensor_parallel.c, docs/placement.md): one device's slice of one
+ * layer, cut at the two all-reduces. The attention half takes the layer's input hidden states and
+ * gives its o_proj output for this rank's heads (q/k/v rows and o_proj columns of heads
+ * [rank, rank + 1) x n_heads / n_ranks, KV heads likewise, its own KV cache of those heads); the
+ * MLP half takes the hidden states after attention's residual and gives its down_proj output for
+ * this rank's columns of the intermediate width (gate/up rows, down_proj columns). Neither adds
+ * the residual: the caller sums the ranks' outputs and adds it (the all-reduce). Output biases
+ * (o_proj, down_proj) join rank 0's output only. A sparse (MoE) layer's MLP half is not split:
+ * build it with n_ranks 1. Weights are copied out of the checkpoint, so a device holds its slice
+ * only; MLX-quantized columns are cut on group boundaries. */
+typedef enum exo_graph_half { EXO_GRAPH_HALF_ATTENTION = 1, EXO_GRAPH_HALF_MLP = 2 } exo_graph_half;
+
+typedef struct exo_graph_slice {
+    uint32_t rank, n_ranks;
+    exo_graph_half half;
+} exo_graph_slice;
+
+/* Whether the model's layer l can be split over n_ranks (heads, KV heads and the dense
+ * intermediate width divide): EXO_OK, else EXO_ERR_INVALID_ARG (or EXO_ERR_UNSUPPORTED: weights
+ * quantized on load) with the reason. */
+exo_status exo_graph_slice_check(const exo_model_config *cfg, uint32_t l, uint32_t n_ranks, bool quantize_on_load);
+
+/* The graph of one half of layer l for one rank: input hidden states [T, hidden], output the
+ * partial [T, hidden] before the all-reduce. */
+exo_status exo_graph_plan_build_slice(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
+                                      uint32_t l, const exo_graph_slice *slice, uint32_t max_tokens, uint32_t max_ctx,
+                                      exo_graph_plan *out);
+
 /* Re-sizes a built plan: rows per step and KV cache positions (the KV tensors' outermost dimension).
  * Nothing else in a plan depends on them, so a shard fitted to its device's memory keeps its graph. */
 void exo_graph_plan_resize(exo_graph_plan *plan, uint32_t max_tokens, uint32_t max_ctx);

@@ -22,6 +22,9 @@ typedef struct builder {
     const char *dir;
     exo_quant_cache *q;   /* quantize on load (bits set) and re-laid-out weights, or NULL */
     uint64_t max_buffer;  /* the largest weight buffer expert tensors may share (gb_expert_spans) */
+    const exo_graph_slice *slice;   /* tensor parallelism: one rank's half layer (cfg is the rank's
+                                     * shapes: heads, KV heads, intermediate / n_ranks), or NULL */
+    const exo_model_config *full;   /* with slice: the model's own config */
     exo_status st;
     exo_node sink_node;
     exo_tensor sink_tensor;
@@ -89,6 +92,14 @@ typedef struct gb_span {
  * the bytes, each tensor aligned to its elements. A tensor that joins no other gets a span of
  * its own bytes (a buffer of its own, as any weight has). `spans` has room for n. */
 exo_status gb_expert_spans(gb_span_item *items, uint32_t n, uint64_t max_bytes, gb_span *spans, uint32_t *n_spans);
+
+/* ---- tensor_slice.c: one rank's part of the weights a slice splits. */
+/* With b->slice: the rank's part of weight `name` of local shape `shape` (copied out of the
+ * checkpoint), or NONE with *handled false when the weight is not split (the caller reads it whole). */
+uint32_t gb_slice_weight(builder *b, const char *name, int32_t layer, uint32_t n_dims, const int64_t *shape,
+                         bool *handled);
+/* The same for a vector read as f32 (biases, attention sinks); output biases are rank 0's alone. */
+uint32_t gb_slice_vector(builder *b, const char *name, int32_t layer, int64_t n, bool *handled);
 
 /* The MLP of a sparse layer l over the normed input h (moe_layer.c); returns its [T, H] output. */
 uint32_t gb_moe_mlp(builder *b, uint32_t l, uint32_t h);

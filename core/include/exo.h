@@ -283,6 +283,17 @@ typedef struct exo_shard_options {
      * handed from device to device through host memory inside the call. A named list gets no
      * fallback to other devices. */
     const char *devices;
+    /* Appended (API 1.x): tensor parallelism over this many devices (0 or 1: off): the first N
+     * of `devices` ("auto" or NULL: the node's usable GPUs, best first). Every layer of the range
+     * is split: attention heads (q/k/v rows, o_proj columns) and KV heads, and the dense MLP's
+     * intermediate width (gate/up rows, down_proj columns), each device holding its slice; the
+     * partial outputs of o_proj and down_proj are summed by the runtime through host memory (the
+     * all-reduce) and the residual added there. Heads, KV heads and the intermediate width must
+     * divide by N (EXO_ERR_INVALID_ARG otherwise, naming them); MLX-quantized columns are cut on
+     * group boundaries; a mixture-of-experts MLP runs whole on the first device; the embedding
+     * and the head run on the first device. Not with quantize_bits (EXO_ERR_UNSUPPORTED).
+     * docs/placement.md. */
+    uint32_t tensor_parallel;
 } exo_shard_options;
 
 /* exo_shard_options.kv_dtype, exo_shard_info.kv_dtype. */

@@ -33,10 +33,15 @@ typedef struct exo_kv_pool {
     uint8_t *used;              /* per slot: taken by a live session */
 } exo_kv_pool;
 
+/* Rows of logits the selected-rows graph computes (EXO's default number of concurrent requests):
+ * a batched step whose rows need at most this many logits, and which has more rows, runs it. */
+#define EXO_BATCH_SELECTED_ROWS 8
+
 /* A batched step's buffers (batch.c), made at the first batched step and kept by the shard:
  * steps of one device run one at a time (the device lock), so one set serves every session. */
 typedef struct exo_batch_buffers {
     exo_buffer *input, *positions, *slots, *output;
+    exo_buffer *rows;           /* I32 [EXO_BATCH_SELECTED_ROWS]: the selected-rows graph's rows */
     uint32_t output_rows;       /* rows the output holds */
     void *host;                 /* inputs gathered on the host: max_tokens x (input_width + 2) words */
 } exo_batch_buffers;
@@ -48,10 +53,14 @@ struct exo_shard {
     exo_plugin_rec *plugin;
     exo_graph_plan plan;        /* every row out */
     exo_graph_plan plan_last;   /* head shards: logits of one row (shares plan's buffers) */
+    /* head shards: logits of EXO_BATCH_SELECTED_ROWS selected rows, for batched steps whose
+     * rows mostly need none (a prompt chunk beside decodes; batch.c, compiled on first use) */
+    exo_graph_plan plan_rows;
     exo_quant_cache qcache;     /* weights quantized on load, shared by both plans */
     exo_buffer **buffers;       /* one per plan buffer */
     exo_compiled *compiled;
     exo_compiled *compiled_last;
+    exo_compiled *compiled_rows;  /* plan_rows, or NULL until a batched step needs it */
     uint64_t weight_bytes;
     uint32_t input_width, output_width;
     bool pooled;                /* plans pooled (plan.kv_slots sessions), sessions in `pool` */
@@ -63,6 +72,7 @@ struct exo_shard {
      * dtype); device and plugin are its first part's. n_parts 0: an ordinary shard. */
     exo_shard **parts;
     uint32_t n_parts;
+    uint32_t tensor_parallel;   /* a shell of tensor_parallel.c: ranks per layer (0: a pipeline) */
 };
 
 struct exo_session {
@@ -119,18 +129,34 @@ uint64_t exo_kv_pool_bytes(const exo_shard *s, uint32_t slots);
 exo_status exo_session_forward_part(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
                                     uint64_t out_count, bool tokens);
 
+/* One rank's half of one layer ([opts->start_layer, +1)) as a shard (shard.c), for tensor_parallel.c. */
+exo_status exo_shard_load_slice(exo_model *m, const exo_shard_options *opts, const exo_graph_slice *slice,
+                                exo_shard **out);
+
+/* ---- tensor_parallel.c: every layer of a range split over devices (a shell over half-layer
+ * parts, stepped with the all-reduce on the host). */
+exo_status exo_tensor_parallel_load(exo_model *m, const exo_shard_options *opts, const uint32_t *devices, uint32_t n,
+                                    exo_shard **out);
+exo_status exo_tensor_parallel_forward(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
+                                       uint64_t out_count, bool tokens);
+
 /* ---- pipeline.c: a shard placed across devices (the shell and its parts). */
 /* Loads [opts->start_layer, opts->end_layer) across devices[0..n) (placement.c sizes the parts).
  * opts is complete (exo_shard_load's defaults applied). */
 exo_status exo_pipeline_load(exo_model *m, const exo_shard_options *opts, const uint32_t *devices, uint32_t n,
                              exo_shard **out);
 void exo_pipeline_destroy(exo_shard *s);
+/* The shell describes its parts as one shard: range, ends, widths, sizes (the smallest), weights. */
+void exo_pipeline_fill_shell(exo_shard *sh);
+/* "plugin:index" of a public device index. */
+void exo_pipeline_device_spec(const exo_runtime *rt, uint32_t device, char *spec, size_t cap);
 exo_status exo_pipeline_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out);
 void exo_pipeline_session_destroy(exo_session *s);
 /* Sets every part's position to n (<= position: checked by the caller). */
 void exo_pipeline_session_truncate(exo_session *s, uint32_t n);
 uint64_t exo_pipeline_session_kv_bytes(const exo_session *s);
 exo_status exo_pipeline_copy_prefix(exo_session *dst, const exo_session *src, uint32_t n);
+/* A shell's step: the parts in order (a pipeline), or tensor_parallel.c's for its shells. */
 exo_status exo_pipeline_forward(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
                                 uint64_t out_count, bool tokens);
 

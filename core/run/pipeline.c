@@ -26,13 +26,12 @@ static int on_part_progress(void *user, uint32_t loaded, uint32_t part_total) {
     return p->fn(p->user, p->before + loaded, p->total);
 }
 
-static void device_spec(const exo_runtime *rt, uint32_t device, char *spec, size_t cap) {
+void exo_pipeline_device_spec(const exo_runtime *rt, uint32_t device, char *spec, size_t cap) {
     const exo_device_rec *d = exo_runtime_device(rt, device);
     snprintf(spec, cap, "%s:%u", rt->plugins[d->plugin].name, d->index);
 }
 
-/* The shell describes the whole pipeline with what callers read of a shard. */
-static void fill_shell(exo_shard *sh) {
+void exo_pipeline_fill_shell(exo_shard *sh) {
     const exo_shard *first = sh->parts[0], *last = sh->parts[sh->n_parts - 1];
     sh->device = first->device;
     sh->plugin = first->plugin;
@@ -74,7 +73,7 @@ exo_status exo_pipeline_load(exo_model *m, const exo_shard_options *opts, const 
     for (uint32_t i = 0; i < n && st == EXO_OK; i++) {
         if (bounds[i] == bounds[i + 1]) continue; /* a device given no layers holds no part */
         char spec[96];
-        device_spec(rt, devices[i], spec, sizeof spec);
+        exo_pipeline_device_spec(rt, devices[i], spec, sizeof spec);
         exo_shard_options po = *opts;
         po.start_layer = bounds[i];
         po.end_layer = bounds[i + 1];
@@ -96,7 +95,7 @@ exo_status exo_pipeline_load(exo_model *m, const exo_shard_options *opts, const 
         free(sh);
         return st;
     }
-    fill_shell(sh);
+    exo_pipeline_fill_shell(sh);
     exo_logf(&rt->logger, EXO_LOG_INFO, "pipeline", "layers [%u, %u) of %s across %u devices (%llu weight bytes)",
              start, end, m->dir, sh->n_parts, (unsigned long long)sh->weight_bytes);
     *out = sh;
@@ -132,7 +131,9 @@ exo_status exo_pipeline_session_create(exo_shard *sh, uint32_t max_ctx, exo_sess
         s->slot = UINT32_MAX;
         s->max_ctx = max_ctx ? max_ctx : sh->plan.max_ctx;
         s->parts = calloc(sh->n_parts, sizeof *s->parts);
-        s->relay = malloc((size_t)2 * sh->plan.max_tokens * sh->model->cfg.hidden_size * sizeof *s->relay);
+        /* Rows of hidden states between parts: two buffers for a pipeline, three (the input, the
+         * sum, a rank's part) for tensor parallelism. */
+        s->relay = malloc((size_t)3 * sh->plan.max_tokens * sh->model->cfg.hidden_size * sizeof *s->relay);
     }
     if (!s || !s->parts || !s->relay) st = exo_errorf(EXO_ERR_NO_MEMORY, "out of memory creating a session");
     for (uint32_t i = 0; st == EXO_OK && i < sh->n_parts; i++) {
@@ -179,6 +180,7 @@ exo_status exo_pipeline_copy_prefix(exo_session *dst, const exo_session *src, ui
  * hands the next every row of hidden states; only the last part honours LAST_ONLY. */
 exo_status exo_pipeline_forward(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
                                 uint64_t out_count, bool tokens) {
+    if (s->shard->tensor_parallel) return exo_tensor_parallel_forward(s, input, n, flags, out, out_count, tokens);
     exo_error_clear();
     exo_status st = exo_session_check_step(s, input, n, flags, out, out_count, tokens);
     if (st != EXO_OK) return st;

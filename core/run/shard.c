@@ -65,7 +65,8 @@ void exo_shard_buffer_release(exo_shard *shard, exo_buffer *buf) {
 static void unload_from_device(exo_shard *s) {
     if (s->compiled && s->plugin->api.compiled_free) s->plugin->api.compiled_free(s->compiled);
     if (s->compiled_last && s->plugin->api.compiled_free) s->plugin->api.compiled_free(s->compiled_last);
-    s->compiled = s->compiled_last = NULL;
+    if (s->compiled_rows && s->plugin->api.compiled_free) s->plugin->api.compiled_free(s->compiled_rows);
+    s->compiled = s->compiled_last = s->compiled_rows = NULL;
     exo_kv_pool_free(s);
     exo_batch_buffers_free(s);
     /* Back to one cache per session, the form the next device is fitted and tried with. */
@@ -301,8 +302,8 @@ static exo_status try_device(exo_shard *s, uint32_t device, const exo_shard_opti
     return EXO_OK;
 }
 
-exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **out) {
-    exo_error_clear();
+/* exo_shard_load, and (slice set) one rank's half of one layer for tensor_parallel.c. */
+static exo_status load(exo_model *m, const exo_shard_options *o, const exo_graph_slice *slice, exo_shard **out) {
     if (!m || !out) return exo_errorf(EXO_ERR_INVALID_ARG, "exo_shard_load: NULL argument");
     *out = NULL;
     if (o && (o->hdr.size < sizeof(exo_struct_header) || EXO_VERSION_MAJOR(o->hdr.version) != EXO_API_MAJOR))
@@ -334,11 +335,14 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
                                                         m->cfg.quant.bits, m->cfg.quant.group));
     }
 
-    /* Across devices (pipeline.c): the parts are loaded as shards of their own from here. */
+    /* Across devices (pipeline.c, tensor_parallel.c): the parts are loaded as shards of their own
+     * from here. */
     uint32_t spread[EXO_PLACEMENT_MAX_DEVICES], n_spread = 0;
     exo_status placed = exo_placement_devices(m->rt, opts.devices, opts.device, spread, EXO_PLACEMENT_MAX_DEVICES,
                                               &n_spread);
     if (placed != EXO_OK) return exo_error_keep(&m->error, placed);
+    if (opts.tensor_parallel > 1)
+        return exo_error_keep(&m->error, exo_tensor_parallel_load(m, &opts, spread, n_spread, out));
     if (n_spread > 1 && opts.end_layer > opts.start_layer)
         return exo_error_keep(&m->error, exo_pipeline_load(m, &opts, spread, n_spread, out));
     char one_device[96];
@@ -358,7 +362,7 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
     s->model = m;
     s->qcache.bits = qbits;
     s->qcache.group = qgroup;
-    bool embeds = opts.start_layer == 0, head = opts.end_layer == m->cfg.n_layers;
+    bool embeds = !slice && opts.start_layer == 0, head = !slice && opts.end_layer == m->cfg.n_layers;
     uint32_t max_ctx = opts.max_ctx ? opts.max_ctx : m->cfg.max_position_embeddings;
     if (!opts.max_ctx && max_ctx > EXO_DEFAULT_MAX_CTX) max_ctx = EXO_DEFAULT_MAX_CTX;
     if (max_ctx == 0 || max_ctx > (1u << 24)) {
@@ -400,7 +404,11 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
     }
 
     exo_graph_ends ends = {.embeds = embeds, .head = head, .last_row_only = false};
-    st = exo_graph_plan_build_quantized(&m->cfg, m->weights, m->dir, opts.start_layer, opts.end_layer, ends,
+    if (slice)
+        st = exo_graph_plan_build_slice(&m->cfg, m->weights, m->dir, opts.start_layer, slice, max_tokens, max_ctx,
+                                        &s->plan);
+    else
+        st = exo_graph_plan_build_quantized(&m->cfg, m->weights, m->dir, opts.start_layer, opts.end_layer, ends,
                                         max_tokens, max_ctx, &s->qcache, max_buffer, &s->plan);
     if (st == EXO_OK && head) {
         ends.last_row_only = true;
@@ -409,10 +417,19 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
         if (st == EXO_OK && s->plan_last.n_buffers != s->plan.n_buffers)
             st = exo_errorf(EXO_ERR_INTERNAL, "the last-row graph lists %u weight buffers, the full one %u",
                             s->plan_last.n_buffers, s->plan.n_buffers);
+        /* The selected-rows graph of batched steps (batch.c compiles it when a step needs it). */
+        ends.selected_rows = EXO_BATCH_SELECTED_ROWS;
+        if (st == EXO_OK)
+            st = exo_graph_plan_build_quantized(&m->cfg, m->weights, m->dir, opts.start_layer, opts.end_layer, ends,
+                                                max_tokens, max_ctx, &s->qcache, max_buffer, &s->plan_rows);
+        if (st == EXO_OK && s->plan_rows.n_buffers != s->plan.n_buffers)
+            st = exo_errorf(EXO_ERR_INTERNAL, "the selected-rows graph lists %u weight buffers, the full one %u",
+                            s->plan_rows.n_buffers, s->plan.n_buffers);
     }
     if (st != EXO_OK) {
         exo_graph_plan_free(&s->plan);
         exo_graph_plan_free(&s->plan_last);
+        exo_graph_plan_free(&s->plan_rows);
         exo_quant_cache_free(&s->qcache);
         free(s);
         return exo_error_keep(&m->error, st);
@@ -449,12 +466,23 @@ exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **
                                    opts.start_layer, opts.end_layer, failures[0] ? failures : "no candidates");
         exo_graph_plan_free(&s->plan);
         exo_graph_plan_free(&s->plan_last);
+        exo_graph_plan_free(&s->plan_rows);
         exo_quant_cache_free(&s->qcache);
         free(s);
         return exo_error_keep(&m->error, st);
     }
     *out = s;
     return EXO_OK;
+}
+
+exo_status exo_shard_load(exo_model *m, const exo_shard_options *o, exo_shard **out) {
+    exo_error_clear();
+    return load(m, o, NULL, out);
+}
+
+exo_status exo_shard_load_slice(exo_model *m, const exo_shard_options *o, const exo_graph_slice *slice,
+                                exo_shard **out) {
+    return load(m, o, slice, out);
 }
 
 void exo_shard_destroy(exo_shard *s) {
@@ -471,6 +499,7 @@ void exo_shard_destroy(exo_shard *s) {
     }
     exo_graph_plan_free(&s->plan);
     exo_graph_plan_free(&s->plan_last);
+    exo_graph_plan_free(&s->plan_rows);
     exo_quant_cache_free(&s->qcache);
     free(s);
 }

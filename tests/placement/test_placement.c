@@ -7,7 +7,8 @@
  * prompt logits, the last row, decode steps, truncate and re-run, a copied prefix, a batched
  * step of two sessions, greedy generation and a sub-range taking hidden states, every row within
  * 1e-4 of the one-device run (relative to its largest value); part info, load progress across the
- * parts, and a cancelled load. */
+ * parts, and a cancelled load. The same steps tensor-parallel over the two devices (each layer's
+ * heads and MLP columns split, the all-reduce on the host), and its refusals. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -56,12 +57,14 @@ static const char *pipeline_devices(void) {
 typedef struct fixture {
     exo_runtime *rt;
     exo_model *model;
-    exo_shard *one, *two; /* one device; across the two */
+    exo_shard *one, *two, *tp; /* one device; a pipeline across the two; tensor-parallel over them */
     uint32_t vocab, hidden, layers;
 } fixture;
 
-static exo_shard *load(fixture *f, uint32_t start, uint32_t end, const char *device, const char *devices) {
+static exo_shard *load_tp(fixture *f, uint32_t start, uint32_t end, const char *device, const char *devices,
+                          uint32_t tensor_parallel) {
     exo_shard_options o = EXO_SHARD_OPTIONS_INIT;
+    o.tensor_parallel = tensor_parallel;
     o.start_layer = start;
     o.end_layer = end;
     o.device = device;
@@ -72,6 +75,10 @@ static exo_shard *load(fixture *f, uint32_t start, uint32_t end, const char *dev
     ck_assert_msg(exo_shard_load(f->model, &o, &s) == EXO_OK, "loading [%u, %u) on %s: %s", start, end,
                   devices ? devices : device, exo_last_error());
     return s;
+}
+
+static exo_shard *load(fixture *f, uint32_t start, uint32_t end, const char *device, const char *devices) {
+    return load_tp(f, start, end, device, devices, 0);
 }
 
 /* The first device of the list: the one-device reference runs there. */
@@ -101,12 +108,14 @@ static fixture open_fixture(void) {
     f.layers = mi.n_layers;
     f.one = load(&f, 0, f.layers, first, NULL);
     f.two = load(&f, 0, f.layers, NULL, pipeline_devices());
+    f.tp = load_tp(&f, 0, f.layers, NULL, pipeline_devices(), 2);
     return f;
 }
 
 static void close_fixture(fixture *f) {
     exo_shard_destroy(f->one);
     exo_shard_destroy(f->two);
+    exo_shard_destroy(f->tp);
     exo_model_destroy(f->model);
     exo_runtime_destroy(f->rt);
 }
@@ -205,9 +214,9 @@ START_TEST(parts_cover_the_range) {
 }
 END_TEST
 
-START_TEST(steps_match_one_device) {
-    fixture f = open_fixture();
-    NEED_DEVICES(f);
+static void steps_match(fixture *fx, exo_shard *spread) {
+    fixture f = *fx;
+    f.two = spread;
     enum { T = 11, G = 5 };
     int32_t ids[T + G];
     for (uint32_t i = 0; i < T + G; i++) ids[i] = token(i, f.vocab);
@@ -254,6 +263,55 @@ START_TEST(steps_match_one_device) {
     exo_session_destroy(sc);
     free(a);
     free(b);
+}
+
+START_TEST(steps_match_one_device) {
+    fixture f = open_fixture();
+    NEED_DEVICES(f);
+    steps_match(&f, f.two);
+    close_fixture(&f);
+}
+END_TEST
+
+START_TEST(tensor_parallel_steps_match_one_device) {
+    fixture f = open_fixture();
+    NEED_DEVICES(f);
+    exo_shard_info info;
+    EXO_STRUCT_INIT(&info);
+    ck_assert_int_eq(exo_shard_get_info(f.tp, &info), EXO_OK);
+    /* The embedding, each layer's attention and MLP halves on both devices, the head. */
+    ck_assert_uint_eq(info.n_parts, 2 + 4 * f.layers);
+    ck_assert_uint_eq(info.end_layer, f.layers);
+    ck_assert(info.embeds && info.has_head);
+    exo_shard_info a, b;
+    EXO_STRUCT_INIT(&a);
+    EXO_STRUCT_INIT(&b);
+    ck_assert_int_eq(exo_shard_get_part_info(f.tp, 1, &a), EXO_OK); /* layer 0's attention, ranks 0 and 1 */
+    ck_assert_int_eq(exo_shard_get_part_info(f.tp, 2, &b), EXO_OK);
+    ck_assert_uint_ne(a.device, b.device);
+    ck_assert_uint_eq(a.start_layer, 0);
+    ck_assert_uint_eq(b.end_layer, 1);
+    /* Each rank holds its slice only: a layer's two attention halves weigh what one whole would. */
+    ck_assert(a.weight_bytes > 0 && a.weight_bytes == b.weight_bytes);
+    steps_match(&f, f.tp);
+    close_fixture(&f);
+}
+END_TEST
+
+START_TEST(tensor_parallel_refusals) {
+    fixture f = open_fixture();
+    NEED_DEVICES(f);
+    exo_shard_options o = EXO_SHARD_OPTIONS_INIT;
+    o.devices = pipeline_devices();
+    o.tensor_parallel = 4; /* two devices listed */
+    exo_shard *s = NULL;
+    ck_assert_int_eq(exo_shard_load(f.model, &o, &s), EXO_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(exo_model_last_error(f.model), "needs 4 devices"), "%s", exo_model_last_error(f.model));
+    o.tensor_parallel = 2;
+    o.quantize_bits = 4;
+    ck_assert_int_eq(exo_shard_load(f.model, &o, &s), EXO_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(exo_model_last_error(f.model), "quantized on load"), "%s", exo_model_last_error(f.model));
+    ck_assert_ptr_null(s);
     close_fixture(&f);
 }
 END_TEST
@@ -269,9 +327,9 @@ static int on_token(void *user, const exo_token_event *e) {
     return 0;
 }
 
-START_TEST(batch_and_generate_match_one_device) {
-    fixture f = open_fixture();
-    NEED_DEVICES(f);
+static void batch_and_generate_match(fixture *fx, exo_shard *spread) {
+    fixture f = *fx;
+    f.two = spread;
     uint64_t V = f.vocab;
     enum { T0 = 6, T1 = 9 };
     int32_t p0[T0], p1[T1];
@@ -323,6 +381,13 @@ START_TEST(batch_and_generate_match_one_device) {
     free(a1);
     free(b0);
     free(b1);
+}
+
+START_TEST(batch_and_generate_match_one_device) {
+    fixture f = open_fixture();
+    NEED_DEVICES(f);
+    batch_and_generate_match(&f, f.two);
+    batch_and_generate_match(&f, f.tp);
     close_fixture(&f);
 }
 END_TEST
@@ -334,7 +399,8 @@ START_TEST(sub_range_takes_hidden_states) {
     char first[64];
     first_device(first, sizeof first);
     exo_shard *head = load(&f, 0, 1, first, NULL), *one = load(&f, 1, f.layers, first, NULL),
-              *two = load(&f, 1, f.layers, NULL, pipeline_devices());
+              *two = load(&f, 1, f.layers, NULL, pipeline_devices()),
+              *tp = load_tp(&f, 1, f.layers, NULL, pipeline_devices(), 2);
     exo_shard_info info;
     EXO_STRUCT_INIT(&info);
     ck_assert_int_eq(exo_shard_get_info(two, &info), EXO_OK);
@@ -354,6 +420,11 @@ START_TEST(sub_range_takes_hidden_states) {
     ck_assert_int_eq(exo_session_forward_hidden(sa, h, T, 0, a, T * V), EXO_OK);
     ck_assert_int_eq(exo_session_forward_hidden(sb, h, T, 0, b, T * V), EXO_OK);
     rows_match("range [1, L)", b, a, T, V);
+    exo_session *st = NULL;
+    ck_assert_int_eq(exo_session_create(tp, 0, &st), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_hidden(st, h, T, 0, b, T * V), EXO_OK);
+    rows_match("range [1, L) tensor-parallel", b, a, T, V);
+    exo_session_destroy(st);
     ck_assert_int_eq(exo_session_forward_tokens(sb, ids, 1, 0, b, V), EXO_ERR_INVALID_ARG);
     ck_assert_msg(strstr(exo_session_last_error(sb), "takes hidden states"), "%s", exo_session_last_error(sb));
     exo_session_destroy(sh);
@@ -362,6 +433,7 @@ START_TEST(sub_range_takes_hidden_states) {
     exo_shard_destroy(head);
     exo_shard_destroy(one);
     exo_shard_destroy(two);
+    exo_shard_destroy(tp);
     free(h);
     free(a);
     free(b);
@@ -426,6 +498,8 @@ int main(void) {
     tcase_add_test(tc, parts_cover_the_range);
     tcase_add_test(tc, steps_match_one_device);
     tcase_add_test(tc, batch_and_generate_match_one_device);
+    tcase_add_test(tc, tensor_parallel_steps_match_one_device);
+    tcase_add_test(tc, tensor_parallel_refusals);
     tcase_add_test(tc, sub_range_takes_hidden_states);
     tcase_add_test(tc, progress_spans_the_parts);
     suite_add_tcase(suite, tc);

@@ -1,8 +1,8 @@
 /* exo-golden: checks a model against the reference outputs Hugging Face transformers computed
  * for it (golden.safetensors, format in tests/data/hf-tiny/README.md).
  *
- *   exo-golden MODEL_DIR [--device PLUGIN[:N] | --devices A,B,...] [--golden FILE] [--tolerance T]
- *              [--kv-dtype f32|bf16|f16] [--verbose]
+ *   exo-golden MODEL_DIR [--device PLUGIN[:N] | --devices A,B,...] [--tensor-parallel N] [--golden FILE]
+ *              [--tolerance T] [--kv-dtype f32|bf16|f16] [--verbose]
  *
  * For every prompt p: (1) prompt logits of the whole model against p.logits; (2) teacher-forced
  * decode of the golden greedy tokens one at a time through the KV cache, whose logits must
@@ -16,7 +16,9 @@
  * says which one the shards run. --devices loads every shard (the whole model and both sides of
  * every split) as a pipeline across the listed devices (exo_shard_options.devices), so each check
  * runs the hidden state handed device to device inside a step; a line per part names its layers
- * and device. The last line is
+ * and device. --tensor-parallel N splits every layer of every shard over the first N devices of
+ * --devices instead (exo_shard_options.tensor_parallel: heads and MLP columns per device, the
+ * all-reduce on the host). The last line is
  *   golden: PASS|FAIL prompts=N max_rel_err=E decode_steps=S split_points=K
  * and the exit status is 0 only on PASS. */
 #include <math.h>
@@ -103,6 +105,7 @@ typedef struct placement {
     const char *device;
     const char *devices;
     uint32_t kv_dtype;
+    uint32_t tensor_parallel;
 } placement;
 
 static exo_status load_shard(exo_model *m, uint32_t start, uint32_t end, const placement *where, uint32_t max_ctx,
@@ -113,6 +116,7 @@ static exo_status load_shard(exo_model *m, uint32_t start, uint32_t end, const p
     o.end_layer = end;
     o.device = where->device;
     o.devices = where->devices;
+    o.tensor_parallel = where->tensor_parallel;
     o.max_ctx = max_ctx;
     return exo_shard_load(m, &o, out);
 }
@@ -199,10 +203,19 @@ int main(int argc, char **argv) {
     checker c = {.tolerance = 1e-4};
     uint32_t kv_dtype = EXO_KV_DTYPE_DEFAULT;
     static const char usage[] = "usage: exo-golden MODEL_DIR [--device PLUGIN[:N] | --devices A,B,...] [--golden FILE] "
-                                "[--tolerance T] [--kv-dtype f32|bf16|f16] [--verbose]\n";
+                                "[--tensor-parallel N] [--tolerance T] [--kv-dtype f32|bf16|f16] [--verbose]\n";
+    uint32_t tensor_parallel = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) device = argv[++i];
         else if (strcmp(argv[i], "--devices") == 0 && i + 1 < argc) devices = argv[++i];
+        else if (strcmp(argv[i], "--tensor-parallel") == 0 && i + 1 < argc) {
+            double v = 0;
+            if (!cli_parse_real("exo-golden", "--tensor-parallel", argv[++i], 2, 16, &v) || v != (uint32_t)v) {
+                fprintf(stderr, "exo-golden: --tensor-parallel takes a whole number of devices, 2 to 16\n");
+                return 2;
+            }
+            tensor_parallel = (uint32_t)v;
+        }
         else if (strcmp(argv[i], "--golden") == 0 && i + 1 < argc) golden_path = argv[++i];
         else if (strcmp(argv[i], "--tolerance") == 0 && i + 1 < argc) {
             if (!cli_parse_real("exo-golden", "--tolerance", argv[++i], 0, 1e6, &c.tolerance)) return 2;
@@ -221,7 +234,7 @@ int main(int argc, char **argv) {
         fputs(usage, stderr);
         return 2;
     }
-    placement where = {device, devices, kv_dtype};
+    placement where = {device, devices, kv_dtype, tensor_parallel};
     char default_golden[4096];
     snprintf(default_golden, sizeof default_golden, "%s/golden.safetensors", model_dir);
     if (!golden_path) golden_path = default_golden;
@@ -261,13 +274,17 @@ int main(int argc, char **argv) {
     exo_shard_info si;
     EXO_STRUCT_INIT(&si);
     exo_shard_get_info(g.full, &si);
-    if (devices)
+    if (tensor_parallel)
+        printf("exo-golden: %s (%s, %u layers) tensor-parallel over %u devices (%s, %u parts), %s KV cache\n",
+               model_dir, info.architecture, L, tensor_parallel, devices ? devices : "auto", si.n_parts,
+               cli_kv_dtype_name(si.kv_dtype));
+    else if (devices)
         printf("exo-golden: %s (%s, %u layers) across %u devices (%s), %s KV cache\n", model_dir, info.architecture, L,
                si.n_parts, devices, cli_kv_dtype_name(si.kv_dtype));
     else
         printf("exo-golden: %s (%s, %u layers) on %s:%s '%s', %s KV cache\n", model_dir, info.architecture, L,
                si.plugin, device ? device : "selected", si.device_name, cli_kv_dtype_name(si.kv_dtype));
-    if (si.n_parts > 1) print_parts(g.rt, g.full, si.n_parts);
+    if (si.n_parts > 1 && !tensor_parallel) print_parts(g.rt, g.full, si.n_parts);
 
     int prompts = 0, decode_steps = 0, split_points = 0;
     for (int p = 0;; p++) {

@@ -134,7 +134,7 @@ class ShardOptions(_Sized):
         ("hdr", Header), ("start_layer", C.c_uint32), ("end_layer", C.c_uint32), ("device", C.c_char_p),
         ("max_tokens", C.c_uint32), ("max_ctx", C.c_uint32), ("progress", progress_fn),
         ("progress_user", C.c_void_p), ("quantize_bits", C.c_uint32), ("quantize_group", C.c_uint32),
-        ("kv_dtype", C.c_uint32), ("devices", C.c_char_p),
+        ("kv_dtype", C.c_uint32), ("devices", C.c_char_p), ("tensor_parallel", C.c_uint32),
     ]
     _defaults = {"end_layer": LAYERS_END}  # EXO_SHARD_OPTIONS_INIT
 

@@ -173,11 +173,14 @@ class Shard(_Handle):
     devices: spread the layer range over several devices as a pipeline (exo_shard_options.devices,
     docs/placement.md): "auto" (every usable GPU when the node has more than one and `device` /
     EXO_DEVICE pins none), or "plugin[:N],plugin[:N],..." / a list of such names. info.parts says
-    which layers each device holds; sessions and steps work as on one device."""
+    which layers each device holds; sessions and steps work as on one device.
+
+    tensor_parallel: split every layer over this many of `devices` (exo_shard_options.
+    tensor_parallel: heads and MLP columns per device, the all-reduce on the host); 0: off."""
     _free_name = "exo_shard_destroy"
 
     def __init__(self, model, start_layer=0, end_layer=None, *, device=None, max_tokens=0, max_ctx=0,
-                 progress=None, quantize=None, kv_dtype=None, devices=None):
+                 progress=None, quantize=None, kv_dtype=None, devices=None, tensor_parallel=0):
         super().__init__(model)
         self.model = model
         if end_layer is None:
@@ -192,6 +195,7 @@ class Shard(_Handle):
             devices = ",".join(devices)
         self._devices = _capi.cstr(devices, "devices")
         opts.devices = self._devices
+        opts.tensor_parallel = int(tensor_parallel)
         opts.max_tokens, opts.max_ctx = int(max_tokens), int(max_ctx)
         if quantize is not None:
             opts.quantize_bits, opts.quantize_group = _quantize_spec(quantize)

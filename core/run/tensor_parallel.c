@@ -1,0 +1,154 @@
+/* Tensor parallelism across a node's devices: every layer of a range split over N devices
+ * (exo_shard_options.tensor_parallel). The shell (model_internal.h) holds ordinary shards as
+ * parts, in step order: the embedding on the first device (a range starting at 0), then per
+ * layer its attention half on each of the N devices and its MLP half on each (a mixture of
+ * experts: whole, on the first), then the head on the first device (a range ending at the
+ * model's end). A half is one rank's slice of the layer's weights (core/graph/tensor_slice.c)
+ * giving its partial o_proj or down_proj output; the all-reduce is here, on the host: the parts'
+ * outputs are read back, summed with the residual in float32, and the sum is the next halves'
+ * input on every device. Each part's KV cache, fitting, errors and DEVICE_LOST are its own
+ * (shard.c, session.c); sessions, truncation and prefix copies are the shell's (pipeline.c).
+ * The devices run one after another: the step is correct on any devices, and as fast as their
+ * sum of times (running the ranks concurrently is the next step, docs/placement.md). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+#include "run/placement.h"
+
+/* Parts one layer contributes: N attention halves and N MLP halves, or 1 for a sparse MLP. */
+static uint32_t mlp_ranks(const exo_model *m, uint32_t l, uint32_t n) { return exo_layer_is_moe(&m->cfg, l) ? 1 : n; }
+
+static exo_status add_part(exo_shard *sh, exo_model *m, const exo_shard_options *opts, uint32_t start, uint32_t end,
+                           const char *spec, const exo_graph_slice *slice) {
+    exo_shard_options po = *opts;
+    po.start_layer = start;
+    po.end_layer = end;
+    po.device = spec;
+    po.devices = NULL;
+    po.tensor_parallel = 0;
+    po.progress = NULL;
+    exo_shard *part = NULL;
+    exo_status st = slice ? exo_shard_load_slice(m, &po, slice, &part) : exo_shard_load(m, &po, &part);
+    if (st != EXO_OK) {
+        if (slice)
+            return exo_error_wrap(st, "layer %u's %s for rank %u of %u on %s", start,
+                                  slice->half == EXO_GRAPH_HALF_ATTENTION ? "attention" : "MLP", slice->rank,
+                                  slice->n_ranks, spec);
+        return exo_error_wrap(st, "the %s on %s", start == 0 && end == 0 ? "embedding" : "head", spec);
+    }
+    sh->parts[sh->n_parts++] = part;
+    return EXO_OK;
+}
+
+exo_status exo_tensor_parallel_load(exo_model *m, const exo_shard_options *opts, const uint32_t *devices, uint32_t n,
+                                    exo_shard **out) {
+    uint32_t N = opts->tensor_parallel, start = opts->start_layer, end = opts->end_layer, L = m->cfg.n_layers;
+    if (N > EXO_PLACEMENT_MAX_DEVICES)
+        return exo_errorf(EXO_ERR_INVALID_ARG, "tensor_parallel %u: at most %u devices", N, EXO_PLACEMENT_MAX_DEVICES);
+    if (n < N)
+        return exo_errorf(EXO_ERR_INVALID_ARG, "tensor_parallel %u needs %u devices; %s gives %u (list them in "
+                          "exo_shard_options.devices)", N, N, opts->devices ? opts->devices : "the node", n);
+    if (start >= end) { /* the embedding or the head alone: nothing to split, the first device runs it */
+        char first[96];
+        exo_pipeline_device_spec(m->rt, devices[0], first, sizeof first);
+        exo_shard_options po = *opts;
+        po.device = first;
+        po.devices = NULL;
+        po.tensor_parallel = 0;
+        return exo_shard_load(m, &po, out);
+    }
+    for (uint32_t l = start; l < end; l++) {
+        exo_status checked = exo_graph_slice_check(&m->cfg, l, N, opts->quantize_bits != 0);
+        if (checked != EXO_OK) return exo_error_wrap(checked, "%s", m->dir);
+    }
+    exo_shard *sh = calloc(1, sizeof *sh);
+    uint32_t cap = 2 + 2 * N * (end - start);
+    if (sh) sh->parts = calloc(cap, sizeof *sh->parts);
+    if (!sh || !sh->parts) {
+        free(sh);
+        return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory loading a tensor-parallel shard");
+    }
+    sh->model = m;
+    char spec[EXO_PLACEMENT_MAX_DEVICES][96];
+    for (uint32_t r = 0; r < N; r++) exo_pipeline_device_spec(m->rt, devices[r], spec[r], sizeof spec[r]);
+    exo_status st = start == 0 ? add_part(sh, m, opts, 0, 0, spec[0], NULL) : EXO_OK;
+    for (uint32_t l = start; l < end && st == EXO_OK; l++) {
+        for (uint32_t r = 0; r < N && st == EXO_OK; r++)
+            st = add_part(sh, m, opts, l, l + 1, spec[r], &(exo_graph_slice){r, N, EXO_GRAPH_HALF_ATTENTION});
+        uint32_t ranks = mlp_ranks(m, l, N);
+        for (uint32_t r = 0; r < ranks && st == EXO_OK; r++)
+            st = add_part(sh, m, opts, l, l + 1, spec[r], &(exo_graph_slice){r, ranks, EXO_GRAPH_HALF_MLP});
+        if (st == EXO_OK && opts->progress && opts->progress(opts->progress_user, l + 1 - start, end - start))
+            st = exo_errorf(EXO_ERR_ABORTED, "loading cancelled by the progress callback");
+    }
+    if (st == EXO_OK && end == L) st = add_part(sh, m, opts, L, L, spec[0], NULL);
+    if (st != EXO_OK) {
+        exo_pipeline_destroy(sh);
+        free(sh);
+        return st;
+    }
+    exo_pipeline_fill_shell(sh);
+    sh->tensor_parallel = N;
+    exo_logf(&m->rt->logger, EXO_LOG_INFO, "tensor_parallel", "layers [%u, %u) of %s split over %u devices (%u parts, "
+             "%llu weight bytes)", start, end, m->dir, N, sh->n_parts, (unsigned long long)sh->weight_bytes);
+    *out = sh;
+    return EXO_OK;
+}
+
+/* acc += part, element by element (the all-reduce's sum, in float32). */
+static void accumulate(float *acc, const float *part, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) acc[i] += part[i];
+}
+
+exo_status exo_tensor_parallel_forward(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
+                                       uint64_t out_count, bool tokens) {
+    exo_error_clear();
+    exo_status st = exo_session_check_step(s, input, n, flags, out, out_count, tokens);
+    if (st != EXO_OK) return st;
+    exo_shard *sh = s->shard;
+    exo_model *m = sh->model;
+    uint32_t T = sh->plan.max_tokens, H = m->cfg.hidden_size, W = sh->output_width, in_w = sh->input_width;
+    uint32_t N = sh->tensor_parallel, position0 = s->position, k = 0;
+    float *x = s->relay, *acc = x + (size_t)T * H, *part = acc + (size_t)T * H;
+    for (uint32_t done = 0; done < n && st == EXO_OK;) {
+        uint32_t chunk = n - done < T ? n - done : T;
+        uint64_t rows = (uint64_t)chunk * H;
+        const char *in = (const char *)input + (uint64_t)done * in_w * 4;
+        k = 0;
+        if (sh->plan.embeds) st = exo_session_forward_part(s->parts[k++], in, chunk, 0, x, rows, true);
+        else memcpy(x, in, rows * 4);
+        for (uint32_t l = sh->plan.start; l < sh->plan.end && st == EXO_OK; l++)
+            for (int half = 0; half < 2 && st == EXO_OK; half++) {
+                /* The all-reduce: the residual plus every rank's part. */
+                uint32_t ranks = half ? mlp_ranks(m, l, N) : N;
+                memcpy(acc, x, rows * 4);
+                for (uint32_t r = 0; r < ranks && st == EXO_OK; r++) {
+                    st = exo_session_forward_part(s->parts[k++], x, chunk, 0, part, rows, false);
+                    if (st == EXO_OK) accumulate(acc, part, rows);
+                }
+                float *t = x;
+                x = acc;
+                acc = t;
+            }
+        if (st == EXO_OK && sh->plan.has_head) {
+            uint32_t f = flags & EXO_FORWARD_LAST_ONLY;
+            st = exo_session_forward_part(s->parts[k++], x, chunk, f, f ? out : out + (uint64_t)done * W,
+                                          f ? W : (uint64_t)chunk * W, false);
+        } else if (st == EXO_OK) {
+            if (flags & EXO_FORWARD_LAST_ONLY) memcpy(out, x + (size_t)(chunk - 1) * H, (size_t)H * 4);
+            else memcpy(out + (uint64_t)done * W, x, rows * 4);
+        }
+        done += chunk;
+    }
+    if (st == EXO_OK) {
+        s->position += n;
+        return EXO_OK;
+    }
+    exo_pipeline_session_truncate(s, position0);
+    const exo_shard *p = sh->parts[k ? k - 1 : 0];
+    exo_error_wrap(st, "part %u of the tensor-parallel step (layer %u on %s)", k ? k - 1 : 0, p->plan.start,
+                   p->plugin->name);
+    return exo_error_keep(&s->error, st);
+}
