@@ -7,7 +7,14 @@
  * steps of one token and prefill chunks mix freely; more tokens than max_tokens take several
  * executions, an entry's tokens split across them in order. Every entry is checked first
  * (exo_session_check_step): a failing entry carries its own status and the others still run.
- * A shard that is not pooled steps the good entries one after another, as a session alone. */
+ * A shard that is not pooled steps the good entries one after another, as a session alone.
+ *
+ * The full graph computes logits for every row. An execution whose rows need few of them (each
+ * entry's last token when it asks for that only: a prompt chunk prefilled beside decode steps)
+ * and has more rows than EXO_BATCH_SELECTED_ROWS runs the shard's selected-rows graph instead,
+ * which takes the hidden states of those rows alone (GET_ROWS, padded by repeating the last)
+ * through the final norm and the lm_head: a 128-token chunk beside 7 decodes then pays the
+ * lm_head for 8 rows, not 135. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +36,7 @@ void exo_batch_buffers_free(exo_shard *sh) {
     exo_shard_buffer_release(sh, b->input);
     exo_shard_buffer_release(sh, b->positions);
     exo_shard_buffer_release(sh, b->slots);
+    exo_shard_buffer_release(sh, b->rows);
     exo_shard_buffer_release(sh, b->output);
     free(b->host);
     memset(b, 0, sizeof *b);
@@ -47,6 +55,8 @@ static exo_status batch_buffers(exo_shard *sh, uint32_t rows) {
         st = api->buffer_alloc(sh->plugin->ctx, dev, (uint64_t)T * sh->input_width * 4, EXO_BUFFER_SCRATCH, &b->input);
         if (st == EXO_OK) st = api->buffer_alloc(sh->plugin->ctx, dev, (uint64_t)T * 4, EXO_BUFFER_SCRATCH, &b->positions);
         if (st == EXO_OK) st = api->buffer_alloc(sh->plugin->ctx, dev, (uint64_t)T * 4, EXO_BUFFER_SCRATCH, &b->slots);
+        if (st == EXO_OK && sh->plan_rows.n_nodes)
+            st = api->buffer_alloc(sh->plugin->ctx, dev, EXO_BATCH_SELECTED_ROWS * 4, EXO_BUFFER_SCRATCH, &b->rows);
     }
     if (st == EXO_OK && rows > b->output_rows) {
         exo_shard_buffer_release(sh, b->output);
@@ -64,13 +74,67 @@ static exo_status batch_buffers(exo_shard *sh, uint32_t rows) {
     return EXO_OK;
 }
 
-/* One execution of the full graph over `rows` tokens made of the segments; copies each
- * segment's outputs to its entry. */
+/* The selected-rows graph at the shard's KV dtype, sizes and pool, compiled when first needed
+ * (and again after the pool grew: session_pool.c drops it); NULL when the shard has none or it
+ * failed to compile (logged: the full graph serves). */
+static exo_compiled *rows_graph(exo_shard *sh) {
+    if (sh->compiled_rows || !sh->plan_rows.n_nodes || !sh->batch.rows) return sh->compiled_rows;
+    exo_graph_plan *p = &sh->plan_rows;
+    exo_graph_plan_pool_kv(p, 0); /* sized and typed unpooled, as shard.c does the others */
+    exo_graph_plan_set_kv_dtype(p, sh->plan.kv_dtype);
+    exo_graph_plan_resize(p, sh->plan.max_tokens, sh->plan.max_ctx);
+    exo_graph graph;
+    exo_status st = exo_graph_plan_pool_kv(p, sh->plan.kv_slots);
+    if (st == EXO_OK) st = exo_graph_plan_view(p, sh->buffers, sh->plugin->abi_version, &graph);
+    if (st == EXO_OK) {
+        exo_error_clear();
+        st = sh->plugin->api.graph_compile(sh->plugin->ctx, exo_runtime_device(sh->model->rt, sh->device)->index, &graph,
+                                           &sh->compiled_rows);
+    }
+    if (st == EXO_OK)
+        exo_logf(&sh->model->rt->logger, EXO_LOG_INFO, "batch", "selected-rows graph compiled on %s (%u rows of logits)",
+                 sh->plugin->name, EXO_BATCH_SELECTED_ROWS);
+    if (st != EXO_OK) {
+        sh->compiled_rows = NULL;
+        exo_logf(&sh->model->rt->logger, EXO_LOG_WARN, "batch",
+                 "compiling the selected-rows graph on %s failed (%s): batched steps compute every row's logits",
+                 sh->plugin->name, exo_error_message());
+        exo_graph_plan_free(p); /* not tried again */
+        exo_error_clear();
+    }
+    return sh->compiled_rows;
+}
+
+/* The output row of each segment's logits when the execution can run the selected-rows graph
+ * (every entry wants its last row only, at most EXO_BATCH_SELECTED_ROWS of them, and more rows
+ * than that); false to run the full graph. pick[] gets the padded row list, out_row[k] the row
+ * of segment k's logits in the output (UINT32_MAX: none). */
+static bool select_rows(const exo_batch_entry *entries, size_t stride, const segment *seg, uint32_t n_seg,
+                        uint32_t rows, int32_t *pick, uint32_t *out_row) {
+    if (rows <= EXO_BATCH_SELECTED_ROWS) return false;
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < n_seg; k++) {
+        const exo_batch_entry *e = (const exo_batch_entry *)((const char *)entries + (size_t)seg[k].entry * stride);
+        out_row[k] = UINT32_MAX;
+        if (!(e->flags & EXO_FORWARD_LAST_ONLY)) return false;
+        if (seg[k].offset + seg[k].count != e->n) continue;
+        if (n == EXO_BATCH_SELECTED_ROWS) return false;
+        out_row[k] = n;
+        pick[n++] = (int32_t)(seg[k].row + seg[k].count - 1);
+    }
+    for (uint32_t i = n; i < EXO_BATCH_SELECTED_ROWS; i++) pick[i] = n ? pick[n - 1] : 0;
+    return true;
+}
+
+/* One execution over `rows` tokens made of the segments (the full graph, or the selected-rows
+ * graph where select_rows says so); copies each segment's outputs to its entry. */
 static exo_status execute(exo_shard *sh, exo_batch_entry *entries, size_t stride, const segment *seg, uint32_t n_seg,
-                          uint32_t rows, exo_binding *bindings) {
+                          uint32_t rows, exo_binding *bindings, uint32_t *out_row) {
     const exo_plugin_api *api = &sh->plugin->api;
     exo_batch_buffers *b = &sh->batch;
-    const exo_graph_plan *p = &sh->plan;
+    int32_t pick[EXO_BATCH_SELECTED_ROWS];
+    bool selected = sh->plan.has_head && select_rows(entries, stride, seg, n_seg, rows, pick, out_row) && rows_graph(sh);
+    const exo_graph_plan *p = selected ? &sh->plan_rows : &sh->plan;
     uint32_t in_w = sh->input_width, W = sh->output_width;
     char *in = b->host;
     int32_t *pos = (int32_t *)(in + (size_t)rows * in_w * 4), *slots = pos + rows;
@@ -88,12 +152,14 @@ static exo_status execute(exo_shard *sh, exo_batch_entry *entries, size_t stride
     exo_status st = api->buffer_write(b->input, 0, in, (uint64_t)rows * in_w * 4);
     if (st == EXO_OK) st = api->buffer_write(b->positions, 0, pos, (uint64_t)rows * 4);
     if (st == EXO_OK) st = api->buffer_write(b->slots, 0, slots, (uint64_t)rows * 4);
+    if (st == EXO_OK && selected) st = api->buffer_write(b->rows, 0, pick, sizeof pick);
     if (st != EXO_OK) return exo_error_wrap(st, "writing a batched step's inputs failed");
     uint32_t nb = 0;
     bindings[nb++] = (exo_binding){.tensor = p->embeds ? p->in_tokens : p->in_hidden, .buffer = b->input};
     bindings[nb++] = (exo_binding){.tensor = p->in_positions, .buffer = b->positions};
     bindings[nb++] = (exo_binding){.tensor = p->in_slots, .buffer = b->slots};
     bindings[nb++] = (exo_binding){.tensor = p->output, .buffer = b->output};
+    if (selected) bindings[nb++] = (exo_binding){.tensor = p->in_output_row, .buffer = b->rows};
     for (uint32_t i = 0; i < p->n_kv; i++) bindings[nb++] = (exo_binding){.tensor = p->kv[i], .buffer = sh->pool.kv[i]};
     exo_exec_args args;
     memset(&args, 0, sizeof args);
@@ -103,11 +169,14 @@ static exo_status execute(exo_shard *sh, exo_batch_entry *entries, size_t stride
     args.bindings = bindings;
     args.binding_stride = (uint32_t)sizeof *bindings;
     exo_error_clear();
-    st = api->graph_execute(sh->compiled, &args);
+    st = api->graph_execute(selected ? sh->compiled_rows : sh->compiled, &args);
     if (st != EXO_OK) return exo_error_wrap(st, "executing the batched graph failed");
     for (uint32_t k = 0; k < n_seg && st == EXO_OK; k++) {
         exo_batch_entry *e = ENTRY(seg[k].entry);
-        if (!(e->flags & EXO_FORWARD_LAST_ONLY))
+        if (selected) {
+            if (out_row[k] != UINT32_MAX)
+                st = api->buffer_read(b->output, (uint64_t)out_row[k] * W * 4, e->out, (uint64_t)W * 4);
+        } else if (!(e->flags & EXO_FORWARD_LAST_ONLY))
             st = api->buffer_read(b->output, (uint64_t)seg[k].row * W * 4, e->out + (uint64_t)seg[k].offset * W,
                                   (uint64_t)seg[k].count * W * 4);
         else if (seg[k].offset + seg[k].count == e->n)
@@ -124,8 +193,10 @@ static void run_batched(exo_shard *sh, exo_batch_entry *entries, size_t stride, 
     uint32_t T = sh->plan.max_tokens;
     uint32_t *done = calloc(n_entries, sizeof *done);
     segment *seg = malloc((size_t)n_entries * sizeof *seg);
-    exo_binding *bindings = malloc((size_t)(4 + sh->plan.n_kv) * sizeof *bindings);
-    exo_status st = done && seg && bindings ? EXO_OK : exo_errorf(EXO_ERR_NO_MEMORY, "out of memory for a batched step");
+    uint32_t *out_row = malloc((size_t)n_entries * sizeof *out_row);
+    exo_binding *bindings = malloc((size_t)(5 + sh->plan.n_kv) * sizeof *bindings);
+    exo_status st = done && seg && out_row && bindings ? EXO_OK
+                                                       : exo_errorf(EXO_ERR_NO_MEMORY, "out of memory for a batched step");
     exo_runtime_device_lock(sh->model->rt, sh->device);
     if (st == EXO_OK) st = batch_buffers(sh, T);
     for (bool more = true; st == EXO_OK && more;) {
@@ -138,7 +209,7 @@ static void run_batched(exo_shard *sh, exo_batch_entry *entries, size_t stride, 
             rows += count;
         }
         if (!n_seg) break;
-        st = execute(sh, entries, stride, seg, n_seg, rows, bindings);
+        st = execute(sh, entries, stride, seg, n_seg, rows, bindings, out_row);
         for (uint32_t k = 0; st == EXO_OK && k < n_seg; k++) done[seg[k].entry] += seg[k].count;
     }
     exo_runtime_device_unlock(sh->model->rt, sh->device);
@@ -164,6 +235,7 @@ static void run_batched(exo_shard *sh, exo_batch_entry *entries, size_t stride, 
     }
     free(done);
     free(seg);
+    free(out_row);
     free(bindings);
 }
 

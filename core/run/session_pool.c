@@ -102,8 +102,10 @@ static exo_status grow(exo_shard *s, uint32_t slots) {
     if (full) {
         api->compiled_free(s->compiled);
         if (s->compiled_last) api->compiled_free(s->compiled_last);
+        if (s->compiled_rows) api->compiled_free(s->compiled_rows); /* batch.c compiles it again */
         s->compiled = full;
         s->compiled_last = last;
+        s->compiled_rows = NULL;
     }
     if (p->slots) memcpy(used, p->used, p->slots);
     free_buffers(s, p->kv);

@@ -34,9 +34,23 @@ typedef struct fixture {
     uint32_t vocab;
 } fixture;
 
+/* Log lines of the current fixture's runtime that name the selected-rows graph (batch.c). */
+static int rows_graph_compiled, rows_graph_failed;
+
+static void count_rows_graph(void *user, exo_log_level level, const char *component, const char *message) {
+    (void)user;
+    if (strstr(message, "selected-rows graph compiled")) rows_graph_compiled++;
+    if (strstr(message, "compiling the selected-rows graph")) rows_graph_failed++;
+    if (level <= EXO_LOG_WARN) fprintf(stderr, "[%s] %s\n", component, message);
+}
+
 static fixture open_model(const char *dir, uint32_t max_tokens) {
     fixture f = {0};
-    ck_assert_int_eq(exo_runtime_create(NULL, &f.rt), EXO_OK);
+    exo_runtime_options ro = EXO_RUNTIME_OPTIONS_INIT;
+    ro.log = count_rows_graph;
+    ro.log_level = EXO_LOG_INFO;
+    rows_graph_compiled = rows_graph_failed = 0;
+    ck_assert_int_eq(exo_runtime_create(&ro, &f.rt), EXO_OK);
     ck_assert_msg(exo_model_open(f.rt, dir, &f.model) == EXO_OK, "%s: %s", dir, exo_last_error());
     exo_shard_options o = EXO_SHARD_OPTIONS_INIT;
     o.max_tokens = max_tokens;
@@ -158,6 +172,29 @@ static const schedule MIXED = {
 START_TEST(mixed_batches_match_single_steps) { check_schedule(MODELS[_i], 64, &MIXED); }
 END_TEST
 
+/* Every sequence wants its last row only: steps of more than EXO_BATCH_SELECTED_ROWS (8) rows
+ * run the selected-rows graph (the lm_head over those rows alone), which must give the same
+ * logits; a step of 6 rows runs the full graph. */
+static const schedule LAST_ROWS = {
+    .n_seq = 6,
+    .n_steps = 6,
+    .take = {{7, 3},
+             {1, 1, 12},
+             {1, 9, 1, 2},
+             {1, 1, 1, 1, 6},
+             {14, 1, 9, 1, 1, 1},
+             {1, 1, 1, 1, 1, 1}},
+    .last_only = {1, 1, 1, 1, 1, 1},
+};
+
+START_TEST(last_rows_take_the_selected_rows_graph) {
+    check_schedule(MODELS[_i], 64, &LAST_ROWS);
+    ck_assert_msg(rows_graph_compiled >= 1 && rows_graph_failed == 0,
+                  "%s: the selected-rows graph was not used (compiled %d, failed %d)", MODELS[_i], rows_graph_compiled,
+                  rows_graph_failed);
+}
+END_TEST
+
 /* max_tokens 8: steps of more tokens take several executions, entries split across them. */
 START_TEST(batches_over_max_tokens_split) { check_schedule(MODELS[_i], 8, &MIXED); }
 END_TEST
@@ -222,6 +259,7 @@ int main(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, mixed_batches_match_single_steps, 0, (int)N_MODELS);
     tcase_add_loop_test(tc, batches_over_max_tokens_split, 0, (int)N_MODELS);
+    tcase_add_loop_test(tc, last_rows_take_the_selected_rows_graph, 0, (int)N_MODELS);
     tcase_add_test(tc, failing_entries_do_not_disturb_the_others);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
