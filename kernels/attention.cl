@@ -14,20 +14,24 @@
  * head dims it owns (dims plid, plid + EXO_ATT_TILE, ...: coalesced reads of v). GQA: head h
  * reads kv head h / group. A sink (src[4], gpt_oss) joins the merge as one more logit that
  * adds to the denominator only. Pooled caches (n_slots > 0, ABI 1.6): token t reads the rows of
- * its slot slots[t] only (exo_slot_row0), so the tokens of several sequences share a launch. */
+ * its slot slots[t] only (exo_slot_row0), so the tokens of several sequences share a launch.
+ * F32, BF16 and F16 caches (ABI 1.7): each kernel here that reads a cache is one body with a
+ * __kernel per dtype (exo_attention, exo_attention_bf16, exo_attention_f16; EXO_KV_VARIANTS in
+ * common.cl) that declares the local memory and passes the dtype as a constant; cached values
+ * are widened exactly (exo_kv_load) and everything is computed in f32 as with an F32 cache. */
 #define EXO_ATT_TILE 64 /* items per part: each scores one row per tile */
 #define EXO_ATT_MAX_PARTS 4
 #define EXO_ATT_MAX_DIM 512
 #define EXO_ATT_MAX_PER_ITEM (EXO_ATT_MAX_DIM / EXO_ATT_TILE)
 
-__kernel void exo_attention(__global const float *q, uint q_off, __global const float *kc, uint k_off,
-                            __global const float *vc, uint v_off, __global const int *pos, uint pos_off,
-                            __global const int *slots, uint slots_off, uint n_slots, __global const float *sinks, uint sinks_off, int has_sinks, __global float *dst, uint dst_off, int n_heads, int n_kv_heads, int head_dim,
-                            int window, float scale, float softcap, int cache_rows) {
-    __local float qs[EXO_ATT_MAX_DIM];
-    __local float scores[EXO_ATT_MAX_PARTS][EXO_ATT_TILE];
-    __local float part_m[EXO_ATT_MAX_PARTS], part_l[EXO_ATT_MAX_PARTS];
-    __local float part_acc[EXO_ATT_MAX_PARTS][EXO_ATT_MAX_DIM];
+EXO_KERNEL_BODY exo_attention_body(__global const float *q, uint q_off, __global const uchar *kc, uint k_off,
+                                   __global const uchar *vc, uint v_off, __global const int *pos, uint pos_off,
+                                   __global const int *slots, uint slots_off, uint n_slots,
+                                   __global const float *sinks, uint sinks_off, int has_sinks, __global float *dst,
+                                   uint dst_off, int n_heads, int n_kv_heads, int head_dim, int window, float scale,
+                                   float softcap, int cache_rows, int kv, __local float *qs,
+                                   __local float (*scores)[EXO_ATT_TILE], __local float *part_m,
+                                   __local float *part_l, __local float (*part_acc)[EXO_ATT_MAX_DIM]) {
     uint h = get_group_id(0), t = get_group_id(1), lid = get_local_id(0), ls = get_local_size(0);
     uint part = lid / EXO_ATT_TILE, plid = lid % EXO_ATT_TILE, parts = ls / EXO_ATT_TILE;
     uint d = (uint)head_dim, kvh = h / (uint)(n_heads / n_kv_heads), kv_row = (uint)n_kv_heads * d;
@@ -40,8 +44,8 @@ __kernel void exo_attention(__global const float *q, uint q_off, __global const 
     long row0 = exo_slot_row0(slots, slots_off, n_slots, t, (uint)cache_rows);
     if (row0 < 0) last = -1; /* nor slots outside the pool: no rows */
     int first = window > 0 && last - window + 1 > 0 ? last - window + 1 : 0;
-    kc += k_off + (size_t)max(row0, 0L) * kv_row;
-    vc += v_off + (size_t)max(row0, 0L) * kv_row;
+    /* Element indices of the slot's first row in each cache. */
+    size_t k_base = k_off + (size_t)max(row0, 0L) * kv_row, v_base = v_off + (size_t)max(row0, 0L) * kv_row;
     float m = -INFINITY, l = 0.0f;
     float acc[EXO_ATT_MAX_PER_ITEM];
     for (uint i = 0; i < EXO_ATT_MAX_PER_ITEM; i++) acc[i] = 0.0f;
@@ -52,17 +56,17 @@ __kernel void exo_attention(__global const float *q, uint q_off, __global const 
         int r0 = r_base + (int)(part * EXO_ATT_TILE);
         int rows = min(EXO_ATT_TILE, last - r0 + 1);
         for (int r = (int)plid; r < rows; r += EXO_ATT_TILE) {
-            __global const float *kr = kc + (size_t)(r0 + r) * kv_row + kvh * d;
+            size_t kr = k_base + (size_t)(r0 + r) * kv_row + kvh * d;
             /* Four independent sums: the loads of a row overlap instead of waiting on one chain. */
             float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
             uint j = 0;
             for (; j + 4u <= d; j += 4u) {
-                s0 = fma(qs[j], kr[j], s0);
-                s1 = fma(qs[j + 1u], kr[j + 1u], s1);
-                s2 = fma(qs[j + 2u], kr[j + 2u], s2);
-                s3 = fma(qs[j + 3u], kr[j + 3u], s3);
+                s0 = fma(qs[j], exo_kv_load(kc, kr + j, kv), s0);
+                s1 = fma(qs[j + 1u], exo_kv_load(kc, kr + j + 1u, kv), s1);
+                s2 = fma(qs[j + 2u], exo_kv_load(kc, kr + j + 2u, kv), s2);
+                s3 = fma(qs[j + 3u], exo_kv_load(kc, kr + j + 3u, kv), s3);
             }
-            for (; j < d; j++) s0 = fma(qs[j], kr[j], s0);
+            for (; j < d; j++) s0 = fma(qs[j], exo_kv_load(kc, kr + j, kv), s0);
             float s = ((s0 + s1) + (s2 + s3)) * scale;
             if (softcap > 0.0f) s = softcap * tanh(s / softcap);
             sc[r] = s;
@@ -77,8 +81,9 @@ __kernel void exo_attention(__global const float *q, uint q_off, __global const 
             for (int r = 0; r < rows; r++) {
                 float p = exp(sc[r] - tile_max);
                 l += p;
-                __global const float *vr = vc + (size_t)(r0 + r) * kv_row + kvh * d;
-                for (uint i = 0, j = plid; j < d; i++, j += EXO_ATT_TILE) acc[i] = fma(p, vr[j], acc[i]);
+                size_t vr = v_base + (size_t)(r0 + r) * kv_row + kvh * d;
+                for (uint i = 0, j = plid; j < d; i++, j += EXO_ATT_TILE)
+                    acc[i] = fma(p, exo_kv_load(vc, vr + j, kv), acc[i]);
             }
             m = tile_max;
         }
@@ -108,6 +113,23 @@ __kernel void exo_attention(__global const float *q, uint q_off, __global const 
     }
 }
 
+#define EXO_ATTENTION_KERNEL(SFX, KV)                                                                                  \
+    __kernel void exo_attention##SFX(__global const float *q, uint q_off, __global const uchar *kc, uint k_off,        \
+                                     __global const uchar *vc, uint v_off, __global const int *pos, uint pos_off,      \
+                                     __global const int *slots, uint slots_off, uint n_slots,                          \
+                                     __global const float *sinks, uint sinks_off, int has_sinks, __global float *dst,  \
+                                     uint dst_off, int n_heads, int n_kv_heads, int head_dim, int window, float scale, \
+                                     float softcap, int cache_rows) {                                                  \
+        __local float qs[EXO_ATT_MAX_DIM];                                                                             \
+        __local float scores[EXO_ATT_MAX_PARTS][EXO_ATT_TILE];                                                         \
+        __local float part_m[EXO_ATT_MAX_PARTS], part_l[EXO_ATT_MAX_PARTS];                                            \
+        __local float part_acc[EXO_ATT_MAX_PARTS][EXO_ATT_MAX_DIM];                                                    \
+        exo_attention_body(q, q_off, kc, k_off, vc, v_off, pos, pos_off, slots, slots_off, n_slots, sinks, sinks_off,  \
+                           has_sinks, dst, dst_off, n_heads, n_kv_heads, head_dim, window, scale, softcap, cache_rows, \
+                           KV, qs, scores, part_m, part_l, part_acc);                                                  \
+    }
+EXO_KV_VARIANTS(EXO_ATTENTION_KERNEL)
+
 /* Decode attention split over the cache ("flash-decoding"): exo_attention above gives a decode
  * step (one query token) only n_heads work-groups, far too few to fill a large GPU, and walks
  * the rows with serial per-item loops. Here work-group (s, h) takes split s of head h's visible
@@ -122,14 +144,13 @@ __kernel void exo_attention(__global const float *q, uint q_off, __global const 
  * cuts its own visible rows [first_t, last_t] into splits of split_rows from first_t on, so a
  * token with fewer rows than the launch's longest (n_splits x split_rows, sized by the executor
  * for the longest) leaves its last splits empty (m = -inf), which the combine skips. */
-__kernel void exo_attention_split(__global const float *q, uint q_off, __global const float *kc, uint k_off,
-                                  __global const float *vc, uint v_off, __global const int *pos, uint pos_off,
-                                  __global const int *slots, uint slots_off, uint n_slots,
-                                  __global float *part, uint part_off, int n_heads, int n_kv_heads, int head_dim,
-                                  int window, float scale, float softcap, int cache_rows, int split_rows) {
-    __local float qs[EXO_ATT_MAX_DIM];
-    __local float p[EXO_ATT_TILE];
-    __local float red[EXO_ATT_TILE];
+EXO_KERNEL_BODY exo_attention_split_body(__global const float *q, uint q_off, __global const uchar *kc, uint k_off,
+                                         __global const uchar *vc, uint v_off, __global const int *pos,
+                                         uint pos_off, __global const int *slots, uint slots_off, uint n_slots,
+                                         __global float *part, uint part_off, int n_heads, int n_kv_heads,
+                                         int head_dim, int window, float scale, float softcap, int cache_rows,
+                                         int split_rows, int kv, __local float *qs, __local float *p,
+                                         __local float *red) {
     uint s = get_group_id(0), h = get_group_id(1), t = get_group_id(2), lid = get_local_id(0);
     uint n_splits = get_num_groups(0), th = t * (uint)n_heads + h;
     uint d = (uint)head_dim, kvh = h / (uint)(n_heads / n_kv_heads), kv_row = (uint)n_kv_heads * d;
@@ -140,8 +161,7 @@ __kernel void exo_attention_split(__global const float *q, uint q_off, __global 
     long row0 = exo_slot_row0(slots, slots_off, n_slots, t, (uint)cache_rows);
     if (row0 < 0) last = -1; /* a slot outside the pool: no rows (the executor refuses it first) */
     int first = window > 0 && last - window + 1 > 0 ? last - window + 1 : 0;
-    kc += k_off + (size_t)max(row0, 0L) * kv_row;
-    vc += v_off + (size_t)max(row0, 0L) * kv_row;
+    size_t k_base = k_off + (size_t)max(row0, 0L) * kv_row, v_base = v_off + (size_t)max(row0, 0L) * kv_row;
     int begin = first + (int)s * split_rows, end = min(begin + split_rows, last + 1);
     float m = -INFINITY, l = 0.0f;
     float acc[EXO_ATT_MAX_PER_ITEM];
@@ -151,19 +171,19 @@ __kernel void exo_attention_split(__global const float *q, uint q_off, __global 
         int rows = min(EXO_ATT_TILE, end - r0);
         float sc = -INFINITY;
         if ((int)lid < rows) {
-            __global const float *kr = kc + (size_t)(r0 + (int)lid) * kv_row + kvh * d;
+            size_t kr = k_base + (size_t)(r0 + (int)lid) * kv_row + kvh * d;
             /* Sixteen loads issued before their FMAs: a row costs d / 16 memory latencies. */
             float4 s4 = (float4)(0.0f);
             uint j = 0;
             for (; j + 16u <= d; j += 16u) {
-                float16 kv = vload16(0, kr + j);
-                s4 = fma(kv.s0123, vload4(0, qs + j), s4);
-                s4 = fma(kv.s4567, vload4(0, qs + j + 4u), s4);
-                s4 = fma(kv.s89ab, vload4(0, qs + j + 8u), s4);
-                s4 = fma(kv.scdef, vload4(0, qs + j + 12u), s4);
+                float16 k16 = exo_kv_load16(kc, kr + j, kv);
+                s4 = fma(k16.s0123, vload4(0, qs + j), s4);
+                s4 = fma(k16.s4567, vload4(0, qs + j + 4u), s4);
+                s4 = fma(k16.s89ab, vload4(0, qs + j + 8u), s4);
+                s4 = fma(k16.scdef, vload4(0, qs + j + 12u), s4);
             }
             float s0 = (s4.x + s4.y) + (s4.z + s4.w);
-            for (; j < d; j++) s0 = fma(qs[j], kr[j], s0);
+            for (; j < d; j++) s0 = fma(qs[j], exo_kv_load(kc, kr + j, kv), s0);
             sc = s0 * scale;
             if (softcap > 0.0f) sc = softcap * tanh(sc / softcap);
         }
@@ -190,14 +210,18 @@ __kernel void exo_attention_split(__global const float *q, uint q_off, __global 
          * load-then-FMA chain (a decode step has few work-groups per compute unit to hide
          * memory latency with). */
         for (uint i = 0, j = lid; j < d; i++, j += EXO_ATT_TILE) {
-            __global const float *vj = vc + (size_t)r0 * kv_row + kvh * d + j;
+            size_t vj = v_base + (size_t)r0 * kv_row + kvh * d + j;
             float a0 = acc[i] * rescale, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
             int r = 0;
             for (; r + 8 <= rows; r += 8) {
-                float v0 = vj[(size_t)r * kv_row], v1 = vj[(size_t)(r + 1) * kv_row];
-                float v2 = vj[(size_t)(r + 2) * kv_row], v3 = vj[(size_t)(r + 3) * kv_row];
-                float v4 = vj[(size_t)(r + 4) * kv_row], v5 = vj[(size_t)(r + 5) * kv_row];
-                float v6 = vj[(size_t)(r + 6) * kv_row], v7 = vj[(size_t)(r + 7) * kv_row];
+                float v0 = exo_kv_load(vc, vj + (size_t)r * kv_row, kv);
+                float v1 = exo_kv_load(vc, vj + (size_t)(r + 1) * kv_row, kv);
+                float v2 = exo_kv_load(vc, vj + (size_t)(r + 2) * kv_row, kv);
+                float v3 = exo_kv_load(vc, vj + (size_t)(r + 3) * kv_row, kv);
+                float v4 = exo_kv_load(vc, vj + (size_t)(r + 4) * kv_row, kv);
+                float v5 = exo_kv_load(vc, vj + (size_t)(r + 5) * kv_row, kv);
+                float v6 = exo_kv_load(vc, vj + (size_t)(r + 6) * kv_row, kv);
+                float v7 = exo_kv_load(vc, vj + (size_t)(r + 7) * kv_row, kv);
                 a0 = fma(p[r], v0, a0);
                 a1 = fma(p[r + 1], v1, a1);
                 a2 = fma(p[r + 2], v2, a2);
@@ -207,7 +231,7 @@ __kernel void exo_attention_split(__global const float *q, uint q_off, __global 
                 a2 = fma(p[r + 6], v6, a2);
                 a3 = fma(p[r + 7], v7, a3);
             }
-            for (; r < rows; r++) a0 = fma(p[r], vj[(size_t)r * kv_row], a0);
+            for (; r < rows; r++) a0 = fma(p[r], exo_kv_load(vc, vj + (size_t)r * kv_row, kv), a0);
             acc[i] = (a0 + a1) + (a2 + a3);
         }
         barrier(CLK_LOCAL_MEM_FENCE); /* p and red are rewritten by the next tile */
@@ -219,6 +243,22 @@ __kernel void exo_attention_split(__global const float *q, uint q_off, __global 
         out[d + 1u] = l;
     }
 }
+
+#define EXO_ATTENTION_SPLIT_KERNEL(SFX, KV)                                                                            \
+    __kernel void exo_attention_split##SFX(__global const float *q, uint q_off, __global const uchar *kc, uint k_off,  \
+                                           __global const uchar *vc, uint v_off, __global const int *pos,              \
+                                           uint pos_off, __global const int *slots, uint slots_off, uint n_slots,      \
+                                           __global float *part, uint part_off, int n_heads, int n_kv_heads,           \
+                                           int head_dim, int window, float scale, float softcap, int cache_rows,       \
+                                           int split_rows) {                                                           \
+        __local float qs[EXO_ATT_MAX_DIM];                                                                             \
+        __local float p[EXO_ATT_TILE];                                                                                 \
+        __local float red[EXO_ATT_TILE];                                                                               \
+        exo_attention_split_body(q, q_off, kc, k_off, vc, v_off, pos, pos_off, slots, slots_off, n_slots, part,        \
+                                 part_off, n_heads, n_kv_heads, head_dim, window, scale, softcap, cache_rows,          \
+                                 split_rows, KV, qs, p, red);                                                          \
+    }
+EXO_KV_VARIANTS(EXO_ATTENTION_SPLIT_KERNEL)
 
 /* out = sum_s acc_s e^(m_s - M) / (sum_s l_s e^(m_s - M) [+ e^(sink - M)]), M = max(max_s m_s
  * [, sink]); one work-group per (head, token), the splits in order (deterministic). A sink

@@ -99,3 +99,51 @@ static inline long exo_slot_row0(__global const int *slots, uint slots_off, uint
     int s = slots[slots_off + t];
     return s < 0 || (uint)s >= n_slots ? -1 : (long)s * (long)ctx;
 }
+
+/* KV cache dtypes (ABI 1.7, abi/exo_plugin.h "KV cache dtypes"): a cache holds F32, BF16 or F16
+ * elements. The kernels that read or write a cache exist once per dtype: EXO_KV_VARIANTS(K)
+ * expands K(suffix, dtype) for each, where K defines a thin __kernel (exo_kv_write,
+ * exo_kv_write_bf16, exo_kv_write_f16, ...) that calls the kernel's one body with the dtype as a
+ * constant, so the compiler folds the dtype branches of the helpers below and the F32 variant
+ * is the code it always was. The host picks the variant by the cache tensor's dtype
+ * (gpu_build_kv_slots, plugins/gpu_common/gpu_kernels.c). A body takes a cache as a uchar
+ * pointer and indexes it in elements of its dtype (the offsets the host passes are in those
+ * elements too). */
+#define EXO_KV_VARIANTS(K) K(, EXO_F32) K(_bf16, EXO_BF16) K(_f16, EXO_F16)
+/* A kernel body that such thin kernels call: inlined into each even in the SPIR-V build, which is
+ * unoptimised (-O0 marks every other function noinline), because a body left out of line breaks
+ * on PoCL (it runs that module in the tests: work-item functions such as get_global_id become
+ * unresolved symbols there) and the dtype must fold away in any case. */
+#define EXO_KERNEL_BODY static inline __attribute__((always_inline)) void
+
+/* float32 -> bf16 bits, rounding to nearest even; a NaN stays a (quiet) NaN. The CPU plugin
+ * rounds the same way (plugins/cpu_amx/cpu_half.h), so both write the same cache bits. */
+static inline ushort exo_f32_to_bf16(float f) {
+    uint u = as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (ushort)((u >> 16) | 0x40u);
+    return (ushort)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* Cache element i as float: exact for every dtype (bf16 widens by a shift, f16 through
+ * vload_half, core OpenCL C without cl_khr_fp16). */
+static inline float exo_kv_load(__global const uchar *cache, size_t i, int kv) {
+    if (kv == EXO_BF16) return as_float((uint)((__global const ushort *)cache)[i] << 16);
+    if (kv == EXO_F16) return vload_half(0, (__global const half *)((__global const ushort *)cache + i));
+    return ((__global const float *)cache)[i];
+}
+/* Sixteen consecutive cache elements from element i (any i: vloads need element alignment only). */
+static inline float16 exo_kv_load16(__global const uchar *cache, size_t i, int kv) {
+    if (kv == EXO_BF16) return as_float16(convert_uint16(vload16(0, (__global const ushort *)cache + i)) << 16);
+    if (kv == EXO_F16) return vload_half16(0, (__global const half *)((__global const ushort *)cache + i));
+    return vload16(0, (__global const float *)cache + i);
+}
+/* cache[i] = x rounded to the cache's dtype, to nearest even (F16: vstore_half_rte, overflow to
+ * infinity, subnormals kept, as ABI 1.7 asks). */
+static inline void exo_kv_store(__global uchar *cache, size_t i, float x, int kv) {
+    if (kv == EXO_BF16)
+        ((__global ushort *)cache)[i] = exo_f32_to_bf16(x);
+    else if (kv == EXO_F16)
+        vstore_half_rte(x, 0, (__global half *)((__global ushort *)cache + i));
+    else
+        ((__global float *)cache)[i] = x;
+}

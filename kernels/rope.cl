@@ -36,13 +36,16 @@ __kernel void exo_rope(__global const float *x, uint x_off, __global const int *
  * them when the roped k feeds only its KV_WRITE): work-items (j, head, token) over
  * n_heads + 2 n_kv_heads heads — q heads rotate into q_out, k heads rotate straight into their
  * cache row at pos[t] (of slot slots[t] in a pooled cache, n_slots > 0), v heads are copied into
- * theirs. A position or slot outside the cache is skipped (the executor range-checks them first). */
-__kernel void exo_rope_kv(__global const float *q, uint q_off, __global const float *k, uint k_off,
-                          __global const float *v, uint v_off, __global const int *pos, uint pos_off,
-                          __global const int *slots, uint slots_off, uint n_slots, __global const float *inv_freq,
-                          uint freq_off, __global float *q_out, uint q_out_off, __global float *kc, uint kc_off,
-                          __global float *vc, uint vc_off, uint head_dim, uint n_heads, uint n_kv_heads, int n_rot,
-                          int mode, float attn_factor, uint cache_rows) {
+ * theirs, both rounded to the caches' dtype (exo_rope_kv, _bf16, _f16: EXO_KV_VARIANTS in
+ * common.cl; the two caches share it). A position or slot outside the cache is skipped (the
+ * executor range-checks them first). */
+EXO_KERNEL_BODY exo_rope_kv_body(__global const float *q, uint q_off, __global const float *k, uint k_off,
+                                 __global const float *v, uint v_off, __global const int *pos, uint pos_off,
+                                 __global const int *slots, uint slots_off, uint n_slots,
+                                 __global const float *inv_freq, uint freq_off, __global float *q_out,
+                                 uint q_out_off, __global uchar *kc, uint kc_off, __global uchar *vc, uint vc_off,
+                                 uint head_dim, uint n_heads, uint n_kv_heads, int n_rot, int mode,
+                                 float attn_factor, uint cache_rows, int kv) {
     uint j = get_global_id(0), hh = get_global_id(1), t = get_global_id(2);
     if (j >= head_dim) return;
     int p = pos[pos_off + t];
@@ -57,7 +60,22 @@ __kernel void exo_rope_kv(__global const float *q, uint q_off, __global const fl
     if (is_v) h -= n_kv_heads;
     size_t src = ((size_t)t * n_kv_heads + h) * head_dim, row = ((size_t)(row0 + p) * n_kv_heads + h) * head_dim;
     if (is_v)
-        vc[vc_off + row + j] = v[v_off + src + j];
+        exo_kv_store(vc, vc_off + row + j, v[v_off + src + j], kv);
     else
-        kc[kc_off + row + j] = exo_rope_value(k + k_off + src, j, p, inv_freq, freq_off, n_rot, mode, attn_factor);
+        exo_kv_store(kc, kc_off + row + j,
+                     exo_rope_value(k + k_off + src, j, p, inv_freq, freq_off, n_rot, mode, attn_factor), kv);
 }
+
+#define EXO_ROPE_KV_KERNEL(SFX, KV)                                                                                    \
+    __kernel void exo_rope_kv##SFX(__global const float *q, uint q_off, __global const float *k, uint k_off,           \
+                                   __global const float *v, uint v_off, __global const int *pos, uint pos_off,         \
+                                   __global const int *slots, uint slots_off, uint n_slots,                            \
+                                   __global const float *inv_freq, uint freq_off, __global float *q_out,               \
+                                   uint q_out_off, __global uchar *kc, uint kc_off, __global uchar *vc, uint vc_off,   \
+                                   uint head_dim, uint n_heads, uint n_kv_heads, int n_rot, int mode,                  \
+                                   float attn_factor, uint cache_rows) {                                               \
+        exo_rope_kv_body(q, q_off, k, k_off, v, v_off, pos, pos_off, slots, slots_off, n_slots, inv_freq, freq_off,    \
+                         q_out, q_out_off, kc, kc_off, vc, vc_off, head_dim, n_heads, n_kv_heads, n_rot, mode,         \
+                         attn_factor, cache_rows, KV);                                                                 \
+    }
+EXO_KV_VARIANTS(EXO_ROPE_KV_KERNEL)

@@ -7,7 +7,9 @@
 #include "gpu_target.h"
 #include "graph_ir.h"
 
+#include <assert.h>
 #include <stdio.h>
+#include <string.h>
 
 /* x [M,K] @ W[N,K]^T: matrix-vector kernels for decode-sized M (in chunks of GPU_MATVEC_MAX_TOKENS
  * rows of x), the tiled kernel otherwise. Among the matrix-vector kernels: the subgroup one where
@@ -74,9 +76,29 @@ int64_t gpu_cache_rows(const gpu_exec_view *v, uint32_t cache) {
     return ne[n_dims == 4 ? 2 : n_dims - 1];
 }
 
+/* The kernels that read or write a KV cache, each in its variants per cache dtype (kernels/common.cl,
+ * EXO_KV_VARIANTS: F32 is the plain name). */
+static const char *const kv_kernel_variants[][3] = {
+    {"exo_kv_write", "exo_kv_write_bf16", "exo_kv_write_f16"},
+    {"exo_rope_kv", "exo_rope_kv_bf16", "exo_rope_kv_f16"},
+    {"exo_attention", "exo_attention_bf16", "exo_attention_f16"},
+    {"exo_attention_split", "exo_attention_split_bf16", "exo_attention_split_f16"},
+};
+
+static void use_kv_variant(gpu_builder *b, exo_dtype cache_dtype) {
+    size_t variant = cache_dtype == EXO_DTYPE_BF16 ? 1 : cache_dtype == EXO_DTYPE_F16 ? 2 : 0;
+    for (size_t i = 0; i < sizeof kv_kernel_variants / sizeof kv_kernel_variants[0]; i++)
+        if (strcmp(b->l.kernel, kv_kernel_variants[i][0]) == 0) {
+            b->l.kernel = kv_kernel_variants[i][variant];
+            return;
+        }
+    assert(!"gpu_build_kv_slots: a kernel without KV dtype variants");
+}
+
 void gpu_build_kv_slots(gpu_builder *b, const exo_node *nd, uint32_t cache, uint32_t stand_in) {
     const exo_tensor *t = &b->v->tensors[cache];
     bool pooled = t->n_dims == 4;
+    use_kv_variant(b, t->dtype);
     gpu_build_tensor(b, pooled ? nd->src[nd->n_src - 1] : stand_in);
     gpu_build_u32(b, pooled ? (uint64_t)t->ne[3] : 0);
 }

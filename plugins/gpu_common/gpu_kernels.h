@@ -26,7 +26,11 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
 int64_t gpu_cache_rows(const gpu_exec_view *v, uint32_t cache);
 /* The slots arguments of the kernels that index a cache (kernels/common.cl, exo_slot_row0):
  * for a pooled `cache`, node nd's slots source (its last) and the pool's slot count; for an
- * unpooled one, `stand_in` (an I32 tensor the kernel never reads then) and 0. */
+ * unpooled one, `stand_in` (an I32 tensor the kernel never reads then) and 0. It also makes the
+ * launch the kernel's variant for the cache's dtype (ABI 1.7: exo_attention_bf16 for
+ * exo_attention over a BF16 cache; kernels/common.cl, EXO_KV_VARIANTS), as every launch that
+ * indexes a cache passes through here: exo_kv_write, exo_rope_kv, exo_attention and
+ * exo_attention_split. */
 void gpu_build_kv_slots(gpu_builder *b, const exo_node *nd, uint32_t cache, uint32_t stand_in);
 
 /* Work-group sizes the kernels assume (kernels/); a device must allow GPU_MIN_WORK_GROUP. */

@@ -27,7 +27,11 @@ graph_target gpu_graph_target(const gpu_backend *be) {
                           .moe_1_5 = true,
                           /* Pooled KV caches (ABI 1.6): every kernel that reads or writes a
                            * cache takes the per-token slots (kernels/common.cl, exo_slot_row0). */
-                          .kv_pool = true};
+                          .kv_pool = true,
+                          /* KV caches of bf16 and f16 (ABI 1.7): the same kernels per cache
+                           * dtype (kernels/common.cl, EXO_KV_VARIANTS), rounding to nearest even
+                           * on write and widening exactly on read. */
+                          .kv_dtypes = GRAPH_DTYPE_BIT(EXO_DTYPE_BF16) | GRAPH_DTYPE_BIT(EXO_DTYPE_F16)};
 }
 
 exo_status gpu_fail(const gpu_backend *be, exo_status status, const char *fmt, ...) {

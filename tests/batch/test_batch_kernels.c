@@ -1,9 +1,12 @@
-/* Pooled KV caches (ABI 1.6) on a GPU plugin, op by op: KV_WRITE and ATTENTION over a pool of
- * caches, each token of a step in its own slot at its own position, against the CPU plugin's
- * reference kernels (the oracle), by NMSE (tests/opencl/op_harness.h). Steps of a few tokens
- * take the split attention (several tokens per launch, different context lengths), longer ones
- * exo_attention; a slot outside the pool is refused before any launch, naming the node. The
- * plugin is EXO_TEST_GPU_PLUGIN (opencl on PoCL, level_zero on the test driver). */
+/* The KV cache kernels of a GPU plugin, op by op, against the CPU plugin's reference kernels
+ * (the oracle), by NMSE (tests/opencl/op_harness.h): KV_WRITE and ATTENTION over pooled caches
+ * (ABI 1.6: each token of a step in its own slot at its own position) and over one sequence's
+ * cache, with F32, BF16 and F16 caches (ABI 1.7: the kernels' variants per cache dtype,
+ * kernels/common.cl EXO_KV_VARIANTS), and with RoPE ahead of the writes (the GPU fuses RoPE of q
+ * and k and both writes into exo_rope_kv). Steps of a few tokens take the split attention
+ * (several tokens per launch, different context lengths), longer ones exo_attention; a slot
+ * outside the pool is refused before any launch, naming the node. The plugin is
+ * EXO_TEST_GPU_PLUGIN (opencl on PoCL, level_zero on the test driver). */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,7 +18,12 @@
 
 #define TOKENS_DIM EXO_DIM_TOKENS
 #define NMSE_ATTENTION 1e-10
+/* With RoPE ahead of the cache writes the GPU rotates in float (cos, sin) and the reference in
+ * double, so a roped K element may differ by a float ulp, and a 16-bit cache may then round it
+ * one bf16 / f16 ulp apart (2^-8 / 2^-11 of the element): a few such elements among thousands. */
+#define NMSE_ROPE_KV16 1e-7
 #define MAX_STEP 40
+#define MAX_HEAD_DIM 256
 
 static oh_device gpu, ref;
 static const char *gpu_name;
@@ -37,37 +45,66 @@ static void close_both(void) {
     oh_close(&ref);
 }
 
-/* q, k, v, positions and slots in; KV_WRITE k, KV_WRITE v, ATTENTION (with sinks when asked)
- * over caches pooled as [slots][ctx][nkv][hd]. */
-typedef struct pool_graph {
-    oh_graph g;
-    uint32_t q, k, v, pos, slots, kc, vc, out, sinks;
-} pool_graph;
+/* One attention layer's cache ops. n_slots 0: one sequence's 3-D caches [ctx][nkv][hd], no slots
+ * source; else pools [n_slots][ctx][nkv][hd] with a per-token slots source. */
+typedef struct kv_case {
+    int32_t nh, nkv, hd, window;
+    int with_sinks, with_rope;
+    uint32_t n_slots;
+    exo_dtype kv;
+} kv_case;
 
-static void build(pool_graph *p, int32_t nh, int32_t nkv, int32_t hd, int32_t window, int64_t ctx, int64_t n_slots,
-                  int with_sinks) {
+/* q, k, v, positions (and slots) in; [ROPE q, ROPE k,] KV_WRITE k, KV_WRITE v, ATTENTION (with
+ * sinks when asked). */
+typedef struct kv_graph {
+    oh_graph g;
+    kv_case c;
+    uint32_t q, k, v, pos, slots, kc, vc, out, sinks;
+    float inv_freq[MAX_HEAD_DIM / 2];
+} kv_graph;
+
+static void build(kv_graph *p, const kv_case *c, int64_t ctx) {
     oh_graph *g = &p->g;
+    int32_t nh = c->nh, nkv = c->nkv, hd = c->hd;
+    ck_assert_int_le(hd, MAX_HEAD_DIM);
+    p->c = *c;
     oh_init(g, MAX_STEP);
     p->q = oh_tensor(g, "q", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 3, hd, nh, TOKENS_DIM);
     p->k = oh_tensor(g, "k", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 3, hd, nkv, TOKENS_DIM);
     p->v = oh_tensor(g, "v", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 3, hd, nkv, TOKENS_DIM);
     p->pos = oh_tensor(g, "pos", EXO_DTYPE_I32, EXO_TENSOR_INPUT, 1, TOKENS_DIM, 0, 0);
-    p->slots = oh_tensor(g, "kv_slots", EXO_DTYPE_I32, EXO_TENSOR_INPUT, 1, TOKENS_DIM, 0, 0);
-    p->kc = oh_tensor(g, "k_pool", EXO_DTYPE_F32, EXO_TENSOR_KV, 3, hd, nkv, ctx);
-    p->vc = oh_tensor(g, "v_pool", EXO_DTYPE_F32, EXO_TENSOR_KV, 3, hd, nkv, ctx);
-    for (uint32_t t = p->kc; t <= p->vc; t++) {
-        g->tensors[t].n_dims = 4;
-        g->tensors[t].ne[3] = n_slots;
-    }
+    p->slots = c->n_slots ? oh_tensor(g, "kv_slots", EXO_DTYPE_I32, EXO_TENSOR_INPUT, 1, TOKENS_DIM, 0, 0) : 0;
+    p->kc = oh_tensor(g, "k_cache", c->kv, EXO_TENSOR_KV, 3, hd, nkv, ctx);
+    p->vc = oh_tensor(g, "v_cache", c->kv, EXO_TENSOR_KV, 3, hd, nkv, ctx);
+    if (c->n_slots)
+        for (uint32_t t = p->kc; t <= p->vc; t++) {
+            g->tensors[t].n_dims = 4;
+            g->tensors[t].ne[3] = c->n_slots;
+        }
     p->out = oh_tensor(g, "attn", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, (int64_t)nh * hd, TOKENS_DIM, 0);
-    p->sinks = with_sinks ? oh_tensor(g, "sinks", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 1, nh, 0, 0) : 0;
-    oh_node(g, EXO_OP_KV_WRITE, p->kc, 3, (uint32_t[]){p->k, p->pos, p->slots}, NULL, 0, NULL, 0);
-    oh_node(g, EXO_OP_KV_WRITE, p->vc, 3, (uint32_t[]){p->v, p->pos, p->slots}, NULL, 0, NULL, 0);
-    int32_t ip[4] = {nh, nkv, hd, window};
+    p->sinks = c->with_sinks ? oh_tensor(g, "sinks", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 1, nh, 0, 0) : 0;
+    uint32_t q_in = p->q, k_in = p->k;
+    if (c->with_rope) { /* NEOX over the whole head, as llama */
+        for (int32_t i = 0; i < hd / 2; i++) p->inv_freq[i] = powf(10000.0f, -2.0f * (float)i / (float)hd);
+        uint32_t freq = oh_weight(g, "inv_freq", EXO_DTYPE_F32, p->inv_freq, 0, 1, hd / 2, 0);
+        q_in = oh_tensor(g, "q_roped", EXO_DTYPE_F32, 0, 3, hd, nh, TOKENS_DIM);
+        k_in = oh_tensor(g, "k_roped", EXO_DTYPE_F32, 0, 3, hd, nkv, TOKENS_DIM);
+        int32_t ip[2];
+        ip[EXO_ROPE_I_MODE] = EXO_ROPE_NEOX;
+        ip[EXO_ROPE_I_N_ROT] = hd;
+        float factor = 1.0f;
+        oh_node(g, EXO_OP_ROPE, q_in, 3, (uint32_t[]){p->q, p->pos, freq}, ip, 2, &factor, 1);
+        oh_node(g, EXO_OP_ROPE, k_in, 3, (uint32_t[]){p->k, p->pos, freq}, ip, 2, &factor, 1);
+    }
+    uint32_t n_write = c->n_slots ? 3 : 2;
+    oh_node(g, EXO_OP_KV_WRITE, p->kc, n_write, (uint32_t[]){k_in, p->pos, p->slots}, NULL, 0, NULL, 0);
+    oh_node(g, EXO_OP_KV_WRITE, p->vc, n_write, (uint32_t[]){p->v, p->pos, p->slots}, NULL, 0, NULL, 0);
+    int32_t ip[4] = {nh, nkv, hd, c->window};
     float fp[2] = {1.0f / sqrtf((float)hd), 0.0f};
-    uint32_t src[6] = {p->q, p->kc, p->vc, p->pos, p->sinks, p->slots};
-    if (!with_sinks) src[4] = p->slots;
-    oh_node(g, EXO_OP_ATTENTION, p->out, with_sinks ? 6 : 5, src, ip, 4, fp, 2);
+    uint32_t src[6] = {q_in, p->kc, p->vc, p->pos}, n_src = 4;
+    if (c->with_sinks) src[n_src++] = p->sinks;
+    if (c->n_slots) src[n_src++] = p->slots;
+    oh_node(g, EXO_OP_ATTENTION, p->out, n_src, src, ip, 4, fp, 2);
 }
 
 /* One step's rows: token t in slot slots[t] at position pos[t]. */
@@ -93,8 +130,32 @@ static uint32_t make_steps(step *out, uint32_t n_steps, uint32_t n_seq, const ui
     return n_steps;
 }
 
-/* Runs the steps on both devices; returns the worst NMSE of the attention output and the pools. */
-static double run_steps(const pool_graph *p, const step *steps, uint32_t n_steps, int32_t nh, int32_t nkv, int32_t hd) {
+/* n elements of a cache read back (F32, BF16 or F16 bytes) as floats, exactly. */
+static void widen(const void *bytes, exo_dtype dtype, float *out, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) {
+        if (dtype == EXO_DTYPE_F32) {
+            memcpy(&out[i], (const char *)bytes + 4 * i, 4);
+            continue;
+        }
+        uint16_t h;
+        memcpy(&h, (const char *)bytes + 2 * i, 2);
+        if (dtype == EXO_DTYPE_BF16) {
+            uint32_t bits = (uint32_t)h << 16;
+            memcpy(&out[i], &bits, 4);
+        } else {
+            _Float16 x;
+            memcpy(&x, &h, 2);
+            out[i] = (float)x;
+        }
+    }
+}
+
+/* Runs the steps on both devices; returns the worst NMSE of the attention output and of the
+ * caches (widened to float). Without RoPE, KV_WRITE stores the same float rows on both sides, so
+ * the caches must also agree bit for bit, in every dtype (both round to nearest even). */
+static double run_steps(const kv_graph *p, const step *steps, uint32_t n_steps) {
+    const kv_case *c = &p->c;
+    int32_t nh = c->nh, nkv = c->nkv, hd = c->hd;
     oh_run a, b;
     ck_assert_msg(oh_start(&b, &ref, &p->g) == EXO_OK, "cpu compile: %s", ref.host.last_error);
     ck_assert_msg(oh_start(&a, &gpu, &p->g) == EXO_OK, "%s compile: %s", gpu_name, gpu.host.last_error);
@@ -116,7 +177,7 @@ static double run_steps(const pool_graph *p, const step *steps, uint32_t n_steps
         } in[5] = {{p->q, q, (uint64_t)n * nh * hd * 4}, {p->k, kv, (uint64_t)n * nkv * hd * 4},
                    {p->v, kv, (uint64_t)n * nkv * hd * 4}, {p->pos, steps[s].pos, (uint64_t)n * 4},
                    {p->slots, steps[s].slot, (uint64_t)n * 4}};
-        for (uint32_t i = 0; i < 5; i++) {
+        for (uint32_t i = 0; i < (c->n_slots ? 5u : 4u); i++) {
             if (i < 3) oh_random((float *)in[i].data, (int64_t)(in[i].bytes / 4), -2.0f, 2.0f, 17 + s * 3 + i);
             ck_assert_int_eq(oh_write(&a, in[i].tensor, in[i].data, in[i].bytes), EXO_OK);
             ck_assert_int_eq(oh_write(&b, in[i].tensor, in[i].data, in[i].bytes), EXO_OK);
@@ -126,13 +187,23 @@ static double run_steps(const pool_graph *p, const step *steps, uint32_t n_steps
         uint32_t outs[3] = {p->out, p->kc, p->vc};
         for (uint32_t o = 0; o < 3; o++) {
             uint64_t bytes = oh_bytes(&p->g, outs[o], n);
-            float *x = malloc(bytes), *y = malloc(bytes);
+            exo_dtype dtype = p->g.tensors[outs[o]].dtype;
+            uint64_t count = bytes / (dtype == EXO_DTYPE_F32 ? 4 : 2);
+            void *x = malloc(bytes), *y = malloc(bytes);
+            float *xf = malloc(count * sizeof(float)), *yf = malloc(count * sizeof(float));
             ck_assert_int_eq(oh_read(&a, outs[o], x, bytes), EXO_OK);
             ck_assert_int_eq(oh_read(&b, outs[o], y, bytes), EXO_OK);
-            double e = oh_nmse(x, y, (int64_t)(bytes / 4));
+            if (o > 0 && !c->with_rope)
+                ck_assert_msg(memcmp(x, y, bytes) == 0, "%s step %u: the %s cache differs from the reference's bits",
+                              gpu_name, s, o == 1 ? "k" : "v");
+            widen(x, dtype, xf, count);
+            widen(y, dtype, yf, count);
+            double e = oh_nmse(xf, yf, (int64_t)count);
             if (!(e <= worst)) worst = e; /* NaN propagates */
             free(x);
             free(y);
+            free(xf);
+            free(yf);
         }
     }
     free(q);
@@ -142,28 +213,59 @@ static double run_steps(const pool_graph *p, const step *steps, uint32_t n_steps
     return worst;
 }
 
-static void pool_case(const char *what, int32_t nh, int32_t nkv, int32_t hd, int32_t window, int with_sinks,
-                      uint32_t n_seq, uint32_t n_steps, const uint32_t take[][4]) {
-    pool_graph p;
-    build(&p, nh, nkv, hd, window, 96, n_seq, with_sinks);
+static const char *kv_name(exo_dtype d) { return d == EXO_DTYPE_BF16 ? "bf16" : d == EXO_DTYPE_F16 ? "f16" : "f32"; }
+
+static void kv_case_run(const char *what, const kv_case *c, uint32_t n_seq, uint32_t n_steps, const uint32_t take[][4]) {
+    kv_graph p;
+    build(&p, c, 96);
     step steps[8];
     make_steps(steps, n_steps, n_seq, take);
-    double e = run_steps(&p, steps, n_steps, nh, nkv, hd);
-    printf("nmse POOLED %-44s %.3e\n", what, e);
+    double e = run_steps(&p, steps, n_steps);
+    double limit = c->with_rope && c->kv != EXO_DTYPE_F32 ? NMSE_ROPE_KV16 : NMSE_ATTENTION;
+    printf("nmse %s %s %-44s %.3e\n", c->n_slots ? "POOLED" : "SINGLE", kv_name(c->kv), what, e);
     fflush(stdout);
-    ck_assert_msg(e <= NMSE_ATTENTION, "%s %s: NMSE %.3e exceeds %.1e", gpu_name, what, e, NMSE_ATTENTION);
+    ck_assert_msg(e <= limit, "%s %s cache, %s: NMSE %.3e exceeds %.1e", gpu_name, kv_name(c->kv), what, e, limit);
 }
 
 /* Prefill chunks of different lengths, then batched decode steps of every sequence (the split
  * attention over tokens that see 2 to 37 rows), steps past 16 tokens (exo_attention), and one
  * sequence skipping steps. */
 static const uint32_t MIXED[6][4] = {{5, 1, 12, 0}, {30, 1, 1, 3}, {1, 1, 1, 1}, {1, 0, 20, 1}, {1, 1, 1, 1}, {2, 3, 1, 0}};
+/* One sequence: a prefill over one attention tile, decode steps (split attention), a 20-token
+ * chunk (exo_attention). */
+static const uint32_t SINGLE[5][4] = {{37}, {1}, {1}, {20}, {1}};
+
+/* The pooled cases in one cache dtype: MHA-like GQA, MQA with a window and sinks, wide heads,
+ * and RoPE ahead of the writes (exo_rope_kv on the GPU). */
+static void pooled_cases(exo_dtype kv) {
+    kv_case_run("4/2 heads, hd 64, 4 slots", &(kv_case){4, 2, 64, 0, 0, 0, 4, kv}, 4, 6, MIXED);
+    kv_case_run("8/1 heads, hd 40, window 9, sinks", &(kv_case){8, 1, 40, 9, 1, 0, 4, kv}, 4, 6, MIXED);
+    kv_case_run("2/2 heads, hd 128, 3 slots", &(kv_case){2, 2, 128, 0, 0, 0, 3, kv}, 3, 6, MIXED);
+    kv_case_run("rope + writes, 4/2 heads, hd 64, 4 slots", &(kv_case){4, 2, 64, 0, 0, 1, 4, kv}, 4, 6, MIXED);
+}
+
+static void single_cases(exo_dtype kv) {
+    kv_case_run("6/2 heads, hd 64", &(kv_case){6, 2, 64, 0, 0, 0, 0, kv}, 1, 5, SINGLE);
+    kv_case_run("4/1 heads, hd 40, window 9, sinks", &(kv_case){4, 1, 40, 9, 1, 0, 0, kv}, 1, 5, SINGLE);
+    kv_case_run("rope + writes, 4/2 heads, hd 64", &(kv_case){4, 2, 64, 0, 0, 1, 0, kv}, 1, 5, SINGLE);
+}
 
 START_TEST(pooled_attention_matches_reference) {
     open_both();
-    pool_case("4/2 heads, hd 64, 4 slots", 4, 2, 64, 0, 0, 4, 6, MIXED);
-    pool_case("8/1 heads, hd 40, window 9, sinks", 8, 1, 40, 9, 1, 4, 6, MIXED);
-    pool_case("2/2 heads, hd 128, 3 slots", 2, 2, 128, 0, 0, 3, 6, MIXED);
+    pooled_cases(EXO_DTYPE_F32);
+    close_both();
+}
+END_TEST
+
+/* ABI 1.7: the bf16 (the default) and f16 caches, pooled and per sequence. */
+START_TEST(bf16_and_f16_caches_match_reference) {
+    open_both();
+    static const exo_dtype dtypes[] = {EXO_DTYPE_BF16, EXO_DTYPE_F16};
+    for (int i = 0; i < 2; i++) {
+        pooled_cases(dtypes[i]);
+        single_cases(dtypes[i]);
+    }
+    single_cases(EXO_DTYPE_F32);
     close_both();
 }
 END_TEST
@@ -171,8 +273,8 @@ END_TEST
 /* A slot outside the pool is refused at execute, naming the node, the input and the value. */
 START_TEST(slot_outside_the_pool_is_refused) {
     open_both();
-    pool_graph p;
-    build(&p, 2, 1, 32, 0, 16, 2, 0);
+    kv_graph p;
+    build(&p, &(kv_case){2, 1, 32, 0, 0, 0, 2, EXO_DTYPE_F32}, 16);
     oh_run a;
     ck_assert_msg(oh_start(&a, &gpu, &p.g) == EXO_OK, "%s: %s", gpu_name, gpu.host.last_error);
     int32_t pos[2] = {0, 0}, slots[2] = {1, 2};
@@ -195,6 +297,7 @@ int main(void) {
     TCase *tc = tcase_create("pooled");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, pooled_attention_matches_reference);
+    tcase_add_test(tc, bf16_and_f16_caches_match_reference);
     tcase_add_test(tc, slot_outside_the_pool_is_refused);
     suite_add_tcase(s, tc);
     /* One process: a fork after PoCL's or the Level Zero loader's start-up hangs or corrupts

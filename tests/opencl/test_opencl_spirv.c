@@ -184,29 +184,57 @@ START_TEST(matmul_from_spirv_matches_opencl_c) {
 }
 END_TEST
 
-/* Over a pool of two caches (ABI 1.6): the tokens alternate slots, each at its own position. */
+/* Over a pool of two caches (ABI 1.6): the tokens alternate slots, each at its own position; in
+ * each cache dtype (ABI 1.7: exo_attention, _bf16, _f16 and the same of the split kernel). */
 START_TEST(attention_from_spirv_matches_opencl_c) {
     setup();
-    enum { NH = 4, NKV = 2, HD = 64, T = 5, CTX = 40, SLOTS = 2, SPLIT = 16, SPLITS = 2 };
-    static float q[T * NH * HD], kc[SLOTS * CTX * NKV * HD], vc[SLOTS * CTX * NKV * HD], a[T * NH * HD], b[T * NH * HD];
+    enum { NH = 4, NKV = 2, HD = 64, T = 5, CTX = 40, SLOTS = 2, SPLIT = 16, SPLITS = 2, CACHE = SLOTS * CTX * NKV * HD };
+    static float q[T * NH * HD], kc[CACHE], vc[CACHE], a[T * NH * HD], b[T * NH * HD];
+    static uint16_t kc16[CACHE], vc16[CACHE];
     static float pa[T * NH * SPLITS * (HD + 2)], pb[T * NH * SPLITS * (HD + 2)];
     int32_t pos[T] = {30, 17, 32, 20, 34}, slots[T] = {1, 0, 1, 0, 0};
     random_floats(q, sizeof q / 4, 4);
-    random_floats(kc, sizeof kc / 4, 5);
-    random_floats(vc, sizeof vc / 4, 6);
+    random_floats(kc, CACHE, 5);
+    random_floats(vc, CACHE, 6);
     static float sinks[NH];
     random_floats(sinks, NH, 7); /* gpt_oss's per-head sink logits: the denominator's extra term */
-    karg args[] = {BUF(q, sizeof q), BUF(kc, sizeof kc), BUF(vc, sizeof vc), BUF(pos, sizeof pos), BUF(slots, sizeof slots),
-                   U32(SLOTS), BUF(sinks, sizeof sinks), I32(1), OUT(NULL, sizeof a), I32(NH), I32(NKV), I32(HD), I32(0),
-                   F32(0.125f), F32(0.0f), I32(CTX)};
-    size_t g[2] = {NH * 64, T}, l[2] = {64, 1};
-    compare("exo_attention", args, 16, 2, g, l, a, b, sizeof a / 4);
-    /* The split decode kernel over the same tokens: every token's rows fill both splits of 16. */
-    karg split_args[] = {BUF(q, sizeof q), BUF(kc, sizeof kc), BUF(vc, sizeof vc), BUF(pos, sizeof pos),
-                         BUF(slots, sizeof slots), U32(SLOTS), OUT(NULL, sizeof pa), I32(NH), I32(NKV), I32(HD), I32(0),
-                         F32(0.125f), F32(0.0f), I32(CTX), I32(SPLIT)};
-    size_t gs[3] = {SPLITS * 64, NH, T}, ls[3] = {64, 1, 1};
-    compare("exo_attention_split", split_args, 15, 3, gs, ls, pa, pb, sizeof pa / 4);
+    static const char *const suffixes[] = {"", "_bf16", "_f16"};
+    for (int dt = 0; dt < 3; dt++) {
+        const void *k = kc, *v = vc;
+        size_t bytes = sizeof kc;
+        if (dt > 0) { /* the caches' values in 16 bits (bf16 truncated: any bits will do here) */
+            for (int i = 0; i < CACHE; i++) {
+                _Float16 hk = (_Float16)kc[i], hv = (_Float16)vc[i];
+                uint32_t bk, bv;
+                memcpy(&bk, &kc[i], 4);
+                memcpy(&bv, &vc[i], 4);
+                if (dt == 1) {
+                    kc16[i] = (uint16_t)(bk >> 16);
+                    vc16[i] = (uint16_t)(bv >> 16);
+                } else {
+                    memcpy(&kc16[i], &hk, 2);
+                    memcpy(&vc16[i], &hv, 2);
+                }
+            }
+            k = kc16;
+            v = vc16;
+            bytes = sizeof kc16;
+        }
+        char name[48];
+        karg args[] = {BUF(q, sizeof q), BUF(k, bytes), BUF(v, bytes), BUF(pos, sizeof pos), BUF(slots, sizeof slots),
+                       U32(SLOTS), BUF(sinks, sizeof sinks), I32(1), OUT(NULL, sizeof a), I32(NH), I32(NKV), I32(HD),
+                       I32(0), F32(0.125f), F32(0.0f), I32(CTX)};
+        size_t g[2] = {NH * 64, T}, l[2] = {64, 1};
+        snprintf(name, sizeof name, "exo_attention%s", suffixes[dt]);
+        compare(name, args, 16, 2, g, l, a, b, sizeof a / 4);
+        /* The split decode kernel over the same tokens: every token's rows fill both splits of 16. */
+        karg split_args[] = {BUF(q, sizeof q), BUF(k, bytes), BUF(v, bytes), BUF(pos, sizeof pos),
+                             BUF(slots, sizeof slots), U32(SLOTS), OUT(NULL, sizeof pa), I32(NH), I32(NKV), I32(HD),
+                             I32(0), F32(0.125f), F32(0.0f), I32(CTX), I32(SPLIT)};
+        size_t gs[3] = {SPLITS * 64, NH, T}, ls[3] = {64, 1, 1};
+        snprintf(name, sizeof name, "exo_attention_split%s", suffixes[dt]);
+        compare(name, split_args, 15, 3, gs, ls, pa, pb, sizeof pa / 4);
+    }
     teardown();
 }
 END_TEST
