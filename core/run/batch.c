@@ -275,6 +275,9 @@ exo_status exo_session_forward_batch(exo_batch_entry *entries, uint32_t n_entrie
     }
     if (shard->pooled && good > 1) {
         run_batched(shard, entries, stride, n_entries);
+    } else if (shard->n_parts && good > 1 && n_entries <= EXO_SHELL_BATCH_MAX) {
+        /* Across devices (pipeline.c, tensor_parallel.c): every part steps the batch together. */
+        exo_pipeline_forward_batch(entries, stride, n_entries);
     } else {
         /* Not pooled (the plugin runs no pooled caches), or one sequence: steps of one session. */
         for (uint32_t i = 0; i < n_entries; i++) {

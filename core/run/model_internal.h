@@ -160,6 +160,33 @@ exo_status exo_pipeline_copy_prefix(exo_session *dst, const exo_session *src, ui
 exo_status exo_pipeline_forward(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
                                 uint64_t out_count, bool tokens);
 
+/* A batched step of shell sessions (pipeline.c, tensor_parallel.c): every part steps the live
+ * entries together through exo_session_forward_batch (a pooled part runs them as one graph), their
+ * hidden states kept in host rows per entry. An entry failing at a part carries that status and
+ * drops out; at the end every entry's parts are where its step left them (or where it started). */
+#define EXO_SHELL_BATCH_MAX 256
+typedef struct exo_shell_batch {
+    exo_batch_entry *entries;   /* the caller's, good ones with status EXO_OK */
+    size_t stride;
+    uint32_t n;
+    exo_batch_entry *step;      /* one part's entries */
+    uint32_t *position0;        /* each session's position before the step */
+    uint64_t *offset, rows;     /* each entry's first row of the host buffers; rows of all */
+    float *host;                /* rows_per_token buffers of `rows` x hidden_size */
+} exo_shell_batch;
+exo_status exo_shell_batch_begin(exo_shell_batch *b, exo_batch_entry *entries, size_t stride, uint32_t n,
+                                 uint32_t rows_per_token);
+/* Entry i's rows of host buffer `buffer` (< rows_per_token). */
+float *exo_shell_batch_rows(const exo_shell_batch *b, uint32_t i, uint32_t buffer);
+/* Part `part` for every live entry: in[i] to out[i] (out_count[i] floats); flags_mask: which of
+ * the entries' flags the part honours (LAST_ONLY for a last part only). */
+void exo_shell_batch_part(exo_shell_batch *b, uint32_t part, const void *const *in, float *const *out,
+                          const uint64_t *out_count, uint32_t flags_mask);
+void exo_shell_batch_end(exo_shell_batch *b);
+/* The batched step of shell sessions, entries checked (exo_session_forward_batch, batch.c). */
+void exo_pipeline_forward_batch(exo_batch_entry *entries, size_t stride, uint32_t n);
+void exo_tensor_parallel_forward_batch(exo_batch_entry *entries, size_t stride, uint32_t n);
+
 /* Token ids of a text prompt (malloc'd); add_bos as exo_model_tokenize says. */
 exo_status exo_model_encode(exo_model *m, const char *text, size_t len, int add_bos, int32_t **ids, size_t *n);
 

@@ -218,3 +218,112 @@ exo_status exo_pipeline_forward(exo_session *s, const void *input, uint32_t n, u
                    part->plugin->name, d->index);
     return exo_error_keep(&s->error, st);
 }
+
+/* ---------------------------------------------------------------- batched steps */
+
+#define ENTRY(b, i) ((exo_batch_entry *)((char *)(b)->entries + (size_t)(i) * (b)->stride))
+
+exo_status exo_shell_batch_begin(exo_shell_batch *b, exo_batch_entry *entries, size_t stride, uint32_t n,
+                                 uint32_t rows_per_token) {
+    memset(b, 0, sizeof *b);
+    b->entries = entries;
+    b->stride = stride;
+    b->n = n;
+    b->step = calloc(n, sizeof *b->step);
+    b->position0 = calloc(n, sizeof *b->position0);
+    b->offset = calloc(n, sizeof *b->offset);
+    uint64_t rows = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        b->offset[i] = rows;
+        if (ENTRY(b, i)->status == EXO_OK) rows += ENTRY(b, i)->n;
+    }
+    b->host = malloc((size_t)(rows ? rows : 1) * rows_per_token * b->entries[0].session->shard->model->cfg.hidden_size *
+                     sizeof *b->host);
+    if (!b->step || !b->position0 || !b->offset || !b->host) {
+        exo_shell_batch_end(b);
+        return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory for a batched step");
+    }
+    b->rows = rows;
+    for (uint32_t i = 0; i < n; i++) b->position0[i] = ENTRY(b, i)->session->position;
+    return EXO_OK;
+}
+
+float *exo_shell_batch_rows(const exo_shell_batch *b, uint32_t i, uint32_t buffer) {
+    uint32_t H = b->entries[0].session->shard->model->cfg.hidden_size;
+    return b->host + ((size_t)buffer * b->rows + b->offset[i]) * H;
+}
+
+void exo_shell_batch_part(exo_shell_batch *b, uint32_t part, const void *const *in, float *const *out,
+                          const uint64_t *out_count, uint32_t flags_mask) {
+    uint32_t m = 0;
+    uint32_t index[EXO_SHELL_BATCH_MAX];
+    for (uint32_t i = 0; i < b->n && m < EXO_SHELL_BATCH_MAX; i++) {
+        exo_batch_entry *e = ENTRY(b, i);
+        if (e->status != EXO_OK) continue;
+        exo_batch_entry *p = &b->step[m];
+        memset(p, 0, sizeof *p);
+        EXO_STRUCT_INIT(p);
+        p->session = e->session->parts[part];
+        if (p->session->shard->plan.embeds) p->tokens = in[i];
+        else p->hidden = in[i];
+        p->n = e->n;
+        p->flags = e->flags & flags_mask;
+        p->out = out[i];
+        p->out_count = out_count[i];
+        index[m++] = i;
+    }
+    if (!m) return;
+    exo_session_forward_batch(b->step, m);
+    for (uint32_t j = 0; j < m; j++) {
+        if (b->step[j].status == EXO_OK) continue;
+        exo_batch_entry *e = ENTRY(b, index[j]);
+        e->status = b->step[j].status;
+        exo_errorf(e->status, "part %u: %s", part, exo_session_last_error(b->step[j].session));
+        exo_error_keep(&e->session->error, e->status);
+    }
+}
+
+void exo_shell_batch_end(exo_shell_batch *b) {
+    for (uint32_t i = 0; b->position0 && i < b->n; i++) {
+        exo_batch_entry *e = ENTRY(b, i);
+        if (e->status == EXO_OK) exo_pipeline_session_truncate(e->session, b->position0[i] + e->n);
+        else if (e->session->parts) exo_pipeline_session_truncate(e->session, b->position0[i]);
+    }
+    free(b->step);
+    free(b->position0);
+    free(b->offset);
+    free(b->host);
+    memset(b, 0, sizeof *b);
+}
+
+/* The pipeline: each part once for every live entry, the hidden states in host rows per entry. */
+void exo_pipeline_forward_batch(exo_batch_entry *entries, size_t stride, uint32_t n) {
+    exo_shard *sh = entries[0].session->shard;
+    if (sh->tensor_parallel) {
+        exo_tensor_parallel_forward_batch(entries, stride, n);
+        return;
+    }
+    exo_shell_batch b;
+    if (exo_shell_batch_begin(&b, entries, stride, n, 2) != EXO_OK) {
+        for (uint32_t i = 0; i < n; i++)
+            if (ENTRY(&b, i)->status == EXO_OK) ENTRY(&b, i)->status = EXO_ERR_NO_MEMORY;
+        return;
+    }
+    uint32_t H = sh->model->cfg.hidden_size;
+    const void *in[EXO_SHELL_BATCH_MAX];
+    float *out[EXO_SHELL_BATCH_MAX];
+    uint64_t count[EXO_SHELL_BATCH_MAX];
+    for (uint32_t i = 0; i < n && i < EXO_SHELL_BATCH_MAX; i++)
+        in[i] = sh->plan.embeds ? (const void *)ENTRY(&b, i)->tokens : (const void *)ENTRY(&b, i)->hidden;
+    for (uint32_t k = 0; k < sh->n_parts; k++) {
+        bool tail = k + 1 == sh->n_parts;
+        for (uint32_t i = 0; i < n && i < EXO_SHELL_BATCH_MAX; i++) {
+            exo_batch_entry *e = ENTRY(&b, i);
+            out[i] = tail ? e->out : exo_shell_batch_rows(&b, i, k % 2);
+            count[i] = tail ? e->out_count : (uint64_t)e->n * H;
+        }
+        exo_shell_batch_part(&b, k, in, out, count, tail ? EXO_FORWARD_LAST_ONLY : 0);
+        for (uint32_t i = 0; i < n && i < EXO_SHELL_BATCH_MAX; i++) in[i] = out[i];
+    }
+    exo_shell_batch_end(&b);
+}

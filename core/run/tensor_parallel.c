@@ -152,3 +152,59 @@ exo_status exo_tensor_parallel_forward(exo_session *s, const void *input, uint32
                    p->plugin->name);
     return exo_error_keep(&s->error, st);
 }
+
+/* A batched step: every half of every rank steps all live entries together (a pooled part runs
+ * them as one graph), the all-reduce per entry on the host as in a step alone. */
+void exo_tensor_parallel_forward_batch(exo_batch_entry *entries, size_t stride, uint32_t n) {
+#define E(i) ((exo_batch_entry *)((char *)entries + (size_t)(i) * stride))
+    exo_shard *sh = entries[0].session->shard;
+    exo_model *m = sh->model;
+    uint32_t N = sh->tensor_parallel, H = m->cfg.hidden_size, k = 0;
+    exo_shell_batch b;
+    if (exo_shell_batch_begin(&b, entries, stride, n, 3) != EXO_OK) {
+        for (uint32_t i = 0; i < n; i++)
+            if (E(i)->status == EXO_OK) E(i)->status = EXO_ERR_NO_MEMORY;
+        return;
+    }
+    const void *in[EXO_SHELL_BATCH_MAX];
+    float *out[EXO_SHELL_BATCH_MAX];
+    uint64_t count[EXO_SHELL_BATCH_MAX];
+    uint32_t x[EXO_SHELL_BATCH_MAX]; /* which host buffer holds entry i's hidden states: 0 or 1 (2: a part) */
+    for (uint32_t i = 0; i < n; i++) {
+        x[i] = 0;
+        in[i] = E(i)->tokens;
+        out[i] = exo_shell_batch_rows(&b, i, 0);
+        count[i] = (uint64_t)E(i)->n * H;
+        if (!sh->plan.embeds && E(i)->status == EXO_OK) memcpy(out[i], E(i)->hidden, count[i] * 4);
+    }
+    if (sh->plan.embeds) exo_shell_batch_part(&b, k++, in, out, count, 0);
+    for (uint32_t l = sh->plan.start; l < sh->plan.end; l++)
+        for (int half = 0; half < 2; half++) {
+            uint32_t ranks = half ? mlp_ranks(m, l, N) : N;
+            for (uint32_t i = 0; i < n; i++) {
+                float *acc = exo_shell_batch_rows(&b, i, 1 - x[i]);
+                in[i] = exo_shell_batch_rows(&b, i, x[i]);
+                out[i] = exo_shell_batch_rows(&b, i, 2);
+                if (E(i)->status == EXO_OK) memcpy(acc, in[i], count[i] * 4);
+            }
+            for (uint32_t r = 0; r < ranks; r++) {
+                exo_shell_batch_part(&b, k++, in, out, count, 0);
+                for (uint32_t i = 0; i < n; i++)
+                    if (E(i)->status == EXO_OK) accumulate(exo_shell_batch_rows(&b, i, 1 - x[i]), out[i], count[i]);
+            }
+            for (uint32_t i = 0; i < n; i++) x[i] = 1 - x[i];
+        }
+    for (uint32_t i = 0; i < n; i++) {
+        exo_batch_entry *e = E(i);
+        in[i] = exo_shell_batch_rows(&b, i, x[i]);
+        out[i] = e->out;
+        count[i] = e->out_count;
+        if (sh->plan.has_head || e->status != EXO_OK) continue;
+        const float *rows = in[i];
+        if (e->flags & EXO_FORWARD_LAST_ONLY) memcpy(e->out, rows + (size_t)(e->n - 1) * H, (size_t)H * 4);
+        else memcpy(e->out, rows, (size_t)e->n * H * 4);
+    }
+    if (sh->plan.has_head) exo_shell_batch_part(&b, k++, in, out, count, EXO_FORWARD_LAST_ONLY);
+    exo_shell_batch_end(&b);
+#undef E
+}

@@ -355,6 +355,17 @@ static void batch_and_generate_match(fixture *fx, exo_shard *spread) {
     rows_match("batched entry 0", b0, a0, 1, V);
     rows_match("batched entry 1", b1, a1, 1, V);
     ck_assert_uint_eq(exo_session_position(s[3]), T1);
+    /* A decode step of both, one with a token outside the vocabulary: it fails alone, unmoved. */
+    int32_t next = token(99, f.vocab), bad = (int32_t)f.vocab;
+    ck_assert_int_eq(exo_session_forward_tokens(s[0], &next, 1, EXO_FORWARD_LAST_ONLY, a0, V), EXO_OK);
+    e[0].tokens = &next, e[0].n = 1;
+    e[1].tokens = &bad, e[1].n = 1;
+    ck_assert_int_eq(exo_session_forward_batch(e, 2), EXO_ERR_INVALID_ARG);
+    ck_assert_int_eq(e[0].status, EXO_OK);
+    ck_assert_int_eq(e[1].status, EXO_ERR_INVALID_ARG);
+    rows_match("batched decode", b0, a0, 1, V);
+    ck_assert_uint_eq(exo_session_position(s[2]), T0 + 1);
+    ck_assert_uint_eq(exo_session_position(s[3]), T1);
     for (int i = 0; i < 4; i++) exo_session_destroy(s[i]);
 
     /* Greedy generation (exo_generate_tokens): the same tokens on one device and across two. */
