@@ -127,6 +127,10 @@ exo_status exo_graph_plan_build_slice(const exo_model_config *cfg, exo_weights *
                                       uint32_t l, const exo_graph_slice *slice, uint32_t max_tokens, uint32_t max_ctx,
                                       exo_graph_plan *out);
 
+/* The device self-benchmark's graph (bench_graph.c): x [T, k] f32 in, times an [n, k] f32 weight
+ * the plan owns, y [T, n] f32 out. */
+exo_status exo_graph_plan_build_matmul(uint32_t k, uint32_t n, uint32_t max_tokens, exo_graph_plan *out);
+
 /* Re-sizes a built plan: rows per step and KV cache positions (the KV tensors' outermost dimension).
  * Nothing else in a plan depends on them, so a shard fitted to its device's memory keeps its graph. */
 void exo_graph_plan_resize(exo_graph_plan *plan, uint32_t max_tokens, uint32_t max_ctx);

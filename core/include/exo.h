@@ -180,6 +180,29 @@ EXO_API exo_status exo_device_selected(const exo_runtime *rt, uint32_t *index, c
 /* Finds a device by "plugin[:index]" (index within that plugin; default 0). */
 EXO_API exo_status exo_device_find(const exo_runtime *rt, const char *spec, uint32_t *index);
 
+/* Appended (API 1.x): placement facts measured on the device itself (docs/placement.md), not the
+ * plugin's estimates: a short self-benchmark through the device's own graph path, cached per
+ * device and driver version ($XDG_CACHE_HOME/exo-ipex/device-bench.tsv, else ~/.cache/...). */
+typedef struct exo_device_bench {
+    exo_struct_header hdr;
+    double read_gbs;          /* weight-streaming read bandwidth, GB/s: a matrix-vector product over a
+                               * 64 MiB float32 matrix (what a decode step does with the weights) */
+    double matmul_gflops;     /* float32 matmul throughput, GFLOP/s: [256 x 1024] by [1024 x 1024] */
+    uint64_t memory_free;     /* bytes the device can give now (free GPU memory, MemAvailable for the
+                               * CPU and devices sharing host memory), read at the call */
+    uint32_t cached;          /* 1: the figures come from the cache (measured earlier, same driver) */
+    uint32_t reserved;
+} exo_device_bench;
+
+/* exo_device_benchmark flags */
+#define EXO_DEVICE_BENCH_CACHED_ONLY (1u << 0) /* never run: EXO_ERR_NOT_FOUND when nothing is cached */
+#define EXO_DEVICE_BENCH_REFRESH (1u << 1)     /* run even when cached, and replace the entry */
+
+/* Measures (about a second per device; more on a slow one) or reads the cached figures of device
+ * `index`. The run uses the device like a shard does (its lock held); a failure (no memory, a
+ * plugin that cannot run graphs) is an error naming the device, and nothing is cached. */
+EXO_API exo_status exo_device_benchmark(exo_runtime *rt, uint32_t index, uint32_t flags, exo_device_bench *out);
+
 
 /* ---------------------------------------------------------------- models */
 

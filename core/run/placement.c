@@ -156,6 +156,8 @@ void exo_placement_costs_of(const exo_model_config *cfg, uint32_t start, uint32_
 }
 
 double exo_placement_device_speed(const exo_runtime *rt, uint32_t device) {
+    double read_gbs = 0, gflops = 0;
+    if (exo_device_bench_cached(rt, device, &read_gbs, &gflops)) return read_gbs;
     const exo_device_report *r = exo_runtime_device(rt, device)->report;
     if (r->memory_bandwidth_gbs > 0) return r->memory_bandwidth_gbs;
     if (r->tflops_fp32 > 0) return r->tflops_fp32;

@@ -40,8 +40,9 @@ typedef struct exo_placement_costs {
 void exo_placement_costs_of(const exo_model_config *cfg, uint32_t start, uint32_t end, uint32_t max_ctx,
                             uint32_t quantize_bits, uint32_t quantize_group, exo_placement_costs *out);
 
-/* A device's relative speed for placement: decode streams the weights, so the memory bandwidth
- * the device reports (its plugin's estimate), else its fp32 throughput, else 1. */
+/* A device's relative speed for placement: decode streams the weights, so its read bandwidth as
+ * measured by exo_device_benchmark when cached, else the memory bandwidth its plugin estimates,
+ * else its fp32 throughput, else 1. */
 double exo_placement_device_speed(const exo_runtime *rt, uint32_t device);
 
 /* The layer range [start, end) over the n devices: bounds[0] = start, bounds[n] = end, device i
@@ -52,5 +53,8 @@ double exo_placement_device_speed(const exo_runtime *rt, uint32_t device);
 exo_status exo_placement_ranges(exo_runtime *rt, const exo_model_config *cfg, const uint32_t *devices, uint32_t n,
                                 uint32_t start, uint32_t end, uint32_t max_ctx, uint32_t quantize_bits,
                                 uint32_t quantize_group, uint32_t *bounds);
+
+/* device_bench.c: the figures exo_device_benchmark cached for the device and its driver. */
+bool exo_device_bench_cached(const exo_runtime *rt, uint32_t device, double *read_gbs, double *gflops);
 
 #endif

@@ -1,9 +1,14 @@
 /* exo-probe: what hardware exo-ipex sees, how it ranks it, and which device it would use.
  *
- *   exo-probe [--json] [--isolate] [--telemetry] [--verbose]
+ *   exo-probe [--json] [--isolate] [--telemetry] [--bench] [--verbose]
+ *
+ * --bench measures every usable device (exo_device_benchmark: read bandwidth and matmul
+ * throughput through the device's own graph path, cached per device and driver version); without
+ * it the figures cached earlier are shown where there are some.
  *
  * Exit status 0 when a usable device exists, 1 when none, 2 on usage errors. */
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +47,19 @@ static void caps_string(uint64_t caps, char *out, size_t size) {
     }
 }
 
+/* The device's measured placement facts: run (bench) or cached; false when there are none. */
+static bool measured(exo_runtime *rt, uint32_t i, int bench, exo_device_bench *b) {
+    exo_device_info d;
+    EXO_STRUCT_INIT(&d);
+    if (exo_device_get_info(rt, i, &d) != EXO_OK || !d.usable) return false;
+    EXO_STRUCT_INIT(b);
+    exo_status st = exo_device_benchmark(rt, i, bench ? 0 : EXO_DEVICE_BENCH_CACHED_ONLY, b);
+    if (st != EXO_OK && bench)
+        fprintf(stderr, "exo-probe: benchmarking %s:%u: %s: %s\n", d.plugin, d.plugin_index, exo_status_name(st),
+                exo_runtime_last_error(rt));
+    return st == EXO_OK;
+}
+
 static cJSON *telemetry_json(const exo_device_telemetry *t) {
     cJSON *o = cJSON_CreateObject();
     if (t->valid & EXO_TELEMETRY_MEMORY) {
@@ -56,7 +74,7 @@ static cJSON *telemetry_json(const exo_device_telemetry *t) {
     return o;
 }
 
-static void print_json(exo_runtime *rt, int telemetry) {
+static void print_json(exo_runtime *rt, int telemetry, int bench) {
     cJSON *root = cJSON_CreateObject();
     cJSON *plugins = cJSON_AddArrayToObject(root, "plugins");
     for (uint32_t i = 0; i < exo_plugin_count(rt); i++) {
@@ -117,6 +135,14 @@ static void print_json(exo_runtime *rt, int telemetry) {
         cJSON_AddNumberToObject(o, "tflops_fp16", r->tflops_fp16);
         cJSON_AddNumberToObject(o, "tflops_int8", r->tflops_int8);
         cJSON_AddNumberToObject(o, "memory_bandwidth_gbs", r->memory_bandwidth_gbs);
+        exo_device_bench b;
+        if (measured(rt, i, bench, &b)) {
+            cJSON *m = cJSON_AddObjectToObject(o, "measured");
+            cJSON_AddNumberToObject(m, "read_gbs", b.read_gbs);
+            cJSON_AddNumberToObject(m, "matmul_gflops", b.matmul_gflops);
+            cJSON_AddNumberToObject(m, "memory_free_bytes", (double)b.memory_free);
+            cJSON_AddBoolToObject(m, "cached", b.cached);
+        }
         if (telemetry) {
             exo_device_telemetry t;
             EXO_STRUCT_INIT(&t);
@@ -146,7 +172,7 @@ static void print_json(exo_runtime *rt, int telemetry) {
     cJSON_Delete(root);
 }
 
-static void print_table(exo_runtime *rt, int telemetry) {
+static void print_table(exo_runtime *rt, int telemetry, int bench) {
     printf("Plugins\n");
     for (uint32_t i = 0; i < exo_plugin_count(rt); i++) {
         exo_plugin_info p;
@@ -174,6 +200,10 @@ static void print_table(exo_runtime *rt, int telemetry) {
                r->fingerprint, r->driver_version, r->api_version, r->compute_units, caps[0] ? caps : "-",
                r->tflops_fp32, r->memory_bandwidth_gbs, r->isa[0] ? "; ISA " : "", r->isa);
         if (d.alternate_of >= 0) printf("         same physical device as position %d (alternate)\n", d.alternate_of);
+        exo_device_bench b;
+        if (measured(rt, i, bench, &b))
+            printf("         measured: read %.1f GB/s, matmul %.1f GFLOP/s fp32, %.1f GiB free%s\n", b.read_gbs,
+                   b.matmul_gflops, (double)b.memory_free / (1024.0 * 1024.0 * 1024.0), b.cached ? " (cached)" : "");
         if (telemetry) {
             exo_device_telemetry t;
             EXO_STRUCT_INIT(&t);
@@ -199,21 +229,24 @@ static void print_table(exo_runtime *rt, int telemetry) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: exo-probe [--json] [--isolate] [--telemetry] [--verbose]\n"
+    fprintf(f, "usage: exo-probe [--json] [--isolate] [--telemetry] [--bench] [--verbose]\n"
                "  --json       machine-readable output (keys: plugins, devices, selected)\n"
                "  --isolate    probe each plugin in a child process with a timeout\n"
                "  --telemetry  read device sensors (memory, utilisation, temperature, power)\n"
+               "  --bench      measure each usable device's read bandwidth and matmul throughput\n"
+               "               (cached per device and driver version; cached figures show without it)\n"
                "  --verbose    log every registry decision to stderr\n"
                "Environment: EXO_PLUGIN_PATH, EXO_PLUGINS_SELECT, EXO_PLUGINS_DISABLE, EXO_PLUGIN_RANK,\n"
                "EXO_DEVICE, EXO_LOG_LEVEL.\n");
 }
 
 int main(int argc, char **argv) {
-    int json = 0, isolate = 0, telemetry = 0, verbose = 0;
+    int json = 0, isolate = 0, telemetry = 0, verbose = 0, bench = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) json = 1;
         else if (strcmp(argv[i], "--isolate") == 0) isolate = 1;
         else if (strcmp(argv[i], "--telemetry") == 0) telemetry = 1;
+        else if (strcmp(argv[i], "--bench") == 0) bench = 1;
         else if (strcmp(argv[i], "--verbose") == 0 || strcmp(argv[i], "-v") == 0) verbose = 1;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -234,9 +267,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (json)
-        print_json(rt, telemetry);
+        print_json(rt, telemetry, bench);
     else
-        print_table(rt, telemetry);
+        print_table(rt, telemetry, bench);
     uint32_t sel = 0;
     int rc = exo_device_selected(rt, &sel, NULL) == EXO_OK ? 0 : 1;
     exo_runtime_destroy(rt);

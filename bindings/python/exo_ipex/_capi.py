@@ -86,6 +86,17 @@ class DeviceTelemetry(_Sized):
     ]
 
 
+class DeviceBench(_Sized):
+    _fields_ = [
+        ("hdr", Header), ("read_gbs", C.c_double), ("matmul_gflops", C.c_double), ("memory_free", C.c_uint64),
+        ("cached", C.c_uint32), ("reserved", C.c_uint32),
+    ]
+
+
+DEVICE_BENCH_CACHED_ONLY = 1 << 0
+DEVICE_BENCH_REFRESH = 1 << 1
+
+
 class RuntimeOptions(_Sized):
     _fields_ = [
         ("hdr", Header), ("plugin_paths", C.POINTER(C.c_char_p)), ("n_plugin_paths", C.c_uint32),
@@ -224,7 +235,7 @@ STRUCTS = {
     ModelInfo: "exo_model_info", ShardOptions: "exo_shard_options", ShardInfo: "exo_shard_info",
     TensorView: "exo_tensor_view", Sampling: "exo_sampling", SampledToken: "exo_sampled_token",
     BatchEntry: "exo_batch_entry", TokenEvent: "exo_token_event",
-    GenerateOptions: "exo_generate_options", GenerateStats: "exo_generate_stats",
+    GenerateOptions: "exo_generate_options", GenerateStats: "exo_generate_stats", DeviceBench: "exo_device_bench",
 }
 
 P = C.c_void_p  # opaque handles
@@ -245,6 +256,7 @@ _PROTOTYPES = {
     "exo_device_telemetry_read": (status_t, [P, _u32, C.POINTER(DeviceTelemetry)]),
     "exo_device_selected": (status_t, [P, C.POINTER(_u32), C.POINTER(_cs)]),
     "exo_device_find": (status_t, [P, _cs, C.POINTER(_u32)]),
+    "exo_device_benchmark": (status_t, [P, _u32, _u32, C.POINTER(DeviceBench)]),
     "exo_model_open": (status_t, [P, _cs, C.POINTER(P)]),
     "exo_model_destroy": (None, [P]),
     "exo_model_get_info": (status_t, [P, C.POINTER(ModelInfo)]),

@@ -54,10 +54,25 @@ def _meminfo():
     return out
 
 
-def node_profile(runtime):
+def device_facts(runtime, device, bench=True):
+    """Measured placement facts of one device (Runtime.benchmark: read bandwidth, matmul
+    throughput, free memory), cached per device and driver; bench=False reads the cache only.
+    None when there are none (a device that cannot run the benchmark)."""
+    try:
+        return runtime.benchmark(device, cached_only=not bench)
+    except Exception:  # noqa: BLE001 - a device that cannot be measured still serves
+        return None
+
+
+def node_profile(runtime, bench=True):
     """EXO's node fields for the best Intel device (None when the engine is not offered):
     identity (chip), MemoryUsage (ram_total / ram_available count a GPU's own memory: placement
-    reads ram_available), SystemPerformanceProfile (gpu_usage 0..1, temp, sys_power) and flops."""
+    reads ram_available), SystemPerformanceProfile (gpu_usage 0..1, temp, sys_power) and flops.
+    When the node has several usable Intel GPUs and no device is pinned (EXO_DEVICE), a shard
+    spreads over all of them (exo_shard_options.devices "auto", docs/placement.md), so the memory
+    is theirs together. "devices" lists every one with its measured facts (device_facts: read
+    bandwidth and matmul throughput from the self-benchmark, cached per driver; bench=False reads
+    the cache only)."""
     devs = intel_devices(runtime)
     if not devs:
         return None
@@ -69,12 +84,28 @@ def node_profile(runtime):
         t = runtime.telemetry(d)
     except Exception:  # telemetry is optional per plugin
         t = None
+    discrete = [g for g in devs if g.report.type in _GPU_TYPES and "unified_memory" not in g.report.caps]
+    spread = discrete if len(discrete) > 1 and not os.environ.get("EXO_DEVICE") else discrete[:1]
     if r.type in _GPU_TYPES and "unified_memory" not in r.caps:
-        # A discrete GPU: the model lives in its own memory, which is what placement must see.
-        total = r.memory_total
-        avail = t.memory_free if t and t.memory_free is not None else r.memory_free
+        # Discrete GPUs: the model lives in their own memory, which is what placement must see.
+        total, avail = 0, 0
+        for g in spread:
+            try:
+                gt = t if g is d else runtime.telemetry(g)
+            except Exception:  # telemetry is optional per plugin
+                gt = None
+            total += g.report.memory_total
+            avail += gt.memory_free if gt and gt.memory_free is not None else g.report.memory_free
     else:
         total, avail = ram_total, ram_avail
+    facts = []
+    for g in devs:
+        f = device_facts(runtime, g, bench)
+        facts.append({"device": g.spec, "name": g.report.name, "type": g.report.type,
+                      "memory_total": g.report.memory_total,
+                      "memory_free": f["memory_free"] if f else g.report.memory_free,
+                      "read_gbs": f["read_gbs"] if f else None, "matmul_gflops": f["matmul_gflops"] if f else None,
+                      "measured": f is not None})
     return {
         "engine_id": ENGINE_ID, "engine_name": ENGINE_NAME,
         "chip_id": r.name, "device": d.spec, "device_type": r.type,
@@ -85,6 +116,8 @@ def node_profile(runtime):
                    "sys_power": float(t.power_w) if t and t.power_w is not None else None},
         "flops": {"fp32": r.tflops_fp32, "fp16": r.tflops_fp16, "int8": r.tflops_int8},
         "memory_bandwidth_gbs": r.memory_bandwidth_gbs,
+        "devices": facts,
+        "spread_over": [g.spec for g in spread] if len(spread) > 1 else [],
     }
 
 

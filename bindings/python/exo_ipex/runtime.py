@@ -198,6 +198,21 @@ class Runtime(_Handle):
               f"exo_device_find({spec!r})")
         return self.devices()[idx.value]
 
+    def benchmark(self, device, cached_only=False, refresh=False):
+        """Measured placement facts of a device (a Device or its index; exo_device_benchmark):
+        {"read_gbs", "matmul_gflops", "memory_free", "cached"}. Runs the short self-benchmark
+        unless the figures are cached for this device and driver (cached_only: never run, None
+        when nothing is cached; refresh: run and replace the cached entry)."""
+        index = device.index if isinstance(device, Device) else int(device)
+        b = _capi.DeviceBench.new()
+        flags = (_capi.DEVICE_BENCH_CACHED_ONLY if cached_only else 0) | (_capi.DEVICE_BENCH_REFRESH if refresh else 0)
+        st = self._lib.exo_device_benchmark(self.handle, index, flags, C.byref(b))
+        if cached_only and st != 0:
+            return None
+        check(st, self.last_error, "exo_device_benchmark")
+        return {"read_gbs": b.read_gbs, "matmul_gflops": b.matmul_gflops, "memory_free": b.memory_free,
+                "cached": bool(b.cached)}
+
     def telemetry(self, device):
         """Telemetry of a device (a Device or its index)."""
         index = device.index if isinstance(device, Device) else int(device)
