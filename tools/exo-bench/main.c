@@ -1,6 +1,6 @@
 /* exo-bench: prefill and decode speed of a model on one device, against the machine's limits.
  *
- *   exo-bench --model DIR [--device D] [--quantize mlx-q4-g64] [--kv-dtype bf16] [-p 512] [-n 128] [-t THREADS] [-r REPS] [--batch N] [--json] [--no-stream]
+ *   exo-bench --model DIR [--device D | --devices A,B [--tensor-parallel N]] [--quantize mlx-q4-g64] [--kv-dtype bf16] [-p 512] [-n 128] [-t THREADS] [-r REPS] [--batch N] [--json] [--no-stream]
  *
  * Like llama-bench: a prompt of p tokens in one forward step (prefill), then n single-token steps
  * (decode), repeated r times after a warmup; mean +- sample sd over the repetitions. Decode is
@@ -32,6 +32,8 @@
 
 typedef struct bench_options {
     const char *model_dir, *device;
+    const char *devices;              /* --devices: a pipeline across them (docs/placement.md) */
+    uint32_t tensor_parallel;         /* --tensor-parallel: every layer split over N of them */
     uint32_t n_prompt, n_gen, threads, reps;
     uint32_t batch;                   /* --batch: sequences stepped together (0: none) */
     uint32_t quant_bits, quant_group; /* --quantize: on load; 0 = as stored */
@@ -54,6 +56,8 @@ static void usage(FILE *f) {
             "usage: exo-bench --model DIR [options]\n"
             "  --model DIR        Hugging Face model directory\n"
             "  --device D         plugin[:index] (default: the best device; see exo-probe)\n"
+            "  --devices A,B,...  spread the model over these devices (a pipeline of layer ranges)\n"
+            "  --tensor-parallel N  split every layer over the first N of --devices instead\n"
             "  --quantize SPEC    quantize a float checkpoint on load: mlx-q<bits>-g<group>, e.g. mlx-q4-g64\n"
             "                     (bits 2-6 or 8, group 32/64/128; bytes per token count the packed size)\n"
             "  --kv-dtype T       KV cache f32, bf16 or f16 (default: EXO_KV_DTYPE, else bf16 where the device\n"
@@ -97,6 +101,8 @@ static int parse_args(int argc, char **argv, bench_options *o) {
         i++;
         if (strcmp(a, "--model") == 0 || strcmp(a, "-m") == 0) o->model_dir = v;
         else if (strcmp(a, "--device") == 0) o->device = v;
+        else if (strcmp(a, "--devices") == 0) o->devices = v;
+        else if (strcmp(a, "--tensor-parallel") == 0) { if (!parse_count(a, v, 2, 16, &o->tensor_parallel)) return 0; }
         else if (strcmp(a, "--quantize") == 0) {
             if (!cli_parse_quant("exo-bench", a, v, &o->quant_bits, &o->quant_group)) return 0;
         }
@@ -245,8 +251,13 @@ static void report(const bench_options *o, const exo_model_info *mi, const exo_s
                  c->bytes_per_weight);
     fprintf(f, "model:   %s (%s, %u layers, hidden %u, %s%s, %.2f M parameters)\n", mi->path, mi->architecture,
             mi->n_layers, mi->hidden_size, dtype_name(mi->dtype), quant, c->total_params / 1e6);
-    fprintf(f, "device:  %s '%s', %u threads; %.1f MB of weights on the device; load %.2f s\n", si->plugin,
-            si->device_name, threads, si->weight_bytes / 1e6, r->load_s);
+    if (si->n_parts > 1)
+        fprintf(f, "devices: %s %s (%u parts), %u threads; %.1f MB of weights on the devices; load %.2f s\n",
+                o->tensor_parallel ? "tensor-parallel over" : "a pipeline across", o->devices, si->n_parts, threads,
+                si->weight_bytes / 1e6, r->load_s);
+    else
+        fprintf(f, "device:  %s '%s', %u threads; %.1f MB of weights on the device; load %.2f s\n", si->plugin,
+                si->device_name, threads, si->weight_bytes / 1e6, r->load_s);
     fprintf(f, "prefill: pp%u %.2f +- %.2f tok/s, time to first token %.1f +- %.1f ms, %.1f GFLOP/s in the layer matrices\n",
             o->n_prompt, r->prefill_tps.mean, r->prefill_tps.sd, r->ttft_ms.mean, r->ttft_ms.sd, prefill_gflops);
     fprintf(f, "decode:  tg%u %.2f +- %.2f tok/s (per step: median %.2f ms, min %.2f, max %.2f)\n", o->n_gen, tps,
@@ -278,6 +289,9 @@ static void report(const bench_options *o, const exo_model_info *mi, const exo_s
     cJSON_AddStringToObject(j, "dtype", dtype_name(mi->dtype));
     cJSON_AddStringToObject(j, "device", si->plugin);
     cJSON_AddStringToObject(j, "device_name", si->device_name);
+    if (o->devices) cJSON_AddStringToObject(j, "devices", o->devices);
+    add(j, "n_parts", si->n_parts);
+    add(j, "tensor_parallel", o->tensor_parallel);
     add(j, "threads", threads);
     add(j, "n_prompt", o->n_prompt);
     add(j, "n_gen", o->n_gen);
@@ -366,6 +380,8 @@ int main(int argc, char **argv) {
     }
     exo_shard_options so = EXO_SHARD_OPTIONS_INIT;
     so.device = o.device;
+    so.devices = o.devices;
+    so.tensor_parallel = o.tensor_parallel;
     so.quantize_bits = o.quant_bits;
     so.quantize_group = o.quant_group;
     so.kv_dtype = o.kv_dtype;
