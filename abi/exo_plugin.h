@@ -71,13 +71,14 @@ extern "C" {
 /* ---------------------------------------------------------------- versions and headers */
 
 #define EXO_ABI_MAJOR 1
-#define EXO_ABI_MINOR 7 /* 1.1: exo_plugin_api.probe_build_info; 1.2: IR element strides;
+#define EXO_ABI_MINOR 8 /* 1.1: exo_plugin_api.probe_build_info; 1.2: IR element strides;
                           1.3: quantized weights (EXO_DTYPE_MLX_AFFINE, exo_tensor.q_*);
                           1.4: mixture of experts (EXO_OP_MOE_*);
                           1.5: gpt_oss and glm4_moe: routing rules SIGMOID_BIAS and
                           TOPK_SOFTMAX, expert biases, attention sinks, EXO_ACT_SWIGLU_CLAMP;
                           1.6: pooled KV caches (batched steps, "Pooled KV caches");
-                          1.7: KV caches of 16-bit floats ("KV cache dtypes") */
+                          1.7: KV caches of 16-bit floats ("KV cache dtypes");
+                          1.8: exo_plugin_api.device_read_bandwidth */
 #define EXO_ABI_VERSION EXO_MAKE_VERSION(EXO_ABI_MAJOR, EXO_ABI_MINOR)
 
 /* Initialises the header of a struct the plugin side allocates, for the compiling side's layout
@@ -512,6 +513,14 @@ typedef struct exo_plugin_api {
      * devices), owned by the context and unchanged until its next probe or shutdown. The core
      * calls it right after each probe returns, on the probing thread, and copies the text. */
     const char *(*probe_build_info)(exo_plugin_ctx *ctx);
+
+    /* ---- ABI 1.8 */
+    /* OPTIONAL (NULL: not offered). The read bandwidth of opened device `device`, measured now: a
+     * kernel that only reads `bytes` of device memory (fewer where one allocation cannot hold
+     * them), timed over `passes` passes; *best_gbps the fastest, in 1e9 bytes/s. Benchmarks put a
+     * decode step's bytes per second against it (exo-bench); nothing else depends on it. */
+    exo_status (*device_read_bandwidth)(exo_plugin_ctx *ctx, uint32_t device, uint64_t bytes, uint32_t passes,
+                                        double *best_gbps);
 } exo_plugin_api;
 
 /* The one exported symbol. The core fills out->hdr with its own size and version; the plugin

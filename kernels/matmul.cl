@@ -259,18 +259,49 @@ static inline void exo_x_chunk(__global const float4 *xv, uint xc, uint c, int n
  * round in). Local size (lanes, EXO_MV16_WG / lanes). Every item runs the same number of
  * barriers (lanes and m are uniform), rows past n included. At kernel scope (it declares the
  * local array). */
-#define EXO_MV16_BODY(SFX, P, bias, bias_off, has_bias, dst, dst_off, n, row, res, res_off, has_res) \
+#define EXO_MV16_BODY(SFX, P, bias, bias_off, has_bias, dst, dst_off, n, row, row2, res, res_off, has_res) \
     __local float partial[EXO_MV_MAX_M * EXO_MV16_WG];                                             \
     uint lane = get_local_id(0), lanes = get_local_size(0);                                        \
     uint slot = get_local_id(1) * lanes + lane;                                                    \
     float acc[EXO_MV_MAX_M] = {0.0f, 0.0f, 0.0f, 0.0f};                                            \
     float inv = 1.0f;                                                                              \
+    /* A second row (one token only): its sum travels as acc[1], which one token leaves free. */   \
+    bool two = m == 1u && (row2) < n;                                                              \
     EXO_MV16_INV_RMS(partial, slot, inv)                                                           \
     if (row < n) {                                                                                 \
         __global const float4 *xv = (__global const float4 *)x;                                    \
         uint chunks = k >> 3, xc = x_off >> 2, c = lane;                                           \
         EXO_W_ROW_##SFX(P, row)                                                                    \
-        if (m == 1u) {                                                                             \
+        if (two) {                                                                                 \
+            /* Rows row and row2 against the same x chunks: x (and the folded norm) is read   \
+             * once for both, and four weight loads are in flight per step. */                     \
+            EXO_W_SELECT_##SFX(P##_b, 0u, P, P, P)                                                  \
+            EXO_W_ROW_##SFX(P##_b, row2)                                                            \
+            float s0 = 0.0f, s1 = 0.0f, t0 = 0.0f, t1 = 0.0f;                                      \
+            for (; c + lanes < chunks; c += 2u * lanes) {                                          \
+                EXO_WCH_##SFX ch0 = EXO_W_LOAD_##SFX(P, c);                                        \
+                EXO_WCH_##SFX ch1 = EXO_W_LOAD_##SFX(P, c + lanes);                                \
+                EXO_WCH_##SFX dh0 = EXO_W_LOAD_##SFX(P##_b, c);                                     \
+                EXO_WCH_##SFX dh1 = EXO_W_LOAD_##SFX(P##_b, c + lanes);                             \
+                float4 a0, b0, a1, b1;                                                             \
+                EXO_XC(c, a0, b0);                                                                 \
+                EXO_XC(c + lanes, a1, b1);                                                         \
+                s0 += EXO_W_DOT_##SFX(ch0, a0, b0);                                                \
+                t0 += EXO_W_DOT_##SFX(dh0, a0, b0);                                                \
+                s1 += EXO_W_DOT_##SFX(ch1, a1, b1);                                                \
+                t1 += EXO_W_DOT_##SFX(dh1, a1, b1);                                                \
+            }                                                                                      \
+            if (c < chunks) {                                                                      \
+                EXO_WCH_##SFX ch = EXO_W_LOAD_##SFX(P, c);                                         \
+                EXO_WCH_##SFX dh = EXO_W_LOAD_##SFX(P##_b, c);                                      \
+                float4 a, b;                                                                       \
+                EXO_XC(c, a, b);                                                                   \
+                s0 += EXO_W_DOT_##SFX(ch, a, b);                                                   \
+                t0 += EXO_W_DOT_##SFX(dh, a, b);                                                   \
+            }                                                                                      \
+            acc[0] = s0 + s1;                                                                      \
+            acc[1] = t0 + t1;                                                                      \
+        } else if (m == 1u) {                                                                      \
             /* One token (every decode step): four chunks per step, all four loads issued      \
              * before any is used, two independent sums; no per-token loops to keep registers \
              * for. */                                                                             \
@@ -314,17 +345,19 @@ static inline void exo_x_chunk(__global const float4 *xv, uint xc, uint c, int n
     }                                                                                              \
     for (uint mm = 0; mm < EXO_MV_MAX_M; mm++) partial[mm * EXO_MV16_WG + slot] = acc[mm];         \
     barrier(CLK_LOCAL_MEM_FENCE);                                                                  \
+    uint sums = two ? 2u : m;                                                                      \
     for (uint s = lanes / 2; s > 0; s >>= 1) {                                                     \
         if (lane < s)                                                                              \
-            for (uint mm = 0; mm < m; mm++)                                                        \
+            for (uint mm = 0; mm < sums; mm++)                                                     \
                 partial[mm * EXO_MV16_WG + slot] += partial[mm * EXO_MV16_WG + slot + s];          \
         barrier(CLK_LOCAL_MEM_FENCE);                                                              \
     }                                                                                              \
     if (lane == 0 && row < n) {                                                                    \
-        float b = has_bias ? bias[bias_off + row] : 0.0f;                                          \
-        for (uint mm = 0; mm < m; mm++) {                                                          \
-            size_t o = (size_t)mm * n + row;                                                       \
-            float y = partial[mm * EXO_MV16_WG + slot] + b;                                        \
+        for (uint mm = 0; mm < sums; mm++) {                                                       \
+            /* Token mm of row, or (two) row2 of the one token. */                                 \
+            uint r = two && mm == 1u ? (row2) : row;                                               \
+            size_t o = two ? (size_t)r : (size_t)mm * n + row;                                     \
+            float y = partial[mm * EXO_MV16_WG + slot] + (has_bias ? bias[bias_off + r] : 0.0f);   \
             dst[dst_off + o] = has_res ? y + res[res_off + o] : y;                                 \
         }                                                                                          \
     }
@@ -334,11 +367,13 @@ static inline void exo_x_chunk(__global const float4 *xv, uint xc, uint c, int n
     __kernel void exo_matmul_vec16_##SFX(__global const float *x, uint x_off, EXO_W_PARAMS_##SFX(w), \
                                          __global const float *bias, uint bias_off, int has_bias,  \
                                          __global float *dst, uint dst_off, uint m, uint k, uint n, \
-                                         __global const float *res, uint res_off,                  \
-                                         int has_res EXO_Q_PARAMS_##SFX) {                         \
-        uint row = get_global_id(1);                                                               \
+                                         __global const float *res, uint res_off, int has_res,     \
+                                         uint rpi EXO_Q_PARAMS_##SFX) {                            \
+        /* rpi rows per item (1, or 2 at one token): rows g and g + ceil(n / rpi). */              \
+        uint row = get_global_id(1), half_n = (n + rpi - 1u) / rpi;                                \
         EXO_NO_NORM                                                                                \
-        EXO_MV16_BODY(SFX, w, bias, bias_off, has_bias, dst, dst_off, n, row, res, res_off, has_res) \
+        EXO_MV16_BODY(SFX, w, bias, bias_off, has_bias, dst, dst_off, n, row, rpi == 2u ? row + half_n : n, \
+                      res, res_off, has_res)                                                       \
     }
 
 /* Up to three matvecs that share x (q/k/v, gate/up) in one launch: global dimension 1 covers
@@ -354,8 +389,11 @@ static inline void exo_x_chunk(__global const float4 *xv, uint xc, uint c, int n
         __global float *d1, uint d1_off, uint n1,                                                  \
         EXO_W_PARAMS_##SFX(w2), __global const float *b2, uint b2_off, int hb2,                    \
         __global float *d2, uint d2_off, uint n2, int norm, __global const uchar *nw, uint nw_off, \
-        int nw_type, float eps, int one_plus EXO_Q_PARAMS_##SFX) {                                 \
-        uint g = get_global_id(1), sel = g < n0 ? 0u : g < n0 + n1 ? 1u : 2u;                      \
+        int nw_type, float eps, int one_plus, uint rpi EXO_Q_PARAMS_##SFX) {                       \
+        /* rpi rows per item as in exo_matmul_vec16_*, within each member: global dimension 1    \
+         * covers h0 + h1 + h2 items, hi = ceil(ni / rpi). */                                      \
+        uint h0 = (n0 + rpi - 1u) / rpi, h1 = (n1 + rpi - 1u) / rpi;                               \
+        uint g = get_global_id(1), sel = g < h0 ? 0u : g < h0 + h1 ? 1u : 2u;                      \
         EXO_W_SELECT_##SFX(w, sel, w0, w1, w2)                                                     \
         __global const float *bias = EXO_SEL3(sel, b0, b1, b2);                                    \
         __global float *dst = EXO_SEL3(sel, d0, d1, d2);                                           \
@@ -363,8 +401,9 @@ static inline void exo_x_chunk(__global const float4 *xv, uint xc, uint c, int n
         uint dst_off = EXO_SEL3(sel, d0_off, d1_off, d2_off);                                      \
         int has_bias = EXO_SEL3(sel, hb0, hb1, hb2);                                               \
         uint n = EXO_SEL3(sel, n0, n1, n2);                                                        \
-        uint row = g - EXO_SEL3(sel, 0u, n0, n0 + n1);                                             \
-        EXO_MV16_BODY(SFX, w, bias, bias_off, has_bias, dst, dst_off, n, row, x, 0u, 0)            \
+        uint row = g - EXO_SEL3(sel, 0u, h0, h0 + h1), half_n = (n + rpi - 1u) / rpi;              \
+        EXO_MV16_BODY(SFX, w, bias, bias_off, has_bias, dst, dst_off, n, row, rpi == 2u ? row + half_n : n, \
+                      x, 0u, 0)                                                                    \
     }
 
 /* The body of every tiled kernel (at kernel scope: it declares the local tiles): the 64x64
@@ -422,6 +461,11 @@ static inline void exo_x_chunk(__global const float4 *xv, uint xc, uint c, int n
 EXO_DEFINE_MATVEC(f32, float)
 EXO_DEFINE_MATVEC(f16, ushort)
 EXO_DEFINE_MATVEC(bf16, ushort)
+#define EXO_GLU_PAIRS_f32 1
+#define EXO_GLU_PAIRS_f16 1
+#define EXO_GLU_PAIRS_bf16 1
+#define EXO_GLU_PAIRS_mlx4 0
+#define EXO_GLU_PAIRS_mlx8 0
 /* One token: row r of the gate and of the up projection in the same items (both read x once),
  * summed through local memory, written as act(gate + bias) * (up + bias): the MLP's two matvecs
  * and its GLU in one launch, without the gate and up vectors ever reaching memory. */
@@ -442,7 +486,25 @@ EXO_DEFINE_MATVEC(bf16, ushort)
             uint chunks = k >> 3, xc = x_off >> 2;                                                 \
             EXO_W_ROW_##SFX(wg, row)                                                               \
             EXO_W_ROW_##SFX(wu, row)                                                               \
-            for (uint c = lane; c < chunks; c += lanes) {                                          \
+            /* Float storages: two chunks of both rows per step, all four loads issued before   \
+             * any is used (bf16 gate/up of Llama 3.2 1B on an H100: 34.8 -> 32.4 us). MLX ones  \
+             * one chunk a step (unrolled they measured 29.6 -> 34.7 us). */                      \
+            float sg1 = 0.0f, su1 = 0.0f;                                                          \
+            uint c = lane;                                                                         \
+            for (; EXO_GLU_PAIRS_##SFX && c + lanes < chunks; c += 2u * lanes) {                   \
+                EXO_WCH_##SFX gch0 = EXO_W_LOAD_##SFX(wg, c);                                      \
+                EXO_WCH_##SFX uch0 = EXO_W_LOAD_##SFX(wu, c);                                      \
+                EXO_WCH_##SFX gch1 = EXO_W_LOAD_##SFX(wg, c + lanes);                              \
+                EXO_WCH_##SFX uch1 = EXO_W_LOAD_##SFX(wu, c + lanes);                              \
+                float4 xl0, xh0, xl1, xh1;                                                         \
+                EXO_XC(c, xl0, xh0);                                                               \
+                EXO_XC(c + lanes, xl1, xh1);                                                       \
+                sg += EXO_W_DOT_##SFX(gch0, xl0, xh0);                                             \
+                su += EXO_W_DOT_##SFX(uch0, xl0, xh0);                                             \
+                sg1 += EXO_W_DOT_##SFX(gch1, xl1, xh1);                                            \
+                su1 += EXO_W_DOT_##SFX(uch1, xl1, xh1);                                            \
+            }                                                                                      \
+            for (; c < chunks; c += lanes) {                                                       \
                 EXO_WCH_##SFX gch = EXO_W_LOAD_##SFX(wg, c);                                       \
                 EXO_WCH_##SFX uch = EXO_W_LOAD_##SFX(wu, c);                                       \
                 float4 xl, xh;                                                                     \
@@ -450,6 +512,8 @@ EXO_DEFINE_MATVEC(bf16, ushort)
                 sg += EXO_W_DOT_##SFX(gch, xl, xh);                                                \
                 su += EXO_W_DOT_##SFX(uch, xl, xh);                                                \
             }                                                                                      \
+            sg += sg1;                                                                             \
+            su += su1;                                                                             \
         }                                                                                          \
         pg[slot] = sg;                                                                             \
         pu[slot] = su;                                                                             \
@@ -468,6 +532,125 @@ EXO_DEFINE_MATVEC(bf16, ushort)
         }                                                                                          \
     }
 
+/* ---- Prefill GEMM on aligned data (exo_matmul_gemm<BM>x<BN>_<SFX>, host: k a multiple of 16
+ * and the offsets gpu_view_wide_loads_fit admits): a block of BM tokens x BN weight rows (64 or
+ * 128 each) per 16x16 work-group, each item (BM / 16) x (BN / 16) outputs in registers as float4s
+ * -- rows ty*4.. (and 64 + ty*4..), columns tx*4.. (and 64 + tx*4..) -- so a float4 of x and one
+ * of W read from local memory feed 16 multiply-adds. K goes in steps of 16: x as float4s, W as the
+ * vec16 kernels' 8-element chunks (one 16-byte load of bf16/f16, an MLX word or word pair
+ * dequantized as it is stored), transposed into local memory [k][row]; the next step's loads are
+ * issued into registers before the current step's arithmetic, so global latency hides behind it.
+ * Each output is one fma chain over k in order, the sums exo_matmul_tiled_* computes. The host
+ * picks the largest block that still gives the device enough work-groups (gpu_kernels.c). */
+#define EXO_G_BK 16
+/* An MLX chunk as its eight weights, s * q + b. */
+static inline float8 exo_qchunk_deq8(exo_qchunk ch, uint bits) {
+    float8 q;
+    if (bits == 4u) {
+        uint w = ch.q.x;
+        q = (float8)((float)(w & 15u), (float)((w >> 4) & 15u), (float)((w >> 8) & 15u), (float)((w >> 12) & 15u),
+                     (float)((w >> 16) & 15u), (float)((w >> 20) & 15u), (float)((w >> 24) & 15u), (float)(w >> 28));
+    } else {
+        uint a = ch.q.x, b = ch.q.y;
+        q = (float8)((float)(a & 255u), (float)((a >> 8) & 255u), (float)((a >> 16) & 255u), (float)(a >> 24),
+                     (float)(b & 255u), (float)((b >> 8) & 255u), (float)((b >> 16) & 255u), (float)(b >> 24));
+    }
+    return ch.s * q + ch.b;
+}
+#define EXO_G_CHUNK_f32(P, c) EXO_W_LOAD_f32(P, c)
+#define EXO_G_CHUNK_f16(P, c) EXO_W_LOAD_f16(P, c)
+#define EXO_G_CHUNK_bf16(P, c) EXO_W_LOAD_bf16(P, c)
+#define EXO_G_CHUNK_mlx4(P, c) exo_qchunk_deq8(EXO_W_LOAD_mlx4(P, c), 4u)
+#define EXO_G_CHUNK_mlx8(P, c) exo_qchunk_deq8(EXO_W_LOAD_mlx8(P, c), 8u)
+
+/* Global loads of one K step into registers: xr (BM / 64 float4s of x: row tid/4 (+64), float4
+ * tid%4) and wr (chunk tid%2 of weight row tid/2, for the 2 * BN items that load one); rows past
+ * m or n load zeros. */
+#define EXO_G_LOAD(SFX, BM, k0)                                                                    \
+    for (uint l = 0; l < (BM) / 64u; l++) {                                                        \
+        uint gm = m0 + (tid >> 2) + 64u * l;                                                       \
+        xr[l] = gm < m ? xv[((x_off + gm * k + (k0)) >> 2) + (tid & 3u)] : (float4)(0.0f);          \
+    }                                                                                              \
+    wr = wload ? EXO_G_CHUNK_##SFX(w, ((k0) >> 3) + (tid & 1u)) : (float8)(0.0f);
+#define EXO_G_STORE(BM, LDX, LDW)                                                                  \
+    for (uint l = 0; l < (BM) / 64u; l++) {                                                        \
+        uint r = (tid >> 2) + 64u * l, c = (tid & 3u) * 4u;                                        \
+        xs[(c + 0u) * (LDX) + r] = xr[l].x;                                                        \
+        xs[(c + 1u) * (LDX) + r] = xr[l].y;                                                        \
+        xs[(c + 2u) * (LDX) + r] = xr[l].z;                                                        \
+        xs[(c + 3u) * (LDX) + r] = xr[l].w;                                                        \
+    }                                                                                              \
+    if (wmine) {                                                                                   \
+        uint r = tid >> 1, c = (tid & 1u) * 8u;                                                    \
+        ws[(c + 0u) * (LDW) + r] = wr.s0;                                                          \
+        ws[(c + 1u) * (LDW) + r] = wr.s1;                                                          \
+        ws[(c + 2u) * (LDW) + r] = wr.s2;                                                          \
+        ws[(c + 3u) * (LDW) + r] = wr.s3;                                                          \
+        ws[(c + 4u) * (LDW) + r] = wr.s4;                                                          \
+        ws[(c + 5u) * (LDW) + r] = wr.s5;                                                          \
+        ws[(c + 6u) * (LDW) + r] = wr.s6;                                                          \
+        ws[(c + 7u) * (LDW) + r] = wr.s7;                                                          \
+    }
+
+/* Local rows padded by 4 floats: fewer bank conflicts, float4 reads stay aligned. */
+#define EXO_DEFINE_GEMM(SFX, BM, BN)                                                               \
+    __kernel void exo_matmul_gemm##BM##x##BN##_##SFX(                                              \
+        __global const float *x, uint x_off, EXO_W_PARAMS_##SFX(w), __global const float *bias,    \
+        uint bias_off, int has_bias, __global float *dst, uint dst_off, uint m, uint k,            \
+        uint n EXO_Q_PARAMS_##SFX) {                                                               \
+        __local float xs[EXO_G_BK * ((BM) + 4)];                                                   \
+        __local float ws[EXO_G_BK * ((BN) + 4)];                                                   \
+        uint tx = get_local_id(0), ty = get_local_id(1), tid = ty * 16u + tx;                      \
+        uint n0 = get_group_id(0) * (BN), m0 = get_group_id(1) * (BM);                             \
+        __global const float4 *xv = (__global const float4 *)x;                                    \
+        uint wrow = n0 + (tid >> 1);                                                               \
+        bool wmine = (tid >> 1) < (BN), wload = wmine && wrow < n;                                 \
+        EXO_W_ROW_##SFX(w, wload ? wrow : 0u)                                                      \
+        float4 acc[(BM) / 16][(BN) / 64];                                                          \
+        for (uint i = 0; i < (BM) / 16u; i++)                                                      \
+            for (uint j = 0; j < (BN) / 64u; j++) acc[i][j] = (float4)(0.0f);                      \
+        float4 xr[(BM) / 64];                                                                      \
+        float8 wr;                                                                                 \
+        EXO_G_LOAD(SFX, BM, 0u)                                                                    \
+        for (uint k0 = 0; k0 < k; k0 += EXO_G_BK) {                                                \
+            EXO_G_STORE(BM, (BM) + 4u, (BN) + 4u)                                                  \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+            if (k0 + EXO_G_BK < k) {                                                               \
+                EXO_G_LOAD(SFX, BM, k0 + EXO_G_BK)                                                 \
+            }                                                                                      \
+            for (uint kk = 0; kk < EXO_G_BK; kk++) {                                               \
+                float4 b[(BN) / 64];                                                               \
+                for (uint j = 0; j < (BN) / 64u; j++)                                              \
+                    b[j] = vload4(0, ws + kk * ((BN) + 4u) + 64u * j + tx * 4u);                   \
+                for (uint h = 0; h < (BM) / 64u; h++) {                                            \
+                    float4 a = vload4(0, xs + kk * ((BM) + 4u) + 64u * h + ty * 4u);               \
+                    for (uint j = 0; j < (BN) / 64u; j++) {                                        \
+                        acc[4u * h + 0u][j] = fma((float4)(a.x), b[j], acc[4u * h + 0u][j]);       \
+                        acc[4u * h + 1u][j] = fma((float4)(a.y), b[j], acc[4u * h + 1u][j]);       \
+                        acc[4u * h + 2u][j] = fma((float4)(a.z), b[j], acc[4u * h + 2u][j]);       \
+                        acc[4u * h + 3u][j] = fma((float4)(a.w), b[j], acc[4u * h + 3u][j]);       \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+        }                                                                                          \
+        for (uint i = 0; i < (BM) / 16u; i++) {                                                    \
+            uint gm = m0 + 64u * (i >> 2) + ty * 4u + (i & 3u);                                    \
+            if (gm >= m) continue;                                                                 \
+            for (uint j = 0; j < (BN) / 64u; j++) {                                                \
+                float o[4] = {acc[i][j].x, acc[i][j].y, acc[i][j].z, acc[i][j].w};                 \
+                for (uint e = 0; e < 4u; e++) {                                                    \
+                    uint gn = n0 + 64u * j + tx * 4u + e;                                          \
+                    if (gn < n) dst[dst_off + (size_t)gm * n + gn] = o[e] + (has_bias ? bias[bias_off + gn] : 0.0f); \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+#define EXO_DEFINE_GEMM_ALL(SFX)                                                                   \
+    EXO_DEFINE_GEMM(SFX, 128, 128)                                                                 \
+    EXO_DEFINE_GEMM(SFX, 64, 128)                                                                  \
+    EXO_DEFINE_GEMM(SFX, 64, 64)
+
 /* The vec16 family per storage: float weights, and MLX affine 4- and 8-bit codes. */
 #define EXO_DEFINE_MATVEC16_ALL(SFX)                                                               \
     EXO_DEFINE_MATVEC16(SFX)                                                                       \
@@ -478,6 +661,11 @@ EXO_DEFINE_MATVEC16_ALL(f16)
 EXO_DEFINE_MATVEC16_ALL(bf16)
 EXO_DEFINE_MATVEC16_ALL(mlx4)
 EXO_DEFINE_MATVEC16_ALL(mlx8)
+EXO_DEFINE_GEMM_ALL(f32)
+EXO_DEFINE_GEMM_ALL(f16)
+EXO_DEFINE_GEMM_ALL(bf16)
+EXO_DEFINE_GEMM_ALL(mlx4)
+EXO_DEFINE_GEMM_ALL(mlx8)
 EXO_DEFINE_TILED(f32, float)
 EXO_DEFINE_TILED(f16, ushort)
 EXO_DEFINE_TILED(bf16, ushort)

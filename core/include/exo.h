@@ -367,6 +367,13 @@ EXO_API exo_status exo_shard_get_part_info(const exo_shard *shard, uint32_t part
 /* Runs one throw-away step so the first real request does not pay for first-touch page faults,
  * kernel builds and thread start-up. */
 EXO_API exo_status exo_shard_warmup(exo_shard *shard);
+/* The read bandwidth of the device the shard runs on (its first part's), measured now by its
+ * plugin: a kernel that only reads `bytes` of device memory (fewer where the device cannot
+ * allocate them), `passes` timed passes; *best_gbps the fastest in 1e9 bytes/s. For benchmarks
+ * (exo-bench puts decode's bytes per second against it). EXO_ERR_UNSUPPORTED when the plugin
+ * offers no such measurement (ABI below 1.8, or CPU plugins, whose memory a host-side sweep
+ * measures). */
+EXO_API exo_status exo_shard_read_bandwidth(exo_shard *shard, uint64_t bytes, uint32_t passes, double *best_gbps);
 
 /* ---------------------------------------------------------------- sessions (one sequence each) */
 

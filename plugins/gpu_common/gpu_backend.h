@@ -40,8 +40,8 @@ typedef struct gpu_arg {
 } gpu_arg;
 
 /* The longest list: exo_matmul_vec16x3_mlx* (x, m, k, three members of words, scales, biases,
- * bias, has_bias, dst, n, the norm's five, q_type and group) is 31. */
-#define GPU_MAX_ARGS 32
+ * bias, has_bias, dst, n, the norm's five, rows per item, q_type and group) is 32. */
+#define GPU_MAX_ARGS 40
 
 typedef struct gpu_launch {
     const char *kernel; /* kernel function name, e.g. "exo_matmul_vec_f16" */
@@ -58,6 +58,9 @@ typedef struct gpu_features {
     int subgroups;          /* EXO_SUBGROUPS kernels exist (exo_matmul_vec_sg_*) */
     uint32_t max_work_group; /* CL_DEVICE_MAX_WORK_GROUP_SIZE or equivalent */
     uint64_t max_alloc;     /* largest single allocation, bytes (0: unknown) */
+    /* Weight rows per work-item of the one-token wide-load matvecs (exo_matmul_vec16*: 1, or 2
+     * sharing x; 0 means the default, GPU_MATVEC_ROWS_DEFAULT in gpu_launch.h). */
+    uint32_t matvec_rows;
 } gpu_features;
 
 typedef struct gpu_backend {

@@ -110,6 +110,7 @@ static exo_status group_enqueue(const gpu_exec_view *v, const exo_node *run, uin
     matvec_start(&b, name, v, "exo_matmul_vec16x3", run, norm);
     gpu_build_u32(&b, (uint64_t)m);
     gpu_build_u32(&b, (uint64_t)k);
+    uint32_t rpi = gpu_matvec_rows_per_item(v, m);
     for (uint32_t i = 0; i < MATMUL_GROUP_MAX; i++) {
         /* A pair repeats member 0 as the third with no rows. */
         const exo_node *nd = &run[i < len ? i : 0];
@@ -117,9 +118,10 @@ static exo_status group_enqueue(const gpu_exec_view *v, const exo_node *run, uin
         member_args(&b, nd);
         gpu_build_tensor(&b, nd->dst);
         gpu_build_u32(&b, (uint64_t)n);
-        rows += n;
+        rows += (n + rpi - 1) / rpi;
     }
     norm_args(&b, norm, run[0].src[0]);
+    gpu_build_u32(&b, rpi);
     gpu_build_weight_format(&b, run[0].src[1]);
     return gpu_build_go_matvec(&b, k, rows);
 }
@@ -214,8 +216,10 @@ static exo_status add_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
     gpu_build_matmul_args(&b, &fused, fused.n_src == 3 ? fused.src[2] : fused.dst, m, k, n);
     gpu_build_tensor(&b, residual_of(mm, add));
     gpu_build_i32(&b, 1);
+    uint32_t rpi = gpu_matvec_rows_per_item(v, m);
+    gpu_build_u32(&b, rpi);
     gpu_build_weight_format(&b, mm->src[1]);
-    return gpu_build_go_matvec(&b, k, n);
+    return gpu_build_go_matvec(&b, k, (n + rpi - 1) / rpi);
 }
 
 /* ------------------------------------------------ RoPE of q and k, KV writes of k and v: exo_rope_kv */

@@ -28,6 +28,23 @@ static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
     gpu_builder b;
     int sg = v->be->features.subgroups;
     bool wide = !sg && m <= GPU_MATVEC_MAX_TOKENS && gpu_view_wide_loads_fit(v, nd, k);
+    if (m > GPU_MATVEC_MAX_TOKENS && k % 16 == 0 && gpu_view_wide_loads_fit(v, nd, k)) {
+        /* The register-tiled GEMM (kernels/matmul.cl, exo_matmul_gemm*): the largest block (tokens
+         * x weight rows) that still leaves GPU_GEMM_MIN_GROUPS work-groups, else the smallest. */
+        static const unsigned blocks[][2] = {{128, 128}, {64, 128}, {64, 64}};
+        unsigned bi = 0;
+        while (bi + 1 < sizeof blocks / sizeof blocks[0] &&
+               (uint64_t)((m + blocks[bi][0] - 1) / blocks[bi][0]) * (uint64_t)((n + blocks[bi][1] - 1) / blocks[bi][1]) <
+                   GPU_GEMM_MIN_GROUPS)
+            bi++;
+        unsigned bm = blocks[bi][0], bn = blocks[bi][1];
+        snprintf(name, sizeof name, "exo_matmul_gemm%ux%u_%s", bm, bn, gpu_weight_suffix(&v->tensors[nd->src[1]]));
+        gpu_build_start(&b, v, name);
+        gpu_build_matmul_args(&b, nd, bias, m, k, n);
+        gpu_build_weight_format(&b, nd->src[1]);
+        return gpu_build_go(&b, 2, (uint64_t[3]){(uint64_t)(n + bn - 1) / bn * 16, (uint64_t)(m + bm - 1) / bm * 16, 1},
+                            (size_t[3]){16, 16, 1});
+    }
     if (wt == EXO_DTYPE_MLX_AFFINE && !wide) { /* dequantized in the kernel (kernels/matmul.cl) */
         int tiled = m > GPU_MATVEC_MAX_TOKENS;
         gpu_build_start(&b, v, tiled ? "exo_matmul_tiled_mlx" : "exo_matmul_vec_mlx");
@@ -58,8 +75,10 @@ static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
         gpu_build_matmul_args(&b, nd, bias, m, k, n);
         gpu_build_tensor(&b, nd->src[0]); /* no residual */
         gpu_build_i32(&b, 0);
+        uint32_t rpi = gpu_matvec_rows_per_item(v, m);
+        gpu_build_u32(&b, rpi);
         gpu_build_weight_format(&b, nd->src[1]);
-        return gpu_build_go_matvec(&b, k, n);
+        return gpu_build_go_matvec(&b, k, (n + rpi - 1) / rpi);
     }
     snprintf(name, sizeof name, sg ? "exo_matmul_vec_sg_%s" : "exo_matmul_vec_%s", gpu_dtype_suffix(wt));
     gpu_build_start(&b, v, name);

@@ -153,3 +153,8 @@ exo_status gpu_build_go_matvec(gpu_builder *b, int64_t k, int64_t rows) {
     while (lanes < 128 && (uint64_t)rows * lanes / 256 < 1024 && chunks >= lanes * 2 * 4) lanes *= 2;
     return gpu_build_go(b, 2, (uint64_t[3]){lanes, (uint64_t)rows, 1}, (size_t[3]){(size_t)lanes, (size_t)(256 / lanes), 1});
 }
+
+uint32_t gpu_matvec_rows_per_item(const gpu_exec_view *v, int64_t m) {
+    uint32_t rows = v->be->features.matvec_rows ? v->be->features.matvec_rows : GPU_MATVEC_ROWS_DEFAULT;
+    return m == 1 && rows == 2 ? 2 : 1;
+}

@@ -30,6 +30,9 @@ typedef struct gpu_exec_view {
 
 /* Token counts up to this use the matrix-vector kernels (weights read once per row). */
 #define GPU_MATVEC_MAX_TOKENS 4 /* EXO_MV_MAX_M in kernels/matmul.cl */
+/* The prefill GEMM takes the largest block of (tokens x weight rows) that leaves at least this
+ * many work-groups, about two per multiprocessor of a big GPU. */
+#define GPU_GEMM_MIN_GROUPS 256
 
 /* A tensor's element count at the execution's token count (ne: its resolved shape, or NULL). */
 int64_t gpu_view_count(const gpu_exec_view *v, uint32_t tensor, int64_t ne[EXO_MAX_DIMS]);
@@ -76,7 +79,12 @@ void gpu_build_matmul_args(gpu_builder *b, const exo_node *nd, uint32_t bias, in
 exo_status gpu_build_go(gpu_builder *b, uint32_t dims, const uint64_t count[3], const size_t local[3]);
 /* One dimension of `count` items, work-groups of 256. */
 exo_status gpu_build_go_1d(gpu_builder *b, uint64_t count);
-/* A wide-load matvec kernel over `rows` weight rows of inner size k. */
+/* A wide-load matvec kernel over `rows` work-item rows of inner size k (weight rows divided by
+ * gpu_matvec_rows_per_item). */
 exo_status gpu_build_go_matvec(gpu_builder *b, int64_t k, int64_t rows);
+/* Weight rows per work-item of exo_matmul_vec16 / vec16x3 launches at m tokens (their `rpi`
+ * argument): 2 at one token unless the backend asks for 1 (gpu_features.matvec_rows), else 1. */
+#define GPU_MATVEC_ROWS_DEFAULT 2
+uint32_t gpu_matvec_rows_per_item(const gpu_exec_view *v, int64_t m);
 
 #endif

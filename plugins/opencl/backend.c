@@ -137,6 +137,8 @@ void ocl_backend_init(ocl_runtime *rt, const ocl_device *dev) {
     ctx->api.clGetDeviceInfo(dev->id, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);
     be->features.max_work_group = (uint32_t)(max_wg > UINT32_MAX ? UINT32_MAX : max_wg);
     be->features.max_alloc = dev->report.max_alloc;
+    /* EXO_GPU_MATVEC_ROWS=1: one weight row per item in the one-token matvecs (to compare). */
+    if (env_set(ctx, "EXO_GPU_MATVEC_ROWS", "1")) be->features.matvec_rows = 1;
 
     /* Faster paths where the device has what they need; EXO_OPENCL_KERNELS=portable turns them
      * off (the path PoCL and the SPIR-V module run, so it can be compared on any device). */
@@ -149,8 +151,11 @@ void ocl_backend_init(ocl_runtime *rt, const ocl_device *dev) {
     int subgroups = !portable && ocl_has_extension(e, "cl_intel_subgroups");
     int sg16 = subgroups && ocl_has_extension(e, "cl_intel_required_subgroup_size");
     be->features.subgroups = subgroups;
-    snprintf(rt->build_options, sizeof rt->build_options, "-cl-std=CL1.2%s%s%s", fp16 ? " -DEXO_FP16" : "",
-             subgroups ? " -DEXO_SUBGROUPS" : "", sg16 ? " -DEXO_INTEL_SG16" : "");
+    /* EXO_OPENCL_DEFINES (e.g. "-DEXO_Q_MAGIC"): extra build options, to compare kernel variants
+     * on a device without rebuilding the plugin (the program cache keys on the options). */
+    const char *extra = ctx->host->get_env(ctx->host->host_ctx, "EXO_OPENCL_DEFINES");
+    snprintf(rt->build_options, sizeof rt->build_options, "-cl-std=CL1.2%s%s%s%s%s", fp16 ? " -DEXO_FP16" : "",
+             subgroups ? " -DEXO_SUBGROUPS" : "", sg16 ? " -DEXO_INTEL_SG16" : "", extra ? " " : "", extra ? extra : "");
     if (ext) ctx->host->free(ctx->host->host_ctx, ext);
     ocl_log(ctx, EXO_LOG_INFO, "device %u kernels: %s (max work-group %zu)", rt->index, rt->build_options, max_wg);
 }

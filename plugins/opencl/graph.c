@@ -1,5 +1,6 @@
 /* graph.c — the ABI's graph entries, over the shared executor of plugins/gpu_common: this file
  * only finds the opened device, makes sure its program is built, and wraps the result. */
+#include "gpu_bandwidth.h"
 #include "gpu_graph.h"
 #include "ocl_plugin.h"
 
@@ -34,6 +35,15 @@ exo_status ocl_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
     }
     *out = c;
     return EXO_OK;
+}
+
+exo_status ocl_device_read_bandwidth(exo_plugin_ctx *ctx, uint32_t device, uint64_t bytes, uint32_t passes,
+                                     double *best_gbps) {
+    if (!ctx || !best_gbps) return EXO_ERR_INVALID_ARG;
+    ocl_runtime *rt;
+    exo_status st = ocl_runtime_get(ctx, device, "device_read_bandwidth", &rt);
+    if (st == EXO_OK) st = ocl_program_ensure(rt);
+    return st == EXO_OK ? gpu_read_bandwidth(&rt->backend, bytes, passes, best_gbps) : st;
 }
 
 exo_status ocl_graph_execute(exo_compiled *c, const exo_exec_args *args) {

@@ -169,6 +169,9 @@ exo_status ocl_program_ensure(ocl_runtime *rt);
 /* graph.c: the ABI's graph entries over plugins/gpu_common. */
 exo_status ocl_supports_graph(exo_plugin_ctx *ctx, uint32_t device, const exo_graph *graph, uint32_t *first_unsupported);
 exo_status ocl_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_graph *graph, exo_compiled **out);
+/* ABI 1.8: the device's read bandwidth through gpu_common's sweep (gpu_bandwidth.h). */
+exo_status ocl_device_read_bandwidth(exo_plugin_ctx *ctx, uint32_t device, uint64_t bytes, uint32_t passes,
+                                     double *best_gbps);
 exo_status ocl_graph_execute(exo_compiled *compiled, const exo_exec_args *args);
 void ocl_compiled_free(exo_compiled *compiled);
 

@@ -142,6 +142,7 @@ static exo_status opencl_entry(const exo_host_api *host, exo_plugin_api *out) {
     mine.graph_compile = ocl_graph_compile;
     mine.graph_execute = ocl_graph_execute;
     mine.compiled_free = ocl_compiled_free;
+    mine.device_read_bandwidth = ocl_device_read_bandwidth;
     return exo_plugin_fill(out, &mine);
 }
 

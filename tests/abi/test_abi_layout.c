@@ -100,7 +100,9 @@ FROZEN(exo_plugin_api, graph_execute, 152);
 FROZEN(exo_plugin_api, compiled_free, 160);
 /* 1.0's table ended here (168 bytes); 1.1 appended probe_build_info. */
 FROZEN(exo_plugin_api, probe_build_info, 168);
-_Static_assert(sizeof(exo_plugin_api) == 176, "exo_plugin_api size (1.1)");
+/* 1.8 appended device_read_bandwidth. */
+FROZEN(exo_plugin_api, device_read_bandwidth, 176);
+_Static_assert(sizeof(exo_plugin_api) == 184, "exo_plugin_api size (1.8)");
 _Static_assert(EXO_ABI_MAJOR == 1 && EXO_ABI_MINOR >= 1, "ABI version");
 
 /* Enum values are part of the ABI too. */

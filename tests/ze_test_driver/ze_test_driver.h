@@ -216,7 +216,9 @@ typedef struct td_arg {
     unsigned char value[256];
 } td_arg;
 
-#define TD_MAX_ARGS 48
+/* Kernel parameters a kernel may declare (exo_matmul_vec16x3_mlx* has 49: its 32 arguments, a
+ * buffer being two). A real driver's limit is in bytes (CL_DEVICE_MAX_PARAMETER_SIZE >= 1024). */
+#define TD_MAX_ARGS 64
 
 struct _ze_module_handle_t {
     uint32_t magic;

@@ -7,6 +7,7 @@
  * bound by memory bandwidth, so it also reports the bytes of weights read per token, the GB/s that
  * makes, and (unless --no-stream) the machine's own read bandwidth measured in the same run with
  * the same thread count: decode GB/s as a fraction of it is how close to the hardware limit we are.
+ * A GPU plugin (ABI 1.8) measures its device's own read bandwidth instead (exo_shard_read_bandwidth).
  * A mixture of experts reads per token only the k experts its router chose in each sparse layer:
  * those are what its bytes count (model_cost.h), next to the experts' stored total.
  * --json: the last line of stdout is one JSON object with every figure. */
@@ -270,7 +271,11 @@ static void report(const bench_options *o, const exo_model_info *mi, const exo_s
                    "(%.3f bytes/weight), routers %.1f MB\n",
                 c->n_moe_layers, c->n_experts_per_tok, c->n_experts, c->expert_bytes_per_token / 1e6,
                 c->expert_bytes_total / 1e6, c->expert_bytes_per_weight, c->router_bytes_per_token / 1e6);
-    if (r->have_stream)
+    if (r->have_stream && r->stream.threads == 0) /* the device's own (exo_shard_read_bandwidth) */
+        fprintf(f, "memory:  device read bandwidth %.2f GB/s (%s, %zu MiB, best of %d); decode at %.1f%% of it, "
+                   "ceiling %.2f tok/s\n",
+                stream, r->stream.kernel, r->stream.bytes >> 20, r->stream.passes, 100 * fraction, ceiling);
+    else if (r->have_stream)
         fprintf(f, "memory:  read bandwidth %.2f GB/s (%s, %u threads, %zu MiB, best of %d); decode at %.1f%% of it, "
                    "ceiling %.2f tok/s\n",
                 stream, r->stream.kernel, r->stream.threads, r->stream.bytes >> 20, r->stream.passes, 100 * fraction,
@@ -329,6 +334,7 @@ static void report(const bench_options *o, const exo_model_info *mi, const exo_s
     if (o->batch) batch_bench_json(j, &r->batch);
     if (r->have_stream) {
         add(j, "stream_gbps", stream);
+        cJSON_AddStringToObject(j, "stream_source", r->stream.threads == 0 ? "device" : "host");
         add(j, "decode_fraction_of_stream", fraction);
         add(j, "decode_ceiling_tps", ceiling);
     }
@@ -438,6 +444,19 @@ int main(int argc, char **argv) {
         return finish(&b, 1);
     r.peak_rss_bytes = peak_rss_bytes(); /* before the bandwidth buffer inflates it */
 
+    /* A device with memory of its own (a GPU plugin of ABI 1.8) measures its read bandwidth
+     * itself, while the shard is open; the others get the host-side sweep below. A shard over
+     * several devices reads from all of them: one device's figure would not be its limit. */
+    if (!o.no_stream && si.n_parts <= 1) {
+        double device_gbps = 0;
+        st = exo_shard_read_bandwidth(b.shard, STREAM_BYTES, STREAM_PASSES, &device_gbps);
+        if (st == EXO_OK) {
+            r.stream = (read_bandwidth){device_gbps, 0, 0, STREAM_BYTES, STREAM_PASSES, "the plugin's read sweep"};
+            r.have_stream = 1;
+        } else if (st != EXO_ERR_UNSUPPORTED)
+            fprintf(stderr, "exo-bench: %s (continuing with the host's)\n", exo_shard_last_error(b.shard));
+    }
+
     /* The runtime goes before the bandwidth sweep (its worker threads must not compete), and the
      * info strings it owns go with it: keep copies for the report. */
     char path[4096], arch[64], plugin[64], device_name[256];
@@ -452,7 +471,7 @@ int main(int argc, char **argv) {
     si.device_name = device_name;
     close_runtime(&b);
 
-    if (!o.no_stream) {
+    if (!o.no_stream && !r.have_stream) {
         if (read_bandwidth_measure(threads, STREAM_BYTES, STREAM_PASSES, &r.stream, err, sizeof err))
             fprintf(stderr, "exo-bench: %s (continuing without it)\n", err);
         else
