@@ -408,8 +408,7 @@ static MLX_AVX512 void mlx_scaled(const cpu_matmul_args *a, int64_t begin, int64
     float *xs = ws, *sx = xs + a->m * a->k, *scl = sx + a->m * groups;
     prepare_x(a->x, a->k, (int)a->m, a->q.bits, a->q.group, xs, sx);
     if (a->q.bits == 4) mlx_rows_scaled(a, begin, end, xs, sx, scl, 4);
-    else if (a->q.bits == 8) mlx_rows_scaled(a, begin, end, xs, sx, scl, 8);
-    else mlx_rows_scaled(a, begin, end, xs, sx, scl, 0);
+    else mlx_rows_scaled(a, begin, end, xs, sx, scl, 8);
 }
 
 /* Whether the CPU has AVX512_BF16 (the fast kernels run only where the OS enables AVX-512). */
@@ -587,7 +586,10 @@ MLX_AVX512 void cpu_mlx_matmul(void *args, int64_t begin, int64_t end, uint32_t 
     const cpu_matmul_args *a = args;
     const uint32_t bits = a->q.bits;
     float *xs = (float *)(a->workspace + (size_t)thread * a->workspace_stride);
-    if (a->m >= MLX_BATCH_MIN_TOKENS && a->m <= CPU_MATMUL_BLOCK) {
+    /* 4 and 8 bits only: the other widths on this path failed test_tools' quantized-MoE check
+     * (mlx-q3-g64 vs its dequantized copy, 1.8e-4 of 1e-5) though test_cpu_mlx passes; not yet
+     * understood, so they keep the one-token paths. */
+    if (a->m >= MLX_BATCH_MIN_TOKENS && a->m <= CPU_MATMUL_BLOCK && (bits == 4 || bits == 8)) {
         mlx_scaled(a, begin, end, xs);
         return;
     }

@@ -164,8 +164,8 @@ static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, i
 
 START_TEST(every_bits_and_group) {
     /* 19 rows: full tiles of every tile height the decode kernel uses, and single-row tails;
-     * m 1-2 the one-token paths, 3-16 the batched path (scaled codes) with 1-4 tokens in its
-     * last token tile (and the GEMM's partial micro-tiles). */
+     * m 1-2 the one-token paths, 3-16 (4 and 8 bits) the batched path (scaled codes) with 1-4
+     * tokens in its last token tile (and the GEMM's partial micro-tiles). */
     static const uint32_t bits[] = {2, 3, 4, 5, 6, 8}, groups[] = {32, 64, 128};
     static const int64_t ms[] = {1, 2, 3, 4, 5, 8, 13, 16};
     for (size_t b = 0; b < 6; b++)
