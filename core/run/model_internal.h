@@ -5,6 +5,8 @@
 #include "graph/builder.h"
 #include "graph/kv_pool.h"
 #include "registry/runtime.h"
+#include "run/placement.h"
+#include "run/rank_workers.h"
 #include "tokenizer/tokenizer.h"
 
 /* Layers one shard may hold (bounds the per-step binding table). */
@@ -73,6 +75,10 @@ struct exo_shard {
     exo_shard **parts;
     uint32_t n_parts;
     uint32_t tensor_parallel;   /* a shell of tensor_parallel.c: ranks per layer (0: a pipeline) */
+    /* tensor_parallel.c: host threads of ranks 1..N-1 (rank_workers.h), started with the shell and
+     * joined when it is freed; NULL: the ranks run one after another on the caller
+     * (EXO_TENSOR_PARALLEL_SEQUENTIAL=1) */
+    exo_rank_workers *workers;
 };
 
 struct exo_session {
@@ -94,7 +100,8 @@ struct exo_session {
     uint32_t slot;              /* pooled shard: this session's slot in shard->pool */
     exo_buffer *slots;          /* pooled shard: I32 max_tokens, every entry `slot` */
     /* A pipeline shard's session (pipeline.c): one session per part, all at `position`, and
-     * the host buffers that hand hidden states from one part to the next (2 x max_tokens rows). */
+     * the host buffers that hand hidden states from one part to the next (2 x max_tokens rows;
+     * tensor parallelism: 2 + N, the input, the sum and each rank's partial output). */
     exo_session **parts;
     float *relay;
 };
@@ -165,21 +172,36 @@ exo_status exo_pipeline_forward(exo_session *s, const void *input, uint32_t n, u
  * hidden states kept in host rows per entry. An entry failing at a part carries that status and
  * drops out; at the end every entry's parts are where its step left them (or where it started). */
 #define EXO_SHELL_BATCH_MAX 256
+/* One part's step for the live entries (a "lane": tensor parallelism steps one per rank at once). */
+typedef struct exo_shell_batch_lane {
+    exo_batch_entry *step;      /* the part's entries */
+    uint32_t *index;            /* which caller entry each is */
+    uint32_t m, part;
+} exo_shell_batch_lane;
 typedef struct exo_shell_batch {
     exo_batch_entry *entries;   /* the caller's, good ones with status EXO_OK */
     size_t stride;
     uint32_t n;
-    exo_batch_entry *step;      /* one part's entries */
+    exo_shell_batch_lane lanes[EXO_PLACEMENT_MAX_DEVICES];
+    uint32_t n_lanes;
     uint32_t *position0;        /* each session's position before the step */
     uint64_t *offset, rows;     /* each entry's first row of the host buffers; rows of all */
     float *host;                /* rows_per_token buffers of `rows` x hidden_size */
 } exo_shell_batch;
+/* lanes: how many parts may step at once (1 for a pipeline, N for tensor parallelism). */
 exo_status exo_shell_batch_begin(exo_shell_batch *b, exo_batch_entry *entries, size_t stride, uint32_t n,
-                                 uint32_t rows_per_token);
+                                 uint32_t rows_per_token, uint32_t lanes);
 /* Entry i's rows of host buffer `buffer` (< rows_per_token). */
 float *exo_shell_batch_rows(const exo_shell_batch *b, uint32_t i, uint32_t buffer);
-/* Part `part` for every live entry: in[i] to out[i] (out_count[i] floats); flags_mask: which of
- * the entries' flags the part honours (LAST_ONLY for a last part only). */
+/* Lane `lane` takes part `part` for every live entry: in[i] to out[i] (out_count[i] floats);
+ * flags_mask: which of the entries' flags the part honours (LAST_ONLY for a last part only). The
+ * calling thread prepares; run may then go on any thread (lanes on different devices at once);
+ * merge, on the calling thread again, marks the entries that failed. */
+void exo_shell_batch_prepare(exo_shell_batch *b, uint32_t lane, uint32_t part, const void *const *in,
+                             float *const *out, const uint64_t *out_count, uint32_t flags_mask);
+void exo_shell_batch_run(exo_shell_batch *b, uint32_t lane);
+void exo_shell_batch_merge(exo_shell_batch *b, uint32_t lane);
+/* prepare, run and merge on lane 0. */
 void exo_shell_batch_part(exo_shell_batch *b, uint32_t part, const void *const *in, float *const *out,
                           const uint64_t *out_count, uint32_t flags_mask);
 void exo_shell_batch_end(exo_shell_batch *b);

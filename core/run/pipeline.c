@@ -103,6 +103,8 @@ exo_status exo_pipeline_load(exo_model *m, const exo_shard_options *opts, const 
 }
 
 void exo_pipeline_destroy(exo_shard *sh) {
+    exo_rank_workers_stop(sh->workers); /* no step runs while a shard is freed */
+    sh->workers = NULL;
     for (uint32_t i = 0; i < sh->n_parts; i++) exo_shard_destroy(sh->parts[i]);
     free(sh->parts);
     sh->parts = NULL;
@@ -131,9 +133,10 @@ exo_status exo_pipeline_session_create(exo_shard *sh, uint32_t max_ctx, exo_sess
         s->slot = UINT32_MAX;
         s->max_ctx = max_ctx ? max_ctx : sh->plan.max_ctx;
         s->parts = calloc(sh->n_parts, sizeof *s->parts);
-        /* Rows of hidden states between parts: two buffers for a pipeline, three (the input, the
-         * sum, a rank's part) for tensor parallelism. */
-        s->relay = malloc((size_t)3 * sh->plan.max_tokens * sh->model->cfg.hidden_size * sizeof *s->relay);
+        /* Rows of hidden states between parts: two buffers for a pipeline; for tensor parallelism
+         * the input, the sum and each rank's partial output (the ranks run at once). */
+        size_t buffers = sh->tensor_parallel ? 2 + sh->tensor_parallel : 2;
+        s->relay = malloc(buffers * sh->plan.max_tokens * sh->model->cfg.hidden_size * sizeof *s->relay);
     }
     if (!s || !s->parts || !s->relay) st = exo_errorf(EXO_ERR_NO_MEMORY, "out of memory creating a session");
     for (uint32_t i = 0; st == EXO_OK && i < sh->n_parts; i++) {
@@ -224,12 +227,18 @@ exo_status exo_pipeline_forward(exo_session *s, const void *input, uint32_t n, u
 #define ENTRY(b, i) ((exo_batch_entry *)((char *)(b)->entries + (size_t)(i) * (b)->stride))
 
 exo_status exo_shell_batch_begin(exo_shell_batch *b, exo_batch_entry *entries, size_t stride, uint32_t n,
-                                 uint32_t rows_per_token) {
+                                 uint32_t rows_per_token, uint32_t lanes) {
     memset(b, 0, sizeof *b);
     b->entries = entries;
     b->stride = stride;
     b->n = n;
-    b->step = calloc(n, sizeof *b->step);
+    b->n_lanes = lanes < EXO_PLACEMENT_MAX_DEVICES ? lanes : EXO_PLACEMENT_MAX_DEVICES;
+    bool lanes_ok = true;
+    for (uint32_t l = 0; l < b->n_lanes; l++) {
+        b->lanes[l].step = calloc(n, sizeof *b->lanes[l].step);
+        b->lanes[l].index = calloc(n, sizeof *b->lanes[l].index);
+        lanes_ok = lanes_ok && b->lanes[l].step && b->lanes[l].index;
+    }
     b->position0 = calloc(n, sizeof *b->position0);
     b->offset = calloc(n, sizeof *b->offset);
     uint64_t rows = 0;
@@ -239,7 +248,7 @@ exo_status exo_shell_batch_begin(exo_shell_batch *b, exo_batch_entry *entries, s
     }
     b->host = malloc((size_t)(rows ? rows : 1) * rows_per_token * b->entries[0].session->shard->model->cfg.hidden_size *
                      sizeof *b->host);
-    if (!b->step || !b->position0 || !b->offset || !b->host) {
+    if (!lanes_ok || !b->position0 || !b->offset || !b->host) {
         exo_shell_batch_end(b);
         return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory for a batched step");
     }
@@ -253,14 +262,15 @@ float *exo_shell_batch_rows(const exo_shell_batch *b, uint32_t i, uint32_t buffe
     return b->host + ((size_t)buffer * b->rows + b->offset[i]) * H;
 }
 
-void exo_shell_batch_part(exo_shell_batch *b, uint32_t part, const void *const *in, float *const *out,
-                          const uint64_t *out_count, uint32_t flags_mask) {
-    uint32_t m = 0;
-    uint32_t index[EXO_SHELL_BATCH_MAX];
-    for (uint32_t i = 0; i < b->n && m < EXO_SHELL_BATCH_MAX; i++) {
+void exo_shell_batch_prepare(exo_shell_batch *b, uint32_t lane, uint32_t part, const void *const *in,
+                             float *const *out, const uint64_t *out_count, uint32_t flags_mask) {
+    exo_shell_batch_lane *ln = &b->lanes[lane];
+    ln->m = 0;
+    ln->part = part;
+    for (uint32_t i = 0; i < b->n && ln->m < EXO_SHELL_BATCH_MAX; i++) {
         exo_batch_entry *e = ENTRY(b, i);
         if (e->status != EXO_OK) continue;
-        exo_batch_entry *p = &b->step[m];
+        exo_batch_entry *p = &ln->step[ln->m];
         memset(p, 0, sizeof *p);
         EXO_STRUCT_INIT(p);
         p->session = e->session->parts[part];
@@ -270,17 +280,31 @@ void exo_shell_batch_part(exo_shell_batch *b, uint32_t part, const void *const *
         p->flags = e->flags & flags_mask;
         p->out = out[i];
         p->out_count = out_count[i];
-        index[m++] = i;
+        ln->index[ln->m++] = i;
     }
-    if (!m) return;
-    exo_session_forward_batch(b->step, m);
-    for (uint32_t j = 0; j < m; j++) {
-        if (b->step[j].status == EXO_OK) continue;
-        exo_batch_entry *e = ENTRY(b, index[j]);
-        e->status = b->step[j].status;
-        exo_errorf(e->status, "part %u: %s", part, exo_session_last_error(b->step[j].session));
+}
+
+void exo_shell_batch_run(exo_shell_batch *b, uint32_t lane) {
+    exo_shell_batch_lane *ln = &b->lanes[lane];
+    if (ln->m) exo_session_forward_batch(ln->step, ln->m);
+}
+
+void exo_shell_batch_merge(exo_shell_batch *b, uint32_t lane) {
+    const exo_shell_batch_lane *ln = &b->lanes[lane];
+    for (uint32_t j = 0; j < ln->m; j++) {
+        exo_batch_entry *e = ENTRY(b, ln->index[j]);
+        if (ln->step[j].status == EXO_OK || e->status != EXO_OK) continue; /* the first failure names it */
+        e->status = ln->step[j].status;
+        exo_errorf(e->status, "part %u: %s", ln->part, exo_session_last_error(ln->step[j].session));
         exo_error_keep(&e->session->error, e->status);
     }
+}
+
+void exo_shell_batch_part(exo_shell_batch *b, uint32_t part, const void *const *in, float *const *out,
+                          const uint64_t *out_count, uint32_t flags_mask) {
+    exo_shell_batch_prepare(b, 0, part, in, out, out_count, flags_mask);
+    exo_shell_batch_run(b, 0);
+    exo_shell_batch_merge(b, 0);
 }
 
 void exo_shell_batch_end(exo_shell_batch *b) {
@@ -289,7 +313,10 @@ void exo_shell_batch_end(exo_shell_batch *b) {
         if (e->status == EXO_OK) exo_pipeline_session_truncate(e->session, b->position0[i] + e->n);
         else if (e->session->parts) exo_pipeline_session_truncate(e->session, b->position0[i]);
     }
-    free(b->step);
+    for (uint32_t l = 0; l < b->n_lanes; l++) {
+        free(b->lanes[l].step);
+        free(b->lanes[l].index);
+    }
     free(b->position0);
     free(b->offset);
     free(b->host);
@@ -304,7 +331,7 @@ void exo_pipeline_forward_batch(exo_batch_entry *entries, size_t stride, uint32_
         return;
     }
     exo_shell_batch b;
-    if (exo_shell_batch_begin(&b, entries, stride, n, 2) != EXO_OK) {
+    if (exo_shell_batch_begin(&b, entries, stride, n, 2, 1) != EXO_OK) {
         for (uint32_t i = 0; i < n; i++)
             if (ENTRY(&b, i)->status == EXO_OK) ENTRY(&b, i)->status = EXO_ERR_NO_MEMORY;
         return;

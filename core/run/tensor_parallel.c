@@ -8,8 +8,9 @@
  * outputs are read back, summed with the residual in float32, and the sum is the next halves'
  * input on every device. Each part's KV cache, fitting, errors and DEVICE_LOST are its own
  * (shard.c, session.c); sessions, truncation and prefix copies are the shell's (pipeline.c).
- * The devices run one after another: the step is correct on any devices, and as fast as their
- * sum of times (running the ranks concurrently is the next step, docs/placement.md). */
+ * The ranks of a half run at once, each on a host thread of its own (rank_workers.c: rank 0 on
+ * the caller, the others on workers started with the shell), and the all-reduce waits for all;
+ * EXO_TENSOR_PARALLEL_SEQUENTIAL=1 runs them one after another on the caller instead. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,10 +90,18 @@ exo_status exo_tensor_parallel_load(exo_model *m, const exo_shard_options *opts,
         free(sh);
         return st;
     }
+    bool sequential = exo_rank_workers_sequential_requested();
+    if (st == EXO_OK && !sequential) st = exo_rank_workers_start(N, &sh->workers);
+    if (st != EXO_OK) {
+        exo_pipeline_destroy(sh);
+        free(sh);
+        return st;
+    }
     exo_pipeline_fill_shell(sh);
     sh->tensor_parallel = N;
     exo_logf(&m->rt->logger, EXO_LOG_INFO, "tensor_parallel", "layers [%u, %u) of %s split over %u devices (%u parts, "
-             "%llu weight bytes)", start, end, m->dir, N, sh->n_parts, (unsigned long long)sh->weight_bytes);
+             "%llu weight bytes; ranks %s)", start, end, m->dir, N, sh->n_parts, (unsigned long long)sh->weight_bytes,
+             sequential ? "one after another (EXO_TENSOR_PARALLEL_SEQUENTIAL)" : "concurrent, a host thread each");
     *out = sh;
     return EXO_OK;
 }
@@ -100,6 +109,23 @@ exo_status exo_tensor_parallel_load(exo_model *m, const exo_shard_options *opts,
 /* acc += part, element by element (the all-reduce's sum, in float32). */
 static void accumulate(float *acc, const float *part, uint64_t n) {
     for (uint64_t i = 0; i < n; i++) acc[i] += part[i];
+}
+
+/* One half layer of every rank, run at once (exo_rank_workers_run): rank r steps part first + r
+ * from `in` into its own rows of `out`. */
+typedef struct half_step {
+    exo_session *s;
+    uint32_t first, chunk;
+    const float *in;
+    float *out;                 /* rank r: out + r * rows */
+    uint64_t rows;
+    exo_status status[EXO_PLACEMENT_MAX_DEVICES];
+} half_step;
+
+static void run_half(void *arg, uint32_t r) {
+    half_step *h = arg;
+    h->status[r] = exo_session_forward_part(h->s->parts[h->first + r], h->in, h->chunk, 0, h->out + r * h->rows,
+                                            h->rows, false);
 }
 
 exo_status exo_tensor_parallel_forward(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
@@ -110,30 +136,43 @@ exo_status exo_tensor_parallel_forward(exo_session *s, const void *input, uint32
     exo_shard *sh = s->shard;
     exo_model *m = sh->model;
     uint32_t T = sh->plan.max_tokens, H = m->cfg.hidden_size, W = sh->output_width, in_w = sh->input_width;
-    uint32_t N = sh->tensor_parallel, position0 = s->position, k = 0;
-    float *x = s->relay, *acc = x + (size_t)T * H, *part = acc + (size_t)T * H;
+    uint32_t N = sh->tensor_parallel, position0 = s->position, k = 0, failed = 0;
+    float *x = s->relay, *acc = x + (size_t)T * H, *parts = acc + (size_t)T * H;
     for (uint32_t done = 0; done < n && st == EXO_OK;) {
         uint32_t chunk = n - done < T ? n - done : T;
         uint64_t rows = (uint64_t)chunk * H;
         const char *in = (const char *)input + (uint64_t)done * in_w * 4;
         k = 0;
-        if (sh->plan.embeds) st = exo_session_forward_part(s->parts[k++], in, chunk, 0, x, rows, true);
-        else memcpy(x, in, rows * 4);
+        if (sh->plan.embeds) {
+            failed = k;
+            st = exo_session_forward_part(s->parts[k++], in, chunk, 0, x, rows, true);
+        } else {
+            memcpy(x, in, rows * 4);
+        }
         for (uint32_t l = sh->plan.start; l < sh->plan.end && st == EXO_OK; l++)
             for (int half = 0; half < 2 && st == EXO_OK; half++) {
-                /* The all-reduce: the residual plus every rank's part. */
                 uint32_t ranks = half ? mlp_ranks(m, l, N) : N;
+                half_step h = {.s = s, .first = k, .chunk = chunk, .in = x, .out = parts, .rows = rows};
+                exo_rank_workers_run(sh->workers, ranks, run_half, &h);
+                for (uint32_t r = 0; r < ranks && st == EXO_OK; r++)
+                    if (h.status[r] != EXO_OK) {
+                        /* The rank's detail is in its part's session (it may have failed on a worker). */
+                        const exo_error_slot *e = &s->parts[k + r]->error;
+                        st = exo_errorf_vendor(h.status[r], e->vendor_code, "%s", e->message);
+                        failed = k + r;
+                    }
+                k += ranks;
+                if (st != EXO_OK) break;
+                /* The all-reduce: the residual plus every rank's part, in rank order. */
                 memcpy(acc, x, rows * 4);
-                for (uint32_t r = 0; r < ranks && st == EXO_OK; r++) {
-                    st = exo_session_forward_part(s->parts[k++], x, chunk, 0, part, rows, false);
-                    if (st == EXO_OK) accumulate(acc, part, rows);
-                }
+                for (uint32_t r = 0; r < ranks; r++) accumulate(acc, parts + r * rows, rows);
                 float *t = x;
                 x = acc;
                 acc = t;
             }
         if (st == EXO_OK && sh->plan.has_head) {
             uint32_t f = flags & EXO_FORWARD_LAST_ONLY;
+            failed = k;
             st = exo_session_forward_part(s->parts[k++], x, chunk, f, f ? out : out + (uint64_t)done * W,
                                           f ? W : (uint64_t)chunk * W, false);
         } else if (st == EXO_OK) {
@@ -147,21 +186,27 @@ exo_status exo_tensor_parallel_forward(exo_session *s, const void *input, uint32
         return EXO_OK;
     }
     exo_pipeline_session_truncate(s, position0);
-    const exo_shard *p = sh->parts[k ? k - 1 : 0];
-    exo_error_wrap(st, "part %u of the tensor-parallel step (layer %u on %s)", k ? k - 1 : 0, p->plan.start,
-                   p->plugin->name);
+    const exo_shard *p = sh->parts[failed];
+    const exo_device_rec *d = exo_runtime_device(m->rt, p->device);
+    exo_error_wrap(st, "part %u of the tensor-parallel step (layer %u on %s:%u)", failed, p->plan.start,
+                   p->plugin->name, d->index);
     return exo_error_keep(&s->error, st);
 }
 
+/* The ranks of one half of a batched step, at once: lane r steps its prepared part. */
+static void run_lane(void *arg, uint32_t r) { exo_shell_batch_run(arg, r); }
+
 /* A batched step: every half of every rank steps all live entries together (a pooled part runs
- * them as one graph), the all-reduce per entry on the host as in a step alone. */
+ * them as one graph), the ranks of a half at once, the all-reduce per entry on the host as in a
+ * step alone. */
 void exo_tensor_parallel_forward_batch(exo_batch_entry *entries, size_t stride, uint32_t n) {
 #define E(i) ((exo_batch_entry *)((char *)entries + (size_t)(i) * stride))
     exo_shard *sh = entries[0].session->shard;
     exo_model *m = sh->model;
     uint32_t N = sh->tensor_parallel, H = m->cfg.hidden_size, k = 0;
     exo_shell_batch b;
-    if (exo_shell_batch_begin(&b, entries, stride, n, 3) != EXO_OK) {
+    /* Host rows per token: the input, the sum, and each rank's partial output. */
+    if (exo_shell_batch_begin(&b, entries, stride, n, 2 + N, N) != EXO_OK) {
         for (uint32_t i = 0; i < n; i++)
             if (E(i)->status == EXO_OK) E(i)->status = EXO_ERR_NO_MEMORY;
         return;
@@ -169,7 +214,7 @@ void exo_tensor_parallel_forward_batch(exo_batch_entry *entries, size_t stride, 
     const void *in[EXO_SHELL_BATCH_MAX];
     float *out[EXO_SHELL_BATCH_MAX];
     uint64_t count[EXO_SHELL_BATCH_MAX];
-    uint32_t x[EXO_SHELL_BATCH_MAX]; /* which host buffer holds entry i's hidden states: 0 or 1 (2: a part) */
+    uint32_t x[EXO_SHELL_BATCH_MAX]; /* which host buffer holds entry i's hidden states: 0 or 1 */
     for (uint32_t i = 0; i < n; i++) {
         x[i] = 0;
         in[i] = E(i)->tokens;
@@ -181,16 +226,19 @@ void exo_tensor_parallel_forward_batch(exo_batch_entry *entries, size_t stride, 
     for (uint32_t l = sh->plan.start; l < sh->plan.end; l++)
         for (int half = 0; half < 2; half++) {
             uint32_t ranks = half ? mlp_ranks(m, l, N) : N;
-            for (uint32_t i = 0; i < n; i++) {
-                float *acc = exo_shell_batch_rows(&b, i, 1 - x[i]);
-                in[i] = exo_shell_batch_rows(&b, i, x[i]);
-                out[i] = exo_shell_batch_rows(&b, i, 2);
-                if (E(i)->status == EXO_OK) memcpy(acc, in[i], count[i] * 4);
-            }
+            for (uint32_t i = 0; i < n; i++) in[i] = exo_shell_batch_rows(&b, i, x[i]);
             for (uint32_t r = 0; r < ranks; r++) {
-                exo_shell_batch_part(&b, k++, in, out, count, 0);
-                for (uint32_t i = 0; i < n; i++)
-                    if (E(i)->status == EXO_OK) accumulate(exo_shell_batch_rows(&b, i, 1 - x[i]), out[i], count[i]);
+                for (uint32_t i = 0; i < n; i++) out[i] = exo_shell_batch_rows(&b, i, 2 + r);
+                exo_shell_batch_prepare(&b, r, k + r, in, out, count, 0);
+            }
+            exo_rank_workers_run(sh->workers, ranks, run_lane, &b);
+            for (uint32_t r = 0; r < ranks; r++) exo_shell_batch_merge(&b, r);
+            k += ranks;
+            for (uint32_t i = 0; i < n; i++) {
+                if (E(i)->status != EXO_OK) continue;
+                float *acc = exo_shell_batch_rows(&b, i, 1 - x[i]);
+                memcpy(acc, in[i], count[i] * 4);
+                for (uint32_t r = 0; r < ranks; r++) accumulate(acc, exo_shell_batch_rows(&b, i, 2 + r), count[i]);
             }
             for (uint32_t i = 0; i < n; i++) x[i] = 1 - x[i];
         }

@@ -8,9 +8,14 @@
  * step of two sessions, greedy generation and a sub-range taking hidden states, every row within
  * 1e-4 of the one-device run (relative to its largest value); part info, load progress across the
  * parts, and a cancelled load. The same steps tensor-parallel over the two devices (each layer's
- * heads and MLP columns split, the all-reduce on the host), and its refusals. */
+ * heads and MLP columns split, the all-reduce on the host), and its refusals. Tensor-parallel
+ * ranks run on host threads of their own: two sessions of one shard stepped from two threads at
+ * once, and (Level Zero test driver) one rank's device lost mid-run, which must fail the step
+ * with the device named, never hang or crash. */
 #include <check.h>
+#include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -452,6 +457,116 @@ START_TEST(sub_range_takes_hidden_states) {
 }
 END_TEST
 
+/* Two threads step sessions of one tensor-parallel shard at once (the ranks' workers take one
+ * dispatch at a time): each thread's prompt and decode logits match the one-device run. */
+typedef struct stepper {
+    fixture *f;
+    exo_shard *shard;
+    uint32_t seed;
+    float *logits;              /* T0 prompt rows then G decode rows */
+    exo_status status;
+} stepper;
+
+enum { CT = 9, CG = 4 };
+
+static void *step_thread(void *arg) {
+    stepper *w = arg;
+    uint64_t V = w->f->vocab;
+    exo_session *s = NULL;
+    w->status = exo_session_create(w->shard, 0, &s);
+    int32_t ids[CT + CG];
+    for (uint32_t i = 0; i < CT + CG; i++) ids[i] = token(i + w->seed, w->f->vocab);
+    if (w->status == EXO_OK) w->status = exo_session_forward_tokens(s, ids, CT, 0, w->logits, CT * V);
+    for (uint32_t j = 0; j < CG && w->status == EXO_OK; j++)
+        w->status = exo_session_forward_tokens(s, &ids[CT + j], 1, 0, w->logits + (CT + j) * V, V);
+    exo_session_destroy(s);
+    return NULL;
+}
+
+START_TEST(tensor_parallel_sessions_on_two_threads) {
+    fixture f = open_fixture();
+    NEED_DEVICES(f);
+    uint64_t V = f.vocab;
+    stepper w[2], ref[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        w[i] = (stepper){&f, f.tp, 17u * (uint32_t)i + 2, malloc((CT + CG) * V * 4), EXO_OK};
+        ref[i] = (stepper){&f, f.one, w[i].seed, malloc((CT + CG) * V * 4), EXO_OK};
+        step_thread(&ref[i]);
+        ck_assert_int_eq(ref[i].status, EXO_OK);
+    }
+    for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, step_thread, &w[i]), 0);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_msg(w[i].status == EXO_OK, "thread %d: %s", i, exo_status_name(w[i].status));
+        rows_match(i ? "thread 1" : "thread 0", w[i].logits, ref[i].logits, CT + CG, V);
+        free(w[i].logits);
+        free(ref[i].logits);
+    }
+    close_fixture(&f);
+}
+END_TEST
+
+/* One rank's device lost between steps (the Level Zero test driver loses level_zero:1, whose
+ * rank runs on a worker thread): the next step fails with DEVICE_LOST naming the part and the
+ * device while rank 0 runs on, the session stays where it was, later steps and a batched step
+ * fail the same way, and everything frees. Runs last: the device stays lost for the process. */
+START_TEST(a_lost_rank_fails_the_step) {
+    if (strncmp(pipeline_devices(), "level_zero:0,level_zero:1", 25) != 0) {
+        printf("skipped: losing a device needs the Level Zero test driver's GPUs\n");
+        return;
+    }
+    fixture f = open_fixture();
+    NEED_DEVICES(f);
+    void *lib = dlopen(EXO_ZE_TEST_DRIVER, RTLD_NOW | RTLD_NOLOAD);
+    ck_assert_msg(lib != NULL, "the test driver is not loaded");
+    void (*lose)(uint32_t) = (void (*)(uint32_t))dlsym(lib, "exo_ze_test_driver_lose_device");
+    ck_assert_ptr_nonnull(lose);
+    uint64_t V = f.vocab;
+    enum { T = 6 };
+    int32_t ids[T + 1];
+    for (uint32_t i = 0; i <= T; i++) ids[i] = token(i + 1, f.vocab);
+    float *out = malloc(T * V * 4);
+    exo_session *s = NULL, *t = NULL;
+    ck_assert_int_eq(exo_session_create(f.tp, 0, &s), EXO_OK);
+    ck_assert_int_eq(exo_session_create(f.tp, 0, &t), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_tokens(s, ids, T, EXO_FORWARD_LAST_ONLY, out, V), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_tokens(t, ids, T, EXO_FORWARD_LAST_ONLY, out, V), EXO_OK);
+    lose(1);
+    for (int again = 0; again < 2; again++) {
+        ck_assert_int_eq(exo_session_forward_tokens(s, &ids[T], 1, 0, out, V), EXO_ERR_DEVICE_LOST);
+        const char *why = exo_session_last_error(s);
+        ck_assert_msg(strstr(why, "tensor-parallel step") && strstr(why, "level_zero:1") &&
+                          strstr(why, "DEVICE_LOST"),
+                      "%s", why);
+        if (!again) printf("a lost rank's step: %s\n", why);
+        ck_assert_uint_eq(exo_session_position(s), T);
+    }
+    exo_batch_entry e[2];
+    memset(e, 0, sizeof e);
+    exo_session *both[2] = {s, t};
+    for (int i = 0; i < 2; i++) {
+        EXO_STRUCT_INIT(&e[i]);
+        e[i].session = both[i];
+        e[i].tokens = &ids[T];
+        e[i].n = 1;
+        e[i].flags = EXO_FORWARD_LAST_ONLY;
+        e[i].out = out + i * V;
+        e[i].out_count = V;
+    }
+    ck_assert_int_ne(exo_session_forward_batch(e, 2), EXO_OK);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_ne(e[i].status, EXO_OK);
+        ck_assert_uint_eq(exo_session_position(both[i]), T);
+    }
+    exo_session_destroy(s);
+    exo_session_destroy(t);
+    dlclose(lib);
+    free(out);
+    close_fixture(&f);
+}
+END_TEST
+
 typedef struct progress_log {
     uint32_t calls, last, total, cancel_at;
     int monotonic;
@@ -513,7 +628,13 @@ int main(void) {
     tcase_add_test(tc, tensor_parallel_refusals);
     tcase_add_test(tc, sub_range_takes_hidden_states);
     tcase_add_test(tc, progress_spans_the_parts);
+    tcase_add_test(tc, tensor_parallel_sessions_on_two_threads);
     suite_add_tcase(suite, tc);
+    /* Last: it loses a device for the rest of the process. */
+    TCase *lost = tcase_create("lost_rank");
+    tcase_set_timeout(lost, 600);
+    tcase_add_test(lost, a_lost_rank_fails_the_step);
+    suite_add_tcase(suite, lost);
     SRunner *runner = srunner_create(suite);
     srunner_set_fork_status(runner, CK_NOFORK);
     srunner_run_all(runner, CK_NORMAL);

@@ -66,6 +66,12 @@ void exo_ze_test_driver_set_device_lost_at_execute(uint64_t n) {
     pthread_mutex_unlock(&td_global.lock);
 }
 
+void exo_ze_test_driver_lose_device(uint32_t index) {
+    pthread_mutex_lock(&td_global.lock);
+    if (index < td_global.driver.n_devices) td_global.driver.devices[index].lost = true;
+    pthread_mutex_unlock(&td_global.lock);
+}
+
 uint64_t exo_ze_test_driver_executes(void) {
     pthread_mutex_lock(&td_global.lock);
     uint64_t n = td_global.n_executes;

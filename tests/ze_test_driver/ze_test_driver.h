@@ -426,5 +426,8 @@ TD_EXPORT void exo_ze_test_driver_set_device_lost_at_submit(uint64_t n);
  * a graph run, as opposed to a copy on an immediate list. */
 TD_EXPORT void exo_ze_test_driver_set_device_lost_at_execute(uint64_t n);
 TD_EXPORT uint64_t exo_ze_test_driver_executes(void);
+/* Loses device `index` now: every later call on it returns DEVICE_LOST (a test fails one device
+ * of several, e.g. one rank of a tensor-parallel shard). */
+TD_EXPORT void exo_ze_test_driver_lose_device(uint32_t index);
 
 #endif /* EXO_ZE_TEST_DRIVER_H */

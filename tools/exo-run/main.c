@@ -2,18 +2,20 @@
  * device it chose and why, streams a continuation of the prompt and ends with a stats line.
  *
  *   exo-run [--model DIR] [-p TEXT] [-n N] [--temperature T] [--top-k K] [--top-p P]
- *           [--min-p P] [--seed S] [--device PLUGIN[:N] | --devices auto|A,B,...] [--quantize mlx-q4-g64]
- *           [--kv-dtype f32|bf16|f16] [--json] [--tokenize TEXT]
+ *           [--min-p P] [--seed S] [--device PLUGIN[:N] | --devices auto|A,B,... [--tensor-parallel N]]
+ *           [--quantize mlx-q4-g64] [--kv-dtype f32|bf16|f16] [--json] [--tokenize TEXT]
  *
  * Placement: with no --device (and no EXO_DEVICE) the model spreads over every usable GPU of the
  * node when it has more than one (exo_shard_options.devices = "auto", a pipeline of layer ranges,
  * docs/placement.md), else it runs on the best device; --devices names the devices to spread it
- * over, --device pins one.
+ * over, --device pins one. --tensor-parallel N splits every layer over the first N of them
+ * instead (heads and MLP columns; the ranks run at once, one host thread each).
  *
  * Prompts are raw text (chat templating is EXO's job). --json prints one JSON object per token
  * and a stats object last. --tokenize prints the ids of TEXT (no BOS) as a JSON array on the
  * last line and exits. */
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,7 @@
 typedef struct run_options {
     const char *model_dir, *prompt, *device, *devices, *tokenize;
     uint32_t n_predict;
+    uint32_t tensor_parallel;         /* --tensor-parallel: every layer split over N devices (0: off) */
     uint32_t quant_bits, quant_group; /* --quantize: on load; 0 = as stored */
     uint32_t kv_dtype;                /* --kv-dtype: exo_kv_dtype; 0 = the library's default */
     int json;
@@ -47,6 +50,8 @@ static void usage(FILE *f) {
             "                       else the best device found; see exo-probe)\n"
             "  --devices LIST       spread the layers over these devices: auto (the default) or\n"
             "                       PLUGIN[:N],PLUGIN[:N],... (a pipeline, one layer range per device)\n"
+            "  --tensor-parallel N  split every layer over the first N of --devices (default: the node's\n"
+            "                       GPUs) instead: attention heads and MLP columns, one host thread each\n"
             "  --quantize SPEC      quantize a float checkpoint on load to MLX affine: mlx-q<bits>-g<group>,\n"
             "                       e.g. mlx-q4-g64 (bits 2-6 or 8, group 32/64/128)\n"
             "  --kv-dtype T         KV cache f32, bf16 or f16 (default: EXO_KV_DTYPE, else bf16 where the\n"
@@ -82,6 +87,9 @@ static int parse_args(int argc, char **argv, run_options *o) {
         else if (strcmp(a, "-p") == 0 || strcmp(a, "--prompt") == 0) o->prompt = v;
         else if (strcmp(a, "--device") == 0) o->device = v;
         else if (strcmp(a, "--devices") == 0) o->devices = v;
+        else if (strcmp(a, "--tensor-parallel") == 0) {
+            if (!cli_parse_u32("exo-run", a, v, 2, 16, &o->tensor_parallel)) return 0;
+        }
         else if (strcmp(a, "--quantize") == 0) {
             if (!cli_parse_quant("exo-run", a, v, &o->quant_bits, &o->quant_group)) return 0;
         } else if (strcmp(a, "--kv-dtype") == 0) {
@@ -108,6 +116,11 @@ static int parse_args(int argc, char **argv, run_options *o) {
             fprintf(stderr, "exo-run: unknown option '%s'\n", a);
             return 0;
         }
+    }
+    if (o->tensor_parallel && o->device) {
+        fprintf(stderr, "exo-run: --tensor-parallel splits layers over several devices; --device pins one "
+                        "(use --devices A,B)\n");
+        return 0;
     }
     return 1;
 }
@@ -241,6 +254,7 @@ int main(int argc, char **argv) {
     so.device = o.device;
     /* Every usable GPU when the node has several and nothing pins one device. */
     so.devices = o.devices ? o.devices : o.device ? NULL : "auto";
+    so.tensor_parallel = o.tensor_parallel;
     so.quantize_bits = o.quant_bits;
     so.quantize_group = o.quant_group;
     so.kv_dtype = o.kv_dtype;
@@ -259,7 +273,25 @@ int main(int argc, char **argv) {
                          : (sel == EXO_OK && selected == si.device) ? why
                                                                     : "fallback: the better-ranked devices failed (see the log)";
     FILE *info = o.json ? stderr : stdout;
-    if (si.n_parts > 1) {
+    if (si.n_parts > 1 && o.tensor_parallel) {
+        /* Parts per layer and rank: list each rank's device once, in rank order. */
+        fprintf(info, "devices: tensor-parallel over %u devices (%u parts; %s)\n", o.tensor_parallel, si.n_parts,
+                o.devices ? "requested with --devices" : "the node's GPUs");
+        uint32_t seen[16], n_seen = 0;
+        for (uint32_t i = 0; i < si.n_parts && n_seen < o.tensor_parallel; i++) {
+            exo_shard_info pi;
+            EXO_STRUCT_INIT(&pi);
+            exo_device_info pd;
+            EXO_STRUCT_INIT(&pd);
+            if (exo_shard_get_part_info(r.shard, i, &pi) != EXO_OK || exo_device_get_info(r.rt, pi.device, &pd) != EXO_OK)
+                continue;
+            bool listed = false;
+            for (uint32_t j = 0; j < n_seen; j++) listed = listed || seen[j] == pi.device;
+            if (listed) continue;
+            fprintf(info, "  rank %u on %s:%u '%s'\n", n_seen, pi.plugin, pd.plugin_index, pi.device_name);
+            seen[n_seen++] = pi.device;
+        }
+    } else if (si.n_parts > 1) {
         fprintf(info, "devices: a pipeline across %u devices (%s)\n", si.n_parts,
                 o.devices ? "requested with --devices" : "every usable GPU of the node");
         for (uint32_t i = 0; i < si.n_parts; i++) {
