@@ -287,3 +287,187 @@ __kernel void exo_attention_combine(__global const float *part, uint part_off, _
         dst[dst_off + th * d + j] = sum * inv;
     }
 }
+
+/* ---- Prompt attention, flash style (exo_attention_flash<DMAX>[_bf16|_f16]) ----
+ * exo_attention above gives every (query token, head) its own work-group, so a prompt of T tokens
+ * reads each cached K and V row about T / 2 times from memory, one token at a time (Llama 3.2 1B
+ * on the lent H100: 27 of the 76 ms of a 512-token prefill). Here work-group (h, tile) takes
+ * EXO_FA_BQ query tokens of head h at once: K and V tiles of BK rows pass through local memory
+ * once for all of them, and the scores are a small matrix product (a 4x4-ish register block per
+ * item, float4 reads of local memory).
+ *
+ * Geometry: EXO_FA_ITEMS items, 4 per query row (row = lid / 4, quarter qq = lid % 4). Per K tile
+ * an item scores columns qq, qq + 4, ... (BK / 4 of them) of its row; the row's tile maximum and
+ * sum combine the 4 quarters through local memory; an item then accumulates p * V for the float4s
+ * of the head it owns (qq, qq + 4, ... : dims 4 * (qq + 4 i) .. + 3). Online softmax per row as in
+ * exo_attention: a running max m and denominator l rescale the accumulator when the max grows.
+ *
+ * Which rows a query sees: its own [first, last] (causal: last = its position; first from the
+ * window), so any chunk of a prompt works, the first or one after cached rows. The work-group
+ * walks the union of its rows' ranges in tiles and masks per element: tiles outside every row's
+ * range are never visited (a causal prompt skips the upper triangle whole). GQA: head h reads kv
+ * head h / (n_heads / n_kv_heads). Pooled caches (ABI 1.6): the tile's tokens may belong to
+ * several slots; the work-group makes one pass over the rows of each distinct slot (in increasing
+ * order), each token taking part only in its own slot's pass - one pass when the tile is one
+ * sequence's. Sinks (gpt_oss) and softcap as in exo_attention. Everything f32; 16-bit caches
+ * widen exactly (exo_kv_load). Host: head_dim a multiple of 4, at most DMAX (gpu_kernels.c). */
+#define EXO_FA_BQ 32
+#define EXO_FA_ITEMS (EXO_FA_BQ * 4)
+#define EXO_FA_MAX_SCORES 8 /* BK / 4 for the largest BK */
+#define EXO_FA_MAX_F4 8     /* float4s of a row an item owns for the largest DMAX (128 / 16) */
+
+/* A token's slot base row (-1: no rows), first and last visible rows. */
+static inline void exo_fa_rows(__global const int *pos, uint pos_off, __global const int *slots, uint slots_off,
+                               uint n_slots, uint t, uint n_tokens, int window, int cache_rows, long *row0,
+                               int *first, int *last) {
+    *row0 = -1;
+    *first = 0;
+    *last = -1;
+    if (t >= n_tokens) return;
+    long r0 = exo_slot_row0(slots, slots_off, n_slots, t, (uint)cache_rows);
+    if (r0 < 0) return;
+    int l = min(pos[pos_off + t], cache_rows - 1);
+    *row0 = r0;
+    *last = l;
+    *first = window > 0 && l - window + 1 > 0 ? l - window + 1 : 0;
+}
+
+EXO_KERNEL_BODY exo_attention_flash_body(__global const float *q, uint q_off, __global const uchar *kc, uint k_off,
+                                         __global const uchar *vc, uint v_off, __global const int *pos, uint pos_off,
+                                         __global const int *slots, uint slots_off, uint n_slots,
+                                         __global const float *sinks, uint sinks_off, int has_sinks,
+                                         __global float *dst, uint dst_off, int n_heads, int n_kv_heads, int head_dim,
+                                         int window, float scale, float softcap, int cache_rows, uint n_tokens, int kv,
+                                         uint dmax, uint bk, __local float *qs, __local float *kvs, __local float *ps,
+                                         __local float *red_max, __local float *red_sum) {
+    uint h = get_group_id(0), q0 = get_group_id(1) * EXO_FA_BQ, lid = get_local_id(0);
+    uint row = lid >> 2, qq = lid & 3u, ld = dmax + 4u, lp = bk + 1u;
+    uint d = (uint)head_dim, d4 = d >> 2, kvh = h / (uint)(n_heads / n_kv_heads), kv_row = (uint)n_kv_heads * d;
+    uint t = q0 + row;
+
+    /* The tile's queries into local memory (rows past the prompt as zeros). */
+    for (uint e = lid; e < EXO_FA_BQ * d; e += EXO_FA_ITEMS) {
+        uint r = e / d, j = e - r * d;
+        qs[r * ld + j] = q0 + r < n_tokens ? q[q_off + ((size_t)(q0 + r) * n_heads + h) * d + j] : 0.0f;
+    }
+    long my_row0;
+    int my_first, my_last;
+    exo_fa_rows(pos, pos_off, slots, slots_off, n_slots, t, n_tokens, window, cache_rows, &my_row0, &my_first, &my_last);
+
+    float m = -INFINITY, l = 0.0f;
+    float4 acc[EXO_FA_MAX_F4];
+    for (uint i = 0; i < EXO_FA_MAX_F4; i++) acc[i] = (float4)(0.0f);
+    float s[EXO_FA_MAX_SCORES];
+
+    /* One pass per distinct slot among the tile's tokens (all items compute the same passes from
+     * the same global data, so barriers stay uniform). */
+    long prev = -1;
+    for (;;) {
+        long cur = -1;
+        int lo = cache_rows, hi = -1;
+        for (uint i = 0; i < EXO_FA_BQ; i++) {
+            long r0;
+            int f, la;
+            exo_fa_rows(pos, pos_off, slots, slots_off, n_slots, q0 + i, n_tokens, window, cache_rows, &r0, &f, &la);
+            if (r0 > prev && (cur < 0 || r0 < cur)) cur = r0;
+        }
+        if (cur < 0) break;
+        for (uint i = 0; i < EXO_FA_BQ; i++) {
+            long r0;
+            int f, la;
+            exo_fa_rows(pos, pos_off, slots, slots_off, n_slots, q0 + i, n_tokens, window, cache_rows, &r0, &f, &la);
+            if (r0 == cur && la >= f) {
+                lo = min(lo, f);
+                hi = max(hi, la);
+            }
+        }
+        prev = cur;
+        bool mine = my_row0 == cur;
+        size_t k_base = k_off + (size_t)cur * kv_row + kvh * d, v_base = v_off + (size_t)cur * kv_row + kvh * d;
+        for (int r0 = lo; r0 <= hi; r0 += (int)bk) {
+            for (uint e = lid; e < bk * d; e += EXO_FA_ITEMS) {
+                uint c = e / d, j = e - c * d;
+                kvs[c * ld + j] = r0 + (int)c <= hi ? exo_kv_load(kc, k_base + (size_t)(r0 + (int)c) * kv_row + j, kv) : 0.0f;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            float part_max = -INFINITY;
+            for (uint jj = 0; jj < EXO_FA_MAX_SCORES; jj++) {
+                if (jj >= bk / 4u) break;
+                uint c = qq + 4u * jj;
+                float4 s4 = (float4)(0.0f);
+                for (uint j = 0; j < d; j += 4u) s4 = fma(vload4(0, qs + row * ld + j), vload4(0, kvs + c * ld + j), s4);
+                float sc = ((s4.x + s4.y) + (s4.z + s4.w)) * scale;
+                if (softcap > 0.0f) sc = softcap * tanh(sc / softcap);
+                int r = r0 + (int)c;
+                if (!mine || r < my_first || r > my_last) sc = -INFINITY;
+                s[jj] = sc;
+                part_max = fmax(part_max, sc);
+            }
+            red_max[lid] = part_max;
+            barrier(CLK_LOCAL_MEM_FENCE); /* the K tile is read, the quarters' maxima written */
+            for (uint e = lid; e < bk * d; e += EXO_FA_ITEMS) {
+                uint c = e / d, j = e - c * d;
+                kvs[c * ld + j] = r0 + (int)c <= hi ? exo_kv_load(vc, v_base + (size_t)(r0 + (int)c) * kv_row + j, kv) : 0.0f;
+            }
+            float new_m = fmax(fmax(m, fmax(red_max[row * 4u], red_max[row * 4u + 1u])),
+                               fmax(red_max[row * 4u + 2u], red_max[row * 4u + 3u]));
+            float part_sum = 0.0f;
+            for (uint jj = 0; jj < EXO_FA_MAX_SCORES; jj++) {
+                if (jj >= bk / 4u) break;
+                float p = s[jj] == -INFINITY ? 0.0f : exp(s[jj] - new_m);
+                ps[row * lp + qq + 4u * jj] = p;
+                part_sum += p;
+            }
+            red_sum[lid] = part_sum;
+            /* exp(-inf) = 0 rescales nothing-yet to nothing; a row with no rows so far keeps 0s. */
+            float rescale = m == -INFINITY ? 0.0f : exp(m - new_m);
+            barrier(CLK_LOCAL_MEM_FENCE); /* V tile, p and the sums written */
+            l = l * rescale + ((red_sum[row * 4u] + red_sum[row * 4u + 1u]) + (red_sum[row * 4u + 2u] + red_sum[row * 4u + 3u]));
+            m = new_m;
+            for (uint i = 0; i < EXO_FA_MAX_F4; i++) acc[i] *= rescale;
+            for (uint c = 0; c < bk; c++) {
+                float p = ps[row * lp + c];
+                for (uint i = 0; i < EXO_FA_MAX_F4; i++) {
+                    uint f = qq + 4u * i;
+                    if (i < dmax / 16u && f < d4) acc[i] = fma((float4)(p), vload4(0, kvs + c * ld + 4u * f), acc[i]);
+                }
+            }
+            barrier(CLK_LOCAL_MEM_FENCE); /* kvs, ps and the sums are rewritten by the next tile */
+        }
+    }
+
+    if (t >= n_tokens) return;
+    float w = 1.0f, denom = l;
+    if (has_sinks) { /* one more logit in the denominator only */
+        float sink = sinks[sinks_off + h], big = fmax(m, sink);
+        w = m == -INFINITY ? 0.0f : exp(m - big);
+        denom = l * w + exp(sink - big);
+    }
+    float inv = my_last >= 0 && my_row0 >= 0 && denom > 0.0f ? w / denom : 0.0f;
+    __global float *out = dst + dst_off + ((size_t)t * n_heads + h) * d;
+    for (uint i = 0; i < EXO_FA_MAX_F4; i++) {
+        uint f = qq + 4u * i;
+        if (i < dmax / 16u && f < d4) vstore4(acc[i] * inv, f, out);
+    }
+}
+
+/* Two sizes, so each keeps its local memory under 32 KiB (OpenCL 1.2's minimum): head_dim <= 64
+ * with K/V tiles of 32 rows, head_dim <= 128 with tiles of 16. */
+#define EXO_ATTENTION_FLASH_KERNEL_SIZE(SFX, KV, DMAX, BK)                                                             \
+    __kernel __attribute__((reqd_work_group_size(EXO_FA_ITEMS, 1, 1))) void exo_attention_flash##DMAX##SFX(          \
+        __global const float *q, uint q_off, __global const uchar *kc, uint k_off, __global const uchar *vc,          \
+        uint v_off, __global const int *pos, uint pos_off, __global const int *slots, uint slots_off, uint n_slots,    \
+        __global const float *sinks, uint sinks_off, int has_sinks, __global float *dst, uint dst_off, int n_heads,    \
+        int n_kv_heads, int head_dim, int window, float scale, float softcap, int cache_rows, uint n_tokens) {          \
+        __local float qs[EXO_FA_BQ * ((DMAX) + 4)];                                                                    \
+        __local float kvs[(BK) * ((DMAX) + 4)];                                                                        \
+        __local float ps[EXO_FA_BQ * ((BK) + 1)];                                                                      \
+        __local float red_max[EXO_FA_ITEMS], red_sum[EXO_FA_ITEMS];                                                    \
+        exo_attention_flash_body(q, q_off, kc, k_off, vc, v_off, pos, pos_off, slots, slots_off, n_slots, sinks,       \
+                                 sinks_off, has_sinks, dst, dst_off, n_heads, n_kv_heads, head_dim, window, scale,     \
+                                 softcap, cache_rows, n_tokens, KV, DMAX, BK, qs, kvs, ps, red_max, red_sum);          \
+    }
+#define EXO_ATTENTION_FLASH64_KERNEL(SFX, KV) EXO_ATTENTION_FLASH_KERNEL_SIZE(SFX, KV, 64, 32)
+#define EXO_ATTENTION_FLASH128_KERNEL(SFX, KV) EXO_ATTENTION_FLASH_KERNEL_SIZE(SFX, KV, 128, 16)
+EXO_KV_VARIANTS(EXO_ATTENTION_FLASH64_KERNEL)
+EXO_KV_VARIANTS(EXO_ATTENTION_FLASH128_KERNEL)

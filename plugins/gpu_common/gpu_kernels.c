@@ -102,6 +102,8 @@ static const char *const kv_kernel_variants[][3] = {
     {"exo_rope_kv", "exo_rope_kv_bf16", "exo_rope_kv_f16"},
     {"exo_attention", "exo_attention_bf16", "exo_attention_f16"},
     {"exo_attention_split", "exo_attention_split_bf16", "exo_attention_split_f16"},
+    {"exo_attention_flash64", "exo_attention_flash64_bf16", "exo_attention_flash64_f16"},
+    {"exo_attention_flash128", "exo_attention_flash128_bf16", "exo_attention_flash128_f16"},
 };
 
 static void use_kv_variant(gpu_builder *b, exo_dtype cache_dtype) {
@@ -170,6 +172,24 @@ static exo_status enqueue_attention_split(const gpu_exec_view *v, const exo_node
     gpu_build_i32(&b, nd->i[EXO_ATTENTION_I_HEAD_DIM]);
     gpu_build_i32(&b, splits);
     return gpu_build_go(&b, 2, (uint64_t[3]){heads * GPU_ATT_TILE, (uint64_t)tokens, 1}, (size_t[3]){GPU_ATT_TILE, 1, 1});
+}
+
+/* A prompt's attention (kernels/attention.cl, exo_attention_flash<DMAX>): a work-group per
+ * (head, GPU_ATT_FLASH_QUERIES query tokens), K/V tiles through local memory for all of them;
+ * the smaller size for heads of at most 64 dims (larger K/V tiles in the same local memory). */
+static exo_status enqueue_attention_flash(const gpu_exec_view *v, const exo_node *nd, int64_t tokens) {
+    gpu_builder b;
+    gpu_build_start(&b, v, nd->i[EXO_ATTENTION_I_HEAD_DIM] <= 64 ? "exo_attention_flash64" : "exo_attention_flash128");
+    for (uint32_t s = 0; s < 4; s++) gpu_build_tensor(&b, nd->src[s]);
+    gpu_build_kv_slots(&b, nd, nd->src[1], nd->src[3]);
+    attention_sinks(&b, nd);
+    gpu_build_tensor(&b, nd->dst);
+    attention_params(&b, nd);
+    gpu_build_i32(&b, gpu_cache_rows(v, nd->src[1]));
+    gpu_build_u32(&b, (uint64_t)tokens);
+    uint64_t heads = (uint64_t)nd->i[EXO_ATTENTION_I_N_HEADS];
+    uint64_t tiles = ((uint64_t)tokens + GPU_ATT_FLASH_QUERIES - 1) / GPU_ATT_FLASH_QUERIES;
+    return gpu_build_go(&b, 2, (uint64_t[3]){heads * GPU_ATT_FLASH_ITEMS, tiles, 1}, (size_t[3]){GPU_ATT_FLASH_ITEMS, 1, 1});
 }
 
 static exo_status enqueue_binary(const gpu_exec_view *v, const exo_node *nd, const char *kernel) {
@@ -266,6 +286,8 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
         int64_t tokens = gpu_view_count(v, nd->src[3], NULL);
         if (tokens <= GPU_ATT_SPLIT_MAX_TOKENS && v->attn_partials && v->attn_position >= 0)
             return enqueue_attention_split(v, nd, tokens);
+        int32_t head_dim = nd->i[EXO_ATTENTION_I_HEAD_DIM];
+        if (head_dim % 4 == 0 && head_dim <= GPU_ATT_FLASH_MAX_DIM) return enqueue_attention_flash(v, nd, tokens);
         gpu_build_start(&b, v, "exo_attention");
         for (uint32_t s = 0; s < 4; s++) gpu_build_tensor(&b, nd->src[s]);
         gpu_build_kv_slots(&b, nd, nd->src[1], nd->src[3]);

@@ -16,6 +16,12 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
 /* Most query tokens the split attention takes in one launch: a batched decode step of that many
  * sequences (ABI 1.6), or a chunk that short; more take exo_attention. */
 #define GPU_ATT_SPLIT_MAX_TOKENS 16
+/* The prompt attention (exo_attention_flash64 / 128, kernels/attention.cl): query tokens and
+ * items per work-group (EXO_FA_BQ, EXO_FA_ITEMS there), and the widest head it takes (wider or
+ * head_dim not a multiple of 4: exo_attention). */
+#define GPU_ATT_FLASH_QUERIES 32
+#define GPU_ATT_FLASH_ITEMS 128
+#define GPU_ATT_FLASH_MAX_DIM 128
 /* Floats of partial state the split decode attention needs for a node with these heads and up to
  * `tokens` query tokens. */
 #define GPU_ATT_PARTIAL_FLOATS(n_heads, head_dim, tokens) \
