@@ -3,7 +3,9 @@
  * weight (a decode step streams weights the same way) and float32 matmul throughput — cached per
  * device and driver version in a small tab-separated file, so a node measures once per driver.
  * The graph is bench_graph.c's single matmul; buffers, compile and execute go through the plugin
- * as a shard's would, under the device lock. */
+ * as a shard's would, under the device lock. The link between two devices (exo_device_link_benchmark)
+ * is timed the same way: a buffer read back from one into host memory and written to the other,
+ * as the pipeline's hand-over and the tensor-parallel all-reduce do it. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +25,9 @@
 #define MATMUL_K 1024
 #define MATMUL_N 1024
 #define RUNS 5               /* timed runs after one warm-up; the best counts */
-#define CACHE_LINE 1024
+#define LINK_BYTES ((uint64_t)16 << 20)   /* the link's bandwidth copy */
+#define LINK_SMALL_BYTES ((uint64_t)16 << 10) /* its latency copy: 4096 floats, an 8B model's hidden row */
+#define CACHE_LINE 4096     /* a link's line holds both devices' keys */
 
 /* The cache entry's key: plugin, fingerprint, name and driver version (a new driver measures again). */
 static void cache_key(const exo_runtime *rt, uint32_t device, char *key, size_t cap) {
@@ -53,8 +57,8 @@ static bool cache_path(char *path, size_t cap, bool make_dir) {
     return true;
 }
 
-/* Looks the key up: "key\tread_gbs\tmatmul_gflops". */
-static bool cache_read(const char *key, double *read_gbs, double *gflops) {
+/* Looks the key up: "key\tv0\tv1" (a device: read_gbs, matmul_gflops; a link: gbs, latency_us). */
+static bool cache_read(const char *key, double *v0, double *v1) {
     char path[4096], line[CACHE_LINE];
     if (!cache_path(path, sizeof path, false)) return false;
     FILE *f = fopen(path, "r");
@@ -63,14 +67,14 @@ static bool cache_read(const char *key, double *read_gbs, double *gflops) {
     bool found = false;
     while (!found && fgets(line, sizeof line, f))
         if (strncmp(line, key, n) == 0 && line[n] == '\t')
-            found = sscanf(line + n + 1, "%lf\t%lf", read_gbs, gflops) == 2 && *read_gbs > 0 && *gflops > 0;
+            found = sscanf(line + n + 1, "%lf\t%lf", v0, v1) == 2 && *v0 > 0 && *v1 > 0;
     fclose(f);
     return found;
 }
 
 /* Rewrites the file with the key's entry replaced (a temporary file renamed over it). A cache that
  * cannot be written is logged, never an error. */
-static void cache_write(exo_runtime *rt, const char *key, double read_gbs, double gflops) {
+static void cache_write(exo_runtime *rt, const char *key, double v0, double v1) {
     char path[4096], tmp[4200], line[CACHE_LINE];
     if (!cache_path(path, sizeof path, true)) return;
     snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
@@ -84,7 +88,7 @@ static void cache_write(exo_runtime *rt, const char *key, double read_gbs, doubl
     while (in && fgets(line, sizeof line, in))
         if (!(strncmp(line, key, n) == 0 && line[n] == '\t')) fputs(line, out);
     if (in) fclose(in);
-    fprintf(out, "%s\t%.3f\t%.3f\n", key, read_gbs, gflops);
+    fprintf(out, "%s\t%.3f\t%.3f\n", key, v0, v1);
     if (fclose(out) != 0 || rename(tmp, path) != 0) {
         exo_logf(&rt->logger, EXO_LOG_INFO, "bench", "cannot write %s: %s", path, strerror(errno));
         unlink(tmp);
@@ -192,5 +196,117 @@ exo_status exo_device_benchmark(exo_runtime *rt, uint32_t index, uint32_t flags,
     }
     if (st != EXO_OK) return exo_error_keep(&rt->error, st);
     exo_struct_copy_out(out, &b, sizeof b);
+    return EXO_OK;
+}
+
+/* ---------------------------------------------------------------- links */
+
+/* A link's cache key: both devices' keys (so a new driver on either side measures again). */
+static void link_key(const exo_runtime *rt, uint32_t from, uint32_t to, char *key, size_t cap) {
+    char a[768], b[768];
+    cache_key(rt, from, a, sizeof a);
+    cache_key(rt, to, b, sizeof b);
+    snprintf(key, cap, "link\t%s\t->\t%s", a, b);
+}
+
+/* Copies `bytes` from -> host -> to RUNS times after a warm-up; *best_s the fastest. Each side
+ * under its own device lock, taken one at a time (never both: no lock order to get wrong). */
+static exo_status time_link(exo_runtime *rt, uint32_t from, uint32_t to, exo_buffer *a, exo_buffer *b, void *host,
+                            uint64_t bytes, double *best_s) {
+    const exo_plugin_api *fa = &exo_runtime_device_plugin(rt, from)->api, *fb = &exo_runtime_device_plugin(rt, to)->api;
+    exo_status st = EXO_OK;
+    *best_s = 0;
+    for (int run = 0; st == EXO_OK && run <= RUNS; run++) {
+        uint64_t t0 = exo_now_ns();
+        exo_runtime_device_lock(rt, from);
+        st = fa->buffer_read(a, 0, host, bytes);
+        exo_runtime_device_unlock(rt, from);
+        if (st == EXO_OK) {
+            exo_runtime_device_lock(rt, to);
+            st = fb->buffer_write(b, 0, host, bytes);
+            exo_runtime_device_unlock(rt, to);
+        }
+        double s = (double)(exo_now_ns() - t0) / 1e9;
+        if (st == EXO_OK && run > 0 && (*best_s == 0 || s < *best_s)) *best_s = s;
+    }
+    return st;
+}
+
+/* Allocates a scratch buffer of `bytes` on a device (its lock held for the call). */
+static exo_status link_buffer(exo_runtime *rt, uint32_t device, uint64_t bytes, const void *fill, exo_buffer **out) {
+    exo_plugin_rec *p = exo_runtime_device_plugin(rt, device);
+    uint32_t dev = exo_runtime_device(rt, device)->index;
+    if (!p->api.buffer_alloc || !p->api.buffer_read || !p->api.buffer_write)
+        return exo_errorf(EXO_ERR_UNSUPPORTED, "plugin %s has no buffers", p->name);
+    exo_runtime_device_lock(rt, device);
+    exo_status st = p->api.buffer_alloc(p->ctx, dev, bytes, EXO_BUFFER_SCRATCH, out);
+    if (st == EXO_OK && fill) st = p->api.buffer_write(*out, 0, fill, bytes);
+    exo_runtime_device_unlock(rt, device);
+    return st;
+}
+
+static void link_buffer_free(exo_runtime *rt, uint32_t device, exo_buffer *buf) {
+    exo_plugin_rec *p = exo_runtime_device_plugin(rt, device);
+    if (!buf || !p->api.buffer_free) return;
+    exo_runtime_device_lock(rt, device);
+    p->api.buffer_free(buf);
+    exo_runtime_device_unlock(rt, device);
+}
+
+exo_status exo_device_link_benchmark(exo_runtime *rt, uint32_t from, uint32_t to, uint32_t flags,
+                                     exo_device_link *out) {
+    exo_error_clear();
+    if (!rt || !out || out->hdr.size < sizeof(exo_struct_header))
+        return exo_errorf(EXO_ERR_INVALID_ARG, "exo_device_link_benchmark: NULL argument or uninitialised header");
+    if (from >= rt->n_ranked || to >= rt->n_ranked)
+        return exo_error_keep(&rt->error, exo_errorf(EXO_ERR_INVALID_ARG, "device %u out of range",
+                                                     from >= rt->n_ranked ? from : to));
+    const exo_device_rec *da = exo_runtime_device(rt, from), *db = exo_runtime_device(rt, to);
+    char name_a[96], name_b[96];
+    snprintf(name_a, sizeof name_a, "%s:%u", rt->plugins[da->plugin].name, da->index);
+    snprintf(name_b, sizeof name_b, "%s:%u", rt->plugins[db->plugin].name, db->index);
+    if (from == to)
+        return exo_error_keep(&rt->error, exo_errorf(EXO_ERR_INVALID_ARG, "a link joins two devices; %s is given "
+                                                     "twice", name_a));
+    exo_device_link l;
+    memset(&l, 0, sizeof l);
+    EXO_STRUCT_INIT(&l);
+    l.path = EXO_DEVICE_LINK_HOST;
+    char key[1700];
+    link_key(rt, from, to, key, sizeof key);
+    exo_status st = EXO_OK;
+    if (!(flags & EXO_DEVICE_BENCH_REFRESH) && cache_read(key, &l.gbs, &l.latency_us)) {
+        l.cached = 1;
+    } else if (flags & EXO_DEVICE_BENCH_CACHED_ONLY) {
+        st = exo_errorf(EXO_ERR_NOT_FOUND, "no cached link benchmark from %s to %s", name_a, name_b);
+    } else {
+        exo_buffer *a = NULL, *b = NULL;
+        double big_s = 0, small_s = 0;
+        void *host = malloc(LINK_BYTES);
+        if (!host) st = exo_errorf(EXO_ERR_NO_MEMORY, "out of memory for the link benchmark");
+        for (uint64_t i = 0; host && i < LINK_BYTES; i++) ((unsigned char *)host)[i] = (unsigned char)(i * 31);
+        if (st == EXO_OK) st = exo_runtime_device_open(rt, from);
+        if (st == EXO_OK) st = exo_runtime_device_open(rt, to);
+        if (st == EXO_OK && (st = link_buffer(rt, from, LINK_BYTES, host, &a)) != EXO_OK)
+            exo_error_wrap(st, "a %llu-byte buffer on %s", (unsigned long long)LINK_BYTES, name_a);
+        if (st == EXO_OK && (st = link_buffer(rt, to, LINK_BYTES, NULL, &b)) != EXO_OK)
+            exo_error_wrap(st, "a %llu-byte buffer on %s", (unsigned long long)LINK_BYTES, name_b);
+        if (st == EXO_OK) st = time_link(rt, from, to, a, b, host, LINK_BYTES, &big_s);
+        if (st == EXO_OK) st = time_link(rt, from, to, a, b, host, LINK_SMALL_BYTES, &small_s);
+        link_buffer_free(rt, from, a);
+        link_buffer_free(rt, to, b);
+        free(host);
+        if (st == EXO_OK) {
+            l.gbs = (double)LINK_BYTES / big_s / 1e9;
+            l.latency_us = small_s * 1e6;
+            cache_write(rt, key, l.gbs, l.latency_us);
+            exo_logf(&rt->logger, EXO_LOG_INFO, "bench", "link %s -> %s through host memory: %.2f GB/s, %.1f us for "
+                     "16 KiB (measured)", name_a, name_b, l.gbs, l.latency_us);
+        } else {
+            exo_error_wrap(st, "benchmarking the link from %s to %s", name_a, name_b);
+        }
+    }
+    if (st != EXO_OK) return exo_error_keep(&rt->error, st);
+    exo_struct_copy_out(out, &l, sizeof l);
     return EXO_OK;
 }

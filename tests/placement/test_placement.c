@@ -567,6 +567,36 @@ START_TEST(a_lost_rank_fails_the_step) {
 }
 END_TEST
 
+/* The link between the two devices (exo_device_link_benchmark): measured through host memory,
+ * then the same figures from the cache; a device is no link to itself. */
+START_TEST(link_between_the_devices) {
+    fixture f = open_fixture();
+    NEED_DEVICES(f);
+    char spec[96];
+    snprintf(spec, sizeof spec, "%s", pipeline_devices());
+    char *second = strchr(spec, ',');
+    ck_assert_ptr_nonnull(second);
+    *second++ = '\0';
+    uint32_t a, b;
+    ck_assert_int_eq(exo_device_find(f.rt, spec, &a), EXO_OK);
+    ck_assert_int_eq(exo_device_find(f.rt, second, &b), EXO_OK);
+    exo_device_link measured, cached;
+    EXO_STRUCT_INIT(&measured);
+    EXO_STRUCT_INIT(&cached);
+    ck_assert_msg(exo_device_link_benchmark(f.rt, a, b, EXO_DEVICE_BENCH_REFRESH, &measured) == EXO_OK, "%s",
+                  exo_runtime_last_error(f.rt));
+    ck_assert(measured.gbs > 0 && measured.latency_us > 0 && !measured.cached);
+    ck_assert_uint_eq(measured.path, EXO_DEVICE_LINK_HOST);
+    ck_assert_int_eq(exo_device_link_benchmark(f.rt, a, b, EXO_DEVICE_BENCH_CACHED_ONLY, &cached), EXO_OK);
+    ck_assert(cached.cached);
+    ck_assert(fabs(cached.gbs - measured.gbs) <= 1e-3 * measured.gbs + 1e-3);
+    printf("link %s -> %s: %.2f GB/s, %.1f us for 16 KiB\n", spec, second, measured.gbs, measured.latency_us);
+    ck_assert_int_eq(exo_device_link_benchmark(f.rt, a, a, 0, &cached), EXO_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(exo_runtime_last_error(f.rt), "given twice"), "%s", exo_runtime_last_error(f.rt));
+    close_fixture(&f);
+}
+END_TEST
+
 typedef struct progress_log {
     uint32_t calls, last, total, cancel_at;
     int monotonic;
@@ -629,6 +659,7 @@ int main(void) {
     tcase_add_test(tc, sub_range_takes_hidden_states);
     tcase_add_test(tc, progress_spans_the_parts);
     tcase_add_test(tc, tensor_parallel_sessions_on_two_threads);
+    tcase_add_test(tc, link_between_the_devices);
     suite_add_tcase(suite, tc);
     /* Last: it loses a device for the rest of the process. */
     TCase *lost = tcase_create("lost_rank");

@@ -3,8 +3,10 @@
  *   exo-probe [--json] [--isolate] [--telemetry] [--bench] [--verbose]
  *
  * --bench measures every usable device (exo_device_benchmark: read bandwidth and matmul
- * throughput through the device's own graph path, cached per device and driver version); without
- * it the figures cached earlier are shown where there are some.
+ * throughput through the device's own graph path, cached per device and driver version) and the
+ * link between every two of them (exo_device_link_benchmark: a copy through host memory, as a
+ * shard across devices hands hidden states over); without it the figures cached earlier are
+ * shown where there are some.
  *
  * Exit status 0 when a usable device exists, 1 when none, 2 on usage errors. */
 #include <cjson/cJSON.h>
@@ -57,6 +59,22 @@ static bool measured(exo_runtime *rt, uint32_t i, int bench, exo_device_bench *b
     if (st != EXO_OK && bench)
         fprintf(stderr, "exo-probe: benchmarking %s:%u: %s: %s\n", d.plugin, d.plugin_index, exo_status_name(st),
                 exo_runtime_last_error(rt));
+    return st == EXO_OK;
+}
+
+/* A device a link may join: usable, and the primary view of its hardware (an alternate view of
+ * the same GPU through another plugin is no second device). */
+static bool linkable(exo_runtime *rt, uint32_t i, exo_device_info *d) {
+    EXO_STRUCT_INIT(d);
+    return exo_device_get_info(rt, i, d) == EXO_OK && d->usable && d->alternate_of < 0;
+}
+
+/* The link from device a to device b: measured (bench) or cached; false when there is none. */
+static bool link_measured(exo_runtime *rt, uint32_t a, uint32_t b, int bench, exo_device_link *l) {
+    EXO_STRUCT_INIT(l);
+    exo_status st = exo_device_link_benchmark(rt, a, b, bench ? 0 : EXO_DEVICE_BENCH_CACHED_ONLY, l);
+    if (st != EXO_OK && bench)
+        fprintf(stderr, "exo-probe: %s: %s\n", exo_status_name(st), exo_runtime_last_error(rt));
     return st == EXO_OK;
 }
 
@@ -151,6 +169,26 @@ static void print_json(exo_runtime *rt, int telemetry, int bench) {
         }
         cJSON_AddItemToArray(devices, o);
     }
+    /* Every ordered pair of devices a shard may spread over: the copy through host memory. */
+    cJSON *links = cJSON_AddArrayToObject(root, "links");
+    for (uint32_t a = 0; a < exo_device_count(rt); a++)
+        for (uint32_t b = 0; b < exo_device_count(rt); b++) {
+            exo_device_info da, db;
+            exo_device_link l;
+            if (a == b || !linkable(rt, a, &da) || !linkable(rt, b, &db) || !link_measured(rt, a, b, bench, &l))
+                continue;
+            char from[64], to[64];
+            snprintf(from, sizeof from, "%s:%u", da.plugin, da.plugin_index);
+            snprintf(to, sizeof to, "%s:%u", db.plugin, db.plugin_index);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "from", from);
+            cJSON_AddStringToObject(o, "to", to);
+            cJSON_AddStringToObject(o, "path", "host");
+            cJSON_AddNumberToObject(o, "gbs", l.gbs);
+            cJSON_AddNumberToObject(o, "latency_us", l.latency_us);
+            cJSON_AddBoolToObject(o, "cached", l.cached);
+            cJSON_AddItemToArray(links, o);
+        }
     uint32_t sel = 0;
     const char *why = "";
     if (exo_device_selected(rt, &sel, &why) == EXO_OK) {
@@ -216,6 +254,21 @@ static void print_table(exo_runtime *rt, int telemetry, int bench) {
             }
         }
     }
+    bool header = false;
+    for (uint32_t a = 0; a < exo_device_count(rt); a++)
+        for (uint32_t b = 0; b < exo_device_count(rt); b++) {
+            exo_device_info da, db;
+            exo_device_link l;
+            if (a == b || !linkable(rt, a, &da) || !linkable(rt, b, &db) || !link_measured(rt, a, b, bench, &l))
+                continue;
+            if (!header) printf("\nLinks between devices (a copy through host memory)\n");
+            header = true;
+            char from[64], to[64];
+            snprintf(from, sizeof from, "%s:%u", da.plugin, da.plugin_index);
+            snprintf(to, sizeof to, "%s:%u", db.plugin, db.plugin_index);
+            printf("  %-16s -> %-16s %.2f GB/s, %.1f us for 16 KiB%s\n", from, to, l.gbs, l.latency_us,
+                   l.cached ? " (cached)" : "");
+        }
     uint32_t sel = 0;
     const char *why = "";
     if (exo_device_selected(rt, &sel, &why) == EXO_OK) {
@@ -230,11 +283,12 @@ static void print_table(exo_runtime *rt, int telemetry, int bench) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: exo-probe [--json] [--isolate] [--telemetry] [--bench] [--verbose]\n"
-               "  --json       machine-readable output (keys: plugins, devices, selected)\n"
+               "  --json       machine-readable output (keys: plugins, devices, links, selected)\n"
                "  --isolate    probe each plugin in a child process with a timeout\n"
                "  --telemetry  read device sensors (memory, utilisation, temperature, power)\n"
-               "  --bench      measure each usable device's read bandwidth and matmul throughput\n"
-               "               (cached per device and driver version; cached figures show without it)\n"
+               "  --bench      measure each usable device's read bandwidth and matmul throughput, and the\n"
+               "               copy bandwidth between every two of them (cached per device and driver\n"
+               "               version; cached figures show without it)\n"
                "  --verbose    log every registry decision to stderr\n"
                "Environment: EXO_PLUGIN_PATH, EXO_PLUGINS_SELECT, EXO_PLUGINS_DISABLE, EXO_PLUGIN_RANK,\n"
                "EXO_DEVICE, EXO_LOG_LEVEL.\n");

@@ -93,6 +93,13 @@ class DeviceBench(_Sized):
     ]
 
 
+class DeviceLink(_Sized):
+    _fields_ = [
+        ("hdr", Header), ("gbs", C.c_double), ("latency_us", C.c_double), ("path", C.c_uint32),
+        ("cached", C.c_uint32),
+    ]
+
+
 DEVICE_BENCH_CACHED_ONLY = 1 << 0
 DEVICE_BENCH_REFRESH = 1 << 1
 
@@ -236,6 +243,7 @@ STRUCTS = {
     TensorView: "exo_tensor_view", Sampling: "exo_sampling", SampledToken: "exo_sampled_token",
     BatchEntry: "exo_batch_entry", TokenEvent: "exo_token_event",
     GenerateOptions: "exo_generate_options", GenerateStats: "exo_generate_stats", DeviceBench: "exo_device_bench",
+    DeviceLink: "exo_device_link",
 }
 
 P = C.c_void_p  # opaque handles
@@ -257,6 +265,7 @@ _PROTOTYPES = {
     "exo_device_selected": (status_t, [P, C.POINTER(_u32), C.POINTER(_cs)]),
     "exo_device_find": (status_t, [P, _cs, C.POINTER(_u32)]),
     "exo_device_benchmark": (status_t, [P, _u32, _u32, C.POINTER(DeviceBench)]),
+    "exo_device_link_benchmark": (status_t, [P, _u32, _u32, _u32, C.POINTER(DeviceLink)]),
     "exo_model_open": (status_t, [P, _cs, C.POINTER(P)]),
     "exo_model_destroy": (None, [P]),
     "exo_model_get_info": (status_t, [P, C.POINTER(ModelInfo)]),

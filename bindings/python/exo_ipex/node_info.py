@@ -64,6 +64,25 @@ def device_facts(runtime, device, bench=True):
         return None
 
 
+def link_facts(runtime, devices, bench=True):
+    """The measured link between every two of `devices` (Runtime.link_benchmark: a copy through
+    host memory, GB/s and the latency of a hidden row), cached per both devices and drivers;
+    bench=False reads the cache only. Pairs without figures are left out."""
+    links = []
+    for a in devices:
+        for b in devices:
+            if a.index == b.index:
+                continue
+            try:
+                f = runtime.link_benchmark(a, b, cached_only=not bench)
+            except Exception:  # noqa: BLE001 - a pair that cannot be measured still serves
+                f = None
+            if f:
+                links.append({"from": a.spec, "to": b.spec, "path": f["path"], "gbs": f["gbs"],
+                              "latency_us": f["latency_us"]})
+    return links
+
+
 def node_profile(runtime, bench=True):
     """EXO's node fields for the best Intel device (None when the engine is not offered):
     identity (chip), MemoryUsage (ram_total / ram_available count a GPU's own memory: placement
@@ -72,7 +91,7 @@ def node_profile(runtime, bench=True):
     spreads over all of them (exo_shard_options.devices "auto", docs/placement.md), so the memory
     is theirs together. "devices" lists every one with its measured facts (device_facts: read
     bandwidth and matmul throughput from the self-benchmark, cached per driver; bench=False reads
-    the cache only)."""
+    the cache only); "links" the copy bandwidth between every two of them (link_facts)."""
     devs = intel_devices(runtime)
     if not devs:
         return None
@@ -117,6 +136,7 @@ def node_profile(runtime, bench=True):
         "flops": {"fp32": r.tflops_fp32, "fp16": r.tflops_fp16, "int8": r.tflops_int8},
         "memory_bandwidth_gbs": r.memory_bandwidth_gbs,
         "devices": facts,
+        "links": link_facts(runtime, devs, bench) if len(devs) > 1 else [],
         "spread_over": [g.spec for g in spread] if len(spread) > 1 else [],
     }
 

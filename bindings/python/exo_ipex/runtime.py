@@ -213,6 +213,21 @@ class Runtime(_Handle):
         return {"read_gbs": b.read_gbs, "matmul_gflops": b.matmul_gflops, "memory_free": b.memory_free,
                 "cached": bool(b.cached)}
 
+    def link_benchmark(self, source, dest, cached_only=False, refresh=False):
+        """The link from one device to another (Devices or indices; exo_device_link_benchmark):
+        {"gbs", "latency_us", "path", "cached"}: a 16 MiB and a 16 KiB copy through host memory,
+        as a shard across the two hands hidden states over. Cached like benchmark() (per both
+        devices and drivers); cached_only: None when nothing is cached."""
+        a = source.index if isinstance(source, Device) else int(source)
+        b = dest.index if isinstance(dest, Device) else int(dest)
+        link = _capi.DeviceLink.new()
+        flags = (_capi.DEVICE_BENCH_CACHED_ONLY if cached_only else 0) | (_capi.DEVICE_BENCH_REFRESH if refresh else 0)
+        st = self._lib.exo_device_link_benchmark(self.handle, a, b, flags, C.byref(link))
+        if cached_only and st != 0:
+            return None
+        check(st, self.last_error, "exo_device_link_benchmark")
+        return {"gbs": link.gbs, "latency_us": link.latency_us, "path": "host", "cached": bool(link.cached)}
+
     def telemetry(self, device):
         """Telemetry of a device (a Device or its index)."""
         index = device.index if isinstance(device, Device) else int(device)

@@ -1,7 +1,8 @@
 """Placement across a node's devices from Python (docs/placement.md): a shard spread over two
 devices (here the CPU through cpu_amx and PoCL's view of it, a GPU + CPU mix as a named list
 allows) and tensor-parallel over them, each against the model on one device; the measured
-placement facts (Runtime.benchmark) and the node profile's per-device facts."""
+placement facts (Runtime.benchmark, Runtime.link_benchmark) and the node profile's per-device
+facts."""
 import numpy as np
 import pytest
 
@@ -79,3 +80,27 @@ def test_device_facts(runtime, tmp_path, monkeypatch):
     assert node_info.device_facts(runtime, dev, bench=False) is None
     facts = node_info.device_facts(runtime, dev)
     assert facts["read_gbs"] > 0 and facts["matmul_gflops"] > 0
+
+
+def test_link_is_measured_then_cached(runtime, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    try:
+        a, b = runtime.find_device("cpu_amx:0"), runtime.find_device("opencl:0")
+    except exo_ipex.ExoError:
+        pytest.skip("no OpenCL device (PoCL) for the link's other end")
+    assert runtime.link_benchmark(a, b, cached_only=True) is None
+    first = runtime.link_benchmark(a, b)
+    assert first["gbs"] > 0 and first["latency_us"] > 0 and first["path"] == "host"
+    assert not first["cached"]
+    again = runtime.link_benchmark(a, b)
+    assert again["cached"] and again["gbs"] == pytest.approx(first["gbs"], rel=1e-3)
+    assert runtime.link_benchmark(b, a, cached_only=True) is None  # each direction is its own link
+    assert runtime.benchmark(a, cached_only=True) is None  # a link entry is no device entry
+    text = (tmp_path / "exo-ipex" / "device-bench.tsv").read_text()
+    assert text.count("link\tcpu_amx:0\t") == 1
+    assert not runtime.link_benchmark(a, b, refresh=True)["cached"]
+    assert (tmp_path / "exo-ipex" / "device-bench.tsv").read_text().count("link\tcpu_amx:0\t") == 1
+    with pytest.raises(exo_ipex.ExoError, match="given twice"):
+        runtime.link_benchmark(a, a)
+    links = node_info.link_facts(runtime, [a, b], bench=False)
+    assert [(x["from"], x["to"]) for x in links] == [("cpu_amx:0", "opencl:0")]
