@@ -24,8 +24,9 @@ run_suite() {
 run_suite "$BASE/build-test" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_suite "$BASE/build-asan" -DCMAKE_BUILD_TYPE=Debug -DEXO_SANITIZE=ON
 # Third, small: ThreadSanitizer over the concurrency tests only (two runtimes at once, plugin
-# error detail from two threads); the targets named and their plugins, a minute or two.
-TSAN_TESTS="test_two_runtimes test_registry"
+# error detail from two threads, tensor-parallel ranks on their host threads over the Level Zero
+# test driver's two GPUs); the targets named and their plugins, a few minutes.
+TSAN_TESTS="test_two_runtimes test_registry test_placement"
 echo "== configure $BASE/build-tsan (-DEXO_TSAN=ON)"
 cmake -S "$ROOT" -B "$BASE/build-tsan" -DEXO_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEXO_TSAN=ON >/dev/null
 echo "== build $BASE/build-tsan ($TSAN_TESTS)"
