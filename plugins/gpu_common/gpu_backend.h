@@ -56,6 +56,9 @@ typedef struct gpu_launch {
  * backend also builds the kernels with the matching -D switches (kernels/common.cl). */
 typedef struct gpu_features {
     int subgroups;          /* EXO_SUBGROUPS kernels exist (exo_matmul_vec_sg_*) */
+    /* Intel's kernels built into the program (kernels/matmul_intel.cl: GPU_INTEL_* bits of
+     * gpu_intel.h, 0 unless EXO_GPU_XMX asks and the device has them) and their sub-group size. */
+    uint32_t intel, intel_sub_group;
     uint32_t max_work_group; /* CL_DEVICE_MAX_WORK_GROUP_SIZE or equivalent */
     uint64_t max_alloc;     /* largest single allocation, bytes (0: unknown) */
     /* Weight rows per work-item of the one-token wide-load matvecs (exo_matmul_vec16*: 1, or 2

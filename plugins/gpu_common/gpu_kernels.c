@@ -3,6 +3,7 @@
  * offset), the offset in units of the tensor's dtype (gpu_launch.h builds them). */
 #include "gpu_kernels.h"
 
+#include "gpu_intel.h"
 #include "gpu_moe.h"
 #include "gpu_target.h"
 #include "graph_ir.h"
@@ -19,6 +20,8 @@
  * lm_head on an H100: 108 us, against 1181 us in exo_matmul_vec_mlx, whose lanes each read 32
  * consecutive x, 128 bytes apart), else exo_matmul_vec_mlx / exo_matmul_tiled_mlx. */
 static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
+    exo_status intel_status; /* Intel's kernels first, where the device has them (gpu_intel.h: EXO_GPU_XMX) */
+    if (gpu_intel_matmul(v, nd, &intel_status)) return intel_status;
     int64_t wne[EXO_MAX_DIMS];
     int64_t w_count = gpu_view_count(v, nd->src[1], wne), k = wne[0], n = w_count / k;
     int64_t m = gpu_view_count(v, nd->src[0], NULL) / k;

@@ -4,6 +4,8 @@
  * every launch of its name). */
 #include "ocl_plugin.h"
 
+#include "gpu_intel.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -118,6 +120,22 @@ static int env_set(exo_plugin_ctx *ctx, const char *name, const char *value) {
     return v && strcmp(v, value) == 0;
 }
 
+/* Intel's sub-group and XMX kernels (gpu_intel.h): from the extension string, the sub-group sizes
+ * the device offers (cl_intel_required_subgroup_size) and EXO_GPU_XMX; none in the portable build. */
+static void choose_intel_kernels(exo_plugin_ctx *ctx, const ocl_device *dev, const char *extensions, int portable,
+                                 gpu_intel_choice *out) {
+    size_t sizes[16] = {0}, bytes = 0;
+    uint32_t lanes[16], n = 0;
+    if (gpu_intel_has_extension(extensions, "cl_intel_required_subgroup_size") &&
+        ctx->api.clGetDeviceInfo(dev->id, CL_DEVICE_SUB_GROUP_SIZES_INTEL, sizeof sizes, sizes, &bytes) == CL_SUCCESS)
+        for (size_t i = 0; i < bytes / sizeof sizes[0] && i < 16; i++) lanes[n++] = (uint32_t)sizes[i];
+    const char *env = ctx->host->get_env(ctx->host->host_ctx, "EXO_GPU_XMX");
+    gpu_intel_choose(extensions, lanes, n, portable ? NULL : env, out);
+    if (env && *env && strcmp(env, "0") != 0)
+        ocl_log(ctx, out->kernels ? EXO_LOG_INFO : EXO_LOG_WARN, "%s%s", out->why,
+                portable ? " (EXO_OPENCL_KERNELS=portable)" : "");
+}
+
 void ocl_backend_init(ocl_runtime *rt, const ocl_device *dev) {
     exo_plugin_ctx *ctx = rt->ctx;
     gpu_backend *be = &rt->backend;
@@ -151,11 +169,16 @@ void ocl_backend_init(ocl_runtime *rt, const ocl_device *dev) {
     int subgroups = !portable && ocl_has_extension(e, "cl_intel_subgroups");
     int sg16 = subgroups && ocl_has_extension(e, "cl_intel_required_subgroup_size");
     be->features.subgroups = subgroups;
+    gpu_intel_choice intel;
+    choose_intel_kernels(ctx, dev, e, portable, &intel);
+    be->features.intel = intel.kernels;
+    be->features.intel_sub_group = intel.sub_group;
     /* EXO_OPENCL_DEFINES (e.g. "-DEXO_Q_MAGIC"): extra build options, to compare kernel variants
      * on a device without rebuilding the plugin (the program cache keys on the options). */
     const char *extra = ctx->host->get_env(ctx->host->host_ctx, "EXO_OPENCL_DEFINES");
-    snprintf(rt->build_options, sizeof rt->build_options, "-cl-std=CL1.2%s%s%s%s%s", fp16 ? " -DEXO_FP16" : "",
-             subgroups ? " -DEXO_SUBGROUPS" : "", sg16 ? " -DEXO_INTEL_SG16" : "", extra ? " " : "", extra ? extra : "");
+    snprintf(rt->build_options, sizeof rt->build_options, "-cl-std=CL1.2%s%s%s%s%s%s", fp16 ? " -DEXO_FP16" : "",
+             subgroups ? " -DEXO_SUBGROUPS" : "", sg16 ? " -DEXO_INTEL_SG16" : "", intel.defines, extra ? " " : "",
+             extra ? extra : "");
     if (ext) ctx->host->free(ctx->host->host_ctx, ext);
     ocl_log(ctx, EXO_LOG_INFO, "device %u kernels: %s (max work-group %zu)", rt->index, rt->build_options, max_wg);
 }

@@ -721,6 +721,93 @@ START_TEST(attention_and_kv_write_match_reference) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- Intel sub-group / XMX kernels */
+
+/* MATMULs that Intel's kernels take where the build has them (plugins/gpu_common/gpu_intel.h):
+ * bf16 decode (exo_matmul_sgblock_bf16: K with and without a block-read tail, 1-4 tokens, odd N),
+ * MLX 4-bit decode (exo_matmul_sgblock_mlx4: every group, words at a 16-byte offset), bf16 prompts
+ * (exo_matmul_xmx_bf16: tokens and rows past a tile, K one step or many), and cases that stay on
+ * the portable kernels (f32 weights, MLX words off 16-byte alignment). Against the reference
+ * kernels at the matmul NMSE. Run as test_opencl_ops (no EXO_GPU_XMX: none of Intel's kernels may
+ * run) and as opencl_ops_intel_emulate* (EXO_GPU_XMX=emulate / emulate8 on PoCL: the builtins
+ * emulated, and each of the three kernels must have run): EXO_OPENCL_PROFILE names them. */
+START_TEST(intel_matmuls_match_reference) {
+    setenv("EXO_OPENCL_PROFILE", "1", 1);
+    open_both();
+    static const int64_t bf16_shapes[][3] = {{256, 33, 1}, {200, 70, 3},   {2048, 40, 4}, {1544, 9, 2},
+                                             {96, 130, 7}, {16, 5, 5},     {128, 70, 70}, {2048, 64, 33},
+                                             {48, 200, 40}};
+    for (int si = 0; si < (int)(sizeof bf16_shapes / sizeof bf16_shapes[0]); si++)
+        for (int f32 = 0; f32 < (si == 4 ? 2 : 1); f32++) {
+            int64_t K = bf16_shapes[si][0], N = bf16_shapes[si][1], T = bf16_shapes[si][2];
+            exo_dtype wt = f32 ? EXO_DTYPE_F32 : EXO_DTYPE_BF16;
+            int bias = si % 2 == 0;
+            uint64_t offset = si % 3 == 1 ? (uint64_t)K * 2 * 8 : 0; /* a fused slice, 16-byte aligned */
+            float *wv = malloc((size_t)(N * K) * 4), *x = malloc((size_t)(T * K) * 4), *b = malloc((size_t)N * 4);
+            oh_random(wv, N * K, -1.0f, 1.0f, 81 + (uint32_t)si);
+            oh_random(x, T * K, -1.0f, 1.0f, 82 + (uint32_t)si);
+            oh_random(b, N, -0.5f, 0.5f, 83 + (uint32_t)si);
+            void *wd = weights_of(wt, wv, N * K);
+            oh_graph g;
+            oh_init(&g, (uint32_t)T);
+            uint32_t in = oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, K, TOKENS_DIM, 0);
+            uint32_t w = oh_weight(&g, "W", wt, wd, offset, 2, K, N);
+            uint32_t bt = oh_weight(&g, "bias", EXO_DTYPE_F32, b, 0, 1, N, 0);
+            uint32_t out = oh_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, N, TOKENS_DIM, 0);
+            oh_node(&g, EXO_OP_MATMUL, out, bias ? 3 : 2, (uint32_t[]){in, w, bt}, NULL, 0, NULL, 0);
+            step_input inputs[] = {{in, x}};
+            char what[96];
+            snprintf(what, sizeof what, "K %lld N %lld T %lld, W %s%s%s", (long long)K, (long long)N, (long long)T,
+                     dtype_name(wt), bias ? " +bias" : "", offset ? " @offset" : "");
+            report("MATMUL", what, compare(&g, 1, (uint32_t[]){(uint32_t)T}, inputs, 1, &out, 1), NMSE_MATMUL);
+            free(wv);
+            free(x);
+            free(b);
+            free(wd);
+        }
+    static const int64_t q4_shapes[][4] = {{256, 33, 1, 32}, {384, 70, 3, 64}, {2048, 24, 2, 128}, {4096, 17, 4, 64},
+                                           {512, 12, 1, 32}};
+    for (int si = 0; si < (int)(sizeof q4_shapes / sizeof q4_shapes[0]); si++) {
+        int64_t K = q4_shapes[si][0], N = q4_shapes[si][1], T = q4_shapes[si][2];
+        uint64_t offset = si == 1 ? 16 : si == 4 ? 12 : 0; /* 12: not 16-byte aligned, portable kernels */
+        exo_dtype qt = si % 2 ? EXO_DTYPE_F16 : EXO_DTYPE_BF16;
+        float *x = malloc((size_t)(T * K) * 4), *b = malloc((size_t)N * 4);
+        oh_random(x, T * K, -1.0f, 1.0f, 91 + (uint32_t)si);
+        oh_random(b, N, -0.5f, 0.5f, 92 + (uint32_t)si);
+        oh_graph g;
+        oh_init(&g, (uint32_t)T);
+        void *mem[3];
+        uint32_t in = oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, K, TOKENS_DIM, 0);
+        uint32_t w = mlx_weight(&g, "W", K, N, 4, (uint32_t)q4_shapes[si][3], qt, offset, 93 + (uint32_t)si, mem);
+        uint32_t bt = oh_weight(&g, "bias", EXO_DTYPE_F32, b, 0, 1, N, 0);
+        uint32_t out = oh_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, N, TOKENS_DIM, 0);
+        oh_node(&g, EXO_OP_MATMUL, out, si % 2 ? 3 : 2, (uint32_t[]){in, w, bt}, NULL, 0, NULL, 0);
+        step_input inputs[] = {{in, x}};
+        char what[96];
+        snprintf(what, sizeof what, "K %lld N %lld T %lld, q4 g%lld %s%s", (long long)K, (long long)N, (long long)T,
+                 (long long)q4_shapes[si][3], dtype_name(qt), offset ? " @offset" : "");
+        report("MATMUL", what, compare(&g, 1, (uint32_t[]){(uint32_t)T}, inputs, 1, &out, 1), NMSE_MATMUL);
+        free(x);
+        free(b);
+        for (int i = 0; i < 3; i++) free(mem[i]);
+    }
+    cl_dev.host.log[0] = '\0'; /* the profile table comes at close */
+    close_both();
+    const char *xmx = getenv("EXO_GPU_XMX");
+    int emulated = xmx && strncmp(xmx, "emulate", 7) == 0;
+    static const char *const kernels[] = {"exo_matmul_sgblock_bf16 ", "exo_matmul_sgblock_mlx4 ", "exo_matmul_xmx_bf16 "};
+    for (int i = 0; i < 3; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "profile:   %s", kernels[i]);
+        int ran = strstr(cl_dev.host.log, line) != NULL;
+        ck_assert_msg(ran == emulated, "%s %s with EXO_GPU_XMX=%s; log:\n%s", kernels[i], ran ? "ran" : "did not run",
+                      xmx ? xmx : "(unset)", cl_dev.host.log);
+    }
+    ck_assert_msg(strstr(cl_dev.host.log, "profile:   exo_matmul_gemm") || strstr(cl_dev.host.log, "profile:   exo_matmul_tiled"),
+                  "the f32 prompt took no portable GEMM; log:\n%s", cl_dev.host.log);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("opencl_ops");
     TCase *tc = tcase_create("ops");
@@ -737,5 +824,9 @@ int main(void) {
     tcase_add_test(tc, moe_block_matches_reference);
     tcase_add_test(tc, moe_input_ids_out_of_range_are_refused);
     suite_add_tcase(s, tc);
+    TCase *intel = tcase_create("intel"); /* opencl_ops_intel_emulate*: CK_RUN_CASE=intel */
+    tcase_set_timeout(intel, 300);
+    tcase_add_test(intel, intel_matmuls_match_reference);
+    suite_add_tcase(s, intel);
     return exo_check_run(s, CK_FORK_GETENV);
 }
