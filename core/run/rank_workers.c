@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,11 +58,6 @@ static void *worker_main(void *p) {
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
-}
-
-bool exo_rank_workers_sequential_requested(void) {
-    const char *v = secure_getenv("EXO_TENSOR_PARALLEL_SEQUENTIAL");
-    return v && *v && strcmp(v, "0") != 0;
 }
 
 exo_status exo_rank_workers_start(uint32_t ranks, exo_rank_workers **out) {

@@ -7,7 +7,6 @@
 #ifndef EXO_RUN_RANK_WORKERS_H
 #define EXO_RUN_RANK_WORKERS_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 #include "exo.h"
@@ -28,9 +27,5 @@ void exo_rank_workers_run(exo_rank_workers *w, uint32_t n, exo_rank_fn fn, void 
 
 /* Stops and joins the workers (none may be running a dispatch); NULL is a no-op. */
 void exo_rank_workers_stop(exo_rank_workers *w);
-
-/* True when EXO_TENSOR_PARALLEL_SEQUENTIAL asks for the ranks one after another on the calling
- * thread (for comparing against concurrent ranks). */
-bool exo_rank_workers_sequential_requested(void);
 
 #endif

@@ -43,6 +43,16 @@ static exo_status add_part(exo_shard *sh, exo_model *m, const exo_shard_options 
     return EXO_OK;
 }
 
+/* EXO_TENSOR_PARALLEL_SEQUENTIAL=1: the ranks one after another on the calling thread, as before
+ * they had threads (to compare against; docs/placement.md). 0 or unset: concurrent. */
+static bool sequential_requested(exo_runtime *rt) {
+    const char *v = secure_getenv("EXO_TENSOR_PARALLEL_SEQUENTIAL");
+    if (v && *v && strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+        exo_logf(&rt->logger, EXO_LOG_WARN, "tensor_parallel", "EXO_TENSOR_PARALLEL_SEQUENTIAL=%s is not 0 or 1: "
+                 "concurrent ranks (the default) are kept", v);
+    return v && strcmp(v, "1") == 0;
+}
+
 exo_status exo_tensor_parallel_load(exo_model *m, const exo_shard_options *opts, const uint32_t *devices, uint32_t n,
                                     exo_shard **out) {
     uint32_t N = opts->tensor_parallel, start = opts->start_layer, end = opts->end_layer, L = m->cfg.n_layers;
@@ -90,7 +100,7 @@ exo_status exo_tensor_parallel_load(exo_model *m, const exo_shard_options *opts,
         free(sh);
         return st;
     }
-    bool sequential = exo_rank_workers_sequential_requested();
+    bool sequential = sequential_requested(m->rt);
     if (st == EXO_OK && !sequential) st = exo_rank_workers_start(N, &sh->workers);
     if (st != EXO_OK) {
         exo_pipeline_destroy(sh);
