@@ -64,6 +64,8 @@ static void fill_backend(gpu_backend *be, exo_plugin_ctx *ctx, l0_device *dev, v
     be->host = ctx->host;
     be->ctx = backend_ctx;
     be->features.subgroups = 0;
+    be->features.intel = dev->exec.intel_kernels; /* module.c: only with EXO_GPU_XMX */
+    be->features.intel_sub_group = dev->exec.intel_sub_group;
     be->features.max_work_group = dev->have_compute ? dev->compute.maxTotalGroupSize : 256;
     be->features.max_alloc = dev->exec.relaxed_alloc ? 0 : dev->props.maxMemAllocSize;
     be->mem_alloc = be_mem_alloc;

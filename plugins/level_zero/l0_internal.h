@@ -156,6 +156,9 @@ typedef struct l0_exec {
     bool relaxed_alloc;               /* ZE_experimental_relaxed_allocation_limits is offered */
     bool large_buffers;               /* an allocation above maxMemAllocSize exists */
     struct l0_module *module;         /* built by the first graph_compile */
+    /* Intel's sub-group/XMX kernels in the module's second part (gpu_intel.h GPU_INTEL_* bits, 0
+     * unless EXO_GPU_XMX picked them) and their sub-group size: the backend's features. */
+    uint32_t intel_kernels, intel_sub_group;
     uint64_t live_bytes;              /* device memory this plugin holds on the device */
 } l0_exec;
 

@@ -6,6 +6,8 @@
 #include "l0_internal.h"
 
 #include "exo_kernels_spv.h"
+#include "exo_kernels_spv_intel.h"
+#include "gpu_intel.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +20,7 @@ typedef struct l0_kernel_entry {
 
 typedef struct l0_module {
     ze_module_handle_t handle;
+    ze_module_handle_t intel; /* Intel's sub-group/XMX kernels (EXO_GPU_XMX), or NULL */
     uint32_t n_kernels, cap_kernels;
     l0_kernel_entry *kernels;
 } l0_module;
@@ -40,6 +43,54 @@ static exo_status build_failed(exo_plugin_ctx *ctx, l0_device *dev, ze_result_t 
         if (*p == '\n' || *p == '\r') *p = ' '; /* one line */
     return l0_fail(ctx, dev, r, "zeModuleCreate", "building the SPIR-V kernels (%zu bytes)%s%s", exo_kernels_spv_size,
                    text[0] ? "; build log: " : "; no build log", text);
+}
+
+/* Intel's sub-group/XMX kernels (gpu_intel.h) for this device, as a second module beside the
+ * portable one. Level Zero has no extension string, so the names gpu_intel_choose looks for are
+ * spelled from what the device reports: an Intel GPU with 8- or 16-lane sub-groups has the
+ * sub-group extensions (every Intel GPU compiler does), matrix engines where xe_arch knows the
+ * generation has XMX. Only modules with the XMX GEMM are built in, so a device without XMX keeps
+ * the portable kernels. A module that fails to build is logged and left out. */
+static void build_intel_module(exo_plugin_ctx *ctx, l0_device *dev, l0_module *m) {
+    const char *env = ctx->host->get_env(ctx->host->host_ctx, "EXO_GPU_XMX");
+    if (!env || !*env || strcmp(env, "0") == 0) return;
+    uint32_t sizes[8], n = 0;
+    for (uint32_t i = 0; dev->have_compute && i < dev->compute.numSubGroupSizes && i < 8; i++)
+        sizes[n++] = dev->compute.subGroupSizes[i];
+    l0_xe_arch arch = l0_xe_arch_classify(dev->props.vendorId, dev->props.deviceId, dev->props.name);
+    char ext[160] = "";
+    if (dev->props.vendorId == 0x8086 && n > 0)
+        snprintf(ext, sizeof ext, "cl_intel_subgroups cl_intel_subgroups_short cl_intel_required_subgroup_size%s",
+                 arch.known && arch.has_xmx ? " cl_intel_subgroup_matrix_multiply_accumulate" : "");
+    gpu_intel_choice c;
+    gpu_intel_choose(ext, sizes, n, env, &c);
+    if (c.kernels != (GPU_INTEL_SGBLOCK | GPU_INTEL_DPAS)) {
+        l0_log(ctx->host, EXO_LOG_WARN, "level_zero:%u: %s", dev->index,
+               c.kernels ? "Intel sub-group kernels off: no XMX on this device (only XMX modules are built in)" : c.why);
+        return;
+    }
+    const unsigned char *spv = c.emulated ? (c.sub_group == 8 ? exo_kernels_spv_intel_emu8 : exo_kernels_spv_intel_emu16)
+                                          : (c.sub_group == 8 ? exo_kernels_spv_intel_sg8 : exo_kernels_spv_intel_sg16);
+    size_t size = c.emulated ? (c.sub_group == 8 ? exo_kernels_spv_intel_emu8_size : exo_kernels_spv_intel_emu16_size)
+                             : (c.sub_group == 8 ? exo_kernels_spv_intel_sg8_size : exo_kernels_spv_intel_sg16_size);
+    ze_module_desc_t desc = {.stype = ZE_STRUCTURE_TYPE_MODULE_DESC,
+                             .format = ZE_MODULE_FORMAT_IL_SPIRV,
+                             .inputSize = size,
+                             .pInputModule = spv,
+                             .pBuildFlags = dev->exec.large_buffers ? L0_LARGE_BUFFER_FLAG : ""};
+    ze_module_build_log_handle_t log = NULL;
+    ze_result_t r = ctx->ze->zeModuleCreate(dev->exec.context, dev->handle, &desc, &m->intel, &log);
+    if (log) ctx->ze->zeModuleBuildLogDestroy(log);
+    if (r != ZE_RESULT_SUCCESS) {
+        if (m->intel) ctx->ze->zeModuleDestroy(m->intel);
+        m->intel = NULL;
+        l0_log(ctx->host, EXO_LOG_WARN, "level_zero:%u: Intel sub-group/XMX kernels left out: zeModuleCreate returned 0x%x",
+               dev->index, (unsigned)r);
+        return;
+    }
+    dev->exec.intel_kernels = c.kernels;
+    dev->exec.intel_sub_group = c.sub_group;
+    l0_log(ctx->host, EXO_LOG_INFO, "level_zero:%u: %s", dev->index, c.why);
 }
 
 exo_status l0_module_ensure(exo_plugin_ctx *ctx, l0_device *dev) {
@@ -71,6 +122,7 @@ exo_status l0_module_ensure(exo_plugin_ctx *ctx, l0_device *dev) {
     memset(m, 0, sizeof *m);
     m->handle = handle;
     x->module = m;
+    build_intel_module(ctx, dev, m);
     uint64_t t1 = ctx->host->now_ns ? ctx->host->now_ns(ctx->host->host_ctx) : 0;
     l0_log(ctx->host, EXO_LOG_INFO, "level_zero:%u: built the SPIR-V kernels (%zu bytes%s) in %.0f ms", dev->index,
            exo_kernels_spv_size, x->large_buffers ? ", " L0_LARGE_BUFFER_FLAG : "", (double)(t1 - t0) / 1e6);
@@ -82,7 +134,9 @@ void l0_module_destroy(exo_plugin_ctx *ctx, l0_device *dev) {
     if (!m) return;
     for (uint32_t i = 0; i < m->n_kernels; i++) ctx->ze->zeKernelDestroy(m->kernels[i].handle);
     ctx->host->free(ctx->host->host_ctx, m->kernels);
+    if (m->intel) ctx->ze->zeModuleDestroy(m->intel);
     ctx->ze->zeModuleDestroy(m->handle);
+    dev->exec.intel_kernels = dev->exec.intel_sub_group = 0;
     ctx->host->free(ctx->host->host_ctx, m);
     dev->exec.module = NULL;
 }
@@ -115,6 +169,10 @@ exo_status l0_module_kernel(exo_plugin_ctx *ctx, l0_device *dev, const char *nam
     ze_kernel_desc_t desc = {.stype = ZE_STRUCTURE_TYPE_KERNEL_DESC, .pKernelName = name};
     ze_kernel_handle_t handle = NULL;
     ze_result_t r = ctx->ze->zeKernelCreate(m->handle, &desc, &handle);
+    if (r != ZE_RESULT_SUCCESS && m->intel) { /* kernels/matmul_intel.cl's live in the second module */
+        handle = NULL;
+        r = ctx->ze->zeKernelCreate(m->intel, &desc, &handle);
+    }
     if (r != ZE_RESULT_SUCCESS) return l0_fail(ctx, dev, r, "zeKernelCreate", "creating kernel %s", name);
     e = &m->kernels[m->n_kernels++];
     memset(e, 0, sizeof *e);
