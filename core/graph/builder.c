@@ -274,8 +274,8 @@ static void store_float(void *out, exo_dtype dtype, uint64_t i, float v) {
  * group: the scale spans [min, max] over 2^bits - 1 steps, signed so that the edge of larger
  * magnitude is a whole code, which the bias then makes exact (bias 0 when that edge rounds to
  * code 0, so 0 stays exact). Codes are packed as "Quantized weights" reads them. */
-static void quantize_rows(const exo_st_tensor *t, int64_t rows, int64_t k, uint32_t bits, uint32_t group,
-                          uint32_t *words, void *scales, void *biases) {
+void gb_quantize_rows(const exo_st_tensor *t, int64_t rows, int64_t k, uint32_t bits, uint32_t group,
+                      uint32_t *words, void *scales, void *biases) {
     const float n_bins = (float)((1u << bits) - 1), eps = 1e-7f;
     exo_dtype dt = (exo_dtype)t->dtype;
     int64_t groups = k / group, row_words = k * bits / 32;
@@ -363,7 +363,7 @@ static uint32_t quantize_on_load(builder *b, const char *name, int32_t layer, co
         uint64_t sbytes = (uint64_t)rows * (uint64_t)groups * exo_dtype_size((exo_dtype)t->dtype);
         char *data = malloc(wbytes + 2 * sbytes ? wbytes + 2 * sbytes : 1);
         if (!data) return gb_fail(b, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory quantizing '%s'", name));
-        quantize_rows(t, rows, k, q->bits, q->group, (uint32_t *)(void *)data, data + wbytes, data + wbytes + sbytes);
+        gb_quantize_rows(t, rows, k, q->bits, q->group, (uint32_t *)(void *)data, data + wbytes, data + wbytes + sbytes);
         e = &q->items[q->n++];
         memset(e, 0, sizeof *e);
         snprintf(e->name, sizeof e->name, "%s", name);
@@ -401,7 +401,7 @@ static uint32_t quantize_on_load(builder *b, const char *name, int32_t layer, co
  * embedding whose input width is a multiple of the group (mlx-lm's nn.quantize predicate).
  * MoE experts and routers stay float (the expert matmul reads float tables); glm4_moe's shared
  * experts are a dense MLP and are quantized like one. */
-static bool quantizes(const builder *b, const char *name, uint32_t n_dims, const int64_t *shape) {
+bool gb_quantizes(const builder *b, const char *name, uint32_t n_dims, const int64_t *shape) {
     size_t n = strlen(name);
     if (!b->q || !b->q->bits || n_dims != 2 || n <= 7 || strcmp(name + n - 7, ".weight") != 0) return false;
     if (shape[1] % b->q->group != 0) return false;
@@ -418,7 +418,7 @@ uint32_t gb_weight(builder *b, const char *name, int32_t layer, uint32_t n_dims,
     bool sliced = false;
     uint32_t part = gb_slice_weight(b, name, layer, n_dims, shape, &sliced); /* tensor parallelism */
     if (sliced) return part;
-    if (quantizes(b, name, n_dims, shape)) return quantize_on_load(b, name, layer, shape);
+    if (gb_quantizes(b, name, n_dims, shape)) return quantize_on_load(b, name, layer, shape);
     char module[160];
     if (gb_quantized_module(b, name, n_dims, module, sizeof module))
         return quantized_weight(b, name, module, layer, n_dims, shape);
@@ -794,11 +794,8 @@ exo_status exo_graph_plan_build_quantized(const exo_model_config *cfg, exo_weigh
 
 /* ---------------------------------------------------------------- tensor parallelism */
 
-exo_status exo_graph_slice_check(const exo_model_config *cfg, uint32_t l, uint32_t n_ranks, bool quantize_on_load) {
+exo_status exo_graph_slice_check(const exo_model_config *cfg, uint32_t l, uint32_t n_ranks) {
     if (n_ranks < 2) return EXO_OK;
-    if (quantize_on_load)
-        return exo_errorf(EXO_ERR_UNSUPPORTED, "tensor parallelism over checkpoints quantized on load is not "
-                          "implemented (split a float or an MLX-quantized checkpoint)");
     if (cfg->n_heads % n_ranks || cfg->n_kv_heads % n_ranks)
         return exo_errorf(EXO_ERR_INVALID_ARG, "tensor parallelism over %u devices splits attention heads evenly: %u "
                           "heads and %u KV heads do not divide by %u", n_ranks, cfg->n_heads, cfg->n_kv_heads, n_ranks);
@@ -810,19 +807,19 @@ exo_status exo_graph_slice_check(const exo_model_config *cfg, uint32_t l, uint32
 
 exo_status exo_graph_plan_build_slice(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
                                       uint32_t l, const exo_graph_slice *slice, uint32_t max_tokens, uint32_t max_ctx,
-                                      exo_graph_plan *out) {
+                                      exo_quant_cache *cache, exo_graph_plan *out) {
     memset(out, 0, sizeof *out);
     if (l >= cfg->n_layers || !slice || slice->n_ranks == 0 || slice->rank >= slice->n_ranks ||
         (slice->half != EXO_GRAPH_HALF_ATTENTION && slice->half != EXO_GRAPH_HALF_MLP) || !max_tokens || !max_ctx)
         return exo_errorf(EXO_ERR_INVALID_ARG, "%s: bad tensor-parallel slice of layer %u", model_dir, l);
-    exo_status checked = exo_graph_slice_check(cfg, l, slice->n_ranks, false);
+    exo_status checked = exo_graph_slice_check(cfg, l, slice->n_ranks);
     if (checked != EXO_OK) return exo_error_wrap(checked, "%s", model_dir);
     /* The rank's shapes: its heads, KV heads and intermediate columns. */
     exo_model_config local = *cfg;
     local.n_heads /= slice->n_ranks;
     local.n_kv_heads /= slice->n_ranks;
     local.intermediate_size /= slice->n_ranks;
-    builder b = {.plan = out, .cfg = &local, .weights = weights, .dir = model_dir,
+    builder b = {.plan = out, .cfg = &local, .weights = weights, .dir = model_dir, .q = cache,
                  .max_buffer = EXO_GRAPH_MAX_SHARED_BUFFER, .slice = slice, .full = cfg, .st = EXO_OK};
     bool attn = slice->half == EXO_GRAPH_HALF_ATTENTION;
     out->start = l;

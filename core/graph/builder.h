@@ -108,7 +108,8 @@ exo_status exo_graph_plan_build_quantized(const exo_model_config *cfg, exo_weigh
  * the residual: the caller sums the ranks' outputs and adds it (the all-reduce). Output biases
  * (o_proj, down_proj) join rank 0's output only. A sparse (MoE) layer's MLP half is not split:
  * build it with n_ranks 1. Weights are copied out of the checkpoint, so a device holds its slice
- * only; MLX-quantized columns are cut on group boundaries. */
+ * only; MLX-quantized columns are cut on group boundaries; with `cache` bits set (quantize on
+ * load) a float checkpoint's slices are quantized in the groups one device would use. */
 typedef enum exo_graph_half { EXO_GRAPH_HALF_ATTENTION = 1, EXO_GRAPH_HALF_MLP = 2 } exo_graph_half;
 
 typedef struct exo_graph_slice {
@@ -117,15 +118,14 @@ typedef struct exo_graph_slice {
 } exo_graph_slice;
 
 /* Whether the model's layer l can be split over n_ranks (heads, KV heads and the dense
- * intermediate width divide): EXO_OK, else EXO_ERR_INVALID_ARG (or EXO_ERR_UNSUPPORTED: weights
- * quantized on load) with the reason. */
-exo_status exo_graph_slice_check(const exo_model_config *cfg, uint32_t l, uint32_t n_ranks, bool quantize_on_load);
+ * intermediate width divide): EXO_OK, else EXO_ERR_INVALID_ARG with the reason. */
+exo_status exo_graph_slice_check(const exo_model_config *cfg, uint32_t l, uint32_t n_ranks);
 
 /* The graph of one half of layer l for one rank: input hidden states [T, hidden], output the
  * partial [T, hidden] before the all-reduce. */
 exo_status exo_graph_plan_build_slice(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
                                       uint32_t l, const exo_graph_slice *slice, uint32_t max_tokens, uint32_t max_ctx,
-                                      exo_graph_plan *out);
+                                      exo_quant_cache *cache, exo_graph_plan *out);
 
 /* The device self-benchmark's graph (bench_graph.c): x [T, k] f32 in, times an [n, k] f32 weight
  * the plan owns, y [T, n] f32 out. */

@@ -56,6 +56,15 @@ exo_status gb_checkpoint(builder *b, const char *name, uint32_t n_dims, const in
 /* The module path of a ".weight" the checkpoint MLX-quantized (it has "<module>.scales"). */
 bool gb_quantized_module(const builder *b, const char *name, uint32_t n_dims, char *module, size_t size);
 float gb_to_f32(const void *data, exo_dtype dtype, uint64_t i);
+/* Whether a float weight of this name and shape is quantized on load (b->q bits set): the rule
+ * one device applies (a linear ".weight" or the embedding, input width a multiple of the group,
+ * no MoE experts or routers). */
+bool gb_quantizes(const builder *b, const char *name, uint32_t n_dims, const int64_t *shape);
+/* MLX affine quantization of `rows` rows of k values of t's data (t->dtype), in groups of
+ * `group` (MLX's CPU quantizer's arithmetic): packed words [rows, k * bits / 32], scales and
+ * biases [rows, k / group] of t->dtype. */
+void gb_quantize_rows(const exo_st_tensor *t, int64_t rows, int64_t k, uint32_t bits, uint32_t group,
+                      uint32_t *words, void *scales, void *biases);
 /* A weight used as stored (float, or MLX-quantized with its scales and biases). */
 uint32_t gb_weight(builder *b, const char *name, int32_t layer, uint32_t n_dims, const int64_t *shape);
 /* A constant f32 weight of n values the builder owns (`values`, taken in all cases). */

@@ -121,6 +121,69 @@ static uint32_t dequantized(builder *b, const exo_st_tensor *w, const exo_st_ten
     return id;
 }
 
+/* The rank's part of an MLX affine matrix (packed words w [rows, full_k * bits / 32], scales and
+ * biases [rows, full_k / group]): the packed words, scales and biases of its rows and columns when
+ * the cut falls on group boundaries, else (a cut inside a group) dequantized to float32. */
+static uint32_t packed_part(builder *b, const exo_st_tensor *w, const exo_st_tensor *sc, const exo_st_tensor *bi,
+                            const char *name, const char *module, int32_t layer, const section *s, uint32_t n,
+                            uint32_t bits, uint32_t group, int64_t full_k, int64_t col0, const int64_t *shape) {
+    int64_t k = shape[1], words = full_k * bits / 32, groups = full_k / group;
+    if (col0 % group || k % group) /* the cut falls inside a group: this part as float32 */
+        return dequantized(b, w, sc, bi, name, layer, s, n, bits, group, full_k, col0, shape);
+    char sname[176], bname[176];
+    snprintf(sname, sizeof sname, "%s.scales", module);
+    snprintf(bname, sizeof bname, "%s.biases", module);
+    uint64_t se = exo_dtype_size(sc->dtype);
+    int64_t sshape[2] = {shape[0], k / group};
+    uint32_t ts = owned_tensor(b, sc, sname, sc->dtype, layer, s, n, (uint64_t)groups * se,
+                               (uint64_t)(col0 / group) * se, (uint64_t)(k / group) * se, sshape);
+    uint32_t tb = owned_tensor(b, bi, bname, bi->dtype, layer, s, n, (uint64_t)groups * se,
+                               (uint64_t)(col0 / group) * se, (uint64_t)(k / group) * se, sshape);
+    uint32_t id = owned_tensor(b, w, name, EXO_DTYPE_MLX_AFFINE, layer, s, n, (uint64_t)words * 4,
+                               (uint64_t)col0 * bits / 8, (uint64_t)k * bits / 8, shape);
+    if (gb_failed(b)) return NONE;
+    exo_tensor *t = gb_tensor_at(b, id);
+    t->q_bits = bits;
+    t->q_group = group;
+    t->q_scales = ts;
+    t->q_biases = tb;
+    return id;
+}
+
+/* Quantize on load under tensor parallelism: the rank's rows are quantized over the full input
+ * width, in the groups one device would use (gb_quantize_rows on whole rows), then cut like a
+ * checkpoint's MLX weight (packed_part): on group boundaries the rank keeps exactly the packed
+ * words, scales and biases one device would hold for those columns; a cut inside a group (the
+ * tiny fixtures' 80 of 160 down_proj columns against groups of 32) holds them dequantized. */
+static uint32_t quantized_on_load(builder *b, const exo_st_tensor *t, const char *name, int32_t layer,
+                                  const section *s, uint32_t n, int64_t full_k, int64_t col0, const int64_t *shape) {
+    uint32_t bits = b->q->bits, group = b->q->group;
+    uint64_t e = exo_dtype_size(t->dtype), size = 0;
+    void *rows_data = gather(t, s, n, (uint64_t)full_k * e, 0, (uint64_t)full_k * e, &size);
+    int64_t rows = (int64_t)(size / ((uint64_t)full_k * e)), words = full_k * bits / 32, groups = full_k / group;
+    uint64_t wbytes = (uint64_t)rows * (uint64_t)words * 4, sbytes = (uint64_t)rows * (uint64_t)groups * e;
+    char *packed = rows_data ? malloc(wbytes + 2 * sbytes) : NULL;
+    if (!packed) {
+        free(rows_data);
+        return gb_fail(b, exo_errorf(EXO_ERR_NO_MEMORY, "out of memory quantizing '%s' for its rank", name));
+    }
+    exo_st_tensor src = *t, w = *t, sc = *t, bi = *t;
+    src.data = rows_data;
+    gb_quantize_rows(&src, rows, full_k, bits, group, (uint32_t *)(void *)packed, packed + wbytes,
+                     packed + wbytes + sbytes);
+    free(rows_data);
+    w.dtype = EXO_ST_DTYPE_U32;
+    w.data = packed;
+    sc.data = packed + wbytes;
+    bi.data = packed + wbytes + sbytes;
+    char module[160];
+    snprintf(module, sizeof module, "%.*s", (int)(strlen(name) - 7), name); /* without ".weight" */
+    section all = {0, rows}; /* the rank's rows, gathered in order */
+    uint32_t id = packed_part(b, &w, &sc, &bi, name, module, layer, &all, 1, bits, group, full_k, col0, shape);
+    free(packed); /* packed_part copied what the rank keeps */
+    return id;
+}
+
 uint32_t gb_slice_weight(builder *b, const char *name, int32_t layer, uint32_t n_dims, const int64_t *shape,
                          bool *handled) {
     *handled = false;
@@ -143,6 +206,7 @@ uint32_t gb_slice_weight(builder *b, const char *name, int32_t layer, uint32_t n
         int64_t full[2] = {full_rows, full_k};
         exo_status st = gb_checkpoint(b, name, 2, full, &t);
         if (st != EXO_OK) return gb_fail(b, st);
+        if (gb_quantizes(b, name, 2, full)) return quantized_on_load(b, t, name, layer, s, n, full_k, col0, shape);
         uint64_t e = exo_dtype_size(t->dtype);
         return owned_tensor(b, t, name, t->dtype, layer, s, n, (uint64_t)full_k * e, (uint64_t)col0 * e,
                             (uint64_t)k * e, shape);
@@ -173,23 +237,7 @@ uint32_t gb_slice_weight(builder *b, const char *name, int32_t layer, uint32_t n
         return gb_fail(b, exo_errorf(EXO_ERR_FORMAT, "%s: the quantized module '%s' does not have the packed weight, "
                                      "scales and biases of a [%lld, %lld] %u-bit matrix in groups of %u", w->file,
                                      module, (long long)full_rows, (long long)full_k, bits, group));
-    if (col0 % group || k % group) /* the cut falls inside a group: this part as float32 */
-        return dequantized(b, w, sc, bi, name, layer, s, n, bits, group, full_k, col0, shape);
-    uint64_t se = exo_dtype_size(sc->dtype);
-    int64_t sshape[2] = {shape[0], k / group};
-    uint32_t ts = owned_tensor(b, sc, sname, sc->dtype, layer, s, n, (uint64_t)groups * se,
-                               (uint64_t)(col0 / group) * se, (uint64_t)(k / group) * se, sshape);
-    uint32_t tb = owned_tensor(b, bi, bname, bi->dtype, layer, s, n, (uint64_t)groups * se,
-                               (uint64_t)(col0 / group) * se, (uint64_t)(k / group) * se, sshape);
-    uint32_t id = owned_tensor(b, w, name, EXO_DTYPE_MLX_AFFINE, layer, s, n, (uint64_t)words * 4,
-                               (uint64_t)col0 * bits / 8, (uint64_t)k * bits / 8, shape);
-    if (gb_failed(b)) return NONE;
-    exo_tensor *t = gb_tensor_at(b, id);
-    t->q_bits = bits;
-    t->q_group = group;
-    t->q_scales = ts;
-    t->q_biases = tb;
-    return id;
+    return packed_part(b, w, sc, bi, name, module, layer, s, n, bits, group, full_k, col0, shape);
 }
 
 uint32_t gb_slice_vector(builder *b, const char *name, int32_t layer, int64_t n, bool *handled) {

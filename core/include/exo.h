@@ -335,8 +335,9 @@ typedef struct exo_shard_options {
      * all-reduce) and the residual added there. Heads, KV heads and the intermediate width must
      * divide by N (EXO_ERR_INVALID_ARG otherwise, naming them); MLX-quantized columns are cut on
      * group boundaries; a mixture-of-experts MLP runs whole on the first device; the embedding
-     * and the head run on the first device. Not with quantize_bits (EXO_ERR_UNSUPPORTED).
-     * docs/placement.md. */
+     * and the head run on the first device. With quantize_bits each rank's rows are quantized in
+     * the groups one device would use (the same weights). The ranks step at once, a host thread
+     * each (EXO_TENSOR_PARALLEL_SEQUENTIAL=1: one after another). docs/placement.md. */
     uint32_t tensor_parallel;
 } exo_shard_options;
 

@@ -406,7 +406,7 @@ static exo_status load(exo_model *m, const exo_shard_options *o, const exo_graph
     exo_graph_ends ends = {.embeds = embeds, .head = head, .last_row_only = false};
     if (slice)
         st = exo_graph_plan_build_slice(&m->cfg, m->weights, m->dir, opts.start_layer, slice, max_tokens, max_ctx,
-                                        &s->plan);
+                                        &s->qcache, &s->plan);
     else
         st = exo_graph_plan_build_quantized(&m->cfg, m->weights, m->dir, opts.start_layer, opts.end_layer, ends,
                                         max_tokens, max_ctx, &s->qcache, max_buffer, &s->plan);

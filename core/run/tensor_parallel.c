@@ -71,7 +71,7 @@ exo_status exo_tensor_parallel_load(exo_model *m, const exo_shard_options *opts,
         return exo_shard_load(m, &po, out);
     }
     for (uint32_t l = start; l < end; l++) {
-        exo_status checked = exo_graph_slice_check(&m->cfg, l, N, opts->quantize_bits != 0);
+        exo_status checked = exo_graph_slice_check(&m->cfg, l, N);
         if (checked != EXO_OK) return exo_error_wrap(checked, "%s", m->dir);
     }
     exo_shard *sh = calloc(1, sizeof *sh);

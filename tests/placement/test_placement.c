@@ -312,11 +312,49 @@ START_TEST(tensor_parallel_refusals) {
     exo_shard *s = NULL;
     ck_assert_int_eq(exo_shard_load(f.model, &o, &s), EXO_ERR_INVALID_ARG);
     ck_assert_msg(strstr(exo_model_last_error(f.model), "needs 4 devices"), "%s", exo_model_last_error(f.model));
-    o.tensor_parallel = 2;
-    o.quantize_bits = 4;
-    ck_assert_int_eq(exo_shard_load(f.model, &o, &s), EXO_ERR_UNSUPPORTED);
-    ck_assert_msg(strstr(exo_model_last_error(f.model), "quantized on load"), "%s", exo_model_last_error(f.model));
     ck_assert_ptr_null(s);
+    close_fixture(&f);
+}
+END_TEST
+
+/* Quantize on load (a float checkpoint to MLX affine) under tensor parallelism: each rank's rows
+ * are quantized in the groups one device uses, so both hold the same weights for the same
+ * columns (q4-g32: o_proj's 32 columns a rank keep their packing, down_proj's 80 of 160 are cut
+ * inside a group and held dequantized; q8-g64: o_proj's cut inside a group, down_proj's width 160
+ * stays float on both). Every step within 1e-4 of the model quantized on one device. */
+START_TEST(tensor_parallel_quantized_on_load) {
+    fixture f = open_fixture();
+    NEED_DEVICES(f);
+    char first[64];
+    first_device(first, sizeof first);
+    static const uint32_t bits[] = {4, 8}, groups[] = {32, 64};
+    for (int i = 0; i < 2; i++) {
+        exo_shard *one = NULL, *tp = NULL;
+        for (int pass = 0; pass < 2; pass++) {
+            exo_shard_options o = EXO_SHARD_OPTIONS_INIT;
+            o.device = pass ? NULL : first;
+            o.devices = pass ? pipeline_devices() : NULL;
+            o.tensor_parallel = pass ? 2 : 0;
+            o.max_ctx = CTX;
+            o.kv_dtype = EXO_KV_DTYPE_F32;
+            o.quantize_bits = bits[i];
+            o.quantize_group = groups[i];
+            ck_assert_msg(exo_shard_load(f.model, &o, pass ? &tp : &one) == EXO_OK, "q%u-g%u%s: %s", bits[i],
+                          groups[i], pass ? " tensor-parallel" : "", exo_model_last_error(f.model));
+        }
+        exo_shard_info qi, fi;
+        EXO_STRUCT_INIT(&qi);
+        EXO_STRUCT_INIT(&fi);
+        ck_assert_int_eq(exo_shard_get_info(tp, &qi), EXO_OK);
+        ck_assert_int_eq(exo_shard_get_info(f.tp, &fi), EXO_OK);
+        ck_assert_msg(qi.weight_bytes < fi.weight_bytes, "q%u: %llu bytes, float %llu", bits[i],
+                      (unsigned long long)qi.weight_bytes, (unsigned long long)fi.weight_bytes);
+        fixture q = f;
+        q.one = one;
+        steps_match(&q, tp);
+        exo_shard_destroy(one);
+        exo_shard_destroy(tp);
+    }
     close_fixture(&f);
 }
 END_TEST
@@ -656,6 +694,7 @@ int main(void) {
     tcase_add_test(tc, batch_and_generate_match_one_device);
     tcase_add_test(tc, tensor_parallel_steps_match_one_device);
     tcase_add_test(tc, tensor_parallel_refusals);
+    tcase_add_test(tc, tensor_parallel_quantized_on_load);
     tcase_add_test(tc, sub_range_takes_hidden_states);
     tcase_add_test(tc, progress_spans_the_parts);
     tcase_add_test(tc, tensor_parallel_sessions_on_two_threads);
