@@ -61,6 +61,9 @@ typedef struct gpu_features {
     uint32_t intel, intel_sub_group;
     uint32_t max_work_group; /* CL_DEVICE_MAX_WORK_GROUP_SIZE or equivalent */
     uint64_t max_alloc;     /* largest single allocation, bytes (0: unknown) */
+    /* NVIDIA tensor-core prompt GEMM built into the program (kernels/matmul_mma.cl, EXO_NV_MMA):
+     * the bf16 parts each activation is split into (2 or 3), 0 when it is not there. */
+    uint32_t mma_parts;
     /* Weight rows per work-item of the one-token wide-load matvecs (exo_matmul_vec16*: 1, or 2
      * sharing x; 0 means the default, GPU_MATVEC_ROWS_DEFAULT in gpu_launch.h). */
     uint32_t matvec_rows;

@@ -4,6 +4,7 @@
 #include "gpu_kernels.h"
 
 #include "gpu_intel.h"
+#include "gpu_gemm_mma.h"
 #include "gpu_moe.h"
 #include "gpu_target.h"
 #include "graph_ir.h"
@@ -244,7 +245,7 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
         gpu_build_i32(&b, nd->i[EXO_RMS_NORM_I_ADD_ONE]);
         return gpu_build_go(&b, 1, (uint64_t[3]){(uint64_t)(count / ne[0]) * local, 1, 1}, (size_t[3]){local, 1, 1});
     }
-    case EXO_OP_MATMUL: return enqueue_matmul(v, nd);
+    case EXO_OP_MATMUL: return gpu_gemm_mma_fits(v, nd) ? gpu_enqueue_gemm_mma(v, nd) : enqueue_matmul(v, nd);
     case EXO_OP_ADD: return enqueue_binary(v, nd, "exo_add");
     case EXO_OP_MUL: return enqueue_binary(v, nd, "exo_mul");
     case EXO_OP_GLU: {

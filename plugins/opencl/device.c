@@ -62,6 +62,7 @@ exo_status ocl_device_open(exo_plugin_ctx *ctx, uint32_t index) {
         return ocl_fail(ctx, err, "clCreateCommandQueue for device %u (%s)", index, dev->report.name);
     }
     ocl_backend_init(rt, dev);
+    ocl_mma_choose(rt, dev);
     dev->rt = rt;
     ocl_log(ctx, EXO_LOG_INFO, "opened device %u: %s", index, dev->report.name);
     return EXO_OK;

@@ -161,6 +161,12 @@ void ocl_buffer_free(exo_buffer *buf);
 
 /* backend.c: fills rt->backend (the gpu_common vtable over this runtime). */
 void ocl_backend_init(ocl_runtime *rt, const ocl_device *dev);
+/* NVIDIA's tensor-core GEMM (mma.c): adds -DEXO_NV_MMA to the build options of a device that can
+ * run it (sm_80 or newer, not EXO_GPU_MMA=0 nor EXO_OPENCL_KERNELS=portable) and sets
+ * features.mma_parts; ocl_mma_drop takes it out again (a build that failed with it), returning
+ * whether it was there. */
+void ocl_mma_choose(ocl_runtime *rt, const ocl_device *dev);
+int ocl_mma_drop(ocl_runtime *rt);
 void ocl_release_kernels(ocl_runtime *rt);
 
 /* program.c: builds rt->program (once) from the embedded kernels, through the binary cache. */

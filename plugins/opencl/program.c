@@ -76,6 +76,9 @@ static exo_status from_source(ocl_runtime *rt, cl_program *out) {
         char log[600];
         build_log(rt, p, log, sizeof log);
         api->clReleaseProgram(p);
+        if (strstr(rt->build_options, "-DEXO_NV_MMA"))
+            ocl_log(rt->ctx, EXO_LOG_WARN, "the kernels with the tensor-core GEMM did not build (%s, %d): %s; building without it",
+                    cl_error_name(err), err, log[0] ? log : "(empty log)");
         return rt->ctx->host->set_error(rt->ctx->host->host_ctx, EXO_ERR_BACKEND, err,
                                         "opencl: clBuildProgram(kernels/, options \"%s\") failed: %s (%d); build log: %s",
                                         rt->build_options, cl_error_name(err), err, log[0] ? log : "(empty)");
@@ -123,6 +126,9 @@ exo_status ocl_program_ensure(ocl_runtime *rt) {
         }
     }
     exo_status st = from_source(rt, &rt->program);
+    /* NVIDIA's compiler refused the inline PTX (a driver too old for mma.sync): the program
+     * without the tensor-core GEMM, which the executor then does not pick (features.mma_parts 0). */
+    if (st != EXO_OK && ocl_mma_drop(rt)) return ocl_program_ensure(rt);
     if (st != EXO_OK || !cached) return st;
     size_t size = 0;
     unsigned char *bin = program_binary(rt, rt->program, &size);
