@@ -144,15 +144,17 @@ class IpexBuilder(Builder):
     device_rank, world_size, addresses (one ZeroMQ endpoint per rank), device, devices (the
     node's devices the shard's layers spread over, exo_shard_options.devices: "auto" by default,
     i.e. every usable GPU when the node has several and device / EXO_DEVICE pins none; a list
-    "plugin:N,plugin:N" names them; docs/placement.md), max_concurrent
+    "plugin:N,plugin:N" names them; docs/placement.md), tensor_parallel (else
+    EXO_IPEX_TENSOR_PARALLEL, 0: off; N splits every layer of the shard over the first N of
+    `devices`, the ranks stepping at once; not with a pinned device), max_concurrent
     (else EXO_MAX_CONCURRENT_REQUESTS, 8), prefill_chunk (else EXO_IPEX_PREFILL_CHUNK, 128),
     prefix_cache_bytes (else EXO_IPEX_PREFIX_CACHE_BYTES, 1 GiB; 0: no prefix reuse),
     runtime / runtime_options."""
 
     def __init__(self, model_id=None, event_sender=None, cancel_receiver=None, *, model_dir=None, models_dir=None,
                  start_layer=0, end_layer=None, device_rank=0, world_size=1, addresses=None, device=None,
-                 devices="auto", max_ctx=0, max_tokens=0, max_concurrent=None, prefill_chunk=None, prefix_cache_bytes=None,
-                 runtime=None, runtime_options=None):
+                 devices="auto", tensor_parallel=None, max_ctx=0, max_tokens=0, max_concurrent=None, prefill_chunk=None,
+                 prefix_cache_bytes=None, runtime=None, runtime_options=None):
         if model_id is None and model_dir is None:
             raise ValueError("IpexBuilder needs a model_id or a model_dir")
         self.model_id = str(model_id) if model_id is not None else \
@@ -165,6 +167,11 @@ class IpexBuilder(Builder):
         self.addresses = list(addresses or [])
         self.device = device if device is not None else os.environ.get("EXO_DEVICE")
         self.devices = None if self.device else devices  # a pinned device wins
+        self.tensor_parallel = int(tensor_parallel if tensor_parallel is not None else
+                                   os.environ.get("EXO_IPEX_TENSOR_PARALLEL", "0"))
+        if self.tensor_parallel and self.device:
+            raise ValueError(f"tensor_parallel {self.tensor_parallel} splits layers over several devices; "
+                             f"device {self.device} pins one (name them in devices)")
         self.max_ctx, self.max_tokens = max_ctx, max_tokens
         self.max_concurrent = max_concurrent or int(os.environ.get("EXO_MAX_CONCURRENT_REQUESTS", "8"))
         self.prefill_chunk = int(prefill_chunk if prefill_chunk is not None else
@@ -234,7 +241,8 @@ class IpexBuilder(Builder):
         def work():
             try:
                 result["shard"] = _model.Shard(self.model, self.start_layer, end, device=self.device,
-                                               devices=self.devices, max_ctx=self.max_ctx, max_tokens=self.max_tokens,
+                                               devices=self.devices, tensor_parallel=self.tensor_parallel,
+                                               max_ctx=self.max_ctx, max_tokens=self.max_tokens,
                                                progress=lambda done, total: events.put((done, total)))
             except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
                 result["error"] = e

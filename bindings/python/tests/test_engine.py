@@ -70,6 +70,34 @@ def test_engine_reproduces_exo_runs_greedy_text(whole_engine, exo_run):
     assert last.stats.prompt_tokens == stats["prompt_tokens"] and last.stats.peak_memory_usage.in_bytes > 0
 
 
+def test_tensor_parallel_engine_reproduces_exo_runs_greedy_text(exo_run):
+    """The adapter with tensor_parallel=2 over the CPU and PoCL's view of it (the pair the
+    Python placement tests use): every layer split, the ranks on their own host threads, the
+    same greedy text as exo-run on one device."""
+    try:
+        b = IpexBuilder(model_dir=TINY_LLAMA, devices="cpu_amx:0,opencl:0", tensor_parallel=2)
+        b.connect()
+        list(b.load())
+    except exo_ipex.ExoError as e:
+        if "opencl" in str(e):
+            pytest.skip(f"no OpenCL device (PoCL) for the second rank: {e}")
+        raise
+    engine = b.build()
+    try:
+        assert b.shard.info.n_parts == 2 + 4 * 4
+        expect_text, expect_tokens, _ = exo_run_greedy(exo_run, TINY_LLAMA, PROMPT, 16)
+        engine.submit(TextGenerationTask("tp", prompt=PROMPT, max_output_tokens=16, temperature=0.0))
+        chunks, ends, _ = run_until_done(engine, ["tp"])
+        assert isinstance(ends["tp"], FinishedResponse)
+        assert [c.token_id for c in chunks["tp"] if c.token_id >= 0] == expect_tokens
+        assert "".join(c.text for c in chunks["tp"]) == expect_text
+    finally:
+        engine.close()
+        b.close()
+    with pytest.raises(ValueError, match="pins one"):
+        IpexBuilder(model_dir=TINY_LLAMA, device="cpu_amx:0", tensor_parallel=2)
+
+
 def test_engine_on_the_default_model_gives_the_golden_text():
     gold = json.load(open(os.path.join(LICENSES, "golden.json")))["prompts"][0]
     b = IpexBuilder(model_dir=LICENSES)
