@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/error.h"
 
@@ -34,6 +35,7 @@ struct exo_rank_workers {
     exo_rank_fn fn;
     void *arg;
     uint32_t n_threads;     /* started: ranks 1..n_threads */
+    pid_t owner;            /* the process that started them (a forked child has none of them) */
     pthread_t *threads;
     worker_start *starts;
 };
@@ -76,6 +78,7 @@ exo_status exo_rank_workers_start(uint32_t ranks, exo_rank_workers **out) {
         free(w);
         return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory for %u rank threads", ranks - 1);
     }
+    w->owner = getpid();
     pthread_mutex_init(&w->turn, NULL);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->go, NULL);
@@ -109,7 +112,9 @@ exo_status exo_rank_workers_start(uint32_t ranks, exo_rank_workers **out) {
 }
 
 void exo_rank_workers_run(exo_rank_workers *w, uint32_t n, exo_rank_fn fn, void *arg) {
-    if (!w || n < 2) {
+    /* In a child forked after the load (multiprocessing's fork) the workers do not exist: the
+     * ranks run on the caller, as sequential ranks would. */
+    if (!w || n < 2 || getpid() != w->owner) {
         for (uint32_t r = 0; r < n; r++) fn(arg, r);
         return;
     }
@@ -132,6 +137,12 @@ void exo_rank_workers_run(exo_rank_workers *w, uint32_t n, exo_rank_fn fn, void 
 
 void exo_rank_workers_stop(exo_rank_workers *w) {
     if (!w) return;
+    if (getpid() != w->owner) { /* a forked child: no threads to join, locks as the fork left them */
+        free(w->threads);
+        free(w->starts);
+        free(w);
+        return;
+    }
     pthread_mutex_lock(&w->mu);
     w->quit = true;
     pthread_cond_broadcast(&w->go);

@@ -20,8 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "exo.h"
 #include "run/placement.h"
+#include "run/rank_workers.h"
 
 #define DATA EXO_TEST_SOURCE_DIR "/tests/data"
 #define MODEL DATA "/hf-tiny/llama"
@@ -49,6 +53,62 @@ START_TEST(split_follows_speed_and_room) {
     uint32_t got[2];
     ck_assert_int_eq(exo_placement_split(9, (double[]){1, 1}, (uint32_t[]){4, 4}, 2, got), EXO_ERR_NO_MEMORY);
     ck_assert_msg(strstr(exo_last_error(), "hold 8 of the 9 layers"), "%s", exo_last_error());
+}
+END_TEST
+
+/* ---------------------------------------------------------------- the ranks' threads (no device) */
+
+typedef struct rank_log {
+    pthread_t caller, thread[4];
+    int ran[4];
+} rank_log;
+
+static void note_rank(void *arg, uint32_t r) {
+    rank_log *log = arg;
+    log->thread[r] = pthread_self();
+    log->ran[r]++;
+}
+
+/* Rank 0 on the caller, every other rank on a thread of its own, each once per dispatch; a
+ * dispatch of fewer ranks leaves the others idle; in a forked child (no workers there) every
+ * rank runs on the caller; stopping joins them. */
+START_TEST(rank_workers_run_each_rank_once) {
+    exo_rank_workers *w = NULL;
+    ck_assert_int_eq(exo_rank_workers_start(4, &w), EXO_OK);
+    ck_assert_ptr_nonnull(w);
+    for (int round = 0; round < 50; round++) {
+        rank_log log = {.caller = pthread_self()};
+        uint32_t n = round % 2 ? 4 : 2;
+        exo_rank_workers_run(w, n, note_rank, &log);
+        for (uint32_t r = 0; r < 4; r++) ck_assert_int_eq(log.ran[r], r < n ? 1 : 0);
+        ck_assert(pthread_equal(log.thread[0], log.caller));
+        for (uint32_t r = 1; r < n; r++) {
+            ck_assert(!pthread_equal(log.thread[r], log.caller));
+            for (uint32_t q = 1; q < r; q++) ck_assert(!pthread_equal(log.thread[r], log.thread[q]));
+        }
+    }
+    fflush(stdout);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        rank_log log = {.caller = pthread_self()};
+        exo_rank_workers_run(w, 4, note_rank, &log);
+        int ok = 1;
+        for (uint32_t r = 0; r < 4; r++) ok = ok && log.ran[r] == 1 && pthread_equal(log.thread[r], log.caller);
+        exo_rank_workers_stop(w);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the forked child's dispatch: status %d", status);
+    rank_log log = {.caller = pthread_self()};
+    exo_rank_workers_run(w, 4, note_rank, &log);
+    ck_assert_int_eq(log.ran[3], 1);
+    exo_rank_workers_stop(w);
+    /* NULL (sequential ranks): every rank on the caller, in order. */
+    log = (rank_log){.caller = pthread_self()};
+    exo_rank_workers_run(NULL, 3, note_rank, &log);
+    for (uint32_t r = 0; r < 3; r++) ck_assert(log.ran[r] == 1 && pthread_equal(log.thread[r], log.caller));
 }
 END_TEST
 
@@ -688,6 +748,7 @@ int main(void) {
     TCase *tc = tcase_create("placement");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, split_follows_speed_and_room);
+    tcase_add_test(tc, rank_workers_run_each_rank_once);
     tcase_add_test(tc, device_lists);
     tcase_add_test(tc, parts_cover_the_range);
     tcase_add_test(tc, steps_match_one_device);
