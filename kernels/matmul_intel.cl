@@ -20,10 +20,10 @@
  *  exo_matmul_xmx_bf16      prompts: a sub-group computes 32 tokens x 2*EXO_XMX_SG weight rows
  *                           with intel_sub_group_bf16_bf16_matrix_mad_k16 (8 x 16 by 16 x SG per
  *                           call), K in steps of 16. bf16 weights are DPAS operands as they are;
- *                           each f32 activation is split into two bf16 parts, hi = bf16(x) and
- *                           lo = bf16(x - hi), both multiplied (|x - hi - lo| <= 2^-17 |x|, so the
- *                           products stay within f32 matmul's 1e-4 goldens; one bf16 part, or TF32,
- *                           would round x to 8 or 10 bits). */
+ *                           each f32 activation is split into EXO_XMX_PARTS bf16 parts (3: x0 =
+ *                           bf16(x), x1 = bf16(x - x0), x2 = bf16(x - x0 - x1), 24 bits as f32 has),
+ *                           each multiplied, so the products are f32 matmul's; one bf16 part, or
+ *                           TF32, would round x to 8 or 11 significant bits. */
 #ifdef EXO_INTEL_SUBGROUPS
 
 #ifndef EXO_XMX_SG
@@ -31,6 +31,15 @@
 #endif
 #if EXO_XMX_SG != 8 && EXO_XMX_SG != 16
 #error "EXO_XMX_SG must be 8 or 16"
+#endif
+/* bf16 parts per f32 activation in the GEMM: 3 (default) keep x to 24 bits, f32's own precision;
+ * 2 to 16 (|error| <= 2^-17 |x|, two thirds of the DPAS work; -DEXO_XMX_PARTS=2, e.g. through
+ * EXO_OPENCL_DEFINES, to compare). */
+#ifndef EXO_XMX_PARTS
+#define EXO_XMX_PARTS 3
+#endif
+#if EXO_XMX_PARTS != 2 && EXO_XMX_PARTS != 3
+#error "EXO_XMX_PARTS must be 2 or 3"
 #endif
 #define EXO_XMX_SGS 4                          /* sub-groups per work-group */
 #define EXO_XMX_WG (EXO_XMX_SG * EXO_XMX_SGS) /* work-group size (dimension 0) */
@@ -246,33 +255,40 @@ __kernel EXO_XMX_ATTR void exo_matmul_sgblock_mlx4(__global const float *x, uint
 }
 
 #ifdef EXO_INTEL_DPAS
-/* x's two bf16 parts for one DPAS A operand: rows t0 .. t0 + 7 (clamped to m - 1: rows past m
- * compute what no one stores), k0 .. k0 + 15 split across the lanes. hi rounds x to nearest
- * even, lo rounds the exact remainder x - hi. */
+/* x's bf16 parts for one DPAS A operand: rows t0 .. t0 + 7 (clamped to m - 1: rows past m compute
+ * what no one stores), k0 .. k0 + 15 split across the lanes. Part 0 rounds x to nearest even, each
+ * next part the exact remainder of the ones before (EXO_XMX_PARTS of them, 2 or 3). */
+EXO_XMX_INLINE exo_xmx_a exo_xmx_pack(const uint *w) {
+#if EXO_XMX_SG == 16
+    return as_short8(convert_ushort8(vload8(0, w)));
+#else
+    return as_int8(vload8(0, w));
+#endif
+}
 EXO_XMX_INLINE void exo_xmx_split_a(__global const float *x, uint x_off, uint k, uint m, uint t0, uint k0,
-                                   exo_xmx_a *hi, exo_xmx_a *lo) {
+                                   exo_xmx_a *a0, exo_xmx_a *a1, exo_xmx_a *a2) {
     uint l = exo_xmx_lane();
-    uint h[8], o[8];
+    uint p0[8], p1[8], p2[8];
     for (uint r = 0; r < 8u; r++) {
         __global const float *xr = x + x_off + (size_t)min(t0 + r, m - 1u) * k + k0 + l * EXO_XMX_A_PER_LANE;
-        uint hw = 0, lw = 0;
+        uint w0 = 0, w1 = 0, w2 = 0;
         for (uint e = 0; e < EXO_XMX_A_PER_LANE; e++) {
             float v = xr[e];
-            ushort vh = exo_f32_to_bf16(v);
-            ushort vl = exo_f32_to_bf16(v - as_float((uint)vh << 16));
-            hw |= (uint)vh << (16u * e);
-            lw |= (uint)vl << (16u * e);
+            ushort b0 = exo_f32_to_bf16(v);
+            float r1 = v - as_float((uint)b0 << 16); /* exact */
+            ushort b1 = exo_f32_to_bf16(r1);
+            ushort b2 = exo_f32_to_bf16(r1 - as_float((uint)b1 << 16));
+            w0 |= (uint)b0 << (16u * e);
+            w1 |= (uint)b1 << (16u * e);
+            w2 |= (uint)b2 << (16u * e);
         }
-        h[r] = hw;
-        o[r] = lw;
+        p0[r] = w0;
+        p1[r] = w1;
+        p2[r] = w2;
     }
-#if EXO_XMX_SG == 16
-    *hi = as_short8(convert_ushort8(vload8(0, h)));
-    *lo = as_short8(convert_ushort8(vload8(0, o)));
-#else
-    *hi = as_int8(vload8(0, h));
-    *lo = as_int8(vload8(0, o));
-#endif
+    *a0 = exo_xmx_pack(p0);
+    *a1 = exo_xmx_pack(p1);
+    *a2 = exo_xmx_pack(p2);
 }
 
 /* Prompts, bf16 weights. Host conditions: k a multiple of 16, the weight offset of 8 elements
@@ -294,12 +310,16 @@ __kernel EXO_XMX_ATTR void exo_matmul_xmx_bf16(__global const float *x, uint x_o
     for (uint k0 = 0; k0 < k; k0 += 16u) {
         int8 b0 = as_int8(vload8(0, w0 + k0 / 2u)), b1 = as_int8(vload8(0, w1 + k0 / 2u));
         for (uint i = 0; i < 4u; i++) {
-            exo_xmx_a hi, lo;
-            exo_xmx_split_a(x, x_off, k, m, t0 + 8u * i, k0, &hi, &lo);
-            acc[i][0] = exo_xmx_mad(hi, b0, acc[i][0], lds);
-            acc[i][0] = exo_xmx_mad(lo, b0, acc[i][0], lds);
-            acc[i][1] = exo_xmx_mad(hi, b1, acc[i][1], lds);
-            acc[i][1] = exo_xmx_mad(lo, b1, acc[i][1], lds);
+            exo_xmx_a a0, a1, a2;
+            exo_xmx_split_a(x, x_off, k, m, t0 + 8u * i, k0, &a0, &a1, &a2);
+            acc[i][0] = exo_xmx_mad(a0, b0, acc[i][0], lds);
+            acc[i][0] = exo_xmx_mad(a1, b0, acc[i][0], lds);
+            acc[i][1] = exo_xmx_mad(a0, b1, acc[i][1], lds);
+            acc[i][1] = exo_xmx_mad(a1, b1, acc[i][1], lds);
+#if EXO_XMX_PARTS == 3
+            acc[i][0] = exo_xmx_mad(a2, b0, acc[i][0], lds);
+            acc[i][1] = exo_xmx_mad(a2, b1, acc[i][1], lds);
+#endif
         }
     }
     for (uint nb = 0; nb < 2u; nb++) {
