@@ -67,7 +67,16 @@ typedef struct gpu_features {
     /* Weight rows per work-item of the one-token wide-load matvecs (exo_matmul_vec16*: 1, or 2
      * sharing x; 0 means the default, GPU_MATVEC_ROWS_DEFAULT in gpu_launch.h). */
     uint32_t matvec_rows;
+    /* Token counts that take the batched-step matvecs (exo_matmul_vecb*, kernels/matvec_batch.cl):
+     * from matvec_batch_min to matvec_batch_max, each at most GPU_MATVEC_BATCH_MAX_TOKENS; 0
+     * means the defaults (gpu_launch.h). A min above the max turns them off (GEMM past 4). */
+    uint32_t matvec_batch_min, matvec_batch_max;
+    /* Items sharing a row group in those kernels (16..128, a power of two); 0: chosen per launch
+     * (gpu_build_go_matvec_at). */
+    uint32_t matvec_batch_lanes;
 } gpu_features;
+/* The most tokens the batched-step matvecs take (EXO_MVB_TOKENS_MAX in kernels/matvec_batch.cl). */
+#define GPU_MATVEC_BATCH_MAX_TOKENS 16
 
 typedef struct gpu_backend {
     const char *name;        /* "opencl", "level_zero": prefixes every message */

@@ -90,7 +90,7 @@ static bool group_fits_matmuls(const gpu_exec_view *v, const exo_node *nodes, ui
     if (count < 2 || count > MATMUL_GROUP_MAX || v->be->features.subgroups) return false;
     int64_t wne[EXO_MAX_DIMS];
     gpu_view_count(v, nodes[0].src[1], wne);
-    if (gpu_view_count(v, nodes[0].src[0], NULL) / wne[0] > GPU_MATVEC_MAX_TOKENS) return false;
+    if (!gpu_matvec_tokens_fit(v, gpu_view_count(v, nodes[0].src[0], NULL) / wne[0])) return false;
     for (uint32_t i = 0; i < count; i++)
         if (!gpu_same_weight_format(v, nodes[i].src[1], nodes[0].src[1]) || !gpu_view_wide_loads_fit(v, &nodes[i], wne[0]))
             return false;
@@ -107,7 +107,9 @@ static exo_status group_enqueue(const gpu_exec_view *v, const exo_node *run, uin
     int64_t k = wne[0], m = gpu_view_count(v, run[0].src[0], NULL) / k, rows = 0;
     char name[48];
     gpu_builder b;
-    matvec_start(&b, name, v, "exo_matmul_vec16x3", run, norm);
+    char family[48];
+    gpu_matvec_family(v, m, "exo_matmul_vec16x3", family);
+    matvec_start(&b, name, v, family, run, norm);
     gpu_build_u32(&b, (uint64_t)m);
     gpu_build_u32(&b, (uint64_t)k);
     uint32_t rpi = gpu_matvec_rows_per_item(v, m);
@@ -123,7 +125,7 @@ static exo_status group_enqueue(const gpu_exec_view *v, const exo_node *run, uin
     norm_args(&b, norm, run[0].src[0]);
     gpu_build_u32(&b, rpi);
     gpu_build_weight_format(&b, run[0].src[1]);
-    return gpu_build_go_matvec(&b, k, rows);
+    return gpu_build_go_matvec_at(&b, m, k, rows);
 }
 
 /* ------------------------------------------------ gate, up and their GLU: exo_matmul_vec16_glu_* */
@@ -144,16 +146,39 @@ static bool glu_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, 
     if (glu->i[EXO_GLU_I_ACT] != EXO_ACT_SILU && glu->i[EXO_GLU_I_ACT] != EXO_ACT_GELU_TANH) return false;
     int64_t wne[EXO_MAX_DIMS];
     gpu_view_count(v, run[0].src[1], wne);
-    /* One token only (the kernel has no per-token loop), the GLU's output not on x (the keep
-     * entry sees to that), otherwise as the grouped matvec. */
-    return gpu_view_count(v, run[0].src[0], NULL) == wne[0] && !gpu_view_overlaps(v, glu->dst, run[0].src[0]) &&
+    /* One token (exo_matmul_vec16_glu_* has no per-token loop) or a batched step's rows
+     * (exo_matmul_vecb<T>_glu_*), the GLU's output not on x (the keep entry sees to that),
+     * otherwise as the grouped matvec. */
+    int64_t m = gpu_view_count(v, run[0].src[0], NULL) / wne[0];
+    return (m == 1 || gpu_matvec_batch(v, m)) && !gpu_view_overlaps(v, glu->dst, run[0].src[0]) &&
            group_fits_matmuls(v, run, 2) && (!norm || norm_fits(v, norm, run, 2, glu->dst));
+}
+
+/* A batched step's m rows: exo_matmul_vecb<T>_glu_*, the one-token kernel's arguments with m and
+ * without the norm (one folds in at one token only), R gate and R up rows per item. */
+static exo_status glu_batch_enqueue(const gpu_exec_view *v, const exo_node *run, int64_t m, int64_t k, int64_t n) {
+    char family[48], name[48];
+    gpu_matvec_family(v, m, "exo_matmul_vec16_glu", family);
+    gpu_builder b;
+    matvec_start(&b, name, v, family, run, NULL);
+    gpu_build_u32(&b, (uint64_t)m);
+    gpu_build_u32(&b, (uint64_t)k);
+    member_args(&b, &run[0]);
+    member_args(&b, &run[1]);
+    gpu_build_tensor(&b, run[2].dst);
+    gpu_build_u32(&b, (uint64_t)n);
+    gpu_build_i32(&b, run[2].i[EXO_GLU_I_ACT] == EXO_ACT_GELU_TANH ? 1 : 0);
+    gpu_build_weight_format(&b, run[0].src[1]);
+    uint32_t r = gpu_matvec_rows_per_item(v, m) / 2; /* the kernel's 2R accumulator rows hold as many sums */
+    return gpu_build_go_matvec_at(&b, m, k, (n + r - 1) / r);
 }
 
 static exo_status glu_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
     (void)len;
     int64_t wne[EXO_MAX_DIMS];
     int64_t w_count = gpu_view_count(v, run[0].src[1], wne), k = wne[0], rows = w_count / k;
+    int64_t m = gpu_view_count(v, run[0].src[0], NULL) / k;
+    if (m > 1) return glu_batch_enqueue(v, run, m, k, rows);
     char name[48];
     gpu_builder b;
     matvec_start(&b, name, v, "exo_matmul_vec16_glu", run, norm);
@@ -193,7 +218,7 @@ static bool add_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, 
     int64_t wne[EXO_MAX_DIMS];
     gpu_view_count(v, mm->src[1], wne);
     int64_t k = wne[0];
-    if (gpu_view_count(v, mm->src[0], NULL) / k > GPU_MATVEC_MAX_TOKENS || !gpu_view_wide_loads_fit(v, mm, k))
+    if (!gpu_matvec_tokens_fit(v, gpu_view_count(v, mm->src[0], NULL) / k) || !gpu_view_wide_loads_fit(v, mm, k))
         return false;
     /* No broadcast, and the ADD's output must not land on x while other rows still read it. */
     return gpu_view_count(v, res, NULL) == gpu_view_count(v, mm->dst, NULL) &&
@@ -209,8 +234,9 @@ static exo_status add_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
     int64_t m = gpu_view_count(v, mm->src[0], NULL) / k;
     exo_node fused = *mm;
     fused.dst = add->dst;
-    char name[48];
-    snprintf(name, sizeof name, "exo_matmul_vec16_%s", gpu_weight_suffix(&v->tensors[mm->src[1]]));
+    char name[48], family[48];
+    gpu_matvec_family(v, m, "exo_matmul_vec16", family);
+    snprintf(name, sizeof name, "%s_%s", family, gpu_weight_suffix(&v->tensors[mm->src[1]]));
     gpu_builder b;
     gpu_build_start(&b, v, name);
     gpu_build_matmul_args(&b, &fused, fused.n_src == 3 ? fused.src[2] : fused.dst, m, k, n);
@@ -219,7 +245,7 @@ static exo_status add_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
     uint32_t rpi = gpu_matvec_rows_per_item(v, m);
     gpu_build_u32(&b, rpi);
     gpu_build_weight_format(&b, mm->src[1]);
-    return gpu_build_go_matvec(&b, k, (n + rpi - 1) / rpi);
+    return gpu_build_go_matvec_at(&b, m, k, (n + rpi - 1) / rpi);
 }
 
 /* ------------------------------------------------ RoPE of q and k, KV writes of k and v: exo_rope_kv */

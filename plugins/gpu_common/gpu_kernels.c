@@ -13,13 +13,51 @@
 #include <stdio.h>
 #include <string.h>
 
-/* x [M,K] @ W[N,K]^T: matrix-vector kernels for decode-sized M (in chunks of GPU_MATVEC_MAX_TOKENS
- * rows of x), the tiled kernel otherwise. Among the matrix-vector kernels: the subgroup one where
- * the device has Intel subgroups, else the wide-load one (exo_matmul_vec16_*, what NVIDIA and
- * PoCL get) where the data is aligned for it, else the one-row-per-group fallback. MLX_AFFINE
- * weights take the wide-load one too where it has their format (4/8 bits; Llama 3.2 1B's 4-bit
- * lm_head on an H100: 108 us, against 1181 us in exo_matmul_vec_mlx, whose lanes each read 32
- * consecutive x, 128 bytes apart), else exo_matmul_vec_mlx / exo_matmul_tiled_mlx. */
+/* The matrix-vector kernels without wide loads, for tokens t0 .. t0 + mt - 1 of x and y (mt <=
+ * GPU_MATVEC_MAX_TOKENS): exo_matmul_vec_mlx for MLX_AFFINE weights (dequantized in the kernel),
+ * else the subgroup kernel where the device has Intel subgroups, else the one-row-per-group one. */
+static exo_status enqueue_matvec_rows(const gpu_exec_view *v, const exo_node *nd, uint32_t bias, int64_t t0,
+                                      int64_t mt, int64_t k, int64_t n) {
+    exo_dtype wt = v->tensors[nd->src[1]].dtype;
+    int sg = v->be->features.subgroups;
+    char name[48];
+    gpu_builder b;
+    if (wt == EXO_DTYPE_MLX_AFFINE) {
+        gpu_build_start(&b, v, "exo_matmul_vec_mlx");
+    } else {
+        snprintf(name, sizeof name, sg ? "exo_matmul_vec_sg_%s" : "exo_matmul_vec_%s", gpu_dtype_suffix(wt));
+        gpu_build_start(&b, v, name);
+    }
+    /* x and y are F32: element offsets are bytes / 4. */
+    gpu_build_mem(&b, v->mem[nd->src[0]], (uint32_t)(v->offset[nd->src[0]] / 4 + (uint64_t)(t0 * k)));
+    if (wt == EXO_DTYPE_MLX_AFFINE)
+        gpu_build_mlx_weight(&b, nd->src[1]);
+    else
+        gpu_build_weight(&b, nd->src[1]);
+    gpu_build_tensor(&b, bias);
+    gpu_build_i32(&b, nd->n_src == 3);
+    gpu_build_mem(&b, v->mem[nd->dst], (uint32_t)(v->offset[nd->dst] / 4 + (uint64_t)(t0 * n)));
+    gpu_build_u32(&b, (uint64_t)mt);
+    gpu_build_u32(&b, (uint64_t)k);
+    gpu_build_u32(&b, (uint64_t)n);
+    if (wt == EXO_DTYPE_MLX_AFFINE) return gpu_build_go_matvec(&b, k, n);
+    /* 64 items per work-group: one weight row per group, or 4 rows (EXO_SG_ROWS) with subgroups. */
+    uint64_t groups = sg ? (uint64_t)(n + 3) / 4 : (uint64_t)n;
+    return gpu_build_go(&b, 1, (uint64_t[3]){groups * 64, 1, 1}, (size_t[3]){64, 1, 1});
+}
+
+/* x [M,K] @ W[N,K]^T by token count M and the data's alignment (gpu_view_wide_loads_fit: float
+ * weights, MLX 4/8-bit):
+ *  - aligned, M up to GPU_MATVEC_MAX_TOKENS: the wide-load matvec exo_matmul_vec16_* (what NVIDIA
+ *    and PoCL get; devices with Intel subgroups take exo_matmul_vec_sg_* instead). MLX 4/8-bit
+ *    weights too (Llama 3.2 1B's 4-bit lm_head on an H100: 108 us, against 1181 us in
+ *    exo_matmul_vec_mlx, whose lanes each read 32 consecutive x, 128 bytes apart);
+ *  - aligned, a batched step's M (gpu_matvec_batch, 5..16 by default): exo_matmul_vecb<8|16>_*,
+ *    every weight read once for all rows (kernels/matvec_batch.cl);
+ *  - aligned, more tokens: the register-tiled GEMM exo_matmul_gemm*;
+ *  - unaligned (or MLX 2/3/5/6-bit) up to GPU_MATVEC_MAX_TOKENS: enqueue_matvec_rows; a batched
+ *    step's M in launches of GPU_MATVEC_MAX_TOKENS rows of those; more: the local-memory tiled
+ *    kernels (exo_matmul_tiled_*, exo_matmul_tiled_mlx). */
 static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
     exo_status intel_status; /* Intel's kernels first, where the device has them (gpu_intel.h: EXO_GPU_XMX) */
     if (gpu_intel_matmul(v, nd, &intel_status)) return intel_status;
@@ -30,9 +68,28 @@ static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
     uint32_t bias = nd->n_src == 3 ? nd->src[2] : nd->dst;
     char name[48];
     gpu_builder b;
-    int sg = v->be->features.subgroups;
-    bool wide = !sg && m <= GPU_MATVEC_MAX_TOKENS && gpu_view_wide_loads_fit(v, nd, k);
-    if (m > GPU_MATVEC_MAX_TOKENS && k % 16 == 0 && gpu_view_wide_loads_fit(v, nd, k)) {
+    bool fits = gpu_view_wide_loads_fit(v, nd, k), batch = gpu_matvec_batch(v, m);
+    bool wide = fits && (batch || (!v->be->features.subgroups && m <= GPU_MATVEC_MAX_TOKENS));
+    if (wide) {
+        char family[48];
+        gpu_matvec_family(v, m, "exo_matmul_vec16", family);
+        snprintf(name, sizeof name, "%s_%s", family, gpu_weight_suffix(&v->tensors[nd->src[1]]));
+        gpu_build_start(&b, v, name);
+        gpu_build_matmul_args(&b, nd, bias, m, k, n);
+        gpu_build_tensor(&b, nd->src[0]); /* no residual */
+        gpu_build_i32(&b, 0);
+        uint32_t rpi = gpu_matvec_rows_per_item(v, m);
+        gpu_build_u32(&b, rpi);
+        gpu_build_weight_format(&b, nd->src[1]);
+        return gpu_build_go_matvec_at(&b, m, k, (n + rpi - 1) / rpi);
+    }
+    if (m <= GPU_MATVEC_MAX_TOKENS || batch) {
+        exo_status st = EXO_OK;
+        for (int64_t t0 = 0; st == EXO_OK && t0 < m; t0 += GPU_MATVEC_MAX_TOKENS)
+            st = enqueue_matvec_rows(v, nd, bias, t0, m - t0 < GPU_MATVEC_MAX_TOKENS ? m - t0 : GPU_MATVEC_MAX_TOKENS, k, n);
+        return st;
+    }
+    if (k % 16 == 0 && fits) {
         /* The register-tiled GEMM (kernels/matmul.cl, exo_matmul_gemm*): the largest block (tokens
          * x weight rows) that still leaves GPU_GEMM_MIN_GROUPS work-groups, else the smallest. */
         static const unsigned blocks[][2] = {{128, 128}, {64, 128}, {64, 64}};
@@ -49,9 +106,8 @@ static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
         return gpu_build_go(&b, 2, (uint64_t[3]){(uint64_t)(n + bn - 1) / bn * 16, (uint64_t)(m + bm - 1) / bm * 16, 1},
                             (size_t[3]){16, 16, 1});
     }
-    if (wt == EXO_DTYPE_MLX_AFFINE && !wide) { /* dequantized in the kernel (kernels/matmul.cl) */
-        int tiled = m > GPU_MATVEC_MAX_TOKENS;
-        gpu_build_start(&b, v, tiled ? "exo_matmul_tiled_mlx" : "exo_matmul_vec_mlx");
+    if (wt == EXO_DTYPE_MLX_AFFINE) { /* dequantized in the kernel (kernels/matmul.cl) */
+        gpu_build_start(&b, v, "exo_matmul_tiled_mlx");
         gpu_build_tensor(&b, nd->src[0]);
         gpu_build_mlx_weight(&b, nd->src[1]);
         gpu_build_tensor(&b, bias);
@@ -60,36 +116,14 @@ static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
         gpu_build_u32(&b, (uint64_t)m);
         gpu_build_u32(&b, (uint64_t)k);
         gpu_build_u32(&b, (uint64_t)n);
-        if (tiled)
-            return gpu_build_go(&b, 2, (uint64_t[3]){(uint64_t)(n + 63) / 64 * 16, (uint64_t)(m + 63) / 64 * 16, 1},
-                                (size_t[3]){16, 16, 1});
-        return gpu_build_go_matvec(&b, k, n);
-    }
-    if (m > GPU_MATVEC_MAX_TOKENS) {
+    } else {
         snprintf(name, sizeof name, "exo_matmul_tiled_%s", gpu_dtype_suffix(wt));
         gpu_build_start(&b, v, name);
         gpu_build_matmul_args(&b, nd, bias, m, k, n);
-        /* 64x64 outputs per 16x16 work-group. */
-        return gpu_build_go(&b, 2, (uint64_t[3]){(uint64_t)(n + 63) / 64 * 16, (uint64_t)(m + 63) / 64 * 16, 1},
-                  (size_t[3]){16, 16, 1});
     }
-    if (wide) {
-        snprintf(name, sizeof name, "exo_matmul_vec16_%s", gpu_weight_suffix(&v->tensors[nd->src[1]]));
-        gpu_build_start(&b, v, name);
-        gpu_build_matmul_args(&b, nd, bias, m, k, n);
-        gpu_build_tensor(&b, nd->src[0]); /* no residual */
-        gpu_build_i32(&b, 0);
-        uint32_t rpi = gpu_matvec_rows_per_item(v, m);
-        gpu_build_u32(&b, rpi);
-        gpu_build_weight_format(&b, nd->src[1]);
-        return gpu_build_go_matvec(&b, k, (n + rpi - 1) / rpi);
-    }
-    snprintf(name, sizeof name, sg ? "exo_matmul_vec_sg_%s" : "exo_matmul_vec_%s", gpu_dtype_suffix(wt));
-    gpu_build_start(&b, v, name);
-    gpu_build_matmul_args(&b, nd, bias, m, k, n);
-    /* 64 items per work-group: one weight row per group, or 4 rows (EXO_SG_ROWS) with subgroups. */
-    uint64_t groups = sg ? (uint64_t)(n + 3) / 4 : (uint64_t)n;
-    return gpu_build_go(&b, 1, (uint64_t[3]){groups * 64, 1, 1}, (size_t[3]){64, 1, 1});
+    /* 64x64 outputs per 16x16 work-group. */
+    return gpu_build_go(&b, 2, (uint64_t[3]){(uint64_t)(n + 63) / 64 * 16, (uint64_t)(m + 63) / 64 * 16, 1},
+                        (size_t[3]){16, 16, 1});
 }
 
 int64_t gpu_cache_rows(const gpu_exec_view *v, uint32_t cache) {

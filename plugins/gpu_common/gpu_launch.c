@@ -4,6 +4,8 @@
 #include "graph_ir.h"
 
 #include <assert.h>
+#include <stdio.h>
+#include <string.h>
 
 /* The next argument slot; a kernel with more parameters than GPU_MAX_ARGS holds is a bug here. */
 static gpu_arg *next_arg(gpu_builder *b) {
@@ -154,7 +156,47 @@ exo_status gpu_build_go_matvec(gpu_builder *b, int64_t k, int64_t rows) {
     return gpu_build_go(b, 2, (uint64_t[3]){lanes, (uint64_t)rows, 1}, (size_t[3]){(size_t)lanes, (size_t)(256 / lanes), 1});
 }
 
+/* The batched-step kernels (rows: groups of R weight rows) do R x tokens multiply-adds per chunk,
+ * so fewer work-groups keep the device busy: more lanes only while under
+ * GPU_MATVEC_BATCH_MIN_GROUPS work-groups and each lane keeps >= 4 chunks of every row (its sums
+ * cost a pass through local memory, one item summing an output over the lanes). */
+#define GPU_MATVEC_BATCH_MIN_GROUPS 256
+exo_status gpu_build_go_matvec_at(gpu_builder *b, int64_t m, int64_t k, int64_t rows) {
+    if (!gpu_matvec_batch(b->v, m)) return gpu_build_go_matvec(b, k, rows);
+    uint64_t lanes = 32, chunks = (uint64_t)k / 8;
+    while (lanes < 128 && (uint64_t)rows * lanes / 256 < GPU_MATVEC_BATCH_MIN_GROUPS && chunks >= lanes * 2 * 4)
+        lanes *= 2;
+    if (b->v->be->features.matvec_batch_lanes) lanes = b->v->be->features.matvec_batch_lanes;
+    return gpu_build_go(b, 2, (uint64_t[3]){lanes, (uint64_t)rows, 1}, (size_t[3]){(size_t)lanes, (size_t)(256 / lanes), 1});
+}
+
+bool gpu_matvec_batch(const gpu_exec_view *v, int64_t m) {
+    const gpu_features *f = &v->be->features;
+    uint32_t lo = f->matvec_batch_min ? f->matvec_batch_min : GPU_MATVEC_BATCH_MIN_DEFAULT;
+    uint32_t hi = f->matvec_batch_max ? f->matvec_batch_max : GPU_MATVEC_BATCH_MAX_DEFAULT;
+    if (hi > GPU_MATVEC_BATCH_MAX_TOKENS) hi = GPU_MATVEC_BATCH_MAX_TOKENS;
+    return m >= 2 && m >= (int64_t)lo && m <= (int64_t)hi;
+}
+
+bool gpu_matvec_tokens_fit(const gpu_exec_view *v, int64_t m) {
+    return m <= GPU_MATVEC_MAX_TOKENS || gpu_matvec_batch(v, m);
+}
+
+/* Up to 8 tokens: exo_matmul_vecb8* (4 rows per item); up to 16: exo_matmul_vecb16* (2 rows). */
+static uint32_t batch_tokens(int64_t m) { return m <= 8 ? 8 : 16; }
+
+void gpu_matvec_family(const gpu_exec_view *v, int64_t m, const char *family, char name[48]) {
+    if (!gpu_matvec_batch(v, m)) {
+        snprintf(name, 48, "%s", family);
+        return;
+    }
+    size_t base = strlen("exo_matmul_vec16");
+    assert(strncmp(family, "exo_matmul_vec16", base) == 0);
+    snprintf(name, 48, "exo_matmul_vecb%u%s", batch_tokens(m), family + base);
+}
+
 uint32_t gpu_matvec_rows_per_item(const gpu_exec_view *v, int64_t m) {
+    if (gpu_matvec_batch(v, m)) return 32 / batch_tokens(m);
     uint32_t rows = v->be->features.matvec_rows ? v->be->features.matvec_rows : GPU_MATVEC_ROWS_DEFAULT;
     return m == 1 && rows == 2 ? 2 : 1;
 }

@@ -30,6 +30,12 @@ typedef struct gpu_exec_view {
 
 /* Token counts up to this use the matrix-vector kernels (weights read once per row). */
 #define GPU_MATVEC_MAX_TOKENS 4 /* EXO_MV_MAX_M in kernels/matmul.cl */
+/* Token counts of a batched decode step (one row per sequence) take the batched-step matvecs
+ * (kernels/matvec_batch.cl, exo_matmul_vecb<8|16>*): every weight read once for all rows, R x
+ * tokens sums per item in registers. Defaults of gpu_features.matvec_batch_min / _max; the
+ * kernels take at most GPU_MATVEC_BATCH_MAX_TOKENS (gpu_backend.h). */
+#define GPU_MATVEC_BATCH_MIN_DEFAULT 5
+#define GPU_MATVEC_BATCH_MAX_DEFAULT 16
 /* The prefill GEMM takes the largest block of (tokens x weight rows) that leaves at least this
  * many work-groups, about two per multiprocessor of a big GPU. */
 #define GPU_GEMM_MIN_GROUPS 256
@@ -82,9 +88,21 @@ exo_status gpu_build_go_1d(gpu_builder *b, uint64_t count);
 /* A wide-load matvec kernel over `rows` work-item rows of inner size k (weight rows divided by
  * gpu_matvec_rows_per_item). */
 exo_status gpu_build_go_matvec(gpu_builder *b, int64_t k, int64_t rows);
+/* The same for a launch of m tokens: the batched-step kernels' geometry where m takes them
+ * (gpu_matvec_batch), else gpu_build_go_matvec's. */
+exo_status gpu_build_go_matvec_at(gpu_builder *b, int64_t m, int64_t k, int64_t rows);
 /* Weight rows per work-item of exo_matmul_vec16 / vec16x3 launches at m tokens (their `rpi`
- * argument): 2 at one token unless the backend asks for 1 (gpu_features.matvec_rows), else 1. */
+ * argument): 2 at one token unless the backend asks for 1 (gpu_features.matvec_rows), else 1;
+ * the batched-step kernels' R (4 for up to 8 tokens, 2 for up to 16) where m takes them. */
 #define GPU_MATVEC_ROWS_DEFAULT 2
 uint32_t gpu_matvec_rows_per_item(const gpu_exec_view *v, int64_t m);
+/* Whether m tokens take the batched-step matvecs on this backend (gpu_features.matvec_batch_*). */
+bool gpu_matvec_batch(const gpu_exec_view *v, int64_t m);
+/* Whether a wide-load matvec kernel (one-token family or batched-step) takes m tokens. */
+bool gpu_matvec_tokens_fit(const gpu_exec_view *v, int64_t m);
+/* The name of a wide-load matvec family at m tokens: `family` ("exo_matmul_vec16",
+ * "exo_matmul_vec16x3") as it is, or its batched-step counterpart (exo_matmul_vecb<T>,
+ * exo_matmul_vecb<T>x3: same parameters) where m takes those kernels. Into name[48]. */
+void gpu_matvec_family(const gpu_exec_view *v, int64_t m, const char *family, char name[48]);
 
 #endif

@@ -7,6 +7,7 @@
 #include "gpu_intel.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static exo_status be_mem_alloc(void *p, uint64_t size, gpu_mem **out) {
@@ -157,6 +158,28 @@ void ocl_backend_init(ocl_runtime *rt, const ocl_device *dev) {
     be->features.max_alloc = dev->report.max_alloc;
     /* EXO_GPU_MATVEC_ROWS=1: one weight row per item in the one-token matvecs (to compare). */
     if (env_set(ctx, "EXO_GPU_MATVEC_ROWS", "1")) be->features.matvec_rows = 1;
+    /* EXO_GPU_MATVEC_BATCH=LO-HI: the token counts that take the batched-step matvecs (default
+     * 5-16, gpu_launch.h); "off": none, a batched step's matmuls past 4 tokens take the GEMM (to
+     * compare, and to find where the GEMM wins). */
+    const char *mb = ctx->host->get_env(ctx->host->host_ctx, "EXO_GPU_MATVEC_BATCH");
+    unsigned lo = 0, hi = 0;
+    char tail = 0;
+    if (mb && strcmp(mb, "off") == 0) {
+        be->features.matvec_batch_min = GPU_MATVEC_BATCH_MAX_TOKENS + 1;
+        be->features.matvec_batch_max = GPU_MATVEC_BATCH_MAX_TOKENS;
+    } else if (mb && sscanf(mb, "%u-%u%c", &lo, &hi, &tail) == 2 && lo >= 2 && lo <= hi && hi <= GPU_MATVEC_BATCH_MAX_TOKENS) {
+        be->features.matvec_batch_min = lo;
+        be->features.matvec_batch_max = hi;
+    } else if (mb) {
+        ocl_log(ctx, EXO_LOG_WARN, "EXO_GPU_MATVEC_BATCH=%s ignored: expected LO-HI with 2 <= LO <= HI <= %d, or off", mb,
+                GPU_MATVEC_BATCH_MAX_TOKENS);
+    }
+    /* EXO_GPU_MATVEC_BATCH_LANES=16|32|64|128: items per row group in those kernels (to compare). */
+    const char *ml = ctx->host->get_env(ctx->host->host_ctx, "EXO_GPU_MATVEC_BATCH_LANES");
+    if (ml && (strcmp(ml, "16") == 0 || strcmp(ml, "32") == 0 || strcmp(ml, "64") == 0 || strcmp(ml, "128") == 0))
+        be->features.matvec_batch_lanes = (uint32_t)atoi(ml);
+    else if (ml)
+        ocl_log(ctx, EXO_LOG_WARN, "EXO_GPU_MATVEC_BATCH_LANES=%s ignored: expected 16, 32, 64 or 128", ml);
 
     /* Faster paths where the device has what they need; EXO_OPENCL_KERNELS=portable turns them
      * off (the path PoCL and the SPIR-V module run, so it can be compared on any device). */
