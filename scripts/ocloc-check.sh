@@ -25,6 +25,8 @@ if [ ! -x "$root/usr/bin/ocloc" ]; then
     libllvmspirvlib14)
   for deb in "$debs"/*.deb; do dpkg -x "$deb" "$root"; done
 fi
+# ocloc disasm loads libiga64.so by that name (the ocloc_isa_intel_* tests read the ISA text).
+ln -sf libiga64.so.1 "$root/usr/lib/x86_64-linux-gnu/libiga64.so"
 cmake -S "$repo" -B "$build" -DEXO_OCLOC_CHECK=ON -DEXO_OCLOC="$root/usr/bin/ocloc" \
   -DEXO_OCLOC_LIBRARY_PATH="$root/usr/lib/x86_64-linux-gnu"
 cmake --build "$build" --target exo_kernels_spv -j"$(nproc)"
