@@ -803,8 +803,12 @@ START_TEST(intel_matmuls_match_reference) {
         ck_assert_msg(ran == emulated, "%s %s with EXO_GPU_XMX=%s; log:\n%s", kernels[i], ran ? "ran" : "did not run",
                       xmx ? xmx : "(unset)", cl_dev.host.log);
     }
-    ck_assert_msg(strstr(cl_dev.host.log, "profile:   exo_matmul_gemm") || strstr(cl_dev.host.log, "profile:   exo_matmul_tiled"),
-                  "the f32 prompt took no portable GEMM; log:\n%s", cl_dev.host.log);
+    /* The f32 case and the MLX words off 16 bytes took a portable kernel (which one is not this
+     * test's business: the batched-step matvecs, the GEMM). */
+    int portable = 0;
+    for (const char *p = cl_dev.host.log; (p = strstr(p, "profile:   exo_matmul_")) != NULL; p++)
+        portable += strncmp(p + 11, "exo_matmul_sgblock_", 19) != 0 && strncmp(p + 11, "exo_matmul_xmx_", 15) != 0;
+    ck_assert_msg(portable > 0, "no portable matmul kernel ran; log:\n%s", cl_dev.host.log);
 }
 END_TEST
 
