@@ -39,9 +39,10 @@ typedef struct gpu_arg {
     } v;
 } gpu_arg;
 
-/* The longest list: exo_matmul_vec16x3_mlx* (x, m, k, three members of words, scales, biases,
- * bias, has_bias, dst, n, the norm's five, rows per item, q_type and group) is 32. */
-#define GPU_MAX_ARGS 40
+/* The longest list: exo_dmv_mlx* (kernels/decode.cl: x, k, three members of words, scales,
+ * biases, bias, has_bias, dst, n, the residual's two, glu, the RoPE + KV epilogue's nine, the
+ * norm's five, q_type and group) is 42. */
+#define GPU_MAX_ARGS 48
 
 typedef struct gpu_launch {
     const char *kernel; /* kernel function name, e.g. "exo_matmul_vec_f16" */

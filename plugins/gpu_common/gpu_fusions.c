@@ -7,6 +7,8 @@
 #include "graph_ir.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Most matmuls sharing their input in one exo_matmul_vec16x3_* launch. */
 #define MATMUL_GROUP_MAX 3
@@ -75,6 +77,117 @@ static void member_args(gpu_builder *b, const exo_node *nd) {
     gpu_build_i32(b, nd->n_src == 3);
 }
 
+/* ------------------------------------------------ the one-token decode matvec: exo_dmv_* */
+
+/* kernels/decode.cl: EXO_DMV_KMAX (x staged in local memory), EXO_DMV_WG, rows per item. */
+#define DMV_KMAX 8192
+#define DMV_WG 256
+#define DMV_SLOTS 4
+
+/* EXO_GPU_DECODE_MATVEC=0 keeps the one-token launches on exo_matmul_vec16* (to compare). */
+static bool dmv_enabled(void) {
+    static int enabled = -1;
+    if (enabled < 0) {
+        const char *e = getenv("EXO_GPU_DECODE_MATVEC");
+        enabled = !(e && strcmp(e, "0") == 0);
+    }
+    return enabled == 1;
+}
+
+/* The exo_dmv_* storage of weight w, or NULL: f32, bf16, and MLX 4- and 8-bit codes with groups
+ * of 32, 64 or 128 (whole 16-byte chunks of 32 / 16 codes per group). */
+static const char *dmv_storage(const exo_tensor *w) {
+    if (w->dtype == EXO_DTYPE_F32) return "f32";
+    if (w->dtype == EXO_DTYPE_BF16) return "bf16";
+    if (w->dtype != EXO_DTYPE_MLX_AFFINE || (w->q_group != 32 && w->q_group != 64 && w->q_group != 128)) return NULL;
+    return w->q_bits == 4 ? "mlx4" : w->q_bits == 8 ? "mlx8" : NULL;
+}
+
+/* Weights per 16-byte chunk of an exo_dmv_* storage (EXO_DMV_CE_*). */
+static int64_t dmv_chunk_elems(const exo_tensor *w) {
+    return w->dtype == EXO_DTYPE_F32 ? 4 : w->dtype == EXO_DTYPE_BF16 ? 8 : w->q_bits == 4 ? 32 : 16;
+}
+
+/* Whether matmuls nodes[0 .. count-1], sharing x, take exo_dmv_*: one token, an f32 x of at
+ * most DMV_KMAX elements, one storage and format, each weight's rows 16-byte aligned (k a
+ * multiple of the chunk's elements, the offset of whole chunks). */
+static bool dmv_fits(const gpu_exec_view *v, const exo_node *nodes, uint32_t count) {
+    if (!dmv_enabled()) return false;
+    int64_t wne[EXO_MAX_DIMS];
+    gpu_view_count(v, nodes[0].src[1], wne);
+    int64_t k = wne[0];
+    const exo_tensor *w0 = &v->tensors[nodes[0].src[1]];
+    const char *storage = dmv_storage(w0);
+    if (!storage || k > DMV_KMAX || gpu_view_count(v, nodes[0].src[0], NULL) != k ||
+        v->tensors[nodes[0].src[0]].dtype != EXO_DTYPE_F32)
+        return false;
+    int64_t chunk_elems = dmv_chunk_elems(w0);
+    if (k % chunk_elems != 0) return false;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t w = nodes[i].src[1];
+        if (nodes[i].src[0] != nodes[0].src[0] || !gpu_same_weight_format(v, w, nodes[0].src[1]) ||
+            gpu_view_count(v, w, NULL) % k != 0 || v->offset[w] % 16 != 0)
+            return false;
+    }
+    return true;
+}
+
+/* exo_dmv_<storage> over members run[0 .. count-1] (count <= 3, sharing x): each written to its
+ * own output, or (glu >= 0, count 2: gate and up) act(gate) * up written to glu_dst, or (res
+ * set, count 1) the output plus res written to out, or (rope: the ROPE q, ROPE k, KV_WRITE k,
+ * KV_WRITE v after q/k/v, count 3) q roped to its ROPE's output, k roped and v into the caches. */
+static exo_status dmv_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t count, int glu, uint32_t glu_dst,
+                              uint32_t res, uint32_t out, const exo_node *rope, const exo_node *norm) {
+    int64_t wne[EXO_MAX_DIMS];
+    gpu_view_count(v, run[0].src[1], wne);
+    int64_t k = wne[0], items = 0;
+    char name[48];
+    snprintf(name, sizeof name, "exo_dmv_%s", dmv_storage(&v->tensors[run[0].src[1]]));
+    gpu_builder b;
+    gpu_build_start(&b, v, name);
+    gpu_build_tensor(&b, norm ? norm->src[0] : run[0].src[0]);
+    gpu_build_u32(&b, (uint64_t)k);
+    for (uint32_t i = 0; i < 3; i++) {
+        /* Fewer than three: member 0 again, with no rows. */
+        const exo_node *nd = &run[i < count ? i : 0];
+        int64_t n = i < count ? gpu_view_count(v, nd->src[1], NULL) / k : 0;
+        member_args(&b, nd);
+        if (rope)
+            gpu_build_tensor(&b, i == 0 ? rope[0].dst : rope[1 + i].dst); /* roped q, the K and V caches */
+        else
+            gpu_build_tensor(&b, glu >= 0 ? glu_dst : i == 0 && res != UINT32_MAX ? out : nd->dst);
+        gpu_build_u32(&b, (uint64_t)n);
+        if (glu < 0) items += (n + DMV_SLOTS - 1) / DMV_SLOTS;
+        else if (i == 0) items = (n + 1) / 2;
+    }
+    gpu_build_tensor(&b, res != UINT32_MAX ? res : run[0].src[0]);
+    gpu_build_i32(&b, res != UINT32_MAX);
+    gpu_build_i32(&b, glu);
+    uint32_t x = run[0].src[0]; /* stand-in for the tensors a launch without RoPE never reads */
+    gpu_build_i32(&b, rope ? rope[0].i[EXO_ROPE_I_MODE] : -1);
+    gpu_build_tensor(&b, rope ? rope[0].src[1] : x);
+    /* The slots of a pooled cache and their count (0: a 3-D cache), as gpu_build_kv_slots
+     * passes them; the kernel takes the cache dtype as an argument, not as a variant. */
+    const exo_tensor *cache = rope ? &v->tensors[rope[2].dst] : NULL;
+    bool pooled = cache && cache->n_dims == 4;
+    gpu_build_tensor(&b, pooled ? rope[2].src[rope[2].n_src - 1] : x);
+    gpu_build_u32(&b, pooled ? (uint64_t)cache->ne[3] : 0);
+    gpu_build_tensor(&b, rope ? rope[0].src[2] : x);
+    int64_t qne[EXO_MAX_DIMS];
+    if (rope) gpu_view_count(v, rope[0].src[0], qne);
+    gpu_build_u32(&b, rope ? (uint64_t)qne[0] : 0);
+    gpu_build_f32(&b, rope ? rope[0].f[EXO_ROPE_F_ATTN_FACTOR] : 0.0f);
+    gpu_build_u32(&b, rope ? (uint64_t)gpu_cache_rows(v, rope[2].dst) : 0);
+    gpu_build_i32(&b, cache ? (int)cache->dtype : 0);
+    norm_args(&b, norm, run[0].src[0]);
+    gpu_build_weight_format(&b, run[0].src[1]);
+    /* About two chunks of a row per item: lanes the power of two >= chunks / 2, 32 .. 256. */
+    const exo_tensor *w = &v->tensors[run[0].src[1]];
+    uint64_t chunks = (uint64_t)k / (uint64_t)dmv_chunk_elems(w), lanes = 32;
+    while (lanes < DMV_WG && lanes * 2 < chunks) lanes *= 2;
+    return gpu_build_go(&b, 2, (uint64_t[3]){lanes, (uint64_t)items, 1}, (size_t[3]){(size_t)lanes, (size_t)(DMV_WG / lanes), 1});
+}
+
 /* ------------------------------------------------ matmuls sharing their input: exo_matmul_vec16x3_* */
 
 /* The q/k/v projections, gate and up (graph_matmul_group_length). */
@@ -102,6 +215,7 @@ static bool group_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len
 }
 
 static exo_status group_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
+    if (dmv_fits(v, run, len)) return dmv_enqueue(v, run, len, -1, 0, UINT32_MAX, 0, NULL, norm);
     int64_t wne[EXO_MAX_DIMS];
     gpu_view_count(v, run[0].src[1], wne);
     int64_t k = wne[0], m = gpu_view_count(v, run[0].src[0], NULL) / k, rows = 0;
@@ -175,6 +289,8 @@ static exo_status glu_batch_enqueue(const gpu_exec_view *v, const exo_node *run,
 
 static exo_status glu_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
     (void)len;
+    if (dmv_fits(v, run, 2))
+        return dmv_enqueue(v, run, 2, run[2].i[EXO_GLU_I_ACT] == EXO_ACT_GELU_TANH ? 1 : 0, run[2].dst, UINT32_MAX, 0, NULL, norm);
     int64_t wne[EXO_MAX_DIMS];
     int64_t w_count = gpu_view_count(v, run[0].src[1], wne), k = wne[0], rows = w_count / k;
     int64_t m = gpu_view_count(v, run[0].src[0], NULL) / k;
@@ -229,6 +345,7 @@ static exo_status add_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
     (void)len;
     (void)norm;
     const exo_node *mm = &run[0], *add = &run[1];
+    if (dmv_fits(v, mm, 1)) return dmv_enqueue(v, mm, 1, -1, 0, residual_of(mm, add), add->dst, NULL, NULL);
     int64_t wne[EXO_MAX_DIMS];
     int64_t w_count = gpu_view_count(v, mm->src[1], wne), k = wne[0], n = w_count / k;
     int64_t m = gpu_view_count(v, mm->src[0], NULL) / k;
@@ -260,8 +377,8 @@ static uint32_t rope_kv_detect(const exo_graph *g, uint32_t i) {
 }
 
 /* The same positions and RoPE parameters for q and k, the KV writes of the roped k and of a v
- * that is neither roped output, into caches of one form (pooled ones, ABI 1.6, with one slots
- * source). */
+ * that is neither roped output, into caches of one form and one dtype (pooled ones, ABI 1.6,
+ * with one slots source). */
 static bool rope_kv_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
     const exo_node *rq = &run[0], *rk = &run[1], *wk = &run[2], *wv = &run[3];
     if (len != 4 || norm || rq->op != EXO_OP_ROPE || rk->op != EXO_OP_ROPE || wk->op != EXO_OP_KV_WRITE ||
@@ -277,8 +394,10 @@ static bool rope_kv_fits(const gpu_exec_view *v, const exo_node *run, uint32_t l
     int64_t qne[EXO_MAX_DIMS], kne[EXO_MAX_DIMS];
     gpu_view_count(v, rq->src[0], qne);
     int64_t k_count = gpu_view_count(v, rk->src[0], kne);
-    /* Same head size; v rows as long as k rows; both caches as long. */
+    /* Same head size; v rows as long as k rows; both caches as long and of one dtype (the
+     * kernel writes both through one exo_rope_kv variant, picked by the K cache's dtype). */
     return qne[0] == kne[0] && gpu_view_count(v, wv->src[0], NULL) == k_count &&
+           v->tensors[wk->dst].dtype == v->tensors[wv->dst].dtype &&
            gpu_view_count(v, wk->dst, NULL) == gpu_view_count(v, wv->dst, NULL) &&
            gpu_cache_rows(v, wk->dst) == gpu_cache_rows(v, wv->dst);
 }
@@ -313,6 +432,60 @@ static exo_status rope_kv_enqueue(const gpu_exec_view *v, const exo_node *run, u
                         (size_t[3]){32, 1, 1});
 }
 
+/* ------------------------------------------------ q/k/v, their RoPE and KV writes: exo_dmv_* */
+
+/* q/k/v (a group of three sharing x), then exo_rope_kv's run over their outputs, the raw q, k
+ * and v read by nothing else: one launch for seven nodes (the matvec's epilogue rotates and
+ * stores), a decode step's RoPE + KV launch per layer saved. */
+static uint32_t qkv_rope_detect(const exo_graph *g, uint32_t i) {
+    if (graph_matmul_group_length(g, i, MATMUL_GROUP_MAX) != 3 || rope_kv_detect(g, i + 3) != 4) return 0;
+    const exo_node *q = exo_graph_node(g, i), *k = exo_graph_node(g, i + 1), *vv = exo_graph_node(g, i + 2);
+    if (exo_graph_node(g, i + 3)->src[0] != q->dst || exo_graph_node(g, i + 4)->src[0] != k->dst ||
+        exo_graph_node(g, i + 6)->src[0] != vv->dst || !read_only_by(g, q->dst, i + 3, i + 3) ||
+        !read_only_by(g, k->dst, i + 4, i + 4) || !read_only_by(g, vv->dst, i + 6, i + 6))
+        return 0;
+    return 7;
+}
+
+/* One token on exo_dmv_*, exo_rope_kv's conditions, and the shapes the epilogue's row mapping
+ * needs: the whole head rotates (n_rot = head_dim, a multiple of 4, so an item's four rows are
+ * two rotation pairs), q rows whole heads, v rows as many as k rows. */
+static bool qkv_rope_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
+    if (len != 7 || !dmv_fits(v, run, 3) || !rope_kv_fits(v, run + 3, 4, NULL)) return false;
+    const exo_node *rq = &run[3];
+    int64_t qne[EXO_MAX_DIMS];
+    gpu_view_count(v, rq->src[0], qne);
+    int64_t hd = qne[0], k = gpu_view_count(v, run[0].src[0], NULL);
+    int64_t nq = gpu_view_count(v, run[0].src[1], NULL) / k, nk = gpu_view_count(v, run[1].src[1], NULL) / k,
+            nv = gpu_view_count(v, run[2].src[1], NULL) / k;
+    int mode = rq->i[EXO_ROPE_I_MODE];
+    if ((mode != EXO_ROPE_NEOX && mode != EXO_ROPE_NORMAL) || rq->i[EXO_ROPE_I_N_ROT] != hd || hd % 4 != 0 ||
+        nq % hd != 0 || nk % hd != 0 || nv != nk || gpu_view_count(v, rq->src[0], NULL) != nq ||
+        gpu_view_count(v, run[4].src[0], NULL) != nk)
+        return false;
+    return !norm || norm_fits(v, norm, run, 3, rq->dst);
+}
+
+static exo_status qkv_rope_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
+    (void)len;
+    return dmv_enqueue(v, run, 3, -1, 0, UINT32_MAX, 0, run + 3, norm);
+}
+
+/* ------------------------------------------------ an RMS_NORM and the one matmul after it: exo_dmv_* */
+
+/* Any matmul; the run is the norm before it (folds_norm) and it, e.g. the final norm and the
+ * lm_head: one launch instead of two. Without a norm the matmul runs alone. */
+static uint32_t norm_matmul_detect(const exo_graph *g, uint32_t i) { return exo_graph_node(g, i)->op == EXO_OP_MATMUL ? 1 : 0; }
+
+static bool norm_matmul_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
+    return norm && len == 1 && run[0].op == EXO_OP_MATMUL && dmv_fits(v, run, 1) && norm_fits(v, norm, run, 1, run[0].dst);
+}
+
+static exo_status norm_matmul_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
+    (void)len;
+    return dmv_enqueue(v, run, 1, -1, 0, UINT32_MAX, 0, NULL, norm);
+}
+
 /* ------------------------------------------------ the table */
 
 /* Tried in this order at a node: gate/up/GLU before the plain pair it starts with. The keep
@@ -321,8 +494,10 @@ static exo_status rope_kv_enqueue(const gpu_exec_view *v, const exo_node *run, u
  * inputs are read at or after them, so both keep nothing. A folded RMS_NORM's raw input is
  * checked per execution instead (norm_fits: no output of the run may overlap it). */
 const gpu_fusion gpu_fusions[GPU_FUSION_COUNT] = {
+    {"exo_dmv (q/k/v + rope_kv)", qkv_rope_detect, qkv_rope_fits, qkv_rope_enqueue, 0, 0, true},
     {"exo_matmul_vec16_glu", glu_detect, glu_fits, glu_enqueue, 0, 0, true},
     {"exo_matmul_vec16x3", group_detect, group_fits, group_enqueue, 0, -1, true},
     {"exo_rope_kv", rope_kv_detect, rope_kv_fits, rope_kv_enqueue, 0, -1, false},
     {"exo_matmul_vec16 + add", add_detect, add_fits, add_enqueue, 0, 0, false},
+    {"exo_dmv (norm + matmul)", norm_matmul_detect, norm_matmul_fits, norm_matmul_enqueue, 0, -1, true},
 };

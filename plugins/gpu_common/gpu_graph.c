@@ -28,8 +28,9 @@ typedef struct index_check {
 } index_check;
 
 /* What compile found at a node: the run each fusion may compute as one launch from here on, and
- * the fusions whose run at the next node this RMS_NORM folds into. A node inside a run starts
- * none (the runs of a graph do not overlap). */
+ * the fusions whose run at the next node this RMS_NORM folds into. Runs may nest (q/k/v + RoPE +
+ * KV holds q/k/v and RoPE + KV): execution only looks at a node's runs when it reaches the node,
+ * i.e. when no run before it covered it. */
 typedef struct node_runs {
     uint8_t len[GPU_FUSION_COUNT]; /* per gpu_fusions entry: nodes in its run from here (0: none) */
     uint8_t norm_into;             /* bit f: fold into gpu_fusions[f]'s run at node + 1 */
@@ -159,18 +160,16 @@ static void plan_index_checks(gpu_compiled *c) {
  * room for n_nodes * GPU_FUSION_COUNT). */
 static void find_runs(gpu_compiled *c, const exo_graph *g, graph_keep_alive *keep, uint32_t *n_keep) {
     *n_keep = 0;
-    for (uint32_t i = 0; i < g->n_nodes;) {
-        uint32_t longest = 1;
+    /* Every node, also those inside another run: when a long run does not fit an execution, the
+     * shorter runs inside it (exo_rope_kv inside q/k/v + RoPE + KV) still may. */
+    for (uint32_t i = 0; i < g->n_nodes; i++)
         for (uint32_t f = 0; f < GPU_FUSION_COUNT; f++) {
             const gpu_fusion *fu = &gpu_fusions[f];
             uint32_t len = fu->detect(g, i);
             c->runs[i].len[f] = (uint8_t)len;
-            if (len > longest) longest = len;
             if (len && fu->keep_src >= 0)
                 keep[(*n_keep)++] = (graph_keep_alive){exo_graph_node(g, i + fu->keep_node)->src[fu->keep_src], i + len - 1};
         }
-        i += longest;
-    }
     for (uint32_t i = 0; i + 1 < g->n_nodes; i++)
         for (uint32_t f = 0; f < GPU_FUSION_COUNT; f++) {
             uint32_t len = c->runs[i + 1].len[f];

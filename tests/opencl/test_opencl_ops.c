@@ -396,10 +396,23 @@ END_TEST
  * 2-bit codes, so those nodes run alone and must match too. tests/opencl's
  * opencl_profile_mlx_fusions shows which kernels a real model's decode takes. */
 typedef struct mlx_fmt {
-    uint32_t bits, bits_k, group; /* bits_k: the second member's */
+    uint32_t bits, bits_k, group; /* bits_k: the second member's; 16: bf16 weights, not MLX */
     exo_dtype qt;
     uint64_t offset; /* the packed words' byte offset in their buffer */
 } mlx_fmt;
+
+/* A weight of the format: MLX codes (mlx_weight), or for 16 bits plain bf16 values (mem[0];
+ * mem[1], mem[2] unused, NULL) at the same byte offset. */
+static uint32_t fused_weight(oh_graph *g, const char *name, int64_t K, int64_t rows, uint32_t bits, const mlx_fmt *f,
+                             uint32_t seed, void *mem[3]) {
+    if (bits != 16) return mlx_weight(g, name, K, rows, bits, f->group, f->qt, f->offset, seed, mem);
+    float *wv = malloc((size_t)(K * rows) * 4);
+    oh_random(wv, K * rows, -0.1f, 0.1f, seed);
+    mem[0] = weights_of(EXO_DTYPE_BF16, wv, K * rows);
+    mem[1] = mem[2] = NULL;
+    free(wv);
+    return oh_weight(g, name, EXO_DTYPE_BF16, mem[0], f->offset, 2, K, rows);
+}
 
 static void mlx_fused_case(const mlx_fmt *f, int64_t K, int64_t N, uint32_t seed) {
     char what[96];
@@ -427,8 +440,7 @@ static void mlx_fused_case(const mlx_fmt *f, int64_t K, int64_t N, uint32_t seed
         uint32_t outs[3];
         for (int i = 0; i < 3; i++) {
             char name[8] = {'W', "qkv"[i], 0}, oname[8] = {'y', "qkv"[i], 0};
-            uint32_t wt = mlx_weight(&g, name, K, N - i, i == 1 ? f->bits_k : f->bits, f->group, f->qt, f->offset,
-                                     seed + 10 + (uint32_t)i, mem[i]);
+            uint32_t wt = fused_weight(&g, name, K, N - i, i == 1 ? f->bits_k : f->bits, f, seed + 10 + (uint32_t)i, mem[i]);
             outs[i] = oh_tensor(&g, oname, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, N - i, TOKENS_DIM, 0);
             oh_node(&g, EXO_OP_MATMUL, outs[i], i == 0 ? 3 : 2, (uint32_t[]){h, wt, bt}, NULL, 0, NULL, 0);
         }
@@ -446,8 +458,8 @@ static void mlx_fused_case(const mlx_fmt *f, int64_t K, int64_t N, uint32_t seed
         uint32_t nwt = oh_weight(&g, "norm", EXO_DTYPE_F32, nw, 0, 1, K, 0);
         uint32_t h = oh_tensor(&g, "h", EXO_DTYPE_F32, 0, 2, K, TOKENS_DIM, 0);
         oh_node(&g, EXO_OP_RMS_NORM, h, 2, (uint32_t[]){in, nwt}, &add_one, 1, &eps, 1);
-        uint32_t wg = mlx_weight(&g, "Wg", K, N, f->bits, f->group, f->qt, f->offset, seed + 20, mem[0]);
-        uint32_t wu = mlx_weight(&g, "Wu", K, N, f->bits_k, f->group, f->qt, f->offset, seed + 21, mem[1]);
+        uint32_t wg = fused_weight(&g, "Wg", K, N, f->bits, f, seed + 20, mem[0]);
+        uint32_t wu = fused_weight(&g, "Wu", K, N, f->bits_k, f, seed + 21, mem[1]);
         uint32_t gt = oh_tensor(&g, "g", EXO_DTYPE_F32, 0, 2, N, TOKENS_DIM, 0);
         uint32_t ut = oh_tensor(&g, "u", EXO_DTYPE_F32, 0, 2, N, TOKENS_DIM, 0);
         uint32_t out = oh_tensor(&g, "y", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, N, TOKENS_DIM, 0);
@@ -465,7 +477,7 @@ static void mlx_fused_case(const mlx_fmt *f, int64_t K, int64_t N, uint32_t seed
         oh_init(&g, T);
         uint32_t in = oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, K, TOKENS_DIM, 0);
         uint32_t res = oh_tensor(&g, "r", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, N, TOKENS_DIM, 0);
-        uint32_t wo = mlx_weight(&g, "Wo", K, N, f->bits, f->group, f->qt, f->offset, seed + 30, mem[0]);
+        uint32_t wo = fused_weight(&g, "Wo", K, N, f->bits, f, seed + 30, mem[0]);
         uint32_t y = oh_tensor(&g, "y", EXO_DTYPE_F32, 0, 2, N, TOKENS_DIM, 0);
         uint32_t out = oh_tensor(&g, "out", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, N, TOKENS_DIM, 0);
         oh_node(&g, EXO_OP_MATMUL, y, 2, (uint32_t[]){in, wo}, NULL, 0, NULL, 0);
@@ -488,11 +500,95 @@ START_TEST(mlx_fused_decode_matches_reference) {
         {4, 8, 64, EXO_DTYPE_BF16, 0}, /* mixed bits: no x3, no GLU fusion */
         {8, 8, 32, EXO_DTYPE_BF16, 4}, /* 8-bit words at an odd word offset: no fusion */
         {2, 2, 64, EXO_DTYPE_BF16, 0}, /* 2-bit: no fusion */
+        {16, 16, 64, EXO_DTYPE_BF16, 0}, /* bf16 weights (exo_dmv_bf16 at one token) */
+        {16, 16, 64, EXO_DTYPE_BF16, 16},
+        {16, 16, 64, EXO_DTYPE_BF16, 8}, /* rows not 16-byte aligned: no fusion */
     };
-    /* K 2048: the one-token loop's four-chunk steps run; K 384: 48 chunks, its tail only. */
+    /* K 2048: the one-token loop's four-chunk steps run; K 384: 48 chunks, its tail only. One
+     * token takes exo_dmv_* (kernels/decode.cl) where the format allows, three the vec16 kernels. */
     for (int i = 0; i < (int)(sizeof fmts / sizeof fmts[0]); i++) {
         mlx_fused_case(&fmts[i], 2048, 40, 300 + (uint32_t)i * 50);
         mlx_fused_case(&fmts[i], 384, 67, 700 + (uint32_t)i * 50);
+    }
+    /* exo_dmv_* stages x in local memory up to K 8192 (several steps of two chunks per item);
+     * past it the vec16 kernels take the one token. */
+    for (int i = 0; i < 2; i++) {
+        static const int fi[2] = {0, 9};
+        mlx_fused_case(&fmts[fi[i]], 8192, 9, 1100 + (uint32_t)i * 50);
+        mlx_fused_case(&fmts[fi[i]], 8320, 5, 1200 + (uint32_t)i * 50);
+    }
+    close_both();
+}
+END_TEST
+
+/* A layer's q/k/v after its RMS_NORM, their RoPE and the KV writes (gpu_fusions.c "q/k/v + rope_kv":
+ * at one token one exo_dmv_* launch whose epilogue rotates q and k and stores k and v into the
+ * caches), per weight format and RoPE mode, k with a bias (rotated with its partner row's bias).
+ * Steps: a 3-token prompt (the vec16 and exo_rope_kv launches), then one-token steps at positions
+ * 3.. (the fused launch); the roped q and both f32 caches against the CPU reference. */
+static void qkv_rope_case(const mlx_fmt *f, int64_t K, int32_t nh, int32_t nkv, int32_t hd, int32_t mode,
+                          uint32_t seed) {
+    const int64_t ctx = 8;
+    const uint32_t n_steps = 4, tokens[4] = {3, 1, 1, 1};
+    oh_graph g;
+    oh_init(&g, 3);
+    float *nw = malloc((size_t)K * 4), *kb = malloc((size_t)(nkv * hd) * 4), *freq = malloc((size_t)hd / 2 * 4);
+    oh_random(nw, K, 0.5f, 1.5f, seed);
+    oh_random(kb, nkv * hd, -0.5f, 0.5f, seed + 1);
+    for (int32_t i = 0; i < hd / 2; i++) freq[i] = powf(10000.0f, -2.0f * (float)i / (float)hd);
+    const float eps = 1e-5f, factor = 1.0f;
+    const int32_t no_add_one = 0, rope_i[2] = {[EXO_ROPE_I_MODE] = mode, [EXO_ROPE_I_N_ROT] = hd};
+    uint32_t in = oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, K, TOKENS_DIM, 0);
+    uint32_t pos = oh_tensor(&g, "pos", EXO_DTYPE_I32, EXO_TENSOR_INPUT, 1, TOKENS_DIM, 0, 0);
+    uint32_t nwt = oh_weight(&g, "norm", EXO_DTYPE_F32, nw, 0, 1, K, 0);
+    uint32_t kbt = oh_weight(&g, "k_bias", EXO_DTYPE_F32, kb, 0, 1, nkv * hd, 0);
+    uint32_t ft = oh_weight(&g, "inv_freq", EXO_DTYPE_F32, freq, 0, 1, hd / 2, 0);
+    uint32_t h = oh_tensor(&g, "h", EXO_DTYPE_F32, 0, 2, K, TOKENS_DIM, 0);
+    oh_node(&g, EXO_OP_RMS_NORM, h, 2, (uint32_t[]){in, nwt}, &no_add_one, 1, &eps, 1);
+    void *mem[3][3];
+    uint32_t w[3], out[3];
+    const int32_t heads[3] = {nh, nkv, nkv};
+    for (int i = 0; i < 3; i++) {
+        char name[8] = {'W', "qkv"[i], 0}, oname[8] = {"qkv"[i], 0};
+        w[i] = fused_weight(&g, name, K, (int64_t)heads[i] * hd, f->bits, f, seed + 10 + (uint32_t)i, mem[i]);
+        out[i] = oh_tensor(&g, oname, EXO_DTYPE_F32, 0, 3, hd, heads[i], TOKENS_DIM);
+        oh_node(&g, EXO_OP_MATMUL, out[i], i == 1 ? 3 : 2, (uint32_t[]){h, w[i], kbt}, NULL, 0, NULL, 0);
+    }
+    uint32_t qr = oh_tensor(&g, "q_rope", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 3, hd, nh, TOKENS_DIM);
+    uint32_t kr = oh_tensor(&g, "k_rope", EXO_DTYPE_F32, 0, 3, hd, nkv, TOKENS_DIM);
+    uint32_t kc = oh_tensor(&g, "k_cache", EXO_DTYPE_F32, EXO_TENSOR_KV, 3, hd, nkv, ctx);
+    uint32_t vc = oh_tensor(&g, "v_cache", EXO_DTYPE_F32, EXO_TENSOR_KV, 3, hd, nkv, ctx);
+    oh_node(&g, EXO_OP_ROPE, qr, 3, (uint32_t[]){out[0], pos, ft}, rope_i, 2, &factor, 1);
+    oh_node(&g, EXO_OP_ROPE, kr, 3, (uint32_t[]){out[1], pos, ft}, rope_i, 2, &factor, 1);
+    oh_node(&g, EXO_OP_KV_WRITE, kc, 2, (uint32_t[]){kr, pos}, NULL, 0, NULL, 0);
+    oh_node(&g, EXO_OP_KV_WRITE, vc, 2, (uint32_t[]){out[2], pos}, NULL, 0, NULL, 0);
+    float *x[4];
+    int32_t positions[4][3] = {{0, 1, 2}, {3}, {4}, {5}};
+    step_input inputs[8];
+    for (uint32_t s = 0; s < n_steps; s++) {
+        x[s] = malloc((size_t)(K * tokens[s]) * 4);
+        oh_random(x[s], K * tokens[s], -1.0f, 1.0f, seed + 20 + s);
+        inputs[2 * s] = (step_input){in, x[s]};
+        inputs[2 * s + 1] = (step_input){pos, positions[s]};
+    }
+    char what[96];
+    snprintf(what, sizeof what, "K %lld, %d/%d heads, hd %d, %s, %s", (long long)K, nh, nkv, hd,
+             mode == EXO_ROPE_NEOX ? "neox" : "normal", f->bits == 16 ? "bf16" : f->bits == 4 ? "q4" : "q8");
+    report("QKV+ROPE+KV", what, compare(&g, n_steps, tokens, inputs, 2, (uint32_t[]){qr, kc, vc}, 3), NMSE_MATMUL);
+    for (uint32_t s = 0; s < n_steps; s++) free(x[s]);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) free(mem[i][j]);
+    free(nw);
+    free(kb);
+    free(freq);
+}
+
+START_TEST(qkv_rope_kv_decode_matches_reference) {
+    open_both();
+    static const mlx_fmt fmts[] = {{4, 4, 64, EXO_DTYPE_BF16, 0}, {8, 8, 32, EXO_DTYPE_F16, 0}, {16, 16, 64, EXO_DTYPE_BF16, 0}};
+    for (int i = 0; i < 3; i++) {
+        qkv_rope_case(&fmts[i], 256, 4, 2, 64, EXO_ROPE_NEOX, 1500 + (uint32_t)i * 40);
+        qkv_rope_case(&fmts[i], 128, 3, 1, 32, EXO_ROPE_NORMAL, 1600 + (uint32_t)i * 40);
     }
     close_both();
 }
@@ -823,6 +919,7 @@ int main(void) {
     tcase_add_test(tc, mlx_matmul_matches_reference);
     tcase_add_test(tc, mlx_get_rows_matches_reference);
     tcase_add_test(tc, mlx_fused_decode_matches_reference);
+    tcase_add_test(tc, qkv_rope_kv_decode_matches_reference);
     tcase_add_test(tc, rope_matches_reference);
     tcase_add_test(tc, attention_and_kv_write_match_reference);
     tcase_add_test(tc, moe_block_matches_reference);
