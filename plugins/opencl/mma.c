@@ -14,8 +14,6 @@
 #include <string.h>
 
 #define MMA_DEFINE " -DEXO_NV_MMA"
-/* Off unless EXO_GPU_MMA=1 until the kernels have run on an NVIDIA GPU (docs/performance.md 5.5). */
-#define MMA_DEFAULT_ON 0
 #define MMA_EMULATE_DEFINE " -DEXO_NV_MMA -DEXO_MMA_EMULATE"
 
 void ocl_mma_choose(ocl_runtime *rt, const ocl_device *dev) {
@@ -27,7 +25,6 @@ void ocl_mma_choose(ocl_runtime *rt, const ocl_device *dev) {
     rt->backend.features.mma_parts = 0;
     if ((off && strcmp(off, "0") == 0) || (kernels && strcmp(kernels, "portable") == 0)) return;
     int emulate = off && strcmp(off, "emulate") == 0;
-    if (!MMA_DEFAULT_ON && !emulate && !(off && strcmp(off, "1") == 0)) return;
     if (!emulate && (sscanf(dev->report.isa, "sm_%u", &sm) != 1 || sm < 80)) return;
     const char *define = emulate ? MMA_EMULATE_DEFINE : MMA_DEFINE;
     size_t len = strlen(rt->build_options);
