@@ -1,7 +1,12 @@
-/* attention.cl — fused causal attention over the KV cache, memory-efficient: each work-group
- * owns one (query token, head) and walks its visible cache rows [first, last] in tiles of
- * EXO_ATT_TILE rows with an online softmax (running max m and denominator l rescale the output
- * accumulator), so no score row longer than one tile ever exists.
+/* attention.cl — fused causal attention over the KV cache: three kernels by query count
+ * (plugins/gpu_common/gpu_kernels.c picks): exo_attention_split + _combine for a few tokens
+ * (decode), exo_attention_flash<DMAX> for a prompt (below), and exo_attention, which prompts
+ * with head_dim above 128 or not a multiple of 4 keep.
+ *
+ * exo_attention, memory-efficient: each work-group owns one (query token, head) and walks its
+ * visible cache rows [first, last] in tiles of EXO_ATT_TILE rows with an online softmax (running
+ * max m and denominator l rescale the output accumulator), so no score row longer than one tile
+ * ever exists.
  *
  * The work-group is split into parts of EXO_ATT_TILE items (the executor launches 4); part p
  * takes tiles p, p + parts, ... of the row range, so a decode step (one query token) still keeps

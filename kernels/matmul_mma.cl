@@ -159,14 +159,16 @@ static inline void exo_mma_bf16_16816_emu(float4 *c, uint a0, uint a1, uint a2, 
                 uint b0[WP][(BN) / 16], b1[WP][(BN) / 16];                                         \
                 EXO_MMA_UNROLL for (uint pw = 0; pw < (WP); pw++)                                  \
                     EXO_MMA_UNROLL for (uint j = 0; j < (BN) / 16u; j++) {                         \
-                        __local const uint *br = ws + (pw * (BN) + wn * (BN) / 2u + j * 8u + g) * EXO_MMA_LD + kk * 8u + t; \
+                        __local const uint *br =                                                   \
+                            ws + (pw * (BN) + wn * (BN) / 2u + j * 8u + g) * EXO_MMA_LD + kk * 8u + t; \
                         b0[pw][j] = br[0];                                                         \
                         b1[pw][j] = br[4];                                                         \
                     }                                                                              \
                 EXO_MMA_UNROLL for (uint px = EXO_MMA_MAX_PARTS; px-- > 0;) {                      \
                     EXO_MMA_UNROLL for (uint i = 0; i < 2u; i++) {                                 \
                         if (px >= parts) continue;                                                 \
-                        __local const uint *ar = as + (px * EXO_MMA_BM + wm * 32u + i * 16u + g) * EXO_MMA_LD + kk * 8u + t; \
+                        __local const uint *ar =                                                   \
+                            as + (px * EXO_MMA_BM + wm * 32u + i * 16u + g) * EXO_MMA_LD + kk * 8u + t; \
                         uint a0 = ar[0], a1 = ar[8u * EXO_MMA_LD], a2 = ar[4], a3 = ar[8u * EXO_MMA_LD + 4u]; \
                         EXO_MMA_UNROLL for (uint pw = (WP); pw-- > 0;) {                           \
                             if (px + pw >= parts) continue;                                        \

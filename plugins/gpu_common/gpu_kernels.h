@@ -14,7 +14,8 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
 #define GPU_ATT_MAX_SPLITS 32
 #define GPU_ATT_TILE 64 /* EXO_ATT_TILE in kernels/attention.cl */
 /* Most query tokens the split attention takes in one launch: a batched decode step of that many
- * sequences (ABI 1.6), or a chunk that short; more take exo_attention. */
+ * sequences (ABI 1.6), or a chunk that short; more take exo_attention_flash* (exo_attention where
+ * head_dim is above GPU_ATT_FLASH_MAX_DIM or not a multiple of 4). */
 #define GPU_ATT_SPLIT_MAX_TOKENS 16
 /* The prompt attention (exo_attention_flash64 / 128, kernels/attention.cl): query tokens and
  * items per work-group (EXO_FA_BQ, EXO_FA_ITEMS there), and the widest head it takes (wider or
