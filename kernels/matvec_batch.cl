@@ -52,9 +52,10 @@
 /* The partial sums of row group `g` (rows g * R ..) of weight P (and, NR = 2R, of Q) against
  * x's m rows, into the work-group's `partial` ([lanes / 2 per row group][NR * TOK + 1]: a row per
  * lane pair, padded so that both the writes here and the reads of EXO_MVB_REDUCE fall in distinct
- * banks; 16.5 KiB, where a row per item would pass the 32 KiB some devices allow a work-group --
- * PoCL under the Level Zero test driver among them). Two chunk steps per iteration where NR is 2,
- * so four weight loads are in flight per item either way. */
+ * banks; 16.5 KiB: a row per item, 33.8 KiB, made PoCL abort the launch under the Level Zero test
+ * driver (setup_kernel_arg_array_with_locals), and half the local memory leaves room for more
+ * work-groups per multiprocessor). Two chunk steps per iteration where NR is 2, so four weight
+ * loads are in flight per item either way. */
 #define EXO_MVB_PARTIALS(SFX, P, Q, TOK, R, NR, g, n, partial)                                     \
     uint lane = get_local_id(0), lanes = get_local_size(0);                                        \
     uint slot = get_local_id(1) * lanes + lane;                                                    \
