@@ -4,6 +4,7 @@
 #include "gpu_fusions.h"
 
 #include "gpu_kernels.h"
+#include "gpu_intel.h"
 #include "graph_ir.h"
 
 #include <stdio.h>
@@ -112,7 +113,10 @@ static int64_t dmv_chunk_elems(const exo_tensor *w) {
  * most DMV_KMAX elements, one storage and format, each weight's rows 16-byte aligned (k a
  * multiple of the chunk's elements, the offset of whole chunks). */
 static bool dmv_fits(const gpu_exec_view *v, const exo_node *nodes, uint32_t count) {
-    if (!dmv_enabled()) return false;
+    /* Where Intel's sub-group decode kernels were chosen (EXO_GPU_XMX, gpu_intel.h), one-token
+     * matmuls stay theirs: they are that device's decode path, and their emulated goldens check
+     * it on PoCL. */
+    if (!dmv_enabled() || (v->be->features.intel & GPU_INTEL_SGBLOCK)) return false;
     int64_t wne[EXO_MAX_DIMS];
     gpu_view_count(v, nodes[0].src[1], wne);
     int64_t k = wne[0];
