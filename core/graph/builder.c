@@ -42,6 +42,16 @@ exo_tensor *gb_tensor_at(builder *b, uint32_t id) {
     return gb_failed(b) || id >= b->plan->n_tensors ? &b->sink_tensor : &b->plan->tensors[id];
 }
 
+uint32_t gb_set_mlx(builder *b, uint32_t id, uint32_t bits, uint32_t group, uint32_t scales, uint32_t biases) {
+    if (gb_failed(b)) return NONE;
+    exo_tensor *t = gb_tensor_at(b, id);
+    t->q_bits = bits;
+    t->q_group = group;
+    t->q_scales = scales;
+    t->q_biases = biases;
+    return id;
+}
+
 /* Adds a tensor; dims are given outermost first (as in PyTorch), stored innermost first. */
 uint32_t gb_tensor(builder *b, exo_dtype dtype, uint32_t flags, const char *name, uint32_t n_dims,
                        const int64_t *dims) {
@@ -215,13 +225,7 @@ static uint32_t quantized_weight(builder *b, const char *name, const char *modul
     uint32_t ts = stored(b, sc, sname, sc->dtype, layer, n_dims, sshape);
     uint32_t tb = stored(b, bi, bname, bi->dtype, layer, n_dims, sshape);
     uint32_t id = stored(b, w, name, EXO_DTYPE_MLX_AFFINE, layer, n_dims, shape);
-    if (gb_failed(b)) return NONE;
-    exo_tensor *t = gb_tensor_at(b, id);
-    t->q_bits = bits;
-    t->q_group = group;
-    t->q_scales = ts;
-    t->q_biases = tb;
-    return id;
+    return gb_set_mlx(b, id, bits, group, ts, tb);
 }
 
 /* The module path of a 2-D (or stacked 3-D) weight ("x.weight" -> "x") when the checkpoint
@@ -387,14 +391,8 @@ static uint32_t quantize_on_load(builder *b, const char *name, int32_t layer, co
     gb_tensor_at(b, tb)->buffer = bb;
     int32_t bw = gb_add_heap_buffer(b, data, e->words_bytes, layer, name);
     uint32_t id = gb_tensor(b, EXO_DTYPE_MLX_AFFINE, EXO_TENSOR_WEIGHT, name, 2, shape);
-    if (gb_failed(b)) return NONE;
-    exo_tensor *w = gb_tensor_at(b, id);
-    w->buffer = bw;
-    w->q_bits = q->bits;
-    w->q_group = q->group;
-    w->q_scales = ts;
-    w->q_biases = tb;
-    return id;
+    gb_tensor_at(b, id)->buffer = bw;
+    return gb_set_mlx(b, id, q->bits, q->group, ts, tb);
 }
 
 /* Whether gb_weight() quantizes a float weight on load: a 2-D ".weight" of a linear layer or the

@@ -37,6 +37,9 @@ uint32_t gb_fail(builder *b, exo_status st);
 exo_status gb_grow(void **items, uint32_t *cap, uint32_t need, size_t item_size);
 /* A tensor of the plan to adjust, or the sink after a failure. */
 exo_tensor *gb_tensor_at(builder *b, uint32_t id);
+/* Makes tensor id an MLX affine weight: its bits, group and scales / biases tensors. Returns id,
+ * or NONE after a failure (of this builder's earlier steps too). */
+uint32_t gb_set_mlx(builder *b, uint32_t id, uint32_t bits, uint32_t group, uint32_t scales, uint32_t biases);
 /* Adds a tensor; dims are given outermost first (as in PyTorch), stored innermost first. */
 uint32_t gb_tensor(builder *b, exo_dtype dtype, uint32_t flags, const char *name, uint32_t n_dims,
                    const int64_t *dims);

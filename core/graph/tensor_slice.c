@@ -141,13 +141,7 @@ static uint32_t packed_part(builder *b, const exo_st_tensor *w, const exo_st_ten
                                (uint64_t)(col0 / group) * se, (uint64_t)(k / group) * se, sshape);
     uint32_t id = owned_tensor(b, w, name, EXO_DTYPE_MLX_AFFINE, layer, s, n, (uint64_t)words * 4,
                                (uint64_t)col0 * bits / 8, (uint64_t)k * bits / 8, shape);
-    if (gb_failed(b)) return NONE;
-    exo_tensor *t = gb_tensor_at(b, id);
-    t->q_bits = bits;
-    t->q_group = group;
-    t->q_scales = ts;
-    t->q_biases = tb;
-    return id;
+    return gb_set_mlx(b, id, bits, group, ts, tb);
 }
 
 /* Quantize on load under tensor parallelism: the rank's rows are quantized over the full input

@@ -212,18 +212,24 @@ static exo_status enqueue_attention_split(const gpu_exec_view *v, const exo_node
     return gpu_build_go(&b, 2, (uint64_t[3]){heads * GPU_ATT_TILE, (uint64_t)tokens, 1}, (size_t[3]){GPU_ATT_TILE, 1, 1});
 }
 
+/* The arguments exo_attention and exo_attention_flash<DMAX> share (kernels/attention.cl): q, k
+ * cache, v cache, positions, the KV slots, sinks, the output, the parameters, the cache's rows. */
+static void attention_prompt_args(gpu_builder *b, const gpu_exec_view *v, const exo_node *nd, const char *kernel) {
+    gpu_build_start(b, v, kernel);
+    for (uint32_t s = 0; s < 4; s++) gpu_build_tensor(b, nd->src[s]);
+    gpu_build_kv_slots(b, nd, nd->src[1], nd->src[3]);
+    attention_sinks(b, nd);
+    gpu_build_tensor(b, nd->dst);
+    attention_params(b, nd);
+    gpu_build_i32(b, gpu_cache_rows(v, nd->src[1]));
+}
+
 /* A prompt's attention (kernels/attention.cl, exo_attention_flash<DMAX>): a work-group per
  * (head, GPU_ATT_FLASH_QUERIES query tokens), K/V tiles through local memory for all of them;
  * the smaller size for heads of at most 64 dims (larger K/V tiles in the same local memory). */
 static exo_status enqueue_attention_flash(const gpu_exec_view *v, const exo_node *nd, int64_t tokens) {
     gpu_builder b;
-    gpu_build_start(&b, v, nd->i[EXO_ATTENTION_I_HEAD_DIM] <= 64 ? "exo_attention_flash64" : "exo_attention_flash128");
-    for (uint32_t s = 0; s < 4; s++) gpu_build_tensor(&b, nd->src[s]);
-    gpu_build_kv_slots(&b, nd, nd->src[1], nd->src[3]);
-    attention_sinks(&b, nd);
-    gpu_build_tensor(&b, nd->dst);
-    attention_params(&b, nd);
-    gpu_build_i32(&b, gpu_cache_rows(v, nd->src[1]));
+    attention_prompt_args(&b, v, nd, nd->i[EXO_ATTENTION_I_HEAD_DIM] <= 64 ? "exo_attention_flash64" : "exo_attention_flash128");
     gpu_build_u32(&b, (uint64_t)tokens);
     uint64_t heads = (uint64_t)nd->i[EXO_ATTENTION_I_N_HEADS];
     uint64_t tiles = ((uint64_t)tokens + GPU_ATT_FLASH_QUERIES - 1) / GPU_ATT_FLASH_QUERIES;
@@ -326,13 +332,7 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
             return enqueue_attention_split(v, nd, tokens);
         int32_t head_dim = nd->i[EXO_ATTENTION_I_HEAD_DIM];
         if (head_dim % 4 == 0 && head_dim <= GPU_ATT_FLASH_MAX_DIM) return enqueue_attention_flash(v, nd, tokens);
-        gpu_build_start(&b, v, "exo_attention");
-        for (uint32_t s = 0; s < 4; s++) gpu_build_tensor(&b, nd->src[s]);
-        gpu_build_kv_slots(&b, nd, nd->src[1], nd->src[3]);
-        attention_sinks(&b, nd);
-        gpu_build_tensor(&b, nd->dst);
-        attention_params(&b, nd);
-        gpu_build_i32(&b, gpu_cache_rows(v, nd->src[1]));
+        attention_prompt_args(&b, v, nd, "exo_attention");
         /* One work-group of 4 parts x 64 items per (head, token) (kernels/attention.cl): the
          * parts walk alternate tiles of the cache; head_dim <= 512 keeps 8 dims per item. */
         return gpu_build_go(&b, 2, (uint64_t[3]){(uint64_t)nd->i[EXO_ATTENTION_I_N_HEADS] * 256, (uint64_t)tokens, 1}, (size_t[3]){256, 1, 1});
