@@ -8,7 +8,8 @@
 # MLX affine variants such as mlx-q4-g64 mlx-q8-g32, written by exo-synth --quant), PROFILE=1 (EXO_OPENCL_PROFILE: prints
 # the per-kernel device time table; a small P makes it a decode profile), BATCH (e.g. "1 8": one run
 # per value with exo-bench --batch N, the batched-step figures after the single-sequence ones;
-# default: no batch), KV_DTYPE (exo-bench --kv-dtype: f32, bf16 or f16; default: the library's, bf16).
+# default: no batch), STREAM=1 (also measure the device's read bandwidth, so decode prints its
+# fraction of it; default: skipped), KV_DTYPE (exo-bench --kv-dtype: f32, bf16 or f16; default: the library's, bf16).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/scripts/gpu-host/env.sh"
@@ -31,12 +32,13 @@ for preset in $MODELS; do
     { echo "FAIL: exo-synth $preset $weights" >&2; exit 1; }
   for batch in ${BATCH:-none}; do
    extra=()
+   [ "${STREAM:-0}" = 1 ] || extra+=(--no-stream)
    tag=""
    [ "$batch" = none ] || { extra+=(--batch "$batch"); tag="-b$batch"; }
    [ -z "${KV_DTYPE:-}" ] || { extra+=(--kv-dtype "$KV_DTYPE"); tag="$tag-kv$KV_DTYPE"; }
    json="$RESULTS/opencl-bench/$preset-$weights-p$P-n$N$tag.json"
    echo "== exo-bench $preset $weights on opencl:0, -p $P -n $N -r $REPS ${extra[*]}"
-   "$BIN/exo-bench" --model "$model" --device opencl:0 -p "$P" -n "$N" -r "$REPS" --no-stream --json "${extra[@]}" \
+   "$BIN/exo-bench" --model "$model" --device opencl:0 -p "$P" -n "$N" -r "$REPS" --json "${extra[@]}" \
      >"$json.log" 2>&1
    rc=$?
    grep -v '^{' "$json.log" | grep -v '^exo info' | tail -12
