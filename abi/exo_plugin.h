@@ -47,7 +47,9 @@
  *    thread with nothing else in flight; device_open/device_close/device_telemetry are
  *    serialised with each other; buffer, supports_graph, compile and execute calls are
  *    serialised per device (the core holds that device's lock), but calls for two different
- *    devices of one context, and device_telemetry of a device, may run concurrently with them.
+ *    devices of one context, and device_telemetry of a device, may run concurrently with them
+ *    buffer_copy_peer (1.9) involves two devices: the core holds both devices' locks, so no
+ *    other call for either device runs during it.
  *    Every host table function may be called from any thread at any time; set_error records
  *    the detail for the calling thread (like errno), so a plugin calls it on the thread that
  *    returns the status.
@@ -71,14 +73,15 @@ extern "C" {
 /* ---------------------------------------------------------------- versions and headers */
 
 #define EXO_ABI_MAJOR 1
-#define EXO_ABI_MINOR 8 /* 1.1: exo_plugin_api.probe_build_info; 1.2: IR element strides;
+#define EXO_ABI_MINOR 9 /* 1.1: exo_plugin_api.probe_build_info; 1.2: IR element strides;
                           1.3: quantized weights (EXO_DTYPE_MLX_AFFINE, exo_tensor.q_*);
                           1.4: mixture of experts (EXO_OP_MOE_*);
                           1.5: gpt_oss and glm4_moe: routing rules SIGMOID_BIAS and
                           TOPK_SOFTMAX, expert biases, attention sinks, EXO_ACT_SWIGLU_CLAMP;
                           1.6: pooled KV caches (batched steps, "Pooled KV caches");
                           1.7: KV caches of 16-bit floats ("KV cache dtypes");
-                          1.8: exo_plugin_api.device_read_bandwidth */
+                          1.8: exo_plugin_api.device_read_bandwidth;
+                          1.9: exo_plugin_api.peer_copy_supported and buffer_copy_peer */
 #define EXO_ABI_VERSION EXO_MAKE_VERSION(EXO_ABI_MAJOR, EXO_ABI_MINOR)
 
 /* Initialises the header of a struct the plugin side allocates, for the compiling side's layout
@@ -521,6 +524,23 @@ typedef struct exo_plugin_api {
      * decode step's bytes per second against it (exo-bench); nothing else depends on it. */
     exo_status (*device_read_bandwidth)(exo_plugin_ctx *ctx, uint32_t device, uint64_t bytes, uint32_t passes,
                                         double *best_gbps);
+
+    /* ---- ABI 1.9: device-to-device copies ("peer copies"). Without them (NULL, or a plugin of a
+     * minor below 1.9) the core hands data between two devices through host memory: buffer_read
+     * from one, buffer_write to the other. */
+    /* OPTIONAL (NULL: no peer copies). Whether buffer_copy_peer can copy from opened device `src`
+     * into opened device `dst` of this context (two different devices): EXO_OK yes;
+     * EXO_ERR_UNSUPPORTED no (the driver says the devices cannot reach each other's memory), with
+     * the reason as error detail; another status when asking failed. Cheap after the first call
+     * for a pair (the core asks when it places a shard and when it measures a link). */
+    exo_status (*peer_copy_supported)(exo_plugin_ctx *ctx, uint32_t src, uint32_t dst);
+    /* OPTIONAL, set together with peer_copy_supported. Copies `size` bytes from `src` at
+     * `src_offset` into `dst` at `dst_offset`: buffers of two different opened devices of this
+     * context for which peer_copy_supported said EXO_OK. Returns when the bytes are in `dst`. The
+     * core holds both devices' locks for the call (see "Threads"); a range outside either buffer
+     * is EXO_ERR_INVALID_ARG. */
+    exo_status (*buffer_copy_peer)(exo_buffer *dst, uint64_t dst_offset, exo_buffer *src, uint64_t src_offset,
+                                   uint64_t size);
 } exo_plugin_api;
 
 /* The one exported symbol. The core fills out->hdr with its own size and version; the plugin

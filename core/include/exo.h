@@ -203,24 +203,28 @@ typedef struct exo_device_bench {
  * plugin that cannot run graphs) is an error naming the device, and nothing is cached. */
 EXO_API exo_status exo_device_benchmark(exo_runtime *rt, uint32_t index, uint32_t flags, exo_device_bench *out);
 
-/* Appended (API 1.x): the link between two devices, as a shard across them uses it (the
- * pipeline's hand-over, the tensor-parallel all-reduce): a read back from `from` into host
- * memory and a write from there to `to` (the only path the plugins offer today; no peer copies). */
+/* Appended (API 1.x): the link between two devices, as a pipeline across them hands hidden states
+ * over: a device-to-device copy where the plugin offers one for the pair (EXO_DEVICE_LINK_PEER:
+ * level_zero between devices of one driver that can reach each other's memory), else a read back
+ * from `from` into host memory and a write from there to `to` (EXO_DEVICE_LINK_HOST; the
+ * tensor-parallel all-reduce always goes this way: it sums on the host). */
 typedef struct exo_device_link {
     exo_struct_header hdr;
     double gbs;               /* GB/s of a 16 MiB copy from -> host -> to, best of 5 after a warm-up */
     double latency_us;        /* microseconds of a 16 KiB copy the same way (one hidden row of an 8B
                                * model in float32: a decode step's hand-over or all-reduce) */
-    uint32_t path;            /* EXO_DEVICE_LINK_HOST */
+    uint32_t path;            /* EXO_DEVICE_LINK_HOST or EXO_DEVICE_LINK_PEER */
     uint32_t cached;          /* 1: the figures come from the cache (both devices' drivers unchanged) */
 } exo_device_link;
 
 #define EXO_DEVICE_LINK_HOST 1u /* through host memory: each side's buffer read / write */
+#define EXO_DEVICE_LINK_PEER 2u /* one device-to-device copy (plugin ABI 1.9 buffer_copy_peer) */
 
 /* Measures (a fraction of a second) or reads the cached link figures from device `from` to device
  * `to` (flags as exo_device_benchmark's; the cache is the same file, keyed by both devices and
- * their drivers). Each side runs under its own device lock, never both at once. Two different
- * usable devices; a failure names the device and the copy. */
+ * their drivers, each entry with the path it was measured on). Through host memory each side runs
+ * under its own device lock; a peer copy holds both. The copied bytes are checked on arrival. Two
+ * different usable devices; a failure names the devices and the copy. */
 EXO_API exo_status exo_device_link_benchmark(exo_runtime *rt, uint32_t from, uint32_t to, uint32_t flags,
                                              exo_device_link *out);
 

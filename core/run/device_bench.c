@@ -4,8 +4,9 @@
  * device and driver version in a small tab-separated file, so a node measures once per driver.
  * The graph is bench_graph.c's single matmul; buffers, compile and execute go through the plugin
  * as a shard's would, under the device lock. The link between two devices (exo_device_link_benchmark)
- * is timed the same way: a buffer read back from one into host memory and written to the other,
- * as the pipeline's hand-over and the tensor-parallel all-reduce do it. */
+ * is timed the way the pipeline's hand-over goes: a device-to-device copy where the plugin offers
+ * one for the pair (peer_copy.h), else a buffer read back from one into host memory and written to
+ * the other (as the tensor-parallel all-reduce always does). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "base/struct_io.h"
 #include "graph/builder.h"
 #include "registry/runtime.h"
+#include "run/peer_copy.h"
 #include "run/shard_memory.h"
 
 #define READ_K 4096
@@ -57,24 +59,28 @@ static bool cache_path(char *path, size_t cap, bool make_dir) {
     return true;
 }
 
-/* Looks the key up: "key\tv0\tv1" (a device: read_gbs, matmul_gflops; a link: gbs, latency_us). */
-static bool cache_read(const char *key, double *v0, double *v1) {
+/* Looks the key up: "key\tv0\tv1[\ttag]" (a device: read_gbs, matmul_gflops; a link: gbs,
+ * latency_us and, since peer copies, "peer" or "host": a line without it is a host-path figure).
+ * *peer (may be NULL) tells which. */
+static bool cache_read(const char *key, double *v0, double *v1, bool *peer) {
     char path[4096], line[CACHE_LINE];
     if (!cache_path(path, sizeof path, false)) return false;
     FILE *f = fopen(path, "r");
     if (!f) return false;
     size_t n = strlen(key);
     bool found = false;
+    char tag[8] = "";
     while (!found && fgets(line, sizeof line, f))
         if (strncmp(line, key, n) == 0 && line[n] == '\t')
-            found = sscanf(line + n + 1, "%lf\t%lf", v0, v1) == 2 && *v0 > 0 && *v1 > 0;
+            found = sscanf(line + n + 1, "%lf\t%lf\t%7s", v0, v1, tag) >= 2 && *v0 > 0 && *v1 > 0;
     fclose(f);
+    if (peer) *peer = found && strcmp(tag, "peer") == 0;
     return found;
 }
 
 /* Rewrites the file with the key's entry replaced (a temporary file renamed over it). A cache that
  * cannot be written is logged, never an error. */
-static void cache_write(exo_runtime *rt, const char *key, double v0, double v1) {
+static void cache_write(exo_runtime *rt, const char *key, double v0, double v1, const char *tag) {
     char path[4096], tmp[4200], line[CACHE_LINE];
     if (!cache_path(path, sizeof path, true)) return;
     snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
@@ -88,7 +94,8 @@ static void cache_write(exo_runtime *rt, const char *key, double v0, double v1) 
     while (in && fgets(line, sizeof line, in))
         if (!(strncmp(line, key, n) == 0 && line[n] == '\t')) fputs(line, out);
     if (in) fclose(in);
-    fprintf(out, "%s\t%.6g\t%.6g\n", key, v0, v1); /* 6 significant digits: a slow link of 0.256 GB/s too */
+    /* 6 significant digits: a slow link of 0.256 GB/s too */
+    fprintf(out, "%s\t%.6g\t%.6g%s%s\n", key, v0, v1, tag ? "\t" : "", tag ? tag : "");
     if (fclose(out) != 0 || rename(tmp, path) != 0) {
         exo_logf(&rt->logger, EXO_LOG_INFO, "bench", "cannot write %s: %s", path, strerror(errno));
         unlink(tmp);
@@ -152,7 +159,7 @@ static exo_status time_matmul(exo_runtime *rt, uint32_t device, uint32_t t, uint
 bool exo_device_bench_cached(const exo_runtime *rt, uint32_t device, double *read_gbs, double *gflops) {
     char key[768];
     cache_key(rt, device, key, sizeof key);
-    return cache_read(key, read_gbs, gflops);
+    return cache_read(key, read_gbs, gflops, NULL);
 }
 
 exo_status exo_device_benchmark(exo_runtime *rt, uint32_t index, uint32_t flags, exo_device_bench *out) {
@@ -172,7 +179,7 @@ exo_status exo_device_benchmark(exo_runtime *rt, uint32_t index, uint32_t flags,
     char key[768];
     cache_key(rt, index, key, sizeof key);
     exo_status st = EXO_OK;
-    if (!(flags & EXO_DEVICE_BENCH_REFRESH) && cache_read(key, &b.read_gbs, &b.matmul_gflops)) {
+    if (!(flags & EXO_DEVICE_BENCH_REFRESH) && cache_read(key, &b.read_gbs, &b.matmul_gflops, NULL)) {
         b.cached = 1;
     } else if (flags & EXO_DEVICE_BENCH_CACHED_ONLY) {
         st = exo_errorf(EXO_ERR_NOT_FOUND, "%s:%u has no cached benchmark for driver '%s'",
@@ -187,7 +194,7 @@ exo_status exo_device_benchmark(exo_runtime *rt, uint32_t index, uint32_t flags,
         if (st == EXO_OK) {
             b.read_gbs = (double)READ_K * READ_N * 4 / read_s / 1e9;
             b.matmul_gflops = 2.0 * MATMUL_T * MATMUL_K * MATMUL_N / matmul_s / 1e9;
-            cache_write(rt, key, b.read_gbs, b.matmul_gflops);
+            cache_write(rt, key, b.read_gbs, b.matmul_gflops, NULL);
             exo_logf(&rt->logger, EXO_LOG_INFO, "bench", "%s:%u '%s': read %.1f GB/s, matmul %.1f GFLOP/s (measured)",
                      rt->plugins[d->plugin].name, d->index, d->report->name, b.read_gbs, b.matmul_gflops);
         } else {
@@ -212,12 +219,18 @@ static void link_key(const exo_runtime *rt, uint32_t from, uint32_t to, char *ke
 /* Copies `bytes` from -> host -> to RUNS times after a warm-up; *best_s the fastest. Each side
  * under its own device lock, taken one at a time (never both: no lock order to get wrong). */
 static exo_status time_link(exo_runtime *rt, uint32_t from, uint32_t to, exo_buffer *a, exo_buffer *b, void *host,
-                            uint64_t bytes, double *best_s) {
+                            uint64_t bytes, bool peer, double *best_s) {
     const exo_plugin_api *fa = &exo_runtime_device_plugin(rt, from)->api, *fb = &exo_runtime_device_plugin(rt, to)->api;
     exo_status st = EXO_OK;
     *best_s = 0;
     for (int run = 0; st == EXO_OK && run <= RUNS; run++) {
         uint64_t t0 = exo_now_ns();
+        if (peer) { /* one device-to-device copy, both locks held (exo_peer_copy) */
+            st = exo_peer_copy(rt, from, a, 0, to, b, 0, bytes);
+            double s = (double)(exo_now_ns() - t0) / 1e9;
+            if (st == EXO_OK && run > 0 && (*best_s == 0 || s < *best_s)) *best_s = s;
+            continue;
+        }
         exo_runtime_device_lock(rt, from);
         st = fa->buffer_read(a, 0, host, bytes);
         exo_runtime_device_unlock(rt, from);
@@ -229,6 +242,26 @@ static exo_status time_link(exo_runtime *rt, uint32_t from, uint32_t to, exo_buf
         double s = (double)(exo_now_ns() - t0) / 1e9;
         if (st == EXO_OK && run > 0 && (*best_s == 0 || s < *best_s)) *best_s = s;
     }
+    return st;
+}
+
+/* The copies arrived: the destination's bytes equal the source's pattern (a copy that moved nothing
+ * would otherwise time as a fast link). */
+static exo_status check_link_copy(exo_runtime *rt, uint32_t to, exo_buffer *b, const void *want, const char *name_a,
+                                  const char *name_b) {
+    exo_plugin_rec *p = exo_runtime_device_plugin(rt, to);
+    unsigned char got[4096];
+    exo_status st = EXO_OK;
+    exo_runtime_device_lock(rt, to);
+    /* The first bytes (every copy wrote them) and the last of the big copy. */
+    uint64_t at[2] = {0, LINK_BYTES - sizeof got};
+    for (int i = 0; i < 2 && st == EXO_OK; i++) {
+        st = p->api.buffer_read(b, at[i], got, sizeof got);
+        if (st == EXO_OK && memcmp(got, (const unsigned char *)want + at[i], sizeof got) != 0)
+            st = exo_errorf(EXO_ERR_BACKEND, "the copy from %s to %s did not arrive: bytes at offset %llu differ",
+                            name_a, name_b, (unsigned long long)at[i]);
+    }
+    exo_runtime_device_unlock(rt, to);
     return st;
 }
 
@@ -271,15 +304,16 @@ exo_status exo_device_link_benchmark(exo_runtime *rt, uint32_t from, uint32_t to
     exo_device_link l;
     memset(&l, 0, sizeof l);
     EXO_STRUCT_INIT(&l);
-    l.path = EXO_DEVICE_LINK_HOST;
-    char key[1700];
-    link_key(rt, from, to, key, sizeof key);
+    /* The cached figure is the last measurement's, with the path it took (the drivers unchanged);
+     * measuring opens both devices and asks the plugin which path a shard across them takes. */
     exo_status st = EXO_OK;
-    if (!(flags & EXO_DEVICE_BENCH_REFRESH) && cache_read(key, &l.gbs, &l.latency_us)) {
-        l.cached = 1;
-    } else if (flags & EXO_DEVICE_BENCH_CACHED_ONLY) {
+    char key[1700], why[EXO_ERROR_MAX] = "";
+    bool peer = false;
+    link_key(rt, from, to, key, sizeof key);
+    if (!(flags & EXO_DEVICE_BENCH_REFRESH) && cache_read(key, &l.gbs, &l.latency_us, &peer)) l.cached = 1;
+    if (!l.cached && (flags & EXO_DEVICE_BENCH_CACHED_ONLY)) {
         st = exo_errorf(EXO_ERR_NOT_FOUND, "no cached link benchmark from %s to %s", name_a, name_b);
-    } else {
+    } else if (!l.cached) {
         exo_buffer *a = NULL, *b = NULL;
         double big_s = 0, small_s = 0;
         void *host = malloc(LINK_BYTES);
@@ -287,26 +321,30 @@ exo_status exo_device_link_benchmark(exo_runtime *rt, uint32_t from, uint32_t to
         for (uint64_t i = 0; host && i < LINK_BYTES; i++) ((unsigned char *)host)[i] = (unsigned char)(i * 31);
         if (st == EXO_OK) st = exo_runtime_device_open(rt, from);
         if (st == EXO_OK) st = exo_runtime_device_open(rt, to);
+        if (st == EXO_OK) peer = exo_peer_copy_offered(rt, from, to, why, sizeof why);
         if (st == EXO_OK && (st = link_buffer(rt, from, LINK_BYTES, host, &a)) != EXO_OK)
             exo_error_wrap(st, "a %llu-byte buffer on %s", (unsigned long long)LINK_BYTES, name_a);
         if (st == EXO_OK && (st = link_buffer(rt, to, LINK_BYTES, NULL, &b)) != EXO_OK)
             exo_error_wrap(st, "a %llu-byte buffer on %s", (unsigned long long)LINK_BYTES, name_b);
-        if (st == EXO_OK) st = time_link(rt, from, to, a, b, host, LINK_BYTES, &big_s);
-        if (st == EXO_OK) st = time_link(rt, from, to, a, b, host, LINK_SMALL_BYTES, &small_s);
+        if (st == EXO_OK) st = time_link(rt, from, to, a, b, host, LINK_BYTES, peer, &big_s);
+        if (st == EXO_OK) st = time_link(rt, from, to, a, b, host, LINK_SMALL_BYTES, peer, &small_s);
+        if (st == EXO_OK) st = check_link_copy(rt, to, b, host, name_a, name_b);
         link_buffer_free(rt, from, a);
         link_buffer_free(rt, to, b);
         free(host);
         if (st == EXO_OK) {
             l.gbs = (double)LINK_BYTES / big_s / 1e9;
             l.latency_us = small_s * 1e6;
-            cache_write(rt, key, l.gbs, l.latency_us);
-            exo_logf(&rt->logger, EXO_LOG_INFO, "bench", "link %s -> %s through host memory: %.2f GB/s, %.1f us for "
-                     "16 KiB (measured)", name_a, name_b, l.gbs, l.latency_us);
+            cache_write(rt, key, l.gbs, l.latency_us, peer ? "peer" : "host");
+            exo_logf(&rt->logger, EXO_LOG_INFO, "bench", "link %s -> %s %s: %.2f GB/s, %.1f us for 16 KiB (measured)%s%s",
+                     name_a, name_b, peer ? "by peer copies" : "through host memory", l.gbs, l.latency_us,
+                     peer || !why[0] ? "" : "; no peer copies: ", peer ? "" : why);
         } else {
             exo_error_wrap(st, "benchmarking the link from %s to %s", name_a, name_b);
         }
     }
     if (st != EXO_OK) return exo_error_keep(&rt->error, st);
+    l.path = peer ? EXO_DEVICE_LINK_PEER : EXO_DEVICE_LINK_HOST;
     exo_struct_copy_out(out, &l, sizeof l);
     return EXO_OK;
 }

@@ -74,6 +74,10 @@ struct exo_shard {
      * dtype); device and plugin are its first part's. n_parts 0: an ordinary shard. */
     exo_shard **parts;
     uint32_t n_parts;
+    /* A pipeline's hand-over: peer_in[k] is true when part k's input rows come from part k-1 by a
+     * device-to-device copy (peer_copy.h: the plugin offers one for the pair), false when they
+     * go through host memory; peer_in[0] is false. */
+    bool peer_in[EXO_PLACEMENT_MAX_DEVICES];
     uint32_t tensor_parallel;   /* a shell of tensor_parallel.c: ranks per layer (0: a pipeline) */
     /* tensor_parallel.c: host threads of ranks 1..N-1 (rank_workers.h), started with the shell and
      * joined when it is freed; NULL: the ranks run one after another on the caller
@@ -135,6 +139,14 @@ uint64_t exo_kv_pool_bytes(const exo_shard *s, uint32_t slots);
  * pipeline.c runs each part through it. */
 exo_status exo_session_forward_part(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
                                     uint64_t out_count, bool tokens);
+
+/* One chunk (n <= max_tokens rows) of a pipeline part whose rows stay on its device on either
+ * side: input NULL takes the rows a peer copy already put in the session's input buffer (hidden
+ * states, not tokens); out NULL leaves the rows in its output buffer (s->output, every row) for
+ * the next part's peer copy, and reads nothing back (not with LAST_ONLY). With both given it is
+ * exo_session_forward_part. The caller checked the step as a whole (exo_session_check_step). */
+exo_status exo_session_forward_resident(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
+                                        uint64_t out_count, bool tokens);
 
 /* One rank's half of one layer ([opts->start_layer, +1)) as a shard (shard.c), for tensor_parallel.c. */
 exo_status exo_shard_load_slice(exo_model *m, const exo_shard_options *opts, const exo_graph_slice *slice,

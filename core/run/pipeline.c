@@ -2,8 +2,9 @@
  * consecutive layers on one device, under a shell the caller holds as one exo_shard
  * (model_internal.h). Loading asks placement.c for the ranges and loads every part with
  * exo_shard_load; a session is one session per part, and a step runs the parts one after another
- * through exo_session_forward_part, each part's hidden states read back to host memory and
- * written to the next part's device inside the one call (no caller in the loop). Fitting to
+ * through exo_session_forward_part, each part's hidden states handed to the next part's device
+ * inside the one call (no caller in the loop): by a device-to-device copy where the plugin offers
+ * one for the pair (peer_copy.h), else read back to host memory and written from there. Fitting to
  * memory, KV caches, pooling, error detail and DEVICE_LOST are the parts' own: nothing of
  * shard.c or session.c is repeated here. */
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "model_internal.h"
+#include "run/peer_copy.h"
 #include "run/placement.h"
 
 /* A part's load progress, counted in the whole range's layers. */
@@ -49,6 +51,21 @@ void exo_pipeline_fill_shell(exo_shard *sh) {
         sh->weight_bytes += p->weight_bytes;
         if (p->plan.max_tokens < sh->plan.max_tokens) sh->plan.max_tokens = p->plan.max_tokens;
         if (p->plan.max_ctx < sh->plan.max_ctx) sh->plan.max_ctx = p->plan.max_ctx;
+    }
+}
+
+/* How each part's input arrives: by a peer copy from the previous part's device where the plugin
+ * offers one for the pair, else through host memory (logged either way, with the reason). */
+static void choose_handover(exo_shard *sh) {
+    exo_runtime *rt = sh->model->rt;
+    for (uint32_t k = 1; k < sh->n_parts; k++) {
+        char why[EXO_ERROR_MAX], a[96], b[96];
+        uint32_t from = sh->parts[k - 1]->device, to = sh->parts[k]->device;
+        sh->peer_in[k] = exo_peer_copy_offered(rt, from, to, why, sizeof why);
+        exo_pipeline_device_spec(rt, from, a, sizeof a);
+        exo_pipeline_device_spec(rt, to, b, sizeof b);
+        exo_logf(&rt->logger, EXO_LOG_INFO, "pipeline", "hand-over part %u -> %u (%s -> %s): %s%s", k - 1, k, a, b,
+                 sh->peer_in[k] ? "peer copies" : "through host memory: ", sh->peer_in[k] ? "" : why);
     }
 }
 
@@ -98,6 +115,7 @@ exo_status exo_pipeline_load(exo_model *m, const exo_shard_options *opts, const 
     exo_pipeline_fill_shell(sh);
     exo_logf(&rt->logger, EXO_LOG_INFO, "pipeline", "layers [%u, %u) of %s across %u devices (%llu weight bytes)",
              start, end, m->dir, sh->n_parts, (unsigned long long)sh->weight_bytes);
+    choose_handover(sh);
     *out = sh;
     return EXO_OK;
 }
@@ -195,7 +213,9 @@ exo_status exo_pipeline_forward(exo_session *s, const void *input, uint32_t n, u
         const void *in = (const char *)input + (uint64_t)done * in_w * 4;
         for (uint32_t k = 0; k < np && st == EXO_OK; k++) {
             bool tail = k + 1 == np;
-            float *dst = s->relay + (size_t)(k % 2) * T * H;
+            /* Rows handed over by a peer copy never visit the host: the previous part left them
+             * in its output buffer, and they land in this part's input buffer. */
+            float *dst = !tail && sh->peer_in[k + 1] ? NULL : s->relay + (size_t)(k % 2) * T * H;
             uint64_t cap = (uint64_t)chunk * H;
             uint32_t f = 0;
             if (tail) {
@@ -203,8 +223,18 @@ exo_status exo_pipeline_forward(exo_session *s, const void *input, uint32_t n, u
                 dst = f ? out : out + (uint64_t)done * W;
                 cap = f ? W : (uint64_t)chunk * W;
             }
-            st = exo_session_forward_part(s->parts[k], in, chunk, f, dst, cap, k == 0 && tokens);
             failed = k;
+            if (sh->peer_in[k]) {
+                exo_session *prev = s->parts[k - 1], *next = s->parts[k];
+                st = exo_peer_copy(sh->model->rt, prev->shard->device, prev->output, 0, next->shard->device,
+                                   next->input, 0, (uint64_t)chunk * H * 4);
+                if (st != EXO_OK) {
+                    exo_error_wrap(st, "handing the hidden states of part %u to part %u", k - 1, k);
+                    break;
+                }
+                in = NULL;
+            }
+            st = exo_session_forward_resident(s->parts[k], in, chunk, f, dst, cap, k == 0 && tokens);
             in = dst;
         }
         done += chunk;

@@ -185,7 +185,7 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
     const exo_graph_plan *p = &sh->plan;
     for (uint32_t i = 0; i < n; i++) s->position_scratch[i] = (int32_t)(s->position + i);
     exo_error_clear();
-    exo_status st = api->buffer_write(s->input, 0, input, (uint64_t)n * sh->input_width * 4);
+    exo_status st = input ? api->buffer_write(s->input, 0, input, (uint64_t)n * sh->input_width * 4) : EXO_OK;
     if (st == EXO_OK) st = api->buffer_write(s->positions, 0, s->position_scratch, (uint64_t)n * 4);
     if (st != EXO_OK) return exo_error_wrap(st, "writing the step's inputs failed");
 
@@ -231,7 +231,9 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
     st = api->graph_execute(last_graph ? sh->compiled_last : sh->compiled, &args);
     if (st != EXO_OK) return exo_error_wrap(st, "executing the graph failed");
     uint32_t W = sh->output_width;
-    if (last_graph)
+    if (!out)
+        st = EXO_OK; /* the rows stay in s->output: the next part copies them device to device */
+    else if (last_graph)
         st = api->buffer_read(output, 0, out, (uint64_t)W * 4);
     else if (flags & EXO_FORWARD_LAST_ONLY)
         st = api->buffer_read(output, (uint64_t)(n - 1) * W * 4, out, (uint64_t)W * 4);
@@ -272,11 +274,10 @@ exo_status exo_session_check_step(exo_session *s, const void *input, uint32_t n,
     return EXO_OK;
 }
 
-exo_status exo_session_forward_part(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
-                                    uint64_t out_count, bool tokens) {
-    exo_error_clear();
-    exo_status checked = exo_session_check_step(s, input, n, flags, out, out_count, tokens);
-    if (checked != EXO_OK) return checked;
+/* The chunks of a checked step under the device lock. input NULL: the rows are already in the
+ * session's input buffer; out NULL: they stay in its output buffer (one chunk only: see
+ * exo_session_forward_resident). */
+static exo_status forward_checked(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out) {
     exo_shard *sh = s->shard;
     uint32_t W = sh->output_width, in_w = sh->input_width;
     bool had_state = s->position > 0;
@@ -286,8 +287,8 @@ exo_status exo_session_forward_part(exo_session *s, const void *input, uint32_t 
     while (done < n && st == EXO_OK) {
         uint32_t chunk = n - done < T ? n - done : T;
         bool last = done + chunk == n;
-        const char *in = (const char *)input + (uint64_t)done * in_w * 4;
-        float *dst = (flags & EXO_FORWARD_LAST_ONLY) ? out : out + (uint64_t)done * W;
+        const char *in = input ? (const char *)input + (uint64_t)done * in_w * 4 : NULL;
+        float *dst = !out || (flags & EXO_FORWARD_LAST_ONLY) ? out : out + (uint64_t)done * W;
         uint32_t f = (flags & EXO_FORWARD_LAST_ONLY) && !last ? EXO_FORWARD_LAST_ONLY : flags;
         st = step(s, in, chunk, f, dst);
         done += chunk;
@@ -303,6 +304,32 @@ exo_status exo_session_forward_part(exo_session *s, const void *input, uint32_t 
         st = EXO_ERR_DEVICE_LOST;
     }
     return exo_error_keep(&s->error, st);
+}
+
+exo_status exo_session_forward_part(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
+                                    uint64_t out_count, bool tokens) {
+    exo_error_clear();
+    exo_status checked = exo_session_check_step(s, input, n, flags, out, out_count, tokens);
+    if (checked != EXO_OK) return checked;
+    return forward_checked(s, input, n, flags, out);
+}
+
+exo_status exo_session_forward_resident(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
+                                        uint64_t out_count, bool tokens) {
+    if (input && out) return exo_session_forward_part(s, input, n, flags, out, out_count, tokens);
+    exo_error_clear();
+    exo_shard *sh = s->shard;
+    /* The caller (a pipeline) checked the step as a whole; what is left is this part's. */
+    if (n == 0 || n > sh->plan.max_tokens || (uint64_t)s->position + n > s->max_ctx || (!input && sh->plan.embeds) ||
+        (!out && (flags & EXO_FORWARD_LAST_ONLY)))
+        return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG,
+                              "a device-resident step of %u rows at position %u (max_tokens %u, max_ctx %u)", n,
+                              s->position, sh->plan.max_tokens, s->max_ctx));
+    uint64_t need = (flags & EXO_FORWARD_LAST_ONLY) ? sh->output_width : (uint64_t)n * sh->output_width;
+    if (out && out_count < need)
+        return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG, "output holds %llu floats; this step writes "
+                              "%llu", (unsigned long long)out_count, (unsigned long long)need));
+    return forward_checked(s, input, n, flags, out);
 }
 
 exo_status exo_session_forward_tokens(exo_session *s, const int32_t *tokens, uint32_t n, uint32_t flags, float *out,

@@ -9,7 +9,6 @@
 
 #include <string.h>
 
-#define L0_BUFFER_MAGIC 0x6c306275u /* "l0bu" */
 #define L0_ALIGNMENT 64
 
 exo_status l0_mem_alloc(exo_plugin_ctx *ctx, l0_device *dev, uint64_t size, const char *what, l0_mem *out) {

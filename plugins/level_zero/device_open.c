@@ -1,5 +1,7 @@
-/* device_open.c — a device ready for work: a context, an asynchronous command queue on the
- * compute queue group, and a synchronous immediate command list for buffer reads and writes.
+/* device_open.c — a device ready for work: its driver's context (one per driver, shared by the
+ * driver's opened devices, so memory of one device can be copied into another's: peer_copy.c), an
+ * asynchronous command queue on the compute queue group, and a synchronous immediate command list
+ * for buffer reads and writes.
  * Graphs record their own regular lists and fences on this queue (recorder.c). The SPIR-V
  * module is built by the first graph_compile (module.c), not here, so opening stays cheap. */
 #include "l0_internal.h"
@@ -54,18 +56,51 @@ static bool offers_relaxed_limits(exo_plugin_ctx *ctx, l0_device *dev) {
     return found;
 }
 
+/* The context of the device's driver, created by its first opened device (ctx->lock held). */
+static exo_status context_take(exo_plugin_ctx *ctx, l0_device *dev, ze_context_handle_t *out) {
+    l0_driver_context *free_slot = NULL;
+    for (uint32_t i = 0; i < L0_MAX_DRIVER_CONTEXTS; i++) {
+        l0_driver_context *c = &ctx->contexts[i];
+        if (c->users && c->driver == dev->driver) {
+            c->users++;
+            *out = c->context;
+            return EXO_OK;
+        }
+        if (!c->users && !free_slot) free_slot = c;
+    }
+    if (!free_slot)
+        return l0_error(ctx, dev, EXO_ERR_UNSUPPORTED, "opening: more than %d Level Zero drivers in use",
+                        L0_MAX_DRIVER_CONTEXTS);
+    ze_context_desc_t cd = {.stype = ZE_STRUCTURE_TYPE_CONTEXT_DESC};
+    ze_result_t r = ctx->ze->zeContextCreate(dev->driver, &cd, &free_slot->context);
+    if (r != ZE_RESULT_SUCCESS) return l0_fail(ctx, dev, r, "zeContextCreate", "opening");
+    free_slot->driver = dev->driver;
+    free_slot->users = 1;
+    *out = free_slot->context;
+    return EXO_OK;
+}
+
+/* Drops the device's use of its driver's context; the last user destroys it (ctx->lock held). */
+static void context_drop(exo_plugin_ctx *ctx, l0_device *dev, ze_context_handle_t context) {
+    for (uint32_t i = 0; i < L0_MAX_DRIVER_CONTEXTS; i++) {
+        l0_driver_context *c = &ctx->contexts[i];
+        if (!c->users || c->context != context || --c->users) continue;
+        ze_result_t r = ctx->ze->zeContextDestroy(context);
+        if (r != ZE_RESULT_SUCCESS)
+            l0_log(ctx->host, EXO_LOG_WARN, "level_zero:%u: zeContextDestroy: %s (0x%08x): buffers or graphs were "
+                   "still alive when the driver's last device closed", dev->index, ze_result_name(r), (unsigned)r);
+        c->context = NULL;
+        c->driver = NULL;
+    }
+}
+
 static void release(exo_plugin_ctx *ctx, l0_device *dev) {
     const l0_loader *ze = ctx->ze;
     l0_exec *x = &dev->exec;
     l0_module_destroy(ctx, dev);
     if (x->copy_list) ze->zeCommandListDestroy(x->copy_list);
     if (x->queue) ze->zeCommandQueueDestroy(x->queue);
-    if (x->context) {
-        ze_result_t r = ze->zeContextDestroy(x->context);
-        if (r != ZE_RESULT_SUCCESS)
-            l0_log(ctx->host, EXO_LOG_WARN, "level_zero:%u: zeContextDestroy: %s (0x%08x): buffers or graphs were "
-                   "still alive when the device closed", dev->index, ze_result_name(r), (unsigned)r);
-    }
+    if (x->context) context_drop(ctx, dev, x->context);
     x->copy_list = NULL;
     x->queue = NULL;
     x->context = NULL;
@@ -94,9 +129,8 @@ exo_status l0_device_open(exo_plugin_ctx *ctx, uint32_t index) {
     const l0_loader *ze = ctx->ze;
     l0_exec *x = &dev->exec;
     memset(x, 0, sizeof *x);
-    ze_context_desc_t cd = {.stype = ZE_STRUCTURE_TYPE_CONTEXT_DESC};
-    ze_result_t r = ze->zeContextCreate(dev->driver, &cd, &x->context);
-    if (r != ZE_RESULT_SUCCESS) st = l0_fail(ctx, dev, r, "zeContextCreate", "opening");
+    ze_result_t r;
+    st = context_take(ctx, dev, &x->context);
     if (st == EXO_OK) st = find_compute_ordinal(ctx, dev, &x->queue_ordinal);
     if (st == EXO_OK) {
         ze_command_queue_desc_t qd = {.stype = ZE_STRUCTURE_TYPE_COMMAND_QUEUE_DESC, .ordinal = x->queue_ordinal,

@@ -12,8 +12,9 @@
  *   plugin.c     the exo_plugin_api table and the context
  * Execution (per device, created by device_open):
  *   ze_check.c   every ze_result_t -> exo_status with the call's name (DEVICE_LOST, DEVICE_OOM...)
- *   device_open.c context, command queue, immediate list for copies, graph list and fence
+ *   device_open.c the driver's shared context, command queue, immediate list for copies
  *   buffer.c     USM device memory: exo_buffer and the executor's scratch (gpu_mem)
+ *   peer_copy.c  device-to-device copies between two devices of one driver (ABI 1.9)
  *   module.c     the embedded SPIR-V -> ze_module (build log on failure), kernels by name
  *   recorder.c   kernel launches -> a regular command list, recorded once and replayed while
  *                the launch sequence stays the same
@@ -99,6 +100,9 @@ typedef struct l0_loader {
     ze_pfnKernelDestroy_t zeKernelDestroy;
     ze_pfnKernelSetGroupSize_t zeKernelSetGroupSize;
     ze_pfnKernelSetArgumentValue_t zeKernelSetArgumentValue;
+    /* peer copies (optional: NULL means none are offered) */
+    ze_pfnDeviceCanAccessPeer_t zeDeviceCanAccessPeer;
+    ze_pfnDeviceGetP2PProperties_t zeDeviceGetP2PProperties;
     bool has_exec_symbols;
     char missing_exec_symbol[64]; /* the first one missing, for the device_open error */
     bool has_sysman_symbols;
@@ -149,7 +153,7 @@ typedef struct l0_exec {
     bool open;
     bool lost;                        /* a call returned DEVICE_LOST: every later one fails fast */
     pthread_mutex_t lock;
-    ze_context_handle_t context;
+    ze_context_handle_t context;      /* the driver's context, shared by its opened devices */
     uint32_t queue_ordinal;           /* the compute queue group */
     ze_command_queue_handle_t queue;
     ze_command_list_handle_t copy_list; /* immediate, synchronous: buffer reads and writes */
@@ -184,8 +188,19 @@ typedef struct l0_device {
     l0_exec exec;
 } l0_device;
 
+/* One Level Zero context per driver, shared by the driver's opened devices (device_open.c): a
+ * copy may only touch memory allocated in the command list's context, so a peer copy between two
+ * devices needs both devices' allocations in one. */
+#define L0_MAX_DRIVER_CONTEXTS 8
+typedef struct l0_driver_context {
+    ze_driver_handle_t driver;
+    ze_context_handle_t context;
+    uint32_t users;                   /* opened devices of the driver; destroyed at 0 */
+} l0_driver_context;
+
 struct exo_plugin_ctx {
     const exo_host_api *host;
+    l0_driver_context contexts[L0_MAX_DRIVER_CONTEXTS]; /* under lock */
     pthread_mutex_t lock;
     bool probed;
     const l0_loader *ze;      /* NULL until a probe opened the loader and zeInit succeeded */
@@ -256,6 +271,8 @@ typedef struct l0_mem {
     uint64_t size;
 } l0_mem;
 
+#define L0_BUFFER_MAGIC 0x6c306275u /* "l0bu": an exo_buffer of this plugin */
+
 struct exo_buffer {
     uint32_t magic;
     exo_plugin_ctx *ctx;
@@ -278,6 +295,18 @@ exo_status l0_buffer_read(exo_buffer *buf, uint64_t offset, void *data, uint64_t
 void l0_buffer_free(exo_buffer *buf);
 /* The buffer's memory when it belongs to `dev`, else NULL. */
 l0_mem *l0_buffer_mem(exo_buffer *buf, l0_device *dev);
+
+/* ---------------------------------------------------------------- peer_copy.c (ABI 1.9) */
+
+/* EXO_OK when opened device `src` can copy into opened device `dst` with one copy on src's
+ * immediate list: one driver (so one shared context) and zeDeviceCanAccessPeer(src, dst) yes (and
+ * zeDeviceGetP2PProperties' ACCESS flag where the driver answers it); else EXO_ERR_UNSUPPORTED
+ * with the reason. */
+exo_status l0_peer_copy_supported(exo_plugin_ctx *ctx, uint32_t src, uint32_t dst);
+/* The copy itself: zeCommandListAppendMemoryCopy from src's USM memory into dst's on src's
+ * synchronous immediate list. */
+exo_status l0_buffer_copy_peer(exo_buffer *dst, uint64_t dst_offset, exo_buffer *src, uint64_t src_offset,
+                               uint64_t size);
 
 /* ---------------------------------------------------------------- module.c */
 

@@ -63,6 +63,10 @@ static void resolve_exec_symbols(l0_loader *l) {
     RESOLVE_EXEC(zeKernelSetGroupSize);
     RESOLVE_EXEC(zeKernelSetArgumentValue);
     l->has_exec_symbols = !l->missing_exec_symbol[0];
+    /* Peer copies (optional: without them every hand-over between devices goes through host
+     * memory; both are API 1.0 entry points, loader 1.8 has them). */
+    *(void **)&l->zeDeviceCanAccessPeer = dlsym(l->lib, "zeDeviceCanAccessPeer");
+    *(void **)&l->zeDeviceGetP2PProperties = dlsym(l->lib, "zeDeviceGetP2PProperties");
 }
 
 static bool resolve_symbols(l0_loader *l, char *reason, size_t reason_size) {

@@ -147,6 +147,8 @@ static exo_status l0_entry(const exo_host_api *host, exo_plugin_api *out) {
     mine.buffer_write = l0_buffer_write;
     mine.buffer_read = l0_buffer_read;
     mine.buffer_free = l0_buffer_free;
+    mine.peer_copy_supported = l0_peer_copy_supported;
+    mine.buffer_copy_peer = l0_buffer_copy_peer;
 #ifdef EXO_L0_HAVE_KERNELS
     mine.supports_graph = l0_supports_graph;
     mine.graph_compile = l0_graph_compile;

@@ -102,7 +102,10 @@ FROZEN(exo_plugin_api, compiled_free, 160);
 FROZEN(exo_plugin_api, probe_build_info, 168);
 /* 1.8 appended device_read_bandwidth. */
 FROZEN(exo_plugin_api, device_read_bandwidth, 176);
-_Static_assert(sizeof(exo_plugin_api) == 184, "exo_plugin_api size (1.8)");
+/* 1.9 appended peer_copy_supported and buffer_copy_peer. */
+FROZEN(exo_plugin_api, peer_copy_supported, 184);
+FROZEN(exo_plugin_api, buffer_copy_peer, 192);
+_Static_assert(sizeof(exo_plugin_api) == 200, "exo_plugin_api size (1.9)");
 _Static_assert(EXO_ABI_MAJOR == 1 && EXO_ABI_MINOR >= 1, "ABI version");
 
 /* Enum values are part of the ABI too. */

@@ -11,7 +11,9 @@
  * heads and MLP columns split, the all-reduce on the host), and its refusals. Tensor-parallel
  * ranks run on host threads of their own: two sessions of one shard stepped from two threads at
  * once, and (Level Zero test driver) one rank's device lost mid-run, which must fail the step
- * with the device named, never hang or crash. */
+ * with the device named, never hang or crash. The pipeline's hand-over takes a peer copy where the
+ * driver offers one (counted by the test driver), host memory where it does not or across
+ * plugins, and a failing peer copy fails the step clearly. */
 #include <check.h>
 #include <dlfcn.h>
 #include <math.h>
@@ -665,8 +667,17 @@ START_TEST(a_lost_rank_fails_the_step) {
 }
 END_TEST
 
-/* The link between the two devices (exo_device_link_benchmark): measured through host memory,
- * then the same figures from the cache; a device is no link to itself. */
+/* The path a pipeline across the two devices hands hidden states over with: a peer copy on the
+ * Level Zero test driver's GPUs unless its EXO_ZE_TEST_PEER says none; through host memory on
+ * PoCL (OpenCL offers no copies between contexts). */
+static uint32_t expected_link_path(void) {
+    const char *peer = getenv("EXO_ZE_TEST_PEER");
+    bool ze = strncmp(pipeline_devices(), "level_zero:", 11) == 0;
+    return ze && !(peer && strcmp(peer, "none") == 0) ? EXO_DEVICE_LINK_PEER : EXO_DEVICE_LINK_HOST;
+}
+
+/* The link between the two devices (exo_device_link_benchmark): measured on the path a pipeline
+ * takes, then the same figures and path from the cache; a device is no link to itself. */
 START_TEST(link_between_the_devices) {
     fixture f = open_fixture();
     NEED_DEVICES(f);
@@ -684,13 +695,154 @@ START_TEST(link_between_the_devices) {
     ck_assert_msg(exo_device_link_benchmark(f.rt, a, b, EXO_DEVICE_BENCH_REFRESH, &measured) == EXO_OK, "%s",
                   exo_runtime_last_error(f.rt));
     ck_assert(measured.gbs > 0 && measured.latency_us > 0 && !measured.cached);
-    ck_assert_uint_eq(measured.path, EXO_DEVICE_LINK_HOST);
+    ck_assert_uint_eq(measured.path, expected_link_path());
     ck_assert_int_eq(exo_device_link_benchmark(f.rt, a, b, EXO_DEVICE_BENCH_CACHED_ONLY, &cached), EXO_OK);
     ck_assert(cached.cached);
+    ck_assert_uint_eq(cached.path, measured.path);
     ck_assert(fabs(cached.gbs - measured.gbs) <= 1e-3 * measured.gbs + 1e-3);
-    printf("link %s -> %s: %.2f GB/s, %.1f us for 16 KiB\n", spec, second, measured.gbs, measured.latency_us);
+    printf("link %s -> %s (%s): %.2f GB/s, %.1f us for 16 KiB\n", spec, second,
+           measured.path == EXO_DEVICE_LINK_PEER ? "peer" : "host", measured.gbs, measured.latency_us);
     ck_assert_int_eq(exo_device_link_benchmark(f.rt, a, a, 0, &cached), EXO_ERR_INVALID_ARG);
     ck_assert_msg(strstr(exo_runtime_last_error(f.rt), "given twice"), "%s", exo_runtime_last_error(f.rt));
+    close_fixture(&f);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- the hand-over's path */
+
+/* The Level Zero test driver's hooks: its count of peer copies and its peer-access switch. */
+typedef struct ze_peer_hooks {
+    void *lib;
+    uint64_t (*copies)(void);
+    void (*set)(uint32_t mode); /* 0 on, 1 none, 2 fail (EXO_ZE_TEST_PEER) */
+} ze_peer_hooks;
+
+static bool ze_pair(void) { return strncmp(pipeline_devices(), "level_zero:0,level_zero:1", 25) == 0; }
+
+static ze_peer_hooks peer_hooks(void) {
+    ze_peer_hooks h = {.lib = dlopen(EXO_ZE_TEST_DRIVER, RTLD_NOW | RTLD_NOLOAD)};
+    ck_assert_msg(h.lib != NULL, "the test driver is not loaded");
+    h.copies = (uint64_t (*)(void))dlsym(h.lib, "exo_ze_test_driver_peer_copies");
+    h.set = (void (*)(uint32_t))dlsym(h.lib, "exo_ze_test_driver_set_peer");
+    ck_assert(h.copies && h.set);
+    return h;
+}
+
+/* A prompt and one decode step on `spread` against the one-device shard; returns how many peer
+ * copies the driver made meanwhile. */
+static uint64_t step_and_count(fixture *f, exo_shard *spread, const ze_peer_hooks *h) {
+    enum { T = 7 };
+    int32_t ids[T + 1];
+    for (uint32_t i = 0; i <= T; i++) ids[i] = token(i + 3, f->vocab);
+    uint64_t V = f->vocab;
+    float *a = malloc(T * V * 4), *b = malloc(T * V * 4);
+    exo_session *sa = NULL, *sb = NULL;
+    ck_assert_int_eq(exo_session_create(f->one, 0, &sa), EXO_OK);
+    ck_assert_int_eq(exo_session_create(spread, 0, &sb), EXO_OK);
+    uint64_t before = h->copies();
+    ck_assert_int_eq(exo_session_forward_tokens(sa, ids, T, 0, a, T * V), EXO_OK);
+    ck_assert_msg(exo_session_forward_tokens(sb, ids, T, 0, b, T * V) == EXO_OK, "%s", exo_session_last_error(sb));
+    rows_match("prompt", b, a, T, V);
+    ck_assert_int_eq(exo_session_forward_tokens(sa, &ids[T], 1, 0, a, V), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_tokens(sb, &ids[T], 1, 0, b, V), EXO_OK);
+    rows_match("decode", b, a, 1, V);
+    uint64_t copies = h->copies() - before;
+    exo_session_destroy(sa);
+    exo_session_destroy(sb);
+    free(a);
+    free(b);
+    return copies;
+}
+
+/* The pipeline's hand-over takes the peer copy where the driver offers one: one copy per step
+ * between the two parts (no host round trip), the same logits as one device. With peer access
+ * off (EXO_ZE_TEST_PEER=none, set while running) a pipeline loaded then goes through host memory:
+ * no peer copy, the same logits, and the link benchmark says host. Across plugins (a fake GPU and
+ * the CPU) there is no peer path either. */
+START_TEST(hand_over_takes_the_offered_path) {
+    if (!ze_pair()) {
+        printf("skipped: the hand-over's path is counted by the Level Zero test driver\n");
+        return;
+    }
+    fixture f = open_fixture();
+    NEED_DEVICES(f);
+    ze_peer_hooks h = peer_hooks();
+    uint32_t a, b, cpu;
+    ck_assert_int_eq(exo_device_find(f.rt, "level_zero:0", &a), EXO_OK);
+    ck_assert_int_eq(exo_device_find(f.rt, "level_zero:1", &b), EXO_OK);
+    ck_assert_int_eq(exo_device_find(f.rt, "cpu_amx:0", &cpu), EXO_OK);
+    exo_device_link link;
+    EXO_STRUCT_INIT(&link);
+    const char *mode = getenv("EXO_ZE_TEST_PEER");
+    if (!(mode && strcmp(mode, "none") == 0)) {
+        ck_assert_uint_eq(step_and_count(&f, f.two, &h), 2); /* the prompt's one chunk and the decode step */
+        ck_assert_int_eq(exo_device_link_benchmark(f.rt, a, b, EXO_DEVICE_BENCH_REFRESH, &link), EXO_OK);
+        ck_assert_uint_eq(link.path, EXO_DEVICE_LINK_PEER);
+    }
+    h.set(1);
+    exo_shard *host = load(&f, 0, f.layers, NULL, pipeline_devices());
+    ck_assert_uint_eq(step_and_count(&f, host, &h), 0);
+    ck_assert_int_eq(exo_device_link_benchmark(f.rt, a, b, EXO_DEVICE_BENCH_REFRESH, &link), EXO_OK);
+    ck_assert_uint_eq(link.path, EXO_DEVICE_LINK_HOST);
+    exo_shard_destroy(host);
+    h.set(mode && strcmp(mode, "none") == 0 ? 1 : 0);
+    exo_shard *mixed = load(&f, 0, f.layers, NULL, "level_zero:0,cpu_amx:0");
+    ck_assert_uint_eq(step_and_count(&f, mixed, &h), 0);
+    ck_assert_int_eq(exo_device_link_benchmark(f.rt, a, cpu, EXO_DEVICE_BENCH_REFRESH, &link), EXO_OK);
+    ck_assert_uint_eq(link.path, EXO_DEVICE_LINK_HOST);
+    exo_shard_destroy(mixed);
+    dlclose(h.lib);
+    close_fixture(&f);
+}
+END_TEST
+
+/* A peer copy that fails (the driver offers peer access, then its copies fail: EXO_ZE_TEST_PEER=
+ * fail set while running) fails the step with an error naming the hand-over, the devices and the
+ * driver's result, leaves the session where it was, and the next step (peer copies working
+ * again) goes on from there as one device does. The link benchmark fails the same way. */
+START_TEST(a_failing_peer_copy_fails_the_step) {
+    if (!ze_pair() || (getenv("EXO_ZE_TEST_PEER") && strcmp(getenv("EXO_ZE_TEST_PEER"), "none") == 0)) {
+        printf("skipped: needs the Level Zero test driver's GPUs with peer access\n");
+        return;
+    }
+    fixture f = open_fixture();
+    NEED_DEVICES(f);
+    ze_peer_hooks h = peer_hooks();
+    enum { T = 5 };
+    int32_t ids[T + 1];
+    for (uint32_t i = 0; i <= T; i++) ids[i] = token(i + 5, f.vocab);
+    uint64_t V = f.vocab;
+    float *a = malloc(V * 4), *b = malloc(V * 4);
+    exo_session *sa = NULL, *sb = NULL;
+    ck_assert_int_eq(exo_session_create(f.one, 0, &sa), EXO_OK);
+    ck_assert_int_eq(exo_session_create(f.two, 0, &sb), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_tokens(sa, ids, T, EXO_FORWARD_LAST_ONLY, a, V), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_tokens(sb, ids, T, EXO_FORWARD_LAST_ONLY, b, V), EXO_OK);
+    h.set(2);
+    exo_status st = exo_session_forward_tokens(sb, &ids[T], 1, 0, b, V);
+    const char *why = exo_session_last_error(sb);
+    printf("a failing peer copy: %s: %s\n", exo_status_name(st), why);
+    ck_assert_int_eq(st, EXO_ERR_BACKEND);
+    ck_assert_msg(strstr(why, "part 1 of the pipeline") && strstr(why, "peer copy") && strstr(why, "level_zero:0") &&
+                      strstr(why, "level_zero:1") && strstr(why, "ZE_RESULT_ERROR_UNKNOWN"),
+                  "%s", why);
+    ck_assert_uint_eq(exo_session_position(sb), T);
+    uint32_t da, db;
+    ck_assert_int_eq(exo_device_find(f.rt, "level_zero:0", &da), EXO_OK);
+    ck_assert_int_eq(exo_device_find(f.rt, "level_zero:1", &db), EXO_OK);
+    exo_device_link link;
+    EXO_STRUCT_INIT(&link);
+    ck_assert_int_eq(exo_device_link_benchmark(f.rt, da, db, EXO_DEVICE_BENCH_REFRESH, &link), EXO_ERR_BACKEND);
+    ck_assert_msg(strstr(exo_runtime_last_error(f.rt), "peer copy"), "%s", exo_runtime_last_error(f.rt));
+    h.set(0);
+    ck_assert_int_eq(exo_session_forward_tokens(sa, &ids[T], 1, 0, a, V), EXO_OK);
+    ck_assert_msg(exo_session_forward_tokens(sb, &ids[T], 1, 0, b, V) == EXO_OK, "%s", exo_session_last_error(sb));
+    rows_match("after the failed step", b, a, 1, V);
+    exo_session_destroy(sa);
+    exo_session_destroy(sb);
+    dlclose(h.lib);
+    free(a);
+    free(b);
     close_fixture(&f);
 }
 END_TEST
@@ -760,6 +912,8 @@ int main(void) {
     tcase_add_test(tc, progress_spans_the_parts);
     tcase_add_test(tc, tensor_parallel_sessions_on_two_threads);
     tcase_add_test(tc, link_between_the_devices);
+    tcase_add_test(tc, hand_over_takes_the_offered_path);
+    tcase_add_test(tc, a_failing_peer_copy_fails_the_step);
     suite_add_tcase(suite, tc);
     /* Last: it loses a device for the rest of the process. */
     TCase *lost = tcase_create("lost_rank");

@@ -9,9 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static atomic_uint_fast64_t launches;
+static atomic_uint_fast64_t launches, peer_copies;
 
 uint64_t exo_ze_test_driver_launches(void) { return atomic_load(&launches); }
+uint64_t exo_ze_test_driver_peer_copies(void) { return atomic_load(&peer_copies); }
 
 static bool list_valid(ze_command_list_handle_t l) { return l && l->magic == TD_LIST_MAGIC; }
 
@@ -93,8 +94,10 @@ ze_result_t ZE_APICALL td_zeCommandListReset(ze_command_list_handle_t list) {
 static ze_result_t run_command(const td_command *c) {
     switch (c->kind) {
     case TD_CMD_COPY:
+        if (c->peer && td_global.config.peer == TD_PEER_FAIL) return ZE_RESULT_ERROR_UNKNOWN;
         td_ocl_finish(); /* kernels before the copy have written their results */
         memmove(c->dst, c->src, c->size);
+        if (c->peer) atomic_fetch_add(&peer_copies, 1);
         return ZE_RESULT_SUCCESS;
     case TD_CMD_FILL:
         td_ocl_finish();
@@ -178,13 +181,37 @@ static bool range_ok(const void *p, size_t size) {
     return ok;
 }
 
+/* Which memory a copy on `list` may touch (Level Zero: memory of the list's context that its device
+ * can reach). Host memory of no allocation is always allowed; an allocation of another context
+ * never; another device's memory only with peer access (EXO_ZE_TEST_PEER), which makes the copy a
+ * peer copy (*peer). */
+static ze_result_t reachable(ze_command_list_handle_t list, const void *p, bool *peer) {
+    pthread_mutex_lock(&td_global.lock);
+    ze_context_handle_t context;
+    ze_device_handle_t device;
+    bool tracked = td_mem_owner(p, &context, &device);
+    bool lost = device && device->lost, refused = td_global.config.peer == TD_PEER_NONE;
+    pthread_mutex_unlock(&td_global.lock);
+    if (!tracked) return ZE_RESULT_SUCCESS;
+    if (context != list->context) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    if (!device || device == list->device) return ZE_RESULT_SUCCESS;
+    if (lost) return ZE_RESULT_ERROR_DEVICE_LOST;
+    if (refused) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    *peer = true;
+    return ZE_RESULT_SUCCESS;
+}
+
 ze_result_t ZE_APICALL td_zeCommandListAppendMemoryCopy(ze_command_list_handle_t list, void *dst, const void *src,
                                                         size_t size, ze_event_handle_t signal, uint32_t n_wait,
                                                         ze_event_handle_t *wait) {
     CHECK_LIST(list);
     if (!dst || !src) return ZE_RESULT_ERROR_INVALID_NULL_POINTER;
     if (!range_ok(dst, size) || !range_ok(src, size)) return ZE_RESULT_ERROR_INVALID_SIZE;
-    td_command c = {.kind = TD_CMD_COPY, .dst = dst, .src = src, .size = size};
+    bool peer = false;
+    ze_result_t r = reachable(list, dst, &peer);
+    if (r == ZE_RESULT_SUCCESS) r = reachable(list, src, &peer);
+    if (r != ZE_RESULT_SUCCESS) return r;
+    td_command c = {.kind = TD_CMD_COPY, .dst = dst, .src = src, .size = size, .peer = peer};
     return append(list, &c, signal, n_wait);
 }
 

@@ -50,6 +50,9 @@ void td_config_read(td_config *out) {
     out->device_lost_at_submit = env_u64("EXO_ZE_TEST_DEVICE_LOST_AT_SUBMIT", 0);
     out->max_alloc = env_u64("EXO_ZE_TEST_MAX_ALLOC", 0);
     out->no_relaxed_alloc = env_flag("EXO_ZE_TEST_NO_RELAXED_ALLOC");
+    const char *peer = getenv("EXO_ZE_TEST_PEER");
+    out->peer = peer && strcmp(peer, "none") == 0 ? TD_PEER_NONE : peer && strcmp(peer, "fail") == 0 ? TD_PEER_FAIL
+                                                                                                   : TD_PEER_ON;
     out->no_sysman = env_flag("EXO_ZE_TEST_NO_SYSMAN");
     out->integrated = env_flag("EXO_ZE_TEST_INTEGRATED");
     out->utilization = env_double("EXO_ZE_TEST_UTILIZATION", 0.375, 0.0, 1.0);

@@ -66,6 +66,12 @@ void exo_ze_test_driver_set_device_lost_at_execute(uint64_t n) {
     pthread_mutex_unlock(&td_global.lock);
 }
 
+void exo_ze_test_driver_set_peer(uint32_t mode) {
+    pthread_mutex_lock(&td_global.lock);
+    if (mode <= TD_PEER_FAIL) td_global.config.peer = (td_peer_mode)mode;
+    pthread_mutex_unlock(&td_global.lock);
+}
+
 void exo_ze_test_driver_lose_device(uint32_t index) {
     pthread_mutex_lock(&td_global.lock);
     if (index < td_global.driver.n_devices) td_global.driver.devices[index].lost = true;

@@ -29,6 +29,8 @@ TD_DDI_TABLE(zeGetDeviceProcAddrTable, ze_device_dditable_t, {
     table->pfnGetModuleProperties = td_zeDeviceGetModuleProperties;
     table->pfnGetMemoryProperties = td_zeDeviceGetMemoryProperties;
     table->pfnGetCommandQueueGroupProperties = td_zeDeviceGetCommandQueueGroupProperties;
+    table->pfnCanAccessPeer = td_zeDeviceCanAccessPeer;
+    table->pfnGetP2PProperties = td_zeDeviceGetP2PProperties;
 })
 
 TD_DDI_TABLE(zeGetDeviceExpProcAddrTable, ze_device_exp_dditable_t, (void)0)

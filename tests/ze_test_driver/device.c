@@ -82,3 +82,31 @@ ze_result_t ZE_APICALL td_zeDeviceGetCommandQueueGroupProperties(ze_device_handl
     *count = 1;
     return ZE_RESULT_SUCCESS;
 }
+
+/* Peer access (EXO_ZE_TEST_PEER): every pair of the driver's devices, or none. A device always
+ * reaches its own memory. */
+static bool peer_reachable(ze_device_handle_t device, ze_device_handle_t peer) {
+    pthread_mutex_lock(&td_global.lock);
+    bool reachable = device == peer || td_global.config.peer != TD_PEER_NONE;
+    pthread_mutex_unlock(&td_global.lock);
+    return reachable;
+}
+
+ze_result_t ZE_APICALL td_zeDeviceCanAccessPeer(ze_device_handle_t device, ze_device_handle_t peer, ze_bool_t *value) {
+    ze_result_t r = td_enter();
+    if (r != ZE_RESULT_SUCCESS) return r;
+    if (!td_device_valid(device) || !td_device_valid(peer)) return ZE_RESULT_ERROR_INVALID_NULL_HANDLE;
+    if (!value) return ZE_RESULT_ERROR_INVALID_NULL_POINTER;
+    if (device->lost || peer->lost) return ZE_RESULT_ERROR_DEVICE_LOST;
+    *value = peer_reachable(device, peer);
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t ZE_APICALL td_zeDeviceGetP2PProperties(ze_device_handle_t device, ze_device_handle_t peer,
+                                                   ze_device_p2p_properties_t *props) {
+    CHECK_DEVICE_CALL(device, props, ZE_STRUCTURE_TYPE_DEVICE_P2P_PROPERTIES);
+    if (!td_device_valid(peer)) return ZE_RESULT_ERROR_INVALID_NULL_HANDLE;
+    if (device->lost || peer->lost) return ZE_RESULT_ERROR_DEVICE_LOST;
+    props->flags = peer_reachable(device, peer) ? ZE_DEVICE_P2P_PROPERTY_FLAG_ACCESS : 0; /* no atomics */
+    return ZE_RESULT_SUCCESS;
+}

@@ -40,6 +40,13 @@ bool td_mem_contains(const void *ptr, size_t size) {
     return a && (size_t)((const char *)ptr - (const char *)a->base) + size <= a->size;
 }
 
+bool td_mem_owner(const void *ptr, ze_context_handle_t *context, ze_device_handle_t *device) {
+    const td_alloc *a = find(ptr);
+    *context = a ? a->context : NULL;
+    *device = a ? a->device : NULL;
+    return a != NULL;
+}
+
 /* Does a pNext chain carry the relaxed-limits descriptor with MAX_SIZE? */
 static bool relaxed_size(const void *next) {
     for (const ze_base_desc_t *d = next; d; d = d->pNext)

@@ -25,6 +25,12 @@
  *   EXO_ZE_TEST_CACHE_DIR=dir    where translated SPIR-V (.bc by hash) is cached
  *                                (default $XDG_CACHE_HOME/exo-ze-test-driver, then ~/.cache/..., /tmp)
  *   EXO_ZE_TEST_LLVM_SPIRV=path  the SPIR-V translator (default llvm-spirv-15 on PATH)
+ *   EXO_ZE_TEST_PEER=mode        peer access between the devices: `on` (default: zeDeviceCanAccessPeer
+ *                                and zeDeviceGetP2PProperties say yes, and a copy on one device's list
+ *                                may read or write another device's memory), `none` (they say no, and
+ *                                such a copy is refused with INVALID_ARGUMENT, as memory a device
+ *                                cannot reach), `fail` (they say yes, but such a copy fails with
+ *                                ZE_RESULT_ERROR_UNKNOWN: a broken link)
  *
  * Kernels really run: zeModuleCreate takes the SPIR-V, reverse-translates it to SPIR 1.2
  * bitcode with `llvm-spirv-15 -r` (a subprocess; the result is cached by a hash of the SPIR-V),
@@ -58,6 +64,8 @@
 
 /* ---------------------------------------------------------------- configuration (config.c) */
 
+typedef enum td_peer_mode { TD_PEER_ON = 0, TD_PEER_NONE = 1, TD_PEER_FAIL = 2 } td_peer_mode;
+
 typedef struct td_config {
     uint32_t n_devices;
     bool fail_init;
@@ -71,6 +79,7 @@ typedef struct td_config {
     uint64_t device_lost_at_submit;  /* 0 = never */
     uint64_t max_alloc;
     bool no_relaxed_alloc;
+    td_peer_mode peer;
 } td_config;
 
 /* Reads the EXO_ZE_TEST_* variables (at zeInit, so a test can set them after loading). */
@@ -162,6 +171,9 @@ ze_result_t ZE_APICALL td_zeDeviceGetMemoryProperties(ze_device_handle_t device,
                                                       ze_device_memory_properties_t *props);
 ze_result_t ZE_APICALL td_zeDeviceGetModuleProperties(ze_device_handle_t device,
                                                       ze_device_module_properties_t *props);
+ze_result_t ZE_APICALL td_zeDeviceCanAccessPeer(ze_device_handle_t device, ze_device_handle_t peer, ze_bool_t *value);
+ze_result_t ZE_APICALL td_zeDeviceGetP2PProperties(ze_device_handle_t device, ze_device_handle_t peer,
+                                                   ze_device_p2p_properties_t *props);
 
 ze_result_t ZE_APICALL td_zesDevicePciGetProperties(zes_device_handle_t device, zes_pci_properties_t *props);
 ze_result_t ZE_APICALL td_zesDeviceEnumMemoryModules(zes_device_handle_t device, uint32_t *count,
@@ -247,6 +259,7 @@ typedef struct td_command {
     size_t size;
     unsigned char pattern[16];
     size_t pattern_size;
+    bool peer;         /* COPY: between memory of two different devices (a peer copy) */
     /* LAUNCH: the arguments and sizes as they were at append time (Level Zero semantics) */
     ze_kernel_handle_t kernel;
     uint32_t group[3];
@@ -300,6 +313,9 @@ void td_ocl_finish(void);
 
 /* True when [ptr, ptr + size) lies inside one live allocation. Lock held. */
 bool td_mem_contains(const void *ptr, size_t size);
+/* The live allocation holding ptr: its context and device (NULL for host memory); false when ptr is
+ * in none (plain host memory). Lock held. */
+bool td_mem_owner(const void *ptr, ze_context_handle_t *context, ze_device_handle_t *device);
 
 /* ---------------------------------------------------------------- SPIR-V (spirv_translate.c) */
 
@@ -419,6 +435,10 @@ TD_EXPORT uint64_t exo_ze_test_driver_launches(void);
 TD_EXPORT uint64_t exo_ze_test_driver_submits(void);
 TD_EXPORT uint64_t exo_ze_test_driver_live_device_bytes(void);
 TD_EXPORT uint64_t exo_ze_test_driver_module_builds(void);
+/* Copies done between memory of two different devices (peer copies; EXO_ZE_TEST_PEER). */
+TD_EXPORT uint64_t exo_ze_test_driver_peer_copies(void);
+/* Same as EXO_ZE_TEST_PEER, set while running: 0 on, 1 none, 2 fail (td_peer_mode). */
+TD_EXPORT void exo_ze_test_driver_set_peer(uint32_t mode);
 /* Same as EXO_ZE_TEST_DEVICE_LOST_AT_SUBMIT, set while running (a test loses the device after
  * it has built state: the value is an absolute submission number, see ..._submits()). */
 TD_EXPORT void exo_ze_test_driver_set_device_lost_at_submit(uint64_t n);

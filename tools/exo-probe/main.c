@@ -4,9 +4,10 @@
  *
  * --bench measures every usable device (exo_device_benchmark: read bandwidth and matmul
  * throughput through the device's own graph path, cached per device and driver version) and the
- * link between every two of them (exo_device_link_benchmark: a copy through host memory, as a
- * shard across devices hands hidden states over); without it the figures cached earlier are
- * shown where there are some.
+ * link between every two of them (exo_device_link_benchmark: the copy a pipeline across them hands
+ * hidden states over with, a device-to-device "peer" copy where the plugin offers one for the
+ * pair, else through host memory); without it the figures cached earlier are shown where there
+ * are some.
  *
  * Exit status 0 when a usable device exists, 1 when none, 2 on usage errors. */
 #include <cjson/cJSON.h>
@@ -68,6 +69,9 @@ static bool linkable(exo_runtime *rt, uint32_t i, exo_device_info *d) {
     EXO_STRUCT_INIT(d);
     return exo_device_get_info(rt, i, d) == EXO_OK && d->usable && d->alternate_of < 0;
 }
+
+/* "peer" (a device-to-device copy) or "host" (through host memory). */
+static const char *link_path(const exo_device_link *l) { return l->path == EXO_DEVICE_LINK_PEER ? "peer" : "host"; }
 
 /* The link from device a to device b: measured (bench) or cached; false when there is none. */
 static bool link_measured(exo_runtime *rt, uint32_t a, uint32_t b, int bench, exo_device_link *l) {
@@ -169,7 +173,7 @@ static void print_json(exo_runtime *rt, int telemetry, int bench) {
         }
         cJSON_AddItemToArray(devices, o);
     }
-    /* Every ordered pair of devices a shard may spread over: the copy through host memory. */
+    /* Every ordered pair of devices a shard may spread over: the hand-over's copy and its path. */
     cJSON *links = cJSON_AddArrayToObject(root, "links");
     for (uint32_t a = 0; a < exo_device_count(rt); a++)
         for (uint32_t b = 0; b < exo_device_count(rt); b++) {
@@ -183,7 +187,7 @@ static void print_json(exo_runtime *rt, int telemetry, int bench) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "from", from);
             cJSON_AddStringToObject(o, "to", to);
-            cJSON_AddStringToObject(o, "path", "host");
+            cJSON_AddStringToObject(o, "path", link_path(&l));
             cJSON_AddNumberToObject(o, "gbs", l.gbs);
             cJSON_AddNumberToObject(o, "latency_us", l.latency_us);
             cJSON_AddBoolToObject(o, "cached", l.cached);
@@ -261,13 +265,13 @@ static void print_table(exo_runtime *rt, int telemetry, int bench) {
             exo_device_link l;
             if (a == b || !linkable(rt, a, &da) || !linkable(rt, b, &db) || !link_measured(rt, a, b, bench, &l))
                 continue;
-            if (!header) printf("\nLinks between devices (a copy through host memory)\n");
+            if (!header) printf("\nLinks between devices (the hand-over's copy: peer = device to device, host = through host memory)\n");
             header = true;
             char from[64], to[64];
             snprintf(from, sizeof from, "%s:%u", da.plugin, da.plugin_index);
             snprintf(to, sizeof to, "%s:%u", db.plugin, db.plugin_index);
-            printf("  %-16s -> %-16s %.2f GB/s, %.1f us for 16 KiB%s\n", from, to, l.gbs, l.latency_us,
-                   l.cached ? " (cached)" : "");
+            printf("  %-16s -> %-16s %-4s %.2f GB/s, %.1f us for 16 KiB%s\n", from, to, link_path(&l), l.gbs,
+                   l.latency_us, l.cached ? " (cached)" : "");
         }
     uint32_t sel = 0;
     const char *why = "";

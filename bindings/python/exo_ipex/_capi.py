@@ -102,6 +102,8 @@ class DeviceLink(_Sized):
 
 DEVICE_BENCH_CACHED_ONLY = 1 << 0
 DEVICE_BENCH_REFRESH = 1 << 1
+DEVICE_LINK_HOST = 1  # exo_device_link.path: through host memory
+DEVICE_LINK_PEER = 2  # a device-to-device copy (plugin ABI 1.9)
 
 
 class RuntimeOptions(_Sized):

@@ -215,9 +215,10 @@ class Runtime(_Handle):
 
     def link_benchmark(self, source, dest, cached_only=False, refresh=False):
         """The link from one device to another (Devices or indices; exo_device_link_benchmark):
-        {"gbs", "latency_us", "path", "cached"}: a 16 MiB and a 16 KiB copy through host memory,
-        as a shard across the two hands hidden states over. Cached like benchmark() (per both
-        devices and drivers); cached_only: None when nothing is cached."""
+        {"gbs", "latency_us", "path", "cached"}: a 16 MiB and a 16 KiB copy as a pipeline across
+        the two hands hidden states over, path "peer" (device to device, where the plugin offers it
+        for the pair) or "host" (through host memory). Cached like benchmark() (per both devices
+        and drivers, with the path measured); cached_only: None when nothing is cached."""
         a = source.index if isinstance(source, Device) else int(source)
         b = dest.index if isinstance(dest, Device) else int(dest)
         link = _capi.DeviceLink.new()
@@ -226,7 +227,8 @@ class Runtime(_Handle):
         if cached_only and st != 0:
             return None
         check(st, self.last_error, "exo_device_link_benchmark")
-        return {"gbs": link.gbs, "latency_us": link.latency_us, "path": "host", "cached": bool(link.cached)}
+        return {"gbs": link.gbs, "latency_us": link.latency_us, "path": "peer" if link.path == _capi.DEVICE_LINK_PEER else "host",
+                "cached": bool(link.cached)}
 
     def telemetry(self, device):
         """Telemetry of a device (a Device or its index)."""
