@@ -375,6 +375,11 @@ typedef struct exo_shard_info {
      * one device. For a pipeline, device, plugin, device_name and kv_dtype are its first part's,
      * weight_bytes the sum, max_tokens and max_ctx the smallest of its parts'. */
     uint32_t n_parts;
+    /* Appended (API 1.x): how a pipeline part's input arrives from the previous part (the info of
+     * exo_shard_get_part_info, parts 1 and up): EXO_DEVICE_LINK_PEER (a device-to-device copy) or
+     * EXO_DEVICE_LINK_HOST (through host memory); 0 for part 0, a shard's own info and
+     * tensor-parallel parts (their all-reduce is a host sum). docs/placement.md 2.1. */
+    uint32_t input_path;
 } exo_shard_info;
 
 /* The first shard (start 0) embeds token ids; the last (end = n_layers) applies the final norm

@@ -138,6 +138,8 @@ exo_status exo_shard_get_part_info(const exo_shard *sh, uint32_t part, exo_shard
                               exo_errorf(EXO_ERR_INVALID_ARG, "exo_shard_get_part_info: part %u of a shard of %u", part,
                                          parts));
     exo_status st = exo_shard_get_info(sh->n_parts ? sh->parts[part] : sh, out);
+    if (st == EXO_OK && part > 0 && !sh->tensor_parallel && EXO_STRUCT_HAS(out, exo_shard_info, input_path))
+        out->input_path = sh->peer_in[part] ? EXO_DEVICE_LINK_PEER : EXO_DEVICE_LINK_HOST;
     return exo_error_keep((exo_error_slot *)&sh->error, st);
 }
 

@@ -121,6 +121,15 @@ static const char *pipeline_devices(void) {
     return d && *d ? d : "level_zero:0,level_zero:1";
 }
 
+/* The path a pipeline across the two devices hands hidden states over with: a peer copy on the
+ * Level Zero test driver's GPUs unless its EXO_ZE_TEST_PEER says none; through host memory on
+ * PoCL (OpenCL offers no copies between contexts). */
+static uint32_t expected_link_path(void) {
+    const char *peer = getenv("EXO_ZE_TEST_PEER");
+    bool ze = strncmp(pipeline_devices(), "level_zero:", 11) == 0;
+    return ze && !(peer && strcmp(peer, "none") == 0) ? EXO_DEVICE_LINK_PEER : EXO_DEVICE_LINK_HOST;
+}
+
 typedef struct fixture {
     exo_runtime *rt;
     exo_model *model;
@@ -267,6 +276,9 @@ START_TEST(parts_cover_the_range) {
     ck_assert(p0.end_layer > 0 && p0.end_layer < f.layers); /* equal devices: both hold layers */
     ck_assert_uint_ne(p0.device, p1.device);
     ck_assert(p0.embeds && !p0.has_head && !p1.embeds && p1.has_head);
+    ck_assert_uint_eq(p0.input_path, 0);
+    ck_assert_uint_eq(p1.input_path, expected_link_path()); /* how part 1's hidden states arrive */
+    ck_assert_uint_eq(all.input_path, 0);
     ck_assert_uint_eq(p0.n_parts, 1);
     ck_assert_uint_eq(all.weight_bytes, p0.weight_bytes + p1.weight_bytes);
     ck_assert_int_eq(exo_shard_get_part_info(f.two, 2, &p0), EXO_ERR_INVALID_ARG);
@@ -666,15 +678,6 @@ START_TEST(a_lost_rank_fails_the_step) {
     close_fixture(&f);
 }
 END_TEST
-
-/* The path a pipeline across the two devices hands hidden states over with: a peer copy on the
- * Level Zero test driver's GPUs unless its EXO_ZE_TEST_PEER says none; through host memory on
- * PoCL (OpenCL offers no copies between contexts). */
-static uint32_t expected_link_path(void) {
-    const char *peer = getenv("EXO_ZE_TEST_PEER");
-    bool ze = strncmp(pipeline_devices(), "level_zero:", 11) == 0;
-    return ze && !(peer && strcmp(peer, "none") == 0) ? EXO_DEVICE_LINK_PEER : EXO_DEVICE_LINK_HOST;
-}
 
 /* The link between the two devices (exo_device_link_benchmark): measured on the path a pipeline
  * takes, then the same figures and path from the cache; a device is no link to itself. */

@@ -29,6 +29,7 @@
 
 #include "cli_number.h"
 #include "exo.h"
+#include "link_path.h"
 
 /* Logit margin (top-1 minus top-2 of the reference) above which the argmax must agree
  * (/work/shared/fixtures/README.md, "Reasonable tolerances"). */
@@ -130,8 +131,9 @@ static void print_parts(const exo_runtime *rt, const exo_shard *shard, uint32_t 
         EXO_STRUCT_INIT(&di);
         if (exo_shard_get_part_info(shard, i, &pi) != EXO_OK || exo_device_get_info(rt, pi.device, &di) != EXO_OK)
             continue;
-        printf("  part %u: layers [%u, %u) on %s:%u '%s'\n", i, pi.start_layer, pi.end_layer, pi.plugin,
-               di.plugin_index, pi.device_name);
+        printf("  part %u: layers [%u, %u) on %s:%u '%s'%s%s%s\n", i, pi.start_layer, pi.end_layer, pi.plugin,
+               di.plugin_index, pi.device_name, pi.input_path ? " (hand-over: " : "", exo_link_path_name(pi.input_path),
+               pi.input_path ? ")" : "");
     }
 }
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "exo.h"
+#include "link_path.h"
 
 static const char *type_name(exo_device_type t) {
     switch (t) {
@@ -69,9 +70,6 @@ static bool linkable(exo_runtime *rt, uint32_t i, exo_device_info *d) {
     EXO_STRUCT_INIT(d);
     return exo_device_get_info(rt, i, d) == EXO_OK && d->usable && d->alternate_of < 0;
 }
-
-/* "peer" (a device-to-device copy) or "host" (through host memory). */
-static const char *link_path(const exo_device_link *l) { return l->path == EXO_DEVICE_LINK_PEER ? "peer" : "host"; }
 
 /* The link from device a to device b: measured (bench) or cached; false when there is none. */
 static bool link_measured(exo_runtime *rt, uint32_t a, uint32_t b, int bench, exo_device_link *l) {
@@ -187,7 +185,7 @@ static void print_json(exo_runtime *rt, int telemetry, int bench) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "from", from);
             cJSON_AddStringToObject(o, "to", to);
-            cJSON_AddStringToObject(o, "path", link_path(&l));
+            cJSON_AddStringToObject(o, "path", exo_link_path_name(l.path));
             cJSON_AddNumberToObject(o, "gbs", l.gbs);
             cJSON_AddNumberToObject(o, "latency_us", l.latency_us);
             cJSON_AddBoolToObject(o, "cached", l.cached);
@@ -270,7 +268,7 @@ static void print_table(exo_runtime *rt, int telemetry, int bench) {
             char from[64], to[64];
             snprintf(from, sizeof from, "%s:%u", da.plugin, da.plugin_index);
             snprintf(to, sizeof to, "%s:%u", db.plugin, db.plugin_index);
-            printf("  %-16s -> %-16s %-4s %.2f GB/s, %.1f us for 16 KiB%s\n", from, to, link_path(&l), l.gbs,
+            printf("  %-16s -> %-16s %-4s %.2f GB/s, %.1f us for 16 KiB%s\n", from, to, exo_link_path_name(l.path), l.gbs,
                    l.latency_us, l.cached ? " (cached)" : "");
         }
     uint32_t sel = 0;

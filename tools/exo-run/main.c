@@ -22,6 +22,7 @@
 
 #include "cli_number.h"
 #include "exo.h"
+#include "link_path.h"
 
 #define DEFAULT_PROMPT "Permission is hereby granted, free of charge, to any person"
 
@@ -301,8 +302,9 @@ int main(int argc, char **argv) {
             EXO_STRUCT_INIT(&pd);
             if (exo_shard_get_part_info(r.shard, i, &pi) != EXO_OK || exo_device_get_info(r.rt, pi.device, &pd) != EXO_OK)
                 continue;
-            fprintf(info, "  layers [%u, %u) on %s:%u '%s'\n", pi.start_layer, pi.end_layer, pi.plugin,
-                    pd.plugin_index, pi.device_name);
+            fprintf(info, "  layers [%u, %u) on %s:%u '%s'%s%s%s\n", pi.start_layer, pi.end_layer, pi.plugin,
+                    pd.plugin_index, pi.device_name, pi.input_path ? " (hand-over: " : "",
+                    exo_link_path_name(pi.input_path), pi.input_path ? ")" : "");
         }
     } else {
         fprintf(info, "device: %s:%u '%s' (%s)\n", si.plugin, di.plugin_index, si.device_name, reason);

@@ -165,7 +165,7 @@ class ShardInfo(_Sized):
         ("has_head", C.c_uint32), ("input_width", C.c_uint32), ("output_width", C.c_uint32),
         ("device", C.c_uint32), ("plugin", C.c_char_p), ("device_name", C.c_char_p),
         ("weight_bytes", C.c_uint64), ("max_tokens", C.c_uint32), ("max_ctx", C.c_uint32),
-        ("kv_dtype", C.c_uint32), ("n_parts", C.c_uint32),
+        ("kv_dtype", C.c_uint32), ("n_parts", C.c_uint32), ("input_path", C.c_uint32),
     ]
 
 # exo_kv_dtype (exo.h): exo_shard_options.kv_dtype / exo_shard_info.kv_dtype, by name.

@@ -54,6 +54,9 @@ class ShardInfo:
     max_tokens: int
     max_ctx: int
     kv_dtype: str  # the KV cache's element type: "f32", "bf16" or "f16"
+    # A pipeline part's hand-over from the previous part: "peer" (device to device), "host"
+    # (through host memory), "" for part 0, a whole shard and tensor-parallel parts.
+    input_path: str = ""
     # A shard across devices (devices=...): its parts, each a ShardInfo of one device's layers
     # (empty for a shard on one device).
     parts: tuple = ()
@@ -233,7 +236,9 @@ class Shard(_Handle):
             input_width=s.input_width, output_width=s.output_width, device=s.device,
             plugin=_capi.text(s.plugin), device_name=_capi.text(s.device_name), weight_bytes=s.weight_bytes,
             max_tokens=s.max_tokens, max_ctx=s.max_ctx,
-            kv_dtype={v: k for k, v in _capi.KV_DTYPES.items()}.get(s.kv_dtype, "f32"), parts=tuple(parts))
+            kv_dtype={v: k for k, v in _capi.KV_DTYPES.items()}.get(s.kv_dtype, "f32"),
+            input_path={_capi.DEVICE_LINK_PEER: "peer", _capi.DEVICE_LINK_HOST: "host"}.get(s.input_path, ""),
+            parts=tuple(parts))
 
     def _info(self):
         s = _capi.ShardInfo.new()
