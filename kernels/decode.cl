@@ -145,6 +145,53 @@ static inline float exo_dmv_bf16w(uint w, float a, float b, float s) {
         for (uint i = 0; i < EXO_DMV_SLOTS; i++) acc[i] += EXO_DMV_DOT_##SFX(qv[i], sv[i], bv[i]); \
     }
 
+/* x of an o_proj launch straight from the split decode attention's partial states (kernels/
+ * attention.cl, exo_attention_split: per head h and split s, (acc[hd], m, l) at (h * ns + s) *
+ * (hd + 2), one token), merged as exo_attention_combine merges them while x is staged: the
+ * combine's own launch is saved (one a layer). k = heads x hd. Each split's m goes into red and
+ * its l into xs (x is not staged yet), then one item per head turns them into the split's weight
+ * exp(m_s - M) / denominator (M the largest logit, a sink's included; an empty split, m = -inf,
+ * weighs 0) in red, and x[j] = sum_s acc_s[j] x weight_s, four splits' loads in flight. The host
+ * admits heads x ns <= EXO_DMV_SLOTS x EXO_DMV_WG (red's size). */
+static inline void exo_dmv_stage_attention(__global const float *part, uint part_off, uint ns,
+                                           __global const float *sinks, uint sinks_off, int has_sinks, uint hd,
+                                           uint k, uint tid, __local float *xs, __local float *red) {
+    uint heads = k / hd, stride = hd + 2u, hs = heads * ns;
+    __global const float *pp = part + part_off;
+    for (uint i = tid; i < hs; i += EXO_DMV_WG) {
+        red[i] = pp[(size_t)i * stride + hd];
+        xs[i] = pp[(size_t)i * stride + hd + 1u];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint h = tid; h < heads; h += EXO_DMV_WG) {
+        __local float *mh = red + h * ns;
+        float big = has_sinks ? sinks[sinks_off + h] : -INFINITY;
+        for (uint s = 0; s < ns; s++) big = fmax(big, mh[s]);
+        float denom = has_sinks ? exp(sinks[sinks_off + h] - big) : 0.0f;
+        for (uint s = 0; s < ns; s++) denom += mh[s] == -INFINITY ? 0.0f : xs[h * ns + s] * exp(mh[s] - big);
+        float inv = denom > 0.0f ? 1.0f / denom : 0.0f;
+        for (uint s = 0; s < ns; s++) mh[s] = mh[s] == -INFINITY ? 0.0f : exp(mh[s] - big) * inv;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint j = tid; j < k; j += EXO_DMV_WG) {
+        uint h = j / hd;
+        __global const float *ph = pp + (size_t)h * ns * stride + (j - h * hd);
+        __local const float *wh = red + h * ns;
+        float a = 0.0f, b = 0.0f, c = 0.0f, d = 0.0f;
+        uint s = 0;
+        for (; s + 4u <= ns; s += 4u) {
+            float p0 = ph[(size_t)s * stride], p1 = ph[(size_t)(s + 1u) * stride];
+            float p2 = ph[(size_t)(s + 2u) * stride], p3 = ph[(size_t)(s + 3u) * stride];
+            a = fma(p0, wh[s], a);
+            b = fma(p1, wh[s + 1u], b);
+            c = fma(p2, wh[s + 2u], c);
+            d = fma(p3, wh[s + 3u], d);
+        }
+        for (; s < ns; s++) a = fma(ph[(size_t)s * stride], wh[s], a);
+        xs[j] = (a + b) + (c + d);
+    }
+}
+
 /* The kernel. Members 0..2 (weights, bias, has_bias, dst, rows); global dimension 1 counts
  * items: glu < 0: ceil(n0/4) + ceil(n1/4) + ceil(n2/4), each item 4 consecutive rows of one
  * member, written with its bias, plus res[row] when has_res (member 0 only: the residual ADD
@@ -155,7 +202,10 @@ static inline float exo_dmv_bf16w(uint w, float a, float b, float s) {
  * rotated and v as it is stored at position pos[0] (of slot slots[0] when n_slots > 0) into the
  * caches d1 and d2 (dtype kv, rows of n1 elements, cache_rows rows per slot), each item holding
  * the rows its rotation pairs. norm: x is the RMS_NORM's raw input, nw its weight (nw_type, eps,
- * one_plus). */
+ * one_plus). att != 0 (no RoPE, no norm): x is merged from the split attention's partial states
+ * (exo_dmv_stage_attention): the x argument is the partials, |att| their splits per head of
+ * head_dim, att < 0 with the sinks at inv_freq + freq_off. (Arguments are reused, not added: the
+ * Level Zero test driver takes at most 64 parameters, as some drivers do.) */
 #define EXO_DEFINE_DMV(SFX)                                                                        \
     __kernel void exo_dmv_##SFX(                                                                   \
         __global const float *x, uint x_off, uint k,                                               \
@@ -165,7 +215,7 @@ static inline float exo_dmv_bf16w(uint w, float a, float b, float s) {
         __global const float *res, uint res_off, int has_res, int glu, int rope, __global const int *pos, \
         uint pos_off, __global const int *slots, uint slots_off, uint n_slots, __global const float *inv_freq, \
         uint freq_off, uint head_dim, float attn_factor, uint cache_rows, int kv, int norm,       \
-        __global const uchar *nw, uint nw_off, int nw_type, float eps, int one_plus EXO_DMV_Q_##SFX) { \
+        __global const uchar *nw, uint nw_off, int nw_type, float eps, int one_plus, int att EXO_DMV_Q_##SFX) {   \
         EXO_DMV_QDECL_##SFX                                                                        \
         /* Declared as float4s, so the float4 view is aligned. */                                \
         __local float4 xs4_[EXO_DMV_KMAX / 4];                                                     \
@@ -234,13 +284,17 @@ static inline float exo_dmv_bf16w(uint w, float a, float b, float s) {
             }                                                                                      \
             inv = rsqrt(red[0] / (float)k + eps);                                                  \
         }                                                                                          \
-        for (uint j = tid; j < k; j += EXO_DMV_WG) {                                               \
-            float v = x[x_off + j];                                                                \
-            if (norm) {                                                                            \
-                float wj = exo_load(nw, nw_off + j, nw_type);                                      \
-                v = v * inv * (one_plus ? wj + 1.0f : wj);                                         \
+        if (att != 0) {                                                                            \
+            exo_dmv_stage_attention(x, x_off, (uint)abs(att), inv_freq, freq_off, att < 0, head_dim, k, tid, xs, red); \
+        } else {                                                                                   \
+            for (uint j = tid; j < k; j += EXO_DMV_WG) {                                           \
+                float v = x[x_off + j];                                                            \
+                if (norm) {                                                                        \
+                    float wj = exo_load(nw, nw_off + j, nw_type);                                  \
+                    v = v * inv * (one_plus ? wj + 1.0f : wj);                                     \
+                }                                                                                  \
+                xs[j] = v;                                                                         \
             }                                                                                      \
-            xs[j] = v;                                                                             \
         }                                                                                          \
         barrier(CLK_LOCAL_MEM_FENCE);                                                              \
         float acc[EXO_DMV_SLOTS] = {0.0f, 0.0f, 0.0f, 0.0f};                                       \

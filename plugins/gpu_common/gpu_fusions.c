@@ -139,9 +139,12 @@ static bool dmv_fits(const gpu_exec_view *v, const exo_node *nodes, uint32_t cou
 /* exo_dmv_<storage> over members run[0 .. count-1] (count <= 3, sharing x): each written to its
  * own output, or (glu >= 0, count 2: gate and up) act(gate) * up written to glu_dst, or (res
  * set, count 1) the output plus res written to out, or (rope: the ROPE q, ROPE k, KV_WRITE k,
- * KV_WRITE v after q/k/v, count 3) q roped to its ROPE's output, k roped and v into the caches. */
+ * KV_WRITE v after q/k/v, count 3) q roped to its ROPE's output, k roped and v into the caches.
+ * att: x is that ATTENTION's output, merged from the split attention's partial states while it
+ * is staged (its exo_attention_split launched just before) instead of read. */
 static exo_status dmv_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t count, int glu, uint32_t glu_dst,
-                              uint32_t res, uint32_t out, const exo_node *rope, const exo_node *norm) {
+                              uint32_t res, uint32_t out, const exo_node *rope, const exo_node *norm,
+                              const exo_node *att) {
     int64_t wne[EXO_MAX_DIMS];
     gpu_view_count(v, run[0].src[1], wne);
     int64_t k = wne[0], items = 0;
@@ -149,7 +152,10 @@ static exo_status dmv_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
     snprintf(name, sizeof name, "exo_dmv_%s", dmv_storage(&v->tensors[run[0].src[1]]));
     gpu_builder b;
     gpu_build_start(&b, v, name);
-    gpu_build_tensor(&b, norm ? norm->src[0] : run[0].src[0]);
+    if (att) /* x: the partial states the kernel merges into x */
+        gpu_build_mem(&b, v->attn_partials, 0);
+    else
+        gpu_build_tensor(&b, norm ? norm->src[0] : run[0].src[0]);
     gpu_build_u32(&b, (uint64_t)k);
     for (uint32_t i = 0; i < 3; i++) {
         /* Fewer than three: member 0 again, with no rows. */
@@ -168,6 +174,7 @@ static exo_status dmv_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
     gpu_build_i32(&b, res != UINT32_MAX);
     gpu_build_i32(&b, glu);
     uint32_t x = run[0].src[0]; /* stand-in for the tensors a launch without RoPE never reads */
+    bool sinks = att && gpu_attention_has_sinks(v, att);
     gpu_build_i32(&b, rope ? rope[0].i[EXO_ROPE_I_MODE] : -1);
     gpu_build_tensor(&b, rope ? rope[0].src[1] : x);
     /* The slots of a pooled cache and their count (0: a 3-D cache), as gpu_build_kv_slots
@@ -176,14 +183,17 @@ static exo_status dmv_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
     bool pooled = cache && cache->n_dims == 4;
     gpu_build_tensor(&b, pooled ? rope[2].src[rope[2].n_src - 1] : x);
     gpu_build_u32(&b, pooled ? (uint64_t)cache->ne[3] : 0);
-    gpu_build_tensor(&b, rope ? rope[0].src[2] : x);
+    gpu_build_tensor(&b, rope ? rope[0].src[2] : sinks ? att->src[4] : x); /* inv_freq, or the attention's sinks */
     int64_t qne[EXO_MAX_DIMS];
     if (rope) gpu_view_count(v, rope[0].src[0], qne);
-    gpu_build_u32(&b, rope ? (uint64_t)qne[0] : 0);
+    gpu_build_u32(&b, rope ? (uint64_t)qne[0] : att ? (uint64_t)att->i[EXO_ATTENTION_I_HEAD_DIM] : 0);
     gpu_build_f32(&b, rope ? rope[0].f[EXO_ROPE_F_ATTN_FACTOR] : 0.0f);
     gpu_build_u32(&b, rope ? (uint64_t)gpu_cache_rows(v, rope[2].dst) : 0);
     gpu_build_i32(&b, cache ? (int)cache->dtype : 0);
     norm_args(&b, norm, run[0].src[0]);
+    /* The attention's merge: its splits per head, negative when it has sinks (passed as inv_freq). */
+    int64_t splits = att ? gpu_attention_split_count(v, att) : 0;
+    gpu_build_i32(&b, sinks ? -splits : splits);
     gpu_build_weight_format(&b, run[0].src[1]);
     /* About two chunks of a row per item: lanes the power of two >= chunks / 2, 32 .. 256. */
     const exo_tensor *w = &v->tensors[run[0].src[1]];
@@ -219,7 +229,7 @@ static bool group_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len
 }
 
 static exo_status group_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
-    if (dmv_fits(v, run, len)) return dmv_enqueue(v, run, len, -1, 0, UINT32_MAX, 0, NULL, norm);
+    if (dmv_fits(v, run, len)) return dmv_enqueue(v, run, len, -1, 0, UINT32_MAX, 0, NULL, norm, NULL);
     int64_t wne[EXO_MAX_DIMS];
     gpu_view_count(v, run[0].src[1], wne);
     int64_t k = wne[0], m = gpu_view_count(v, run[0].src[0], NULL) / k, rows = 0;
@@ -294,7 +304,8 @@ static exo_status glu_batch_enqueue(const gpu_exec_view *v, const exo_node *run,
 static exo_status glu_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
     (void)len;
     if (dmv_fits(v, run, 2))
-        return dmv_enqueue(v, run, 2, run[2].i[EXO_GLU_I_ACT] == EXO_ACT_GELU_TANH ? 1 : 0, run[2].dst, UINT32_MAX, 0, NULL, norm);
+        return dmv_enqueue(v, run, 2, run[2].i[EXO_GLU_I_ACT] == EXO_ACT_GELU_TANH ? 1 : 0, run[2].dst, UINT32_MAX, 0, NULL, norm,
+                           NULL);
     int64_t wne[EXO_MAX_DIMS];
     int64_t w_count = gpu_view_count(v, run[0].src[1], wne), k = wne[0], rows = w_count / k;
     int64_t m = gpu_view_count(v, run[0].src[0], NULL) / k;
@@ -349,7 +360,7 @@ static exo_status add_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
     (void)len;
     (void)norm;
     const exo_node *mm = &run[0], *add = &run[1];
-    if (dmv_fits(v, mm, 1)) return dmv_enqueue(v, mm, 1, -1, 0, residual_of(mm, add), add->dst, NULL, NULL);
+    if (dmv_fits(v, mm, 1)) return dmv_enqueue(v, mm, 1, -1, 0, residual_of(mm, add), add->dst, NULL, NULL, NULL);
     int64_t wne[EXO_MAX_DIMS];
     int64_t w_count = gpu_view_count(v, mm->src[1], wne), k = wne[0], n = w_count / k;
     int64_t m = gpu_view_count(v, mm->src[0], NULL) / k;
@@ -472,7 +483,7 @@ static bool qkv_rope_fits(const gpu_exec_view *v, const exo_node *run, uint32_t 
 
 static exo_status qkv_rope_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
     (void)len;
-    return dmv_enqueue(v, run, 3, -1, 0, UINT32_MAX, 0, run + 3, norm);
+    return dmv_enqueue(v, run, 3, -1, 0, UINT32_MAX, 0, run + 3, norm, NULL);
 }
 
 /* ------------------------------------------------ an RMS_NORM and the one matmul after it: exo_dmv_* */
@@ -487,7 +498,54 @@ static bool norm_matmul_fits(const gpu_exec_view *v, const exo_node *run, uint32
 
 static exo_status norm_matmul_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
     (void)len;
-    return dmv_enqueue(v, run, 1, -1, 0, UINT32_MAX, 0, NULL, norm);
+    return dmv_enqueue(v, run, 1, -1, 0, UINT32_MAX, 0, NULL, norm, NULL);
+}
+
+/* ------------------------------------------------ the attention's combine in o_proj: exo_dmv_* */
+
+/* EXO_GPU_FUSE_COMBINE=0 keeps exo_attention_combine's own launch (to compare). */
+static bool combine_fusion_enabled(void) {
+    static int enabled = -1;
+    if (enabled < 0) {
+        const char *e = getenv("EXO_GPU_FUSE_COMBINE");
+        enabled = !(e && strcmp(e, "0") == 0);
+    }
+    return enabled == 1;
+}
+
+/* An ATTENTION whose output only the matmul after it reads (never written: the matmul's launch
+ * merges the splits' partial states itself), that matmul, and the residual ADD that alone reads
+ * the matmul's output where there is one (o_proj + residual): three nodes, or two. */
+static uint32_t attn_oproj_detect(const exo_graph *g, uint32_t i) {
+    if (exo_graph_node(g, i)->op != EXO_OP_ATTENTION || i + 1 >= g->n_nodes) return 0;
+    const exo_node *mm = exo_graph_node(g, i + 1);
+    if (mm->op != EXO_OP_MATMUL || mm->src[0] != exo_graph_node(g, i)->dst || mm->src[1] == mm->src[0] ||
+        (mm->n_src == 3 && mm->src[2] == mm->src[0]) || !read_only_by(g, mm->src[0], i + 1, i + 1))
+        return 0;
+    return add_detect(g, i + 1) ? 3 : 2;
+}
+
+/* One token whose split attention runs (the partials buffer there, the position read back), the
+ * matmul on exo_dmv_* (as the ADD fusion wants it, when the ADD is in the run), and every head's
+ * split weights in the kernel's reduction array (heads x splits <= DMV_SLOTS x DMV_WG). */
+static bool attn_oproj_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
+    const exo_node *att = &run[0], *mm = &run[1];
+    if (norm || (len != 2 && len != 3) || att->op != EXO_OP_ATTENTION || mm->op != EXO_OP_MATMUL || !combine_fusion_enabled() ||
+        !v->attn_partials || v->attn_position < 0 || gpu_view_count(v, att->src[3], NULL) != 1 || !dmv_fits(v, mm, 1))
+        return false;
+    int64_t heads = att->i[EXO_ATTENTION_I_N_HEADS], hd = att->i[EXO_ATTENTION_I_HEAD_DIM];
+    if (heads * hd != gpu_view_count(v, mm->src[0], NULL) || heads * gpu_attention_split_count(v, att) > DMV_SLOTS * DMV_WG)
+        return false;
+    return len == 2 || add_fits(v, run + 1, 2, NULL);
+}
+
+static exo_status attn_oproj_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
+    (void)norm;
+    exo_status st = gpu_enqueue_attention_splits(v, &run[0], 1);
+    if (st != EXO_OK) return st;
+    const exo_node *mm = &run[1];
+    if (len == 3) return dmv_enqueue(v, mm, 1, -1, 0, residual_of(mm, &run[2]), run[2].dst, NULL, NULL, &run[0]);
+    return dmv_enqueue(v, mm, 1, -1, 0, UINT32_MAX, 0, NULL, NULL, &run[0]);
 }
 
 /* ------------------------------------------------ the table */
@@ -499,6 +557,7 @@ static exo_status norm_matmul_enqueue(const gpu_exec_view *v, const exo_node *ru
  * checked per execution instead (norm_fits: no output of the run may overlap it). */
 const gpu_fusion gpu_fusions[GPU_FUSION_COUNT] = {
     {"exo_dmv (q/k/v + rope_kv)", qkv_rope_detect, qkv_rope_fits, qkv_rope_enqueue, 0, 0, true},
+    {"exo_dmv (attention combine + o_proj)", attn_oproj_detect, attn_oproj_fits, attn_oproj_enqueue, 0, -1, false},
     {"exo_matmul_vec16_glu", glu_detect, glu_fits, glu_enqueue, 0, 0, true},
     {"exo_matmul_vec16x3", group_detect, group_fits, group_enqueue, 0, -1, true},
     {"exo_rope_kv", rope_kv_detect, rope_kv_fits, rope_kv_enqueue, 0, -1, false},

@@ -28,7 +28,7 @@ typedef struct gpu_fusion {
     bool folds_norm;
 } gpu_fusion;
 
-#define GPU_FUSION_COUNT 6
+#define GPU_FUSION_COUNT 7
 extern const gpu_fusion gpu_fusions[GPU_FUSION_COUNT];
 
 /* Compile: whether the RMS_NORM at node i may fold into the run of `len` nodes that starts at

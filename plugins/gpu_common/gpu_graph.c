@@ -342,6 +342,8 @@ static int64_t largest_position(const gpu_compiled *c, uint32_t node) {
  * alone. Returns how many nodes that covered. */
 static uint32_t enqueue_at(gpu_compiled *c, gpu_exec_view *view, uint32_t i, exo_status *st) {
     const node_runs *r = &c->runs[i];
+    /* The split decode attention sizes its splits by it, fused (attention + o_proj) or not. */
+    if (c->nodes[i].op == EXO_OP_ATTENTION) view->attn_position = largest_position(c, i);
     for (uint32_t f = 0; f < GPU_FUSION_COUNT; f++) {
         const gpu_fusion *fu = &gpu_fusions[f];
         uint32_t len = r->norm_into & (1u << f) ? c->runs[i + 1].len[f] : 0;
@@ -358,7 +360,6 @@ static uint32_t enqueue_at(gpu_compiled *c, gpu_exec_view *view, uint32_t i, exo
             return len;
         }
     }
-    if (c->nodes[i].op == EXO_OP_ATTENTION) view->attn_position = largest_position(c, i);
     *st = gpu_enqueue_node(view, &c->nodes[i], i);
     return 1;
 }

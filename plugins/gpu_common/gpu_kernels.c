@@ -175,22 +175,33 @@ static void attention_params(gpu_builder *b, const exo_node *nd) {
 /* ATTENTION's optional sinks (src[4], ABI 1.5): the tensor and whether it is there. Pooled
  * caches (ABI 1.6) append the slots after them. */
 static void attention_sinks(gpu_builder *b, const exo_node *nd) {
-    bool sinks = nd->n_src >= (b->v->tensors[nd->src[1]].n_dims == 4 ? 6u : 5u);
+    bool sinks = gpu_attention_has_sinks(b->v, nd);
     gpu_build_tensor(b, sinks ? nd->src[4] : nd->src[0]);
     gpu_build_i32(b, sinks);
 }
 
 /* Up to GPU_ATT_SPLIT_MAX_TOKENS query tokens (a decode step, a batched one of several
  * sequences): the visible rows cut into splits of whole tiles (enough work-groups to fill a large
- * GPU, at most GPU_ATT_MAX_SPLITS per head), then one combine per (head, token). The split length
- * comes from the token that sees the most rows: the one at the largest position, as a window
- * only caps the count (v->attn_position); tokens that see fewer leave their last splits empty. */
-static exo_status enqueue_attention_split(const gpu_exec_view *v, const exo_node *nd, int64_t tokens) {
+ * GPU, at most GPU_ATT_MAX_SPLITS per head). The split length comes from the token that sees the
+ * most rows: the one at the largest position, as a window only caps the count (v->attn_position);
+ * tokens that see fewer leave their last splits empty. */
+static int64_t attention_tiles_per_split(const gpu_exec_view *v, const exo_node *nd, int64_t *splits) {
     int64_t last = v->attn_position, window = nd->i[EXO_ATTENTION_I_WINDOW];
     int64_t first = window > 0 && last - window + 1 > 0 ? last - window + 1 : 0;
     int64_t rows = last - first + 1, tiles = (rows + GPU_ATT_TILE - 1) / GPU_ATT_TILE;
     int64_t tiles_per_split = (tiles + GPU_ATT_MAX_SPLITS - 1) / GPU_ATT_MAX_SPLITS;
-    int64_t splits = (tiles + tiles_per_split - 1) / tiles_per_split;
+    *splits = (tiles + tiles_per_split - 1) / tiles_per_split;
+    return tiles_per_split;
+}
+
+int64_t gpu_attention_split_count(const gpu_exec_view *v, const exo_node *nd) {
+    int64_t splits;
+    attention_tiles_per_split(v, nd, &splits);
+    return splits;
+}
+
+exo_status gpu_enqueue_attention_splits(const gpu_exec_view *v, const exo_node *nd, int64_t tokens) {
+    int64_t splits, tiles_per_split = attention_tiles_per_split(v, nd, &splits);
     gpu_builder b;
     gpu_build_start(&b, v, "exo_attention_split");
     for (uint32_t s = 0; s < 4; s++) gpu_build_tensor(&b, nd->src[s]);
@@ -200,15 +211,26 @@ static exo_status enqueue_attention_split(const gpu_exec_view *v, const exo_node
     gpu_build_i32(&b, gpu_cache_rows(v, nd->src[1]));
     gpu_build_i32(&b, tiles_per_split * GPU_ATT_TILE);
     uint64_t heads = (uint64_t)nd->i[EXO_ATTENTION_I_N_HEADS];
-    exo_status st = gpu_build_go(&b, 3, (uint64_t[3]){(uint64_t)splits * GPU_ATT_TILE, heads, (uint64_t)tokens},
-                                 (size_t[3]){GPU_ATT_TILE, 1, 1});
+    return gpu_build_go(&b, 3, (uint64_t[3]){(uint64_t)splits * GPU_ATT_TILE, heads, (uint64_t)tokens},
+                        (size_t[3]){GPU_ATT_TILE, 1, 1});
+}
+
+bool gpu_attention_has_sinks(const gpu_exec_view *v, const exo_node *nd) {
+    return nd->n_src >= (v->tensors[nd->src[1]].n_dims == 4 ? 6u : 5u);
+}
+
+/* The split launch, then one combine per (head, token). */
+static exo_status enqueue_attention_split(const gpu_exec_view *v, const exo_node *nd, int64_t tokens) {
+    exo_status st = gpu_enqueue_attention_splits(v, nd, tokens);
     if (st != EXO_OK) return st;
+    gpu_builder b;
     gpu_build_start(&b, v, "exo_attention_combine");
     gpu_build_mem(&b, v->attn_partials, 0);
     attention_sinks(&b, nd);
     gpu_build_tensor(&b, nd->dst);
     gpu_build_i32(&b, nd->i[EXO_ATTENTION_I_HEAD_DIM]);
-    gpu_build_i32(&b, splits);
+    gpu_build_i32(&b, gpu_attention_split_count(v, nd));
+    uint64_t heads = (uint64_t)nd->i[EXO_ATTENTION_I_N_HEADS];
     return gpu_build_go(&b, 2, (uint64_t[3]){heads * GPU_ATT_TILE, (uint64_t)tokens, 1}, (size_t[3]){GPU_ATT_TILE, 1, 1});
 }
 

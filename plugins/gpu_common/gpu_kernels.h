@@ -28,6 +28,16 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
 #define GPU_ATT_PARTIAL_FLOATS(n_heads, head_dim, tokens) \
     ((uint64_t)(tokens) * (uint64_t)(n_heads) * GPU_ATT_MAX_SPLITS * ((uint64_t)(head_dim) + 2))
 
+/* The split decode attention (kernels/attention.cl) of ATTENTION node nd, up to
+ * GPU_ATT_SPLIT_MAX_TOKENS tokens, v->attn_position known and v->attn_partials there: its first
+ * launch, exo_attention_split, which leaves gpu_attention_split_count splits' partial states per
+ * (token, head) in v->attn_partials for exo_attention_combine, or for an o_proj launch that merges
+ * them while it stages x (gpu_fusions.c, "attention + o_proj"). */
+exo_status gpu_enqueue_attention_splits(const gpu_exec_view *v, const exo_node *nd, int64_t tokens);
+int64_t gpu_attention_split_count(const gpu_exec_view *v, const exo_node *nd);
+/* Whether ATTENTION node nd has sinks (src[4], ABI 1.5; a pooled cache's slots come after). */
+bool gpu_attention_has_sinks(const gpu_exec_view *v, const exo_node *nd);
+
 /* A KV cache's rows per sequence (ctx): its outermost extent, or for a pooled cache (ABI 1.6,
  * 4-D [n_slots][ctx][n_kv_heads][head_dim]) the one inside the slots. */
 int64_t gpu_cache_rows(const gpu_exec_view *v, uint32_t cache);

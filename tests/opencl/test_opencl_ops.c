@@ -594,6 +594,109 @@ START_TEST(qkv_rope_kv_decode_matches_reference) {
 }
 END_TEST
 
+/* A decode step's attention, o_proj and residual ADD (gpu_fusions.c "attention combine + o_proj":
+ * at one token the split attention's partial states are merged by the exo_dmv_* launch of o_proj
+ * while it stages x, so exo_attention_combine never runs): KV writes of k and v, ATTENTION (sinks
+ * as a weight when `sinks`), MATMUL with Wo of the format, ADD of a residual. Steps: a prompt of
+ * `prefill` tokens (the flash attention and the node-by-node path), then `decode_steps` one-token
+ * steps through the fused launches; the output and both caches against the CPU reference. */
+static void attention_oproj_case(const mlx_fmt *f, int32_t nh, int32_t nkv, int32_t hd, int32_t window, int sinks,
+                                 uint32_t prefill, uint32_t decode_steps, uint32_t seed) {
+    const int64_t ctx = prefill + decode_steps + 1, N = 72, K = (int64_t)nh * hd;
+    ck_assert_uint_le(decode_steps, 7);
+    oh_graph g;
+    oh_init(&g, prefill);
+    uint32_t q = oh_tensor(&g, "q", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 3, hd, nh, TOKENS_DIM);
+    uint32_t k = oh_tensor(&g, "k", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 3, hd, nkv, TOKENS_DIM);
+    uint32_t v = oh_tensor(&g, "v", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 3, hd, nkv, TOKENS_DIM);
+    uint32_t p = oh_tensor(&g, "pos", EXO_DTYPE_I32, EXO_TENSOR_INPUT, 1, TOKENS_DIM, 0, 0);
+    uint32_t res = oh_tensor(&g, "r", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, N, TOKENS_DIM, 0);
+    uint32_t kc = oh_tensor(&g, "k_cache", EXO_DTYPE_F32, EXO_TENSOR_KV, 3, hd, nkv, ctx);
+    uint32_t vc = oh_tensor(&g, "v_cache", EXO_DTYPE_F32, EXO_TENSOR_KV, 3, hd, nkv, ctx);
+    float *sv = malloc((size_t)nh * 4);
+    oh_random(sv, nh, -1.0f, 3.0f, seed);
+    uint32_t st = oh_weight(&g, "sinks", EXO_DTYPE_F32, sv, 0, 1, nh, 0);
+    uint32_t att = oh_tensor(&g, "attn", EXO_DTYPE_F32, 0, 2, K, TOKENS_DIM, 0);
+    void *mem[3];
+    uint32_t wo = fused_weight(&g, "Wo", K, N, f->bits, f, seed + 1, mem);
+    uint32_t y = oh_tensor(&g, "y", EXO_DTYPE_F32, 0, 2, N, TOKENS_DIM, 0);
+    uint32_t out = oh_tensor(&g, "out", EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, 2, N, TOKENS_DIM, 0);
+    oh_node(&g, EXO_OP_KV_WRITE, kc, 2, (uint32_t[]){k, p}, NULL, 0, NULL, 0);
+    oh_node(&g, EXO_OP_KV_WRITE, vc, 2, (uint32_t[]){v, p}, NULL, 0, NULL, 0);
+    int32_t ip[4] = {nh, nkv, hd, window};
+    float fp[2] = {1.0f / sqrtf((float)hd), 0.0f};
+    oh_node(&g, EXO_OP_ATTENTION, att, sinks ? 5 : 4, (uint32_t[]){q, kc, vc, p, st}, ip, 4, fp, 2);
+    oh_node(&g, EXO_OP_MATMUL, y, 2, (uint32_t[]){att, wo}, NULL, 0, NULL, 0);
+    oh_node(&g, EXO_OP_ADD, out, 2, (uint32_t[]){y, res}, NULL, 0, NULL, 0);
+
+    uint32_t n_steps = 1 + decode_steps, tokens[8], next = 0;
+    step_input inputs[8 * 5];
+    float *data[8 * 4];
+    int32_t *positions[8];
+    for (uint32_t s = 0; s < n_steps; s++) {
+        tokens[s] = s == 0 ? prefill : 1;
+        positions[s] = malloc(sizeof(int32_t) * tokens[s]);
+        for (uint32_t t = 0; t < tokens[s]; t++) positions[s][t] = (int32_t)next++;
+        int64_t sizes[4] = {K, (int64_t)nkv * hd, (int64_t)nkv * hd, N};
+        uint32_t ids[4] = {q, k, v, res};
+        for (int j = 0; j < 4; j++) {
+            data[s * 4 + j] = malloc((size_t)(sizes[j] * tokens[s]) * 4);
+            oh_random(data[s * 4 + j], sizes[j] * tokens[s], -2.0f, 2.0f, seed + 10 + s * 4 + (uint32_t)j);
+            inputs[s * 5 + j] = (step_input){ids[j], data[s * 4 + j]};
+        }
+        inputs[s * 5 + 4] = (step_input){p, positions[s]};
+    }
+    char what[96];
+    snprintf(what, sizeof what, "%d/%d heads, hd %d, window %d%s, %u+%u tok, Wo %s%u", nh, nkv, hd, window,
+             sinks ? ", sinks" : "", prefill, decode_steps, f->bits == 16 ? "bf" : "q", f->bits);
+    report("ATTN+OPROJ", what, compare(&g, n_steps, tokens, inputs, 5, (uint32_t[]){out, kc, vc}, 3), NMSE_ATTENTION);
+    for (uint32_t s = 0; s < n_steps * 4; s++) free(data[s]);
+    for (uint32_t s = 0; s < n_steps; s++) free(positions[s]);
+    for (int j = 0; j < 3; j++) free(mem[j]);
+    free(sv);
+}
+
+/* How many launches of `kernel` the EXO_OPENCL_PROFILE table in log lists (0: none). */
+static unsigned long long profile_launches(const char *log, const char *kernel) {
+    char key[80];
+    snprintf(key, sizeof key, "profile:   %s ", kernel);
+    const char *at = strstr(log, key);
+    unsigned long long n = 0;
+    if (at && sscanf(at + strlen(key), " %llu launches", &n) != 1) n = 0;
+    return n;
+}
+
+/* Caches of one to 33 tiles (one split to 17 splits of two tiles), GQA, MQA, a window, sinks, bf16
+ * and 4/8-bit Wo: every one-token step takes the fused launch (the profile counts the combines); then
+ * 64 heads over 33 tiles (64 x 17 splits: more weights than the kernel holds) and 2-bit Wo, which
+ * keep exo_attention_combine and must match too. */
+START_TEST(attention_oproj_decode_matches_reference) {
+    setenv("EXO_OPENCL_PROFILE", "1", 1);
+    open_both();
+    static const mlx_fmt fmts[] = {{16, 16, 64, EXO_DTYPE_BF16, 0}, {4, 4, 64, EXO_DTYPE_BF16, 0}, {8, 8, 32, EXO_DTYPE_F16, 16},
+                                   {2, 2, 64, EXO_DTYPE_BF16, 0}};
+    attention_oproj_case(&fmts[0], 4, 2, 64, 0, 0, 5, 3, 2000);
+    attention_oproj_case(&fmts[1], 8, 2, 64, 0, 1, 130, 2, 2100);
+    attention_oproj_case(&fmts[2], 6, 1, 32, 0, 0, 300, 2, 2200);
+    attention_oproj_case(&fmts[0], 4, 4, 32, 100, 1, 200, 2, 2300);
+    attention_oproj_case(&fmts[1], 2, 1, 64, 0, 1, 2100, 1, 2400);
+    cl_dev.host.log[0] = '\0'; /* the profile table comes at close */
+    close_both();
+    /* 10 one-token steps, fused; the 5-token prompt of the first case takes the split attention
+     * too (up to 16 tokens), with its combine. */
+    ck_assert_msg(profile_launches(cl_dev.host.log, "exo_attention_split") == 11 &&
+                      profile_launches(cl_dev.host.log, "exo_attention_combine") == 1,
+                  "expected 11 split attentions and 1 combine (the prompt's); log:\n%s", cl_dev.host.log);
+    open_both();
+    attention_oproj_case(&fmts[0], 64, 8, 8, 0, 0, 2100, 1, 2500);
+    attention_oproj_case(&fmts[3], 4, 2, 64, 0, 1, 130, 2, 2600);
+    cl_dev.host.log[0] = '\0';
+    close_both();
+    ck_assert_msg(profile_launches(cl_dev.host.log, "exo_attention_combine") == 3,
+                  "the 3 steps that do not fit the fusion did not run exo_attention_combine; log:\n%s", cl_dev.host.log);
+}
+END_TEST
+
 /* GET_ROWS of an MLX affine table (a quantized embed_tokens): every bits value, with a scale. */
 START_TEST(mlx_get_rows_matches_reference) {
     open_both();
@@ -920,6 +1023,7 @@ int main(void) {
     tcase_add_test(tc, mlx_get_rows_matches_reference);
     tcase_add_test(tc, mlx_fused_decode_matches_reference);
     tcase_add_test(tc, qkv_rope_kv_decode_matches_reference);
+    tcase_add_test(tc, attention_oproj_decode_matches_reference);
     tcase_add_test(tc, rope_matches_reference);
     tcase_add_test(tc, attention_and_kv_write_match_reference);
     tcase_add_test(tc, moe_block_matches_reference);
