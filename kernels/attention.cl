@@ -171,9 +171,25 @@ EXO_KERNEL_BODY exo_attention_split_body(__global const float *q, uint q_off, __
     float m = -INFINITY, l = 0.0f;
     float acc[EXO_ATT_MAX_PER_ITEM];
     for (uint i = 0; i < EXO_ATT_MAX_PER_ITEM; i++) acc[i] = 0.0f;
+    /* A head of at most EXO_ATT_TILE dims (one per item; EXO_ATT_SPLIT_V8 builds without, to
+     * compare): the item's V column of the tile is loaded first, before the scores and the
+     * softmax's reductions, so its latency hides behind theirs. A decode step's split is one or two
+     * tiles, so the chain of dependent loads is the kernel's time: eight rounds of eight V loads
+     * after the reductions become one round issued with the K loads. */
+#ifdef EXO_ATT_SPLIT_V8
+    const bool v_first = false;
+#else
+    const bool v_first = d <= EXO_ATT_TILE;
+#endif
+    float vcol[EXO_ATT_TILE];
     /* Every item runs the same iterations (barriers). */
     for (int r0 = begin; r0 < end; r0 += EXO_ATT_TILE) {
         int rows = min(EXO_ATT_TILE, end - r0);
+        if (v_first) {
+            size_t vj = v_base + (size_t)r0 * kv_row + kvh * d + min(lid, d - 1u);
+            for (int r = 0; r < EXO_ATT_TILE; r++)
+                vcol[r] = r < rows ? exo_kv_load(vc, vj + (size_t)r * kv_row, kv) : 0.0f;
+        }
         float sc = -INFINITY;
         if ((int)lid < rows) {
             size_t kr = k_base + (size_t)(r0 + (int)lid) * kv_row + kvh * d;
@@ -211,10 +227,21 @@ EXO_KERNEL_BODY exo_attention_split_body(__global const float *q, uint q_off, __
         float rescale = exp(m - new_m); /* exp(-inf) = 0 on the first tile */
         l = l * rescale + red[0];
         m = new_m;
+        if (v_first) {
+            /* p is 0 past the tile's rows, and so is vcol. */
+            float a0 = acc[0] * rescale, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+            for (int r = 0; r < EXO_ATT_TILE; r += 4) {
+                a0 = fma(p[r], vcol[r], a0);
+                a1 = fma(p[r + 1], vcol[r + 1], a1);
+                a2 = fma(p[r + 2], vcol[r + 2], a2);
+                a3 = fma(p[r + 3], vcol[r + 3], a3);
+            }
+            acc[0] = (a0 + a1) + (a2 + a3);
+        }
         /* Eight rows at a time into independent sums: eight V loads in flight per item, not one
          * load-then-FMA chain (a decode step has few work-groups per compute unit to hide
          * memory latency with). */
-        for (uint i = 0, j = lid; j < d; i++, j += EXO_ATT_TILE) {
+        for (uint i = 0, j = lid; !v_first && j < d; i++, j += EXO_ATT_TILE) {
             size_t vj = v_base + (size_t)r0 * kv_row + kvh * d + j;
             float a0 = acc[i] * rescale, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
             int r = 0;
