@@ -531,8 +531,9 @@ typedef struct exo_plugin_api {
     /* OPTIONAL (NULL: no peer copies). Whether buffer_copy_peer can copy from opened device `src`
      * into opened device `dst` of this context (two different devices): EXO_OK yes;
      * EXO_ERR_UNSUPPORTED no (the driver says the devices cannot reach each other's memory), with
-     * the reason as error detail; another status when asking failed. Cheap after the first call
-     * for a pair (the core asks when it places a shard and when it measures a link). */
+     * the reason as error detail; another status when asking failed. The core asks when it places
+     * a shard and when it measures a link, holding no device lock: it only queries the driver and
+     * never touches the devices' queues or buffers. */
     exo_status (*peer_copy_supported)(exo_plugin_ctx *ctx, uint32_t src, uint32_t dst);
     /* OPTIONAL, set together with peer_copy_supported. Copies `size` bytes from `src` at
      * `src_offset` into `dst` at `dst_offset`: buffers of two different opened devices of this
