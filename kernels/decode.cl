@@ -151,7 +151,7 @@ static inline float exo_dmv_bf16w(uint w, float a, float b, float s) {
  * combine's own launch is saved (one a layer). k = heads x hd. Each split's m goes into red and
  * its l into xs (x is not staged yet), then one item per head turns them into the split's weight
  * exp(m_s - M) / denominator (M the largest logit, a sink's included; an empty split, m = -inf,
- * weighs 0) in red, and x[j] = sum_s acc_s[j] x weight_s, four splits' loads in flight. The host
+ * weighs 0) in red, and x[j] = sum_s acc_s[j] x weight_s. The host
  * admits heads x ns <= EXO_DMV_SLOTS x EXO_DMV_WG (red's size). */
 static inline void exo_dmv_stage_attention(__global const float *part, uint part_off, uint ns,
                                            __global const float *sinks, uint sinks_off, int has_sinks, uint hd,
@@ -173,22 +173,33 @@ static inline void exo_dmv_stage_attention(__global const float *part, uint part
         for (uint s = 0; s < ns; s++) mh[s] = mh[s] == -INFINITY ? 0.0f : exp(mh[s] - big) * inv;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint j = tid; j < k; j += EXO_DMV_WG) {
-        uint h = j / hd;
-        __global const float *ph = pp + (size_t)h * ns * stride + (j - h * hd);
-        __local const float *wh = red + h * ns;
-        float a = 0.0f, b = 0.0f, c = 0.0f, d = 0.0f;
+    /* Four elements of x per pass (j, j + WG, ...; an element past k repeats element tid, never
+     * stored), four splits of each per step: sixteen loads in flight, not four. */
+    for (uint j0 = tid; j0 < k; j0 += 4u * EXO_DMV_WG) {
+        __global const float *ph[4];
+        __local const float *wh[4];
+        for (uint e = 0; e < 4u; e++) {
+            uint j = j0 + e * EXO_DMV_WG < k ? j0 + e * EXO_DMV_WG : j0, h = j / hd;
+            ph[e] = pp + (size_t)h * ns * stride + (j - h * hd);
+            wh[e] = red + h * ns;
+        }
+        float a[4] = {0.0f, 0.0f, 0.0f, 0.0f}, b[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         uint s = 0;
         for (; s + 4u <= ns; s += 4u) {
-            float p0 = ph[(size_t)s * stride], p1 = ph[(size_t)(s + 1u) * stride];
-            float p2 = ph[(size_t)(s + 2u) * stride], p3 = ph[(size_t)(s + 3u) * stride];
-            a = fma(p0, wh[s], a);
-            b = fma(p1, wh[s + 1u], b);
-            c = fma(p2, wh[s + 2u], c);
-            d = fma(p3, wh[s + 3u], d);
+            float pv[4][4];
+            for (uint e = 0; e < 4u; e++)
+                for (uint i = 0; i < 4u; i++) pv[e][i] = ph[e][(size_t)(s + i) * stride];
+            for (uint e = 0; e < 4u; e++) {
+                a[e] = fma(pv[e][0], wh[e][s], a[e]);
+                b[e] = fma(pv[e][1], wh[e][s + 1u], b[e]);
+                a[e] = fma(pv[e][2], wh[e][s + 2u], a[e]);
+                b[e] = fma(pv[e][3], wh[e][s + 3u], b[e]);
+            }
         }
-        for (; s < ns; s++) a = fma(ph[(size_t)s * stride], wh[s], a);
-        xs[j] = (a + b) + (c + d);
+        for (; s < ns; s++)
+            for (uint e = 0; e < 4u; e++) a[e] = fma(ph[e][(size_t)s * stride], wh[e][s], a[e]);
+        for (uint e = 0; e < 4u; e++)
+            if (j0 + e * EXO_DMV_WG < k) xs[j0 + e * EXO_DMV_WG] = a[e] + b[e];
     }
 }
 
