@@ -152,8 +152,10 @@ static inline float exo_dmv_bf16w(uint w, float a, float b, float s) {
  * its l into xs (x is not staged yet), then one item per head turns them into the split's weight
  * exp(m_s - M) / denominator (M the largest logit, a sink's included; an empty split, m = -inf,
  * weighs 0) in red, and x[j] = sum_s acc_s[j] x weight_s. The host
- * admits heads x ns <= EXO_DMV_SLOTS x EXO_DMV_WG (red's size). */
-static inline void exo_dmv_stage_attention(__global const float *part, uint part_off, uint ns,
+ * admits heads x ns <= EXO_DMV_SLOTS x EXO_DMV_WG (red's size). Inlined even in the -O0 SPIR-V
+ * build (EXO_KERNEL_BODY, common.cl): out of line, its barriers broke the merge of two or more
+ * splits on PoCL running that module (the Level Zero test driver; held-out prompts of 203 tokens). */
+EXO_KERNEL_BODY exo_dmv_stage_attention(__global const float *part, uint part_off, uint ns,
                                            __global const float *sinks, uint sinks_off, int has_sinks, uint hd,
                                            uint k, uint tid, __local float *xs, __local float *red) {
     uint heads = k / hd, stride = hd + 2u, hs = heads * ns;
