@@ -129,7 +129,7 @@ static inline float exo_dmv_bf16w(uint w, float a, float b, float s) {
  * chunk `lane` again, never used: every address stays inside the row). */
 #define EXO_DMV_LOAD(SFX, qv, sv, bv, c)                                                           \
     {                                                                                              \
-        uint cc_ = (c) < chunks ? (c) : lane;                                                      \
+        uint cc_ = (c) < chunks ? (c) : 0u; /* chunk 0 always exists: past the row is past the buffer */ \
         for (uint i = 0; i < EXO_DMV_SLOTS; i++) {                                                 \
             qv[i] = wp[i][wc[i] + cc_];                                                            \
             if (EXO_DMV_IS_Q_##SFX) {                                                              \
