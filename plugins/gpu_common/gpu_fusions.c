@@ -525,16 +525,25 @@ static uint32_t attn_oproj_detect(const exo_graph *g, uint32_t i) {
     return add_detect(g, i + 1) ? 3 : 2;
 }
 
-/* One token whose split attention runs (the partials buffer there, the position read back), the
- * matmul on exo_dmv_* (as the ADD fusion wants it, when the ADD is in the run), and every head's
- * split weights in the kernel's reduction array (heads x splits <= DMV_SLOTS x DMV_WG). */
+/* At most this many splits a head: every o_proj work-group re-reads all heads' partial states, so
+ * the merge grows with the cache while the launch it saves does not. On the H100 (1B bf16, step
+ * medians of 2-3 alternating runs, docs/performance.md 5.5.1) the fusion gained ~1% at 128-row
+ * caches (3 splits), broke even at 512 (9) and lost 1-3% at 1024 (17) and 2048 (17, two tiles each). */
+#define ATTN_OPROJ_MAX_SPLITS 8
+
+/* One token whose split attention runs (the partials buffer there, the position read back) in at
+ * most ATTN_OPROJ_MAX_SPLITS splits, the matmul on exo_dmv_* (as the ADD fusion wants it, when the
+ * ADD is in the run), and every head's split weights in the kernel's reduction array (heads x
+ * splits <= DMV_SLOTS x DMV_WG). */
 static bool attn_oproj_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
     const exo_node *att = &run[0], *mm = &run[1];
     if (norm || (len != 2 && len != 3) || att->op != EXO_OP_ATTENTION || mm->op != EXO_OP_MATMUL || !combine_fusion_enabled() ||
         !v->attn_partials || v->attn_position < 0 || gpu_view_count(v, att->src[3], NULL) != 1 || !dmv_fits(v, mm, 1))
         return false;
     int64_t heads = att->i[EXO_ATTENTION_I_N_HEADS], hd = att->i[EXO_ATTENTION_I_HEAD_DIM];
-    if (heads * hd != gpu_view_count(v, mm->src[0], NULL) || heads * gpu_attention_split_count(v, att) > DMV_SLOTS * DMV_WG)
+    int64_t splits = gpu_attention_split_count(v, att);
+    if (heads * hd != gpu_view_count(v, mm->src[0], NULL) || splits > ATTN_OPROJ_MAX_SPLITS ||
+        heads * splits > DMV_SLOTS * DMV_WG)
         return false;
     return len == 2 || add_fits(v, run + 1, 2, NULL);
 }
