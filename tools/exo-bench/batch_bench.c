@@ -1,22 +1,11 @@
 /* exo-bench --batch N (see batch_bench.h). */
 #include "batch_bench.h"
 
+#include "greedy.h"
+#include "monotonic_clock.h"
+
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int32_t argmax(const float *v, uint32_t n) {
-    uint32_t best = 0;
-    for (uint32_t i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
-    return (int32_t)best;
-}
 
 typedef struct batch_state {
     exo_session **sessions;

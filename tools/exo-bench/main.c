@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "cli_number.h"
+#include "greedy.h"
+#include "monotonic_clock.h"
 #include "exo.h"
 #include "batch_bench.h"
 #include "model_cost.h"
@@ -125,23 +127,10 @@ static int parse_args(int argc, char **argv, bench_options *o) {
     return 1;
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 static int fail(const char *what, exo_status st, const char *detail) {
     fprintf(stderr, "exo-bench: %s: %s: %s\n", what, exo_status_name(st),
             detail && *detail ? detail : exo_last_error());
     return 1;
-}
-
-static int32_t argmax(const float *v, uint32_t n) {
-    uint32_t best = 0;
-    for (uint32_t i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
-    return (int32_t)best;
 }
 
 static const char *dtype_name(exo_dtype d) {
