@@ -75,6 +75,9 @@ typedef struct gpu_features {
     /* Items sharing a row group in those kernels (16..128, a power of two); 0: chosen per launch
      * (gpu_build_go_matvec_at). */
     uint32_t matvec_batch_lanes;
+    /* EXO_GPU_DECODE_MATVEC=0 (one-token matmuls stay off exo_dmv_*) and EXO_GPU_FUSE_COMBINE=0
+     * (the attention's combine keeps its own launch), to compare: gpu_fusion_read_env. */
+    int no_dmv, no_combine_fusion;
 } gpu_features;
 /* The most tokens the batched-step matvecs take (EXO_MVB_TOKENS_MAX in kernels/matvec_batch.cl). */
 #define GPU_MATVEC_BATCH_MAX_TOKENS 16

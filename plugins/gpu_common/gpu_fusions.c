@@ -85,14 +85,14 @@ static void member_args(gpu_builder *b, const exo_node *nd) {
 #define DMV_WG 256
 #define DMV_SLOTS 4
 
-/* EXO_GPU_DECODE_MATVEC=0 keeps the one-token launches on exo_matmul_vec16* (to compare). */
-static bool dmv_enabled(void) {
-    static int enabled = -1;
-    if (enabled < 0) {
-        const char *e = getenv("EXO_GPU_DECODE_MATVEC");
-        enabled = !(e && strcmp(e, "0") == 0);
-    }
-    return enabled == 1;
+static bool env_is_zero(const gpu_backend *be, const char *name) {
+    const char *e = be->host->get_env(be->host->host_ctx, name);
+    return e && strcmp(e, "0") == 0;
+}
+
+void gpu_fusion_read_env(gpu_backend *be) {
+    be->features.no_dmv = env_is_zero(be, "EXO_GPU_DECODE_MATVEC");
+    be->features.no_combine_fusion = env_is_zero(be, "EXO_GPU_FUSE_COMBINE");
 }
 
 /* The exo_dmv_* storage of weight w, or NULL: f32, bf16, and MLX 4- and 8-bit codes with groups
@@ -116,7 +116,7 @@ static bool dmv_fits(const gpu_exec_view *v, const exo_node *nodes, uint32_t cou
     /* Where Intel's sub-group decode kernels were chosen (EXO_GPU_XMX, gpu_intel.h), one-token
      * matmuls stay theirs: they are that device's decode path, and their emulated goldens check
      * it on PoCL. */
-    if (!dmv_enabled() || (v->be->features.intel & GPU_INTEL_SGBLOCK)) return false;
+    if (v->be->features.no_dmv || (v->be->features.intel & GPU_INTEL_SGBLOCK)) return false;
     int64_t wne[EXO_MAX_DIMS];
     gpu_view_count(v, nodes[0].src[1], wne);
     int64_t k = wne[0];
@@ -503,16 +503,6 @@ static exo_status norm_matmul_enqueue(const gpu_exec_view *v, const exo_node *ru
 
 /* ------------------------------------------------ the attention's combine in o_proj: exo_dmv_* */
 
-/* EXO_GPU_FUSE_COMBINE=0 keeps exo_attention_combine's own launch (to compare). */
-static bool combine_fusion_enabled(void) {
-    static int enabled = -1;
-    if (enabled < 0) {
-        const char *e = getenv("EXO_GPU_FUSE_COMBINE");
-        enabled = !(e && strcmp(e, "0") == 0);
-    }
-    return enabled == 1;
-}
-
 /* An ATTENTION whose output only the matmul after it reads (never written: the matmul's launch
  * merges the splits' partial states itself), that matmul, and the residual ADD that alone reads
  * the matmul's output where there is one (o_proj + residual): three nodes, or two. */
@@ -537,7 +527,7 @@ static uint32_t attn_oproj_detect(const exo_graph *g, uint32_t i) {
  * splits <= DMV_SLOTS x DMV_WG). */
 static bool attn_oproj_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
     const exo_node *att = &run[0], *mm = &run[1];
-    if (norm || (len != 2 && len != 3) || att->op != EXO_OP_ATTENTION || mm->op != EXO_OP_MATMUL || !combine_fusion_enabled() ||
+    if (norm || (len != 2 && len != 3) || att->op != EXO_OP_ATTENTION || mm->op != EXO_OP_MATMUL || v->be->features.no_combine_fusion ||
         !v->attn_partials || v->attn_position < 0 || gpu_view_count(v, att->src[3], NULL) != 1 || !dmv_fits(v, mm, 1))
         return false;
     int64_t heads = att->i[EXO_ATTENTION_I_N_HEADS], hd = att->i[EXO_ATTENTION_I_HEAD_DIM];

@@ -35,4 +35,9 @@ extern const gpu_fusion gpu_fusions[GPU_FUSION_COUNT];
  * node i + 1 (nothing else reads the norm's output). */
 bool gpu_fusion_norm_detect(const exo_graph *g, uint32_t i, uint32_t len);
 
+/* The fusion switches of be->features a backend reads from the environment when it sets up
+ * (EXO_GPU_DECODE_MATVEC, EXO_GPU_FUSE_COMBINE): once, not on the hot path, and through the host's
+ * get_env like every other setting. */
+void gpu_fusion_read_env(gpu_backend *be);
+
 #endif

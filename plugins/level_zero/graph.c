@@ -4,6 +4,8 @@
  * time, so a build failure makes the core fall back before any session holds state. */
 #include "l0_graph.h"
 
+#include "gpu_fusions.h"
+
 #include <string.h>
 
 #define L0_COMPILED_MAGIC 0x6c30636du /* "l0cm" */
@@ -68,6 +70,7 @@ static void fill_backend(gpu_backend *be, exo_plugin_ctx *ctx, l0_device *dev, v
     be->features.intel_sub_group = dev->exec.intel_sub_group;
     be->features.max_work_group = dev->have_compute ? dev->compute.maxTotalGroupSize : 256;
     be->features.max_alloc = dev->exec.relaxed_alloc ? 0 : dev->props.maxMemAllocSize;
+    gpu_fusion_read_env(be);
     be->mem_alloc = be_mem_alloc;
     be->mem_free = be_mem_free;
     be->buffer_mem = be_buffer_mem;

@@ -4,6 +4,7 @@
  * every launch of its name). */
 #include "ocl_plugin.h"
 
+#include "gpu_fusions.h"
 #include "gpu_intel.h"
 
 #include <stdio.h>
@@ -105,11 +106,20 @@ static exo_status be_launch(void *p, const gpu_launch *l) {
     if (err != CL_SUCCESS)
         return ocl_fail(rt->ctx, err, "clEnqueueNDRangeKernel(%s, global %zux%zux%zu, local %zux%zux%zu)", l->kernel,
                         l->global[0], l->global[1], l->global[2], l->local[0], l->local[1], l->local[2]);
+    /* A driver may hold enqueued work until a flush (NVIDIA's does): without one the device would
+     * idle while the host builds the whole step (~80-150 launches) and only start at clFinish.
+     * So the first launch of a graph goes out at once and the rest in groups of flush_every. */
+    if (rt->flush_every && (rt->unflushed++ == 0 || rt->unflushed >= rt->flush_every)) {
+        err = api->clFlush(rt->queue);
+        if (err != CL_SUCCESS) return ocl_fail(rt->ctx, err, "clFlush (after %s)", l->kernel);
+        if (rt->unflushed >= rt->flush_every) rt->unflushed = 1;
+    }
     return EXO_OK;
 }
 
 static exo_status be_finish(void *p) {
     ocl_runtime *rt = p;
+    rt->unflushed = 0;
     cl_int err = rt->ctx->api.clFinish(rt->queue);
     if (err != CL_SUCCESS) return ocl_fail(rt->ctx, err, "clFinish (a kernel of this graph failed)");
     ocl_profile_collect(rt);
@@ -151,6 +161,10 @@ void ocl_backend_init(ocl_runtime *rt, const ocl_device *dev) {
     be->mem_write = be_mem_write;
     be->launch = be_launch;
     be->finish = be_finish;
+    gpu_fusion_read_env(be);
+    const char *flush = ctx->host->get_env(ctx->host->host_ctx, "EXO_OPENCL_FLUSH_EVERY");
+    rt->flush_every = flush && *flush ? (uint32_t)strtoul(flush, NULL, 10) : 16;
+    rt->unflushed = 0;
 
     size_t max_wg = 0;
     ctx->api.clGetDeviceInfo(dev->id, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);

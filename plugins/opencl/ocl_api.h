@@ -47,6 +47,7 @@
     X(clSetKernelArg)              \
     X(clEnqueueNDRangeKernel)      \
     X(clFinish)                    \
+    X(clFlush)                     \
     X(clGetEventProfilingInfo)     \
     X(clReleaseEvent)
 

@@ -73,6 +73,9 @@ typedef struct ocl_runtime {
     uint32_t n_kernels;
     gpu_backend backend;
     ocl_profile *profile;     /* NULL unless EXO_OPENCL_PROFILE=1 (profile.c) */
+    /* Launches enqueued since the queue was last flushed or finished, and how many may wait
+     * (EXO_OPENCL_FLUSH_EVERY; 0: never flush before finish). backend.c says why. */
+    uint32_t unflushed, flush_every;
 } ocl_runtime;
 
 /* One OpenCL device as found by probe. */
