@@ -69,17 +69,6 @@ static const char *dtype_name(exo_dtype t) {
     }
 }
 
-static void *float_bytes(exo_dtype dtype, const float *v, int64_t n) {
-    if (dtype == EXO_DTYPE_F32) {
-        float *w = malloc((size_t)n * 4);
-        memcpy(w, v, (size_t)n * 4);
-        return w;
-    }
-    uint16_t *w = malloc((size_t)n * 2);
-    for (int64_t i = 0; i < n; i++) w[i] = dtype == EXO_DTYPE_F16 ? oh_f32_to_f16(v[i]) : oh_f32_to_bf16(v[i]);
-    return w;
-}
-
 /* Allocations of one graph's weights, freed after the case. */
 typedef struct pool {
     void *p[24];
@@ -101,7 +90,7 @@ static uint32_t weight(oh_graph *g, pool *pl, const char *name, const wfmt *f, i
     if (f->dtype != EXO_DTYPE_MLX_AFFINE) {
         float *v = malloc((size_t)(K * rows) * 4);
         oh_random(v, K * rows, -1.0f, 1.0f, seed);
-        void *bytes = keep(pl, float_bytes(f->dtype, v, K * rows));
+        void *bytes = keep(pl, oh_float_bytes(f->dtype, v, K * rows));
         free(v);
         return oh_weight(g, name, f->dtype, bytes, f->offset, 2, K, rows);
     }
@@ -121,7 +110,7 @@ static uint32_t weight(oh_graph *g, pool *pl, const char *name, const wfmt *f, i
     oh_random(sv, groups * rows, -0.2f, 0.2f, seed + 1);
     oh_random(bv, groups * rows, -0.5f, 0.5f, seed + 2);
     for (int64_t i = 0; i < groups * rows; i += 7) bv[i] = 0.0f;
-    void *sb = keep(pl, float_bytes(f->qt, sv, groups * rows)), *bb = keep(pl, float_bytes(f->qt, bv, groups * rows));
+    void *sb = keep(pl, oh_float_bytes(f->qt, sv, groups * rows)), *bb = keep(pl, oh_float_bytes(f->qt, bv, groups * rows));
     free(sv);
     free(bv);
     char sname[48], bname[48];

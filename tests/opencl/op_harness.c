@@ -177,6 +177,17 @@ uint16_t oh_f32_to_bf16(float f) {
     return (uint16_t)(bits >> 16);
 }
 
+void *oh_float_bytes(exo_dtype dtype, const float *values, int64_t n) {
+    if (dtype == EXO_DTYPE_F32) {
+        float *w = malloc((size_t)n * 4);
+        memcpy(w, values, (size_t)n * 4);
+        return w;
+    }
+    uint16_t *w = malloc((size_t)n * 2);
+    for (int64_t i = 0; i < n; i++) w[i] = dtype == EXO_DTYPE_F16 ? oh_f32_to_f16(values[i]) : oh_f32_to_bf16(values[i]);
+    return w;
+}
+
 double oh_nmse(const float *a, const float *b, int64_t n) {
     double err = 0.0, ref = 0.0;
     for (int64_t i = 0; i < n; i++) {

@@ -60,6 +60,8 @@ void oh_stop(oh_run *r);
 void oh_random(float *out, int64_t n, float lo, float hi, uint32_t seed);
 uint16_t oh_f32_to_f16(float f);
 uint16_t oh_f32_to_bf16(float f);
+/* Floats as the bytes of a `dtype` tensor (f32 copied, f16 / bf16 rounded to nearest): malloc'ed. */
+void *oh_float_bytes(exo_dtype dtype, const float *values, int64_t n);
 /* sum((a - b)^2) / sum(b^2), as ggml's test-backend-ops. */
 double oh_nmse(const float *a, const float *b, int64_t n);
 

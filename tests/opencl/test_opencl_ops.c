@@ -96,17 +96,6 @@ static void report(const char *op, const char *what, double nmse, double limit) 
     ck_assert_msg(nmse <= limit, "%s %s: NMSE %.3e exceeds %.1e", op, what, nmse, limit);
 }
 
-/* Weights of `dtype` from floats: the bytes for the device and the exact values they hold. */
-static void *weights_of(exo_dtype dtype, float *values, int64_t n) {
-    if (dtype == EXO_DTYPE_F32) {
-        float *w = malloc((size_t)n * 4);
-        memcpy(w, values, (size_t)n * 4);
-        return w;
-    }
-    uint16_t *w = malloc((size_t)n * 2);
-    for (int64_t i = 0; i < n; i++) w[i] = dtype == EXO_DTYPE_F16 ? oh_f32_to_f16(values[i]) : oh_f32_to_bf16(values[i]);
-    return w;
-}
 static const char *dtype_name(exo_dtype t) { return t == EXO_DTYPE_F16 ? "f16" : t == EXO_DTYPE_BF16 ? "bf16" : "f32"; }
 
 /* ---------------------------------------------------------------- one-node ops */
@@ -121,7 +110,7 @@ START_TEST(rms_norm_matches_reference) {
             float *wv = malloc((size_t)w * 4), *x = malloc((size_t)(w * heads * 6) * 4);
             oh_random(wv, w, -1.0f, 1.0f, 11 + (uint32_t)wi);
             oh_random(x, w * heads * 6, -3.0f, 3.0f, 12 + (uint32_t)wi);
-            void *wd = weights_of(types[ti], wv, w);
+            void *wd = oh_float_bytes(types[ti], wv, w);
             oh_graph g;
             oh_init(&g, 6);
             uint32_t in = heads > 1 ? oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 3, w, heads, TOKENS_DIM)
@@ -162,7 +151,7 @@ START_TEST(matmul_matches_reference) {
             oh_random(wv, N * K, -1.0f, 1.0f, 21 + (uint32_t)si);
             oh_random(x, T * K, -1.0f, 1.0f, 22 + (uint32_t)si);
             oh_random(b, N, -0.5f, 0.5f, 23 + (uint32_t)si);
-            void *wd = weights_of(types[ti], wv, N * K);
+            void *wd = oh_float_bytes(types[ti], wv, N * K);
             oh_graph g;
             oh_init(&g, (uint32_t)T);
             uint32_t in = oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, K, TOKENS_DIM, 0);
@@ -204,7 +193,7 @@ static void moe_case(int32_t rule, int32_t k, int normalize, exo_dtype wt, int s
     oh_random(w2, E * N * N, -1.0f, 1.0f, 65);
     oh_random(eb1, E * N, -0.5f, 0.5f, 66);
     oh_random(eb2, E * N, -0.5f, 0.5f, 67);
-    void *d1 = weights_of(wt, w1, E * N * K), *d2 = weights_of(wt, w2, E * N * N);
+    void *d1 = oh_float_bytes(wt, w1, E * N * K), *d2 = oh_float_bytes(wt, w2, E * N * N);
     size_t esz = wt == EXO_DTYPE_F32 ? 4 : 2;
     oh_graph g;
     oh_init(&g, (uint32_t)T);
@@ -329,8 +318,8 @@ static uint32_t mlx_weight(oh_graph *g, const char *name, int64_t K, int64_t row
     oh_random(bv, groups * rows, -0.5f, 0.5f, seed + 2);
     for (int64_t i = 0; i < groups * rows; i += 7) bv[i] = 0.0f; /* zero biases too */
     mem[0] = words;
-    mem[1] = weights_of(qt, sv, groups * rows);
-    mem[2] = weights_of(qt, bv, groups * rows);
+    mem[1] = oh_float_bytes(qt, sv, groups * rows);
+    mem[2] = oh_float_bytes(qt, bv, groups * rows);
     free(sv);
     free(bv);
     char sname[48], bname[48];
@@ -408,7 +397,7 @@ static uint32_t fused_weight(oh_graph *g, const char *name, int64_t K, int64_t r
     if (bits != 16) return mlx_weight(g, name, K, rows, bits, f->group, f->qt, f->offset, seed, mem);
     float *wv = malloc((size_t)(K * rows) * 4);
     oh_random(wv, K * rows, -0.1f, 0.1f, seed);
-    mem[0] = weights_of(EXO_DTYPE_BF16, wv, K * rows);
+    mem[0] = oh_float_bytes(EXO_DTYPE_BF16, wv, K * rows);
     mem[1] = mem[2] = NULL;
     free(wv);
     return oh_weight(g, name, EXO_DTYPE_BF16, mem[0], f->offset, 2, K, rows);
@@ -743,7 +732,7 @@ static void elementwise_case(exo_op op, int32_t iparam, float fparam, int64_t wi
     uint32_t a = oh_tensor(&g, "a", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, width, TOKENS_DIM, 0), b = 0;
     uint32_t n_src = op == EXO_OP_SOFTCAP ? 1 : 2;
     if (b_row) {
-        yw = weights_of(b_type, y, width);
+        yw = oh_float_bytes(b_type, y, width);
         b = oh_weight(&g, "b", b_type, yw, 0, 1, width, 0);
     } else {
         b = oh_tensor(&g, "b", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, width, TOKENS_DIM, 0);
@@ -782,7 +771,7 @@ START_TEST(get_rows_and_copy_match_reference) {
     oh_random(table, V * H, -1.0f, 1.0f, 41);
     int32_t ids[6] = {0, 36, 5, 5, 17, 2};
     for (int ti = 0; ti < 3; ti++) {
-        void *td = weights_of(types[ti], table, V * H);
+        void *td = oh_float_bytes(types[ti], table, V * H);
         oh_graph g;
         oh_init(&g, T);
         uint32_t tab = oh_weight(&g, "table", types[ti], td, 0, 2, H, V);
@@ -802,7 +791,7 @@ START_TEST(get_rows_and_copy_match_reference) {
     }
     /* The converting copy: f16 / bf16 weights to f32. */
     for (int ti = 1; ti < 3; ti++) {
-        void *td = weights_of(types[ti], table, V * H);
+        void *td = oh_float_bytes(types[ti], table, V * H);
         oh_graph g;
         oh_init(&g, 1);
         uint32_t tab = oh_weight(&g, "table", types[ti], td, 0, 2, H, V);
@@ -947,7 +936,7 @@ START_TEST(intel_matmuls_match_reference) {
             oh_random(wv, N * K, -1.0f, 1.0f, 81 + (uint32_t)si);
             oh_random(x, T * K, -1.0f, 1.0f, 82 + (uint32_t)si);
             oh_random(b, N, -0.5f, 0.5f, 83 + (uint32_t)si);
-            void *wd = weights_of(wt, wv, N * K);
+            void *wd = oh_float_bytes(wt, wv, N * K);
             oh_graph g;
             oh_init(&g, (uint32_t)T);
             uint32_t in = oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, K, TOKENS_DIM, 0);
