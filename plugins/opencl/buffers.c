@@ -1,6 +1,7 @@
 /* buffers.c — device memory: the ABI's buffers (weights, KV, scratch of the core) and the graph
  * executor's own scratch, all plain cl_mem objects of the device's context. Reads and writes
- * are blocking, so the caller's host memory is free again on return. */
+ * are blocking, so the caller's host memory is free again on return; under EXO_OPENCL_PROFILE
+ * each is timed (profile.c). */
 #include "ocl_plugin.h"
 
 #include <string.h>
@@ -24,12 +25,20 @@ exo_status ocl_mem_create(ocl_runtime *rt, uint64_t size, gpu_mem *out) {
     return EXO_OK;
 }
 
-exo_status ocl_mem_read(ocl_runtime *rt, const gpu_mem *m, uint64_t offset, void *dst, uint64_t size) {
+static exo_status read_blocking(ocl_runtime *rt, const gpu_mem *m, uint64_t offset, void *dst, uint64_t size) {
     cl_int err = rt->ctx->api.clEnqueueReadBuffer(rt->queue, m->mem, CL_TRUE, (size_t)offset, (size_t)size, dst, 0, NULL, NULL);
     if (err != CL_SUCCESS)
         return ocl_fail(rt->ctx, err, "clEnqueueReadBuffer(%llu bytes at %llu)", (unsigned long long)size,
                         (unsigned long long)offset);
     return EXO_OK;
+}
+
+/* The executor's read-back of index inputs (gpu_backend.mem_read). */
+exo_status ocl_mem_read(ocl_runtime *rt, const gpu_mem *m, uint64_t offset, void *dst, uint64_t size) {
+    uint64_t t0 = rt->profile ? ocl_profile_now(rt) : 0;
+    exo_status st = read_blocking(rt, m, offset, dst, size);
+    if (rt->profile) ocl_profile_host_call(rt, OCL_CALL_MEM_READ, size, t0);
+    return st;
 }
 
 exo_status ocl_buffer_alloc(exo_plugin_ctx *ctx, uint32_t device, uint64_t size, exo_buffer_usage usage,
@@ -72,8 +81,12 @@ exo_status ocl_buffer_write(exo_buffer *buf, uint64_t offset, const void *data, 
     exo_status st = check_range(buf, offset, size, data, "buffer_write");
     if (st != EXO_OK || size == 0) return st;
     ocl_runtime *rt = buf->rt;
+    /* Weight uploads are the load's, not a step's: the profile leaves them out. */
+    int timed = rt->profile && buf->usage != EXO_BUFFER_WEIGHTS;
+    uint64_t t0 = timed ? ocl_profile_now(rt) : 0;
     cl_int err = rt->ctx->api.clEnqueueWriteBuffer(rt->queue, buf->m.mem, CL_TRUE, (size_t)offset, (size_t)size, data, 0,
                                                    NULL, NULL);
+    if (timed) ocl_profile_host_call(rt, OCL_CALL_BUFFER_WRITE, size, t0);
     if (err != CL_SUCCESS)
         return ocl_fail(rt->ctx, err, "clEnqueueWriteBuffer(%llu bytes at %llu of a %s buffer)", (unsigned long long)size,
                         (unsigned long long)offset, usage_name(buf->usage));
@@ -84,7 +97,11 @@ exo_status ocl_buffer_read(exo_buffer *buf, uint64_t offset, void *data, uint64_
     if (!buf) return EXO_ERR_INVALID_ARG;
     exo_status st = check_range(buf, offset, size, data, "buffer_read");
     if (st != EXO_OK || size == 0) return st;
-    return ocl_mem_read(buf->rt, &buf->m, offset, data, size);
+    ocl_runtime *rt = buf->rt;
+    uint64_t t0 = rt->profile ? ocl_profile_now(rt) : 0;
+    st = read_blocking(rt, &buf->m, offset, data, size);
+    if (rt->profile) ocl_profile_host_call(rt, OCL_CALL_BUFFER_READ, size, t0);
+    return st;
 }
 
 void ocl_buffer_free(exo_buffer *buf) {

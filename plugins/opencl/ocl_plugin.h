@@ -72,7 +72,7 @@ typedef struct ocl_runtime {
     } kernels[OCL_MAX_KERNELS]; /* created on first launch, by name */
     uint32_t n_kernels;
     gpu_backend backend;
-    ocl_profile *profile;     /* NULL unless EXO_OPENCL_PROFILE=1 (profile.c) */
+    ocl_profile *profile;     /* NULL unless EXO_OPENCL_PROFILE=1 or =shapes (profile.c) */
     /* Launches enqueued since the queue was last flushed or finished, and how many may wait
      * (EXO_OPENCL_FLUSH_EVERY; 0: never flush before finish). backend.c says why. */
     uint32_t unflushed, flush_every;
@@ -139,13 +139,25 @@ cl_int ocl_amd_free_memory(exo_plugin_ctx *ctx, cl_device_id dev, uint64_t *free
  * CL_OUT_OF_HOST_MEMORY, EXO_ERR_BACKEND otherwise. */
 exo_status ocl_fail(exo_plugin_ctx *ctx, cl_int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* profile.c: per-kernel device time under EXO_OPENCL_PROFILE=1. create returns NULL when off;
- * add takes a launch's event; collect reads the events after a clFinish; report_and_free logs
- * the totals at INFO (device_close). */
+/* profile.c: per-kernel device time and the host side of each execution under
+ * EXO_OPENCL_PROFILE=1 or =shapes. create returns NULL when off; add_launch takes a launch's
+ * event (=shapes keys the table by its global size too; add: by the name alone); collect ends
+ * an execution after its clFinish; report_and_free logs it all at INFO (device_close). */
 ocl_profile *ocl_profile_create(exo_plugin_ctx *ctx);
+void ocl_profile_add_launch(ocl_runtime *rt, const gpu_launch *l, cl_event event);
 void ocl_profile_add(ocl_runtime *rt, const char *kernel, cl_event event);
 void ocl_profile_collect(ocl_runtime *rt);
 void ocl_profile_report_and_free(ocl_runtime *rt);
+/* The blocking host calls buffers.c times when rt->profile is set: now() before the call, then
+ * host_call with its kind and bytes (weight uploads are not passed: they are the load's). */
+typedef enum ocl_host_call {
+    OCL_CALL_BUFFER_WRITE, /* the core's inputs (exo_plugin_api.buffer_write) */
+    OCL_CALL_BUFFER_READ,  /* the core's outputs (buffer_read) */
+    OCL_CALL_MEM_READ,     /* the executor's read-back of index inputs (gpu_backend.mem_read) */
+    OCL_CALL_KINDS
+} ocl_host_call;
+uint64_t ocl_profile_now(const ocl_runtime *rt);
+void ocl_profile_host_call(ocl_runtime *rt, ocl_host_call call, uint64_t bytes, uint64_t start_ns);
 
 /* device.c: device_open / device_close (context, queue, backend table). */
 exo_status ocl_device_open(exo_plugin_ctx *ctx, uint32_t index);
@@ -155,6 +167,7 @@ exo_status ocl_runtime_get(exo_plugin_ctx *ctx, uint32_t index, const char *what
 
 /* buffers.c */
 exo_status ocl_mem_create(ocl_runtime *rt, uint64_t size, gpu_mem *out);
+/* ocl_mem_read is the executor's (gpu_backend.mem_read: index read-back), profiled as such. */
 exo_status ocl_mem_read(ocl_runtime *rt, const gpu_mem *m, uint64_t offset, void *dst, uint64_t size);
 exo_status ocl_buffer_alloc(exo_plugin_ctx *ctx, uint32_t device, uint64_t size, exo_buffer_usage usage,
                             exo_buffer **out);
