@@ -12,7 +12,7 @@ typedef struct batch_state {
     exo_batch_entry *entries;
     float *logits;      /* batch x vocab */
     int32_t *tokens;    /* batch: each sequence's next token */
-    double *prefill_tps, *decode_tps, *per_seq, *step_s;
+    double *prefill_tps, *decode_tps, *per_seq, *step_s, *forward_s, *sample_s;
     size_t n_steps;
 } batch_state;
 
@@ -55,10 +55,15 @@ static int run_rep(batch_state *s, uint32_t batch, uint32_t vocab, const int32_t
         double d0 = now_s();
         st = exo_session_forward_batch(s->entries, batch);
         if (st != EXO_OK) return failed("decode step", st, s->entries, batch);
+        double d1 = now_s();
         for (uint32_t i = 0; i < batch; i++) s->tokens[i] = argmax(s->logits + (size_t)i * vocab, vocab);
-        double dt = now_s() - d0;
+        double d2 = now_s(), dt = d2 - d0;
         decode += dt;
-        if (record) s->step_s[s->n_steps++] = dt * 1e3;
+        if (record) {
+            s->forward_s[s->n_steps] = (d1 - d0) * 1e3;
+            s->sample_s[s->n_steps] = (d2 - d1) * 1e3;
+            s->step_s[s->n_steps++] = dt * 1e3;
+        }
     }
     if (record) {
         s->prefill_tps[rep] = (double)batch * n_prompt / (t1 - t0);
@@ -98,9 +103,11 @@ int batch_bench_run(exo_shard *shard, const exo_model_info *mi, uint32_t max_ctx
     s.decode_tps = calloc(reps, sizeof(double));
     s.per_seq = calloc(reps, sizeof(double));
     s.step_s = calloc((size_t)reps * n_gen, sizeof(double));
+    s.forward_s = calloc((size_t)reps * n_gen, sizeof(double));
+    s.sample_s = calloc((size_t)reps * n_gen, sizeof(double));
     int rc = 0;
     if (!s.sessions || !s.entries || !s.logits || !s.tokens || !s.prefill_tps || !s.decode_tps || !s.per_seq ||
-        !s.step_s) {
+        !s.step_s || !s.forward_s || !s.sample_s) {
         fprintf(stderr, "exo-bench: --batch: out of memory\n");
         rc = 1;
     }
@@ -120,6 +127,8 @@ int batch_bench_run(exo_shard *shard, const exo_model_info *mi, uint32_t max_ctx
         out->decode_tps = summarize(s.decode_tps, reps);
         out->decode_tps_per_seq = summarize(s.per_seq, reps);
         out->step_ms = summarize(s.step_s, s.n_steps);
+        out->forward_ms = summarize(s.forward_s, s.n_steps);
+        out->sample_ms = summarize(s.sample_s, s.n_steps);
         out->kv_bytes = 0; /* what the sessions hold, at the shard's KV dtype */
         for (uint32_t i = 0; i < batch; i++) out->kv_bytes += (double)exo_session_kv_bytes(s.sessions[i]);
     }
@@ -132,16 +141,18 @@ int batch_bench_run(exo_shard *shard, const exo_model_info *mi, uint32_t max_ctx
     free(s.decode_tps);
     free(s.per_seq);
     free(s.step_s);
+    free(s.forward_s);
+    free(s.sample_s);
     return rc;
 }
 
 void batch_bench_print(FILE *f, const batch_results *r, uint32_t n_prompt, uint32_t n_gen) {
     fprintf(f, "batch:   %u sequences: prefill %ux pp%u %.2f tok/s; decode tg%u %.2f +- %.2f tok/s aggregate, %.2f per "
-               "sequence (per step: median %.2f ms, max %.2f); a prompt prefilled while %u decode: %.1f ms step; "
-               "KV %.1f MB\n",
+               "sequence (per step: median %.2f ms, max %.2f; medians %.3f ms in exo_session_forward_batch, %.3f ms "
+               "sampling); a prompt prefilled while %u decode: %.1f ms step; KV %.1f MB\n",
             r->batch, r->batch, n_prompt, r->prefill_tps.mean, n_gen, r->decode_tps.mean, r->decode_tps.sd,
-            r->decode_tps_per_seq.mean, r->step_ms.median, r->step_ms.max, r->batch - 1, r->mixed_step_ms,
-            r->kv_bytes / 1e6);
+            r->decode_tps_per_seq.mean, r->step_ms.median, r->step_ms.max, r->forward_ms.median, r->sample_ms.median,
+            r->batch - 1, r->mixed_step_ms, r->kv_bytes / 1e6);
 }
 
 void batch_bench_json(cJSON *j, const batch_results *r) {
@@ -152,6 +163,8 @@ void batch_bench_json(cJSON *j, const batch_results *r) {
     cJSON_AddNumberToObject(j, "batch_decode_tps_per_seq", r->decode_tps_per_seq.mean);
     cJSON_AddNumberToObject(j, "batch_step_ms_median", r->step_ms.median);
     cJSON_AddNumberToObject(j, "batch_step_ms_max", r->step_ms.max);
+    cJSON_AddNumberToObject(j, "batch_step_forward_ms_median", r->forward_ms.median);
+    cJSON_AddNumberToObject(j, "batch_step_sample_ms_median", r->sample_ms.median);
     cJSON_AddNumberToObject(j, "batch_mixed_step_ms", r->mixed_step_ms);
     cJSON_AddNumberToObject(j, "batch_kv_bytes", r->kv_bytes);
 }

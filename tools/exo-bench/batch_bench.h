@@ -18,6 +18,8 @@ typedef struct batch_results {
     summary decode_tps;         /* aggregate: N x steps / time */
     summary decode_tps_per_seq; /* what each sequence sees: steps / time */
     summary step_ms;            /* one decode step of all N */
+    summary forward_ms;         /* of which in exo_session_forward_batch */
+    summary sample_ms;          /* and in the greedy picks of the N rows of logits */
     double mixed_step_ms;       /* one step: a whole prompt prefilled while N - 1 sequences decode */
     double kv_bytes;            /* KV cache the N sessions hold (float32, every layer, max_ctx each) */
 } batch_results;
