@@ -19,9 +19,14 @@
  *    issues two chunks' loads of all four rows before using any;
  *  - 4- and 8-bit codes become floats without an int-to-float conversion (exo_dmv_u2f).
  * Local size (lanes, EXO_DMV_WG / lanes): `lanes` items split a row's chunks (the host picks
- * ~2 chunks per item), a local tree sums them. k <= EXO_DMV_KMAX (the host checks). */
+ * ~2 chunks per item, 32 at least; EXO_GPU_DMV_LANES overrides), exo_dmv_lane_sums adds them. k <= EXO_DMV_KMAX (the host checks). */
 #define EXO_DMV_WG 256
 #define EXO_DMV_KMAX 8192
+/* exo_dmv_k2048_*: the same kernels staging at most 2,048 elements of x (12 KB of local memory a
+ * work-group instead of 36), for k <= 2048 - every matmul of a 1B-class layer but down_proj, and
+ * the lm_head: local memory is one of the limits on how many work-groups a compute unit holds
+ * at once (EXO_GPU_DMV_K2048=0: the 8,192-element kernels for every k, to compare). */
+#define EXO_DMV_KSMALL 2048
 #define EXO_DMV_SLOTS 4
 
 /* q as float for q < 2^23, exactly: 0x4B000000 is 2^23, so its mantissa holds q. An OR and a
@@ -145,6 +150,78 @@ static inline float exo_dmv_bf16w(uint w, float a, float b, float s) {
         for (uint i = 0; i < EXO_DMV_SLOTS; i++) acc[i] += EXO_DMV_DOT_##SFX(qv[i], sv[i], bv[i]); \
     }
 
+/* The work-group's sums. A barrier-per-step tree in local memory everywhere; on NVIDIA (the
+ * plugin's -DEXO_NV_MMA, which means inline PTX builds) a warp sums by butterfly shuffles first,
+ * so a slot's lanes take 1-2 barriers instead of log2(lanes) + 1, and the norm's sum 1 instead of
+ * 9: the launches of a decode step are short (1-4 us of bytes each), so their fixed steps count.
+ * -DEXO_DMV_NO_SHFL (EXO_OPENCL_BUILD_OPTIONS) keeps the trees there too, to compare. A warp is 32
+ * consecutive local ids (x fastest), and lanes >= 32 (the host's choice), so it holds one row
+ * group's lanes. */
+#if defined(EXO_NV_MMA) && !defined(EXO_MMA_EMULATE) && !defined(EXO_DMV_NO_SHFL)
+#define EXO_DMV_SHFL 1
+static inline float exo_dmv_warp_sum(float v) {
+    for (uint m = 16u; m > 0u; m >>= 1) {
+        float o;
+        asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(o) : "f"(v), "r"(m));
+        v += o;
+    }
+    return v;
+}
+#endif
+
+/* The sum of v over the work-group's EXO_DMV_WG items, returned to every item (red[0 .. 7] or
+ * red[0] hold it: free again after the caller's next barrier). Both helpers hold barriers, so
+ * they are inlined even in the -O0 SPIR-V module (EXO_KERNEL_BODY, common.cl: out of line,
+ * PoCL mis-ran such a helper's barriers, b4c2012). */
+static inline __attribute__((always_inline)) float exo_dmv_wg_sum(float v, uint tid, __local float *red) {
+#ifdef EXO_DMV_SHFL
+    v = exo_dmv_warp_sum(v);
+    if ((tid & 31u) == 0u) red[tid >> 5] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float s = 0.0f;
+    for (uint w = 0; w < EXO_DMV_WG / 32u; w++) s += red[w];
+    return s;
+#else
+    red[tid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint s = EXO_DMV_WG / 2; s > 0; s >>= 1) {
+        if (tid < s) red[tid] += red[tid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    return red[0];
+#endif
+}
+
+/* Each slot's sum over the `lanes` items of row group `base` (tid - lane) into
+ * red[slot * EXO_DMV_WG + base], visible to the whole group on return. */
+EXO_KERNEL_BODY exo_dmv_lane_sums(const float acc[EXO_DMV_SLOTS], uint lane, uint lanes, uint tid, uint base,
+                                   __local float *red) {
+#ifdef EXO_DMV_SHFL
+    float w[EXO_DMV_SLOTS];
+    for (uint i = 0; i < EXO_DMV_SLOTS; i++) w[i] = exo_dmv_warp_sum(acc[i]);
+    if ((lane & 31u) == 0u)
+        for (uint i = 0; i < EXO_DMV_SLOTS; i++) red[i * EXO_DMV_WG + tid] = w[i];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lanes > 32u) {
+        /* Lane i < SLOTS adds slot i's warps: only it reads or writes that slot's entries. */
+        if (lane < EXO_DMV_SLOTS) {
+            float s = 0.0f;
+            for (uint o = 0; o < lanes; o += 32u) s += red[lane * EXO_DMV_WG + base + o];
+            red[lane * EXO_DMV_WG + base] = s;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+#else
+    for (uint i = 0; i < EXO_DMV_SLOTS; i++) red[i * EXO_DMV_WG + tid] = acc[i];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint s = lanes / 2; s > 0; s >>= 1) {
+        if (lane < s)
+            for (uint i = 0; i < EXO_DMV_SLOTS; i++) red[i * EXO_DMV_WG + tid] += red[i * EXO_DMV_WG + tid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+#endif
+}
+
 /* x of an o_proj launch straight from the split decode attention's partial states (kernels/
  * attention.cl, exo_attention_split: per head h and split s, (acc[hd], m, l) at (h * ns + s) *
  * (hd + 2), one token), merged as exo_attention_combine merges them while x is staged: the
@@ -219,8 +296,8 @@ EXO_KERNEL_BODY exo_dmv_stage_attention(__global const float *part, uint part_of
  * (exo_dmv_stage_attention): the x argument is the partials, |att| their splits per head of
  * head_dim, att < 0 with the sinks at inv_freq + freq_off. (Arguments are reused, not added: the
  * Level Zero test driver takes at most 64 parameters, as some drivers do.) */
-#define EXO_DEFINE_DMV(SFX)                                                                        \
-    __kernel void exo_dmv_##SFX(                                                                   \
+#define EXO_DEFINE_DMV(SFX, NAME, XMAX)                                                            \
+    __kernel void NAME(                                                                            \
         __global const float *x, uint x_off, uint k,                                               \
         EXO_DMV_W_##SFX(w0), __global const float *b0, uint b0_off, int hb0, __global float *d0, uint d0_off, uint n0, \
         EXO_DMV_W_##SFX(w1), __global const float *b1, uint b1_off, int hb1, __global float *d1, uint d1_off, uint n1, \
@@ -231,7 +308,7 @@ EXO_KERNEL_BODY exo_dmv_stage_attention(__global const float *part, uint part_of
         __global const uchar *nw, uint nw_off, int nw_type, float eps, int one_plus, int att EXO_DMV_Q_##SFX) {   \
         EXO_DMV_QDECL_##SFX                                                                        \
         /* Declared as float4s, so the float4 view is aligned. */                                \
-        __local float4 xs4_[EXO_DMV_KMAX / 4];                                                     \
+        __local float4 xs4_[(XMAX) / 4];                                                           \
         __local float red[EXO_DMV_SLOTS * EXO_DMV_WG];                                             \
         __local float *xs = (__local float *)xs4_;                                                 \
         __local const float4 *xs4 = xs4_;                                                          \
@@ -284,18 +361,13 @@ EXO_KERNEL_BODY exo_dmv_stage_attention(__global const float *part, uint part_of
         uint c = lane;                                                                             \
         EXO_DMV_LOAD(SFX, qa, sa, ba, c)                                                           \
         EXO_DMV_LOAD(SFX, qb, sb, bb, c + lanes)                                                   \
-        /* x into local memory, normalised as exo_rms_norm would (same sums, same order). */      \
+        /* x into local memory, normalised as exo_rms_norm would (same sums; in the same order     \
+         * but where the warps' shuffles sum, exo_dmv_wg_sum). */                                  \
         float inv = 1.0f;                                                                          \
         if (norm) {                                                                                \
             float sq = 0.0f;                                                                       \
             for (uint j = tid; j < k; j += EXO_DMV_WG) sq += x[x_off + j] * x[x_off + j];          \
-            red[tid] = sq;                                                                         \
-            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
-            for (uint s = EXO_DMV_WG / 2; s > 0; s >>= 1) {                                        \
-                if (tid < s) red[tid] += red[tid + s];                                             \
-                barrier(CLK_LOCAL_MEM_FENCE);                                                      \
-            }                                                                                      \
-            inv = rsqrt(red[0] / (float)k + eps);                                                  \
+            inv = rsqrt(exo_dmv_wg_sum(sq, tid, red) / (float)k + eps);                            \
         }                                                                                          \
         if (att != 0) {                                                                            \
             exo_dmv_stage_attention(x, x_off, (uint)abs(att), inv_freq, freq_off, att < 0, head_dim, k, tid, xs, red); \
@@ -319,15 +391,10 @@ EXO_KERNEL_BODY exo_dmv_stage_attention(__global const float *part, uint part_of
             EXO_DMV_LOAD(SFX, qa, sa, ba, c)                                                       \
             EXO_DMV_LOAD(SFX, qb, sb, bb, c + lanes)                                               \
         }                                                                                          \
-        /* Sum the lanes of each slot (red is free: the norm's last read preceded a barrier). */  \
-        for (uint i = 0; i < EXO_DMV_SLOTS; i++) red[i * EXO_DMV_WG + tid] = acc[i];               \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
-        for (uint s = lanes / 2; s > 0; s >>= 1) {                                                 \
-            if (lane < s)                                                                          \
-                for (uint i = 0; i < EXO_DMV_SLOTS; i++) red[i * EXO_DMV_WG + tid] += red[i * EXO_DMV_WG + tid + s]; \
-            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
-        }                                                                                          \
+        /* Sum the lanes of each slot into red[slot * WG + base] (red is free: the norm's last     \
+         * read preceded a barrier). */                                                            \
         uint base = tid - lane;                                                                    \
+        exo_dmv_lane_sums(acc, lane, lanes, tid, base, red);                                       \
         if (glu >= 0) {                                                                            \
             /* Lanes 0 and 1: gate row (slot lane) and up row (slot lane + 2). */                  \
             if (lane < 2u && live[lane] && live[lane + 2u]) {                                      \
@@ -372,7 +439,17 @@ EXO_KERNEL_BODY exo_dmv_stage_attention(__global const float *part, uint part_of
         }                                                                                          \
     }
 
-EXO_DEFINE_DMV(f32)
-EXO_DEFINE_DMV(bf16)
-EXO_DEFINE_DMV(mlx4)
-EXO_DEFINE_DMV(mlx8)
+EXO_DEFINE_DMV(f32, exo_dmv_f32, EXO_DMV_KMAX)
+EXO_DEFINE_DMV(bf16, exo_dmv_bf16, EXO_DMV_KMAX)
+EXO_DEFINE_DMV(mlx4, exo_dmv_mlx4, EXO_DMV_KMAX)
+EXO_DEFINE_DMV(mlx8, exo_dmv_mlx8, EXO_DMV_KMAX)
+/* Not in the SPIR-V module (EXO_SPIRV; the Level Zero plugin never asks for them): with them in
+ * it, PoCL - which runs that module's -O0 bitcode in the tests - failed an assertion on its 1 MB
+ * of local memory when launching any kernel of the module, as if each kernel were given room for
+ * every kernel's work-group arrays. */
+#ifndef EXO_SPIRV
+EXO_DEFINE_DMV(f32, exo_dmv_k2048_f32, EXO_DMV_KSMALL)
+EXO_DEFINE_DMV(bf16, exo_dmv_k2048_bf16, EXO_DMV_KSMALL)
+EXO_DEFINE_DMV(mlx4, exo_dmv_k2048_mlx4, EXO_DMV_KSMALL)
+EXO_DEFINE_DMV(mlx8, exo_dmv_k2048_mlx8, EXO_DMV_KSMALL)
+#endif

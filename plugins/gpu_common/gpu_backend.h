@@ -78,6 +78,11 @@ typedef struct gpu_features {
     /* EXO_GPU_DECODE_MATVEC=0 (one-token matmuls stay off exo_dmv_*) and EXO_GPU_FUSE_COMBINE=0
      * (the attention's combine keeps its own launch), to compare: gpu_fusion_read_env. */
     int no_dmv, no_combine_fusion;
+    /* The exo_dmv_* choices, to compare (gpu_fusion_read_env): EXO_GPU_DMV_K2048=0 keeps the
+     * 8,192-element staging for every k, EXO_GPU_DMV_NORM=0 leaves RMS norms out of exo_dmv_*
+     * launches (their own launch), EXO_GPU_DMV_LANES items a row (32..256; 0: per launch). */
+    int no_dmv_k2048, no_dmv_norm;
+    uint32_t dmv_lanes;
 } gpu_features;
 /* The most tokens the batched-step matvecs take (EXO_MVB_TOKENS_MAX in kernels/matvec_batch.cl). */
 #define GPU_MATVEC_BATCH_MAX_TOKENS 16

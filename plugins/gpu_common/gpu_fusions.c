@@ -32,11 +32,15 @@ bool gpu_fusion_norm_detect(const exo_graph *g, uint32_t i, uint32_t len) {
     return exo_graph_node(g, i)->op == EXO_OP_RMS_NORM && read_only_by(g, exo_graph_node(g, i)->dst, i + 1, i + len);
 }
 
+static bool dmv_fits(const gpu_exec_view *v, const exo_node *nodes, uint32_t count);
+
 /* When the run takes one token, the weight and x are aligned for the wide loads, and no output
- * (`out`, the run's own outputs) overlaps the raw x, which is read while they are written. */
+ * (`out`, the run's own outputs) overlaps the raw x, which is read while they are written; and,
+ * under EXO_GPU_DMV_NORM=0, the run is not an exo_dmv_* one. */
 static bool norm_fits(const gpu_exec_view *v, const exo_node *norm, const exo_node *nodes, uint32_t count,
                       uint32_t out) {
     if (norm->op != EXO_OP_RMS_NORM || nodes[0].src[0] != norm->dst) return false;
+    if (v->be->features.no_dmv_norm && dmv_fits(v, nodes, count)) return false;
     int64_t ne[EXO_MAX_DIMS];
     int64_t x_count = gpu_view_count(v, norm->src[0], ne);
     const exo_tensor *w = &v->tensors[norm->src[1]];
@@ -80,8 +84,10 @@ static void member_args(gpu_builder *b, const exo_node *nd) {
 
 /* ------------------------------------------------ the one-token decode matvec: exo_dmv_* */
 
-/* kernels/decode.cl: EXO_DMV_KMAX (x staged in local memory), EXO_DMV_WG, rows per item. */
+/* kernels/decode.cl: EXO_DMV_KMAX (x staged in local memory), EXO_DMV_KSMALL (the exo_dmv_k2048_*
+ * kernels' staging), EXO_DMV_WG, rows per item. */
 #define DMV_KMAX 8192
+#define DMV_KSMALL 2048
 #define DMV_WG 256
 #define DMV_SLOTS 4
 
@@ -93,6 +99,22 @@ static bool env_is_zero(const gpu_backend *be, const char *name) {
 void gpu_fusion_read_env(gpu_backend *be) {
     be->features.no_dmv = env_is_zero(be, "EXO_GPU_DECODE_MATVEC");
     be->features.no_combine_fusion = env_is_zero(be, "EXO_GPU_FUSE_COMBINE");
+    be->features.no_dmv_k2048 = env_is_zero(be, "EXO_GPU_DMV_K2048");
+    be->features.no_dmv_norm = env_is_zero(be, "EXO_GPU_DMV_NORM");
+    const char *lanes = be->host->get_env(be->host->host_ctx, "EXO_GPU_DMV_LANES");
+    be->features.dmv_lanes = 0;
+    if (lanes && *lanes) {
+        char *end = NULL;
+        unsigned long n = strtoul(lanes, &end, 10);
+        if (*end == '\0' && n >= 32 && n <= DMV_WG && (n & (n - 1)) == 0)
+            be->features.dmv_lanes = (uint32_t)n;
+        else if (be->host->log) {
+            char line[160];
+            snprintf(line, sizeof line, "EXO_GPU_DMV_LANES=%.32s ignored: expected a power of two from 32 to %d", lanes,
+                     DMV_WG);
+            be->host->log(be->host->host_ctx, EXO_LOG_WARN, be->name, line);
+        }
+    }
 }
 
 /* The exo_dmv_* storage of weight w, or NULL: f32, bf16, and MLX 4- and 8-bit codes with groups
@@ -149,7 +171,8 @@ static exo_status dmv_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
     gpu_view_count(v, run[0].src[1], wne);
     int64_t k = wne[0], items = 0;
     char name[48];
-    snprintf(name, sizeof name, "exo_dmv_%s", dmv_storage(&v->tensors[run[0].src[1]]));
+    bool small = k <= DMV_KSMALL && !v->be->features.no_dmv_k2048;
+    snprintf(name, sizeof name, "exo_dmv_%s%s", small ? "k2048_" : "", dmv_storage(&v->tensors[run[0].src[1]]));
     gpu_builder b;
     gpu_build_start(&b, v, name);
     if (att) /* x: the partial states the kernel merges into x */
@@ -199,6 +222,7 @@ static exo_status dmv_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
     const exo_tensor *w = &v->tensors[run[0].src[1]];
     uint64_t chunks = (uint64_t)k / (uint64_t)dmv_chunk_elems(w), lanes = 32;
     while (lanes < DMV_WG && lanes * 2 < chunks) lanes *= 2;
+    if (v->be->features.dmv_lanes) lanes = v->be->features.dmv_lanes;
     return gpu_build_go(&b, 2, (uint64_t[3]){lanes, (uint64_t)items, 1}, (size_t[3]){(size_t)lanes, (size_t)(DMV_WG / lanes), 1});
 }
 

@@ -49,6 +49,30 @@ static void build_log(ocl_runtime *rt, cl_program program, char *out, size_t siz
     rt->ctx->host->free(rt->ctx->host->host_ctx, log);
 }
 
+/* EXO_OPENCL_BUILD_LOG=<file>: a successful build's whole log written there, e.g. NVIDIA's
+ * registers and shared memory per kernel with EXO_OPENCL_DEFINES=-cl-nv-verbose (to see what
+ * limits a kernel's occupancy). Best effort: a log that cannot be written is a warning. */
+static void save_build_log(ocl_runtime *rt, cl_program program) {
+    const char *path = rt->ctx->host->get_env(rt->ctx->host->host_ctx, "EXO_OPENCL_BUILD_LOG");
+    if (!path || !*path) return;
+    const ocl_api *api = &rt->ctx->api;
+    size_t n = 0;
+    char *log = NULL;
+    if (api->clGetProgramBuildInfo(program, rt->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) == CL_SUCCESS && n > 0)
+        log = rt->ctx->host->alloc(rt->ctx->host->host_ctx, n + 1);
+    FILE *f = log && api->clGetProgramBuildInfo(program, rt->device, CL_PROGRAM_BUILD_LOG, n, log, NULL) == CL_SUCCESS
+                  ? fopen(path, "w")
+                  : NULL;
+    if (f) {
+        log[n] = 0;
+        fprintf(f, "build options: %s\n%s\n", rt->build_options, log);
+        fclose(f);
+    } else {
+        ocl_log(rt->ctx, EXO_LOG_WARN, "EXO_OPENCL_BUILD_LOG: could not write the build log to %s", path);
+    }
+    if (log) rt->ctx->host->free(rt->ctx->host->host_ctx, log);
+}
+
 static cl_program from_binary(ocl_runtime *rt, const unsigned char *bin, size_t size, const char *path) {
     const ocl_api *api = &rt->ctx->api;
     cl_int status = CL_SUCCESS, err = CL_SUCCESS;
@@ -86,6 +110,7 @@ static exo_status from_source(ocl_runtime *rt, cl_program *out) {
     uint64_t t1 = rt->ctx->host->now_ns ? rt->ctx->host->now_ns(rt->ctx->host->host_ctx) : 0;
     ocl_log(rt->ctx, EXO_LOG_INFO, "built the kernels from source in %.0f ms (%s)", (double)(t1 - t0) / 1e6,
             rt->build_options);
+    save_build_log(rt, p);
     *out = p;
     return EXO_OK;
 }
