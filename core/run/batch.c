@@ -33,30 +33,44 @@ typedef struct segment {
 
 void exo_batch_buffers_free(exo_shard *sh) {
     exo_batch_buffers *b = &sh->batch;
-    exo_shard_buffer_release(sh, b->input);
-    exo_shard_buffer_release(sh, b->positions);
-    exo_shard_buffer_release(sh, b->slots);
-    exo_shard_buffer_release(sh, b->rows);
+    exo_shard_buffer_release(sh, b->inputs);
     exo_shard_buffer_release(sh, b->output);
     free(b->host);
     memset(b, 0, sizeof *b);
+}
+
+/* Where a step of `rows` rows puts its inputs in the inputs buffer: the tokens or hidden states
+ * first (offset 0, as a buffer of their own had them), then positions, slots and the selected
+ * rows, each at a multiple of INPUTS_ALIGN (more than the 4 bytes graph_check_bindings asks of
+ * I32 tensors: a cache line apart, whatever a kernel loads them with). end: the bytes written. */
+#define INPUTS_ALIGN 64
+typedef struct inputs_layout {
+    uint64_t positions, slots, rows, end;
+} inputs_layout;
+
+static uint64_t align_up(uint64_t n) { return (n + INPUTS_ALIGN - 1) / INPUTS_ALIGN * INPUTS_ALIGN; }
+
+static inputs_layout layout_for(const exo_shard *sh, uint32_t rows, bool selected) {
+    inputs_layout l;
+    l.positions = align_up((uint64_t)rows * sh->input_width * 4);
+    l.slots = l.positions + align_up((uint64_t)rows * 4);
+    l.rows = l.slots + align_up((uint64_t)rows * 4);
+    l.end = selected ? l.rows + EXO_BATCH_SELECTED_ROWS * 4 : l.slots + (uint64_t)rows * 4;
+    return l;
 }
 
 /* The shard's batch buffers: inputs of max_tokens rows, made once; the output grown to `rows`. */
 static exo_status batch_buffers(exo_shard *sh, uint32_t rows) {
     exo_batch_buffers *b = &sh->batch;
     const exo_plugin_api *api = &sh->plugin->api;
-    uint32_t dev = exo_runtime_device(sh->model->rt, sh->device)->index, T = sh->plan.max_tokens;
+    uint32_t dev = exo_runtime_device(sh->model->rt, sh->device)->index;
     exo_status st = EXO_OK;
     exo_error_clear();
     if (!b->host) {
-        b->host = malloc((size_t)T * (sh->input_width + 2) * 4);
+        uint64_t size = layout_for(sh, sh->plan.max_tokens, true).end;
+        b->host = malloc(size);
         if (!b->host) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory for a batched step's inputs");
-        st = api->buffer_alloc(sh->plugin->ctx, dev, (uint64_t)T * sh->input_width * 4, EXO_BUFFER_SCRATCH, &b->input);
-        if (st == EXO_OK) st = api->buffer_alloc(sh->plugin->ctx, dev, (uint64_t)T * 4, EXO_BUFFER_SCRATCH, &b->positions);
-        if (st == EXO_OK) st = api->buffer_alloc(sh->plugin->ctx, dev, (uint64_t)T * 4, EXO_BUFFER_SCRATCH, &b->slots);
-        if (st == EXO_OK && sh->plan_rows.n_nodes)
-            st = api->buffer_alloc(sh->plugin->ctx, dev, EXO_BATCH_SELECTED_ROWS * 4, EXO_BUFFER_SCRATCH, &b->rows);
+        st = api->buffer_alloc(sh->plugin->ctx, dev, size, EXO_BUFFER_SCRATCH, &b->inputs);
     }
     if (st == EXO_OK && rows > b->output_rows) {
         exo_shard_buffer_release(sh, b->output);
@@ -78,7 +92,7 @@ static exo_status batch_buffers(exo_shard *sh, uint32_t rows) {
  * (and again after the pool grew: session_pool.c drops it); NULL when the shard has none or it
  * failed to compile (logged: the full graph serves). */
 static exo_compiled *rows_graph(exo_shard *sh) {
-    if (sh->compiled_rows || !sh->plan_rows.n_nodes || !sh->batch.rows) return sh->compiled_rows;
+    if (sh->compiled_rows || !sh->plan_rows.n_nodes || !sh->batch.inputs) return sh->compiled_rows;
     exo_graph_plan *p = &sh->plan_rows;
     exo_graph_plan_pool_kv(p, 0); /* sized and typed unpooled, as shard.c does the others */
     exo_graph_plan_set_kv_dtype(p, sh->plan.kv_dtype);
@@ -136,8 +150,10 @@ static exo_status execute(exo_shard *sh, exo_batch_entry *entries, size_t stride
     bool selected = sh->plan.has_head && select_rows(entries, stride, seg, n_seg, rows, pick, out_row) && rows_graph(sh);
     const exo_graph_plan *p = selected ? &sh->plan_rows : &sh->plan;
     uint32_t in_w = sh->input_width, W = sh->output_width;
+    inputs_layout at = layout_for(sh, rows, selected);
     char *in = b->host;
-    int32_t *pos = (int32_t *)(in + (size_t)rows * in_w * 4), *slots = pos + rows;
+    int32_t *pos = (int32_t *)(in + at.positions), *slots = (int32_t *)(in + at.slots);
+    if (selected) memcpy(in + at.rows, pick, sizeof pick);
     for (uint32_t k = 0; k < n_seg; k++) {
         const exo_batch_entry *e = ENTRY(seg[k].entry);
         const void *src = p->embeds ? (const void *)e->tokens : (const void *)e->hidden;
@@ -148,18 +164,16 @@ static exo_status execute(exo_shard *sh, exo_batch_entry *entries, size_t stride
             slots[seg[k].row + j] = (int32_t)e->session->slot;
         }
     }
+    /* One write: a blocking write costs a round trip whatever its size (8 rows: ~100 bytes). */
     exo_error_clear();
-    exo_status st = api->buffer_write(b->input, 0, in, (uint64_t)rows * in_w * 4);
-    if (st == EXO_OK) st = api->buffer_write(b->positions, 0, pos, (uint64_t)rows * 4);
-    if (st == EXO_OK) st = api->buffer_write(b->slots, 0, slots, (uint64_t)rows * 4);
-    if (st == EXO_OK && selected) st = api->buffer_write(b->rows, 0, pick, sizeof pick);
+    exo_status st = api->buffer_write(b->inputs, 0, in, at.end);
     if (st != EXO_OK) return exo_error_wrap(st, "writing a batched step's inputs failed");
     uint32_t nb = 0;
-    bindings[nb++] = (exo_binding){.tensor = p->embeds ? p->in_tokens : p->in_hidden, .buffer = b->input};
-    bindings[nb++] = (exo_binding){.tensor = p->in_positions, .buffer = b->positions};
-    bindings[nb++] = (exo_binding){.tensor = p->in_slots, .buffer = b->slots};
+    bindings[nb++] = (exo_binding){.tensor = p->embeds ? p->in_tokens : p->in_hidden, .buffer = b->inputs};
+    bindings[nb++] = (exo_binding){.tensor = p->in_positions, .buffer = b->inputs, .offset = at.positions};
+    bindings[nb++] = (exo_binding){.tensor = p->in_slots, .buffer = b->inputs, .offset = at.slots};
     bindings[nb++] = (exo_binding){.tensor = p->output, .buffer = b->output};
-    if (selected) bindings[nb++] = (exo_binding){.tensor = p->in_output_row, .buffer = b->rows};
+    if (selected) bindings[nb++] = (exo_binding){.tensor = p->in_output_row, .buffer = b->inputs, .offset = at.rows};
     for (uint32_t i = 0; i < p->n_kv; i++) bindings[nb++] = (exo_binding){.tensor = p->kv[i], .buffer = sh->pool.kv[i]};
     exo_exec_args args;
     memset(&args, 0, sizeof args);

@@ -42,10 +42,12 @@ typedef struct exo_kv_pool {
 /* A batched step's buffers (batch.c), made at the first batched step and kept by the shard:
  * steps of one device run one at a time (the device lock), so one set serves every session. */
 typedef struct exo_batch_buffers {
-    exo_buffer *input, *positions, *slots, *output;
-    exo_buffer *rows;           /* I32 [EXO_BATCH_SELECTED_ROWS]: the selected-rows graph's rows */
+    /* One buffer for all of a step's inputs, so they go over in one write: the tokens (or hidden
+     * states), positions, slots and the selected-rows graph's rows, each at an offset batch.c
+     * lays out from the step's rows; `host` is the same layout gathered on the host. */
+    exo_buffer *inputs, *output;
     uint32_t output_rows;       /* rows the output holds */
-    void *host;                 /* inputs gathered on the host: max_tokens x (input_width + 2) words */
+    void *host;
 } exo_batch_buffers;
 
 struct exo_shard {
