@@ -141,11 +141,10 @@ exo_status ocl_fail(exo_plugin_ctx *ctx, cl_int err, const char *fmt, ...) __att
 
 /* profile.c: per-kernel device time and the host side of each execution under
  * EXO_OPENCL_PROFILE=1 or =shapes. create returns NULL when off; add_launch takes a launch's
- * event (=shapes keys the table by its global size too; add: by the name alone); collect ends
- * an execution after its clFinish; report_and_free logs it all at INFO (device_close). */
+ * event (=shapes keys the table by its global size too); collect ends an execution after its
+ * clFinish; report_and_free logs it all at INFO (device_close). */
 ocl_profile *ocl_profile_create(exo_plugin_ctx *ctx);
 void ocl_profile_add_launch(ocl_runtime *rt, const gpu_launch *l, cl_event event);
-void ocl_profile_add(ocl_runtime *rt, const char *kernel, cl_event event);
 void ocl_profile_collect(ocl_runtime *rt);
 void ocl_profile_report_and_free(ocl_runtime *rt);
 /* The blocking host calls buffers.c times when rt->profile is set: now() before the call, then

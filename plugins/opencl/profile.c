@@ -58,7 +58,6 @@ typedef struct exec_group {
 
 struct ocl_profile {
     int shapes;
-    uint64_t unsized; /* launches that came without their work size (ocl_profile_add) */
     cl_event pending[PROFILE_PENDING];
     uint16_t pending_kernel[PROFILE_PENDING]; /* index into totals */
     uint32_t n_pending;
@@ -123,16 +122,16 @@ void ocl_profile_host_call(ocl_runtime *rt, ocl_host_call call, uint64_t bytes, 
     to->ns += ns;
 }
 
-static uint32_t total_for(ocl_profile *p, const char *kernel, const gpu_launch *l) {
+static uint32_t total_for(ocl_profile *p, const gpu_launch *l) {
     char key[sizeof p->totals[0].name];
-    if (p->shapes && l && l->dims == 1)
-        snprintf(key, sizeof key, "%s [%zu]", kernel, l->global[0]);
-    else if (p->shapes && l && l->dims == 2)
-        snprintf(key, sizeof key, "%s [%zux%zu]", kernel, l->global[0], l->global[1]);
-    else if (p->shapes && l)
-        snprintf(key, sizeof key, "%s [%zux%zux%zu]", kernel, l->global[0], l->global[1], l->global[2]);
+    if (p->shapes && l->dims == 1)
+        snprintf(key, sizeof key, "%s [%zu]", l->kernel, l->global[0]);
+    else if (p->shapes && l->dims == 2)
+        snprintf(key, sizeof key, "%s [%zux%zu]", l->kernel, l->global[0], l->global[1]);
+    else if (p->shapes)
+        snprintf(key, sizeof key, "%s [%zux%zux%zu]", l->kernel, l->global[0], l->global[1], l->global[2]);
     else
-        snprintf(key, sizeof key, "%s", kernel);
+        snprintf(key, sizeof key, "%s", l->kernel);
     for (uint32_t i = 0; i < p->n_totals; i++)
         if (strcmp(p->totals[i].name, key) == 0) return i;
     if (p->n_totals == PROFILE_ENTRIES) { /* every further one shares the last row */
@@ -220,7 +219,7 @@ void ocl_profile_collect(ocl_runtime *rt) {
     p->open = 0;
 }
 
-static void add_event(ocl_runtime *rt, const char *kernel, const gpu_launch *l, cl_event event) {
+void ocl_profile_add_launch(ocl_runtime *rt, const gpu_launch *l, cl_event event) {
     ocl_profile *p = rt->profile;
     uint64_t now = ocl_profile_now(rt);
     begin_execution(p, now);
@@ -231,17 +230,8 @@ static void add_event(ocl_runtime *rt, const char *kernel, const gpu_launch *l, 
         rt->ctx->api.clFinish(rt->queue);
         read_events(rt);
     }
-    p->pending_kernel[p->n_pending] = (uint16_t)total_for(p, kernel, l);
+    p->pending_kernel[p->n_pending] = (uint16_t)total_for(p, l);
     p->pending[p->n_pending++] = event;
-}
-
-void ocl_profile_add_launch(ocl_runtime *rt, const gpu_launch *l, cl_event event) {
-    add_event(rt, l->kernel, l, event);
-}
-
-void ocl_profile_add(ocl_runtime *rt, const char *kernel, cl_event event) {
-    rt->profile->unsized++;
-    add_event(rt, kernel, NULL, event);
 }
 
 static int by_time(const void *a, const void *b) {
@@ -306,11 +296,6 @@ void ocl_profile_report_and_free(ocl_runtime *rt) {
         qsort(p->groups, p->n_groups, sizeof *p->groups, by_rows);
         for (uint32_t i = 0; i < p->n_groups; i++) report_group(ctx, rt->index, &p->groups[i], 0);
         if (full) report_group(ctx, rt->index, &last, 1);
-        if (p->shapes && p->unsized)
-            ocl_log(ctx, EXO_LOG_INFO,
-                    "profile of device %u: %llu launches came without their work size (backend.c calls "
-                    "ocl_profile_add, not ocl_profile_add_launch): keyed by name alone",
-                    rt->index, (unsigned long long)p->unsized);
         qsort(p->totals, p->n_totals, sizeof *p->totals, by_time);
         int width = 28;
         for (uint32_t i = 0; i < p->n_totals; i++)
