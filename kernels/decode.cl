@@ -181,15 +181,15 @@ static inline float exo_dmv_bf16w(uint w, float a, float b, float s) {
 #endif
 #define EXO_DMV_USE(SFX, qv, sv, bv, c) EXO_DMV_USE_##SFX(SFX, qv, sv, bv, c)
 
-/* The work-group's sums. A barrier-per-step tree in local memory everywhere; on NVIDIA (the
- * plugin's -DEXO_NV_MMA, which means inline PTX builds) a warp sums by butterfly shuffles first,
- * so a slot's lanes take 1-2 barriers instead of log2(lanes) + 1, and the norm's sum 1 instead of
- * 9: the launches of a decode step are short (1-4 us of bytes each), so their fixed steps count.
- * -DEXO_DMV_NO_SHFL (EXO_OPENCL_BUILD_OPTIONS) keeps the trees there too, to compare. A warp is 32
- * consecutive local ids (x fastest), and lanes >= 32 (the host's choice), so it holds one row
- * group's lanes. */
-#if defined(EXO_NV_MMA) && !defined(EXO_MMA_EMULATE) && !defined(EXO_DMV_NO_SHFL)
-#define EXO_DMV_SHFL 1
+/* The work-group's sums. A barrier-per-step tree in local memory; with -DEXO_DMV_SHFL on NVIDIA
+ * (EXO_OPENCL_DEFINES, where the plugin's -DEXO_NV_MMA says inline PTX builds) a warp sums by
+ * butterfly shuffles first, so a slot's lanes take 1-2 barriers instead of log2(lanes) + 1, and
+ * the norm's sum 1 instead of 9: the launches of a decode step are short (1-4 us of bytes each),
+ * so their fixed steps count. Opt-in until it has been measured and golden-checked on a GPU
+ * (docs/performance.md 5.5.2). A warp is 32 consecutive local ids (x fastest), and lanes >= 32
+ * (the host's choice), so it holds one row group's lanes. */
+#if defined(EXO_NV_MMA) && !defined(EXO_MMA_EMULATE) && defined(EXO_DMV_SHFL)
+#define EXO_DMV_WARP_SUMS 1
 static inline float exo_dmv_warp_sum(float v) {
     for (uint m = 16u; m > 0u; m >>= 1) {
         float o;
@@ -205,7 +205,7 @@ static inline float exo_dmv_warp_sum(float v) {
  * they are inlined even in the -O0 SPIR-V module (EXO_KERNEL_BODY, common.cl: out of line,
  * PoCL mis-ran such a helper's barriers, b4c2012). */
 static inline __attribute__((always_inline)) float exo_dmv_wg_sum(float v, uint tid, __local float *red) {
-#ifdef EXO_DMV_SHFL
+#ifdef EXO_DMV_WARP_SUMS
     v = exo_dmv_warp_sum(v);
     if ((tid & 31u) == 0u) red[tid >> 5] = v;
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -227,7 +227,7 @@ static inline __attribute__((always_inline)) float exo_dmv_wg_sum(float v, uint 
  * red[slot * EXO_DMV_WG + base], visible to the whole group on return. */
 EXO_KERNEL_BODY exo_dmv_lane_sums(const float acc[EXO_DMV_SLOTS], uint lane, uint lanes, uint tid, uint base,
                                    __local float *red) {
-#ifdef EXO_DMV_SHFL
+#ifdef EXO_DMV_WARP_SUMS
     float w[EXO_DMV_SLOTS];
     for (uint i = 0; i < EXO_DMV_SLOTS; i++) w[i] = exo_dmv_warp_sum(acc[i]);
     if ((lane & 31u) == 0u)
