@@ -39,19 +39,10 @@ void exo_batch_buffers_free(exo_shard *sh) {
     memset(b, 0, sizeof *b);
 }
 
-/* Where a step of `rows` rows puts its inputs in the inputs buffer: the tokens or hidden states
- * first (offset 0, as a buffer of their own had them), then positions, slots and the selected
- * rows, each at a multiple of INPUTS_ALIGN (more than the 4 bytes graph_check_bindings asks of
- * I32 tensors: a cache line apart, whatever a kernel loads them with). end: the bytes written. */
-#define INPUTS_ALIGN 64
-typedef struct inputs_layout {
-    uint64_t positions, slots, rows, end;
-} inputs_layout;
+static uint64_t align_up(uint64_t n) { return (n + EXO_STEP_INPUTS_ALIGN - 1) / EXO_STEP_INPUTS_ALIGN * EXO_STEP_INPUTS_ALIGN; }
 
-static uint64_t align_up(uint64_t n) { return (n + INPUTS_ALIGN - 1) / INPUTS_ALIGN * INPUTS_ALIGN; }
-
-static inputs_layout layout_for(const exo_shard *sh, uint32_t rows, bool selected) {
-    inputs_layout l;
+exo_step_inputs_layout exo_step_inputs_layout_for(const exo_shard *sh, uint32_t rows, bool selected) {
+    exo_step_inputs_layout l;
     l.positions = align_up((uint64_t)rows * sh->input_width * 4);
     l.slots = l.positions + align_up((uint64_t)rows * 4);
     l.rows = l.slots + align_up((uint64_t)rows * 4);
@@ -67,7 +58,7 @@ static exo_status batch_buffers(exo_shard *sh, uint32_t rows) {
     exo_status st = EXO_OK;
     exo_error_clear();
     if (!b->host) {
-        uint64_t size = layout_for(sh, sh->plan.max_tokens, true).end;
+        uint64_t size = exo_step_inputs_layout_for(sh, sh->plan.max_tokens, true).end;
         b->host = malloc(size);
         if (!b->host) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory for a batched step's inputs");
         st = api->buffer_alloc(sh->plugin->ctx, dev, size, EXO_BUFFER_SCRATCH, &b->inputs);
@@ -150,7 +141,7 @@ static exo_status execute(exo_shard *sh, exo_batch_entry *entries, size_t stride
     bool selected = sh->plan.has_head && select_rows(entries, stride, seg, n_seg, rows, pick, out_row) && rows_graph(sh);
     const exo_graph_plan *p = selected ? &sh->plan_rows : &sh->plan;
     uint32_t in_w = sh->input_width, W = sh->output_width;
-    inputs_layout at = layout_for(sh, rows, selected);
+    exo_step_inputs_layout at = exo_step_inputs_layout_for(sh, rows, selected);
     char *in = b->host;
     int32_t *pos = (int32_t *)(in + at.positions), *slots = (int32_t *)(in + at.slots);
     if (selected) memcpy(in + at.rows, pick, sizeof pick);

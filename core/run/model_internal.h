@@ -93,14 +93,15 @@ struct exo_session {
     uint32_t max_ctx;
     uint32_t position;
     exo_buffer **kv;            /* plan.n_kv */
-    exo_buffer *input;          /* tokens (I32) or hidden states (F32), max_tokens rows */
-    exo_buffer *positions;      /* I32 max_tokens */
+    /* A step's inputs in one buffer (exo_step_inputs_layout at max_tokens rows): tokens (I32) or
+     * hidden states (F32) at offset 0 (where the pipeline copies hidden states in), positions,
+     * and the row the last-row graph keeps; inputs_host stages the small ones for one write. */
+    exo_buffer *input;
+    char *inputs_host;
     exo_buffer *output;         /* F32 output_rows x output_width: every row's output, allocated
                                  * when a step asks for every row, grown to the largest step */
     uint32_t output_rows;
     exo_buffer *output_last;    /* F32 output_width: the last-row graph's logits */
-    exo_buffer *output_row;     /* I32 [1]: which row the last-row graph keeps */
-    int32_t *position_scratch;  /* host copy of positions, max_tokens */
     exo_binding *bindings;      /* a step's graph bindings, n_bindings_cap (5 + the plan's KV tensors) */
     uint32_t n_bindings_cap;
     uint32_t slot;              /* pooled shard: this session's slot in shard->pool */
@@ -130,6 +131,17 @@ void exo_kv_pool_release(exo_shard *s, uint32_t slot);
 void exo_kv_pool_free(exo_shard *s);
 /* Frees the batched step's buffers (batch.c). Device lock held. */
 void exo_batch_buffers_free(exo_shard *s);
+/* Where a step of `rows` rows puts its inputs in one device buffer, so that a step writes them
+ * with one buffer_write (each blocking write is a round trip to a GPU, whatever its size): the
+ * tokens or hidden states at offset 0, then positions, slots and the selected rows (`selected`:
+ * EXO_BATCH_SELECTED_ROWS of them; a session's last-row index otherwise), each at a multiple of
+ * EXO_STEP_INPUTS_ALIGN (more than the 4 bytes graph_check_bindings asks of I32 tensors: a cache
+ * line apart, whatever a kernel loads them with). end: the bytes a batched step writes (batch.c). */
+#define EXO_STEP_INPUTS_ALIGN 64
+typedef struct exo_step_inputs_layout {
+    uint64_t positions, slots, rows, end;
+} exo_step_inputs_layout;
+exo_step_inputs_layout exo_step_inputs_layout_for(const exo_shard *sh, uint32_t rows, bool selected);
 /* Copies `bytes` from one device buffer of the shard's plugin to another (through a host bounce
  * buffer, in pieces). Device lock held. */
 exo_status exo_shard_buffer_copy(exo_shard *s, exo_buffer *from, uint64_t from_off, exo_buffer *to, uint64_t to_off,

@@ -57,12 +57,13 @@ exo_status exo_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out
                                               exo_mul_sat((uint64_t)T * 4, (uint64_t)sh->input_width + 2)),
                                "a session's KV cache and inputs");
     s->kv = calloc(sh->plan.n_kv ? sh->plan.n_kv : 1, sizeof *s->kv);
-    s->position_scratch = malloc((size_t)T * sizeof *s->position_scratch);
+    exo_step_inputs_layout inputs_at = exo_step_inputs_layout_for(sh, T, true);
+    s->inputs_host = malloc(inputs_at.end);
     /* A step binds input, positions, output, the last-row index, the slots and every KV tensor. */
     s->n_bindings_cap = 5 + (sh->plan.n_kv > sh->plan_last.n_kv ? sh->plan.n_kv : sh->plan_last.n_kv);
     s->bindings = malloc(s->n_bindings_cap * sizeof *s->bindings);
     s->slot = UINT32_MAX;
-    if (st == EXO_OK && (!s->kv || !s->position_scratch || !s->bindings))
+    if (st == EXO_OK && (!s->kv || !s->inputs_host || !s->bindings))
         st = exo_errorf(EXO_ERR_NO_MEMORY, "out of memory creating a session");
     exo_runtime_device_lock(sh->model->rt, sh->device);
     if (sh->pooled) {
@@ -71,17 +72,15 @@ exo_status exo_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out
         if (st == EXO_OK) s->slot = slot;
         if (st == EXO_OK) st = alloc_buffer(s, (uint64_t)T * 4, EXO_BUFFER_SCRATCH, &s->slots);
         /* Every token of this session's steps is in its slot: written once. */
-        for (uint32_t i = 0; st == EXO_OK && i < T; i++) s->position_scratch[i] = (int32_t)slot;
-        if (st == EXO_OK) st = sh->plugin->api.buffer_write(s->slots, 0, s->position_scratch, (uint64_t)T * 4);
+        int32_t *slots = (int32_t *)s->inputs_host; /* max_tokens x input_width ints at least */
+        for (uint32_t i = 0; st == EXO_OK && i < T; i++) slots[i] = (int32_t)slot;
+        if (st == EXO_OK) st = sh->plugin->api.buffer_write(s->slots, 0, slots, (uint64_t)T * 4);
     }
     for (uint32_t i = 0; st == EXO_OK && !sh->pooled && i < sh->plan.n_kv; i++)
         st = alloc_buffer(s, kv_bytes, EXO_BUFFER_KV, &s->kv[i]);
-    if (st == EXO_OK) st = alloc_buffer(s, (uint64_t)T * sh->input_width * 4, EXO_BUFFER_SCRATCH, &s->input);
-    if (st == EXO_OK) st = alloc_buffer(s, (uint64_t)T * 4, EXO_BUFFER_SCRATCH, &s->positions);
-    if (st == EXO_OK && sh->plan.has_head) {
+    if (st == EXO_OK) st = alloc_buffer(s, inputs_at.end, EXO_BUFFER_SCRATCH, &s->input);
+    if (st == EXO_OK && sh->plan.has_head)
         st = alloc_buffer(s, (uint64_t)sh->output_width * 4, EXO_BUFFER_SCRATCH, &s->output_last);
-        if (st == EXO_OK) st = alloc_buffer(s, 4, EXO_BUFFER_SCRATCH, &s->output_row);
-    }
     exo_runtime_device_unlock(sh->model->rt, sh->device);
     if (st != EXO_OK) {
         exo_session_destroy(s);
@@ -104,13 +103,11 @@ void exo_session_destroy(exo_session *s) {
     if (s->slot != UINT32_MAX) exo_kv_pool_release(sh, s->slot);
     exo_shard_buffer_release(sh, s->slots);
     exo_shard_buffer_release(sh, s->input);
-    exo_shard_buffer_release(sh, s->positions);
     exo_shard_buffer_release(sh, s->output);
     exo_shard_buffer_release(sh, s->output_last);
-    exo_shard_buffer_release(sh, s->output_row);
     exo_runtime_device_unlock(sh->model->rt, sh->device);
     free(s->kv);
-    free(s->position_scratch);
+    free(s->inputs_host);
     free(s->bindings);
     free(s);
 }
@@ -183,19 +180,29 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
     exo_shard *sh = s->shard;
     const exo_plugin_api *api = &sh->plugin->api;
     const exo_graph_plan *p = &sh->plan;
-    for (uint32_t i = 0; i < n; i++) s->position_scratch[i] = (int32_t)(s->position + i);
-    exo_error_clear();
-    exo_status st = input ? api->buffer_write(s->input, 0, input, (uint64_t)n * sh->input_width * 4) : EXO_OK;
-    if (st == EXO_OK) st = api->buffer_write(s->positions, 0, s->position_scratch, (uint64_t)n * 4);
-    if (st != EXO_OK) return exo_error_wrap(st, "writing the step's inputs failed");
-
     /* Logits of the last row only: the last-row graph, which skips the lm_head for the rest. */
     bool last_graph = (flags & EXO_FORWARD_LAST_ONLY) && sh->compiled_last;
+    /* Positions (and the last row's index) staged after the tokens, all in one write; hidden
+     * states, large and already in the caller's memory, go in a write of their own. */
+    exo_step_inputs_layout at = exo_step_inputs_layout_for(sh, n, false);
+    char *host = s->inputs_host;
+    int32_t *pos = (int32_t *)(host + at.positions);
+    for (uint32_t i = 0; i < n; i++) pos[i] = (int32_t)(s->position + i);
+    uint64_t end = at.positions + (uint64_t)n * 4;
+    if (last_graph) {
+        *(int32_t *)(host + at.rows) = (int32_t)(n - 1);
+        end = at.rows + 4;
+    }
+    bool tokens = input && p->embeds;
+    if (tokens) memcpy(host, input, (size_t)n * 4);
+    exo_error_clear();
+    exo_status st = input && !tokens ? api->buffer_write(s->input, 0, input, (uint64_t)n * sh->input_width * 4) : EXO_OK;
+    uint64_t from = tokens ? 0 : at.positions;
+    if (st == EXO_OK) st = api->buffer_write(s->input, from, host + from, end - from);
+    if (st != EXO_OK) return exo_error_wrap(st, "writing the step's inputs failed");
+
     if (last_graph) {
         p = &sh->plan_last;
-        int32_t row = (int32_t)(n - 1);
-        st = api->buffer_write(s->output_row, 0, &row, 4);
-        if (st != EXO_OK) return exo_error_wrap(st, "writing the output row failed");
     } else if (n > s->output_rows) {
         /* Grown to this step's rows: a prompt of 20 tokens never pays for max_tokens rows of logits. */
         uint64_t bytes = exo_mul_sat((uint64_t)n * 4, sh->output_width);
@@ -211,9 +218,9 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
     exo_binding *bindings = s->bindings; /* sized at create: this step's count is at most n_bindings_cap */
     uint32_t nb = 0;
     bindings[nb++] = (exo_binding){.tensor = p->embeds ? p->in_tokens : p->in_hidden, .buffer = s->input};
-    bindings[nb++] = (exo_binding){.tensor = p->in_positions, .buffer = s->positions};
+    bindings[nb++] = (exo_binding){.tensor = p->in_positions, .buffer = s->input, .offset = at.positions};
     bindings[nb++] = (exo_binding){.tensor = p->output, .buffer = output};
-    if (last_graph) bindings[nb++] = (exo_binding){.tensor = p->in_output_row, .buffer = s->output_row};
+    if (last_graph) bindings[nb++] = (exo_binding){.tensor = p->in_output_row, .buffer = s->input, .offset = at.rows};
     /* A pooled shard's caches are its pool's buffers (they change when the pool grows). */
     exo_buffer **kv = sh->pooled ? sh->pool.kv : s->kv;
     for (uint32_t i = 0; i < p->n_kv; i++) bindings[nb++] = (exo_binding){.tensor = p->kv[i], .buffer = kv[i]};
