@@ -181,14 +181,14 @@ static inline float exo_dmv_bf16w(uint w, float a, float b, float s) {
 #endif
 #define EXO_DMV_USE(SFX, qv, sv, bv, c) EXO_DMV_USE_##SFX(SFX, qv, sv, bv, c)
 
-/* The work-group's sums. A barrier-per-step tree in local memory; with -DEXO_DMV_SHFL on NVIDIA
- * (EXO_OPENCL_DEFINES, where the plugin's -DEXO_NV_MMA says inline PTX builds) a warp sums by
- * butterfly shuffles first, so a slot's lanes take 1-2 barriers instead of log2(lanes) + 1, and
- * the norm's sum 1 instead of 9: the launches of a decode step are short (1-4 us of bytes each),
- * so their fixed steps count. Opt-in until it has been measured and golden-checked on a GPU
- * (docs/performance.md 5.5.2). A warp is 32 consecutive local ids (x fastest), and lanes >= 32
- * (the host's choice), so it holds one row group's lanes. */
-#if defined(EXO_NV_MMA) && !defined(EXO_MMA_EMULATE) && defined(EXO_DMV_SHFL)
+/* The work-group's sums. A barrier-per-step tree in local memory; on NVIDIA (the plugin's
+ * -DEXO_NV_MMA, which means inline PTX builds) a warp sums by butterfly shuffles first, so a
+ * slot's lanes take 1-2 barriers instead of log2(lanes) + 1, and the norm's sum 1 instead of 9:
+ * the launches of a decode step are short (1-4 us of bytes each), so their fixed steps count.
+ * On the H100 a bf16 decode step went 2.10 -> 1.87 ms, goldens 21/21 (docs/performance.md 5.5.2);
+ * -DEXO_DMV_NO_SHFL (EXO_OPENCL_DEFINES) keeps the trees, to compare. A warp is 32 consecutive
+ * local ids (x fastest), and lanes >= 32 (the host's choice), so it holds one row group's lanes. */
+#if defined(EXO_NV_MMA) && !defined(EXO_MMA_EMULATE) && !defined(EXO_DMV_NO_SHFL)
 #define EXO_DMV_WARP_SUMS 1
 static inline float exo_dmv_warp_sum(float v) {
     for (uint m = 16u; m > 0u; m >>= 1) {
