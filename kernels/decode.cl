@@ -144,42 +144,11 @@ static inline float exo_dmv_bf16w(uint w, float a, float b, float s) {
         }                                                                                          \
     }
 /* acc[i] += slot i's share of chunk c (loaded into qv, sv, bv), when c is one of the row's. */
-#define EXO_DMV_USE_WIDE(SFX, qv, sv, bv, c)                                                       \
+#define EXO_DMV_USE(SFX, qv, sv, bv, c)                                                            \
     if ((c) < chunks) {                                                                            \
         EXO_DMV_X_##SFX(c)                                                                         \
         for (uint i = 0; i < EXO_DMV_SLOTS; i++) acc[i] += EXO_DMV_DOT_##SFX(qv[i], sv[i], bv[i]); \
     }
-#define EXO_DMV_USE_f32 EXO_DMV_USE_WIDE
-#define EXO_DMV_USE_bf16 EXO_DMV_USE_WIDE
-#define EXO_DMV_USE_mlx8 EXO_DMV_USE_WIDE
-/* 4-bit: the wide form holds a chunk's 32 x values in registers for the four rows; under
- * -DEXO_DMV_MLX4_LEAN (to compare on a GPU, EXO_OPENCL_DEFINES) the chunk goes a word (8 codes,
- * 8 x values) at a time, every row's partial dot kept, so 8 x registers are live instead of 32
- * (registers can be what limits the work-groups a compute unit holds). Same sums, same order:
- * each row's dot chains the words in order, and xsum adds the same pairs. */
-#ifdef EXO_DMV_MLX4_LEAN
-#define EXO_DMV_LEAN_WORD(qv, j, comp, t)                                                          \
-    {                                                                                              \
-        float4 xa = xp[2u * (j)], xb = xp[2u * (j) + 1u];                                          \
-        t = (j) % 2u == 0u ? xa + xb : t + (xa + xb);                                              \
-        if ((j) % 2u == 1u) xsum += exo_sum4(t);                                                   \
-        for (uint i = 0; i < EXO_DMV_SLOTS; i++) part[i] = exo_dmv_q4w(qv[i].comp, xa, xb, part[i]); \
-    }
-#define EXO_DMV_USE_mlx4(SFX, qv, sv, bv, c)                                                       \
-    if ((c) < chunks) {                                                                            \
-        __local const float4 *xp = xs4 + 8u * (c);                                                 \
-        float part[EXO_DMV_SLOTS] = {0.0f, 0.0f, 0.0f, 0.0f}, xsum = 0.0f;                         \
-        float4 t = (float4)(0.0f);                                                                 \
-        EXO_DMV_LEAN_WORD(qv, 0u, x, t)                                                            \
-        EXO_DMV_LEAN_WORD(qv, 1u, y, t)                                                            \
-        EXO_DMV_LEAN_WORD(qv, 2u, z, t)                                                            \
-        EXO_DMV_LEAN_WORD(qv, 3u, w, t)                                                            \
-        for (uint i = 0; i < EXO_DMV_SLOTS; i++) acc[i] += fma(sv[i], part[i], bv[i] * xsum);     \
-    }
-#else
-#define EXO_DMV_USE_mlx4 EXO_DMV_USE_WIDE
-#endif
-#define EXO_DMV_USE(SFX, qv, sv, bv, c) EXO_DMV_USE_##SFX(SFX, qv, sv, bv, c)
 
 /* The work-group's sums. A barrier-per-step tree in local memory; on NVIDIA (the plugin's
  * -DEXO_NV_MMA, which means inline PTX builds) a warp sums by butterfly shuffles first, so a
