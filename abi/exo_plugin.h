@@ -73,7 +73,7 @@ extern "C" {
 /* ---------------------------------------------------------------- versions and headers */
 
 #define EXO_ABI_MAJOR 1
-#define EXO_ABI_MINOR 9 /* 1.1: exo_plugin_api.probe_build_info; 1.2: IR element strides;
+#define EXO_ABI_MINOR 10 /* 1.1: exo_plugin_api.probe_build_info; 1.2: IR element strides;
                           1.3: quantized weights (EXO_DTYPE_MLX_AFFINE, exo_tensor.q_*);
                           1.4: mixture of experts (EXO_OP_MOE_*);
                           1.5: gpt_oss and glm4_moe: routing rules SIGMOID_BIAS and
@@ -81,7 +81,8 @@ extern "C" {
                           1.6: pooled KV caches (batched steps, "Pooled KV caches");
                           1.7: KV caches of 16-bit floats ("KV cache dtypes");
                           1.8: exo_plugin_api.device_read_bandwidth;
-                          1.9: exo_plugin_api.peer_copy_supported and buffer_copy_peer */
+                          1.9: exo_plugin_api.peer_copy_supported and buffer_copy_peer;
+                          1.10: EXO_OP_ARGMAX (the greedy token picked on the device) */
 #define EXO_ABI_VERSION EXO_MAKE_VERSION(EXO_ABI_MAJOR, EXO_ABI_MINOR)
 
 /* Initialises the header of a struct the plugin side allocates, for the compiling side's layout
@@ -260,7 +261,16 @@ enum {
     EXO_OP_MOE_MATMUL = 13,
     /* dst F32 [T, N] = sum over j of w[t, j] * y[t, j, :]. src: y F32 [T, k, N], w F32 [T, k]. */
     EXO_OP_MOE_COMBINE = 14,
-    EXO_OP_COUNT = 15,
+    /* ---- ABI 1.10 */
+    /* dst I32 [R] = for each row r of x F32 [R, N] (any R: every token's row, or a head's
+     * selected rows), the index of its largest value by the rule of the loop `best = 0; for i:
+     * if (x[i] > x[best]) best = i`: the first of equal values (-0 == +0), a NaN never chosen,
+     * and 0 when the row starts with a NaN. The greedy token of each row of logits, picked on
+     * the device, so a decode step hands back 4 bytes a sequence instead of a row of vocabulary
+     * floats. src: x; no parameters. A plugin of a minor below 1.10 never sees it (the core
+     * then reads the logits and picks on the host by the same rule). */
+    EXO_OP_ARGMAX = 15,
+    EXO_OP_COUNT = 16,
     EXO_OP_FORCE_INT32 = 0x7fffffff
 };
 

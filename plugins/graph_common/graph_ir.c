@@ -4,7 +4,7 @@
 const char *graph_op_name(exo_op op) {
     static const char *names[EXO_OP_COUNT] = {"GET_ROWS", "RMS_NORM", "MATMUL",    "ADD",     "MUL",  "GLU",
                                               "ROPE",     "KV_WRITE", "ATTENTION", "SOFTCAP", "COPY",
-                                              "MOE_TOPK", "MOE_WEIGHTS", "MOE_MATMUL", "MOE_COMBINE"};
+                                              "MOE_TOPK", "MOE_WEIGHTS", "MOE_MATMUL", "MOE_COMBINE", "ARGMAX"};
     return op >= 0 && op < EXO_OP_COUNT ? names[op] : "UNKNOWN";
 }
 

@@ -460,9 +460,22 @@ static exo_status check_moe_combine(const node_ctx *n, const exo_tensor *dst) {
     return want_count(n, dst, "dst", (int64_t)n->n_tokens * yne[0], "tokens x N");
 }
 
+/* Rows of any count (the token rows, or a head's selected rows): dst holds one index a row. */
+static exo_status check_argmax(const node_ctx *n, const exo_tensor *dst) {
+    const exo_tensor *x = src_tensor(n, 0);
+    TRY(want_dtype(n, x, "x", M(F32)));
+    TRY(want_dtype(n, dst, "dst", M(I32)));
+    int64_t ne[EXO_MAX_DIMS];
+    int64_t count = nelem(n, x, ne);
+    if (ne[0] < 1 || count % ne[0])
+        return node_fail(n, EXO_ERR_INVALID_ARG, "x '%.*s' (%lld elements) is not [rows][%lld]", GRAPH_NAME_ARG(x),
+                         (long long)count, (long long)ne[0]);
+    return want_count(n, dst, "dst", count / ne[0], "one index per row of x");
+}
+
 exo_status graph_check_node(const graph_target *target, const exo_graph *g, uint32_t index, uint32_t n_tokens) {
     node_ctx n = {target, g, index, exo_graph_node(g, index), n_tokens};
-    static const uint32_t n_src[EXO_OP_COUNT] = {2, 2, 2, 2, 2, 2, 3, 2, 4, 1, 1, 1, 2, 3, 2};
+    static const uint32_t n_src[EXO_OP_COUNT] = {2, 2, 2, 2, 2, 2, 3, 2, 4, 1, 1, 1, 2, 3, 2, 1};
     const exo_node *nd = n.node;
     const exo_tensor *dst = exo_graph_tensor(g, nd->dst);
     /* One optional source (1.5): ATTENTION's sinks, MOE_TOPK's selection bias, MOE_MATMUL's bias;
@@ -500,6 +513,7 @@ exo_status graph_check_node(const graph_target *target, const exo_graph *g, uint
     case EXO_OP_MOE_WEIGHTS: return check_moe_weights(&n, dst);
     case EXO_OP_MOE_MATMUL: return check_moe_matmul(&n, dst);
     case EXO_OP_MOE_COMBINE: return check_moe_combine(&n, dst);
+    case EXO_OP_ARGMAX: return check_argmax(&n, dst);
     default: return node_fail(&n, EXO_ERR_UNSUPPORTED, "unknown op");
     }
 }

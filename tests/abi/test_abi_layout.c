@@ -112,8 +112,10 @@ _Static_assert(EXO_ABI_MAJOR == 1 && EXO_ABI_MINOR >= 1, "ABI version");
 _Static_assert(EXO_OP_GET_ROWS == 0 && EXO_OP_ATTENTION == 8 && EXO_OP_COPY == 10, "op ids");
 /* 1.4 appended the mixture-of-experts ops, their slots and the routing rule. */
 _Static_assert(EXO_ABI_MINOR >= 4 && EXO_OP_MOE_TOPK == 11 && EXO_OP_MOE_WEIGHTS == 12 && EXO_OP_MOE_MATMUL == 13 &&
-                   EXO_OP_MOE_COMBINE == 14 && EXO_OP_COUNT == 15,
+                   EXO_OP_MOE_COMBINE == 14,
                "op ids (1.4)");
+/* 1.10 appended ARGMAX. */
+_Static_assert(EXO_ABI_MINOR >= 10 && EXO_OP_ARGMAX == 15 && EXO_OP_COUNT == 16, "op ids (1.10)");
 _Static_assert(EXO_MOE_TOPK_I_K == 0 && EXO_MOE_TOPK_I_RULE == 1 && EXO_MOE_WEIGHTS_I_RULE == 0 &&
                    EXO_MOE_WEIGHTS_I_NORMALIZE == 1 && EXO_MOE_WEIGHTS_F_SCALE == 0 && EXO_MOE_MATMUL_I_N_EXPERTS == 0 &&
                    EXO_MOE_RULE_SOFTMAX == 0,
