@@ -109,6 +109,31 @@ static inline exo_status exo_struct_copy_out(void *dst, const void *src, size_t 
     return EXO_OK;
 }
 
+/* EXO_OP_ARGMAX's rule over one row of n floats (the result of `best = 0; for i: if (x[i] >
+ * x[best]) best = i`), for the plugins' kernels and the core's host-side pick to share. Two
+ * passes a compiler vectorises, since a row of logits is 128K floats: the largest value, 16
+ * lanes at once (a NaN never replaces a lane's value: `x > lane` is false), then the first
+ * index holding it. -0 == +0, so the first of either wins; a row starting with NaN gives 0. */
+static inline uint32_t exo_argmax_row(const float *x, uint32_t n) {
+    if (n == 0 || x[0] != x[0]) return 0;
+    float lane[16];
+    for (uint32_t l = 0; l < 16; l++) lane[l] = x[0];
+    uint32_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (uint32_t l = 0; l < 16; l++) lane[l] = x[i + l] > lane[l] ? x[i + l] : lane[l];
+    float best = lane[0];
+    for (uint32_t l = 1; l < 16; l++) best = lane[l] > best ? lane[l] : best;
+    for (; i < n; i++) best = x[i] > best ? x[i] : best;
+    for (i = 0; i + 16 <= n; i += 16) {
+        int hit = 0;
+        for (uint32_t l = 0; l < 16; l++) hit |= x[i + l] == best;
+        if (hit) break;
+    }
+    for (; i < n; i++)
+        if (x[i] == best) return i;
+    return 0; /* not reached: best is one of x's values */
+}
+
 /* ---------------------------------------------------------------- host table (core -> plugin) */
 
 typedef struct exo_host_api {

@@ -15,7 +15,7 @@ exo_status exo_graph_plan_build_matmul(uint32_t k, uint32_t n, uint32_t max_toke
     builder b = {.plan = out, .st = EXO_OK};
     out->max_tokens = max_tokens;
     out->max_ctx = 1;
-    out->in_tokens = out->in_positions = out->in_output_row = out->in_slots = NONE;
+    out->in_tokens = out->in_positions = out->in_output_row = out->in_slots = out->out_argmax = NONE;
     out->kv = calloc(1, sizeof *out->kv);
     float *w = malloc((size_t)k * n * sizeof *w);
     if (!out->kv || !w) {

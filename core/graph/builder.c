@@ -709,10 +709,17 @@ static uint32_t head(builder *b, uint32_t x, uint32_t embed_table, uint32_t sele
     bool softcap = cfg->final_logit_softcap > 0.0f;
     uint32_t logits = gb_tensor(b, EXO_DTYPE_F32, softcap ? 0 : EXO_TENSOR_OUTPUT, "logits", 2, shape);
     gb_node(b, EXO_OP_MATMUL, logits, 2, (uint32_t[]){normed, lm_head});
-    if (!softcap) return logits;
-    uint32_t capped = gb_tensor(b, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, "logits_capped", 2, shape);
-    gb_node(b, EXO_OP_SOFTCAP, capped, 1, (uint32_t[]){logits})->f[EXO_SOFTCAP_F_CAP] = cfg->final_logit_softcap;
-    return capped;
+    if (softcap) {
+        uint32_t capped = gb_tensor(b, EXO_DTYPE_F32, EXO_TENSOR_OUTPUT, "logits_capped", 2, shape);
+        gb_node(b, EXO_OP_SOFTCAP, capped, 1, (uint32_t[]){logits})->f[EXO_SOFTCAP_F_CAP] = cfg->final_logit_softcap;
+        logits = capped;
+    }
+    /* Every row's greedy token beside its logits: a greedy step reads 4 bytes a row back instead
+     * of the vocabulary's floats. Last, so that a view for an older plugin can leave it out. */
+    int64_t one_a_row[1] = {rows};
+    out->out_argmax = gb_tensor(b, EXO_DTYPE_I32, EXO_TENSOR_OUTPUT, "next_token", 1, one_a_row);
+    gb_node(b, EXO_OP_ARGMAX, out->out_argmax, 1, (uint32_t[]){logits});
+    return logits;
 }
 
 exo_status exo_graph_plan_build(const exo_model_config *cfg, exo_weights *weights, const char *model_dir,
@@ -744,7 +751,7 @@ exo_status exo_graph_plan_build_quantized(const exo_model_config *cfg, exo_weigh
     out->has_head = has_head;
     out->max_tokens = max_tokens;
     out->max_ctx = max_ctx;
-    out->in_tokens = out->in_hidden = out->output = out->in_output_row = NONE;
+    out->in_tokens = out->in_hidden = out->output = out->in_output_row = out->out_argmax = NONE;
     out->n_kv = 2 * (end - start);
     out->kv = calloc(out->n_kv ? out->n_kv : 1, sizeof *out->kv);
     if (!out->kv) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory building the graph");
@@ -824,7 +831,7 @@ exo_status exo_graph_plan_build_slice(const exo_model_config *cfg, exo_weights *
     out->end = l + 1;
     out->max_tokens = max_tokens;
     out->max_ctx = max_ctx;
-    out->in_tokens = out->output = out->in_output_row = NONE;
+    out->in_tokens = out->output = out->in_output_row = out->out_argmax = NONE;
     out->n_kv = attn ? 2 : 0;
     out->kv = calloc(2, sizeof *out->kv);
     if (!out->kv) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory building the graph");
@@ -896,6 +903,11 @@ exo_status exo_graph_plan_view(exo_graph_plan *plan, exo_buffer *const *buffers,
     out->n_tensors = plan->n_tensors;
     out->tensors = tensors;
     out->n_nodes = plan->n_nodes;
+    /* ARGMAX (1.10) is a head graph's last node: a plugin below 1.10 gets the graph without it
+     * (its output tensor stays, bound and never written; the core picks on the host). */
+    if (EXO_VERSION_MINOR(abi_version) < 10 && plan->out_argmax != NONE && plan->n_nodes &&
+        plan->nodes[plan->n_nodes - 1].op == EXO_OP_ARGMAX)
+        out->n_nodes--;
     out->nodes = plan->nodes;
     out->n_buffers = plan->n_buffers;
     out->buffers = buffers;

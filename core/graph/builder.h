@@ -57,6 +57,10 @@ typedef struct exo_graph_plan {
     uint32_t in_positions; /* I32 [T] */
     uint32_t in_output_row;/* I32 [1] (or [selected_rows]): the rows whose logits a last-row graph computes, or UINT32_MAX */
     uint32_t output;       /* F32 [T, vocab] or [T, hidden]; [1, vocab] for a last-row graph */
+    /* Head graphs: I32 [rows of output] = each row's greedy token (EXO_OP_ARGMAX over the
+     * logits, the graph's last node, which exo_graph_plan_view leaves out for a plugin below ABI
+     * 1.10), or UINT32_MAX. An OUTPUT tensor: always bound, read only by a greedy step. */
+    uint32_t out_argmax;
     uint32_t *kv;          /* 2 per layer of the range: K then V, [max_ctx, n_kv, head_dim] of kv_dtype */
     uint32_t n_kv;
     void *tensors_1_0;     /* the tensors repacked at the ABI 1.0 stride (exo_graph_plan_view), or NULL */

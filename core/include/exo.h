@@ -412,6 +412,13 @@ typedef struct exo_session exo_session;
 
 /* exo_session_forward flags */
 #define EXO_FORWARD_LAST_ONLY (1u << 0) /* write only the last token's row of the output */
+/* Greedy decoding without the logits: out[0] receives the id of the last token's most likely
+ * next token (a float holding the integer exactly: ids are far below 2^24), out_count >= 1.
+ * The first index of the largest logit, a NaN never chosen (EXO_OP_ARGMAX's rule, as numpy's
+ * argmax picks on finite logits); the device picks it where its plugin can (ABI 1.10), so a
+ * step reads 4 bytes back instead of a row of vocabulary floats. Implies LAST_ONLY; shards
+ * that end with the lm_head only. */
+#define EXO_FORWARD_ARGMAX (1u << 1)
 
 /* A sequence's state on a shard: its KV cache, sized by the shard's max_ctx. max_ctx here
  * may lower the limit for this session (0: the shard's).
@@ -442,7 +449,7 @@ EXO_API uint64_t exo_session_kv_bytes(const exo_session *session);
  * cache. Input: token ids (first shard) or hidden states [n, hidden_size]. Output: logits
  * [n, vocab] (last shard) or hidden states [n, hidden_size]; with EXO_FORWARD_LAST_ONLY just
  * the last row, which is all sampling needs: only then does a step's logits cost one row of
- * vocab floats rather than n. out_count is the capacity of out in floats. Once the session holds state, a
+ * vocab floats rather than n; with EXO_FORWARD_ARGMAX the greedy token alone (out[0]). out_count is the capacity of out in floats. Once the session holds state, a
  * failing device gives EXO_ERR_DEVICE_LOST (no silent switch: re-place the shard). */
 EXO_API exo_status exo_session_forward_tokens(exo_session *session, const int32_t *tokens, uint32_t n,
                                               uint32_t flags, float *out, uint64_t out_count);

@@ -35,7 +35,9 @@ void exo_batch_buffers_free(exo_shard *sh) {
     exo_batch_buffers *b = &sh->batch;
     exo_shard_buffer_release(sh, b->inputs);
     exo_shard_buffer_release(sh, b->output);
+    exo_shard_buffer_release(sh, b->next_tokens);
     free(b->host);
+    free(b->ids);
     memset(b, 0, sizeof *b);
 }
 
@@ -60,8 +62,15 @@ static exo_status batch_buffers(exo_shard *sh, uint32_t rows) {
     if (!b->host) {
         uint64_t size = exo_step_inputs_layout_for(sh, sh->plan.max_tokens, true).end;
         b->host = malloc(size);
-        if (!b->host) return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory for a batched step's inputs");
+        b->ids = malloc((size_t)sh->plan.max_tokens * sizeof *b->ids);
+        if (!b->host || !b->ids) {
+            exo_batch_buffers_free(sh);
+            return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory for a batched step's inputs");
+        }
         st = api->buffer_alloc(sh->plugin->ctx, dev, size, EXO_BUFFER_SCRATCH, &b->inputs);
+        if (st == EXO_OK && sh->plan.has_head)
+            st = api->buffer_alloc(sh->plugin->ctx, dev, (uint64_t)sh->plan.max_tokens * 4, EXO_BUFFER_SCRATCH,
+                                   &b->next_tokens);
     }
     if (st == EXO_OK && rows > b->output_rows) {
         exo_shard_buffer_release(sh, b->output);
@@ -121,7 +130,7 @@ static bool select_rows(const exo_batch_entry *entries, size_t stride, const seg
     for (uint32_t k = 0; k < n_seg; k++) {
         const exo_batch_entry *e = (const exo_batch_entry *)((const char *)entries + (size_t)seg[k].entry * stride);
         out_row[k] = UINT32_MAX;
-        if (!(e->flags & EXO_FORWARD_LAST_ONLY)) return false;
+        if (!exo_forward_last_only(e->flags)) return false;
         if (seg[k].offset + seg[k].count != e->n) continue;
         if (n == EXO_BATCH_SELECTED_ROWS) return false;
         out_row[k] = n;
@@ -164,6 +173,7 @@ static exo_status execute(exo_shard *sh, exo_batch_entry *entries, size_t stride
     bindings[nb++] = (exo_binding){.tensor = p->in_positions, .buffer = b->inputs, .offset = at.positions};
     bindings[nb++] = (exo_binding){.tensor = p->in_slots, .buffer = b->inputs, .offset = at.slots};
     bindings[nb++] = (exo_binding){.tensor = p->output, .buffer = b->output};
+    if (p->out_argmax != UINT32_MAX) bindings[nb++] = (exo_binding){.tensor = p->out_argmax, .buffer = b->next_tokens};
     if (selected) bindings[nb++] = (exo_binding){.tensor = p->in_output_row, .buffer = b->inputs, .offset = at.rows};
     for (uint32_t i = 0; i < p->n_kv; i++) bindings[nb++] = (exo_binding){.tensor = p->kv[i], .buffer = sh->pool.kv[i]};
     exo_exec_args args;
@@ -176,16 +186,27 @@ static exo_status execute(exo_shard *sh, exo_batch_entry *entries, size_t stride
     exo_error_clear();
     st = api->graph_execute(selected ? sh->compiled_rows : sh->compiled, &args);
     if (st != EXO_OK) return exo_error_wrap(st, "executing the batched graph failed");
+    /* The greedy tokens the device picked: every row's in one read (a read is a round trip). */
+    bool greedy_ids = false;
+    for (uint32_t k = 0; k < n_seg; k++) greedy_ids = greedy_ids || (ENTRY(seg[k].entry)->flags & EXO_FORWARD_ARGMAX);
+    greedy_ids = greedy_ids && exo_shard_argmax_on_device(sh);
+    if (greedy_ids)
+        st = api->buffer_read(b->next_tokens, 0, b->ids, (uint64_t)(selected ? EXO_BATCH_SELECTED_ROWS : rows) * 4);
     for (uint32_t k = 0; k < n_seg && st == EXO_OK; k++) {
         exo_batch_entry *e = ENTRY(seg[k].entry);
-        if (selected) {
-            if (out_row[k] != UINT32_MAX)
-                st = api->buffer_read(b->output, (uint64_t)out_row[k] * W * 4, e->out, (uint64_t)W * 4);
-        } else if (!(e->flags & EXO_FORWARD_LAST_ONLY))
+        bool ends = seg[k].offset + seg[k].count == e->n; /* the segment holds the entry's last token */
+        uint32_t last = selected ? out_row[k] : seg[k].row + seg[k].count - 1;
+        if (!exo_forward_last_only(e->flags))
             st = api->buffer_read(b->output, (uint64_t)seg[k].row * W * 4, e->out + (uint64_t)seg[k].offset * W,
                                   (uint64_t)seg[k].count * W * 4);
-        else if (seg[k].offset + seg[k].count == e->n)
-            st = api->buffer_read(b->output, (uint64_t)(seg[k].row + seg[k].count - 1) * W * 4, e->out, (uint64_t)W * 4);
+        else if (!ends)
+            continue;
+        else if (greedy_ids && (e->flags & EXO_FORWARD_ARGMAX))
+            e->out[0] = (float)b->ids[last];
+        else if (e->flags & EXO_FORWARD_ARGMAX)
+            st = exo_session_read_greedy(e->session, b->output, b->next_tokens, last, e->out);
+        else
+            st = api->buffer_read(b->output, (uint64_t)last * W * 4, e->out, (uint64_t)W * 4);
     }
     if (st != EXO_OK) return exo_error_wrap(st, "reading a batched step's output failed");
     return EXO_OK;
@@ -199,7 +220,7 @@ static void run_batched(exo_shard *sh, exo_batch_entry *entries, size_t stride, 
     uint32_t *done = calloc(n_entries, sizeof *done);
     segment *seg = malloc((size_t)n_entries * sizeof *seg);
     uint32_t *out_row = malloc((size_t)n_entries * sizeof *out_row);
-    exo_binding *bindings = malloc((size_t)(5 + sh->plan.n_kv) * sizeof *bindings);
+    exo_binding *bindings = malloc((size_t)(6 + sh->plan.n_kv) * sizeof *bindings);
     exo_status st = done && seg && out_row && bindings ? EXO_OK
                                                        : exo_errorf(EXO_ERR_NO_MEMORY, "out of memory for a batched step");
     exo_runtime_device_lock(sh->model->rt, sh->device);
@@ -244,6 +265,42 @@ static void run_batched(exo_shard *sh, exo_batch_entry *entries, size_t stride, 
     free(bindings);
 }
 
+/* A batched step across devices, whose last part hands logits to the host: a greedy entry gets
+ * its session's logits row as its output for the step (LAST_ONLY) and the pick on the host
+ * after it; the caller's out, out_count and flags are put back. */
+static void forward_parts_batch(exo_shard *sh, exo_batch_entry *entries, size_t stride, uint32_t n_entries) {
+    typedef struct caller_fields {
+        float *out;
+        uint64_t out_count;
+        uint32_t flags;
+    } caller_fields;
+    caller_fields *kept = calloc(n_entries, sizeof *kept);
+    for (uint32_t i = 0; i < n_entries; i++) {
+        exo_batch_entry *e = ENTRY(i);
+        if (e->status != EXO_OK || !(e->flags & EXO_FORWARD_ARGMAX)) continue;
+        exo_status st = kept ? exo_session_pick_row(e->session)
+                             : exo_errorf(EXO_ERR_NO_MEMORY, "out of memory for a batched greedy step");
+        if (st != EXO_OK) {
+            e->status = exo_error_keep(&e->session->error, st);
+            continue;
+        }
+        kept[i] = (caller_fields){e->out, e->out_count, e->flags};
+        e->out = e->session->pick_row;
+        e->out_count = sh->output_width;
+        e->flags = (e->flags & ~EXO_FORWARD_ARGMAX) | EXO_FORWARD_LAST_ONLY;
+    }
+    exo_pipeline_forward_batch(entries, stride, n_entries);
+    for (uint32_t i = 0; kept && i < n_entries; i++) {
+        exo_batch_entry *e = ENTRY(i);
+        if (!kept[i].out) continue;
+        e->out = kept[i].out;
+        e->out_count = kept[i].out_count;
+        e->flags = kept[i].flags;
+        if (e->status == EXO_OK) e->out[0] = (float)exo_argmax_row(e->session->pick_row, sh->output_width);
+    }
+    free(kept);
+}
+
 exo_status exo_session_forward_batch(exo_batch_entry *entries, uint32_t n_entries) {
     exo_error_clear();
     if (!n_entries) return EXO_OK;
@@ -282,7 +339,7 @@ exo_status exo_session_forward_batch(exo_batch_entry *entries, uint32_t n_entrie
         run_batched(shard, entries, stride, n_entries);
     } else if (shard->n_parts && good > 1 && n_entries <= EXO_SHELL_BATCH_MAX) {
         /* Across devices (pipeline.c, tensor_parallel.c): every part steps the batch together. */
-        exo_pipeline_forward_batch(entries, stride, n_entries);
+        forward_parts_batch(shard, entries, stride, n_entries);
     } else {
         /* Not pooled (the plugin runs no pooled caches), or one sequence: steps of one session. */
         for (uint32_t i = 0; i < n_entries; i++) {

@@ -46,6 +46,8 @@ typedef struct exo_batch_buffers {
      * states), positions, slots and the selected-rows graph's rows, each at an offset batch.c
      * lays out from the step's rows; `host` is the same layout gathered on the host. */
     exo_buffer *inputs, *output;
+    exo_buffer *next_tokens;    /* head shards: I32 max_tokens, each row's greedy token */
+    int32_t *ids;               /* max_tokens: next_tokens read back */
     uint32_t output_rows;       /* rows the output holds */
     void *host;
 } exo_batch_buffers;
@@ -102,7 +104,10 @@ struct exo_session {
                                  * when a step asks for every row, grown to the largest step */
     uint32_t output_rows;
     exo_buffer *output_last;    /* F32 output_width: the last-row graph's logits */
-    exo_binding *bindings;      /* a step's graph bindings, n_bindings_cap (5 + the plan's KV tensors) */
+    exo_buffer *next_tokens;    /* head shards: I32 max_tokens, the graphs' greedy tokens (out_argmax) */
+    float *pick_row;            /* output_width floats: a greedy step's logits row where the host picks
+                                 * (plugins below ABI 1.10, shards across devices); made when first needed */
+    exo_binding *bindings;      /* a step's graph bindings, n_bindings_cap (6 + the plan's KV tensors) */
     uint32_t n_bindings_cap;
     uint32_t slot;              /* pooled shard: this session's slot in shard->pool */
     exo_buffer *slots;          /* pooled shard: I32 max_tokens, every entry `slot` */
@@ -112,6 +117,20 @@ struct exo_session {
     exo_session **parts;
     float *relay;
 };
+
+/* Whether the shard's graphs pick greedy tokens on its device (EXO_OP_ARGMAX, a plugin of ABI
+ * 1.10 or later); else an EXO_FORWARD_ARGMAX step reads the logits row and picks on the host. */
+bool exo_shard_argmax_on_device(const exo_shard *s);
+/* An EXO_FORWARD_ARGMAX step's answer, out[0]: row `row`'s greedy token, 4 bytes from `tokens`
+ * (the graph's out_argmax buffer) where the device picked it, else that row of `logits` read
+ * into the session's pick_row and picked on the host by the same rule (exo_argmax_row). */
+exo_status exo_session_read_greedy(exo_session *s, exo_buffer *logits, exo_buffer *tokens, uint32_t row, float *out);
+/* The session's pick_row (output_width floats), made on first use. */
+exo_status exo_session_pick_row(exo_session *s);
+/* Greedy steps ask for one row, like LAST_ONLY: EXO_FORWARD_ARGMAX implies it. */
+static inline bool exo_forward_last_only(uint32_t flags) {
+    return (flags & (EXO_FORWARD_LAST_ONLY | EXO_FORWARD_ARGMAX)) != 0;
+}
 
 /* Checks one step's arguments as exo_session_forward_* does (NULL, no tokens, output too small,
  * context full, token ids outside the vocabulary, tokens vs hidden states), recording the error

@@ -59,8 +59,9 @@ exo_status exo_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out
     s->kv = calloc(sh->plan.n_kv ? sh->plan.n_kv : 1, sizeof *s->kv);
     exo_step_inputs_layout inputs_at = exo_step_inputs_layout_for(sh, T, true);
     s->inputs_host = malloc(inputs_at.end);
-    /* A step binds input, positions, output, the last-row index, the slots and every KV tensor. */
-    s->n_bindings_cap = 5 + (sh->plan.n_kv > sh->plan_last.n_kv ? sh->plan.n_kv : sh->plan_last.n_kv);
+    /* A step binds input, positions, output, the greedy tokens, the last-row index, the slots
+     * and every KV tensor. */
+    s->n_bindings_cap = 6 + (sh->plan.n_kv > sh->plan_last.n_kv ? sh->plan.n_kv : sh->plan_last.n_kv);
     s->bindings = malloc(s->n_bindings_cap * sizeof *s->bindings);
     s->slot = UINT32_MAX;
     if (st == EXO_OK && (!s->kv || !s->inputs_host || !s->bindings))
@@ -81,6 +82,7 @@ exo_status exo_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out
     if (st == EXO_OK) st = alloc_buffer(s, inputs_at.end, EXO_BUFFER_SCRATCH, &s->input);
     if (st == EXO_OK && sh->plan.has_head)
         st = alloc_buffer(s, (uint64_t)sh->output_width * 4, EXO_BUFFER_SCRATCH, &s->output_last);
+    if (st == EXO_OK && sh->plan.has_head) st = alloc_buffer(s, (uint64_t)T * 4, EXO_BUFFER_SCRATCH, &s->next_tokens);
     exo_runtime_device_unlock(sh->model->rt, sh->device);
     if (st != EXO_OK) {
         exo_session_destroy(s);
@@ -92,6 +94,7 @@ exo_status exo_session_create(exo_shard *sh, uint32_t max_ctx, exo_session **out
 
 void exo_session_destroy(exo_session *s) {
     if (!s) return;
+    free(s->pick_row);
     if (s->parts) {
         exo_pipeline_session_destroy(s);
         return;
@@ -105,6 +108,7 @@ void exo_session_destroy(exo_session *s) {
     exo_shard_buffer_release(sh, s->input);
     exo_shard_buffer_release(sh, s->output);
     exo_shard_buffer_release(sh, s->output_last);
+    exo_shard_buffer_release(sh, s->next_tokens);
     exo_runtime_device_unlock(sh->model->rt, sh->device);
     free(s->kv);
     free(s->inputs_host);
@@ -181,7 +185,7 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
     const exo_plugin_api *api = &sh->plugin->api;
     const exo_graph_plan *p = &sh->plan;
     /* Logits of the last row only: the last-row graph, which skips the lm_head for the rest. */
-    bool last_graph = (flags & EXO_FORWARD_LAST_ONLY) && sh->compiled_last;
+    bool last_graph = exo_forward_last_only(flags) && sh->compiled_last;
     /* Positions (and the last row's index) staged after the tokens, all in one write; hidden
      * states, large and already in the caller's memory, go in a write of their own. */
     exo_step_inputs_layout at = exo_step_inputs_layout_for(sh, n, false);
@@ -220,6 +224,7 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
     bindings[nb++] = (exo_binding){.tensor = p->embeds ? p->in_tokens : p->in_hidden, .buffer = s->input};
     bindings[nb++] = (exo_binding){.tensor = p->in_positions, .buffer = s->input, .offset = at.positions};
     bindings[nb++] = (exo_binding){.tensor = p->output, .buffer = output};
+    if (p->out_argmax != UINT32_MAX) bindings[nb++] = (exo_binding){.tensor = p->out_argmax, .buffer = s->next_tokens};
     if (last_graph) bindings[nb++] = (exo_binding){.tensor = p->in_output_row, .buffer = s->input, .offset = at.rows};
     /* A pooled shard's caches are its pool's buffers (they change when the pool grows). */
     exo_buffer **kv = sh->pooled ? sh->pool.kv : s->kv;
@@ -240,6 +245,8 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
     uint32_t W = sh->output_width;
     if (!out)
         st = EXO_OK; /* the rows stay in s->output: the next part copies them device to device */
+    else if (flags & EXO_FORWARD_ARGMAX)
+        st = exo_session_read_greedy(s, output, s->next_tokens, last_graph ? 0 : n - 1, out);
     else if (last_graph)
         st = api->buffer_read(output, 0, out, (uint64_t)W * 4);
     else if (flags & EXO_FORWARD_LAST_ONLY)
@@ -251,6 +258,30 @@ static exo_status step(exo_session *s, const void *input, uint32_t n, uint32_t f
     return EXO_OK;
 }
 
+exo_status exo_session_pick_row(exo_session *s) {
+    if (!s->pick_row && !(s->pick_row = malloc((size_t)s->shard->output_width * sizeof *s->pick_row)))
+        return exo_errorf(EXO_ERR_NO_MEMORY, "out of memory for a greedy step's logits row");
+    return EXO_OK;
+}
+
+exo_status exo_session_read_greedy(exo_session *s, exo_buffer *logits, exo_buffer *tokens, uint32_t row, float *out) {
+    exo_shard *sh = s->shard;
+    const exo_plugin_api *api = &sh->plugin->api;
+    if (exo_shard_argmax_on_device(sh)) {
+        int32_t id = 0;
+        exo_status st = api->buffer_read(tokens, (uint64_t)row * 4, &id, 4);
+        if (st == EXO_OK) *out = (float)id;
+        return st;
+    }
+    uint32_t W = sh->output_width;
+    exo_status st = exo_session_pick_row(s);
+    if (st == EXO_OK) st = api->buffer_read(logits, (uint64_t)row * W * 4, s->pick_row, (uint64_t)W * 4);
+    if (st == EXO_OK) *out = (float)exo_argmax_row(s->pick_row, W);
+    return st;
+}
+
+bool exo_shard_argmax_on_device(const exo_shard *sh) { return EXO_VERSION_MINOR(sh->plugin->abi_version) >= 10; }
+
 exo_status exo_session_check_step(exo_session *s, const void *input, uint32_t n, uint32_t flags, const float *out,
                                   uint64_t out_count, bool tokens) {
     if (!s || !input || !out || n == 0)
@@ -261,8 +292,11 @@ exo_status exo_session_check_step(exo_session *s, const void *input, uint32_t n,
             ? exo_errorf(EXO_ERR_INVALID_ARG, "this shard starts at layer 0 and takes token ids, not hidden states")
             : exo_errorf(EXO_ERR_INVALID_ARG, "this shard starts at layer %u and takes hidden states, not tokens",
                          sh->plan.start));
+    if ((flags & EXO_FORWARD_ARGMAX) && !sh->plan.has_head)
+        return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG, "EXO_FORWARD_ARGMAX asks for the greedy "
+                              "token, but this shard ends at layer %u without the lm_head", sh->plan.end));
     uint32_t W = sh->output_width;
-    uint64_t need = (flags & EXO_FORWARD_LAST_ONLY) ? W : (uint64_t)n * W;
+    uint64_t need = (flags & EXO_FORWARD_ARGMAX) ? 1 : (flags & EXO_FORWARD_LAST_ONLY) ? W : (uint64_t)n * W;
     if (out_count < need)
         return exo_error_keep(&s->error, exo_errorf(EXO_ERR_INVALID_ARG,
                               "output holds %llu floats; this step writes %llu", (unsigned long long)out_count,
@@ -293,11 +327,10 @@ static exo_status forward_checked(exo_session *s, const void *input, uint32_t n,
     exo_runtime_device_lock(sh->model->rt, sh->device);
     while (done < n && st == EXO_OK) {
         uint32_t chunk = n - done < T ? n - done : T;
-        bool last = done + chunk == n;
         const char *in = input ? (const char *)input + (uint64_t)done * in_w * 4 : NULL;
-        float *dst = !out || (flags & EXO_FORWARD_LAST_ONLY) ? out : out + (uint64_t)done * W;
-        uint32_t f = (flags & EXO_FORWARD_LAST_ONLY) && !last ? EXO_FORWARD_LAST_ONLY : flags;
-        st = step(s, in, chunk, f, dst);
+        float *dst = !out || exo_forward_last_only(flags) ? out : out + (uint64_t)done * W;
+        /* An earlier chunk of a one-row step writes its own last row, which the last chunk's replaces. */
+        st = step(s, in, chunk, flags, dst);
         done += chunk;
         had_state = had_state || (st == EXO_OK);
     }
@@ -339,14 +372,30 @@ exo_status exo_session_forward_resident(exo_session *s, const void *input, uint3
     return forward_checked(s, input, n, flags, out);
 }
 
+/* A step of a shard across devices (pipeline.c, tensor_parallel.c), whose last part hands the
+ * logits to the host: a greedy step takes the last row there and picks on the host. */
+static exo_status forward_parts(exo_session *s, const void *input, uint32_t n, uint32_t flags, float *out,
+                                uint64_t out_count, bool tokens) {
+    if (!(flags & EXO_FORWARD_ARGMAX)) return exo_pipeline_forward(s, input, n, flags, out, out_count, tokens);
+    exo_error_clear();
+    exo_status st = exo_session_check_step(s, input, n, flags, out, out_count, tokens);
+    uint32_t W = s->shard->output_width;
+    if (st == EXO_OK) st = exo_error_keep(&s->error, exo_session_pick_row(s));
+    if (st == EXO_OK)
+        st = exo_pipeline_forward(s, input, n, (flags & ~EXO_FORWARD_ARGMAX) | EXO_FORWARD_LAST_ONLY, s->pick_row, W,
+                                  tokens);
+    if (st == EXO_OK) out[0] = (float)exo_argmax_row(s->pick_row, W);
+    return st;
+}
+
 exo_status exo_session_forward_tokens(exo_session *s, const int32_t *tokens, uint32_t n, uint32_t flags, float *out,
                                       uint64_t out_count) {
-    if (s && s->parts) return exo_pipeline_forward(s, tokens, n, flags, out, out_count, true);
+    if (s && s->parts) return forward_parts(s, tokens, n, flags, out, out_count, true);
     return exo_session_forward_part(s, tokens, n, flags, out, out_count, true);
 }
 
 exo_status exo_session_forward_hidden(exo_session *s, const float *hidden, uint32_t n, uint32_t flags, float *out,
                                       uint64_t out_count) {
-    if (s && s->parts) return exo_pipeline_forward(s, hidden, n, flags, out, out_count, false);
+    if (s && s->parts) return forward_parts(s, hidden, n, flags, out, out_count, false);
     return exo_session_forward_part(s, hidden, n, flags, out, out_count, false);
 }

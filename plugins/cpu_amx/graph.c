@@ -658,6 +658,12 @@ static exo_status run_node(const exec_node *e) {
         cpu_threadpool_run(pool, src_shape(e, 0, NULL), 1024, cpu_ref_softcap, &a);
         return EXO_OK;
     }
+    case EXO_OP_ARGMAX: {
+        int64_t count = src_shape(e, 0, ne);
+        cpu_argmax_args a = {src_data(e, 0), ne[0], (int32_t *)c->data[nd->dst]};
+        cpu_threadpool_run(pool, count / ne[0], 1, cpu_ref_argmax, &a);
+        return EXO_OK;
+    }
     case EXO_OP_COPY: {
         const exo_tensor *s = &c->tensors[nd->src[0]], *d = &c->tensors[nd->dst];
         cpu_copy_args a = {src_data(e, 0), s->dtype, d->dtype, dst};

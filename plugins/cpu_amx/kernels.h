@@ -153,6 +153,13 @@ typedef struct cpu_softcap_args {
     float *dst;
 } cpu_softcap_args;
 
+/* Items: rows of n floats; dst gets each row's EXO_OP_ARGMAX index. */
+typedef struct cpu_argmax_args {
+    const float *x;
+    int64_t n;
+    int32_t *dst;
+} cpu_argmax_args;
+
 /* Same dtype: items are bytes (a byte copy). Otherwise items are elements, src (f16/bf16) -> f32. */
 typedef struct cpu_copy_args {
     const void *src;

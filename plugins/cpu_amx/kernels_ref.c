@@ -252,6 +252,13 @@ void cpu_ref_softcap(void *args, int64_t begin, int64_t end, uint32_t thread) {
     for (int64_t i = begin; i < end; i++) a->dst[i] = (float)(a->cap * tanh((double)a->x[i] / a->cap));
 }
 
+/* The ABI's own rule (exo_argmax_row), which the compiler vectorises: a 128K-float row of
+ * logits takes tens of microseconds, so this plain-C kernel is also the fast one. */
+void cpu_ref_argmax(void *args, int64_t begin, int64_t end, uint32_t thread) {
+    const cpu_argmax_args *a = args;
+    for (int64_t r = begin; r < end; r++) a->dst[r] = (int32_t)exo_argmax_row(a->x + r * a->n, (uint32_t)a->n);
+}
+
 void cpu_ref_copy(void *args, int64_t begin, int64_t end, uint32_t thread) {
     const cpu_copy_args *a = args;
     if (a->src_type == a->dst_type) {

@@ -32,6 +32,7 @@ void cpu_ref_kv_write(void *args, int64_t begin, int64_t end, uint32_t thread);
 void cpu_ref_attention(void *args, int64_t begin, int64_t end, uint32_t thread);
 void cpu_ref_softcap(void *args, int64_t begin, int64_t end, uint32_t thread);
 void cpu_ref_copy(void *args, int64_t begin, int64_t end, uint32_t thread);
+void cpu_ref_argmax(void *args, int64_t begin, int64_t end, uint32_t thread);
 void cpu_ref_moe_topk(void *args, int64_t begin, int64_t end, uint32_t thread);
 void cpu_ref_moe_weights(void *args, int64_t begin, int64_t end, uint32_t thread);
 void cpu_ref_moe_combine(void *args, int64_t begin, int64_t end, uint32_t thread);

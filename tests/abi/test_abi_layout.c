@@ -2,6 +2,7 @@
  * here means a plugin built against an earlier header would be misread: such a change needs a
  * major version bump (abi/exo_plugin.h). */
 #include <check.h>
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -168,6 +169,36 @@ START_TEST(ir_accessors_apply_the_strides) {
 }
 END_TEST
 
+/* EXO_OP_ARGMAX's rule as the ABI states it: the one-pass loop. */
+static int32_t argmax_one_pass(const float *v, uint32_t n) {
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return (int32_t)best;
+}
+
+/* exo_argmax_row (two passes) picks what the one-pass loop picks: ties (first wins), signed zeros, NaN
+ * (never picked unless first), infinities, lengths around the 16-lane blocks. */
+START_TEST(argmax_row_matches_the_one_pass_loop) {
+    static float v[300];
+    uint32_t seed = 1;
+    for (int it = 0; it < 20000; it++) {
+        uint32_t n = (uint32_t)(it % 300);
+        for (uint32_t i = 0; i < n; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            uint32_t r = seed >> 8, kind = (uint32_t)it % 5;
+            v[i] = kind == 0   ? (float)(r % 5) - 2.0f
+                   : kind == 1 ? (r % 3 == 0 ? NAN : (float)(r % 7))
+                   : kind == 2 ? (r % 2 ? 0.0f : -0.0f)
+                   : kind == 3 ? (r % 4 == 0 ? INFINITY : r % 4 == 1 ? -INFINITY : r % 4 == 2 ? NAN : (float)r)
+                               : (float)r / 16777216.0f;
+        }
+        ck_assert_msg((int32_t)exo_argmax_row(v, n) == argmax_one_pass(v, n), "n %u case %d: %u vs %d", n, it % 5, exo_argmax_row(v, n),
+                      argmax_one_pass(v, n));
+    }
+}
+END_TEST
+
 START_TEST(version_macros_round_trip) {
     uint32_t v = EXO_MAKE_VERSION(3, 7);
     ck_assert_uint_eq(EXO_VERSION_MAJOR(v), 3);
@@ -255,6 +286,7 @@ int main(void) {
     Suite *s = suite_create("abi");
     TCase *tc = tcase_create("layout");
     tcase_add_test(tc, version_macros_round_trip);
+    tcase_add_test(tc, argmax_row_matches_the_one_pass_loop);
     tcase_add_test(tc, ir_accessors_apply_the_strides);
     tcase_add_test(tc, struct_has_checks_the_declared_size);
     tcase_add_test(tc, plugin_fill_writes_only_what_fits);

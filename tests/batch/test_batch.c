@@ -199,6 +199,94 @@ END_TEST
 START_TEST(batches_over_max_tokens_split) { check_schedule(MODELS[_i], 8, &MIXED); }
 END_TEST
 
+/* EXO_OP_ARGMAX's rule, the one-pass loop. */
+static int32_t argmax_one_pass(const float *v, uint32_t n) {
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return (int32_t)best;
+}
+
+/* EXO_FORWARD_ARGMAX: the LAST_ROWS schedule run twice on one shard, once for the last rows'
+ * logits and once for the greedy tokens alone (the same graphs, so the same logits): every
+ * token is exactly the one-pass argmax of its logits, in batched steps of the full and the
+ * selected-rows graph, chunked over max_tokens (8: a 14-token prompt takes two executions, and
+ * out holds one float), and for a session stepping alone. */
+START_TEST(greedy_steps_pick_what_the_logits_say) {
+    fixture f = open_model(MODELS[_i], 8);
+    uint32_t V = f.vocab, n = LAST_ROWS.n_seq;
+    exo_session *logit_s[MAX_SEQ], *greedy_s[MAX_SEQ];
+    for (uint32_t i = 0; i < n; i++) {
+        ck_assert_int_eq(exo_session_create(f.shard, 0, &logit_s[i]), EXO_OK);
+        ck_assert_int_eq(exo_session_create(f.shard, 0, &greedy_s[i]), EXO_OK);
+    }
+    float *logits = malloc((size_t)MAX_SEQ * V * sizeof *logits), picks[MAX_SEQ];
+    int32_t ids[MAX_SEQ][64];
+    uint32_t pos[MAX_SEQ] = {0}, checked = 0;
+    for (uint32_t step = 0; step < LAST_ROWS.n_steps; step++) {
+        exo_batch_entry a[MAX_SEQ], g[MAX_SEQ];
+        uint32_t ne = 0, idx[MAX_SEQ];
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t k = LAST_ROWS.take[step][i];
+            if (!k) continue;
+            for (uint32_t j = 0; j < k; j++) ids[i][j] = token(i, pos[i] + j, V);
+            memset(&a[ne], 0, sizeof a[ne]);
+            EXO_STRUCT_INIT(&a[ne]);
+            g[ne] = a[ne];
+            a[ne].session = logit_s[i];
+            g[ne].session = greedy_s[i];
+            a[ne].tokens = g[ne].tokens = ids[i];
+            a[ne].n = g[ne].n = k;
+            a[ne].flags = EXO_FORWARD_LAST_ONLY;
+            g[ne].flags = EXO_FORWARD_ARGMAX;
+            a[ne].out = logits + (size_t)i * V;
+            a[ne].out_count = V;
+            picks[i] = -1.0f;
+            g[ne].out = &picks[i];
+            g[ne].out_count = 1;
+            idx[ne++] = i;
+            pos[i] += k;
+        }
+        ck_assert_msg(exo_session_forward_batch(a, ne) == EXO_OK, "%s step %u: %s", MODELS[_i], step, exo_last_error());
+        ck_assert_msg(exo_session_forward_batch(g, ne) == EXO_OK, "%s step %u: %s", MODELS[_i], step, exo_last_error());
+        for (uint32_t q = 0; q < ne; q++) {
+            uint32_t i = idx[q];
+            int32_t want = argmax_one_pass(logits + (size_t)i * V, V);
+            ck_assert_msg(picks[i] == (float)want, "%s step %u sequence %u: picked %g, the logits' argmax is %d",
+                          MODELS[_i], step, i, (double)picks[i], want);
+            ck_assert_uint_eq(exo_session_position(greedy_s[i]), pos[i]);
+            checked++;
+        }
+    }
+    /* Alone: a prompt over two executions, then decode steps feeding back the pick. */
+    exo_session *alone_logits = logit_s[0], *alone_greedy = greedy_s[0];
+    ck_assert_int_eq(exo_session_reset(alone_logits), EXO_OK);
+    ck_assert_int_eq(exo_session_reset(alone_greedy), EXO_OK);
+    int32_t next = 0;
+    for (uint32_t step = 0; step < 4; step++) {
+        uint32_t k = step ? 1 : 14;
+        for (uint32_t j = 0; j < k; j++) ids[0][j] = step ? next : token(0, j, V);
+        float pick = -1.0f;
+        ck_assert_int_eq(exo_session_forward_tokens(alone_logits, ids[0], k, EXO_FORWARD_LAST_ONLY, logits, V), EXO_OK);
+        ck_assert_msg(exo_session_forward_tokens(alone_greedy, ids[0], k, EXO_FORWARD_ARGMAX, &pick, 1) == EXO_OK, "%s",
+                      exo_session_last_error(alone_greedy));
+        next = argmax_one_pass(logits, V);
+        ck_assert_msg(pick == (float)next, "%s alone, step %u: picked %g, the logits' argmax is %d", MODELS[_i], step,
+                      (double)pick, next);
+    }
+    /* out must hold the one float. */
+    ck_assert_int_eq(exo_session_forward_tokens(alone_greedy, ids[0], 1, EXO_FORWARD_ARGMAX, &picks[0], 0),
+                     EXO_ERR_INVALID_ARG);
+    fprintf(stderr, "%s: %u batched greedy picks and 4 alone equal the logits' argmax\n", MODELS[_i], checked);
+    for (uint32_t i = 0; i < n; i++) {
+        exo_session_destroy(logit_s[i]);
+        exo_session_destroy(greedy_s[i]);
+    }
+    free(logits);
+    close_model(&f);
+}
+END_TEST
+
 /* Bad entries (a token outside the vocabulary, a full context, an output too small, a session
  * twice) fail alone: the good entries run as a batch and match single steps, the bad ones keep
  * their position, and the call returns the first failure. */
@@ -260,6 +348,7 @@ int main(void) {
     tcase_add_loop_test(tc, mixed_batches_match_single_steps, 0, (int)N_MODELS);
     tcase_add_loop_test(tc, batches_over_max_tokens_split, 0, (int)N_MODELS);
     tcase_add_loop_test(tc, last_rows_take_the_selected_rows_graph, 0, (int)N_MODELS);
+    tcase_add_loop_test(tc, greedy_steps_pick_what_the_logits_say, 0, (int)N_MODELS);
     tcase_add_test(tc, failing_entries_do_not_disturb_the_others);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);

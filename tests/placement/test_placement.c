@@ -213,6 +213,19 @@ static void rows_match(const char *what, const float *a, const float *b, uint32_
     }
 }
 
+/* A greedy pick across devices is a largest logit of the one-device row, up to TOL of the
+ * row's scale (the devices' logits differ by that much, so a near tie may go either way). */
+static void picks_a_best(const char *what, float pick, const float *row, uint64_t width) {
+    ck_assert_msg(pick >= 0 && pick < (float)width && pick == (float)(int32_t)pick, "%s: pick %g", what, (double)pick);
+    double best = row[0], scale = 1e-30;
+    for (uint64_t i = 0; i < width; i++) {
+        if (row[i] > best) best = row[i];
+        if (fabs(row[i]) > scale) scale = fabs(row[i]);
+    }
+    ck_assert_msg(row[(int32_t)pick] >= best - TOL * scale, "%s: token %g has logit %g, the best %g", what, (double)pick,
+                  (double)row[(int32_t)pick], best);
+}
+
 static int32_t token(uint32_t i, uint32_t vocab) { return (int32_t)((i * 104729u + 13u) % vocab); }
 
 START_TEST(device_lists) {
@@ -483,6 +496,22 @@ static void batch_and_generate_match(fixture *fx, exo_shard *spread) {
     rows_match("batched decode", b0, a0, 1, V);
     ck_assert_uint_eq(exo_session_position(s[2]), T0 + 1);
     ck_assert_uint_eq(exo_session_position(s[3]), T1);
+    /* Greedy steps across the devices (the logits row picked on the host, EXO_FORWARD_ARGMAX):
+     * batched, then alone; each pick is a largest logit of the one-device step. */
+    ck_assert_int_eq(exo_session_forward_tokens(s[0], &next, 1, EXO_FORWARD_LAST_ONLY, a0, V), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_tokens(s[1], &next, 1, EXO_FORWARD_LAST_ONLY, a1, V), EXO_OK);
+    float picks[2] = {-1.0f, -1.0f};
+    for (int i = 0; i < 2; i++) {
+        e[i].tokens = &next, e[i].n = 1, e[i].flags = EXO_FORWARD_ARGMAX;
+        e[i].out = &picks[i], e[i].out_count = 1;
+    }
+    ck_assert_msg(exo_session_forward_batch(e, 2) == EXO_OK, "%s", exo_last_error());
+    ck_assert(e[0].out == &picks[0] && e[1].out_count == 1 && e[1].flags == EXO_FORWARD_ARGMAX); /* put back */
+    picks_a_best("batched greedy entry 0", picks[0], a0, V);
+    picks_a_best("batched greedy entry 1", picks[1], a1, V);
+    ck_assert_int_eq(exo_session_forward_tokens(s[0], &next, 1, EXO_FORWARD_LAST_ONLY, a0, V), EXO_OK);
+    ck_assert_int_eq(exo_session_forward_tokens(s[2], &next, 1, EXO_FORWARD_ARGMAX, &picks[0], 1), EXO_OK);
+    picks_a_best("greedy step alone", picks[0], a0, V);
     for (int i = 0; i < 4; i++) exo_session_destroy(s[i]);
 
     /* Greedy generation (exo_generate_tokens): the same tokens on one device and across two. */

@@ -1,7 +1,8 @@
 /* exo-bench --batch N: N sequences of the shard stepped together through
  * exo_session_forward_batch (one graph run per step where the device runs pooled KV caches):
- * their prompts as one batched prefill, then greedy decode steps of all N at once, and one
- * batched step that prefills a prompt while the others decode. */
+ * their prompts as one batched prefill, then greedy decode steps of all N at once (the engine
+ * picks each token, EXO_FORWARD_ARGMAX), and one batched step that prefills a prompt while the
+ * others decode. */
 #ifndef EXO_BENCH_BATCH_BENCH_H
 #define EXO_BENCH_BATCH_BENCH_H
 
@@ -17,9 +18,7 @@ typedef struct batch_results {
     summary prefill_tps;        /* the N prompts, tokens per second over all of them */
     summary decode_tps;         /* aggregate: N x steps / time */
     summary decode_tps_per_seq; /* what each sequence sees: steps / time */
-    summary step_ms;            /* one decode step of all N */
-    summary forward_ms;         /* of which in exo_session_forward_batch */
-    summary sample_ms;          /* and in the greedy picks of the N rows of logits */
+    summary step_ms;            /* one decode step of all N, their greedy tokens picked */
     double mixed_step_ms;       /* one step: a whole prompt prefilled while N - 1 sequences decode */
     double kv_bytes;            /* KV cache the N sessions hold (float32, every layer, max_ctx each) */
 } batch_results;

@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include "cli_number.h"
-#include "greedy.h"
 #include "monotonic_clock.h"
 #include "exo.h"
 #include "batch_bench.h"
@@ -152,7 +151,6 @@ typedef struct bench {
     exo_shard *shard;
     exo_session *session;
     int32_t *prompt;
-    float *logits;
     uint32_t vocab;
     double *step_s; /* every decode step of every repetition */
     size_t n_steps;
@@ -178,7 +176,6 @@ static void close_runtime(bench *b) {
 static int finish(bench *b, int rc) {
     close_runtime(b);
     free(b->prompt);
-    free(b->logits);
     free(b->step_s);
     free(b->prefill_tps);
     free(b->decode_tps);
@@ -186,24 +183,25 @@ static int finish(bench *b, int rc) {
     return rc;
 }
 
-/* One prefill of the prompt, then n_decode greedy single-token steps. Times go to the out-params
+/* One prefill of the prompt, then n_decode greedy single-token steps, each token picked by the
+ * engine (EXO_FORWARD_ARGMAX: on the device where its plugin can). Times go to the out-params
  * (any may be NULL); step times are appended to b->step_s when record is set. */
 static int run_once(bench *b, uint32_t n_decode, int record, double *prefill_s, double *ttft_s, double *decode_s) {
     exo_status st = exo_session_reset(b->session);
     if (st != EXO_OK) return fail("session reset", st, exo_session_last_error(b->session));
     double t0 = now_s();
-    st = exo_session_forward_tokens(b->session, b->prompt, b->o->n_prompt, EXO_FORWARD_LAST_ONLY, b->logits,
-                                    b->vocab);
+    float pick = 0;
+    st = exo_session_forward_tokens(b->session, b->prompt, b->o->n_prompt, EXO_FORWARD_ARGMAX, &pick, 1);
     if (st != EXO_OK) return fail("prefill", st, exo_session_last_error(b->session));
     double t1 = now_s();
-    int32_t token = argmax(b->logits, b->vocab);
+    int32_t token = (int32_t)pick;
     double t2 = now_s();
     double decode = 0;
     for (uint32_t i = 0; i < n_decode; i++) {
         double s0 = now_s();
-        st = exo_session_forward_tokens(b->session, &token, 1, 0, b->logits, b->vocab);
+        st = exo_session_forward_tokens(b->session, &token, 1, EXO_FORWARD_ARGMAX, &pick, 1);
         if (st != EXO_OK) return fail("decode step", st, exo_session_last_error(b->session));
-        token = argmax(b->logits, b->vocab);
+        token = (int32_t)pick;
         double dt = now_s() - s0;
         decode += dt;
         if (record) b->step_s[b->n_steps++] = dt;
@@ -396,12 +394,11 @@ int main(int argc, char **argv) {
     /* KV bytes per position as the runtime holds them (the shard's KV dtype, every layer). */
     cost.kv_bytes_per_position = (double)exo_session_kv_bytes(b.session) / si.max_ctx;
     b.prompt = malloc(o.n_prompt * sizeof *b.prompt);
-    b.logits = malloc((size_t)mi.vocab_size * sizeof *b.logits);
     b.step_s = malloc((size_t)o.reps * o.n_gen * sizeof *b.step_s);
     b.prefill_tps = calloc(o.reps, sizeof(double));
     b.decode_tps = calloc(o.reps, sizeof(double));
     b.ttft_ms = calloc(o.reps, sizeof(double));
-    if (!b.prompt || !b.logits || !b.step_s || !b.prefill_tps || !b.decode_tps || !b.ttft_ms)
+    if (!b.prompt || !b.step_s || !b.prefill_tps || !b.decode_tps || !b.ttft_ms)
         return finish(&b, fail("setup", EXO_ERR_NO_MEMORY, "out of memory"));
     /* Token ids spread over the vocabulary (past the first few, which are often special); the
      * values do not change the work done, only which embedding rows are read. */
