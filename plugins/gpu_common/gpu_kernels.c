@@ -368,6 +368,17 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
         gpu_build_f32(&b, nd->f[EXO_SOFTCAP_F_CAP]);
         return gpu_build_go_1d(&b, (uint64_t)count);
     }
+    case EXO_OP_ARGMAX: {
+        /* One work-group per row of x (any row count: the token rows, or a head's selected rows),
+         * its index into dst I32 [rows] (kernels/argmax.cl). */
+        int64_t count = gpu_view_count(v, nd->src[0], ne);
+        gpu_build_start(&b, v, "exo_argmax_rows");
+        gpu_build_tensor(&b, nd->src[0]);
+        gpu_build_tensor(&b, nd->dst);
+        gpu_build_u32(&b, (uint64_t)ne[0]);
+        return gpu_build_go(&b, 1, (uint64_t[3]){(uint64_t)(count / ne[0]) * GPU_ARGMAX_WG, 1, 1},
+                            (size_t[3]){GPU_ARGMAX_WG, 1, 1});
+    }
     case EXO_OP_COPY: {
         const exo_tensor *s = &v->tensors[nd->src[0]], *d = &v->tensors[nd->dst];
         int64_t count = gpu_view_count(v, nd->src[0], NULL);

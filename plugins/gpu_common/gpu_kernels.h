@@ -52,5 +52,7 @@ void gpu_build_kv_slots(gpu_builder *b, const exo_node *nd, uint32_t cache, uint
 
 /* Work-group sizes the kernels assume (kernels/); a device must allow GPU_MIN_WORK_GROUP. */
 #define GPU_MIN_WORK_GROUP 256
+/* ARGMAX's items per row (EXO_ARGMAX_WG in kernels/argmax.cl, its reqd_work_group_size). */
+#define GPU_ARGMAX_WG 256
 
 #endif

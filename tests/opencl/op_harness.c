@@ -91,7 +91,7 @@ exo_status oh_start(oh_run *r, oh_device *d, const oh_graph *g) {
     for (uint32_t t = 0; t < g->n_tensors; t++) {
         const exo_tensor *ten = &g->tensors[t];
         if (ten->flags == 0) continue;
-        uint64_t bytes = oh_bytes(g, t, g->max_tokens), off = g->weight_offset[t];
+        uint64_t bytes = oh_bytes(g, t, g->max_tokens), off = g->weight_offset[t] + g->bind_offset[t];
         exo_buffer_usage usage = ten->flags & EXO_TENSOR_WEIGHT ? EXO_BUFFER_WEIGHTS
                                  : ten->flags & EXO_TENSOR_KV   ? EXO_BUFFER_KV
                                                                 : EXO_BUFFER_SCRATCH;
@@ -124,11 +124,11 @@ exo_status oh_start(oh_run *r, oh_device *d, const oh_graph *g) {
 }
 
 exo_status oh_write(oh_run *r, uint32_t tensor, const void *data, uint64_t bytes) {
-    return r->d->api.buffer_write(r->buf[tensor], 0, data, bytes);
+    return r->d->api.buffer_write(r->buf[tensor], r->g->bind_offset[tensor], data, bytes);
 }
 
 exo_status oh_read(oh_run *r, uint32_t tensor, void *data, uint64_t bytes) {
-    return r->d->api.buffer_read(r->buf[tensor], 0, data, bytes);
+    return r->d->api.buffer_read(r->buf[tensor], r->g->bind_offset[tensor], data, bytes);
 }
 
 exo_status oh_exec(oh_run *r, uint32_t n_tokens) {
@@ -137,7 +137,7 @@ exo_status oh_exec(oh_run *r, uint32_t n_tokens) {
     for (uint32_t t = 0; t < r->g->n_tensors; t++) {
         uint32_t flags = r->g->tensors[t].flags;
         if (!(flags & (EXO_TENSOR_INPUT | EXO_TENSOR_OUTPUT | EXO_TENSOR_KV))) continue;
-        bindings[n++] = (exo_binding){t, 0, r->buf[t], 0};
+        bindings[n++] = (exo_binding){t, 0, r->buf[t], r->g->bind_offset[t]};
     }
     exo_exec_args args;
     memset(&args, 0, sizeof args);

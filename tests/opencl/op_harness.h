@@ -28,6 +28,7 @@ typedef struct oh_graph {
     exo_node nodes[OH_MAX_NODES];
     const void *weight_data[OH_MAX_TENSORS]; /* WEIGHT tensors: their bytes */
     uint64_t weight_offset[OH_MAX_TENSORS];  /* WEIGHT tensors: where they sit in their buffer */
+    uint64_t bind_offset[OH_MAX_TENSORS];    /* bound tensors: the same, their binding's offset (0) */
     uint32_t n_tensors, n_nodes, max_tokens;
 } oh_graph;
 
@@ -49,7 +50,8 @@ typedef struct oh_run {
     exo_compiled *compiled;
 } oh_run;
 
-/* Uploads weights, allocates bound buffers (zeroed) and compiles. Returns the status. */
+/* Uploads weights, allocates bound buffers (zeroed) and compiles. Returns the status. oh_write,
+ * oh_read and oh_exec address a bound tensor at its bind_offset. */
 exo_status oh_start(oh_run *r, oh_device *d, const oh_graph *g);
 exo_status oh_write(oh_run *r, uint32_t tensor, const void *data, uint64_t bytes);
 exo_status oh_read(oh_run *r, uint32_t tensor, void *data, uint64_t bytes);

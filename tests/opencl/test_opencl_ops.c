@@ -1001,6 +1001,158 @@ START_TEST(intel_matmuls_match_reference) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- ARGMAX (ABI 1.10) */
+
+/* The oracle is the op's definition, the loop itself (abi/exo_plugin.h, EXO_OP_ARGMAX). */
+static int32_t argmax_loop(const float *x, int64_t n) {
+    int64_t best = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return (int32_t)best;
+}
+
+/* Row patterns: each aims at one part of the rule or of the kernel's split of a row over items
+ * (kernels/argmax.cl: EXO_ARGMAX_WG items, float4 chunks from the row's first 16-byte boundary,
+ * strided over the items). Positions beyond the row are dropped, so narrow rows get what fits. */
+enum {
+    ROW_RANDOM,         /* distinct values */
+    ROW_TIES_SPREAD,    /* the max 4 times: first in a high item's chunk, repeats in lower items' later chunks */
+    ROW_TIES_ADJACENT,  /* the max in two elements of one chunk, and again in the next chunk */
+    ROW_ZERO_SIGNS,     /* all negative but -0 then +0: the first zero */
+    ROW_ZERO_SIGNS_REV, /* +0 then -0 */
+    ROW_ALL_NEG_INF,    /* 0 */
+    ROW_ALL_EQUAL,      /* 0 */
+    ROW_NAN_FIRST,      /* x[0] NaN, a clear max later: still 0 */
+    ROW_NAN_SPRINKLED,  /* NaN every 5th element and right after the max: never taken */
+    ROW_MAX_FIRST,      /* the max at index 0 */
+    ROW_MAX_LAST,       /* the max at the last index */
+    ROW_INF_TIES_NAN,   /* -inf at 0, NaN elsewhere but +inf at two places: the first +inf */
+    ROW_PATTERNS
+};
+
+static const char *const row_pattern_names[ROW_PATTERNS] = {
+    "random", "ties spread", "ties adjacent", "-0 then +0", "+0 then -0", "all -inf",
+    "all equal", "NaN first", "NaN sprinkled", "max first", "max last", "+inf ties among NaN"};
+
+static void set_at(float *x, int64_t n, int64_t i, float v) {
+    if (i >= 0 && i < n) x[i] = v;
+}
+
+static void argmax_row(float *x, int64_t n, int pattern, uint32_t seed) {
+    oh_random(x, n, -1.0f, 1.0f, seed);
+    switch (pattern) {
+    case ROW_RANDOM: break;
+    case ROW_TIES_SPREAD: /* chunks 200, 256 + 3, 512 (items 200, 3, 0) and the last element */
+        set_at(x, n, 4 * 200 + 1, 2.0f);
+        set_at(x, n, 4 * (256 + 3) + 2, 2.0f);
+        set_at(x, n, 4 * 512, 2.0f);
+        set_at(x, n, n - 1, 2.0f);
+        break;
+    case ROW_TIES_ADJACENT:
+        set_at(x, n, n / 2 + 1, 1.5f);
+        set_at(x, n, n / 2 + 2, 1.5f);
+        set_at(x, n, n / 2 + 5, 1.5f);
+        break;
+    case ROW_ZERO_SIGNS:
+    case ROW_ZERO_SIGNS_REV:
+        oh_random(x, n, -2.0f, -1.0f, seed);
+        set_at(x, n, n / 3, pattern == ROW_ZERO_SIGNS ? -0.0f : 0.0f);
+        set_at(x, n, n / 3 + 1 + n / 4, pattern == ROW_ZERO_SIGNS ? 0.0f : -0.0f);
+        break;
+    case ROW_ALL_NEG_INF:
+        for (int64_t i = 0; i < n; i++) x[i] = -INFINITY;
+        break;
+    case ROW_ALL_EQUAL:
+        for (int64_t i = 0; i < n; i++) x[i] = 0.25f;
+        break;
+    case ROW_NAN_FIRST:
+        x[0] = NAN;
+        set_at(x, n, n / 2 + 1, 3.0f);
+        break;
+    case ROW_NAN_SPRINKLED:
+        for (int64_t i = 1; i < n; i += 5) x[i] = NAN;
+        set_at(x, n, (n * 2) / 3, 3.0f);
+        set_at(x, n, (n * 2) / 3 + 1, NAN);
+        break;
+    case ROW_MAX_FIRST:
+        x[0] = 3.0f;
+        break;
+    case ROW_MAX_LAST:
+        x[n - 1] = 3.0f;
+        break;
+    case ROW_INF_TIES_NAN:
+        for (int64_t i = 1; i < n; i++) x[i] = NAN;
+        x[0] = -INFINITY;
+        set_at(x, n, n - 2, INFINITY);
+        set_at(x, n, n - 1, INFINITY);
+        break;
+    }
+}
+
+/* ARGMAX on the GPU plugin EXO_TEST_GPU_PLUGIN (opencl unless set: opencl_ops_argmax_level_zero
+ * runs this case through the Level Zero plugin and its SPIR-V module) against argmax_loop, every
+ * index exact. Rows: the token rows of x [width, T] at T = 8, 3 and 1 from one compiled graph,
+ * widths 1 to 128,256 (a Llama 3 vocabulary; 7 and 32,003 are not multiples of 4, so rows start
+ * off 16-byte boundaries), and x [width, 2, T] bound 1 element into its buffer (dst 3 in), whose
+ * rows start off them whatever the width. Every width sees every row pattern. */
+START_TEST(argmax_matches_one_pass_loop) {
+    const char *gpu_name = getenv("EXO_TEST_GPU_PLUGIN") ? getenv("EXO_TEST_GPU_PLUGIN") : "opencl";
+    oh_device gpu;
+    char why[1200];
+    if (oh_open(&gpu, gpu_name, why, sizeof why) != 0) {
+        fprintf(stderr, "skip: no %s device: %s\n", gpu_name, why);
+        exit(77);
+    }
+    static const int64_t widths[] = {1, 7, 1000, 32003, 128256};
+    int pattern = 0, checked = 0;
+    for (int wi = 0; wi < (int)(sizeof widths / sizeof widths[0]); wi++)
+        for (int heads = 1; heads <= 2; heads++) {
+            int64_t w = widths[wi];
+            const uint32_t max_tokens = 8;
+            oh_graph g;
+            oh_init(&g, max_tokens);
+            uint32_t in = heads == 1 ? oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 2, w, TOKENS_DIM, 0)
+                                     : oh_tensor(&g, "x", EXO_DTYPE_F32, EXO_TENSOR_INPUT, 3, w, heads, TOKENS_DIM);
+            uint32_t out = heads == 1 ? oh_tensor(&g, "best", EXO_DTYPE_I32, EXO_TENSOR_OUTPUT, 1, TOKENS_DIM, 0, 0)
+                                      : oh_tensor(&g, "best", EXO_DTYPE_I32, EXO_TENSOR_OUTPUT, 2, heads, TOKENS_DIM, 0);
+            if (heads == 2) {
+                g.bind_offset[in] = 4;
+                g.bind_offset[out] = 12;
+            }
+            oh_node(&g, EXO_OP_ARGMAX, out, 1, (uint32_t[]){in}, NULL, 0, NULL, 0);
+            oh_run run;
+            ck_assert_msg(oh_start(&run, &gpu, &g) == EXO_OK, "%s compile: %s", gpu_name, gpu.host.last_error);
+            static const uint32_t steps[] = {8, 3, 1};
+            for (int si = 0; si < 3; si++) {
+                int64_t rows = (int64_t)steps[si] * heads;
+                float *x = malloc((size_t)(rows * w) * sizeof(float));
+                int32_t *best = malloc((size_t)rows * sizeof(int32_t));
+                int *kind = malloc((size_t)rows * sizeof(int));
+                for (int64_t r = 0; r < rows; r++) {
+                    kind[r] = pattern++ % ROW_PATTERNS;
+                    argmax_row(x + r * w, w, kind[r], 1000u + (uint32_t)(wi * 64 + r));
+                }
+                ck_assert_int_eq(oh_write(&run, in, x, (uint64_t)(rows * w) * sizeof(float)), EXO_OK);
+                ck_assert_msg(oh_exec(&run, steps[si]) == EXO_OK, "%s: %s", gpu_name, gpu.host.last_error);
+                ck_assert_int_eq(oh_read(&run, out, best, (uint64_t)rows * sizeof(int32_t)), EXO_OK);
+                for (int64_t r = 0; r < rows; r++) {
+                    int32_t want = argmax_loop(x + r * w, w);
+                    ck_assert_msg(best[r] == want, "%s: width %lld, %lld rows (x [%lld, %d, %u]), row %lld (%s): index %d, the loop's %d",
+                                  gpu_name, (long long)w, (long long)rows, (long long)w, heads, steps[si], (long long)r,
+                                  row_pattern_names[kind[r]], best[r], want);
+                    checked++;
+                }
+                free(x);
+                free(best);
+                free(kind);
+            }
+            oh_stop(&run);
+        }
+    printf("argmax %s: %d rows, every index the loop's\n", gpu_name, checked);
+    oh_close(&gpu);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("opencl_ops");
     TCase *tc = tcase_create("ops");
@@ -1023,5 +1175,9 @@ int main(void) {
     tcase_set_timeout(intel, 300);
     tcase_add_test(intel, intel_matmuls_match_reference);
     suite_add_tcase(s, intel);
+    TCase *argmax = tcase_create("argmax"); /* opencl_ops_argmax_level_zero: CK_RUN_CASE=argmax */
+    tcase_set_timeout(argmax, 300);
+    tcase_add_test(argmax, argmax_matches_one_pass_loop);
+    suite_add_tcase(s, argmax);
     return exo_check_run(s, CK_FORK_GETENV);
 }
