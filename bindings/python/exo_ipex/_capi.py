@@ -38,6 +38,7 @@ LAYERS_END = 0xFFFFFFFF  # EXO_LAYERS_END: a shard up to the model's last layer
 RUNTIME_PROBE_ISOLATED = 1 << 0
 RUNTIME_NO_DEFAULT_PATHS = 1 << 1
 FORWARD_LAST_ONLY = 1 << 0
+FORWARD_ARGMAX = 1 << 1
 CAPS = {0: "fp16", 1: "bf16", 2: "int8_dot", 3: "matrix", 4: "unified_memory", 5: "subgroups",
         6: "int4_weights", 7: "matrix_present"}
 

@@ -403,6 +403,17 @@ class Session(_Handle):
         del keep
         return _shape_out(out, rows, width)
 
+    def next_token(self, tokens):
+        """Greedy decoding without the logits (EXO_FORWARD_ARGMAX): runs the token ids and
+        returns the id of the last one's most likely next token (the first largest logit, NaN
+        never), picked on the device where its plugin can, so no row of logits comes back."""
+        keep, ptr, n = _token_input(tokens)
+        pick = C.c_float(0.0)
+        check(self._lib.exo_session_forward_tokens(self.handle, ptr, n, _capi.FORWARD_ARGMAX, C.byref(pick), 1),
+              self.last_error, "exo_session_forward_tokens")
+        del keep
+        return int(pick.value)
+
     def _output(self, n, last_only):
         rows = 1 if last_only else n
         width = self.shard.info.output_width

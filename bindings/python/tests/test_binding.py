@@ -146,6 +146,16 @@ def test_forward_matches_golden_logits(tiny_shard):
     assert s.position == 3
 
 
+def test_next_token_is_the_logits_argmax(tiny_shard):
+    a, g = tiny_shard.session(), tiny_shard.session()
+    ids = [0, 5, 6, 9]
+    for _ in range(6):
+        want = int(np.argmax(a.forward_tokens(ids, last_only=True)[0]))
+        got = g.next_token(ids)
+        assert got == want and g.position == a.position
+        ids = [got]
+
+
 def test_hidden_states_through_a_middle_shard(runtime):
     m = runtime.open_model(TINY_LLAMA)
     with exo_ipex.TensorFile(os.path.join(TINY_LLAMA, "golden.safetensors")) as f:
