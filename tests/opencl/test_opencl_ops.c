@@ -1137,9 +1137,9 @@ START_TEST(argmax_matches_one_pass_loop) {
                 ck_assert_int_eq(oh_read(&run, out, best, (uint64_t)rows * sizeof(int32_t)), EXO_OK);
                 for (int64_t r = 0; r < rows; r++) {
                     int32_t want = argmax_loop(x + r * w, w);
-                    ck_assert_msg(best[r] == want, "%s: width %lld, %lld rows (x [%lld, %d, %u]), row %lld (%s): index %d, the loop's %d",
-                                  gpu_name, (long long)w, (long long)rows, (long long)w, heads, steps[si], (long long)r,
-                                  row_pattern_names[kind[r]], best[r], want);
+                    ck_assert_msg(best[r] == want, "%s: width %lld, %lld rows (%s at %u tokens), row %lld (%s): index %d, the loop's %d",
+                                  gpu_name, (long long)w, (long long)rows, heads == 1 ? "x [w, T]" : "x [w, 2, T] at offsets",
+                                  steps[si], (long long)r, row_pattern_names[kind[r]], best[r], want);
                     checked++;
                 }
                 free(x);
