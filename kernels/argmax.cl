@@ -19,7 +19,11 @@
  * time. Each step of an item issues EXO_ARGMAX_UNROLL chunk loads before comparing any of them,
  * so that their latency overlaps: a single work-group reads the whole row. */
 #define EXO_ARGMAX_WG 256     /* GPU_ARGMAX_WG in plugins/gpu_common/gpu_kernels.h */
-#define EXO_ARGMAX_UNROLL 8   /* chunk loads in flight per item */
+/* Chunk loads in flight per item: 8 x 16 B x 256 items = 32 KiB a work-group. Not measured on a GPU
+ * yet; EXO_OPENCL_DEFINES=-DEXO_ARGMAX_UNROLL=16 (or 4) compares without rebuilding. */
+#ifndef EXO_ARGMAX_UNROLL
+#define EXO_ARGMAX_UNROLL 8
+#endif
 #define EXO_ARGMAX_NONE 0xffffffffu
 
 /* (v, i) replaces the best pair (*bv, *bi) when it beats it. No barrier and no work-item function
@@ -57,10 +61,12 @@ exo_argmax_rows(__global const float *x, uint x_off, __global int *dst, uint dst
     if (tail + lid < width) exo_argmax_take(xr[tail + lid], tail + lid, &bv, &bi);
     for (uint c0 = lid; c0 < n4; c0 += EXO_ARGMAX_WG * EXO_ARGMAX_UNROLL) {
         float4 v[EXO_ARGMAX_UNROLL];
+#pragma unroll
         for (uint u = 0; u < EXO_ARGMAX_UNROLL; u++) {
             uint c = c0 + u * EXO_ARGMAX_WG;
             v[u] = c < n4 ? x4[c] : (float4)(NAN); /* a NaN is never taken */
         }
+#pragma unroll
         for (uint u = 0; u < EXO_ARGMAX_UNROLL; u++)
             exo_argmax_take4(v[u], head + 4u * (c0 + u * EXO_ARGMAX_WG), &bv, &bi);
     }
