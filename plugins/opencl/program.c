@@ -33,20 +33,26 @@ static void cache_key(ocl_runtime *rt, ocl_cache_key *key) {
     ocl_hash_finish(&h, key);
 }
 
-/* The tail of the build log (where compilers put the first error last... or first: keep both
- * ends short enough for one message). */
-static void build_log(ocl_runtime *rt, cl_program program, char *out, size_t size) {
+/* The program's whole build log (host->alloc'd, NUL-terminated), or NULL when there is none. */
+static char *read_build_log(ocl_runtime *rt, cl_program program) {
     const ocl_api *api = &rt->ctx->api;
-    out[0] = 0;
     size_t n = 0;
-    if (api->clGetProgramBuildInfo(program, rt->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) != CL_SUCCESS || n == 0) return;
+    if (api->clGetProgramBuildInfo(program, rt->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) != CL_SUCCESS || n == 0)
+        return NULL;
     char *log = rt->ctx->host->alloc(rt->ctx->host->host_ctx, n + 1);
-    if (!log) return;
-    if (api->clGetProgramBuildInfo(program, rt->device, CL_PROGRAM_BUILD_LOG, n, log, NULL) == CL_SUCCESS) {
-        log[n] = 0;
-        snprintf(out, size, "%s", log);
+    if (log && api->clGetProgramBuildInfo(program, rt->device, CL_PROGRAM_BUILD_LOG, n, log, NULL) != CL_SUCCESS) {
+        rt->ctx->host->free(rt->ctx->host->host_ctx, log);
+        return NULL;
     }
-    rt->ctx->host->free(rt->ctx->host->host_ctx, log);
+    if (log) log[n] = 0;
+    return log;
+}
+
+/* The build log's start, short enough for one message (a failed build's first error). */
+static void build_log(ocl_runtime *rt, cl_program program, char *out, size_t size) {
+    char *log = read_build_log(rt, program);
+    snprintf(out, size, "%s", log ? log : "");
+    if (log) rt->ctx->host->free(rt->ctx->host->host_ctx, log);
 }
 
 /* EXO_OPENCL_BUILD_LOG=<file>: a successful build's whole log written there, e.g. NVIDIA's
@@ -55,16 +61,9 @@ static void build_log(ocl_runtime *rt, cl_program program, char *out, size_t siz
 static void save_build_log(ocl_runtime *rt, cl_program program) {
     const char *path = rt->ctx->host->get_env(rt->ctx->host->host_ctx, "EXO_OPENCL_BUILD_LOG");
     if (!path || !*path) return;
-    const ocl_api *api = &rt->ctx->api;
-    size_t n = 0;
-    char *log = NULL;
-    if (api->clGetProgramBuildInfo(program, rt->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) == CL_SUCCESS && n > 0)
-        log = rt->ctx->host->alloc(rt->ctx->host->host_ctx, n + 1);
-    FILE *f = log && api->clGetProgramBuildInfo(program, rt->device, CL_PROGRAM_BUILD_LOG, n, log, NULL) == CL_SUCCESS
-                  ? fopen(path, "w")
-                  : NULL;
+    char *log = read_build_log(rt, program);
+    FILE *f = log ? fopen(path, "w") : NULL;
     if (f) {
-        log[n] = 0;
         fprintf(f, "build options: %s\n%s\n", rt->build_options, log);
         fclose(f);
     } else {
