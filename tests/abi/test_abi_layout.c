@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "argmax_oracle.h"
 #include "check_run.h"
 
 #include "exo_plugin.h"
@@ -168,14 +169,6 @@ START_TEST(ir_accessors_apply_the_strides) {
     ck_assert(!EXO_ELEMENT_HAS(143u, exo_tensor, name));
 }
 END_TEST
-
-/* EXO_OP_ARGMAX's rule as the ABI states it: the one-pass loop. */
-static int32_t argmax_one_pass(const float *v, uint32_t n) {
-    uint32_t best = 0;
-    for (uint32_t i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
-    return (int32_t)best;
-}
 
 /* exo_argmax_row (two passes) picks what the one-pass loop picks: ties (first wins), signed zeros, NaN
  * (never picked unless first), infinities, lengths around the 16-lane blocks. */

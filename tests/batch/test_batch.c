@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "argmax_oracle.h"
 #include "exo.h"
 
 #define DATA EXO_TEST_SOURCE_DIR "/tests/data"
@@ -198,14 +199,6 @@ END_TEST
 /* max_tokens 8: steps of more tokens take several executions, entries split across them. */
 START_TEST(batches_over_max_tokens_split) { check_schedule(MODELS[_i], 8, &MIXED); }
 END_TEST
-
-/* EXO_OP_ARGMAX's rule, the one-pass loop. */
-static int32_t argmax_one_pass(const float *v, uint32_t n) {
-    uint32_t best = 0;
-    for (uint32_t i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
-    return (int32_t)best;
-}
 
 /* EXO_FORWARD_ARGMAX: the LAST_ROWS schedule run twice on one shard, once for the last rows'
  * logits and once for the greedy tokens alone (the same graphs, so the same logits): every

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "argmax_oracle.h"
 #include "check_run.h"
 
 #define TOKENS_DIM EXO_DIM_TOKENS
@@ -1003,14 +1004,7 @@ END_TEST
 
 /* ---------------------------------------------------------------- ARGMAX (ABI 1.10) */
 
-/* The oracle is the op's definition, the loop itself (abi/exo_plugin.h, EXO_OP_ARGMAX). */
-static int32_t argmax_loop(const float *x, int64_t n) {
-    int64_t best = 0;
-    for (int64_t i = 0; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return (int32_t)best;
-}
-
+/* The oracle is the op's definition, the loop itself (tests/common/argmax_oracle.h). */
 /* Row patterns: each aims at one part of the rule or of the kernel's split of a row over items
  * (kernels/argmax.cl: EXO_ARGMAX_WG items, float4 chunks from the row's first 16-byte boundary,
  * strided over the items). Positions beyond the row are dropped, so narrow rows get what fits. */
@@ -1090,7 +1084,7 @@ static void argmax_row(float *x, int64_t n, int pattern, uint32_t seed) {
 }
 
 /* ARGMAX on the GPU plugin EXO_TEST_GPU_PLUGIN (opencl unless set: opencl_ops_argmax_level_zero
- * runs this case through the Level Zero plugin and its SPIR-V module) against argmax_loop, every
+ * runs this case through the Level Zero plugin and its SPIR-V module) against argmax_one_pass, every
  * index exact. Rows: the token rows of x [width, T] at T = 8, 3 and 1 from one compiled graph,
  * widths 1 to 128,256 (a Llama 3 vocabulary; 7 and 32,003 are not multiples of 4, so rows start
  * off 16-byte boundaries), and x [width, 2, T] bound 1 element into its buffer (dst 3 in), whose
@@ -1136,7 +1130,7 @@ START_TEST(argmax_matches_one_pass_loop) {
                 ck_assert_msg(oh_exec(&run, steps[si]) == EXO_OK, "%s: %s", gpu_name, gpu.host.last_error);
                 ck_assert_int_eq(oh_read(&run, out, best, (uint64_t)rows * sizeof(int32_t)), EXO_OK);
                 for (int64_t r = 0; r < rows; r++) {
-                    int32_t want = argmax_loop(x + r * w, w);
+                    int32_t want = argmax_one_pass(x + r * w, w);
                     ck_assert_msg(best[r] == want, "%s: width %lld, %lld rows (%s at %u tokens), row %lld (%s): index %d, the loop's %d",
                                   gpu_name, (long long)w, (long long)rows, heads == 1 ? "x [w, T]" : "x [w, 2, T] at offsets",
                                   steps[si], (long long)r, row_pattern_names[kind[r]], best[r], want);
