@@ -176,6 +176,7 @@ MLX_INLINE MLX_BF16 void mlx_tile_bf16(const cpu_matmul_args *a, int64_t n, int6
     const cpu_quant *q = &a->q;
     const int64_t k = a->k, group = q->group, groups = k / group, row_bytes = k / 2;
     const uint8_t *w = (const uint8_t *)a->w + n * row_bytes;
+    mlx_prefetch_params(q, n + R, R, groups, a->n);
     /* bf16 of 0..15, twice: vpermw indexes with the low 5 bits of each lane. */
     const __m512i table = _mm512_set_epi16(0x4170, 0x4160, 0x4150, 0x4140, 0x4130, 0x4120, 0x4110, 0x4100, 0x40e0, 0x40c0,
                                            0x40a0, 0x4080, 0x4040, 0x4000, 0x3f80, 0, 0x4170, 0x4160, 0x4150, 0x4140, 0x4130,
@@ -238,6 +239,7 @@ MLX_INLINE MLX_AVX512 void mlx_tile(const cpu_matmul_args *a, int64_t n, int64_t
     const cpu_quant *q = &a->q;
     const int64_t k = a->k, group = q->group, groups = k / group, row_bytes = k * q->bits / 8;
     const uint8_t *w = (const uint8_t *)a->w + n * row_bytes;
+    mlx_prefetch_params(q, n + R, R, groups, a->n);
     /* The tile's scales as float32, so each group broadcasts one from memory. */
     for (int r = 0; r < R; r++)
         for (int64_t g = 0; g < groups; g += 16) {
@@ -381,6 +383,7 @@ MLX_INLINE MLX_AVX512 void mlx_rows_scaled(const cpu_matmul_args *a, int64_t beg
     const int64_t groups = a->k / q->group;
     for (int64_t n = begin, R; n < end; n += R) {
         R = end - n >= MLX_BATCH_ROWS ? MLX_BATCH_ROWS : 1;
+        mlx_prefetch_params(q, n + R, MLX_BATCH_ROWS, groups, a->n);
         for (int64_t r = 0; r < R; r++)
             for (int64_t g = 0; g < groups; g += 16) {
                 __mmask16 mask = groups - g >= 16 ? 0xffff : (__mmask16)((1u << (groups - g)) - 1);
@@ -483,6 +486,7 @@ MLX_INLINE MLX_VNNI void mlx_tile_int8(const cpu_matmul_args *a, int64_t n, int6
     const int64_t k = a->k, group = q->group, groups = k / group, row_bytes = k * BITS / 8;
     const int64_t chunk = 512 / BITS; /* elements per 64 bytes of codes */
     const uint8_t *w = (const uint8_t *)a->w + n * row_bytes;
+    mlx_prefetch_params(q, n + R, R, groups, a->n);
     for (int r = 0; r < R; r++)
         for (int64_t g = 0; g < groups; g += 16) {
             __mmask16 mask = groups - g >= 16 ? 0xffff : (__mmask16)((1u << (groups - g)) - 1);

@@ -64,4 +64,22 @@ MLX_INLINE MLX_AVX512 __m512 mlx_load_params16(const void *p, exo_dtype type, in
     return _mm512_maskz_loadu_ps(mask, (const float *)p + i);
 }
 
+/* Prefetches the scales and biases of weight rows [row, row + rows) (clamped to the matrix's
+ * n_rows) into L1. They are separate
+ * arrays from the codes, a line or a few per row, so the hardware prefetcher does not follow
+ * them; unprefetched, a tile's demand misses on them were a quarter of 4-bit decode's time
+ * (perf, 1B shape, Zen 5). Called for the next tile while this one streams its codes. */
+MLX_INLINE void mlx_prefetch_params(const cpu_quant *q, int64_t row, int64_t rows, int64_t groups, int64_t n_rows) {
+    if (row + rows > n_rows) rows = n_rows - row;
+    if (rows <= 0) return;
+    size_t size = exo_dtype_size(q->type);
+    const char *s = (const char *)q->scales + (size_t)(row * groups) * size;
+    const char *b = (const char *)q->biases + (size_t)(row * groups) * size;
+    size_t bytes = (size_t)(rows * groups) * size;
+    for (size_t off = 0; off < bytes; off += 64) {
+        _mm_prefetch(s + off, _MM_HINT_T0);
+        _mm_prefetch(b + off, _MM_HINT_T0);
+    }
+}
+
 #endif
