@@ -48,6 +48,7 @@ struct exo_compiled {
     cpu_kernel_fn gemv; /* the decode matmul: cpu_avx512_matmul, or cpu_mlx_matmul_int8 (EXO_CPU_MLX_INT8) */
     uint8_t *group;   /* per node: matmuls from here on sharing one pool job (0: not a group start) */
     float *x_packed;  /* GEMM activations re-laid out once per matmul (fast kernels, prefill) */
+    uint8_t *x_int8;  /* EXO_CPU_MLX_INT8: the same as int8 for cpu_mlx_gemm_int8, or NULL */
     cpu_onednn *onednn; /* bf16 prefill matmuls through oneDNN (AMX), or NULL: matmul_onednn.h */
     /* MOE_MATMUL: the rows of one expert gathered (x) and its results (y) before the scatter,
      * and the (token, slot) rows bucketed by expert. */
@@ -99,6 +100,7 @@ void cpu_compiled_free(exo_compiled *c) {
     free(c->bound);
     free(c->group);
     free(c->x_packed);
+    free(c->x_int8);
     free(c->moe_x);
     free(c->moe_y);
     free(c->moe_rows);
@@ -122,6 +124,8 @@ static size_t node_workspace(const exo_compiled *c, const exo_node *nd) {
     if ((nd->op == EXO_OP_MATMUL || nd->op == EXO_OP_MOE_MATMUL) && c->fast) {
         size_t gemv = cpu_avx512_matmul_workspace(c->tensors[nd->src[nd->op == EXO_OP_MATMUL ? 1 : 2]].ne[0]);
         size_t gemm = c->max_tokens > CPU_GEMV_MAX_TOKENS ? cpu_avx512_gemm_workspace() : 0;
+        size_t gemm_int8 = c->max_tokens > CPU_GEMV_MAX_TOKENS ? cpu_mlx_gemm_int8_workspace() : 0;
+        if (gemm_int8 > gemm) gemm = gemm_int8;
         return gemv > gemm ? gemv : gemm;
     }
     return 0;
@@ -137,9 +141,10 @@ static bool kernels_forced_to_reference(exo_plugin_ctx *ctx) {
     return false;
 }
 
-/* EXO_CPU_MLX_INT8=on: decode matmuls on 4- and 8-bit MLX weights quantize their activations to
- * int8 per group (cpu_mlx_matmul_int8: faster, at reduced precision; docs/performance.md 4.4).
- * Off (the default) keeps every matmul at float32 precision. */
+/* EXO_CPU_MLX_INT8=on: matmuls on MLX weights quantize their activations to int8 per group,
+ * faster at reduced precision (docs/performance.md 4.4): decode on 4- and 8-bit weights
+ * (cpu_mlx_matmul_int8), prefill on 2- to 8-bit (cpu_mlx_gemm_int8). Off (the default) keeps
+ * every matmul at float32 precision. */
 static bool mlx_int8_requested(exo_plugin_ctx *ctx) {
     const char *v = ctx->host->get_env ? ctx->host->get_env(ctx->host->host_ctx, "EXO_CPU_MLX_INT8") : NULL;
     if (!v || !*v || strcmp(v, "off") == 0 || strcmp(v, "0") == 0) return false;
@@ -200,7 +205,8 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
     c->n_threads = cpu_threadpool_size(ctx->pool);
     const cpu_features *f = &ctx->features;
     c->fast = f->avx512f && f->avx512bw && f->avx512vl && !kernels_forced_to_reference(ctx);
-    c->gemv = c->fast && mlx_int8_requested(ctx) ? cpu_mlx_matmul_int8 : cpu_avx512_matmul;
+    bool mlx_int8 = c->fast && mlx_int8_requested(ctx);
+    c->gemv = mlx_int8 ? cpu_mlx_matmul_int8 : cpu_avx512_matmul;
     c->tensors = malloc(sizeof *c->tensors * g->n_tensors);
     c->nodes = malloc(sizeof *c->nodes * g->n_nodes);
     c->data = calloc(g->n_tensors, sizeof *c->data);
@@ -245,17 +251,26 @@ exo_status cpu_graph_compile(exo_plugin_ctx *ctx, uint32_t device, const exo_gra
         st = cpu_error(ctx, EXO_ERR_NO_MEMORY, "cpu_amx graph_compile: cannot allocate %zu bytes of workspace",
                        c->workspace_stride * c->n_threads);
     }
-    size_t packed = 0;
+    size_t packed = 0, packed_int8 = 0;
     for (uint32_t i = 0; st == EXO_OK && c->fast && g->max_tokens > CPU_GEMV_MAX_TOKENS && i < g->n_nodes; i++)
         if (c->nodes[i].op == EXO_OP_MATMUL || c->nodes[i].op == EXO_OP_MOE_MATMUL) {
-            uint32_t w = c->nodes[i].src[c->nodes[i].op == EXO_OP_MATMUL ? 1 : 2];
-            size_t need = cpu_avx512_gemm_packed_floats(g->max_tokens, c->tensors[w].ne[0]);
+            const exo_tensor *w = &c->tensors[c->nodes[i].src[c->nodes[i].op == EXO_OP_MATMUL ? 1 : 2]];
+            size_t need = cpu_avx512_gemm_packed_floats(g->max_tokens, w->ne[0]);
             if (need > packed) packed = need;
+            if (mlx_int8 && w->dtype == EXO_DTYPE_MLX_AFFINE && w->q_group >= 32) {
+                need = cpu_mlx_gemm_int8_packed_bytes(g->max_tokens, w->ne[0], w->q_group);
+                if (need > packed_int8) packed_int8 = need;
+            }
         }
     if (st == EXO_OK && packed > 0 && posix_memalign((void **)&c->x_packed, CPU_ALIGN, packed * sizeof(float)) != 0) {
         c->x_packed = NULL;
         st = cpu_error(ctx, EXO_ERR_NO_MEMORY, "cpu_amx graph_compile: cannot allocate %zu bytes for packed activations",
                        packed * sizeof(float));
+    }
+    if (st == EXO_OK && packed_int8 > 0 && posix_memalign((void **)&c->x_int8, CPU_ALIGN, packed_int8) != 0) {
+        c->x_int8 = NULL;
+        st = cpu_error(ctx, EXO_ERR_NO_MEMORY, "cpu_amx graph_compile: cannot allocate %zu bytes for int8 activations",
+                       packed_int8);
     }
     if (st == EXO_OK) st = moe_alloc(c);
     /* Not with the reference kernels: they are the oracle, exact to f32 accumulation. */
@@ -345,7 +360,30 @@ static void matmul_args(const exec_node *e, cpu_matmul_args *a) {
     int64_t x_count = src_shape(e, 0, NULL), w_count = src_shape(e, 1, wne);
     *a = (cpu_matmul_args){src_data(e, 0), x_count / wne[0], wne[0], w_count / wne[0], src_data(e, 1),
                            c->tensors[nd->src[1]].dtype, nd->n_src == 3 ? src_data(e, 2) : NULL, c->data[nd->dst],
-                           c->workspace, c->workspace_stride, NULL, quant_of(c, nd->src[1])};
+                           c->workspace, c->workspace_stride, NULL, quant_of(c, nd->src[1]), NULL};
+}
+
+/* Prepares the prefill GEMM of `count` matmuls that share x (their args in m) and returns its
+ * kernel: x re-laid out once for all of them, as floats for the exact GEMM and, in the int8 mode,
+ * as int8 for the members cpu_mlx_gemm_int8 takes (at the first such member's group size; a
+ * member of another group keeps the exact GEMM, which cpu_mlx_gemm_int8 runs for it). */
+static cpu_kernel_fn prefill_prepare(exo_compiled *c, cpu_matmul_args *m, uint32_t count) {
+    bool exact = false;
+    cpu_matmul_args *int8 = NULL;
+    for (uint32_t i = 0; i < count; i++) {
+        m[i].x_packed = c->x_packed;
+        m[i].x_int8 = NULL;
+        if (c->x_int8 && cpu_mlx_gemm_int8_takes(&m[i]) && (!int8 || m[i].q.group == int8->q.group)) {
+            m[i].x_int8 = c->x_int8;
+            if (!int8) int8 = &m[i];
+        } else
+            exact = true;
+    }
+    if (exact)
+        cpu_threadpool_run(c->ctx->pool, cpu_avx512_gemm_pack_items(m[0].m, m[0].k), 1, cpu_avx512_gemm_pack_x, &m[0]);
+    if (int8)
+        cpu_threadpool_run(c->ctx->pool, cpu_mlx_gemm_int8_pack_items(int8->m), 1, cpu_mlx_gemm_int8_pack_x, int8);
+    return int8 ? cpu_mlx_gemm_int8 : cpu_avx512_gemm;
 }
 
 /* Matmuls first .. first + count - 1 share their input: one pool job over all their columns. */
@@ -370,13 +408,7 @@ static exo_status run_matmul_group(exo_compiled *c, uint32_t first, uint32_t cou
         return EXO_OK;
     }
     bool gemm = g.member[0].m > CPU_DECODE_MAX_TOKENS;
-    g.fn = gemm ? cpu_avx512_gemm : c->gemv;
-    if (gemm) {
-        /* The members share x: one packing serves them all. */
-        for (uint32_t i = 0; i < count; i++) g.member[i].x_packed = c->x_packed;
-        cpu_threadpool_run(c->ctx->pool, cpu_avx512_gemm_pack_items(g.member[0].m, g.member[0].k), 1,
-                           cpu_avx512_gemm_pack_x, &g.member[0]);
-    }
+    g.fn = gemm ? prefill_prepare(c, g.member, count) : c->gemv; /* one packing of x serves them all */
     cpu_threadpool_run(c->ctx->pool, g.start[count], gemm ? CPU_GEMM_GRAIN : CPU_MATMUL_BLOCK, cpu_matmul_group_task,
                        &g);
     return EXO_OK;
@@ -462,7 +494,7 @@ static exo_status run_moe_matmul(const exec_node *e) {
         const void *w = expert_weight(c, nd, ex, kin, n, &q);
         const float *bias = nd->n_src > 3 ? (const float *)src_data(e, 3) + (int64_t)ex * n : NULL;
         *a = (cpu_matmul_args){x + (per_slot ? r : r / k) * kin, 1, kin, n, w, w0->dtype, bias, dst + (int64_t)r * n,
-                               c->workspace, c->workspace_stride, NULL, q};
+                               c->workspace, c->workspace_stride, NULL, q, NULL};
     }
     if (single_rows && active > 0) {
         moe_gemv_job job = {c->moe_args, n};
@@ -482,14 +514,12 @@ static exo_status run_moe_matmul(const exec_node *e) {
         /* (1.5) src[3]: the experts' biases [E, N]; expert ex's row is the matmul's bias. */
         const float *bias = nd->n_src > 3 ? (const float *)src_data(e, 3) + (int64_t)ex * n : NULL;
         cpu_matmul_args a = {c->moe_x, m, kin, n, w, w0->dtype, bias, c->moe_y, c->workspace, c->workspace_stride,
-                             NULL, q};
+                             NULL, q, NULL};
         if (!c->fast)
             cpu_threadpool_run(pool, n, 1, cpu_ref_matmul, &a);
-        else if (m > CPU_GEMV_MAX_TOKENS) {
-            a.x_packed = c->x_packed;
-            cpu_threadpool_run(pool, cpu_avx512_gemm_pack_items(a.m, a.k), 1, cpu_avx512_gemm_pack_x, &a);
-            cpu_threadpool_run(pool, n, CPU_GEMM_GRAIN, cpu_avx512_gemm, &a);
-        } else
+        else if (m > CPU_GEMV_MAX_TOKENS)
+            cpu_threadpool_run(pool, n, CPU_GEMM_GRAIN, prefill_prepare(c, &a, 1), &a);
+        else
             cpu_threadpool_run(pool, n, CPU_MATMUL_BLOCK, cpu_avx512_matmul, &a);
         for (int64_t i = 0; i < m; i++) memcpy(dst + (int64_t)rows[i] * n, c->moe_y + i * n, (size_t)n * sizeof(float));
     }
@@ -592,11 +622,9 @@ static exo_status run_node(const exec_node *e) {
         }
         if (!c->fast)
             cpu_threadpool_run(pool, a.n, 1, cpu_ref_matmul, &a);
-        else if (a.m > CPU_DECODE_MAX_TOKENS) {
-            a.x_packed = c->x_packed;
-            cpu_threadpool_run(pool, cpu_avx512_gemm_pack_items(a.m, a.k), 1, cpu_avx512_gemm_pack_x, &a);
-            cpu_threadpool_run(pool, a.n, CPU_GEMM_GRAIN, cpu_avx512_gemm, &a);
-        } else
+        else if (a.m > CPU_DECODE_MAX_TOKENS)
+            cpu_threadpool_run(pool, a.n, CPU_GEMM_GRAIN, prefill_prepare(c, &a, 1), &a);
+        else
             cpu_threadpool_run(pool, a.n, CPU_MATMUL_BLOCK, c->gemv, &a);
         return EXO_OK;
     }

@@ -55,6 +55,7 @@ typedef struct cpu_matmul_args {
     size_t workspace_stride;
     float *x_packed;    /* fast GEMM only: x re-laid out by cpu_avx512_gemm_pack_x, or NULL */
     cpu_quant q;        /* w_type MLX_AFFINE only */
+    uint8_t *x_int8;    /* cpu_mlx_gemm_int8 only: x as cpu_mlx_gemm_int8_pack_x lays it out, or NULL */
 } cpu_matmul_args;
 
 /* Mixture of experts (EXO_OP_MOE_*). Items: tokens. TOPK ranks a token's E experts by the rule's

@@ -39,6 +39,17 @@ void cpu_avx512_gemm(void *args, int64_t begin, int64_t end, uint32_t thread);
 void cpu_avx512_gemm_pack_x(void *args, int64_t begin, int64_t end, uint32_t thread);
 int64_t cpu_avx512_gemm_pack_items(int64_t m, int64_t k);
 size_t cpu_avx512_gemm_packed_floats(int64_t m, int64_t k);
+/* kernels_mlx_gemm_int8.c: the prefill GEMM of the int8 mode (EXO_CPU_MLX_INT8=on) on MLX
+ * weights of 2-8 bits, group 32/64/128 (cpu_mlx_gemm_int8_takes), activations quantized to int8
+ * per group of the weight. x_int8 holds x as cpu_mlx_gemm_int8_pack_x lays it out for that group
+ * (cpu_mlx_gemm_int8_packed_bytes, items cpu_mlx_gemm_int8_pack_items(m)); a call without x_int8
+ * runs cpu_avx512_gemm (x_packed) instead. Workspace: cpu_mlx_gemm_int8_workspace() per thread. */
+void cpu_mlx_gemm_int8(void *args, int64_t begin, int64_t end, uint32_t thread);
+bool cpu_mlx_gemm_int8_takes(const cpu_matmul_args *a);
+void cpu_mlx_gemm_int8_pack_x(void *args, int64_t begin, int64_t end, uint32_t thread);
+int64_t cpu_mlx_gemm_int8_pack_items(int64_t m);
+size_t cpu_mlx_gemm_int8_packed_bytes(int64_t m, int64_t k, uint32_t group);
+size_t cpu_mlx_gemm_int8_workspace(void);
 void cpu_avx512_attention(void *args, int64_t begin, int64_t end, uint32_t thread);
 void cpu_avx512_rms_norm(void *args, int64_t begin, int64_t end, uint32_t thread);
 /* kernels_eltwise_avx512.c */

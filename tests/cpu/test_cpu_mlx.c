@@ -44,6 +44,31 @@ static int has_avx512(void) {
            __builtin_cpu_supports("avx512vl");
 }
 
+/* got against want within the int8 mode's bound: x quantized per group with d = max|x_g| / 127,
+ * so each element is off by at most d / 2 and each output by at most sum_j |s_g(j) q_j| d_g(j) / 2
+ * (plus float rounding); computed here independently of the kernels. `quantized` 0: the kernel
+ * fell back to the exact path, so the bound is float rounding alone. */
+static void check_int8_bound(const char *what, const cpu_quant *q, const uint32_t *codes, const float *x, int64_t k,
+                             int64_t m, int64_t rows, int quantized, const float *got, const float *want,
+                             const float *mag) {
+    const int64_t group = q->group, groups = k / group;
+    for (int64_t mm = 0; mm < m; mm++)
+        for (int64_t r = 0; r < rows; r++) {
+            double bound = 0;
+            for (int64_t g = 0; g < groups && quantized; g++) {
+                double mx = 0;
+                for (int64_t j = g * group; j < (g + 1) * group; j++) mx = fmax(mx, fabs(x[mm * k + j]));
+                double sw = 0, s = f32_of_bf16(((const uint16_t *)q->scales)[r * groups + g]);
+                for (int64_t j = g * group; j < (g + 1) * group; j++) sw += fabs(s * codes[r * k + j]);
+                bound += sw * mx / 127.0 / 2.0;
+            }
+            int64_t i = mm * rows + r;
+            ck_assert_msg(fabsf(got[i] - want[i]) <= bound * 1.0001 + 1e-6f * mag[i] + 1e-7f,
+                          "%s bits %u group %u k %lld m %lld [%lld]: %g != %g (bound %g)", what, q->bits, q->group,
+                          (long long)k, (long long)m, (long long)i, (double)got[i], (double)want[i], bound);
+        }
+}
+
 static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, int64_t m) {
     int64_t words_per_row = k * bits / 32, groups = k / group;
     uint32_t *w = calloc((size_t)(rows * words_per_row), 4);
@@ -87,7 +112,7 @@ static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, i
     }
     size_t ws_bytes = cpu_avx512_matmul_workspace(k);
     uint8_t *ws = aligned_alloc(64, (ws_bytes + 63) / 64 * 64);
-    cpu_matmul_args a = {x, m, k, rows, w, EXO_DTYPE_MLX_AFFINE, NULL, got, ws, ws_bytes, NULL, q};
+    cpu_matmul_args a = {x, m, k, rows, w, EXO_DTYPE_MLX_AFFINE, NULL, got, ws, ws_bytes, NULL, q, NULL};
     cpu_ref_matmul(&a, 0, rows, 0);
     for (int64_t i = 0; i < m * rows; i++)
         ck_assert_msg(fabsf(got[i] - want[i]) <= 1e-6f * (1 + fabsf(want[i])), "ref matmul bits %u: %g != %g", bits,
@@ -123,23 +148,25 @@ static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, i
         memset(got, 0, (size_t)(m * rows) * 4);
         cpu_mlx_matmul_int8(&a, 0, rows / 3, 0);
         cpu_mlx_matmul_int8(&a, rows / 3, rows, 0);
-        int quantized = cpu_mlx_int8_takes(&a);
-        for (int64_t mm = 0; mm < m; mm++)
-            for (int64_t r = 0; r < rows; r++) {
-                double bound = 0;
-                cpu_ref_mlx_row(w, &q, k, r, row);
-                for (int64_t g = 0; g < groups && quantized; g++) {
-                    double mx = 0;
-                    for (int64_t j = g * group; j < (g + 1) * group; j++) mx = fmax(mx, fabs(x[mm * k + j]));
-                    double sw = 0, s = f32_of_bf16(sc[r * groups + g]);
-                    for (int64_t j = g * group; j < (g + 1) * group; j++) sw += fabs(s * codes[r * k + j]);
-                    bound += sw * mx / 127.0 / 2.0;
-                }
-                int64_t i = mm * rows + r;
-                ck_assert_msg(fabsf(got[i] - want[i]) <= bound * 1.0001 + 1e-6f * mag[i] + 1e-7f,
-                              "int8 decode bits %u group %u k %lld m %lld [%lld]: %g != %g (bound %g)", bits, group,
-                              (long long)k, (long long)m, (long long)i, (double)got[i], (double)want[i], bound);
-            }
+        check_int8_bound("int8 decode", &q, codes, x, k, m, rows, cpu_mlx_int8_takes(&a), got, want, mag);
+        /* The int8 prefill GEMM (same quantization of x), over two chunks of whole panels. */
+        ck_assert(cpu_mlx_gemm_int8_takes(&a) == !!__builtin_cpu_supports("avx512vnni"));
+        if (cpu_mlx_gemm_int8_takes(&a)) {
+            uint8_t *xq = aligned_alloc(64, (cpu_mlx_gemm_int8_packed_bytes(m, k, group) + 63) / 64 * 64);
+            uint8_t *qws = aligned_alloc(64, (cpu_mlx_gemm_int8_workspace() + 63) / 64 * 64);
+            cpu_matmul_args qa = a;
+            qa.x_int8 = xq;
+            qa.workspace = qws;
+            qa.workspace_stride = cpu_mlx_gemm_int8_workspace();
+            cpu_mlx_gemm_int8_pack_x(&qa, 0, cpu_mlx_gemm_int8_pack_items(m), 0);
+            memset(got, 0, (size_t)(m * rows) * 4);
+            int64_t split = rows > 32 ? 32 : rows;
+            cpu_mlx_gemm_int8(&qa, 0, split, 0);
+            cpu_mlx_gemm_int8(&qa, split, rows, 0);
+            check_int8_bound("int8 gemm", &q, codes, x, k, m, rows, 1, got, want, mag);
+            free(xq);
+            free(qws);
+        }
     }
     int32_t ids[3] = {(int32_t)(rows - 1), 0, (int32_t)(rows / 2)};
     float *rows_out = malloc((size_t)(3 * k) * 4);
@@ -182,6 +209,11 @@ START_TEST(many_groups) {
     check_case(4, 128, 9, 3 * 128 * 7, 5);
     check_case(4, 32, 19, 12 * 128, 3); /* the int8 mode: k a multiple of 128, four groups per chunk */
     check_case(8, 128, 19, 6 * 128, 1);
+    /* The GEMMs past one panel and one block: 2 panels and a partial third, 3 inner blocks with a
+     * partial last (k 608 = 2 x 256 + 96), token tiles of 6 (int8) and 12 with partial tails. */
+    check_case(4, 32, 70, 19 * 32, 17);
+    check_case(8, 64, 70, 10 * 64, 40);
+    check_case(3, 32, 37, 19 * 32, 23);
 }
 END_TEST
 
