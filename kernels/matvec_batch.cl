@@ -126,8 +126,8 @@
         }                                                                                          \
     }
 
-#define EXO_DEFINE_MATVEC_BATCH(SFX, TOK, TAG, R)                                                  \
-    __kernel void exo_matmul_vecb##TOK##TAG##_##SFX(__global const float *x, uint x_off, EXO_W_PARAMS_##SFX(w), \
+#define EXO_DEFINE_MATVEC_BATCH(SFX, TOK, R)                                                       \
+    __kernel void exo_matmul_vecb##TOK##_##SFX(__global const float *x, uint x_off, EXO_W_PARAMS_##SFX(w), \
                                                __global const float *bias, uint bias_off, int has_bias, \
                                                __global float *dst, uint dst_off, uint m, uint k, uint n, \
                                                __global const float *res, uint res_off, int has_res, \
@@ -156,8 +156,8 @@
 
 /* The norm arguments are there for the parameter list exo_matmul_vec16x3_* shares; a norm
  * folds in at one token only (gpu_fusions.c), so they are never set here. */
-#define EXO_DEFINE_MATVEC_BATCH_X3(SFX, TOK, TAG, R)                                               \
-    __kernel void exo_matmul_vecb##TOK##TAG##x3_##SFX(                                             \
+#define EXO_DEFINE_MATVEC_BATCH_X3(SFX, TOK, R)                                                    \
+    __kernel void exo_matmul_vecb##TOK##x3_##SFX(                                                  \
         __global const float *x, uint x_off, uint m, uint k,                                       \
         EXO_W_PARAMS_##SFX(w0), __global const float *b0, uint b0_off, int hb0,                    \
         __global float *d0, uint d0_off, uint n0,                                                  \
@@ -186,8 +186,8 @@
             dst[dst_off + (size_t)(mm) * n + row_] = exo_glu_act(g_, act) * u_;                    \
         }                                                                                          \
     }
-#define EXO_DEFINE_MATVEC_BATCH_GLU(SFX, TOK, TAG, R)                                              \
-    __kernel void exo_matmul_vecb##TOK##TAG##_glu_##SFX(                                           \
+#define EXO_DEFINE_MATVEC_BATCH_GLU(SFX, TOK, R)                                                   \
+    __kernel void exo_matmul_vecb##TOK##_glu_##SFX(                                                \
         __global const float *x, uint x_off, uint m, uint k, EXO_W_PARAMS_##SFX(wg),               \
         __global const float *bg, uint bg_off, int hbg, EXO_W_PARAMS_##SFX(wu),                    \
         __global const float *bu, uint bu_off, int hbu, __global float *dst, uint dst_off, uint n,  \
@@ -198,32 +198,14 @@
     }
 
 #define EXO_DEFINE_MATVEC_BATCH_ALL(SFX)                                                           \
-    EXO_DEFINE_MATVEC_BATCH(SFX, 8, , 4)                                                           \
-    EXO_DEFINE_MATVEC_BATCH(SFX, 16, , 2)                                                          \
-    EXO_DEFINE_MATVEC_BATCH_X3(SFX, 8, , 4)                                                        \
-    EXO_DEFINE_MATVEC_BATCH_X3(SFX, 16, , 2)                                                       \
-    EXO_DEFINE_MATVEC_BATCH_GLU(SFX, 8, , 2)                                                       \
-    EXO_DEFINE_MATVEC_BATCH_GLU(SFX, 16, , 1)
+    EXO_DEFINE_MATVEC_BATCH(SFX, 8, 4)                                                             \
+    EXO_DEFINE_MATVEC_BATCH(SFX, 16, 2)                                                            \
+    EXO_DEFINE_MATVEC_BATCH_X3(SFX, 8, 4)                                                          \
+    EXO_DEFINE_MATVEC_BATCH_X3(SFX, 16, 2)                                                         \
+    EXO_DEFINE_MATVEC_BATCH_GLU(SFX, 8, 2)                                                         \
+    EXO_DEFINE_MATVEC_BATCH_GLU(SFX, 16, 1)
 EXO_DEFINE_MATVEC_BATCH_ALL(f32)
 EXO_DEFINE_MATVEC_BATCH_ALL(f16)
 EXO_DEFINE_MATVEC_BATCH_ALL(bf16)
 EXO_DEFINE_MATVEC_BATCH_ALL(mlx4)
 EXO_DEFINE_MATVEC_BATCH_ALL(mlx8)
-
-/* The `h` forms (exo_matmul_vecb8h*): 8 tokens with half the weight rows per item (2; gate/up
- * 1), so twice the work-groups and half the registers of sums, for the launches whose rows leave
- * a large GPU's multiprocessors idle at 4 (o_proj and q/k/v of a 1B model: 64 and 96
- * work-groups); EXO_GPU_MATVEC_BATCH_ROWS=half (gpu_fusion_read_env) takes them, to compare.
- * OpenCL only, as exo_dmv_k2048_* (kernels/decode.cl): in the SPIR-V module their local arrays
- * pushed PoCL over its local-memory assertion at every launch of the module. */
-#ifndef EXO_SPIRV
-#define EXO_DEFINE_MATVEC_BATCH_HALF(SFX)                                                          \
-    EXO_DEFINE_MATVEC_BATCH(SFX, 8, h, 2)                                                          \
-    EXO_DEFINE_MATVEC_BATCH_X3(SFX, 8, h, 2)                                                       \
-    EXO_DEFINE_MATVEC_BATCH_GLU(SFX, 8, h, 1)
-EXO_DEFINE_MATVEC_BATCH_HALF(f32)
-EXO_DEFINE_MATVEC_BATCH_HALF(f16)
-EXO_DEFINE_MATVEC_BATCH_HALF(bf16)
-EXO_DEFINE_MATVEC_BATCH_HALF(mlx4)
-EXO_DEFINE_MATVEC_BATCH_HALF(mlx8)
-#endif

@@ -75,9 +75,6 @@ typedef struct gpu_features {
     /* Items sharing a row group in those kernels (16..128, a power of two); 0: chosen per launch
      * (gpu_build_go_matvec_at). */
     uint32_t matvec_batch_lanes;
-    /* EXO_GPU_MATVEC_BATCH_ROWS=half: batched steps of up to 8 tokens take the `h` kernels (half
-     * the weight rows per item, twice the work-groups; kernels/matvec_batch.cl), to compare. */
-    int matvec_batch_half;
     /* EXO_GPU_DECODE_MATVEC=0 (one-token matmuls stay off exo_dmv_*) and EXO_GPU_FUSE_COMBINE=0
      * (the attention's combine keeps its own launch), to compare: gpu_fusion_read_env. */
     int no_dmv, no_combine_fusion;

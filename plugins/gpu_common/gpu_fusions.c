@@ -101,8 +101,6 @@ void gpu_fusion_read_env(gpu_backend *be) {
     be->features.no_combine_fusion = env_is_zero(be, "EXO_GPU_FUSE_COMBINE");
     be->features.no_dmv_k2048 = env_is_zero(be, "EXO_GPU_DMV_K2048");
     be->features.no_dmv_norm = env_is_zero(be, "EXO_GPU_DMV_NORM");
-    const char *batch_rows = be->host->get_env(be->host->host_ctx, "EXO_GPU_MATVEC_BATCH_ROWS");
-    be->features.matvec_batch_half = batch_rows && strcmp(batch_rows, "half") == 0;
     const char *lanes = be->host->get_env(be->host->host_ctx, "EXO_GPU_DMV_LANES");
     be->features.dmv_lanes = 0;
     if (lanes && *lanes) {

@@ -182,10 +182,8 @@ bool gpu_matvec_tokens_fit(const gpu_exec_view *v, int64_t m) {
     return m <= GPU_MATVEC_MAX_TOKENS || gpu_matvec_batch(v, m);
 }
 
-/* Up to 8 tokens: exo_matmul_vecb8* (4 rows per item; the `h` forms 2); up to 16:
- * exo_matmul_vecb16* (2 rows). */
+/* Up to 8 tokens: exo_matmul_vecb8* (4 rows per item); up to 16: exo_matmul_vecb16* (2 rows). */
 static uint32_t batch_tokens(int64_t m) { return m <= 8 ? 8 : 16; }
-static bool batch_half(const gpu_exec_view *v, int64_t m) { return v->be->features.matvec_batch_half && m <= 8; }
 
 void gpu_matvec_family(const gpu_exec_view *v, int64_t m, const char *family, char name[48]) {
     if (!gpu_matvec_batch(v, m)) {
@@ -194,11 +192,11 @@ void gpu_matvec_family(const gpu_exec_view *v, int64_t m, const char *family, ch
     }
     size_t base = strlen("exo_matmul_vec16");
     assert(strncmp(family, "exo_matmul_vec16", base) == 0);
-    snprintf(name, 48, "exo_matmul_vecb%u%s%s", batch_tokens(m), batch_half(v, m) ? "h" : "", family + base);
+    snprintf(name, 48, "exo_matmul_vecb%u%s", batch_tokens(m), family + base);
 }
 
 uint32_t gpu_matvec_rows_per_item(const gpu_exec_view *v, int64_t m) {
-    if (gpu_matvec_batch(v, m)) return 32 / batch_tokens(m) / (batch_half(v, m) ? 2 : 1);
+    if (gpu_matvec_batch(v, m)) return 32 / batch_tokens(m);
     uint32_t rows = v->be->features.matvec_rows ? v->be->features.matvec_rows : GPU_MATVEC_ROWS_DEFAULT;
     return m == 1 && rows == 2 ? 2 : 1;
 }

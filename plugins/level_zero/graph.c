@@ -71,10 +71,8 @@ static void fill_backend(gpu_backend *be, exo_plugin_ctx *ctx, l0_device *dev, v
     be->features.max_work_group = dev->have_compute ? dev->compute.maxTotalGroupSize : 256;
     be->features.max_alloc = dev->exec.relaxed_alloc ? 0 : dev->props.maxMemAllocSize;
     gpu_fusion_read_env(be);
-    /* The SPIR-V module has no exo_dmv_k2048_* nor exo_matmul_vecb8h* kernels (kernels/decode.cl
-     * and matvec_batch.cl say why). */
+    /* The SPIR-V module has no exo_dmv_k2048_* kernels (kernels/decode.cl says why). */
     be->features.no_dmv_k2048 = 1;
-    be->features.matvec_batch_half = 0;
     be->mem_alloc = be_mem_alloc;
     be->mem_free = be_mem_free;
     be->buffer_mem = be_buffer_mem;
