@@ -40,26 +40,46 @@
     }
 
 /* acc[r][mm] += wch[r] . x row mm's chunk c, for the R accumulator rows and the m tokens: x read
- * once per chunk and token. */
+ * once per chunk and token. With a folded RMS norm (`norm`, the x3 and GLU kernels): x times the
+ * norm's weight here, each token's sum of squares of its raw x in sq[mm], and the 1 / rms at the
+ * output (EXO_MVB_REDUCE): rms(x) . (W . (x * nw)) is the norm's (x * inv) * nw then W, rounded
+ * in another order. */
 #define EXO_MVB_FMA(TOK, R, c, wch)                                                                \
-    for (uint mm = 0; mm < (TOK); mm++)                                                            \
-        if (mm < m) {                                                                              \
-            uint xi = xc + ((mm * k) >> 2) + 2u * (c);                                             \
-            float4 a = xv[xi], b = xv[xi + 1u];                                                    \
-            for (uint r_ = 0; r_ < (R); r_++) acc[r_][mm] += dot(wch[r_].lo, a) + dot(wch[r_].hi, b); \
-        }
+    {                                                                                              \
+        float4 nwl = (float4)(1.0f), nwh = (float4)(1.0f);                                         \
+        if (norm) {                                                                                \
+            exo_load8(nw, nw_off + 8u * (c), nw_type, &nwl, &nwh);                                 \
+            if (one_plus) {                                                                        \
+                nwl += 1.0f;                                                                       \
+                nwh += 1.0f;                                                                       \
+            }                                                                                      \
+        }                                                                                          \
+        for (uint mm = 0; mm < (TOK); mm++)                                                        \
+            if (mm < m) {                                                                          \
+                uint xi = xc + ((mm * k) >> 2) + 2u * (c);                                         \
+                float4 a = xv[xi], b = xv[xi + 1u];                                                \
+                if (norm) {                                                                        \
+                    sq[mm] += dot(a, a) + dot(b, b);                                               \
+                    a *= nwl;                                                                      \
+                    b *= nwh;                                                                      \
+                }                                                                                  \
+                for (uint r_ = 0; r_ < (R); r_++) acc[r_][mm] += dot(wch[r_].lo, a) + dot(wch[r_].hi, b); \
+            }                                                                                      \
+    }
 
 /* The partial sums of row group `g` (rows g * R ..) of weight P (and, NR = 2R, of Q) against
  * x's m rows, into the work-group's `partial` ([lanes / 2 per row group][NR * TOK + 1]: a row per
  * lane pair, padded so that both the writes here and the reads of EXO_MVB_REDUCE fall in distinct
  * banks; 16.5 KiB: a row per item, 33.8 KiB, made PoCL abort the launch under the Level Zero test
- * driver (setup_kernel_arg_array_with_locals), and half the local memory leaves room for more
- * work-groups per multiprocessor). Two chunk steps per iteration where NR is 2, so four weight
+ * driver (setup_kernel_arg_array_with_locals), as did 4 KiB more for the norm's sums of squares
+ * (so those go through `partial` first, into inv_l: TOK floats), and half the local memory leaves
+ * room for more work-groups per multiprocessor). Two chunk steps per iteration where NR is 2, so four weight
  * loads are in flight per item either way. */
-#define EXO_MVB_PARTIALS(SFX, P, Q, TOK, R, NR, g, n, partial)                                     \
+#define EXO_MVB_PARTIALS(SFX, P, Q, TOK, R, NR, g, n, partial, inv_l)                              \
     uint lane = get_local_id(0), lanes = get_local_size(0);                                        \
     uint slot = get_local_id(1) * lanes + lane;                                                    \
-    float acc[NR][TOK];                                                                            \
+    float acc[NR][TOK], sq[TOK];                                                                   \
+    for (uint mm = 0; mm < (TOK); mm++) sq[mm] = 0.0f;                                             \
     for (uint r_ = 0; r_ < (NR); r_++)                                                             \
         for (uint mm = 0; mm < (TOK); mm++) acc[r_][mm] = 0.0f;                                    \
     if ((g) * (R) < (n)) {                                                                         \
@@ -81,6 +101,22 @@
      * and leaves the lot in `partial`: half the local memory of one row per item. */              \
     uint pairs = lanes / 2u, hslot = get_local_id(1) * pairs + (lane & (pairs - 1u));              \
     __local float *mine = partial + hslot * ((NR) * (TOK) + 1u);                                   \
+    /* A folded norm: every row group's lanes saw all of x, so row group 0's sums of squares,    \
+     * added over its lanes through `partial` first, give each token's 1 / rms in inv_l. */       \
+    if (norm) {                                                                                    \
+        if (lane >= pairs)                                                                         \
+            for (uint mm = 0; mm < (TOK); mm++) mine[mm] = sq[mm];                                 \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        if (lane < pairs)                                                                          \
+            for (uint mm = 0; mm < (TOK); mm++) mine[mm] += sq[mm];                                \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        if (slot < (TOK)) {                                                                        \
+            float ss_ = 0.0f;                                                                      \
+            for (uint l_ = 0; l_ < pairs; l_++) ss_ += partial[l_ * ((NR) * (TOK) + 1u) + slot];   \
+            inv_l[slot] = rsqrt(ss_ / (float)k + eps);                                             \
+        }                                                                                          \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+    }                                                                                              \
     if (lane >= pairs)                                                                             \
         for (uint r_ = 0; r_ < (NR); r_++)                                                         \
             for (uint mm = 0; mm < (TOK); mm++) mine[r_ * (TOK) + mm] = acc[r_][mm];               \
@@ -92,9 +128,10 @@
 
 /* The outputs of the work-group's row groups: output o = (row group rg, row r of it, token mm)
  * summed over its lane pairs' partials by item o, two sums in flight; with NR = 2R also the
- * column R * TOK further on (the up row beside the gate row). OUT(R, gg, r, mm, y, y2) stores
- * y (and y2), the sums for row r of global row group gg, token mm < m (the store checks the row). */
-#define EXO_MVB_REDUCE(TOK, R, NR, partial, OUT)                                                   \
+ * column R * TOK further on (the up row beside the gate row); with a folded norm both times
+ * token mm's 1 / rms (inv_l). OUT(R, gg, r, mm, y, y2) stores y (and y2), the sums for row r of
+ * global row group gg, token mm < m (the store checks the row). */
+#define EXO_MVB_REDUCE(TOK, R, NR, partial, inv_l, OUT)                                            \
     {                                                                                              \
         uint per_group = (R) * (TOK), stride = (NR) * (TOK) + 1u, groups = get_local_size(1);      \
         for (uint o = slot; o < groups * per_group; o += EXO_MVB_WG) {                             \
@@ -110,7 +147,8 @@
             if (l < pairs) s0 += p[l * stride];                                                    \
             if ((NR) > (R))                                                                        \
                 for (l = 0; l < pairs; l++) t0 += p[l * stride + per_group];                       \
-            OUT(R, get_group_id(1) * groups + rg, v / (TOK), mm, s0 + s1, t0)                      \
+            float inv_ = norm ? inv_l[mm] : 1.0f;                                                  \
+            OUT(R, get_group_id(1) * groups + rg, v / (TOK), mm, (s0 + s1) * inv_, t0 * inv_)      \
         }                                                                                          \
     }
 
@@ -133,8 +171,10 @@
                                                __global const float *res, uint res_off, int has_res, \
                                                uint rpi EXO_Q_PARAMS_##SFX) {                      \
         __local float partial[EXO_MVB_WG / 2 * ((R) * (TOK) + 1)];                                 \
-        EXO_MVB_PARTIALS(SFX, w, w, TOK, R, R, (uint)get_global_id(1), n, partial)                 \
-        EXO_MVB_REDUCE(TOK, R, R, partial, EXO_MVB_OUT_ONE)                                        \
+        __local float *inv_l = partial; /* never read: no norm */                                  \
+        EXO_NO_NORM                                                                                \
+        EXO_MVB_PARTIALS(SFX, w, w, TOK, R, R, (uint)get_global_id(1), n, partial, inv_l)          \
+        EXO_MVB_REDUCE(TOK, R, R, partial, inv_l, EXO_MVB_OUT_ONE)                                 \
     }
 
 /* Member of row group g in an x3 launch: ceil(n_i / R) row groups each, in member order. */
@@ -154,8 +194,8 @@
         }                                                                                          \
     }
 
-/* The norm arguments are there for the parameter list exo_matmul_vec16x3_* shares; a norm
- * folds in at one token only (gpu_fusions.c), so they are never set here. */
+/* The norm arguments as exo_matmul_vec16x3_*: the RMS norm of x folded in (per token, see
+ * EXO_MVB_FMA), or norm 0. */
 #define EXO_DEFINE_MATVEC_BATCH_X3(SFX, TOK, R)                                                    \
     __kernel void exo_matmul_vecb##TOK##x3_##SFX(                                                  \
         __global const float *x, uint x_off, uint m, uint k,                                       \
@@ -166,12 +206,12 @@
         EXO_W_PARAMS_##SFX(w2), __global const float *b2, uint b2_off, int hb2,                    \
         __global float *d2, uint d2_off, uint n2, int norm, __global const uchar *nw, uint nw_off, \
         int nw_type, float eps, int one_plus, uint rpi EXO_Q_PARAMS_##SFX) {                       \
-        __local float partial[EXO_MVB_WG / 2 * ((R) * (TOK) + 1)];                                 \
+        __local float partial[EXO_MVB_WG / 2 * ((R) * (TOK) + 1)], inv_l[TOK];                     \
         uint g = get_global_id(1), sel = EXO_MVB_MEMBER(R, g);                                     \
         EXO_W_SELECT_##SFX(w, sel, w0, w1, w2)                                                     \
         uint n = EXO_SEL3(sel, n0, n1, n2);                                                        \
-        EXO_MVB_PARTIALS(SFX, w, w, TOK, R, R, g - EXO_MVB_FIRST_GROUP(R, sel), n, partial)        \
-        EXO_MVB_REDUCE(TOK, R, R, partial, EXO_MVB_OUT_X3)                                         \
+        EXO_MVB_PARTIALS(SFX, w, w, TOK, R, R, g - EXO_MVB_FIRST_GROUP(R, sel), n, partial, inv_l) \
+        EXO_MVB_REDUCE(TOK, R, R, partial, inv_l, EXO_MVB_OUT_X3)                                  \
     }
 
 /* Gate and up rows g * R .. of the same row group in one item (2R accumulator rows), written as
@@ -191,10 +231,11 @@
         __global const float *x, uint x_off, uint m, uint k, EXO_W_PARAMS_##SFX(wg),               \
         __global const float *bg, uint bg_off, int hbg, EXO_W_PARAMS_##SFX(wu),                    \
         __global const float *bu, uint bu_off, int hbu, __global float *dst, uint dst_off, uint n,  \
-        int act EXO_Q_PARAMS_##SFX) {                                                              \
-        __local float partial[EXO_MVB_WG / 2 * (2 * (R) * (TOK) + 1)];                             \
-        EXO_MVB_PARTIALS(SFX, wg, wu, TOK, R, 2 * (R), (uint)get_global_id(1), n, partial)         \
-        EXO_MVB_REDUCE(TOK, R, 2 * (R), partial, EXO_MVB_OUT_GLU)                                  \
+        int act, int norm, __global const uchar *nw, uint nw_off, int nw_type, float eps,          \
+        int one_plus EXO_Q_PARAMS_##SFX) {                                                         \
+        __local float partial[EXO_MVB_WG / 2 * (2 * (R) * (TOK) + 1)], inv_l[TOK];                 \
+        EXO_MVB_PARTIALS(SFX, wg, wu, TOK, R, 2 * (R), (uint)get_global_id(1), n, partial, inv_l)  \
+        EXO_MVB_REDUCE(TOK, R, 2 * (R), partial, inv_l, EXO_MVB_OUT_GLU)                           \
     }
 
 #define EXO_DEFINE_MATVEC_BATCH_ALL(SFX)                                                           \

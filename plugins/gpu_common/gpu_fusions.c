@@ -34,19 +34,22 @@ bool gpu_fusion_norm_detect(const exo_graph *g, uint32_t i, uint32_t len) {
 
 static bool dmv_fits(const gpu_exec_view *v, const exo_node *nodes, uint32_t count);
 
-/* When the run takes one token, the weight and x are aligned for the wide loads, and no output
- * (`out`, the run's own outputs) overlaps the raw x, which is read while they are written; and,
- * under EXO_GPU_DMV_NORM=0, the run is not an exo_dmv_* one. */
+/* When the run takes one token (or, `batched`, a batched step's rows, which the x3 and GLU
+ * kernels exo_matmul_vecb<T>* normalise per token), the weight and x are aligned for the wide
+ * loads, and no output (`out`, the run's own outputs) overlaps the raw x, which is read while they
+ * are written; and, under EXO_GPU_DMV_NORM=0, the run is not an exo_dmv_* one. */
 static bool norm_fits(const gpu_exec_view *v, const exo_node *norm, const exo_node *nodes, uint32_t count,
-                      uint32_t out) {
+                      uint32_t out, bool batched) {
     if (norm->op != EXO_OP_RMS_NORM || nodes[0].src[0] != norm->dst) return false;
     if (v->be->features.no_dmv_norm && dmv_fits(v, nodes, count)) return false;
     int64_t ne[EXO_MAX_DIMS];
     int64_t x_count = gpu_view_count(v, norm->src[0], ne);
     const exo_tensor *w = &v->tensors[norm->src[1]];
     uint32_t wsz = exo_dtype_size(w->dtype);
-    /* One token's row; the weight read 8 at a time from a multiple of 4; x as float4s. */
-    if (x_count != ne[0] || ne[0] % 8 != 0 || !wsz || v->offset[norm->src[1]] % ((uint64_t)wsz * 4) != 0 ||
+    /* One token's row (or a batched step's); the weight read 8 at a time from a multiple of 4;
+     * x as float4s. */
+    bool rows_fit = x_count == ne[0] || (batched && ne[0] > 0 && gpu_matvec_batch(v, x_count / ne[0]));
+    if (!rows_fit || ne[0] % 8 != 0 || !wsz || v->offset[norm->src[1]] % ((uint64_t)wsz * 4) != 0 ||
         v->offset[norm->src[0]] % 16 != 0)
         return false;
     if (gpu_view_overlaps(v, out, norm->src[0])) return false;
@@ -249,7 +252,7 @@ static bool group_fits_matmuls(const gpu_exec_view *v, const exo_node *nodes, ui
 }
 
 static bool group_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
-    return group_fits_matmuls(v, run, len) && (!norm || norm_fits(v, norm, run, len, run[0].dst));
+    return group_fits_matmuls(v, run, len) && (!norm || norm_fits(v, norm, run, len, run[0].dst, true));
 }
 
 static exo_status group_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
@@ -303,16 +306,17 @@ static bool glu_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, 
      * otherwise as the grouped matvec. */
     int64_t m = gpu_view_count(v, run[0].src[0], NULL) / wne[0];
     return (m == 1 || gpu_matvec_batch(v, m)) && !gpu_view_overlaps(v, glu->dst, run[0].src[0]) &&
-           group_fits_matmuls(v, run, 2) && (!norm || norm_fits(v, norm, run, 2, glu->dst));
+           group_fits_matmuls(v, run, 2) && (!norm || norm_fits(v, norm, run, 2, glu->dst, true));
 }
 
-/* A batched step's m rows: exo_matmul_vecb<T>_glu_*, the one-token kernel's arguments with m and
- * without the norm (one folds in at one token only), R gate and R up rows per item. */
-static exo_status glu_batch_enqueue(const gpu_exec_view *v, const exo_node *run, int64_t m, int64_t k, int64_t n) {
+/* A batched step's m rows: exo_matmul_vecb<T>_glu_*, the one-token kernel's arguments with m,
+ * R gate and R up rows per item. */
+static exo_status glu_batch_enqueue(const gpu_exec_view *v, const exo_node *run, int64_t m, int64_t k, int64_t n,
+                                    const exo_node *norm) {
     char family[48], name[48];
     gpu_matvec_family(v, m, "exo_matmul_vec16_glu", family);
     gpu_builder b;
-    matvec_start(&b, name, v, family, run, NULL);
+    matvec_start(&b, name, v, family, run, norm);
     gpu_build_u32(&b, (uint64_t)m);
     gpu_build_u32(&b, (uint64_t)k);
     member_args(&b, &run[0]);
@@ -320,6 +324,7 @@ static exo_status glu_batch_enqueue(const gpu_exec_view *v, const exo_node *run,
     gpu_build_tensor(&b, run[2].dst);
     gpu_build_u32(&b, (uint64_t)n);
     gpu_build_i32(&b, run[2].i[EXO_GLU_I_ACT] == EXO_ACT_GELU_TANH ? 1 : 0);
+    norm_args(&b, norm, run[0].src[0]);
     gpu_build_weight_format(&b, run[0].src[1]);
     uint32_t r = gpu_matvec_rows_per_item(v, m) / 2; /* the kernel's 2R accumulator rows hold as many sums */
     return gpu_build_go_matvec_at(&b, m, k, (n + r - 1) / r);
@@ -333,7 +338,7 @@ static exo_status glu_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
     int64_t wne[EXO_MAX_DIMS];
     int64_t w_count = gpu_view_count(v, run[0].src[1], wne), k = wne[0], rows = w_count / k;
     int64_t m = gpu_view_count(v, run[0].src[0], NULL) / k;
-    if (m > 1) return glu_batch_enqueue(v, run, m, k, rows);
+    if (m > 1) return glu_batch_enqueue(v, run, m, k, rows, norm);
     char name[48];
     gpu_builder b;
     matvec_start(&b, name, v, "exo_matmul_vec16_glu", run, norm);
@@ -502,7 +507,7 @@ static bool qkv_rope_fits(const gpu_exec_view *v, const exo_node *run, uint32_t 
         nq % hd != 0 || nk % hd != 0 || nv != nk || gpu_view_count(v, rq->src[0], NULL) != nq ||
         gpu_view_count(v, run[4].src[0], NULL) != nk)
         return false;
-    return !norm || norm_fits(v, norm, run, 3, rq->dst);
+    return !norm || norm_fits(v, norm, run, 3, rq->dst, false);
 }
 
 static exo_status qkv_rope_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
@@ -517,7 +522,7 @@ static exo_status qkv_rope_enqueue(const gpu_exec_view *v, const exo_node *run, 
 static uint32_t norm_matmul_detect(const exo_graph *g, uint32_t i) { return exo_graph_node(g, i)->op == EXO_OP_MATMUL ? 1 : 0; }
 
 static bool norm_matmul_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
-    return norm && len == 1 && run[0].op == EXO_OP_MATMUL && dmv_fits(v, run, 1) && norm_fits(v, norm, run, 1, run[0].dst);
+    return norm && len == 1 && run[0].op == EXO_OP_MATMUL && dmv_fits(v, run, 1) && norm_fits(v, norm, run, 1, run[0].dst, false);
 }
 
 static exo_status norm_matmul_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
