@@ -13,6 +13,7 @@
 
 #include "cpu_half.h"
 #include "kernels_mlx_codes.h"
+#include "kernels_transpose_avx512.h"
 
 #include <immintrin.h>
 #include <stdbool.h>
@@ -59,30 +60,6 @@ INLINE AVX512 __m512 load_row16(const cpu_matmul_args *a, int64_t row, int64_t j
     }
 }
 
-/* In-register transpose of a 16x16 float block (r[i] = row i on entry, column i on exit). */
-INLINE AVX512 void transpose16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    for (int h = 0; h < 16; h += 8)
-        for (int i = 0; i < 4; i++) {
-            t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
-            t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
-        }
-    for (int i = 0; i < 8; i++) {
-        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
-    }
-}
-
 /* Packs weight rows [n0, n0 + nc) x inner [p0, p0 + kc) into panels of GEMM_NR columns laid out
  * [panel][kk][GEMM_NR]; rows past nc are zero so the micro-kernel never branches on them. */
 static AVX512 void pack_block(const cpu_matmul_args *a, int64_t n0, int64_t nc, int64_t p0, int64_t kc, float *out) {
@@ -96,7 +73,7 @@ static AVX512 void pack_block(const cpu_matmul_args *a, int64_t n0, int64_t nc, 
                 __m512 r[16];
                 for (int i = 0; i < 16; i++)
                     r[i] = r0 + i < nc ? load_row16(a, n0 + r0 + i, p0 + kk, mask) : _mm512_setzero_ps();
-                transpose16(r);
+                cpu_transpose16(r);
                 for (int i = 0; i < width; i++) _mm512_storeu_ps(panel + (kk + i) * GEMM_NR + half * 16, r[i]);
             }
         }
@@ -112,7 +89,7 @@ static AVX512 void pack_tokens(const float *x, int64_t k, int mr, int64_t kc, fl
     for (; kk + 16 <= kc; kk += 16) {
         __m512 r[16];
         for (int i = 0; i < 16; i++) r[i] = i < mr ? _mm512_loadu_ps(x + i * k + kk) : _mm512_setzero_ps();
-        transpose16(r);
+        cpu_transpose16(r);
         for (int i = 0; i < 16; i++) _mm512_mask_storeu_ps(out + (kk + i) * GEMM_MR, lanes, r[i]);
     }
     for (; kk < kc; kk++)

@@ -32,6 +32,7 @@
 #include "kernels_fast.h"
 
 #include "kernels_mlx_codes.h"
+#include "kernels_transpose_avx512.h"
 
 #include <immintrin.h>
 #include <stdbool.h>
@@ -130,30 +131,6 @@ static inline __attribute__((always_inline)) Q8_VNNI __m512i codes_bytes(const u
     return _mm512_loadu_si512(tmp);
 }
 
-/* In-register transpose of a 16x16 block of dwords (r[i] = row i on entry, column i on exit). */
-static inline __attribute__((always_inline)) Q8_VNNI void transpose16_epi32(__m512i r[16]) {
-    __m512i t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-    }
-    for (int h = 0; h < 16; h += 8)
-        for (int i = 0; i < 4; i++) {
-            t[h + i] = _mm512_shuffle_i32x4(r[h + i], r[h + i + 4], 0x88);
-            t[h + i + 4] = _mm512_shuffle_i32x4(r[h + i], r[h + i + 4], 0xdd);
-        }
-    for (int i = 0; i < 8; i++) {
-        r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
-        r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
-    }
-}
-
 /* Packs weight rows [n0, n0 + nc) x inner [p0, p0 + kc) as panels (see the top); rows past nc
  * are zero codes with zero scales and biases. */
 static Q8_VNNI void pack_block(const cpu_matmul_args *a, int64_t n0, int64_t nc, int64_t p0, int64_t kc, uint8_t *out) {
@@ -166,13 +143,14 @@ static Q8_VNNI void pack_block(const cpu_matmul_args *a, int64_t n0, int64_t nc,
             int64_t r0 = p * Q8_NR + half * 16;
             for (int64_t kk = 0; kk < kc; kk += 64) {
                 int64_t n = kc - kk < 64 ? kc - kk : 64;
-                __m512i r[16];
+                __m512 r[16]; /* dwords of 4 codes, as floats for the transpose */
                 for (int i = 0; i < 16; i++)
-                    r[i] = r0 + i < nc ? codes_bytes((const uint8_t *)a->w + (n0 + r0 + i) * row_bytes, p0 + kk, n, q->bits)
-                                       : _mm512_setzero_si512();
-                transpose16_epi32(r);
+                    r[i] = _mm512_castsi512_ps(
+                        r0 + i < nc ? codes_bytes((const uint8_t *)a->w + (n0 + r0 + i) * row_bytes, p0 + kk, n, q->bits)
+                                    : _mm512_setzero_si512());
+                cpu_transpose16(r);
                 for (int64_t dw = 0; dw < n / 4; dw++)
-                    _mm512_storeu_si512(panel + ((kk / 4 + dw) * Q8_NR + half * 16) * 4, r[dw]);
+                    _mm512_storeu_ps((float *)(panel + ((kk / 4 + dw) * Q8_NR + half * 16) * 4), r[dw]);
             }
         }
         for (int64_t c = 0; c < Q8_NR; c++) {
