@@ -65,10 +65,10 @@ MLX_INLINE MLX_AVX512 __m512 mlx_load_params16(const void *p, exo_dtype type, in
 }
 
 /* Prefetches the scales and biases of weight rows [row, row + rows) (clamped to the matrix's
- * n_rows) into L1. They are separate
- * arrays from the codes, a line or a few per row, so the hardware prefetcher does not follow
- * them; unprefetched, a tile's demand misses on them were a quarter of 4-bit decode's time
- * (perf, 1B shape, Zen 5). Called for the next tile while this one streams its codes. */
+ * n_rows) into L1. They are arrays apart from the codes, a line or a few per row, so the
+ * hardware prefetcher does not follow them; unprefetched, a tile's demand misses on them were a
+ * quarter of 4-bit decode's time (perf, 1B shape, Zen 5). Called for the next tile while this
+ * one streams its codes. */
 MLX_INLINE void mlx_prefetch_params(const cpu_quant *q, int64_t row, int64_t rows, int64_t groups, int64_t n_rows) {
     if (row + rows > n_rows) rows = n_rows - row;
     if (rows <= 0) return;
