@@ -134,9 +134,12 @@ static int32_t template_leading_token(const exo_tokenizer *tok, const cJSON *pp,
     /* special_tokens maps the template name to the ids it stands for. */
     const cJSON *entry = get(get(pp, "special_tokens"), name->valuestring);
     const cJSON *ids = get(entry, "ids");
+    /* An id in a hole of the vocab (no token has it) is not taken: encode would put it in front
+     * of every prompt, and no decode could spell it (the fuzzer's find); the name decides then. */
     if (cJSON_IsArray(ids) && cJSON_IsNumber(ids->child)) {
         double d = ids->child->valuedouble;
-        if (d >= 0 && d < tok->n_ids) return (int32_t)d;
+        if (d >= 0 && d < tok->n_ids && d == (double)(int32_t)d && exo_tokenizer_token_text(tok, (int32_t)d, NULL))
+            return (int32_t)d;
     }
     return exo_tokenizer_token_id(tok, name->valuestring, strlen(name->valuestring));
 }
