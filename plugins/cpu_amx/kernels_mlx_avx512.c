@@ -19,25 +19,33 @@
  * Tiles of R rows x M tokens keep R * M group accumulators plus R * M row accumulators in
  * registers (R * M <= 8), enough independent FMA chains to hide their latency. A tile's rows are
  * one contiguous block, and the next tile is the next block: at every group each row prefetches
- * its line of the next tile into L2, so memory always has a tile's worth of requests in flight.
- * Measured on the 2-vCPU EPYC dev VM (one thread, 4-bit g64, k 2048, 128 MiB of weights, per CPU
- * second because the VM was shared): 7.0 GB/s with each row prefetching 1 KiB ahead into L1
- * (which, at 1 KiB rows, is the next row of the same tile: useless), 16 GB/s with the next-tile
- * prefetch into L2 (10 GB/s into L1, where it evicts the activations), against 17 GB/s with the
- * weights in L2: the kernel is then bound by its instructions, not by memory.
+ * its line of a tile ahead, so memory always has a tile's worth of requests in flight.
+ * Measured on the 2-vCPU EPYC (Zen 4) dev VM (one thread, 4-bit g64, k 2048, 128 MiB of weights,
+ * per CPU second because the VM was shared): 7.0 GB/s with each row prefetching 1 KiB ahead into
+ * L1 (which, at 1 KiB rows, is the next row of the same tile: useless), 16 GB/s with the next-tile
+ * prefetch into L2 (10 GB/s into L1, where it evicted the float activations), against 17 GB/s
+ * with the weights in L2: that kernel was bound by its instructions. With the VNNI path's 3 bytes
+ * an activation, on a Zen 5 VM (two threads, 128-512 MiB of weights, against a plain read of the
+ * same buffer in the same run): the tile after the next into L1 reads at 84-101 % of the plain
+ * read (4-bit g64, k 2048 and 8192) and 90-96 % (8-bit g32), the next tile into L2 at 79-89 %
+ * and 87-94 % (docs/performance.md 4.6).
  *
  * Rounding differs from the reference kernel (which dequantizes w to float, then dots) by the
- * order of the float sums only: both are float32 evaluations of the same exact sum (the 4-bit bf16
- * path below splits each activation into three bf16 parts, exact to 2^-27). */
+ * order of the float sums only: both are float32 evaluations of the same exact sum (the 4-bit VNNI
+ * path below also rounds each activation to 24 bits against its group's largest value). */
 #include "kernels_fast.h"
 
 #include "kernels_mlx_codes.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdbool.h>
+#include <stdlib.h>
 
 #define MLX_TOKENS 4       /* tokens per tile (the decode kernel's CPU_GEMV_MAX_TOKENS) */
 #define MLX_ROWS 8         /* rows per tile at one token: 8 group + 8 row accumulators */
-#define MLX_PF_HINT _MM_HINT_T1 /* the next tile's lines go to L2 (see the top) */
+#define MLX_PF_TILES 2           /* one-token tiles prefetch the tile after the next (see the top) */
+#define MLX_PF_HINT _MM_HINT_T0 /* into L1 */
 
 _Static_assert(CPU_GEMV_MAX_TOKENS <= MLX_TOKENS, "the MLX decode kernel takes up to MLX_TOKENS tokens per tile");
 
@@ -45,10 +53,9 @@ _Static_assert(CPU_GEMV_MAX_TOKENS <= MLX_TOKENS, "the MLX decode kernel takes u
  * their group sums (MLX_TOKENS x k / 32 at most) and the tile rows' scales as float32
  * (MLX_ROWS x k / 32 + 16 at most): below 16 k, the decode workspace (cpu_avx512_matmul_workspace).
  * The int8 mode needs less (see there). */
-#define MLX_BF16_PARTS 3 /* bf16 parts of each activation on the 4-bit bf16 path (see there) */
-/* Floats of the re-laid-out activations: MLX_TOKENS x k floats, or x 3 bf16 on the bf16 path. */
-#define MLX_XS_FLOATS(k) (MLX_TOKENS * (k) * MLX_BF16_PARTS / 2)
-_Static_assert(MLX_TOKENS * MLX_BF16_PARTS / 2 * 32 + MLX_TOKENS + MLX_ROWS + 16 <= CPU_MATMUL_BLOCK * 32,
+/* Floats of the re-laid-out activations: MLX_TOKENS x k (the VNNI path's parts fit there too). */
+#define MLX_XS_FLOATS(k) (MLX_TOKENS * (k))
+_Static_assert(MLX_TOKENS * 32 + MLX_TOKENS + MLX_ROWS + 16 <= CPU_MATMUL_BLOCK * 32,
                "MLX decode workspace");
 
 /* xs[t] = x[t] in the order the codes of `bits` come in (see the top); sx[t][g] = sum of group g. */
@@ -121,118 +128,6 @@ MLX_INLINE MLX_AVX512 void mlx_finish(const cpu_matmul_args *a, int64_t n, int64
     }
 }
 
-/* ---- 4-bit codes through vdpbf16ps (AVX512_BF16), groups of 64 or 128.
- * The float path above spends 7 instructions per 32 codes and cannot keep up with DRAM on one
- * core. Here 32 bytes (64 codes) widen to 32 16-bit lanes with one instruction; a vpermw lookup
- * turns the low nibbles (vpermw reads the low 5 index bits, so the table repeats twice) and the
- * shifted high nibbles into bf16 values, exact since codes are below 2^8; each vdpbf16ps then
- * multiplies 32 codes by 32 activations (products exact in float32, sums rounded in float32).
- * The activations cannot be one bf16 each without losing 16 bits, so each is split into three
- * bf16 parts, x = h + m + l + e: h rounds x to nearest, x - h is exact in float, m rounds that, and
- * so on, leaving |e| <= 2^-27 |x|, below float32's own rounding. Two parts (|e| <= 2^-18 |x|) were
- * measured first: the 4-bit g64 golden test then read max_rel_err 4.0e-5 of its 1e-4, against
- * 1.5e-6 on the float path, too little margin for other models. 2 + 6 + 1 instructions per 64
- * codes (the float path: 15). Layout of xs per block of 64 elements: for each part, the 32 even
- * elements, then the 32 odd ones (6 vectors of 32 bf16, 1.5 times the floats' space). */
-#define MLX_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
-
-/* 16 bf16 values (the low or high half of v) back in float: bf16 is the top half of a float. */
-MLX_INLINE MLX_BF16 __m512 widen_bf16(__m256i h) {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
-/* v (32 floats as two vectors) -> its bf16 rounding in *part, and what is left, exactly, in v. */
-MLX_INLINE MLX_BF16 void split_bf16(__m512 *v0, __m512 *v1, __m512i *part) {
-    __m512i h = (__m512i)_mm512_cvtne2ps_pbh(*v1, *v0);
-    *v0 = _mm512_sub_ps(*v0, widen_bf16(_mm512_castsi512_si256(h)));
-    *v1 = _mm512_sub_ps(*v1, widen_bf16(_mm512_extracti64x4_epi64(h, 1)));
-    *part = h;
-}
-
-static MLX_BF16 void prepare_x_bf16(const float *x, int64_t k, int m, uint16_t *xs) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    for (int t = 0; t < m; t++)
-        for (int64_t j = 0; j < k; j += 64) {
-            const float *xj = x + t * k + j;
-            __m512 v0 = _mm512_loadu_ps(xj), v1 = _mm512_loadu_ps(xj + 16);
-            __m512 v2 = _mm512_loadu_ps(xj + 32), v3 = _mm512_loadu_ps(xj + 48);
-            __m512 e0 = _mm512_permutex2var_ps(v0, even, v1), e1 = _mm512_permutex2var_ps(v2, even, v3);
-            __m512 o0 = _mm512_permutex2var_ps(v0, odd, v1), o1 = _mm512_permutex2var_ps(v2, odd, v3);
-            __m512i *out = (__m512i *)(xs + t * k * MLX_BF16_PARTS + j * MLX_BF16_PARTS);
-            for (int p = 0; p < MLX_BF16_PARTS; p++) {
-                __m512i pe, po;
-                split_bf16(&e0, &e1, &pe);
-                split_bf16(&o0, &o1, &po);
-                _mm512_storeu_si512(out + 2 * p, pe);
-                _mm512_storeu_si512(out + 2 * p + 1, po);
-            }
-        }
-}
-
-/* The 4-bit tile on the bf16 path: as mlx_tile (below), the inner step 64 codes. */
-MLX_INLINE MLX_BF16 void mlx_tile_bf16(const cpu_matmul_args *a, int64_t n, int64_t t0, const uint16_t *xs, const float *sx,
-                                       float *scl, const int R, const int M) {
-    const cpu_quant *q = &a->q;
-    const int64_t k = a->k, group = q->group, groups = k / group, row_bytes = k / 2;
-    const uint8_t *w = (const uint8_t *)a->w + n * row_bytes;
-    mlx_prefetch_params(q, n + R, R, groups, a->n);
-    /* bf16 of 0..15, twice: vpermw indexes with the low 5 bits of each lane. */
-    const __m512i table = _mm512_set_epi16(0x4170, 0x4160, 0x4150, 0x4140, 0x4130, 0x4120, 0x4110, 0x4100, 0x40e0, 0x40c0,
-                                           0x40a0, 0x4080, 0x4040, 0x4000, 0x3f80, 0, 0x4170, 0x4160, 0x4150, 0x4140, 0x4130,
-                                           0x4120, 0x4110, 0x4100, 0x40e0, 0x40c0, 0x40a0, 0x4080, 0x4040, 0x4000, 0x3f80, 0);
-    for (int r = 0; r < R; r++)
-        for (int64_t g = 0; g < groups; g += 16) {
-            __mmask16 mask = groups - g >= 16 ? 0xffff : (__mmask16)((1u << (groups - g)) - 1);
-            _mm512_mask_storeu_ps(scl + r * groups + g, mask, mlx_load_params16(q->scales, q->type, (n + r) * groups + g, mask));
-        }
-    __m512 acc[MLX_ROWS][MLX_TOKENS], gacc[MLX_ROWS][MLX_TOKENS];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int t = 0; t < M; t++) acc[r][t] = _mm512_setzero_ps();
-    for (int64_t g = 0; g < groups; g++) {
-#pragma GCC unroll 8
-        for (int r = 0; r < R; r++) {
-            _mm_prefetch((const char *)(w + (R + r) * row_bytes + g * group / 2), MLX_PF_HINT);
-#pragma GCC unroll 4
-            for (int t = 0; t < M; t++) gacc[r][t] = _mm512_setzero_ps();
-        }
-        for (int64_t j = g * group; j < (g + 1) * group; j += 64) {
-            __m512bh xe[MLX_TOKENS][MLX_BF16_PARTS], xo[MLX_TOKENS][MLX_BF16_PARTS];
-#pragma GCC unroll 4
-            for (int t = 0; t < M; t++) {
-                const __m512i *xj = (const __m512i *)(xs + t * k * MLX_BF16_PARTS + j * MLX_BF16_PARTS);
-#pragma GCC unroll 3
-                for (int p = 0; p < MLX_BF16_PARTS; p++) {
-                    xe[t][p] = (__m512bh)_mm512_loadu_si512(xj + 2 * p);
-                    xo[t][p] = (__m512bh)_mm512_loadu_si512(xj + 2 * p + 1);
-                }
-            }
-#pragma GCC unroll 8
-            for (int r = 0; r < R; r++) {
-                __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(w + r * row_bytes + j / 2)));
-                __m512bh lo = (__m512bh)_mm512_permutexvar_epi16(v, table);
-                __m512bh hi = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(v, 4), table);
-#pragma GCC unroll 4
-                for (int t = 0; t < M; t++)
-#pragma GCC unroll 3
-                    for (int p = 0; p < MLX_BF16_PARTS; p++) {
-                        gacc[r][t] = _mm512_dpbf16_ps(gacc[r][t], lo, xe[t][p]);
-                        gacc[r][t] = _mm512_dpbf16_ps(gacc[r][t], hi, xo[t][p]);
-                    }
-            }
-        }
-#pragma GCC unroll 8
-        for (int r = 0; r < R; r++) {
-            __m512 s = _mm512_set1_ps(scl[r * groups + g]);
-#pragma GCC unroll 4
-            for (int t = 0; t < M; t++) acc[r][t] = _mm512_fmadd_ps(gacc[r][t], s, acc[r][t]);
-        }
-    }
-    mlx_finish(a, n, t0, sx, acc, R, M);
-}
-
 /* dst[t0 + t][n + r] for R rows from n and M tokens from t0 (R, M, BITS constants after inlining). */
 MLX_INLINE MLX_AVX512 void mlx_tile(const cpu_matmul_args *a, int64_t n, int64_t t0, const float *xs, const float *sx,
                                     float *scl, const int R, const int M, const int BITS) {
@@ -254,7 +149,7 @@ MLX_INLINE MLX_AVX512 void mlx_tile(const cpu_matmul_args *a, int64_t n, int64_t
     for (int64_t g = 0; g < groups; g++) {
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            _mm_prefetch((const char *)(w + (R + r) * row_bytes + g * group * q->bits / 8), MLX_PF_HINT);
+            _mm_prefetch((const char *)(w + (MLX_PF_TILES * R + r) * row_bytes + g * group * q->bits / 8), MLX_PF_HINT);
 #pragma GCC unroll 4
             for (int t = 0; t < M; t++) gacc[r][t] = _mm512_setzero_ps();
         }
@@ -295,30 +190,164 @@ MLX_INLINE MLX_AVX512 void mlx_rows(const cpu_matmul_args *a, int64_t begin, int
     for (; n < end; n++) mlx_tile(a, n, t0, xs, sx, scl, 1, M, BITS);
 }
 
-MLX_INLINE MLX_BF16 void mlx_rows_bf16(const cpu_matmul_args *a, int64_t begin, int64_t end, int64_t t0, const uint16_t *xs,
-                                       const float *sx, float *scl, const int M) {
-    const int R = MLX_ROWS / M >= 2 ? MLX_ROWS / M : 2;
-    int64_t n = begin;
-    for (; n + R <= end; n += R) mlx_tile_bf16(a, n, t0, xs, sx, scl, R, M);
-    for (; n < end; n++) mlx_tile_bf16(a, n, t0, xs, sx, scl, 1, M);
+/* ---- 4-bit codes through vpdpbusd (AVX512_VNNI), groups of 64 or 128: the default where the CPU
+ * has VNNI. The path it replaced turned codes into bf16 and spent 6 vdpbf16ps per 64 (each
+ * activation as three bf16 parts), and at 2 threads on a Zen 5 VM that was the bound whenever the
+ * host's memory was not (decode at 53 % of a 72 GB/s read bandwidth); one core ran 24 GB/s of
+ * weights held in L2 with it, 31 GB/s with this path (docs/performance.md 4.6). Here each group of x becomes integers: with E the group's
+ * exponent (max|x_g| < 2^E) and c = 2^(23 - E) * 63 / 64, m = x c rounded to nearest, so
+ * |m| < 2^23 * 63 / 64 and |x - m / c| <= 1 / (2 c) < 2^-23 * 1.02 max|x_g|: 24 significant bits
+ * against the group's largest value (float32 keeps 24 against each value's own), far below the
+ * golden tolerance (docs/performance.md 4.6 has the measured errors). m splits exactly into three
+ * signed bytes, m = s0 + 256 s1 + 65536 s2 (the 63 / 64 keeps |s2| <= 126), and vpdpbusd
+ * multiplies 64 unsigned codes by 64 signed bytes per instruction: a group sums its s2 products,
+ * shifts the int32 lanes left by 8, adds its s1 products, shifts, adds its s0 products (Horner),
+ * exact in int32 since a lane sums at most 8 products (group 128) of a code <= 15:
+ * |lane| <= 8 * 15 * (126 * 65536 + 128 * 257) < 2^30. The lane sums then turn to float once per
+ * group and take scale_g / c in one FMA. Per 64 codes: 3 vpdpbusd + 2 shifts + 2 instructions to
+ * split the nibbles (a 32-byte row chunk broadcast to both halves, the upper half shifted by 4,
+ * AND 15: low nibbles, the even elements, in bytes 0-31, high nibbles, the odd ones, in 32-63),
+ * against 6 vdpbf16ps + 4 before. Layout of xs per block of 64 elements: s2, s1, s0, each 64 bytes (the
+ * 32 even elements, then the 32 odd ones); xe[t][g] = 1 / c. */
+#define MLX_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
+#define MLX_VNNI_PARTS 3
+#define MLX_VNNI_BITS 23
+#define MLX_VNNI_SHRINK (63.0f / 64.0f) /* keeps the top part within a signed byte */
+
+/* False when a group of x holds a NaN or an infinity: the caller takes the float path, which
+ * carries them into the result as dequantizing would. */
+static MLX_VNNI bool prepare_x_vnni(const float *x, int64_t k, int m, uint32_t group, int8_t *xs, float *xe) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    const int64_t groups = k / group;
+    for (int t = 0; t < m; t++)
+        for (int64_t g = 0; g < groups; g++) {
+            const float *xg = x + t * k + g * group;
+            __m512 mx = _mm512_setzero_ps();
+            for (int64_t j = 0; j < group; j += 16) mx = _mm512_max_ps(mx, _mm512_andnot_ps(sign, _mm512_loadu_ps(xg + j)));
+            float amax = _mm512_reduce_max_ps(mx);
+            if (!(amax <= FLT_MAX)) return false;
+            int e = 0;
+            if (amax > 0.0f) (void)frexpf(amax, &e); /* amax = f 2^e, 0.5 <= f < 1 */
+            xe[t * groups + g] = amax > 0.0f ? ldexpf(1.0f, e - MLX_VNNI_BITS) / MLX_VNNI_SHRINK : 0.0f;
+            /* vscalefps multiplies by 2^(23 - e) without forming it: no overflow for tiny groups. */
+            const __m512 up = _mm512_set1_ps((float)(MLX_VNNI_BITS - e)), shrink = _mm512_set1_ps(MLX_VNNI_SHRINK);
+            for (int64_t j = 0; j < group; j += 64) {
+                __m512 v0 = _mm512_loadu_ps(xg + j), v1 = _mm512_loadu_ps(xg + j + 16);
+                __m512 v2 = _mm512_loadu_ps(xg + j + 32), v3 = _mm512_loadu_ps(xg + j + 48);
+                __m512 q[4] = {_mm512_permutex2var_ps(v0, even, v1), _mm512_permutex2var_ps(v2, even, v3),
+                               _mm512_permutex2var_ps(v0, odd, v1), _mm512_permutex2var_ps(v2, odd, v3)};
+                int8_t *out = xs + t * k * MLX_VNNI_PARTS + (g * group + j) * MLX_VNNI_PARTS;
+                for (int i = 0; i < 4; i++) {
+                    __m512i mi = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_scalef_ps(q[i], up), shrink),
+                                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                    __m512i s0 = _mm512_srai_epi32(_mm512_slli_epi32(mi, 24), 24);
+                    __m512i m1 = _mm512_srai_epi32(_mm512_sub_epi32(mi, s0), 8);
+                    __m512i s1 = _mm512_srai_epi32(_mm512_slli_epi32(m1, 24), 24);
+                    __m512i s2 = _mm512_srai_epi32(_mm512_sub_epi32(m1, s1), 8);
+                    _mm_storeu_si128((__m128i *)(out + 16 * i), _mm512_cvtepi32_epi8(s2));
+                    _mm_storeu_si128((__m128i *)(out + 64 + 16 * i), _mm512_cvtepi32_epi8(s1));
+                    _mm_storeu_si128((__m128i *)(out + 128 + 16 * i), _mm512_cvtepi32_epi8(s0));
+                }
+            }
+        }
+    return true;
 }
 
-static MLX_BF16 void mlx_bf16(const cpu_matmul_args *a, int64_t begin, int64_t end, int64_t t0, int m, uint16_t *xs,
-                              const float *sx, float *scl) {
-    prepare_x_bf16(a->x + t0 * a->k, a->k, m, xs);
-    switch (m) {
-    case 1: mlx_rows_bf16(a, begin, end, t0, xs, sx, scl, 1); break;
-    case 2: mlx_rows_bf16(a, begin, end, t0, xs, sx, scl, 2); break;
-    case 3: mlx_rows_bf16(a, begin, end, t0, xs, sx, scl, 3); break;
-    default: mlx_rows_bf16(a, begin, end, t0, xs, sx, scl, 4); break;
+/* The 4-bit tile on the VNNI path: as mlx_tile (above); GC = group / 64 (1 or 2). mul: per (row,
+ * token) the groups' scale_g * xe_g, R * M * groups + 16 floats. */
+MLX_INLINE MLX_VNNI void mlx_tile_vnni(const cpu_matmul_args *a, int64_t n, int64_t t0, const int8_t *xs, const float *xe,
+                                       const float *sx, float *mul, const int R, const int M, const int GC) {
+    const cpu_quant *q = &a->q;
+    const int64_t k = a->k, group = 64 * GC, groups = k / group, row_bytes = k / 2;
+    const uint8_t *w = (const uint8_t *)a->w + n * row_bytes;
+    mlx_prefetch_params(q, n + R, R, groups, a->n);
+    for (int r = 0; r < R; r++)
+        for (int64_t g = 0; g < groups; g += 16) {
+            __mmask16 mask = groups - g >= 16 ? 0xffff : (__mmask16)((1u << (groups - g)) - 1);
+            __m512 s = mlx_load_params16(q->scales, q->type, (n + r) * groups + g, mask);
+            for (int t = 0; t < M; t++)
+                _mm512_mask_storeu_ps(mul + (r * M + t) * groups + g, mask,
+                                      _mm512_mul_ps(s, _mm512_maskz_loadu_ps(mask, xe + t * groups + g)));
+        }
+    /* Per 16-bit lane: the lower half of a broadcast chunk keeps its low nibbles, the upper half
+     * is shifted to its high ones. */
+    const __m512i nibble_shift = _mm512_set_epi64(0x0004000400040004, 0x0004000400040004, 0x0004000400040004,
+                                                  0x0004000400040004, 0, 0, 0, 0);
+    const __m512i nib = _mm512_set1_epi8(0x0f);
+    __m512 acc[MLX_ROWS][MLX_TOKENS];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < M; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < groups; g++) {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) _mm_prefetch((const char *)(w + (MLX_PF_TILES * R + r) * row_bytes + g * group / 2), MLX_PF_HINT);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            __m512i c[2];
+#pragma GCC unroll 2
+            for (int ch = 0; ch < GC; ch++) {
+                __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w + r * row_bytes + g * group / 2 + ch * 32)));
+                c[ch] = _mm512_and_si512(_mm512_srlv_epi16(v, nibble_shift), nib);
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < M; t++) {
+                const int8_t *xb = xs + t * k * MLX_VNNI_PARTS + g * group * MLX_VNNI_PARTS;
+                __m512i d = _mm512_setzero_si512();
+#pragma GCC unroll 3
+                for (int p = 0; p < MLX_VNNI_PARTS; p++) {
+                    if (p) d = _mm512_slli_epi32(d, 8);
+#pragma GCC unroll 2
+                    for (int ch = 0; ch < GC; ch++)
+                        d = _mm512_dpbusd_epi32(d, c[ch], _mm512_loadu_si512(xb + ch * 64 * MLX_VNNI_PARTS + p * 64));
+                }
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(mul[(r * M + t) * groups + g]), acc[r][t]);
+            }
+        }
     }
+    mlx_finish(a, n, t0, sx, acc, R, M);
 }
+
+MLX_INLINE MLX_VNNI void mlx_rows_vnni(const cpu_matmul_args *a, int64_t begin, int64_t end, int64_t t0, const int8_t *xs,
+                                       const float *xe, const float *sx, float *mul, const int M, const int GC) {
+    const int R = MLX_ROWS / M >= 2 ? MLX_ROWS / M : 2;
+    int64_t n = begin;
+    for (; n + R <= end; n += R) mlx_tile_vnni(a, n, t0, xs, xe, sx, mul, R, M, GC);
+    for (; n < end; n++) mlx_tile_vnni(a, n, t0, xs, xe, sx, mul, 1, M, GC);
+}
+
+#define MLX_VNNI_CASE(LABEL, M) \
+    LABEL: \
+        if (gc == 1) mlx_rows_vnni(a, begin, end, t0, xs, xe, sx, mul, M, 1); \
+        else mlx_rows_vnni(a, begin, end, t0, xs, xe, sx, mul, M, 2); \
+        break;
+
+/* Tokens t0 .. t0 + m - 1 on the VNNI path; false (nothing written) if their x is not finite.
+ * ws: the float activations' space (MLX_XS_FLOATS), reused for the parts and xe. */
+static MLX_VNNI bool mlx_vnni(const cpu_matmul_args *a, int64_t begin, int64_t end, int64_t t0, int m, float *ws,
+                              const float *sx, float *mul) {
+    int8_t *xs = (int8_t *)ws;
+    float *xe = (float *)(xs + MLX_TOKENS * a->k * MLX_VNNI_PARTS);
+    if (!prepare_x_vnni(a->x + t0 * a->k, a->k, m, a->q.group, xs, xe)) return false;
+    const int gc = (int)(a->q.group / 64);
+    switch (m) {
+        MLX_VNNI_CASE(case 1, 1)
+        MLX_VNNI_CASE(case 2, 2)
+        MLX_VNNI_CASE(case 3, 3)
+        MLX_VNNI_CASE(default, 4)
+    }
+    return true;
+}
+_Static_assert(MLX_TOKENS * MLX_VNNI_PARTS + MLX_TOKENS * 4 / 64 <= MLX_TOKENS * 4,
+               "the VNNI path's parts and exponents fit the float activations' space (bytes per element)");
 
 /* ---- batched steps (several tokens): scaled codes, one accumulator per (row, token).
  * At 4-16 tokens the kernel is bound by its FMAs, not by memory, and the paths above spend
- * registers on two accumulators per (row, token) (group and row) and, on the bf16 path, three
- * vdpbf16ps per 32 codes and token (the activation's three parts) where the float path needs two
- * FMAs. Here each group's codes, widened to float, are multiplied by the group's scale once per
+ * registers on two accumulators per (row, token) (group and row) and, on the VNNI path, three
+ * vpdpbusd and two shifts per 64 codes and token (the activation's three parts) where the float
+ * path needs four FMAs. Here each group's codes, widened to float, are multiplied by the group's scale once per
  * row (exact: a code has at most 8 significant bits and an f16/bf16 scale at most 11, so the
  * product fits float32's 24; an f32 scale rounds it once, as dequantizing does), and every token
  * then takes two FMAs per 32 codes into its one accumulator: tiles of 4 rows x 4 tokens keep 16
@@ -327,7 +356,8 @@ static MLX_BF16 void mlx_bf16(const cpu_matmul_args *a, int64_t begin, int64_t e
  * rows takes all the tokens, 4 at a time, while its codes are in L1, so the weights stream from
  * memory once per step. Measured on the 2-vCPU EPYC (Zen 4) dev VM, one thread, k 2048, 4096
  * rows (in L3), 8 tokens, CPU time: 4-bit g64 53 -> 77 GFLOP/s, 8-bit g32 54 -> 70, 3 tokens
- * 8-bit 24 -> 65 (the bf16 matvec: ~100; one core's FMA peak: 116). */
+ * 8-bit 24 -> 65 (the bf16 matvec: ~100; one core's FMA peak: 116). Its prefetch goes to L2:
+ * the tokens' activations take L1. */
 #define MLX_BATCH_ROWS 4
 #define MLX_BATCH_MIN_TOKENS 3 /* below, the one-token paths above (memory-bound) */
 
@@ -353,7 +383,7 @@ MLX_INLINE MLX_AVX512 void mlx_tile_scaled(const cpu_matmul_args *a, int64_t n, 
             for (int r = 0; r < R; r++) {
                 /* The next tile's line, once per 64 bytes of this row. */
                 if (t0 == 0 && BITS && (j * BITS / 8) % 64 == 0)
-                    _mm_prefetch((const char *)(w + (R + r) * row_bytes + j * BITS / 8), MLX_PF_HINT);
+                    _mm_prefetch((const char *)(w + (R + r) * row_bytes + j * BITS / 8), _MM_HINT_T1);
                 __m512 w0, w1, sc = _mm512_set1_ps(scl[r * groups + g]);
                 codes32(w + r * row_bytes, j, BITS, q->bits, &w0, &w1);
                 w0 = _mm512_mul_ps(w0, sc);
@@ -414,14 +444,8 @@ static MLX_AVX512 void mlx_scaled(const cpu_matmul_args *a, int64_t begin, int64
     else mlx_rows_scaled(a, begin, end, xs, sx, scl, 8);
 }
 
-/* Whether the CPU has AVX512_BF16 (the fast kernels run only where the OS enables AVX-512). */
-static bool have_bf16(void) {
-#ifdef MLX_NO_BF16
-    return false;
-#else
-    return __builtin_cpu_supports("avx512bf16");
-#endif
-}
+/* Whether the CPU has AVX512_VNNI (the fast kernels run only where the OS enables AVX-512). */
+static bool have_vnni(void) { return __builtin_cpu_supports("avx512vnni"); }
 
 #define MLX_ROWS_CASE(LABEL, M) \
     LABEL: \
@@ -440,7 +464,6 @@ static bool have_bf16(void) {
  * of the row's values, prepared per tile) turns it into float. The bias term stays exact (float
  * group sums of x, as on the exact path). 5 instructions per 64 4-bit codes instead of 8, 7 per
  * 64 8-bit codes instead of 12. */
-#define MLX_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
 
 /* xq[t]: x[t] as int8 in the layout of the codes of `bits`; dx[t][g]: group g's scale. */
 static MLX_VNNI void prepare_x_int8(const float *x, int64_t k, int m, uint32_t bits, uint32_t group, int8_t *xq,
@@ -516,7 +539,7 @@ MLX_INLINE MLX_VNNI void mlx_tile_int8(const cpu_matmul_args *a, int64_t n, int6
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             const uint8_t *row = w + r * row_bytes + j * BITS / 8;
-            _mm_prefetch((const char *)(row + R * row_bytes), MLX_PF_HINT);
+            _mm_prefetch((const char *)(row + MLX_PF_TILES * R * row_bytes), MLX_PF_HINT);
             __m512i v = _mm512_loadu_si512(row);
 #pragma GCC unroll 4
             for (int t = 0; t < M; t++) {
@@ -552,7 +575,7 @@ MLX_INLINE MLX_VNNI void mlx_rows_int8(const cpu_matmul_args *a, int64_t begin, 
 
 bool cpu_mlx_int8_takes(const cpu_matmul_args *a) {
     const int64_t chunk = a->q.bits == 4 ? 128 : 64;
-    return (a->q.bits == 4 || a->q.bits == 8) && a->k % chunk == 0 && __builtin_cpu_supports("avx512vnni");
+    return (a->q.bits == 4 || a->q.bits == 8) && a->k % chunk == 0 && have_vnni();
 }
 
 /* A drop-in for cpu_avx512_matmul: weights that are not MLX_AFFINE go to it, MLX weights
@@ -602,9 +625,9 @@ MLX_AVX512 void cpu_mlx_matmul(void *args, int64_t begin, int64_t end, uint32_t 
     for (int64_t t0 = 0; t0 < a->m; t0 += MLX_TOKENS) {
         int m = a->m - t0 < MLX_TOKENS ? (int)(a->m - t0) : MLX_TOKENS;
         prepare_x(a->x + t0 * a->k, a->k, m, bits, a->q.group, xs, sx);
-        if (bits == 4 && a->q.group % 64 == 0 && have_bf16()) {
-            mlx_bf16(a, begin, end, t0, m, (uint16_t *)xs, sx, scl);
-            continue;
+        if (bits == 4 && (a->q.group == 64 || a->q.group == 128) && have_vnni()) {
+            if (mlx_vnni(a, begin, end, t0, m, xs, sx, scl)) continue;
+            prepare_x(a->x + t0 * a->k, a->k, m, bits, a->q.group, xs, sx); /* the parts overwrote it */
         }
         switch (m) {
             MLX_ROWS_CASE(case 1, 1)

@@ -44,13 +44,19 @@ static int has_avx512(void) {
            __builtin_cpu_supports("avx512vl");
 }
 
-/* got against want within the int8 mode's bound: x quantized per group with d = max|x_g| / 127,
- * so each element is off by at most d / 2 and each output by at most sum_j |s_g(j) q_j| d_g(j) / 2
- * (plus float rounding); computed here independently of the kernels. `quantized` 0: the kernel
- * fell back to the exact path, so the bound is float rounding alone. */
-static void check_int8_bound(const char *what, const cpu_quant *q, const uint32_t *codes, const float *x, int64_t k,
-                             int64_t m, int64_t rows, int quantized, const float *got, const float *want,
-                             const float *mag) {
+/* The largest error of an activation, relative to its group's largest |x|, in the int8 mode
+ * (x quantized per group with d = max|x_g| / 127: off by at most d / 2) and on the exact 4-bit
+ * VNNI path (x rounded to 24 bits against max|x_g|: at most 2^-23 * 64 / 63 of it). */
+#define INT8_STEP (1.0 / 127.0 / 2.0)
+#define VNNI_STEP (64.0 / 63.0 / 8388608.0)
+
+/* got against want within the bound of activations off by at most step * max|x_g|: each output
+ * is then off by at most sum_j |s_g(j) q_j| step max|x_g(j)| (plus float rounding); computed here
+ * independently of the kernels. `quantized` 0: the kernel kept x as it is, so the bound is float
+ * rounding alone. */
+static void check_x_bound(const char *what, double step, const cpu_quant *q, const uint32_t *codes, const float *x,
+                          int64_t k, int64_t m, int64_t rows, int quantized, const float *got, const float *want,
+                          const float *mag) {
     const int64_t group = q->group, groups = k / group;
     for (int64_t mm = 0; mm < m; mm++)
         for (int64_t r = 0; r < rows; r++) {
@@ -60,7 +66,7 @@ static void check_int8_bound(const char *what, const cpu_quant *q, const uint32_
                 for (int64_t j = g * group; j < (g + 1) * group; j++) mx = fmax(mx, fabs(x[mm * k + j]));
                 double sw = 0, s = f32_of_bf16(((const uint16_t *)q->scales)[r * groups + g]);
                 for (int64_t j = g * group; j < (g + 1) * group; j++) sw += fabs(s * codes[r * k + j]);
-                bound += sw * mx / 127.0 / 2.0;
+                bound += sw * mx * step;
             }
             int64_t i = mm * rows + r;
             ck_assert_msg(fabsf(got[i] - want[i]) <= bound * 1.0001 + 1e-6f * mag[i] + 1e-7f,
@@ -69,7 +75,8 @@ static void check_int8_bound(const char *what, const cpu_quant *q, const uint32_
         }
 }
 
-static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, int64_t m) {
+/* x_given: m x k activations, or NULL for random ones in [-1, 1]. */
+static void check_case_x(uint32_t bits, uint32_t group, int64_t rows, int64_t k, int64_t m, const float *x_given) {
     int64_t words_per_row = k * bits / 32, groups = k / group;
     uint32_t *w = calloc((size_t)(rows * words_per_row), 4);
     uint32_t *codes = malloc((size_t)(rows * k) * 4);
@@ -90,7 +97,7 @@ static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, i
         sc[i] = bf16_of(((float)(next_u32() % 2001) - 1000.0f) / 16000.0f);
         bi[i] = i % 5 == 0 ? 0 : bf16_of(((float)(next_u32() % 2001) - 1000.0f) / 8000.0f);
     }
-    for (int64_t i = 0; i < m * k; i++) x[i] = ((float)(next_u32() % 2001) - 1000.0f) / 1000.0f;
+    for (int64_t i = 0; i < m * k; i++) x[i] = x_given ? x_given[i] : ((float)(next_u32() % 2001) - 1000.0f) / 1000.0f;
     cpu_quant q = {sc, bi, EXO_DTYPE_BF16, bits, group};
     for (int64_t r = 0; r < rows; r++) {
         cpu_ref_mlx_row(w, &q, k, r, row);
@@ -122,10 +129,9 @@ static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, i
         memset(got, 0, (size_t)(m * rows) * 4);
         cpu_mlx_matmul(&a, 0, rows / 3, 0);
         cpu_mlx_matmul(&a, rows / 3, rows, 0);
-        for (int64_t i = 0; i < m * rows; i++)
-            ck_assert_msg(fabsf(got[i] - want[i]) <= 1e-6f * mag[i] + 1e-7f,
-                          "avx512 decode bits %u group %u k %lld m %lld [%lld]: %g != %g", bits, group, (long long)k,
-                          (long long)m, (long long)i, (double)got[i], (double)want[i]);
+        /* 1-2 tokens of 4-bit codes in groups of 64 or 128 take the VNNI path where the CPU has it. */
+        int vnni = bits == 4 && (group == 64 || group == 128) && m <= 2 && __builtin_cpu_supports("avx512vnni");
+        check_x_bound("avx512 decode", VNNI_STEP, &q, codes, x, k, m, rows, vnni, got, want, mag);
         /* The prefill GEMM, which dequantizes panels of the weight while packing them. */
         float *packed = aligned_alloc(64, (cpu_avx512_gemm_packed_floats(m, k) * 4 + 63) / 64 * 64);
         uint8_t *gws = aligned_alloc(64, (cpu_avx512_gemm_workspace() + 63) / 64 * 64);
@@ -148,7 +154,7 @@ static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, i
         memset(got, 0, (size_t)(m * rows) * 4);
         cpu_mlx_matmul_int8(&a, 0, rows / 3, 0);
         cpu_mlx_matmul_int8(&a, rows / 3, rows, 0);
-        check_int8_bound("int8 decode", &q, codes, x, k, m, rows, cpu_mlx_int8_takes(&a), got, want, mag);
+        check_x_bound("int8 decode", INT8_STEP, &q, codes, x, k, m, rows, cpu_mlx_int8_takes(&a), got, want, mag);
         /* The int8 prefill GEMM (same quantization of x), over two chunks of whole panels. */
         ck_assert(cpu_mlx_gemm_int8_takes(&a) == !!__builtin_cpu_supports("avx512vnni"));
         if (cpu_mlx_gemm_int8_takes(&a)) {
@@ -163,7 +169,7 @@ static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, i
             int64_t split = rows > 32 ? 32 : rows;
             cpu_mlx_gemm_int8(&qa, 0, split, 0);
             cpu_mlx_gemm_int8(&qa, split, rows, 0);
-            check_int8_bound("int8 gemm", &q, codes, x, k, m, rows, 1, got, want, mag);
+            check_x_bound("int8 gemm", INT8_STEP, &q, codes, x, k, m, rows, 1, got, want, mag);
             free(xq);
             free(qws);
         }
@@ -187,6 +193,10 @@ static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, i
     free(got);
     free(row);
     free(mag);
+}
+
+static void check_case(uint32_t bits, uint32_t group, int64_t rows, int64_t k, int64_t m) {
+    check_case_x(bits, group, rows, k, m, NULL);
 }
 
 START_TEST(every_bits_and_group) {
@@ -217,6 +227,70 @@ START_TEST(many_groups) {
 }
 END_TEST
 
+/* Activations the VNNI path's integer rounding must take (groups of 64 and 128, 1-2 tokens): a
+ * group of zeros, magnitudes from denormals to 1e30, a group whose largest value is a power of
+ * two or just below one (the top part's limit), negative extremes, mixed magnitudes. */
+START_TEST(vnni_activation_extremes) {
+    enum { K = 1024 };
+    static float x[2 * K];
+    for (int t = 0; t < 2; t++)
+        for (int j = 0; j < K; j++) {
+            float r = ((float)(next_u32() % 2001) - 1000.0f) / 1000.0f, v;
+            switch (j / 64 + t) {
+            case 0: v = 0.0f; break;
+            case 1: v = j % 64 == 5 ? 1e30f : r * 1e20f; break;
+            case 2: v = r * 1e-40f; break;
+            case 3: v = j % 2 ? r * 1e4f : r * 1e-4f; break;
+            case 4: v = j % 64 == 0 ? 8.0f : r; break;
+            case 5: v = j % 3 ? -nextafterf(16.0f, 0.0f) : r * 16.0f; break;
+            case 6: v = -nextafterf(1.0f, 0.0f); break;
+            case 7: v = j % 64 == 63 ? -0.0f : r * 1e-30f; break;
+            default: v = r; break;
+            }
+            x[t * K + j] = v;
+        }
+    for (int m = 1; m <= 2; m++) {
+        check_case_x(4, 64, 19, K, m, x);
+        check_case_x(4, 128, 19, K, m, x);
+    }
+}
+END_TEST
+
+/* A NaN or an infinity among the activations reaches every output, as dequantizing would carry
+ * it (the VNNI path hands such a call to the float path). */
+START_TEST(non_finite_activations_propagate) {
+    enum { K = 256, ROWS = 9 };
+    static const uint32_t groups[] = {64, 128};
+    for (size_t gi = 0; gi < 2; gi++)
+        for (int kind = 0; kind < 2; kind++) {
+            uint32_t group = groups[gi];
+            uint32_t w[ROWS * K / 8];
+            uint16_t sc[ROWS * K / 64], bi[ROWS * K / 64];
+            float x[2 * K], got[2 * ROWS];
+            for (size_t i = 0; i < sizeof w / 4; i++) w[i] = next_u32();
+            for (size_t i = 0; i < ROWS * K / group; i++) {
+                sc[i] = bf16_of(0.01f);
+                bi[i] = bf16_of(-0.02f);
+            }
+            for (int i = 0; i < 2 * K; i++) x[i] = 0.5f;
+            x[K + 77] = kind ? INFINITY : NAN;
+            cpu_quant q = {sc, bi, EXO_DTYPE_BF16, 4, group};
+            size_t ws_bytes = cpu_avx512_matmul_workspace(K);
+            uint8_t *ws = aligned_alloc(64, (ws_bytes + 63) / 64 * 64);
+            cpu_matmul_args a = {x, 2, K, ROWS, w, EXO_DTYPE_MLX_AFFINE, NULL, got, ws, ws_bytes, NULL, q, NULL};
+            if (has_avx512()) {
+                cpu_mlx_matmul(&a, 0, ROWS, 0);
+                for (int r = 0; r < ROWS; r++) {
+                    ck_assert_msg(isfinite(got[r]), "group %u row %d: the finite token got %g", group, r, (double)got[r]);
+                    ck_assert_msg(!isfinite(got[ROWS + r]), "group %u row %d: %g from a %s", group, r,
+                                  (double)got[ROWS + r], kind ? "inf" : "NaN");
+                }
+            }
+            free(ws);
+        }
+}
+END_TEST
+
 /* The straddling codes: at 3, 5 and 6 bits, code 10 (3-bit: bits 30..32) crosses a word. */
 START_TEST(codes_straddle_words) {
     uint32_t words[2] = {0, 0};
@@ -234,6 +308,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, every_bits_and_group);
     tcase_add_test(tc, many_groups);
     tcase_add_test(tc, codes_straddle_words);
+    tcase_add_test(tc, vnni_activation_extremes);
+    tcase_add_test(tc, non_finite_activations_propagate);
     suite_add_tcase(s, tc);
     return s;
 }
