@@ -204,22 +204,34 @@ MLX_INLINE MLX_AVX512 void mlx_rows(const cpu_matmul_args *a, int64_t begin, int
  * shifts the int32 lanes left by 8, adds its s1 products, shifts, adds its s0 products (Horner),
  * exact in int32 since a lane sums at most 8 products (group 128) of a code <= 15:
  * |lane| <= 8 * 15 * (126 * 65536 + 128 * 257) < 2^30. The lane sums then turn to float once per
- * group and take scale_g / c in one FMA. Per 64 codes: 3 vpdpbusd + 2 shifts + 2 instructions to
- * split the nibbles (a 32-byte row chunk broadcast to both halves, the upper half shifted by 4,
- * AND 15: low nibbles, the even elements, in bytes 0-31, high nibbles, the odd ones, in 32-63),
- * against 6 vdpbf16ps + 4 before. Layout of xs per block of 64 elements: s2, s1, s0, each 64 bytes (the
- * 32 even elements, then the 32 odd ones); xe[t][g] = 1 / c. */
+ * group and take scale_g / c in one FMA. Codes go 128 at a time: a 64-byte row chunk, AND 15 for
+ * the low nibbles (elements 2i of the 128) and shifted by 4, AND 15 for the high ones (2i + 1), each
+ * against its activations' parts, so per 128 codes 6 vpdpbusd + 2 shifts + 3 instructions to split
+ * the nibbles + 2 to turn the lanes into float and weigh them (lane l sums elements 8l .. 8l + 7
+ * of the 128, all in group l / 8 of a pair of 64: a vpermps of the two groups' factors, or one
+ * broadcast for groups of 128), against 6 vdpbf16ps + 4 per 64 before. A row's
+ * last 64 codes, when k is an odd multiple of 64, go as a 32-byte chunk broadcast to both halves,
+ * the upper half shifted by 4. Layout of xs per block of 128 elements (64 for that tail): s2, s1,
+ * s0, each the block's even elements, then its odd ones; xe[t][g] = 1 / c. */
 #define MLX_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
 #define MLX_VNNI_PARTS 3
 #define MLX_VNNI_BITS 23
 #define MLX_VNNI_SHRINK (63.0f / 64.0f) /* keeps the top part within a signed byte */
+
+/* Where element i of a row's activations goes in one part of xs (see above): blocks of 128 (the
+ * last one 64 when k is an odd multiple of 64), the even elements of a block, then its odd ones. */
+MLX_INLINE int64_t vnni_block(int64_t k, int64_t i, int64_t *size) {
+    int64_t base = i / 128 * 128;
+    *size = k - base >= 128 ? 128 : 64;
+    return base;
+}
 
 /* False when a group of x holds a NaN or an infinity: the caller takes the float path, which
  * carries them into the result as dequantizing would. */
 static MLX_VNNI bool prepare_x_vnni(const float *x, int64_t k, int m, uint32_t group, int8_t *xs, float *xe) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    const __m512 sign = _mm512_set1_ps(-0.0f);
+    const __m512 sign = _mm512_set1_ps(-0.0f), shrink = _mm512_set1_ps(MLX_VNNI_SHRINK);
     const int64_t groups = k / group;
     for (int t = 0; t < m; t++)
         for (int64_t g = 0; g < groups; g++) {
@@ -232,35 +244,52 @@ static MLX_VNNI bool prepare_x_vnni(const float *x, int64_t k, int m, uint32_t g
             if (amax > 0.0f) (void)frexpf(amax, &e); /* amax = f 2^e, 0.5 <= f < 1 */
             xe[t * groups + g] = amax > 0.0f ? ldexpf(1.0f, e - MLX_VNNI_BITS) / MLX_VNNI_SHRINK : 0.0f;
             /* vscalefps multiplies by 2^(23 - e) without forming it: no overflow for tiny groups. */
-            const __m512 up = _mm512_set1_ps((float)(MLX_VNNI_BITS - e)), shrink = _mm512_set1_ps(MLX_VNNI_SHRINK);
-            for (int64_t j = 0; j < group; j += 64) {
-                __m512 v0 = _mm512_loadu_ps(xg + j), v1 = _mm512_loadu_ps(xg + j + 16);
-                __m512 v2 = _mm512_loadu_ps(xg + j + 32), v3 = _mm512_loadu_ps(xg + j + 48);
-                __m512 q[4] = {_mm512_permutex2var_ps(v0, even, v1), _mm512_permutex2var_ps(v2, even, v3),
-                               _mm512_permutex2var_ps(v0, odd, v1), _mm512_permutex2var_ps(v2, odd, v3)};
-                int8_t *out = xs + t * k * MLX_VNNI_PARTS + (g * group + j) * MLX_VNNI_PARTS;
-                for (int i = 0; i < 4; i++) {
-                    __m512i mi = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_scalef_ps(q[i], up), shrink),
-                                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            const __m512 up = _mm512_set1_ps((float)(MLX_VNNI_BITS - e));
+            for (int64_t j = 0; j < group; j += 32) {
+                __m512 lo = _mm512_loadu_ps(xg + j), hi = _mm512_loadu_ps(xg + j + 16);
+                __m512 q[2] = {_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi)};
+                int64_t size, base = vnni_block(k, g * group + j, &size), i0 = g * group + j - base;
+                int8_t *block = xs + t * k * MLX_VNNI_PARTS + base * MLX_VNNI_PARTS;
+                for (int h = 0; h < 2; h++) {
+                    __m512i mi = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_scalef_ps(q[h], up), shrink),
+                                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
                     __m512i s0 = _mm512_srai_epi32(_mm512_slli_epi32(mi, 24), 24);
                     __m512i m1 = _mm512_srai_epi32(_mm512_sub_epi32(mi, s0), 8);
                     __m512i s1 = _mm512_srai_epi32(_mm512_slli_epi32(m1, 24), 24);
                     __m512i s2 = _mm512_srai_epi32(_mm512_sub_epi32(m1, s1), 8);
-                    _mm_storeu_si128((__m128i *)(out + 16 * i), _mm512_cvtepi32_epi8(s2));
-                    _mm_storeu_si128((__m128i *)(out + 64 + 16 * i), _mm512_cvtepi32_epi8(s1));
-                    _mm_storeu_si128((__m128i *)(out + 128 + 16 * i), _mm512_cvtepi32_epi8(s0));
+                    int8_t *at = block + h * size / 2 + i0 / 2;
+                    _mm_storeu_si128((__m128i *)at, _mm512_cvtepi32_epi8(s2));
+                    _mm_storeu_si128((__m128i *)(at + size), _mm512_cvtepi32_epi8(s1));
+                    _mm_storeu_si128((__m128i *)(at + 2 * size), _mm512_cvtepi32_epi8(s0));
                 }
             }
         }
     return true;
 }
 
-/* The 4-bit tile on the VNNI path: as mlx_tile (above); GC = group / 64 (1 or 2). mul: per (row,
- * token) the groups' scale_g * xe_g, R * M * groups + 16 floats. */
+/* One row's codes (lo: the even elements' nibbles, hi: the odd ones') against one token's parts
+ * of the same block (`size` bytes a part, even then odd), summed high part first (Horner). */
+MLX_INLINE MLX_VNNI __m512i vnni_dot(__m512i lo, __m512i hi, const int8_t *xb, const int size) {
+    __m512i d = _mm512_setzero_si512();
+#pragma GCC unroll 3
+    for (int p = 0; p < MLX_VNNI_PARTS; p++) {
+        if (p) d = _mm512_slli_epi32(d, 8);
+        if (size == 128) {
+            d = _mm512_dpbusd_epi32(d, lo, _mm512_loadu_si512(xb + p * 128));
+            d = _mm512_dpbusd_epi32(d, hi, _mm512_loadu_si512(xb + p * 128 + 64));
+        } else {
+            d = _mm512_dpbusd_epi32(d, lo, _mm512_loadu_si512(xb + p * 64));
+        }
+    }
+    return d;
+}
+
+/* The 4-bit tile on the VNNI path: as mlx_tile (above); G128: groups of 128 (else 64). mul: per
+ * (row, token) the groups' scale_g * xe_g, R * M * groups + 16 floats. */
 MLX_INLINE MLX_VNNI void mlx_tile_vnni(const cpu_matmul_args *a, int64_t n, int64_t t0, const int8_t *xs, const float *xe,
-                                       const float *sx, float *mul, const int R, const int M, const int GC) {
+                                       const float *sx, float *mul, const int R, const int M, const int G128) {
     const cpu_quant *q = &a->q;
-    const int64_t k = a->k, group = 64 * GC, groups = k / group, row_bytes = k / 2;
+    const int64_t k = a->k, group = G128 ? 128 : 64, groups = k / group, row_bytes = k / 2;
     const uint8_t *w = (const uint8_t *)a->w + n * row_bytes;
     mlx_prefetch_params(q, n + R, R, groups, a->n);
     for (int r = 0; r < R; r++)
@@ -271,39 +300,43 @@ MLX_INLINE MLX_VNNI void mlx_tile_vnni(const cpu_matmul_args *a, int64_t n, int6
                 _mm512_mask_storeu_ps(mul + (r * M + t) * groups + g, mask,
                                       _mm512_mul_ps(s, _mm512_maskz_loadu_ps(mask, xe + t * groups + g)));
         }
-    /* Per 16-bit lane: the lower half of a broadcast chunk keeps its low nibbles, the upper half
-     * is shifted to its high ones. */
-    const __m512i nibble_shift = _mm512_set_epi64(0x0004000400040004, 0x0004000400040004, 0x0004000400040004,
-                                                  0x0004000400040004, 0, 0, 0, 0);
     const __m512i nib = _mm512_set1_epi8(0x0f);
+    /* Groups of 64: lanes 0-7 of a 128-code chunk are in its first group, 8-15 in its second. */
+    const __m512i pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     __m512 acc[MLX_ROWS][MLX_TOKENS];
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < M; t++) acc[r][t] = _mm512_setzero_ps();
-    for (int64_t g = 0; g < groups; g++) {
+    int64_t j = 0;
+    for (; j + 128 <= k; j += 128) {
 #pragma GCC unroll 8
-        for (int r = 0; r < R; r++) _mm_prefetch((const char *)(w + (MLX_PF_TILES * R + r) * row_bytes + g * group / 2), MLX_PF_HINT);
+        for (int r = 0; r < R; r++) _mm_prefetch((const char *)(w + (MLX_PF_TILES * R + r) * row_bytes + j / 2), MLX_PF_HINT);
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            __m512i c[2];
-#pragma GCC unroll 2
-            for (int ch = 0; ch < GC; ch++) {
-                __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w + r * row_bytes + g * group / 2 + ch * 32)));
-                c[ch] = _mm512_and_si512(_mm512_srlv_epi16(v, nibble_shift), nib);
-            }
+            __m512i v = _mm512_loadu_si512(w + r * row_bytes + j / 2);
+            __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
 #pragma GCC unroll 4
             for (int t = 0; t < M; t++) {
-                const int8_t *xb = xs + t * k * MLX_VNNI_PARTS + g * group * MLX_VNNI_PARTS;
-                __m512i d = _mm512_setzero_si512();
-#pragma GCC unroll 3
-                for (int p = 0; p < MLX_VNNI_PARTS; p++) {
-                    if (p) d = _mm512_slli_epi32(d, 8);
-#pragma GCC unroll 2
-                    for (int ch = 0; ch < GC; ch++)
-                        d = _mm512_dpbusd_epi32(d, c[ch], _mm512_loadu_si512(xb + ch * 64 * MLX_VNNI_PARTS + p * 64));
-                }
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(mul[(r * M + t) * groups + g]), acc[r][t]);
+                __m512i d = vnni_dot(lo, hi, xs + t * k * MLX_VNNI_PARTS + j * MLX_VNNI_PARTS, 128);
+                const float *f = mul + (r * M + t) * groups + j / group;
+                __m512 factor = G128 ? _mm512_set1_ps(*f)
+                                     : _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)f))));
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), factor, acc[r][t]);
+            }
+        }
+    }
+    if (j < k) { /* the last 64 codes (groups of 64) */
+        const __m512i upper = _mm512_set_epi64(0x0004000400040004, 0x0004000400040004, 0x0004000400040004,
+                                               0x0004000400040004, 0, 0, 0, 0);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w + r * row_bytes + j / 2)));
+            __m512i lohi = _mm512_and_si512(_mm512_srlv_epi16(v, upper), nib);
+#pragma GCC unroll 4
+            for (int t = 0; t < M; t++) {
+                __m512i d = vnni_dot(lohi, lohi, xs + t * k * MLX_VNNI_PARTS + j * MLX_VNNI_PARTS, 64);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(mul[(r * M + t) * groups + j / 64]), acc[r][t]);
             }
         }
     }
@@ -311,17 +344,17 @@ MLX_INLINE MLX_VNNI void mlx_tile_vnni(const cpu_matmul_args *a, int64_t n, int6
 }
 
 MLX_INLINE MLX_VNNI void mlx_rows_vnni(const cpu_matmul_args *a, int64_t begin, int64_t end, int64_t t0, const int8_t *xs,
-                                       const float *xe, const float *sx, float *mul, const int M, const int GC) {
+                                       const float *xe, const float *sx, float *mul, const int M, const int G128) {
     const int R = MLX_ROWS / M >= 2 ? MLX_ROWS / M : 2;
     int64_t n = begin;
-    for (; n + R <= end; n += R) mlx_tile_vnni(a, n, t0, xs, xe, sx, mul, R, M, GC);
-    for (; n < end; n++) mlx_tile_vnni(a, n, t0, xs, xe, sx, mul, 1, M, GC);
+    for (; n + R <= end; n += R) mlx_tile_vnni(a, n, t0, xs, xe, sx, mul, R, M, G128);
+    for (; n < end; n++) mlx_tile_vnni(a, n, t0, xs, xe, sx, mul, 1, M, G128);
 }
 
 #define MLX_VNNI_CASE(LABEL, M) \
     LABEL: \
-        if (gc == 1) mlx_rows_vnni(a, begin, end, t0, xs, xe, sx, mul, M, 1); \
-        else mlx_rows_vnni(a, begin, end, t0, xs, xe, sx, mul, M, 2); \
+        if (a->q.group == 128) mlx_rows_vnni(a, begin, end, t0, xs, xe, sx, mul, M, 1); \
+        else mlx_rows_vnni(a, begin, end, t0, xs, xe, sx, mul, M, 0); \
         break;
 
 /* Tokens t0 .. t0 + m - 1 on the VNNI path; false (nothing written) if their x is not finite.
@@ -331,7 +364,6 @@ static MLX_VNNI bool mlx_vnni(const cpu_matmul_args *a, int64_t begin, int64_t e
     int8_t *xs = (int8_t *)ws;
     float *xe = (float *)(xs + MLX_TOKENS * a->k * MLX_VNNI_PARTS);
     if (!prepare_x_vnni(a->x + t0 * a->k, a->k, m, a->q.group, xs, xe)) return false;
-    const int gc = (int)(a->q.group / 64);
     switch (m) {
         MLX_VNNI_CASE(case 1, 1)
         MLX_VNNI_CASE(case 2, 2)

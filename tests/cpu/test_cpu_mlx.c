@@ -214,6 +214,7 @@ END_TEST
 /* More groups per row than one vector of scales holds (16), with a partial last vector. */
 START_TEST(many_groups) {
     check_case(4, 64, 19, 21 * 64, 1);
+    check_case(4, 64, 19, 3 * 64, 2); /* the VNNI path's last 64 codes on their own */
     check_case(8, 32, 19, 48 * 32, 2);
     check_case(5, 32, 9, 37 * 32, 1);
     check_case(4, 128, 9, 3 * 128 * 7, 5);
