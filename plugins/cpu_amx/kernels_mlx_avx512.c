@@ -190,8 +190,8 @@ MLX_INLINE MLX_AVX512 void mlx_rows(const cpu_matmul_args *a, int64_t begin, int
     for (; n < end; n++) mlx_tile(a, n, t0, xs, sx, scl, 1, M, BITS);
 }
 
-/* ---- 4-bit codes through vpdpbusd (AVX512_VNNI), groups of 64 or 128: the default where the CPU
- * has VNNI. The path it replaced turned codes into bf16 and spent 6 vdpbf16ps per 64 (each
+/* ---- 4-bit codes through vpdpbusd (AVX512_VNNI), groups of 32, 64 or 128, k a multiple of 64:
+ * the default where the CPU has VNNI. The path it replaced turned codes into bf16 and spent 6 vdpbf16ps per 64 (each
  * activation as three bf16 parts), and at 2 threads on a Zen 5 VM that was the bound whenever the
  * host's memory was not (decode at 53 % of a 72 GB/s read bandwidth); one core ran 24 GB/s of
  * weights held in L2 with it, 31 GB/s with this path (docs/performance.md 4.6). Here each group of x becomes integers: with E the group's
@@ -202,14 +202,14 @@ MLX_INLINE MLX_AVX512 void mlx_rows(const cpu_matmul_args *a, int64_t begin, int
  * signed bytes, m = s0 + 256 s1 + 65536 s2 (the 63 / 64 keeps |s2| <= 126), and vpdpbusd
  * multiplies 64 unsigned codes by 64 signed bytes per instruction: a group sums its s2 products,
  * shifts the int32 lanes left by 8, adds its s1 products, shifts, adds its s0 products (Horner),
- * exact in int32 since a lane sums at most 8 products (group 128) of a code <= 15:
+ * exact in int32 since a lane sums 8 products (all in one group, see below) of a code <= 15:
  * |lane| <= 8 * 15 * (126 * 65536 + 128 * 257) < 2^30. The lane sums then turn to float once per
  * group and take scale_g / c in one FMA. Codes go 128 at a time: a 64-byte row chunk, AND 15 for
  * the low nibbles (elements 2i of the 128) and shifted by 4, AND 15 for the high ones (2i + 1), each
  * against its activations' parts, so per 128 codes 6 vpdpbusd + 2 shifts + 3 instructions to split
  * the nibbles + 2 to turn the lanes into float and weigh them (lane l sums elements 8l .. 8l + 7
- * of the 128, all in group l / 8 of a pair of 64: a vpermps of the two groups' factors, or one
- * broadcast for groups of 128), against 6 vdpbf16ps + 4 per 64 before. A row's
+ * of the 128, so in the chunk's group 8l / group: a vpermps of the chunk's 4 or 2 groups'
+ * factors, or one broadcast for groups of 128), against 6 vdpbf16ps + 4 per 64 before. A row's
  * last 64 codes, when k is an odd multiple of 64, go as a 32-byte chunk broadcast to both halves,
  * the upper half shifted by 4. Layout of xs per block of 128 elements (64 for that tail): s2, s1,
  * s0, each the block's even elements, then its odd ones; xe[t][g] = 1 / c. */
@@ -284,12 +284,12 @@ MLX_INLINE MLX_VNNI __m512i vnni_dot(__m512i lo, __m512i hi, const int8_t *xb, c
     return d;
 }
 
-/* The 4-bit tile on the VNNI path: as mlx_tile (above); G128: groups of 128 (else 64). mul: per
+/* The 4-bit tile on the VNNI path: as mlx_tile (above); GROUP 32, 64 or 128. mul: per
  * (row, token) the groups' scale_g * xe_g, R * M * groups + 16 floats. */
 MLX_INLINE MLX_VNNI void mlx_tile_vnni(const cpu_matmul_args *a, int64_t n, int64_t t0, const int8_t *xs, const float *xe,
-                                       const float *sx, float *mul, const int R, const int M, const int G128) {
+                                       const float *sx, float *mul, const int R, const int M, const int GROUP) {
     const cpu_quant *q = &a->q;
-    const int64_t k = a->k, group = G128 ? 128 : 64, groups = k / group, row_bytes = k / 2;
+    const int64_t k = a->k, group = GROUP, groups = k / group, row_bytes = k / 2;
     const uint8_t *w = (const uint8_t *)a->w + n * row_bytes;
     mlx_prefetch_params(q, n + R, R, groups, a->n);
     for (int r = 0; r < R; r++)
@@ -301,8 +301,11 @@ MLX_INLINE MLX_VNNI void mlx_tile_vnni(const cpu_matmul_args *a, int64_t n, int6
                                       _mm512_mul_ps(s, _mm512_maskz_loadu_ps(mask, xe + t * groups + g)));
         }
     const __m512i nib = _mm512_set1_epi8(0x0f);
-    /* Groups of 64: lanes 0-7 of a 128-code chunk are in its first group, 8-15 in its second. */
-    const __m512i pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    /* Lane l's group in a 128-code chunk (8l / GROUP), and in the last 64 codes, whose lanes 0-7
+     * hold the even elements and 8-15 the odd ones (8 (l mod 8) / GROUP). */
+    const __m512i chunk_group = GROUP == 32 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
+                                            : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i tail_group = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
     __m512 acc[MLX_ROWS][MLX_TOKENS];
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
@@ -320,13 +323,14 @@ MLX_INLINE MLX_VNNI void mlx_tile_vnni(const cpu_matmul_args *a, int64_t n, int6
             for (int t = 0; t < M; t++) {
                 __m512i d = vnni_dot(lo, hi, xs + t * k * MLX_VNNI_PARTS + j * MLX_VNNI_PARTS, 128);
                 const float *f = mul + (r * M + t) * groups + j / group;
-                __m512 factor = G128 ? _mm512_set1_ps(*f)
-                                     : _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)f))));
+                __m512 factor = GROUP == 128 ? _mm512_set1_ps(*f)
+                                : GROUP == 64 ? _mm512_permutexvar_ps(chunk_group, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)f))))
+                                              : _mm512_permutexvar_ps(chunk_group, _mm512_castps128_ps512(_mm_loadu_ps(f)));
                 acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), factor, acc[r][t]);
             }
         }
     }
-    if (j < k) { /* the last 64 codes (groups of 64) */
+    if (j < k) { /* the last 64 codes (groups of 32 or 64) */
         const __m512i upper = _mm512_set_epi64(0x0004000400040004, 0x0004000400040004, 0x0004000400040004,
                                                0x0004000400040004, 0, 0, 0, 0);
 #pragma GCC unroll 8
@@ -336,7 +340,10 @@ MLX_INLINE MLX_VNNI void mlx_tile_vnni(const cpu_matmul_args *a, int64_t n, int6
 #pragma GCC unroll 4
             for (int t = 0; t < M; t++) {
                 __m512i d = vnni_dot(lohi, lohi, xs + t * k * MLX_VNNI_PARTS + j * MLX_VNNI_PARTS, 64);
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(mul[(r * M + t) * groups + j / 64]), acc[r][t]);
+                const float *f = mul + (r * M + t) * groups + j / group;
+                __m512 factor = GROUP == 64 ? _mm512_set1_ps(*f)
+                                            : _mm512_permutexvar_ps(tail_group, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)f))));
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), factor, acc[r][t]);
             }
         }
     }
@@ -344,17 +351,18 @@ MLX_INLINE MLX_VNNI void mlx_tile_vnni(const cpu_matmul_args *a, int64_t n, int6
 }
 
 MLX_INLINE MLX_VNNI void mlx_rows_vnni(const cpu_matmul_args *a, int64_t begin, int64_t end, int64_t t0, const int8_t *xs,
-                                       const float *xe, const float *sx, float *mul, const int M, const int G128) {
+                                       const float *xe, const float *sx, float *mul, const int M, const int GROUP) {
     const int R = MLX_ROWS / M >= 2 ? MLX_ROWS / M : 2;
     int64_t n = begin;
-    for (; n + R <= end; n += R) mlx_tile_vnni(a, n, t0, xs, xe, sx, mul, R, M, G128);
-    for (; n < end; n++) mlx_tile_vnni(a, n, t0, xs, xe, sx, mul, 1, M, G128);
+    for (; n + R <= end; n += R) mlx_tile_vnni(a, n, t0, xs, xe, sx, mul, R, M, GROUP);
+    for (; n < end; n++) mlx_tile_vnni(a, n, t0, xs, xe, sx, mul, 1, M, GROUP);
 }
 
 #define MLX_VNNI_CASE(LABEL, M) \
     LABEL: \
-        if (a->q.group == 128) mlx_rows_vnni(a, begin, end, t0, xs, xe, sx, mul, M, 1); \
-        else mlx_rows_vnni(a, begin, end, t0, xs, xe, sx, mul, M, 0); \
+        if (a->q.group == 128) mlx_rows_vnni(a, begin, end, t0, xs, xe, sx, mul, M, 128); \
+        else if (a->q.group == 64) mlx_rows_vnni(a, begin, end, t0, xs, xe, sx, mul, M, 64); \
+        else mlx_rows_vnni(a, begin, end, t0, xs, xe, sx, mul, M, 32); \
         break;
 
 /* Tokens t0 .. t0 + m - 1 on the VNNI path; false (nothing written) if their x is not finite.
@@ -372,7 +380,7 @@ static MLX_VNNI bool mlx_vnni(const cpu_matmul_args *a, int64_t begin, int64_t e
     }
     return true;
 }
-_Static_assert(MLX_TOKENS * MLX_VNNI_PARTS + MLX_TOKENS * 4 / 64 <= MLX_TOKENS * 4,
+_Static_assert(MLX_TOKENS * MLX_VNNI_PARTS + MLX_TOKENS * 4 / 32 <= MLX_TOKENS * 4,
                "the VNNI path's parts and exponents fit the float activations' space (bytes per element)");
 
 /* ---- batched steps (several tokens): scaled codes, one accumulator per (row, token).
@@ -657,7 +665,7 @@ MLX_AVX512 void cpu_mlx_matmul(void *args, int64_t begin, int64_t end, uint32_t 
     for (int64_t t0 = 0; t0 < a->m; t0 += MLX_TOKENS) {
         int m = a->m - t0 < MLX_TOKENS ? (int)(a->m - t0) : MLX_TOKENS;
         prepare_x(a->x + t0 * a->k, a->k, m, bits, a->q.group, xs, sx);
-        if (bits == 4 && (a->q.group == 64 || a->q.group == 128) && have_vnni()) {
+        if (bits == 4 && (a->q.group == 32 || a->q.group == 64 || a->q.group == 128) && a->k % 64 == 0 && have_vnni()) {
             if (mlx_vnni(a, begin, end, t0, m, xs, sx, scl)) continue;
             prepare_x(a->x + t0 * a->k, a->k, m, bits, a->q.group, xs, sx); /* the parts overwrote it */
         }

@@ -129,8 +129,8 @@ static void check_case_x(uint32_t bits, uint32_t group, int64_t rows, int64_t k,
         memset(got, 0, (size_t)(m * rows) * 4);
         cpu_mlx_matmul(&a, 0, rows / 3, 0);
         cpu_mlx_matmul(&a, rows / 3, rows, 0);
-        /* 1-2 tokens of 4-bit codes in groups of 64 or 128 take the VNNI path where the CPU has it. */
-        int vnni = bits == 4 && (group == 64 || group == 128) && m <= 2 && __builtin_cpu_supports("avx512vnni");
+        /* 1-2 tokens of 4-bit codes, k a multiple of 64, take the VNNI path where the CPU has it. */
+        int vnni = bits == 4 && k % 64 == 0 && m <= 2 && __builtin_cpu_supports("avx512vnni");
         check_x_bound("avx512 decode", VNNI_STEP, &q, codes, x, k, m, rows, vnni, got, want, mag);
         /* The prefill GEMM, which dequantizes panels of the weight while packing them. */
         float *packed = aligned_alloc(64, (cpu_avx512_gemm_packed_floats(m, k) * 4 + 63) / 64 * 64);
@@ -215,6 +215,8 @@ END_TEST
 START_TEST(many_groups) {
     check_case(4, 64, 19, 21 * 64, 1);
     check_case(4, 64, 19, 3 * 64, 2); /* the VNNI path's last 64 codes on their own */
+    check_case(4, 32, 19, 5 * 64, 1);
+    check_case(4, 32, 9, 3 * 32, 1); /* k not a multiple of 64: the float path */
     check_case(8, 32, 19, 48 * 32, 2);
     check_case(5, 32, 9, 37 * 32, 1);
     check_case(4, 128, 9, 3 * 128 * 7, 5);
@@ -228,7 +230,7 @@ START_TEST(many_groups) {
 }
 END_TEST
 
-/* Activations the VNNI path's integer rounding must take (groups of 64 and 128, 1-2 tokens): a
+/* Activations the VNNI path's integer rounding must take (groups of 32, 64 and 128, 1-2 tokens): a
  * group of zeros, magnitudes from denormals to 1e30, a group whose largest value is a power of
  * two or just below one (the top part's limit), negative extremes, mixed magnitudes. */
 START_TEST(vnni_activation_extremes) {
@@ -251,6 +253,7 @@ START_TEST(vnni_activation_extremes) {
             x[t * K + j] = v;
         }
     for (int m = 1; m <= 2; m++) {
+        check_case_x(4, 32, 19, K, m, x);
         check_case_x(4, 64, 19, K, m, x);
         check_case_x(4, 128, 19, K, m, x);
     }
@@ -261,12 +264,12 @@ END_TEST
  * it (the VNNI path hands such a call to the float path). */
 START_TEST(non_finite_activations_propagate) {
     enum { K = 256, ROWS = 9 };
-    static const uint32_t groups[] = {64, 128};
-    for (size_t gi = 0; gi < 2; gi++)
+    static const uint32_t groups[] = {32, 64, 128};
+    for (size_t gi = 0; gi < 3; gi++)
         for (int kind = 0; kind < 2; kind++) {
             uint32_t group = groups[gi];
             uint32_t w[ROWS * K / 8];
-            uint16_t sc[ROWS * K / 64], bi[ROWS * K / 64];
+            uint16_t sc[ROWS * K / 32], bi[ROWS * K / 32];
             float x[2 * K], got[2 * ROWS];
             for (size_t i = 0; i < sizeof w / 4; i++) w[i] = next_u32();
             for (size_t i = 0; i < ROWS * K / group; i++) {
