@@ -83,6 +83,7 @@ typedef struct gpu_features {
      * launches (their own launch), EXO_GPU_DMV_LANES items a row (32..256; 0: per launch). */
     int no_dmv_k2048, no_dmv_norm;
     uint32_t dmv_lanes;
+    uint32_t dmv_chunks; /* EXO_GPU_DMV_CHUNKS: a row's 16-byte chunks per item, which set the lanes (0: 4) */
 } gpu_features;
 /* The most tokens the batched-step matvecs take (EXO_MVB_TOKENS_MAX in kernels/matvec_batch.cl). */
 #define GPU_MATVEC_BATCH_MAX_TOKENS 16

@@ -93,6 +93,7 @@ static void member_args(gpu_builder *b, const exo_node *nd) {
 #define DMV_KSMALL 2048
 #define DMV_WG 256
 #define DMV_SLOTS 4
+#define DMV_CHUNKS_PER_ITEM 4 /* a row's 16-byte chunks per item, which set the lanes (see dmv_enqueue) */
 
 static bool env_is_zero(const gpu_backend *be, const char *name) {
     const char *e = be->host->get_env(be->host->host_ctx, name);
@@ -104,6 +105,18 @@ void gpu_fusion_read_env(gpu_backend *be) {
     be->features.no_combine_fusion = env_is_zero(be, "EXO_GPU_FUSE_COMBINE");
     be->features.no_dmv_k2048 = env_is_zero(be, "EXO_GPU_DMV_K2048");
     be->features.no_dmv_norm = env_is_zero(be, "EXO_GPU_DMV_NORM");
+    const char *per = be->host->get_env(be->host->host_ctx, "EXO_GPU_DMV_CHUNKS");
+    be->features.dmv_chunks = 0;
+    if (per && *per) {
+        char *end = NULL;
+        unsigned long n = strtoul(per, &end, 10);
+        if (*end == '\0' && n >= 1 && n <= 64 && (n & (n - 1)) == 0) be->features.dmv_chunks = (uint32_t)n;
+        else if (be->host->log) {
+            char line[160];
+            snprintf(line, sizeof line, "EXO_GPU_DMV_CHUNKS=%.32s ignored: expected a power of two from 1 to 64", per);
+            be->host->log(be->host->host_ctx, EXO_LOG_WARN, be->name, line);
+        }
+    }
     const char *lanes = be->host->get_env(be->host->host_ctx, "EXO_GPU_DMV_LANES");
     be->features.dmv_lanes = 0;
     if (lanes && *lanes) {
@@ -221,10 +234,12 @@ static exo_status dmv_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
     int64_t splits = att ? gpu_attention_split_count(v, att) : 0;
     gpu_build_i32(&b, sinks ? -splits : splits);
     gpu_build_weight_format(&b, run[0].src[1]);
-    /* About two chunks of a row per item: lanes the power of two >= chunks / 2, 32 .. 256. */
+    /* About `per` chunks of a row per item (lanes the power of two >= chunks / per, 32 .. 256):
+     * 4 measured best on the H100 (docs/performance.md 5.5.3; 2 before, 3-14 % slower steps). */
     const exo_tensor *w = &v->tensors[run[0].src[1]];
     uint64_t chunks = (uint64_t)k / (uint64_t)dmv_chunk_elems(w), lanes = 32;
-    while (lanes < DMV_WG && lanes * 2 < chunks) lanes *= 2;
+    uint64_t per = v->be->features.dmv_chunks ? v->be->features.dmv_chunks : DMV_CHUNKS_PER_ITEM;
+    while (lanes < DMV_WG && lanes * per < chunks) lanes *= 2;
     if (v->be->features.dmv_lanes) lanes = v->be->features.dmv_lanes;
     return gpu_build_go(&b, 2, (uint64_t[3]){lanes, (uint64_t)items, 1}, (size_t[3]){(size_t)lanes, (size_t)(DMV_WG / lanes), 1});
 }
