@@ -135,11 +135,34 @@ EXO_KERNEL_BODY exo_attention_body(__global const float *q, uint q_off, __global
     }
 EXO_KV_VARIANTS(EXO_ATTENTION_KERNEL)
 
+/* The largest (is_max) or the sum of v over a split's EXO_ATT_TILE items, returned to every item;
+ * red is free again after the caller's next barrier. On NVIDIA by warp shuffles and one barrier
+ * (common.cl, EXO_WARP_SHFL), else a tree in local memory (a barrier per level). Inlined even in
+ * the -O0 SPIR-V module: it holds barriers (EXO_KERNEL_BODY, common.cl). */
+static inline __attribute__((always_inline)) float exo_att_tile_reduce(float v, uint lid, __local float *red, bool is_max) {
+#ifdef EXO_WARP_SHFL
+    v = is_max ? exo_warp_max(v) : exo_warp_sum(v);
+    if ((lid & 31u) == 0u) red[lid >> 5] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float r = red[0];
+    for (uint w = 1; w < EXO_ATT_TILE / 32u; w++) r = is_max ? fmax(r, red[w]) : r + red[w];
+    return r;
+#else
+    red[lid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint w = EXO_ATT_TILE / 2; w > 0; w >>= 1) {
+        if (lid < w) red[lid] = is_max ? fmax(red[lid], red[lid + w]) : red[lid] + red[lid + w];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    return red[0];
+#endif
+}
+
 /* Decode attention split over the cache ("flash-decoding"): exo_attention above gives a decode
  * step (one query token) only n_heads work-groups, far too few to fill a large GPU, and walks
  * the rows with serial per-item loops. Here work-group (s, h) takes split s of head h's visible
  * rows: consecutive tiles of EXO_ATT_TILE rows, one row per item for the score, the tile's
- * maximum and sum by tree reductions in local memory, a running max / denominator across its
+ * maximum and sum by reductions (exo_att_tile_reduce), a running max / denominator across its
  * tiles, and the weighted V rows accumulated per dim (dims lid, lid + EXO_ATT_TILE, ...). Each
  * split writes (acc[head_dim], m, l) to part[((t * n_heads + h) * n_splits + s) * (head_dim + 2)];
  * exo_attention_combine then merges the splits of each (token, head).
@@ -208,24 +231,13 @@ EXO_KERNEL_BODY exo_attention_split_body(__global const float *q, uint q_off, __
             sc = s0 * scale;
             if (softcap > 0.0f) sc = softcap * tanh(sc / softcap);
         }
-        red[lid] = sc;
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (uint w = EXO_ATT_TILE / 2; w > 0; w >>= 1) {
-            if (lid < w) red[lid] = fmax(red[lid], red[lid + w]);
-            barrier(CLK_LOCAL_MEM_FENCE);
-        }
-        float new_m = fmax(m, red[0]);
+        float new_m = fmax(m, exo_att_tile_reduce(sc, lid, red, true));
         float e = (int)lid < rows ? exp(sc - new_m) : 0.0f;
-        barrier(CLK_LOCAL_MEM_FENCE); /* red[0] read by all before it is overwritten */
-        p[lid] = e;
-        red[lid] = e;
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (uint w = EXO_ATT_TILE / 2; w > 0; w >>= 1) {
-            if (lid < w) red[lid] += red[lid + w];
-            barrier(CLK_LOCAL_MEM_FENCE);
-        }
+        barrier(CLK_LOCAL_MEM_FENCE); /* red read by all before it is overwritten */
+        p[lid] = e; /* visible to all after the reduction's barrier */
+        float tile_sum = exo_att_tile_reduce(e, lid, red, false);
         float rescale = exp(m - new_m); /* exp(-inf) = 0 on the first tile */
-        l = l * rescale + red[0];
+        l = l * rescale + tile_sum;
         m = new_m;
         if (v_first) {
             /* p is 0 past the tile's rows, and so is vcol. */

@@ -116,6 +116,32 @@ static inline long exo_slot_row0(__global const int *slots, uint slots_off, uint
  * unresolved symbols there) and the dtype must fold away in any case. */
 #define EXO_KERNEL_BODY static inline __attribute__((always_inline)) void
 
+/* Warp-wide butterfly reductions, on NVIDIA only (the plugin's -DEXO_NV_MMA means inline PTX
+ * builds there): a warp is 32 consecutive local ids (x fastest), so a work-group's reduction
+ * takes one shuffle chain per warp and one barrier to add the warps, instead of a barrier per
+ * level of a tree in local memory. Decode steps are chains of short launches, so their fixed steps
+ * count (kernels/decode.cl, the split attention in kernels/attention.cl; docs/performance.md 5.5.2
+ * and 5.5.3). -DEXO_DMV_NO_SHFL (EXO_OPENCL_DEFINES) keeps the trees everywhere, to compare. */
+#if defined(EXO_NV_MMA) && !defined(EXO_MMA_EMULATE) && !defined(EXO_DMV_NO_SHFL)
+#define EXO_WARP_SHFL 1
+static inline float exo_warp_sum(float v) {
+    for (uint m = 16u; m > 0u; m >>= 1) {
+        float o;
+        asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(o) : "f"(v), "r"(m));
+        v += o;
+    }
+    return v;
+}
+static inline float exo_warp_max(float v) {
+    for (uint m = 16u; m > 0u; m >>= 1) {
+        float o;
+        asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(o) : "f"(v), "r"(m));
+        v = fmax(v, o);
+    }
+    return v;
+}
+#endif
+
 /* float32 -> bf16 bits, rounding to nearest even; a NaN stays a (quiet) NaN. The CPU plugin
  * rounds the same way (plugins/cpu_amx/cpu_half.h), so both write the same cache bits. */
 static inline ushort exo_f32_to_bf16(float f) {

@@ -150,32 +150,18 @@ static inline float exo_dmv_bf16w(uint w, float a, float b, float s) {
         for (uint i = 0; i < EXO_DMV_SLOTS; i++) acc[i] += EXO_DMV_DOT_##SFX(qv[i], sv[i], bv[i]); \
     }
 
-/* The work-group's sums. A barrier-per-step tree in local memory; on NVIDIA (the plugin's
- * -DEXO_NV_MMA, which means inline PTX builds) a warp sums by butterfly shuffles first, so a
- * slot's lanes take 1-2 barriers instead of log2(lanes) + 1, and the norm's sum 1 instead of 9:
- * the launches of a decode step are short (1-4 us of bytes each), so their fixed steps count.
- * On the H100 a bf16 decode step went 2.10 -> 1.87 ms, goldens 21/21 (docs/performance.md 5.5.2);
- * -DEXO_DMV_NO_SHFL (EXO_OPENCL_DEFINES) keeps the trees, to compare. A warp is 32 consecutive
- * local ids (x fastest), and lanes >= 32 (the host's choice), so it holds one row group's lanes. */
-#if defined(EXO_NV_MMA) && !defined(EXO_MMA_EMULATE) && !defined(EXO_DMV_NO_SHFL)
-#define EXO_DMV_WARP_SUMS 1
-static inline float exo_dmv_warp_sum(float v) {
-    for (uint m = 16u; m > 0u; m >>= 1) {
-        float o;
-        asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(o) : "f"(v), "r"(m));
-        v += o;
-    }
-    return v;
-}
-#endif
-
+/* The work-group's sums. A barrier-per-step tree in local memory; on NVIDIA a warp sums by
+ * butterfly shuffles first (exo_warp_sum, common.cl), so a slot's lanes take 1-2 barriers instead
+ * of log2(lanes) + 1, and the norm's sum 1 instead of 9: on the H100 a bf16 decode step went
+ * 2.10 -> 1.87 ms, goldens 21/21 (docs/performance.md 5.5.2). lanes >= 32 (the host's choice), so
+ * a warp holds one row group's lanes. */
 /* The sum of v over the work-group's EXO_DMV_WG items, returned to every item (red[0 .. 7] or
  * red[0] hold it: free again after the caller's next barrier). Both helpers hold barriers, so
  * they are inlined even in the -O0 SPIR-V module (EXO_KERNEL_BODY, common.cl: out of line,
  * PoCL mis-ran such a helper's barriers, b4c2012). */
 static inline __attribute__((always_inline)) float exo_dmv_wg_sum(float v, uint tid, __local float *red) {
-#ifdef EXO_DMV_WARP_SUMS
-    v = exo_dmv_warp_sum(v);
+#ifdef EXO_WARP_SHFL
+    v = exo_warp_sum(v);
     if ((tid & 31u) == 0u) red[tid >> 5] = v;
     barrier(CLK_LOCAL_MEM_FENCE);
     float s = 0.0f;
@@ -196,9 +182,9 @@ static inline __attribute__((always_inline)) float exo_dmv_wg_sum(float v, uint 
  * red[slot * EXO_DMV_WG + base], visible to the whole group on return. */
 EXO_KERNEL_BODY exo_dmv_lane_sums(const float acc[EXO_DMV_SLOTS], uint lane, uint lanes, uint tid, uint base,
                                    __local float *red) {
-#ifdef EXO_DMV_WARP_SUMS
+#ifdef EXO_WARP_SHFL
     float w[EXO_DMV_SLOTS];
-    for (uint i = 0; i < EXO_DMV_SLOTS; i++) w[i] = exo_dmv_warp_sum(acc[i]);
+    for (uint i = 0; i < EXO_DMV_SLOTS; i++) w[i] = exo_warp_sum(acc[i]);
     if ((lane & 31u) == 0u)
         for (uint i = 0; i < EXO_DMV_SLOTS; i++) red[i * EXO_DMV_WG + tid] = w[i];
     barrier(CLK_LOCAL_MEM_FENCE);
