@@ -324,7 +324,7 @@ MLX_INLINE MLX_VNNI void mlx_tile_vnni(const cpu_matmul_args *a, int64_t n, int6
                 __m512i d = vnni_dot(lo, hi, xs + t * k * MLX_VNNI_PARTS + j * MLX_VNNI_PARTS, 128);
                 const float *f = mul + (r * M + t) * groups + j / group;
                 __m512 factor = GROUP == 128 ? _mm512_set1_ps(*f)
-                                : GROUP == 64 ? _mm512_permutexvar_ps(chunk_group, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)f))))
+                                : GROUP == 64 ? _mm512_permutexvar_ps(chunk_group, _mm512_castps128_ps512(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)f))))
                                               : _mm512_permutexvar_ps(chunk_group, _mm512_castps128_ps512(_mm_loadu_ps(f)));
                 acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), factor, acc[r][t]);
             }
@@ -342,7 +342,7 @@ MLX_INLINE MLX_VNNI void mlx_tile_vnni(const cpu_matmul_args *a, int64_t n, int6
                 __m512i d = vnni_dot(lohi, lohi, xs + t * k * MLX_VNNI_PARTS + j * MLX_VNNI_PARTS, 64);
                 const float *f = mul + (r * M + t) * groups + j / group;
                 __m512 factor = GROUP == 64 ? _mm512_set1_ps(*f)
-                                            : _mm512_permutexvar_ps(tail_group, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)f))));
+                                            : _mm512_permutexvar_ps(tail_group, _mm512_castps128_ps512(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)f))));
                 acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), factor, acc[r][t]);
             }
         }
