@@ -40,7 +40,6 @@
 #include <float.h>
 #include <math.h>
 #include <stdbool.h>
-#include <stdlib.h>
 
 #define MLX_TOKENS 4       /* tokens per tile (the decode kernel's CPU_GEMV_MAX_TOKENS) */
 #define MLX_ROWS 8         /* rows per tile at one token: 8 group + 8 row accumulators */
