@@ -154,8 +154,9 @@ static inline float exo_dmv_bf16w(uint w, float a, float b, float s) {
  * butterfly shuffles first (exo_warp_sum, common.cl), so a slot's lanes take 1-2 barriers instead
  * of log2(lanes) + 1, and the norm's sum 1 instead of 9: on the H100 a bf16 decode step went
  * 2.10 -> 1.87 ms, goldens 21/21 (docs/performance.md 5.5.2). lanes >= 32 (the host's choice), so
- * a warp holds one row group's lanes. */
-/* The sum of v over the work-group's EXO_DMV_WG items, returned to every item (red[0 .. 7] or
+ * a warp holds one row group's lanes.
+ *
+ * The sum of v over the work-group's EXO_DMV_WG items, returned to every item (red[0 .. 7] or
  * red[0] hold it: free again after the caller's next barrier). Both helpers hold barriers, so
  * they are inlined even in the -O0 SPIR-V module (EXO_KERNEL_BODY, common.cl: out of line,
  * PoCL mis-ran such a helper's barriers, b4c2012). */

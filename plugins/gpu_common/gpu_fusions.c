@@ -100,37 +100,28 @@ static bool env_is_zero(const gpu_backend *be, const char *name) {
     return e && strcmp(e, "0") == 0;
 }
 
+/* Variable `name` as a power of two in [lo, hi], or 0 when unset (a warning when it is not one). */
+static uint32_t env_pow2(const gpu_backend *be, const char *name, unsigned long lo, unsigned long hi) {
+    const char *e = be->host->get_env(be->host->host_ctx, name);
+    if (!e || !*e) return 0;
+    char *end = NULL;
+    unsigned long n = strtoul(e, &end, 10);
+    if (*end == '\0' && n >= lo && n <= hi && (n & (n - 1)) == 0) return (uint32_t)n;
+    if (be->host->log) {
+        char line[160];
+        snprintf(line, sizeof line, "%s=%.32s ignored: expected a power of two from %lu to %lu", name, e, lo, hi);
+        be->host->log(be->host->host_ctx, EXO_LOG_WARN, be->name, line);
+    }
+    return 0;
+}
+
 void gpu_fusion_read_env(gpu_backend *be) {
     be->features.no_dmv = env_is_zero(be, "EXO_GPU_DECODE_MATVEC");
     be->features.no_combine_fusion = env_is_zero(be, "EXO_GPU_FUSE_COMBINE");
     be->features.no_dmv_k2048 = env_is_zero(be, "EXO_GPU_DMV_K2048");
     be->features.no_dmv_norm = env_is_zero(be, "EXO_GPU_DMV_NORM");
-    const char *per = be->host->get_env(be->host->host_ctx, "EXO_GPU_DMV_CHUNKS");
-    be->features.dmv_chunks = 0;
-    if (per && *per) {
-        char *end = NULL;
-        unsigned long n = strtoul(per, &end, 10);
-        if (*end == '\0' && n >= 1 && n <= 64 && (n & (n - 1)) == 0) be->features.dmv_chunks = (uint32_t)n;
-        else if (be->host->log) {
-            char line[160];
-            snprintf(line, sizeof line, "EXO_GPU_DMV_CHUNKS=%.32s ignored: expected a power of two from 1 to 64", per);
-            be->host->log(be->host->host_ctx, EXO_LOG_WARN, be->name, line);
-        }
-    }
-    const char *lanes = be->host->get_env(be->host->host_ctx, "EXO_GPU_DMV_LANES");
-    be->features.dmv_lanes = 0;
-    if (lanes && *lanes) {
-        char *end = NULL;
-        unsigned long n = strtoul(lanes, &end, 10);
-        if (*end == '\0' && n >= 32 && n <= DMV_WG && (n & (n - 1)) == 0)
-            be->features.dmv_lanes = (uint32_t)n;
-        else if (be->host->log) {
-            char line[160];
-            snprintf(line, sizeof line, "EXO_GPU_DMV_LANES=%.32s ignored: expected a power of two from 32 to %d", lanes,
-                     DMV_WG);
-            be->host->log(be->host->host_ctx, EXO_LOG_WARN, be->name, line);
-        }
-    }
+    be->features.dmv_chunks = env_pow2(be, "EXO_GPU_DMV_CHUNKS", 1, 64);
+    be->features.dmv_lanes = env_pow2(be, "EXO_GPU_DMV_LANES", 32, DMV_WG);
 }
 
 /* The exo_dmv_* storage of weight w, or NULL: f32, bf16, and MLX 4- and 8-bit codes with groups
