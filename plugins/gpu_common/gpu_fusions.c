@@ -269,11 +269,11 @@ static exo_status group_enqueue(const gpu_exec_view *v, const exo_node *run, uin
     char name[48];
     gpu_builder b;
     char family[48];
-    gpu_matvec_family(v, m, "exo_matmul_vec16x3", family);
+    gpu_matvec_family(v, m, run[0].src[1], "exo_matmul_vec16x3", family);
     matvec_start(&b, name, v, family, run, norm);
     gpu_build_u32(&b, (uint64_t)m);
     gpu_build_u32(&b, (uint64_t)k);
-    uint32_t rpi = gpu_matvec_rows_per_item(v, m);
+    uint32_t rpi = gpu_matvec_rows_per_item(v, m, run[0].src[1]);
     for (uint32_t i = 0; i < MATMUL_GROUP_MAX; i++) {
         /* A pair repeats member 0 as the third with no rows. */
         const exo_node *nd = &run[i < len ? i : 0];
@@ -286,7 +286,7 @@ static exo_status group_enqueue(const gpu_exec_view *v, const exo_node *run, uin
     norm_args(&b, norm, run[0].src[0]);
     gpu_build_u32(&b, rpi);
     gpu_build_weight_format(&b, run[0].src[1]);
-    return gpu_build_go_matvec_at(&b, m, k, rows);
+    return gpu_build_go_matvec_at(&b, m, k, rows, run[0].src[1]);
 }
 
 /* ------------------------------------------------ gate, up and their GLU: exo_matmul_vec16_glu_* */
@@ -320,7 +320,7 @@ static bool glu_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, 
 static exo_status glu_batch_enqueue(const gpu_exec_view *v, const exo_node *run, int64_t m, int64_t k, int64_t n,
                                     const exo_node *norm) {
     char family[48], name[48];
-    gpu_matvec_family(v, m, "exo_matmul_vec16_glu", family);
+    gpu_matvec_family(v, m, run[0].src[1], "exo_matmul_vec16_glu", family);
     gpu_builder b;
     matvec_start(&b, name, v, family, run, norm);
     gpu_build_u32(&b, (uint64_t)m);
@@ -332,8 +332,10 @@ static exo_status glu_batch_enqueue(const gpu_exec_view *v, const exo_node *run,
     gpu_build_i32(&b, run[2].i[EXO_GLU_I_ACT] == EXO_ACT_GELU_TANH ? 1 : 0);
     norm_args(&b, norm, run[0].src[0]);
     gpu_build_weight_format(&b, run[0].src[1]);
-    uint32_t r = gpu_matvec_rows_per_item(v, m) / 2; /* the kernel's 2R accumulator rows hold as many sums */
-    return gpu_build_go_matvec_at(&b, m, k, (n + r - 1) / r);
+    /* the kernel's 2R accumulator rows hold as many sums (the tensor-core kernel's tiles: half
+     * gate, half up rows) */
+    uint32_t r = gpu_matvec_rows_per_item(v, m, run[0].src[1]) / 2;
+    return gpu_build_go_matvec_at(&b, m, k, (n + r - 1) / r, run[0].src[1]);
 }
 
 static exo_status glu_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
@@ -402,17 +404,17 @@ static exo_status add_enqueue(const gpu_exec_view *v, const exo_node *run, uint3
     exo_node fused = *mm;
     fused.dst = add->dst;
     char name[48], family[48];
-    gpu_matvec_family(v, m, "exo_matmul_vec16", family);
+    gpu_matvec_family(v, m, mm->src[1], "exo_matmul_vec16", family);
     snprintf(name, sizeof name, "%s_%s", family, gpu_weight_suffix(&v->tensors[mm->src[1]]));
     gpu_builder b;
     gpu_build_start(&b, v, name);
     gpu_build_matmul_args(&b, &fused, fused.n_src == 3 ? fused.src[2] : fused.dst, m, k, n);
     gpu_build_tensor(&b, residual_of(mm, add));
     gpu_build_i32(&b, 1);
-    uint32_t rpi = gpu_matvec_rows_per_item(v, m);
+    uint32_t rpi = gpu_matvec_rows_per_item(v, m, mm->src[1]);
     gpu_build_u32(&b, rpi);
     gpu_build_weight_format(&b, mm->src[1]);
-    return gpu_build_go_matvec_at(&b, m, k, (n + rpi - 1) / rpi);
+    return gpu_build_go_matvec_at(&b, m, k, (n + rpi - 1) / rpi, mm->src[1]);
 }
 
 /* ------------------------------------------------ RoPE of q and k, KV writes of k and v: exo_rope_kv */

@@ -72,16 +72,16 @@ static exo_status enqueue_matmul(const gpu_exec_view *v, const exo_node *nd) {
     bool wide = fits && (batch || (!v->be->features.subgroups && m <= GPU_MATVEC_MAX_TOKENS));
     if (wide) {
         char family[48];
-        gpu_matvec_family(v, m, "exo_matmul_vec16", family);
+        gpu_matvec_family(v, m, nd->src[1], "exo_matmul_vec16", family);
         snprintf(name, sizeof name, "%s_%s", family, gpu_weight_suffix(&v->tensors[nd->src[1]]));
         gpu_build_start(&b, v, name);
         gpu_build_matmul_args(&b, nd, bias, m, k, n);
         gpu_build_tensor(&b, nd->src[0]); /* no residual */
         gpu_build_i32(&b, 0);
-        uint32_t rpi = gpu_matvec_rows_per_item(v, m);
+        uint32_t rpi = gpu_matvec_rows_per_item(v, m, nd->src[1]);
         gpu_build_u32(&b, rpi);
         gpu_build_weight_format(&b, nd->src[1]);
-        return gpu_build_go_matvec_at(&b, m, k, (n + rpi - 1) / rpi);
+        return gpu_build_go_matvec_at(&b, m, k, (n + rpi - 1) / rpi, nd->src[1]);
     }
     if (m <= GPU_MATVEC_MAX_TOKENS || batch) {
         exo_status st = EXO_OK;

@@ -161,8 +161,10 @@ exo_status gpu_build_go_matvec(gpu_builder *b, int64_t k, int64_t rows) {
  * GPU_MATVEC_BATCH_MIN_GROUPS work-groups and each lane keeps >= 4 chunks of every row (its sums
  * cost a pass through local memory, one item summing an output over the lanes). */
 #define GPU_MATVEC_BATCH_MIN_GROUPS 256
-exo_status gpu_build_go_matvec_at(gpu_builder *b, int64_t m, int64_t k, int64_t rows) {
+exo_status gpu_build_go_matvec_at(gpu_builder *b, int64_t m, int64_t k, int64_t rows, uint32_t weight) {
     if (!gpu_matvec_batch(b->v, m)) return gpu_build_go_matvec(b, k, rows);
+    if (gpu_matvec_batch_mma(b->v, m, weight))
+        return gpu_build_go(b, 2, (uint64_t[3]){256, (uint64_t)rows, 1}, (size_t[3]){256, 1, 1});
     uint64_t lanes = 32, chunks = (uint64_t)k / 8;
     while (lanes < 128 && (uint64_t)rows * lanes / 256 < GPU_MATVEC_BATCH_MIN_GROUPS && chunks >= lanes * 2 * 4)
         lanes *= 2;
@@ -178,6 +180,13 @@ bool gpu_matvec_batch(const gpu_exec_view *v, int64_t m) {
     return m >= 2 && m >= (int64_t)lo && m <= (int64_t)hi;
 }
 
+bool gpu_matvec_batch_mma(const gpu_exec_view *v, int64_t m, uint32_t weight) {
+    int64_t ne[EXO_MAX_DIMS];
+    gpu_view_count(v, weight, ne);
+    return v->be->features.mma_parts && v->be->features.mma_batch && m <= GPU_MATVEC_MMA_MAX_TOKENS &&
+           gpu_matvec_batch(v, m) && v->tensors[weight].dtype == EXO_DTYPE_BF16 && ne[0] % 32 == 0;
+}
+
 bool gpu_matvec_tokens_fit(const gpu_exec_view *v, int64_t m) {
     return m <= GPU_MATVEC_MAX_TOKENS || gpu_matvec_batch(v, m);
 }
@@ -185,17 +194,21 @@ bool gpu_matvec_tokens_fit(const gpu_exec_view *v, int64_t m) {
 /* Up to 8 tokens: exo_matmul_vecb8* (4 rows per item); up to 16: exo_matmul_vecb16* (2 rows). */
 static uint32_t batch_tokens(int64_t m) { return m <= 8 ? 8 : 16; }
 
-void gpu_matvec_family(const gpu_exec_view *v, int64_t m, const char *family, char name[48]) {
+void gpu_matvec_family(const gpu_exec_view *v, int64_t m, uint32_t weight, const char *family, char name[48]) {
     if (!gpu_matvec_batch(v, m)) {
         snprintf(name, 48, "%s", family);
         return;
     }
     size_t base = strlen("exo_matmul_vec16");
     assert(strncmp(family, "exo_matmul_vec16", base) == 0);
-    snprintf(name, 48, "exo_matmul_vecb%u%s", batch_tokens(m), family + base);
+    if (gpu_matvec_batch_mma(v, m, weight))
+        snprintf(name, 48, "exo_matmul_mmab8%s", family + base);
+    else
+        snprintf(name, 48, "exo_matmul_vecb%u%s", batch_tokens(m), family + base);
 }
 
-uint32_t gpu_matvec_rows_per_item(const gpu_exec_view *v, int64_t m) {
+uint32_t gpu_matvec_rows_per_item(const gpu_exec_view *v, int64_t m, uint32_t weight) {
+    if (gpu_matvec_batch_mma(v, m, weight)) return GPU_MATVEC_MMA_ROWS;
     if (gpu_matvec_batch(v, m)) return 32 / batch_tokens(m);
     uint32_t rows = v->be->features.matvec_rows ? v->be->features.matvec_rows : GPU_MATVEC_ROWS_DEFAULT;
     return m == 1 && rows == 2 ? 2 : 1;

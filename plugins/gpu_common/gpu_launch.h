@@ -88,21 +88,31 @@ exo_status gpu_build_go_1d(gpu_builder *b, uint64_t count);
 /* A wide-load matvec kernel over `rows` work-item rows of inner size k (weight rows divided by
  * gpu_matvec_rows_per_item). */
 exo_status gpu_build_go_matvec(gpu_builder *b, int64_t k, int64_t rows);
-/* The same for a launch of m tokens: the batched-step kernels' geometry where m takes them
- * (gpu_matvec_batch), else gpu_build_go_matvec's. */
-exo_status gpu_build_go_matvec_at(gpu_builder *b, int64_t m, int64_t k, int64_t rows);
-/* Weight rows per work-item of exo_matmul_vec16 / vec16x3 launches at m tokens (their `rpi`
- * argument): 2 at one token unless the backend asks for 1 (gpu_features.matvec_rows), else 1;
- * the batched-step kernels' R (4 for up to 8 tokens, 2 for up to 16) where m takes them. */
+/* The same for a launch of m tokens against `weight`: the batched-step kernels' geometry where m
+ * takes them (gpu_matvec_batch; the tensor-core ones': a work-group per row group), else
+ * gpu_build_go_matvec's. */
+exo_status gpu_build_go_matvec_at(gpu_builder *b, int64_t m, int64_t k, int64_t rows, uint32_t weight);
+/* Weight rows per work-item of exo_matmul_vec16 / vec16x3 launches at m tokens against `weight`
+ * (their `rpi` argument): 2 at one token unless the backend asks for 1 (gpu_features.matvec_rows),
+ * else 1; the batched-step kernels' R (4 for up to 8 tokens, 2 for up to 16) where m takes them,
+ * and the tensor-core ones' rows per work-group (GPU_MATVEC_MMA_ROWS). */
 #define GPU_MATVEC_ROWS_DEFAULT 2
-uint32_t gpu_matvec_rows_per_item(const gpu_exec_view *v, int64_t m);
+uint32_t gpu_matvec_rows_per_item(const gpu_exec_view *v, int64_t m, uint32_t weight);
 /* Whether m tokens take the batched-step matvecs on this backend (gpu_features.matvec_batch_*). */
 bool gpu_matvec_batch(const gpu_exec_view *v, int64_t m);
+/* Whether they take the tensor-core batched-step kernels against `weight` (exo_matmul_mmab8*,
+ * kernels/matvec_batch_mma.cl): gpu_features.mma_batch, at most GPU_MATVEC_MMA_MAX_TOKENS, bf16
+ * weights, k a multiple of 32. Weight rows per work-group: GPU_MATVEC_MMA_ROWS (EXO_MMAB_ROWS),
+ * 256 items (EXO_MMAB_ITEMS). */
+#define GPU_MATVEC_MMA_MAX_TOKENS 8
+#define GPU_MATVEC_MMA_ROWS 32
+bool gpu_matvec_batch_mma(const gpu_exec_view *v, int64_t m, uint32_t weight);
 /* Whether a wide-load matvec kernel (one-token family or batched-step) takes m tokens. */
 bool gpu_matvec_tokens_fit(const gpu_exec_view *v, int64_t m);
-/* The name of a wide-load matvec family at m tokens: `family` ("exo_matmul_vec16",
- * "exo_matmul_vec16x3") as it is, or its batched-step counterpart (exo_matmul_vecb<T>,
- * exo_matmul_vecb<T>x3: same parameters) where m takes those kernels. Into name[48]. */
-void gpu_matvec_family(const gpu_exec_view *v, int64_t m, const char *family, char name[48]);
+/* The name of a wide-load matvec family at m tokens against `weight`: `family`
+ * ("exo_matmul_vec16", "exo_matmul_vec16x3") as it is, or its batched-step counterpart
+ * (exo_matmul_vecb<T>, exo_matmul_vecb<T>x3, or exo_matmul_mmab8...: same parameters) where m
+ * takes those kernels. Into name[48]. */
+void gpu_matvec_family(const gpu_exec_view *v, int64_t m, uint32_t weight, const char *family, char name[48]);
 
 #endif

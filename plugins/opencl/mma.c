@@ -1,10 +1,12 @@
-/* mma.c — whether an OpenCL device gets the tensor-core prompt GEMM (kernels/matmul_mma.cl): an
- * NVIDIA device of compute capability 8.0 or newer (mma.sync with bf16 operands), whose OpenCL
+/* mma.c — whether an OpenCL device gets the tensor-core prompt GEMM (kernels/matmul_mma.cl), and
+ * a batched step's bf16 matmuls on them (kernels/matvec_batch_mma.cl): an NVIDIA device of compute capability 8.0 or newer (mma.sync with bf16 operands), whose OpenCL
  * compiler takes inline PTX. The program is then built with -DEXO_NV_MMA; if that build fails
  * (program.c), it is built again without, and the executor keeps the FMA GEMM.
  *
  * EXO_GPU_MMA=0 turns it off (to compare); EXO_GPU_MMA_PARTS=2 splits each activation into two
- * bf16 parts instead of three (faster, ~2^-17 relative error per product; see the kernel).
+ * bf16 parts instead of three (faster, ~2^-17 relative error per product; see the kernel; the
+ * batched-step kernels always take three). EXO_GPU_MMA_BATCH=0 leaves batched steps on the FMA
+ * kernels (matvec_batch.cl), to compare.
  * EXO_GPU_MMA=emulate builds the same kernels on any device with the warp's product computed
  * through local memory (EXO_MMA_EMULATE), so the tests check the fragment layouts and the host's
  * launches on PoCL. */
@@ -23,6 +25,7 @@ void ocl_mma_choose(ocl_runtime *rt, const ocl_device *dev) {
     const char *parts = ctx->host->get_env(ctx->host->host_ctx, "EXO_GPU_MMA_PARTS");
     unsigned sm = 0; /* compute capability as describe.c writes it: sm_90 for 9.0 */
     rt->backend.features.mma_parts = 0;
+    rt->backend.features.mma_batch = 0;
     if ((off && strcmp(off, "0") == 0) || (kernels && strcmp(kernels, "portable") == 0)) return;
     int emulate = off && strcmp(off, "emulate") == 0;
     if (!emulate && (sscanf(dev->report.isa, "sm_%u", &sm) != 1 || sm < 80)) return;
@@ -31,8 +34,11 @@ void ocl_mma_choose(ocl_runtime *rt, const ocl_device *dev) {
     if (len + strlen(define) + 1 > sizeof rt->build_options) return;
     memcpy(rt->build_options + len, define, strlen(define) + 1);
     rt->backend.features.mma_parts = parts && strcmp(parts, "2") == 0 ? 2 : 3;
-    ocl_log(ctx, EXO_LOG_INFO, "device %u (%s): tensor-core prompt GEMM%s, activations in %u bf16 parts", rt->index,
-            dev->report.isa, emulate ? " (emulated)" : "", rt->backend.features.mma_parts);
+    const char *batch = ctx->host->get_env(ctx->host->host_ctx, "EXO_GPU_MMA_BATCH");
+    rt->backend.features.mma_batch = !(batch && strcmp(batch, "0") == 0);
+    ocl_log(ctx, EXO_LOG_INFO, "device %u (%s): tensor-core prompt GEMM%s%s, activations in %u bf16 parts", rt->index,
+            dev->report.isa, rt->backend.features.mma_batch ? " and batched-step bf16 matmuls" : "",
+            emulate ? " (emulated)" : "", rt->backend.features.mma_parts);
 }
 
 int ocl_mma_drop(ocl_runtime *rt) {

@@ -1,7 +1,8 @@
 /* The matmuls of a batched decode step on a GPU plugin (EXO_TEST_GPU_PLUGIN: opencl on PoCL,
  * level_zero on the test driver): at 5, 8, 9, 12 and 16 rows, one per sequence, they take the
  * batched-step matvecs (kernels/matvec_batch.cl: exo_matmul_vecb8* up to 8 rows, vecb16* up to
- * 16; plugins/gpu_common/README.md "Batched steps"), and every row must equal the same graph
+ * 16; the tensor-core exo_matmul_mmab8* for bf16 up to 8, emulated; plugins/gpu_common/README.md
+ * "Batched steps"), and every row must equal the same graph
  * stepped with that row alone (the one-token kernels) to NMSE 1e-10, and the CPU plugin's
  * reference kernels (the oracle) to 1e-9, as the other matmul tests. Per weight storage (f32,
  * f16, bf16, MLX 4- and 8-bit with each scale dtype and group) four graphs: RMS_NORM then q/k/v
@@ -320,6 +321,27 @@ START_TEST(mlx_weights_match_rows_alone) {
 }
 END_TEST
 
+/* The tensor-core kernels of a batched step (kernels/matvec_batch_mma.cl, exo_matmul_mmab8*: bf16
+ * weights, up to 8 rows), their warp products emulated through local memory unless EXO_GPU_MMA
+ * says otherwise (EXO_GPU_MMA=1 on an NVIDIA GPU: the real ones; CK_RUN_CASE=tensor_cores runs
+ * this case alone; the level_zero rerun runs the FMA kernels again). K 2048 splits into more steps than the work-group has warps, K 96 into fewer (idle
+ * warps), row counts no multiple of the 16-row tiles, a weight 8 elements into its buffer. */
+START_TEST(bf16_tensor_core_rows_match_rows_alone) {
+    const char *mode = getenv("EXO_GPU_MMA");
+    int emulated = mode == NULL;
+    if (emulated) setenv("EXO_GPU_MMA", "emulate", 1);
+    open_both();
+    check_format(&(wfmt){EXO_DTYPE_BF16, 0, 0, 0, 0}, 2048, 37, 300);
+    check_format(&(wfmt){EXO_DTYPE_BF16, 0, 0, 0, 16}, 96, 11, 700);
+    char *log = close_both();
+    if (emulated) unsetenv("EXO_GPU_MMA");
+    static const char *const kernels[] = {"exo_matmul_mmab8x3_bf16", "exo_matmul_mmab8_glu_bf16", "exo_matmul_mmab8_bf16",
+                                          "exo_matmul_vecb16x3_bf16"};
+    for (int i = 0; i < 4; i++) ran(log, kernels[i]);
+    free(log);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("batch_matvec");
     TCase *tc = tcase_create("rows");
@@ -327,6 +349,10 @@ int main(void) {
     tcase_add_test(tc, float_weights_match_rows_alone);
     tcase_add_test(tc, mlx_weights_match_rows_alone);
     suite_add_tcase(s, tc);
+    TCase *mma = tcase_create("tensor_cores");
+    tcase_set_timeout(mma, 900);
+    tcase_add_test(mma, bf16_tensor_core_rows_match_rows_alone);
+    suite_add_tcase(s, mma);
     /* One process: a fork after PoCL's or the Level Zero loader's start-up hangs or corrupts
      * their state, and a missing device exits 77 (skip) from open_both. */
     return exo_check_run(s, CK_NOFORK);
