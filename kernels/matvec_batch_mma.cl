@@ -5,7 +5,7 @@
  * per weight and item. At 8 tokens those FMAs, not the weight reads, bounded the FMA kernels
  * (an 8-row Llama 3.2 1B step's gate/up/GLU ran at 1.17 TB/s and 9.3 TFLOP/s on an H100,
  * docs/performance.md 7.7). Compiled only with EXO_NV_MMA, as matmul_mma.cl (whose
- * exo_mma_bf16_16816, its emulation on PoCL, and exo_mma_split2 it uses), so after that file.
+ * exo_mma_bf16_16816 and its emulation on PoCL it uses), so after that file.
  *
  * The product per warp: a 16-row tile of W (the mma's A, row-major, 16 x 16) times 8 tokens of x
  * (B, 16 x 8), C 16 x 8 in four f32 per lane (rows g and g + 8, tokens 2t and 2t + 1; g = lane /
@@ -14,7 +14,7 @@
  * as they lie in memory, and the same eight x of token g: the chunk's words 0-1 are the first
  * mma's A registers (k pairs "2t" and "2t + 8"), words 2-3 the second's, and B's the same words
  * of x's bf16 parts. bf16 weights are A as loaded, no conversion; x (f32) goes in as three bf16
- * parts, x = x1 + x2 + x3 (matmul_mma.cl: exact to its 24 bits; the tensor cores' f32
+ * parts, x = x1 + x2 + x3 (exo_mmab_split2: exact, all 24 bits; the tensor cores' f32
  * accumulation is the only rounding left), one mma each, the smallest first.
  *
  * Work-group: EXO_MMAB_WARPS warps, EXO_MMAB_RT tiles of 16 weight rows (the GLU: tile rows 0-7
@@ -37,6 +37,20 @@
 #else
 #define EXO_MMAB_SCRATCH
 #endif
+
+/* Two activations as three bf16 parts each, word p = part p of a (low half) and of b (high),
+ * as exo_mma_split2 but each part truncated rather than rounded: x1 keeps x's top 8 significant
+ * bits, x2 the next 8 of what is left, and the remainder (8 bits at most) is x3, exactly, so the
+ * parts still sum to x; a mask instead of a rounding add per part (the split is most of a lane's
+ * arithmetic here: it runs per 32 weight rows, the prompt GEMM's per 64 tokens). */
+static inline void exo_mmab_split2(float a, float b, uint out[EXO_MMA_MAX_PARTS]) {
+    for (uint p = 0; p < EXO_MMA_MAX_PARTS; p++) {
+        uint ha = as_uint(a) & 0xffff0000u, hb = as_uint(b) & 0xffff0000u;
+        out[p] = (ha >> 16) | hb;
+        a -= as_float(ha);
+        b -= as_float(hb);
+    }
+}
 
 /* The first 16-byte chunk of row r of an n-row weight at element offset off (rows past n read
  * row n - 1; their sums are never written). */
@@ -85,10 +99,10 @@
                 xb[u] *= nwh;                                                                      \
             }                                                                                      \
             uint p01[EXO_MMA_MAX_PARTS], p23[EXO_MMA_MAX_PARTS], p45[EXO_MMA_MAX_PARTS], p67[EXO_MMA_MAX_PARTS]; \
-            exo_mma_split2(xa[u].x, xa[u].y, p01);                                                 \
-            exo_mma_split2(xa[u].z, xa[u].w, p23);                                                 \
-            exo_mma_split2(xb[u].x, xb[u].y, p45);                                                 \
-            exo_mma_split2(xb[u].z, xb[u].w, p67);                                                 \
+            exo_mmab_split2(xa[u].x, xa[u].y, p01);                                                \
+            exo_mmab_split2(xa[u].z, xa[u].w, p23);                                                \
+            exo_mmab_split2(xb[u].x, xb[u].y, p45);                                                \
+            exo_mmab_split2(xb[u].z, xb[u].w, p67);                                                \
             EXO_MMA_UNROLL for (uint px = EXO_MMAB_PARTS; px-- > 0;)                               \
                 EXO_MMA_UNROLL for (uint rt = 0; rt < EXO_MMAB_RT; rt++) {                         \
                     uint4 a = wa[u][rt], b = wb[u][rt];                                            \
