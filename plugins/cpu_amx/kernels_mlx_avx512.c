@@ -31,7 +31,7 @@
  * and 87-94 % (docs/performance.md 4.6).
  *
  * Rounding differs from the reference kernel (which dequantizes w to float, then dots) by the
- * order of the float sums only: both are float32 evaluations of the same exact sum (the 4-bit VNNI
+ * order of the float sums only: both are float32 evaluations of the same exact sum (the VNNI
  * path below also rounds each activation to 24 bits against its group's largest value). */
 #include "kernels_fast.h"
 
@@ -189,8 +189,8 @@ MLX_INLINE MLX_AVX512 void mlx_rows(const cpu_matmul_args *a, int64_t begin, int
     for (; n < end; n++) mlx_tile(a, n, t0, xs, sx, scl, 1, M, BITS);
 }
 
-/* ---- 4-bit codes through vpdpbusd (AVX512_VNNI), groups of 32, 64 or 128, k a multiple of 64:
- * the default where the CPU has VNNI. The path it replaced turned codes into bf16 and spent 6 vdpbf16ps per 64 (each
+/* ---- 4-bit codes through vpdpbusd (AVX512_VNNI), groups of 32, 64 or 128, k a multiple of 64
+ * (8-bit codes too: mlx_tile_vnni8 below): the default where the CPU has VNNI. The path it replaced turned codes into bf16 and spent 6 vdpbf16ps per 64 (each
  * activation as three bf16 parts), and at 2 threads on a Zen 5 VM that was the bound whenever the
  * host's memory was not (decode at 53 % of a 72 GB/s read bandwidth); one core ran 24 GB/s of
  * weights held in L2 with it, 31 GB/s with this path (docs/performance.md 4.6). Here each group of x becomes integers: with E the group's
