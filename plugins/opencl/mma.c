@@ -1,6 +1,7 @@
 /* mma.c — whether an OpenCL device gets the tensor-core prompt GEMM (kernels/matmul_mma.cl), and
- * a batched step's bf16 matmuls on them (kernels/matvec_batch_mma.cl): an NVIDIA device of compute capability 8.0 or newer (mma.sync with bf16 operands), whose OpenCL
- * compiler takes inline PTX. The program is then built with -DEXO_NV_MMA; if that build fails
+ * a batched step's bf16 matmuls on them (kernels/matvec_batch_mma.cl): an NVIDIA device of
+ * compute capability 8.0 or newer (mma.sync with bf16 operands), whose OpenCL compiler takes
+ * inline PTX. The program is then built with -DEXO_NV_MMA; if that build fails
  * (program.c), it is built again without, and the executor keeps the FMA GEMM.
  *
  * EXO_GPU_MMA=0 turns it off (to compare); EXO_GPU_MMA_PARTS=2 splits each activation into two
