@@ -31,7 +31,7 @@
  * and 87-94 % (docs/performance.md 4.6).
  *
  * Rounding differs from the reference kernel (which dequantizes w to float, then dots) by the
- * order of the float sums only: both are float32 evaluations of the same exact sum (the VNNI
+ * order of the float sums only: both are float32 evaluations of the same exact sum (the 4-bit VNNI
  * path below also rounds each activation to 24 bits against its group's largest value). */
 #include "kernels_fast.h"
 
@@ -189,8 +189,8 @@ MLX_INLINE MLX_AVX512 void mlx_rows(const cpu_matmul_args *a, int64_t begin, int
     for (; n < end; n++) mlx_tile(a, n, t0, xs, sx, scl, 1, M, BITS);
 }
 
-/* ---- 4-bit codes through vpdpbusd (AVX512_VNNI), groups of 32, 64 or 128, k a multiple of 64
- * (8-bit codes too: mlx_tile_vnni8 below): the default where the CPU has VNNI. The path it replaced turned codes into bf16 and spent 6 vdpbf16ps per 64 (each
+/* ---- 4-bit codes through vpdpbusd (AVX512_VNNI), groups of 32, 64 or 128, k a multiple of 64:
+ * the default where the CPU has VNNI. The path it replaced turned codes into bf16 and spent 6 vdpbf16ps per 64 (each
  * activation as three bf16 parts), and at 2 threads on a Zen 5 VM that was the bound whenever the
  * host's memory was not (decode at 53 % of a 72 GB/s read bandwidth); one core ran 24 GB/s of
  * weights held in L2 with it, 31 GB/s with this path (docs/performance.md 4.6). Here each group of x becomes integers: with E the group's
@@ -217,19 +217,17 @@ MLX_INLINE MLX_AVX512 void mlx_rows(const cpu_matmul_args *a, int64_t begin, int
 #define MLX_VNNI_BITS 23
 #define MLX_VNNI_SHRINK (63.0f / 64.0f) /* keeps the top part within a signed byte */
 
-/* Where element i of a row's activations goes in one part of xs (see above): 4-bit codes in
- * blocks of 128 (the last one 64 when k is an odd multiple of 64), the even elements of a block,
- * then its odd ones; 8-bit codes in blocks of 64, in order. */
-MLX_INLINE int64_t vnni_block(int64_t k, int64_t i, uint32_t bits, int64_t *size) {
-    int64_t chunk = bits == 4 ? 128 : 64, base = i / chunk * chunk;
-    *size = k - base >= chunk ? chunk : 64;
+/* Where element i of a row's activations goes in one part of xs (see above): blocks of 128 (the
+ * last one 64 when k is an odd multiple of 64), the even elements of a block, then its odd ones. */
+MLX_INLINE int64_t vnni_block(int64_t k, int64_t i, int64_t *size) {
+    int64_t base = i / 128 * 128;
+    *size = k - base >= 128 ? 128 : 64;
     return base;
 }
 
 /* False when a group of x holds a NaN or an infinity: the caller takes the float path, which
  * carries them into the result as dequantizing would. */
-static MLX_VNNI bool prepare_x_vnni(const float *x, int64_t k, int m, uint32_t bits, uint32_t group, int8_t *xs,
-                                    float *xe) {
+static MLX_VNNI bool prepare_x_vnni(const float *x, int64_t k, int m, uint32_t group, int8_t *xs, float *xe) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     const __m512 sign = _mm512_set1_ps(-0.0f), shrink = _mm512_set1_ps(MLX_VNNI_SHRINK);
@@ -248,12 +246,8 @@ static MLX_VNNI bool prepare_x_vnni(const float *x, int64_t k, int m, uint32_t b
             const __m512 up = _mm512_set1_ps((float)(MLX_VNNI_BITS - e));
             for (int64_t j = 0; j < group; j += 32) {
                 __m512 lo = _mm512_loadu_ps(xg + j), hi = _mm512_loadu_ps(xg + j + 16);
-                __m512 q[2] = {lo, hi};
-                if (bits == 4) {
-                    q[0] = _mm512_permutex2var_ps(lo, even, hi);
-                    q[1] = _mm512_permutex2var_ps(lo, odd, hi);
-                }
-                int64_t size, base = vnni_block(k, g * group + j, bits, &size), i0 = g * group + j - base;
+                __m512 q[2] = {_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi)};
+                int64_t size, base = vnni_block(k, g * group + j, &size), i0 = g * group + j - base;
                 int8_t *block = xs + t * k * MLX_VNNI_PARTS + base * MLX_VNNI_PARTS;
                 for (int h = 0; h < 2; h++) {
                     __m512i mi = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_scalef_ps(q[h], up), shrink),
@@ -262,7 +256,7 @@ static MLX_VNNI bool prepare_x_vnni(const float *x, int64_t k, int m, uint32_t b
                     __m512i m1 = _mm512_srai_epi32(_mm512_sub_epi32(mi, s0), 8);
                     __m512i s1 = _mm512_srai_epi32(_mm512_slli_epi32(m1, 24), 24);
                     __m512i s2 = _mm512_srai_epi32(_mm512_sub_epi32(m1, s1), 8);
-                    int8_t *at = bits == 4 ? block + h * size / 2 + i0 / 2 : block + i0 + 16 * h;
+                    int8_t *at = block + h * size / 2 + i0 / 2;
                     _mm_storeu_si128((__m128i *)at, _mm512_cvtepi32_epi8(s2));
                     _mm_storeu_si128((__m128i *)(at + size), _mm512_cvtepi32_epi8(s1));
                     _mm_storeu_si128((__m128i *)(at + 2 * size), _mm512_cvtepi32_epi8(s0));
@@ -291,11 +285,11 @@ MLX_INLINE MLX_VNNI __m512i vnni_dot(__m512i lo, __m512i hi, const int8_t *xb, c
 
 /* The 4-bit tile on the VNNI path: as mlx_tile (above); GROUP 32, 64 or 128. mul: per
  * (row, token) the groups' scale_g * xe_g, R * M * groups + 16 floats. */
-/* A VNNI tile's per (row, token) group factors scale_g * xe_g into mul (R * M * groups floats),
- * and the next tile's scales and biases prefetched. */
-MLX_INLINE MLX_VNNI void mlx_tile_vnni_factors(const cpu_matmul_args *a, int64_t n, const float *xe, float *mul,
-                                               const int R, const int M, int64_t groups) {
+MLX_INLINE MLX_VNNI void mlx_tile_vnni(const cpu_matmul_args *a, int64_t n, int64_t t0, const int8_t *xs, const float *xe,
+                                       const float *sx, float *mul, const int R, const int M, const int GROUP) {
     const cpu_quant *q = &a->q;
+    const int64_t k = a->k, group = GROUP, groups = k / group, row_bytes = k / 2;
+    const uint8_t *w = (const uint8_t *)a->w + n * row_bytes;
     mlx_prefetch_params(q, n + R, R, groups, a->n);
     for (int r = 0; r < R; r++)
         for (int64_t g = 0; g < groups; g += 16) {
@@ -305,13 +299,6 @@ MLX_INLINE MLX_VNNI void mlx_tile_vnni_factors(const cpu_matmul_args *a, int64_t
                 _mm512_mask_storeu_ps(mul + (r * M + t) * groups + g, mask,
                                       _mm512_mul_ps(s, _mm512_maskz_loadu_ps(mask, xe + t * groups + g)));
         }
-}
-
-MLX_INLINE MLX_VNNI void mlx_tile_vnni(const cpu_matmul_args *a, int64_t n, int64_t t0, const int8_t *xs, const float *xe,
-                                       const float *sx, float *mul, const int R, const int M, const int GROUP) {
-    const int64_t k = a->k, group = GROUP, groups = k / group, row_bytes = k / 2;
-    const uint8_t *w = (const uint8_t *)a->w + n * row_bytes;
-    mlx_tile_vnni_factors(a, n, xe, mul, R, M, groups);
     const __m512i nib = _mm512_set1_epi8(0x0f);
     /* Lane l's group in a 128-code chunk (8l / GROUP), and in the last 64 codes, whose lanes 0-7
      * hold the even elements and 8-15 the odd ones (8 (l mod 8) / GROUP). */
@@ -362,75 +349,19 @@ MLX_INLINE MLX_VNNI void mlx_tile_vnni(const cpu_matmul_args *a, int64_t n, int6
     mlx_finish(a, n, t0, sx, acc, R, M);
 }
 
-/* The 8-bit tile on the VNNI path (k a multiple of 64): codes are bytes already, 64 a step in
- * order (lane l sums elements 4l .. 4l + 3 of the 64, so at GROUP 32 lanes 0-7 are the chunk's
- * first group, 8-15 its second). A code up to 255 would overflow the 4-bit path's three-part
- * Horner in int32 (a lane's 4 products of the top part, times 2^16, reach 2^33), so the top two
- * parts go by Horner (|hi| <= 4 * 255 * (126 * 256 + 128) < 2^25) and the lowest apart, joined
- * in float as 256 hi + lo (one rounding, 2^-24 of the lane's sum): 3 vpdpbusd, a shift, 2
- * conversions and 2 FMAs per 64 codes and token, against 4 widenings, 4 conversions and 4 FMAs
- * on the float path. */
-MLX_INLINE MLX_VNNI void mlx_tile_vnni8(const cpu_matmul_args *a, int64_t n, int64_t t0, const int8_t *xs, const float *xe,
-                                        const float *sx, float *mul, const int R, const int M, const int GROUP) {
-    const int64_t k = a->k, group = GROUP, groups = k / group, row_bytes = k;
-    const uint8_t *w = (const uint8_t *)a->w + n * row_bytes;
-    mlx_tile_vnni_factors(a, n, xe, mul, R, M, groups);
-    const __m512i chunk_group = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    const __m512 join = _mm512_set1_ps(256.0f);
-    __m512 acc[MLX_ROWS][MLX_TOKENS];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int t = 0; t < M; t++) acc[r][t] = _mm512_setzero_ps();
-    for (int64_t j = 0; j < k; j += 64) {
-#pragma GCC unroll 8
-        for (int r = 0; r < R; r++) _mm_prefetch((const char *)(w + (MLX_PF_TILES * R + r) * row_bytes + j), MLX_PF_HINT);
-#pragma GCC unroll 8
-        for (int r = 0; r < R; r++) {
-            __m512i v = _mm512_loadu_si512(w + r * row_bytes + j);
-#pragma GCC unroll 4
-            for (int t = 0; t < M; t++) {
-                const int8_t *xb = xs + t * k * MLX_VNNI_PARTS + j * MLX_VNNI_PARTS;
-                __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512(xb));
-                hi = _mm512_dpbusd_epi32(_mm512_slli_epi32(hi, 8), v, _mm512_loadu_si512(xb + 64));
-                __m512i lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512(xb + 128));
-                __m512 d = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), join, _mm512_cvtepi32_ps(lo));
-                const float *f = mul + (r * M + t) * groups + j / group;
-                __m512 factor = GROUP == 32 ? _mm512_permutexvar_ps(chunk_group, _mm512_castps128_ps512(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)f))))
-                                            : _mm512_set1_ps(*f);
-                acc[r][t] = _mm512_fmadd_ps(d, factor, acc[r][t]);
-            }
-        }
-    }
-    mlx_finish(a, n, t0, sx, acc, R, M);
-}
-
 MLX_INLINE MLX_VNNI void mlx_rows_vnni(const cpu_matmul_args *a, int64_t begin, int64_t end, int64_t t0, const int8_t *xs,
-                                       const float *xe, const float *sx, float *mul, const int M, const int GROUP,
-                                       const int BITS) {
+                                       const float *xe, const float *sx, float *mul, const int M, const int GROUP) {
     const int R = MLX_ROWS / M >= 2 ? MLX_ROWS / M : 2;
     int64_t n = begin;
-    for (; n + R <= end; n += R) {
-        if (BITS == 4) mlx_tile_vnni(a, n, t0, xs, xe, sx, mul, R, M, GROUP);
-        else mlx_tile_vnni8(a, n, t0, xs, xe, sx, mul, R, M, GROUP);
-    }
-    for (; n < end; n++) {
-        if (BITS == 4) mlx_tile_vnni(a, n, t0, xs, xe, sx, mul, 1, M, GROUP);
-        else mlx_tile_vnni8(a, n, t0, xs, xe, sx, mul, 1, M, GROUP);
-    }
+    for (; n + R <= end; n += R) mlx_tile_vnni(a, n, t0, xs, xe, sx, mul, R, M, GROUP);
+    for (; n < end; n++) mlx_tile_vnni(a, n, t0, xs, xe, sx, mul, 1, M, GROUP);
 }
 
-#define MLX_VNNI_GROUPS(M, BITS) \
-    if (a->q.group == 128) mlx_rows_vnni(a, begin, end, t0, xs, xe, sx, mul, M, 128, BITS); \
-    else if (a->q.group == 64) mlx_rows_vnni(a, begin, end, t0, xs, xe, sx, mul, M, 64, BITS); \
-    else mlx_rows_vnni(a, begin, end, t0, xs, xe, sx, mul, M, 32, BITS);
 #define MLX_VNNI_CASE(LABEL, M) \
     LABEL: \
-        if (a->q.bits == 4) { \
-            MLX_VNNI_GROUPS(M, 4) \
-        } else { \
-            MLX_VNNI_GROUPS(M, 8) \
-        } \
+        if (a->q.group == 128) mlx_rows_vnni(a, begin, end, t0, xs, xe, sx, mul, M, 128); \
+        else if (a->q.group == 64) mlx_rows_vnni(a, begin, end, t0, xs, xe, sx, mul, M, 64); \
+        else mlx_rows_vnni(a, begin, end, t0, xs, xe, sx, mul, M, 32); \
         break;
 
 /* Tokens t0 .. t0 + m - 1 on the VNNI path; false (nothing written) if their x is not finite.
@@ -439,7 +370,7 @@ static MLX_VNNI bool mlx_vnni(const cpu_matmul_args *a, int64_t begin, int64_t e
                               const float *sx, float *mul) {
     int8_t *xs = (int8_t *)ws;
     float *xe = (float *)(xs + MLX_TOKENS * a->k * MLX_VNNI_PARTS);
-    if (!prepare_x_vnni(a->x + t0 * a->k, a->k, m, a->q.bits, a->q.group, xs, xe)) return false;
+    if (!prepare_x_vnni(a->x + t0 * a->k, a->k, m, a->q.group, xs, xe)) return false;
     switch (m) {
         MLX_VNNI_CASE(case 1, 1)
         MLX_VNNI_CASE(case 2, 2)
@@ -733,8 +664,7 @@ MLX_AVX512 void cpu_mlx_matmul(void *args, int64_t begin, int64_t end, uint32_t 
     for (int64_t t0 = 0; t0 < a->m; t0 += MLX_TOKENS) {
         int m = a->m - t0 < MLX_TOKENS ? (int)(a->m - t0) : MLX_TOKENS;
         prepare_x(a->x + t0 * a->k, a->k, m, bits, a->q.group, xs, sx);
-        if ((bits == 4 || bits == 8) && (a->q.group == 32 || a->q.group == 64 || a->q.group == 128) && a->k % 64 == 0 &&
-            have_vnni()) {
+        if (bits == 4 && (a->q.group == 32 || a->q.group == 64 || a->q.group == 128) && a->k % 64 == 0 && have_vnni()) {
             if (mlx_vnni(a, begin, end, t0, m, xs, sx, scl)) continue;
             prepare_x(a->x + t0 * a->k, a->k, m, bits, a->q.group, xs, sx); /* the parts overwrote it */
         }
