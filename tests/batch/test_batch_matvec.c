@@ -2,8 +2,7 @@
  * level_zero on the test driver): at 5, 8, 9, 12 and 16 rows, one per sequence, they take the
  * batched-step matvecs (kernels/matvec_batch.cl: exo_matmul_vecb8* up to 8 rows, vecb16* up to
  * 16; the tensor-core exo_matmul_mmab8* for bf16 up to 8, emulated; plugins/gpu_common/README.md
- * "Batched steps"), and every row must equal the same graph
- * stepped with that row alone (the one-token kernels) to NMSE 1e-10, and the CPU plugin's
+ * "Batched steps"), and every row must equal the same graph stepped with that row alone (the one-token kernels) to NMSE 1e-10, and the CPU plugin's
  * reference kernels (the oracle) to 1e-9, as the other matmul tests. Per weight storage (f32,
  * f16, bf16, MLX 4- and 8-bit with each scale dtype and group) four graphs: RMS_NORM then q/k/v
  * (the x3 launch, members of row counts that are no multiple of the rows per item), RMS_NORM
@@ -322,9 +321,10 @@ START_TEST(mlx_weights_match_rows_alone) {
 END_TEST
 
 /* The tensor-core kernels of a batched step (kernels/matvec_batch_mma.cl, exo_matmul_mmab8*: bf16
- * weights, up to 8 rows; EXO_GPU_MMA_BATCH=1), their warp products emulated through local memory unless EXO_GPU_MMA
- * says otherwise (EXO_GPU_MMA=1 on an NVIDIA GPU: the real ones; CK_RUN_CASE=tensor_cores runs
- * this case alone; the level_zero rerun runs the FMA kernels again). K 2048 splits into more steps than the work-group has warps, K 96 into fewer (idle
+ * weights, up to 8 rows; EXO_GPU_MMA_BATCH=1), their warp products emulated through local memory
+ * unless EXO_GPU_MMA says otherwise (EXO_GPU_MMA=1 on an NVIDIA GPU: the real ones;
+ * CK_RUN_CASE=tensor_cores runs this case alone; the level_zero rerun runs the FMA kernels
+ * again). K 2048 splits into more steps than the work-group has warps, K 96 into fewer (idle
  * warps), row counts no multiple of the 16-row tiles, a weight 8 elements into its buffer. */
 START_TEST(bf16_tensor_core_rows_match_rows_alone) {
     const char *mode = getenv("EXO_GPU_MMA");
