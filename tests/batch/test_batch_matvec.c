@@ -2,8 +2,9 @@
  * level_zero on the test driver): at 5, 8, 9, 12 and 16 rows, one per sequence, they take the
  * batched-step matvecs (kernels/matvec_batch.cl: exo_matmul_vecb8* up to 8 rows, vecb16* up to
  * 16; the tensor-core exo_matmul_mmab8* for bf16 up to 8, emulated; plugins/gpu_common/README.md
- * "Batched steps"), and every row must equal the same graph stepped with that row alone (the one-token kernels) to NMSE 1e-10, and the CPU plugin's
- * reference kernels (the oracle) to 1e-9, as the other matmul tests. Per weight storage (f32,
+ * "Batched steps"), and every row must equal the same graph stepped with that row alone (the
+ * one-token kernels) to NMSE 1e-10, and the CPU plugin's reference kernels (the oracle) to 1e-9,
+ * as the other matmul tests. Per weight storage (f32,
  * f16, bf16, MLX 4- and 8-bit with each scale dtype and group) four graphs: RMS_NORM then q/k/v
  * (the x3 launch, members of row counts that are no multiple of the rows per item), RMS_NORM
  * then gate/up and their GLU (one launch), a matmul and its residual ADD (one launch), a lone
