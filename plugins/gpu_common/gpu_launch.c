@@ -181,10 +181,12 @@ bool gpu_matvec_batch(const gpu_exec_view *v, int64_t m) {
 }
 
 bool gpu_matvec_batch_mma(const gpu_exec_view *v, int64_t m, uint32_t weight) {
+    if (!v->be->features.mma_parts || !v->be->features.mma_batch || m > GPU_MATVEC_MMA_MAX_TOKENS ||
+        !gpu_matvec_batch(v, m) || v->tensors[weight].dtype != EXO_DTYPE_BF16)
+        return false;
     int64_t ne[EXO_MAX_DIMS];
     gpu_view_count(v, weight, ne);
-    return v->be->features.mma_parts && v->be->features.mma_batch && m <= GPU_MATVEC_MMA_MAX_TOKENS &&
-           gpu_matvec_batch(v, m) && v->tensors[weight].dtype == EXO_DTYPE_BF16 && ne[0] % 32 == 0;
+    return ne[0] % 32 == 0;
 }
 
 bool gpu_matvec_tokens_fit(const gpu_exec_view *v, int64_t m) {
