@@ -3,12 +3,11 @@
  * then next to libexocore itself (DIR/exo/plugins, then DIR). Never the current directory:
  * a relative entry is skipped with a warning, so a stray .so in $PWD is never loaded. */
 #include <dirent.h>
-#include <dlfcn.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/library_dir.h"
 #include "runtime.h"
 
 #define PLUGIN_PREFIX "libexo-plugin-"
@@ -55,11 +54,8 @@ exo_status exo_registry_search_dirs(exo_runtime *rt, const exo_runtime_options *
     if (st == EXO_OK) st = add_path_list(rt, secure_getenv("EXO_PLUGIN_PATH"), "EXO_PLUGIN_PATH");
     if (st != EXO_OK || (rt->flags & EXO_RUNTIME_NO_DEFAULT_PATHS)) return st;
     st = add_dir(rt, EXO_INSTALL_PLUGIN_DIR, "install directory");
-    Dl_info info;
-    if (st == EXO_OK && dladdr((void *)exo_registry_search_dirs, &info) && info.dli_fname) {
-        char lib[EXO_PATH_MAX];
-        snprintf(lib, sizeof lib, "%s", info.dli_fname);
-        char *dir = dirname(lib);
+    char dir[EXO_PATH_MAX];
+    if (st == EXO_OK && exo_library_dir(dir, sizeof dir)) {
         char beside[EXO_PATH_MAX + 16];
         snprintf(beside, sizeof beside, "%s/exo/plugins", dir);
         st = add_dir(rt, beside, "next to libexocore");

@@ -1,12 +1,11 @@
 /* Where the embedded default model lives: installed beside the library, or in the source tree
  * of a build that was never installed. */
-#include <dlfcn.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/library_dir.h"
 #include "exo.h"
 
 #define DEFAULT_MODEL_NAME "tiny-llama-licenses"
@@ -28,11 +27,9 @@ const char *exo_default_model_dir(void) {
     snprintf(found, sizeof found, "%s/%s", EXO_INSTALL_MODEL_DIR, DEFAULT_MODEL_NAME);
     if (has_config(found)) return found;
     /* Relative to the library: <prefix>/lib/libexocore.so -> <prefix>/share/exo-ipex/models. */
-    Dl_info info;
-    if (dladdr((void *)exo_default_model_dir, &info) && info.dli_fname) {
-        char lib[4096];
-        snprintf(lib, sizeof lib, "%s", info.dli_fname);
-        snprintf(found, sizeof found, "%s/../share/exo-ipex/models/%s", dirname(lib), DEFAULT_MODEL_NAME);
+    char lib_dir[4096];
+    if (exo_library_dir(lib_dir, sizeof lib_dir)) {
+        snprintf(found, sizeof found, "%s/../share/exo-ipex/models/%s", lib_dir, DEFAULT_MODEL_NAME);
         if (has_config(found)) return found;
     }
     snprintf(found, sizeof found, "%s/%s", EXO_SOURCE_MODEL_DIR, DEFAULT_MODEL_NAME);
