@@ -221,15 +221,18 @@ INLINE AVX512 void gemv_bf16_tile(const uint16_t *w, int64_t k, int64_t k32, con
     __m512 v[16];
 #pragma GCC unroll 16
     for (int i = 0; i < 16; i++) v[i] = i < R * M ? acc[i % R][i / R] : _mm512_setzero_ps();
-    __m512 sums = sum_lanes16(v); /* token t's rows at lanes [t R, t R + R) */
+    /* Token t's rows at lanes [t R, t R + R), through memory: the extract intrinsics need the
+     * lane as an immediate, which t is not in an unoptimised (sanitizer) build. */
+    float sums[16];
+    _mm512_storeu_ps(sums, sum_lanes16(v));
     if (R == 4) {
         __m128 b = bias ? _mm_loadu_ps(bias + col0) : _mm_setzero_ps();
 #pragma GCC unroll 4
-        for (int t = 0; t < M; t++) _mm_storeu_ps(dst + t * ldd + col0, _mm_add_ps(_mm512_extractf32x4_ps(sums, t), b));
+        for (int t = 0; t < M; t++) _mm_storeu_ps(dst + t * ldd + col0, _mm_add_ps(_mm_loadu_ps(sums + 4 * t), b));
     } else {
         __m256 b = bias ? _mm256_loadu_ps(bias + col0) : _mm256_setzero_ps();
 #pragma GCC unroll 2
-        for (int t = 0; t < M; t++) _mm256_storeu_ps(dst + t * ldd + col0, _mm256_add_ps(_mm512_extractf32x8_ps(sums, t), b));
+        for (int t = 0; t < M; t++) _mm256_storeu_ps(dst + t * ldd + col0, _mm256_add_ps(_mm256_loadu_ps(sums + 8 * t), b));
     }
 }
 
