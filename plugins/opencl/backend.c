@@ -1,7 +1,6 @@
 /* backend.c — the gpu_common backend table over one opened OpenCL device: scratch memory,
- * buffer lookup, blocking reads, and kernel launches (kernel objects created on first use and
- * kept per device; arguments are captured by clEnqueueNDRangeKernel, so one cl_kernel serves
- * every launch of its name). */
+ * buffer lookup, blocking reads, and kernel launches (their kernel objects and arguments:
+ * kernel_objects.c). */
 #include "ocl_plugin.h"
 
 #include "gpu_fusions.h"
@@ -27,7 +26,10 @@ static exo_status be_mem_alloc(void *p, uint64_t size, gpu_mem **out) {
 static void be_mem_free(void *p, gpu_mem *m) {
     ocl_runtime *rt = p;
     if (!m) return;
-    if (m->mem) rt->ctx->api.clReleaseMemObject(m->mem);
+    if (m->mem) {
+        rt->ctx->api.clReleaseMemObject(m->mem);
+        ocl_sites_forget(rt);
+    }
     rt->ctx->host->free(rt->ctx->host->host_ctx, m);
 }
 
@@ -52,57 +54,18 @@ static exo_status be_mem_write(void *p, gpu_mem *m, uint64_t offset, const void 
     return EXO_OK;
 }
 
-static exo_status kernel_for(ocl_runtime *rt, const char *name, cl_kernel *out) {
-    for (uint32_t i = 0; i < rt->n_kernels; i++)
-        if (strcmp(rt->kernels[i].name, name) == 0) {
-            *out = rt->kernels[i].kernel;
-            return EXO_OK;
-        }
-    if (!rt->program)
-        return rt->ctx->host->set_error(rt->ctx->host->host_ctx, EXO_ERR_INTERNAL, 0,
-                                        "opencl: kernel %s launched before the program was built", name);
-    if (rt->n_kernels == OCL_MAX_KERNELS)
-        return rt->ctx->host->set_error(rt->ctx->host->host_ctx, EXO_ERR_INTERNAL, 0,
-                                        "opencl: more than %d distinct kernels", OCL_MAX_KERNELS);
-    cl_int err = CL_SUCCESS;
-    cl_kernel k = rt->ctx->api.clCreateKernel(rt->program, name, &err);
-    if (!k) return ocl_fail(rt->ctx, err, "clCreateKernel(%s)", name);
-    snprintf(rt->kernels[rt->n_kernels].name, sizeof rt->kernels[0].name, "%s", name);
-    rt->kernels[rt->n_kernels++].kernel = k;
-    *out = k;
-    return EXO_OK;
-}
-
-void ocl_release_kernels(ocl_runtime *rt) {
-    for (uint32_t i = 0; i < rt->n_kernels; i++) rt->ctx->api.clReleaseKernel(rt->kernels[i].kernel);
-    rt->n_kernels = 0;
-}
-
 static exo_status be_launch(void *p, const gpu_launch *l) {
     ocl_runtime *rt = p;
     const ocl_api *api = &rt->ctx->api;
     cl_kernel k = NULL;
-    exo_status st = kernel_for(rt, l->kernel, &k);
+    uint32_t args_set = 0, args = 0;
+    exo_status st = ocl_kernel_for_launch(rt, l, &k, &args_set, &args);
     if (st != EXO_OK) return st;
-    cl_uint index = 0;
     cl_int err = CL_SUCCESS;
-    for (uint32_t a = 0; a < l->n_args && err == CL_SUCCESS; a++) {
-        const gpu_arg *arg = &l->args[a];
-        switch (arg->kind) {
-        case GPU_ARG_MEM:
-            err = api->clSetKernelArg(k, index++, sizeof(cl_mem), &arg->v.mem.mem->mem);
-            if (err == CL_SUCCESS) err = api->clSetKernelArg(k, index++, sizeof(cl_uint), &arg->v.mem.offset);
-            break;
-        case GPU_ARG_U32: err = api->clSetKernelArg(k, index++, sizeof(cl_uint), &arg->v.u32); break;
-        case GPU_ARG_I32: err = api->clSetKernelArg(k, index++, sizeof(cl_int), &arg->v.i32); break;
-        case GPU_ARG_F32: err = api->clSetKernelArg(k, index++, sizeof(cl_float), &arg->v.f32); break;
-        }
-    }
-    if (err != CL_SUCCESS) return ocl_fail(rt->ctx, err, "clSetKernelArg(%s, argument %u)", l->kernel, index - 1);
     cl_event event = NULL;
     err = api->clEnqueueNDRangeKernel(rt->queue, k, l->dims, NULL, l->global, l->local, 0, NULL,
                                       rt->profile ? &event : NULL);
-    if (err == CL_SUCCESS && event) ocl_profile_add_launch(rt, l, event);
+    if (err == CL_SUCCESS && event) ocl_profile_add_launch(rt, l, event, args_set, args);
     if (err != CL_SUCCESS)
         return ocl_fail(rt->ctx, err, "clEnqueueNDRangeKernel(%s, global %zux%zux%zu, local %zux%zux%zu)", l->kernel,
                         l->global[0], l->global[1], l->global[2], l->local[0], l->local[1], l->local[2]);
@@ -120,6 +83,7 @@ static exo_status be_launch(void *p, const gpu_launch *l) {
 static exo_status be_finish(void *p) {
     ocl_runtime *rt = p;
     rt->unflushed = 0;
+    ocl_sites_next_execution(rt);
     cl_int err = rt->ctx->api.clFinish(rt->queue);
     if (err != CL_SUCCESS) return ocl_fail(rt->ctx, err, "clFinish (a kernel of this graph failed)");
     ocl_profile_collect(rt);
@@ -165,6 +129,7 @@ void ocl_backend_init(ocl_runtime *rt, const ocl_device *dev) {
     const char *flush = ctx->host->get_env(ctx->host->host_ctx, "EXO_OPENCL_FLUSH_EVERY");
     rt->flush_every = flush && *flush ? (uint32_t)strtoul(flush, NULL, 10) : 16;
     rt->unflushed = 0;
+    rt->shared_kernels_only = env_set(ctx, "EXO_OPENCL_LAUNCH_SITES", "0");
 
     size_t max_wg = 0;
     ctx->api.clGetDeviceInfo(dev->id, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);

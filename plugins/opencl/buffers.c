@@ -107,6 +107,9 @@ exo_status ocl_buffer_read(exo_buffer *buf, uint64_t offset, void *data, uint64_
 void ocl_buffer_free(exo_buffer *buf) {
     if (!buf) return;
     exo_plugin_ctx *ctx = buf->rt->ctx;
-    if (buf->m.mem) ctx->api.clReleaseMemObject(buf->m.mem);
+    if (buf->m.mem) {
+        ctx->api.clReleaseMemObject(buf->m.mem);
+        ocl_sites_forget(buf->rt); /* its handle may come back as another buffer's */
+    }
     ctx->host->free(ctx->host->host_ctx, buf);
 }

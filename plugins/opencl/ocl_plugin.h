@@ -57,6 +57,7 @@ struct exo_buffer {
 
 /* An opened device. Allocated apart from the device list so its address is stable. */
 typedef struct ocl_profile ocl_profile;
+typedef struct ocl_sites ocl_sites;
 
 typedef struct ocl_runtime {
     exo_plugin_ctx *ctx;
@@ -71,6 +72,8 @@ typedef struct ocl_runtime {
         cl_kernel kernel;
     } kernels[OCL_MAX_KERNELS]; /* created on first launch, by name */
     uint32_t n_kernels;
+    ocl_sites *sites;         /* a kernel object per launch site (kernel_objects.c); NULL until the first launch */
+    int shared_kernels_only;  /* EXO_OPENCL_LAUNCH_SITES=0: one kernel object per name, every argument set */
     gpu_backend backend;
     ocl_profile *profile;     /* NULL unless EXO_OPENCL_PROFILE=1 or =shapes (profile.c) */
     /* Launches enqueued since the queue was last flushed or finished, and how many may wait
@@ -144,7 +147,7 @@ exo_status ocl_fail(exo_plugin_ctx *ctx, cl_int err, const char *fmt, ...) __att
  * event (=shapes keys the table by its global size too); collect ends an execution after its
  * clFinish; report_and_free logs it all at INFO (device_close). */
 ocl_profile *ocl_profile_create(exo_plugin_ctx *ctx);
-void ocl_profile_add_launch(ocl_runtime *rt, const gpu_launch *l, cl_event event);
+void ocl_profile_add_launch(ocl_runtime *rt, const gpu_launch *l, cl_event event, uint32_t args_set, uint32_t args);
 void ocl_profile_collect(ocl_runtime *rt);
 void ocl_profile_report_and_free(ocl_runtime *rt);
 /* The blocking host calls buffers.c times when rt->profile is set: now() before the call, then
@@ -182,6 +185,15 @@ void ocl_backend_init(ocl_runtime *rt, const ocl_device *dev);
  * whether it was there. */
 void ocl_mma_choose(ocl_runtime *rt, const ocl_device *dev);
 int ocl_mma_drop(ocl_runtime *rt);
+
+/* kernel_objects.c: the cl_kernel launch l is enqueued with, its arguments set (a kernel object
+ * per launch site of an execution, which keeps them between steps: only changed ones are set;
+ * args_set of its args clSetKernelArg arguments were).
+ * ocl_sites_next_execution at each finish; ocl_sites_forget whenever device memory is released;
+ * ocl_release_kernels at device close. */
+exo_status ocl_kernel_for_launch(ocl_runtime *rt, const gpu_launch *l, cl_kernel *out, uint32_t *args_set, uint32_t *args);
+void ocl_sites_next_execution(ocl_runtime *rt);
+void ocl_sites_forget(ocl_runtime *rt);
 void ocl_release_kernels(ocl_runtime *rt);
 
 /* program.c: builds rt->program (once) from the embedded kernels, through the binary cache. */

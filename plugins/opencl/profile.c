@@ -42,6 +42,7 @@ typedef struct host_calls {
 /* One execution under way, or the totals of a group of them. */
 typedef struct exec_totals {
     uint64_t executions, launches;
+    uint64_t args_set, args; /* clSetKernelArg calls made, and the launches' arguments */
     uint64_t before_finish_ns; /* first index read or launch -> last launch enqueued */
     uint64_t finish_ns;        /* last launch enqueued -> the finish returned */
     uint64_t events_ns;        /* the profile's own reading of the events after the finish */
@@ -188,6 +189,8 @@ static void add_calls(host_calls *to, const host_calls *from) {
 static void add_totals(exec_totals *to, const exec_totals *from) {
     to->executions += from->executions;
     to->launches += from->launches;
+    to->args_set += from->args_set;
+    to->args += from->args;
     to->before_finish_ns += from->before_finish_ns;
     to->finish_ns += from->finish_ns;
     to->events_ns += from->events_ns;
@@ -219,12 +222,14 @@ void ocl_profile_collect(ocl_runtime *rt) {
     p->open = 0;
 }
 
-void ocl_profile_add_launch(ocl_runtime *rt, const gpu_launch *l, cl_event event) {
+void ocl_profile_add_launch(ocl_runtime *rt, const gpu_launch *l, cl_event event, uint32_t args_set, uint32_t args) {
     ocl_profile *p = rt->profile;
     uint64_t now = ocl_profile_now(rt);
     begin_execution(p, now);
     p->last_launch_ns = now;
     p->cur.launches++;
+    p->cur.args_set += args_set;
+    p->cur.args += args;
     if (p->n_pending == PROFILE_PENDING) {
         /* A graph with more launches than we hold: read what we have (the span splits in two). */
         rt->ctx->api.clFinish(rt->queue);
@@ -262,11 +267,12 @@ static void report_group(exo_plugin_ctx *ctx, uint32_t device, const exec_group 
     char rows[32], w[64], r[64], m[64];
     snprintf(rows, sizeof rows, other ? "other rows" : "rows %u", g->rows);
     ocl_log(ctx, EXO_LOG_INFO,
-            "profile of device %u: host, %s, %llu executions%s, each: before the finish %.3f ms (%.1f launches), in "
+            "profile of device %u: host, %s, %llu executions%s, each: before the finish %.3f ms (%.1f launches, %.0f of their "
+            "%.0f arguments set), in "
             "the finish %.3f ms, kernels %.3f ms (span %.3f), reading the events %.3f ms",
             device, rows, (unsigned long long)(g->first.executions + g->rest.executions),
             g->rest.executions ? " (the first left out)" : "", (double)t->before_finish_ns * 1e-6 / n,
-            (double)t->launches / n, (double)t->finish_ns * 1e-6 / n, (double)t->kernel_ns * 1e-6 / n,
+            (double)t->launches / n, (double)t->args_set / n, (double)t->args / n, (double)t->finish_ns * 1e-6 / n, (double)t->kernel_ns * 1e-6 / n,
             (double)t->span_ns * 1e-6 / n, (double)t->events_ns * 1e-6 / n);
     format_calls(w, sizeof w, &t->call[OCL_CALL_BUFFER_WRITE], n);
     format_calls(r, sizeof r, &t->call[OCL_CALL_BUFFER_READ], n);
