@@ -4,13 +4,13 @@
  * directory, moves to /, and looks for the cpu_amx plugin from lib/exo/plugins. Before the
  * library looked itself up in /proc/self/maps, the relative directory was ignored (no plugin,
  * "no usable device among 0 found"). */
-#include <check.h>
 #include <dlfcn.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "exo.h"
 
 typedef exo_status (*runtime_create_fn)(const exo_runtime_options *, exo_runtime **);
@@ -55,9 +55,5 @@ int main(void) {
     TCase *tc = tcase_create("search");
     tcase_add_test(tc, plugins_found_beside_a_relatively_loaded_library);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return exo_check_run(s, CK_FORK_GETENV);
 }
