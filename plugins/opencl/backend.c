@@ -61,10 +61,9 @@ static exo_status be_launch(void *p, const gpu_launch *l) {
     uint32_t args_set = 0, args = 0;
     exo_status st = ocl_kernel_for_launch(rt, l, &k, &args_set, &args);
     if (st != EXO_OK) return st;
-    cl_int err = CL_SUCCESS;
     cl_event event = NULL;
-    err = api->clEnqueueNDRangeKernel(rt->queue, k, l->dims, NULL, l->global, l->local, 0, NULL,
-                                      rt->profile ? &event : NULL);
+    cl_int err = api->clEnqueueNDRangeKernel(rt->queue, k, l->dims, NULL, l->global, l->local, 0, NULL,
+                                             rt->profile ? &event : NULL);
     if (err == CL_SUCCESS && event) ocl_profile_add_launch(rt, l, event, args_set, args);
     if (err != CL_SUCCESS)
         return ocl_fail(rt->ctx, err, "clEnqueueNDRangeKernel(%s, global %zux%zux%zu, local %zux%zux%zu)", l->kernel,

@@ -13,17 +13,23 @@
  * A released cl_mem may come back at the same address as a different buffer, and a driver may
  * have turned the handle into a device address when the argument was set: every release of
  * device memory forgets what the sites hold (ocl_sites_forget), so the next launch of each
- * sets all of its arguments again. Launches past OCL_MAX_SITE_ORDINALS in one execution share
- * one kernel object per name and set every argument (the behaviour before sites), as every
- * launch does under EXO_OPENCL_LAUNCH_SITES=0 (to compare). EXO_OPENCL_PROFILE reports the
- * arguments set per execution. */
+ * sets all of its arguments again. A launch without a site - past OCL_MAX_SITE_ORDINALS in one
+ * execution, past OCL_MAX_SITES kernel objects, or a ninth kernel name at one ordinal (no
+ * eviction: a rotation would create and release kernel objects at every step) - shares one
+ * kernel object per name and sets every argument (the behaviour before sites), as every launch
+ * does under EXO_OPENCL_LAUNCH_SITES=0 (to compare). EXO_OPENCL_PROFILE reports the arguments
+ * set per execution. */
 #include "ocl_plugin.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#define OCL_SITES_PER_ORDINAL 8 /* distinct kernels at one ordinal: graphs (last row, all rows, selected rows) x token counts (matvec, batched, GEMM kernels) */
+/* Distinct kernels at one ordinal: the graphs (last row, all rows, selected rows) x the token
+ * counts' kernels (matvec, batched, GEMM). */
+#define OCL_SITES_PER_ORDINAL 8
 #define OCL_MAX_SITE_ORDINALS 4096
+/* Kernel objects of all sites together: a driver may give each its own private memory. */
+#define OCL_MAX_SITES 2048
 
 /* One argument as given to clSetKernelArg. */
 typedef struct ocl_arg_value {
@@ -34,14 +40,16 @@ typedef struct ocl_arg_value {
 typedef struct ocl_site {
     char name[48]; /* "" while unused */
     cl_kernel kernel;
-    uint32_t n_known; /* known[0 .. n_known) are the values the kernel object holds */
+    uint32_t generation; /* known[] is void unless this is ocl_sites.generation */
+    uint32_t n_known;    /* known[0 .. n_known) are the values the kernel object holds */
     ocl_arg_value known[2 * GPU_MAX_ARGS];
 } ocl_site;
 
 struct ocl_sites {
     ocl_site *at[OCL_MAX_SITE_ORDINALS]; /* OCL_SITES_PER_ORDINAL each, allocated on first use */
-    uint8_t evict[OCL_MAX_SITE_ORDINALS]; /* the next slot to replace when all are taken */
     uint32_t ordinal;                     /* launches enqueued since the last finish */
+    uint32_t n_sites;                     /* kernel objects created for sites */
+    uint32_t generation;                  /* bumped when device memory is released */
 };
 
 /* The kernel object shared by every launch of `name` that has no site of its own. */
@@ -87,8 +95,7 @@ static uint32_t arg_values(const gpu_launch *l, ocl_arg_value *out) {
     return n;
 }
 
-/* Sets argument i of k to v (the value's bytes as the kernel parameter's type: cl_mem is a
- * pointer, the rest 32-bit; little-endian hosts keep the low bytes first). */
+/* Sets argument i of k to v (a cl_mem handle, or a 32-bit value). */
 static cl_int set_arg(const ocl_api *api, cl_kernel k, cl_uint i, const ocl_arg_value *v) {
     if (v->size == sizeof(cl_mem)) {
         cl_mem m = (cl_mem)(uintptr_t)v->bits;
@@ -98,15 +105,15 @@ static cl_int set_arg(const ocl_api *api, cl_kernel k, cl_uint i, const ocl_arg_
     return api->clSetKernelArg(k, i, sizeof x, &x);
 }
 
-/* The site for this launch's ordinal and kernel: found, or a free slot, or the slot next in
- * turn (its kernel object released); NULL with no memory or past the ordinals kept. */
+/* The site for this launch's ordinal and kernel: found, or made in a free slot; NULL where the
+ * shared kernel object serves (see the top of the file), with *st set only on a driver error. */
 static ocl_site *site_for(ocl_runtime *rt, const char *name, exo_status *st) {
     *st = EXO_OK;
     const exo_host_api *host = rt->ctx->host;
-    if (rt->shared_kernels_only) return NULL;
+    if (rt->shared_kernels_only || strlen(name) >= sizeof(((ocl_site *)0)->name)) return NULL;
     if (!rt->sites) {
         rt->sites = host->alloc(host->host_ctx, sizeof *rt->sites);
-        if (!rt->sites) return NULL; /* the shared kernel serves */
+        if (!rt->sites) return NULL;
         memset(rt->sites, 0, sizeof *rt->sites);
     }
     ocl_sites *s = rt->sites;
@@ -119,23 +126,25 @@ static ocl_site *site_for(ocl_runtime *rt, const char *name, exo_status *st) {
     }
     ocl_site *slots = s->at[o], *pick = NULL;
     for (uint32_t i = 0; i < OCL_SITES_PER_ORDINAL; i++) {
-        if (slots[i].name[0] && strcmp(slots[i].name, name) == 0) return &slots[i];
+        if (slots[i].name[0] && strcmp(slots[i].name, name) == 0) {
+            if (slots[i].generation != s->generation) {
+                slots[i].generation = s->generation;
+                slots[i].n_known = 0;
+            }
+            return &slots[i];
+        }
         if (!pick && !slots[i].name[0]) pick = &slots[i];
     }
-    if (!pick) {
-        pick = &slots[s->evict[o]];
-        s->evict[o] = (uint8_t)((s->evict[o] + 1) % OCL_SITES_PER_ORDINAL);
-        rt->ctx->api.clReleaseKernel(pick->kernel);
-        memset(pick, 0, sizeof *pick);
-    }
-    if (strlen(name) >= sizeof pick->name) return NULL;
+    if (!pick || s->n_sites >= OCL_MAX_SITES) return NULL;
     cl_int err = CL_SUCCESS;
     pick->kernel = rt->ctx->api.clCreateKernel(rt->program, name, &err);
     if (!pick->kernel) {
         *st = ocl_fail(rt->ctx, err, "clCreateKernel(%s)", name);
         return NULL;
     }
+    s->n_sites++;
     snprintf(pick->name, sizeof pick->name, "%s", name);
+    pick->generation = s->generation;
     pick->n_known = 0;
     return pick;
 }
@@ -159,11 +168,11 @@ exo_status ocl_kernel_for_launch(ocl_runtime *rt, const gpu_launch *l, cl_kernel
         if (site && i < site->n_known && site->known[i].size == values[i].size && site->known[i].bits == values[i].bits)
             continue;
         cl_int err = set_arg(api, k, i, &values[i]);
-        ++*args_set;
         if (err != CL_SUCCESS) {
             if (site) site->n_known = 0; /* some were set, some not: trust none */
             return ocl_fail(rt->ctx, err, "clSetKernelArg(%s, argument %u)", l->kernel, i);
         }
+        ++*args_set;
         if (site) site->known[i] = values[i];
     }
     if (site && n > site->n_known) site->n_known = n;
@@ -176,10 +185,7 @@ void ocl_sites_next_execution(ocl_runtime *rt) {
 }
 
 void ocl_sites_forget(ocl_runtime *rt) {
-    if (!rt->sites) return;
-    for (uint32_t o = 0; o < OCL_MAX_SITE_ORDINALS; o++)
-        if (rt->sites->at[o])
-            for (uint32_t i = 0; i < OCL_SITES_PER_ORDINAL; i++) rt->sites->at[o][i].n_known = 0;
+    if (rt->sites) rt->sites->generation++;
 }
 
 void ocl_release_kernels(ocl_runtime *rt) {

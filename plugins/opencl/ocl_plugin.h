@@ -187,8 +187,8 @@ void ocl_mma_choose(ocl_runtime *rt, const ocl_device *dev);
 int ocl_mma_drop(ocl_runtime *rt);
 
 /* kernel_objects.c: the cl_kernel launch l is enqueued with, its arguments set (a kernel object
- * per launch site of an execution, which keeps them between steps: only changed ones are set;
- * args_set of its args clSetKernelArg arguments were).
+ * per launch site of an execution, which keeps them between steps: only changed ones are set).
+ * *args: the launch's clSetKernelArg arguments; *args_set: how many of them this call set.
  * ocl_sites_next_execution at each finish; ocl_sites_forget whenever device memory is released;
  * ocl_release_kernels at device close. */
 exo_status ocl_kernel_for_launch(ocl_runtime *rt, const gpu_launch *l, cl_kernel *out, uint32_t *args_set, uint32_t *args);
