@@ -137,8 +137,9 @@ static inline float exo_mmab_sum(__local const float *red, uint rt, uint l, uint
     for (uint o = tid; o < EXO_MMAB_RT * 128u; o += EXO_MMAB_ITEMS) {                              \
         uint rt = o >> 7, l = (o >> 2) & 31u, e = o & 3u, mm = 2u * (l & 3u) + (e & 1u);           \
         if (mm >= m) continue;                                                                     \
-        float y_ = exo_mmab_sum(red, rt, l, e) * (norm ? inv_l[mm] : 1.0f);                        \
-        OUT(EXO_MMAB_ROWS, get_group_id(1), rt * 16u + (l >> 2) + (e >> 1) * 8u, mm, y_, 0.0f)      \
+        /* (not y_: EXO_MVB_OUT_ONE declares its own y_, whose initialiser would read itself) */   \
+        float ys_ = exo_mmab_sum(red, rt, l, e) * (norm ? inv_l[mm] : 1.0f);                       \
+        OUT(EXO_MMAB_ROWS, get_group_id(1), rt * 16u + (l >> 2) + (e >> 1) * 8u, mm, ys_, 0.0f)     \
     }
 
 /* Both tile halves from weight w: rows row0 + rt * 16 + g and + 8. */
