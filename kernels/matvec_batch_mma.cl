@@ -14,8 +14,11 @@
  * as they lie in memory, and the same eight x of token g: the chunk's words 0-1 are the first
  * mma's A registers (k pairs "2t" and "2t + 8"), words 2-3 the second's, and B's the same words
  * of x's bf16 parts. bf16 weights are A as loaded, no conversion; x (f32) goes in as three bf16
- * parts, x = x1 + x2 + x3 (exo_mmab_split2: exact, all 24 bits; the tensor cores' f32
- * accumulation is the only rounding left), one mma each, the smallest first.
+ * parts, x = x1 + x2 + x3 (exo_mmab_split2: exact for |x| >= 2^-110; below, bits under bf16's
+ * smallest step 2^-133 are lost; an infinite x gives NaN, where the FMA kernels give inf), one
+ * mma each, the smallest first. What rounds besides: the tensor cores' f32 accumulation (not
+ * IEEE round-to-nearest throughout), the folded norm's x * w, and the sum of the 8 warps'
+ * partial C: expect a real GPU's error above the emulation's.
  *
  * Work-group: EXO_MMAB_WARPS warps, EXO_MMAB_RT tiles of 16 weight rows (the GLU: tile rows 0-7
  * are gate rows, 8-15 the same up rows, so both land in one lane), the warps taking the K steps
