@@ -45,9 +45,10 @@
  *    time, so process-wide state of a plugin (loader handles, static tables) needs its own
  *    lock or pthread_once. On one context, init/probe/device_report/shutdown come from one
  *    thread with nothing else in flight; device_open/device_close/device_telemetry are
- *    serialised with each other; buffer, supports_graph, compile and execute calls are
- *    serialised per device (the core holds that device's lock), but calls for two different
- *    devices of one context, and device_telemetry of a device, may run concurrently with them
+ *    serialised with each other; buffer, supports_graph, compile, execute and (1.8)
+ *    device_read_bandwidth calls are serialised per device (the core holds that device's
+ *    lock), but calls for two different devices of one context, and device_telemetry of a
+ *    device, may run concurrently with them
  *    buffer_copy_peer (1.9) involves two devices: the core holds both devices' locks, so no
  *    other call for either device runs during it.
  *    Every host table function may be called from any thread at any time; set_error records

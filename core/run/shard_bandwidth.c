@@ -13,8 +13,12 @@ exo_status exo_shard_read_bandwidth(exo_shard *sh, uint64_t bytes, uint32_t pass
         st = exo_errorf(EXO_ERR_UNSUPPORTED, "plugin %s does not measure its devices' read bandwidth (ABI 1.8)", p->name);
     else {
         exo_registry_plugin_error_clear();
+        /* The sweep launches kernels like an execution: serialised with the device's other calls
+         * (the ABI's threading rule for buffer, compile and execute calls). */
+        exo_runtime_device_lock(sh->model->rt, sh->device);
         st = p->api.device_read_bandwidth(p->ctx, exo_runtime_device(sh->model->rt, sh->device)->index, bytes,
                                           passes, best_gbps);
+        exo_runtime_device_unlock(sh->model->rt, sh->device);
         if (st != EXO_OK)
             st = exo_errorf(st, "%s: measuring the read bandwidth: %s", p->name,
                             exo_registry_plugin_error(p, exo_status_str(st)));
