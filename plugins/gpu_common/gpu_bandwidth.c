@@ -54,6 +54,9 @@ exo_status gpu_read_bandwidth(const gpu_backend *be, uint64_t bytes, uint32_t pa
         double dt = now_s() - t0;
         if (st == EXO_OK && dt > 0 && (double)bytes * GPU_BW_SWEEPS / dt > best) best = (double)bytes * GPU_BW_SWEEPS / dt;
     }
+    /* After a failed launch, still drain what went out: the backend counts launches between
+     * finishes (the OpenCL plugin's launch sites), and the buffers are freed next. */
+    if (st != EXO_OK && buf) (void)be->finish(be->ctx);
     if (out) be->mem_free(be->ctx, out);
     if (buf) be->mem_free(be->ctx, buf);
     if (st == EXO_OK) *best_gbps = best / 1e9;
