@@ -128,7 +128,7 @@ void ocl_backend_init(ocl_runtime *rt, const ocl_device *dev) {
     const char *flush = ctx->host->get_env(ctx->host->host_ctx, "EXO_OPENCL_FLUSH_EVERY");
     rt->flush_every = flush && *flush ? (uint32_t)strtoul(flush, NULL, 10) : 16;
     rt->unflushed = 0;
-    rt->shared_kernels_only = env_set(ctx, "EXO_OPENCL_LAUNCH_SITES", "0");
+    rt->shared_kernels_only = !env_set(ctx, "EXO_OPENCL_LAUNCH_SITES", "1");
 
     size_t max_wg = 0;
     ctx->api.clGetDeviceInfo(dev->id, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);

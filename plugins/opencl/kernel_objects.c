@@ -16,9 +16,12 @@
  * sets all of its arguments again. A launch without a site - past OCL_MAX_SITE_ORDINALS in one
  * execution, past OCL_MAX_SITES kernel objects, or a ninth kernel name at one ordinal (no
  * eviction: a rotation would create and release kernel objects at every step) - shares one
- * kernel object per name and sets every argument (the behaviour before sites), as every launch
- * does under EXO_OPENCL_LAUNCH_SITES=0 (to compare). EXO_OPENCL_PROFILE reports the arguments
- * set per execution. */
+ * kernel object per name and sets every argument, as every launch does by default: sites are
+ * taken only under EXO_OPENCL_LAUNCH_SITES=1. Measured on an H100 (docs/performance.md 5.5.4):
+ * arguments set per one-token step 4,527 -> 124, but neither the host's time building the
+ * launches nor the step's changed (NVIDIA's clSetKernelArg is cheap; its enqueue is not), so
+ * they stay opt-in until a driver shows a gain (Intel's is not measured). EXO_OPENCL_PROFILE
+ * reports the arguments set per execution. */
 #include "ocl_plugin.h"
 
 #include <stdio.h>

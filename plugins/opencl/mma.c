@@ -6,8 +6,9 @@
  *
  * EXO_GPU_MMA=0 turns it off (to compare); EXO_GPU_MMA_PARTS=2 splits each activation into two
  * bf16 parts instead of three (faster, ~2^-17 relative error per product; see the kernel; the
- * batched-step kernels always take three). EXO_GPU_MMA_BATCH=1 puts a batched step's bf16 matmuls
- * on the tensor cores too: off by default until measured on a GPU (docs/performance.md 7.8).
+ * batched-step kernels always take three). A batched step's bf16 matmuls of 5-8 rows go on the
+ * tensor cores too (on an H100 an 8-row 1B step 2.88-2.96 -> 2.40-2.41 ms, docs/performance.md
+ * 7.8); EXO_GPU_MMA_BATCH=0 keeps them on the FMA kernels (to compare).
  * EXO_GPU_MMA=emulate builds the same kernels on any device with the warp's product computed
  * through local memory (EXO_MMA_EMULATE), so the tests check the fragment layouts and the host's
  * launches on PoCL. */
@@ -36,7 +37,7 @@ void ocl_mma_choose(ocl_runtime *rt, const ocl_device *dev) {
     memcpy(rt->build_options + len, define, strlen(define) + 1);
     rt->backend.features.mma_parts = parts && strcmp(parts, "2") == 0 ? 2 : 3;
     const char *batch = ctx->host->get_env(ctx->host->host_ctx, "EXO_GPU_MMA_BATCH");
-    rt->backend.features.mma_batch = batch && strcmp(batch, "1") == 0;
+    rt->backend.features.mma_batch = !(batch && strcmp(batch, "0") == 0);
     ocl_log(ctx, EXO_LOG_INFO, "device %u (%s): tensor-core prompt GEMM%s%s, activations in %u bf16 parts", rt->index,
             dev->report.isa, rt->backend.features.mma_batch ? " and batched-step bf16 matmuls" : "",
             emulate ? " (emulated)" : "", rt->backend.features.mma_parts);

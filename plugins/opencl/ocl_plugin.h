@@ -73,7 +73,7 @@ typedef struct ocl_runtime {
     } kernels[OCL_MAX_KERNELS]; /* created on first launch, by name */
     uint32_t n_kernels;
     ocl_sites *sites;         /* a kernel object per launch site (kernel_objects.c); NULL until the first launch */
-    int shared_kernels_only;  /* EXO_OPENCL_LAUNCH_SITES=0: one kernel object per name, every argument set */
+    int shared_kernels_only;  /* unless EXO_OPENCL_LAUNCH_SITES=1: one kernel object per name, every argument set */
     gpu_backend backend;
     ocl_profile *profile;     /* NULL unless EXO_OPENCL_PROFILE=1 or =shapes (profile.c) */
     /* Launches enqueued since the queue was last flushed or finished, and how many may wait
