@@ -24,13 +24,15 @@
  * are gate rows, 8-15 the same up rows, so both land in one lane), the warps taking the K steps
  * round-robin (each warp's loads of two steps in flight before their mma), then their C summed
  * through local memory, one item per output. A warp's RT tiles share its x parts: x, 32 bytes
- * per k for 8 tokens, is read once per RT * 16 weight rows. The host (gpu_launch.c) passes rpi =
- * EXO_MMAB_ROWS (GLU: half of it are output rows); k a multiple of 32, the weight's element
- * offset of 8, x's of 4 (the wide loads' rule). */
+ * per k for 8 tokens, is read once per RT * 16 weight rows. Two shapes of work-group, each a
+ * set of the three kernels (EXO_MMAB_KERNELS): 8 warps on 32 rows (RT 2), and 16 warps on 16
+ * rows (RT 1, names with "r16") for weights of few rows, where 32-row groups would leave most of
+ * the device's multiprocessors idle (an H100's 132 against a 2048-row o_proj's 64 groups) and
+ * too few loads in flight. The host (gpu_launch.c) picks the shape by the weight's rows and
+ * passes rpi = EXO_MMAB_ROWS (GLU: half of it are output rows); k a multiple of 32, the
+ * weight's element offset of 8, x's of 4 (the wide loads' rule). */
 #ifdef EXO_NV_MMA
-#define EXO_MMAB_WARPS 8
 #define EXO_MMAB_ITEMS (32 * EXO_MMAB_WARPS)
-#define EXO_MMAB_RT 2
 #define EXO_MMAB_ROWS (16 * EXO_MMAB_RT)
 #define EXO_MMAB_TOK 8
 #define EXO_MMAB_PARTS 3
@@ -127,10 +129,11 @@ static inline void exo_mmab_split2(float a, float b, uint out[EXO_MMA_MAX_PARTS]
     }                                                                                              \
     barrier(CLK_LOCAL_MEM_FENCE);
 
-/* C element e (0..3) of lane l in tile rt, summed over the warps. */
-static inline float exo_mmab_sum(__local const float *red, uint rt, uint l, uint e) {
+/* C element e (0..3) of lane l in tile rt of a work-group of `warps` warps and `rts` tiles,
+ * summed over the warps. */
+static inline float exo_mmab_sum(__local const float *red, uint warps, uint rts, uint rt, uint l, uint e) {
     float s = 0.0f;
-    for (uint w = 0; w < EXO_MMAB_WARPS; w++) s += red[(w * EXO_MMAB_RT + rt) * 128u + l * 4u + e];
+    for (uint w = 0; w < warps; w++) s += red[(w * rts + rt) * 128u + l * 4u + e];
     return s;
 }
 
@@ -141,7 +144,7 @@ static inline float exo_mmab_sum(__local const float *red, uint rt, uint l, uint
         uint rt = o >> 7, l = (o >> 2) & 31u, e = o & 3u, mm = 2u * (l & 3u) + (e & 1u);           \
         if (mm >= m) continue;                                                                     \
         /* (not y_: EXO_MVB_OUT_ONE declares its own y_, whose initialiser would read itself) */   \
-        float ys_ = exo_mmab_sum(red, rt, l, e) * (norm ? inv_l[mm] : 1.0f);                       \
+        float ys_ = exo_mmab_sum(red, EXO_MMAB_WARPS, EXO_MMAB_RT, rt, l, e) * (norm ? inv_l[mm] : 1.0f);                       \
         OUT(EXO_MMAB_ROWS, get_group_id(1), rt * 16u + (l >> 2) + (e >> 1) * 8u, mm, ys_, 0.0f)     \
     }
 
@@ -149,53 +152,67 @@ static inline float exo_mmab_sum(__local const float *red, uint rt, uint l, uint
 #define EXO_MMAB_R_LO(rt) (row0 + (rt) * 16u + g)
 #define EXO_MMAB_R_HI(rt) (row0 + (rt) * 16u + g + 8u)
 
-__kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_matmul_mmab8_bf16(
-    __global const float *x, uint x_off, EXO_W_PARAMS_bf16(w), __global const float *bias, uint bias_off,
-    int has_bias, __global float *dst, uint dst_off, uint m, uint k, uint n, __global const float *res,
-    uint res_off, int has_res, uint rpi) {
-    __local float red[EXO_MMAB_WARPS * EXO_MMAB_RT * 128], sq_l[1], inv_l[1]; /* no norm */
-    EXO_MMAB_SCRATCH
-    EXO_NO_NORM
-    uint row0 = get_group_id(1) * EXO_MMAB_ROWS;
-    EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_LO, w, w_off, EXO_MMAB_R_HI)
-    EXO_MMAB_OUTPUTS(EXO_MVB_OUT_ONE)
-}
-
-/* q/k/v (or any up to three matmuls sharing x): a work-group's rows lie in one member. */
-__kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_matmul_mmab8x3_bf16(
-    __global const float *x, uint x_off, uint m, uint k, EXO_W_PARAMS_bf16(w0), __global const float *b0,
-    uint b0_off, int hb0, __global float *d0, uint d0_off, uint n0, EXO_W_PARAMS_bf16(w1),
-    __global const float *b1, uint b1_off, int hb1, __global float *d1, uint d1_off, uint n1,
-    EXO_W_PARAMS_bf16(w2), __global const float *b2, uint b2_off, int hb2, __global float *d2, uint d2_off,
-    uint n2, int norm, __global const uchar *nw, uint nw_off, int nw_type, float eps, int one_plus, uint rpi) {
-    __local float red[EXO_MMAB_WARPS * EXO_MMAB_RT * 128], sq_l[EXO_MMAB_ITEMS], inv_l[EXO_MMAB_TOK];
-    EXO_MMAB_SCRATCH
-    uint gg = get_group_id(1), sel = EXO_MVB_MEMBER(EXO_MMAB_ROWS, gg);
-    EXO_W_SELECT_bf16(w, sel, w0, w1, w2)
-    uint n = EXO_SEL3(sel, n0, n1, n2);
-    uint row0 = (gg - EXO_MVB_FIRST_GROUP(EXO_MMAB_ROWS, sel)) * EXO_MMAB_ROWS;
-    EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_LO, w, w_off, EXO_MMAB_R_HI)
-    EXO_MMAB_OUTPUTS(EXO_MVB_OUT_X3)
-}
-
 /* Gate and up: tile rt's rows g are gate rows row0 + rt * 8 + g, rows g + 8 the same up rows,
  * so a lane's C holds gate (e 0, 1) and up (e 2, 3) of one output row: act(gate) * up there. */
 #define EXO_MMAB_R_GLU(rt) (row0 + (rt) * 8u + g)
-__kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_matmul_mmab8_glu_bf16(
-    __global const float *x, uint x_off, uint m, uint k, EXO_W_PARAMS_bf16(wg), __global const float *bg,
-    uint bg_off, int hbg, EXO_W_PARAMS_bf16(wu), __global const float *bu, uint bu_off, int hbu,
-    __global float *dst, uint dst_off, uint n, int act, int norm, __global const uchar *nw, uint nw_off,
-    int nw_type, float eps, int one_plus) {
-    __local float red[EXO_MMAB_WARPS * EXO_MMAB_RT * 128], sq_l[EXO_MMAB_ITEMS], inv_l[EXO_MMAB_TOK];
-    EXO_MMAB_SCRATCH
-    uint row0 = get_group_id(1) * (EXO_MMAB_ROWS / 2u);
-    EXO_MMAB_PRODUCTS(wg, wg_off, EXO_MMAB_R_GLU, wu, wu_off, EXO_MMAB_R_GLU)
-    for (uint o = tid; o < EXO_MMAB_RT * 64u; o += EXO_MMAB_ITEMS) {
-        uint rt = o >> 6, l = (o >> 1) & 31u, j = o & 1u, mm = 2u * (l & 3u) + j;
-        if (mm >= m) continue;
-        float inv = norm ? inv_l[mm] : 1.0f;
-        float gv = exo_mmab_sum(red, rt, l, j) * inv, uv = exo_mmab_sum(red, rt, l, 2u + j) * inv;
-        EXO_MVB_OUT_GLU(EXO_MMAB_ROWS / 2u, get_group_id(1), rt * 8u + (l >> 2), mm, gv, uv)
-    }
+
+/* The three kernels of one work-group shape (EXO_MMAB_WARPS, EXO_MMAB_RT as defined where
+ * this is expanded), named exo_matmul_mmab8<V>_bf16, ..<V>x3_bf16 and ..<V>_glu_bf16. */
+#define EXO_MMAB_KERNELS(V) \
+__kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_matmul_mmab8##V##_bf16( \
+    __global const float *x, uint x_off, EXO_W_PARAMS_bf16(w), __global const float *bias, uint bias_off, \
+    int has_bias, __global float *dst, uint dst_off, uint m, uint k, uint n, __global const float *res, \
+    uint res_off, int has_res, uint rpi) {                                                         \
+    __local float red[EXO_MMAB_WARPS * EXO_MMAB_RT * 128], sq_l[1], inv_l[1]; /* no norm */        \
+    EXO_MMAB_SCRATCH                                                                               \
+    EXO_NO_NORM                                                                                    \
+    uint row0 = get_group_id(1) * EXO_MMAB_ROWS;                                                   \
+    EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_LO, w, w_off, EXO_MMAB_R_HI)                            \
+    EXO_MMAB_OUTPUTS(EXO_MVB_OUT_ONE)                                                              \
+}                                                                                                  \
+/* q/k/v (or any up to three matmuls sharing x): a work-group's rows lie in one member. */         \
+__kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_matmul_mmab8##V##x3_bf16( \
+    __global const float *x, uint x_off, uint m, uint k, EXO_W_PARAMS_bf16(w0), __global const float *b0, \
+    uint b0_off, int hb0, __global float *d0, uint d0_off, uint n0, EXO_W_PARAMS_bf16(w1),         \
+    __global const float *b1, uint b1_off, int hb1, __global float *d1, uint d1_off, uint n1,      \
+    EXO_W_PARAMS_bf16(w2), __global const float *b2, uint b2_off, int hb2, __global float *d2, uint d2_off, \
+    uint n2, int norm, __global const uchar *nw, uint nw_off, int nw_type, float eps, int one_plus, uint rpi) { \
+    __local float red[EXO_MMAB_WARPS * EXO_MMAB_RT * 128], sq_l[EXO_MMAB_ITEMS], inv_l[EXO_MMAB_TOK]; \
+    EXO_MMAB_SCRATCH                                                                               \
+    uint gg = get_group_id(1), sel = EXO_MVB_MEMBER(EXO_MMAB_ROWS, gg);                            \
+    EXO_W_SELECT_bf16(w, sel, w0, w1, w2)                                                          \
+    uint n = EXO_SEL3(sel, n0, n1, n2);                                                            \
+    uint row0 = (gg - EXO_MVB_FIRST_GROUP(EXO_MMAB_ROWS, sel)) * EXO_MMAB_ROWS;                    \
+    EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_LO, w, w_off, EXO_MMAB_R_HI)                            \
+    EXO_MMAB_OUTPUTS(EXO_MVB_OUT_X3)                                                               \
+}                                                                                                  \
+__kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_matmul_mmab8##V##_glu_bf16( \
+    __global const float *x, uint x_off, uint m, uint k, EXO_W_PARAMS_bf16(wg), __global const float *bg, \
+    uint bg_off, int hbg, EXO_W_PARAMS_bf16(wu), __global const float *bu, uint bu_off, int hbu,   \
+    __global float *dst, uint dst_off, uint n, int act, int norm, __global const uchar *nw, uint nw_off, \
+    int nw_type, float eps, int one_plus) {                                                        \
+    __local float red[EXO_MMAB_WARPS * EXO_MMAB_RT * 128], sq_l[EXO_MMAB_ITEMS], inv_l[EXO_MMAB_TOK]; \
+    EXO_MMAB_SCRATCH                                                                               \
+    uint row0 = get_group_id(1) * (EXO_MMAB_ROWS / 2u);                                            \
+    EXO_MMAB_PRODUCTS(wg, wg_off, EXO_MMAB_R_GLU, wu, wu_off, EXO_MMAB_R_GLU)                      \
+    for (uint o = tid; o < EXO_MMAB_RT * 64u; o += EXO_MMAB_ITEMS) {                               \
+        uint rt = o >> 6, l = (o >> 1) & 31u, j = o & 1u, mm = 2u * (l & 3u) + j;                  \
+        if (mm >= m) continue;                                                                     \
+        float inv = norm ? inv_l[mm] : 1.0f;                                                       \
+        float gv = exo_mmab_sum(red, EXO_MMAB_WARPS, EXO_MMAB_RT, rt, l, j) * inv;                 \
+        float uv = exo_mmab_sum(red, EXO_MMAB_WARPS, EXO_MMAB_RT, rt, l, 2u + j) * inv;            \
+        EXO_MVB_OUT_GLU(EXO_MMAB_ROWS / 2u, get_group_id(1), rt * 8u + (l >> 2), mm, gv, uv)       \
+    }                                                                                              \
 }
+
+#define EXO_MMAB_WARPS 8
+#define EXO_MMAB_RT 2
+EXO_MMAB_KERNELS()
+#undef EXO_MMAB_WARPS
+#undef EXO_MMAB_RT
+#define EXO_MMAB_WARPS 16
+#define EXO_MMAB_RT 1
+EXO_MMAB_KERNELS(r16)
+#undef EXO_MMAB_WARPS
+#undef EXO_MMAB_RT
 #endif

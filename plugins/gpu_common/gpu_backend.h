@@ -66,9 +66,12 @@ typedef struct gpu_features {
      * the bf16 parts each activation is split into (2 or 3), 0 when it is not there. */
     uint32_t mma_parts;
     /* A batched step's bf16 matmuls of up to 8 tokens on the tensor cores too (kernels/
-     * matvec_batch_mma.cl, exo_matmul_mmab8*; needs mma_parts): EXO_GPU_MMA_BATCH=1, off by
-     * default until measured on a GPU (the FMA kernels exo_matmul_vecb8* otherwise). */
+     * matvec_batch_mma.cl, exo_matmul_mmab8*; needs mma_parts): on by default where mma_parts
+     * is (measured on an H100), EXO_GPU_MMA_BATCH=0 keeps the FMA kernels exo_matmul_vecb8*. */
     int mma_batch;
+    /* Weight rows per work-group of those kernels: 16 or 32 (EXO_GPU_MMA_BATCH_ROWS, to
+     * compare); 0: by the weight's rows (gpu_launch.c, gpu_matvec_mma_rows). */
+    uint32_t mma_batch_rows;
     /* Weight rows per work-item of the one-token wide-load matvecs (exo_matmul_vec16*: 1, or 2
      * sharing x; 0 means the default, GPU_MATVEC_ROWS_DEFAULT in gpu_launch.h). */
     uint32_t matvec_rows;

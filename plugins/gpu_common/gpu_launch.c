@@ -159,12 +159,14 @@ exo_status gpu_build_go_matvec(gpu_builder *b, int64_t k, int64_t rows) {
 /* The batched-step kernels (rows: groups of R weight rows) do R x tokens multiply-adds per chunk,
  * so fewer work-groups keep the device busy: more lanes only while under
  * GPU_MATVEC_BATCH_MIN_GROUPS work-groups and each lane keeps >= 4 chunks of every row (its sums
- * cost a pass through local memory, one item summing an output over the lanes). */
-#define GPU_MATVEC_BATCH_MIN_GROUPS 256
+ * cost a pass through local memory, one item summing an output over the lanes; the minimum is
+ * in gpu_launch.h, the tensor-core kernels' rows per group go by it too). */
 exo_status gpu_build_go_matvec_at(gpu_builder *b, int64_t m, int64_t k, int64_t rows, uint32_t weight) {
     if (!gpu_matvec_batch(b->v, m)) return gpu_build_go_matvec(b, k, rows);
-    if (gpu_matvec_batch_mma(b->v, m, weight))
-        return gpu_build_go(b, 2, (uint64_t[3]){256, (uint64_t)rows, 1}, (size_t[3]){256, 1, 1});
+    if (gpu_matvec_batch_mma(b->v, m, weight)) {
+        uint64_t items = gpu_matvec_mma_rows(b->v, weight) == 16 ? GPU_MATVEC_MMA_ITEMS_R16 : GPU_MATVEC_MMA_ITEMS;
+        return gpu_build_go(b, 2, (uint64_t[3]){items, (uint64_t)rows, 1}, (size_t[3]){(size_t)items, 1, 1});
+    }
     uint64_t lanes = 32, chunks = (uint64_t)k / 8;
     while (lanes < 128 && (uint64_t)rows * lanes / 256 < GPU_MATVEC_BATCH_MIN_GROUPS && chunks >= lanes * 2 * 4)
         lanes *= 2;
@@ -189,6 +191,14 @@ bool gpu_matvec_batch_mma(const gpu_exec_view *v, int64_t m, uint32_t weight) {
     return ne[0] % 32 == 0;
 }
 
+uint32_t gpu_matvec_mma_rows(const gpu_exec_view *v, uint32_t weight) {
+    uint32_t forced = v->be->features.mma_batch_rows;
+    if (forced == 16 || forced == 32) return forced;
+    int64_t ne[EXO_MAX_DIMS];
+    int64_t rows = gpu_view_count(v, weight, ne) / ne[0];
+    return rows < (int64_t)GPU_MATVEC_MMA_ROWS * GPU_MATVEC_BATCH_MIN_GROUPS ? 16 : GPU_MATVEC_MMA_ROWS;
+}
+
 bool gpu_matvec_tokens_fit(const gpu_exec_view *v, int64_t m) {
     return m <= GPU_MATVEC_MAX_TOKENS || gpu_matvec_batch(v, m);
 }
@@ -204,13 +214,13 @@ void gpu_matvec_family(const gpu_exec_view *v, int64_t m, uint32_t weight, const
     size_t base = strlen("exo_matmul_vec16");
     assert(strncmp(family, "exo_matmul_vec16", base) == 0);
     if (gpu_matvec_batch_mma(v, m, weight))
-        snprintf(name, 48, "exo_matmul_mmab8%s", family + base);
+        snprintf(name, 48, "exo_matmul_mmab8%s%s", gpu_matvec_mma_rows(v, weight) == 16 ? "r16" : "", family + base);
     else
         snprintf(name, 48, "exo_matmul_vecb%u%s", batch_tokens(m), family + base);
 }
 
 uint32_t gpu_matvec_rows_per_item(const gpu_exec_view *v, int64_t m, uint32_t weight) {
-    if (gpu_matvec_batch_mma(v, m, weight)) return GPU_MATVEC_MMA_ROWS;
+    if (gpu_matvec_batch_mma(v, m, weight)) return gpu_matvec_mma_rows(v, weight);
     if (gpu_matvec_batch(v, m)) return 32 / batch_tokens(m);
     uint32_t rows = v->be->features.matvec_rows ? v->be->features.matvec_rows : GPU_MATVEC_ROWS_DEFAULT;
     return m == 1 && rows == 2 ? 2 : 1;

@@ -102,11 +102,18 @@ uint32_t gpu_matvec_rows_per_item(const gpu_exec_view *v, int64_t m, uint32_t we
 bool gpu_matvec_batch(const gpu_exec_view *v, int64_t m);
 /* Whether they take the tensor-core batched-step kernels against `weight` (exo_matmul_mmab8*,
  * kernels/matvec_batch_mma.cl): gpu_features.mma_batch, at most GPU_MATVEC_MMA_MAX_TOKENS, bf16
- * weights, k a multiple of 32. Weight rows per work-group: GPU_MATVEC_MMA_ROWS (EXO_MMAB_ROWS),
- * 256 items (EXO_MMAB_ITEMS). */
+ * weights, k a multiple of 32. */
 #define GPU_MATVEC_MMA_MAX_TOKENS 8
-#define GPU_MATVEC_MMA_ROWS 32
 bool gpu_matvec_batch_mma(const gpu_exec_view *v, int64_t m, uint32_t weight);
+/* Their weight rows per work-group against `weight` (EXO_MMAB_ROWS): GPU_MATVEC_MMA_ROWS in
+ * GPU_MATVEC_MMA_ITEMS items, or, for a weight of fewer rows than GPU_MATVEC_BATCH_MIN_GROUPS
+ * such groups (too few to fill a big GPU), 16 in GPU_MATVEC_MMA_ITEMS_R16 (the "r16" kernels);
+ * gpu_features.mma_batch_rows fixes it. */
+#define GPU_MATVEC_MMA_ROWS 32
+#define GPU_MATVEC_MMA_ITEMS 256
+#define GPU_MATVEC_MMA_ITEMS_R16 512
+#define GPU_MATVEC_BATCH_MIN_GROUPS 256 /* work-groups that keep a big GPU busy */
+uint32_t gpu_matvec_mma_rows(const gpu_exec_view *v, uint32_t weight);
 /* Whether a wide-load matvec kernel (one-token family or batched-step) takes m tokens. */
 bool gpu_matvec_tokens_fit(const gpu_exec_view *v, int64_t m);
 /* The name of a wide-load matvec family at m tokens against `weight`: `family`

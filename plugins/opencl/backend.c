@@ -63,8 +63,8 @@ static exo_status be_launch(void *p, const gpu_launch *l) {
     if (st != EXO_OK) return st;
     cl_event event = NULL;
     cl_int err = api->clEnqueueNDRangeKernel(rt->queue, k, l->dims, NULL, l->global, l->local, 0, NULL,
-                                             rt->profile ? &event : NULL);
-    if (err == CL_SUCCESS && event) ocl_profile_add_launch(rt, l, event, args_set, args);
+                                             ocl_profile_events(rt->profile) ? &event : NULL);
+    if (err == CL_SUCCESS && rt->profile) ocl_profile_add_launch(rt, l, event, args_set, args);
     if (err != CL_SUCCESS)
         return ocl_fail(rt->ctx, err, "clEnqueueNDRangeKernel(%s, global %zux%zux%zu, local %zux%zux%zu)", l->kernel,
                         l->global[0], l->global[1], l->global[2], l->local[0], l->local[1], l->local[2]);

@@ -55,7 +55,7 @@ exo_status ocl_device_open(exo_plugin_ctx *ctx, uint32_t index) {
         return ocl_fail(ctx, err, "clCreateContext for device %u (%s)", index, dev->report.name);
     }
     rt->profile = ocl_profile_create(ctx);
-    cl_command_queue_properties queue_props = rt->profile ? CL_QUEUE_PROFILING_ENABLE : 0;
+    cl_command_queue_properties queue_props = ocl_profile_events(rt->profile) ? CL_QUEUE_PROFILING_ENABLE : 0;
     rt->queue = ctx->api.clCreateCommandQueue(rt->context, dev->id, queue_props, &err);
     if (!rt->queue) {
         release_runtime(rt);

@@ -8,7 +8,8 @@
  * bf16 parts instead of three (faster, ~2^-17 relative error per product; see the kernel; the
  * batched-step kernels always take three). A batched step's bf16 matmuls of 5-8 rows go on the
  * tensor cores too (on an H100 an 8-row 1B step 2.88-2.96 -> 2.40-2.41 ms, docs/performance.md
- * 7.8); EXO_GPU_MMA_BATCH=0 keeps them on the FMA kernels (to compare).
+ * 7.8); EXO_GPU_MMA_BATCH=0 keeps them on the FMA kernels (to compare), and
+ * EXO_GPU_MMA_BATCH_ROWS=16|32 fixes their work-groups' weight rows (by the weight otherwise).
  * EXO_GPU_MMA=emulate builds the same kernels on any device with the warp's product computed
  * through local memory (EXO_MMA_EMULATE), so the tests check the fragment layouts and the host's
  * launches on PoCL. */
@@ -38,6 +39,12 @@ void ocl_mma_choose(ocl_runtime *rt, const ocl_device *dev) {
     rt->backend.features.mma_parts = parts && strcmp(parts, "2") == 0 ? 2 : 3;
     const char *batch = ctx->host->get_env(ctx->host->host_ctx, "EXO_GPU_MMA_BATCH");
     rt->backend.features.mma_batch = !(batch && strcmp(batch, "0") == 0);
+    const char *rows = ctx->host->get_env(ctx->host->host_ctx, "EXO_GPU_MMA_BATCH_ROWS");
+    rt->backend.features.mma_batch_rows = 0;
+    if (rows && (strcmp(rows, "16") == 0 || strcmp(rows, "32") == 0))
+        rt->backend.features.mma_batch_rows = (uint32_t)(rows[0] == '1' ? 16 : 32);
+    else if (rows)
+        ocl_log(ctx, EXO_LOG_WARN, "EXO_GPU_MMA_BATCH_ROWS=%s ignored: expected 16 or 32", rows);
     ocl_log(ctx, EXO_LOG_INFO, "device %u (%s): tensor-core prompt GEMM%s%s, activations in %u bf16 parts", rt->index,
             dev->report.isa, rt->backend.features.mma_batch ? " and batched-step bf16 matmuls" : "",
             emulate ? " (emulated)" : "", rt->backend.features.mma_parts);

@@ -75,7 +75,7 @@ typedef struct ocl_runtime {
     ocl_sites *sites;         /* a kernel object per launch site (kernel_objects.c); NULL until the first launch */
     int shared_kernels_only;  /* unless EXO_OPENCL_LAUNCH_SITES=1: one kernel object per name, every argument set */
     gpu_backend backend;
-    ocl_profile *profile;     /* NULL unless EXO_OPENCL_PROFILE=1 or =shapes (profile.c) */
+    ocl_profile *profile;     /* NULL unless EXO_OPENCL_PROFILE=1, =shapes or =host (profile.c) */
     /* Launches enqueued since the queue was last flushed or finished, and how many may wait
      * (EXO_OPENCL_FLUSH_EVERY; 0: never flush before finish). backend.c says why. */
     uint32_t unflushed, flush_every;
@@ -143,10 +143,12 @@ cl_int ocl_amd_free_memory(exo_plugin_ctx *ctx, cl_device_id dev, uint64_t *free
 exo_status ocl_fail(exo_plugin_ctx *ctx, cl_int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* profile.c: per-kernel device time and the host side of each execution under
- * EXO_OPENCL_PROFILE=1 or =shapes. create returns NULL when off; add_launch takes a launch's
- * event (=shapes keys the table by its global size too); collect ends an execution after its
+ * EXO_OPENCL_PROFILE=1, =shapes or =host. create returns NULL when off; add_launch takes a
+ * launch's event (=shapes keys the table by its global size too; =host has none); collect ends an execution after its
  * clFinish; report_and_free logs it all at INFO (device_close). */
 ocl_profile *ocl_profile_create(exo_plugin_ctx *ctx);
+/* Whether launches take events (a profiling queue): not under EXO_OPENCL_PROFILE=host. */
+int ocl_profile_events(const ocl_profile *p);
 void ocl_profile_add_launch(ocl_runtime *rt, const gpu_launch *l, cl_event event, uint32_t args_set, uint32_t args);
 void ocl_profile_collect(ocl_runtime *rt);
 void ocl_profile_report_and_free(ocl_runtime *rt);

@@ -1,4 +1,4 @@
-/* profile.c — where a step goes, device and host side (EXO_OPENCL_PROFILE=1 or =shapes).
+/* profile.c — where a step goes, device and host side (EXO_OPENCL_PROFILE=1, =shapes or =host).
  *
  * With it, device_open creates the queue with CL_QUEUE_PROFILING_ENABLE, every launch returns
  * an event, and each finish reads the events' start and end stamps into per-kernel totals.
@@ -18,7 +18,9 @@
  * (program builds and first touches land there). The profile's own costs stay inside: an event
  * per launch (in "before the finish") and reading them after the finish (shown apart).
  * device_close logs it all at INFO. Off (the default) it costs nothing: no events are created
- * and buffers.c tests one pointer. */
+ * and buffers.c tests one pointer. =host keeps the host side only: no events and a queue
+ * without profiling, so "before the finish" is what building a step costs without the
+ * profile's events. */
 #include "ocl_plugin.h"
 
 #include <stdio.h>
@@ -59,6 +61,7 @@ typedef struct exec_group {
 
 struct ocl_profile {
     int shapes;
+    int host_only; /* =host: no events */
     cl_event pending[PROFILE_PENDING];
     uint16_t pending_kernel[PROFILE_PENDING]; /* index into totals */
     uint32_t n_pending;
@@ -78,7 +81,7 @@ struct ocl_profile {
 
 ocl_profile *ocl_profile_create(exo_plugin_ctx *ctx) {
     const char *v = ctx->host->get_env ? ctx->host->get_env(ctx->host->host_ctx, "EXO_OPENCL_PROFILE") : NULL;
-    if (!v || (strcmp(v, "1") != 0 && strcmp(v, "shapes") != 0)) return NULL;
+    if (!v || (strcmp(v, "1") != 0 && strcmp(v, "shapes") != 0 && strcmp(v, "host") != 0)) return NULL;
     ocl_profile *p = ctx->host->alloc(ctx->host->host_ctx, sizeof *p);
     if (!p) {
         ocl_log(ctx, EXO_LOG_WARN, "EXO_OPENCL_PROFILE: out of memory; not profiling");
@@ -86,8 +89,11 @@ ocl_profile *ocl_profile_create(exo_plugin_ctx *ctx) {
     }
     memset(p, 0, sizeof *p);
     p->shapes = strcmp(v, "shapes") == 0;
+    p->host_only = strcmp(v, "host") == 0;
     return p;
 }
+
+int ocl_profile_events(const ocl_profile *p) { return p && !p->host_only; }
 
 uint64_t ocl_profile_now(const ocl_runtime *rt) {
     const exo_host_api *h = rt->ctx->host;
@@ -230,6 +236,7 @@ void ocl_profile_add_launch(ocl_runtime *rt, const gpu_launch *l, cl_event event
     p->cur.launches++;
     p->cur.args_set += args_set;
     p->cur.args += args;
+    if (!event) return; /* =host */
     if (p->n_pending == PROFILE_PENDING) {
         /* A graph with more launches than we hold: read what we have (the span splits in two). */
         rt->ctx->api.clFinish(rt->queue);
@@ -261,19 +268,21 @@ static void format_calls(char *out, size_t size, const host_calls *c, double exe
 }
 
 /* A group's two lines: every figure per execution, over all but its first where it has more. */
-static void report_group(exo_plugin_ctx *ctx, uint32_t device, const exec_group *g, int other) {
+static void report_group(exo_plugin_ctx *ctx, uint32_t device, const exec_group *g, int other, int host_only) {
     const exec_totals *t = g->rest.executions ? &g->rest : &g->first;
     double n = (double)t->executions;
-    char rows[32], w[64], r[64], m[64];
+    char rows[32], w[64], r[64], m[64], device_side[96] = ", no events (EXO_OPENCL_PROFILE=host)";
     snprintf(rows, sizeof rows, other ? "other rows" : "rows %u", g->rows);
+    if (!host_only)
+        snprintf(device_side, sizeof device_side, ", kernels %.3f ms (span %.3f), reading the events %.3f ms",
+                 (double)t->kernel_ns * 1e-6 / n, (double)t->span_ns * 1e-6 / n, (double)t->events_ns * 1e-6 / n);
     ocl_log(ctx, EXO_LOG_INFO,
             "profile of device %u: host, %s, %llu executions%s, each: before the finish %.3f ms (%.1f launches, %.0f of their "
-            "%.0f arguments set), in "
-            "the finish %.3f ms, kernels %.3f ms (span %.3f), reading the events %.3f ms",
+            "%.0f arguments set), in the finish %.3f ms%s",
             device, rows, (unsigned long long)(g->first.executions + g->rest.executions),
             g->rest.executions ? " (the first left out)" : "", (double)t->before_finish_ns * 1e-6 / n,
-            (double)t->launches / n, (double)t->args_set / n, (double)t->args / n, (double)t->finish_ns * 1e-6 / n, (double)t->kernel_ns * 1e-6 / n,
-            (double)t->span_ns * 1e-6 / n, (double)t->events_ns * 1e-6 / n);
+            (double)t->launches / n, (double)t->args_set / n, (double)t->args / n, (double)t->finish_ns * 1e-6 / n,
+            device_side);
     format_calls(w, sizeof w, &t->call[OCL_CALL_BUFFER_WRITE], n);
     format_calls(r, sizeof r, &t->call[OCL_CALL_BUFFER_READ], n);
     format_calls(m, sizeof m, &t->call[OCL_CALL_MEM_READ], n);
@@ -291,17 +300,21 @@ void ocl_profile_report_and_free(ocl_runtime *rt) {
     for (uint32_t i = 0; i < p->n_pending; i++) ctx->api.clReleaseEvent(p->pending[i]);
     if (p->executions > 0) {
         double idle = p->span_ns > p->kernel_ns ? (double)(p->span_ns - p->kernel_ns) : 0.0;
-        ocl_log(ctx, EXO_LOG_INFO,
-                "profile of device %u: %llu executions; kernels %.3f ms, spans %.3f ms (device idle between kernels "
-                "%.1f%%)",
-                rt->index, (unsigned long long)p->executions, (double)p->kernel_ns * 1e-6, (double)p->span_ns * 1e-6,
-                p->span_ns ? 100.0 * idle / (double)p->span_ns : 0.0);
+        if (p->host_only)
+            ocl_log(ctx, EXO_LOG_INFO, "profile of device %u: %llu executions; the host side only (EXO_OPENCL_PROFILE=host)",
+                    rt->index, (unsigned long long)p->executions);
+        else
+            ocl_log(ctx, EXO_LOG_INFO,
+                    "profile of device %u: %llu executions; kernels %.3f ms, spans %.3f ms (device idle between "
+                    "kernels %.1f%%)",
+                    rt->index, (unsigned long long)p->executions, (double)p->kernel_ns * 1e-6, (double)p->span_ns * 1e-6,
+                    p->span_ns ? 100.0 * idle / (double)p->span_ns : 0.0);
         int full = p->n_groups == PROFILE_GROUPS;
         exec_group last = p->groups[PROFILE_GROUPS - 1];
         if (full) p->n_groups--; /* the last group holds every further row count: shown at the end */
         qsort(p->groups, p->n_groups, sizeof *p->groups, by_rows);
-        for (uint32_t i = 0; i < p->n_groups; i++) report_group(ctx, rt->index, &p->groups[i], 0);
-        if (full) report_group(ctx, rt->index, &last, 1);
+        for (uint32_t i = 0; i < p->n_groups; i++) report_group(ctx, rt->index, &p->groups[i], 0, p->host_only);
+        if (full) report_group(ctx, rt->index, &last, 1, p->host_only);
         qsort(p->totals, p->n_totals, sizeof *p->totals, by_time);
         int width = 28;
         for (uint32_t i = 0; i < p->n_totals; i++)

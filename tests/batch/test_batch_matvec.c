@@ -322,26 +322,32 @@ START_TEST(mlx_weights_match_rows_alone) {
 END_TEST
 
 /* The tensor-core kernels of a batched step (kernels/matvec_batch_mma.cl, exo_matmul_mmab8*: bf16
- * weights, up to 8 rows; EXO_GPU_MMA_BATCH=1), their warp products emulated through local memory
- * unless EXO_GPU_MMA says otherwise (EXO_GPU_MMA=1 on an NVIDIA GPU: the real ones;
- * CK_RUN_CASE=tensor_cores runs this case alone; the level_zero rerun runs the FMA kernels
- * again). K 2048 splits into more steps than the work-group has warps, K 96 into fewer (idle
- * warps), row counts no multiple of the 16-row tiles, a weight 8 elements into its buffer. */
+ * weights, up to 8 rows), their warp products emulated through local memory unless EXO_GPU_MMA
+ * says otherwise (EXO_GPU_MMA=1 on an NVIDIA GPU: the real ones; CK_RUN_CASE=tensor_cores runs
+ * this case alone; the level_zero rerun runs the FMA kernels again). Both work-group shapes: 16
+ * rows (chosen for these weights of few rows: the "r16" kernels) and 32 (EXO_GPU_MMA_BATCH_ROWS).
+ * K 2048 splits into more steps than the work-group has warps, K 96 into fewer (idle warps), row
+ * counts no multiple of the 16-row tiles, a weight 8 elements into its buffer. */
 START_TEST(bf16_tensor_core_rows_match_rows_alone) {
     const char *mode = getenv("EXO_GPU_MMA");
     int emulated = mode == NULL;
     if (emulated) setenv("EXO_GPU_MMA", "emulate", 1);
     setenv("EXO_GPU_MMA_BATCH", "1", 1);
-    open_both();
-    check_format(&(wfmt){EXO_DTYPE_BF16, 0, 0, 0, 0}, 2048, 37, 300);
-    check_format(&(wfmt){EXO_DTYPE_BF16, 0, 0, 0, 16}, 96, 11, 700);
-    char *log = close_both();
+    for (int shape = 0; shape < 2; shape++) {
+        if (shape == 1) setenv("EXO_GPU_MMA_BATCH_ROWS", "32", 1);
+        open_both();
+        check_format(&(wfmt){EXO_DTYPE_BF16, 0, 0, 0, 0}, 2048, 37, 300);
+        check_format(&(wfmt){EXO_DTYPE_BF16, 0, 0, 0, 16}, 96, 11, 700);
+        char *log = close_both();
+        static const char *const kernels[2][4] = {
+            {"exo_matmul_mmab8r16x3_bf16", "exo_matmul_mmab8r16_glu_bf16", "exo_matmul_mmab8r16_bf16", "exo_matmul_vecb16x3_bf16"},
+            {"exo_matmul_mmab8x3_bf16", "exo_matmul_mmab8_glu_bf16", "exo_matmul_mmab8_bf16", "exo_matmul_vecb16x3_bf16"}};
+        for (int i = 0; i < 4; i++) ran(log, kernels[shape][i]);
+        free(log);
+    }
     if (emulated) unsetenv("EXO_GPU_MMA");
     unsetenv("EXO_GPU_MMA_BATCH");
-    static const char *const kernels[] = {"exo_matmul_mmab8x3_bf16", "exo_matmul_mmab8_glu_bf16", "exo_matmul_mmab8_bf16",
-                                          "exo_matmul_vecb16x3_bf16"};
-    for (int i = 0; i < 4; i++) ran(log, kernels[i]);
-    free(log);
+    unsetenv("EXO_GPU_MMA_BATCH_ROWS");
 }
 END_TEST
 
