@@ -156,8 +156,20 @@ static inline float exo_mmab_sum(__local const float *red, uint warps, uint rts,
  * so a lane's C holds gate (e 0, 1) and up (e 2, 3) of one output row: act(gate) * up there. */
 #define EXO_MMAB_R_GLU(rt) (row0 + (rt) * 8u + g)
 
-/* The three kernels of one work-group shape (EXO_MMAB_WARPS, EXO_MMAB_RT as defined where
- * this is expanded), named exo_matmul_mmab8<V>_bf16, ..<V>x3_bf16 and ..<V>_glu_bf16. */
+/* q/k/v with their RoPE and KV writes (the x3 kernel's rows as rotation pairs): tile rt's rows g
+ * are the first rows of the member's rotation pairs row0 / 2 + rt * 8 + g, rows g + 8 their
+ * partners (NEOX, rope 1: dims i and i + head_dim / 2 of a head; NORMAL, rope 0: 2i and 2i + 1),
+ * so a lane's C holds both rows of a pair for tokens 2t and 2t + 1, and the epilogue rotates
+ * them in registers, as exo_dmv_*'s does for one token. */
+#define EXO_MMAB_PAIR_LO(p)                                                                        \
+    ((p) / (head_dim / 2u) * head_dim + (rope == 1 ? (p) % (head_dim / 2u) : 2u * ((p) % (head_dim / 2u))))
+#define EXO_MMAB_PAIR_HI(p) (EXO_MMAB_PAIR_LO(p) + (rope == 1 ? head_dim / 2u : 1u))
+#define EXO_MMAB_R_PAIR_LO(rt) EXO_MMAB_PAIR_LO(row0 / 2u + (rt) * 8u + g)
+#define EXO_MMAB_R_PAIR_HI(rt) EXO_MMAB_PAIR_HI(row0 / 2u + (rt) * 8u + g)
+
+/* The four kernels of one work-group shape (EXO_MMAB_WARPS, EXO_MMAB_RT as defined where this
+ * is expanded), named exo_matmul_mmab8<V>_bf16, ..<V>x3_bf16, ..<V>x3_rope_bf16 and
+ * ..<V>_glu_bf16. */
 #define EXO_MMAB_KERNELS(V) \
 __kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_matmul_mmab8##V##_bf16( \
     __global const float *x, uint x_off, EXO_W_PARAMS_bf16(w), __global const float *bias, uint bias_off, \
@@ -185,6 +197,57 @@ __kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_ma
     uint row0 = (gg - EXO_MVB_FIRST_GROUP(EXO_MMAB_ROWS, sel)) * EXO_MMAB_ROWS;                    \
     EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_LO, w, w_off, EXO_MMAB_R_HI)                            \
     EXO_MMAB_OUTPUTS(EXO_MVB_OUT_X3)                                                               \
+}                                                                                                  \
+/* The same with q, k rotated at each token's position (pos) and k, v stored into their caches   \
+ * d1, d2 (dtype kv; slots of a pooled cache when n_slots > 0), q into d0: exo_rope_kv's work,   \
+ * n_rot = head_dim, rows of whole heads. */                                                      \
+__kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_matmul_mmab8##V##x3_rope_bf16( \
+    __global const float *x, uint x_off, uint m, uint k, EXO_W_PARAMS_bf16(w0), __global const float *b0, \
+    uint b0_off, int hb0, __global float *d0, uint d0_off, uint n0, EXO_W_PARAMS_bf16(w1),         \
+    __global const float *b1, uint b1_off, int hb1, __global uchar *d1, uint d1_off, uint n1,      \
+    EXO_W_PARAMS_bf16(w2), __global const float *b2, uint b2_off, int hb2, __global uchar *d2, uint d2_off, \
+    uint n2, int norm, __global const uchar *nw, uint nw_off, int nw_type, float eps, int one_plus, \
+    int rope, __global const int *pos, uint pos_off, __global const int *slots, uint slots_off,    \
+    uint n_slots, __global const float *inv_freq, uint freq_off, uint head_dim, float attn_factor, \
+    uint cache_rows, int kv, uint rpi) {                                                           \
+    __local float red[EXO_MMAB_WARPS * EXO_MMAB_RT * 128], sq_l[EXO_MMAB_ITEMS], inv_l[EXO_MMAB_TOK]; \
+    EXO_MMAB_SCRATCH                                                                               \
+    uint gg = get_group_id(1), sel = EXO_MVB_MEMBER(EXO_MMAB_ROWS, gg);                            \
+    EXO_W_SELECT_bf16(w, sel, w0, w1, w2)                                                          \
+    uint n = EXO_SEL3(sel, n0, n1, n2);                                                            \
+    uint row0 = (gg - EXO_MVB_FIRST_GROUP(EXO_MMAB_ROWS, sel)) * EXO_MMAB_ROWS;                    \
+    EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_PAIR_LO, w, w_off, EXO_MMAB_R_PAIR_HI)                  \
+    __global const float *b_ = EXO_SEL3(sel, b0, b1, b2);                                          \
+    int hb_ = EXO_SEL3(sel, hb0, hb1, hb2);                                                        \
+    uint bo_ = EXO_SEL3(sel, b0_off, b1_off, b2_off);                                              \
+    for (uint o = tid; o < EXO_MMAB_RT * 64u; o += EXO_MMAB_ITEMS) {                               \
+        uint rt = o >> 6, l = (o >> 1) & 31u, j = o & 1u, mm = 2u * (l & 3u) + j;                  \
+        uint pi = row0 / 2u + rt * 8u + (l >> 2);                                                  \
+        if (mm >= m || 2u * pi >= n) continue;                                                     \
+        uint rlo = EXO_MMAB_PAIR_LO(pi), rhi = EXO_MMAB_PAIR_HI(pi);                               \
+        float inv = norm ? inv_l[mm] : 1.0f;                                                       \
+        float lo = exo_mmab_sum(red, EXO_MMAB_WARPS, EXO_MMAB_RT, rt, l, j) * inv + (hb_ ? b_[bo_ + rlo] : 0.0f); \
+        float hi = exo_mmab_sum(red, EXO_MMAB_WARPS, EXO_MMAB_RT, rt, l, 2u + j) * inv + (hb_ ? b_[bo_ + rhi] : 0.0f); \
+        int p = pos[pos_off + mm];                                                                 \
+        if (sel < 2u) {                                                                            \
+            float angle = (float)p * inv_freq[freq_off + pi % (head_dim / 2u)];                    \
+            float cs = cos(angle) * attn_factor, sn = sin(angle) * attn_factor;                    \
+            float rl = lo * cs - hi * sn;                                                          \
+            hi = hi * cs + lo * sn;                                                                \
+            lo = rl;                                                                               \
+        }                                                                                          \
+        if (sel == 0u) {                                                                           \
+            d0[d0_off + (size_t)mm * n0 + rlo] = lo;                                               \
+            d0[d0_off + (size_t)mm * n0 + rhi] = hi;                                               \
+            continue;                                                                              \
+        }                                                                                          \
+        long c0 = exo_slot_row0(slots, slots_off, n_slots, mm, cache_rows);                        \
+        if (p < 0 || (uint)p >= cache_rows || c0 < 0) continue;                                    \
+        __global uchar *c_ = sel == 1u ? d1 : d2;                                                  \
+        size_t at = (size_t)(sel == 1u ? d1_off : d2_off) + (size_t)(c0 + p) * n;                  \
+        exo_kv_store(c_, at + rlo, lo, kv);                                                        \
+        exo_kv_store(c_, at + rhi, hi, kv);                                                        \
+    }                                                                                              \
 }                                                                                                  \
 __kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_matmul_mmab8##V##_glu_bf16( \
     __global const float *x, uint x_off, uint m, uint k, EXO_W_PARAMS_bf16(wg), __global const float *bg, \

@@ -499,27 +499,80 @@ static uint32_t qkv_rope_detect(const exo_graph *g, uint32_t i) {
     return 7;
 }
 
-/* One token on exo_dmv_*, exo_rope_kv's conditions, and the shapes the epilogue's row mapping
- * needs: the whole head rotates (n_rot = head_dim, a multiple of 4, so an item's four rows are
- * two rotation pairs), q rows whole heads, v rows as many as k rows. */
+/* A batched step's q/k/v on the tensor cores (exo_matmul_mmab8*x3_rope_bf16: the x3 kernel's
+ * rows as rotation pairs, kernels/matvec_batch_mma.cl) where all three weights take them. */
+static bool qkv_rope_mma_fits(const gpu_exec_view *v, const exo_node *run) {
+    int64_t wne[EXO_MAX_DIMS];
+    gpu_view_count(v, run[0].src[1], wne);
+    int64_t m = gpu_view_count(v, run[0].src[0], NULL) / wne[0];
+    for (uint32_t i = 0; i < 3; i++)
+        if (!gpu_matvec_batch_mma(v, m, run[i].src[1])) return false;
+    return group_fits_matmuls(v, run, 3);
+}
+
+/* One token on exo_dmv_* (or a batched step on the tensor cores), exo_rope_kv's conditions, and
+ * the shapes the epilogue's row mapping needs: the whole head rotates (n_rot = head_dim, a
+ * multiple of 4, so a dmv item's four rows are two rotation pairs), q rows whole heads, v rows
+ * as many as k rows. */
 static bool qkv_rope_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
-    if (len != 7 || !dmv_fits(v, run, 3) || !rope_kv_fits(v, run + 3, 4, NULL)) return false;
+    if (len != 7 || !(dmv_fits(v, run, 3) || qkv_rope_mma_fits(v, run)) || !rope_kv_fits(v, run + 3, 4, NULL)) return false;
     const exo_node *rq = &run[3];
-    int64_t qne[EXO_MAX_DIMS];
+    int64_t qne[EXO_MAX_DIMS], wne[EXO_MAX_DIMS];
     gpu_view_count(v, rq->src[0], qne);
-    int64_t hd = qne[0], k = gpu_view_count(v, run[0].src[0], NULL);
+    gpu_view_count(v, run[0].src[1], wne);
+    int64_t hd = qne[0], k = wne[0], m = gpu_view_count(v, run[0].src[0], NULL) / k;
     int64_t nq = gpu_view_count(v, run[0].src[1], NULL) / k, nk = gpu_view_count(v, run[1].src[1], NULL) / k,
             nv = gpu_view_count(v, run[2].src[1], NULL) / k;
     int mode = rq->i[EXO_ROPE_I_MODE];
     if ((mode != EXO_ROPE_NEOX && mode != EXO_ROPE_NORMAL) || rq->i[EXO_ROPE_I_N_ROT] != hd || hd % 4 != 0 ||
-        nq % hd != 0 || nk % hd != 0 || nv != nk || gpu_view_count(v, rq->src[0], NULL) != nq ||
-        gpu_view_count(v, run[4].src[0], NULL) != nk)
+        nq % hd != 0 || nk % hd != 0 || nv != nk || gpu_view_count(v, rq->src[0], NULL) != m * nq ||
+        gpu_view_count(v, run[4].src[0], NULL) != m * nk)
         return false;
-    return !norm || norm_fits(v, norm, run, 3, rq->dst, false);
+    return !norm || norm_fits(v, norm, run, 3, rq->dst, !dmv_fits(v, run, 3));
+}
+
+/* exo_matmul_mmab8*x3_rope_bf16: the x3 launch's arguments (q's output the roped q, k's and v's
+ * their caches), then the RoPE's and the caches' (as dmv_enqueue passes them), then rpi. */
+static exo_status qkv_rope_mma_enqueue(const gpu_exec_view *v, const exo_node *run, const exo_node *norm) {
+    const exo_node *rope = run + 3;
+    int64_t wne[EXO_MAX_DIMS], qne[EXO_MAX_DIMS];
+    gpu_view_count(v, run[0].src[1], wne);
+    int64_t k = wne[0], m = gpu_view_count(v, run[0].src[0], NULL) / k, rows = 0;
+    char family[48], name[48];
+    gpu_matvec_family(v, m, run[0].src[1], "exo_matmul_vec16x3_rope", family);
+    gpu_builder b;
+    matvec_start(&b, name, v, family, run, norm);
+    gpu_build_u32(&b, (uint64_t)m);
+    gpu_build_u32(&b, (uint64_t)k);
+    uint32_t rpi = gpu_matvec_rows_per_item(v, m, run[0].src[1]);
+    for (uint32_t i = 0; i < 3; i++) {
+        int64_t n = gpu_view_count(v, run[i].src[1], NULL) / k;
+        member_args(&b, &run[i]);
+        gpu_build_tensor(&b, i == 0 ? rope[0].dst : rope[1 + i].dst); /* roped q, the K and V caches */
+        gpu_build_u32(&b, (uint64_t)n);
+        rows += (n + rpi - 1) / rpi;
+    }
+    norm_args(&b, norm, run[0].src[0]);
+    const exo_tensor *cache = &v->tensors[rope[2].dst];
+    bool pooled = cache->n_dims == 4;
+    gpu_build_i32(&b, rope[0].i[EXO_ROPE_I_MODE]);
+    gpu_build_tensor(&b, rope[0].src[1]);
+    gpu_build_tensor(&b, pooled ? rope[2].src[rope[2].n_src - 1] : run[0].src[0]);
+    gpu_build_u32(&b, pooled ? (uint64_t)cache->ne[3] : 0);
+    gpu_build_tensor(&b, rope[0].src[2]);
+    gpu_view_count(v, rope[0].src[0], qne);
+    gpu_build_u32(&b, (uint64_t)qne[0]);
+    gpu_build_f32(&b, rope[0].f[EXO_ROPE_F_ATTN_FACTOR]);
+    gpu_build_u32(&b, (uint64_t)gpu_cache_rows(v, rope[2].dst));
+    gpu_build_i32(&b, (int)cache->dtype);
+    gpu_build_u32(&b, rpi);
+    gpu_build_weight_format(&b, run[0].src[1]);
+    return gpu_build_go_matvec_at(&b, m, k, rows, run[0].src[1]);
 }
 
 static exo_status qkv_rope_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
     (void)len;
+    if (!dmv_fits(v, run, 3)) return qkv_rope_mma_enqueue(v, run, norm);
     return dmv_enqueue(v, run, 3, -1, 0, UINT32_MAX, 0, run + 3, norm, NULL);
 }
 
@@ -592,7 +645,7 @@ static exo_status attn_oproj_enqueue(const gpu_exec_view *v, const exo_node *run
  * inputs are read at or after them, so both keep nothing. A folded RMS_NORM's raw input is
  * checked per execution instead (norm_fits: no output of the run may overlap it). */
 const gpu_fusion gpu_fusions[GPU_FUSION_COUNT] = {
-    {"exo_dmv (q/k/v + rope_kv)", qkv_rope_detect, qkv_rope_fits, qkv_rope_enqueue, 0, 0, true},
+    {"exo_dmv or exo_matmul_mmab8*x3_rope (q/k/v + rope_kv)", qkv_rope_detect, qkv_rope_fits, qkv_rope_enqueue, 0, 0, true},
     {"exo_dmv (attention combine + o_proj)", attn_oproj_detect, attn_oproj_fits, attn_oproj_enqueue, 0, -1, false},
     {"exo_matmul_vec16_glu", glu_detect, glu_fits, glu_enqueue, 0, 0, true},
     {"exo_matmul_vec16x3", group_detect, group_fits, group_enqueue, 0, -1, true},
