@@ -61,10 +61,25 @@ static inline void exo_mmab_split2(float a, float b, uint out[EXO_MMA_MAX_PARTS]
  * row n - 1; their sums are never written). */
 #define EXO_MMAB_WROW(off, r) (((off) + min((uint)(r), n - 1u) * k) >> 3)
 
+/* Elements j .. j + 3 of token g's x: as stored (EXO_MMAB_X), or merged from the split decode
+ * attention's partial states (EXO_MMAB_X_MERGED, the o_proj kernel with the attention's
+ * combine: per (token, head) and split, (acc[hd], m, l) at ((g * heads + h) * ns + s) * (hd + 2),
+ * weighed by att_w, which the kernel's prologue filled as exo_dmv_stage_attention does). */
+#define EXO_MMAB_X(j) xv[xc + (j) / 4u]
+#define EXO_MMAB_X_MERGED(j) exo_mmab_merged4(x, x_off, att_w, g, (j), head_dim, k / head_dim, ns)
+static inline float4 exo_mmab_merged4(__global const float *part, uint part_off, __local const float *w, uint t,
+                                      uint j, uint hd, uint heads, uint ns) {
+    uint h = j / hd, th = t * heads + h;
+    __global const float *ph = part + part_off + (size_t)th * ns * (hd + 2u) + (j - h * hd);
+    float4 a = (float4)(0.0f);
+    for (uint s = 0; s < ns; s++) a = fma(vload4(0, ph + (size_t)s * (hd + 2u)), (float4)(w[th * ns + s]), a);
+    return a;
+}
+
 /* The per-warp products of the work-group's tiles into acc[EXO_MMAB_RT] and, with a folded
  * norm, token g's sum of squares of its raw x into ssq. Tile rt's rows g are row RLO(rt) of
- * weight PLO (element offset OLO), its rows g + 8 row RHI(rt) of PHI (OHI). */
-#define EXO_MMAB_PRODUCTS(PLO, OLO, RLO, PHI, OHI, RHI)                                            \
+ * weight PLO (element offset OLO), its rows g + 8 row RHI(rt) of PHI (OHI); XLOAD(j) reads x. */
+#define EXO_MMAB_PRODUCTS(PLO, OLO, RLO, PHI, OHI, RHI, XLOAD)                                     \
     uint tid = get_local_id(0), lane = tid & 31u, warp = tid >> 5, g = lane >> 2, t = lane & 3u;   \
     uint steps = k >> 5;                                                                           \
     float4 acc[EXO_MMAB_RT];                                                                       \
@@ -87,8 +102,8 @@ static inline void exo_mmab_split2(float a, float b, uint out[EXO_MMA_MAX_PARTS]
                 wa[u][rt] = on ? ((__global const uint4 *)(PLO))[wlo[rt] + c] : (uint4)(0u);     \
                 wb[u][rt] = on ? ((__global const uint4 *)(PHI))[whi[rt] + c] : (uint4)(0u);     \
             }                                                                                      \
-            xa[u] = on && g < m ? xv[xc + 2u * c] : (float4)(0.0f);                                \
-            xb[u] = on && g < m ? xv[xc + 2u * c + 1u] : (float4)(0.0f);                           \
+            xa[u] = on && g < m ? XLOAD(8u * c) : (float4)(0.0f);                                  \
+            xb[u] = on && g < m ? XLOAD(8u * c + 4u) : (float4)(0.0f);                             \
         }                                                                                          \
         EXO_MMA_UNROLL for (uint u = 0; u < 2u; u++) {                                             \
             if (norm) {                                                                            \
@@ -137,6 +152,32 @@ static inline float exo_mmab_sum(__local const float *red, uint warps, uint rts,
     return s;
 }
 
+/* The split weights of each (token, head) th < n_th into w[th * ns + s]: exp(m_s - M) / the
+ * denominator (M the largest logit, a sink's included; an empty split, m = -inf, weighs 0), as
+ * exo_dmv_stage_attention and exo_attention_combine weigh them. Ends with a barrier. */
+#define EXO_MMAB_ATT_W 2048
+static inline void exo_mmab_attention_weights(__global const float *part, uint part_off, __global const float *sinks,
+                                              uint sinks_off, int has_sinks, uint n_th, uint heads, uint hd, uint ns,
+                                              __local float *w) {
+    for (uint th = get_local_id(0); th < n_th; th += get_local_size(0)) {
+        __global const float *ph = part + part_off + (size_t)th * ns * (hd + 2u);
+        uint h = th % heads;
+        float big = has_sinks ? sinks[sinks_off + h] : -INFINITY;
+        for (uint s = 0; s < ns; s++) big = fmax(big, ph[(size_t)s * (hd + 2u) + hd]);
+        float denom = has_sinks ? exp(sinks[sinks_off + h] - big) : 0.0f;
+        for (uint s = 0; s < ns; s++) {
+            float ms = ph[(size_t)s * (hd + 2u) + hd];
+            denom += ms == -INFINITY ? 0.0f : ph[(size_t)s * (hd + 2u) + hd + 1u] * exp(ms - big);
+        }
+        float inv = denom > 0.0f ? 1.0f / denom : 0.0f;
+        for (uint s = 0; s < ns; s++) {
+            float ms = ph[(size_t)s * (hd + 2u) + hd];
+            w[th * ns + s] = ms == -INFINITY ? 0.0f : exp(ms - big) * inv;
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
+
 /* One output per item: element o = (tile, lane, e) of C is row tile * 16 + lane / 4 (+ 8 for e
  * >= 2) of the work-group's rows, token 2 (lane % 4) + e % 2; OUT as matvec_batch.cl's. */
 #define EXO_MMAB_OUTPUTS(OUT)                                                                      \
@@ -167,9 +208,9 @@ static inline float exo_mmab_sum(__local const float *red, uint warps, uint rts,
 #define EXO_MMAB_R_PAIR_LO(rt) EXO_MMAB_PAIR_LO(row0 / 2u + (rt) * 8u + g)
 #define EXO_MMAB_R_PAIR_HI(rt) EXO_MMAB_PAIR_HI(row0 / 2u + (rt) * 8u + g)
 
-/* The four kernels of one work-group shape (EXO_MMAB_WARPS, EXO_MMAB_RT as defined where this
- * is expanded), named exo_matmul_mmab8<V>_bf16, ..<V>x3_bf16, ..<V>x3_rope_bf16 and
- * ..<V>_glu_bf16. */
+/* The five kernels of one work-group shape (EXO_MMAB_WARPS, EXO_MMAB_RT as defined where this
+ * is expanded), named exo_matmul_mmab8<V>_bf16, ..<V>_att_bf16, ..<V>x3_bf16, ..<V>x3_rope_bf16
+ * and ..<V>_glu_bf16. */
 #define EXO_MMAB_KERNELS(V) \
 __kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_matmul_mmab8##V##_bf16( \
     __global const float *x, uint x_off, EXO_W_PARAMS_bf16(w), __global const float *bias, uint bias_off, \
@@ -179,7 +220,23 @@ __kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_ma
     EXO_MMAB_SCRATCH                                                                               \
     EXO_NO_NORM                                                                                    \
     uint row0 = get_group_id(1) * EXO_MMAB_ROWS;                                                   \
-    EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_LO, w, w_off, EXO_MMAB_R_HI)                            \
+    EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_LO, w, w_off, EXO_MMAB_R_HI, EXO_MMAB_X)                            \
+    EXO_MMAB_OUTPUTS(EXO_MVB_OUT_ONE)                                                              \
+}                                                                                                  \
+/* The same (o_proj, with its residual) with x merged from the split decode attention's partial  \
+ * states (x, x_off: the partials; |att| splits per head of head_dim, att < 0 with sinks): the   \
+ * attention's combine launch saved. The host admits m x heads x splits <= EXO_MMAB_ATT_W. */     \
+__kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_matmul_mmab8##V##_att_bf16( \
+    __global const float *x, uint x_off, EXO_W_PARAMS_bf16(w), __global const float *bias, uint bias_off, \
+    int has_bias, __global float *dst, uint dst_off, uint m, uint k, uint n, __global const float *res, \
+    uint res_off, int has_res, int att, __global const float *sinks, uint sinks_off, uint head_dim, uint rpi) { \
+    __local float red[EXO_MMAB_WARPS * EXO_MMAB_RT * 128], sq_l[1], inv_l[1], att_w[EXO_MMAB_ATT_W]; \
+    EXO_MMAB_SCRATCH                                                                               \
+    EXO_NO_NORM                                                                                    \
+    uint ns = (uint)abs(att), heads = k / head_dim;                                                \
+    exo_mmab_attention_weights(x, x_off, sinks, sinks_off, att < 0, m * heads, heads, head_dim, ns, att_w); \
+    uint row0 = get_group_id(1) * EXO_MMAB_ROWS;                                                   \
+    EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_LO, w, w_off, EXO_MMAB_R_HI, EXO_MMAB_X_MERGED)         \
     EXO_MMAB_OUTPUTS(EXO_MVB_OUT_ONE)                                                              \
 }                                                                                                  \
 /* q/k/v (or any up to three matmuls sharing x): a work-group's rows lie in one member. */         \
@@ -195,7 +252,7 @@ __kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_ma
     EXO_W_SELECT_bf16(w, sel, w0, w1, w2)                                                          \
     uint n = EXO_SEL3(sel, n0, n1, n2);                                                            \
     uint row0 = (gg - EXO_MVB_FIRST_GROUP(EXO_MMAB_ROWS, sel)) * EXO_MMAB_ROWS;                    \
-    EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_LO, w, w_off, EXO_MMAB_R_HI)                            \
+    EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_LO, w, w_off, EXO_MMAB_R_HI, EXO_MMAB_X)                            \
     EXO_MMAB_OUTPUTS(EXO_MVB_OUT_X3)                                                               \
 }                                                                                                  \
 /* The same with q, k rotated at each token's position (pos) and k, v stored into their caches   \
@@ -216,7 +273,7 @@ __kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_ma
     EXO_W_SELECT_bf16(w, sel, w0, w1, w2)                                                          \
     uint n = EXO_SEL3(sel, n0, n1, n2);                                                            \
     uint row0 = (gg - EXO_MVB_FIRST_GROUP(EXO_MMAB_ROWS, sel)) * EXO_MMAB_ROWS;                    \
-    EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_PAIR_LO, w, w_off, EXO_MMAB_R_PAIR_HI)                  \
+    EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_PAIR_LO, w, w_off, EXO_MMAB_R_PAIR_HI, EXO_MMAB_X)                  \
     __global const float *b_ = EXO_SEL3(sel, b0, b1, b2);                                          \
     int hb_ = EXO_SEL3(sel, hb0, hb1, hb2);                                                        \
     uint bo_ = EXO_SEL3(sel, b0_off, b1_off, b2_off);                                              \
@@ -257,7 +314,7 @@ __kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_ma
     __local float red[EXO_MMAB_WARPS * EXO_MMAB_RT * 128], sq_l[EXO_MMAB_ITEMS], inv_l[EXO_MMAB_TOK]; \
     EXO_MMAB_SCRATCH                                                                               \
     uint row0 = get_group_id(1) * (EXO_MMAB_ROWS / 2u);                                            \
-    EXO_MMAB_PRODUCTS(wg, wg_off, EXO_MMAB_R_GLU, wu, wu_off, EXO_MMAB_R_GLU)                      \
+    EXO_MMAB_PRODUCTS(wg, wg_off, EXO_MMAB_R_GLU, wu, wu_off, EXO_MMAB_R_GLU, EXO_MMAB_X)                      \
     for (uint o = tid; o < EXO_MMAB_RT * 64u; o += EXO_MMAB_ITEMS) {                               \
         uint rt = o >> 6, l = (o >> 1) & 31u, j = o & 1u, mm = 2u * (l & 3u) + j;                  \
         if (mm >= m) continue;                                                                     \

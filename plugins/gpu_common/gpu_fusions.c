@@ -611,30 +611,72 @@ static uint32_t attn_oproj_detect(const exo_graph *g, uint32_t i) {
  * caches (3 splits), broke even at 512 (9) and lost 1-3% at 1024 (17) and 2048 (17, two tiles each). */
 #define ATTN_OPROJ_MAX_SPLITS 8
 
+/* kernels/matvec_batch_mma.cl: EXO_MMAB_ATT_W, the (token, head, split) weights its o_proj with
+ * the combine holds. */
+#define MMAB_ATT_W 2048
+
 /* One token whose split attention runs (the partials buffer there, the position read back) in at
- * most ATTN_OPROJ_MAX_SPLITS splits, the matmul on exo_dmv_* (as the ADD fusion wants it, when the
- * ADD is in the run), and every head's split weights in the kernel's reduction array (heads x
- * splits <= DMV_SLOTS x DMV_WG). */
+ * most ATTN_OPROJ_MAX_SPLITS splits, and the matmul on exo_dmv_* (as the ADD fusion wants it, when
+ * the ADD is in the run) with every head's split weights in the kernel's reduction array (heads x
+ * splits <= DMV_SLOTS x DMV_WG); or a batched step's tokens with the matmul on the tensor cores
+ * (exo_matmul_mmab8*_att_bf16) and tokens x heads x splits <= MMAB_ATT_W. */
 static bool attn_oproj_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
     const exo_node *att = &run[0], *mm = &run[1];
     if (norm || (len != 2 && len != 3) || att->op != EXO_OP_ATTENTION || mm->op != EXO_OP_MATMUL || v->be->features.no_combine_fusion ||
-        !v->attn_partials || v->attn_position < 0 || gpu_view_count(v, att->src[3], NULL) != 1 || !dmv_fits(v, mm, 1))
+        !v->attn_partials || v->attn_position < 0)
         return false;
     int64_t heads = att->i[EXO_ATTENTION_I_N_HEADS], hd = att->i[EXO_ATTENTION_I_HEAD_DIM];
-    int64_t splits = gpu_attention_split_count(v, att);
-    if (heads * hd != gpu_view_count(v, mm->src[0], NULL) || splits > ATTN_OPROJ_MAX_SPLITS ||
-        heads * splits > DMV_SLOTS * DMV_WG)
-        return false;
+    int64_t splits = gpu_attention_split_count(v, att), tokens = gpu_view_count(v, att->src[3], NULL);
+    if (heads * hd * tokens != gpu_view_count(v, mm->src[0], NULL) || splits > ATTN_OPROJ_MAX_SPLITS) return false;
+    bool one = tokens == 1 && dmv_fits(v, mm, 1) && heads * splits <= DMV_SLOTS * DMV_WG;
+    bool mma = tokens > 1 && tokens <= GPU_ATT_SPLIT_MAX_TOKENS && gpu_matvec_batch_mma(v, tokens, mm->src[1]) &&
+               gpu_view_wide_loads_fit(v, mm, heads * hd) && hd % 4 == 0 && tokens * heads * splits <= MMAB_ATT_W;
+    if (!one && !mma) return false;
     return len == 2 || add_fits(v, run + 1, 2, NULL);
+}
+
+/* exo_matmul_mmab8*_att_bf16: the batched-step matmul's arguments (exo_matmul_mmab8*_bf16 with
+ * its residual or none) with the partials as x, then the merge's. */
+static exo_status attn_oproj_mma_enqueue(const gpu_exec_view *v, const exo_node *att, const exo_node *mm, uint32_t res,
+                                         uint32_t out) {
+    int64_t wne[EXO_MAX_DIMS];
+    int64_t w_count = gpu_view_count(v, mm->src[1], wne), k = wne[0], n = w_count / k;
+    int64_t m = gpu_view_count(v, mm->src[0], NULL) / k;
+    char family[48], name[48];
+    gpu_matvec_family(v, m, mm->src[1], "exo_matmul_vec16_att", family);
+    snprintf(name, sizeof name, "%s_%s", family, gpu_weight_suffix(&v->tensors[mm->src[1]]));
+    gpu_builder b;
+    gpu_build_start(&b, v, name);
+    gpu_build_mem(&b, v->attn_partials, 0);
+    gpu_build_weight(&b, mm->src[1]);
+    gpu_build_tensor(&b, mm->n_src == 3 ? mm->src[2] : mm->dst);
+    gpu_build_i32(&b, mm->n_src == 3);
+    gpu_build_tensor(&b, res != UINT32_MAX ? out : mm->dst);
+    gpu_build_u32(&b, (uint64_t)m);
+    gpu_build_u32(&b, (uint64_t)k);
+    gpu_build_u32(&b, (uint64_t)n);
+    gpu_build_tensor(&b, res != UINT32_MAX ? res : mm->src[0]);
+    gpu_build_i32(&b, res != UINT32_MAX);
+    bool sinks = gpu_attention_has_sinks(v, att);
+    int64_t splits = gpu_attention_split_count(v, att);
+    gpu_build_i32(&b, sinks ? -splits : splits);
+    gpu_build_tensor(&b, sinks ? att->src[4] : mm->src[0]);
+    gpu_build_u32(&b, (uint64_t)att->i[EXO_ATTENTION_I_HEAD_DIM]);
+    uint32_t rpi = gpu_matvec_rows_per_item(v, m, mm->src[1]);
+    gpu_build_u32(&b, rpi);
+    gpu_build_weight_format(&b, mm->src[1]);
+    return gpu_build_go_matvec_at(&b, m, k, (n + rpi - 1) / rpi, mm->src[1]);
 }
 
 static exo_status attn_oproj_enqueue(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
     (void)norm;
-    exo_status st = gpu_enqueue_attention_splits(v, &run[0], 1);
+    int64_t tokens = gpu_view_count(v, run[0].src[3], NULL);
+    exo_status st = gpu_enqueue_attention_splits(v, &run[0], tokens);
     if (st != EXO_OK) return st;
     const exo_node *mm = &run[1];
-    if (len == 3) return dmv_enqueue(v, mm, 1, -1, 0, residual_of(mm, &run[2]), run[2].dst, NULL, NULL, &run[0]);
-    return dmv_enqueue(v, mm, 1, -1, 0, UINT32_MAX, 0, NULL, NULL, &run[0]);
+    uint32_t res = len == 3 ? residual_of(mm, &run[2]) : UINT32_MAX, out = len == 3 ? run[2].dst : 0;
+    if (tokens > 1) return attn_oproj_mma_enqueue(v, &run[0], mm, res, out);
+    return dmv_enqueue(v, mm, 1, -1, 0, res, out, NULL, NULL, &run[0]);
 }
 
 /* ------------------------------------------------ the table */
@@ -646,7 +688,7 @@ static exo_status attn_oproj_enqueue(const gpu_exec_view *v, const exo_node *run
  * checked per execution instead (norm_fits: no output of the run may overlap it). */
 const gpu_fusion gpu_fusions[GPU_FUSION_COUNT] = {
     {"exo_dmv or exo_matmul_mmab8*x3_rope (q/k/v + rope_kv)", qkv_rope_detect, qkv_rope_fits, qkv_rope_enqueue, 0, 0, true},
-    {"exo_dmv (attention combine + o_proj)", attn_oproj_detect, attn_oproj_fits, attn_oproj_enqueue, 0, -1, false},
+    {"exo_dmv or exo_matmul_mmab8*_att (attention combine + o_proj)", attn_oproj_detect, attn_oproj_fits, attn_oproj_enqueue, 0, -1, false},
     {"exo_matmul_vec16_glu", glu_detect, glu_fits, glu_enqueue, 0, 0, true},
     {"exo_matmul_vec16x3", group_detect, group_fits, group_enqueue, 0, -1, true},
     {"exo_rope_kv", rope_kv_detect, rope_kv_fits, rope_kv_enqueue, 0, -1, false},
