@@ -194,8 +194,8 @@ bool gpu_matvec_batch_mma(const gpu_exec_view *v, int64_t m, uint32_t weight) {
 uint32_t gpu_matvec_mma_rows(const gpu_exec_view *v, uint32_t weight) {
     uint32_t forced = v->be->features.mma_batch_rows;
     if (forced == 16 || forced == 32) return forced;
-    int64_t ne[EXO_MAX_DIMS];
-    int64_t rows = gpu_view_count(v, weight, ne) / ne[0];
+    int64_t ne[EXO_MAX_DIMS] = {0};
+    int64_t count = gpu_view_count(v, weight, ne), rows = ne[0] > 0 ? count / ne[0] : 0;
     return rows < (int64_t)GPU_MATVEC_MMA_ROWS * GPU_MATVEC_BATCH_MIN_GROUPS ? 16 : GPU_MATVEC_MMA_ROWS;
 }
 
