@@ -25,7 +25,7 @@
  * round-robin (each warp's loads of two steps in flight before their mma), then their C summed
  * through local memory, one item per output. A warp's RT tiles share its x parts: x, 32 bytes
  * per k for 8 tokens, is read once per RT * 16 weight rows. Two shapes of work-group, each a
- * set of the three kernels (EXO_MMAB_KERNELS): 8 warps on 32 rows (RT 2), and 16 warps on 16
+ * set of the five kernels (EXO_MMAB_KERNELS): 8 warps on 32 rows (RT 2), and 16 warps on 16
  * rows (RT 1, names with "r16") for weights of few rows, where 32-row groups would leave most of
  * the device's multiprocessors idle (an H100's 132 against a 2048-row o_proj's 64 groups) and
  * too few loads in flight. The host (gpu_launch.c) picks the shape by the weight's rows and

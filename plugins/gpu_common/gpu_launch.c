@@ -193,6 +193,8 @@ bool gpu_matvec_batch_mma(const gpu_exec_view *v, int64_t m, uint32_t weight) {
 
 uint32_t gpu_matvec_mma_rows(const gpu_exec_view *v, uint32_t weight) {
     uint32_t forced = v->be->features.mma_batch_rows;
+    /* The 16-row kernels take 512 items a work-group: not on a device of fewer. */
+    if (v->be->features.max_work_group < GPU_MATVEC_MMA_ITEMS_R16) return GPU_MATVEC_MMA_ROWS;
     if (forced == 16 || forced == 32) return forced;
     int64_t ne[EXO_MAX_DIMS] = {0};
     int64_t count = gpu_view_count(v, weight, ne), rows = ne[0] > 0 ? count / ne[0] : 0;

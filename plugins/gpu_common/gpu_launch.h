@@ -107,8 +107,8 @@ bool gpu_matvec_batch(const gpu_exec_view *v, int64_t m);
 bool gpu_matvec_batch_mma(const gpu_exec_view *v, int64_t m, uint32_t weight);
 /* Their weight rows per work-group against `weight` (EXO_MMAB_ROWS): GPU_MATVEC_MMA_ROWS in
  * GPU_MATVEC_MMA_ITEMS items, or, for a weight of fewer rows than GPU_MATVEC_BATCH_MIN_GROUPS
- * such groups (too few to fill a big GPU), 16 in GPU_MATVEC_MMA_ITEMS_R16 (the "r16" kernels);
- * gpu_features.mma_batch_rows fixes it. */
+ * such groups (too few to fill a big GPU), 16 in GPU_MATVEC_MMA_ITEMS_R16 (the "r16" kernels)
+ * where the device takes work-groups that large; gpu_features.mma_batch_rows fixes it. */
 #define GPU_MATVEC_MMA_ROWS 32
 #define GPU_MATVEC_MMA_ITEMS 256
 #define GPU_MATVEC_MMA_ITEMS_R16 512
