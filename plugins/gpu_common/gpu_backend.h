@@ -85,6 +85,10 @@ typedef struct gpu_features {
     /* EXO_GPU_DECODE_MATVEC=0 (one-token matmuls stay off exo_dmv_*) and EXO_GPU_FUSE_COMBINE=0
      * (the attention's combine keeps its own launch), to compare: gpu_fusion_read_env. */
     int no_dmv, no_combine_fusion;
+    /* A batched step's o_proj merging the attention's splits on the tensor cores
+     * (exo_matmul_mmab8*_att_bf16): EXO_GPU_FUSE_COMBINE_BATCH=1; off by default, as on an H100
+     * it saved no time (docs/performance.md 7.10). */
+    int combine_batch;
     /* The exo_dmv_* choices, to compare (gpu_fusion_read_env): EXO_GPU_DMV_K2048=0 keeps the
      * 8,192-element staging for every k, EXO_GPU_DMV_NORM=0 leaves RMS norms out of exo_dmv_*
      * launches (their own launch), EXO_GPU_DMV_LANES items a row (32..256; 0: per launch). */

@@ -118,6 +118,8 @@ static uint32_t env_pow2(const gpu_backend *be, const char *name, unsigned long 
 void gpu_fusion_read_env(gpu_backend *be) {
     be->features.no_dmv = env_is_zero(be, "EXO_GPU_DECODE_MATVEC");
     be->features.no_combine_fusion = env_is_zero(be, "EXO_GPU_FUSE_COMBINE");
+    const char *cb = be->host->get_env(be->host->host_ctx, "EXO_GPU_FUSE_COMBINE_BATCH");
+    be->features.combine_batch = cb && strcmp(cb, "1") == 0;
     be->features.no_dmv_k2048 = env_is_zero(be, "EXO_GPU_DMV_K2048");
     be->features.no_dmv_norm = env_is_zero(be, "EXO_GPU_DMV_NORM");
     be->features.dmv_chunks = env_pow2(be, "EXO_GPU_DMV_CHUNKS", 1, 64);
@@ -618,8 +620,10 @@ static uint32_t attn_oproj_detect(const exo_graph *g, uint32_t i) {
 /* One token whose split attention runs (the partials buffer there, the position read back) in at
  * most ATTN_OPROJ_MAX_SPLITS splits, and the matmul on exo_dmv_* (as the ADD fusion wants it, when
  * the ADD is in the run) with every head's split weights in the kernel's reduction array (heads x
- * splits <= DMV_SLOTS x DMV_WG); or a batched step's tokens with the matmul on the tensor cores
- * (exo_matmul_mmab8*_att_bf16) and tokens x heads x splits <= MMAB_ATT_W. */
+ * splits <= DMV_SLOTS x DMV_WG); or, under EXO_GPU_FUSE_COMBINE_BATCH=1 (features.combine_batch:
+ * on an H100 it saved nothing at 1-2 splits and cost 2-3 % at 2-3, docs/performance.md 7.10), a
+ * batched step's tokens with the matmul on the tensor cores (exo_matmul_mmab8*_att_bf16) and
+ * tokens x heads x splits <= MMAB_ATT_W. */
 static bool attn_oproj_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
     const exo_node *att = &run[0], *mm = &run[1];
     if (norm || (len != 2 && len != 3) || att->op != EXO_OP_ATTENTION || mm->op != EXO_OP_MATMUL || v->be->features.no_combine_fusion ||
@@ -629,7 +633,8 @@ static bool attn_oproj_fits(const gpu_exec_view *v, const exo_node *run, uint32_
     int64_t splits = gpu_attention_split_count(v, att), tokens = gpu_view_count(v, att->src[3], NULL);
     if (heads * hd * tokens != gpu_view_count(v, mm->src[0], NULL) || splits > ATTN_OPROJ_MAX_SPLITS) return false;
     bool one = tokens == 1 && dmv_fits(v, mm, 1) && heads * splits <= DMV_SLOTS * DMV_WG;
-    bool mma = tokens > 1 && tokens <= GPU_ATT_SPLIT_MAX_TOKENS && gpu_matvec_batch_mma(v, tokens, mm->src[1]) &&
+    bool mma = v->be->features.combine_batch && tokens > 1 && tokens <= GPU_ATT_SPLIT_MAX_TOKENS &&
+               gpu_matvec_batch_mma(v, tokens, mm->src[1]) &&
                gpu_view_wide_loads_fit(v, mm, heads * hd) && hd % 4 == 0 && tokens * heads * splits <= MMAB_ATT_W;
     if (!one && !mma) return false;
     return len == 2 || add_fits(v, run + 1, 2, NULL);
