@@ -197,6 +197,16 @@ static inline void exo_mmab_attention_weights(__global const float *part, uint p
  * so a lane's C holds gate (e 0, 1) and up (e 2, 3) of one output row: act(gate) * up there. */
 #define EXO_MMAB_R_GLU(rt) (row0 + (rt) * 8u + g)
 
+/* The x3 kernels' start: local arrays, and the member (sel: w, n) and first row (row0) of the
+ * work-group's rows (each group's rows lie in one member). */
+#define EXO_MMAB_X3_START                                                                          \
+    __local float red[EXO_MMAB_WARPS * EXO_MMAB_RT * 128], sq_l[EXO_MMAB_ITEMS], inv_l[EXO_MMAB_TOK]; \
+    EXO_MMAB_SCRATCH                                                                               \
+    uint gg = get_group_id(1), sel = EXO_MVB_MEMBER(EXO_MMAB_ROWS, gg);                            \
+    EXO_W_SELECT_bf16(w, sel, w0, w1, w2)                                                          \
+    uint n = EXO_SEL3(sel, n0, n1, n2);                                                            \
+    uint row0 = (gg - EXO_MVB_FIRST_GROUP(EXO_MMAB_ROWS, sel)) * EXO_MMAB_ROWS;
+
 /* q/k/v with their RoPE and KV writes (the x3 kernel's rows as rotation pairs): tile rt's rows g
  * are the first rows of the member's rotation pairs row0 / 2 + rt * 8 + g, rows g + 8 their
  * partners (NEOX, rope 1: dims i and i + head_dim / 2 of a head; NORMAL, rope 0: 2i and 2i + 1),
@@ -220,7 +230,7 @@ __kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_ma
     EXO_MMAB_SCRATCH                                                                               \
     EXO_NO_NORM                                                                                    \
     uint row0 = get_group_id(1) * EXO_MMAB_ROWS;                                                   \
-    EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_LO, w, w_off, EXO_MMAB_R_HI, EXO_MMAB_X)                            \
+    EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_LO, w, w_off, EXO_MMAB_R_HI, EXO_MMAB_X)                \
     EXO_MMAB_OUTPUTS(EXO_MVB_OUT_ONE)                                                              \
 }                                                                                                  \
 /* The same (o_proj, with its residual) with x merged from the split decode attention's partial  \
@@ -246,13 +256,8 @@ __kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_ma
     __global const float *b1, uint b1_off, int hb1, __global float *d1, uint d1_off, uint n1,      \
     EXO_W_PARAMS_bf16(w2), __global const float *b2, uint b2_off, int hb2, __global float *d2, uint d2_off, \
     uint n2, int norm, __global const uchar *nw, uint nw_off, int nw_type, float eps, int one_plus, uint rpi) { \
-    __local float red[EXO_MMAB_WARPS * EXO_MMAB_RT * 128], sq_l[EXO_MMAB_ITEMS], inv_l[EXO_MMAB_TOK]; \
-    EXO_MMAB_SCRATCH                                                                               \
-    uint gg = get_group_id(1), sel = EXO_MVB_MEMBER(EXO_MMAB_ROWS, gg);                            \
-    EXO_W_SELECT_bf16(w, sel, w0, w1, w2)                                                          \
-    uint n = EXO_SEL3(sel, n0, n1, n2);                                                            \
-    uint row0 = (gg - EXO_MVB_FIRST_GROUP(EXO_MMAB_ROWS, sel)) * EXO_MMAB_ROWS;                    \
-    EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_LO, w, w_off, EXO_MMAB_R_HI, EXO_MMAB_X)                            \
+    EXO_MMAB_X3_START                                                                              \
+    EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_LO, w, w_off, EXO_MMAB_R_HI, EXO_MMAB_X)                \
     EXO_MMAB_OUTPUTS(EXO_MVB_OUT_X3)                                                               \
 }                                                                                                  \
 /* The same with q, k rotated at each token's position (pos) and k, v stored into their caches   \
@@ -267,12 +272,7 @@ __kernel __attribute__((reqd_work_group_size(EXO_MMAB_ITEMS, 1, 1))) void exo_ma
     int rope, __global const int *pos, uint pos_off, __global const int *slots, uint slots_off,    \
     uint n_slots, __global const float *inv_freq, uint freq_off, uint head_dim, float attn_factor, \
     uint cache_rows, int kv, uint rpi) {                                                           \
-    __local float red[EXO_MMAB_WARPS * EXO_MMAB_RT * 128], sq_l[EXO_MMAB_ITEMS], inv_l[EXO_MMAB_TOK]; \
-    EXO_MMAB_SCRATCH                                                                               \
-    uint gg = get_group_id(1), sel = EXO_MVB_MEMBER(EXO_MMAB_ROWS, gg);                            \
-    EXO_W_SELECT_bf16(w, sel, w0, w1, w2)                                                          \
-    uint n = EXO_SEL3(sel, n0, n1, n2);                                                            \
-    uint row0 = (gg - EXO_MVB_FIRST_GROUP(EXO_MMAB_ROWS, sel)) * EXO_MMAB_ROWS;                    \
+    EXO_MMAB_X3_START                                                                              \
     EXO_MMAB_PRODUCTS(w, w_off, EXO_MMAB_R_PAIR_LO, w, w_off, EXO_MMAB_R_PAIR_HI, EXO_MMAB_X)                  \
     __global const float *b_ = EXO_SEL3(sel, b0, b1, b2);                                          \
     int hb_ = EXO_SEL3(sel, hb0, hb1, hb2);                                                        \
