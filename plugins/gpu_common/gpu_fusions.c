@@ -517,7 +517,9 @@ static bool qkv_rope_mma_fits(const gpu_exec_view *v, const exo_node *run) {
  * multiple of 4, so a dmv item's four rows are two rotation pairs), q rows whole heads, v rows
  * as many as k rows. */
 static bool qkv_rope_fits(const gpu_exec_view *v, const exo_node *run, uint32_t len, const exo_node *norm) {
-    if (len != 7 || !(dmv_fits(v, run, 3) || qkv_rope_mma_fits(v, run)) || !rope_kv_fits(v, run + 3, 4, NULL)) return false;
+    if (len != 7) return false;
+    bool one = dmv_fits(v, run, 3);
+    if (!(one || qkv_rope_mma_fits(v, run)) || !rope_kv_fits(v, run + 3, 4, NULL)) return false;
     const exo_node *rq = &run[3];
     int64_t qne[EXO_MAX_DIMS], wne[EXO_MAX_DIMS];
     gpu_view_count(v, rq->src[0], qne);
@@ -530,7 +532,7 @@ static bool qkv_rope_fits(const gpu_exec_view *v, const exo_node *run, uint32_t 
         nq % hd != 0 || nk % hd != 0 || nv != nk || gpu_view_count(v, rq->src[0], NULL) != m * nq ||
         gpu_view_count(v, run[4].src[0], NULL) != m * nk)
         return false;
-    return !norm || norm_fits(v, norm, run, 3, rq->dst, !dmv_fits(v, run, 3));
+    return !norm || norm_fits(v, norm, run, 3, rq->dst, !one);
 }
 
 /* exo_matmul_mmab8*x3_rope_bf16: the x3 launch's arguments (q's output the roped q, k's and v's
