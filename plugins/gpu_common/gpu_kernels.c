@@ -140,6 +140,9 @@ static const char *const kv_kernel_variants[][3] = {
     {"exo_rope_kv", "exo_rope_kv_bf16", "exo_rope_kv_f16"},
     {"exo_attention", "exo_attention_bf16", "exo_attention_f16"},
     {"exo_attention_split", "exo_attention_split_bf16", "exo_attention_split_f16"},
+    {"exo_attention_split_g2", "exo_attention_split_g2_bf16", "exo_attention_split_g2_f16"},
+    {"exo_attention_split_g4", "exo_attention_split_g4_bf16", "exo_attention_split_g4_f16"},
+    {"exo_attention_split_g8", "exo_attention_split_g8_bf16", "exo_attention_split_g8_f16"},
     {"exo_attention_flash64", "exo_attention_flash64_bf16", "exo_attention_flash64_f16"},
     {"exo_attention_flash128", "exo_attention_flash128_bf16", "exo_attention_flash128_f16"},
 };
@@ -200,17 +203,32 @@ int64_t gpu_attention_split_count(const gpu_exec_view *v, const exo_node *nd) {
     return splits;
 }
 
+/* The query heads per work-group of the split attention: the grouped-query kernel's variant
+ * (kernels/attention_gqa.cl, exo_attention_split_g<2|4|8>: the smallest that holds the group of
+ * heads reading one KV head), or 1 (exo_attention_split: one head a work-group) for MHA, groups
+ * over 8, heads wider than GPU_ATT_GQA_MAX_DIM, or EXO_GPU_ATT_GQA=0 (features.no_att_gqa). */
+static uint32_t attention_split_group(const gpu_exec_view *v, const exo_node *nd) {
+    int64_t heads = nd->i[EXO_ATTENTION_I_N_HEADS], kv_heads = nd->i[EXO_ATTENTION_I_N_KV_HEADS];
+    int64_t group = kv_heads > 0 ? heads / kv_heads : 0;
+    if (v->be->features.no_att_gqa || group < 2 || nd->i[EXO_ATTENTION_I_HEAD_DIM] > GPU_ATT_GQA_MAX_DIM) return 1;
+    return group <= 2 ? 2 : group <= 4 ? 4 : group <= 8 ? 8 : 1;
+}
+
 exo_status gpu_enqueue_attention_splits(const gpu_exec_view *v, const exo_node *nd, int64_t tokens) {
     int64_t splits, tiles_per_split = attention_tiles_per_split(v, nd, &splits);
+    uint32_t gm = attention_split_group(v, nd);
+    static const char *const names[] = {"exo_attention_split", "exo_attention_split_g2", "exo_attention_split_g4",
+                                        "exo_attention_split_g8"};
     gpu_builder b;
-    gpu_build_start(&b, v, "exo_attention_split");
+    gpu_build_start(&b, v, names[gm == 1 ? 0 : gm == 2 ? 1 : gm == 4 ? 2 : 3]);
     for (uint32_t s = 0; s < 4; s++) gpu_build_tensor(&b, nd->src[s]);
     gpu_build_kv_slots(&b, nd, nd->src[1], nd->src[3]);
     gpu_build_mem(&b, v->attn_partials, 0);
     attention_params(&b, nd);
     gpu_build_i32(&b, gpu_cache_rows(v, nd->src[1]));
     gpu_build_i32(&b, tiles_per_split * GPU_ATT_TILE);
-    uint64_t heads = (uint64_t)nd->i[EXO_ATTENTION_I_N_HEADS];
+    /* One work-group per (split, head), or per (split, KV head) for the grouped-query kernels. */
+    uint64_t heads = (uint64_t)nd->i[gm == 1 ? EXO_ATTENTION_I_N_HEADS : EXO_ATTENTION_I_N_KV_HEADS];
     return gpu_build_go(&b, 3, (uint64_t[3]){(uint64_t)splits * GPU_ATT_TILE, heads, (uint64_t)tokens},
                         (size_t[3]){GPU_ATT_TILE, 1, 1});
 }
