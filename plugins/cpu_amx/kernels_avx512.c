@@ -171,11 +171,12 @@ INLINE AVX512 __m512 sum_lanes16(const __m512 v[16]) {
 }
 
 /* dst[t][col0 + r] = x[t] . w[r] (+ bias) for R bf16 rows (1, 4 or 8) and M <= 4 tokens
- * (R * M <= 16). Rows [next_lo, next_hi) prefetch their line of the next tile into L2; ahead:
- * every row prefetches GEMV_PREFETCH bytes ahead into L1 (the first pass over a tile's rows). */
+ * (R * M <= 16). With prefetch (a constant): rows [next_lo, next_hi) prefetch their line of the
+ * next tile into L2; ahead: every row prefetches GEMV_PREFETCH bytes ahead into L1 (the first
+ * pass over a tile's rows). */
 INLINE AVX512 void gemv_bf16_tile(const uint16_t *w, int64_t k, int64_t k32, const float *xs, const float *x,
                                   const int R, const int M, float *dst, int64_t ldd, int64_t col0, const float *bias,
-                                  int next_lo, int next_hi, bool ahead) {
+                                  const bool prefetch, int next_lo, int next_hi, bool ahead) {
     __m512 acc[GEMV_ROWS][TILE_TOKENS]; /* R * M of them are used */
     const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
 #pragma GCC unroll 8
@@ -192,8 +193,8 @@ INLINE AVX512 void gemv_bf16_tile(const uint16_t *w, int64_t k, int64_t k32, con
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             const uint16_t *row = w + r * k + j;
-            if (ahead) _mm_prefetch((const char *)row + GEMV_PREFETCH, _MM_HINT_T0);
-            if (r >= next_lo && r < next_hi) _mm_prefetch((const char *)(row + R * k), _MM_HINT_T1);
+            if (prefetch && ahead) _mm_prefetch((const char *)row + GEMV_PREFETCH, _MM_HINT_T0);
+            if (prefetch && r >= next_lo && r < next_hi) _mm_prefetch((const char *)(row + R * k), _MM_HINT_T1);
             __m512i v = _mm512_loadu_si512(row);
             __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
             __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(v, high));
@@ -238,7 +239,15 @@ INLINE AVX512 void gemv_bf16_tile(const uint16_t *w, int64_t k, int64_t k32, con
     }
 }
 
-#define GEMV_CASE(R, M) gemv_bf16_tile(w, a->k, k32, xs_t, x_t, R, M, dst_t, a->n, n, a->bias, next_lo, next_hi, t0 == 0)
+/* prefetch is a constant of each inlined copy, so a one-pass tile's loop holds no prefetch code
+ * at all (with a run-time flag instead, the one-token matvec kept most of its cost). */
+#define GEMV_CASE(R, M)                                                                                                \
+    do {                                                                                                               \
+        if (prefetch)                                                                                                  \
+            gemv_bf16_tile(w, a->k, k32, xs_t, x_t, R, M, dst_t, a->n, n, a->bias, true, next_lo, next_hi, t0 == 0);  \
+        else                                                                                                           \
+            gemv_bf16_tile(w, a->k, k32, xs_t, x_t, R, M, dst_t, a->n, n, a->bias, false, 0, 0, false);               \
+    } while (0)
 
 static AVX512 void gemv_bf16(const cpu_matmul_args *a, int64_t begin, int64_t end, float *xs) {
     int64_t k32 = a->k & ~(int64_t)31;
@@ -267,6 +276,12 @@ static AVX512 void gemv_bf16(const cpu_matmul_args *a, int64_t begin, int64_t en
              * GFLOP/s. */
             int pass = (int)(t0 / TILE_TOKENS), passes = (int)((a->m + TILE_TOKENS - 1) / TILE_TOKENS);
             int next_lo = (int)(tile * pass / passes), next_hi = (int)(tile * (pass + 1) / passes);
+            /* One pass (up to TILE_TOKENS tokens: a decode step) leaves the streams to the
+             * hardware prefetchers: on the Zen 5 dev VM the software prefetches cost a one-token
+             * matvec 8-12 % (1B-shaped layers, 2 threads: 36.5-38.0 -> 40.9-43.0 GB/s against a
+             * plain read's 43.6-50.3 in four interleaved rounds), while a batched step's later
+             * passes, which run from L1, need them to keep memory busy (docs/performance.md 4.8). */
+            bool prefetch = passes > 1;
             switch (a->m - t0 < TILE_TOKENS ? a->m - t0 : TILE_TOKENS) {
             /* The last group of a batch may have 1-2 tokens in a tile of GEMV_ROWS_WIDE rows. */
             case 1: if (!full) GEMV_CASE(1, 1); else if (tile == GEMV_ROWS) GEMV_CASE(GEMV_ROWS, 1); else GEMV_CASE(GEMV_ROWS_WIDE, 1); break;
