@@ -911,6 +911,11 @@ START_TEST(attention_and_kv_write_match_reference) {
     attention_case(2, 1, 32, 0, 20.0f, 6, 2);   /* softcap */
     attention_case(3, 3, 256, 0, 0.0f, 40, 1);  /* wide heads */
     attention_case(4, 2, 64, 0, 0.0f, 70, 2);   /* a context over one 64-row KV tile: parts merge */
+    /* Groups the grouped-query kernels hold with heads to spare (kernels/attention_gqa.cl): 3:1 in
+     * the 4 variant with heads of 80 dims (two V columns for some items), 6:1 in the 8 variant
+     * with 128 (Qwen2-1.5B's shape), over more than one tile. */
+    attention_case(6, 2, 80, 0, 0.0f, 70, 2);
+    attention_case(12, 2, 128, 0, 0.0f, 130, 2);
     /* Decode over a long cache: split into more tiles than splits (two tiles per split, the
      * last split short), with and without a window that starts mid-cache. */
     attention_case(2, 1, 32, 0, 0.0f, 2100, 2);
