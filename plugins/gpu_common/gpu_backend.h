@@ -89,9 +89,11 @@ typedef struct gpu_features {
      * (exo_matmul_mmab8*_att_bf16): EXO_GPU_FUSE_COMBINE_BATCH=1; off by default, as on an H100
      * it saved no time (docs/performance.md 7.10). */
     int combine_batch;
-    /* EXO_GPU_ATT_GQA=0: the split decode attention keeps one work-group per query head, not one
-     * per KV head's group of query heads (kernels/attention_gqa.cl), to compare. */
-    int no_att_gqa;
+    /* The largest group of query heads a KV head the split decode attention takes in one
+     * work-group (kernels/attention_gqa.cl: the variants the program holds, 8 in OpenCL C, 4 in
+     * the SPIR-V module); larger groups keep one work-group per query head, as every group does
+     * under EXO_GPU_ATT_GQA=0 (0 here), to compare. */
+    uint32_t att_gqa_max;
     /* The exo_dmv_* choices, to compare (gpu_fusion_read_env): EXO_GPU_DMV_K2048=0 keeps the
      * 8,192-element staging for every k, EXO_GPU_DMV_NORM=0 leaves RMS norms out of exo_dmv_*
      * launches (their own launch), EXO_GPU_DMV_LANES items a row (32..256; 0: per launch). */

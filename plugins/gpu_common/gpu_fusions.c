@@ -120,7 +120,7 @@ void gpu_fusion_read_env(gpu_backend *be) {
     be->features.no_combine_fusion = env_is_zero(be, "EXO_GPU_FUSE_COMBINE");
     const char *cb = be->host->get_env(be->host->host_ctx, "EXO_GPU_FUSE_COMBINE_BATCH");
     be->features.combine_batch = cb && strcmp(cb, "1") == 0;
-    be->features.no_att_gqa = env_is_zero(be, "EXO_GPU_ATT_GQA");
+    be->features.att_gqa_max = env_is_zero(be, "EXO_GPU_ATT_GQA") ? 0 : GPU_ATT_GQA_MAX_GROUP;
     be->features.no_dmv_k2048 = env_is_zero(be, "EXO_GPU_DMV_K2048");
     be->features.no_dmv_norm = env_is_zero(be, "EXO_GPU_DMV_NORM");
     be->features.dmv_chunks = env_pow2(be, "EXO_GPU_DMV_CHUNKS", 1, 64);

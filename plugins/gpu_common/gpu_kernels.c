@@ -206,12 +206,14 @@ int64_t gpu_attention_split_count(const gpu_exec_view *v, const exo_node *nd) {
 /* The query heads per work-group of the split attention: the grouped-query kernel's variant
  * (kernels/attention_gqa.cl, exo_attention_split_g<2|4|8>: the smallest that holds the group of
  * heads reading one KV head), or 1 (exo_attention_split: one head a work-group) for MHA, groups
- * over 8, heads wider than GPU_ATT_GQA_MAX_DIM, or EXO_GPU_ATT_GQA=0 (features.no_att_gqa). */
+ * past the backend's largest variant (features.att_gqa_max; 0 under EXO_GPU_ATT_GQA=0) and heads
+ * wider than GPU_ATT_GQA_MAX_DIM. */
 static uint32_t attention_split_group(const gpu_exec_view *v, const exo_node *nd) {
     int64_t heads = nd->i[EXO_ATTENTION_I_N_HEADS], kv_heads = nd->i[EXO_ATTENTION_I_N_KV_HEADS];
     int64_t group = kv_heads > 0 ? heads / kv_heads : 0;
-    if (v->be->features.no_att_gqa || group < 2 || nd->i[EXO_ATTENTION_I_HEAD_DIM] > GPU_ATT_GQA_MAX_DIM) return 1;
-    return group <= 2 ? 2 : group <= 4 ? 4 : group <= 8 ? 8 : 1;
+    if (group < 2 || group > v->be->features.att_gqa_max || nd->i[EXO_ATTENTION_I_HEAD_DIM] > GPU_ATT_GQA_MAX_DIM)
+        return 1;
+    return group <= 2 ? 2 : group <= 4 ? 4 : 8;
 }
 
 exo_status gpu_enqueue_attention_splits(const gpu_exec_view *v, const exo_node *nd, int64_t tokens) {

@@ -13,8 +13,12 @@ exo_status gpu_enqueue_node(const gpu_exec_view *v, const exo_node *nd, uint32_t
 /* Most splits of one head's cache rows in a decode step (each a work-group of EXO_ATT_TILE). */
 #define GPU_ATT_MAX_SPLITS 32
 #define GPU_ATT_TILE 64 /* EXO_ATT_TILE in kernels/attention.cl */
-/* The widest head the grouped-query split attention takes (EXO_ATT_GQA_MAX_DIM, kernels/attention_gqa.cl). */
+/* The widest head the grouped-query split attention takes (EXO_ATT_GQA_MAX_DIM, kernels/attention_gqa.cl),
+ * and its largest group of query heads (the exo_attention_split_g8* variants; the SPIR-V module's
+ * largest is GPU_ATT_GQA_MAX_GROUP_SPIRV). */
 #define GPU_ATT_GQA_MAX_DIM 128
+#define GPU_ATT_GQA_MAX_GROUP 8
+#define GPU_ATT_GQA_MAX_GROUP_SPIRV 4
 /* Most query tokens the split attention takes in one launch: a batched decode step of that many
  * sequences (ABI 1.6), or a chunk that short; more take exo_attention_flash* (exo_attention where
  * head_dim is above GPU_ATT_FLASH_MAX_DIM or not a multiple of 4). */

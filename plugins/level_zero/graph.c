@@ -5,6 +5,7 @@
 #include "l0_graph.h"
 
 #include "gpu_fusions.h"
+#include "gpu_kernels.h"
 
 #include <string.h>
 
@@ -71,10 +72,10 @@ static void fill_backend(gpu_backend *be, exo_plugin_ctx *ctx, l0_device *dev, v
     be->features.max_work_group = dev->have_compute ? dev->compute.maxTotalGroupSize : 256;
     be->features.max_alloc = dev->exec.relaxed_alloc ? 0 : dev->props.maxMemAllocSize;
     gpu_fusion_read_env(be);
-    /* The SPIR-V module has no exo_dmv_k2048_* or exo_attention_split_g* kernels (kernels/decode.cl
+    /* The SPIR-V module has no exo_dmv_k2048_* or exo_attention_split_g8* kernels (kernels/decode.cl
      * and attention_gqa.cl say why). */
     be->features.no_dmv_k2048 = 1;
-    be->features.no_att_gqa = 1;
+    if (be->features.att_gqa_max > GPU_ATT_GQA_MAX_GROUP_SPIRV) be->features.att_gqa_max = GPU_ATT_GQA_MAX_GROUP_SPIRV;
     be->mem_alloc = be_mem_alloc;
     be->mem_free = be_mem_free;
     be->buffer_mem = be_buffer_mem;

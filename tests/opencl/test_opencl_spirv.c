@@ -234,6 +234,13 @@ START_TEST(attention_from_spirv_matches_opencl_c) {
         size_t gs[3] = {SPLITS * 64, NH, T}, ls[3] = {64, 1, 1};
         snprintf(name, sizeof name, "exo_attention_split%s", suffixes[dt]);
         compare(name, split_args, 15, 3, gs, ls, pa, pb, sizeof pa / 4);
+        /* The grouped-query kernels the module holds (kernels/attention_gqa.cl): a work-group per
+         * KV head, the 2 variant holding the group of 2, the 4 variant with heads to spare. */
+        size_t gg[3] = {SPLITS * 64, NKV, T};
+        for (int gm = 2; gm <= 4; gm *= 2) {
+            snprintf(name, sizeof name, "exo_attention_split_g%d%s", gm, suffixes[dt]);
+            compare(name, split_args, 15, 3, gg, ls, pa, pb, sizeof pa / 4);
+        }
     }
     teardown();
 }
