@@ -116,13 +116,15 @@ START_TEST(matmul_gemm_blocking) {
 }
 END_TEST
 
-/* The decode matrix-vector path: inner sizes with and without a tail past the last full line
- * of 32 weights, row counts that leave single rows after the 4-row tiles. */
+/* The decode matrix-vector path (bf16 and f16 weights): inner sizes with and without a tail past
+ * the last full line of 32 weights, row counts that leave single rows after the 4-row tiles. */
 START_TEST(matmul_gemv_shapes) {
-    for (uint32_t tokens = 1; tokens <= 4; tokens++) {
-        matmul_fast_case(EXO_DTYPE_BF16, 2048, 259, tokens, 2, tokens % 2);
-        matmul_fast_case(EXO_DTYPE_BF16, 77, 7, tokens, 1, 1);
-    }
+    for (uint32_t tokens = 1; tokens <= 4; tokens++)
+        for (int h = 0; h < 2; h++) {
+            exo_dtype type = h ? EXO_DTYPE_F16 : EXO_DTYPE_BF16;
+            matmul_fast_case(type, 2048, 259, tokens, 2, tokens % 2);
+            matmul_fast_case(type, 77, 7, tokens, 1, 1);
+        }
 }
 END_TEST
 
@@ -131,10 +133,12 @@ END_TEST
  * tail. */
 START_TEST(matmul_gemv_batch_shapes) {
     const uint32_t batch[] = {5, 7, 8, 9, 12, 13, 16};
-    for (size_t i = 0; i < sizeof batch / sizeof *batch; i++) {
-        matmul_fast_case(EXO_DTYPE_BF16, 2048, 259, batch[i], 2, batch[i] % 2);
-        matmul_fast_case(EXO_DTYPE_BF16, 77, 35, batch[i], 1, 1);
-    }
+    for (size_t i = 0; i < sizeof batch / sizeof *batch; i++)
+        for (int h = 0; h < 2; h++) {
+            exo_dtype type = h ? EXO_DTYPE_F16 : EXO_DTYPE_BF16;
+            matmul_fast_case(type, 2048, 259, batch[i], 2, batch[i] % 2);
+            matmul_fast_case(type, 77, 35, batch[i], 1, 1);
+        }
 }
 END_TEST
 
