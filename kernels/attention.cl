@@ -158,6 +158,32 @@ static inline __attribute__((always_inline)) float exo_att_tile_reduce(float v, 
 #endif
 }
 
+/* Split s (of split_rows rows) of token t's visible rows for the split kernels (here and
+ * attention_gqa.cl): [*begin, *end), empty past the token's last row, and where the token's slot
+ * starts in the K and V caches (elements). */
+static inline __attribute__((always_inline)) void exo_att_split_range(
+    __global const int *pos, uint pos_off, __global const int *slots, uint slots_off, uint n_slots, uint t,
+    int cache_rows, int window, uint s, int split_rows, uint kv_row, uint k_off, uint v_off, size_t *k_base,
+    size_t *v_base, int *begin, int *end) {
+    int last = min(pos[pos_off + t], cache_rows - 1);
+    long row0 = exo_slot_row0(slots, slots_off, n_slots, t, (uint)cache_rows);
+    if (row0 < 0) last = -1; /* a slot outside the pool: no rows (the executor refuses it first) */
+    int first = window > 0 && last - window + 1 > 0 ? last - window + 1 : 0;
+    *k_base = k_off + (size_t)max(row0, 0L) * kv_row;
+    *v_base = v_off + (size_t)max(row0, 0L) * kv_row;
+    *begin = first + (int)s * split_rows;
+    *end = min(*begin + split_rows, last + 1);
+}
+
+/* vcol[r] = dim lid of the tile's V row r (from element v0 of its first row; dim d - 1 for the
+ * items past the head, never used), 0 past the tile's rows: the split kernels' V-first loads. */
+static inline __attribute__((always_inline)) void exo_att_load_vcol(__global const uchar *vc, size_t v0, uint kv_row,
+                                                                    uint d, uint lid, int rows, int kv,
+                                                                    float vcol[EXO_ATT_TILE]) {
+    size_t vj = v0 + min(lid, d - 1u);
+    for (int r = 0; r < EXO_ATT_TILE; r++) vcol[r] = r < rows ? exo_kv_load(vc, vj + (size_t)r * kv_row, kv) : 0.0f;
+}
+
 /* Decode attention split over the cache ("flash-decoding"): exo_attention above gives a decode
  * step (one query token) only n_heads work-groups, far too few to fill a large GPU, and walks
  * the rows with serial per-item loops. Here work-group (s, h) takes split s of head h's visible
@@ -185,12 +211,10 @@ EXO_KERNEL_BODY exo_attention_split_body(__global const float *q, uint q_off, __
     for (uint j = lid; j < d; j += EXO_ATT_TILE) qs[j] = q[q_off + th * d + j];
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    int last = min(pos[pos_off + t], cache_rows - 1);
-    long row0 = exo_slot_row0(slots, slots_off, n_slots, t, (uint)cache_rows);
-    if (row0 < 0) last = -1; /* a slot outside the pool: no rows (the executor refuses it first) */
-    int first = window > 0 && last - window + 1 > 0 ? last - window + 1 : 0;
-    size_t k_base = k_off + (size_t)max(row0, 0L) * kv_row, v_base = v_off + (size_t)max(row0, 0L) * kv_row;
-    int begin = first + (int)s * split_rows, end = min(begin + split_rows, last + 1);
+    size_t k_base, v_base;
+    int begin, end;
+    exo_att_split_range(pos, pos_off, slots, slots_off, n_slots, t, cache_rows, window, s, split_rows, kv_row, k_off,
+                        v_off, &k_base, &v_base, &begin, &end);
     float m = -INFINITY, l = 0.0f;
     float acc[EXO_ATT_MAX_PER_ITEM];
     for (uint i = 0; i < EXO_ATT_MAX_PER_ITEM; i++) acc[i] = 0.0f;
@@ -208,11 +232,7 @@ EXO_KERNEL_BODY exo_attention_split_body(__global const float *q, uint q_off, __
     /* Every item runs the same iterations (barriers). */
     for (int r0 = begin; r0 < end; r0 += EXO_ATT_TILE) {
         int rows = min(EXO_ATT_TILE, end - r0);
-        if (v_first) {
-            size_t vj = v_base + (size_t)r0 * kv_row + kvh * d + min(lid, d - 1u);
-            for (int r = 0; r < EXO_ATT_TILE; r++)
-                vcol[r] = r < rows ? exo_kv_load(vc, vj + (size_t)r * kv_row, kv) : 0.0f;
-        }
+        if (v_first) exo_att_load_vcol(vc, v_base + (size_t)r0 * kv_row + kvh * d, kv_row, d, lid, rows, kv, vcol);
         float sc = -INFINITY;
         if ((int)lid < rows) {
             size_t kr = k_base + (size_t)(r0 + (int)lid) * kv_row + kvh * d;
@@ -288,19 +308,22 @@ EXO_KERNEL_BODY exo_attention_split_body(__global const float *q, uint q_off, __
     }
 }
 
+/* The split kernels' parameters (the per-head ones here, the grouped-query ones of
+ * attention_gqa.cl), and the same names as a body's first arguments. */
+#define EXO_ATT_SPLIT_PARAMS                                                                                           \
+    __global const float *q, uint q_off, __global const uchar *kc, uint k_off, __global const uchar *vc, uint v_off,  \
+        __global const int *pos, uint pos_off, __global const int *slots, uint slots_off, uint n_slots,               \
+        __global float *part, uint part_off, int n_heads, int n_kv_heads, int head_dim, int window, float scale,      \
+        float softcap, int cache_rows, int split_rows
+#define EXO_ATT_SPLIT_ARGS                                                                                             \
+    q, q_off, kc, k_off, vc, v_off, pos, pos_off, slots, slots_off, n_slots, part, part_off, n_heads, n_kv_heads,     \
+        head_dim, window, scale, softcap, cache_rows, split_rows
 #define EXO_ATTENTION_SPLIT_KERNEL(SFX, KV)                                                                            \
-    __kernel void exo_attention_split##SFX(__global const float *q, uint q_off, __global const uchar *kc, uint k_off,  \
-                                           __global const uchar *vc, uint v_off, __global const int *pos,              \
-                                           uint pos_off, __global const int *slots, uint slots_off, uint n_slots,      \
-                                           __global float *part, uint part_off, int n_heads, int n_kv_heads,           \
-                                           int head_dim, int window, float scale, float softcap, int cache_rows,       \
-                                           int split_rows) {                                                           \
+    __kernel void exo_attention_split##SFX(EXO_ATT_SPLIT_PARAMS) {                                                     \
         __local float qs[EXO_ATT_MAX_DIM];                                                                             \
         __local float p[EXO_ATT_TILE];                                                                                 \
         __local float red[EXO_ATT_TILE];                                                                               \
-        exo_attention_split_body(q, q_off, kc, k_off, vc, v_off, pos, pos_off, slots, slots_off, n_slots, part,        \
-                                 part_off, n_heads, n_kv_heads, head_dim, window, scale, softcap, cache_rows,          \
-                                 split_rows, KV, qs, p, red);                                                          \
+        exo_attention_split_body(EXO_ATT_SPLIT_ARGS, KV, qs, p, red);                                                  \
     }
 EXO_KV_VARIANTS(EXO_ATTENTION_SPLIT_KERNEL)
 

@@ -27,34 +27,42 @@
 static inline __attribute__((always_inline)) void exo_att_gqa_reduce(float v[EXO_ATT_GQA_MAX], uint gm, uint lid,
                                                                      __local float *red, bool is_max) {
 #ifdef EXO_WARP_SHFL
-    for (uint g = 0; g < gm; g++) {
+#pragma unroll
+    for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) {
         float w = is_max ? exo_warp_max(v[g]) : exo_warp_sum(v[g]);
         if ((lid & 31u) == 0u) red[g * (EXO_ATT_TILE / 32u) + (lid >> 5)] = w;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint g = 0; g < gm; g++) {
+#pragma unroll
+    for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) {
         float r = red[g * (EXO_ATT_TILE / 32u)];
         for (uint w = 1; w < EXO_ATT_TILE / 32u; w++)
             r = is_max ? fmax(r, red[g * (EXO_ATT_TILE / 32u) + w]) : r + red[g * (EXO_ATT_TILE / 32u) + w];
         v[g] = r;
     }
 #else
-    for (uint g = 0; g < gm; g++) red[g * EXO_ATT_TILE + lid] = v[g];
+#pragma unroll
+    for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) red[g * EXO_ATT_TILE + lid] = v[g];
     barrier(CLK_LOCAL_MEM_FENCE);
     for (uint w = EXO_ATT_TILE / 2; w > 0; w >>= 1) {
         if (lid < w)
-            for (uint g = 0; g < gm; g++) {
+#pragma unroll
+            for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) {
                 __local float *r = red + g * EXO_ATT_TILE;
                 r[lid] = is_max ? fmax(r[lid], r[lid + w]) : r[lid] + r[lid + w];
             }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    for (uint g = 0; g < gm; g++) v[g] = red[g * EXO_ATT_TILE];
+#pragma unroll
+    for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) v[g] = red[g * EXO_ATT_TILE];
 #endif
 }
 
-/* gm is a constant of each kernel below, so the loops over heads unroll and the arrays sized
- * EXO_ATT_GQA_MAX keep only gm live entries. */
+/* gm is a constant of each kernel below. The loops over heads run to the literal EXO_ATT_GQA_MAX
+ * and skip heads past gm, so the compiler unrolls them before inlining and keeps the arrays in
+ * registers (clang-15's nvptx output: 2 local-memory stores a kernel, where loops bounded by gm
+ * itself left s4, m, l and acc in local memory, ~110 stores), and the skipped heads fold away
+ * once gm is known. */
 EXO_KERNEL_BODY exo_attention_split_gqa_body(__global const float *q, uint q_off, __global const uchar *kc, uint k_off,
                                              __global const uchar *vc, uint v_off, __global const int *pos,
                                              uint pos_off, __global const int *slots, uint slots_off, uint n_slots,
@@ -73,14 +81,13 @@ EXO_KERNEL_BODY exo_attention_split_gqa_body(__global const float *q, uint q_off
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    int last = min(pos[pos_off + t], cache_rows - 1);
-    long row0 = exo_slot_row0(slots, slots_off, n_slots, t, (uint)cache_rows);
-    if (row0 < 0) last = -1; /* a slot outside the pool: no rows (the executor refuses it first) */
-    int first = window > 0 && last - window + 1 > 0 ? last - window + 1 : 0;
-    size_t k_base = k_off + (size_t)max(row0, 0L) * kv_row, v_base = v_off + (size_t)max(row0, 0L) * kv_row;
-    int begin = first + (int)s * split_rows, end = min(begin + split_rows, last + 1);
+    size_t k_base, v_base;
+    int begin, end;
+    exo_att_split_range(pos, pos_off, slots, slots_off, n_slots, t, cache_rows, window, s, split_rows, kv_row, k_off,
+                        v_off, &k_base, &v_base, &begin, &end);
     float m[EXO_ATT_GQA_MAX], l[EXO_ATT_GQA_MAX], acc[EXO_ATT_GQA_MAX][EXO_ATT_GQA_PER_ITEM];
-    for (uint g = 0; g < gm; g++) {
+#pragma unroll
+    for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) {
         m[g] = -INFINITY;
         l[g] = 0.0f;
         for (uint i = 0; i < EXO_ATT_GQA_PER_ITEM; i++) acc[g][i] = 0.0f;
@@ -91,21 +98,20 @@ EXO_KERNEL_BODY exo_attention_split_gqa_body(__global const float *q, uint q_off
     float vcol[EXO_ATT_TILE];
     for (int r0 = begin; r0 < end; r0 += EXO_ATT_TILE) {
         int rows = min(EXO_ATT_TILE, end - r0);
-        if (v_first) {
-            size_t vj = v_base + (size_t)r0 * kv_row + kvh * d + min(lid, d - 1u);
-            for (int r = 0; r < EXO_ATT_TILE; r++)
-                vcol[r] = r < rows ? exo_kv_load(vc, vj + (size_t)r * kv_row, kv) : 0.0f;
-        }
+        if (v_first) exo_att_load_vcol(vc, v_base + (size_t)r0 * kv_row + kvh * d, kv_row, d, lid, rows, kv, vcol);
         float sc[EXO_ATT_GQA_MAX];
-        for (uint g = 0; g < gm; g++) sc[g] = -INFINITY;
+#pragma unroll
+        for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) sc[g] = -INFINITY;
         if ((int)lid < rows) {
             size_t kr = k_base + (size_t)(r0 + (int)lid) * kv_row + kvh * d;
             float4 s4[EXO_ATT_GQA_MAX];
-            for (uint g = 0; g < gm; g++) s4[g] = (float4)(0.0f);
+#pragma unroll
+            for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) s4[g] = (float4)(0.0f);
             uint j = 0;
             for (; j + 16u <= d; j += 16u) {
                 float16 k16 = exo_kv_load16(kc, kr + j, kv);
-                for (uint g = 0; g < gm; g++) {
+#pragma unroll
+                for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) {
                     __local const float *qg = qs + g * d + j;
                     s4[g] = fma(k16.s0123, vload4(0, qg), s4[g]);
                     s4[g] = fma(k16.s4567, vload4(0, qg + 4u), s4[g]);
@@ -113,35 +119,43 @@ EXO_KERNEL_BODY exo_attention_split_gqa_body(__global const float *q, uint q_off
                     s4[g] = fma(k16.scdef, vload4(0, qg + 12u), s4[g]);
                 }
             }
-            for (uint g = 0; g < gm; g++) sc[g] = (s4[g].x + s4[g].y) + (s4[g].z + s4[g].w);
+#pragma unroll
+            for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) sc[g] = (s4[g].x + s4[g].y) + (s4[g].z + s4[g].w);
             for (; j < d; j++) {
                 float kj = exo_kv_load(kc, kr + j, kv);
-                for (uint g = 0; g < gm; g++) sc[g] = fma(qs[g * d + j], kj, sc[g]);
+#pragma unroll
+                for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) sc[g] = fma(qs[g * d + j], kj, sc[g]);
             }
-            for (uint g = 0; g < gm; g++) {
+#pragma unroll
+            for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) {
                 sc[g] *= scale;
                 if (softcap > 0.0f) sc[g] = softcap * tanh(sc[g] / softcap);
             }
         }
         float new_m[EXO_ATT_GQA_MAX], e[EXO_ATT_GQA_MAX];
-        for (uint g = 0; g < gm; g++) new_m[g] = sc[g];
+#pragma unroll
+        for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) new_m[g] = sc[g];
         exo_att_gqa_reduce(new_m, gm, lid, red, true);
-        for (uint g = 0; g < gm; g++) {
+#pragma unroll
+        for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) {
             new_m[g] = fmax(m[g], new_m[g]);
             e[g] = (int)lid < rows ? exp(sc[g] - new_m[g]) : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE); /* red read by all before it is overwritten */
-        for (uint g = 0; g < gm; g++) p[g * EXO_ATT_TILE + lid] = e[g]; /* visible after the sum's barrier */
+#pragma unroll
+        for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) p[g * EXO_ATT_TILE + lid] = e[g]; /* visible after the sum's barrier */
         exo_att_gqa_reduce(e, gm, lid, red, false);
         float rescale[EXO_ATT_GQA_MAX];
-        for (uint g = 0; g < gm; g++) {
+#pragma unroll
+        for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) {
             rescale[g] = exp(m[g] - new_m[g]); /* exp(-inf) = 0 on the first tile */
             l[g] = l[g] * rescale[g] + e[g];
             m[g] = new_m[g];
         }
         if (v_first) {
             /* p is 0 past the tile's rows, and so is vcol. */
-            for (uint g = 0; g < gm; g++) {
+#pragma unroll
+            for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) {
                 __local const float *pg = p + g * EXO_ATT_TILE;
                 float a0 = acc[g][0] * rescale[g], a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
                 for (int r = 0; r < EXO_ATT_TILE; r += 4) {
@@ -153,19 +167,26 @@ EXO_KERNEL_BODY exo_attention_split_gqa_body(__global const float *q, uint q_off
                 acc[g][0] = (a0 + a1) + (a2 + a3);
             }
         }
-        /* Wider heads: each of the item's dims, eight V rows loaded at a time for all heads. */
-        for (uint i = 0, j = lid; !v_first && j < d; i++, j += EXO_ATT_TILE) {
+        /* Wider heads: each of the item's dims, eight V rows loaded at a time for all heads (i a
+         * constant of each unrolled pass, so acc stays in registers). */
+#pragma unroll
+        for (uint i = 0; i < EXO_ATT_GQA_PER_ITEM; i++) {
+            uint j = lid + i * EXO_ATT_TILE;
+            if (v_first || j >= d) continue;
             size_t vj = v_base + (size_t)r0 * kv_row + kvh * d + j;
             float a[EXO_ATT_GQA_MAX][4];
-            for (uint g = 0; g < gm; g++) {
+#pragma unroll
+            for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) {
                 a[g][0] = acc[g][i] * rescale[g];
                 a[g][1] = a[g][2] = a[g][3] = 0.0f;
             }
             int r = 0;
             for (; r + 8 <= rows; r += 8) {
                 float vv[8];
+#pragma unroll
                 for (int u = 0; u < 8; u++) vv[u] = exo_kv_load(vc, vj + (size_t)(r + u) * kv_row, kv);
-                for (uint g = 0; g < gm; g++) {
+#pragma unroll
+                for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) {
                     __local const float *pg = p + g * EXO_ATT_TILE + r;
                     a[g][0] = fma(pg[0], vv[0], a[g][0]);
                     a[g][1] = fma(pg[1], vv[1], a[g][1]);
@@ -179,15 +200,20 @@ EXO_KERNEL_BODY exo_attention_split_gqa_body(__global const float *q, uint q_off
             }
             for (; r < rows; r++) {
                 float v1 = exo_kv_load(vc, vj + (size_t)r * kv_row, kv);
-                for (uint g = 0; g < gm; g++) a[g][0] = fma(p[g * EXO_ATT_TILE + r], v1, a[g][0]);
+#pragma unroll
+                for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) a[g][0] = fma(p[g * EXO_ATT_TILE + r], v1, a[g][0]);
             }
-            for (uint g = 0; g < gm; g++) acc[g][i] = (a[g][0] + a[g][1]) + (a[g][2] + a[g][3]);
+#pragma unroll
+            for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) acc[g][i] = (a[g][0] + a[g][1]) + (a[g][2] + a[g][3]);
         }
         barrier(CLK_LOCAL_MEM_FENCE); /* p and red are rewritten by the next tile */
     }
-    for (uint g = 0; g < gm && g < group; g++) {
+#pragma unroll
+    for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm && g < group) {
         __global float *out = part + part_off + ((size_t)(th0 + g) * n_splits + s) * (d + 2u);
-        for (uint i = 0, j = lid; j < d; i++, j += EXO_ATT_TILE) out[j] = acc[g][i];
+#pragma unroll
+        for (uint i = 0; i < EXO_ATT_GQA_PER_ITEM; i++)
+            if (lid + i * EXO_ATT_TILE < d) out[lid + i * EXO_ATT_TILE] = acc[g][i];
         if (lid == 0) {
             out[d] = m[g]; /* -inf for a split with no rows */
             out[d + 1u] = l[g];
@@ -196,18 +222,11 @@ EXO_KERNEL_BODY exo_attention_split_gqa_body(__global const float *q, uint q_off
 }
 
 #define EXO_ATTENTION_SPLIT_GQA_KERNEL(GM, SFX, KV)                                                                    \
-    __kernel void exo_attention_split_g##GM##SFX(__global const float *q, uint q_off, __global const uchar *kc,       \
-                                                 uint k_off, __global const uchar *vc, uint v_off,                     \
-                                                 __global const int *pos, uint pos_off, __global const int *slots,     \
-                                                 uint slots_off, uint n_slots, __global float *part, uint part_off,   \
-                                                 int n_heads, int n_kv_heads, int head_dim, int window, float scale,  \
-                                                 float softcap, int cache_rows, int split_rows) {                     \
+    __kernel void exo_attention_split_g##GM##SFX(EXO_ATT_SPLIT_PARAMS) {                                               \
         __local float qs[GM * EXO_ATT_GQA_MAX_DIM];                                                                    \
         __local float p[GM * EXO_ATT_TILE];                                                                            \
         __local float red[GM * EXO_ATT_TILE];                                                                          \
-        exo_attention_split_gqa_body(q, q_off, kc, k_off, vc, v_off, pos, pos_off, slots, slots_off, n_slots, part,    \
-                                     part_off, n_heads, n_kv_heads, head_dim, window, scale, softcap, cache_rows,      \
-                                     split_rows, KV, GM, qs, p, red);                                                  \
+        exo_attention_split_gqa_body(EXO_ATT_SPLIT_ARGS, KV, GM, qs, p, red);                                          \
     }
 #define EXO_ATTENTION_SPLIT_G2(SFX, KV) EXO_ATTENTION_SPLIT_GQA_KERNEL(2, SFX, KV)
 #define EXO_ATTENTION_SPLIT_G4(SFX, KV) EXO_ATTENTION_SPLIT_GQA_KERNEL(4, SFX, KV)
