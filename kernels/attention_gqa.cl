@@ -143,7 +143,8 @@ EXO_KERNEL_BODY exo_attention_split_gqa_body(__global const float *q, uint q_off
         }
         barrier(CLK_LOCAL_MEM_FENCE); /* red read by all before it is overwritten */
 #pragma unroll
-        for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) p[g * EXO_ATT_TILE + lid] = e[g]; /* visible after the sum's barrier */
+        for (uint g = 0; g < EXO_ATT_GQA_MAX; g++)
+            if (g < gm) p[g * EXO_ATT_TILE + lid] = e[g]; /* visible after the sum's barrier */
         exo_att_gqa_reduce(e, gm, lid, red, false);
         float rescale[EXO_ATT_GQA_MAX];
 #pragma unroll
@@ -201,10 +202,12 @@ EXO_KERNEL_BODY exo_attention_split_gqa_body(__global const float *q, uint q_off
             for (; r < rows; r++) {
                 float v1 = exo_kv_load(vc, vj + (size_t)r * kv_row, kv);
 #pragma unroll
-                for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) a[g][0] = fma(p[g * EXO_ATT_TILE + r], v1, a[g][0]);
+                for (uint g = 0; g < EXO_ATT_GQA_MAX; g++)
+                    if (g < gm) a[g][0] = fma(p[g * EXO_ATT_TILE + r], v1, a[g][0]);
             }
 #pragma unroll
-            for (uint g = 0; g < EXO_ATT_GQA_MAX; g++) if (g < gm) acc[g][i] = (a[g][0] + a[g][1]) + (a[g][2] + a[g][3]);
+            for (uint g = 0; g < EXO_ATT_GQA_MAX; g++)
+                if (g < gm) acc[g][i] = (a[g][0] + a[g][1]) + (a[g][2] + a[g][3]);
         }
         barrier(CLK_LOCAL_MEM_FENCE); /* p and red are rewritten by the next tile */
     }

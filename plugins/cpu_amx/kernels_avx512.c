@@ -117,13 +117,14 @@ static void dequantise_rows(const cpu_matmul_args *a, int64_t row0, int64_t rows
  * masking off the low halves (the activations are re-laid out once per call to match: per block
  * of 32, 16 even then 16 odd values); f16's first and last 16 by vcvtph2ps (exact; AVX-512F, no
  * fp16 arithmetic), the activations in their own order. So the inner loop is one load, two
- * widening instructions and two FMAs per line and row. Rows are short streams (1.5-16 KiB) for the hardware prefetcher to
- * ramp up on, so every line loaded issues two prefetches: its row GEMV_PREFETCH bytes ahead
- * into L1, and the same line of the next tile (the next R rows, contiguous in memory) into L2,
- * so a tile never starts cold. Measured on the 2-core dev VM (2 threads, 1 GiB of bf16 weights
- * as many matrices, interleaved runs, ~32 GB/s pure read): k=768 22.8 -> 27.7 GB/s, k=2048
- * 28.5 -> 30.1, k=8192 ~30 either way, against the row prefetch alone; 4-row tiles, other
- * distances, the next-tile prefetch alone or into L1 were slower. */
+ * widening instructions and two FMAs per line and row.
+ * Prefetches: a tile visited in several passes (a batched step) issues two per line of its first
+ * pass - its row GEMV_PREFETCH bytes ahead into L1, and the same line of the next tile (the next
+ * R rows, contiguous in memory) into L2, shared out over the passes - so memory stays busy while
+ * the later passes run from L1. A one-pass tile (decode) issues none: on a Zen 4 VM they had
+ * helped (k=768 22.8 -> 27.7 GB/s, k=2048 28.5 -> 30.1, 1 GiB of bf16 weights, 2 threads), on
+ * the Zen 5 VM they cost 8-12 % (docs/performance.md 4.8). The first tile of a chunk is always
+ * requested at once (gemv_half). */
 #define GEMV_ROWS 8           /* weight rows per tile (1-2 tokens): 8 memory streams, R * M accumulators */
 #define GEMV_ROWS_WIDE 4      /* weight rows per tile for 3-4 tokens (16 accumulators) */
 /* A batched step (5-16 tokens) loops the tokens 4 at a time per tile: at 8 tokens this runs at
@@ -175,9 +176,9 @@ INLINE AVX512 __m512 sum_lanes16(const __m512 v[16]) {
 }
 
 /* dst[t][col0 + r] = x[t] . w[r] (+ bias) for R rows (1, 4 or 8) of 16-bit weights of `type`
- * (BF16 or F16, a constant) and M <= 4 tokens (R * M <= 16). With prefetch (a constant): rows [next_lo, next_hi) prefetch their line of the
- * next tile into L2; ahead: every row prefetches GEMV_PREFETCH bytes ahead into L1 (the first
- * pass over a tile's rows). */
+ * (BF16 or F16, a constant) and M <= 4 tokens (R * M <= 16). With prefetch (a constant): rows
+ * [next_lo, next_hi) prefetch their line of the next tile into L2; ahead: every row prefetches
+ * GEMV_PREFETCH bytes ahead into L1 (the first pass over a tile's rows). */
 INLINE AVX512 void gemv_half_tile(const uint16_t *w, const exo_dtype type, int64_t k, int64_t k32, const float *xs,
                                   const float *x, const int R, const int M, float *dst, int64_t ldd, int64_t col0,
                                   const float *bias, const bool prefetch, int next_lo, int next_hi, bool ahead) {
@@ -289,10 +290,10 @@ INLINE AVX512 void gemv_half(const cpu_matmul_args *a, const exo_dtype type, int
             int pass = (int)(t0 / TILE_TOKENS), passes = (int)((a->m + TILE_TOKENS - 1) / TILE_TOKENS);
             int next_lo = (int)(tile * pass / passes), next_hi = (int)(tile * (pass + 1) / passes);
             /* One pass (up to TILE_TOKENS tokens: a decode step) leaves the streams to the
-             * hardware prefetchers: on the Zen 5 dev VM the software prefetches cost a one-token
-             * matvec 8-12 % (1B-shaped layers, 2 threads: 36.5-38.0 -> 40.9-43.0 GB/s against a
-             * plain read's 43.6-50.3 in four interleaved rounds), while a batched step's later
-             * passes, which run from L1, need them to keep memory busy (docs/performance.md 4.8). */
+             * hardware prefetchers (Zen 5 VM, 1B-shaped layers, 2 threads: 36.5-38.0 -> 40.9-43.0
+             * GB/s against a plain read's 43.6-50.3, four interleaved rounds); a batched step's
+             * later passes run from L1 and need them to keep memory busy (8 tokens without them:
+             * 19-26 GB/s against 36-38). */
             bool prefetch = passes > 1;
             switch (a->m - t0 < TILE_TOKENS ? a->m - t0 : TILE_TOKENS) {
             /* The last group of a batch may have 1-2 tokens in a tile of GEMV_ROWS_WIDE rows. */
