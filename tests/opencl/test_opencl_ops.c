@@ -916,6 +916,10 @@ START_TEST(attention_and_kv_write_match_reference) {
      * with 128 (Qwen2-1.5B's shape), over more than one tile. */
     attention_case(6, 2, 80, 0, 0.0f, 70, 2);
     attention_case(12, 2, 128, 0, 0.0f, 130, 2);
+    /* Groups they do not take, so the per-head kernel's KV-head index still runs: heads of 256
+     * dims (Gemma 2's) and a group of 16. */
+    attention_case(4, 2, 256, 0, 0.0f, 40, 1);
+    attention_case(16, 1, 32, 0, 0.0f, 70, 1);
     /* Decode over a long cache: split into more tiles than splits (two tiles per split, the
      * last split short), with and without a window that starts mid-cache. */
     attention_case(2, 1, 32, 0, 0.0f, 2100, 2);
