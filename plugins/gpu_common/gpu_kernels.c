@@ -203,26 +203,25 @@ int64_t gpu_attention_split_count(const gpu_exec_view *v, const exo_node *nd) {
     return splits;
 }
 
-/* The query heads per work-group of the split attention: the grouped-query kernel's variant
- * (kernels/attention_gqa.cl, exo_attention_split_g<2|4|8>: the smallest that holds the group of
- * heads reading one KV head), or 1 (exo_attention_split: one head a work-group) for MHA, groups
- * past the backend's largest variant (features.att_gqa_max; 0 under EXO_GPU_ATT_GQA=0) and heads
- * wider than GPU_ATT_GQA_MAX_DIM. */
-static uint32_t attention_split_group(const gpu_exec_view *v, const exo_node *nd) {
+/* The split attention's kernel: the grouped-query one (kernels/attention_gqa.cl,
+ * exo_attention_split_g<2|4|8>: the smallest variant that holds the group of query heads reading
+ * one KV head), or exo_attention_split (one query head a work-group) for MHA, groups past the
+ * backend's largest variant (features.att_gqa_max; 0 under EXO_GPU_ATT_GQA=0) and heads wider
+ * than GPU_ATT_GQA_MAX_DIM. */
+static const char *attention_split_kernel(const gpu_exec_view *v, const exo_node *nd) {
     int64_t heads = nd->i[EXO_ATTENTION_I_N_HEADS], kv_heads = nd->i[EXO_ATTENTION_I_N_KV_HEADS];
     int64_t group = kv_heads > 0 ? heads / kv_heads : 0;
     if (group < 2 || group > v->be->features.att_gqa_max || nd->i[EXO_ATTENTION_I_HEAD_DIM] > GPU_ATT_GQA_MAX_DIM)
-        return 1;
-    return group <= 2 ? 2 : group <= 4 ? 4 : 8;
+        return "exo_attention_split";
+    return group <= 2 ? "exo_attention_split_g2" : group <= 4 ? "exo_attention_split_g4" : "exo_attention_split_g8";
 }
 
 exo_status gpu_enqueue_attention_splits(const gpu_exec_view *v, const exo_node *nd, int64_t tokens) {
     int64_t splits, tiles_per_split = attention_tiles_per_split(v, nd, &splits);
-    uint32_t gm = attention_split_group(v, nd);
-    static const char *const names[] = {"exo_attention_split", "exo_attention_split_g2", "exo_attention_split_g4",
-                                        "exo_attention_split_g8"};
+    const char *kernel = attention_split_kernel(v, nd);
+    bool grouped = strcmp(kernel, "exo_attention_split") != 0;
     gpu_builder b;
-    gpu_build_start(&b, v, names[gm == 1 ? 0 : gm == 2 ? 1 : gm == 4 ? 2 : 3]);
+    gpu_build_start(&b, v, kernel);
     for (uint32_t s = 0; s < 4; s++) gpu_build_tensor(&b, nd->src[s]);
     gpu_build_kv_slots(&b, nd, nd->src[1], nd->src[3]);
     gpu_build_mem(&b, v->attn_partials, 0);
@@ -230,7 +229,7 @@ exo_status gpu_enqueue_attention_splits(const gpu_exec_view *v, const exo_node *
     gpu_build_i32(&b, gpu_cache_rows(v, nd->src[1]));
     gpu_build_i32(&b, tiles_per_split * GPU_ATT_TILE);
     /* One work-group per (split, head), or per (split, KV head) for the grouped-query kernels. */
-    uint64_t heads = (uint64_t)nd->i[gm == 1 ? EXO_ATTENTION_I_N_HEADS : EXO_ATTENTION_I_N_KV_HEADS];
+    uint64_t heads = (uint64_t)nd->i[grouped ? EXO_ATTENTION_I_N_KV_HEADS : EXO_ATTENTION_I_N_HEADS];
     return gpu_build_go(&b, 3, (uint64_t[3]){(uint64_t)splits * GPU_ATT_TILE, heads, (uint64_t)tokens},
                         (size_t[3]){GPU_ATT_TILE, 1, 1});
 }
